@@ -1,0 +1,28 @@
+"""Shared pytest set-up: repository root on sys.path, paths to optional shared data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_PHOTOS = ROOT.parent / "shared" / "images" / "dev"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_photos() -> list[Path]:
+    """The development photos in ../shared/images/dev; skips the test when that folder is absent."""
+    photos = sorted(p for p in SHARED_PHOTOS.glob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    if not photos:
+        pytest.skip("../shared/images/dev is absent: this case needs the real development photos")
+    return photos
