@@ -1,0 +1,93 @@
+"""``python -m icon_engine doctor``: what is installed and found, what is missing and where to get it."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .paths import cache_dir
+
+_PACKAGES = ("torch", "numpy", "mediapipe", "smplx", "trimesh", "anny", "scikit-image", "xatlas")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _device() -> dict[str, Any]:
+    try:
+        import torch
+    except ImportError:
+        return {"torch": None, "cuda": False, "note": "PyTorch is missing: run the engine set-up again."}
+    info: dict[str, Any] = {"torch": torch.__version__, "cuda": bool(torch.cuda.is_available()),
+                            "threads": torch.get_num_threads()}
+    if info["cuda"]:
+        info["gpu"] = torch.cuda.get_device_name(0)
+    else:
+        info["note"] = "No CUDA device: the engine runs on the CPU (fine, slower at high quality)."
+    return info
+
+
+def _body(smplx_model: Path | None) -> dict[str, Any]:
+    try:
+        from .body_model import describe_body_model
+    except ImportError as exc:  # pragma: no cover
+        return {"active": None, "problem": f"body model package unavailable: {exc}"}
+    try:
+        return describe_body_model(smplx_model)
+    except Exception as exc:  # doctor never fails: it reports
+        return {"active": None, "problem": str(exc)}
+
+
+def _icon(icon_data: Path | None) -> dict[str, Any]:
+    where = ("ICON's checkpoints (icon-filter.ckpt or icon-nofilter.ckpt, and normal.ckpt) come from "
+             "https://icon.is.tue.mpg.de after registration; pass their folder with --icon-data.")
+    if icon_data is None:
+        return {"active": False, "surface": "checkpoint-free body-guided surface (built in)", "how_to_enable": where}
+    try:
+        from .icon import describe_icon_data
+    except ImportError as exc:  # pragma: no cover
+        return {"active": False, "problem": f"ICON network package unavailable: {exc}", "how_to_enable": where}
+    try:
+        return describe_icon_data(icon_data)
+    except Exception as exc:
+        return {"active": False, "problem": str(exc), "how_to_enable": where}
+
+
+def collect_report(smplx_model: Path | None = None, icon_data: Path | None = None) -> dict[str, Any]:
+    """Everything doctor reports, as a JSON-serialisable dict."""
+    return {
+        "engine": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in _PACKAGES},
+        "device": _device(),
+        "cache_dir": str(cache_dir()),
+        "body_model": _body(smplx_model),
+        "icon_data": _icon(icon_data),
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A readable multi-line rendering of :func:`collect_report`'s dict."""
+    lines = [f"ICON for Blender engine {report['engine']} — Python {report['python']} on {report['platform']}"]
+    lines.append("Packages:")
+    for name, version in report["packages"].items():
+        lines.append(f"  {name:<14} {version or 'MISSING — run the set-up command in README.md'}")
+    dev = report["device"]
+    lines.append(f"Device: torch {dev.get('torch')}, CUDA {'yes: ' + dev['gpu'] if dev.get('cuda') else 'no'}")
+    if dev.get("note"):
+        lines.append(f"  {dev['note']}")
+    lines.append(f"Cache folder: {report['cache_dir']}")
+    lines.append("Body model:")
+    lines += [f"  {k}: {v}" for k, v in report["body_model"].items()]
+    lines.append("ICON networks:")
+    lines += [f"  {k}: {v}" for k, v in report["icon_data"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""Photo → result bundle: runs the stages in order (docs/architecture.md) and writes the bundle atomically.
+
+Frames: stages work in processing pixels of :class:`~icon_engine.image_io.Photo`; the bundle's camera and mask
+are in pixels of the original photo; 3D data is in the bundle world (SMPL-X frame, metres).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .bundle import BundleContent, TriMesh, write_bundle
+from .bundle.skeleton import JOINT_NAMES, PARENTS
+from .camera import Camera
+from .errors import EngineError
+from .options import ReconstructOptions, resolve_device
+from .progress import CancelToken, ProgressCallback, ProgressReporter
+
+
+def reconstruct(
+    photo: str | Path,
+    out_dir: str | Path,
+    options: ReconstructOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    bundle_name: str | None = None,
+    body_model: Any | None = None,
+) -> Path:
+    """Reconstruct the person in ``photo`` into the bundle folder ``out_dir/<photo stem>``.
+
+    Args:
+        photo: path of the photo.
+        out_dir: parent folder of the bundle (created if needed).
+        options: reconstruction options (defaults: standard quality, open body, checkpoint-free surface).
+        progress: called with every :class:`~icon_engine.progress.ProgressEvent`.
+        cancel: set it from another thread to stop at the next step (raises ``Cancelled``; nothing is written).
+        bundle_name: folder name instead of the photo's stem.
+        body_model: an already loaded body model to reuse across photos.
+    Returns:
+        The absolute path of the finished bundle.
+    """
+    from .image_io import load_photo
+    from .person import detect_person
+
+    options = options or ReconstructOptions()
+    photo_path = Path(photo)
+    target = Path(out_dir) / (bundle_name or photo_path.stem)
+    reporter = ProgressReporter(photo_path.name, progress, cancel)
+    device = resolve_device(options.device)
+    warnings: list[str] = []
+
+    reporter.stage("load", "Reading the photo")
+    image = load_photo(photo_path)
+
+    reporter.stage("detect", "Finding the person")
+    observation = detect_person(image, person_index=options.person_index)
+
+    reporter.stage("body_model", "Loading the body model")
+    if body_model is None:
+        body_model = load_body(options, device)
+
+    reporter.stage("fit", "Fitting the body")
+    from .fit import fit_body
+
+    fit = fit_body(observation, body_model, image, quality=options.quality, device=device, progress=reporter)
+    warnings += list(getattr(fit, "warnings", []))
+
+    reporter.stage("surface", "Building the clothed surface")
+    surface = build_clothed_surface(fit, observation, image, options, device, reporter)
+    warnings += list(surface.warnings)
+
+    texture = None
+    if options.texture:
+        reporter.stage("texture", "Baking the texture")
+        from .texture import bake_texture
+
+        texture = bake_texture(
+            surface.vertices, surface.faces, image.rgb, observation.mask, fit.camera,
+            size=options.resolved_texture_size, progress=reporter,
+        )  # fmt: skip
+
+    reporter.stage("rig", "Rigging to SMPL-X")
+    from .rig import rig_surface
+
+    rig = rig_surface(surface.vertices, surface.faces, fit, body_model, rest_pose=options.rest_pose)
+
+    reporter.stage("bundle", "Writing the bundle")
+    content = assemble_bundle(
+        image=image, observation=observation, fit=fit, surface=surface, texture=texture, rig=rig,
+        body_model=body_model, options=options, device=device, warnings=warnings, timings=reporter.timings,
+    )  # fmt: skip
+    reporter.update(0.5, "Writing files")
+    path = write_bundle(target, content)
+    reporter.update(1.0, "Done")
+    reporter.finish()
+    return path
+
+
+def load_body(options: ReconstructOptions, device: str) -> Any:
+    """The body model the options ask for (the open body unless ``smplx_model`` is given)."""
+    from .body_model import load_body_model
+
+    return load_body_model(options.smplx_model, device=device)
+
+
+def build_clothed_surface(fit: Any, observation: Any, image: Any, options: ReconstructOptions, device: str,
+                          reporter: ProgressReporter) -> Any:
+    """ICON's learned surface when ``options.icon_data`` is given, else the checkpoint-free surface."""
+    if options.icon_data is not None:
+        from .icon import find_icon_data
+        from .icon.infer import build_icon_surface
+
+        icon_data = find_icon_data(options.icon_data)
+        if icon_data is None:
+            raise EngineError(
+                "icon_data",
+                f"No ICON checkpoints found in {options.icon_data}.",
+                "Point --icon-data at the folder holding icon-filter.ckpt (or icon-nofilter.ckpt) and normal.ckpt "
+                "from icon.is.tue.mpg.de (registration required).",
+            )
+        return build_icon_surface(fit, observation, image, icon_data, quality=options.quality, progress=reporter,
+                                  device=device)
+    from .surface import build_surface
+
+    return build_surface(fit, observation, image, quality=options.quality, progress=reporter,
+                         face_count=options.resolved_face_count)
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _mask_to_original(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if mask.shape[1] == size[0] and mask.shape[0] == size[1]:
+        return mask.astype(bool)
+    img = Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(img) >= 128
+
+
+def assemble_bundle(*, image: Any, observation: Any, fit: Any, surface: Any, texture: Any, rig: Any,
+                    body_model: Any, options: ReconstructOptions, device: str, warnings: list[str],
+                    timings: dict[str, float]) -> BundleContent:
+    """Collect the stages' results into a :class:`BundleContent` (camera and mask in original-photo pixels)."""
+    width0, height0 = (int(v) for v in image.original_size)
+    cam: Camera = fit.camera
+    cam0 = cam.rescaled(1.0 / image.scale, width0, height0)
+    full_pose = np.asarray(fit.full_pose, dtype=np.float64).reshape(len(JOINT_NAMES), 3)
+    uv = texture.uv if texture is not None else None
+    colors = texture.vertex_colors if texture is not None else None
+    posed = TriMesh(np.asarray(surface.vertices), np.asarray(surface.faces), colors, uv)
+    rest = TriMesh(np.asarray(rig.rest_vertices), np.asarray(surface.faces), colors, uv)
+    body = TriMesh(np.asarray(fit.vertices), np.asarray(fit.faces))
+
+    preview_png = None
+    try:
+        from .preview import make_preview
+
+        preview_png = _encode_png(make_preview(image.rgb, posed.vertices, posed.faces, cam, colors=colors))
+    except ImportError:  # pragma: no cover - preview module not available
+        warnings.append("No preview image: the preview renderer is not available.")
+
+    metadata: dict[str, Any] = {
+        "engine_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": device,
+        "options": options.to_json(),
+        "photo": {
+            "name": Path(image.path).name,
+            "size": [width0, height0],
+            "processing_size": [int(image.rgb.shape[1]), int(image.rgb.shape[0])],
+        },
+        "camera": {"convention": "opencv", "K": cam0.K, "R": cam0.R, "t": cam0.t, "width": width0,
+                   "height": height0},
+        "skeleton": {"joint_names": list(JOINT_NAMES), "parents": list(PARENTS)},
+        "body": {
+            "model": body_model.kind,
+            "description": body_model.description,
+            "betas": np.asarray(fit.betas).reshape(-1),
+            "expression": np.asarray(fit.expression).reshape(-1),
+            "global_orient": full_pose[0],
+            "body_pose": full_pose[1:22],
+            "jaw_pose": full_pose[22],
+            "leye_pose": full_pose[23],
+            "reye_pose": full_pose[24],
+            "left_hand_pose": full_pose[25:40],
+            "right_hand_pose": full_pose[40:55],
+            "full_pose": full_pose,
+            "transl": np.asarray(fit.transl).reshape(3),
+            "flat_hand_mean": True,
+        },
+        "fit": dict(getattr(fit, "metrics", {})),
+        "surface": {"method": surface.method, "stats": dict(getattr(surface, "stats", {}))},
+        "rig": {"rest_pose": options.rest_pose, **dict(getattr(rig, "metadata", {}) or {})},
+        "texture": {"size": int(texture.image.shape[0])} if texture is not None else None,
+        "timings": dict(timings),
+        "warnings": list(warnings),
+    }
+    extra = {"preview.png": preview_png} if preview_png is not None else {}
+    return BundleContent(
+        metadata=metadata,
+        posed_mesh=posed,
+        body_mesh=body,
+        rest_mesh=rest,
+        skin_weights=np.asarray(rig.skin_weights, dtype=np.float32),
+        rest_joints=np.asarray(rig.rest_joints, dtype=np.float32),
+        mask=_mask_to_original(np.asarray(observation.mask), (width0, height0)),
+        texture=texture.image if texture is not None else None,
+        photo_bytes=image.data,
+        photo_suffix=Path(image.path).suffix or ".png",
+        extra_files=extra,
+    )
