@@ -26,6 +26,8 @@ EXIT_CODES: dict[str, int] = {
     "bad_image": EXIT_BAD_INPUT,
     "image_too_small": EXIT_BAD_INPUT,
     "image_too_large": EXIT_BAD_INPUT,
+    "bad_bundle": EXIT_BAD_INPUT,
+    "bad_motion": EXIT_BAD_INPUT,
     "no_person": EXIT_NO_PERSON,
     "person_index": EXIT_NO_PERSON,
     "body_model": EXIT_MODEL_FILES,
