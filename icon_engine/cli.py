@@ -136,6 +136,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+        for warning in json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("warnings", []):
+            if json_mode:
+                emit_json({"event": "warning", "photo": photo.name, "message": warning})
+            else:
+                print(f"warning: {photo.name}: {warning}", file=sys.stderr)
         if json_mode:
             emit_json({"event": "done", "photo": photo.name, "bundle": str(bundle)})
         else:
