@@ -1,0 +1,443 @@
+"""Rigging the clothed surface to the SMPL-X skeleton: skin weights, rest mesh and rest joints.
+
+Frames and units: bundle world (SMPL-X frame, Y-up, metres). The posed clothed mesh comes from the surface
+stage; the fitted body (posed vertices, full pose, shape, translation) from the fit stage.
+
+Method (docs/texture_rig.md):
+
+1. **Transfer.** Every clothed vertex takes the body's LBS weights at its closest point on the posed body
+   surface (exact point–triangle distance, barycentric interpolation of the three corners' weights).
+2. **Diffusion.** The weights are then solved over the clothed surface as a screened Laplace problem,
+   ``(L + Λ) W = Λ W₀``: vertices close to the body (confidence ``exp(-(d/σ)²)``) keep their transferred
+   weights, loose parts far from the body (skirts, hoods, hair) take the harmonic blend of their anchored
+   neighbourhood, so a skirt spreads smoothly between both legs instead of tearing along the midline.
+3. **Sparsify.** At most ``max_influences`` (default 8) joints per vertex, tiny weights dropped, rows
+   normalised, stored as float32.
+4. **Rest mesh.** Each vertex's blended transform ``A_v = Σ_j w_j [R_j | G_j − R_j J_j]`` (the bundle's LBS,
+   :func:`icon_engine.bundle.skeleton.skin_vertices`) is inverted exactly per vertex:
+   ``rest = B_v⁻¹ (posed − transl − t_v)``. Vertices whose blended rotation is near-singular (weights mixing
+   opposite rotations) have their weights pulled towards their main joint first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.spatial import cKDTree
+
+from .bundle.skeleton import NUM_JOINTS, PARENTS, axis_angle_to_matrix, forward_kinematics, matrix_to_axis_angle
+from .errors import EngineError
+
+#: Rest poses: "T" = SMPL-X zero pose; "A" = arms lowered by :data:`A_POSE_SHOULDER_DEG` at the shoulders.
+REST_POSES = ("T", "A")
+#: Shoulder rotation of the A rest pose (degrees about the body's Z axis; left arm down = negative).
+A_POSE_SHOULDER_DEG = 45.0
+#: Joints of the A pose's shoulder rotation (left_shoulder, right_shoulder).
+_SHOULDERS = (16, 17)
+
+#: Confidence length scale of the weight transfer (metres): vertices this far from the body are ~37 % anchored.
+TRANSFER_SIGMA = 0.03
+#: Anchor strength of a vertex on the body relative to the graph Laplacian (neighbours weigh 1 each).
+ANCHOR_STRENGTH = 10.0
+#: Smallest singular value allowed for a vertex's blended rotation before its weights are sharpened.
+MIN_BLEND_SINGULAR = 0.3
+
+#: Joints whose neighbourhood the self-intersection check inspects.
+_ARMPIT_JOINTS = (16, 17)  # shoulders
+_CROTCH_JOINTS = (0, 1, 2)  # pelvis and hips
+
+
+@dataclass
+class Rig:
+    """Skinning of the clothed mesh. ``skin_weights`` (N, 55) float32, rows sum to 1, ≤ 8 non-zeros;
+    ``rest_vertices`` (N, 3) and ``rest_joints`` (55, 3) in metres, bundle/SMPL-X frame, in the rest pose;
+    ``rest_pose`` "T" or "A"; ``rest_pose_angles`` (55, 3) axis-angle that carries the SMPL-X zero pose into the
+    rest pose (zeros for "T"); ``pose_from_rest`` (55, 3) the fitted pose expressed relative to the rest pose
+    (equals the fitted full pose for "T"); ``stats`` diagnostics (JSON-friendly)."""
+
+    skin_weights: np.ndarray
+    rest_vertices: np.ndarray
+    rest_joints: np.ndarray
+    rest_pose: str = "T"
+    rest_pose_angles: np.ndarray = field(default_factory=lambda: np.zeros((NUM_JOINTS, 3)))
+    pose_from_rest: np.ndarray = field(default_factory=lambda: np.zeros((NUM_JOINTS, 3)))
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Fields for ``bundle.json["rig"]`` (the pipeline merges them in)."""
+        meta: dict[str, Any] = {"rest_pose": self.rest_pose, "stats": dict(self.stats)}
+        if self.rest_pose != "T":
+            meta["rest_pose_angles"] = np.asarray(self.rest_pose_angles).tolist()
+            meta["pose_from_rest"] = np.asarray(self.pose_from_rest).tolist()
+        return meta
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Small numpy helpers
+
+
+def _np(x: Any, dtype: Any = np.float64) -> np.ndarray:
+    """Tensor or array → numpy array of ``dtype``."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+def mesh_laplacian(num_vertices: int, faces: np.ndarray) -> sp.csr_matrix:
+    """Uniform graph Laplacian ``L = D − A`` (N, N) of the mesh's edge graph (positive semi-definite)."""
+    f = np.asarray(faces, dtype=np.int64)
+    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0]])
+    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2]])
+    adj = sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(num_vertices, num_vertices)).tocsr()
+    adj.data[:] = 1.0  # duplicate edges count once
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    return (sp.diags(deg) - adj).tocsr()
+
+
+def closest_points_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray,
+                                c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closest point on triangle (a, b, c) to each point (all (N, 3)); returns (closest (N, 3), bary (N, 3))."""
+    ab, ac, ap = b - a, c - a, points - a
+    d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
+    bp = points - b
+    d3, d4 = np.einsum("ij,ij->i", ab, bp), np.einsum("ij,ij->i", ac, bp)
+    cp = points - c
+    d5, d6 = np.einsum("ij,ij->i", ab, cp), np.einsum("ij,ij->i", ac, cp)
+    va = d3 * d6 - d5 * d4
+    vb = d5 * d2 - d1 * d6
+    vc = d1 * d4 - d3 * d2
+    n = len(points)
+    bary = np.zeros((n, 3))
+    done = np.zeros(n, dtype=bool)
+
+    def put(cond: np.ndarray, w: np.ndarray) -> None:
+        sel = cond & ~done
+        bary[sel] = w[sel]
+        done[sel] = True
+
+    one, zero = np.ones(n), np.zeros(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        put((d1 <= 0) & (d2 <= 0), np.stack([one, zero, zero], 1))
+        put((d3 >= 0) & (d4 <= d3), np.stack([zero, one, zero], 1))
+        put((d6 >= 0) & (d5 <= d6), np.stack([zero, zero, one], 1))
+        v = d1 / (d1 - d3)
+        put((vc <= 0) & (d1 >= 0) & (d3 <= 0), np.stack([1 - v, v, zero], 1))
+        w = d2 / (d2 - d6)
+        put((vb <= 0) & (d2 >= 0) & (d6 <= 0), np.stack([1 - w, zero, w], 1))
+        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+        put((va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0), np.stack([zero, 1 - w, w], 1))
+        denom = va + vb + vc
+        v, w = vb / denom, vc / denom
+        put(np.ones(n, dtype=bool), np.stack([1 - v - w, v, w], 1))
+    bary = np.nan_to_num(bary, nan=1.0 / 3.0)
+    closest = bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:] * c
+    return closest, bary
+
+
+def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                           candidates: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closest surface point of a mesh for each query point.
+
+    Candidates are the ``candidates`` faces with the nearest centroids; exact point–triangle distances pick
+    the best. Returns (face index (N,), barycentric (N, 3), distance (N,) metres).
+    """
+    p = np.asarray(points, dtype=np.float64)
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    k = int(min(candidates, len(f)))
+    tree = cKDTree(v[f].mean(axis=1))
+    _, cand = tree.query(p, k=k)
+    cand = cand.reshape(len(p), k)
+    best_d = np.full(len(p), np.inf)
+    best_f = np.zeros(len(p), dtype=np.int64)
+    best_b = np.zeros((len(p), 3))
+    for i in range(k):
+        fi = cand[:, i]
+        tri = v[f[fi]]
+        q, b = closest_points_on_triangles(p, tri[:, 0], tri[:, 1], tri[:, 2])
+        d = np.linalg.norm(p - q, axis=1)
+        better = d < best_d
+        best_d[better], best_f[better], best_b[better] = d[better], fi[better], b[better]
+    return best_f, best_b, best_d
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Weights
+
+
+def transfer_weights(vertices: np.ndarray, body_vertices: np.ndarray, body_faces: np.ndarray,
+                     body_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Body LBS weights at each vertex's closest body surface point → (weights (N, 55), distance (N,) metres)."""
+    fi, bary, dist = closest_points_on_mesh(vertices, body_vertices, body_faces)
+    w = np.einsum("nk,nkj->nj", bary, body_weights[body_faces[fi]])
+    return w, dist
+
+
+def diffuse_weights(weights: np.ndarray, faces: np.ndarray, distance: np.ndarray,
+                    sigma: float = TRANSFER_SIGMA, strength: float = ANCHOR_STRENGTH) -> np.ndarray:
+    """Screened Laplace smoothing over the clothed surface: ``(L + Λ) W = Λ W₀``, ``Λ = strength·exp(-(d/σ)²)``.
+
+    Vertices on the body keep their weights, loose vertices interpolate harmonically from anchored ones.
+    """
+    n = len(weights)
+    conf = strength * np.exp(-((np.asarray(distance) / sigma) ** 2)) + 1e-4
+    lap = mesh_laplacian(n, faces)
+    system = (lap + sp.diags(conf)).tocsc()
+    cols = np.nonzero(np.abs(weights).max(axis=0) > 1e-6)[0]
+    rhs = weights[:, cols] * conf[:, None]
+    solve = spla.factorized(system)
+    out = np.zeros_like(weights)
+    for k, c in enumerate(cols):
+        out[:, c] = solve(rhs[:, k])
+    return out
+
+
+def sparsify_weights(weights: np.ndarray, max_influences: int = 8, min_weight: float = 0.01) -> np.ndarray:
+    """Keep the ``max_influences`` largest weights ≥ ``min_weight`` per row (at least one), normalise, float32."""
+    w = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
+    n, j = w.shape
+    if max_influences < j:
+        drop = np.argpartition(-w, max_influences, axis=1)[:, max_influences:]
+        np.put_along_axis(w, drop, 0.0, axis=1)
+    top = w.argmax(axis=1)
+    small = w < min_weight * w.sum(axis=1, keepdims=True)
+    small[np.arange(n), top] = False
+    w[small] = 0.0
+    empty = w.sum(axis=1) <= 0
+    w[empty, 0] = 1.0  # a vertex with no weight at all follows the pelvis
+    w /= w.sum(axis=1, keepdims=True)
+    w32 = w.astype(np.float32)
+    # renormalise in float32 so the stored rows sum to 1 to float32 precision
+    return (w32 / w32.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Poses and inverse skinning
+
+
+def rest_pose_angles(rest_pose: str) -> np.ndarray:
+    """(55, 3) axis-angle carrying the SMPL-X zero pose (T) into the named rest pose ("T" or "A")."""
+    if rest_pose not in REST_POSES:
+        raise EngineError("bad_option", f"Unknown rest pose {rest_pose!r}.", "Use T or A.")
+    angles = np.zeros((NUM_JOINTS, 3))
+    if rest_pose == "A":
+        a = np.radians(A_POSE_SHOULDER_DEG)
+        angles[_SHOULDERS[0], 2] = -a  # left arm (+X) down
+        angles[_SHOULDERS[1], 2] = a  # right arm (−X) down
+    return angles
+
+
+def pose_relative_to_rest(full_pose: np.ndarray, rest_angles: np.ndarray,
+                          parents: tuple[int, ...] = PARENTS) -> np.ndarray:
+    """Local axis-angles that give the same global joint rotations as ``full_pose`` but starting from a skeleton
+    posed by ``rest_angles`` (both (55, 3), SMPL-X convention). With rest joints = the rest-posed joints, the
+    skinned result equals the SMPL-X one."""
+    rot_pose = axis_angle_to_matrix(np.asarray(full_pose, dtype=np.float64).reshape(-1, 3))
+    rot_rest = axis_angle_to_matrix(np.asarray(rest_angles, dtype=np.float64).reshape(-1, 3))
+    n = len(parents)
+    glob_pose, glob_rest = np.zeros((n, 3, 3)), np.zeros((n, 3, 3))
+    for j in range(n):
+        p = parents[j]
+        glob_pose[j] = rot_pose[j] if p < 0 else glob_pose[p] @ rot_pose[j]
+        glob_rest[j] = rot_rest[j] if p < 0 else glob_rest[p] @ rot_rest[j]
+    delta = glob_pose @ np.transpose(glob_rest, (0, 2, 1))  # global rotation from rest to posed
+    local = np.zeros_like(delta)
+    for j in range(n):
+        p = parents[j]
+        local[j] = delta[j] if p < 0 else delta[p].T @ delta[j]
+    return matrix_to_axis_angle(local)
+
+
+def blended_transforms(weights: np.ndarray, rest_joints: np.ndarray, pose: np.ndarray,
+                       parents: tuple[int, ...] = PARENTS) -> tuple[np.ndarray, np.ndarray]:
+    """Per-vertex blended LBS transform of the bundle contract: (B (N, 3, 3), t (N, 3)), posed = B v + t."""
+    glob_r, glob_t = forward_kinematics(rest_joints, np.asarray(parents), pose)
+    offsets = glob_t - np.einsum("jab,jb->ja", glob_r, np.asarray(rest_joints, dtype=np.float64))
+    w = np.asarray(weights, dtype=np.float64)
+    return np.einsum("vj,jab->vab", w, glob_r), w @ offsets
+
+
+def _sharpen_singular(weights: np.ndarray, rest_joints: np.ndarray, pose: np.ndarray,
+                      limit: float = MIN_BLEND_SINGULAR, rounds: int = 6) -> tuple[np.ndarray, int]:
+    """Pull the weights of vertices whose blended rotation is near-singular towards their main joint."""
+    w = np.asarray(weights, dtype=np.float64).copy()
+    fixed = np.zeros(len(w), dtype=bool)
+    for _ in range(rounds):
+        blend, _ = blended_transforms(w, rest_joints, pose)
+        smin = np.linalg.svd(blend, compute_uv=False)[:, -1]
+        bad = smin < limit
+        if not bad.any():
+            break
+        fixed |= bad
+        onehot = np.zeros((int(bad.sum()), w.shape[1]))
+        onehot[np.arange(len(onehot)), w[bad].argmax(axis=1)] = 1.0
+        w[bad] = 0.5 * w[bad] + 0.5 * onehot
+    return w, int(fixed.sum())
+
+
+def unpose_vertices(vertices: np.ndarray, weights: np.ndarray, rest_joints: np.ndarray, pose: np.ndarray,
+                    transl: np.ndarray) -> np.ndarray:
+    """Exact inverse of :func:`icon_engine.bundle.skeleton.skin_vertices`: posed (N, 3) → rest (N, 3)."""
+    blend, offset = blended_transforms(weights, rest_joints, pose)
+    rhs = np.asarray(vertices, dtype=np.float64) - np.asarray(transl, dtype=np.float64).reshape(1, 3) - offset
+    return np.linalg.solve(blend, rhs[..., None])[..., 0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Diagnostics
+
+
+def _segment_triangle_hits(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(K,) bool: segment p0→p1 crosses triangle (a, b, c) strictly inside (Möller–Trumbore)."""
+    d = p1 - p0
+    e1, e2 = b - a, c - a
+    h = np.cross(d, e2)
+    det = np.einsum("ij,ij->i", e1, h)
+    ok = np.abs(det) > 1e-14
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    s = p0 - a
+    u = inv * np.einsum("ij,ij->i", s, h)
+    q = np.cross(s, e1)
+    v = inv * np.einsum("ij,ij->i", d, q)
+    t = inv * np.einsum("ij,ij->i", e2, q)
+    eps = 1e-9
+    return ok & (u > eps) & (v > eps) & (u + v < 1 - eps) & (t > eps) & (t < 1 - eps)
+
+
+def count_self_intersections(vertices: np.ndarray, faces: np.ndarray, region: np.ndarray) -> int:
+    """Number of faces in ``region`` (face mask) crossed by an edge of another region face (sharing no vertex)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)[region]
+    if len(f) < 2:
+        return 0
+    edges = np.unique(np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1), axis=0)
+    mid = v[edges].mean(axis=1)
+    half = np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1) / 2
+    cent = v[f].mean(axis=1)
+    rad = np.linalg.norm(v[f] - cent[:, None], axis=2).max(axis=1)
+    tree = cKDTree(cent)
+    pairs_e, pairs_f = [], []
+    for e_idx, nb in enumerate(tree.query_ball_point(mid, half + rad.max())):
+        if nb:
+            pairs_e.append(np.full(len(nb), e_idx))
+            pairs_f.append(np.asarray(nb))
+    if not pairs_e:
+        return 0
+    pe, pf = np.concatenate(pairs_e), np.concatenate(pairs_f)
+    shared = (edges[pe][:, :, None] == f[pf][:, None, :]).any(axis=(1, 2))
+    pe, pf = pe[~shared], pf[~shared]
+    hit = _segment_triangle_hits(v[edges[pe, 0]], v[edges[pe, 1]], v[f[pf, 0]], v[f[pf, 1]], v[f[pf, 2]])
+    return int(len(np.unique(pf[hit])))
+
+
+def _region_faces(vertices: np.ndarray, faces: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
+    cent = np.asarray(vertices)[np.asarray(faces)].mean(axis=1)
+    d = np.linalg.norm(cent[:, None, :] - centres[None], axis=2).min(axis=1)
+    return d < radius
+
+
+def rest_mesh_intersections(rest_vertices: np.ndarray, faces: np.ndarray, rest_joints: np.ndarray,
+                            radius: float = 0.15) -> dict[str, int]:
+    """Self-intersecting faces of the rest mesh within ``radius`` metres of the armpits and the crotch."""
+    out = {}
+    for name, joints in (("armpits", _ARMPIT_JOINTS), ("crotch", _CROTCH_JOINTS)):
+        region = _region_faces(rest_vertices, faces, np.asarray(rest_joints)[list(joints)], radius)
+        out[name] = count_self_intersections(rest_vertices, faces, region)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _body_arrays(fit: Any, body_model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(posed body vertices (V, 3), faces (F, 3), lbs weights (V, 55), rest joints (55, 3)) of the fit."""
+    body_v = _np(fit.vertices).reshape(-1, 3)
+    faces = getattr(fit, "faces", None)
+    body_f = _np(faces if faces is not None else body_model.faces, np.int64).reshape(-1, 3)
+    lbs = _np(body_model.lbs_weights).reshape(len(body_v), -1)
+    if lbs.shape[1] != NUM_JOINTS:
+        raise EngineError("body_model", f"The body model has {lbs.shape[1]} skinning joints, not {NUM_JOINTS}.",
+                          "Use an SMPL-X layout body model (the open body or the official SMPL-X model).")
+    import torch
+
+    betas = torch.as_tensor(_np(fit.betas), dtype=torch.float32).reshape(1, -1)
+    with torch.no_grad():
+        joints = _np(body_model.rest_joints(betas)).reshape(-1, 3)[:NUM_JOINTS]
+    return body_v, body_f, lbs, joints
+
+
+def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: Any, rest_pose: str = "T",
+                max_influences: int = 8, progress: Any = None) -> Rig:
+    """Skin the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) to the fitted SMPL-X skeleton.
+
+    ``fit`` needs ``vertices`` (posed body, bundle world), ``faces`` (or ``body_model.faces``), ``full_pose``
+    (55, 3), ``betas`` and ``transl`` (3,); ``body_model`` needs ``lbs_weights`` (V, 55) and ``rest_joints(betas)``.
+    ``skin_vertices(rig.rest_vertices, rig.skin_weights, rig.rest_joints, PARENTS, rig.pose_from_rest, transl)``
+    reproduces ``vertices`` (for the T rest pose ``pose_from_rest`` is ``fit.full_pose``).
+    """
+    angles = rest_pose_angles(rest_pose)
+    if not 1 <= max_influences <= NUM_JOINTS:
+        raise EngineError("bad_option", f"max_influences={max_influences} is out of range.", "Use 1 to 55.")
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(v) == 0 or len(f) == 0:
+        raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+
+    def report(frac: float, text: str) -> None:
+        if progress is not None:
+            progress.update(frac, text)
+
+    report(0.05, "Transferring skin weights")
+    body_v, body_f, lbs, joints_t = _body_arrays(fit, body_model)
+    full_pose = _np(fit.full_pose).reshape(NUM_JOINTS, 3)
+    transl = _np(fit.transl).reshape(3)
+    w0, dist = transfer_weights(v, body_v, body_f, lbs)
+    report(0.3, "Smoothing skin weights over the clothing")
+    w = diffuse_weights(w0, f, dist)
+    w = sparsify_weights(w, max_influences)
+
+    report(0.7, "Unposing to the rest pose")
+    if rest_pose == "T":
+        rest_joints, pose_rel = joints_t, full_pose.copy()
+    else:
+        _, rest_joints = forward_kinematics(joints_t, np.asarray(PARENTS), angles)
+        pose_rel = pose_relative_to_rest(full_pose, angles)
+    w_fixed, n_sharpened = _sharpen_singular(w, rest_joints, pose_rel)
+    if n_sharpened:
+        w = sparsify_weights(w_fixed, max_influences)
+    rest = unpose_vertices(v, w, rest_joints, pose_rel, transl)
+
+    report(0.85, "Checking the rest mesh")
+    from .bundle.skeleton import skin_vertices
+
+    back = skin_vertices(rest.astype(np.float32), w, rest_joints.astype(np.float32), np.asarray(PARENTS),
+                         pose_rel, transl)
+    err = np.linalg.norm(back - v, axis=1)
+    nnz = (w > 0).sum(axis=1)
+    stats: dict[str, Any] = {
+        "vertices": int(len(v)),
+        "reproduction_error_max_mm": float(err.max() * 1000),
+        "transfer_distance_mean_cm": float(dist.mean() * 100),
+        "transfer_distance_p95_cm": float(np.percentile(dist, 95) * 100),
+        "loose_vertices": int((dist > 2 * TRANSFER_SIGMA).sum()),
+        "influences_max": int(nnz.max()),
+        "influences_mean": float(nnz.mean()),
+        "sharpened_vertices": n_sharpened,
+        "rest_intersections": rest_mesh_intersections(rest, f, rest_joints),
+    }
+    report(1.0, "Rig done")
+    return Rig(
+        skin_weights=w,
+        rest_vertices=rest,
+        rest_joints=np.asarray(rest_joints, dtype=np.float64),
+        rest_pose=rest_pose,
+        rest_pose_angles=angles,
+        pose_from_rest=pose_rel,
+        stats=stats,
+    )
