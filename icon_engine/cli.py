@@ -11,8 +11,8 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
 from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EngineError

@@ -174,7 +174,7 @@ def assemble_bundle(*, image: Any, observation: Any, fit: Any, surface: Any, tex
 
     metadata: dict[str, Any] = {
         "engine_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "device": device,
         "options": options.to_json(),
         "photo": {

@@ -20,8 +20,9 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, TextIO
+from typing import TextIO
 
 from .errors import Cancelled
 

@@ -8,7 +8,6 @@ from .reader import Bundle, BundleError, read_bundle
 from .skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, axis_angle_to_matrix, forward_kinematics, skin_vertices
 from .writer import BundleContent, write_bundle
 
-
 __all__ = [
     "Bundle", "BundleContent", "BundleError", "FORMAT_NAME", "FORMAT_VERSION", "JOINT_NAMES", "MeshFormatError",
     "NUM_JOINTS", "PARENTS", "TriMesh", "axis_angle_to_matrix", "forward_kinematics", "read_bundle", "read_ply",
