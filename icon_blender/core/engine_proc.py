@@ -1,0 +1,347 @@
+"""The engine subprocess: command lines, the JSON-lines protocol, and jobs Blender polls from a timer.
+
+stdlib only. The engine runs as ``PYTHON -m icon_engine reconstruct PHOTO --out DIR --progress json ...`` in
+its own environment (torch never loads into Blender). It prints one JSON object per line on stdout
+(``icon_engine/progress.py``)::
+
+    {"event": "progress", "photo", "stage", "fraction", "overall", "message"}
+    {"event": "warning", "photo", "message"}
+    {"event": "done", "photo", "bundle"}
+    {"event": "error", "photo", "code", "message", "hint"}
+
+:class:`EngineJob` starts the process, reads stdout on a helper thread (no bpy there) into a queue, and
+:meth:`EngineJob.poll` — called from Blender's timer on the main thread, or from tests — drains it and updates
+the job's state. :class:`JobQueue` runs several reconstructions one after another. Cancelling kills the
+process; the engine writes bundles atomically, so nothing half-written remains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+QUALITIES = ("preview", "standard", "high")
+DEVICES = ("auto", "cpu", "cuda")
+REST_POSES = ("T", "A")
+
+
+@dataclass
+class ReconstructOptions:
+    """User options of one reconstruction (the sidebar's fields)."""
+
+    quality: str = "standard"
+    texture: bool = True
+    rest_pose: str = "T"
+    person: int = 0
+    device: str = "auto"
+    smplx_model: str = ""
+    icon_data: str = ""
+
+
+def reconstruct_command(python: str, photo: str | Path, out_dir: str | Path, options: ReconstructOptions) -> list[str]:
+    """argv of one engine run. Only non-default texture/rest-pose choices add flags."""
+    if options.quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {QUALITIES}, got {options.quality!r}")
+    if options.device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {options.device!r}")
+    if options.rest_pose not in REST_POSES:
+        raise ValueError(f"rest pose must be one of {REST_POSES}, got {options.rest_pose!r}")
+    if options.person < 0:
+        raise ValueError("person index must be ≥ 0")
+    cmd = [str(python), "-m", "icon_engine", "reconstruct", str(photo), "--out", str(out_dir),
+           "--progress", "json", "--quality", options.quality, "--device", options.device]
+    if options.person:
+        cmd += ["--person", str(options.person)]
+    if not options.texture:
+        cmd.append("--no-texture")
+    if options.rest_pose != "T":
+        cmd += ["--rest-pose", options.rest_pose]
+    if options.smplx_model:
+        cmd += ["--smplx-model", str(options.smplx_model)]
+    if options.icon_data:
+        cmd += ["--icon-data", str(options.icon_data)]
+    return cmd
+
+
+def doctor_command(python: str) -> list[str]:
+    """argv of ``python -m icon_engine doctor --json``."""
+    return [str(python), "-m", "icon_engine", "doctor", "--json"]
+
+
+def engine_env(engine_source: str | Path | None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of the engine process: the engine source first on PYTHONPATH, unbuffered output.
+
+    Only the child's environment is changed; Blender's own ``sys.path`` is never touched.
+    """
+    env = dict(os.environ if base is None else base)
+    if engine_source:
+        parts = [str(engine_source)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        env["PYTHONPATH"] = os.pathsep.join(parts)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONHOME", None)  # Blender's own PYTHONHOME must not leak into another interpreter
+    return env
+
+
+@dataclass
+class EngineEvent:
+    """One parsed protocol line. ``kind``: progress | warning | done | error | log (a non-JSON line)."""
+
+    kind: str
+    data: dict = field(default_factory=dict)
+
+
+def parse_line(line: str) -> EngineEvent | None:
+    """Parse one stdout line; blank → None, non-protocol text → a ``log`` event (kept for the log)."""
+    text = line.strip()
+    if not text:
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return EngineEvent("log", {"message": text})
+    if not isinstance(obj, dict) or obj.get("event") not in ("progress", "warning", "done", "error"):
+        return EngineEvent("log", {"message": text})
+    return EngineEvent(str(obj["event"]), obj)
+
+
+#: Job states.
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+
+
+@dataclass
+class EngineJob:
+    """One reconstruction in a subprocess. Call :meth:`start`, then :meth:`poll` until :attr:`finished`."""
+
+    command: list[str]
+    photo: str
+    env: dict[str, str] | None = None
+    log_path: Path | None = None
+    state: str = QUEUED
+    stage: str = ""
+    message: str = ""
+    overall: float = 0.0
+    bundles: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: dict = field(default_factory=dict)
+    returncode: int | None = None
+
+    def __post_init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self._tail: deque[str] = deque(maxlen=40)
+        self._log = None
+        self.started_at = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (DONE, FAILED, CANCELLED)
+
+    def start(self) -> None:
+        """Launch the process (stdout piped, stderr to the log file or merged into the tail)."""
+        if self.state != QUEUED:
+            raise RuntimeError(f"job already {self.state}")
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+        kwargs: dict = {}
+        if sys.platform == "win32":
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        else:
+            kwargs["start_new_session"] = True  # cancel can kill the engine and its children together
+        try:
+            self._proc = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env, text=True, encoding="utf-8", errors="replace", bufsize=1, **kwargs,
+            )
+        except OSError as exc:
+            self._fail("engine_start", f"Could not start the engine ({exc}).",
+                       "Set up the engine in the add-on preferences (Set up engine), or point them to a Python "
+                       "that has the engine installed.")
+            return
+        self.state = RUNNING
+        self.started_at = time.monotonic()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def poll(self) -> list[EngineEvent]:
+        """Drain the process output (non-blocking), update the state; returns the new events."""
+        events: list[EngineEvent] = []
+        if self.state != RUNNING:
+            return events
+        eof = False
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                eof = True
+                break
+            event = parse_line(line)
+            if event is None:
+                continue
+            self._handle(event)
+            events.append(event)
+        if eof or (self._proc is not None and self._proc.poll() is not None and self._lines.empty()):
+            if eof or not (self._reader and self._reader.is_alive()):
+                self._finish()
+        return events
+
+    def _handle(self, event: EngineEvent) -> None:
+        d = event.data
+        if self._log is not None:
+            self._log.write((json.dumps(d) if event.kind != "log" else d["message"]) + "\n")
+            self._log.flush()
+        if event.kind == "progress":
+            self.stage = str(d.get("stage", ""))
+            self.message = str(d.get("message", ""))
+            try:
+                self.overall = max(0.0, min(1.0, float(d.get("overall", self.overall))))
+            except (TypeError, ValueError):
+                pass
+        elif event.kind == "warning":
+            self.warnings.append(str(d.get("message", "")))
+        elif event.kind == "done":
+            if d.get("bundle"):
+                self.bundles.append(str(d["bundle"]))
+        elif event.kind == "error":
+            self.error = {k: str(d.get(k) or "") for k in ("code", "message", "hint")}
+        else:
+            self._tail.append(d["message"])
+
+    def _finish(self) -> None:
+        assert self._proc is not None
+        self.returncode = self._proc.wait()
+        self._close()
+        if self.state != RUNNING:
+            return
+        if self.returncode == 0 and self.bundles and not self.error:
+            self.state, self.overall = DONE, 1.0
+        elif self.error:
+            self.state = FAILED
+        else:
+            tail = " | ".join(list(self._tail)[-3:])
+            self._fail("engine_crash", f"The engine stopped (exit status {self.returncode}) without a result"
+                       + (f": {tail}" if tail else "."),
+                       "See the log; check the engine with Preferences ▸ ICON for Blender ▸ Check.")
+
+    def _fail(self, code: str, message: str, hint: str) -> None:
+        self.error = {"code": code, "message": message, "hint": hint}
+        self.state = FAILED
+        self._close()
+
+    def _close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def cancel(self, timeout: float = 5.0) -> None:
+        """Kill the engine (and its process group); the job ends as cancelled."""
+        if self.state == QUEUED:
+            self.state = CANCELLED
+            return
+        if self.state != RUNNING or self._proc is None:
+            return
+        self.state = CANCELLED
+        _kill(self._proc, timeout)
+        self.returncode = self._proc.returncode
+        self._close()
+
+    def wait(self, timeout: float = 60.0, interval: float = 0.02) -> None:
+        """Poll until finished (headless use and tests)."""
+        end = time.monotonic() + timeout
+        while not self.finished:
+            self.poll()
+            if time.monotonic() > end:
+                raise TimeoutError(f"engine job still {self.state} after {timeout} s")
+            time.sleep(interval)
+
+    @property
+    def tail(self) -> list[str]:
+        """The last non-protocol lines the engine printed (tracebacks, warnings)."""
+        return list(self._tail)
+
+
+def _kill(proc: subprocess.Popen, timeout: float) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        if sys.platform == "win32":
+            proc.kill()
+        else:
+            import signal
+
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (subprocess.TimeoutExpired, ProcessLookupError, PermissionError):
+        try:
+            if sys.platform != "win32":
+                import signal
+
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(timeout=timeout)
+
+
+class JobQueue:
+    """Several reconstructions, one at a time, in the order they were added."""
+
+    def __init__(self) -> None:
+        self.jobs: list[EngineJob] = []
+
+    def add(self, job: EngineJob) -> EngineJob:
+        self.jobs.append(job)
+        return job
+
+    @property
+    def current(self) -> EngineJob | None:
+        return next((j for j in self.jobs if j.state == RUNNING), None)
+
+    @property
+    def pending(self) -> list[EngineJob]:
+        return [j for j in self.jobs if j.state == QUEUED]
+
+    @property
+    def active(self) -> bool:
+        return any(not j.finished for j in self.jobs)
+
+    def poll(self) -> list[tuple[EngineJob, list[EngineEvent]]]:
+        """Advance the running job, start the next one when it ends; returns (job, events) for finished jobs
+        and for the running one. A job that finished in this call appears once with ``finished`` True."""
+        out: list[tuple[EngineJob, list[EngineEvent]]] = []
+        job = self.current
+        if job is None and self.pending:
+            job = self.pending[0]
+            job.start()
+        if job is not None:
+            events = job.poll()
+            out.append((job, events))
+            if job.finished and self.pending:
+                self.pending[0].start()
+        return out
+
+    def cancel_all(self) -> None:
+        for job in self.jobs:
+            if not job.finished:
+                job.cancel()
+
+    def clear_finished(self) -> None:
+        self.jobs = [j for j in self.jobs if not j.finished]

@@ -1,0 +1,176 @@
+"""Engine environment set-up: a virtual environment with the engine's pinned requirements. stdlib only.
+
+The environment lives under the extension's user folder (``bpy.utils.extension_path_user``); the engine source
+is shipped in the add-on and reached through PYTHONPATH of the engine process, so the set-up installs only
+third-party packages. torch comes from PyTorch's own index: the CPU build (small, no CUDA libraries) or the
+CUDA build the user chose; the other pins come from the engine's ``requirements.txt``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TORCH_INDEX = {
+    "cpu": "https://download.pytorch.org/whl/cpu",
+    "cuda": "https://download.pytorch.org/whl/cu126",
+}
+#: Python versions the engine's pins support (mediapipe 0.10.21 has no Python 3.13 wheels).
+ENGINE_PYTHONS = ((3, 11), (3, 12))
+
+
+def venv_python(venv_dir: str | Path, windows: bool | None = None) -> Path:
+    """Path of the interpreter inside a virtual environment."""
+    windows = sys.platform == "win32" if windows is None else windows
+    venv_dir = Path(venv_dir)
+    return venv_dir / "Scripts" / "python.exe" if windows else venv_dir / "bin" / "python"
+
+
+def read_pins(requirements: str | Path) -> dict[str, str]:
+    """``name → version`` for every ``name==version`` line of a requirements file (comments ignored)."""
+    pins: dict[str, str] = {}
+    for raw in Path(requirements).read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*==\s*([A-Za-z0-9_.+\-]+)", line)
+        if m:
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+@dataclass
+class SetupStep:
+    """One command of the set-up with a label for the progress display."""
+
+    label: str
+    argv: list[str]
+
+
+def setup_steps(base_python: str, venv_dir: str | Path, requirements: str | Path, compute: str = "cpu",
+                windows: bool | None = None) -> list[SetupStep]:
+    """Commands that create the engine environment and install the pinned requirements.
+
+    Args:
+        base_python: an interpreter of a supported version (:data:`ENGINE_PYTHONS`) used to create the venv.
+        venv_dir: where the environment goes (under the extension's user folder).
+        requirements: the engine's requirements.txt (exact pins).
+        compute: "cpu" or "cuda" — which torch build to install.
+    """
+    if compute not in TORCH_INDEX:
+        raise ValueError(f"compute must be 'cpu' or 'cuda', got {compute!r}")
+    pins = read_pins(requirements)
+    if "torch" not in pins:
+        raise ValueError(f"{requirements} pins no torch version")
+    py = str(venv_python(venv_dir, windows))
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    return [
+        SetupStep("Creating the environment", [str(base_python), "-m", "venv", str(venv_dir)]),
+        SetupStep(f"Installing torch {pins['torch']} ({compute.upper()})",
+                  pip + [f"torch=={pins['torch']}", "--index-url", TORCH_INDEX[compute]]),
+        SetupStep("Installing the engine's requirements", pip + ["-r", str(requirements)]),
+    ]
+
+
+def python_version_command(python: str) -> list[str]:
+    return [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]
+
+
+def check_base_python(python: str, timeout: float = 30.0) -> tuple[int, int]:
+    """The (major, minor) version of ``python``; raises ValueError with a fix when it cannot host the engine."""
+    try:
+        out = subprocess.run(python_version_command(python), capture_output=True, text=True, timeout=timeout,
+                             check=True).stdout.strip()
+        major, minor = (int(x) for x in out.split("."))
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise ValueError(f"Could not run {python} ({exc}). Point the preferences to a Python 3.11 executable.") \
+            from exc
+    if (major, minor) not in ENGINE_PYTHONS:
+        raise ValueError(
+            f"{python} is Python {major}.{minor}; the engine needs Python 3.11 or 3.12 (mediapipe has no wheels "
+            "for newer versions). Install Python 3.11 and set it as the base Python in the preferences."
+        )
+    return major, minor
+
+
+@dataclass
+class SetupRunner:
+    """Runs :class:`SetupStep` commands one after another, output appended to ``log_path``; poll from a timer."""
+
+    steps: list[SetupStep]
+    log_path: Path
+    env: dict[str, str] | None = None
+    index: int = 0
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    error: str = ""
+    history: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.state == "done" else self.index / max(1, len(self.steps))
+
+    @property
+    def label(self) -> str:
+        return self.steps[self.index].label if self.index < len(self.steps) else ""
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self.state = "running"
+        self._launch()
+
+    def _launch(self) -> None:
+        step = self.steps[self.index]
+        assert self._log is not None
+        self._log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {step.label}: {' '.join(step.argv)}\n")
+        self._log.flush()
+        try:
+            self._proc = subprocess.Popen(step.argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, env=self.env)
+        except OSError as exc:
+            self._end("failed", f"{step.label}: could not run {step.argv[0]} ({exc})")
+
+    def poll(self) -> str:
+        """Advance; returns the state."""
+        if self.state != "running" or self._proc is None:
+            return self.state
+        rc = self._proc.poll()
+        if rc is None:
+            return self.state
+        step = self.steps[self.index]
+        self.history.append(f"{step.label}: exit {rc}")
+        if rc != 0:
+            self._end("failed", f"{step.label} failed (exit status {rc}); see the log {self.log_path}")
+        elif self.index + 1 < len(self.steps):
+            self.index += 1
+            self._launch()
+        else:
+            self._end("done", "")
+        return self.state
+
+    def cancel(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._end("cancelled", "cancelled")
+
+    def wait(self, timeout: float = 600.0) -> str:
+        end = time.monotonic() + timeout
+        while self.poll() == "running":
+            if time.monotonic() > end:
+                raise TimeoutError("set-up still running")
+            time.sleep(0.05)
+        return self.state
+
+    def _end(self, state: str, error: str) -> None:
+        self.state, self.error = state, error
+        if self._log is not None:
+            self._log.write(f"=== {state} {error}\n")
+            self._log.close()
+            self._log = None

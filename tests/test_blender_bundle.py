@@ -1,0 +1,144 @@
+"""A synthetic skinned SMPL-X-layout body written with the engine's bundle writer, used by the add-on tests.
+
+Also tests that the synthetic bundle itself honours the bundle contract (so the add-on tests start from a
+valid bundle). numpy + PIL only (no torch).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from icon_engine.bundle import JOINT_NAMES, PARENTS, BundleContent, TriMesh, read_bundle, skin_vertices, write_bundle
+from icon_engine.camera import default_intrinsics
+
+FINGERS = ("index", "middle", "pinky", "ring", "thumb")
+
+
+def synthetic_joints() -> np.ndarray:
+    """(55, 3) rest joints of a T-posed body in the SMPL-X frame (Y up, faces +Z, left = +X), metres."""
+    p: dict[str, tuple[float, float, float]] = {
+        "pelvis": (0, 0.95, 0), "spine1": (0, 1.07, -0.01), "spine2": (0, 1.2, 0), "spine3": (0, 1.26, 0.01),
+        "neck": (0, 1.48, -0.01), "head": (0, 1.56, 0.02), "jaw": (0, 1.55, 0.06),
+        "left_eye_smplhf": (0.03, 1.63, 0.08), "right_eye_smplhf": (-0.03, 1.63, 0.08),
+    }  # fmt: skip
+    for side, s in (("left", 1.0), ("right", -1.0)):
+        p.update({
+            f"{side}_hip": (0.08 * s, 0.87, 0), f"{side}_knee": (0.1 * s, 0.5, 0.01),
+            f"{side}_ankle": (0.1 * s, 0.09, -0.03), f"{side}_foot": (0.11 * s, 0.03, 0.1),
+            f"{side}_collar": (0.07 * s, 1.38, 0), f"{side}_shoulder": (0.18 * s, 1.4, -0.01),
+            f"{side}_elbow": (0.44 * s, 1.4, -0.02), f"{side}_wrist": (0.69 * s, 1.4, -0.01),
+        })  # fmt: skip
+        for k, finger in enumerate(FINGERS):
+            z = 0.03 - 0.015 * k
+            for seg in range(3):
+                x = (0.78 + 0.025 * seg) if finger != "thumb" else (0.72 + 0.025 * seg)
+                zz = 0.045 + 0.01 * seg if finger == "thumb" else z
+                p[f"{side}_{finger}{seg + 1}"] = (x * s, 1.4 - (0.02 if finger == "thumb" else 0), zz)
+    return np.array([p[name] for name in JOINT_NAMES], dtype=np.float64)
+
+
+def synthetic_body(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A tube per bone (parent → joint): (V, 3) vertices, (F, 3) faces, (V, 55) weights blending at joints."""
+    verts, faces, weights = [], [], []
+    ring = 6
+    ang = np.linspace(0, 2 * np.pi, ring, endpoint=False)
+    for j in range(1, 55):
+        a, b = joints[PARENTS[j]], joints[j]
+        d = b - a
+        length = np.linalg.norm(d)
+        d = d / length
+        u = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
+        u /= np.linalg.norm(u)
+        v = np.cross(d, u)
+        radius = 0.05 if length > 0.1 else 0.008
+        base = len(verts)
+        for k, f in enumerate((0.05, 0.5, 0.95)):
+            c = a + d * length * f
+            for t in ang:
+                verts.append(c + radius * (np.cos(t) * u + np.sin(t) * v))
+                w = np.zeros(55)
+                blend = (0.6, 1.0, 0.8)[k]  # near the parent joint the vertex blends with the grandparent
+                w[PARENTS[j]] += blend
+                w[j if k == 2 else PARENTS[PARENTS[j]] if PARENTS[PARENTS[j]] >= 0 else PARENTS[j]] += 1 - blend
+                weights.append(w)
+        for k in range(2):
+            for i in range(ring):
+                i0, i1 = base + k * ring + i, base + k * ring + (i + 1) % ring
+                faces += [[i0, i1, i0 + ring], [i1, i1 + ring, i0 + ring]]
+    return np.array(verts), np.array(faces, dtype=np.int64), np.array(weights)
+
+
+def random_pose(seed: int = 0, scale: float = 0.35) -> np.ndarray:
+    """(55, 3) random axis-angle pose (radians) with a turned, tilted global orientation."""
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(scale=scale, size=(55, 3))
+    pose[0] = [0.2, 0.6, -0.1]
+    return pose
+
+
+def _png(image: np.ndarray, fmt: str = "PNG") -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[int, int] = (640, 480)) -> Path:
+    """Write a synthetic bundle at ``target`` and return its path."""
+    rng = np.random.default_rng(seed)
+    joints = synthetic_joints()
+    rest, faces, weights = synthetic_body(joints)
+    pose = random_pose(seed)
+    transl = np.array([0.05, -0.02, 0.1])
+    posed = skin_vertices(rest, weights, joints, np.array(PARENTS), pose, transl)
+    width, height = size
+    K = default_intrinsics(width, height)
+    K[0, 2] -= 23.0  # principal point off-centre: the Blender camera needs a lens shift
+    K[1, 2] += 17.0
+    angle = 0.15
+    R = np.diag([1.0, -1.0, -1.0]) @ np.array(
+        [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    t = np.array([0.1, 1.0, 4.5])
+    colors = rng.integers(0, 255, size=(len(rest), 3), dtype=np.uint8)
+    uv = rng.random((len(faces), 3, 2)) if texture else None
+    tex = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8) if texture else None
+    photo = np.full((height, width, 3), 90, dtype=np.uint8)
+    meta = {
+        "photo": {"size": [width, height], "name": "synthetic.jpg"},
+        "camera": {"K": K, "R": R, "t": t},
+        "body": {"full_pose": pose, "transl": transl, "betas": np.zeros(10), "model": "synthetic"},
+        "options": {"quality": "preview"},
+        "warnings": [],
+    }
+    content = BundleContent(
+        metadata=meta,
+        posed_mesh=TriMesh(posed, faces, colors, uv),
+        body_mesh=TriMesh(posed, faces),
+        rest_mesh=TriMesh(rest, faces, colors, uv),
+        skin_weights=weights.astype(np.float32),
+        rest_joints=joints.astype(np.float32),
+        mask=np.zeros((height, width), dtype=bool),
+        texture=tex,
+        photo_bytes=_png(photo, "JPEG"),
+        photo_suffix=".jpg",
+    )
+    return write_bundle(target, content)
+
+
+def test_synthetic_bundle_is_valid_and_reproduces_posed_mesh(tmp_path):
+    path = make_bundle(tmp_path / "body")
+    b = read_bundle(path)
+    assert b.rest_mesh.vertices.shape == b.posed_mesh.vertices.shape
+    again = skin_vertices(b.rest_mesh.vertices, b.skin_weights, b.rest_joints, b.parents, b.full_pose, b.transl)
+    assert np.abs(again - b.posed_mesh.vertices).max() < 1e-4
+    # every joint moves some vertex, so a wrong bone would show in the posed mesh
+    assert np.all((b.skin_weights > 0).sum(0)[1:] > 0)
+    px, depth = (b.posed_mesh.vertices @ b.R.T + b.t) @ b.K.T, None
+    depth = px[:, 2]
+    uv = px[:, :2] / depth[:, None]
+    assert np.all(depth > 0)
+    assert np.all((uv > 0).all(1) & (uv[:, 0] < 640) & (uv[:, 1] < 480))
