@@ -1,0 +1,228 @@
+"""Photo input: read an image file into a :class:`Photo` at processing resolution. Torch-free.
+
+Accepted: PNG, JPEG, WebP, BMP and TIFF in RGB, RGBA, greyscale (8/16-bit, with or without alpha), palette
+(with or without transparency), CMYK and 16-bit RGB. EXIF orientation is applied, so ``original_size`` and all
+pixel coordinates refer to the upright photo. Photos whose longer side exceeds :data:`MAX_SIDE` are downscaled
+for processing; ``Photo.scale`` (processing px per original px) maps coordinates back to the original.
+
+Refusals (:class:`~icon_engine.errors.EngineError`): ``photo_missing`` (no such file), ``bad_image`` (empty,
+not an image, corrupt or truncated), ``image_too_small`` (a side below :data:`MIN_SIDE`), ``image_too_large``
+(more than :data:`MAX_PIXELS` pixels; checked from the header before any pixel is decoded).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import EngineError
+
+#: Longest side of the processing copy of a photo, pixels.
+MAX_SIDE = 1024
+#: Smallest accepted side of a photo (after EXIF rotation), pixels.
+MIN_SIDE = 64
+#: Largest accepted photo, pixels (width × height).
+MAX_PIXELS = 100_000_000
+#: File suffixes :func:`list_photos` treats as photos (lower case).
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+#: Alpha values below this (of 255) are background in a cut-out.
+ALPHA_THRESHOLD = 128
+
+_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF")
+_SUPPORTED_TEXT = "PNG, JPEG, WebP, BMP or TIFF"
+
+
+@dataclass
+class Photo:
+    """A photo ready for processing.
+
+    ``rgb`` (H, W, 3) uint8 at processing resolution (EXIF-rotated; a cut-out is composited over white);
+    ``alpha`` (H, W) bool, the cut-out's foreground, or None when the file has no real cut-out alpha;
+    ``original_size`` (W0, H0) pixels of the upright original; ``scale`` processing px per original px
+    (1.0 when not downscaled); ``path`` the file; ``data`` the file's bytes.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    original_size: tuple[int, int]
+    scale: float
+    path: Path
+    data: bytes = field(repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Processing size (W, H) in pixels."""
+        return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+
+def _bad(path: Path, problem: str) -> EngineError:
+    return EngineError(
+        "bad_image",
+        f"{path.name}: {problem}",
+        f"Choose a {_SUPPORTED_TEXT} photo, or re-save this one from an image editor.",
+    )
+
+
+def _too_large(path: Path, size: tuple[int, int] | None) -> EngineError:
+    what = f" ({size[0]} × {size[1]} = {size[0] * size[1] / 1e6:.0f} megapixels)" if size else ""
+    return EngineError(
+        "image_too_large",
+        f"{path.name} is larger than {MAX_PIXELS // 1_000_000} megapixels{what}.",
+        f"Downscale the photo (a longer side of 2000–4000 px is plenty; it is processed at {MAX_SIDE} px).",
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise EngineError("photo_missing", f"The photo {path} does not exist.", "Check the path and file name.")
+    if path.is_dir():
+        raise EngineError("photo_missing", f"{path} is a folder, not a photo.", "Choose an image file.")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise EngineError(
+            "photo_missing", f"The photo {path} cannot be read: {exc.strerror or exc}.",
+            "Check the file's permissions.",
+        ) from exc
+
+
+def _open_checked(path: Path, data: bytes) -> Image.Image:
+    """Open the header lazily and check format and size before decoding pixels."""
+    if not data:
+        raise _bad(path, "the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, None) from exc
+    except UnidentifiedImageError as exc:
+        raise _bad(path, f"not a readable image (accepted: {_SUPPORTED_TEXT})") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise _bad(path, f"the image is corrupt ({exc})") from exc
+    if image.format not in _FORMATS:
+        raise _bad(path, f"{image.format} images are not supported (accepted: {_SUPPORTED_TEXT})")
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise _too_large(path, (width, height))
+    if width <= 0 or height <= 0:
+        raise _bad(path, "the image has no pixels")
+    return image
+
+
+def _decode(path: Path, image: Image.Image) -> Image.Image:
+    """Decode all pixels and apply the EXIF orientation."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        text = str(exc)
+        problem = "the file is truncated" if "truncat" in text.lower() else f"the image is corrupt ({text})"
+        raise _bad(path, problem) from exc
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block must not lose the photo: keep it as stored
+        return image
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Any PIL mode → an 8-bit "RGB" or "RGBA" image (16-bit and float greyscale are rescaled, not clipped)."""
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image)
+        if mode == "F":
+            top = 1.0 if float(values.max(initial=0.0)) <= 1.0 else 255.0 if float(values.max()) <= 255.0 else 65535.0
+        else:  # 16-bit greyscale (PIL reads it as I;16* or I)
+            top = 65535.0
+        grey = np.clip(values.astype(np.float32) * np.float32(255.0 / top) + np.float32(0.5), 0, 255)
+        return Image.fromarray(grey.astype(np.uint8), "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or ("transparency" in image.info and mode in ("P", "L", "RGB")):
+        return image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """An RGBA image → (RGB composited over white, alpha "L"); an RGB image → (itself, None)."""
+    if image.mode != "RGBA":
+        return image, None
+    alpha = image.getchannel("A")
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, image).convert("RGB"), alpha
+
+
+def processing_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[tuple[int, int], float]:
+    """Processing size (W, H) and scale (processing px per original px) for an original of ``width`` × ``height``."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return (width, height), 1.0
+    scale = max_side / longest
+    return (max(1, round(width * scale)), max(1, round(height * scale))), scale
+
+
+def load_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
+    """Read ``path`` into a :class:`Photo` (EXIF-rotated, downscaled so the longer side ≤ ``max_side`` px).
+
+    Raises ``EngineError`` with code ``photo_missing``, ``bad_image``, ``image_too_small`` or ``image_too_large``.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    image = _decode(path, _open_checked(path, data))
+    width, height = image.size
+    if min(width, height) < MIN_SIDE:
+        raise EngineError(
+            "image_too_small",
+            f"{path.name} is {width} × {height} pixels; each side must be at least {MIN_SIDE} pixels.",
+            "Use a larger photo: the person should be several hundred pixels tall.",
+        )
+    rgb_image, alpha_image = _split_alpha(_to_8bit(image))
+    alpha = None if alpha_image is None else np.asarray(alpha_image) >= ALPHA_THRESHOLD
+    if alpha is not None and not alpha.any():
+        raise _bad(path, "every pixel is fully transparent")
+    (new_w, new_h), scale = processing_size(width, height, max_side)
+    if scale != 1.0:
+        rgb_image = rgb_image.resize((new_w, new_h), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        if alpha_image is not None:
+            small = alpha_image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            alpha = np.asarray(small) >= ALPHA_THRESHOLD
+    return Photo(
+        rgb=np.array(rgb_image, dtype=np.uint8, copy=True),
+        alpha=None if alpha is None or alpha.all() else np.ascontiguousarray(alpha),
+        original_size=(int(width), int(height)),
+        scale=float(scale),
+        path=path,
+        data=data,
+    )
+
+
+def list_photos(paths: list[Path] | list[str]) -> list[Path]:
+    """Expand ``paths``: files are kept in order, folders become their image files (sorted by name).
+
+    Hidden files and files without an image suffix (:data:`IMAGE_SUFFIXES`) inside folders are skipped.
+    Raises ``EngineError("photo_missing")`` for a path that does not exist or a folder without photos.
+    """
+    result: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                raise EngineError(
+                    "photo_missing",
+                    f"The folder {path} contains no photos.",
+                    f"Put {_SUPPORTED_TEXT} files in it, or choose the photo files themselves.",
+                )
+            result.extend(found)
+        elif path.exists():
+            result.append(path)
+        else:
+            raise EngineError("photo_missing", f"The photo {path} does not exist.", "Check the path and file name.")
+    return result

@@ -1,0 +1,522 @@
+"""Person detection: BlazePose landmarks, a crisp person mask and an ICON-style square crop. Torch-free.
+
+Detector: the legacy ``mediapipe.solutions.pose`` graph of ``mediapipe==0.10.21`` with ``model_complexity=1``
+("full") — the only landmark model inside the wheel (lite and heavy are downloaded on demand by mediapipe,
+which we never allow) — and its segmentation output. Hands use ``mediapipe.solutions.hands`` (palm detection
+and hand landmarks also ship in the wheel), run on a close-up around each BlazePose wrist.
+
+Several people: BlazePose finds one person per pass. We detect, blank that person out (inpaint their dilated
+mask from the surroundings), and detect again, up to :data:`MAX_PEOPLE` people; they are ordered by mask area,
+largest first, and ``person_index`` picks one. When nobody is found upright, the photo is also tried rotated by
+180°, 90° and 270° (people upside down or lying), and the result is mapped back.
+
+Mask: BlazePose's mask is soft and low-resolution (256² over the person's region). It is sharpened with a
+guided filter that uses the photo as guide (edges follow the image), thresholded at 0.5, stray blobs are
+dropped and pin-holes filled, while holes larger than :data:`HOLE_KEEP_FRACTION` of the person (between arms and
+body, between legs) stay holes. When the photo has a cut-out alpha, that alpha is the mask.
+
+Pixels: continuous processing-photo pixels (pixel (i, j) covers [i, i+1) × [j, j+1)); crop pixels likewise.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .errors import EngineError
+from .image_io import Photo
+
+#: Default side of the square person crop, pixels (ICON uses 512).
+CROP_SIZE = 512
+#: Crop side over the person's larger bounding-box side (ICON: 200 / 180, a SPIN-style crop).
+CROP_MARGIN = 200.0 / 180.0
+#: Most people looked for in one photo.
+MAX_PEOPLE = 4
+#: Holes in the mask larger than this fraction of the person's area are kept (gaps between limbs).
+HOLE_KEEP_FRACTION = 0.002
+#: Mask blobs smaller than this fraction of the largest blob are dropped, unless a visible landmark is on them.
+BLOB_KEEP_FRACTION = 0.02
+#: Minimum mean visibility of the torso and limb landmarks for a detection to count as a person.
+MIN_BODY_VISIBILITY = 0.35
+
+#: BlazePose landmark names, in order (33).
+LANDMARK_NAMES: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
+_BODY = np.array([11, 12, 13, 14, 23, 24, 25, 26])  # shoulders, elbows, hips, knees
+
+
+@dataclass
+class PersonObservation:
+    """One detected person in processing-photo pixels.
+
+    ``keypoints (33, 3)`` BlazePose landmarks: x, y pixels + visibility in [0, 1];
+    ``world_landmarks (33, 3)`` metres, hip-centred, BlazePose axes (x image right, y down, z away from camera);
+    ``mask (H, W) bool`` crisp person mask; ``bbox (4,)`` x0, y0, x1, y1 pixels of mask ∪ visible landmarks;
+    ``crop_matrix (3, 3)`` processing px → crop px (homogeneous); ``crop_size`` crop side in px;
+    ``hands`` optional ``{"left"|"right": (21, 3)}`` pixels + visibility (MediaPipe hand landmark order);
+    ``num_people`` people found in the photo; ``rotation`` degrees (counter-clockwise) the photo was turned
+    for the detector to find this person (0 normally).
+    """
+
+    keypoints: np.ndarray
+    world_landmarks: np.ndarray
+    mask: np.ndarray
+    bbox: np.ndarray
+    crop_matrix: np.ndarray
+    crop_size: int
+    hands: dict[str, np.ndarray] | None = None
+    num_people: int = 1
+    rotation: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MediaPipe objects, created once per process
+
+
+class _Models:
+    """Lazily created MediaPipe solutions, shared by the process and guarded by a lock (they are not re-entrant)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._pose = None
+        self._hands = None
+
+    def pose(self):
+        if self._pose is None:
+            from mediapipe.python.solutions import pose as mp_pose
+
+            self._pose = mp_pose.Pose(
+                static_image_mode=True, model_complexity=1, enable_segmentation=True,
+                min_detection_confidence=0.5,
+            )
+        return self._pose
+
+    def hands(self):
+        if self._hands is None:
+            from mediapipe.python.solutions import hands as mp_hands
+
+            self._hands = mp_hands.Hands(
+                static_image_mode=True, max_num_hands=1, model_complexity=1, min_detection_confidence=0.4,
+            )
+        return self._hands
+
+    def close(self) -> None:
+        with self.lock:
+            for model in (self._pose, self._hands):
+                if model is not None:
+                    model.close()
+            self._pose = None
+            self._hands = None
+
+
+_MODELS = _Models()
+atexit.register(_MODELS.close)
+
+
+def close_models() -> None:
+    """Release the cached MediaPipe graphs (they are re-created on the next detection)."""
+    _MODELS.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Raw BlazePose passes
+
+
+@dataclass
+class _Raw:
+    keypoints: np.ndarray  # (33, 3) px + visibility
+    world: np.ndarray  # (33, 3)
+    soft: np.ndarray  # (H, W) float32 in [0, 1]
+    rotation: int = 0
+
+    @property
+    def body_visibility(self) -> float:
+        return float(self.keypoints[_BODY, 2].mean())
+
+
+def _run_pose(rgb: np.ndarray) -> _Raw | None:
+    """One BlazePose pass on an RGB uint8 image; None when no person is found."""
+    height, width = rgb.shape[:2]
+    with _MODELS.lock:
+        result = _MODELS.pose().process(np.ascontiguousarray(rgb))
+    if result.pose_landmarks is None:
+        return None
+    kp = np.array([[lm.x * width, lm.y * height, lm.visibility] for lm in result.pose_landmarks.landmark])
+    world = np.array([[lm.x, lm.y, lm.z] for lm in result.pose_world_landmarks.landmark])
+    soft = result.segmentation_mask
+    soft = np.zeros((height, width), np.float32) if soft is None else np.clip(soft.astype(np.float32), 0.0, 1.0)
+    return _Raw(kp, world, soft)
+
+
+def _unrotate(raw: _Raw, k: int, width: int, height: int) -> _Raw:
+    """Map a detection on ``np.rot90(image, k)`` back to the image (``width`` × ``height``)."""
+    kp = raw.keypoints.copy()
+    world = raw.world.copy()
+    soft = raw.soft
+    sizes = [(width, height) if i % 2 == 0 else (height, width) for i in range(k)]
+    for w, _h in reversed(sizes):  # undo one counter-clockwise quarter turn of an image w wide
+        u, v = kp[:, 0].copy(), kp[:, 1].copy()
+        kp[:, 0], kp[:, 1] = w - v, u
+        x, y = world[:, 0].copy(), world[:, 1].copy()
+        world[:, 0], world[:, 1] = -y, x
+    soft = np.ascontiguousarray(np.rot90(soft, -k))
+    return _Raw(kp, world, soft, rotation=90 * k)
+
+
+def _is_person(raw: _Raw, image_area: int) -> bool:
+    return raw.body_visibility >= MIN_BODY_VISIBILITY and float((raw.soft > 0.5).sum()) >= 5e-4 * image_area
+
+
+def _detect_one(rgb: np.ndarray, try_rotations: bool) -> _Raw | None:
+    """Detect the most prominent person, trying quarter turns when none is found upright."""
+    height, width = rgb.shape[:2]
+    turns = (0, 2, 1, 3) if try_rotations else (0,)
+    for k in turns:
+        raw = _run_pose(np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb)
+        if raw is None:
+            continue
+        if k:
+            raw = _unrotate(raw, k, width, height)
+        if _is_person(raw, width * height):
+            return raw
+    return None
+
+
+def _blank_out(rgb: np.ndarray, soft: np.ndarray) -> np.ndarray:
+    """``rgb`` with the person of mask ``soft`` painted over from the surroundings (so the detector moves on)."""
+    height, width = rgb.shape[:2]
+    region = (soft > 0.2).astype(np.uint8)
+    grow = max(3, int(0.02 * max(height, width)))
+    region = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    factor = max(1, max(height, width) // 256)  # inpaint small: fast, and a smooth fill looks like nobody
+    small = cv2.resize(rgb, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+    small_region = cv2.resize(region, (width // factor, height // factor), interpolation=cv2.INTER_NEAREST)
+    filled = cv2.inpaint(small, small_region, 5, cv2.INPAINT_TELEA)
+    filled = cv2.GaussianBlur(cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR), (0, 0), 3)
+    out = rgb.copy()
+    out[region > 0] = filled[region > 0]
+    return out
+
+
+def _overlap(new: np.ndarray, old: np.ndarray) -> float:
+    """Share of mask ``new`` covered by mask ``old``."""
+    area = new.sum()
+    return float(np.logical_and(new, old).sum() / area) if area else 1.0
+
+
+#: Side of the close-up the second BlazePose pass runs on, pixels.
+_CLOSEUP = 512
+
+
+def _closeup_pass(rgb: np.ndarray, raw: _Raw, margin: float) -> _Raw | None:
+    """BlazePose on a square close-up (``margin`` × the detection's box), mapped back; None if nobody found."""
+    height, width = rgb.shape[:2]
+    bbox = person_bbox(raw.soft > 0.5, raw.keypoints)
+    m = crop_matrix_for_bbox(bbox, _CLOSEUP, margin=margin)
+    found = _run_pose(crop_image(rgb, m, _CLOSEUP, fill=(128, 128, 128)))
+    if found is None:
+        return None
+    kp = found.keypoints.copy()
+    kp[:, :2] = crop_to_photo(kp[:, :2], m)
+    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    m_cv = np.linalg.inv(shift) @ m @ shift
+    soft = cv2.warpAffine(found.soft, m_cv[:2], (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return _Raw(kp, found.world, soft, raw.rotation)
+
+
+def _refine_in_crop(rgb: np.ndarray, raw: _Raw) -> _Raw:
+    """Run BlazePose again on close-ups around a detection (more pixels for small people, a better ROI).
+
+    Two rounds, each centred on the latest result; a round is kept only if it finds the same person (its
+    mask covers most of the previous one) about as confidently.
+    """
+    best = raw
+    for margin in (2.0, 1.5):
+        found = _closeup_pass(rgb, best, margin)
+        if found is None:
+            break
+        same = _overlap(best.soft > 0.5, found.soft > 0.5) > 0.6
+        if not same or found.body_visibility < best.body_visibility - 0.1:
+            break
+        best = found
+    return best
+
+
+def find_people(rgb: np.ndarray, max_people: int = MAX_PEOPLE) -> list[_Raw]:
+    """All people BlazePose finds by detect-and-blank passes, largest mask first (internal detections)."""
+    work = rgb
+    found: list[_Raw] = []
+    taken = np.zeros(rgb.shape[:2], dtype=bool)
+    for _ in range(max_people):
+        raw = _detect_one(work, try_rotations=not found)
+        if raw is None:
+            break
+        if found and _overlap(raw.soft > 0.5, taken) > 0.3:
+            break  # a ghost of someone already found: blanking did not hide them fully
+        raw = _refine_in_crop(work, raw)
+        found.append(raw)
+        taken |= raw.soft > 0.2
+        work = _blank_out(work, raw.soft)
+    found.sort(key=lambda r: float((r.soft > 0.5).sum()), reverse=True)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mask refinement
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def refine_mask(rgb: np.ndarray, soft: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
+    """A crisp bool mask (H, W) from BlazePose's soft mask, with edges snapped to the image.
+
+    Guided filter (guide = the photo, radius ≈ the soft mask's blur), threshold 0.5, drop blobs that are
+    small and carry no visible landmark, fill holes below :data:`HOLE_KEEP_FRACTION` of the person's area.
+    """
+    height, width = soft.shape
+    coarse = soft > 0.5
+    area = int(coarse.sum())
+    if area == 0:
+        return coarse
+    ys, xs = np.nonzero(coarse)
+    extent = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    radius = int(np.clip(extent / 64.0, 2, 24))  # BlazePose's mask is 256² over ~2× the person: blur ≈ 2 cells
+    guide = rgb.astype(np.float32) / 255.0
+    sharp = cv2.ximgproc.guidedFilter(guide, soft.astype(np.float32), radius, 1e-3)
+    mask = sharp > 0.5
+    mask = _drop_blobs(mask, keypoints)
+    return _fill_small_holes(mask)
+
+
+def _drop_blobs(mask: np.ndarray, keypoints: np.ndarray | None) -> np.ndarray:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = areas >= BLOB_KEEP_FRACTION * areas.max()
+    if keypoints is not None:
+        height, width = mask.shape
+        vis = keypoints[keypoints[:, 2] > 0.5]
+        cols = np.clip(vis[:, 0].astype(int), 0, width - 1)
+        rows = np.clip(vis[:, 1].astype(int), 0, height - 1)
+        hit = labels[rows, cols]
+        keep[hit[hit > 0] - 1] = True
+    return np.isin(labels, np.flatnonzero(keep) + 1)
+
+
+def _fill_small_holes(mask: np.ndarray) -> np.ndarray:
+    background = (~mask).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    limit = HOLE_KEEP_FRACTION * mask.sum()
+    out = mask.copy()
+    height, width = mask.shape
+    for label in range(1, count):
+        x, y, w, h, area = stats[label]
+        touches_border = x == 0 or y == 0 or x + w == width or y + h == height
+        if not touches_border and area < limit:
+            out[labels == label] = True
+    return out
+
+
+def _person_from_alpha(alpha: np.ndarray, soft: np.ndarray) -> np.ndarray:
+    """The cut-out's alpha, limited to the blobs that overlap this person's BlazePose mask."""
+    count, labels = cv2.connectedComponents(alpha.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return alpha.copy()
+    hits = np.unique(labels[(soft > 0.5) & alpha])
+    hits = hits[hits > 0]
+    return np.isin(labels, hits) if hits.size else alpha.copy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Crop
+
+
+def person_bbox(mask: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """(4,) x0, y0, x1, y1 pixels enclosing the mask and the landmarks with visibility > 0.5."""
+    xs, ys = [], []
+    if mask.any():
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        xs += [cols[0], cols[-1] + 1]
+        ys += [rows[0], rows[-1] + 1]
+    vis = keypoints[keypoints[:, 2] > 0.5]
+    xs += list(vis[:, 0])
+    ys += list(vis[:, 1])
+    if not xs:
+        xs, ys = list(keypoints[:, 0]), list(keypoints[:, 1])
+    return np.array([min(xs), min(ys), max(xs), max(ys)], dtype=np.float64)
+
+
+def crop_matrix_for_bbox(bbox: np.ndarray, crop_size: int = CROP_SIZE, margin: float = CROP_MARGIN) -> np.ndarray:
+    """(3, 3) processing px → crop px: a square of ``margin`` × the bbox's larger side, centred on the bbox."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    side = max(x1 - x0, y1 - y0, 1.0) * margin
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    s = crop_size / side
+    return np.array([[s, 0.0, crop_size / 2.0 - s * cx], [0.0, s, crop_size / 2.0 - s * cy], [0.0, 0.0, 1.0]])
+
+
+def _matrix(obs_or_matrix: PersonObservation | np.ndarray) -> np.ndarray:
+    return obs_or_matrix.crop_matrix if isinstance(obs_or_matrix, PersonObservation) else np.asarray(obs_or_matrix)
+
+
+def photo_to_crop(points: np.ndarray, obs_or_matrix: PersonObservation | np.ndarray) -> np.ndarray:
+    """Processing-photo pixels (N, 2) → crop pixels (N, 2) (continuous coordinates)."""
+    m = _matrix(obs_or_matrix)
+    pts = np.asarray(points, dtype=np.float64)[..., :2]
+    return pts @ m[:2, :2].T + m[:2, 2]
+
+
+def crop_to_photo(points: np.ndarray, obs_or_matrix: PersonObservation | np.ndarray) -> np.ndarray:
+    """Crop pixels (N, 2) → processing-photo pixels (N, 2) (continuous coordinates)."""
+    inv = np.linalg.inv(_matrix(obs_or_matrix))
+    pts = np.asarray(points, dtype=np.float64)[..., :2]
+    return pts @ inv[:2, :2].T + inv[:2, 2]
+
+
+def crop_image(
+    image: np.ndarray, obs_or_matrix: PersonObservation | np.ndarray, crop_size: int | None = None,
+    fill: int | tuple[int, ...] = 0,
+) -> np.ndarray:
+    """Cut the square crop out of a photo-sized ``image`` ((H, W), (H, W, C); uint8, float or bool).
+
+    Colour images are resampled bilinearly, bool masks by nearest neighbour; outside the photo is ``fill``.
+    Returns (S, S[, C]) with S = ``crop_size`` (default: the observation's).
+    """
+    if crop_size is None:
+        crop_size = obs_or_matrix.crop_size if isinstance(obs_or_matrix, PersonObservation) else CROP_SIZE
+    m = _matrix(obs_or_matrix)
+    # our pixel centres are at i + 0.5, OpenCV's at i: conjugate by a half-pixel shift
+    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    m_cv = np.linalg.inv(shift) @ m @ shift
+    is_bool = image.dtype == bool
+    src = image.astype(np.uint8) if is_bool else image
+    interp = cv2.INTER_NEAREST if is_bool else cv2.INTER_LINEAR
+    if src.ndim == 3 and not isinstance(fill, tuple):
+        fill = (fill,) * src.shape[2]
+    out = cv2.warpAffine(src, m_cv[:2], (crop_size, crop_size), flags=interp, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=fill)
+    if src.ndim == 3 and out.ndim == 2:
+        out = out[..., None]
+    return out.astype(bool) if is_bool else out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hands
+
+
+#: Hand landmarks count (MediaPipe hand landmark order: wrist, thumb 1–4, index 5–8, middle 9–12, ring, pinky).
+HAND_POINTS = 21
+_HAND_PROXIES = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}  # wrist, pinky, index, thumb
+
+
+def _detect_hand(rgb: np.ndarray, keypoints: np.ndarray, side: str) -> np.ndarray | None:
+    """Hand landmarks (21, 3) px + visibility for ``side`` from a close-up around BlazePose's hand points."""
+    ids = _HAND_PROXIES[side]
+    pts = keypoints[list(ids)]
+    if pts[0, 2] < 0.5:
+        return None
+    elbow = keypoints[13 if side == "left" else 14]
+    forearm = float(np.linalg.norm(pts[0, :2] - elbow[:2]))
+    spread = float(np.linalg.norm(pts[1:, :2] - pts[0, :2], axis=1).max())
+    half = max(1.2 * max(forearm * 0.6, spread * 2.0), 12.0)
+    center = pts[:, :2].mean(axis=0)
+    side_px = 2.0 * half
+    size = 256
+    s = size / side_px
+    m = np.array([[s, 0.0, size / 2 - s * center[0]], [0.0, s, size / 2 - s * center[1]], [0.0, 0.0, 1.0]])
+    patch = crop_image(rgb, m, crop_size=size)
+    with _MODELS.lock:
+        result = _MODELS.hands().process(np.ascontiguousarray(patch))
+    if not result.multi_hand_landmarks:
+        return None
+    lms = result.multi_hand_landmarks[0].landmark
+    local = np.array([[lm.x * size, lm.y * size] for lm in lms])
+    pix = crop_to_photo(local, m)
+    score = float(result.multi_handedness[0].classification[0].score) if result.multi_handedness else 0.5
+    # the hand must sit on BlazePose's wrist, else it is the other hand or a false find
+    if np.linalg.norm(pix[0] - pts[0, :2]) > 0.5 * half:
+        return None
+    return np.column_stack([pix, np.full(HAND_POINTS, score)])
+
+
+def detect_hands(rgb: np.ndarray, keypoints: np.ndarray) -> dict[str, np.ndarray] | None:
+    """``{"left"|"right": (21, 3)}`` hand landmarks near BlazePose's wrists, or None when neither is found."""
+    hands = {}
+    for side in ("left", "right"):
+        found = _detect_hand(rgb, keypoints, side)
+        if found is not None:
+            hands[side] = found
+    return hands or None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def detect_person(
+    photo: Photo, person_index: int = 0, crop_size: int = CROP_SIZE, hands: bool = True,
+) -> PersonObservation:
+    """Find person ``person_index`` (0 = largest) in ``photo``: landmarks, crisp mask, bbox and square crop.
+
+    Raises ``EngineError("no_person")`` when nobody is found, ``EngineError("person_index")`` when fewer than
+    ``person_index + 1`` people are.
+    """
+    if person_index < 0:
+        raise EngineError("person_index", f"Person index {person_index} is negative.", "Use 0 for the largest "
+                          "person, 1 for the next, and so on.")
+    rgb = photo.rgb
+    people = find_people(rgb, max(MAX_PEOPLE, person_index + 1))
+    if not people:
+        raise EngineError(
+            "no_person",
+            f"No person was found in {photo.path.name}.",
+            "Use a photo showing one person's whole body (or most of it), reasonably lit and not too small.",
+        )
+    if person_index >= len(people):
+        raise EngineError(
+            "person_index",
+            f"Person {person_index} was asked for, but {photo.path.name} shows only {len(people)} "
+            f"{'person' if len(people) == 1 else 'people'} the detector can find.",
+            f"Use a person index from 0 to {len(people) - 1} (0 = the largest person).",
+        )
+    raw = people[person_index]
+    if photo.alpha is not None:
+        mask = _person_from_alpha(photo.alpha, raw.soft)
+    else:
+        mask = refine_mask(rgb, raw.soft, raw.keypoints)
+    warnings: list[str] = []
+    if not mask.any():
+        mask = raw.soft > 0.5
+    bbox = person_bbox(mask, raw.keypoints)
+    hand_points = detect_hands(rgb, raw.keypoints) if hands else None
+    if raw.rotation:
+        warnings.append(f"The person was found with the photo turned {raw.rotation}° (upside down or lying).")
+    if len(people) > 1:
+        warnings.append(f"{len(people)} people found; using person {person_index} (0 = largest).")
+    return PersonObservation(
+        keypoints=raw.keypoints,
+        world_landmarks=raw.world,
+        mask=mask,
+        bbox=bbox,
+        crop_matrix=crop_matrix_for_bbox(bbox, crop_size),
+        crop_size=int(crop_size),
+        hands=hand_points,
+        num_people=len(people),
+        rotation=raw.rotation,
+        warnings=warnings,
+    )
