@@ -290,6 +290,60 @@ def repose_errors(subject: Subject, photo_pose: np.ndarray, poses: dict[str, np.
     return rows
 
 
+def pattern_colour(points: np.ndarray) -> np.ndarray:
+    """A smooth, bright colour pattern (N, 3) in 0–255 over rest-pose positions (metres)."""
+    p = np.asarray(points, dtype=np.float64)
+    return np.stack([150 + 90 * np.sin(p[:, 1] * 8), 150 + 90 * np.cos(p[:, 0] * 10),
+                     150 + 80 * np.sin(p[:, 2] * 12 + p[:, 1] * 3)], axis=1)
+
+
+def front_camera(width: int = 384, height: int = 512, distance: float = 3.2, height_m: float = 0.9) -> object:
+    """A photo camera in front of the subject (OpenCV, looking along world −Z, default field of view)."""
+    from icon_engine.camera import FRONT_VIEW_R, Camera, default_intrinsics
+
+    return Camera(default_intrinsics(width, height), FRONT_VIEW_R.copy(), np.array([0.0, height_m, distance]),
+                  width, height)
+
+
+def synthetic_photo(posed: np.ndarray, faces: np.ndarray, rest: np.ndarray, camera: object,
+                    background: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Render the subject posed as ``posed`` with :func:`pattern_colour` of its rest points: (rgb uint8, mask)."""
+    from icon_engine.texture import _fragments
+
+    pix, z = camera.project(posed)
+    ff, fp, fb = _fragments(pix[faces], camera.width, camera.height)
+    pz = fb / z[faces[ff]]
+    d = 1.0 / pz.sum(axis=1)
+    fb = pz * d[:, None]
+    order = np.lexsort((d, fp))
+    ff, fp, fb = ff[order], fp[order], fb[order]
+    first = np.r_[True, fp[1:] != fp[:-1]]
+    ff, fp, fb = ff[first], fp[first], fb[first]
+    img = np.full((camera.height * camera.width, 3), float(background))
+    img[fp] = pattern_colour(np.einsum("nk,nkc->nc", fb, rest[faces[ff]]))
+    mask = np.zeros(camera.height * camera.width, dtype=bool)
+    mask[fp] = True
+    shape = (camera.height, camera.width)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8).reshape(shape + (3,)), mask.reshape(shape)
+
+
+def texture_error(subject: Subject, pose: np.ndarray, size: int = 1024) -> dict:
+    """Bake a synthetic photo of the posed subject and re-render it: mean colour error on visible pixels."""
+    from icon_engine.texture import bake_texture, render_textured
+
+    posed = skin_vertices(subject.rest_vertices, subject.weights, subject.body.joints, np.asarray(PARENTS), pose)
+    cam = front_camera()
+    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam)
+    t0 = time.perf_counter()
+    tex = bake_texture(posed, subject.faces, rgb, mask, cam, size=size)
+    secs = time.perf_counter() - t0
+    out, covered = render_textured(posed, subject.faces, tex.uv, tex.image, cam)
+    sel = covered & mask
+    err = np.abs(out[sel] - rgb[sel].astype(np.float64))
+    return {"subject": subject.name, "size": size, "faces": len(subject.faces), "bake_s": secs,
+            "mean_abs_error": float(err.mean()), "p95_abs_error": float(np.percentile(err.max(axis=1), 95))}
+
+
 def main() -> None:
     body = capsule_body()
     poses = {n: named_pose(n) for n in ("walk", "arms_up", "squat", "split")}

@@ -1,0 +1,455 @@
+"""Texturing the clothed surface from the photo: UV atlas, bake, fill of the hidden side, vertex colours.
+
+Frames and units: vertices in the bundle world (SMPL-X frame, metres); the photo and the camera in processing
+pixels (OpenCV camera, pixel (i, j) covers [i, i+1) × [j, j+1)); UVs per face corner in [0, 1] with the origin
+at the bottom-left (Blender/OBJ), texel row ``r`` of the image covers v ∈ [1 − (r+1)/S, 1 − r/S).
+
+Method (docs/texture_rig.md):
+
+1. **Atlas.** ``xatlas`` with fast settings (one chart-growing iteration, random chart placement, 4×4 block
+   alignment) packs the charts into one S × S atlas with a few texels of padding.
+2. **Visibility.** A numpy z-buffer of the mesh seen by the photo's camera (perspective-correct depth). A
+   surface point is visible when it is the nearest one at its pixel (within a tolerance) and inside the
+   (slightly eroded) person mask. Its photo weight ramps with the view angle, so grazing surfaces (which would
+   smear) fade into the fill colour.
+3. **Fill of the hidden side.** A hidden vertex looks towards the camera through the body: the first
+   front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
+   torso sees the front of the torso, not the arm in front of it). If that surface is visible, the vertex takes
+   the photo's colour there, from a mask-normalised blurred photo (no copied details: no face on the back of
+   the head). Vertices that get neither a photo nor a mirrored colour are filled by harmonic diffusion of the
+   known colours over the mesh (Laplace equation on the surface), so there is no black and no seam.
+4. **Bake.** Every texel covered by a face gets the photo colour of its 3-D point, blended by its photo weight
+   with the barycentric fill colour of its face; islands are then dilated by a few texels so bilinear lookups
+   across seams stay clean, and the remaining empty texels take the mean colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy import ndimage
+
+from .camera import Camera
+from .errors import EngineError
+
+#: Photo weight ramp over the cosine between the surface normal and the direction to the camera.
+COS_FULL, COS_ZERO = 0.45, 0.12
+#: Depth tolerance of the visibility test (metres).
+DEPTH_TOLERANCE = 0.01
+#: Mask erosion (pixels) before sampling: silhouette pixels often carry background colour.
+MASK_EROSION = 2
+#: Blur of the photo used for the mirrored back colours, as a fraction of the person's height in pixels.
+MIRROR_BLUR = 0.012
+#: Texels of dilation around each island.
+DILATE_TEXELS = 6
+#: Atlas padding (texels) between charts.
+ATLAS_PADDING = 4
+#: Candidate (pixel, face) pairs processed at once by the rasteriser.
+_CHUNK = 1 << 21
+
+
+@dataclass
+class Texture:
+    """The baked texture: ``uv`` (M, 3, 2) per-corner UVs in [0, 1] (origin bottom-left), ``image`` (S, S, 3)
+    uint8, ``vertex_colors`` (N, 3) uint8, ``stats`` diagnostics (JSON-friendly)."""
+
+    uv: np.ndarray
+    image: np.ndarray
+    vertex_colors: np.ndarray
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rasterisation (numpy)
+
+
+def _fragments(tri: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pixel centres covered by 2-D triangles ``tri`` (F, 3, 2) in pixel coordinates.
+
+    Returns (face index (P,), pixel index row * width + column (P,), screen barycentrics (P, 3)).
+    """
+    tri = np.asarray(tri, dtype=np.float64)
+    lo, hi = tri.min(axis=1), tri.max(axis=1)
+    x0 = np.clip(np.ceil(lo[:, 0] - 0.5), 0, width).astype(np.int64)
+    x1 = np.clip(np.floor(hi[:, 0] - 0.5), -1, width - 1).astype(np.int64)
+    y0 = np.clip(np.ceil(lo[:, 1] - 0.5), 0, height).astype(np.int64)
+    y1 = np.clip(np.floor(hi[:, 1] - 0.5), -1, height - 1).astype(np.int64)
+    bw, bh = x1 - x0 + 1, y1 - y0 + 1
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    faces = np.nonzero((bw > 0) & (bh > 0) & (np.abs(area) > 1e-12))[0]
+    counts = (bw * bh)[faces]
+    out_f, out_p, out_b = [], [], []
+    start = 0
+    cum = np.cumsum(counts)
+    while start < len(faces):
+        base = cum[start - 1] if start else 0
+        end = max(start + 1, int(np.searchsorted(cum, base + _CHUNK, side="right")))
+        fi = faces[start:end]
+        cnt = counts[start:end]
+        rep = np.repeat(np.arange(len(fi)), cnt)
+        local = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        f = fi[rep]
+        px = x0[f] + local % bw[f]
+        py = y0[f] + local // bw[f]
+        cx, cy = px + 0.5, py + 0.5
+        ar = area[f]
+        wa = ((b[f, 0] - cx) * (c[f, 1] - cy) - (b[f, 1] - cy) * (c[f, 0] - cx)) / ar
+        wb = ((c[f, 0] - cx) * (a[f, 1] - cy) - (c[f, 1] - cy) * (a[f, 0] - cx)) / ar
+        wc = 1.0 - wa - wb
+        inside = (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
+        out_f.append(f[inside])
+        out_p.append(py[inside] * width + px[inside])
+        out_b.append(np.stack([wa[inside], wb[inside], wc[inside]], axis=1))
+        start = end
+    if not out_f:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
+    return np.concatenate(out_f), np.concatenate(out_p), np.concatenate(out_b)
+
+
+@dataclass
+class DepthLayers:
+    """Every surface fragment seen by a camera, sorted by (pixel, depth). ``zbuf`` (H·W,) nearest depth (inf =
+    background), ``face`` (H·W,) nearest face (−1 = background); ``pix``/``depth``/``front`` per fragment."""
+
+    zbuf: np.ndarray
+    face: np.ndarray
+    pix: np.ndarray
+    depth: np.ndarray
+    front: np.ndarray
+    width: int
+    height: int
+
+
+def depth_layers(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> DepthLayers:
+    """Rasterise the mesh (bundle world) in ``camera``: z-buffer plus all fragments (depth-peeling queries)."""
+    pix2d, z = camera.project(vertices)
+    f = np.asarray(faces, dtype=np.int64)
+    ok = (z[f] > 1e-4).all(axis=1)
+    fid = np.nonzero(ok)[0]
+    frag_f, frag_p, bary = _fragments(pix2d[f[fid]], camera.width, camera.height)
+    frag_f = fid[frag_f]
+    depth = 1.0 / (bary / z[f[frag_f]]).sum(axis=1)  # perspective-correct
+    normals = face_normals(vertices, f)
+    centre = np.asarray(vertices)[f].mean(axis=1)
+    facing = np.einsum("ij,ij->i", normals, camera.center[None] - centre) > 0
+    order = np.lexsort((depth, frag_p))
+    frag_f, frag_p, depth = frag_f[order], frag_p[order], depth[order]
+    n = camera.width * camera.height
+    zbuf = np.full(n, np.inf)
+    face = np.full(n, -1, dtype=np.int64)
+    first = np.ones(len(frag_p), dtype=bool)
+    first[1:] = frag_p[1:] != frag_p[:-1]
+    zbuf[frag_p[first]] = depth[first]
+    face[frag_p[first]] = frag_f[first]
+    return DepthLayers(zbuf, face, frag_p, depth, facing[frag_f], camera.width, camera.height)
+
+
+def rasterize_uv(uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Texels covered by per-corner UVs (M, 3, 2) in an S × S atlas: (face (S, S) int, −1 = empty; bary (S, S, 3))."""
+    xy = np.empty_like(np.asarray(uv, dtype=np.float64))
+    xy[..., 0] = uv[..., 0] * size
+    xy[..., 1] = (1.0 - uv[..., 1]) * size
+    frag_f, frag_p, bary = _fragments(xy, size, size)
+    face = np.full(size * size, -1, dtype=np.int64)
+    bimg = np.zeros((size * size, 3))
+    face[frag_p] = frag_f
+    bimg[frag_p] = bary
+    return face.reshape(size, size), bimg.reshape(size, size, 3)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Mesh helpers
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit face normals (M, 3); counter-clockwise corners seen from outside give outward normals."""
+    t = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]
+    n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (N, 3)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    t = v[f]
+    fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, f[:, k], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-20)
+
+
+def _outward_sign(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """+1 when the faces wind outward (positive signed volume about the centroid), else −1."""
+    v = np.asarray(vertices, dtype=np.float64)
+    t = v[np.asarray(faces)] - v.mean(axis=0)
+    vol = np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum()
+    return 1.0 if vol >= 0 else -1.0
+
+
+def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Fill ``values`` (N, C) at unknown vertices by solving Laplace's equation on the mesh graph with the known
+    vertices fixed; components without a known vertex take the mean of the known values."""
+    from .rig import mesh_laplacian
+
+    n = len(values)
+    out = np.asarray(values, dtype=np.float64).copy()
+    if known.all():
+        return out
+    fallback = out[known].mean(axis=0) if known.any() else np.full(out.shape[1], 128.0)
+    if not known.any():
+        out[:] = fallback
+        return out
+    lap = mesh_laplacian(n, faces)
+    unk = np.nonzero(~known)[0]
+    kn = np.nonzero(known)[0]
+    # A tiny screening term keeps isolated unknown components solvable; they relax to the fallback colour.
+    a = (lap[unk][:, unk] + sp.identity(len(unk)) * 1e-6).tocsc()
+    rhs = -(lap[unk][:, kn] @ out[kn]) + 1e-6 * fallback[None]
+    solve = spla.factorized(a)
+    for c in range(out.shape[1]):
+        out[unk, c] = solve(np.ascontiguousarray(rhs[:, c]))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Photo sampling
+
+
+def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Sample (H, W, C) at continuous pixel coordinates (N, 2) (pixel centres at integer + 0.5), edge-clamped."""
+    h, w = image.shape[:2]
+    x = np.clip(xy[:, 0] - 0.5, 0, w - 1)
+    y = np.clip(xy[:, 1] - 0.5, 0, h - 1)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    img = image.astype(np.float64)
+    return ((img[y0, x0] * (1 - fx) + img[y0, x1] * fx) * (1 - fy) + (img[y1, x0] * (1 - fx) + img[y1, x1] * fx) * fy)
+
+
+def _masked_blur(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of the photo inside the mask only (mask-normalised), (H, W, 3) float."""
+    m = mask.astype(np.float64)
+    den = ndimage.gaussian_filter(m, sigma)
+    out = np.empty(rgb.shape, dtype=np.float64)
+    for c in range(3):
+        out[..., c] = ndimage.gaussian_filter(rgb[..., c] * m, sigma) / np.maximum(den, 1e-6)
+    return out
+
+
+def _ramp(cos: np.ndarray) -> np.ndarray:
+    return np.clip((cos - COS_ZERO) / (COS_FULL - COS_ZERO), 0.0, 1.0)
+
+
+@dataclass
+class _View:
+    """What the camera sees: layers, eroded mask, sharp photo, blurred photo."""
+
+    layers: DepthLayers
+    mask: np.ndarray
+    photo: np.ndarray
+    blurred: np.ndarray
+    camera: Camera
+
+
+def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Photo weight in [0, 1] of surface points (N, 3) with unit normals, and their pixel coordinates (N, 2)."""
+    cam = view.camera
+    xy, z = cam.project(points)
+    col, row = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
+    inside = (z > 1e-4) & (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
+    pix = np.where(inside, row * cam.width + col, 0)
+    vis = inside & (z <= view.layers.zbuf[pix] + DEPTH_TOLERANCE) & view.mask.reshape(-1)[pix]
+    to_cam = cam.center[None] - points
+    cos = np.einsum("ij,ij->i", normals, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
+    return np.where(vis, _ramp(cos), 0.0), xy
+
+
+def _mirror_colours(view: _View, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the blurred photo colour of the first front-facing surface in front of it along its pixel
+    ray, if that surface is the visible one; returns (colours (N, 3), valid (N,) bool)."""
+    cam, lay = view.camera, view.layers
+    xy, z = cam.project(points)
+    col, row = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
+    inside = (z > 1e-4) & (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
+    pix = np.where(inside, row * cam.width + col, 0)
+    sel = lay.front
+    fp, fd = lay.pix[sel], lay.depth[sel]
+    big = float(np.nanmax(fd)) + 10.0 if len(fd) else 10.0
+    key = fp * big + fd
+    q = np.searchsorted(key, pix * big + (z - 0.005), side="left") - 1
+    ok = inside & (q >= 0)
+    q = np.clip(q, 0, max(len(key) - 1, 0))
+    if len(key):
+        ok &= fp[q] == pix
+        ok &= fd[q] <= lay.zbuf[pix] + 1e-4  # that surface is the nearest one: seen in the photo
+    else:
+        ok &= False
+    ok &= view.mask.reshape(-1)[pix]
+    return _bilinear(view.blurred, xy), ok
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# UV atlas
+
+
+def unwrap(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
+    """xatlas UV atlas with fast settings: per-corner UVs (M, 3, 2) in [0, 1], origin bottom-left."""
+    import xatlas
+
+    v = np.ascontiguousarray(vertices, dtype=np.float32)
+    f = np.ascontiguousarray(faces, dtype=np.uint32)
+    atlas = xatlas.Atlas()
+    atlas.add_mesh(v, f)
+    chart = xatlas.ChartOptions()
+    chart.max_iterations = 1
+    pack = xatlas.PackOptions()
+    pack.resolution = int(size)
+    pack.padding = ATLAS_PADDING
+    pack.bilinear = True
+    pack.blockAlign = True
+    pack.bruteForce = False
+    atlas.generate(chart, pack)
+    _vmap, indices, uvs = atlas[0]
+    if len(indices) != len(f):
+        raise EngineError("internal", "The UV atlas lost faces of the mesh.", "Report this with the input photo.")
+    uv = np.asarray(uvs, dtype=np.float64)[np.asarray(indices, dtype=np.int64)]
+    uv[..., 1] = 1.0 - uv[..., 1]  # xatlas rows grow downwards; bundle UVs have their origin bottom-left
+    return np.clip(uv, 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _dilate(image: np.ndarray, covered: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grow covered texels into empty ones by ``steps`` rings (mean of covered 8-neighbours)."""
+    img = image.copy()
+    cov = covered.copy()
+    kernel = np.ones((3, 3))
+    for _ in range(steps):
+        cnt = ndimage.convolve(cov.astype(np.float64), kernel, mode="constant")
+        grow = (~cov) & (cnt > 0)
+        if not grow.any():
+            break
+        for c in range(3):
+            s = ndimage.convolve(img[..., c] * cov, kernel, mode="constant")
+            img[..., c][grow] = s[grow] / cnt[grow]
+        cov = cov | grow
+    return img, cov
+
+
+def _person_height(mask: np.ndarray) -> float:
+    rows = np.nonzero(mask.any(axis=1))[0]
+    return float(rows[-1] - rows[0] + 1) if len(rows) else float(mask.shape[0])
+
+
+def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
+                 camera: Camera, size: int = 2048, progress: Any = None) -> Texture:
+    """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
+    uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
+    in texels. See the module docstring for the method."""
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    rgb = np.asarray(photo_rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise EngineError("bad_image", f"The photo to bake has shape {rgb.shape}, not (H, W, 3).",
+                          "Load the photo with icon_engine.image_io.load_photo.")
+    if (rgb.shape[1], rgb.shape[0]) != (camera.width, camera.height):
+        raise EngineError("internal", f"Photo size {rgb.shape[1]}×{rgb.shape[0]} differs from the camera's "
+                          f"{camera.width}×{camera.height}.", "Pass the processing photo the fit used.")
+    if not 16 <= int(size) <= 16384:
+        raise EngineError("bad_option", f"Texture size {size} is out of range.", "Use 256 to 8192.")
+    if len(v) == 0 or len(f) == 0:
+        raise EngineError("internal", "The clothed surface to texture is empty.", "Check the surface stage.")
+    m = np.ones(rgb.shape[:2], dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+
+    def report(frac: float, text: str) -> None:
+        if progress is not None:
+            progress.update(frac, text)
+
+    report(0.02, "Unwrapping UVs")
+    uv = unwrap(v, f, size)
+    report(0.35, "Finding what the photo sees")
+    sign = _outward_sign(v, f)
+    faces_out = f if sign > 0 else f[:, ::-1]
+    vn = vertex_normals(v, faces_out)
+    eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
+    photo = rgb.astype(np.float64)
+    sigma = max(1.0, MIRROR_BLUR * _person_height(m))
+    view = _View(depth_layers(v, faces_out, camera), eroded, photo, _masked_blur(photo, m, sigma), camera)
+
+    report(0.5, "Colouring the vertices")
+    alpha_v, xy_v = _photo_weight(view, v, vn)
+    photo_v = _bilinear(photo, xy_v)
+    mirror_v, mirror_ok = _mirror_colours(view, v)
+    known = (alpha_v > 0.3) | mirror_ok
+    seed = np.where((alpha_v > 0.3)[:, None], photo_v, mirror_v)
+    fill_v = harmonic_fill(seed, known, f)
+    colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
+
+    report(0.7, "Baking the texture")
+    face_img, bary = rasterize_uv(uv, size)
+    covered = face_img >= 0
+    tf = face_img[covered]
+    tb = bary[covered]
+    points = np.einsum("nk,nkc->nc", tb, v[f[tf]])
+    normals = np.einsum("nk,nkc->nc", tb, vn[f[tf]])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    alpha_t, xy_t = _photo_weight(view, points, normals)
+    fill_t = np.einsum("nk,nkc->nc", tb, fill_v[f[tf]])
+    texel = alpha_t[:, None] * _bilinear(photo, xy_t) + (1 - alpha_t[:, None]) * fill_t
+    image = np.zeros((size, size, 3))
+    image[covered] = texel
+    report(0.9, "Blending seams")
+    image, grown = _dilate(image, covered, DILATE_TEXELS)
+    image[~grown] = texel.mean(axis=0) if len(texel) else 128.0
+    stats = {
+        "size": int(size),
+        "faces": int(len(f)),
+        "texel_coverage": float(covered.mean()),
+        "visible_vertex_fraction": float((alpha_v > 0.3).mean()),
+        "mirrored_vertex_fraction": float((mirror_ok & ~(alpha_v > 0.3)).mean()),
+        "diffused_vertex_fraction": float((~known).mean()),
+    }
+    report(1.0, "Texture done")
+    return Texture(
+        uv=uv.astype(np.float32),
+        image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
+        vertex_colors=np.clip(np.rint(colours_v), 0, 255).astype(np.uint8),
+        stats=stats,
+    )
+
+
+def render_textured(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, image: np.ndarray,
+                    camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Render the textured mesh in ``camera`` (nearest surface, bilinear texture lookup, no shading).
+
+    Returns (rgb (H, W, 3) float in 0–255, covered (H, W) bool). Used to measure the bake's colour error."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    pix2d, z = camera.project(v)
+    frag_f, frag_p, bary = _fragments(pix2d[f], camera.width, camera.height)
+    pz = bary / z[f[frag_f]]
+    depth = 1.0 / pz.sum(axis=1)
+    bary = pz * depth[:, None]  # perspective-correct
+    order = np.lexsort((depth, frag_p))
+    frag_f, frag_p, bary = frag_f[order], frag_p[order], bary[order]
+    first = np.ones(len(frag_p), dtype=bool)
+    first[1:] = frag_p[1:] != frag_p[:-1]
+    frag_f, frag_p, bary = frag_f[first], frag_p[first], bary[first]
+    tex_uv = np.einsum("nk,nkc->nc", bary, np.asarray(uv, dtype=np.float64)[frag_f])
+    size_h, size_w = image.shape[:2]
+    xy = np.stack([tex_uv[:, 0] * size_w, (1.0 - tex_uv[:, 1]) * size_h], axis=1)
+    out = np.zeros((camera.height * camera.width, 3))
+    out[frag_p] = _bilinear(image, xy)
+    covered = np.zeros(camera.height * camera.width, dtype=bool)
+    covered[frag_p] = True
+    return out.reshape(camera.height, camera.width, 3), covered.reshape(camera.height, camera.width)
