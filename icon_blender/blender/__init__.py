@@ -1,0 +1,1 @@
+"""bpy glue: thin functions that turn the core's arrays into Blender data (import, animation, camera, FBX)."""

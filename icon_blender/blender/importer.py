@@ -1,0 +1,266 @@
+"""Build Blender data from a result bundle: one collection with the armature, the skinned mesh and the camera.
+
+Frames: bundle world (SMPL-X, Y up) → Blender world (Z up) by +90° about X; the armature is built directly in
+Blender's frame so its object transform stays identity. The photo's pose is keyed at frame 1. If anything fails,
+everything created so far is removed (the scene is left as it was).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Vector
+
+from ..core import camera as cam_core
+from ..core import rig
+from ..engine_link import Bundle, read_bundle
+from . import animation
+
+ROOT_BONE = "pelvis"
+
+
+@dataclass
+class ImportResult:
+    """What :func:`import_bundle` created."""
+
+    collection: bpy.types.Collection
+    armature: bpy.types.Object
+    mesh: bpy.types.Object
+    camera: bpy.types.Object | None
+    action: bpy.types.Action
+
+
+def rest_rotations(arm_obj: bpy.types.Object, names: list[str]) -> np.ndarray:
+    """(J, 3, 3) rest rotations of the bones (armature space), read back from Blender."""
+    return np.array([np.array(arm_obj.data.bones[n].matrix_local.to_3x3()) for n in names], dtype=np.float64)
+
+
+def _link(collection: bpy.types.Collection, obj: bpy.types.Object) -> bpy.types.Object:
+    collection.objects.link(obj)
+    return obj
+
+
+def _build_armature(collection, name: str, joints_bl: np.ndarray, parents, names) -> bpy.types.Object:
+    heads, tails, rots = rig.bone_layout(joints_bl, np.asarray(parents), names)
+    data = bpy.data.armatures.new(name)
+    data.display_type = "OCTAHEDRAL"
+    obj = _link(collection, bpy.data.objects.new(name, data))
+    obj.show_in_front = True
+    view_layer = bpy.context.view_layer
+    prev_active = view_layer.objects.active
+    view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        ebs = []
+        for j, bone in enumerate(names):
+            eb = data.edit_bones.new(bone)
+            eb.head, eb.tail = Vector(heads[j]), Vector(tails[j])
+            eb.align_roll(Vector(rots[j][:, 2]))
+            eb.use_deform = True
+            ebs.append(eb)
+        for j, p in enumerate(parents):
+            if p >= 0:
+                ebs[j].parent = ebs[int(p)]
+                ebs[j].use_connect = False
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+        view_layer.objects.active = prev_active or obj
+    return obj
+
+
+def _build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
+    mesh = bpy.data.meshes.new(name)
+    n_v, n_f = len(vertices), len(faces)
+    mesh.vertices.add(n_v)
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    mesh.loops.add(3 * n_f)
+    mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, dtype=np.int32).ravel())
+    mesh.polygons.add(n_f)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_f, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.validate(verbose=False)
+    return mesh
+
+
+def _add_uv(mesh: bpy.types.Mesh, uv: np.ndarray) -> None:
+    layer = mesh.uv_layers.new(name="UVMap")
+    layer.data.foreach_set("uv", np.ascontiguousarray(uv, dtype=np.float32).reshape(-1))
+
+
+def _add_colors(mesh: bpy.types.Mesh, colors: np.ndarray) -> str:
+    attr = mesh.color_attributes.new(name="Col", type="BYTE_COLOR", domain="POINT")
+    rgba = np.ones((len(colors), 4), dtype=np.float32)
+    rgba[:, :3] = np.asarray(colors, dtype=np.float32) / 255.0
+    key = "color_srgb" if hasattr(attr.data[0] if len(attr.data) else None, "color_srgb") else "color"
+    attr.data.foreach_set(key, rgba.ravel())
+    return attr.name
+
+
+def _add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray, names) -> None:
+    """One vertex group per joint; vertices with equal weights are added in one call (exact float32 weights)."""
+    w = np.asarray(weights, dtype=np.float32)
+    for j, name in enumerate(names):
+        group = obj.vertex_groups.new(name=name)
+        col = w[:, j]
+        idx = np.nonzero(col > 0)[0]
+        if not len(idx):
+            continue
+        values, inverse = np.unique(col[idx], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(values) + 1))
+        for k, value in enumerate(values):
+            members = idx[order[bounds[k] : bounds[k + 1]]]
+            group.add(members.tolist(), float(value), "REPLACE")
+
+
+def _material(name: str, texture: Path | None, color_layer: str | None, created: list) -> bpy.types.Material:
+    mat = bpy.data.materials.new(name)
+    created.append(mat)
+    if mat.node_tree is None:
+        mat.use_nodes = True
+    nt = mat.node_tree
+    bsdf = next((n for n in nt.nodes if n.type == "BSDF_PRINCIPLED"), None)
+    if bsdf is None:
+        bsdf = nt.nodes.new("ShaderNodeBsdfPrincipled")
+        out = next((n for n in nt.nodes if n.type == "OUTPUT_MATERIAL"), None) or nt.nodes.new(
+            "ShaderNodeOutputMaterial")
+        nt.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    bsdf.inputs["Roughness"].default_value = 0.8
+    if texture is not None:
+        node = nt.nodes.new("ShaderNodeTexImage")
+        node.image = bpy.data.images.load(str(texture))
+        created.append(node.image)
+        node.image.pack()
+        node.location = (bsdf.location.x - 400, bsdf.location.y)
+        nt.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    elif color_layer is not None:
+        node = nt.nodes.new("ShaderNodeVertexColor")
+        node.layer_name = color_layer
+        node.location = (bsdf.location.x - 400, bsdf.location.y)
+        nt.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def _camera(collection, name: str, b: Bundle, scene: bpy.types.Scene, created: list) -> bpy.types.Object:
+    width, height = b.image_size
+    settings = cam_core.blender_camera(b.K, b.R, b.t, width, height)
+    data = bpy.data.cameras.new(name)
+    data.sensor_fit = settings.sensor_fit
+    data.sensor_width = data.sensor_height = settings.sensor_mm
+    data.lens = settings.lens_mm
+    data.shift_x, data.shift_y = settings.shift_x, settings.shift_y
+    data.clip_start, data.clip_end = 0.01, 1000.0
+    created.append(data)
+    obj = _link(collection, bpy.data.objects.new(name, data))
+    created.append(obj)
+    obj.matrix_world = Matrix(settings.matrix_world.tolist())
+    photo = b.file("photo")
+    if photo is not None and photo.is_file():
+        img = bpy.data.images.load(str(photo))
+        created.append(img)
+        img.pack()
+        data.show_background_images = True
+        bg = data.background_images.new()
+        bg.image = img
+        bg.frame_method = "FIT"
+        bg.alpha = 1.0
+    scene.render.resolution_x, scene.render.resolution_y = settings.resolution
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = settings.pixel_aspect
+    scene.camera = obj
+    return obj
+
+
+def photo_pose(b: Bundle, rest_rots: np.ndarray, head0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bundle's fitted pose as pose-bone quaternions (J, 4) and the pelvis location (3,)."""
+    quats = rig.pose_bone_quaternions(b.full_pose, rest_rots)
+    pelvis = rig.pelvis_positions(b.rest_joints[0], b.transl)
+    return quats, rig.root_location(pelvis, head0, rest_rots[0])
+
+
+def import_bundle(
+    path: str | Path | Bundle,
+    scene: bpy.types.Scene | None = None,
+    name: str | None = None,
+    with_camera: bool = True,
+) -> ImportResult:
+    """Import a bundle into ``scene`` (default: the context's) as a new collection; see the module docstring.
+
+    Raises the bundle reader's ``BundleError`` for a missing or damaged bundle (nothing is created).
+    """
+    b = path if isinstance(path, Bundle) else read_bundle(path)
+    scene = scene or bpy.context.scene
+    name = name or b.path.name
+    names = list(b.joint_names)
+    created: list = []
+    try:
+        coll = bpy.data.collections.new(f"ICON {name}")
+        created.append(coll)
+        scene.collection.children.link(coll)
+        joints_bl = rig.to_blender(b.rest_joints)
+        arm = _build_armature(coll, f"{name}_rig", joints_bl, b.parents, names)
+        created += [arm, arm.data]
+        mesh = _build_mesh(f"{name}_mesh", rig.to_blender(b.rest_mesh.vertices), b.rest_mesh.faces)
+        created.append(mesh)
+        uv = b.rest_mesh.uv if b.rest_mesh.uv is not None else b.posed_mesh.uv
+        colors = b.rest_mesh.colors if b.rest_mesh.colors is not None else b.posed_mesh.colors
+        if uv is not None:
+            _add_uv(mesh, uv)
+        layer = _add_colors(mesh, colors) if colors is not None else None
+        texture = b.file("texture") if uv is not None else None
+        mat = _material(f"{name}_material", texture, layer, created)
+        mesh.materials.append(mat)
+        mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
+        obj = _link(coll, bpy.data.objects.new(f"{name}_mesh", mesh))
+        created.append(obj)
+        _add_vertex_groups(obj, b.skin_weights, names)
+        obj.parent = arm
+        mod = obj.modifiers.new("Armature", "ARMATURE")
+        mod.object = arm
+        rots = rest_rotations(arm, names)
+        quats, loc = photo_pose(b, rots, np.array(arm.data.bones[ROOT_BONE].head_local))
+        action = animation.write_pose_action(arm, names, quats[None], loc[None], ROOT_BONE, 1, f"{name} photo pose")
+        created.append(action)
+        action.use_fake_user = True
+        cam = None
+        if with_camera:
+            cam = _camera(coll, f"{name}_camera", b, scene, created)
+        arm["icon_bundle"] = str(b.path)
+        arm["icon_format_version"] = int(b.meta.get("format_version", 0))
+        scene.frame_set(1)
+        return ImportResult(coll, arm, obj, cam, action)
+    except BaseException:
+        _remove(created)
+        raise
+
+
+def _remove(items: list) -> None:
+    """Delete datablocks created by a failed import, newest first."""
+    for item in reversed(items):
+        try:
+            if isinstance(item, bpy.types.Object):
+                bpy.data.objects.remove(item, do_unlink=True)
+            elif isinstance(item, bpy.types.Collection):
+                bpy.data.collections.remove(item)
+            elif isinstance(item, bpy.types.Mesh):
+                bpy.data.meshes.remove(item)
+            elif isinstance(item, bpy.types.Armature):
+                bpy.data.armatures.remove(item)
+            elif isinstance(item, bpy.types.Camera):
+                bpy.data.cameras.remove(item)
+            elif isinstance(item, bpy.types.Material):
+                bpy.data.materials.remove(item)
+            elif isinstance(item, bpy.types.Action):
+                bpy.data.actions.remove(item)
+            elif isinstance(item, bpy.types.Image):
+                bpy.data.images.remove(item)
+        except ReferenceError:
+            pass
+
+
+def set_rest_pose(arm_obj: bpy.types.Object, rest: bool) -> None:
+    """Show the armature in its rest pose (True) or its posed/animated state (False)."""
+    arm_obj.data.pose_position = "REST" if rest else "POSE"

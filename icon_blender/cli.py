@@ -1,0 +1,130 @@
+"""Headless command line: ``python -m icon_blender import-bundle DIR --blend OUT.blend --fbx OUT.fbx``.
+
+Runs with the ``bpy`` module (no Blender UI). Exit statuses follow the engine's (docs/cli.md): 0 ok, 2 bad
+command line, 3 bad bundle or motion file, 6 output not writable, 1 internal error. Outputs are written beside
+their targets and renamed into place, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_OUTPUT = 0, 1, 2, 3, 6
+
+
+class CliError(Exception):
+    """A problem the user can fix: message, hint, exit status."""
+
+    def __init__(self, message: str, hint: str, status: int) -> None:
+        super().__init__(message)
+        self.message, self.hint, self.status = message, hint, status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m icon_blender", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import-bundle", help="build a .blend and/or .fbx from a result bundle")
+    imp.add_argument("bundle", type=Path, help="the result bundle folder (python -m icon_engine reconstruct ...)")
+    imp.add_argument("--blend", type=Path, help="write the scene to this .blend file")
+    imp.add_argument("--fbx", type=Path, help="export the rigged avatar to this .fbx file")
+    imp.add_argument("--preset", choices=("generic", "unity", "unreal"), default="generic", help="FBX preset")
+    imp.add_argument("--motion", type=Path, help="an SMPL-X/AMASS .npz motion to apply after the photo pose")
+    imp.add_argument("--fps", type=int, default=30, help="scene frame rate for the motion (default 30)")
+    imp.add_argument("--no-camera", action="store_true", help="do not create the photo camera")
+    return parser
+
+
+def _check_output(path: Path | None, suffix: str) -> None:
+    if path is None:
+        return
+    if path.suffix.lower() != suffix:
+        raise CliError(f"{path}: the file name must end in {suffix}", f"Use a name like avatar{suffix}.", EXIT_USAGE)
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise CliError(f"{parent}: output folder does not exist", "Create the folder or choose another path.",
+                       EXIT_OUTPUT)
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise CliError(f"{parent}: output folder is not writable", "Choose a folder you can write to.", EXIT_OUTPUT)
+
+
+def import_bundle_command(args: argparse.Namespace) -> int:
+    if args.blend is None and args.fbx is None:
+        raise CliError("nothing to write", "Give --blend OUT.blend and/or --fbx OUT.fbx.", EXIT_USAGE)
+    _check_output(args.blend, ".blend")
+    _check_output(args.fbx, ".fbx")
+    if args.fps <= 0:
+        raise CliError(f"--fps {args.fps} is not a frame rate", "Use a positive number such as 30.", EXIT_USAGE)
+    from .engine_link import BundleError, read_bundle
+
+    try:
+        bundle = read_bundle(args.bundle)
+    except BundleError as exc:
+        raise CliError(f"bad bundle: {exc}", "Re-run the reconstruction, or check the folder with "
+                       "`python -m icon_engine validate DIR`.", EXIT_BAD_INPUT) from exc
+    from .core.motion import MotionError, load_motion
+
+    if args.motion is not None:
+        try:
+            load_motion(args.motion)  # fail before building anything
+        except MotionError as exc:
+            raise CliError(f"bad motion file: {exc}", "Use an SMPL-X/AMASS .npz motion.", EXIT_BAD_INPUT) from exc
+
+    import bpy
+
+    from .blender.export import export_fbx
+    from .blender.importer import import_bundle
+    from .blender.motion import apply_motion
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = args.fps, 1.0
+    result = import_bundle(bundle, scene, with_camera=not args.no_camera)
+    if args.motion is not None:
+        apply_motion(result.armature, args.motion, scene)
+        scene.frame_set(scene.frame_start)
+    if args.fbx is not None:
+        export_fbx(result.armature, args.fbx, args.preset)
+        print(f"wrote {args.fbx}")
+    if args.blend is not None:
+        _save_blend(args.blend)
+        print(f"wrote {args.blend}")
+    return EXIT_OK
+
+
+def _save_blend(path: Path) -> None:
+    import bpy
+
+    path = path.absolute()
+    tmp = path.with_name(f".{path.stem}.partial.blend")
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, compress=True, copy=True)
+        if not tmp.is_file():
+            raise CliError(f"could not write {path}", "Check the disk space and permissions.", EXIT_OUTPUT)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + "1").unlink(missing_ok=True)  # Blender's backup copy, if any
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return import_bundle_command(args)
+    except CliError as exc:
+        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
+        return exc.status
+    except Exception as exc:  # a bug: say so, with the details
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: internal error ({exc})\nhint: please report this with the output above", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Import of a bundle into Blender (bpy, headless): armature, skinned mesh, material, camera, photo pose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
+from mathutils import Vector  # noqa: E402
+from test_blender_bundle import make_bundle  # noqa: E402
+
+from icon_blender.blender.importer import import_bundle, set_rest_pose  # noqa: E402
+from icon_blender.core import rig  # noqa: E402
+from icon_engine.bundle import JOINT_NAMES, PARENTS, BundleError, read_bundle  # noqa: E402
+
+
+@pytest.fixture()
+def scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "avatar")
+
+
+def evaluated_vertices(obj) -> np.ndarray:
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    ev = obj.evaluated_get(depsgraph)
+    mesh = ev.to_mesh()
+    co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", co)
+    ev.to_mesh_clear()
+    m = np.array(obj.matrix_world)
+    co = co.reshape(-1, 3).astype(np.float64)
+    return co @ m[:3, :3].T + m[:3, 3]
+
+
+def test_import_builds_rig_mesh_and_reproduces_posed_mesh(scene, bundle_dir):
+    b = read_bundle(bundle_dir)
+    res = import_bundle(bundle_dir, scene)
+    arm, mesh = res.armature, res.mesh
+    assert res.collection.name in scene.collection.children
+    bones = arm.data.bones
+    assert len(bones) == 55 and {bone.name for bone in bones} == set(JOINT_NAMES)
+    for j, name in enumerate(JOINT_NAMES):
+        parent = bones[name].parent.name if bones[name].parent else None
+        assert parent == (JOINT_NAMES[PARENTS[j]] if PARENTS[j] >= 0 else None)
+    # bone heads on the rest joints (Blender frame) and rest orientations as the core laid them out
+    heads = np.array([bones[n].head_local for n in JOINT_NAMES])
+    assert np.abs(heads - rig.to_blender(b.rest_joints)).max() < 1e-5
+    _, _, rots = rig.bone_layout(rig.to_blender(b.rest_joints), b.parents, JOINT_NAMES)
+    blender_rots = np.array([np.array(bones[n].matrix_local.to_3x3()) for n in JOINT_NAMES])
+    assert np.abs(blender_rots - rots).max() < 1e-4
+    assert [g.name for g in mesh.vertex_groups] == list(JOINT_NAMES)
+    assert mesh.modifiers[0].type == "ARMATURE" and mesh.modifiers[0].object == arm and mesh.parent == arm
+    assert len(mesh.data.vertices) == len(b.rest_mesh.vertices)
+    # weights equal the bundle's
+    w = np.zeros_like(b.skin_weights)
+    for v in mesh.data.vertices:
+        for g in v.groups:
+            w[v.index, JOINT_NAMES.index(mesh.vertex_groups[g.group].name)] = g.weight
+    assert np.abs(w - b.skin_weights).max() < 1e-6
+    # after posing (frame 1), the evaluated mesh equals the bundle's posed mesh in Blender's frame within 1 mm
+    scene.frame_set(2)
+    scene.frame_set(1)
+    posed = evaluated_vertices(mesh)
+    expected = rig.to_blender(b.posed_mesh.vertices)
+    assert np.abs(posed - expected).max() < 1e-3
+    # rest-pose button: the rest mesh, and back
+    set_rest_pose(arm, True)
+    assert np.abs(evaluated_vertices(mesh) - rig.to_blender(b.rest_mesh.vertices)).max() < 1e-4
+    set_rest_pose(arm, False)
+    assert np.abs(evaluated_vertices(mesh) - expected).max() < 1e-3
+
+
+def test_material_uses_texture_or_vertex_colours(scene, bundle_dir, tmp_path):
+    res = import_bundle(bundle_dir, scene)
+    nt = res.mesh.data.materials[0].node_tree
+    bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
+    src = bsdf.inputs["Base Color"].links[0].from_node
+    assert src.type == "TEX_IMAGE" and src.image.size[0] == 32 and src.image.packed_file is not None
+    assert len(res.mesh.data.uv_layers) == 1
+    plain = import_bundle(make_bundle(tmp_path / "plain", texture=False), scene)
+    nt = plain.mesh.data.materials[0].node_tree
+    bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
+    src = bsdf.inputs["Base Color"].links[0].from_node
+    assert src.type == "VERTEX_COLOR" and src.layer_name in plain.mesh.data.color_attributes
+    b = read_bundle(tmp_path / "plain")
+    attr = plain.mesh.data.color_attributes[src.layer_name]
+    got = np.array([attr.data[i].color_srgb[:3] for i in range(5)])
+    assert np.abs(got * 255 - b.rest_mesh.colors[:5]).max() < 1.01
+
+
+@pytest.mark.parametrize("size", [(640, 480), (360, 500)])
+def test_camera_projects_like_the_bundle_camera(scene, tmp_path, size):
+    path = make_bundle(tmp_path / "cam", size=size)
+    b = read_bundle(path)
+    res = import_bundle(path, scene)
+    assert scene.camera == res.camera
+    assert (scene.render.resolution_x, scene.render.resolution_y) == size
+    assert res.camera.data.background_images[0].image.size[:] == size
+    width, height = size
+    points = b.posed_mesh.vertices[::7]
+    cam = (points @ b.R.T + b.t) @ b.K.T
+    expected = cam[:, :2] / cam[:, 2:]
+    got = []
+    for p in rig.to_blender(points):
+        ndc = world_to_camera_view(scene, res.camera, Vector(p))
+        got.append((ndc.x * width, (1.0 - ndc.y) * height))
+    assert np.abs(np.array(got) - expected).max() < 0.05  # pixels
+
+
+def test_bad_bundle_leaves_scene_untouched(scene, tmp_path, bundle_dir):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(bundle_dir, bad)
+    (bad / "skin_weights.npy").write_bytes(b"garbage")
+    before = (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.collections), len(bpy.data.actions))
+    with pytest.raises(BundleError, match="skin_weights"):
+        import_bundle(bad, scene)
+    assert before == (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.collections), len(bpy.data.actions))
+
+
+def test_failure_midway_removes_everything(scene, bundle_dir, monkeypatch):
+    from icon_blender.blender import importer
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(importer, "_camera", boom)
+    before = {k: len(getattr(bpy.data, k)) for k in ("objects", "meshes", "armatures", "collections", "actions",
+                                                     "materials", "images", "cameras")}
+    with pytest.raises(RuntimeError, match="simulated"):
+        import_bundle(bundle_dir, scene)
+    after = {k: len(getattr(bpy.data, k)) for k in before}
+    assert after == before
