@@ -306,8 +306,10 @@ def front_camera(width: int = 384, height: int = 512, distance: float = 3.2, hei
 
 
 def synthetic_photo(posed: np.ndarray, faces: np.ndarray, rest: np.ndarray, camera: object,
-                    background: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Render the subject posed as ``posed`` with :func:`pattern_colour` of its rest points: (rgb uint8, mask)."""
+                    background: int = 20, colour: object = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render the subject posed as ``posed``, coloured by ``colour`` (default :func:`pattern_colour`) of its rest
+    points: (rgb (H, W, 3) uint8, mask (H, W) bool)."""
+    colour = pattern_colour if colour is None else colour
     from icon_engine.texture import _fragments
 
     pix, z = camera.project(posed)
@@ -320,7 +322,7 @@ def synthetic_photo(posed: np.ndarray, faces: np.ndarray, rest: np.ndarray, came
     first = np.r_[True, fp[1:] != fp[:-1]]
     ff, fp, fb = ff[first], fp[first], fb[first]
     img = np.full((camera.height * camera.width, 3), float(background))
-    img[fp] = pattern_colour(np.einsum("nk,nkc->nc", fb, rest[faces[ff]]))
+    img[fp] = colour(np.einsum("nk,nkc->nc", fb, rest[faces[ff]]))
     mask = np.zeros(camera.height * camera.width, dtype=bool)
     mask[fp] = True
     shape = (camera.height, camera.width)
