@@ -5,9 +5,27 @@ Clean-room re-implementation: module names and tensor shapes match the released 
 
 - :mod:`icon_engine.icon.networks` — the normal generators, the hourglass filter and the implicit MLP.
 - :mod:`icon_engine.icon.checkpoints` — safe loading, validation, :func:`find_icon_data`, :func:`describe_icon_data`.
-- :mod:`icon_engine.icon.infer` — ICON's inference path, :func:`build_icon_surface`.
+- :mod:`icon_engine.icon.infer` — ICON's inference path, ``build_icon_surface``.
 
 See docs/icon_networks.md.
 """
 
 from __future__ import annotations
+
+from .checkpoints import (
+    IconData,
+    IconNetworks,
+    describe_icon_data,
+    find_icon_data,
+    load_icon_networks,
+    require_icon_data,
+)
+
+__all__ = [
+    "IconData",
+    "IconNetworks",
+    "describe_icon_data",
+    "find_icon_data",
+    "load_icon_networks",
+    "require_icon_data",
+]

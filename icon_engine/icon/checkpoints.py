@@ -291,3 +291,20 @@ def describe_icon_data(path: str | Path | None) -> dict[str, Any]:
                           else f"{folder}: a checkpoint does not match ICON's layout.")
         out["hint"] = HINT
     return out
+
+
+@dataclass
+class IconNetworks:
+    """ICON's loaded networks (eval mode): the normal predictor and the implicit network of ``variant``."""
+
+    normal: NormalNet
+    implicit: ImplicitNet
+    variant: str
+
+
+def load_icon_networks(data: IconData, device: str | torch.device = "cpu") -> IconNetworks:
+    """Load and validate both checkpoints of ``data`` strictly onto ``device``."""
+    normal = load_network(data.normal, "normal", device)
+    implicit = load_network(data.implicit, data.variant, device)
+    assert isinstance(normal, NormalNet) and isinstance(implicit, ImplicitNet)
+    return IconNetworks(normal, implicit, data.variant)

@@ -1,0 +1,555 @@
+"""ICON's inference path with the official networks: body normals → clothed normals → body refinement → implicit
+occupancy (coarse to fine) → marching cubes.
+
+Frames and units (docs/icon_networks.md has the full mapping to ICON's own conventions):
+
+- Bundle world (metres, SMPL-X frame) for all 3D geometry; the photo's perspective ``Camera`` (OpenCV).
+- **Crop**: ICON works on a 512² square crop around the person (side 1.11 × the larger side of the person's box,
+  as ICON's SPIN-style crop). We keep the perspective camera and only crop/scale the image: ``K_crop = A K``.
+- **ICON unit** ``u`` (metres): half the crop side measured at the body's depth. ICON's orthographic cube
+  [-1, 1]³ becomes a cube of half-side ``u`` around the body's centre in camera coordinates; the signed distance
+  feature is in these units.
+- **Normal frame** of every normal map and of the body-normal feature: x right, y up, z towards the viewer
+  (= OpenCV camera frame × (1, −1, −1)), as ICON's renders and its ×(−1, 1, −1) flipped query normals.
+
+Entry point: :func:`build_icon_surface`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..camera import Camera
+from ..errors import EngineError
+from .checkpoints import IconData, IconNetworks, load_icon_networks
+from .networks import NormalNet
+
+#: OpenCV camera frame → ICON's normal frame (x right, y up, z towards the viewer).
+CAM_TO_ICON = np.diag([1.0, -1.0, -1.0])
+#: ICON's crop side over the larger side of the person's box (crop 200·s for a box of 180·s).
+CROP_MARGIN = 200.0 / 180.0
+#: |sdf| at or beyond this (ICON units) is replaced by its sign: ICON's inference ``sdf_clip`` 5.0 / 100.
+SDF_CLIP = 0.05
+#: Barycentric visibility at or above this selects the front image features (ICON: 0.1).
+VIS_THRESHOLD = 0.1
+#: Occupancy iso-level of the raw MLP output (ICON thresholds the raw, sigmoid-free output at 0.5).
+ISO = 0.5
+
+
+@dataclass(frozen=True)
+class IconSettings:
+    """Work per preset. ``resolutions``: coarse-to-fine grid sizes (last = marching-cubes grid, 2^k + 1).
+
+    ``refine_iters``: body refinement iterations; ``normal_every``: re-run the (expensive) normal networks every
+    this many iterations; ``refine_res``: image size of the refinement losses; ``image_res``: network input size
+    (512 as trained; smaller only in tests with reduced stand-in networks)."""
+
+    image_res: int = 512
+    refine_iters: int = 10
+    normal_every: int = 10
+    refine_res: int = 256
+    refine_lr: float = 2e-3
+    resolutions: tuple[int, ...] = (33, 65, 129, 257)
+    band: int = 1
+    chunk: int = 131072
+    clean: bool = True
+
+
+#: CPU presets keep the whole ICON path within minutes on 2 cores; CUDA runs ICON's own loop lengths.
+PRESETS: dict[str, dict[str, IconSettings]] = {
+    "cpu": {
+        "preview": IconSettings(refine_iters=0, normal_every=1, resolutions=(33, 65, 129)),
+        "standard": IconSettings(refine_iters=10, normal_every=10, resolutions=(33, 65, 129, 257)),
+        "high": IconSettings(refine_iters=30, normal_every=10, refine_res=512, resolutions=(33, 65, 129, 257, 513)),
+    },
+    "cuda": {
+        "preview": IconSettings(refine_iters=20, normal_every=1, refine_res=512, resolutions=(33, 65, 129, 257)),
+        "standard": IconSettings(refine_iters=100, normal_every=1, refine_res=512, resolutions=(33, 65, 129, 257)),
+        "high": IconSettings(refine_iters=100, normal_every=1, refine_res=512,
+                             resolutions=(33, 65, 129, 257, 513)),
+    },
+}
+
+
+def settings_for(quality: str, device: str | torch.device) -> IconSettings:
+    kind = "cuda" if torch.device(device).type == "cuda" else "cpu"
+    if quality not in PRESETS[kind]:
+        raise EngineError("bad_option", f"Unknown quality {quality!r}.", "Use preview, standard or high.")
+    return PRESETS[kind][quality]
+
+
+@dataclass
+class RefinedBody:
+    """The body after ICON's refinement loop (bundle world, metres); replaces the fitted body in the bundle."""
+
+    vertices: np.ndarray  # (V, 3)
+    faces: np.ndarray  # (F, 3)
+    betas: np.ndarray
+    full_pose: np.ndarray  # (55, 3) axis-angle
+    transl: np.ndarray  # (3,)
+    joints: np.ndarray | None = None  # (55, 3)
+
+
+@dataclass
+class IconSurface:
+    """ICON's clothed surface; same fields as ``surface.ClothedSurface`` plus the refined body and the normals.
+
+    ``vertices`` (N, 3) bundle world, ``faces`` (M, 3); ``normal_front/back`` (3, R, R) predicted clothed normals
+    of the crop (ICON normal frame); ``crop_camera`` the camera of that crop."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    method: str
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    refined_body: RefinedBody | None = None
+    normal_front: np.ndarray | None = None
+    normal_back: np.ndarray | None = None
+    crop_camera: Camera | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Crop and inputs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Crop:
+    """Square crop of the processing photo: ``camera`` (crop pixels), ``affine`` (3, 3) processing px → crop px,
+    ``unit`` metres per ICON unit, ``center_cam`` (3,) the cube centre in camera coordinates (metres)."""
+
+    camera: Camera
+    affine: np.ndarray
+    unit: float
+    center_cam: np.ndarray
+
+
+def make_crop(camera: Camera, body_vertices: np.ndarray, mask: np.ndarray | None, res: int) -> Crop:
+    """ICON's crop around the person (mask box ∪ projected body box), side ``CROP_MARGIN`` × the larger side."""
+    pix, depth = camera.project(body_vertices)
+    lo, hi = pix.min(0), pix.max(0)
+    if mask is not None and mask.any():
+        ys, xs = np.nonzero(mask)
+        lo = np.minimum(lo, [xs.min(), ys.min()])
+        hi = np.maximum(hi, [xs.max() + 1, ys.max() + 1])
+    center = (lo + hi) / 2.0
+    side = CROP_MARGIN * float(max(hi - lo))
+    s = res / side
+    affine = np.array([[s, 0.0, res / 2.0 - s * center[0]], [0.0, s, res / 2.0 - s * center[1]], [0.0, 0.0, 1.0]])
+    crop_cam = Camera(affine @ camera.K, camera.R.copy(), camera.t.copy(), res, res)
+    cam_pts = camera.to_camera(body_vertices)
+    box_c = (cam_pts.min(0) + cam_pts.max(0)) / 2.0
+    focal = float(crop_cam.K[0, 0])
+    unit = 0.5 * res * box_c[2] / focal  # half the crop side at the body's depth, metres
+    # cube centre: on the ray through the crop centre, at the body's depth
+    ray = np.linalg.solve(crop_cam.K, np.array([res / 2.0, res / 2.0, 1.0]))
+    center_cam = ray / ray[2] * box_c[2]
+    return Crop(crop_cam, affine, unit, center_cam)
+
+
+def crop_image(rgb: np.ndarray, mask: np.ndarray, crop: Crop,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ICON's image input (1, 3, R, R) in [-1, 1] × mask (background exactly 0) and the mask (1, 1, R, R)."""
+    res = crop.camera.width
+    H, W = mask.shape
+    inv = np.linalg.inv(crop.affine)
+    c = (np.arange(res) + 0.5)
+    gx, gy = np.meshgrid(c, c)
+    src = np.stack([gx, gy, np.ones_like(gx)], -1) @ inv.T  # processing px (continuous)
+    grid = np.stack([src[..., 0] / W * 2 - 1, src[..., 1] / H * 2 - 1], -1)
+    grid_t = torch.as_tensor(grid, dtype=torch.float32, device=device)[None]
+    img = torch.as_tensor(rgb, dtype=torch.float32, device=device).permute(2, 0, 1)[None] / 255.0
+    m = torch.as_tensor(mask, dtype=torch.float32, device=device)[None, None]
+    img = F.grid_sample(img, grid_t, mode="bilinear", padding_mode="zeros", align_corners=False)
+    m = (F.grid_sample(m, grid_t, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).float()
+    return (img * 2.0 - 1.0) * m, m
+
+
+def render_body_normals(vertices: np.ndarray, faces: np.ndarray, camera: Camera,
+                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Front/back body normal maps (1, 3, R, R) each, ICON normal frame, background 0."""
+    from ..render import render_normal_pair
+
+    v_cam = camera.to_camera(vertices)
+    front, back, _ = render_normal_pair(v_cam, faces, camera.K, camera.width, camera.height, space="camera")
+
+    def to_t(img: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(img @ CAM_TO_ICON, dtype=torch.float32, device=device).permute(2, 0, 1)[None]
+
+    return to_t(front), to_t(back)
+
+
+@torch.no_grad()
+def predict_normals(net: NormalNet, image: torch.Tensor, body_front: torch.Tensor,
+                    body_back: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clothed normals front/back (1, 3, R, R) from the image and the body's normal maps (no gradients)."""
+    return net(image, body_front, body_back)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Body refinement (ICON's "feedback loop")
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _torch_pose_inputs(fit: Any, device: torch.device) -> dict[str, torch.Tensor]:
+    pose = torch.as_tensor(np.asarray(fit.full_pose, dtype=np.float32).reshape(55, 3), device=device)
+    return {
+        "betas": torch.as_tensor(np.asarray(fit.betas, np.float32), device=device)[None],
+        "global_orient": pose[0:1].reshape(1, 3),
+        "body_pose": pose[1:22].reshape(1, 63),
+        "jaw_pose": pose[22:23].reshape(1, 3),
+        "leye_pose": pose[23:24].reshape(1, 3),
+        "reye_pose": pose[24:25].reshape(1, 3),
+        "left_hand_pose": pose[25:40].reshape(1, 45),
+        "right_hand_pose": pose[40:55].reshape(1, 45),
+        "expression": torch.as_tensor(np.asarray(getattr(fit, "expression", np.zeros(0)), np.float32),
+                                      device=device)[None],
+        "transl": torch.as_tensor(np.asarray(fit.transl, np.float32), device=device)[None],
+    }
+
+
+def _pixel_normals(v_cam: torch.Tensor, faces_t: torch.Tensor, raster: Any, res: int) -> torch.Tensor:
+    """Differentiable normal image (3, R, R) in ICON's frame from a fixed hard raster (face ids, barycentrics)."""
+    from ..render import vertex_normals
+
+    vn = vertex_normals(v_cam, faces_t)  # camera frame, autograd
+    vn = vn * torch.tensor([1.0, -1.0, -1.0], dtype=vn.dtype, device=vn.device)
+    fid = torch.as_tensor(raster.face_index.reshape(-1), device=v_cam.device)
+    hit = torch.nonzero(fid >= 0).squeeze(1)
+    bary = torch.as_tensor(raster.bary.reshape(-1, 3), dtype=vn.dtype, device=v_cam.device)[hit]
+    corners = faces_t[fid[hit]]  # (P, 3)
+    n = (vn[corners] * bary[..., None]).sum(1)
+    n = F.normalize(n, dim=1, eps=1e-8)
+    img = torch.zeros(res * res, 3, dtype=vn.dtype, device=v_cam.device).index_copy(0, hit, n)
+    return img.T.reshape(3, res, res)
+
+
+def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets: IconNetworks,
+                settings: IconSettings, progress: Any, device: torch.device,
+                normals: tuple[torch.Tensor, torch.Tensor]) -> tuple[RefinedBody, tuple[torch.Tensor, torch.Tensor],
+                                                                     dict[str, Any]]:
+    """Optimise pose, shape and translation so the body's normal maps and silhouette match the predicted clothed
+    normals (ICON's loop: L1 normal loss front + back, L1 silhouette loss). Returns the refined body, the latest
+    predicted normals and stats. The normal networks re-run every ``settings.normal_every`` iterations."""
+    from ..render import rasterize, soft_silhouette
+
+    inputs = _torch_pose_inputs(fit, device)
+    free = {k: inputs[k].clone().requires_grad_(True) for k in ("global_orient", "body_pose", "betas", "transl")}
+    start = {k: v.detach().clone() for k, v in free.items()}
+    fixed = {k: v for k, v in inputs.items() if k not in free}
+    faces_np = np.asarray(fit.faces, dtype=np.int64)
+    faces_t = torch.as_tensor(faces_np, device=device)
+    R = torch.as_tensor(crop.camera.R, dtype=torch.float32, device=device)
+    t = torch.as_tensor(crop.camera.t, dtype=torch.float32, device=device)
+
+    with torch.no_grad():
+        out0 = body_model(**inputs).vertices[0]
+    offset = torch.as_tensor(np.asarray(fit.vertices, np.float32), device=device).mean(0) - out0.mean(0)
+    rr = settings.refine_res
+    scale = rr / crop.camera.width
+    K_ref = np.diag([scale, scale, 1.0]) @ crop.camera.K
+
+    def down(x: torch.Tensor) -> torch.Tensor:
+        return x if x.shape[-1] == rr else F.interpolate(x, size=(rr, rr), mode="area")
+
+    def targets(nf: torch.Tensor, nb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        tf, tb = down(nf)[0], down(nb)[0]
+        mask = (down(image).abs().sum(1) > 0).float()[0]  # ICON: the clothed mask = non-background pixels
+        return tf, tb, mask
+
+    opt = torch.optim.Adam(list(free.values()), lr=settings.refine_lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, min_lr=1e-5, patience=5)
+    nf, nb = normals
+    tf, tb, mask = targets(nf, nb)
+    losses: list[float] = []
+    for it in range(settings.refine_iters):
+        verts = body_model(**fixed, **free).vertices[0] + offset
+        v_cam = verts @ R.T + t
+        if it > 0 and it % settings.normal_every == 0:  # ICON re-predicts the clothed normals every iteration
+            with torch.no_grad():
+                bf, bb = render_body_normals(verts.detach().cpu().numpy(), faces_np, crop.camera, device)
+                nf, nb = predict_normals(nets.normal, image, bf, bb)
+                tf, tb, mask = targets(nf, nb)
+        vc = v_cam.detach().cpu().numpy()
+        front = rasterize(vc, faces_np, K_ref, rr, rr)
+        back = rasterize(vc, faces_np, K_ref, rr, rr, farthest=True)
+        pf = _pixel_normals(v_cam, faces_t, front, rr)
+        pb = _pixel_normals(v_cam, faces_t, back, rr)
+        loss_normal = (pf - tf).abs().mean() + (pb - tb).abs().mean()
+        sil = soft_silhouette(v_cam, faces_t, K_ref, rr, rr)
+        loss_sil = (sil - mask).abs().mean()
+        loss_stay = sum(((free[k] - start[k]) ** 2).mean() for k in free) * 1e-2
+        loss = loss_normal + loss_sil + loss_stay
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step(loss.item())
+        losses.append(float(loss.item()))
+        progress.update(0.05 + 0.45 * (it + 1) / max(1, settings.refine_iters),
+                        f"Refining the body ({it + 1}/{settings.refine_iters})")
+    with torch.no_grad():
+        out = body_model(**fixed, **free)
+        verts = (out.vertices[0] + offset).cpu().numpy().astype(np.float64)
+        joints = (out.joints[0] + offset).cpu().numpy().astype(np.float64) if hasattr(out, "joints") else None
+    pose = np.asarray(fit.full_pose, dtype=np.float64).reshape(55, 3).copy()
+    pose[0] = free["global_orient"].detach().cpu().numpy().reshape(3)
+    pose[1:22] = free["body_pose"].detach().cpu().numpy().reshape(21, 3)
+    refined = RefinedBody(verts, faces_np, free["betas"].detach().cpu().numpy()[0].astype(np.float64), pose,
+                          (free["transl"].detach()[0] + offset).cpu().numpy().astype(np.float64), joints)
+    stats = {"refine_iterations": settings.refine_iters, "refine_loss_first": losses[0] if losses else None,
+             "refine_loss_last": losses[-1] if losses else None}
+    return refined, (nf, nb), stats
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Per-point features and occupancy
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def canonical_code(rest_vertices: np.ndarray) -> np.ndarray:
+    """ICON's per-vertex canonical code ``cmap`` (V, 3): the rest template's coordinates normalised to [0, 1]
+    per axis (SMPL-X frame), as ICON's ``smplx_cmap`` is derived from the SMPL-X template."""
+    v = np.asarray(rest_vertices, dtype=np.float64)
+    lo, hi = v.min(0), v.max(0)
+    return (v - lo) / np.maximum(hi - lo, 1e-9)
+
+
+class BodyFeatures:
+    """Point features against one posed body (ICON's ``cal_sdf_batch``), seen through ``crop``.
+
+    ``__call__(points_world (N, 3))`` → ``xy`` (N, 2) image position in [-1, 1], ``body`` (7, N) = [sdf, cmap,
+    normal], ``visible`` (N,) {0, 1}, ``in_cube`` (N,) bool. sdf: positive inside, ICON units, clipped to ±1 at
+    |sdf| ≥ :data:`SDF_CLIP`; normal: ICON frame."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, cmap: np.ndarray, crop: Crop) -> None:
+        from ..mesh_queries import MeshQuery
+        from ..render import vertex_visibility
+
+        self.crop = crop
+        self.query = MeshQuery(vertices, faces)
+        self.cmap = np.asarray(cmap, dtype=np.float64)
+        cam = crop.camera
+        v_cam = cam.to_camera(vertices)
+        vis_res = 1024  # ICON rasterises at 4096² in crop space; 1024² is enough for per-vertex visibility
+        k = np.diag([vis_res / cam.width, vis_res / cam.height, 1.0]) @ cam.K
+        self.vis = vertex_visibility(v_cam, faces, k, vis_res, vis_res).astype(np.float64)[:, None]
+        self.to_icon = CAM_TO_ICON @ cam.R  # world normal → ICON normal frame
+
+    def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        cam = self.crop.camera
+        q = self.query.query(points)
+        sdf = -q.distance / self.crop.unit
+        sdf = np.where(np.abs(sdf) >= SDF_CLIP, np.sign(sdf), sdf)
+        cmap = self.query.interpolate(self.cmap, q.face, q.bary)
+        normal = q.normal @ self.to_icon.T
+        visible = (self.query.interpolate(self.vis, q.face, q.bary)[:, 0] >= VIS_THRESHOLD).astype(np.float64)
+        pix, _ = cam.project(points)
+        xy = np.stack([pix[:, 0] / cam.width * 2.0 - 1.0, pix[:, 1] / cam.height * 2.0 - 1.0], axis=1)
+        local = (cam.to_camera(points) - self.crop.center_cam) / self.crop.unit
+        in_cube = (np.abs(local) < 1.0).all(axis=1)
+        body = np.concatenate([sdf[:, None], cmap, normal], axis=1).T
+        return xy, body, visible, in_cube
+
+
+@torch.no_grad()
+def occupancy(nets: IconNetworks, features: torch.Tensor, body: BodyFeatures, points: np.ndarray,
+              device: torch.device, chunk: int = 131072) -> np.ndarray:
+    """Raw occupancy (N,) at world points (ICON: inside where > 0.5; 0 outside the cube)."""
+    out = np.zeros(len(points), dtype=np.float32)
+    for s in range(0, len(points), chunk):
+        xy, feats, vis, in_cube = body(points[s:s + chunk])
+        pred = nets.implicit.query(
+            features,
+            torch.as_tensor(xy, dtype=torch.float32, device=device)[None],
+            torch.as_tensor(feats, dtype=torch.float32, device=device)[None],
+            torch.as_tensor(vis, dtype=torch.float32, device=device)[None, None],
+        )[0, 0]
+        out[s:s + chunk] = pred.cpu().numpy() * in_cube
+    return out
+
+
+def grid_points(crop: Crop, n: int, idx: np.ndarray | None = None) -> np.ndarray:
+    """World positions of grid nodes ``idx`` (M, 3) (all nodes when None) of an n³ grid over ICON's cube."""
+    if idx is None:
+        axes = np.arange(n)
+        idx = np.stack(np.meshgrid(axes, axes, axes, indexing="ij"), -1).reshape(-1, 3)
+    local = idx.astype(np.float64) / (n - 1) * 2.0 - 1.0  # [-1, 1]³, camera-aligned axes
+    cam_pts = crop.center_cam + local * crop.unit
+    return (cam_pts - crop.camera.t) @ crop.camera.R  # camera → world: R^T (x - t)
+
+
+def coarse_to_fine(query: Any, crop: Crop, resolutions: tuple[int, ...], band: int = 1,
+                   progress: Any = None, span: tuple[float, float] = (0.5, 0.9)) -> tuple[np.ndarray, int]:
+    """ICON's coarse-to-fine extraction: dense at the first size, then at each finer size only the nodes near the
+    0.5 crossing of the upsampled field are queried. Returns (values (n, n, n), points queried)."""
+    n = resolutions[0]
+    vals = torch.as_tensor(query(grid_points(crop, n)).reshape(n, n, n))
+    total = n**3
+    for level, n in enumerate(resolutions[1:], start=1):
+        vals = F.interpolate(vals[None, None], size=(n, n, n), mode="trilinear", align_corners=True)[0, 0]
+        occ = (vals > ISO).float()[None, None]
+        hi = F.max_pool3d(occ, 3, 1, 1)
+        lo = -F.max_pool3d(-occ, 3, 1, 1)
+        near = (hi != lo).float()
+        if band > 0:
+            near = F.max_pool3d(near, 2 * band + 1, 1, band)
+        idx = torch.nonzero(near[0, 0] > 0).numpy()
+        if len(idx):
+            new = query(grid_points(crop, n, idx))
+            vals[idx[:, 0], idx[:, 1], idx[:, 2]] = torch.as_tensor(new, dtype=vals.dtype)
+        total += len(idx)
+        if progress is not None:
+            progress.update(span[0] + (span[1] - span[0]) * level / (len(resolutions) - 1),
+                            f"Implicit surface {n - 1}³")
+    return vals.numpy(), total
+
+
+def extract_mesh(values: np.ndarray, crop: Crop, clean: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes at :data:`ISO` → (vertices (N, 3) world, faces (M, 3)), outward-facing; the largest
+    connected piece only when ``clean`` (ICON's ``clean_mesh``)."""
+    import trimesh
+    from skimage.measure import marching_cubes
+
+    if not (values.max() > ISO and values.min() < ISO):
+        raise EngineError(
+            "internal", "ICON's implicit network found no surface around the body.",
+            "Check that the ICON checkpoints are the official ones and the person is fully visible; or run "
+            "without --icon-data to use the built-in surface.")
+    n = values.shape[0]
+    verts, faces, _, _ = marching_cubes(values, level=ISO)
+    world = grid_points_continuous(crop, n, verts)
+    mesh = trimesh.Trimesh(world, faces, process=True)
+    if clean:
+        parts = mesh.split(only_watertight=False)
+        if len(parts):
+            mesh = max(parts, key=lambda m: len(m.faces))
+    if mesh.volume < 0:
+        mesh.invert()
+    return np.asarray(mesh.vertices), np.asarray(mesh.faces, dtype=np.int64)
+
+
+def grid_points_continuous(crop: Crop, n: int, ijk: np.ndarray) -> np.ndarray:
+    """World positions of continuous grid coordinates (M, 3) of an n³ grid over ICON's cube."""
+    local = np.asarray(ijk, dtype=np.float64) / (n - 1) * 2.0 - 1.0
+    return (crop.center_cam + local * crop.unit - crop.camera.t) @ crop.camera.R
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _rest_vertices(fit: Any, body_model: Any, device: torch.device) -> np.ndarray | None:
+    if body_model is None:
+        return None
+    with torch.no_grad():
+        betas = torch.as_tensor(np.asarray(fit.betas, np.float32), device=device)[None]
+        return body_model(betas=betas).vertices[0].cpu().numpy()
+
+
+def build_icon_surface(
+    fit: Any,
+    observation: Any,
+    photo: Any,
+    icon_data: IconData | IconNetworks,
+    quality: str = "standard",
+    progress: Any = None,
+    device: str | torch.device = "cpu",
+    *,
+    body_model: Any = None,
+    face_count: int | None = None,
+    settings: IconSettings | None = None,
+) -> IconSurface:
+    """ICON's reconstruction of the clothed person: bundle-world mesh plus the refined body.
+
+    ``fit``: a ``BodyFit`` (vertices, faces, camera, betas, full_pose, transl); ``observation.mask`` the person's
+    mask in processing pixels; ``photo.rgb`` the processing image; ``icon_data``: the checkpoint files (loaded
+    here) or already loaded :class:`IconNetworks`. ``body_model`` (the fit's ``BodyModel``) enables the body
+    refinement loop and the canonical code from the rest template; without it the fitted body is used as is.
+    ``face_count``: decimate the result to about this many faces. ``settings`` overrides the preset.
+    """
+    progress = progress if progress is not None else _NullProgress()
+    dev = torch.device(device)
+    settings = settings or settings_for(quality, dev)
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    t0 = time.perf_counter()
+    progress.update(0.0, "Loading ICON's networks")
+    nets = icon_data if isinstance(icon_data, IconNetworks) else load_icon_networks(icon_data, dev)
+    nets.normal.to(dev).eval()
+    nets.implicit.to(dev).eval()
+    timings["load"] = time.perf_counter() - t0
+
+    body_v = np.asarray(fit.vertices, dtype=np.float64)
+    faces = np.asarray(fit.faces, dtype=np.int64)
+    mask = np.asarray(observation.mask, dtype=bool)
+    crop = make_crop(fit.camera, body_v, mask, settings.image_res)
+    image, _ = crop_image(np.asarray(photo.rgb), mask, crop, dev)
+
+    t = time.perf_counter()
+    progress.update(0.02, "Predicting clothed normals")
+    bf, bb = render_body_normals(body_v, faces, crop.camera, dev)
+    normals = predict_normals(nets.normal, image, bf, bb)
+    timings["normals"] = time.perf_counter() - t
+
+    refined = None
+    stats: dict[str, Any] = {"variant": nets.variant, "device": str(dev), "image_res": settings.image_res,
+                             "icon_unit_m": crop.unit}
+    if body_model is not None and settings.refine_iters > 0:
+        t = time.perf_counter()
+        refined, normals, rstats = refine_body(fit, body_model, crop, image, nets, settings, progress, dev, normals)
+        stats.update(rstats)
+        body_v = refined.vertices
+        timings["refine"] = time.perf_counter() - t
+    elif settings.refine_iters > 0:
+        warnings.append("ICON body refinement skipped: no body model was given; the fitted body is used as is.")
+
+    rest = _rest_vertices(fit, body_model, dev)
+    if rest is None or len(rest) != len(body_v):
+        warnings.append("ICON canonical body code taken from the posed body (no rest template available).")
+        rest = body_v
+    t = time.perf_counter()
+    progress.update(0.5, "Implicit surface")
+    with torch.no_grad():
+        features = nets.implicit.image_features(normals[0], normals[1])
+    body = BodyFeatures(body_v, faces, canonical_code(rest), crop)
+
+    def query(points: np.ndarray) -> np.ndarray:
+        return occupancy(nets, features, body, points, dev, settings.chunk)
+
+    values, n_points = coarse_to_fine(query, crop, settings.resolutions, settings.band, progress)
+    timings["occupancy"] = time.perf_counter() - t
+    t = time.perf_counter()
+    progress.update(0.9, "Marching cubes")
+    verts, mfaces = extract_mesh(values, crop, settings.clean)
+    timings["marching_cubes"] = time.perf_counter() - t
+    if face_count is not None and len(mfaces) > face_count:
+        verts, mfaces = _decimate(verts, mfaces, face_count)
+    progress.update(1.0, "ICON surface done")
+    stats.update({"resolution": settings.resolutions[-1] - 1, "points_queried": int(n_points),
+                  "faces": int(len(mfaces)), "timings_s": {k: round(v, 3) for k, v in timings.items()}})
+    return IconSurface(verts, mfaces, f"icon:{nets.variant}", warnings, stats, refined,
+                       normals[0][0].cpu().numpy(), normals[1][0].cpu().numpy(), crop.camera)
+
+
+def _decimate(vertices: np.ndarray, faces: np.ndarray, face_count: int) -> tuple[np.ndarray, np.ndarray]:
+    import fast_simplification
+
+    reduction = 1.0 - face_count / len(faces)
+    v, f = fast_simplification.simplify(vertices.astype(np.float32), faces.astype(np.int32), reduction)
+    return np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64)
+
+
+class _NullProgress:
+    def update(self, fraction: float, message: str = "") -> None:
+        pass
+
+
+__all__ = ["IconSettings", "IconSurface", "RefinedBody", "build_icon_surface", "settings_for", "PRESETS",
+           "canonical_code", "make_crop", "BodyFeatures", "coarse_to_fine", "extract_mesh"]

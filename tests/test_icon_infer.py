@@ -1,0 +1,163 @@
+"""ICON inference path on CPU with random-weight stand-in networks: crop, body features, refinement loop,
+coarse-to-fine occupancy and marching cubes yield a closed mesh around the body."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from icon_engine.camera import FRONT_VIEW_R, Camera, default_intrinsics
+from icon_engine.icon import infer
+from icon_engine.icon.checkpoints import IconNetworks
+from icon_engine.icon.networks import ImplicitNet, NormalNet
+from icon_engine.render import render_mask
+
+W, H = 192, 256
+
+
+def _body() -> trimesh.Trimesh:
+    """A standing stand-in body (capsule torso+legs and a head), 1.7 m tall, feet at y = 0, facing +Z."""
+    torso = trimesh.creation.capsule(height=1.1, radius=0.18, count=[24, 24])
+    torso.apply_translation([0, 0, 0.0])
+    torso.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
+    torso.apply_translation([0, 0.73, 0])
+    head = trimesh.creation.icosphere(subdivisions=3, radius=0.12)
+    head.apply_translation([0, 1.58, 0])
+    body = trimesh.util.concatenate([torso, head])
+    body.apply_scale([1.0, 1.0, 0.7])
+    return body
+
+
+class TinyBody(torch.nn.Module):
+    """Stand-in for a BodyModel: the template rotated by global_orient, scaled by betas[0], translated."""
+
+    def __init__(self, template: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("template", torch.as_tensor(template, dtype=torch.float32))
+
+    def forward(self, betas=None, global_orient=None, body_pose=None, transl=None, **_):
+        v = self.template[None] * (1.0 + 0.01 * (betas[:, :1, None] if betas is not None else 0.0))
+        if global_orient is not None:
+            angle = global_orient.norm(dim=1, keepdim=True).clamp_min(1e-8)
+            axis = global_orient / angle
+            kx = torch.zeros(1, 3, 3)
+            kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+            kx = kx - kx.transpose(1, 2)
+            rot = torch.eye(3) + torch.sin(angle)[..., None] * kx + (1 - torch.cos(angle))[..., None] * kx @ kx
+            v = v @ rot.transpose(1, 2)
+        if transl is not None:
+            v = v + transl[:, None]
+        return SimpleNamespace(vertices=v, joints=v[:, :55])
+
+
+def _scene():
+    body = _body()
+    K = default_intrinsics(W, H)
+    cam = Camera(K, FRONT_VIEW_R.copy(), np.array([0.0, 0.85, 3.2]), W, H)
+    mask = render_mask(cam.to_camera(body.vertices), body.faces, K, W, H)
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((H, W, 3)) * 255).astype(np.uint8)
+    fit = SimpleNamespace(vertices=np.asarray(body.vertices), faces=np.asarray(body.faces, np.int64), camera=cam,
+                          betas=np.zeros(10), full_pose=np.zeros((55, 3)), transl=np.zeros(3),
+                          expression=np.zeros(10))
+    return body, fit, SimpleNamespace(mask=mask), SimpleNamespace(rgb=rgb)
+
+
+def _nets(use_filter: bool) -> IconNetworks:
+    torch.manual_seed(0)
+    return IconNetworks(NormalNet(ngf=4).eval(), ImplicitNet(use_filter).eval(),
+                        "icon-filter" if use_filter else "icon-nofilter")
+
+
+def _calibrate(nets: IconNetworks, fit, mask, photo, settings) -> None:
+    """Random weights give an arbitrary field: shift the MLP's last bias so half the cube's points are inside."""
+    crop = infer.make_crop(fit.camera, fit.vertices, mask.mask, settings.image_res)
+    image, _ = infer.crop_image(photo.rgb, mask.mask, crop, torch.device("cpu"))
+    bf, bb = infer.render_body_normals(fit.vertices, fit.faces, crop.camera, torch.device("cpu"))
+    nf, nb = infer.predict_normals(nets.normal, image, bf, bb)
+    feats = nets.implicit.image_features(nf, nb)
+    body = infer.BodyFeatures(fit.vertices, fit.faces, infer.canonical_code(fit.vertices), crop)
+    pts = infer.grid_points(crop, 17)
+    vals = infer.occupancy(nets, feats, body, pts, torch.device("cpu"))
+    inside = body.query.signed_distance(pts) < 0
+    with torch.no_grad():
+        nets.implicit.if_regressor.filters[-1].bias += 0.5 - float(np.median(vals[inside]))
+
+
+def test_crop_and_features_follow_icon_conventions() -> None:
+    body, fit, mask, photo = _scene()
+    crop = infer.make_crop(fit.camera, fit.vertices, mask.mask, 64)
+    # the whole body lies inside ICON's cube and projects into the crop
+    local = (crop.camera.to_camera(fit.vertices) - crop.center_cam) / crop.unit
+    assert np.abs(local).max() < 1.0
+    assert 0.8 < crop.unit < 1.2  # ≈ 1 m per ICON unit for a 1.7 m person (crop 1.11 × height)
+    image, m = infer.crop_image(photo.rgb, mask.mask, crop, torch.device("cpu"))
+    assert image.shape == (1, 3, 64, 64) and float(image.abs().max()) <= 1.0
+    assert torch.all(image[0][:, m[0, 0] == 0] == 0) and m.sum() > 100
+    feats = infer.BodyFeatures(fit.vertices, fit.faces, infer.canonical_code(fit.vertices), crop)
+    centre = np.array([[0.0, 0.9, 0.0]])  # inside the torso
+    front = np.array([[0.0, 0.9, 0.135]])  # just in front of the chest surface (z ≈ 0.126)
+    far = np.array([[0.0, 0.9, 0.6]])
+    xy, f, vis, cube = feats(np.concatenate([centre, front, far]))
+    sdf, cmap, normal = f[0], f[1:4], f[4:7]
+    assert sdf[0] == 1.0 and sdf[2] == -1.0  # clipped to the sign: positive inside
+    assert -infer.SDF_CLIP < sdf[1] < 0  # a few mm outside, in ICON units
+    assert normal[2, 1] > 0.9  # chest normal points to the viewer (+z in ICON's frame)
+    assert vis[1] == 1.0 and cube.all()
+    assert np.all((cmap >= 0) & (cmap <= 1))
+    assert np.abs(xy).max() < 1.0
+
+
+@pytest.mark.parametrize("use_filter", [True, False])
+def test_full_icon_path_with_random_standins_yields_mesh(use_filter: bool) -> None:
+    body, fit, mask, photo = _scene()
+    nets = _nets(use_filter)
+    settings = infer.IconSettings(image_res=64, refine_iters=3, normal_every=2, refine_res=64,
+                                  resolutions=(17, 33, 65))
+    _calibrate(nets, fit, mask, photo, settings)
+    events: list[float] = []
+    progress = SimpleNamespace(update=lambda f, m="": events.append(f))
+    out = infer.build_icon_surface(fit, mask, photo, nets, "preview", progress, "cpu",
+                                   body_model=TinyBody(fit.vertices), settings=settings)
+    assert out.method == f"icon:{nets.variant}"
+    assert len(out.faces) > 100 and out.vertices.shape[1] == 3
+    mesh = trimesh.Trimesh(out.vertices, out.faces, process=False)
+    assert mesh.is_watertight and mesh.volume > 0
+    crop = infer.make_crop(fit.camera, fit.vertices, mask.mask, 64)
+    local = (crop.camera.to_camera(out.vertices) - crop.center_cam) / crop.unit
+    assert np.abs(local).max() <= 1.0 + 1e-6  # the surface stays in ICON's cube
+    assert out.refined_body is not None and out.refined_body.vertices.shape == fit.vertices.shape
+    assert out.stats["refine_iterations"] == 3 and np.isfinite(out.stats["refine_loss_last"])
+    assert out.normal_front.shape == (3, 64, 64)
+    assert events == sorted(events) and events[-1] == 1.0
+    assert 0 < out.stats["points_queried"] < 17**3 + 33**3 + 65**3
+
+
+def test_refinement_moves_body_towards_the_photo_silhouette() -> None:
+    """The body fitted 6 cm too far left: the silhouette term pulls it back towards the person's mask."""
+    body, fit, mask, photo = _scene()
+    nets = _nets(False)
+    shifted = SimpleNamespace(**{**vars(fit), "vertices": fit.vertices + [0.06, 0, 0], "transl": np.zeros(3)})
+    settings = infer.IconSettings(image_res=64, refine_iters=25, normal_every=100, refine_res=64, refine_lr=5e-3)
+    crop = infer.make_crop(fit.camera, fit.vertices, mask.mask, 64)
+    image, _ = infer.crop_image(photo.rgb, mask.mask, crop, torch.device("cpu"))
+    bf, bb = infer.render_body_normals(shifted.vertices, fit.faces, crop.camera, torch.device("cpu"))
+    normals = infer.predict_normals(nets.normal, image, bf, bb)
+    model = TinyBody(shifted.vertices)
+    refined, _, stats = infer.refine_body(shifted, model, crop, image, nets, settings,
+                                          SimpleNamespace(update=lambda *a: None), torch.device("cpu"), normals)
+    before = abs(shifted.vertices[:, 0].mean() - fit.vertices[:, 0].mean())
+    after = abs(refined.vertices[:, 0].mean() - fit.vertices[:, 0].mean())
+    assert after < 0.6 * before
+    assert stats["refine_loss_last"] < stats["refine_loss_first"]
+
+
+def test_no_surface_is_a_clear_error() -> None:
+    crop = infer.make_crop(_scene()[1].camera, _scene()[1].vertices, None, 64)
+    with pytest.raises(Exception) as info:
+        infer.extract_mesh(np.zeros((9, 9, 9), np.float32), crop)
+    assert "no surface" in str(info.value)
