@@ -10,8 +10,8 @@ mask from the surroundings), and detect again, up to :data:`MAX_PEOPLE` people; 
 largest first, and ``person_index`` picks one. When nobody is found upright, the photo is also tried rotated by
 180°, 90° and 270° (people upside down or lying), and the result is mapped back.
 
-Mask: BlazePose's mask is soft and low-resolution (256² over the person's region). It is sharpened with a
-guided filter that uses the photo as guide (edges follow the image), thresholded at 0.5, stray blobs are
+Mask: BlazePose's mask is soft and low-resolution (256² over the person's region). Its 0.5 contour is
+snapped to the image by GrabCut in a narrow band around it (see :func:`refine_mask`), stray blobs are
 dropped and pin-holes filled, while holes larger than :data:`HOLE_KEEP_FRACTION` of the person (between arms and
 body, between legs) stay holes. When the photo has a cut-out alpha, that alpha is the mask.
 
@@ -281,24 +281,58 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def refine_mask(rgb: np.ndarray, soft: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
-    """A crisp bool mask (H, W) from BlazePose's soft mask, with edges snapped to the image.
+    """A crisp bool mask (H, W) from BlazePose's soft mask, with its edge snapped to the image.
 
-    Guided filter (guide = the photo, radius ≈ the soft mask's blur), threshold 0.5, drop blobs that are
-    small and carry no visible landmark, fill holes below :data:`HOLE_KEEP_FRACTION` of the person's area.
+    GrabCut (colour models of person and background) decides only a narrow band around the soft mask's 0.5
+    contour (:data:`MASK_BAND_FRACTION` of the person's size, at least 2 px): inside the band is person,
+    outside is background, so holes wider than the band (between arms and body, between legs) stay holes.
+    Then blobs that are small and carry no visible landmark are dropped and pin-holes (below
+    :data:`HOLE_KEEP_FRACTION` of the person's area) filled. Falls back to the plain threshold if GrabCut
+    changes more than a few per cent of the person.
     """
-    height, width = soft.shape
     coarse = soft > 0.5
-    area = int(coarse.sum())
-    if area == 0:
+    if not coarse.any():
         return coarse
-    ys, xs = np.nonzero(coarse)
-    extent = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
-    radius = int(np.clip(extent / 64.0, 2, 24))  # BlazePose's mask is 256² over ~2× the person: blur ≈ 2 cells
-    guide = rgb.astype(np.float32) / 255.0
-    sharp = cv2.ximgproc.guidedFilter(guide, soft.astype(np.float32), radius, 1e-3)
-    mask = sharp > 0.5
+    mask = _grabcut_band(rgb, coarse)
+    union = np.logical_or(mask, coarse).sum()
+    if union == 0 or np.logical_and(mask, coarse).sum() / union < MIN_REFINE_IOU:
+        mask = coarse
     mask = _drop_blobs(mask, keypoints)
     return _fill_small_holes(mask)
+
+
+#: Width of the band GrabCut may relabel, as a fraction of the person's larger bounding-box side.
+MASK_BAND_FRACTION = 1.0 / 200.0
+#: The refined mask must keep at least this IoU with BlazePose's thresholded mask (else it is not used).
+MIN_REFINE_IOU = 0.85
+
+
+def _grabcut_band(rgb: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """GrabCut restricted to a band of ±k px around ``coarse``'s boundary, on the person's bounding box only."""
+    height, width = coarse.shape
+    rows = np.flatnonzero(coarse.any(axis=1))
+    cols = np.flatnonzero(coarse.any(axis=0))
+    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    k = max(2, int(round(extent * MASK_BAND_FRACTION)))
+    pad = 4 * k
+    y0, y1 = max(0, rows[0] - pad), min(height, rows[-1] + 1 + pad)
+    x0, x1 = max(0, cols[0] - pad), min(width, cols[-1] + 1 + pad)
+    sub = coarse[y0:y1, x0:x1].astype(np.uint8)
+    labels = np.where(sub > 0, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    labels[cv2.erode(sub, _disk(k)) > 0] = cv2.GC_FGD
+    labels[cv2.dilate(sub, _disk(k)) == 0] = cv2.GC_BGD
+    if not (labels == cv2.GC_FGD).any() or not (labels == cv2.GC_BGD).any():
+        return coarse.copy()
+    bgr = np.ascontiguousarray(rgb[y0:y1, x0:x1, ::-1])
+    bgd_model = np.zeros((1, 65), np.float64)
+    fgd_model = np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, 3, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return coarse.copy()
+    out = np.zeros_like(coarse)
+    out[y0:y1, x0:x1] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    return out
 
 
 def _drop_blobs(mask: np.ndarray, keypoints: np.ndarray | None) -> np.ndarray:
