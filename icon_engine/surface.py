@@ -1,0 +1,434 @@
+"""Clothed surface from the fitted body and the person mask, without learned weights ("body-guided hull").
+
+An ICON-style implicit surface fed only local, pose-robust cues (docs/method.md). A point ``p`` of the bundle
+world (metres) is inside the clothed person when
+
+    f(p) = min( s(p),  r(π(p)) − d(p) ) > 0
+
+- ``d(p)``: signed distance to the fitted body (positive outside; :class:`~icon_engine.mesh_queries.MeshQuery`),
+- ``s(p)``: signed distance of the pixel ``π(p)`` to the mask outline (positive inside), converted to metres at
+  the point's depth — the silhouette carves the volume, so it reprojects onto the mask;
+- ``r(π(p))``: the allowed clothing offset around the body at that pixel (metres), from how far the silhouette
+  extends beyond the body's own silhouette there, spread inward and smoothed so that a loose region (a skirt
+  between the legs, a coat's hem) becomes one smooth volume while tight clothes stay a thin shell.
+
+``f`` is evaluated coarse-to-fine on a grid (only the nodes near the zero level are re-evaluated at each finer
+level), meshed by marching cubes (``skimage``), reduced to its largest component, smoothed with Taubin's
+shrink-free filter and decimated to a face budget (``fast_simplification``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from .camera import Camera
+from .errors import EngineError
+from .mesh_queries import MeshQuery, rasterize
+
+#: Grid resolution (effective cells across the longest side), coarse-to-fine levels, faces, smoothing steps.
+QUALITY_PRESETS: dict[str, dict[str, int]] = {
+    "preview": {"resolution": 160, "levels": 3, "faces": 30_000, "smooth": 6},
+    "standard": {"resolution": 256, "levels": 4, "faces": 60_000, "smooth": 8},
+    "high": {"resolution": 512, "levels": 5, "faces": 150_000, "smooth": 10},
+}
+
+#: Offset kept around the body everywhere (metres): thinnest clothing plus discretisation.
+TIGHT_OFFSET_M = 0.004
+#: How fast a loose offset fades inward from the silhouette (metres of offset per metre in the image plane).
+SPREAD_SLOPE = 0.5
+#: Smoothing radius of the offset field (metres in the image plane at the body's depth).
+OFFSET_SMOOTH_M = 0.06
+#: Nodes re-evaluated at each finer level: |interpolated f| < BAND_FACTOR × spacing (f is ~1.5-Lipschitz).
+BAND_FACTOR = 3.0
+#: Largest offset honoured (metres): mask regions further from the body than this are not filled.
+MAX_OFFSET_M = 0.45
+
+
+@dataclass
+class ClothedSurface:
+    """Watertight clothed mesh: ``vertices`` (N, 3) float64 bundle world (metres), ``faces`` (M, 3) int64
+    counter-clockwise seen from outside; ``method`` names the construction; ``warnings`` are for the user;
+    ``stats`` holds sizes, timings (s) and the reprojected silhouette IoU."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    method: str
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class _NoProgress:
+    def update(self, fraction: float, message: str = "") -> None:
+        pass
+
+
+# --------------------------------------------------------------------------------------------------- image fields
+
+
+def mask_signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Signed distance (H, W) in pixels to the mask outline, positive inside; the image border is not an outline
+    (the mask is extended beyond the image edge by replication)."""
+    pad = 64
+    m = np.pad(mask.astype(bool), pad, mode="edge")
+    inside = ndimage.distance_transform_edt(m)
+    outside = ndimage.distance_transform_edt(~m)
+    sd = np.where(m, inside - 0.5, -(outside - 0.5))
+    return sd[pad:-pad, pad:-pad].astype(np.float32)
+
+
+def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np.ndarray:
+    """Allowed clothing offset (H, W) in metres around the body, per pixel.
+
+    ``e``: distance (px) of each mask pixel from the body's silhouette. The field is the larger of (a) ``e``
+    spread inward as a cone of slope :data:`SPREAD_SLOPE` (a skirt's width reaches over the legs) and (b) the
+    offsets seen along the body's outline averaged over :data:`OFFSET_SMOOTH_M` (tight clothes: the body's
+    silhouette margin applies to its front and back too).
+    """
+    e = ndimage.distance_transform_edt(~body_mask).astype(np.float32)
+    e = np.where(mask, e, 0.0)
+    e = np.minimum(e, MAX_OFFSET_M * px_per_m)
+    # (a) cone dilation max_y (e(y) - k |x - y|), by thresholds.
+    cone = e.copy()
+    top = float(e.max())
+    if top > 0:
+        for t in np.linspace(top / 24.0, top, 24):
+            dist = ndimage.distance_transform_edt(e < t)
+            cone = np.maximum(cone, t - SPREAD_SLOPE * dist)
+    # (b) outline offsets: at body-outline pixels, how far the mask reaches beyond (px, ≥ 0).
+    outline = body_mask & ~ndimage.binary_erosion(body_mask)
+    sd = mask_signed_distance(mask)
+    obs = np.where(outline, np.clip(sd + 0.5, 0.0, None), 0.0).astype(np.float32)
+    sigma = OFFSET_SMOOTH_M * px_per_m
+    num = ndimage.gaussian_filter(obs, sigma)
+    den = ndimage.gaussian_filter(outline.astype(np.float32), sigma)
+    smooth = np.where(den > 1e-4, num / np.maximum(den, 1e-12), 0.0)
+    r_px = np.maximum(cone, smooth)
+    r_px = ndimage.gaussian_filter(r_px, max(1.0, 0.25 * sigma))
+    r_px = np.maximum(r_px, e)  # every mask pixel must stay reachable
+    return (TIGHT_OFFSET_M + r_px / px_per_m).astype(np.float32)
+
+
+def _sample(img: np.ndarray, uv: np.ndarray, outside: float | None) -> np.ndarray:
+    """Bilinear sample of ``img`` (H, W) at continuous pixels ``uv`` (N, 2); ``outside`` for points off the image
+    (None: clamp to the border)."""
+    H, W = img.shape
+    x = uv[:, 0] - 0.5
+    y = uv[:, 1] - 0.5
+    vals = ndimage.map_coordinates(img, [np.clip(y, 0, H - 1), np.clip(x, 0, W - 1)], order=1, mode="nearest")
+    if outside is not None:
+        off = (uv[:, 0] < 0) | (uv[:, 0] > W) | (uv[:, 1] < 0) | (uv[:, 1] > H)
+        vals = np.where(off, outside, vals)
+    return vals
+
+
+# --------------------------------------------------------------------------------------------------- the field
+
+
+class _Field:
+    """f(p) = min(s(p), r(π p) − d(p)) in metres, positive inside."""
+
+    def __init__(self, body: MeshQuery, camera: Camera, mask_sd_px: np.ndarray, offset_m: np.ndarray) -> None:
+        self.body, self.camera = body, camera
+        self.mask_sd_px, self.offset_m = mask_sd_px, offset_m
+        self.fx = float(camera.K[0, 0])
+        self.count = 0
+
+    def __call__(self, pts: np.ndarray) -> np.ndarray:
+        self.count += len(pts)
+        uv, z = self.camera.project(pts)
+        s = _sample(self.mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / self.fx
+        r = _sample(self.offset_m, uv, outside=None)
+        d = self.body.signed_distance(pts)
+        return np.minimum(s, r - d)
+
+
+def _grid_points(origin: np.ndarray, h: float, shape: tuple[int, int, int], idx: np.ndarray) -> np.ndarray:
+    return origin + h * idx.astype(np.float64)
+
+
+def _coarse_to_fine(
+    fn: _Field, lo: np.ndarray, hi: np.ndarray, h: float, levels: int, progress, p0: float, p1: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Node values of ``fn`` on the grid of spacing ``h`` covering [lo, hi]; exact near the zero level."""
+    hc = h * 2 ** (levels - 1)
+    n0 = np.maximum(np.ceil((hi - lo) / hc).astype(int) + 1, 2)
+    origin = lo
+    shape = tuple(int(v) for v in n0)
+    idx = np.indices(shape).reshape(3, -1).T
+    vol = fn(_grid_points(origin, hc, shape, idx)).reshape(shape).astype(np.float32)
+    hl = hc
+    for level in range(1, levels):
+        progress.update(p0 + (p1 - p0) * level / levels, f"Refining the surface ({level + 1}/{levels})")
+        vol = _upsample2(vol)
+        hl = hl / 2.0
+        band = np.abs(vol) < BAND_FACTOR * hl
+        idx = np.argwhere(band)
+        vol[band] = fn(_grid_points(origin, hl, vol.shape, idx)).astype(np.float32)
+    return vol, origin
+
+
+def _upsample2(vol: np.ndarray) -> np.ndarray:
+    """Trilinear upsampling of node values to the grid of half the spacing (shape 2n − 1)."""
+    out = vol
+    for axis in range(3):
+        n = out.shape[axis]
+        shape = list(out.shape)
+        shape[axis] = 2 * n - 1
+        new = np.empty(shape, np.float32)
+        even = [slice(None)] * 3
+        even[axis] = slice(0, None, 2)
+        odd = [slice(None)] * 3
+        odd[axis] = slice(1, None, 2)
+        a = [slice(None)] * 3
+        a[axis] = slice(0, -1)
+        b = [slice(None)] * 3
+        b[axis] = slice(1, None)
+        new[tuple(even)] = out
+        new[tuple(odd)] = 0.5 * (out[tuple(a)] + out[tuple(b)])
+        out = new
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- meshing
+
+
+def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Keep the connected component with most faces; returns (vertices, faces, number of components)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(vertices)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    g = coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
+    ncomp, label = connected_components(g, directed=False)
+    if ncomp <= 1:
+        return vertices, faces, ncomp
+    face_label = label[faces[:, 0]]
+    best = np.bincount(face_label).argmax()
+    keepf = faces[face_label == best]
+    used = np.unique(keepf)
+    remap = np.full(n, -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[keepf], ncomp
+
+
+def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    t = vertices[faces]
+    return float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
+
+
+def is_watertight(faces: np.ndarray) -> bool:
+    """Every edge is shared by exactly two faces with opposite orientations (closed, consistently oriented)."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
+    rev = e[:, 1] * (int(faces.max()) + 1) + e[:, 0]
+    if len(np.unique(key)) != len(key):
+        return False
+    return bool(np.isin(rev, key).all())
+
+
+def _taubin(vertices: np.ndarray, faces: np.ndarray, iterations: int) -> np.ndarray:
+    """Taubin λ|μ smoothing (λ = 0.5, μ = −0.53) with uniform weights: removes staircases without shrinking."""
+    from scipy.sparse import coo_matrix, diags
+
+    n = len(vertices)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    e = np.concatenate([e, e[:, ::-1]])
+    A = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    A.data[:] = 1.0
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    W = diags(1.0 / np.maximum(deg, 1)) @ A
+    v = vertices.copy()
+    for _ in range(iterations):
+        v = v + 0.5 * (W @ v - v)
+        v = v - 0.53 * (W @ v - v)
+    return v
+
+
+def _decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quadric decimation to about ``target`` faces; keeps the input if the result is not watertight."""
+    if target <= 0 or len(faces) <= target:
+        return vertices, faces
+    import fast_simplification
+
+    v, f = fast_simplification.simplify(
+        vertices.astype(np.float32), faces.astype(np.int32), target_reduction=1.0 - target / len(faces)
+    )
+    v, f = np.asarray(v, np.float64), np.asarray(f, np.int64)
+    if len(f) == 0 or not is_watertight(f):
+        return vertices, faces
+    return v, f
+
+
+def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, camera: Camera, mask: np.ndarray) -> float:
+    """Intersection over union of the mesh's silhouette seen by ``camera`` and ``mask`` (H, W)."""
+    sil = rasterize(vertices, faces, camera).mask
+    union = np.logical_or(sil, mask).sum()
+    return float(np.logical_and(sil, mask).sum() / union) if union else 0.0
+
+
+# --------------------------------------------------------------------------------------------------- checks
+
+
+def _mask_warnings(mask: np.ndarray, body_mask: np.ndarray) -> list[str]:
+    warns = []
+    sides = {
+        "top": mask[0].any(),
+        "bottom": mask[-1].any(),
+        "left": mask[:, 0].any(),
+        "right": mask[:, -1].any(),
+    }
+    cut = [k for k, v in sides.items() if v]
+    if cut:
+        warns.append(
+            "The person touches the photo's " + ", ".join(cut) + " edge: the part outside the photo follows the "
+            "fitted body with tight clothing. Use a photo showing the whole person for a complete avatar."
+        )
+    inter = np.logical_and(mask, body_mask).sum()
+    union = np.logical_or(mask, body_mask).sum()
+    iou = inter / union if union else 0.0
+    if iou < 0.6:
+        warns.append(
+            f"The fitted body covers the person's outline poorly (IoU {iou:.2f}): the clothed shape may be too thick "
+            "or too thin in depth. Try a photo with a plainer background or a clearer pose."
+        )
+    # Gaps the body shows between limbs and torso but the mask fills (arms merged with the torso).
+    holes = ndimage.binary_fill_holes(body_mask) & ~body_mask
+    holes = ndimage.binary_opening(holes, iterations=2)
+    if holes.sum() > 0:
+        filled = (holes & mask).sum() / holes.sum()
+        if filled > 0.5 and holes.sum() > 0.002 * body_mask.sum():
+            warns.append(
+                "The person mask fills the gaps between the arms and the body, so the surface joins them there. "
+                "A photo with the arms held away from the body gives separate arms."
+            )
+    return warns
+
+
+# --------------------------------------------------------------------------------------------------- entry point
+
+
+def build_surface(
+    fit: Any,
+    observation: Any,
+    photo: Any,
+    quality: str = "standard",
+    progress: Any = None,
+    face_count: int | None = None,
+) -> ClothedSurface:
+    """Clothed, watertight surface (bundle world, metres) from the fitted body, its camera and the person mask.
+
+    ``fit``: a BodyFit (``vertices`` (V, 3), ``faces`` (F, 3), ``camera``: :class:`Camera` in processing pixels);
+    ``observation``: a PersonObservation (``mask`` (H, W) bool, processing pixels); ``photo``: the Photo (its
+    ``rgb`` gives the processing size). ``quality``: ``preview`` | ``standard`` | ``high``
+    (:data:`QUALITY_PRESETS`); ``face_count``: final number of faces (default: the preset's).
+    """
+    progress = progress or _NoProgress()
+    if quality not in QUALITY_PRESETS:
+        raise EngineError(
+            "bad_option", f"Unknown quality {quality!r}.", "Use one of: " + ", ".join(QUALITY_PRESETS) + "."
+        )
+    if face_count is not None and face_count < 1000:
+        raise EngineError("bad_option", f"Face count {face_count} is too small.", "Use at least 1000 faces.")
+    preset = QUALITY_PRESETS[quality]
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    camera: Camera = fit.camera
+    mask = np.asarray(observation.mask, dtype=bool)
+    H, W = mask.shape
+    if (camera.width, camera.height) != (W, H):
+        raise ValueError(f"mask is {W}x{H} px but the camera is {camera.width}x{camera.height} px")
+    if photo is not None and hasattr(photo, "rgb") and tuple(photo.rgb.shape[:2]) != (H, W):
+        raise ValueError("mask and photo sizes differ")
+    if mask.sum() < 64:
+        raise EngineError("no_person", "The person mask is empty.", "Use a photo where the person is clearly visible.")
+    vertices = np.asarray(fit.vertices, dtype=np.float64)
+    faces = np.asarray(fit.faces, dtype=np.int64)
+
+    progress.update(0.02, "Preparing the silhouette")
+    t = time.perf_counter()
+    vertices, faces, _ = _largest_component(vertices, faces)  # drop eyes/teeth: they would carve cavities
+    body = MeshQuery(vertices, faces, k=1, dtype=np.float32)
+    braster = rasterize(vertices, faces, camera)
+    body_mask = braster.mask
+    z_body = float(np.median(braster.depth[body_mask])) if body_mask.any() else float(
+        np.median(camera.to_camera(vertices)[:, 2])
+    )
+    px_per_m = float(camera.K[0, 0]) / max(z_body, 1e-3)
+    warns = _mask_warnings(mask, body_mask)
+    sd_px = mask_signed_distance(mask)
+    offset = offset_field(mask, body_mask, px_per_m)
+    timings["fields"] = time.perf_counter() - t
+
+    # Grid over the body's box grown by the largest offset met on the mask.
+    r_max = float(min(offset[mask].max(), MAX_OFFSET_M))
+    lo = vertices.min(0) - r_max - 0.03
+    hi = vertices.max(0) + r_max + 0.03
+    res, levels = preset["resolution"], preset["levels"]
+    h = float((hi - lo).max()) / res
+    fn = _Field(body, camera, sd_px, offset)
+    t = time.perf_counter()
+    progress.update(0.08, "Evaluating the occupancy")
+    vol, origin = _coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6)
+    timings["field"] = time.perf_counter() - t
+
+    progress.update(0.62, "Marching cubes")
+    t = time.perf_counter()
+    from skimage.measure import marching_cubes
+
+    vol[0, :, :] = vol[-1, :, :] = -h
+    vol[:, 0, :] = vol[:, -1, :] = -h
+    vol[:, :, 0] = vol[:, :, -1] = -h
+    vol[vol == 0] = 1e-7
+    verts, tris, _, _ = marching_cubes(vol, level=0.0, spacing=(h, h, h))
+    verts = verts.astype(np.float64) + origin
+    tris = tris.astype(np.int64)
+    if _signed_volume(verts, tris) < 0:
+        tris = tris[:, ::-1].copy()
+    raw_faces = len(tris)
+    verts, tris, ncomp = _largest_component(verts, tris)
+    if ncomp > 1:
+        warns.append(f"Removed {ncomp - 1} small detached piece(s) of the surface (floating bits of the mask).")
+    timings["marching_cubes"] = time.perf_counter() - t
+
+    progress.update(0.75, "Smoothing")
+    t = time.perf_counter()
+    verts = _taubin(verts, tris, preset["smooth"])
+    timings["smooth"] = time.perf_counter() - t
+    progress.update(0.85, "Decimating")
+    t = time.perf_counter()
+    target = int(face_count) if face_count is not None else preset["faces"]
+    verts, tris = _decimate(verts, tris, target)
+    timings["decimate"] = time.perf_counter() - t
+
+    progress.update(0.95, "Checking the surface")
+    t = time.perf_counter()
+    iou = silhouette_iou(verts, tris, camera, mask)
+    watertight = is_watertight(tris)
+    timings["check"] = time.perf_counter() - t
+    if iou < 0.95:
+        warns.append(f"The surface matches the person's outline only approximately (silhouette IoU {iou:.3f}).")
+    if not watertight:
+        warns.append("The surface is not watertight; some tools may not handle it.")
+    stats = {
+        "quality": quality,
+        "grid_spacing_m": h,
+        "grid_shape": list(vol.shape),
+        "points_evaluated": fn.count,
+        "raw_faces": raw_faces,
+        "components_removed": max(0, ncomp - 1),
+        "faces": len(tris),
+        "vertices": len(verts),
+        "silhouette_iou": iou,
+        "watertight": watertight,
+        "max_offset_m": r_max,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "time_s": round(time.perf_counter() - t_start, 3),
+    }
+    progress.update(1.0, "Surface done")
+    return ClothedSurface(verts, tris, "body-guided-hull", warns, stats)
