@@ -124,6 +124,7 @@ class EngineJob:
     photo: str
     env: dict[str, str] | None = None
     log_path: Path | None = None
+    out_dir: Path | None = None
     state: str = QUEUED
     stage: str = ""
     message: str = ""
@@ -345,3 +346,46 @@ class JobQueue:
 
     def clear_finished(self) -> None:
         self.jobs = [j for j in self.jobs if not j.finished]
+
+
+def run_doctor(python: str, env: dict[str, str] | None = None, timeout: float = 180.0) -> dict:
+    """Run ``python -m icon_engine doctor --json`` and return its report (a dict).
+
+    A report that cannot be produced becomes ``{"problem": message, "hint": fix}``.
+    """
+    try:
+        proc = subprocess.run(doctor_command(python), capture_output=True, text=True, timeout=timeout, env=env,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"problem": f"Could not run the engine's doctor ({exc}).",
+                "hint": "Set up the engine in the preferences, or point them to a Python with the engine installed."}
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"problem": f"The engine's doctor failed (exit status {proc.returncode}): {' | '.join(tail)}",
+                "hint": "Run 'Set up engine' again; the set-up log names the failing package."}
+    return report if isinstance(report, dict) else {"problem": "The doctor's output is not a JSON object.",
+                                                    "hint": "Update the engine."}
+
+
+def doctor_lines(report: dict) -> list[tuple[str, str, bool]]:
+    """Readable (label, text, ok) lines of a doctor report for the preferences panel."""
+    lines: list[tuple[str, str, bool]] = []
+    for key, value in report.items():
+        label = key.replace("_", " ").capitalize()
+        if isinstance(value, dict):
+            if value.get("problem"):
+                lines.append((label, str(value["problem"]), False))
+            elif "note" in value:
+                lines.append((label, str(value["note"]), True))
+            elif "how_to_enable" in value and not value.get("active"):
+                lines.append((label, str(value.get("surface") or "not configured"), True))
+            else:
+                shown = ", ".join(f"{k} {v}" for k, v in value.items() if isinstance(v, (str, int, float, bool)))
+                lines.append((label, shown[:200], True))
+        elif key in ("problem", "hint"):
+            lines.append((label, str(value), key != "problem"))
+        else:
+            lines.append((label, str(value), True))
+    return lines

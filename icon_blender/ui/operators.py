@@ -1,0 +1,259 @@
+"""Operators of the ICON sidebar and preferences. The work lives in plain functions (core, jobs, blender)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from ..core import engine_proc as ep
+from ..core import env_setup
+from . import state
+
+
+def icon_armature(context) -> bpy.types.Object | None:
+    """The ICON armature of the active object (the armature itself or the mesh it deforms)."""
+    obj = context.active_object
+    if obj is not None and obj.type == "MESH" and obj.parent is not None:
+        obj = obj.parent
+    if obj is not None and obj.type == "ARMATURE" and "icon_bundle" in obj:
+        return obj
+    return None
+
+
+class ICON_OT_reconstruct(bpy.types.Operator):
+    """Reconstruct the person in the photo as a rigged, textured avatar (runs the engine in the background)"""
+
+    bl_idname = "icon.reconstruct"
+    bl_label = "Reconstruct"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        settings = context.scene.icon_settings
+        photo = bpy.path.abspath(settings.photo)
+        if not photo or not Path(photo).is_file():
+            self.report({"ERROR"}, "Choose a photo first (the file does not exist).")
+            return {"CANCELLED"}
+        try:
+            python = state.engine_python()
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        p = state.prefs()
+        options = ep.ReconstructOptions(
+            quality=settings.quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
+            device=p.device if p else "auto",
+            smplx_model=bpy.path.abspath(p.smplx_model) if p and p.smplx_model else "",
+            icon_data=bpy.path.abspath(p.icon_data) if p and p.icon_data else "",
+        )
+        from ..engine_link import engine_source_dir
+
+        rec = state.get_reconstructions()
+        ahead = sum(not job.finished for job in rec.queue.jobs)
+        rec.submit(python, photo, options, engine_source_dir())
+        state.ensure_timer(state.tick)
+        self.report({"INFO"}, f"Reconstructing {Path(photo).name}" + (f" after {ahead} queued" if ahead else ""))
+        return {"FINISHED"}
+
+
+class ICON_OT_cancel(bpy.types.Operator):
+    """Stop the running reconstruction and drop the queued ones (the scene is left as it is)"""
+
+    bl_idname = "icon.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        rec = state.reconstructions
+        if rec is None or not rec.active:
+            return {"CANCELLED"}
+        rec.cancel(all_jobs=True)
+        state.import_finished(rec.tick())
+        rec.clear_finished()
+        state.redraw()
+        return {"FINISHED"}
+
+
+class ICON_OT_import_bundle(bpy.types.Operator, ImportHelper):
+    """Import a result bundle folder (armature, skinned mesh, camera)"""
+
+    bl_idname = "icon.import_bundle"
+    bl_label = "Import Result"
+    bl_options = {"REGISTER", "UNDO"}
+
+    directory: StringProperty(subtype="DIR_PATH")
+    filter_glob: StringProperty(default="bundle.json", options={"HIDDEN"})
+
+    def execute(self, context):
+        from ..blender.importer import import_bundle
+        from ..engine_link import BundleError
+
+        try:
+            res = import_bundle(self.directory, context.scene)
+        except BundleError as exc:
+            self.report({"ERROR"}, f"{exc}. Re-run the reconstruction.")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Imported '{res.collection.name}'")
+        return {"FINISHED"}
+
+
+class ICON_OT_rest_pose(bpy.types.Operator):
+    """Toggle between the rest pose and the photo's pose / the animation"""
+
+    bl_idname = "icon.rest_pose"
+    bl_label = "Rest Pose"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def execute(self, context):
+        from ..blender.importer import set_rest_pose
+
+        arm = icon_armature(context)
+        set_rest_pose(arm, arm.data.pose_position != "REST")
+        return {"FINISHED"}
+
+
+class ICON_OT_apply_motion(bpy.types.Operator, ImportHelper):
+    """Apply an SMPL-X / AMASS motion (.npz) to the avatar, resampled to the scene's frame rate"""
+
+    bl_idname = "icon.apply_motion"
+    bl_label = "Apply Motion"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    up_axis: EnumProperty(name="Up axis", items=[
+        ("auto", "Auto", "Z-up for AMASS files (mocap frame rate key), else Y-up"),
+        ("Y", "Y up", "SMPL-X frame (most fits and estimators)"),
+        ("Z", "Z up", "AMASS world")], default="auto")
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def execute(self, context):
+        from ..blender.motion import apply_motion
+        from ..core.motion import MotionError
+
+        arm = icon_armature(context)
+        try:
+            action = apply_motion(arm, self.filepath, context.scene, up_axis=self.up_axis)
+        except (MotionError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Applied '{action.name}' ({context.scene.frame_end - context.scene.frame_start + 1} "
+                              "frames)")
+        return {"FINISHED"}
+
+
+class ICON_OT_export_fbx(bpy.types.Operator, ExportHelper):
+    """Export the avatar (armature, mesh, active animation) to FBX for Unity, Unreal or other tools"""
+
+    bl_idname = "icon.export_fbx"
+    bl_label = "Export FBX"
+
+    filename_ext = ".fbx"
+    filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
+    preset: EnumProperty(name="Preset", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""),
+                                               ("generic", "Generic", "")], default="unity")
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def invoke(self, context, event):
+        self.preset = context.scene.icon_settings.fbx_preset
+        return ExportHelper.invoke(self, context, event)
+
+    def execute(self, context):
+        from ..blender.export import export_fbx
+
+        try:
+            path = export_fbx(icon_armature(context), self.filepath, self.preset)
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.report({"ERROR"}, f"FBX export failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {path}")
+        return {"FINISHED"}
+
+
+class ICON_OT_setup_engine(bpy.types.Operator):
+    """Create the engine's Python environment and install its pinned requirements (downloads packages)"""
+
+    bl_idname = "icon.setup_engine"
+    bl_label = "Set up engine"
+
+    def execute(self, context):
+        if not bpy.app.online_access:
+            self.report({"ERROR"}, "Setting up the engine downloads PyTorch and other packages: allow online access "
+                                   "(Preferences ▸ System ▸ Network ▸ Allow Online Access) and try again.")
+            return {"CANCELLED"}
+        p = state.prefs()
+        base = (bpy.path.abspath(p.base_python) if p and p.base_python else "") or state.default_base_python()
+        if not base:
+            self.report({"ERROR"}, "This Blender's Python cannot host the engine: set 'Base Python' to a Python 3.11 "
+                                   "executable in the add-on preferences.")
+            return {"CANCELLED"}
+        try:
+            env_setup.check_base_python(base)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        from ..engine_link import engine_requirements
+
+        steps = env_setup.setup_steps(base, state.default_venv(), engine_requirements(), p.compute if p else "cpu")
+        state.setup_runner = env_setup.SetupRunner(steps, state.user_dir("logs") / "setup.log")
+        state.setup_runner.start()
+        state.ensure_timer(state.setup_tick)
+        self.report({"INFO"}, f"Setting up the engine (log: {state.setup_runner.log_path})")
+        return {"FINISHED"}
+
+
+class ICON_OT_setup_cancel(bpy.types.Operator):
+    """Stop the engine set-up"""
+
+    bl_idname = "icon.setup_cancel"
+    bl_label = "Cancel set-up"
+
+    def execute(self, context):
+        if state.setup_runner is not None and state.setup_runner.state == "running":
+            state.setup_runner.cancel()
+        return {"FINISHED"}
+
+
+class ICON_OT_check_engine(bpy.types.Operator):
+    """Run the engine's doctor: what is installed and found, what is missing and where to get it"""
+
+    bl_idname = "icon.check_engine"
+    bl_label = "Check"
+
+    def execute(self, context):
+        try:
+            python = state.engine_python()
+        except ValueError as exc:
+            state.doctor[:] = [("Engine", str(exc), False)]
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        report = ep.run_doctor(python, state.engine_env())
+        state.doctor[:] = ep.doctor_lines(report)
+        ok = all(line[2] for line in state.doctor)
+        self.report({"INFO"} if ok else {"WARNING"}, "Engine check: " + ("all good" if ok else "see the preferences"))
+        return {"FINISHED"}
+
+
+CLASSES = (ICON_OT_reconstruct, ICON_OT_cancel, ICON_OT_import_bundle, ICON_OT_rest_pose, ICON_OT_apply_motion,
+           ICON_OT_export_fbx, ICON_OT_setup_engine, ICON_OT_setup_cancel, ICON_OT_check_engine)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

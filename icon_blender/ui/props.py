@@ -1,0 +1,46 @@
+"""Scene settings of the ICON sidebar."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+
+QUALITY_ITEMS = [
+    ("preview", "Preview", "Fast: fewer fit iterations, coarse surface and texture"),
+    ("standard", "Standard", "Balanced quality and time"),
+    ("high", "High", "Finest surface and texture; slow on CPU"),
+]
+
+
+def _photo_update(self, context) -> None:
+    from . import state
+
+    state.photo_icon(bpy.path.abspath(self.photo))
+
+
+class ICONSceneSettings(bpy.types.PropertyGroup):
+    photo: StringProperty(name="Photo", description="Photo of one person (JPEG, PNG, ...)", subtype="FILE_PATH",
+                          update=_photo_update)
+    quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default="standard")
+    texture: BoolProperty(name="Texture", description="Bake a texture from the photo", default=True)
+    rest_pose: EnumProperty(name="Rest pose", items=[("T", "T-pose", "Arms horizontal"),
+                                                     ("A", "A-pose", "Arms lowered")], default="T")
+    person: IntProperty(name="Person", description="Which person when the photo shows several (0 = largest)",
+                        default=0, min=0, max=20)
+    fbx_preset: EnumProperty(name="FBX preset", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""),
+                                                       ("generic", "Generic", "")], default="unity")
+
+
+CLASSES = (ICONSceneSettings,)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.icon_settings = bpy.props.PointerProperty(type=ICONSceneSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.icon_settings
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

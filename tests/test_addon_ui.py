@@ -1,0 +1,219 @@
+"""The add-on registered in headless Blender: preferences, sidebar operators, the job timer's work (driven by
+hand, timers never fire headless) with a fake engine speaking the JSON-lines protocol, and clean unregister."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+import addon_utils  # noqa: E402
+from test_blender_bundle import make_bundle  # noqa: E402
+
+FAKE = textwrap.dedent(
+    """
+    import json, os, shutil, sys, time
+    args = sys.argv[1:]
+    def emit(**kw):
+        print(json.dumps(kw), flush=True)
+    if args[:3] == ["-m", "icon_engine", "doctor"]:
+        print(json.dumps({"engine": "0.1.0", "device": {"cuda": False, "note": "CPU only"},
+                          "body_model": {"problem": "no body model", "how_to_enable": "build it"}}))
+        sys.exit(0)
+    photo = args[args.index("reconstruct") + 1]
+    out = args[args.index("--out") + 1]
+    stem = os.path.splitext(os.path.basename(photo))[0]
+    assert "--progress" in args and os.environ["PYTHONPATH"]
+    emit(event="progress", photo=stem, stage="fit", fraction=0.5, overall=0.3, message="Fitting the body")
+    if stem == "slow":
+        time.sleep(120)
+    if stem == "noone":
+        emit(event="error", photo=stem, code="no_person", message="No person found.", hint="Use a photo of a person.")
+        sys.exit(4)
+    shutil.copytree(os.environ["FAKE_BUNDLE"], os.path.join(out, stem))
+    emit(event="warning", photo=stem, message="the person touches the border")
+    emit(event="done", photo=stem, bundle=os.path.join(out, stem))
+    """
+)
+
+ADDON = "icon_blender"
+
+
+@pytest.fixture(scope="module")
+def addon(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("addon")
+    bundle = make_bundle(tmp / "template")
+    script = tmp / "fake_engine.py"
+    script.write_text(FAKE)
+    python = tmp / "python"  # an "interpreter" that runs the fake engine
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    os.environ["FAKE_BUNDLE"] = str(bundle)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable(ADDON, default_set=True)
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.env_mode = "CUSTOM"
+    prefs.python_path = str(python)
+    from icon_blender.ui import state
+
+    real_user_dir = state.user_dir
+
+    def user_dir(*parts: str) -> Path:  # keep the tests out of the real Blender user folder
+        path = tmp.joinpath("user", *parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    state.user_dir = user_dir
+    yield tmp
+    state.user_dir = real_user_dir
+    addon_utils.disable(ADDON, default_set=True)
+    os.environ.pop("FAKE_BUNDLE", None)
+
+
+@pytest.fixture()
+def photo(addon):
+    def make(stem: str) -> str:
+        path = addon / f"{stem}.jpg"
+        path.write_bytes(b"\xff\xd8\xff")  # the fake engine never reads it
+        bpy.context.scene.icon_settings.photo = str(path)
+        return str(path)
+
+    return make
+
+
+def run_timer(timeout: float = 30.0) -> None:
+    from icon_blender.ui import state
+
+    end = time.monotonic() + timeout
+    while state.tick() is not None:
+        assert time.monotonic() < end, "jobs did not finish"
+        time.sleep(0.02)
+
+
+def test_registered_parts(addon):
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    assert prefs.env_mode == "CUSTOM" and prefs.quality == "standard" and prefs.device == "auto"
+    assert hasattr(bpy.types, "ICON_PT_reconstruct") and hasattr(bpy.types, "ICON_PT_avatar")
+    assert hasattr(bpy.types, "ICON_OT_reconstruct") and hasattr(bpy.types, "ICONPreferences")
+    assert bpy.context.scene.icon_settings.quality == "standard"
+    for op in ("reconstruct", "cancel", "import_bundle", "rest_pose", "apply_motion", "export_fbx", "setup_engine",
+               "check_engine"):
+        assert hasattr(bpy.ops.icon, op)
+
+
+def test_reconstruct_without_photo_reports_clearly(addon):
+    bpy.context.scene.icon_settings.photo = ""
+    with pytest.raises(RuntimeError, match="Choose a photo"):
+        bpy.ops.icon.reconstruct()
+
+
+def test_reconstruct_queue_imports_results(addon, photo):
+    from icon_blender.ui import state
+
+    n_before = len(bpy.context.scene.collection.children)
+    photo("alice")
+    assert bpy.ops.icon.reconstruct() == {"FINISHED"}
+    photo("bob")
+    assert bpy.ops.icon.reconstruct() == {"FINISHED"}  # queued behind alice
+    rec = state.reconstructions
+    assert len(rec.queue.jobs) == 2
+    state.tick()
+    assert rec.current is not None and rec.current.photo == "alice.jpg" and len(rec.pending) == 1
+    run_timer()
+    names = [c.name for c in bpy.context.scene.collection.children][n_before:]
+    assert names == ["ICON alice", "ICON bob"]
+    assert any("touches the border" in text for _, text in state.messages)
+    arm = bpy.data.collections["ICON alice"].objects["alice_rig"]
+    assert Path(arm["icon_bundle"]).parent.parent == state.user_dir("results")
+
+
+def test_engine_error_is_reported_with_hint_and_scene_untouched(addon, photo):
+    from icon_blender.ui import state
+
+    before = len(bpy.data.objects)
+    photo("noone")
+    bpy.ops.icon.reconstruct()
+    run_timer()
+    assert len(bpy.data.objects) == before
+    level, text = state.messages[-1]
+    assert level == "ERROR" and "No person found." in text and "Use a photo of a person." in text
+
+
+def test_cancel_kills_engine_and_leaves_scene_untouched(addon, photo):
+    from icon_blender.ui import state
+
+    before = len(bpy.data.objects)
+    photo("slow")
+    bpy.ops.icon.reconstruct()
+    deadline = time.monotonic() + 30
+    while (state.reconstructions.current is None or state.reconstructions.current.stage != "fit"):
+        state.tick()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    job = state.reconstructions.current
+    assert bpy.ops.icon.cancel() == {"FINISHED"}
+    assert job.state == "cancelled" and job.returncode is not None
+    assert not state.reconstructions.active and len(bpy.data.objects) == before
+    assert state.tick() is None
+
+
+def test_avatar_operators(addon, photo, tmp_path):
+
+    photo("carol")
+    bpy.ops.icon.reconstruct()
+    run_timer()
+    arm = bpy.data.objects["carol_rig"]
+    bpy.context.view_layer.objects.active = bpy.data.objects["carol_mesh"]  # the mesh selects its armature too
+    assert bpy.ops.icon.rest_pose() == {"FINISHED"} and arm.data.pose_position == "REST"
+    bpy.ops.icon.rest_pose()
+    assert arm.data.pose_position == "POSE"
+    bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 24, 1.0
+    np.savez(tmp_path / "m.npz", poses=np.zeros((10, 165)), trans=np.zeros((10, 3)), fps=30.0)
+    assert bpy.ops.icon.apply_motion(filepath=str(tmp_path / "m.npz")) == {"FINISHED"}
+    assert bpy.context.scene.frame_end == 8 and arm.animation_data.action.name.startswith("m motion")
+    np.savez(tmp_path / "bad.npz", poses=np.zeros((10, 12)), fps=30.0)
+    with pytest.raises(RuntimeError, match="165"):
+        bpy.ops.icon.apply_motion(filepath=str(tmp_path / "bad.npz"))
+    assert bpy.ops.icon.export_fbx(filepath=str(tmp_path / "c.fbx"), preset="unity") == {"FINISHED"}
+    assert (tmp_path / "c.fbx").stat().st_size > 10_000
+
+
+def test_import_bundle_operator_refuses_a_bad_folder(addon, tmp_path):
+    with pytest.raises(RuntimeError, match="bundle.json is missing"):
+        bpy.ops.icon.import_bundle(directory=str(tmp_path))
+
+
+def test_check_engine_shows_the_doctor(addon):
+    from icon_blender.ui import state
+
+    bpy.ops.icon.check_engine()
+    labels = {label: (text, ok) for label, text, ok in state.doctor}
+    assert labels["Device"] == ("CPU only", True)
+    assert labels["Body model"] == ("no body model", False)
+
+
+def test_setup_engine_honours_offline_mode(addon):
+    assert not bpy.app.online_access  # the bpy module runs offline
+    with pytest.raises(RuntimeError, match="online access"):
+        bpy.ops.icon.setup_engine()
+
+
+def test_unregister_leaves_nothing_behind(addon):
+    addon_utils.disable(ADDON, default_set=True)
+    try:
+        assert not hasattr(bpy.types, "ICON_PT_reconstruct") and not hasattr(bpy.types, "ICON_OT_reconstruct")
+        assert not hasattr(bpy.types, "ICONPreferences")
+        assert not hasattr(bpy.types.Scene, "icon_settings")
+        assert ADDON not in bpy.context.preferences.addons
+        from icon_blender.ui import state
+
+        assert not bpy.app.timers.is_registered(state.tick) and state.reconstructions is None
+    finally:
+        addon_utils.enable(ADDON, default_set=True)
