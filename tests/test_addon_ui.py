@@ -101,7 +101,7 @@ def test_registered_parts(addon):
     prefs = bpy.context.preferences.addons[ADDON].preferences
     assert prefs.env_mode == "CUSTOM" and prefs.quality == "standard" and prefs.device == "auto"
     assert hasattr(bpy.types, "ICON_PT_reconstruct") and hasattr(bpy.types, "ICON_PT_avatar")
-    assert hasattr(bpy.types, "ICON_OT_reconstruct") and hasattr(bpy.types, "ICONPreferences")
+    assert hasattr(bpy.types, "ICON_OT_reconstruct")
     assert bpy.context.scene.icon_settings.quality == "standard"
     for op in ("reconstruct", "cancel", "import_bundle", "rest_pose", "apply_motion", "export_fbx", "setup_engine",
                "check_engine"):
@@ -209,7 +209,6 @@ def test_unregister_leaves_nothing_behind(addon):
     addon_utils.disable(ADDON, default_set=True)
     try:
         assert not hasattr(bpy.types, "ICON_PT_reconstruct") and not hasattr(bpy.types, "ICON_OT_reconstruct")
-        assert not hasattr(bpy.types, "ICONPreferences")
         assert not hasattr(bpy.types.Scene, "icon_settings")
         assert ADDON not in bpy.context.preferences.addons
         from icon_blender.ui import state
