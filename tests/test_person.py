@@ -1,0 +1,325 @@
+"""Person detection: crop transform, mask refinement, BlazePose on real photos, multi-person, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from icon_engine import person as P
+from icon_engine.errors import EngineError
+from icon_engine.image_io import Photo, load_photo
+from icon_engine.person import (
+    CROP_MARGIN,
+    PersonObservation,
+    close_models,
+    crop_image,
+    crop_matrix_for_bbox,
+    crop_to_photo,
+    detect_person,
+    photo_to_crop,
+    refine_mask,
+)
+
+BODY = [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]  # shoulders … ankles
+
+
+def _photo(rgb: np.ndarray, alpha: np.ndarray | None = None, name: str = "made.png") -> Photo:
+    h, w = rgb.shape[:2]
+    return Photo(rgb=np.ascontiguousarray(rgb), alpha=alpha, original_size=(w, h), scale=1.0, path=Path(name),
+                 data=b"")
+
+
+# ------------------------------------------------------------------------------------------------ crop transform
+
+
+def test_crop_matrix_centres_the_box_with_margin() -> None:
+    bbox = np.array([100.0, 50.0, 300.0, 450.0])  # 200 wide, 400 tall
+    m = crop_matrix_for_bbox(bbox, 512)
+    centre = photo_to_crop(np.array([[200.0, 250.0]]), m)
+    assert np.allclose(centre, [[256.0, 256.0]])
+    top, bottom = photo_to_crop(np.array([[200.0, 50.0], [200.0, 450.0]]), m)
+    assert bottom[1] - top[1] == pytest.approx(512.0 / CROP_MARGIN)
+    assert m[0, 0] == pytest.approx(m[1, 1]) and m[0, 1] == 0.0 and m[1, 0] == 0.0
+
+
+def test_crop_round_trip() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        x0, y0 = rng.uniform(-50, 400, 2)
+        bbox = np.array([x0, y0, x0 + rng.uniform(5, 900), y0 + rng.uniform(5, 900)])
+        m = crop_matrix_for_bbox(bbox, int(rng.choice([256, 512, 1024])))
+        pts = rng.uniform(-100, 1200, (50, 2))
+        assert np.allclose(crop_to_photo(photo_to_crop(pts, m), m), pts, atol=1e-9)
+        crop_pts = rng.uniform(0, 512, (50, 2))
+        assert np.allclose(photo_to_crop(crop_to_photo(crop_pts, m), m), crop_pts, atol=1e-9)
+
+
+def test_crop_image_agrees_with_point_mapping() -> None:
+    """A blob's centroid lands where ``photo_to_crop`` sends its centre (continuous pixel convention)."""
+    h, w = 300, 400
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5  # pixel centres
+    centre = np.array([251.3, 97.6])
+    blob = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * 6.0**2))
+    image = (255 * blob).astype(np.float32)
+    m = crop_matrix_for_bbox(np.array([150.0, 20.0, 330.0, 280.0]), 512)
+    crop = crop_image(image, m, 512)
+    assert crop.shape == (512, 512)
+    cy, cx = np.mgrid[0:512, 0:512] + 0.5
+    found = np.array([(crop * cx).sum(), (crop * cy).sum()]) / crop.sum()
+    assert np.allclose(found, photo_to_crop(centre[None], m)[0], atol=0.05)
+
+
+def test_crop_image_colour_mask_and_outside() -> None:
+    rgb = np.full((100, 80, 3), 200, np.uint8)
+    mask = np.zeros((100, 80), bool)
+    mask[40:60, 30:50] = True
+    m = crop_matrix_for_bbox(np.array([-40.0, -10.0, 120.0, 110.0]), 128)  # box wider than the photo
+    out = crop_image(rgb, m, 128, fill=(1, 2, 3))
+    assert out.shape == (128, 128, 3) and out.dtype == np.uint8
+    assert tuple(out[64, 64]) == (200, 200, 200) and tuple(out[64, 2]) == (1, 2, 3)
+    crop_mask = crop_image(mask, m, 128)
+    assert crop_mask.dtype == bool and crop_mask.shape == (128, 128)
+    inside = photo_to_crop(np.array([[40.0, 50.0]]), m)[0].astype(int)
+    assert crop_mask[inside[1], inside[0]] and not crop_mask[5, 5]
+
+
+def test_unrotate_maps_points_and_mask_back() -> None:
+    """A detection made on ``np.rot90(image, k)`` comes back to the image's own pixels."""
+    h, w = 60, 90
+    point = np.array([70.5, 12.5])  # a marker pixel (col 70, row 12)
+    image = np.zeros((h, w), np.float32)
+    image[12, 70] = 1.0
+    for k in (1, 2, 3):
+        turned = np.rot90(image, k)
+        row, col = np.argwhere(turned == 1.0)[0]
+        kp = np.zeros((33, 3))
+        kp[0] = (col + 0.5, row + 0.5, 1.0)
+        world = np.zeros((33, 3))
+        world[0] = (col + 0.5 - turned.shape[1] / 2, row + 0.5 - turned.shape[0] / 2, 0.3)
+        raw = P._unrotate(P._Raw(kp, world, turned.copy()), k, w, h)
+        assert np.allclose(raw.keypoints[0, :2], point)
+        assert np.allclose(raw.world[0, :2], point - [w / 2, h / 2])  # world x/y turn with the image
+        assert raw.soft.shape == (h, w) and raw.soft[12, 70] == 1.0 and raw.rotation == 90 * k
+
+
+# ------------------------------------------------------------------------------------------------ mask refinement
+
+
+def test_refine_mask_snaps_to_edges_and_keeps_holes() -> None:
+    """A blurred, shifted soft mask of a frame-shaped figure: the result follows the image's edges, keeps the
+    big hole open, fills a pin-hole and drops a far stray blob."""
+    h, w = 400, 300
+    truth = np.zeros((h, w), bool)
+    truth[60:340, 70:230] = True
+    truth[140:260, 120:180] = False  # a big hole (like the gap between an arm and the body)
+    rng = np.random.default_rng(3)
+    rgb = np.where(truth[..., None], [200, 60, 40], [40, 90, 200]).astype(np.float64)
+    rgb = np.clip(rgb + rng.normal(0, 8, rgb.shape), 0, 255).astype(np.uint8)
+    shifted = np.roll(truth, (3, -3), axis=(0, 1))
+    soft = cv2.GaussianBlur(shifted.astype(np.float32), (0, 0), 4.0)
+    soft[300:303, 100:103] = 0.0  # a pin-hole inside the person
+    soft[10:16, 10:16] = 1.0  # a stray blob far away
+    mask = refine_mask(rgb, soft)
+    assert mask.dtype == bool
+    coarse = soft > 0.5
+    err_coarse = np.logical_xor(coarse, truth).sum()
+    err_refined = np.logical_xor(mask, truth).sum()
+    assert err_refined < 0.5 * err_coarse
+    assert not mask[200, 150]  # the big hole stays a hole
+    assert mask[301, 101]  # the pin-hole is filled
+    assert not mask[12, 12]  # the stray blob is gone
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+
+
+def test_no_person_in_gradient_or_noise() -> None:
+    gradient = np.dstack(np.meshgrid(np.linspace(0, 255, 320), np.linspace(0, 255, 240)) + [
+        np.full((240, 320), 128.0)]).astype(np.uint8)
+    noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    for rgb in (gradient, noise):
+        with pytest.raises(EngineError) as info:
+            detect_person(_photo(rgb))
+        assert info.value.code == "no_person" and info.value.hint
+
+
+def test_negative_person_index() -> None:
+    with pytest.raises(EngineError) as info:
+        detect_person(_photo(np.zeros((100, 100, 3), np.uint8)), person_index=-1)
+    assert info.value.code == "person_index"
+
+
+# ------------------------------------------------------------------------------------------------ real photos
+
+
+@pytest.fixture(scope="module")
+def detections(shared_photos: list[Path]) -> list[tuple[Photo, PersonObservation | None]]:
+    results = []
+    for path in shared_photos:
+        photo = load_photo(path)
+        try:
+            results.append((photo, detect_person(photo)))
+        except EngineError:
+            results.append((photo, None))
+    return results
+
+
+def _edge_strength(rgb: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Mean image gradient on the mask's boundary pixels, and over the whole image."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return float(grad[edge].mean()), float(grad.mean())
+
+
+@pytest.mark.photos
+def test_every_dev_photo_has_a_person(detections) -> None:
+    missed = [photo.path.name for photo, obs in detections if obs is None]
+    assert not missed, f"no person found in {missed}"
+
+
+@pytest.mark.photos
+def test_observation_fields_are_consistent(detections) -> None:
+    for photo, obs in detections:
+        if obs is None:
+            continue
+        h, w = photo.rgb.shape[:2]
+        assert obs.keypoints.shape == (33, 3) and obs.world_landmarks.shape == (33, 3)
+        assert np.all((obs.keypoints[:, 2] >= 0) & (obs.keypoints[:, 2] <= 1))
+        assert obs.mask.shape == (h, w) and obs.mask.dtype == bool
+        assert 0.02 < obs.mask.mean() < 0.8, photo.path.name
+        x0, y0, x1, y1 = obs.bbox
+        rows, cols = np.nonzero(obs.mask)
+        assert x0 <= cols.min() and cols.max() < x1 and y0 <= rows.min() and rows.max() < y1
+        vis = obs.keypoints[obs.keypoints[:, 2] > 0.5]
+        assert np.all((vis[:, 0] >= x0) & (vis[:, 0] <= x1) & (vis[:, 1] >= y0) & (vis[:, 1] <= y1))
+        # world landmarks: metres around the hips, a body's size
+        hips = obs.world_landmarks[[23, 24]].mean(axis=0)
+        assert np.linalg.norm(hips) < 0.1
+        assert 0.3 < np.ptp(obs.world_landmarks[:, :2], axis=0).max() < 2.5
+        # the crop holds the whole person, centred
+        corners = photo_to_crop(np.array([[x0, y0], [x1, y1]]), obs)
+        assert np.all(corners >= -1e-6) and np.all(corners <= obs.crop_size + 1e-6)
+        assert crop_image(photo.rgb, obs).shape == (obs.crop_size, obs.crop_size, 3)
+
+
+@pytest.mark.photos
+def test_keypoints_lie_on_the_mask(detections) -> None:
+    inside, total = 0, 0
+    for _, obs in detections:
+        if obs is None:
+            continue
+        grown = cv2.dilate(obs.mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        h, w = obs.mask.shape
+        for x, y, v in obs.keypoints[BODY]:
+            if v > 0.5 and 0 <= x < w and 0 <= y < h:
+                total += 1
+                inside += bool(grown[int(y), int(x)])
+    assert total > 100 and inside / total > 0.95
+
+
+@pytest.mark.photos
+def test_mask_is_crisp(detections) -> None:
+    """The mask's boundary lies on image edges: its mean gradient is several times the image's."""
+    ratios = []
+    for photo, obs in detections:
+        if obs is None:
+            continue
+        on_edge, overall = _edge_strength(photo.rgb, obs.mask)
+        ratios.append(on_edge / overall)
+        # one main region: the largest blob holds most of the mask
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(obs.mask.astype(np.uint8), connectivity=8)
+        assert stats[1:, cv2.CC_STAT_AREA].max() > 0.9 * obs.mask.sum(), photo.path.name
+    assert min(ratios) > 1.5 and np.mean(ratios) > 3.0
+
+
+@pytest.mark.photos
+def test_refined_mask_beats_blazepose_threshold(shared_photos: list[Path]) -> None:
+    better = 0
+    names = shared_photos[:4]
+    for path in names:
+        photo = load_photo(path)
+        raw = P.find_people(photo.rgb, max_people=1)[0]
+        refined = refine_mask(photo.rgb, raw.soft, raw.keypoints)
+        better += _edge_strength(photo.rgb, refined)[0] > _edge_strength(photo.rgb, raw.soft > 0.5)[0]
+    assert better >= len(names) - 1
+
+
+@pytest.mark.photos
+def test_hands_sit_on_the_wrists(detections) -> None:
+    found = 0
+    for _, obs in detections:
+        if obs is None or not obs.hands:
+            continue
+        size = max(obs.bbox[2] - obs.bbox[0], obs.bbox[3] - obs.bbox[1])
+        for side, points in obs.hands.items():
+            assert side in ("left", "right") and points.shape == (21, 3)
+            wrist = obs.keypoints[15 if side == "left" else 16, :2]
+            assert np.linalg.norm(points[0, :2] - wrist) < 0.1 * size
+            found += 1
+    assert found >= 6
+
+
+@pytest.mark.photos
+def test_two_people_largest_first(shared_photos: list[Path], tmp_path: Path) -> None:
+    big = Image.open(shared_photos[2]).convert("RGB")
+    big.thumbnail((560, 840))
+    small = Image.open(shared_photos[8]).convert("RGB")
+    small.thumbnail((200, 312))
+    canvas = Image.new("RGB", (big.width + 340, big.height), (200, 200, 200))
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (big.width + 80, big.height - small.height - 40))
+    canvas.save(tmp_path / "two.png")
+    photo = load_photo(tmp_path / "two.png")
+    first = detect_person(photo, 0, hands=False)
+    second = detect_person(photo, 1, hands=False)
+    assert first.num_people == second.num_people == 2
+    assert first.mask.sum() > second.mask.sum()
+    assert first.bbox[2] <= big.width + 5 and second.bbox[0] >= big.width + 60
+    assert not np.logical_and(first.mask, second.mask).any()
+    body = second.keypoints[BODY]
+    assert np.mean(body[:, 0] > big.width + 60) > 0.9  # the second skeleton is on the small person
+    with pytest.raises(EngineError) as info:
+        detect_person(photo, 2, hands=False)
+    assert info.value.code == "person_index" and "0 to 1" in info.value.hint
+
+
+@pytest.mark.photos
+def test_alpha_cutout_is_the_mask(shared_photos: list[Path]) -> None:
+    photo = load_photo(shared_photos[-1])
+    obs = detect_person(photo, hands=False)
+    alpha = cv2.erode(obs.mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    cut = detect_person(_photo(photo.rgb, alpha), hands=False)
+    assert np.array_equal(cut.mask, alpha)
+
+
+@pytest.mark.photos
+def test_upside_down_photo_matches_upright(shared_photos: list[Path]) -> None:
+    photo = load_photo(shared_photos[-1])
+    upright = detect_person(photo, hands=False)
+    turned = detect_person(_photo(np.ascontiguousarray(photo.rgb[::-1, ::-1])), hands=False)
+    h, w = photo.rgb.shape[:2]
+    back = np.column_stack([w - turned.keypoints[:, 0], h - turned.keypoints[:, 1]])
+    size = upright.bbox[3] - upright.bbox[1]
+    err = np.linalg.norm(back[BODY] - upright.keypoints[BODY, :2], axis=1)
+    assert np.median(err) < 0.05 * size
+    iou = np.logical_and(turned.mask[::-1, ::-1], upright.mask).sum() / np.logical_or(
+        turned.mask[::-1, ::-1], upright.mask).sum()
+    assert iou > 0.85
+
+
+@pytest.mark.photos
+def test_models_are_cached_and_closable(shared_photos: list[Path]) -> None:
+    photo = load_photo(shared_photos[-1])
+    detect_person(photo, hands=False)
+    pose = P._MODELS._pose
+    assert pose is not None
+    detect_person(photo, hands=False)
+    assert P._MODELS._pose is pose
+    close_models()
+    assert P._MODELS._pose is None and P._MODELS._hands is None
+    assert detect_person(photo, hands=False).keypoints.shape == (33, 3)
