@@ -1,0 +1,132 @@
+"""Preview image of a reconstruction: the mesh over the photo beside a side view.
+
+``make_preview`` draws the mesh (bundle world, metres) through the photo's camera, shaded and half-transparent
+over the photo with its outline, so the fit can be judged, and puts a side view (the mesh turned 90° about the
+vertical axis through its centre) on a neutral background to the right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import render
+from .camera import FRONT_VIEW_R, Camera, default_intrinsics
+
+#: Clay colour (RGB in [0, 1]) used when the mesh has no vertex colours.
+CLAY = np.array([0.62, 0.74, 0.90])
+
+#: Key light of the side view: direction the light travels, camera frame (from the upper left, front).
+KEY_LIGHT = np.array([0.4, 0.6, 1.0])
+
+
+def _rot_y(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it."""
+    pad = np.pad(mask, 1)
+    interior = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    return mask & ~interior
+
+
+def _background(height: int, width: int) -> np.ndarray:
+    """Neutral vertical grey gradient (H, W, 3) float in [0, 1]."""
+    g = np.linspace(0.86, 0.66, height)[:, None, None]
+    return np.broadcast_to(g, (height, width, 3)).copy()
+
+
+def framing_camera(vertices: np.ndarray, width: int, height: int, fill: float = 0.9) -> Camera:
+    """A front camera (looking along world −Z, Y up) that frames ``vertices`` (N, 3, world) in the image."""
+    v = np.asarray(vertices, dtype=np.float64)
+    K = default_intrinsics(width, height)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    centre = 0.5 * (lo + hi)
+    half = 0.5 * (hi - lo)
+    fx, fy = K[0, 0], K[1, 1]
+    dist = max(fx * half[0] / (0.5 * fill * width), fy * half[1] / (0.5 * fill * height)) + half[2]
+    R = FRONT_VIEW_R.copy()
+    t = np.array([0.0, 0.0, dist]) - R @ centre
+    return Camera(K, R, t, width, height)
+
+
+def _camera_for_photo(camera: Camera, width: int, height: int) -> Camera:
+    if (camera.width, camera.height) == (width, height):
+        return camera
+    scale = width / camera.width
+    if abs(height / camera.height - scale) > 0.02:
+        raise ValueError(
+            f"camera is {camera.width}×{camera.height} px but the photo is {width}×{height} px (another aspect)"
+        )
+    return camera.rescaled(scale, width, height)
+
+
+def _shade_colors(colors: np.ndarray | None, n: int) -> np.ndarray | None:
+    if colors is None:
+        return None
+    c = np.asarray(colors)
+    if c.shape[0] != n:
+        raise ValueError(f"colors has {c.shape[0]} rows but the mesh has {n} vertices")
+    return c
+
+
+def make_preview(
+    photo_rgb: np.ndarray,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    camera: Camera,
+    colors: np.ndarray | None = None,
+    opacity: float = 0.6,
+    side_width: int | None = None,
+) -> np.ndarray:
+    """Preview (H, W + side_width, 3) uint8: the mesh over the photo, then a side view.
+
+    ``photo_rgb`` (H, W, 3) uint8; ``vertices`` (N, 3) bundle world (metres); ``faces`` (M, 3); ``camera`` the
+    photo's camera (rescaled if it was made for another resolution of the same photo); ``colors`` optional
+    per-vertex (N, 3) uint8 or [0, 1] (default clay). ``opacity`` of the mesh over the photo. ``side_width``
+    defaults to H / 2 (at least 64 px).
+    """
+    photo = np.asarray(photo_rgb)
+    if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+        raise ValueError("photo_rgb must be an (H, W, 3) uint8 array")
+    h, w = photo.shape[:2]
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    cols = _shade_colors(colors, len(v))
+    shade_cols = CLAY if cols is None else cols
+    cam = _camera_for_photo(camera, w, h)
+
+    # Front: the mesh through the photo's camera, blended over the photo, outlined.
+    rgb, mask = render.render_shaded(cam.to_camera(v), f, cam.K, w, h, colors=shade_cols)
+    front = photo.astype(np.float64) / 255.0
+    front[mask] = (1.0 - opacity) * front[mask] + opacity * rgb[mask]
+    front[_outline(mask)] = (1.0, 0.85, 0.1)
+
+    # Side: turned +90° about the vertical axis through the mesh centre, framed in its own camera.
+    sw = max(64, h // 2) if side_width is None else int(side_width)
+    side = _background(h, sw)
+    if len(f):
+        centre = 0.5 * (v.min(axis=0) + v.max(axis=0))
+        turned = (v - centre) @ _rot_y(np.pi / 2).T + centre
+        scam = framing_camera(turned, sw, h)
+        srgb, smask = render.render_shaded(scam.to_camera(turned), f, scam.K, sw, h, colors=shade_cols,
+                                           light_dir=KEY_LIGHT, ambient=0.3)
+        side[smask] = srgb[smask]
+    out = np.concatenate([front, side], axis=1)
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write an (H, W, 3) or (H, W, 4) uint8 image as PNG (parent folders created); returns the path."""
+    from PIL import Image
+
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise ValueError("image must be an (H, W, 3) or (H, W, 4) uint8 array")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(out, format="PNG")
+    return out
