@@ -1,0 +1,371 @@
+"""SMPLify-X-style fit of an SMPL-X-layout body to one photo's BlazePose landmarks and person mask (CPU).
+
+Camera: fixed pinhole at the default field of view (:func:`icon_engine.camera.default_intrinsics` over the
+processing photo), ``R = FRONT_VIEW_R``, ``t = 0`` while fitting; the body's distance is its translation. After
+the fit the world is normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera moved with
+it. Units: metres, radians, processing pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
+from ..errors import EngineError
+from . import priors
+from .fastbody import FastBody
+from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation
+from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
+from .silhouette import body_silhouette, coverage_loss, inside_loss, iou, make_target, to_window
+
+
+@dataclass
+class BodyFit:
+    """A fitted body. Pose/shape in the SMPL-X layout; positions in the normalised bundle world (metres)."""
+
+    betas: np.ndarray  # (num_betas,)
+    expression: np.ndarray  # (num_expression,)
+    full_pose: np.ndarray  # (55, 3) axis-angle, radians
+    transl: np.ndarray  # (3,)
+    camera: Camera  # processing pixels, bundle world
+    vertices: np.ndarray  # (V, 3) posed body
+    joints: np.ndarray  # (55, 3) posed joints
+    faces: np.ndarray  # (F, 3) int64
+    metrics: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Iterations per stage: orientation, pose, silhouette at each size (coarse to fine)."""
+
+    orient_iters: int
+    pose_iters: int
+    silhouette: tuple[tuple[int, int], ...]  # (window px, iterations)
+    vertex_samples: int
+
+
+QUALITY_PRESETS: dict[str, FitSettings] = {
+    "preview": FitSettings(25, 50, ((128, 40),), 1500),
+    "standard": FitSettings(30, 70, ((128, 50), (256, 40)), 2500),
+    "high": FitSettings(40, 100, ((128, 70), (256, 70)), 4000),
+}
+
+#: Loss weights.
+W_KEYPOINT = 1.0
+W_DIRECTION = 0.5
+W_ANGLE = 1.0
+W_REST = 0.05
+W_PENETRATION = 200.0
+W_SHAPE = 0.002
+W_INSIDE = 400.0
+W_COVER = 400.0
+KP_SIGMA = 0.08  # robust scale of the 2D residual, fraction of the person's size
+MIN_VISIBILITY = 0.25
+
+
+def landmark_points(joints: torch.Tensor, keypoints: torch.Tensor, rotations: torch.Tensor,
+                    targets: ResolvedTargets) -> torch.Tensor:
+    """(T, 3) world positions of the model points of ``targets``.
+
+    ``joints`` (55, 3), ``keypoints`` (K, 3) posed (world); ``rotations`` (55, 3, 3) global joint rotations, which
+    carry the hip and shoulder offsets (pelvis and spine3 frames)."""
+    index = torch.as_tensor(targets.index)
+    source = torch.as_tensor(targets.source)
+    pts = joints[index.clamp(max=joints.shape[0] - 1)]
+    if keypoints.shape[0] > 0 and bool((source == 1).any()):
+        kp_pts = keypoints[index.clamp(max=keypoints.shape[0] - 1)]
+        pts = torch.where((source == 1)[:, None], kp_pts, pts)
+    frames = torch.as_tensor(np.maximum(targets.frames, 0))
+    offsets = torch.as_tensor(targets.offsets, dtype=pts.dtype)
+    has = torch.as_tensor(targets.frames >= 0)[:, None]
+    rotated = torch.einsum("tab,tb->ta", rotations[frames].to(pts.dtype), offsets)
+    return pts + torch.where(has, rotated, offsets)
+
+
+class _Problem:
+    """Everything one fit needs: observation tensors, the model, the camera and the current parameters."""
+
+    def __init__(self, observation: Any, body_model: Any, width: int, height: int, settings: FitSettings,
+                 device: str) -> None:
+        self.model = body_model
+        self.device = torch.device(device)
+        self.settings = settings
+        self.width, self.height = width, height
+        self.K = default_intrinsics(width, height)
+        self.R = FRONT_VIEW_R.copy()
+        kps = np.asarray(observation.keypoints, dtype=np.float64)
+        self.targets = resolve_targets(list(getattr(body_model, "keypoint_names", [])))
+        vis = np.clip(kps[:, 2], 0.0, 1.0)
+        conf = np.where(vis >= MIN_VISIBILITY, vis, 0.0)
+        t = self.targets
+        self.obs_px = torch.tensor(kps[t.landmarks, :2], dtype=torch.float32)
+        self.kp_weights = torch.tensor(conf[t.landmarks] * t.weights, dtype=torch.float32)
+        torso = np.isin(t.landmarks, TORSO)
+        self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32)
+        bbox = np.asarray(observation.bbox, dtype=np.float64)
+        self.person_size = float(max(bbox[2] - bbox[0], bbox[3] - bbox[1], 16.0))
+        self.world_lm = blazepose_to_world(np.asarray(observation.world_landmarks, dtype=np.float64))
+        self.vis = vis
+        self.mask = np.asarray(observation.mask, dtype=bool)
+        self.bbox = bbox
+        self.K_t = torch.tensor(self.K, dtype=torch.float32)
+        self.R_t = torch.tensor(self.R, dtype=torch.float32)
+        self._bone_dirs()
+        num_verts = int(np.asarray(body_model.faces).max()) + 1
+        rng = np.random.default_rng(0)
+        n = min(settings.vertex_samples, num_verts)
+        self.body = FastBody(body_model, np.sort(rng.choice(num_verts, n, replace=False)))
+
+    def _bone_dirs(self) -> None:
+        """Unit bone directions from the world landmarks (bundle-world axes) and their confidences."""
+        bones = list(LIMB_BONES)
+        dirs, w = [], []
+        for _, _, a, b in bones:
+            d = self.world_lm[b] - self.world_lm[a]
+            dirs.append(d / max(np.linalg.norm(d), 1e-9))
+            w.append(min(self.vis[a], self.vis[b]))
+        self.bone_joints = torch.tensor([[j, c] for j, c, _, _ in bones])
+        self.bone_dirs = torch.tensor(np.array(dirs), dtype=torch.float32)
+        self.bone_w = torch.tensor(np.clip(np.array(w), 0.2, 1.0), dtype=torch.float32)
+
+    # -- model evaluation ------------------------------------------------------------------------------------
+    def forward(self, p: dict[str, torch.Tensor], with_vertices: bool = False) -> dict[str, torch.Tensor]:
+        """The fast body (joints, keypoints, rotations, vertex subset) at parameters ``p``."""
+        pose = torch.cat([p["global_orient"][None], p["body_pose"], torch.zeros(33, 3)])
+        return self.body.forward(p["betas"], pose, p["transl"], with_vertices)
+
+    def model_points(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(T, 3) world positions of the mapped landmarks."""
+        return landmark_points(out["joints"], out["keypoints"], out["rotations"], self.targets)
+
+    def project(self, points: torch.Tensor) -> torch.Tensor:
+        """World points (N, 3) → processing pixels (N, 2) (camera at R, t = 0)."""
+        cam = points @ self.R_t.T
+        z = cam[:, 2].clamp(min=1e-3)
+        u = self.K_t[0, 0] * cam[:, 0] / z + self.K_t[0, 2]
+        v = self.K_t[1, 1] * cam[:, 1] / z + self.K_t[1, 2]
+        return torch.stack([u, v], -1)
+
+    # -- loss terms ------------------------------------------------------------------------------------------
+    def keypoint_loss(self, px: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        r2 = ((px - self.obs_px) / self.person_size).pow(2).sum(-1)
+        s2 = KP_SIGMA**2
+        rho = s2 * r2 / (r2 + s2)  # Geman-McClure
+        return 1e3 * (weights * rho).sum() / weights.sum().clamp(min=1e-6)
+
+    def direction_loss(self, joints: torch.Tensor) -> torch.Tensor:
+        d = joints[self.bone_joints[:, 1]] - joints[self.bone_joints[:, 0]]
+        d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        return (self.bone_w * (1.0 - (d * self.bone_dirs).sum(-1))).sum() / self.bone_w.sum()
+
+
+def _initial_params(prob: _Problem) -> dict[str, torch.Tensor]:
+    betas = torch.zeros(prob.body.num_betas)
+    rest = prob.body.j0.double().numpy()
+    pose = initial_pose(np.asarray(prob.world_lm @ FRONT_VIEW_R), rest)  # back to BlazePose axes for the helper
+    p = {
+        "betas": betas,
+        "global_orient": torch.tensor(pose[0], dtype=torch.float32),
+        "body_pose": torch.tensor(pose[1:22], dtype=torch.float32),
+        "transl": torch.zeros(3),
+    }
+    with torch.no_grad():
+        pts = prob.model_points(prob.forward(p)).double().numpy()
+    w = prob.kp_weights.double().numpy() * np.where(np.isin(prob.targets.landmarks, TORSO), 3.0, 1.0)
+    if w.sum() < 1e-3:
+        w = np.ones_like(w)
+    transl = solve_translation(pts, prob.obs_px.double().numpy(), w, prob.K)
+    p["transl"] = torch.tensor(transl, dtype=torch.float32)
+    return p
+
+
+class _Adam:
+    """Plain Adam on a few leaf tensors (torch.optim pulls in torch._dynamo on first use: seconds of import)."""
+
+    def __init__(self, params: list[torch.Tensor], b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+        self.params = params
+        self.m = [torch.zeros_like(q) for q in params]
+        self.v = [torch.zeros_like(q) for q in params]
+        self.b1, self.b2, self.eps, self.t = b1, b2, eps, 0
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        self.t += 1
+        c1, c2 = 1 - self.b1**self.t, 1 - self.b2**self.t
+        for q, m, v in zip(self.params, self.m, self.v, strict=True):
+            if q.grad is None:
+                continue
+            m.mul_(self.b1).add_(q.grad, alpha=1 - self.b1)
+            v.mul_(self.b2).addcmul_(q.grad, q.grad, value=1 - self.b2)
+            q.addcdiv_(m / c1, (v / c2).sqrt_().add_(self.eps), value=-lr)
+            q.grad = None
+
+
+def _run_stage(prob: _Problem, p: dict[str, torch.Tensor], names: tuple[str, ...], iters: int, lr: float,
+               loss_fn, progress, done: list[int], total: int, text: str) -> None:
+    """Adam with a cosine-decayed step on the parameters ``names`` for ``iters`` steps of ``loss_fn(p)``."""
+    if iters <= 0:
+        return
+    for k in p:
+        p[k].requires_grad_(k in names)
+    opt = _Adam([p[k] for k in names])
+    for i in range(iters):
+        loss = loss_fn(p)
+        loss.backward()
+        opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / iters))))
+        done[0] += 1
+        if progress is not None and (i % 10 == 0 or i == iters - 1):
+            progress.update(0.02 + 0.93 * done[0] / total, text)
+    for k in p:
+        p[k].requires_grad_(False)
+        p[k].grad = None
+
+
+def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
+    def loss_fn(p):
+        out = prob.forward(p, with_vertices=sil is not None)
+        joints = out["joints"]
+        px = prob.project(prob.model_points(out))
+        if stage == "orient":
+            return prob.keypoint_loss(px, prob.torso_weights) + W_DIRECTION * prob.direction_loss(joints)
+        bp = p["body_pose"][None]
+        loss = (W_KEYPOINT * prob.keypoint_loss(px, prob.kp_weights)
+                + W_DIRECTION * (0.5 if sil is not None else 1.0) * prob.direction_loss(joints)
+                + W_ANGLE * priors.angle_limit_loss(bp) + W_REST * priors.rest_pull_loss(bp)
+                + W_PENETRATION * priors.torso_penetration_loss(joints[None])
+                + W_SHAPE * priors.shape_loss(p["betas"][None]))
+        if sil is not None:
+            win = to_window(prob.project(out["vertices"]), sil)
+            loss = loss + W_INSIDE * inside_loss(win, sil) + W_COVER * coverage_loss(win, sil, tolerance)
+        return loss
+
+    return loss_fn
+
+
+def _check_observation(observation: Any) -> None:
+    kps = np.asarray(getattr(observation, "keypoints", np.zeros((0, 3))))
+    if kps.shape != (33, 3) or not np.isfinite(kps).all():
+        raise EngineError("no_person", "No usable body landmarks were found for the person in the photo.",
+                          "Use a photo that shows one person's whole body, well lit and not cut off.")
+    if (kps[list(TORSO), 2] >= MIN_VISIBILITY).sum() < 2:
+        raise EngineError("no_person", "The person's shoulders and hips could not be seen in the photo.",
+                          "Use a photo where the person's torso is visible (not cropped or hidden).")
+
+
+def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "standard", device: str = "cpu",
+             progress: Any = None) -> BodyFit:
+    """Fit the body model to the observed person. See the module docstring for frames and units.
+
+    ``observation``: a ``PersonObservation`` (33 BlazePose keypoints in processing px, world landmarks, mask,
+    bbox); ``photo``: the processing ``Photo`` (its size sets the camera); ``quality``: preview/standard/high.
+    """
+    if quality not in QUALITY_PRESETS:
+        raise EngineError("bad_option", f"Unknown fit quality {quality!r}.",
+                          f"Use one of: {', '.join(QUALITY_PRESETS)}.")
+    _check_observation(observation)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the fit's tensors are small: one thread avoids OpenMP hand-off costs (10x)
+    try:
+        return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], device, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str,
+         progress: Any) -> BodyFit:
+    start = time.perf_counter()
+    width, height = _photo_size(photo, observation)
+    prob = _Problem(observation, body_model, width, height, settings, device)
+    if progress is not None:
+        progress.update(0.0, "Initialising the body from 3D landmarks")
+    p = _initial_params(prob)
+    total = settings.orient_iters + settings.pose_iters + sum(n for _, n in settings.silhouette)
+    done = [0]
+    _run_stage(prob, p, ("global_orient", "transl"), settings.orient_iters, 0.03, _loss_factory(prob, "orient"),
+               progress, done, total, "Fitting orientation")
+    _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), settings.pose_iters, 0.03,
+               _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
+    for size, iters in settings.silhouette:
+        sil = make_target(prob.mask, prob.bbox, size)
+        _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), iters, 0.015 if size > 128 else 0.02,
+                   _loss_factory(prob, "pose", sil, tolerance=0.012 * size), progress, done, total,
+                   f"Fitting silhouette ({size} px)")
+    result = _finish(prob, p, start, done[0])
+    if progress is not None:
+        progress.update(1.0, "Body fitted")
+    return result
+
+
+def _photo_size(photo: Any, observation: Any) -> tuple[int, int]:
+    if photo is not None and getattr(photo, "rgb", None) is not None:
+        return int(photo.rgb.shape[1]), int(photo.rgb.shape[0])
+    h, w = np.asarray(observation.mask).shape
+    return int(w), int(h)
+
+
+def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations: int) -> BodyFit:
+    """Evaluate the final body, measure it against the observation, normalise the world."""
+    with torch.no_grad():
+        px = prob.project(prob.model_points(prob.forward(p))).numpy()
+        out = prob.model(betas=p["betas"][None], global_orient=p["global_orient"][None],
+                         body_pose=p["body_pose"].reshape(1, 63), transl=p["transl"][None])
+    verts = _np(out.vertices[0])
+    joints = _np(out.joints[0])
+    faces = np.asarray(prob.model.faces, dtype=np.int64)
+    camera = Camera(prob.K.copy(), prob.R.copy(), np.zeros(3), prob.width, prob.height)
+    sil = body_silhouette(camera.project(verts)[0], faces, prob.width, prob.height)
+    fit_iou = iou(sil, prob.mask)
+    w = prob.kp_weights.numpy()
+    err = np.linalg.norm(px - prob.obs_px.numpy(), axis=1)
+    seen = w > 0
+    kp_err = float((err * w)[seen].sum() / max(w[seen].sum(), 1e-9)) if seen.any() else float("nan")
+    full_pose = np.zeros((55, 3))
+    full_pose[0] = p["global_orient"].numpy()
+    full_pose[1:22] = p["body_pose"].numpy()
+    transl = p["transl"].double().numpy()
+    offset = np.array([-joints[0, 0], -verts[:, 1].min(), -joints[0, 2]])
+    num_expr = int(getattr(prob.model, "num_expression", 10))
+    metrics = {
+        "keypoint_error_px": round(kp_err, 3),
+        "silhouette_iou": round(fit_iou, 4),
+        "iterations": iterations,
+        "time_s": round(time.perf_counter() - start, 3),
+        "faces_camera": facing_camera(full_pose),
+        "quality_iters": iterations,
+    }
+    warnings = _warnings(prob, fit_iou, kp_err)
+    return BodyFit(
+        betas=p["betas"].double().numpy(),
+        expression=np.zeros(num_expr),
+        full_pose=full_pose,
+        transl=transl + offset,
+        camera=camera.translated_world(offset),
+        vertices=verts + offset,
+        joints=joints + offset,
+        faces=faces,
+        metrics=metrics,
+        warnings=warnings,
+    )
+
+
+def _np(x: Any) -> np.ndarray:
+    return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+def _warnings(prob: _Problem, fit_iou: float, kp_err: float) -> list[str]:
+    out = []
+    legs = [BP[n] for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+    if (prob.vis[legs] < 0.5).sum() >= 2:
+        out.append("The legs are hidden or out of the photo; the fitted legs are a guess.")
+    if fit_iou < 0.6:
+        out.append(f"The fitted body overlaps the person's outline poorly (IoU {fit_iou:.2f}).")
+    if np.isfinite(kp_err) and kp_err > 0.06 * prob.person_size:
+        out.append(f"The fitted body misses the detected landmarks by {kp_err:.0f} px on average.")
+    return out

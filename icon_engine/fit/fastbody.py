@@ -1,0 +1,114 @@
+"""A light differentiable copy of a body model for the fit loop: shape blend, forward kinematics and linear
+blend skinning of a vertex subset and the regressed keypoints, without pose correctives.
+
+The body model is sampled once (zero pose, ``betas = 0`` and each unit beta): rest vertices, joints and
+keypoints are linear in ``betas`` for SMPL-X-style models, so this copy is exact for shape. Pose correctives
+(``posedirs``; zero for the open body) are left out while fitting; the final body comes from the real model.
+Frames: the body world (SMPL-X frame, metres); pose is (55, 3) axis-angle relative to the parent joint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..bundle.skeleton import PARENTS
+
+
+def rodrigues(aa: torch.Tensor) -> torch.Tensor:
+    """(..., 3) axis-angle → (..., 3, 3) rotation matrices (differentiable at 0)."""
+    angle = torch.sqrt((aa * aa).sum(-1, keepdim=True) + 1e-12)
+    axis = aa / angle
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(aa.shape[:-1] + (3, 3))
+    s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
+    eye = torch.eye(3, dtype=aa.dtype).expand_as(k)
+    return eye + s * k + (1 - c) * (k @ k)
+
+
+def _as_np(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+class FastBody:
+    """Shape-linear, skinned copy of ``body_model`` restricted to ``vertex_subset`` (indices into its vertices)."""
+
+    def __init__(self, body_model: Any, vertex_subset: np.ndarray) -> None:
+        self.num_betas = int(getattr(body_model, "num_betas", 10))
+        v, j, k = self._sample(body_model)
+        self.subset = np.asarray(vertex_subset, dtype=np.int64)
+        weights = _as_np(body_model.lbs_weights)
+        self.parents = list(PARENTS)
+        f32 = torch.float32
+        self.v0 = torch.tensor(v[0][self.subset], dtype=f32)
+        self.v_dirs = torch.tensor(v[1:, self.subset] - v[0][self.subset], dtype=f32)  # (B, S, 3)
+        self.j0 = torch.tensor(j[0], dtype=f32)
+        self.j_dirs = torch.tensor(j[1:] - j[0], dtype=f32)  # (B, 55, 3)
+        self.k0 = torch.tensor(k[0], dtype=f32)
+        self.k_dirs = torch.tensor(k[1:] - k[0], dtype=f32)  # (B, K, 3)
+        self.w = torch.tensor(weights[self.subset], dtype=f32)  # (S, 55)
+        if k.shape[1]:  # a keypoint follows the skinning of its nearest rest vertex
+            near = np.argmin(((v[0][:, None, :] - k[0][None]) ** 2).sum(-1), axis=0) if v.shape[1] < 30000 else \
+                np.array([np.argmin(((v[0] - p) ** 2).sum(-1)) for p in k[0]])
+            self.kw = torch.tensor(weights[near], dtype=f32)
+        else:
+            self.kw = torch.zeros(0, weights.shape[1], dtype=f32)
+
+    def _sample(self, model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rest vertices, joints, keypoints for betas = 0 and each unit beta: (B+1, ·, 3) each."""
+        vs, js, ks = [], [], []
+        with torch.no_grad():
+            for i in range(self.num_betas + 1):
+                betas = torch.zeros(1, self.num_betas)
+                if i:
+                    betas[0, i - 1] = 1.0
+                out = model(betas=betas)
+                vs.append(_as_np(out.vertices[0]))
+                js.append(_as_np(out.joints[0]))
+                kp = getattr(out, "keypoints", None)
+                ks.append(_as_np(kp[0]) if kp is not None else np.zeros((0, 3)))
+        return np.stack(vs), np.stack(js), np.stack(ks)
+
+    def rest(self, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rest (vertex subset (S, 3), joints (55, 3), keypoints (K, 3)) for ``betas`` (num_betas,)."""
+        return (self.v0 + torch.einsum("b,bsc->sc", betas, self.v_dirs),
+                self.j0 + torch.einsum("b,bsc->sc", betas, self.j_dirs),
+                self.k0 + torch.einsum("b,bsc->sc", betas, self.k_dirs))
+
+    def forward(self, betas: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor,
+                with_vertices: bool = True) -> dict[str, torch.Tensor]:
+        """Posed ``joints`` (55, 3), ``keypoints`` (K, 3), ``rotations`` (55, 3, 3) and (optionally) ``vertices``
+        (S, 3) of the subset, world frame, for ``betas`` (nb,), ``pose`` (55, 3), ``transl`` (3,)."""
+        v_rest, j_rest, k_rest = self.rest(betas)
+        local = rodrigues(pose)
+        rots: list[torch.Tensor] = []
+        pos: list[torch.Tensor] = []
+        for j, p in enumerate(self.parents):
+            if p < 0:
+                rots.append(local[j])
+                pos.append(j_rest[j])
+            else:
+                rots.append(rots[p] @ local[j])
+                pos.append(rots[p] @ (j_rest[j] - j_rest[p]) + pos[p])
+        G = torch.stack(rots)  # (55, 3, 3)
+        T = torch.stack(pos)  # (55, 3)
+        offs = T - torch.einsum("jab,jb->ja", G, j_rest)  # skinning translation per joint
+        A = torch.cat([G.reshape(-1, 9), offs], 1)  # (55, 12)
+        out = {"joints": T + transl, "rotations": G}
+        out["keypoints"] = self._skin(self.kw, A, k_rest) + transl
+        if with_vertices:
+            out["vertices"] = self._skin(self.w, A, v_rest) + transl
+        return out
+
+    @staticmethod
+    def _skin(weights: torch.Tensor, A: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+        if rest.shape[0] == 0:
+            return rest
+        blended = weights @ A  # (N, 12)
+        R = blended[:, :9].reshape(-1, 3, 3)
+        return torch.einsum("nab,nb->na", R, rest) + blended[:, 9:]

@@ -1,0 +1,96 @@
+"""Pose and shape priors of the body fit (torch). Angles in radians, lengths in metres, SMPL-X joint indices.
+
+- joint-angle limits: knees and elbows bend one way only and barely twist or abduct; every body joint has a
+  generous box on its axis-angle components (feet cannot flip, the spine cannot fold);
+- a weak pull of the less observable joints (spine, neck, head, collars, wrists, ankles) towards rest;
+- no limb through the torso: elbows, wrists, knees and forearm midpoints stay out of spheres around the spine;
+- the shape stays near the mean (``|betas|²``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .landmarks import J
+
+#: Box limits |component| ≤ limit (radians) on each body joint's axis-angle (x, y, z), joints 1..21.
+_LIMITS = {
+    "left_hip": (2.4, 1.0, 1.4), "right_hip": (2.4, 1.0, 1.4),
+    "spine1": (0.7, 0.5, 0.4), "spine2": (0.4, 0.4, 0.3), "spine3": (0.4, 0.4, 0.3),
+    "left_knee": (2.6, 0.2, 0.2), "right_knee": (2.6, 0.2, 0.2),
+    "left_ankle": (0.8, 0.4, 0.4), "right_ankle": (0.8, 0.4, 0.4),
+    "left_foot": (0.4, 0.2, 0.2), "right_foot": (0.4, 0.2, 0.2),
+    "neck": (0.6, 0.7, 0.4), "head": (0.5, 0.7, 0.4),
+    "left_collar": (0.3, 0.4, 0.4), "right_collar": (0.3, 0.4, 0.4),
+    "left_shoulder": (1.6, 1.6, 1.8), "right_shoulder": (1.6, 1.6, 1.8),
+    "left_elbow": (1.2, 2.6, 0.3), "right_elbow": (1.2, 2.6, 0.3),
+    "left_wrist": (1.0, 0.8, 1.2), "right_wrist": (1.0, 0.8, 1.2),
+}  # fmt: skip
+
+#: Weight of the pull towards rest per joint (1..21); well-observed limbs are free.
+_REST_PULL = {
+    "spine1": 1.0, "spine2": 2.0, "spine3": 2.0, "neck": 1.0, "head": 0.5, "left_collar": 3.0,
+    "right_collar": 3.0, "left_ankle": 0.5, "right_ankle": 0.5, "left_foot": 3.0, "right_foot": 3.0,
+    "left_wrist": 0.3, "right_wrist": 0.3, "left_hip": 0.02, "right_hip": 0.02, "left_shoulder": 0.02,
+    "right_shoulder": 0.02, "left_knee": 0.02, "right_knee": 0.02, "left_elbow": 0.02, "right_elbow": 0.02,
+}  # fmt: skip
+
+
+def _per_joint(table: dict, default) -> np.ndarray:
+    out = [table.get(name, default) for name in _BODY_NAMES]
+    return np.asarray(out, dtype=np.float32)
+
+
+_BODY_NAMES = sorted((n for n in J if 1 <= J[n] <= 21), key=lambda n: J[n])
+LIMITS = torch.from_numpy(_per_joint(_LIMITS, (3.0, 3.0, 3.0)))  # (21, 3)
+REST_PULL = torch.from_numpy(_per_joint(_REST_PULL, 0.1))  # (21,)
+
+
+def angle_limit_loss(body_pose: torch.Tensor) -> torch.Tensor:
+    """One-way hinges for knees and elbows plus box limits; ``body_pose`` (B, 21, 3) axis-angle (joints 1..21)."""
+    lk, rk = body_pose[:, J["left_knee"] - 1], body_pose[:, J["right_knee"] - 1]
+    le, re = body_pose[:, J["left_elbow"] - 1], body_pose[:, J["right_elbow"] - 1]
+    hinge = (torch.relu(-lk[:, 0]) ** 2 + torch.relu(-rk[:, 0]) ** 2  # knees flex about +x only
+             + lk[:, 1:].pow(2).sum(-1) + rk[:, 1:].pow(2).sum(-1)
+             + torch.relu(le[:, 1]) ** 2 + torch.relu(-re[:, 1]) ** 2  # elbows flex about -y (left), +y (right)
+             + 0.5 * (le[:, 2] ** 2 + re[:, 2] ** 2))
+    box = torch.relu(body_pose.abs() - LIMITS).pow(2).sum((-1, -2))
+    return (10.0 * hinge + 10.0 * box).mean()
+
+
+def rest_pull_loss(body_pose: torch.Tensor) -> torch.Tensor:
+    """Weighted |θ|² towards the rest pose; ``body_pose`` (B, 21, 3)."""
+    return (REST_PULL * body_pose.pow(2).sum(-1)).sum(-1).mean()
+
+
+#: Torso spheres: (joint a, joint b, t along a→b, radius in metres).
+_TORSO_SPHERES = ((J["pelvis"], J["spine1"], 0.5, 0.085), (J["spine1"], J["spine2"], 0.5, 0.085),
+                  (J["spine2"], J["spine3"], 0.5, 0.09), (J["spine3"], J["neck"], 0.3, 0.085))
+#: Limb points that must stay outside the torso: (joint a, joint b, t along a→b).
+_LIMB_POINTS = tuple((a, b, t) for a, b in ((J["left_elbow"], J["left_wrist"]), (J["right_elbow"], J["right_wrist"]))
+                     for t in (0.0, 0.5, 1.0)) + ((J["left_knee"], J["left_knee"], 0.0),
+                                                   (J["right_knee"], J["right_knee"], 0.0))
+
+
+def _points(joints: torch.Tensor, spec) -> torch.Tensor:
+    a = torch.tensor([s[0] for s in spec])
+    b = torch.tensor([s[1] for s in spec])
+    t = torch.tensor([s[2] for s in spec], dtype=joints.dtype)[:, None]
+    return joints[:, a] * (1 - t) + joints[:, b] * t
+
+
+def torso_penetration_loss(joints: torch.Tensor) -> torch.Tensor:
+    """Squared depth (metres) of limb points inside torso spheres; ``joints`` (B, 55, 3)."""
+    centres = _points(joints, _TORSO_SPHERES)  # (B, S, 3)
+    radii = torch.tensor([s[3] for s in _TORSO_SPHERES], dtype=joints.dtype)
+    limbs = _points(joints, _LIMB_POINTS)  # (B, L, 3)
+    d = torch.cdist(limbs, centres)  # (B, L, S)
+    legs = (torch.relu(0.08 - (joints[:, J["left_knee"]] - joints[:, J["right_knee"]]).norm(dim=-1)) ** 2
+            + torch.relu(0.06 - (joints[:, J["left_ankle"]] - joints[:, J["right_ankle"]]).norm(dim=-1)) ** 2)
+    return (torch.relu(radii - d) ** 2).sum((-1, -2)).mean() + legs.mean()
+
+
+def shape_loss(betas: torch.Tensor) -> torch.Tensor:
+    """|betas|² (betas in standard deviations of the body model's shape space)."""
+    return betas.pow(2).sum(-1).mean()
