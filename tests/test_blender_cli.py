@@ -1,0 +1,89 @@
+"""The headless command ``python -m icon_blender import-bundle DIR --blend OUT --fbx OUT``: outputs, exit
+statuses and messages, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bpy")
+
+from test_blender_bundle import make_bundle  # noqa: E402
+
+from icon_blender import cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("cli") / "person")
+
+
+def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(cli.__file__).rsplit("/icon_blender/", 1)[0])
+    return subprocess.run([sys.executable, "-m", "icon_blender", *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=cwd)
+
+
+def test_writes_blend_and_fbx_that_reopen(bundle_dir, tmp_path):
+    np.savez(tmp_path / "walk.npz", poses=np.zeros((20, 165)), trans=np.zeros((20, 3)), mocap_framerate=60.0)
+    blend, fbx = tmp_path / "out.blend", tmp_path / "out.fbx"
+    result = run_cli("import-bundle", str(bundle_dir), "--blend", str(blend), "--fbx", str(fbx), "--preset", "unity",
+                     "--motion", str(tmp_path / "walk.npz"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert blend.stat().st_size > 10_000 and fbx.stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.blend", "out.fbx", "walk.npz"]
+    import bpy
+
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    arm = bpy.data.objects["person_rig"]
+    assert len(arm.data.bones) == 55 and bpy.context.scene.camera is not None
+    assert bpy.context.scene.frame_end == 10  # 19/60 s at 30 fps
+    assert all(img.packed_file is not None for img in bpy.data.images if img.source == "FILE")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_bad_bundle_exits_3_and_writes_nothing(bundle_dir, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(bundle_dir, bad)
+    (bad / "bundle.json").write_text("{ not json")
+    out = tmp_path / "out"
+    out.mkdir()
+    code = cli.main(["import-bundle", str(bad), "--blend", str(out / "a.blend"), "--fbx", str(out / "a.fbx")])
+    err = capsys.readouterr().err
+    assert code == 3 and "bad bundle" in err and "damaged JSON" in err and "hint:" in err
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, code, needle",
+    [
+        (["--blend", "{tmp}/x.txt"], 2, "must end in .blend"),
+        ([], 2, "nothing to write"),
+        (["--fbx", "{tmp}/missing/x.fbx"], 6, "output folder does not exist"),
+        (["--fbx", "{tmp}/x.fbx", "--fps", "0"], 2, "not a frame rate"),
+        (["--fbx", "{tmp}/x.fbx", "--motion", "{tmp}/nope.npz"], 3, "bad motion file"),
+    ],
+)
+def test_usage_errors(bundle_dir, tmp_path, capsys, args, code, needle):
+    args = [a.format(tmp=tmp_path) for a in args]
+    assert cli.main(["import-bundle", str(bundle_dir), *args]) == code
+    assert needle in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_folder(bundle_dir, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        assert cli.main(["import-bundle", str(bundle_dir), "--blend", str(locked / "a.blend")]) == 6
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
