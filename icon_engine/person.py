@@ -303,6 +303,8 @@ def refine_mask(rgb: np.ndarray, soft: np.ndarray, keypoints: np.ndarray | None 
 
 #: Width of the band GrabCut may relabel, as a fraction of the person's larger bounding-box side.
 MASK_BAND_FRACTION = 1.0 / 200.0
+#: GrabCut iterations (on the dev photos one gives nearly all the edge gain of three at under half the time).
+GRABCUT_ITERATIONS = 1
 #: The refined mask must keep at least this IoU with BlazePose's thresholded mask (else it is not used).
 MIN_REFINE_IOU = 0.85
 
@@ -327,7 +329,7 @@ def _grabcut_band(rgb: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     bgd_model = np.zeros((1, 65), np.float64)
     fgd_model = np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, 3, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return coarse.copy()
     out = np.zeros_like(coarse)
