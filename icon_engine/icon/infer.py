@@ -199,7 +199,7 @@ def predict_normals(net: NormalNet, image: torch.Tensor, body_front: torch.Tenso
 
 def _torch_pose_inputs(fit: Any, device: torch.device) -> dict[str, torch.Tensor]:
     pose = torch.as_tensor(np.asarray(fit.full_pose, dtype=np.float32).reshape(55, 3), device=device)
-    return {
+    out = {
         "betas": torch.as_tensor(np.asarray(fit.betas, np.float32), device=device)[None],
         "global_orient": pose[0:1].reshape(1, 3),
         "body_pose": pose[1:22].reshape(1, 63),
@@ -208,10 +208,12 @@ def _torch_pose_inputs(fit: Any, device: torch.device) -> dict[str, torch.Tensor
         "reye_pose": pose[24:25].reshape(1, 3),
         "left_hand_pose": pose[25:40].reshape(1, 45),
         "right_hand_pose": pose[40:55].reshape(1, 45),
-        "expression": torch.as_tensor(np.asarray(getattr(fit, "expression", np.zeros(0)), np.float32),
-                                      device=device)[None],
         "transl": torch.as_tensor(np.asarray(fit.transl, np.float32), device=device)[None],
     }
+    expression = np.asarray(getattr(fit, "expression", np.zeros(0)), np.float32).reshape(-1)
+    if expression.size:
+        out["expression"] = torch.as_tensor(expression, device=device)[None]
+    return out
 
 
 def _pixel_normals(v_cam: torch.Tensor, faces_t: torch.Tensor, raster: Any, res: int) -> torch.Tensor:
@@ -445,12 +447,12 @@ def grid_points_continuous(crop: Crop, n: int, ijk: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _rest_vertices(fit: Any, body_model: Any, device: torch.device) -> np.ndarray | None:
+def _rest_vertices(body_model: Any, device: torch.device) -> np.ndarray | None:
+    """The body model's template (zero shape, zero pose): ICON's smplx_cmap comes from SMPL-X's template."""
     if body_model is None:
         return None
     with torch.no_grad():
-        betas = torch.as_tensor(np.asarray(fit.betas, np.float32), device=device)[None]
-        return body_model(betas=betas).vertices[0].cpu().numpy()
+        return body_model().vertices[0].cpu().numpy()
 
 
 def build_icon_surface(
@@ -472,7 +474,8 @@ def build_icon_surface(
     mask in processing pixels; ``photo.rgb`` the processing image; ``icon_data``: the checkpoint files (loaded
     here) or already loaded :class:`IconNetworks`. ``body_model`` (the fit's ``BodyModel``) enables the body
     refinement loop and the canonical code from the rest template; without it the fitted body is used as is.
-    ``face_count``: decimate the result to about this many faces. ``settings`` overrides the preset.
+    ``face_count``: decimate the result to about this many faces (default: the quality preset's face count).
+    ``settings`` overrides the preset.
     """
     progress = progress if progress is not None else _NullProgress()
     dev = torch.device(device)
@@ -510,7 +513,7 @@ def build_icon_surface(
     elif settings.refine_iters > 0:
         warnings.append("ICON body refinement skipped: no body model was given; the fitted body is used as is.")
 
-    rest = _rest_vertices(fit, body_model, dev)
+    rest = _rest_vertices(body_model, dev)
     if rest is None or len(rest) != len(body_v):
         warnings.append("ICON canonical body code taken from the posed body (no rest template available).")
         rest = body_v
@@ -529,7 +532,11 @@ def build_icon_surface(
     progress.update(0.9, "Marching cubes")
     verts, mfaces = extract_mesh(values, crop, settings.clean)
     timings["marching_cubes"] = time.perf_counter() - t
-    if face_count is not None and len(mfaces) > face_count:
+    if face_count is None:
+        from ..options import PRESETS as QUALITY_PRESETS
+
+        face_count = QUALITY_PRESETS.get(quality, QUALITY_PRESETS["standard"])["face_count"]
+    if len(mfaces) > face_count:
         verts, mfaces = _decimate(verts, mfaces, face_count)
     progress.update(1.0, "ICON surface done")
     stats.update({"resolution": settings.resolutions[-1] - 1, "points_queried": int(n_points),

@@ -1,0 +1,166 @@
+"""Speed of ICON's path per stage with full-size random-weight networks: ``python -m icon_engine.icon.benchmark``.
+
+Prints one JSON object: seconds per normal-network pass (both generators, 512²), per filter pass (front + back),
+per body-refinement iteration (without the normal networks), per million occupancy queries (body features + MLP)
+and per marching-cubes extraction. Random weights time the same arithmetic as the official ones. The stand-in
+body is a closed mesh of SMPL-X's size (≈10k vertices, ≈20k faces). Figures: docs/benchmarks/icon.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+
+def _body(subdivisions: int = 5):
+    import trimesh
+
+    body = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)  # 10242 vertices, 20480 faces
+    body.apply_scale([0.22, 0.85, 0.15])
+    body.apply_translation([0.0, 0.85, 0.0])
+    return body
+
+
+def _scene(res: int):
+    from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
+    from ..render import render_mask
+    from . import infer
+
+    body = _body()
+    W, H = 768, 1024
+    K = default_intrinsics(W, H)
+    cam = Camera(K, FRONT_VIEW_R.copy(), np.array([0.0, 0.85, 3.2]), W, H)
+    mask = render_mask(cam.to_camera(body.vertices), body.faces, K, W, H)
+    crop = infer.make_crop(cam, np.asarray(body.vertices), mask, res)
+    return body, cam, mask, crop
+
+
+class TemplateBody(torch.nn.Module):
+    """A rigid stand-in body model: the template rotated by ``global_orient`` (axis-angle) and translated."""
+
+    def __init__(self, template: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("template", torch.as_tensor(np.asarray(template), dtype=torch.float32))
+
+    def forward(self, global_orient=None, transl=None, **_) -> SimpleNamespace:
+        v = self.template[None]
+        if global_orient is not None:
+            angle = global_orient.norm(dim=1).clamp_min(1e-8)[:, None, None]
+            k = global_orient / angle[:, 0]
+            zero = torch.zeros_like(k[:, 0])
+            kx = torch.stack([zero, -k[:, 2], k[:, 1], k[:, 2], zero, -k[:, 0], -k[:, 1], k[:, 0], zero], 1)
+            kx = kx.view(-1, 3, 3)
+            rot = torch.eye(3) + torch.sin(angle) * kx + (1 - torch.cos(angle)) * kx @ kx
+            v = v @ rot.transpose(1, 2)
+        if transl is not None:
+            v = v + transl[:, None]
+        return SimpleNamespace(vertices=v, joints=v[:, :55])
+
+
+def _timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _load() -> float | None:
+    try:
+        import os
+
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 257) -> dict:
+    from . import infer
+    from .checkpoints import IconNetworks
+    from .networks import ImplicitNet, NormalNet
+
+    dev = torch.device(device)
+    out: dict = {"machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+                 "device": str(dev), "load_average_1min_at_start": _load()}
+    body, cam, mask, crop = _scene(512)
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((cam.height, cam.width, 3)) * 255).astype(np.uint8)
+    image, _ = infer.crop_image(rgb, mask, crop, dev)
+    bf, bb = infer.render_body_normals(np.asarray(body.vertices), np.asarray(body.faces), crop.camera, dev)
+    implicit = ImplicitNet(use_filter=True).eval().to(dev)
+    nf, nb = bf, bb
+    if "normal" in parts:
+        normal = NormalNet().eval().to(dev)
+        with torch.no_grad():
+            out["normal_nets_512_s"] = round(_timed(lambda: normal(image, bf, bb)), 3)
+        del normal
+    if "filter" in parts:
+        with torch.no_grad():
+            out["filter_front_back_512_s"] = round(_timed(lambda: implicit.image_features(nf, nb)), 3)
+    if "refine" in parts:
+        fit = SimpleNamespace(vertices=np.asarray(body.vertices), faces=np.asarray(body.faces, np.int64),
+                              camera=cam, betas=np.zeros(10), full_pose=np.zeros((55, 3)), transl=np.zeros(3))
+        nets = IconNetworks(NormalNet(ngf=4).eval(), implicit, "icon-filter")
+        for rr in (256, 512):
+            settings = infer.IconSettings(refine_iters=3, normal_every=1000, refine_res=rr)
+            t = time.perf_counter()
+            infer.refine_body(fit, TemplateBody(fit.vertices), crop, image, nets, settings,
+                              SimpleNamespace(update=lambda *a: None), dev, (nf, nb))
+            out[f"refine_iteration_{rr}_s"] = round((time.perf_counter() - t) / 3, 3)
+    if "occupancy" in parts:
+        with torch.no_grad():
+            feats = implicit.image_features(nf, nb)
+        t = time.perf_counter()
+        bodyf = infer.BodyFeatures(np.asarray(body.vertices), np.asarray(body.faces),
+                                   infer.canonical_code(body.vertices), crop)
+        out["body_feature_setup_s"] = round(time.perf_counter() - t, 3)
+        pts = infer.grid_points(crop, 65)
+        pts = pts[rng.choice(len(pts), size=min(points, len(pts)), replace=False)]
+        pts = np.concatenate([pts] * max(1, points // len(pts)))[:points]
+        t = time.perf_counter()
+        xy, f, vis, cube = bodyf(pts)
+        t_feat = time.perf_counter() - t
+        t = time.perf_counter()
+        with torch.no_grad():
+            for s in range(0, len(pts), 131072):
+                implicit.query(feats, torch.as_tensor(xy[s:s + 131072], dtype=torch.float32, device=dev)[None],
+                               torch.as_tensor(f[:, s:s + 131072], dtype=torch.float32, device=dev)[None],
+                               torch.as_tensor(vis[s:s + 131072], dtype=torch.float32, device=dev)[None, None])
+        t_mlp = time.perf_counter() - t
+        scale = 1e6 / len(pts)
+        out["occupancy_per_million_points_s"] = {"body_features": round(t_feat * scale, 2),
+                                                 "mlp": round(t_mlp * scale, 2),
+                                                 "total": round((t_feat + t_mlp) * scale, 2)}
+    if "mc" in parts:
+        sdf_n = mc
+        axes = np.linspace(-1, 1, sdf_n)
+        x, y, z = np.meshgrid(axes, axes, axes, indexing="ij")
+        values = (0.5 + 0.6 - np.sqrt((x / 0.3) ** 2 + (y / 0.9) ** 2 + (z / 0.2) ** 2) * 0.6).astype(np.float32)
+        t = time.perf_counter()
+        v, fcs = infer.extract_mesh(values, crop)
+        out[f"marching_cubes_{mc - 1}_s"] = round(time.perf_counter() - t, 3)
+        out[f"marching_cubes_{mc - 1}_faces"] = int(len(fcs))
+    out["load_average_1min_at_end"] = _load()
+    out["process_cpu_s"] = round(time.process_time(), 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="normal,filter,refine,occupancy,mc")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--points", type=int, default=200_000)
+    parser.add_argument("--mc", type=int, default=257)
+    args = parser.parse_args()
+    print(json.dumps(run(set(args.parts.split(",")), args.device, args.points, args.mc), indent=1))
+
+
+if __name__ == "__main__":
+    main()
