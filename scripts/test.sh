@@ -15,7 +15,7 @@ if [ -f requirements-addon313.txt ]; then
       .venv313/bin/python -m pip install -q --disable-pip-version-check -r requirements-addon313.txt
       echo "$want" > .venv313/.requirements.sha
     fi
-    .venv313/bin/python -m pytest -q -m "addon" tests
+    .venv313/bin/python -m pytest -q tests/test_addon_*.py tests/test_blender_*.py
   else
     echo "warning: $PY313 not found: skipping the Blender 5.1+ (Python 3.13) add-on tests" >&2
   fi
