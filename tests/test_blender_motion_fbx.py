@@ -99,6 +99,7 @@ def test_fbx_round_trip(avatar, bundle_dir, tmp_path, preset):
     arm_name = avatar.armature.name
     out = export_fbx(avatar.armature, tmp_path / f"{preset}.fbx", preset)
     assert out.is_file() and avatar.armature.name == arm_name
+    assert avatar.mesh.modifiers["Armature"].show_viewport and avatar.mesh.modifiers["Armature"].show_render
     assert not list(tmp_path.glob(".*partial*"))
     n_vertices = len(avatar.mesh.data.vertices)
 

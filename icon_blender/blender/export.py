@@ -13,7 +13,8 @@ def export_fbx(arm_obj: bpy.types.Object, path: str | Path, preset: str = "gener
     """Export the armature and the meshes it deforms to ``path`` (written beside, then renamed into place).
 
     The Unreal preset exports the armature object as "Armature" (restored afterwards) so that Unreal does not
-    add an extra root bone.
+    add an extra root bone. The Armature modifiers are switched off during the export (skinning is written from
+    the vertex groups either way): otherwise baking the animation deforms every mesh at every frame.
     """
     kwargs = fbx_presets.preset(preset)
     path = Path(path).absolute()
@@ -27,7 +28,10 @@ def export_fbx(arm_obj: bpy.types.Object, path: str | Path, preset: str = "gener
     prev_active = view_layer.objects.active
     old_name = arm_obj.name
     tmp = path.with_name(f".{path.stem}.partial.fbx")
+    mods = [(m, m.show_viewport, m.show_render) for o in meshes for m in o.modifiers if m.type == "ARMATURE"]
     try:
+        for m, _, _ in mods:
+            m.show_viewport = m.show_render = False
         for o in prev_sel:
             o.select_set(False)
         for o in [arm_obj, *meshes]:
@@ -40,6 +44,8 @@ def export_fbx(arm_obj: bpy.types.Object, path: str | Path, preset: str = "gener
             raise RuntimeError(f"FBX export to {path} failed")
         tmp.replace(path)
     finally:
+        for m, viewport, render in mods:
+            m.show_viewport, m.show_render = viewport, render
         arm_obj.name = old_name
         tmp.unlink(missing_ok=True)
         for o in view_layer.objects:
