@@ -231,7 +231,7 @@ def load_body_model(
         if ids.max() >= arrays["v_template"].shape[0]:
             raise official._fail(f"{src.name} has {arrays['v_template'].shape[0]} vertices, fewer than SMPL-X's.")
         model = BodyModel(
-            official.sanitized_copy(src, arrays),
+            official.smplx_loadable(src, arrays),
             kind="smplx",
             description=f"SMPL-X ({src.name}), {arrays['v_template'].shape[0]} vertices",
             keypoint_vertex_ids=ids,

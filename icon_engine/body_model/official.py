@@ -149,6 +149,34 @@ def _check_shapes(name: str, arrays: dict[str, np.ndarray]) -> None:
         raise _fail(f"{name}: faces index vertices outside 0..{sizes['V'] - 1}.")
 
 
+def has_object_arrays(path: Path) -> bool:
+    """Whether any member of an ``.npz`` is an object array (which ``np.load(allow_pickle=True)`` unpickles).
+
+    Reads only the ``.npy`` headers. Unreadable headers count as object arrays (the safe answer).
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                with z.open(name) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        _, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        _, _, dtype = np.lib.format.read_array_header_2_0(f)
+                if dtype.hasobject:
+                    return True
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return True
+    return False
+
+
+def smplx_loadable(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """A file ``smplx`` may open safely: ``path`` itself when it holds no object arrays, else a sanitised copy."""
+    if not has_object_arrays(path):
+        return path
+    return sanitized_copy(path, arrays)
+
+
 def sanitized_copy(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write (once) a copy holding only the validated numeric arrays, for ``smplx`` to open; returns its path."""
     stat = path.stat()
