@@ -21,6 +21,7 @@ Method (docs/texture_rig.md):
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,26 +310,22 @@ def _segment_triangle_hits(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.
     return ok & (u > eps) & (v > eps) & (u + v < 1 - eps) & (t > eps) & (t < 1 - eps)
 
 
-def count_self_intersections(vertices: np.ndarray, faces: np.ndarray, region: np.ndarray) -> int:
-    """Number of faces in ``region`` (face mask) crossed by an edge of another region face (sharing no vertex)."""
+def count_self_intersections(vertices: np.ndarray, faces: np.ndarray, region: np.ndarray,
+                             candidates: int = 24) -> int:
+    """Number of faces in ``region`` (face mask) crossed by an edge of another region face (sharing no vertex).
+
+    Broad phase: each edge is tested against the ``candidates`` region faces with the nearest centroids (enough
+    on an evenly tessellated surface, where a crossing face is always among an edge's close neighbours)."""
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)[region]
     if len(f) < 2:
         return 0
     edges = np.unique(np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1), axis=0)
     mid = v[edges].mean(axis=1)
-    half = np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1) / 2
-    cent = v[f].mean(axis=1)
-    rad = np.linalg.norm(v[f] - cent[:, None], axis=2).max(axis=1)
-    tree = cKDTree(cent)
-    pairs_e, pairs_f = [], []
-    for e_idx, nb in enumerate(tree.query_ball_point(mid, half + rad.max())):
-        if nb:
-            pairs_e.append(np.full(len(nb), e_idx))
-            pairs_f.append(np.asarray(nb))
-    if not pairs_e:
-        return 0
-    pe, pf = np.concatenate(pairs_e), np.concatenate(pairs_f)
+    k = int(min(candidates, len(f)))
+    _, near = cKDTree(v[f].mean(axis=1)).query(mid, k=k)
+    pf = near.reshape(len(edges), k).reshape(-1)
+    pe = np.repeat(np.arange(len(edges)), k)
     shared = (edges[pe][:, :, None] == f[pf][:, None, :]).any(axis=(1, 2))
     pe, pf = pe[~shared], pf[~shared]
     hit = _segment_triangle_hits(v[edges[pe, 0]], v[edges[pe, 1]], v[f[pf, 0]], v[f[pf, 1]], v[f[pf, 2]])
@@ -364,10 +361,14 @@ def _body_arrays(fit: Any, body_model: Any) -> tuple[np.ndarray, np.ndarray, np.
     if lbs.shape[1] != NUM_JOINTS:
         raise EngineError("body_model", f"The body model has {lbs.shape[1]} skinning joints, not {NUM_JOINTS}.",
                           "Use an SMPL-X layout body model (the open body or the official SMPL-X model).")
-    import torch
-
-    betas = torch.as_tensor(_np(fit.betas), dtype=torch.float32).reshape(1, -1)
-    with torch.no_grad():
+    betas = _np(fit.betas).reshape(1, -1)
+    torch = sys.modules.get("torch")  # a torch body model means torch is loaded; stand-ins take numpy
+    if torch is not None and isinstance(body_model, torch.nn.Module):
+        with torch.no_grad():
+            param = next(iter(body_model.buffers()), None)
+            betas_t = torch.as_tensor(betas, dtype=torch.float32, device=param.device if param is not None else None)
+            joints = _np(body_model.rest_joints(betas_t)).reshape(-1, 3)[:NUM_JOINTS]
+    else:
         joints = _np(body_model.rest_joints(betas)).reshape(-1, 3)[:NUM_JOINTS]
     return body_v, body_f, lbs, joints
 

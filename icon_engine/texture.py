@@ -225,13 +225,15 @@ def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray) -> n
 def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Sample (H, W, C) at continuous pixel coordinates (N, 2) (pixel centres at integer + 0.5), edge-clamped."""
     h, w = image.shape[:2]
+    flat = np.asarray(image, dtype=np.float32).reshape(h * w, -1)
     x = np.clip(xy[:, 0] - 0.5, 0, w - 1)
     y = np.clip(xy[:, 1] - 0.5, 0, h - 1)
     x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
     x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    img = image.astype(np.float64)
-    return ((img[y0, x0] * (1 - fx) + img[y0, x1] * fx) * (1 - fy) + (img[y1, x0] * (1 - fx) + img[y1, x1] * fx) * fy)
+    fx, fy = (x - x0).astype(np.float32)[:, None], (y - y0).astype(np.float32)[:, None]
+    top = flat[y0 * w + x0] * (1 - fx) + flat[y0 * w + x1] * fx
+    bottom = flat[y1 * w + x0] * (1 - fx) + flat[y1 * w + x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float64)
 
 
 def _masked_blur(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -330,20 +332,30 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
 
 
 def _dilate(image: np.ndarray, covered: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grow covered texels into empty ones by ``steps`` rings (mean of covered 8-neighbours)."""
+    """Edge padding: empty texels within ``steps`` texels of an island copy the nearest covered texel."""
+    if covered.all() or not covered.any():
+        return image, covered.copy()
+    dist, (iy, ix) = ndimage.distance_transform_edt(~covered, return_indices=True)
+    grow = (~covered) & (dist <= steps)
     img = image.copy()
-    cov = covered.copy()
-    kernel = np.ones((3, 3))
-    for _ in range(steps):
-        cnt = ndimage.convolve(cov.astype(np.float64), kernel, mode="constant")
-        grow = (~cov) & (cnt > 0)
-        if not grow.any():
-            break
-        for c in range(3):
-            s = ndimage.convolve(img[..., c] * cov, kernel, mode="constant")
-            img[..., c][grow] = s[grow] / cnt[grow]
-        cov = cov | grow
-    return img, cov
+    img[grow] = image[iy[grow], ix[grow]]
+    return img, covered | grow
+
+
+class _Clock:
+    """Wall-clock laps (seconds) for the stats."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _person_height(mask: np.ndarray) -> float:
@@ -375,8 +387,10 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         if progress is not None:
             progress.update(frac, text)
 
+    clock = _Clock()
     report(0.02, "Unwrapping UVs")
     uv = unwrap(v, f, size)
+    clock.lap("unwrap")
     report(0.35, "Finding what the photo sees")
     sign = _outward_sign(v, f)
     faces_out = f if sign > 0 else f[:, ::-1]
@@ -386,6 +400,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     sigma = max(1.0, MIRROR_BLUR * _person_height(m))
     view = _View(depth_layers(v, faces_out, camera), eroded, photo, _masked_blur(photo, m, sigma), camera)
 
+    clock.lap("visibility")
     report(0.5, "Colouring the vertices")
     alpha_v, xy_v = _photo_weight(view, v, vn)
     photo_v = _bilinear(photo, xy_v)
@@ -395,6 +410,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     fill_v = harmonic_fill(seed, known, f)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
 
+    clock.lap("vertex_colours")
     report(0.7, "Baking the texture")
     face_img, bary = rasterize_uv(uv, size)
     covered = face_img >= 0
@@ -408,10 +424,13 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     texel = alpha_t[:, None] * _bilinear(photo, xy_t) + (1 - alpha_t[:, None]) * fill_t
     image = np.zeros((size, size, 3))
     image[covered] = texel
+    clock.lap("bake")
     report(0.9, "Blending seams")
     image, grown = _dilate(image, covered, DILATE_TEXELS)
     image[~grown] = texel.mean(axis=0) if len(texel) else 128.0
+    clock.lap("dilate")
     stats = {
+        "seconds": clock.laps,
         "size": int(size),
         "faces": int(len(f)),
         "texel_coverage": float(covered.mean()),
