@@ -103,7 +103,7 @@ def regions_from_features(feat: np.ndarray, rest_joints: np.ndarray) -> np.ndarr
 
     head = head_w & (y > j[NECK, 1])
     eye_y = 0.5 * (j[23, 1] + j[24, 1])
-    top = y > eye_y + 0.038 - 0.25 * np.maximum(j[HEAD, 2] + 0.06 - z, 0.0)  # hairline recedes to the sides
+    top = y > eye_y + 0.032 - 0.2 * np.maximum(j[HEAD, 2] + 0.06 - z, 0.0)  # hairline recedes to the sides
     back = (z < j[HEAD, 2] - 0.005) & (y > eye_y - 0.07)
     ears = (ax > 0.062) & (y < eye_y + 0.015) & (z > j[HEAD, 2] - 0.035)
     region[head & (top | back) & ~ears] = REGIONS.index("hair")
@@ -180,7 +180,8 @@ def build_scene(body_model=None) -> SampleScene:
     kps = out.keypoints[0].numpy().astype(np.float64)
     # Normalised world: lowest vertex on y = 0, pelvis above the origin.
     offset = np.array([-joints[PELVIS, 0], -v[:, 1].min(), -joints[PELVIS, 2]])
-    v, joints, kps = v + offset, joints + offset, kps + offset
+    # Rounded to 10 µm so that float noise of the body model (thread scheduling) cannot change a pixel.
+    v, joints, kps = (np.round(a + offset, 5) for a in (v, joints, kps))
 
     eyes_rest = np.stack([rest_k[names.index("left_eye")], rest_k[names.index("right_eye")]])
     ids = _face_landmark_vertices(rest_v, dom, eyes_rest, rest_k[names.index("nose")])
