@@ -151,10 +151,18 @@ def _grid_points(origin: np.ndarray, h: float, shape: tuple[int, int, int], idx:
     return origin + h * idx.astype(np.float64)
 
 
-def _coarse_to_fine(
-    fn: _Field, lo: np.ndarray, hi: np.ndarray, h: float, levels: int, progress, p0: float, p1: float
+def evaluate_coarse_to_fine(
+    fn: Any, lo: np.ndarray, hi: np.ndarray, h: float, levels: int, progress: Any = None, p0: float = 0.0,
+    p1: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Node values of ``fn`` on the grid of spacing ``h`` covering [lo, hi]; exact near the zero level."""
+    """Node values (float32 grid, axes x, y, z) of ``fn`` (points (N, 3) → values (N,), ~1.5-Lipschitz, positive
+    inside) on the grid of spacing ``h`` starting at ``lo`` and covering ``hi``; returns (values, origin).
+
+    The coarsest level (spacing ``h·2^(levels−1)``) is evaluated everywhere; each finer level re-evaluates only
+    nodes whose interpolated value is within :data:`BAND_FACTOR` spacings of zero, the rest keep interpolated
+    values (their sign is right, which is all marching cubes needs).
+    """
+    progress = progress or _NoProgress()
     hc = h * 2 ** (levels - 1)
     n0 = np.maximum(np.ceil((hi - lo) / hc).astype(int) + 1, 2)
     origin = lo
@@ -195,6 +203,30 @@ def _upsample2(vol: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- meshing
+
+
+def mesh_zero_level(vol: np.ndarray, origin: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes of the zero level of node values ``vol`` (positive inside; grid spacing ``h`` from
+    ``origin``) → closed mesh (vertices (N, 3), faces (M, 3) counter-clockwise seen from outside)."""
+    from skimage.measure import marching_cubes
+
+    vol = vol.copy()
+    vol[0, :, :] = vol[-1, :, :] = -h
+    vol[:, 0, :] = vol[:, -1, :] = -h
+    vol[:, :, 0] = vol[:, :, -1] = -h
+    vol[vol == 0] = 1e-7
+    verts, tris, _, _ = marching_cubes(vol, level=0.0, spacing=(h, h, h))
+    verts = verts.astype(np.float64) + origin
+    tris = tris.astype(np.int64)
+    if _signed_volume(verts, tris) < 0:
+        tris = tris[:, ::-1].copy()
+    return verts, tris
+
+
+def largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The connected component with the most faces (vertices re-indexed)."""
+    v, f, _ = _largest_component(vertices, faces)
+    return v, f
 
 
 def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -374,22 +406,12 @@ def build_surface(
     fn = _Field(body, camera, sd_px, offset)
     t = time.perf_counter()
     progress.update(0.08, "Evaluating the occupancy")
-    vol, origin = _coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6)
+    vol, origin = evaluate_coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6)
     timings["field"] = time.perf_counter() - t
 
     progress.update(0.62, "Marching cubes")
     t = time.perf_counter()
-    from skimage.measure import marching_cubes
-
-    vol[0, :, :] = vol[-1, :, :] = -h
-    vol[:, 0, :] = vol[:, -1, :] = -h
-    vol[:, :, 0] = vol[:, :, -1] = -h
-    vol[vol == 0] = 1e-7
-    verts, tris, _, _ = marching_cubes(vol, level=0.0, spacing=(h, h, h))
-    verts = verts.astype(np.float64) + origin
-    tris = tris.astype(np.int64)
-    if _signed_volume(verts, tris) < 0:
-        tris = tris[:, ::-1].copy()
+    verts, tris = mesh_zero_level(vol, origin, h)
     raw_faces = len(tris)
     verts, tris, ncomp = _largest_component(verts, tris)
     if ncomp > 1:
