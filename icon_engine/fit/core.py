@@ -281,23 +281,37 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
 def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str,
          progress: Any) -> BodyFit:
     start = time.perf_counter()
+    times: dict[str, float] = {}
+    clock = [start]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        times[name] = round(now - clock[0], 3)
+        clock[0] = now
+
     width, height = _photo_size(photo, observation)
-    prob = _Problem(observation, body_model, width, height, settings, device)
     if progress is not None:
         progress.update(0.0, "Initialising the body from 3D landmarks")
+    prob = _Problem(observation, body_model, width, height, settings, device)
     p = _initial_params(prob)
+    lap("setup")
     total = settings.orient_iters + settings.pose_iters + sum(n for _, n in settings.silhouette)
     done = [0]
     _run_stage(prob, p, ("global_orient", "transl"), settings.orient_iters, 0.03, _loss_factory(prob, "orient"),
                progress, done, total, "Fitting orientation")
+    lap("orient")
     _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), settings.pose_iters, 0.03,
                _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
+    lap("pose")
     for size, iters in settings.silhouette:
         sil = make_target(prob.mask, prob.bbox, size)
         _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), iters, 0.015 if size > 128 else 0.02,
                    _loss_factory(prob, "pose", sil, tolerance=0.012 * size), progress, done, total,
                    f"Fitting silhouette ({size} px)")
+        lap(f"silhouette_{size}")
     result = _finish(prob, p, start, done[0])
+    lap("finish")
+    result.metrics["stage_times_s"] = times
     if progress is not None:
         progress.update(1.0, "Body fitted")
     return result

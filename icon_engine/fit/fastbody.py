@@ -35,6 +35,26 @@ def _as_np(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+_PARENTS = list(PARENTS)
+
+
+def _levels() -> list[list[int]]:
+    depth = [0] * 22
+    for j in range(1, 22):
+        depth[j] = depth[_PARENTS[j]] + 1
+    return [[j for j in range(22) if depth[j] == d] for d in range(1, max(depth) + 1)]
+
+
+def _ancestor(j: int) -> int:
+    while j >= 22:
+        j = _PARENTS[j]
+    return j
+
+
+_BODY_LEVELS = _levels()
+_ANCESTOR = [_ancestor(j) for j in range(22, 55)]
+
+
 class FastBody:
     """Shape-linear, skinned copy of ``body_model`` restricted to ``vertex_subset`` (indices into its vertices)."""
 
@@ -61,18 +81,12 @@ class FastBody:
 
     def _sample(self, model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rest vertices, joints, keypoints for betas = 0 and each unit beta: (B+1, ·, 3) each."""
-        vs, js, ks = [], [], []
+        betas = torch.cat([torch.zeros(1, self.num_betas), torch.eye(self.num_betas)])
         with torch.no_grad():
-            for i in range(self.num_betas + 1):
-                betas = torch.zeros(1, self.num_betas)
-                if i:
-                    betas[0, i - 1] = 1.0
-                out = model(betas=betas)
-                vs.append(_as_np(out.vertices[0]))
-                js.append(_as_np(out.joints[0]))
-                kp = getattr(out, "keypoints", None)
-                ks.append(_as_np(kp[0]) if kp is not None else np.zeros((0, 3)))
-        return np.stack(vs), np.stack(js), np.stack(ks)
+            out = model(betas=betas)
+        kp = getattr(out, "keypoints", None)
+        ks = _as_np(kp) if kp is not None else np.zeros((self.num_betas + 1, 0, 3))
+        return _as_np(out.vertices), _as_np(out.joints)[:, :55], ks
 
     def rest(self, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rest (vertex subset (S, 3), joints (55, 3), keypoints (K, 3)) for ``betas`` (num_betas,)."""
@@ -85,18 +99,7 @@ class FastBody:
         """Posed ``joints`` (55, 3), ``keypoints`` (K, 3), ``rotations`` (55, 3, 3) and (optionally) ``vertices``
         (S, 3) of the subset, world frame, for ``betas`` (nb,), ``pose`` (55, 3), ``transl`` (3,)."""
         v_rest, j_rest, k_rest = self.rest(betas)
-        local = rodrigues(pose)
-        rots: list[torch.Tensor] = []
-        pos: list[torch.Tensor] = []
-        for j, p in enumerate(self.parents):
-            if p < 0:
-                rots.append(local[j])
-                pos.append(j_rest[j])
-            else:
-                rots.append(rots[p] @ local[j])
-                pos.append(rots[p] @ (j_rest[j] - j_rest[p]) + pos[p])
-        G = torch.stack(rots)  # (55, 3, 3)
-        T = torch.stack(pos)  # (55, 3)
+        G, T = self._kinematics(j_rest, pose)
         offs = T - torch.einsum("jab,jb->ja", G, j_rest)  # skinning translation per joint
         A = torch.cat([G.reshape(-1, 9), offs], 1)  # (55, 12)
         out = {"joints": T + transl, "rotations": G}
@@ -104,6 +107,35 @@ class FastBody:
         if with_vertices:
             out["vertices"] = self._skin(self.w, A, v_rest) + transl
         return out
+
+    def _kinematics(self, j_rest: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global rotations (55, 3, 3) and positions (55, 3): the 22 body joints level by level; the hand, jaw
+        and eye joints rigidly follow their body ancestor when their own pose is zero."""
+        local = rodrigues(pose)
+        G = [local[0]]
+        T = [j_rest[0]]
+        order = [0]
+        for level in _BODY_LEVELS:
+            par = torch.tensor([order.index(_PARENTS[j]) for j in level])
+            Gp, Tp = torch.stack(G)[par], torch.stack(T)[par]
+            idx = torch.tensor(level)
+            G.extend((Gp @ local[idx]).unbind(0))
+            T.extend((torch.einsum("nab,nb->na", Gp, j_rest[idx] - j_rest[[_PARENTS[j] for j in level]]) + Tp)
+                     .unbind(0))
+            order.extend(level)
+        inv = [order.index(j) for j in range(22)]
+        Gb, Tb = torch.stack(G)[inv], torch.stack(T)[inv]
+        if bool(pose[22:].abs().max() > 0):  # posed hands/face: the full chain for the rest
+            Gl, Tl = list(Gb.unbind(0)), list(Tb.unbind(0))
+            for j in range(22, 55):
+                p = _PARENTS[j]
+                Gl.append(Gl[p] @ local[j])
+                Tl.append(Gl[p] @ (j_rest[j] - j_rest[p]) + Tl[p])
+            return torch.stack(Gl), torch.stack(Tl)
+        anc = torch.tensor(_ANCESTOR)
+        Ge = Gb[anc]
+        Te = torch.einsum("nab,nb->na", Ge, j_rest[22:] - j_rest[anc]) + Tb[anc]
+        return torch.cat([Gb, Ge]), torch.cat([Tb, Te])
 
     @staticmethod
     def _skin(weights: torch.Tensor, A: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:

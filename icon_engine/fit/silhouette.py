@@ -84,7 +84,9 @@ def inside_loss(win_px: torch.Tensor, target: SilhouetteTarget) -> torch.Tensor:
 def coverage_loss(win_px: torch.Tensor, target: SilhouetteTarget, tolerance: float) -> torch.Tensor:
     """Mask samples farther than ``tolerance`` window px from every projected vertex (N, 2), squared, in units
     of the window side."""
-    d = torch.cdist(target.samples, win_px).min(dim=1).values
+    with torch.no_grad():  # nearest vertex per sample; the gradient flows through the chosen pairs only
+        nearest = torch.cdist(target.samples, win_px).argmin(dim=1)
+    d = (target.samples - win_px[nearest]).norm(dim=-1)
     miss = torch.relu(d - tolerance) / target.size
     return (target.sample_weights * miss**2).sum() / target.sample_weights.sum()
 

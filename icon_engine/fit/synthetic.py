@@ -77,6 +77,18 @@ def look_at_camera(target: np.ndarray, distance: float, yaw_deg: float, pitch_de
     return Camera(default_intrinsics(width, height), R, -R @ centre, width, height)
 
 
+def camera_for_body(vertices: np.ndarray, yaw_deg: float, pitch_deg: float, width: int, height: int,
+                    fill: float = 0.8) -> Camera:
+    """A :func:`look_at_camera` aimed at the centre of ``vertices`` (V, 3) from a distance at which the body's
+    bounding sphere spans about ``fill`` of the shorter image side."""
+    lo, hi = vertices.min(0), vertices.max(0)
+    centre = 0.5 * (lo + hi)
+    radius = 0.5 * float(np.linalg.norm(hi - lo))
+    focal = default_intrinsics(width, height)[0, 0]
+    distance = max(focal * radius / (0.5 * fill * min(width, height)), 1.5 * radius)
+    return look_at_camera(centre, distance, yaw_deg, pitch_deg, width, height)
+
+
 def pose_body(body_model: Any, full_pose: np.ndarray, betas: np.ndarray) -> tuple[Any, torch.Tensor, torch.Tensor]:
     """Model output (batch 1) of a body with ``full_pose`` (55, 3) and ``betas``; also its pose tensors."""
     fp = torch.tensor(np.asarray(full_pose, dtype=np.float32)).reshape(55, 3)
