@@ -102,7 +102,7 @@ def test_registered_parts(addon):
     assert prefs.env_mode == "CUSTOM" and prefs.quality == "standard" and prefs.device == "auto"
     assert hasattr(bpy.types, "ICON_PT_reconstruct") and hasattr(bpy.types, "ICON_PT_avatar")
     assert hasattr(bpy.types, "ICON_OT_reconstruct")
-    assert bpy.context.scene.icon_settings.quality == "standard"
+    assert bpy.context.scene.icon_settings.quality == "default"
     for op in ("reconstruct", "cancel", "import_bundle", "rest_pose", "apply_motion", "export_fbx", "setup_engine",
                "check_engine"):
         assert hasattr(bpy.ops.icon, op)
@@ -118,12 +118,17 @@ def test_reconstruct_queue_imports_results(addon, photo):
     from icon_blender.ui import state
 
     n_before = len(bpy.context.scene.collection.children)
+    bpy.context.preferences.addons[ADDON].preferences.quality = "high"
     photo("alice")
     assert bpy.ops.icon.reconstruct() == {"FINISHED"}
+    bpy.context.scene.icon_settings.quality = "preview"
     photo("bob")
     assert bpy.ops.icon.reconstruct() == {"FINISHED"}  # queued behind alice
     rec = state.reconstructions
     assert len(rec.queue.jobs) == 2
+    # the scene's "Default" quality follows the preferences; an explicit choice wins; --progress json always
+    assert [j.command[j.command.index("--quality") + 1] for j in rec.queue.jobs] == ["high", "preview"]
+    assert all("--progress" in j.command for j in rec.queue.jobs)
     state.tick()
     assert rec.current is not None and rec.current.photo == "alice.jpg" and len(rec.pending) == 1
     run_timer()

@@ -42,8 +42,9 @@ class ICON_OT_reconstruct(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         p = state.prefs()
+        quality = settings.quality if settings.quality != "default" else (p.quality if p else "standard")
         options = ep.ReconstructOptions(
-            quality=settings.quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
+            quality=quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
             device=p.device if p else "auto",
             smplx_model=bpy.path.abspath(p.smplx_model) if p and p.smplx_model else "",
             icon_data=bpy.path.abspath(p.icon_data) if p and p.icon_data else "",

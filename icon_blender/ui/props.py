@@ -21,7 +21,8 @@ def _photo_update(self, context) -> None:
 class ICONSceneSettings(bpy.types.PropertyGroup):
     photo: StringProperty(name="Photo", description="Photo of one person (JPEG, PNG, ...)", subtype="FILE_PATH",
                           update=_photo_update)
-    quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default="standard")
+    quality: EnumProperty(name="Quality", items=[("default", "Default", "The default quality set in the add-on's "
+                                                   "preferences"), *QUALITY_ITEMS], default="default")
     texture: BoolProperty(name="Texture", description="Bake a texture from the photo", default=True)
     rest_pose: EnumProperty(name="Rest pose", items=[("T", "T-pose", "Arms horizontal"),
                                                      ("A", "A-pose", "Arms lowered")], default="T")
