@@ -8,7 +8,8 @@ and hand landmarks also ship in the wheel), run on a close-up around each BlazeP
 Several people: BlazePose finds one person per pass. We detect, blank that person out (inpaint their dilated
 mask from the surroundings), and detect again, up to :data:`MAX_PEOPLE` people; they are ordered by mask area,
 largest first, and ``person_index`` picks one. When nobody is found upright, the photo is also tried rotated by
-180°, 90° and 270° (people upside down or lying), and the result is mapped back.
+180°, 90° and 270° (people upside down or lying), and then in overlapping tiles (small people); results are
+mapped back.
 
 Mask: BlazePose's mask is soft and low-resolution (256² over the person's region). Its 0.5 contour is
 snapped to the image by GrabCut in a narrow band around it (see :func:`refine_mask`), stray blobs are
@@ -178,7 +179,7 @@ def _is_person(raw: _Raw, image_area: int) -> bool:
 
 
 def _detect_one(rgb: np.ndarray, try_rotations: bool) -> _Raw | None:
-    """Detect the most prominent person, trying quarter turns when none is found upright."""
+    """Detect the most prominent person, trying quarter turns and then tiles when none is found upright."""
     height, width = rgb.shape[:2]
     turns = (0, 2, 1, 3) if try_rotations else (0,)
     for k in turns:
@@ -189,7 +190,35 @@ def _detect_one(rgb: np.ndarray, try_rotations: bool) -> _Raw | None:
             raw = _unrotate(raw, k, width, height)
         if _is_person(raw, width * height):
             return raw
-    return None
+    return _detect_in_tiles(rgb) if try_rotations else None
+
+
+#: Tile side for the small-person search, as a fraction of the photo's longer side (stride: half a tile).
+TILE_FRACTION = 0.5
+
+
+def _detect_in_tiles(rgb: np.ndarray) -> _Raw | None:
+    """Search overlapping square tiles (people too small for the whole-photo detector); the largest find wins."""
+    height, width = rgb.shape[:2]
+    side = int(round(TILE_FRACTION * max(height, width)))
+    if side < 128 or side >= min(height, width):
+        return None
+    best: _Raw | None = None
+    stride = side // 2
+    for y0 in sorted({*range(0, height - side + 1, stride), height - side}):
+        for x0 in sorted({*range(0, width - side + 1, stride), width - side}):
+            raw = _run_pose(np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side]))
+            if raw is None:
+                continue
+            soft = np.zeros((height, width), np.float32)
+            soft[y0:y0 + side, x0:x0 + side] = raw.soft
+            kp = raw.keypoints.copy()
+            kp[:, :2] += (x0, y0)
+            found = _Raw(kp, raw.world, soft)
+            if _is_person(found, height * width) and (
+                    best is None or (found.soft > 0.5).sum() > (best.soft > 0.5).sum()):
+                best = found
+    return best
 
 
 def _blank_out(rgb: np.ndarray, soft: np.ndarray) -> np.ndarray:

@@ -289,6 +289,20 @@ def test_two_people_largest_first(shared_photos: list[Path], tmp_path: Path) -> 
 
 
 @pytest.mark.photos
+def test_small_person_is_found_by_tiles(shared_photos: list[Path]) -> None:
+    """A person about 15 % of the photo's height (too small for the whole-photo detector) is still found."""
+    person = Image.open(shared_photos[-1]).convert("RGB")
+    person = person.resize((150, 150))
+    rng = np.random.default_rng(0)
+    canvas = cv2.GaussianBlur(rng.integers(60, 200, (1000, 1000, 3)).astype(np.uint8), (0, 0), 6)
+    canvas[620:770, 640:790] = np.asarray(person)
+    obs = detect_person(_photo(canvas), hands=False)
+    x0, y0, x1, y1 = obs.bbox
+    assert 630 <= x0 and x1 <= 800 and 610 <= y0 and y1 <= 780
+    assert obs.mask[:600].sum() == 0 and obs.mask.sum() > 0.2 * 150 * 150 * 0.3
+
+
+@pytest.mark.photos
 def test_alpha_cutout_is_the_mask(shared_photos: list[Path]) -> None:
     photo = load_photo(shared_photos[-1])
     obs = detect_person(photo, hands=False)
