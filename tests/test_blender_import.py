@@ -139,3 +139,15 @@ def test_failure_midway_removes_everything(scene, bundle_dir, monkeypatch):
         import_bundle(bundle_dir, scene)
     after = {k: len(getattr(bpy.data, k)) for k in before}
     assert after == before
+
+
+def test_import_while_another_object_is_in_edit_mode(scene, bundle_dir):
+    mesh = bpy.data.meshes.new("cube")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    obj = bpy.data.objects.new("user_object", mesh)
+    scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    res = import_bundle(bundle_dir, scene)
+    assert len(res.armature.data.bones) == 55 and bpy.context.mode == "OBJECT"
+    assert bpy.context.view_layer.objects.active == obj

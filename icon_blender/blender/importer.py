@@ -52,7 +52,8 @@ def _build_armature(collection, name: str, joints_bl: np.ndarray, parents, names
     view_layer = bpy.context.view_layer
     prev_active = view_layer.objects.active
     view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode="EDIT")
+    with _window_context():
+        bpy.ops.object.mode_set(mode="EDIT")
     try:
         ebs = []
         for j, bone in enumerate(names):
@@ -66,9 +67,26 @@ def _build_armature(collection, name: str, joints_bl: np.ndarray, parents, names
                 ebs[j].parent = ebs[int(p)]
                 ebs[j].use_connect = False
     finally:
-        bpy.ops.object.mode_set(mode="OBJECT")
+        with _window_context():
+            bpy.ops.object.mode_set(mode="OBJECT")
         view_layer.objects.active = prev_active or obj
     return obj
+
+
+def _window_context():
+    """A context with a window for mode switches (timers run without one)."""
+    wm = bpy.context.window_manager
+    if bpy.context.window is None and wm is not None and len(wm.windows):
+        win = wm.windows[0]
+        return bpy.context.temp_override(window=win, screen=win.screen)
+    return bpy.context.temp_override()
+
+
+def _leave_edit_modes() -> None:
+    """Back to object mode (the user's edits are kept) so the armature can be built in its own edit mode."""
+    if bpy.context.mode != "OBJECT" and bpy.context.view_layer.objects.active is not None:
+        with _window_context():
+            bpy.ops.object.mode_set(mode="OBJECT")
 
 
 def _build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
@@ -196,6 +214,7 @@ def import_bundle(
     name = name or b.path.name
     names = list(b.joint_names)
     created: list = []
+    _leave_edit_modes()
     try:
         coll = bpy.data.collections.new(f"ICON {name}")
         created.append(coll)
