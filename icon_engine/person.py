@@ -532,6 +532,17 @@ def detect_hands(rgb: np.ndarray, keypoints: np.ndarray) -> dict[str, np.ndarray
 # ---------------------------------------------------------------------------------------------------------------
 # Entry point
 
+#: Highest visibility a landmark outside the photo keeps (BlazePose extrapolates cut-off parts, e.g. a head above
+#: the frame, often with visibility 1; they are guesses the photo cannot confirm).
+OUT_OF_FRAME_VISIBILITY = 0.3
+
+
+def _cap_out_of_frame(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
+    out = keypoints.copy()
+    outside = (out[:, 0] < 0) | (out[:, 0] > width) | (out[:, 1] < 0) | (out[:, 1] > height)
+    out[outside, 2] = np.minimum(out[outside, 2], OUT_OF_FRAME_VISIBILITY)
+    return out
+
 
 def detect_person(
     photo: Photo, person_index: int = 0, crop_size: int = CROP_SIZE, hands: bool = True,
@@ -560,21 +571,22 @@ def detect_person(
             f"Use a person index from 0 to {len(people) - 1} (0 = the largest person).",
         )
     raw = people[person_index]
+    keypoints = _cap_out_of_frame(raw.keypoints, rgb.shape[1], rgb.shape[0])
     if photo.alpha is not None:
         mask = _person_from_alpha(photo.alpha, raw.soft)
     else:
-        mask = refine_mask(rgb, raw.soft, raw.keypoints)
+        mask = refine_mask(rgb, raw.soft, keypoints)
     warnings: list[str] = []
     if not mask.any():
         mask = raw.soft > 0.5
-    bbox = person_bbox(mask, raw.keypoints)
-    hand_points = detect_hands(rgb, raw.keypoints) if hands else None
+    bbox = person_bbox(mask, keypoints)
+    hand_points = detect_hands(rgb, keypoints) if hands else None
     if raw.rotation:
         warnings.append(f"The person was found with the photo turned {raw.rotation}° (upside down or lying).")
     if len(people) > 1:
         warnings.append(f"{len(people)} people found; using person {person_index} (0 = largest).")
     return PersonObservation(
-        keypoints=raw.keypoints,
+        keypoints=keypoints,
         world_landmarks=raw.world,
         mask=mask,
         bbox=bbox,

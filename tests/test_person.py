@@ -195,6 +195,10 @@ def test_observation_fields_are_consistent(detections) -> None:
         x0, y0, x1, y1 = obs.bbox
         rows, cols = np.nonzero(obs.mask)
         assert x0 <= cols.min() and cols.max() < x1 and y0 <= rows.min() and rows.max() < y1
+        kp = obs.keypoints
+        outside = (kp[:, 0] < 0) | (kp[:, 0] > w) | (kp[:, 1] < 0) | (kp[:, 1] > h)
+        assert np.all(kp[outside, 2] <= P.OUT_OF_FRAME_VISIBILITY)  # e.g. a head cut off by the frame
+        assert x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h
         vis = obs.keypoints[obs.keypoints[:, 2] > 0.5]
         assert np.all((vis[:, 0] >= x0) & (vis[:, 0] <= x1) & (vis[:, 1] >= y0) & (vis[:, 1] <= y1))
         # world landmarks: metres around the hips, a body's size
