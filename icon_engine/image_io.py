@@ -13,6 +13,7 @@ not an image, corrupt or truncated), ``image_too_small`` (a side below :data:`MI
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,16 @@ def _open_checked(path: Path, data: bytes) -> Image.Image:
     return image
 
 
+def _upright_size(image: Image.Image) -> tuple[int, int]:
+    """(W, H) of the photo after its EXIF orientation is applied, from the header only."""
+    width, height = image.size
+    try:
+        orientation = int(image.getexif().get(0x0112, 1))
+    except Exception:  # unreadable EXIF: _decode keeps the photo as stored too
+        orientation = 1
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def _decode(path: Path, image: Image.Image) -> Image.Image:
     """Decode all pixels and apply the EXIF orientation."""
     try:
@@ -172,20 +183,28 @@ def load_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
     """
     path = Path(path)
     data = _read_bytes(path)
-    image = _decode(path, _open_checked(path, data))
-    width, height = image.size
+    image = _open_checked(path, data)
+    width, height = _upright_size(image)
     if min(width, height) < MIN_SIDE:
         raise EngineError(
             "image_too_small",
             f"{path.name} is {width} × {height} pixels; each side must be at least {MIN_SIDE} pixels.",
             "Use a larger photo: the person should be several hundred pixels tall.",
         )
+    (new_w, new_h), scale = processing_size(width, height, max_side)
+    if image.format == "JPEG" and scale < 0.5:  # let the JPEG decoder skip detail we would throw away
+        stored_w, stored_h = image.size
+        image.draft(image.mode, (math.ceil(stored_w * scale), math.ceil(stored_h * scale)))
+    image = _decode(path, image)
+    decoded_w, decoded_h = image.size
+    if decoded_w != decoded_h and (decoded_w > decoded_h) != (width > height):
+        width, height = height, width  # the EXIF rotation could not be applied: the photo stays as stored
+        (new_w, new_h), scale = processing_size(width, height, max_side)
     rgb_image, alpha_image = _split_alpha(_to_8bit(image))
     alpha = None if alpha_image is None else np.asarray(alpha_image) >= ALPHA_THRESHOLD
     if alpha is not None and not alpha.any():
         raise _bad(path, "every pixel is fully transparent")
-    (new_w, new_h), scale = processing_size(width, height, max_side)
-    if scale != 1.0:
+    if rgb_image.size != (new_w, new_h):
         rgb_image = rgb_image.resize((new_w, new_h), Image.Resampling.LANCZOS, reducing_gap=3.0)
         if alpha_image is not None:
             small = alpha_image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)

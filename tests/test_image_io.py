@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from icon_engine.errors import EngineError
 from icon_engine.image_io import MAX_SIDE, list_photos, load_photo, processing_size
@@ -153,6 +153,22 @@ def test_large_photo_is_downscaled(tmp_path: Path) -> None:
     assert abs(int(photo.rgb[400, 512, 0]) - int(rgb[800, 1024, 0])) <= 2
     assert processing_size(3000, 1000) == ((1024, 341), pytest.approx(1024 / 3000))
     assert processing_size(800, 600) == ((800, 600), 1.0)
+
+
+def test_large_rotated_jpeg_matches_full_decode(tmp_path: Path) -> None:
+    """Big JPEGs are decoded at reduced size (draft mode); the result matches a full decode + resize."""
+    stored = _pattern(2400, 3200)
+    stored[1000:1400, 300:900] = (250, 250, 20)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(path, quality=92, exif=exif.tobytes())
+    photo = load_photo(path)
+    assert photo.original_size == (3200, 2400) and photo.rgb.shape == (768, 1024, 3)
+    reference = Image.open(path)
+    reference.load()
+    reference = ImageOps.exif_transpose(reference).resize((1024, 768), Image.Resampling.LANCZOS)
+    assert np.abs(photo.rgb.astype(int) - np.asarray(reference)).mean() < 2.0
 
 
 def test_missing_and_folder(tmp_path: Path) -> None:
