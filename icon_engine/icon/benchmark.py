@@ -17,6 +17,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from .networks import ImplicitNet
+
 
 def _body(subdivisions: int = 5):
     import trimesh
@@ -63,6 +65,19 @@ class TemplateBody(torch.nn.Module):
         return SimpleNamespace(vertices=v, joints=v[:, :55])
 
 
+def sdf_readout(net: ImplicitNet, gain: float = 10.0) -> ImplicitNet:
+    """Make a random-weight implicit net read its occupancy off the body's sdf feature: the last layer's weights
+    become 0 except ``gain`` on the sdf input (re-fed through the skip connection), bias 0.5, so the surface is
+    the body's. All layers still run, so timings are those of the real network."""
+    last = net.if_regressor.filters[-1]
+    sdf_channel = last.in_channels - 7  # [..., image features, sdf, cmap (3), normal (3)]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.weight[0, sdf_channel, 0] = gain
+        last.bias.fill_(0.5)
+    return net
+
+
 def _timed(fn, repeat: int = 1) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -81,7 +96,35 @@ def _load() -> float | None:
         return None
 
 
-def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 257) -> dict:
+def _whole(dev: torch.device, quality: str) -> dict:
+    """The whole ICON path (``build_icon_surface``) with full-size random networks and the real open body."""
+    from ..body_model import load_body_model
+    from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
+    from ..render import render_mask
+    from . import infer
+    from .checkpoints import IconNetworks
+    from .networks import ImplicitNet, NormalNet
+
+    model = load_body_model(device=str(dev))
+    with torch.no_grad():
+        verts = model().vertices[0].cpu().numpy().astype(np.float64)
+    faces = np.asarray(model.faces, np.int64)
+    W, H = 768, 1024
+    K = default_intrinsics(W, H)
+    cam = Camera(K, FRONT_VIEW_R.copy(), np.array([0.0, 0.0, 3.6]), W, H)
+    mask = render_mask(cam.to_camera(verts), faces, K, W, H)
+    rgb = (np.random.default_rng(0).random((H, W, 3)) * 255).astype(np.uint8)
+    fit = SimpleNamespace(vertices=verts, faces=faces, camera=cam, betas=np.zeros(model.num_betas),
+                          full_pose=np.zeros((55, 3)), transl=np.zeros(3), expression=np.zeros(model.num_expression))
+    nets = IconNetworks(NormalNet().eval(), sdf_readout(ImplicitNet(True).eval()), "icon-filter")
+    t = time.perf_counter()
+    surf = infer.build_icon_surface(fit, SimpleNamespace(mask=mask), SimpleNamespace(rgb=rgb), nets, quality,
+                                    None, dev, body_model=model)
+    return {f"whole_{quality}_s": round(time.perf_counter() - t, 1), f"whole_{quality}_stats": surf.stats}
+
+
+def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 257,
+        quality: str = "standard") -> dict:
     from . import infer
     from .checkpoints import IconNetworks
     from .networks import ImplicitNet, NormalNet
@@ -138,6 +181,8 @@ def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 2
         out["occupancy_per_million_points_s"] = {"body_features": round(t_feat * scale, 2),
                                                  "mlp": round(t_mlp * scale, 2),
                                                  "total": round((t_feat + t_mlp) * scale, 2)}
+    if "whole" in parts:
+        out.update(_whole(dev, quality))
     if "mc" in parts:
         sdf_n = mc
         axes = np.linspace(-1, 1, sdf_n)
@@ -154,12 +199,13 @@ def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 2
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="normal,filter,refine,occupancy,mc")
+    parser.add_argument("--parts", default="normal,filter,refine,occupancy,mc,whole")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--mc", type=int, default=257)
+    parser.add_argument("--quality", default="standard")
     args = parser.parse_args()
-    print(json.dumps(run(set(args.parts.split(",")), args.device, args.points, args.mc), indent=1))
+    print(json.dumps(run(set(args.parts.split(",")), args.device, args.points, args.mc, args.quality), indent=1))
 
 
 if __name__ == "__main__":
