@@ -145,6 +145,29 @@ def _edge_weights(tri: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> tupl
     return torch.stack([w0, w1, w2], dim=1) / area[:, None], area
 
 
+def _plane_coefficients(tri: torch.Tensor, inv_z: torch.Tensor) -> torch.Tensor:
+    """Screen-space linear functions of each face → (F, 4, 3): rows w0, w1, w2 (screen barycentrics) and 1/z,
+    each as (A, B, C) with value ``A·x + B·y + C`` at pixel position (x, y). ``tri`` (F, 3, 2), ``inv_z`` (F, 3).
+
+    The edge rows of two faces sharing an edge are exact negatives of each other, so shared edges leave no
+    cracks.
+    """
+    rows = []
+    area = None
+    for k in range(3):
+        b, c = tri[:, (k + 1) % 3], tri[:, (k + 2) % 3]
+        A = b[:, 1] - c[:, 1]
+        B = c[:, 0] - b[:, 0]
+        C = b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0]
+        rows.append(torch.stack([A, B, C], dim=1))
+    w = torch.stack(rows, dim=1)  # (F, 3, 3) unnormalised edge functions
+    a = tri[:, 0]
+    area = (w[:, 0, 0] * a[:, 0] + w[:, 0, 1] * a[:, 1] + w[:, 0, 2])  # w0 at vertex a = twice the signed area
+    w = w / area[:, None, None]
+    iz = (w * inv_z[:, :, None]).sum(dim=1, keepdim=True)  # (F, 1, 3)
+    return torch.cat([w, iz], dim=1)
+
+
 @torch.no_grad()
 def rasterize(
     vertices_cam: ArrayLike,
@@ -158,21 +181,24 @@ def rasterize(
 
     ``vertices_cam`` (V, 3) camera frame (metres), ``faces`` (F, 3) int, ``K`` (3, 3) pixels; the image is
     ``width`` × ``height`` pixels. The nearest surface wins (``farthest=True``: the farthest one — the "back"
-    layer along the same pixel rays). Both windings are drawn (no back-face culling).
+    layer along the same pixel rays). Both windings are drawn (no back-face culling). Degenerate (zero-area)
+    faces and faces with a corner at z ≤ :data:`NEAR` are skipped.
     """
     v = _as_tensor(vertices_cam, torch.float64)
     f = _as_tensor(faces, torch.int64, v.device)
     Kt = _as_tensor(K, torch.float64, v.device)
     h, w = int(height), int(width)
+    nf = f.shape[0]
     uv, z = project(v, Kt)
     tri_z = z[f]  # (F, 3)
-    ok = (tri_z > NEAR).all(dim=1)
-    fid = torch.nonzero(ok).squeeze(1)
+    fid = torch.nonzero((tri_z > NEAR).all(dim=1)).squeeze(1)
     tri = uv[f[fid]]  # (F', 3, 2)
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     x0, y0, bw, bh = _face_pixel_boxes(tri, w, h)
-    keep = (bw > 0) & (bh > 0)
+    keep = (bw > 0) & (bh > 0) & (area.abs() > 1e-12)
     fid, tri, x0, y0, bw, bh = fid[keep], tri[keep], x0[keep], y0[keep], bw[keep], bh[keep]
-    inv_z = 1.0 / z[f[fid]]  # (F', 3)
+    coef = _plane_coefficients(tri, 1.0 / tri_z[fid])  # (F', 4, 3)
 
     # Packed key: float32 depth bits (monotonic for positive floats) in the high word, face index in the low one.
     sentinel = torch.iinfo(torch.int64).max
@@ -180,30 +206,30 @@ def rasterize(
     for s, e in _chunks(bw * bh, CHUNK_PAIRS):
         local, px, py = _expand_pairs(x0[s:e], y0[s:e], bw[s:e], bh[s:e])
         local = local + s
-        t = tri[local]
-        bary, area = _edge_weights(t, px.double() + 0.5, py.double() + 0.5)
-        inside = (bary >= -1e-9).all(dim=1) & (area.abs() > 1e-12)
-        local, px, py, bary = local[inside], px[inside], py[inside], bary[inside]
-        depth = 1.0 / (bary * inv_z[local]).sum(dim=1)
-        bits = depth.float().view(torch.int32).long()
+        c = coef[local]  # (P, 4, 3)
+        val = c[:, :, 0] * (px.double() + 0.5)[:, None] + c[:, :, 1] * (py.double() + 0.5)[:, None] + c[:, :, 2]
+        inside = (val[:, :3] >= -1e-9).all(dim=1) & (val[:, 3] > 0)
+        bits = (1.0 / val[inside, 3]).float().view(torch.int32).long()
         if farthest:  # order by −depth: flip the bit pattern of positive floats so larger depth → smaller key
             bits = 0x7FFFFFFF - bits
-        key = (bits << 32) | fid[local]
-        zbuf.scatter_reduce_(0, py * w + px, key, reduce="amin")
+        key = (bits << 32) | fid[local[inside]]
+        zbuf.scatter_reduce_(0, py[inside] * w + px[inside], key, reduce="amin")
 
     hit = zbuf != sentinel
+    pix = torch.nonzero(hit).squeeze(1)
     face_index = torch.full((h * w,), -1, dtype=torch.int64)
-    face_index[hit] = zbuf[hit] & 0xFFFFFFFF
     bary_img = torch.zeros((h * w, 3), dtype=torch.float64)
     depth_img = torch.full((h * w,), float("inf"), dtype=torch.float64)
-    pix = torch.nonzero(hit).squeeze(1)
     if pix.numel():
-        fi = face_index[pix]
+        fi = zbuf[pix] & 0xFFFFFFFF
+        face_index[pix] = fi
+        row = torch.full((nf,), -1, dtype=torch.int64)
+        row[fid] = torch.arange(fid.shape[0])
+        c = coef[row[fi]]
         px = (pix % w).double() + 0.5
         py = (pix // w).double() + 0.5
-        b2d, _ = _edge_weights(uv[f[fi]], px, py)
-        b2d = b2d.clamp(min=0.0)
-        pz = b2d * (1.0 / z[f[fi]])
+        val = c[:, :, 0] * px[:, None] + c[:, :, 1] * py[:, None] + c[:, :, 2]
+        pz = val[:, :3].clamp(min=0.0) / tri_z[fi]  # perspective-correct: screen weights / corner depth
         s = pz.sum(dim=1, keepdim=True)
         bary_img[pix] = pz / s
         depth_img[pix] = 1.0 / s[:, 0]
