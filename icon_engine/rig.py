@@ -44,6 +44,8 @@ _SHOULDERS = (16, 17)
 TRANSFER_SIGMA = 0.03
 #: Anchor strength of a vertex on the body relative to the graph Laplacian (neighbours weigh 1 each).
 ANCHOR_STRENGTH = 10.0
+#: Extra cost (metres) of matching a clothed vertex to a body face whose normal points the opposite way.
+NORMAL_PENALTY = 0.04
 #: Smallest singular value allowed for a vertex's blended rotation before its weights are sharpened.
 MIN_BLEND_SINGULAR = 0.3
 
@@ -140,12 +142,15 @@ def closest_points_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray
     return closest, bary
 
 
-def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
-                           candidates: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, candidates: int = 16,
+                           point_normals: np.ndarray | None = None,
+                           normal_penalty: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Closest surface point of a mesh for each query point.
 
     Candidates are the ``candidates`` faces with the nearest centroids; exact point–triangle distances pick
-    the best. Returns (face index (N,), barycentric (N, 3), distance (N,) metres).
+    the best. With ``point_normals`` (N, 3) the choice minimises ``distance + normal_penalty · (1 − cos) / 2``
+    (cos between the query normal and the face normal), so a point on the underside of an arm takes the arm,
+    not the closer side of the torso. Returns (face index (N,), barycentric (N, 3), distance (N,) metres).
     """
     p = np.asarray(points, dtype=np.float64)
     v = np.asarray(vertices, dtype=np.float64)
@@ -154,6 +159,12 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
     tree = cKDTree(v[f].mean(axis=1))
     _, cand = tree.query(p, k=k)
     cand = cand.reshape(len(p), k)
+    fn = None
+    if point_normals is not None and normal_penalty > 0:
+        t = v[f]
+        fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+        fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
+    best_c = np.full(len(p), np.inf)
     best_d = np.full(len(p), np.inf)
     best_f = np.zeros(len(p), dtype=np.int64)
     best_b = np.zeros((len(p), 3))
@@ -162,9 +173,27 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
         tri = v[f[fi]]
         q, b = closest_points_on_triangles(p, tri[:, 0], tri[:, 1], tri[:, 2])
         d = np.linalg.norm(p - q, axis=1)
-        better = d < best_d
-        best_d[better], best_f[better], best_b[better] = d[better], fi[better], b[better]
+        cost = d
+        if fn is not None:
+            cost = d + normal_penalty * (1.0 - np.einsum("ij,ij->i", point_normals, fn[fi])) / 2.0
+        better = cost < best_c
+        best_c[better], best_d[better], best_f[better], best_b[better] = cost[better], d[better], fi[better], b[better]
     return best_f, best_b, best_d
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (N, 3), oriented outward (positive signed volume)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    t = v[f]
+    fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    c = t - v.mean(axis=0)
+    if np.einsum("ij,ij->i", c[:, 0], np.cross(c[:, 1], c[:, 2])).sum() < 0:
+        fn = -fn
+    vn = np.zeros_like(v)
+    for i in range(3):
+        np.add.at(vn, f[:, i], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-20)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -172,11 +201,25 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
 
 
 def transfer_weights(vertices: np.ndarray, body_vertices: np.ndarray, body_faces: np.ndarray,
-                     body_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Body LBS weights at each vertex's closest body surface point → (weights (N, 55), distance (N,) metres)."""
-    fi, bary, dist = closest_points_on_mesh(vertices, body_vertices, body_faces)
-    w = np.einsum("nk,nkj->nj", bary, body_weights[body_faces[fi]])
+                     body_weights: np.ndarray, faces: np.ndarray | None = None,
+                     normal_penalty: float = NORMAL_PENALTY) -> tuple[np.ndarray, np.ndarray]:
+    """Body LBS weights at each vertex's closest body surface point → (weights (N, 55), distance (N,) metres).
+
+    With the clothed ``faces`` given, the match also respects normals (see :func:`closest_points_on_mesh`)."""
+    normals = None if faces is None else _vertex_normals(vertices, faces)
+    bf = np.asarray(body_faces, dtype=np.int64)
+    if normals is not None and _signed_volume(body_vertices, bf) < 0:
+        bf = bf[:, ::-1]  # the body's faces must wind outward for the normal test
+    fi, bary, dist = closest_points_on_mesh(vertices, body_vertices, bf, candidates=32 if normals is not None else 16,
+                                            point_normals=normals, normal_penalty=normal_penalty)
+    w = np.einsum("nk,nkj->nj", bary, body_weights[bf[fi]])
     return w, dist
+
+
+def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    t = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]
+    c = t - t.reshape(-1, 3).mean(axis=0)
+    return float(np.einsum("ij,ij->i", c[:, 0], np.cross(c[:, 1], c[:, 2])).sum() / 6.0)
 
 
 def diffuse_weights(weights: np.ndarray, faces: np.ndarray, distance: np.ndarray,
@@ -398,7 +441,7 @@ def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: A
     body_v, body_f, lbs, joints_t = _body_arrays(fit, body_model)
     full_pose = _np(fit.full_pose).reshape(NUM_JOINTS, 3)
     transl = _np(fit.transl).reshape(3)
-    w0, dist = transfer_weights(v, body_v, body_f, lbs)
+    w0, dist = transfer_weights(v, body_v, body_f, lbs, faces=f)
     report(0.3, "Smoothing skin weights over the clothing")
     w = diffuse_weights(w0, f, dist)
     w = sparsify_weights(w, max_influences)
