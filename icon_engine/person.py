@@ -222,18 +222,24 @@ def _detect_in_tiles(rgb: np.ndarray) -> _Raw | None:
 
 
 def _blank_out(rgb: np.ndarray, soft: np.ndarray) -> np.ndarray:
-    """``rgb`` with the person of mask ``soft`` painted over from the surroundings (so the detector moves on)."""
+    """``rgb`` with the person of mask ``soft`` painted over from the surroundings (so the detector moves on).
+
+    Works at ≤ 256 px: the person's mask grown by 2 % of the photo is inpainted there (a smooth fill looks like
+    nobody), blurred, and pasted back at full size over the grown mask.
+    """
     height, width = rgb.shape[:2]
-    region = (soft > 0.2).astype(np.uint8)
-    grow = max(3, int(0.02 * max(height, width)))
-    region = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    factor = max(1, max(height, width) // 256)  # inpaint small: fast, and a smooth fill looks like nobody
-    small = cv2.resize(rgb, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
-    small_region = cv2.resize(region, (width // factor, height // factor), interpolation=cv2.INTER_NEAREST)
-    filled = cv2.inpaint(small, small_region, 5, cv2.INPAINT_TELEA)
-    filled = cv2.GaussianBlur(cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR), (0, 0), 3)
+    factor = max(1, max(height, width) // 256)
+    size = (max(1, width // factor), max(1, height // factor))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    region = (cv2.resize(soft, size, interpolation=cv2.INTER_AREA) > 0.1).astype(np.uint8)
+    grow = max(2, int(round(0.02 * max(size))))
+    region = cv2.dilate(region, _disk(grow))
+    filled = cv2.GaussianBlur(cv2.inpaint(small, region, 3, cv2.INPAINT_TELEA), (0, 0), 1.5)
+    full = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
+    paint = cv2.resize(region, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    paint |= soft > 0.1
     out = rgb.copy()
-    out[region > 0] = filled[region > 0]
+    out[paint] = full[paint]
     return out
 
 
