@@ -389,17 +389,16 @@ def _drop_blobs(mask: np.ndarray, keypoints: np.ndarray | None) -> np.ndarray:
 
 
 def _fill_small_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill background regions that do not touch the photo's border and are below the hole-size limit."""
     background = (~mask).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
-    limit = HOLE_KEEP_FRACTION * mask.sum()
-    out = mask.copy()
     height, width = mask.shape
-    for label in range(1, count):
-        x, y, w, h, area = stats[label]
-        touches_border = x == 0 or y == 0 or x + w == width or y + h == height
-        if not touches_border and area < limit:
-            out[labels == label] = True
-    return out
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    touches_border = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
+    fill = ~touches_border & (stats[:, cv2.CC_STAT_AREA] < HOLE_KEEP_FRACTION * mask.sum())
+    fill[0] = False  # label 0 is the mask itself
+    return mask | fill[labels]
 
 
 def _person_from_alpha(alpha: np.ndarray, soft: np.ndarray) -> np.ndarray:
