@@ -3,6 +3,7 @@ environment set-up — driven by a tiny fake engine script that speaks the engin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -239,3 +240,15 @@ def test_base_python_check():
             env_setup.check_base_python(sys.executable)
     with pytest.raises(ValueError, match="Could not run"):
         env_setup.check_base_python("/no/such/python")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the engine's environment (torch) is absent")
+def test_every_option_the_addon_passes_is_accepted_by_the_real_engine(tmp_path, repo_root):
+    """The real CLI checks its arguments before any work: a missing photo must be the only complaint."""
+    opts = ep.ReconstructOptions(quality="high", texture=False, rest_pose="A", person=1, device="cpu")
+    cmd = ep.reconstruct_command(sys.executable, tmp_path / "missing.jpg", tmp_path / "out", opts)
+    job = ep.EngineJob(cmd, "missing.jpg", env=ep.engine_env(repo_root))
+    job.start()
+    job.wait(120)
+    assert job.state == ep.FAILED and job.error["code"] == "photo_missing", job.error
+    assert job.error["hint"] and job.returncode == 3 and not (tmp_path / "out").exists()
