@@ -22,6 +22,9 @@ from .open_body import KEYPOINT_KEYS, KEYPOINT_NAMES, build_open_body, open_body
 
 NUM_BETAS = 10
 NUM_EXPRESSION = 10
+#: smplx's full-pose order: 55 joints = global, 21 body, jaw, left eye, right eye, 15 left hand, 15 right hand.
+_POSE_ORDER = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose", "left_hand_pose",
+               "right_hand_pose")  # fmt: skip
 
 
 @dataclass
@@ -87,6 +90,7 @@ class BodyModel(nn.Module):
         self.joint_names: tuple[str, ...] = JOINT_NAMES
         self.register_buffer("keypoint_vertex_ids", torch.as_tensor(keypoint_vertex_ids, dtype=torch.long))
         self.uv = uv
+        self._precompute()
         if tuple(int(p) for p in self.smplx.parents.tolist()) != PARENTS:
             raise EngineError(
                 "body_model",
@@ -154,36 +158,66 @@ class BodyModel(nn.Module):
                 elif value.shape[1] != sizes[name]:
                     raise ValueError(f"{name} must have {sizes[name]} values per item, got {value.shape[1]}")
             args[name] = value
-        out = self.smplx(**args, return_verts=True)
-        vertices = out.vertices
+        full_pose = torch.cat([args[k] for k in _POSE_ORDER], dim=1) + self.smplx.pose_mean
+        coeffs = torch.cat([args["betas"], args["expression"]], dim=1)
+        vertices, joints = self._lbs(coeffs, full_pose)
+        transl = args["transl"].unsqueeze(1)
+        vertices = vertices + transl
         return BodyOutput(
             vertices=vertices,
-            joints=out.joints[:, : len(JOINT_NAMES)],
+            joints=joints + transl,
             keypoints=vertices[:, self.keypoint_vertex_ids],
         )
 
-    def rest_joints(self, betas: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 55, 3) joint positions of the shaped body in the rest pose (T-pose, model frame, metres)."""
-        from smplx.lbs import blend_shapes, vertices2joints
+    def _precompute(self) -> None:
+        """Flattened shape/expression directions and their joint counterparts (exact: the regressor is linear)."""
+        s = self.smplx
+        dirs = torch.cat([s.shapedirs, s.expr_dirs], dim=-1)  # (V, 3, num_betas + num_expression)
+        n_v = dirs.shape[0]
+        self.register_buffer("_dirs", dirs.reshape(n_v * 3, -1).T.contiguous(), persistent=False)
+        j_dirs = torch.einsum("jv,vck->kjc", s.J_regressor, dirs)
+        self.register_buffer("_joint_dirs", j_dirs.reshape(j_dirs.shape[0], -1).contiguous(), persistent=False)
+        self.register_buffer("_joint_template", s.J_regressor @ s.v_template, persistent=False)
+        self.has_pose_correctives = bool(s.posedirs.abs().max() > 0)
 
+    def _lbs(self, coeffs: torch.Tensor, full_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """smplx's linear blend skinning (same maths as ``smplx.lbs.lbs``), with shape terms pre-multiplied,
+        pose correctives skipped when they are all zero, and a cheaper per-vertex transform."""
+        from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+        s = self.smplx
+        batch = coeffs.shape[0]
+        n_j = self._joint_template.shape[0]
+        shaped = s.v_template + (coeffs @ self._dirs).view(batch, -1, 3)
+        joints = self._joint_template + (coeffs @ self._joint_dirs).view(batch, n_j, 3)
+        rot = batch_rodrigues(full_pose.reshape(-1, 3)).view(batch, -1, 3, 3)
+        if self.has_pose_correctives:
+            eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+            feature = (rot[:, 1:] - eye).reshape(batch, -1)
+            shaped = shaped + torch.matmul(feature, s.posedirs).view(batch, -1, 3)
+        posed_joints, rel = batch_rigid_transform(rot, joints, s.parents, dtype=rot.dtype)
+        blend = torch.matmul(s.lbs_weights, rel.reshape(batch, n_j, 16)).view(batch, -1, 4, 4)
+        vertices = torch.einsum("bvij,bvj->bvi", blend[:, :, :3, :3], shaped) + blend[:, :, :3, 3]
+        return vertices, posed_joints
+
+    def _betas(self, betas: torch.Tensor | None) -> torch.Tensor:
         if betas is None:
-            betas = torch.zeros((1, self.num_betas), dtype=self.dtype, device=self.device)
+            return torch.zeros((1, self.num_betas), dtype=self.dtype, device=self.device)
         betas = betas.to(dtype=self.dtype, device=self.device).reshape(betas.shape[0], -1)
         if betas.shape[1] < self.num_betas:
             betas = nn.functional.pad(betas, (0, self.num_betas - betas.shape[1]))
-        shaped = self.smplx.v_template + blend_shapes(betas, self.smplx.shapedirs)
-        return vertices2joints(self.smplx.J_regressor, shaped)
+        return betas
+
+    def rest_joints(self, betas: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 55, 3) joint positions of the shaped body in the rest pose (T-pose, model frame, metres)."""
+        betas = self._betas(betas)
+        dirs = self._joint_dirs[: self.num_betas]
+        return self._joint_template + (betas @ dirs).view(betas.shape[0], -1, 3)
 
     def rest_vertices(self, betas: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V, 3) vertices of the shaped body in the rest pose (model frame, metres)."""
-        from smplx.lbs import blend_shapes
-
-        if betas is None:
-            betas = torch.zeros((1, self.num_betas), dtype=self.dtype, device=self.device)
-        betas = betas.to(dtype=self.dtype, device=self.device).reshape(betas.shape[0], -1)
-        if betas.shape[1] < self.num_betas:
-            betas = nn.functional.pad(betas, (0, self.num_betas - betas.shape[1]))
-        return self.smplx.v_template + blend_shapes(betas, self.smplx.shapedirs)
+        betas = self._betas(betas)
+        return self.smplx.v_template + (betas @ self._dirs[: self.num_betas]).view(betas.shape[0], -1, 3)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, vertices={self.num_vertices}, betas={self.num_betas}"

@@ -21,13 +21,15 @@ The result is cached in :func:`icon_engine.paths.cache_dir` with a JSON sidecar 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import os
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +113,30 @@ def build_open_body(force: bool = False, progress: Callable[[float, str], None] 
     path = open_body_path()
     if not force and open_body_info() is not None:
         return path
+    with _build_lock(path):
+        if not force and open_body_info() is not None:  # another process built it while we waited
+            return path
+        return _build(path, progress)
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock so that concurrent first uses build the open body once (POSIX; no lock elsewhere)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent builds are safe (atomic writes), only wasteful
+        yield
+        return
+    with open(path.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(path: Path, progress: Callable[[float, str], None] | None) -> Path:
     report = progress or (lambda fraction, text: None)
     start = time.perf_counter()
     report(0.0, "Loading anny (the first time takes about a minute)")
@@ -146,6 +172,7 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.close(fd)
     try:
         np.savez_compressed(tmp, **arrays)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -156,6 +183,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -220,7 +248,8 @@ def sample_phenotypes(model, n: int, seed: int = SEED) -> np.ndarray:
     from anny.shape_distribution import SimpleShapeDistribution
 
     ages = torch.distributions.Uniform(torch.tensor(13.0, dtype=torch.float64), torch.tensor(80.0, dtype=torch.float64))
-    dist = SimpleShapeDistribution(model, morphological_age_distribution=ages)
+    with contextlib.redirect_stdout(sys.stderr):
+        dist = SimpleShapeDistribution(model, morphological_age_distribution=ages)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         _, values = dist.sample(n)
@@ -440,7 +469,8 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 
 def generate_open_body(progress: Callable[[float, str], None]) -> tuple[dict[str, np.ndarray], dict]:
     """Build the SMPL-X-format arrays from anny. Returns (arrays for the npz, build statistics)."""
-    src = _Anny()
+    with contextlib.redirect_stdout(sys.stderr):  # anny's dependencies (warp) print banners on stdout
+        src = _Anny()
     progress(0.3, "Sampling body shapes")
     index = {label: i for i, label in enumerate(src.labels)}
     phen = sample_phenotypes(src.model, NUM_SAMPLES)

@@ -1,0 +1,132 @@
+"""Benchmark of the body models: open-body build (cold and cached), load, forward pass (batch 1 and 64), memory.
+
+Usage: ``.venv/bin/python bench/body.py [--cold-anny] [--smplx-model FILE]``. Prints one figure per line
+(and a JSON object at the end). The open-body build runs in a temporary cache folder so the user's cache is
+untouched; ``--cold-anny`` also empties anny's own model cache (the very first build on a new machine).
+Results go in docs/benchmarks/body.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mb() -> float:
+    """Peak resident set size of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def timed(fn, repeat: int) -> float:
+    """Median wall time (s) of ``repeat`` calls after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_forward(body, batch: int, repeat: int) -> dict:
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    args = dict(
+        betas=torch.randn(batch, body.num_betas, generator=gen),
+        global_orient=0.3 * torch.randn(batch, 3, generator=gen),
+        body_pose=0.3 * torch.randn(batch, 63, generator=gen),
+        left_hand_pose=0.2 * torch.randn(batch, 45, generator=gen),
+        right_hand_pose=0.2 * torch.randn(batch, 45, generator=gen),
+        transl=torch.randn(batch, 3, generator=gen),
+    )
+    with torch.no_grad():
+        fwd = timed(lambda: body(**args), repeat)
+    pose = args["body_pose"].clone().requires_grad_(True)
+
+    def fwd_bwd() -> None:
+        out = body(**{**args, "body_pose": pose})
+        out.vertices.square().mean().backward()
+
+    return {"forward_ms": round(fwd * 1000, 1), "forward_backward_ms": round(timed(fwd_bwd, repeat) * 1000, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cold-anny", action="store_true", help="also empty anny's model cache for the cold build")
+    parser.add_argument("--smplx-model", type=Path, help="also time an official SMPL-X file")
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    results: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, torch {torch.__version__}",
+        "threads": torch.get_num_threads(),
+    }
+    from icon_engine.body_model import load_body_model, open_body_path
+    from icon_engine.body_model.open_body import build_open_body, content_hash, open_body_info
+
+    with tempfile.TemporaryDirectory() as tmp:
+        user_cache = os.environ.get("ICON_ENGINE_CACHE")
+        os.environ["ICON_ENGINE_CACHE"] = tmp
+        if args.cold_anny:
+            import anny.paths
+
+            anny.paths.set_anny_cache_path(Path(tmp) / "anny")
+        try:
+            t = time.perf_counter()
+            build_open_body()
+            results["build_open_cold_s"] = round(time.perf_counter() - t, 1)
+            results["anny_cache"] = "cold" if args.cold_anny else "warm (anny's model data already cached)"
+            t = time.perf_counter()
+            build_open_body()
+            results["build_open_cached_s"] = round(time.perf_counter() - t, 4)
+            info = open_body_info() or {}
+            results["open_body_file_mb"] = round(open_body_path().stat().st_size / 2**20, 1)
+            results["open_body_stats"] = {k: info.get(k) for k in (
+                "num_vertices", "num_faces", "explained_variance", "joint_rms_mm_mean", "joint_rms_mm_max",
+                "build_seconds", "content_hash")}  # fmt: skip
+            import numpy as np
+
+            with np.load(open_body_path(), allow_pickle=False) as data:
+                results["deterministic"] = content_hash({k: data[k] for k in data.files}) == info.get("content_hash")
+            rss_before = rss_mb()
+            t = time.perf_counter()
+            body = load_body_model()
+            results["load_open_s"] = round(time.perf_counter() - t, 2)
+            results["model_buffers_mb"] = round(sum(b.numel() * b.element_size() for b in body.buffers()) / 2**20, 1)
+            for batch in (1, 64):
+                results[f"open_batch{batch}"] = bench_forward(body, batch, args.repeat if batch == 1 else 3)
+            results["peak_rss_mb"] = round(max(rss_mb(), rss_before), 0)
+        finally:
+            if user_cache is None:
+                os.environ.pop("ICON_ENGINE_CACHE", None)
+            else:
+                os.environ["ICON_ENGINE_CACHE"] = user_cache
+    if args.smplx_model:
+        t = time.perf_counter()
+        official = load_body_model(args.smplx_model)
+        results["load_smplx_s"] = round(time.perf_counter() - t, 2)
+        for batch in (1, 64):
+            results[f"smplx_batch{batch}"] = bench_forward(official, batch, args.repeat if batch == 1 else 3)
+    for key, value in results.items():
+        print(f"{key}: {value}")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
