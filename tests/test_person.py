@@ -153,6 +153,29 @@ def test_negative_person_index() -> None:
     assert info.value.code == "person_index"
 
 
+# ------------------------------------------------------------------------------------------------ sample photo
+
+
+def test_sample_photo_person() -> None:
+    """The built-in sample photo (generated, no shared data needed): one person facing the camera."""
+    from icon_engine.sample import sample_photo_path
+
+    photo = load_photo(sample_photo_path())
+    obs = detect_person(photo)
+    assert obs.num_people == 1 and obs.rotation == 0
+    kp = obs.keypoints
+    assert np.all(kp[BODY, 2] > 0.5)
+    assert kp[11, 0] > kp[12, 0] and kp[23, 0] > kp[24, 0]  # facing us: their left is on the image's right
+    assert kp[0, 1] < kp[11, 1] < kp[23, 1] < kp[25, 1] < kp[27, 1]  # upright: head, shoulders, hips, knees
+    rows = np.clip(kp[BODY, 1].astype(int), 0, obs.mask.shape[0] - 1)
+    cols = np.clip(kp[BODY, 0].astype(int), 0, obs.mask.shape[1] - 1)
+    assert obs.mask[rows, cols].all()
+    assert obs.world_landmarks[11, 0] > obs.world_landmarks[12, 0]  # BlazePose world x: image right
+    assert obs.world_landmarks[0, 1] < obs.world_landmarks[27, 1]  # world y down
+    crop_mask = crop_image(obs.mask, obs)
+    assert 0.1 < crop_mask.mean() < 0.6 and not crop_mask[:4].any() and not crop_mask[-4:].any()
+
+
 # ------------------------------------------------------------------------------------------------ real photos
 
 
