@@ -221,3 +221,76 @@ def test_unregister_leaves_nothing_behind(addon):
         assert not bpy.app.timers.is_registered(state.tick) and state.reconstructions is None
     finally:
         addon_utils.enable(ADDON, default_set=True)
+
+
+class StrictLayout:
+    """Stands in for UILayout in draw() (no UI headless); every call must exist in UILayout's RNA with those
+    keyword names, and ``prop`` must name a real property of its data."""
+
+    def __init__(self, log: list) -> None:
+        self._log = log
+
+    def __getattr__(self, name):
+        funcs = bpy.types.UILayout.bl_rna.functions
+        assert name in funcs, f"UILayout has no {name}()"
+        params = [p.identifier for p in funcs[name].parameters if not p.is_output]
+
+        def call(*args, **kwargs):
+            assert len(args) <= len(params) and set(kwargs) <= set(params), (name, args, kwargs, params)
+            if name in ("prop",):
+                data, prop = args[0], args[1]
+                assert prop in data.bl_rna.properties, f"{type(data).__name__} has no property {prop}"
+            if name == "operator":
+                op = args[0].split(".")
+                assert hasattr(getattr(bpy.ops, op[0]), op[1]), args[0]
+            self._log.append((name, args, kwargs))
+            return StrictLayout(self._log)
+
+        return call
+
+
+def test_panels_and_preferences_draw(addon, photo, tmp_path):
+    from icon_blender.ui import panel, prefs, state
+
+    class Proxy:
+        def __init__(self, target, log):
+            self.layout = StrictLayout(log)
+            self._target = target
+
+        def __getattr__(self, name):
+            return getattr(self._target, name)
+
+    log: list = []
+    p = bpy.context.preferences.addons[ADDON].preferences
+    p.env_mode, p.python_path = "CUSTOM", str(addon / "python")  # re-enabled by the unregister test
+    photo("slow")
+    bpy.ops.icon.reconstruct()
+    photo("alice")
+    bpy.ops.icon.reconstruct()
+    state.tick()
+    img = tmp_path / "thumb.png"
+    bpy.data.images.new("t", 4, 4).save(filepath=str(img))
+    bpy.context.scene.icon_settings.photo = str(img)
+    try:
+        panel.ICON_PT_reconstruct.draw(Proxy(None, log), bpy.context)
+        names = [entry[0] for entry in log]
+        assert "progress" in names or "label" in names
+        assert ("operator", ("icon.cancel",), {"text": "", "icon": "CANCEL"}) in log
+        assert any(e[0] == "label" and "Queued: alice.jpg" in e[2].get("text", "") for e in log)
+        # the thumbnail is loaded; headless Blender renders no icons (id 0), so it is drawn only when it has one
+        assert str(img) in state.previews
+        assert ("template_icon" in names) == (state.photo_icon(str(img)) != 0)
+    finally:
+        bpy.ops.icon.cancel()
+    log.clear()
+    arm = next(o for o in bpy.data.objects if o.type == "ARMATURE" and "icon_bundle" in o)
+    bpy.context.view_layer.objects.active = arm
+    panel.ICON_PT_avatar.draw(Proxy(None, log), bpy.context)
+    assert [e[1][0] for e in log if e[0] == "operator"] == ["icon.import_bundle", "icon.rest_pose",
+                                                              "icon.apply_motion", "icon.export_fbx"]
+    for mode in ("AUTO", "CUSTOM"):
+        p.env_mode = mode
+        log.clear()
+        prefs.ICONPreferences.draw(Proxy(p, log), bpy.context)
+        ops = [e[1][0] for e in log if e[0] == "operator"]
+        assert "icon.check_engine" in ops and (("icon.setup_engine" in ops) == (mode == "AUTO"))
