@@ -268,3 +268,15 @@ def test_describe_official(tmp_path: Path) -> None:
     d = describe_body_model(tmp_path / "missing")
     assert not d["ok"] and "does not exist" in d["problem"]
     assert describe_body_model(None)["active"] == "open"
+
+
+def test_unknown_gender_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(EngineError) as info:
+        load_body_model(write_standin(tmp_path / "SMPLX_NEUTRAL.npz"), gender="robot")
+    assert info.value.code == "bad_option" and "neutral" in info.value.hint
+
+
+def test_cli_convert_pkl_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(EngineError) as info:
+        run_cli(["body", "convert-pkl", str(tmp_path / "nope.pkl")])
+    assert info.value.code == "body_model" and "does not exist" in info.value.message

