@@ -8,7 +8,9 @@ Synthetic (``--sample``, slow: builds the open body): the built-in sample photo,
 joints are known: mask IoU (refined and plain threshold) and 2D error of the limb landmarks against the
 projected SMPL-X joints (px; BlazePose's and SMPL-X's joint definitions differ by a few px).
 
-Run: ``.venv/bin/python bench/person.py [--sample]`` (prints Markdown for docs/benchmarks/person.md).
+Rotations (``--rotations``): every dev photo turned by 90°, 180° and 270°.
+
+Run: ``.venv/bin/python bench/person.py [--rotations] [--sample]`` (prints Markdown for docs/benchmarks/person.md).
 """
 
 from __future__ import annotations
@@ -75,6 +77,33 @@ def bench_dev() -> None:
           f"refined / BlazePose threshold: mean {np.mean(ratios):.2f} (min {np.min(ratios):.2f}).")
 
 
+def bench_rotations() -> None:
+    """Each dev photo turned by 90°, 180°, 270°: found? landmark error after turning back (% of person size)."""
+    paths = sorted(p for p in DEV.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        return
+    body = [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
+    found, errors = 0, []
+    for path in paths:
+        photo = load_photo(path)
+        upright = P.detect_person(photo, hands=False)
+        h, w = photo.rgb.shape[:2]
+        size = max(upright.bbox[2] - upright.bbox[0], upright.bbox[3] - upright.bbox[1])
+        for k in (1, 2, 3):
+            turned = np.ascontiguousarray(np.rot90(photo.rgb, k))
+            try:
+                obs = P.detect_person(Photo(turned, None, (turned.shape[1], turned.shape[0]), 1.0, path, b""),
+                                      hands=False)
+            except EngineError:
+                continue
+            found += 1
+            back = P._unrotate(P._Raw(obs.keypoints, obs.world_landmarks, obs.mask.astype(np.float32)), k, w, h)
+            errors.append(float(np.median(np.linalg.norm(back.keypoints[body, :2] - upright.keypoints[body, :2],
+                                                         axis=1)) / size))
+    print(f"Turned photos: found {found}/{3 * len(paths)}; body landmarks after turning back vs upright: median "
+          f"{100 * np.median(errors):.1f} %, max {100 * np.max(errors):.1f} % of the person's size.")
+
+
 def bench_sample() -> None:
     from icon_engine import render, sample
     from icon_engine.bundle.skeleton import JOINT_NAMES
@@ -107,10 +136,14 @@ def bench_sample() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", action="store_true", help="also measure on the synthetic sample photo")
+    parser.add_argument("--rotations", action="store_true", help="also detect on the dev photos turned 90/180/270°")
     args = parser.parse_args()
     print(f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
           f"{len(__import__('os').sched_getaffinity(0))} cores available\n")
     bench_dev()
+    if args.rotations:
+        print()
+        bench_rotations()
     if args.sample:
         print()
         bench_sample()
