@@ -223,3 +223,23 @@ def test_fbx_presets():
     assert fbx_presets.preset("Unity")["apply_scale_options"] == "FBX_SCALE_ALL"
     with pytest.raises(ValueError, match="unknown FBX preset"):
         fbx_presets.preset("maya")
+
+
+def test_pose_relative_to_an_a_pose_rest_reproduces_smplx():
+    """Posing the A-rest skeleton with the converted pose gives SMPL-X's joints, and every bone turns by the
+    SMPL-X rotation after undoing its rest rotation (so rigidly skinned parts land exactly where SMPL-X puts them)."""
+    joints = synthetic_joints()
+    parents = np.array(PARENTS)
+    angles = np.zeros((55, 3))
+    angles[16, 2], angles[17, 2] = -np.pi / 4, np.pi / 4  # arms lowered
+    angles[3] = [0.1, 0.0, 0.05]
+    rest_rot, joints_a = forward_kinematics(joints, parents, angles)
+    poses = np.stack([random_pose(s) for s in range(3)])
+    rel = rig.pose_relative_to_rest(poses, angles, parents)
+    assert rel.shape == poses.shape
+    for k in range(3):
+        glob, expected = forward_kinematics(joints, parents, poses[k])
+        glob_a, got = forward_kinematics(joints_a, parents, rel[k])
+        assert np.abs(got - expected).max() < 1e-9
+        assert np.abs(glob_a @ rest_rot - glob).max() < 1e-9
+    assert np.array_equal(rig.pose_relative_to_rest(poses, np.zeros((55, 3)), parents), poses)

@@ -87,14 +87,34 @@ def _png(image: np.ndarray, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
-def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[int, int] = (640, 480)) -> Path:
-    """Write a synthetic bundle at ``target`` and return its path."""
+def a_pose_angles() -> np.ndarray:
+    """(55, 3) axis-angle carrying the T pose to an A pose (arms lowered 45°), as the engine's rig stage does."""
+    angles = np.zeros((55, 3))
+    angles[16, 2], angles[17, 2] = -np.pi / 4, np.pi / 4
+    return angles
+
+
+def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[int, int] = (640, 480),
+                rest_pose: str = "T") -> Path:
+    """Write a synthetic bundle at ``target`` and return its path. ``rest_pose`` "A": the rest mesh and joints are
+    in an A pose and ``rig.pose_from_rest`` carries them to the photo's pose (``body.full_pose`` stays SMPL-X's)."""
+    from icon_blender.core.rig import pose_relative_to_rest
+    from icon_engine.bundle import forward_kinematics
+
     rng = np.random.default_rng(seed)
     joints = synthetic_joints()
     rest, faces, weights = synthetic_body(joints)
     pose = random_pose(seed)
     transl = np.array([0.05, -0.02, 0.1])
-    posed = skin_vertices(rest, weights, joints, np.array(PARENTS), pose, transl)
+    rig_meta: dict = {"rest_pose": rest_pose}
+    pose_rest = pose
+    if rest_pose == "A":
+        angles = a_pose_angles()
+        rest = skin_vertices(rest, weights, joints, np.array(PARENTS), angles)
+        _, joints = forward_kinematics(joints, np.array(PARENTS), angles)
+        pose_rest = pose_relative_to_rest(pose, angles, np.array(PARENTS))
+        rig_meta.update(rest_pose_angles=angles, pose_from_rest=pose_rest)
+    posed = skin_vertices(rest, weights, joints, np.array(PARENTS), pose_rest, transl)
     width, height = size
     K = default_intrinsics(width, height)
     K[0, 2] -= 23.0  # principal point off-centre: the Blender camera needs a lens shift
@@ -111,7 +131,8 @@ def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[i
         "photo": {"size": [width, height], "name": "synthetic.jpg"},
         "camera": {"K": K, "R": R, "t": t},
         "body": {"full_pose": pose, "transl": transl, "betas": np.zeros(10), "model": "synthetic"},
-        "options": {"quality": "preview"},
+        "options": {"quality": "preview", "rest_pose": rest_pose},
+        "rig": rig_meta,
         "warnings": [],
     }
     content = BundleContent(

@@ -27,6 +27,11 @@ def bundle_dir(tmp_path_factory):
     return make_bundle(tmp_path_factory.mktemp("bundle") / "avatar")
 
 
+@pytest.fixture(scope="module", params=["T", "A"])
+def any_rest_bundle(request, tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle") / f"rest{request.param}", rest_pose=request.param)
+
+
 def evaluated_vertices(obj) -> np.ndarray:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     ev = obj.evaluated_get(depsgraph)
@@ -39,7 +44,8 @@ def evaluated_vertices(obj) -> np.ndarray:
     return co @ m[:3, :3].T + m[:3, 3]
 
 
-def test_import_builds_rig_mesh_and_reproduces_posed_mesh(scene, bundle_dir):
+def test_import_builds_rig_mesh_and_reproduces_posed_mesh(scene, any_rest_bundle):
+    bundle_dir = any_rest_bundle
     b = read_bundle(bundle_dir)
     res = import_bundle(bundle_dir, scene)
     arm, mesh = res.armature, res.mesh

@@ -7,7 +7,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from test_blender_bundle import make_bundle  # noqa: E402
+from test_blender_bundle import make_bundle, synthetic_joints  # noqa: E402
 
 from icon_blender.blender.export import export_fbx  # noqa: E402
 from icon_blender.blender.importer import import_bundle  # noqa: E402
@@ -20,6 +20,11 @@ from icon_engine.bundle import JOINT_NAMES, PARENTS, forward_kinematics, read_bu
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory):
     return make_bundle(tmp_path_factory.mktemp("bundle") / "avatar", seed=4)
+
+
+@pytest.fixture(scope="module")
+def a_rest_bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "a_avatar", seed=4, rest_pose="A")
 
 
 @pytest.fixture()
@@ -44,17 +49,21 @@ def world_heads(arm) -> np.ndarray:
     return heads @ m[:3, :3].T + m[:3, 3]
 
 
-def test_motion_keys_reproduce_smplx_forward_kinematics(avatar, bundle_dir, tmp_path):
+@pytest.mark.parametrize("rest", ["T", "A"])
+def test_motion_keys_reproduce_smplx_forward_kinematics(rest, bundle_dir, a_rest_bundle, tmp_path):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    avatar = import_bundle(bundle_dir if rest == "T" else a_rest_bundle, scene)
     path = make_motion(tmp_path / "walk.npz")
     action = apply_motion(avatar.armature, path, scene)
     assert avatar.armature.animation_data.action == action
     motion = resample(load_motion(path), 30)
     assert motion.num_frames == 7 and (scene.frame_start, scene.frame_end) == (1, 7)
-    b = read_bundle(bundle_dir)
+    t_joints = synthetic_joints()  # SMPL-X motions are relative to the T pose, whatever the rig's rest pose
     for k in (0, 3, 6):
         scene.frame_set(1 + k)
-        _, joints = forward_kinematics(b.rest_joints, np.array(PARENTS), motion.poses[k])
+        _, joints = forward_kinematics(t_joints, np.array(PARENTS), motion.poses[k])
         expected = rig.to_blender(joints + motion.trans[k])
         assert np.abs(world_heads(avatar.armature) - expected).max() < 1e-4, k
     # quaternion channels are sign-continuous

@@ -16,7 +16,7 @@ from mathutils import Matrix, Vector
 
 from ..core import camera as cam_core
 from ..core import rig
-from ..engine_link import Bundle, read_bundle
+from ..engine_link import Bundle, BundleError, read_bundle
 from . import animation
 
 ROOT_BONE = "pelvis"
@@ -192,9 +192,29 @@ def _camera(collection, name: str, b: Bundle, scene: bpy.types.Scene, created: l
     return obj
 
 
+def rest_pose_angles(b: Bundle) -> np.ndarray:
+    """(55, 3) axis-angle from the SMPL-X T pose to the bundle's rest pose (zeros for a T rest)."""
+    angles = (b.meta.get("rig") or {}).get("rest_pose_angles")
+    arr = np.asarray(angles if angles is not None else np.zeros((55, 3)), dtype=np.float64)
+    if arr.shape != (55, 3) or not np.all(np.isfinite(arr)):
+        raise BundleError(f"{b.path}: rig.rest_pose_angles must be 55 × 3 finite numbers")
+    return arr
+
+
+def pose_from_rest(b: Bundle) -> np.ndarray:
+    """The photo's pose relative to the rig's rest pose (``rig.pose_from_rest``; ``body.full_pose`` for a T rest)."""
+    given = (b.meta.get("rig") or {}).get("pose_from_rest")
+    if given is not None:
+        arr = np.asarray(given, dtype=np.float64)
+        if arr.shape != (55, 3) or not np.all(np.isfinite(arr)):
+            raise BundleError(f"{b.path}: rig.pose_from_rest must be 55 × 3 finite numbers")
+        return arr
+    return rig.pose_relative_to_rest(b.full_pose, rest_pose_angles(b), b.parents)
+
+
 def photo_pose(b: Bundle, rest_rots: np.ndarray, head0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The bundle's fitted pose as pose-bone quaternions (J, 4) and the pelvis location (3,)."""
-    quats = rig.pose_bone_quaternions(b.full_pose, rest_rots)
+    quats = rig.pose_bone_quaternions(pose_from_rest(b), rest_rots)
     pelvis = rig.pelvis_positions(b.rest_joints[0], b.transl)
     return quats, rig.root_location(pelvis, head0, rest_rots[0])
 
@@ -248,6 +268,7 @@ def import_bundle(
         if with_camera:
             cam = _camera(coll, f"{name}_camera", b, scene, created)
         arm["icon_bundle"] = str(b.path)
+        arm["icon_rest_pose_angles"] = rest_pose_angles(b).ravel().tolist()
         arm["icon_format_version"] = int(b.meta.get("format_version", 0))
         scene.frame_set(1)
         return ImportResult(coll, arm, obj, cam, action)

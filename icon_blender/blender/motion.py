@@ -21,7 +21,11 @@ def scene_fps(scene: bpy.types.Scene) -> float:
 def motion_keys(arm_obj: bpy.types.Object, motion: Motion, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Pose-bone quaternions (T, J, 4), sign-continuous, and pelvis locations (T, 3) for ``motion``."""
     rots = rest_rotations(arm_obj, names)
-    quats = rig.make_continuous(rig.pose_bone_quaternions(motion.poses, rots, z_up_data=motion.z_up))
+    angles = np.asarray(arm_obj.get("icon_rest_pose_angles", [0.0] * 165), dtype=np.float64).reshape(55, 3)
+    from ..engine_link import PARENTS
+
+    poses = rig.pose_relative_to_rest(motion.poses, angles, np.asarray(PARENTS))
+    quats = rig.make_continuous(rig.pose_bone_quaternions(poses, rots, z_up_data=motion.z_up))
     head0 = np.array(arm_obj.data.bones[ROOT_BONE].head_local)
     joint0_smplx = rig.Y_UP_TO_Z_UP.T @ head0  # the rig's rest pelvis in the SMPL-X frame
     pelvis = rig.pelvis_positions(joint0_smplx, motion.trans, z_up_data=motion.z_up)

@@ -202,3 +202,31 @@ def make_continuous(quaternions: np.ndarray) -> np.ndarray:
     signs = np.where(np.sum(q[1:] * q[:-1], axis=-1) < 0, -1.0, 1.0)
     q[1:] *= np.cumprod(signs, axis=0)[..., None]
     return q
+
+
+def pose_relative_to_rest(full_pose: np.ndarray, rest_angles: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """SMPL-X poses (relative to the T zero pose) → poses relative to a rig whose rest is ``rest_angles`` (A-pose).
+
+    With ``A_j`` the rest's global rotations and ``Q_j`` the pose's local rotations, the rig needs
+    ``P_j = A_parent · Q_j · A_j⁻¹`` (``P_0 = Q_0 · A_0⁻¹``) so that every global rotation equals SMPL-X's.
+
+    Args:
+        full_pose: (..., J, 3) axis-angle, SMPL-X convention.
+        rest_angles: (J, 3) axis-angle that carries the T pose into the rig's rest pose.
+        parents: (J,) parent indices.
+    Returns:
+        (..., J, 3) axis-angle relative to the rig's rest pose.
+    """
+    from ._rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_axis_angle
+
+    rest_angles = np.asarray(rest_angles, dtype=np.float64)
+    if not np.any(rest_angles):
+        return np.array(full_pose, dtype=np.float64, copy=True)
+    local_rest = axis_angle_to_matrix(rest_angles)
+    glob_rest = np.zeros_like(local_rest)
+    for j, p in enumerate(parents):
+        glob_rest[j] = local_rest[j] if p < 0 else glob_rest[int(p)] @ local_rest[j]
+    q = axis_angle_to_matrix(full_pose)
+    parent_rest = np.stack([glob_rest[int(p)] if p >= 0 else np.eye(3) for p in parents])
+    rel = parent_rest @ q @ np.swapaxes(glob_rest, -1, -2)
+    return quaternion_to_axis_angle(matrix_to_quaternion(rel))
