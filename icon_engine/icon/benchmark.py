@@ -87,6 +87,19 @@ def _timed(fn, repeat: int = 1) -> float:
     return best
 
 
+class _cpu:
+    """Records the process CPU time (all threads) of a block into ``out["process_cpu_s"][name]``."""
+
+    def __init__(self, out: dict, name: str) -> None:
+        self.out, self.name = out, name
+
+    def __enter__(self) -> None:
+        self.t = time.process_time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.out.setdefault("process_cpu_s", {})[self.name] = round(time.process_time() - self.t, 2)
+
+
 def _load() -> float | None:
     try:
         import os
@@ -141,11 +154,11 @@ def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 2
     nf, nb = bf, bb
     if "normal" in parts:
         normal = NormalNet().eval().to(dev)
-        with torch.no_grad():
+        with torch.no_grad(), _cpu(out, "normal_nets_512"):
             out["normal_nets_512_s"] = round(_timed(lambda: normal(image, bf, bb)), 3)
         del normal
     if "filter" in parts:
-        with torch.no_grad():
+        with torch.no_grad(), _cpu(out, "filter_front_back_512"):
             out["filter_front_back_512_s"] = round(_timed(lambda: implicit.image_features(nf, nb)), 3)
     if "refine" in parts:
         fit = SimpleNamespace(vertices=np.asarray(body.vertices), faces=np.asarray(body.faces, np.int64),
@@ -154,8 +167,9 @@ def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 2
         for rr in (256, 512):
             settings = infer.IconSettings(refine_iters=3, normal_every=1000, refine_res=rr)
             t = time.perf_counter()
-            infer.refine_body(fit, TemplateBody(fit.vertices), crop, image, nets, settings,
-                              SimpleNamespace(update=lambda *a: None), dev, (nf, nb))
+            with _cpu(out, f"refine_3_iterations_{rr}"):
+                infer.refine_body(fit, TemplateBody(fit.vertices), crop, image, nets, settings,
+                                  SimpleNamespace(update=lambda *a: None), dev, (nf, nb))
             out[f"refine_iteration_{rr}_s"] = round((time.perf_counter() - t) / 3, 3)
     if "occupancy" in parts:
         with torch.no_grad():
@@ -168,10 +182,11 @@ def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 2
         pts = pts[rng.choice(len(pts), size=min(points, len(pts)), replace=False)]
         pts = np.concatenate([pts] * max(1, points // len(pts)))[:points]
         t = time.perf_counter()
-        xy, f, vis, cube = bodyf(pts)
+        with _cpu(out, f"body_features_{len(pts)}_points"):
+            xy, f, vis, cube = bodyf(pts)
         t_feat = time.perf_counter() - t
         t = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), _cpu(out, f"mlp_{len(pts)}_points"):
             for s in range(0, len(pts), 131072):
                 implicit.query(feats, torch.as_tensor(xy[s:s + 131072], dtype=torch.float32, device=dev)[None],
                                torch.as_tensor(f[:, s:s + 131072], dtype=torch.float32, device=dev)[None],
@@ -182,18 +197,20 @@ def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 2
                                                  "mlp": round(t_mlp * scale, 2),
                                                  "total": round((t_feat + t_mlp) * scale, 2)}
     if "whole" in parts:
-        out.update(_whole(dev, quality))
+        with _cpu(out, f"whole_{quality}"):
+            out.update(_whole(dev, quality))
     if "mc" in parts:
         sdf_n = mc
         axes = np.linspace(-1, 1, sdf_n)
         x, y, z = np.meshgrid(axes, axes, axes, indexing="ij")
         values = (0.5 + 0.6 - np.sqrt((x / 0.3) ** 2 + (y / 0.9) ** 2 + (z / 0.2) ** 2) * 0.6).astype(np.float32)
         t = time.perf_counter()
-        v, fcs = infer.extract_mesh(values, crop)
+        with _cpu(out, f"marching_cubes_{mc - 1}"):
+            v, fcs = infer.extract_mesh(values, crop)
         out[f"marching_cubes_{mc - 1}_s"] = round(time.perf_counter() - t, 3)
         out[f"marching_cubes_{mc - 1}_faces"] = int(len(fcs))
     out["load_average_1min_at_end"] = _load()
-    out["process_cpu_s"] = round(time.process_time(), 1)
+    out.setdefault("process_cpu_s", {})["total"] = round(time.process_time(), 1)
     return out
 
 

@@ -18,7 +18,7 @@ Entry point: :func:`build_icon_surface`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..camera import Camera
 from ..errors import EngineError
+from ..surface import ClothedSurface
 from .checkpoints import IconData, IconNetworks, load_icon_networks
 from .networks import NormalNet
 
@@ -102,17 +103,11 @@ class RefinedBody:
 
 
 @dataclass
-class IconSurface:
-    """ICON's clothed surface; same fields as ``surface.ClothedSurface`` plus the refined body and the normals.
+class IconSurface(ClothedSurface):
+    """ICON's clothed surface: a ``surface.ClothedSurface`` (``vertices`` (N, 3) bundle world, ``faces`` (M, 3),
+    ``method``, ``warnings``, ``stats``) plus the refined body, the predicted clothed normals ``normal_front/back``
+    (3, R, R) of the crop (ICON normal frame) and ``crop_camera``, the camera of that crop."""
 
-    ``vertices`` (N, 3) bundle world, ``faces`` (M, 3); ``normal_front/back`` (3, R, R) predicted clothed normals
-    of the crop (ICON normal frame); ``crop_camera`` the camera of that crop."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    method: str
-    warnings: list[str] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
     refined_body: RefinedBody | None = None
     normal_front: np.ndarray | None = None
     normal_back: np.ndarray | None = None
@@ -617,8 +612,9 @@ def build_icon_surface(
     progress.update(1.0, "ICON surface done")
     stats.update({"resolution": settings.resolutions[-1] - 1, "points_queried": int(n_points),
                   "faces": int(len(mfaces)), "timings_s": {k: round(v, 3) for k, v in timings.items()}})
-    return IconSurface(verts, mfaces, f"icon:{nets.variant}", warnings, stats, refined,
-                       normals[0][0].cpu().numpy(), normals[1][0].cpu().numpy(), crop.camera)
+    return IconSurface(vertices=verts, faces=mfaces, method=f"icon:{nets.variant}", warnings=warnings, stats=stats,
+                       refined_body=refined, normal_front=normals[0][0].cpu().numpy(),
+                       normal_back=normals[1][0].cpu().numpy(), crop_camera=crop.camera)
 
 
 def _decimate(vertices: np.ndarray, faces: np.ndarray, face_count: int) -> tuple[np.ndarray, np.ndarray]:
