@@ -94,7 +94,8 @@ def regions_from_features(feat: np.ndarray, rest_joints: np.ndarray) -> np.ndarr
     body = ~arm & ~head_w
     waist = j[PELVIS, 1] + 0.08 - 0.02 * (z < j[PELVIS, 2])
     region[body & (y < waist)] = REGIONS.index("trousers")
-    neckline = j[NECK, 1] - 0.045 + 0.3 * ax - 0.025 * (z > j[NECK, 2])  # a crew neck, lower in front
+    # A crew neck: low in front, rising steeply over the shoulders.
+    neckline = j[NECK, 1] - 0.035 + 0.9 * np.maximum(ax - 0.035, 0.0) - 0.03 * (z > j[NECK, 2] + 0.01)
     sleeve_end = abs(j[L_SHOULDER, 0]) + 0.5 * abs(j[L_ELBOW, 0] - j[L_SHOULDER, 0])
     shirt = (y >= waist) & (y < neckline) & (ax < sleeve_end) & (body | (arm & (ax < sleeve_end)))
     region[shirt] = REGIONS.index("shirt")
@@ -121,6 +122,37 @@ class SampleScene:
     features: np.ndarray  # (V, 6) region_features of the T-posed body
     rest_joints: np.ndarray  # (55, 3) T-pose joints (SMPL-X frame)
     camera: Camera
+    shoes: list[tuple[np.ndarray, np.ndarray]]  # (vertices (n, 3) world, faces (m, 3)) per shoe
+
+    def mesh(self) -> tuple[np.ndarray, np.ndarray]:
+        """Everything that is drawn (body + shoes) as one mesh: (vertices (N, 3) world, faces (M, 3))."""
+        verts, faces = [self.vertices], [self.faces]
+        n = len(self.vertices)
+        for sv, sf in self.shoes:
+            verts.append(sv)
+            faces.append(sf + n)
+            n += len(sv)
+        return np.concatenate(verts), np.concatenate(faces)
+
+
+def _shoe(points: np.ndarray, inflate: float = 0.006) -> tuple[np.ndarray, np.ndarray]:
+    """A shoe: the convex hull of a foot's points pushed ``inflate`` metres outwards, faces wound outwards."""
+    from scipy.spatial import ConvexHull
+
+    hull = ConvexHull(points)
+    used = np.unique(hull.simplices)
+    remap = np.full(len(points), -1)
+    remap[used] = np.arange(len(used))
+    v = points[used]
+    f = remap[hull.simplices]
+    centre = v.mean(axis=0)
+    n = render.face_normals(v, f)
+    outward = np.einsum("ij,ij->i", n, v[f].mean(axis=1) - centre) >= 0
+    f[~outward] = f[~outward][:, ::-1]
+    vn = render.vertex_normals(v, f)
+    v = v + inflate * vn
+    v[:, 1] = np.maximum(v[:, 1], 0.0)  # soles on the floor
+    return v, f
 
 
 def _face_landmark_vertices(rest: np.ndarray, dom: np.ndarray, eyes: np.ndarray, nose: np.ndarray
@@ -198,7 +230,12 @@ def build_scene(body_model=None) -> SampleScene:
     tilt = np.radians(3.0)
     Rx = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(tilt), -np.sin(tilt)], [0.0, np.sin(tilt), np.cos(tilt)]])
     camera = Camera(K, Rx @ R, Rx @ t, WIDTH, HEIGHT)
-    return SampleScene(v, faces, joints, keypoints, features, rest_j, camera)
+    rest_region = regions_from_features(features, rest_j)
+    shoes = []
+    for side in (1.0, -1.0):
+        foot = (rest_region == REGIONS.index("shoes")) & (side * rest_v[:, 0] > 0)
+        shoes.append(_shoe(v[foot]))
+    return SampleScene(v, faces, joints, keypoints, features, rest_j, camera, shoes)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -307,11 +344,15 @@ def render_sample(scene: SampleScene | None = None) -> np.ndarray:
     """The sample photo (HEIGHT, WIDTH, 3) uint8."""
     scene = build_scene() if scene is None else scene
     cam = scene.camera
-    vc = cam.to_camera(scene.vertices)
-    raster = render.rasterize(vc, scene.faces, cam.K, cam.width, cam.height)
+    all_v, all_f = scene.mesh()
+    vc = cam.to_camera(all_v)
+    raster = render.rasterize(vc, all_f, cam.K, cam.width, cam.height)
     mask = raster.mask
-    normals_cam = render._normals_image(raster, vc, scene.faces, "camera", None)
-    region = regions_from_features(raster.interpolate(scene.features), scene.rest_joints)
+    normals_cam = render._normals_image(raster, vc, all_f, "camera", None)
+    # Shoe vertices get features that classify as "shoes" (a point below the ankles, lower body).
+    shoe_feat = np.array([0.0, scene.rest_joints[L_ANKLE, 1] - 0.05, 0.0, 0.0, 0.0, 1.0])
+    feats = np.concatenate([scene.features, np.tile(shoe_feat, (len(all_v) - len(scene.vertices), 1))])
+    region = regions_from_features(raster.interpolate(feats), scene.rest_joints)
     albedo = np.asarray([COLORS[r] for r in REGIONS])[region]
     rays = render.pixel_rays(cam.K, cam.width, cam.height)
     # Key light from the upper left and in front, a weaker fill from the right, sky-ish ambient from above.
