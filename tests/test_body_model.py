@@ -200,3 +200,17 @@ def test_phenotype_sampling_is_deterministic(body: BodyModel) -> None:
     b = sample_phenotypes(model, 16)
     assert np.array_equal(a, b) and a.shape == (16, len(model.phenotype_labels))
     assert ((a >= 0) & (a <= 1)).all()
+
+
+def test_jaw_and_eyes_are_rigged(body: BodyModel) -> None:
+    rest = body().vertices[0]
+    j = body.rest_joints()[0]
+    jaw = body(jaw_pose=torch.tensor([[0.3, 0.0, 0.0]])).vertices[0]
+    moved = (jaw - rest).norm(dim=-1)
+    chin = body().keypoints[0, body.keypoint_names.index("nose")]
+    assert moved.max() > 0.01
+    assert moved[rest[:, 1] > chin[1] + 0.04].max() < 1e-6  # the skull above the nose stays
+    eye = body(leye_pose=torch.tensor([[0.0, 0.4, 0.0]])).vertices[0]
+    moved = (eye - rest).norm(dim=-1)
+    near_eye = (rest - j[idx("left_eye_smplhf")]).norm(dim=-1) < 0.02
+    assert moved.max() > 0.003 and moved[~near_eye].max() < 1e-6
