@@ -334,7 +334,7 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     joints = _np(out.joints[0])
     faces = np.asarray(prob.model.faces, dtype=np.int64)
     camera = Camera(prob.K.copy(), prob.R.copy(), np.zeros(3), prob.width, prob.height)
-    sil = body_silhouette(camera.project(verts)[0], faces, prob.width, prob.height)
+    sil = body_silhouette(camera.to_camera(verts), faces, camera.K, prob.width, prob.height)
     fit_iou = iou(sil, prob.mask)
     w = prob.kp_weights.numpy()
     err = np.linalg.norm(px - prob.obs_px.numpy(), axis=1)

@@ -91,16 +91,12 @@ def coverage_loss(win_px: torch.Tensor, target: SilhouetteTarget, tolerance: flo
     return (target.sample_weights * miss**2).sum() / target.sample_weights.sum()
 
 
-def body_silhouette(pixels: np.ndarray, faces: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H, W) bool hard silhouette of a mesh from its projected vertices (V, 2) in pixels (centres at +0.5)."""
-    shift = 4  # fixed-point sub-pixel precision of cv2.fillPoly
-    pts = np.round((pixels - 0.5) * (1 << shift)).astype(np.int64)
-    lim = 1 << 28
-    tris = np.clip(pts[faces], -lim, lim).astype(np.int32)
-    canvas = np.zeros((height, width), np.uint8)
-    for tri in tris:  # fillPoly on many polygons fills by parity; the union needs one convex fill each
-        cv2.fillConvexPoly(canvas, tri, 1, lineType=cv2.LINE_8, shift=shift)
-    return canvas.astype(bool)
+def body_silhouette(vertices_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, width: int,
+                    height: int) -> np.ndarray:
+    """(H, W) bool hard silhouette of a mesh (camera-frame vertices (V, 3), metres) by the engine's rasteriser."""
+    from ..render import render_mask
+
+    return render_mask(vertices_cam, faces, K, width, height)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

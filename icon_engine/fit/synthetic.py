@@ -166,3 +166,99 @@ def _crop_matrix(bbox: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray
 def landmark_names() -> tuple[str, ...]:
     """BlazePose landmark names in keypoint order."""
     return BLAZEPOSE_NAMES
+
+
+def compose(*rotvecs: tuple[float, float, float]) -> np.ndarray:
+    """Axis-angle (3,) of the rotation ``R(rotvecs[0]) @ R(rotvecs[1]) @ ...`` (applied right to left)."""
+    from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
+
+    m = np.eye(3)
+    for r in rotvecs:
+        m = m @ axis_angle_to_matrix(np.asarray(r, float))
+    return matrix_to_axis_angle(m)
+
+
+def _arms(pose: np.ndarray, down: float, forward: float = 0.0, elbow: float = 0.0) -> None:
+    """Both arms lowered by ``down`` rad from the T-pose, swung ``forward`` rad and elbows bent ``elbow`` rad."""
+    pose[16] = compose((0.0, -forward, 0.0), (0.0, 0.0, -down))
+    pose[17] = compose((0.0, forward, 0.0), (0.0, 0.0, down))
+    pose[18] = (0.0, -elbow, 0.0)
+    pose[19] = (0.0, elbow, 0.0)
+
+
+def named_pose(name: str) -> np.ndarray:
+    """A (55, 3) body pose by name: standing, walking, arms_raised, crossed_arms, sitting, squat, reaching,
+    one_leg, hands_on_hips, t_pose."""
+    p = np.zeros((55, 3))
+    if name == "t_pose":
+        return p
+    _arms(p, 1.25, 0.1, 0.2)
+    if name == "standing":
+        p[1], p[2] = (0.0, 0.0, 0.08), (0.0, 0.0, -0.08)
+    elif name == "walking":
+        p[1], p[2], p[4], p[5] = (-0.45, 0.0, 0.03), (0.3, 0.0, -0.03), (0.35, 0.0, 0.0), (0.6, 0.0, 0.0)
+        p[16] = compose((0.35, 0.0, 0.0), (0.0, 0.0, -1.3))
+        p[17] = compose((-0.4, 0.0, 0.0), (0.0, 0.0, 1.3))
+        p[18], p[19] = (0.0, -0.5, 0.0), (0.0, 0.3, 0.0)
+    elif name == "arms_raised":
+        _arms(p, -1.2, 0.1, 0.3)
+    elif name == "crossed_arms":  # upper arms turned in, forearms across the belly
+        p[16] = compose((0.0, -0.35, 0.0), (0.0, 0.0, -1.25), (1.0, 0.0, 0.0))
+        p[17] = compose((0.0, 0.35, 0.0), (0.0, 0.0, 1.25), (1.0, 0.0, 0.0))
+        p[18], p[19] = (0.0, -1.8, 0.0), (0.0, 1.8, 0.0)
+    elif name == "sitting":
+        p[1], p[2], p[4], p[5] = (-1.5, 0.0, 0.1), (-1.5, 0.0, -0.1), (1.5, 0.0, 0.0), (1.5, 0.0, 0.0)
+        _arms(p, 1.2, 0.4, 0.8)
+    elif name == "squat":
+        p[1], p[2], p[4], p[5] = (-1.2, 0.0, 0.3), (-1.2, 0.0, -0.3), (1.9, 0.0, 0.0), (1.9, 0.0, 0.0)
+        p[7], p[8] = (0.4, 0.0, 0.0), (0.4, 0.0, 0.0)
+        p[3] = (0.4, 0.0, 0.0)
+        _arms(p, 0.4, 1.2, 0.3)
+    elif name == "reaching":
+        p[16] = compose((0.0, -1.3, 0.0), (0.0, 0.0, -0.2))
+        p[3], p[6] = (0.2, 0.15, 0.0), (0.1, 0.1, 0.0)
+    elif name == "one_leg":
+        p[1], p[4] = (-1.1, 0.0, 0.1), (1.6, 0.0, 0.0)
+        _arms(p, 0.6, 0.0, 0.2)
+    elif name == "hands_on_hips":
+        _arms(p, 1.0, -0.3, 1.7)
+        p[16] = compose((0.0, 0.0, -0.9), (0.0, -0.3, 0.0))
+        p[17] = compose((0.0, 0.0, 0.9), (0.0, 0.3, 0.0))
+    else:
+        raise ValueError(f"unknown pose {name!r}")
+    return p
+
+
+POSE_NAMES = ("standing", "walking", "arms_raised", "crossed_arms", "sitting", "squat", "reaching", "one_leg",
+              "hands_on_hips", "t_pose")
+
+
+def procrustes_aligned(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``pred`` (N, 3) after the similarity transform (rotation, scale, translation) that best fits ``gt``."""
+    mp, mg = pred.mean(0), gt.mean(0)
+    a, b = pred - mp, gt - mg
+    u, s, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    D = np.diag([1.0, 1.0, d])
+    R = u @ D @ vt
+    scale = (s * np.diag(D)).sum() / max((a**2).sum(), 1e-12)
+    return scale * a @ R + mg
+
+
+def joint_errors(fit_joints: np.ndarray, fit_camera: Camera, gt_joints: np.ndarray, gt_camera: Camera,
+                 count: int = 22) -> dict[str, float]:
+    """MPJPE and PA-MPJPE (mm) over the first ``count`` joints, compared in each camera's frame with the pelvis
+    aligned (MPJPE) or after Procrustes (PA-MPJPE)."""
+    pred = fit_camera.to_camera(fit_joints[:count])
+    gt = gt_camera.to_camera(gt_joints[:count])
+    mpjpe = np.linalg.norm((pred - pred[0]) - (gt - gt[0]), axis=1).mean() * 1000.0
+    pa = np.linalg.norm(procrustes_aligned(pred, gt) - gt, axis=1).mean() * 1000.0
+    return {"mpjpe_mm": float(mpjpe), "pa_mpjpe_mm": float(pa)}
+
+
+def facing_camera(full_pose: np.ndarray, camera: Camera) -> bool:
+    """Whether a body with this global orientation turns its front (+Z of its rest frame) towards ``camera``."""
+    from ..bundle.skeleton import axis_angle_to_matrix
+
+    forward_cam = camera.R @ axis_angle_to_matrix(np.asarray(full_pose, float).reshape(-1, 3)[0]) @ [0.0, 0.0, 1.0]
+    return bool(forward_cam[2] < 0.0)

@@ -1,0 +1,218 @@
+"""Body fit (icon_engine.fit): real open body, real renderer, real optimisation on small budgets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from icon_engine.bundle.skeleton import axis_angle_to_matrix
+from icon_engine.camera import DEFAULT_FOV_DEG, FRONT_VIEW_R, default_intrinsics
+from icon_engine.errors import Cancelled, EngineError
+from icon_engine.fit import QUALITY_PRESETS, BodyFit, fit_body
+from icon_engine.fit.fastbody import FastBody
+from icon_engine.fit.init import initial_pose, solve_translation
+from icon_engine.fit.silhouette import iou
+from icon_engine.fit.synthetic import (
+    camera_for_body,
+    compose,
+    facing_camera,
+    joint_errors,
+    make_case,
+    named_pose,
+    pose_body,
+)
+from icon_engine.progress import CancelToken, ProgressReporter
+from icon_engine.render import render_mask
+
+
+@pytest.fixture(scope="module")
+def body():
+    from icon_engine.body_model import load_body_model
+
+    return load_body_model()
+
+
+def _case(body, pose_name: str, yaw: float, pitch: float = 5.0, betas_seed: int = 3, global_orient=None,
+          size=(384, 480)):
+    pose = named_pose(pose_name)
+    if global_orient is not None:
+        pose[0] = global_orient
+    betas = np.random.default_rng(betas_seed).normal(0.0, 0.7, 10)
+    verts = pose_body(body, pose, betas)[0].vertices[0].numpy()
+    cam = camera_for_body(verts, yaw, pitch, size[0], size[1], fill=0.85)
+    return make_case(body, pose, betas, cam, world_noise=0.02, seed=betas_seed)
+
+
+@pytest.fixture(scope="module")
+def walking_fit(body):
+    case = _case(body, "walking", yaw=25.0)
+    return case, fit_body(case.observation, body, case.photo, quality="preview")
+
+
+def test_fast_body_matches_the_body_model(body):
+    """The fit's shape-linear skinned copy reproduces the model's joints, keypoints and vertices."""
+    rng = np.random.default_rng(0)
+    fb = FastBody(body, np.arange(0, body.num_vertices, 7))
+    pose = np.zeros((55, 3))
+    pose[:22] = rng.normal(0.0, 0.5, (22, 3))
+    betas = rng.normal(0.0, 1.0, 10)
+    out, _, _ = pose_body(body, pose, betas)
+    got = fb.forward(torch.tensor(betas, dtype=torch.float32), torch.tensor(pose, dtype=torch.float32),
+                     torch.zeros(3))
+    assert torch.allclose(got["joints"], out.joints[0], atol=1e-4)
+    assert torch.allclose(got["keypoints"], out.keypoints[0], atol=1e-4)
+    assert torch.allclose(got["vertices"], out.vertices[0, fb.subset], atol=1e-4)
+
+
+def test_initial_pose_from_exact_world_landmarks_faces_the_right_way(body):
+    """From noise-free 3D landmarks the initial global orientation matches the body's facing and limb directions."""
+    case = _case(body, "walking", yaw=150.0)
+    init = initial_pose(case.observation.world_landmarks, body.rest_joints()[0].numpy())
+    go_true = case.camera.R @ axis_angle_to_matrix(case.full_pose[0])
+    go_init = FRONT_VIEW_R @ axis_angle_to_matrix(init[0])
+    fwd_true, fwd_init = go_true @ [0, 0, 1.0], go_init @ [0, 0, 1.0]
+    assert fwd_true @ fwd_init > 0.85  # within ~30° (hips tilt the BlazePose torso frame a little)
+    assert facing_camera(init, _front_camera(case)) == facing_camera(case.full_pose, case.camera)
+
+
+def _front_camera(case):
+    from icon_engine.camera import Camera
+
+    return Camera(case.camera.K, FRONT_VIEW_R, np.zeros(3), case.camera.width, case.camera.height)
+
+
+def test_solve_translation_recovers_a_known_offset():
+    rng = np.random.default_rng(1)
+    pts = rng.normal(0.0, 0.4, (20, 3))
+    K = default_intrinsics(400, 600)
+    transl = np.array([0.2, -0.1, -3.0])  # world −Z is in front of the default camera
+    cam = (pts + transl) @ FRONT_VIEW_R.T
+    px = cam[:, :2] / cam[:, 2:] * K[0, 0] + K[:2, 2]
+    np.testing.assert_allclose(solve_translation(pts, px, np.ones(20), K), transl, atol=1e-6)
+
+
+def test_fit_recovers_a_known_pose(walking_fit):
+    """A real (small-budget) optimisation recovers the rendered body's pose: PA-MPJPE and 2D error small."""
+    case, fit = walking_fit
+    err = joint_errors(fit.joints, fit.camera, case.joints, case.camera)
+    assert err["pa_mpjpe_mm"] < 45.0, err
+    assert err["mpjpe_mm"] < 80.0, err
+    assert fit.metrics["keypoint_error_px"] < 6.0
+    # the bent knees stay bent the right way
+    for knee in (4, 5):
+        assert fit.full_pose[knee, 0] > 0.1
+
+
+def test_fit_result_follows_the_contract(walking_fit, body):
+    _, fit = walking_fit
+    assert isinstance(fit, BodyFit)
+    assert fit.full_pose.shape == (55, 3) and fit.transl.shape == (3,) and fit.joints.shape == (55, 3)
+    assert fit.vertices.shape == (body.num_vertices, 3) and fit.faces.shape == tuple(np.asarray(body.faces).shape)
+    assert fit.betas.shape == (body.num_betas,) and fit.expression.shape == (body.num_expression,)
+    # normalised world: feet on y = 0, pelvis above the origin
+    assert abs(fit.vertices[:, 1].min()) < 1e-6
+    assert np.allclose(fit.joints[0, [0, 2]], 0.0, atol=1e-6)
+    # the stored pose, shape and transl rebuild the stored body
+    out, _, _ = pose_body(body, fit.full_pose, fit.betas)
+    np.testing.assert_allclose(out.vertices[0].numpy() + fit.transl, fit.vertices, atol=2e-4)
+    # the camera keeps the default field of view over the photo's longer side
+    w, h = fit.camera.width, fit.camera.height
+    fov = 2 * np.degrees(np.arctan(0.5 * max(w, h) / fit.camera.K[0, 0]))
+    assert fov == pytest.approx(DEFAULT_FOV_DEG)
+
+
+def test_camera_reprojects_the_body_onto_the_mask(walking_fit):
+    """Rendering the fitted body through the fitted camera (the real renderer) overlays the person's mask."""
+    case, fit = walking_fit
+    cam = fit.camera
+    rendered = render_mask(cam.to_camera(fit.vertices), fit.faces, cam.K, cam.width, cam.height)
+    assert iou(rendered, case.observation.mask) > 0.85
+    assert fit.metrics["silhouette_iou"] == pytest.approx(iou(rendered, case.observation.mask), abs=1e-3)
+    # the mask is where the body projects: pixels far from every projected vertex are background
+    px = cam.project(fit.vertices)[0]
+    assert ((px >= 0) & (px < [cam.width, cam.height])).all()
+
+
+@pytest.mark.parametrize("yaw, facing", [(180.0, False), (0.0, True)])
+def test_facing_away_and_towards(body, yaw, facing):
+    case = _case(body, "standing", yaw=yaw, betas_seed=5)
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    assert facing_camera(case.full_pose, case.camera) is facing
+    assert fit.metrics["faces_camera"] is facing
+    assert facing_camera(fit.full_pose, fit.camera) is facing
+    assert fit.metrics["silhouette_iou"] > 0.8
+
+
+def test_lying_down_does_not_crash_and_faces_the_camera(body):
+    """A body lying on its back, seen from above at an angle, comes out lying and facing the camera."""
+    case = _case(body, "standing", yaw=0.0, pitch=55.0, betas_seed=8, global_orient=(-np.pi / 2, 0.0, 0.0),
+                 size=(480, 384))
+    assert facing_camera(case.full_pose, case.camera)
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    assert facing_camera(fit.full_pose, fit.camera)
+    assert np.isfinite(fit.vertices).all()
+    assert fit.metrics["silhouette_iou"] > 0.75
+    # the body's long axis lies along the camera's view of the ground, not upright in the image
+    err = joint_errors(fit.joints, fit.camera, case.joints, case.camera)
+    assert err["pa_mpjpe_mm"] < 80.0, err
+
+
+def test_progress_is_reported_and_cancel_stops_the_fit(body):
+    case = _case(body, "t_pose", yaw=0.0)
+    events = []
+    reporter = ProgressReporter("t", callback=events.append)
+    reporter.stage("fit")
+    fit_body(case.observation, body, case.photo, quality="preview", progress=reporter)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) > 5
+    token = CancelToken()
+    token.cancel()
+    cancelled = ProgressReporter("t", callback=None, cancel=token)
+    cancelled._stage = "fit"
+    with pytest.raises(Cancelled):
+        fit_body(case.observation, body, case.photo, quality="preview", progress=cancelled)
+
+
+def test_refusals(body):
+    case = _case(body, "t_pose", yaw=0.0)
+    with pytest.raises(EngineError) as err:
+        fit_body(case.observation, body, case.photo, quality="ultra")
+    assert err.value.code == "bad_option" and "preview" in err.value.hint
+    obs = case.observation
+    obs.keypoints = obs.keypoints.copy()
+    obs.keypoints[:, 2] = 0.0  # nothing visible
+    with pytest.raises(EngineError) as err:
+        fit_body(obs, body, case.photo)
+    assert err.value.code == "no_person"
+    assert set(QUALITY_PRESETS) == {"preview", "standard", "high"}
+
+
+def test_pose_library_is_what_it_says(body):
+    """The synthetic poses used by the tests and the benchmark bend knees/elbows the natural way."""
+    for name in ("sitting", "squat", "crossed_arms"):
+        pose = named_pose(name)
+        assert pose[4, 0] >= 0 and pose[5, 0] >= 0
+        assert pose[18, 1] <= 0 and pose[19, 1] >= 0
+    arms_up = pose_body(body, named_pose("arms_raised"), np.zeros(10))[0].joints[0].numpy()
+    assert arms_up[20, 1] > arms_up[15, 1] and arms_up[21, 1] > arms_up[15, 1]  # wrists above the head
+    np.testing.assert_allclose(compose((0.0, 0.0, 0.3), (0.0, 0.0, 0.2)), (0.0, 0.0, 0.5), atol=1e-9)
+
+
+@pytest.mark.photos
+def test_real_photos_overlay_the_person(body, shared_photos):
+    """Two real photos: detection + fit give a body that overlays the person's mask."""
+    from icon_engine.image_io import load_photo
+    from icon_engine.person import detect_person
+
+    picks = [p for p in shared_photos if p.name.startswith(("icon_003883", "icon_slack"))] or shared_photos[:2]
+    for path in picks[:2]:
+        photo = load_photo(path)
+        obs = detect_person(photo)
+        fit = fit_body(obs, body, photo, quality="preview")
+        cam = fit.camera
+        rendered = render_mask(cam.to_camera(fit.vertices), fit.faces, cam.K, cam.width, cam.height)
+        assert iou(rendered, obs.mask) > 0.6, path.name
+        # the body's landmarks land near the detected ones (px, relative to the person's size)
+        size = max(obs.bbox[2] - obs.bbox[0], obs.bbox[3] - obs.bbox[1])
+        assert fit.metrics["keypoint_error_px"] < 0.05 * size, path.name
