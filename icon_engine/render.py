@@ -365,10 +365,11 @@ def normals_to_rgb(normals: np.ndarray, mask: np.ndarray | None = None, backgrou
 def _colors01(colors: ArrayLike | None, n: int) -> np.ndarray:
     if colors is None:
         return np.full((n, 3), 0.75, dtype=np.float32)
-    c = _np(colors).astype(np.float32)
+    raw = _np(colors)
+    c = raw.astype(np.float32)
     if c.ndim == 1:
         c = np.broadcast_to(c, (n, c.shape[0]))
-    if c.max(initial=0.0) > 1.0:
+    if np.issubdtype(raw.dtype, np.integer) or c.max(initial=0.0) > 1.0:  # 0–255 colours
         c = c / 255.0
     return np.ascontiguousarray(c[:, :3])
 
@@ -425,7 +426,8 @@ def render_shaded(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lambert-shaded render → (rgb (H, W, 3) float32 in [0, 1], mask (H, W) bool).
 
-    ``colors``: per-vertex (V, 3) or one (3,) colour, in [0, 1] or 0–255; default light grey. ``light_dir``
+    ``colors``: per-vertex (V, 3) or one (3,) colour: integers (e.g. uint8) are 0–255, floats [0, 1] (or
+    0–255 when any exceeds 1); default light grey. ``light_dir``
     (camera frame, direction the light travels) defaults to a headlight.
     """
     v = _np(vertices_cam).astype(np.float64)
