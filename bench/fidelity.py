@@ -63,6 +63,7 @@ class _Fit:
     vertices: np.ndarray
     faces: np.ndarray
     camera: Camera
+    joints: np.ndarray | None = None
 
 
 @dataclass
@@ -142,8 +143,9 @@ def to_gt_world(points: np.ndarray, fit_camera: Camera, gt_camera: Camera, dz: f
     return (cam - gt_camera.t) @ gt_camera.R
 
 
-def fit_subject(s: SyntheticSubject, body_model: Any, quality: str) -> tuple[np.ndarray, np.ndarray, Camera]:
-    """Fit the body to the subject's landmarks and clothed mask; returns (vertices, faces, camera) of the fit."""
+def fit_subject(s: SyntheticSubject, body_model: Any, quality: str) -> tuple[np.ndarray, np.ndarray, Camera,
+                                                                            np.ndarray]:
+    """Fit the body to the subject's landmarks and clothed mask; returns (vertices, faces, camera, joints)."""
     from icon_engine.fit import fit_body
     from icon_engine.fit.synthetic import make_case
 
@@ -154,10 +156,10 @@ def fit_subject(s: SyntheticSubject, body_model: Any, quality: str) -> tuple[np.
     rows, cols = np.nonzero(s.mask)
     obs.bbox = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float64)
     fit = fit_body(obs, body_model, _Photo(s.rgb), quality=quality)
-    return np.asarray(fit.vertices, np.float64), np.asarray(fit.faces, np.int64), fit.camera
+    return np.asarray(fit.vertices, np.float64), np.asarray(fit.faces, np.int64), fit.camera, np.asarray(fit.joints)
 
 
-def perturbed_body(s: SyntheticSubject, body_model: Any, seed: int) -> np.ndarray:
+def perturbed_body(s: SyntheticSubject, body_model: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Ground-truth body with pose noise (0.08 rad per body joint) and shape noise (0.4 σ), same placement."""
     from synthetic import pose_body
 
@@ -167,7 +169,7 @@ def perturbed_body(s: SyntheticSubject, body_model: Any, seed: int) -> np.ndarra
     betas = s.betas + rng.normal(0, 0.4, s.betas.shape)
     v, j = pose_body(body_model, pose, betas)
     v0, j0 = pose_body(body_model, s.full_pose, s.betas)
-    return v - j[0] + j0[0] + s.offset
+    return v - j[0] + j0[0] + s.offset, j - j[0] + j0[0] + s.offset
 
 
 def run(count: int, seed: int = 0, quality: str = "standard", samples: int = 10_000, use_fit: bool = True,
@@ -183,7 +185,7 @@ def run(count: int, seed: int = 0, quality: str = "standard", samples: int = 10_
         photo = _Photo(s.rgb)
         obs = _Obs(s.mask)
         # oracle
-        surf = build_surface(_Fit(s.body_vertices, s.body_faces, s.camera), obs, photo, quality)
+        surf = build_surface(_Fit(s.body_vertices, s.body_faces, s.camera, s.joints), obs, photo, quality)
         row["oracle"] = metrics(surf.vertices, surf.faces, s, gq, samples)
         row["oracle"]["time_s"] = surf.stats["time_s"]
         # fitted (or perturbed) body
@@ -191,11 +193,11 @@ def run(count: int, seed: int = 0, quality: str = "standard", samples: int = 10_
         try:
             if not use_fit:
                 raise ImportError("fit disabled")
-            fv, ff, fcam = fit_subject(s, bm, quality)
+            fv, ff, fcam, fj = fit_subject(s, bm, quality)
         except ImportError:
             variant = "perturbed"
-            fv, ff, fcam = perturbed_body(s, bm, seed * 1000 + i), s.body_faces, s.camera
-        surf = build_surface(_Fit(fv, ff, fcam), obs, photo, quality)
+            (fv, fj), ff, fcam = perturbed_body(s, bm, seed * 1000 + i), s.body_faces, s.camera
+        surf = build_surface(_Fit(fv, ff, fcam, fj), obs, photo, quality)
         gz = s.camera.to_camera(s.body_vertices)[:, 2].mean()
         fz = fcam.to_camera(fv)[:, 2].mean()
         dz = float(gz - fz)

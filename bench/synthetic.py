@@ -43,6 +43,7 @@ from icon_engine.surface import evaluate_coarse_to_fine, largest_component, mesh
 # SMPL-X joint indices used here.
 PELVIS, L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = range(10)
 NECK, L_COLLAR, R_COLLAR, HEAD, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_WRIST, R_WRIST = range(12, 22)
+KNEE_JOINTS = (L_KNEE, R_KNEE)
 
 #: Body regions by the joint that dominates a vertex's skinning weights.
 _REGION_OF_JOINT = {

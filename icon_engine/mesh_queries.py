@@ -284,19 +284,17 @@ def _raster_group(sl, fids, tp, x0, y0, bw, counts, f, z, W, depth, face_id, bar
 def vertex_visibility(
     vertices: np.ndarray, faces: np.ndarray, camera: Camera, tolerance: float = 0.01, raster: Raster | None = None
 ) -> np.ndarray:
-    """(N,) bool: vertex is seen by ``camera`` (inside the image, within ``tolerance`` metres of the z-buffer)."""
-    r = raster if raster is not None else rasterize(vertices, faces, camera)
+    """(N,) bool: vertex is seen by ``camera``: it is a corner of a face that wins a pixel of the z-buffer, or it
+    projects into the image no more than ``tolerance`` metres behind the z-buffer there."""
+    f = np.asarray(faces, dtype=np.int64)
+    r = raster if raster is not None else rasterize(vertices, f, camera)
     pix, z = camera.project(np.asarray(vertices, dtype=np.float64))
     H, W = r.depth.shape
     i = np.floor(pix[:, 0]).astype(np.int64)
     j = np.floor(pix[:, 1]).astype(np.int64)
     inside = (i >= 0) & (i < W) & (j >= 0) & (j < H) & (z > 0)
     vis = np.zeros(len(z), bool)
-    # Compare against the nearest depth in the pixel and its 4-neighbourhood (vertices sit on triangle corners).
-    best = np.full(len(z), np.inf)
-    for di, dj in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
-        ii = np.clip(i + di, 0, W - 1)
-        jj = np.clip(j + dj, 0, H - 1)
-        best = np.minimum(best, np.where(inside, r.depth[jj, ii], np.inf))
-    vis[inside] = z[inside] <= best[inside] + tolerance
+    vis[inside] = z[inside] <= r.depth[j[inside], i[inside]] + tolerance
+    shown = np.unique(r.face[r.face >= 0])
+    vis[f[shown].reshape(-1)] = True
     return vis

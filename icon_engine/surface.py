@@ -47,6 +47,15 @@ OFFSET_SMOOTH_M = 0.06
 BAND_FACTOR = 3.0
 #: Largest offset honoured (metres): mask regions further from the body than this are not filled.
 MAX_OFFSET_M = 0.45
+#: Loose offsets (above LOOSE_FROM_M, fully from 2×) count depth along the view DEPTH_STRETCH times: a skirt's
+#: width is seen, its depth is not, and isotropic growth of the legs would bulge front and back.
+DEPTH_STRETCH = 1.8
+LOOSE_FROM_M = 0.04
+#: Smoothing scale of loose regions (metres).
+LOOSE_BLUR_M = 0.03
+#: Largest offset around limbs that rarely carry loose cloth (metres), by the parent joint of the nearest bone:
+#: a hand in front of a skirt must not swell to the skirt's width.
+PART_CAPS_M: dict[str, float] = {"hand": 0.015, "forearm": 0.04, "upper_arm": 0.07}
 
 
 @dataclass
@@ -129,12 +138,51 @@ def _sample(img: np.ndarray, uv: np.ndarray, outside: float | None) -> np.ndarra
 # --------------------------------------------------------------------------------------------------- the field
 
 
-class _Field:
-    """f(p) = min(s(p), r(π p) − d(p)) in metres, positive inside."""
+def vertex_caps(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray | None) -> np.ndarray:
+    """Per-vertex largest offset (V,) in metres: :data:`PART_CAPS_M` for hands, forearms and upper arms (by the
+    nearest bone of the SMPL-X skeleton ``joints`` (55, 3)), :data:`MAX_OFFSET_M` elsewhere; smoothed over the
+    mesh so that the cap changes gradually across a limb."""
+    caps = np.full(len(vertices), MAX_OFFSET_M)
+    if joints is None or len(joints) < 55:
+        return caps
+    from .bundle.skeleton import PARENTS
 
-    def __init__(self, body: MeshQuery, camera: Camera, mask_sd_px: np.ndarray, offset_m: np.ndarray) -> None:
+    children = np.array([c for c in range(1, 55) if PARENTS[c] >= 0])
+    a = np.asarray(joints, np.float64)[np.array([PARENTS[c] for c in children])]
+    b = np.asarray(joints, np.float64)[children]
+    best = np.full(len(vertices), np.inf)
+    owner = np.zeros(len(vertices), np.int64)
+    for k in range(len(children)):
+        ab = b[k] - a[k]
+        t = np.clip(((vertices - a[k]) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        d = np.linalg.norm(vertices - (a[k] + t[:, None] * ab), axis=1)
+        closer = d < best
+        best[closer], owner[closer] = d[closer], PARENTS[children[k]]
+    hand = (owner == 20) | (owner == 21) | (owner >= 25)
+    caps[(owner == 16) | (owner == 17)] = PART_CAPS_M["upper_arm"]
+    caps[(owner == 18) | (owner == 19)] = PART_CAPS_M["forearm"]
+    caps[hand] = PART_CAPS_M["hand"]
+    from scipy.sparse import coo_matrix, diags
+
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    e = np.concatenate([e, e[:, ::-1]])
+    n = len(vertices)
+    A = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    A.data[:] = 1.0
+    W = diags(1.0 / np.maximum(np.asarray(A.sum(axis=1)).ravel(), 1)) @ A
+    for _ in range(10):
+        caps = 0.5 * caps + 0.5 * (W @ caps)
+    return caps
+
+
+class _Field:
+    """f(p) = min(s(p), min(r(π p), cap(closest body point)) − d(p)) in metres, positive inside."""
+
+    def __init__(self, body: MeshQuery, camera: Camera, mask_sd_px: np.ndarray, offset_m: np.ndarray,
+                 caps: np.ndarray | None = None) -> None:
         self.body, self.camera = body, camera
         self.mask_sd_px, self.offset_m = mask_sd_px, offset_m
+        self.caps = caps
         self.fx = float(camera.K[0, 0])
         self.count = 0
 
@@ -143,7 +191,21 @@ class _Field:
         uv, z = self.camera.project(pts)
         s = _sample(self.mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / self.fx
         r = _sample(self.offset_m, uv, outside=None)
-        d = self.body.signed_distance(pts)
+        q = self.body.query(pts)
+        if self.caps is not None:
+            cap = np.einsum("ni,ni->n", q.bary, self.caps[self.body.faces[q.face]])
+            r = np.minimum(r, TIGHT_OFFSET_M + cap)
+        d = q.distance
+        if DEPTH_STRETCH > 1.0:
+            # Loose offsets reach sideways (what the silhouette shows) more than along the view: outside the body,
+            # stretch the distance's component along the viewing ray by up to DEPTH_STRETCH as the offset grows.
+            ray = self.camera.center - pts
+            ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+            off = pts - q.closest
+            along = np.einsum("ni,ni->n", off, ray)
+            g = 1.0 + (DEPTH_STRETCH - 1.0) * np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0)
+            stretched = np.sqrt(np.maximum(d * d + (g * g - 1.0) * along * along, 0.0))
+            d = np.where(d > 0, stretched, d)
         return np.minimum(s, r - d)
 
 
@@ -202,6 +264,20 @@ def _upsample2(vol: np.ndarray) -> np.ndarray:
     return out
 
 
+def _smooth_loose(vol: np.ndarray, origin: np.ndarray, h: float, camera: Camera, offset: np.ndarray) -> np.ndarray:
+    """Blend the node values towards a Gaussian-blurred copy (σ = :data:`LOOSE_BLUR_M`) where the offset is
+    loose (weight 0 at :data:`LOOSE_FROM_M`, 1 at twice that): fills the groove between legs under a skirt and
+    rounds the lumps of grown limbs, leaving tight regions (and their thin parts) untouched."""
+    idx = np.indices(vol.shape, dtype=np.float32).reshape(3, -1).T
+    uv, _ = camera.project(origin + h * idx)
+    r = _sample(offset, uv, outside=None).reshape(vol.shape)
+    w = np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0).astype(np.float32)
+    if not (w > 0).any():
+        return vol
+    blurred = ndimage.gaussian_filter(vol, LOOSE_BLUR_M / h)
+    return (1.0 - w) * vol + w * blurred
+
+
 # --------------------------------------------------------------------------------------------------- meshing
 
 
@@ -230,7 +306,8 @@ def largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarr
 
 
 def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Keep the connected component with most faces; returns (vertices, faces, number of components)."""
+    """Keep the connected component with most faces; returns (vertices, faces, number of removed pieces that are
+    outside it — floaters; removed inner cavities, whose signed volume is negative, are not counted)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -239,14 +316,17 @@ def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     g = coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
     ncomp, label = connected_components(g, directed=False)
     if ncomp <= 1:
-        return vertices, faces, ncomp
+        return vertices, faces, 0
     face_label = label[faces[:, 0]]
     best = np.bincount(face_label).argmax()
+    floaters = sum(
+        1 for c in np.unique(face_label) if c != best and _signed_volume(vertices, faces[face_label == c]) > 0
+    )
     keepf = faces[face_label == best]
     used = np.unique(keepf)
     remap = np.full(n, -1, np.int64)
     remap[used] = np.arange(len(used))
-    return vertices[used], remap[keepf], ncomp
+    return vertices[used], remap[keepf], floaters
 
 
 def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
@@ -283,18 +363,20 @@ def _taubin(vertices: np.ndarray, faces: np.ndarray, iterations: int) -> np.ndar
 
 
 def _decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quadric decimation to about ``target`` faces; keeps the input if the result is not watertight."""
+    """Quadric decimation to about ``target`` faces. Tries decreasing aggressiveness until the result is still
+    watertight (an aggressive collapse can fold thin parts into non-manifold edges); else keeps the input."""
     if target <= 0 or len(faces) <= target:
         return vertices, faces
     import fast_simplification
 
-    v, f = fast_simplification.simplify(
-        vertices.astype(np.float32), faces.astype(np.int32), target_reduction=1.0 - target / len(faces)
-    )
-    v, f = np.asarray(v, np.float64), np.asarray(f, np.int64)
-    if len(f) == 0 or not is_watertight(f):
-        return vertices, faces
-    return v, f
+    for agg in (7, 4, 2):
+        v, f = fast_simplification.simplify(
+            vertices.astype(np.float32), faces.astype(np.int32), target_reduction=1.0 - target / len(faces), agg=agg
+        )
+        v, f = np.asarray(v, np.float64), np.asarray(f, np.int64)
+        if len(f) and is_watertight(f) and len(f) <= 1.05 * target:
+            return v, f
+    return vertices, faces
 
 
 def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, camera: Camera, mask: np.ndarray) -> float:
@@ -307,7 +389,7 @@ def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, camera: Camera, mask
 # --------------------------------------------------------------------------------------------------- checks
 
 
-def _mask_warnings(mask: np.ndarray, body_mask: np.ndarray) -> list[str]:
+def _mask_warnings(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> list[str]:
     warns = []
     sides = {
         "top": mask[0].any(),
@@ -329,12 +411,20 @@ def _mask_warnings(mask: np.ndarray, body_mask: np.ndarray) -> list[str]:
             f"The fitted body covers the person's outline poorly (IoU {iou:.2f}): the clothed shape may be too thick "
             "or too thin in depth. Try a photo with a plainer background or a clearer pose."
         )
-    # Gaps the body shows between limbs and torso but the mask fills (arms merged with the torso).
-    holes = ndimage.binary_fill_holes(body_mask) & ~body_mask
-    holes = ndimage.binary_opening(holes, iterations=2)
-    if holes.sum() > 0:
-        filled = (holes & mask).sum() / holes.sum()
-        if filled > 0.5 and holes.sum() > 0.002 * body_mask.sum():
+    # Gaps the body shows between the arms and the torso (concave parts of its silhouette above the hips) that
+    # the mask fills: the arms are merged with the torso in the mask.
+    rows = np.nonzero(body_mask.any(1))[0]
+    if len(rows) and px_per_m > 0:
+        radius = max(2, int(round(0.08 * px_per_m)))
+        yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+        disk = xx**2 + yy**2 <= radius**2
+        pad = radius + 1
+        closed = ndimage.binary_closing(np.pad(body_mask, pad), structure=disk)[pad:-pad, pad:-pad]
+        gaps = closed & ~body_mask
+        hip_row = int(rows.min() + 0.5 * (rows.max() - rows.min()))
+        gaps[hip_row:] = False
+        gaps = ndimage.binary_opening(gaps, iterations=2)
+        if gaps.sum() > 0.01 * body_mask.sum() and (gaps & mask).sum() > 0.6 * gaps.sum():
             warns.append(
                 "The person mask fills the gaps between the arms and the body, so the surface joins them there. "
                 "A photo with the arms held away from the body gives separate arms."
@@ -355,7 +445,8 @@ def build_surface(
 ) -> ClothedSurface:
     """Clothed, watertight surface (bundle world, metres) from the fitted body, its camera and the person mask.
 
-    ``fit``: a BodyFit (``vertices`` (V, 3), ``faces`` (F, 3), ``camera``: :class:`Camera` in processing pixels);
+    ``fit``: a BodyFit (``vertices`` (V, 3), ``faces`` (F, 3), ``camera``: :class:`Camera` in processing pixels,
+    ``joints`` (55, 3) — optional, used to keep hands and arms from swelling);
     ``observation``: a PersonObservation (``mask`` (H, W) bool, processing pixels); ``photo``: the Photo (its
     ``rgb`` gives the processing size). ``quality``: ``preview`` | ``standard`` | ``high``
     (:data:`QUALITY_PRESETS`); ``face_count``: final number of faces (default: the preset's).
@@ -392,7 +483,7 @@ def build_surface(
         np.median(camera.to_camera(vertices)[:, 2])
     )
     px_per_m = float(camera.K[0, 0]) / max(z_body, 1e-3)
-    warns = _mask_warnings(mask, body_mask)
+    warns = _mask_warnings(mask, body_mask, px_per_m)
     sd_px = mask_signed_distance(mask)
     offset = offset_field(mask, body_mask, px_per_m)
     timings["fields"] = time.perf_counter() - t
@@ -403,19 +494,21 @@ def build_surface(
     hi = vertices.max(0) + r_max + 0.03
     res, levels = preset["resolution"], preset["levels"]
     h = float((hi - lo).max()) / res
-    fn = _Field(body, camera, sd_px, offset)
+    caps = vertex_caps(vertices, faces, getattr(fit, "joints", None))
+    fn = _Field(body, camera, sd_px, offset, caps)
     t = time.perf_counter()
     progress.update(0.08, "Evaluating the occupancy")
     vol, origin = evaluate_coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6)
+    vol = _smooth_loose(vol, origin, h, camera, offset)
     timings["field"] = time.perf_counter() - t
 
     progress.update(0.62, "Marching cubes")
     t = time.perf_counter()
     verts, tris = mesh_zero_level(vol, origin, h)
     raw_faces = len(tris)
-    verts, tris, ncomp = _largest_component(verts, tris)
-    if ncomp > 1:
-        warns.append(f"Removed {ncomp - 1} small detached piece(s) of the surface (floating bits of the mask).")
+    verts, tris, floaters = _largest_component(verts, tris)
+    if floaters:
+        warns.append(f"Removed {floaters} small detached piece(s) of the surface (floating bits of the mask).")
     timings["marching_cubes"] = time.perf_counter() - t
 
     progress.update(0.75, "Smoothing")
@@ -425,7 +518,10 @@ def build_surface(
     progress.update(0.85, "Decimating")
     t = time.perf_counter()
     target = int(face_count) if face_count is not None else preset["faces"]
+    n_before = len(tris)
     verts, tris = _decimate(verts, tris, target)
+    if len(tris) > 1.05 * target and n_before > target:
+        warns.append(f"Could not reduce the surface to {target} faces without opening it; kept {len(tris)} faces.")
     timings["decimate"] = time.perf_counter() - t
 
     progress.update(0.95, "Checking the surface")
@@ -443,7 +539,7 @@ def build_surface(
         "grid_shape": list(vol.shape),
         "points_evaluated": fn.count,
         "raw_faces": raw_faces,
-        "components_removed": max(0, ncomp - 1),
+        "floaters_removed": floaters,
         "faces": len(tris),
         "vertices": len(verts),
         "silhouette_iou": iou,

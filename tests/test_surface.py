@@ -1,0 +1,220 @@
+"""The checkpoint-free clothed surface on synthetic dressed subjects (real open body, real renderer)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from icon_engine.errors import EngineError
+from icon_engine.surface import QUALITY_PRESETS, build_surface, is_watertight, silhouette_iou
+
+BENCH = str(Path(__file__).resolve().parents[1] / "bench")
+if BENCH not in sys.path:
+    sys.path.insert(0, BENCH)
+
+from fidelity import chamfer_p2s  # noqa: E402
+from synthetic import KNEE_JOINTS, make_subject, render_subject  # noqa: E402
+
+SIZE = (320, 448)
+SPACING = 0.009
+
+
+class _Fit:
+    def __init__(self, vertices, faces, camera, joints):
+        self.vertices, self.faces, self.camera, self.joints = vertices, faces, camera, joints
+
+
+class _Obs:
+    def __init__(self, mask):
+        self.mask = mask
+
+
+class _Photo:
+    def __init__(self, rgb):
+        self.rgb = rgb
+
+
+class _Recorder:
+    def __init__(self):
+        self.events: list[tuple[float, str]] = []
+
+    def update(self, fraction: float, message: str = "") -> None:
+        self.events.append((fraction, message))
+
+
+@pytest.fixture(scope="module")
+def body_model():
+    from icon_engine.body_model import load_body_model
+
+    return load_body_model()
+
+
+@pytest.fixture(scope="module")
+def tight(body_model):
+    return make_subject(body_model, 0, seed=7, size=SIZE, spacing=SPACING, kind="tight")
+
+
+@pytest.fixture(scope="module")
+def skirt(body_model):
+    return make_subject(body_model, 2, seed=3, size=SIZE, spacing=SPACING, kind="skirt")
+
+
+def _components(faces: np.ndarray) -> int:
+    n = int(faces.max()) + 1
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    return connected_components(g, directed=False)[0]
+
+
+def _surface(subject, mask=None, camera=None, **kw):
+    cam = camera or subject.camera
+    m = subject.mask if mask is None else mask
+    return build_surface(_Fit(subject.body_vertices, subject.body_faces, cam, subject.joints), _Obs(m),
+                         _Photo(np.zeros(m.shape + (3,), np.uint8)), **kw)
+
+
+def _signed_volume(v: np.ndarray, f: np.ndarray) -> float:
+    t = v[f]
+    return float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
+
+
+def test_tight_subject_mesh_properties(tight):
+    rec = _Recorder()
+    s = _surface(tight, quality="preview", progress=rec)
+    import trimesh
+
+    tm = trimesh.Trimesh(s.vertices, s.faces, process=False)
+    assert is_watertight(s.faces) and tm.is_watertight and tm.is_winding_consistent
+    assert _components(s.faces) == 1
+    assert _signed_volume(s.vertices, s.faces) > 0  # outward normals
+    # Reprojects onto the render's mask.
+    iou = silhouette_iou(s.vertices, s.faces, tight.camera, tight.mask)
+    assert iou >= 0.95
+    assert abs(iou - s.stats["silhouette_iou"]) < 1e-9
+    # Close to the ground truth, and closer than the naked body.
+    ch, p2s = chamfer_p2s(s.vertices, s.faces, tight.clothed_vertices, tight.clothed_faces, 10_000)
+    ch_body, _ = chamfer_p2s(tight.body_vertices, tight.body_faces, tight.clothed_vertices, tight.clothed_faces,
+                             10_000)
+    assert ch < 1.3 and p2s < 1.3
+    assert ch < ch_body
+    # Tight clothes: no inflation — the surface stays within a few cm of the body everywhere.
+    from icon_engine.mesh_queries import MeshQuery
+
+    d = MeshQuery(tight.body_vertices, tight.body_faces).signed_distance(s.vertices)
+    assert np.percentile(d, 99) < 0.04
+    # No spikes: edges are short against the grid spacing.
+    edges = np.linalg.norm(s.vertices[s.faces[:, 0]] - s.vertices[s.faces[:, 1]], axis=1)
+    assert edges.max() < 10 * s.stats["grid_spacing_m"]
+    # Progress: monotonic, finishing at 1.
+    fr = [f for f, _ in rec.events]
+    assert fr == sorted(fr) and fr[-1] == 1.0 and len(fr) >= 5
+    assert s.warnings == []
+
+
+def test_face_count_and_presets(tight):
+    s = _surface(tight, quality="preview", face_count=8000)
+    assert 7000 <= len(s.faces) <= 8100
+    assert is_watertight(s.faces)
+    assert set(QUALITY_PRESETS) == {"preview", "standard", "high"}
+    res = [QUALITY_PRESETS[q]["resolution"] for q in ("preview", "standard", "high")]
+    assert res == sorted(res) and res[1] == 256 and res[2] == 512
+
+
+def _section_loops(vertices: np.ndarray, faces: np.ndarray, y: float) -> int:
+    """Number of closed curves where the plane at height ``y`` cuts the mesh."""
+    import trimesh
+
+    tm = trimesh.Trimesh(vertices, faces, process=False)
+    seg = trimesh.intersections.mesh_plane(tm, [0, 1, 0], [0, y, 0])
+    pts = np.round(seg.reshape(-1, 3) / 1e-7).astype(np.int64)
+    _, ids = np.unique(pts, axis=0, return_inverse=True)
+    ids = ids.reshape(-1, 2)
+    n = int(ids.max()) + 1
+    g = coo_matrix((np.ones(len(ids)), (ids[:, 0], ids[:, 1])), shape=(n, n))
+    return connected_components(g, directed=False)[0]
+
+
+def test_skirt_is_one_connected_surface(skirt):
+    s = _surface(skirt, quality="preview")
+    assert is_watertight(s.faces) and _components(s.faces) == 1
+    assert silhouette_iou(s.vertices, s.faces, skirt.camera, skirt.mask) >= 0.95
+    # Just above the hem, the ground truth's cross-section is one loop (the skirt), and so is ours —
+    # not two legs wrapped separately.
+    _, waist, hem = skirt_levels(skirt)
+    y = hem + 0.25 * (waist - hem)
+    assert _section_loops(skirt.clothed_vertices, skirt.clothed_faces, y) == 1
+    assert _section_loops(s.vertices, s.faces, y) == 1
+    ch, _ = chamfer_p2s(s.vertices, s.faces, skirt.clothed_vertices, skirt.clothed_faces, 10_000)
+    assert ch < 3.0  # skirts are the weak spot of the checkpoint-free surface (docs/benchmarks/fidelity.md)
+
+
+def skirt_levels(subject) -> tuple[float, float, float]:
+    """(knee height, skirt waist height, hem height) of a skirt subject, metres."""
+    j = subject.joints
+    knee = float(j[list(KNEE_JOINTS), 1].mean())
+    v = subject.clothed_vertices
+    # The hem is the lowest height where the ground truth reaches far beyond the body sideways.
+    from icon_engine.mesh_queries import MeshQuery
+
+    d = MeshQuery(subject.body_vertices, subject.body_faces).signed_distance(v)
+    far = v[d > 0.05]
+    return knee, float(far[:, 1].max()), float(far[:, 1].min())
+
+
+def test_cropped_at_the_knees_completes_with_warning(tight, body_model):
+    cam = tight.camera
+    knee = tight.joints[list(KNEE_JOINTS)].mean(0)
+    # Shift the principal point so that the image ends at the knees.
+    px, _ = cam.project(knee[None])
+    K = cam.K.copy()
+    K[1, 2] += cam.height - px[0, 1]
+    from icon_engine.camera import Camera
+
+    cropped = Camera(K, cam.R, cam.t, cam.width, cam.height)
+    _, mask = render_subject(tight.clothed_vertices, tight.clothed_faces, tight.clothed_colors, cropped)
+    assert mask[-1].any()
+    s = _surface(tight, mask=mask, camera=cropped, quality="preview")
+    assert any("bottom edge" in w for w in s.warnings)
+    assert is_watertight(s.faces) and _components(s.faces) == 1
+    assert silhouette_iou(s.vertices, s.faces, cropped, mask) >= 0.95
+    # The legs below the frame follow the body: the surface reaches the feet.
+    assert s.vertices[:, 1].min() < 0.05
+
+
+def test_touching_the_side_border_completes_with_warning(tight):
+    cam = tight.camera
+    from icon_engine.camera import Camera
+
+    K = cam.K.copy()
+    cols = np.nonzero(tight.mask.any(0))[0]
+    K[0, 2] -= cols.min() + 5  # move the person 5 px past the left edge
+    shifted = Camera(K, cam.R, cam.t, cam.width, cam.height)
+    _, mask = render_subject(tight.clothed_vertices, tight.clothed_faces, tight.clothed_colors, shifted)
+    s = _surface(tight, mask=mask, camera=shifted, quality="preview")
+    assert any("left" in w for w in s.warnings)
+    assert is_watertight(s.faces) and _components(s.faces) == 1
+
+
+def test_arms_merged_with_torso_completes_with_warning(tight):
+    merged = ndimage.binary_closing(tight.mask, structure=np.ones((61, 61)), iterations=1) | tight.mask
+    assert merged.sum() > tight.mask.sum() * 1.05
+    s = _surface(tight, mask=merged, quality="preview")
+    assert any("gaps between the arms" in w for w in s.warnings)
+    assert is_watertight(s.faces) and _components(s.faces) == 1
+    # The arms keep their tight caps, so the webbing the mask adds is only partly followed.
+    assert silhouette_iou(s.vertices, s.faces, tight.camera, merged) >= 0.9
+
+
+def test_bad_input_is_refused(tight):
+    with pytest.raises(EngineError) as e:
+        _surface(tight, mask=np.zeros_like(tight.mask), quality="preview")
+    assert e.value.code == "no_person"
+    with pytest.raises(EngineError) as e:
+        _surface(tight, quality="ultra")
+    assert e.value.code == "bad_option" and "preview" in e.value.hint
