@@ -207,3 +207,19 @@ def test_soft_silhouette_optimisation_recovers_shift():
         opt.step()
     err = (shift.detach() - true)[:2].abs().max().item()
     assert err < 0.01, shift
+
+
+def test_torch_input_empty_mesh_and_faces_behind_the_camera():
+    v, f = _sphere(sub=3)
+    K = default_intrinsics(64, 48)
+    a = R.rasterize(v, f, K, 64, 48)
+    b = R.rasterize(torch.tensor(v, dtype=torch.float32), torch.tensor(f), torch.tensor(K), 64, 48)
+    assert (a.face_index == b.face_index).mean() > 0.999
+    empty = R.rasterize(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), K, 64, 48)
+    assert not empty.mask.any() and np.isinf(empty.depth).all()
+    # A face with a corner behind the camera is skipped (no wrap-around smear); the rest still draws.
+    behind = np.array([[-1.0, -1.0, -0.5], [1.0, -1.0, 2.0], [0.0, 1.0, 2.0]])
+    v2 = np.concatenate([v, behind])
+    f2 = np.concatenate([f, [[len(v), len(v) + 1, len(v) + 2]]])
+    c = R.rasterize(v2, f2, K, 64, 48)
+    assert (c.face_index == a.face_index).all()
