@@ -213,9 +213,12 @@ def test_setup_runner_runs_steps_and_stops_at_a_failure(tmp_path):
     assert "fail failed (exit status 3)" in runner.error and runner.history == ["say hello: exit 0", "fail: exit 3"]
     log = (tmp_path / "setup.log").read_text()
     assert "hello" in log and "boom" in log and not Path("never").exists()
-    good = env_setup.SetupRunner([ok, ok], tmp_path / "good.log")
+    pip_like = env_setup.SetupStep("pip", [sys.executable, "-c",
+                                           "print('Collecting torch==2.13.0'); print('  Downloading torch.whl')"])
+    good = env_setup.SetupRunner([ok, pip_like], tmp_path / "good.log")
     good.start()
     assert good.wait(60) == "done" and good.fraction == 1.0
+    assert good.status_line() == "Downloading torch.whl"
 
 
 def test_setup_in_a_real_venv_without_network(tmp_path):

@@ -119,6 +119,21 @@ class SetupRunner:
     def label(self) -> str:
         return self.steps[self.index].label if self.index < len(self.steps) else ""
 
+    def status_line(self, max_bytes: int = 8192) -> str:
+        """The latest pip activity in the log ("Downloading torch-…", "Installing collected packages: …")."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - max_bytes))
+                tail = fh.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        for line in reversed(tail):
+            text = line.strip()
+            if text.startswith(("Collecting", "Downloading", "Installing", "Building", "Successfully", "Using cached")):
+                return text[:120]
+        return ""
+
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115

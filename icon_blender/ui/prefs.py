@@ -52,10 +52,15 @@ class ICONPreferences(bpy.types.AddonPreferences):
                 else:
                     row.label(text=f"{runner.label} ({runner.fraction:.0%})")
                 row.operator("icon.setup_cancel", text="", icon="CANCEL")
+                status = runner.status_line()
+                if status:
+                    col.label(text=status, icon="SORTTIME")
             else:
                 row.operator("icon.setup_engine", icon="CONSOLE")
             if runner is not None and runner.state in ("failed", "cancelled"):
                 col.label(text=runner.error, icon="ERROR")
+            if runner is not None:
+                col.label(text=f"Log: {runner.log_path}", icon="TEXT")
             col.label(text=f"Environment: {state.default_venv()}", icon="FILE_FOLDER")
             if not bpy.app.online_access:
                 col.label(text="Set-up downloads packages: enable Preferences ▸ System ▸ Allow Online Access",

@@ -80,6 +80,23 @@ def say(level: str, text: str) -> None:
     print(f"ICON for Blender: {level}: {text}")
 
 
+def popup(title: str, lines: list[str], icon: str = "ERROR") -> None:
+    """A small popup in Blender's window (ignored headless, where there is no window to show it in)."""
+    wm = getattr(bpy.context, "window_manager", None)
+    if wm is None or not len(wm.windows) or bpy.app.background:
+        return
+
+    def draw(menu, _context) -> None:
+        for line in lines:
+            menu.layout.label(text=line)
+
+    try:
+        with bpy.context.temp_override(window=wm.windows[0]):
+            wm.popup_menu(draw, title=title, icon=icon)
+    except (RuntimeError, TypeError):
+        pass
+
+
 def redraw() -> None:
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
@@ -100,7 +117,11 @@ def import_finished(finished) -> list:
         if item.cancelled:
             say("INFO", f"{item.job.photo}: cancelled")
         elif item.error:
-            say("ERROR", f"{item.job.photo}: {item.error.get('message', '')} {item.error.get('hint', '')}".strip())
+            message, hint = item.error.get("message", ""), item.error.get("hint", "")
+            say("ERROR", f"{item.job.photo}: {message} {hint}".strip())
+            if item.job.log_path is not None:
+                say("INFO", f"Engine log: {item.job.log_path}")
+            popup(f"ICON: {item.job.photo}", [message, hint] if hint else [message])
         for path in item.bundles:
             try:
                 res = import_bundle(path, bpy.context.scene)
