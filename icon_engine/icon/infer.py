@@ -569,7 +569,7 @@ def build_icon_surface(
 
     refined = None
     stats: dict[str, Any] = {"variant": nets.variant, "device": str(dev), "image_res": settings.image_res,
-                             "icon_unit_m": crop.unit}
+                             "icon_unit_m": float(crop.unit)}
     if body_model is not None and settings.refine_iters > 0:
         t = time.perf_counter()
         refined, normals, rstats = refine_body(fit, body_model, crop, image, nets, settings, progress, dev, normals)
