@@ -147,8 +147,9 @@ def test_engine_error_is_reported_with_hint_and_scene_untouched(addon, photo):
     bpy.ops.icon.reconstruct()
     run_timer()
     assert len(bpy.data.objects) == before
-    level, text = state.messages[-1]
-    assert level == "ERROR" and "No person found." in text and "Use a photo of a person." in text
+    errors = [text for level, text in state.messages if level == "ERROR"]
+    assert errors and "No person found." in errors[-1] and "Use a photo of a person." in errors[-1]
+    assert state.messages[-1][1].startswith("Engine log: ") and Path(state.messages[-1][1][12:]).is_file()
 
 
 def test_cancel_kills_engine_and_leaves_scene_untouched(addon, photo):
