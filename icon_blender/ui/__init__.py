@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+
 from . import operators, panel, prefs, props, state
 
 
 def register(package: str) -> None:
     state.PACKAGE = package
+    atexit.register(state.kill_engines)  # Blender quitting does not unregister add-ons
     prefs.register(package)
     props.register()
     operators.register()
@@ -14,6 +17,7 @@ def register(package: str) -> None:
 
 
 def unregister() -> None:
+    atexit.unregister(state.kill_engines)
     state.reset()
     panel.unregister()
     operators.unregister()

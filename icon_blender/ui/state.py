@@ -166,16 +166,21 @@ def ensure_timer(func) -> None:
         bpy.app.timers.register(func, first_interval=TIMER_INTERVAL)
 
 
+def kill_engines() -> None:
+    """Stop engine and set-up processes (Blender quits or the add-on is disabled): no orphans keep running."""
+    if reconstructions is not None:
+        reconstructions.cancel(all_jobs=True)
+    if setup_runner is not None and setup_runner.state == "running":
+        setup_runner.cancel()
+
+
 def reset() -> None:
     """Cancel running work and drop the state (unregister)."""
     global reconstructions, setup_runner, previews
     for func in (tick, setup_tick):
         if bpy.app.timers.is_registered(func):
             bpy.app.timers.unregister(func)
-    if reconstructions is not None:
-        reconstructions.cancel(all_jobs=True)
-    if setup_runner is not None and setup_runner.state == "running":
-        setup_runner.cancel()
+    kill_engines()
     reconstructions = setup_runner = None
     doctor.clear()
     messages.clear()
