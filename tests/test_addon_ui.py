@@ -211,9 +211,17 @@ def test_setup_engine_honours_offline_mode(addon):
         bpy.ops.icon.setup_engine()
 
 
-def test_unregister_leaves_nothing_behind(addon):
+def test_unregister_leaves_nothing_behind(addon, photo):
+    from icon_blender.ui import state
+
+    photo("slow")
+    bpy.ops.icon.reconstruct()
+    state.tick()
+    proc = state.reconstructions.current._proc
+    assert proc.poll() is None
     addon_utils.disable(ADDON, default_set=True)
     try:
+        assert proc.wait(timeout=10) is not None  # the running engine was stopped
         assert not hasattr(bpy.types, "ICON_PT_reconstruct") and not hasattr(bpy.types, "ICON_OT_reconstruct")
         assert not hasattr(bpy.types.Scene, "icon_settings")
         assert ADDON not in bpy.context.preferences.addons
