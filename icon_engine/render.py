@@ -202,7 +202,8 @@ def rasterize(
 
     # Packed key: float32 depth bits (monotonic for positive floats) in the high word, face index in the low one.
     sentinel = torch.iinfo(torch.int64).max
-    zbuf = torch.full((h * w,), sentinel, dtype=torch.int64)
+    dev = v.device
+    zbuf = torch.full((h * w,), sentinel, dtype=torch.int64, device=dev)
     for s, e in _chunks(bw * bh, CHUNK_PAIRS):
         local, px, py = _expand_pairs(x0[s:e], y0[s:e], bw[s:e], bh[s:e])
         local = local + s
@@ -217,14 +218,14 @@ def rasterize(
 
     hit = zbuf != sentinel
     pix = torch.nonzero(hit).squeeze(1)
-    face_index = torch.full((h * w,), -1, dtype=torch.int64)
-    bary_img = torch.zeros((h * w, 3), dtype=torch.float64)
-    depth_img = torch.full((h * w,), float("inf"), dtype=torch.float64)
+    face_index = torch.full((h * w,), -1, dtype=torch.int64, device=dev)
+    bary_img = torch.zeros((h * w, 3), dtype=torch.float64, device=dev)
+    depth_img = torch.full((h * w,), float("inf"), dtype=torch.float64, device=dev)
     if pix.numel():
         fi = zbuf[pix] & 0xFFFFFFFF
         face_index[pix] = fi
-        row = torch.full((nf,), -1, dtype=torch.int64)
-        row[fid] = torch.arange(fid.shape[0])
+        row = torch.full((nf,), -1, dtype=torch.int64, device=dev)
+        row[fid] = torch.arange(fid.shape[0], device=dev)
         c = coef[row[fi]]
         px = (pix % w).double() + 0.5
         py = (pix // w).double() + 0.5
