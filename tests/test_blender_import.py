@@ -157,3 +157,18 @@ def test_import_while_another_object_is_in_edit_mode(scene, bundle_dir):
     res = import_bundle(bundle_dir, scene)
     assert len(res.armature.data.bones) == 55 and bpy.context.mode == "OBJECT"
     assert bpy.context.view_layer.objects.active == obj
+
+
+def test_bad_rig_metadata_is_refused_before_anything_is_built(scene, tmp_path, bundle_dir):
+    import json
+    import shutil
+
+    bad = tmp_path / "badrig"
+    shutil.copytree(bundle_dir, bad)
+    meta = json.loads((bad / "bundle.json").read_text())
+    meta["rig"] = {"rest_pose": "A", "rest_pose_angles": [[0.0, 0.0]]}
+    (bad / "bundle.json").write_text(json.dumps(meta))
+    before = len(bpy.data.objects), len(bpy.data.collections)
+    with pytest.raises(BundleError, match="rest_pose_angles"):
+        import_bundle(bad, scene)
+    assert (len(bpy.data.objects), len(bpy.data.collections)) == before

@@ -212,9 +212,10 @@ def pose_from_rest(b: Bundle) -> np.ndarray:
     return rig.pose_relative_to_rest(b.full_pose, rest_pose_angles(b), b.parents)
 
 
-def photo_pose(b: Bundle, rest_rots: np.ndarray, head0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def photo_pose(b: Bundle, rest_rots: np.ndarray, head0: np.ndarray,
+               pose: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The bundle's fitted pose as pose-bone quaternions (J, 4) and the pelvis location (3,)."""
-    quats = rig.pose_bone_quaternions(pose_from_rest(b), rest_rots)
+    quats = rig.pose_bone_quaternions(pose_from_rest(b) if pose is None else pose, rest_rots)
     pelvis = rig.pelvis_positions(b.rest_joints[0], b.transl)
     return quats, rig.root_location(pelvis, head0, rest_rots[0])
 
@@ -233,6 +234,7 @@ def import_bundle(
     scene = scene or bpy.context.scene
     name = name or b.path.name
     names = list(b.joint_names)
+    angles, pose = rest_pose_angles(b), pose_from_rest(b)  # validated before anything is created
     created: list = []
     _leave_edit_modes()
     try:
@@ -260,7 +262,7 @@ def import_bundle(
         mod = obj.modifiers.new("Armature", "ARMATURE")
         mod.object = arm
         rots = rest_rotations(arm, names)
-        quats, loc = photo_pose(b, rots, np.array(arm.data.bones[ROOT_BONE].head_local))
+        quats, loc = photo_pose(b, rots, np.array(arm.data.bones[ROOT_BONE].head_local), pose)
         action = animation.write_pose_action(arm, names, quats[None], loc[None], ROOT_BONE, 1, f"{name} photo pose")
         created.append(action)
         action.use_fake_user = True
@@ -268,7 +270,7 @@ def import_bundle(
         if with_camera:
             cam = _camera(coll, f"{name}_camera", b, scene, created)
         arm["icon_bundle"] = str(b.path)
-        arm["icon_rest_pose_angles"] = rest_pose_angles(b).ravel().tolist()
+        arm["icon_rest_pose_angles"] = angles.ravel().tolist()
         arm["icon_format_version"] = int(b.meta.get("format_version", 0))
         scene.frame_set(1)
         return ImportResult(coll, arm, obj, cam, action)
