@@ -53,6 +53,11 @@ class Reconstructions:
         for job in self.queue.jobs:
             if job.finished and id(job) not in self._reported:
                 self._reported.add(id(job))
+                if not job.bundles and job.out_dir is not None:
+                    try:  # a cancelled or failed run leaves no empty result folder behind
+                        job.out_dir.rmdir()
+                    except OSError:
+                        pass
                 out.append(Finished(job, list(job.bundles), dict(job.error), job.state == ep.CANCELLED))
         return out
 

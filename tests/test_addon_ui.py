@@ -166,6 +166,7 @@ def test_cancel_kills_engine_and_leaves_scene_untouched(addon, photo):
     job = state.reconstructions.current
     assert bpy.ops.icon.cancel() == {"FINISHED"}
     assert job.state == "cancelled" and job.returncode is not None
+    assert not job.out_dir.exists()  # no empty result folder left behind
     assert not state.reconstructions.active and len(bpy.data.objects) == before
     assert state.tick() is None
 
