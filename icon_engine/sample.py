@@ -388,6 +388,7 @@ def write_sample_photo(path: str | Path) -> Path:
     os.close(fd)
     try:
         Image.fromarray(img).save(tmp, format="PNG")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the photo is an ordinary file
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
