@@ -81,7 +81,7 @@ def run_synthetic(body, n: int, quality: str, use_mediapipe: bool, overlays: Pat
         sil = body_silhouette(fit.camera.to_camera(fit.vertices), fit.faces, cam.K, cam.width, cam.height)
         row = {"case": i, "pose": spec["pose_name"], "view": name, "detected": True, **err,
                "kp2d_px512": float(np.linalg.norm(px_fit - px_gt, axis=1).mean() * crop_scale),
-               "iou": iou(sil, case.observation.mask), "time_s": elapsed,
+               "iou": iou(sil, case.observation.mask), "time_s": elapsed, "cpu_s": fit.metrics["cpu_s"],
                "faces_camera_ok": facing_camera(fit.full_pose, fit.camera) == facing_camera(case.full_pose, cam)}
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
@@ -121,6 +121,42 @@ class _PhotoLike:
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
 
 
+def calibrate(body, n: int, seed: int = 0) -> dict[str, list[float]]:
+    """Where BlazePose puts hips, shoulders and other landmarks relative to the body's joints: BlazePose on ``n``
+    shaded renders (near-front views, assorted poses and shapes); offsets back-projected at the joint's depth,
+    in the pelvis (hips, legs, arms) or spine3 (shoulders) frame, right side mirrored. Returns mean offsets (cm)."""
+    from icon_engine.bundle.skeleton import PARENTS, forward_kinematics
+    from icon_engine.fit.landmarks import BP
+
+    rng = np.random.default_rng(seed)
+    names = ("standing", "walking", "arms_raised", "hands_on_hips", "t_pose", "reaching", "one_leg", "sitting")
+    probes = (("left_hip", 1, 0), ("right_hip", 2, 0), ("left_shoulder", 16, 9), ("right_shoulder", 17, 9),
+              ("left_knee", 4, 0), ("left_ankle", 7, 0), ("left_elbow", 18, 0), ("left_wrist", 20, 0))
+    found: dict[str, list[np.ndarray]] = {}
+    for i in range(n):
+        pose = named_pose(names[i % len(names)])
+        pose[0] = (0.0, rng.uniform(-0.5, 0.5), 0.0)
+        betas = rng.normal(0.0, 0.8, 10)
+        verts = pose_body(body, pose, betas)[0].vertices[0].numpy()
+        cam = camera_for_body(verts, rng.uniform(-20, 20), 5.0, 512, 640, 0.85)
+        case = make_case(body, pose, betas, cam)
+        obs = _mediapipe_observation(body, case)
+        if obs is None:
+            continue
+        rots, _ = forward_kinematics(case.joints, np.asarray(PARENTS), pose)
+        for name, joint, frame in probes:
+            jc = cam.to_camera(case.joints[joint : joint + 1])[0]
+            u, v, _ = obs.keypoints[BP[name]]
+            seen = np.array([(u - cam.K[0, 2]) / cam.K[0, 0] * jc[2], (v - cam.K[1, 2]) / cam.K[1, 1] * jc[2], jc[2]])
+            local = rots[frame].T @ (cam.R.T @ (seen - jc))
+            if name.startswith("right"):
+                local[0] = -local[0]
+            found.setdefault(name, []).append(local)
+    out = {k: [round(float(x), 1) for x in np.mean(v, 0) * 100] for k, v in found.items()}
+    print("BlazePose landmark − body point (cm, x body-left/inward<0, y up):", json.dumps(out))
+    return out
+
+
 def run_photos(body, quality: str, overlays: Path | None) -> list[dict]:
     from icon_engine.image_io import load_photo
     from icon_engine.person import detect_person
@@ -139,7 +175,7 @@ def run_photos(body, quality: str, overlays: Path | None) -> list[dict]:
         fit = fit_body(obs, body, photo, quality=quality)
         elapsed = time.perf_counter() - t0
         row = {"photo": path.name, "detected": True, "iou": fit.metrics["silhouette_iou"],
-               "keypoint_error_px": fit.metrics["keypoint_error_px"], "time_s": elapsed,
+               "keypoint_error_px": fit.metrics["keypoint_error_px"], "time_s": elapsed, "cpu_s": fit.metrics["cpu_s"],
                "faces_camera": fit.metrics["faces_camera"], "warnings": fit.warnings}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -176,6 +212,7 @@ def main() -> None:
     ap.add_argument("--no-photos", action="store_true")
     ap.add_argument("--overlays", type=Path, default=None, help="write overlay PNGs here")
     ap.add_argument("--json", type=Path, default=None, help="write all rows and summaries here")
+    ap.add_argument("--calibrate", type=int, default=0, help="measure BlazePose's landmark offsets on N renders")
     args = ap.parse_args()
 
     from icon_engine.body_model import load_body_model
@@ -183,10 +220,13 @@ def main() -> None:
     body = load_body_model()
     print(f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}")
     report: dict = {"quality": args.quality}
+    if args.calibrate:
+        report["calibration_cm"] = calibrate(body, args.calibrate)
     if args.cases:
         rows = run_synthetic(body, args.cases, args.quality, args.mediapipe, args.overlays)
         report["synthetic"] = rows
-        report["synthetic_summary"] = summarise(rows, ("mpjpe_mm", "pa_mpjpe_mm", "kp2d_px512", "iou", "time_s"))
+        report["synthetic_summary"] = summarise(rows, ("mpjpe_mm", "pa_mpjpe_mm", "kp2d_px512", "iou", "time_s",
+                                                                 "cpu_s"))
         by_view: dict[str, list] = {}
         for r in rows:
             by_view.setdefault(r["view"], []).append(r)
@@ -198,7 +238,7 @@ def main() -> None:
     if not args.no_photos:
         rows = run_photos(body, args.quality, args.overlays)
         report["photos"] = rows
-        report["photos_summary"] = summarise(rows, ("iou", "keypoint_error_px", "time_s"))
+        report["photos_summary"] = summarise(rows, ("iou", "keypoint_error_px", "time_s", "cpu_s"))
         print("photos:", json.dumps(report["photos_summary"]))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1, default=str))

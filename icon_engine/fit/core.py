@@ -281,6 +281,7 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
 def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str,
          progress: Any) -> BodyFit:
     start = time.perf_counter()
+    cpu_start = time.process_time()
     times: dict[str, float] = {}
     clock = [start]
 
@@ -312,6 +313,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
     result = _finish(prob, p, start, done[0])
     lap("finish")
     result.metrics["stage_times_s"] = times
+    result.metrics["cpu_s"] = round(time.process_time() - cpu_start, 3)
     if progress is not None:
         progress.update(1.0, "Body fitted")
     return result

@@ -56,11 +56,12 @@ class Target:
     frame: int = 0
 
 
-# BlazePose hips lie above and outside the SMPL-X hip joint centres (they mark the visible hip, near the
-# greater trochanter); shoulders sit slightly above the glenohumeral joint centre. Offsets in metres, in the
-# pelvis frame (hips) and the spine3 frame (shoulders), +x = the body's left.
-HIP_OFFSET = (0.025, 0.035, 0.0)
-SHOULDER_OFFSET = (0.0, 0.025, 0.0)
+# Where BlazePose puts hips and shoulders relative to the body's hip and shoulder joint centres, measured by
+# running BlazePose on shaded renders of the open body (bench/fit.py --calibrate): hips about 3 cm inwards and
+# 2 cm up, shoulders 2 cm inwards and 1.5 cm up. Metres, in the pelvis frame (hips) and the spine3 frame
+# (shoulders), for the left side (+x = the body's left; mirrored for the right).
+HIP_OFFSET = (-0.03, 0.022, 0.0)
+SHOULDER_OFFSET = (-0.02, 0.015, 0.0)
 
 
 def _mirror(offset: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -75,7 +76,8 @@ TARGETS: tuple[Target, ...] = (
     Target(BP["left_ear"], "keypoint", J["head"], 0.4, ("left_ear",)),
     Target(BP["right_ear"], "keypoint", J["head"], 0.4, ("right_ear",)),
     Target(BP["left_shoulder"], "offset", J["left_shoulder"], 1.0, offset=SHOULDER_OFFSET, frame=J["spine3"]),
-    Target(BP["right_shoulder"], "offset", J["right_shoulder"], 1.0, offset=SHOULDER_OFFSET, frame=J["spine3"]),
+    Target(BP["right_shoulder"], "offset", J["right_shoulder"], 1.0, offset=_mirror(SHOULDER_OFFSET),
+           frame=J["spine3"]),
     Target(BP["left_elbow"], "joint", J["left_elbow"], 1.0),
     Target(BP["right_elbow"], "joint", J["right_elbow"], 1.0),
     Target(BP["left_wrist"], "joint", J["left_wrist"], 1.0),
