@@ -122,17 +122,40 @@ class SampleScene:
     features: np.ndarray  # (V, 6) region_features of the T-posed body
     rest_joints: np.ndarray  # (55, 3) T-pose joints (SMPL-X frame)
     camera: Camera
-    shoes: list[tuple[np.ndarray, np.ndarray]]  # (vertices (n, 3) world, faces (m, 3)) per shoe
+    extras: list[tuple[np.ndarray, np.ndarray, str]]  # (vertices (n, 3) world, faces (m, 3), region): shoes, hair
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray]:
-        """Everything that is drawn (body + shoes) as one mesh: (vertices (N, 3) world, faces (M, 3))."""
+        """Everything that is drawn (body, shoes, hair) as one mesh: (vertices (N, 3) world, faces (M, 3))."""
         verts, faces = [self.vertices], [self.faces]
         n = len(self.vertices)
-        for sv, sf in self.shoes:
+        for sv, sf, _ in self.extras:
             verts.append(sv)
             faces.append(sf + n)
             n += len(sv)
         return np.concatenate(verts), np.concatenate(faces)
+
+
+def _hair(vertices: np.ndarray, faces: np.ndarray, hair: np.ndarray, thickness: float = 0.007
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """A hair shell: the scalp's faces (all corners in ``hair``) lifted ``thickness`` metres along the normals."""
+    f = faces[hair[faces].all(axis=1)]
+    used = np.unique(f)
+    remap = np.full(len(vertices), -1)
+    remap[used] = np.arange(len(used))
+    vn = render.vertex_normals(vertices, faces)[used]
+    return vertices[used] + thickness * vn, remap[f]
+
+
+def _features_of(region: str, n: int, rest_joints: np.ndarray) -> np.ndarray:
+    """(n, 6) region features that :func:`regions_from_features` classifies as ``region`` (shoes or hair)."""
+    j = rest_joints
+    if region == "shoes":  # below the ankles, lower body
+        feat = [0.0, j[L_ANKLE, 1] - 0.05, 0.0, 0.0, 0.0, 1.0]
+    elif region == "hair":  # top of the head
+        feat = [0.0, j[HEAD, 1] + 0.2, j[HEAD, 2], 0.0, 1.0, 0.0]
+    else:
+        raise ValueError(f"no features for region {region!r}")
+    return np.tile(np.asarray(feat), (n, 1))
 
 
 def _shoe(points: np.ndarray, inflate: float = 0.006) -> tuple[np.ndarray, np.ndarray]:
@@ -231,11 +254,12 @@ def build_scene(body_model=None) -> SampleScene:
     Rx = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(tilt), -np.sin(tilt)], [0.0, np.sin(tilt), np.cos(tilt)]])
     camera = Camera(K, Rx @ R, Rx @ t, WIDTH, HEIGHT)
     rest_region = regions_from_features(features, rest_j)
-    shoes = []
+    extras = []
     for side in (1.0, -1.0):
         foot = (rest_region == REGIONS.index("shoes")) & (side * rest_v[:, 0] > 0)
-        shoes.append(_shoe(v[foot]))
-    return SampleScene(v, faces, joints, keypoints, features, rest_j, camera, shoes)
+        extras.append((*_shoe(v[foot]), "shoes"))
+    extras.append((*_hair(v, faces, rest_region == REGIONS.index("hair")), "hair"))
+    return SampleScene(v, faces, joints, keypoints, features, rest_j, camera, extras)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -349,9 +373,8 @@ def render_sample(scene: SampleScene | None = None) -> np.ndarray:
     raster = render.rasterize(vc, all_f, cam.K, cam.width, cam.height)
     mask = raster.mask
     normals_cam = render._normals_image(raster, vc, all_f, "camera", None)
-    # Shoe vertices get features that classify as "shoes" (a point below the ankles, lower body).
-    shoe_feat = np.array([0.0, scene.rest_joints[L_ANKLE, 1] - 0.05, 0.0, 0.0, 0.0, 1.0])
-    feats = np.concatenate([scene.features, np.tile(shoe_feat, (len(all_v) - len(scene.vertices), 1))])
+    feats = np.concatenate([scene.features] + [_features_of(name, len(ev), scene.rest_joints)
+                                                for ev, _, name in scene.extras])
     region = regions_from_features(raster.interpolate(feats), scene.rest_joints)
     albedo = np.asarray([COLORS[r] for r in REGIONS])[region]
     rays = render.pixel_rays(cam.K, cam.width, cam.height)

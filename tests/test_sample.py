@@ -95,7 +95,8 @@ def test_blazepose_finds_the_sample_person_at_its_joints(written):
     assert np.linalg.norm(obs.keypoints[0, :2] - nose) < tol
     # The person mask covers the body's silhouette.
     cam = scene.camera
-    sil = render.render_mask(cam.to_camera(scene.vertices), scene.faces, cam.K, cam.width, cam.height)
+    mesh_v, mesh_f = scene.mesh()  # body, shoes and hair: everything drawn
+    sil = render.render_mask(cam.to_camera(mesh_v), mesh_f, cam.K, cam.width, cam.height)
     if scale != 1.0:
         sil = np.asarray(Image.fromarray(sil).resize(photo.rgb.shape[1::-1]))
     iou = (obs.mask & sil).sum() / (obs.mask | sil).sum()
