@@ -222,6 +222,26 @@ def run(count: int, seed: int = 0, quality: str = "standard", samples: int = 10_
     return {"rows": rows, "summary": summary, "count": count, "quality": quality, "samples": samples}
 
 
+def query_throughput(body_model: Any = None, n: int = 200_000) -> dict[str, float]:
+    """Points per second of :class:`MeshQuery` on the open body (near the surface: ±2 cm; in the body's box)."""
+    from synthetic import pose_body
+
+    bm = body_model or load_open_body()
+    v, _ = pose_body(bm, np.zeros((55, 3)), np.zeros(int(getattr(bm, "num_betas", 10))))
+    f = np.asarray(bm.faces, np.int64)
+    rng = np.random.default_rng(0)
+    near = v[f[rng.integers(0, len(f), n)]].mean(1) + rng.normal(0, 0.02, (n, 3))
+    box = rng.uniform(v.min(0) - 0.2, v.max(0) + 0.2, (n // 2, 3))
+    out = {}
+    for name, k, dt in (("k1_float32", 1, np.float32), ("k2_float64", 2, np.float64)):
+        q = MeshQuery(v, f, k=k, dtype=dt)
+        for label, pts in (("near", near), ("box", box)):
+            t = time.perf_counter()
+            q.query(pts)
+            out[f"{name}_{label}_pts_per_s"] = len(pts) / (time.perf_counter() - t)
+    return out
+
+
 def format_table(result: dict[str, Any]) -> str:
     lines = ["| variant | Chamfer (cm) | P2S (cm) | normal (4 views) | IoU |", "|---|---|---|---|---|"]
     for v, m in result["summary"].items():
@@ -238,7 +258,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--samples", type=int, default=10_000)
     ap.add_argument("--no-fit", action="store_true", help="use the perturbed ground-truth body instead of the fit")
     ap.add_argument("--json", type=Path, help="write the full result here")
+    ap.add_argument("--throughput", action="store_true", help="only measure MeshQuery points/second")
     args = ap.parse_args(argv)
+    if args.throughput:
+        for key, val in query_throughput().items():
+            print(f"{key}: {val:,.0f}")
+        return
     count = 3 if args.quick else args.count
     result = run(count, args.seed, args.quality, args.samples, use_fit=not args.no_fit)
     print(format_table(result))

@@ -79,13 +79,23 @@ class _NoProgress:
 # --------------------------------------------------------------------------------------------------- image fields
 
 
+def _edt(nonzero: np.ndarray) -> np.ndarray:
+    """Euclidean distance (px, float32) of every pixel to the nearest zero pixel (exact; OpenCV when present)."""
+    try:
+        import cv2
+
+        return cv2.distanceTransform(nonzero.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    except ImportError:  # pragma: no cover - opencv ships with mediapipe
+        return ndimage.distance_transform_edt(nonzero).astype(np.float32)
+
+
 def mask_signed_distance(mask: np.ndarray) -> np.ndarray:
     """Signed distance (H, W) in pixels to the mask outline, positive inside; the image border is not an outline
     (the mask is extended beyond the image edge by replication)."""
     pad = 64
     m = np.pad(mask.astype(bool), pad, mode="edge")
-    inside = ndimage.distance_transform_edt(m)
-    outside = ndimage.distance_transform_edt(~m)
+    inside = _edt(m)
+    outside = _edt(~m)
     sd = np.where(m, inside - 0.5, -(outside - 0.5))
     return sd[pad:-pad, pad:-pad].astype(np.float32)
 
@@ -98,26 +108,26 @@ def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np
     offsets seen along the body's outline averaged over :data:`OFFSET_SMOOTH_M` (tight clothes: the body's
     silhouette margin applies to its front and back too).
     """
-    e = ndimage.distance_transform_edt(~body_mask).astype(np.float32)
+    e = _edt(~body_mask).astype(np.float32)
     e = np.where(mask, e, 0.0)
     e = np.minimum(e, MAX_OFFSET_M * px_per_m)
     # (a) cone dilation max_y (e(y) - k |x - y|), by thresholds.
     cone = e.copy()
     top = float(e.max())
     if top > 0:
-        for t in np.linspace(top / 24.0, top, 24):
-            dist = ndimage.distance_transform_edt(e < t)
+        for t in np.linspace(top / 12.0, top, 12):
+            dist = _edt(e < t)
             cone = np.maximum(cone, t - SPREAD_SLOPE * dist)
     # (b) outline offsets: at body-outline pixels, how far the mask reaches beyond (px, ≥ 0).
     outline = body_mask & ~ndimage.binary_erosion(body_mask)
     sd = mask_signed_distance(mask)
     obs = np.where(outline, np.clip(sd + 0.5, 0.0, None), 0.0).astype(np.float32)
     sigma = OFFSET_SMOOTH_M * px_per_m
-    num = ndimage.gaussian_filter(obs, sigma)
-    den = ndimage.gaussian_filter(outline.astype(np.float32), sigma)
+    num = ndimage.gaussian_filter(obs, sigma, truncate=2.5)
+    den = ndimage.gaussian_filter(outline.astype(np.float32), sigma, truncate=2.5)
     smooth = np.where(den > 1e-4, num / np.maximum(den, 1e-12), 0.0)
     r_px = np.maximum(cone, smooth)
-    r_px = ndimage.gaussian_filter(r_px, max(1.0, 0.25 * sigma))
+    r_px = ndimage.gaussian_filter(r_px, max(1.0, 0.25 * sigma), truncate=2.5)
     r_px = np.maximum(r_px, e)  # every mask pixel must stay reachable
     return (TIGHT_OFFSET_M + r_px / px_per_m).astype(np.float32)
 
@@ -415,11 +425,10 @@ def _mask_warnings(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> 
     # the mask fills: the arms are merged with the torso in the mask.
     rows = np.nonzero(body_mask.any(1))[0]
     if len(rows) and px_per_m > 0:
-        radius = max(2, int(round(0.08 * px_per_m)))
-        yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-        disk = xx**2 + yy**2 <= radius**2
-        pad = radius + 1
-        closed = ndimage.binary_closing(np.pad(body_mask, pad), structure=disk)[pad:-pad, pad:-pad]
+        radius = max(2.0, 0.08 * px_per_m)
+        pad = int(radius) + 2
+        dilated = _edt(~np.pad(body_mask, pad)) <= radius  # closing by a disk via EDTs
+        closed = (_edt(dilated) > radius)[pad:-pad, pad:-pad]
         gaps = closed & ~body_mask
         hip_row = int(rows.min() + 0.5 * (rows.max() - rows.min()))
         gaps[hip_row:] = False
