@@ -315,7 +315,10 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def refine_mask(rgb: np.ndarray, soft: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
+def refine_mask(
+    rgb: np.ndarray, soft: np.ndarray, keypoints: np.ndarray | None = None,
+    hands: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """A crisp bool mask (H, W) from BlazePose's soft mask, with its edge snapped to the image.
 
     GrabCut (colour models of person and background) decides only a narrow band around the soft mask's 0.5
@@ -323,12 +326,14 @@ def refine_mask(rgb: np.ndarray, soft: np.ndarray, keypoints: np.ndarray | None 
     outside is background, so holes wider than the band (between arms and body, between legs) stay holes.
     Then blobs that are small and carry no visible landmark are dropped and pin-holes (below
     :data:`HOLE_KEEP_FRACTION` of the person's area) filled. Falls back to the plain threshold if GrabCut
-    changes more than a few per cent of the person.
+    changes more than a few per cent of the person. ``hands`` (hand landmarks, px): around each hand GrabCut
+    may also decide beyond the band, starting from the finger bones as probable person (fingers and thumbs
+    are often thinner than BlazePose's mask resolves).
     """
     coarse = soft > 0.5
     if not coarse.any():
         return coarse
-    mask = _grabcut_band(rgb, coarse)
+    mask = _grabcut_band(rgb, coarse, hands)
     union = np.logical_or(mask, coarse).sum()
     if union == 0 or np.logical_and(mask, coarse).sum() / union < MIN_REFINE_IOU:
         mask = coarse
@@ -344,25 +349,61 @@ GRABCUT_ITERATIONS = 1
 MIN_REFINE_IOU = 0.85
 
 
-def _grabcut_band(rgb: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """GrabCut restricted to a band of ±k px around ``coarse``'s boundary, on the person's bounding box only."""
+#: MediaPipe hand landmark bones (wrist 0; thumb 1–4, index 5–8, middle 9–12, ring 13–16, pinky 17–20).
+HAND_BONES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
+    (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (17, 18), (18, 19), (19, 20), (0, 17),
+)
+
+
+def _hand_hints(shape: tuple[int, int], hands: dict[str, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(zone, bones) bool (H, W): around each hand (its landmarks' hull grown by 30 % of the hand), its bones."""
+    zone = np.zeros(shape, np.uint8)
+    bones = np.zeros(shape, np.uint8)
+    for points in (hands or {}).values():
+        xy = np.asarray(points, np.float64)[:, :2]
+        size = float(np.ptp(xy, axis=0).max())
+        if not np.isfinite(size) or size < 4.0:
+            continue
+        hand_zone = np.zeros(shape, np.uint8)
+        cv2.fillConvexPoly(hand_zone, cv2.convexHull(np.round(xy).astype(np.int32)), 1)
+        zone |= cv2.dilate(hand_zone, _disk(max(2, int(round(0.3 * size)))))
+        thickness = max(1, int(round(size / 20.0)))
+        for a, b in HAND_BONES:
+            pa = (int(round(xy[a, 0])), int(round(xy[a, 1])))
+            pb = (int(round(xy[b, 0])), int(round(xy[b, 1])))
+            cv2.line(bones, pa, pb, 1, thickness)
+    return zone > 0, bones > 0
+
+
+def _grabcut_band(
+    rgb: np.ndarray, coarse: np.ndarray, hands: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """GrabCut restricted to a band of ±k px around ``coarse``'s boundary (and the hands' zones), on the
+    person's bounding box only."""
     height, width = coarse.shape
+    zone, bones = _hand_hints(coarse.shape, hands)
     rows = np.flatnonzero(coarse.any(axis=1))
     cols = np.flatnonzero(coarse.any(axis=0))
     extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
     k = max(2, int(round(extent * MASK_BAND_FRACTION)))
     pad = 4 * k
+    span = coarse | zone
+    rows = np.flatnonzero(span.any(axis=1))
+    cols = np.flatnonzero(span.any(axis=0))
     y0, y1 = max(0, rows[0] - pad), min(height, rows[-1] + 1 + pad)
     x0, x1 = max(0, cols[0] - pad), min(width, cols[-1] + 1 + pad)
     sub = coarse[y0:y1, x0:x1].astype(np.uint8)
     labels = np.where(sub > 0, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     labels[cv2.erode(sub, _disk(k)) > 0] = cv2.GC_FGD
-    labels[cv2.dilate(sub, _disk(k)) == 0] = cv2.GC_BGD
+    labels[(cv2.dilate(sub, _disk(k)) == 0) & ~zone[y0:y1, x0:x1]] = cv2.GC_BGD
+    labels[bones[y0:y1, x0:x1] & (labels != cv2.GC_FGD)] = cv2.GC_PR_FGD
     if not (labels == cv2.GC_FGD).any() or not (labels == cv2.GC_BGD).any():
         return coarse.copy()
     bgr = np.ascontiguousarray(rgb[y0:y1, x0:x1, ::-1])
     bgd_model = np.zeros((1, 65), np.float64)
     fgd_model = np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means starts from OpenCV's RNG: fix it so a photo always gives one mask
     try:
         cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
@@ -577,15 +618,15 @@ def detect_person(
         )
     raw = people[person_index]
     keypoints = _cap_out_of_frame(raw.keypoints, rgb.shape[1], rgb.shape[0])
+    hand_points = detect_hands(rgb, keypoints) if hands else None
     if photo.alpha is not None:
         mask = _person_from_alpha(photo.alpha, raw.soft)
     else:
-        mask = refine_mask(rgb, raw.soft, keypoints)
+        mask = refine_mask(rgb, raw.soft, keypoints, hand_points)
     warnings: list[str] = []
     if not mask.any():
         mask = raw.soft > 0.5
     bbox = person_bbox(mask, keypoints)
-    hand_points = detect_hands(rgb, keypoints) if hands else None
     if raw.rotation:
         warnings.append(f"The person was found with the photo turned {raw.rotation}° (upside down or lying).")
     if len(people) > 1:

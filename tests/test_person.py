@@ -134,6 +134,31 @@ def test_refine_mask_snaps_to_edges_and_keeps_holes() -> None:
     assert not mask[12, 12]  # the stray blob is gone
 
 
+def test_refine_mask_recovers_a_thin_thumb_from_hand_landmarks() -> None:
+    """A thumb thinner than BlazePose's mask resolves: lost without hand landmarks, recovered with them."""
+    h, w = 300, 300
+    rng = np.random.default_rng(5)
+    body = np.zeros((h, w), bool)
+    body[80:260, 100:200] = True
+    thumb = np.zeros((h, w), bool)
+    thumb[150:155, 200:240] = True  # 5 px thick, 40 px long, sticking out of the body's side
+    rgb = np.where((body | thumb)[..., None], [225, 170, 140], [70, 80, 90]).astype(np.float64)
+    rgb = np.clip(rgb + rng.normal(0, 6, rgb.shape), 0, 255).astype(np.uint8)
+    soft = cv2.GaussianBlur(body.astype(np.float32), (0, 0), 3.0)
+    hand = np.zeros((21, 3))
+    hand[:, 2] = 1.0
+    hand[:, :2] = (185.0, 152.0)  # palm inside the body
+    hand[1:5, 0] = np.linspace(200.0, 238.0, 4)  # thumb joints along the thumb
+    hand[5:, 0] = np.linspace(170.0, 190.0, 16)
+    hand[5:, 1] = np.linspace(140.0, 170.0, 16)
+    plain = refine_mask(rgb, soft)
+    hinted = refine_mask(rgb, soft, hands={"left": hand})
+    assert plain[thumb].mean() < 0.3
+    assert hinted[thumb].mean() > 0.8
+    assert np.logical_and(hinted, ~(body | thumb)).sum() < 0.02 * body.sum()  # no spill into the background
+    assert np.array_equal(hinted, refine_mask(rgb, soft, hands={"left": hand}))  # deterministic
+
+
 # ------------------------------------------------------------------------------------------------ refusals
 
 
