@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PHOTOS = ROOT.parent / "shared" / "images" / "dev"
+
+# bpy reads this at import: keep Blender's user folders (extensions, config) out of the real home.
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="icon-tests-blender-"))
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
