@@ -80,6 +80,16 @@ def test_sixteen_bit_rgb(tmp_path: Path) -> None:
         assert photo.rgb[5, 5, 2] == 0
 
 
+def test_float_and_one_bit_greyscale(tmp_path: Path) -> None:
+    ramp = np.linspace(0.0, 1.0, 80 * 90, dtype=np.float32).reshape(80, 90)
+    Image.fromarray(ramp, "F").save(tmp_path / "float.tif")
+    photo = load_photo(tmp_path / "float.tif")
+    assert photo.rgb[0, 0, 0] == 0 and photo.rgb[-1, -1, 0] == 255
+    Image.fromarray(np.arange(80 * 90).reshape(80, 90) % 2 == 0).save(tmp_path / "bw.png")
+    photo = load_photo(tmp_path / "bw.png")
+    assert set(np.unique(photo.rgb)) == {0, 255}
+
+
 def test_cmyk_jpeg(tmp_path: Path) -> None:
     Image.fromarray(_pattern()).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
     photo = load_photo(tmp_path / "cmyk.jpg")
@@ -87,12 +97,14 @@ def test_cmyk_jpeg(tmp_path: Path) -> None:
     assert np.abs(photo.rgb.astype(int) - _pattern()).mean() < 20
 
 
-def test_rgba_cutout_gives_alpha_and_white_background(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_rgba_cutout_gives_alpha_and_white_background(tmp_path: Path, suffix: str) -> None:
     rgba = np.zeros((100, 80, 4), np.uint8)
     rgba[..., :3] = (10, 200, 30)  # hidden colour under the transparent part must not show
     rgba[20:80, 20:60, 3] = 255
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
-    photo = load_photo(tmp_path / "cut.png")
+    kwargs = {"lossless": True} if suffix == ".webp" else {}
+    Image.fromarray(rgba, "RGBA").save(tmp_path / f"cut{suffix}", **kwargs)
+    photo = load_photo(tmp_path / f"cut{suffix}")
     assert photo.alpha is not None and photo.alpha.dtype == bool and photo.alpha.shape == (100, 80)
     assert photo.alpha.sum() == 60 * 40 and photo.alpha[50, 40] and not photo.alpha[5, 5]
     assert tuple(photo.rgb[5, 5]) == (255, 255, 255) and tuple(photo.rgb[50, 40]) == (10, 200, 30)
