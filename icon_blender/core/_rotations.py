@@ -4,44 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine_link import axis_angle_to_matrix, matrix_to_quaternion  # the engine's torch-free skeleton maths
 
-def axis_angle_to_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    """Rodrigues: (..., 3) axis-angle (radians) → (..., 3, 3) rotation matrices."""
-    aa = np.asarray(axis_angle, dtype=np.float64)
-    angle = np.linalg.norm(aa, axis=-1, keepdims=True)
-    axis = aa / np.maximum(angle, 1e-12)
-    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
-    zero = np.zeros_like(x)
-    k = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1).reshape(aa.shape[:-1] + (3, 3))
-    s = np.sin(angle)[..., None]
-    c = np.cos(angle)[..., None]
-    return np.eye(3) + s * k + (1.0 - c) * (k @ k)
-
-
-def matrix_to_quaternion(matrix: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices → (..., 4) unit quaternions (w, x, y, z), w ≥ 0."""
-    m = np.asarray(matrix, dtype=np.float64)
-    tr = np.stack(
-        [1 + m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2], 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2],
-         1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1
-    )  # fmt: skip
-    rows = np.stack(
-        [
-            np.stack([tr[..., 0], m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
-                      m[..., 1, 0] - m[..., 0, 1]], -1),
-            np.stack([m[..., 2, 1] - m[..., 1, 2], tr[..., 1], m[..., 0, 1] + m[..., 1, 0],
-                      m[..., 0, 2] + m[..., 2, 0]], -1),
-            np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], tr[..., 2],
-                      m[..., 1, 2] + m[..., 2, 1]], -1),
-            np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1],
-                      tr[..., 3]], -1),
-        ],
-        axis=-2,
-    )  # fmt: skip
-    best = np.argmax(tr, axis=-1)
-    q = np.take_along_axis(rows, best[..., None, None], axis=-2)[..., 0, :]
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    return np.where(q[..., :1] < 0, -q, q)
+__all__ = ["axis_angle_to_matrix", "axis_angle_to_quaternion", "matrix_to_quaternion", "quaternion_to_axis_angle",
+           "quaternion_to_matrix", "slerp"]
 
 
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
