@@ -173,13 +173,15 @@ def perturbed_body(s: SyntheticSubject, body_model: Any, seed: int) -> tuple[np.
 
 
 def run(count: int, seed: int = 0, quality: str = "standard", samples: int = 10_000, use_fit: bool = True,
-        body_model: Any = None, log: Any = print) -> dict[str, Any]:
-    """Evaluate ``count`` subjects; returns per-subject rows and per-variant means."""
+        body_model: Any = None, log: Any = print, partial: Path | None = None, size: tuple[int, int] = (448, 640),
+        spacing: float = 0.007, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Evaluate ``count`` subjects; returns per-subject rows and per-variant means (also written to ``partial``
+    after every subject when given)."""
     bm = body_model or load_open_body()
     rows = []
     for i in range(count):
         t0 = time.perf_counter()
-        s = make_subject(bm, i, seed)
+        s = make_subject(bm, i, seed, size=size, spacing=spacing, kind=kinds[i % len(kinds)] if kinds else None)
         gq = MeshQuery(s.clothed_vertices, s.clothed_faces, k=2)
         row: dict[str, Any] = {"subject": s.name}
         photo = _Photo(s.rgb)
@@ -214,12 +216,20 @@ def run(count: int, seed: int = 0, quality: str = "standard", samples: int = 10_
         log(f"{s.name:24s} base {row['baseline']['chamfer_cm']:.2f}  {variant} {row[variant]['chamfer_cm']:.2f}  "
             f"oracle {row['oracle']['chamfer_cm']:.2f} cm  iou {row[variant]['iou']:.3f}/{row['oracle']['iou']:.3f}"
             f"  ({row['seconds']:.0f} s)")
+        if partial is not None:
+            partial.write_text(json.dumps(summarise(rows, count, quality, samples), indent=1))
+    return summarise(rows, count, quality, samples)
+
+
+def summarise(rows: list[dict[str, Any]], count: int, quality: str, samples: int) -> dict[str, Any]:
+    """Per-variant means over ``rows``."""
     variants = [v for v in ("baseline", "fitted", "perturbed", "oracle") if any(v in r for r in rows)]
     summary = {
         v: {m: float(np.mean([r[v][m] for r in rows if v in r])) for m in ("chamfer_cm", "p2s_cm", "normal", "iou")}
         for v in variants
     }
-    return {"rows": rows, "summary": summary, "count": count, "quality": quality, "samples": samples}
+    return {"rows": rows, "summary": summary, "count": count, "done": len(rows), "quality": quality,
+            "samples": samples}
 
 
 def query_throughput(body_model: Any = None, n: int = 200_000) -> dict[str, float]:
@@ -265,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{key}: {val:,.0f}")
         return
     count = 3 if args.quick else args.count
-    result = run(count, args.seed, args.quality, args.samples, use_fit=not args.no_fit)
+    result = run(count, args.seed, args.quality, args.samples, use_fit=not args.no_fit, partial=args.json)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -18,7 +18,7 @@ BENCH = str(Path(__file__).resolve().parents[1] / "bench")
 if BENCH not in sys.path:
     sys.path.insert(0, BENCH)
 
-from fidelity import chamfer_p2s  # noqa: E402
+from fidelity import chamfer_p2s, format_table, run  # noqa: E402
 from synthetic import KNEE_JOINTS, make_subject, render_subject  # noqa: E402
 
 SIZE = (320, 448)
@@ -218,3 +218,17 @@ def test_bad_input_is_refused(tight):
     with pytest.raises(EngineError) as e:
         _surface(tight, quality="ultra")
     assert e.value.code == "bad_option" and "preview" in e.value.hint
+
+
+def test_fidelity_quick_mode(body_model):
+    """One subject through the benchmark with the real fit: all variants measured, ours beats the naked body."""
+    result = run(1, seed=11, quality="preview", samples=4000, body_model=body_model, log=lambda *_: None,
+                 size=SIZE, spacing=0.01, kinds=("loose",))
+    summary = result["summary"]
+    assert set(summary) >= {"baseline", "oracle"} and ("fitted" in summary or "perturbed" in summary)
+    ours = summary.get("fitted", summary.get("perturbed"))
+    assert summary["oracle"]["chamfer_cm"] < summary["baseline"]["chamfer_cm"]
+    assert ours["chamfer_cm"] < summary["baseline"]["chamfer_cm"]
+    assert ours["iou"] > summary["baseline"]["iou"] and ours["iou"] >= 0.95
+    assert 0.0 < summary["oracle"]["normal"] < summary["baseline"]["normal"]
+    assert "| oracle |" in format_table(result)
