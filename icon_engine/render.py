@@ -297,8 +297,12 @@ def render_depth(vertices_cam: ArrayLike, faces: ArrayLike, K: ArrayLike, width:
     return rasterize(vertices_cam, faces, K, width, height).depth
 
 
-def _normals_image(raster: Raster, vertices_cam: np.ndarray, faces: np.ndarray, space: str,
-                   R: ArrayLike | None) -> np.ndarray:
+def raster_normals(raster: Raster, vertices_cam: np.ndarray, faces: np.ndarray, space: str = "camera",
+                   R: ArrayLike | None = None) -> np.ndarray:
+    """Unit normals (H, W, 3) float32 of ``raster`` (made from these vertices/faces), background 0.
+
+    Interpolated area-weighted vertex normals, in the camera frame or (``space="world"``, needs ``R``) the world.
+    """
     if space not in ("camera", "world"):
         raise ValueError(f"space must be 'camera' or 'world', not {space!r}")
     vn = vertex_normals(vertices_cam, faces)
@@ -328,7 +332,7 @@ def render_normals(
     v = _np(vertices_cam).astype(np.float64)
     f = _np(faces).astype(np.int64)
     raster = rasterize(v, f, K, width, height)
-    return _normals_image(raster, v, f, space, R), raster.mask
+    return raster_normals(raster, v, f, space, R), raster.mask
 
 
 def render_normal_pair(
@@ -352,7 +356,7 @@ def render_normal_pair(
     f = _np(faces).astype(np.int64)
     front = rasterize(v, f, K, width, height)
     back = rasterize(v, f, K, width, height, farthest=True)
-    return _normals_image(front, v, f, space, R), _normals_image(back, v, f, space, R), front.mask
+    return raster_normals(front, v, f, space, R), raster_normals(back, v, f, space, R), front.mask
 
 
 def normals_to_rgb(normals: np.ndarray, mask: np.ndarray | None = None, background: int = 128) -> np.ndarray:
@@ -434,7 +438,7 @@ def render_shaded(
     v = _np(vertices_cam).astype(np.float64)
     f = _np(faces).astype(np.int64)
     raster = rasterize(v, f, K, width, height)
-    normals = _normals_image(raster, v, f, "camera", None)
+    normals = raster_normals(raster, v, f, "camera", None)
     albedo = raster.interpolate(_colors01(colors, v.shape[0]))
     rgb = shade(normals, albedo, pixel_rays(K, width, height), light_dir, ambient)
     rgb[~raster.mask] = 0.0

@@ -25,7 +25,7 @@ from .paths import cache_dir
 WIDTH, HEIGHT = 768, 1024
 
 #: Bump when the look changes: it is part of the cached file's name.
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2
 
 #: Albedo (linear-ish RGB in [0, 1]) of the regions.
 COLORS = {
@@ -372,7 +372,7 @@ def render_sample(scene: SampleScene | None = None) -> np.ndarray:
     vc = cam.to_camera(all_v)
     raster = render.rasterize(vc, all_f, cam.K, cam.width, cam.height)
     mask = raster.mask
-    normals_cam = render._normals_image(raster, vc, all_f, "camera", None)
+    normals_cam = render.raster_normals(raster, vc, all_f, "camera", None)
     feats = np.concatenate([scene.features] + [_features_of(name, len(ev), scene.rest_joints)
                                                 for ev, _, name in scene.extras])
     region = regions_from_features(raster.interpolate(feats), scene.rest_joints)

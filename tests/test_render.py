@@ -223,3 +223,22 @@ def test_torch_input_empty_mesh_and_faces_behind_the_camera():
     f2 = np.concatenate([f, [[len(v), len(v) + 1, len(v) + 2]]])
     c = R.rasterize(v2, f2, K, 64, 48)
     assert (c.face_index == a.face_index).all()
+
+
+def test_back_normals_equal_render_from_behind_flipped_for_orthographic_like_camera():
+    """ICON's back map (rendered from behind, flipped horizontally) = our farthest layer, for a far-away camera."""
+    torus = trimesh.creation.torus(major_radius=0.4, minor_radius=0.15)
+    rot = trimesh.transformations.rotation_matrix(0.6, [1, 0.3, 0])[:3, :3]
+    v = np.asarray(torus.vertices) @ rot.T + [0.1, 0.0, 0.0]
+    f = np.asarray(torus.faces)
+    c = np.array([0.0, 0.0, 200.0])
+    K = np.array([[8000.0, 0, 48], [0, 8000.0, 48], [0, 0, 1]])  # ~orthographic: 1 m ≈ 40 px at 200 m
+    front, back, mask = R.render_normal_pair(v + c, f, K, 96, 96)
+    behind = v * [-1.0, 1.0, -1.0]  # the scene turned 180° about the vertical axis through its centre
+    nb, mb = R.render_normals(behind + c, f, K, 96, 96)
+    nb, mb = nb[:, ::-1] * [-1.0, 1.0, -1.0], mb[:, ::-1]  # flip the image and turn the normals back
+    inner = mask & mb
+    assert (mask != mb).mean() < 0.01
+    agree = np.einsum("ijk,ijk->ij", back, nb)[inner] > 0.95
+    assert agree.mean() > 0.97
+    assert (np.einsum("ijk,ijk->ij", front, nb)[inner] > 0.95).mean() < 0.5  # and it is not the front layer
