@@ -219,8 +219,8 @@ def rasterize(
     hit = zbuf != sentinel
     pix = torch.nonzero(hit).squeeze(1)
     face_index = torch.full((h * w,), -1, dtype=torch.int64, device=dev)
-    bary_img = torch.zeros((h * w, 3), dtype=torch.float64, device=dev)
-    depth_img = torch.full((h * w,), float("inf"), dtype=torch.float64, device=dev)
+    bary_img = torch.zeros((h * w, 3), dtype=torch.float32, device=dev)
+    depth_img = torch.full((h * w,), float("inf"), dtype=torch.float32, device=dev)
     if pix.numel():
         fi = zbuf[pix] & 0xFFFFFFFF
         face_index[pix] = fi
@@ -232,12 +232,12 @@ def rasterize(
         val = c[:, :, 0] * px[:, None] + c[:, :, 1] * py[:, None] + c[:, :, 2]
         pz = val[:, :3].clamp(min=0.0) / tri_z[fi]  # perspective-correct: screen weights / corner depth
         s = pz.sum(dim=1, keepdim=True)
-        bary_img[pix] = pz / s
-        depth_img[pix] = 1.0 / s[:, 0]
+        bary_img[pix] = (pz / s).float()
+        depth_img[pix] = (1.0 / s[:, 0]).float()
     return Raster(
         face_index=_to_numpy(face_index.view(h, w)),
-        bary=_to_numpy(bary_img.view(h, w, 3)).astype(np.float32),
-        depth=_to_numpy(depth_img.view(h, w)).astype(np.float32),
+        bary=_to_numpy(bary_img.view(h, w, 3)),
+        depth=_to_numpy(depth_img.view(h, w)),
         faces=_to_numpy(f),
     )
 
