@@ -200,10 +200,12 @@ def test_cloth_refinement_moves_surface_towards_predicted_normals() -> None:
     crop = infer.make_crop(cam, np.asarray(sphere.vertices), None, 64)
     normals = infer.render_body_normals(np.asarray(target.vertices), np.asarray(target.faces), crop.camera,
                                         torch.device("cpu"))
-    settings = infer.IconSettings(cloth_iters=12, cloth_res=64, cloth_lr=1e-3)
+    settings = infer.IconSettings(cloth_iters=8, cloth_res=64, cloth_lr=1e-3)
     verts, stats = infer.refine_cloth(np.asarray(sphere.vertices), np.asarray(sphere.faces), normals, crop, settings,
                                       SimpleNamespace(update=lambda *a: None), torch.device("cpu"))
-    assert stats["cloth_normal_loss_last"] < stats["cloth_normal_loss_first"]
     moved = np.linalg.norm(verts - sphere.vertices, axis=1)
+    print(f"cloth loss {stats['cloth_normal_loss_first']:.4f} -> {stats['cloth_normal_loss_last']:.4f}, "
+          f"moved max {moved.max():.4f} m")
+    assert stats["cloth_normal_loss_last"] < 0.97 * stats["cloth_normal_loss_first"]
     assert 1e-4 < moved.max() < 0.05
     assert trimesh.Trimesh(verts, sphere.faces, process=False).is_watertight
