@@ -192,7 +192,7 @@ def load_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
             "Use a larger photo: the person should be several hundred pixels tall.",
         )
     (new_w, new_h), scale = processing_size(width, height, max_side)
-    if image.format == "JPEG" and scale < 0.5:  # let the JPEG decoder skip detail we would throw away
+    if image.format in ("JPEG", "MPO") and scale < 0.5:  # let the JPEG decoder skip detail we would throw away
         stored_w, stored_h = image.size
         image.draft(image.mode, (math.ceil(stored_w * scale), math.ceil(stored_h * scale)))
     image = _decode(path, image)
