@@ -187,3 +187,14 @@ def test_describe_icon_data(standins, tmp_path) -> None:
     empty = ck.describe_icon_data(tmp_path)
     assert empty["usable"] is False and empty["files"]["normal"]["status"] == "missing" and "hint" in empty
     assert zipfile.is_zipfile(standins["icon-filter"])
+
+
+def test_legacy_format_file_loads(standins, tmp_path) -> None:
+    """Checkpoints written by torch < 1.6 (non-zip format) are read too (no memory map, still weights_only)."""
+    state = torch.load(standins["icon-nofilter"], weights_only=True)
+    path = tmp_path / "icon-nofilter.ckpt"
+    torch.save({"state_dict": state}, path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)
+    net = ck.load_network(path, "icon-nofilter")
+    assert torch.equal(net.if_regressor.filters[2].weight, state["netG.if_regressor.filters.2.weight"])
+    assert ck.describe_icon_data(tmp_path)["configured"] is True

@@ -114,12 +114,18 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise _error(f"ICON checkpoint {path} does not exist.")
     is_zip = zipfile.is_zipfile(path)
-    try:
-        with torch.serialization.safe_globals(_inert_globals(path)):
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except Exception as exc:  # noqa: BLE001 - every failure here is a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _error(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first[:200]}") from exc
+    inert = _inert_globals(path)
+    obj = None
+    for mmap in ((True, False) if is_zip else (False,)):  # files from old torch versions may refuse mmap
+        try:
+            with torch.serialization.safe_globals(inert):
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            break
+        except Exception as exc:  # noqa: BLE001 - every failure here is a bad file
+            if mmap:
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise _error(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first[:200]}") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -278,13 +284,15 @@ def describe_icon_data(path: str | Path | None) -> dict[str, Any]:
 
     Cheap: zip-format checkpoints are memory-mapped, so only key names and shapes are read."""
     if path is None:
-        return {"configured": False, "usable": False, "message": "No ICON data folder given (--icon-data)."}
+        return {"configured": False, "active": False, "usable": False,
+                "message": "No ICON data folder given (--icon-data)."}
     p = Path(path).expanduser()
     found = find_icon_data(p)
     folder = found.folder if found else p
     files = {kind: _describe_file(folder / name, kind) for kind, name in FILE_NAMES.items()}
     usable = bool(found) and files["normal"]["status"] != "invalid" and files[found.variant]["status"] != "invalid"
-    out: dict[str, Any] = {"configured": True, "folder": str(folder), "usable": usable, "files": files,
+    out: dict[str, Any] = {"configured": True, "active": usable, "folder": str(folder), "usable": usable,
+                           "files": files,
                            "variant": found.variant if found else None}
     if not usable:
         out["message"] = (f"{p} has no usable ICON checkpoints." if found is None
