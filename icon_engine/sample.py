@@ -25,7 +25,7 @@ from .paths import cache_dir
 WIDTH, HEIGHT = 768, 1024
 
 #: Bump when the look changes: it is part of the cached file's name.
-SAMPLE_VERSION = 2
+SAMPLE_VERSION = 3
 
 #: Albedo (linear-ish RGB in [0, 1]) of the regions.
 COLORS = {
@@ -276,22 +276,27 @@ def _background(camera: Camera) -> np.ndarray:
     hit = origin + rays * s[..., None]
     wall = np.array([0.78, 0.76, 0.72]) * (0.93 + 0.07 * np.linspace(1, 0, camera.height))[:, None, None]
     img = np.broadcast_to(wall, (camera.height, camera.width, 3)).copy()
-    fade = np.clip(1.0 - 0.04 * np.abs(hit[..., 2]), 0.75, 1.0)
-    img[floor] = (np.array([0.62, 0.58, 0.53]) * fade[floor][:, None])
+    dist = np.hypot(hit[..., 0] - origin[0], hit[..., 2] - origin[2])
+    fade = 0.82 + 0.18 * np.clip(3.0 / np.maximum(dist, 1e-6), 0.0, 1.0)  # nearer floor is a little brighter
+    img[floor] = np.array([0.62, 0.58, 0.53]) * fade[floor][:, None]
     return img
 
 
-def _shadow(scene: SampleScene, blur: float = 9.0) -> np.ndarray:
-    """Soft contact shadow (H, W) in [0, 1] of the body on the floor (light from above, slightly in front)."""
+def _shadow(scene: SampleScene, blur: float = 7.0) -> np.ndarray:
+    """Soft contact shadow (H, W) in [0, 1] on the floor: the lower legs and shoes flattened onto y = 0,
+    cast a little backwards (light from above, in front) and spread around the feet."""
     cam = scene.camera
-    v = scene.vertices
-    low = v[:, 1] < 0.25
+    v, f = scene.mesh()
+    low = v[:, 1] < 0.3
     flat = v.copy()
-    flat[:, 2] -= 0.25 * v[:, 1]  # cast a little backwards
+    flat[:, 2] -= 0.35 * v[:, 1]
+    feet = v[v[:, 1] < 0.05]
+    centre = feet.mean(axis=0) if len(feet) else v.mean(axis=0)
+    flat[:, [0, 2]] = centre[[0, 2]] + 1.15 * (flat[:, [0, 2]] - centre[[0, 2]])
     flat[:, 1] = 0.0005
-    f = scene.faces[low[scene.faces].all(axis=1)]
+    f = f[low[f].all(axis=1)]
     mask = render.render_mask(cam.to_camera(flat), f, cam.K, cam.width, cam.height).astype(np.float64)
-    return _gaussian(mask, blur)
+    return np.clip(1.3 * _gaussian(mask, blur), 0.0, 1.0)
 
 
 def _gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -386,7 +391,7 @@ def render_sample(scene: SampleScene | None = None) -> np.ndarray:
     body = 0.85 * key + 0.25 * fill + albedo * (0.18 + 0.12 * sky)[..., None]
     img = _background(cam)
     shadow = _shadow(scene)
-    img *= (1.0 - 0.45 * shadow)[..., None]
+    img *= (1.0 - 0.55 * shadow)[..., None]
     img[mask] = body[mask]
     _paint_face(img, scene, mask)
     # Edge softening (anti-aliasing of the silhouette) and sensor grain.
