@@ -209,3 +209,29 @@ def test_cloth_refinement_moves_surface_towards_predicted_normals() -> None:
     assert stats["cloth_normal_loss_last"] < 0.97 * stats["cloth_normal_loss_first"]
     assert 1e-4 < moved.max() < 0.05
     assert trimesh.Trimesh(verts, sphere.faces, process=False).is_watertight
+
+
+def test_apply_refined_body_swaps_the_body_into_a_bodyfit() -> None:
+    from icon_engine.fit import BodyFit
+
+    body, fit_ns, _, _ = _scene()
+    n = len(fit_ns.vertices)
+    fit = BodyFit(betas=np.zeros(10), expression=np.zeros(10), full_pose=np.zeros((55, 3)), transl=np.zeros(3),
+                  camera=fit_ns.camera, vertices=fit_ns.vertices, joints=np.zeros((55, 3)), faces=fit_ns.faces,
+                  metrics={"iou": 0.9})
+    plain = infer.IconSurface(vertices=np.zeros((3, 3)), faces=np.zeros((1, 3), np.int64), method="icon:x")
+    assert infer.apply_refined_body(fit, plain) is fit
+    pose = np.zeros((55, 3))
+    pose[0] = [0.0, 0.1, 0.0]
+    refined = infer.RefinedBody(fit.vertices + 0.01, fit.faces, np.ones(10), pose, np.array([0.01, 0, 0]),
+                                np.ones((55, 3)))
+    surf = infer.IconSurface(vertices=np.zeros((3, 3)), faces=np.zeros((1, 3), np.int64), method="icon:x",
+                             stats={"refine_iterations": 3, "refine_loss_first": 1.0, "refine_loss_last": 0.5},
+                             refined_body=refined)
+    new = infer.apply_refined_body(fit, surf)
+    assert isinstance(new, BodyFit) and new is not fit
+    assert np.array_equal(new.vertices, refined.vertices) and new.vertices.shape == (n, 3)
+    assert np.array_equal(new.full_pose, pose) and np.array_equal(new.joints, refined.joints)
+    assert new.camera is fit.camera and np.array_equal(new.faces, fit.faces)
+    assert new.metrics["iou"] == 0.9 and new.metrics["icon_refinement"]["refine_loss_last"] == 0.5
+    assert fit.metrics == {"iou": 0.9}  # the original is untouched

@@ -617,6 +617,30 @@ def build_icon_surface(
                        normal_back=normals[1][0].cpu().numpy(), crop_camera=crop.camera)
 
 
+def apply_refined_body(fit: Any, surface: IconSurface) -> Any:
+    """The fit with ICON's refined body swapped in (vertices, joints, betas, pose, translation), for the bundle.
+
+    Returns ``fit`` itself when no refinement ran. The camera and the world normalisation are kept: refinement
+    moves the body by millimetres to centimetres, and the surface was built in this same world."""
+    import dataclasses
+
+    body = surface.refined_body
+    if body is None:
+        return fit
+    metrics = dict(getattr(fit, "metrics", {}) or {})
+    metrics["icon_refinement"] = {k: surface.stats.get(k) for k in
+                                  ("refine_iterations", "refine_loss_first", "refine_loss_last")}
+    changes = {"vertices": body.vertices, "betas": body.betas, "full_pose": body.full_pose, "transl": body.transl,
+               "metrics": metrics}
+    if body.joints is not None:
+        changes["joints"] = body.joints
+    if dataclasses.is_dataclass(fit):
+        return dataclasses.replace(fit, **changes)
+    for key, value in changes.items():
+        setattr(fit, key, value)
+    return fit
+
+
 def _decimate(vertices: np.ndarray, faces: np.ndarray, face_count: int) -> tuple[np.ndarray, np.ndarray]:
     import fast_simplification
 
@@ -630,5 +654,6 @@ class _NullProgress:
         pass
 
 
-__all__ = ["IconSettings", "IconSurface", "RefinedBody", "build_icon_surface", "settings_for", "PRESETS",
+__all__ = ["IconSettings", "IconSurface", "RefinedBody", "build_icon_surface", "apply_refined_body", "settings_for",
+           "PRESETS",
            "canonical_code", "make_crop", "BodyFeatures", "coarse_to_fine", "extract_mesh"]
