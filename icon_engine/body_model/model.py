@@ -244,7 +244,11 @@ def load_body_model(
         raise EngineError("bad_option", f"Unknown gender {gender!r}.", f"Use one of {', '.join(official.GENDERS)}.")
     if smplx_model is None or str(smplx_model) == "":
         path = build_open_body()
-        arrays = official.load_npz_arrays(path)
+        try:
+            arrays = official.load_npz_arrays(path)
+        except EngineError:  # a damaged cache file (e.g. a full disk): build it again
+            path = build_open_body(force=True)
+            arrays = official.load_npz_arrays(path)
         info = open_body_info() or {}
         ft = arrays["ft"]
         uv = arrays["vt"][ft].astype(np.float32) if "vt" in arrays else None
