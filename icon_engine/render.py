@@ -14,6 +14,7 @@ Barycentrics are perspective-correct. Faces with a corner at z ≤ ``NEAR`` are 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -492,8 +493,27 @@ def _segment_distance(a: torch.Tensor, b: torch.Tensor, p: torch.Tensor) -> torc
     return torch.sqrt(((p - q) ** 2).sum(dim=1) + 1e-10)
 
 
+_TOPOLOGY_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def _edge_topology(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unique undirected edges (E, 2) of a mesh and, per face corner-edge (F·3,), the index of its edge."""
+    """Unique undirected edges (E, 2) of a mesh and, per face corner-edge (F·3,), the index of its edge.
+
+    Cached for the last few face arrays (fitting loops call the soft silhouette with the same faces).
+    """
+    cpu = faces.detach().cpu().contiguous()
+    key = (tuple(cpu.shape), str(faces.device), hashlib.blake2b(cpu.numpy().tobytes(), digest_size=16).digest())
+    hit = _TOPOLOGY_CACHE.get(key)
+    if hit is not None:
+        return hit
+    result = _edge_topology_uncached(faces)
+    if len(_TOPOLOGY_CACHE) >= 4:
+        _TOPOLOGY_CACHE.pop(next(iter(_TOPOLOGY_CACHE)))
+    _TOPOLOGY_CACHE[key] = result
+    return result
+
+
+def _edge_topology_uncached(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     nv = int(faces.max()) + 1 if faces.numel() else 1
     e = torch.stack([faces, faces.roll(-1, dims=1)], dim=2).reshape(-1, 2)
     e = torch.sort(e, dim=1).values
