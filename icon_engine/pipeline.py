@@ -59,6 +59,7 @@ def reconstruct(
 
     reporter.stage("detect", "Finding the person")
     observation = detect_person(image, person_index=options.person_index)
+    warnings += list(getattr(observation, "warnings", []))
 
     reporter.stage("body_model", "Loading the body model")
     if body_model is None:
