@@ -377,6 +377,85 @@ def texture_error(subject: Subject, pose: np.ndarray, size: int = 1024) -> dict:
             "mean_abs_error": float(err.mean()), "p95_abs_error": float(np.percentile(err.max(axis=1), 95))}
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Synthetic dressed subjects of bench/synthetic.py (marching-cubes clothing, re-dressed in each target pose)
+
+
+def synthetic_repose(body_model: object, index: int, poses: dict[str, np.ndarray], kind: str | None = None,
+                     seed: int = 0, spacing: float = 0.007) -> list[dict]:
+    """Rig a bench/synthetic.py subject from its photo-posed clothed mesh; re-pose it with each pose and compare
+    with the subject re-dressed on the body in that pose (different topology: surface distances).
+
+    Per pose: distance of our vertices to the truth surface (mean, p95 cm), truth → ours p95 (holes/tears),
+    faces stretched > 3× (by more than :data:`VISIBLE`) against the input mesh, and faces whose normal opposes
+    the truth surface normal at their closest point (inverted)."""
+    from types import SimpleNamespace
+
+    from bench import synthetic as syn
+    from icon_engine.mesh_queries import MeshQuery
+    from icon_engine.rig import rig_surface
+
+    s = syn.make_subject(body_model, index, seed=seed, kind=kind, spacing=spacing)
+    fit = SimpleNamespace(vertices=s.body_vertices, faces=s.body_faces, full_pose=s.full_pose, betas=s.betas,
+                          transl=s.offset)
+    t0 = time.perf_counter()
+    rig = rig_surface(s.clothed_vertices, s.clothed_faces, fit, body_model)
+    rig_s = time.perf_counter() - t0
+    # the subject's garment set-up, as make_subject builds it
+    weights = body_model.lbs_weights.detach().cpu().numpy()
+    regions = syn.vertex_regions(weights)
+    rest_v, rest_j = syn.pose_body(body_model, np.zeros((55, 3)), s.betas)
+    waist_y = 0.5 * (rest_j[syn.SPINE1, 1] + rest_j[syn.PELVIS, 1]) + 0.03
+    offsets, _ = syn.garment_offsets(regions, rest_v[:, 1], waist_y, s.outfit, s.body_faces)
+    trunk = np.isin(regions, ["torso", "thigh"])
+    rows = []
+    faces = s.clothed_faces
+    for name, pose in poses.items():
+        pose = pose.copy()
+        pose[0] = s.full_pose[0]  # keep the subject's heading
+        bv, bj = syn.pose_body(body_model, pose, s.betas)
+        truth_v, truth_f, _ = syn.dress(bv + s.offset, s.body_faces, bj + s.offset, offsets, s.outfit, spacing, trunk)
+        ours = skin_vertices(rig.rest_vertices, rig.skin_weights, rig.rest_joints, np.asarray(PARENTS), pose,
+                             s.offset)
+        q = MeshQuery(truth_v, truth_f).query(ours)
+        back = MeshQuery(ours, faces).query(truth_v)
+        t = ours[faces]
+        fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+        fq = MeshQuery(truth_v, truth_f).query(t.mean(axis=1))
+        inverted = np.einsum("ij,ij->i", fn, fq.normal) < 0
+        tt = s.clothed_vertices[faces]
+        inverted &= np.linalg.norm(tt - np.roll(tt, 1, axis=1), axis=2).min(axis=1) >= VISIBLE
+        stretch = edge_stretch(s.clothed_vertices, ours, faces, VISIBLE)
+        rows.append({
+            "subject": s.name, "pose": name, "vertices": len(ours), "mean_cm": float(q.distance.mean() * 100),
+            "p95_cm": float(np.percentile(q.distance, 95) * 100),
+            "truth_p95_cm": float(np.percentile(back.distance, 95) * 100),
+            "stretched": int((stretch > 3).sum()), "inverted": int(inverted.sum()), "rig_s": rig_s,
+            "reproduction_mm": rig.stats["reproduction_error_max_mm"],
+            "rest_intersections": rig.stats["rest_intersections"], "loose": rig.stats["loose_vertices"],
+        })
+    return rows
+
+
+def synthetic_texture(body_model: object, index: int, size: int = 2048, kind: str | None = None,
+                      seed: int = 0) -> dict:
+    """Bake a bench/synthetic.py subject's render onto its clothed mesh and re-render: colour error on the
+    subject's visible pixels (the render is Lambert-shaded, so the shading is baked in and must come back)."""
+    from bench import synthetic as syn
+    from icon_engine.texture import bake_texture, render_textured
+
+    s = syn.make_subject(body_model, index, seed=seed, kind=kind)
+    t0 = time.perf_counter()
+    tex = bake_texture(s.clothed_vertices, s.clothed_faces, s.rgb, s.mask, s.camera, size=size)
+    secs = time.perf_counter() - t0
+    out, covered = render_textured(s.clothed_vertices, s.clothed_faces, tex.uv, tex.image, s.camera)
+    sel = covered & s.mask
+    err = np.abs(out[sel] - s.rgb[sel].astype(np.float64))
+    return {"subject": s.name, "size": size, "faces": len(s.clothed_faces), "bake_s": secs,
+            "mean_abs_error": float(err.mean()), "p95_abs_error": float(np.percentile(err.max(axis=1), 95)),
+            "seconds": tex.stats.get("seconds", {})}
+
+
 def main() -> None:
     bodies = [capsule_body()]
     try:

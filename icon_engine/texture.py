@@ -327,6 +327,161 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
     return np.clip(uv, 0.0, 1.0)
 
 
+#: Meshes with more faces than this get the projection atlas (xatlas' chart search takes minutes on 100k faces).
+XATLAS_MAX_FACES = 30_000
+
+#: Projection directions of the projection atlas and, per direction, (u axis, v axis) with u × v = direction,
+#: so charts keep the counter-clockwise winding.
+_AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
+_UV_AXES = np.array([
+    [[0, 0, -1], [0, 1, 0]], [[0, 0, 1], [0, 1, 0]], [[1, 0, 0], [0, 0, -1]],
+    [[1, 0, 0], [0, 0, 1]], [[1, 0, 0], [0, 1, 0]], [[-1, 0, 0], [0, 1, 0]],
+], dtype=np.float64)  # fmt: skip
+
+
+def _face_adjacency(faces: np.ndarray) -> np.ndarray:
+    """(K, 2) pairs of faces sharing an edge."""
+    f = np.asarray(faces, dtype=np.int64)
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    owner = np.tile(np.arange(len(f)), 3)
+    key = e[:, 0] * (int(f.max()) + 1) + e[:, 1]
+    order = np.argsort(key, kind="stable")
+    key, owner = key[order], owner[order]
+    same = key[1:] == key[:-1]
+    return np.stack([owner[:-1][same], owner[1:][same]], axis=1)
+
+
+def _chart_labels(normals: np.ndarray, adjacency: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """Projection direction per face: the best-aligned axis, then a few majority votes over neighbours (fewer
+    tiny charts), never picking a direction the face turns away from."""
+    score = normals @ _AXES.T  # (M, 6)
+    label = score.argmax(axis=1)
+    m = len(normals)
+    for _ in range(rounds):
+        votes = np.zeros((m, 6))
+        np.add.at(votes, (adjacency[:, 0], label[adjacency[:, 1]]), 1.0)
+        np.add.at(votes, (adjacency[:, 1], label[adjacency[:, 0]]), 1.0)
+        votes[np.arange(m), label] += 1.5
+        votes[score < 0.2] = -1.0  # keep each face well in front of its projection plane
+        label = votes.argmax(axis=1)
+    return label
+
+
+def _charts(label: np.ndarray, adjacency: np.ndarray) -> np.ndarray:
+    """Chart id per face: connected components of edge-adjacent faces with the same label."""
+    from scipy.sparse.csgraph import connected_components
+
+    keep = label[adjacency[:, 0]] == label[adjacency[:, 1]]
+    a = adjacency[keep]
+    m = len(label)
+    graph = sp.coo_matrix((np.ones(len(a)), (a[:, 0], a[:, 1])), shape=(m, m))
+    return connected_components(graph, directed=False)[1]
+
+
+def _shelf_pack(sizes: np.ndarray, atlas: float) -> tuple[np.ndarray, float] | None:
+    """Place boxes (C, 2) (width, height) on shelves in an ``atlas`` × ``atlas`` square: offsets (C, 2) and the
+    used height, or None when they do not fit."""
+    order = np.argsort(-sizes[:, 1], kind="stable")
+    pos = np.zeros_like(sizes)
+    x = y = shelf = 0.0
+    for i in order:
+        w, h = sizes[i]
+        if x + w > atlas:
+            x, y, shelf = 0.0, y + shelf, 0.0
+        if w > atlas or y + h > atlas:
+            return None
+        pos[i] = (x, y)
+        x += w
+        shelf = max(shelf, h)
+    return pos, y + shelf
+
+
+def projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding: int = 2,
+                     rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Fast UV atlas: faces grouped by their best axis-aligned view direction (±X, ±Y, ±Z) into connected charts,
+    each chart projected orthographically on its plane, charts shelf-packed with ``padding`` texels around each.
+    Faces of a chart that folds over itself (found by rasterising the atlas) move to their next-best direction,
+    and after ``rounds`` tries into charts of their own, so no two faces share a texel.
+
+    Returns (per-corner UVs (M, 3, 2) in [0, 1], origin bottom-left; chart id per face (M,))."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    n = face_normals(v, f)
+    adj = _face_adjacency(f)
+    label = _chart_labels(n, adj)
+    score = n @ _AXES.T
+    single = np.zeros(len(f), dtype=bool)
+    for attempt in range(rounds + 1):
+        chart = _charts(np.where(single, -1 - np.arange(len(f)), label), adj)
+        local = np.einsum("mkc,mdc->mkd", v[f], _UV_AXES[label])  # (M, 3, 2) metres in each face's plane
+        local[single] = _own_plane(v[f[single]], n[single])
+        uv = _pack_charts(local, chart, size, padding)
+        bad = _overlapping_faces(uv, f, size)
+        if not bad.any():
+            break
+        if attempt < rounds - 1:
+            s2 = score[bad].copy()
+            s2[np.arange(len(s2)), label[bad]] = -np.inf
+            nxt = s2.argmax(axis=1)
+            ok = s2[np.arange(len(s2)), nxt] >= 0.2
+            idx = np.nonzero(bad)[0]
+            label[idx[ok]] = nxt[ok]
+            single[idx[~ok]] = True
+        else:
+            single |= bad
+    return uv, chart
+
+
+def _own_plane(tri: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Triangles (K, 3, 3) in their own plane: (K, 3, 2) coordinates with counter-clockwise winding kept."""
+    e1 = tri[:, 1] - tri[:, 0]
+    e1 /= np.maximum(np.linalg.norm(e1, axis=1, keepdims=True), 1e-20)
+    e2 = np.cross(normals, e1)
+    rel = tri - tri[:, :1]
+    return np.stack([np.einsum("kic,kc->ki", rel, e1), np.einsum("kic,kc->ki", rel, e2)], axis=-1)
+
+
+def _overlapping_faces(uv: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
+    """(M,) bool: faces sharing a texel centre with another face that has no vertex in common with it."""
+    xy = np.stack([uv[..., 0] * size, (1.0 - uv[..., 1]) * size], axis=-1)
+    ff, fp, _ = _fragments(xy, size, size)
+    order = np.lexsort((ff, fp))
+    fp, ff = fp[order], ff[order]
+    same = fp[1:] == fp[:-1]
+    a, b = ff[:-1][same], ff[1:][same]
+    touching = (faces[a][:, :, None] == faces[b][:, None, :]).any(axis=(1, 2))
+    bad = np.zeros(len(faces), dtype=bool)
+    bad[a[~touching]] = True
+    bad[b[~touching]] = True
+    return bad
+
+
+def _pack_charts(local: np.ndarray, chart: np.ndarray, size: int, padding: int) -> np.ndarray:
+    """Scale and shelf-pack charts (per-corner plane coordinates (M, 3, 2) metres, chart id per face) into [0, 1]²."""
+    n_charts = int(chart.max()) + 1
+    lo = np.full((n_charts, 2), np.inf)
+    hi = np.full((n_charts, 2), -np.inf)
+    np.minimum.at(lo, chart, local.min(axis=1))
+    np.maximum.at(hi, chart, local.max(axis=1))
+    extent = hi - lo
+    area = float((extent[:, 0] * extent[:, 1]).sum())
+    scale = 0.8 * size / np.sqrt(max(area, 1e-12))  # texels per metre, first guess
+    for _ in range(60):
+        boxes = np.ceil(extent * scale) + 2 * padding + 1
+        placed = _shelf_pack(boxes, float(size))
+        if placed is not None:
+            break
+        scale *= 0.95
+    else:  # pragma: no cover - 60 shrinks always fit
+        raise EngineError("internal", "The UV charts did not fit the texture.", "Use a larger texture size.")
+    pos, _ = placed
+    # texel coordinates: x to the right, y down from the top; chart plane v axis points up
+    tx = pos[chart][:, None, 0] + padding + (local[..., 0] - lo[chart][:, None, 0]) * scale
+    ty = pos[chart][:, None, 1] + padding + (hi[chart][:, None, 1] - local[..., 1]) * scale
+    uv = np.stack([tx / size, 1.0 - ty / size], axis=-1)
+    return np.clip(uv, 0.0, 1.0)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Entry point
 
@@ -389,7 +544,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
 
     clock = _Clock()
     report(0.02, "Unwrapping UVs")
-    uv = unwrap(v, f, size)
+    uv = unwrap(v, f, size) if len(f) <= XATLAS_MAX_FACES else projection_atlas(v, f, size)[0]
     clock.lap("unwrap")
     report(0.35, "Finding what the photo sees")
     sign = _outward_sign(v, f)
