@@ -174,12 +174,12 @@ def perturbed_body(s: SyntheticSubject, body_model: Any, seed: int) -> tuple[np.
 
 def run(count: int, seed: int = 0, quality: str = "standard", samples: int = 10_000, use_fit: bool = True,
         body_model: Any = None, log: Any = print, partial: Path | None = None, size: tuple[int, int] = (448, 640),
-        spacing: float = 0.007, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
+        spacing: float = 0.007, kinds: tuple[str, ...] | None = None, start: int = 0) -> dict[str, Any]:
     """Evaluate ``count`` subjects; returns per-subject rows and per-variant means (also written to ``partial``
     after every subject when given)."""
     bm = body_model or load_open_body()
     rows = []
-    for i in range(count):
+    for i in range(start, start + count):
         t0 = time.perf_counter()
         s = make_subject(bm, i, seed, size=size, spacing=spacing, kind=kinds[i % len(kinds)] if kinds else None)
         gq = MeshQuery(s.clothed_vertices, s.clothed_faces, k=2)
@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="3 subjects")
     ap.add_argument("--count", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--start", type=int, default=0, help="index of the first subject (to split a run)")
+    ap.add_argument("--merge", type=Path, nargs="+", help="merge the JSON results of split runs and print the table")
     ap.add_argument("--quality", default="standard")
     ap.add_argument("--samples", type=int, default=10_000)
     ap.add_argument("--no-fit", action="store_true", help="use the perturbed ground-truth body instead of the fit")
@@ -274,8 +276,17 @@ def main(argv: list[str] | None = None) -> None:
         for key, val in query_throughput().items():
             print(f"{key}: {val:,.0f}")
         return
+    if args.merge:
+        parts = [json.loads(p.read_text()) for p in args.merge]
+        rows = [r for p in parts for r in p["rows"]]
+        result = summarise(rows, len(rows), parts[0]["quality"], parts[0]["samples"])
+        print(format_table(result))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+        return
     count = 3 if args.quick else args.count
-    result = run(count, args.seed, args.quality, args.samples, use_fit=not args.no_fit, partial=args.json)
+    result = run(count, args.seed, args.quality, args.samples, use_fit=not args.no_fit, partial=args.json,
+                 start=args.start)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
