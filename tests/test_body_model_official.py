@@ -118,6 +118,8 @@ def test_standin_loads_through_smplx(tmp_path: Path) -> None:
     assert load_body_model(tmp_path).num_vertices == V
     write_standin(tmp_path / "models" / "smplx" / "SMPLX_FEMALE.npz")
     assert load_body_model(tmp_path / "models", gender="female").kind == "smplx"
+    write_standin(tmp_path / "v11" / "SMPLX_NEUTRAL_2020.npz")
+    assert load_body_model(tmp_path / "v11").path.name == "SMPLX_NEUTRAL_2020.npz"
 
 
 def test_extra_object_arrays_are_never_unpickled(tmp_path: Path) -> None:

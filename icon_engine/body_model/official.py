@@ -60,7 +60,8 @@ def _fail(message: str, hint: str | None = None) -> EngineError:
 def resolve_model_file(smplx_model: str | Path, gender: str = "neutral") -> Path:
     """A file or folder given by the user → the SMPL-X ``.npz`` to load (not yet validated).
 
-    A folder may hold ``SMPLX_{GENDER}.npz`` directly or in ``smplx/`` (the smplx package's layout).
+    A folder may hold ``SMPLX_{GENDER}.npz`` (or ``SMPLX_{GENDER}_<suffix>.npz``, e.g. ``SMPLX_NEUTRAL_2020.npz``)
+    directly or in ``smplx/`` (the smplx package's layout).
     ``.pkl`` files are refused with the conversion command.
     """
     gender = gender.lower()
@@ -72,6 +73,10 @@ def resolve_model_file(smplx_model: str | Path, gender: str = "neutral") -> Path
         for folder in (path, path / "smplx"):
             if (folder / f"{name}.npz").is_file():
                 return folder / f"{name}.npz"
+        for folder in (path, path / "smplx"):  # e.g. SMPLX_NEUTRAL_2020.npz (SMPL-X v1.1's neutral model)
+            variants = sorted(folder.glob(f"{name}_*.npz")) if folder.is_dir() else []
+            if variants:
+                return variants[-1]
         for folder in (path, path / "smplx"):
             if (folder / f"{name}.pkl").is_file():
                 raise _refuse_pkl(folder / f"{name}.pkl")
