@@ -116,7 +116,8 @@ def bench_sample() -> None:
     scene = sample.build_scene()
     img = sample.render_sample(scene)
     cam = scene.camera
-    truth = render.rasterize(cam.to_camera(scene.vertices), scene.faces, cam.K, cam.width, cam.height).mask
+    drawn_vertices, drawn_faces = scene.mesh()  # body, shoes and hair: everything the photo shows
+    truth = render.rasterize(cam.to_camera(drawn_vertices), drawn_faces, cam.K, cam.width, cam.height).mask
     photo = Photo(img, None, (img.shape[1], img.shape[0]), 1.0, Path("sample.png"), b"")
     t0 = time.perf_counter()
     obs = P.detect_person(photo)
