@@ -374,7 +374,8 @@ def texture_error(subject: Subject, pose: np.ndarray, size: int = 1024) -> dict:
     sel = covered & mask
     err = np.abs(out[sel] - rgb[sel].astype(np.float64))
     return {"subject": subject.name, "size": size, "faces": len(subject.faces), "bake_s": secs,
-            "mean_abs_error": float(err.mean()), "p95_abs_error": float(np.percentile(err.max(axis=1), 95))}
+            "mean_abs_error": float(err.mean()), "p95_abs_error": float(np.percentile(err.max(axis=1), 95)),
+            "seconds": tex.stats.get("seconds", {})}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -417,8 +418,8 @@ def synthetic_repose(body_model: object, index: int, poses: dict[str, np.ndarray
         truth_v, truth_f, _ = syn.dress(bv + s.offset, s.body_faces, bj + s.offset, offsets, s.outfit, spacing, trunk)
         ours = skin_vertices(rig.rest_vertices, rig.skin_weights, rig.rest_joints, np.asarray(PARENTS), pose,
                              s.offset)
-        q = MeshQuery(truth_v, truth_f).query(ours)
-        back = MeshQuery(ours, faces).query(truth_v)
+        dist = np.abs(MeshQuery(truth_v, truth_f).query(ours).distance)
+        back = np.abs(MeshQuery(ours, faces).query(truth_v).distance)
         t = ours[faces]
         fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
         fq = MeshQuery(truth_v, truth_f).query(t.mean(axis=1))
@@ -427,9 +428,8 @@ def synthetic_repose(body_model: object, index: int, poses: dict[str, np.ndarray
         inverted &= np.linalg.norm(tt - np.roll(tt, 1, axis=1), axis=2).min(axis=1) >= VISIBLE
         stretch = edge_stretch(s.clothed_vertices, ours, faces, VISIBLE)
         rows.append({
-            "subject": s.name, "pose": name, "vertices": len(ours), "mean_cm": float(q.distance.mean() * 100),
-            "p95_cm": float(np.percentile(q.distance, 95) * 100),
-            "truth_p95_cm": float(np.percentile(back.distance, 95) * 100),
+            "subject": s.name, "pose": name, "vertices": len(ours), "mean_cm": float(dist.mean() * 100),
+            "p95_cm": float(np.percentile(dist, 95) * 100), "truth_p95_cm": float(np.percentile(back, 95) * 100),
             "stretched": int((stretch > 3).sum()), "inverted": int(inverted.sum()), "rig_s": rig_s,
             "reproduction_mm": rig.stats["reproduction_error_max_mm"],
             "rest_intersections": rig.stats["rest_intersections"], "loose": rig.stats["loose_vertices"],
@@ -456,14 +456,20 @@ def synthetic_texture(body_model: object, index: int, size: int = 2048, kind: st
             "seconds": tex.stats.get("seconds", {})}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--synthetic", type=int, default=3, help="bench/synthetic.py subjects to re-pose (0: none)")
+    ap.add_argument("--texture-size", type=int, default=2048)
+    args = ap.parse_args(argv)
     bodies = [capsule_body()]
     try:
         bodies.append(open_body())
     except Exception as exc:  # noqa: BLE001 - the bench still reports the stand-in
         print(f"(open body unavailable: {exc})")
     poses = {n: named_pose(n) for n in ("walk", "arms_up", "squat", "split")}
-    print("## Re-pose\n")
+    print("## Re-pose, per-vertex ground truth\n")
     print("| subject | pose | vertices | mean error (cm) | p95 (cm) | faces stretched > 3× | inverted | rig (s) |")
     print("|---|---|---|---|---|---|---|---|")
     notes = []
@@ -479,14 +485,34 @@ def main() -> None:
     print()
     for n in notes:
         print("- " + n)
+    if args.synthetic > 0 and len(bodies) > 1:
+        model = bodies[1].model
+        print("\n## Re-pose, bench/synthetic.py subjects (re-dressed in each pose)\n")
+        print("| subject | pose | vertices | ours → truth mean (cm) | p95 (cm) | truth → ours p95 (cm) | "
+              "stretched > 3× | inverted | rig (s) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        notes = []
+        for i in range(args.synthetic):
+            rows = synthetic_repose(model, i, {n: named_pose(n) for n in ("walk", "arms_up", "squat")})
+            for r in rows:
+                print(f"| {r['subject']} | {r['pose']} | {r['vertices']} | {r['mean_cm']:.2f} | {r['p95_cm']:.2f} | "
+                      f"{r['truth_p95_cm']:.2f} | {r['stretched']} | {r['inverted']} | {r['rig_s']:.1f} |")
+            notes.append(f"{r['subject']}: reproduction max {r['reproduction_mm']:.5f} mm, loose vertices "
+                         f"{r['loose']}, rest-mesh self-intersecting faces {r['rest_intersections']}")
+        print()
+        for n in notes:
+            print("- " + n)
     print("\n## Texture\n")
-    print("| subject | faces | texture | bake (s) | mean abs colour error (0–255) | p95 max-channel error |")
-    print("|---|---|---|---|---|---|")
-    for body in bodies:
-        for size in (1024, 2048):
-            r = texture_error(dressed_subject(body, skirt=True), named_pose("photo"), size=size)
-            print(f"| {r['subject']} | {r['faces']} | {r['size']}² | {r['bake_s']:.1f} | {r['mean_abs_error']:.2f} | "
-                  f"{r['p95_abs_error']:.1f} |")
+    print("| subject | faces | texture | bake (s) | mean abs colour error (0–255) | p95 max-channel error "
+          "| steps (s) |")
+    print("|---|---|---|---|---|---|---|")
+    rows = [texture_error(dressed_subject(b, skirt=True), named_pose("photo"), size=args.texture_size)
+            for b in bodies]
+    if args.synthetic > 0 and len(bodies) > 1:
+        rows += [synthetic_texture(bodies[1].model, i, size=args.texture_size) for i in range(args.synthetic)]
+    for r in rows:
+        print(f"| {r['subject']} | {r['faces']} | {r['size']}² | {r['bake_s']:.1f} | {r['mean_abs_error']:.2f} | "
+              f"{r['p95_abs_error']:.1f} | {r.get('seconds', '')} |")
 
 
 if __name__ == "__main__":

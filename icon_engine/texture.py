@@ -43,7 +43,7 @@ DEPTH_TOLERANCE = 0.01
 #: Mask erosion (pixels) before sampling: silhouette pixels often carry background colour.
 MASK_EROSION = 2
 #: Blur of the photo used for the mirrored back colours, as a fraction of the person's height in pixels.
-MIRROR_BLUR = 0.012
+MIRROR_BLUR = 0.025
 #: Texels of dilation around each island.
 DILATE_TEXELS = 6
 #: Atlas padding (texels) between charts.
