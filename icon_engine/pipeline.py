@@ -72,8 +72,12 @@ def reconstruct(
     warnings += list(getattr(fit, "warnings", []))
 
     reporter.stage("surface", "Building the clothed surface")
-    surface = build_clothed_surface(fit, observation, image, options, device, reporter)
+    surface = build_clothed_surface(fit, observation, image, options, device, reporter, body_model)
     warnings += list(surface.warnings)
+    if options.icon_data is not None:  # ICON's feedback loop refined the body: texture, rig and bundle use it
+        from .icon.infer import apply_refined_body
+
+        fit = apply_refined_body(fit, surface)
 
     texture = None
     if options.texture:
@@ -110,7 +114,7 @@ def load_body(options: ReconstructOptions, device: str) -> Any:
 
 
 def build_clothed_surface(fit: Any, observation: Any, image: Any, options: ReconstructOptions, device: str,
-                          reporter: ProgressReporter) -> Any:
+                          reporter: ProgressReporter, body_model: Any) -> Any:
     """ICON's learned surface when ``options.icon_data`` is given, else the checkpoint-free surface."""
     if options.icon_data is not None:
         from .icon import find_icon_data
@@ -125,7 +129,7 @@ def build_clothed_surface(fit: Any, observation: Any, image: Any, options: Recon
                 "from icon.is.tue.mpg.de (registration required).",
             )
         return build_icon_surface(fit, observation, image, icon_data, quality=options.quality, progress=reporter,
-                                  device=device)
+                                  device=device, body_model=body_model, face_count=options.resolved_face_count)
     from .surface import build_surface
 
     return build_surface(fit, observation, image, quality=options.quality, progress=reporter,
