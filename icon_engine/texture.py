@@ -15,9 +15,10 @@ Method (docs/texture_rig.md):
 3. **Fill of the hidden side.** A hidden vertex looks towards the camera through the body: the first
    front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
    torso sees the front of the torso, not the arm in front of it). If that surface is visible, the vertex takes
-   the photo's colour there, from a mask-normalised blurred photo (no copied details: no face on the back of
-   the head). Vertices that get neither a photo nor a mirrored colour are filled by harmonic diffusion of the
-   known colours over the mesh (Laplace equation on the surface), so there is no black and no seam.
+   that surface's colour, smoothed over the mesh first (no copied details: no face on the back of the head, and
+   no colour bleeding from a neighbouring object as an image blur would). Vertices that get neither a photo
+   nor a mirrored colour are filled by harmonic diffusion of the known colours over the mesh (Laplace equation
+   on the surface), so there is no black and no seam.
 4. **Bake.** Every texel covered by a face gets the photo colour of its 3-D point, blended by its photo weight
    with the barycentric fill colour of its face; islands are then dilated by a few texels so bilinear lookups
    across seams stay clean, and the remaining empty texels take the mean colour.
@@ -42,7 +43,7 @@ COS_FULL, COS_ZERO = 0.45, 0.12
 DEPTH_TOLERANCE = 0.01
 #: Mask erosion (pixels) before sampling: silhouette pixels often carry background colour.
 MASK_EROSION = 2
-#: Blur of the photo used for the mirrored back colours, as a fraction of the person's height in pixels.
+#: Smoothing length of the front colours the hidden side mirrors, as a fraction of the mesh's height.
 MIRROR_BLUR = 0.025
 #: Texels of dilation around each island.
 DILATE_TEXELS = 6
@@ -114,13 +115,15 @@ def _fragments(tri: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np
 @dataclass
 class DepthLayers:
     """Every surface fragment seen by a camera, sorted by (pixel, depth). ``zbuf`` (H·W,) nearest depth (inf =
-    background), ``face`` (H·W,) nearest face (−1 = background); ``pix``/``depth``/``front`` per fragment."""
+    background), ``face`` (H·W,) nearest face (−1 = background); ``pix``/``depth``/``front``/``frag_face`` per
+    fragment."""
 
     zbuf: np.ndarray
     face: np.ndarray
     pix: np.ndarray
     depth: np.ndarray
     front: np.ndarray
+    frag_face: np.ndarray
     width: int
     height: int
 
@@ -146,7 +149,7 @@ def depth_layers(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> Dep
     first[1:] = frag_p[1:] != frag_p[:-1]
     zbuf[frag_p[first]] = depth[first]
     face[frag_p[first]] = frag_f[first]
-    return DepthLayers(zbuf, face, frag_p, depth, facing[frag_f], camera.width, camera.height)
+    return DepthLayers(zbuf, face, frag_p, depth, facing[frag_f], frag_f, camera.width, camera.height)
 
 
 def rasterize_uv(uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -236,14 +239,24 @@ def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return (top * (1 - fy) + bottom * fy).astype(np.float64)
 
 
-def _masked_blur(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of the photo inside the mask only (mask-normalised), (H, W, 3) float."""
-    m = mask.astype(np.float64)
-    den = ndimage.gaussian_filter(m, sigma)
-    out = np.empty(rgb.shape, dtype=np.float64)
-    for c in range(3):
-        out[..., c] = ndimage.gaussian_filter(rgb[..., c] * m, sigma) / np.maximum(den, 1e-6)
-    return out
+def _smooth_on_mesh(colours: np.ndarray, weight: np.ndarray, faces: np.ndarray,
+                    iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted neighbour averaging of vertex colours (N, 3) over the mesh, ``iterations`` times (a diffusion of
+    about ``edge · sqrt(iterations / 2)``); colours of zero weight do not spread. Returns (colours, weight)."""
+    from .rig import mesh_laplacian
+
+    n = len(colours)
+    lap = mesh_laplacian(n, faces)
+    step = (sp.diags(lap.diagonal()) - lap + sp.identity(n)).tocsr()  # I + adjacency
+    num = colours * weight[:, None]
+    den = weight.astype(np.float64).copy()
+    for _ in range(iterations):
+        num = step @ num
+        den = step @ den
+        scale = np.maximum(den, 1e-300)
+        num, den = num / scale[:, None] * np.minimum(den, 1.0)[:, None], np.minimum(den, 1.0)
+    out = num / np.maximum(den, 1e-12)[:, None]
+    return out, den
 
 
 def _ramp(cos: np.ndarray) -> np.ndarray:
@@ -252,12 +265,11 @@ def _ramp(cos: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _View:
-    """What the camera sees: layers, eroded mask, sharp photo, blurred photo."""
+    """What the camera sees: layers, eroded mask, photo."""
 
     layers: DepthLayers
     mask: np.ndarray
     photo: np.ndarray
-    blurred: np.ndarray
     camera: Camera
 
 
@@ -274,28 +286,33 @@ def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray) -> tuple
     return np.where(vis, _ramp(cos), 0.0), xy
 
 
-def _mirror_colours(view: _View, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each point, the blurred photo colour of the first front-facing surface in front of it along its pixel
-    ray, if that surface is the visible one; returns (colours (N, 3), valid (N,) bool)."""
+def _mirror_colours(view: _View, points: np.ndarray, face_colours: np.ndarray,
+                    face_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the colour of the first front-facing surface in front of it along its pixel ray, if that
+    surface is the visible one (``face_colours`` (M, 3) and ``face_ok`` (M,) per face); returns
+    (colours (N, 3), valid (N,) bool)."""
     cam, lay = view.camera, view.layers
     xy, z = cam.project(points)
     col, row = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
     inside = (z > 1e-4) & (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
     pix = np.where(inside, row * cam.width + col, 0)
     sel = lay.front
-    fp, fd = lay.pix[sel], lay.depth[sel]
-    big = float(np.nanmax(fd)) + 10.0 if len(fd) else 10.0
+    fp, fd, ffc = lay.pix[sel], lay.depth[sel], lay.frag_face[sel]
+    out = np.zeros((len(points), 3))
+    if not len(fp):
+        return out, np.zeros(len(points), dtype=bool)
+    big = float(np.nanmax(fd)) + 10.0
     key = fp * big + fd
     q = np.searchsorted(key, pix * big + (z - 0.005), side="left") - 1
     ok = inside & (q >= 0)
-    q = np.clip(q, 0, max(len(key) - 1, 0))
-    if len(key):
-        ok &= fp[q] == pix
-        ok &= fd[q] <= lay.zbuf[pix] + 1e-4  # that surface is the nearest one: seen in the photo
-    else:
-        ok &= False
+    q = np.clip(q, 0, len(key) - 1)
+    ok &= fp[q] == pix
+    ok &= fd[q] <= lay.zbuf[pix] + 1e-4  # that surface is the nearest one: seen in the photo
     ok &= view.mask.reshape(-1)[pix]
-    return _bilinear(view.blurred, xy), ok
+    face = ffc[q]
+    ok &= face_ok[face]
+    out[ok] = face_colours[face[ok]]
+    return out, ok
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -513,9 +530,12 @@ class _Clock:
         self._last = now
 
 
-def _person_height(mask: np.ndarray) -> float:
-    rows = np.nonzero(mask.any(axis=1))[0]
-    return float(rows[-1] - rows[0] + 1) if len(rows) else float(mask.shape[0])
+def _smoothing_iterations(vertices: np.ndarray, faces: np.ndarray) -> int:
+    """Neighbour-averaging rounds for a diffusion length of :data:`MIRROR_BLUR` × the mesh's height."""
+    t = np.asarray(vertices)[np.asarray(faces[: min(len(faces), 20000)])]
+    edge = float(np.linalg.norm(t[:, 1] - t[:, 0], axis=1).mean())
+    height = float(np.ptp(np.asarray(vertices)[:, 1]))
+    return int(np.clip(2.0 * (MIRROR_BLUR * height / max(edge, 1e-6)) ** 2, 1, 80))
 
 
 def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
@@ -552,14 +572,18 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     vn = vertex_normals(v, faces_out)
     eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
     photo = rgb.astype(np.float64)
-    sigma = max(1.0, MIRROR_BLUR * _person_height(m))
-    view = _View(depth_layers(v, faces_out, camera), eroded, photo, _masked_blur(photo, m, sigma), camera)
+    view = _View(depth_layers(v, faces_out, camera), eroded, photo, camera)
 
     clock.lap("visibility")
     report(0.5, "Colouring the vertices")
     alpha_v, xy_v = _photo_weight(view, v, vn)
     photo_v = _bilinear(photo, xy_v)
-    mirror_v, mirror_ok = _mirror_colours(view, v)
+    smooth_v, smooth_w = _smooth_on_mesh(photo_v, (alpha_v > 0.05).astype(np.float64), f,
+                                         _smoothing_iterations(v, f))
+    fw = smooth_w[f]
+    face_ok = fw.sum(axis=1) > 1e-6
+    face_col = np.einsum("mk,mkc->mc", fw, smooth_v[f]) / np.maximum(fw.sum(axis=1), 1e-12)[:, None]
+    mirror_v, mirror_ok = _mirror_colours(view, v, face_col, face_ok)
     known = (alpha_v > 0.3) | mirror_ok
     seed = np.where((alpha_v > 0.3)[:, None], photo_v, mirror_v)
     fill_v = harmonic_fill(seed, known, f)
