@@ -240,16 +240,30 @@ def evaluate_coarse_to_fine(
     origin = lo
     shape = tuple(int(v) for v in n0)
     idx = np.indices(shape).reshape(3, -1).T
-    vol = fn(_grid_points(origin, hc, shape, idx)).reshape(shape).astype(np.float32)
+    message = f"Evaluating the occupancy (1/{levels})"
+    vol = _eval_chunks(fn, _grid_points(origin, hc, shape, idx), progress, p0, message).reshape(shape)
     hl = hc
     for level in range(1, levels):
-        progress.update(p0 + (p1 - p0) * level / levels, f"Refining the surface ({level + 1}/{levels})")
+        message = f"Refining the surface ({level + 1}/{levels})"
+        progress.update(p0 + (p1 - p0) * level / levels, message)
         vol = _upsample2(vol)
         hl = hl / 2.0
         band = np.abs(vol) < BAND_FACTOR * hl
         idx = np.argwhere(band)
-        vol[band] = fn(_grid_points(origin, hl, vol.shape, idx)).astype(np.float32)
+        vol[band] = _eval_chunks(fn, _grid_points(origin, hl, vol.shape, idx), progress,
+                                 p0 + (p1 - p0) * level / levels, message)
     return vol, origin
+
+
+def _eval_chunks(fn: Any, pts: np.ndarray, progress: Any, fraction: float, message: str,
+                 chunk: int = 200_000) -> np.ndarray:
+    """``fn`` over ``pts`` in chunks, reporting progress (and so honouring Cancel) between chunks."""
+    out = np.empty(len(pts), np.float32)
+    for s in range(0, len(pts), chunk):
+        if s:
+            progress.update(fraction, message)
+        out[s : s + chunk] = fn(pts[s : s + chunk])
+    return out
 
 
 def _upsample2(vol: np.ndarray) -> np.ndarray:

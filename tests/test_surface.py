@@ -232,3 +232,19 @@ def test_fidelity_quick_mode(body_model):
     assert ours["iou"] > summary["baseline"]["iou"] and ours["iou"] >= 0.95
     assert 0.0 < summary["oracle"]["normal"] < summary["baseline"]["normal"]
     assert "| oracle |" in format_table(result)
+
+
+def test_cancel_stops_the_build(tight):
+    from icon_engine.errors import Cancelled
+
+    class _CancelAfter:
+        def __init__(self, n):
+            self.n = n
+
+        def update(self, fraction, message=""):
+            self.n -= 1
+            if self.n <= 0:
+                raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        _surface(tight, quality="preview", progress=_CancelAfter(3))
