@@ -44,7 +44,7 @@ DEPTH_TOLERANCE = 0.01
 #: Mask erosion (pixels) before sampling: silhouette pixels often carry background colour.
 MASK_EROSION = 2
 #: Smoothing length of the front colours the hidden side mirrors, as a fraction of the mesh's height.
-MIRROR_BLUR = 0.025
+MIRROR_BLUR = 0.05
 #: Texels of dilation around each island.
 DILATE_TEXELS = 6
 #: Atlas padding (texels) between charts.
@@ -535,7 +535,7 @@ def _smoothing_iterations(vertices: np.ndarray, faces: np.ndarray) -> int:
     t = np.asarray(vertices)[np.asarray(faces[: min(len(faces), 20000)])]
     edge = float(np.linalg.norm(t[:, 1] - t[:, 0], axis=1).mean())
     height = float(np.ptp(np.asarray(vertices)[:, 1]))
-    return int(np.clip(2.0 * (MIRROR_BLUR * height / max(edge, 1e-6)) ** 2, 1, 80))
+    return int(np.clip(2.0 * (MIRROR_BLUR * height / max(edge, 1e-6)) ** 2, 1, 150))
 
 
 def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
