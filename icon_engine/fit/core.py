@@ -131,7 +131,8 @@ class _Problem:
             d = self.world_lm[b] - self.world_lm[a]
             dirs.append(d / max(np.linalg.norm(d), 1e-9))
             w.append(min(self.vis[a], self.vis[b]))
-        self.bone_joints = torch.tensor([[j, c] for j, c, _, _ in bones])
+        slot = {int(lm): i for i, lm in enumerate(self.targets.landmarks)}
+        self.bone_points = torch.tensor([[slot[a], slot[b]] for _, _, a, b in bones])  # rows of model_points
         self.bone_dirs = torch.tensor(np.array(dirs), dtype=torch.float32)
         self.bone_w = torch.tensor(np.clip(np.array(w), 0.2, 1.0), dtype=torch.float32)
 
@@ -160,8 +161,9 @@ class _Problem:
         rho = s2 * r2 / (r2 + s2)  # Geman-McClure
         return 1e3 * (weights * rho).sum() / weights.sum().clamp(min=1e-6)
 
-    def direction_loss(self, joints: torch.Tensor) -> torch.Tensor:
-        d = joints[self.bone_joints[:, 1]] - joints[self.bone_joints[:, 0]]
+    def direction_loss(self, points: torch.Tensor) -> torch.Tensor:
+        """1 − cos between the model's and BlazePose's 3D limb directions, landmark to landmark."""
+        d = points[self.bone_points[:, 1]] - points[self.bone_points[:, 0]]
         d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         return (self.bone_w * (1.0 - (d * self.bone_dirs).sum(-1))).sum() / self.bone_w.sum()
 
@@ -232,12 +234,13 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
     def loss_fn(p):
         out = prob.forward(p, with_vertices=sil is not None)
         joints = out["joints"]
-        px = prob.project(prob.model_points(out))
+        points = prob.model_points(out)
+        px = prob.project(points)
         if stage == "orient":
-            return prob.keypoint_loss(px, prob.torso_weights) + W_DIRECTION * prob.direction_loss(joints)
+            return prob.keypoint_loss(px, prob.torso_weights) + W_DIRECTION * prob.direction_loss(points)
         bp = p["body_pose"][None]
         loss = (W_KEYPOINT * prob.keypoint_loss(px, prob.kp_weights)
-                + W_DIRECTION * (0.5 if sil is not None else 1.0) * prob.direction_loss(joints)
+                + W_DIRECTION * (0.5 if sil is not None else 1.0) * prob.direction_loss(points)
                 + W_ANGLE * priors.angle_limit_loss(bp) + W_REST * priors.rest_pull_loss(bp)
                 + W_PENETRATION * priors.torso_penetration_loss(joints[None])
                 + W_SHAPE * priors.shape_loss(p["betas"][None]))
@@ -349,7 +352,7 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     offset = np.array([-joints[0, 0], -verts[:, 1].min(), -joints[0, 2]])
     num_expr = int(getattr(prob.model, "num_expression", 10))
     metrics = {
-        "keypoint_error_px": round(kp_err, 3),
+        "keypoint_error_px": round(kp_err, 3) if np.isfinite(kp_err) else None,
         "silhouette_iou": round(fit_iou, 4),
         "iterations": iterations,
         "time_s": round(time.perf_counter() - start, 3),
