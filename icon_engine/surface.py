@@ -109,7 +109,7 @@ def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np
     silhouette margin applies to its front and back too).
     """
     e = _edt(~body_mask).astype(np.float32)
-    e = np.where(mask, e, 0.0)
+    e = np.where(mask, np.maximum(e - 0.5, 0.0), 0.0)  # from the body's edge, half a pixel past its last pixel
     e = np.minimum(e, MAX_OFFSET_M * px_per_m)
     # (a) cone dilation max_y (e(y) - k |x - y|), by thresholds.
     cone = e.copy()
@@ -121,7 +121,7 @@ def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np
     # (b) outline offsets: at body-outline pixels, how far the mask reaches beyond (px, ≥ 0).
     outline = body_mask & ~ndimage.binary_erosion(body_mask)
     sd = mask_signed_distance(mask)
-    obs = np.where(outline, np.clip(sd + 0.5, 0.0, None), 0.0).astype(np.float32)
+    obs = np.where(outline, np.clip(sd - 0.5, 0.0, None), 0.0).astype(np.float32)  # body edge: 0.5 px out
     sigma = OFFSET_SMOOTH_M * px_per_m
     num = ndimage.gaussian_filter(obs, sigma, truncate=2.5)
     den = ndimage.gaussian_filter(outline.astype(np.float32), sigma, truncate=2.5)
