@@ -375,6 +375,15 @@ def count_self_intersections(vertices: np.ndarray, faces: np.ndarray, region: np
     return int(len(np.unique(pf[hit])))
 
 
+def rest_stretched_faces(posed: np.ndarray, rest: np.ndarray, faces: np.ndarray, ratio: float = 3.0) -> int:
+    """Faces with an edge over ``ratio`` times (and 2 mm) longer in the rest mesh than in the posed mesh: webs
+    where the surface joins parts that the rest pose pulls apart (arms fused to the torso, hands to thighs)."""
+    t_p, t_r = np.asarray(posed)[faces], np.asarray(rest)[faces]
+    lp = np.linalg.norm(t_p - np.roll(t_p, 1, axis=1), axis=2)
+    lr = np.linalg.norm(t_r - np.roll(t_r, 1, axis=1), axis=2)
+    return int(((lr > ratio * lp) & (lr - lp > 0.002)).any(axis=1).sum())
+
+
 def _region_faces(vertices: np.ndarray, faces: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
     cent = np.asarray(vertices)[np.asarray(faces)].mean(axis=1)
     d = np.linalg.norm(cent[:, None, :] - centres[None], axis=2).min(axis=1)
@@ -474,6 +483,7 @@ def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: A
         "influences_mean": float(nnz.mean()),
         "sharpened_vertices": n_sharpened,
         "rest_intersections": rest_mesh_intersections(rest, f, rest_joints),
+        "rest_stretched_faces": rest_stretched_faces(v, rest, f),
     }
     report(1.0, "Rig done")
     return Rig(
