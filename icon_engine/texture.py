@@ -474,27 +474,47 @@ def _overlapping_faces(uv: np.ndarray, faces: np.ndarray, size: int) -> np.ndarr
 
 
 def _pack_charts(local: np.ndarray, chart: np.ndarray, size: int, padding: int) -> np.ndarray:
-    """Scale and shelf-pack charts (per-corner plane coordinates (M, 3, 2) metres, chart id per face) into [0, 1]²."""
+    """Scale and shelf-pack charts (per-corner plane coordinates (M, 3, 2) metres, chart id per face) into [0, 1]².
+
+    Tall charts are turned by 90° (winding kept) so shelves stay low; the largest scale that fits is found by
+    bisection."""
+    local = local.copy()
     n_charts = int(chart.max()) + 1
-    lo = np.full((n_charts, 2), np.inf)
-    hi = np.full((n_charts, 2), -np.inf)
-    np.minimum.at(lo, chart, local.min(axis=1))
-    np.maximum.at(hi, chart, local.max(axis=1))
+
+    def bounds(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.full((n_charts, 2), np.inf)
+        hi = np.full((n_charts, 2), -np.inf)
+        np.minimum.at(lo, chart, pts.min(axis=1))
+        np.maximum.at(hi, chart, pts.max(axis=1))
+        return lo, hi
+
+    lo, hi = bounds(local)
+    tall = (hi - lo)[:, 1] > (hi - lo)[:, 0]
+    turn = tall[chart]
+    local[turn] = np.stack([local[turn][..., 1], -local[turn][..., 0]], axis=-1)  # rotate by −90°
+    lo, hi = bounds(local)
     extent = hi - lo
     area = float((extent[:, 0] * extent[:, 1]).sum())
-    scale = 0.8 * size / np.sqrt(max(area, 1e-12))  # texels per metre, first guess
-    for _ in range(60):
-        boxes = np.ceil(extent * scale) + 2 * padding + 1
-        placed = _shelf_pack(boxes, float(size))
-        if placed is not None:
-            break
-        scale *= 0.95
-    else:  # pragma: no cover - 60 shrinks always fit
+
+    def attempt(scale: float) -> tuple[np.ndarray, float] | None:
+        return _shelf_pack(np.ceil(extent * scale) + 2 * padding + 1, float(size))
+
+    good, bad = 0.0, 1.2 * size / np.sqrt(max(area, 1e-12))  # texels per metre: the upper bound never fits
+    while attempt(bad) is not None:
+        good, bad = bad, bad * 1.5
+    for _ in range(18):
+        mid = 0.5 * (good + bad)
+        if attempt(mid) is not None:
+            good = mid
+        else:
+            bad = mid
+    placed = attempt(good) if good > 0 else None
+    if placed is None:
         raise EngineError("internal", "The UV charts did not fit the texture.", "Use a larger texture size.")
     pos, _ = placed
     # texel coordinates: x to the right, y down from the top; chart plane v axis points up
-    tx = pos[chart][:, None, 0] + padding + (local[..., 0] - lo[chart][:, None, 0]) * scale
-    ty = pos[chart][:, None, 1] + padding + (hi[chart][:, None, 1] - local[..., 1]) * scale
+    tx = pos[chart][:, None, 0] + padding + (local[..., 0] - lo[chart][:, None, 0]) * good
+    ty = pos[chart][:, None, 1] + padding + (hi[chart][:, None, 1] - local[..., 1]) * good
     uv = np.stack([tx / size, 1.0 - ty / size], axis=-1)
     return np.clip(uv, 0.0, 1.0)
 
