@@ -525,7 +525,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.photos:
         import tempfile
 
-        found = sorted(p for p in (ROOT.parent / "shared" / "images" / "dev").glob("*.jpg"))[: args.photos]
+        found = sorted(p for p in (ROOT.parent / "shared" / "images" / "dev").iterdir()
+                       if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[: args.photos]
         with tempfile.TemporaryDirectory() as tmp:
             rows = photo_runs(found, Path(tmp))
         print("## Real photos (whole pipeline, preview quality)\n")

@@ -219,3 +219,19 @@ def test_real_open_body_rig_reproduces_and_moves_the_arms_right(open_body_subjec
     err = np.linalg.norm(ours - truth, axis=1)
     assert err.max() < 0.04 and err.mean() < 0.002  # nearest-point transfer without normals: 17 cm in the armpits
     assert rig.stats["rest_intersections"]["armpits"] <= 5
+
+
+def test_intersection_and_web_measures_on_known_geometry():
+    from icon_engine.rig import count_self_intersections, rest_stretched_faces
+
+    # two triangles piercing each other, and the same two pulled apart
+    verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0.2, 0.2, -0.5], [0.3, 0.2, 0.5], [0.2, 0.3, 0.5]])
+    faces = np.array([[0, 1, 2], [3, 4, 5]])
+    assert count_self_intersections(verts, faces, np.ones(2, dtype=bool)) == 1  # face 0 is crossed by 2 edges
+    apart = verts.copy()
+    apart[3:, 2] += 2.0
+    assert count_self_intersections(apart, faces, np.ones(2, dtype=bool)) == 0
+    stretched = verts.copy()
+    stretched[1] = [4.0, 0, 0]
+    assert rest_stretched_faces(verts, stretched, faces) == 1
+    assert rest_stretched_faces(verts, verts, faces) == 0
