@@ -62,13 +62,42 @@ def initial_pose(world_landmarks: np.ndarray, rest_joints: np.ndarray) -> np.nda
     for j in (J["spine1"], J["spine2"], J["spine3"]):
         pose[j] = spine
     parents = np.asarray(PARENTS)
+    lower = {joint: (a, b) for joint, _, a, b in LIMB_BONES}
     for joint, child, a, b in LIMB_BONES:
         glob, _ = forward_kinematics(rest_joints, parents, pose)
         parent_rot = glob[parents[joint]]
         rest_dir = rest_joints[child] - rest_joints[joint]
         target = parent_rot.T @ (world[b] - world[a])
-        pose[joint] = matrix_to_axis_angle(rotation_between(rest_dir, target))
+        rot = rotation_between(rest_dir, target)
+        if joint in _BEND and child in lower:  # twist the upper bone so the hinge below bends the right way
+            c, d = lower[child]
+            rot = rot @ _hinge_twist(rest_dir, rot.T @ parent_rot.T @ (world[d] - world[c]), *_BEND[joint])
+        pose[joint] = matrix_to_axis_angle(rot)
     return pose
+
+
+#: Upper limb joint → (direction, in its rest frame, in which the hinge below bends the limb; largest twist).
+#: Elbows fold the forearm forward (+Z), knees fold the shank backward (−Z).
+_BEND = {J["left_shoulder"]: ((0.0, 0.0, 1.0), 1.5), J["right_shoulder"]: ((0.0, 0.0, 1.0), 1.5),
+         J["left_hip"]: ((0.0, 0.0, -1.0), 0.7), J["right_hip"]: ((0.0, 0.0, -1.0), 0.7)}
+
+
+def _hinge_twist(axis: np.ndarray, lower: np.ndarray, bend: tuple[float, float, float], limit: float,
+                 min_bend_deg: float = 20.0) -> np.ndarray:
+    """Rotation about the bone ``axis`` (rest frame) taking the hinge's ``bend`` direction to the lower bone's
+    direction ``lower`` (same frame), clamped to ``limit`` rad; identity when the limb is nearly straight."""
+    axis = _unit(axis)
+    lower = _unit(lower)
+    perp = lower - (lower @ axis) * axis
+    if np.linalg.norm(perp) < np.sin(np.radians(min_bend_deg)):
+        return np.eye(3)
+    b = np.asarray(bend, dtype=np.float64)
+    b = _unit(b - (b @ axis) * axis)
+    angle = float(np.arctan2(axis @ np.cross(b, perp), b @ perp))
+    angle = float(np.clip(angle, -limit, limit))
+    from ..bundle.skeleton import axis_angle_to_matrix
+
+    return axis_angle_to_matrix(axis * angle)
 
 
 def facing_camera(full_pose: np.ndarray) -> bool:
