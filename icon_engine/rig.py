@@ -409,7 +409,10 @@ def _body_arrays(fit: Any, body_model: Any) -> tuple[np.ndarray, np.ndarray, np.
     body_v = _np(fit.vertices).reshape(-1, 3)
     faces = getattr(fit, "faces", None)
     body_f = _np(faces if faces is not None else body_model.faces, np.int64).reshape(-1, 3)
-    lbs = _np(body_model.lbs_weights).reshape(len(body_v), -1)
+    lbs = _np(body_model.lbs_weights)
+    if lbs.ndim != 2 or len(lbs) != len(body_v):
+        raise EngineError("internal", f"The fitted body has {len(body_v)} vertices but the body model's skin weights "
+                          f"cover {len(lbs)}.", "Rig with the body model the fit used.")
     if lbs.shape[1] != NUM_JOINTS:
         raise EngineError("body_model", f"The body model has {lbs.shape[1]} skinning joints, not {NUM_JOINTS}.",
                           "Use an SMPL-X layout body model (the open body or the official SMPL-X model).")

@@ -577,6 +577,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     if len(v) == 0 or len(f) == 0:
         raise EngineError("internal", "The clothed surface to texture is empty.", "Check the surface stage.")
     m = np.ones(rgb.shape[:2], dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if m.shape != rgb.shape[:2]:
+        raise EngineError("internal", f"The person mask is {m.shape[1]}×{m.shape[0]} but the photo is "
+                          f"{rgb.shape[1]}×{rgb.shape[0]}.", "Pass the mask of the processing photo.")
 
     def report(frac: float, text: str) -> None:
         if progress is not None:

@@ -157,6 +157,13 @@ def test_pose_relative_to_rest_is_identity_for_t_and_consistent_for_a(body):
     np.testing.assert_allclose(posed_a, posed_t, atol=1e-9)
 
 
+def test_fit_from_another_body_model_is_refused(body, skirt_subject):
+    fit = pose_body(body, np.zeros((55, 3)))
+    fit.vertices = fit.vertices[:-10]
+    with pytest.raises(EngineError, match="vertices"):
+        rig_surface(skirt_subject.rest_vertices, skirt_subject.faces, fit, body)
+
+
 def test_unknown_rest_pose_is_a_user_error(body, skirt_subject):
     with pytest.raises(EngineError) as exc:
         rig_surface(skirt_subject.rest_vertices, skirt_subject.faces, pose_body(body, np.zeros((55, 3))), body,

@@ -146,6 +146,8 @@ def test_bad_inputs_raise_engine_errors(scene):
         bake_texture(posed, subject.faces, rgb[..., 0], mask, cam)
     with pytest.raises(EngineError):
         bake_texture(posed, subject.faces, rgb[:100], mask[:100], cam)
+    with pytest.raises(EngineError):
+        bake_texture(posed, subject.faces, rgb, mask[:100], cam)
     with pytest.raises(EngineError) as exc:
         bake_texture(posed, subject.faces, rgb, mask, cam, size=4)
     assert exc.value.code == "bad_option"
