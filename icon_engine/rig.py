@@ -6,7 +6,8 @@ stage; the fitted body (posed vertices, full pose, shape, translation) from the 
 Method (docs/texture_rig.md):
 
 1. **Transfer.** Every clothed vertex takes the body's LBS weights at its closest point on the posed body
-   surface (exact point–triangle distance, barycentric interpolation of the three corners' weights).
+   surface (exact point–triangle distance plus a penalty for opposed normals, so the underside of a lowered arm
+   takes the arm and not the nearby torso; barycentric interpolation of the three corners' weights).
 2. **Diffusion.** The weights are then solved over the clothed surface as a screened Laplace problem,
    ``(L + Λ) W = Λ W₀``: vertices close to the body (confidence ``exp(-(d/σ)²)``) keep their transferred
    weights, loose parts far from the body (skirts, hoods, hair) take the harmonic blend of their anchored
@@ -30,7 +31,14 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.spatial import cKDTree
 
-from .bundle.skeleton import NUM_JOINTS, PARENTS, axis_angle_to_matrix, forward_kinematics, matrix_to_axis_angle
+from .bundle.skeleton import (
+    NUM_JOINTS,
+    PARENTS,
+    axis_angle_to_matrix,
+    forward_kinematics,
+    matrix_to_axis_angle,
+    skin_vertices,
+)
 from .errors import EngineError
 
 #: Rest poses: "T" = SMPL-X zero pose; "A" = arms lowered by :data:`A_POSE_SHOULDER_DEG` at the shoulders.
@@ -470,8 +478,6 @@ def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: A
     rest = unpose_vertices(v, w, rest_joints, pose_rel, transl)
 
     report(0.85, "Checking the rest mesh")
-    from .bundle.skeleton import skin_vertices
-
     back = skin_vertices(rest.astype(np.float32), w, rest_joints.astype(np.float32), np.asarray(PARENTS),
                          pose_rel, transl)
     err = np.linalg.norm(back - v, axis=1)

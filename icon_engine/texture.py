@@ -26,6 +26,7 @@ Method (docs/texture_rig.md):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -538,8 +539,6 @@ class _Clock:
     """Wall-clock laps (seconds) for the stats."""
 
     def __init__(self) -> None:
-        import time
-
         self._now = time.perf_counter
         self._last = self._now()
         self.laps: dict[str, float] = {}
