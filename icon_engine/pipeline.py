@@ -92,7 +92,7 @@ def reconstruct(
     reporter.stage("rig", "Rigging to SMPL-X")
     from .rig import rig_surface
 
-    rig = rig_surface(surface.vertices, surface.faces, fit, body_model, rest_pose=options.rest_pose)
+    rig = rig_surface(surface.vertices, surface.faces, fit, body_model, rest_pose=options.rest_pose, progress=reporter)
 
     reporter.stage("bundle", "Writing the bundle")
     content = assemble_bundle(
