@@ -216,3 +216,19 @@ def test_real_photos_overlay_the_person(body, shared_photos):
         # the body's landmarks land near the detected ones (px, relative to the person's size)
         size = max(obs.bbox[2] - obs.bbox[0], obs.bbox[3] - obs.bbox[1])
         assert fit.metrics["keypoint_error_px"] < 0.05 * size, path.name
+
+
+def test_photo_from_above_gives_an_upright_body_and_a_tilted_camera(body):
+    """A standing person seen from 25° above: the fitted body stands upright; the camera, not the body, tilts."""
+    case = _case(body, "standing", yaw=10.0, pitch=25.0, betas_seed=11)
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    up = axis_angle_to_matrix(fit.full_pose[0]) @ [0.0, 1.0, 0.0]
+    assert up[1] > np.cos(np.radians(8.0))
+    view_dir = fit.camera.R.T @ [0.0, 0.0, 1.0]  # optical axis in the world
+    assert np.degrees(np.arcsin(-view_dir[1])) == pytest.approx(25.0, abs=8.0)  # looks down about 25°
+    assert fit.metrics["camera_pitch_deg"] != 0.0
+    cam = fit.camera
+    rendered = render_mask(cam.to_camera(fit.vertices), fit.faces, cam.K, cam.width, cam.height)
+    assert iou(rendered, case.observation.mask) > 0.85
+    out, _, _ = pose_body(body, fit.full_pose, fit.betas)
+    np.testing.assert_allclose(out.vertices[0].numpy() + fit.transl, fit.vertices, atol=2e-4)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
 from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
 from ..errors import EngineError
 from . import priors
@@ -303,6 +304,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
     done = [0]
     _run_stage(prob, p, ("global_orient", "transl"), settings.orient_iters, 0.03, _loss_factory(prob, "orient"),
                progress, done, total, "Fitting orientation")
+    _level_camera(prob, p)
     lap("orient")
     _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), settings.pose_iters, 0.03,
                _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
@@ -349,6 +351,15 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     full_pose[0] = p["global_orient"].numpy()
     full_pose[1:22] = p["body_pose"].numpy()
     transl = p["transl"].double().numpy()
+    faces_cam = facing_camera(full_pose, prob.R)
+    tilt = _level_pitch(full_pose[0])
+    if tilt is not None:  # an upright body seen from above/below: level the body, tilt the camera instead
+        q = axis_angle_to_matrix(np.array([tilt, 0.0, 0.0]))
+        rest_pelvis = joints[0] - transl
+        full_pose[0] = matrix_to_axis_angle(q @ axis_angle_to_matrix(full_pose[0]))
+        transl = q @ joints[0] - rest_pelvis
+        verts, joints = verts @ q.T, joints @ q.T
+        camera = Camera(camera.K, camera.R @ q.T, camera.t, camera.width, camera.height)
     offset = np.array([-joints[0, 0], -verts[:, 1].min(), -joints[0, 2]])
     num_expr = int(getattr(prob.model, "num_expression", 10))
     metrics = {
@@ -356,8 +367,8 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
         "silhouette_iou": round(fit_iou, 4),
         "iterations": iterations,
         "time_s": round(time.perf_counter() - start, 3),
-        "faces_camera": facing_camera(full_pose),
-        "quality_iters": iterations,
+        "faces_camera": faces_cam,
+        "camera_pitch_deg": round(_pitch_deg(camera), 2),
     }
     warnings = _warnings(prob, fit_iou, kp_err)
     return BodyFit(
@@ -372,6 +383,49 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
         metrics=metrics,
         warnings=warnings,
     )
+
+
+#: Largest forward/backward lean (degrees) of the fitted pelvis that is taken for a tilted camera and levelled.
+LEVEL_LIMIT_DEG = 30.0
+
+
+def _level_pitch(global_orient: np.ndarray) -> float | None:
+    """Rotation about world X (radians) that makes the pelvis's up axis vertical in the Y-Z plane, when the lean
+    is below :data:`LEVEL_LIMIT_DEG` and the body is upright; None otherwise (lying, upside down, bending over).
+
+    With the camera fixed level during the fit, a photo taken from above shows up as a body leaning towards the
+    camera; turning the world puts the body upright and the camera's pitch where it belongs."""
+    up = axis_angle_to_matrix(np.asarray(global_orient, dtype=np.float64)) @ np.array([0.0, 1.0, 0.0])
+    if up[1] <= 0.0:
+        return None
+    pitch = float(np.arctan2(up[2], up[1]))
+    roll = float(np.degrees(np.arctan2(abs(up[0]), np.hypot(up[1], up[2]))))
+    if abs(np.degrees(pitch)) > LEVEL_LIMIT_DEG or roll > LEVEL_LIMIT_DEG:
+        return None
+    return -pitch
+
+
+def _pitch_deg(camera: Camera) -> float:
+    """How far the camera looks down (positive) or up, degrees, in the bundle world (Y up)."""
+    view = camera.R.T @ np.array([0.0, 0.0, 1.0])
+    return float(np.degrees(np.arcsin(np.clip(-view[1], -1.0, 1.0))))
+
+
+def _level_camera(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
+    """After the orientation stage: move an upright body's forward/backward lean into the camera's pitch, so the
+    pose stages see a level body (otherwise a photo from above is explained by bent knees and a bent spine)."""
+    tilt = _level_pitch(p["global_orient"].double().numpy())
+    if tilt is None or abs(tilt) < np.radians(2.0):
+        return
+    q = axis_angle_to_matrix(np.array([tilt, 0.0, 0.0]))
+    with torch.no_grad():
+        rest_pelvis = prob.body.rest(p["betas"])[1][0].double().numpy()
+        pelvis = rest_pelvis + p["transl"].double().numpy()
+        go = matrix_to_axis_angle(q @ axis_angle_to_matrix(p["global_orient"].double().numpy()))
+        p["global_orient"].copy_(torch.tensor(go, dtype=torch.float32))
+        p["transl"].copy_(torch.tensor(q @ pelvis - rest_pelvis, dtype=torch.float32))
+    prob.R = prob.R @ q.T
+    prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
 
 
 def _np(x: Any) -> np.ndarray:

@@ -100,12 +100,13 @@ def _hinge_twist(axis: np.ndarray, lower: np.ndarray, bend: tuple[float, float, 
     return axis_angle_to_matrix(axis * angle)
 
 
-def facing_camera(full_pose: np.ndarray) -> bool:
-    """Whether a body with this global orientation faces a camera at ``FRONT_VIEW_R`` (its front toward +Z)."""
+def facing_camera(full_pose: np.ndarray, R: np.ndarray = FRONT_VIEW_R) -> bool:
+    """Whether a body with this global orientation turns its front (+Z of its rest frame) towards a camera with
+    world→camera rotation ``R``."""
     from ..bundle.skeleton import axis_angle_to_matrix
 
-    forward = axis_angle_to_matrix(np.asarray(full_pose)[0]) @ np.array([0.0, 0.0, 1.0])
-    return bool(forward[2] > 0.0)
+    forward = R @ axis_angle_to_matrix(np.asarray(full_pose)[0]) @ np.array([0.0, 0.0, 1.0])
+    return bool(forward[2] < 0.0)
 
 
 def solve_translation(points: np.ndarray, pixels: np.ndarray, weights: np.ndarray, K: np.ndarray,
