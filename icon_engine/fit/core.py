@@ -1,9 +1,10 @@
 """SMPLify-X-style fit of an SMPL-X-layout body to one photo's BlazePose landmarks and person mask (CPU).
 
 Camera: fixed pinhole at the default field of view (:func:`icon_engine.camera.default_intrinsics` over the
-processing photo), ``R = FRONT_VIEW_R``, ``t = 0`` while fitting; the body's distance is its translation. After
-the fit the world is normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera moved with
-it. Units: metres, radians, processing pixels.
+processing photo), ``R = FRONT_VIEW_R``, ``t = 0`` while fitting; the body's distance is its translation. An
+upright body's forward/backward lean is moved into the camera's pitch (after the orientation stage and at the
+end). After the fit the world is normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera
+moved with it. Units: metres, radians, processing pixels. Method and landmark mapping: docs/fit.md.
 """
 
 from __future__ import annotations
