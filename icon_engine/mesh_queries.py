@@ -12,38 +12,29 @@ interpolated vertex normal, which is robust for closed, consistently oriented me
 gracefully on small holes (eyes, mouth of a body model).
 
 Visibility (:func:`vertex_visibility`) uses a z-buffer from :func:`rasterize` (OpenCV camera,
-``icon_engine.camera.Camera``).
+``icon_engine.camera.Camera``), a thin adapter over :func:`icon_engine.render.rasterize`; the unit face and vertex
+normals are :mod:`icon_engine.render`'s (re-exported here).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from . import render
 from .camera import Camera
+from .render import face_normals, vertex_normals
+
+__all__ = [
+    "MeshQuery", "PointQuery", "Raster", "closest_point_on_triangles", "face_normals", "rasterize",
+    "vertex_normals", "vertex_visibility",
+]
 
 _CHUNK = 65536
-
-
-def face_normals(vertices: np.ndarray, faces: np.ndarray, unit: bool = True) -> np.ndarray:
-    """Face normals (M, 3) from counter-clockwise faces (right-hand rule); area-length when ``unit`` is False."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    if unit:
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-    return n
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (N, 3)."""
-    fn = face_normals(vertices, faces, unit=False)
-    vn = np.zeros((len(vertices), 3))
-    for k in range(3):
-        np.add.at(vn, np.asarray(faces)[:, k], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-20)
 
 
 def closest_point_on_triangles(
@@ -184,101 +175,60 @@ class MeshQuery:
         return np.einsum("ni,nic->nc", bary, vals[self.faces[face]].reshape(len(face), 3, -1))
 
 
-@dataclass
-class Raster:
-    """Z-buffer of a mesh seen by a camera: ``depth`` (H, W) camera z in metres (inf where empty), ``face``
-    (H, W) int64 (-1 where empty), ``bary`` (H, W, 3) perspective-correct barycentrics of the pixel centre."""
-
-    depth: np.ndarray
-    face: np.ndarray
-    bary: np.ndarray
+class Raster(render.Raster):
+    """Z-buffer of a mesh seen by a camera (a :class:`icon_engine.render.Raster`): ``depth`` (H, W) float64 camera
+    z in metres (inf where empty), ``face`` (H, W) int64 (-1 where empty; alias of ``face_index``), ``bary``
+    (H, W, 3) float64 perspective-correct barycentrics of the pixel centre, ``mask`` (H, W) bool."""
 
     @property
-    def mask(self) -> np.ndarray:
-        return self.face >= 0
+    def face(self) -> np.ndarray:
+        return self.face_index
 
 
 def rasterize(vertices: np.ndarray, faces: np.ndarray, camera: Camera, cull_backfaces: bool = False) -> Raster:
     """Rasterise a triangle mesh (world coordinates) with ``camera``: nearest surface per pixel centre.
 
-    Triangles behind the camera (any corner with z ≤ 1 mm) are skipped. Pure numpy; cost grows with the total
-    pixel area of the triangles' bounding boxes.
+    A thin adapter over :func:`icon_engine.render.rasterize` (pixel centres at integer + 0.5). Triangles with a
+    corner at camera z ≤ 1 mm are skipped; ``cull_backfaces`` also skips faces turned away from the camera
+    (counter-clockwise = outward). Depth and barycentrics are returned in float64, the depth being the
+    barycentric interpolation of the corners' depths.
     """
-    H, W = int(camera.height), int(camera.width)
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    pix, z = camera.project(v)
-    depth = np.full(H * W, np.inf)
-    face_id = np.full(H * W, -1, np.int64)
-    bary_out = np.zeros((H * W, 3))
-    tz = z[f]
-    keep = (tz > 1e-3).all(axis=1)
+    v_cam = camera.to_camera(vertices)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    keep = (v_cam[f, 2] > 1e-3).all(axis=1)
     if cull_backfaces:
-        p2 = pix[f]
-        cross = (p2[:, 1, 0] - p2[:, 0, 0]) * (p2[:, 2, 1] - p2[:, 0, 1]) - (p2[:, 1, 1] - p2[:, 0, 1]) * (
-            p2[:, 2, 0] - p2[:, 0, 0]
-        )
-        keep &= cross < 0  # counter-clockwise in world (outward) is clockwise in y-down pixels when front-facing
+        keep &= _front_facing(v_cam, f)
     fids = np.nonzero(keep)[0]
-    tp = pix[f[fids]]  # (m, 3, 2)
-    x0 = np.clip(np.floor(tp[..., 0].min(1) - 0.5).astype(np.int64) + 1, 0, W)
-    x1 = np.clip(np.floor(tp[..., 0].max(1) - 0.5).astype(np.int64) + 1, 0, W)
-    y0 = np.clip(np.floor(tp[..., 1].min(1) - 0.5).astype(np.int64) + 1, 0, H)
-    y1 = np.clip(np.floor(tp[..., 1].max(1) - 0.5).astype(np.int64) + 1, 0, H)
-    bw, bh = x1 - x0, y1 - y0
-    ok = (bw > 0) & (bh > 0)
-    fids, tp, x0, y0, bw, bh = fids[ok], tp[ok], x0[ok], y0[ok], bw[ok], bh[ok]
-    counts = bw * bh
-    total = int(counts.sum())
-    if total:
-        step = 4_000_000
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        # Process triangles in groups whose candidate pixels fit in memory.
-        g0 = 0
-        while g0 < len(fids):
-            g1 = int(np.searchsorted(starts, starts[g0] + step, side="right")) - 1
-            g1 = max(g1, g0 + 1)
-            _raster_group(slice(g0, g1), fids, tp, x0, y0, bw, counts, f, z, W, depth, face_id, bary_out)
-            g0 = g1
-    return Raster(depth.reshape(H, W), face_id.reshape(H, W), bary_out.reshape(H, W, 3))
+    with _one_torch_thread():
+        r = render.rasterize(v_cam, f[fids], camera.K, camera.width, camera.height)
+    hit = r.face_index >= 0
+    face = np.full(r.face_index.shape, -1, dtype=np.int64)
+    face[hit] = fids[r.face_index[hit]]
+    bary = r.bary.astype(np.float64)
+    bary[hit] /= bary[hit].sum(axis=1, keepdims=True)
+    depth = np.full(face.shape, np.inf)
+    depth[hit] = np.einsum("pk,pk->p", bary[hit], v_cam[f[face[hit]], 2])
+    return Raster(face_index=face, bary=bary, depth=depth, faces=f)
 
 
-def _raster_group(sl, fids, tp, x0, y0, bw, counts, f, z, W, depth, face_id, bary_out) -> None:
-    cnt = counts[sl]
-    idx = np.repeat(np.arange(sl.start, sl.stop), cnt)
-    local = np.arange(len(idx)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    px = x0[idx] + local % bw[idx]
-    py = y0[idx] + local // bw[idx]
-    cx, cy = px + 0.5, py + 0.5
-    a, b, c = tp[idx, 0], tp[idx, 1], tp[idx, 2]
-    den = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
-    good = np.abs(den) > 1e-12
-    den = np.where(good, den, 1.0)
-    l0 = ((b[:, 1] - c[:, 1]) * (cx - c[:, 0]) + (c[:, 0] - b[:, 0]) * (cy - c[:, 1])) / den
-    l1 = ((c[:, 1] - a[:, 1]) * (cx - c[:, 0]) + (a[:, 0] - c[:, 0]) * (cy - c[:, 1])) / den
-    l2 = 1.0 - l0 - l1
-    tol = -1e-9
-    inside = good & (l0 >= tol) & (l1 >= tol) & (l2 >= tol)
-    if not inside.any():
-        return
-    idx, px, py = idx[inside], px[inside], py[inside]
-    lam = np.stack([l0[inside], l1[inside], l2[inside]], axis=1)
-    fz = z[f[fids[idx]]]  # (n, 3)
-    inv = lam / fz
-    zz = 1.0 / inv.sum(1)
-    bary = inv * zz[:, None]  # perspective-correct
-    lin = py * W + px
-    order = np.lexsort((zz, lin))
-    lin, zz = lin[order], zz[order]
-    first = np.ones(len(lin), bool)
-    first[1:] = lin[1:] != lin[:-1]
-    sel = order[first]
-    lin_u, z_u = lin[first], zz[first]
-    better = z_u < depth[lin_u]
-    lin_u, z_u, sel = lin_u[better], z_u[better], sel[better]
-    depth[lin_u] = z_u
-    face_id[lin_u] = fids[idx[sel]]
-    bary_out[lin_u] = bary[sel]
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block: the rasteriser's scatter ops lose up to 10x to OpenMP hand-offs
+    when the cores are shared (the numpy rasteriser this replaces was single-threaded too)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _front_facing(v_cam: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(M,) bool: counter-clockwise (outward) faces turned towards the camera (camera frame, camera at 0)."""
+    n = render.face_normals(v_cam, faces)
+    return np.einsum("ij,ij->i", n, v_cam[faces[:, 0]]) < 0
 
 
 def vertex_visibility(
