@@ -113,3 +113,59 @@ def test_visibility_front_and_back():
     back = sphere.vertices[:, 2] < -0.1
     assert vis[front].mean() > 0.98
     assert not vis[back].any()
+
+
+def test_rasterize_uses_pixel_centres():
+    """A camera-facing square spanning x ∈ [10.2, 20.7], y ∈ [5.6, 12.4] px covers exactly the pixels whose centres
+    (i + 0.5, j + 0.5) fall inside: columns 10–20 and rows 6–11 (the render module's convention)."""
+    cam = _front_camera(40, 30, distance=2.0)
+    z = 2.0
+    corners_px = np.array([[10.2, 5.6], [20.7, 5.6], [20.7, 12.4], [10.2, 12.4]])
+    ray = np.linalg.solve(cam.K, np.c_[corners_px, np.ones(4)].T).T * z  # camera frame at depth z
+    world = (ray - cam.t) @ cam.R  # camera → world (R orthonormal)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    r = rasterize(world, faces, cam)
+    want = np.zeros((30, 40), dtype=bool)
+    want[6:12, 10:21] = True
+    np.testing.assert_array_equal(r.mask, want)
+    np.testing.assert_allclose(r.depth[r.mask], z, atol=1e-9)
+    assert np.isinf(r.depth[~r.mask]).all() and (r.face[~r.mask] == -1).all()
+
+
+def test_rasterize_face_ids_refer_to_the_input_faces():
+    """Back-face culling and the near limit drop faces before rasterising; the returned face index, barycentrics
+    and depth still refer to the caller's face array, and match the render module's raster of the same view."""
+    from icon_engine import render
+
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.4)
+    cam = _front_camera(160, 160, distance=3.0)
+    full = rasterize(sphere.vertices, sphere.faces, cam)
+    culled = rasterize(sphere.vertices, sphere.faces, cam, cull_backfaces=True)
+    assert isinstance(full, render.Raster)
+    assert full.depth.dtype == np.float64 and full.bary.dtype == np.float64 and full.face.dtype == np.int64
+    # a closed convex mesh: the nearest surface is always front-facing, so culling changes nothing
+    np.testing.assert_array_equal(culled.face, full.face)
+    np.testing.assert_allclose(culled.depth[culled.mask], full.depth[full.mask], atol=1e-9)
+    shown = np.unique(culled.face[culled.mask])
+    n = trimesh.Trimesh(sphere.vertices, sphere.faces, process=False).face_normals[shown]
+    to_cam = cam.center - sphere.vertices[sphere.faces[shown]].mean(axis=1)
+    assert (np.einsum("ij,ij->i", n, to_cam) > 0).all()
+    ref = render.rasterize(cam.to_camera(sphere.vertices), sphere.faces, cam.K, cam.width, cam.height)
+    np.testing.assert_array_equal(full.face, ref.face_index)
+    np.testing.assert_allclose(full.depth[full.mask], ref.depth[ref.mask], atol=1e-5)
+    # the camera inside the mesh's front half: faces with a corner at z ≤ 1 mm are skipped, the rest keep their ids
+    near_cam = _front_camera(160, 160, distance=0.35)
+    r = rasterize(sphere.vertices, sphere.faces, near_cam)
+    cam_v = near_cam.to_camera(sphere.vertices)
+    drawn = np.unique(r.face[r.mask])
+    assert (cam_v[sphere.faces[drawn], 2] > 1e-3).all()
+    zs = np.einsum("ni,ni->n", r.bary[r.mask], cam_v[sphere.faces[r.face[r.mask]], 2])
+    np.testing.assert_allclose(zs, r.depth[r.mask], atol=1e-9)
+    assert r.mask.mean() > 0.9  # the back of the sphere fills the view
+
+
+def test_normals_are_the_render_modules():
+    from icon_engine import mesh_queries, render
+
+    assert mesh_queries.vertex_normals is render.vertex_normals
+    assert mesh_queries.face_normals is render.face_normals
