@@ -232,3 +232,19 @@ def test_photo_from_above_gives_an_upright_body_and_a_tilted_camera(body):
     assert iou(rendered, case.observation.mask) > 0.85
     out, _, _ = pose_body(body, fit.full_pose, fit.betas)
     np.testing.assert_allclose(out.vertices[0].numpy() + fit.transl, fit.vertices, atol=2e-4)
+
+
+def test_slightly_bent_blazepose_knees_count_as_straight():
+    """BlazePose's 3D reports standing legs 18–30° bent; below 35° the fit starts them straight, real bends stay."""
+    from icon_engine.fit.init import straighten_knees
+    from icon_engine.fit.landmarks import BP
+
+    world = np.zeros((33, 3))
+    for side, x, bend in (("left", 0.1, 20.0), ("right", -0.1, 60.0)):
+        world[BP[f"{side}_hip"]] = (x, 0.0, 0.0)
+        world[BP[f"{side}_knee"]] = (x, 0.45, 0.0)
+        a = np.radians(bend)
+        world[BP[f"{side}_ankle"]] = (x, 0.45 + 0.4 * np.cos(a), 0.4 * np.sin(a))
+    out = straighten_knees(world)
+    np.testing.assert_allclose(out[BP["left_ankle"]], (0.1, 0.85, 0.0), atol=1e-9)
+    np.testing.assert_allclose(out[BP["right_ankle"]], world[BP["right_ankle"]])

@@ -22,7 +22,7 @@ from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
 from ..errors import EngineError
 from . import priors
 from .fastbody import FastBody
-from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation
+from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
 from .silhouette import body_silhouette, coverage_loss, inside_loss, iou, make_target, to_window
 
@@ -113,7 +113,7 @@ class _Problem:
         self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32)
         bbox = np.asarray(observation.bbox, dtype=np.float64)
         self.person_size = float(max(bbox[2] - bbox[0], bbox[3] - bbox[1], 16.0))
-        self.world_lm = blazepose_to_world(np.asarray(observation.world_landmarks, dtype=np.float64))
+        self.world_lm = straighten_knees(blazepose_to_world(np.asarray(observation.world_landmarks, dtype=np.float64)))
         self.vis = vis
         self.mask = np.asarray(observation.mask, dtype=bool)
         self.bbox = bbox

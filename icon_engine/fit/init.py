@@ -19,6 +19,25 @@ def blazepose_to_world(points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) @ FRONT_VIEW_R  # row-vector form of R.T @ p
 
 
+#: BlazePose's 3D knee bends below this (degrees) are taken as straight legs: on standing people in the dev photos
+#: BlazePose reports 18–30° of knee bend, the "bent legs" bias that 2D landmarks cannot correct (a knee bent
+#: towards the camera looks straight in the image).
+KNEE_STRAIGHT_DEG = 35.0
+
+
+def straighten_knees(world: np.ndarray, limit_deg: float = KNEE_STRAIGHT_DEG) -> np.ndarray:
+    """World landmarks (33, 3) with each ankle moved onto its thigh's line when the knee bends less than
+    ``limit_deg``; the shank keeps its length."""
+    out = np.array(world, dtype=np.float64, copy=True)
+    for hip, knee, ankle in ((BP["left_hip"], BP["left_knee"], BP["left_ankle"]),
+                             (BP["right_hip"], BP["right_knee"], BP["right_ankle"])):
+        thigh, shank = out[knee] - out[hip], out[ankle] - out[knee]
+        cos = float(thigh @ shank) / max(float(np.linalg.norm(thigh) * np.linalg.norm(shank)), 1e-12)
+        if np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))) < limit_deg:
+            out[ankle] = out[knee] + _unit(thigh) * np.linalg.norm(shank)
+    return out
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-9)
 
