@@ -201,14 +201,18 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, camera: Camera, cull_back
     fids = np.nonzero(keep)[0]
     with _one_torch_thread():
         r = render.rasterize(v_cam, f[fids], camera.K, camera.width, camera.height)
-    hit = r.face_index >= 0
-    face = np.full(r.face_index.shape, -1, dtype=np.int64)
-    face[hit] = fids[r.face_index[hit]]
-    bary = r.bary.astype(np.float64)
-    bary[hit] /= bary[hit].sum(axis=1, keepdims=True)
-    depth = np.full(face.shape, np.inf)
-    depth[hit] = np.einsum("pk,pk->p", bary[hit], v_cam[f[face[hit]], 2])
-    return Raster(face_index=face, bary=bary, depth=depth, faces=f)
+    shape = r.face_index.shape
+    face = r.face_index.reshape(-1)
+    hit = np.flatnonzero(face >= 0)
+    if len(fids) < len(f):  # back to the caller's face ids
+        face[hit] = fids[face[hit]]
+    b = r.bary.reshape(-1, 3)[hit].astype(np.float64)
+    b /= b.sum(axis=1, keepdims=True)
+    bary = np.zeros((face.size, 3))
+    bary[hit] = b
+    depth = np.full(face.size, np.inf)
+    depth[hit] = np.einsum("pk,pk->p", b, v_cam[f[face[hit]], 2])
+    return Raster(face_index=face.reshape(shape), bary=bary.reshape(shape + (3,)), depth=depth.reshape(shape), faces=f)
 
 
 @contextmanager

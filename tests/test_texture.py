@@ -199,28 +199,21 @@ def test_bake_with_the_projection_atlas(scene, monkeypatch):
     assert np.abs(out[sel] - rgb[sel].astype(np.float64)).mean() < 6.0
 
 
-def test_depth_layers_share_the_render_modules_z_buffer(scene):
-    """The bake's z-buffer is render.rasterize's; the peeling fragments come from camera-facing faces only, sorted
-    by (pixel, depth), never in front of the nearest surface, and the first one per pixel is that surface where it
-    faces the camera."""
+def test_depth_layers_z_buffer_agrees_with_the_render_module(scene):
+    """The bake's depth-peeling z-buffer and render.rasterize see the same surface: same covered pixels (pixel
+    centres at i + 0.5), same nearest faces (ties aside), same depths; fragments are sorted by (pixel, depth)."""
     from icon_engine import render
     from icon_engine.texture import depth_layers
 
     subject, posed, cam, _, _, _ = scene
     lay = depth_layers(posed, subject.faces, cam)
     ref = render.rasterize(cam.to_camera(posed), subject.faces, cam.K, cam.width, cam.height)
-    np.testing.assert_array_equal(lay.face, ref.face_index.reshape(-1))
     hit = lay.face >= 0
+    np.testing.assert_array_equal(hit, ref.mask.reshape(-1))
+    same = lay.face[hit] == ref.face_index.reshape(-1)[hit]
+    assert same.mean() > 0.999
     np.testing.assert_allclose(lay.zbuf[hit], ref.depth.reshape(-1)[hit], rtol=1e-5)
     assert np.isinf(lay.zbuf[~hit]).all()
-    key = np.lexsort((lay.depth, lay.pix))
-    np.testing.assert_array_equal(key, np.arange(len(key)))
-    n = render.face_normals(posed, subject.faces)[lay.frag_face]
-    to_cam = cam.center - posed[subject.faces[lay.frag_face]].mean(axis=1)
-    assert (np.einsum("ij,ij->i", n, to_cam) > 0).all()
-    assert (lay.depth >= lay.zbuf[lay.pix] - 1e-6).all()
-    first = np.r_[True, lay.pix[1:] != lay.pix[:-1]]
-    p = lay.pix[first]
-    same = lay.face[p] == lay.frag_face[first]
-    assert same.mean() > 0.95
-    np.testing.assert_allclose(lay.depth[first][same], lay.zbuf[p][same], rtol=1e-5)
+    np.testing.assert_array_equal(np.lexsort((lay.depth, lay.pix)), np.arange(len(lay.pix)))
+    assert (lay.depth >= lay.zbuf[lay.pix] - 1e-9).all()
+    assert len(lay.pix) > 1.5 * hit.sum()  # the hidden layers are kept for the mirror query
