@@ -263,13 +263,19 @@ class _View:
     camera: Camera
 
 
-def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Photo weight in [0, 1] of surface points (N, 3) with unit normals, and their pixel coordinates (N, 2)."""
-    cam = view.camera
+def _pixels(cam: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """World points (N, 3) → (pixel coordinates (N, 2), camera depth (N,), in front and inside the image (N,),
+    flat pixel index row · width + column (N,), 0 where not inside)."""
     xy, z = cam.project(points)
     col, row = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
     inside = (z > 1e-4) & (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
-    pix = np.where(inside, row * cam.width + col, 0)
+    return xy, z, inside, np.where(inside, row * cam.width + col, 0)
+
+
+def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Photo weight in [0, 1] of surface points (N, 3) with unit normals, and their pixel coordinates (N, 2)."""
+    cam = view.camera
+    xy, z, inside, pix = _pixels(cam, points)
     vis = inside & (z <= view.layers.zbuf[pix] + DEPTH_TOLERANCE) & view.mask.reshape(-1)[pix]
     to_cam = cam.center[None] - points
     cos = np.einsum("ij,ij->i", normals, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
@@ -282,10 +288,7 @@ def _mirror_colours(view: _View, points: np.ndarray, face_colours: np.ndarray,
     surface is the visible one (``face_colours`` (M, 3) and ``face_ok`` (M,) per face); returns
     (colours (N, 3), valid (N,) bool)."""
     cam, lay = view.camera, view.layers
-    xy, z = cam.project(points)
-    col, row = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
-    inside = (z > 1e-4) & (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
-    pix = np.where(inside, row * cam.width + col, 0)
+    xy, z, inside, pix = _pixels(cam, points)
     sel = lay.front
     fp, fd, ffc = lay.pix[sel], lay.depth[sel], lay.frag_face[sel]
     out = np.zeros((len(points), 3))
