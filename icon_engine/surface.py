@@ -56,6 +56,16 @@ LOOSE_BLUR_M = 0.03
 #: Largest offset around limbs that rarely carry loose cloth (metres), by the parent joint of the nearest bone:
 #: a hand in front of a skirt must not swell to the skirt's width.
 PART_CAPS_M: dict[str, float] = {"hand": 0.015, "forearm": 0.04, "upper_arm": 0.07}
+#: Gaps between body parts ("webs"). For a point outside the body, take its closest points on two parts (the left
+#: arm, the right arm, the rest of the body); where the two parts face each other there (each one's normal points
+#: towards the other's closest point: weight 0 at a cosine of GAP_FACING_FROM, 1 at GAP_FACING_FULL) and those
+#: closest points are apart (weight 0 at GAP_SEPARATION_M, 1 at twice that), the offset is capped at
+#: TIGHT_OFFSET_M + GAP_SHARE × (distance to the farther part): each part's clothing stops well short of the
+#: other part, so a mask that merges an arm with the torso does not bridge them.
+GAP_FACING_FROM = -2.0
+GAP_FACING_FULL = -2.0
+GAP_SEPARATION_M = 0.01
+GAP_SHARE = 0.35
 
 
 @dataclass
@@ -148,13 +158,9 @@ def _sample(img: np.ndarray, uv: np.ndarray, outside: float | None) -> np.ndarra
 # --------------------------------------------------------------------------------------------------- the field
 
 
-def vertex_caps(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray | None) -> np.ndarray:
-    """Per-vertex largest offset (V,) in metres: :data:`PART_CAPS_M` for hands, forearms and upper arms (by the
-    nearest bone of the SMPL-X skeleton ``joints`` (55, 3)), :data:`MAX_OFFSET_M` elsewhere; smoothed over the
-    mesh so that the cap changes gradually across a limb."""
-    caps = np.full(len(vertices), MAX_OFFSET_M)
-    if joints is None or len(joints) < 55:
-        return caps
+def bone_owner(vertices: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per vertex, the parent joint (SMPL-X index, (V,)) of the nearest skeleton bone and the closest point on that
+    bone ((V, 3), metres); ``joints`` (55, 3)."""
     from .bundle.skeleton import PARENTS
 
     children = np.array([c for c in range(1, 55) if PARENTS[c] >= 0])
@@ -162,12 +168,40 @@ def vertex_caps(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray | No
     b = np.asarray(joints, np.float64)[children]
     best = np.full(len(vertices), np.inf)
     owner = np.zeros(len(vertices), np.int64)
+    foot = np.zeros((len(vertices), 3))
     for k in range(len(children)):
         ab = b[k] - a[k]
         t = np.clip(((vertices - a[k]) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-        d = np.linalg.norm(vertices - (a[k] + t[:, None] * ab), axis=1)
+        on = a[k] + t[:, None] * ab
+        d = np.linalg.norm(vertices - on, axis=1)
         closer = d < best
-        best[closer], owner[closer] = d[closer], PARENTS[children[k]]
+        best[closer], owner[closer], foot[closer] = d[closer], PARENTS[children[k]], on[closer]
+    return owner, foot
+
+
+def arm_groups(vertices: np.ndarray, faces: np.ndarray, owner: np.ndarray, foot: np.ndarray) -> np.ndarray:
+    """(V,) body part groups: 0 the rest of the body (torso, legs, head), 1 the left arm (upper arm, forearm, hand,
+    fingers), 2 the right arm. A vertex is on an arm when its nearest bone (:func:`bone_owner`) is an arm bone and
+    its normal points away from that bone: the side of the torso next to a hanging arm is nearest to the arm's bone
+    but faces it, so it stays with the torso."""
+    from .mesh_queries import vertex_normals
+
+    away = np.einsum("ni,ni->n", vertex_normals(vertices, faces), vertices - foot) > 0
+    left = (np.isin(owner, (16, 18, 20)) | ((owner >= 25) & (owner <= 39))) & away
+    right = (np.isin(owner, (17, 19, 21)) | (owner >= 40)) & away
+    return np.where(left, 1, np.where(right, 2, 0)).astype(np.int64)
+
+
+def vertex_caps(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray | None,
+                owner: np.ndarray | None = None) -> np.ndarray:
+    """Per-vertex largest offset (V,) in metres: :data:`PART_CAPS_M` for hands, forearms and upper arms (by the
+    nearest bone of the SMPL-X skeleton ``joints`` (55, 3), or the given :func:`bone_owner`), :data:`MAX_OFFSET_M`
+    elsewhere; smoothed over the mesh so that the cap changes gradually across a limb."""
+    caps = np.full(len(vertices), MAX_OFFSET_M)
+    if owner is None:
+        if joints is None or len(joints) < 55:
+            return caps
+        owner = bone_owner(vertices, joints)[0]
     hand = (owner == 20) | (owner == 21) | (owner >= 25)
     caps[(owner == 16) | (owner == 17)] = PART_CAPS_M["upper_arm"]
     caps[(owner == 18) | (owner == 19)] = PART_CAPS_M["forearm"]
@@ -185,14 +219,54 @@ def vertex_caps(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray | No
     return caps
 
 
+class PartGaps:
+    """Where a point lies in the gap between two body parts that are apart in the fitted body.
+
+    The body (``vertices`` (V, 3) metres, ``faces`` (F, 3)) is split by :func:`arm_groups` (``groups`` (V,)) into
+    the rest of the body and the two arms; :meth:`cap` gives, per point, the largest clothing offset that leaves
+    the gaps between those parts open (``inf`` where the point is not in such a gap).
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray) -> None:
+        g = np.asarray(groups)[faces]
+        face_group = np.where(g[:, 1] == g[:, 2], g[:, 1], g[:, 0])
+        self.parts = [MeshQuery(vertices, faces[face_group == k], k=1, dtype=np.float32)
+                      for k in range(3) if (face_group == k).sum() >= 8]
+
+    def limit(self, pts: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets ``r`` (N,) in metres at points ``pts`` (N, 3) capped in the gaps between parts; returns
+        (capped offsets (N,), gap weight (N,) in [0, 1]: how strongly a gap cap lowers the offset there)."""
+        r = np.asarray(r, np.float64).copy()
+        weight = np.zeros(len(pts))
+        if len(self.parts) < 2 or len(pts) == 0:
+            return r, weight
+        qs = [q.query(pts) for q in self.parts]
+        for i in range(len(qs)):
+            for j in range(i + 1, len(qs)):
+                ab = qs[j].closest - qs[i].closest
+                sep = np.linalg.norm(ab, axis=1)
+                ab /= np.maximum(sep, 1e-9)[:, None]
+                w = np.clip(sep / GAP_SEPARATION_M - 1.0, 0.0, 1.0)
+                if GAP_FACING_FULL > GAP_FACING_FROM:
+                    facing = np.minimum(np.einsum("ni,ni->n", qs[i].normal, ab),
+                                        -np.einsum("ni,ni->n", qs[j].normal, ab))
+                    w *= np.clip((facing - GAP_FACING_FROM) / (GAP_FACING_FULL - GAP_FACING_FROM), 0.0, 1.0)
+                far = np.maximum(np.abs(qs[i].distance), np.abs(qs[j].distance))
+                cap = TIGHT_OFFSET_M + GAP_SHARE * far
+                lowers = (w > 0) & (cap < r)
+                r = np.where(lowers, (1.0 - w) * r + w * cap, r)
+                weight = np.where(lowers, np.maximum(weight, w), weight)
+        return r, weight
+
+
 class _Field:
     """f(p) = min(s(p), min(r(π p), cap(closest body point)) − d(p)) in metres, positive inside."""
 
     def __init__(self, body: MeshQuery, camera: Camera, mask_sd_px: np.ndarray, offset_m: np.ndarray,
-                 caps: np.ndarray | None = None) -> None:
+                 caps: np.ndarray | None = None, gaps: PartGaps | None = None) -> None:
         self.body, self.camera = body, camera
         self.mask_sd_px, self.offset_m = mask_sd_px, offset_m
-        self.caps = caps
+        self.caps, self.gaps = caps, gaps
         self.fx = float(camera.K[0, 0])
         self.count = 0
 
@@ -206,6 +280,11 @@ class _Field:
             cap = np.einsum("ni,ni->n", q.bary, self.caps[self.body.faces[q.face]])
             r = np.minimum(r, TIGHT_OFFSET_M + cap)
         d = q.distance
+        if self.gaps is not None:
+            # Only points that the offset would fill outside the body can change (the cap only lowers r).
+            cand = np.nonzero((d > 0) & (r - d > -0.05))[0]
+            if len(cand):
+                r[cand] = self.gaps.limit(pts[cand], r[cand])[0]
         if DEPTH_STRETCH > 1.0:
             # Loose offsets reach sideways (what the silhouette shows) more than along the view: outside the body,
             # stretch the distance's component along the viewing ray by up to DEPTH_STRETCH as the offset grows.
@@ -288,19 +367,26 @@ def _upsample2(vol: np.ndarray) -> np.ndarray:
     return out
 
 
-def _smooth_loose(vol: np.ndarray, origin: np.ndarray, h: float, camera: Camera, offset: np.ndarray) -> np.ndarray:
+def _smooth_loose(vol: np.ndarray, origin: np.ndarray, h: float, camera: Camera, offset: np.ndarray,
+                  gap_weight: Any = None) -> np.ndarray:
     """Blend the node values towards a Gaussian-blurred copy (σ = :data:`LOOSE_BLUR_M`) where the offset is
     loose (weight 0 at :data:`LOOSE_FROM_M`, 1 at twice that): fills the groove between legs under a skirt and
-    rounds the lumps of grown limbs, leaving tight regions (and their thin parts) untouched."""
+    rounds the lumps of grown limbs, leaving tight regions (and their thin parts) untouched. ``gap_weight``
+    (points (N, 3) → (N,) in [0, 1], optional) marks gaps between body parts, which are not blurred shut."""
     # The weight varies slowly: compute it on every 4th node (when the grid allows) and upsample.
     step = 4 if all((n - 1) % 4 == 0 for n in vol.shape) else 1
     shape = tuple((n - 1) // step + 1 for n in vol.shape)
     idx = np.indices(shape, dtype=np.float32).reshape(3, -1).T
-    uv, _ = camera.project(origin + (h * step) * idx)
-    r = _sample(offset, uv, outside=None).reshape(shape).astype(np.float32)
+    pts = origin + (h * step) * idx
+    uv, _ = camera.project(pts)
+    r = _sample(offset, uv, outside=None)
+    w = np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0)
+    if gap_weight is not None and (w > 0).any():
+        loose = np.nonzero(w > 0)[0]
+        w[loose] *= 1.0 - gap_weight(pts[loose])
+    w = w.reshape(shape).astype(np.float32)
     for _ in range({4: 2, 1: 0}[step]):
-        r = _upsample2(r)
-    w = np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0).astype(np.float32)
+        w = _upsample2(w)
     if not (w > 0).any():
         return vol
     blurred = ndimage.gaussian_filter(vol, LOOSE_BLUR_M / h)
@@ -540,12 +626,26 @@ def build_surface(
     hi = vertices.max(0) + r_max + 0.03
     res, levels = preset["resolution"], preset["levels"]
     h = float((hi - lo).max()) / res
-    caps = vertex_caps(vertices, faces, getattr(fit, "joints", None))
-    fn = _Field(body, camera, sd_px, offset, caps)
+    joints = getattr(fit, "joints", None)
+    owner, gaps = None, None
+    if joints is not None and len(joints) >= 55:
+        owner, foot = bone_owner(vertices, joints)
+        gaps = PartGaps(vertices, faces, arm_groups(vertices, faces, owner, foot))
+    caps = vertex_caps(vertices, faces, joints, owner)
+
+    def gap_weight(pts: np.ndarray) -> np.ndarray:
+        w = np.zeros(len(pts))
+        outside = np.nonzero(body.query(pts).distance > 0)[0]
+        if gaps is not None and len(outside):
+            uv, _ = camera.project(pts[outside])
+            w[outside] = gaps.limit(pts[outside], _sample(offset, uv, outside=None))[1]
+        return w
+
+    fn = _Field(body, camera, sd_px, offset, caps, gaps)
     t = time.perf_counter()
     progress.update(0.08, "Evaluating the occupancy")
     vol, origin = evaluate_coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6)
-    vol = _smooth_loose(vol, origin, h, camera, offset)
+    vol = _smooth_loose(vol, origin, h, camera, offset, gap_weight if gaps is not None else None)
     timings["field"] = time.perf_counter() - t
 
     progress.update(0.62, "Marching cubes")
