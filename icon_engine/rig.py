@@ -191,17 +191,13 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (N, 3), oriented outward (positive signed volume)."""
+    from .render import vertex_normals
+
     v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    t = v[f]
-    fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-    c = t - v.mean(axis=0)
-    if np.einsum("ij,ij->i", c[:, 0], np.cross(c[:, 1], c[:, 2])).sum() < 0:
-        fn = -fn
-    vn = np.zeros_like(v)
-    for i in range(3):
-        np.add.at(vn, f[:, i], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-20)
+    t = v[np.asarray(faces, dtype=np.int64)] - v.mean(axis=0)
+    inward = np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() < 0
+    normals = vertex_normals(v, faces)
+    return -normals if inward else normals
 
 
 # ----------------------------------------------------------------------------------------------------------------
