@@ -59,11 +59,11 @@ PART_CAPS_M: dict[str, float] = {"hand": 0.015, "forearm": 0.04, "upper_arm": 0.
 #: Gaps between body parts ("webs"). For a point outside the body, take its closest points on two parts (the left
 #: arm, the right arm, the rest of the body); where the two parts face each other there (each one's normal points
 #: towards the other's closest point: weight 0 at a cosine of GAP_FACING_FROM, 1 at GAP_FACING_FULL) and those
-#: closest points are apart (weight 0 at GAP_SEPARATION_M, 1 at twice that), the offset is capped at
-#: TIGHT_OFFSET_M + GAP_SHARE × (distance to the farther part): each part's clothing stops well short of the
-#: other part, so a mask that merges an arm with the torso does not bridge them.
-GAP_FACING_FROM = -2.0
-GAP_FACING_FULL = -2.0
+#: closest points are apart (weight 0 at GAP_SEPARATION_M, 1 at twice that), the offset is blended (by the
+#: weight) towards TIGHT_OFFSET_M + GAP_SHARE × (distance to the farther part): each part's clothing stops well
+#: short of the other part, so a mask that merges an arm with the torso does not bridge them.
+GAP_FACING_FROM = -0.3
+GAP_FACING_FULL = 0.2
 GAP_SEPARATION_M = 0.01
 GAP_SHARE = 0.35
 
@@ -223,8 +223,8 @@ class PartGaps:
     """Where a point lies in the gap between two body parts that are apart in the fitted body.
 
     The body (``vertices`` (V, 3) metres, ``faces`` (F, 3)) is split by :func:`arm_groups` (``groups`` (V,)) into
-    the rest of the body and the two arms; :meth:`cap` gives, per point, the largest clothing offset that leaves
-    the gaps between those parts open (``inf`` where the point is not in such a gap).
+    the rest of the body and the two arms; :meth:`limit` lowers clothing offsets so that the gaps between those
+    parts stay open.
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray) -> None:
@@ -260,7 +260,8 @@ class PartGaps:
 
 
 class _Field:
-    """f(p) = min(s(p), min(r(π p), cap(closest body point)) − d(p)) in metres, positive inside."""
+    """f(p) = min(s(p), min(r(π p), cap(closest body point)) − d(p)) in metres, positive inside; ``gaps`` lowers
+    r further between body parts (:class:`PartGaps`)."""
 
     def __init__(self, body: MeshQuery, camera: Camera, mask_sd_px: np.ndarray, offset_m: np.ndarray,
                  caps: np.ndarray | None = None, gaps: PartGaps | None = None) -> None:
@@ -558,8 +559,9 @@ def _mask_warnings(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> 
         gaps = ndimage.binary_opening(gaps, iterations=2)
         if gaps.sum() > 0.01 * body_mask.sum() and (gaps & mask).sum() > 0.7 * gaps.sum():
             warns.append(
-                "The person mask fills the gaps between the arms and the body, so the surface joins them there. "
-                "A photo with the arms held away from the body gives separate arms."
+                "The person mask fills the gaps between the arms and the body: the surface keeps the arms apart "
+                "only where the fitted body's arms are clear of it. A photo with the arms held away from the body "
+                "gives separate arms."
             )
     return warns
 
