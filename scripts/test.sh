@@ -6,17 +6,25 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python -m ruff check .
 .venv/bin/python -m pytest -q "$@"
-if [ -f requirements-addon313.txt ]; then
-  PY313=${PYTHON313:-python3.13}
-  if command -v "$PY313" >/dev/null 2>&1; then
-    [ -x .venv313/bin/python ] || "$PY313" -m venv .venv313
-    want=$(sha256sum requirements-addon313.txt | cut -d' ' -f1)
-    if [ "$(cat .venv313/.requirements.sha 2>/dev/null)" != "$want" ]; then
-      .venv313/bin/python -m pip install -q --disable-pip-version-check -r requirements-addon313.txt
-      echo "$want" > .venv313/.requirements.sha
+# A working Python 3.13: $PYTHON313, python3.13 on PATH, or a pyenv-installed 3.13 (pyenv's shim alone may refuse).
+find_python313() {
+  local candidate
+  for candidate in "${PYTHON313:-}" python3.13 "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13; do
+    if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then
+      echo "$candidate"
+      return 0
     fi
-    .venv313/bin/python -m pytest -q tests/test_addon_*.py tests/test_blender_*.py
-  else
-    echo "warning: $PY313 not found: skipping the Blender 5.1+ (Python 3.13) add-on tests" >&2
+  done
+  return 1
+}
+if PY313=$(find_python313); then
+  [ -x .venv313/bin/python ] || "$PY313" -m venv .venv313
+  want=$(sha256sum requirements-addon313.txt | cut -d' ' -f1)
+  if [ "$(cat .venv313/.requirements.sha 2>/dev/null)" != "$want" ]; then
+    .venv313/bin/python -m pip install -q --disable-pip-version-check -r requirements-addon313.txt
+    echo "$want" > .venv313/.requirements.sha
   fi
+  .venv313/bin/python -m pytest -q tests/test_addon_*.py tests/test_blender_*.py
+else
+  echo "warning: no Python 3.13 found: skipping the Blender 5.1+ (Python 3.13) add-on tests" >&2
 fi
