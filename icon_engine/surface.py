@@ -228,10 +228,16 @@ class PartGaps:
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray) -> None:
+        from scipy.spatial import cKDTree
+
         g = np.asarray(groups)[faces]
         face_group = np.where(g[:, 1] == g[:, 2], g[:, 1], g[:, 0])
-        self.parts = [MeshQuery(vertices, faces[face_group == k], k=1, dtype=np.float32)
-                      for k in range(3) if (face_group == k).sum() >= 8]
+        subsets = [faces[face_group == k] for k in range(3) if (face_group == k).sum() >= 8]
+        self.parts = [MeshQuery(vertices, f, k=1, dtype=np.float32) for f in subsets]
+        self.trees = [cKDTree(vertices[np.unique(f)]) for f in subsets]
+        t = vertices[faces]
+        # A point's distance to a part is at least its distance to the part's nearest vertex minus this (metres).
+        self.slack = float(np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2).max())
 
     def limit(self, pts: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Offsets ``r`` (N,) in metres at points ``pts`` (N, 3) capped in the gaps between parts; returns
@@ -240,23 +246,38 @@ class PartGaps:
         weight = np.zeros(len(pts))
         if len(self.parts) < 2 or len(pts) == 0:
             return r, weight
-        qs = [q.query(pts) for q in self.parts]
-        for i in range(len(qs)):
-            for j in range(i + 1, len(qs)):
-                ab = qs[j].closest - qs[i].closest
-                sep = np.linalg.norm(ab, axis=1)
-                ab /= np.maximum(sep, 1e-9)[:, None]
-                w = np.clip(sep / GAP_SEPARATION_M - 1.0, 0.0, 1.0)
-                if GAP_FACING_FULL > GAP_FACING_FROM:
-                    facing = np.minimum(np.einsum("ni,ni->n", qs[i].normal, ab),
-                                        -np.einsum("ni,ni->n", qs[j].normal, ab))
-                    w *= np.clip((facing - GAP_FACING_FROM) / (GAP_FACING_FULL - GAP_FACING_FROM), 0.0, 1.0)
-                far = np.maximum(np.abs(qs[i].distance), np.abs(qs[j].distance))
-                cap = TIGHT_OFFSET_M + GAP_SHARE * far
-                lowers = (w > 0) & (cap < r)
-                r = np.where(lowers, (1.0 - w) * r + w * cap, r)
-                weight = np.where(lowers, np.maximum(weight, w), weight)
+        # A pair can only lower r where both parts are nearer than `reach` (cap < r): find those points with the
+        # parts' vertex trees first, then run the exact queries on them alone.
+        reach = (r - TIGHT_OFFSET_M) / GAP_SHARE + self.slack
+        near = [tree.query(pts, distance_upper_bound=float(reach.max()))[0] < reach for tree in self.trees]
+        pairs = [(i, j, np.nonzero(near[i] & near[j])[0]) for i in range(len(near)) for j in range(i + 1, len(near))]
+        queried = {}
+        for k in range(len(self.parts)):
+            idx = np.unique(np.concatenate([ix for i, j, ix in pairs if k in (i, j)]))
+            queried[k] = (idx, self.parts[k].query(pts[idx]))
+        for i, j, ix in pairs:
+            if len(ix) == 0:
+                continue
+            qa, qb = (_rows(*queried[k], ix) for k in (i, j))
+            ab = qb[0] - qa[0]
+            sep = np.linalg.norm(ab, axis=1)
+            ab /= np.maximum(sep, 1e-9)[:, None]
+            w = np.clip(sep / GAP_SEPARATION_M - 1.0, 0.0, 1.0)
+            if GAP_FACING_FULL > GAP_FACING_FROM:
+                facing = np.minimum(np.einsum("ni,ni->n", qa[1], ab), -np.einsum("ni,ni->n", qb[1], ab))
+                w *= np.clip((facing - GAP_FACING_FROM) / (GAP_FACING_FULL - GAP_FACING_FROM), 0.0, 1.0)
+            cap = TIGHT_OFFSET_M + GAP_SHARE * np.maximum(np.abs(qa[2]), np.abs(qb[2]))
+            lowers = (w > 0) & (cap < r[ix])
+            r[ix] = np.where(lowers, (1.0 - w) * r[ix] + w * cap, r[ix])
+            weight[ix] = np.where(lowers, np.maximum(weight[ix], w), weight[ix])
         return r, weight
+
+
+def _rows(idx: np.ndarray, q: Any, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(closest, normal, distance) of the PointQuery ``q`` (made for the sorted point indices ``idx``) at the
+    point indices ``wanted`` (a subset of ``idx``)."""
+    pos = np.searchsorted(idx, wanted)
+    return q.closest[pos], q.normal[pos], q.distance[pos]
 
 
 class _Field:
