@@ -248,3 +248,69 @@ def test_slightly_bent_blazepose_knees_count_as_straight():
     out = straighten_knees(world)
     np.testing.assert_allclose(out[BP["left_ankle"]], (0.1, 0.85, 0.0), atol=1e-9)
     np.testing.assert_allclose(out[BP["right_ankle"]], world[BP["right_ankle"]])
+
+
+# -- fingers (icon_engine.fit.hands) ---------------------------------------------------------------------------
+
+def _hand_case(body, width: int = 320, height: int = 320):
+    """A T-posed body 1.6 m in front of the fit's own camera, palms turned towards it, left fingers curled by a
+    known amount; its hand landmarks are the projected finger joints and fingertips (MediaPipe order)."""
+    from icon_engine.camera import Camera
+    from icon_engine.fit.hands import HandBasis, hand_model_indices
+
+    pose = named_pose("t_pose")
+    pose[20] = (-0.9, 0.0, 0.0)  # left wrist: palm turned down-forward
+    pose[21] = (-0.9, 0.0, 0.0)
+    names = list(body.keypoint_names)
+    with torch.no_grad():
+        rest = body(betas=torch.zeros(1, 10))
+    basis = HandBasis("left", rest.joints[0].double().numpy(), rest.keypoints[0].double().numpy(), names)
+    flex = torch.tensor([0.3, 0.5, 0.3, 0.4, 0.6, 0.3, 0.5, 0.7, 0.4, 0.6, 0.8, 0.4])
+    spread = torch.tensor([0.1, 0.0, -0.1, -0.2])
+    thumb = torch.tensor([[0.0, 0.0, 0.2], [0.0, 0.0, 0.3], [0.0, 0.0, 0.2]])
+    pose[25:40] = basis.pose(flex, spread, thumb).double().numpy()
+    betas = np.zeros(10)
+    cam = Camera(default_intrinsics(width, height), FRONT_VIEW_R.copy(), np.zeros(3), width, height)
+    out, _, _ = pose_body(body, pose, betas)
+    shift = np.array([-0.55, -0.45, -0.6])  # left hand near the image centre, 0.6 m from the camera
+    case = make_case(body, pose, betas, Camera(cam.K, cam.R, cam.R @ shift, width, height))
+    index, is_kp = hand_model_indices("left", names)
+    kps, joints = out.keypoints[0].double().numpy(), out.joints[0].double().numpy()
+    pts = np.where(is_kp[:, None] == 1, kps[index.clip(max=len(kps) - 1)], joints[index]) + shift
+    px, _ = cam.project(pts)
+    return case, pose, shift, np.column_stack([px, np.full(21, 0.9)])
+
+
+def test_finger_fit_recovers_curled_fingers(body):
+    """With the body at its true pose but the wrist off, the hand step turns the wrist back, recovers a known curl
+    of the left hand from its projected landmarks, lowers the 2D hand error, and leaves the unobserved right hand
+    flat (and its wrist untouched)."""
+    from icon_engine.fit.core import QUALITY_PRESETS, _Problem
+    from icon_engine.fit.hands import fit_hands
+
+    case, pose, shift, hand = _hand_case(body)
+    prob = _Problem(case.observation, body, 320, 320, QUALITY_PRESETS["preview"], "cpu")
+    p = {"betas": torch.zeros(10), "global_orient": torch.zeros(3),
+         "body_pose": torch.tensor(pose[1:22], dtype=torch.float32), "transl": torch.tensor(shift, dtype=torch.float32)}
+    p["body_pose"][19, 0] = -0.6  # the body fit's left wrist is 0.3 rad off: the palm step turns it back
+    metrics = fit_hands(prob, p, {"left": hand})
+    assert set(metrics) == {"left"}
+    assert abs(float(p["body_pose"][19, 0]) + 0.9) < 0.15
+    assert metrics["left"]["after_px"] < 0.3 * metrics["left"]["before_px"]
+    assert metrics["left"]["after_px"] < 1.5
+    got = p["left_hand_pose"].double().numpy()
+    truth = pose[25:40]
+    fingers = np.r_[0:12]  # index, middle, pinky, ring (the thumb is loosely constrained in 2D)
+    curl_true = np.linalg.norm(truth[fingers], axis=1).sum()
+    curl_got = np.linalg.norm(got[fingers], axis=1).sum()
+    assert abs(curl_got - curl_true) < 0.25 * curl_true
+    err = np.linalg.norm(got[fingers] - truth[fingers], axis=1)
+    assert np.median(err) < 0.3
+    assert np.abs(p["right_hand_pose"].numpy()).max() == 0.0
+    assert np.allclose(p["body_pose"][20].numpy(), pose[21])
+
+
+def test_fit_body_without_hands_leaves_hands_flat(walking_fit):
+    _, fit = walking_fit
+    assert np.abs(fit.full_pose[25:55]).max() == 0.0
+    assert fit.metrics["hand_keypoint_error_px"] == {}

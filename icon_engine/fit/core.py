@@ -22,6 +22,7 @@ from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
 from ..errors import EngineError
 from . import priors
 from .fastbody import FastBody
+from .hands import fit_hands
 from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
 from .silhouette import body_silhouette, coverage_loss, inside_loss, iou, make_target, to_window
@@ -141,7 +142,9 @@ class _Problem:
     # -- model evaluation ------------------------------------------------------------------------------------
     def forward(self, p: dict[str, torch.Tensor], with_vertices: bool = False) -> dict[str, torch.Tensor]:
         """The fast body (joints, keypoints, rotations, vertex subset) at parameters ``p``."""
-        pose = torch.cat([p["global_orient"][None], p["body_pose"], torch.zeros(33, 3)])
+        zero = torch.zeros(15, 3)
+        pose = torch.cat([p["global_orient"][None], p["body_pose"], torch.zeros(3, 3), p.get("left_hand_pose", zero),
+                          p.get("right_hand_pose", zero)])
         return self.body.forward(p["betas"], pose, p["transl"], with_vertices)
 
     def model_points(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -316,8 +319,11 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
                    _loss_factory(prob, "pose", sil, tolerance=0.012 * size), progress, done, total,
                    f"Fitting silhouette ({size} px)")
         lap(f"silhouette_{size}")
+    hand_errors = fit_hands(prob, p, getattr(observation, "hands", None))
+    lap("hands")
     result = _finish(prob, p, start, done[0])
     lap("finish")
+    result.metrics["hand_keypoint_error_px"] = hand_errors
     result.metrics["stage_times_s"] = times
     result.metrics["cpu_s"] = round(time.process_time() - cpu_start, 3)
     if progress is not None:
@@ -337,7 +343,9 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     with torch.no_grad():
         px = prob.project(prob.model_points(prob.forward(p))).numpy()
         out = prob.model(betas=p["betas"][None], global_orient=p["global_orient"][None],
-                         body_pose=p["body_pose"].reshape(1, 63), transl=p["transl"][None])
+                         body_pose=p["body_pose"].reshape(1, 63), transl=p["transl"][None],
+                         left_hand_pose=p.get("left_hand_pose", torch.zeros(15, 3)).reshape(1, 45),
+                         right_hand_pose=p.get("right_hand_pose", torch.zeros(15, 3)).reshape(1, 45))
     verts = _np(out.vertices[0])
     joints = _np(out.joints[0])
     faces = np.asarray(prob.model.faces, dtype=np.int64)
@@ -351,6 +359,8 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     full_pose = np.zeros((55, 3))
     full_pose[0] = p["global_orient"].numpy()
     full_pose[1:22] = p["body_pose"].numpy()
+    full_pose[25:40] = p.get("left_hand_pose", torch.zeros(15, 3)).numpy()
+    full_pose[40:55] = p.get("right_hand_pose", torch.zeros(15, 3)).numpy()
     transl = p["transl"].double().numpy()
     faces_cam = facing_camera(full_pose, prob.R)
     tilt = _level_pitch(full_pose[0])
