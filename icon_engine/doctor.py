@@ -40,10 +40,16 @@ def _body(smplx_model: Path | None) -> dict[str, Any]:
         from .body_model import describe_body_model
     except ImportError as exc:  # pragma: no cover
         return {"active": None, "problem": f"body model package unavailable: {exc}"}
+    official = ("The official SMPL-X model comes from https://smpl-x.is.tue.mpg.de after registration; pass "
+                "SMPLX_NEUTRAL.npz (or its folder) with --smplx-model. A .pkl file needs 'python -m icon_engine body "
+                "convert-pkl FILE' first.")
     try:
-        return describe_body_model(smplx_model)
+        info = describe_body_model(smplx_model)
     except Exception as exc:  # doctor never fails: it reports
-        return {"active": None, "problem": str(exc)}
+        return {"active": None, "problem": str(exc), "how_to_use_official": official}
+    if info.get("active") != "smplx":
+        info["how_to_use_official"] = official
+    return info
 
 
 def _icon(icon_data: Path | None) -> dict[str, Any]:

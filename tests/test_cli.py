@@ -97,7 +97,8 @@ def test_doctor_reports_packages_device_and_optional_files() -> None:
     assert report["packages"]["torch"].startswith("2.13.0")
     assert report["device"]["cuda"] in (True, False)
     assert "icon.is.tue.mpg.de" in report["icon_data"]["how_to_enable"]
-    assert report["body_model"]
+    assert report["body_model"]["active"] == "open"
+    assert "smpl-x.is.tue.mpg.de" in report["body_model"]["how_to_use_official"]
     text = run_engine("doctor").stdout
     assert "Body model:" in text and "ICON networks:" in text
 
