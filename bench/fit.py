@@ -2,8 +2,9 @@
 
 Synthetic: the open body in named poses × views (front, side, back three-quarter, …) with random shapes and
 known cameras, observed through the same landmark mapping the fit uses (exact 2D landmarks, noisy 3D world
-landmarks, rendered mask); optionally real BlazePose on shaded renders (--mediapipe). Reports MPJPE and PA-MPJPE
-(mm, 22 body joints), 2D joint error (px in a 512 px crop), silhouette IoU and time per fit.
+landmarks, rendered mask); optionally real BlazePose on photo-like renders of the same cases (--mediapipe:
+icon_engine.sample's clothes, hair, painted face and background; with --grey: plain grey bodies). Reports MPJPE
+and PA-MPJPE (mm, 22 body joints), 2D joint error (px in a 512 px crop), silhouette IoU and time per fit.
 
 Real photos (../shared/images/dev when present): detection rate, IoU of the fitted body against the person
 mask, keypoint error and time per photo.
@@ -58,7 +59,8 @@ def synthetic_cases(n: int, seed: int = 7) -> list[dict]:
     return out
 
 
-def run_synthetic(body, n: int, quality: str, use_mediapipe: bool, overlays: Path | None) -> list[dict]:
+def run_synthetic(body, n: int, quality: str, use_mediapipe: bool, overlays: Path | None,
+                  grey: bool = False) -> list[dict]:
     rows = []
     for i, spec in enumerate(synthetic_cases(n)):
         verts = pose_body(body, spec["pose"], spec["betas"])[0].vertices[0].numpy()
@@ -67,7 +69,7 @@ def run_synthetic(body, n: int, quality: str, use_mediapipe: bool, overlays: Pat
         case = make_case(body, spec["pose"], spec["betas"], cam, world_noise=0.03, seed=i)
         obs = case.observation
         if use_mediapipe:
-            obs = _mediapipe_observation(body, case)
+            obs = _mediapipe_observation(body, case, grey)
             if obs is None:
                 rows.append({"case": i, "pose": spec["pose_name"], "view": name, "detected": False})
                 continue
@@ -86,25 +88,47 @@ def run_synthetic(body, n: int, quality: str, use_mediapipe: bool, overlays: Pat
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
         if overlays is not None:
-            _overlay(overlays / f"synthetic_{i:02d}_{spec['pose_name']}_{name}.png", case.photo.rgb * 0 + 40,
-                     fit, case.observation.mask)
+            base = case.photo.rgb if use_mediapipe else case.photo.rgb * 0 + 40
+            _overlay(overlays / f"synthetic_{i:02d}_{spec['pose_name']}_{name}.png", base, fit,
+                     None if use_mediapipe else case.observation.mask)
     return rows
 
 
-def _mediapipe_observation(body, case):
-    """Run the real detector on a shaded render of the case (grey body on a mid-grey background)."""
+def _mediapipe_observation(body, case, grey: bool = False):
+    """Run the real detector on a render of the case: by default photo-like (``icon_engine.sample``'s look:
+    clothes by region, hair, shoes, a painted face where it is in view, floor shadow, wall-and-floor background),
+    with ``grey`` a plain shaded body on a mid-grey background (the earlier protocol)."""
     from icon_engine.person import detect_person
-    from icon_engine.render import render_shaded
 
-    rgb, mask = render_shaded(case.camera.to_camera(case.vertices), body.faces, case.camera.K, case.camera.width,
-                              case.camera.height, colors=(0.8, 0.65, 0.55))
-    img = np.where(mask[..., None], rgb, 0.45)
-    case.photo.rgb = np.clip(img * 255, 0, 255).astype(np.uint8)
+    if grey:
+        from icon_engine.render import render_shaded
+
+        rgb, mask = render_shaded(case.camera.to_camera(case.vertices), body.faces, case.camera.K,
+                                  case.camera.width, case.camera.height, colors=(0.8, 0.65, 0.55))
+        img = np.where(mask[..., None], rgb, 0.45)
+        case.photo.rgb = np.clip(img * 255, 0, 255).astype(np.uint8)
+    else:
+        case.photo.rgb = _dressed_render(body, case)
     try:
         return detect_person(_PhotoLike(case.photo.rgb))
     except Exception as exc:  # no person found on the render
         print(f"  detection failed: {exc}", flush=True)
         return None
+
+
+def _dressed_render(body, case) -> np.ndarray:
+    """The case's body, pose, shape and camera rendered like the sample photo (H, W, 3) uint8. The sample scene
+    lives in a world shifted to put the feet on the floor; the case's camera is moved with it."""
+    from dataclasses import replace
+
+    from icon_engine.camera import Camera
+    from icon_engine.sample import build_scene, render_sample
+
+    scene = build_scene(body, case.full_pose, case.betas)
+    shift = (scene.vertices - case.vertices).mean(axis=0)  # scene world = case world + shift
+    cam = case.camera
+    moved = Camera(cam.K, cam.R, cam.t - cam.R @ shift, cam.width, cam.height)
+    return render_sample(replace(scene, camera=moved), occlude_face=True)
 
 
 class _PhotoLike:
@@ -121,7 +145,7 @@ class _PhotoLike:
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
 
 
-def calibrate(body, n: int, seed: int = 0) -> dict[str, list[float]]:
+def calibrate(body, n: int, seed: int = 0, grey: bool = False) -> dict[str, list[float]]:
     """Where BlazePose puts hips, shoulders and other landmarks relative to the body's joints: BlazePose on ``n``
     shaded renders (near-front views, assorted poses and shapes); offsets back-projected at the joint's depth,
     in the pelvis (hips, legs, arms) or spine3 (shoulders) frame, right side mirrored. Returns mean offsets (cm)."""
@@ -140,7 +164,7 @@ def calibrate(body, n: int, seed: int = 0) -> dict[str, list[float]]:
         verts = pose_body(body, pose, betas)[0].vertices[0].numpy()
         cam = camera_for_body(verts, rng.uniform(-20, 20), 5.0, 512, 640, 0.85)
         case = make_case(body, pose, betas, cam)
-        obs = _mediapipe_observation(body, case)
+        obs = _mediapipe_observation(body, case, grey)
         if obs is None:
             continue
         rots, _ = forward_kinematics(case.joints, np.asarray(PARENTS), pose)
@@ -208,7 +232,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=40)
     ap.add_argument("--quality", default="standard", choices=("preview", "standard", "high"))
-    ap.add_argument("--mediapipe", action="store_true", help="detect landmarks with BlazePose on shaded renders")
+    ap.add_argument("--mediapipe", action="store_true", help="detect landmarks with BlazePose on photo-like renders")
+    ap.add_argument("--grey", action="store_true", help="with --mediapipe/--calibrate: plain grey renders instead")
     ap.add_argument("--no-photos", action="store_true")
     ap.add_argument("--overlays", type=Path, default=None, help="write overlay PNGs here")
     ap.add_argument("--json", type=Path, default=None, help="write all rows and summaries here")
@@ -221,9 +246,9 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}")
     report: dict = {"quality": args.quality}
     if args.calibrate:
-        report["calibration_cm"] = calibrate(body, args.calibrate)
+        report["calibration_cm"] = calibrate(body, args.calibrate, grey=args.grey)
     if args.cases:
-        rows = run_synthetic(body, args.cases, args.quality, args.mediapipe, args.overlays)
+        rows = run_synthetic(body, args.cases, args.quality, args.mediapipe, args.overlays, args.grey)
         report["synthetic"] = rows
         report["synthetic_summary"] = summarise(rows, ("mpjpe_mm", "pa_mpjpe_mm", "kp2d_px512", "iou", "time_s",
                                                                  "cpu_s"))

@@ -205,8 +205,12 @@ def _face_landmark_vertices(rest: np.ndarray, dom: np.ndarray, eyes: np.ndarray,
     return ids
 
 
-def build_scene(body_model=None) -> SampleScene:
-    """Pose and dress the open body (or ``body_model``) and place the photo's camera. Deterministic."""
+def build_scene(body_model=None, pose: np.ndarray | None = None, betas: np.ndarray | None = None) -> SampleScene:
+    """Pose and dress the open body (or ``body_model``) and place the photo's camera. Deterministic.
+
+    ``pose`` (55, 3) axis-angle (default :func:`standing_pose`) and ``betas`` (shape coefficients, default the
+    mean shape) let benchmarks dress other poses and shapes; the world is then shifted so the lowest vertex lies
+    on y = 0 and the pelvis above the origin (scene.vertices − posed vertices is that shift)."""
     import torch
 
     if body_model is None:
@@ -214,12 +218,14 @@ def build_scene(body_model=None) -> SampleScene:
 
         body_model = load_body_model()
     names = list(body_model.keypoint_names)
+    shape = {} if betas is None else {"betas": torch.tensor(np.asarray(betas, np.float32)).reshape(1, -1)}
     with torch.no_grad():
-        rest = body_model()
-        pose = torch.tensor(standing_pose(), dtype=torch.float32).reshape(1, -1)
+        rest = body_model(**shape)
+        full = standing_pose() if pose is None else np.asarray(pose, np.float64).reshape(55, 3)
+        pose = torch.tensor(full, dtype=torch.float32).reshape(1, -1)
         out = body_model(
             global_orient=pose[:, :3], body_pose=pose[:, 3:66],
-            left_hand_pose=pose[:, 75:120], right_hand_pose=pose[:, 120:165],
+            left_hand_pose=pose[:, 75:120], right_hand_pose=pose[:, 120:165], **shape,
         )  # fmt: skip
     rest_v = rest.vertices[0].numpy().astype(np.float64)
     rest_j = rest.joints[0].numpy().astype(np.float64)
@@ -330,8 +336,10 @@ def _paint(img: np.ndarray, alpha: np.ndarray, color: tuple[float, float, float]
     img[:] = img * (1.0 - alpha[..., None]) + np.asarray(color) * alpha[..., None]
 
 
-def _paint_face(img: np.ndarray, scene: SampleScene, visible: np.ndarray) -> None:
-    """Eyes, brows, nostrils and lips drawn at the projected face landmarks (sizes from metres at their depth)."""
+def _paint_face(img: np.ndarray, scene: SampleScene, visible: np.ndarray, zbuf: np.ndarray | None = None) -> None:
+    """Eyes, brows, nostrils and lips drawn at the projected face landmarks (sizes from metres at their depth).
+    With ``zbuf`` (H, W) camera depth (metres) the face is drawn only when the eyes, nose and mouth are all in
+    view (not hidden by a surface more than 2 cm nearer)."""
     cam = scene.camera
     kp = scene.keypoints
     shape = img.shape[:2]
@@ -339,6 +347,14 @@ def _paint_face(img: np.ndarray, scene: SampleScene, visible: np.ndarray) -> Non
     def px(name: str) -> tuple[np.ndarray, float]:
         uv, depth = cam.project(kp[name][None])
         return uv[0], cam.K[0, 0] / depth[0]  # pixel position, pixels per metre
+
+    if zbuf is not None:  # other views: leave the face out unless its landmarks are on the visible surface
+        for name in ("left_eye", "right_eye", "nose", "mouth"):
+            uv, depth = cam.project(kp[name][None])
+            iu, iv = int(np.floor(uv[0, 0])), int(np.floor(uv[0, 1]))
+            inside = 0 <= iu < shape[1] and 0 <= iv < shape[0]
+            if not inside or not visible[iv, iu] or zbuf[iv, iu] < depth[0] - 0.02:
+                return
 
     le, re_ = px("left_eye")[0], px("right_eye")[0]
     roll = np.arctan2(le[1] - re_[1], le[0] - re_[0])
@@ -366,11 +382,11 @@ def _paint_face(img: np.ndarray, scene: SampleScene, visible: np.ndarray) -> Non
     ang = np.arctan2(ml[1] - mr[1], ml[0] - mr[0])
     _paint(img, 0.9 * _soft_ellipse(shape, m, (half, 0.0062 * sm), ang), (0.66, 0.30, 0.30))
     _paint(img, 0.9 * _soft_ellipse(shape, m, (half * 0.95, 0.0011 * sm), ang), (0.30, 0.10, 0.10))
-    del visible
 
 
-def render_sample(scene: SampleScene | None = None) -> np.ndarray:
-    """The sample photo (HEIGHT, WIDTH, 3) uint8."""
+def render_sample(scene: SampleScene | None = None, occlude_face: bool = False) -> np.ndarray:
+    """The sample photo (camera height, width, 3) uint8. ``occlude_face``: paint the face only where it is in
+    view (for scenes seen from the side or back; the built-in sample faces the camera)."""
     scene = build_scene() if scene is None else scene
     cam = scene.camera
     all_v, all_f = scene.mesh()
@@ -393,7 +409,7 @@ def render_sample(scene: SampleScene | None = None) -> np.ndarray:
     shadow = _shadow(scene)
     img *= (1.0 - 0.55 * shadow)[..., None]
     img[mask] = body[mask]
-    _paint_face(img, scene, mask)
+    _paint_face(img, scene, mask, raster.depth if occlude_face else None)
     # Edge softening (anti-aliasing of the silhouette) and sensor grain.
     soft = _gaussian(mask.astype(np.float64), 0.6)
     edge = (soft > 0.02) & (soft < 0.98)
