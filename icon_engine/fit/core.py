@@ -69,6 +69,11 @@ W_PENETRATION = 200.0
 W_SHAPE = 0.002
 W_INSIDE = 400.0
 W_COVER = 400.0
+#: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
+#: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
+COVER_REACH: float | None = 0.01  # None: the plain squared pull
+#: ... and keeps this fraction of the plain squared pull.
+COVER_FLOOR = 0.05
 KP_SIGMA = 0.08  # robust scale of the 2D residual, fraction of the person's size
 MIN_VISIBILITY = 0.25
 
@@ -251,7 +256,8 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
                 + W_SHAPE * priors.shape_loss(p["betas"][None]))
         if sil is not None:
             win = to_window(prob.project(out["vertices"]), sil)
-            loss = loss + W_INSIDE * inside_loss(win, sil) + W_COVER * coverage_loss(win, sil, tolerance)
+            loss = loss + W_INSIDE * inside_loss(win, sil) + W_COVER * coverage_loss(
+                win, sil, tolerance, None if COVER_REACH is None else COVER_REACH * sil.size, COVER_FLOOR)
         return loss
 
     return loss_fn

@@ -3,7 +3,8 @@ the fitted body's hard silhouette for IoU.
 
 Differentiable terms without a rasteriser (fast on CPU):
 - *inside*: projected body vertices outside the mask are pulled in by the mask's outside distance transform;
-- *coverage*: mask pixels (boundary and interior samples) far from every projected body vertex pull the body out.
+- *coverage*: mask pixels (boundary and interior samples) far from every projected body vertex pull the body out,
+  robustly: only mask edges close to the body (tight clothes) pull hard, so the clothed mask acts as an upper bound.
 Pixels are processing pixels; window pixels are ``(p - origin) * size / side``.
 """
 
@@ -81,14 +82,26 @@ def inside_loss(win_px: torch.Tensor, target: SilhouetteTarget) -> torch.Tensor:
     return (((d + over) / target.size) ** 2).mean()
 
 
-def coverage_loss(win_px: torch.Tensor, target: SilhouetteTarget, tolerance: float) -> torch.Tensor:
-    """Mask samples farther than ``tolerance`` window px from every projected vertex (N, 2), squared, in units
-    of the window side."""
+def coverage_loss(win_px: torch.Tensor, target: SilhouetteTarget, tolerance: float, reach: float | None = None,
+                  floor: float = 0.0) -> torch.Tensor:
+    """Mask samples farther than ``tolerance`` window px from every projected vertex (N, 2), in units of the
+    window side.
+
+    The clothed mask is an upper bound for the body: with ``reach`` (window px) the penalty of a miss ``m`` is
+    robust, ``reach² m² / (m² + reach²)`` (Geman–McClure), so mask pixels near the body (tight clothes) pull it
+    out while far ones (skirts, loose sleeves, hair) pull ever less; ``floor`` keeps that fraction of the plain
+    squared penalty. ``reach=None`` is the plain squared penalty.
+    """
     with torch.no_grad():  # nearest vertex per sample; the gradient flows through the chosen pairs only
         nearest = torch.cdist(target.samples, win_px).argmin(dim=1)
     d = (target.samples - win_px[nearest]).norm(dim=-1)
     miss = torch.relu(d - tolerance) / target.size
-    return (target.sample_weights * miss**2).sum() / target.sample_weights.sum()
+    if reach is None:
+        rho = miss**2
+    else:
+        c2 = (reach / target.size) ** 2
+        rho = c2 * miss**2 / (miss**2 + c2) + floor * miss**2
+    return (target.sample_weights * rho).sum() / target.sample_weights.sum()
 
 
 def body_silhouette(vertices_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, width: int,
