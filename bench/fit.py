@@ -85,6 +85,8 @@ def run_synthetic(body, n: int, quality: str, use_mediapipe: bool, overlays: Pat
                "kp2d_px512": float(np.linalg.norm(px_fit - px_gt, axis=1).mean() * crop_scale),
                "iou": iou(sil, case.observation.mask), "time_s": elapsed, "cpu_s": fit.metrics["cpu_s"],
                "faces_camera_ok": facing_camera(fit.full_pose, fit.camera) == facing_camera(case.full_pose, cam)}
+        if use_mediapipe:  # how well the detector's person mask matches the body's silhouette (an IoU ceiling)
+            row["detector_mask_iou"] = iou(np.asarray(obs.mask, bool), case.observation.mask)
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
         if overlays is not None:
@@ -251,7 +253,7 @@ def main() -> None:
         rows = run_synthetic(body, args.cases, args.quality, args.mediapipe, args.overlays, args.grey)
         report["synthetic"] = rows
         report["synthetic_summary"] = summarise(rows, ("mpjpe_mm", "pa_mpjpe_mm", "kp2d_px512", "iou", "time_s",
-                                                                 "cpu_s"))
+                                                                 "cpu_s", "detector_mask_iou"))
         by_view: dict[str, list] = {}
         for r in rows:
             by_view.setdefault(r["view"], []).append(r)
