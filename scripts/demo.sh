@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p out
-if [ $# -gt 0 ] && [ -f "$1" ]; then
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then  # first argument not an option: the photo
   photo=$1; shift
 else
   photo=out/sample.png
