@@ -13,11 +13,12 @@ import json
 import os
 import platform
 import resource
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import timed  # bench/timing.py (bench/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,21 +27,6 @@ sys.path.insert(0, str(ROOT))
 def rss_mb() -> float:
     """Peak resident set size of this process so far (MiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def timed(fn, repeat: int) -> tuple[float, float]:
-    """Median wall time and median process CPU time (s) of ``repeat`` calls after one warm-up.
-
-    On a shared machine the CPU time (all threads) is the steadier figure; wall ≈ CPU / threads when idle.
-    """
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def bench_forward(body, batch: int, repeat: int) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
+from timing import timed  # bench/timing.py (bench/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -28,18 +28,6 @@ if str(ROOT) not in sys.path:
 
 from icon_engine import preview, render  # noqa: E402
 from icon_engine.camera import FRONT_VIEW_R, Camera, default_intrinsics  # noqa: E402
-
-
-def timed(fn, repeat: int) -> tuple[float, float]:
-    """Median (wall seconds, process CPU seconds) of ``repeat`` warm calls."""
-    fn()  # warm-up
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def sphere(sub: int, z: float) -> tuple[np.ndarray, np.ndarray]:

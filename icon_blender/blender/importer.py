@@ -279,26 +279,22 @@ def import_bundle(
         raise
 
 
+#: Blender data types an import creates, and the bpy.data collection each is removed from on rollback.
+_DATA_STORES = (("Collection", "collections"), ("Mesh", "meshes"), ("Armature", "armatures"), ("Camera", "cameras"),
+                ("Material", "materials"), ("Action", "actions"), ("Image", "images"))
+
+
 def _remove(items: list) -> None:
     """Delete datablocks created by a failed import, newest first."""
     for item in reversed(items):
         try:
             if isinstance(item, bpy.types.Object):
                 bpy.data.objects.remove(item, do_unlink=True)
-            elif isinstance(item, bpy.types.Collection):
-                bpy.data.collections.remove(item)
-            elif isinstance(item, bpy.types.Mesh):
-                bpy.data.meshes.remove(item)
-            elif isinstance(item, bpy.types.Armature):
-                bpy.data.armatures.remove(item)
-            elif isinstance(item, bpy.types.Camera):
-                bpy.data.cameras.remove(item)
-            elif isinstance(item, bpy.types.Material):
-                bpy.data.materials.remove(item)
-            elif isinstance(item, bpy.types.Action):
-                bpy.data.actions.remove(item)
-            elif isinstance(item, bpy.types.Image):
-                bpy.data.images.remove(item)
+                continue
+            for kind, store in _DATA_STORES:
+                if isinstance(item, getattr(bpy.types, kind)):
+                    getattr(bpy.data, store).remove(item)
+                    break
         except ReferenceError:
             pass
 

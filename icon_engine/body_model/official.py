@@ -182,6 +182,19 @@ def smplx_loadable(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     return sanitized_copy(path, arrays)
 
 
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` (.npz) through a temporary file beside it, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def sanitized_copy(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write (once) a copy holding only the validated numeric arrays, for ``smplx`` to open; returns its path."""
     stat = path.stat()
@@ -190,15 +203,7 @@ def sanitized_copy(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.stem + ".", suffix=".tmp.npz", dir=out.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return _save_npz_atomic(out, arrays)
 
 
 def convert_pkl(src: Path, dst: Path | None = None) -> Path:
@@ -239,15 +244,7 @@ def convert_pkl(src: Path, dst: Path | None = None) -> Path:
             arrays[str(key)] = a
     _check_shapes(src.name, {k: arrays[k] for k in REQUIRED_KEYS if k in arrays} | _require(src.name, arrays))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dst.stem + ".", suffix=".tmp.npz", dir=dst.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dst
+    return _save_npz_atomic(dst, arrays)
 
 
 def _require(name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
