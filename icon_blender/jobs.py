@@ -26,7 +26,7 @@ class Finished:
 class Reconstructions:
     """A queue of reconstructions writing bundles under ``results_dir``; logs under ``results_dir/logs``."""
 
-    def __init__(self, results_dir: str | Path, warm: bool = True) -> None:
+    def __init__(self, results_dir: str | Path, warm: bool = False) -> None:
         self.results_dir = Path(results_dir)
         self.warm = warm  # run jobs in the session's warm engine (one process, models loaded once)
         self.queue = ep.JobQueue()
