@@ -26,8 +26,9 @@ class Finished:
 class Reconstructions:
     """A queue of reconstructions writing bundles under ``results_dir``; logs under ``results_dir/logs``."""
 
-    def __init__(self, results_dir: str | Path) -> None:
+    def __init__(self, results_dir: str | Path, warm: bool = False) -> None:
         self.results_dir = Path(results_dir)
+        self.warm = warm  # run jobs in the session's warm engine (one process, models loaded once)
         self.queue = ep.JobQueue()
         self._reported: set[int] = set()
         self._count = 0
@@ -41,7 +42,9 @@ class Reconstructions:
         self._count += 1
         out = self.results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{self._count}"
         cmd = command or ep.reconstruct_command(python, photo, out, options)
-        job = ep.EngineJob(cmd, photo.name, env=ep.engine_env(engine_source),
+        env = ep.engine_env(engine_source)
+        server = ep.shared_server(python, env, self.results_dir / "logs" / "engine.log") if self.warm else None
+        job = ep.EngineJob(cmd, photo.name, env=env, server=server,
                            log_path=self.results_dir / "logs" / f"{out.name}-{photo.stem}.log", out_dir=out)
         out.mkdir(parents=True, exist_ok=True)
         return self.queue.add(job)

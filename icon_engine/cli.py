@@ -11,13 +11,14 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EngineError
 from .options import DEVICES, QUALITIES, REST_POSES, ReconstructOptions
-from .progress import CancelToken, TerminalBar, emit_json, json_lines_sink
+from .progress import CancelToken, TerminalBar, emit_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--out", type=Path, help="where to write it (default: print the cached path)")
     smp.set_defaults(func=cmd_sample)
 
+    srv = sub.add_parser("serve", help="warm engine: run reconstructions sent as JSON lines on stdin (the add-on)")
+    srv.set_defaults(func=cmd_serve)
+
     val = sub.add_parser("validate", help="check a result bundle")
     val.add_argument("bundle", type=Path)
     val.set_defaults(func=cmd_validate)
@@ -86,15 +90,29 @@ def _writable_folder(path: Path) -> None:
         raise EngineError("output", f"Cannot write to {probe}.", "Choose a folder you can write to for --out.")
 
 
-def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from .image_io import list_photos
-
-    json_mode = args.progress == "json"
-    options = ReconstructOptions(
+def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
+    """The :class:`ReconstructOptions` of parsed ``reconstruct`` arguments."""
+    return ReconstructOptions(
         quality=args.quality, device=args.device, smplx_model=args.smplx_model, icon_data=args.icon_data,
         person_index=args.person, texture=not args.no_texture, texture_size=args.texture_size,
         face_count=args.faces, rest_pose=args.rest_pose,
     )  # fmt: skip
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    return run_reconstruct(args, emit_json if args.progress == "json" else None, CancelToken())
+
+
+def run_reconstruct(args: argparse.Namespace, emit: Callable[[dict], None] | None, cancel: CancelToken,
+                    body_models: dict | None = None) -> int:
+    """Reconstruct every photo of parsed ``reconstruct`` arguments; returns the exit status.
+
+    ``emit``: where protocol events go (JSON lines; None = terminal output); ``cancel``: stops the run at the
+    next step; ``body_models``: a cache (options → loaded body model) kept across runs by a warm engine."""
+    from .image_io import list_photos
+
+    json_mode = emit is not None
+    options = options_from_args(args)
     if not args.photos and not args.sample:
         raise EngineError("usage", "No photo given.", "Name one or more photos or folders, or use --sample.")
     for key, path in (("--smplx-model", args.smplx_model), ("--icon-data", args.icon_data)):
@@ -118,31 +136,32 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .pipeline import load_body, reconstruct
 
     bar = None if json_mode else (TerminalBar() if args.progress == "bar" else None)
-    callback = json_lines_sink() if json_mode else bar
-    body_model = None
+    callback = (lambda event: emit({"event": "progress", **asdict(event)})) if emit is not None else bar
+    body_models = {} if body_models is None else body_models
+    body_key = (str(options.smplx_model), resolve_device(options.device))
+    body_model = body_models.get(body_key)
     status = EXIT_OK
     for photo in photos:
         try:
             if body_model is None:
-                body_model = load_body(options, resolve_device(options.device))
-            bundle = reconstruct(photo, args.out, options, progress=callback, body_model=body_model,
-                                 cancel=CancelToken())
+                body_model = body_models[body_key] = load_body(options, resolve_device(options.device))
+            bundle = reconstruct(photo, args.out, options, progress=callback, body_model=body_model, cancel=cancel)
         except EngineError as err:
             if err.code == "cancelled" or err.code in ("body_model", "device", "icon_data", "output"):
                 raise  # affects every photo
             status = status or err.exit_code
-            _report_error(err, json_mode, photo.name)
+            _report_error(err, emit, photo.name)
             continue
         finally:
             if bar is not None:
                 bar.close()
         for warning in json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("warnings", []):
-            if json_mode:
-                emit_json({"event": "warning", "photo": photo.name, "message": warning})
+            if emit is not None:
+                emit({"event": "warning", "photo": photo.name, "message": warning})
             else:
                 print(f"warning: {photo.name}: {warning}", file=sys.stderr)
-        if json_mode:
-            emit_json({"event": "done", "photo": photo.name, "bundle": str(bundle)})
+        if emit is not None:
+            emit({"event": "done", "photo": photo.name, "bundle": str(bundle)})
         else:
             print(f"{photo.name}: bundle written to {bundle}")
     return status
@@ -168,6 +187,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    return serve()
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from .bundle import BundleError, read_bundle
 
@@ -180,9 +205,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report_error(err: EngineError, json_mode: bool, photo: str | None = None) -> None:
-    if json_mode:
-        emit_json({"event": "error", "photo": photo, **err.to_dict()})
+def _report_error(err: EngineError, emit: Callable[[dict], None] | None, photo: str | None = None) -> None:
+    """An error as a protocol event (``emit``) or as text on stderr (``emit`` None)."""
+    if emit is not None:
+        emit({"event": "error", "photo": photo, **err.to_dict()})
     else:
         prefix = f"{photo}: " if photo else ""
         print(f"error: {prefix}{err.message}", file=sys.stderr)
@@ -193,18 +219,19 @@ def _report_error(err: EngineError, json_mode: bool, photo: str | None = None) -
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     json_mode = "json" in argv and "--progress" in argv or "--progress=json" in argv
+    emit = emit_json if json_mode else None
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
     except EngineError as err:
-        _report_error(err, json_mode)
+        _report_error(err, emit)
         return err.exit_code
     except KeyboardInterrupt:
-        _report_error(EngineError("cancelled", "Interrupted.", ""), json_mode)
+        _report_error(EngineError("cancelled", "Interrupted.", ""), emit)
         return EXIT_CANCELLED
     except Exception as exc:  # an engine bug: say so plainly, with the traceback on stderr
         traceback.print_exc(file=sys.stderr)
         err = EngineError("internal", f"Internal error: {type(exc).__name__}: {exc}",
                           "Please report this with the log above.")
-        _report_error(err, json_mode)
+        _report_error(err, emit)
         return EXIT_INTERNAL

@@ -125,6 +125,13 @@ _MODELS = _Models()
 atexit.register(_MODELS.close)
 
 
+def warm_up() -> None:
+    """Create the MediaPipe graphs now (a warm engine does this before its first job)."""
+    with _MODELS.lock:
+        _MODELS.pose()
+        _MODELS.hands()
+
+
 def close_models() -> None:
     """Release the cached MediaPipe graphs (they are re-created on the next detection)."""
     _MODELS.close()

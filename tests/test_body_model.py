@@ -61,9 +61,57 @@ def test_generated_file_loads_through_smplx_and_poses(body: BodyModel) -> None:
     posed = raw(body_pose=pose).vertices
     assert rest.shape == (1, body.num_vertices, 3) and torch.isfinite(posed).all()
     assert (posed - rest).norm(dim=-1).max() > 0.1
-    # our wrapper gives the same vertices as smplx itself
+    # our own skinning gives the same vertices as smplx itself
     ours = body(body_pose=pose).vertices
     assert torch.allclose(ours, posed, atol=1e-5)
+
+
+def test_own_skinning_matches_smplx_for_random_shapes_poses_expressions(body: BodyModel) -> None:
+    """The body model no longer runs through smplx; the smplx package is the reference here (tests only)."""
+    import contextlib
+    import io
+
+    import smplx
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        ref = smplx.SMPLX(str(open_body_path()), num_betas=10, num_expression_coeffs=10, use_pca=False,
+                          flat_hand_mean=True, use_face_contour=False)
+    g = torch.Generator().manual_seed(7)
+    n = 3
+    kw = dict(betas=torch.randn(n, 10, generator=g), global_orient=0.6 * torch.randn(n, 3, generator=g),
+              body_pose=0.4 * torch.randn(n, 63, generator=g), left_hand_pose=0.3 * torch.randn(n, 45, generator=g),
+              right_hand_pose=0.3 * torch.randn(n, 45, generator=g), jaw_pose=0.2 * torch.randn(n, 3, generator=g),
+              leye_pose=0.1 * torch.randn(n, 3, generator=g), reye_pose=0.1 * torch.randn(n, 3, generator=g),
+              expression=torch.randn(n, 10, generator=g), transl=torch.randn(n, 3, generator=g))
+    ours = body(**kw)
+    with torch.no_grad():
+        theirs = ref(**kw)
+    assert (ours.vertices - theirs.vertices).abs().max() < 1e-5
+    assert (ours.joints - theirs.joints[:, :55]).abs().max() < 1e-5
+
+
+def test_default_reconstruction_never_imports_smplx(tmp_path) -> None:
+    """Licence: the out-of-the-box path (open body) runs without the smplx package (docs/licences.md)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import sys, json\n"
+        "from icon_engine.sample import sample_photo_path\n"
+        "from icon_engine import reconstruct\n"
+        "from icon_engine.options import ReconstructOptions\n"
+        "photo = sample_photo_path()\n"
+        f"reconstruct(photo, {str(tmp_path)!r}, ReconstructOptions(quality='preview', texture=False))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'smplx')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert len(list(tmp_path.glob("*/bundle.json"))) == 1
 
 
 def test_batch_size_and_defaults(body: BodyModel) -> None:

@@ -17,6 +17,7 @@ process; the engine writes bundles atomically, so nothing half-written remains.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -90,6 +91,10 @@ def engine_env(engine_source: str | Path | None, base: dict[str, str] | None = N
     return env
 
 
+#: Protocol events: the reconstruct protocol, plus the warm engine's ``ready`` and per-job ``finished``.
+_EVENTS = ("progress", "warning", "done", "error", "ready", "finished")
+
+
 @dataclass
 class EngineEvent:
     """One parsed protocol line. ``kind``: progress | warning | done | error | log (a non-JSON line)."""
@@ -107,7 +112,7 @@ def parse_line(line: str) -> EngineEvent | None:
         obj = json.loads(text)
     except json.JSONDecodeError:
         return EngineEvent("log", {"message": text})
-    if not isinstance(obj, dict) or obj.get("event") not in ("progress", "warning", "done", "error"):
+    if not isinstance(obj, dict) or obj.get("event") not in _EVENTS:
         return EngineEvent("log", {"message": text})
     return EngineEvent(str(obj["event"]), obj)
 
@@ -133,6 +138,7 @@ class EngineJob:
     warnings: list[str] = field(default_factory=list)
     error: dict = field(default_factory=dict)
     returncode: int | None = None
+    server: EngineServer | None = None  # run in the warm engine instead of a process of its own
 
     def __post_init__(self) -> None:
         self._proc: subprocess.Popen | None = None
@@ -141,6 +147,7 @@ class EngineJob:
         self._tail: deque[str] = deque(maxlen=40)
         self._log = None
         self.started_at = 0.0
+        self.job_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -153,15 +160,19 @@ class EngineJob:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
-        kwargs: dict = {}
-        if sys.platform == "win32":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        else:
-            kwargs["start_new_session"] = True  # cancel can kill the engine and its children together
+        if self.server is not None:
+            self.job_id = self.server.submit(self.command[3:], self._lines)  # argv after "python -m icon_engine"
+            if self.job_id is None:
+                self._fail("engine_start", "Could not start the warm engine.",
+                           "Set up the engine in the add-on preferences (Set up engine); see the engine log.")
+                return
+            self.state = RUNNING
+            self.started_at = time.monotonic()
+            return
         try:
             self._proc = subprocess.Popen(
                 self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, text=True, encoding="utf-8", errors="replace", bufsize=1, **kwargs,
+                env=self.env, text=True, encoding="utf-8", errors="replace", bufsize=1, **_new_group(),
             )
         except OSError as exc:
             self._fail("engine_start", f"Could not start the engine ({exc}).",
@@ -198,7 +209,10 @@ class EngineJob:
                 continue
             self._handle(event)
             events.append(event)
-        if eof or (self._proc is not None and self._proc.poll() is not None and self._lines.empty()):
+        if self.server is not None:
+            if eof or self.returncode is not None:  # the warm engine died, or reported the job finished
+                self._finish()
+        elif eof or (self._proc is not None and self._proc.poll() is not None and self._lines.empty()):
             if eof or not (self._reader and self._reader.is_alive()):
                 self._finish()
         return events
@@ -222,12 +236,19 @@ class EngineJob:
                 self.bundles.append(str(d["bundle"]))
         elif event.kind == "error":
             self.error = {k: str(d.get(k) or "") for k in ("code", "message", "hint")}
-        else:
+        elif event.kind == "finished":
+            try:
+                self.returncode = int(d.get("exit_code", 1))
+            except (TypeError, ValueError):
+                self.returncode = 1
+        elif event.kind == "log":
             self._tail.append(d["message"])
 
     def _finish(self) -> None:
-        assert self._proc is not None
-        self.returncode = self._proc.wait()
+        if self._proc is not None:
+            self.returncode = self._proc.wait()
+        elif self.returncode is None:  # the warm engine ended without finishing this job
+            self.returncode = -1
         self._close()
         if self.state != RUNNING:
             return
@@ -256,9 +277,15 @@ class EngineJob:
         if self.state == QUEUED:
             self.state = CANCELLED
             return
-        if self.state != RUNNING or self._proc is None:
+        if self.state != RUNNING:
             return
         self.state = CANCELLED
+        if self.server is not None:
+            self.server.cancel(self.job_id, grace=min(timeout, 1.0))
+            self._close()
+            return
+        if self._proc is None:
+            return
         _kill(self._proc, timeout)
         self.returncode = self._proc.returncode
         self._close()
@@ -276,6 +303,160 @@ class EngineJob:
     def tail(self) -> list[str]:
         """The last non-protocol lines the engine printed (tracebacks, warnings)."""
         return list(self._tail)
+
+
+def _new_group() -> dict:
+    """Popen arguments that start the engine in a process group of its own (cancel kills it and its children)."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)}
+    return {"start_new_session": True}
+
+
+class EngineServer:
+    """The warm engine (``python -m icon_engine serve``): one process for the whole Blender session.
+
+    It loads torch, mediapipe and the body model once, so only the first job pays the start-up. Jobs are sent as
+    ``{"op": "run", "job": ID, "argv": [...]}`` lines on its stdin; a reader thread routes its event lines to each
+    job's queue by ``job`` id. If it dies, the jobs it was running see the end of their output (they fail as a
+    crash) and the next :meth:`submit` starts a new one. A cancelled job that does not stop within the grace time
+    has the process killed (it restarts for the next job). Closing the pipe ends it: Blender quitting or crashing
+    never leaves it behind.
+    """
+
+    def __init__(self, python: str, env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+        self.python = str(python)
+        self.env = env
+        self.log_path = log_path
+        self._proc: subprocess.Popen | None = None
+        self._sinks: dict[str, queue.Queue] = {}
+        self._finished: set[str] = set()
+        self._lock = threading.Lock()
+        self._count = 0
+        self.starts = 0  # how many processes were started (1 for a session without crashes)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _start(self) -> bool:
+        log = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [self.python, "-m", "icon_engine", "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=log if log is not None else subprocess.DEVNULL, env=self.env, text=True, encoding="utf-8",
+                errors="replace", bufsize=1, **_new_group(),
+            )
+        except OSError:
+            self._proc = None
+            return False
+        finally:
+            if log is not None:
+                log.close()  # the child keeps its own handle
+        self.starts += 1
+        threading.Thread(target=self._read, args=(self._proc,), daemon=True).start()
+        return True
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event = parse_line(line)
+            if event is None:
+                continue
+            job = event.data.get("job")
+            with self._lock:
+                sink = self._sinks.get(str(job)) if job is not None else None
+                if event.kind == "finished" and job is not None:
+                    self._finished.add(str(job))
+                    self._sinks.pop(str(job), None)
+            if sink is not None:
+                sink.put(line)
+        with self._lock:  # the process ended: every job still waiting sees the end of its output
+            sinks = [s for s in self._sinks.values()]
+            self._sinks.clear()
+        for sink in sinks:
+            sink.put(None)
+
+    def submit(self, argv: list[str], sink: queue.Queue) -> str | None:
+        """Send one ``reconstruct`` argv; its event lines (then None if the engine dies) go to ``sink``.
+        Returns the job id, or None when no engine process could be started."""
+        with self._lock:
+            if not self.alive and not self._start():
+                return None
+            self._count += 1
+            job_id = f"job-{os.getpid()}-{self._count}"
+            self._sinks[job_id] = sink
+            proc = self._proc
+        try:
+            assert proc is not None and proc.stdin is not None
+            proc.stdin.write(json.dumps({"op": "run", "job": job_id, "argv": [str(a) for a in argv]}) + "\n")
+            proc.stdin.flush()
+        except (OSError, ValueError):
+            with self._lock:
+                self._sinks.pop(job_id, None)
+            sink.put(None)
+        return job_id
+
+    def cancel(self, job_id: str | None, grace: float = 1.0) -> None:
+        """Ask the engine to stop ``job_id``; if it has not finished after ``grace`` seconds, kill the engine."""
+        if job_id is None or not self.alive:
+            return
+        proc = self._proc
+        try:
+            assert proc is not None and proc.stdin is not None
+            proc.stdin.write(json.dumps({"op": "cancel", "job": job_id}) + "\n")
+            proc.stdin.flush()
+        except (OSError, ValueError):
+            return
+
+        def watchdog() -> None:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                with self._lock:
+                    if job_id in self._finished:
+                        return
+                time.sleep(0.02)
+            if proc is self._proc and proc.poll() is None:
+                _kill(proc, 5.0)  # stuck in a long step: restart for the next job
+
+        threading.Thread(target=watchdog, daemon=True).start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the engine: close its input (it stops after cancelling its job), kill it if it lingers."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            _kill(proc, timeout)
+
+
+_SHARED: EngineServer | None = None
+
+
+def shared_server(python: str, env: dict[str, str] | None = None, log_path: Path | None = None) -> EngineServer:
+    """The session's warm engine for ``python`` (a new one when the engine's Python changed)."""
+    global _SHARED
+    if _SHARED is None or _SHARED.python != str(python) or _SHARED.env != env:
+        close_shared_server()
+        _SHARED = EngineServer(python, env, log_path)
+    return _SHARED
+
+
+def close_shared_server() -> None:
+    """End the session's warm engine (add-on unregistered, Blender quitting)."""
+    global _SHARED
+    if _SHARED is not None:
+        _SHARED.close()
+        _SHARED = None
+
+
+atexit.register(close_shared_server)
 
 
 def _kill(proc: subprocess.Popen, timeout: float) -> None:

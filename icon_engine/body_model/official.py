@@ -1,15 +1,13 @@
-"""The user's official SMPL-X files: find, validate (without unpickling), sanitise, convert ``.pkl``.
+"""The user's official SMPL-X files: find, validate (without unpickling), convert ``.pkl``.
 
 The official SMPL-X model (smpl-x.is.tue.mpg.de, registration required) may not be redistributed: the user
-points the engine at their own ``SMPLX_NEUTRAL.npz`` (or a folder holding ``SMPLX_{GENDER}.npz``). ``smplx``
-opens ``.npz`` files with ``allow_pickle=True`` and reads every key; so we validate with
-``allow_pickle=False`` and hand ``smplx`` a sanitised copy holding only the numeric arrays it needs (cached).
-Torch-free.
+points the engine at their own ``SMPLX_NEUTRAL.npz`` (or a folder holding ``SMPLX_{GENDER}.npz``). The arrays are
+read with ``allow_pickle=False`` (object arrays are never unpickled) and only the numeric keys the body model
+needs are kept. Torch-free.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import zipfile
@@ -18,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EngineError
-from ..paths import cache_dir
 
 SMPLX_SITE = "https://smpl-x.is.tue.mpg.de"
 NUM_JOINTS = 55
@@ -154,34 +151,6 @@ def _check_shapes(name: str, arrays: dict[str, np.ndarray]) -> None:
         raise _fail(f"{name}: faces index vertices outside 0..{sizes['V'] - 1}.")
 
 
-def has_object_arrays(path: Path) -> bool:
-    """Whether any member of an ``.npz`` is an object array (which ``np.load(allow_pickle=True)`` unpickles).
-
-    Reads only the ``.npy`` headers. Unreadable headers count as object arrays (the safe answer).
-    """
-    try:
-        with zipfile.ZipFile(path) as z:
-            for name in z.namelist():
-                with z.open(name) as f:
-                    version = np.lib.format.read_magic(f)
-                    if version == (1, 0):
-                        _, _, dtype = np.lib.format.read_array_header_1_0(f)
-                    else:
-                        _, _, dtype = np.lib.format.read_array_header_2_0(f)
-                if dtype.hasobject:
-                    return True
-    except (OSError, ValueError, zipfile.BadZipFile):
-        return True
-    return False
-
-
-def smplx_loadable(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """A file ``smplx`` may open safely: ``path`` itself when it holds no object arrays, else a sanitised copy."""
-    if not has_object_arrays(path):
-        return path
-    return sanitized_copy(path, arrays)
-
-
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` to ``path`` (.npz) through a temporary file beside it, so readers never see half a file."""
     fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
@@ -193,17 +162,6 @@ def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-def sanitized_copy(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write (once) a copy holding only the validated numeric arrays, for ``smplx`` to open; returns its path."""
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    out = cache_dir() / "body_model" / "official" / f"{path.stem}_{key}.npz"
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return _save_npz_atomic(out, arrays)
 
 
 def convert_pkl(src: Path, dst: Path | None = None) -> Path:

@@ -15,44 +15,13 @@ import numpy as np
 import torch
 
 from ..bundle.skeleton import PARENTS
-
-
-def rodrigues(aa: torch.Tensor) -> torch.Tensor:
-    """(..., 3) axis-angle → (..., 3, 3) rotation matrices (differentiable at 0)."""
-    angle = torch.sqrt((aa * aa).sum(-1, keepdim=True) + 1e-12)
-    axis = aa / angle
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(aa.shape[:-1] + (3, 3))
-    s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
-    eye = torch.eye(3, dtype=aa.dtype).expand_as(k)
-    return eye + s * k + (1 - c) * (k @ k)
+from ..geometry.torch_skinning import axis_angle_to_matrix, forward_kinematics, skin_points, skinning_transforms
 
 
 def _as_np(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().double().numpy()
     return np.asarray(x, dtype=np.float64)
-
-
-_PARENTS = list(PARENTS)
-
-
-def _levels() -> list[list[int]]:
-    depth = [0] * 22
-    for j in range(1, 22):
-        depth[j] = depth[_PARENTS[j]] + 1
-    return [[j for j in range(22) if depth[j] == d] for d in range(1, max(depth) + 1)]
-
-
-def _ancestor(j: int) -> int:
-    while j >= 22:
-        j = _PARENTS[j]
-    return j
-
-
-_BODY_LEVELS = _levels()
-_ANCESTOR = [_ancestor(j) for j in range(22, 55)]
 
 
 class FastBody:
@@ -63,7 +32,6 @@ class FastBody:
         v, j, k = self._sample(body_model)
         self.subset = np.asarray(vertex_subset, dtype=np.int64)
         weights = _as_np(body_model.lbs_weights)
-        self.parents = list(PARENTS)
         f32 = torch.float32
         self.v0 = torch.tensor(v[0][self.subset], dtype=f32)
         self.v_dirs = torch.tensor(v[1:, self.subset] - v[0][self.subset], dtype=f32)  # (B, S, 3)
@@ -99,48 +67,10 @@ class FastBody:
         """Posed ``joints`` (55, 3), ``keypoints`` (K, 3), ``rotations`` (55, 3, 3) and (optionally) ``vertices``
         (S, 3) of the subset, world frame, for ``betas`` (nb,), ``pose`` (55, 3), ``transl`` (3,)."""
         v_rest, j_rest, k_rest = self.rest(betas)
-        G, T = self._kinematics(j_rest, pose)
-        offs = T - torch.einsum("jab,jb->ja", G, j_rest)  # skinning translation per joint
-        A = torch.cat([G.reshape(-1, 9), offs], 1)  # (55, 12)
+        G, T = forward_kinematics(axis_angle_to_matrix(pose), j_rest, PARENTS)
+        A = skinning_transforms(G, T, j_rest)  # (55, 12)
         out = {"joints": T + transl, "rotations": G}
-        out["keypoints"] = self._skin(self.kw, A, k_rest) + transl
+        out["keypoints"] = skin_points(self.kw, A, k_rest) + transl
         if with_vertices:
-            out["vertices"] = self._skin(self.w, A, v_rest) + transl
+            out["vertices"] = skin_points(self.w, A, v_rest) + transl
         return out
-
-    def _kinematics(self, j_rest: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global rotations (55, 3, 3) and positions (55, 3): the 22 body joints level by level; the hand, jaw
-        and eye joints rigidly follow their body ancestor when their own pose is zero."""
-        local = rodrigues(pose)
-        G = [local[0]]
-        T = [j_rest[0]]
-        order = [0]
-        for level in _BODY_LEVELS:
-            par = torch.tensor([order.index(_PARENTS[j]) for j in level])
-            Gp, Tp = torch.stack(G)[par], torch.stack(T)[par]
-            idx = torch.tensor(level)
-            G.extend((Gp @ local[idx]).unbind(0))
-            T.extend((torch.einsum("nab,nb->na", Gp, j_rest[idx] - j_rest[[_PARENTS[j] for j in level]]) + Tp)
-                     .unbind(0))
-            order.extend(level)
-        inv = [order.index(j) for j in range(22)]
-        Gb, Tb = torch.stack(G)[inv], torch.stack(T)[inv]
-        if bool(pose[22:].abs().max() > 0):  # posed hands/face: the full chain for the rest
-            Gl, Tl = list(Gb.unbind(0)), list(Tb.unbind(0))
-            for j in range(22, 55):
-                p = _PARENTS[j]
-                Gl.append(Gl[p] @ local[j])
-                Tl.append(Gl[p] @ (j_rest[j] - j_rest[p]) + Tl[p])
-            return torch.stack(Gl), torch.stack(Tl)
-        anc = torch.tensor(_ANCESTOR)
-        Ge = Gb[anc]
-        Te = torch.einsum("nab,nb->na", Ge, j_rest[22:] - j_rest[anc]) + Tb[anc]
-        return torch.cat([Gb, Ge]), torch.cat([Tb, Te])
-
-    @staticmethod
-    def _skin(weights: torch.Tensor, A: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-        if rest.shape[0] == 0:
-            return rest
-        blended = weights @ A  # (N, 12)
-        R = blended[:, :9].reshape(-1, 3, 3)
-        return torch.einsum("nab,nb->na", R, rest) + blended[:, 9:]
