@@ -9,7 +9,7 @@ and the camera's pose in that world.
   ways, e.g. a walk in a circle); otherwise the camera is taken as level and only the floor height is found.
 - Contact: a foot (ankle + ball joints of one side) is planted while its ball joint is within
   :data:`CONTACT_HEIGHT` of the floor and moves slower than :data:`CONTACT_SPEED`; runs shorter than three frames
-  are dropped.
+  are dropped. Speeds are measured on the foot trajectory low-passed at :data:`CONTACT_SMOOTH_HZ`.
 - Locking: during contact the root is shifted so that the planted foot's ball joint stays at one spot (the mean
   of its contact run) and on the floor; between contacts the shift is interpolated, so nothing jumps. Two planted
   feet share the shift. Poses are left unchanged (no inverse kinematics).
@@ -23,6 +23,7 @@ import numpy as np
 
 from ..bundle.skeleton import PARENTS, axis_angle_to_matrix, forward_kinematics, matrix_to_axis_angle
 from ..camera import FRONT_VIEW_R
+from .smooth import zero_phase
 
 #: SMPL-X joints: (ankle, ball of the foot) for the left and right foot.
 FEET = ((7, 10), (8, 11))
@@ -30,6 +31,8 @@ FEET = ((7, 10), (8, 11))
 CONTACT_HEIGHT = 0.06
 CONTACT_SPEED = 0.35
 MIN_CONTACT_FRAMES = 3
+#: Low-pass (Hz) applied to the foot trajectories before their speed is measured.
+CONTACT_SMOOTH_HZ = 4.0
 
 
 @dataclass
@@ -63,7 +66,7 @@ def detect_contact(joints: np.ndarray, fps: float, ball_rest_height: float) -> n
     T = len(joints)
     contact = np.zeros((T, 2), bool)
     for side, (_, ball) in enumerate(FEET):
-        p = joints[:, ball]
+        p = zero_phase(joints[:, ball], fps, CONTACT_SMOOTH_HZ)  # speeds from jittery fits need a low-pass
         v = np.zeros(T)
         if T > 1:
             step = np.linalg.norm(np.diff(p[:, [0, 2]], axis=0), axis=1) * fps

@@ -101,6 +101,10 @@ def probe_video(path: str | Path, max_side: int = MAX_SIDE) -> VideoInfo:
     path = Path(path)
     container = _open(path)
     try:
+        fmt = str(container.format.name)
+        if fmt == "image2" or fmt.endswith("_pipe"):
+            raise EngineError("bad_video", f"{path.name} is a still image, not a video.",
+                              "Use 'reconstruct' for photos; 'motion' needs a video file (MP4, MOV, MKV, WebM).")
         stream = container.streams.video[0]
         w, h = int(stream.codec_context.width), int(stream.codec_context.height)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
