@@ -329,8 +329,9 @@ def fixed_camera(joints: np.ndarray, width: int, height: int, distance: float = 
 
 
 def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: float = 30.0,
-              size: tuple[int, int] = (1280, 720), seed: int = 0, outfit: str = "tight") -> Clip:
-    """Render the ``kind`` clip to ``out_dir/<kind>.mp4`` with its ground truth."""
+              size: tuple[int, int] = (1280, 720), seed: int = 0, outfit: str = "tight", reuse: bool = False) -> Clip:
+    """Render the ``kind`` clip to ``out_dir/<kind>.mp4`` with its ground truth (``reuse``: keep an existing
+    video of that name; the ground truth is deterministic)."""
     import torch
 
     rng = np.random.default_rng([seed, MOTIONS.index(kind) if kind in MOTIONS else 9])
@@ -345,8 +346,9 @@ def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: 
     trans, planted = place_ground_truth(poses, planted, lift, rest_j, sole)
     joints = posed_joints(rest_j, poses, trans)
     camera = fixed_camera(joints, *size)
-    path = write_video(out_dir / f"{kind}.mp4", render_frames(body_model, poses, trans, betas, camera, outfit, seed),
-                       fps, size)
+    path = out_dir / f"{kind}.mp4"
+    if not (reuse and path.exists()):
+        write_video(path, render_frames(body_model, poses, trans, betas, camera, outfit, seed), fps, size)
     return Clip(kind, path, poses, trans, joints, planted, betas, fps, camera)
 
 
@@ -432,7 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for kind in args.clips:
         t0 = time.perf_counter()
-        clip = make_clip(body_model, kind, args.out, args.frames, size=size)
+        clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse)
         render_s = time.perf_counter() - t0
         row = evaluate_clip(clip, body_model, args.out)
         row["render_s"] = round(render_s, 1)
