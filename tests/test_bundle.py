@@ -34,6 +34,16 @@ def _skeleton(rng: np.random.Generator) -> np.ndarray:
     return joints
 
 
+def _jpeg(image: np.ndarray, exif: bytes | None = None) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", **({"exif": exif} if exif else {}))
+    return buf.getvalue()
+
+
 def _content(rng: np.random.Generator, n_per_joint: int = 4) -> BundleContent:
     joints = _skeleton(rng)
     rest_v = np.repeat(joints, n_per_joint, axis=0) + rng.normal(0, 0.02, (55 * n_per_joint, 3))
@@ -60,7 +70,7 @@ def _content(rng: np.random.Generator, n_per_joint: int = 4) -> BundleContent:
         rest_joints=joints,
         mask=rng.random((480, 640)) > 0.5,
         texture=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
-        photo_bytes=b"\xff\xd8fakejpeg",
+        photo_bytes=_jpeg(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)),
         photo_suffix=".jpg",
     )
 
