@@ -238,7 +238,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         bundle = read_bundle(args.bundle)
     except BundleError as exc:
-        raise EngineError("bad_bundle", f"Invalid bundle: {exc}", "Re-run the reconstruction.") from exc
+        raise EngineError("bad_bundle", f"Invalid bundle: {exc}", exc.hint or "Re-run the reconstruction.") from exc
     print(f"{bundle.path}: valid bundle v{bundle.meta['format_version']}, {len(bundle.posed_mesh.vertices)} "
           f"vertices, {len(bundle.posed_mesh.faces)} faces, body model {bundle.meta['body']['model']}")
     return EXIT_OK

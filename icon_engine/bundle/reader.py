@@ -44,7 +44,12 @@ _KINDS: dict[str, str] = {
 
 
 class BundleError(ValueError):
-    """A bundle folder that is missing, damaged or of an unsupported version."""
+    """A bundle folder that is missing, damaged or of an unsupported version; ``hint`` (may be empty) names a fix
+    more specific than re-running the reconstruction."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass
@@ -224,18 +229,18 @@ def _load_npy(root: Path, label: str, data: bytes) -> np.ndarray:
     return arr
 
 
-def _outputs_hint(root: Path) -> str:
-    """For a folder holding bundles (an --out folder): which sub-folders to validate instead."""
+def _not_a_bundle(root: Path) -> BundleError:
+    """bundle.json is missing; for an output folder (--out) holding bundles, name the sub-folders to use."""
     try:
         subs = sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()
                       and not p.is_symlink() and (p / "bundle.json").is_file())
     except OSError:
-        return ""
+        subs = []
     if not subs:
-        return ""
+        return BundleError(f"{root}: not a bundle (bundle.json is missing)")
     listed = ", ".join(f"{s}/" for s in subs[:5]) + (", …" if len(subs) > 5 else "")
-    return (f"; it is an output folder holding {len(subs)} bundle(s) ({listed}): give one of those, "
-            f"e.g. {root / subs[0]}")
+    return BundleError(f"{root}: not a bundle (bundle.json is missing) but an output folder holding "
+                       f"{len(subs)} bundle(s): {listed}", f"Give one bundle folder, e.g. {root / subs[0]}")
 
 
 def read_bundle(path: str | Path) -> Bundle:
@@ -245,7 +250,7 @@ def read_bundle(path: str | Path) -> Bundle:
     if not root.is_dir():
         raise BundleError(f"{root}: no such bundle folder")
     if not os.path.lexists(meta_path):
-        raise BundleError(f"{root}: not a bundle (bundle.json is missing){_outputs_hint(root)}")
+        raise _not_a_bundle(root)
     raw_meta = _read_plain_file(root, "bundle.json", "bundle.json")
     try:
         meta = json.loads(raw_meta.decode("utf-8"))
