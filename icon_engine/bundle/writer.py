@@ -97,7 +97,8 @@ def free_bytes(folder: str | Path) -> int | None:
 def output_error(exc: OSError, what: str, where: str | Path) -> EngineError | None:
     """The user-facing ``EngineError("output")`` for a failed write of ``what`` into ``where``; None when the
     OSError is not about space or permissions (a bug, reported as such)."""
-    if exc.errno in _NO_SPACE:
+    short_write = exc.errno is None and "requested and" in str(exc)  # numpy's tofile: "N requested and M written"
+    if exc.errno in _NO_SPACE or short_write:
         free = free_bytes(where)
         left = f" ({free / _MB:.0f} MB free)" if free is not None else ""
         return EngineError("output", f"Not enough disk space to write {what} in {where}{left}.",
