@@ -209,6 +209,23 @@ def jpeg_info(data: bytes) -> tuple[int, int, int] | None:
     return None
 
 
+def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an image stored with EXIF ``orientation`` (1–8) upright, as viewers (and PIL's ``exif_transpose``) do.
+
+    ``pixels`` (H, W, ...) with row 0 at the top; returns a view (W, H, ...) for orientations 5–8."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return ops[orientation if orientation in ops else 1](pixels)
+
+
 def _check_image_size(root: Path, label: str, size: tuple[int, int] | None, kind: str) -> tuple[int, int]:
     if size is None:
         raise BundleError(f"{root}: {label} is not a {kind} image")
