@@ -42,7 +42,7 @@ def _body(smplx_model: Path | None) -> dict[str, Any]:
         return {"active": None, "problem": f"body model package unavailable: {exc}"}
     official = ("The official SMPL-X model comes from https://smpl-x.is.tue.mpg.de after registration; pass "
                 "SMPLX_NEUTRAL.npz (or its folder) with --smplx-model. A .pkl file needs 'python -m icon_engine body "
-                "convert-pkl FILE' first.")
+                "convert-pkl FILE --i-trust-this-file' first.")
     try:
         info = describe_body_model(smplx_model)
     except Exception as exc:  # doctor never fails: it reports
