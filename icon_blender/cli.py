@@ -56,8 +56,6 @@ def import_bundle_command(args: argparse.Namespace) -> int:
         raise CliError("nothing to write", "Give --blend OUT.blend and/or --fbx OUT.fbx.", EXIT_USAGE)
     _check_output(args.blend, ".blend")
     _check_output(args.fbx, ".fbx")
-    if args.bundle.is_dir():
-        _check_free_space(args.bundle, [p for p in (args.blend, args.fbx) if p is not None])
     if args.fps <= 0:
         raise CliError(f"--fps {args.fps} is not a frame rate", "Use a positive number such as 30.", EXIT_USAGE)
     from .engine_link import BundleError, read_bundle
@@ -67,6 +65,7 @@ def import_bundle_command(args: argparse.Namespace) -> int:
     except BundleError as exc:
         raise CliError(f"bad bundle: {exc}", "Re-run the reconstruction, or check the folder with "
                        "`python -m icon_engine validate DIR`.", EXIT_BAD_INPUT) from exc
+    _check_free_space(bundle, [p for p in (args.blend, args.fbx) if p is not None])
     from .core.motion import MotionError, load_motion
 
     if args.motion is not None:
@@ -104,11 +103,13 @@ def import_bundle_command(args: argparse.Namespace) -> int:
 _DISK_FULL_TEXT = ("No space left on device", "Errno 28", "Disk quota exceeded", "File too large", "Errno 27")
 
 
-def _check_free_space(bundle_dir: Path, outputs: list[Path]) -> None:
-    """Refuse up front when an output's disk has less free space than about 1.5× the bundle + 8 MB per output."""
+def _check_free_space(bundle, outputs: list[Path]) -> None:
+    """Refuse up front when an output's disk has less free space than about 1.5× the (validated) bundle's files
+    + 8 MB per output."""
     import shutil
 
-    need = int(1.5 * sum(p.stat().st_size for p in Path(bundle_dir).iterdir() if p.is_file())) + (8 << 20)
+    names = set(bundle.meta["files"].values())
+    need = int(1.5 * sum((bundle.path / name).lstat().st_size for name in names)) + (8 << 20)
     for out in outputs:
         free = shutil.disk_usage(out.absolute().parent).free
         if free < need:
