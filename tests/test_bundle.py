@@ -499,3 +499,43 @@ def slow(path, mesh):
 writer.write_ply = slow
 writer.write_bundle(Path(sys.argv[1]), _content(np.random.default_rng(0)))
 """
+
+
+def test_a_bundle_moved_aside_by_a_killed_replace_is_put_back(tmp_path: Path) -> None:
+    """Killed between moving the old bundle aside and renaming the new one in: the next claim restores it."""
+    from icon_engine.bundle.writer import claim_target
+
+    target = write_bundle(tmp_path / "subject", _content(np.random.default_rng(14)))
+    target.rename(tmp_path / ".subject.old-0badc0de")
+    (tmp_path / ".subject.partial-0badc0de").mkdir()
+    with claim_target(target):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
+    read_bundle(target)
+    (tmp_path / ".subject.old-12345678").mkdir()  # the target exists: a leftover copy is removed
+    with claim_target(target):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_apply_orientation_matches_pillow(orientation: int) -> None:
+    """The importer's pixel turn for older bundles equals what Pillow (and every viewer) does with the EXIF tag,
+    and the reader reads the tag from the JPEG's bytes."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from icon_engine.bundle.reader import apply_orientation, jpeg_info
+
+    stored = np.random.default_rng(orientation).integers(0, 255, (6, 10, 3), dtype=np.uint8)
+    image = Image.fromarray(stored)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.info["exif"] = exif.tobytes()
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif.tobytes())
+    assert jpeg_info(buf.getvalue()) == (10, 6, orientation)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(buf)))
+    decoded = np.asarray(Image.open(buf))
+    np.testing.assert_array_equal(apply_orientation(decoded, orientation), expected)
