@@ -215,7 +215,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for problem in problems:  # the report is printed in full; a configured file that cannot be used fails
         print(f"error: {problem}", file=sys.stderr)
     if problems:
-        print("hint: fix or remove the option; the paths above name what was found.", file=sys.stderr)
+        print("hint: Fix the file or folder named above, or leave the option out (the engine then uses the open "
+              "body / its built-in surface).", file=sys.stderr)
         return EXIT_CODES["body_model"]
     return EXIT_OK
 

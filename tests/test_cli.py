@@ -177,7 +177,8 @@ def test_doctor_fails_when_a_configured_file_is_unusable(tmp_path: Path) -> None
     report = json.loads(result.stdout)
     assert report["problems"] == [f"--icon-data {empty} is not usable: {empty} has no usable ICON checkpoints."]
     assert result.stderr.splitlines() == [f"error: {report['problems'][0]}",
-                                          "hint: fix or remove the option; the paths above name what was found."]
+                                          "hint: Fix the file or folder named above, or leave the option out (the "
+                                          "engine then uses the open body / its built-in surface)."]
 
 
 def test_out_on_a_virtual_file_system_is_refused_up_front(small_image: Path) -> None:
