@@ -157,8 +157,11 @@ def _claim_output(out: Path, targets: list[Path]):
             try:
                 for target in dict.fromkeys(t.absolute() for t in targets):
                     stack.enter_context(claim_target(target))
-            except OSError as exc:  # e.g. --out /proc/x: the up-front check cannot see it, creating can
+            except OSError as exc:  # e.g. a read-only disk: the up-front check cannot see it, creating can
                 err = output_error(exc, "the output folder", out)
+                if err is not None and "disk space" not in err.message:
+                    err = EngineError("output", f"Cannot create or write the output folder {out}: "
+                                      f"{exc.strerror or exc}.", "Choose a folder you can write to for --out.")
                 raise (err or exc) from exc
             yield
     finally:

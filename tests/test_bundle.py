@@ -340,7 +340,8 @@ def test_reader_names_nan_joints(bundle_dir: Path) -> None:
     np.save(bundle_dir / "rest_joints.npy", joints)
     with pytest.raises(BundleError) as info:
         read_bundle(bundle_dir)
-    assert str(info.value) == f"{bundle_dir / 'rest_joints.npy'}: joint position(s) of 7, 20 are NaN or infinite"
+    assert str(info.value) == (f"{bundle_dir / 'rest_joints.npy'}: NaN or infinite coordinates in joint(s) 7 "
+                               "(left_ankle), 20 (left_wrist)")
 
 
 def test_reader_checks_image_sizes_against_the_photo(bundle_dir: Path) -> None:

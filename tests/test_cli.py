@@ -325,3 +325,34 @@ def test_sigterm_cancels_a_real_run(tmp_path: Path) -> None:
     assert proc.returncode == EXIT_CANCELLED
     assert json.loads(rest.strip().splitlines()[-1]) == CANCELLED
     assert not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_created(tmp_path: Path, small_image: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """A read-only disk passes the permission check (as root everything does) but creating the folder fails."""
+    import errno
+
+    from icon_engine import cli
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    out = tmp_path / "o"
+    assert cli.main(["reconstruct", str(small_image), "--out", str(out)]) == EXIT_OUTPUT
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: Cannot create or write the output folder {out}: Read-only file system.",
+        "hint: Choose a folder you can write to for --out."]
+
+
+def test_validate_names_nan_joints(bundle_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    from icon_engine.cli import main
+
+    joints = np.load(bundle_dir / "rest_joints.npy")
+    joints[3] = np.nan
+    np.save(bundle_dir / "rest_joints.npy", joints)
+    assert main(["validate", str(bundle_dir)]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: Invalid bundle: {bundle_dir / 'rest_joints.npy'}: NaN or infinite coordinates in joint(s) 3 "
+        "(spine1)",
+        "hint: Re-run the reconstruction."]

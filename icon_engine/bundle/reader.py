@@ -23,7 +23,7 @@ import numpy as np
 
 from .format import FORMAT_NAME, REQUIRED_FILES, SUPPORTED_VERSIONS
 from .meshio import MeshFormatError, TriMesh, parse_ply
-from .skeleton import NUM_JOINTS
+from .skeleton import JOINT_NAMES, NUM_JOINTS
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -336,8 +336,8 @@ def read_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{root / files['rest_joints']}: shape {joints.shape}, expected ({NUM_JOINTS}, 3)")
     if not np.all(np.isfinite(joints)):
         bad = sorted({int(j) for j in np.nonzero(~np.isfinite(joints))[0]})
-        raise BundleError(f"{root / files['rest_joints']}: joint position(s) of {', '.join(map(str, bad[:5]))} "
-                          f"are NaN or infinite")
+        named = ", ".join(f"{j} ({JOINT_NAMES[j]})" for j in bad[:5]) + (", …" if len(bad) > 5 else "")
+        raise BundleError(f"{root / files['rest_joints']}: NaN or infinite coordinates in joint(s) {named}")
 
     K = _array(meta, "camera.K", (3, 3), meta_path)
     R = _array(meta, "camera.R", (3, 3), meta_path)
