@@ -20,14 +20,12 @@ import pytest
 pytest.importorskip("bpy")
 
 import test_blender_bundle  # noqa: E402
+from bundle_trust import BUNDLE_FILES, LINK_MESSAGE, file_label, link_outside  # noqa: E402
 from test_blender_bundle import make_bundle  # noqa: E402
-from test_bundle import BUNDLE_FILES, _key, link_outside  # noqa: E402
 
 from icon_blender import cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-LINK_MESSAGE = ("is a symbolic link; a bundle may hold only regular files (a link can pull a file from outside the "
-                "bundle into your scene and exports)")
 
 
 @pytest.fixture()
@@ -56,7 +54,7 @@ def test_import_refuses_a_symlink_of_every_file_kind(bundle_dir: Path, tmp_path:
                          str(out / "a.fbx")])
         err = capsys.readouterr().err.splitlines()
         assert code == 3, name
-        assert err[0] == f"error: bad bundle: {bundle_dir}: {_key(name)} {LINK_MESSAGE}"
+        assert err[0] == f"error: bad bundle: {bundle_dir}: {file_label(name)} {LINK_MESSAGE}"
         assert list(out.iterdir()) == []
         (bundle_dir / name).unlink()
         (bundle_dir / name).write_bytes(pristine[name])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from bundle_trust import BUNDLE_FILES, LINK_MESSAGE, file_label, link_outside
 from scipy.spatial.transform import Rotation
 
 from icon_engine.bundle import (
@@ -246,32 +247,12 @@ def test_reader_rejects_mismatched_rest_mesh(bundle_dir: Path) -> None:
 # Trust rules: a bundle is untrusted input (issue 19)
 # ---------------------------------------------------------------------------------------------------------------
 
-#: Every file kind of a bundle: file name → a file of the same kind that lies outside the bundle.
-BUNDLE_FILES = ("bundle.json", "posed_mesh.ply", "body_mesh.ply", "rest_mesh.ply", "skin_weights.npy",
-                "rest_joints.npy", "mask.png", "texture.png", "photo.jpg", "preview.png")
-
-
-def _key(name: str) -> str:
-    return "bundle.json" if name == "bundle.json" else f"'{name}' ({Path(name).stem})"
-
-
-def link_outside(bundle: Path, name: str) -> Path:
-    """Replace ``bundle/name`` by a symbolic link to a copy of it outside the bundle (a valid file of the same
-    kind: only the link may be refused). Returns the outside file."""
-    outside = bundle.parent / f"outside-{name}"
-    outside.write_bytes((bundle / name).read_bytes())
-    (bundle / name).unlink()
-    (bundle / name).symlink_to(outside)
-    return outside
-
-
 @pytest.mark.parametrize("name", BUNDLE_FILES)
 def test_reader_refuses_a_symlink_of_every_file_kind(bundle_dir: Path, name: str) -> None:
     link_outside(bundle_dir, name)
     with pytest.raises(BundleError) as info:
         read_bundle(bundle_dir)
-    assert str(info.value) == (f"{bundle_dir}: {_key(name)} is a symbolic link; a bundle may hold only regular "
-                               "files (a link can pull a file from outside the bundle into your scene and exports)")
+    assert str(info.value) == f"{bundle_dir}: {file_label(name)} {LINK_MESSAGE}"
 
 
 def test_reader_refuses_a_link_inside_the_bundle_too(bundle_dir: Path) -> None:

@@ -138,7 +138,7 @@ def test_validate_points_from_the_output_folder_to_the_bundle(bundle_dir: Path) 
 
 
 def test_validate_refuses_symlinks_of_every_file_kind(bundle_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    from test_bundle import BUNDLE_FILES, _key, link_outside
+    from bundle_trust import BUNDLE_FILES, LINK_MESSAGE, file_label, link_outside
 
     from icon_engine.cli import main
 
@@ -147,9 +147,7 @@ def test_validate_refuses_symlinks_of_every_file_kind(bundle_dir: Path, capsys: 
         outside = link_outside(bundle_dir, name)
         assert main(["validate", str(bundle_dir)]) == EXIT_BAD_INPUT
         err = capsys.readouterr().err
-        assert err.splitlines()[0] == (
-            f"error: Invalid bundle: {bundle_dir}: {_key(name)} is a symbolic link; a bundle may hold only regular "
-            "files (a link can pull a file from outside the bundle into your scene and exports)"), name
+        assert err.splitlines()[0] == f"error: Invalid bundle: {bundle_dir}: {file_label(name)} {LINK_MESSAGE}", name
         (bundle_dir / name).unlink()
         (bundle_dir / name).write_bytes(pristine[name])
         outside.unlink()
