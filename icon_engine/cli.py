@@ -231,7 +231,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(sample_photo_path())
     else:
         _writable_folder(args.out.parent)
-        write_sample_photo(args.out)
+        try:
+            write_sample_photo(args.out)
+        except OSError as exc:  # a full disk, a read-only folder: exit 6, not a traceback
+            from .bundle.writer import output_error
+
+            err = output_error(exc, f"the sample photo {args.out.name}", args.out.absolute().parent)
+            raise (err or exc) from exc
         print(args.out)
     return EXIT_OK
 

@@ -354,3 +354,24 @@ def test_validate_names_nan_joints(bundle_dir: Path, capsys: pytest.CaptureFixtu
         f"error: Invalid bundle: {bundle_dir / 'rest_joints.npy'}: NaN or infinite coordinates in joint(s) 3 "
         "(spine1)",
         "hint: Re-run the reconstruction."]
+
+
+def test_sample_onto_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture) -> None:
+    import errno
+    import shutil
+
+    from PIL import Image
+
+    from icon_engine import cli
+
+    def full(self, fp, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 30, 10 << 30, 2 << 20))
+    assert cli.main(["sample", "--out", str(tmp_path / "s.png")]) == EXIT_OUTPUT
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: Not enough disk space to write the sample photo s.png in {tmp_path} (2 MB free).",
+        "hint: Free some disk space or choose a folder on another disk for --out; nothing was written."]
+    assert list(tmp_path.iterdir()) == []
