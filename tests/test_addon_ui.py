@@ -24,7 +24,8 @@ FAKE = textwrap.dedent(
     def emit(**kw):
         print(json.dumps(kw), flush=True)
     if args[:3] == ["-m", "icon_engine", "doctor"]:
-        print(json.dumps({"engine": "0.1.0", "device": {"cuda": False, "note": "CPU only"},
+        print(json.dumps({"engine": "0.1.0", "device": {"torch": "2.13.0", "cuda": False, "note": "CPU only"},
+                          "packages": {"torch": "2.13.0", "mediapipe": None},
                           "body_model": {"problem": "no body model", "how_to_enable": "build it"}}))
         sys.exit(0)
     photo = args[args.index("reconstruct") + 1]
@@ -200,10 +201,66 @@ def test_import_bundle_operator_refuses_a_bad_folder(addon, tmp_path):
 def test_check_engine_shows_the_doctor(addon):
     from icon_blender.ui import state
 
-    bpy.ops.icon.check_engine()
+    assert bpy.ops.icon.check_engine() == {"FINISHED"}  # returns at once: the doctor runs on a thread
+    assert state.doctor_run is not None and bpy.app.timers.is_registered(state.doctor_tick)
+    deadline = time.monotonic() + 30
+    while state.doctor_tick() is not None:  # the timer, fired by hand
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     labels = {label: (text, ok) for label, text, ok in state.doctor}
     assert labels["Device"] == ("CPU only", True)
+    assert labels["Missing"][1] is False and labels["Missing"][0].startswith("mediapipe not installed")
     assert labels["Body model"] == ("no body model", False)
+
+
+def test_jobs_survive_loading_another_file(addon, photo, tmp_path):
+    """Timers are persistent and the load_post handler re-arms them: the job goes on, is reported, and its
+    result is imported into the file that was opened."""
+    from icon_blender.ui import state
+
+    photo("dave")
+    bpy.ops.icon.reconstruct()
+    assert bpy.app.timers.is_registered(state.tick)
+    assert state.on_load_post in bpy.app.handlers.load_post
+    blend = tmp_path / "other.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))  # fires load_post
+    assert bpy.app.timers.is_registered(state.tick)
+    assert any("continue after loading the file" in text for _, text in state.messages)
+    run_timer()
+    assert "dave_rig" in bpy.data.objects and bpy.data.filepath == str(blend)
+
+
+def test_results_wait_for_sculpt_mode_then_import_as_one_undo_step(addon, photo):
+    from icon_blender.ui import state
+
+    mesh = bpy.data.meshes.new("clay")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    clay = bpy.data.objects.new("clay", mesh)
+    bpy.context.scene.collection.objects.link(clay)
+    bpy.context.view_layer.objects.active = clay
+    bpy.ops.object.mode_set(mode="SCULPT")
+    bpy.ops.ed.undo_push(message="before")
+    photo("erin")
+    bpy.ops.icon.reconstruct()
+    deadline = time.monotonic() + 30
+    while not state.waiting:
+        assert state.tick() is not None and time.monotonic() < deadline
+        time.sleep(0.02)
+    assert "erin_rig" not in bpy.data.objects and bpy.context.mode == "SCULPT"
+    assert any("imported when Sculpt mode ends" in text for _, text in state.messages)
+    assert state.tick() is not None  # keeps waiting
+    bpy.ops.object.mode_set(mode="OBJECT")
+    assert state.tick() is None and not state.waiting
+    arm, body = bpy.data.objects["erin_rig"], bpy.data.objects["erin_mesh"]
+    assert bpy.context.view_layer.objects.active == arm and arm.select_get() and body.select_get()
+    assert not clay.select_get()
+    n_objects = len(bpy.data.objects)
+    bpy.ops.ed.undo()  # one step removes the whole import
+    assert "erin_rig" not in bpy.data.objects and "erin_mesh" not in bpy.data.objects
+    assert "ICON erin" not in bpy.data.collections and len(bpy.data.objects) == n_objects - 3
+    bpy.ops.ed.redo()
+    assert "erin_rig" in bpy.data.objects
 
 
 def test_setup_engine_honours_offline_mode(addon):

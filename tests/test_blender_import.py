@@ -132,19 +132,29 @@ def test_bad_bundle_leaves_scene_untouched(scene, tmp_path, bundle_dir):
     assert before == (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.collections), len(bpy.data.actions))
 
 
-def test_failure_midway_removes_everything(scene, bundle_dir, monkeypatch):
+@pytest.mark.parametrize("step", ["_camera", "select_avatar"])  # midway, and last (after the camera is set)
+def test_failure_midway_removes_everything(scene, bundle_dir, monkeypatch, step):
     from icon_blender.blender import importer
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(importer, "_camera", boom)
+    monkeypatch.setattr(importer, step, boom)
     before = {k: len(getattr(bpy.data, k)) for k in ("objects", "meshes", "armatures", "collections", "actions",
                                                      "materials", "images", "cameras")}
+    cam_data = bpy.data.cameras.new("user_cam")
+    user_cam = bpy.data.objects.new("user_cam", cam_data)
+    scene.collection.objects.link(user_cam)
+    scene.camera = user_cam
+    scene.render.resolution_x, scene.render.resolution_y = 1234, 567
+    scene.frame_set(7)
+    before = {k: len(getattr(bpy.data, k)) for k in before}
     with pytest.raises(RuntimeError, match="simulated"):
         import_bundle(bundle_dir, scene)
     after = {k: len(getattr(bpy.data, k)) for k in before}
     assert after == before
+    assert scene.camera == user_cam and (scene.render.resolution_x, scene.render.resolution_y) == (1234, 567)
+    assert scene.frame_current == 7
 
 
 def test_import_while_another_object_is_in_edit_mode(scene, bundle_dir):
@@ -156,7 +166,24 @@ def test_import_while_another_object_is_in_edit_mode(scene, bundle_dir):
     bpy.ops.object.mode_set(mode="EDIT")
     res = import_bundle(bundle_dir, scene)
     assert len(res.armature.data.bones) == 55 and bpy.context.mode == "OBJECT"
-    assert bpy.context.view_layer.objects.active == obj
+    # the new avatar is selected and active, the user's object no longer selected
+    assert bpy.context.view_layer.objects.active == res.armature
+    assert res.armature.select_get() and res.mesh.select_get() and not obj.select_get()
+
+
+def test_uvs_follow_their_faces_when_validation_drops_a_face():
+    """UVs are set before mesh.validate(): a degenerate face it removes takes its own UVs with it."""
+    from icon_blender.blender.importer import _build_mesh
+
+    verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=float)
+    faces = np.array([[0, 0, 1], [0, 1, 2], [1, 3, 2]])  # the first face repeats a vertex
+    uv = np.arange(18, dtype=float).reshape(3, 3, 2) / 18.0
+    mesh = _build_mesh("uvcheck", verts, faces, uv)
+    assert len(mesh.polygons) == 2
+    got = np.array([mesh.uv_layers[0].data[i].uv[:] for i in range(len(mesh.loops))]).reshape(2, 3, 2)
+    for poly, expected in zip(mesh.polygons, uv[1:], strict=True):
+        assert list(poly.vertices) == list(faces[1 + poly.index])
+        assert np.abs(got[poly.index] - expected).max() < 1e-6
 
 
 def test_bad_rig_metadata_is_refused_before_anything_is_built(scene, tmp_path, bundle_dir):

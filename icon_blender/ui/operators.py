@@ -206,8 +206,17 @@ class ICON_OT_setup_engine(bpy.types.Operator):
             return {"CANCELLED"}
         from ..engine_link import engine_requirements
 
-        steps = env_setup.setup_steps(base, state.default_venv(), engine_requirements(), p.compute if p else "cpu")
-        state.setup_runner = env_setup.SetupRunner(steps, state.user_dir("logs") / "setup.log")
+        venv, compute = state.default_venv(), p.compute if p else "cpu"
+        try:
+            env_setup.check_env_dir(venv)
+            steps = env_setup.setup_steps(base, venv, engine_requirements(), compute)
+            venv.parent.mkdir(parents=True, exist_ok=True)
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        state.setup_runner = env_setup.SetupRunner(steps, state.user_dir("logs") / "setup.log",
+                                                   env=env_setup.setup_env(),
+                                                   stamp=(venv, engine_requirements(), compute))
         state.setup_runner.start()
         state.ensure_timer(state.setup_tick)
         self.report({"INFO"}, f"Setting up the engine (log: {state.setup_runner.log_path})")
@@ -233,16 +242,20 @@ class ICON_OT_check_engine(bpy.types.Operator):
     bl_label = "Check"
 
     def execute(self, context):
+        from ..core.doctor_check import DoctorRun
+
         try:
             python = state.engine_python()
         except ValueError as exc:
             state.doctor[:] = [("Engine", str(exc), False)]
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        report = ep.run_doctor(python, state.engine_env())
-        state.doctor[:] = ep.doctor_lines(report)
-        ok = all(line[2] for line in state.doctor)
-        self.report({"INFO"} if ok else {"WARNING"}, "Engine check: " + ("all good" if ok else "see the preferences"))
+        if state.doctor_run is not None and state.doctor_run.running:
+            return {"CANCELLED"}
+        state.doctor[:] = [("Engine", "checking… (runs in the background)", True)]
+        state.doctor_run = DoctorRun(python, state.engine_env())
+        state.ensure_timer(state.doctor_tick)
+        self.report({"INFO"}, "Checking the engine in the background")
         return {"FINISHED"}
 
 
