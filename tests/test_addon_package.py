@@ -106,5 +106,5 @@ def test_zip_installs_registers_and_unregisters(built_zip, tmp_path):
     assert out["prefs_mode"] == "AUTO"
     assert out["user_dir"].startswith(str(user)) and ".user" in out["user_dir"]
     assert "ICON_PT_reconstruct" in out["types"] and "ICON_OT_reconstruct" in out["types"]
-    assert out["bones"] == 55
+    assert out["bones"] == 56  # 55 SMPL-X joints + the root bone
     assert out["after_types"] == [] and not out["after_settings"] and not out["after_enabled"]

@@ -41,7 +41,7 @@ def test_writes_blend_and_fbx_that_reopen(bundle_dir, tmp_path):
 
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     arm = bpy.data.objects["person_rig"]
-    assert len(arm.data.bones) == 55 and bpy.context.scene.camera is not None
+    assert len(arm.data.bones) == 56 and bpy.context.scene.camera is not None  # 55 joints + root
     assert bpy.context.scene.frame_end == 10  # 19/60 s at 30 fps
     assert all(img.packed_file is not None for img in bpy.data.images if img.source == "FILE")
     bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -19,7 +19,7 @@ from ..core import rig
 from ..engine_link import Bundle, BundleError, read_bundle
 from . import animation
 
-ROOT_BONE = "pelvis"
+ROOT_BONE = "pelvis"  # the bone whose location carries the body's translation (child of the "root" bone)
 
 
 @dataclass
@@ -69,11 +69,25 @@ def _build_armature(collection, name: str, joints_bl: np.ndarray, parents, names
             if p >= 0:
                 ebs[j].parent = ebs[int(p)]
                 ebs[j].use_connect = False
+        _add_root_bone(data, [eb for j, eb in enumerate(ebs) if parents[j] < 0])
     finally:
         with window_context():
             bpy.ops.object.mode_set(mode="OBJECT")
         view_layer.objects.active = prev_active or obj
     return obj
+
+
+def _add_root_bone(data: bpy.types.Armature, top_bones: list) -> None:
+    """The root bone at the origin (``rig.ROOT_BONE_NAME``, identity rest rotation), parent of ``top_bones``.
+
+    It deforms nothing but is marked deform so that exporters limited to deform bones keep it."""
+    eb = data.edit_bones.new(rig.ROOT_BONE_NAME)
+    eb.head, eb.tail = Vector((0.0, 0.0, 0.0)), Vector((0.0, rig.ROOT_BONE_LENGTH, 0.0))
+    eb.align_roll(Vector((0.0, 0.0, 1.0)))
+    eb.use_deform = True
+    for top in top_bones:
+        top.parent = eb
+        top.use_connect = False
 
 
 def window_context():
@@ -255,11 +269,14 @@ def import_bundle(
         coll = bpy.data.collections.new(f"ICON {name}")
         created.append(coll)
         scene.collection.children.link(coll)
-        joints_bl = rig.to_blender(b.rest_joints)
+        # the rest pose stands on the floor; the photo pose keeps its place (pelvis at J0 + transl, photo_pose)
+        floor = rig.floor_offset(b.rest_mesh.vertices, b.rest_joints)
+        joints_bl = rig.to_blender(b.rest_joints + floor)
         arm = _build_armature(coll, f"{name}_rig", joints_bl, b.parents, names, created)
         uv = b.rest_mesh.uv if b.rest_mesh.uv is not None else b.posed_mesh.uv
         colors = b.rest_mesh.colors if b.rest_mesh.colors is not None else b.posed_mesh.colors
-        mesh = _build_mesh(f"{name}_mesh", rig.to_blender(b.rest_mesh.vertices), b.rest_mesh.faces, uv, created)
+        mesh = _build_mesh(f"{name}_mesh", rig.to_blender(b.rest_mesh.vertices + floor), b.rest_mesh.faces, uv,
+                           created)
         layer = _add_colors(mesh, colors) if colors is not None else None
         texture = b.file("texture") if uv is not None else None
         mat = _material(f"{name}_material", texture, layer, created)
@@ -282,6 +299,7 @@ def import_bundle(
         arm["icon_bundle"] = str(b.path)
         arm["icon_rest_pose_angles"] = angles.ravel().tolist()
         arm["icon_format_version"] = int(b.meta.get("format_version", 0))
+        arm["icon_floor_offset"] = rig.to_blender(floor).tolist()  # Blender frame, metres
         scene.frame_set(1)
         if select:
             select_avatar(arm, [obj])

@@ -27,7 +27,8 @@ def motion_keys(arm_obj: bpy.types.Object, motion: Motion, names: list[str]) -> 
     poses = rig.pose_relative_to_rest(motion.poses, angles, np.asarray(PARENTS))
     quats = rig.make_continuous(rig.pose_bone_quaternions(poses, rots, z_up_data=motion.z_up))
     head0 = np.array(arm_obj.data.bones[ROOT_BONE].head_local)
-    joint0_smplx = rig.Y_UP_TO_Z_UP.T @ head0  # the rig's rest pelvis in the SMPL-X frame
+    floor = np.asarray(arm_obj.get("icon_floor_offset", (0.0, 0.0, 0.0)), dtype=np.float64)
+    joint0_smplx = rig.Y_UP_TO_Z_UP.T @ (head0 - floor)  # the body model's rest pelvis (SMPL-X frame, off the floor)
     pelvis = rig.pelvis_positions(joint0_smplx, motion.trans, z_up_data=motion.z_up)
     return quats, rig.root_location(pelvis, head0, rots[0])
 
