@@ -47,6 +47,25 @@ def test_writes_blend_and_fbx_that_reopen(bundle_dir, tmp_path):
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
+def test_writes_gltf_and_usd_with_game_bone_names(bundle_dir, tmp_path):
+    pygltflib = pytest.importorskip("pygltflib")
+    pytest.importorskip("pxr")
+    from pxr import Usd, UsdSkel
+
+    glb, usd = tmp_path / "hero.glb", tmp_path / "hero.usdc"
+    result = run_cli("import-bundle", str(bundle_dir), "--gltf", str(glb), "--gltf-preset", "web", "--usd", str(usd),
+                     "--bone-names", "unreal", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hero.glb", "hero.usdc", "textures"]
+    gltf = pygltflib.GLTF2().load(str(glb))
+    names = {gltf.nodes[j].name for j in gltf.skins[0].joints}
+    assert {"root", "pelvis", "spine_01", "upperarm_l", "thumb_03_r"} <= names and "left_shoulder" not in names
+    stage = Usd.Stage.Open(str(usd))
+    skel = next(UsdSkel.Skeleton(p) for p in stage.Traverse() if p.IsA(UsdSkel.Skeleton))
+    assert str(skel.GetJointsAttr().Get()[0]) == "root" and any(
+        str(j).endswith("/clavicle_l") for j in skel.GetJointsAttr().Get())
+
+
 def test_bad_bundle_exits_3_and_writes_nothing(bundle_dir, tmp_path, capsys):
     bad = tmp_path / "bad"
     shutil.copytree(bundle_dir, bad)
@@ -67,6 +86,8 @@ def test_bad_bundle_exits_3_and_writes_nothing(bundle_dir, tmp_path, capsys):
         (["--fbx", "{tmp}/missing/x.fbx"], 6, "output folder does not exist"),
         (["--fbx", "{tmp}/x.fbx", "--fps", "0"], 2, "not a frame rate"),
         (["--fbx", "{tmp}/x.fbx", "--motion", "{tmp}/nope.npz"], 3, "bad motion file"),
+        (["--gltf", "{tmp}/x.fbx"], 2, "must end in .glb or .gltf"),
+        (["--usd", "{tmp}/x.glb"], 2, "must end in .usd or .usdc"),
     ],
 )
 def test_usage_errors(bundle_dir, tmp_path, capsys, args, code, needle):
