@@ -191,6 +191,14 @@ def test_avatar_operators(addon, photo, tmp_path):
         bpy.ops.icon.apply_motion(filepath=str(tmp_path / "bad.npz"))
     assert bpy.ops.icon.export_fbx(filepath=str(tmp_path / "c.fbx"), preset="unity") == {"FINISHED"}
     assert (tmp_path / "c.fbx").stat().st_size > 10_000
+    assert bpy.ops.icon.export_gltf(filepath=str(tmp_path / "c.glb"), preset="web", bone_names="unity") == {"FINISHED"}
+    assert bpy.ops.icon.export_usd(filepath=str(tmp_path / "c.usdz")) == {"FINISHED"}
+    assert bpy.ops.icon.export_bvh(filepath=str(tmp_path / "c.bvh")) == {"FINISHED"}
+    assert min((tmp_path / n).stat().st_size for n in ("c.glb", "c.usdz", "c.bvh")) > 1000
+    assert b"LeftUpperArm" in (tmp_path / "c.glb").read_bytes() and "left_shoulder" in arm.data.bones
+    assert bpy.ops.icon.apply_motion(filepath=str(tmp_path / "c.bvh"), frame_start=5, action_name="again",
+                                     nla=True) == {"FINISHED"}
+    assert arm.animation_data.nla_tracks[-1].strips[0].frame_start == 5
 
 
 def test_import_bundle_operator_refuses_a_bad_folder(addon, tmp_path):
@@ -353,8 +361,9 @@ def test_panels_and_preferences_draw(addon, photo, tmp_path):
     arm = next(o for o in bpy.data.objects if o.type == "ARMATURE" and "icon_bundle" in o)
     bpy.context.view_layer.objects.active = arm
     panel.ICON_PT_avatar.draw(Proxy(None, log), bpy.context)
-    assert [e[1][0] for e in log if e[0] == "operator"] == ["icon.import_bundle", "icon.rest_pose",
-                                                              "icon.apply_motion", "icon.export_fbx"]
+    assert [e[1][0] for e in log if e[0] == "operator"] == [
+        "icon.import_bundle", "icon.rest_pose", "icon.apply_motion", "icon.export_bvh", "icon.export_fbx",
+        "icon.export_gltf", "icon.export_usd"]
     for mode in ("AUTO", "CUSTOM"):
         p.env_mode = mode
         log.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core import engine_proc as ep
@@ -118,19 +118,32 @@ class ICON_OT_rest_pose(bpy.types.Operator):
         return {"FINISHED"}
 
 
+BONE_NAME_ITEMS = [("smplx", "SMPL-X", "Keep the SMPL-X joint names"),
+                   ("mixamo", "Mixamo", "mixamorig:Hips, mixamorig:LeftArm, ..."),
+                   ("unreal", "Unreal Mannequin", "pelvis, spine_01, upperarm_l, ..."),
+                   ("unity", "Unity Humanoid", "Hips, LeftUpperArm, LeftThumbProximal, ...")]
+
+
 class ICON_OT_apply_motion(bpy.types.Operator, ImportHelper):
-    """Apply an SMPL-X / AMASS motion (.npz) to the avatar, resampled to the scene's frame rate"""
+    """Apply a motion (SMPL-X / AMASS / SMPL .npz or .npy, or .bvh) to the avatar, resampled to the scene's frame
+    rate"""
 
     bl_idname = "icon.apply_motion"
     bl_label = "Apply Motion"
     bl_options = {"REGISTER", "UNDO"}
 
-    filename_ext = ".npz"
-    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.npz;*.npy;*.bvh", options={"HIDDEN"})
     up_axis: EnumProperty(name="Up axis", items=[
         ("auto", "Auto", "Z-up for AMASS files (mocap frame rate key), else Y-up"),
-        ("Y", "Y up", "SMPL-X frame (most fits and estimators)"),
-        ("Z", "Z up", "AMASS world")], default="auto")
+        ("Y", "Y up", "SMPL-X frame (most fits and estimators), most BVH files"),
+        ("Z", "Z up", "AMASS world, BVH files written by Blender")], default="auto")
+    frame_start: IntProperty(name="Start frame", default=1, description="Scene frame of the motion's first frame")
+    fps: FloatProperty(name="File frame rate", default=0.0, min=0.0, max=1000.0,
+                       description="Frames per second of the file (0 = the rate the file states)")
+    action_name: StringProperty(name="Action", description="Name of the action to write (empty: '<file> motion'); "
+                                "an existing action of that name is replaced")
+    nla: BoolProperty(name="Stack as NLA strip", default=False,
+                      description="Add the motion as a strip on a new NLA track instead of the active action")
 
     @classmethod
     def poll(cls, context):
@@ -142,12 +155,40 @@ class ICON_OT_apply_motion(bpy.types.Operator, ImportHelper):
 
         arm = icon_armature(context)
         try:
-            action = apply_motion(arm, self.filepath, context.scene, up_axis=self.up_axis)
+            action = apply_motion(arm, self.filepath, context.scene, up_axis=self.up_axis,
+                                  frame_start=self.frame_start, fps=self.fps or None,
+                                  action_name=self.action_name or None, nla=self.nla)
         except (MotionError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Applied '{action.name}' ({context.scene.frame_end - context.scene.frame_start + 1} "
-                              "frames)")
+        self.report({"INFO"}, f"Applied '{action.name}' (frames {round(action.frame_range[0])}–"
+                              f"{round(action.frame_range[1])})")
+        return {"FINISHED"}
+
+
+class ICON_OT_export_bvh(bpy.types.Operator, ExportHelper):
+    """Export the avatar's animation (the scene's frame range) as BVH: Y up, metres, pelvis as root"""
+
+    bl_idname = "icon.export_bvh"
+    bl_label = "Export BVH"
+
+    filename_ext = ".bvh"
+    filter_glob: StringProperty(default="*.bvh", options={"HIDDEN"})
+    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def execute(self, context):
+        from ..blender.motion import export_bvh
+
+        try:
+            path = export_bvh(icon_armature(context), self.filepath, context.scene, bone_names=self.bone_names)
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, f"BVH export failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {path}")
         return {"FINISHED"}
 
 
@@ -161,6 +202,7 @@ class ICON_OT_export_fbx(bpy.types.Operator, ExportHelper):
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
     preset: EnumProperty(name="Preset", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""),
                                                ("generic", "Generic", "")], default="unity")
+    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
 
     @classmethod
     def poll(cls, context):
@@ -168,15 +210,76 @@ class ICON_OT_export_fbx(bpy.types.Operator, ExportHelper):
 
     def invoke(self, context, event):
         self.preset = context.scene.icon_settings.fbx_preset
+        self.bone_names = context.scene.icon_settings.bone_names
         return ExportHelper.invoke(self, context, event)
 
     def execute(self, context):
         from ..blender.export import export_fbx
 
         try:
-            path = export_fbx(icon_armature(context), self.filepath, self.preset)
+            path = export_fbx(icon_armature(context), self.filepath, self.preset, self.bone_names)
         except (RuntimeError, ValueError, OSError) as exc:
             self.report({"ERROR"}, f"FBX export failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {path}")
+        return {"FINISHED"}
+
+
+class ICON_OT_export_gltf(bpy.types.Operator, ExportHelper):
+    """Export the avatar to glTF 2.0 (.glb: one file with textures; .gltf: JSON, .bin and images) for Unreal,
+    Godot or the web"""
+
+    bl_idname = "icon.export_gltf"
+    bl_label = "Export glTF"
+
+    filename_ext = ".glb"
+    filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
+    preset: EnumProperty(name="Preset", items=[("godot", "Godot", ""), ("unreal", "Unreal", ""),
+                                               ("web", "Web", "JPEG textures")], default="godot")
+    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def invoke(self, context, event):
+        self.preset = context.scene.icon_settings.gltf_preset
+        self.bone_names = context.scene.icon_settings.bone_names
+        return ExportHelper.invoke(self, context, event)
+
+    def execute(self, context):
+        from ..blender.export import export_gltf
+
+        try:
+            path = export_gltf(icon_armature(context), self.filepath, self.preset, self.bone_names)
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.report({"ERROR"}, f"glTF export failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {path}")
+        return {"FINISHED"}
+
+
+class ICON_OT_export_usd(bpy.types.Operator, ExportHelper):
+    """Export the avatar to USD (.usdc/.usda/.usd with textures beside it, or .usdz with them inside)"""
+
+    bl_idname = "icon.export_usd"
+    bl_label = "Export USD"
+
+    filename_ext = ".usdc"
+    filter_glob: StringProperty(default="*.usd;*.usdc;*.usda;*.usdz", options={"HIDDEN"})
+    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def execute(self, context):
+        from ..blender.export import export_usd
+
+        try:
+            path = export_usd(icon_armature(context), self.filepath, None, self.bone_names)
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.report({"ERROR"}, f"USD export failed: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Exported {path}")
         return {"FINISHED"}
@@ -260,7 +363,8 @@ class ICON_OT_check_engine(bpy.types.Operator):
 
 
 CLASSES = (ICON_OT_reconstruct, ICON_OT_cancel, ICON_OT_import_bundle, ICON_OT_rest_pose, ICON_OT_apply_motion,
-           ICON_OT_export_fbx, ICON_OT_setup_engine, ICON_OT_setup_cancel, ICON_OT_check_engine)
+           ICON_OT_export_bvh, ICON_OT_export_fbx, ICON_OT_export_gltf, ICON_OT_export_usd, ICON_OT_setup_engine,
+           ICON_OT_setup_cancel, ICON_OT_check_engine)
 
 
 def register() -> None:

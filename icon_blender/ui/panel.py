@@ -63,10 +63,19 @@ class ICON_PT_avatar(bpy.types.Panel):
         rest = arm.data.pose_position == "REST"
         layout.operator("icon.rest_pose", text="Show Pose" if rest else "Rest Pose", icon="ARMATURE_DATA",
                         depress=rest)
-        layout.operator("icon.apply_motion", icon="ACTION")
+        settings = context.scene.icon_settings
         row = layout.row(align=True)
-        row.prop(context.scene.icon_settings, "fbx_preset", text="")
+        row.operator("icon.apply_motion", icon="ACTION")
+        row.operator("icon.export_bvh", text="BVH", icon="EXPORT")
+        col = layout.column(align=True)
+        col.prop(settings, "bone_names")
+        row = col.row(align=True)
+        row.prop(settings, "fbx_preset", text="")
         row.operator("icon.export_fbx", icon="EXPORT")
+        row = col.row(align=True)
+        row.prop(settings, "gltf_preset", text="")
+        row.operator("icon.export_gltf", icon="EXPORT")
+        col.operator("icon.export_usd", icon="EXPORT")
 
 
 CLASSES = (ICON_PT_reconstruct, ICON_PT_avatar)

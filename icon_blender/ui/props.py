@@ -30,6 +30,12 @@ class ICONSceneSettings(bpy.types.PropertyGroup):
                         default=0, min=0, max=20)
     fbx_preset: EnumProperty(name="FBX preset", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""),
                                                        ("generic", "Generic", "")], default="unity")
+    gltf_preset: EnumProperty(name="glTF preset", items=[("godot", "Godot", ""), ("unreal", "Unreal", ""),
+                                                         ("web", "Web", "JPEG textures")], default="godot")
+    bone_names: EnumProperty(name="Bone names", description="Bone names in exported files (retargeting maps them "
+                             "without manual work)", items=[("smplx", "SMPL-X", ""), ("mixamo", "Mixamo", ""),
+                                                            ("unreal", "Unreal Mannequin", ""),
+                                                            ("unity", "Unity Humanoid", "")], default="smplx")
 
 
 CLASSES = (ICONSceneSettings,)
