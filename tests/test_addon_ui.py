@@ -271,6 +271,56 @@ def test_results_wait_for_sculpt_mode_then_import_as_one_undo_step(addon, photo)
     assert "erin_rig" in bpy.data.objects
 
 
+def test_several_photos_height_output_folder_history_and_log(addon, photo, tmp_path, monkeypatch):
+    from icon_blender import jobs
+    from icon_blender.ui import state
+
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    out = tmp_path / "my results"
+    prefs.results_dir = str(out)
+    try:
+        for stem in ("fay", "gus"):
+            photo(stem)
+        bpy.context.scene.icon_settings.height = 1.82
+        # the engine has no --height yet: the option is not passed (it would be refused) and the user is told
+        assert not jobs.engine_supports(state.engine_env()["PYTHONPATH"].split(os.pathsep)[0], "--height")
+        assert bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "fay.jpg"}, {"name": "gus.jpg"}]
+                                               ) == {"FINISHED"}
+        rec = state.reconstructions
+        assert rec.results_dir == out and [j.photo for j in rec.pending] == ["fay.jpg", "gus.jpg"]
+        assert all("--height" not in j.command for j in rec.queue.jobs)
+        text = state.status_text()
+        assert text.startswith("ICON: starting") and "(+2 queued)" in text
+        run_timer()
+        assert state.status_text() is None
+        assert {"fay_rig", "gus_rig"} <= set(bpy.data.objects.keys())
+        # an engine that has --height gets it, in metres
+        monkeypatch.setattr(jobs, "engine_supports", lambda source, option: option == "--height")
+        photo("hal")
+        bpy.ops.icon.reconstruct()
+        job = state.reconstructions.pending[-1]
+        assert job.command[-2:] == ["--height", "1.820"]
+        run_timer()
+        # history: newest first, re-import, delete (only inside the output folder)
+        results = jobs.list_results(out)
+        assert [r.photo for r in results][:1] == ["synthetic.jpg"] and len(results) == 3
+        n_rigs = sum(o.type == "ARMATURE" for o in bpy.data.objects)
+        assert bpy.ops.icon.history_import(path=str(results[-1].bundle)) == {"FINISHED"}
+        assert sum(o.type == "ARMATURE" for o in bpy.data.objects) == n_rigs + 1
+        assert bpy.ops.icon.history_delete("EXEC_DEFAULT", path=str(results[0].bundle)) == {"FINISHED"}
+        assert not results[0].run_dir.exists() and len(jobs.list_results(out)) == 2
+        with pytest.raises(ValueError, match="not a result"):
+            jobs.delete_result(addon / "template", out)
+        assert (addon / "template" / "bundle.json").is_file()
+        # Open Log finds this session's newest engine log
+        assert state.latest_log() == state.reconstructions.queue.jobs[-1].log_path
+        assert state.latest_log().parent == out / "logs"
+        assert bpy.ops.icon.open_log() == {"FINISHED"}
+    finally:
+        bpy.context.scene.icon_settings.height = 0.0
+        prefs.results_dir = ""
+
+
 def test_setup_engine_honours_offline_mode(addon):
     assert not bpy.app.online_access  # the bpy module runs offline
     with pytest.raises(RuntimeError, match="online access"):
@@ -364,6 +414,10 @@ def test_panels_and_preferences_draw(addon, photo, tmp_path):
     assert [e[1][0] for e in log if e[0] == "operator"] == [
         "icon.import_bundle", "icon.rest_pose", "icon.apply_motion", "icon.export_bvh", "icon.export_fbx",
         "icon.export_gltf", "icon.export_usd"]
+    log.clear()
+    panel.ICON_PT_history.draw(Proxy(None, log), bpy.context)
+    ops = [e[1][0] for e in log if e[0] == "operator"]
+    assert ops[-1] == "icon.open_log" and ops.count("icon.history_import") == ops.count("icon.history_delete") >= 1
     for mode in ("AUTO", "CUSTOM"):
         p.env_mode = mode
         log.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core import engine_proc as ep
@@ -23,6 +23,43 @@ def icon_armature(context) -> bpy.types.Object | None:
     return None
 
 
+def submit_photos(context, photos: list[str]) -> tuple[int, list[str]]:
+    """Queue one reconstruction per photo with the sidebar's options; returns (queued ahead, notes).
+
+    Raises ValueError with a fix when the engine is not usable or a photo is missing (nothing is queued then).
+    """
+    from ..engine_link import engine_source_dir
+    from ..jobs import engine_supports
+
+    missing = [p for p in photos if not p or not Path(p).is_file()]
+    if not photos or missing:
+        raise ValueError(f"Choose a photo first (the file does not exist: {missing[0] if missing else ''}).")
+    python = state.engine_python()
+    settings = context.scene.icon_settings
+    p = state.prefs()
+    quality = settings.quality if settings.quality != "default" else (p.quality if p else "standard")
+    options = ep.ReconstructOptions(
+        quality=quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
+        device=p.device if p else "auto",
+        smplx_model=bpy.path.abspath(p.smplx_model) if p and p.smplx_model else "",
+        icon_data=bpy.path.abspath(p.icon_data) if p and p.icon_data else "",
+    )
+    notes = []
+    extra: list[str] = []
+    if settings.height > 0:
+        if engine_supports(engine_source_dir(), "--height"):
+            extra = ["--height", f"{settings.height:.3f}"]
+        else:
+            notes.append("this engine has no --height option yet: the height is estimated from the photo")
+    rec = state.get_reconstructions()
+    ahead = sum(not job.finished for job in rec.queue.jobs)
+    for photo in photos:
+        job = rec.submit(python, photo, options, engine_source_dir())
+        job.command += extra
+    state.ensure_timer(state.tick)
+    return ahead, notes
+
+
 class ICON_OT_reconstruct(bpy.types.Operator):
     """Reconstruct the person in the photo as a rigged, textured avatar (runs the engine in the background)"""
 
@@ -31,31 +68,104 @@ class ICON_OT_reconstruct(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     def execute(self, context):
-        settings = context.scene.icon_settings
-        photo = bpy.path.abspath(settings.photo)
-        if not photo or not Path(photo).is_file():
-            self.report({"ERROR"}, "Choose a photo first (the file does not exist).")
-            return {"CANCELLED"}
+        photo = bpy.path.abspath(context.scene.icon_settings.photo)
         try:
-            python = state.engine_python()
+            ahead, notes = submit_photos(context, [photo])
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        p = state.prefs()
-        quality = settings.quality if settings.quality != "default" else (p.quality if p else "standard")
-        options = ep.ReconstructOptions(
-            quality=quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
-            device=p.device if p else "auto",
-            smplx_model=bpy.path.abspath(p.smplx_model) if p and p.smplx_model else "",
-            icon_data=bpy.path.abspath(p.icon_data) if p and p.icon_data else "",
-        )
-        from ..engine_link import engine_source_dir
-
-        rec = state.get_reconstructions()
-        ahead = sum(not job.finished for job in rec.queue.jobs)
-        rec.submit(python, photo, options, engine_source_dir())
-        state.ensure_timer(state.tick)
+        for note in notes:
+            self.report({"WARNING"}, note)
         self.report({"INFO"}, f"Reconstructing {Path(photo).name}" + (f" after {ahead} queued" if ahead else ""))
+        return {"FINISHED"}
+
+
+class ICON_OT_reconstruct_photos(bpy.types.Operator, ImportHelper):
+    """Pick several photos: each becomes its own avatar (queued one after another)"""
+
+    bl_idname = "icon.reconstruct_photos"
+    bl_label = "Reconstruct Several Photos"
+    bl_options = {"REGISTER"}
+
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp;*.tif;*.tiff", options={"HIDDEN"})
+
+    def execute(self, context):
+        photos = [str(Path(self.directory) / f.name) for f in self.files if f.name]
+        if not photos and self.filepath:
+            photos = [self.filepath]
+        try:
+            ahead, notes = submit_photos(context, photos)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        for note in notes:
+            self.report({"WARNING"}, note)
+        self.report({"INFO"}, f"Queued {len(photos)} photo(s)" + (f" after {ahead}" if ahead else ""))
+        return {"FINISHED"}
+
+
+class ICON_OT_open_log(bpy.types.Operator):
+    """Open the latest engine log (or the set-up log) in the system's text viewer"""
+
+    bl_idname = "icon.open_log"
+    bl_label = "Open Log"
+
+    def execute(self, context):
+        log = state.latest_log()
+        if log is None:
+            self.report({"WARNING"}, "No log yet: logs are written when the engine runs.")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Log: {log}")
+        if not bpy.app.background:
+            bpy.ops.wm.path_open(filepath=str(log))
+        return {"FINISHED"}
+
+
+class ICON_OT_history_import(bpy.types.Operator):
+    """Import this earlier result again"""
+
+    bl_idname = "icon.history_import"
+    bl_label = "Import"
+    bl_options = {"REGISTER", "UNDO"}
+
+    path: StringProperty(subtype="DIR_PATH", options={"HIDDEN"})
+
+    def execute(self, context):
+        from ..blender.importer import import_bundle
+        from ..engine_link import BundleError
+
+        try:
+            res = import_bundle(self.path, context.scene)
+        except BundleError as exc:
+            self.report({"ERROR"}, f"{exc}. The result is damaged: delete it and reconstruct again.")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Imported '{res.collection.name}'")
+        return {"FINISHED"}
+
+
+class ICON_OT_history_delete(bpy.types.Operator):
+    """Delete this result's files from the output folder (avatars already in the scene stay)"""
+
+    bl_idname = "icon.history_delete"
+    bl_label = "Delete Result"
+
+    path: StringProperty(subtype="DIR_PATH", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        from ..jobs import delete_result
+
+        try:
+            run = delete_result(self.path, state.results_dir())
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Deleted {run}")
+        state.redraw()
         return {"FINISHED"}
 
 
@@ -362,7 +472,8 @@ class ICON_OT_check_engine(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (ICON_OT_reconstruct, ICON_OT_cancel, ICON_OT_import_bundle, ICON_OT_rest_pose, ICON_OT_apply_motion,
+CLASSES = (ICON_OT_reconstruct, ICON_OT_reconstruct_photos, ICON_OT_open_log, ICON_OT_history_import,
+           ICON_OT_history_delete, ICON_OT_cancel, ICON_OT_import_bundle, ICON_OT_rest_pose, ICON_OT_apply_motion,
            ICON_OT_export_bvh, ICON_OT_export_fbx, ICON_OT_export_gltf, ICON_OT_export_usd, ICON_OT_setup_engine,
            ICON_OT_setup_cancel, ICON_OT_check_engine)
 

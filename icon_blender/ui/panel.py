@@ -27,9 +27,12 @@ class ICON_PT_reconstruct(bpy.types.Panel):
         col.prop(settings, "texture")
         col.prop(settings, "rest_pose")
         col.prop(settings, "person")
+        col.prop(settings, "height")
         rec = state.reconstructions
         busy = rec is not None and rec.active
-        layout.operator("icon.reconstruct", text="Add to Queue" if busy else "Reconstruct", icon="OUTLINER_OB_ARMATURE")
+        row = layout.row(align=True)
+        row.operator("icon.reconstruct", text="Add to Queue" if busy else "Reconstruct", icon="OUTLINER_OB_ARMATURE")
+        row.operator("icon.reconstruct_photos", text="", icon="DOCUMENTS")
         if busy:
             job = rec.current
             if job is not None:
@@ -44,6 +47,33 @@ class ICON_PT_reconstruct(bpy.types.Panel):
                 layout.label(text=f"Queued: {queued.photo}", icon="TIME")
         for level, text in state.messages[-3:]:
             layout.label(text=text, icon={"ERROR": "ERROR", "WARNING": "INFO"}.get(level, "CHECKMARK"))
+        if state.messages:
+            layout.operator("icon.open_log", icon="TEXT")
+
+
+class ICON_PT_history(bpy.types.Panel):
+    bl_label = "Results"
+    bl_idname = "ICON_PT_history"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "ICON"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context) -> None:
+        import time
+
+        from ..jobs import list_results
+
+        layout = self.layout
+        results = list_results(state.results_dir(), limit=12)
+        if not results:
+            layout.label(text="No results yet", icon="INFO")
+        for item in results:
+            row = layout.row(align=True)
+            row.label(text=f"{item.photo}  {time.strftime('%m-%d %H:%M', time.localtime(item.created))}")
+            row.operator("icon.history_import", text="", icon="IMPORT").path = str(item.bundle)
+            row.operator("icon.history_delete", text="", icon="TRASH").path = str(item.bundle)
+        layout.operator("icon.open_log", icon="TEXT")
 
 
 class ICON_PT_avatar(bpy.types.Panel):
@@ -78,7 +108,7 @@ class ICON_PT_avatar(bpy.types.Panel):
         col.operator("icon.export_usd", icon="EXPORT")
 
 
-CLASSES = (ICON_PT_reconstruct, ICON_PT_avatar)
+CLASSES = (ICON_PT_reconstruct, ICON_PT_avatar, ICON_PT_history)
 
 
 def register() -> None:

@@ -47,6 +47,9 @@ class ICONPreferences(bpy.types.AddonPreferences):
         description="Optional: folder with ICON's official checkpoints (icon.is.tue.mpg.de). Empty: the "
         "checkpoint-free surface")
     quality: EnumProperty(name="Default quality", items=QUALITY_ITEMS, default="standard")
+    results_dir: StringProperty(name="Output folder", subtype="DIR_PATH",
+                                description="Where reconstructions and their logs are written (empty: the add-on's "
+                                "user folder)")
 
     def draw(self, context) -> None:
         layout = self.layout
@@ -90,6 +93,7 @@ class ICONPreferences(bpy.types.AddonPreferences):
         col.prop(self, "icon_data")
         col.prop(self, "device")
         col.prop(self, "quality")
+        col.prop(self, "results_dir")
         col.separator()
         col.operator("icon.check_engine", icon="CHECKMARK")
         box = None

@@ -90,11 +90,38 @@ def default_base_python() -> str:
     return sys.executable if sys.version_info[:2] in env_setup.ENGINE_PYTHONS else ""
 
 
+def results_dir() -> Path:
+    """The output folder: the preferences' one, else ``<add-on user folder>/results``."""
+    p = prefs()
+    custom = bpy.path.abspath(p.results_dir) if p is not None and getattr(p, "results_dir", "") else ""
+    if custom:
+        Path(custom).mkdir(parents=True, exist_ok=True)
+        return Path(custom)
+    return user_dir("results")
+
+
 def get_reconstructions() -> Reconstructions:
+    """The job queue, writing to the current output folder (a changed folder applies once the queue is idle)."""
     global reconstructions
-    if reconstructions is None:
-        reconstructions = Reconstructions(user_dir("results"))
+    wanted = results_dir()
+    if reconstructions is None or (reconstructions.results_dir != wanted and not reconstructions.active):
+        reconstructions = Reconstructions(wanted)
     return reconstructions
+
+
+def latest_log() -> Path | None:
+    """The newest engine log of this session's jobs, else the newest in the output folder, else the set-up's."""
+    rec = reconstructions
+    if rec is not None:
+        logs = [j.log_path for j in rec.queue.jobs if j.log_path is not None and j.log_path.is_file()]
+        if logs:
+            return logs[-1]
+    found = sorted((results_dir() / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    if found:
+        return found[-1]
+    if setup_runner is not None and setup_runner.log_path.is_file():
+        return setup_runner.log_path
+    return None
 
 
 def say(level: str, text: str) -> None:
