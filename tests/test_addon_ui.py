@@ -165,7 +165,9 @@ def test_cancel_kills_engine_and_leaves_scene_untouched(addon, photo):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     job = state.reconstructions.current
+    t0 = time.monotonic()
     assert bpy.ops.icon.cancel() == {"FINISHED"}
+    assert time.monotonic() - t0 < 1.0  # the engine is gone within a second
     assert job.state == "cancelled" and job.returncode is not None
     assert not job.out_dir.exists()  # no empty result folder left behind
     assert not state.reconstructions.active and len(bpy.data.objects) == before

@@ -36,20 +36,15 @@ def read_weights(obj: bpy.types.Object) -> np.ndarray:
     return w
 
 
-def write_weights(obj: bpy.types.Object, weights: np.ndarray) -> None:
-    """Replace the weights of every vertex group by the columns of ``weights`` (V, G); zeros are removed."""
-    everyone = list(range(len(obj.data.vertices)))
-    for g, group in enumerate(obj.vertex_groups):
-        group.remove(everyone)
-        col = weights[:, g]
-        idx = np.nonzero(col > 0)[0]
-        if not len(idx):
-            continue
-        values, inverse = np.unique(col[idx], return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(values) + 1))
-        for k, value in enumerate(values):
-            group.add(idx[order[bounds[k]:bounds[k + 1]]].tolist(), float(value), "REPLACE")
+def write_weights(obj: bpy.types.Object, weights: np.ndarray, rows: np.ndarray) -> None:
+    """Set the weights of vertices ``rows`` to ``weights[rows]`` (V, G) in vertex-group order; zeros are removed."""
+    groups = list(obj.vertex_groups)
+    for v in np.asarray(rows, dtype=np.int64).tolist():
+        for g, value in enumerate(weights[v].tolist()):
+            if value > 0:
+                groups[g].add([v], value, "REPLACE")
+            else:
+                groups[g].remove([v])
 
 
 def _known(op, kwargs: dict) -> dict:
@@ -73,7 +68,12 @@ def export_state(arm_obj: bpy.types.Object, bone_names: str = "smplx", max_influ
             if m.type == "ARMATURE" and modifiers_off]
     mapping = {k: v for k, v in bone_maps.bone_map(bone_names, [b.name for b in arm_obj.data.bones]).items()
                if k != v and k in arm_obj.data.bones}
-    saved_weights = [(o, read_weights(o)) for o in meshes]
+    saved_weights = []  # (mesh, original weights, rows the export changes)
+    for o in meshes:
+        w = read_weights(o)
+        limited = export_presets.limit_weights(w, max_influences).astype(np.float32)
+        rows = np.flatnonzero(np.abs(limited - w).max(axis=1) > 1e-6) if len(w) else np.zeros(0, np.int64)
+        saved_weights.append((o, w, limited, rows))
     renamed: list[tuple[str, str]] = []
     try:
         for m, _, _ in mods:
@@ -83,8 +83,8 @@ def export_state(arm_obj: bpy.types.Object, bone_names: str = "smplx", max_influ
         for o in [arm_obj, *meshes]:
             o.select_set(True)
         view_layer.objects.active = arm_obj
-        for obj, w in saved_weights:
-            write_weights(obj, export_presets.limit_weights(w, max_influences).astype(np.float32))
+        for obj, _, limited, rows in saved_weights:
+            write_weights(obj, limited, rows)
         for old, new in mapping.items():  # also renames the vertex groups and the actions' F-curve paths
             arm_obj.data.bones[old].name = new
             renamed.append((old, new))
@@ -95,8 +95,8 @@ def export_state(arm_obj: bpy.types.Object, bone_names: str = "smplx", max_influ
         arm_obj.name = old_name
         for old, new in reversed(renamed):
             arm_obj.data.bones[new].name = old
-        for obj, w in saved_weights:
-            write_weights(obj, w)
+        for obj, w, _, rows in saved_weights:
+            write_weights(obj, w, rows)
         for m, viewport, render in mods:
             m.show_viewport, m.show_render = viewport, render
         for o in view_layer.objects:
