@@ -55,17 +55,18 @@ def _known(op, kwargs: dict) -> dict:
 
 @contextmanager
 def export_state(arm_obj: bpy.types.Object, bone_names: str = "smplx", max_influences: int | None = None,
-                 armature_name: str | None = None, modifiers_off: bool = True) -> Iterator[list[bpy.types.Object]]:
+                 armature_name: str | None = None, viewport_off: bool = True) -> Iterator[list[bpy.types.Object]]:
     """Select the avatar alone, rename its bones (``bone_maps``) and armature object, normalise its skin weights
     (at most ``max_influences`` per vertex), switch its Armature modifiers off; yields its meshes and restores
-    everything on exit. ``modifiers_off=False`` keeps them (the USD exporter finds the skin through them)."""
+    everything on exit. ``viewport_off=False`` switches them off for renders only: the USD exporter finds the
+    skin through an Armature modifier that is on in the viewport, and evaluates the mesh for render (no deforming
+    at every frame)."""
     meshes = avatar_meshes(arm_obj)
     view_layer = bpy.context.view_layer
     prev_sel = [o for o in view_layer.objects if o.select_get()]
     prev_active = view_layer.objects.active
     old_name = arm_obj.name
-    mods = [(m, m.show_viewport, m.show_render) for o in meshes for m in o.modifiers
-            if m.type == "ARMATURE" and modifiers_off]
+    mods = [(m, m.show_viewport, m.show_render) for o in meshes for m in o.modifiers if m.type == "ARMATURE"]
     mapping = {k: v for k, v in bone_maps.bone_map(bone_names, [b.name for b in arm_obj.data.bones]).items()
                if k != v and k in arm_obj.data.bones}
     saved_weights = []  # (mesh, original weights, rows the export changes)
@@ -77,7 +78,8 @@ def export_state(arm_obj: bpy.types.Object, bone_names: str = "smplx", max_influ
     renamed: list[tuple[str, str]] = []
     try:
         for m, _, _ in mods:
-            m.show_viewport = m.show_render = False
+            m.show_render = False
+            m.show_viewport = m.show_viewport and not viewport_off
         for o in prev_sel:
             o.select_set(False)
         for o in [arm_obj, *meshes]:
@@ -176,7 +178,7 @@ def export_usd(arm_obj: bpy.types.Object, path: str | Path, preset: str | None =
     frame = scene.frame_current
     try:
         with _staged(path) as tmp, export_state(arm_obj, bone_names, export_presets.MAX_INFLUENCES[("usd", preset)],
-                                                modifiers_off=False):
+                                                viewport_off=False):
             _run(bpy.ops.wm.usd_export, "USD", tmp, kwargs)
     finally:
         scene.frame_set(frame)

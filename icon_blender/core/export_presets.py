@@ -69,6 +69,7 @@ _USD_COMMON: dict = {
     "export_lights": False,
     "root_prim_path": "/root",
     "export_custom_properties": False,
+    "evaluation_mode": "RENDER",  # the Armature modifier is off for renders during the export: no per-frame skinning
 }
 
 USD_PRESETS: dict[str, dict] = {"usd": dict(_USD_COMMON), "usdz": dict(_USD_COMMON)}
