@@ -302,7 +302,38 @@ class ICON_OT_export_bvh(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
-class ICON_OT_export_fbx(bpy.types.Operator, ExportHelper):
+class _AvatarExport(ExportHelper):
+    """Shared part of the export operators: the selected avatar, a preset, bone names, one exporter call."""
+
+    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
+    format = ""  # key of blender.export.EXPORTERS
+    preset_setting = ""  # the scene setting the preset starts from
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def invoke(self, context, event):
+        settings = context.scene.icon_settings
+        if self.preset_setting:
+            self.preset = getattr(settings, self.preset_setting)
+        self.bone_names = settings.bone_names
+        return ExportHelper.invoke(self, context, event)
+
+    def execute(self, context):
+        from ..blender.export import EXPORTERS
+
+        try:
+            path = EXPORTERS[self.format](icon_armature(context), self.filepath, getattr(self, "preset", None),
+                                          self.bone_names)
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.report({"ERROR"}, f"{self.bl_label} failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {path}")
+        return {"FINISHED"}
+
+
+class ICON_OT_export_fbx(bpy.types.Operator, _AvatarExport):
     """Export the avatar (armature, mesh, active animation) to FBX for Unity, Unreal or other tools"""
 
     bl_idname = "icon.export_fbx"
@@ -312,30 +343,10 @@ class ICON_OT_export_fbx(bpy.types.Operator, ExportHelper):
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
     preset: EnumProperty(name="Preset", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""),
                                                ("generic", "Generic", "")], default="unity")
-    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
-
-    @classmethod
-    def poll(cls, context):
-        return icon_armature(context) is not None
-
-    def invoke(self, context, event):
-        self.preset = context.scene.icon_settings.fbx_preset
-        self.bone_names = context.scene.icon_settings.bone_names
-        return ExportHelper.invoke(self, context, event)
-
-    def execute(self, context):
-        from ..blender.export import export_fbx
-
-        try:
-            path = export_fbx(icon_armature(context), self.filepath, self.preset, self.bone_names)
-        except (RuntimeError, ValueError, OSError) as exc:
-            self.report({"ERROR"}, f"FBX export failed: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Exported {path}")
-        return {"FINISHED"}
+    format, preset_setting = "fbx", "fbx_preset"
 
 
-class ICON_OT_export_gltf(bpy.types.Operator, ExportHelper):
+class ICON_OT_export_gltf(bpy.types.Operator, _AvatarExport):
     """Export the avatar to glTF 2.0 (.glb: one file with textures; .gltf: JSON, .bin and images) for Unreal,
     Godot or the web"""
 
@@ -346,30 +357,10 @@ class ICON_OT_export_gltf(bpy.types.Operator, ExportHelper):
     filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
     preset: EnumProperty(name="Preset", items=[("godot", "Godot", ""), ("unreal", "Unreal", ""),
                                                ("web", "Web", "JPEG textures")], default="godot")
-    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
-
-    @classmethod
-    def poll(cls, context):
-        return icon_armature(context) is not None
-
-    def invoke(self, context, event):
-        self.preset = context.scene.icon_settings.gltf_preset
-        self.bone_names = context.scene.icon_settings.bone_names
-        return ExportHelper.invoke(self, context, event)
-
-    def execute(self, context):
-        from ..blender.export import export_gltf
-
-        try:
-            path = export_gltf(icon_armature(context), self.filepath, self.preset, self.bone_names)
-        except (RuntimeError, ValueError, OSError) as exc:
-            self.report({"ERROR"}, f"glTF export failed: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Exported {path}")
-        return {"FINISHED"}
+    format, preset_setting = "gltf", "gltf_preset"
 
 
-class ICON_OT_export_usd(bpy.types.Operator, ExportHelper):
+class ICON_OT_export_usd(bpy.types.Operator, _AvatarExport):
     """Export the avatar to USD (.usdc/.usda/.usd with textures beside it, or .usdz with them inside)"""
 
     bl_idname = "icon.export_usd"
@@ -377,22 +368,7 @@ class ICON_OT_export_usd(bpy.types.Operator, ExportHelper):
 
     filename_ext = ".usdc"
     filter_glob: StringProperty(default="*.usd;*.usdc;*.usda;*.usdz", options={"HIDDEN"})
-    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
-
-    @classmethod
-    def poll(cls, context):
-        return icon_armature(context) is not None
-
-    def execute(self, context):
-        from ..blender.export import export_usd
-
-        try:
-            path = export_usd(icon_armature(context), self.filepath, None, self.bone_names)
-        except (RuntimeError, ValueError, OSError) as exc:
-            self.report({"ERROR"}, f"USD export failed: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Exported {path}")
-        return {"FINISHED"}
+    format = "usd"
 
 
 class ICON_OT_setup_engine(bpy.types.Operator):

@@ -8,12 +8,17 @@ from . import state
 from .operators import icon_armature
 
 
-class ICON_PT_reconstruct(bpy.types.Panel):
-    bl_label = "Reconstruct"
-    bl_idname = "ICON_PT_reconstruct"
+class _IconTab:
+    """The ICON tab of the 3D View's sidebar."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "ICON"
+
+
+class ICON_PT_reconstruct(_IconTab, bpy.types.Panel):
+    bl_label = "Reconstruct"
+    bl_idname = "ICON_PT_reconstruct"
 
     def draw(self, context) -> None:
         layout = self.layout
@@ -51,12 +56,9 @@ class ICON_PT_reconstruct(bpy.types.Panel):
             layout.operator("icon.open_log", icon="TEXT")
 
 
-class ICON_PT_history(bpy.types.Panel):
+class ICON_PT_history(_IconTab, bpy.types.Panel):
     bl_label = "Results"
     bl_idname = "ICON_PT_history"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "ICON"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context) -> None:
@@ -76,12 +78,9 @@ class ICON_PT_history(bpy.types.Panel):
         layout.operator("icon.open_log", icon="TEXT")
 
 
-class ICON_PT_avatar(bpy.types.Panel):
+class ICON_PT_avatar(_IconTab, bpy.types.Panel):
     bl_label = "Avatar"
     bl_idname = "ICON_PT_avatar"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "ICON"
 
     def draw(self, context) -> None:
         layout = self.layout
