@@ -54,6 +54,21 @@ def _known(op, kwargs: dict) -> dict:
 
 
 @contextmanager
+def armature_modifiers_off(meshes: list[bpy.types.Object], viewport: bool = True) -> Iterator[None]:
+    """Switch the meshes' Armature modifiers off for renders (and the viewport unless ``viewport`` is False), so
+    that changing frames does not deform every mesh; restored on exit."""
+    mods = [(m, m.show_viewport, m.show_render) for o in meshes for m in o.modifiers if m.type == "ARMATURE"]
+    try:
+        for m, _, _ in mods:
+            m.show_render = False
+            m.show_viewport = m.show_viewport and not viewport
+        yield
+    finally:
+        for m, shown, render in mods:
+            m.show_viewport, m.show_render = shown, render
+
+
+@contextmanager
 def export_state(arm_obj: bpy.types.Object, bone_names: str = "smplx", max_influences: int | None = None,
                  armature_name: str | None = None, viewport_off: bool = True) -> Iterator[list[bpy.types.Object]]:
     """Select the avatar alone, rename its bones (``bone_maps``) and armature object, normalise its skin weights
@@ -66,7 +81,6 @@ def export_state(arm_obj: bpy.types.Object, bone_names: str = "smplx", max_influ
     prev_sel = [o for o in view_layer.objects if o.select_get()]
     prev_active = view_layer.objects.active
     old_name = arm_obj.name
-    mods = [(m, m.show_viewport, m.show_render) for o in meshes for m in o.modifiers if m.type == "ARMATURE"]
     mapping = {k: v for k, v in bone_maps.bone_map(bone_names, [b.name for b in arm_obj.data.bones]).items()
                if k != v and k in arm_obj.data.bones}
     saved_weights = []  # (mesh, original weights, rows the export changes)
@@ -76,34 +90,30 @@ def export_state(arm_obj: bpy.types.Object, bone_names: str = "smplx", max_influ
         rows = np.flatnonzero(np.abs(limited - w).max(axis=1) > 1e-6) if len(w) else np.zeros(0, np.int64)
         saved_weights.append((o, w, limited, rows))
     renamed: list[tuple[str, str]] = []
-    try:
-        for m, _, _ in mods:
-            m.show_render = False
-            m.show_viewport = m.show_viewport and not viewport_off
-        for o in prev_sel:
-            o.select_set(False)
-        for o in [arm_obj, *meshes]:
-            o.select_set(True)
-        view_layer.objects.active = arm_obj
-        for obj, _, limited, rows in saved_weights:
-            write_weights(obj, limited, rows)
-        for old, new in mapping.items():  # also renames the vertex groups and the actions' F-curve paths
-            arm_obj.data.bones[old].name = new
-            renamed.append((old, new))
-        if armature_name and armature_name not in bpy.data.objects:
-            arm_obj.name = armature_name
-        yield meshes
-    finally:
-        arm_obj.name = old_name
-        for old, new in reversed(renamed):
-            arm_obj.data.bones[new].name = old
-        for obj, w, _, rows in saved_weights:
-            write_weights(obj, w, rows)
-        for m, viewport, render in mods:
-            m.show_viewport, m.show_render = viewport, render
-        for o in view_layer.objects:
-            o.select_set(o in prev_sel)
-        view_layer.objects.active = prev_active
+    with armature_modifiers_off(meshes, viewport_off):
+        try:
+            for o in prev_sel:
+                o.select_set(False)
+            for o in [arm_obj, *meshes]:
+                o.select_set(True)
+            view_layer.objects.active = arm_obj
+            for obj, _, limited, rows in saved_weights:
+                write_weights(obj, limited, rows)
+            for old, new in mapping.items():  # also renames the vertex groups and the actions' F-curve paths
+                arm_obj.data.bones[old].name = new
+                renamed.append((old, new))
+            if armature_name and armature_name not in bpy.data.objects:
+                arm_obj.name = armature_name
+            yield meshes
+        finally:
+            arm_obj.name = old_name
+            for old, new in reversed(renamed):
+                arm_obj.data.bones[new].name = old
+            for obj, w, _, rows in saved_weights:
+                write_weights(obj, w, rows)
+            for o in view_layer.objects:
+                o.select_set(o in prev_sel)
+            view_layer.objects.active = prev_active
 
 
 def _target(path: str | Path, kind: str) -> Path:

@@ -104,6 +104,7 @@ def export_bvh(arm_obj: bpy.types.Object, path: str | Path, scene: bpy.types.Sce
     (standing on the floor). Joint names per ``bone_names`` (smplx | mixamo | unreal | unity)."""
     from ..core import bone_maps, bvh
     from ..engine_link import PARENTS
+    from .export import armature_modifiers_off, avatar_meshes
 
     scene = scene or bpy.context.scene
     start = scene.frame_start if frame_start is None else int(frame_start)
@@ -119,17 +120,18 @@ def export_bvh(arm_obj: bpy.types.Object, path: str | Path, scene: bpy.types.Sce
     heads = np.array([arm_obj.data.bones[n].head_local for n in names]) @ c  # Y-up (Cᵀ h per row)
     current = scene.frame_current
     local, root = [], []
-    try:
-        for f in range(start, end + 1):
-            scene.frame_set(f)
-            pose = arm_obj.pose.bones
-            m = np.array([np.array(pose[n].matrix.to_3x3()) for n in names])
-            g = c.T @ (m @ np.swapaxes(rots, -1, -2)) @ c  # global rotation from the rest, Y-up frame
-            parent_g = np.stack([g[p] if p >= 0 else np.eye(3) for p in PARENTS])
-            local.append(np.swapaxes(parent_g, -1, -2) @ g)
-            root.append(c.T @ np.array(pose[names[0]].head))
-    finally:
-        scene.frame_set(current)
+    with armature_modifiers_off(avatar_meshes(arm_obj)):  # only the bones are sampled: no skinning per frame
+        try:
+            for f in range(start, end + 1):
+                scene.frame_set(f)
+                pose = arm_obj.pose.bones
+                m = np.array([np.array(pose[n].matrix.to_3x3()) for n in names])
+                g = c.T @ (m @ np.swapaxes(rots, -1, -2)) @ c  # global rotation from the rest, Y-up frame
+                parent_g = np.stack([g[p] if p >= 0 else np.eye(3) for p in PARENTS])
+                local.append(np.swapaxes(parent_g, -1, -2) @ g)
+                root.append(c.T @ np.array(pose[names[0]].head))
+        finally:
+            scene.frame_set(current)
     mapping = bone_maps.bone_map(bone_names, names)
     return bvh.write_bvh(path, [mapping[n] for n in names], np.asarray(PARENTS), heads, np.array(local),
                          np.array(root), scene_fps(scene))
