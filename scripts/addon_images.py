@@ -73,8 +73,10 @@ def main(bundle: Path, out: Path, height_px: int = 480) -> Path:
         scene.render.resolution_x, scene.render.resolution_y = 360, 480
         scene.render.film_transparent = False
         top = max(v.co.z for v in res.mesh.data.vertices)
-        for name, loc, rot in (("front", (0, -6, top / 2), (np.pi / 2, 0, 0)),
-                               ("side", (6, 0, top / 2), (np.pi / 2, 0, np.pi / 2))):
+        tilt = np.radians(12)  # looking slightly down, so the floor shows
+        back, up = 6 * np.cos(tilt), top / 2 + 6 * np.sin(tilt)
+        for name, loc, rot in (("front", (0, -back, up), (np.pi / 2 - tilt, 0, 0)),
+                               ("side", (back, 0, up), (np.pi / 2 - tilt, 0, np.pi / 2))):
             scene.camera = _ortho_camera(scene, name, loc, rot, top * 1.25)
             tiles.append(_render(scene, tmp / f"{name}.png")[..., :3])
     h = height_px
