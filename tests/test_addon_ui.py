@@ -323,6 +323,32 @@ def test_several_photos_height_output_folder_history_and_log(addon, photo, tmp_p
         prefs.results_dir = ""
 
 
+def test_automatic_environment_states_reach_the_user(addon, photo, tmp_path):
+    """Engine folder preference, set-up stamp: not set up / interrupted / ready, each with its message."""
+    from icon_blender.core import env_setup
+    from icon_blender.engine_link import engine_requirements
+    from icon_blender.ui import state
+
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    venv = tmp_path / "engine"
+    prefs.env_mode, prefs.env_dir = "AUTO", str(venv)
+    try:
+        assert state.default_venv() == venv
+        photo("ivy")
+        with pytest.raises(RuntimeError, match="not set up yet"):
+            bpy.ops.icon.reconstruct()
+        python = env_setup.venv_python(venv)
+        python.parent.mkdir(parents=True)
+        python.write_text("")
+        with pytest.raises(RuntimeError, match="did not finish"):
+            bpy.ops.icon.reconstruct()
+        env_setup.write_stamp(venv, engine_requirements(), "cpu")
+        assert state.engine_python() == str(python)
+    finally:
+        prefs.env_mode, prefs.env_dir = "CUSTOM", ""
+        prefs.python_path = str(addon / "python")
+
+
 def test_setup_engine_honours_offline_mode(addon):
     assert not bpy.app.online_access  # the bpy module runs offline
     with pytest.raises(RuntimeError, match="online access"):
