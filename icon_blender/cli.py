@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--usd", type=Path, help="export the rigged avatar to this .usd/.usdc/.usda/.usdz file")
     imp.add_argument("--bone-names", choices=("smplx", "mixamo", "unreal", "unity"), default="smplx",
                      help="bone names in the exported files (default: SMPL-X's)")
-    imp.add_argument("--motion", type=Path, help="an SMPL-X/AMASS .npz motion to apply after the photo pose")
+    imp.add_argument("--motion", type=Path, help="a motion to apply after the photo pose: SMPL-X/AMASS/SMPL .npz, "
+                     ".npy or .bvh")
+    imp.add_argument("--motion-start", type=int, default=1, help="scene frame of the motion's first frame")
+    imp.add_argument("--bvh", type=Path, help="write the animation (the scene's frame range) to this .bvh file")
     imp.add_argument("--fps", type=int, default=30, help="scene frame rate for the motion (default 30)")
     imp.add_argument("--no-camera", action="store_true", help="do not create the photo camera")
     return parser
@@ -60,13 +63,14 @@ def _check_output(path: Path | None, suffix: str | tuple[str, ...]) -> None:
 
 
 def import_bundle_command(args: argparse.Namespace) -> int:
-    if all(getattr(args, k) is None for k in ("blend", "fbx", "gltf", "usd")):
-        raise CliError("nothing to write", "Give --blend OUT.blend, --fbx OUT.fbx, --gltf OUT.glb and/or --usd "
-                       "OUT.usdc.", EXIT_USAGE)
+    if all(getattr(args, k) is None for k in ("blend", "fbx", "gltf", "usd", "bvh")):
+        raise CliError("nothing to write", "Give --blend OUT.blend, --fbx OUT.fbx, --gltf OUT.glb, --usd OUT.usdc "
+                       "and/or --bvh OUT.bvh.", EXIT_USAGE)
     _check_output(args.blend, ".blend")
     _check_output(args.fbx, ".fbx")
     _check_output(args.gltf, (".glb", ".gltf"))
     _check_output(args.usd, (".usd", ".usdc", ".usda", ".usdz"))
+    _check_output(args.bvh, ".bvh")
     if args.fps <= 0:
         raise CliError(f"--fps {args.fps} is not a frame rate", "Use a positive number such as 30.", EXIT_USAGE)
     from .engine_link import BundleError, read_bundle
@@ -82,20 +86,21 @@ def import_bundle_command(args: argparse.Namespace) -> int:
         try:
             load_motion(args.motion)  # fail before building anything
         except MotionError as exc:
-            raise CliError(f"bad motion file: {exc}", "Use an SMPL-X/AMASS .npz motion.", EXIT_BAD_INPUT) from exc
+            raise CliError(f"bad motion file: {exc}", "Use an SMPL-X/AMASS/SMPL .npz or .npy motion, or a BVH file.",
+                           EXIT_BAD_INPUT) from exc
 
     import bpy
 
     from .blender.export import export_fbx, export_gltf, export_usd
     from .blender.importer import import_bundle
-    from .blender.motion import apply_motion
+    from .blender.motion import apply_motion, export_bvh
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = args.fps, 1.0
     result = import_bundle(bundle, scene, with_camera=not args.no_camera)
     if args.motion is not None:
-        apply_motion(result.armature, args.motion, scene)
+        apply_motion(result.armature, args.motion, scene, frame_start=args.motion_start)
         scene.frame_set(scene.frame_start)
     if args.fbx is not None:
         export_fbx(result.armature, args.fbx, args.preset, args.bone_names)
@@ -106,6 +111,9 @@ def import_bundle_command(args: argparse.Namespace) -> int:
     if args.usd is not None:
         export_usd(result.armature, args.usd, None, args.bone_names)
         print(f"wrote {args.usd}")
+    if args.bvh is not None:
+        export_bvh(result.armature, args.bvh, scene, bone_names=args.bone_names)
+        print(f"wrote {args.bvh}")
     if args.blend is not None:
         _save_blend(args.blend)
         print(f"wrote {args.blend}")

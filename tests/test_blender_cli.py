@@ -52,11 +52,15 @@ def test_writes_gltf_and_usd_with_game_bone_names(bundle_dir, tmp_path):
     pytest.importorskip("pxr")
     from pxr import Usd, UsdSkel
 
-    glb, usd = tmp_path / "hero.glb", tmp_path / "hero.usdc"
+    glb, usd, bvh = tmp_path / "hero.glb", tmp_path / "hero.usdc", tmp_path / "hero.bvh"
+    np.savez(tmp_path / "walk.npz", poses=np.zeros((5, 72)), trans=np.zeros((5, 3)), fps=30.0)  # SMPL, 5 frames
     result = run_cli("import-bundle", str(bundle_dir), "--gltf", str(glb), "--gltf-preset", "web", "--usd", str(usd),
-                     "--bone-names", "unreal", cwd=tmp_path)
+                     "--bvh", str(bvh), "--bone-names", "unreal", "--motion", str(tmp_path / "walk.npz"),
+                     "--motion-start", "10", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hero.glb", "hero.usdc", "textures"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hero.bvh", "hero.glb", "hero.usdc", "textures", "walk.npz"]
+    text = bvh.read_text()
+    assert "ROOT pelvis" in text and "JOINT upperarm_l" in text and "Frames: 5" in text
     gltf = pygltflib.GLTF2().load(str(glb))
     names = {gltf.nodes[j].name for j in gltf.skins[0].joints}
     assert {"root", "pelvis", "spine_01", "upperarm_l", "thumb_03_r"} <= names and "left_shoulder" not in names
