@@ -122,3 +122,52 @@ def test_doctor_runs_in_the_background(tmp_path):
     assert not run.running and lines[0][0] == "Missing" and not lines[0][2]
     broken = doctor_check.DoctorRun(_fake_doctor(tmp_path, "Traceback: boom"))
     assert any("doctor failed" in text and not ok for _, text, ok in broken.wait(30))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and /proc")
+def test_engine_does_not_outlive_a_crashed_blender(tmp_path):
+    """Blender killed outright (no atexit, no unregister): the engine's progress pipe breaks and it exits at its
+    next progress line instead of running on as an orphan."""
+    import os
+    import subprocess
+
+    engine = tmp_path / "engine.py"
+    engine.write_text(textwrap.dedent(f"""
+        import json, os, time
+        open({str(tmp_path / "pid")!r}, "w").write(str(os.getpid()))
+        for i in range(600):
+            print(json.dumps({{"event": "progress", "stage": "fit", "overall": i / 600}}), flush=True)
+            time.sleep(0.1)
+    """))
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"\\xff")
+    blender = tmp_path / "blender.py"  # stands in for Blender: queues a job, polls it once, then dies by SIGKILL
+    blender.write_text(textwrap.dedent(f"""
+        import os, signal, sys, time
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from icon_blender.core import engine_proc as ep
+        from icon_blender.jobs import Reconstructions
+        rec = Reconstructions({str(tmp_path / "results")!r})
+        rec.submit(sys.executable, {str(photo)!r}, ep.ReconstructOptions(), command=[sys.executable, {str(engine)!r}])
+        while not os.path.exists({str(tmp_path / "pid")!r}):
+            rec.tick()
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """))
+    proc = subprocess.run([sys.executable, str(blender)], timeout=60)
+    assert proc.returncode == -9
+    pid = int((tmp_path / "pid").read_text())
+
+    def alive() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != "Z"  # a zombie has exited (only waiting to be reaped)
+
+    deadline = time.monotonic() + 5
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive():
+        os.kill(pid, 9)
+    assert not alive()
