@@ -372,6 +372,7 @@ def test_unregister_leaves_nothing_behind(addon, photo):
         from icon_blender.ui import state
 
         assert not bpy.app.timers.is_registered(state.tick) and state.reconstructions is None
+        assert state.on_load_post not in bpy.app.handlers.load_post
     finally:
         addon_utils.enable(ADDON, default_set=True)
 
