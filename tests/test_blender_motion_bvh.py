@@ -66,6 +66,27 @@ def test_bvh_export_is_read_by_blenders_bvh_importer_and_drives_another_avatar(s
         assert np.abs(world_heads(second.armature) - heads).max() < 1e-4, f
 
 
+def test_bvh_from_an_a_pose_avatar_has_a_t_pose_rest_and_drives_a_t_pose_avatar(scene, tmp_path):
+    a_dir = make_bundle(tmp_path / "a_rest", seed=5, rest_pose="A")
+    t_dir = make_bundle(tmp_path / "t_rest", seed=5)
+    a_avatar = import_bundle(a_dir, scene, name="a_avatar")
+    apply_motion(a_avatar.armature, walk(tmp_path / "walk.npz"), scene)
+    path = export_bvh(a_avatar.armature, tmp_path / "a.bvh")
+    from icon_blender.core.bvh import parse_bvh
+
+    parsed = parse_bvh(path.read_text())
+    rest = np.zeros((55, 3))
+    for j, p in enumerate(parsed.parents):
+        rest[j] = parsed.offsets[j] + (rest[p] if p >= 0 else 0)
+    wrist, shoulder = rest[parsed.names.index("left_wrist")], rest[parsed.names.index("left_shoulder")]
+    assert abs(wrist[1] - shoulder[1]) < 0.02  # the file's rest is the T pose: the arm is horizontal
+    t_avatar = import_bundle(t_dir, scene, name="t_avatar")
+    apply_motion(t_avatar.armature, path, scene)
+    for f in (1, 7, 12):
+        scene.frame_set(f)
+        assert np.abs(world_heads(t_avatar.armature) - world_heads(a_avatar.armature)).max() < 1e-4, f
+
+
 def test_start_frame_fps_override_target_action_and_nla(scene, bundle_dir, tmp_path):
     res = import_bundle(bundle_dir, scene)
     arm = res.armature

@@ -132,9 +132,31 @@ def export_bvh(arm_obj: bpy.types.Object, path: str | Path, scene: bpy.types.Sce
                 root.append(c.T @ np.array(pose[names[0]].head))
         finally:
             scene.frame_set(current)
+    local = np.array(local)
+    angles = np.asarray(arm_obj.get("icon_rest_pose_angles", [0.0] * 165), dtype=np.float64).reshape(-1, 3)
+    if np.any(angles):  # an A-pose rig: write the T pose as the file's rest, rotations relative to it
+        heads, local = t_rest(heads, local, angles, np.asarray(PARENTS))
     mapping = bone_maps.bone_map(bone_names, names)
-    return bvh.write_bvh(path, [mapping[n] for n in names], np.asarray(PARENTS), heads, np.array(local),
-                         np.array(root), scene_fps(scene))
+    return bvh.write_bvh(path, [mapping[n] for n in names], np.asarray(PARENTS), heads, local, np.array(root),
+                         scene_fps(scene))
+
+
+def t_rest(rest_joints: np.ndarray, local: np.ndarray, rest_angles: np.ndarray,
+           parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A rig posed from a non-T rest (``rest_angles``, SMPL-X axis-angle from the T pose) → the T-pose rest joints
+    (J, 3) and the world-aligned local rotations (T, J, 3, 3) relative to the T pose, both in the SMPL-X frame.
+
+    With ``A_j`` the rest's global rotations: ``J^T_j = J^T_p + A_pᵀ (J_j − J_p)`` and ``L^T_j = A_pᵀ L_j A_j``, so a
+    BVH always has SMPL-X's T pose as its rest, whatever the avatar's rest pose."""
+    from ..engine_link import forward_kinematics
+
+    glob, _ = forward_kinematics(np.zeros((len(parents), 3)), parents, rest_angles)
+    joints = np.array(rest_joints, dtype=np.float64, copy=True)
+    for j, p in enumerate(parents):
+        if p >= 0:
+            joints[j] = joints[p] + glob[p].T @ (rest_joints[j] - rest_joints[p])
+    parent_glob = np.stack([glob[p] if p >= 0 else np.eye(3) for p in parents])
+    return joints, np.swapaxes(parent_glob, -1, -2) @ local @ glob
 
 
 def rig_joint_names() -> tuple[str, ...]:
