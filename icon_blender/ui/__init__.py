@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 
+import bpy
+
 from . import operators, panel, prefs, props, state
 
 
@@ -14,9 +16,13 @@ def register(package: str) -> None:
     props.register()
     operators.register()
     panel.register()
+    if state.on_load_post not in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.append(state.on_load_post)
 
 
 def unregister() -> None:
+    if state.on_load_post in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(state.on_load_post)
     atexit.unregister(state.kill_engines)
     state.reset()
     panel.unregister()
