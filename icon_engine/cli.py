@@ -1,4 +1,4 @@
-"""Command line: ``python -m icon_engine {reconstruct,doctor,body,sample,validate} …`` (docs/cli.md).
+"""Command line: ``python -m icon_engine {reconstruct,batch,doctor,body,sample,validate} …`` (docs/cli.md).
 
 Exit statuses are :mod:`icon_engine.errors`' ``EXIT_*`` constants. With ``--progress json`` every outcome,
 errors included, is a JSON line on stdout (protocol in :mod:`icon_engine.progress`).
@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a result bundle")
     val.add_argument("bundle", type=Path)
     val.set_defaults(func=cmd_validate)
+
+    from .batch.cli import add_parser as add_batch_parser  # issue 18: shares reconstruct's options
+
+    add_batch_parser(sub, rec)
 
     try:
         from .body_model.cli import add_parser as add_body_parser
