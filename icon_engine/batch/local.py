@@ -75,6 +75,7 @@ class _Slot:
         self.process.start()
         child.close()
         self.job: BatchJob | None = None
+        self.ready = False  # the worker loaded its models
         self.name = f"{socket.gethostname()}:{self.process.pid}"
 
     def stop(self) -> None:
@@ -101,6 +102,24 @@ def _crash_error(exitcode: int | None) -> dict[str, str]:
             "hint": "Often out of memory: use fewer --workers. Rerun with --retry-failed to try it again."}
 
 
+def _drain(slot: _Slot) -> Iterator[tuple[str, Any]]:
+    """Handle every message waiting on ``slot``'s pipe; yields ``("finished", record)`` for results."""
+    while True:
+        try:
+            if not slot.conn.poll():
+                return
+            kind, payload = slot.conn.recv()
+        except (EOFError, OSError):
+            return  # the worker is gone: the caller sees its exit
+        if kind == "init_error":
+            raise EngineError(payload["code"], payload["message"], payload["hint"])
+        if kind == "ready":
+            slot.ready = True
+        elif kind == "result" and slot.job is not None:
+            slot.job = None
+            yield "finished", payload
+
+
 def run_local(jobs: list[BatchJob], out_dir: Path, options: dict[str, Any], *, workers: int,
               threads: int) -> Iterator[tuple[str, Any]]:
     """Run ``jobs`` on ``workers`` local processes; yields ``("started", (job, worker))`` and
@@ -120,28 +139,21 @@ def run_local(jobs: list[BatchJob], out_dir: Path, options: dict[str, Any], *, w
             for slot in slots:
                 by_handle[slot.conn] = slot
                 by_handle[slot.process.sentinel] = slot
-            ready = wait(list(by_handle))
-            for handle in ready:
-                slot = by_handle[handle]
-                if handle is slot.conn:
-                    try:
-                        kind, payload = slot.conn.recv()
-                    except (EOFError, OSError):
-                        continue  # the worker died: its sentinel reports it
-                    if kind == "init_error":
-                        raise EngineError(payload["code"], payload["message"], payload["hint"])
-                    if kind == "result" and slot.job is not None:
-                        slot.job = None
-                        yield "finished", payload
-                elif not slot.process.is_alive() and slot in slots:
-                    slot.process.join()
-                    if slot.job is not None:
-                        yield "finished", error_record(slot.job, _crash_error(slot.process.exitcode),
-                                                       worker=slot.name)
-                    slot.conn.close()
-                    slots.remove(slot)
-                    if pending:
-                        slots.append(_Slot(ctx, options, threads, str(out_dir)))
+            woken = list(dict.fromkeys(by_handle[h] for h in wait(list(by_handle))))
+            for slot in woken:
+                yield from _drain(slot)  # messages first: a worker may answer and then die
+                if slot.process.is_alive():
+                    continue
+                slot.process.join()
+                if not slot.ready:
+                    raise EngineError("internal", f"A batch worker could not start (exit status "
+                                      f"{slot.process.exitcode}).", "See the worker's error above; please report it.")
+                if slot.job is not None:
+                    yield "finished", error_record(slot.job, _crash_error(slot.process.exitcode), worker=slot.name)
+                slot.conn.close()
+                slots.remove(slot)
+                if pending:
+                    slots.append(_Slot(ctx, options, threads, str(out_dir)))
     finally:
         for slot in slots:
             slot.stop()

@@ -5,9 +5,9 @@ Ray places as many actors per node as fit. An actor writes its bundle straight i
 must be the same path on every node (a shared file system: NFS, Lustre, a mounted bucket); only the small status
 record travels back to the driver, which alone writes the manifest. Transient failures are Ray's to retry: a dead
 actor is restarted (``max_restarts``) and its photo is retried once (``max_task_retries``); a photo that kills
-its actor again is recorded as failed (``worker_crash``). The driver's ``icon_engine`` is shipped to the actors
-(``runtime_env`` ``py_modules``), so the cluster runs the same engine version; its dependencies (the engine's
-requirements.txt) must be installed on every node.
+its actor again is recorded as failed (``worker_crash``). When this module connects, the driver's ``icon_engine`` is
+shipped to the workers (job ``runtime_env`` ``py_modules``, :func:`job_runtime_env`), so the cluster runs the
+same engine version; its dependencies (the engine's requirements.txt) must be installed on every node.
 """
 
 from __future__ import annotations
@@ -59,6 +59,13 @@ class _BatchActor:
         return self.worker.run(job, out_dir)
 
 
+def job_runtime_env() -> dict[str, Any]:
+    """Ray job ``runtime_env`` that ships this ``icon_engine`` package to every worker (pass it to ``ray.init``)."""
+    import icon_engine
+
+    return {"py_modules": [str(Path(icon_engine.__file__).parent)]}
+
+
 def connect(address: str, num_cpus: int | None = None) -> bool:
     """Connect to Ray unless already connected; returns whether this call did (and should shut it down).
 
@@ -71,9 +78,10 @@ def connect(address: str, num_cpus: int | None = None) -> bool:
         return False
     try:
         if address == "local":
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                     runtime_env=job_runtime_env())
         else:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, runtime_env=job_runtime_env())
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise EngineError("usage", f"Cannot connect to the Ray cluster at {address!r}: {exc}",
                           "Start one with 'ray start --head' (or give its address), or use --ray local.") from exc
@@ -93,12 +101,9 @@ def run_ray(jobs: list[BatchJob], out_dir: Path, options: dict[str, Any], *, wor
     ray = _import_ray()
     from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
-    import icon_engine
-
     actor_class = ray.remote(_BatchActor).options(
         num_cpus=threads, num_gpus=gpus_per_job, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
-        runtime_env={"py_modules": [str(Path(icon_engine.__file__).parent)],
-                     "env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}},
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}},
     )
     actors = [actor_class.remote(options, threads) for _ in range(max(1, min(workers, len(jobs))))]
     try:

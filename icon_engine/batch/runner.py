@@ -4,6 +4,7 @@ photo as it finishes. Torch-free in the driver except for the local device check
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -103,7 +104,7 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
 def _remove_partials(out_dir: Path, jobs: Sequence[BatchJob]) -> None:
     """Remove half-written bundles (``.NAME.partial-*``) that a killed run left for these jobs."""
     for job in jobs:
-        for partial in out_dir.glob(f".{job.name}.partial-*"):
+        for partial in out_dir.glob(f".{glob.escape(job.name)}.partial-*"):
             shutil.rmtree(partial, ignore_errors=True)
 
 
