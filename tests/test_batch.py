@@ -22,7 +22,7 @@ from PIL import Image
 from icon_engine.batch import BatchJob, assign_names, collect_photos, plan_batch, read_manifest, run_batch
 from icon_engine.batch.cli import options_from_args, shared_destinations
 from icon_engine.batch.manifest import ManifestWriter
-from icon_engine.batch.report import BatchCounts, bar_line, format_duration
+from icon_engine.batch.report import BatchCounts, BatchReporter, bar_line, format_duration
 from icon_engine.bundle import read_bundle
 from icon_engine.cli import build_parser, main
 from icon_engine.errors import EXIT_BAD_INPUT, EXIT_BATCH_FAILED, EXIT_OK, EXIT_USAGE, EngineError
@@ -133,6 +133,34 @@ def test_progress_counts_rate_and_eta() -> None:
     assert counts.eta_s(now=120.0) == pytest.approx(240.0)
     assert format_duration(240) == "4m00s" and format_duration(3725) == "1h02m" and format_duration(None) == "--"
     assert "4/12" in bar_line(counts) and "failed 1" in bar_line(counts) and "left 8" in bar_line(counts)
+
+
+def test_reporter_bar_and_json_lines(tmp_path: Path) -> None:
+    import io
+
+    done = {**_record(tmp_path / "a.png", "a", "done"), "bundle": str(tmp_path / "a"), "warnings": ["w"]}
+    failed = _record(tmp_path / "b.png", "b", "failed")
+    stream = io.StringIO()
+    reporter = BatchReporter("bar", BatchCounts(total=3, done=1), stream)
+    reporter.start(to_run=2, skipped=1, workers=2, backend="local")
+    reporter.finished(done)
+    reporter.finished(failed)
+    reporter.end(EXIT_BATCH_FAILED, tmp_path / "batch.jsonl")
+    text = stream.getvalue()
+    assert "3 photos, 2 to run, 1 finished earlier; 2 local workers" in text
+    assert "failed: b.png: m" in text and "3/3  done 2  failed 1  left 0" in text and "--retry-failed" in text
+
+    stream = io.StringIO()
+    reporter = BatchReporter("json", BatchCounts(total=2), stream)
+    reporter.start(to_run=2, skipped=0, workers=1, backend="ray")
+    reporter.finished(done)
+    reporter.finished(failed)
+    reporter.end(EXIT_BATCH_FAILED, tmp_path / "batch.jsonl")
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["batch_start", "warning", "done", "batch", "error", "batch", "batch_end"]
+    assert events[2]["bundle"] == str(tmp_path / "a") and events[4]["code"] == "no_person"
+    assert (events[-1]["done"], events[-1]["failed"], events[-1]["remaining"]) == (1, 1, 0)
+    assert events[-1]["exit_code"] == EXIT_BATCH_FAILED and events[3]["eta_s"] is not None
 
 
 # ---------------------------------------------------------------------------------------------------------------

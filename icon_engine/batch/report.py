@@ -106,9 +106,12 @@ class BatchReporter:
             emit_json({"event": "batch_start", "total": self.counts.total, "to_run": to_run, "skipped": skipped,
                        "workers": workers, "backend": backend}, self.stream)
         elif self.mode == "bar":
-            self._note(f"batch: {self.counts.total} photos, {to_run} to run, {skipped} already finished; "
-                       f"{workers} {backend} workers")
-            self._bar()
+            if to_run:
+                self._note(f"batch: {self.counts.total} photos, {to_run} to run, {skipped} finished earlier; "
+                           f"{workers} {backend} worker{'s' if workers > 1 else ''}")
+                self._bar()
+            else:
+                self._note(f"batch: all {self.counts.total} photos finished earlier; nothing to run")
 
     def started(self, photo: Path, worker: str) -> None:
         if self.mode == "json":
@@ -138,6 +141,9 @@ class BatchReporter:
         if self.mode == "json":
             emit_json({"event": "batch_end", **self.counts.to_json(), "exit_code": exit_code}, self.stream)
         elif self.mode == "bar":
-            self._bar(final=True)
-            self.stream.write(f"batch: {self.counts.done} done, {self.counts.failed} failed; manifest {manifest}\n")
+            if self.counts.finished_this_run:
+                self._bar(final=True)
+            retry = " (rerun with --retry-failed to try the failed ones again)" if self.counts.failed else ""
+            self.stream.write(f"batch: {self.counts.done} done, {self.counts.failed} failed; manifest {manifest}"
+                              f"{retry}\n")
             self.stream.flush()
