@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,14 @@ from icon_engine.batch.manifest import ManifestWriter
 from icon_engine.batch.report import BatchCounts, BatchReporter, bar_line, format_duration
 from icon_engine.bundle import read_bundle
 from icon_engine.cli import build_parser, main
-from icon_engine.errors import EXIT_BAD_INPUT, EXIT_BATCH_FAILED, EXIT_OK, EXIT_USAGE, EngineError
+from icon_engine.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BATCH_FAILED,
+    EXIT_CANCELLED,
+    EXIT_OK,
+    EXIT_USAGE,
+    EngineError,
+)
 from icon_engine.options import ReconstructOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,6 +274,8 @@ def test_local_batch_isolates_bad_photos_and_a_crashed_worker(tmp_path: Path, sa
     records = _assert_results(out, {"corrupt": "bad_image", "nobody": "no_person", "person": None, "person-2": None,
                                     "victim": "worker_crash"})
     assert "SIGKILL" in records["victim"]["error"]["message"]
+    same = [read_bundle(out / name).posed_mesh.vertices for name in ("person", "person-2")]
+    assert np.array_equal(*same)  # the same photo gives the same avatar on any worker
     end = events[-1]
     assert end["event"] == "batch_end" and (end["done"], end["failed"], end["remaining"]) == (2, 3, 0)
     batch = [e for e in events if e["event"] == "batch"]
@@ -284,6 +294,19 @@ def test_local_batch_isolates_bad_photos_and_a_crashed_worker(tmp_path: Path, sa
     assert len((out / "batch.jsonl").read_text().splitlines()) == 8
 
 
+def _run_until_started(photo: str, kill: Callable[[subprocess.Popen, dict], None], *args: str) -> tuple[int, dict]:
+    """Run a batch with JSON progress; when ``photo`` starts, ``kill`` it. Returns the exit code and that event."""
+    proc = _engine(*args, "--workers", "1", "--progress", "json", start_new_session=True)
+    started = {}
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "started" and event["photo"].endswith(photo):
+            started = event
+            kill(proc, event)
+            break
+    return proc.wait(timeout=120), started
+
+
 @pytest.mark.slow
 def test_a_killed_batch_resumes_with_nothing_lost(tmp_path: Path, sample_png: Path) -> None:
     photos = tmp_path / "photos"
@@ -291,24 +314,30 @@ def test_a_killed_batch_resumes_with_nothing_lost(tmp_path: Path, sample_png: Pa
     for name in ("p1.png", "p2.png", "p3.png"):
         (photos / name).write_bytes(sample_png.read_bytes())
     out = tmp_path / "out"
+    args = (str(photos), "--out", str(out), *FAST)
 
-    proc = _engine(str(photos), "--out", str(out), *FAST, "--workers", "1", "--progress", "json",
-                   start_new_session=True)
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "started" and event["photo"].endswith("p2.png"):
-            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker, in the middle of p2
-            break
-    proc.wait(timeout=60)
-    first = read_manifest(out / "batch.jsonl")
-    assert [Path(rec["photo"]).name for rec in first.values()] == ["p1.png"]
-    assert {p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")} == {"p1"}
+    def bundles() -> set[str]:
+        return {p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")}
+
+    # SIGTERM in the middle of p2: the batch stops its worker and exits 130
+    code, event = _run_until_started("p2.png", lambda proc, _: proc.send_signal(signal.SIGTERM), *args)
+    assert code == EXIT_CANCELLED
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(event["worker"].rsplit(":", 1)[1]), 0)
+    assert [Path(rec["photo"]).name for rec in read_manifest(out / "batch.jsonl").values()] == ["p1.png"]
+    assert bundles() == {"p1"}
     stamp = (out / "p1" / "bundle.json").stat().st_mtime_ns
 
-    resumed = _engine(str(photos), "--out", str(out), *FAST, "--progress", "json")
+    # SIGKILL of the driver and its worker in the middle of p3: p2 is kept, p3 is not presented as done
+    code, _ = _run_until_started("p3.png", lambda proc, _: os.killpg(proc.pid, signal.SIGKILL), *args)
+    assert code == -signal.SIGKILL
+    assert [Path(rec["photo"]).name for rec in read_manifest(out / "batch.jsonl").values()] == ["p1.png", "p2.png"]
+    assert bundles() == {"p1", "p2"}
+
+    resumed = _engine(*args, "--progress", "json")
     lines = [json.loads(line) for line in resumed.stdout]
     assert resumed.wait(timeout=600) == EXIT_OK
-    assert (lines[0]["to_run"], lines[0]["skipped"]) == (2, 1)
+    assert (lines[0]["to_run"], lines[0]["skipped"]) == (1, 2)
     _assert_results(out, {"p1": None, "p2": None, "p3": None})
     assert (out / "p1" / "bundle.json").stat().st_mtime_ns == stamp  # not redone
     assert not [p for p in out.iterdir() if ".partial-" in p.name]

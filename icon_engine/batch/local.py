@@ -79,6 +79,9 @@ class _Slot:
         self.name = f"{socket.gethostname()}:{self.process.pid}"
 
     def stop(self) -> None:
+        """Let an idle worker exit; kill one still on a photo (the batch was interrupted: it reruns next time)."""
+        if self.job is not None:
+            self.process.kill()
         try:
             self.conn.send(None)
         except (BrokenPipeError, OSError):
