@@ -7,6 +7,7 @@ quality with small textures, a generated photo without a person and a corrupt fi
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import signal
@@ -144,8 +145,6 @@ def test_progress_counts_rate_and_eta() -> None:
 
 
 def test_reporter_bar_and_json_lines(tmp_path: Path) -> None:
-    import io
-
     done = {**_record(tmp_path / "a.png", "a", "done"), "bundle": str(tmp_path / "a"), "warnings": ["w"]}
     failed = _record(tmp_path / "b.png", "b", "failed")
     stream = io.StringIO()
@@ -360,11 +359,27 @@ def test_the_same_batch_on_a_local_ray_cluster(tmp_path: Path, sample_png: Path)
                  _temp_dir=temp, runtime_env=job_runtime_env())
     except Exception as exc:  # noqa: BLE001 - any failure to start means: this machine cannot run Ray
         pytest.skip(f"Ray cannot start here: {type(exc).__name__}: {exc}")
+    killed: list[str] = []
+
+    class KillFirstActor(io.StringIO):
+        """JSON progress sink that SIGKILLs the actor holding person.png once: a transient failure to retry."""
+
+        def write(self, text: str) -> int:
+            for line in text.splitlines():
+                event = json.loads(line)
+                if event["event"] == "started" and event["photo"].endswith("person.png") and not killed:
+                    killed.append(event["worker"])
+                    os.kill(int(event["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+            return super().write(text)
+
+    events = KillFirstActor()
     try:
-        result = run_batch([photos], tmp_path / "out", FAST_OPTIONS, ray="auto", progress="none")
+        result = run_batch([photos], tmp_path / "out", FAST_OPTIONS, ray="auto", progress="json", stream=events)
         assert ray.is_initialized()  # the batch used the test's cluster and left it to the test
     finally:
         ray.shutdown()
     assert (result.exit_code, result.done, result.failed, result.ran) == (EXIT_BATCH_FAILED, 1, 2, 3)
     records = _assert_results(tmp_path / "out", {"corrupt": "bad_image", "nobody": "no_person", "person": None})
+    assert killed and records["person"]["worker"] != killed[0]  # Ray restarted the actor and retried the photo
     assert records["person"]["worker"].rsplit(":", 1)[1] != str(os.getpid())  # it ran in a Ray worker
+    assert [json.loads(line)["event"] for line in events.getvalue().splitlines()][-1] == "batch_end"
