@@ -25,6 +25,7 @@ from icon_engine.batch import BatchJob, assign_names, collect_photos, plan_batch
 from icon_engine.batch.cli import options_from_args, shared_destinations
 from icon_engine.batch.manifest import ManifestWriter
 from icon_engine.batch.report import BatchCounts, BatchReporter, bar_line, format_duration
+from icon_engine.batch.runner import default_workers
 from icon_engine.bundle import read_bundle
 from icon_engine.cli import build_parser, main
 from icon_engine.errors import (
@@ -142,6 +143,12 @@ def test_progress_counts_rate_and_eta() -> None:
     assert counts.eta_s(now=120.0) == pytest.approx(240.0)
     assert format_duration(240) == "4m00s" and format_duration(3725) == "1h02m" and format_duration(None) == "--"
     assert "4/12" in bar_line(counts) and "failed 1" in bar_line(counts) and "left 8" in bar_line(counts)
+
+
+def test_default_workers_fill_the_cores_within_memory() -> None:
+    assert default_workers(16, 1) == 16 and default_workers(16, 4) == 4 and default_workers(2, 4) == 1
+    assert default_workers(16, 1, memory_gib=6.0, quality="preview") == 5  # 1.2 GiB each
+    assert default_workers(16, 1, memory_gib=6.0, quality="high") == 1 and default_workers(4, 1, 0.5) == 1
 
 
 def test_reporter_bar_and_json_lines(tmp_path: Path) -> None:

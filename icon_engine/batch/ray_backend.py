@@ -30,7 +30,7 @@ def _import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise EngineError("usage", "--ray needs the 'ray' package, which is not installed.",
-                          "Install it with: pip install 'icon-for-blender[ray]' (or pip install ray==2.60.0).") from exc
+                          "Install it with: pip install ray==2.60.0 (the project's 'ray' extra).") from exc
     return ray
 
 
@@ -88,10 +88,11 @@ def connect(address: str, num_cpus: int | None = None) -> bool:
     return True
 
 
-def cluster_cpus() -> int:
-    """CPUs the connected Ray cluster offers."""
-    ray = _import_ray()
-    return int(ray.cluster_resources().get("CPU", 1))
+def cluster_capacity() -> tuple[int, float | None]:
+    """CPUs and memory (GiB, None when Ray does not say) of the connected Ray cluster."""
+    resources = _import_ray().cluster_resources()
+    memory = resources.get("memory")
+    return int(resources.get("CPU", 1)), (memory / 2**30 if memory else None)
 
 
 def run_ray(jobs: list[BatchJob], out_dir: Path, options: dict[str, Any], *, workers: int, threads: int,

@@ -69,9 +69,29 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_workers(cores: int, threads: int) -> int:
-    """Workers that fill ``cores`` with jobs of ``threads`` threads each (at least one)."""
-    return max(1, cores // max(1, threads))
+#: Memory one worker needs, GiB, per quality: peak RSS of one reconstruction (docs/benchmarks.md) plus a margin.
+WORKER_MEMORY_GIB: dict[str, float] = {"preview": 1.2, "standard": 1.7, "high": 3.5}
+
+
+def available_memory_gib() -> float | None:
+    """Memory available to new processes on this machine, GiB (Linux ``MemAvailable``; None when unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def default_workers(cores: int, threads: int, memory_gib: float | None = None, quality: str = "standard") -> int:
+    """Workers that fill ``cores`` with jobs of ``threads`` threads each, no more than ``memory_gib`` holds
+    (:data:`WORKER_MEMORY_GIB` each); at least one."""
+    workers = cores // max(1, threads)
+    if memory_gib is not None:
+        workers = min(workers, int(memory_gib // WORKER_MEMORY_GIB.get(quality, WORKER_MEMORY_GIB["high"])))
+    return max(1, workers)
 
 
 def _prepare_output(out_dir: Path) -> None:
@@ -158,7 +178,8 @@ def run_batch(inputs: Sequence[str | Path], out_dir: str | Path, options: Recons
 
             cuda = resolve_device(options.device) == "cuda"  # fails at once when CUDA is missing
             if workers is None:
-                workers = 1 if cuda else default_workers(usable_cores(), threads)
+                workers = 1 if cuda else default_workers(usable_cores(), threads, available_memory_gib(),
+                                                         options.quality)
             events = _local_events(plan.to_run, out_dir, options, workers, threads)
             backend = "local"
         else:
@@ -168,7 +189,8 @@ def run_batch(inputs: Sequence[str | Path], out_dir: str | Path, options: Recons
             started_ray = ray_backend.connect(ray, num_cpus=usable_cores() if ray == "local" else None) \
                 if plan.to_run else False
             if workers is None:
-                workers = default_workers(ray_backend.cluster_cpus(), threads) if plan.to_run else 1
+                cpus, memory = ray_backend.cluster_capacity()
+                workers = default_workers(cpus, threads, memory, options.quality) if plan.to_run else 1
             events = _ray_events(plan.to_run, out_dir, options, workers, threads, gpus, started_ray)
             backend = "ray"
         workers = max(1, min(workers, len(plan.to_run) or 1))
