@@ -10,6 +10,7 @@ import fcntl
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -365,6 +366,7 @@ def test_the_same_batch_on_a_local_ray_cluster(tmp_path: Path, sample_png: Path)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2**20,
                  _temp_dir=temp, runtime_env=job_runtime_env())
     except Exception as exc:  # noqa: BLE001 - any failure to start means: this machine cannot run Ray
+        shutil.rmtree(temp, ignore_errors=True)
         pytest.skip(f"Ray cannot start here: {type(exc).__name__}: {exc}")
     killed: list[str] = []
 
@@ -385,6 +387,7 @@ def test_the_same_batch_on_a_local_ray_cluster(tmp_path: Path, sample_png: Path)
         assert ray.is_initialized()  # the batch used the test's cluster and left it to the test
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
     assert (result.exit_code, result.done, result.failed, result.ran) == (EXIT_BATCH_FAILED, 1, 2, 3)
     records = _assert_results(tmp_path / "out", {"corrupt": "bad_image", "nobody": "no_person", "person": None})
     assert killed and records["person"]["worker"] != killed[0]  # Ray restarted the actor and retried the photo
