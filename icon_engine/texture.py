@@ -69,6 +69,10 @@ SEEN_ALPHA = 0.3
 PROFILE_WINDOW = 0.02
 #: Visible vertices a profile window takes at least (it widens where the part shows fewer).
 PROFILE_MIN_SAMPLES = 10
+#: Exponent of the profile's preference for seen samples towards the silhouette: weight (1.05 − cos)^p.
+SIDE_WEIGHT_POWER = 1.0
+#: RGB radius (0–255) around a window's weighted median whose samples set the profile colour (plain median).
+PROFILE_MODE_RADIUS = 60.0
 #: Width (fraction of the mesh's height) of the band between the seen and the filled side that is blended
 #: harmonically, so the front/back boundary shows no seam.
 SEAM_BAND = 0.025
@@ -407,10 +411,12 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
                     window: float) -> np.ndarray:
-    """Weighted median colour (C,) of the seen samples within ``window`` (metres) of each query position along
-    an axis (at least :data:`PROFILE_MIN_SAMPLES` nearest ones), evaluated on a grid and interpolated. A median
-    over the part's circumference keeps the garment colour of that height and drops prints, a face or an open
-    jacket's shirt; ``weights`` favour the samples towards the silhouette, which continue into the back."""
+    """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
+    (at least :data:`PROFILE_MIN_SAMPLES` nearest ones): their weighted median (``weights`` favour the samples
+    towards the silhouette, which continue into the back), then the plain median of the samples within
+    :data:`PROFILE_MODE_RADIUS` of it (the better lit front of that garment sets the brightness). Evaluated on a
+    grid and interpolated. A median over the part's circumference keeps the garment colour of that height and
+    drops small prints, a face or an open jacket's shirt."""
     order = np.argsort(s_seen)
     s, c, w = s_seen[order], colours[order], weights[order]
     grid = np.arange(s_query.min() - window, s_query.max() + 2 * window, window / 2)
@@ -424,7 +430,10 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
             mid = int(np.searchsorted(s, grid[g]))
             hi = min(len(s), max(0, mid - k // 2) + k)
             lo = max(0, hi - k)
-        prof[g] = _weighted_median(c[lo:hi], w[lo:hi])
+        centre = _weighted_median(c[lo:hi], w[lo:hi])
+        near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
+        # that colour's own samples, all counted: the better lit front of the same garment sets its brightness
+        prof[g] = np.median(c[lo:hi][near], axis=0) if near.sum() >= 3 else centre
     return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
 
 
@@ -454,18 +463,21 @@ def _hair_colour(points: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray | 
 
 
 def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
-                     photo_colours: np.ndarray, view_cos: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+                     photo_colours: np.ndarray, view_cos: np.ndarray,
+                     own_pixel: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Fill colours (N, 3) of every vertex for its unseen side, per body part (``parts`` (N,)).
 
     Seen vertices (``alpha`` > :data:`SEEN_ALPHA`) keep their ``photo_colours``. A hidden vertex takes the
-    median colour of its own part's seen vertices around the same position along the part's axis (vertical for
-    the head, the principal axis for the torso and limbs), weighted towards the silhouette (``view_cos`` (N,): cosine
-    between the normal and the direction to the camera; weight (1.05 − cos)³): the back of the torso gets the
-    garment colour at the same height, a foot its shoe colour, an arm its sleeve or skin. The head's hidden side
-    above its neck (:data:`HAIR_FROM`) takes the hair colour (:func:`_hair_colour`), never the face. Hidden
-    vertices within :data:`SEAM_BAND` of the seen ones (same part) and parts with nothing seen are filled
-    harmonically on the part-restricted mesh graph (whole mesh where a part has nothing known), so the
-    front/back boundary is a smooth blend.
+    colour profile (:func:`_colour_profile`) of its own part's seen vertices at the same position along the
+    part's axis (vertical for the head, the principal axis for the torso and limbs), with samples weighted
+    towards the silhouette (``view_cos`` (N,): cosine between the normal and the direction to the camera;
+    weight (1.05 − cos) ** :data:`SIDE_WEIGHT_POWER`): the back of the torso gets the garment colour at the
+    same height, a foot its shoe colour, an arm its sleeve or skin. The head's hidden side above its neck
+    (:data:`HAIR_FROM`) takes the hair colour (:func:`_hair_colour`), never the face. Hidden vertices within
+    :data:`SEAM_BAND` of the seen ones (same part) and parts with nothing seen are filled harmonically on the
+    part-restricted mesh graph (whole mesh where a part has nothing known), so the front/back boundary is a
+    smooth blend. ``own_pixel`` (N,) bool: the nearest surface at the vertex's pixel belongs to its own part
+    (a torso vertex just behind crossed arms shows the arms: it keeps that photo colour but gives no sample).
     """
     from scipy.spatial import cKDTree
 
@@ -475,9 +487,10 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     seed = np.asarray(photo_colours, dtype=np.float64).copy()
     known = seen.copy()
     stats: dict[str, Any] = {"hair_colour": None}
+    sample = seen if own_pixel is None else seen & own_pixel
     for part in np.unique(parts):
         sel = parts == part
-        vis, hid = np.nonzero(sel & seen)[0], np.nonzero(sel & ~seen)[0]
+        vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & ~seen)[0]
         if len(vis) < 8 or not len(hid):
             continue
         if part == PART_HEAD:
@@ -486,7 +499,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             centred = v[sel] - v[sel].mean(axis=0)
             axis = np.linalg.svd(centred, full_matrices=False)[2][0]
         s = v @ axis
-        weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** 3
+        weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
         fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height)
         if part == PART_HEAD:
             hair, _skin = _hair_colour(v[vis], seed[vis])
@@ -810,7 +823,10 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     else:
         to_cam = camera.center[None] - v
         view_cos = np.einsum("ij,ij->i", vn, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
-        fill_v, side_stats = unseen_side_fill(v, f, parts, alpha_v, photo_v, view_cos)
+        _, _, inside_v, pix_v = _pixels(camera, v)
+        nearest = view.layers.face[pix_v]
+        own = inside_v & (nearest >= 0) & (parts[f[np.maximum(nearest, 0), 0]] == parts)
+        fill_v, side_stats = unseen_side_fill(v, f, parts, alpha_v, photo_v, view_cos, own)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
 
     clock.lap("vertex_colours")
