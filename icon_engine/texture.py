@@ -7,13 +7,19 @@ at the bottom-left (Blender/OBJ), texel row ``r`` of the image covers v ∈ [1 �
 Method (docs/texture_rig.md):
 
 1. **Atlas.** ``xatlas`` with fast settings (one chart-growing iteration, random chart placement, 4×4 block
-   alignment) packs the charts into one S × S atlas with a few texels of padding.
+   alignment) packs the charts into one S × S atlas with a few texels of padding; meshes above
+   :data:`XATLAS_MAX_FACES` get the faster projection atlas (:func:`projection_atlas`).
 2. **Visibility.** A numpy z-buffer of the mesh seen by the photo's camera (perspective-correct depth). A
    surface point is visible when it is the nearest one at its pixel (within a tolerance) and inside the
    (slightly eroded) person mask. Its photo weight ramps with the view angle, so grazing surfaces (which would
    smear) fade into the fill colour.
-3. **Fill of the hidden side.** A hidden vertex looks towards the camera through the body: the first
-   front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
+3. **Fill of the hidden side, per body part** (with ``vertex_parts``, e.g. from the skin weights): a hidden
+   vertex takes its own part's garment colour at the same position along the part (a robust median over the
+   part's seen circumference at that height: the back of a shirt gets the shirt, a heel the shoe), the back of
+   the head the hair colour (clustered from the head's seen colours), and a band along the seen side's edge is
+   blended harmonically on the part's own mesh graph (no seam, no colour from another part).
+   **Without parts** (mirroring through the body): a hidden vertex looks towards the camera through the body:
+   the first front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
    torso sees the front of the torso, not the arm in front of it). If that surface is visible, the vertex takes
    that surface's colour, smoothed over the mesh first (no copied details: no face on the back of the head, and
    no colour bleeding from a neighbouring object as an image blur would). Vertices that get neither a photo
