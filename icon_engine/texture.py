@@ -78,7 +78,7 @@ PROFILE_MIN_SAMPLES = 10
 #: Exponent of the profile's preference for seen samples towards the silhouette: weight (1.05 − cos)^p.
 SIDE_WEIGHT_POWER = 1.0
 #: RGB radius (0–255) around a window's weighted median whose samples set the profile colour (plain median).
-PROFILE_MODE_RADIUS = 60.0
+PROFILE_MODE_RADIUS = 90.0
 #: Width (fraction of the mesh's height) of the band between the seen and the filled side that is blended
 #: harmonically, so the front/back boundary shows no seam.
 SEAM_BAND = 0.025
