@@ -321,3 +321,21 @@ def test_vertex_parts_are_checked(scene):
         bake_texture(posed, subject.faces, rgb, mask, cam, size=64, vertex_parts=np.zeros(3, dtype=np.int64))
     with pytest.raises(EngineError):
         bake_texture(posed, subject.faces, rgb, mask, cam, size=64, vertex_parts=np.zeros(len(posed)))
+
+
+def test_hair_colour_needs_a_distinct_cluster_on_top():
+    """A head whose top is hair gives the hair colour; a bald head (one colour) gives none, so its back keeps
+    the profile's skin instead of an invented hair colour."""
+    from icon_engine.texture import _hair_colour
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(2000, 3))
+    pts = pts / np.linalg.norm(pts, axis=1, keepdims=True) * 0.1 + [0.0, 1.6, 0.0]
+    noise = rng.normal(scale=4.0, size=(2000, 3))
+    bald = SKIN + noise
+    hair, skin = _hair_colour(pts, bald)
+    assert hair is None and np.abs(skin - SKIN).max() < 5.0
+    haired = np.where((pts[:, 1] > 1.63)[:, None], HAIR, SKIN) + noise
+    hair, skin = _hair_colour(pts, haired)
+    assert hair is not None
+    assert np.abs(hair - HAIR).max() < 5.0 and np.abs(skin - SKIN).max() < 5.0
