@@ -82,11 +82,12 @@ def reconstruct(
     texture = None
     if options.texture:
         reporter.stage("texture", "Baking the texture")
-        from .texture import bake_texture
+        from .texture import bake_texture, parts_from_body
 
         texture = bake_texture(
             surface.vertices, surface.faces, image.rgb, observation.mask, fit.camera,
             size=options.resolved_texture_size, progress=reporter,
+            vertex_parts=parts_from_body(surface.vertices, fit, body_model),  # unseen sides filled per body part
         )  # fmt: skip
 
     reporter.stage("rig", "Rigging to SMPL-X")
