@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import atexit
 
-from . import operators, panel, prefs, props, state
+from . import operators, panel, prefs, props, state, video_motion
 
 
 def register(package: str) -> None:
@@ -14,11 +14,13 @@ def register(package: str) -> None:
     props.register()
     operators.register()
     panel.register()
+    video_motion.register()  # Motion from video (issue 14): its own operators and sub-panel
 
 
 def unregister() -> None:
     atexit.unregister(state.kill_engines)
     state.reset()
+    video_motion.unregister()
     panel.unregister()
     operators.unregister()
     props.unregister()
