@@ -85,19 +85,17 @@ def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.nda
     t = np.arange(T) / fps
     if kind == "walk":
         phase = 2 * math.pi * t / 1.1
-        for i, ph in enumerate(phase):
+        for i, ph in enumerate(phase):  # a foot is planted while its thigh swings back (cos φ ≤ 0 for the left)
             p = poses[i]
-            s = math.sin(ph)
+            s, c = math.sin(ph), math.cos(ph)
             p[0] = (0.0, math.radians(50), 0.0)  # walking diagonally across the view
             p[L_HIP] = (-0.4 * s, 0.0, 0.03)
             p[R_HIP] = (0.4 * s, 0.0, -0.03)
-            p[L_KNEE] = (0.08 + 0.7 * max(0.0, math.sin(ph + 1.2)) ** 2, 0.0, 0.0)
-            p[R_KNEE] = (0.08 + 0.7 * max(0.0, math.sin(ph + 1.2 + math.pi)) ** 2, 0.0, 0.0)
-            p[L_ANKLE] = (0.15 * math.cos(ph), 0.0, 0.0)
-            p[R_ANKLE] = (-0.15 * math.cos(ph), 0.0, 0.0)
+            p[L_KNEE] = (0.05 + 0.9 * max(0.0, c) ** 1.5, 0.0, 0.0)  # the swing leg folds to clear the floor
+            p[R_KNEE] = (0.05 + 0.9 * max(0.0, -c) ** 1.5, 0.0, 0.0)
             _arms(p, 0.35 * s, -0.35 * s)
             p[SPINE1] = (0.05, 0.08 * s, 0.0)
-        planted = None  # decided geometrically below
+        planted = np.stack([np.cos(phase) <= 0.05, np.cos(phase) >= -0.05], 1)
     elif kind == "turn":
         phase = 2 * math.pi * t / 0.9
         for i, ph in enumerate(phase):
@@ -109,7 +107,7 @@ def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.nda
             p[L_KNEE] = (0.05 + 0.9 * up_l, 0.0, 0.0)
             p[R_KNEE] = (0.05 + 0.9 * up_r, 0.0, 0.0)
             _arms(p, -0.2 * up_r, -0.2 * up_l, down=1.1, elbow=0.5)
-        planted = None
+        planted = np.stack([np.sin(phase) <= 0.05, np.sin(phase) >= -0.05], 1)
     elif kind == "jump":
         take_off, land = int(0.40 * T), int(0.62 * T)
         for i in range(T):
@@ -162,6 +160,7 @@ def place_ground_truth(poses: np.ndarray, planted: np.ndarray | None, lift: np.n
     if planted is None:
         h = balls[:, :, 1]
         planted = np.stack([h[:, 0] <= h[:, 1] + 0.015, h[:, 1] <= h[:, 0] + 0.015], 1)
+    planted = np.asarray(planted, bool)
     trans = np.zeros((T, 3))
     for i in range(T):
         if i > 0:
@@ -270,12 +269,17 @@ def dressed_renderer(body_model: Any, betas: np.ndarray, kind: str = "tight", se
 
 
 def render_frames(body_model: Any, poses: np.ndarray, trans: np.ndarray, betas: np.ndarray, camera: Camera,
-                  outfit: str = "tight", seed: int = 0, noise: float = 0.0):
-    """Yield rendered RGB frames (H, W, 3) uint8 of the dressed body (a generator: one frame in memory)."""
+                  outfit: str = "tight", seed: int = 0, noise: float = 0.0, render_scale: float = 1.0):
+    """Yield rendered RGB frames (H, W, 3) uint8 of the dressed body (a generator: one frame in memory).
+    ``render_scale`` < 1 rasterises at that fraction of the size and upscales (cheaper on a loaded machine)."""
+    import cv2
     import torch
 
     from icon_engine.render import render_shaded
 
+    full = (camera.width, camera.height)
+    if render_scale != 1.0:
+        camera = camera.rescaled(render_scale, int(round(full[0] * render_scale)), int(round(full[1] * render_scale)))
     dress = dressed_renderer(body_model, betas, outfit, seed)
     rng = np.random.default_rng(seed)
     bg = _background(camera)
@@ -289,6 +293,8 @@ def render_frames(body_model: Any, poses: np.ndarray, trans: np.ndarray, betas: 
         rgb, mask = render_shaded(camera.to_camera(v), f, camera.K, camera.width, camera.height, colors=c,
                                   light_dir=np.array([0.3, 0.5, 1.0]))
         img = np.where(mask[..., None], rgb, bg)
+        if (img.shape[1], img.shape[0]) != full:
+            img = cv2.resize(img.astype(np.float32), full, interpolation=cv2.INTER_LINEAR)
         if noise:
             img = img + rng.normal(0.0, noise, img.shape)
         yield (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -329,7 +335,8 @@ def fixed_camera(joints: np.ndarray, width: int, height: int, distance: float = 
 
 
 def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: float = 30.0,
-              size: tuple[int, int] = (1280, 720), seed: int = 0, outfit: str = "tight", reuse: bool = False) -> Clip:
+              size: tuple[int, int] = (1280, 720), seed: int = 0, outfit: str = "tight", reuse: bool = False,
+              render_scale: float = 1.0) -> Clip:
     """Render the ``kind`` clip to ``out_dir/<kind>.mp4`` with its ground truth (``reuse``: keep an existing
     video of that name; the ground truth is deterministic)."""
     import torch
@@ -348,7 +355,8 @@ def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: 
     camera = fixed_camera(joints, *size)
     path = out_dir / f"{kind}.mp4"
     if not (reuse and path.exists()):
-        write_video(path, render_frames(body_model, poses, trans, betas, camera, outfit, seed), fps, size)
+        write_video(path, render_frames(body_model, poses, trans, betas, camera, outfit, seed,
+                                        render_scale=render_scale), fps, size)
     return Clip(kind, path, poses, trans, joints, planted, betas, fps, camera)
 
 
@@ -418,8 +426,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/icon-motion-bench"))
     ap.add_argument("--clips", nargs="*", default=list(MOTIONS), choices=MOTIONS)
-    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--render-scale", type=float, default=0.5, help="rasterise at this fraction, then upscale")
     ap.add_argument("--reuse", action="store_true", help="reuse rendered clips in --out (ground truth is recomputed)")
     ap.add_argument("--film", type=Path, help="only film the phone-like clip to this path")
     args = ap.parse_args(argv)
@@ -434,7 +443,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for kind in args.clips:
         t0 = time.perf_counter()
-        clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse)
+        clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse,
+                         render_scale=args.render_scale)
         render_s = time.perf_counter() - t0
         row = evaluate_clip(clip, body_model, args.out)
         row["render_s"] = round(render_s, 1)
@@ -459,7 +469,7 @@ def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 
     trans, planted = place_ground_truth(poses, None, lift, rest_j, sole)
     joints = posed_joints(rest_j, poses, trans)
     camera = fixed_camera(joints, 720, 1280, distance=3.6, height_m=1.4, pitch_deg=9.0)
-    upright = render_frames(body_model, poses, trans, betas, camera, "loose", seed=3, noise=0.02)
+    upright = render_frames(body_model, poses, trans, betas, camera, "loose", seed=3, noise=0.02, render_scale=0.5)
     stored = (np.ascontiguousarray(np.rot90(f, -1)) for f in upright)  # the sensor's landscape frames
     write_video(path, stored, fps, (1280, 720), rotation=90)
     return Clip("phone", path, poses, trans, joints, planted, betas, fps, camera)

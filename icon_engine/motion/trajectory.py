@@ -7,9 +7,11 @@ and the camera's pose in that world.
 
 - Floor: the planted feet (slow, low foot joints) are fitted by a plane when they span an area (≥ 0.25 m both
   ways, e.g. a walk in a circle); otherwise the camera is taken as level and only the floor height is found.
-- Contact: a foot (ankle + ball joints of one side) is planted while its ball joint is within
-  :data:`CONTACT_HEIGHT` of the floor and moves slower than :data:`CONTACT_SPEED`; runs shorter than three frames
-  are dropped. Speeds are measured on the foot trajectory low-passed at :data:`CONTACT_SMOOTH_HZ`.
+- Contact: with a fixed camera a planted foot stands still *in the image* (heel or toes), whatever the error of
+  the monocular depth: a foot is planted while its image speed is below :data:`CONTACT_IMAGE_SPEED` and it is not
+  above the other foot by more than :data:`CONTACT_HEIGHT`. Without image evidence the 3D rule is used: ball
+  joint within :data:`CONTACT_HEIGHT` of the floor and slower than :data:`CONTACT_SPEED`. Runs shorter than three
+  frames are dropped; trajectories are low-passed at :data:`CONTACT_SMOOTH_HZ` before speeds are taken.
 - Locking: during contact the root is shifted so that the planted foot's ball joint stays at one spot (the mean
   of its contact run) and on the floor; between contacts the shift is interpolated, so nothing jumps. Two planted
   feet share the shift. Poses are left unchanged (no inverse kinematics).
@@ -31,6 +33,8 @@ FEET = ((7, 10), (8, 11))
 CONTACT_HEIGHT = 0.06
 CONTACT_SPEED = 0.35
 MIN_CONTACT_FRAMES = 3
+#: Contact threshold on a foot's image speed (person heights per second; a walking swing foot moves 1–2).
+CONTACT_IMAGE_SPEED = 0.25
 #: Low-pass (Hz) applied to the foot trajectories before their speed is measured.
 CONTACT_SMOOTH_HZ = 4.0
 
@@ -61,18 +65,57 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(idx[::2].tolist(), idx[1::2].tolist(), strict=True))
 
 
-def detect_contact(joints: np.ndarray, fps: float, ball_rest_height: float) -> np.ndarray:
-    """(T, 2) bool: left/right foot planted, from joints (T, 55, 3) in a world with the floor at y = 0."""
+def image_foot_speed(keypoints: np.ndarray, fps: float) -> np.ndarray:
+    """(T, 2) speed of each foot in the image, in person heights per second, from BlazePose keypoints (T, 33, 3)
+    (NaN rows where the person was missing). A foot counts by its stiller end (heel or toes): a planted foot
+    keeps one of them still while it rolls. With a fixed camera this is the most reliable contact cue: it does
+    not depend on the (noisy) monocular depth of the body."""
+    kp = np.asarray(keypoints, np.float64)
+    T = len(kp)
+    size = np.array([_person_height(k) for k in kp])
+    good = np.isfinite(size)
+    if good.sum() < 2:
+        return np.full((T, 2), np.inf)
+    t = np.arange(T)
+    out = np.full((T, 2), np.inf)
+    for side, (heel, toe) in enumerate(((29, 31), (30, 32))):
+        speeds = []
+        for lm in (heel, toe):
+            xy = np.stack([np.interp(t, t[good], kp[good, lm, c]) for c in range(2)], 1)
+            xy = zero_phase(xy, fps, CONTACT_SMOOTH_HZ)
+            v = np.linalg.norm(np.gradient(xy, axis=0), axis=1) * fps
+            speeds.append(v / np.interp(t, t[good], size[good]))
+        out[:, side] = np.minimum(*speeds)
+    out[~good] = np.inf
+    return out
+
+
+def _person_height(kp: np.ndarray) -> float:
+    """Person height in pixels from one frame's keypoints (33, 3): 3.2 torso lengths (NaN when missing)."""
+    if not np.isfinite(kp).all():
+        return float("nan")
+    hips, shoulders = kp[[23, 24], :2].mean(0), kp[[11, 12], :2].mean(0)
+    return max(3.2 * float(np.linalg.norm(shoulders - hips)), 1.0)
+
+
+def detect_contact(joints: np.ndarray, fps: float, ball_rest_height: float,
+                   image_speed: np.ndarray | None = None) -> np.ndarray:
+    """(T, 2) bool: left/right foot planted, from joints (T, 55, 3) in a world with the floor at y = 0.
+
+    With ``image_speed`` (T, 2) (:func:`image_foot_speed`) a foot is planted while it is still in the image and
+    not above the other foot by more than :data:`CONTACT_HEIGHT`; without it, while its ball joint is low and
+    slow in 3D."""
     T = len(joints)
     contact = np.zeros((T, 2), bool)
-    for side, (_, ball) in enumerate(FEET):
-        p = zero_phase(joints[:, ball], fps, CONTACT_SMOOTH_HZ)  # speeds from jittery fits need a low-pass
-        v = np.zeros(T)
-        if T > 1:
-            step = np.linalg.norm(np.diff(p[:, [0, 2]], axis=0), axis=1) * fps
-            v = np.concatenate([[step[0]], 0.5 * (step[1:] + step[:-1]), [step[-1]]]) if T > 2 else \
-                np.concatenate([step, step])
-        c = (p[:, 1] - ball_rest_height < CONTACT_HEIGHT) & (v < CONTACT_SPEED)
+    balls = zero_phase(joints[:, [FEET[0][1], FEET[1][1]]], fps, CONTACT_SMOOTH_HZ)
+    lowest = balls[:, :, 1].min(1)
+    for side in range(2):
+        p = balls[:, side]
+        if image_speed is not None:
+            c = (image_speed[:, side] < CONTACT_IMAGE_SPEED) & (p[:, 1] - lowest < CONTACT_HEIGHT)
+        else:
+            v = np.linalg.norm(np.gradient(p[:, [0, 2]], axis=0), axis=1) * fps if T > 1 else np.zeros(T)
+            c = (p[:, 1] - ball_rest_height < CONTACT_HEIGHT) & (v < CONTACT_SPEED)
         for a, b in _runs(c):
             if b - a < MIN_CONTACT_FRAMES:
                 c[a:b] = False
@@ -98,10 +141,11 @@ def _floor_rotation(points: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def place_on_floor(poses: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray, sole_height: float,
-                   fps: float, lock_feet: bool = True) -> Trajectory:
+                   fps: float, lock_feet: bool = True, image_speed: np.ndarray | None = None) -> Trajectory:
     """Move a camera-world motion onto the floor, detect contacts and lock planted feet (see module doc).
 
-    ``sole_height``: height of the ball-of-foot joints above the soles in the rest pose (metres)."""
+    ``sole_height``: height of the ball-of-foot joints above the soles in the rest pose (metres);
+    ``image_speed``: (T, 2) foot speeds in the image (:func:`image_foot_speed`), the preferred contact cue."""
     poses = np.asarray(poses, np.float64).copy()
     trans = np.asarray(trans, np.float64).copy()
     joints = posed_joints(rest_joints, poses, trans)
@@ -119,7 +163,7 @@ def place_on_floor(poses: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray
     floor_y = float(np.quantile((planted @ R_floor.T)[:, 1], 0.2)) - sole_height
     shift = np.array([-pelvis[0, 0], -floor_y, -pelvis[0, 2]])
     pelvis, joints = pelvis + shift, joints + shift
-    contact = detect_contact(joints, fps, sole_height)
+    contact = detect_contact(joints, fps, sole_height, image_speed)
     if lock_feet and contact.any():
         delta = _lock_offsets(joints, contact, sole_height)
         pelvis, joints = pelvis + delta, joints + delta[:, None, :]
