@@ -91,8 +91,9 @@ def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.nda
             p[0] = (0.0, math.radians(50), 0.0)  # walking diagonally across the view
             p[L_HIP] = (-0.4 * s, 0.0, 0.03)
             p[R_HIP] = (0.4 * s, 0.0, -0.03)
-            p[L_KNEE] = (0.05 + 0.9 * max(0.0, c) ** 1.5, 0.0, 0.0)  # the swing leg folds to clear the floor
-            p[R_KNEE] = (0.05 + 0.9 * max(0.0, -c) ** 1.5, 0.0, 0.0)
+            # the knee folds from late stance (heel off, rolling over the ball) through the swing
+            p[L_KNEE] = (0.05 + 1.0 * max(0.0, math.cos(ph + 0.6)) ** 1.5, 0.0, 0.0)
+            p[R_KNEE] = (0.05 + 1.0 * max(0.0, -math.cos(ph + 0.6)) ** 1.5, 0.0, 0.0)
             _arms(p, 0.35 * s, -0.35 * s)
             p[SPINE1] = (0.05, 0.08 * s, 0.0)
         planted = np.stack([np.cos(phase) <= 0.05, np.cos(phase) >= -0.05], 1)

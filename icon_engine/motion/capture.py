@@ -222,6 +222,7 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
 
     _atomic(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1), encoding="utf-8"))
     _report(progress, name, "done", 1.0, 1.0, f"{T} frames written")
-    raw_out = {"image_speed": speed, "keypoints": keypoints, "poses": raw_poses, "trans": raw_trans, "tracked": tracked, "rest_joints": rest, "contact": traj.contact,
-               "joints": traj.joints, "poses_smoothed": poses, "trans_smoothed": trans}
+    raw_out = {"image_speed": speed, "keypoints": keypoints, "poses": raw_poses, "trans": raw_trans,
+               "tracked": tracked, "rest_joints": rest, "contact": traj.contact, "joints": traj.joints,
+               "poses_smoothed": poses, "trans_smoothed": trans}
     return MotionResult(npz, bvh, meta_path, T, fps, partial, warnings, timings, raw_out)

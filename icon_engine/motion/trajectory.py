@@ -10,8 +10,9 @@ and the camera's pose in that world.
 - Contact: with a fixed camera a planted foot stands still *in the image* (heel or toes), whatever the error of
   the monocular depth: a foot is planted while its image speed is below :data:`CONTACT_IMAGE_SPEED` and it is not
   above the other foot by more than :data:`CONTACT_HEIGHT`. Without image evidence the 3D rule is used: ball
-  joint within :data:`CONTACT_HEIGHT` of the floor and slower than :data:`CONTACT_SPEED`. Runs shorter than three
-  frames are dropped; trajectories are low-passed at :data:`CONTACT_SMOOTH_HZ` before speeds are taken.
+  joint within :data:`CONTACT_HEIGHT` of the floor and slower than :data:`CONTACT_SPEED`. A run must hold three
+  frames under the threshold and extends while the speed stays under :data:`HYSTERESIS` times it; trajectories
+  are low-passed at :data:`CONTACT_SMOOTH_HZ` before speeds are taken.
 - Locking: during contact the root is shifted so that the planted foot's ball joint stays at one spot (the mean
   of its contact run) and on the floor; between contacts the shift is interpolated, so nothing jumps. Two planted
   feet share the shift. Poses are left unchanged (no inverse kinematics).
@@ -33,6 +34,8 @@ FEET = ((7, 10), (8, 11))
 CONTACT_HEIGHT = 0.06
 CONTACT_SPEED = 0.35
 MIN_CONTACT_FRAMES = 3
+#: A contact run extends while the speed stays below this multiple of the threshold (hysteresis).
+HYSTERESIS = 2.0
 #: Contact threshold on a foot's image speed (person heights per second; a walking swing foot moves 1–2).
 CONTACT_IMAGE_SPEED = 0.25
 #: Low-pass (Hz) applied to the foot trajectories before their speed is measured.
@@ -112,13 +115,18 @@ def detect_contact(joints: np.ndarray, fps: float, ball_rest_height: float,
     for side in range(2):
         p = balls[:, side]
         if image_speed is not None:
-            c = (image_speed[:, side] < CONTACT_IMAGE_SPEED) & (p[:, 1] - lowest < CONTACT_HEIGHT)
+            low = p[:, 1] - lowest < CONTACT_HEIGHT
+            speed, limit = image_speed[:, side], CONTACT_IMAGE_SPEED
         else:
-            v = np.linalg.norm(np.gradient(p[:, [0, 2]], axis=0), axis=1) * fps if T > 1 else np.zeros(T)
-            c = (p[:, 1] - ball_rest_height < CONTACT_HEIGHT) & (v < CONTACT_SPEED)
-        for a, b in _runs(c):
-            if b - a < MIN_CONTACT_FRAMES:
-                c[a:b] = False
+            low = p[:, 1] - ball_rest_height < CONTACT_HEIGHT
+            speed = np.linalg.norm(np.gradient(p[:, [0, 2]], axis=0), axis=1) * fps if T > 1 else np.zeros(T)
+            limit = CONTACT_SPEED
+        core = low & (speed < limit)
+        loose = low & (speed < HYSTERESIS * limit)  # a run grows over its slowing-down and speeding-up ends
+        c = np.zeros(T, bool)
+        for a, b in _runs(loose):
+            if core[a:b].sum() >= MIN_CONTACT_FRAMES:
+                c[a:b] = True
         contact[:, side] = c
     return contact
 
