@@ -175,3 +175,32 @@ def test_no_avatar_no_button(addon) -> None:
     bpy.context.view_layer.objects.active = None
     assert not bpy.ops.icon.motion_from_video.poll()
     assert os.environ.get("PYTEST_CURRENT_TEST")
+
+
+def test_blender_reads_our_bvh(addon, tmp_path: Path) -> None:
+    """Blender's own BVH importer plays our file back with the joints where our kinematics put them."""
+    import numpy as np
+
+    from bench.motion import procedural_motion
+    from icon_engine.body_model import load_body_model
+    from icon_engine.bundle.skeleton import JOINT_NAMES
+    from icon_engine.motion.trajectory import posed_joints
+    from icon_engine.motion.writers import write_bvh
+
+    rest = load_body_model().rest_joints()[0].double().numpy()
+    poses, _, _ = procedural_motion("sit", 10)
+    trans = np.linspace([0.0, 0.0, 0.0], [0.3, -0.2, 0.4], 10)
+    path = write_bvh(tmp_path / "sit.bvh", poses, trans, rest, 30.0)
+    assert bpy.ops.import_anim.bvh(filepath=str(path), global_scale=0.01, axis_forward="-Z", axis_up="Y",
+                                   frame_start=1) == {"FINISHED"}
+    arm = bpy.context.active_object
+    assert arm.type == "ARMATURE" and len(arm.data.bones) == 22
+    want = posed_joints(rest, poses, trans)
+    scene = bpy.context.scene
+    for frame in (0, 5, 9):
+        scene.frame_set(frame + 1)
+        for j in (0, 4, 7, 18, 21):  # pelvis, knee, ankle, elbow, wrist
+            bone = arm.pose.bones[JOINT_NAMES[j]]
+            got = np.array(arm.matrix_world @ bone.head)
+            x, y, z = want[frame, j]
+            assert np.allclose(got, [x, -z, y], atol=2e-3), (frame, JOINT_NAMES[j], got, want[frame, j])
