@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
 from bench.synthetic import HAIR, SKIN, garment_offsets, random_outfit, vertex_regions  # noqa: E402
 from icon_engine.bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
 from icon_engine.camera import Camera, default_intrinsics  # noqa: E402
+from icon_engine.fit.synthetic import procrustes_aligned  # noqa: E402
 from icon_engine.motion.trajectory import FEET, posed_joints  # noqa: E402
 
 MOTIONS = ("walk", "turn", "jump", "sit")
@@ -364,26 +365,14 @@ def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: 
 # --------------------------------------------------------------------------------------------------- metrics
 
 
-def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """``pred`` (J, 3) aligned to ``gt`` by the best similarity transform (rotation, scale, translation)."""
-    mp, mg = pred.mean(0), gt.mean(0)
-    p, g = pred - mp, gt - mg
-    U, s, Vt = np.linalg.svd(p.T @ g)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.diag([1.0, 1.0, d])
-    R = U @ D @ Vt
-    scale = (s * np.diag(D)).sum() / max((p**2).sum(), 1e-12)
-    return scale * p @ R + mg
-
-
 def metrics(pred: np.ndarray, gt: np.ndarray, planted: np.ndarray, fps: float) -> dict[str, float]:
     """MPJPE / PA-MPJPE (mm), acceleration error (mm/frame²) and foot skating (cm/frame) of predicted joints
     (T, ≥22, 3) against ground truth (T, ≥22, 3); ``planted`` (T, 2) the ground-truth contacts."""
     p, g = pred[:, :BODY], gt[:, :BODY]
     pr, gr = p - p[:, :1], g - g[:, :1]
     mpjpe = float(np.linalg.norm(pr - gr, axis=-1).mean() * 1000)
-    pa = float(np.mean([np.linalg.norm(procrustes(a, b) - b, axis=-1).mean() for a, b in zip(p, g, strict=True)])
-               * 1000)
+    pa = float(np.mean([np.linalg.norm(procrustes_aligned(a, b) - b, axis=-1).mean()
+                        for a, b in zip(p, g, strict=True)]) * 1000)
     acc = float(np.linalg.norm(np.diff(pr, 2, axis=0) - np.diff(gr, 2, axis=0), axis=-1).mean() * 1000) \
         if len(p) > 2 else float("nan")
     skate = []
