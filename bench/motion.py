@@ -415,7 +415,8 @@ def evaluate_clip(clip: Clip, body_model: Any, out_dir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/icon-motion-bench"))
-    ap.add_argument("--clips", nargs="*", default=list(MOTIONS), choices=MOTIONS)
+    ap.add_argument("--clips", nargs="*", default=[*MOTIONS, "phone"], choices=[*MOTIONS, "phone"],
+                    help="phone: the phone-like 'real' clip (portrait, rotation metadata, noise, loose clothes)")
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--render-scale", type=float, default=0.5, help="rasterise at this fraction, then upscale")
@@ -433,8 +434,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for kind in args.clips:
         t0 = time.perf_counter()
-        clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse,
-                         render_scale=args.render_scale)
+        if kind == "phone":
+            clip = film_phone_clip(body_model, args.out / "phone.mp4", reuse=args.reuse)
+        else:
+            clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse,
+                             render_scale=args.render_scale)
         render_s = time.perf_counter() - t0
         row = evaluate_clip(clip, body_model, args.out)
         row["render_s"] = round(render_s, 1)
@@ -443,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))
 
 
-def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 30.0) -> Clip:
+def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 30.0, reuse: bool = False) -> Clip:
     """A phone-like clip: portrait 720×1280 stored landscape with a 90° display matrix, a loose outfit, sensor
     noise, walking towards the camera then turning (the "real video" stand-in; no free clip is downloaded)."""
     import torch
@@ -454,14 +458,16 @@ def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 
         rest_j = body_model.rest_joints(b)[0].double().numpy()
         rest_v = body_model.rest_vertices(b)[0].double().numpy()
     sole = float(np.mean([rest_j[ball, 1] for _, ball in FEET]) - rest_v[:, 1].min())
-    poses, _, lift = procedural_motion("walk", frames, fps)
+    poses, planted, lift = procedural_motion("walk", frames, fps)
     poses[:, 0] = np.array([0.0, 1.0, 0.0])[None] * np.linspace(0.3, -0.6, frames)[:, None]
-    trans, planted = place_ground_truth(poses, None, lift, rest_j, sole)
+    trans, planted = place_ground_truth(poses, planted, lift, rest_j, sole)
     joints = posed_joints(rest_j, poses, trans)
     camera = fixed_camera(joints, 720, 1280, distance=3.6, height_m=1.4, pitch_deg=9.0)
-    upright = render_frames(body_model, poses, trans, betas, camera, "loose", seed=3, noise=0.02, render_scale=0.5)
-    stored = (np.ascontiguousarray(np.rot90(f, -1)) for f in upright)  # the sensor's landscape frames
-    write_video(path, stored, fps, (1280, 720), rotation=90)
+    if not (reuse and path.exists()):
+        upright = render_frames(body_model, poses, trans, betas, camera, "loose", seed=3, noise=0.02,
+                                render_scale=0.5)
+        stored = (np.ascontiguousarray(np.rot90(f, -1)) for f in upright)  # the sensor's landscape frames
+        write_video(path, stored, fps, (1280, 720), rotation=90)
     return Clip("phone", path, poses, trans, joints, planted, betas, fps, camera)
 
 
