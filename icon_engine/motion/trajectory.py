@@ -13,9 +13,9 @@ and the camera's pose in that world.
   joint within :data:`CONTACT_HEIGHT` of the floor and slower than :data:`CONTACT_SPEED`. A run must hold three
   frames under the threshold and extends while the speed stays under :data:`HYSTERESIS` times it; trajectories
   are low-passed at :data:`CONTACT_SMOOTH_HZ` before speeds are taken.
-- Locking: during contact the root is shifted so that the planted foot's ball joint stays at one spot (the mean
-  of its contact run) and on the floor; between contacts the shift is interpolated, so nothing jumps. Two planted
-  feet share the shift. Poses are left unchanged (no inverse kinematics).
+- Locking: while a foot stays planted the root moves by minus that foot's displacement (integrated frame by frame,
+  the mean of both feet in double support), so planted feet do not slide and hand-overs are continuous; planted
+  balls are put on the floor. Poses are left unchanged (no inverse kinematics).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ CONTACT_HEIGHT = 0.06
 CONTACT_SPEED = 0.35
 MIN_CONTACT_FRAMES = 3
 #: A contact run extends while the speed stays below this multiple of the threshold (hysteresis).
-HYSTERESIS = 2.0
+HYSTERESIS = 3.0
 #: Contact threshold on a foot's image speed (person heights per second; a walking swing foot moves 1–2).
 CONTACT_IMAGE_SPEED = 0.25
 #: Low-pass (Hz) applied to the foot trajectories before their speed is measured.
-CONTACT_SMOOTH_HZ = 4.0
+CONTACT_SMOOTH_HZ = 6.0
 
 
 @dataclass
@@ -181,21 +181,26 @@ def place_on_floor(poses: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray
 
 
 def _lock_offsets(joints: np.ndarray, contact: np.ndarray, sole_height: float) -> np.ndarray:
-    """Root offsets (T, 3) pinning each planted ball joint to its run's mean spot on the floor."""
+    """Root offsets (T, 3) that keep planted ball joints still on the floor.
+
+    Horizontally the offset is integrated frame by frame: while a foot stays planted from one frame to the next,
+    the root moves by minus that foot's displacement (the mean over both feet when both are planted), otherwise
+    it moves as fitted. So the root is carried by the planted feet, hand-overs between feet are continuous, and
+    the fit's depth jitter does not reach a planted foot. Vertically, planted balls are put at ``sole_height``;
+    the vertical offset is interpolated between contacts (flight phases keep their fitted shape)."""
     T = len(joints)
-    acc = np.zeros((T, 3))
-    cnt = np.zeros(T)
-    for side, (_, ball) in enumerate(FEET):
-        for a, b in _runs(contact[:, side]):
-            spot = joints[a:b, ball].mean(0)
-            spot[1] = sole_height
-            acc[a:b] += spot - joints[a:b, ball]
-            cnt[a:b] += 1
-    have = cnt > 0
+    balls = joints[:, [FEET[0][1], FEET[1][1]]]  # (T, 2, 3)
     delta = np.zeros((T, 3))
-    delta[have] = acc[have] / cnt[have, None]
-    idx = np.flatnonzero(have)
-    t = np.arange(T)
-    for c in range(3):
-        delta[:, c] = np.interp(t, idx, delta[idx, c])
+    for t in range(1, T):
+        both = contact[t] & contact[t - 1]
+        delta[t, [0, 2]] = delta[t - 1, [0, 2]]
+        if both.any():
+            step = (balls[t, both] - balls[t - 1, both]).mean(0)
+            delta[t, [0, 2]] -= step[[0, 2]]
+    have = contact.any(1)
+    if have.any():
+        lift = np.where(contact, sole_height - balls[:, :, 1], 0.0).sum(1) / np.maximum(contact.sum(1), 1)
+        idx = np.flatnonzero(have)
+        delta[:, 1] = np.interp(np.arange(T), idx, lift[idx])
+    delta[:, [0, 2]] -= delta[0, [0, 2]]
     return delta
