@@ -320,14 +320,20 @@ def _background(camera: Camera) -> np.ndarray:
     return img
 
 
-def fixed_camera(joints: np.ndarray, width: int, height: int, distance: float = 4.2, height_m: float = 1.1,
+def fixed_camera(joints: np.ndarray, width: int, height: int, distance: float = 4.2, height_m: float | None = None,
                  pitch_deg: float = 4.0) -> Camera:
-    """A fixed OpenCV camera on +Z of the motion's centre, at ``height_m``, pitched down by ``pitch_deg``."""
+    """A fixed OpenCV camera on +Z of the motion's centre, pitched down by ``pitch_deg``, far enough (at least
+    ``distance`` metres) that the whole motion, from the floor to 0.35 m above the highest joint, fits the
+    picture's height with a 10 % margin; aimed at mid-height unless ``height_m`` is given."""
     centre = 0.5 * (joints[:, 0].min(0) + joints[:, 0].max(0))
     span = float(np.ptp(joints[:, 0, [0, 2]], 0).max())
     K = default_intrinsics(width, height)
-    eye = np.array([centre[0], height_m, centre[2] + distance + 0.6 * span])
+    top = float(joints[..., 1].max()) + 0.35
+    tan_half = 0.5 * height / K[1, 1]
+    dist = max(distance, 1.1 * 0.5 * top / tan_half) + 0.6 * span
     pitch = math.radians(pitch_deg)
+    eye_y = 0.5 * top + dist * math.tan(pitch) if height_m is None else height_m
+    eye = np.array([centre[0], eye_y, centre[2] + dist])
     fwd = np.array([0.0, -math.sin(pitch), -math.cos(pitch)])
     x = np.cross(fwd, [0.0, 1.0, 0.0])
     x /= np.linalg.norm(x)
@@ -462,7 +468,7 @@ def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 
     poses[:, 0] = np.array([0.0, 1.0, 0.0])[None] * np.linspace(0.3, -0.6, frames)[:, None]
     trans, planted = place_ground_truth(poses, planted, lift, rest_j, sole)
     joints = posed_joints(rest_j, poses, trans)
-    camera = fixed_camera(joints, 720, 1280, distance=3.6, height_m=1.4, pitch_deg=9.0)
+    camera = fixed_camera(joints, 720, 1280, distance=3.6, pitch_deg=9.0)
     if not (reuse and path.exists()):
         upright = render_frames(body_model, poses, trans, betas, camera, "loose", seed=3, noise=0.02,
                                 render_scale=0.5)
