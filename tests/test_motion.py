@@ -162,3 +162,20 @@ def test_two_people_crossing_keep_their_identities(walk, body_model, tmp_path: P
     followed_b = (to_b < to_a).all()
     assert followed_a or followed_b, np.round(np.stack([hip_x, a, b]), 0)
     assert (np.minimum(to_a, to_b) < 40).all()
+
+
+def test_cli_bundle_shape_option(tmp_path: Path) -> None:
+    """``--bundle``: a bad folder is refused before any work; a real bundle's betas are accepted (the clip then
+    has nobody in it, which is the next thing reported)."""
+    from test_blender_bundle import make_bundle
+
+    frames = [np.full((48, 64, 3), 90, np.uint8) for _ in range(3)]
+    video = write_video(tmp_path / "grey.mp4", frames, 30, (64, 48))
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "icon_engine", "motion", str(video), "--out", str(tmp_path / "o"), "--progress",
+         "json", *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    bad = run("--bundle", str(tmp_path))
+    assert bad.returncode == 3 and json.loads(bad.stdout.splitlines()[-1])["code"] == "bad_bundle"
+    good = run("--bundle", str(make_bundle(tmp_path / "avatar")))
+    assert json.loads(good.stdout.splitlines()[-1])["code"] == "no_person", good.stdout[-500:]
+    assert not (tmp_path / "o").exists()
