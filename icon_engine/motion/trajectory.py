@@ -5,8 +5,9 @@ the origin looking along −Z, Y up when the camera is level; SMPL-X convention:
 Output: the same motion in a *floor world*: Y up, floor at y = 0, the pelvis of the first frame above the origin,
 and the camera's pose in that world.
 
-- Floor: the planted feet (slow, low foot joints) are fitted by a plane when they span an area (≥ 0.25 m both
-  ways, e.g. a walk in a circle); otherwise the camera is taken as level and only the floor height is found.
+- Floor: the planted feet (the slower half of the lowest ball joint per frame) are fitted by a plane when they
+  cover an area (:data:`FLOOR_MIN_SPREAD`) and the tilt is plausible (:data:`FLOOR_MAX_TILT_DEG`); otherwise the
+  camera is taken as level and only the floor height is found.
 - Contact: with a fixed camera a planted foot stands still *in the image* (heel or toes), whatever the error of
   the monocular depth: a foot is planted while its image speed is below :data:`CONTACT_IMAGE_SPEED` and it is not
   above the other foot by more than :data:`CONTACT_HEIGHT`. Without image evidence the 3D rule is used: ball
@@ -28,6 +29,10 @@ from ..bundle.skeleton import PARENTS, axis_angle_to_matrix, forward_kinematics,
 from ..camera import FRONT_VIEW_R
 from .smooth import zero_phase
 
+#: Floor plane: the planted feet must spread this much (RMS, metres) across their main direction, and the plane
+#: may tilt at most this much from the camera's level; otherwise the camera is taken as level.
+FLOOR_MIN_SPREAD = 0.08
+FLOOR_MAX_TILT_DEG = 15.0
 #: SMPL-X joints: (ankle, ball of the foot) for the left and right foot.
 FEET = ((7, 10), (8, 11))
 #: Contact thresholds: height of the ball joint above its resting height (m) and horizontal speed (m/s).
@@ -132,15 +137,18 @@ def detect_contact(joints: np.ndarray, fps: float, ball_rest_height: float,
 
 
 def _floor_rotation(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Rotation taking the fitted floor's normal to +Y (identity unless the points span an area)."""
+    """Rotation taking the fitted floor's normal to +Y: identity (a level camera) unless the planted feet cover an
+    area on the floor (RMS spread ≥ :data:`FLOOR_MIN_SPREAD` across their main direction, measured horizontally
+    so that height noise cannot fake it) and the plane's tilt is plausible (≤ :data:`FLOOR_MAX_TILT_DEG`)."""
     if len(points) < 6:
         return np.eye(3), 0.0
     c = points - points.mean(0)
-    _, s, vt = np.linalg.svd(c, full_matrices=False)
-    if s[1] / np.sqrt(len(points)) < 0.25 / 3:  # a line (walking straight) or a spot: the tilt is unknown
+    flat = np.linalg.svd(c[:, [0, 2]], compute_uv=False) / np.sqrt(len(points))
+    if flat[1] < FLOOR_MIN_SPREAD:  # a line (walking straight) or a spot: the tilt is unknown
         return np.eye(3), 0.0
-    n = vt[2] * np.sign(vt[2][1] or 1.0)
-    if n[1] < np.cos(np.radians(30)):  # not a floor seen by an upright camera: keep level
+    n = np.linalg.svd(c, full_matrices=False)[2][2]
+    n = n * np.sign(n[1] or 1.0)
+    if n[1] < np.cos(np.radians(FLOOR_MAX_TILT_DEG)):
         return np.eye(3), 0.0
     axis = np.cross(n, [0.0, 1.0, 0.0])
     angle = float(np.arcsin(np.clip(np.linalg.norm(axis), 0.0, 1.0)))
