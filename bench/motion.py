@@ -128,8 +128,9 @@ def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.nda
             p[L_ANKLE] = (-0.4 * c, 0.0, 0.0)
             p[R_ANKLE] = (-0.4 * c, 0.0, 0.0)
             p[SPINE1] = (0.35 * c, 0.0, 0.0)
-            flight = take_off <= i < land
-            _arms(p, 0.6 * c - (1.4 if flight else 0.0), 0.6 * c - (1.4 if flight else 0.0), elbow=0.4)
+            # the arms swing forward-up through the flight, smoothly (from 4 frames before take-off to after landing)
+            up = 1.4 * math.sin(math.pi * min(1.0, max(0.0, (i - take_off + 4) / (land - take_off + 8)))) ** 2
+            _arms(p, 0.6 * c - up, 0.6 * c - up, elbow=0.4)
         s = (np.arange(T) - take_off) / max(land - take_off, 1)
         fly = (np.arange(T) >= take_off) & (np.arange(T) < land)
         lift[fly] = 4 * 0.28 * s[fly] * (1 - s[fly])

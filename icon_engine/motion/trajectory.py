@@ -14,9 +14,10 @@ and the camera's pose in that world.
   joint within :data:`CONTACT_HEIGHT` of the floor and slower than :data:`CONTACT_SPEED`. A run must hold three
   frames under the threshold and extends while the speed stays under :data:`HYSTERESIS` times it; trajectories
   are low-passed at :data:`CONTACT_SMOOTH_HZ` before speeds are taken.
-- Locking: while a foot stays planted the root moves by minus that foot's displacement (integrated frame by frame,
-  the mean of both feet in double support), so planted feet do not slide and hand-overs are continuous; planted
-  balls are put on the floor. Poses are left unchanged (no inverse kinematics).
+- Locking: while a foot stays planted the root moves by minus that foot's displacement (integrated frame by frame;
+  in double support the foot stiller in the image, or the mean of both when equally still), so planted feet do
+  not slide and hand-overs are continuous; planted balls are put on the floor. Poses are left unchanged (no
+  inverse kinematics).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ MIN_CONTACT_FRAMES = 3
 HYSTERESIS = 3.0
 #: Contact threshold on a foot's image speed (person heights per second; a walking swing foot moves 1–2).
 CONTACT_IMAGE_SPEED = 0.25
+#: In double support, image speeds closer than this (person heights per second) count as equally still.
+DOUBLE_SUPPORT_TIE = 0.05
 #: Low-pass (Hz) applied to the foot trajectories before their speed is measured.
 CONTACT_SMOOTH_HZ = 6.0
 
@@ -181,27 +184,33 @@ def place_on_floor(poses: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray
     pelvis, joints = pelvis + shift, joints + shift
     contact = detect_contact(joints, fps, sole_height, image_speed)
     if lock_feet and contact.any():
-        delta = _lock_offsets(joints, contact, sole_height)
+        delta = _lock_offsets(joints, contact, sole_height, image_speed)
         pelvis, joints = pelvis + delta, joints + delta[:, None, :]
     camera_R = FRONT_VIEW_R @ R_floor.T
     camera_t = -camera_R @ shift
     return Trajectory(poses, pelvis - rest_joints[0], joints, contact, camera_R, camera_t, tilt)
 
 
-def _lock_offsets(joints: np.ndarray, contact: np.ndarray, sole_height: float) -> np.ndarray:
+def _lock_offsets(joints: np.ndarray, contact: np.ndarray, sole_height: float,
+                  image_speed: np.ndarray | None = None) -> np.ndarray:
     """Root offsets (T, 3) that keep planted ball joints still on the floor.
 
     Horizontally the offset is integrated frame by frame: while a foot stays planted from one frame to the next,
-    the root moves by minus that foot's displacement (the mean over both feet when both are planted), otherwise
-    it moves as fitted. So the root is carried by the planted feet, hand-overs between feet are continuous, and
-    the fit's depth jitter does not reach a planted foot. Vertically, planted balls are put at ``sole_height``;
-    the vertical offset is interpolated between contacts (flight phases keep their fitted shape)."""
+    the root moves by minus that foot's displacement, otherwise it moves as fitted. In double support the foot
+    that is stiller in the image carries the root (the mean of both when they are equally still, or without
+    image speeds). So the root is carried by the planted feet, hand-overs between feet are continuous, and the
+    fit's depth jitter does not reach a planted foot. Vertically, planted balls are put at ``sole_height``; the
+    vertical offset is interpolated between contacts (flight phases keep their fitted shape)."""
     T = len(joints)
     balls = joints[:, [FEET[0][1], FEET[1][1]]]  # (T, 2, 3)
     delta = np.zeros((T, 3))
     for t in range(1, T):
         both = contact[t] & contact[t - 1]
         delta[t, [0, 2]] = delta[t - 1, [0, 2]]
+        if both.all() and image_speed is not None:
+            sp = image_speed[t]
+            if abs(sp[0] - sp[1]) > DOUBLE_SUPPORT_TIE:
+                both = np.array([sp[0] < sp[1], sp[1] < sp[0]])
         if both.any():
             step = (balls[t, both] - balls[t - 1, both]).mean(0)
             delta[t, [0, 2]] -= step[[0, 2]]
