@@ -271,3 +271,16 @@ def test_bvh_reproduces_the_joint_positions(tmp_path: Path, rest_joints: np.ndar
     R = axis_angle_to_matrix(np.array([0, 0, zxy[0]])) @ axis_angle_to_matrix(np.array([zxy[1], 0, 0])) \
         @ axis_angle_to_matrix(np.array([0, zxy[2], 0]))
     assert np.allclose(R, axis_angle_to_matrix(np.array([0.3, -0.7, 1.1])), atol=1e-9)
+
+
+def test_floor_tilt_only_from_planted_feet_that_cover_an_area() -> None:
+    from icon_engine.motion.trajectory import _floor_rotation
+
+    rng = np.random.default_rng(4)
+    tilt = axis_angle_to_matrix(np.array([np.radians(8.0), 0.0, 0.0]))
+    area = np.stack([rng.uniform(-1, 1, 60), np.zeros(60), rng.uniform(-4, -2, 60)], 1) @ tilt.T
+    R, deg = _floor_rotation(area + rng.normal(0, 0.005, area.shape))
+    assert abs(deg - 8.0) < 1.0 and np.allclose(R @ tilt @ [0, 1, 0], [0, 1, 0], atol=0.03)
+    # two planted spots (a jump in place) with height noise: the tilt is unknown, the camera is taken as level
+    spots = np.repeat([[-0.12, 0.0, -4.0], [0.12, 0.0, -4.0]], 30, 0) + rng.normal(0, 0.04, (60, 3))
+    assert _floor_rotation(spots)[1] == 0.0

@@ -6,7 +6,7 @@ import atexit
 
 import bpy
 
-from . import operators, panel, prefs, props, state
+from . import operators, panel, prefs, props, state, video_motion
 
 
 def register(package: str) -> None:
@@ -18,6 +18,7 @@ def register(package: str) -> None:
     panel.register()
     if state.on_load_post not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(state.on_load_post)
+    video_motion.register()  # Motion from video (issue 14): its own operators and sub-panel
 
 
 def unregister() -> None:
@@ -25,6 +26,7 @@ def unregister() -> None:
         bpy.app.handlers.load_post.remove(state.on_load_post)
     atexit.unregister(state.kill_engines)
     state.reset()
+    video_motion.unregister()
     panel.unregister()
     operators.unregister()
     props.unregister()

@@ -22,7 +22,7 @@ from ..progress import CancelToken
 from . import smooth
 from .fitter import FrameFitter
 from .track import PersonTracker
-from .trajectory import FEET, place_on_floor
+from .trajectory import FEET, image_foot_speed, place_on_floor
 from .video import frame_range, iter_frames, probe_video
 from .writers import write_amass_npz, write_bvh
 
@@ -126,7 +126,8 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
             elif tracker.misses > int(MAX_GAP_SECONDS * fps):
                 fitter.reset()
             timings["fit"] += time.perf_counter() - t
-            rows.append({"index": frame.index, "time": frame.time, "fit": fit})
+            rows.append({"index": frame.index, "time": frame.time, "fit": fit,
+                         "keypoints": None if det is None else det.keypoints})
             n = len(rows)
             frac = min(1.0, n / max(expected, n))
             _report(progress, name, "fit", frac, 0.02 + 0.93 * frac,
@@ -191,7 +192,9 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
         b_t = fitter.betas[None].to(body_model.dtype)
         rest_v = body_model.rest_vertices(b_t)[0].double().cpu().numpy()
     sole = float(np.mean([rest[ball, 1] for _, ball in FEET]) - rest_v[:, 1].min())
-    traj = place_on_floor(poses, trans, rest, sole, fps, lock_feet=options.lock_feet)
+    keypoints = np.stack([r["keypoints"] if r["keypoints"] is not None else np.full((33, 3), np.nan) for r in rows])
+    speed = image_foot_speed(keypoints, fps)
+    traj = place_on_floor(poses, trans, rest, sole, fps, lock_feet=options.lock_feet, image_speed=speed)
     timings["post"] = time.perf_counter() - t
     extras = {
         "camera_R": traj.camera_R, "camera_t": traj.camera_t, "camera_K": fitter.K,
@@ -219,6 +222,7 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
 
     _atomic(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1), encoding="utf-8"))
     _report(progress, name, "done", 1.0, 1.0, f"{T} frames written")
-    raw_out = {"poses": raw_poses, "trans": raw_trans, "tracked": tracked, "rest_joints": rest, "contact": traj.contact,
-               "joints": traj.joints, "poses_smoothed": poses, "trans_smoothed": trans}
+    raw_out = {"image_speed": speed, "keypoints": keypoints, "poses": raw_poses, "trans": raw_trans,
+               "tracked": tracked, "rest_joints": rest, "contact": traj.contact, "joints": traj.joints,
+               "poses_smoothed": poses, "trans_smoothed": trans}
     return MotionResult(npz, bvh, meta_path, T, fps, partial, warnings, timings, raw_out)
