@@ -407,6 +407,17 @@ def torn_faces(reference: np.ndarray, moved: np.ndarray, faces: np.ndarray, rati
     return (lm > ratio * lr) & (lm > min_length)
 
 
+def rest_torn_report(posed: np.ndarray, rest: np.ndarray, faces: np.ndarray) -> str:
+    """One line for ``validate``: the rest mesh's torn faces against the posed mesh (:func:`torn_faces`)."""
+    torn = torn_faces(posed, rest, faces)
+    if not torn.any():
+        return "rest mesh: no torn faces (the avatar re-poses without sheets between parts)"
+    worst = float(longest_edges(rest, faces)[torn].max())
+    return (f"warning: the rest mesh has {int(torn.sum())} torn faces ({100.0 * torn.mean():.2f} %, longest edge "
+            f"{worst:.2f} m): faces more than {TORN_RATIO:g}x longer than in the posed mesh, which tear when the "
+            "avatar is re-posed; re-run the reconstruction with this engine version")
+
+
 def _region_faces(vertices: np.ndarray, faces: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
     cent = np.asarray(vertices)[np.asarray(faces)].mean(axis=1)
     d = np.linalg.norm(cent[:, None, :] - centres[None], axis=2).min(axis=1)
