@@ -296,7 +296,9 @@ class CanonicalOccupancy:
         sel = np.nonzero(c > 0)[0]
         if len(sel):
             self.contact_count += int((c > 0.5).sum())
-            f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * self.prior(x_c[sel])
+            # The prior only carves: the photo surface is the union of the touching parts (and the web between
+            # them), so nothing outside it is the person; min() keeps the gaps the photo shows open.
+            f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * np.minimum(self.prior(x_c[sel]), f[sel])
         return f
 
 
