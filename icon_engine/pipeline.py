@@ -94,9 +94,13 @@ def reconstruct(
     texture = None
     if options.texture:
         reporter.stage("texture", "Baking the texture")
+        from . import texture as texture_stage
         from .texture import bake_texture
 
-        extra = {"vertex_parts": avatar.vertex_parts} if _accepts(bake_texture, "vertex_parts") else {}
+        extra: dict[str, Any] = {}
+        if _accepts(bake_texture, "vertex_parts"):  # part-aware fill of the unseen side (texture.py's labels)
+            labels = getattr(texture_stage, "parts_from_skin_weights", None)
+            extra["vertex_parts"] = labels(rig.skin_weights) if labels is not None else avatar.vertex_parts
         texture = bake_texture(
             surface.vertices, surface.faces, image.rgb, observation.mask, fit.camera,
             size=options.resolved_texture_size, progress=reporter, **extra,
