@@ -388,6 +388,36 @@ def rest_stretched_faces(posed: np.ndarray, rest: np.ndarray, faces: np.ndarray,
     return int(((lr > ratio * lp) & (lr - lp > 0.002)).any(axis=1).sum())
 
 
+#: Torn face (docs/method.md): its longest edge grows more than TORN_RATIO times and ends over TORN_MIN_M metres.
+TORN_RATIO = 3.0
+TORN_MIN_M = 0.03
+
+
+def longest_edges(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(M,) longest edge of each face (mesh units)."""
+    t = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
+    return np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2).max(axis=1)
+
+
+def torn_faces(reference: np.ndarray, moved: np.ndarray, faces: np.ndarray, ratio: float = TORN_RATIO,
+               min_length: float = TORN_MIN_M) -> np.ndarray:
+    """(M,) bool: faces whose longest edge in ``moved`` (N, 3) is over ``ratio`` times the one in ``reference``
+    (N, 3, same faces) and over ``min_length`` metres: the sheets a re-pose drags between parts that touched."""
+    lr, lm = longest_edges(reference, faces), longest_edges(moved, faces)
+    return (lm > ratio * lr) & (lm > min_length)
+
+
+def rest_torn_report(posed: np.ndarray, rest: np.ndarray, faces: np.ndarray) -> str:
+    """One line for ``validate``: the rest mesh's torn faces against the posed mesh (:func:`torn_faces`)."""
+    torn = torn_faces(posed, rest, faces)
+    if not torn.any():
+        return "rest mesh: no torn faces (the avatar re-poses without sheets between parts)"
+    worst = float(longest_edges(rest, faces)[torn].max())
+    return (f"warning: the rest mesh has {int(torn.sum())} torn faces ({100.0 * torn.mean():.2f} %, longest edge "
+            f"{worst:.2f} m): faces more than {TORN_RATIO:g}x longer than in the posed mesh, which tear when the "
+            "avatar is re-posed; re-run the reconstruction with this engine version")
+
+
 def _region_faces(vertices: np.ndarray, faces: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
     cent = np.asarray(vertices)[np.asarray(faces)].mean(axis=1)
     d = np.linalg.norm(cent[:, None, :] - centres[None], axis=2).min(axis=1)
@@ -432,6 +462,19 @@ def _body_arrays(fit: Any, body_model: Any) -> tuple[np.ndarray, np.ndarray, np.
     return body_v, body_f, lbs, joints
 
 
+def check_rig_inputs(vertices: np.ndarray, faces: np.ndarray, rest_pose: str,
+                     max_influences: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a rig request: (rest-pose angles (55, 3), vertices (N, 3) float64, faces (M, 3) int64)."""
+    angles = rest_pose_angles(rest_pose)
+    if not 1 <= max_influences <= NUM_JOINTS:
+        raise EngineError("bad_option", f"max_influences={max_influences} is out of range.", "Use 1 to 55.")
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(v) == 0 or len(f) == 0:
+        raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+    return angles, v, f
+
+
 def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: Any, rest_pose: str = "T",
                 max_influences: int = 8, progress: Any = None) -> Rig:
     """Skin the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) to the fitted SMPL-X skeleton.
@@ -441,13 +484,7 @@ def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: A
     ``skin_vertices(rig.rest_vertices, rig.skin_weights, rig.rest_joints, PARENTS, rig.pose_from_rest, transl)``
     reproduces ``vertices`` (for the T rest pose ``pose_from_rest`` is ``fit.full_pose``).
     """
-    angles = rest_pose_angles(rest_pose)
-    if not 1 <= max_influences <= NUM_JOINTS:
-        raise EngineError("bad_option", f"max_influences={max_influences} is out of range.", "Use 1 to 55.")
-    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
-    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    if len(v) == 0 or len(f) == 0:
-        raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+    angles, v, f = check_rig_inputs(vertices, faces, rest_pose, max_influences)
 
     def report(frac: float, text: str) -> None:
         if progress is not None:
