@@ -209,12 +209,9 @@ def make_continuous(quaternions: np.ndarray) -> np.ndarray:
     Blender interpolates quaternion channels component-wise; q and −q are the same rotation, but mixing them
     makes the interpolation swing through a full turn.
     """
-    q = np.array(quaternions, dtype=np.float64, copy=True)
-    if len(q) < 2:
-        return q
-    signs = np.where(np.sum(q[1:] * q[:-1], axis=-1) < 0, -1.0, 1.0)
-    q[1:] *= np.cumprod(signs, axis=0)[..., None]
-    return q
+    from ._rotations import sign_continuous
+
+    return sign_continuous(quaternions)
 
 
 def pose_relative_to_rest(full_pose: np.ndarray, rest_angles: np.ndarray, parents: np.ndarray) -> np.ndarray:

@@ -61,18 +61,48 @@ def quaternion_to_matrix(quaternion: np.ndarray) -> np.ndarray:
 
 
 def axis_angle_to_quaternion(axis_angle: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle (radians) → (..., 4) unit quaternions (w, x, y, z)."""
+    """(..., 3) axis-angle (radians) → (..., 4) unit quaternions (w, x, y, z) with w ≥ 0."""
     aa = np.asarray(axis_angle, dtype=np.float64)
     angle = np.linalg.norm(aa, axis=-1, keepdims=True)
     axis = aa / np.maximum(angle, 1e-12)
-    return np.concatenate([np.cos(angle / 2), axis * np.sin(angle / 2)], axis=-1)
+    q = np.concatenate([np.cos(angle / 2), axis * np.sin(angle / 2)], axis=-1)
+    return np.where(q[..., :1] < 0, -q, q)
 
 
 def quaternion_to_axis_angle(quaternion: np.ndarray) -> np.ndarray:
-    """(..., 4) unit quaternions (w, x, y, z) → (..., 3) axis-angle with the angle in [0, π]."""
+    """(..., 4) quaternions (w, x, y, z; normalised here) → (..., 3) axis-angle with the angle in [0, π]."""
     q = np.asarray(quaternion, dtype=np.float64)
+    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
     q = np.where(q[..., :1] < 0, -q, q)
     s = np.linalg.norm(q[..., 1:], axis=-1)
     angle = 2.0 * np.arctan2(s, np.clip(q[..., 0], -1.0, 1.0))
     scale = np.where(s > 1e-12, angle / np.maximum(s, 1e-12), 2.0)
     return q[..., 1:] * scale[..., None]
+
+
+def sign_continuous(quaternions: np.ndarray) -> np.ndarray:
+    """Quaternions (T, ..., 4) with signs flipped so consecutive ones (along the first axis, time) have a
+    non-negative dot product: q and −q are one rotation, but filters and interpolation need one sign."""
+    q = np.array(quaternions, dtype=np.float64, copy=True)
+    if len(q) < 2:
+        return q
+    flips = np.where(np.sum(q[1:] * q[:-1], axis=-1) < 0, -1.0, 1.0)
+    q[1:] *= np.cumprod(flips, axis=0)[..., None]
+    return q
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of (..., 4) quaternions, shortest arc; ``t`` broadcasts against (...)."""
+    q0 = np.asarray(q0, dtype=np.float64)
+    q1 = np.asarray(q1, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)
+    dot = np.abs(dot)
+    theta = np.arccos(np.clip(dot, -1.0, 1.0))
+    sin = np.sin(theta)
+    near = sin < 1e-6
+    w0 = np.where(near, 1.0 - t, np.sin((1.0 - t) * theta) / np.where(near, 1.0, sin))
+    w1 = np.where(near, t, np.sin(t * theta) / np.where(near, 1.0, sin))
+    out = w0 * q0 + w1 * q1
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)

@@ -14,37 +14,11 @@ import math
 import numpy as np
 from scipy.signal import butter, filtfilt
 
-from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_quaternion
+from ..geometry.rotations import axis_angle_to_quaternion, quaternion_to_axis_angle, sign_continuous
 
 #: Default cut-off frequencies (Hz) for body rotations and for the root translation.
 ROTATION_CUTOFF_HZ = 4.0
 TRANSLATION_CUTOFF_HZ = 3.0
-
-
-def axis_angle_to_quaternion(aa: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle → (..., 4) unit quaternions (w, x, y, z), w ≥ 0."""
-    aa = np.asarray(aa, dtype=np.float64)
-    return matrix_to_quaternion(axis_angle_to_matrix(aa.reshape(-1, 3))).reshape(aa.shape[:-1] + (4,))
-
-
-def quaternion_to_axis_angle(q: np.ndarray) -> np.ndarray:
-    """(..., 4) quaternions (w, x, y, z; any norm) → (..., 3) axis-angle with angle in [0, π]."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
-    q = np.where(q[..., :1] < 0, -q, q)
-    s = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(s, q[..., :1])
-    return np.where(s > 1e-9, q[..., 1:] / np.maximum(s, 1e-12) * angle, 2.0 * q[..., 1:])
-
-
-def sign_continuous(q: np.ndarray) -> np.ndarray:
-    """Quaternions (T, ..., 4) with signs flipped so consecutive frames have a non-negative dot product."""
-    q = np.array(q, dtype=np.float64, copy=True)
-    if len(q) < 2:
-        return q
-    flips = np.where(np.sum(q[1:] * q[:-1], axis=-1) < 0, -1.0, 1.0)
-    q[1:] *= np.cumprod(flips, axis=0)[..., None]
-    return q
 
 
 def _butter(cutoff_hz: float, fps: float, order: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
