@@ -28,6 +28,8 @@ EXIT_CODES: dict[str, int] = {
     "image_too_large": EXIT_BAD_INPUT,
     "bad_bundle": EXIT_BAD_INPUT,
     "bad_motion": EXIT_BAD_INPUT,
+    "bad_video": EXIT_BAD_INPUT,
+    "subject_mismatch": EXIT_BAD_INPUT,
     "no_person": EXIT_NO_PERSON,
     "person_index": EXIT_NO_PERSON,
     "body_model": EXIT_MODEL_FILES,
