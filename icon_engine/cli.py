@@ -1,4 +1,4 @@
-"""Command line: ``python -m icon_engine {reconstruct,doctor,body,sample,validate} …`` (docs/cli.md).
+"""Command line: ``python -m icon_engine {reconstruct,motion,doctor,body,sample,validate} …`` (docs/cli.md).
 
 Exit statuses are :mod:`icon_engine.errors`' ``EXIT_*`` constants. With ``--progress json`` every outcome,
 errors included, is a JSON line on stdout (protocol in :mod:`icon_engine.progress`).
@@ -67,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a result bundle")
     val.add_argument("bundle", type=Path)
     val.set_defaults(func=cmd_validate)
+
+    mot = sub.add_parser("motion", help="capture one person's motion from a video (SMPL-X .npz + BVH)")
+    mot.add_argument("video", type=Path, metavar="VIDEO", help="video file (MP4, MOV, MKV, WebM, AVI, ...)")
+    mot.add_argument("--out", type=Path, required=True, help="output folder: motion.npz, motion.bvh, motion.json")
+    mot.add_argument("--person", type=int, default=0, metavar="N", help="which person (0 = the largest)")
+    mot.add_argument("--start", type=float, metavar="S", help="start time in seconds (default: 0)")
+    mot.add_argument("--end", type=float, metavar="E", help="end time in seconds (default: the end)")
+    mot.add_argument("--fps", type=float, metavar="F", help="output frame rate (default: the video's)")
+    mot.add_argument("--smoothing", choices=("zero_phase", "one_euro", "none"), default="zero_phase")
+    mot.add_argument("--no-foot-lock", action="store_true", help="keep the fitted root (no foot locking)")
+    mot.add_argument("--bundle", type=Path, help="an avatar's result bundle: use its body shape (betas)")
+    mot.add_argument("--smplx-model", type=Path, help="official SMPL-X .npz file or folder (default: open body)")
+    mot.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
+    mot.set_defaults(func=cmd_motion)
 
     try:
         from .body_model.cli import add_parser as add_body_parser
@@ -203,6 +217,65 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{bundle.path}: valid bundle v{bundle.meta['format_version']}, {len(bundle.posed_mesh.vertices)} "
           f"vertices, {len(bundle.posed_mesh.faces)} faces, body model {bundle.meta['body']['model']}")
     return EXIT_OK
+
+
+def cmd_motion(args: argparse.Namespace) -> int:
+    """``motion VIDEO --out DIR``: see icon_engine.motion and docs/motion.md."""
+    import signal
+
+    import numpy as np
+
+    from .motion import MotionOptions, capture_motion
+    from .motion.video import probe_video
+
+    json_mode = args.progress == "json"
+    probe_video(args.video)  # refuse a bad file before loading anything
+    _writable_folder(args.out)
+    betas = None
+    if args.bundle is not None:
+        from .bundle import BundleError, read_bundle
+
+        try:
+            betas = np.asarray(read_bundle(args.bundle).meta["body"]["betas"], dtype=np.float32).reshape(-1)
+        except (BundleError, KeyError, TypeError, ValueError) as exc:
+            raise EngineError("bad_bundle", f"Cannot read the body shape from {args.bundle}: {exc}",
+                              "Name an ICON result bundle folder, or leave --bundle out.") from exc
+    options = MotionOptions(person_index=args.person, start=args.start, end=args.end, fps=args.fps,
+                            smoothing=args.smoothing, lock_feet=not args.no_foot_lock, betas=betas)
+    body_model = None
+    if args.smplx_model is not None:
+        from .body_model import load_body_model
+
+        body_model = load_body_model(args.smplx_model)
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())  # the add-on's Cancel: keep the work
+
+    def report(event: dict) -> None:
+        if json_mode:
+            emit_json(event)
+        elif args.progress == "bar" and event.get("stage") == "fit":
+            print(f"\r{event['message']:<40}", end="", file=sys.stderr, flush=True)
+
+    try:
+        result = capture_motion(args.video, args.out, options, body_model=body_model, progress=report,
+                                cancel=cancel)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if args.progress == "bar":
+            print(file=sys.stderr)
+    for warning in result.warnings:
+        if json_mode:
+            emit_json({"event": "warning", "photo": args.video.name, "message": warning})
+        else:
+            print(f"warning: {args.video.name}: {warning}", file=sys.stderr)
+    if json_mode:
+        emit_json({"event": "done", "photo": args.video.name, "bundle": str(result.npz.resolve()),
+                   "bvh": str(result.bvh.resolve()), "frames": result.frames, "fps": result.fps,
+                   "partial": result.partial})
+    else:
+        print(f"{args.video.name}: {result.frames} frames at {result.fps:g} fps written to {result.npz} and "
+              f"{result.bvh}")
+    return EXIT_CANCELLED if result.partial else EXIT_OK
 
 
 def _report_error(err: EngineError, emit: Callable[[dict], None] | None, photo: str | None = None) -> None:

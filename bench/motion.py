@@ -1,0 +1,469 @@
+"""Motion-from-video benchmark: synthetic clips with ground truth, rendered from the open body dressed.
+
+Four motions (walk, turn, jump, sit), ≥ 48 frames each at 30 fps, one fixed camera, 1280×720 by default. The
+ground-truth motion is procedural; its root translation is solved so planted feet do not slide (the stance foot's
+ball joint is pinned while planted), so the clips have exact foot contacts. The body is dressed by offsetting its
+surface along the normals per garment (the outfits of ``bench/synthetic.py``) and rendered Lambert-shaded
+(``icon_engine.render``), then encoded with PyAV (H.264).
+
+Metrics over the 22 body joints (metres → mm): MPJPE after aligning the pelvis, PA-MPJPE (per-frame Procrustes),
+acceleration error (mean |Δ²joints| difference, mm/frame², pelvis-aligned) of the final motion and of the
+unsmoothed per-frame fit, foot skating (mean horizontal displacement of the ball-of-foot joint between
+consecutive ground-truth contact frames, cm/frame), speed (frames per second, wall and CPU, and the load).
+
+    python bench/motion.py --out /tmp/motion-bench            # all four clips, 720p
+    python bench/motion.py --clips walk --size 640x360 --frames 48
+    python bench/motion.py --film /tmp/phone.mp4              # a phone-like "real" clip (portrait, rotated)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.synthetic import HAIR, SKIN, garment_offsets, random_outfit, vertex_regions  # noqa: E402
+from icon_engine.bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
+from icon_engine.camera import Camera, default_intrinsics  # noqa: E402
+from icon_engine.motion.trajectory import FEET, posed_joints  # noqa: E402
+
+MOTIONS = ("walk", "turn", "jump", "sit")
+L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = 1, 2, 3, 4, 5, 6, 7, 8, 9
+NECK, HEAD, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW = 12, 15, 16, 17, 18, 19
+BODY = 22
+
+
+def _rot(axis: str, angle: float) -> np.ndarray:
+    v = {"x": (1.0, 0, 0), "y": (0, 1.0, 0), "z": (0, 0, 1.0)}[axis]
+    return axis_angle_to_matrix(np.array(v) * angle)
+
+
+def _compose(*mats: np.ndarray) -> np.ndarray:
+    out = np.eye(3)
+    for m in mats:
+        out = out @ m
+    return matrix_to_axis_angle(out)
+
+
+def _base_pose() -> np.ndarray:
+    """Arms down by the sides (SMPL-X rest is a T-pose)."""
+    p = np.zeros((55, 3))
+    p[L_SHOULDER] = (0.0, 0.0, -1.2)
+    p[R_SHOULDER] = (0.0, 0.0, 1.2)
+    p[L_ELBOW] = (0.0, -0.3, 0.0)
+    p[R_ELBOW] = (0.0, 0.3, 0.0)
+    return p
+
+
+def _arms(p: np.ndarray, swing_l: float, swing_r: float, down: float = 1.2, elbow: float = 0.3) -> None:
+    """Arms lowered by ``down`` rad then swung forward (negative) / backward (positive) about the body's x."""
+    p[L_SHOULDER] = _compose(_rot("x", swing_l), _rot("z", -down))
+    p[R_SHOULDER] = _compose(_rot("x", swing_r), _rot("z", down))
+    p[L_ELBOW] = (0.0, -elbow, 0.0)
+    p[R_ELBOW] = (0.0, elbow, 0.0)
+
+
+def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ground-truth poses (T, 55, 3), planted-foot labels (T, 2) and extra root height (T,) metres (flight) for
+    ``kind`` in :data:`MOTIONS`. Positive hip x-rotation swings the thigh back; positive knee x bends it."""
+    T = frames
+    poses = np.repeat(_base_pose()[None], T, 0)
+    lift = np.zeros(T)
+    planted = np.ones((T, 2), bool)
+    t = np.arange(T) / fps
+    if kind == "walk":
+        phase = 2 * math.pi * t / 1.1
+        for i, ph in enumerate(phase):
+            p = poses[i]
+            s = math.sin(ph)
+            p[0] = (0.0, math.radians(50), 0.0)  # walking diagonally across the view
+            p[L_HIP] = (-0.4 * s, 0.0, 0.03)
+            p[R_HIP] = (0.4 * s, 0.0, -0.03)
+            p[L_KNEE] = (0.08 + 0.7 * max(0.0, math.sin(ph + 1.2)) ** 2, 0.0, 0.0)
+            p[R_KNEE] = (0.08 + 0.7 * max(0.0, math.sin(ph + 1.2 + math.pi)) ** 2, 0.0, 0.0)
+            p[L_ANKLE] = (0.15 * math.cos(ph), 0.0, 0.0)
+            p[R_ANKLE] = (-0.15 * math.cos(ph), 0.0, 0.0)
+            _arms(p, 0.35 * s, -0.35 * s)
+            p[SPINE1] = (0.05, 0.08 * s, 0.0)
+        planted = None  # decided geometrically below
+    elif kind == "turn":
+        phase = 2 * math.pi * t / 0.9
+        for i, ph in enumerate(phase):
+            p = poses[i]
+            p[0] = (0.0, math.pi * min(1.0, t[i] / t[-1]) * 0.9 - 0.3, 0.0)  # turning on the spot, ~160°
+            up_l, up_r = max(0.0, math.sin(ph)), max(0.0, -math.sin(ph))
+            p[L_HIP] = (-0.5 * up_l, 0.0, 0.05)
+            p[R_HIP] = (-0.5 * up_r, 0.0, -0.05)
+            p[L_KNEE] = (0.05 + 0.9 * up_l, 0.0, 0.0)
+            p[R_KNEE] = (0.05 + 0.9 * up_r, 0.0, 0.0)
+            _arms(p, -0.2 * up_r, -0.2 * up_l, down=1.1, elbow=0.5)
+        planted = None
+    elif kind == "jump":
+        take_off, land = int(0.40 * T), int(0.62 * T)
+        for i in range(T):
+            p = poses[i]
+            p[0] = (0.0, 0.25, 0.0)
+            if i < take_off:  # crouch then extend
+                c = math.sin(math.pi * i / take_off) ** 2
+            elif i < land:
+                c = 0.0
+            else:  # absorb the landing, stand up
+                c = 0.8 * math.sin(math.pi * min(1.0, (i - land) / max(T - land - 4, 1))) ** 2
+            p[L_HIP] = (-0.9 * c, 0.0, 0.08)
+            p[R_HIP] = (-0.9 * c, 0.0, -0.08)
+            p[L_KNEE] = (1.3 * c, 0.0, 0.0)
+            p[R_KNEE] = (1.3 * c, 0.0, 0.0)
+            p[L_ANKLE] = (-0.4 * c, 0.0, 0.0)
+            p[R_ANKLE] = (-0.4 * c, 0.0, 0.0)
+            p[SPINE1] = (0.35 * c, 0.0, 0.0)
+            flight = take_off <= i < land
+            _arms(p, 0.6 * c - (1.4 if flight else 0.0), 0.6 * c - (1.4 if flight else 0.0), elbow=0.4)
+        s = (np.arange(T) - take_off) / max(land - take_off, 1)
+        fly = (np.arange(T) >= take_off) & (np.arange(T) < land)
+        lift[fly] = 4 * 0.28 * s[fly] * (1 - s[fly])
+        planted[fly] = False
+    elif kind == "sit":
+        for i in range(T):
+            p = poses[i]
+            p[0] = (0.0, -0.35, 0.0)
+            c = 0.5 - 0.5 * math.cos(math.pi * min(1.0, max(0.0, (t[i] - 0.3) / 1.0)))
+            p[L_HIP] = (-1.45 * c, 0.0, 0.1 * c + 0.03)
+            p[R_HIP] = (-1.45 * c, 0.0, -0.1 * c - 0.03)
+            p[L_KNEE] = (1.5 * c + 0.05, 0.0, 0.0)
+            p[R_KNEE] = (1.5 * c + 0.05, 0.0, 0.0)
+            p[SPINE1] = (0.25 * c, 0.0, 0.0)
+            _arms(p, -0.5 * c, -0.5 * c, elbow=0.3 + 0.9 * c)
+    else:
+        raise ValueError(f"unknown motion {kind!r}")
+    return poses, planted, lift
+
+
+def place_ground_truth(poses: np.ndarray, planted: np.ndarray | None, lift: np.ndarray, rest_joints: np.ndarray,
+                       sole: float) -> tuple[np.ndarray, np.ndarray]:
+    """Root translations (T, 3) pinning planted feet (their ball joints), and the labels (T, 2) used.
+
+    ``planted`` None: the lower ball joint is planted (both when within 1.5 cm). Floor: y = 0; ball joints of
+    planted feet at ``sole`` height."""
+    T = len(poses)
+    rel = posed_joints(rest_joints, poses, np.zeros((T, 3)))
+    balls = rel[:, [FEET[0][1], FEET[1][1]]]  # (T, 2, 3)
+    if planted is None:
+        h = balls[:, :, 1]
+        planted = np.stack([h[:, 0] <= h[:, 1] + 0.015, h[:, 1] <= h[:, 0] + 0.015], 1)
+    trans = np.zeros((T, 3))
+    for i in range(T):
+        if i > 0:
+            both = planted[i] & planted[i - 1]
+            if both.any():  # keep the planted ball joints still horizontally
+                d = (balls[i - 1, both] - balls[i, both]).mean(0)
+                trans[i, [0, 2]] = trans[i - 1, [0, 2]] + d[[0, 2]]
+            else:
+                trans[i, [0, 2]] = trans[i - 1, [0, 2]]
+        feet_y = balls[i, planted[i], 1] if planted[i].any() else balls[i, :, 1]
+        trans[i, 1] = sole - feet_y.min() + lift[i]
+    if not planted.any(1).all():  # flight: interpolate the standing height under the lift
+        base = trans[:, 1] - lift
+        idx = np.flatnonzero(planted.any(1))
+        base = np.interp(np.arange(T), idx, base[idx])
+        trans[:, 1] = base + lift
+    return trans, planted
+
+
+@dataclass
+class Clip:
+    """A synthetic clip: ground truth and where its video is."""
+
+    name: str
+    video: Path
+    poses: np.ndarray  # (T, 55, 3)
+    trans: np.ndarray  # (T, 3)
+    joints: np.ndarray  # (T, 55, 3) world (floor y = 0)
+    planted: np.ndarray  # (T, 2)
+    betas: np.ndarray
+    fps: float
+    camera: Camera
+
+
+def write_video(path: Path, frames, fps: float, size: tuple[int, int], codec: str = "libx264",
+                rotation: int = 0) -> Path:
+    """Encode RGB frames (an iterable of (H, W, 3) uint8) with PyAV; ``rotation`` writes a display matrix
+    (degrees counter-clockwise a player turns the picture, as phones do)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=int(round(fps)))
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "20", "preset": "veryfast"}
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    if rotation:
+        set_mp4_rotation(path, rotation)
+    return path
+
+
+def set_mp4_rotation(path: Path, degrees: int) -> None:
+    """Write a display matrix into every ``tkhd`` box of an MP4/MOV (what phones store for portrait videos):
+    a player turns the picture ``degrees`` counter-clockwise (multiple of 90)."""
+    import struct
+
+    one, zero = 0x10000, 0
+    c, s = {0: (1, 0), 90: (0, 1), 180: (-1, 0), 270: (0, -1)}[degrees % 360]
+    # ISO/IEC 14496-12 matrix {a, b, u, c, d, v, x, y, w}; FFmpeg reads rotation = atan2(b, a) clockwise ...
+    # ... so a counter-clockwise turn by θ stores a = cos θ, b = -sin θ, c = sin θ, d = cos θ.
+    matrix = [c * one, -s * one, zero, s * one, c * one, zero, 0, 0, 0x40000000]
+    data = bytearray(path.read_bytes())
+    pos = data.find(b"tkhd")
+    while pos >= 0:
+        version = data[pos + 4]
+        off = pos + 4 + 4 + (32 if version == 1 else 20) + 8 + 8  # version/flags, times..duration, reserved,
+        struct.pack_into(">9i", data, off, *matrix)                  # layer/group/volume/reserved
+        pos = data.find(b"tkhd", pos + 4)
+    path.write_bytes(bytes(data))
+
+
+def dressed_renderer(body_model: Any, betas: np.ndarray, kind: str = "tight", seed: int = 0):
+    """A function (vertices (V, 3) posed body) → (dressed vertices, faces, colours): the body offset along its
+    normals per garment of an outfit of ``bench/synthetic.py`` (no skirts), coloured per garment."""
+    from icon_engine.render import vertex_normals
+
+    faces = np.asarray(body_model.faces, np.int64)
+    weights = body_model.lbs_weights
+    weights = weights.detach().cpu().numpy() if hasattr(weights, "detach") else np.asarray(weights)
+    regions = vertex_regions(weights)
+    rng = np.random.default_rng(seed)
+    outfit = random_outfit(kind, rng)
+    import torch
+
+    with torch.no_grad():
+        rest_v = body_model.rest_vertices(torch.tensor(betas, dtype=torch.float32)[None])[0].double().numpy()
+        rest_j = body_model.rest_joints(torch.tensor(betas, dtype=torch.float32)[None])[0].double().numpy()
+    waist_y = 0.5 * (rest_j[SPINE1, 1] + rest_j[0, 1]) + 0.03
+    offsets, gid = garment_offsets(regions, rest_v[:, 1], waist_y, outfit, faces)
+    colors = np.where((gid == 1)[:, None], outfit.top_color, np.where((gid == 2)[:, None], outfit.bottom_color,
+                                                                      SKIN))
+    colors = np.where((regions == "head")[:, None] & (rest_v[:, 1] > rest_j[HEAD, 1] + 0.04)[:, None], HAIR, colors)
+    colors = np.where((regions == "foot")[:, None], np.array([0.15, 0.15, 0.17]), colors)
+
+    def dress(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = vertex_normals(vertices, faces)
+        return vertices + offsets[:, None] * n, faces, colors
+
+    return dress
+
+
+def render_frames(body_model: Any, poses: np.ndarray, trans: np.ndarray, betas: np.ndarray, camera: Camera,
+                  outfit: str = "tight", seed: int = 0, noise: float = 0.0):
+    """Yield rendered RGB frames (H, W, 3) uint8 of the dressed body (a generator: one frame in memory)."""
+    import torch
+
+    from icon_engine.render import render_shaded
+
+    dress = dressed_renderer(body_model, betas, outfit, seed)
+    rng = np.random.default_rng(seed)
+    bg = _background(camera)
+    b = torch.tensor(betas, dtype=torch.float32)[None]
+    for p, tr in zip(poses, trans, strict=True):
+        fp = torch.tensor(p, dtype=torch.float32)
+        with torch.no_grad():
+            out = body_model(betas=b, global_orient=fp[None, 0], body_pose=fp[1:22].reshape(1, 63),
+                             transl=torch.tensor(tr, dtype=torch.float32)[None])
+        v, f, c = dress(out.vertices[0].double().numpy())
+        rgb, mask = render_shaded(camera.to_camera(v), f, camera.K, camera.width, camera.height, colors=c,
+                                  light_dir=np.array([0.3, 0.5, 1.0]))
+        img = np.where(mask[..., None], rgb, bg)
+        if noise:
+            img = img + rng.normal(0.0, noise, img.shape)
+        yield (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _background(camera: Camera) -> np.ndarray:
+    """A floor (y = 0, checker tiles) under a plain wall, seen by ``camera`` (float RGB in [0, 1])."""
+    h, w = camera.height, camera.width
+    v, u = np.mgrid[0:h, 0:w] + 0.5
+    rays = np.stack([(u - camera.K[0, 2]) / camera.K[0, 0], (v - camera.K[1, 2]) / camera.K[1, 1], np.ones_like(u)],
+                    -1) @ camera.R  # world directions (row form of R.T @ d)
+    centre = camera.center
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = -centre[1] / rays[..., 1]
+    floor = (rays[..., 1] < 0) & (s > 0)
+    hit = centre + rays * np.where(floor, s, 0.0)[..., None]
+    tiles = (np.floor(hit[..., 0] / 0.5) + np.floor(hit[..., 2] / 0.5)) % 2
+    img = np.empty((h, w, 3))
+    img[:] = (0.70, 0.69, 0.66)
+    img[floor] = np.where(tiles[floor, None] > 0, (0.52, 0.47, 0.42), (0.58, 0.53, 0.47))
+    return img
+
+
+def fixed_camera(joints: np.ndarray, width: int, height: int, distance: float = 4.2, height_m: float = 1.1,
+                 pitch_deg: float = 4.0) -> Camera:
+    """A fixed OpenCV camera on +Z of the motion's centre, at ``height_m``, pitched down by ``pitch_deg``."""
+    centre = 0.5 * (joints[:, 0].min(0) + joints[:, 0].max(0))
+    span = float(np.ptp(joints[:, 0, [0, 2]], 0).max())
+    K = default_intrinsics(width, height)
+    eye = np.array([centre[0], height_m, centre[2] + distance + 0.6 * span])
+    pitch = math.radians(pitch_deg)
+    fwd = np.array([0.0, -math.sin(pitch), -math.cos(pitch)])
+    x = np.cross(fwd, [0.0, 1.0, 0.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(fwd, x)
+    R = np.stack([x, y, fwd])
+    return Camera(K, R, -R @ eye, width, height)
+
+
+def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: float = 30.0,
+              size: tuple[int, int] = (1280, 720), seed: int = 0, outfit: str = "tight", reuse: bool = False) -> Clip:
+    """Render the ``kind`` clip to ``out_dir/<kind>.mp4`` with its ground truth (``reuse``: keep an existing
+    video of that name; the ground truth is deterministic)."""
+    import torch
+
+    rng = np.random.default_rng([seed, MOTIONS.index(kind) if kind in MOTIONS else 9])
+    betas = np.clip(rng.normal(0.0, 0.7, int(getattr(body_model, "num_betas", 10))), -1.5, 1.5).astype(np.float32)
+    betas[4:] *= 0.5
+    with torch.no_grad():
+        b = torch.tensor(betas)[None]
+        rest_j = body_model.rest_joints(b)[0].double().numpy()
+        rest_v = body_model.rest_vertices(b)[0].double().numpy()
+    sole = float(np.mean([rest_j[ball, 1] for _, ball in FEET]) - rest_v[:, 1].min())
+    poses, planted, lift = procedural_motion(kind, frames, fps)
+    trans, planted = place_ground_truth(poses, planted, lift, rest_j, sole)
+    joints = posed_joints(rest_j, poses, trans)
+    camera = fixed_camera(joints, *size)
+    path = out_dir / f"{kind}.mp4"
+    if not (reuse and path.exists()):
+        write_video(path, render_frames(body_model, poses, trans, betas, camera, outfit, seed), fps, size)
+    return Clip(kind, path, poses, trans, joints, planted, betas, fps, camera)
+
+
+# --------------------------------------------------------------------------------------------------- metrics
+
+
+def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``pred`` (J, 3) aligned to ``gt`` by the best similarity transform (rotation, scale, translation)."""
+    mp, mg = pred.mean(0), gt.mean(0)
+    p, g = pred - mp, gt - mg
+    U, s, Vt = np.linalg.svd(p.T @ g)
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.diag([1.0, 1.0, d])
+    R = U @ D @ Vt
+    scale = (s * np.diag(D)).sum() / max((p**2).sum(), 1e-12)
+    return scale * p @ R + mg
+
+
+def metrics(pred: np.ndarray, gt: np.ndarray, planted: np.ndarray, fps: float) -> dict[str, float]:
+    """MPJPE / PA-MPJPE (mm), acceleration error (mm/frame²) and foot skating (cm/frame) of predicted joints
+    (T, ≥22, 3) against ground truth (T, ≥22, 3); ``planted`` (T, 2) the ground-truth contacts."""
+    p, g = pred[:, :BODY], gt[:, :BODY]
+    pr, gr = p - p[:, :1], g - g[:, :1]
+    mpjpe = float(np.linalg.norm(pr - gr, axis=-1).mean() * 1000)
+    pa = float(np.mean([np.linalg.norm(procrustes(a, b) - b, axis=-1).mean() for a, b in zip(p, g, strict=True)])
+               * 1000)
+    acc = float(np.linalg.norm(np.diff(pr, 2, axis=0) - np.diff(gr, 2, axis=0), axis=-1).mean() * 1000) \
+        if len(p) > 2 else float("nan")
+    skate = []
+    for side, (_, ball) in enumerate(FEET):
+        both = planted[1:, side] & planted[:-1, side]
+        step = np.linalg.norm(np.diff(pred[:, ball, [0, 2]], axis=0), axis=-1)
+        skate.extend(step[both].tolist())
+    return {"mpjpe_mm": mpjpe, "pa_mpjpe_mm": pa, "accel_mm_f2": acc,
+            "skate_cm_per_frame": float(np.mean(skate) * 100) if skate else float("nan")}
+
+
+def evaluate_clip(clip: Clip, body_model: Any, out_dir: Path) -> dict[str, Any]:
+    """Run the capture on ``clip`` and score it (ground-truth shape given, as an avatar would give it)."""
+    from icon_engine.motion import MotionOptions, capture_motion
+
+    load = os.getloadavg()[0]
+    res = capture_motion(clip.video, out_dir / clip.name, MotionOptions(betas=clip.betas), body_model=body_model)
+    raw = res.raw
+    idx = np.load(res.npz)["frame_index"]
+    gt, planted = clip.joints[idx], clip.planted[idx]
+    unsmoothed = posed_joints(raw["rest_joints"], raw["poses"], raw["trans"])
+    final = raw["joints"]
+    m = metrics(final, gt, planted, clip.fps)
+    m0 = metrics(unsmoothed, gt, planted, clip.fps)
+    t = res.timings
+    n = res.frames
+    return {
+        "clip": clip.name, "frames": n, **{k: round(v, 2) for k, v in m.items()},
+        "accel_unsmoothed_mm_f2": round(m0["accel_mm_f2"], 2), "accel_ratio": round(m["accel_mm_f2"]
+                                                                                   / m0["accel_mm_f2"], 3),
+        "pa_mpjpe_unsmoothed_mm": round(m0["pa_mpjpe_mm"], 2),
+        "skate_unlocked_cm_per_frame": round(m0["skate_cm_per_frame"], 2),
+        "fps_wall": round(n / t["frames_wall_s"], 2), "cpu_ms_per_frame": round(1000 * t["frames_cpu_s"] / n, 1),
+        "track_ms": round(1000 * t["track"] / n, 1), "fit_ms": round(1000 * t["fit"] / n, 1),
+        "decode_ms": round(1000 * t["decode"] / n, 1), "load_avg": round(load, 2),
+        "warnings": res.warnings,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("/tmp/icon-motion-bench"))
+    ap.add_argument("--clips", nargs="*", default=list(MOTIONS), choices=MOTIONS)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--reuse", action="store_true", help="reuse rendered clips in --out (ground truth is recomputed)")
+    ap.add_argument("--film", type=Path, help="only film the phone-like clip to this path")
+    args = ap.parse_args(argv)
+    size = tuple(int(v) for v in args.size.split("x"))
+    from icon_engine.body_model import load_body_model
+
+    body_model = load_body_model()
+    if args.film:
+        film_phone_clip(body_model, args.film)
+        print(args.film)
+        return
+    rows = []
+    for kind in args.clips:
+        t0 = time.perf_counter()
+        clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse)
+        render_s = time.perf_counter() - t0
+        row = evaluate_clip(clip, body_model, args.out)
+        row["render_s"] = round(render_s, 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+
+
+def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 30.0) -> Clip:
+    """A phone-like clip: portrait 720×1280 stored landscape with a 90° display matrix, a loose outfit, sensor
+    noise, walking towards the camera then turning (the "real video" stand-in; no free clip is downloaded)."""
+    import torch
+
+    betas = np.array([0.8, -0.5, 0.3, 0.0, 0.2, 0, 0, 0, 0, 0], np.float32)
+    with torch.no_grad():
+        b = torch.tensor(betas)[None]
+        rest_j = body_model.rest_joints(b)[0].double().numpy()
+        rest_v = body_model.rest_vertices(b)[0].double().numpy()
+    sole = float(np.mean([rest_j[ball, 1] for _, ball in FEET]) - rest_v[:, 1].min())
+    poses, _, lift = procedural_motion("walk", frames, fps)
+    poses[:, 0] = np.array([0.0, 1.0, 0.0])[None] * np.linspace(0.3, -0.6, frames)[:, None]
+    trans, planted = place_ground_truth(poses, None, lift, rest_j, sole)
+    joints = posed_joints(rest_j, poses, trans)
+    camera = fixed_camera(joints, 720, 1280, distance=3.6, height_m=1.4, pitch_deg=9.0)
+    upright = render_frames(body_model, poses, trans, betas, camera, "loose", seed=3, noise=0.02)
+    stored = (np.ascontiguousarray(np.rot90(f, -1)) for f in upright)  # the sensor's landscape frames
+    write_video(path, stored, fps, (1280, 720), rotation=90)
+    return Clip("phone", path, poses, trans, joints, planted, betas, fps, camera)
+
+
+if __name__ == "__main__":
+    main()

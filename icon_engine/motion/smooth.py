@@ -1,0 +1,141 @@
+"""Temporal filtering of a motion: zero-phase Butterworth (offline) or OneEuro (live), gap bridging. Torch-free.
+
+Rotations are filtered as unit quaternions (w, x, y, z) made sign-continuous along time first (q and −q are the
+same rotation; mixing them would average to nonsense), then renormalised — for the small angular steps between
+video frames this equals filtering on the rotation manifold to first order. Translations are filtered per axis.
+The Butterworth filter runs forwards and backwards (:func:`scipy.signal.filtfilt`): no lag, no phase shift.
+Time is in frames; cut-offs are in Hz at the motion's frame rate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.signal import butter, filtfilt
+
+from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_quaternion
+
+#: Default cut-off frequencies (Hz) for body rotations and for the root translation.
+ROTATION_CUTOFF_HZ = 5.0
+TRANSLATION_CUTOFF_HZ = 3.0
+
+
+def axis_angle_to_quaternion(aa: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angle → (..., 4) unit quaternions (w, x, y, z), w ≥ 0."""
+    aa = np.asarray(aa, dtype=np.float64)
+    return matrix_to_quaternion(axis_angle_to_matrix(aa.reshape(-1, 3))).reshape(aa.shape[:-1] + (4,))
+
+
+def quaternion_to_axis_angle(q: np.ndarray) -> np.ndarray:
+    """(..., 4) quaternions (w, x, y, z; any norm) → (..., 3) axis-angle with angle in [0, π]."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+    q = np.where(q[..., :1] < 0, -q, q)
+    s = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(s, q[..., :1])
+    return np.where(s > 1e-9, q[..., 1:] / np.maximum(s, 1e-12) * angle, 2.0 * q[..., 1:])
+
+
+def sign_continuous(q: np.ndarray) -> np.ndarray:
+    """Quaternions (T, ..., 4) with signs flipped so consecutive frames have a non-negative dot product."""
+    q = np.array(q, dtype=np.float64, copy=True)
+    if len(q) < 2:
+        return q
+    flips = np.where(np.sum(q[1:] * q[:-1], axis=-1) < 0, -1.0, 1.0)
+    q[1:] *= np.cumprod(flips, axis=0)[..., None]
+    return q
+
+
+def _butter(cutoff_hz: float, fps: float, order: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
+    nyquist = 0.5 * fps
+    if cutoff_hz <= 0 or cutoff_hz >= 0.95 * nyquist:
+        return None
+    return butter(order, cutoff_hz / nyquist)
+
+
+def zero_phase(x: np.ndarray, fps: float, cutoff_hz: float) -> np.ndarray:
+    """Zero-phase low-pass of ``x`` (T, ...) along time (2nd-order Butterworth, run forwards and backwards).
+    Short clips are padded by reflection as far as they allow; clips under 4 frames come back unchanged."""
+    x = np.asarray(x, dtype=np.float64)
+    ba = _butter(cutoff_hz, fps)
+    if ba is None or len(x) < 4:
+        return x.copy()
+    b, a = ba
+    return filtfilt(b, a, x, axis=0, padlen=min(len(x) - 1, 3 * max(len(a), len(b)) * 4), padtype="odd")
+
+
+def smooth_rotations(aa: np.ndarray, fps: float, cutoff_hz: float = ROTATION_CUTOFF_HZ) -> np.ndarray:
+    """Zero-phase smoothing of axis-angle rotations (T, J, 3) through sign-continuous quaternions."""
+    q = sign_continuous(axis_angle_to_quaternion(aa))
+    return quaternion_to_axis_angle(zero_phase(q, fps, cutoff_hz))
+
+
+class OneEuro:
+    """The OneEuro filter (Casiez et al., CHI 2012) on arrays of any shape: a causal low-pass whose cut-off rises
+    with speed (little jitter when still, little lag when moving). ``min_cutoff`` Hz, ``beta`` s/unit,
+    ``d_cutoff`` Hz for the speed estimate; call with one sample per frame at ``fps``."""
+
+    def __init__(self, fps: float, min_cutoff: float = 1.5, beta: float = 0.3, d_cutoff: float = 1.0) -> None:
+        self.fps, self.min_cutoff, self.beta, self.d_cutoff = fps, min_cutoff, beta, d_cutoff
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+
+    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
+        tau = 1.0 / (2.0 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau * self.fps)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self._x is None:
+            self._x, self._dx = x.copy(), np.zeros_like(x)
+            return x.copy()
+        dx = (x - self._x) * self.fps
+        a_d = self._alpha(self.d_cutoff)
+        self._dx = a_d * dx + (1 - a_d) * self._dx
+        a = self._alpha(self.min_cutoff + self.beta * np.abs(self._dx))
+        self._x = a * x + (1 - a) * self._x
+        return self._x.copy()
+
+
+def one_euro_rotations(aa: np.ndarray, fps: float, **kw: float) -> np.ndarray:
+    """OneEuro-filtered axis-angle rotations (T, J, 3) (causal; sign-continuous quaternions, renormalised)."""
+    q = sign_continuous(axis_angle_to_quaternion(aa))
+    f = OneEuro(fps, **kw)
+    return quaternion_to_axis_angle(np.stack([f(frame) for frame in q]))
+
+
+def one_euro(x: np.ndarray, fps: float, **kw: float) -> np.ndarray:
+    """OneEuro-filtered samples (T, ...) (causal)."""
+    f = OneEuro(fps, **kw)
+    return np.stack([f(frame) for frame in np.asarray(x, dtype=np.float64)])
+
+
+def segments(valid: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """Runs [start, end) of ``valid`` frames, joining runs separated by at most ``max_gap`` invalid frames."""
+    idx = np.flatnonzero(np.asarray(valid, bool))
+    if len(idx) == 0:
+        return []
+    runs = [[int(idx[0]), int(idx[0]) + 1]]
+    for i in idx[1:]:
+        if i - runs[-1][1] <= max_gap:
+            runs[-1][1] = int(i) + 1
+        else:
+            runs.append([int(i), int(i) + 1])
+    return [(a, b) for a, b in runs]
+
+
+def bridge(values: np.ndarray, valid: np.ndarray, rotations: bool) -> np.ndarray:
+    """Fill invalid frames of ``values`` (T, ..., 3) between valid ones: rotations by normalised quaternion
+    interpolation (sign-continuous), anything else linearly; ends are held."""
+    valid = np.asarray(valid, bool)
+    out = np.array(values, dtype=np.float64, copy=True)
+    good = np.flatnonzero(valid)
+    if len(good) == 0 or valid.all():
+        return out
+    t = np.arange(len(out))
+    data = sign_continuous(axis_angle_to_quaternion(out[good])) if rotations else out[good]
+    flat = data.reshape(len(good), -1)
+    filled = np.stack([np.interp(t, good, flat[:, c]) for c in range(flat.shape[1])], 1)
+    filled = filled.reshape((len(out),) + data.shape[1:])
+    return quaternion_to_axis_angle(filled) if rotations else filled
