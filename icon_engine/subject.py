@@ -33,8 +33,9 @@ VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".mov", ".webm", ".avi", ".m
 MAX_INPUTS = 20
 #: Default number of frames taken from each video.
 DEFAULT_FRAMES = 12
-#: Frames examined per kept frame when picking the sharp ones (a clip is decoded once, at reduced size).
-CANDIDATES_PER_FRAME = 4
+#: Frames examined per kept frame when picking the sharp ones, for long clips (shorter ones: every frame). The
+#: clip is decoded once, at reduced size.
+CANDIDATES_PER_FRAME = 50
 #: Longest side of the frames measured for sharpness (pixels).
 SHARPNESS_SIDE = 320
 #: A photo is dropped when its fit explains the person this badly: keypoint error (px at 1000 px image height) ...
@@ -129,36 +130,21 @@ def _grey_small(rgb: np.ndarray) -> np.ndarray:
     return small @ np.array([0.299, 0.587, 0.114])
 
 
-def pick_frames(times: np.ndarray, scores: np.ndarray, count: int) -> list[int]:
-    """Indices of ``count`` frames: the best-scoring frame in each of ``count`` equal time bins (fewer when the
-    clip has fewer frames), in time order."""
-    times = np.asarray(times, dtype=np.float64)
-    if len(times) <= count:
-        return list(range(len(times)))
-    edges = np.linspace(times.min(), times.max() + 1e-9, count + 1)
-    chosen = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        inside = np.nonzero((times >= lo) & (times < hi))[0]
-        if len(inside):
-            chosen.append(int(inside[np.argmax(scores[inside])]))
-    return sorted(set(chosen))
-
-
 def pick_video_frames(video: Path, count: int, work_dir: Path) -> list[SubjectInput]:
     """``count`` sharp frames spread over ``video``, written as PNG files under ``work_dir``.
 
-    The clip is streamed once (rotation metadata honoured, frames decoded at reduced size by
-    :mod:`icon_engine.motion.video`); about ``CANDIDATES_PER_FRAME × count`` evenly spaced frames are scored for
-    sharpness and the sharpest of each time bin is kept at full processing size."""
+    The clip is streamed once (rotation metadata honoured, frames decoded at processing size by
+    :mod:`icon_engine.motion.video`); every frame (at most ``CANDIDATES_PER_FRAME × count`` evenly spaced ones of
+    a long clip) is scored for sharpness and the sharpest of each time bin is kept."""
     from PIL import Image
 
     from .motion.video import iter_frames, probe_video
 
     info = probe_video(video)
     duration = info.frame_count / info.fps if info.frame_count else 0.0
-    rate = None
-    if duration > 0:
-        rate = min(info.fps, max(1e-3, CANDIDATES_PER_FRAME * count / duration))
+    rate = None  # every frame of a short clip is a candidate
+    if duration > 0 and info.frame_count > CANDIDATES_PER_FRAME * count:
+        rate = min(info.fps, CANDIDATES_PER_FRAME * count / duration)
     kept: list[tuple[float, float, np.ndarray]] = []  # (time, score, rgb): the best candidate per bin so far
     bins = max(count, 1)
     for frame in iter_frames(info, fps=rate):

@@ -13,7 +13,6 @@ from icon_engine.errors import EngineError
 from icon_engine.subject import (
     MAX_INPUTS,
     gather_inputs,
-    pick_frames,
     sharpness,
 )
 
@@ -64,13 +63,6 @@ def test_sharpness_prefers_crisp_images() -> None:
     from scipy.ndimage import gaussian_filter
 
     assert sharpness(crisp) > 5 * sharpness(gaussian_filter(crisp, 2.0))
-
-
-def test_pick_frames_takes_the_best_of_each_time_bin() -> None:
-    times = np.arange(12) / 12.0
-    scores = np.array([1, 5, 2, 0, 0, 9, 3, 3, 1, 1, 2, 1], float)
-    assert pick_frames(times, scores, 3) == [1, 5, 10]
-    assert pick_frames(times[:2], scores[:2], 5) == [0, 1]
 
 
 def test_gather_inputs_expands_folders_and_takes_sharp_video_frames(tmp_path: Path) -> None:
