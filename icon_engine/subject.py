@@ -309,3 +309,168 @@ def _same_person(views: list[SubjectView], body_model: Any, betas: np.ndarray, w
                         f"the others {reference:.2f} m).")
         next(e for e in report["inputs"] if e["label"] == label)["status"] = "other_person"
     return [v for v in views if v.input.label not in odd], statures
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fusion in the rest pose
+
+#: Confidence of a photo's surface at a point: RIM_FLOOR + rim², rim = 1 − |cos(normal, view ray)|. A photo's
+#: silhouette pins the surface where it is seen edge-on (its rim); where the surface faces its camera (front or
+#: back), its depth is the body-guided guess of the checkpoint-free surface.
+RIM_FLOOR = 0.05
+
+
+class FusedOccupancy:
+    """Canonical occupancy of several photos (metres, positive inside): the confidence-weighted mean of every
+    photo's observed occupancy at its warped point, where the confidence of photo i is
+    ``(1 − contact_i) · (RIM_FLOOR + rim_i²)``; where every photo is in a contact zone the body prior (the
+    canonical body grown by the clothing offsets measured over all photos) takes over.
+
+    ``occupancies``: one :class:`icon_engine.avatar.CanonicalOccupancy` per photo, all over the same canonical
+    body; ``centres``: each photo's camera centre in its own bundle world (metres)."""
+
+    def __init__(self, occupancies: list[Any], centres: list[np.ndarray]) -> None:
+        if not occupancies or len(occupancies) != len(centres):
+            raise ValueError("one camera centre per occupancy, at least one")
+        self.occupancies = occupancies
+        self.centres = [np.asarray(c, dtype=np.float64).reshape(1, 3) for c in centres]
+        self.count = 0
+        self.contact_count = 0
+
+    def __call__(self, x_c: np.ndarray) -> np.ndarray:
+        self.count += len(x_c)
+        first = self.occupancies[0]
+        weights, _ = first.skin.weights(x_c)  # the skinning field depends on the canonical body alone
+        num = np.zeros(len(x_c))
+        den = np.zeros(len(x_c))
+        free = np.zeros(len(x_c))
+        for occ, centre in zip(self.occupancies, self.centres, strict=True):
+            x_p = occ.skin.warp(x_c, weights)
+            q = occ.clothed.query(x_p)
+            contact = occ.contact(x_c, x_p)
+            ray = x_p - centre
+            ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12)
+            rim = 1.0 - np.abs(np.einsum("ni,ni->n", q.normal, ray))
+            conf = (1.0 - contact) * (RIM_FLOOR + rim * rim)
+            num += conf * -q.distance
+            den += conf
+            free = np.maximum(free, 1.0 - contact)
+        observed = num / np.maximum(den, 1e-12)
+        out = observed.copy()
+        blend = np.nonzero(free < 1.0)[0]
+        if len(blend):
+            self.contact_count += int((free < 0.5).sum())
+            out[blend] = free[blend] * observed[blend] + (1.0 - free[blend]) * first.prior(x_c[blend])
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The whole run
+
+
+def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: Any = None, *,
+                        frames: int = DEFAULT_FRAMES, progress: Any = None, cancel: Any = None,
+                        bundle_name: str | None = None, body_model: Any | None = None) -> Path:
+    """Photos (and videos, folders) of one person → one bundle ``out_dir/<first input's stem>``.
+
+    Same stages and protocol as :func:`icon_engine.pipeline.reconstruct` (progress messages name the photo being
+    worked on); the bundle's posed mesh, camera, photo and mask are the first usable photo's, and
+    ``bundle.json["subject"]`` lists every input with its status, pose, translation, camera and fit metrics."""
+    from .bundle import write_bundle
+    from .options import ReconstructOptions, resolve_device
+    from .pipeline import assemble_bundle, build_clothed_surface, load_body
+    from .progress import ProgressReporter
+
+    options = options or ReconstructOptions()
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise EngineError("usage", "No photo given.", "Name the person's photos, folders or videos.")
+    name = bundle_name or paths[0].stem
+    target = Path(out_dir) / name
+    reporter = ProgressReporter(name, progress, cancel)
+    device = resolve_device(options.device)
+
+    reporter.stage("load", "Reading the photos")
+    with tempfile.TemporaryDirectory(prefix="icon-subject-") as work:
+        items = gather_inputs(paths, frames=frames, work_dir=work)
+
+        reporter.stage("body_model", "Loading the body model")
+        if body_model is None:
+            body_model = load_body(options, device)
+
+        reporter.stage("fit", "Fitting the body to every photo")
+
+        def fit_progress(i: int, n: int, text: str) -> None:
+            reporter.update(i / max(n, 1), f"{text} ({i + 1}/{n})")
+
+        views, warnings, report = fit_subject(items, body_model, quality=options.quality, device=device,
+                                              person_index=options.person_index, progress=fit_progress)
+
+        reporter.stage("surface", "Building the clothed surfaces")
+        surfaces = []
+        for i, view in enumerate(views):
+            reporter.update(i / len(views), f"Clothed surface of {view.input.label} ({i + 1}/{len(views)})")
+            surface = build_clothed_surface(view.fit, view.observation, view.photo, options, device, _Quiet(),
+                                            body_model)
+            warnings += [f"{view.input.label}: {w}" for w in surface.warnings]
+            surfaces.append(surface)
+
+        reporter.stage("rig", "Fusing the photos into one avatar")
+        from .avatar import build_fused_avatar
+
+        first = views[0]
+        avatar = build_fused_avatar([s.vertices for s in surfaces], [s.faces for s in surfaces],
+                                    [v.fit for v in views], body_model, options=options,
+                                    camera=first.fit.camera, mask=first.observation.mask, progress=reporter)
+        warnings += list(avatar.warnings)
+        surface = replace(surfaces[0], vertices=avatar.posed_vertices, faces=avatar.faces,
+                          method=f"{surfaces[0].method}+fused-{len(views)}")
+
+        texture = None
+        if options.texture:
+            reporter.stage("texture", "Baking the texture")
+            from .texture import bake_texture
+
+            texture = bake_texture(avatar.posed_vertices, avatar.faces, first.photo.rgb, first.observation.mask,
+                                   first.fit.camera, size=options.resolved_texture_size, progress=reporter,
+                                   vertex_parts=avatar.vertex_parts)
+
+        reporter.stage("bundle", "Writing the bundle")
+        content = assemble_bundle(
+            image=first.photo, observation=first.observation, fit=first.fit, surface=surface, texture=texture,
+            rig=avatar.rig, body_model=body_model, options=options, device=device, warnings=warnings,
+            timings=reporter.timings,
+        )  # fmt: skip
+        content.metadata["subject"] = subject_metadata(views, report)
+        reporter.update(0.5, "Writing files")
+        path = write_bundle(target, content)
+    reporter.update(1.0, "Done")
+    reporter.finish()
+    return path
+
+
+class _Quiet:
+    """A progress sink for sub-steps whose own fractions would jump back and forth between photos."""
+
+    def update(self, fraction: float, message: str = "") -> None:
+        pass
+
+
+def subject_metadata(views: list[SubjectView], report: dict[str, Any]) -> dict[str, Any]:
+    """``bundle.json["subject"]``: the shared shape and, per input, its status and — when used — its pose (55, 3)
+    axis-angle, translation (metres), camera (OpenCV, original-photo pixels) and fit metrics."""
+    by_label = {v.input.label: v for v in views}
+    photos = []
+    for entry in report["inputs"]:
+        item = dict(entry)
+        view = by_label.get(entry["label"])
+        if view is not None:
+            cam = view.fit.camera.rescaled(1.0 / view.photo.scale, *view.photo.original_size)
+            item.update(full_pose=np.asarray(view.fit.full_pose, dtype=np.float64).reshape(55, 3).tolist(),
+                        transl=np.asarray(view.fit.transl, dtype=np.float64).reshape(3).tolist(),
+                        camera={"convention": "opencv", "K": np.asarray(cam.K).tolist(),
+                                "R": np.asarray(cam.R).tolist(), "t": np.asarray(cam.t).tolist(),
+                                "width": int(cam.width), "height": int(cam.height)})
+        photos.append(item)
+    return {"photos": photos, "used": len(views), "betas": list(report["betas"]),
+            "stature_m": float(report["stature_m"])}
