@@ -316,15 +316,15 @@ def render_subject(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray,
 
 
 def make_subject(body_model: Any, index: int, seed: int = 0, size: tuple[int, int] = (448, 640),
-                 spacing: float = 0.007, kind: str | None = None) -> SyntheticSubject:
-    """Subject ``index`` of the series ``seed``: shape, pose, outfit (``kind`` or :data:`KINDS` cycled) and
-    its render at ``size`` (width, height) pixels."""
+                 spacing: float = 0.007, kind: str | None = None, pose: np.ndarray | None = None) -> SyntheticSubject:
+    """Subject ``index`` of the series ``seed``: shape, pose (``pose`` (55, 3) axis-angle or a random standing
+    one), outfit (``kind`` or :data:`KINDS` cycled) and its render at ``size`` (width, height) pixels."""
     rng = np.random.default_rng([seed, index])
     kind = kind or KINDS[index % len(KINDS)]
     nb = int(getattr(body_model, "num_betas", 10))
     betas = np.clip(rng.normal(0.0, 0.8, nb), -2.0, 2.0)
     betas[min(nb, 4):] *= 0.5
-    pose = random_pose(rng)
+    pose = random_pose(rng) if pose is None else np.asarray(pose, dtype=np.float64).reshape(55, 3)
     rest_v, rest_j = pose_body(body_model, np.zeros((55, 3)), betas)
     verts, joints = pose_body(body_model, pose, betas)
     faces = np.asarray(body_model.faces, np.int64)

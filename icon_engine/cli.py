@@ -259,6 +259,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise EngineError("bad_bundle", f"Invalid bundle: {exc}", "Re-run the reconstruction.") from exc
     print(f"{bundle.path}: valid bundle v{bundle.meta['format_version']}, {len(bundle.posed_mesh.vertices)} "
           f"vertices, {len(bundle.posed_mesh.faces)} faces, body model {bundle.meta['body']['model']}")
+    from .rig import rest_torn_report
+
+    print(rest_torn_report(bundle.posed_mesh.vertices, bundle.rest_mesh.vertices, bundle.rest_mesh.faces))
     return EXIT_OK
 
 

@@ -1,12 +1,18 @@
 """Photo → result bundle: runs the stages in order (docs/architecture.md) and writes the bundle atomically.
 
+Order: photo → person → body fit → clothed surface (photo pose) → canonical avatar ("rig": the surface rebuilt in
+the rest pose, skinned and posed back, :mod:`icon_engine.avatar`) → texture baked on the avatar's posed mesh →
+bundle. The bundle's posed mesh is the avatar's LBS output, so it reproduces exactly from the rest mesh.
+
 Frames: stages work in processing pixels of :class:`~icon_engine.image_io.Photo`; the bundle's camera and mask
 are in pixels of the original photo; 3D data is in the bundle world (SMPL-X frame, metres).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +85,22 @@ def reconstruct(
 
         fit = apply_refined_body(fit, surface)
 
+    reporter.stage("rig", "Building the animatable avatar")
+    avatar = build_canonical_avatar(surface, fit, observation, options, reporter, body_model)
+    warnings += list(avatar.warnings)
+    rig = avatar.rig
+    surface = dataclasses.replace(surface, vertices=avatar.posed_vertices, faces=avatar.faces)
+
     texture = None
     if options.texture:
         reporter.stage("texture", "Baking the texture")
         from .texture import bake_texture
 
+        extra = {"vertex_parts": avatar.vertex_parts} if _accepts(bake_texture, "vertex_parts") else {}
         texture = bake_texture(
             surface.vertices, surface.faces, image.rgb, observation.mask, fit.camera,
-            size=options.resolved_texture_size, progress=reporter,
+            size=options.resolved_texture_size, progress=reporter, **extra,
         )  # fmt: skip
-
-    reporter.stage("rig", "Rigging to SMPL-X")
-    from .rig import rig_surface
-
-    rig = rig_surface(surface.vertices, surface.faces, fit, body_model, rest_pose=options.rest_pose, progress=reporter)
 
     reporter.stage("bundle", "Writing the bundle")
     content = assemble_bundle(
@@ -134,6 +142,25 @@ def build_clothed_surface(fit: Any, observation: Any, image: Any, options: Recon
 
     return build_surface(fit, observation, image, quality=options.quality, progress=reporter,
                          face_count=options.resolved_face_count)
+
+
+def build_canonical_avatar(surface: Any, fit: Any, observation: Any, options: ReconstructOptions,
+                           reporter: ProgressReporter, body_model: Any) -> Any:
+    """Rebuild the photo's clothed surface as the canonical (rest-pose) avatar and pose it
+    (:func:`icon_engine.avatar.build_avatar`): grid and smoothing of the quality preset, the options' face budget
+    and rest pose, the posed silhouette checked against the person mask."""
+    from .avatar import build_avatar
+    from .surface import QUALITY_PRESETS
+
+    preset = QUALITY_PRESETS[options.quality]
+    return build_avatar(surface.vertices, surface.faces, fit, body_model, resolution=preset["resolution"],
+                        levels=preset["levels"], smooth=preset["smooth"], face_count=options.resolved_face_count,
+                        rest_pose=options.rest_pose, camera=fit.camera, mask=observation.mask, progress=reporter)
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    """Whether ``fn`` takes a keyword argument ``name``."""
+    return name in inspect.signature(fn).parameters
 
 
 def _encode_png(image: np.ndarray) -> bytes:

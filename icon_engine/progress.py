@@ -27,7 +27,7 @@ from typing import TextIO
 from .errors import Cancelled
 
 #: Stages of one reconstruction, in order.
-STAGES: tuple[str, ...] = ("load", "detect", "body_model", "fit", "surface", "texture", "rig", "bundle")
+STAGES: tuple[str, ...] = ("load", "detect", "body_model", "fit", "surface", "rig", "texture", "bundle")
 
 #: Rough share of the run's time per stage (sums to 1), for the overall fraction.
 STAGE_WEIGHTS: dict[str, float] = {
@@ -35,9 +35,9 @@ STAGE_WEIGHTS: dict[str, float] = {
     "detect": 0.08,
     "body_model": 0.05,
     "fit": 0.30,
-    "surface": 0.30,
+    "surface": 0.22,
+    "rig": 0.16,
     "texture": 0.12,
-    "rig": 0.08,
     "bundle": 0.05,
 }
 

@@ -388,6 +388,36 @@ def rest_stretched_faces(posed: np.ndarray, rest: np.ndarray, faces: np.ndarray,
     return int(((lr > ratio * lp) & (lr - lp > 0.002)).any(axis=1).sum())
 
 
+#: Torn face (docs/method.md): its longest edge grows more than TORN_RATIO times and ends over TORN_MIN_M metres.
+TORN_RATIO = 3.0
+TORN_MIN_M = 0.03
+
+
+def longest_edges(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(M,) longest edge of each face (mesh units)."""
+    t = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
+    return np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2).max(axis=1)
+
+
+def torn_faces(reference: np.ndarray, moved: np.ndarray, faces: np.ndarray, ratio: float = TORN_RATIO,
+               min_length: float = TORN_MIN_M) -> np.ndarray:
+    """(M,) bool: faces whose longest edge in ``moved`` (N, 3) is over ``ratio`` times the one in ``reference``
+    (N, 3, same faces) and over ``min_length`` metres: the sheets a re-pose drags between parts that touched."""
+    lr, lm = longest_edges(reference, faces), longest_edges(moved, faces)
+    return (lm > ratio * lr) & (lm > min_length)
+
+
+def rest_torn_report(posed: np.ndarray, rest: np.ndarray, faces: np.ndarray) -> str:
+    """One line for ``validate``: the rest mesh's torn faces against the posed mesh (:func:`torn_faces`)."""
+    torn = torn_faces(posed, rest, faces)
+    if not torn.any():
+        return "rest mesh: no torn faces (the avatar re-poses without sheets between parts)"
+    worst = float(longest_edges(rest, faces)[torn].max())
+    return (f"warning: the rest mesh has {int(torn.sum())} torn faces ({100.0 * torn.mean():.2f} %, longest edge "
+            f"{worst:.2f} m): faces more than {TORN_RATIO:g}x longer than in the posed mesh, which tear when the "
+            "avatar is re-posed; re-run the reconstruction with this engine version")
+
+
 def _region_faces(vertices: np.ndarray, faces: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
     cent = np.asarray(vertices)[np.asarray(faces)].mean(axis=1)
     d = np.linalg.norm(cent[:, None, :] - centres[None], axis=2).min(axis=1)

@@ -44,7 +44,7 @@ def test_progress_protocol_covers_every_stage_and_ends_with_done(sample_run) -> 
     bundle_dir, events = sample_run
     progress = [e for e in events if e["event"] == "progress"]
     assert list(dict.fromkeys(e["stage"] for e in progress)) == [
-        "load", "detect", "body_model", "fit", "surface", "texture", "rig", "bundle"]
+        "load", "detect", "body_model", "fit", "surface", "rig", "texture", "bundle"]
     overall = [e["overall"] for e in progress]
     assert overall == sorted(overall) and overall[-1] == pytest.approx(1.0)
     assert events[-1] == {"event": "done", "photo": "sample.png", "bundle": str(bundle_dir)}

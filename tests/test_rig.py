@@ -14,6 +14,7 @@ from icon_engine.rig import (
     pose_relative_to_rest,
     rest_pose_angles,
     rig_surface,
+    torn_faces,
     transfer_weights,
 )
 
@@ -198,6 +199,41 @@ def test_bundle_reader_accepts_the_rig(tmp_path, rigged, skirt_subject):
     back = skin_vertices(bundle.rest_mesh.vertices, bundle.skin_weights, bundle.rest_joints, bundle.parents,
                          bundle.full_pose, bundle.transl)
     assert np.linalg.norm(back - bundle.posed_mesh.vertices, axis=1).max() < 1e-3
+
+
+def test_validate_reports_torn_faces_of_the_rest_mesh(tmp_path, rigged, skirt_subject, capsys):
+    """A bundle whose rest mesh drags a vertex 40 cm away (a sheet, as the old un-posing made between touching
+    parts) is reported by ``validate``; a clean one is reported clean."""
+    from icon_engine.cli import main
+
+    posed, fit, rig = rigged
+    faces = skirt_subject.faces
+
+    def bundle_with(rest: np.ndarray, name: str):
+        content = BundleContent(
+            metadata={
+                "camera": {"K": np.diag([500.0, 500.0, 1.0]), "R": np.diag([1.0, -1.0, -1.0]),
+                           "t": np.array([0, 0, 3.0])},
+                "photo": {"size": [64, 48]}, "body": {"model": "capsule", "full_pose": fit.full_pose,
+                                                      "transl": fit.transl},
+                "rig": rig.metadata,
+            },
+            posed_mesh=TriMesh(posed, faces), body_mesh=TriMesh(fit.vertices, fit.faces),
+            rest_mesh=TriMesh(rest, faces), skin_weights=rig.skin_weights, rest_joints=rig.rest_joints,
+            mask=np.ones((48, 64), dtype=bool),
+        )
+        return write_bundle(tmp_path / name, content)
+
+    clean = bundle_with(rig.rest_vertices, "clean")
+    assert main(["validate", str(clean)]) == 0
+    assert "rest mesh: no torn faces" in capsys.readouterr().out
+    torn_rest = rig.rest_vertices.copy()
+    torn_rest[0] += [0.4, 0.0, 0.0]
+    expected = int(torn_faces(posed, torn_rest, faces).sum())
+    assert expected >= 3  # every face around vertex 0
+    assert main(["validate", str(bundle_with(torn_rest, "torn"))]) == 0
+    out = capsys.readouterr().out
+    assert f"the rest mesh has {expected} torn faces" in out
 
 
 @pytest.fixture(scope="module")

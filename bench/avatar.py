@@ -1,0 +1,375 @@
+"""Re-pose stress test of the canonical avatar (issue 12): does the avatar animate without tearing?
+
+Every avatar (a bundle from the whole pipeline on a photo, or the avatar stage run on a rendered synthetic
+subject with its exact clothed surface and body) is posed by linear blend skinning into its rest pose and a fixed
+set of poses (:data:`TEST_POSES`). Per pose, against the posed photo mesh (same faces):
+
+- torn faces: longest edge grows > 3× and ends > 3 cm (:func:`icon_engine.rig.torn_faces`);
+- longest edge / median edge of the posed mesh;
+- faces whose area changes more than 4× (either way);
+- arm-inside-torso: fraction of arm vertices inside the equally posed naked body, next to a torso vertex.
+
+Targets (issue 12): 0 torn faces in the rest pose, ≤ 0.05 % in every pose; longest edge ≤ 5× the median;
+arm-inside-torso ≤ 0.5 % in the rest pose. A contact sheet (photo pose, rest, walk, arms up; front view) is
+written beside the table.
+
+Run: ``.venv/bin/python bench/avatar.py --synthetic hips,crossed --dev 0 --sheet docs/images/avatar_sheet.jpg``
+(``--shared-synthetic`` also runs ../shared/bench/synthetic-dev photos, ``--dev N`` the first N dev photos).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from icon_engine.avatar import PART_NAMES, canonical_body  # noqa: E402
+from icon_engine.bundle.skeleton import NUM_JOINTS, PARENTS, skin_vertices  # noqa: E402
+from icon_engine.mesh_queries import MeshQuery  # noqa: E402
+from icon_engine.rig import longest_edges, pose_relative_to_rest, torn_faces  # noqa: E402
+
+_PAR = np.asarray(PARENTS)
+
+
+def _mirror(pose: np.ndarray) -> np.ndarray:
+    """Copy the left arm's rotations onto the right arm (mirrored through the body's sagittal plane)."""
+    p = pose.copy()
+    for left, right in ((13, 14), (16, 17), (18, 19), (20, 21)):
+        p[right] = p[left] * np.array([1.0, -1.0, -1.0])
+    return p
+
+
+def photo_pose(name: str) -> np.ndarray:
+    """(55, 3) axis-angle of the synthetic photo poses: "hips" (hands on the hips), "crossed" (arms crossed over
+    the chest), "against" (arms hanging against the torso), "stand" (relaxed, for skirts and coats)."""
+    p = np.zeros((NUM_JOINTS, 3))
+    d = np.radians
+    if name == "hips":
+        p[16], p[18] = d([0.0, 19.9, -54.5]), d([0.0, -16.7, -77.1])
+    elif name == "crossed":
+        p[16], p[18] = d([0.0, -41.1, -85.0]), d([0.0, -69.2, -69.7])
+    elif name == "against":
+        p[16], p[18] = d([0.0, 0.0, -84.0]), d([0.0, -10.0, 0.0])
+    elif name == "stand":
+        p[16], p[18] = d([0.0, 0.0, -65.0]), d([0.0, -15.0, 0.0])
+        p[1], p[2] = d([-4.0, 0.0, 3.0]), d([4.0, 0.0, -3.0])
+    else:
+        raise ValueError(f"unknown photo pose {name!r}")
+    return _mirror(p)
+
+
+def test_pose(name: str) -> np.ndarray:
+    """(55, 3) axis-angle of the re-pose test set (:data:`TEST_POSES`); global orientation zero."""
+    p = np.zeros((NUM_JOINTS, 3))
+    d = np.radians
+    if name == "T":
+        return p
+    if name == "A":
+        p[16, 2] = d(-45.0)
+        return _mirror(p)
+    if name.startswith("walk"):
+        phase = {"walk1": 0.0, "walk2": 0.5, "walk3": 1.0}[name]
+        s = np.cos(np.pi * phase)  # +1: left leg forward, −1: right leg forward
+        p[1, 0], p[2, 0] = d(-30.0 * s), d(30.0 * s)
+        p[4, 0], p[5, 0] = d(10.0 + 20.0 * max(-s, 0.0)), d(10.0 + 20.0 * max(s, 0.0))
+        p[16], p[17] = d([0.0, -25.0 * s, -70.0]), d([0.0, -25.0 * s, 70.0])
+        p[18, 1], p[19, 1] = d(-20.0), d(20.0)
+        return p
+    if name == "arms_up":
+        p[16], p[18], p[13] = d([0.0, 0.0, 70.0]), d([0.0, -15.0, 0.0]), d([0.0, 0.0, 15.0])
+        return _mirror(p)
+    if name == "squat":
+        p[1], p[2] = d([-90.0, 0.0, 15.0]), d([-90.0, 0.0, -15.0])
+        p[4, 0], p[5, 0] = d(110.0), d(110.0)
+        p[7, 0], p[8, 0] = d(-20.0), d(-20.0)
+        p[3, 0] = d(25.0)
+        p[16, 2], p[17, 2] = d(-60.0), d(60.0)
+        return p
+    if name == "sitting":
+        p[1, 0], p[2, 0] = d(-90.0), d(-90.0)
+        p[4, 0], p[5, 0] = d(90.0), d(90.0)
+        p[16], p[18] = d([0.0, 0.0, -70.0]), d([0.0, -40.0, 0.0])
+        return _mirror(p)
+    raise ValueError(f"unknown test pose {name!r}")
+
+
+#: The re-pose test set ("rest" is the avatar's own rest mesh).
+TEST_POSES = ("rest", "A", "T", "walk1", "walk2", "walk3", "arms_up", "squat", "sitting")
+#: Poses of the contact sheet.
+SHEET_POSES = ("photo", "rest", "walk1", "arms_up")
+
+
+@dataclass
+class AvatarCase:
+    """One avatar to stress: rest mesh + weights + joints (the bundle's), the photo pose (from rest), the photo
+    posed mesh, the naked canonical body (for arm-inside-torso) and the per-vertex parts."""
+
+    name: str
+    rest_vertices: np.ndarray
+    faces: np.ndarray
+    weights: np.ndarray
+    rest_joints: np.ndarray
+    rest_angles: np.ndarray  # (55, 3) T → rest
+    posed_vertices: np.ndarray
+    body: Any  # icon_engine.avatar.CanonicalBody
+    parts: np.ndarray
+    colors: np.ndarray | None = None
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    stats: dict | None = None
+
+
+def pose_mesh(case: AvatarCase, pose: np.ndarray) -> np.ndarray:
+    """The avatar's vertices in ``pose`` (55, 3, SMPL-X convention, relative to the T pose), no translation."""
+    rel = pose_relative_to_rest(pose, case.rest_angles)
+    return skin_vertices(case.rest_vertices, case.weights, case.rest_joints, _PAR, rel)
+
+
+def _areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    t = vertices[faces]
+    return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
+
+
+def arm_inside_torso(vertices: np.ndarray, parts: np.ndarray, body: Any, pose: np.ndarray) -> float:
+    """Fraction of arm vertices (parts 1, 2) inside the naked body posed alike whose closest body point is torso."""
+    arm = np.isin(parts, (1, 2))
+    if not arm.any():
+        return 0.0
+    posed_body = skin_vertices(body.vertices, body.lbs_weights, body.joints, _PAR, pose)
+    q = MeshQuery(posed_body, body.faces, k=1, dtype=np.float32).query(vertices[arm])
+    torso = body.parts[body.faces[q.face, 0]] == 0
+    return float(((q.distance < -0.005) & torso).mean())
+
+
+def measure(case: AvatarCase, poses: tuple[str, ...] = TEST_POSES) -> list[dict]:
+    """Per pose: torn faces (count, %), longest / median edge, faces with area change > 4×, arm inside torso."""
+    ref_area = _areas(case.posed_vertices, case.faces)
+    rows = []
+    for name in poses:
+        if name == "rest":
+            v = case.rest_vertices
+            pose = case.rest_angles
+        else:
+            pose = test_pose(name)
+            v = pose_mesh(case, pose)
+        torn = torn_faces(case.posed_vertices, v, case.faces)
+        edges = longest_edges(v, case.faces)
+        area = _areas(v, case.faces)
+        ratio = np.maximum(area, 1e-12) / np.maximum(ref_area, 1e-12)
+        rows.append({
+            "avatar": case.name, "pose": name, "faces": int(len(case.faces)), "torn": int(torn.sum()),
+            "torn_pct": 100.0 * float(torn.mean()), "longest_over_median": float(edges.max() / np.median(edges)),
+            "area4x_pct": 100.0 * float(((ratio > 4) | (ratio < 0.25)).mean()),
+            "arm_in_torso_pct": 100.0 * arm_inside_torso(v, case.parts, case.body, pose),
+        })
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Avatars
+
+
+_PART_COLOURS = np.array([[0.75, 0.72, 0.68], [0.85, 0.45, 0.35], [0.35, 0.55, 0.85], [0.55, 0.75, 0.4],
+                          [0.8, 0.7, 0.3]])
+
+
+def synthetic_case(model: Any, name: str, kind: str, index: int = 0, resolution: int = 192,
+                   face_count: int = 40_000) -> AvatarCase:
+    """A bench/synthetic.py subject in :func:`photo_pose` ``name`` wearing ``kind``; the avatar stage runs on its
+    exact clothed surface and body (the photo's pose and shape are known)."""
+    from bench import synthetic as syn
+    from icon_engine.avatar import build_avatar
+
+    s = syn.make_subject(model, index, kind=kind, pose=photo_pose(name))
+    fit = SimpleNamespace(betas=s.betas, full_pose=s.full_pose, transl=s.offset)
+    t, c = time.perf_counter(), time.process_time()
+    av = build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, resolution=resolution, levels=4,
+                      face_count=face_count, camera=s.camera, mask=s.mask)
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
+    body = canonical_body(fit, model)
+    posed_t = av.posed_vertices - s.offset  # measure without the root translation
+    return AvatarCase(f"{name}_{kind}", av.rig.rest_vertices, av.faces, av.rig.skin_weights.astype(np.float64),
+                      av.rig.rest_joints, av.rig.rest_pose_angles, posed_t, body, av.vertex_parts,
+                      _PART_COLOURS[av.vertex_parts], secs, cpu, dict(av.stats))
+
+
+def bundle_case(path: Path, model: Any) -> AvatarCase:
+    """An avatar read back from a result bundle (``model``: the body model it was made with)."""
+    from icon_engine.avatar import JOINT_PART
+    from icon_engine.bundle import read_bundle
+
+    b = read_bundle(path)
+    rig = b.meta.get("rig", {})
+    angles = np.asarray(rig.get("rest_pose_angles", np.zeros((NUM_JOINTS, 3))), dtype=np.float64)
+    fit = SimpleNamespace(betas=np.asarray(b.meta["body"]["betas"]), full_pose=b.full_pose, transl=b.transl)
+    body = canonical_body(fit, model)
+    w = b.skin_weights
+    parts = (w @ (JOINT_PART[None, :] == np.arange(len(PART_NAMES))[:, None]).T.astype(float)).argmax(axis=1)
+    colors = b.posed_mesh.colors
+    colors = None if colors is None else np.asarray(colors, dtype=np.float64)[:, :3] / 255.0
+    timings = b.meta.get("timings", {})
+    return AvatarCase(path.name, b.rest_mesh.vertices, b.rest_mesh.faces, w, b.rest_joints, angles,
+                      b.posed_mesh.vertices - b.transl, body, parts, colors, float(timings.get("rig", 0.0)), 0.0,
+                      dict(rig.get("stats", {})))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Contact sheet
+
+
+def render_front(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None, width: int = 220,
+                 height: int = 300) -> np.ndarray:
+    """(H, W, 3) uint8 front view (world −Z looking, Y up), Lambert-shaded, framing the mesh."""
+    from icon_engine import render
+    from icon_engine.preview import framing_camera
+
+    cam = framing_camera(vertices, width, height, fill=0.92)
+    rgb, mask = render.render_shaded(cam.to_camera(vertices), faces, cam.K, width, height,
+                                     colors=colors if colors is not None else np.array([0.8, 0.78, 0.74]))
+    out = np.where(mask[..., None], rgb, np.float32(0.93))
+    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+
+
+def contact_sheet(cases: list[AvatarCase], path: Path, width: int = 200, height: int = 280) -> Path:
+    """One row per avatar, columns :data:`SHEET_POSES`; JPEG or PNG by suffix."""
+    from PIL import Image, ImageDraw
+
+    rows = []
+    for case in cases:
+        tiles = []
+        for name in SHEET_POSES:
+            if name == "photo":
+                v = case.posed_vertices
+            elif name == "rest":
+                v = case.rest_vertices
+            else:
+                v = pose_mesh(case, test_pose(name))
+            tile = Image.fromarray(render_front(v, case.faces, case.colors, width, height))
+            ImageDraw.Draw(tile).text((4, 4), f"{case.name[:26]} · {name}", fill=(20, 20, 20))
+            tiles.append(np.asarray(tile))
+        rows.append(np.concatenate(tiles, axis=1))
+    sheet = Image.fromarray(np.concatenate(rows, axis=0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        sheet.save(path, quality=82)
+    else:
+        sheet.save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+SYNTHETIC = {"hips": "tight", "crossed": "tight", "against": "loose", "skirt": "skirt", "coat": "coat"}
+
+
+def _synthetic_spec(item: str) -> tuple[str, str]:
+    """"hips" → ("hips", "tight"); "skirt" → ("stand", "skirt"); "hips:skirt" → ("hips", "skirt")."""
+    if ":" in item:
+        a, b = item.split(":", 1)
+        return a, b
+    kind = SYNTHETIC.get(item, "tight")
+    return (item if item in ("hips", "crossed", "against") else "stand"), kind
+
+
+def run_photos(photos: list[Path], out_dir: Path, quality: str, model: Any) -> list[AvatarCase]:
+    """Reconstruct photos through the whole pipeline (``reconstruct``) and read the bundles back as cases."""
+    from icon_engine.options import ReconstructOptions
+    from icon_engine.pipeline import reconstruct
+
+    cases = []
+    for photo in photos:
+        t, c = time.perf_counter(), time.process_time()
+        name = photo.parent.name if photo.name == "photo.png" else photo.stem
+        path = reconstruct(photo, out_dir, ReconstructOptions(quality=quality), bundle_name=name, body_model=model)
+        case = bundle_case(path, model)
+        case.seconds, case.cpu_seconds = time.perf_counter() - t, time.process_time() - c
+        cases.append(case)
+        print(f"  {name}: {case.seconds:.0f} s wall, {case.cpu_seconds:.0f} s CPU", file=sys.stderr)
+    return cases
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Worst figures over all avatars, per pose."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        s = out.setdefault(r["pose"], {"torn_max": 0, "torn_pct_max": 0.0, "longest_over_median_max": 0.0,
+                                       "area4x_pct_max": 0.0, "arm_in_torso_pct_max": 0.0})
+        s["torn_max"] = max(s["torn_max"], r["torn"])
+        s["torn_pct_max"] = max(s["torn_pct_max"], r["torn_pct"])
+        s["longest_over_median_max"] = max(s["longest_over_median_max"], r["longest_over_median"])
+        s["area4x_pct_max"] = max(s["area4x_pct_max"], r["area4x_pct"])
+        s["arm_in_torso_pct_max"] = max(s["arm_in_torso_pct_max"], r["arm_in_torso_pct"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import os
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--synthetic", default="hips,crossed,against,skirt,coat",
+                    help="synthetic subjects: photo pose names or 'pose:kind' (empty: none)")
+    ap.add_argument("--shared-synthetic", default="", help="../shared/bench/synthetic-dev subjects, e.g. 103,106")
+    ap.add_argument("--dev", type=int, default=0, help="reconstruct the first N ../shared/images/dev photos")
+    ap.add_argument("--quality", default="standard")
+    ap.add_argument("--sheet", type=Path, default=None, help="write the contact sheet here (.jpg or .png)")
+    ap.add_argument("--json", type=Path, default=None, help="write all rows here")
+    ap.add_argument("--out", type=Path, default=None, help="keep the bundles here")
+    args = ap.parse_args(argv)
+
+    from icon_engine.body_model import load_body_model
+
+    model = load_body_model()
+    cases: list[AvatarCase] = []
+    for item in [s for s in args.synthetic.split(",") if s]:
+        pose, kind = _synthetic_spec(item)
+        cases.append(synthetic_case(model, pose, kind))
+        print(f"  synthetic {cases[-1].name}: {cases[-1].seconds:.0f} s wall, {cases[-1].cpu_seconds:.0f} s CPU",
+              file=sys.stderr)
+    shared = ROOT.parent / "shared"
+    photos = [shared / "bench" / "synthetic-dev" / f"subject_{s.strip()}" / "photo.png"
+              for s in args.shared_synthetic.split(",") if s.strip()]
+    if args.dev:
+        dev = sorted(p for p in (shared / "images" / "dev").iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        photos += dev[: args.dev]
+    if photos:
+        if args.out is not None:
+            cases += run_photos(photos, args.out, args.quality, model)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                cases += run_photos(photos, Path(tmp), args.quality, model)
+    rows = [r for case in cases for r in measure(case)]
+    print(f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| avatar | pose | faces | torn faces | torn % | longest / median edge | area change > 4× (%) | "
+          "arm inside torso (%) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['avatar']} | {r['pose']} | {r['faces']} | {r['torn']} | {r['torn_pct']:.3f} | "
+              f"{r['longest_over_median']:.1f} | {r['area4x_pct']:.3f} | {r['arm_in_torso_pct']:.2f} |")
+    print("\n| avatar | avatar stage or reconstruction (s wall / s CPU) | contact-zone fraction | posed IoU |")
+    print("|---|---|---|---|")
+    for case in cases:
+        st = case.stats or {}
+        iou = st.get("posed_silhouette_iou")
+        print(f"| {case.name} | {case.seconds:.0f} / {case.cpu_seconds:.0f} | "
+              f"{st.get('contact_zone_fraction', float('nan')):.3f} | {'' if iou is None else f'{iou:.3f}'} |")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"rows": rows, "summary": summarise(rows)}, indent=1))
+    if args.sheet is not None:
+        print(f"\ncontact sheet: {contact_sheet(cases, args.sheet)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""The canonical (rest-pose) avatar: the clothed surface rebuilt in the body model's T-pose space, then posed.
+
+Frames and units: metres. *Canonical space* is the SMPL-X model frame of the shaped body in the zero (T) pose
+(Y-up, facing +Z, left = +X); *posed space* is the bundle world of the fit (``posed = LBS(canonical) + transl``).
+
+Method (docs/method.md, "Canonical avatar"):
+
+1. **Skinning field.** A canonical point ``x_c`` takes the soft blend of the LBS weights of its
+   :data:`FIELD_NEIGHBOURS` nearest canonical body vertices, with a Gaussian falloff whose width grows with the
+   distance to the body (:data:`FIELD_SIGMA_M` + :data:`FIELD_SLOPE` · d), so the field is smooth between legs.
+2. **Forward warp.** ``x_p = LBS(x_c; w(x_c), θ_fit)`` (no root finding).
+3. **Occupancy.** ``F(x_c) = −sd_clothed(x_p)`` (positive inside) where the warp is unambiguous; in a *contact
+   zone* — ``x_p`` lies about as close to a posed body vertex whose canonical position is far from ``x_c`` as to
+   the closest one (a hand on the hip, crossed arms, an arm against the torso) — the **body prior** takes over:
+   the canonical body grown by the clothing offset measured on the same body vertex outside contact zones and
+   harmonically filled into them. The two are blended by a smooth contact weight.
+4. **Meshing.** Marching cubes on the canonical grid (coarse to fine), largest component, Taubin smoothing,
+   decimation: one closed canonical mesh (surface.py's helpers).
+5. **Skin weights.** Transferred from the canonical body and diffused over the mesh (:mod:`icon_engine.rig`),
+   restricted to the body parts the skinning field sees at the vertex, ≤ 8 influences, normalised.
+6. **Posed mesh** = LBS(rest mesh, weights, rest joints, pose from rest, transl), exactly the bundle contract.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vertices
+from .errors import EngineError
+from .mesh_queries import MeshQuery
+from .rig import (
+    Rig,
+    diffuse_weights,
+    pose_relative_to_rest,
+    rest_mesh_intersections,
+    rest_pose_angles,
+    sparsify_weights,
+    torn_faces,
+    transfer_weights,
+)
+
+#: Body parts: 0 torso and head, 1 left arm and hand, 2 right arm and hand, 3 left leg, 4 right leg.
+PART_NAMES = ("torso", "left_arm", "right_arm", "left_leg", "right_leg")
+_PART_JOINTS = {
+    0: (0, 3, 6, 9, 12, 13, 14, 15, 22, 23, 24),
+    1: (16, 18, 20, *range(25, 40)),
+    2: (17, 19, 21, *range(40, 55)),
+    3: (1, 4, 7, 10),
+    4: (2, 5, 8, 11),
+}
+#: (55,) part of each joint.
+JOINT_PART = np.zeros(NUM_JOINTS, dtype=np.int64)
+for _p, _js in _PART_JOINTS.items():
+    JOINT_PART[list(_js)] = _p
+#: (5, 55) one-hot joint → part matrix.
+_PART_MATRIX = (JOINT_PART[None, :] == np.arange(len(PART_NAMES))[:, None]).astype(np.float64)
+
+#: Canonical body vertices of each body part blended by the skinning field.
+FIELD_NEIGHBOURS = 6
+#: Width of the field's Gaussian falloff on the body (metres) and its growth per metre of distance to the body.
+FIELD_SIGMA_M = 0.02
+FIELD_SLOPE = 0.5
+#: Posed body vertices of each part examined for contact; a vertex counts when it is at most CONTACT_BAND_M
+#: farther from x_p than the closest body vertex (metres) ...
+CONTACT_NEIGHBOURS = 4
+CONTACT_BAND_M = 0.03
+#: ... or lies within this distance of x_p (weight 1 up to the first value, 0 beyond the second; metres): the gap
+#: between two parts that the photo's clothing bridges.
+CONTACT_RADIUS_M = 0.06
+CONTACT_RADIUS_FAR_M = 0.10
+#: A posed body vertex is *foreign* to x_c when its canonical distance exceeds its posed distance by this much
+#: (weight 0 at the first value, 1 at the second; metres).
+FOREIGN_FROM_M = 0.06
+FOREIGN_FULL_M = 0.12
+#: Contact is only looked for this close to the posed body (weight 1 up to the first, 0 beyond the second; metres).
+CONTACT_NEAR_M = 0.10
+CONTACT_FAR_M = 0.20
+#: Compression weight: 0 when x_p is COMPRESSION_FROM_M closer to the posed body than x_c to the canonical body,
+#: 1 at COMPRESSION_FULL_M (metres).
+COMPRESSION_FROM_M = 0.015
+COMPRESSION_FULL_M = 0.035
+#: Body vertices closer than this to a foreign posed body vertex do not measure the clothing offset (metres).
+OFFSET_CONTACT_M = 0.04
+#: Smallest and largest clothing offset of the body prior (metres).
+MIN_OFFSET_M = 0.004
+MAX_OFFSET_M = 0.45
+#: Grid margin beyond the grown canonical body (metres).
+GRID_MARGIN_M = 0.04
+#: Torn face: its longest edge grows more than this factor and ends longer than TORN_MIN_M (see rig.torn_faces).
+SILHOUETTE_TARGET = 0.95
+
+
+@dataclass
+class CanonicalBody:
+    """The shaped body in canonical (T) space: ``vertices`` (V, 3), ``faces`` (F, 3), ``lbs_weights`` (V, 55),
+    ``joints`` (55, 3) rest joints; ``parts`` (V,) body part of each vertex (:data:`PART_NAMES`)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    lbs_weights: np.ndarray
+    joints: np.ndarray
+    parts: np.ndarray
+
+
+@dataclass
+class Avatar:
+    """The canonical avatar: ``posed_vertices`` (N, 3) bundle world = LBS of ``rig.rest_vertices``;
+    ``faces`` (M, 3); ``canonical_vertices`` (N, 3) and ``canonical_joints`` (55, 3) in the canonical pose
+    (:func:`canonical_pose_angles`, model frame); ``vertex_parts`` (N,) int body part
+    (:data:`PART_NAMES`) of each vertex; ``rig`` the skinning (rest mesh, weights, joints); ``stats``."""
+
+    posed_vertices: np.ndarray
+    faces: np.ndarray
+    canonical_vertices: np.ndarray
+    canonical_joints: np.ndarray
+    vertex_parts: np.ndarray
+    rig: Rig
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _np(x: Any, dtype: Any = np.float64) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+def canonical_body(fit: Any, body_model: Any) -> CanonicalBody:
+    """The fitted shape in the T pose from ``body_model`` (a BodyModel, or a stand-in with ``rest_vertices`` as an
+    array and ``rest_joints(betas)``) and ``fit.betas``."""
+    betas = _np(fit.betas).reshape(1, -1)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(body_model, torch.nn.Module):
+        with torch.no_grad():
+            param = next(iter(body_model.buffers()), None)
+            b = torch.as_tensor(betas, dtype=torch.float32, device=param.device if param is not None else None)
+            verts = _np(body_model.rest_vertices(b)).reshape(-1, 3)
+            joints = _np(body_model.rest_joints(b)).reshape(-1, 3)[:NUM_JOINTS]
+    else:
+        rv = body_model.rest_vertices
+        verts = _np(rv(betas) if callable(rv) else rv).reshape(-1, 3)
+        joints = _np(body_model.rest_joints(betas)).reshape(-1, 3)[:NUM_JOINTS]
+    faces = _np(body_model.faces, np.int64).reshape(-1, 3)
+    lbs = _np(body_model.lbs_weights)
+    if lbs.shape != (len(verts), NUM_JOINTS):
+        raise EngineError("body_model", f"The body model's skin weights have shape {lbs.shape}, expected "
+                          f"({len(verts)}, {NUM_JOINTS}).", "Use an SMPL-X layout body model.")
+    parts = (lbs @ _PART_MATRIX.T).argmax(axis=1)
+    return CanonicalBody(verts, faces, lbs, joints, parts)
+
+
+#: Hip abduction of the canonical pose (degrees, each leg outward): the legs stand apart, so thighs that touched in
+#: the photo are distant parts in canonical space and a skirt spans the gap as one surface.
+CANONICAL_HIP_SPREAD_DEG = 0.0
+
+
+def canonical_pose_angles() -> np.ndarray:
+    """(55, 3) axis-angle of the canonical pose relative to the T pose: arms out, legs spread."""
+    angles = np.zeros((NUM_JOINTS, 3))
+    angles[1, 2] = np.radians(CANONICAL_HIP_SPREAD_DEG)  # left leg (+X) outward
+    angles[2, 2] = -np.radians(CANONICAL_HIP_SPREAD_DEG)
+    return angles
+
+
+def pose_body(body: CanonicalBody, angles: np.ndarray) -> CanonicalBody:
+    """``body`` (T pose) posed by ``angles`` (55, 3) without translation: its vertices and joints move, weights and
+    parts stay."""
+    _, joints = forward_kinematics(body.joints, np.asarray(PARENTS), angles)
+    verts = skin_vertices(body.vertices, body.lbs_weights, body.joints, np.asarray(PARENTS), angles)
+    return CanonicalBody(verts, body.faces, body.lbs_weights, joints, body.parts)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fields in canonical space
+
+
+class SkinningField:
+    """Smooth LBS weights and forward warp of canonical points (see module docstring, step 1–2)."""
+
+    def __init__(self, body: CanonicalBody, pose: np.ndarray, transl: np.ndarray) -> None:
+        self.body = body
+        self.tree = cKDTree(body.vertices)
+        self.part_trees = [(cKDTree(body.vertices[body.parts == p]), np.nonzero(body.parts == p)[0])
+                           for p in range(len(PART_NAMES)) if (body.parts == p).any()]
+        glob_r, glob_t = forward_kinematics(body.joints, np.asarray(PARENTS), pose)
+        # joint transforms x ↦ R_j x + o_j with o_j = G_j − R_j J_j + transl
+        self.rot = glob_r
+        self.off = glob_t - np.einsum("jab,jb->ja", glob_r, body.joints) + np.asarray(transl).reshape(1, 3)
+
+    def weights(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+        """(weights (N, 55), distance to the nearest body vertex (N,)) of canonical points (N, 3).
+
+        Per body part, the ``k`` nearest vertices of that part; every vertex weighs
+        ``exp(−(d² − d_min²) / 2σ²)`` with ``σ = FIELD_SIGMA_M + FIELD_SLOPE · d_min`` (``d_min`` over all parts),
+        so a point between two legs blends both legs evenly and the field has no seam where the nearest part
+        changes."""
+        n = len(points)
+        ds, ws = [], []
+        for tree, ids in self.part_trees:
+            kk = min(k, len(ids))
+            d, idx = tree.query(points, k=kk)
+            ds.append(d.reshape(n, kk))
+            ws.append(ids[idx.reshape(n, kk)])
+        d, idx = np.concatenate(ds, axis=1), np.concatenate(ws, axis=1)
+        d0 = d.min(axis=1, keepdims=True)
+        sigma = FIELD_SIGMA_M + FIELD_SLOPE * d0
+        a = np.exp(-(d * d - d0 * d0) / (2.0 * sigma * sigma))
+        a /= a.sum(axis=1, keepdims=True)
+        return np.einsum("nk,nkj->nj", a, self.body.lbs_weights[idx]), d0[:, 0]
+
+    def warp(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Canonical points (N, 3) → posed points (N, 3) by LBS with per-point ``weights`` (N, 55)."""
+        r = np.einsum("nj,jab->nab", weights, self.rot)
+        return np.einsum("nab,nb->na", r, points) + weights @ self.off
+
+
+def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery) -> tuple[np.ndarray, np.ndarray]:
+    """Clothing offset (V,) metres on every body vertex and (V,) bool: measured (not in a contact zone).
+
+    The offset of a body vertex is its depth inside the posed clothed surface; vertices within
+    :data:`OFFSET_CONTACT_M` of a posed body vertex of another part whose canonical position is far away do not
+    measure (there the surface bridges two parts) and are filled harmonically over the body mesh."""
+    from .texture import harmonic_fill
+
+    depth = -clothed.signed_distance(posed_body)
+    tree = cKDTree(posed_body)
+    pairs = tree.query_pairs(OFFSET_CONTACT_M, output_type="ndarray")
+    contact = np.zeros(len(posed_body), dtype=bool)
+    if len(pairs):
+        a, b = pairs[:, 0], pairs[:, 1]
+        dc = np.linalg.norm(body.vertices[a] - body.vertices[b], axis=1)
+        dp = np.linalg.norm(posed_body[a] - posed_body[b], axis=1)
+        far = (dc - dp > FOREIGN_FULL_M) & (body.parts[a] != body.parts[b])
+        contact[a[far]] = True
+        contact[b[far]] = True
+    known = ~contact
+    off = np.clip(depth, MIN_OFFSET_M, MAX_OFFSET_M)
+    filled = harmonic_fill(off[:, None], known, body.faces)[:, 0]
+    return np.clip(filled, MIN_OFFSET_M, MAX_OFFSET_M), known
+
+
+class CanonicalOccupancy:
+    """F(x_c) in metres, positive inside (module docstring, step 3); counts evaluated points and contact points."""
+
+    def __init__(self, skin: SkinningField, posed_body: np.ndarray, clothed: MeshQuery, offsets: np.ndarray) -> None:
+        self.skin, self.clothed, self.offsets = skin, clothed, offsets
+        self.posed_body = posed_body
+        parts = skin.body.parts
+        self.part_trees = [(cKDTree(posed_body[parts == p]), np.nonzero(parts == p)[0])
+                           for p in range(len(PART_NAMES)) if (parts == p).any()]
+        self.body_query = MeshQuery(skin.body.vertices, skin.body.faces, k=1, dtype=np.float32)
+        self.count = 0
+        self.contact_count = 0
+
+    def contact(self, x_c: np.ndarray, x_p: np.ndarray) -> np.ndarray:
+        """(N,) contact weight in [0, 1] of canonical points ``x_c`` warped to ``x_p``: the largest, over the
+        :data:`CONTACT_NEIGHBOURS` nearest posed body vertices of every part, of *near* × *foreign*."""
+        dps, dcs = [], []
+        for tree, ids in self.part_trees:
+            k = min(CONTACT_NEIGHBOURS, len(ids))
+            dp, idx = tree.query(x_p, k=k)
+            dp, idx = dp.reshape(len(x_p), k), ids[idx.reshape(len(x_p), k)]
+            dps.append(dp)
+            dcs.append(np.linalg.norm(x_c[:, None, :] - self.skin.body.vertices[idx], axis=2))
+        dp, dc = np.concatenate(dps, axis=1), np.concatenate(dcs, axis=1)
+        dmin = dp.min(axis=1, keepdims=True)
+        near = np.maximum(np.clip((dmin + CONTACT_BAND_M - dp) / CONTACT_BAND_M, 0.0, 1.0),
+                          np.clip((CONTACT_RADIUS_FAR_M - dp) / (CONTACT_RADIUS_FAR_M - CONTACT_RADIUS_M), 0.0, 1.0))
+        foreign = np.clip((dc - dp - FOREIGN_FROM_M) / (FOREIGN_FULL_M - FOREIGN_FROM_M), 0.0, 1.0)
+        c = (near * foreign).max(axis=1)
+        # Compression: x_p lies much closer to the posed body than x_c to the canonical body (inside a bent elbow
+        # or knee, under a lowered arm): several canonical points map there, the photo cannot tell them apart.
+        d_c, _ = self.skin.tree.query(x_c)
+        squeeze = np.clip((d_c - dmin[:, 0] - COMPRESSION_FROM_M) / (COMPRESSION_FULL_M - COMPRESSION_FROM_M), 0, 1)
+        close = np.clip((CONTACT_FAR_M - dmin[:, 0]) / (CONTACT_FAR_M - CONTACT_NEAR_M), 0.0, 1.0)
+        return _smoothstep(np.maximum(c, squeeze) * close)
+
+    def prior(self, x_c: np.ndarray) -> np.ndarray:
+        """Body prior: (N,) offset of the closest canonical body point minus the signed distance to the body."""
+        q = self.body_query.query(x_c)
+        off = np.einsum("ni,ni->n", q.bary, self.offsets[self.body_query.faces[q.face]])
+        return off - q.distance
+
+    def __call__(self, x_c: np.ndarray) -> np.ndarray:
+        self.count += len(x_c)
+        w, _ = self.skin.weights(x_c)
+        x_p = self.skin.warp(x_c, w)
+        f = -self.clothed.signed_distance(x_p)
+        c = self.contact(x_c, x_p)
+        sel = np.nonzero(c > 0)[0]
+        if len(sel):
+            self.contact_count += int((c > 0.5).sum())
+            f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * self.prior(x_c[sel])
+        return f
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Skin weights on the canonical mesh
+
+
+def part_support(weights: np.ndarray, min_share: float = 0.02) -> np.ndarray:
+    """(N, 5) bool: the body parts holding at least ``min_share`` of each row of ``weights`` (N, 55)."""
+    share = weights @ _PART_MATRIX.T
+    share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
+    return share >= min_share
+
+
+def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody, skin: SkinningField,
+                           max_influences: int = 8) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Skin weights (N, 55) float32 of the canonical mesh and each vertex's part (N,): transfer from the canonical
+    body, screened-Laplace diffusion over the mesh (:mod:`icon_engine.rig`), then every joint of a part the
+    skinning field does not see at the vertex is dropped, ≤ ``max_influences`` joints, rows normalised."""
+    w0, dist = transfer_weights(vertices, body.vertices, body.faces, body.lbs_weights, faces=faces)
+    field_w, _ = skin.weights(vertices)
+    w = diffuse_weights(w0, faces, dist)
+    allowed = part_support(field_w) | part_support(w0)
+    joint_ok = allowed[:, JOINT_PART]
+    dropped = float((np.clip(w, 0, None) * ~joint_ok).sum() / max(np.clip(w, 0, None).sum(), 1e-12))
+    w = np.where(joint_ok, w, 0.0)
+    w = sparsify_weights(w, max_influences)
+    parts = (w.astype(np.float64) @ _PART_MATRIX.T).argmax(axis=1)
+    return w, parts, {"transfer_distance_mean_cm": float(dist.mean() * 100),
+                      "transfer_distance_p95_cm": float(np.percentile(dist, 95) * 100),
+                      "loose_vertices": int((dist > 0.06).sum()), "foreign_weight_dropped": dropped}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, body_model: Any, *,
+                 resolution: int = 256, levels: int = 4, smooth: int = 8, face_count: int | None = None,
+                 rest_pose: str = "T", max_influences: int = 8, camera: Any = None, mask: np.ndarray | None = None,
+                 progress: Any = None) -> Avatar:
+    """Rebuild the posed clothed surface (``posed_vertices`` (N, 3) bundle world, ``posed_faces`` (M, 3), closed)
+    as a canonical avatar skinned to the fitted skeleton.
+
+    ``fit`` needs ``betas``, ``full_pose`` (55, 3) and ``transl`` (3,); ``body_model`` the SMPL-X layout body it
+    was fitted with. ``resolution``: grid nodes along the longest side of the canonical box; ``levels``: coarse-to-
+    fine levels; ``smooth``: Taubin iterations; ``face_count``: decimation target. With ``camera`` and ``mask``
+    (processing pixels) the posed mesh's silhouette IoU is measured (a warning below 0.95).
+    """
+    from .surface import _decimate, _largest_component, _taubin, evaluate_coarse_to_fine, mesh_zero_level
+
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    angles = rest_pose_angles(rest_pose)
+    if not 1 <= max_influences <= NUM_JOINTS:
+        raise EngineError("bad_option", f"max_influences={max_influences} is out of range.", "Use 1 to 55.")
+    pv = np.asarray(posed_vertices, dtype=np.float64).reshape(-1, 3)
+    pf = np.asarray(posed_faces, dtype=np.int64).reshape(-1, 3)
+    if len(pv) == 0 or len(pf) == 0:
+        raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+
+    def report(frac: float, text: str) -> None:
+        if progress is not None:
+            progress.update(frac, text)
+
+    class _Sub:  # maps the coarse-to-fine evaluation's progress into [0.05, 0.6] of this stage
+        def update(self, frac: float, text: str) -> None:
+            report(frac, text)
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    report(0.02, "Preparing the canonical body")
+    body_t = canonical_body(fit, body_model)
+    canon_angles = canonical_pose_angles()
+    body = pose_body(body_t, canon_angles)
+    full_pose = _np(fit.full_pose).reshape(NUM_JOINTS, 3)
+    transl = _np(fit.transl).reshape(3)
+    skin = SkinningField(body, pose_relative_to_rest(full_pose, canon_angles), transl)
+    posed_body = skin.warp(body.vertices, body.lbs_weights)
+    clothed = MeshQuery(pv, pf, k=1, dtype=np.float32)
+    offsets, measured = body_offsets(posed_body, body, clothed)
+    occupancy = CanonicalOccupancy(skin, posed_body, clothed, offsets)
+    timings["prepare"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    reach = float(np.percentile(offsets, 99.5)) + GRID_MARGIN_M
+    lo, hi = body.vertices.min(0) - reach, body.vertices.max(0) + reach
+    h = float((hi - lo).max()) / resolution
+    vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, _Sub(), 0.05, 0.6)
+    timings["field"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    report(0.62, "Meshing the canonical avatar")
+    verts, tris = mesh_zero_level(vol, origin, h)
+    verts, tris, floaters = _largest_component(verts, tris)
+    verts = _taubin(verts, tris, smooth)
+    if face_count:
+        verts, tris = _decimate(verts, tris, int(face_count))
+    timings["mesh"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    report(0.75, "Skinning the canonical avatar")
+    weights, parts, wstats = canonical_skin_weights(verts, tris, body, skin, max_influences)
+    # canonical (legs spread) → rest pose (T or A), then rest → photo pose: posed is exactly LBS of the rest mesh
+    rest = skin_vertices(verts, weights, body.joints, np.asarray(PARENTS), pose_relative_to_rest(angles, canon_angles))
+    _, rest_joints = forward_kinematics(body_t.joints, np.asarray(PARENTS), angles)
+    pose_rel = pose_relative_to_rest(full_pose, angles)
+    posed = skin_vertices(rest, weights, rest_joints, np.asarray(PARENTS), pose_rel, transl)
+    timings["skin"] = time.perf_counter() - t
+
+    report(0.9, "Checking the avatar")
+    warnings: list[str] = []
+    iou = None
+    if camera is not None and mask is not None:
+        from .surface import silhouette_iou
+
+        iou = silhouette_iou(posed, tris, camera, np.asarray(mask, dtype=bool))
+        if iou < SILHOUETTE_TARGET:
+            warnings.append(f"The posed avatar matches the person's outline only approximately "
+                            f"(silhouette IoU {iou:.3f}).")
+    nnz = (weights > 0).sum(axis=1)
+    stats: dict[str, Any] = {
+        "method": "canonical",
+        "vertices": int(len(verts)),
+        "faces": int(len(tris)),
+        "grid_spacing_m": h,
+        "points_evaluated": occupancy.count,
+        "contact_zone_fraction": occupancy.contact_count / max(occupancy.count, 1),
+        "body_vertices_in_contact": int((~measured).sum()),
+        "floaters_removed": int(floaters),
+        "posed_silhouette_iou": iou,
+        "reproduction_error_max_mm": 0.0,
+        "influences_max": int(nnz.max()),
+        "influences_mean": float(nnz.mean()),
+        "rest_torn_faces": int(torn_faces(posed, rest, tris).sum()),
+        "rest_intersections": rest_mesh_intersections(rest, tris, rest_joints),
+        **wstats,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "time_s": round(time.perf_counter() - t_start, 3),
+        "cpu_s": round(time.process_time() - cpu_start, 3),
+    }
+    rig = Rig(skin_weights=weights, rest_vertices=rest, rest_joints=np.asarray(rest_joints, dtype=np.float64),
+              rest_pose=rest_pose, rest_pose_angles=angles, pose_from_rest=pose_rel, stats=stats)
+    report(1.0, "Avatar done")
+    return Avatar(posed, tris, verts, body.joints, parts, rig, warnings, stats)

@@ -1,0 +1,156 @@
+"""The canonical avatar (issue 12): built in the rest pose, posed by LBS, no torn faces where parts touched.
+
+Subjects are bench/synthetic.py people (the real open body, dressed, rendered) in photo poses where parts touch;
+the avatar stage runs on their exact clothed surface with their known pose and shape, on a small grid.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bench import avatar as bench_avatar
+from bench import synthetic as syn
+from icon_engine.avatar import (
+    JOINT_PART,
+    SkinningField,
+    build_avatar,
+    canonical_body,
+    canonical_pose_angles,
+    part_support,
+    pose_body,
+)
+from icon_engine.bundle.skeleton import PARENTS, skin_vertices
+from icon_engine.errors import EngineError
+from icon_engine.mesh_queries import MeshQuery
+from icon_engine.rig import torn_faces
+
+PAR = np.asarray(PARENTS)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return syn.load_open_body()
+
+
+def _avatar(model, pose_name: str, kind: str, **kw):
+    s = syn.make_subject(model, 1, kind=kind, pose=bench_avatar.photo_pose(pose_name))
+    fit = SimpleNamespace(betas=s.betas, full_pose=s.full_pose, transl=s.offset)
+    av = build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, resolution=144, levels=3, smooth=6,
+                      face_count=None, camera=s.camera, mask=s.mask, **kw)
+    return s, fit, av
+
+
+@pytest.fixture(scope="module")
+def hips(model):
+    return _avatar(model, "hips", "tight")
+
+
+@pytest.fixture(scope="module")
+def crossed(model):
+    return _avatar(model, "crossed", "loose")
+
+
+@pytest.fixture(scope="module")
+def skirt(model):
+    return _avatar(model, "stand", "skirt")
+
+
+def _case(s, fit, av, model) -> bench_avatar.AvatarCase:
+    return bench_avatar.AvatarCase("t", av.rig.rest_vertices, av.faces, av.rig.skin_weights.astype(np.float64),
+                                   av.rig.rest_joints, av.rig.rest_pose_angles, av.posed_vertices - s.offset,
+                                   canonical_body(fit, model), av.vertex_parts)
+
+
+@pytest.mark.parametrize("which", ["hips", "crossed"])
+def test_touching_parts_give_a_rest_mesh_without_torn_faces(which, request, model):
+    s, fit, av = request.getfixturevalue(which)
+    assert av.rig.stats["rest_torn_faces"] == 0
+    assert torn_faces(av.posed_vertices, av.rig.rest_vertices, av.faces).sum() == 0
+    # the rest pose really is the T pose: the wrists are far from the hips / the other arm
+    rest_wrist_x = av.rig.rest_joints[[20, 21], 0]
+    assert rest_wrist_x[0] > 0.5 and rest_wrist_x[1] < -0.5
+    rows = {r["pose"]: r for r in bench_avatar.measure(_case(s, fit, av, model), ("rest", "walk1", "arms_up"))}
+    assert rows["rest"]["arm_in_torso_pct"] <= 0.5
+    assert rows["rest"]["longest_over_median"] <= 5.0
+    for r in rows.values():
+        assert r["torn_pct"] <= 0.5, r  # issue target 0.05 %: see docs/benchmarks/avatar.md
+    # the contact zones were found and filled from the body prior
+    assert av.stats["contact_zone_fraction"] > 0.01 and av.stats["body_vertices_in_contact"] > 100
+
+
+def test_the_old_per_vertex_unposing_tears_the_same_subject(model, hips):
+    """The measure can fail: un-posing the photo surface vertex by vertex (rig.rig_surface) tears hands-on-hips."""
+    from icon_engine.rig import rig_surface
+
+    s, fit, _ = hips
+    body = SimpleNamespace(vertices=s.body_vertices, faces=s.body_faces, full_pose=s.full_pose, betas=s.betas,
+                           transl=s.offset)
+    old = rig_surface(s.clothed_vertices, s.clothed_faces, body, model)
+    assert torn_faces(s.clothed_vertices, old.rest_vertices, s.clothed_faces).sum() > 50
+
+
+def test_posed_mesh_is_the_lbs_of_the_rest_mesh_and_matches_the_silhouette(hips):
+    s, fit, av = hips
+    back = skin_vertices(av.rig.rest_vertices, av.rig.skin_weights, av.rig.rest_joints, PAR, fit.full_pose, fit.transl)
+    assert np.abs(back - av.posed_vertices).max() < 1e-4
+    assert av.stats["posed_silhouette_iou"] >= 0.95
+    assert not av.warnings
+
+
+def test_weights_are_sparse_normalised_and_stay_in_their_part(crossed, model):
+    s, fit, av = crossed
+    w = av.rig.skin_weights
+    assert w.dtype == np.float32 and w.min() >= 0
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-5)
+    assert (w > 0).sum(axis=1).max() <= 8
+    # no vertex is driven by a part the skinning field does not see at it
+    field = SkinningField(pose_body(canonical_body(fit, model), canonical_pose_angles()), fit.full_pose, fit.transl)
+    seen = part_support(field.weights(av.canonical_vertices)[0], 0.005)
+    driven = (w > 0.05) & ~seen[:, JOINT_PART]
+    assert driven.sum() == 0
+    # hands stay separate: the left hand's vertices are all driven by the left arm only
+    hand = av.canonical_vertices[:, 0] > av.rig.rest_joints[20, 0] + 0.03
+    assert hand.sum() > 50
+    assert (av.vertex_parts[hand] == 1).all()
+
+
+def test_skirt_stays_one_connected_surface_in_a_walk(skirt, model):
+    s, fit, av = skirt
+    j = av.rig.rest_joints
+    knee_y = 0.5 * (j[1, 1] + j[4, 1])
+    # one skirt, not two trouser legs: between the thighs, above the knees, the canonical avatar is inside
+    q = MeshQuery(av.rig.rest_vertices, av.faces).signed_distance(np.array([[j[0, 0], knee_y, j[0, 2]]]))
+    assert q[0] < 0
+    case = _case(s, fit, av, model)
+    rest = av.rig.rest_vertices
+    upper = (rest[:, 1] > knee_y + 0.08) & (rest[:, 1] < j[0, 1] - 0.05)  # the skirt between hips and knees
+    upper_faces = upper[av.faces].all(axis=1)
+    assert upper_faces.sum() > 500
+    for pose in ("walk1", "walk2", "walk3"):
+        moved = bench_avatar.pose_mesh(case, bench_avatar.test_pose(pose))
+        torn = torn_faces(case.posed_vertices, moved, av.faces)
+        assert torn[upper_faces].sum() == 0, pose
+    # mid-stride (legs passing) the whole skirt, hem included, keeps its faces
+    moved = bench_avatar.pose_mesh(case, bench_avatar.test_pose("walk2"))
+    assert torn_faces(case.posed_vertices, moved, av.faces).sum() == 0
+
+
+def test_a_rest_pose_keeps_the_contract(model):
+    s, fit, av = _avatar(model, "against", "tight", rest_pose="A")
+    assert av.rig.rest_pose == "A"
+    back = skin_vertices(av.rig.rest_vertices, av.rig.skin_weights, av.rig.rest_joints, PAR, av.rig.pose_from_rest,
+                         fit.transl)
+    assert np.abs(back - av.posed_vertices).max() < 1e-4
+    assert av.rig.rest_joints[20, 1] < av.rig.rest_joints[16, 1] - 0.15  # arms lowered in the A pose
+    assert av.stats["rest_torn_faces"] == 0
+
+
+def test_bad_input_is_reported(model, hips):
+    s, fit, _ = hips
+    with pytest.raises(EngineError):
+        build_avatar(np.zeros((0, 3)), np.zeros((0, 3), int), fit, model)
+    with pytest.raises(EngineError):
+        build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, rest_pose="Q")
