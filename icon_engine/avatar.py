@@ -306,6 +306,72 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Several photos: fusion in canonical space
+
+#: Confidence of a photo's surface at a point: RIM_FLOOR + rim², rim = 1 − |cos(normal, view ray)|. A photo's
+#: silhouette pins the surface where it is seen edge-on (its rim); where the surface faces its camera (front or
+#: back), its depth is the body-guided guess of the checkpoint-free surface.
+RIM_FLOOR = 0.05
+
+
+class FusedOccupancy:
+    """Canonical occupancy of several photos (metres, positive inside): the confidence-weighted mean of every
+    photo's observed occupancy at its warped point, where the confidence of photo i is
+    ``(1 − contact_i) · (RIM_FLOOR + rim_i²)``; where every photo is in a contact zone the body prior (the
+    canonical body grown by the clothing offsets measured over all photos) takes over.
+
+    ``occupancies``: one :class:`CanonicalOccupancy` per photo, all over the same canonical body (one shape);
+    ``centres``: each photo's camera centre in its own bundle world (metres)."""
+
+    def __init__(self, occupancies: list[Any], centres: list[np.ndarray]) -> None:
+        if not occupancies or len(occupancies) != len(centres):
+            raise ValueError("one camera centre per occupancy, at least one")
+        self.occupancies = occupancies
+        self.centres = [np.asarray(c, dtype=np.float64).reshape(1, 3) for c in centres]
+        self.count = 0
+        self.contact_count = 0
+
+    def __call__(self, x_c: np.ndarray) -> np.ndarray:
+        self.count += len(x_c)
+        first = self.occupancies[0]
+        weights, _ = first.skin.weights(x_c)  # the skinning field depends on the canonical body alone
+        num = np.zeros(len(x_c))
+        den = np.zeros(len(x_c))
+        free = np.zeros(len(x_c))
+        for occ, centre in zip(self.occupancies, self.centres, strict=True):
+            x_p = occ.skin.warp(x_c, weights)
+            q = occ.clothed.query(x_p)
+            contact = occ.contact(x_c, x_p)
+            ray = x_p - centre
+            ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12)
+            rim = 1.0 - np.abs(np.einsum("ni,ni->n", q.normal, ray))
+            conf = (1.0 - contact) * (RIM_FLOOR + rim * rim)
+            num += conf * -q.distance
+            den += conf
+            free = np.maximum(free, 1.0 - contact)
+        observed = num / np.maximum(den, 1e-12)
+        out = observed.copy()
+        blend = np.nonzero(free < 1.0)[0]
+        if len(blend):
+            self.contact_count += int((free < 0.5).sum())
+            out[blend] = free[blend] * observed[blend] + (1.0 - free[blend]) * first.prior(x_c[blend])
+        return out
+
+
+
+
+def fused_offsets(per_photo: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Clothing offsets (V,) of the body prior from every photo's (offsets, measured) (:func:`body_offsets`):
+    the mean over the photos that measured a body vertex; a vertex no photo measured keeps the first photo's
+    harmonically filled value. Returns (offsets, measured by any photo)."""
+    offsets = np.stack([o for o, _ in per_photo])
+    measured = np.stack([m for _, m in per_photo]).astype(np.float64)
+    count = measured.sum(axis=0)
+    mean = (offsets * measured).sum(axis=0) / np.maximum(count, 1.0)
+    return np.where(count > 0, mean, offsets[0]), count > 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Skin weights on the canonical mesh
 
 
@@ -351,16 +417,40 @@ def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, 
     fine levels; ``smooth``: Taubin iterations; ``face_count``: decimation target. With ``camera`` and ``mask``
     (processing pixels) the posed mesh's silhouette IoU is measured (a warning below 0.95).
     """
+    return build_fused_avatar([posed_vertices], [posed_faces], [fit], body_model, resolution=resolution,
+                              levels=levels, smooth=smooth, face_count=face_count, rest_pose=rest_pose,
+                              max_influences=max_influences, cameras=[camera], mask=mask, progress=progress)
+
+
+def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.ndarray], fits: list[Any],
+                       body_model: Any, *, resolution: int = 256, levels: int = 4, smooth: int = 8,
+                       face_count: int | None = None, rest_pose: str = "T", max_influences: int = 8,
+                       cameras: list[Any] | None = None, mask: np.ndarray | None = None,
+                       progress: Any = None) -> Avatar:
+    """One canonical avatar from the clothed surfaces of several photos of one person (same shape ``betas`` in
+    every fit; each photo its own pose, translation and camera): every photo's canonical occupancy
+    (:class:`CanonicalOccupancy`) is fused by :class:`FusedOccupancy` (one photo: its occupancy as it is), then
+    meshed, skinned and posed into the **first** photo, whose ``cameras[0]`` and ``mask`` check the silhouette.
+    Arguments as in :func:`build_avatar`, one list entry per photo; ``cameras`` are needed for several photos.
+    """
     from .surface import _decimate, _largest_component, _taubin, evaluate_coarse_to_fine, mesh_zero_level
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     angles = rest_pose_angles(rest_pose)
     if not 1 <= max_influences <= NUM_JOINTS:
         raise EngineError("bad_option", f"max_influences={max_influences} is out of range.", "Use 1 to 55.")
-    pv = np.asarray(posed_vertices, dtype=np.float64).reshape(-1, 3)
-    pf = np.asarray(posed_faces, dtype=np.int64).reshape(-1, 3)
-    if len(pv) == 0 or len(pf) == 0:
-        raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+    if not fits or len(fits) != len(posed_vertices) or len(fits) != len(posed_faces):
+        raise ValueError("one clothed surface per fit, at least one")
+    surfaces = []
+    for v, f in zip(posed_vertices, posed_faces, strict=True):
+        pv = np.asarray(v, dtype=np.float64).reshape(-1, 3)
+        pf = np.asarray(f, dtype=np.int64).reshape(-1, 3)
+        if len(pv) == 0 or len(pf) == 0:
+            raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+        surfaces.append((pv, pf))
+    cameras = list(cameras) if cameras is not None else [None] * len(fits)
+    camera = cameras[0]
+    fit = fits[0]
 
     def report(frac: float, text: str) -> None:
         if progress is not None:
@@ -378,11 +468,22 @@ def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, 
     body = pose_body(body_t, canon_angles)
     full_pose = _np(fit.full_pose).reshape(NUM_JOINTS, 3)
     transl = _np(fit.transl).reshape(3)
-    skin = SkinningField(body, pose_relative_to_rest(full_pose, canon_angles), transl)
-    posed_body = skin.warp(body.vertices, body.lbs_weights)
-    clothed = MeshQuery(pv, pf, k=1, dtype=np.float32)
-    offsets, measured = body_offsets(posed_body, body, clothed)
-    occupancy = CanonicalOccupancy(skin, posed_body, clothed, offsets)
+    views = []  # (skinning field, posed body, clothed query, offsets, measured) per photo
+    for (pv, pf), f in zip(surfaces, fits, strict=True):
+        pose_f = pose_relative_to_rest(_np(f.full_pose).reshape(NUM_JOINTS, 3), canon_angles)
+        skin_f = SkinningField(body, pose_f, _np(f.transl).reshape(3))
+        posed_f = skin_f.warp(body.vertices, body.lbs_weights)
+        clothed_f = MeshQuery(pv, pf, k=1, dtype=np.float32)
+        views.append((skin_f, posed_f, clothed_f, *body_offsets(posed_f, body, clothed_f)))
+    skin = views[0][0]
+    offsets, measured = fused_offsets([(v[3], v[4]) for v in views])
+    occupancies = [CanonicalOccupancy(sk, pb, cq, offsets) for sk, pb, cq, _, _ in views]
+    if len(occupancies) == 1:
+        occupancy = occupancies[0]
+    else:
+        if any(c is None for c in cameras):
+            raise ValueError("fusing several photos needs every photo's camera")
+        occupancy = FusedOccupancy(occupancies, [c.center for c in cameras])
     timings["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -427,6 +528,7 @@ def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, 
         "vertices": int(len(verts)),
         "faces": int(len(tris)),
         "grid_spacing_m": h,
+        "photos_fused": len(fits),
         "points_evaluated": occupancy.count,
         "contact_zone_fraction": occupancy.contact_count / max(occupancy.count, 1),
         "body_vertices_in_contact": int((~measured).sum()),

@@ -216,7 +216,8 @@ def repose_with_shape(fit: Any, body_model: Any, betas: np.ndarray) -> Any:
           "reye_pose": torch.as_tensor(pose[:, 24]),
           "left_hand_pose": torch.as_tensor(pose[:, 25:40].reshape(1, -1)),
           "right_hand_pose": torch.as_tensor(pose[:, 40:55].reshape(1, -1)),
-          "expression": torch.as_tensor(np.asarray(fit.expression, dtype=np.float32).reshape(1, -1))}
+          "expression": torch.as_tensor(np.asarray(fit.expression, dtype=np.float32).reshape(1, -1)),
+          "transl": torch.as_tensor(np.asarray(fit.transl, dtype=np.float32).reshape(1, 3))}
     with torch.no_grad():
         out = body_model(**{k: v.to(body_model.device) for k, v in kw.items()})
     joints = out.joints[0].cpu().numpy().astype(np.float64)
@@ -312,59 +313,6 @@ def _same_person(views: list[SubjectView], body_model: Any, betas: np.ndarray, w
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Fusion in the rest pose
-
-#: Confidence of a photo's surface at a point: RIM_FLOOR + rim², rim = 1 − |cos(normal, view ray)|. A photo's
-#: silhouette pins the surface where it is seen edge-on (its rim); where the surface faces its camera (front or
-#: back), its depth is the body-guided guess of the checkpoint-free surface.
-RIM_FLOOR = 0.05
-
-
-class FusedOccupancy:
-    """Canonical occupancy of several photos (metres, positive inside): the confidence-weighted mean of every
-    photo's observed occupancy at its warped point, where the confidence of photo i is
-    ``(1 − contact_i) · (RIM_FLOOR + rim_i²)``; where every photo is in a contact zone the body prior (the
-    canonical body grown by the clothing offsets measured over all photos) takes over.
-
-    ``occupancies``: one :class:`icon_engine.avatar.CanonicalOccupancy` per photo, all over the same canonical
-    body; ``centres``: each photo's camera centre in its own bundle world (metres)."""
-
-    def __init__(self, occupancies: list[Any], centres: list[np.ndarray]) -> None:
-        if not occupancies or len(occupancies) != len(centres):
-            raise ValueError("one camera centre per occupancy, at least one")
-        self.occupancies = occupancies
-        self.centres = [np.asarray(c, dtype=np.float64).reshape(1, 3) for c in centres]
-        self.count = 0
-        self.contact_count = 0
-
-    def __call__(self, x_c: np.ndarray) -> np.ndarray:
-        self.count += len(x_c)
-        first = self.occupancies[0]
-        weights, _ = first.skin.weights(x_c)  # the skinning field depends on the canonical body alone
-        num = np.zeros(len(x_c))
-        den = np.zeros(len(x_c))
-        free = np.zeros(len(x_c))
-        for occ, centre in zip(self.occupancies, self.centres, strict=True):
-            x_p = occ.skin.warp(x_c, weights)
-            q = occ.clothed.query(x_p)
-            contact = occ.contact(x_c, x_p)
-            ray = x_p - centre
-            ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12)
-            rim = 1.0 - np.abs(np.einsum("ni,ni->n", q.normal, ray))
-            conf = (1.0 - contact) * (RIM_FLOOR + rim * rim)
-            num += conf * -q.distance
-            den += conf
-            free = np.maximum(free, 1.0 - contact)
-        observed = num / np.maximum(den, 1e-12)
-        out = observed.copy()
-        blend = np.nonzero(free < 1.0)[0]
-        if len(blend):
-            self.contact_count += int((free < 0.5).sum())
-            out[blend] = free[blend] * observed[blend] + (1.0 - free[blend]) * first.prior(x_c[blend])
-        return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # The whole run
 
 
@@ -378,7 +326,7 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
     ``bundle.json["subject"]`` lists every input with its status, pose, translation, camera and fit metrics."""
     from .bundle import write_bundle
     from .options import ReconstructOptions, resolve_device
-    from .pipeline import assemble_bundle, build_clothed_surface, load_body
+    from .pipeline import assemble_bundle, bake_avatar_texture, build_canonical_avatar, build_clothed_surface, load_body
     from .progress import ProgressReporter
 
     options = options or ReconstructOptions()
@@ -416,24 +364,14 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
             surfaces.append(surface)
 
         reporter.stage("rig", "Fusing the photos into one avatar")
-        from .avatar import build_fused_avatar
-
         first = views[0]
-        avatar = build_fused_avatar([s.vertices for s in surfaces], [s.faces for s in surfaces],
-                                    [v.fit for v in views], body_model, options=options,
-                                    camera=first.fit.camera, mask=first.observation.mask, progress=reporter)
+        avatar = build_canonical_avatar(surfaces, [v.fit for v in views], first.observation.mask, options, reporter,
+                                        body_model)
         warnings += list(avatar.warnings)
         surface = replace(surfaces[0], vertices=avatar.posed_vertices, faces=avatar.faces,
                           method=f"{surfaces[0].method}+fused-{len(views)}")
 
-        texture = None
-        if options.texture:
-            reporter.stage("texture", "Baking the texture")
-            from .texture import bake_texture
-
-            texture = bake_texture(avatar.posed_vertices, avatar.faces, first.photo.rgb, first.observation.mask,
-                                   first.fit.camera, size=options.resolved_texture_size, progress=reporter,
-                                   vertex_parts=avatar.vertex_parts)
+        texture = bake_avatar_texture(avatar, first.photo, first.observation, first.fit, options, reporter)
 
         reporter.stage("bundle", "Writing the bundle")
         content = assemble_bundle(
