@@ -144,3 +144,29 @@ def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: l
     # the back view is fitted facing away from its camera: the global orientation turns by about 180°
     yaw = {v.input.label: v.fit.full_pose[0] for v in found}
     assert np.linalg.norm(yaw["view_+180.png"]) > 2.5 and np.linalg.norm(yaw["view_+000.png"]) < 0.6
+
+
+@pytest.mark.slow
+def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) -> None:
+    """Front and back photos of one person (and an image without anyone) → one rigged avatar in the first
+    photo's pose, with every photo's pose and camera in bundle.json."""
+    from icon_engine.bundle import read_bundle, skin_vertices
+    from icon_engine.options import ReconstructOptions
+    from icon_engine.rig import torn_faces
+    from icon_engine.subject import reconstruct_subject
+
+    front, back, empty = views[1], views[3], views[4]
+    out = reconstruct_subject([front, back, empty], tmp_path, ReconstructOptions(quality="preview", texture=False),
+                              bundle_name="person")
+    bundle = read_bundle(out)
+    subject = bundle.meta["subject"]
+    assert subject["used"] == 2 and [p["status"] for p in subject["photos"]] == ["used", "used", "no_person"]
+    assert any("empty.png" in w for w in bundle.meta["warnings"])
+    assert bundle.meta["photo"]["name"] == front.name and bundle.meta["rig"]["stats"]["photos_fused"] == 2
+    for photo in subject["photos"][:2]:
+        assert np.asarray(photo["full_pose"]).shape == (55, 3) and np.asarray(photo["camera"]["K"]).shape == (3, 3)
+    reposed = skin_vertices(bundle.rest_mesh.vertices, bundle.skin_weights, bundle.rest_joints, bundle.parents,
+                            bundle.full_pose, bundle.transl)
+    assert np.abs(reposed - bundle.posed_mesh.vertices).max() < 1e-3
+    assert not torn_faces(bundle.posed_mesh.vertices, bundle.rest_mesh.vertices, bundle.posed_mesh.faces).any()
+    assert bundle.meta["rig"]["stats"]["posed_silhouette_iou"] > 0.9
