@@ -65,6 +65,7 @@ def import_bundle_command(args: argparse.Namespace) -> int:
     except BundleError as exc:
         raise CliError(f"bad bundle: {exc}", "Re-run the reconstruction, or check the folder with "
                        "`python -m icon_engine validate DIR`.", EXIT_BAD_INPUT) from exc
+    _check_free_space(bundle, [p for p in (args.blend, args.fbx) if p is not None])
     from .core.motion import MotionError, load_motion
 
     if args.motion is not None:
@@ -87,12 +88,86 @@ def import_bundle_command(args: argparse.Namespace) -> int:
         apply_motion(result.armature, args.motion, scene)
         scene.frame_set(scene.frame_start)
     if args.fbx is not None:
-        export_fbx(result.armature, args.fbx, args.preset)
+        with _disk_errors(args.fbx):
+            export_fbx(result.armature, args.fbx, args.preset)
         print(f"wrote {args.fbx}")
     if args.blend is not None:
-        _save_blend(args.blend)
+        with _disk_errors(args.blend):
+            _save_blend(args.blend)
         print(f"wrote {args.blend}")
     return EXIT_OK
+
+
+# --- disk full / unwritable outputs (issue 19): exit 6 with a plain message, nothing half-written ---------------
+
+_DISK_FULL_TEXT = ("No space left on device", "Errno 28", "Disk quota exceeded", "File too large", "Errno 27")
+
+
+def _check_free_space(bundle, outputs: list[Path]) -> None:
+    """Refuse up front when an output's disk has less free space than about 1.5× the (validated) bundle's files
+    + 8 MB per output."""
+    import shutil
+
+    names = set(bundle.meta["files"].values())
+    need = int(1.5 * sum((bundle.path / name).lstat().st_size for name in names)) + (8 << 20)
+    for out in outputs:
+        free = shutil.disk_usage(out.absolute().parent).free
+        if free < need:
+            raise CliError(f"{out.absolute().parent}: not enough disk space for {out.name} (about "
+                           f"{need >> 20} MB needed, {free >> 20} MB free)",
+                           "Free some disk space or write to another disk.", EXIT_OUTPUT)
+
+
+class _disk_errors:  # noqa: N801 - used as a context manager
+    """Around a Blender write to ``path``: Blender's output (its traceback print of a failed operator goes to
+    stdout) is held back; a full disk becomes ``CliError`` (exit 6) with a plain message, and any other failure is
+    re-raised with Blender's output shown."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> _disk_errors:
+        import os
+        import threading
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._saved = [os.dup(1), os.dup(2)]
+        read, write = os.pipe()
+        os.dup2(write, 1)
+        os.dup2(write, 2)
+        os.close(write)
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, args=(read,), daemon=True)
+        self._reader.start()
+        return self
+
+    def _drain(self, fd: int) -> None:
+        import os
+
+        while chunk := os.read(fd, 65536):
+            self._chunks.append(chunk)
+        os.close(fd)
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved in zip((1, 2), self._saved, strict=True):  # closes the pipe's write ends: the reader sees EOF
+            os.dup2(saved, fd)
+            os.close(saved)
+        self._reader.join(timeout=10)
+        captured = b"".join(self._chunks).decode("utf-8", "replace")
+        disk_full = exc is not None and (getattr(exc, "errno", None) in (28, 27, 122)
+                                         or any(t in f"{exc}\n{captured}" for t in _DISK_FULL_TEXT))
+        if disk_full:
+            raise CliError(f"could not write {self.path}: the disk is full", "Free some disk space or write to "
+                           "another disk; nothing was written.", EXIT_OUTPUT) from exc
+        if captured:
+            sys.stdout.write(captured)
+            sys.stdout.flush()
+        return False
 
 
 def _save_blend(path: Path) -> None:
@@ -104,10 +179,24 @@ def _save_blend(path: Path) -> None:
         bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, compress=True, copy=True)
         if not tmp.is_file():
             raise CliError(f"could not write {path}", "Check the disk space and permissions.", EXIT_OUTPUT)
+        if not _blend_is_complete(tmp):  # Blender's compressed writer reports success on a full disk
+            raise OSError(28, f"No space left on device: {path} was cut short")
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + "1").unlink(missing_ok=True)  # Blender's backup copy, if any
+
+
+def _blend_is_complete(path: Path) -> bool:
+    """Whether a saved .blend ends as a complete file does: a zstd-compressed one with the seek table's magic
+    number (Blender writes the seekable zstd format), an uncompressed one with its ENDB block."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        fh.seek(max(0, path.stat().st_size - 64))
+        tail = fh.read()
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return tail.endswith(b"\xb1\xea\x92\x8f")
+    return head.startswith(b"BLENDER") and b"ENDB" in tail
 
 
 def main(argv: list[str] | None = None) -> int:

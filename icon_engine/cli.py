@@ -7,8 +7,10 @@ errors included, is a JSON line on stdout (protocol in :mod:`icon_engine.progres
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -16,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EngineError
+from .errors import EXIT_CANCELLED, EXIT_CODES, EXIT_INTERNAL, EXIT_OK, EngineError
 from .options import DEVICES, QUALITIES, REST_POSES, ReconstructOptions
 from .progress import CancelToken, TerminalBar, emit_json
 
@@ -131,7 +133,6 @@ def run_reconstruct(args: argparse.Namespace, emit: Callable[[dict], None] | Non
     next step; ``body_models``: a cache (options → loaded body model) kept across runs by a warm engine."""
     from .image_io import list_photos
 
-    json_mode = emit is not None
     options = options_from_args(args)
     if not args.photos and not args.sample:
         raise EngineError("usage", "No photo given.", "Name one or more photos or folders, or use --sample.")
@@ -150,14 +151,72 @@ def run_reconstruct(args: argparse.Namespace, emit: Callable[[dict], None] | Non
     from .image_io import load_photo
     from .options import resolve_device
 
+    sizes = []
     for photo in photos:  # refuse bad photos before any work, so nothing is half-done
-        load_photo(photo)
+        loaded = load_photo(photo)
+        sizes.append((len(loaded.data), loaded.original_size))
 
     resolve_device(options.device)  # fail before any work when CUDA is missing
+    _check_free_space(args.out, options, sizes)
+    with _claim_output(args.out, [args.out / p.stem for p in photos]):
+        return _run_photos(args, options, photos, emit, cancel, body_models)
 
+
+def _check_free_space(out: Path, options: ReconstructOptions, sizes: list[tuple[int, tuple[int, int]]]) -> None:
+    """Refuse a run whose bundles would not fit on the disk of ``out`` (estimate: bundle.writer)."""
+    from .bundle.writer import disk_space, estimate_bundle_bytes
+
+    space = disk_space(out)
+    if space is not None and space[0] == 0:
+        raise EngineError("output", f"Cannot write to {out}: it is on a virtual file system (like /proc), not a "
+                          "disk.", "Choose a folder on a disk for --out.")
+    free = space[1] if space is not None else None
+    texture = options.resolved_texture_size if options.texture else None
+    need = sum(estimate_bundle_bytes(options.resolved_face_count, texture, n, size) for n, size in sizes)
+    if free is not None and free < need:
+        raise EngineError("output", f"Not enough disk space in {out}: {len(sizes)} bundle(s) need about "
+                          f"{need / 2**20:.0f} MB, {free / 2**20:.0f} MB is free.",
+                          "Free some disk space or choose a folder on another disk for --out.")
+
+
+@contextlib.contextmanager
+def _claim_output(out: Path, targets: list[Path]):
+    """Create ``out`` and claim every bundle target in it for this run (a second run into the same targets is
+    refused); an output folder this run created is removed again when the run writes nothing into it."""
+    from .bundle.writer import claim_target, output_error
+
+    out = out.absolute()
+    created = []
+    probe = out
+    while not probe.exists() and probe.parent != probe:
+        created.append(probe)
+        probe = probe.parent
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                for target in dict.fromkeys(t.absolute() for t in targets):
+                    stack.enter_context(claim_target(target))
+            except OSError as exc:  # e.g. a read-only disk: the up-front check cannot see it, creating can
+                err = output_error(exc, "the output folder", out)
+                if err is not None and "disk space" not in err.message:
+                    err = EngineError("output", f"Cannot create or write the output folder {out}: "
+                                      f"{exc.strerror or exc}.", "Choose a folder you can write to for --out.")
+                raise (err or exc) from exc
+            yield
+    finally:
+        for folder in created:  # deepest first; stops at the first that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _run_photos(args: argparse.Namespace, options: ReconstructOptions, photos: list[Path],
+                emit: Callable[[dict], None] | None, cancel: CancelToken, body_models: dict | None) -> int:
+    from .options import resolve_device
     from .pipeline import load_body, reconstruct
 
-    bar = None if json_mode else (TerminalBar() if args.progress == "bar" else None)
+    bar = None if emit is not None else (TerminalBar() if args.progress == "bar" else None)
     callback = (lambda event: emit({"event": "progress", **asdict(event)})) if emit is not None else bar
     body_models = {} if body_models is None else body_models
     body_key = (str(options.smplx_model), resolve_device(options.device))
@@ -225,10 +284,19 @@ def _report_bundle(bundle: Path, name: str, emit: Callable[[dict], None] | None,
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import collect_report, format_report
+    from .doctor import collect_report, configured_problems, format_report
 
     report = collect_report(smplx_model=args.smplx_model, icon_data=args.icon_data)
+    problems = configured_problems(report, args.smplx_model, args.icon_data)
+    if args.json:
+        report["problems"] = problems
     print(json.dumps(report, indent=1) if args.json else format_report(report))
+    for problem in problems:  # the report is printed in full; a configured file that cannot be used fails
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print("hint: Fix the file or folder named above, or leave the option out (the engine then uses the open "
+              "body / its built-in surface).", file=sys.stderr)
+        return EXIT_CODES["body_model"]
     return EXIT_OK
 
 
@@ -239,7 +307,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(sample_photo_path())
     else:
         _writable_folder(args.out.parent)
-        write_sample_photo(args.out)
+        try:
+            write_sample_photo(args.out)
+        except OSError as exc:  # a full disk, a read-only folder: exit 6, not a traceback
+            from .bundle.writer import output_error
+
+            err = output_error(exc, f"the sample photo {args.out.name}", args.out.absolute().parent)
+            raise (err or exc) from exc
         print(args.out)
     return EXIT_OK
 
@@ -256,7 +330,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         bundle = read_bundle(args.bundle)
     except BundleError as exc:
-        raise EngineError("bad_bundle", f"Invalid bundle: {exc}", "Re-run the reconstruction.") from exc
+        raise EngineError("bad_bundle", f"Invalid bundle: {exc}", exc.hint or "Re-run the reconstruction.") from exc
     print(f"{bundle.path}: valid bundle v{bundle.meta['format_version']}, {len(bundle.posed_mesh.vertices)} "
           f"vertices, {len(bundle.posed_mesh.faces)} faces, body model {bundle.meta['body']['model']}")
     from .rig import rest_torn_report
@@ -335,9 +409,27 @@ def _report_error(err: EngineError, emit: Callable[[dict], None] | None, photo: 
             print(f"hint: {err.hint}", file=sys.stderr)
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (the add-on's Cancel, ``kill``) ends the run like Ctrl+C: the temporary bundle folder is removed,
+    a ``cancelled`` error event is reported and the exit status is 130."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     json_mode = "json" in argv and "--progress" in argv or "--progress=json" in argv
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return _main(argv, json_mode)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str], json_mode: bool) -> int:
     emit = emit_json if json_mode else None
     try:
         args = build_parser().parse_args(argv)
@@ -345,8 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as err:
         _report_error(err, emit)
         return err.exit_code
-    except KeyboardInterrupt:
-        _report_error(EngineError("cancelled", "Interrupted.", ""), emit)
+    except KeyboardInterrupt:  # Ctrl+C, or SIGTERM (the add-on's Cancel): see _on_sigterm
+        _report_error(EngineError("cancelled", "Reconstruction cancelled.", ""), emit)
         return EXIT_CANCELLED
     except Exception as exc:  # an engine bug: say so plainly, with the traceback on stderr
         traceback.print_exc(file=sys.stderr)

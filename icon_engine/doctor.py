@@ -42,7 +42,7 @@ def _body(smplx_model: Path | None) -> dict[str, Any]:
         return {"active": None, "problem": f"body model package unavailable: {exc}"}
     official = ("The official SMPL-X model comes from https://smpl-x.is.tue.mpg.de after registration; pass "
                 "SMPLX_NEUTRAL.npz (or its folder) with --smplx-model. A .pkl file needs 'python -m icon_engine body "
-                "convert-pkl FILE' first.")
+                "convert-pkl FILE --i-trust-this-file' first.")
     try:
         info = describe_body_model(smplx_model)
     except Exception as exc:  # doctor never fails: it reports
@@ -79,6 +79,21 @@ def collect_report(smplx_model: Path | None = None, icon_data: Path | None = Non
         "body_model": _body(smplx_model),
         "icon_data": _icon(icon_data),
     }
+
+
+def configured_problems(report: dict[str, Any], smplx_model: Path | None, icon_data: Path | None) -> list[str]:
+    """What is wrong with the model files the user configured (empty when all usable); doctor then exits 5."""
+    problems = []
+    body = report["body_model"]
+    if smplx_model is not None and (not body.get("ok") or body.get("problem")):
+        problems.append(f"--smplx-model {smplx_model} is not usable: {body.get('problem') or 'unknown problem'}")
+    icon = report["icon_data"]
+    if icon_data is not None and not icon.get("usable"):
+        detail = icon.get("problem") or icon.get("message") or "unknown problem"
+        bad = [f"{f['file']}: {f.get('error') or f['status']}" for f in (icon.get("files") or {}).values()
+               if f.get("status") == "invalid"]
+        problems.append(f"--icon-data {icon_data} is not usable: {detail}" + (f" ({'; '.join(bad)})" if bad else ""))
+    return problems
 
 
 def format_report(report: dict[str, Any]) -> str:

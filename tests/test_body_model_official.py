@@ -247,10 +247,26 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 
 def test_cli_convert_pkl_warns_loudly(tmp_path: Path) -> None:
     src = standin_pkl(tmp_path / "SMPLX_MALE.pkl")
-    code, out, err = run_cli(["body", "convert-pkl", str(src), "--out", str(tmp_path / "o" / "m.npz")])
+    code, out, err = run_cli(["body", "convert-pkl", str(src), "--out", str(tmp_path / "o" / "m.npz"),
+                              "--i-trust-this-file"])
     assert code == 0 and out.strip() == str(tmp_path / "o" / "m.npz")
     assert "UNPICKLES" in err and "smpl-x.is.tue.mpg.de" in err
     assert load_body_model(tmp_path / "o" / "m.npz").kind == "smplx"
+
+
+def test_cli_convert_pkl_needs_explicit_trust(tmp_path: Path) -> None:
+    """Without --i-trust-this-file nothing is unpickled: exit 2 (usage) naming the flag."""
+    marker = tmp_path / "unpickled"
+    src = tmp_path / "SMPLX_NEUTRAL.pkl"
+    src.write_bytes(pickle.dumps({"v_template": Bomb(marker)}, protocol=2))
+    with pytest.raises(EngineError) as info:
+        run_cli(["body", "convert-pkl", str(src)])
+    err = info.value
+    assert err.code == "usage" and err.exit_code == 2
+    assert err.message == (f"convert-pkl unpickles {src}, which runs any code stored in the file; it needs your "
+                           "explicit confirmation.")
+    assert err.hint.endswith("run the command again with --i-trust-this-file.")
+    assert not marker.exists() and not (tmp_path / "SMPLX_NEUTRAL.npz").exists()
 
 
 def test_cli_requires_a_subcommand() -> None:

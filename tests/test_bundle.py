@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
+from bundle_trust import BUNDLE_FILES, LINK_MESSAGE, file_label, link_outside
 from scipy.spatial.transform import Rotation
 
 from icon_engine.bundle import (
@@ -25,6 +31,8 @@ from icon_engine.bundle import (
 from icon_engine.bundle import writer as writer_module
 from icon_engine.bundle.skeleton import axis_angle_to_matrix, forward_kinematics, matrix_to_axis_angle
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _skeleton(rng: np.random.Generator) -> np.ndarray:
     """Rest joints: each joint a small random offset from its parent (metres)."""
@@ -32,6 +40,26 @@ def _skeleton(rng: np.random.Generator) -> np.ndarray:
     for j in range(1, 55):
         joints[j] = joints[PARENTS[j]] + rng.normal(0, 0.08, 3)
     return joints
+
+
+def _jpeg(image: np.ndarray, exif: bytes | None = None) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", **({"exif": exif} if exif else {}))
+    return buf.getvalue()
+
+
+def _png(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _content(rng: np.random.Generator, n_per_joint: int = 4) -> BundleContent:
@@ -60,8 +88,9 @@ def _content(rng: np.random.Generator, n_per_joint: int = 4) -> BundleContent:
         rest_joints=joints,
         mask=rng.random((480, 640)) > 0.5,
         texture=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
-        photo_bytes=b"\xff\xd8fakejpeg",
+        photo_bytes=_jpeg(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)),
         photo_suffix=".jpg",
+        extra_files={"preview.png": _png(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))},
     )
 
 
@@ -212,3 +241,283 @@ def test_reader_rejects_mismatched_rest_mesh(bundle_dir: Path) -> None:
     write_ply(bundle_dir / "rest_mesh.ply", TriMesh(mesh.vertices[:-1], mesh.faces[:-2]))
     with pytest.raises(BundleError, match="does not match posed_mesh"):
         read_bundle(bundle_dir)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Trust rules: a bundle is untrusted input (issue 19)
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", BUNDLE_FILES)
+def test_reader_refuses_a_symlink_of_every_file_kind(bundle_dir: Path, name: str) -> None:
+    link_outside(bundle_dir, name)
+    with pytest.raises(BundleError) as info:
+        read_bundle(bundle_dir)
+    assert str(info.value) == f"{bundle_dir}: {file_label(name)} {LINK_MESSAGE}"
+
+
+def test_reader_refuses_a_link_inside_the_bundle_too(bundle_dir: Path) -> None:
+    (bundle_dir / "texture.png").unlink()
+    (bundle_dir / "texture.png").symlink_to("mask.png")  # relative, pointing inside: still refused
+    with pytest.raises(BundleError, match="'texture.png' \\(texture\\) is a symbolic link"):
+        read_bundle(bundle_dir)
+
+
+@pytest.mark.parametrize("make, what", [
+    (lambda p: (p.unlink(), os.mkfifo(p)), "a named pipe"),
+    (lambda p: (p.unlink(), p.mkdir()), "a folder"),
+])
+def test_reader_refuses_special_files(bundle_dir: Path, make, what: str) -> None:
+    make(bundle_dir / "rest_joints.npy")
+    with pytest.raises(BundleError) as info:
+        read_bundle(bundle_dir)  # a pipe must not block the reader
+    assert str(info.value) == f"{bundle_dir}: 'rest_joints.npy' (rest_joints) is {what}, not a regular file"
+
+
+def test_reader_refuses_a_hard_to_spot_name(bundle_dir: Path) -> None:
+    for bad in ("..", "a\\b.png", "", "bundle.json"):
+        _edit_json(bundle_dir, lambda m, bad=bad: m["files"].update(texture=bad))
+        with pytest.raises(BundleError, match="must be a plain file name"):
+            read_bundle(bundle_dir)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("photo.jpg", b"this is a text file, not a photo", "'photo.jpg' (photo) is not a PNG or JPEG image"),
+    ("photo.jpg", b"", "'photo.jpg' (photo) is not a PNG or JPEG image"),
+    ("texture.png", b"\xff\xd8\xff\xe0 a JPEG named .png", "'texture.png' (texture) is not a PNG image"),
+    ("mask.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\x00\x00\x00\x01\x00\x00\x08\x00\x00\x00\x00",
+     "'mask.png' (mask) is a 65536 × 65536 image (at most 100 megapixels and at least 1 × 1)"),
+    ("skin_weights.npy", b"\x80\x04\x95 a pickle", "'skin_weights.npy' (skin_weights) is not a readable .npy array"),
+    ("rest_mesh.ply", b"ply\nformat binary_little_endian 1.0\nelement vertex x\nend_header\n",
+     "rest_mesh.ply: not a valid PLY file (ValueError"),
+])
+def test_reader_checks_file_types_by_content(bundle_dir: Path, name: str, data: bytes, message: str) -> None:
+    (bundle_dir / name).write_bytes(data)
+    with pytest.raises(BundleError, match=re.escape(message)):
+        read_bundle(bundle_dir)
+
+
+def test_reader_refuses_an_object_array_without_unpickling(bundle_dir: Path) -> None:
+    np.save(bundle_dir / "rest_joints.npy", np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True)
+    with pytest.raises(BundleError, match="Object arrays cannot be loaded when allow_pickle=False"):
+        read_bundle(bundle_dir)
+
+
+def test_reader_bounds_file_sizes(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from icon_engine.bundle import reader
+
+    monkeypatch.setitem(reader.MAX_FILE_BYTES, ".ply", 1 << 20)
+    with open(bundle_dir / "body_mesh.ply", "ab") as fh:
+        fh.truncate(3 << 20)  # sparse: 3 MB of zeros after the mesh
+    with pytest.raises(BundleError) as info:
+        read_bundle(bundle_dir)
+    assert str(info.value) == (f"{bundle_dir}: 'body_mesh.ply' (body_mesh) is 3 MB, more than the 1 MB a bundle "
+                               "file of this kind may have")
+
+
+def test_reader_names_nan_joints(bundle_dir: Path) -> None:
+    joints = np.load(bundle_dir / "rest_joints.npy")
+    joints[7, 1] = np.nan
+    joints[20, 0] = np.inf
+    np.save(bundle_dir / "rest_joints.npy", joints)
+    with pytest.raises(BundleError) as info:
+        read_bundle(bundle_dir)
+    assert str(info.value) == (f"{bundle_dir / 'rest_joints.npy'}: NaN or infinite coordinates in joint(s) 7 "
+                               "(left_ankle), 20 (left_wrist)")
+
+
+def test_reader_checks_image_sizes_against_the_photo(bundle_dir: Path) -> None:
+    (bundle_dir / "photo.jpg").write_bytes(_jpeg(np.zeros((640, 480, 3), np.uint8)))  # sideways, no EXIF
+    with pytest.raises(BundleError) as info:
+        read_bundle(bundle_dir)
+    assert str(info.value) == (f"{bundle_dir / 'photo.jpg'}: 480 × 640 pixels as stored, expected the photo's "
+                               "640 × 480")
+
+
+def test_reader_points_from_an_output_folder_to_its_bundles(bundle_dir: Path) -> None:
+    with pytest.raises(BundleError) as info:
+        read_bundle(bundle_dir.parent)
+    out = bundle_dir.parent
+    assert str(info.value) == (f"{out}: not a bundle (bundle.json is missing) but an output folder holding 1 "
+                               "bundle(s): subject/")
+    assert info.value.hint == f"Give one bundle folder, e.g. {bundle_dir}"
+
+
+def _exif_rotated_jpeg(upright: np.ndarray, orientation: int) -> bytes:
+    """A JPEG storing ``upright`` rotated, with the EXIF orientation that turns it upright again (as a phone)."""
+    from PIL import Image
+
+    stored = {6: np.rot90(upright, 1), 8: np.rot90(upright, -1), 3: np.rot90(upright, 2)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return _jpeg(np.ascontiguousarray(stored), exif.tobytes())
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_writer_stores_the_photo_upright(tmp_path: Path, orientation: int) -> None:
+    """A phone photo (pixels stored sideways + EXIF orientation) is stored upright: Blender ignores EXIF."""
+    from PIL import Image
+
+    rng = np.random.default_rng(9)
+    content = _content(rng)
+    upright = np.zeros((480, 640, 3), np.uint8)
+    upright[:100, :200] = (255, 0, 0)  # a red block at the top left of the upright photo
+    content.photo_bytes = _exif_rotated_jpeg(upright, orientation)
+    bundle = read_bundle(write_bundle(tmp_path / "b", content))
+    stored = Image.open(bundle.file("photo"))
+    assert stored.size == (640, 480) and int(stored.getexif().get(0x0112, 1)) == 1
+    assert bundle.photo_orientation == 1
+    pixels = np.asarray(stored.convert("RGB")).astype(int)
+    assert pixels[:100, :200, 0].mean() > 200 and pixels[:100, :200, 1].mean() < 60  # red at the top left
+    assert pixels[380:, 440:].mean() < 30
+
+
+def test_writer_keeps_an_upright_photo_byte_for_byte(tmp_path: Path) -> None:
+    content = _content(np.random.default_rng(10))
+    bundle = read_bundle(write_bundle(tmp_path / "b", content))
+    assert bundle.file("photo").read_bytes() == content.photo_bytes
+
+
+def test_reader_accepts_an_older_bundle_with_a_rotated_photo(bundle_dir: Path) -> None:
+    """Bundles written before the upright rule may hold the phone's rotated JPEG: accepted, orientation exposed
+    (the importer applies it)."""
+    (bundle_dir / "photo.jpg").write_bytes(_exif_rotated_jpeg(np.zeros((480, 640, 3), np.uint8), 6))
+    assert read_bundle(bundle_dir).photo_orientation == 6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Disk full, claims, stale temporary folders (issue 19)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_disk_full_is_an_output_error_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import shutil
+
+    from icon_engine.errors import EngineError
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module.np, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 30, 10 << 30, 5 << 20))
+    out = tmp_path / "new" / "out"
+    with pytest.raises(EngineError) as info:
+        write_bundle(out / "subject", _content(np.random.default_rng(11)))
+    err = info.value
+    assert err.code == "output" and err.exit_code == 6
+    assert err.message == f"Not enough disk space to write the bundle subject in {out} (5 MB free)."
+    assert err.hint == "Free some disk space or choose a folder on another disk for --out; nothing was written."
+    assert list(tmp_path.iterdir()) == []  # not even the folders it created
+
+
+def test_a_claimed_target_is_refused_and_a_dead_claim_is_not(tmp_path: Path) -> None:
+    from icon_engine.bundle.writer import claim_target
+    from icon_engine.errors import EngineError
+
+    target = tmp_path / "subject"
+    child = subprocess.Popen([sys.executable, "-c", CLAIM_AND_WAIT, str(target)], stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert child.stdout.readline().strip() == "claimed"
+        with pytest.raises(EngineError) as info:
+            write_bundle(target, _content(np.random.default_rng(12)))
+        assert info.value.exit_code == 6
+        assert info.value.message == f"{target} is being written by another reconstruction (process {child.pid})."
+        assert (tmp_path / ".subject.partial-live").is_dir()  # the live run's folder is left alone
+    finally:
+        child.kill()  # SIGKILL: the OS drops its lock; the lock file and its temporary folder stay behind
+        child.wait()
+    assert (tmp_path / ".subject.lock").exists() and (tmp_path / ".subject.partial-live").is_dir()
+    with claim_target(target):
+        assert not (tmp_path / ".subject.partial-live").exists()
+    write_bundle(target, _content(np.random.default_rng(12)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
+
+
+CLAIM_AND_WAIT = """
+import sys, time
+from pathlib import Path
+from icon_engine.bundle.writer import claim_target
+target = Path(sys.argv[1])
+with claim_target(target):
+    (target.parent / ".subject.partial-live").mkdir()
+    print("claimed", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_sigkill_during_a_write_is_cleaned_by_the_next_run(tmp_path: Path) -> None:
+    """A real process killed with SIGKILL while writing leaves its temporary folder; the next write of the same
+    target removes it (and the temporary folders of other targets are left alone)."""
+    target = tmp_path / "subject"
+    (tmp_path / ".other.partial-12345678").mkdir()
+    child = subprocess.Popen([sys.executable, "-c", SLOW_WRITE, str(target)], stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}"))
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        partial = [p for p in tmp_path.iterdir() if p.name.startswith(".subject.partial-")]
+        assert len(partial) == 1 and any(partial[0].iterdir())
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert partial[0].is_dir()
+    write_bundle(target, _content(np.random.default_rng(13)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.partial-12345678", "subject"]
+    read_bundle(target)
+
+
+SLOW_WRITE = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from icon_engine.bundle import writer
+from test_bundle import _content
+real = writer.write_ply
+def slow(path, mesh):
+    real(path, mesh)
+    print("writing", flush=True)
+    time.sleep(120)
+writer.write_ply = slow
+writer.write_bundle(Path(sys.argv[1]), _content(np.random.default_rng(0)))
+"""
+
+
+def test_a_bundle_moved_aside_by_a_killed_replace_is_put_back(tmp_path: Path) -> None:
+    """Killed between moving the old bundle aside and renaming the new one in: the next claim restores it."""
+    from icon_engine.bundle.writer import claim_target
+
+    target = write_bundle(tmp_path / "subject", _content(np.random.default_rng(14)))
+    target.rename(tmp_path / ".subject.old-0badc0de")
+    (tmp_path / ".subject.partial-0badc0de").mkdir()
+    with claim_target(target):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
+    read_bundle(target)
+    (tmp_path / ".subject.old-12345678").mkdir()  # the target exists: a leftover copy is removed
+    with claim_target(target):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_apply_orientation_matches_pillow(orientation: int) -> None:
+    """The importer's pixel turn for older bundles equals what Pillow (and every viewer) does with the EXIF tag,
+    and the reader reads the tag from the JPEG's bytes."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from icon_engine.bundle.reader import apply_orientation, jpeg_info
+
+    stored = np.random.default_rng(orientation).integers(0, 255, (6, 10, 3), dtype=np.uint8)
+    image = Image.fromarray(stored)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.info["exif"] = exif.tobytes()
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif.tobytes())
+    assert jpeg_info(buf.getvalue()) == (10, 6, orientation)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(buf)))
+    decoded = np.asarray(Image.open(buf))
+    np.testing.assert_array_equal(apply_orientation(decoded, orientation), expected)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from icon_engine.errors import EXIT_BAD_INPUT, EXIT_MODEL_FILES, EXIT_OUTPUT, EXIT_USAGE
+from icon_engine.errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_MODEL_FILES, EXIT_OUTPUT, EXIT_USAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,3 +109,269 @@ def test_validate_refuses_a_non_bundle(tmp_path: Path) -> None:
     result = run_engine("validate", str(tmp_path))
     assert result.returncode == EXIT_BAD_INPUT
     assert "bundle.json is missing" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hardening (issue 19): trust rules through validate, cancel, disk full, claims, doctor, messages
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def bundle_dir(tmp_path: Path) -> Path:
+    from test_bundle import _content
+
+    from icon_engine.bundle import write_bundle
+
+    return write_bundle(tmp_path / "out" / "subject", _content(np.random.default_rng(0)))
+
+
+def test_validate_points_from_the_output_folder_to_the_bundle(bundle_dir: Path) -> None:
+    out = bundle_dir.parent
+    result = run_engine("validate", str(out))
+    assert result.returncode == EXIT_BAD_INPUT
+    assert result.stderr.strip().splitlines() == [
+        f"error: Invalid bundle: {out}: not a bundle (bundle.json is missing) but an output folder holding 1 "
+        "bundle(s): subject/",
+        f"hint: Give one bundle folder, e.g. {bundle_dir}",
+    ]
+    assert run_engine("validate", str(bundle_dir)).returncode == 0
+
+
+def test_validate_refuses_symlinks_of_every_file_kind(bundle_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    from bundle_trust import BUNDLE_FILES, LINK_MESSAGE, file_label, link_outside
+
+    from icon_engine.cli import main
+
+    pristine = {name: (bundle_dir / name).read_bytes() for name in BUNDLE_FILES}
+    for name in BUNDLE_FILES:
+        outside = link_outside(bundle_dir, name)
+        assert main(["validate", str(bundle_dir)]) == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert err.splitlines()[0] == f"error: Invalid bundle: {bundle_dir}: {file_label(name)} {LINK_MESSAGE}", name
+        (bundle_dir / name).unlink()
+        (bundle_dir / name).write_bytes(pristine[name])
+        outside.unlink()
+    assert main(["validate", str(bundle_dir)]) == 0
+
+
+def test_validate_refuses_a_photo_that_is_not_an_image(bundle_dir: Path) -> None:
+    (bundle_dir / "photo.jpg").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    result = run_engine("validate", str(bundle_dir))
+    assert result.returncode == EXIT_BAD_INPUT
+    assert result.stderr.splitlines()[0] == (
+        f"error: Invalid bundle: {bundle_dir}: 'photo.jpg' (photo) is not a PNG or JPEG image")
+
+
+def test_doctor_fails_when_a_configured_file_is_unusable(tmp_path: Path) -> None:
+    missing = tmp_path / "SMPLX_NEUTRAL.npz"
+    result = run_engine("doctor", "--smplx-model", str(missing))
+    assert result.returncode == EXIT_MODEL_FILES
+    assert f"error: --smplx-model {missing} is not usable: " in result.stderr and "does not exist" in result.stderr
+    assert "Body model:" in result.stdout  # the report is still printed in full
+    empty = tmp_path / "icon"
+    empty.mkdir()
+    result = run_engine("doctor", "--json", "--icon-data", str(empty))
+    assert result.returncode == EXIT_MODEL_FILES
+    report = json.loads(result.stdout)
+    assert report["problems"] == [f"--icon-data {empty} is not usable: {empty} has no usable ICON checkpoints."]
+    assert result.stderr.splitlines() == [f"error: {report['problems'][0]}",
+                                          "hint: Fix the file or folder named above, or leave the option out (the "
+                                          "engine then uses the open body / its built-in surface)."]
+
+
+def test_out_on_a_virtual_file_system_is_refused_up_front(small_image: Path) -> None:
+    result = run_engine("reconstruct", str(small_image), "--out", "/proc/icon-out", "--progress", "json")
+    assert result.returncode == EXIT_OUTPUT
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "event": "error", "photo": None, "code": "output",
+        "message": "Cannot write to /proc/icon-out: it is on a virtual file system (like /proc), not a disk.",
+        "hint": "Choose a folder on a disk for --out."}
+
+
+def test_not_enough_free_space_is_refused_before_the_run(tmp_path: Path, small_image: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    from icon_engine import cli
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(100 << 30, 100 << 30, 3 << 20))
+    monkeypatch.setattr("icon_engine.pipeline.reconstruct", lambda *a, **k: pytest.fail("the run started"))
+    out = tmp_path / "o"
+    assert cli.main(["reconstruct", str(small_image), "--out", str(out), "--quality", "preview"]) == EXIT_OUTPUT
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: Not enough disk space in {out}: 1 bundle(s) need about ")
+    assert err[0].endswith(" MB, 3 MB is free.")
+    assert err[1] == "hint: Free some disk space or choose a folder on another disk for --out."
+    assert not out.exists()
+
+
+def test_a_second_run_into_the_same_target_is_refused(tmp_path: Path, small_image: Path) -> None:
+    from icon_engine.bundle.writer import claim_target
+
+    out = tmp_path / "o"
+    with claim_target(out / "plain"):  # this process is "the first run"
+        result = run_engine("reconstruct", str(small_image), "--out", str(out), "--progress", "json")
+    assert result.returncode == EXIT_OUTPUT
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "event": "error", "photo": None, "code": "output",
+        "message": f"{out / 'plain'} is being written by another reconstruction (process {os.getpid()}).",
+        "hint": "Wait for it to finish, or choose another --out folder."}
+    assert list(out.iterdir()) == []
+
+
+#: Runs the real CLI (signal handling, claims, writer) with the pipeline replaced by a bundle write whose meshes
+#: are written slowly (argv: photo, out, mode): "slow" waits after the first mesh, "fast" does not, "fsize" limits
+#: the size of files this process may write (RLIMIT_FSIZE: a real write error, like a full disk).
+FAKE_RUN = """
+import resource, signal, sys, time
+from pathlib import Path
+import numpy as np
+from icon_engine import cli, pipeline
+from icon_engine.bundle import writer
+from test_bundle import _content
+photo, out, mode = sys.argv[1:4]
+real = writer.write_ply
+def slow(path, mesh):
+    real(path, mesh)
+    print("writing", file=sys.stderr, flush=True)
+    time.sleep(120)
+if mode == "slow":
+    writer.write_ply = slow
+if mode == "fsize":
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+def fake(photo, out_dir, options=None, **kw):
+    return writer.write_bundle(Path(out_dir) / Path(photo).stem, _content(np.random.default_rng(0)))
+pipeline.reconstruct = fake
+pipeline.load_body = lambda *a, **k: object()
+sys.exit(cli.main(["reconstruct", photo, "--out", out, "--progress", "json", "--quality", "preview"]))
+"""
+
+
+def fake_run(photo: Path, out: Path, mode: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}")
+    return subprocess.Popen([sys.executable, "-c", FAKE_RUN, str(photo), str(out), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+CANCELLED = {"event": "error", "photo": None, "code": "cancelled", "message": "Reconstruction cancelled.", "hint": ""}
+
+
+def test_sigterm_during_the_bundle_write_cancels_cleanly(tmp_path: Path, small_image: Path) -> None:
+    out = tmp_path / "o"
+    proc = fake_run(small_image, out, "slow")
+    try:
+        assert proc.stderr.readline().strip() == "writing"
+        assert any(p.name.startswith(".plain.partial-") for p in out.iterdir())
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_CANCELLED
+    assert json.loads(stdout.splitlines()[-1]) == CANCELLED
+    assert not out.exists()  # the run created it and wrote nothing into it
+
+
+def test_sigkill_leftovers_are_removed_by_the_next_run(tmp_path: Path, small_image: Path) -> None:
+    out = tmp_path / "o"
+    proc = fake_run(small_image, out, "slow")
+    try:
+        assert proc.stderr.readline().strip() == "writing"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    left = sorted(p.name for p in out.iterdir())
+    assert len(left) == 2 and left[0] == ".plain.lock" and left[1].startswith(".plain.partial-")
+    proc = fake_run(small_image, out, "fast")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert json.loads(stdout.splitlines()[-1])["event"] == "done"
+    assert sorted(p.name for p in out.iterdir()) == ["plain"]
+
+
+def test_a_write_error_is_exit_6_with_nothing_left(tmp_path: Path, small_image: Path) -> None:
+    out = tmp_path / "o"
+    proc = fake_run(small_image, out, "fsize")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_OUTPUT, stderr
+    event = json.loads(stdout.splitlines()[-1])
+    assert event["code"] == "output" and "Traceback" not in stderr
+    assert re.fullmatch(rf"Not enough disk space to write the bundle plain in {re.escape(str(out))} \(\d+ MB free\)\.",
+                        event["message"])
+    assert not out.exists()
+
+
+def test_sigterm_cancels_a_real_run(tmp_path: Path) -> None:
+    """The add-on's Cancel (SIGTERM to the process group) during a real reconstruction of the sample photo."""
+    out = tmp_path / "o"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "icon_engine", "reconstruct", "--sample", "--out", str(out),
+                             "--quality", "preview", "--progress", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if json.loads(line).get("stage") == "fit":
+                break
+        assert out.is_dir()  # claimed: the lock file is there
+        os.killpg(proc.pid, signal.SIGTERM)
+        rest = proc.stdout.read()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_CANCELLED
+    assert json.loads(rest.strip().splitlines()[-1]) == CANCELLED
+    assert not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_created(tmp_path: Path, small_image: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """A read-only disk passes the permission check (as root everything does) but creating the folder fails."""
+    import errno
+
+    from icon_engine import cli
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    out = tmp_path / "o"
+    assert cli.main(["reconstruct", str(small_image), "--out", str(out)]) == EXIT_OUTPUT
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: Cannot create or write the output folder {out}: Read-only file system.",
+        "hint: Choose a folder you can write to for --out."]
+
+
+def test_validate_names_nan_joints(bundle_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    from icon_engine.cli import main
+
+    joints = np.load(bundle_dir / "rest_joints.npy")
+    joints[3] = np.nan
+    np.save(bundle_dir / "rest_joints.npy", joints)
+    assert main(["validate", str(bundle_dir)]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: Invalid bundle: {bundle_dir / 'rest_joints.npy'}: NaN or infinite coordinates in joint(s) 3 "
+        "(spine1)",
+        "hint: Re-run the reconstruction."]
+
+
+def test_sample_onto_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture) -> None:
+    import errno
+    import shutil
+
+    from PIL import Image
+
+    from icon_engine import cli
+
+    def full(self, fp, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 30, 10 << 30, 2 << 20))
+    assert cli.main(["sample", "--out", str(tmp_path / "s.png")]) == EXIT_OUTPUT
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: Not enough disk space to write the sample photo s.png in {tmp_path} (2 MB free).",
+        "hint: Free some disk space or choose a folder on another disk for --out; nothing was written."]
+    assert list(tmp_path.iterdir()) == []

@@ -90,13 +90,29 @@ def test_refuses_truncated_file(standins, tmp_path) -> None:
     bad = tmp_path / "icon-filter.ckpt"
     bad.write_bytes(data[: len(data) // 2])
     err = _refused(bad, "icon-filter")
-    assert "truncated or corrupt" in err.message
+    assert err.message == f"{bad} is not a readable PyTorch checkpoint: the file is truncated or corrupt."
+    assert err.exit_code == 5
 
 
 def test_refuses_non_pytorch_file(tmp_path) -> None:
     bad = tmp_path / "normal.ckpt"
     bad.write_text("<html>login required</html>")
-    _refused(bad, "normal")
+    err = _refused(bad, "normal")
+    assert err.message == f"{bad} is not a PyTorch checkpoint (it does not hold saved network weights)."
+
+
+def test_blocked_global_is_named_and_never_run(tmp_path) -> None:
+    """A legacy-format file that asks for a function on load: refused in plain words, never suggesting to load it
+    without weights_only (PyTorch's own advice), and the function never runs."""
+    bad = tmp_path / "icon-nofilter.ckpt"
+    torch.save({"state_dict": {"x": torch.zeros(2)}, "cfg": ForeignConfig()}, bad,
+               _use_new_zipfile_serialization=False)
+    _UNPICKLED.clear()
+    err = _refused(bad, "icon-nofilter")
+    assert err.message == (f"{bad} was refused: it asks to load the Python object '{__name__}._mark', which a file "
+                           "of network weights never needs (loading it could run code from the file).")
+    assert "weights_only" not in err.message + err.hint and "Re-running" not in err.message
+    assert _UNPICKLED == []
 
 
 def test_refuses_missing_key(standins, tmp_path) -> None:

@@ -16,7 +16,7 @@ from mathutils import Matrix, Vector
 
 from ..core import camera as cam_core
 from ..core import rig
-from ..engine_link import Bundle, BundleError, read_bundle
+from ..engine_link import Bundle, BundleError, bundle, read_bundle
 from . import animation
 
 ROOT_BONE = "pelvis"
@@ -180,6 +180,11 @@ def _camera(collection, name: str, b: Bundle, scene: bpy.types.Scene, created: l
         img = bpy.data.images.load(str(photo))
         created.append(img)
         img.pack()
+        if b.photo_orientation != 1:  # an older bundle holding the phone's rotated JPEG: Blender ignores EXIF
+            stored, img = img, _upright_image(img, b.photo_orientation)
+            created.remove(stored)
+            bpy.data.images.remove(stored)
+            created.append(img)
         data.show_background_images = True
         bg = data.background_images.new()
         bg.image = img
@@ -190,6 +195,19 @@ def _camera(collection, name: str, b: Bundle, scene: bpy.types.Scene, created: l
     scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = settings.pixel_aspect
     scene.camera = obj
     return obj
+
+
+def _upright_image(img: bpy.types.Image, orientation: int) -> bpy.types.Image:
+    """A packed copy of ``img`` turned upright by its EXIF ``orientation`` (Blender shows pixels as stored)."""
+    width, height = img.size
+    pixels = np.empty(width * height * 4, dtype=np.float32)
+    img.pixels.foreach_get(pixels)
+    top_down = pixels.reshape(height, width, 4)[::-1]  # Blender's rows run bottom-up
+    upright = np.ascontiguousarray(bundle.reader.apply_orientation(top_down, orientation)[::-1])
+    out = bpy.data.images.new(f"{img.name} (upright)", upright.shape[1], upright.shape[0], alpha=True)
+    out.pixels.foreach_set(upright.ravel())
+    out.pack()
+    return out
 
 
 def rest_pose_angles(b: Bundle) -> np.ndarray:

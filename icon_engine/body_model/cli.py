@@ -25,6 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     conv = sub.add_parser("convert-pkl", help="convert YOUR OWN official SMPL-X .pkl to .npz (unpickles it)")
     conv.add_argument("file", type=Path, metavar="FILE", help="the official SMPLX_*.pkl you downloaded")
     conv.add_argument("--out", type=Path, metavar="PATH", help="output .npz (default: FILE with .npz)")
+    conv.add_argument("--i-trust-this-file", action="store_true", dest="trust",
+                      help="confirm FILE is the official SMPL-X .pkl you downloaded yourself (it is unpickled)")
     conv.set_defaults(func=cmd_convert_pkl)
 
 
@@ -43,13 +45,22 @@ def cmd_build_open(args: argparse.Namespace) -> int:
 
 
 def cmd_convert_pkl(args: argparse.Namespace) -> int:
-    """Convert the user's ``.pkl`` after a loud warning; print the written path; exit 0."""
+    """Convert the user's ``.pkl`` after a loud warning; print the written path; exit 0.
+
+    Refused (exit 2) without ``--i-trust-this-file``: unpickling runs code, so it is never done implicitly (no
+    other code path of the engine or the add-on unpickles)."""
     from .official import convert_pkl
 
     if not args.file.is_file():
         from ..errors import EngineError
 
         raise EngineError("body_model", f"The file {args.file} does not exist.", "Give the path of your SMPLX_*.pkl.")
+    if not args.trust:
+        from ..errors import EngineError
+
+        raise EngineError("usage", f"convert-pkl unpickles {args.file}, which runs any code stored in the file; it "
+                          "needs your explicit confirmation.", "If this is the official SMPL-X .pkl you downloaded "
+                          "yourself from https://smpl-x.is.tue.mpg.de, run the command again with --i-trust-this-file.")
     print(PKL_WARNING.format(path=args.file), file=sys.stderr, flush=True)
     out = convert_pkl(args.file, args.out)
     print(out)

@@ -72,7 +72,11 @@ def write_ply(path: str | Path, mesh: TriMesh) -> None:
 
 def read_ply(path: str | Path) -> TriMesh:
     """Read a binary little-endian triangle PLY (as written by :func:`write_ply` or most tools)."""
-    data = Path(path).read_bytes()
+    return parse_ply(Path(path).read_bytes(), path)
+
+
+def parse_ply(data: bytes, path: str | Path = "<bytes>") -> TriMesh:
+    """:func:`read_ply` of a file's bytes already read; ``path`` names it in messages."""
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise MeshFormatError(f"{path}: not a PLY file")

@@ -1,13 +1,20 @@
 """Reading and validating a result bundle (numpy + stdlib only; the Blender add-on imports this).
 
-:func:`read_bundle` checks the format name and version, the files map, every file's presence, and the
-shapes and consistency of the arrays; anything wrong raises :class:`BundleError` with a message that names
-the file and the problem.
+A bundle is untrusted input (it may come from anyone, in a zip or tar). :func:`read_bundle` checks the format
+name and version, the files map, and every file it names: a plain regular file inside the bundle folder (no
+symbolic link, no device, pipe or folder), at most :data:`MAX_FILE_BYTES` of its kind, whose content is what its
+kind says (PNG and JPEG by signature and header, PLY by header, ``.npy`` by ``np.load(allow_pickle=False)``);
+then the shapes and consistency of the arrays. Anything wrong raises :class:`BundleError` with a message that
+names the file and the problem. Trust rules: docs/bundle.md.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,14 +22,34 @@ from typing import Any
 import numpy as np
 
 from .format import FORMAT_NAME, REQUIRED_FILES, SUPPORTED_VERSIONS
-from .meshio import MeshFormatError, TriMesh, read_ply
-from .skeleton import NUM_JOINTS
+from .meshio import MeshFormatError, TriMesh, parse_ply
+from .skeleton import JOINT_NAMES, NUM_JOINTS
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_MB = 1 << 20
+
+#: Largest accepted file per kind (by name suffix), bytes; anything else in the files map: ``"other"``.
+MAX_FILE_BYTES: dict[str, int] = {
+    ".json": 64 * _MB, ".ply": 1024 * _MB, ".npy": 1024 * _MB, ".png": 512 * _MB, ".jpg": 256 * _MB,
+    ".jpeg": 256 * _MB, "other": 256 * _MB,
+}  # fmt: skip
+#: Largest accepted image (width × height) in a bundle, pixels (the engine refuses photos above 100 MP).
+MAX_IMAGE_PIXELS = 100_000_000
+#: What each known file key must hold.
+_KINDS: dict[str, str] = {
+    "posed_mesh": "ply", "body_mesh": "ply", "rest_mesh": "ply", "skin_weights": "npy", "rest_joints": "npy",
+    "mask": "png", "texture": "png", "preview": "png", "photo": "image",
+}  # fmt: skip
 
 
 class BundleError(ValueError):
-    """A bundle folder that is missing, damaged or of an unsupported version."""
+    """A bundle folder that is missing, damaged or of an unsupported version; ``hint`` (may be empty) names a fix
+    more specific than re-running the reconstruction."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass
@@ -44,6 +71,8 @@ class Bundle:
     parents: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     full_pose: np.ndarray = field(default_factory=lambda: np.zeros((NUM_JOINTS, 3)))  # (55, 3) axis-angle
     transl: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (3,) metres
+    #: EXIF orientation (1–8) of the stored photo; 1 = stored upright (what the engine writes).
+    photo_orientation: int = 1
 
     def file(self, key: str) -> Path | None:
         """Absolute path of the file named ``key`` in the files map, or None if the bundle has none."""
@@ -72,11 +101,163 @@ def _array(meta: dict, dotted: str, shape: tuple[int, ...], where: Path) -> np.n
     return arr
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def _plain_name(name: Any) -> bool:
+    """A bare file name: no folder part on any platform, not '.' or '..', no NUL."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+            and not any(c in name for c in "/\\:\0"))
+
+
+def _file_limit(name: str) -> int:
+    return MAX_FILE_BYTES.get(Path(name).suffix.lower(), MAX_FILE_BYTES["other"])
+
+
+def _describe_mode(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _read_plain_file(root: Path, name: str, label: str) -> bytes:
+    """The bytes of ``root/name`` after the trust checks: a regular file (not a link) inside ``root``, within its
+    size limit. ``label`` names the file in messages (e.g. "texture.png (texture)")."""
+    path = root / name
     try:
-        return np.load(path, allow_pickle=False)
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise BundleError(f"{root}: file {label} is missing") from None
+    except OSError as exc:
+        raise BundleError(f"{root}: file {label} cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise BundleError(f"{root}: {label} is a symbolic link; a bundle may hold only regular files (a link can "
+                          f"pull a file from outside the bundle into your scene and exports)")
+    if not stat.S_ISREG(st.st_mode):
+        raise BundleError(f"{root}: {label} is {_describe_mode(st.st_mode)}, not a regular file")
+    if Path(os.path.realpath(path)).parent != Path(os.path.realpath(root)):
+        raise BundleError(f"{root}: {label} lies outside the bundle folder")
+    limit = _file_limit(name)
+    if st.st_size > limit:
+        raise BundleError(f"{root}: {label} is {st.st_size / _MB:.0f} MB, more than the {limit // _MB} MB a bundle "
+                          f"file of this kind may have")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:  # swapped for a link since the check, or unreadable
+        raise BundleError(f"{root}: {label} cannot be read ({exc.strerror or exc})") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise BundleError(f"{root}: {label} is not a regular file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise BundleError(f"{root}: {label} is more than the {limit // _MB} MB a bundle file of this kind may have")
+    return data
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None when ``data`` is not a PNG."""
+    if data[:8] != _PNG_MAGIC or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def _exif_orientation(segment: bytes) -> int:
+    """The EXIF orientation tag (1–8) of an APP1 ``Exif`` segment's payload; 1 when absent or unreadable."""
+    tiff = segment[6:]
+    if tiff[:2] not in (b"II", b"MM"):
+        return 1
+    end = "<" if tiff[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack(end + "I", tiff[4:8])
+        (count,) = struct.unpack(end + "H", tiff[ifd : ifd + 2])
+        for k in range(min(count, 512)):
+            entry = tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+            tag, kind = struct.unpack(end + "HH", entry[:4])
+            if tag == 0x0112 and kind == 3:
+                value = struct.unpack(end + "H", entry[8:10])[0]
+                return value if 1 <= value <= 8 else 1
+    except struct.error:
+        return 1
+    return 1
+
+
+def jpeg_info(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation) from a JPEG's markers (pixels as stored), or None when not a JPEG."""
+    if data[:3] != _JPEG_MAGIC:
+        return None
+    pos, orientation = 2, 1
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        segment = data[pos + 4 : pos + 2 + length]
+        if marker == 0xE1 and segment[:6] == b"Exif\0\0":
+            orientation = _exif_orientation(segment)
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(segment) >= 5:
+            height, width = struct.unpack(">HH", segment[1:5])
+            return width, height, orientation
+        if marker == 0xDA or length < 2:  # image data without a frame header
+            return None
+        pos += 2 + length
+    return None
+
+
+def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an image stored with EXIF ``orientation`` (1–8) upright, as viewers (and PIL's ``exif_transpose``) do.
+
+    ``pixels`` (H, W, ...) with row 0 at the top; returns a view (W, H, ...) for orientations 5–8."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return ops[orientation if orientation in ops else 1](pixels)
+
+
+def _check_image_size(root: Path, label: str, size: tuple[int, int] | None, kind: str) -> tuple[int, int]:
+    if size is None:
+        raise BundleError(f"{root}: {label} is not a {kind} image")
+    width, height = size
+    if width <= 0 or height <= 0 or width * height > MAX_IMAGE_PIXELS:
+        raise BundleError(f"{root}: {label} is a {width} × {height} image (at most "
+                          f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels and at least 1 × 1)")
+    return width, height
+
+
+def _load_npy(root: Path, label: str, data: bytes) -> np.ndarray:
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise BundleError(f"{path}: not a readable .npy array ({exc})") from exc
+        raise BundleError(f"{root}: {label} is not a readable .npy array ({exc})") from exc
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise BundleError(f"{root}: {label} is not a numeric .npy array")
+    return arr
+
+
+def _not_a_bundle(root: Path) -> BundleError:
+    """bundle.json is missing; for an output folder (--out) holding bundles, name the sub-folders to use."""
+    try:
+        subs = sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()
+                      and not p.is_symlink() and (p / "bundle.json").is_file())
+    except OSError:
+        subs = []
+    if not subs:
+        return BundleError(f"{root}: not a bundle (bundle.json is missing)")
+    listed = ", ".join(f"{s}/" for s in subs[:5]) + (", …" if len(subs) > 5 else "")
+    return BundleError(f"{root}: not a bundle (bundle.json is missing) but an output folder holding "
+                       f"{len(subs)} bundle(s): {listed}", f"Give one bundle folder, e.g. {root / subs[0]}")
 
 
 def read_bundle(path: str | Path) -> Bundle:
@@ -85,14 +266,16 @@ def read_bundle(path: str | Path) -> Bundle:
     meta_path = root / "bundle.json"
     if not root.is_dir():
         raise BundleError(f"{root}: no such bundle folder")
-    if not meta_path.is_file():
-        raise BundleError(f"{root}: not a bundle (bundle.json is missing)")
+    if not os.path.lexists(meta_path):
+        raise _not_a_bundle(root)
+    raw_meta = _read_plain_file(root, "bundle.json", "bundle.json")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = json.loads(raw_meta.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BundleError(f"{meta_path}: damaged JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise BundleError(f"{meta_path}: not an {FORMAT_NAME} file (format={meta.get('format')!r})")
+        raise BundleError(f"{meta_path}: not an {FORMAT_NAME} file (format="
+                          f"{meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r})")
     version = meta.get("format_version")
     if version not in SUPPORTED_VERSIONS:
         raise BundleError(
@@ -105,39 +288,56 @@ def read_bundle(path: str | Path) -> Bundle:
     for key in REQUIRED_FILES:
         if key not in files:
             raise BundleError(f"{meta_path}: the files map lacks '{key}'")
+    contents: dict[str, bytes] = {}
     for key, name in files.items():
-        if not isinstance(name, str) or Path(name).name != name:
+        if not _plain_name(name) or name == "bundle.json":
             raise BundleError(f"{meta_path}: file entry '{key}' must be a plain file name, got {name!r}")
-        if not (root / name).is_file():
-            raise BundleError(f"{root}: file '{name}' ({key}) is missing")
+        contents[key] = _read_plain_file(root, name, f"'{name}' ({key})")
+    image_sizes: dict[str, tuple[int, int]] = {}
+    photo_orientation = 1
+    for key, name in files.items():
+        kind, label = _KINDS.get(key), f"'{name}' ({key})"
+        if kind == "png":
+            image_sizes[key] = _check_image_size(root, label, png_size(contents[key]), "PNG")
+        elif kind == "image":
+            info = jpeg_info(contents[key])
+            if info is not None:
+                photo_orientation = info[2]
+            size = png_size(contents[key]) or (info[:2] if info else None)
+            image_sizes[key] = _check_image_size(root, label, size, "PNG or JPEG")
 
     meshes = {}
     for key in ("posed_mesh", "body_mesh", "rest_mesh"):
         try:
-            meshes[key] = read_ply(root / files[key])
+            meshes[key] = parse_ply(contents[key], root / files[key])
         except MeshFormatError as exc:
             raise BundleError(str(exc)) from exc
+        except (ValueError, KeyError, IndexError, UnicodeError) as exc:  # a damaged header
+            raise BundleError(f"{root / files[key]}: not a valid PLY file ({type(exc).__name__}: {exc})") from exc
         if len(meshes[key].faces) == 0:
             raise BundleError(f"{root / files[key]}: mesh has no faces")
+        if not np.all(np.isfinite(meshes[key].vertices)):
+            raise BundleError(f"{root / files[key]}: vertex coordinates contain NaN or infinity")
     posed, rest = meshes["posed_mesh"], meshes["rest_mesh"]
     if posed.vertices.shape != rest.vertices.shape or not np.array_equal(posed.faces, rest.faces):
         raise BundleError(
             f"{root}: rest_mesh ({len(rest.vertices)} vertices) does not match posed_mesh "
             f"({len(posed.vertices)} vertices) vertex for vertex"
         )
-    weights = _load_npy(root / files["skin_weights"])
+    weights = _load_npy(root, f"'{files['skin_weights']}' (skin_weights)", contents["skin_weights"])
     if weights.shape != (len(rest.vertices), NUM_JOINTS):
         raise BundleError(
             f"{root / files['skin_weights']}: shape {weights.shape}, expected ({len(rest.vertices)}, {NUM_JOINTS})"
         )
     if not np.all(np.isfinite(weights)) or weights.min() < -1e-6 or np.abs(weights.sum(1) - 1).max() > 1e-3:
         raise BundleError(f"{root / files['skin_weights']}: weights must be finite, ≥ 0 and sum to 1 per vertex")
-    joints = _load_npy(root / files["rest_joints"])
-    if joints.shape != (NUM_JOINTS, 3) or not np.all(np.isfinite(joints)):
+    joints = _load_npy(root, f"'{files['rest_joints']}' (rest_joints)", contents["rest_joints"])
+    if joints.shape != (NUM_JOINTS, 3):
         raise BundleError(f"{root / files['rest_joints']}: shape {joints.shape}, expected ({NUM_JOINTS}, 3)")
-    for key in ("mask", "texture"):
-        if key in files and (root / files[key]).read_bytes()[:8] != _PNG_MAGIC:
-            raise BundleError(f"{root / files[key]}: not a PNG image")
+    if not np.all(np.isfinite(joints)):
+        bad = sorted({int(j) for j in np.nonzero(~np.isfinite(joints))[0]})
+        named = ", ".join(f"{j} ({JOINT_NAMES[j]})" for j in bad[:5]) + (", …" if len(bad) > 5 else "")
+        raise BundleError(f"{root / files['rest_joints']}: NaN or infinite coordinates in joint(s) {named}")
 
     K = _array(meta, "camera.K", (3, 3), meta_path)
     R = _array(meta, "camera.R", (3, 3), meta_path)
@@ -145,6 +345,16 @@ def read_bundle(path: str | Path) -> Bundle:
     if np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
         raise BundleError(f"{meta_path}: camera.R is not a rotation matrix")
     size = _array(meta, "photo.size", (2,), meta_path)
+    photo_size = (int(size[0]), int(size[1]))
+    if "mask" in image_sizes and image_sizes["mask"] != photo_size:
+        raise BundleError(f"{root / files['mask']}: {image_sizes['mask'][0]} × {image_sizes['mask'][1]} pixels, "
+                          f"expected the photo's {photo_size[0]} × {photo_size[1]}")
+    if "photo" in image_sizes:
+        stored = image_sizes["photo"]
+        upright = stored[::-1] if photo_orientation >= 5 else stored
+        if upright != photo_size:
+            raise BundleError(f"{root / files['photo']}: {stored[0]} × {stored[1]} pixels as stored, expected the "
+                              f"photo's {photo_size[0]} × {photo_size[1]}")
     full_pose = _array(meta, "body.full_pose", (NUM_JOINTS, 3), meta_path)
     transl = _array(meta, "body.transl", (3,), meta_path)
     skeleton = meta.get("skeleton", {})
@@ -164,9 +374,10 @@ def read_bundle(path: str | Path) -> Bundle:
         K=K,
         R=R,
         t=t,
-        image_size=(int(size[0]), int(size[1])),
+        image_size=photo_size,
         joint_names=[str(n) for n in names],
         parents=np.asarray(parents, dtype=np.int64),
         full_pose=full_pose,
         transl=transl,
+        photo_orientation=photo_orientation,
     )

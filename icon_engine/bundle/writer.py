@@ -1,21 +1,30 @@
 """Atomic bundle writing: build the folder beside the target, then rename it into place.
 
 A failed or cancelled write leaves no partial bundle (the temporary folder is removed); an existing bundle
-at the target is replaced only once the new one is complete.
+at the target is replaced only once the new one is complete. A target is claimed by one process at a time
+(:func:`claim_target`: ``.<name>.lock`` beside it holds the owner's pid under an OS file lock, which dies with
+the process); whoever claims it removes the temporary folders a killed run left (``.<name>.partial-*``).
+A full disk or an unwritable folder raises ``EngineError("output")`` (exit 6) with nothing left behind.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
+import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import EngineError
 from .format import FORMAT_NAME, FORMAT_VERSION, OPTIONAL_FILES, REQUIRED_FILES
 from .meshio import TriMesh, write_ply
 from .skeleton import JOINT_NAMES, PARENTS
@@ -38,7 +47,7 @@ class BundleContent:
     mask: np.ndarray  # (H, W) bool, person mask in original-photo pixels
     texture: np.ndarray | None = None  # (S, S, 3) uint8
     photo_bytes: bytes | None = None  # the original photo file, for the camera background
-    photo_suffix: str = ".jpg"
+    photo_suffix: str = ".jpg"  # unused: the stored photo's suffix follows its content (upright_photo)
     extra_files: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -60,10 +69,255 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_bundle(target: str | Path, content: BundleContent) -> Path:
-    """Write ``content`` as a bundle folder at ``target`` atomically; returns the absolute target path."""
+#: errno values that mean "the disk is full" / "this place cannot be written".
+_NO_SPACE = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENOENT}
+_MB = 1 << 20
+
+
+def disk_space(folder: str | Path) -> tuple[int, int] | None:
+    """(total, free) bytes of the file system holding ``folder`` or its nearest existing parent; None if unknown.
+    A total of 0 means a virtual file system (/proc, /sys) that holds no files."""
+    probe = Path(folder).absolute()
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        usage = shutil.disk_usage(probe)
+    except OSError:
+        return None
+    return usage.total, usage.free
+
+
+def free_bytes(folder: str | Path) -> int | None:
+    """Free space (bytes) on the file system holding ``folder``; None if unknown."""
+    space = disk_space(folder)
+    return None if space is None else space[1]
+
+
+def output_error(exc: OSError, what: str, where: str | Path) -> EngineError | None:
+    """The user-facing ``EngineError("output")`` for a failed write of ``what`` into ``where``; None when the
+    OSError is not about space or permissions (a bug, reported as such)."""
+    short_write = exc.errno is None and "requested and" in str(exc)  # numpy's tofile: "N requested and M written"
+    if exc.errno in _NO_SPACE or short_write:
+        free = free_bytes(where)
+        left = f" ({free / _MB:.0f} MB free)" if free is not None else ""
+        return EngineError("output", f"Not enough disk space to write {what} in {where}{left}.",
+                           "Free some disk space or choose a folder on another disk for --out; nothing was written.")
+    if exc.errno in _NOT_WRITABLE:
+        return EngineError("output", f"Cannot write {what} in {where}: {exc.strerror or exc}.",
+                           "Choose a folder you can write to for --out; nothing was written.")
+    return None
+
+
+def estimate_bundle_bytes(face_count: int, texture_size: int | None, photo_bytes: int,
+                          photo_size: tuple[int, int]) -> int:
+    """An upper estimate of one bundle's size on disk (bytes), for the free-space check before a run.
+
+    ``face_count`` faces of the clothed mesh (≈ half as many vertices), ``texture_size`` the texture edge (None:
+    no texture), ``photo_bytes`` the photo file's size, ``photo_size`` (W, H) pixels."""
+    vertices = face_count // 2 + 1
+    textured = texture_size is not None
+    clothed_ply = vertices * (12 + 3) + face_count * (13 + (25 if textured else 0))
+    body_ply = 1 * _MB
+    weights = vertices * 55 * 4
+    mask = photo_size[0] * photo_size[1] // 4  # a binary mask compresses far below 2 bits per pixel
+    texture = texture_size * texture_size * 3 if textured else 0
+    preview = 2 * 1024 * 1024 * 3
+    photo = 2 * photo_bytes  # re-encoded when its EXIF orientation is applied
+    return int(1.2 * (2 * clothed_ply + body_ply + weights + mask + texture + preview + photo)) + 4 * _MB
+
+
+def upright_photo(data: bytes) -> tuple[bytes, str]:
+    """The photo as a bundle stores it: a PNG or JPEG whose pixels are upright; returns (bytes, suffix).
+
+    A PNG or JPEG without an EXIF rotation is kept byte for byte; a rotated one is re-encoded with the rotation
+    applied (Blender ignores EXIF orientation, so a stored rotation would show the photo sideways behind the
+    camera); other formats become PNG. An EXIF block that cannot be read keeps the photo as stored, as
+    ``image_io.load_photo`` does."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as image:
+        fmt = image.format
+        try:
+            orientation = int(image.getexif().get(0x0112, 1))
+        except Exception:  # noqa: BLE001 - unreadable EXIF: as stored
+            orientation = 1
+        if fmt in ("PNG", "JPEG", "MPO") and orientation in (0, 1):
+            return data, ".png" if fmt == "PNG" else ".jpg"
+        image.load()
+        try:
+            upright = ImageOps.exif_transpose(image)
+        except Exception:  # noqa: BLE001
+            upright = image
+        out = io.BytesIO()
+        if fmt in ("JPEG", "MPO"):
+            upright = upright if upright.mode in ("RGB", "L") else upright.convert("RGB")
+            upright.save(out, format="JPEG", quality=95, icc_profile=image.info.get("icc_profile"))
+            return out.getvalue(), ".jpg"
+        if upright.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+            upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
+        upright.save(out, format="PNG", compress_level=4, icc_profile=image.info.get("icc_profile"))
+        return out.getvalue(), ".png"
+
+
+#: Targets this process has claimed → nesting depth (claims are re-entrant within a process).
+_CLAIMED: dict[str, int] = {}
+
+
+@contextmanager
+def claim_target(target: str | Path) -> Iterator[Path]:
+    """Hold the bundle target ``target`` for this process: ``.<name>.lock`` beside it holds the pid under an OS
+    file lock (``flock`` / ``msvcrt.locking``), which the kernel drops when the process dies, even by SIGKILL, so
+    a lock file left behind never blocks a later run. Claiming removes the temporary folders that killed runs of
+    the same target left (no live run owns them: a live run holds the lock). Re-entrant within a process.
+
+    Raises ``EngineError("output")`` when another live process holds the target."""
     target = Path(target).absolute()
+    key = str(target)
+    if key in _CLAIMED:
+        _CLAIMED[key] += 1
+        try:
+            yield target
+        finally:
+            _CLAIMED[key] -= 1
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
+    path = target.parent / f".{target.name}.lock"
+    fh = _lock_file(path, target)
+    _CLAIMED[key] = 1
+    try:
+        remove_stale_partials(target)
+        yield target
+    finally:
+        del _CLAIMED[key]
+        try:
+            path.unlink(missing_ok=True)  # before unlocking, so no one locks a file about to vanish
+        except OSError:
+            pass
+        _unlock(fh)
+        fh.close()
+
+
+def _lock_file(path: Path, target: Path) -> Any:
+    """Open and lock ``path`` (retrying when its previous owner removed it meanwhile); write our pid into it."""
+    for _ in range(20):
+        fh = open(path, "a+b")  # noqa: SIM115 - kept open while held
+        if not _try_lock(fh):
+            fh.seek(0)
+            owner = fh.read(64).decode("ascii", "replace").strip() or "unknown"
+            fh.close()
+            raise EngineError("output", f"{target} is being written by another reconstruction (process {owner}).",
+                              "Wait for it to finish, or choose another --out folder.")
+        try:
+            same = os.path.samestat(os.fstat(fh.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()).encode("ascii"))
+            fh.flush()
+            return fh
+        _unlock(fh)
+        fh.close()
+    raise EngineError("output", f"Could not claim {target}: its lock file keeps changing.", "Try again.")
+
+
+def _try_lock(fh: Any) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        import msvcrt
+
+        try:
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    import fcntl
+
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _unlock(fh: Any) -> None:
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def remove_stale_partials(target: str | Path) -> list[Path]:
+    """Remove the temporary folders killed writes of ``target`` left beside it; returns what was removed.
+
+    ``.<name>.partial-*`` are removed; a ``.<name>.old-*`` (a previous bundle moved aside during a replace) is
+    put back when the target itself is missing, else removed. Call only while holding the target's lock."""
+    target = Path(target).absolute()
+    removed: list[Path] = []
+    try:
+        entries = sorted(target.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(f".{target.name}.partial-") and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    for entry in entries:
+        if entry.name.startswith(f".{target.name}.old-") and entry.is_dir() and not entry.is_symlink():
+            if not target.exists():
+                os.replace(entry, target)
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
+
+
+def write_bundle(target: str | Path, content: BundleContent) -> Path:
+    """Write ``content`` as a bundle folder at ``target`` atomically; returns the absolute target path.
+
+    Raises ``EngineError("output")`` when the disk is full or the folder cannot be written (nothing is left
+    behind, not even a folder this call created) or when another process is writing the same target."""
+    target = Path(target).absolute()
+    created = _missing_parents(target.parent)
+    try:
+        with claim_target(target):
+            return _write_locked(target, content)
+    except OSError as exc:
+        _remove_empty(created)
+        err = output_error(exc, f"the bundle {target.name}", target.parent)
+        if err is None:
+            raise
+        raise err from exc
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, deepest first."""
+    out = []
+    while not folder.exists() and folder.parent != folder:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _write_locked(target: Path, content: BundleContent) -> Path:
     tmp = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -78,8 +332,9 @@ def write_bundle(target: str | Path, content: BundleContent) -> Path:
             files["texture"] = OPTIONAL_FILES["texture"]
             _write_png(tmp / files["texture"], content.texture)
         if content.photo_bytes is not None:
-            files["photo"] = "photo" + content.photo_suffix.lower()
-            (tmp / files["photo"]).write_bytes(content.photo_bytes)
+            photo, suffix = upright_photo(content.photo_bytes)
+            files["photo"] = "photo" + suffix
+            (tmp / files["photo"]).write_bytes(photo)
         for name, data in content.extra_files.items():
             (tmp / name).write_bytes(data)
             files[Path(name).stem] = name

@@ -15,6 +15,7 @@ anything from the file. Every key and shape is then checked against the official
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,21 @@ def _inert_globals(path: Path) -> list[type]:
     return [_inert_class(n) for n in names if "." in n]
 
 
+def load_failure(path: Path, exc: BaseException, is_zip: bool) -> EngineError:
+    """Say in plain words why ``torch.load(weights_only=True)`` refused ``path``.
+
+    PyTorch's own text is not shown: it suggests ``weights_only=False``, which would run code from the file."""
+    text = str(exc)
+    blocked = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global ['`]?([\w.]+)", text, re.I)
+    if blocked and "Unsupported" in text:
+        return _error(f"{path} was refused: it asks to load the Python object '{blocked.group(1)}', which a file of "
+                      "network weights never needs (loading it could run code from the file).")
+    if is_zip or isinstance(exc, EOFError) or any(w in text for w in ("central directory", "zip archive", "EOF",
+                                                                        "truncated")):
+        return _error(f"{path} is not a readable PyTorch checkpoint: the file is truncated or corrupt.")
+    return _error(f"{path} is not a PyTorch checkpoint (it does not hold saved network weights).")
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file (Lightning ``state_dict`` or a bare state_dict), read safely on the CPU.
 
@@ -124,8 +140,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         except Exception as exc:  # noqa: BLE001 - every failure here is a bad file
             if mmap:
                 continue
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise _error(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first[:200]}") from exc
+            raise load_failure(path, exc, is_zip) from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
