@@ -73,7 +73,8 @@ def score(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, gt_mask: np.
     return metrics(v, b.posed_mesh.faces, s_view, gq, samples, iou)
 
 
-def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any = print) -> dict[str, Any]:
+def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any = print,
+        sets: tuple[str, ...] = tuple(SETS), keep: Path | None = None) -> dict[str, Any]:
     from PIL import Image
 
     from icon_engine.options import ReconstructOptions
@@ -93,19 +94,21 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
                 path = Path(tmp) / f"{s.name}_view{k}.png"
                 Image.fromarray(rgb).save(path)
                 paths.append(path)
-            for name, idx in SETS.items():
+            for name in sets:
+                idx = SETS[name]
                 t0, c0 = time.perf_counter(), time.process_time()
-                out = reconstruct_subject([paths[k] for k in idx], Path(tmp) / name.replace(" ", "_"), options,
-                                          body_model=bm, bundle_name="avatar")
+                where = (keep / s.name if keep is not None else Path(tmp)) / name.replace(" ", "_").replace("+", "_")
+                out = reconstruct_subject([paths[k] for k in idx], where, options, body_model=bm,
+                                          bundle_name="avatar")
                 row[name] = score(out, s, views[0][2], views[0][1], gq, samples)
                 row[name].update(seconds=time.perf_counter() - t0, cpu_s=time.process_time() - c0)
                 log(f"{s.name:22s} {name:11s} chamfer {row[name]['chamfer_cm']:.2f} cm  p2s "
                     f"{row[name]['p2s_cm']:.2f}  iou {row[name]['iou']:.3f}  {row[name]['seconds']:.0f} s")
         rows.append(row)
     summary = {name: {m: float(np.mean([r[name][m] for r in rows]))
-                      for m in ("chamfer_cm", "p2s_cm", "normal", "iou", "seconds", "cpu_s")} for name in SETS}
-    base = summary["front"]["chamfer_cm"]
-    for name in SETS:
+                      for m in ("chamfer_cm", "p2s_cm", "normal", "iou", "seconds", "cpu_s")} for name in sets}
+    base = summary["front"]["chamfer_cm"] if "front" in summary else float("nan")
+    for name in sets:
         summary[name]["vs_front"] = summary[name]["chamfer_cm"] / base - 1.0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"rows": rows, "summary": summary, "quality": quality, "count": count, "peak_rss_mb": peak_mb}
@@ -125,9 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, default=3)
     ap.add_argument("--quality", default="standard")
     ap.add_argument("--samples", type=int, default=10_000)
+    ap.add_argument("--sets", nargs="+", choices=tuple(SETS), default=list(SETS))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep", type=Path, help="keep the bundles under this folder (to look at them)")
     args = ap.parse_args(argv)
-    result = run(args.count, args.quality, args.samples, (448, 640))
+    result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep)
     print(format_table(result))
     print(f"peak RSS {result['peak_rss_mb']:.0f} MB")
     if args.json:

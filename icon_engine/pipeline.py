@@ -86,7 +86,7 @@ def reconstruct(
         fit = apply_refined_body(fit, surface)
 
     reporter.stage("rig", "Building the animatable avatar")
-    avatar = build_canonical_avatar([surface], [fit], observation.mask, options, reporter, body_model)
+    avatar = build_canonical_avatar([surface], [fit], [observation.mask], options, reporter, body_model)
     warnings += list(avatar.warnings)
     rig = avatar.rig
     surface = dataclasses.replace(surface, vertices=avatar.posed_vertices, faces=avatar.faces)
@@ -135,11 +135,12 @@ def build_clothed_surface(fit: Any, observation: Any, image: Any, options: Recon
                          face_count=options.resolved_face_count)
 
 
-def build_canonical_avatar(surfaces: list[Any], fits: list[Any], mask: np.ndarray, options: ReconstructOptions,
-                           reporter: ProgressReporter, body_model: Any) -> Any:
+def build_canonical_avatar(surfaces: list[Any], fits: list[Any], masks: list[np.ndarray],
+                           options: ReconstructOptions, reporter: ProgressReporter, body_model: Any) -> Any:
     """Rebuild the clothed surface(s) of one or several photos as the canonical (rest-pose) avatar and pose it into
     the first photo (:func:`icon_engine.avatar.build_fused_avatar`): grid and smoothing of the quality preset, the
-    options' face budget and rest pose, the posed silhouette checked against the first photo's person ``mask``."""
+    options' face budget and rest pose; ``masks`` are the photos' person masks (the first one checks the posed
+    silhouette, all of them carve the fused volume)."""
     from .avatar import build_fused_avatar
     from .surface import QUALITY_PRESETS
 
@@ -147,7 +148,7 @@ def build_canonical_avatar(surfaces: list[Any], fits: list[Any], mask: np.ndarra
     return build_fused_avatar([s.vertices for s in surfaces], [s.faces for s in surfaces], fits, body_model,
                               resolution=preset["resolution"], levels=preset["levels"], smooth=preset["smooth"],
                               face_count=options.resolved_face_count, rest_pose=options.rest_pose,
-                              cameras=[f.camera for f in fits], mask=mask, progress=reporter)
+                              cameras=[f.camera for f in fits], mask=masks[0], masks=masks, progress=reporter)
 
 
 def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, options: ReconstructOptions,

@@ -365,8 +365,8 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
 
         reporter.stage("rig", "Fusing the photos into one avatar")
         first = views[0]
-        avatar = build_canonical_avatar(surfaces, [v.fit for v in views], first.observation.mask, options, reporter,
-                                        body_model)
+        avatar = build_canonical_avatar(surfaces, [v.fit for v in views], [v.observation.mask for v in views],
+                                        options, reporter, body_model)
         warnings += list(avatar.warnings)
         surface = replace(surfaces[0], vertices=avatar.posed_vertices, faces=avatar.faces,
                           method=f"{surfaces[0].method}+fused-{len(views)}")
