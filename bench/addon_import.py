@@ -1,8 +1,9 @@
-"""Benchmark of the add-on's Blender side (bpy, headless): bundle import, motion keys, FBX export.
+"""Benchmark of the add-on's Blender side (bpy, headless): bundle import, motion keys, FBX / glTF / USD / BVH export.
 
-``.venv/bin/python bench/addon_import.py [--faces 80000 200000] [--frames 1000]``. A synthetic bundle per size
-(random skinned mesh over the 55 joints, 4 float32 weights per vertex — the slow case for vertex groups) is written
-with the engine's bundle writer into a temporary folder. Prints one line per measurement (seconds).
+``.venv/bin/python bench/addon_import.py [--faces 80000 200000] [--frames 1000] [--bundle DIR]``. A synthetic bundle
+per size (random skinned mesh over the 55 joints, 4 float32 weights per vertex — the slow case for vertex groups)
+is written with the engine's bundle writer into a temporary folder; ``--bundle`` adds a real result bundle. Prints
+one line per measurement: wall seconds and, in brackets, process CPU seconds (steadier on a shared machine).
 """
 
 from __future__ import annotations
@@ -47,37 +48,57 @@ def synthetic_bundle(target: Path, faces: int, seed: int = 0) -> Path:
     return write_bundle(target, content)
 
 
+def clock(fn) -> tuple[object, str]:
+    """``fn()``'s result and its wall and process CPU seconds as text."""
+    t, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, f"{time.perf_counter() - t:6.2f} s ({time.process_time() - c:5.2f} CPU)"
+
+
+def measure(label: str, path: Path, motion: Path, tmp: Path, frames: int) -> None:
+    """Import one bundle, apply the motion, export it every way; print one line of timings."""
+    import bpy
+
+    from icon_blender.blender import importer
+    from icon_blender.blender.export import export_fbx, export_gltf, export_usd
+    from icon_blender.blender.motion import apply_motion, export_bvh
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    res, took = clock(lambda: importer.import_bundle(path))
+    times = {"import": took}
+    arm = res.armature
+    times["motion"] = clock(lambda: apply_motion(arm, motion))[1]
+    times["FBX unity"] = clock(lambda: export_fbx(arm, tmp / "out.fbx", "unity"))[1]
+    times["glTF godot"] = clock(lambda: export_gltf(arm, tmp / "out.glb", "godot"))[1]
+    times["USD"] = clock(lambda: export_usd(arm, tmp / "out.usdc"))[1]
+    times["BVH export"] = clock(lambda: export_bvh(arm, tmp / "out.bvh"))[1]
+    times["BVH apply"] = clock(lambda: apply_motion(arm, tmp / "out.bvh"))[1]
+    print(f"{label} vertices {len(res.mesh.data.vertices):>7}, {frames} frames: "
+          + " | ".join(f"{k} {v}" for k, v in times.items()), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=int, nargs="+", default=[80_000, 200_000])
     parser.add_argument("--frames", type=int, default=1000)
+    parser.add_argument("--bundle", type=Path, help="also measure this real result bundle")
     args = parser.parse_args()
     import bpy
 
-    from icon_blender.blender import importer
-    from icon_blender.blender.export import export_fbx
-    from icon_blender.blender.motion import apply_motion
-
-    print(f"bpy {bpy.app.version_string}, Python {sys.version.split()[0]}")
+    print(f"bpy {bpy.app.version_string}, Python {sys.version.split()[0]}, load average "
+          f"{' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         motion = tmp / "motion.npz"
         rng = np.random.default_rng(1)
         np.savez(motion, poses=rng.normal(scale=0.2, size=(args.frames, 165)), trans=np.zeros((args.frames, 3)),
                  fps=30.0)
-        for faces in args.faces:
-            path = synthetic_bundle(tmp / f"b{faces}", faces)
-            bpy.ops.wm.read_factory_settings(use_empty=True)
-            bpy.context.scene.render.fps = 30
-            t0 = time.perf_counter()
-            res = importer.import_bundle(path)
-            t1 = time.perf_counter()
-            apply_motion(res.armature, motion)
-            t2 = time.perf_counter()
-            export_fbx(res.armature, tmp / "out.fbx", "unity")
-            t3 = time.perf_counter()
-            print(f"faces {faces:>7} vertices {len(res.mesh.data.vertices):>7}: import {t1 - t0:6.2f} s | "
-                  f"motion {args.frames} frames x 55 bones {t2 - t1:5.2f} s | FBX export (baked) {t3 - t2:6.2f} s")
+        bundles = [(f"faces {faces:>7}", synthetic_bundle(tmp / f"b{faces}", faces)) for faces in args.faces]
+        if args.bundle is not None:
+            bundles.append((f"real {args.bundle.name}", args.bundle))
+        for label, path in bundles:
+            measure(label, path, motion, tmp, args.frames)
     return 0
 
 

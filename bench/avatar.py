@@ -223,6 +223,27 @@ def bundle_case(path: Path, model: Any) -> AvatarCase:
                       dict(rig.get("stats", {})))
 
 
+def save_case(case: AvatarCase, path: Path) -> None:
+    """Keep a synthetic case (arrays + its betas-free canonical body is rebuilt on load from ``body_betas``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, rest=case.rest_vertices, faces=case.faces, weights=case.weights.astype(np.float32),
+                        joints=case.rest_joints, angles=case.rest_angles, posed=case.posed_vertices,
+                        body_vertices=case.body.vertices, body_joints=case.body.joints, parts=case.parts,
+                        seconds=[case.seconds, case.cpu_seconds], stats=json.dumps(case.stats, default=str))
+
+
+def load_case(path: Path, model: Any) -> AvatarCase:
+    """A case written by :func:`save_case` (``model``: the body model, for faces, weights and parts)."""
+    from icon_engine.avatar import CanonicalBody
+
+    z = np.load(path)
+    ref = canonical_body(SimpleNamespace(betas=np.zeros(10)), model)
+    body = CanonicalBody(z["body_vertices"], ref.faces, ref.lbs_weights, z["body_joints"], ref.parts)
+    return AvatarCase(path.stem, z["rest"], z["faces"], z["weights"].astype(np.float64), z["joints"], z["angles"],
+                      z["posed"], body, z["parts"], _PART_COLOURS[z["parts"]], float(z["seconds"][0]),
+                      float(z["seconds"][1]), json.loads(str(z["stats"])))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Contact sheet
 
@@ -327,6 +348,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sheet", type=Path, default=None, help="write the contact sheet here (.jpg or .png)")
     ap.add_argument("--json", type=Path, default=None, help="write all rows here")
     ap.add_argument("--out", type=Path, default=None, help="keep the bundles here")
+    ap.add_argument("--bundles", type=Path, nargs="*", default=[], help="also measure these existing bundles")
+    ap.add_argument("--cases-dir", type=Path, default=None,
+                    help="save each synthetic case here as it finishes (an .npz), and measure saved ones")
     args = ap.parse_args(argv)
 
     from icon_engine.body_model import load_body_model
@@ -335,7 +359,13 @@ def main(argv: list[str] | None = None) -> None:
     cases: list[AvatarCase] = []
     for item in [s for s in args.synthetic.split(",") if s]:
         pose, kind = _synthetic_spec(item)
+        saved = None if args.cases_dir is None else args.cases_dir / f"{pose}_{kind}.npz"
+        if saved is not None and saved.exists():
+            cases.append(load_case(saved, model))
+            continue
         cases.append(synthetic_case(model, pose, kind))
+        if saved is not None:
+            save_case(cases[-1], saved)
         print(f"  synthetic {cases[-1].name}: {cases[-1].seconds:.0f} s wall, {cases[-1].cpu_seconds:.0f} s CPU",
               file=sys.stderr)
     shared = ROOT.parent / "shared"
@@ -350,6 +380,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 cases += run_photos(photos, Path(tmp), args.quality, model)
+    for path in args.bundles:
+        cases.append(bundle_case(path, model))
     rows = [r for case in cases for r in measure(case)]
     print(f"load average {os.getloadavg()[0]:.1f}\n")
     print("| avatar | pose | faces | torn faces | torn % | longest / median edge | area change > 4× (%) | "

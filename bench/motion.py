@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
 from bench.synthetic import HAIR, SKIN, garment_offsets, random_outfit, vertex_regions  # noqa: E402
 from icon_engine.bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
 from icon_engine.camera import Camera, default_intrinsics  # noqa: E402
+from icon_engine.fit.synthetic import procrustes_aligned  # noqa: E402
 from icon_engine.motion.trajectory import FEET, posed_joints  # noqa: E402
 
 MOTIONS = ("walk", "turn", "jump", "sit")
@@ -85,19 +86,18 @@ def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.nda
     t = np.arange(T) / fps
     if kind == "walk":
         phase = 2 * math.pi * t / 1.1
-        for i, ph in enumerate(phase):
+        for i, ph in enumerate(phase):  # a foot is planted while its thigh swings back (cos φ ≤ 0 for the left)
             p = poses[i]
-            s = math.sin(ph)
+            s, c = math.sin(ph), math.cos(ph)
             p[0] = (0.0, math.radians(50), 0.0)  # walking diagonally across the view
             p[L_HIP] = (-0.4 * s, 0.0, 0.03)
             p[R_HIP] = (0.4 * s, 0.0, -0.03)
-            p[L_KNEE] = (0.08 + 0.7 * max(0.0, math.sin(ph + 1.2)) ** 2, 0.0, 0.0)
-            p[R_KNEE] = (0.08 + 0.7 * max(0.0, math.sin(ph + 1.2 + math.pi)) ** 2, 0.0, 0.0)
-            p[L_ANKLE] = (0.15 * math.cos(ph), 0.0, 0.0)
-            p[R_ANKLE] = (-0.15 * math.cos(ph), 0.0, 0.0)
+            # the knee folds from late stance (heel off, rolling over the ball) through the swing
+            p[L_KNEE] = (0.05 + 1.0 * max(0.0, math.cos(ph + 0.6)) ** 1.5, 0.0, 0.0)
+            p[R_KNEE] = (0.05 + 1.0 * max(0.0, -math.cos(ph + 0.6)) ** 1.5, 0.0, 0.0)
             _arms(p, 0.35 * s, -0.35 * s)
             p[SPINE1] = (0.05, 0.08 * s, 0.0)
-        planted = None  # decided geometrically below
+        planted = np.stack([np.cos(phase) <= 0.05, np.cos(phase) >= -0.05], 1)
     elif kind == "turn":
         phase = 2 * math.pi * t / 0.9
         for i, ph in enumerate(phase):
@@ -109,7 +109,7 @@ def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.nda
             p[L_KNEE] = (0.05 + 0.9 * up_l, 0.0, 0.0)
             p[R_KNEE] = (0.05 + 0.9 * up_r, 0.0, 0.0)
             _arms(p, -0.2 * up_r, -0.2 * up_l, down=1.1, elbow=0.5)
-        planted = None
+        planted = np.stack([np.sin(phase) <= 0.05, np.sin(phase) >= -0.05], 1)
     elif kind == "jump":
         take_off, land = int(0.40 * T), int(0.62 * T)
         for i in range(T):
@@ -128,8 +128,9 @@ def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.nda
             p[L_ANKLE] = (-0.4 * c, 0.0, 0.0)
             p[R_ANKLE] = (-0.4 * c, 0.0, 0.0)
             p[SPINE1] = (0.35 * c, 0.0, 0.0)
-            flight = take_off <= i < land
-            _arms(p, 0.6 * c - (1.4 if flight else 0.0), 0.6 * c - (1.4 if flight else 0.0), elbow=0.4)
+            # the arms swing forward-up through the flight, smoothly (from 4 frames before take-off to after landing)
+            up = 1.4 * math.sin(math.pi * min(1.0, max(0.0, (i - take_off + 4) / (land - take_off + 8)))) ** 2
+            _arms(p, 0.6 * c - up, 0.6 * c - up, elbow=0.4)
         s = (np.arange(T) - take_off) / max(land - take_off, 1)
         fly = (np.arange(T) >= take_off) & (np.arange(T) < land)
         lift[fly] = 4 * 0.28 * s[fly] * (1 - s[fly])
@@ -162,6 +163,7 @@ def place_ground_truth(poses: np.ndarray, planted: np.ndarray | None, lift: np.n
     if planted is None:
         h = balls[:, :, 1]
         planted = np.stack([h[:, 0] <= h[:, 1] + 0.015, h[:, 1] <= h[:, 0] + 0.015], 1)
+    planted = np.asarray(planted, bool)
     trans = np.zeros((T, 3))
     for i in range(T):
         if i > 0:
@@ -270,12 +272,17 @@ def dressed_renderer(body_model: Any, betas: np.ndarray, kind: str = "tight", se
 
 
 def render_frames(body_model: Any, poses: np.ndarray, trans: np.ndarray, betas: np.ndarray, camera: Camera,
-                  outfit: str = "tight", seed: int = 0, noise: float = 0.0):
-    """Yield rendered RGB frames (H, W, 3) uint8 of the dressed body (a generator: one frame in memory)."""
+                  outfit: str = "tight", seed: int = 0, noise: float = 0.0, render_scale: float = 1.0):
+    """Yield rendered RGB frames (H, W, 3) uint8 of the dressed body (a generator: one frame in memory).
+    ``render_scale`` < 1 rasterises at that fraction of the size and upscales (cheaper on a loaded machine)."""
+    import cv2
     import torch
 
     from icon_engine.render import render_shaded
 
+    full = (camera.width, camera.height)
+    if render_scale != 1.0:
+        camera = camera.rescaled(render_scale, int(round(full[0] * render_scale)), int(round(full[1] * render_scale)))
     dress = dressed_renderer(body_model, betas, outfit, seed)
     rng = np.random.default_rng(seed)
     bg = _background(camera)
@@ -289,6 +296,8 @@ def render_frames(body_model: Any, poses: np.ndarray, trans: np.ndarray, betas: 
         rgb, mask = render_shaded(camera.to_camera(v), f, camera.K, camera.width, camera.height, colors=c,
                                   light_dir=np.array([0.3, 0.5, 1.0]))
         img = np.where(mask[..., None], rgb, bg)
+        if (img.shape[1], img.shape[0]) != full:
+            img = cv2.resize(img.astype(np.float32), full, interpolation=cv2.INTER_LINEAR)
         if noise:
             img = img + rng.normal(0.0, noise, img.shape)
         yield (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -312,14 +321,20 @@ def _background(camera: Camera) -> np.ndarray:
     return img
 
 
-def fixed_camera(joints: np.ndarray, width: int, height: int, distance: float = 4.2, height_m: float = 1.1,
+def fixed_camera(joints: np.ndarray, width: int, height: int, distance: float = 4.2, height_m: float | None = None,
                  pitch_deg: float = 4.0) -> Camera:
-    """A fixed OpenCV camera on +Z of the motion's centre, at ``height_m``, pitched down by ``pitch_deg``."""
+    """A fixed OpenCV camera on +Z of the motion's centre, pitched down by ``pitch_deg``, far enough (at least
+    ``distance`` metres) that the whole motion, from the floor to 0.35 m above the highest joint, fits the
+    picture's height with a 10 % margin; aimed at mid-height unless ``height_m`` is given."""
     centre = 0.5 * (joints[:, 0].min(0) + joints[:, 0].max(0))
     span = float(np.ptp(joints[:, 0, [0, 2]], 0).max())
     K = default_intrinsics(width, height)
-    eye = np.array([centre[0], height_m, centre[2] + distance + 0.6 * span])
+    top = float(joints[..., 1].max()) + 0.35
+    tan_half = 0.5 * height / K[1, 1]
+    dist = max(distance, 1.1 * 0.5 * top / tan_half) + 0.6 * span
     pitch = math.radians(pitch_deg)
+    eye_y = 0.5 * top + dist * math.tan(pitch) if height_m is None else height_m
+    eye = np.array([centre[0], eye_y, centre[2] + dist])
     fwd = np.array([0.0, -math.sin(pitch), -math.cos(pitch)])
     x = np.cross(fwd, [0.0, 1.0, 0.0])
     x /= np.linalg.norm(x)
@@ -329,7 +344,8 @@ def fixed_camera(joints: np.ndarray, width: int, height: int, distance: float = 
 
 
 def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: float = 30.0,
-              size: tuple[int, int] = (1280, 720), seed: int = 0, outfit: str = "tight", reuse: bool = False) -> Clip:
+              size: tuple[int, int] = (1280, 720), seed: int = 0, outfit: str = "tight", reuse: bool = False,
+              render_scale: float = 1.0) -> Clip:
     """Render the ``kind`` clip to ``out_dir/<kind>.mp4`` with its ground truth (``reuse``: keep an existing
     video of that name; the ground truth is deterministic)."""
     import torch
@@ -348,23 +364,12 @@ def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: 
     camera = fixed_camera(joints, *size)
     path = out_dir / f"{kind}.mp4"
     if not (reuse and path.exists()):
-        write_video(path, render_frames(body_model, poses, trans, betas, camera, outfit, seed), fps, size)
+        write_video(path, render_frames(body_model, poses, trans, betas, camera, outfit, seed,
+                                        render_scale=render_scale), fps, size)
     return Clip(kind, path, poses, trans, joints, planted, betas, fps, camera)
 
 
 # --------------------------------------------------------------------------------------------------- metrics
-
-
-def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """``pred`` (J, 3) aligned to ``gt`` by the best similarity transform (rotation, scale, translation)."""
-    mp, mg = pred.mean(0), gt.mean(0)
-    p, g = pred - mp, gt - mg
-    U, s, Vt = np.linalg.svd(p.T @ g)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.diag([1.0, 1.0, d])
-    R = U @ D @ Vt
-    scale = (s * np.diag(D)).sum() / max((p**2).sum(), 1e-12)
-    return scale * p @ R + mg
 
 
 def metrics(pred: np.ndarray, gt: np.ndarray, planted: np.ndarray, fps: float) -> dict[str, float]:
@@ -373,8 +378,8 @@ def metrics(pred: np.ndarray, gt: np.ndarray, planted: np.ndarray, fps: float) -
     p, g = pred[:, :BODY], gt[:, :BODY]
     pr, gr = p - p[:, :1], g - g[:, :1]
     mpjpe = float(np.linalg.norm(pr - gr, axis=-1).mean() * 1000)
-    pa = float(np.mean([np.linalg.norm(procrustes(a, b) - b, axis=-1).mean() for a, b in zip(p, g, strict=True)])
-               * 1000)
+    pa = float(np.mean([np.linalg.norm(procrustes_aligned(a, b) - b, axis=-1).mean()
+                        for a, b in zip(p, g, strict=True)]) * 1000)
     acc = float(np.linalg.norm(np.diff(pr, 2, axis=0) - np.diff(gr, 2, axis=0), axis=-1).mean() * 1000) \
         if len(p) > 2 else float("nan")
     skate = []
@@ -417,9 +422,11 @@ def evaluate_clip(clip: Clip, body_model: Any, out_dir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/icon-motion-bench"))
-    ap.add_argument("--clips", nargs="*", default=list(MOTIONS), choices=MOTIONS)
-    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--clips", nargs="*", default=[*MOTIONS, "phone"], choices=[*MOTIONS, "phone"],
+                    help="phone: the phone-like 'real' clip (portrait, rotation metadata, noise, loose clothes)")
+    ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--render-scale", type=float, default=0.5, help="rasterise at this fraction, then upscale")
     ap.add_argument("--reuse", action="store_true", help="reuse rendered clips in --out (ground truth is recomputed)")
     ap.add_argument("--film", type=Path, help="only film the phone-like clip to this path")
     args = ap.parse_args(argv)
@@ -434,7 +441,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for kind in args.clips:
         t0 = time.perf_counter()
-        clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse)
+        if kind == "phone":
+            clip = film_phone_clip(body_model, args.out / "phone.mp4", reuse=args.reuse)
+        else:
+            clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse,
+                             render_scale=args.render_scale)
         render_s = time.perf_counter() - t0
         row = evaluate_clip(clip, body_model, args.out)
         row["render_s"] = round(render_s, 1)
@@ -443,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))
 
 
-def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 30.0) -> Clip:
+def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 30.0, reuse: bool = False) -> Clip:
     """A phone-like clip: portrait 720×1280 stored landscape with a 90° display matrix, a loose outfit, sensor
     noise, walking towards the camera then turning (the "real video" stand-in; no free clip is downloaded)."""
     import torch
@@ -454,14 +465,16 @@ def film_phone_clip(body_model: Any, path: Path, frames: int = 72, fps: float = 
         rest_j = body_model.rest_joints(b)[0].double().numpy()
         rest_v = body_model.rest_vertices(b)[0].double().numpy()
     sole = float(np.mean([rest_j[ball, 1] for _, ball in FEET]) - rest_v[:, 1].min())
-    poses, _, lift = procedural_motion("walk", frames, fps)
+    poses, planted, lift = procedural_motion("walk", frames, fps)
     poses[:, 0] = np.array([0.0, 1.0, 0.0])[None] * np.linspace(0.3, -0.6, frames)[:, None]
-    trans, planted = place_ground_truth(poses, None, lift, rest_j, sole)
+    trans, planted = place_ground_truth(poses, planted, lift, rest_j, sole)
     joints = posed_joints(rest_j, poses, trans)
-    camera = fixed_camera(joints, 720, 1280, distance=3.6, height_m=1.4, pitch_deg=9.0)
-    upright = render_frames(body_model, poses, trans, betas, camera, "loose", seed=3, noise=0.02)
-    stored = (np.ascontiguousarray(np.rot90(f, -1)) for f in upright)  # the sensor's landscape frames
-    write_video(path, stored, fps, (1280, 720), rotation=90)
+    camera = fixed_camera(joints, 720, 1280, distance=3.6, pitch_deg=9.0)
+    if not (reuse and path.exists()):
+        upright = render_frames(body_model, poses, trans, betas, camera, "loose", seed=3, noise=0.02,
+                                render_scale=0.5)
+        stored = (np.ascontiguousarray(np.rot90(f, -1)) for f in upright)  # the sensor's landscape frames
+        write_video(path, stored, fps, (1280, 720), rotation=90)
     return Clip("phone", path, poses, trans, joints, planted, betas, fps, camera)
 
 

@@ -3,7 +3,10 @@
 Each run is a fresh engine process (so peak memory is that run's), on the built-in sample photo and, when
 present, on photos from ../shared/images/dev. Prints a Markdown table for docs/benchmarks.md.
 
-    .venv/bin/python bench/speed.py [--qualities preview standard] [--photos N] [--device cpu]
+    .venv/bin/python bench/speed.py [--qualities preview standard] [--photos N] [--device cpu] [--warm]
+
+``--warm`` also runs the same photos as jobs of one warm engine (``python -m icon_engine serve``, what the add-on
+uses) and reports each job's wall and CPU time from request to ``finished`` beside the cold process's.
 """
 
 from __future__ import annotations
@@ -45,12 +48,51 @@ def run_once(photo: Path, quality: str, device: str, out: Path, extra: list[str]
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_warm(photos: list[Path], quality: str, device: str, out: Path, extra: list[str]) -> list[dict]:
+    """The photos as jobs of one warm engine: per job wall and CPU seconds from request to ``finished``."""
+    proc = subprocess.Popen([sys.executable, "-m", "icon_engine", "serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.stdin is not None and proc.stdout is not None
+    start = time.perf_counter()
+
+    def until(kind: str) -> dict:
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event.get("event") == kind:
+                return event
+        raise RuntimeError("the warm engine ended early")
+
+    until("warm")
+    rows = [{"photo": "(start-up to warm)", "quality": quality, "wall_s": round(time.perf_counter() - start, 2),
+             "cpu_s": round(_cpu_seconds(proc.pid), 2)}]
+    for i, photo in enumerate(photos):
+        cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
+        argv = ["reconstruct", str(photo), "--out", str(out / f"warm{i}"), "--quality", quality, "--device", device,
+                *extra]
+        proc.stdin.write(json.dumps({"op": "run", "job": str(i), "argv": argv}) + "\n")
+        proc.stdin.flush()
+        done = until("finished")
+        rows.append({"photo": photo.name, "quality": quality, "status": done["status"],
+                     "wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(_cpu_seconds(proc.pid) - cpu0, 2)})
+    proc.stdin.close()
+    proc.wait(timeout=60)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qualities", nargs="+", default=["preview", "standard"])
     parser.add_argument("--photos", type=int, default=2, help="how many dev photos besides the sample")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-texture", action="store_true")
+    parser.add_argument("--warm", action="store_true", help="also run the photos as jobs of one warm engine")
     args = parser.parse_args()
 
     from icon_engine.sample import sample_photo_path
@@ -66,7 +108,12 @@ def main() -> None:
                 row = run_once(photo, quality, args.device, Path(tmp) / quality, extra)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    print_table(rows)
+        print_table(rows)
+        if args.warm:
+            print("\n| job of the warm engine | quality | wall (s) | CPU (s) |\n|---|---|---|---|")
+            for quality in args.qualities:
+                for row in run_warm(photos, quality, args.device, Path(tmp) / "warm" / quality, extra):
+                    print(f"| {row['photo']} | {row['quality']} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} |")
 
 
 def print_table(rows: list[dict]) -> None:

@@ -1,4 +1,5 @@
-"""Headless command line: ``python -m icon_blender import-bundle DIR --blend OUT.blend --fbx OUT.fbx``.
+"""Headless command line: ``python -m icon_blender import-bundle DIR --blend OUT.blend --fbx OUT.fbx --gltf OUT.glb
+--usd OUT.usdc``.
 
 Runs with the ``bpy`` module (no Blender UI). Exit statuses follow the engine's (docs/cli.md): 0 ok, 2 bad
 command line, 3 bad bundle or motion file, 6 output not writable, 1 internal error. Outputs are written beside
@@ -30,17 +31,27 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--blend", type=Path, help="write the scene to this .blend file")
     imp.add_argument("--fbx", type=Path, help="export the rigged avatar to this .fbx file")
     imp.add_argument("--preset", choices=("generic", "unity", "unreal"), default="generic", help="FBX preset")
-    imp.add_argument("--motion", type=Path, help="an SMPL-X/AMASS .npz motion to apply after the photo pose")
+    imp.add_argument("--gltf", type=Path, help="export the rigged avatar to this .glb (or .gltf) file")
+    imp.add_argument("--gltf-preset", choices=("unreal", "godot", "web"), default="godot", help="glTF preset")
+    imp.add_argument("--usd", type=Path, help="export the rigged avatar to this .usd/.usdc/.usda/.usdz file")
+    imp.add_argument("--bone-names", choices=("smplx", "mixamo", "unreal", "unity"), default="smplx",
+                     help="bone names in the exported files (default: SMPL-X's)")
+    imp.add_argument("--motion", type=Path, help="a motion to apply after the photo pose: SMPL-X/AMASS/SMPL .npz, "
+                     ".npy or .bvh")
+    imp.add_argument("--motion-start", type=int, default=1, help="scene frame of the motion's first frame")
+    imp.add_argument("--bvh", type=Path, help="write the animation (the scene's frame range) to this .bvh file")
     imp.add_argument("--fps", type=int, default=30, help="scene frame rate for the motion (default 30)")
     imp.add_argument("--no-camera", action="store_true", help="do not create the photo camera")
     return parser
 
 
-def _check_output(path: Path | None, suffix: str) -> None:
+def _check_output(path: Path | None, suffix: str | tuple[str, ...]) -> None:
     if path is None:
         return
-    if path.suffix.lower() != suffix:
-        raise CliError(f"{path}: the file name must end in {suffix}", f"Use a name like avatar{suffix}.", EXIT_USAGE)
+    suffixes = (suffix,) if isinstance(suffix, str) else suffix
+    if path.suffix.lower() not in suffixes:
+        raise CliError(f"{path}: the file name must end in {' or '.join(suffixes)}",
+                       f"Use a name like avatar{suffixes[0]}.", EXIT_USAGE)
     parent = path.absolute().parent
     if not parent.is_dir():
         raise CliError(f"{parent}: output folder does not exist", "Create the folder or choose another path.",
@@ -52,10 +63,14 @@ def _check_output(path: Path | None, suffix: str) -> None:
 
 
 def import_bundle_command(args: argparse.Namespace) -> int:
-    if args.blend is None and args.fbx is None:
-        raise CliError("nothing to write", "Give --blend OUT.blend and/or --fbx OUT.fbx.", EXIT_USAGE)
+    if all(getattr(args, k) is None for k in ("blend", "fbx", "gltf", "usd", "bvh")):
+        raise CliError("nothing to write", "Give --blend OUT.blend, --fbx OUT.fbx, --gltf OUT.glb, --usd OUT.usdc "
+                       "and/or --bvh OUT.bvh.", EXIT_USAGE)
     _check_output(args.blend, ".blend")
     _check_output(args.fbx, ".fbx")
+    _check_output(args.gltf, (".glb", ".gltf"))
+    _check_output(args.usd, (".usd", ".usdc", ".usda", ".usdz"))
+    _check_output(args.bvh, ".bvh")
     if args.fps <= 0:
         raise CliError(f"--fps {args.fps} is not a frame rate", "Use a positive number such as 30.", EXIT_USAGE)
     from .engine_link import BundleError, read_bundle
@@ -72,25 +87,38 @@ def import_bundle_command(args: argparse.Namespace) -> int:
         try:
             load_motion(args.motion)  # fail before building anything
         except MotionError as exc:
-            raise CliError(f"bad motion file: {exc}", "Use an SMPL-X/AMASS .npz motion.", EXIT_BAD_INPUT) from exc
+            raise CliError(f"bad motion file: {exc}", "Use an SMPL-X/AMASS/SMPL .npz or .npy motion, or a BVH file.",
+                           EXIT_BAD_INPUT) from exc
 
     import bpy
 
-    from .blender.export import export_fbx
+    from .blender.export import export_fbx, export_gltf, export_usd
     from .blender.importer import import_bundle
-    from .blender.motion import apply_motion
+    from .blender.motion import apply_motion, export_bvh
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = args.fps, 1.0
     result = import_bundle(bundle, scene, with_camera=not args.no_camera)
     if args.motion is not None:
-        apply_motion(result.armature, args.motion, scene)
+        apply_motion(result.armature, args.motion, scene, frame_start=args.motion_start)
         scene.frame_set(scene.frame_start)
     if args.fbx is not None:
         with _disk_errors(args.fbx):
-            export_fbx(result.armature, args.fbx, args.preset)
+            export_fbx(result.armature, args.fbx, args.preset, args.bone_names)
         print(f"wrote {args.fbx}")
+    if args.gltf is not None:
+        with _disk_errors(args.gltf):
+            export_gltf(result.armature, args.gltf, args.gltf_preset, args.bone_names)
+        print(f"wrote {args.gltf}")
+    if args.usd is not None:
+        with _disk_errors(args.usd):
+            export_usd(result.armature, args.usd, None, args.bone_names)
+        print(f"wrote {args.usd}")
+    if args.bvh is not None:
+        with _disk_errors(args.bvh):
+            export_bvh(result.armature, args.bvh, scene, bone_names=args.bone_names)
+        print(f"wrote {args.bvh}")
     if args.blend is not None:
         with _disk_errors(args.blend):
             _save_blend(args.blend)

@@ -12,11 +12,23 @@ from pathlib import Path
 try:  # built zip: <addon>/engine/icon_engine
     from .engine.icon_engine import bundle
     from .engine.icon_engine.bundle import Bundle, BundleError, read_bundle
-    from .engine.icon_engine.bundle.skeleton import JOINT_NAMES, PARENTS, axis_angle_to_matrix, matrix_to_quaternion
+    from .engine.icon_engine.bundle.skeleton import (
+        JOINT_NAMES,
+        PARENTS,
+        axis_angle_to_matrix,
+        forward_kinematics,
+        matrix_to_quaternion,
+    )
 except ImportError:  # source checkout: icon_engine is importable beside icon_blender
     from icon_engine import bundle
     from icon_engine.bundle import Bundle, BundleError, read_bundle
-    from icon_engine.bundle.skeleton import JOINT_NAMES, PARENTS, axis_angle_to_matrix, matrix_to_quaternion
+    from icon_engine.bundle.skeleton import (
+        JOINT_NAMES,
+        PARENTS,
+        axis_angle_to_matrix,
+        forward_kinematics,
+        matrix_to_quaternion,
+    )
 
 
 def engine_source_dir() -> Path:
@@ -30,4 +42,4 @@ def engine_requirements() -> Path:
 
 
 __all__ = ["Bundle", "BundleError", "JOINT_NAMES", "PARENTS", "axis_angle_to_matrix", "engine_requirements",
-           "engine_source_dir", "matrix_to_quaternion", "read_bundle"]
+           "engine_source_dir", "forward_kinematics", "matrix_to_quaternion", "read_bundle"]

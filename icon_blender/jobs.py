@@ -6,6 +6,8 @@ the same methods directly (timers never fire headless).
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,3 +88,53 @@ class Reconstructions:
     def clear_finished(self) -> None:
         self.queue.clear_finished()
         self._reported = {i for i in self._reported if any(id(j) == i for j in self.queue.jobs)}
+
+
+@dataclass
+class PastResult:
+    """One finished reconstruction under the results folder: its bundle folder, photo name and time."""
+
+    bundle: Path
+    photo: str
+    created: float  # seconds since the epoch (the bundle.json's modification time)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's folder (``<results>/<time>-<n>``), what Delete removes."""
+        return self.bundle.parent
+
+
+def list_results(results_dir: str | Path, limit: int = 50) -> list[PastResult]:
+    """Finished results under ``results_dir`` (``<time>-<n>/<photo stem>/bundle.json``), newest first."""
+    found = []
+    for meta in Path(results_dir).glob("*/*/bundle.json"):
+        try:
+            photo = str((json.loads(meta.read_text(encoding="utf-8")).get("photo") or {}).get("name") or "")
+        except (OSError, ValueError, AttributeError):
+            photo = ""
+        found.append(PastResult(meta.parent, photo or meta.parent.name, meta.stat().st_mtime))
+    found.sort(key=lambda r: r.created, reverse=True)
+    return found[:limit]
+
+
+def delete_result(bundle: str | Path, results_dir: str | Path) -> Path:
+    """Delete the run folder of ``bundle``; refuses anything that is not a result inside ``results_dir``."""
+    root = Path(results_dir).resolve()
+    bundle = Path(bundle).resolve()
+    run = bundle.parent
+    if run.parent != root or not (bundle / "bundle.json").is_file():
+        raise ValueError(f"{bundle} is not a result in {root}; nothing was deleted.")
+    shutil.rmtree(run)
+    return run
+
+
+def engine_supports(engine_source: str | Path | None, option: str) -> bool:
+    """Whether the engine's command line knows ``option`` (read from its cli.py: the engine refuses unknown
+    options, so the add-on passes newer ones only to an engine that has them)."""
+    if engine_source is None:
+        return False
+    try:
+        text = (Path(engine_source) / "icon_engine" / "cli.py").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return f'"{option}"' in text

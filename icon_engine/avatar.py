@@ -36,10 +36,11 @@ from .errors import EngineError
 from .mesh_queries import MeshQuery
 from .rig import (
     Rig,
+    _np,
+    check_rig_inputs,
     diffuse_weights,
     pose_relative_to_rest,
     rest_mesh_intersections,
-    rest_pose_angles,
     sparsify_weights,
     torn_faces,
     transfer_weights,
@@ -90,6 +91,9 @@ OFFSET_CONTACT_M = 0.04
 #: Smallest and largest clothing offset of the body prior (metres).
 MIN_OFFSET_M = 0.004
 MAX_OFFSET_M = 0.45
+#: Joints of the hands (wrists and fingers) and the largest clothing offset the body prior gives them (metres).
+HAND_JOINTS = (20, 21, *range(25, 55))
+HAND_MAX_OFFSET_M = 0.008
 #: Grid margin beyond the grown canonical body (metres).
 GRID_MARGIN_M = 0.04
 #: Torn face: its longest edge grows more than this factor and ends longer than TORN_MIN_M (see rig.torn_faces).
@@ -123,12 +127,6 @@ class Avatar:
     rig: Rig
     warnings: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-def _np(x: Any, dtype: Any = np.float64) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=dtype)
 
 
 def canonical_body(fit: Any, body_model: Any) -> CanonicalBody:
@@ -241,8 +239,10 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
         contact[b[far]] = True
     known = ~contact
     off = np.clip(depth, MIN_OFFSET_M, MAX_OFFSET_M)
-    filled = harmonic_fill(off[:, None], known, body.faces)[:, 0]
-    return np.clip(filled, MIN_OFFSET_M, MAX_OFFSET_M), known
+    filled = np.clip(harmonic_fill(off[:, None], known, body.faces)[:, 0], MIN_OFFSET_M, MAX_OFFSET_M)
+    hands = np.isin(body.lbs_weights.argmax(axis=1), HAND_JOINTS)
+    filled[hands] = np.minimum(filled[hands], HAND_MAX_OFFSET_M)  # bare hands: no sleeve offset spills onto them
+    return filled, known
 
 
 class CanonicalOccupancy:
@@ -296,7 +296,9 @@ class CanonicalOccupancy:
         sel = np.nonzero(c > 0)[0]
         if len(sel):
             self.contact_count += int((c > 0.5).sum())
-            f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * self.prior(x_c[sel])
+            # The prior only carves: the photo surface is the union of the touching parts (and the web between
+            # them), so nothing outside it is the person; min() keeps the gaps the photo shows open.
+            f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * np.minimum(self.prior(x_c[sel]), f[sel])
         return f
 
 
@@ -488,17 +490,11 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     from .surface import _decimate, _largest_component, _taubin, evaluate_coarse_to_fine, mesh_zero_level
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
-    angles = rest_pose_angles(rest_pose)
-    if not 1 <= max_influences <= NUM_JOINTS:
-        raise EngineError("bad_option", f"max_influences={max_influences} is out of range.", "Use 1 to 55.")
     if not fits or len(fits) != len(posed_vertices) or len(fits) != len(posed_faces):
         raise ValueError("one clothed surface per fit, at least one")
     surfaces = []
     for v, f in zip(posed_vertices, posed_faces, strict=True):
-        pv = np.asarray(v, dtype=np.float64).reshape(-1, 3)
-        pf = np.asarray(f, dtype=np.int64).reshape(-1, 3)
-        if len(pv) == 0 or len(pf) == 0:
-            raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+        angles, pv, pf = check_rig_inputs(v, f, rest_pose, max_influences)
         surfaces.append((pv, pf))
     cameras = list(cameras) if cameras is not None else [None] * len(fits)
     camera = cameras[0]
@@ -507,10 +503,6 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     def report(frac: float, text: str) -> None:
         if progress is not None:
             progress.update(frac, text)
-
-    class _Sub:  # maps the coarse-to-fine evaluation's progress into [0.05, 0.6] of this stage
-        def update(self, frac: float, text: str) -> None:
-            report(frac, text)
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -544,7 +536,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     reach = float(np.percentile(offsets, 99.5)) + GRID_MARGIN_M
     lo, hi = body.vertices.min(0) - reach, body.vertices.max(0) + reach
     h = float((hi - lo).max()) / resolution
-    vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, _Sub(), 0.05, 0.6)
+    vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, progress, 0.05, 0.6)
     timings["field"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Command line: ``python -m icon_engine {reconstruct,motion,doctor,body,sample,validate} …`` (docs/cli.md).
+"""Command line: ``python -m icon_engine {reconstruct,batch,motion,serve,doctor,body,sample,validate} …``
+(docs/cli.md).
 
 Exit statuses are :mod:`icon_engine.errors`' ``EXIT_*`` constants. With ``--progress json`` every outcome,
 errors included, is a JSON line on stdout (protocol in :mod:`icon_engine.progress`).
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     mot.add_argument("--smplx-model", type=Path, help="official SMPL-X .npz file or folder (default: open body)")
     mot.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
     mot.set_defaults(func=cmd_motion)
+
+    from .batch.cli import add_parser as add_batch_parser  # issue 18: shares reconstruct's options
+
+    add_batch_parser(sub, rec)
 
     try:
         from .body_model.cli import add_parser as add_body_parser

@@ -15,6 +15,7 @@ EXIT_BAD_INPUT = 3
 EXIT_NO_PERSON = 4
 EXIT_MODEL_FILES = 5
 EXIT_OUTPUT = 6
+EXIT_BATCH_FAILED = 7  # batch: it ran, and at least one photo failed (see DIR/batch.jsonl)
 EXIT_CANCELLED = 130
 
 #: Error code → exit status. Codes are stable strings the add-on and scripts may match on.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -157,16 +156,11 @@ def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, opt
     if not options.texture:
         return None
     reporter.stage("texture", "Baking the texture")
-    from .texture import bake_texture
+    from .texture import bake_texture, parts_from_skin_weights
 
-    extra = {"vertex_parts": avatar.vertex_parts} if _accepts(bake_texture, "vertex_parts") else {}
     return bake_texture(avatar.posed_vertices, avatar.faces, image.rgb, observation.mask, fit.camera,
-                        size=options.resolved_texture_size, progress=reporter, **extra)
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    """Whether ``fn`` takes a keyword argument ``name``."""
-    return name in inspect.signature(fn).parameters
+                        size=options.resolved_texture_size, progress=reporter,
+                        vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights))  # unseen sides per part
 
 
 def _encode_png(image: np.ndarray) -> bytes:

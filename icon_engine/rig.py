@@ -462,6 +462,19 @@ def _body_arrays(fit: Any, body_model: Any) -> tuple[np.ndarray, np.ndarray, np.
     return body_v, body_f, lbs, joints
 
 
+def check_rig_inputs(vertices: np.ndarray, faces: np.ndarray, rest_pose: str,
+                     max_influences: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a rig request: (rest-pose angles (55, 3), vertices (N, 3) float64, faces (M, 3) int64)."""
+    angles = rest_pose_angles(rest_pose)
+    if not 1 <= max_influences <= NUM_JOINTS:
+        raise EngineError("bad_option", f"max_influences={max_influences} is out of range.", "Use 1 to 55.")
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(v) == 0 or len(f) == 0:
+        raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+    return angles, v, f
+
+
 def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: Any, rest_pose: str = "T",
                 max_influences: int = 8, progress: Any = None) -> Rig:
     """Skin the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) to the fitted SMPL-X skeleton.
@@ -471,13 +484,7 @@ def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: A
     ``skin_vertices(rig.rest_vertices, rig.skin_weights, rig.rest_joints, PARENTS, rig.pose_from_rest, transl)``
     reproduces ``vertices`` (for the T rest pose ``pose_from_rest`` is ``fit.full_pose``).
     """
-    angles = rest_pose_angles(rest_pose)
-    if not 1 <= max_influences <= NUM_JOINTS:
-        raise EngineError("bad_option", f"max_influences={max_influences} is out of range.", "Use 1 to 55.")
-    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
-    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    if len(v) == 0 or len(f) == 0:
-        raise EngineError("internal", "The clothed surface to rig is empty.", "Check the surface stage's output.")
+    angles, v, f = check_rig_inputs(vertices, faces, rest_pose, max_influences)
 
     def report(frac: float, text: str) -> None:
         if progress is not None:

@@ -7,13 +7,19 @@ at the bottom-left (Blender/OBJ), texel row ``r`` of the image covers v ∈ [1 �
 Method (docs/texture_rig.md):
 
 1. **Atlas.** ``xatlas`` with fast settings (one chart-growing iteration, random chart placement, 4×4 block
-   alignment) packs the charts into one S × S atlas with a few texels of padding.
+   alignment) packs the charts into one S × S atlas with a few texels of padding; meshes above
+   :data:`XATLAS_MAX_FACES` get the faster projection atlas (:func:`projection_atlas`).
 2. **Visibility.** A numpy z-buffer of the mesh seen by the photo's camera (perspective-correct depth). A
    surface point is visible when it is the nearest one at its pixel (within a tolerance) and inside the
    (slightly eroded) person mask. Its photo weight ramps with the view angle, so grazing surfaces (which would
    smear) fade into the fill colour.
-3. **Fill of the hidden side.** A hidden vertex looks towards the camera through the body: the first
-   front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
+3. **Fill of the hidden side, per body part** (with ``vertex_parts``, e.g. from the skin weights): a hidden
+   vertex takes its own part's garment colour at the same position along the part (a robust median over the
+   part's seen circumference at that height: the back of a shirt gets the shirt, a heel the shoe), the back of
+   the head the hair colour (clustered from the head's seen colours), and a band along the seen side's edge is
+   blended harmonically on the part's own mesh graph (no seam, no colour from another part).
+   **Without parts** (mirroring through the body): a hidden vertex looks towards the camera through the body:
+   the first front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
    torso sees the front of the torso, not the arm in front of it). If that surface is visible, the vertex takes
    that surface's colour, smoothed over the mesh first (no copied details: no face on the back of the head, and
    no colour bleeding from a neighbouring object as an image blur would). Vertices that get neither a photo
@@ -54,6 +60,33 @@ DILATE_TEXELS = 6
 ATLAS_PADDING = 4
 #: Candidate (pixel, face) pairs processed at once by the rasteriser.
 _CHUNK = 1 << 21
+
+#: Body-part labels of ``vertex_parts`` (see :func:`parts_from_skin_weights`): the hidden side of a vertex only
+#: takes colours from vertices with the same label.
+PART_TORSO, PART_LEFT_ARM, PART_RIGHT_ARM, PART_LEFT_LEG, PART_RIGHT_LEG, PART_HEAD = range(6)
+PART_NAMES = ("torso", "left_arm", "right_arm", "left_leg", "right_leg", "head")
+#: SMPL-X joints that start each part; a joint belongs to the part of its nearest listed ancestor (the pelvis,
+#: spine and collars: torso). The neck goes with the head: the torso's colour profile then stops at the collar.
+_PART_ROOTS = {"left_shoulder": PART_LEFT_ARM, "right_shoulder": PART_RIGHT_ARM, "left_hip": PART_LEFT_LEG,
+               "right_hip": PART_RIGHT_LEG, "neck": PART_HEAD}
+#: Photo weight above which a vertex counts as seen.
+SEEN_ALPHA = 0.3
+#: Window (fraction of the mesh's height) of the colour profile along a part's axis that fills its hidden side.
+PROFILE_WINDOW = 0.02
+#: Visible vertices a profile window takes at least (it widens where the part shows fewer).
+PROFILE_MIN_SAMPLES = 10
+#: Exponent of the profile's preference for seen samples towards the silhouette: weight (1.05 − cos)^p.
+SIDE_WEIGHT_POWER = 1.0
+#: RGB radius (0–255) around a window's weighted median whose samples set the profile colour (plain median).
+PROFILE_MODE_RADIUS = 90.0
+#: Width (fraction of the mesh's height) of the band between the seen and the filled side that is blended
+#: harmonically, so the front/back boundary shows no seam.
+SEAM_BAND = 0.025
+#: The head part's lower part (fraction of its height from its lowest point: the neck) keeps the profile fill;
+#: above it the hidden side takes the hair colour.
+HAIR_FROM = 0.3
+#: Smallest RGB distance (0–255) between the head's hair and face-skin colour clusters for a distinct hair colour.
+HAIR_MIN_CONTRAST = 20.0
 
 
 @dataclass
@@ -186,15 +219,25 @@ def _outward_sign(vertices: np.ndarray, faces: np.ndarray) -> float:
     return 1.0 if vol >= 0 else -1.0
 
 
-def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Fill ``values`` (N, C) at unknown vertices by solving Laplace's equation on the mesh graph with the known
-    vertices fixed; components without a known vertex take the mean of the known values."""
+def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray,
+                  fallback_faces: np.ndarray | None = None) -> np.ndarray:
+    """Fill ``values`` (N, C) at unknown vertices by solving Laplace's equation on the graph of ``faces``' edges
+    with the known vertices fixed. Components without a known vertex take the mean of the known values, or, with
+    ``fallback_faces`` (a larger graph, e.g. the whole mesh when ``faces`` is restricted to body parts), are
+    filled a second time on that graph."""
+    from scipy.sparse.csgraph import connected_components
+
     from .rig import mesh_laplacian
 
     n = len(values)
     out = np.asarray(values, dtype=np.float64).copy()
     if known.all():
         return out
+    if fallback_faces is not None:
+        comp = connected_components(mesh_laplacian(n, faces), directed=False)[1]
+        orphan = ~known & (np.bincount(comp, weights=known.astype(np.float64))[comp] == 0)
+        if orphan.any():
+            return harmonic_fill(harmonic_fill(out, known, faces), ~orphan, fallback_faces)
     fallback = out[known].mean(axis=0) if known.any() else np.full(out.shape[1], 128.0)
     if not known.any():
         out[:] = fallback
@@ -306,6 +349,180 @@ def _mirror_colours(view: _View, points: np.ndarray, face_colours: np.ndarray,
     ok &= face_ok[face]
     out[ok] = face_colours[face[ok]]
     return out, ok
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Body parts and the unseen sides
+
+
+def parts_from_skin_weights(skin_weights: np.ndarray) -> np.ndarray:
+    """Body-part label per vertex (N,) int from skin weights (N, 55) in the SMPL-X joint order
+    (``bundle.skeleton.JOINT_NAMES``): the part (:data:`PART_NAMES`: 0 torso with pelvis, spine and collars;
+    1 left arm from the shoulder to the fingers; 2 right arm; 3 left leg from the hip to the toes; 4 right leg;
+    5 head with neck, jaw and eyes) holding the largest sum of the vertex's weights."""
+    from .bundle.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+
+    w = np.asarray(skin_weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != NUM_JOINTS:
+        raise EngineError("internal", f"Skin weights have shape {w.shape}, not (N, {NUM_JOINTS}).",
+                          "Pass the rig's skin_weights (SMPL-X joint order).")
+    joint_part = np.full(NUM_JOINTS, PART_TORSO, dtype=np.int64)
+    for j in range(NUM_JOINTS):  # parents come before children in SMPL-X order
+        name = JOINT_NAMES[j]
+        joint_part[j] = _PART_ROOTS.get(name, joint_part[PARENTS[j]] if PARENTS[j] >= 0 else PART_TORSO)
+    sums = np.zeros((len(w), len(PART_NAMES)))
+    for part in range(len(PART_NAMES)):
+        sums[:, part] = w[:, joint_part == part].sum(axis=1)
+    return sums.argmax(axis=1)
+
+
+def parts_from_body(vertices: np.ndarray, fit: Any, body_model: Any) -> np.ndarray:
+    """Body-part labels (N,) of clothed ``vertices`` (N, 3, bundle world) before rigging: the fitted body's LBS
+    weights at each vertex's closest point on the posed body (``rig.transfer_weights``, without the normal test
+    the rig adds) → :func:`parts_from_skin_weights`. ``fit`` needs ``vertices`` (and ``faces`` or the model's);
+    ``body_model`` needs ``lbs_weights`` (V, 55)."""
+    from .rig import _np, transfer_weights
+
+    body_v = _np(fit.vertices).reshape(-1, 3)
+    body_f = getattr(fit, "faces", None)
+    body_f = _np(body_f if body_f is not None else body_model.faces, np.int64).reshape(-1, 3)
+    weights, _ = transfer_weights(np.asarray(vertices, dtype=np.float64), body_v, body_f, _np(body_model.lbs_weights))
+    return parts_from_skin_weights(weights)
+
+
+def _check_parts(vertex_parts: np.ndarray | None, n: int) -> np.ndarray | None:
+    if vertex_parts is None:
+        return None
+    parts = np.asarray(vertex_parts)
+    if parts.shape != (n,) or not np.issubdtype(parts.dtype, np.integer):
+        raise EngineError("internal", f"vertex_parts has shape {parts.shape} and type {parts.dtype}, not ({n},) "
+                          "integers.", "Pass one body-part label per vertex (texture.parts_from_skin_weights).")
+    return parts.astype(np.int64)
+
+
+def _same_part_faces(faces: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """Faces whose three vertices carry the same part label: their edges form the part-restricted graph."""
+    lab = parts[faces]
+    return faces[(lab == lab[:, :1]).all(axis=1)]
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-channel weighted median (C,) of ``values`` (K, C) with ``weights`` (K,) > 0."""
+    order = np.argsort(values, axis=0)
+    w = weights[order]  # (K, C)
+    cum = np.cumsum(w, axis=0)
+    idx = (cum < 0.5 * cum[-1]).sum(axis=0)
+    return np.take_along_axis(values, order, axis=0)[idx, np.arange(values.shape[1])]
+
+
+def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
+                    window: float) -> np.ndarray:
+    """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
+    (at least :data:`PROFILE_MIN_SAMPLES` nearest ones): their weighted median (``weights`` favour the samples
+    towards the silhouette, which continue into the back), then the plain median of the samples within
+    :data:`PROFILE_MODE_RADIUS` of it (the better lit front of that garment sets the brightness). Evaluated on a
+    grid and interpolated. A median over the part's circumference keeps the garment colour of that height and
+    drops small prints, a face or an open jacket's shirt."""
+    order = np.argsort(s_seen)
+    s, c, w = s_seen[order], colours[order], weights[order]
+    grid = np.arange(s_query.min() - window, s_query.max() + 2 * window, window / 2)
+    grid = np.clip(grid, s[0], s[-1])
+    k = min(PROFILE_MIN_SAMPLES, len(s))
+    prof = np.empty((len(grid), c.shape[1]))
+    lo_all = np.searchsorted(s, grid - window)
+    hi_all = np.searchsorted(s, grid + window)
+    for g, (lo, hi) in enumerate(zip(lo_all, hi_all, strict=True)):
+        if hi - lo < k:  # widen to the k nearest samples
+            mid = int(np.searchsorted(s, grid[g]))
+            hi = min(len(s), max(0, mid - k // 2) + k)
+            lo = max(0, hi - k)
+        centre = _weighted_median(c[lo:hi], w[lo:hi])
+        near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
+        # that colour's own samples, all counted: the better lit front of the same garment sets its brightness
+        prof[g] = np.median(c[lo:hi][near], axis=0) if near.sum() >= 3 else centre
+    return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
+
+
+def _hair_colour(points: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Hair and face-skin colours of a head's seen vertices (``points`` (K, 3) world, Y up; ``colours`` (K, 3)):
+    two-means clustering started from the top band's median (hair) and the middle band's median (face). Returns
+    (hair colour or None when the clusters are too alike — bald, or a hat the colour of the skin —, skin colour)."""
+    y = points[:, 1]
+    lo, hi = float(y.min()), float(y.max())
+    top = y >= hi - 0.2 * (hi - lo)
+    face = (y >= lo + 0.3 * (hi - lo)) & (y <= lo + 0.65 * (hi - lo))
+    if top.sum() < 5 or face.sum() < 5:
+        return None, np.median(colours, axis=0)
+    centres = np.stack([np.median(colours[top], axis=0), np.median(colours[face], axis=0)])
+    for _ in range(8):
+        d = np.linalg.norm(colours[:, None] - centres[None], axis=2)
+        lab = d.argmin(axis=1)
+        if (lab == 0).sum() < 5 or (lab == 1).sum() < 5:
+            break
+        centres = np.stack([np.median(colours[lab == 0], axis=0), np.median(colours[lab == 1], axis=0)])
+    hair, skin = centres
+    # the hair cluster must own the top of the head
+    top_hair = (np.linalg.norm(colours[top] - hair, axis=1) < np.linalg.norm(colours[top] - skin, axis=1)).mean()
+    if np.linalg.norm(hair - skin) < HAIR_MIN_CONTRAST or top_hair < 0.5:
+        return None, skin
+    return hair, skin
+
+
+def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
+                     photo_colours: np.ndarray, view_cos: np.ndarray,
+                     own_pixel: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fill colours (N, 3) of every vertex for its unseen side, per body part (``parts`` (N,)).
+
+    Seen vertices (``alpha`` > :data:`SEEN_ALPHA`) keep their ``photo_colours``. A hidden vertex takes the
+    colour profile (:func:`_colour_profile`) of its own part's seen vertices at the same position along the
+    part's axis (vertical for the head, the principal axis for the torso and limbs), with samples weighted
+    towards the silhouette (``view_cos`` (N,): cosine between the normal and the direction to the camera;
+    weight (1.05 − cos) ** :data:`SIDE_WEIGHT_POWER`): the back of the torso gets the garment colour at the
+    same height, a foot its shoe colour, an arm its sleeve or skin. The head's hidden side above its neck
+    (:data:`HAIR_FROM`) takes the hair colour (:func:`_hair_colour`), never the face. Hidden vertices within
+    :data:`SEAM_BAND` of the seen ones (same part) and parts with nothing seen are filled harmonically on the
+    part-restricted mesh graph (whole mesh where a part has nothing known), so the front/back boundary is a
+    smooth blend. ``own_pixel`` (N,) bool: the nearest surface at the vertex's pixel belongs to its own part
+    (a torso vertex just behind crossed arms shows the arms: it keeps that photo colour but gives no sample).
+    """
+    from scipy.spatial import cKDTree
+
+    v = np.asarray(vertices, dtype=np.float64)
+    height = float(np.ptp(v[:, 1])) or 1.0
+    seen = alpha > SEEN_ALPHA
+    seed = np.asarray(photo_colours, dtype=np.float64).copy()
+    known = seen.copy()
+    stats: dict[str, Any] = {"hair_colour": None}
+    sample = seen if own_pixel is None else seen & own_pixel
+    for part in np.unique(parts):
+        sel = parts == part
+        vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & ~seen)[0]
+        if len(vis) < 8 or not len(hid):
+            continue
+        if part == PART_HEAD:
+            axis = np.array([0.0, 1.0, 0.0])
+        else:  # the torso's and limbs' long axis (a leaning torso, a raised arm)
+            centred = v[sel] - v[sel].mean(axis=0)
+            axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+        s = v @ axis
+        weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+        fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height)
+        if part == PART_HEAD:
+            hair, _skin = _hair_colour(v[vis], seed[vis])
+            if hair is not None:
+                y = v[sel, 1]
+                upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)
+                fill[upper] = hair
+                stats["hair_colour"] = [round(float(x), 1) for x in hair]
+        # the band next to the seen side is left to the harmonic blend
+        dist = cKDTree(v[vis]).query(v[hid], k=1)[0]
+        far = dist >= SEAM_BAND * height
+        seed[hid[far]] = fill[far]
+        known[hid[far]] = True
+    same = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
+    out = harmonic_fill(seed, known, same, fallback_faces=faces)
+    stats["profile_vertex_fraction"] = float((known & ~seen).mean())
+    return out, stats
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -550,12 +767,17 @@ def _smoothing_iterations(vertices: np.ndarray, faces: np.ndarray) -> int:
 
 
 def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
-                 camera: Camera, size: int = 2048, progress: Any = None) -> Texture:
+                 camera: Camera, size: int = 2048, progress: Any = None,
+                 vertex_parts: np.ndarray | None = None) -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
-    in texels. See the module docstring for the method."""
+    in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
+    :func:`parts_from_skin_weights`); with it the unseen sides are filled per part (:func:`unseen_side_fill`:
+    garment colour at the same height, hair on the back of the head, never a colour from another part), without
+    it by mirroring through the body. See the module docstring for the method."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    parts = _check_parts(vertex_parts, len(v))
     rgb = np.asarray(photo_rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise EngineError("bad_image", f"The photo to bake has shape {rgb.shape}, not (H, W, 3).",
@@ -592,15 +814,25 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     report(0.5, "Colouring the vertices")
     alpha_v, xy_v = _photo_weight(view, v, vn)
     photo_v = _bilinear(photo, xy_v)
-    smooth_v, smooth_w = _smooth_on_mesh(photo_v, (alpha_v > 0.05).astype(np.float64), f,
-                                         _smoothing_iterations(v, f))
-    fw = smooth_w[f]
-    face_ok = fw.sum(axis=1) > 1e-6
-    face_col = np.einsum("mk,mkc->mc", fw, smooth_v[f]) / np.maximum(fw.sum(axis=1), 1e-12)[:, None]
-    mirror_v, mirror_ok = _mirror_colours(view, v, face_col, face_ok)
-    known = (alpha_v > 0.3) | mirror_ok
-    seed = np.where((alpha_v > 0.3)[:, None], photo_v, mirror_v)
-    fill_v = harmonic_fill(seed, known, f)
+    if parts is None:
+        smooth_v, smooth_w = _smooth_on_mesh(photo_v, (alpha_v > 0.05).astype(np.float64), f,
+                                             _smoothing_iterations(v, f))
+        fw = smooth_w[f]
+        face_ok = fw.sum(axis=1) > 1e-6
+        face_col = np.einsum("mk,mkc->mc", fw, smooth_v[f]) / np.maximum(fw.sum(axis=1), 1e-12)[:, None]
+        mirror_v, mirror_ok = _mirror_colours(view, v, face_col, face_ok)
+        known = (alpha_v > SEEN_ALPHA) | mirror_ok
+        seed = np.where((alpha_v > SEEN_ALPHA)[:, None], photo_v, mirror_v)
+        fill_v = harmonic_fill(seed, known, f)
+        side_stats: dict[str, Any] = {"mirrored_vertex_fraction": float((mirror_ok & ~(alpha_v > 0.3)).mean()),
+                                      "diffused_vertex_fraction": float((~known).mean())}
+    else:
+        to_cam = camera.center[None] - v
+        view_cos = np.einsum("ij,ij->i", vn, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
+        _, _, inside_v, pix_v = _pixels(camera, v)
+        nearest = view.layers.face[pix_v]
+        own = inside_v & (nearest >= 0) & (parts[f[np.maximum(nearest, 0), 0]] == parts)
+        fill_v, side_stats = unseen_side_fill(v, f, parts, alpha_v, photo_v, view_cos, own)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
 
     clock.lap("vertex_colours")
@@ -628,8 +860,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         "faces": int(len(f)),
         "texel_coverage": float(covered.mean()),
         "visible_vertex_fraction": float((alpha_v > 0.3).mean()),
-        "mirrored_vertex_fraction": float((mirror_ok & ~(alpha_v > 0.3)).mean()),
-        "diffused_vertex_fraction": float((~known).mean()),
+        **side_stats,
     }
     report(1.0, "Texture done")
     return Texture(

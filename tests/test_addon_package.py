@@ -34,6 +34,9 @@ def test_manifest_rules(repo_root):
     assert m["license"] == ["SPDX:GPL-3.0-or-later"]
     assert set(m["permissions"]) == {"files", "network"}
     assert all(len(v) <= 64 and v[-1].isalnum() for v in m["permissions"].values())
+    assert m["website"].startswith("https://") and m["copyright"] and m["copyright"][0][:4].isdigit()
+    assert set(m["platforms"]) <= {"windows-x64", "windows-arm64", "macos-arm64", "macos-x64", "linux-x64"}
+    assert {"windows-x64", "macos-arm64", "linux-x64"} <= set(m["platforms"])
 
 
 def test_blender_validates_the_zip_and_rejects_a_bad_manifest(built_zip, tmp_path):
@@ -106,5 +109,5 @@ def test_zip_installs_registers_and_unregisters(built_zip, tmp_path):
     assert out["prefs_mode"] == "AUTO"
     assert out["user_dir"].startswith(str(user)) and ".user" in out["user_dir"]
     assert "ICON_PT_reconstruct" in out["types"] and "ICON_OT_reconstruct" in out["types"]
-    assert out["bones"] == 55
+    assert out["bones"] == 56  # 55 SMPL-X joints + the root bone
     assert out["after_types"] == [] and not out["after_settings"] and not out["after_enabled"]

@@ -24,22 +24,38 @@ FAKE = textwrap.dedent(
     def emit(**kw):
         print(json.dumps(kw), flush=True)
     if args[:3] == ["-m", "icon_engine", "doctor"]:
-        print(json.dumps({"engine": "0.1.0", "device": {"cuda": False, "note": "CPU only"},
+        print(json.dumps({"engine": "0.1.0", "device": {"torch": "2.13.0", "cuda": False, "note": "CPU only"},
+                          "packages": {"torch": "2.13.0", "mediapipe": None},
                           "body_model": {"problem": "no body model", "how_to_enable": "build it"}}))
         sys.exit(0)
-    photo = args[args.index("reconstruct") + 1]
-    out = args[args.index("--out") + 1]
-    stem = os.path.splitext(os.path.basename(photo))[0]
-    assert "--progress" in args and os.environ["PYTHONPATH"]
-    emit(event="progress", photo=stem, stage="fit", fraction=0.5, overall=0.3, message="Fitting the body")
-    if stem == "slow":
-        time.sleep(120)
-    if stem == "noone":
-        emit(event="error", photo=stem, code="no_person", message="No person found.", hint="Use a photo of a person.")
-        sys.exit(4)
-    shutil.copytree(os.environ["FAKE_BUNDLE"], os.path.join(out, stem))
-    emit(event="warning", photo=stem, message="the person touches the border")
-    emit(event="done", photo=stem, bundle=os.path.join(out, stem))
+    def run(args, **tag):
+        photo = args[args.index("reconstruct") + 1]
+        out = args[args.index("--out") + 1]
+        stem = os.path.splitext(os.path.basename(photo))[0]
+        assert "--progress" in args and os.environ["PYTHONPATH"]
+        emit(event="progress", photo=stem, stage="fit", fraction=0.5, overall=0.3, message="Fitting the body", **tag)
+        if stem == "slow":
+            time.sleep(120)
+        if stem == "noone":
+            emit(event="error", photo=stem, code="no_person", message="No person found.",
+                 hint="Use a photo of a person.", **tag)
+            return 4
+        shutil.copytree(os.environ["FAKE_BUNDLE"], os.path.join(out, stem))
+        emit(event="warning", photo=stem, message="the person touches the border", **tag)
+        emit(event="done", photo=stem, bundle=os.path.join(out, stem), **tag)
+        return 0
+    if args[:3] == ["-m", "icon_engine", "serve"]:  # the warm engine: jobs as JSON lines on stdin
+        with open(os.environ["FAKE_BUNDLE"] + ".servers", "a") as fh:
+            fh.write(f"{os.getpid()}\\n")
+        emit(event="ready", engine_version="fake")
+        for line in sys.stdin:
+            req = json.loads(line)
+            if req.get("op") == "run":
+                code = run(["-m", "icon_engine"] + req["argv"], job=req["job"])
+                status = "done" if code == 0 else "failed"
+                emit(event="finished", job=req["job"], status=status, exit_code=code)
+        sys.exit(0)
+    sys.exit(run(args))
     """
 )
 
@@ -61,6 +77,7 @@ def addon(tmp_path_factory):
     prefs = bpy.context.preferences.addons[ADDON].preferences
     prefs.env_mode = "CUSTOM"
     prefs.python_path = str(python)
+    prefs.warm_engine = False  # one process per job here; test_warm_engine_serves_every_job covers the warm one
     from icon_blender.ui import state
 
     real_user_dir = state.user_dir
@@ -139,6 +156,33 @@ def test_reconstruct_queue_imports_results(addon, photo):
     assert Path(arm["icon_bundle"]).parent.parent == state.user_dir("results")
 
 
+def test_warm_engine_serves_every_job_and_ends_with_the_addon(addon, photo):
+    from icon_blender.core import engine_proc as ep
+    from icon_blender.ui import state
+
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.warm_engine = True
+    servers = Path(os.environ["FAKE_BUNDLE"] + ".servers")
+    try:
+        for stem in ("dora", "noone", "emil"):
+            photo(stem)
+            bpy.ops.icon.reconstruct()
+        assert state.reconstructions.warm
+        run_timer()
+        assert "ICON dora" in bpy.data.collections and "ICON emil" in bpy.data.collections
+        assert any("No person found." in text for level, text in state.messages if level == "ERROR")
+        pids = [int(p) for p in servers.read_text().split()]
+        assert len(pids) == 1  # one engine process served all three jobs
+        state.kill_engines()  # what quitting Blender or disabling the add-on does
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pids[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pids[0]}").exists() and ep._SHARED is None
+    finally:
+        prefs.warm_engine = False
+        servers.unlink(missing_ok=True)
+
+
 def test_engine_error_is_reported_with_hint_and_scene_untouched(addon, photo):
     from icon_blender.ui import state
 
@@ -164,7 +208,9 @@ def test_cancel_kills_engine_and_leaves_scene_untouched(addon, photo):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     job = state.reconstructions.current
+    t0 = time.monotonic()
     assert bpy.ops.icon.cancel() == {"FINISHED"}
+    assert time.monotonic() - t0 < 1.0  # the engine is gone within a second
     assert job.state == "cancelled" and job.returncode is not None
     assert not job.out_dir.exists()  # no empty result folder left behind
     assert not state.reconstructions.active and len(bpy.data.objects) == before
@@ -190,6 +236,14 @@ def test_avatar_operators(addon, photo, tmp_path):
         bpy.ops.icon.apply_motion(filepath=str(tmp_path / "bad.npz"))
     assert bpy.ops.icon.export_fbx(filepath=str(tmp_path / "c.fbx"), preset="unity") == {"FINISHED"}
     assert (tmp_path / "c.fbx").stat().st_size > 10_000
+    assert bpy.ops.icon.export_gltf(filepath=str(tmp_path / "c.glb"), preset="web", bone_names="unity") == {"FINISHED"}
+    assert bpy.ops.icon.export_usd(filepath=str(tmp_path / "c.usdz")) == {"FINISHED"}
+    assert bpy.ops.icon.export_bvh(filepath=str(tmp_path / "c.bvh")) == {"FINISHED"}
+    assert min((tmp_path / n).stat().st_size for n in ("c.glb", "c.usdz", "c.bvh")) > 1000
+    assert b"LeftUpperArm" in (tmp_path / "c.glb").read_bytes() and "left_shoulder" in arm.data.bones
+    assert bpy.ops.icon.apply_motion(filepath=str(tmp_path / "c.bvh"), frame_start=5, action_name="again",
+                                     nla=True) == {"FINISHED"}
+    assert arm.animation_data.nla_tracks[-1].strips[0].frame_start == 5
 
 
 def test_import_bundle_operator_refuses_a_bad_folder(addon, tmp_path):
@@ -200,10 +254,142 @@ def test_import_bundle_operator_refuses_a_bad_folder(addon, tmp_path):
 def test_check_engine_shows_the_doctor(addon):
     from icon_blender.ui import state
 
-    bpy.ops.icon.check_engine()
+    assert bpy.ops.icon.check_engine() == {"FINISHED"}  # returns at once: the doctor runs on a thread
+    assert state.doctor_run is not None and bpy.app.timers.is_registered(state.doctor_tick)
+    deadline = time.monotonic() + 30
+    while state.doctor_tick() is not None:  # the timer, fired by hand
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     labels = {label: (text, ok) for label, text, ok in state.doctor}
     assert labels["Device"] == ("CPU only", True)
+    assert labels["Missing"][1] is False and labels["Missing"][0].startswith("mediapipe not installed")
     assert labels["Body model"] == ("no body model", False)
+
+
+def test_jobs_survive_loading_another_file(addon, photo, tmp_path):
+    """Timers are persistent and the load_post handler re-arms them: the job goes on, is reported, and its
+    result is imported into the file that was opened."""
+    from icon_blender.ui import state
+
+    photo("dave")
+    bpy.ops.icon.reconstruct()
+    assert bpy.app.timers.is_registered(state.tick)
+    assert state.on_load_post in bpy.app.handlers.load_post
+    blend = tmp_path / "other.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))  # fires load_post
+    assert bpy.app.timers.is_registered(state.tick)
+    assert any("continue after loading the file" in text for _, text in state.messages)
+    run_timer()
+    assert "dave_rig" in bpy.data.objects and bpy.data.filepath == str(blend)
+
+
+def test_results_wait_for_sculpt_mode_then_import_as_one_undo_step(addon, photo):
+    from icon_blender.ui import state
+
+    mesh = bpy.data.meshes.new("clay")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    clay = bpy.data.objects.new("clay", mesh)
+    bpy.context.scene.collection.objects.link(clay)
+    bpy.context.view_layer.objects.active = clay
+    bpy.ops.object.mode_set(mode="SCULPT")
+    bpy.ops.ed.undo_push(message="before")
+    photo("erin")
+    bpy.ops.icon.reconstruct()
+    deadline = time.monotonic() + 30
+    while not state.waiting:
+        assert state.tick() is not None and time.monotonic() < deadline
+        time.sleep(0.02)
+    assert "erin_rig" not in bpy.data.objects and bpy.context.mode == "SCULPT"
+    assert any("imported when Sculpt mode ends" in text for _, text in state.messages)
+    assert state.tick() is not None  # keeps waiting
+    bpy.ops.object.mode_set(mode="OBJECT")
+    assert state.tick() is None and not state.waiting
+    arm, body = bpy.data.objects["erin_rig"], bpy.data.objects["erin_mesh"]
+    assert bpy.context.view_layer.objects.active == arm and arm.select_get() and body.select_get()
+    assert not clay.select_get()
+    n_objects = len(bpy.data.objects)
+    bpy.ops.ed.undo()  # one step removes the whole import
+    assert "erin_rig" not in bpy.data.objects and "erin_mesh" not in bpy.data.objects
+    assert "ICON erin" not in bpy.data.collections and len(bpy.data.objects) == n_objects - 3
+    bpy.ops.ed.redo()
+    assert "erin_rig" in bpy.data.objects
+
+
+def test_several_photos_height_output_folder_history_and_log(addon, photo, tmp_path, monkeypatch):
+    from icon_blender import jobs
+    from icon_blender.ui import state
+
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    out = tmp_path / "my results"
+    prefs.results_dir = str(out)
+    try:
+        for stem in ("fay", "gus"):
+            photo(stem)
+        bpy.context.scene.icon_settings.height = 1.82
+        # the engine has no --height yet: the option is not passed (it would be refused) and the user is told
+        assert not jobs.engine_supports(state.engine_env()["PYTHONPATH"].split(os.pathsep)[0], "--height")
+        assert bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "fay.jpg"}, {"name": "gus.jpg"}]
+                                               ) == {"FINISHED"}
+        rec = state.reconstructions
+        assert rec.results_dir == out and [j.photo for j in rec.pending] == ["fay.jpg", "gus.jpg"]
+        assert all("--height" not in j.command for j in rec.queue.jobs)
+        text = state.status_text()
+        assert text.startswith("ICON: starting") and "(+2 queued)" in text
+        run_timer()
+        assert state.status_text() is None
+        assert {"fay_rig", "gus_rig"} <= set(bpy.data.objects.keys())
+        # an engine that has --height gets it, in metres
+        monkeypatch.setattr(jobs, "engine_supports", lambda source, option: option == "--height")
+        photo("hal")
+        bpy.ops.icon.reconstruct()
+        job = state.reconstructions.pending[-1]
+        assert job.command[-2:] == ["--height", "1.820"]
+        run_timer()
+        # history: newest first, re-import, delete (only inside the output folder)
+        results = jobs.list_results(out)
+        assert [r.photo for r in results][:1] == ["synthetic.jpg"] and len(results) == 3
+        n_rigs = sum(o.type == "ARMATURE" for o in bpy.data.objects)
+        assert bpy.ops.icon.history_import(path=str(results[-1].bundle)) == {"FINISHED"}
+        assert sum(o.type == "ARMATURE" for o in bpy.data.objects) == n_rigs + 1
+        assert bpy.ops.icon.history_delete("EXEC_DEFAULT", path=str(results[0].bundle)) == {"FINISHED"}
+        assert not results[0].run_dir.exists() and len(jobs.list_results(out)) == 2
+        with pytest.raises(ValueError, match="not a result"):
+            jobs.delete_result(addon / "template", out)
+        assert (addon / "template" / "bundle.json").is_file()
+        # Open Log finds this session's newest engine log
+        assert state.latest_log() == state.reconstructions.queue.jobs[-1].log_path
+        assert state.latest_log().parent == out / "logs"
+        assert bpy.ops.icon.open_log() == {"FINISHED"}
+    finally:
+        bpy.context.scene.icon_settings.height = 0.0
+        prefs.results_dir = ""
+
+
+def test_automatic_environment_states_reach_the_user(addon, photo, tmp_path):
+    """Engine folder preference, set-up stamp: not set up / interrupted / ready, each with its message."""
+    from icon_blender.core import env_setup
+    from icon_blender.engine_link import engine_requirements
+    from icon_blender.ui import state
+
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    venv = tmp_path / "engine"
+    prefs.env_mode, prefs.env_dir = "AUTO", str(venv)
+    try:
+        assert state.default_venv() == venv
+        photo("ivy")
+        with pytest.raises(RuntimeError, match="not set up yet"):
+            bpy.ops.icon.reconstruct()
+        python = env_setup.venv_python(venv)
+        python.parent.mkdir(parents=True)
+        python.write_text("")
+        with pytest.raises(RuntimeError, match="did not finish"):
+            bpy.ops.icon.reconstruct()
+        env_setup.write_stamp(venv, engine_requirements(), "cpu")
+        assert state.engine_python() == str(python)
+    finally:
+        prefs.env_mode, prefs.env_dir = "CUSTOM", ""
+        prefs.python_path = str(addon / "python")
 
 
 def test_setup_engine_honours_offline_mode(addon):
@@ -229,6 +415,7 @@ def test_unregister_leaves_nothing_behind(addon, photo):
         from icon_blender.ui import state
 
         assert not bpy.app.timers.is_registered(state.tick) and state.reconstructions is None
+        assert state.on_load_post not in bpy.app.handlers.load_post
     finally:
         addon_utils.enable(ADDON, default_set=True)
 
@@ -296,8 +483,13 @@ def test_panels_and_preferences_draw(addon, photo, tmp_path):
     arm = next(o for o in bpy.data.objects if o.type == "ARMATURE" and "icon_bundle" in o)
     bpy.context.view_layer.objects.active = arm
     panel.ICON_PT_avatar.draw(Proxy(None, log), bpy.context)
-    assert [e[1][0] for e in log if e[0] == "operator"] == ["icon.import_bundle", "icon.rest_pose",
-                                                              "icon.apply_motion", "icon.export_fbx"]
+    assert [e[1][0] for e in log if e[0] == "operator"] == [
+        "icon.import_bundle", "icon.rest_pose", "icon.apply_motion", "icon.export_bvh", "icon.export_fbx",
+        "icon.export_gltf", "icon.export_usd"]
+    log.clear()
+    panel.ICON_PT_history.draw(Proxy(None, log), bpy.context)
+    ops = [e[1][0] for e in log if e[0] == "operator"]
+    assert ops[-1] == "icon.open_log" and ops.count("icon.history_import") == ops.count("icon.history_delete") >= 1
     for mode in ("AUTO", "CUSTOM"):
         p.env_mode = mode
         log.clear()

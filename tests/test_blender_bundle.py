@@ -95,14 +95,17 @@ def a_pose_angles() -> np.ndarray:
 
 
 def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[int, int] = (640, 480),
-                rest_pose: str = "T") -> Path:
+                rest_pose: str = "T", rest_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Path:
     """Write a synthetic bundle at ``target`` and return its path. ``rest_pose`` "A": the rest mesh and joints are
-    in an A pose and ``rig.pose_from_rest`` carries them to the photo's pose (``body.full_pose`` stays SMPL-X's)."""
+    in an A pose and ``rig.pose_from_rest`` carries them to the photo's pose (``body.full_pose`` stays SMPL-X's).
+    ``rest_offset`` (metres, SMPL-X frame) moves the rest body like a body model's canonical frame does (SMPL-X's
+    pelvis sits near the origin, its feet ~1.2 m below); the camera follows, so the photo is unchanged."""
     from icon_blender.core.rig import pose_relative_to_rest
     from icon_engine.bundle import forward_kinematics
 
     rng = np.random.default_rng(seed)
-    joints = synthetic_joints()
+    shift = np.asarray(rest_offset, dtype=np.float64)
+    joints = synthetic_joints() + shift
     rest, faces, weights = synthetic_body(joints)
     pose = random_pose(seed)
     transl = np.array([0.05, -0.02, 0.1])
@@ -122,7 +125,7 @@ def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[i
     angle = 0.15
     R = np.diag([1.0, -1.0, -1.0]) @ np.array(
         [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
-    t = np.array([0.1, 1.0, 4.5])
+    t = np.array([0.1, 1.0, 4.5]) - R @ shift  # everything moved by shift projects as before
     colors = rng.integers(0, 255, size=(len(rest), 3), dtype=np.uint8)
     uv = rng.random((len(faces), 3, 2)) if texture else None
     tex = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8) if texture else None

@@ -41,10 +41,33 @@ def test_writes_blend_and_fbx_that_reopen(bundle_dir, tmp_path):
 
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     arm = bpy.data.objects["person_rig"]
-    assert len(arm.data.bones) == 55 and bpy.context.scene.camera is not None
+    assert len(arm.data.bones) == 56 and bpy.context.scene.camera is not None  # 55 joints + root
     assert bpy.context.scene.frame_end == 10  # 19/60 s at 30 fps
     assert all(img.packed_file is not None for img in bpy.data.images if img.source == "FILE")
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_writes_gltf_and_usd_with_game_bone_names(bundle_dir, tmp_path):
+    pygltflib = pytest.importorskip("pygltflib")
+    pytest.importorskip("pxr")
+    from pxr import Usd, UsdSkel
+
+    glb, usd, bvh = tmp_path / "hero.glb", tmp_path / "hero.usdc", tmp_path / "hero.bvh"
+    np.savez(tmp_path / "walk.npz", poses=np.zeros((5, 72)), trans=np.zeros((5, 3)), fps=30.0)  # SMPL, 5 frames
+    result = run_cli("import-bundle", str(bundle_dir), "--gltf", str(glb), "--gltf-preset", "web", "--usd", str(usd),
+                     "--bvh", str(bvh), "--bone-names", "unreal", "--motion", str(tmp_path / "walk.npz"),
+                     "--motion-start", "10", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hero.bvh", "hero.glb", "hero.usdc", "textures", "walk.npz"]
+    text = bvh.read_text()
+    assert "ROOT pelvis" in text and "JOINT upperarm_l" in text and "Frames: 5" in text
+    gltf = pygltflib.GLTF2().load(str(glb))
+    names = {gltf.nodes[j].name for j in gltf.skins[0].joints}
+    assert {"root", "pelvis", "spine_01", "upperarm_l", "thumb_03_r"} <= names and "left_shoulder" not in names
+    stage = Usd.Stage.Open(str(usd))
+    skel = next(UsdSkel.Skeleton(p) for p in stage.Traverse() if p.IsA(UsdSkel.Skeleton))
+    assert str(skel.GetJointsAttr().Get()[0]) == "root" and any(
+        str(j).endswith("/clavicle_l") for j in skel.GetJointsAttr().Get())
 
 
 def test_bad_bundle_exits_3_and_writes_nothing(bundle_dir, tmp_path, capsys):
@@ -67,6 +90,8 @@ def test_bad_bundle_exits_3_and_writes_nothing(bundle_dir, tmp_path, capsys):
         (["--fbx", "{tmp}/missing/x.fbx"], 6, "output folder does not exist"),
         (["--fbx", "{tmp}/x.fbx", "--fps", "0"], 2, "not a frame rate"),
         (["--fbx", "{tmp}/x.fbx", "--motion", "{tmp}/nope.npz"], 3, "bad motion file"),
+        (["--gltf", "{tmp}/x.fbx"], 2, "must end in .glb or .gltf"),
+        (["--usd", "{tmp}/x.glb"], 2, "must end in .usd or .usdc"),
     ],
 )
 def test_usage_errors(bundle_dir, tmp_path, capsys, args, code, needle):

@@ -118,7 +118,7 @@ def test_fbx_round_trip(avatar, bundle_dir, tmp_path, preset):
     meshes = [o for o in bpy.data.objects if o.type == "MESH"]
     assert len(arms) == 1 and len(meshes) == 1
     arm, mesh = arms[0], meshes[0]
-    assert sorted(b.name for b in arm.data.bones) == sorted(JOINT_NAMES)  # no leaf "_end" bones
+    assert sorted(b.name for b in arm.data.bones) == sorted([*JOINT_NAMES, "root"])  # no leaf "_end" bones
     assert len(mesh.data.vertices) == n_vertices
     assert {g.name for g in mesh.vertex_groups} >= set(JOINT_NAMES) - {"left_eye_smplhf", "right_eye_smplhf"}
     weighted = sum(1 for v in mesh.data.vertices if v.groups)

@@ -129,3 +129,53 @@ def test_cli_refuses_a_file_that_is_not_a_video(tmp_path: Path) -> None:
     err = json.loads(proc.stdout.strip().splitlines()[-1])
     assert err["event"] == "error" and err["code"] == "bad_video" and err["hint"]
     assert not (tmp_path / "o").exists()
+
+
+def test_two_people_crossing_keep_their_identities(walk, body_model, tmp_path: Path) -> None:
+    """A second walker (the clip mirrored, walking the other way, behind) crosses ours: the track stays on one
+    person all along (no identity swap), following that person's ground-truth pelvis."""
+    frames = _frames(walk.video)
+    stack = np.stack(frames)
+    background = np.median(stack, axis=0).astype(np.int16)
+    shift = 60
+    comp = []
+    for f in frames:
+        other = np.roll(f[:, ::-1], -shift, axis=1).astype(np.int16)
+        other_bg = np.roll(background[:, ::-1], -shift, axis=1)
+        mine = np.abs(f.astype(np.int16) - background).max(-1) > 30
+        theirs = np.abs(other - other_bg).max(-1) > 30
+        out = f.copy()
+        put = theirs & ~mine
+        out[put] = other[put].astype(np.uint8)
+        comp.append(out)
+    path = write_video(tmp_path / "crossing.mp4", comp, 30, SIZE)
+    res = capture_motion(path, tmp_path / "out", MotionOptions(betas=walk.betas), body_model=body_model)
+    kp = res.raw["keypoints"]
+    hip_x = kp[:, [23, 24], 0].mean(1)
+    pelvis_px, _ = walk.camera.project(walk.joints[:, 0])
+    a = pelvis_px[:, 0]
+    b = SIZE[0] - a - shift  # the mirrored walker
+    ok = np.isfinite(hip_x) & (np.abs(a - b) > 60)  # frames where the two are apart
+    assert ok.sum() >= 8
+    to_a, to_b = np.abs(hip_x - a)[ok], np.abs(hip_x - b)[ok]
+    followed_a = (to_a < to_b).all()
+    followed_b = (to_b < to_a).all()
+    assert followed_a or followed_b, np.round(np.stack([hip_x, a, b]), 0)
+    assert (np.minimum(to_a, to_b) < 40).all()
+
+
+def test_cli_bundle_shape_option(tmp_path: Path) -> None:
+    """``--bundle``: a bad folder is refused before any work; a real bundle's betas are accepted (the clip then
+    has nobody in it, which is the next thing reported)."""
+    from test_blender_bundle import make_bundle
+
+    frames = [np.full((48, 64, 3), 90, np.uint8) for _ in range(3)]
+    video = write_video(tmp_path / "grey.mp4", frames, 30, (64, 48))
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "icon_engine", "motion", str(video), "--out", str(tmp_path / "o"), "--progress",
+         "json", *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    bad = run("--bundle", str(tmp_path))
+    assert bad.returncode == 3 and json.loads(bad.stdout.splitlines()[-1])["code"] == "bad_bundle"
+    good = run("--bundle", str(make_bundle(tmp_path / "avatar")))
+    assert json.loads(good.stdout.splitlines()[-1])["code"] == "no_person", good.stdout[-500:]
+    assert not (tmp_path / "o").exists()

@@ -271,3 +271,24 @@ def test_bvh_reproduces_the_joint_positions(tmp_path: Path, rest_joints: np.ndar
     R = axis_angle_to_matrix(np.array([0, 0, zxy[0]])) @ axis_angle_to_matrix(np.array([zxy[1], 0, 0])) \
         @ axis_angle_to_matrix(np.array([0, zxy[2], 0]))
     assert np.allclose(R, axis_angle_to_matrix(np.array([0.3, -0.7, 1.1])), atol=1e-9)
+
+
+def test_floor_tilt_only_from_planted_feet_that_cover_an_area() -> None:
+    from icon_engine.motion.trajectory import _floor_rotation
+
+    rng = np.random.default_rng(4)
+    tilt = axis_angle_to_matrix(np.array([np.radians(8.0), 0.0, 0.0]))
+    area = np.stack([rng.uniform(-1, 1, 60), np.zeros(60), rng.uniform(-4, -2, 60)], 1) @ tilt.T
+    R, deg = _floor_rotation(area + rng.normal(0, 0.005, area.shape))
+    assert abs(deg - 8.0) < 1.0 and np.allclose(R @ tilt @ [0, 1, 0], [0, 1, 0], atol=0.03)
+    # two planted spots (a jump in place) with height noise: the tilt is unknown, the camera is taken as level
+    spots = np.repeat([[-0.12, 0.0, -4.0], [0.12, 0.0, -4.0]], 30, 0) + rng.normal(0, 0.04, (60, 3))
+    assert _floor_rotation(spots)[1] == 0.0
+
+
+def test_start_past_half_a_second_seeks_to_the_right_frame(tmp_path: Path) -> None:
+    frames = [np.full((48, 64, 3), 4 * i, np.uint8) for i in range(60)]
+    info = probe_video(write_video(tmp_path / "ramp.mp4", frames, 30, (64, 48)))
+    got = list(iter_frames(info, *frame_range(info, 1.2, 1.5, None)))
+    assert [g.index for g in got] == list(range(36, 46))
+    assert abs(float(got[0].rgb.mean()) - 4 * 36) < 4  # the picture of frame 36, not of a keyframe before it

@@ -217,3 +217,125 @@ def test_depth_layers_z_buffer_agrees_with_the_render_module(scene):
     np.testing.assert_array_equal(np.lexsort((lay.depth, lay.pix)), np.arange(len(lay.pix)))
     assert (lay.depth >= lay.zbuf[lay.pix] - 1e-9).all()
     assert len(lay.pix) > 1.5 * hit.sum()  # the hidden layers are kept for the mirror query
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Body parts and the unseen sides (issue 12: no smear across parts; issue 15: hair on the back of the head)
+
+HAIR, SKIN = np.array([70.0, 45.0, 25.0]), np.array([225.0, 175.0, 140.0])
+SHIRT, PRINT = np.array([60.0, 140.0, 80.0]), np.array([235.0, 205.0, 40.0])
+TROUSERS, SHOES = np.array([50.0, 70.0, 170.0]), np.array([25.0, 25.0, 25.0])
+
+
+def _outfit(points: np.ndarray) -> np.ndarray:
+    """Colours of rest-pose points of the capsule subject (T pose, Y up, facing +Z): hair on the top and back of
+    the head, a skin face and arms, a green shirt with a yellow print on its front only, blue trousers, black
+    shoes."""
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    out = np.tile(SHIRT, (len(points), 1))
+    out[(np.abs(x) > 0.2) & (y > 1.3)] = SKIN  # arms
+    head = y > 1.52
+    out[head] = SKIN
+    out[head & ((z < 0.03) | (y > 1.67))] = HAIR
+    out[(z > 0.05) & (np.abs(x) < 0.09) & (y > 1.12) & (y < 1.36)] = PRINT
+    out[y < 0.9] = TROUSERS
+    out[y < 0.1] = SHOES
+    return out
+
+
+@pytest.fixture(scope="module")
+def outfit_scene():
+    """The capsule subject (no skirt) in the photo pose, painted with :func:`_outfit`, photographed from the
+    front; ground-truth skin weights give the body parts."""
+    from icon_engine.texture import parts_from_skin_weights
+
+    body = capsule_body()
+    subject = dressed_subject(body, skirt=False)
+    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
+                          named_pose("photo"))
+    cam = front_camera()
+    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam, colour=_outfit)
+    parts = parts_from_skin_weights(subject.weights)
+    with_parts = bake_texture(posed, subject.faces, rgb, mask, cam, size=256, vertex_parts=parts)
+    without = bake_texture(posed, subject.faces, rgb, mask, cam, size=256)
+    return subject, posed, parts, with_parts, without
+
+
+def test_parts_from_skin_weights_follow_the_skeleton(outfit_scene):
+    from icon_engine.texture import PART_HEAD, PART_LEFT_ARM, PART_NAMES, PART_RIGHT_LEG, PART_TORSO
+
+    subject, _, parts, _, _ = outfit_scene
+    rest = subject.rest_vertices
+    assert len(PART_NAMES) == 6 and set(np.unique(parts)) == set(range(6))
+    assert (parts[rest[:, 0] > 0.5] == PART_LEFT_ARM).all()  # beyond the left elbow (+X is the body's left)
+    assert (parts[rest[:, 1] > 1.62] == PART_HEAD).all()
+    assert (parts[(rest[:, 0] < -0.05) & (rest[:, 1] < 0.6)] == PART_RIGHT_LEG).all()
+    assert (parts[(np.abs(rest[:, 0]) < 0.1) & (rest[:, 1] > 1.1) & (rest[:, 1] < 1.35)] == PART_TORSO).all()
+
+
+def test_parts_from_body_agree_with_the_skinning_parts(outfit_scene):
+    """Before rigging, the fitted body's weights at the closest body point give the same parts almost
+    everywhere (the pipeline's texture stage runs before the rig)."""
+    from bench.repose import pose_body
+    from icon_engine.texture import parts_from_body
+
+    subject, posed, parts, _, _ = outfit_scene
+    fit = pose_body(subject.body, named_pose("photo"))
+    got = parts_from_body(posed, fit, subject.body)
+    assert (got == parts).mean() > 0.97
+
+
+def test_parts_from_skin_weights_rejects_other_layouts():
+    from icon_engine.texture import parts_from_skin_weights
+
+    with pytest.raises(EngineError):
+        parts_from_skin_weights(np.ones((10, 24)) / 24)
+
+
+def test_unseen_sides_take_hair_garment_and_shoe_colours(outfit_scene):
+    """Back of the head: hair (not the mirrored face); back of the shirt: the shirt (not its front print); back
+    of the legs and heels: trousers and shoes. Mirroring without parts gets the head wrong (the test can fail)."""
+    subject, _, _, tex, old = outfit_scene
+    rest = subject.rest_vertices
+    x, y, z = rest[:, 0], rest[:, 1], rest[:, 2]
+    regions = {
+        "head": ((y > 1.56) & (y < 1.66) & (z < -0.05), HAIR),
+        "torso": ((np.abs(x) < 0.08) & (y > 1.15) & (y < 1.33) & (z < -0.08), SHIRT),
+        "legs": ((np.abs(x) > 0.04) & (y > 0.3) & (y < 0.7) & (z < -0.03), TROUSERS),
+        "heels": ((y < 0.07) & (z < -0.02), SHOES),
+    }
+    for name, (sel, colour) in regions.items():
+        assert sel.sum() > 5, name
+        err = np.abs(tex.vertex_colors[sel].astype(np.float64) - colour).mean(axis=1)
+        assert np.percentile(err, 90) < 30.0, (name, err.mean())
+    sel, colour = regions["head"]
+    old_err = np.abs(old.vertex_colors[sel].astype(np.float64) - colour).mean()
+    assert old_err > 60.0  # mirrored through the body, the back of the head took the face's skin
+    assert tex.stats["hair_colour"] is not None
+    assert np.abs(np.asarray(tex.stats["hair_colour"]) - HAIR).max() < 20.0
+
+
+def test_vertex_parts_are_checked(scene):
+    subject, posed, cam, rgb, mask, _ = scene
+    with pytest.raises(EngineError):
+        bake_texture(posed, subject.faces, rgb, mask, cam, size=64, vertex_parts=np.zeros(3, dtype=np.int64))
+    with pytest.raises(EngineError):
+        bake_texture(posed, subject.faces, rgb, mask, cam, size=64, vertex_parts=np.zeros(len(posed)))
+
+
+def test_hair_colour_needs_a_distinct_cluster_on_top():
+    """A head whose top is hair gives the hair colour; a bald head (one colour) gives none, so its back keeps
+    the profile's skin instead of an invented hair colour."""
+    from icon_engine.texture import _hair_colour
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(2000, 3))
+    pts = pts / np.linalg.norm(pts, axis=1, keepdims=True) * 0.1 + [0.0, 1.6, 0.0]
+    noise = rng.normal(scale=4.0, size=(2000, 3))
+    bald = SKIN + noise
+    hair, skin = _hair_colour(pts, bald)
+    assert hair is None and np.abs(skin - SKIN).max() < 5.0
+    haired = np.where((pts[:, 1] > 1.63)[:, None], HAIR, SKIN) + noise
+    hair, skin = _hair_colour(pts, haired)
+    assert hair is not None
+    assert np.abs(hair - HAIR).max() < 5.0 and np.abs(skin - SKIN).max() < 5.0

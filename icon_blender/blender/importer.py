@@ -19,7 +19,7 @@ from ..core import rig
 from ..engine_link import Bundle, BundleError, bundle, read_bundle
 from . import animation
 
-ROOT_BONE = "pelvis"
+ROOT_BONE = "pelvis"  # the bone whose location carries the body's translation (child of the "root" bone)
 
 
 @dataclass
@@ -43,16 +43,19 @@ def _link(collection: bpy.types.Collection, obj: bpy.types.Object) -> bpy.types.
     return obj
 
 
-def _build_armature(collection, name: str, joints_bl: np.ndarray, parents, names) -> bpy.types.Object:
+def _build_armature(collection, name: str, joints_bl: np.ndarray, parents, names,
+                    created: list) -> bpy.types.Object:
     heads, tails, rots = rig.bone_layout(joints_bl, np.asarray(parents), names)
     data = bpy.data.armatures.new(name)
+    created.append(data)
     data.display_type = "OCTAHEDRAL"
     obj = _link(collection, bpy.data.objects.new(name, data))
+    created.append(obj)
     obj.show_in_front = True
     view_layer = bpy.context.view_layer
     prev_active = view_layer.objects.active
     view_layer.objects.active = obj
-    with _window_context():
+    with window_context():
         bpy.ops.object.mode_set(mode="EDIT")
     try:
         ebs = []
@@ -66,14 +69,28 @@ def _build_armature(collection, name: str, joints_bl: np.ndarray, parents, names
             if p >= 0:
                 ebs[j].parent = ebs[int(p)]
                 ebs[j].use_connect = False
+        _add_root_bone(data, [eb for j, eb in enumerate(ebs) if parents[j] < 0])
     finally:
-        with _window_context():
+        with window_context():
             bpy.ops.object.mode_set(mode="OBJECT")
         view_layer.objects.active = prev_active or obj
     return obj
 
 
-def _window_context():
+def _add_root_bone(data: bpy.types.Armature, top_bones: list) -> None:
+    """The root bone at the origin (``rig.ROOT_BONE_NAME``, identity rest rotation), parent of ``top_bones``.
+
+    It deforms nothing but is marked deform so that exporters limited to deform bones keep it."""
+    eb = data.edit_bones.new(rig.ROOT_BONE_NAME)
+    eb.head, eb.tail = Vector((0.0, 0.0, 0.0)), Vector((0.0, rig.ROOT_BONE_LENGTH, 0.0))
+    eb.align_roll(Vector((0.0, 0.0, 1.0)))
+    eb.use_deform = True
+    for top in top_bones:
+        top.parent = eb
+        top.use_connect = False
+
+
+def window_context():
     """A context with a window for mode switches (timers run without one)."""
     wm = bpy.context.window_manager
     if bpy.context.window is None and wm is not None and len(wm.windows):
@@ -85,12 +102,17 @@ def _window_context():
 def _leave_edit_modes() -> None:
     """Back to object mode (the user's edits are kept) so the armature can be built in its own edit mode."""
     if bpy.context.mode != "OBJECT" and bpy.context.view_layer.objects.active is not None:
-        with _window_context():
+        with window_context():
             bpy.ops.object.mode_set(mode="OBJECT")
 
 
-def _build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
+def _build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray | None = None,
+                created: list | None = None) -> bpy.types.Mesh:
+    """A triangle mesh; the per-corner ``uv`` (F, 3, 2) is set before ``validate`` so that any face or loop the
+    validation removes takes its UVs with it (UVs added afterwards would be shifted onto the wrong corners)."""
     mesh = bpy.data.meshes.new(name)
+    if created is not None:
+        created.append(mesh)
     n_v, n_f = len(vertices), len(faces)
     mesh.vertices.add(n_v)
     mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
@@ -98,6 +120,8 @@ def _build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types
     mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, dtype=np.int32).ravel())
     mesh.polygons.add(n_f)
     mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_f, 3, dtype=np.int32))
+    if uv is not None:
+        _add_uv(mesh, uv)
     mesh.update(calc_edges=True)
     mesh.validate(verbose=False)
     return mesh
@@ -243,10 +267,13 @@ def import_bundle(
     scene: bpy.types.Scene | None = None,
     name: str | None = None,
     with_camera: bool = True,
+    select: bool = True,
 ) -> ImportResult:
     """Import a bundle into ``scene`` (default: the context's) as a new collection; see the module docstring.
 
-    Raises the bundle reader's ``BundleError`` for a missing or damaged bundle (nothing is created).
+    Raises the bundle reader's ``BundleError`` for a missing or damaged bundle (nothing is created). Any failure
+    removes everything created so far and restores the scene's camera, render size and frame. With ``select``
+    the new avatar ends selected and active (the user's selection is replaced, as Blender's importers do).
     """
     b = path if isinstance(path, Bundle) else read_bundle(path)
     scene = scene or bpy.context.scene
@@ -255,19 +282,19 @@ def import_bundle(
     angles, pose = rest_pose_angles(b), pose_from_rest(b)  # validated before anything is created
     created: list = []
     _leave_edit_modes()
+    scene_before = _scene_state(scene)
     try:
         coll = bpy.data.collections.new(f"ICON {name}")
         created.append(coll)
         scene.collection.children.link(coll)
-        joints_bl = rig.to_blender(b.rest_joints)
-        arm = _build_armature(coll, f"{name}_rig", joints_bl, b.parents, names)
-        created += [arm, arm.data]
-        mesh = _build_mesh(f"{name}_mesh", rig.to_blender(b.rest_mesh.vertices), b.rest_mesh.faces)
-        created.append(mesh)
+        # the rest pose stands on the floor; the photo pose keeps its place (pelvis at J0 + transl, photo_pose)
+        floor = rig.floor_offset(b.rest_mesh.vertices, b.rest_joints)
+        joints_bl = rig.to_blender(b.rest_joints + floor)
+        arm = _build_armature(coll, f"{name}_rig", joints_bl, b.parents, names, created)
         uv = b.rest_mesh.uv if b.rest_mesh.uv is not None else b.posed_mesh.uv
         colors = b.rest_mesh.colors if b.rest_mesh.colors is not None else b.posed_mesh.colors
-        if uv is not None:
-            _add_uv(mesh, uv)
+        mesh = _build_mesh(f"{name}_mesh", rig.to_blender(b.rest_mesh.vertices + floor), b.rest_mesh.faces, uv,
+                           created)
         layer = _add_colors(mesh, colors) if colors is not None else None
         texture = b.file("texture") if uv is not None else None
         mat = _material(f"{name}_material", texture, layer, created)
@@ -290,11 +317,44 @@ def import_bundle(
         arm["icon_bundle"] = str(b.path)
         arm["icon_rest_pose_angles"] = angles.ravel().tolist()
         arm["icon_format_version"] = int(b.meta.get("format_version", 0))
+        arm["icon_floor_offset"] = rig.to_blender(floor).tolist()  # Blender frame, metres
         scene.frame_set(1)
+        if select:
+            select_avatar(arm, [obj])
         return ImportResult(coll, arm, obj, cam, action)
     except BaseException:
         _remove(created)
+        _restore_scene_state(scene, scene_before)
         raise
+
+
+def _scene_state(scene: bpy.types.Scene) -> dict:
+    """The scene settings an import changes (camera, render size, frame), to restore them on rollback."""
+    r = scene.render
+    return {"camera": scene.camera, "frame": scene.frame_current,
+            "render": (r.resolution_x, r.resolution_y, r.resolution_percentage, r.pixel_aspect_x, r.pixel_aspect_y)}
+
+
+def _restore_scene_state(scene: bpy.types.Scene, before: dict) -> None:
+    try:
+        scene.camera = before["camera"]
+    except ReferenceError:
+        scene.camera = None
+    r = scene.render
+    (r.resolution_x, r.resolution_y, r.resolution_percentage, r.pixel_aspect_x, r.pixel_aspect_y) = before["render"]
+    scene.frame_set(before["frame"])
+
+
+def select_avatar(arm: bpy.types.Object, meshes: list[bpy.types.Object]) -> None:
+    """Select the new avatar (its armature and meshes) alone and make its armature the active object."""
+    view_layer = bpy.context.view_layer
+    for o in view_layer.objects:
+        if o.select_get():
+            o.select_set(False)
+    for o in [arm, *meshes]:
+        if o.name in view_layer.objects:
+            o.select_set(True)
+    view_layer.objects.active = arm
 
 
 #: Blender data types an import creates, and the bpy.data collection each is removed from on rollback.

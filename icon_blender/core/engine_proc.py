@@ -87,6 +87,8 @@ def engine_env(engine_source: str | Path | None, base: dict[str, str] | None = N
         parts = [str(engine_source)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
         env["PYTHONPATH"] = os.pathsep.join(parts)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONNOUSERSITE"] = "1"  # packages in the user's site-packages must not shadow the engine's pins
+    env["PYTHONUTF8"] = "1"  # file names and messages in UTF-8 on every platform
     env.pop("PYTHONHOME", None)  # Blender's own PYTHONHOME must not leak into another interpreter
     return env
 

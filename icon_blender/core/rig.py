@@ -37,6 +37,19 @@ MAIN_CHILD = {
 #: Smallest bone length in metres (joints that coincide still get a usable bone).
 MIN_BONE_LENGTH = 0.01
 
+#: The root bone game engines expect: head at the origin on the floor, lying backwards (+Y, the avatar faces −Y)
+#: with its local Z up, so its rest rotation is the identity; parent of the pelvis; never posed.
+ROOT_BONE_NAME = "root"
+ROOT_BONE_LENGTH = 0.25
+
+
+def floor_offset(rest_vertices: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
+    """(3,) translation, bundle/SMPL-X frame (Y up, metres), that stands the rest pose on the floor: the lowest
+    rest vertex at y = 0 and the pelvis (joint 0) above the origin (x = z = 0). Zero for a rest already there."""
+    v = np.asarray(rest_vertices, dtype=np.float64)
+    j0 = np.asarray(rest_joints, dtype=np.float64)[0]
+    return np.array([-j0[0], -v[:, 1].min(), -j0[2]])
+
 
 def to_blender(points: np.ndarray) -> np.ndarray:
     """SMPL-X/bundle-world points (..., 3) → Blender world points (..., 3)."""

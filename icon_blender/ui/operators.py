@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core import engine_proc as ep
@@ -23,6 +23,43 @@ def icon_armature(context) -> bpy.types.Object | None:
     return None
 
 
+def submit_photos(context, photos: list[str]) -> tuple[int, list[str]]:
+    """Queue one reconstruction per photo with the sidebar's options; returns (queued ahead, notes).
+
+    Raises ValueError with a fix when the engine is not usable or a photo is missing (nothing is queued then).
+    """
+    from ..engine_link import engine_source_dir
+    from ..jobs import engine_supports
+
+    missing = [p for p in photos if not p or not Path(p).is_file()]
+    if not photos or missing:
+        raise ValueError(f"Choose a photo first (the file does not exist: {missing[0] if missing else ''}).")
+    python = state.engine_python()
+    settings = context.scene.icon_settings
+    p = state.prefs()
+    quality = settings.quality if settings.quality != "default" else (p.quality if p else "standard")
+    options = ep.ReconstructOptions(
+        quality=quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
+        device=p.device if p else "auto",
+        smplx_model=bpy.path.abspath(p.smplx_model) if p and p.smplx_model else "",
+        icon_data=bpy.path.abspath(p.icon_data) if p and p.icon_data else "",
+    )
+    notes = []
+    extra: list[str] = []
+    if settings.height > 0:
+        if engine_supports(engine_source_dir(), "--height"):
+            extra = ["--height", f"{settings.height:.3f}"]
+        else:
+            notes.append("this engine has no --height option yet: the height is estimated from the photo")
+    rec = state.get_reconstructions()
+    ahead = sum(not job.finished for job in rec.queue.jobs)
+    for photo in photos:
+        job = rec.submit(python, photo, options, engine_source_dir())
+        job.command += extra
+    state.ensure_timer(state.tick)
+    return ahead, notes
+
+
 class ICON_OT_reconstruct(bpy.types.Operator):
     """Reconstruct the person in the photo as a rigged, textured avatar (runs the engine in the background)"""
 
@@ -31,31 +68,104 @@ class ICON_OT_reconstruct(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     def execute(self, context):
-        settings = context.scene.icon_settings
-        photo = bpy.path.abspath(settings.photo)
-        if not photo or not Path(photo).is_file():
-            self.report({"ERROR"}, "Choose a photo first (the file does not exist).")
-            return {"CANCELLED"}
+        photo = bpy.path.abspath(context.scene.icon_settings.photo)
         try:
-            python = state.engine_python()
+            ahead, notes = submit_photos(context, [photo])
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        p = state.prefs()
-        quality = settings.quality if settings.quality != "default" else (p.quality if p else "standard")
-        options = ep.ReconstructOptions(
-            quality=quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
-            device=p.device if p else "auto",
-            smplx_model=bpy.path.abspath(p.smplx_model) if p and p.smplx_model else "",
-            icon_data=bpy.path.abspath(p.icon_data) if p and p.icon_data else "",
-        )
-        from ..engine_link import engine_source_dir
-
-        rec = state.get_reconstructions()
-        ahead = sum(not job.finished for job in rec.queue.jobs)
-        rec.submit(python, photo, options, engine_source_dir())
-        state.ensure_timer(state.tick)
+        for note in notes:
+            self.report({"WARNING"}, note)
         self.report({"INFO"}, f"Reconstructing {Path(photo).name}" + (f" after {ahead} queued" if ahead else ""))
+        return {"FINISHED"}
+
+
+class ICON_OT_reconstruct_photos(bpy.types.Operator, ImportHelper):
+    """Pick several photos: each becomes its own avatar (queued one after another)"""
+
+    bl_idname = "icon.reconstruct_photos"
+    bl_label = "Reconstruct Several Photos"
+    bl_options = {"REGISTER"}
+
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp;*.tif;*.tiff", options={"HIDDEN"})
+
+    def execute(self, context):
+        photos = [str(Path(self.directory) / f.name) for f in self.files if f.name]
+        if not photos and self.filepath:
+            photos = [self.filepath]
+        try:
+            ahead, notes = submit_photos(context, photos)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        for note in notes:
+            self.report({"WARNING"}, note)
+        self.report({"INFO"}, f"Queued {len(photos)} photo(s)" + (f" after {ahead}" if ahead else ""))
+        return {"FINISHED"}
+
+
+class ICON_OT_open_log(bpy.types.Operator):
+    """Open the latest engine log (or the set-up log) in the system's text viewer"""
+
+    bl_idname = "icon.open_log"
+    bl_label = "Open Log"
+
+    def execute(self, context):
+        log = state.latest_log()
+        if log is None:
+            self.report({"WARNING"}, "No log yet: logs are written when the engine runs.")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Log: {log}")
+        if not bpy.app.background:
+            bpy.ops.wm.path_open(filepath=str(log))
+        return {"FINISHED"}
+
+
+class ICON_OT_history_import(bpy.types.Operator):
+    """Import this earlier result again"""
+
+    bl_idname = "icon.history_import"
+    bl_label = "Import"
+    bl_options = {"REGISTER", "UNDO"}
+
+    path: StringProperty(subtype="DIR_PATH", options={"HIDDEN"})
+
+    def execute(self, context):
+        from ..blender.importer import import_bundle
+        from ..engine_link import BundleError
+
+        try:
+            res = import_bundle(self.path, context.scene)
+        except BundleError as exc:
+            self.report({"ERROR"}, f"{exc}. The result is damaged: delete it and reconstruct again.")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Imported '{res.collection.name}'")
+        return {"FINISHED"}
+
+
+class ICON_OT_history_delete(bpy.types.Operator):
+    """Delete this result's files from the output folder (avatars already in the scene stay)"""
+
+    bl_idname = "icon.history_delete"
+    bl_label = "Delete Result"
+
+    path: StringProperty(subtype="DIR_PATH", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        from ..jobs import delete_result
+
+        try:
+            run = delete_result(self.path, state.results_dir())
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Deleted {run}")
+        state.redraw()
         return {"FINISHED"}
 
 
@@ -118,19 +228,32 @@ class ICON_OT_rest_pose(bpy.types.Operator):
         return {"FINISHED"}
 
 
+BONE_NAME_ITEMS = [("smplx", "SMPL-X", "Keep the SMPL-X joint names"),
+                   ("mixamo", "Mixamo", "mixamorig:Hips, mixamorig:LeftArm, ..."),
+                   ("unreal", "Unreal Mannequin", "pelvis, spine_01, upperarm_l, ..."),
+                   ("unity", "Unity Humanoid", "Hips, LeftUpperArm, LeftThumbProximal, ...")]
+
+
 class ICON_OT_apply_motion(bpy.types.Operator, ImportHelper):
-    """Apply an SMPL-X / AMASS motion (.npz) to the avatar, resampled to the scene's frame rate"""
+    """Apply a motion (SMPL-X / AMASS / SMPL .npz or .npy, or .bvh) to the avatar, resampled to the scene's frame
+    rate"""
 
     bl_idname = "icon.apply_motion"
     bl_label = "Apply Motion"
     bl_options = {"REGISTER", "UNDO"}
 
-    filename_ext = ".npz"
-    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.npz;*.npy;*.bvh", options={"HIDDEN"})
     up_axis: EnumProperty(name="Up axis", items=[
         ("auto", "Auto", "Z-up for AMASS files (mocap frame rate key), else Y-up"),
-        ("Y", "Y up", "SMPL-X frame (most fits and estimators)"),
-        ("Z", "Z up", "AMASS world")], default="auto")
+        ("Y", "Y up", "SMPL-X frame (most fits and estimators), most BVH files"),
+        ("Z", "Z up", "AMASS world, BVH files written by Blender")], default="auto")
+    frame_start: IntProperty(name="Start frame", default=1, description="Scene frame of the motion's first frame")
+    fps: FloatProperty(name="File frame rate", default=0.0, min=0.0, max=1000.0,
+                       description="Frames per second of the file (0 = the rate the file states)")
+    action_name: StringProperty(name="Action", description="Name of the action to write (empty: '<file> motion'); "
+                                "an existing action of that name is replaced")
+    nla: BoolProperty(name="Stack as NLA strip", default=False,
+                      description="Add the motion as a strip on a new NLA track instead of the active action")
 
     @classmethod
     def poll(cls, context):
@@ -142,16 +265,75 @@ class ICON_OT_apply_motion(bpy.types.Operator, ImportHelper):
 
         arm = icon_armature(context)
         try:
-            action = apply_motion(arm, self.filepath, context.scene, up_axis=self.up_axis)
+            action = apply_motion(arm, self.filepath, context.scene, up_axis=self.up_axis,
+                                  frame_start=self.frame_start, fps=self.fps or None,
+                                  action_name=self.action_name or None, nla=self.nla)
         except (MotionError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Applied '{action.name}' ({context.scene.frame_end - context.scene.frame_start + 1} "
-                              "frames)")
+        self.report({"INFO"}, f"Applied '{action.name}' (frames {round(action.frame_range[0])}–"
+                              f"{round(action.frame_range[1])})")
         return {"FINISHED"}
 
 
-class ICON_OT_export_fbx(bpy.types.Operator, ExportHelper):
+class ICON_OT_export_bvh(bpy.types.Operator, ExportHelper):
+    """Export the avatar's animation (the scene's frame range) as BVH: Y up, metres, pelvis as root"""
+
+    bl_idname = "icon.export_bvh"
+    bl_label = "Export BVH"
+
+    filename_ext = ".bvh"
+    filter_glob: StringProperty(default="*.bvh", options={"HIDDEN"})
+    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def execute(self, context):
+        from ..blender.motion import export_bvh
+
+        try:
+            path = export_bvh(icon_armature(context), self.filepath, context.scene, bone_names=self.bone_names)
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, f"BVH export failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {path}")
+        return {"FINISHED"}
+
+
+class _AvatarExport(ExportHelper):
+    """Shared part of the export operators: the selected avatar, a preset, bone names, one exporter call."""
+
+    bone_names: EnumProperty(name="Bone names", items=BONE_NAME_ITEMS, default="smplx")
+    format = ""  # key of blender.export.EXPORTERS
+    preset_setting = ""  # the scene setting the preset starts from
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def invoke(self, context, event):
+        settings = context.scene.icon_settings
+        if self.preset_setting:
+            self.preset = getattr(settings, self.preset_setting)
+        self.bone_names = settings.bone_names
+        return ExportHelper.invoke(self, context, event)
+
+    def execute(self, context):
+        from ..blender.export import EXPORTERS
+
+        try:
+            path = EXPORTERS[self.format](icon_armature(context), self.filepath, getattr(self, "preset", None),
+                                          self.bone_names)
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.report({"ERROR"}, f"{self.bl_label} failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {path}")
+        return {"FINISHED"}
+
+
+class ICON_OT_export_fbx(bpy.types.Operator, _AvatarExport):
     """Export the avatar (armature, mesh, active animation) to FBX for Unity, Unreal or other tools"""
 
     bl_idname = "icon.export_fbx"
@@ -161,25 +343,32 @@ class ICON_OT_export_fbx(bpy.types.Operator, ExportHelper):
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
     preset: EnumProperty(name="Preset", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""),
                                                ("generic", "Generic", "")], default="unity")
+    format, preset_setting = "fbx", "fbx_preset"
 
-    @classmethod
-    def poll(cls, context):
-        return icon_armature(context) is not None
 
-    def invoke(self, context, event):
-        self.preset = context.scene.icon_settings.fbx_preset
-        return ExportHelper.invoke(self, context, event)
+class ICON_OT_export_gltf(bpy.types.Operator, _AvatarExport):
+    """Export the avatar to glTF 2.0 (.glb: one file with textures; .gltf: JSON, .bin and images) for Unreal,
+    Godot or the web"""
 
-    def execute(self, context):
-        from ..blender.export import export_fbx
+    bl_idname = "icon.export_gltf"
+    bl_label = "Export glTF"
 
-        try:
-            path = export_fbx(icon_armature(context), self.filepath, self.preset)
-        except (RuntimeError, ValueError, OSError) as exc:
-            self.report({"ERROR"}, f"FBX export failed: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Exported {path}")
-        return {"FINISHED"}
+    filename_ext = ".glb"
+    filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
+    preset: EnumProperty(name="Preset", items=[("godot", "Godot", ""), ("unreal", "Unreal", ""),
+                                               ("web", "Web", "JPEG textures")], default="godot")
+    format, preset_setting = "gltf", "gltf_preset"
+
+
+class ICON_OT_export_usd(bpy.types.Operator, _AvatarExport):
+    """Export the avatar to USD (.usdc/.usda/.usd with textures beside it, or .usdz with them inside)"""
+
+    bl_idname = "icon.export_usd"
+    bl_label = "Export USD"
+
+    filename_ext = ".usdc"
+    filter_glob: StringProperty(default="*.usd;*.usdc;*.usda;*.usdz", options={"HIDDEN"})
+    format = "usd"
 
 
 class ICON_OT_setup_engine(bpy.types.Operator):
@@ -206,8 +395,17 @@ class ICON_OT_setup_engine(bpy.types.Operator):
             return {"CANCELLED"}
         from ..engine_link import engine_requirements
 
-        steps = env_setup.setup_steps(base, state.default_venv(), engine_requirements(), p.compute if p else "cpu")
-        state.setup_runner = env_setup.SetupRunner(steps, state.user_dir("logs") / "setup.log")
+        venv, compute = state.default_venv(), p.compute if p else "cpu"
+        try:
+            env_setup.check_env_dir(venv)
+            steps = env_setup.setup_steps(base, venv, engine_requirements(), compute)
+            venv.parent.mkdir(parents=True, exist_ok=True)
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        state.setup_runner = env_setup.SetupRunner(steps, state.user_dir("logs") / "setup.log",
+                                                   env=env_setup.setup_env(),
+                                                   stamp=(venv, engine_requirements(), compute))
         state.setup_runner.start()
         state.ensure_timer(state.setup_tick)
         self.report({"INFO"}, f"Setting up the engine (log: {state.setup_runner.log_path})")
@@ -233,21 +431,27 @@ class ICON_OT_check_engine(bpy.types.Operator):
     bl_label = "Check"
 
     def execute(self, context):
+        from ..core.doctor_check import DoctorRun
+
         try:
             python = state.engine_python()
         except ValueError as exc:
             state.doctor[:] = [("Engine", str(exc), False)]
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        report = ep.run_doctor(python, state.engine_env())
-        state.doctor[:] = ep.doctor_lines(report)
-        ok = all(line[2] for line in state.doctor)
-        self.report({"INFO"} if ok else {"WARNING"}, "Engine check: " + ("all good" if ok else "see the preferences"))
+        if state.doctor_run is not None and state.doctor_run.running:
+            return {"CANCELLED"}
+        state.doctor[:] = [("Engine", "checking… (runs in the background)", True)]
+        state.doctor_run = DoctorRun(python, state.engine_env())
+        state.ensure_timer(state.doctor_tick)
+        self.report({"INFO"}, "Checking the engine in the background")
         return {"FINISHED"}
 
 
-CLASSES = (ICON_OT_reconstruct, ICON_OT_cancel, ICON_OT_import_bundle, ICON_OT_rest_pose, ICON_OT_apply_motion,
-           ICON_OT_export_fbx, ICON_OT_setup_engine, ICON_OT_setup_cancel, ICON_OT_check_engine)
+CLASSES = (ICON_OT_reconstruct, ICON_OT_reconstruct_photos, ICON_OT_open_log, ICON_OT_history_import,
+           ICON_OT_history_delete, ICON_OT_cancel, ICON_OT_import_bundle, ICON_OT_rest_pose, ICON_OT_apply_motion,
+           ICON_OT_export_bvh, ICON_OT_export_fbx, ICON_OT_export_gltf, ICON_OT_export_usd, ICON_OT_setup_engine,
+           ICON_OT_setup_cancel, ICON_OT_check_engine)
 
 
 def register() -> None:

@@ -8,12 +8,17 @@ from . import state
 from .operators import icon_armature
 
 
-class ICON_PT_reconstruct(bpy.types.Panel):
-    bl_label = "Reconstruct"
-    bl_idname = "ICON_PT_reconstruct"
+class _IconTab:
+    """The ICON tab of the 3D View's sidebar."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "ICON"
+
+
+class ICON_PT_reconstruct(_IconTab, bpy.types.Panel):
+    bl_label = "Reconstruct"
+    bl_idname = "ICON_PT_reconstruct"
 
     def draw(self, context) -> None:
         layout = self.layout
@@ -27,9 +32,12 @@ class ICON_PT_reconstruct(bpy.types.Panel):
         col.prop(settings, "texture")
         col.prop(settings, "rest_pose")
         col.prop(settings, "person")
+        col.prop(settings, "height")
         rec = state.reconstructions
         busy = rec is not None and rec.active
-        layout.operator("icon.reconstruct", text="Add to Queue" if busy else "Reconstruct", icon="OUTLINER_OB_ARMATURE")
+        row = layout.row(align=True)
+        row.operator("icon.reconstruct", text="Add to Queue" if busy else "Reconstruct", icon="OUTLINER_OB_ARMATURE")
+        row.operator("icon.reconstruct_photos", text="", icon="DOCUMENTS")
         if busy:
             job = rec.current
             if job is not None:
@@ -44,14 +52,35 @@ class ICON_PT_reconstruct(bpy.types.Panel):
                 layout.label(text=f"Queued: {queued.photo}", icon="TIME")
         for level, text in state.messages[-3:]:
             layout.label(text=text, icon={"ERROR": "ERROR", "WARNING": "INFO"}.get(level, "CHECKMARK"))
+        if state.messages:
+            layout.operator("icon.open_log", icon="TEXT")
 
 
-class ICON_PT_avatar(bpy.types.Panel):
+class ICON_PT_history(_IconTab, bpy.types.Panel):
+    bl_label = "Results"
+    bl_idname = "ICON_PT_history"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context) -> None:
+        import time
+
+        from ..jobs import list_results
+
+        layout = self.layout
+        results = list_results(state.results_dir(), limit=12)
+        if not results:
+            layout.label(text="No results yet", icon="INFO")
+        for item in results:
+            row = layout.row(align=True)
+            row.label(text=f"{item.photo}  {time.strftime('%m-%d %H:%M', time.localtime(item.created))}")
+            row.operator("icon.history_import", text="", icon="IMPORT").path = str(item.bundle)
+            row.operator("icon.history_delete", text="", icon="TRASH").path = str(item.bundle)
+        layout.operator("icon.open_log", icon="TEXT")
+
+
+class ICON_PT_avatar(_IconTab, bpy.types.Panel):
     bl_label = "Avatar"
     bl_idname = "ICON_PT_avatar"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "ICON"
 
     def draw(self, context) -> None:
         layout = self.layout
@@ -63,13 +92,22 @@ class ICON_PT_avatar(bpy.types.Panel):
         rest = arm.data.pose_position == "REST"
         layout.operator("icon.rest_pose", text="Show Pose" if rest else "Rest Pose", icon="ARMATURE_DATA",
                         depress=rest)
-        layout.operator("icon.apply_motion", icon="ACTION")
+        settings = context.scene.icon_settings
         row = layout.row(align=True)
-        row.prop(context.scene.icon_settings, "fbx_preset", text="")
+        row.operator("icon.apply_motion", icon="ACTION")
+        row.operator("icon.export_bvh", text="BVH", icon="EXPORT")
+        col = layout.column(align=True)
+        col.prop(settings, "bone_names")
+        row = col.row(align=True)
+        row.prop(settings, "fbx_preset", text="")
         row.operator("icon.export_fbx", icon="EXPORT")
+        row = col.row(align=True)
+        row.prop(settings, "gltf_preset", text="")
+        row.operator("icon.export_gltf", icon="EXPORT")
+        col.operator("icon.export_usd", icon="EXPORT")
 
 
-CLASSES = (ICON_PT_reconstruct, ICON_PT_avatar)
+CLASSES = (ICON_PT_reconstruct, ICON_PT_avatar, ICON_PT_history)
 
 
 def register() -> None:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
+from ..core import env_setup
 from . import state
 from .props import QUALITY_ITEMS
+
+_COMPUTE = {"cpu": ("cpu", "CPU", "PyTorch CPU build (smaller download; on macOS it also uses the GPU via MPS)"),
+            "cuda": ("cuda", "CUDA", "PyTorch CUDA build for NVIDIA GPUs")}
+
+
+def _compute_items(_self, _context):
+    """CPU everywhere, CUDA where PyTorch has CUDA builds (not macOS)."""
+    return [_COMPUTE[c] for c in env_setup.compute_choices()]
 
 
 class ICONPreferences(bpy.types.AddonPreferences):
@@ -23,8 +32,10 @@ class ICONPreferences(bpy.types.AddonPreferences):
     base_python: StringProperty(name="Base Python", subtype="FILE_PATH",
                                 description="Python 3.11 used to create the automatic environment (empty: Blender's "
                                 "own Python when it is 3.11)")
-    compute: EnumProperty(name="Build", items=[("cpu", "CPU", "PyTorch CPU build (smaller download)"),
-                                               ("cuda", "CUDA", "PyTorch CUDA build for NVIDIA GPUs")], default="cpu")
+    env_dir: StringProperty(name="Engine folder", subtype="DIR_PATH",
+                            description="Where 'Set up engine' puts the engine's environment (empty: a per-user "
+                            "folder shared by all Blender versions; keep it short on Windows)")
+    compute: EnumProperty(name="Build", items=_compute_items)
     device: EnumProperty(name="Device", items=[("auto", "Auto", "CUDA when present, else CPU"),
                                                ("cpu", "CPU", ""), ("cuda", "CUDA", "")], default="auto")
     smplx_model: StringProperty(
@@ -36,6 +47,12 @@ class ICONPreferences(bpy.types.AddonPreferences):
         description="Optional: folder with ICON's official checkpoints (icon.is.tue.mpg.de). Empty: the "
         "checkpoint-free surface")
     quality: EnumProperty(name="Default quality", items=QUALITY_ITEMS, default="standard")
+    results_dir: StringProperty(name="Output folder", subtype="DIR_PATH",
+                                description="Where reconstructions and their logs are written (empty: the add-on's "
+                                "user folder)")
+    warm_engine: BoolProperty(name="Keep the engine loaded", default=True,
+                              description="Run reconstructions in one engine process that stays loaded for the "
+                              "Blender session (the second one starts at once); off: a new process per photo")
 
     def draw(self, context) -> None:
         layout = self.layout
@@ -43,6 +60,7 @@ class ICONPreferences(bpy.types.AddonPreferences):
         col.prop(self, "env_mode")
         if self.env_mode == "AUTO":
             col.prop(self, "base_python")
+            col.prop(self, "env_dir")
             col.prop(self, "compute", expand=True)
             row = col.row()
             runner = state.setup_runner
@@ -61,7 +79,11 @@ class ICONPreferences(bpy.types.AddonPreferences):
                 col.label(text=runner.error, icon="ERROR")
             if runner is not None:
                 col.label(text=f"Log: {runner.log_path}", icon="TEXT")
-            col.label(text=f"Environment: {state.default_venv()}", icon="FILE_FOLDER")
+            venv = state.default_venv()
+            from ..engine_link import engine_requirements
+
+            status = env_setup.env_status(venv, engine_requirements())
+            col.label(text=f"Environment: {venv} ({status})", icon="CHECKMARK" if status == "ready" else "FILE_FOLDER")
             if not bpy.app.online_access:
                 col.label(text="Set-up downloads packages: enable Preferences ▸ System ▸ Allow Online Access",
                           icon="INFO")
@@ -74,6 +96,8 @@ class ICONPreferences(bpy.types.AddonPreferences):
         col.prop(self, "icon_data")
         col.prop(self, "device")
         col.prop(self, "quality")
+        col.prop(self, "results_dir")
+        col.prop(self, "warm_engine")
         col.separator()
         col.operator("icon.check_engine", icon="CHECKMARK")
         box = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 QUALITY_ITEMS = [
     ("preview", "Preview", "Fast: fewer fit iterations, coarse surface and texture"),
@@ -28,8 +28,16 @@ class ICONSceneSettings(bpy.types.PropertyGroup):
                                                      ("A", "A-pose", "Arms lowered")], default="T")
     person: IntProperty(name="Person", description="Which person when the photo shows several (0 = largest)",
                         default=0, min=0, max=20)
+    height: FloatProperty(name="Height", description="The person's height (0 = unknown: estimated from the photo); "
+                          "sets the avatar's scale", default=0.0, min=0.0, max=2.8, unit="LENGTH", subtype="DISTANCE")
     fbx_preset: EnumProperty(name="FBX preset", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""),
                                                        ("generic", "Generic", "")], default="unity")
+    gltf_preset: EnumProperty(name="glTF preset", items=[("godot", "Godot", ""), ("unreal", "Unreal", ""),
+                                                         ("web", "Web", "JPEG textures")], default="godot")
+    bone_names: EnumProperty(name="Bone names", description="Bone names in exported files (retargeting maps them "
+                             "without manual work)", items=[("smplx", "SMPL-X", ""), ("mixamo", "Mixamo", ""),
+                                                            ("unreal", "Unreal Mannequin", ""),
+                                                            ("unity", "Unity Humanoid", "")], default="smplx")
 
 
 CLASSES = (ICONSceneSettings,)

@@ -1,6 +1,7 @@
 """Motion from video, end to end: stream frames → track the person → fit each frame → smooth → floor, contacts,
 foot locking → ``motion.npz`` + ``motion.bvh`` + ``motion.json``.
 
+Frames are decoded and tracked in a background thread, a few frames ahead of the fit (two cores work).
 Progress goes to a callback as dicts (the CLI prints them as JSON lines); a cancel (``CancelToken`` or Ctrl-C)
 stops the frame loop and the frames done so far are still smoothed and written (``partial: true``). Outputs are
 written to temporary files and renamed, so a folder never holds a half-written motion.
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +24,9 @@ from ..errors import Cancelled, EngineError
 from ..progress import CancelToken
 from . import smooth
 from .fitter import FrameFitter
-from .track import PersonTracker
-from .trajectory import FEET, place_on_floor
-from .video import frame_range, iter_frames, probe_video
+from .track import Detection, PersonTracker
+from .trajectory import FEET, image_foot_speed, place_on_floor
+from .video import Frame, frame_range, iter_frames, probe_video
 from .writers import write_amass_npz, write_bvh
 
 #: Longest gap (seconds) bridged by interpolation; longer gaps cut the clip (the longest part is kept).
@@ -75,6 +78,62 @@ def _report(progress: Progress | None, video: str, stage: str, fraction: float, 
                   "overall": round(overall, 4), "message": message, **extra})
 
 
+#: Frames decoded and tracked ahead of the fit (bounded: the memory of a few processing frames).
+LOOKAHEAD = 4
+
+
+def _tracked(frames: Iterator[Frame], tracker: PersonTracker, stop: threading.Event,
+             timings: dict[str, float]) -> Generator[tuple[Frame, Detection | None, int], None, None]:
+    """(frame, detection, misses so far) for each frame, decoded and tracked in a background thread while the
+    caller fits the previous frames (BlazePose and FFmpeg release the GIL: the two cores both work). At most
+    :data:`LOOKAHEAD` frames wait in the queue. Closing the generator stops and joins the thread; an error in
+    the thread is raised here."""
+    items: queue.Queue = queue.Queue(maxsize=LOOKAHEAD)
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                t = time.perf_counter()
+                frame = next(frames, None)
+                timings["decode"] += time.perf_counter() - t
+                if frame is None:
+                    break
+                t = time.perf_counter()
+                det = tracker.step(frame.rgb)
+                timings["track"] += time.perf_counter() - t
+                if not put((frame, det, tracker.misses)):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            put(exc)
+        finally:
+            put(done)
+            frames.close()
+
+    thread = threading.Thread(target=work, name="icon-motion-track", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOptions | None = None, body_model=None,
                    progress: Progress | None = None, cancel: CancelToken | None = None) -> MotionResult:
     """Capture the motion of one person in ``video`` into ``out_dir`` (created). See the module doc."""
@@ -110,34 +169,31 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
     partial = False
     warnings: list[str] = []
     frames = iter_frames(info, start, end, fps)
+    stop = threading.Event()
+    tracked_frames = _tracked(frames, tracker, stop, timings)
     try:
-        t = time.perf_counter()
-        for frame in frames:
-            timings["decode"] += time.perf_counter() - t
+        for frame, det, misses in tracked_frames:
             if cancel is not None:
                 cancel.check()
-            t = time.perf_counter()
-            det = tracker.step(frame.rgb)
-            timings["track"] += time.perf_counter() - t
             t = time.perf_counter()
             fit = None
             if det is not None:
                 fit = fitter.fit(det)
-            elif tracker.misses > int(MAX_GAP_SECONDS * fps):
+            elif misses > int(MAX_GAP_SECONDS * fps):
                 fitter.reset()
             timings["fit"] += time.perf_counter() - t
-            rows.append({"index": frame.index, "time": frame.time, "fit": fit})
+            rows.append({"index": frame.index, "time": frame.time, "fit": fit,
+                         "keypoints": None if det is None else det.keypoints})
             n = len(rows)
             frac = min(1.0, n / max(expected, n))
             _report(progress, name, "fit", frac, 0.02 + 0.93 * frac,
                     f"Frame {n}/{max(expected, n)}" + ("" if fit else " (person not found)"), frame=n,
                     frames=max(expected, n))
-            t = time.perf_counter()
     except (Cancelled, KeyboardInterrupt):
         partial = True
         warnings.append(f"Cancelled after {len(rows)} frames: the motion covers only the frames done so far.")
     finally:
-        frames.close()
+        tracked_frames.close()  # stops and joins the decoding/tracking thread
         tracker.close()
     timings["frames_cpu_s"] = time.process_time() - cpu0
     timings["frames_wall_s"] = time.perf_counter() - wall0
@@ -191,7 +247,9 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
         b_t = fitter.betas[None].to(body_model.dtype)
         rest_v = body_model.rest_vertices(b_t)[0].double().cpu().numpy()
     sole = float(np.mean([rest[ball, 1] for _, ball in FEET]) - rest_v[:, 1].min())
-    traj = place_on_floor(poses, trans, rest, sole, fps, lock_feet=options.lock_feet)
+    keypoints = np.stack([r["keypoints"] if r["keypoints"] is not None else np.full((33, 3), np.nan) for r in rows])
+    speed = image_foot_speed(keypoints, fps)
+    traj = place_on_floor(poses, trans, rest, sole, fps, lock_feet=options.lock_feet, image_speed=speed)
     timings["post"] = time.perf_counter() - t
     extras = {
         "camera_R": traj.camera_R, "camera_t": traj.camera_t, "camera_K": fitter.K,
@@ -219,6 +277,7 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
 
     _atomic(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1), encoding="utf-8"))
     _report(progress, name, "done", 1.0, 1.0, f"{T} frames written")
-    raw_out = {"poses": raw_poses, "trans": raw_trans, "tracked": tracked, "rest_joints": rest, "contact": traj.contact,
-               "joints": traj.joints, "poses_smoothed": poses, "trans_smoothed": trans}
+    raw_out = {"image_speed": speed, "keypoints": keypoints, "poses": raw_poses, "trans": raw_trans,
+               "tracked": tracked, "rest_joints": rest, "contact": traj.contact, "joints": traj.joints,
+               "poses_smoothed": poses, "trans_smoothed": trans}
     return MotionResult(npz, bvh, meta_path, T, fps, partial, warnings, timings, raw_out)

@@ -21,7 +21,7 @@ import torch
 
 from ..camera import FRONT_VIEW_R, default_intrinsics
 from ..fit import priors
-from ..fit.core import landmark_points
+from ..fit.core import _Adam, landmark_points
 from ..fit.fastbody import FastBody
 from ..fit.init import blazepose_to_world, initial_pose, solve_translation
 from ..fit.landmarks import BP, LIMB_BONES, TORSO, resolve_targets
@@ -55,28 +55,6 @@ class FrameFit:
     transl: np.ndarray
     joints: np.ndarray
     error_px: float
-
-
-class _Adam:
-    """Plain Adam on leaf tensors (torch.optim imports torch._dynamo: seconds of start-up)."""
-
-    def __init__(self, params: list[torch.Tensor], b1: float = 0.9, b2: float = 0.99, eps: float = 1e-8) -> None:
-        self.params = params
-        self.m = [torch.zeros_like(q) for q in params]
-        self.v = [torch.zeros_like(q) for q in params]
-        self.b1, self.b2, self.eps, self.t = b1, b2, eps, 0
-
-    @torch.no_grad()
-    def step(self, lr: float) -> None:
-        self.t += 1
-        c1, c2 = 1 - self.b1**self.t, 1 - self.b2**self.t
-        for q, m, v in zip(self.params, self.m, self.v, strict=True):
-            if q.grad is None:
-                continue
-            m.mul_(self.b1).add_(q.grad, alpha=1 - self.b1)
-            v.mul_(self.b2).addcmul_(q.grad, q.grad, value=1 - self.b2)
-            q.addcdiv_(m / c1, (v / c2).sqrt_().add_(self.eps), value=-lr)
-            q.grad = None
 
 
 class FrameFitter:
@@ -174,7 +152,7 @@ class FrameFitter:
         names = ("global_orient", "body_pose", "transl")
         for k in names:
             p[k].requires_grad_(True)
-        opt = _Adam([p[k] for k in names])
+        opt = _Adam([p[k] for k in names], b2=0.99)
         lr0 = 0.05 if cold else 0.02
         for i in range(iters):
             loss_fn().backward()

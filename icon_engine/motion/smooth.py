@@ -17,7 +17,7 @@ from scipy.signal import butter, filtfilt
 from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_quaternion
 
 #: Default cut-off frequencies (Hz) for body rotations and for the root translation.
-ROTATION_CUTOFF_HZ = 5.0
+ROTATION_CUTOFF_HZ = 4.0
 TRANSLATION_CUTOFF_HZ = 3.0
 
 
