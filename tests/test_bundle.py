@@ -156,7 +156,7 @@ def test_ply_round_trip_and_trimesh_reads_it(tmp_path: Path) -> None:
 def test_write_then_read_bundle(bundle_dir: Path) -> None:
     bundle = read_bundle(bundle_dir)
     meta = json.loads((bundle_dir / "bundle.json").read_text())
-    assert meta["format"] == "icon-blender-bundle" and meta["format_version"] == 1
+    assert meta["format"] == "icon-blender-bundle" and meta["format_version"] == 2
     assert meta["skeleton"]["joint_names"] == list(JOINT_NAMES)
     assert set(meta["files"]) >= {"posed_mesh", "body_mesh", "rest_mesh", "skin_weights", "rest_joints", "mask",
                                   "texture", "photo"}
