@@ -308,6 +308,123 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Several photos: fusion in canonical space
+
+#: Confidence of a photo's surface at a point: RIM_FLOOR + rim², rim = 1 − |cos(normal, view ray)|. A photo's
+#: silhouette pins the surface where it is seen edge-on (its rim); where the surface faces its camera (front or
+#: back), its depth is the body-guided guess of the checkpoint-free surface.
+RIM_FLOOR = 0.05
+#: Carving: the fused occupancy never exceeds a photo's silhouette signed distance (metres at the point's depth)
+#: by more than CARVE_SLACK_M (the first photo, which the avatar is posed and framed like), CARVE_OTHERS times that
+#: plus CARVE_CONTACT_M in their contact zones (the other photos, whose fits register less exactly with the first
+#: photo's pose): a visual hull.
+CARVE_SLACK_M = 0.004
+CARVE_OTHERS = 6.0
+CARVE_CONTACT_M = 0.10
+#: The first photo (the avatar is posed and framed like it) weighs this much more than the others.
+FIRST_PHOTO_WEIGHT = 4.0
+#: Confidence factor of a surface point a photo does not see (another part hides it), and the depth tolerance
+#: (metres) of that visibility test.
+HIDDEN_WEIGHT = 0.1
+SEEN_DEPTH_M = 0.02
+
+
+class FusedOccupancy:
+    """Canonical occupancy of several photos (metres, positive inside): the confidence-weighted mean of every
+    photo's observed occupancy at its warped point, where the confidence of photo i is
+    ``(1 − contact_i) · (RIM_FLOOR + rim_i²)``, capped by every photo's carving bound (:data:`CARVE_SLACK_M`);
+    where every photo is in a contact zone the body prior (the canonical body grown by the clothing offsets measured
+    over all photos) takes over.
+
+    ``occupancies``: one :class:`CanonicalOccupancy` per photo, all over the same canonical body (one shape);
+    ``centres``: each photo's camera centre in its own bundle world (metres)."""
+
+    def __init__(self, occupancies: list[Any], cameras: list[Any], masks: list[np.ndarray]) -> None:
+        from .mesh_queries import rasterize
+        from .surface import mask_signed_distance
+
+        if not occupancies or len(occupancies) != len(cameras) or len(masks) != len(cameras):
+            raise ValueError("one camera and one person mask per occupancy, at least one")
+        self.occupancies = occupancies
+        self.cameras = cameras
+        self.mask_sd = [mask_signed_distance(np.asarray(m, dtype=bool)) for m in masks]
+        self.centres = [np.asarray(c.center, dtype=np.float64).reshape(1, 3) for c in cameras]
+        # each photo's depth map of its own clothed surface: a surface point hidden behind another part (the far
+        # arm in a side view) is a guess of that photo, not an observation
+        self.depths = [rasterize(o.clothed.vertices, o.clothed.faces, c).depth for o, c in zip(occupancies, cameras,
+                                                                                                strict=True)]
+        self.count = 0
+        self.contact_count = 0
+
+    def _silhouette(self, i: int, points: np.ndarray) -> np.ndarray:
+        """(N,) signed distance (metres at each point's depth, positive inside) of the points' pixels in photo
+        ``i`` to its person mask's outline; points off the image are not bounded by it."""
+        from .surface import _sample
+
+        cam = self.cameras[i]
+        uv, z = cam.project(points)
+        sd_px = _sample(self.mask_sd[i], uv, outside=np.inf)
+        return sd_px * np.maximum(z, 1e-3) / float(cam.K[0, 0])
+
+    def _seen(self, i: int, points: np.ndarray) -> np.ndarray:
+        """(N,) 1 where photo ``i`` sees the surface points (N, 3) (nearest at their pixel), falling smoothly to
+        HIDDEN_WEIGHT for points more than 2 × SEEN_DEPTH_M behind the nearest surface."""
+        cam, depth = self.cameras[i], self.depths[i]
+        uv, z = cam.project(points)
+        col = np.clip(uv[:, 0].astype(np.int64), 0, cam.width - 1)
+        row = np.clip(uv[:, 1].astype(np.int64), 0, cam.height - 1)
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cam.height)
+        behind = np.where(inside, z - depth[row, col], np.inf)  # metres behind the nearest surface at the pixel
+        ramp = np.clip((behind - SEEN_DEPTH_M) / SEEN_DEPTH_M, 0.0, 1.0)  # smooth: no step in the fused field
+        return 1.0 - (1.0 - HIDDEN_WEIGHT) * ramp
+
+    def __call__(self, x_c: np.ndarray) -> np.ndarray:
+        self.count += len(x_c)
+        first = self.occupancies[0]
+        weights, _ = first.skin.weights(x_c)  # the skinning field depends on the canonical body alone
+        num = np.zeros(len(x_c))
+        den = np.zeros(len(x_c))
+        free = np.zeros(len(x_c))
+        bound = np.full(len(x_c), np.inf)
+        for i, (occ, centre) in enumerate(zip(self.occupancies, self.centres, strict=True)):
+            x_p = occ.skin.warp(x_c, weights)
+            q = occ.clothed.query(x_p)
+            contact = occ.contact(x_c, x_p)
+            ray = x_p - centre
+            ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12)
+            rim = 1.0 - np.abs(np.einsum("ni,ni->n", q.normal, ray))
+            seen = self._seen(i, q.closest)
+            rim = rim * (seen - HIDDEN_WEIGHT) / (1.0 - HIDDEN_WEIGHT)  # a hidden rim is no silhouette
+            conf = (1.0 - contact) * (RIM_FLOOR + rim * rim) * seen * (FIRST_PHOTO_WEIGHT if i == 0 else 1.0)
+            num += conf * -q.distance
+            den += conf
+            free = np.maximum(free, 1.0 - contact)
+            # each photo's silhouette bounds the volume (a visual hull), loosely for the photos the avatar is not
+            # posed in (their fits register less exactly with the first photo's) and in contact zones
+            slack = CARVE_SLACK_M if i == 0 else CARVE_SLACK_M * CARVE_OTHERS + CARVE_CONTACT_M * contact
+            bound = np.minimum(bound, self._silhouette(i, x_p) + slack)
+        observed = np.minimum(num / np.maximum(den, 1e-12), bound)
+        out = observed.copy()
+        blend = np.nonzero(free < 1.0)[0]
+        if len(blend):
+            self.contact_count += int((free < 0.5).sum())
+            prior = np.minimum(first.prior(x_c[blend]), observed[blend])  # the prior only carves (as for one photo)
+            out[blend] = free[blend] * observed[blend] + (1.0 - free[blend]) * prior
+        return out
+
+
+def fused_offsets(per_photo: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Clothing offsets (V,) of the body prior from every photo's (offsets, measured) (:func:`body_offsets`):
+    the mean over the photos that measured a body vertex; a vertex no photo measured keeps the first photo's
+    harmonically filled value. Returns (offsets, measured by any photo)."""
+    offsets = np.stack([o for o, _ in per_photo])
+    measured = np.stack([m for _, m in per_photo]).astype(np.float64)
+    count = measured.sum(axis=0)
+    mean = (offsets * measured).sum(axis=0) / np.maximum(count, 1.0)
+    return np.where(count > 0, mean, offsets[0]), count > 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Skin weights on the canonical mesh
 
 
@@ -353,10 +470,35 @@ def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, 
     fine levels; ``smooth``: Taubin iterations; ``face_count``: decimation target. With ``camera`` and ``mask``
     (processing pixels) the posed mesh's silhouette IoU is measured (a warning below 0.95).
     """
+    return build_fused_avatar([posed_vertices], [posed_faces], [fit], body_model, resolution=resolution,
+                              levels=levels, smooth=smooth, face_count=face_count, rest_pose=rest_pose,
+                              max_influences=max_influences, cameras=[camera], mask=mask, progress=progress)
+
+
+def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.ndarray], fits: list[Any],
+                       body_model: Any, *, resolution: int = 256, levels: int = 4, smooth: int = 8,
+                       face_count: int | None = None, rest_pose: str = "T", max_influences: int = 8,
+                       cameras: list[Any] | None = None, mask: np.ndarray | None = None,
+                       masks: list[np.ndarray] | None = None, progress: Any = None) -> Avatar:
+    """One canonical avatar from the clothed surfaces of several photos of one person (same shape ``betas`` in
+    every fit; each photo its own pose, translation and camera): every photo's canonical occupancy
+    (:class:`CanonicalOccupancy`) is fused by :class:`FusedOccupancy` (one photo: its occupancy as it is), then
+    meshed, skinned and posed into the **first** photo, whose ``cameras[0]`` and ``mask`` check the silhouette.
+    Arguments as in :func:`build_avatar`, one list entry per photo; ``cameras`` and ``masks`` (every photo's person
+    mask, processing pixels) are needed for several photos.
+    """
     from .surface import _decimate, _largest_component, _taubin, evaluate_coarse_to_fine, mesh_zero_level
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
-    angles, pv, pf = check_rig_inputs(posed_vertices, posed_faces, rest_pose, max_influences)
+    if not fits or len(fits) != len(posed_vertices) or len(fits) != len(posed_faces):
+        raise ValueError("one clothed surface per fit, at least one")
+    surfaces = []
+    for v, f in zip(posed_vertices, posed_faces, strict=True):
+        angles, pv, pf = check_rig_inputs(v, f, rest_pose, max_influences)
+        surfaces.append((pv, pf))
+    cameras = list(cameras) if cameras is not None else [None] * len(fits)
+    camera = cameras[0]
+    fit = fits[0]
 
     def report(frac: float, text: str) -> None:
         if progress is not None:
@@ -370,11 +512,24 @@ def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, 
     body = pose_body(body_t, canon_angles)
     full_pose = _np(fit.full_pose).reshape(NUM_JOINTS, 3)
     transl = _np(fit.transl).reshape(3)
-    skin = SkinningField(body, pose_relative_to_rest(full_pose, canon_angles), transl)
-    posed_body = skin.warp(body.vertices, body.lbs_weights)
-    clothed = MeshQuery(pv, pf, k=1, dtype=np.float32)
-    offsets, measured = body_offsets(posed_body, body, clothed)
-    occupancy = CanonicalOccupancy(skin, posed_body, clothed, offsets)
+    views = []  # (skinning field, posed body, clothed query, offsets, measured) per photo
+    for (pv, pf), f in zip(surfaces, fits, strict=True):
+        pose_f = pose_relative_to_rest(_np(f.full_pose).reshape(NUM_JOINTS, 3), canon_angles)
+        skin_f = SkinningField(body, pose_f, _np(f.transl).reshape(3))
+        posed_f = skin_f.warp(body.vertices, body.lbs_weights)
+        clothed_f = MeshQuery(pv, pf, k=1, dtype=np.float32)
+        views.append((skin_f, posed_f, clothed_f, *body_offsets(posed_f, body, clothed_f)))
+    skin = views[0][0]
+    offsets, measured = fused_offsets([(v[3], v[4]) for v in views])
+    occupancies = [CanonicalOccupancy(sk, pb, cq, offsets) for sk, pb, cq, _, _ in views]
+    if len(occupancies) == 1:
+        occupancy = occupancies[0]
+    else:
+        if any(c is None for c in cameras):
+            raise ValueError("fusing several photos needs every photo's camera")
+        if masks is None or len(masks) != len(cameras):
+            raise ValueError("fusing several photos needs every photo's person mask")
+        occupancy = FusedOccupancy(occupancies, cameras, masks)
     timings["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -419,6 +574,7 @@ def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, 
         "vertices": int(len(verts)),
         "faces": int(len(tris)),
         "grid_spacing_m": h,
+        "photos_fused": len(fits),
         "points_evaluated": occupancy.count,
         "contact_zone_fraction": occupancy.contact_count / max(occupancy.count, 1),
         "body_vertices_in_contact": int((~measured).sum()),

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--texture-size", type=int, metavar="PX", help="texture edge in pixels (default by quality)")
     rec.add_argument("--faces", type=int, metavar="N", help="final face count of the clothed mesh")
     rec.add_argument("--rest-pose", choices=REST_POSES, default="T", help="rest pose of the rig")
+    rec.add_argument("--subject", action="store_true",
+                     help="the photos (and videos) show one person: build ONE avatar from all of them")
+    rec.add_argument("--frames", type=int, default=12, metavar="N",
+                     help="with --subject: sharp frames taken from each video (default 12)")
+    rec.add_argument("--name", metavar="NAME", help="with --subject: the bundle's folder name (default: the first "
+                     "input's name)")
     rec.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                      help="terminal bar (default), JSON lines on stdout, or nothing")
     rec.set_defaults(func=cmd_reconstruct)
@@ -139,6 +145,8 @@ def run_reconstruct(args: argparse.Namespace, emit: Callable[[dict], None] | Non
         if path is not None and not path.exists():
             code = "body_model" if key == "--smplx-model" else "icon_data"
             raise EngineError(code, f"{key} {path} does not exist.", "Check the path, or leave the option out.")
+    if args.subject:
+        return _run_subject(args, emit, cancel, body_models)
     photos = list_photos(list(args.photos)) if args.photos else []
     if args.sample:
         from .sample import sample_photo_path
@@ -233,16 +241,51 @@ def _run_photos(args: argparse.Namespace, options: ReconstructOptions, photos: l
         finally:
             if bar is not None:
                 bar.close()
-        for warning in json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("warnings", []):
-            if emit is not None:
-                emit({"event": "warning", "photo": photo.name, "message": warning})
-            else:
-                print(f"warning: {photo.name}: {warning}", file=sys.stderr)
-        if emit is not None:
-            emit({"event": "done", "photo": photo.name, "bundle": str(bundle)})
-        else:
-            print(f"{photo.name}: bundle written to {bundle}")
+        _report_bundle(bundle, photo.name, emit, f"bundle written to {bundle}")
     return status
+
+
+def _run_subject(args: argparse.Namespace, emit: Callable[[dict], None] | None, cancel: CancelToken,
+                 body_models: dict) -> int:
+    """``reconstruct --subject``: every input shows one person → one bundle (icon_engine.subject)."""
+    from .options import resolve_device
+    from .pipeline import load_body
+    from .subject import reconstruct_subject
+
+    options = options_from_args(args)
+    inputs = list(args.photos)
+    if args.sample:
+        from .sample import sample_photo_path
+
+        inputs.append(sample_photo_path())
+    _writable_folder(args.out)
+    device = resolve_device(options.device)
+    key = (str(options.smplx_model), device)
+    if key not in body_models:
+        body_models[key] = load_body(options, device)
+    bar = None if emit is not None else (TerminalBar() if args.progress == "bar" else None)
+    callback = (lambda event: emit({"event": "progress", **asdict(event)})) if emit is not None else bar
+    try:
+        bundle = reconstruct_subject(inputs, args.out, options, frames=args.frames, progress=callback, cancel=cancel,
+                                     bundle_name=args.name, body_model=body_models[key])
+    finally:
+        if bar is not None:
+            bar.close()
+    _report_bundle(bundle, bundle.name, emit, f"one avatar from {len(inputs)} input(s) written to {bundle}")
+    return EXIT_OK
+
+
+def _report_bundle(bundle: Path, name: str, emit: Callable[[dict], None] | None, done_text: str) -> None:
+    """A finished bundle's warnings and the ``done`` event (or text lines on stderr/stdout)."""
+    for warning in json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("warnings", []):
+        if emit is not None:
+            emit({"event": "warning", "photo": name, "message": warning})
+        else:
+            print(f"warning: {name}: {warning}", file=sys.stderr)
+    if emit is not None:
+        emit({"event": "done", "photo": name, "bundle": str(bundle)})
+    else:
+        print(f"{name}: {done_text}")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ EXIT_CODES: dict[str, int] = {
     "bad_bundle": EXIT_BAD_INPUT,
     "bad_motion": EXIT_BAD_INPUT,
     "bad_video": EXIT_BAD_INPUT,
+    "subject_mismatch": EXIT_BAD_INPUT,
     "no_person": EXIT_NO_PERSON,
     "person_index": EXIT_NO_PERSON,
     "body_model": EXIT_MODEL_FILES,

@@ -85,21 +85,12 @@ def reconstruct(
         fit = apply_refined_body(fit, surface)
 
     reporter.stage("rig", "Building the animatable avatar")
-    avatar = build_canonical_avatar(surface, fit, observation, options, reporter, body_model)
+    avatar = build_canonical_avatar([surface], [fit], [observation.mask], options, reporter, body_model)
     warnings += list(avatar.warnings)
     rig = avatar.rig
     surface = dataclasses.replace(surface, vertices=avatar.posed_vertices, faces=avatar.faces)
 
-    texture = None
-    if options.texture:
-        reporter.stage("texture", "Baking the texture")
-        from .texture import bake_texture, parts_from_skin_weights
-
-        texture = bake_texture(
-            surface.vertices, surface.faces, image.rgb, observation.mask, fit.camera,
-            size=options.resolved_texture_size, progress=reporter,
-            vertex_parts=parts_from_skin_weights(rig.skin_weights),  # unseen sides filled per body part
-        )  # fmt: skip
+    texture = bake_avatar_texture(avatar, image, observation, fit, options, reporter)
 
     reporter.stage("bundle", "Writing the bundle")
     content = assemble_bundle(
@@ -143,18 +134,33 @@ def build_clothed_surface(fit: Any, observation: Any, image: Any, options: Recon
                          face_count=options.resolved_face_count)
 
 
-def build_canonical_avatar(surface: Any, fit: Any, observation: Any, options: ReconstructOptions,
-                           reporter: ProgressReporter, body_model: Any) -> Any:
-    """Rebuild the photo's clothed surface as the canonical (rest-pose) avatar and pose it
-    (:func:`icon_engine.avatar.build_avatar`): grid and smoothing of the quality preset, the options' face budget
-    and rest pose, the posed silhouette checked against the person mask."""
-    from .avatar import build_avatar
+def build_canonical_avatar(surfaces: list[Any], fits: list[Any], masks: list[np.ndarray],
+                           options: ReconstructOptions, reporter: ProgressReporter, body_model: Any) -> Any:
+    """Rebuild the clothed surface(s) of one or several photos as the canonical (rest-pose) avatar and pose it into
+    the first photo (:func:`icon_engine.avatar.build_fused_avatar`): grid and smoothing of the quality preset, the
+    options' face budget and rest pose; ``masks`` are the photos' person masks (the first one checks the posed
+    silhouette, all of them carve the fused volume)."""
+    from .avatar import build_fused_avatar
     from .surface import QUALITY_PRESETS
 
     preset = QUALITY_PRESETS[options.quality]
-    return build_avatar(surface.vertices, surface.faces, fit, body_model, resolution=preset["resolution"],
-                        levels=preset["levels"], smooth=preset["smooth"], face_count=options.resolved_face_count,
-                        rest_pose=options.rest_pose, camera=fit.camera, mask=observation.mask, progress=reporter)
+    return build_fused_avatar([s.vertices for s in surfaces], [s.faces for s in surfaces], fits, body_model,
+                              resolution=preset["resolution"], levels=preset["levels"], smooth=preset["smooth"],
+                              face_count=options.resolved_face_count, rest_pose=options.rest_pose,
+                              cameras=[f.camera for f in fits], mask=masks[0], masks=masks, progress=reporter)
+
+
+def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, options: ReconstructOptions,
+                        reporter: ProgressReporter) -> Any:
+    """The texture of the avatar's posed mesh from ``image`` seen by ``fit.camera`` (None without texture)."""
+    if not options.texture:
+        return None
+    reporter.stage("texture", "Baking the texture")
+    from .texture import bake_texture, parts_from_skin_weights
+
+    return bake_texture(avatar.posed_vertices, avatar.faces, image.rgb, observation.mask, fit.camera,
+                        size=options.resolved_texture_size, progress=reporter,
+                        vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights))  # unseen sides per part
 
 
 def _encode_png(image: np.ndarray) -> bytes:

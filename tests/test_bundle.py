@@ -156,7 +156,7 @@ def test_ply_round_trip_and_trimesh_reads_it(tmp_path: Path) -> None:
 def test_write_then_read_bundle(bundle_dir: Path) -> None:
     bundle = read_bundle(bundle_dir)
     meta = json.loads((bundle_dir / "bundle.json").read_text())
-    assert meta["format"] == "icon-blender-bundle" and meta["format_version"] == 1
+    assert meta["format"] == "icon-blender-bundle" and meta["format_version"] == 2
     assert meta["skeleton"]["joint_names"] == list(JOINT_NAMES)
     assert set(meta["files"]) >= {"posed_mesh", "body_mesh", "rest_mesh", "skin_weights", "rest_joints", "mask",
                                   "texture", "photo"}
@@ -521,3 +521,41 @@ def test_apply_orientation_matches_pillow(orientation: int) -> None:
     expected = np.asarray(ImageOps.exif_transpose(Image.open(buf)))
     decoded = np.asarray(Image.open(buf))
     np.testing.assert_array_equal(apply_orientation(decoded, orientation), expected)
+
+
+def _subject_block(n_used: int = 2) -> dict:
+    camera = {"convention": "opencv", "K": [[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]],
+              "R": np.eye(3).tolist(), "t": [0.0, -1.0, 3.0], "width": 640, "height": 480}
+    photos = [{"label": f"p{i}.jpg", "status": "used", "full_pose": np.zeros((55, 3)).tolist(),
+               "transl": [0.0, 0.9, 0.0], "camera": camera} for i in range(n_used)]
+    photos.append({"label": "empty.png", "status": "no_person"})
+    return {"photos": photos, "used": n_used, "betas": [0.0] * 10, "stature_m": 1.7}
+
+
+def test_several_photo_block_is_read_and_both_versions_accepted(bundle_dir: Path) -> None:
+    assert read_bundle(bundle_dir).meta["format_version"] == 2 and read_bundle(bundle_dir).views == []
+    _edit_json(bundle_dir, lambda m: m.update(subject=_subject_block()))
+    views = read_bundle(bundle_dir).views
+    assert [(v.label, v.status) for v in views] == [("p0.jpg", "used"), ("p1.jpg", "used"), ("empty.png", "no_person")]
+    assert views[1].full_pose.shape == (55, 3) and views[1].image_size == (640, 480) and views[2].K is None
+    _edit_json(bundle_dir, lambda m: (m.pop("subject"), m.update(format_version=1)))
+    assert read_bundle(bundle_dir).views == []  # format 1 bundles still read
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda s: s.update(photos=[]), "non-empty list"),
+        (lambda s: s["photos"][0].pop("status"), "needs a label and a status"),
+        (lambda s: s["photos"][1].update(full_pose=[[0, 0, 0]] * 3), r"subject.photos\[1\].full_pose"),
+        (lambda s: s["photos"][0]["camera"].update(width=-5), "camera width and height"),
+        (lambda s: s["photos"][0].update(transl=[0.0, float("nan"), 0.0]), "NaN"),
+        (lambda s: [p.update(status="poor_fit") for p in s["photos"]], "no photo of the subject is marked as used"),
+    ],
+)
+def test_reader_rejects_a_damaged_several_photo_block(bundle_dir: Path, damage, message: str) -> None:
+    block = _subject_block()
+    damage(block)
+    _edit_json(bundle_dir, lambda m: m.update(subject=block))
+    with pytest.raises(BundleError, match=message):
+        read_bundle(bundle_dir)

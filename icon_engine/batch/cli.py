@@ -16,8 +16,9 @@ from typing import Any
 from ..errors import EngineError
 from ..options import ReconstructOptions
 
-#: reconstruct's own arguments that the batch command replaces or does not take.
-_NOT_SHARED = frozenset({"help", "photos", "sample", "out", "progress"})
+#: reconstruct's own arguments that the batch command replaces or does not take (a batch is one avatar per photo:
+#: no --subject).
+_NOT_SHARED = frozenset({"help", "photos", "sample", "out", "progress", "subject", "frames", "name"})
 #: argparse destination → ReconstructOptions field, where they differ (and how to convert).
 _RENAMED: dict[str, tuple[str, Any]] = {
     "person": ("person_index", lambda v: v),

@@ -1,9 +1,9 @@
 """Constants of the bundle format (see docs/bundle.md)."""
 
 FORMAT_NAME = "icon-blender-bundle"
-FORMAT_VERSION = 1
-#: Versions this reader understands.
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+#: Versions this reader understands (2 adds the optional ``subject`` block of a several-photo avatar).
+SUPPORTED_VERSIONS = (1, 2)
 
 #: Files every bundle has (key in ``bundle.json["files"]`` → default file name).
 REQUIRED_FILES = {

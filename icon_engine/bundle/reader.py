@@ -53,6 +53,22 @@ class BundleError(ValueError):
 
 
 @dataclass
+class PhotoView:
+    """One photo of a several-photo avatar (``bundle.json["subject"]``, format 2): its ``label``, ``status``
+    ("used", "no_person", "poor_fit", "other_person") and, when used, its ``full_pose`` (55, 3) axis-angle,
+    ``transl`` (3,) metres and camera ``K``, ``R``, ``t`` (OpenCV, pixels of that photo) with ``image_size``."""
+
+    label: str
+    status: str
+    full_pose: np.ndarray | None = None
+    transl: np.ndarray | None = None
+    K: np.ndarray | None = None
+    R: np.ndarray | None = None
+    t: np.ndarray | None = None
+    image_size: tuple[int, int] | None = None
+
+
+@dataclass
 class Bundle:
     """A validated bundle. Frames: world = SMPL-X (Y-up, metres); camera = OpenCV (x right, y down, z fwd)."""
 
@@ -73,6 +89,8 @@ class Bundle:
     transl: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (3,) metres
     #: EXIF orientation (1–8) of the stored photo; 1 = stored upright (what the engine writes).
     photo_orientation: int = 1
+    #: The photos of a several-photo avatar (format 2's ``subject`` block; empty for one photo).
+    views: list[PhotoView] = field(default_factory=list)
 
     def file(self, key: str) -> Path | None:
         """Absolute path of the file named ``key`` in the files map, or None if the bundle has none."""
@@ -99,6 +117,38 @@ def _array(meta: dict, dotted: str, shape: tuple[int, ...], where: Path) -> np.n
     if not np.all(np.isfinite(arr)):
         raise BundleError(f"{where}: '{dotted}' contains NaN or infinity")
     return arr
+
+
+def _subject_views(meta: dict, where: Path) -> list[PhotoView]:
+    """The validated ``subject.photos`` entries of a several-photo avatar (none when the block is absent)."""
+    subject = meta.get("subject")
+    if subject is None:
+        return []
+    photos = subject.get("photos") if isinstance(subject, dict) else None
+    if not isinstance(photos, list) or not photos or len(photos) > 1000:
+        raise BundleError(f"{where}: 'subject.photos' must be a non-empty list")
+    views = []
+    for i, entry in enumerate(photos):
+        if not isinstance(entry, dict) or not isinstance(entry.get("label"), str) or not isinstance(
+                entry.get("status"), str):
+            raise BundleError(f"{where}: subject photo {i} needs a label and a status")
+        view = PhotoView(entry["label"], entry["status"])
+        if view.status == "used":
+            key = f"photos[{i}]"
+            node = {"subject": {key: entry}}
+            view.full_pose = _array(node, f"subject.{key}.full_pose", (NUM_JOINTS, 3), where)
+            view.transl = _array(node, f"subject.{key}.transl", (3,), where)
+            view.K = _array(node, f"subject.{key}.camera.K", (3, 3), where)
+            view.R = _array(node, f"subject.{key}.camera.R", (3, 3), where)
+            view.t = _array(node, f"subject.{key}.camera.t", (3,), where)
+            size = (entry["camera"].get("width"), entry["camera"].get("height"))
+            if not all(isinstance(v, int) and 0 < v <= 100_000 for v in size):
+                raise BundleError(f"{where}: subject photo {i} has no valid camera width and height")
+            view.image_size = (int(size[0]), int(size[1]))
+        views.append(view)
+    if not any(v.status == "used" for v in views):
+        raise BundleError(f"{where}: no photo of the subject is marked as used")
+    return views
 
 
 def _plain_name(name: Any) -> bool:
@@ -363,9 +413,11 @@ def read_bundle(path: str | Path) -> Bundle:
         parents
     ) != NUM_JOINTS:
         raise BundleError(f"{meta_path}: skeleton must list {NUM_JOINTS} joint names and parents")
+    views = _subject_views(meta, meta_path)
     return Bundle(
         path=root.absolute(),
         meta=meta,
+        views=views,
         posed_mesh=posed,
         body_mesh=meshes["body_mesh"],
         rest_mesh=rest,

@@ -1,0 +1,414 @@
+"""Several photos (or video frames) of one person → one avatar: inputs, the joint fit, fusion in the rest pose.
+
+Frames and units: every photo has its own processing pixels and its own camera (OpenCV, bundle world); the body
+shape (betas) is shared, the pose, translation and camera are per photo; the avatar is built in the canonical
+(T-pose) space of the shared shape (:mod:`icon_engine.avatar`) and posed into the first photo for the bundle.
+
+Steps (docs/multiview.md):
+
+1. **Inputs** (:func:`gather_inputs`): photos and folders (photos and videos inside), and videos, whose
+   :func:`pick_video_frames` keeps ``frames`` sharp frames spread over the clip (the sharpest per time bin,
+   sharpness = variance of the Laplacian of the grey frame) as PNG files in a work folder.
+2. **Joint fit** (:func:`fit_subject`): each photo is detected and fitted on its own; photos without a person or
+   with a poor fit are dropped with a warning naming them; the shape is the fit-quality-weighted median of the
+   photos' betas; photos whose stature disagrees with it beyond :data:`STATURE_TOLERANCE` are another person
+   (dropped with a warning when they are few, an error naming them when they are many); every photo's body is
+   then re-posed with the shared shape, its pelvis kept where the photo's own fit put it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import EngineError
+
+#: Video files a subject may include (their frames become photos).
+VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"})
+#: Most photos (frames included) one subject may have.
+MAX_INPUTS = 20
+#: Default number of frames taken from each video.
+DEFAULT_FRAMES = 12
+#: Frames examined per kept frame when picking the sharp ones, for long clips (shorter ones: every frame). The
+#: clip is decoded once, at reduced size.
+CANDIDATES_PER_FRAME = 50
+#: Longest side of the frames measured for sharpness (pixels).
+SHARPNESS_SIDE = 320
+#: A photo is dropped when its fit explains the person this badly: keypoint error (px at 1000 px image height) ...
+MAX_KEYPOINT_ERROR = 40.0
+#: ... or silhouette IoU of the naked fitted body against the clothed person mask.
+MIN_BODY_IOU = 0.45
+#: Photos whose fitted stature differs from the subject's by more than this fraction show another person.
+STATURE_TOLERANCE = 0.08
+
+
+@dataclass
+class SubjectInput:
+    """One image of the subject: ``path`` of an image file (a photo, or a frame written from ``source``),
+    ``label`` its name in messages (``clip.mp4@2.40s`` for a frame), ``source`` the file the user named."""
+
+    path: Path
+    label: str
+    source: Path
+
+
+@dataclass
+class SubjectView:
+    """One usable image: the loaded ``photo``, the person ``observation``, its ``fit`` (shared shape once
+    :func:`fit_subject` is done) and ``own_fit`` (the photo's own shape), ``weight`` its fit quality."""
+
+    input: SubjectInput
+    photo: Any
+    observation: Any
+    fit: Any
+    own_fit: Any
+    weight: float = 1.0
+    warnings: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def gather_inputs(paths: list[str | Path], frames: int = DEFAULT_FRAMES, work_dir: str | Path | None = None
+                  ) -> list[SubjectInput]:
+    """Photos, folders and videos → the subject's images, in the order given (a folder's files sorted by name).
+
+    Videos contribute ``frames`` frames each (:func:`pick_video_frames`, written as PNG under ``work_dir``, a new
+    temporary folder by default). Raises ``EngineError`` for a missing path, an empty folder, a video that cannot
+    be decoded, or more than :data:`MAX_INPUTS` images."""
+    from .image_io import IMAGE_SUFFIXES
+
+    if frames < 1:
+        raise EngineError("bad_option", f"--frames {frames} must be at least 1.", "Use --frames 12 (the default).")
+    files: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                           and (p.suffix.lower() in IMAGE_SUFFIXES or _is_video(p)))
+            if not found:
+                raise EngineError("photo_missing", f"The folder {path} contains no photos or videos.",
+                                  "Put the person's photos (or a video) in it, or name the files themselves.")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise EngineError("photo_missing", f"{path} does not exist.", "Check the path and file name.")
+    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="icon-subject-"))
+    inputs: list[SubjectInput] = []
+    for path in files:
+        if _is_video(path):
+            inputs.extend(pick_video_frames(path, frames, work))
+        else:
+            inputs.append(SubjectInput(path, path.name, path))
+    if len(inputs) > MAX_INPUTS:
+        raise EngineError("bad_option", f"{len(inputs)} images for one person; at most {MAX_INPUTS} are used.",
+                          "Choose fewer photos, or fewer --frames per video.")
+    return inputs
+
+
+def sharpness(grey: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of a grey image (H, W) in [0, 1]: high for crisp frames, low for
+    motion blur or defocus."""
+    g = np.asarray(grey, dtype=np.float64)
+    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def _grey_small(rgb: np.ndarray) -> np.ndarray:
+    step = max(1, int(np.ceil(max(rgb.shape[:2]) / SHARPNESS_SIDE)))
+    small = rgb[::step, ::step].astype(np.float64) / 255.0
+    return small @ np.array([0.299, 0.587, 0.114])
+
+
+def pick_video_frames(video: Path, count: int, work_dir: Path) -> list[SubjectInput]:
+    """``count`` sharp frames spread over ``video``, written as PNG files under ``work_dir``.
+
+    The clip is streamed once (rotation metadata honoured, frames decoded at processing size by
+    :mod:`icon_engine.motion.video`); every frame (at most ``CANDIDATES_PER_FRAME × count`` evenly spaced ones of
+    a long clip) is scored for sharpness and the sharpest of each time bin is kept."""
+    from PIL import Image
+
+    from .motion.video import iter_frames, probe_video
+
+    info = probe_video(video)
+    duration = info.frame_count / info.fps if info.frame_count else 0.0
+    rate = None  # every frame of a short clip is a candidate
+    if duration > 0 and info.frame_count > CANDIDATES_PER_FRAME * count:
+        rate = min(info.fps, CANDIDATES_PER_FRAME * count / duration)
+    kept: list[tuple[float, float, np.ndarray]] = []  # (time, score, rgb): the best candidate per bin so far
+    bins = max(count, 1)
+    for frame in iter_frames(info, fps=rate):
+        score = sharpness(_grey_small(frame.rgb))
+        b = min(bins - 1, int(frame.time / duration * bins)) if duration > 0 else len(kept)
+        while len(kept) <= b:
+            kept.append((np.nan, -1.0, np.zeros(0)))
+        if score > kept[b][1]:
+            kept[b] = (frame.time, score, frame.rgb)
+    frames = [k for k in kept if k[2].size]
+    if not frames:
+        raise EngineError("bad_video", f"{video.name} has no decodable frame.", "Re-export it as MP4 (H.264).")
+    out_dir = Path(work_dir) / video.stem
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = []
+    for t, _, rgb in frames[:count]:
+        path = out_dir / f"{video.stem}_{t:08.3f}s.png"
+        Image.fromarray(rgb).save(path)
+        inputs.append(SubjectInput(path, f"{video.name}@{t:.2f}s", video))
+    return inputs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The joint fit
+
+
+def stature(body_model: Any, betas: np.ndarray) -> float:
+    """Height (metres) of the rest body with shape ``betas``: its vertical extent in the T pose."""
+    import torch
+
+    with torch.no_grad():
+        b = torch.as_tensor(np.asarray(betas, dtype=np.float32).reshape(1, -1), device=body_model.device)
+        verts = body_model.rest_vertices(b)[0].cpu().numpy()
+    return float(verts[:, 1].max() - verts[:, 1].min())
+
+
+def fit_quality(fit: Any, observation: Any) -> float:
+    """Weight in (0, 1] of a photo's shape estimate: its silhouette agreement times its keypoint agreement."""
+    metrics = getattr(fit, "metrics", {}) or {}
+    iou = float(metrics.get("silhouette_iou") or 0.7)
+    err = float(metrics.get("keypoint_error_px") or 10.0)
+    height = float(np.asarray(observation.mask).shape[0])
+    err_norm = err * 1000.0 / max(height, 1.0)
+    return max(1e-3, iou) * float(np.exp(-err_norm / MAX_KEYPOINT_ERROR))
+
+
+def shared_betas(betas: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted median of each shape coefficient (rows = photos): robust to one odd photo."""
+    betas = np.asarray(betas, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    out = np.zeros(betas.shape[1])
+    for k in range(betas.shape[1]):
+        order = np.argsort(betas[:, k])
+        cum = np.cumsum(w[order])
+        out[k] = betas[order[np.searchsorted(cum, 0.5 * cum[-1])], k]
+    return out
+
+
+def repose_with_shape(fit: Any, body_model: Any, betas: np.ndarray) -> Any:
+    """``fit`` with the shared shape ``betas``: same pose and camera, the body re-posed so that its pelvis stays
+    where the photo's own fit put it (bundle world, metres)."""
+    import torch
+
+    b = np.asarray(betas, dtype=np.float32).reshape(1, -1)
+    pose = np.asarray(fit.full_pose, dtype=np.float32).reshape(1, 55, 3)
+    kw = {"betas": torch.as_tensor(b), "global_orient": torch.as_tensor(pose[:, 0]),
+          "body_pose": torch.as_tensor(pose[:, 1:22].reshape(1, -1)),
+          "jaw_pose": torch.as_tensor(pose[:, 22]), "leye_pose": torch.as_tensor(pose[:, 23]),
+          "reye_pose": torch.as_tensor(pose[:, 24]),
+          "left_hand_pose": torch.as_tensor(pose[:, 25:40].reshape(1, -1)),
+          "right_hand_pose": torch.as_tensor(pose[:, 40:55].reshape(1, -1)),
+          "expression": torch.as_tensor(np.asarray(fit.expression, dtype=np.float32).reshape(1, -1)),
+          "transl": torch.as_tensor(np.asarray(fit.transl, dtype=np.float32).reshape(1, 3))}
+    with torch.no_grad():
+        out = body_model(**{k: v.to(body_model.device) for k, v in kw.items()})
+    joints = out.joints[0].cpu().numpy().astype(np.float64)
+    shift = np.asarray(fit.joints, dtype=np.float64)[0] - joints[0]
+    vertices = out.vertices[0].cpu().numpy().astype(np.float64) + shift
+    return replace(fit, betas=np.asarray(betas, dtype=np.float64).reshape(-1), vertices=vertices,
+                   joints=joints + shift, transl=np.asarray(fit.transl, dtype=np.float64).reshape(3) + shift)
+
+
+def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "standard", device: str = "cpu",
+                person_index: int = 0, progress: Any = None) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
+    """Detect and fit every image, drop the unusable ones, share one shape.
+
+    Returns (views in input order, warnings, report) where ``report`` holds per-input status, statures and the
+    shared betas. Raises ``EngineError("no_person")`` when no image is usable and ``EngineError("bad_input")``
+    when the images show different people (``subject_mismatch``)."""
+    from .fit import fit_body
+    from .image_io import load_photo
+    from .person import detect_person
+
+    warnings: list[str] = []
+    report: dict[str, Any] = {"inputs": []}
+    views: list[SubjectView] = []
+    for i, item in enumerate(inputs):
+        entry: dict[str, Any] = {"label": item.label, "source": str(item.source)}
+        report["inputs"].append(entry)
+        if progress is not None:
+            progress(i, len(inputs), f"Fitting {item.label}")
+        photo = load_photo(item.path)
+        try:
+            observation = detect_person(photo, person_index=person_index)
+        except EngineError as err:
+            if err.code not in ("no_person", "person_index"):
+                raise
+            warnings.append(f"{item.label}: skipped, {err.message[0].lower()}{err.message[1:]}")
+            entry["status"] = "no_person"
+            continue
+        fit = fit_body(observation, body_model, photo, quality=quality, device=device)
+        weight = fit_quality(fit, observation)
+        metrics = dict(getattr(fit, "metrics", {}) or {})
+        entry.update(status="used", keypoint_error_px=metrics.get("keypoint_error_px"),
+                     silhouette_iou=metrics.get("silhouette_iou"), weight=weight)
+        height = float(np.asarray(observation.mask).shape[0])
+        kp_px = float(metrics.get("keypoint_error_px") or 0.0)
+        iou = float(metrics.get("silhouette_iou") or 1.0)
+        if kp_px * 1000.0 / max(height, 1.0) > MAX_KEYPOINT_ERROR or iou < MIN_BODY_IOU:
+            warnings.append(f"{item.label}: dropped, the body fit does not match the person (keypoint error "
+                            f"{kp_px:.1f} px, silhouette IoU {iou:.2f}); the person may be occluded.")
+            entry["status"] = "poor_fit"
+            continue
+        views.append(SubjectView(item, photo, observation, fit, fit, weight, list(getattr(fit, "warnings", []))))
+    if not views:
+        raise EngineError("no_person", "None of the images shows a person the body could be fitted to.",
+                          "Use photos where one person is clearly visible from head to feet.")
+    betas = shared_betas(np.stack([np.asarray(v.own_fit.betas).reshape(-1) for v in views]),
+                         np.array([v.weight for v in views]))
+    views, statures = _same_person(views, body_model, betas, warnings, report)
+    if len(views) < len(statures):  # outliers were dropped: the shape from the photos that remain
+        betas = shared_betas(np.stack([np.asarray(v.own_fit.betas).reshape(-1) for v in views]),
+                             np.array([v.weight for v in views]))
+    for v in views:
+        v.fit = repose_with_shape(v.own_fit, body_model, betas)
+        drift = np.linalg.norm(np.asarray(v.fit.vertices) - np.asarray(v.own_fit.vertices), axis=1)
+        entry = next(e for e in report["inputs"] if e["label"] == v.input.label)
+        entry["shape_drift_cm"] = {"mean": float(drift.mean() * 100), "max": float(drift.max() * 100)}
+    report["betas"] = betas.tolist()
+    report["stature_m"] = stature(body_model, betas)
+    return views, warnings, report
+
+
+def _same_person(views: list[SubjectView], body_model: Any, betas: np.ndarray, warnings: list[str],
+                 report: dict[str, Any]) -> tuple[list[SubjectView], dict[str, float]]:
+    """Drop the photos whose stature disagrees with the shared shape (another person), or refuse the subject
+    when at least half of the photos disagree."""
+    reference = stature(body_model, betas)
+    statures = {v.input.label: stature(body_model, np.asarray(v.own_fit.betas).reshape(-1)) for v in views}
+    odd = [label for label, s in statures.items() if abs(s - reference) > STATURE_TOLERANCE * reference]
+    for entry in report["inputs"]:
+        if entry["label"] in statures:
+            entry["stature_m"] = statures[entry["label"]]
+    if not odd:
+        return views, statures
+    if 2 * len(odd) >= len(views):
+        listing = ", ".join(f"{label} ({statures[label]:.2f} m)" for label in statures)
+        raise EngineError("subject_mismatch", f"These images seem to show different people: {listing}.",
+                          "Give photos of one person only (or leave out --subject to reconstruct each photo on "
+                          "its own).")
+    for label in odd:
+        warnings.append(f"{label}: dropped, it seems to show another person (stature {statures[label]:.2f} m, "
+                        f"the others {reference:.2f} m).")
+        next(e for e in report["inputs"] if e["label"] == label)["status"] = "other_person"
+    return [v for v in views if v.input.label not in odd], statures
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The whole run
+
+
+def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: Any = None, *,
+                        frames: int = DEFAULT_FRAMES, progress: Any = None, cancel: Any = None,
+                        bundle_name: str | None = None, body_model: Any | None = None) -> Path:
+    """Photos (and videos, folders) of one person → one bundle ``out_dir/<first input's stem>``.
+
+    Same stages and protocol as :func:`icon_engine.pipeline.reconstruct` (progress messages name the photo being
+    worked on); the bundle's posed mesh, camera, photo and mask are the first usable photo's, and
+    ``bundle.json["subject"]`` lists every input with its status, pose, translation, camera and fit metrics."""
+    from .bundle import write_bundle
+    from .options import ReconstructOptions, resolve_device
+    from .pipeline import assemble_bundle, bake_avatar_texture, build_canonical_avatar, build_clothed_surface, load_body
+    from .progress import ProgressReporter
+
+    options = options or ReconstructOptions()
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise EngineError("usage", "No photo given.", "Name the person's photos, folders or videos.")
+    name = bundle_name or paths[0].stem
+    target = Path(out_dir) / name
+    reporter = ProgressReporter(name, progress, cancel)
+    device = resolve_device(options.device)
+
+    reporter.stage("load", "Reading the photos")
+    with tempfile.TemporaryDirectory(prefix="icon-subject-") as work:
+        items = gather_inputs(paths, frames=frames, work_dir=work)
+
+        reporter.stage("body_model", "Loading the body model")
+        if body_model is None:
+            body_model = load_body(options, device)
+
+        reporter.stage("fit", "Fitting the body to every photo")
+
+        def fit_progress(i: int, n: int, text: str) -> None:
+            reporter.update(i / max(n, 1), f"{text} ({i + 1}/{n})")
+
+        views, warnings, report = fit_subject(items, body_model, quality=options.quality, device=device,
+                                              person_index=options.person_index, progress=fit_progress)
+
+        reporter.stage("surface", "Building the clothed surfaces")
+        surfaces = []
+        for i, view in enumerate(views):
+            reporter.update(i / len(views), f"Clothed surface of {view.input.label} ({i + 1}/{len(views)})")
+            surface = build_clothed_surface(view.fit, view.observation, view.photo, options, device, _Quiet(),
+                                            body_model)
+            warnings += [f"{view.input.label}: {w}" for w in surface.warnings]
+            surfaces.append(surface)
+
+        reporter.stage("rig", "Fusing the photos into one avatar")
+        first = views[0]
+        avatar = build_canonical_avatar(surfaces, [v.fit for v in views], [v.observation.mask for v in views],
+                                        options, reporter, body_model)
+        warnings += list(avatar.warnings)
+        surface = replace(surfaces[0], vertices=avatar.posed_vertices, faces=avatar.faces,
+                          method=f"{surfaces[0].method}+fused-{len(views)}")
+
+        texture = bake_avatar_texture(avatar, first.photo, first.observation, first.fit, options, reporter)
+
+        reporter.stage("bundle", "Writing the bundle")
+        content = assemble_bundle(
+            image=first.photo, observation=first.observation, fit=first.fit, surface=surface, texture=texture,
+            rig=avatar.rig, body_model=body_model, options=options, device=device, warnings=warnings,
+            timings=reporter.timings,
+        )  # fmt: skip
+        content.metadata["subject"] = subject_metadata(views, report)
+        reporter.update(0.5, "Writing files")
+        path = write_bundle(target, content)
+    reporter.update(1.0, "Done")
+    reporter.finish()
+    return path
+
+
+class _Quiet:
+    """A progress sink for sub-steps whose own fractions would jump back and forth between photos."""
+
+    def update(self, fraction: float, message: str = "") -> None:
+        pass
+
+
+def subject_metadata(views: list[SubjectView], report: dict[str, Any]) -> dict[str, Any]:
+    """``bundle.json["subject"]``: the shared shape and, per input, its status and — when used — its pose (55, 3)
+    axis-angle, translation (metres), camera (OpenCV, original-photo pixels) and fit metrics."""
+    by_label = {v.input.label: v for v in views}
+    photos = []
+    for entry in report["inputs"]:
+        item = dict(entry)
+        view = by_label.get(entry["label"])
+        if view is not None:
+            cam = view.fit.camera.rescaled(1.0 / view.photo.scale, *view.photo.original_size)
+            item.update(full_pose=np.asarray(view.fit.full_pose, dtype=np.float64).reshape(55, 3).tolist(),
+                        transl=np.asarray(view.fit.transl, dtype=np.float64).reshape(3).tolist(),
+                        camera={"convention": "opencv", "K": np.asarray(cam.K).tolist(),
+                                "R": np.asarray(cam.R).tolist(), "t": np.asarray(cam.t).tolist(),
+                                "width": int(cam.width), "height": int(cam.height)})
+        photos.append(item)
+    return {"photos": photos, "used": len(views), "betas": list(report["betas"]),
+            "stature_m": float(report["stature_m"])}

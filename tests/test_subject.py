@@ -1,0 +1,172 @@
+"""Several photos of one person → one avatar (icon_engine.subject): inputs, video frames, the joint fit, fusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from icon_engine.camera import Camera
+from icon_engine.errors import EngineError
+from icon_engine.subject import (
+    MAX_INPUTS,
+    gather_inputs,
+    sharpness,
+)
+
+
+def orbit(camera: Camera, yaw_deg: float, centre: np.ndarray) -> Camera:
+    """``camera`` moved around the vertical axis through ``centre`` by ``yaw_deg`` (still looking at it)."""
+    a = np.radians(yaw_deg)
+    ry = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+    r = camera.R @ ry.T
+    c = ry @ (-camera.R.T @ camera.t - centre) + centre
+    return Camera(camera.K, r, -r @ c, camera.width, camera.height)
+
+
+def render_views(folder: Path, yaws: tuple[float, ...], betas: np.ndarray | None = None,
+                 prefix: str = "view") -> list[Path]:
+    """The sample person (shape ``betas``) photographed from several sides: PNG paths."""
+    from icon_engine import sample
+
+    scene = sample.build_scene(betas=betas)
+    centre = np.array([0.0, scene.vertices[:, 1].mean(), 0.0])
+    base = scene.camera
+    paths = []
+    for yaw in yaws:
+        scene.camera = orbit(base, yaw, centre)
+        path = folder / f"{prefix}_{int(yaw):+04d}.png"
+        Image.fromarray(sample.render_sample(scene, occlude_face=True)).save(path)
+        paths.append(path)
+    return paths
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_sharpness_prefers_crisp_images() -> None:
+    rng = np.random.default_rng(0)
+    crisp = (rng.random((64, 64)) > 0.5).astype(float)
+    from scipy.ndimage import gaussian_filter
+
+    assert sharpness(crisp) > 5 * sharpness(gaussian_filter(crisp, 2.0))
+
+
+def test_gather_inputs_expands_folders_and_takes_sharp_video_frames(tmp_path: Path) -> None:
+    from scipy.ndimage import gaussian_filter
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[20:70, 30:90] = 220
+    Image.fromarray(rgb).save(folder / "b.png")
+    Image.fromarray(rgb).save(folder / "a.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    rng = np.random.default_rng(1)
+    frames = []
+    for i in range(30):  # a crisp frame in each third of the clip, the others blurred
+        img = (rng.random((96, 128)) * 255).astype(np.float64)
+        if i not in (4, 15, 26):
+            img = gaussian_filter(img, 3.0)
+        frames.append(np.repeat(img[..., None], 3, axis=2).astype(np.uint8))
+    write_video(folder / "turn.mp4", frames)
+    inputs = gather_inputs([folder], frames=3, work_dir=tmp_path / "work")
+    labels = [i.label for i in inputs]
+    assert labels[:2] == ["a.jpg", "b.png"] and len(labels) == 5
+    video = inputs[2:]
+    assert all(i.source == folder / "turn.mp4" and i.path.is_file() and i.label.startswith("turn.mp4@")
+               for i in video)
+    times = [float(i.label.split("@")[1][:-1]) for i in video]
+    assert np.allclose(times, [0.4, 1.5, 2.6], atol=0.051)  # the crisp frames, not their blurred neighbours
+
+
+def test_gather_inputs_refusals(tmp_path: Path) -> None:
+    with pytest.raises(EngineError) as err:
+        gather_inputs([tmp_path / "missing.jpg"])
+    assert err.value.code == "photo_missing"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EngineError) as err:
+        gather_inputs([tmp_path / "empty"])
+    assert err.value.code == "photo_missing" and "no photos or videos" in err.value.message
+    with pytest.raises(EngineError) as err:
+        gather_inputs([tmp_path], frames=0)
+    assert err.value.code == "bad_option"
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(photo)
+    with pytest.raises(EngineError) as err:
+        gather_inputs([photo] * (MAX_INPUTS + 1))
+    assert err.value.code == "bad_option" and str(MAX_INPUTS) in err.value.message
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    with pytest.raises(EngineError) as err:
+        gather_inputs([broken])
+    assert err.value.code == "bad_video"
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("views")
+    paths = render_views(folder, (-35, 0, 35, 180))
+    empty = folder / "empty.png"
+    Image.fromarray(np.full((512, 384, 3), 200, np.uint8)).save(empty)
+    return [*paths, empty]
+
+
+@pytest.mark.slow
+def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: list[Path]) -> None:
+    from icon_engine.body_model import load_body_model
+    from icon_engine.subject import fit_subject, stature
+
+    body = load_body_model()
+    found, warnings, report = fit_subject(gather_inputs(views), body, quality="preview")
+    assert [v.input.label for v in found] == [p.name for p in views[:4]]
+    assert any(w.startswith("empty.png: skipped") for w in warnings)
+    assert [e["status"] for e in report["inputs"]] == ["used"] * 4 + ["no_person"]
+    betas = np.asarray(report["betas"])
+    for v in found:
+        assert np.allclose(v.fit.betas, betas)  # one shape for every photo
+        assert np.allclose(v.fit.joints[0], v.own_fit.joints[0], atol=1e-6)  # the pelvis stays where it was fitted
+        assert np.asarray(v.fit.vertices).shape == np.asarray(v.own_fit.vertices).shape
+    assert abs(report["stature_m"] - stature(body, betas)) < 1e-9
+    # the back view is fitted facing away from its camera: the global orientation turns by about 180°
+    yaw = {v.input.label: v.fit.full_pose[0] for v in found}
+    assert np.linalg.norm(yaw["view_+180.png"]) > 2.5 and np.linalg.norm(yaw["view_+000.png"]) < 0.6
+
+
+@pytest.mark.slow
+def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) -> None:
+    """Front and back photos of one person (and an image without anyone) → one rigged avatar in the first
+    photo's pose, with every photo's pose and camera in bundle.json."""
+    from icon_engine.bundle import read_bundle, skin_vertices
+    from icon_engine.options import ReconstructOptions
+    from icon_engine.rig import torn_faces
+    from icon_engine.subject import reconstruct_subject
+
+    front, back, empty = views[1], views[3], views[4]
+    out = reconstruct_subject([front, back, empty], tmp_path, ReconstructOptions(quality="preview", texture=False),
+                              bundle_name="person")
+    bundle = read_bundle(out)
+    subject = bundle.meta["subject"]
+    assert subject["used"] == 2 and [p["status"] for p in subject["photos"]] == ["used", "used", "no_person"]
+    assert any("empty.png" in w for w in bundle.meta["warnings"])
+    assert bundle.meta["photo"]["name"] == front.name and bundle.meta["rig"]["stats"]["photos_fused"] == 2
+    for photo in subject["photos"][:2]:
+        assert np.asarray(photo["full_pose"]).shape == (55, 3) and np.asarray(photo["camera"]["K"]).shape == (3, 3)
+    reposed = skin_vertices(bundle.rest_mesh.vertices, bundle.skin_weights, bundle.rest_joints, bundle.parents,
+                            bundle.full_pose, bundle.transl)
+    assert np.abs(reposed - bundle.posed_mesh.vertices).max() < 1e-3
+    assert not torn_faces(bundle.posed_mesh.vertices, bundle.rest_mesh.vertices, bundle.posed_mesh.faces).any()
+    assert bundle.meta["rig"]["stats"]["posed_silhouette_iou"] > 0.9
