@@ -335,7 +335,8 @@ def write_exif_focal(src: Path, dst: Path, focal_px: float) -> None:
 
 
 def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,
-                   with_height: bool = False, exif_focal: bool = False, log: Any = print) -> dict[str, Any]:
+                   with_height: bool = False, exif_focal: bool = False, log: Any = print,
+                   scorers: tuple[str, ...] = ("evaluate", "score_scale")) -> dict[str, Any]:
     """Reconstruct every subject of the shared set into ``results/subject_1XX/``, run both scorers, add the
     stature and pose figures; returns the rows and means (also written to ``results/fit_summary.json``)."""
     import resource
@@ -385,14 +386,16 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
             f"(GT {row['gt_focal_px']:.0f}) torso {row.get('torso_pitch_err_deg', float('nan')):.1f}° "
             f"knee {row.get('knee_err_deg', float('nan')):.1f}°  {wall:.0f} s wall, {cpu:.0f} s CPU")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    scorers = {}
+    outputs = {}
     py = sys.executable
     for name, args in (("evaluate", ["--out", str(results / "summary.json"), "--md", str(results / "table.md")]),
                        ("score_scale", ["--out", str(results / "scale.json")])):
+        if name not in scorers:
+            continue
         cmd = [py, str(bench_dir.parent / f"{name}.py"), "--bench", str(bench_dir), "--results", str(results), *args]
         log(f"running {name}.py")
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        scorers[name] = proc.stdout[-4000:]
+        outputs[name] = proc.stdout[-4000:]
         if proc.returncode != 0:
             log(proc.stderr[-2000:])
     scale = json.loads((results / "scale.json").read_text()) if (results / "scale.json").exists() else None
@@ -409,7 +412,7 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
     summary["options"] = {"quality": quality, "height": with_height, "exif_focal": exif_focal}
     out = {"rows": rows, "summary": summary, "score_scale_mean": scale["mean"] if scale else None}
     (results / "fit_summary.json").write_text(json.dumps(out, indent=1))
-    log(scorers.get("evaluate", "")[-1500:])
+    log(outputs.get("evaluate", "")[-1500:])
     log(format_shared(out))
     return out
 
@@ -481,11 +484,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subjects", type=int, nargs="+", help="with --shared-set: only these subject numbers")
     ap.add_argument("--height", action="store_true", help="with --shared-set: give each subject its true stature")
     ap.add_argument("--exif-focal", action="store_true", help="with --shared-set: put the GT focal in the EXIF")
+    ap.add_argument("--scorers", nargs="+", default=["evaluate", "score_scale"], choices=["evaluate", "score_scale"],
+                    help="with --shared-set: which of the set's scorers to run")
     args = ap.parse_args(argv)
     if args.shared_set:
         if args.results is None:
             ap.error("--shared-set needs --results")
-        run_shared_set(args.shared_set, args.results, args.quality, args.subjects, args.height, args.exif_focal)
+        run_shared_set(args.shared_set, args.results, args.quality, args.subjects, args.height, args.exif_focal,
+                       scorers=tuple(args.scorers))
         return
     if args.throughput:
         for key, val in query_throughput().items():

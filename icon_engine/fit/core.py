@@ -74,6 +74,10 @@ W_SHAPE = 0.002
 W_INSIDE = 400.0
 W_COVER = 400.0
 W_STATURE = 0.5  # the stature prior without a known height, per squared standard deviation
+W_FLOOR = 0.02  # both feet on one floor plane, per cm² of height difference
+#: The person counts as standing (both feet on the floor) when, after the orientation stage, the lowest points of
+#: the two feet differ by less than this (metres) in the levelled world.
+STANDING_GAP_M = 0.12
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
 COVER_REACH: float | None = 0.01  # None: the plain squared pull
@@ -123,6 +127,10 @@ class _Problem:
         t = self.targets
         self.obs_px = torch.tensor(kps[t.landmarks, :2], dtype=torch.float32)
         self.kp_weights = torch.tensor(conf[t.landmarks] * t.weights, dtype=torch.float32)
+        rows = {int(lm): i for i, lm in enumerate(t.landmarks)}
+        self.foot_rows = {side: torch.tensor([rows[BP[f"{side}_{part}"]] for part in ("ankle", "heel", "foot_index")
+                                             if BP[f"{side}_{part}"] in rows]) for side in ("left", "right")}
+        self.standing = False  # set after the orientation stage (:func:`_decide_standing`)
         torso = np.isin(t.landmarks, TORSO)
         self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32)
         bbox = np.asarray(observation.bbox, dtype=np.float64)
@@ -268,6 +276,9 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
                 + W_SHAPE * priors.shape_loss(p["betas"][None]))
         if prob.height_m is None:
             loss = loss + W_STATURE * stature_prior_loss(prob.stature(p["betas"]))
+        if prob.standing:
+            loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
+                                                      points[prob.foot_rows["right"], 1])
         if sil is not None:
             win = to_window(prob.project(out["vertices"]), sil)
             loss = loss + W_INSIDE * inside_loss(win, sil) + W_COVER * coverage_loss(
@@ -346,6 +357,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
     _run_stage(prob, p, ("global_orient", "transl"), settings.orient_iters, 0.03, _loss_factory(prob, "orient"),
                progress, done, total, "Fitting orientation")
     _level_camera(prob, p)
+    _decide_standing(prob, p)
     lap("orient")
     _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), settings.pose_iters, 0.03,
                _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
@@ -368,6 +380,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
         "stature_source": "height option" if height_m is not None else "estimated from the body shape",
         "focal_px": round(float(prob.K[0, 0]) / scale, 2),
         "focal_source": focal_source,
+        "standing": prob.standing,
     })
     result.metrics["hand_keypoint_error_px"] = hand_errors
     result.metrics["stage_times_s"] = times
@@ -483,6 +496,17 @@ def _level_camera(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
         p["transl"].copy_(torch.tensor(q @ pelvis - rest_pelvis, dtype=torch.float32))
     prob.R = prob.R @ q.T
     prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
+
+
+def _decide_standing(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
+    """Whether the floor prior applies: both feet mapped and, in the levelled initial pose, their lowest points
+    within :data:`STANDING_GAP_M` of each other (not a kick, a step up or a sitting pose with a foot raised)."""
+    if min(len(r) for r in prob.foot_rows.values()) == 0:
+        return
+    with torch.no_grad():
+        y = prob.model_points(prob.forward(p))[:, 1]
+        gap = float(y[prob.foot_rows["left"]].min() - y[prob.foot_rows["right"]].min())
+    prob.standing = abs(gap) < STANDING_GAP_M
 
 
 def _np(x: Any) -> np.ndarray:

@@ -3,6 +3,9 @@
 - joint-angle limits: knees and elbows bend one way only and barely twist or abduct; every body joint has a
   generous box on its axis-angle components (feet cannot flip, the spine cannot fold);
 - a weak pull of the less observable joints (spine, neck, head, collars, wrists, ankles) towards rest;
+- no knee bend without evidence: the knees are pulled straight (a knee bent towards or away from the camera
+  changes the image little, so only the landmarks' clear evidence of a bend should bend it);
+- both feet on one floor plane when standing (:func:`floor_loss`);
 - no limb through the torso: elbows, wrists, knees and forearm midpoints stay out of spheres around the spine;
 - the shape stays near the mean (``|betas|²``).
 """
@@ -28,12 +31,17 @@ _LIMITS = {
     "left_wrist": (1.0, 0.8, 1.2), "right_wrist": (1.0, 0.8, 1.2),
 }  # fmt: skip
 
+#: Pull of the knees towards straight (per rad², times the fit's rest weight): a 15° bend costs about as much as
+#: a 5 px landmark miss, so a bend the landmarks show clearly stays and an unseen one straightens.
+KNEE_PULL = 20.0
+
 #: Weight of the pull towards rest per joint (1..21); well-observed limbs are free.
 _REST_PULL = {
     "spine1": 1.0, "spine2": 2.0, "spine3": 2.0, "neck": 1.0, "head": 0.5, "left_collar": 3.0,
     "right_collar": 3.0, "left_ankle": 0.5, "right_ankle": 0.5, "left_foot": 3.0, "right_foot": 3.0,
     "left_wrist": 0.3, "right_wrist": 0.3, "left_hip": 0.02, "right_hip": 0.02, "left_shoulder": 0.02,
-    "right_shoulder": 0.02, "left_knee": 0.02, "right_knee": 0.02, "left_elbow": 0.02, "right_elbow": 0.02,
+    "right_shoulder": 0.02, "left_knee": KNEE_PULL, "right_knee": KNEE_PULL, "left_elbow": 0.02,
+    "right_elbow": 0.02,
 }  # fmt: skip
 
 
@@ -89,6 +97,19 @@ def torso_penetration_loss(joints: torch.Tensor) -> torch.Tensor:
     legs = (torch.relu(0.08 - (joints[:, J["left_knee"]] - joints[:, J["right_knee"]]).norm(dim=-1)) ** 2
             + torch.relu(0.06 - (joints[:, J["left_ankle"]] - joints[:, J["right_ankle"]]).norm(dim=-1)) ** 2)
     return (torch.relu(radii - d) ** 2).sum((-1, -2)).mean() + legs.mean()
+
+
+#: Softness (metres) of the lowest-point of a foot in :func:`floor_loss`.
+FOOT_SOFTMIN_M = 0.01
+
+
+def floor_loss(left_foot_y: torch.Tensor, right_foot_y: torch.Tensor) -> torch.Tensor:
+    """Squared height difference (in centimetres²) between the lowest points of the two feet (soft minimum over
+    each foot's points, world Y up): a standing person has both feet on one floor plane."""
+    def low(y: torch.Tensor) -> torch.Tensor:
+        return -FOOT_SOFTMIN_M * torch.logsumexp(-y / FOOT_SOFTMIN_M, dim=-1)
+
+    return (100.0 * (low(left_foot_y) - low(right_foot_y))) ** 2
 
 
 def shape_loss(betas: torch.Tensor) -> torch.Tensor:
