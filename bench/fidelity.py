@@ -331,7 +331,7 @@ def write_exif_focal(src: Path, dst: Path, focal_px: float) -> None:
     exif = Image.Exif()
     exif_ifd = exif.get_ifd(0x8769)
     exif_ifd[0xA405] = int(round(focal_px_to_35mm(focal_px, img.width, img.height)))
-    img.save(dst, exif=exif)
+    img.save(dst, exif=exif.tobytes())  # PNG writes an Exif object's tags only when given as bytes
 
 
 def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,

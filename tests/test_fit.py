@@ -399,7 +399,7 @@ def _jpeg_with_exif(path, tags: dict[int, object], size=(120, 160)) -> None:
     exif = Image.Exif()
     ifd = exif.get_ifd(0x8769)
     ifd.update(tags)
-    img.save(path, exif=exif)
+    img.save(path, exif=exif.tobytes())
 
 
 def test_exif_focal_length_is_read(tmp_path):
@@ -412,6 +412,8 @@ def test_exif_focal_length_is_read(tmp_path):
 
     _jpeg_with_exif(tmp_path / "f35.jpg", {0xA405: 52})
     assert load_photo(tmp_path / "f35.jpg").focal_35mm == pytest.approx(52.0)
+    _jpeg_with_exif(tmp_path / "f35.png", {0xA405: 85})  # PNG's eXIf chunk
+    assert load_photo(tmp_path / "f35.png").focal_35mm == pytest.approx(85.0)
     # a 6.0 × 4.5 mm sensor (crop 5.77) at 4000 × 3000 px: FocalPlaneXResolution = 4000 / 6.0 px per mm
     r = TiffImagePlugin.IFDRational
     _jpeg_with_exif(tmp_path / "crop.jpg", {0x920A: r(6, 1), 0xA20E: r(4000, 6), 0xA20F: r(6000, 9),
