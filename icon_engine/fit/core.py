@@ -74,7 +74,7 @@ W_SHAPE = 0.002
 W_INSIDE = 400.0
 W_COVER = 400.0
 W_STATURE = 0.5  # the stature prior without a known height, per squared standard deviation
-W_FLOOR = 0.02  # both feet on one floor plane, per cm² of height difference
+W_FLOOR = 0.01  # both feet on one floor plane, per cm² of height difference
 #: The person counts as standing (both feet on the floor) when, after the orientation stage, the lowest points of
 #: the two feet differ by less than this (metres) in the levelled world.
 STANDING_GAP_M = 0.12
@@ -131,6 +131,8 @@ class _Problem:
         self.foot_rows = {side: torch.tensor([rows[BP[f"{side}_{part}"]] for part in ("ankle", "heel", "foot_index")
                                              if BP[f"{side}_{part}"] in rows]) for side in ("left", "right")}
         self.standing = False  # set after the orientation stage (:func:`_decide_standing`)
+        self.knee_angles_2d = {side: _image_knee_angle(kps, side) for side in ("left", "right")}
+        self.rest_weights = priors.knee_pull_weights(self.knee_angles_2d)
         torso = np.isin(t.landmarks, TORSO)
         self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32)
         bbox = np.asarray(observation.bbox, dtype=np.float64)
@@ -271,7 +273,7 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
         bp = p["body_pose"][None]
         loss = (W_KEYPOINT * prob.keypoint_loss(px, prob.kp_weights)
                 + W_DIRECTION * (0.5 if sil is not None else 1.0) * prob.direction_loss(points)
-                + W_ANGLE * priors.angle_limit_loss(bp) + W_REST * priors.rest_pull_loss(bp)
+                + W_ANGLE * priors.angle_limit_loss(bp) + W_REST * priors.rest_pull_loss(bp, prob.rest_weights)
                 + W_PENETRATION * priors.torso_penetration_loss(joints[None])
                 + W_SHAPE * priors.shape_loss(p["betas"][None]))
         if prob.height_m is None:
@@ -496,6 +498,17 @@ def _level_camera(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
         p["transl"].copy_(torch.tensor(q @ pelvis - rest_pelvis, dtype=torch.float32))
     prob.R = prob.R @ q.T
     prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
+
+
+def _image_knee_angle(keypoints: np.ndarray, side: str) -> float | None:
+    """Angle (degrees) between hip→knee and knee→ankle in the photo, or None when one of them is not seen."""
+    idx = [BP[f"{side}_{part}"] for part in ("hip", "knee", "ankle")]
+    if (keypoints[idx, 2] < MIN_VISIBILITY).any():
+        return None
+    h, k, a = (keypoints[i, :2] for i in idx)
+    u, v = k - h, a - k
+    norm = float(np.linalg.norm(u) * np.linalg.norm(v))
+    return None if norm < 1e-9 else float(np.degrees(np.arccos(np.clip(u @ v / norm, -1.0, 1.0))))
 
 
 def _decide_standing(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
