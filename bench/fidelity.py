@@ -26,6 +26,14 @@ frame (the photo is the shared reference) and shifted along the viewing axis so 
 matches the ground-truth body's (one photo cannot tell distance from size). No rotation or scale alignment.
 
 Usage: ``python bench/fidelity.py --quick`` (3 subjects) or ``python bench/fidelity.py --count 30``.
+
+Shared rendered set (``--shared-set ../shared/bench/synthetic-dev --results RESULTS``): data we did not generate
+(Cycles renders of clothed people, README in that folder). Each ``photo.png`` goes through the whole engine
+(``icon_engine.reconstruct``, detector included) into ``RESULTS/subject_1XX/``; then both of the set's scorers run
+(``evaluate.py``: known camera, depth search; ``score_scale.py``: camera and scale aligned) and this script adds
+the fit's own figures (:func:`pose_errors`): fitted stature vs ``meta.json``'s ``stature_m``, and the torso pitch
+and knee angles of the fitted body vs the GT body. ``--height`` gives each subject its true stature
+(``--height``); ``--exif-focal`` writes the GT focal into the photo's EXIF (35 mm equivalent) first.
 """
 
 from __future__ import annotations
@@ -259,6 +267,206 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- the shared rendered set (../shared/bench/synthetic-dev) -----------------------------------------------------
+
+#: SMPL-X joint indices used by :func:`pose_errors`.
+_PELVIS, _NECK = 0, 12
+_LEGS = {"left": (1, 4, 7), "right": (2, 5, 8)}  # hip, knee, ankle
+
+
+def regress_joints(vertices: np.ndarray, regressor: np.ndarray) -> np.ndarray:
+    """(55, 3) joints of a posed anny-topology body (V ≥ regressor columns) by the open body's joint regressor."""
+    return regressor @ np.asarray(vertices, dtype=np.float64)[: regressor.shape[1]]
+
+
+def body_angles(joints: np.ndarray) -> dict[str, float]:
+    """Torso pitch and knee flexion (degrees) of posed SMPL-X-layout joints (55, 3) in a Y-up world.
+
+    ``torso_pitch_deg``: signed angle between world up and the pelvis→neck vector in the body's sagittal plane
+    (up, forward), positive leaning forward; forward = horizontal part of (left hip − right hip) × up.
+    ``knee_<side>_deg``: angle between thigh (hip→knee) and shank (knee→ankle), 0 = straight."""
+    up = np.array([0.0, 1.0, 0.0])
+    fwd = np.cross(joints[_LEGS["left"][0]] - joints[_LEGS["right"][0]], up)
+    fwd[1] = 0.0
+    fwd /= max(float(np.linalg.norm(fwd)), 1e-9)
+    v = joints[_NECK] - joints[_PELVIS]
+    out = {"torso_pitch_deg": float(np.degrees(np.arctan2(v @ fwd, v @ up)))}
+    for side, (h, k, a) in _LEGS.items():
+        thigh, shank = joints[k] - joints[h], joints[a] - joints[k]
+        cos = thigh @ shank / max(float(np.linalg.norm(thigh) * np.linalg.norm(shank)), 1e-12)
+        out[f"knee_{side}_deg"] = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    return out
+
+
+def pose_errors(ours: np.ndarray, gt: np.ndarray, regressor: np.ndarray) -> dict[str, float]:
+    """Torso pitch and knee angle errors (degrees) of our fitted body vs the GT body (both anny topology).
+
+    Each body's joints are regressed from its own posed vertices by the same regressor (so the regressor's own
+    bias cancels) and measured in its own world (ours: the bundle world, whose up is the fit's; GT: the set's,
+    true gravity): what an artist sees in a side view. Knee error: mean of both knees."""
+    a, b = body_angles(regress_joints(ours, regressor)), body_angles(regress_joints(gt, regressor))
+    return {
+        "torso_pitch_deg": a["torso_pitch_deg"], "gt_torso_pitch_deg": b["torso_pitch_deg"],
+        "torso_pitch_err_deg": abs(a["torso_pitch_deg"] - b["torso_pitch_deg"]),
+        "knee_deg": [a["knee_left_deg"], a["knee_right_deg"]],
+        "gt_knee_deg": [b["knee_left_deg"], b["knee_right_deg"]],
+        "knee_err_deg": 0.5 * sum(abs(a[f"knee_{k}_deg"] - b[f"knee_{k}_deg"]) for k in ("left", "right")),
+    }
+
+
+def anny_regressor(body_model: Any, num_vertices: int) -> np.ndarray:
+    """The open body's joint regressor (55, num_vertices) over anny's first ``num_vertices`` vertices (the GT
+    bodies lack the eyes), rows renormalised to sum to 1."""
+    reg = body_model.smplx.J_regressor.detach().cpu().double().numpy()[:, :num_vertices]
+    return reg / np.maximum(reg.sum(1, keepdims=True), 1e-12)
+
+
+def write_exif_focal(src: Path, dst: Path, focal_px: float) -> None:
+    """Copy the PNG ``src`` to ``dst`` with EXIF FocalLengthIn35mmFilm set from ``focal_px`` (diagonal rule)."""
+    from PIL import Image
+
+    from icon_engine.camera import focal_px_to_35mm
+
+    img = Image.open(src)
+    exif = Image.Exif()
+    exif_ifd = exif.get_ifd(0x8769)
+    exif_ifd[0xA405] = int(round(focal_px_to_35mm(focal_px, img.width, img.height)))
+    img.save(dst, exif=exif.tobytes())  # PNG writes an Exif object's tags only when given as bytes
+
+
+def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,
+                   with_height: bool = False, exif_focal: bool = False, log: Any = print,
+                   scorers: tuple[str, ...] = ("evaluate", "score_scale")) -> dict[str, Any]:
+    """Reconstruct every subject of the shared set into ``results/subject_1XX/``, run both scorers, add the
+    stature and pose figures; returns the rows and means (also written to ``results/fit_summary.json``)."""
+    import resource
+    import subprocess
+
+    import icon_engine
+    from icon_engine.body_model import load_body_model
+    from icon_engine.bundle import read_bundle
+    from icon_engine.options import ReconstructOptions
+
+    sys.path.insert(0, str(bench_dir.parent))
+    from common import read_ply  # the set's own PLY reader
+
+    results.mkdir(parents=True, exist_ok=True)
+    body_model = load_body_model()
+    rows = []
+    for sd in sorted(bench_dir.glob("subject_*")):
+        sid = int(sd.name.split("_")[1])
+        if subjects and sid not in subjects:
+            continue
+        meta = json.loads((sd / "meta.json").read_text())
+        photo = sd / "photo.png"
+        if exif_focal:
+            K = json.loads((sd / "camera.json").read_text())["K"]
+            photo = results / "_inputs" / f"{sd.name}.png"
+            photo.parent.mkdir(exist_ok=True)
+            write_exif_focal(sd / "photo.png", photo, float(K[0][0]))
+        options = ReconstructOptions(quality=quality, device="cpu",
+                                     height_m=float(meta["stature_m"]) if with_height else None)
+        t, c = time.perf_counter(), time.process_time()
+        bundle_dir = icon_engine.reconstruct(photo, results / sd.name, options, body_model=body_model,
+                                             bundle_name="photo")
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        bundle = read_bundle(bundle_dir)
+        fit = dict(bundle.meta.get("fit", {}))
+        gt_body, _ = read_ply(str(sd / "gt_body.ply"))
+        ours = bundle.body_mesh.vertices
+        row: dict[str, Any] = {"subject": sd.name, "wall_s": wall, "cpu_s": cpu,
+                               "gt_stature_m": meta["stature_m"], "stature_m": fit.get("stature_m"),
+                               "stature_source": fit.get("stature_source"), "focal_px": fit.get("focal_px"),
+                               "focal_source": fit.get("focal_source"),
+                               "gt_focal_px": json.loads((sd / "camera.json").read_text())["K"][0][0]}
+        if len(ours) >= len(gt_body):
+            row.update(pose_errors(ours, gt_body, anny_regressor(body_model, len(gt_body))))
+        rows.append(row)
+        log(f"{sd.name}: stature {row['stature_m']} (GT {row['gt_stature_m']:.3f}) focal {row['focal_px']} "
+            f"(GT {row['gt_focal_px']:.0f}) torso {row.get('torso_pitch_err_deg', float('nan')):.1f}° "
+            f"knee {row.get('knee_err_deg', float('nan')):.1f}°  {wall:.0f} s wall, {cpu:.0f} s CPU")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    outputs = {}
+    py = sys.executable
+    for name, args in (("evaluate", ["--out", str(results / "summary.json"), "--md", str(results / "table.md")]),
+                       ("score_scale", ["--out", str(results / "scale.json")])):
+        if name not in scorers:
+            continue
+        cmd = [py, str(bench_dir.parent / f"{name}.py"), "--bench", str(bench_dir), "--results", str(results), *args]
+        log(f"running {name}.py")
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        outputs[name] = proc.stdout[-4000:]
+        if proc.returncode != 0:
+            log(proc.stderr[-2000:])
+    scale = json.loads((results / "scale.json").read_text()) if (results / "scale.json").exists() else None
+    if scale:
+        by_name = {r["subject"]: r for r in scale["rows"]}
+        for row in rows:
+            s = by_name.get(row["subject"])
+            if s:
+                row["scale"] = {k: {m: s[k][m] for m in ("chamfer_cm", "scale")} for k in ("clothed",
+                                                                                       "body_as_clothed", "body")}
+                row["scale"]["clothed"]["silhouette_iou"] = s["clothed"]["silhouette_iou"]
+    summary = summarise_shared(rows)
+    summary["peak_rss_mb"] = peak_mb
+    summary["options"] = {"quality": quality, "height": with_height, "exif_focal": exif_focal}
+    out = {"rows": rows, "summary": summary, "score_scale_mean": scale["mean"] if scale else None}
+    (results / "fit_summary.json").write_text(json.dumps(out, indent=1))
+    log(outputs.get("evaluate", "")[-1500:])
+    log(format_shared(out))
+    return out
+
+
+def summarise_shared(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over the subjects: Chamfers and scales (score_scale.py), |scale − 1|, stature, pose errors."""
+    def mean(fn) -> float:
+        vals = [fn(r) for r in rows]
+        vals = [v for v in vals if v is not None]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    def sc(kind: str, m: str):
+        return lambda r: r.get("scale", {}).get(kind, {}).get(m)
+
+    return {
+        "clothed_cm": mean(sc("clothed", "chamfer_cm")),
+        "body_as_clothed_cm": mean(sc("body_as_clothed", "chamfer_cm")),
+        "body_cm": mean(sc("body", "chamfer_cm")), "iou": mean(sc("clothed", "silhouette_iou")),
+        "scale": mean(sc("body", "scale")),
+        "abs_scale_err": mean(lambda r: abs(r["scale"]["body"]["scale"] - 1.0) if "scale" in r else None),
+        "max_abs_scale_err": max((abs(r["scale"]["body"]["scale"] - 1.0) for r in rows if "scale" in r),
+                                 default=float("nan")),
+        "stature_err_m": mean(lambda r: abs(r["stature_m"] - r["gt_stature_m"]) if r.get("stature_m") else None),
+        "focal_ratio_err": mean(lambda r: abs(r["focal_px"] / r["gt_focal_px"] - 1.0) if r.get("focal_px") else None),
+        "torso_pitch_err_deg": mean(lambda r: r.get("torso_pitch_err_deg")),
+        "knee_err_deg": mean(lambda r: r.get("knee_err_deg")),
+        "max_knee_err_deg": max((r["knee_err_deg"] for r in rows if "knee_err_deg" in r), default=float("nan")),
+        "wall_s": mean(lambda r: r["wall_s"]), "cpu_s": mean(lambda r: r["cpu_s"]),
+    }
+
+
+def format_shared(result: dict[str, Any]) -> str:
+    """Markdown table: per subject and mean."""
+    lines = ["| subject | clothed (cm) | body as clothed (cm) | body vs GT body (cm) | scale | IoU | stature (GT) m "
+             "| focal (GT) px | torso pitch err ° | knee err ° |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        s = r.get("scale", {})
+        lines.append(
+            f"| {r['subject']} | {s.get('clothed', {}).get('chamfer_cm', float('nan')):.2f} "
+            f"| {s.get('body_as_clothed', {}).get('chamfer_cm', float('nan')):.2f} "
+            f"| {s.get('body', {}).get('chamfer_cm', float('nan')):.2f} "
+            f"| {s.get('body', {}).get('scale', float('nan')):.3f} "
+            f"| {s.get('clothed', {}).get('silhouette_iou', float('nan')):.3f} "
+            f"| {r['stature_m'] or float('nan'):.2f} ({r['gt_stature_m']:.2f}) "
+            f"| {r['focal_px'] or float('nan'):.0f} ({r['gt_focal_px']:.0f}) "
+            f"| {r.get('torso_pitch_err_deg', float('nan')):.1f} | {r.get('knee_err_deg', float('nan')):.1f} |")
+    m = result["summary"]
+    lines.append(f"| **mean** | {m['clothed_cm']:.2f} | {m['body_as_clothed_cm']:.2f} | {m['body_cm']:.2f} "
+                 f"| {m['scale']:.3f} (mean abs err {m['abs_scale_err']:.3f}) | {m['iou']:.3f} "
+                 f"| err {m['stature_err_m']:.3f} "
+                 f"| err {m['focal_ratio_err']:.3f} | {m['torso_pitch_err_deg']:.1f} | {m['knee_err_deg']:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Fidelity of the checkpoint-free surface on synthetic subjects")
     ap.add_argument("--quick", action="store_true", help="3 subjects")
@@ -271,7 +479,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-fit", action="store_true", help="use the perturbed ground-truth body instead of the fit")
     ap.add_argument("--json", type=Path, help="write the full result here")
     ap.add_argument("--throughput", action="store_true", help="only measure MeshQuery points/second")
+    ap.add_argument("--shared-set", type=Path, help="the shared rendered set (../shared/bench/synthetic-dev)")
+    ap.add_argument("--results", type=Path, help="with --shared-set: where the bundles and scores go")
+    ap.add_argument("--subjects", type=int, nargs="+", help="with --shared-set: only these subject numbers")
+    ap.add_argument("--height", action="store_true", help="with --shared-set: give each subject its true stature")
+    ap.add_argument("--exif-focal", action="store_true", help="with --shared-set: put the GT focal in the EXIF")
+    ap.add_argument("--scorers", nargs="+", default=["evaluate", "score_scale"], choices=["evaluate", "score_scale"],
+                    help="with --shared-set: which of the set's scorers to run")
     args = ap.parse_args(argv)
+    if args.shared_set:
+        if args.results is None:
+            ap.error("--shared-set needs --results")
+        run_shared_set(args.shared_set, args.results, args.quality, args.subjects, args.height, args.exif_focal,
+                       scorers=tuple(args.scorers))
+        return
     if args.throughput:
         for key, val in query_throughput().items():
             print(f"{key}: {val:,.0f}")

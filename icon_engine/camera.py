@@ -4,8 +4,8 @@
 Y-up, metres). A camera looking at an upright person who faces it has ``R = diag(1, -1, -1)``.
 
 Default field of view: :data:`DEFAULT_FOV_DEG` across the photo's longer side (about a 50 mm lens on a
-full-frame camera), principal point at the image centre. Photos carry no reliable focal length, so the fit
-keeps this field of view and solves for the body's distance instead.
+full-frame camera), principal point at the image centre. When the photo's EXIF gives a focal length (35 mm
+equivalent, :func:`focal_from_35mm`) the fit uses it instead; either way the fit solves for the body's distance.
 """
 
 from __future__ import annotations
@@ -24,8 +24,28 @@ FRONT_VIEW_R = np.diag([1.0, -1.0, -1.0])
 
 def default_intrinsics(width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG) -> np.ndarray:
     """3×3 intrinsics for an image of ``width`` × ``height`` pixels with ``fov_deg`` over the longer side."""
-    focal = 0.5 * max(width, height) / math.tan(math.radians(fov_deg) / 2.0)
-    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+    return intrinsics_from_focal(width, height, 0.5 * max(width, height) / math.tan(math.radians(fov_deg) / 2.0))
+
+
+#: Diagonal of the 35 mm film frame (36 × 24 mm), millimetres: "35 mm equivalent" focal lengths refer to it.
+FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
+
+
+def focal_from_35mm(focal_35mm: float, width: int, height: int) -> float:
+    """Focal length in pixels of a ``width`` × ``height`` image from its 35 mm-equivalent focal length (mm).
+
+    The equivalence holds on the diagonal (the EXIF/CIPA convention), so other aspect ratios map correctly."""
+    return float(focal_35mm) * math.hypot(width, height) / FILM_35MM_DIAGONAL_MM
+
+
+def focal_px_to_35mm(focal_px: float, width: int, height: int) -> float:
+    """Inverse of :func:`focal_from_35mm`: the 35 mm-equivalent focal length (mm) of ``focal_px`` pixels."""
+    return float(focal_px) * FILM_35MM_DIAGONAL_MM / math.hypot(width, height)
+
+
+def intrinsics_from_focal(width: int, height: int, focal_px: float) -> np.ndarray:
+    """3×3 intrinsics with square pixels of ``focal_px`` and the principal point at the image centre."""
+    return np.array([[focal_px, 0.0, width / 2.0], [0.0, focal_px, height / 2.0], [0.0, 0.0, 1.0]])
 
 
 @dataclass

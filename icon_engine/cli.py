@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--texture-size", type=int, metavar="PX", help="texture edge in pixels (default by quality)")
     rec.add_argument("--faces", type=int, metavar="N", help="final face count of the clothed mesh")
     rec.add_argument("--rest-pose", choices=REST_POSES, default="T", help="rest pose of the rig")
+    rec.add_argument("--height", type=float, metavar="METRES",
+                     help="the person's standing height in metres: makes the avatar's scale exact (default: estimated)")
     rec.add_argument("--subject", action="store_true",
                      help="the photos (and videos) show one person: build ONE avatar from all of them")
     rec.add_argument("--frames", type=int, default=12, metavar="N",
@@ -122,7 +124,7 @@ def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
     return ReconstructOptions(
         quality=args.quality, device=args.device, smplx_model=args.smplx_model, icon_data=args.icon_data,
         person_index=args.person, texture=not args.no_texture, texture_size=args.texture_size,
-        face_count=args.faces, rest_pose=args.rest_pose,
+        face_count=args.faces, rest_pose=args.rest_pose, height_m=args.height,
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .camera import FILM_35MM_DIAGONAL_MM
 from .errors import EngineError
 
 #: Longest side of the processing copy of a photo, pixels.
@@ -45,7 +46,8 @@ class Photo:
     ``rgb`` (H, W, 3) uint8 at processing resolution (EXIF-rotated; a cut-out is composited over white);
     ``alpha`` (H, W) bool, the cut-out's foreground, or None when the file has no real cut-out alpha;
     ``original_size`` (W0, H0) pixels of the upright original; ``scale`` processing px per original px
-    (1.0 when not downscaled); ``path`` the file; ``data`` the file's bytes.
+    (1.0 when not downscaled); ``path`` the file; ``data`` the file's bytes; ``focal_35mm`` the lens's 35 mm
+    equivalent focal length from EXIF (:func:`exif_focal_35mm`), None when unknown.
     """
 
     rgb: np.ndarray
@@ -54,6 +56,7 @@ class Photo:
     scale: float
     path: Path
     data: bytes = field(repr=False)
+    focal_35mm: float | None = None  # EXIF focal length, 35 mm equivalent (mm); None when the file has none
 
     @property
     def size(self) -> tuple[int, int]:
@@ -167,6 +170,38 @@ def _split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     return Image.alpha_composite(white, image).convert("RGB"), alpha
 
 
+#: EXIF tags (Exif IFD) of the focal length.
+_EXIF_IFD = 0x8769
+_FOCAL_35MM, _FOCAL, _PLANE_X, _PLANE_Y, _PLANE_UNIT = 0xA405, 0x920A, 0xA20E, 0xA20F, 0xA210
+_PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
+#: FocalPlaneResolutionUnit → millimetres per unit (2 inch, 3 cm, 4 mm, 5 µm).
+_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
+#: 35 mm-equivalent focal lengths outside this range (mm) are taken for broken EXIF and ignored.
+FOCAL_35MM_RANGE = (8.0, 800.0)
+
+
+def exif_focal_35mm(image: Image.Image) -> float | None:
+    """The lens's 35 mm-equivalent focal length (mm) from the image's EXIF, or None.
+
+    ``FocalLengthIn35mmFilm`` when present; else ``FocalLength`` × crop factor, the crop factor from the sensor
+    size that ``FocalPlaneX/YResolution`` give (35 mm diagonal / sensor diagonal). Missing, zero or absurd
+    values (outside :data:`FOCAL_35MM_RANGE`) give None: the fit then estimates the focal length."""
+    try:
+        ifd = image.getexif().get_ifd(_EXIF_IFD)
+        value = float(ifd.get(_FOCAL_35MM) or 0.0)
+        if not value and ifd.get(_FOCAL) and ifd.get(_PLANE_X) and ifd.get(_PLANE_Y):
+            unit = _UNIT_MM.get(int(ifd.get(_PLANE_UNIT, 2)))
+            width = float(ifd.get(_PIXEL_X) or image.size[0])
+            height = float(ifd.get(_PIXEL_Y) or image.size[1])
+            if unit is not None:
+                sensor = math.hypot(width / float(ifd[_PLANE_X]), height / float(ifd[_PLANE_Y])) * unit
+                value = float(ifd[_FOCAL]) * FILM_35MM_DIAGONAL_MM / sensor
+    except Exception:  # unreadable or inconsistent EXIF: no focal length
+        return None
+    lo, hi = FOCAL_35MM_RANGE
+    return value if math.isfinite(value) and lo <= value <= hi else None
+
+
 def processing_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[tuple[int, int], float]:
     """Processing size (W, H) and scale (processing px per original px) for an original of ``width`` × ``height``."""
     longest = max(width, height)
@@ -185,6 +220,7 @@ def load_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
     data = _read_bytes(path)
     image = _open_checked(path, data)
     width, height = _upright_size(image)
+    focal_35mm = exif_focal_35mm(image)
     if min(width, height) < MIN_SIDE:
         raise EngineError(
             "image_too_small",
@@ -216,6 +252,7 @@ def load_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
         scale=float(scale),
         path=path,
         data=data,
+        focal_35mm=focal_35mm,
     )
 
 

@@ -20,6 +20,11 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
+#: Accepted range of ``height_m`` (metres): children to the tallest adults.
+MIN_HEIGHT_M = 0.8
+MAX_HEIGHT_M = 2.5
+
+
 @dataclass(frozen=True)
 class ReconstructOptions:
     """User-facing options. ``None`` sizes mean "the preset's default"."""
@@ -33,6 +38,7 @@ class ReconstructOptions:
     texture_size: int | None = None
     face_count: int | None = None
     rest_pose: str = "T"
+    height_m: float | None = None  # the person's stature (metres, barefoot standing height); None: estimated
 
     def __post_init__(self) -> None:
         if self.quality not in QUALITIES:
@@ -45,6 +51,11 @@ class ReconstructOptions:
             raise EngineError("bad_option", f"Person index {self.person_index} is negative.", "Use 0 or more.")
         if self.texture_size is not None and not 256 <= self.texture_size <= 8192:
             raise EngineError("bad_option", f"Texture size {self.texture_size} is out of range.", "Use 256 to 8192.")
+        if self.height_m is not None and not (isinstance(self.height_m, (int, float))
+                                              and MIN_HEIGHT_M <= float(self.height_m) <= MAX_HEIGHT_M):
+            raise EngineError("bad_option", f"Height {self.height_m!r} m is out of range.",
+                              f"Give the person's standing height in metres, {MIN_HEIGHT_M} to {MAX_HEIGHT_M} "
+                              "(e.g. --height 1.75; centimetres are not accepted).")
         if self.face_count is not None and not 1000 <= self.face_count <= 2_000_000:
             raise EngineError("bad_option", f"Face count {self.face_count} is out of range.", "Use 1000 to 2000000.")
 

@@ -73,7 +73,8 @@ def reconstruct(
     reporter.stage("fit", "Fitting the body")
     from .fit import fit_body
 
-    fit = fit_body(observation, body_model, image, quality=options.quality, device=device, progress=reporter)
+    fit = fit_body(observation, body_model, image, quality=options.quality, device=device, progress=reporter,
+                   height_m=options.height_m)
     warnings += list(getattr(fit, "warnings", []))
 
     reporter.stage("surface", "Building the clothed surface")

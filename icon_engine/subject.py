@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import EngineError
+from .fit.stature import stature_of
 
 #: Video files a subject may include (their frames become photos).
 VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"})
@@ -171,16 +172,6 @@ def pick_video_frames(video: Path, count: int, work_dir: Path) -> list[SubjectIn
 # The joint fit
 
 
-def stature(body_model: Any, betas: np.ndarray) -> float:
-    """Height (metres) of the rest body with shape ``betas``: its vertical extent in the T pose."""
-    import torch
-
-    with torch.no_grad():
-        b = torch.as_tensor(np.asarray(betas, dtype=np.float32).reshape(1, -1), device=body_model.device)
-        verts = body_model.rest_vertices(b)[0].cpu().numpy()
-    return float(verts[:, 1].max() - verts[:, 1].min())
-
-
 def fit_quality(fit: Any, observation: Any) -> float:
     """Weight in (0, 1] of a photo's shape estimate: its silhouette agreement times its keypoint agreement."""
     metrics = getattr(fit, "metrics", {}) or {}
@@ -228,7 +219,8 @@ def repose_with_shape(fit: Any, body_model: Any, betas: np.ndarray) -> Any:
 
 
 def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "standard", device: str = "cpu",
-                person_index: int = 0, progress: Any = None) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
+                person_index: int = 0, progress: Any = None,
+                height_m: float | None = None) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
     """Detect and fit every image, drop the unusable ones, share one shape.
 
     Returns (views in input order, warnings, report) where ``report`` holds per-input status, statures and the
@@ -255,7 +247,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
             warnings.append(f"{item.label}: skipped, {err.message[0].lower()}{err.message[1:]}")
             entry["status"] = "no_person"
             continue
-        fit = fit_body(observation, body_model, photo, quality=quality, device=device)
+        fit = fit_body(observation, body_model, photo, quality=quality, device=device, height_m=height_m)
         weight = fit_quality(fit, observation)
         metrics = dict(getattr(fit, "metrics", {}) or {})
         entry.update(status="used", keypoint_error_px=metrics.get("keypoint_error_px"),
@@ -278,13 +270,20 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
     if len(views) < len(statures):  # outliers were dropped: the shape from the photos that remain
         betas = shared_betas(np.stack([np.asarray(v.own_fit.betas).reshape(-1) for v in views]),
                              np.array([v.weight for v in views]))
+    if height_m is not None:  # the known stature holds for the shared shape too (each photo's fit had it)
+        import torch
+
+        from .fit.stature import StatureModel
+
+        betas = StatureModel.from_body_model(body_model).project(torch.as_tensor(betas), float(height_m))
+        betas = betas.detach().cpu().numpy().astype(np.float64)
     for v in views:
         v.fit = repose_with_shape(v.own_fit, body_model, betas)
         drift = np.linalg.norm(np.asarray(v.fit.vertices) - np.asarray(v.own_fit.vertices), axis=1)
         entry = next(e for e in report["inputs"] if e["label"] == v.input.label)
         entry["shape_drift_cm"] = {"mean": float(drift.mean() * 100), "max": float(drift.max() * 100)}
     report["betas"] = betas.tolist()
-    report["stature_m"] = stature(body_model, betas)
+    report["stature_m"] = stature_of(body_model, betas)
     return views, warnings, report
 
 
@@ -292,8 +291,8 @@ def _same_person(views: list[SubjectView], body_model: Any, betas: np.ndarray, w
                  report: dict[str, Any]) -> tuple[list[SubjectView], dict[str, float]]:
     """Drop the photos whose stature disagrees with the shared shape (another person), or refuse the subject
     when at least half of the photos disagree."""
-    reference = stature(body_model, betas)
-    statures = {v.input.label: stature(body_model, np.asarray(v.own_fit.betas).reshape(-1)) for v in views}
+    reference = stature_of(body_model, betas)
+    statures = {v.input.label: stature_of(body_model, np.asarray(v.own_fit.betas).reshape(-1)) for v in views}
     odd = [label for label, s in statures.items() if abs(s - reference) > STATURE_TOLERANCE * reference]
     for entry in report["inputs"]:
         if entry["label"] in statures:
@@ -352,7 +351,8 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
             reporter.update(i / max(n, 1), f"{text} ({i + 1}/{n})")
 
         views, warnings, report = fit_subject(items, body_model, quality=options.quality, device=device,
-                                              person_index=options.person_index, progress=fit_progress)
+                                              person_index=options.person_index, progress=fit_progress,
+                                              height_m=options.height_m)
 
         reporter.stage("surface", "Building the clothed surfaces")
         surfaces = []

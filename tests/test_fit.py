@@ -338,3 +338,146 @@ def test_loose_clothing_mask_is_an_upper_bound_for_the_body(body):
     sil = render_mask(c.to_camera(fit.vertices), fit.faces, c.K, c.width, c.height)
     assert sil.sum() < 1.05 * naked.sum()
     assert iou(sil, naked) > 0.93
+
+
+# -- scale: known height, focal length from EXIF (issue 15) ----------------------------------------------------
+
+
+def test_stature_model_matches_the_body_and_projects_exactly(body):
+    """The fit's stature is the rest body's vertical extent; projecting betas onto a height hits it exactly."""
+    from icon_engine.fit.stature import StatureModel, stature_of
+
+    sm = StatureModel.from_body_model(body)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        b = torch.tensor(rng.normal(0.0, 1.2, body.num_betas), dtype=torch.float32)
+        assert float(sm(b)) == pytest.approx(stature_of(body, b.numpy()), abs=1e-4)
+        for h in (1.55, 1.90):
+            projected = sm.project(b, h)
+            assert stature_of(body, projected.numpy()) == pytest.approx(h, abs=1e-3)
+            # nearest such shape: only the part along the stature gradient changed
+            g = sm.gradient(projected)
+            delta = projected - b
+            assert float(torch.linalg.norm(delta - g * (delta @ g) / (g @ g))) < 0.05 * float(delta.norm()) + 1e-4
+
+
+def test_height_and_exif_focal_make_the_scale_exact(body):
+    """A person of known stature shot with a long lens (1.3× the default focal, camera 1.3× farther): given the
+    height and the EXIF focal, the fitted body has that stature and stands at the true distance."""
+    from icon_engine.camera import Camera, focal_px_to_35mm, intrinsics_from_focal
+    from icon_engine.fit.stature import stature_of
+
+    pose = named_pose("standing")
+    betas = np.random.default_rng(21).normal(0.0, 0.8, 10)
+    verts = pose_body(body, pose, betas)[0].vertices[0].numpy()
+    cam = camera_for_body(verts, 15.0, 5.0, 384, 480, fill=0.85)
+    focal = 1.3 * cam.K[0, 0]
+    depth = float(cam.to_camera(verts.mean(0, keepdims=True))[0, 2])
+    cam = Camera(intrinsics_from_focal(384, 480, focal), cam.R, cam.t + [0.0, 0.0, 0.3 * depth], 384, 480)
+    case = make_case(body, pose, betas, cam, world_noise=0.02, seed=21)
+    case.photo.focal_35mm = focal_px_to_35mm(focal, 384, 480)  # what load_photo reads from EXIF
+    stature = stature_of(body, betas)
+    fit = fit_body(case.observation, body, case.photo, quality="preview", height_m=stature)
+    assert fit.metrics["stature_m"] == pytest.approx(stature, abs=2e-3)
+    assert stature_of(body, fit.betas) == pytest.approx(stature, abs=2e-3)
+    assert fit.metrics["stature_source"] == "height option"
+    assert fit.metrics["focal_source"] == "exif"
+    assert fit.metrics["focal_px"] == pytest.approx(focal, abs=0.01)
+    true_depth = cam.to_camera(case.vertices)[:, 2].mean()
+    fit_depth = fit.camera.to_camera(fit.vertices)[:, 2].mean()
+    assert fit_depth == pytest.approx(true_depth, rel=0.03)
+    # without a height the stature comes from the shape under the prior and is said so
+    free = fit_body(case.observation, body, case.photo, quality="preview")
+    assert free.metrics["stature_source"] == "estimated from the body shape"
+    assert 1.45 < free.metrics["stature_m"] < 2.0
+
+
+def _jpeg_with_exif(path, tags: dict[int, object], size=(120, 160)) -> None:
+    from PIL import Image
+
+    img = Image.new("RGB", size, (90, 120, 150))
+    exif = Image.Exif()
+    ifd = exif.get_ifd(0x8769)
+    ifd.update(tags)
+    img.save(path, exif=exif.tobytes())
+
+
+def test_exif_focal_length_is_read(tmp_path):
+    """FocalLengthIn35mmFilm is read as is; else FocalLength × the crop factor from the focal-plane resolution;
+    no EXIF, a zero or an absurd value give None."""
+    from PIL import TiffImagePlugin
+
+    from icon_engine.camera import focal_from_35mm, focal_px_to_35mm
+    from icon_engine.image_io import load_photo
+
+    _jpeg_with_exif(tmp_path / "f35.jpg", {0xA405: 52})
+    assert load_photo(tmp_path / "f35.jpg").focal_35mm == pytest.approx(52.0)
+    _jpeg_with_exif(tmp_path / "f35.png", {0xA405: 85})  # PNG's eXIf chunk
+    assert load_photo(tmp_path / "f35.png").focal_35mm == pytest.approx(85.0)
+    # a 6.0 × 4.5 mm sensor (crop 5.77) at 4000 × 3000 px: FocalPlaneXResolution = 4000 / 6.0 px per mm
+    r = TiffImagePlugin.IFDRational
+    _jpeg_with_exif(tmp_path / "crop.jpg", {0x920A: r(6, 1), 0xA20E: r(4000, 6), 0xA20F: r(6000, 9),
+                                            0xA210: 4, 0xA002: 4000, 0xA003: 3000})
+    crop = np.hypot(36.0, 24.0) / np.hypot(6.0, 4.5)
+    assert load_photo(tmp_path / "crop.jpg").focal_35mm == pytest.approx(6.0 * crop, rel=1e-3)
+    _jpeg_with_exif(tmp_path / "zero.jpg", {0xA405: 0})
+    _jpeg_with_exif(tmp_path / "absurd.jpg", {0xA405: 5000})
+    _jpeg_with_exif(tmp_path / "none.jpg", {})
+    for name in ("zero", "absurd", "none"):
+        assert load_photo(tmp_path / f"{name}.jpg").focal_35mm is None, name
+    # 35 mm equivalence is on the diagonal, both ways
+    assert focal_px_to_35mm(focal_from_35mm(50.0, 768, 1024), 768, 1024) == pytest.approx(50.0)
+    assert focal_from_35mm(50.0, 3600, 2400) == pytest.approx(5000.0)  # a 3:2 frame: 100 px per mm
+
+
+def test_height_option_is_checked_and_reaches_the_options():
+    from icon_engine.cli import build_parser
+    from icon_engine.options import ReconstructOptions
+
+    assert ReconstructOptions(height_m=1.8).to_json()["height_m"] == 1.8
+    for bad in (175.0, 0.2, float("nan"), -1.7):
+        with pytest.raises(EngineError) as err:
+            ReconstructOptions(height_m=bad)
+        assert err.value.code == "bad_option"
+    args = build_parser().parse_args(["reconstruct", "p.jpg", "--out", "o", "--height", "1.62"])
+    assert args.height == 1.62
+
+
+def _knee_flexion_deg(joints: np.ndarray) -> list[float]:
+    out = []
+    for hip, knee, ankle in ((1, 4, 7), (2, 5, 8)):
+        a, b = joints[knee] - joints[hip], joints[ankle] - joints[knee]
+        out.append(float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1)))))
+    return out
+
+
+def test_upright_prior_straightens_knees_bent_towards_the_camera(body):
+    """A person standing straight, seen from 20° above, whose 3D landmarks bend both knees 45° towards the camera
+    (BlazePose's "bent legs" bias, beyond the 35° the initialisation straightens): the image does not show that
+    bend. Without the knee prior the fit bent the knees 72°; with it they stay below 35°."""
+    from icon_engine.fit.landmarks import BP
+
+    case = _case(body, "standing", yaw=10.0, pitch=20.0, betas_seed=5)
+    wl = case.observation.world_landmarks  # hip-centred, camera-like axes (z away from the camera)
+    for side in ("left", "right"):
+        hip, knee = wl[BP[f"{side}_hip"]], wl[BP[f"{side}_knee"]]
+        thigh = np.linalg.norm(knee - hip)
+        wl[BP[f"{side}_knee"]] = hip + thigh * np.array([0.0, np.cos(np.radians(45)), -np.sin(np.radians(45))])
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    assert fit.metrics["standing"]
+    assert max(_knee_flexion_deg(fit.joints)) < 35.0
+
+
+def test_floor_prior_compares_the_lowest_points_of_the_feet():
+    """Zero for feet whose lowest points are level (whatever the rest of each foot does), growing with the
+    height difference (cm²), and its gradient lowers the higher foot's lowest point only."""
+    from icon_engine.fit.priors import floor_loss
+
+    left = torch.tensor([0.10, 0.02, 0.00], requires_grad=True)  # ankle, heel, toe heights (m): toe on the floor
+    right = torch.tensor([0.09, 0.00, 0.03])  # heel on the floor
+    assert float(floor_loss(left, right)) == pytest.approx(0.0, abs=0.05)
+    raised = torch.tensor([0.10, 0.05, 0.03], requires_grad=True)
+    loss = floor_loss(raised, right)
+    assert float(loss) == pytest.approx(9.0, rel=0.2)  # 3 cm → ≈ 9 cm²
+    loss.backward()
+    assert raised.grad[2] > 0 and raised.grad[2] > 10 * abs(float(raised.grad[0]))

@@ -128,7 +128,8 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.mark.slow
 def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: list[Path]) -> None:
     from icon_engine.body_model import load_body_model
-    from icon_engine.subject import fit_subject, stature
+    from icon_engine.fit.stature import stature_of
+    from icon_engine.subject import fit_subject
 
     body = load_body_model()
     found, warnings, report = fit_subject(gather_inputs(views), body, quality="preview")
@@ -140,7 +141,7 @@ def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: l
         assert np.allclose(v.fit.betas, betas)  # one shape for every photo
         assert np.allclose(v.fit.joints[0], v.own_fit.joints[0], atol=1e-6)  # the pelvis stays where it was fitted
         assert np.asarray(v.fit.vertices).shape == np.asarray(v.own_fit.vertices).shape
-    assert abs(report["stature_m"] - stature(body, betas)) < 1e-9
+    assert abs(report["stature_m"] - stature_of(body, betas)) < 1e-9
     # the back view is fitted facing away from its camera: the global orientation turns by about 180°
     yaw = {v.input.label: v.fit.full_pose[0] for v in found}
     assert np.linalg.norm(yaw["view_+180.png"]) > 2.5 and np.linalg.norm(yaw["view_+000.png"]) < 0.6

@@ -24,6 +24,7 @@ _RENAMED: dict[str, tuple[str, Any]] = {
     "person": ("person_index", lambda v: v),
     "no_texture": ("texture", lambda v: not v),
     "faces": ("face_count", lambda v: v),
+    "height": ("height_m", lambda v: v),
 }
 
 

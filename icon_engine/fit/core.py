@@ -1,7 +1,10 @@
 """SMPLify-X-style fit of an SMPL-X-layout body to one photo's BlazePose landmarks and person mask (CPU).
 
-Camera: fixed pinhole at the default field of view (:func:`icon_engine.camera.default_intrinsics` over the
-processing photo), ``R = FRONT_VIEW_R``, ``t = 0`` while fitting; the body's distance is its translation. An
+Camera: fixed pinhole, ``R = FRONT_VIEW_R``, ``t = 0`` while fitting; the body's distance is its translation. Its
+focal length is the caller's (``focal_px``), else the photo's EXIF 35 mm-equivalent focal (``Photo.focal_35mm``),
+else the default field of view (:func:`icon_engine.camera.default_intrinsics`). Scale: with ``height_m`` the betas
+are projected onto that stature at every step (:mod:`.stature`), so the scale is exact; without it the stature
+follows the fitted shape under a population prior. An
 upright body's forward/backward lean is moved into the camera's pitch (after the orientation stage and at the
 end). After the fit the world is normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera
 moved with it. Units: metres, radians, processing pixels. Method and landmark mapping: docs/fit.md.
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 
 from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
-from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
+from ..camera import FRONT_VIEW_R, Camera, default_intrinsics, focal_from_35mm, intrinsics_from_focal
 from ..errors import EngineError
 from . import priors
 from .fastbody import FastBody
@@ -26,6 +29,7 @@ from .hands import fit_hands
 from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
 from .silhouette import body_silhouette, coverage_loss, inside_loss, iou, make_target, to_window
+from .stature import StatureModel, stature_of, stature_prior_loss
 
 
 @dataclass
@@ -69,6 +73,11 @@ W_PENETRATION = 200.0
 W_SHAPE = 0.002
 W_INSIDE = 400.0
 W_COVER = 400.0
+W_STATURE = 0.5  # the stature prior without a known height, per squared standard deviation
+W_FLOOR = 0.01  # both feet on one floor plane, per cm² of height difference
+#: The person counts as standing (both feet on the floor) when, after the orientation stage, the lowest points of
+#: the two feet differ by less than this (metres) in the levelled world.
+STANDING_GAP_M = 0.12
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
 COVER_REACH: float | None = 0.01  # None: the plain squared pull
@@ -101,12 +110,15 @@ class _Problem:
     """Everything one fit needs: observation tensors, the model, the camera and the current parameters."""
 
     def __init__(self, observation: Any, body_model: Any, width: int, height: int, settings: FitSettings,
-                 device: str) -> None:
+                 device: str, focal_px: float | None = None, height_m: float | None = None) -> None:
         self.model = body_model
         self.device = torch.device(device)
         self.settings = settings
         self.width, self.height = width, height
-        self.K = default_intrinsics(width, height)
+        self.K = default_intrinsics(width, height) if focal_px is None else intrinsics_from_focal(width, height,
+                                                                                                  focal_px)
+        self.height_m = height_m
+        self.stature = StatureModel.from_body_model(body_model)
         self.R = FRONT_VIEW_R.copy()
         kps = np.asarray(observation.keypoints, dtype=np.float64)
         self.targets = resolve_targets(list(getattr(body_model, "keypoint_names", [])))
@@ -115,6 +127,12 @@ class _Problem:
         t = self.targets
         self.obs_px = torch.tensor(kps[t.landmarks, :2], dtype=torch.float32)
         self.kp_weights = torch.tensor(conf[t.landmarks] * t.weights, dtype=torch.float32)
+        rows = {int(lm): i for i, lm in enumerate(t.landmarks)}
+        self.foot_rows = {side: torch.tensor([rows[BP[f"{side}_{part}"]] for part in ("ankle", "heel", "foot_index")
+                                             if BP[f"{side}_{part}"] in rows]) for side in ("left", "right")}
+        self.standing = False  # set after the orientation stage (:func:`_decide_standing`)
+        self.knee_angles_2d = {side: _image_knee_angle(kps, side) for side in ("left", "right")}
+        self.rest_weights = priors.knee_pull_weights(self.knee_angles_2d)
         torso = np.isin(t.landmarks, TORSO)
         self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32)
         bbox = np.asarray(observation.bbox, dtype=np.float64)
@@ -145,12 +163,16 @@ class _Problem:
         self.bone_w = torch.tensor(np.clip(np.array(w), 0.2, 1.0), dtype=torch.float32)
 
     # -- model evaluation ------------------------------------------------------------------------------------
+    def shape(self, betas: torch.Tensor) -> torch.Tensor:
+        """The betas the body uses: ``betas`` projected onto the known stature, or ``betas`` itself."""
+        return betas if self.height_m is None else self.stature.project(betas, self.height_m)
+
     def forward(self, p: dict[str, torch.Tensor], with_vertices: bool = False) -> dict[str, torch.Tensor]:
         """The fast body (joints, keypoints, rotations, vertex subset) at parameters ``p``."""
         zero = torch.zeros(15, 3)
         pose = torch.cat([p["global_orient"][None], p["body_pose"], torch.zeros(3, 3), p.get("left_hand_pose", zero),
                           p.get("right_hand_pose", zero)])
-        return self.body.forward(p["betas"], pose, p["transl"], with_vertices)
+        return self.body.forward(self.shape(p["betas"]), pose, p["transl"], with_vertices)
 
     def model_points(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         """(T, 3) world positions of the mapped landmarks."""
@@ -179,7 +201,7 @@ class _Problem:
 
 
 def _initial_params(prob: _Problem) -> dict[str, torch.Tensor]:
-    betas = torch.zeros(prob.body.num_betas)
+    betas = prob.shape(torch.zeros(prob.body.num_betas))
     rest = prob.body.j0.double().numpy()
     pose = initial_pose(np.asarray(prob.world_lm @ FRONT_VIEW_R), rest)  # back to BlazePose axes for the helper
     p = {
@@ -251,9 +273,14 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
         bp = p["body_pose"][None]
         loss = (W_KEYPOINT * prob.keypoint_loss(px, prob.kp_weights)
                 + W_DIRECTION * (0.5 if sil is not None else 1.0) * prob.direction_loss(points)
-                + W_ANGLE * priors.angle_limit_loss(bp) + W_REST * priors.rest_pull_loss(bp)
+                + W_ANGLE * priors.angle_limit_loss(bp) + W_REST * priors.rest_pull_loss(bp, prob.rest_weights)
                 + W_PENETRATION * priors.torso_penetration_loss(joints[None])
                 + W_SHAPE * priors.shape_loss(p["betas"][None]))
+        if prob.height_m is None:
+            loss = loss + W_STATURE * stature_prior_loss(prob.stature(p["betas"]))
+        if prob.standing:
+            loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
+                                                      points[prob.foot_rows["right"], 1])
         if sil is not None:
             win = to_window(prob.project(out["vertices"]), sil)
             loss = loss + W_INSIDE * inside_loss(win, sil) + W_COVER * coverage_loss(
@@ -274,26 +301,42 @@ def _check_observation(observation: Any) -> None:
 
 
 def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "standard", device: str = "cpu",
-             progress: Any = None) -> BodyFit:
+             progress: Any = None, height_m: float | None = None, focal_px: float | None = None) -> BodyFit:
     """Fit the body model to the observed person. See the module docstring for frames and units.
 
     ``observation``: a ``PersonObservation`` (33 BlazePose keypoints in processing px, world landmarks, mask,
-    bbox); ``photo``: the processing ``Photo`` (its size sets the camera); ``quality``: preview/standard/high.
+    bbox); ``photo``: the processing ``Photo`` (its size sets the camera, its ``focal_35mm`` the focal length);
+    ``quality``: preview/standard/high; ``height_m``: the person's stature in metres (exact scale), None to
+    estimate it; ``focal_px``: the focal length in processing pixels, None for the photo's EXIF or the default.
+    ``metrics`` reports ``stature_m``, ``stature_source``, ``focal_px`` (original-photo pixels), ``focal_source``.
     """
     if quality not in QUALITY_PRESETS:
         raise EngineError("bad_option", f"Unknown fit quality {quality!r}.",
                           f"Use one of: {', '.join(QUALITY_PRESETS)}.")
+    if height_m is not None and not (np.isfinite(height_m) and 0.5 <= height_m <= 3.0):
+        raise EngineError("bad_option", f"Height {height_m} m is not a person's stature.",
+                          "Give the standing height in metres, e.g. 1.75.")
     _check_observation(observation)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the fit's tensors are small: one thread avoids OpenMP hand-off costs (10x)
     try:
-        return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], device, progress)
+        return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], device, progress, height_m, focal_px)
     finally:
         torch.set_num_threads(threads)
 
 
+def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple[float | None, str]:
+    """(focal in processing pixels or None for the default, its source: "given" | "exif" | "default")."""
+    if focal_px is not None:
+        return float(focal_px), "given"
+    f35 = getattr(photo, "focal_35mm", None)
+    if f35:
+        return focal_from_35mm(float(f35), width, height), "exif"
+    return None, "default"
+
+
 def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str,
-         progress: Any) -> BodyFit:
+         progress: Any, height_m: float | None = None, focal_px: float | None = None) -> BodyFit:
     start = time.perf_counter()
     cpu_start = time.process_time()
     times: dict[str, float] = {}
@@ -307,7 +350,8 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
     width, height = _photo_size(photo, observation)
     if progress is not None:
         progress.update(0.0, "Initialising the body from 3D landmarks")
-    prob = _Problem(observation, body_model, width, height, settings, device)
+    focal, focal_source = _focal(photo, width, height, focal_px)
+    prob = _Problem(observation, body_model, width, height, settings, device, focal, height_m)
     p = _initial_params(prob)
     lap("setup")
     total = settings.orient_iters + settings.pose_iters + sum(n for _, n in settings.silhouette)
@@ -315,6 +359,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
     _run_stage(prob, p, ("global_orient", "transl"), settings.orient_iters, 0.03, _loss_factory(prob, "orient"),
                progress, done, total, "Fitting orientation")
     _level_camera(prob, p)
+    _decide_standing(prob, p)
     lap("orient")
     _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), settings.pose_iters, 0.03,
                _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
@@ -325,10 +370,20 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
                    _loss_factory(prob, "pose", sil, tolerance=0.012 * size), progress, done, total,
                    f"Fitting silhouette ({size} px)")
         lap(f"silhouette_{size}")
+    with torch.no_grad():
+        p["betas"] = prob.shape(p["betas"])  # exactly the known stature from here on
     hand_errors = fit_hands(prob, p, getattr(observation, "hands", None))
     lap("hands")
     result = _finish(prob, p, start, done[0])
     lap("finish")
+    scale = float(getattr(photo, "scale", 1.0) or 1.0)  # processing px per original px
+    result.metrics.update({
+        "stature_m": round(stature_of(body_model, result.betas), 4),
+        "stature_source": "height option" if height_m is not None else "estimated from the body shape",
+        "focal_px": round(float(prob.K[0, 0]) / scale, 2),
+        "focal_source": focal_source,
+        "standing": prob.standing,
+    })
     result.metrics["hand_keypoint_error_px"] = hand_errors
     result.metrics["stage_times_s"] = times
     result.metrics["cpu_s"] = round(time.process_time() - cpu_start, 3)
@@ -436,13 +491,35 @@ def _level_camera(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
         return
     q = axis_angle_to_matrix(np.array([tilt, 0.0, 0.0]))
     with torch.no_grad():
-        rest_pelvis = prob.body.rest(p["betas"])[1][0].double().numpy()
+        rest_pelvis = prob.body.rest(prob.shape(p["betas"]))[1][0].double().numpy()
         pelvis = rest_pelvis + p["transl"].double().numpy()
         go = matrix_to_axis_angle(q @ axis_angle_to_matrix(p["global_orient"].double().numpy()))
         p["global_orient"].copy_(torch.tensor(go, dtype=torch.float32))
         p["transl"].copy_(torch.tensor(q @ pelvis - rest_pelvis, dtype=torch.float32))
     prob.R = prob.R @ q.T
     prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
+
+
+def _image_knee_angle(keypoints: np.ndarray, side: str) -> float | None:
+    """Angle (degrees) between hip→knee and knee→ankle in the photo, or None when one of them is not seen."""
+    idx = [BP[f"{side}_{part}"] for part in ("hip", "knee", "ankle")]
+    if (keypoints[idx, 2] < MIN_VISIBILITY).any():
+        return None
+    h, k, a = (keypoints[i, :2] for i in idx)
+    u, v = k - h, a - k
+    norm = float(np.linalg.norm(u) * np.linalg.norm(v))
+    return None if norm < 1e-9 else float(np.degrees(np.arccos(np.clip(u @ v / norm, -1.0, 1.0))))
+
+
+def _decide_standing(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
+    """Whether the floor prior applies: both feet mapped and, in the levelled initial pose, their lowest points
+    within :data:`STANDING_GAP_M` of each other (not a kick, a step up or a sitting pose with a foot raised)."""
+    if min(len(r) for r in prob.foot_rows.values()) == 0:
+        return
+    with torch.no_grad():
+        y = prob.model_points(prob.forward(p))[:, 1]
+        gap = float(y[prob.foot_rows["left"]].min() - y[prob.foot_rows["right"]].min())
+    prob.standing = abs(gap) < STANDING_GAP_M
 
 
 def _np(x: Any) -> np.ndarray:

@@ -3,6 +3,9 @@
 - joint-angle limits: knees and elbows bend one way only and barely twist or abduct; every body joint has a
   generous box on its axis-angle components (feet cannot flip, the spine cannot fold);
 - a weak pull of the less observable joints (spine, neck, head, collars, wrists, ankles) towards rest;
+- no knee bend without evidence: the knees are pulled straight (a knee bent towards or away from the camera
+  changes the image little, so only the landmarks' clear evidence of a bend should bend it);
+- both feet on one floor plane when standing (:func:`floor_loss`);
 - no limb through the torso: elbows, wrists, knees and forearm midpoints stay out of spheres around the spine;
 - the shape stays near the mean (``|betas|²``).
 """
@@ -28,12 +31,20 @@ _LIMITS = {
     "left_wrist": (1.0, 0.8, 1.2), "right_wrist": (1.0, 0.8, 1.2),
 }  # fmt: skip
 
+#: Pull of a knee towards straight (per rad², times the fit's rest weight) when the photo shows that leg straight
+#: (:func:`knee_pull_weights`): a bend towards or away from the camera is then unseen, and is straightened.
+KNEE_PULL = 20.0
+#: The photo's knee angle (hip–knee–ankle landmarks, degrees) below which the full pull applies and above which
+#: none does (linear between): a leg the image shows bent keeps its bend.
+KNEE_2D_STRAIGHT_DEG = (4.0, 10.0)
+
 #: Weight of the pull towards rest per joint (1..21); well-observed limbs are free.
 _REST_PULL = {
     "spine1": 1.0, "spine2": 2.0, "spine3": 2.0, "neck": 1.0, "head": 0.5, "left_collar": 3.0,
     "right_collar": 3.0, "left_ankle": 0.5, "right_ankle": 0.5, "left_foot": 3.0, "right_foot": 3.0,
     "left_wrist": 0.3, "right_wrist": 0.3, "left_hip": 0.02, "right_hip": 0.02, "left_shoulder": 0.02,
-    "right_shoulder": 0.02, "left_knee": 0.02, "right_knee": 0.02, "left_elbow": 0.02, "right_elbow": 0.02,
+    "right_shoulder": 0.02, "left_knee": 0.02, "right_knee": 0.02, "left_elbow": 0.02,
+    "right_elbow": 0.02,
 }  # fmt: skip
 
 
@@ -59,9 +70,23 @@ def angle_limit_loss(body_pose: torch.Tensor) -> torch.Tensor:
     return (10.0 * hinge + 10.0 * box).mean()
 
 
-def rest_pull_loss(body_pose: torch.Tensor) -> torch.Tensor:
-    """Weighted |θ|² towards the rest pose; ``body_pose`` (B, 21, 3)."""
-    return (REST_PULL * body_pose.pow(2).sum(-1)).sum(-1).mean()
+def rest_pull_loss(body_pose: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted |θ|² towards the rest pose; ``body_pose`` (B, 21, 3); ``weights`` (21,), default ``REST_PULL``."""
+    w = REST_PULL if weights is None else weights
+    return (w * body_pose.pow(2).sum(-1)).sum(-1).mean()
+
+
+def knee_pull_weights(knee_angles_2d_deg: dict[str, float | None]) -> torch.Tensor:
+    """``REST_PULL`` with each knee's pull raised towards :data:`KNEE_PULL` when the photo shows that leg straight:
+    ``knee_angles_2d_deg`` maps "left"/"right" to the image angle (degrees) between hip→knee and knee→ankle, or
+    None when those landmarks are not seen (then the knee keeps the weak pull)."""
+    w = REST_PULL.clone()
+    lo, hi = KNEE_2D_STRAIGHT_DEG
+    for side, angle in knee_angles_2d_deg.items():
+        if angle is not None:
+            t = min(max((hi - angle) / (hi - lo), 0.0), 1.0)
+            w[J[f"{side}_knee"] - 1] = REST_PULL[J[f"{side}_knee"] - 1] + t * KNEE_PULL
+    return w
 
 
 #: Torso spheres: (joint a, joint b, t along a→b, radius in metres).
@@ -89,6 +114,19 @@ def torso_penetration_loss(joints: torch.Tensor) -> torch.Tensor:
     legs = (torch.relu(0.08 - (joints[:, J["left_knee"]] - joints[:, J["right_knee"]]).norm(dim=-1)) ** 2
             + torch.relu(0.06 - (joints[:, J["left_ankle"]] - joints[:, J["right_ankle"]]).norm(dim=-1)) ** 2)
     return (torch.relu(radii - d) ** 2).sum((-1, -2)).mean() + legs.mean()
+
+
+#: Softness (metres) of the lowest-point of a foot in :func:`floor_loss`.
+FOOT_SOFTMIN_M = 0.01
+
+
+def floor_loss(left_foot_y: torch.Tensor, right_foot_y: torch.Tensor) -> torch.Tensor:
+    """Squared height difference (in centimetres²) between the lowest points of the two feet (soft minimum over
+    each foot's points, world Y up): a standing person has both feet on one floor plane."""
+    def low(y: torch.Tensor) -> torch.Tensor:
+        return -FOOT_SOFTMIN_M * torch.logsumexp(-y / FOOT_SOFTMIN_M, dim=-1)
+
+    return (100.0 * (low(left_foot_y) - low(right_foot_y))) ** 2
 
 
 def shape_loss(betas: torch.Tensor) -> torch.Tensor:
