@@ -493,13 +493,7 @@ class _Field:
         # Divided by g: the zero level is the same and f stays about 1-Lipschitz along the ray.
         f = (r - d) / g
         if self.skirt is not None:
-            k = self.skirt.occupancy(pts)
-            add = np.nonzero((k > f) & (q.distance > 0))[0]
-            if self.gaps is not None and len(add):
-                # The cone must not bridge the gaps between the arms and the body either.
-                w = self.gaps.limit(pts[add], q.distance[add] + k[add])[1]
-                k[add] = (1.0 - w) * k[add] + w * np.minimum(k[add], f[add])
-            f = np.maximum(f, k)
+            f = np.maximum(f, self.skirt.occupancy(pts))
         return np.minimum(s, f)
 
 
