@@ -66,6 +66,23 @@ GAP_FACING_FROM = -0.3
 GAP_FACING_FULL = 0.2
 GAP_SEPARATION_M = 0.01
 GAP_SHARE = 0.35
+#: Depth reach (towards and away from the camera) of the clothing outside skirts, metres: the body's outline
+#: margins, each clipped to DEPTH_MAX_M and averaged over DEPTH_SMOOTH_M (normalised Gaussian). What the
+#: silhouette shows far out to the side (a flap, an open jacket, a hem held out) is a thin sheet in depth, not a
+#: volume: the offset around the body is an ellipse, its lateral radius the offset field, its depth radius this.
+DEPTH_MAX_M = 0.05
+DEPTH_SMOOTH_M = 0.15
+#: Skirts, dresses and coats (the mask fills the gap between the legs below the crotch): there the body is
+#: replaced by the hull of both legs (the horizontal segment between the legs' axes at each height, grown by the
+#: leg radius), and the depth reach is SKIRT_DEPTH_RATIO × the lateral one (a cone hanging from the waist).
+SKIRT_DEPTH_RATIO = 0.8
+#: A skirt: below the crotch, rows where the mask fills at least SKIRT_MIN_FILL of the gap between the legs,
+#: over at least SKIRT_MIN_LENGTH_M (metres at the body) from the hips down.
+SKIRT_MIN_FILL = 0.5
+SKIRT_MIN_LENGTH_M = 0.08
+#: ... and reaching at least this far (metres) beyond the legs somewhere: a mask that only closes the crotch is
+#: not a skirt.
+SKIRT_MIN_FLARE_M = 0.01
 
 
 @dataclass
@@ -140,6 +157,157 @@ def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np
     r_px = ndimage.gaussian_filter(r_px, max(1.0, 0.25 * sigma), truncate=2.5)
     r_px = np.maximum(r_px, e)  # every mask pixel must stay reachable
     return (TIGHT_OFFSET_M + r_px / px_per_m).astype(np.float32)
+
+
+def depth_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np.ndarray:
+    """Depth reach (H, W) in metres of the clothing around the body (towards and away from the camera).
+
+    The margins by which the mask extends beyond the body's outline, each clipped to :data:`DEPTH_MAX_M` and
+    averaged over :data:`DEPTH_SMOOTH_M` (normalised Gaussian in the image): a garment that is loose all round
+    shows the same margin on both sides; one flap sticking out far is clipped and diluted by its neighbours.
+    """
+    outline = body_mask & ~ndimage.binary_erosion(body_mask)
+    sd = mask_signed_distance(mask)
+    obs = np.where(outline, np.clip(sd - 0.5, 0.0, DEPTH_MAX_M * px_per_m), 0.0).astype(np.float32)
+    sigma = DEPTH_SMOOTH_M * px_per_m
+    num = ndimage.gaussian_filter(obs, sigma, truncate=2.5)
+    den = ndimage.gaussian_filter(outline.astype(np.float32), sigma, truncate=2.5)
+    r_px = np.where(den > 1e-4, num / np.maximum(den, 1e-12), 0.0)
+    return (TIGHT_OFFSET_M + r_px / px_per_m).astype(np.float32)
+
+
+class SkirtZone:
+    """A skirt, a dress or a coat: one smooth volume hanging from the hips, where the mask fills the gap between
+    the legs.
+
+    Detection (image): rows below the hip joints where the body's silhouette shows a gap between the legs; a
+    skirt when the mask fills at least :data:`SKIRT_MIN_FILL` of that gap on consecutive rows from the hips down
+    over :data:`SKIRT_MIN_LENGTH_M` or more (only columns between the legs' joints count: a hand beside a thigh
+    makes no gap); the hem is the last such row. Volume (bundle world, metres): per height, the body's own
+    cross-section there (the hips, then both legs; a box's centre and half-sizes along the hip axis and the
+    forward direction) grown by ``δ(y)`` sideways and :data:`SKIRT_DEPTH_RATIO` ``× δ(y)`` in depth, an ellipse;
+    ``δ(y)`` makes its outline as wide as the mask's row there (per 1 cm of height, never shrinking downwards),
+    centred on the mask's row; cut flat at the hips and the hem. ``present`` is False when no skirt is seen.
+    """
+
+    LEGS = ((1, 4, 7), (2, 5, 8))  # SMPL-X hip, knee, ankle (left, right)
+
+    def __init__(self, mask: np.ndarray, body_mask: np.ndarray, joints: np.ndarray, camera: Camera,
+                 vertices: np.ndarray, px_per_m: float, arm_mask: np.ndarray | None = None) -> None:
+        """``vertices`` (V, 3): the fitted body without its arms (its cross-sections shape the cone);
+        ``arm_mask`` (H, W): the arms' silhouette — a row's width is measured up to it: a hand beside a skirt
+        does not widen the skirt."""
+        self.present = False
+        J = np.asarray(joints, np.float64)
+        H = mask.shape[0]
+        uv, _ = camera.project(J[[1, 2, 4, 5, 7, 8]])  # hips, knees, ankles
+        top = int(np.clip(np.max(uv[:2, 1]), 0, H - 1))  # below the hip joints
+        c0, c1 = (int(np.clip(v, 0, mask.shape[1])) for v in (uv[:, 0].min(), uv[:, 0].max() + 1))
+        rows = np.zeros_like(body_mask[top:])
+        rows[:, c0:c1] = body_mask[top:, c0:c1]  # between the legs' joints: not between a hand and a thigh
+        left = np.maximum.accumulate(rows, axis=1)
+        right = np.maximum.accumulate(rows[:, ::-1], axis=1)[:, ::-1]
+        gap = ndimage.binary_opening(left & right & ~rows, iterations=2)
+        filled = gap & mask[top:]
+        # Rows with a gap that the mask fills (mostly); rows where the legs touch do not end the skirt, nor holes
+        # of up to 2 cm in the detector's mask. The skirt runs from the hips to its last filled row.
+        row_gap, row_filled = gap.sum(1), filled.sum(1)
+        is_filled = (row_gap > 0) & (row_filled >= SKIRT_MIN_FILL * np.maximum(row_gap, 1))
+        hole = max(3, int(0.02 * px_per_m))
+        ok = ndimage.binary_closing(np.pad(is_filled | (row_gap == 0), hole, constant_values=True),
+                                    np.ones(hole, bool), border_value=1)[hole:-hole]
+        run = int(np.argmin(ok)) if not ok.all() else len(ok)
+        run_filled = np.nonzero(is_filled[:run])[0]
+        if len(run_filled) < SKIRT_MIN_LENGTH_M * px_per_m or gap[:run].sum() < 0.002 * px_per_m**2:
+            return
+        hem_row = top + int(run_filled.max())
+        # The cone's frame: vertical axis through the pelvis, e1 along the hips, e2 forward (horizontal).
+        e1 = J[1] - J[2]
+        e1[1] = 0.0
+        e1 /= max(float(np.linalg.norm(e1)), 1e-9)
+        e2 = np.cross(e1, [0.0, 1.0, 0.0])
+        self.e1, self.e2 = e1, e2
+        y_top = float(0.5 * (J[1, 1] + J[2, 1]))
+        # Per height (1 cm steps down from the hips): the body's cross-section there (the hips, then both legs)
+        # as a box along e1, e2 → the core ellipse's centre and half-sizes.
+        ys = np.arange(y_top, float(vertices[:, 1].min()), -0.01)
+        centers = np.repeat(J[0][None], len(ys), axis=0)
+        half = np.tile([0.17, 0.12], (len(ys), 1))
+        found = np.zeros(len(ys), bool)
+        for k, y in enumerate(ys):
+            near = np.abs(vertices[:, 1] - y) < 0.015
+            if near.sum() < 8:
+                continue
+            a, b = vertices[near] @ e1, vertices[near] @ e2
+            centers[k] = 0.5 * (a.max() + a.min()) * e1 + 0.5 * (b.max() + b.min()) * e2
+            half[k] = 0.5 * (a.max() - a.min()), 0.5 * (b.max() - b.min())
+            found[k] = True
+        if found.sum() < 3:
+            return
+        centers = ndimage.gaussian_filter1d(centers[found], 2.0, axis=0)
+        half = ndimage.gaussian_filter1d(half[found], 2.0, axis=0)
+        ys = ys[found]
+        centers[:, 1] = ys
+        puv, pz = camera.project(centers)
+        lat = camera.R[0] - camera.R[0, 1] * np.array([0.0, 1.0, 0.0])  # the image's x direction, horizontal
+        lat /= max(float(np.linalg.norm(lat)), 1e-9)
+        fx = float(camera.K[0, 0])
+        delta = np.zeros(len(ys))
+        shift = np.zeros(len(ys))
+        keep = np.zeros(len(ys), bool)
+        for k, ((u, v), z) in enumerate(zip(puv, pz, strict=True)):
+            iv, iu = int(np.floor(v)), int(np.floor(u))
+            if not (top <= iv <= hem_row and 0 <= iu < mask.shape[1] and mask[iv, iu]):
+                continue
+            row = mask[iv] if arm_mask is None else mask[iv] & ~arm_mask[iv]
+            lo = iu - int(np.argmin(row[iu::-1])) + 1 if not row[: iu + 1].all() else 0
+            hi = iu + int(np.argmin(row[iu:])) if not row[iu:].all() else len(row)
+            w_left, w_right = (u - lo) * z / fx, (hi - u) * z / fx
+            delta[k] = self._grow(0.5 * (w_left + w_right), lat, *half[k])
+            shift[k] = 0.5 * (w_right - w_left)
+            keep[k] = True
+        if keep.sum() < 3 or delta.max() < SKIRT_MIN_FLARE_M:
+            return
+        last = int(np.nonzero(keep)[0].max())
+        ys, delta, shift = ys[: last + 1], delta[: last + 1], shift[: last + 1]
+        self.centers, self.half = centers[: last + 1][::-1].copy(), half[: last + 1][::-1].copy()
+        delta = np.maximum.accumulate(ndimage.gaussian_filter1d(delta, 2.0))  # never shrinking downwards
+        self.ys, self.delta = ys[::-1].copy(), delta[::-1].copy()  # ascending heights for np.interp
+        self.shift = ndimage.gaussian_filter1d(shift, 3.0)[::-1].copy()
+        self.lat, self.y_top, self.y_hem = lat, y_top, float(ys[-1])
+        self.present = True
+
+    def _grow(self, half_width: float, lat: np.ndarray, ax: float, az: float) -> float:
+        """δ ≥ 0 such that the ellipse (ax + δ, az + ratio·δ) spans ``half_width`` (metres) along ``lat``."""
+        l1, l2 = abs(float(lat @ self.e1)), abs(float(lat @ self.e2))
+        lo, hi = 0.0, 1.0
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            span = np.hypot((ax + mid) * l1, (az + SKIRT_DEPTH_RATIO * mid) * l2)
+            lo, hi = (mid, hi) if span < half_width else (lo, mid)
+        return lo
+
+    def occupancy(self, pts: np.ndarray) -> np.ndarray:
+        """(N,) about the distance (metres) inside the cone (positive inside, −1 far outside its heights)."""
+        y = pts[:, 1]
+        out = np.full(len(pts), -1.0)
+        inz = np.nonzero((y > self.y_hem - 0.05) & (y < self.y_top + 0.05))[0]
+        if len(inz) == 0:
+            return out
+        p, yy = pts[inz], y[inz]
+        dl = np.interp(yy, self.ys, self.delta)
+        c = np.stack([np.interp(yy, self.ys, self.centers[:, i]) for i in range(3)], axis=1)
+        c += np.interp(yy, self.ys, self.shift)[:, None] * self.lat
+        ax = np.interp(yy, self.ys, self.half[:, 0])
+        az = np.interp(yy, self.ys, self.half[:, 1])
+        qv = p - c
+        u, v = qv @ self.e1, qv @ self.e2
+        k = np.hypot(u / (ax + dl), v / (az + SKIRT_DEPTH_RATIO * dl))
+        radial = np.hypot(u, v)
+        f = radial * (1.0 - k) / np.maximum(k, 1e-9)
+        f = np.minimum(f, np.minimum(yy - self.y_hem, self.y_top - yy))
+        out[inz] = f
+        return out
 
 
 def _sample(img: np.ndarray, uv: np.ndarray, outside: float | None) -> np.ndarray:
@@ -285,10 +453,13 @@ class _Field:
     r further between body parts (:class:`PartGaps`)."""
 
     def __init__(self, body: MeshQuery, camera: Camera, mask_sd_px: np.ndarray, offset_m: np.ndarray,
-                 caps: np.ndarray | None = None, gaps: PartGaps | None = None) -> None:
+                 caps: np.ndarray | None = None, gaps: PartGaps | None = None, depth_m: np.ndarray | None = None,
+                 skirt: SkirtZone | None = None) -> None:
         self.body, self.camera = body, camera
         self.mask_sd_px, self.offset_m = mask_sd_px, offset_m
         self.caps, self.gaps = caps, gaps
+        self.depth_m = depth_m
+        self.skirt = skirt if skirt is not None and skirt.present else None
         self.fx = float(camera.K[0, 0])
         self.count = 0
 
@@ -301,23 +472,29 @@ class _Field:
         if self.caps is not None:
             cap = np.einsum("ni,ni->n", q.bary, self.caps[self.body.faces[q.face]])
             r = np.minimum(r, TIGHT_OFFSET_M + cap)
-        d = q.distance
+        d = q.distance.copy()
         if self.gaps is not None:
             # Only points that the offset would fill outside the body can change (the cap only lowers r).
             cand = np.nonzero((d > 0) & (r - d > -0.05))[0]
             if len(cand):
                 r[cand] = self.gaps.limit(pts[cand], r[cand])[0]
-        if DEPTH_STRETCH > 1.0:
-            # Loose offsets reach sideways (what the silhouette shows) more than along the view: outside the body,
-            # stretch the distance's component along the viewing ray by up to DEPTH_STRETCH as the offset grows.
-            ray = self.camera.center - pts
-            ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
-            off = pts - q.closest
-            along = np.einsum("ni,ni->n", off, ray)
-            g = 1.0 + (DEPTH_STRETCH - 1.0) * np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0)
-            stretched = np.sqrt(np.maximum(d * d + (g * g - 1.0) * along * along, 0.0))
-            d = np.where(d > 0, stretched, d)
-        return np.minimum(s, r - d)
+        # Loose offsets reach sideways (what the silhouette shows) more than along the view: outside the body the
+        # offset is an ellipse, lateral radius r, depth radius r_depth = r / g (g ≥ 1): the distance's component
+        # along the viewing ray counts g times.
+        g = 1.0 + (DEPTH_STRETCH - 1.0) * np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0)
+        if self.depth_m is not None:
+            g = np.maximum(g, r / np.maximum(_sample(self.depth_m, uv, outside=None), TIGHT_OFFSET_M))
+        g = np.maximum(g, 1.0)
+        ray = self.camera.center - pts
+        ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+        along = np.einsum("ni,ni->n", pts - q.closest, ray)
+        stretched = np.sqrt(np.maximum(d * d + (g * g - 1.0) * along * along, 0.0))
+        d = np.where(d > 0, stretched, d)
+        # Divided by g: the zero level is the same and f stays about 1-Lipschitz along the ray.
+        f = (r - d) / g
+        if self.skirt is not None:
+            f = np.maximum(f, self.skirt.occupancy(pts))
+        return np.minimum(s, f)
 
 
 def _grid_points(origin: np.ndarray, h: float, shape: tuple[int, int, int], idx: np.ndarray) -> np.ndarray:
@@ -650,10 +827,11 @@ def build_surface(
     res, levels = preset["resolution"], preset["levels"]
     h = float((hi - lo).max()) / res
     joints = getattr(fit, "joints", None)
-    owner, gaps = None, None
+    owner, gaps, groups = None, None, None
     if joints is not None and len(joints) >= 55:
         owner, foot = bone_owner(vertices, joints)
-        gaps = PartGaps(vertices, faces, arm_groups(vertices, faces, owner, foot))
+        groups = arm_groups(vertices, faces, owner, foot)
+        gaps = PartGaps(vertices, faces, groups)
     caps = vertex_caps(vertices, faces, joints, owner)
 
     def gap_weight(pts: np.ndarray) -> np.ndarray:
@@ -664,7 +842,13 @@ def build_surface(
             w[outside] = gaps.limit(pts[outside], _sample(offset, uv, outside=None))[1]
         return w
 
-    fn = _Field(body, camera, sd_px, offset, caps, gaps)
+    depth = depth_field(mask, body_mask, px_per_m)
+    skirt = None
+    if groups is not None:
+        arm_faces = (groups[faces] > 0).all(1)
+        arm_sil = rasterize(vertices, faces[arm_faces], camera).mask if arm_faces.any() else None
+        skirt = SkirtZone(mask, body_mask, joints, camera, vertices[groups == 0], px_per_m, arm_sil)
+    fn = _Field(body, camera, sd_px, offset, caps, gaps, depth, skirt)
     t = time.perf_counter()
     progress.update(0.08, "Evaluating the occupancy")
     vol, origin = evaluate_coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6)

@@ -280,6 +280,11 @@ def test_mask_merging_arms_and_torso_leaves_the_gap_open(arms_down, body_model):
     m = arms_down.mask
     pad = 14
     merged = ndimage.binary_closing(np.pad(m, pad), structure=np.ones((25, 25)))[pad:-pad, pad:-pad]
+    # Only the arms merge: a mask that fills the gap between the legs (below the hips, between the legs' joints)
+    # reads as a skirt.
+    uv = arms_down.camera.project(arms_down.joints[[1, 2, 4, 5, 7, 8]])[0]
+    hips, c0, c1 = int(uv[:2, 1].max()), int(uv[:, 0].min()), int(uv[:, 0].max()) + 1
+    merged[hips:, c0:c1] = m[hips:, c0:c1]
     assert merged.sum() > 1.05 * m.sum()  # the closing did fill the gaps
     fit = _Fit(arms_down.body_vertices, arms_down.body_faces, arms_down.camera, arms_down.joints)
     fit.full_pose, fit.betas, fit.transl = arms_down.full_pose, arms_down.betas, arms_down.offset
@@ -289,3 +294,99 @@ def test_mask_merging_arms_and_torso_leaves_the_gap_open(arms_down, body_model):
     assert rig.stats["rest_stretched_faces"] < 0.03 * len(s.faces)
     # The gap is left open, the rest still follows the true outline.
     assert silhouette_iou(s.vertices, s.faces, arms_down.camera, m) > 0.93
+
+
+def _flap_mask(subject, width_m: float = 0.14, height_m: float = 0.10) -> tuple[np.ndarray, np.ndarray, float]:
+    """The subject's mask with a flat flap (a rectangle ``width_m`` × ``height_m`` at the waist, as a jacket's
+    flying flap or a hem held out) sticking out sideways from the body's outline; returns (mask, flap pixels,
+    pixels per metre at the body)."""
+    cam = subject.camera
+    uv, z = cam.project(subject.joints[[0]])  # at the pelvis, on the image's right of the torso
+    px_per_m = float(cam.K[0, 0] / z[0])
+    r0 = int(uv[0, 1] - 0.5 * height_m * px_per_m)
+    r1 = int(uv[0, 1] + 0.5 * height_m * px_per_m)
+    u = int(uv[0, 0])
+    c0 = min(u + int(np.argmin(subject.mask[r, u:])) for r in range(r0, r1)) - 2  # overlaps the torso's outline
+    c1 = c0 + int(width_m * px_per_m)
+    assert c1 < subject.mask.shape[1] - 5
+    flap = np.zeros_like(subject.mask)
+    flap[r0:r1, c0:c1] = True
+    return subject.mask | flap, flap & ~subject.mask, px_per_m
+
+
+def test_a_flap_stays_thin_and_does_not_inflate_the_torso(tight):
+    """A flap seen sticking out sideways is a thin sheet: the torso beside it keeps its depth (no belly bulge)
+    and the flap itself is much thinner in depth than it is wide."""
+    mask, flap, px_per_m = _flap_mask(tight)
+    plain = _surface(tight, quality="preview")
+    flapped = _surface(tight, mask=mask, quality="preview")
+    assert is_watertight(flapped.faces) and _components(flapped.faces) == 1
+    assert silhouette_iou(flapped.vertices, flapped.faces, tight.camera, mask) >= 0.95
+    cam = tight.camera
+    rows = np.nonzero(flap.any(1))[0]
+    spine_u = cam.project(tight.joints[[0]])[0][0, 0]
+
+    def torso_depth(v: np.ndarray) -> float:
+        """Front-to-back extent (m) of the torso's middle (±8 cm about the spine) at the flap's rows."""
+        uv, depth = cam.project(v)
+        sel = (uv[:, 1] >= rows.min()) & (uv[:, 1] <= rows.max()) & (np.abs(uv[:, 0] - spine_u) < 0.08 * px_per_m)
+        return float(depth[sel].max() - depth[sel].min())
+
+    assert torso_depth(flapped.vertices) < torso_depth(plain.vertices) + 0.015
+    # The flap's outer half: a sheet, not a volume.
+    uv, depth = cam.project(flapped.vertices)
+    cols = np.nonzero(flap.any(0))[0]
+    outer = (uv[:, 0] > cols.min() + 0.5 * (cols.max() - cols.min())) & (uv[:, 0] < cols.max())
+    outer &= (uv[:, 1] >= rows.min()) & (uv[:, 1] <= rows.max())
+    assert outer.sum() >= 4  # the flap was built
+    assert depth[outer].max() - depth[outer].min() < 0.06
+
+
+def test_depth_field_follows_all_round_margins_not_one_flap():
+    """``depth_field``: a margin seen all round the body becomes the depth reach; a flap far out on one side is
+    clipped to DEPTH_MAX_M and diluted by the rest of the outline."""
+    from icon_engine.surface import DEPTH_MAX_M, TIGHT_OFFSET_M, depth_field
+
+    px_per_m = 400.0
+    body = np.zeros((400, 300), bool)
+    body[60:340, 100:200] = True
+    loose = ndimage.binary_dilation(body, iterations=12)  # 3 cm all round
+    depth = depth_field(loose, body, px_per_m)
+    assert abs(depth[200, 150] - (TIGHT_OFFSET_M + 0.03)) < 0.004
+    flap = body.copy()
+    flap[180:220, 195:290] = True  # 24 cm sideways, 10 cm tall
+    depth = depth_field(flap, body, px_per_m)
+    assert depth.max() <= TIGHT_OFFSET_M + DEPTH_MAX_M + 1e-6
+    assert depth[200, 150] < TIGHT_OFFSET_M + 0.5 * DEPTH_MAX_M  # diluted by the tight outline around it
+    assert depth[100, 150] < TIGHT_OFFSET_M + 0.005  # far from the flap: tight
+
+
+def _skirt_zone(subject, mask=None):
+    from icon_engine.mesh_queries import rasterize
+    from icon_engine.surface import SkirtZone, arm_groups, bone_owner
+
+    v, f, cam = subject.body_vertices, subject.body_faces, subject.camera
+    owner, foot = bone_owner(v, subject.joints)
+    groups = arm_groups(v, f, owner, foot)
+    px_per_m = float(cam.K[0, 0] / np.median(cam.to_camera(v)[:, 2]))
+    return SkirtZone(subject.mask if mask is None else mask, rasterize(v, f, cam).mask, subject.joints, cam,
+                     v[groups == 0], px_per_m)
+
+
+def test_skirt_is_seen_and_has_depth(skirt, tight):
+    """A skirt is recognised (tight clothes are not) and becomes one volume as deep front-to-back as the true
+    skirt, not two legs grown by the hem's width."""
+    assert not _skirt_zone(tight).present
+    zone = _skirt_zone(skirt)
+    assert zone.present
+    _, waist, hem = skirt_levels(skirt)
+    assert abs(zone.y_hem - hem) < 0.08
+    s = _surface(skirt, quality="preview")
+    y = hem + 0.3 * (waist - hem)
+
+    def depth_at(v: np.ndarray) -> float:
+        band = v[np.abs(v[:, 1] - y) < 0.01]
+        return float(band[:, 2].max() - band[:, 2].min())
+
+    gt = depth_at(skirt.clothed_vertices)
+    assert depth_at(s.vertices) > 0.85 * gt

@@ -1,0 +1,195 @@
+"""The clothed surface alone on the shared rendered set (``../shared/bench/synthetic-dev``), oracle and fitted.
+
+Two steps, so that surface changes can be measured without refitting:
+
+- ``prepare``: per subject, detect the person (mediapipe) and fit the body (``fit_body``, standard quality) from
+  ``photo.png`` exactly as ``python -m icon_engine reconstruct`` does, and cache the mask and the fit
+  (``--cache DIR``, an ``.npz`` per subject; the shared data itself is never copied).
+- ``run``: per subject, build the surface (``build_surface``) on
+  - ``fitted``: the cached fit (as the pipeline does),
+  - ``oracle``: the ground-truth body (``gt_body.ply``) seen by the ground-truth camera (``camera.json``; its
+    pixel centres are at integers, ours at +0.5), with the fitted joints carried into the ground-truth world
+    (through the photo, scaled about the camera centre to the GT body's depth) for the part labels,
+  and scores both, and the naked bodies, like ``score_scale.py``: each fitted point is moved onto the GT camera
+  ray through the pixel where the fit's camera sees it, then the best scale about the GT camera centre is
+  applied; Chamfer (cm) against ``gt_clothed.ply``; silhouette IoU against ``mask.png`` (scoring only).
+
+Usage: ``python bench/surface_shared.py prepare --cache /tmp/c`` then
+``python bench/surface_shared.py run --cache /tmp/c [--subjects 101 104] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from icon_engine.camera import Camera  # noqa: E402
+
+DEFAULT_BENCH = ROOT.parent / "shared" / "bench" / "synthetic-dev"
+
+
+def _subjects(bench: Path, wanted: list[int] | None) -> list[Path]:
+    dirs = sorted(p for p in bench.iterdir() if p.name.startswith("subject_"))
+    return [p for p in dirs if not wanted or int(p.name.split("_")[1]) in wanted]
+
+
+def prepare(bench: Path, cache: Path, wanted: list[int] | None, quality: str) -> None:
+    """Detect and fit every subject's photo; cache mask and fit (``cache/subject_1XX.npz``)."""
+    from icon_engine.body_model import load_body_model
+    from icon_engine.fit import fit_body
+    from icon_engine.image_io import load_photo
+    from icon_engine.person import detect_person
+
+    cache.mkdir(parents=True, exist_ok=True)
+    model = load_body_model()
+    for sd in _subjects(bench, wanted):
+        t0 = time.perf_counter()
+        photo = load_photo(sd / "photo.png")
+        obs = detect_person(photo)
+        fit = fit_body(obs, model, photo, quality=quality)
+        c = fit.camera
+        np.savez_compressed(cache / f"{sd.name}.npz", mask=obs.mask, vertices=fit.vertices, faces=fit.faces,
+                            joints=fit.joints, K=c.K, R=c.R, t=c.t, size=np.array([c.width, c.height]),
+                            scale=np.array(photo.scale))
+        print(sd.name, f"fit {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def _gt_camera(sd: Path) -> Camera:
+    cam = json.loads((sd / "camera.json").read_text())
+    K = np.array(cam["K"], float)
+    K[0, 2] += 0.5  # GT pixel centres at integers, ours at +0.5
+    K[1, 2] += 0.5
+    return Camera(K, np.array(cam["R"], float), np.array(cam["t"], float), int(cam["width"]), int(cam["height"]))
+
+
+def to_gt_world(points: np.ndarray, cam: Camera, gt: Camera) -> np.ndarray:
+    """Fit-world points → GT world: keep each point's depth, move it onto the GT ray through its pixel."""
+    xc = cam.to_camera(points)
+    A = np.linalg.inv(gt.K) @ cam.K
+    return (xc @ A.T - gt.t) @ gt.R
+
+
+def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, variants: list[str],
+        out_dir: Path | None) -> list[dict[str, Any]]:
+    sys.path.insert(0, str(bench.parent))
+    import evaluate as ev  # the shared scorers
+    from common import read_ply
+
+    from icon_engine.surface import build_surface
+
+    rows = []
+    for sd in _subjects(bench, wanted):
+        f = cache / f"{sd.name}.npz"
+        if not f.exists():
+            print(sd.name, "not prepared")
+            continue
+        z = np.load(f)
+        W, H = (int(v) for v in z["size"])
+        cam = Camera(z["K"], z["R"], z["t"], W, H)
+        gt = _gt_camera(sd)
+        mask = z["mask"]
+        Vg, Fg = read_ply(str(sd / "gt_clothed.ply"))
+        Vb, Fb = read_ply(str(sd / "gt_body.ply"))
+        sid = int(sd.name.split("_")[1])
+        tc = ev.Target(Vg, Fg, seed=11 + sid)
+        gmask = ev.load_mask(str(sd / "mask.png"))
+        row: dict[str, Any] = {"subject": sd.name}
+
+        target = (tc, gt, gmask)
+        fit_v_gt = to_gt_world(z["vertices"], cam, gt)
+        if "fitted" in variants:
+            if "naked" in variants:
+                row["naked_fitted"] = _score(*target, fit_v_gt, z["faces"])
+            fit = SimpleNamespace(vertices=z["vertices"], faces=z["faces"], joints=z["joints"], camera=cam)
+            t0, c0 = time.perf_counter(), time.process_time()
+            surf = build_surface(fit, SimpleNamespace(mask=mask), None, quality)
+            row["fitted"] = _score(*target, to_gt_world(surf.vertices, cam, gt), surf.faces)
+            row["fitted"].update(wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
+                                 own_iou=surf.stats["silhouette_iou"])
+            if out_dir:
+                _save(out_dir / f"{sd.name}_fitted.ply", to_gt_world(surf.vertices, cam, gt), surf.faces)
+        if "oracle" in variants:
+            # joints: the fit's, carried into the GT world and scaled about C to the GT body's depth
+            zb = np.median(gt.to_camera(Vb)[:, 2])
+            zf = np.median(gt.to_camera(fit_v_gt)[:, 2])
+            C = gt.center
+            joints = C + (zb / zf) * (to_gt_world(z["joints"], cam, gt) - C)
+            fit = SimpleNamespace(vertices=Vb, faces=Fb, joints=joints, camera=gt)
+            if "naked" in variants:
+                row["naked_oracle"] = _score(*target, Vb, Fb)
+            t0, c0 = time.perf_counter(), time.process_time()
+            surf = build_surface(fit, SimpleNamespace(mask=mask), None, quality)
+            row["oracle"] = _score(*target, surf.vertices, surf.faces)
+            row["oracle"].update(wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0)
+            if out_dir:
+                _save(out_dir / f"{sd.name}_oracle.ply", surf.vertices, surf.faces)
+        print(sd.name, "  ".join(f"{k} {v['chamfer_cm']:.2f}cm iou {v['iou']:.3f}" for k, v in row.items()
+                                 if isinstance(v, dict)), flush=True)
+        rows.append(row)
+    keys = [k for k in rows[0] if isinstance(rows[0][k], dict)] if rows else []
+    for k in keys:
+        print(f"MEAN {k:14s} chamfer {np.mean([r[k]['chamfer_cm'] for r in rows]):.3f} cm  "
+              f"iou {np.mean([r[k]['iou'] for r in rows]):.3f}  scale {np.mean([r[k]['scale'] for r in rows]):.3f}")
+    return rows
+
+
+def _score(tc: Any, gt: Camera, gmask: np.ndarray, V: np.ndarray, F: np.ndarray) -> dict[str, float]:
+    """score_scale.py's figures for one mesh in the GT world: best scale about the GT camera centre, then
+    Chamfer / P2S (cm) against the GT clothed target ``tc`` and the silhouette IoU against ``gmask``."""
+    import evaluate as ev
+    from score_scale import best_scale
+
+    C = gt.center
+    s = best_scale(V, F, tc, C)
+    Va = C + s * (V - C)
+    m = ev.surface_metrics(Va, F, tc)
+    Kg = gt.K.copy()
+    Kg[:2, 2] -= 0.5
+    m["iou"] = ev.iou(ev.silhouette(Va, F, Kg, gt.R, gt.t, gt.height, gt.width), gmask)
+    m["scale"] = s
+    return m
+
+
+def _save(path: Path, V: np.ndarray, F: np.ndarray) -> None:
+    import trimesh
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trimesh.Trimesh(V, F, process=False).export(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("step", choices=("prepare", "run"))
+    ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
+    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--subjects", type=int, nargs="*")
+    ap.add_argument("--quality", default="standard")
+    ap.add_argument("--variants", nargs="*", default=["fitted", "oracle", "naked"],
+                    help="fitted, oracle, naked (the naked bodies of those)")
+    ap.add_argument("--meshes", type=Path, help="write the surfaces (GT world, .ply) here")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    if not a.bench.is_dir():
+        raise SystemExit(f"{a.bench} not found (the shared benchmark set)")
+    if a.step == "prepare":
+        prepare(a.bench, a.cache, a.subjects, a.quality)
+        return
+    rows = run(a.bench, a.cache, a.subjects, a.quality, a.variants, a.meshes)
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1))
+    print("load average", os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
