@@ -40,6 +40,7 @@ from .bundle.skeleton import (
     skin_vertices,
 )
 from .errors import EngineError
+from .geometry.skinning import blended_transforms as geometry_blended_transforms
 
 #: Rest poses: "T" = SMPL-X zero pose; "A" = arms lowered by :data:`A_POSE_SHOULDER_DEG` at the shoulders.
 REST_POSES = ("T", "A")
@@ -303,11 +304,9 @@ def pose_relative_to_rest(full_pose: np.ndarray, rest_angles: np.ndarray,
 
 def blended_transforms(weights: np.ndarray, rest_joints: np.ndarray, pose: np.ndarray,
                        parents: tuple[int, ...] = PARENTS) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vertex blended LBS transform of the bundle contract: (B (N, 3, 3), t (N, 3)), posed = B v + t."""
-    glob_r, glob_t = forward_kinematics(rest_joints, np.asarray(parents), pose)
-    offsets = glob_t - np.einsum("jab,jb->ja", glob_r, np.asarray(rest_joints, dtype=np.float64))
-    w = np.asarray(weights, dtype=np.float64)
-    return np.einsum("vj,jab->vab", w, glob_r), w @ offsets
+    """Per-vertex blended LBS transform of the bundle contract: (B (N, 3, 3), t (N, 3)), posed = B v + t
+    (:func:`icon_engine.geometry.skinning.blended_transforms` in this module's argument order)."""
+    return geometry_blended_transforms(weights, rest_joints, np.asarray(parents), pose)
 
 
 def _sharpen_singular(weights: np.ndarray, rest_joints: np.ndarray, pose: np.ndarray,
