@@ -41,8 +41,12 @@ class Reconstructions:
         photo = Path(photo)
         if not photo.is_file():
             raise FileNotFoundError(f"Photo not found: {photo}. Pick an existing image file.")
-        self._count += 1
-        out = self.results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{self._count}"
+        stamp = time.strftime('%Y%m%d-%H%M%S')
+        while True:  # a fresh folder: another queue (or an earlier session) may have used this name this second
+            self._count += 1
+            out = self.results_dir / f"{stamp}-{self._count}"
+            if not out.exists():
+                break
         cmd = command or ep.reconstruct_command(python, photo, out, options)
         env = ep.engine_env(engine_source)
         server = ep.shared_server(python, env, self.results_dir / "logs" / "engine.log") if self.warm else None

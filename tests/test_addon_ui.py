@@ -327,8 +327,9 @@ def test_several_photos_height_output_folder_history_and_log(addon, photo, tmp_p
         for stem in ("fay", "gus"):
             photo(stem)
         bpy.context.scene.icon_settings.height = 1.82
-        # the engine has no --height yet: the option is not passed (it would be refused) and the user is told
-        assert not jobs.engine_supports(state.engine_env()["PYTHONPATH"].split(os.pathsep)[0], "--height")
+        assert jobs.engine_supports(state.engine_env()["PYTHONPATH"].split(os.pathsep)[0], "--height")
+        # an engine without --height: the option is not passed (it would be refused) and the user is told
+        monkeypatch.setattr(jobs, "engine_supports", lambda source, option: False)
         assert bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "fay.jpg"}, {"name": "gus.jpg"}]
                                                ) == {"FINISHED"}
         rec = state.reconstructions
