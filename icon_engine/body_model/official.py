@@ -41,7 +41,7 @@ REQUIRED_KEYS: dict[str, tuple] = {
 #: Optional numeric keys carried over to the sanitised copy when present.
 OPTIONAL_KEYS = ("vt", "ft", "dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords", "keypoint_vertex_ids", "shape_std")
 
-_CONVERT_HINT = "python -m icon_engine body convert-pkl FILE"
+_CONVERT_HINT = "python -m icon_engine body convert-pkl FILE --i-trust-this-file"
 
 
 def _fail(message: str, hint: str | None = None) -> EngineError:
