@@ -11,7 +11,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat .venv/.requirements.sha 2>/dev/null)" != "$want" ]; then
-  echo "Installing the pinned requirements into .venv (about a minute, 3.3 GB)..." >&2
+  echo "Installing the pinned requirements into .venv (a few minutes, 3.8 GB)..." >&2
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > .venv/.requirements.sha
