@@ -15,13 +15,12 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_CANCELLED, EXIT_CODES, EXIT_INTERNAL, EXIT_OK, EngineError
 from .options import DEVICES, QUALITIES, REST_POSES, ReconstructOptions
-from .progress import CancelToken, TerminalBar, emit_json
+from .progress import CancelToken, TerminalBar, emit_json, protocol_sink
 
 
 class _Parser(argparse.ArgumentParser):
@@ -224,7 +223,7 @@ def _run_photos(args: argparse.Namespace, options: ReconstructOptions, photos: l
     from .pipeline import load_body, reconstruct
 
     bar = None if emit is not None else (TerminalBar() if args.progress == "bar" else None)
-    callback = (lambda event: emit({"event": "progress", **asdict(event)})) if emit is not None else bar
+    callback = protocol_sink(emit) if emit is not None else bar
     body_models = {} if body_models is None else body_models
     body_key = (str(options.smplx_model), resolve_device(options.device))
     body_model = body_models.get(body_key)
@@ -266,7 +265,7 @@ def _run_subject(args: argparse.Namespace, emit: Callable[[dict], None] | None, 
     if key not in body_models:
         body_models[key] = load_body(options, device)
     bar = None if emit is not None else (TerminalBar() if args.progress == "bar" else None)
-    callback = (lambda event: emit({"event": "progress", **asdict(event)})) if emit is not None else bar
+    callback = protocol_sink(emit) if emit is not None else bar
     try:
         bundle = reconstruct_subject(inputs, args.out, options, frames=args.frames, progress=callback, cancel=cancel,
                                      bundle_name=args.name, body_model=body_models[key])

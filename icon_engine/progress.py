@@ -137,13 +137,18 @@ def emit_json(obj: dict, stream: TextIO | None = None) -> None:
     stream.flush()
 
 
-def json_lines_sink(stream: TextIO | None = None) -> ProgressCallback:
-    """A callback that writes each event as a ``{"event": "progress", ...}`` JSON line."""
+def protocol_sink(emit: Callable[[dict], None]) -> ProgressCallback:
+    """A callback that hands each event to ``emit`` as a ``{"event": "progress", ...}`` protocol object."""
 
     def sink(event: ProgressEvent) -> None:
-        emit_json({"event": "progress", **asdict(event)}, stream)
+        emit({"event": "progress", **asdict(event)})
 
     return sink
+
+
+def json_lines_sink(stream: TextIO | None = None) -> ProgressCallback:
+    """A callback that writes each event as a ``{"event": "progress", ...}`` JSON line."""
+    return protocol_sink(lambda obj: emit_json(obj, stream))
 
 
 class TerminalBar:

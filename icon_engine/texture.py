@@ -376,20 +376,6 @@ def parts_from_skin_weights(skin_weights: np.ndarray) -> np.ndarray:
     return sums.argmax(axis=1)
 
 
-def parts_from_body(vertices: np.ndarray, fit: Any, body_model: Any) -> np.ndarray:
-    """Body-part labels (N,) of clothed ``vertices`` (N, 3, bundle world) before rigging: the fitted body's LBS
-    weights at each vertex's closest point on the posed body (``rig.transfer_weights``, without the normal test
-    the rig adds) → :func:`parts_from_skin_weights`. ``fit`` needs ``vertices`` (and ``faces`` or the model's);
-    ``body_model`` needs ``lbs_weights`` (V, 55)."""
-    from .rig import _np, transfer_weights
-
-    body_v = _np(fit.vertices).reshape(-1, 3)
-    body_f = getattr(fit, "faces", None)
-    body_f = _np(body_f if body_f is not None else body_model.faces, np.int64).reshape(-1, 3)
-    weights, _ = transfer_weights(np.asarray(vertices, dtype=np.float64), body_v, body_f, _np(body_model.lbs_weights))
-    return parts_from_skin_weights(weights)
-
-
 def _check_parts(vertex_parts: np.ndarray | None, n: int) -> np.ndarray | None:
     if vertex_parts is None:
         return None

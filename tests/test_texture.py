@@ -273,18 +273,6 @@ def test_parts_from_skin_weights_follow_the_skeleton(outfit_scene):
     assert (parts[(np.abs(rest[:, 0]) < 0.1) & (rest[:, 1] > 1.1) & (rest[:, 1] < 1.35)] == PART_TORSO).all()
 
 
-def test_parts_from_body_agree_with_the_skinning_parts(outfit_scene):
-    """Before rigging, the fitted body's weights at the closest body point give the same parts almost
-    everywhere (the pipeline's texture stage runs before the rig)."""
-    from bench.repose import pose_body
-    from icon_engine.texture import parts_from_body
-
-    subject, posed, parts, _, _ = outfit_scene
-    fit = pose_body(subject.body, named_pose("photo"))
-    got = parts_from_body(posed, fit, subject.body)
-    assert (got == parts).mean() > 0.97
-
-
 def test_parts_from_skin_weights_rejects_other_layouts():
     from icon_engine.texture import parts_from_skin_weights
 
