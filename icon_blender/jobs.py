@@ -41,17 +41,45 @@ class Reconstructions:
         photo = Path(photo)
         if not photo.is_file():
             raise FileNotFoundError(f"Photo not found: {photo}. Pick an existing image file.")
+        out = self._fresh_run_dir()
+        cmd = command or ep.reconstruct_command(python, photo, out, options)
+        return self._add(python, cmd, photo.name, photo.stem, out, engine_source)
+
+    def submit_subject(self, python: str, inputs: list[str | Path], options: ep.ReconstructOptions,
+                       engine_source: str | Path | None = None, frames: int = 12) -> ep.EngineJob:
+        """Queue ONE avatar from several photos, folders or videos of one person (``reconstruct --subject``);
+        its bundle goes to ``results_dir/<time>-<n>/<first input's stem>``. Raises FileNotFoundError naming a
+        missing input, ValueError for more than the engine takes."""
+        paths = [Path(p) for p in inputs]
+        missing = [p for p in paths if not p.exists()]
+        if not paths or missing:
+            raise FileNotFoundError(f"Not found: {missing[0] if missing else 'no photo chosen'}. Pick existing "
+                                    "photos, a folder of photos or a video.")
+        n_photos = sum(1 for p in paths if p.is_file() and p.suffix.lower() not in ep.VIDEO_SUFFIXES)
+        n_videos = sum(1 for p in paths if p.is_file() and p.suffix.lower() in ep.VIDEO_SUFFIXES)
+        if n_photos + n_videos * frames > ep.MAX_SUBJECT_INPUTS:
+            raise ValueError(f"{n_photos} photo(s) and {n_videos} video(s) × {frames} frames make more than the "
+                             f"{ep.MAX_SUBJECT_INPUTS} images one avatar takes: choose fewer photos or frames.")
+        out = self._fresh_run_dir()
+        cmd = ep.subject_command(python, paths, out, options, frames=frames)
+        label = subject_label(paths)
+        return self._add(python, cmd, label, paths[0].stem, out, engine_source)
+
+    def _fresh_run_dir(self) -> Path:
+        """A new ``results_dir/<time>-<n>`` (another queue, or an earlier session, may have used the name)."""
         stamp = time.strftime('%Y%m%d-%H%M%S')
-        while True:  # a fresh folder: another queue (or an earlier session) may have used this name this second
+        while True:
             self._count += 1
             out = self.results_dir / f"{stamp}-{self._count}"
             if not out.exists():
-                break
-        cmd = command or ep.reconstruct_command(python, photo, out, options)
+                return out
+
+    def _add(self, python: str, cmd: list[str], label: str, stem: str, out: Path,
+             engine_source: str | Path | None) -> ep.EngineJob:
         env = ep.engine_env(engine_source)
         server = ep.shared_server(python, env, self.results_dir / "logs" / "engine.log") if self.warm else None
-        job = ep.EngineJob(cmd, photo.name, env=env, server=server,
-                           log_path=self.results_dir / "logs" / f"{out.name}-{photo.stem}.log", out_dir=out)
+        job = ep.EngineJob(cmd, label, env=env, server=server,
+                           log_path=self.results_dir / "logs" / f"{out.name}-{stem}.log", out_dir=out)
         out.mkdir(parents=True, exist_ok=True)
         return self.queue.add(job)
 
@@ -92,6 +120,12 @@ class Reconstructions:
     def clear_finished(self) -> None:
         self.queue.clear_finished()
         self._reported = {i for i in self._reported if any(id(j) == i for j in self.queue.jobs)}
+
+
+def subject_label(paths: list[Path]) -> str:
+    """How the panel names a several-photo job: "front.jpg + 3 more" (a folder shows as "shots/")."""
+    first = paths[0].name + ("/" if paths[0].is_dir() else "")
+    return first if len(paths) == 1 else f"{first} + {len(paths) - 1} more"
 
 
 @dataclass

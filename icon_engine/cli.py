@@ -262,6 +262,7 @@ def _run_subject(args: argparse.Namespace, emit: Callable[[dict], None] | None, 
     _writable_folder(args.out)
     device = resolve_device(options.device)
     key = (str(options.smplx_model), device)
+    body_models = {} if body_models is None else body_models  # None: a one-off command-line run
     if key not in body_models:
         body_models[key] = load_body(options, device)
     bar = None if emit is not None else (TerminalBar() if args.progress == "bar" else None)

@@ -78,6 +78,26 @@ def test_reconstruct_command_follows_the_cli():
     assert ep.doctor_command("py") == ["py", "-m", "icon_engine", "doctor", "--json"]
 
 
+def test_subject_command_and_progress_per_photo():
+    opts = ep.ReconstructOptions(quality="preview", rest_pose="A")
+    cmd = ep.subject_command("/py", ["/p/a.jpg", "/p/shots", "/p/turn.mp4"], "/out", opts, frames=6, name="ann")
+    assert cmd[:8] == ["/py", "-m", "icon_engine", "reconstruct", "--subject", "/p/a.jpg", "/p/shots", "/p/turn.mp4"]
+    joined = " ".join(cmd)
+    for part in ("--out /out", "--progress json", "--quality preview", "--rest-pose A", "--frames 6", "--name ann"):
+        assert part in joined
+    with pytest.raises(ValueError, match="at least one"):
+        ep.subject_command("/py", [], "/out", opts)
+    with pytest.raises(ValueError, match="frames"):
+        ep.subject_command("/py", ["a.jpg"], "/out", opts, frames=0)
+    # the subject run's messages end with the photo counter; the panel leads with it
+    assert ep.photo_step("Fitting b.jpg (2/4)") == (2, 4, "Fitting b.jpg")
+    assert ep.progress_text("surface", "Clothed surface of clip.mp4@2.40s (3/4)") == (
+        "photo 3/4: Clothed surface of clip.mp4@2.40s")
+    assert ep.photo_step("Fitting the body") is None and ep.photo_step("odd (5/4)") is None
+    assert ep.progress_text("rig", "Fusing the photos into one avatar") == "Fusing the photos into one avatar"
+    assert ep.progress_text("body_model", "") == "body model"
+
+
 def test_engine_env_puts_engine_source_first():
     env = ep.engine_env("/addon/engine", {"PYTHONPATH": "/other", "PYTHONHOME": "/blender/python"})
     assert env["PYTHONPATH"].split(os.pathsep) == ["/addon/engine", "/other"]
@@ -255,3 +275,11 @@ def test_every_option_the_addon_passes_is_accepted_by_the_real_engine(tmp_path, 
     job.wait(120)
     assert job.state == ep.FAILED and job.error["code"] == "photo_missing", job.error
     assert job.error["hint"] and job.returncode == 3 and not (tmp_path / "out").exists()
+    # a several-photo run: every option is accepted, the missing photo is the only complaint
+    cmd = ep.subject_command(sys.executable, [tmp_path / "missing.jpg", tmp_path / "b.jpg"], tmp_path / "out", opts,
+                             frames=3)
+    job = ep.EngineJob(cmd, "missing.jpg + 1 more", env=ep.engine_env(repo_root))
+    job.start()
+    job.wait(120)
+    assert job.state == ep.FAILED and job.error["code"] == "photo_missing", job.error
+    assert not (tmp_path / "out").exists()

@@ -28,7 +28,24 @@ FAKE = textwrap.dedent(
                           "packages": {"torch": "2.13.0", "mediapipe": None},
                           "body_model": {"problem": "no body model", "how_to_enable": "build it"}}))
         sys.exit(0)
+    def run_subject(args, **tag):  # reconstruct --subject IN... : one bundle, progress per photo
+        inputs = args[args.index("--subject") + 1 : args.index("--out")]
+        out = args[args.index("--out") + 1]
+        assert "--frames" in args and "--progress" in args
+        name = os.path.splitext(os.path.basename(inputs[0].rstrip("/")))[0]
+        for k, item in enumerate(inputs):
+            n = len(inputs)
+            emit(event="progress", photo=name, stage="fit", fraction=k / n, overall=0.1 + 0.3 * k / n,
+                 message=f"Fitting {os.path.basename(item)} ({k + 1}/{n})", **tag)
+            time.sleep(120 if "slow" in item else 0.3)
+        emit(event="progress", photo=name, stage="rig", fraction=0.0, overall=0.6,
+             message="Fusing the photos into one avatar", **tag)
+        shutil.copytree(os.environ["FAKE_SUBJECT_BUNDLE"], os.path.join(out, name))
+        emit(event="done", photo=name, bundle=os.path.join(out, name), **tag)
+        return 0
     def run(args, **tag):
+        if "--subject" in args:
+            return run_subject(args, **tag)
         photo = args[args.index("reconstruct") + 1]
         out = args[args.index("--out") + 1]
         stem = os.path.splitext(os.path.basename(photo))[0]
@@ -72,6 +89,7 @@ def addon(tmp_path_factory):
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     os.environ["FAKE_BUNDLE"] = str(bundle)
+    os.environ["FAKE_SUBJECT_BUNDLE"] = str(make_bundle(tmp / "subject_template", views=3))
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable(ADDON, default_set=True)
     prefs = bpy.context.preferences.addons[ADDON].preferences
@@ -92,6 +110,7 @@ def addon(tmp_path_factory):
     state.user_dir = real_user_dir
     addon_utils.disable(ADDON, default_set=True)
     os.environ.pop("FAKE_BUNDLE", None)
+    os.environ.pop("FAKE_SUBJECT_BUNDLE", None)
 
 
 @pytest.fixture()
@@ -330,8 +349,8 @@ def test_several_photos_height_output_folder_history_and_log(addon, photo, tmp_p
         assert jobs.engine_supports(state.engine_env()["PYTHONPATH"].split(os.pathsep)[0], "--height")
         # an engine without --height: the option is not passed (it would be refused) and the user is told
         monkeypatch.setattr(jobs, "engine_supports", lambda source, option: False)
-        assert bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "fay.jpg"}, {"name": "gus.jpg"}]
-                                               ) == {"FINISHED"}
+        assert bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "fay.jpg"}, {"name": "gus.jpg"}],
+                                               several_photos="SEPARATE") == {"FINISHED"}
         rec = state.reconstructions
         assert rec.results_dir == out and [j.photo for j in rec.pending] == ["fay.jpg", "gus.jpg"]
         assert all("--height" not in j.command for j in rec.queue.jobs)
@@ -497,3 +516,113 @@ def test_panels_and_preferences_draw(addon, photo, tmp_path):
         prefs.ICONPreferences.draw(Proxy(p, log), bpy.context)
         ops = [e[1][0] for e in log if e[0] == "operator"]
         assert "icon.check_engine" in ops and (("icon.setup_engine" in ops) == (mode == "AUTO"))
+
+
+def _inputs(addon, *names: str) -> list[str]:
+    paths = []
+    for name in names:
+        path = addon / name
+        path.write_bytes(b"\xff\xd8\xff")  # the fake engine never reads them
+        paths.append(str(path))
+    return paths
+
+
+def test_several_photos_make_one_avatar_with_progress_per_photo(addon):
+    """One person: ONE engine job (``reconstruct --subject``) through the warm engine, the panel and status bar
+    saying which photo it works on, then one avatar with every photo's pose."""
+    from icon_blender.ui import state
+
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.warm_engine = True
+    settings = bpy.context.scene.icon_settings
+    settings.several_photos, settings.frames = "ONE", 5
+    _inputs(addon, "ann_front.jpg", "ann_side.jpg", "ann_back.jpg")
+    n_rigs = sum(o.type == "ARMATURE" for o in bpy.data.objects)
+    try:
+        assert bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[
+            {"name": "ann_front.jpg"}, {"name": "ann_side.jpg"}, {"name": "ann_back.jpg"}]) == {"FINISHED"}
+        rec = state.reconstructions
+        assert rec.warm and len(rec.pending) == 1
+        job = rec.pending[0]
+        assert job.photo == "ann_front.jpg + 2 more"
+        cmd = job.command
+        assert cmd[3:5] == ["reconstruct", "--subject"] and cmd[5:8] == _inputs(addon, "ann_front.jpg", "ann_side.jpg",
+                                                                                  "ann_back.jpg")
+        assert cmd[cmd.index("--frames") + 1] == "5" and cmd[cmd.index("--progress") + 1] == "json"
+        seen, status = [], []
+        deadline = time.monotonic() + 60
+        while state.tick() is not None:
+            assert time.monotonic() < deadline
+            if rec.current is not None and rec.current.text not in seen:
+                seen.append(rec.current.text)
+                status.append(state.status_text())
+            time.sleep(0.02)
+        steps = [t for t in seen if t.startswith("photo ")]
+        assert steps == ["photo 1/3: Fitting ann_front.jpg", "photo 2/3: Fitting ann_side.jpg",
+                         "photo 3/3: Fitting ann_back.jpg"], seen
+        assert any(t and "ann_front.jpg + 2 more" in t and "photo 2/3" in t for t in status), status
+        assert sum(o.type == "ARMATURE" for o in bpy.data.objects) == n_rigs + 1  # ONE avatar
+        arm = bpy.data.objects["ann_front_rig"]
+        from icon_blender.blender.importer import photo_pose_names
+
+        assert [p[0] for p in photo_pose_names(arm)] == ["front.jpg", "view1.jpg", "view2.jpg"]
+    finally:
+        prefs.warm_engine = False
+        state.kill_engines()
+
+
+def test_several_photos_folder_video_and_bad_choices(addon):
+    from icon_blender.ui import state
+
+    settings = bpy.context.scene.icon_settings
+    settings.several_photos, settings.frames = "ONE", 4
+    folder = addon / "shots"
+    folder.mkdir(exist_ok=True)
+    _inputs(folder, "b.jpg", "a.png")
+    video = _inputs(addon, "turn.mp4")[0]
+    # a folder picked with nothing selected: ONE avatar from the folder (the engine expands it) ...
+    assert bpy.ops.icon.reconstruct_photos(directory=str(folder), files=[]) == {"FINISHED"}
+    job = state.reconstructions.pending[-1]
+    assert job.command[5] == str(folder) + os.sep or job.command[5] == str(folder)
+    # ... or one avatar per photo of it, by name
+    assert bpy.ops.icon.reconstruct_photos(directory=str(folder), files=[], several_photos="SEPARATE") == {"FINISHED"}
+    assert [j.photo for j in state.reconstructions.pending[-2:]] == ["a.png", "b.jpg"]
+    # a video joins a subject with its frames count; alone in "separate" it is refused with the way out
+    assert bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "turn.mp4"}]) == {"FINISHED"}
+    job = state.reconstructions.pending[-1]
+    assert job.command[5] == video and job.command[job.command.index("--frames") + 1] == "4"
+    with pytest.raises(RuntimeError, match="turn.mp4 is a video.*One person"):
+        bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "turn.mp4"}], several_photos="SEPARATE")
+    # more images than one avatar takes (2 videos × 12 frames): refused before anything is queued
+    settings.frames = 12
+    _inputs(addon, "turn2.mp4")
+    n_jobs = len(state.reconstructions.queue.jobs)
+    with pytest.raises(RuntimeError, match="more than the 20 images"):
+        bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "turn.mp4"}, {"name": "turn2.mp4"}])
+    with pytest.raises(RuntimeError, match="Not found"):
+        bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[{"name": "nobody.jpg"}])
+    assert len(state.reconstructions.queue.jobs) == n_jobs
+    bpy.ops.icon.cancel()
+
+
+def test_cancel_during_one_avatar_from_several_photos_leaves_scene_untouched(addon):
+    from icon_blender.ui import state
+
+    bpy.context.scene.icon_settings.several_photos = "ONE"
+    _inputs(addon, "cy_front.jpg", "cy_slow.jpg", "cy_back.jpg")
+    before = {k: len(getattr(bpy.data, k)) for k in ("objects", "actions", "cameras", "collections")}
+    assert bpy.ops.icon.reconstruct_photos(directory=str(addon), files=[
+        {"name": "cy_front.jpg"}, {"name": "cy_slow.jpg"}, {"name": "cy_back.jpg"}]) == {"FINISHED"}
+    deadline = time.monotonic() + 30
+    while state.reconstructions.current is None or state.reconstructions.current.step != (2, 3):
+        state.tick()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    job = state.reconstructions.current
+    assert job.text == "photo 2/3: Fitting cy_slow.jpg"
+    t0 = time.monotonic()
+    assert bpy.ops.icon.cancel() == {"FINISHED"}
+    assert time.monotonic() - t0 < 1.0
+    assert job.state == "cancelled" and not job.out_dir.exists() and not state.reconstructions.active
+    assert {k: len(getattr(bpy.data, k)) for k in before} == before
+    assert state.tick() is None

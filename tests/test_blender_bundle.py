@@ -94,12 +94,40 @@ def a_pose_angles() -> np.ndarray:
     return angles
 
 
+def view_camera(yaw_deg: float, distance: float = 4.5, height: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(R, t) of an OpenCV camera on a circle around the body (yaw about +Y, 0 = in front, facing it)."""
+    a = np.radians(yaw_deg)
+    centre = np.array([distance * np.sin(a), height, distance * np.cos(a)])
+    ry = np.array([[np.cos(-a), 0, np.sin(-a)], [0, 1, 0], [-np.sin(-a), 0, np.cos(-a)]])
+    R = np.diag([1.0, -1.0, -1.0]) @ ry
+    return R, -R @ centre
+
+
+def subject_block(pose: np.ndarray, transl: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray,
+                  size: tuple[int, int], views: int, seed: int, shift: np.ndarray) -> dict:
+    """A ``subject`` block: photo 1 = the bundle's own pose and camera, then ``views - 1`` photos in other poses
+    seen from other sides, and one photo without a person (skipped)."""
+    entry = {"label": "front.jpg", "source": "/photos/front.jpg", "status": "used", "full_pose": pose,
+             "transl": transl, "camera": {"K": K, "R": R, "t": t, "width": size[0], "height": size[1]}}
+    photos = [entry]
+    for k in range(1, views):
+        R_k, t_k = view_camera(90.0 * k)
+        t_k = t_k - R_k @ shift  # the rest body's frame offset, as for the main camera
+        photos.append({"label": f"view{k}.jpg", "source": f"/photos/view{k}.jpg", "status": "used",
+                       "full_pose": random_pose(seed + 10 * k, scale=0.3), "transl": transl + [0.1 * k, 0, -0.05 * k],
+                       "camera": {"K": K, "R": R_k, "t": t_k, "width": size[0], "height": size[1]}})
+    photos.insert(2, {"label": "empty.jpg", "source": "/photos/empty.jpg", "status": "no_person"})
+    return {"photos": photos, "used": views, "betas": [0.0] * 10, "stature_m": 1.7}
+
+
 def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[int, int] = (640, 480),
-                rest_pose: str = "T", rest_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Path:
+                rest_pose: str = "T", rest_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                views: int = 0) -> Path:
     """Write a synthetic bundle at ``target`` and return its path. ``rest_pose`` "A": the rest mesh and joints are
     in an A pose and ``rig.pose_from_rest`` carries them to the photo's pose (``body.full_pose`` stays SMPL-X's).
     ``rest_offset`` (metres, SMPL-X frame) moves the rest body like a body model's canonical frame does (SMPL-X's
-    pelvis sits near the origin, its feet ~1.2 m below); the camera follows, so the photo is unchanged."""
+    pelvis sits near the origin, its feet ~1.2 m below); the camera follows, so the photo is unchanged.
+    ``views`` ≥ 2: an avatar from several photos, with a ``subject`` block (:func:`subject_block`)."""
     from icon_blender.core.rig import pose_relative_to_rest
     from icon_engine.bundle import forward_kinematics
 
@@ -138,6 +166,8 @@ def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[i
         "rig": rig_meta,
         "warnings": [],
     }
+    if views >= 2:
+        meta["subject"] = subject_block(pose, transl, K, R, t, size, views, seed, shift)
     content = BundleContent(
         metadata=meta,
         posed_mesh=TriMesh(posed, faces, colors, uv),

@@ -186,9 +186,10 @@ def _material(name: str, texture: Path | None, color_layer: str | None, created:
     return mat
 
 
-def _camera(collection, name: str, b: Bundle, scene: bpy.types.Scene, created: list) -> bpy.types.Object:
-    width, height = b.image_size
-    settings = cam_core.blender_camera(b.K, b.R, b.t, width, height)
+def _camera_object(collection, name: str, K: np.ndarray, R: np.ndarray, t: np.ndarray, size: tuple[int, int],
+                   created: list) -> tuple[bpy.types.Object, cam_core.BlenderCamera]:
+    """A camera object reproducing the OpenCV camera (K, R, t) of a ``size`` (W, H) photo (bundle world)."""
+    settings = cam_core.blender_camera(K, R, t, size[0], size[1])
     data = bpy.data.cameras.new(name)
     data.sensor_fit = settings.sensor_fit
     data.sensor_width = data.sensor_height = settings.sensor_mm
@@ -199,6 +200,14 @@ def _camera(collection, name: str, b: Bundle, scene: bpy.types.Scene, created: l
     obj = _link(collection, bpy.data.objects.new(name, data))
     created.append(obj)
     obj.matrix_world = Matrix(settings.matrix_world.tolist())
+    obj["icon_resolution"] = list(settings.resolution)
+    obj["icon_pixel_aspect"] = list(settings.pixel_aspect)
+    return obj, settings
+
+
+def _camera(collection, name: str, b: Bundle, scene: bpy.types.Scene, created: list) -> bpy.types.Object:
+    obj, settings = _camera_object(collection, name, b.K, b.R, b.t, b.image_size, created)
+    data = obj.data
     photo = b.file("photo")
     if photo is not None and photo.is_file():
         img = bpy.data.images.load(str(photo))
@@ -254,12 +263,82 @@ def pose_from_rest(b: Bundle) -> np.ndarray:
     return rig.pose_relative_to_rest(b.full_pose, rest_pose_angles(b), b.parents)
 
 
-def photo_pose(b: Bundle, rest_rots: np.ndarray, head0: np.ndarray,
-               pose: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The bundle's fitted pose as pose-bone quaternions (J, 4) and the pelvis location (3,)."""
+def photo_pose(b: Bundle, rest_rots: np.ndarray, head0: np.ndarray, pose: np.ndarray | None = None,
+               transl: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The bundle's fitted pose (or ``pose`` relative to the rig's rest, with ``transl``, metres, bundle world)
+    as pose-bone quaternions (J, 4) and the pelvis location (3,)."""
     quats = rig.pose_bone_quaternions(pose_from_rest(b) if pose is None else pose, rest_rots)
-    pelvis = rig.pelvis_positions(b.rest_joints[0], b.transl)
+    pelvis = rig.pelvis_positions(b.rest_joints[0], b.transl if transl is None else transl)
     return quats, rig.root_location(pelvis, head0, rest_rots[0])
+
+
+def _photo_poses(b: Bundle, name: str, arm: bpy.types.Object, names: list[str], rots: np.ndarray,
+                 angles: np.ndarray, coll, with_camera: bool, created: list) -> list[tuple]:
+    """Each used photo of a several-photo avatar (``Bundle.views``) as a one-frame pose action marked as a pose
+    asset (the pose library), and its camera (hidden; the first photo's camera is the import's main camera).
+
+    Returns (action, camera or None, label) per used photo after the first (the first photo's pose and camera
+    are the bundle's own: the import's photo pose and main camera)."""
+    out = []
+    head0 = np.array(arm.data.bones[ROOT_BONE].head_local)
+    used = [v for v in b.views if v.status == "used"]
+    for k, view in enumerate(used[1:], start=2):
+        pose = rig.pose_relative_to_rest(view.full_pose, angles, b.parents)
+        quats, loc = photo_pose(b, rots, head0, pose, view.transl)
+        title = f"{name} pose {k} {view.label}"[:60]
+        action = animation.write_pose_action(arm, names, quats[None], loc[None], ROOT_BONE, 1, title)
+        created.append(action)
+        action.use_fake_user = True
+        if hasattr(action, "asset_mark"):
+            action.asset_mark()
+            action.asset_data.description = f"{view.label}: the pose of photo {k} of {len(used)} ({name})"
+        cam = None
+        if with_camera:
+            cam, _ = _camera_object(coll, f"{name}_camera {k}", view.K, view.R, view.t, view.image_size, created)
+            cam.hide_set(True)
+        out.append((action, cam, view.label))
+    return out
+
+
+def photo_pose_names(arm: bpy.types.Object) -> list[tuple[str, str, str]]:
+    """(label, action name, camera name or "") of each photo pose of an ICON avatar made from several photos."""
+    labels = list(arm.get("icon_photo_labels", []))
+    actions = list(arm.get("icon_photo_actions", []))
+    cameras = list(arm.get("icon_photo_cameras", []))
+    return [(str(lab), str(act), str(cam)) for lab, act, cam in zip(labels, actions, cameras, strict=False)]
+
+
+def show_photo_pose(arm: bpy.types.Object, index: int, scene: bpy.types.Scene | None = None) -> bpy.types.Action:
+    """Put the avatar in the pose of its photo ``index`` (0 = the first) and look through that photo's camera:
+    the pose action becomes the armature's active action, the camera the scene's (shown; the avatar's other
+    photo cameras hidden), and the render size that photo's. Raises ValueError for an unknown index."""
+    scene = scene or bpy.context.scene
+    poses = photo_pose_names(arm)
+    if not 0 <= index < len(poses):
+        raise ValueError(f"{arm.name} has {len(poses)} photo pose(s); there is no pose {index + 1}.")
+    label, action_name, camera_name = poses[index]
+    action = bpy.data.actions.get(action_name)
+    if action is None:
+        raise ValueError(f"The pose action '{action_name}' of {label} was deleted or renamed.")
+    if arm.animation_data is None:
+        arm.animation_data_create()
+    arm.animation_data.action = action
+    slots = getattr(action, "slots", None)
+    if slots is not None and len(slots) and getattr(arm.animation_data, "action_slot", 1) is None:
+        arm.animation_data.action_slot = slots[0]
+    arm.data.pose_position = "POSE"
+    for _, _, cam_name in poses:
+        cam = bpy.data.objects.get(cam_name) if cam_name else None
+        if cam is not None and cam.name in bpy.context.view_layer.objects:
+            cam.hide_set(cam_name != camera_name)
+    cam = bpy.data.objects.get(camera_name) if camera_name else None
+    if cam is not None:
+        scene.camera = cam
+        if "icon_resolution" in cam:
+            scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in cam["icon_resolution"])
+            scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = (float(v) for v in cam["icon_pixel_aspect"])
+    scene.frame_set(scene.frame_current)
+    return action
 
 
 def import_bundle(
@@ -308,12 +387,21 @@ def import_bundle(
         mod.object = arm
         rots = rest_rotations(arm, names)
         quats, loc = photo_pose(b, rots, np.array(arm.data.bones[ROOT_BONE].head_local), pose)
+        used = [v.label for v in b.views if v.status == "used"]
+        poses = _photo_poses(b, name, arm, names, rots, angles, coll, with_camera, created)
         action = animation.write_pose_action(arm, names, quats[None], loc[None], ROOT_BONE, 1, f"{name} photo pose")
         created.append(action)
         action.use_fake_user = True
         cam = None
         if with_camera:
             cam = _camera(coll, f"{name}_camera", b, scene, created)
+        if len(used) > 1:  # photo 1's entry is the photo pose itself, its camera the main one
+            arm["icon_photo_labels"] = used
+            arm["icon_photo_actions"] = [action.name] + [a.name for a, _, _ in poses]
+            arm["icon_photo_cameras"] = [cam.name if cam else ""] + [c.name if c else "" for _, c, _ in poses]
+            if hasattr(action, "asset_mark"):
+                action.asset_mark()
+                action.asset_data.description = f"{used[0]}: the pose of photo 1 of {len(used)} ({name})"
         arm["icon_bundle"] = str(b.path)
         arm["icon_rest_pose_angles"] = angles.ravel().tolist()
         arm["icon_format_version"] = int(b.meta.get("format_version", 0))

@@ -21,6 +21,7 @@ import atexit
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -49,6 +50,34 @@ class ReconstructOptions:
 
 def reconstruct_command(python: str, photo: str | Path, out_dir: str | Path, options: ReconstructOptions) -> list[str]:
     """argv of one engine run. Only non-default texture/rest-pose choices add flags."""
+    return [str(python), "-m", "icon_engine", "reconstruct", str(photo), *_option_args(out_dir, options)]
+
+
+#: The most images one several-photo subject may have (the engine's ``subject.MAX_INPUTS``).
+MAX_SUBJECT_INPUTS = 20
+#: Files the engine reads as videos in a subject (their sharp frames become photos).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v")
+
+
+def subject_command(python: str, inputs: list[str | Path], out_dir: str | Path, options: ReconstructOptions,
+                    frames: int = 12, name: str = "") -> list[str]:
+    """argv of ``reconstruct --subject``: ONE avatar from several photos, folders or videos of one person.
+
+    ``frames``: sharp frames taken from each video; ``name``: the bundle's folder name (default: the first
+    input's stem)."""
+    if not inputs:
+        raise ValueError("choose at least one photo, folder or video")
+    if not 1 <= int(frames) <= MAX_SUBJECT_INPUTS:
+        raise ValueError(f"frames per video must be between 1 and {MAX_SUBJECT_INPUTS}, got {frames}")
+    cmd = [str(python), "-m", "icon_engine", "reconstruct", "--subject", *[str(i) for i in inputs],
+           *_option_args(out_dir, options), "--frames", str(int(frames))]
+    if name:
+        cmd += ["--name", name]
+    return cmd
+
+
+def _option_args(out_dir: str | Path, options: ReconstructOptions) -> list[str]:
+    """The shared part of a ``reconstruct`` argv: output, JSON progress and the user's options (validated)."""
     if options.quality not in QUALITIES:
         raise ValueError(f"quality must be one of {QUALITIES}, got {options.quality!r}")
     if options.device not in DEVICES:
@@ -57,8 +86,7 @@ def reconstruct_command(python: str, photo: str | Path, out_dir: str | Path, opt
         raise ValueError(f"rest pose must be one of {REST_POSES}, got {options.rest_pose!r}")
     if options.person < 0:
         raise ValueError("person index must be ≥ 0")
-    cmd = [str(python), "-m", "icon_engine", "reconstruct", str(photo), "--out", str(out_dir),
-           "--progress", "json", "--quality", options.quality, "--device", options.device]
+    cmd = ["--out", str(out_dir), "--progress", "json", "--quality", options.quality, "--device", options.device]
     if options.person:
         cmd += ["--person", str(options.person)]
     if not options.texture:
@@ -119,6 +147,32 @@ def parse_line(line: str) -> EngineEvent | None:
     return EngineEvent(str(obj["event"]), obj)
 
 
+#: A subject run names the photo it works on at the end of its progress message: "Fitting b.jpg (2/4)".
+_PHOTO_STEP = re.compile(r"\s*\((\d+)/(\d+)\)\s*$")
+
+
+def photo_step(message: str) -> tuple[int, int, str] | None:
+    """(photo number from 1, photo count, the message without the counter) of a several-photo run's progress
+    message, or None when the message names no photo."""
+    m = _PHOTO_STEP.search(message or "")
+    if m is None:
+        return None
+    k, n = int(m.group(1)), int(m.group(2))
+    if not 1 <= k <= n:
+        return None
+    return k, n, message[: m.start()].strip()
+
+
+def progress_text(stage: str, message: str) -> str:
+    """What the panel shows for a progress event: "photo 2/4: Fitting b.jpg" while a several-photo run works
+    photo by photo, else the stage's message (or the stage's name)."""
+    step = photo_step(message)
+    if step is not None:
+        k, n, rest = step
+        return f"photo {k}/{n}: {rest or stage}"
+    return message or stage.replace("_", " ")
+
+
 #: Job states.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
@@ -141,6 +195,12 @@ class EngineJob:
     error: dict = field(default_factory=dict)
     returncode: int | None = None
     server: EngineServer | None = None  # run in the warm engine instead of a process of its own
+    step: tuple[int, int] | None = None  # a several-photo run: (photo number from 1, count) last reported
+
+    @property
+    def text(self) -> str:
+        """The job's progress as the panel shows it ("photo 2/4: Fitting b.jpg", or the stage's message)."""
+        return progress_text(self.stage, self.message) if (self.message or self.stage) else "starting"
 
     def __post_init__(self) -> None:
         self._proc: subprocess.Popen | None = None
@@ -227,6 +287,9 @@ class EngineJob:
         if event.kind == "progress":
             self.stage = str(d.get("stage", ""))
             self.message = str(d.get("message", ""))
+            step = photo_step(self.message)
+            if step is not None:
+                self.step = step[:2]
             try:
                 self.overall = max(0.0, min(1.0, float(d.get("overall", self.overall))))
             except (TypeError, ValueError):

@@ -29,33 +29,71 @@ def submit_photos(context, photos: list[str]) -> tuple[int, list[str]]:
     Raises ValueError with a fix when the engine is not usable or a photo is missing (nothing is queued then).
     """
     from ..engine_link import engine_source_dir
-    from ..jobs import engine_supports
 
     missing = [p for p in photos if not p or not Path(p).is_file()]
     if not photos or missing:
         raise ValueError(f"Choose a photo first (the file does not exist: {missing[0] if missing else ''}).")
+    videos = [Path(p).name for p in photos if Path(p).suffix.lower() in ep.VIDEO_SUFFIXES]
+    if videos:
+        raise ValueError(f"{videos[0]} is a video: a video makes one avatar of its person. Choose 'One person' "
+                         "under Several photos (or use Motion from video for its motion).")
     python = state.engine_python()
-    settings = context.scene.icon_settings
-    p = state.prefs()
-    quality = settings.quality if settings.quality != "default" else (p.quality if p else "standard")
-    options = ep.ReconstructOptions(
-        quality=quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
-        device=p.device if p else "auto",
-        smplx_model=bpy.path.abspath(p.smplx_model) if p and p.smplx_model else "",
-        icon_data=bpy.path.abspath(p.icon_data) if p and p.icon_data else "",
-    )
-    notes = []
-    extra: list[str] = []
-    if settings.height > 0:
-        if engine_supports(engine_source_dir(), "--height"):
-            extra = ["--height", f"{settings.height:.3f}"]
-        else:
-            notes.append("this engine has no --height option yet: the height is estimated from the photo")
+    options = _options(context)
+    notes: list[str] = []
+    extra = _height_args(context, notes)
     rec = state.get_reconstructions()
     ahead = sum(not job.finished for job in rec.queue.jobs)
     for photo in photos:
         job = rec.submit(python, photo, options, engine_source_dir())
         job.command += extra
+    state.ensure_timer(state.tick)
+    return ahead, notes
+
+
+def _options(context) -> ep.ReconstructOptions:
+    """The sidebar's and preferences' options of a reconstruction."""
+    settings = context.scene.icon_settings
+    p = state.prefs()
+    quality = settings.quality if settings.quality != "default" else (p.quality if p else "standard")
+    return ep.ReconstructOptions(
+        quality=quality, texture=settings.texture, rest_pose=settings.rest_pose, person=settings.person,
+        device=p.device if p else "auto",
+        smplx_model=bpy.path.abspath(p.smplx_model) if p and p.smplx_model else "",
+        icon_data=bpy.path.abspath(p.icon_data) if p and p.icon_data else "",
+    )
+
+
+def _height_args(context, notes: list[str]) -> list[str]:
+    """``--height`` for an engine that knows it (an older one would refuse the option: the user is told)."""
+    from ..engine_link import engine_source_dir
+    from ..jobs import engine_supports
+
+    height = context.scene.icon_settings.height
+    if height <= 0:
+        return []
+    if engine_supports(engine_source_dir(), "--height"):
+        return ["--height", f"{height:.3f}"]
+    notes.append("this engine has no --height option yet: the height is estimated from the photo")
+    return []
+
+
+def submit_subject(context, inputs: list[str]) -> tuple[int, list[str]]:
+    """Queue ONE avatar from several photos, folders or videos of one person; returns (queued ahead, notes).
+
+    Raises ValueError with a fix when the engine is not usable or an input is missing (nothing is queued)."""
+    from ..engine_link import engine_source_dir
+
+    python = state.engine_python()
+    notes: list[str] = []
+    extra = _height_args(context, notes)
+    rec = state.get_reconstructions()
+    ahead = sum(not job.finished for job in rec.queue.jobs)
+    try:
+        job = rec.submit_subject(python, inputs, _options(context), engine_source_dir(),
+                                 frames=context.scene.icon_settings.frames)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from exc
+    job.command += extra
     state.ensure_timer(state.tick)
     return ahead, notes
 
@@ -80,8 +118,13 @@ class ICON_OT_reconstruct(bpy.types.Operator):
         return {"FINISHED"}
 
 
+PHOTO_GLOB = "*.jpg;*.jpeg;*.png;*.webp;*.bmp;*.tif;*.tiff"
+VIDEO_GLOB = ";".join(f"*{s}" for s in ep.VIDEO_SUFFIXES)
+
+
 class ICON_OT_reconstruct_photos(bpy.types.Operator, ImportHelper):
-    """Pick several photos: each becomes its own avatar (queued one after another)"""
+    """Pick several photos (Shift/Ctrl-click), a folder (select none) or a video: ONE avatar of the person, or
+    one avatar per photo (the Several photos setting)"""
 
     bl_idname = "icon.reconstruct_photos"
     bl_label = "Reconstruct Several Photos"
@@ -89,21 +132,41 @@ class ICON_OT_reconstruct_photos(bpy.types.Operator, ImportHelper):
 
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
-    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp;*.tif;*.tiff", options={"HIDDEN"})
+    filter_glob: StringProperty(default=f"{PHOTO_GLOB};{VIDEO_GLOB}", options={"HIDDEN"})
+    several_photos: EnumProperty(name="Several photos", items=[
+        ("SCENE", "As in the panel", "The sidebar's Several photos setting"),
+        ("ONE", "One person", "ONE avatar from every photo and video frame"),
+        ("SEPARATE", "Separate avatars", "One avatar per photo")], default="SCENE", options={"SKIP_SAVE"})
 
     def execute(self, context):
-        photos = [str(Path(self.directory) / f.name) for f in self.files if f.name]
-        if not photos and self.filepath:
-            photos = [self.filepath]
+        picked = [str(Path(self.directory) / f.name) for f in self.files if f.name]
+        if not picked and self.filepath and Path(self.filepath).is_file():
+            picked = [self.filepath]
+        if not picked and self.directory:  # nothing selected: the folder itself
+            picked = [self.directory]
+        mode = self.several_photos if self.several_photos != "SCENE" else context.scene.icon_settings.several_photos
         try:
-            ahead, notes = submit_photos(context, photos)
+            if mode == "ONE":
+                ahead, notes = submit_subject(context, picked)
+            else:
+                if len(picked) == 1 and Path(picked[0]).is_dir():
+                    picked = folder_photos(picked[0])
+                ahead, notes = submit_photos(context, picked)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         for note in notes:
             self.report({"WARNING"}, note)
-        self.report({"INFO"}, f"Queued {len(photos)} photo(s)" + (f" after {ahead}" if ahead else ""))
+        what = f"one avatar from {len(picked)} input(s)" if mode == "ONE" else f"{len(picked)} photo(s)"
+        self.report({"INFO"}, f"Queued {what}" + (f" after {ahead}" if ahead else ""))
         return {"FINISHED"}
+
+
+def folder_photos(folder: str | Path) -> list[str]:
+    """The photos of a folder, by name (what the engine would take from it)."""
+    suffixes = {g[1:] for g in PHOTO_GLOB.split(";")}
+    return [str(p) for p in sorted(Path(folder).iterdir())
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes]
 
 
 class ICON_OT_open_log(bpy.types.Operator):

@@ -38,10 +38,14 @@ class ICON_PT_reconstruct(_IconTab, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("icon.reconstruct", text="Add to Queue" if busy else "Reconstruct", icon="OUTLINER_OB_ARMATURE")
         row.operator("icon.reconstruct_photos", text="", icon="DOCUMENTS")
+        box = layout.column(align=True)
+        box.prop(settings, "several_photos", text="Several")
+        if settings.several_photos == "ONE":
+            box.prop(settings, "frames")
         if busy:
             job = rec.current
             if job is not None:
-                text = f"{job.photo}: {job.message or job.stage or 'starting'}"
+                text = f"{job.photo}: {job.text}"
                 row = layout.row(align=True)
                 if hasattr(row, "progress"):
                     row.progress(factor=job.overall, type="BAR", text=text)

@@ -30,6 +30,14 @@ class ICONSceneSettings(bpy.types.PropertyGroup):
                         default=0, min=0, max=20)
     height: FloatProperty(name="Height", description="The person's height (0 = unknown: estimated from the photo); "
                           "sets the avatar's scale", default=0.0, min=0.0, max=2.8, unit="LENGTH", subtype="DISTANCE")
+    several_photos: EnumProperty(
+        name="Several photos", description="What several photos (or a video) picked at once become",
+        items=[("ONE", "One person", "Combine every photo (and video frame) into ONE avatar of the person: one "
+                "shape, each photo's pose kept as a pose on the armature"),
+               ("SEPARATE", "Separate avatars", "Each photo becomes its own avatar, queued one after another")],
+        default="ONE")
+    frames: IntProperty(name="Video frames", description="Sharp frames taken from each video (one person)",
+                        default=12, min=1, max=20)
     fbx_preset: EnumProperty(name="FBX preset", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""),
                                                        ("generic", "Generic", "")], default="unity")
     gltf_preset: EnumProperty(name="glTF preset", items=[("godot", "Godot", ""), ("unreal", "Unreal", ""),

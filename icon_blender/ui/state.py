@@ -238,7 +238,7 @@ def status_text() -> str | None:
         return None
     job = rec.current
     queued = len(rec.pending)
-    text = f"ICON: {job.photo} {job.overall:.0%} {job.message or job.stage}" if job is not None else "ICON: starting"
+    text = f"ICON: {job.photo} {job.overall:.0%} {job.text}" if job is not None else "ICON: starting"
     return text + (f" (+{queued} queued)" if queued else "")
 
 
