@@ -626,3 +626,26 @@ def test_cancel_during_one_avatar_from_several_photos_leaves_scene_untouched(add
     assert job.state == "cancelled" and not job.out_dir.exists() and not state.reconstructions.active
     assert {k: len(getattr(bpy.data, k)) for k in before} == before
     assert state.tick() is None
+
+
+def test_avatar_panel_flips_between_photo_poses(addon, tmp_path):
+    from icon_blender.blender.importer import import_bundle
+    from icon_blender.ui import panel
+
+    res = import_bundle(os.environ["FAKE_SUBJECT_BUNDLE"], bpy.context.scene, name="flip")
+    bpy.context.view_layer.objects.active = res.armature
+    log: list = []
+
+    class Proxy:
+        layout = StrictLayout(log)
+
+    panel.ICON_PT_avatar.draw(Proxy(), bpy.context)
+    ops = [e for e in log if e[0] == "operator" and e[1][0] == "icon.photo_pose"]
+    assert [e[2]["text"] for e in ops] == ["1: front.jpg", "2: view1.jpg", "3: view2.jpg"]
+    assert [e[2]["depress"] for e in ops] == [True, False, False]
+    assert bpy.ops.icon.photo_pose(index=2) == {"FINISHED"}
+    assert res.armature.animation_data.action.name == "flip pose 3 view2.jpg"
+    assert bpy.context.scene.camera.name == "flip_camera 3" and not bpy.context.scene.camera.hide_get()
+    assert res.camera.hide_get()
+    with pytest.raises(RuntimeError, match="no pose 4"):
+        bpy.ops.icon.photo_pose(index=3)

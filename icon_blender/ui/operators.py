@@ -291,6 +291,31 @@ class ICON_OT_rest_pose(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class ICON_OT_photo_pose(bpy.types.Operator):
+    """Show the avatar in this photo's pose and look through its camera (an avatar made from several photos)"""
+
+    bl_idname = "icon.photo_pose"
+    bl_label = "Photo Pose"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: IntProperty(name="Photo", default=0, min=0, description="Which photo (0 = the first)")
+
+    @classmethod
+    def poll(cls, context):
+        return icon_armature(context) is not None
+
+    def execute(self, context):
+        from ..blender.importer import show_photo_pose
+
+        try:
+            action = show_photo_pose(icon_armature(context), self.index, context.scene)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Pose '{action.name}'")
+        return {"FINISHED"}
+
+
 BONE_NAME_ITEMS = [("smplx", "SMPL-X", "Keep the SMPL-X joint names"),
                    ("mixamo", "Mixamo", "mixamorig:Hips, mixamorig:LeftArm, ..."),
                    ("unreal", "Unreal Mannequin", "pelvis, spine_01, upperarm_l, ..."),
@@ -512,7 +537,8 @@ class ICON_OT_check_engine(bpy.types.Operator):
 
 
 CLASSES = (ICON_OT_reconstruct, ICON_OT_reconstruct_photos, ICON_OT_open_log, ICON_OT_history_import,
-           ICON_OT_history_delete, ICON_OT_cancel, ICON_OT_import_bundle, ICON_OT_rest_pose, ICON_OT_apply_motion,
+           ICON_OT_history_delete, ICON_OT_cancel, ICON_OT_import_bundle, ICON_OT_rest_pose, ICON_OT_photo_pose,
+           ICON_OT_apply_motion,
            ICON_OT_export_bvh, ICON_OT_export_fbx, ICON_OT_export_gltf, ICON_OT_export_usd, ICON_OT_setup_engine,
            ICON_OT_setup_cancel, ICON_OT_check_engine)
 

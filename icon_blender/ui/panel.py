@@ -96,6 +96,7 @@ class ICON_PT_avatar(_IconTab, bpy.types.Panel):
         rest = arm.data.pose_position == "REST"
         layout.operator("icon.rest_pose", text="Show Pose" if rest else "Rest Pose", icon="ARMATURE_DATA",
                         depress=rest)
+        _draw_photo_poses(layout, arm)
         settings = context.scene.icon_settings
         row = layout.row(align=True)
         row.operator("icon.apply_motion", icon="ACTION")
@@ -109,6 +110,20 @@ class ICON_PT_avatar(_IconTab, bpy.types.Panel):
         row.prop(settings, "gltf_preset", text="")
         row.operator("icon.export_gltf", icon="EXPORT")
         col.operator("icon.export_usd", icon="EXPORT")
+
+
+def _draw_photo_poses(layout, arm) -> None:
+    """An avatar made from several photos: one button per photo (its pose, through its camera)."""
+    from ..blender.importer import photo_pose_names
+
+    poses = photo_pose_names(arm)
+    if not poses:
+        return
+    active = arm.animation_data.action.name if arm.animation_data and arm.animation_data.action else ""
+    col = layout.column(align=True)
+    col.label(text=f"Photo poses ({len(poses)})", icon="OUTLINER_OB_CAMERA")
+    for k, (label, action_name, _) in enumerate(poses):
+        col.operator("icon.photo_pose", text=f"{k + 1}: {label}", depress=action_name == active).index = k
 
 
 CLASSES = (ICON_PT_reconstruct, ICON_PT_avatar, ICON_PT_history)
