@@ -128,9 +128,9 @@ def photo_samples(rest_vertices: np.ndarray, faces: np.ndarray, weights: np.ndar
 
 
 def fit_bases(samples: list[PhotoSamples], drivers: np.ndarray, faces: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
-    """Per-vertex bases (N, 55, 3, 9) (zero for joints that do not drive the vertex) by ridge regression over
-    the photos that see each vertex (``drivers`` (N, k) from :func:`driving_joints`), smoothed over mesh
-    neighbours."""
+    """Per-vertex bases (N, k, 3, 9): slot s maps ``vec(R − I)`` of joint ``drivers[:, s]`` to a rest-frame offset
+    (zero where the slot has no joint), by ridge regression over the photos that see each vertex (``drivers``
+    (N, k) from :func:`driving_joints`), smoothed over mesh neighbours."""
     n = len(drivers)
     drv = drivers
     dim = len(FEATURE_MAP)
@@ -147,13 +147,8 @@ def fit_bases(samples: list[PhotoSamples], drivers: np.ndarray, faces: np.ndarra
     coef = np.linalg.solve(gram, rhs)  # (N, slots*dim, 3)
     coef[seen.sum(1) < MIN_SAMPLES] = 0.0
     coef = _smooth(coef.reshape(n, -1), faces, SMOOTHING_PASSES, valid=seen.sum(1) >= MIN_SAMPLES).reshape(coef.shape)
-    bases = np.zeros((n, 55, 3, 9))
-    per_slot = coef.reshape(n, slots, dim, 3).transpose(0, 1, 3, 2) @ FEATURE_MAP  # (N, slots, 3, 9)
-    rows = np.arange(n)
-    for k in range(slots):
-        ok = drv[:, k] >= 0
-        bases[rows[ok], drv[ok, k]] += per_slot[ok, k]
-    return bases
+    bases = coef.reshape(n, slots, dim, 3).transpose(0, 1, 3, 2) @ FEATURE_MAP  # (N, slots, 3, 9)
+    return np.where((drv >= 0)[:, :, None, None], bases, 0.0)
 
 
 def _smooth(values: np.ndarray, faces: np.ndarray, passes: int, valid: np.ndarray) -> np.ndarray:
@@ -173,9 +168,11 @@ def _smooth(values: np.ndarray, faces: np.ndarray, passes: int, valid: np.ndarra
     return out
 
 
-def predict(bases: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """(N, 3) rest-frame offsets of bases (N, 55, 3, 9) for a pose's features (55, 9)."""
-    return np.einsum("njce,je->nc", bases, features)
+def predict(bases: np.ndarray, drivers: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """(N, 3) rest-frame offsets of bases (N, k, 3, 9) with their ``drivers`` (N, k) for a pose's features
+    (55, 9)."""
+    f = np.where((drivers >= 0)[:, :, None], features[np.maximum(drivers, 0)], 0.0)  # (N, k, 9)
+    return np.einsum("nsce,nse->nc", bases, f)
 
 
 def leave_one_out(samples: list[PhotoSamples], drivers: np.ndarray, faces: np.ndarray,
@@ -187,7 +184,7 @@ def leave_one_out(samples: list[PhotoSamples], drivers: np.ndarray, faces: np.nd
     for h, held in enumerate(samples):
         rest = samples[:h] + samples[h + 1 :]
         bases = fit_bases(rest, drivers, faces, ridge)
-        err_with = np.linalg.norm(held.offset - predict(bases, held.features), axis=1)
+        err_with = np.linalg.norm(held.offset - predict(bases, drivers, held.features), axis=1)
         err_without = np.linalg.norm(held.offset, axis=1)
         for j in np.unique(region[held.seen]):
             m = held.seen & (region == j)
@@ -198,14 +195,16 @@ def leave_one_out(samples: list[PhotoSamples], drivers: np.ndarray, faces: np.nd
     return {j: (a / max(c, 1.0), b / max(c, 1.0)) for j, (a, b, c) in sums.items()}
 
 
-def compress(bases: np.ndarray, energy: float = SVD_ENERGY, max_keys: int = MAX_KEYS_PER_JOINT
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per joint, the (3N × 9) basis → the fewest rank-1 terms holding ``energy`` of it (SVD): shape keys
-    ``offsets`` (K, N, 3), ``key_joint`` (K,), ``key_coeffs`` (K, 9)."""
+def compress(bases: np.ndarray, drivers: np.ndarray, energy: float = SVD_ENERGY,
+             max_keys: int = MAX_KEYS_PER_JOINT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per joint, its (3N × 9) basis (the slots it drives, bases (N, k, 3, 9), ``drivers`` (N, k)) → the fewest
+    rank-1 terms holding ``energy`` of it (SVD): shape keys ``offsets`` (K, N, 3), ``key_joint`` (K,),
+    ``key_coeffs`` (K, 9)."""
     n = len(bases)
     offsets, joints, coeffs = [], [], []
-    for j in range(bases.shape[1]):
-        mat = bases[:, j].reshape(3 * n, 9)
+    for j in np.unique(drivers[drivers >= 0]):
+        per_joint = np.einsum("ns,nsce->nce", (drivers == j).astype(np.float64), bases)
+        mat = per_joint.reshape(3 * n, 9)
         if not np.any(mat):
             continue
         u, s, vt = np.linalg.svd(mat, full_matrices=False)
@@ -213,7 +212,7 @@ def compress(bases: np.ndarray, energy: float = SVD_ENERGY, max_keys: int = MAX_
         rank = min(int(np.searchsorted(share, energy) + 1), max_keys)
         for r in range(rank):
             offsets.append((u[:, r] * s[r]).reshape(n, 3))
-            joints.append(j)
+            joints.append(int(j))
             coeffs.append(vt[r])
     if not offsets:
         return np.zeros((0, n, 3), np.float32), np.zeros(0, np.int64), np.zeros((0, 9))
@@ -249,6 +248,6 @@ def fit_correctives(rest_vertices: np.ndarray, faces: np.ndarray, weights: np.nd
                            np.zeros((0, 9)), stats)
     bases = fit_bases(samples, drivers, faces, ridge)
     bases[~np.isin(drivers[:, 0], sorted(kept))] = 0.0  # only the regions that improved (as measured above)
-    offsets, key_joint, key_coeffs = compress(bases)
+    offsets, key_joint, key_coeffs = compress(bases, drivers)
     stats["keys"] = len(key_joint)
     return Correctives(offsets, key_joint, key_coeffs, stats)

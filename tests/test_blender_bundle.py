@@ -122,12 +122,14 @@ def subject_block(pose: np.ndarray, transl: np.ndarray, K: np.ndarray, R: np.nda
 
 def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[int, int] = (640, 480),
                 rest_pose: str = "T", rest_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                views: int = 0) -> Path:
+                views: int = 0, correctives: bool = False) -> Path:
     """Write a synthetic bundle at ``target`` and return its path. ``rest_pose`` "A": the rest mesh and joints are
     in an A pose and ``rig.pose_from_rest`` carries them to the photo's pose (``body.full_pose`` stays SMPL-X's).
     ``rest_offset`` (metres, SMPL-X frame) moves the rest body like a body model's canonical frame does (SMPL-X's
     pelvis sits near the origin, its feet ~1.2 m below); the camera follows, so the photo is unchanged.
-    ``views`` ≥ 2: an avatar from several photos, with a ``subject`` block (:func:`subject_block`)."""
+    ``views`` ≥ 2: an avatar from several photos, with a ``subject`` block (:func:`subject_block`).
+    ``correctives``: pose correctives (3 shape keys on the forearms and a shin, format 3), included in the posed
+    mesh."""
     from icon_blender.core.rig import pose_relative_to_rest
     from icon_engine.bundle import forward_kinematics
 
@@ -145,7 +147,9 @@ def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[i
         _, joints = forward_kinematics(joints, np.array(PARENTS), angles)
         pose_rest = pose_relative_to_rest(pose, angles, np.array(PARENTS))
         rig_meta.update(rest_pose_angles=angles, pose_from_rest=pose_rest)
-    posed = skin_vertices(rest, weights, joints, np.array(PARENTS), pose_rest, transl)
+    corr = synthetic_correctives(rest, weights, seed) if correctives else None
+    moved = rest + corr.displacement(pose_rest) if corr is not None else rest
+    posed = skin_vertices(moved, weights, joints, np.array(PARENTS), pose_rest, transl)
     width, height = size
     K = default_intrinsics(width, height)
     K[0, 2] -= 23.0  # principal point off-centre: the Blender camera needs a lens shift
@@ -179,8 +183,23 @@ def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[i
         texture=tex,
         photo_bytes=_png(photo, "JPEG"),
         photo_suffix=".jpg",
+        correctives=corr,
     )
     return write_bundle(target, content)
+
+
+def synthetic_correctives(rest: np.ndarray, weights: np.ndarray, seed: int = 0):
+    """3 shape keys (left elbow, right elbow, left knee) moving the vertices their joint skins by up to 3 cm."""
+    from icon_engine.bundle.correctives import Correctives
+
+    rng = np.random.default_rng(seed + 1)
+    key_joint = np.array([18, 19, 4])
+    offsets = np.zeros((3, len(rest), 3))
+    for k, j in enumerate(key_joint):
+        offsets[k] = weights[:, j : j + 1] * rng.normal(scale=0.015, size=(1, 3))
+    coeffs = rng.normal(size=(3, 9))
+    coeffs /= np.linalg.norm(coeffs, axis=1, keepdims=True)
+    return Correctives(offsets.astype(np.float32), key_joint, coeffs, {"kept": ["left_elbow"]})
 
 
 def test_synthetic_bundle_is_valid_and_reproduces_posed_mesh(tmp_path):

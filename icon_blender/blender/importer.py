@@ -15,6 +15,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..core import camera as cam_core
+from ..core import correctives as corr_core
 from ..core import rig
 from ..engine_link import Bundle, BundleError, bundle, read_bundle
 from . import animation
@@ -300,6 +301,38 @@ def _photo_poses(b: Bundle, name: str, arm: bpy.types.Object, names: list[str], 
     return out
 
 
+def _add_correctives(obj: bpy.types.Object, arm: bpy.types.Object, b: Bundle, rest_bl: np.ndarray,
+                     rots: np.ndarray) -> list[str]:
+    """The bundle's pose correctives as shape keys of the mesh (``Basis`` = the rest mesh), each driven by its
+    bone's evaluated local rotation as a quaternion (docs/addon.md); ``rest_bl`` the rest vertices as built
+    (Blender frame, floor-standing), ``rots`` the bones' rest rotations. Returns the key names."""
+    c = b.correctives
+    if c is None or not c.count:
+        return []
+    obj.shape_key_add(name="Basis", from_mix=False)
+    obj.data.shape_keys.use_relative = True
+    names = []
+    for k in range(c.count):
+        j = int(c.key_joint[k])
+        bone = b.joint_names[j]
+        key = obj.shape_key_add(name=f"corrective {bone} {k + 1}", from_mix=False)
+        key.slider_min, key.slider_max = -10.0, 10.0
+        co = rest_bl + rig.to_blender(c.offsets[k])
+        key.data.foreach_set("co", np.ascontiguousarray(co, dtype=np.float32).ravel())
+        driver = key.driver_add("value").driver
+        driver.type = "SCRIPTED"
+        for var_name in "wxyz":  # the bone's evaluated local rotation (identity when the rest pose is shown)
+            var = driver.variables.new()
+            var.name, var.type = var_name, "TRANSFORMS"
+            target = var.targets[0]
+            target.id, target.bone_target = arm, bone
+            target.transform_type, target.rotation_mode = f"ROT_{var_name.upper()}", "QUATERNION"
+            target.transform_space = "LOCAL_SPACE"
+        driver.expression = corr_core.driver_expression(corr_core.bone_coefficients(c.key_coeffs[k], rots[j]))
+        names.append(key.name)
+    return names
+
+
 def photo_pose_names(arm: bpy.types.Object) -> list[tuple[str, str, str]]:
     """(label, action name, camera name or "") of each photo pose of an ICON avatar made from several photos."""
     labels = list(arm.get("icon_photo_labels", []))
@@ -386,6 +419,7 @@ def import_bundle(
         mod = obj.modifiers.new("Armature", "ARMATURE")
         mod.object = arm
         rots = rest_rotations(arm, names)
+        keys = _add_correctives(obj, arm, b, rig.to_blender(b.rest_mesh.vertices + floor), rots)
         quats, loc = photo_pose(b, rots, np.array(arm.data.bones[ROOT_BONE].head_local), pose)
         used = [v.label for v in b.views if v.status == "used"]
         poses = _photo_poses(b, name, arm, names, rots, angles, coll, with_camera, created)
@@ -406,6 +440,8 @@ def import_bundle(
         arm["icon_rest_pose_angles"] = angles.ravel().tolist()
         arm["icon_format_version"] = int(b.meta.get("format_version", 0))
         arm["icon_floor_offset"] = rig.to_blender(floor).tolist()  # Blender frame, metres
+        if keys:
+            obj["icon_corrective_keys"] = keys
         scene.frame_set(1)
         if select:
             select_avatar(arm, [obj])

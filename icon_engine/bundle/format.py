@@ -2,8 +2,12 @@
 
 FORMAT_NAME = "icon-blender-bundle"
 FORMAT_VERSION = 2
-#: Versions this reader understands (2 adds the optional ``subject`` block of a several-photo avatar).
-SUPPORTED_VERSIONS = (1, 2)
+#: The version of a bundle that carries pose correctives (its posed mesh includes them: a version 2 reader
+#: would pose the avatar without them). Bundles without correctives stay version 2.
+CORRECTIVES_VERSION = 3
+#: Versions this reader understands (2 adds the optional ``subject`` block of a several-photo avatar, 3 pose
+#: correctives).
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 #: Files every bundle has (key in ``bundle.json["files"]`` → default file name).
 REQUIRED_FILES = {
@@ -18,4 +22,5 @@ REQUIRED_FILES = {
 OPTIONAL_FILES = {
     "texture": "texture.png",
     "photo": "photo.jpg",
+    "corrective_offsets": "corrective_offsets.npy",
 }

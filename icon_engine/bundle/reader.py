@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .correctives import MAX_KEY_OFFSET, MAX_KEYS, Correctives
 from .format import FORMAT_NAME, REQUIRED_FILES, SUPPORTED_VERSIONS
 from .meshio import MeshFormatError, TriMesh, parse_ply
 from .skeleton import JOINT_NAMES, NUM_JOINTS
@@ -39,7 +40,7 @@ MAX_IMAGE_PIXELS = 100_000_000
 #: What each known file key must hold.
 _KINDS: dict[str, str] = {
     "posed_mesh": "ply", "body_mesh": "ply", "rest_mesh": "ply", "skin_weights": "npy", "rest_joints": "npy",
-    "mask": "png", "texture": "png", "preview": "png", "photo": "image",
+    "mask": "png", "texture": "png", "preview": "png", "photo": "image", "corrective_offsets": "npy",
 }  # fmt: skip
 
 
@@ -91,6 +92,8 @@ class Bundle:
     photo_orientation: int = 1
     #: The photos of a several-photo avatar (format 2's ``subject`` block; empty for one photo).
     views: list[PhotoView] = field(default_factory=list)
+    #: Pose correctives (format 3: ``corrective_offsets.npy`` + ``bundle.json["correctives"]``), or None.
+    correctives: Correctives | None = None
 
     def file(self, key: str) -> Path | None:
         """Absolute path of the file named ``key`` in the files map, or None if the bundle has none."""
@@ -149,6 +152,28 @@ def _subject_views(meta: dict, where: Path) -> list[PhotoView]:
     if not any(v.status == "used" for v in views):
         raise BundleError(f"{where}: no photo of the subject is marked as used")
     return views
+
+
+def _correctives(meta: dict, offsets: np.ndarray | None, n_vertices: int, where: Path) -> Correctives | None:
+    """The validated pose correctives: ``offsets`` (K, N, 3) within :data:`MAX_KEY_OFFSET` metres, K ≤
+    :data:`MAX_KEYS`; ``correctives.key_joint`` K joints 1–54 and ``key_coeffs`` (K, 9), finite."""
+    if offsets is None:
+        return None
+    k = offsets.shape[0] if offsets.ndim == 3 else -1
+    if offsets.shape != (k, n_vertices, 3) or not 1 <= k <= MAX_KEYS:
+        raise BundleError(f"{where}: corrective_offsets has shape {offsets.shape}, expected (K, {n_vertices}, 3) "
+                          f"with 1 ≤ K ≤ {MAX_KEYS}")
+    if not np.all(np.isfinite(offsets)) or np.abs(offsets).max() > MAX_KEY_OFFSET:
+        raise BundleError(f"{where}: corrective_offsets must be finite and within {MAX_KEY_OFFSET} m")
+    node = meta.get("correctives")
+    joints = node.get("key_joint") if isinstance(node, dict) else None
+    if not isinstance(joints, list) or len(joints) != k or not all(
+            isinstance(j, int) and not isinstance(j, bool) and 1 <= j < NUM_JOINTS for j in joints):
+        raise BundleError(f"{where}: 'correctives.key_joint' must list {k} joint indices between 1 and "
+                          f"{NUM_JOINTS - 1}")
+    coeffs = _array(meta, "correctives.key_coeffs", (k, 9), where)
+    return Correctives(offsets.astype(np.float64), np.asarray(joints, dtype=np.int64), coeffs,
+                       dict(node.get("stats") or {}) if isinstance(node.get("stats", {}), dict) else {})
 
 
 def _plain_name(name: Any) -> bool:
@@ -414,7 +439,13 @@ def read_bundle(path: str | Path) -> Bundle:
     ) != NUM_JOINTS:
         raise BundleError(f"{meta_path}: skeleton must list {NUM_JOINTS} joint names and parents")
     views = _subject_views(meta, meta_path)
+    offsets = None
+    if "corrective_offsets" in files:
+        offsets = _load_npy(root, f"'{files['corrective_offsets']}' (corrective_offsets)",
+                            contents["corrective_offsets"])
+    correctives = _correctives(meta, offsets, len(rest.vertices), meta_path)
     return Bundle(
+        correctives=correctives,
         path=root.absolute(),
         meta=meta,
         views=views,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EngineError
-from .format import FORMAT_NAME, FORMAT_VERSION, OPTIONAL_FILES, REQUIRED_FILES
+from .format import CORRECTIVES_VERSION, FORMAT_NAME, FORMAT_VERSION, OPTIONAL_FILES, REQUIRED_FILES
 from .meshio import TriMesh, write_ply
 from .skeleton import JOINT_NAMES, PARENTS
 
@@ -49,6 +49,9 @@ class BundleContent:
     photo_bytes: bytes | None = None  # the original photo file, for the camera background
     photo_suffix: str = ".jpg"  # unused: the stored photo's suffix follows its content (upright_photo)
     extra_files: dict[str, bytes] = field(default_factory=dict)
+    #: Pose correctives (:class:`icon_engine.bundle.correctives.Correctives`); with shape keys the bundle is
+    #: version 3 and ``posed_mesh`` must include them (``rest + displacement(pose_from_rest)``, skinned).
+    correctives: Any = None
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -338,10 +341,20 @@ def _write_locked(target: Path, content: BundleContent) -> Path:
         for name, data in content.extra_files.items():
             (tmp / name).write_bytes(data)
             files[Path(name).stem] = name
+        version, extra_meta = FORMAT_VERSION, {}
+        corr = content.correctives
+        if corr is not None:
+            extra_meta["correctives"] = corr.metadata
+            if corr.count:
+                files["corrective_offsets"] = OPTIONAL_FILES["corrective_offsets"]
+                np.save(tmp / files["corrective_offsets"], np.asarray(corr.offsets, dtype=np.float32),
+                        allow_pickle=False)
+                version = CORRECTIVES_VERSION
         meta = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format_version": version,
             **_jsonable(content.metadata),
+            **_jsonable(extra_meta),
             "files": files,
         }
         meta.setdefault("skeleton", {"joint_names": list(JOINT_NAMES), "parents": list(PARENTS)})
