@@ -28,15 +28,15 @@ queries lazily); the evaluation (the bundle's contract) lives in :mod:`icon_engi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from .bundle.correctives import MAX_KEY_OFFSET, MAX_KEYS, Correctives, pose_features
-from .bundle.skeleton import JOINT_NAMES, NUM_BODY_JOINTS, PARENTS, blended_transforms
+from .bundle.skeleton import JOINT_NAMES, NUM_BODY_JOINTS, PARENTS, blended_transforms, skin_vertices
 
-__all__ = ["MAX_KEYS", "MAX_KEY_OFFSET", "Correctives", "fit_correctives", "pose_features"]
+__all__ = ["MAX_KEYS", "MAX_KEY_OFFSET", "Correctives", "attach_correctives", "fit_correctives", "pose_features"]
 
 #: The features the fit uses, as rows over vec(R − I) (row-major): the rotation's antisymmetric part
 #: (sin θ · axis, 3 numbers: which way the joint turns) and cos θ − 1 (how far). Few photos cannot pin 9 numbers
@@ -226,14 +226,23 @@ def fit_correctives(rest_vertices: np.ndarray, faces: np.ndarray, weights: np.nd
     """Correctives of an avatar (rest mesh, skin weights, rest joints: the rig, rest frame) from photos: each
     photo's pose relative to the rig's rest, its translation, its clothed surface (vertices, faces) in the same
     world and optionally its camera (for visibility). None when the photos show fewer than :data:`MIN_POSES`
-    different poses, or when no joint region improves in the leave-one-out test (``stats`` says which)."""
-    n_poses = distinct_poses(poses_from_rest)
-    if n_poses < MIN_POSES:
+    different poses; no keys when no joint region improves in the leave-one-out test (``stats`` says which)."""
+    if distinct_poses(poses_from_rest) < MIN_POSES:
         return None
     cams = cameras if cameras is not None else [None] * len(surfaces)
     samples = [photo_samples(rest_vertices, faces, weights, rest_joints, p, t, sv, sf, c)
                for p, t, (sv, sf), c in zip(poses_from_rest, transls, surfaces, cams, strict=True)]
-    drivers = driving_joints(weights)
+    return correctives_from_samples(samples, driving_joints(weights), faces, poses_from_rest, ridge)
+
+
+def correctives_from_samples(samples: list[PhotoSamples], drivers: np.ndarray, faces: np.ndarray,
+                             poses_from_rest: list[np.ndarray], ridge: float = RIDGE) -> Correctives | None:
+    """:func:`fit_correctives` from the photos' :class:`PhotoSamples` (``drivers`` from :func:`driving_joints`):
+    the leave-one-out selection per joint region, the fit on every photo, the shape keys."""
+    n_poses = distinct_poses(poses_from_rest)
+    if n_poses < MIN_POSES:
+        return None
+    n = len(drivers)
     loo = leave_one_out(samples, drivers, faces, ridge)
     kept = {j for j, (without, with_) in loo.items() if with_ < (1.0 - KEEP_MARGIN) * without}
     stats: dict[str, Any] = {
@@ -244,10 +253,40 @@ def fit_correctives(rest_vertices: np.ndarray, faces: np.ndarray, weights: np.nd
         "dropped": [JOINT_NAMES[j] for j in sorted(set(loo) - kept)],
     }
     if not kept:
-        return Correctives(np.zeros((0, len(rest_vertices), 3), np.float32), np.zeros(0, np.int64),
-                           np.zeros((0, 9)), stats)
+        return Correctives(np.zeros((0, n, 3), np.float32), np.zeros(0, np.int64), np.zeros((0, 9)), stats)
     bases = fit_bases(samples, drivers, faces, ridge)
     bases[~np.isin(drivers[:, 0], sorted(kept))] = 0.0  # only the regions that improved (as measured above)
     offsets, key_joint, key_coeffs = compress(bases, drivers)
     stats["keys"] = len(key_joint)
     return Correctives(offsets, key_joint, key_coeffs, stats)
+
+
+def attach_correctives(content: Any, rig: Any, fits: list[Any], surfaces: list[Any]) -> Correctives | None:
+    """Fit the pose correctives of a several-photo avatar and put them into the bundle ``content``.
+
+    ``rig`` the avatar's :class:`icon_engine.rig.Rig`; ``fits`` and ``surfaces`` the used photos' body fits (shared
+    shape: ``full_pose``, ``transl``, ``camera``) and clothed surfaces (``vertices``, ``faces``), each in its own
+    photo's world, the first being the bundle's photo. With keys, the posed mesh gets the first photo's correctives
+    (the bundle becomes format 3). Returns the correctives (None: fewer than :data:`MIN_POSES` different poses)."""
+    from .rig import pose_relative_to_rest
+
+    if len(fits) < MIN_POSES:
+        return None
+    angles = np.asarray(rig.rest_pose_angles, dtype=np.float64).reshape(55, 3)
+    poses = [pose_relative_to_rest(np.asarray(f.full_pose, dtype=np.float64).reshape(55, 3), angles) for f in fits]
+    corr = fit_correctives(rig.rest_vertices, content.rest_mesh.faces, rig.skin_weights, rig.rest_joints, poses,
+                           [np.asarray(f.transl, dtype=np.float64).reshape(3) for f in fits],
+                           [(s.vertices, s.faces) for s in surfaces], [f.camera for f in fits])
+    if corr is None:
+        return None
+    content.correctives = corr
+    if corr.count:
+        parents = np.asarray(PARENTS)
+        pose = poses[0]  # the first photo's pose relative to the rig's rest (= rig.pose_from_rest)
+        transl = np.asarray(fits[0].transl, dtype=np.float64).reshape(3)
+        rest = np.asarray(rig.rest_vertices, dtype=np.float64)
+        moved = skin_vertices(rest + corr.displacement(pose), rig.skin_weights, rig.rest_joints, parents, pose, transl)
+        plain = skin_vertices(rest, rig.skin_weights, rig.rest_joints, parents, pose, transl)
+        content.posed_mesh = replace(content.posed_mesh, vertices=np.asarray(content.posed_mesh.vertices) + moved
+                                     - plain)
+    return corr

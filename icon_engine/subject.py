@@ -380,6 +380,9 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
             timings=reporter.timings,
         )  # fmt: skip
         content.metadata["subject"] = subject_metadata(views, report)
+        from . import correctives  # pose correctives from ≥ 4 different poses (issue 13; docs/correctives.md)
+
+        correctives.attach_correctives(content, avatar.rig, [v.fit for v in views], surfaces)
         reporter.update(0.5, "Writing files")
         path = write_bundle(target, content)
     reporter.update(1.0, "Done")

@@ -136,3 +136,39 @@ def test_compression_keeps_the_basis_and_evaluation_matches():
     full = Correctives(offsets, key_joint, key_coeffs).displacement(pose)
     exact = predict(bases, drivers, f)
     assert np.abs(full - exact).max() < 0.2 * np.abs(exact).max()  # 4 of 9 knee directions: close, not exact
+
+
+def test_attach_correctives_puts_them_in_the_bundle(body, tmp_path):
+    """The subject run's hook: correctives into the bundle content, the posed mesh in the first photo's pose with
+    them, written as format 3 and read back; fewer than 4 photos leave the content alone."""
+    from types import SimpleNamespace
+
+    from icon_engine.bundle import BundleContent, TriMesh, read_bundle, write_bundle
+    from icon_engine.correctives import attach_correctives
+
+    rest, faces, weights, joints, drivers, outward = body
+    poses = [random_pose(s, scale=0.5) for s in range(1, 8)]
+    surfaces, transls = photos(body, poses, noise=0.001)
+    parents = np.array(PARENTS)
+    plain = skin_vertices(rest, weights, joints, parents, poses[0], transls[0])
+    content = BundleContent(
+        metadata={"photo": {"size": [8, 8], "name": "a.png"},
+                  "camera": {"K": np.eye(3), "R": np.eye(3), "t": np.zeros(3)},
+                  "body": {"full_pose": poses[0], "transl": transls[0]}, "rig": {"rest_pose": "T"}},
+        posed_mesh=TriMesh(plain, faces), body_mesh=TriMesh(plain, faces), rest_mesh=TriMesh(rest, faces),
+        skin_weights=weights.astype(np.float32), rest_joints=joints.astype(np.float32),
+        mask=np.zeros((8, 8), bool))
+    rig = SimpleNamespace(rest_vertices=rest, skin_weights=weights, rest_joints=joints, rest_pose="T",
+                          rest_pose_angles=np.zeros((55, 3)), pose_from_rest=poses[0])
+    fits = [SimpleNamespace(full_pose=p, transl=t, camera=None) for p, t in zip(poses, transls, strict=True)]
+    surf = [SimpleNamespace(vertices=v, faces=f) for v, f in surfaces]
+    assert attach_correctives(content, rig, fits[:3], surf[:3]) is None and content.correctives is None
+    corr = attach_correctives(content, rig, fits, surf)
+    assert corr is content.correctives and corr.count > 0
+    truth = surfaces[0][0]
+    assert np.abs(content.posed_mesh.vertices - truth).max() < np.abs(plain - truth).max()
+    b = read_bundle(write_bundle(tmp_path / "b", content))
+    assert b.meta["format_version"] == 3 and b.correctives.count == corr.count
+    again = skin_vertices(b.rest_mesh.vertices + b.correctives.displacement(poses[0]), b.skin_weights,
+                          b.rest_joints, parents, poses[0], transls[0])
+    assert np.abs(again - b.posed_mesh.vertices).max() < 1e-4
