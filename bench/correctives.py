@@ -68,9 +68,10 @@ def capture_run(paths: list[Path], out: Path, options: Any, bm: Any) -> dict[str
     return seen
 
 
-def held_out_scores(seen: dict[str, Any], subjects: list[Any], names: list[str], samples: int) -> list[dict]:
+def held_out_scores(seen: dict[str, Any], subjects: list[Any], names: list[str], samples: int,
+                    margins: tuple[float, ...] = (corr_mod.KEEP_MARGIN,)) -> list[dict]:
     """Per used photo h: Chamfer/P2S (cm) of the avatar posed into h without and with correctives fitted on the
-    other photos, against h's ground truth."""
+    other photos (for each region-selection margin: ``with``, ``with@<margin>``), against h's ground truth."""
     from icon_engine.rig import pose_relative_to_rest
 
     rig, fits, surfaces = seen["rig"], seen["fits"], seen["surfaces"]
@@ -87,8 +88,16 @@ def held_out_scores(seen: dict[str, Any], subjects: list[Any], names: list[str],
     rows = []
     for h, label in enumerate(seen["labels"]):
         others = [k for k in range(len(fits)) if k != h]
-        corr = corr_mod.correctives_from_samples([photo_samples[k] for k in others], drivers, mesh_faces,
-                                                 [poses[k] for k in others])
+        fitted = {}
+        default = corr_mod.KEEP_MARGIN
+        try:
+            for margin in margins:
+                corr_mod.KEEP_MARGIN = margin
+                fitted[margin] = corr_mod.correctives_from_samples([photo_samples[k] for k in others], drivers,
+                                                                   mesh_faces, [poses[k] for k in others])
+        finally:
+            corr_mod.KEEP_MARGIN = default
+        corr = fitted[margins[0]]
         if corr is None:
             continue
         s = subjects[names.index(label)]
@@ -96,7 +105,11 @@ def held_out_scores(seen: dict[str, Any], subjects: list[Any], names: list[str],
         cam = fits[h].camera
         dz = float(s.camera.to_camera(s.body_vertices)[:, 2].mean() - cam.to_camera(fits[h].vertices)[:, 2].mean())
         row: dict[str, Any] = {"photo": label, "keys": corr.count, "kept": corr.stats["kept"]}
-        for name, moved in (("without", rest), ("with", rest + corr.displacement(poses[h]))):
+        variants = [("without", rest), ("with", rest + corr.displacement(poses[h]))]
+        for margin in margins[1:]:
+            variants.append((f"with@{margin:g}", rest + fitted[margin].displacement(poses[h])))
+            row[f"keys@{margin:g}"] = fitted[margin].count
+        for name, moved in variants:
             posed = skin_vertices(moved, weights, joints, np.asarray(PARENTS), poses[h], transls[h])
             ch, p2s = chamfer_p2s(to_gt_world(posed, cam, s.camera, dz), mesh_faces, s.clothed_vertices,
                                   s.clothed_faces, samples, gq)
@@ -105,8 +118,8 @@ def held_out_scores(seen: dict[str, Any], subjects: list[Any], names: list[str],
     return rows
 
 
-def run(count: int, poses: int, quality: str, samples: int, size: tuple[int, int], log: Any = print
-        ) -> dict[str, Any]:
+def run(count: int, poses: int, quality: str, samples: int, size: tuple[int, int], log: Any = print,
+        margins: tuple[float, ...] = (corr_mod.KEEP_MARGIN,)) -> dict[str, Any]:
     from PIL import Image
 
     from icon_engine.options import ReconstructOptions
@@ -131,7 +144,7 @@ def run(count: int, poses: int, quality: str, samples: int, size: tuple[int, int
 
             seen["avatar_faces"] = read_bundle(seen["bundle"]).rest_mesh.faces
             t1 = time.process_time()
-            rows = held_out_scores(seen, subjects, names, samples)
+            rows = held_out_scores(seen, subjects, names, samples, margins)
         entry = {"subject": subjects[0].name, "used": len(seen["labels"]), "rows": rows, "run_s": run_s,
                  "run_cpu_s": run_cpu, "held_out_cpu_s": time.process_time() - t1, "runtime": seen.get("runtime")}
         result["subjects"].append(entry)
@@ -140,9 +153,14 @@ def run(count: int, poses: int, quality: str, samples: int, size: tuple[int, int
                 f"{r['with']['chamfer_cm']:.3f} cm  keys {r['keys']}  kept {','.join(r['kept']) or '-'}")
     all_rows = [r for e in result["subjects"] for r in e["rows"]]
     if all_rows:
+        names_ = ["without", "with"] + [f"with@{m:g}" for m in margins[1:]]
         result["summary"] = {
             name: {m: float(np.mean([r[name][m] for r in all_rows])) for m in ("chamfer_cm", "p2s_cm")}
-            for name in ("without", "with")}
+            for name in names_}
+        for m in margins[1:]:
+            result["summary"][f"with@{m:g}"]["keys"] = float(np.mean([r[f"keys@{m:g}"] for r in all_rows]))
+            result["summary"][f"with@{m:g}"]["improved"] = int(sum(
+                r[f"with@{m:g}"]["chamfer_cm"] < r["without"]["chamfer_cm"] for r in all_rows))
         result["summary"]["held_out_photos"] = len(all_rows)
         result["summary"]["improved"] = int(sum(r["with"]["chamfer_cm"] < r["without"]["chamfer_cm"] for r in all_rows))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -171,10 +189,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--poses", type=int, default=6)
     ap.add_argument("--quality", default="preview")
     ap.add_argument("--samples", type=int, default=10_000)
+    ap.add_argument("--margins", type=float, nargs="+", default=[corr_mod.KEEP_MARGIN],
+                    help="region-selection margins to compare (the first is the main one)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    result = run(args.count, args.poses, args.quality, args.samples, (448, 640))
+    result = run(args.count, args.poses, args.quality, args.samples, (448, 640), margins=tuple(args.margins))
     print(format_table(result))
+    for name, m in result.get("summary", {}).items():
+        if isinstance(m, dict):
+            print(f"{name}: mean Chamfer {m['chamfer_cm']:.3f} cm, P2S {m['p2s_cm']:.3f} cm", m)
     for e in result["subjects"]:
         print(f"{e['subject']}: {e['used']} photos used, run {e['run_s']:.0f} s wall / {e['run_cpu_s']:.0f} s CPU, "
               f"held-out fits {e['held_out_cpu_s']:.0f} s CPU; the run's own selection: {e['runtime']}")

@@ -15,7 +15,7 @@ if [ "$(cat .venv42/.requirements.sha 2>/dev/null)" != "$want42" ]; then
   echo "$want42" > .venv42/.requirements.sha
 fi
 .venv42/bin/python -m pytest -q tests/test_addon_package.py tests/test_blender_import.py \
-  tests/test_blender_motion_fbx.py tests/test_blender_cli.py
+  tests/test_blender_motion_fbx.py tests/test_blender_cli.py tests/test_blender_photo_poses.py
 # A working Python 3.13: $PYTHON313, python3.13 on PATH, or a pyenv-installed 3.13 (pyenv's shim alone may refuse).
 find_python313() {
   local candidate
