@@ -65,7 +65,7 @@ MIN_SAMPLES = 3
 #: Mesh-neighbour smoothing passes over the per-vertex bases (photo surfaces are noisy per vertex).
 SMOOTHING_PASSES = 4
 #: A joint region's correctives are kept when its leave-one-out error drops by at least this fraction.
-KEEP_MARGIN = 0.02
+KEEP_MARGIN = 0.05
 #: Shape keys per joint after compression: the fewest singular vectors that hold this share of the energy ...
 SVD_ENERGY = 0.98
 #: ... and at most this many.
