@@ -62,8 +62,9 @@ class Reconstructions:
                              f"{ep.MAX_SUBJECT_INPUTS} images one avatar takes: choose fewer photos or frames.")
         out = self._fresh_run_dir()
         cmd = ep.subject_command(python, paths, out, options, frames=frames)
-        label = subject_label(paths)
-        return self._add(python, cmd, label, paths[0].stem, out, engine_source)
+        job = self._add(python, cmd, subject_label(paths), paths[0].stem, out, engine_source)
+        job.subject = True
+        return job
 
     def _fresh_run_dir(self) -> Path:
         """A new ``results_dir/<time>-<n>`` (another queue, or an earlier session, may have used the name)."""

@@ -91,10 +91,13 @@ def test_subject_command_and_progress_per_photo():
         ep.subject_command("/py", ["a.jpg"], "/out", opts, frames=0)
     # the subject run's messages end with the photo counter; the panel leads with it
     assert ep.photo_step("Fitting b.jpg (2/4)") == (2, 4, "Fitting b.jpg")
-    assert ep.progress_text("surface", "Clothed surface of clip.mp4@2.40s (3/4)") == (
+    assert ep.progress_text("surface", "Clothed surface of clip.mp4@2.40s (3/4)", subject=True) == (
         "photo 3/4: Clothed surface of clip.mp4@2.40s")
     assert ep.photo_step("Fitting the body") is None and ep.photo_step("odd (5/4)") is None
     assert ep.progress_text("rig", "Fusing the photos into one avatar") == "Fusing the photos into one avatar"
+    # other counters are not photos: the fusion's refinement levels, a single photo's surface levels
+    assert ep.progress_text("rig", "Refining the surface (2/3)", subject=True) == "Refining the surface (2/3)"
+    assert ep.progress_text("surface", "Refining the surface (2/3)") == "Refining the surface (2/3)"
     assert ep.progress_text("body_model", "") == "body model"
 
 

@@ -39,7 +39,8 @@ FAKE = textwrap.dedent(
                  message=f"Fitting {os.path.basename(item)} ({k + 1}/{n})", **tag)
             time.sleep(120 if "slow" in item else 0.3)
         emit(event="progress", photo=name, stage="rig", fraction=0.0, overall=0.6,
-             message="Fusing the photos into one avatar", **tag)
+             message="Refining the surface (1/3)", **tag)  # a counter that is not a photo
+        time.sleep(0.3)
         shutil.copytree(os.environ["FAKE_SUBJECT_BUNDLE"], os.path.join(out, name))
         emit(event="done", photo=name, bundle=os.path.join(out, name), **tag)
         return 0
@@ -561,6 +562,7 @@ def test_several_photos_make_one_avatar_with_progress_per_photo(addon):
         assert steps == ["photo 1/3: Fitting ann_front.jpg", "photo 2/3: Fitting ann_side.jpg",
                          "photo 3/3: Fitting ann_back.jpg"], seen
         assert any(t and "ann_front.jpg + 2 more" in t and "photo 2/3" in t for t in status), status
+        assert "Refining the surface (1/3)" in seen  # the fusion's refinement levels are not photos
         assert sum(o.type == "ARMATURE" for o in bpy.data.objects) == n_rigs + 1  # ONE avatar
         arm = bpy.data.objects["ann_front_rig"]
         from icon_blender.blender.importer import photo_pose_names

@@ -147,7 +147,10 @@ def parse_line(line: str) -> EngineEvent | None:
     return EngineEvent(str(obj["event"]), obj)
 
 
-#: A subject run names the photo it works on at the end of its progress message: "Fitting b.jpg (2/4)".
+#: A subject run names the photo it works on at the end of its progress messages in these stages:
+#: "Fitting b.jpg (2/4)", "Clothed surface of b.jpg (2/4)" (other stages count other things: "Refining the
+#: surface (2/3)" is a refinement level).
+PHOTO_STAGES = ("fit", "surface")
 _PHOTO_STEP = re.compile(r"\s*\((\d+)/(\d+)\)\s*$")
 
 
@@ -163,10 +166,10 @@ def photo_step(message: str) -> tuple[int, int, str] | None:
     return k, n, message[: m.start()].strip()
 
 
-def progress_text(stage: str, message: str) -> str:
-    """What the panel shows for a progress event: "photo 2/4: Fitting b.jpg" while a several-photo run works
-    photo by photo, else the stage's message (or the stage's name)."""
-    step = photo_step(message)
+def progress_text(stage: str, message: str, subject: bool = False) -> str:
+    """What the panel shows for a progress event: "photo 2/4: Fitting b.jpg" while a several-photo run
+    (``subject``) works photo by photo (:data:`PHOTO_STAGES`), else the stage's message (or the stage's name)."""
+    step = photo_step(message) if subject and stage in PHOTO_STAGES else None
     if step is not None:
         k, n, rest = step
         return f"photo {k}/{n}: {rest or stage}"
@@ -195,12 +198,13 @@ class EngineJob:
     error: dict = field(default_factory=dict)
     returncode: int | None = None
     server: EngineServer | None = None  # run in the warm engine instead of a process of its own
+    subject: bool = False  # one avatar from several photos (``reconstruct --subject``)
     step: tuple[int, int] | None = None  # a several-photo run: (photo number from 1, count) last reported
 
     @property
     def text(self) -> str:
         """The job's progress as the panel shows it ("photo 2/4: Fitting b.jpg", or the stage's message)."""
-        return progress_text(self.stage, self.message) if (self.message or self.stage) else "starting"
+        return progress_text(self.stage, self.message, self.subject) if (self.message or self.stage) else "starting"
 
     def __post_init__(self) -> None:
         self._proc: subprocess.Popen | None = None
@@ -287,7 +291,7 @@ class EngineJob:
         if event.kind == "progress":
             self.stage = str(d.get("stage", ""))
             self.message = str(d.get("message", ""))
-            step = photo_step(self.message)
+            step = photo_step(self.message) if self.subject and self.stage in PHOTO_STAGES else None
             if step is not None:
                 self.step = step[:2]
             try:
