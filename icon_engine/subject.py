@@ -382,6 +382,8 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
         content.metadata["subject"] = subject_metadata(views, report)
         from . import correctives  # pose correctives from ≥ 4 different poses (issue 13; docs/correctives.md)
 
+        if len(views) >= correctives.MIN_POSES:
+            reporter.update(0.1, "Fitting pose correctives")
         correctives.attach_correctives(content, avatar.rig, [v.fit for v in views], surfaces)
         reporter.update(0.5, "Writing files")
         path = write_bundle(target, content)
