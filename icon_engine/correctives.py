@@ -279,6 +279,7 @@ def attach_correctives(content: Any, rig: Any, fits: list[Any], surfaces: list[A
                            [(s.vertices, s.faces) for s in surfaces], [f.camera for f in fits])
     if corr is None:
         return None
+    corr.offsets = np.asarray(corr.offsets, dtype=np.float16).astype(np.float32)  # as the bundle stores them
     content.correctives = corr
     if corr.count:
         parents = np.asarray(PARENTS)

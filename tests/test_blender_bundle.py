@@ -199,7 +199,7 @@ def synthetic_correctives(rest: np.ndarray, weights: np.ndarray, seed: int = 0):
         offsets[k] = weights[:, j : j + 1] * rng.normal(scale=0.015, size=(1, 3))
     coeffs = rng.normal(size=(3, 9))
     coeffs /= np.linalg.norm(coeffs, axis=1, keepdims=True)
-    return Correctives(offsets.astype(np.float32), key_joint, coeffs, {"kept": ["left_elbow"]})
+    return Correctives(offsets.astype(np.float16).astype(np.float32), key_joint, coeffs, {"kept": ["left_elbow"]})
 
 
 def test_synthetic_bundle_is_valid_and_reproduces_posed_mesh(tmp_path):
