@@ -238,17 +238,10 @@ def _front_facing(v_cam: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def vertex_visibility(
     vertices: np.ndarray, faces: np.ndarray, camera: Camera, tolerance: float = 0.01, raster: Raster | None = None
 ) -> np.ndarray:
-    """(N,) bool: vertex is seen by ``camera``: it is a corner of a face that wins a pixel of the z-buffer, or it
-    projects into the image no more than ``tolerance`` metres behind the z-buffer there."""
+    """(N,) bool: vertex (bundle world) is seen by ``camera`` (:func:`icon_engine.geometry.raster.vertex_visibility`
+    on this module's z-buffer: a corner of a face that wins a pixel, or no more than ``tolerance`` metres behind
+    the z-buffer where it projects, inside the image)."""
     f = np.asarray(faces, dtype=np.int64)
     r = raster if raster is not None else rasterize(vertices, f, camera)
-    pix, z = camera.project(np.asarray(vertices, dtype=np.float64))
-    H, W = r.depth.shape
-    i = np.floor(pix[:, 0]).astype(np.int64)
-    j = np.floor(pix[:, 1]).astype(np.int64)
-    inside = (i >= 0) & (i < W) & (j >= 0) & (j < H) & (z > 0)
-    vis = np.zeros(len(z), bool)
-    vis[inside] = z[inside] <= r.depth[j[inside], i[inside]] + tolerance
-    shown = np.unique(r.face[r.face >= 0])
-    vis[f[shown].reshape(-1)] = True
-    return vis
+    return render.vertex_visibility(camera.to_camera(np.asarray(vertices, dtype=np.float64)), f, camera.K,
+                                    camera.width, camera.height, tolerance, raster=r)
