@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .geometry.normals import face_normals, vertex_normals
 from .geometry.raster import (
     CHUNK_PAIRS,
     NEAR,
     ArrayLike,
     Raster,
     TorchRaster,
-    _as_tensor,
     _to_numpy,
     project,
     rasterize,
@@ -36,43 +35,6 @@ __all__ = [
     "render_normal_pair", "render_normals", "render_shaded", "shade", "soft_silhouette", "to_camera",
     "vertex_normals", "vertex_visibility",
 ]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Normals
-
-
-def vertex_normals(vertices: ArrayLike, faces: ArrayLike) -> np.ndarray | torch.Tensor:
-    """Area-weighted unit vertex normals (V, 3), same frame as ``vertices``; keeps numpy/torch (and autograd).
-
-    Works on (V, 3) or batched (B, V, 3) torch tensors. Counter-clockwise faces (seen from outside) give outward
-    normals. Isolated vertices get (0, 0, 0).
-    """
-    if isinstance(vertices, torch.Tensor):
-        f = _as_tensor(faces, torch.int64, vertices.device)
-        tri = vertices[..., f, :]  # (..., F, 3, 3)
-        fn = torch.cross(tri[..., 1, :] - tri[..., 0, :], tri[..., 2, :] - tri[..., 0, :], dim=-1)
-        vn = torch.zeros_like(vertices)
-        idx = f.reshape(-1)
-        contrib = fn.unsqueeze(-2).expand(*fn.shape[:-1], 3, 3).reshape(*fn.shape[:-2], -1, 3)
-        vn = vn.index_add(vertices.dim() - 2, idx, contrib)
-        return F.normalize(vn, dim=-1, eps=1e-12)
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, f[:, k], fn)
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    return vn / np.maximum(norm, 1e-12)
-
-
-def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unit face normals (F, 3) of a numpy mesh (counter-clockwise = outward)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    return fn / np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-12)
 
 
 # ----------------------------------------------------------------------------------------------------------------

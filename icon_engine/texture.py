@@ -43,6 +43,7 @@ from scipy import ndimage
 
 from .camera import Camera
 from .errors import EngineError
+from .geometry.raster import fragments
 from .mesh_queries import rasterize as mesh_rasterize
 from .render import face_normals, vertex_normals
 
@@ -58,8 +59,6 @@ MIRROR_BLUR = 0.05
 DILATE_TEXELS = 6
 #: Atlas padding (texels) between charts.
 ATLAS_PADDING = 4
-#: Candidate (pixel, face) pairs processed at once by the rasteriser.
-_CHUNK = 1 << 21
 
 #: Body-part labels of ``vertex_parts`` (see :func:`parts_from_skin_weights`): the hidden side of a vertex only
 #: takes colours from vertices with the same label.
@@ -101,51 +100,7 @@ class Texture:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Rasterisation (numpy)
-
-
-def _fragments(tri: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pixel centres covered by 2-D triangles ``tri`` (F, 3, 2) in pixel coordinates.
-
-    Returns (face index (P,), pixel index row * width + column (P,), screen barycentrics (P, 3)).
-    """
-    tri = np.asarray(tri, dtype=np.float64)
-    lo, hi = tri.min(axis=1), tri.max(axis=1)
-    x0 = np.clip(np.ceil(lo[:, 0] - 0.5), 0, width).astype(np.int64)
-    x1 = np.clip(np.floor(hi[:, 0] - 0.5), -1, width - 1).astype(np.int64)
-    y0 = np.clip(np.ceil(lo[:, 1] - 0.5), 0, height).astype(np.int64)
-    y1 = np.clip(np.floor(hi[:, 1] - 0.5), -1, height - 1).astype(np.int64)
-    bw, bh = x1 - x0 + 1, y1 - y0 + 1
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    faces = np.nonzero((bw > 0) & (bh > 0) & (np.abs(area) > 1e-12))[0]
-    counts = (bw * bh)[faces]
-    out_f, out_p, out_b = [], [], []
-    start = 0
-    cum = np.cumsum(counts)
-    while start < len(faces):
-        base = cum[start - 1] if start else 0
-        end = max(start + 1, int(np.searchsorted(cum, base + _CHUNK, side="right")))
-        fi = faces[start:end]
-        cnt = counts[start:end]
-        rep = np.repeat(np.arange(len(fi)), cnt)
-        local = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        f = fi[rep]
-        px = x0[f] + local % bw[f]
-        py = y0[f] + local // bw[f]
-        cx, cy = px + 0.5, py + 0.5
-        ar = area[f]
-        wa = ((b[f, 0] - cx) * (c[f, 1] - cy) - (b[f, 1] - cy) * (c[f, 0] - cx)) / ar
-        wb = ((c[f, 0] - cx) * (a[f, 1] - cy) - (c[f, 1] - cy) * (a[f, 0] - cx)) / ar
-        wc = 1.0 - wa - wb
-        inside = (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
-        out_f.append(f[inside])
-        out_p.append(py[inside] * width + px[inside])
-        out_b.append(np.stack([wa[inside], wb[inside], wc[inside]], axis=1))
-        start = end
-    if not out_f:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
-    return np.concatenate(out_f), np.concatenate(out_p), np.concatenate(out_b)
+# Rasterisation (fragments from icon_engine.geometry.raster)
 
 
 @dataclass
@@ -176,7 +131,7 @@ def depth_layers(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> Dep
     f = np.asarray(faces, dtype=np.int64)
     ok = (z[f] > 1e-4).all(axis=1)
     fid = np.nonzero(ok)[0]
-    frag_f, frag_p, bary = _fragments(pix2d[f[fid]], camera.width, camera.height)
+    frag_f, frag_p, bary = fragments(pix2d[f[fid]], camera.width, camera.height)
     frag_f = fid[frag_f]
     depth = 1.0 / (bary / z[f[frag_f]]).sum(axis=1)  # perspective-correct
     normals = face_normals(vertices, f)
@@ -199,7 +154,7 @@ def rasterize_uv(uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     xy = np.empty_like(np.asarray(uv, dtype=np.float64))
     xy[..., 0] = uv[..., 0] * size
     xy[..., 1] = (1.0 - uv[..., 1]) * size
-    frag_f, frag_p, bary = _fragments(xy, size, size)
+    frag_f, frag_p, bary = fragments(xy, size, size)
     face = np.full(size * size, -1, dtype=np.int64)
     bimg = np.zeros((size * size, 3))
     face[frag_p] = frag_f
@@ -657,7 +612,7 @@ def _own_plane(tri: np.ndarray, normals: np.ndarray) -> np.ndarray:
 def _overlapping_faces(uv: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
     """(M,) bool: faces sharing a texel centre with another face that has no vertex in common with it."""
     xy = np.stack([uv[..., 0] * size, (1.0 - uv[..., 1]) * size], axis=-1)
-    ff, fp, _ = _fragments(xy, size, size)
+    ff, fp, _ = fragments(xy, size, size)
     order = np.lexsort((ff, fp))
     fp, ff = fp[order], ff[order]
     same = fp[1:] == fp[:-1]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +33,11 @@ import torch
 #: Faces with any corner at or in front of this depth (camera units, metres) are not drawn.
 NEAR = 1e-4
 
-#: Upper bound on candidate (pixel, face) pairs processed at once (memory ≈ 60 bytes per pair).
+#: Upper bound on candidate (pixel, face) pairs processed at once on a GPU (memory ≈ 130 bytes per pair).
 CHUNK_PAIRS = 1 << 22
+
+#: The same on the CPU: small chunks stay in cache (measured 2.3× faster than 4M-pair chunks, 1 thread).
+CHUNK_PAIRS_CPU = 1 << 17
 
 #: Faces whose doubled screen area (px²) is at most this are degenerate and not drawn.
 MIN_AREA_PX2 = 1e-12
@@ -120,6 +124,21 @@ def to_camera(vertices_world: ArrayLike, R: ArrayLike, t: ArrayLike) -> np.ndarr
     return np.asarray(vertices_world, dtype=np.float64) @ np.asarray(R, dtype=np.float64).T + np.asarray(t)
 
 
+@contextmanager
+def one_torch_thread(device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run torch on one thread inside the block when ``device`` is the CPU: the rasteriser's small gather/scatter
+    ops lose up to 10× to OpenMP hand-offs when the cores are shared (measured on the 2-core machine)."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Fragments: the pixel centres each 2-D triangle covers
 
@@ -194,17 +213,20 @@ def _at_pixel_centres(rows: torch.Tensor, px: torch.Tensor, py: torch.Tensor) ->
     """Evaluate linear functions ``rows`` (P, K, 3) at the centres of pixels (px, py) (P,) → (P, K)."""
     x = px.to(rows.dtype) + 0.5
     y = py.to(rows.dtype) + 0.5
-    return rows[:, :, 0] * x[:, None] + rows[:, :, 1] * y[:, None] + rows[:, :, 2]
+    return torch.addcmul(torch.addcmul(rows[:, :, 2], rows[:, :, 0], x[:, None]), rows[:, :, 1], y[:, None])
 
 
-def fragment_chunks(tri: torch.Tensor, width: int, height: int, budget: int = CHUNK_PAIRS,
+def fragment_chunks(tri: torch.Tensor, width: int, height: int, budget: int | None = None,
                     eps: float = 1e-9) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The pixel centres covered by 2-D triangles ``tri`` (F, 3, 2) (pixel coordinates) in a ``width`` ×
-    ``height`` image, in chunks of at most ``budget`` candidate pairs.
+    ``height`` image, in chunks of at most ``budget`` candidate pairs (default :data:`CHUNK_PAIRS` on a GPU,
+    :data:`CHUNK_PAIRS_CPU` on the CPU).
 
     Yields (face (P,) index into ``tri``, column (P,), row (P,), screen barycentrics (P, 3) summing to 1) per
     chunk, on ``tri``'s device. A centre on a shared edge (within ``eps``) belongs to both faces. Degenerate
     faces and faces outside the image yield nothing."""
+    if budget is None:
+        budget = CHUNK_PAIRS_CPU if tri.device.type == "cpu" else CHUNK_PAIRS
     rows, area = _edge_rows(tri)
     x0, y0, bw, bh = _face_pixel_boxes(tri, width, height)
     keep = torch.nonzero((bw > 0) & (bh > 0) & (area.abs() > MIN_AREA_PX2)).squeeze(1)
@@ -226,7 +248,7 @@ def fragments(tri: ArrayLike, width: int, height: int) -> tuple[np.ndarray, np.n
     it."""
     t = _as_tensor(tri, torch.float64)
     out_f, out_p, out_b = [], [], []
-    with torch.no_grad():
+    with torch.no_grad(), one_torch_thread(t.device):
         for face, px, py, bary in fragment_chunks(t, int(width), int(height)):
             out_f.append(face)
             out_p.append(py * int(width) + px)
