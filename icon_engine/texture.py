@@ -43,9 +43,10 @@ from scipy import ndimage
 
 from .camera import Camera
 from .errors import EngineError
+from .geometry.laplacian import adjacency, mesh_laplacian
+from .geometry.normals import face_normals, signed_volume, vertex_normals
 from .geometry.raster import fragments
 from .mesh_queries import rasterize as mesh_rasterize
-from .render import face_normals, vertex_normals
 
 #: Photo weight ramp over the cosine between the surface normal and the direction to the camera.
 COS_FULL, COS_ZERO = 0.45, 0.12
@@ -166,14 +167,6 @@ def rasterize_uv(uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 # Mesh helpers
 
 
-def _outward_sign(vertices: np.ndarray, faces: np.ndarray) -> float:
-    """+1 when the faces wind outward (positive signed volume about the centroid), else −1."""
-    v = np.asarray(vertices, dtype=np.float64)
-    t = v[np.asarray(faces)] - v.mean(axis=0)
-    vol = np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum()
-    return 1.0 if vol >= 0 else -1.0
-
-
 def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray,
                   fallback_faces: np.ndarray | None = None) -> np.ndarray:
     """Fill ``values`` (N, C) at unknown vertices by solving Laplace's equation on the graph of ``faces``' edges
@@ -181,8 +174,6 @@ def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray,
     ``fallback_faces`` (a larger graph, e.g. the whole mesh when ``faces`` is restricted to body parts), are
     filled a second time on that graph."""
     from scipy.sparse.csgraph import connected_components
-
-    from .rig import mesh_laplacian
 
     n = len(values)
     out = np.asarray(values, dtype=np.float64).copy()
@@ -231,11 +222,8 @@ def _smooth_on_mesh(colours: np.ndarray, weight: np.ndarray, faces: np.ndarray,
                     iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Weighted neighbour averaging of vertex colours (N, 3) over the mesh, ``iterations`` times (a diffusion of
     about ``edge · sqrt(iterations / 2)``); colours of zero weight do not spread. Returns (colours, weight)."""
-    from .rig import mesh_laplacian
-
     n = len(colours)
-    lap = mesh_laplacian(n, faces)
-    step = (sp.diags(lap.diagonal()) - lap + sp.identity(n)).tocsr()  # I + adjacency
+    step = (adjacency(n, faces) + sp.identity(n)).tocsr()
     num = colours * weight[:, None]
     den = weight.astype(np.float64).copy()
     for _ in range(iterations):
@@ -744,8 +732,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     uv = unwrap(v, f, size) if len(f) <= XATLAS_MAX_FACES else projection_atlas(v, f, size)[0]
     clock.lap("unwrap")
     report(0.35, "Finding what the photo sees")
-    sign = _outward_sign(v, f)
-    faces_out = f if sign > 0 else f[:, ::-1]
+    faces_out = f if signed_volume(v, f) >= 0 else f[:, ::-1]
     vn = vertex_normals(v, faces_out)
     eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
     photo = rgb.astype(np.float64)
