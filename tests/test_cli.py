@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from icon_engine.errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_MODEL_FILES, EXIT_OUTPUT, EXIT_USAGE
+from icon_engine.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_CANCELLED,
+    EXIT_MODEL_FILES,
+    EXIT_OUTPUT,
+    EXIT_USAGE,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -375,3 +382,19 @@ def test_sample_onto_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         f"error: Not enough disk space to write the sample photo s.png in {tmp_path} (2 MB free).",
         "hint: Free some disk space or choose a folder on another disk for --out; nothing was written."]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [("sample",), ("reconstruct", "no-such-photo.jpg", "--out", "out", "--progress", "json")])
+def test_closed_stdout_pipe_exits_quietly(args: tuple[str, ...], tmp_path: Path) -> None:
+    """``python -m icon_engine … | head``: the reader has gone before the engine writes; the engine stops with
+    status 141 (128 + SIGPIPE) and no traceback."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the engine starts: every write to stdout fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "icon_engine", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120, env=env, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == EXIT_BROKEN_PIPE, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
