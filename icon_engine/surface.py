@@ -32,13 +32,11 @@ from .geometry.decimate import decimate, is_watertight
 from .geometry.laplacian import laplacian_smooth, taubin_smooth
 from .geometry.normals import signed_volume
 from .mesh_queries import MeshQuery, rasterize
+from .options import PRESETS, MeshPreset
 
-#: Grid resolution (effective cells across the longest side), coarse-to-fine levels, faces, smoothing steps.
-QUALITY_PRESETS: dict[str, dict[str, int]] = {
-    "preview": {"resolution": 160, "levels": 3, "faces": 30_000, "smooth": 6},
-    "standard": {"resolution": 256, "levels": 4, "faces": 60_000, "smooth": 8},
-    "high": {"resolution": 512, "levels": 5, "faces": 150_000, "smooth": 10},
-}
+#: The surface's settings per quality (grid cells across the longest side, coarse-to-fine levels, Taubin
+#: smoothing steps, final faces): its typed view of the one preset table (``icon_engine.options.PRESETS``).
+QUALITY_PRESETS: dict[str, MeshPreset] = {quality: p.mesh for quality, p in PRESETS.items()}
 
 #: Offset kept around the body everywhere (metres): thinnest clothing plus discretisation.
 TIGHT_OFFSET_M = 0.004
@@ -749,7 +747,7 @@ def build_surface(
     r_max = float(min(offset[mask].max(), MAX_OFFSET_M))
     lo = vertices.min(0) - r_max - 0.03
     hi = vertices.max(0) + r_max + 0.03
-    res, levels = preset["resolution"], preset["levels"]
+    res, levels = preset.resolution, preset.levels
     h = float((hi - lo).max()) / res
     joints = getattr(fit, "joints", None)
     owner, gaps, groups = None, None, None
@@ -791,11 +789,11 @@ def build_surface(
 
     progress.update(0.75, "Smoothing")
     t = time.perf_counter()
-    verts = taubin_smooth(verts, tris, preset["smooth"])
+    verts = taubin_smooth(verts, tris, preset.smooth)
     timings["smooth"] = time.perf_counter() - t
     progress.update(0.85, "Decimating")
     t = time.perf_counter()
-    target = int(face_count) if face_count is not None else preset["faces"]
+    target = int(face_count) if face_count is not None else preset.face_count
     n_before = len(tris)
     verts, tris = decimate(verts, tris, target)
     if len(tris) > 1.05 * target and n_before > target:

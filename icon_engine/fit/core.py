@@ -23,6 +23,7 @@ import torch
 from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
 from ..camera import FRONT_VIEW_R, Camera, default_intrinsics, focal_from_35mm, intrinsics_from_focal
 from ..errors import EngineError
+from ..options import PRESETS, FitPreset
 from . import priors
 from .fastbody import FastBody
 from .hands import fit_hands
@@ -48,21 +49,9 @@ class BodyFit:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class FitSettings:
-    """Iterations per stage: orientation, pose, silhouette at each size (coarse to fine)."""
-
-    orient_iters: int
-    pose_iters: int
-    silhouette: tuple[tuple[int, int], ...]  # (window px, iterations)
-    vertex_samples: int
-
-
-QUALITY_PRESETS: dict[str, FitSettings] = {
-    "preview": FitSettings(25, 50, ((128, 40),), 1500),
-    "standard": FitSettings(30, 70, ((128, 50), (256, 40)), 2500),
-    "high": FitSettings(40, 100, ((128, 70), (256, 70)), 4000),
-}
+#: The fit's settings per quality: its typed view of the one preset table (``icon_engine.options.PRESETS``).
+FitSettings = FitPreset
+QUALITY_PRESETS: dict[str, FitSettings] = {quality: p.fit for quality, p in PRESETS.items()}
 
 #: Loss weights.
 W_KEYPOINT = 1.0
