@@ -227,7 +227,7 @@ def _pixel_normals(v_cam: torch.Tensor, faces_t: torch.Tensor, raster: Any) -> t
     from ..render import vertex_normals
 
     vn = vertex_normals(v_cam, faces_t)  # camera frame, autograd
-    vn = vn * torch.as_tensor(np.diag(CAM_TO_ICON), dtype=vn.dtype, device=vn.device)
+    vn = vn * torch.tensor([1.0, -1.0, -1.0], dtype=vn.dtype, device=vn.device)  # CAM_TO_ICON
     h, w = raster.face_index.shape
     fid = torch.as_tensor(raster.face_index, device=v_cam.device).reshape(-1)
     bary = torch.as_tensor(raster.bary, dtype=vn.dtype, device=v_cam.device).reshape(-1, 3)
