@@ -19,7 +19,6 @@ from .geometry.raster import (
     NEAR,
     ArrayLike,
     Raster,
-    TorchRaster,
     _to_numpy,
     project,
     rasterize,
@@ -30,7 +29,7 @@ from .geometry.raster import (
 )
 
 __all__ = [
-    "CHUNK_PAIRS", "NEAR", "Raster", "TorchRaster", "face_normals", "normals_to_rgb", "pixel_rays", "project",
+    "CHUNK_PAIRS", "NEAR", "Raster", "face_normals", "normals_to_rgb", "pixel_rays", "project",
     "raster_normals", "rasterize", "rasterize_torch", "render_colors", "render_depth", "render_mask",
     "render_normal_pair", "render_normals", "render_shaded", "shade", "soft_silhouette", "to_camera",
     "vertex_normals", "vertex_visibility",

@@ -57,24 +57,33 @@ def _to_numpy(x: torch.Tensor) -> np.ndarray:
 
 @dataclass
 class Raster:
-    """Result of :func:`rasterize` (numpy arrays, shape (H, W) = (height, width)).
+    """Result of :func:`rasterize` (numpy arrays) or :func:`rasterize_torch` (tensors on the vertices' device);
+    shape (H, W) = (height, width).
 
     ``face_index`` int64, −1 = background; ``bary`` float32 (H, W, 3) perspective-correct barycentric weights of
-    the face's three corners (0 on background); ``depth`` float32 camera-frame z (metres), ``inf`` on background.
+    the face's three corners (0 on background); ``depth`` float32 camera-frame z (metres), ``inf`` on background;
+    ``faces`` (F, 3) int64.
     """
 
-    face_index: np.ndarray
-    bary: np.ndarray
-    depth: np.ndarray
-    faces: np.ndarray
+    face_index: np.ndarray | torch.Tensor
+    bary: np.ndarray | torch.Tensor
+    depth: np.ndarray | torch.Tensor
+    faces: np.ndarray | torch.Tensor
 
     @property
-    def mask(self) -> np.ndarray:
+    def mask(self) -> np.ndarray | torch.Tensor:
         """(H, W) bool: pixels covered by the mesh."""
         return self.face_index >= 0
 
+    def numpy(self) -> Raster:
+        """This raster with numpy fields (one host copy when they are tensors)."""
+        if not isinstance(self.face_index, torch.Tensor):
+            return self
+        return Raster(face_index=_to_numpy(self.face_index), bary=_to_numpy(self.bary), depth=_to_numpy(self.depth),
+                      faces=_to_numpy(self.faces))
+
     def interpolate(self, attributes: ArrayLike, background: float = 0.0) -> np.ndarray:
-        """Interpolate per-vertex ``attributes`` (V, C) over the image → (H, W, C) float32."""
+        """Interpolate per-vertex ``attributes`` (V, C) over the image → (H, W, C) float32 (numpy rasters)."""
         attr = np.asarray(attributes.detach().cpu() if isinstance(attributes, torch.Tensor) else attributes)
         attr = attr.astype(np.float32).reshape(attr.shape[0], -1)
         h, w = self.face_index.shape
@@ -83,27 +92,6 @@ class Raster:
         corners = self.faces[self.face_index[m]]  # (P, 3)
         out[m] = np.einsum("pk,pkc->pc", self.bary[m], attr[corners])
         return out
-
-
-@dataclass
-class TorchRaster:
-    """Result of :func:`rasterize_torch`: the same fields as :class:`Raster` as tensors on the vertices' device
-    (``face_index`` (H, W) int64, ``bary`` (H, W, 3) float32, ``depth`` (H, W) float32, ``faces`` (F, 3) int64)."""
-
-    face_index: torch.Tensor
-    bary: torch.Tensor
-    depth: torch.Tensor
-    faces: torch.Tensor
-
-    @property
-    def mask(self) -> torch.Tensor:
-        """(H, W) bool: pixels covered by the mesh."""
-        return self.face_index >= 0
-
-    def numpy(self) -> Raster:
-        """The same raster as numpy arrays (one host copy)."""
-        return Raster(face_index=_to_numpy(self.face_index), bary=_to_numpy(self.bary), depth=_to_numpy(self.depth),
-                      faces=_to_numpy(self.faces))
 
 
 def project(vertices_cam: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,7 +258,7 @@ def rasterize_torch(
     width: int,
     height: int,
     farthest: bool = False,
-) -> TorchRaster:
+) -> Raster:
     """Hard z-buffer rasterisation of a triangle mesh seen by a pinhole camera, on the vertices' device.
 
     ``vertices_cam`` (V, 3) camera frame (metres), ``faces`` (F, 3) int, ``K`` (3, 3) pixels; the image is
@@ -312,18 +300,12 @@ def rasterize_torch(
     s = pz.sum(dim=1, keepdim=True)
     bary_img[pix] = (pz / s).float()
     depth_img[pix] = (1.0 / s[:, 0]).float()
-    return TorchRaster(face_index=face_index.view(h, w), bary=bary_img.view(h, w, 3), depth=depth_img.view(h, w),
-                       faces=f)
+    return Raster(face_index=face_index.view(h, w), bary=bary_img.view(h, w, 3), depth=depth_img.view(h, w),
+                  faces=f)
 
 
-def rasterize(
-    vertices_cam: ArrayLike,
-    faces: ArrayLike,
-    K: ArrayLike,
-    width: int,
-    height: int,
-    farthest: bool = False,
-) -> Raster:
+def rasterize(vertices_cam: ArrayLike, faces: ArrayLike, K: ArrayLike, width: int, height: int,
+              farthest: bool = False) -> Raster:
     """:func:`rasterize_torch` with numpy results (:class:`Raster`)."""
     return rasterize_torch(vertices_cam, faces, K, width, height, farthest).numpy()
 

@@ -223,7 +223,7 @@ def _torch_pose_inputs(fit: Any, device: torch.device) -> dict[str, torch.Tensor
 
 def _pixel_normals(v_cam: torch.Tensor, faces_t: torch.Tensor, raster: Any) -> torch.Tensor:
     """Differentiable normal image (3, H, W) in ICON's frame from a fixed hard raster (face ids, barycentrics:
-    a :class:`~icon_engine.geometry.raster.TorchRaster` on ``v_cam``'s device, or a numpy raster)."""
+    a tensor :class:`~icon_engine.geometry.raster.Raster` on ``v_cam``'s device, or a numpy raster)."""
     from ..render import vertex_normals
 
     vn = vertex_normals(v_cam, faces_t)  # camera frame, autograd
