@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_CODES, EXIT_INTERNAL, EXIT_OK, EngineError
-from .options import DEVICES, QUALITIES, REST_POSES, ReconstructOptions
+from .options import DEVICES, QUALITIES, REST_POSES, ReconstructOptions, options_from_cli
 from .progress import CancelToken, TerminalBar, emit_json, protocol_sink
 
 
@@ -119,12 +119,8 @@ def _writable_folder(path: Path) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
-    """The :class:`ReconstructOptions` of parsed ``reconstruct`` arguments."""
-    return ReconstructOptions(
-        quality=args.quality, device=args.device, smplx_model=args.smplx_model, icon_data=args.icon_data,
-        person_index=args.person, texture=not args.no_texture, texture_size=args.texture_size,
-        face_count=args.faces, rest_pose=args.rest_pose, height_m=args.height,
-    )  # fmt: skip
+    """The :class:`ReconstructOptions` of parsed ``reconstruct`` arguments (:func:`options.options_from_cli`)."""
+    return options_from_cli(vars(args))
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:

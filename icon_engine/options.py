@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,33 @@ class ReconstructOptions:
         out["texture_size"] = self.resolved_texture_size
         out["face_count"] = self.resolved_face_count
         return out
+
+
+#: ``reconstruct`` option (argparse destination) → :class:`ReconstructOptions` field and conversion, where they
+#: differ; every other option named like a field maps onto it unchanged. The one mapping of the CLI, the batch
+#: command and the warm engine.
+CLI_FIELDS: dict[str, tuple[str, Any]] = {
+    "person": ("person_index", lambda v: v),
+    "no_texture": ("texture", lambda v: not v),
+    "faces": ("face_count", lambda v: v),
+    "height": ("height_m", lambda v: v),
+}
+
+
+def options_from_cli(values: dict[str, Any], strict: bool = False) -> ReconstructOptions:
+    """:class:`ReconstructOptions` from parsed ``reconstruct`` options (``vars(args)``), mapped by
+    :data:`CLI_FIELDS`. Other entries (photos, output folder…) are ignored, or with ``strict`` refused as an
+    ``internal`` error (the batch command passes on exactly the options it shares)."""
+    fields = {f.name for f in dataclasses.fields(ReconstructOptions)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        field_name, convert = CLI_FIELDS.get(name, (name, lambda v: v))
+        if field_name in fields:
+            out[field_name] = convert(value)
+        elif strict:
+            raise EngineError("internal", f"The option {name!r} has no reconstruction setting to go to.",
+                              "Please report this: icon_engine/options.py CLI_FIELDS needs to learn it.")
+    return ReconstructOptions(**out)
 
 
 def resolve_device(device: str) -> str:

@@ -384,7 +384,8 @@ def test_sample_onto_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args", [("sample",), ("reconstruct", "no-such-photo.jpg", "--out", "out", "--progress", "json")])
+@pytest.mark.parametrize("args", [("sample",),
+                                  ("reconstruct", "no-such-photo.jpg", "--out", "out", "--progress", "json")])
 def test_closed_stdout_pipe_exits_quietly(args: tuple[str, ...], tmp_path: Path) -> None:
     """``python -m icon_engine … | head``: the reader has gone before the engine writes; the engine stops with
     status 141 (128 + SIGPIPE) and no traceback."""
@@ -398,3 +399,22 @@ def test_closed_stdout_pipe_exits_quietly(args: tuple[str, ...], tmp_path: Path)
         os.close(write_end)
     assert proc.returncode == EXIT_BROKEN_PIPE, proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
+
+
+def test_one_option_mapping_for_reconstruct_and_batch() -> None:
+    """``reconstruct`` and ``batch`` map their options through options.options_from_cli; the batch path refuses an
+    option it cannot place."""
+    from icon_engine.batch.cli import options_from_args as batch_options
+    from icon_engine.cli import build_parser, options_from_args
+    from icon_engine.errors import EngineError
+    from icon_engine.options import options_from_cli
+
+    argv = ["--quality", "preview", "--faces", "5000", "--no-texture", "--height", "1.8", "--person", "1"]
+    rec = options_from_args(build_parser().parse_args(["reconstruct", "a.jpg", "--out", "o", *argv]))
+    bat_args = build_parser().parse_args(["batch", "a.jpg", "--out", "o", *argv])
+    assert batch_options(bat_args, bat_args.batch_option_destinations) == rec
+    assert (rec.quality, rec.face_count, rec.texture, rec.height_m, rec.person_index) == ("preview", 5000, False,
+                                                                                          1.8, 1)
+    with pytest.raises(EngineError) as err:
+        options_from_cli({"quality": "preview", "bogus": 1}, strict=True)
+    assert err.value.code == "internal" and "bogus" in err.value.message
