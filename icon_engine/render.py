@@ -92,15 +92,8 @@ def render_normals(
     return raster_normals(raster, v, f, space, R), raster.mask
 
 
-def render_normal_pair(
-    vertices_cam: ArrayLike,
-    faces: ArrayLike,
-    K: ArrayLike,
-    width: int,
-    height: int,
-    space: str = "camera",
-    R: ArrayLike | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_normal_pair(vertices_cam: ArrayLike, faces: ArrayLike, K: ArrayLike, width: int, height: int,
+                       space: str = "camera", R: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ICON-style front/back normal maps, pixel-aligned with the photo → (front, back (H, W, 3), mask (H, W)).
 
     ``front`` holds the normals of the nearest surface along each pixel ray, ``back`` those of the farthest
