@@ -7,7 +7,7 @@ Three variants per subject, side by side:
 - ``oracle``: our surface on the ground-truth body (exact pose, shape and camera).
 
 The fit sees the subject's ground-truth landmarks (projected from the body, as BlazePose would report them) and
-the rendered clothed silhouette as the mask (icon_engine.fit.synthetic.make_case with the mask replaced), so the
+the rendered clothed silhouette as the mask (bench.lib.fit_cases.make_case with the mask replaced), so the
 figures measure fit + surface, not the detector. When the fit is unavailable a ``perturbed`` variant (ground-truth
 body with pose/shape noise) stands in for ``fitted``.
 
@@ -154,8 +154,8 @@ def to_gt_world(points: np.ndarray, fit_camera: Camera, gt_camera: Camera, dz: f
 def fit_subject(s: SyntheticSubject, body_model: Any, quality: str) -> tuple[np.ndarray, np.ndarray, Camera,
                                                                             np.ndarray]:
     """Fit the body to the subject's landmarks and clothed mask; returns (vertices, faces, camera, joints)."""
+    from bench.lib.fit_cases import make_case
     from icon_engine.fit import fit_body
-    from icon_engine.fit.synthetic import make_case
 
     cam_posed = s.camera.translated_world(-s.offset)  # the body model's own (un-normalised) world
     case = make_case(body_model, s.full_pose, s.betas, cam_posed)

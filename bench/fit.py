@@ -28,9 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from icon_engine.fit import fit_body  # noqa: E402
-from icon_engine.fit.silhouette import body_silhouette, iou  # noqa: E402
-from icon_engine.fit.synthetic import (  # noqa: E402
+from bench.lib.fit_cases import (  # noqa: E402
     POSE_NAMES,
     camera_for_body,
     facing_camera,
@@ -39,6 +37,8 @@ from icon_engine.fit.synthetic import (  # noqa: E402
     named_pose,
     pose_body,
 )
+from icon_engine.fit import fit_body  # noqa: E402
+from icon_engine.fit.silhouette import body_silhouette, iou  # noqa: E402
 
 #: Views: (name, yaw degrees from the body's front, pitch degrees).
 VIEWS = (("front", 0.0, 5.0), ("front_left", 30.0, 10.0), ("side", 90.0, 0.0), ("back_3q", 145.0, 5.0),

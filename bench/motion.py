@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.lib.metrics import procrustes_aligned  # noqa: E402
 from bench.synthetic import HAIR, SKIN, garment_offsets, random_outfit, vertex_regions  # noqa: E402
 from icon_engine.bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
 from icon_engine.camera import Camera, default_intrinsics  # noqa: E402
-from icon_engine.fit.synthetic import procrustes_aligned  # noqa: E402
 from icon_engine.motion.trajectory import FEET, posed_joints  # noqa: E402
 
 MOTIONS = ("walk", "turn", "jump", "sit")

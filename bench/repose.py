@@ -361,10 +361,10 @@ def synthetic_photo(posed: np.ndarray, faces: np.ndarray, rest: np.ndarray, came
     """Render the subject posed as ``posed``, coloured by ``colour`` (default :func:`pattern_colour`) of its rest
     points: (rgb (H, W, 3) uint8, mask (H, W) bool)."""
     colour = pattern_colour if colour is None else colour
-    from icon_engine.texture import _fragments
+    from icon_engine.geometry.raster import fragments
 
     pix, z = camera.project(posed)
-    ff, fp, fb = _fragments(pix[faces], camera.width, camera.height)
+    ff, fp, fb = fragments(pix[faces], camera.width, camera.height)
     pz = fb / z[faces[ff]]
     d = 1.0 / pz.sum(axis=1)
     fb = pz * d[:, None]

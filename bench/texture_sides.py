@@ -181,12 +181,12 @@ def back_regions(case: dict, parts: np.ndarray, meta: dict) -> dict[str, tuple[n
     lowest vertex: back of the head (above 0.35 of the head part's height: hair), back of the upper torso
     (0.60–0.70: the top), back of the upper thighs (0.42–0.48: trousers, shorts or skirt), the feet's hidden
     side (below 0.035: shoes)."""
-    from icon_engine.render import vertex_normals
-    from icon_engine.texture import PART_HEAD, PART_LEFT_LEG, PART_RIGHT_LEG, PART_TORSO, _outward_sign
+    from icon_engine.geometry.normals import outward_vertex_normals
+    from icon_engine.texture import PART_HEAD, PART_LEFT_LEG, PART_RIGHT_LEG, PART_TORSO
 
     v, f = case["vertices"], case["faces"]
     cam = case["camera"]
-    n = vertex_normals(v, f if _outward_sign(v, f) > 0 else f[:, ::-1])
+    n = outward_vertex_normals(v, f)
     to_cam = cam.center[None] - v
     cos = np.einsum("ij,ij->i", n, to_cam) / np.linalg.norm(to_cam, axis=1)
     back = cos < -0.2

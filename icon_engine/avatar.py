@@ -487,7 +487,9 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     Arguments as in :func:`build_avatar`, one list entry per photo; ``cameras`` and ``masks`` (every photo's person
     mask, processing pixels) are needed for several photos.
     """
-    from .surface import _decimate, _largest_component, _taubin, evaluate_coarse_to_fine, mesh_zero_level
+    from .geometry.decimate import decimate
+    from .geometry.laplacian import taubin_smooth
+    from .surface import _largest_component, evaluate_coarse_to_fine, mesh_zero_level
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     if not fits or len(fits) != len(posed_vertices) or len(fits) != len(posed_faces):
@@ -543,9 +545,9 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     report(0.62, "Meshing the canonical avatar")
     verts, tris = mesh_zero_level(vol, origin, h)
     verts, tris, floaters = _largest_component(verts, tris)
-    verts = _taubin(verts, tris, smooth)
+    verts = taubin_smooth(verts, tris, smooth)
     if face_count:
-        verts, tris = _decimate(verts, tris, int(face_count))
+        verts, tris = decimate(verts, tris, int(face_count))
     timings["mesh"] = time.perf_counter() - t
 
     t = time.perf_counter()

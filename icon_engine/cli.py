@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_CANCELLED, EXIT_CODES, EXIT_INTERNAL, EXIT_OK, EngineError
-from .options import DEVICES, QUALITIES, REST_POSES, ReconstructOptions
+from .errors import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_CODES, EXIT_INTERNAL, EXIT_OK, EngineError
+from .options import DEVICES, QUALITIES, REST_POSES, ReconstructOptions, options_from_cli
 from .progress import CancelToken, TerminalBar, emit_json, protocol_sink
 
 
@@ -119,12 +119,8 @@ def _writable_folder(path: Path) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
-    """The :class:`ReconstructOptions` of parsed ``reconstruct`` arguments."""
-    return ReconstructOptions(
-        quality=args.quality, device=args.device, smplx_model=args.smplx_model, icon_data=args.icon_data,
-        person_index=args.person, texture=not args.no_texture, texture_size=args.texture_size,
-        face_count=args.faces, rest_pose=args.rest_pose, height_m=args.height,
-    )  # fmt: skip
+    """The :class:`ReconstructOptions` of parsed ``reconstruct`` arguments (:func:`options.options_from_cli`)."""
+    return options_from_cli(vars(args))
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -431,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = None
     try:
         return _main(argv, json_mode)
+    except BrokenPipeError:  # the pipe closed while an error was being reported
+        return _stdout_gone()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -440,10 +438,14 @@ def _main(argv: list[str], json_mode: bool) -> int:
     emit = emit_json if json_mode else None
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
+        return status
     except EngineError as err:
         _report_error(err, emit)
         return err.exit_code
+    except BrokenPipeError:  # ``… | head``: the reader closed stdout; stop quietly, like a SIGPIPE'd tool
+        return _stdout_gone()
     except KeyboardInterrupt:  # Ctrl+C, or SIGTERM (the add-on's Cancel): see _on_sigterm
         _report_error(EngineError("cancelled", "Reconstruction cancelled.", ""), emit)
         return EXIT_CANCELLED
@@ -453,3 +455,14 @@ def _main(argv: list[str], json_mode: bool) -> int:
                           "Please report this with the log above.")
         _report_error(err, emit)
         return EXIT_INTERNAL
+
+
+def _stdout_gone() -> int:
+    """Point stdout at the null device (so the interpreter's final flush cannot raise again) → exit status 141."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no real file (tests capture it): nothing to redirect
+        pass
+    return EXIT_BROKEN_PIPE

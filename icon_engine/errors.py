@@ -17,6 +17,7 @@ EXIT_MODEL_FILES = 5
 EXIT_OUTPUT = 6
 EXIT_BATCH_FAILED = 7  # batch: it ran, and at least one photo failed (see DIR/batch.jsonl)
 EXIT_CANCELLED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (``… | head``); nothing more to say
 
 #: Error code → exit status. Codes are stable strings the add-on and scripts may match on.
 EXIT_CODES: dict[str, int] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,72 @@ QUALITIES = ("preview", "standard", "high")
 DEVICES = ("auto", "cpu", "cuda")
 REST_POSES = ("T", "A")
 
-#: Per-preset defaults: texture edge (px) and final face budget of the clothed mesh.
-PRESETS: dict[str, dict[str, int]] = {
-    "preview": {"texture_size": 1024, "face_count": 40_000},
-    "standard": {"texture_size": 2048, "face_count": 80_000},
-    "high": {"texture_size": 4096, "face_count": 200_000},
+@dataclass(frozen=True)
+class FitPreset:
+    """The fit's view (``icon_engine.fit``): iterations per stage — orientation, pose, silhouette at each window
+    size (px, iterations; coarse to fine) — and body vertices sampled for the silhouette losses."""
+
+    orient_iters: int
+    pose_iters: int
+    silhouette: tuple[tuple[int, int], ...]
+    vertex_samples: int
+
+
+@dataclass(frozen=True)
+class MeshPreset:
+    """The surface's and the canonical avatar's view (``icon_engine.surface``, ``icon_engine.avatar``, the rig
+    built on it): grid cells across the longest side, coarse-to-fine levels, Taubin smoothing iterations, and the
+    final face budget of the clothed mesh (also ICON's decimation target)."""
+
+    resolution: int
+    levels: int
+    smooth: int
+    face_count: int
+
+
+@dataclass(frozen=True)
+class TexturePreset:
+    """The texture's view (``icon_engine.texture``): atlas edge in texels."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class QualityPreset:
+    """Everything one quality level sets, stage by stage (each stage reads its own typed view)."""
+
+    fit: FitPreset
+    mesh: MeshPreset
+    texture: TexturePreset
+
+    @property
+    def texture_size(self) -> int:
+        return self.texture.size
+
+    @property
+    def face_count(self) -> int:
+        return self.mesh.face_count
+
+
+#: The one preset table: fit, surface, canonical avatar and rig, texture (``--quality``).
+PRESETS: dict[str, QualityPreset] = {
+    "preview": QualityPreset(FitPreset(25, 50, ((128, 40),), 1500),
+                             MeshPreset(resolution=160, levels=3, smooth=6, face_count=40_000),
+                             TexturePreset(size=1024)),
+    "standard": QualityPreset(FitPreset(30, 70, ((128, 50), (256, 40)), 2500),
+                              MeshPreset(resolution=256, levels=4, smooth=8, face_count=80_000),
+                              TexturePreset(size=2048)),
+    "high": QualityPreset(FitPreset(40, 100, ((128, 70), (256, 70)), 4000),
+                          MeshPreset(resolution=512, levels=5, smooth=10, face_count=200_000),
+                          TexturePreset(size=4096)),
 }
+
+
+def preset(quality: str) -> QualityPreset:
+    """The :data:`PRESETS` entry of ``quality``; an unknown name is a ``bad_option`` error."""
+    if quality not in PRESETS:
+        raise EngineError("bad_option", f"Unknown quality {quality!r}.", f"Use one of {', '.join(QUALITIES)}.")
+    return PRESETS[quality]
 
 
 #: Accepted range of ``height_m`` (metres): children to the tallest adults.
@@ -61,11 +122,11 @@ class ReconstructOptions:
 
     @property
     def resolved_texture_size(self) -> int:
-        return self.texture_size or PRESETS[self.quality]["texture_size"]
+        return self.texture_size or PRESETS[self.quality].texture_size
 
     @property
     def resolved_face_count(self) -> int:
-        return self.face_count or PRESETS[self.quality]["face_count"]
+        return self.face_count or PRESETS[self.quality].face_count
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -74,6 +135,33 @@ class ReconstructOptions:
         out["texture_size"] = self.resolved_texture_size
         out["face_count"] = self.resolved_face_count
         return out
+
+
+#: ``reconstruct`` option (argparse destination) → :class:`ReconstructOptions` field and conversion, where they
+#: differ; every other option named like a field maps onto it unchanged. The one mapping of the CLI, the batch
+#: command and the warm engine.
+CLI_FIELDS: dict[str, tuple[str, Any]] = {
+    "person": ("person_index", lambda v: v),
+    "no_texture": ("texture", lambda v: not v),
+    "faces": ("face_count", lambda v: v),
+    "height": ("height_m", lambda v: v),
+}
+
+
+def options_from_cli(values: dict[str, Any], strict: bool = False) -> ReconstructOptions:
+    """:class:`ReconstructOptions` from parsed ``reconstruct`` options (``vars(args)``), mapped by
+    :data:`CLI_FIELDS`. Other entries (photos, output folder…) are ignored, or with ``strict`` refused as an
+    ``internal`` error (the batch command passes on exactly the options it shares)."""
+    fields = {f.name for f in dataclasses.fields(ReconstructOptions)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        field_name, convert = CLI_FIELDS.get(name, (name, lambda v: v))
+        if field_name in fields:
+            out[field_name] = convert(value)
+        elif strict:
+            raise EngineError("internal", f"The option {name!r} has no reconstruction setting to go to.",
+                              "Please report this: icon_engine/options.py CLI_FIELDS needs to learn it.")
+    return ReconstructOptions(**out)
 
 
 def resolve_device(device: str) -> str:

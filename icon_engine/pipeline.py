@@ -142,11 +142,11 @@ def build_canonical_avatar(surfaces: list[Any], fits: list[Any], masks: list[np.
     options' face budget and rest pose; ``masks`` are the photos' person masks (the first one checks the posed
     silhouette, all of them carve the fused volume)."""
     from .avatar import build_fused_avatar
-    from .surface import QUALITY_PRESETS
+    from .options import PRESETS
 
-    preset = QUALITY_PRESETS[options.quality]
+    preset = PRESETS[options.quality].mesh
     return build_fused_avatar([s.vertices for s in surfaces], [s.faces for s in surfaces], fits, body_model,
-                              resolution=preset["resolution"], levels=preset["levels"], smooth=preset["smooth"],
+                              resolution=preset.resolution, levels=preset.levels, smooth=preset.smooth,
                               face_count=options.resolved_face_count, rest_pose=options.rest_pose,
                               cameras=[f.camera for f in fits], mask=masks[0], masks=masks, progress=reporter)
 

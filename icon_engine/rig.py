@@ -40,6 +40,9 @@ from .bundle.skeleton import (
     skin_vertices,
 )
 from .errors import EngineError
+from .geometry.closest import closest_points_on_mesh
+from .geometry.laplacian import mesh_laplacian
+from .geometry.normals import outward_vertex_normals, signed_volume
 from .geometry.skinning import blended_transforms as geometry_blended_transforms
 
 #: Rest poses: "T" = SMPL-X zero pose; "A" = arms lowered by :data:`A_POSE_SHOULDER_DEG` at the shoulders.
@@ -100,107 +103,6 @@ def _np(x: Any, dtype: Any = np.float64) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
-def mesh_laplacian(num_vertices: int, faces: np.ndarray) -> sp.csr_matrix:
-    """Uniform graph Laplacian ``L = D − A`` (N, N) of the mesh's edge graph (positive semi-definite)."""
-    f = np.asarray(faces, dtype=np.int64)
-    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0]])
-    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2]])
-    adj = sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(num_vertices, num_vertices)).tocsr()
-    adj.data[:] = 1.0  # duplicate edges count once
-    deg = np.asarray(adj.sum(axis=1)).ravel()
-    return (sp.diags(deg) - adj).tocsr()
-
-
-def closest_points_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray,
-                                c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closest point on triangle (a, b, c) to each point (all (N, 3)); returns (closest (N, 3), bary (N, 3))."""
-    ab, ac, ap = b - a, c - a, points - a
-    d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
-    bp = points - b
-    d3, d4 = np.einsum("ij,ij->i", ab, bp), np.einsum("ij,ij->i", ac, bp)
-    cp = points - c
-    d5, d6 = np.einsum("ij,ij->i", ab, cp), np.einsum("ij,ij->i", ac, cp)
-    va = d3 * d6 - d5 * d4
-    vb = d5 * d2 - d1 * d6
-    vc = d1 * d4 - d3 * d2
-    n = len(points)
-    bary = np.zeros((n, 3))
-    done = np.zeros(n, dtype=bool)
-
-    def put(cond: np.ndarray, w: np.ndarray) -> None:
-        sel = cond & ~done
-        bary[sel] = w[sel]
-        done[sel] = True
-
-    one, zero = np.ones(n), np.zeros(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        put((d1 <= 0) & (d2 <= 0), np.stack([one, zero, zero], 1))
-        put((d3 >= 0) & (d4 <= d3), np.stack([zero, one, zero], 1))
-        put((d6 >= 0) & (d5 <= d6), np.stack([zero, zero, one], 1))
-        v = d1 / (d1 - d3)
-        put((vc <= 0) & (d1 >= 0) & (d3 <= 0), np.stack([1 - v, v, zero], 1))
-        w = d2 / (d2 - d6)
-        put((vb <= 0) & (d2 >= 0) & (d6 <= 0), np.stack([1 - w, zero, w], 1))
-        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))
-        put((va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0), np.stack([zero, 1 - w, w], 1))
-        denom = va + vb + vc
-        v, w = vb / denom, vc / denom
-        put(np.ones(n, dtype=bool), np.stack([1 - v - w, v, w], 1))
-    bary = np.nan_to_num(bary, nan=1.0 / 3.0)
-    closest = bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:] * c
-    return closest, bary
-
-
-def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, candidates: int = 16,
-                           point_normals: np.ndarray | None = None,
-                           normal_penalty: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Closest surface point of a mesh for each query point.
-
-    Candidates are the ``candidates`` faces with the nearest centroids; exact point–triangle distances pick
-    the best. With ``point_normals`` (N, 3) the choice minimises ``distance + normal_penalty · (1 − cos) / 2``
-    (cos between the query normal and the face normal), so a point on the underside of an arm takes the arm,
-    not the closer side of the torso. Returns (face index (N,), barycentric (N, 3), distance (N,) metres).
-    """
-    p = np.asarray(points, dtype=np.float64)
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    k = int(min(candidates, len(f)))
-    tree = cKDTree(v[f].mean(axis=1))
-    _, cand = tree.query(p, k=k)
-    cand = cand.reshape(len(p), k)
-    fn = None
-    if point_normals is not None and normal_penalty > 0:
-        t = v[f]
-        fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-        fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
-    best_c = np.full(len(p), np.inf)
-    best_d = np.full(len(p), np.inf)
-    best_f = np.zeros(len(p), dtype=np.int64)
-    best_b = np.zeros((len(p), 3))
-    for i in range(k):
-        fi = cand[:, i]
-        tri = v[f[fi]]
-        q, b = closest_points_on_triangles(p, tri[:, 0], tri[:, 1], tri[:, 2])
-        d = np.linalg.norm(p - q, axis=1)
-        cost = d
-        if fn is not None:
-            cost = d + normal_penalty * (1.0 - np.einsum("ij,ij->i", point_normals, fn[fi])) / 2.0
-        better = cost < best_c
-        best_c[better], best_d[better], best_f[better], best_b[better] = cost[better], d[better], fi[better], b[better]
-    return best_f, best_b, best_d
-
-
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (N, 3), oriented outward (positive signed volume)."""
-    from .render import vertex_normals
-
-    v = np.asarray(vertices, dtype=np.float64)
-    t = v[np.asarray(faces, dtype=np.int64)] - v.mean(axis=0)
-    inward = np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() < 0
-    normals = vertex_normals(v, faces)
-    return -normals if inward else normals
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Weights
 
@@ -211,20 +113,14 @@ def transfer_weights(vertices: np.ndarray, body_vertices: np.ndarray, body_faces
     """Body LBS weights at each vertex's closest body surface point → (weights (N, 55), distance (N,) metres).
 
     With the clothed ``faces`` given, the match also respects normals (see :func:`closest_points_on_mesh`)."""
-    normals = None if faces is None else _vertex_normals(vertices, faces)
+    normals = None if faces is None else outward_vertex_normals(vertices, faces)
     bf = np.asarray(body_faces, dtype=np.int64)
-    if normals is not None and _signed_volume(body_vertices, bf) < 0:
+    if normals is not None and signed_volume(body_vertices, bf) < 0:
         bf = bf[:, ::-1]  # the body's faces must wind outward for the normal test
     fi, bary, dist = closest_points_on_mesh(vertices, body_vertices, bf, candidates=32 if normals is not None else 16,
                                             point_normals=normals, normal_penalty=normal_penalty)
     w = np.einsum("nk,nkj->nj", bary, body_weights[bf[fi]])
     return w, dist
-
-
-def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
-    t = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]
-    c = t - t.reshape(-1, 3).mean(axis=0)
-    return float(np.einsum("ij,ij->i", c[:, 0], np.cross(c[:, 1], c[:, 2])).sum() / 6.0)
 
 
 def diffuse_weights(weights: np.ndarray, faces: np.ndarray, distance: np.ndarray,

@@ -28,14 +28,15 @@ from scipy import ndimage
 
 from .camera import Camera
 from .errors import EngineError
+from .geometry.decimate import decimate, is_watertight
+from .geometry.laplacian import laplacian_smooth, taubin_smooth
+from .geometry.normals import signed_volume
 from .mesh_queries import MeshQuery, rasterize
+from .options import PRESETS, MeshPreset
 
-#: Grid resolution (effective cells across the longest side), coarse-to-fine levels, faces, smoothing steps.
-QUALITY_PRESETS: dict[str, dict[str, int]] = {
-    "preview": {"resolution": 160, "levels": 3, "faces": 30_000, "smooth": 6},
-    "standard": {"resolution": 256, "levels": 4, "faces": 60_000, "smooth": 8},
-    "high": {"resolution": 512, "levels": 5, "faces": 150_000, "smooth": 10},
-}
+#: The surface's settings per quality (grid cells across the longest side, coarse-to-fine levels, Taubin
+#: smoothing steps, final faces): its typed view of the one preset table (``icon_engine.options.PRESETS``).
+QUALITY_PRESETS: dict[str, MeshPreset] = {quality: p.mesh for quality, p in PRESETS.items()}
 
 #: Offset kept around the body everywhere (metres): thinnest clothing plus discretisation.
 TIGHT_OFFSET_M = 0.004
@@ -374,17 +375,7 @@ def vertex_caps(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray | No
     caps[(owner == 16) | (owner == 17)] = PART_CAPS_M["upper_arm"]
     caps[(owner == 18) | (owner == 19)] = PART_CAPS_M["forearm"]
     caps[hand] = PART_CAPS_M["hand"]
-    from scipy.sparse import coo_matrix, diags
-
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.concatenate([e, e[:, ::-1]])
-    n = len(vertices)
-    A = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
-    A.data[:] = 1.0
-    W = diags(1.0 / np.maximum(np.asarray(A.sum(axis=1)).ravel(), 1)) @ A
-    for _ in range(10):
-        caps = 0.5 * caps + 0.5 * (W @ caps)
-    return caps
+    return laplacian_smooth(caps, faces, 10, (0.5,))
 
 
 class PartGaps:
@@ -608,7 +599,7 @@ def mesh_zero_level(vol: np.ndarray, origin: np.ndarray, h: float) -> tuple[np.n
     verts, tris, _, _ = marching_cubes(vol, level=0.0, spacing=(h, h, h))
     verts = verts.astype(np.float64) + origin
     tris = tris.astype(np.int64)
-    if _signed_volume(verts, tris) < 0:
+    if signed_volume(verts, tris) < 0:
         tris = tris[:, ::-1].copy()
     return verts, tris
 
@@ -634,81 +625,13 @@ def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     face_label = label[faces[:, 0]]
     best = np.bincount(face_label).argmax()
     floaters = sum(
-        1 for c in np.unique(face_label) if c != best and _signed_volume(vertices, faces[face_label == c]) > 0
+        1 for c in np.unique(face_label) if c != best and signed_volume(vertices, faces[face_label == c]) > 0
     )
     keepf = faces[face_label == best]
     used = np.unique(keepf)
     remap = np.full(n, -1, np.int64)
     remap[used] = np.arange(len(used))
     return vertices[used], remap[keepf], floaters
-
-
-def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
-    t = vertices[faces]
-    return float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
-
-
-def is_watertight(faces: np.ndarray) -> bool:
-    """Every edge is shared by exactly two faces with opposite orientations (closed, consistently oriented)."""
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
-    key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
-    rev = e[:, 1] * (int(faces.max()) + 1) + e[:, 0]
-    if len(np.unique(key)) != len(key):
-        return False
-    return bool(np.isin(rev, key).all())
-
-
-def _taubin(vertices: np.ndarray, faces: np.ndarray, iterations: int) -> np.ndarray:
-    """Taubin λ|μ smoothing (λ = 0.5, μ = −0.53) with uniform weights: removes staircases without shrinking."""
-    from scipy.sparse import coo_matrix, diags
-
-    n = len(vertices)
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.concatenate([e, e[:, ::-1]])
-    A = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
-    A.data[:] = 1.0
-    deg = np.asarray(A.sum(axis=1)).ravel()
-    W = diags(1.0 / np.maximum(deg, 1)) @ A
-    v = vertices.copy()
-    for _ in range(iterations):
-        v = v + 0.5 * (W @ v - v)
-        v = v - 0.53 * (W @ v - v)
-    return v
-
-
-def _decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quadric decimation to about ``target`` faces. Tries decreasing aggressiveness (and targets 3 % and 7 %
-    lower) until the result is still watertight (a collapse can fold thin parts into non-manifold edges); else
-    keeps the input."""
-    if target <= 0 or len(faces) <= target:
-        return vertices, faces
-    import fast_simplification
-
-    for goal in (target, 0.97 * target, 0.93 * target):
-        for agg in (7, 4, 2):
-            v, f = fast_simplification.simplify(
-                vertices.astype(np.float32), faces.astype(np.int32), target_reduction=1.0 - goal / len(faces),
-                agg=agg,
-            )
-            v, f = _drop_doubled_faces(np.asarray(v, np.float64), np.asarray(f, np.int64))
-            if len(f) and is_watertight(f) and len(f) <= 1.05 * target:
-                return v, f
-    return vertices, faces
-
-
-def _drop_doubled_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Remove degenerate faces and every copy of a face whose three vertices another face repeats (the
-    zero-volume flaps an edge collapse can leave), then unused vertices."""
-    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    _, inv, cnt = np.unique(np.sort(faces, axis=1), axis=0, return_inverse=True, return_counts=True)
-    keep &= cnt[inv.ravel()] == 1
-    if keep.all():
-        return vertices, faces
-    faces = faces[keep]
-    used = np.unique(faces)
-    remap = np.full(len(vertices), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
 
 
 def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, camera: Camera, mask: np.ndarray) -> float:
@@ -824,7 +747,7 @@ def build_surface(
     r_max = float(min(offset[mask].max(), MAX_OFFSET_M))
     lo = vertices.min(0) - r_max - 0.03
     hi = vertices.max(0) + r_max + 0.03
-    res, levels = preset["resolution"], preset["levels"]
+    res, levels = preset.resolution, preset.levels
     h = float((hi - lo).max()) / res
     joints = getattr(fit, "joints", None)
     owner, gaps, groups = None, None, None
@@ -866,13 +789,13 @@ def build_surface(
 
     progress.update(0.75, "Smoothing")
     t = time.perf_counter()
-    verts = _taubin(verts, tris, preset["smooth"])
+    verts = taubin_smooth(verts, tris, preset.smooth)
     timings["smooth"] = time.perf_counter() - t
     progress.update(0.85, "Decimating")
     t = time.perf_counter()
-    target = int(face_count) if face_count is not None else preset["faces"]
+    target = int(face_count) if face_count is not None else preset.face_count
     n_before = len(tris)
-    verts, tris = _decimate(verts, tris, target)
+    verts, tris = decimate(verts, tris, target)
     if len(tris) > 1.05 * target and n_before > target:
         warns.append(f"Could not reduce the surface to {target} faces without opening it; kept {len(tris)} faces.")
     timings["decimate"] = time.perf_counter() - t

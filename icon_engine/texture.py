@@ -43,8 +43,10 @@ from scipy import ndimage
 
 from .camera import Camera
 from .errors import EngineError
+from .geometry.laplacian import adjacency, mesh_laplacian
+from .geometry.normals import face_normals, signed_volume, vertex_normals
+from .geometry.raster import fragments
 from .mesh_queries import rasterize as mesh_rasterize
-from .render import face_normals, vertex_normals
 
 #: Photo weight ramp over the cosine between the surface normal and the direction to the camera.
 COS_FULL, COS_ZERO = 0.45, 0.12
@@ -58,8 +60,6 @@ MIRROR_BLUR = 0.05
 DILATE_TEXELS = 6
 #: Atlas padding (texels) between charts.
 ATLAS_PADDING = 4
-#: Candidate (pixel, face) pairs processed at once by the rasteriser.
-_CHUNK = 1 << 21
 
 #: Body-part labels of ``vertex_parts`` (see :func:`parts_from_skin_weights`): the hidden side of a vertex only
 #: takes colours from vertices with the same label.
@@ -101,51 +101,7 @@ class Texture:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Rasterisation (numpy)
-
-
-def _fragments(tri: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pixel centres covered by 2-D triangles ``tri`` (F, 3, 2) in pixel coordinates.
-
-    Returns (face index (P,), pixel index row * width + column (P,), screen barycentrics (P, 3)).
-    """
-    tri = np.asarray(tri, dtype=np.float64)
-    lo, hi = tri.min(axis=1), tri.max(axis=1)
-    x0 = np.clip(np.ceil(lo[:, 0] - 0.5), 0, width).astype(np.int64)
-    x1 = np.clip(np.floor(hi[:, 0] - 0.5), -1, width - 1).astype(np.int64)
-    y0 = np.clip(np.ceil(lo[:, 1] - 0.5), 0, height).astype(np.int64)
-    y1 = np.clip(np.floor(hi[:, 1] - 0.5), -1, height - 1).astype(np.int64)
-    bw, bh = x1 - x0 + 1, y1 - y0 + 1
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    faces = np.nonzero((bw > 0) & (bh > 0) & (np.abs(area) > 1e-12))[0]
-    counts = (bw * bh)[faces]
-    out_f, out_p, out_b = [], [], []
-    start = 0
-    cum = np.cumsum(counts)
-    while start < len(faces):
-        base = cum[start - 1] if start else 0
-        end = max(start + 1, int(np.searchsorted(cum, base + _CHUNK, side="right")))
-        fi = faces[start:end]
-        cnt = counts[start:end]
-        rep = np.repeat(np.arange(len(fi)), cnt)
-        local = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        f = fi[rep]
-        px = x0[f] + local % bw[f]
-        py = y0[f] + local // bw[f]
-        cx, cy = px + 0.5, py + 0.5
-        ar = area[f]
-        wa = ((b[f, 0] - cx) * (c[f, 1] - cy) - (b[f, 1] - cy) * (c[f, 0] - cx)) / ar
-        wb = ((c[f, 0] - cx) * (a[f, 1] - cy) - (c[f, 1] - cy) * (a[f, 0] - cx)) / ar
-        wc = 1.0 - wa - wb
-        inside = (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
-        out_f.append(f[inside])
-        out_p.append(py[inside] * width + px[inside])
-        out_b.append(np.stack([wa[inside], wb[inside], wc[inside]], axis=1))
-        start = end
-    if not out_f:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
-    return np.concatenate(out_f), np.concatenate(out_p), np.concatenate(out_b)
+# Rasterisation (fragments from icon_engine.geometry.raster)
 
 
 @dataclass
@@ -176,7 +132,7 @@ def depth_layers(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> Dep
     f = np.asarray(faces, dtype=np.int64)
     ok = (z[f] > 1e-4).all(axis=1)
     fid = np.nonzero(ok)[0]
-    frag_f, frag_p, bary = _fragments(pix2d[f[fid]], camera.width, camera.height)
+    frag_f, frag_p, bary = fragments(pix2d[f[fid]], camera.width, camera.height)
     frag_f = fid[frag_f]
     depth = 1.0 / (bary / z[f[frag_f]]).sum(axis=1)  # perspective-correct
     normals = face_normals(vertices, f)
@@ -199,7 +155,7 @@ def rasterize_uv(uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     xy = np.empty_like(np.asarray(uv, dtype=np.float64))
     xy[..., 0] = uv[..., 0] * size
     xy[..., 1] = (1.0 - uv[..., 1]) * size
-    frag_f, frag_p, bary = _fragments(xy, size, size)
+    frag_f, frag_p, bary = fragments(xy, size, size)
     face = np.full(size * size, -1, dtype=np.int64)
     bimg = np.zeros((size * size, 3))
     face[frag_p] = frag_f
@@ -211,14 +167,6 @@ def rasterize_uv(uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 # Mesh helpers
 
 
-def _outward_sign(vertices: np.ndarray, faces: np.ndarray) -> float:
-    """+1 when the faces wind outward (positive signed volume about the centroid), else −1."""
-    v = np.asarray(vertices, dtype=np.float64)
-    t = v[np.asarray(faces)] - v.mean(axis=0)
-    vol = np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum()
-    return 1.0 if vol >= 0 else -1.0
-
-
 def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray,
                   fallback_faces: np.ndarray | None = None) -> np.ndarray:
     """Fill ``values`` (N, C) at unknown vertices by solving Laplace's equation on the graph of ``faces``' edges
@@ -226,8 +174,6 @@ def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray,
     ``fallback_faces`` (a larger graph, e.g. the whole mesh when ``faces`` is restricted to body parts), are
     filled a second time on that graph."""
     from scipy.sparse.csgraph import connected_components
-
-    from .rig import mesh_laplacian
 
     n = len(values)
     out = np.asarray(values, dtype=np.float64).copy()
@@ -276,11 +222,8 @@ def _smooth_on_mesh(colours: np.ndarray, weight: np.ndarray, faces: np.ndarray,
                     iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Weighted neighbour averaging of vertex colours (N, 3) over the mesh, ``iterations`` times (a diffusion of
     about ``edge · sqrt(iterations / 2)``); colours of zero weight do not spread. Returns (colours, weight)."""
-    from .rig import mesh_laplacian
-
     n = len(colours)
-    lap = mesh_laplacian(n, faces)
-    step = (sp.diags(lap.diagonal()) - lap + sp.identity(n)).tocsr()  # I + adjacency
+    step = (adjacency(n, faces) + sp.identity(n)).tocsr()
     num = colours * weight[:, None]
     den = weight.astype(np.float64).copy()
     for _ in range(iterations):
@@ -657,7 +600,7 @@ def _own_plane(tri: np.ndarray, normals: np.ndarray) -> np.ndarray:
 def _overlapping_faces(uv: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
     """(M,) bool: faces sharing a texel centre with another face that has no vertex in common with it."""
     xy = np.stack([uv[..., 0] * size, (1.0 - uv[..., 1]) * size], axis=-1)
-    ff, fp, _ = _fragments(xy, size, size)
+    ff, fp, _ = fragments(xy, size, size)
     order = np.lexsort((ff, fp))
     fp, ff = fp[order], ff[order]
     same = fp[1:] == fp[:-1]
@@ -789,8 +732,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     uv = unwrap(v, f, size) if len(f) <= XATLAS_MAX_FACES else projection_atlas(v, f, size)[0]
     clock.lap("unwrap")
     report(0.35, "Finding what the photo sees")
-    sign = _outward_sign(v, f)
-    faces_out = f if sign > 0 else f[:, ::-1]
+    faces_out = f if signed_volume(v, f) >= 0 else f[:, ::-1]
     vn = vertex_normals(v, faces_out)
     eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
     photo = rgb.astype(np.float64)

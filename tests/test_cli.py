@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from icon_engine.errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_MODEL_FILES, EXIT_OUTPUT, EXIT_USAGE
+from icon_engine.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_CANCELLED,
+    EXIT_MODEL_FILES,
+    EXIT_OUTPUT,
+    EXIT_USAGE,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -375,3 +382,39 @@ def test_sample_onto_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         f"error: Not enough disk space to write the sample photo s.png in {tmp_path} (2 MB free).",
         "hint: Free some disk space or choose a folder on another disk for --out; nothing was written."]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [("sample",),
+                                  ("reconstruct", "no-such-photo.jpg", "--out", "out", "--progress", "json")])
+def test_closed_stdout_pipe_exits_quietly(args: tuple[str, ...], tmp_path: Path) -> None:
+    """``python -m icon_engine … | head``: the reader has gone before the engine writes; the engine stops with
+    status 141 (128 + SIGPIPE) and no traceback."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the engine starts: every write to stdout fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "icon_engine", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120, env=env, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == EXIT_BROKEN_PIPE, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
+
+
+def test_one_option_mapping_for_reconstruct_and_batch() -> None:
+    """``reconstruct`` and ``batch`` map their options through options.options_from_cli; the batch path refuses an
+    option it cannot place."""
+    from icon_engine.batch.cli import options_from_args as batch_options
+    from icon_engine.cli import build_parser, options_from_args
+    from icon_engine.errors import EngineError
+    from icon_engine.options import options_from_cli
+
+    argv = ["--quality", "preview", "--faces", "5000", "--no-texture", "--height", "1.8", "--person", "1"]
+    rec = options_from_args(build_parser().parse_args(["reconstruct", "a.jpg", "--out", "o", *argv]))
+    bat_args = build_parser().parse_args(["batch", "a.jpg", "--out", "o", *argv])
+    assert batch_options(bat_args, bat_args.batch_option_destinations) == rec
+    assert (rec.quality, rec.face_count, rec.texture, rec.height_m, rec.person_index) == ("preview", 5000, False,
+                                                                                          1.8, 1)
+    with pytest.raises(EngineError) as err:
+        options_from_cli({"quality": "preview", "bogus": 1}, strict=True)
+    assert err.value.code == "internal" and "bogus" in err.value.message

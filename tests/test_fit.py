@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from icon_engine.bundle.skeleton import axis_angle_to_matrix
-from icon_engine.camera import DEFAULT_FOV_DEG, FRONT_VIEW_R, default_intrinsics
-from icon_engine.errors import Cancelled, EngineError
-from icon_engine.fit import QUALITY_PRESETS, BodyFit, fit_body
-from icon_engine.fit.fastbody import FastBody
-from icon_engine.fit.init import initial_pose, solve_translation
-from icon_engine.fit.silhouette import iou
-from icon_engine.fit.synthetic import (
+from bench.lib.fit_cases import (
     camera_for_body,
     compose,
     facing_camera,
@@ -22,6 +15,13 @@ from icon_engine.fit.synthetic import (
     named_pose,
     pose_body,
 )
+from icon_engine.bundle.skeleton import axis_angle_to_matrix
+from icon_engine.camera import DEFAULT_FOV_DEG, FRONT_VIEW_R, default_intrinsics
+from icon_engine.errors import Cancelled, EngineError
+from icon_engine.fit import QUALITY_PRESETS, BodyFit, fit_body
+from icon_engine.fit.fastbody import FastBody
+from icon_engine.fit.init import initial_pose, solve_translation
+from icon_engine.fit.silhouette import iou
 from icon_engine.progress import CancelToken, ProgressReporter
 from icon_engine.render import render_mask
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 import trimesh
 
+from bench.icon_path import sdf_readout
 from icon_engine.camera import FRONT_VIEW_R, Camera, default_intrinsics
 from icon_engine.icon import infer
-from icon_engine.icon.benchmark import sdf_readout
 from icon_engine.icon.checkpoints import IconNetworks
 from icon_engine.icon.networks import ImplicitNet, NormalNet
 from icon_engine.mesh_queries import MeshQuery

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.icon_path import sdf_readout
 from icon_engine.bundle import read_bundle
 from icon_engine.icon import checkpoints as ck
 from icon_engine.icon import infer
-from icon_engine.icon.benchmark import sdf_readout
 from icon_engine.options import ReconstructOptions
 
 pytestmark = pytest.mark.slow

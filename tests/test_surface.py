@@ -122,7 +122,7 @@ def test_face_count_and_presets(tight):
     assert 7000 <= len(s.faces) <= 8100
     assert is_watertight(s.faces)
     assert set(QUALITY_PRESETS) == {"preview", "standard", "high"}
-    res = [QUALITY_PRESETS[q]["resolution"] for q in ("preview", "standard", "high")]
+    res = [QUALITY_PRESETS[q].resolution for q in ("preview", "standard", "high")]
     assert res == sorted(res) and res[1] == 256 and res[2] == 512
 
 

@@ -8,26 +8,16 @@ option added to ``reconstruct`` is a batch option too; :func:`options_from_args`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 from pathlib import Path
 from typing import Any
 
 from ..errors import EngineError
-from ..options import ReconstructOptions
+from ..options import ReconstructOptions, options_from_cli
 
 #: reconstruct's own arguments that the batch command replaces or does not take (a batch is one avatar per photo:
 #: no --subject).
 _NOT_SHARED = frozenset({"help", "photos", "sample", "out", "progress", "subject", "frames", "name"})
-#: argparse destination → ReconstructOptions field, where they differ (and how to convert).
-_RENAMED: dict[str, tuple[str, Any]] = {
-    "person": ("person_index", lambda v: v),
-    "no_texture": ("texture", lambda v: not v),
-    "faces": ("face_count", lambda v: v),
-    "height": ("height_m", lambda v: v),
-}
-
-
 def shared_destinations(reconstruct: argparse.ArgumentParser) -> list[str]:
     """The ``reconstruct`` options the batch command takes (argparse destinations)."""
     return [a.dest for a in reconstruct._actions if a.dest not in _NOT_SHARED]
@@ -58,16 +48,9 @@ def add_parser(sub: Any, reconstruct: argparse.ArgumentParser) -> argparse.Argum
 
 
 def options_from_args(args: argparse.Namespace, destinations: list[str]) -> ReconstructOptions:
-    """ReconstructOptions from the shared ``reconstruct`` options in ``args``."""
-    fields = {f.name for f in dataclasses.fields(ReconstructOptions)}
-    values: dict[str, Any] = {}
-    for dest in destinations:
-        field, convert = _RENAMED.get(dest, (dest, lambda v: v))
-        if field not in fields:
-            raise EngineError("internal", f"The batch command cannot pass on the option {dest!r}.",
-                              "Please report this: icon_engine/batch/cli.py needs to learn it.")
-        values[field] = convert(getattr(args, dest))
-    return ReconstructOptions(**values)
+    """ReconstructOptions from the shared ``reconstruct`` options in ``args`` (the CLI's one mapping,
+    :func:`icon_engine.options.options_from_cli`; an option it cannot place is an internal error)."""
+    return options_from_cli({dest: getattr(args, dest) for dest in destinations}, strict=True)
 
 
 def _terminate(signum: int, frame: Any) -> None:

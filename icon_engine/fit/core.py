@@ -12,6 +12,7 @@ moved with it. Units: metres, radians, processing pixels. Method and landmark ma
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import torch
 from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
 from ..camera import FRONT_VIEW_R, Camera, default_intrinsics, focal_from_35mm, intrinsics_from_focal
 from ..errors import EngineError
+from ..options import PRESETS, FitPreset, resolve_device
 from . import priors
 from .fastbody import FastBody
 from .hands import fit_hands
@@ -48,21 +50,9 @@ class BodyFit:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class FitSettings:
-    """Iterations per stage: orientation, pose, silhouette at each size (coarse to fine)."""
-
-    orient_iters: int
-    pose_iters: int
-    silhouette: tuple[tuple[int, int], ...]  # (window px, iterations)
-    vertex_samples: int
-
-
-QUALITY_PRESETS: dict[str, FitSettings] = {
-    "preview": FitSettings(25, 50, ((128, 40),), 1500),
-    "standard": FitSettings(30, 70, ((128, 50), (256, 40)), 2500),
-    "high": FitSettings(40, 100, ((128, 70), (256, 70)), 4000),
-}
+#: The fit's settings per quality: its typed view of the one preset table (``icon_engine.options.PRESETS``).
+FitSettings = FitPreset
+QUALITY_PRESETS: dict[str, FitSettings] = {quality: p.fit for quality, p in PRESETS.items()}
 
 #: Loss weights.
 W_KEYPOINT = 1.0
@@ -110,7 +100,8 @@ class _Problem:
     """Everything one fit needs: observation tensors, the model, the camera and the current parameters."""
 
     def __init__(self, observation: Any, body_model: Any, width: int, height: int, settings: FitSettings,
-                 device: str, focal_px: float | None = None, height_m: float | None = None) -> None:
+                 device: str | torch.device, focal_px: float | None = None,
+                 height_m: float | None = None) -> None:
         self.model = body_model
         self.device = torch.device(device)
         self.settings = settings
@@ -132,7 +123,7 @@ class _Problem:
                                              if BP[f"{side}_{part}"] in rows]) for side in ("left", "right")}
         self.standing = False  # set after the orientation stage (:func:`_decide_standing`)
         self.knee_angles_2d = {side: _image_knee_angle(kps, side) for side in ("left", "right")}
-        self.rest_weights = priors.knee_pull_weights(self.knee_angles_2d)
+        self.rest_weights = priors.knee_pull_weights(self.knee_angles_2d).to(self.device)
         torso = np.isin(t.landmarks, TORSO)
         self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32)
         bbox = np.asarray(observation.bbox, dtype=np.float64)
@@ -202,7 +193,7 @@ class _Problem:
 
 def _initial_params(prob: _Problem) -> dict[str, torch.Tensor]:
     betas = prob.shape(torch.zeros(prob.body.num_betas))
-    rest = prob.body.j0.double().numpy()
+    rest = prob.body.j0.double().cpu().numpy()
     pose = initial_pose(np.asarray(prob.world_lm @ FRONT_VIEW_R), rest)  # back to BlazePose axes for the helper
     p = {
         "betas": betas,
@@ -211,11 +202,11 @@ def _initial_params(prob: _Problem) -> dict[str, torch.Tensor]:
         "transl": torch.zeros(3),
     }
     with torch.no_grad():
-        pts = prob.model_points(prob.forward(p)).double().numpy()
-    w = prob.kp_weights.double().numpy() * np.where(np.isin(prob.targets.landmarks, TORSO), 3.0, 1.0)
+        pts = prob.model_points(prob.forward(p)).double().cpu().numpy()
+    w = prob.kp_weights.double().cpu().numpy() * np.where(np.isin(prob.targets.landmarks, TORSO), 3.0, 1.0)
     if w.sum() < 1e-3:
         w = np.ones_like(w)
-    transl = solve_translation(pts, prob.obs_px.double().numpy(), w, prob.K)
+    transl = solve_translation(pts, prob.obs_px.double().cpu().numpy(), w, prob.K)
     p["transl"] = torch.tensor(transl, dtype=torch.float32)
     return p
 
@@ -317,12 +308,22 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
         raise EngineError("bad_option", f"Height {height_m} m is not a person's stature.",
                           "Give the standing height in metres, e.g. 1.75.")
     _check_observation(observation)
+    dev = torch.device(resolve_device(device) if device == "auto" else device)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the fit's tensors are small: one thread avoids OpenMP hand-off costs (10x)
     try:
-        return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], device, progress, height_m, focal_px)
+        with torch.device(dev):  # every tensor the fit makes lands on ``dev``; the loops never read one back
+            return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], dev, progress, height_m,
+                        focal_px)
     finally:
         torch.set_num_threads(threads)
+
+
+def _on_device(target: Any, device: torch.device) -> Any:
+    """A copy of the dataclass ``target`` with its tensor fields moved to ``device``."""
+    moved = {f.name: getattr(target, f.name).to(device) for f in dataclasses.fields(target)
+             if isinstance(getattr(target, f.name), torch.Tensor)}
+    return dataclasses.replace(target, **moved)
 
 
 def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple[float | None, str]:
@@ -335,7 +336,7 @@ def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple
     return None, "default"
 
 
-def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str,
+def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str | torch.device,
          progress: Any, height_m: float | None = None, focal_px: float | None = None) -> BodyFit:
     start = time.perf_counter()
     cpu_start = time.process_time()
@@ -365,7 +366,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
                _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
     lap("pose")
     for size, iters in settings.silhouette:
-        sil = make_target(prob.mask, prob.bbox, size)
+        sil = _on_device(make_target(prob.mask, prob.bbox, size), prob.device)
         _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), iters, 0.015 if size > 128 else 0.02,
                    _loss_factory(prob, "pose", sil, tolerance=0.012 * size), progress, done, total,
                    f"Fitting silhouette ({size} px)")
@@ -402,7 +403,7 @@ def _photo_size(photo: Any, observation: Any) -> tuple[int, int]:
 def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations: int) -> BodyFit:
     """Evaluate the final body, measure it against the observation, normalise the world."""
     with torch.no_grad():
-        px = prob.project(prob.model_points(prob.forward(p))).numpy()
+        px = prob.project(prob.model_points(prob.forward(p))).cpu().numpy()
         out = prob.model(betas=p["betas"][None], global_orient=p["global_orient"][None],
                          body_pose=p["body_pose"].reshape(1, 63), transl=p["transl"][None],
                          left_hand_pose=p.get("left_hand_pose", torch.zeros(15, 3)).reshape(1, 45),
@@ -413,16 +414,16 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     camera = Camera(prob.K.copy(), prob.R.copy(), np.zeros(3), prob.width, prob.height)
     sil = body_silhouette(camera.to_camera(verts), faces, camera.K, prob.width, prob.height)
     fit_iou = iou(sil, prob.mask)
-    w = prob.kp_weights.numpy()
-    err = np.linalg.norm(px - prob.obs_px.numpy(), axis=1)
+    w = prob.kp_weights.cpu().numpy()
+    err = np.linalg.norm(px - prob.obs_px.cpu().numpy(), axis=1)
     seen = w > 0
     kp_err = float((err * w)[seen].sum() / max(w[seen].sum(), 1e-9)) if seen.any() else float("nan")
     full_pose = np.zeros((55, 3))
-    full_pose[0] = p["global_orient"].numpy()
-    full_pose[1:22] = p["body_pose"].numpy()
-    full_pose[25:40] = p.get("left_hand_pose", torch.zeros(15, 3)).numpy()
-    full_pose[40:55] = p.get("right_hand_pose", torch.zeros(15, 3)).numpy()
-    transl = p["transl"].double().numpy()
+    full_pose[0] = p["global_orient"].cpu().numpy()
+    full_pose[1:22] = p["body_pose"].cpu().numpy()
+    full_pose[25:40] = p.get("left_hand_pose", torch.zeros(15, 3)).cpu().numpy()
+    full_pose[40:55] = p.get("right_hand_pose", torch.zeros(15, 3)).cpu().numpy()
+    transl = p["transl"].double().cpu().numpy()
     faces_cam = facing_camera(full_pose, prob.R)
     tilt = _level_pitch(full_pose[0])
     if tilt is not None:  # an upright body seen from above/below: level the body, tilt the camera instead
@@ -444,7 +445,7 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     }
     warnings = _warnings(prob, fit_iou, kp_err)
     return BodyFit(
-        betas=p["betas"].double().numpy(),
+        betas=p["betas"].double().cpu().numpy(),
         expression=np.zeros(num_expr),
         full_pose=full_pose,
         transl=transl + offset,
@@ -486,14 +487,14 @@ def _pitch_deg(camera: Camera) -> float:
 def _level_camera(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
     """After the orientation stage: move an upright body's forward/backward lean into the camera's pitch, so the
     pose stages see a level body (otherwise a photo from above is explained by bent knees and a bent spine)."""
-    tilt = _level_pitch(p["global_orient"].double().numpy())
+    tilt = _level_pitch(p["global_orient"].double().cpu().numpy())
     if tilt is None or abs(tilt) < np.radians(2.0):
         return
     q = axis_angle_to_matrix(np.array([tilt, 0.0, 0.0]))
     with torch.no_grad():
-        rest_pelvis = prob.body.rest(prob.shape(p["betas"]))[1][0].double().numpy()
-        pelvis = rest_pelvis + p["transl"].double().numpy()
-        go = matrix_to_axis_angle(q @ axis_angle_to_matrix(p["global_orient"].double().numpy()))
+        rest_pelvis = prob.body.rest(prob.shape(p["betas"]))[1][0].double().cpu().numpy()
+        pelvis = rest_pelvis + p["transl"].double().cpu().numpy()
+        go = matrix_to_axis_angle(q @ axis_angle_to_matrix(p["global_orient"].double().cpu().numpy()))
         p["global_orient"].copy_(torch.tensor(go, dtype=torch.float32))
         p["transl"].copy_(torch.tensor(q @ pelvis - rest_pelvis, dtype=torch.float32))
     prob.R = prob.R @ q.T

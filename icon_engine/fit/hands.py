@@ -154,7 +154,7 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
     if not seen or any(f"{s}_{f}" not in names for s in seen for f in ("thumb", "index", "middle", "ring", "pinky")):
         return {}
     with torch.no_grad():
-        j_rest, k_rest = (x.double().numpy() for x in prob.body.rest(p["betas"])[1:])
+        j_rest, k_rest = (x.double().cpu().numpy() for x in prob.body.rest(p["betas"])[1:])
         base = prob.forward(p)
     sides = list(seen)
     idx = {s: hand_model_indices(s, names) for s in sides}
@@ -163,7 +163,7 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
     targets, weights, scale = {}, {}, {}
     for s in sides:
         obs = seen[s]
-        model_wrist = prob.project(base["joints"][wrist_joint[s]][None])[0].double().numpy()
+        model_wrist = prob.project(base["joints"][wrist_joint[s]][None])[0].double().cpu().numpy()
         targets[s] = torch.tensor(obs[:, :2] - obs[0, :2] + model_wrist, dtype=torch.float32)
         w = np.clip(obs[:, 2], 0.0, 1.0)
         w[0] = 0.0  # the wrist is aligned, not fitted
@@ -207,8 +207,8 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
         _, px0 = evaluate()
     for t, t0 in zip([t for s in sides for t in params[s]], start, strict=True):
         t.copy_(t0)
-    before = {s: _hand_error(px0[s].double().numpy(), targets[s].double().numpy(), weights[s].double().numpy())
-              for s in sides}
+    before = {s: _hand_error(px0[s].double().cpu().numpy(), targets[s].double().cpu().numpy(),
+                             weights[s].double().cpu().numpy()) for s in sides}
     for leaves, n, palm_only in (([wrist[s] for s in sides], WRIST_ITERS, True),
                                  ([t for s in sides for t in params[s]], iters, False)):
         for t in leaves:
@@ -226,7 +226,8 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
     metrics = {}
     body_pose = body_pose0.clone()
     for s in sides:
-        after = _hand_error(px1[s].double().numpy(), targets[s].double().numpy(), weights[s].double().numpy())
+        after = _hand_error(px1[s].double().cpu().numpy(), targets[s].double().cpu().numpy(),
+                            weights[s].double().cpu().numpy())
         keep = after < before[s]
         if keep:
             p[f"{s}_hand_pose"] = basis[s].pose(*params[s]).detach()

@@ -66,7 +66,7 @@ def angle_limit_loss(body_pose: torch.Tensor) -> torch.Tensor:
              + lk[:, 1:].pow(2).sum(-1) + rk[:, 1:].pow(2).sum(-1)
              + torch.relu(le[:, 1]) ** 2 + torch.relu(-re[:, 1]) ** 2  # elbows flex about -y (left), +y (right)
              + 0.5 * (le[:, 2] ** 2 + re[:, 2] ** 2))
-    box = torch.relu(body_pose.abs() - LIMITS).pow(2).sum((-1, -2))
+    box = torch.relu(body_pose.abs() - LIMITS.to(body_pose.device)).pow(2).sum((-1, -2))
     return (10.0 * hinge + 10.0 * box).mean()
 
 

@@ -4,7 +4,15 @@
 - :mod:`.skinning` — forward kinematics and linear blend skinning of the SMPL-X skeleton (numpy, torch-free).
 - :mod:`.torch_skinning` — the same kinematics and skinning in torch, batched and differentiable (body model,
   fit).
+- :mod:`.raster` — the one triangle rasteriser (torch, any device): hard z-buffer, fragments for depth peeling
+  and UV baking, differentiable soft silhouette, vertex visibility (OpenCV camera frame, pixels).
+- :mod:`.normals` — vertex and face normals, signed volume, outward orientation.
+- :mod:`.closest` — closest points on triangles and meshes, signed distance (:class:`~.closest.MeshQuery`).
+- :mod:`.laplacian` — the mesh edge graph, uniform Laplacian, Laplacian/Taubin smoothing (numpy) and the torch
+  Laplacian term.
+- :mod:`.decimate` — quadric decimation that keeps a watertight mesh watertight, with its topology checks.
 
 Frames: the SMPL-X model frame (Y-up, a body with zero global orientation faces +Z, its left is +X, metres).
-A pose is one axis-angle vector per joint, relative to the parent joint (SMPL-X convention).
+A pose is one axis-angle vector per joint, relative to the parent joint (SMPL-X convention). Modules that take
+any mesh (normals, closest, laplacian, decimate) keep the caller's frame and units.
 """

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..camera import Camera
 from ..errors import EngineError
+from ..geometry.decimate import decimate
 from ..surface import ClothedSurface
 from .checkpoints import IconData, IconNetworks, load_icon_networks
 from .networks import NormalNet
@@ -171,18 +172,22 @@ def crop_image(rgb: np.ndarray, mask: np.ndarray, crop: Crop,
     return (img * 2.0 - 1.0) * m, m
 
 
-def render_body_normals(vertices: np.ndarray, faces: np.ndarray, camera: Camera,
+def render_body_normals(vertices: np.ndarray | torch.Tensor, faces: np.ndarray, camera: Camera,
                         device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Front/back body normal maps (1, 3, R, R) each, ICON normal frame, background 0."""
-    from ..render import render_normal_pair
+    """Front/back body normal maps (1, 3, H, W) each, ICON normal frame, background 0, of the body ``vertices``
+    (V, 3) bundle world (numpy, or a tensor: it stays on its device) seen by ``camera``; rendered on ``device``
+    (the nearest and the farthest surface along each pixel ray, as :func:`icon_engine.render.render_normal_pair`)."""
+    from ..geometry.raster import rasterize_torch
 
-    v_cam = camera.to_camera(vertices)
-    front, back, _ = render_normal_pair(v_cam, faces, camera.K, camera.width, camera.height, space="camera")
-
-    def to_t(img: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(img @ CAM_TO_ICON, dtype=torch.float32, device=device).permute(2, 0, 1)[None]
-
-    return to_t(front), to_t(back)
+    with torch.no_grad():
+        v = torch.as_tensor(vertices, dtype=torch.float32, device=device)
+        f = torch.as_tensor(np.asarray(faces), dtype=torch.int64, device=device)
+        R = torch.as_tensor(camera.R, dtype=torch.float32, device=device)
+        t = torch.as_tensor(camera.t, dtype=torch.float32, device=device)
+        v_cam = v @ R.T + t
+        front = rasterize_torch(v_cam, f, camera.K, camera.width, camera.height)
+        back = rasterize_torch(v_cam, f, camera.K, camera.width, camera.height, farthest=True)
+        return _pixel_normals(v_cam, f, front)[None], _pixel_normals(v_cam, f, back)[None]
 
 
 @torch.no_grad()
@@ -216,20 +221,32 @@ def _torch_pose_inputs(fit: Any, device: torch.device) -> dict[str, torch.Tensor
     return out
 
 
-def _pixel_normals(v_cam: torch.Tensor, faces_t: torch.Tensor, raster: Any, res: int) -> torch.Tensor:
-    """Differentiable normal image (3, R, R) in ICON's frame from a fixed hard raster (face ids, barycentrics)."""
+def _pixel_normals(v_cam: torch.Tensor, faces_t: torch.Tensor, raster: Any) -> torch.Tensor:
+    """Differentiable normal image (3, H, W) in ICON's frame from a fixed hard raster (face ids, barycentrics:
+    a tensor :class:`~icon_engine.geometry.raster.Raster` on ``v_cam``'s device, or a numpy raster)."""
     from ..render import vertex_normals
 
     vn = vertex_normals(v_cam, faces_t)  # camera frame, autograd
-    vn = vn * torch.tensor([1.0, -1.0, -1.0], dtype=vn.dtype, device=vn.device)
-    fid = torch.as_tensor(raster.face_index.reshape(-1), device=v_cam.device)
-    hit = torch.nonzero(fid >= 0).squeeze(1)
-    bary = torch.as_tensor(raster.bary.reshape(-1, 3), dtype=vn.dtype, device=v_cam.device)[hit]
-    corners = faces_t[fid[hit]]  # (P, 3)
-    n = (vn[corners] * bary[..., None]).sum(1)
-    n = F.normalize(n, dim=1, eps=1e-8)
-    img = torch.zeros(res * res, 3, dtype=vn.dtype, device=v_cam.device).index_copy(0, hit, n)
-    return img.T.reshape(3, res, res)
+    vn = vn * torch.tensor([1.0, -1.0, -1.0], dtype=vn.dtype, device=vn.device)  # CAM_TO_ICON
+    h, w = raster.face_index.shape
+    fid = torch.as_tensor(raster.face_index, device=v_cam.device).reshape(-1)
+    bary = torch.as_tensor(raster.bary, dtype=vn.dtype, device=v_cam.device).reshape(-1, 3)
+    hit = fid >= 0
+    n = (vn[faces_t[fid.clamp_min(0)]] * bary[..., None]).sum(1)  # (H·W, 3); background rows masked below
+    n = F.normalize(n, dim=1, eps=1e-8) * hit[:, None]
+    return n.T.reshape(3, h, w)
+
+
+#: Optimisation loops read their loss on the host (learning-rate plateau check) once every this many
+#: iterations, not every iteration, so a GPU run is not stalled by a host sync per step.
+SYNC_EVERY = 10
+
+
+def _plateau_check(sched: Any, history: torch.Tensor, it: int) -> None:
+    """Step a ``ReduceLROnPlateau`` scheduler every :data:`SYNC_EVERY` iterations with the best loss of that
+    window (``history`` (iterations,) device tensor of losses, ``it`` the iteration just done)."""
+    if (it + 1) % SYNC_EVERY == 0:
+        sched.step(float(history[it + 1 - SYNC_EVERY:it + 1].min()))
 
 
 def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets: IconNetworks,
@@ -239,7 +256,7 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
     """Optimise pose, shape and translation so the body's normal maps and silhouette match the predicted clothed
     normals (ICON's loop: L1 normal loss front + back, L1 silhouette loss). Returns the refined body, the latest
     predicted normals and stats. The normal networks re-run every ``settings.normal_every`` iterations."""
-    from ..render import rasterize, soft_silhouette
+    from ..geometry.raster import rasterize_torch, soft_silhouette
 
     inputs = _torch_pose_inputs(fit, device)
     free = {k: inputs[k].clone().requires_grad_(True) for k in ("global_orient", "body_pose", "betas", "transl")}
@@ -266,23 +283,22 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
         return tf, tb, mask
 
     opt = torch.optim.Adam(list(free.values()), lr=settings.refine_lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, min_lr=1e-5, patience=5)
+    # patience in plateau checks (one per SYNC_EVERY iterations; ICON: 5 iterations)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, min_lr=1e-5, patience=0)
     nf, nb = normals
     tf, tb, mask = targets(nf, nb)
-    losses: list[float] = []
+    history = torch.zeros(max(1, settings.refine_iters), device=device)
     for it in range(settings.refine_iters):
         verts = body_model(**fixed, **free).vertices[0] + offset
         v_cam = verts @ R.T + t
         if it > 0 and it % settings.normal_every == 0:  # ICON re-predicts the clothed normals every iteration
             with torch.no_grad():
-                bf, bb = render_body_normals(verts.detach().cpu().numpy(), faces_np, crop.camera, device)
+                bf, bb = render_body_normals(verts.detach(), faces_np, crop.camera, device)
                 nf, nb = predict_normals(nets.normal, image, bf, bb)
                 tf, tb, mask = targets(nf, nb)
-        vc = v_cam.detach().cpu().numpy()
-        front = rasterize(vc, faces_np, K_ref, rr, rr)
-        back = rasterize(vc, faces_np, K_ref, rr, rr, farthest=True)
-        pf = _pixel_normals(v_cam, faces_t, front, rr)
-        pb = _pixel_normals(v_cam, faces_t, back, rr)
+        vc = v_cam.detach()
+        pf = _pixel_normals(v_cam, faces_t, rasterize_torch(vc, faces_t, K_ref, rr, rr))
+        pb = _pixel_normals(v_cam, faces_t, rasterize_torch(vc, faces_t, K_ref, rr, rr, farthest=True))
         loss_normal = (pf - tf).abs().mean() + (pb - tb).abs().mean()
         sil = soft_silhouette(v_cam, faces_t, K_ref, rr, rr)
         loss_sil = (sil - mask).abs().mean()
@@ -291,8 +307,8 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step(loss.item())
-        losses.append(float(loss.item()))
+        history[it] = loss.detach()
+        _plateau_check(sched, history, it)
         progress.update(0.05 + 0.45 * (it + 1) / max(1, settings.refine_iters),
                         f"Refining the body ({it + 1}/{settings.refine_iters})")
     with torch.no_grad():
@@ -304,6 +320,7 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
     pose[1:22] = free["body_pose"].detach().cpu().numpy().reshape(21, 3)
     refined = RefinedBody(verts, faces_np, free["betas"].detach().cpu().numpy()[0].astype(np.float64), pose,
                           (free["transl"].detach()[0] + offset).cpu().numpy().astype(np.float64), joints)
+    losses = history[:settings.refine_iters].tolist()
     stats = {"refine_iterations": settings.refine_iters, "refine_loss_first": losses[0] if losses else None,
              "refine_loss_last": losses[-1] if losses else None}
     return refined, (nf, nb), stats
@@ -447,11 +464,6 @@ def grid_points_continuous(crop: Crop, n: int, ijk: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _edges(faces: np.ndarray) -> np.ndarray:
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    return np.unique(np.sort(e, axis=1), axis=0)
-
-
 def refine_cloth(vertices: np.ndarray, faces: np.ndarray, normals: tuple[torch.Tensor, torch.Tensor], crop: Crop,
                  settings: IconSettings, progress: Any, device: torch.device,
                  span: tuple[float, float] = (0.93, 0.99)) -> tuple[np.ndarray, dict[str, Any]]:
@@ -460,7 +472,8 @@ def refine_cloth(vertices: np.ndarray, faces: np.ndarray, normals: tuple[torch.T
 
     ICON deforms each vertex by a local affine map after remeshing; we optimise per-vertex offsets (metres) with
     the same loss weights and Adam. Topology is unchanged. Returns (vertices (N, 3) world, stats)."""
-    from ..render import rasterize
+    from ..geometry.laplacian import mesh_edges, uniform_laplacian_torch, vertex_degree_torch
+    from ..geometry.raster import rasterize_torch
 
     rr = settings.cloth_res
     s = rr / crop.camera.width
@@ -469,13 +482,8 @@ def refine_cloth(vertices: np.ndarray, faces: np.ndarray, normals: tuple[torch.T
     t = torch.as_tensor(crop.camera.t, dtype=torch.float32, device=device)
     base = torch.as_tensor(vertices, dtype=torch.float32, device=device)
     faces_t = torch.as_tensor(faces, dtype=torch.int64, device=device)
-    edges = torch.as_tensor(_edges(faces), device=device)
-    n = len(vertices)
-    deg = torch.zeros(n, device=device).index_add_(0, edges.reshape(-1), torch.ones(edges.numel(), device=device))
-
-    def laplacian(v: torch.Tensor) -> torch.Tensor:
-        acc = torch.zeros_like(v).index_add_(0, edges[:, 0], v[edges[:, 1]]).index_add_(0, edges[:, 1], v[edges[:, 0]])
-        return v - acc / deg.clamp_min(1.0)[:, None]
+    edges = torch.as_tensor(mesh_edges(faces), device=device)
+    deg = vertex_degree_torch(edges, len(vertices))
 
     def down(x: torch.Tensor) -> torch.Tensor:
         return x[0] if x.shape[-1] == rr else F.interpolate(x, size=(rr, rr), mode="area")[0]
@@ -483,26 +491,30 @@ def refine_cloth(vertices: np.ndarray, faces: np.ndarray, normals: tuple[torch.T
     target_f, target_b = down(normals[0]), down(normals[1])
     offset = torch.zeros_like(base, requires_grad=True)
     opt = torch.optim.Adam([offset], lr=settings.cloth_lr, amsgrad=True)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, min_lr=1e-5, patience=5)
-    losses: list[float] = []
+    # patience in plateau checks (one per SYNC_EVERY iterations; ICON: 5 iterations)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, min_lr=1e-5, patience=0)
+    history = torch.zeros(max(1, settings.cloth_iters), device=device)
+    cloth_history = torch.zeros_like(history)
     for it in range(settings.cloth_iters):
         v = base + offset
         v_cam = v @ R.T + t
-        vc = v_cam.detach().cpu().numpy()
-        pf = _pixel_normals(v_cam, faces_t, rasterize(vc, faces, K, rr, rr), rr)
-        pb = _pixel_normals(v_cam, faces_t, rasterize(vc, faces, K, rr, rr, farthest=True), rr)
+        vc = v_cam.detach()
+        pf = _pixel_normals(v_cam, faces_t, rasterize_torch(vc, faces_t, K, rr, rr))
+        pb = _pixel_normals(v_cam, faces_t, rasterize_torch(vc, faces_t, K, rr, rr, farthest=True))
         loss_cloth = (pf - target_f).abs().mean() + (pb - target_b).abs().mean()
-        loss_lap = laplacian(v).norm(dim=1).mean()
+        loss_lap = uniform_laplacian_torch(v, edges, deg).norm(dim=1).mean()
         loss_stiff = ((offset[edges[:, 0]] - offset[edges[:, 1]]) ** 2).sum(1).mean()
         loss = 10.0 * loss_cloth + 1e2 * loss_lap + 1e5 * loss_stiff
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step(loss.item())
-        losses.append(float(loss_cloth.item()))
+        history[it] = loss.detach()
+        cloth_history[it] = loss_cloth.detach()
+        _plateau_check(sched, history, it)
         progress.update(span[0] + (span[1] - span[0]) * (it + 1) / settings.cloth_iters,
                         f"Refining the clothing ({it + 1}/{settings.cloth_iters})")
     out = (base + offset).detach().cpu().numpy().astype(np.float64)
+    losses = cloth_history[:settings.cloth_iters].tolist()
     stats = {"cloth_iterations": settings.cloth_iters, "cloth_normal_loss_first": losses[0] if losses else None,
              "cloth_normal_loss_last": losses[-1] if losses else None}
     return out, stats
@@ -601,9 +613,9 @@ def build_icon_surface(
     if face_count is None:
         from ..options import PRESETS as QUALITY_PRESETS
 
-        face_count = QUALITY_PRESETS.get(quality, QUALITY_PRESETS["standard"])["face_count"]
+        face_count = QUALITY_PRESETS.get(quality, QUALITY_PRESETS["standard"]).face_count
     if len(mfaces) > face_count:
-        verts, mfaces = _decimate(verts, mfaces, face_count)
+        verts, mfaces = decimate(verts, mfaces, face_count)
     if settings.cloth_iters > 0:
         t = time.perf_counter()
         verts, cstats = refine_cloth(verts, mfaces, normals, crop, settings, progress, dev)
@@ -639,14 +651,6 @@ def apply_refined_body(fit: Any, surface: IconSurface) -> Any:
     for key, value in changes.items():
         setattr(fit, key, value)
     return fit
-
-
-def _decimate(vertices: np.ndarray, faces: np.ndarray, face_count: int) -> tuple[np.ndarray, np.ndarray]:
-    import fast_simplification
-
-    reduction = 1.0 - face_count / len(faces)
-    v, f = fast_simplification.simplify(vertices.astype(np.float32), faces.astype(np.int32), reduction)
-    return np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64)
 
 
 class _NullProgress:

@@ -1,4 +1,4 @@
-"""Speed of ICON's path per stage with full-size random-weight networks: ``python -m icon_engine.icon.benchmark``.
+"""Speed of ICON's path per stage with full-size random-weight networks: ``python bench/icon_path.py``.
 
 Prints one JSON object: seconds per normal-network pass (both generators, 512²), per filter pass (front + back),
 per body-refinement iteration (without the normal networks), per million occupancy queries (body features + MLP)
@@ -11,13 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from .networks import ImplicitNet
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from icon_engine.icon.networks import ImplicitNet  # noqa: E402
 
 
 def _body(subdivisions: int = 5):
@@ -30,9 +34,9 @@ def _body(subdivisions: int = 5):
 
 
 def _scene(res: int):
-    from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
-    from ..render import render_mask
-    from . import infer
+    from icon_engine.camera import FRONT_VIEW_R, Camera, default_intrinsics
+    from icon_engine.icon import infer
+    from icon_engine.render import render_mask
 
     body = _body()
     W, H = 768, 1024
@@ -111,12 +115,12 @@ def _load() -> float | None:
 
 def _whole(dev: torch.device, quality: str) -> dict:
     """The whole ICON path (``build_icon_surface``) with full-size random networks and the real open body."""
-    from ..body_model import load_body_model
-    from ..camera import FRONT_VIEW_R, Camera, default_intrinsics
-    from ..render import render_mask
-    from . import infer
-    from .checkpoints import IconNetworks
-    from .networks import ImplicitNet, NormalNet
+    from icon_engine.body_model import load_body_model
+    from icon_engine.camera import FRONT_VIEW_R, Camera, default_intrinsics
+    from icon_engine.icon import infer
+    from icon_engine.icon.checkpoints import IconNetworks
+    from icon_engine.icon.networks import ImplicitNet, NormalNet
+    from icon_engine.render import render_mask
 
     model = load_body_model(device=str(dev))
     with torch.no_grad():
@@ -138,9 +142,9 @@ def _whole(dev: torch.device, quality: str) -> dict:
 
 def run(parts: set[str], device: str = "cpu", points: int = 200_000, mc: int = 257,
         quality: str = "standard") -> dict:
-    from . import infer
-    from .checkpoints import IconNetworks
-    from .networks import ImplicitNet, NormalNet
+    from icon_engine.icon import infer
+    from icon_engine.icon.checkpoints import IconNetworks
+    from icon_engine.icon.networks import ImplicitNet, NormalNet
 
     dev = torch.device(device)
     out: dict = {"machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",

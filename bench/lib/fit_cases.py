@@ -1,4 +1,4 @@
-"""Synthetic observations of a posed body, for tests and benchmarks of the fit.
+"""Synthetic observations of a posed body, for tests and benchmarks of the fit (bench helpers, not runtime).
 
 A body is posed in the bundle world (SMPL-X frame, metres), seen by a known OpenCV camera, and turned into what
 the detector would report: 33 BlazePose-style 2D landmarks (from the same landmark mapping the fit uses, with
@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..bundle.skeleton import PARENTS, forward_kinematics
-from ..camera import Camera, default_intrinsics
-from .core import landmark_points
-from .landmarks import BLAZEPOSE_NAMES, BP, resolve_targets
+from icon_engine.bundle.skeleton import PARENTS, forward_kinematics
+from icon_engine.camera import Camera, default_intrinsics
+from icon_engine.fit.core import landmark_points
+from icon_engine.fit.landmarks import BLAZEPOSE_NAMES, BP, resolve_targets
+
+from .metrics import procrustes_aligned
 
 #: Landmarks the mapping leaves out, drawn at a mapped neighbour's position.
 _STAND_INS = {"left_eye_inner": "left_eye", "left_eye_outer": "left_eye", "right_eye_inner": "right_eye",
@@ -103,7 +105,7 @@ def pose_body(body_model: Any, full_pose: np.ndarray, betas: np.ndarray) -> tupl
 def make_case(body_model: Any, full_pose: np.ndarray, betas: np.ndarray, camera: Camera,
               world_noise: float = 0.0, seed: int = 0) -> SyntheticCase:
     """Pose the body, render its mask through ``camera`` and build the observation."""
-    from ..render import rasterize
+    from icon_engine.render import rasterize
 
     out, go, bp = pose_body(body_model, full_pose, betas)
     verts = out.vertices[0].double().numpy()
@@ -170,7 +172,7 @@ def landmark_names() -> tuple[str, ...]:
 
 def compose(*rotvecs: tuple[float, float, float]) -> np.ndarray:
     """Axis-angle (3,) of the rotation ``R(rotvecs[0]) @ R(rotvecs[1]) @ ...`` (applied right to left)."""
-    from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
+    from icon_engine.bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
 
     m = np.eye(3)
     for r in rotvecs:
@@ -233,18 +235,6 @@ POSE_NAMES = ("standing", "walking", "arms_raised", "crossed_arms", "sitting", "
               "hands_on_hips", "t_pose")
 
 
-def procrustes_aligned(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """``pred`` (N, 3) after the similarity transform (rotation, scale, translation) that best fits ``gt``."""
-    mp, mg = pred.mean(0), gt.mean(0)
-    a, b = pred - mp, gt - mg
-    u, s, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    D = np.diag([1.0, 1.0, d])
-    R = u @ D @ vt
-    scale = (s * np.diag(D)).sum() / max((a**2).sum(), 1e-12)
-    return scale * a @ R + mg
-
-
 def joint_errors(fit_joints: np.ndarray, fit_camera: Camera, gt_joints: np.ndarray, gt_camera: Camera,
                  count: int = 22) -> dict[str, float]:
     """MPJPE and PA-MPJPE (mm) over the first ``count`` joints, compared in each camera's frame with the pelvis
@@ -258,7 +248,7 @@ def joint_errors(fit_joints: np.ndarray, fit_camera: Camera, gt_joints: np.ndarr
 
 def facing_camera(full_pose: np.ndarray, camera: Camera) -> bool:
     """Whether a body with this global orientation turns its front (+Z of its rest frame) towards ``camera``."""
-    from ..bundle.skeleton import axis_angle_to_matrix
+    from icon_engine.bundle.skeleton import axis_angle_to_matrix
 
     forward_cam = camera.R @ axis_angle_to_matrix(np.asarray(full_pose, float).reshape(-1, 3)[0]) @ [0.0, 0.0, 1.0]
     return bool(forward_cam[2] < 0.0)

@@ -1,0 +1,106 @@
+"""The shared geometry modules (icon_engine.geometry): Laplacian and smoothing, decimation with its checks,
+closest points, normals, and the rasteriser's fragments against a brute-force point-in-triangle test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from icon_engine.geometry import closest, decimate, laplacian, normals, raster
+
+
+def _sphere(sub: int = 3, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    s = trimesh.creation.icosphere(subdivisions=sub, radius=radius)
+    return np.asarray(s.vertices, dtype=np.float64), np.asarray(s.faces, dtype=np.int64)
+
+
+def test_laplacian_rows_sum_to_zero_and_match_the_torch_term():
+    v, f = _sphere(2)
+    lap = laplacian.mesh_laplacian(len(v), f)
+    assert np.allclose(np.asarray(lap.sum(axis=1)).ravel(), 0.0)
+    assert np.allclose(lap.diagonal(), np.bincount(laplacian.mesh_edges(f).ravel(), minlength=len(v)))
+    edges = torch.as_tensor(laplacian.mesh_edges(f))
+    deg = laplacian.vertex_degree_torch(edges, len(v))
+    got = laplacian.uniform_laplacian_torch(torch.as_tensor(v), edges, deg.double()).numpy()
+    assert np.allclose(got, (lap @ v) / lap.diagonal()[:, None])
+
+
+def test_taubin_removes_noise_without_shrinking():
+    v, f = _sphere(4)
+    noisy = v + np.random.default_rng(0).normal(0.0, 0.01, v.shape)
+    smooth = laplacian.taubin_smooth(noisy, f, 10)
+    shrunk = laplacian.laplacian_smooth(noisy, f, 10)  # λ only: shrinks
+    radius = np.linalg.norm(smooth, axis=1)
+    assert np.std(radius) < 0.4 * np.std(np.linalg.norm(noisy, axis=1))
+    assert abs(radius.mean() - 1.0) < 0.01
+    assert np.linalg.norm(shrunk, axis=1).mean() < radius.mean() - 0.005
+
+
+def test_decimate_keeps_a_closed_mesh_closed_and_reaches_the_target():
+    v, f = _sphere(5)  # 20480 faces
+    assert decimate.is_watertight(f) and decimate.is_edge_manifold(f)
+    dv, df = decimate.decimate(v, f, 4000)
+    assert len(df) <= decimate.TARGET_SLACK * 4000 and len(df) > 3000
+    assert decimate.is_watertight(df)
+    assert abs(normals.signed_volume(dv, df) - normals.signed_volume(v, f)) < 0.02 * normals.signed_volume(v, f)
+    same_v, same_f = decimate.decimate(v, f, len(f) + 10)
+    assert same_f is not None and len(same_f) == len(f)
+
+
+def test_topology_checks_catch_open_flipped_and_non_manifold_meshes():
+    v, f = _sphere(1)
+    assert not decimate.is_watertight(f[1:])  # a hole
+    flipped = f.copy()
+    flipped[0] = flipped[0, ::-1]
+    assert not decimate.is_watertight(flipped)
+    fin = np.vstack([f, [[f[0, 0], f[0, 1], len(v)]]])  # a third face on one edge
+    assert not decimate.is_edge_manifold(fin) and decimate.is_edge_manifold(f[1:])
+    doubled_v, doubled_f = decimate.drop_doubled_faces(np.vstack([v, [[9.0, 9, 9]]]), np.vstack([f, f[:1]]))
+    assert len(doubled_f) == len(f) - 1 and len(doubled_v) == len(v)
+
+
+def test_closest_points_agree_with_brute_force():
+    v, f = _sphere(2, radius=0.5)
+    pts = np.random.default_rng(1).normal(0.0, 0.6, (300, 3))
+    tri = v[f]
+    q, _ = closest.closest_point_on_triangles(pts[:, None], tri[None, :, 0], tri[None, :, 1], tri[None, :, 2])
+    brute = np.linalg.norm(q - pts[:, None], axis=2).min(axis=1)
+    res = closest.MeshQuery(v, f, k=2).query(pts)
+    assert np.abs(np.abs(res.distance) - brute).max() < 1e-3
+    inside = np.linalg.norm(pts, axis=1) < 0.45
+    assert (res.distance[inside] < 0).all() and (res.distance[np.linalg.norm(pts, axis=1) > 0.55] > 0).all()
+    fi, _, dist = closest.closest_points_on_mesh(pts, v, f, candidates=16)
+    assert np.abs(dist - brute).max() < 1e-3 and fi.shape == (300,)
+
+
+def test_outward_normals_and_signed_volume():
+    v, f = _sphere(3)
+    assert normals.signed_volume(v, f) == pytest.approx(4.0 / 3.0 * np.pi, rel=0.02)
+    assert normals.signed_volume(v, f[:, ::-1]) < 0
+    n = normals.outward_vertex_normals(v, f[:, ::-1])
+    assert (np.einsum("ij,ij->i", n, v) > 0.99).all()
+
+
+def test_fragments_match_a_brute_force_coverage_test():
+    rng = np.random.default_rng(2)
+    tri = rng.random((40, 1, 2)) * 60 + rng.random((40, 3, 2)) * 12
+    face, pix, bary = raster.fragments(tri, 64, 48)
+    got = set(zip(face.tolist(), pix.tolist(), strict=True))
+    want = set()
+    ys, xs = np.mgrid[0:48, 0:64]
+    centres = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], axis=1)
+    for i, (a, b, c) in enumerate(tri):
+        def edge(p, q, r):
+            return (q[0] - p[0]) * (r[:, 1] - p[1]) - (q[1] - p[1]) * (r[:, 0] - p[0])
+        area = edge(a, b, c[None])[0]
+        if abs(area) < 1e-12:
+            continue
+        w = np.stack([edge(b, c, centres), edge(c, a, centres), edge(a, b, centres)], axis=1) / area
+        for k in np.nonzero((w >= -1e-9).all(axis=1))[0]:
+            want.add((i, int(k)))
+    assert got == want
+    # screen barycentrics reproduce the pixel centre
+    p = np.einsum("pk,pkc->pc", bary, tri[face])
+    assert np.allclose(p, np.stack([pix % 64 + 0.5, pix // 64 + 0.5], axis=1), atol=1e-6)
