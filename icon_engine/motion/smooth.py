@@ -113,3 +113,30 @@ def bridge(values: np.ndarray, valid: np.ndarray, rotations: bool) -> np.ndarray
     filled = np.stack([np.interp(t, good, flat[:, c]) for c in range(flat.shape[1])], 1)
     filled = filled.reshape((len(out),) + data.shape[1:])
     return quaternion_to_axis_angle(filled) if rotations else filled
+
+
+def fill_unseen(aa: np.ndarray, seen: np.ndarray, max_gap: int, blend: int) -> np.ndarray:
+    """Rotations (T, J, 3) axis-angle known where ``seen`` (T,) → all frames: a gap of at most ``max_gap`` frames
+    between two seen frames is bridged (:func:`bridge`); elsewhere the last seen pose relaxes to the rest pose
+    (zero) over ``blend`` frames and the next seen one grows out of it over as many (the axis-angle scaled: the
+    shortest way to the rest); a part never seen stays at rest."""
+    seen = np.asarray(seen, bool)
+    aa = np.asarray(aa, np.float64)
+    out = np.where(seen[(slice(None),) + (None,) * (aa.ndim - 1)], aa, 0.0)
+    good = np.flatnonzero(seen)
+    if len(good) == 0 or seen.all():
+        return out
+    bridged = bridge(aa, seen, rotations=True)
+    for t in np.flatnonzero(~seen):
+        k = int(np.searchsorted(good, t))
+        prev = int(good[k - 1]) if k > 0 else None
+        nxt = int(good[k]) if k < len(good) else None
+        if prev is not None and nxt is not None and nxt - prev - 1 <= max_gap:
+            out[t] = bridged[t]
+            continue
+        a = max(0.0, 1.0 - (t - prev) / (blend + 1)) if prev is not None else 0.0
+        b = max(0.0, 1.0 - (nxt - t) / (blend + 1)) if nxt is not None else 0.0
+        if a + b > 1.0:
+            a, b = a / (a + b), b / (a + b)
+        out[t] = (a * aa[prev] if a else 0.0) + (b * aa[nxt] if b else 0.0)
+    return out
