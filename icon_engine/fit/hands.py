@@ -136,9 +136,25 @@ def observed_hands(hands: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]
     return out
 
 
-def _hand_error(px: np.ndarray, obs: np.ndarray, weights: np.ndarray) -> float:
-    err = np.linalg.norm(px - obs, axis=1)
-    return float((err * weights).sum() / max(weights.sum(), 1e-9))
+_PALM_MASK = torch.zeros(21)
+_PALM_MASK[list(PALM)] = 1.0
+
+
+def hand_residuals(px: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(21, 2) px: projected model hand points minus their targets, less the residuals' weighted mean over the
+    palm points (with :data:`CENTRE_ON_PALM`): MediaPipe's wrist landmark sits at the wrist crease, not on the
+    model's wrist joint, so the palm, not the wrist, places the hand."""
+    res = px - target
+    if CENTRE_ON_PALM:
+        wp = weight * _PALM_MASK
+        res = res - (wp[:, None] * res).sum(0) / wp.sum().clamp(min=1e-6)
+    return res
+
+
+def hand_error_px(px: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> float:
+    """The weighted mean length (px) of :func:`hand_residuals`."""
+    err = hand_residuals(px, target, weight).norm(dim=-1)
+    return float((err * weight).sum() / weight.sum().clamp(min=1e-9))
 
 
 def hand_targets(obs: np.ndarray, model_wrist_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -177,8 +193,6 @@ def optimise_hands(points: HandPoints, project: Callable[[torch.Tensor], torch.T
     from .core import _Adam
 
     sides = list(targets)
-    palm = torch.zeros(21)
-    palm[list(PALM)] = 1.0
 
     def evaluate(sigma: float = HAND_SIGMA, palm_only: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pts = points(params, wrist)
@@ -188,13 +202,9 @@ def optimise_hands(points: HandPoints, project: Callable[[torch.Tensor], torch.T
             target, weight, scale = targets[s]
             px = project(pts[s])
             pxs[s] = px
-            res = px - target
-            if CENTRE_ON_PALM:  # MediaPipe's wrist is not the model's wrist joint: let the palm place the hand
-                wp = weight * palm
-                res = res - (wp[:, None] * res).sum(0) / wp.sum().clamp(min=1e-6)
-            r2 = (res / scale).pow(2).sum(-1)
+            r2 = (hand_residuals(px, target, weight) / scale).pow(2).sum(-1)
             s2 = sigma**2
-            w = weight * palm if palm_only else weight
+            w = weight * _PALM_MASK if palm_only else weight
             data = 1e2 * (w * s2 * r2 / (r2 + s2)).sum() / w.sum().clamp(min=1e-6)
             loss = loss + data + prior_loss(*params[s]) + W_WRIST * wrist[s].pow(2).sum() \
                 + W_BOUNDS * (wrist[s].norm() - WRIST_LIMIT).clamp(min=0).pow(2)
@@ -261,13 +271,12 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
     flat = {s: [torch.zeros(12), *new_hand_params()[1:]] for s in sides}
     with torch.no_grad():
         px0 = {s: prob.project(q) for s, q in points(flat, wrist).items()}
-    before = {s: _hand_error(px0[s].double().numpy(), targets[s][0].double().numpy(),
-                             targets[s][1].double().numpy()) for s in sides}
+    before = {s: hand_error_px(px0[s], *targets[s][:2]) for s in sides}
     px1 = optimise_hands(points, prob.project, targets, params, wrist, iters=iters)
     metrics = {}
     body_pose = body_pose0.clone()
     for s in sides:
-        after = _hand_error(px1[s].double().numpy(), targets[s][0].double().numpy(), targets[s][1].double().numpy())
+        after = hand_error_px(px1[s], *targets[s][:2])
         keep = after < before[s]
         if keep:
             p[f"{s}_hand_pose"] = basis[s].pose(*params[s]).detach()

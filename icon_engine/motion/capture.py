@@ -45,7 +45,8 @@ HAND_MISSING_WARNING = 0.1
 @dataclass
 class MotionOptions:
     """What to capture: person index (0 = largest), time range in seconds (None = whole clip), output rate
-    (None = the video's), smoothing ("zero_phase" | "one_euro" | "none"), foot locking, shared body shape,
+    (None = the video's), smoothing ("zero_phase" | "one_euro" | "none") with its cut-offs (Hz: limbs and hands,
+    trunk — see :func:`smooth.joint_cutoffs` — and root translation), foot locking, shared body shape,
     hands (MediaPipe hand landmarks fitted into the SMPL-X hand poses; off: hands stay at rest)."""
 
     person_index: int = 0
@@ -56,6 +57,7 @@ class MotionOptions:
     lock_feet: bool = True
     betas: np.ndarray | None = None
     rotation_cutoff_hz: float = smooth.ROTATION_CUTOFF_HZ
+    trunk_cutoff_hz: float = smooth.TRUNK_CUTOFF_HZ
     translation_cutoff_hz: float = smooth.TRANSLATION_CUTOFF_HZ
     hands: bool = True
 
@@ -272,7 +274,8 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
     moving = slice(0, 55) if fitter.hands else slice(0, 22)
     t = time.perf_counter()
     if options.smoothing == "zero_phase":
-        poses[:, moving] = smooth.smooth_rotations(poses[:, moving], fps, options.rotation_cutoff_hz)
+        cutoffs = smooth.joint_cutoffs(55, options.rotation_cutoff_hz, options.trunk_cutoff_hz)[moving]
+        poses[:, moving] = smooth.smooth_rotations(poses[:, moving], fps, cutoffs)
         trans = smooth.zero_phase(trans, fps, options.translation_cutoff_hz)
     elif options.smoothing == "one_euro":
         poses[:, moving] = smooth.one_euro_rotations(poses[:, moving], fps)

@@ -30,7 +30,15 @@ from ..camera import FRONT_VIEW_R, default_intrinsics
 from ..fit import priors
 from ..fit.core import _Adam, landmark_points
 from ..fit.fastbody import FastBody
-from ..fit.hands import HandBasis, HandChain, hand_targets, new_hand_params, observed_hands, optimise_hands
+from ..fit.hands import (
+    HandBasis,
+    HandChain,
+    hand_error_px,
+    hand_targets,
+    new_hand_params,
+    observed_hands,
+    optimise_hands,
+)
 from ..fit.init import blazepose_to_world, initial_pose, solve_translation
 from ..fit.landmarks import BP, LIMB_BONES, TORSO, resolve_targets
 from .track import Detection
@@ -237,9 +245,7 @@ class FrameFitter:
         px = optimise_hands(points, self._project, targets, params, wrist, wrist_iters, iters, previous,
                             W_HAND_TEMPORAL)
         for s in sides:
-            target, weight, _ = targets[s]
-            err = (px[s] - target).norm(dim=-1)
-            fit.hand_error_px[s] = float((err * weight).sum() / weight.sum().clamp(min=1e-6))
+            fit.hand_error_px[s] = hand_error_px(px[s], *targets[s][:2])
             pose = self.basis[s].pose(*params[s]).detach()
             fit.hands[s] = pose.numpy().astype(np.float64)
             j = chain[s].wrist - 1
