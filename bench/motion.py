@@ -489,6 +489,59 @@ def evaluate_clip(clip: Clip, body_model: Any, out_dir: Path, hands: bool = True
     return out
 
 
+def contact_strip(video: Path, npz: Path, body_model: Any, path: Path, frames: int = 6, height: int = 360,
+                  zoom_joint: int | None = None) -> Path:
+    """A contact strip: ``frames`` evenly spaced video frames (top) over the captured motion posed on the body and
+    rendered from the recovered camera (bottom, same crop), side by side; written as a PNG. ``zoom_joint``: crop
+    around that SMPL-X joint (e.g. 21, the right wrist) instead of the whole person."""
+    import cv2
+    import torch
+    from PIL import Image
+
+    from icon_engine.motion.video import iter_frames, probe_video
+    from icon_engine.motion.writers import from_amass
+    from icon_engine.render import render_shaded
+
+    with np.load(npz) as data:
+        arrays = {k: data[k] for k in ("poses", "trans", "betas", "camera_R", "camera_t", "camera_K", "camera_size",
+                                       "frame_index")}
+    b = torch.tensor(arrays["betas"], dtype=torch.float32)[None]
+    with torch.no_grad():
+        rest_pelvis = body_model.rest_joints(b)[0, 0].double().numpy()
+    poses, trans = from_amass(arrays["poses"], arrays["trans"], rest_pelvis)
+    W, H = (int(v) for v in arrays["camera_size"])
+    camera = Camera(arrays["camera_K"], arrays["camera_R"], arrays["camera_t"], W, H)
+    picks = np.linspace(0, len(poses) - 1, frames).round().astype(int)
+    wanted = {int(arrays["frame_index"][i]): i for i in picks}
+    tiles = []
+    for frame in iter_frames(probe_video(video)):
+        if frame.index not in wanted:
+            continue
+        i = wanted[frame.index]
+        p = torch.tensor(poses[i], dtype=torch.float32)
+        with torch.no_grad():
+            out = body_model(betas=b, global_orient=p[None, 0], body_pose=p[1:22].reshape(1, 63),
+                             left_hand_pose=p[25:40].reshape(1, 45), right_hand_pose=p[40:55].reshape(1, 45),
+                             transl=torch.tensor(trans[i], dtype=torch.float32)[None])
+        v = out.vertices[0].double().numpy()
+        rgb, mask = render_shaded(camera.to_camera(v), np.asarray(body_model.faces), camera.K, W, H,
+                                  colors=np.array([0.75, 0.72, 0.68]), light_dir=np.array([0.3, 0.5, 1.0]))
+        render = np.where(mask[..., None], (rgb * 255).astype(np.uint8), 255)
+        ys, xs = np.nonzero(mask)
+        side = int(1.08 * max(np.ptp(ys), np.ptp(xs), 32))
+        cx, cy = 0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max())
+        if zoom_joint is not None:
+            cx, cy = camera.project(out.joints[0, zoom_joint].double().numpy()[None])[0][0]
+            side = int(0.18 * np.ptp(ys))
+        m = np.array([[1.0, 0.0, side / 2 - cx], [0.0, 1.0, side / 2 - cy]])
+        crops = [cv2.warpAffine(img, m, (side, side), borderValue=(255, 255, 255)) for img in (frame.rgb, render)]
+        tiles.append(cv2.resize(np.concatenate(crops, 0), (height // 2, height),
+                                interpolation=cv2.INTER_AREA if side > height // 2 else cv2.INTER_CUBIC))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(tiles, 1)).save(path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/icon-motion-bench"))
@@ -501,6 +554,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse rendered clips in --out (ground truth is recomputed)")
     ap.add_argument("--film", type=Path, help="only film the phone-like clip to this path")
     ap.add_argument("--hands", action=argparse.BooleanOptionalAction, default=True, help="capture the hands")
+    ap.add_argument("--strip", action="store_true", help="also write OUT/<clip>_strip.png (video over capture)")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     from icon_engine.body_model import load_body_model
@@ -521,6 +575,8 @@ def main(argv: list[str] | None = None) -> None:
         render_s = time.perf_counter() - t0
         row = evaluate_clip(clip, body_model, args.out, hands=args.hands)
         row["render_s"] = round(render_s, 1)
+        if args.strip:
+            contact_strip(clip.video, args.out / clip.name / "motion.npz", body_model, args.out / f"{kind}_strip.png")
         rows.append(row)
         print(json.dumps(row), flush=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))

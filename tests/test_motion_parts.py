@@ -380,3 +380,33 @@ def test_bvh_with_hands_reproduces_the_finger_joints(tmp_path: Path, rest_joints
                 glob_r[j] = glob_r[parents[j]] @ R
                 pos[j] = pos[parents[j]] + glob_r[parents[j]] @ offsets[j]
         assert np.abs(pos - want[t][order]).max() < 0.05  # centimetres, fingertips' joints included
+
+
+def test_floor_tilt_needs_three_footholds(rest_joints: np.ndarray) -> None:
+    """Sitting down with both feet still in the image, the fitted feet drift over an area (monocular depth): two
+    footholds, so the camera is taken as level; walking through the same tilted world, the tilt is found."""
+    from bench.motion import place_ground_truth
+    from icon_engine.bundle.skeleton import matrix_to_axis_angle
+    from icon_engine.motion.trajectory import FEET, _floor_rotation, footholds
+
+    tilt = axis_angle_to_matrix(np.array([np.radians(6.0), 0.0, 0.0]))
+    for kind in ("sit", "walk"):
+        poses, planted, lift = procedural_motion(kind, 48)
+        trans, planted = place_ground_truth(poses, planted, lift, rest_joints, 0.05)
+        if kind == "sit":  # depth error: the still feet wander over a 28 cm wide area in the fit
+            phase = np.linspace(0, 2 * np.pi, 48)
+            trans = trans + 0.14 * np.stack([np.cos(phase), np.zeros(48), np.sin(phase)], 1)
+        # the same motion seen by a camera pitched by 6°: rotate the world (orientation and pelvis)
+        poses = poses.copy()
+        poses[:, 0] = matrix_to_axis_angle(tilt @ axis_angle_to_matrix(poses[:, 0]))
+        trans = (rest_joints[0] + trans) @ tilt.T - rest_joints[0] - [0.0, 0.0, 4.0]
+        image_speed = np.where(planted, 0.0, 1.0)  # still in the image exactly while planted
+        out = place_on_floor(poses, trans, rest_joints, 0.05, 30.0, image_speed=image_speed)
+        joints = posed_joints(rest_joints, poses, trans)
+        spots = footholds(joints[:, [FEET[0][1], FEET[1][1]]], image_speed)
+        if kind == "sit":
+            assert len(spots) == 2 and out.floor_tilt_deg == 0.0
+            balls = joints[:, [FEET[0][1], FEET[1][1]]].reshape(-1, 3)
+            assert _floor_rotation(balls)[1] > 3.0  # the area alone would have given a tilt
+        else:
+            assert len(spots) >= 3 and abs(out.floor_tilt_deg - 6.0) < 1.5
