@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..bundle.skeleton import PARENTS
-from ..geometry.torch_skinning import axis_angle_to_matrix, forward_kinematics, skin_points, skinning_transforms
+from ..geometry.torch_skinning import axis_angle_to_matrix, skin_points, skinning_transforms
 
 #: SMPL-X joint of each MediaPipe hand landmark for the left hand (index into the 55 joints), or the name of a
 #: fingertip keypoint of the body model (``left_``/``right_`` prefix added per side).
@@ -308,12 +308,14 @@ class HandChain:
                  keypoint_names: list[str]) -> None:
         self.wrist = 20 if side == "left" else 21
         first = 25 if side == "left" else 40
-        self.joints = [self.wrist, *range(first, first + 15)]
+        self.joints = [self.wrist, *range(first, first + 15)]  # five fingers of three joints, each in a row
         pos = {j: i for i, j in enumerate(self.joints)}
-        self.parents = tuple(-1 if j == self.wrist else pos[int(PARENTS[j])] for j in self.joints)
+        assert all(int(PARENTS[j]) == (self.wrist if (j - first) % 3 == 0 else j - 1) for j in self.joints[1:])
         self.forearm = int(PARENTS[self.wrist])
         index, is_kp = hand_model_indices(side, keypoint_names)
         self.j_rest = j_rest[self.joints].float()
+        chain = self.j_rest[1:].reshape(5, 3, 3)  # (finger, joint, xyz)
+        self.bones = (chain - torch.cat([self.j_rest[:1].expand(5, 1, 3), chain[:, :2]], 1))[..., None]
         tips = index[is_kp == 1]
         self.k_rest = k_rest[tips].float()
         w = keypoint_weights[tips][:, self.joints].float()
@@ -325,10 +327,19 @@ class HandChain:
     def points(self, forearm_rotation: torch.Tensor, wrist_pose: torch.Tensor, wrist_position: torch.Tensor,
                hand_pose: torch.Tensor) -> torch.Tensor:
         """The 21 hand points (MediaPipe order; world, metres) for the forearm's global rotation (3, 3), the
-        wrist's local axis-angle (3,), the posed wrist joint (3,) (world) and the hand pose (15, 3)."""
+        wrist's local axis-angle (3,), the posed wrist joint (3,) (world) and the hand pose (15, 3). Forward
+        kinematics one finger level at a time (the five fingers at once)."""
         local = axis_angle_to_matrix(torch.cat([wrist_pose[None], hand_pose]))
-        local = torch.cat([(forearm_rotation @ local[0])[None], local[1:]])
-        G, T = forward_kinematics(local, self.j_rest, self.parents)
-        T = T + (wrist_position - self.j_rest[0])
+        g = forearm_rotation @ local[0]
+        fingers = local[1:].reshape(5, 3, 3, 3)
+        rots, locs = [], []
+        r, t = g.expand(5, 3, 3), wrist_position.expand(5, 3)
+        for k in range(3):
+            t = t + (r @ self.bones[:, k])[..., 0]
+            r = r @ fingers[:, k]
+            rots.append(r)
+            locs.append(t)
+        G = torch.cat([g[None], torch.stack(rots, 1).reshape(15, 3, 3)])
+        T = torch.cat([wrist_position[None], torch.stack(locs, 1).reshape(15, 3)])
         tips = skin_points(self.kw, skinning_transforms(G, T, self.j_rest), self.k_rest)
         return torch.cat([T, tips])[self.rows]
