@@ -244,6 +244,21 @@ def _parse_bvh(text: str):
     return names, parents, np.array(offsets), frames
 
 
+def _bvh_positions(row: np.ndarray, parents: list[int], offsets: np.ndarray) -> np.ndarray:
+    """Joint positions (J, 3) of one BVH frame row (root position, then ZXY degrees per joint)."""
+    glob_r, pos = [None] * len(parents), np.zeros((len(parents), 3))
+    for j in range(len(parents)):
+        z, x, y = np.radians(row[3 + 3 * j: 6 + 3 * j])
+        R = axis_angle_to_matrix(np.array([0, 0, z])) @ axis_angle_to_matrix(np.array([x, 0, 0])) \
+            @ axis_angle_to_matrix(np.array([0, y, 0]))
+        if parents[j] < 0:
+            glob_r[j], pos[j] = R, row[:3]
+        else:
+            glob_r[j] = glob_r[parents[j]] @ R
+            pos[j] = pos[parents[j]] + glob_r[parents[j]] @ offsets[j]
+    return pos
+
+
 def test_bvh_reproduces_the_joint_positions(tmp_path: Path, rest_joints: np.ndarray) -> None:
     poses, _, _ = procedural_motion("jump", 12)
     trans = np.linspace([0, 0, 0], [0.5, 0.2, -0.3], 12)
@@ -251,21 +266,11 @@ def test_bvh_reproduces_the_joint_positions(tmp_path: Path, rest_joints: np.ndar
     names, parents, offsets, frames = _parse_bvh(path.read_text())
     assert len(names) == 22 and names[0] == "pelvis" and frames.shape == (12, 3 + 22 * 3)
     want = posed_joints(rest_joints, poses, trans)[:, :22] * 100.0
-    for t in (0, 6, 11):
-        glob_r, pos = [None] * 22, np.zeros((22, 3))
-        for j in range(22):
-            z, x, y = np.radians(frames[t, 3 + 3 * j: 6 + 3 * j])
-            R = axis_angle_to_matrix(np.array([0, 0, z])) @ axis_angle_to_matrix(np.array([x, 0, 0])) \
-                @ axis_angle_to_matrix(np.array([0, y, 0]))
-            if parents[j] < 0:
-                glob_r[j], pos[j] = R, frames[t, :3]
-            else:
-                glob_r[j] = glob_r[parents[j]] @ R
-                pos[j] = pos[parents[j]] + glob_r[parents[j]] @ offsets[j]
-        from icon_engine.bundle.skeleton import JOINT_NAMES
+    from icon_engine.bundle.skeleton import JOINT_NAMES
 
-        order = [JOINT_NAMES.index(n) for n in names]
-        assert np.abs(pos - want[t][order]).max() < 0.05  # centimetres
+    order = [JOINT_NAMES.index(n) for n in names]
+    for t in (0, 6, 11):
+        assert np.abs(_bvh_positions(frames[t], parents, offsets) - want[t][order]).max() < 0.05  # centimetres
     # the Euler helper is the inverse of Rz Rx Ry
     zxy = np.radians(euler_zxy_deg(axis_angle_to_matrix(np.array([0.3, -0.7, 1.1]))))
     R = axis_angle_to_matrix(np.array([0, 0, zxy[0]])) @ axis_angle_to_matrix(np.array([zxy[1], 0, 0])) \
@@ -368,18 +373,8 @@ def test_bvh_with_hands_reproduces_the_finger_joints(tmp_path: Path, rest_joints
     assert set(names) == {JOINT_NAMES[j] for j in [*range(22), *range(25, 55)]}
     want = posed_joints(rest_joints, poses, trans) * 100.0
     order = [JOINT_NAMES.index(n) for n in names]
-    for t in (0, 7):
-        glob_r, pos = [None] * 52, np.zeros((52, 3))
-        for j in range(52):
-            z, x, y = np.radians(frames[t, 3 + 3 * j: 6 + 3 * j])
-            R = axis_angle_to_matrix(np.array([0, 0, z])) @ axis_angle_to_matrix(np.array([x, 0, 0])) \
-                @ axis_angle_to_matrix(np.array([0, y, 0]))
-            if parents[j] < 0:
-                glob_r[j], pos[j] = R, frames[t, :3]
-            else:
-                glob_r[j] = glob_r[parents[j]] @ R
-                pos[j] = pos[parents[j]] + glob_r[parents[j]] @ offsets[j]
-        assert np.abs(pos - want[t][order]).max() < 0.05  # centimetres, fingertips' joints included
+    for t in (0, 7):  # centimetres, the fingers' last joints included
+        assert np.abs(_bvh_positions(frames[t], parents, offsets) - want[t][order]).max() < 0.05
 
 
 def test_floor_tilt_needs_three_footholds(rest_joints: np.ndarray) -> None:
