@@ -1,5 +1,6 @@
-"""Motion from video, end to end: stream frames → track the person → fit each frame → smooth → floor, contacts,
-foot locking → ``motion.npz`` + ``motion.bvh`` + ``motion.json``.
+"""Motion from video, end to end: stream frames → track the person (and find their hands) → fit each frame (body,
+then the hands seen) → fill unseen hands, smooth → floor, contacts, foot locking → ``motion.npz`` +
+``motion.bvh`` + ``motion.json``.
 
 Frames are decoded and tracked in a background thread, a few frames ahead of the fit (two cores work).
 Progress goes to a callback as dicts (the CLI prints them as JSON lines); a cancel (``CancelToken`` or Ctrl-C)
@@ -255,6 +256,8 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
     trans = smooth.bridge(raw_trans, tracked, rotations=False)
     hand_seen = np.array([[r["fit"] is not None and s in r["fit"].hands for s in SIDES] for r in rows])
     hand_report: dict = {"enabled": bool(fitter.hands)}
+    if options.hands and not fitter.hands:
+        warnings.append("The body model has no fingertip keypoints, so the hands were not captured (rest pose).")
     if fitter.hands:
         blend = max(1, int(round(HAND_BLEND_SECONDS * fps)))
         for k, s in enumerate(SIDES):
