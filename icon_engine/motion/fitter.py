@@ -114,7 +114,7 @@ class FrameFitter:
         self._hand_pose = torch.zeros(30, 3)  # the hands' last fitted poses (left, right), used by the body
         self._hand_params: dict[str, list[torch.Tensor]] = {}
         self._hand_age: dict[str, int] = {}
-        self.hand_seconds = 0.0
+        self.hand_seconds = 0.0  # CPU seconds of the finger fits (the calling thread's)
         if self.hands:
             with torch.no_grad():
                 _, j_rest, k_rest = self.body.rest(self.betas)
@@ -211,9 +211,9 @@ class FrameFitter:
         fit = FrameFit(p["global_orient"].numpy().copy(), p["body_pose"].numpy().copy(), p["transl"].numpy().copy(),
                        out["joints"].double().numpy(), float(err[good].mean()) if good.any() else float("nan"))
         if self.hands:
-            t0 = time.process_time()
+            t0 = time.thread_time()  # this thread's CPU only (the tracking thread runs beside it)
             self._fit_hands(fit, out, getattr(det, "hands", None))
-            self.hand_seconds += time.process_time() - t0
+            self.hand_seconds += time.thread_time() - t0
         return fit
 
     def _fit_hands(self, fit: FrameFit, out: dict[str, torch.Tensor], hands: dict[str, np.ndarray] | None) -> None:
