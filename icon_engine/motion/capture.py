@@ -255,7 +255,8 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
             raw_trans[i] = r["fit"].transl
     poses = smooth.bridge(raw_poses, tracked, rotations=True)
     trans = smooth.bridge(raw_trans, tracked, rotations=False)
-    hand_seen = np.array([[r["fit"] is not None and s in r["fit"].hands for s in SIDES] for r in rows])
+    hand_seen = np.array([[r["fit"] is not None and s in r["fit"].hands_seen for s in SIDES] for r in rows])
+    hand_fitted = np.array([[r["fit"] is not None and s in r["fit"].hands for s in SIDES] for r in rows])
     hand_report: dict = {"enabled": bool(fitter.hands)}
     if options.hands and not fitter.hands:
         warnings.append("The body model has no fingertip keypoints, so the hands were not captured (rest pose).")
@@ -264,12 +265,12 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
         for k, s in enumerate(SIDES):
             cols = slice(25 + 15 * k, 40 + 15 * k)
             for i, r in enumerate(rows):
-                if hand_seen[i, k]:
+                if hand_fitted[i, k]:
                     raw_poses[i, cols] = r["fit"].hands[s]
-            poses[:, cols] = smooth.fill_unseen(raw_poses[:, cols], hand_seen[:, k], max_gap, blend)
-            errs = [r["fit"].hand_error_px[s] for i, r in enumerate(rows) if hand_seen[i, k]]
+            poses[:, cols] = smooth.fill_unseen(raw_poses[:, cols], hand_fitted[:, k], max_gap, blend)
+            errs = [r["fit"].hand_error_px[s] for i, r in enumerate(rows) if hand_fitted[i, k]]
             n = int(hand_seen[:, k].sum())
-            hand_report[s] = {"seen_frames": n, "filled_frames": T - n,
+            hand_report[s] = {"seen_frames": n, "filled_frames": T - n, "fitted_frames": int(hand_fitted[:, k].sum()),
                               "mean_error_px": round(float(np.mean(errs)), 3) if errs else None}
             if T - n > HAND_MISSING_WARNING * T:
                 warnings.append(f"The {s} hand was seen in {n} of {T} frames; in the others it was bridged or "

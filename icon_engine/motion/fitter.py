@@ -60,6 +60,9 @@ MIN_VISIBILITY = 0.3
 HAND_COLD_ITERS = (20, 40)
 HAND_WARM_ITERS = (3, 8)
 HAND_WARM_FRAMES = 5
+#: A hand followed from frame to frame (warm) is fitted on every HAND_STRIDE-th frame only; the frames between
+#: are interpolated (``smooth.fill_unseen``): fingers move smoothly at video rates and are low-passed at 4 Hz.
+HAND_STRIDE = 2
 W_HAND_TEMPORAL = 1.0
 SIDES = ("left", "right")
 #: Landmark pairs whose 3D direction BlazePose's world landmarks give: the limbs plus the torso's sides.
@@ -73,7 +76,9 @@ class FrameFit:
     """One frame's body: ``global_orient (3,)``, ``body_pose (21, 3)`` axis-angle (radians), ``transl (3,)``
     metres, ``joints (55, 3)`` camera world, ``error_px`` mean reprojection error of the visible landmarks;
     ``hands`` ``{"left"|"right": (15, 3)}`` axis-angle hand poses of the hands fitted in this frame (none when
-    not seen) and ``hand_error_px`` their weighted mean 2D error (wrist-aligned landmarks, px)."""
+    not seen, and every other frame of a hand followed from frame to frame: see :data:`HAND_STRIDE`),
+    ``hand_error_px`` their weighted mean 2D error (palm-centred landmarks, px) and ``hands_seen`` the sides
+    whose landmarks the frame had."""
 
     global_orient: np.ndarray
     body_pose: np.ndarray
@@ -82,6 +87,7 @@ class FrameFit:
     error_px: float
     hands: dict[str, np.ndarray] = field(default_factory=dict)
     hand_error_px: dict[str, float] = field(default_factory=dict)
+    hands_seen: tuple[str, ...] = ()
 
 
 class FrameFitter:
@@ -115,6 +121,7 @@ class FrameFitter:
         self._hand_params: dict[str, list[torch.Tensor]] = {}
         self._hand_age: dict[str, int] = {}
         self.hand_seconds = 0.0  # CPU seconds of the finger fits (the calling thread's)
+        self._frames = 0
         if self.hands:
             with torch.no_grad():
                 _, j_rest, k_rest = self.body.rest(self.betas)
@@ -222,7 +229,12 @@ class FrameFitter:
         for s in SIDES:
             self._hand_age[s] = self._hand_age.get(s, 10**6) + 1
         seen = observed_hands(hands)
+        fit.hands_seen = tuple(seen)
+        self._frames += 1
         if not seen:
+            return
+        if self._frames % HAND_STRIDE and all(s in self._hand_params and self._hand_age[s] <= HAND_WARM_FRAMES
+                                              for s in seen):
             return
         sides = list(seen)
         chain = {s: self.chains[s] for s in sides}
