@@ -1,6 +1,8 @@
 """Motion-from-video benchmark: synthetic clips with ground truth, rendered from the open body dressed.
 
-Four motions (walk, turn, jump, sit), ≥ 48 frames each at 30 fps, one fixed camera, 1280×720 by default. The
+Four motions (walk, turn, jump, sit), ≥ 48 frames each at 30 fps, one fixed camera, 1280×720 by default, and
+"wave" (standing, both forearms raised, palms to the camera, the right hand waving, both hands opening and
+closing a grasp out of phase: hand articulation, rasterised at full size so the fingers are sharp). The
 ground-truth motion is procedural; its root translation is solved so planted feet do not slide (the stance foot's
 ball joint is pinned while planted), so the clips have exact foot contacts. The body is dressed by offsetting its
 surface along the normals per garment (the outfits of ``bench/synthetic.py``) and rendered Lambert-shaded
@@ -10,9 +12,13 @@ Metrics over the 22 body joints (metres → mm): MPJPE after aligning the pelvis
 acceleration error (mean |Δ²joints| difference, mm/frame², pelvis-aligned) of the final motion and of the
 unsmoothed per-frame fit, foot skating (mean horizontal displacement of the ball-of-foot joint between
 consecutive ground-truth contact frames, cm/frame), speed (frames per second, wall and CPU, and the load).
+Hands (clips with finger motion): PA-MPJPE over each hand's 16 joints (wrist and 15 finger joints, Procrustes per
+hand and frame, mm) of the capture and of the same capture with flat hands (what the body alone gives), and the
+frames in which each hand was seen.
 
     python bench/motion.py --out /tmp/motion-bench            # all four clips, 720p
     python bench/motion.py --clips walk --size 640x360 --frames 48
+    python bench/motion.py --clips wave --no-hands             # speed without the hands
     python bench/motion.py --film /tmp/phone.mp4              # a phone-like "real" clip (portrait, rotated)
 """
 
@@ -41,6 +47,10 @@ from icon_engine.camera import Camera, default_intrinsics  # noqa: E402
 from icon_engine.motion.trajectory import FEET, posed_joints  # noqa: E402
 
 MOTIONS = ("walk", "turn", "jump", "sit")
+HAND_MOTIONS = ("wave",)
+L_WRIST, R_WRIST = 20, 21
+#: Each hand's joints: the wrist and its 15 finger joints (SMPL-X order).
+HAND_JOINTS = {"left": [L_WRIST, *range(25, 40)], "right": [R_WRIST, *range(40, 55)]}
 L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = 1, 2, 3, 4, 5, 6, 7, 8, 9
 NECK, HEAD, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW = 12, 15, 16, 17, 18, 19
 BODY = 22
@@ -146,9 +156,43 @@ def procedural_motion(kind: str, frames: int, fps: float = 30.0) -> tuple[np.nda
             p[R_KNEE] = (1.5 * c + 0.05, 0.0, 0.0)
             p[SPINE1] = (0.25 * c, 0.0, 0.0)
             _arms(p, -0.5 * c, -0.5 * c, elbow=0.3 + 0.9 * c)
+    elif kind == "wave":
+        _wave(poses, t)
     else:
         raise ValueError(f"unknown motion {kind!r}")
     return poses, planted, lift
+
+
+def _finger_curl(curl: float, thumb: float, side: str) -> np.ndarray:
+    """(15, 3) hand pose: the four fingers bent towards the palm by ``curl`` (0 open … 1 a loose fist; the
+    middle joints most) and the thumb folded across the palm by ``thumb``, for the flat-hand T-pose axes (the left
+    hand's fingers point +x with the palm down, so bending is about −z; the right hand mirrors it)."""
+    sign = -1.0 if side == "left" else 1.0
+    hand = np.zeros((15, 3))
+    for f, scale in enumerate((1.0, 1.05, 0.95, 1.1)):  # index, middle, pinky, ring (SMPL-X order)
+        for k, amount in enumerate((0.9, 1.3, 0.8)):
+            hand[3 * f + k] = (0.0, 0.0, sign * curl * amount * scale)
+    for k, amount in enumerate((0.5, 0.6, 0.7)):  # thumb: towards the palm and across it
+        hand[12 + k] = (thumb * amount * 0.6, sign * -0.3 * thumb * amount, sign * thumb * amount * 0.5)
+    return hand
+
+
+def _wave(poses: np.ndarray, t: np.ndarray) -> None:
+    """Standing, facing the camera; both forearms raised from the elbow with the palms to the camera; the right
+    hand waves (the forearm rocks in the body's plane) and both hands open and close (out of phase)."""
+    for i, ti in enumerate(t):
+        p = poses[i]
+        p[0] = (0.0, 0.15, 0.0)
+        p[L_SHOULDER] = (0.0, 0.0, -0.35)
+        p[R_SHOULDER] = (0.0, 0.0, 0.35)
+        p[L_ELBOW] = (0.0, 0.0, 1.45)
+        p[R_ELBOW] = (0.0, 0.0, -1.45 + 0.3 * math.sin(2 * math.pi * ti / 0.8))
+        p[L_WRIST] = (-1.57, 0.0, 0.0)  # palms to the camera
+        p[R_WRIST] = (-1.57, 0.0, 0.0)
+        grasp_l = 0.5 - 0.5 * math.cos(2 * math.pi * ti / 1.2)
+        grasp_r = 0.5 - 0.5 * math.cos(2 * math.pi * ti / 1.2 + math.pi)
+        p[25:40] = _finger_curl(grasp_l, grasp_l, "left")
+        p[40:55] = _finger_curl(grasp_r, 0.5 * grasp_r, "right")
 
 
 def place_ground_truth(poses: np.ndarray, planted: np.ndarray | None, lift: np.ndarray, rest_joints: np.ndarray,
@@ -291,6 +335,7 @@ def render_frames(body_model: Any, poses: np.ndarray, trans: np.ndarray, betas: 
         fp = torch.tensor(p, dtype=torch.float32)
         with torch.no_grad():
             out = body_model(betas=b, global_orient=fp[None, 0], body_pose=fp[1:22].reshape(1, 63),
+                             left_hand_pose=fp[25:40].reshape(1, 45), right_hand_pose=fp[40:55].reshape(1, 45),
                              transl=torch.tensor(tr, dtype=torch.float32)[None])
         v, f, c = dress(out.vertices[0].double().numpy())
         rgb, mask = render_shaded(camera.to_camera(v), f, camera.K, camera.width, camera.height, colors=c,
@@ -363,6 +408,8 @@ def make_clip(body_model: Any, kind: str, out_dir: Path, frames: int = 60, fps: 
     joints = posed_joints(rest_j, poses, trans)
     camera = fixed_camera(joints, *size)
     path = out_dir / f"{kind}.mp4"
+    if kind in HAND_MOTIONS:
+        render_scale = 1.0  # fingers of ~30 px need the full resolution
     if not (reuse and path.exists()):
         write_video(path, render_frames(body_model, poses, trans, betas, camera, outfit, seed,
                                         render_scale=render_scale), fps, size)
@@ -391,12 +438,23 @@ def metrics(pred: np.ndarray, gt: np.ndarray, planted: np.ndarray, fps: float) -
             "skate_cm_per_frame": float(np.mean(skate) * 100) if skate else float("nan")}
 
 
-def evaluate_clip(clip: Clip, body_model: Any, out_dir: Path) -> dict[str, Any]:
+def hand_pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Per side, the mean PA-MPJPE (mm) over the hand's 16 joints (wrist + 15 finger joints; Procrustes per hand
+    and frame) of predicted joints (T, 55, 3) against the ground truth (T, 55, 3)."""
+    return {side: float(np.mean([np.linalg.norm(procrustes_aligned(a[j], b[j]) - b[j], axis=-1).mean()
+                                 for a, b in zip(pred, gt, strict=True)]) * 1000)
+            for side, j in HAND_JOINTS.items()}
+
+
+def evaluate_clip(clip: Clip, body_model: Any, out_dir: Path, hands: bool = True) -> dict[str, Any]:
     """Run the capture on ``clip`` and score it (ground-truth shape given, as an avatar would give it)."""
     from icon_engine.motion import MotionOptions, capture_motion
 
     load = os.getloadavg()[0]
-    res = capture_motion(clip.video, out_dir / clip.name, MotionOptions(betas=clip.betas), body_model=body_model)
+    cpu0 = time.process_time()
+    res = capture_motion(clip.video, out_dir / clip.name, MotionOptions(betas=clip.betas, hands=hands),
+                         body_model=body_model)
+    cpu = time.process_time() - cpu0
     raw = res.raw
     idx = np.load(res.npz)["frame_index"]
     gt, planted = clip.joints[idx], clip.planted[idx]
@@ -406,8 +464,8 @@ def evaluate_clip(clip: Clip, body_model: Any, out_dir: Path) -> dict[str, Any]:
     m0 = metrics(unsmoothed, gt, planted, clip.fps)
     t = res.timings
     n = res.frames
-    return {
-        "clip": clip.name, "frames": n, **{k: round(v, 2) for k, v in m.items()},
+    out = {
+        "clip": clip.name, "frames": n, "hands": hands, **{k: round(v, 2) for k, v in m.items()},
         "accel_unsmoothed_mm_f2": round(m0["accel_mm_f2"], 2), "accel_ratio": round(m["accel_mm_f2"]
                                                                                    / m0["accel_mm_f2"], 3),
         "pa_mpjpe_unsmoothed_mm": round(m0["pa_mpjpe_mm"], 2),
@@ -415,20 +473,92 @@ def evaluate_clip(clip: Clip, body_model: Any, out_dir: Path) -> dict[str, Any]:
         "fps_wall": round(n / t["frames_wall_s"], 2), "cpu_ms_per_frame": round(1000 * t["frames_cpu_s"] / n, 1),
         "track_ms": round(1000 * t["track"] / n, 1), "fit_ms": round(1000 * t["fit"] / n, 1),
         "decode_ms": round(1000 * t["decode"] / n, 1), "load_avg": round(load, 2),
-        "warnings": res.warnings,
+        "hands_track_ms": round(1000 * t.get("hands_track", 0.0) / n, 1),
+        "hands_fit_cpu_ms": round(1000 * t.get("hands_fit_cpu", 0.0) / n, 1),
+        "total_cpu_s": round(cpu, 2), "warnings": res.warnings,
+        # the fit thread's own CPU and everything else (decoding, tracking, MediaPipe's threads): on two free cores
+        # they overlap, so a frame takes about the larger of the two
+        "fit_thread_cpu_ms": round(1000 * t["fit_thread_cpu"] / n, 1),
+        "fps_2core_bound": round(n / max(t["fit_thread_cpu"], t["frames_cpu_s"] - t["fit_thread_cpu"]), 2),
     }
+    if clip.poses[:, 25:55].any():  # a clip with finger motion: score the hands
+        flat = raw["poses_final"].copy()
+        flat[:, 25:55] = 0.0
+        got = hand_pa_mpjpe(final, gt)
+        base = hand_pa_mpjpe(posed_joints(raw["rest_joints"], flat, np.zeros((len(flat), 3))), gt)
+        seen = raw["hand_seen"].sum(0) if len(raw["hand_seen"]) else np.zeros(2)
+        out.update({f"hand_pa_mpjpe_{s}_mm": round(got[s], 2) for s in got})
+        out.update({f"hand_pa_mpjpe_{s}_flat_mm": round(base[s], 2) for s in base})
+        out["hand_seen_frames"] = [int(v) for v in seen]
+    return out
+
+
+def contact_strip(video: Path, npz: Path, body_model: Any, path: Path, frames: int = 6, height: int = 360,
+                  zoom_joint: int | None = None) -> Path:
+    """A contact strip: ``frames`` evenly spaced video frames (top) over the captured motion posed on the body and
+    rendered from the recovered camera (bottom, same crop), side by side; written as a PNG. ``zoom_joint``: crop
+    around that SMPL-X joint (e.g. 21, the right wrist) instead of the whole person."""
+    import cv2
+    import torch
+    from PIL import Image
+
+    from icon_engine.motion.video import iter_frames, probe_video
+    from icon_engine.motion.writers import from_amass
+    from icon_engine.render import render_shaded
+
+    with np.load(npz) as data:
+        arrays = {k: data[k] for k in ("poses", "trans", "betas", "camera_R", "camera_t", "camera_K", "camera_size",
+                                       "frame_index")}
+    b = torch.tensor(arrays["betas"], dtype=torch.float32)[None]
+    with torch.no_grad():
+        rest_pelvis = body_model.rest_joints(b)[0, 0].double().numpy()
+    poses, trans = from_amass(arrays["poses"], arrays["trans"], rest_pelvis)
+    W, H = (int(v) for v in arrays["camera_size"])
+    camera = Camera(arrays["camera_K"], arrays["camera_R"], arrays["camera_t"], W, H)
+    picks = np.linspace(0, len(poses) - 1, frames).round().astype(int)
+    wanted = {int(arrays["frame_index"][i]): i for i in picks}
+    tiles = []
+    for frame in iter_frames(probe_video(video)):
+        if frame.index not in wanted:
+            continue
+        i = wanted[frame.index]
+        p = torch.tensor(poses[i], dtype=torch.float32)
+        with torch.no_grad():
+            out = body_model(betas=b, global_orient=p[None, 0], body_pose=p[1:22].reshape(1, 63),
+                             left_hand_pose=p[25:40].reshape(1, 45), right_hand_pose=p[40:55].reshape(1, 45),
+                             transl=torch.tensor(trans[i], dtype=torch.float32)[None])
+        v = out.vertices[0].double().numpy()
+        rgb, mask = render_shaded(camera.to_camera(v), np.asarray(body_model.faces), camera.K, W, H,
+                                  colors=np.array([0.75, 0.72, 0.68]), light_dir=np.array([0.3, 0.5, 1.0]))
+        render = np.where(mask[..., None], (rgb * 255).astype(np.uint8), 255)
+        ys, xs = np.nonzero(mask)
+        side = int(1.08 * max(np.ptp(ys), np.ptp(xs), 32))
+        cx, cy = 0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max())
+        if zoom_joint is not None:
+            cx, cy = camera.project(out.joints[0, zoom_joint].double().numpy()[None])[0][0]
+            side = int(0.18 * np.ptp(ys))
+        m = np.array([[1.0, 0.0, side / 2 - cx], [0.0, 1.0, side / 2 - cy]])
+        crops = [cv2.warpAffine(img, m, (side, side), borderValue=(255, 255, 255)) for img in (frame.rgb, render)]
+        tiles.append(cv2.resize(np.concatenate(crops, 0), (height // 2, height),
+                                interpolation=cv2.INTER_AREA if side > height // 2 else cv2.INTER_CUBIC))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(tiles, 1)).save(path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/icon-motion-bench"))
-    ap.add_argument("--clips", nargs="*", default=[*MOTIONS, "phone"], choices=[*MOTIONS, "phone"],
+    ap.add_argument("--clips", nargs="*", default=[*MOTIONS, *HAND_MOTIONS, "phone"],
+                    choices=[*MOTIONS, *HAND_MOTIONS, "phone"],
                     help="phone: the phone-like 'real' clip (portrait, rotation metadata, noise, loose clothes)")
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--render-scale", type=float, default=0.5, help="rasterise at this fraction, then upscale")
     ap.add_argument("--reuse", action="store_true", help="reuse rendered clips in --out (ground truth is recomputed)")
     ap.add_argument("--film", type=Path, help="only film the phone-like clip to this path")
+    ap.add_argument("--hands", action=argparse.BooleanOptionalAction, default=True, help="capture the hands")
+    ap.add_argument("--strip", action="store_true", help="also write OUT/<clip>_strip.png (video over capture)")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     from icon_engine.body_model import load_body_model
@@ -447,8 +577,10 @@ def main(argv: list[str] | None = None) -> None:
             clip = make_clip(body_model, kind, args.out, args.frames, size=size, reuse=args.reuse,
                              render_scale=args.render_scale)
         render_s = time.perf_counter() - t0
-        row = evaluate_clip(clip, body_model, args.out)
+        row = evaluate_clip(clip, body_model, args.out, hands=args.hands)
         row["render_s"] = round(render_s, 1)
+        if args.strip:
+            contact_strip(clip.video, args.out / clip.name / "motion.npz", body_model, args.out / f"{kind}_strip.png")
         rows.append(row)
         print(json.dumps(row), flush=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))

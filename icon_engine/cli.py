@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     mot.add_argument("--fps", type=float, metavar="F", help="output frame rate (default: the video's)")
     mot.add_argument("--smoothing", choices=("zero_phase", "one_euro", "none"), default="zero_phase")
     mot.add_argument("--no-foot-lock", action="store_true", help="keep the fitted root (no foot locking)")
+    mot.add_argument("--hands", action=argparse.BooleanOptionalAction, default=True,
+                     help="capture the fingers where the hands are visible (default: on)")
     mot.add_argument("--bundle", type=Path, help="an avatar's result bundle: use its body shape (betas)")
     mot.add_argument("--smplx-model", type=Path, help="official SMPL-X .npz file or folder (default: open body)")
     mot.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
@@ -364,7 +366,8 @@ def cmd_motion(args: argparse.Namespace) -> int:
             raise EngineError("bad_bundle", f"Cannot read the body shape from {args.bundle}: {exc}",
                               "Name an ICON result bundle folder, or leave --bundle out.") from exc
     options = MotionOptions(person_index=args.person, start=args.start, end=args.end, fps=args.fps,
-                            smoothing=args.smoothing, lock_feet=not args.no_foot_lock, betas=betas)
+                            smoothing=args.smoothing, lock_feet=not args.no_foot_lock, betas=betas,
+                            hands=args.hands)
     body_model = None
     if args.smplx_model is not None:
         from .body_model import load_body_model

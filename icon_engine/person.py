@@ -543,8 +543,10 @@ HAND_POINTS = 21
 _HAND_PROXIES = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}  # wrist, pinky, index, thumb
 
 
-def _detect_hand(rgb: np.ndarray, keypoints: np.ndarray, side: str) -> np.ndarray | None:
-    """Hand landmarks (21, 3) px + visibility for ``side`` from a close-up around BlazePose's hand points."""
+def _detect_hand(rgb: np.ndarray, keypoints: np.ndarray, side: str, graph=None) -> np.ndarray | None:
+    """Hand landmarks (21, 3) px + visibility for ``side`` from a close-up around BlazePose's hand points.
+    ``graph``: a caller's own ``mp.solutions.hands.Hands`` (e.g. one in tracking mode per side for a video)
+    instead of the shared still-image one."""
     ids = _HAND_PROXIES[side]
     pts = keypoints[list(ids)]
     if pts[0, 2] < 0.5:
@@ -559,8 +561,11 @@ def _detect_hand(rgb: np.ndarray, keypoints: np.ndarray, side: str) -> np.ndarra
     s = size / side_px
     m = np.array([[s, 0.0, size / 2 - s * center[0]], [0.0, s, size / 2 - s * center[1]], [0.0, 0.0, 1.0]])
     patch = crop_image(rgb, m, crop_size=size)
-    with _MODELS.lock:
-        result = _MODELS.hands().process(np.ascontiguousarray(patch))
+    if graph is not None:
+        result = graph.process(np.ascontiguousarray(patch))
+    else:
+        with _MODELS.lock:
+            result = _MODELS.hands().process(np.ascontiguousarray(patch))
     if not result.multi_hand_landmarks:
         return None
     lms = result.multi_hand_landmarks[0].landmark

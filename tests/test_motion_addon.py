@@ -205,3 +205,35 @@ def test_blender_reads_our_bvh(addon, tmp_path: Path) -> None:
             got = np.array(arm.matrix_world @ bone.head)
             x, y, z = want[frame, j]
             assert np.allclose(got, [x, -z, y], atol=2e-3), (frame, JOINT_NAMES[j], got, want[frame, j])
+
+
+def test_captured_hands_move_the_finger_bones(addon, tmp_path: Path) -> None:
+    """Finger poses in the engine's motion.npz reach the avatar's finger bones through Apply motion (the path
+    Motion from video takes): a curled left hand brings the fingertip joints towards the wrist, the wrist and
+    the untouched right hand stay where the flat-hand motion puts them."""
+    import numpy as np
+
+    from icon_blender.blender.motion import apply_motion
+    from icon_engine.motion.writers import write_amass_npz
+
+    _, res = addon
+    arm = _armature(res)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    poses = np.zeros((4, 55, 3))
+    poses[:, 16] = (0.0, 0.0, -1.0)  # the left arm lowered
+    heads = {}
+    for name, curl in (("flat", 0.0), ("curled", 0.8)):
+        poses[:, 25:37] = (0.0, 0.0, -curl)  # the left index, middle, pinky and ring bend towards the palm
+        path = write_amass_npz(tmp_path / f"{name}.npz", poses, np.zeros((4, 3)), np.zeros(10), 30.0, np.zeros(3))
+        apply_motion(arm, path, scene)
+        scene.frame_set(2)
+        heads[name] = {b: np.array(arm.matrix_world @ arm.pose.bones[b].head)
+                       for b in ("left_wrist", "left_index3", "left_middle3", "right_index3")}
+    flat, curled = heads["flat"], heads["curled"]
+    for tip in ("left_index3", "left_middle3"):
+        reach_flat = np.linalg.norm(flat[tip] - flat["left_wrist"])
+        reach_curled = np.linalg.norm(curled[tip] - curled["left_wrist"])
+        assert reach_curled < reach_flat - 0.02, (tip, reach_flat, reach_curled)
+    assert np.allclose(curled["left_wrist"], flat["left_wrist"], atol=1e-4)
+    assert np.allclose(curled["right_index3"], flat["right_index3"], atol=1e-4)

@@ -244,6 +244,21 @@ def _parse_bvh(text: str):
     return names, parents, np.array(offsets), frames
 
 
+def _bvh_positions(row: np.ndarray, parents: list[int], offsets: np.ndarray) -> np.ndarray:
+    """Joint positions (J, 3) of one BVH frame row (root position, then ZXY degrees per joint)."""
+    glob_r, pos = [None] * len(parents), np.zeros((len(parents), 3))
+    for j in range(len(parents)):
+        z, x, y = np.radians(row[3 + 3 * j: 6 + 3 * j])
+        R = axis_angle_to_matrix(np.array([0, 0, z])) @ axis_angle_to_matrix(np.array([x, 0, 0])) \
+            @ axis_angle_to_matrix(np.array([0, y, 0]))
+        if parents[j] < 0:
+            glob_r[j], pos[j] = R, row[:3]
+        else:
+            glob_r[j] = glob_r[parents[j]] @ R
+            pos[j] = pos[parents[j]] + glob_r[parents[j]] @ offsets[j]
+    return pos
+
+
 def test_bvh_reproduces_the_joint_positions(tmp_path: Path, rest_joints: np.ndarray) -> None:
     poses, _, _ = procedural_motion("jump", 12)
     trans = np.linspace([0, 0, 0], [0.5, 0.2, -0.3], 12)
@@ -251,21 +266,11 @@ def test_bvh_reproduces_the_joint_positions(tmp_path: Path, rest_joints: np.ndar
     names, parents, offsets, frames = _parse_bvh(path.read_text())
     assert len(names) == 22 and names[0] == "pelvis" and frames.shape == (12, 3 + 22 * 3)
     want = posed_joints(rest_joints, poses, trans)[:, :22] * 100.0
-    for t in (0, 6, 11):
-        glob_r, pos = [None] * 22, np.zeros((22, 3))
-        for j in range(22):
-            z, x, y = np.radians(frames[t, 3 + 3 * j: 6 + 3 * j])
-            R = axis_angle_to_matrix(np.array([0, 0, z])) @ axis_angle_to_matrix(np.array([x, 0, 0])) \
-                @ axis_angle_to_matrix(np.array([0, y, 0]))
-            if parents[j] < 0:
-                glob_r[j], pos[j] = R, frames[t, :3]
-            else:
-                glob_r[j] = glob_r[parents[j]] @ R
-                pos[j] = pos[parents[j]] + glob_r[parents[j]] @ offsets[j]
-        from icon_engine.bundle.skeleton import JOINT_NAMES
+    from icon_engine.bundle.skeleton import JOINT_NAMES
 
-        order = [JOINT_NAMES.index(n) for n in names]
-        assert np.abs(pos - want[t][order]).max() < 0.05  # centimetres
+    order = [JOINT_NAMES.index(n) for n in names]
+    for t in (0, 6, 11):
+        assert np.abs(_bvh_positions(frames[t], parents, offsets) - want[t][order]).max() < 0.05  # centimetres
     # the Euler helper is the inverse of Rz Rx Ry
     zxy = np.radians(euler_zxy_deg(axis_angle_to_matrix(np.array([0.3, -0.7, 1.1]))))
     R = axis_angle_to_matrix(np.array([0, 0, zxy[0]])) @ axis_angle_to_matrix(np.array([zxy[1], 0, 0])) \
@@ -292,3 +297,111 @@ def test_start_past_half_a_second_seeks_to_the_right_frame(tmp_path: Path) -> No
     got = list(iter_frames(info, *frame_range(info, 1.2, 1.5, None)))
     assert [g.index for g in got] == list(range(36, 46))
     assert abs(float(got[0].rgb.mean()) - 4 * 36) < 4  # the picture of frame 36, not of a keyframe before it
+
+
+# -------------------------------------------------------------------------------------------------- hands
+
+
+def test_unseen_hands_are_bridged_or_relaxed_to_rest() -> None:
+    """A short gap between two sightings is interpolated; a long one relaxes to the rest pose and grows back;
+    frames before the first sighting grow out of the rest pose; a hand never seen stays at rest."""
+    T = 40
+    aa = np.zeros((T, 15, 3))
+    aa[:, :, 2] = 0.8  # a curled hand wherever it was seen
+    seen = np.zeros(T, bool)
+    seen[10:14] = seen[16:20] = seen[35:] = True  # gaps: 14–15 (short), 20–34 (long), 0–9 (start)
+    out = smooth.fill_unseen(aa, seen, max_gap=4, blend=3)
+    assert np.allclose(out[seen][..., 2], 0.8) and np.allclose(out[14:16, :, 2], 0.8, atol=1e-6)  # bridged
+    curl = out[:, 0, 2]
+    assert np.allclose(curl[20:23], [0.6, 0.4, 0.2]) and np.allclose(curl[23:32], 0.0)  # relaxed over 3 frames
+    assert np.allclose(curl[32:35], [0.2, 0.4, 0.6])  # grows back before the next sighting
+    assert np.allclose(curl[:7], 0.0) and curl[9] > curl[8] > curl[7] > 0.0
+    assert np.allclose(smooth.fill_unseen(aa, np.zeros(T, bool), 4, 3), 0.0)
+
+
+def test_trunk_is_smoothed_more_than_the_limbs() -> None:
+    """Per-joint cut-offs: the trunk (2.5 Hz) loses more of a 3.5 Hz wobble than a limb (4 Hz); a slow motion
+    passes both."""
+    cut = smooth.joint_cutoffs(55)
+    assert cut[0] == cut[9] == cut[15] == smooth.TRUNK_CUTOFF_HZ and cut[18] == cut[30] == smooth.ROTATION_CUTOFF_HZ
+    assert smooth.TRUNK_CUTOFF_HZ < cut[13] < smooth.ROTATION_CUTOFF_HZ
+    fps, t = 30.0, np.arange(90) / 30.0
+    aa = np.zeros((90, 22, 3))
+    aa[:, :, 0] = 0.3 * np.sin(2 * np.pi * 0.5 * t)[:, None] + 0.05 * np.sin(2 * np.pi * 3.5 * t)[:, None]
+    out = smooth.smooth_rotations(aa, fps, cut[:22])
+    slow = 0.3 * np.sin(2 * np.pi * 0.5 * t)
+    wobble = lambda j: np.abs(out[15:-15, j, 0] - slow[15:-15]).mean()  # noqa: E731
+    assert wobble(0) < 0.6 * wobble(18) and wobble(18) < 0.05
+    assert np.allclose(out[:, 3], out[:, 0]) and np.allclose(smooth.smooth_rotations(aa, fps, 4.0)[:, 0], out[:, 18])
+
+
+def test_hand_chain_is_the_body_below_the_forearm() -> None:
+    """The video finger fit's hand chain puts the 21 hand points exactly where the whole fast body puts them."""
+    import torch
+
+    from icon_engine.body_model import load_body_model
+    from icon_engine.fit.fastbody import FastBody
+    from icon_engine.fit.hands import HandChain, hand_model_indices, model_hand_points
+
+    model = load_body_model()
+    body = FastBody(model, np.zeros(0, dtype=np.int64))
+    names = list(model.keypoint_names)
+    gen = torch.Generator().manual_seed(0)
+    betas = torch.randn(body.num_betas, generator=gen) * 0.5
+    pose = torch.randn(55, 3, generator=gen) * 0.3
+    out = body.forward(betas, pose, torch.tensor([0.1, 0.2, 3.0]), with_vertices=False)
+    _, j_rest, k_rest = body.rest(betas)
+    for side, first in (("left", 25), ("right", 40)):
+        chain = HandChain(side, j_rest, k_rest, body.kw, names)
+        want = model_hand_points(out["joints"], out["keypoints"], *hand_model_indices(side, names))
+        got = chain.points(out["rotations"][chain.forearm], pose[chain.wrist], out["joints"][chain.wrist],
+                           pose[first:first + 15])
+        assert torch.allclose(got, want, atol=1e-5)
+        assert (want - want[0]).norm(dim=-1).max() > 0.1  # the points do span a hand
+
+
+def test_bvh_with_hands_reproduces_the_finger_joints(tmp_path: Path, rest_joints: np.ndarray) -> None:
+    from bench.motion import procedural_motion as motion
+    from icon_engine.bundle.skeleton import JOINT_NAMES
+
+    poses, _, _ = motion("wave", 8)
+    assert np.abs(poses[:, 25:55]).max() > 0.3  # the wave clip bends the fingers
+    trans = np.zeros((8, 3))
+    path = write_bvh(tmp_path / "h.bvh", poses, trans, rest_joints, 30.0, hands=True)
+    names, parents, offsets, frames = _parse_bvh(path.read_text())
+    assert len(names) == 52 and frames.shape == (8, 3 + 52 * 3)
+    assert set(names) == {JOINT_NAMES[j] for j in [*range(22), *range(25, 55)]}
+    want = posed_joints(rest_joints, poses, trans) * 100.0
+    order = [JOINT_NAMES.index(n) for n in names]
+    for t in (0, 7):  # centimetres, the fingers' last joints included
+        assert np.abs(_bvh_positions(frames[t], parents, offsets) - want[t][order]).max() < 0.05
+
+
+def test_floor_tilt_needs_three_footholds(rest_joints: np.ndarray) -> None:
+    """Sitting down with both feet still in the image, the fitted feet drift over an area (monocular depth): two
+    footholds, so the camera is taken as level; walking through the same tilted world, the tilt is found."""
+    from bench.motion import place_ground_truth
+    from icon_engine.bundle.skeleton import matrix_to_axis_angle
+    from icon_engine.motion.trajectory import FEET, _floor_rotation, footholds
+
+    tilt = axis_angle_to_matrix(np.array([np.radians(6.0), 0.0, 0.0]))
+    for kind in ("sit", "walk"):
+        poses, planted, lift = procedural_motion(kind, 48)
+        trans, planted = place_ground_truth(poses, planted, lift, rest_joints, 0.05)
+        if kind == "sit":  # depth error: the still feet wander over a 28 cm wide area in the fit
+            phase = np.linspace(0, 2 * np.pi, 48)
+            trans = trans + 0.14 * np.stack([np.cos(phase), np.zeros(48), np.sin(phase)], 1)
+        # the same motion seen by a camera pitched by 6°: rotate the world (orientation and pelvis)
+        poses = poses.copy()
+        poses[:, 0] = matrix_to_axis_angle(tilt @ axis_angle_to_matrix(poses[:, 0]))
+        trans = (rest_joints[0] + trans) @ tilt.T - rest_joints[0] - [0.0, 0.0, 4.0]
+        image_speed = np.where(planted, 0.0, 1.0)  # still in the image exactly while planted
+        out = place_on_floor(poses, trans, rest_joints, 0.05, 30.0, image_speed=image_speed)
+        joints = posed_joints(rest_joints, poses, trans)
+        spots = footholds(joints[:, [FEET[0][1], FEET[1][1]]], image_speed)
+        if kind == "sit":
+            assert len(spots) == 2 and out.floor_tilt_deg == 0.0
+            balls = joints[:, [FEET[0][1], FEET[1][1]]].reshape(-1, 3)
+            assert _floor_rotation(balls)[1] > 3.0  # the area alone would have given a tilt
+        else:
+            assert len(spots) >= 3 and abs(out.floor_tilt_deg - 6.0) < 1.5

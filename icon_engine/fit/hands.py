@@ -21,10 +21,14 @@ under 1.2 rad; everything is pulled gently towards the flat hand. Units: metres,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..bundle.skeleton import PARENTS
+from ..geometry.torch_skinning import axis_angle_to_matrix, skin_points, skinning_transforms
 
 #: SMPL-X joint of each MediaPipe hand landmark for the left hand (index into the 55 joints), or the name of a
 #: fingertip keypoint of the body model (``left_``/``right_`` prefix added per side).
@@ -54,6 +58,7 @@ HAND_SIGMA = 0.15  # robust scale, fraction of the hand's size (wrist → middle
 MIN_HAND_SCORE = 0.5
 W_BOUNDS = 50.0
 W_REST = 0.02
+CENTRE_ON_PALM = True
 
 
 def hand_model_indices(side: str, keypoint_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -131,9 +136,99 @@ def observed_hands(hands: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]
     return out
 
 
-def _hand_error(px: np.ndarray, obs: np.ndarray, weights: np.ndarray) -> float:
-    err = np.linalg.norm(px - obs, axis=1)
-    return float((err * weights).sum() / max(weights.sum(), 1e-9))
+_PALM_MASK = torch.zeros(21)
+_PALM_MASK[list(PALM)] = 1.0
+
+
+def hand_residuals(px: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(21, 2) px: projected model hand points minus their targets, less the residuals' weighted mean over the
+    palm points (with :data:`CENTRE_ON_PALM`): MediaPipe's wrist landmark sits at the wrist crease, not on the
+    model's wrist joint, so the palm, not the wrist, places the hand."""
+    res = px - target
+    if CENTRE_ON_PALM:
+        wp = weight * _PALM_MASK
+        res = res - (wp[:, None] * res).sum(0) / wp.sum().clamp(min=1e-6)
+    return res
+
+
+def hand_error_px(px: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> float:
+    """The weighted mean length (px) of :func:`hand_residuals`."""
+    err = hand_residuals(px, target, weight).norm(dim=-1)
+    return float((err * weight).sum() / weight.sum().clamp(min=1e-9))
+
+
+def hand_targets(obs: np.ndarray, model_wrist_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """One observed hand (21, 3) (px + score) → its landmarks moved so that the wrist sits on the model's
+    projected wrist (21, 2) px, their weights (21,) (the score; 0 for the aligned wrist) and the hand's size in
+    px (wrist → middle knuckle, at least 4)."""
+    target = torch.tensor(obs[:, :2] - obs[0, :2] + np.asarray(model_wrist_px, np.float64), dtype=torch.float32)
+    w = np.clip(obs[:, 2], 0.0, 1.0)
+    w[0] = 0.0  # the wrist is aligned, not fitted
+    return target, torch.tensor(w, dtype=torch.float32), max(float(np.linalg.norm(obs[9, :2] - obs[0, :2])), 4.0)
+
+
+def new_hand_params() -> list[torch.Tensor]:
+    """Starting hand parameters [flexions (12,), spreads (4,), thumb (3, 3)]: slightly bent (a relaxed hand; an
+    exactly flat hand also takes the model's rigid-hand shortcut)."""
+    return [torch.full((12,), 0.1), torch.zeros(4), torch.zeros(3, 3)]
+
+
+#: Callable: (hand params per side, wrist change per side) → world points (21, 3) per side, MediaPipe order.
+HandPoints = Callable[[dict[str, list[torch.Tensor]], dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+
+def optimise_hands(points: HandPoints, project: Callable[[torch.Tensor], torch.Tensor],
+                   targets: dict[str, tuple[torch.Tensor, torch.Tensor, float]],
+                   params: dict[str, list[torch.Tensor]], wrist: dict[str, torch.Tensor],
+                   wrist_iters: int = WRIST_ITERS, iters: int = HAND_ITERS,
+                   previous: dict[str, list[torch.Tensor]] | None = None, w_previous: float = 0.0,
+                   ) -> dict[str, torch.Tensor]:
+    """The finger fit's two steps, in place on ``params`` and ``wrist`` ((3,) axis-angle change of each side's
+    wrist): ``wrist_iters`` Adam steps of the wrist alone on the palm landmarks, then ``iters`` steps of the
+    fingers with the wrist fixed. Robust (Geman-McClure, scale shrinking from 4× to 1× :data:`HAND_SIGMA` of the
+    hand's size) 2D distance of ``points`` (projected by ``project``, world → px) to ``targets`` (of
+    :func:`hand_targets`), plus :func:`prior_loss`, a pull of the wrist change to zero (bounded by
+    :data:`WRIST_LIMIT`) and, with ``previous``, ``w_previous`` × the squared change from those parameters (a
+    warm-started video frame). Returns the final projected points (21, 2) px per side."""
+    from .core import _Adam
+
+    sides = list(targets)
+
+    def evaluate(sigma: float = HAND_SIGMA, palm_only: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        pts = points(params, wrist)
+        loss = torch.zeros(())
+        pxs = {}
+        for s in sides:
+            target, weight, scale = targets[s]
+            px = project(pts[s])
+            pxs[s] = px
+            r2 = (hand_residuals(px, target, weight) / scale).pow(2).sum(-1)
+            s2 = sigma**2
+            w = weight * _PALM_MASK if palm_only else weight
+            data = 1e2 * (w * s2 * r2 / (r2 + s2)).sum() / w.sum().clamp(min=1e-6)
+            loss = loss + data + prior_loss(*params[s]) + W_WRIST * wrist[s].pow(2).sum() \
+                + W_BOUNDS * (wrist[s].norm() - WRIST_LIMIT).clamp(min=0).pow(2)
+            if previous is not None and s in previous and w_previous > 0:
+                loss = loss + w_previous * sum((a - b).pow(2).sum() for a, b in zip(params[s], previous[s],
+                                                                                     strict=True))
+        return loss, pxs
+
+    for leaves, n, palm_only in (([wrist[s] for s in sides], wrist_iters, True),
+                                 ([t for s in sides for t in params[s]], iters, False)):
+        if n <= 0:
+            continue
+        for t in leaves:
+            t.requires_grad_(True)
+        opt = _Adam(leaves)
+        for i in range(n):
+            loss, _ = evaluate(HAND_SIGMA * (1.0 + 3.0 * max(0.0, 1.0 - 2.0 * i / n)), palm_only)  # wide → robust
+            loss.backward()
+            opt.step(HAND_LR * (0.1 + 0.45 * (1 + math.cos(math.pi * i / n))))
+        for t in leaves:
+            t.requires_grad_(False)
+            t.grad = None
+    with torch.no_grad():
+        return evaluate()[1]
 
 
 def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray] | None,
@@ -145,8 +240,6 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
     Returns per observed side ``{"before_px", "after_px"}``: the confidence-weighted mean distance (processing
     px) of the 21 wrist-aligned landmarks before (flat hand) and after. A hand whose error does not drop is
     left flat with its wrist unchanged."""
-    from .core import _Adam
-
     p["left_hand_pose"] = torch.zeros(15, 3)
     p["right_hand_pose"] = torch.zeros(15, 3)
     seen = observed_hands(hands)
@@ -160,74 +253,30 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
     idx = {s: hand_model_indices(s, names) for s in sides}
     basis = {s: HandBasis(s, j_rest, k_rest, names) for s in sides}
     wrist_joint = {"left": 20, "right": 21}
-    targets, weights, scale = {}, {}, {}
-    for s in sides:
-        obs = seen[s]
-        model_wrist = prob.project(base["joints"][wrist_joint[s]][None])[0].double().cpu().numpy()
-        targets[s] = torch.tensor(obs[:, :2] - obs[0, :2] + model_wrist, dtype=torch.float32)
-        w = np.clip(obs[:, 2], 0.0, 1.0)
-        w[0] = 0.0  # the wrist is aligned, not fitted
-        weights[s] = torch.tensor(w, dtype=torch.float32)
-        scale[s] = max(float(np.linalg.norm(obs[9, :2] - obs[0, :2])), 4.0)
-    # start slightly bent (a relaxed hand; also, an exactly flat hand takes the model's rigid-hand shortcut)
-    params = {s: [torch.full((12,), 0.1), torch.zeros(4), torch.zeros(3, 3)] for s in sides}
+    targets = {s: hand_targets(seen[s], prob.project(base["joints"][wrist_joint[s]][None])[0].double().cpu().numpy())
+               for s in sides}
+    params = {s: new_hand_params() for s in sides}
     wrist = {s: torch.zeros(3) for s in sides}
     body_pose0 = p["body_pose"].detach().clone()
-    palm = np.zeros(21)
-    palm[list(PALM)] = 1.0
 
-    def evaluate(sigma: float = HAND_SIGMA, palm_only: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def points(params: dict[str, list[torch.Tensor]], wrist: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         hand = {s: basis[s].pose(*params[s]) if s in params else torch.zeros(15, 3) for s in ("left", "right")}
         body_pose = body_pose0
         for s in sides:
             j = wrist_joint[s] - 1
             body_pose = body_pose.index_put((torch.tensor([j]),), body_pose0[j][None] + wrist[s][None])
-        q = dict(p, body_pose=body_pose, left_hand_pose=hand["left"], right_hand_pose=hand["right"])
-        out = prob.forward(q)
-        loss = torch.zeros(())
-        pxs = {}
-        for s in sides:
-            index, is_kp = idx[s]
-            pts = torch.where(torch.tensor(is_kp, dtype=torch.bool)[:, None], out["keypoints"][index.clip(
-                max=out["keypoints"].shape[0] - 1)], out["joints"][index])
-            px = prob.project(pts)
-            pxs[s] = px
-            r2 = ((px - targets[s]) / scale[s]).pow(2).sum(-1)
-            s2 = sigma**2
-            w = weights[s] * torch.tensor(palm, dtype=torch.float32) if palm_only else weights[s]
-            data = 1e2 * (w * s2 * r2 / (r2 + s2)).sum() / w.sum().clamp(min=1e-6)
-            loss = loss + data + prior_loss(*params[s]) + W_WRIST * wrist[s].pow(2).sum() \
-                + W_BOUNDS * (wrist[s].norm() - WRIST_LIMIT).clamp(min=0).pow(2)
-        return loss, pxs
+        out = prob.forward(dict(p, body_pose=body_pose, left_hand_pose=hand["left"], right_hand_pose=hand["right"]))
+        return {s: model_hand_points(out["joints"], out["keypoints"], *idx[s]) for s in sides}
 
-    start = [t.clone() for s in sides for t in params[s]]
-    for s in sides:  # the error of the flat hand
-        params[s][0].zero_()
+    flat = {s: [torch.zeros(12), *new_hand_params()[1:]] for s in sides}
     with torch.no_grad():
-        _, px0 = evaluate()
-    for t, t0 in zip([t for s in sides for t in params[s]], start, strict=True):
-        t.copy_(t0)
-    before = {s: _hand_error(px0[s].double().cpu().numpy(), targets[s].double().cpu().numpy(),
-                             weights[s].double().cpu().numpy()) for s in sides}
-    for leaves, n, palm_only in (([wrist[s] for s in sides], WRIST_ITERS, True),
-                                 ([t for s in sides for t in params[s]], iters, False)):
-        for t in leaves:
-            t.requires_grad_(True)
-        opt = _Adam(leaves)
-        for i in range(n):
-            loss, _ = evaluate(HAND_SIGMA * (1.0 + 3.0 * max(0.0, 1.0 - 2.0 * i / n)), palm_only)  # wide → robust
-            loss.backward()
-            opt.step(HAND_LR * (0.1 + 0.45 * (1 + math.cos(math.pi * i / n))))
-        for t in leaves:
-            t.requires_grad_(False)
-            t.grad = None
-    with torch.no_grad():
-        _, px1 = evaluate()
+        px0 = {s: prob.project(q) for s, q in points(flat, wrist).items()}
+    before = {s: hand_error_px(px0[s], *targets[s][:2]) for s in sides}
+    px1 = optimise_hands(points, prob.project, targets, params, wrist, iters=iters)
     metrics = {}
     body_pose = body_pose0.clone()
     for s in sides:
-        after = _hand_error(px1[s].double().cpu().numpy(), targets[s].double().cpu().numpy(),
-                            weights[s].double().cpu().numpy())
+        after = hand_error_px(px1[s], *targets[s][:2])
         keep = after < before[s]
         if keep:
             p[f"{s}_hand_pose"] = basis[s].pose(*params[s]).detach()
@@ -235,3 +284,62 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
         metrics[s] = {"before_px": round(before[s], 3), "after_px": round(after if keep else before[s], 3)}
     p["body_pose"] = body_pose
     return metrics
+
+
+def model_hand_points(joints: torch.Tensor, keypoints: torch.Tensor, index: np.ndarray,
+                      is_kp: np.ndarray) -> torch.Tensor:
+    """The model's 21 hand points (MediaPipe order) from posed ``joints`` and ``keypoints`` and the
+    (index, is-keypoint) pair of :func:`hand_model_indices`."""
+    kp = torch.as_tensor(is_kp, dtype=torch.bool)[:, None]
+    index_t = torch.as_tensor(index)
+    return torch.where(kp, keypoints[index_t.clamp(max=max(keypoints.shape[0] - 1, 0))],
+                       joints[index_t.clamp(max=joints.shape[0] - 1)])
+
+
+class HandChain:
+    """One hand's forward kinematics below the posed forearm: the wrist, its 15 finger joints and the 5 fingertip
+    keypoints (skinned with the body's keypoint weights, restricted to the hand's joints). Four kinematic
+    levels instead of the body's whole tree: what a video needs to fit hands frame after frame.
+
+    ``j_rest`` (55, 3), ``k_rest`` (K, 3) rest joints and keypoints of the shaped body (model frame, metres),
+    ``keypoint_weights`` (K, 55) the keypoints' skinning weights (``FastBody.kw``)."""
+
+    def __init__(self, side: str, j_rest: torch.Tensor, k_rest: torch.Tensor, keypoint_weights: torch.Tensor,
+                 keypoint_names: list[str]) -> None:
+        self.wrist = 20 if side == "left" else 21
+        first = 25 if side == "left" else 40
+        self.joints = [self.wrist, *range(first, first + 15)]  # five fingers of three joints, each in a row
+        pos = {j: i for i, j in enumerate(self.joints)}
+        assert all(int(PARENTS[j]) == (self.wrist if (j - first) % 3 == 0 else j - 1) for j in self.joints[1:])
+        self.forearm = int(PARENTS[self.wrist])
+        index, is_kp = hand_model_indices(side, keypoint_names)
+        self.j_rest = j_rest[self.joints].float()
+        chain = self.j_rest[1:].reshape(5, 3, 3)  # (finger, joint, xyz)
+        self.bones = (chain - torch.cat([self.j_rest[:1].expand(5, 1, 3), chain[:, :2]], 1))[..., None]
+        tips = index[is_kp == 1]
+        self.k_rest = k_rest[tips].float()
+        w = keypoint_weights[tips][:, self.joints].float()
+        self.kw = w / w.sum(-1, keepdim=True).clamp(min=1e-6)
+        # MediaPipe landmark → row of cat([chain joints (16), fingertips (5)])
+        tip_row = {int(k): 16 + i for i, k in enumerate(tips)}
+        self.rows = torch.tensor([tip_row[int(i)] if k else pos[int(i)] for i, k in zip(index, is_kp, strict=True)])
+
+    def points(self, forearm_rotation: torch.Tensor, wrist_pose: torch.Tensor, wrist_position: torch.Tensor,
+               hand_pose: torch.Tensor) -> torch.Tensor:
+        """The 21 hand points (MediaPipe order; world, metres) for the forearm's global rotation (3, 3), the
+        wrist's local axis-angle (3,), the posed wrist joint (3,) (world) and the hand pose (15, 3). Forward
+        kinematics one finger level at a time (the five fingers at once)."""
+        local = axis_angle_to_matrix(torch.cat([wrist_pose[None], hand_pose]))
+        g = forearm_rotation @ local[0]
+        fingers = local[1:].reshape(5, 3, 3, 3)
+        rots, locs = [], []
+        r, t = g.expand(5, 3, 3), wrist_position.expand(5, 3)
+        for k in range(3):
+            t = t + (r @ self.bones[:, k])[..., 0]
+            r = r @ fingers[:, k]
+            rots.append(r)
+            locs.append(t)
+        G = torch.cat([g[None], torch.stack(rots, 1).reshape(15, 3, 3)])
+        T = torch.cat([wrist_position[None], torch.stack(locs, 1).reshape(15, 3)])
+        tips = skin_points(self.kw, skinning_transforms(G, T, self.j_rest), self.k_rest)
+        return torch.cat([T, tips])[self.rows]

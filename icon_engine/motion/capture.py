@@ -1,5 +1,6 @@
-"""Motion from video, end to end: stream frames → track the person → fit each frame → smooth → floor, contacts,
-foot locking → ``motion.npz`` + ``motion.bvh`` + ``motion.json``.
+"""Motion from video, end to end: stream frames → track the person (and find their hands) → fit each frame (body,
+then the hands seen) → fill unseen hands, smooth → floor, contacts, foot locking → ``motion.npz`` +
+``motion.bvh`` + ``motion.json``.
 
 Frames are decoded and tracked in a background thread, a few frames ahead of the fit (two cores work).
 Progress goes to a callback as dicts (the CLI prints them as JSON lines); a cancel (``CancelToken`` or Ctrl-C)
@@ -23,7 +24,8 @@ import numpy as np
 from ..errors import Cancelled, EngineError
 from ..progress import CancelToken
 from . import smooth
-from .fitter import FrameFitter
+from .fitter import SIDES, FrameFitter
+from .hands import HandTracker
 from .track import Detection, PersonTracker
 from .trajectory import FEET, image_foot_speed, place_on_floor
 from .video import Frame, frame_range, iter_frames, probe_video
@@ -35,12 +37,18 @@ MAX_GAP_SECONDS = 0.5
 MIN_FRAMES = 2
 #: Frames between two progress reports (the first and last are always reported).
 PROGRESS_EVERY = 1
+#: Seconds over which a hand that is no longer seen relaxes to the rest pose (and a reappearing one grows back).
+HAND_BLEND_SECONDS = 0.3
+#: A warning is given when a hand is missing from more than this fraction of the frames.
+HAND_MISSING_WARNING = 0.1
 
 
 @dataclass
 class MotionOptions:
     """What to capture: person index (0 = largest), time range in seconds (None = whole clip), output rate
-    (None = the video's), smoothing ("zero_phase" | "one_euro" | "none"), foot locking, shared body shape."""
+    (None = the video's), smoothing ("zero_phase" | "one_euro" | "none") with its cut-offs (Hz: limbs and hands,
+    trunk — see :func:`smooth.joint_cutoffs` — and root translation), foot locking, shared body shape,
+    hands (MediaPipe hand landmarks fitted into the SMPL-X hand poses; off: hands stay at rest)."""
 
     person_index: int = 0
     start: float | None = None
@@ -50,7 +58,9 @@ class MotionOptions:
     lock_feet: bool = True
     betas: np.ndarray | None = None
     rotation_cutoff_hz: float = smooth.ROTATION_CUTOFF_HZ
+    trunk_cutoff_hz: float = smooth.TRUNK_CUTOFF_HZ
     translation_cutoff_hz: float = smooth.TRANSLATION_CUTOFF_HZ
+    hands: bool = True
 
 
 @dataclass
@@ -82,10 +92,11 @@ def _report(progress: Progress | None, video: str, stage: str, fraction: float, 
 LOOKAHEAD = 4
 
 
-def _tracked(frames: Iterator[Frame], tracker: PersonTracker, stop: threading.Event,
-             timings: dict[str, float]) -> Generator[tuple[Frame, Detection | None, int], None, None]:
+def _tracked(frames: Iterator[Frame], tracker: PersonTracker, stop: threading.Event, timings: dict[str, float],
+             hands: HandTracker | None = None) -> Generator[tuple[Frame, Detection | None, int], None, None]:
     """(frame, detection, misses so far) for each frame, decoded and tracked in a background thread while the
-    caller fits the previous frames (BlazePose and FFmpeg release the GIL: the two cores both work). At most
+    caller fits the previous frames (BlazePose and FFmpeg release the GIL: the two cores both work); with
+    ``hands``, the detection also carries the person's hand landmarks. At most
     :data:`LOOKAHEAD` frames wait in the queue. Closing the generator stops and joins the thread; an error in
     the thread is raised here."""
     items: queue.Queue = queue.Queue(maxsize=LOOKAHEAD)
@@ -111,6 +122,10 @@ def _tracked(frames: Iterator[Frame], tracker: PersonTracker, stop: threading.Ev
                 t = time.perf_counter()
                 det = tracker.step(frame.rgb)
                 timings["track"] += time.perf_counter() - t
+                if hands is not None and det is not None:
+                    t = time.perf_counter()
+                    det.hands = hands.step(frame.rgb, det.keypoints)
+                    timings["hands_track"] += time.perf_counter() - t
                 if not put((frame, det, tracker.misses)):
                     break
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
@@ -154,7 +169,7 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
     span = min(end, duration) - start
     expected = int(math.floor(span * fps + 1e-6)) + 1 if math.isfinite(span) else 0
     name = video.name
-    timings: dict[str, float] = {"decode": 0.0, "track": 0.0, "fit": 0.0}
+    timings: dict[str, float] = {"decode": 0.0, "track": 0.0, "hands_track": 0.0, "fit": 0.0, "fit_thread_cpu": 0.0}
     cpu0, wall0 = time.process_time(), time.perf_counter()
     _report(progress, name, "load", 0.0, 0.0, "Loading the body model")
     if body_model is None:
@@ -163,25 +178,27 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
         body_model = load_body_model()
     torch.set_num_threads(1)  # tiny tensors: threads cost more than they give
     W, H = info.processing_size
-    fitter = FrameFitter(body_model, W, H, options.betas)
+    fitter = FrameFitter(body_model, W, H, options.betas, hands=options.hands)
     tracker = PersonTracker(options.person_index)
+    hand_tracker = HandTracker() if fitter.hands else None
     rows: list[dict] = []  # one per frame: index, time, tracked, fit
     partial = False
     warnings: list[str] = []
     frames = iter_frames(info, start, end, fps)
     stop = threading.Event()
-    tracked_frames = _tracked(frames, tracker, stop, timings)
+    tracked_frames = _tracked(frames, tracker, stop, timings, hand_tracker)
     try:
         for frame, det, misses in tracked_frames:
             if cancel is not None:
                 cancel.check()
-            t = time.perf_counter()
+            t, tc = time.perf_counter(), time.thread_time()
             fit = None
             if det is not None:
                 fit = fitter.fit(det)
             elif misses > int(MAX_GAP_SECONDS * fps):
                 fitter.reset()
             timings["fit"] += time.perf_counter() - t
+            timings["fit_thread_cpu"] += time.thread_time() - tc
             rows.append({"index": frame.index, "time": frame.time, "fit": fit,
                          "keypoints": None if det is None else det.keypoints})
             n = len(rows)
@@ -195,6 +212,9 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
     finally:
         tracked_frames.close()  # stops and joins the decoding/tracking thread
         tracker.close()
+        if hand_tracker is not None:
+            hand_tracker.close()
+    timings["hands_fit_cpu"] = fitter.hand_seconds
     timings["frames_cpu_s"] = time.process_time() - cpu0
     timings["frames_wall_s"] = time.perf_counter() - wall0
     if not rows:
@@ -235,12 +255,35 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
             raw_trans[i] = r["fit"].transl
     poses = smooth.bridge(raw_poses, tracked, rotations=True)
     trans = smooth.bridge(raw_trans, tracked, rotations=False)
+    hand_seen = np.array([[r["fit"] is not None and s in r["fit"].hands_seen for s in SIDES] for r in rows])
+    hand_fitted = np.array([[r["fit"] is not None and s in r["fit"].hands for s in SIDES] for r in rows])
+    hand_report: dict = {"enabled": bool(fitter.hands)}
+    if options.hands and not fitter.hands:
+        warnings.append("The body model has no fingertip keypoints, so the hands were not captured (rest pose).")
+    if fitter.hands:
+        blend = max(1, int(round(HAND_BLEND_SECONDS * fps)))
+        for k, s in enumerate(SIDES):
+            cols = slice(25 + 15 * k, 40 + 15 * k)
+            for i, r in enumerate(rows):
+                if hand_fitted[i, k]:
+                    raw_poses[i, cols] = r["fit"].hands[s]
+            poses[:, cols] = smooth.fill_unseen(raw_poses[:, cols], hand_fitted[:, k], max_gap, blend)
+            errs = [r["fit"].hand_error_px[s] for i, r in enumerate(rows) if hand_fitted[i, k]]
+            n = int(hand_seen[:, k].sum())
+            hand_report[s] = {"seen_frames": n, "filled_frames": T - n, "fitted_frames": int(hand_fitted[:, k].sum()),
+                              "mean_error_px": round(float(np.mean(errs)), 3) if errs else None}
+            if T - n > HAND_MISSING_WARNING * T:
+                warnings.append(f"The {s} hand was seen in {n} of {T} frames; in the others it was bridged or "
+                                "relaxed to the rest pose." if n else
+                                f"The {s} hand was not seen: it keeps the rest pose.")
+    moving = slice(0, 55) if fitter.hands else slice(0, 22)
     t = time.perf_counter()
     if options.smoothing == "zero_phase":
-        poses[:, :22] = smooth.smooth_rotations(poses[:, :22], fps, options.rotation_cutoff_hz)
+        cutoffs = smooth.joint_cutoffs(55, options.rotation_cutoff_hz, options.trunk_cutoff_hz)[moving]
+        poses[:, moving] = smooth.smooth_rotations(poses[:, moving], fps, cutoffs)
         trans = smooth.zero_phase(trans, fps, options.translation_cutoff_hz)
     elif options.smoothing == "one_euro":
-        poses[:, :22] = smooth.one_euro_rotations(poses[:, :22], fps)
+        poses[:, moving] = smooth.one_euro_rotations(poses[:, moving], fps)
         trans = smooth.one_euro(trans, fps, min_cutoff=0.8, beta=0.5)
     rest = fitter.rest_joints
     with torch.no_grad():
@@ -258,7 +301,7 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     npz = write_amass_npz(out_dir / "motion.npz", traj.poses, traj.trans, fitter.betas.numpy(), fps, rest[0], extras)
-    bvh = write_bvh(out_dir / "motion.bvh", traj.poses, traj.trans, rest, fps)
+    bvh = write_bvh(out_dir / "motion.bvh", traj.poses, traj.trans, rest, fps, hands=fitter.hands)
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
     timings.update(total_wall_s=wall, total_cpu_s=cpu)
@@ -268,6 +311,7 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
         "processing_size": [W, H], "start_s": rows[0]["time"], "end_s": rows[-1]["time"], "partial": partial,
         "person": options.person_index, "people_at_start": tracker.people_at_start, "smoothing": options.smoothing,
         "lock_feet": options.lock_feet, "floor_tilt_deg": traj.floor_tilt_deg, "bridged_frames": bridged,
+        "hands": hand_report,
         "mean_reprojection_px": float(np.nanmean([r["fit"].error_px for r in rows if r["fit"] is not None])),
         "warnings": warnings, "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "files": {"npz": npz.name, "bvh": bvh.name},
@@ -279,5 +323,5 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
     _report(progress, name, "done", 1.0, 1.0, f"{T} frames written")
     raw_out = {"image_speed": speed, "keypoints": keypoints, "poses": raw_poses, "trans": raw_trans,
                "tracked": tracked, "rest_joints": rest, "contact": traj.contact, "joints": traj.joints,
-               "poses_smoothed": poses, "trans_smoothed": trans}
+               "poses_smoothed": poses, "trans_smoothed": trans, "hand_seen": hand_seen, "poses_final": traj.poses}
     return MotionResult(npz, bvh, meta_path, T, fps, partial, warnings, timings, raw_out)

@@ -4,8 +4,14 @@ Each frame is fitted from the previous frame's result (warm start) with one shar
 steps on: the robust 2D reprojection of the mapped landmarks (the single-photo fit's landmark mapping,
 :mod:`icon_engine.fit.landmarks`), 3D bone directions from BlazePose's world landmarks (limbs and torso sides),
 the pose priors of :mod:`icon_engine.fit.priors`, and a weak pull towards the previous frame. No silhouette, no
-hands, no vertices: only the skeleton and the regressed keypoints of :class:`~icon_engine.fit.fastbody.FastBody`
-are evaluated, which keeps a frame at a few tens of milliseconds on one core.
+vertices: only the skeleton and the regressed keypoints of :class:`~icon_engine.fit.fastbody.FastBody` are
+evaluated, which keeps a frame at a few tens of milliseconds on one core.
+
+Hands (``hands=True``): after the body, each hand seen in the frame (MediaPipe hand landmarks, see
+:mod:`icon_engine.motion.hands`) is fitted by the photo fit's finger fit (:mod:`icon_engine.fit.hands`: the same
+finger parametrisation, prior, robust 2D term and wrist-then-fingers steps) on the hand's own kinematic chain below
+the fitted forearm (:class:`~icon_engine.fit.hands.HandChain`), warm-started from the hand's last fit (a few steps
+and a weak pull to it) or, when the hand was not seen for a while, from a relaxed hand (the photo fit's steps).
 
 Frames: the camera is fixed at ``R = FRONT_VIEW_R``, ``t = 0`` with the default intrinsics of the processing
 frame, so the fitted body lives in the *camera world* (metres, Y up when the camera is level, the camera at the
@@ -14,7 +20,8 @@ origin looking along −Z). :mod:`icon_engine.motion.trajectory` moves it onto t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,6 +30,15 @@ from ..camera import FRONT_VIEW_R, default_intrinsics
 from ..fit import priors
 from ..fit.core import _Adam, landmark_points
 from ..fit.fastbody import FastBody
+from ..fit.hands import (
+    HandBasis,
+    HandChain,
+    hand_error_px,
+    hand_targets,
+    new_hand_params,
+    observed_hands,
+    optimise_hands,
+)
 from ..fit.init import blazepose_to_world, initial_pose, solve_translation
 from ..fit.landmarks import BP, LIMB_BONES, TORSO, resolve_targets
 from .track import Detection
@@ -39,6 +55,16 @@ W_PENETRATION = 200.0
 W_TEMPORAL = 2.0  # |θ − θ_prev|² (radians²) per frame: a weak pull that damps flips, not motion
 KP_SIGMA = 0.08  # robust scale of the 2D residual, fraction of the person's size
 MIN_VISIBILITY = 0.3
+#: Hands: Adam steps (wrist, then fingers) on a hand seen afresh and on a hand seen in the last
+#: :data:`HAND_WARM_FRAMES` frames (warm start), and the weight of the pull to its last fit (radians²).
+HAND_COLD_ITERS = (20, 40)
+HAND_WARM_ITERS = (3, 8)
+HAND_WARM_FRAMES = 5
+#: A hand followed from frame to frame (warm) is fitted on every HAND_STRIDE-th frame only; the frames between
+#: are interpolated (``smooth.fill_unseen``): fingers move smoothly at video rates and are low-passed at 4 Hz.
+HAND_STRIDE = 2
+W_HAND_TEMPORAL = 1.0
+SIDES = ("left", "right")
 #: Landmark pairs whose 3D direction BlazePose's world landmarks give: the limbs plus the torso's sides.
 DIRECTION_PAIRS: tuple[tuple[int, int], ...] = tuple((a, b) for _, _, a, b in LIMB_BONES) + (
     (BP["right_hip"], BP["left_hip"]), (BP["right_shoulder"], BP["left_shoulder"]),
@@ -48,20 +74,29 @@ DIRECTION_PAIRS: tuple[tuple[int, int], ...] = tuple((a, b) for _, _, a, b in LI
 @dataclass
 class FrameFit:
     """One frame's body: ``global_orient (3,)``, ``body_pose (21, 3)`` axis-angle (radians), ``transl (3,)``
-    metres, ``joints (55, 3)`` camera world, ``error_px`` mean reprojection error of the visible landmarks."""
+    metres, ``joints (55, 3)`` camera world, ``error_px`` mean reprojection error of the visible landmarks;
+    ``hands`` ``{"left"|"right": (15, 3)}`` axis-angle hand poses of the hands fitted in this frame (none when
+    not seen, and every other frame of a hand followed from frame to frame: see :data:`HAND_STRIDE`),
+    ``hand_error_px`` their weighted mean 2D error (palm-centred landmarks, px) and ``hands_seen`` the sides
+    whose landmarks the frame had."""
 
     global_orient: np.ndarray
     body_pose: np.ndarray
     transl: np.ndarray
     joints: np.ndarray
     error_px: float
+    hands: dict[str, np.ndarray] = field(default_factory=dict)
+    hand_error_px: dict[str, float] = field(default_factory=dict)
+    hands_seen: tuple[str, ...] = ()
 
 
 class FrameFitter:
     """Fits frames of one video in order. ``betas`` (num_betas,) is the shared shape (zeros: the mean body);
-    ``width``/``height`` the processing frame size in pixels."""
+    ``width``/``height`` the processing frame size in pixels; ``hands``: fit the hands the detections carry
+    (needs a body model with fingertip keypoints; otherwise hands stay at rest)."""
 
-    def __init__(self, body_model, width: int, height: int, betas: np.ndarray | None = None) -> None:
+    def __init__(self, body_model, width: int, height: int, betas: np.ndarray | None = None,
+                 hands: bool = False) -> None:
         self.body = FastBody(body_model, np.zeros(0, dtype=np.int64))
         nb = self.body.num_betas
         b = np.zeros(nb, np.float32)
@@ -79,14 +114,29 @@ class FrameFitter:
         with torch.no_grad():
             self.rest_joints = self.body.rest(self.betas)[1].double().numpy()
         self._prev: dict[str, torch.Tensor] | None = None
+        names = list(getattr(body_model, "keypoint_names", []))
+        self.hands = hands and all(f"{s}_{f}" in names for s in SIDES
+                                   for f in ("thumb", "index", "middle", "ring", "pinky"))
+        self._hand_pose = torch.zeros(30, 3)  # the hands' last fitted poses (left, right), used by the body
+        self._hand_params: dict[str, list[torch.Tensor]] = {}
+        self._hand_age: dict[str, int] = {}
+        self.hand_seconds = 0.0  # CPU seconds of the finger fits (the calling thread's)
+        self._frames = 0
+        if self.hands:
+            with torch.no_grad():
+                _, j_rest, k_rest = self.body.rest(self.betas)
+            self.chains = {s: HandChain(s, j_rest, k_rest, self.body.kw, names) for s in SIDES}
+            self.basis = {s: HandBasis(s, j_rest.double().numpy(), k_rest.double().numpy(), names) for s in SIDES}
 
     def reset(self) -> None:
         """Forget the previous frame (after a gap: the next frame starts cold)."""
         self._prev = None
+        self._hand_params.clear()
+        self._hand_pose = torch.zeros(30, 3)
 
     # -- model ------------------------------------------------------------------------------------------
     def _forward(self, p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        pose = torch.cat([p["global_orient"][None], p["body_pose"], torch.zeros(33, 3)])
+        pose = torch.cat([p["global_orient"][None], p["body_pose"], torch.zeros(3, 3), self._hand_pose])
         return self.body.forward(self.betas, pose, p["transl"], with_vertices=False)
 
     def _project(self, points: torch.Tensor) -> torch.Tensor:
@@ -165,5 +215,56 @@ class FrameFitter:
             points = landmark_points(out["joints"], out["keypoints"], out["rotations"], t)
             err = (self._project(points) - obs).norm(dim=-1).numpy()
         good = conf > 0
-        return FrameFit(p["global_orient"].numpy().copy(), p["body_pose"].numpy().copy(), p["transl"].numpy().copy(),
-                        out["joints"].double().numpy(), float(err[good].mean()) if good.any() else float("nan"))
+        fit = FrameFit(p["global_orient"].numpy().copy(), p["body_pose"].numpy().copy(), p["transl"].numpy().copy(),
+                       out["joints"].double().numpy(), float(err[good].mean()) if good.any() else float("nan"))
+        if self.hands:
+            t0 = time.thread_time()  # this thread's CPU only (the tracking thread runs beside it)
+            self._fit_hands(fit, out, getattr(det, "hands", None))
+            self.hand_seconds += time.thread_time() - t0
+        return fit
+
+    def _fit_hands(self, fit: FrameFit, out: dict[str, torch.Tensor], hands: dict[str, np.ndarray] | None) -> None:
+        """Fit the hands seen in this frame below the fitted forearms; fills ``fit.hands`` and corrects the
+        wrists in ``fit.body_pose`` (and in the warm start of the next frame)."""
+        for s in SIDES:
+            self._hand_age[s] = self._hand_age.get(s, 10**6) + 1
+        seen = observed_hands(hands)
+        fit.hands_seen = tuple(seen)
+        self._frames += 1
+        if not seen:
+            return
+        if self._frames % HAND_STRIDE and all(s in self._hand_params and self._hand_age[s] <= HAND_WARM_FRAMES
+                                              for s in seen):
+            return
+        sides = list(seen)
+        chain = {s: self.chains[s] for s in sides}
+        with torch.no_grad():
+            forearm = {s: out["rotations"][chain[s].forearm].detach() for s in sides}
+            wrist_pos = {s: out["joints"][chain[s].wrist].detach() for s in sides}
+            wrist_px = {s: self._project(wrist_pos[s][None])[0].double().numpy() for s in sides}
+        wrist_pose = {s: torch.tensor(fit.body_pose[chain[s].wrist - 1], dtype=torch.float32) for s in sides}
+        targets = {s: hand_targets(seen[s], wrist_px[s]) for s in sides}
+        warm = {s: s in self._hand_params and self._hand_age[s] <= HAND_WARM_FRAMES for s in sides}
+        params = {s: [t.clone() for t in self._hand_params[s]] if warm[s] else new_hand_params() for s in sides}
+        previous = {s: [t.clone() for t in params[s]] for s in sides if warm[s]}
+        wrist = {s: torch.zeros(3) for s in sides}
+
+        def points(params: dict[str, list[torch.Tensor]], wrist: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {s: chain[s].points(forearm[s], wrist_pose[s] + wrist[s], wrist_pos[s],
+                                       self.basis[s].pose(*params[s])) for s in sides}
+
+        wrist_iters, iters = HAND_WARM_ITERS if all(warm.values()) else HAND_COLD_ITERS
+        px = optimise_hands(points, self._project, targets, params, wrist, wrist_iters, iters, previous,
+                            W_HAND_TEMPORAL)
+        for s in sides:
+            fit.hand_error_px[s] = hand_error_px(px[s], *targets[s][:2])
+            pose = self.basis[s].pose(*params[s]).detach()
+            fit.hands[s] = pose.numpy().astype(np.float64)
+            j = chain[s].wrist - 1
+            fit.body_pose[j] = fit.body_pose[j] + wrist[s].numpy()
+            if self._prev is not None:
+                self._prev["body_pose"][j] += wrist[s]
+            self._hand_params[s] = [t.detach().clone() for t in params[s]]
+            self._hand_age[s] = 0
+            k = 0 if s == "left" else 15
+            self._hand_pose[k:k + 15] = pose

@@ -16,9 +16,14 @@ from scipy.signal import butter, filtfilt
 
 from ..geometry.rotations import axis_angle_to_quaternion, quaternion_to_axis_angle, sign_continuous
 
-#: Default cut-off frequencies (Hz) for body rotations and for the root translation.
+#: Default cut-off frequencies (Hz) for limb (and finger) rotations and for the root translation.
 ROTATION_CUTOFF_HZ = 4.0
 TRANSLATION_CUTOFF_HZ = 3.0
+#: The trunk — the body's orientation, spine, neck and head (SMPL-X joints 0, 3, 6, 9, 12, 15) — is heavy and turns
+#: slowly: its rotations are low-passed at this lower cut-off (Hz); the collars (13, 14) half-way between.
+TRUNK_CUTOFF_HZ = 2.5
+TRUNK_JOINTS = (0, 3, 6, 9, 12, 15)
+COLLAR_JOINTS = (13, 14)
 
 
 def _butter(cutoff_hz: float, fps: float, order: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
@@ -39,10 +44,26 @@ def zero_phase(x: np.ndarray, fps: float, cutoff_hz: float) -> np.ndarray:
     return filtfilt(b, a, x, axis=0, padlen=min(len(x) - 1, 3 * max(len(a), len(b)) * 4), padtype="odd")
 
 
-def smooth_rotations(aa: np.ndarray, fps: float, cutoff_hz: float = ROTATION_CUTOFF_HZ) -> np.ndarray:
-    """Zero-phase smoothing of axis-angle rotations (T, J, 3) through sign-continuous quaternions."""
+def joint_cutoffs(joints: int, limbs_hz: float = ROTATION_CUTOFF_HZ, trunk_hz: float = TRUNK_CUTOFF_HZ
+                  ) -> np.ndarray:
+    """(joints,) cut-off (Hz) per SMPL-X joint: ``trunk_hz`` for :data:`TRUNK_JOINTS`, their mean for the
+    collars, ``limbs_hz`` for every other joint (limbs, hands, jaw, eyes)."""
+    out = np.full(joints, float(limbs_hz))
+    out[[j for j in TRUNK_JOINTS if j < joints]] = trunk_hz
+    out[[j for j in COLLAR_JOINTS if j < joints]] = 0.5 * (trunk_hz + limbs_hz)
+    return out
+
+
+def smooth_rotations(aa: np.ndarray, fps: float, cutoff_hz: float | np.ndarray = ROTATION_CUTOFF_HZ) -> np.ndarray:
+    """Zero-phase smoothing of axis-angle rotations (T, J, 3) through sign-continuous quaternions; ``cutoff_hz``
+    one cut-off (Hz) for all joints or one per joint (J,) (e.g. :func:`joint_cutoffs`)."""
     q = sign_continuous(axis_angle_to_quaternion(aa))
-    return quaternion_to_axis_angle(zero_phase(q, fps, cutoff_hz))
+    cut = np.broadcast_to(np.asarray(cutoff_hz, np.float64), (q.shape[1],))
+    out = np.empty_like(q)
+    for c in np.unique(cut):
+        cols = np.flatnonzero(cut == c)
+        out[:, cols] = zero_phase(q[:, cols], fps, float(c))
+    return quaternion_to_axis_angle(out)
 
 
 class OneEuro:
@@ -113,3 +134,30 @@ def bridge(values: np.ndarray, valid: np.ndarray, rotations: bool) -> np.ndarray
     filled = np.stack([np.interp(t, good, flat[:, c]) for c in range(flat.shape[1])], 1)
     filled = filled.reshape((len(out),) + data.shape[1:])
     return quaternion_to_axis_angle(filled) if rotations else filled
+
+
+def fill_unseen(aa: np.ndarray, seen: np.ndarray, max_gap: int, blend: int) -> np.ndarray:
+    """Rotations (T, J, 3) axis-angle known where ``seen`` (T,) → all frames: a gap of at most ``max_gap`` frames
+    between two seen frames is bridged (:func:`bridge`); elsewhere the last seen pose relaxes to the rest pose
+    (zero) over ``blend`` frames and the next seen one grows out of it over as many (the axis-angle scaled: the
+    shortest way to the rest); a part never seen stays at rest."""
+    seen = np.asarray(seen, bool)
+    aa = np.asarray(aa, np.float64)
+    out = np.where(seen[(slice(None),) + (None,) * (aa.ndim - 1)], aa, 0.0)
+    good = np.flatnonzero(seen)
+    if len(good) == 0 or seen.all():
+        return out
+    bridged = bridge(aa, seen, rotations=True)
+    for t in np.flatnonzero(~seen):
+        k = int(np.searchsorted(good, t))
+        prev = int(good[k - 1]) if k > 0 else None
+        nxt = int(good[k]) if k < len(good) else None
+        if prev is not None and nxt is not None and nxt - prev - 1 <= max_gap:
+            out[t] = bridged[t]
+            continue
+        a = max(0.0, 1.0 - (t - prev) / (blend + 1)) if prev is not None else 0.0
+        b = max(0.0, 1.0 - (nxt - t) / (blend + 1)) if nxt is not None else 0.0
+        if a + b > 1.0:
+            a, b = a / (a + b), b / (a + b)
+        out[t] = (a * aa[prev] if a else 0.0) + (b * aa[nxt] if b else 0.0)
+    return out

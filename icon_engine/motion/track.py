@@ -41,10 +41,12 @@ assert len(LANDMARK_NAMES) == 33
 @dataclass
 class Detection:
     """Our person in one frame: ``keypoints (33, 3)`` pixels + visibility, ``world (33, 3)`` BlazePose world
-    landmarks (metres, hip-centred, x right, y down, z away from the camera)."""
+    landmarks (metres, hip-centred, x right, y down, z away from the camera), ``hands`` the hand landmarks found
+    next to its wrists (``{"left"|"right": (21, 3)}`` px + score, filled by :mod:`icon_engine.motion.hands`)."""
 
     keypoints: np.ndarray
     world: np.ndarray
+    hands: dict[str, np.ndarray] | None = None
 
     @property
     def visibility(self) -> float:

@@ -6,8 +6,9 @@ Output: the same motion in a *floor world*: Y up, floor at y = 0, the pelvis of 
 and the camera's pose in that world.
 
 - Floor: the planted feet (the slower half of the lowest ball joint per frame) are fitted by a plane when they
-  cover an area (:data:`FLOOR_MIN_SPREAD`) and the tilt is plausible (:data:`FLOOR_MAX_TILT_DEG`); otherwise the
-  camera is taken as level and only the floor height is found.
+  cover an area (:data:`FLOOR_MIN_SPREAD`), were planted at :data:`MIN_FOOTHOLDS` distinct spots (with image
+  evidence) and the tilt is plausible (:data:`FLOOR_MAX_TILT_DEG`); otherwise the camera is taken as level and
+  only the floor height is found.
 - Contact: with a fixed camera a planted foot stands still *in the image* (heel or toes), whatever the error of
   the monocular depth: a foot is planted while its image speed is below :data:`CONTACT_IMAGE_SPEED` and it is not
   above the other foot by more than :data:`CONTACT_HEIGHT`. Without image evidence the 3D rule is used: ball
@@ -34,6 +35,11 @@ from .smooth import zero_phase
 #: may tilt at most this much from the camera's level; otherwise the camera is taken as level.
 FLOOR_MIN_SPREAD = 0.08
 FLOOR_MAX_TILT_DEG = 15.0
+#: ... and the feet must have been planted at this many distinct spots (footholds at least FOOTHOLD_SEPARATION
+#: metres apart horizontally): standing, sitting down or jumping on the spot, the depth error of a still foot
+#: (the body's size in the image changes as it crouches) can spread its fitted positions over an area.
+MIN_FOOTHOLDS = 3
+FOOTHOLD_SEPARATION = 0.12
 #: SMPL-X joints: (ankle, ball of the foot) for the left and right foot.
 FEET = ((7, 10), (8, 11))
 #: Contact thresholds: height of the ball joint above its resting height (m) and horizontal speed (m/s).
@@ -139,6 +145,23 @@ def detect_contact(joints: np.ndarray, fps: float, ball_rest_height: float,
     return contact
 
 
+def footholds(balls: np.ndarray, image_speed: np.ndarray) -> np.ndarray:
+    """(N, 3) the distinct spots where the feet were planted: the median ball-joint position (``balls`` (T, 2, 3))
+    of each run of at least :data:`MIN_CONTACT_FRAMES` frames in which that foot is still in the image
+    (``image_speed`` (T, 2), :func:`image_foot_speed`), keeping spots :data:`FOOTHOLD_SEPARATION` apart
+    (horizontally)."""
+    spots = []
+    for side in range(2):
+        for a, b in _runs(np.asarray(image_speed)[:, side] < CONTACT_IMAGE_SPEED):
+            if b - a >= MIN_CONTACT_FRAMES:
+                spots.append(np.median(balls[a:b, side], axis=0))
+    distinct: list[np.ndarray] = []
+    for spot in spots:
+        if all(np.linalg.norm((spot - d)[[0, 2]]) >= FOOTHOLD_SEPARATION for d in distinct):
+            distinct.append(spot)
+    return np.array(distinct).reshape(-1, 3)
+
+
 def _floor_rotation(points: np.ndarray) -> tuple[np.ndarray, float]:
     """Rotation taking the fitted floor's normal to +Y: identity (a level camera) unless the planted feet cover an
     area on the floor (RMS spread ≥ :data:`FLOOR_MIN_SPREAD` across their main direction, measured horizontally
@@ -174,6 +197,8 @@ def place_on_floor(poses: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray
     speed = np.linalg.norm(np.gradient(low, axis=0), axis=1) if len(low) > 1 else np.zeros(1)
     planted = low[speed <= np.quantile(speed, 0.5)] if len(low) > 3 else low
     R_floor, tilt = _floor_rotation(planted)
+    if image_speed is not None and len(footholds(ball, image_speed)) < MIN_FOOTHOLDS:
+        R_floor, tilt = np.eye(3), 0.0
     # rotate the world about the origin: orientation and pelvis positions (pelvis = J0 + trans)
     glob = R_floor @ axis_angle_to_matrix(poses[:, 0])
     poses[:, 0] = matrix_to_axis_angle(glob)

@@ -3,7 +3,7 @@
 ``motion.npz`` (AMASS SMPL-X layout, read by the add-on's **Apply motion** and by AMASS tools):
 
 - ``poses (T, 165)`` float: 55 joints × axis-angle (radians) in SMPL-X order (global orientation, 21 body
-  joints, jaw, eyes, 15 + 15 hand joints; hands, jaw and eyes are zero);
+  joints, jaw, eyes, 15 + 15 hand joints; jaw and eyes are zero, hands are zero unless captured);
 - ``trans (T, 3)`` metres, ``betas (num_betas,)``, ``gender`` ("neutral"), ``mocap_framerate`` (fps),
   ``surface_model_type`` ("smplx");
 - AMASS's world: **Z up** (floor z = 0). The SMPL-X body frame is Y up; the file's global orientation already
@@ -14,9 +14,9 @@
   (left, right foot planted), ``frame_index (T,)`` source video frame numbers, ``tracked (T,)`` (False where a
   gap was bridged).
 
-``motion.bvh``: the 22 body joints of SMPL-X with the rest offsets of the body (``betas``), centimetres, Y up,
-Z forward (the body faces +Z in the rest pose), rotations ZXY Euler in degrees relative to the rest pose (a
-T-pose), root position channels on the pelvis.
+``motion.bvh``: the 22 body joints of SMPL-X (and, with hands, the 30 finger joints under the wrists) with the
+rest offsets of the body (``betas``), centimetres, Y up, Z forward (the body faces +Z in the rest pose),
+rotations ZXY Euler in degrees relative to the rest pose (a T-pose), root position channels on the pelvis.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from ..bundle.skeleton import JOINT_NAMES, PARENTS, axis_angle_to_matrix, matrix
 
 #: +90° about X: SMPL-X's Y-up frame → AMASS's (and Blender's) Z-up frame.
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-#: Joints written to the BVH (the body skeleton).
+#: Joints written to the BVH: the body skeleton, plus the finger joints (SMPL-X 25–54) when hands are written.
 BVH_JOINTS = 22
+HAND_JOINTS = tuple(range(25, 55))
 
 
 def to_amass(poses: np.ndarray, trans: np.ndarray, rest_pelvis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,13 +95,15 @@ def euler_zxy_deg(R: np.ndarray) -> np.ndarray:
     return np.degrees(np.stack([z, x, y], -1))
 
 
-def write_bvh(path: str | Path, poses: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray, fps: float) -> Path:
-    """Write a BVH of the 22 body joints from Y-up ``poses (T, 55, 3)``, ``trans (T, 3)`` metres and the rest
-    joints (55, 3) of the body (see the module doc for units and axes)."""
+def write_bvh(path: str | Path, poses: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray, fps: float,
+              hands: bool = False) -> Path:
+    """Write a BVH of the 22 body joints (``hands``: and the 30 finger joints) from Y-up ``poses (T, 55, 3)``,
+    ``trans (T, 3)`` metres and the rest joints (55, 3) of the body (see the module doc for units and axes)."""
     path = Path(path)
-    rest = np.asarray(rest_joints, np.float64)[:BVH_JOINTS] * 100.0
-    children: dict[int, list[int]] = {j: [] for j in range(BVH_JOINTS)}
-    for j in range(1, BVH_JOINTS):
+    rest = np.asarray(rest_joints, np.float64) * 100.0
+    joints = list(range(BVH_JOINTS)) + (list(HAND_JOINTS) if hands else [])
+    children: dict[int, list[int]] = {j: [] for j in joints}
+    for j in joints[1:]:
         children[PARENTS[j]].append(j)
     lines = ["HIERARCHY"]
     order: list[int] = []
@@ -119,13 +122,18 @@ def write_bvh(path: str | Path, poses: np.ndarray, trans: np.ndarray, rest_joint
         if not children[j]:
             lines.append(f"{pad}  End Site")
             lines.append(f"{pad}  {{")
-            lines.append(f"{pad}    OFFSET 0.0000 {5.0 if j == 15 else 0.0:.4f} {5.0 if j in (10, 11) else 0.0:.4f}")
+            if j >= BVH_JOINTS:  # a fingertip: the last bone once more
+                tip = 0.8 * (rest[j] - rest[PARENTS[j]])
+                lines.append(f"{pad}    OFFSET {tip[0]:.4f} {tip[1]:.4f} {tip[2]:.4f}")
+            else:
+                lines.append(f"{pad}    OFFSET 0.0000 {5.0 if j == 15 else 0.0:.4f} "
+                             f"{5.0 if j in (10, 11) else 0.0:.4f}")
             lines.append(f"{pad}  }}")
         lines.append(f"{pad}}}")
 
     emit(0, 0)
     T = len(poses)
-    angles = euler_zxy_deg(axis_angle_to_matrix(np.asarray(poses, np.float64)[:, :BVH_JOINTS]))  # (T, 22, 3)
+    angles = euler_zxy_deg(axis_angle_to_matrix(np.asarray(poses, np.float64)))  # (T, 55, 3)
     root = (np.asarray(trans, np.float64) * 100.0) + rest[0]
     lines += ["MOTION", f"Frames: {T}", f"Frame Time: {1.0 / fps:.6f}"]
     for t in range(T):
