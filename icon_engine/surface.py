@@ -73,6 +73,13 @@ GAP_SHARE = 0.35
 #: volume: the offset around the body is an ellipse, its lateral radius the offset field, its depth radius this.
 DEPTH_MAX_M = 0.05
 DEPTH_SMOOTH_M = 0.15
+#: Share of the (clipped, averaged) outline margin that becomes depth reach: cloth hangs out at the sides more than
+#: it stands off the chest and back. With the full margin, the surface built on the ground-truth body of the
+#: shared rendered set was 0.2–1 cm too deep front and back on every subject (docs/benchmarks/fidelity.md).
+DEPTH_GAIN = 0.5
+#: Smallest depth radius of a loose offset (metres; reached as the offset goes from LOOSE_FROM_M to twice that): a
+#: flap stays a sheet thick enough for the grid to keep it.
+DEPTH_MIN_M = 0.02
 #: Skirts, dresses and coats (the mask fills the gap between the legs below the crotch): there the body is
 #: replaced by the hull of both legs (the horizontal segment between the legs' axes at each height, grown by the
 #: leg radius), and the depth reach is SKIRT_DEPTH_RATIO × the lateral one (a cone hanging from the waist).
@@ -163,9 +170,10 @@ def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np
 def depth_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np.ndarray:
     """Depth reach (H, W) in metres of the clothing around the body (towards and away from the camera).
 
-    The margins by which the mask extends beyond the body's outline, each clipped to :data:`DEPTH_MAX_M` and
-    averaged over :data:`DEPTH_SMOOTH_M` (normalised Gaussian in the image): a garment that is loose all round
-    shows the same margin on both sides; one flap sticking out far is clipped and diluted by its neighbours.
+    The margins by which the mask extends beyond the body's outline, each clipped to :data:`DEPTH_MAX_M`,
+    averaged over :data:`DEPTH_SMOOTH_M` (normalised Gaussian in the image) and scaled by :data:`DEPTH_GAIN`: a
+    garment that is loose all round shows the same margin on both sides; one flap sticking out far is clipped and
+    diluted by its neighbours.
     """
     outline = body_mask & ~ndimage.binary_erosion(body_mask)
     sd = mask_signed_distance(mask)
@@ -174,7 +182,7 @@ def depth_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np.
     num = ndimage.gaussian_filter(obs, sigma, truncate=2.5)
     den = ndimage.gaussian_filter(outline.astype(np.float32), sigma, truncate=2.5)
     r_px = np.where(den > 1e-4, num / np.maximum(den, 1e-12), 0.0)
-    return (TIGHT_OFFSET_M + r_px / px_per_m).astype(np.float32)
+    return (TIGHT_OFFSET_M + DEPTH_GAIN * r_px / px_per_m).astype(np.float32)
 
 
 class SkirtZone:
@@ -184,11 +192,13 @@ class SkirtZone:
     Detection (image): rows below the hip joints where the body's silhouette shows a gap between the legs; a
     skirt when the mask fills at least :data:`SKIRT_MIN_FILL` of that gap on consecutive rows from the hips down
     over :data:`SKIRT_MIN_LENGTH_M` or more (only columns between the legs' joints count: a hand beside a thigh
-    makes no gap); the hem is the last such row. Volume (bundle world, metres): per height, the body's own
+    makes no gap); the hem's row is the last such row. Volume (bundle world, metres): per height, the body's own
     cross-section there (the hips, then both legs; a box's centre and half-sizes along the hip axis and the
     forward direction) grown by ``δ(y)`` sideways and :data:`SKIRT_DEPTH_RATIO` ``× δ(y)`` in depth, an ellipse;
     ``δ(y)`` makes its outline as wide as the mask's row there (per 1 cm of height, never shrinking downwards),
-    centred on the mask's row; cut flat at the hips and the hem. ``present`` is False when no skirt is seen.
+    centred on the mask's row; cut flat at the hips and at the hem, the height where the ellipse's edge nearest the
+    camera projects onto the hem's row (a camera above the hem sees that edge lowest; cutting where the centre
+    projects there hung the back of a dress 2–5 cm too low). ``present`` is False when no skirt is seen.
     """
 
     LEGS = ((1, 4, 7), (2, 5, 8))  # SMPL-X hip, knee, ankle (left, right)
@@ -271,11 +281,30 @@ class SkirtZone:
             return
         last = int(np.nonzero(keep)[0].max())
         ys, delta, shift = ys[: last + 1], delta[: last + 1], shift[: last + 1]
-        self.centers, self.half = centers[: last + 1][::-1].copy(), half[: last + 1][::-1].copy()
+        centers, half = centers[: last + 1], half[: last + 1]
         delta = np.maximum.accumulate(ndimage.gaussian_filter1d(delta, 2.0))  # never shrinking downwards
+        # The mask's last row is the hem's edge nearest the camera, not its centre: a camera above the hem
+        # sees the front edge lower in the image than the centre at the same height. Cut the cone where its
+        # front edge passes below the mask's last row.
+        shift = ndimage.gaussian_filter1d(shift, 3.0)
+        c = centers + shift[:, None] * lat
+        w = camera.center - c
+        w[:, 1] = 0.0
+        w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-9)
+        reach = np.hypot((half[:, 0] + delta) * (w @ e1), (half[:, 1] + SKIRT_DEPTH_RATIO * delta) * (w @ e2))
+        v_front = camera.project(c + reach[:, None] * w)[0][:, 1]
+        below = np.nonzero(v_front > hem_row + 1.0)[0]
+        y_hem = float(ys[-1])
+        if len(below) and below[0] >= 3:
+            k = int(below[0])
+            a = (hem_row + 1.0 - v_front[k - 1]) / max(float(v_front[k] - v_front[k - 1]), 1e-9)
+            y_hem = float(ys[k - 1] + np.clip(a, 0.0, 1.0) * (ys[k] - ys[k - 1]))
+            ys, delta, shift = ys[: k + 1], delta[: k + 1], shift[: k + 1]
+            centers, half = centers[: k + 1], half[: k + 1]
+        self.centers, self.half = centers[::-1].copy(), half[::-1].copy()
         self.ys, self.delta = ys[::-1].copy(), delta[::-1].copy()  # ascending heights for np.interp
-        self.shift = ndimage.gaussian_filter1d(shift, 3.0)[::-1].copy()
-        self.lat, self.y_top, self.y_hem = lat, y_top, float(ys[-1])
+        self.shift = shift[::-1].copy()
+        self.lat, self.y_top, self.y_hem = lat, y_top, y_hem
         self.present = True
 
     def _grow(self, half_width: float, lat: np.ndarray, ax: float, az: float) -> float:
@@ -472,9 +501,11 @@ class _Field:
         # Loose offsets reach sideways (what the silhouette shows) more than along the view: outside the body the
         # offset is an ellipse, lateral radius r, depth radius r_depth = r / g (g ≥ 1): the distance's component
         # along the viewing ray counts g times.
-        g = 1.0 + (DEPTH_STRETCH - 1.0) * np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0)
+        loose = np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0)
+        g = 1.0 + (DEPTH_STRETCH - 1.0) * loose
         if self.depth_m is not None:
-            g = np.maximum(g, r / np.maximum(_sample(self.depth_m, uv, outside=None), TIGHT_OFFSET_M))
+            reach = np.maximum(_sample(self.depth_m, uv, outside=None), np.maximum(DEPTH_MIN_M * loose, TIGHT_OFFSET_M))
+            g = np.maximum(g, r / reach)
         g = np.maximum(g, 1.0)
         ray = self.camera.center - pts
         ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
