@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from .bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vertices
@@ -183,6 +184,7 @@ class SkinningField:
 
     def __init__(self, body: CanonicalBody, pose: np.ndarray, transl: np.ndarray) -> None:
         self.body = body
+        self.lbs_sparse = sp.csr_matrix(np.asarray(body.lbs_weights, dtype=np.float64))  # (V, 55), ≤ ~4 per row
         self.tree = cKDTree(body.vertices)
         self.part_trees = [(cKDTree(body.vertices[body.parts == p]), np.nonzero(body.parts == p)[0])
                            for p in range(len(PART_NAMES)) if (body.parts == p).any()]
@@ -190,6 +192,7 @@ class SkinningField:
         # joint transforms x ↦ R_j x + o_j with o_j = G_j − R_j J_j + transl
         self.rot = glob_r
         self.off = glob_t - np.einsum("jab,jb->ja", glob_r, body.joints) + np.asarray(transl).reshape(1, 3)
+        self._transforms = np.concatenate([glob_r.reshape(-1, 9), self.off], axis=1)  # (55, 12) [R_j | o_j]
 
     def weights(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
         """(weights (N, 55), distance to the nearest body vertex (N,)) of canonical points (N, 3).
@@ -210,12 +213,17 @@ class SkinningField:
         sigma = FIELD_SIGMA_M + FIELD_SLOPE * d0
         a = np.exp(-(d * d - d0 * d0) / (2.0 * sigma * sigma))
         a /= a.sum(axis=1, keepdims=True)
-        return np.einsum("nk,nkj->nj", a, self.body.lbs_weights[idx]), d0[:, 0]
+        # Σ_k a_nk · lbs[idx_nk] as a sparse (N, V) blend matrix times the sparse body weights: the body's rows
+        # hold a few joints each, so this never builds the dense (N, K, 55) gather
+        blend = sp.csr_matrix((a.ravel(), idx.ravel(), np.arange(0, n * a.shape[1] + 1, a.shape[1])),
+                              shape=(n, len(self.body.vertices)))
+        return (blend @ self.lbs_sparse).toarray(), d0[:, 0]
 
     def warp(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Canonical points (N, 3) → posed points (N, 3) by LBS with per-point ``weights`` (N, 55)."""
-        r = np.einsum("nj,jab->nab", weights, self.rot)
-        return np.einsum("nab,nb->na", r, points) + weights @ self.off
+        t = np.asarray(weights) @ self._transforms  # (N, 12): blended [R | o] per point
+        r = t[:, :9].reshape(-1, 3, 3)
+        return np.einsum("nab,nb->na", r, points) + t[:, 9:]
 
 
 def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery) -> tuple[np.ndarray, np.ndarray]:
@@ -245,6 +253,11 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
     return filled, known
 
 
+#: Farthest posed body vertex that can weigh in :meth:`CanonicalOccupancy.contact` (metres): beyond
+#: max(d_min + CONTACT_BAND_M, CONTACT_RADIUS_FAR_M) a vertex is not *near*, and d_min > CONTACT_FAR_M means no contact.
+_CONTACT_REACH_M = CONTACT_FAR_M + CONTACT_BAND_M + 1e-6
+
+
 class CanonicalOccupancy:
     """F(x_c) in metres, positive inside (module docstring, step 3); counts evaluated points and contact points."""
 
@@ -264,12 +277,14 @@ class CanonicalOccupancy:
         dps, dcs = [], []
         for tree, ids in self.part_trees:
             k = min(CONTACT_NEIGHBOURS, len(ids))
-            dp, idx = tree.query(x_p, k=k)
-            dp, idx = dp.reshape(len(x_p), k), ids[idx.reshape(len(x_p), k)]
+            # body vertices beyond _CONTACT_REACH_M weigh nothing (near = 0, or close = 0 for every neighbour):
+            # the bounded search skips them (distance inf, index len(ids))
+            dp, idx = tree.query(x_p, k=k, distance_upper_bound=_CONTACT_REACH_M)
+            dp, idx = dp.reshape(len(x_p), k), ids[np.minimum(idx.reshape(len(x_p), k), len(ids) - 1)]
             dps.append(dp)
             dcs.append(np.linalg.norm(x_c[:, None, :] - self.skin.body.vertices[idx], axis=2))
         dp, dc = np.concatenate(dps, axis=1), np.concatenate(dcs, axis=1)
-        dmin = dp.min(axis=1, keepdims=True)
+        dmin = np.minimum(dp.min(axis=1, keepdims=True), _CONTACT_REACH_M)  # finite: no inf − inf below
         near = np.maximum(np.clip((dmin + CONTACT_BAND_M - dp) / CONTACT_BAND_M, 0.0, 1.0),
                           np.clip((CONTACT_RADIUS_FAR_M - dp) / (CONTACT_RADIUS_FAR_M - CONTACT_RADIUS_M), 0.0, 1.0))
         foreign = np.clip((dc - dp - FOREIGN_FROM_M) / (FOREIGN_FULL_M - FOREIGN_FROM_M), 0.0, 1.0)
