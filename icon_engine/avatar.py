@@ -95,6 +95,10 @@ MAX_OFFSET_M = 0.45
 #: Joints of the hands (wrists and fingers) and the largest clothing offset the body prior gives them (metres).
 HAND_JOINTS = (20, 21, *range(25, 55))
 HAND_MAX_OFFSET_M = 0.008
+#: Nodes re-evaluated at each finer grid level: |interpolated F| < FIELD_BAND_FACTOR × spacing. Measured on the
+#: sample (docs/benchmarks.md, speed): 1.5 gives the same mesh as 3 (Chamfer 0.00 mm) with half the points; 1.0
+#: starts to move it.
+FIELD_BAND_FACTOR = 1.5
 #: Grid margin beyond the grown canonical body (metres).
 GRID_MARGIN_M = 0.04
 #: Torn face: its longest edge grows more than this factor and ends longer than TORN_MIN_M (see rig.torn_faces).
@@ -551,7 +555,8 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     reach = float(np.percentile(offsets, 99.5)) + GRID_MARGIN_M
     lo, hi = body.vertices.min(0) - reach, body.vertices.max(0) + reach
     h = float((hi - lo).max()) / resolution
-    vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, progress, 0.05, 0.6)
+    vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, progress, 0.05, 0.6,
+                                          band_factor=FIELD_BAND_FACTOR)
     timings["field"] = time.perf_counter() - t
 
     t = time.perf_counter()
