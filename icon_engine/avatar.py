@@ -46,6 +46,7 @@ from .rig import (
     torn_faces,
     transfer_weights,
 )
+from .threads import map_rows
 
 #: Body parts: 0 torso and head, 1 left arm and hand, 2 right arm and hand, 3 left leg, 4 right leg.
 PART_NAMES = ("torso", "left_arm", "right_arm", "left_leg", "right_leg")
@@ -307,18 +308,25 @@ class CanonicalOccupancy:
         return off - q.distance
 
     def __call__(self, x_c: np.ndarray) -> np.ndarray:
+        """F (N,) at canonical points (N, 3), blocks of rows evaluated on :func:`~icon_engine.threads.cpu_workers`
+        threads (k-d tree queries and numpy release the GIL)."""
+        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64))
         self.count += len(x_c)
+        self.contact_count += int(out[:, 1].sum())
+        return out[:, 0]
+
+    def _evaluate(self, x_c: np.ndarray) -> np.ndarray:
+        """(N, 2): F and whether the point is in a contact zone (weight > 0.5)."""
         w, _ = self.skin.weights(x_c)
         x_p = self.skin.warp(x_c, w)
         f = -self.clothed.signed_distance(x_p)
         c = self.contact(x_c, x_p)
         sel = np.nonzero(c > 0)[0]
         if len(sel):
-            self.contact_count += int((c > 0.5).sum())
             # The prior only carves: the photo surface is the union of the touching parts (and the web between
             # them), so nothing outside it is the person; min() keeps the gaps the photo shows open.
             f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * np.minimum(self.prior(x_c[sel]), f[sel])
-        return f
+        return np.stack([f, c > 0.5], axis=1)
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:

@@ -18,8 +18,6 @@ normals are :mod:`icon_engine.render`'s (re-exported here).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +26,7 @@ from scipy.spatial import cKDTree
 from . import render
 from .camera import Camera
 from .render import face_normals, vertex_normals
+from .threads import torch_threads
 
 __all__ = [
     "MeshQuery", "PointQuery", "Raster", "closest_point_on_triangles", "face_normals", "rasterize",
@@ -199,7 +198,7 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, camera: Camera, cull_back
     if cull_backfaces:
         keep &= _front_facing(v_cam, f)
     fids = np.nonzero(keep)[0]
-    with _one_torch_thread():
+    with torch_threads(1):  # scatter ops lose up to 10x to OpenMP hand-offs when the cores are shared
         r = render.rasterize(v_cam, f[fids], camera.K, camera.width, camera.height)
     shape = r.face_index.shape
     face = r.face_index.reshape(-1)
@@ -213,20 +212,6 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, camera: Camera, cull_back
     depth = np.full(face.size, np.inf)
     depth[hit] = np.einsum("pk,pk->p", b, v_cam[f[face[hit]], 2])
     return Raster(face_index=face.reshape(shape), bary=bary.reshape(shape + (3,)), depth=depth.reshape(shape), faces=f)
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block: the rasteriser's scatter ops lose up to 10x to OpenMP hand-offs
-    when the cores are shared (the numpy rasteriser this replaces was single-threaded too)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _front_facing(v_cam: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -58,6 +58,8 @@ class FitSettings:
     vertex_samples: int
 
 
+#: torch intra-op threads of the fit (measured: the fit's tensors are small, 1 thread is fastest).
+FIT_TORCH_THREADS = 1
 QUALITY_PRESETS: dict[str, FitSettings] = {
     "preview": FitSettings(25, 50, ((128, 40),), 1500),
     "standard": FitSettings(30, 70, ((128, 50), (256, 40)), 2500),
@@ -317,12 +319,10 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
         raise EngineError("bad_option", f"Height {height_m} m is not a person's stature.",
                           "Give the standing height in metres, e.g. 1.75.")
     _check_observation(observation)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the fit's tensors are small: one thread avoids OpenMP hand-off costs (10x)
-    try:
+    from ..threads import torch_threads
+
+    with torch_threads(FIT_TORCH_THREADS):  # small tensors: one thread avoids OpenMP hand-offs (docs/benchmarks.md)
         return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], device, progress, height_m, focal_px)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple[float | None, str]:
