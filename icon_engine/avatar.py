@@ -100,6 +100,8 @@ HAND_MAX_OFFSET_M = 0.008
 #: sample (docs/benchmarks.md, speed): 1.5 gives the same mesh as 3 (Chamfer 0.00 mm) with half the points; 1.0
 #: starts to move it.
 FIELD_BAND_FACTOR = 1.5
+#: Canonical points per block of the field's evaluation (bounds its temporaries: ~2 kB per point).
+FIELD_BLOCK_ROWS = 32_768
 #: Grid margin beyond the grown canonical body (metres).
 GRID_MARGIN_M = 0.04
 #: Torn face: its longest edge grows more than this factor and ends longer than TORN_MIN_M (see rig.torn_faces).
@@ -310,7 +312,7 @@ class CanonicalOccupancy:
     def __call__(self, x_c: np.ndarray) -> np.ndarray:
         """F (N,) at canonical points (N, 3), blocks of rows evaluated on :func:`~icon_engine.threads.cpu_workers`
         threads (k-d tree queries and numpy release the GIL)."""
-        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64))
+        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64), max_rows=FIELD_BLOCK_ROWS)
         self.count += len(x_c)
         self.contact_count += int(out[:, 1].sum())
         return out[:, 0]

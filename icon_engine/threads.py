@@ -70,16 +70,21 @@ def cpu_workers() -> int:
 
 
 def map_rows(fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray, workers: int | None = None,
-             min_rows: int = 20_000) -> np.ndarray:
-    """``fn`` over the rows of ``points`` (N, …) → (N, …), split into ``workers`` contiguous blocks run on threads
-    (default :func:`cpu_workers`); fewer than ``min_rows`` rows per block, or one worker, run inline. ``fn`` must be
-    row-wise (each output row depends on its input row only) and thread-safe."""
+             min_rows: int = 20_000, max_rows: int | None = None) -> np.ndarray:
+    """``fn`` over the rows of ``points`` (N, …) → (N, …), in contiguous blocks run on ``workers`` threads
+    (default :func:`cpu_workers`). Blocks hold at least ``min_rows`` rows (fewer rows, or one worker, run
+    inline) and at most ``max_rows`` (bounds the temporaries of ``fn``: peak memory). ``fn`` must be row-wise
+    (each output row depends on its input row only) and thread-safe."""
     workers = cpu_workers() if workers is None else max(1, int(workers))
     n = len(points)
     blocks = min(workers, n // max(1, min_rows))
+    if max_rows:
+        blocks = max(blocks, -(-n // int(max_rows)))
     if blocks <= 1:
         return fn(points)
     edges = np.linspace(0, n, blocks + 1).astype(int)
-    with ThreadPoolExecutor(max_workers=blocks, thread_name_prefix="icon-rows") as pool:
+    if workers <= 1:
+        return np.concatenate([fn(points[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=0)
+    with ThreadPoolExecutor(max_workers=min(workers, blocks), thread_name_prefix="icon-rows") as pool:
         parts = list(pool.map(fn, [points[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]))
     return np.concatenate(parts, axis=0)

@@ -67,3 +67,17 @@ def test_map_rows_matches_the_serial_result_and_uses_threads() -> None:
     barrier.clear()
     assert np.array_equal(map_rows(fn, pts[:500], workers=3, min_rows=1000), serial[:500])
     assert len(seen) == 1  # too few rows: inline
+
+
+def test_map_rows_bounds_the_block_size() -> None:
+    sizes: list[int] = []
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        sizes.append(len(x))
+        return x * 2.0
+
+    pts = np.arange(10_000, dtype=np.float64).reshape(-1, 1)
+    for workers in (1, 2):
+        sizes.clear()
+        assert np.array_equal(map_rows(fn, pts, workers=workers, max_rows=3000), pts * 2.0)
+        assert len(sizes) == 4 and max(sizes) <= 3000 and sum(sizes) == 10_000
