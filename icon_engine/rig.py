@@ -41,6 +41,7 @@ from .bundle.skeleton import (
 )
 from .errors import EngineError
 from .geometry.skinning import blended_transforms as geometry_blended_transforms
+from .threads import map_rows
 
 #: Rest poses: "T" = SMPL-X zero pose; "A" = arms lowered by :data:`A_POSE_SHOULDER_DEG` at the shoulders.
 REST_POSES = ("T", "A")
@@ -166,13 +167,31 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
     f = np.asarray(faces, dtype=np.int64)
     k = int(min(candidates, len(f)))
     tree = cKDTree(v[f].mean(axis=1))
-    _, cand = tree.query(p, k=k)
-    cand = cand.reshape(len(p), k)
     fn = None
     if point_normals is not None and normal_penalty > 0:
         t = v[f]
         fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
         fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
+        rows = np.concatenate([p, np.asarray(point_normals, dtype=np.float64).reshape(-1, 3)], axis=1)
+    else:
+        rows = p
+
+    def solve(block: np.ndarray) -> np.ndarray:
+        """(n, 3 or 6) points [and normals] → (n, 5): face, barycentrics, distance."""
+        face, bary, dist = _closest_candidates(block[:, :3], block[:, 3:] if fn is not None else None, v, f, tree, k,
+                                               fn, normal_penalty)
+        return np.concatenate([face[:, None].astype(np.float64), bary, dist[:, None]], axis=1)
+
+    out = map_rows(solve, rows)  # row-wise: blocks on the cores (numpy and the k-d tree release the GIL)
+    return out[:, 0].astype(np.int64), out[:, 1:4], out[:, 4]
+
+
+def _closest_candidates(p: np.ndarray, point_normals: np.ndarray | None, v: np.ndarray, f: np.ndarray, tree: cKDTree,
+                        k: int, fn: np.ndarray | None, normal_penalty: float) -> tuple[np.ndarray, np.ndarray,
+                                                                                        np.ndarray]:
+    """:func:`closest_points_on_mesh` for one block of points, the face-centroid tree and face normals given."""
+    _, cand = tree.query(p, k=k)
+    cand = cand.reshape(len(p), k)
     best_c = np.full(len(p), np.inf)
     best_d = np.full(len(p), np.inf)
     best_f = np.zeros(len(p), dtype=np.int64)
