@@ -31,11 +31,15 @@ def run_once(photo: Path, quality: str, device: str, out: Path, extra: list[str]
     """Reconstruct ``photo`` in a child process; returns timings, wall time and the child's peak RSS (MB)."""
     cmd = [sys.executable, "-m", "icon_engine", "reconstruct", str(photo), "--out", str(out), "--quality", quality,
            "--device", device, "--progress", "none", *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = usage0.ru_maxrss
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     wall = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kb = usage.ru_maxrss
+    cpu = (usage.ru_utime + usage.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
     if proc.returncode != 0:
         return {"photo": photo.name, "quality": quality, "error": proc.stderr.strip().splitlines()[-1:]}
     meta = json.loads((out / photo.stem / "bundle.json").read_text())
@@ -43,6 +47,8 @@ def run_once(photo: Path, quality: str, device: str, out: Path, extra: list[str]
         "photo": photo.name,
         "quality": quality,
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "load_before": round(load, 2),
         "peak_rss_mb": round(max(peak_kb, before) / 1024, 0),
         "timings": meta["timings"],
     }
@@ -118,10 +124,12 @@ def main() -> None:
 
 def print_table(rows: list[dict]) -> None:
     """Markdown table: seconds per stage, the rest of the wall time (process start-up, body model load, preview,
-    bundle writing) and the whole process's wall time and peak memory."""
-    stages = ["load", "detect", "fit", "surface", "texture", "rig"]
-    print("\n| photo | quality | " + " | ".join(stages) + " | other | total (s) | peak RSS (MB) |")
-    print("|---|---|" + "---|" * len(stages) + "---|---|---|")
+    bundle writing), the whole process's wall and CPU time (user + system, all threads), the 1-minute load average
+    before the run, and its peak memory."""
+    stages = ["load", "detect", "body_model", "fit", "surface", "rig", "texture"]
+    print("\n| photo | quality | " + " | ".join(stages)
+          + " | other | total (s) | CPU (s) | load before | peak RSS (MB) |")
+    print("|---|---|" + "---|" * len(stages) + "---|---|---|---|---|")
     for row in rows:
         if "error" in row:
             print(f"| {row['photo']} | {row['quality']} | failed: {row['error']} |")
@@ -129,7 +137,7 @@ def print_table(rows: list[dict]) -> None:
         cells = [f"{row['timings'].get(s, 0):.1f}" for s in stages]
         other = row["wall_s"] - sum(row["timings"].values())
         print(f"| {row['photo']} | {row['quality']} | " + " | ".join(cells) + f" | {other:.1f} | {row['wall_s']:.1f} | "
-              f"{row['peak_rss_mb']:.0f} |")
+              f"{row['cpu_s']:.1f} | {row['load_before']:.1f} | {row['peak_rss_mb']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from .bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vertices
@@ -45,6 +46,7 @@ from .rig import (
     torn_faces,
     transfer_weights,
 )
+from .threads import map_rows
 
 #: Body parts: 0 torso and head, 1 left arm and hand, 2 right arm and hand, 3 left leg, 4 right leg.
 PART_NAMES = ("torso", "left_arm", "right_arm", "left_leg", "right_leg")
@@ -94,6 +96,12 @@ MAX_OFFSET_M = 0.45
 #: Joints of the hands (wrists and fingers) and the largest clothing offset the body prior gives them (metres).
 HAND_JOINTS = (20, 21, *range(25, 55))
 HAND_MAX_OFFSET_M = 0.008
+#: Nodes re-evaluated at each finer grid level: |interpolated F| < FIELD_BAND_FACTOR × spacing. Measured on the
+#: sample (docs/benchmarks.md, speed): 1.5 gives the same mesh as 3 (Chamfer 0.00 mm) with half the points; 1.0
+#: starts to move it.
+FIELD_BAND_FACTOR = 1.5
+#: Canonical points per block of the field's evaluation (bounds its temporaries: ~2 kB per point).
+FIELD_BLOCK_ROWS = 32_768
 #: Grid margin beyond the grown canonical body (metres).
 GRID_MARGIN_M = 0.04
 #: Torn face: its longest edge grows more than this factor and ends longer than TORN_MIN_M (see rig.torn_faces).
@@ -183,6 +191,7 @@ class SkinningField:
 
     def __init__(self, body: CanonicalBody, pose: np.ndarray, transl: np.ndarray) -> None:
         self.body = body
+        self.lbs_sparse = sp.csr_matrix(np.asarray(body.lbs_weights, dtype=np.float64))  # (V, 55), ≤ ~4 per row
         self.tree = cKDTree(body.vertices)
         self.part_trees = [(cKDTree(body.vertices[body.parts == p]), np.nonzero(body.parts == p)[0])
                            for p in range(len(PART_NAMES)) if (body.parts == p).any()]
@@ -190,6 +199,7 @@ class SkinningField:
         # joint transforms x ↦ R_j x + o_j with o_j = G_j − R_j J_j + transl
         self.rot = glob_r
         self.off = glob_t - np.einsum("jab,jb->ja", glob_r, body.joints) + np.asarray(transl).reshape(1, 3)
+        self._transforms = np.concatenate([glob_r.reshape(-1, 9), self.off], axis=1)  # (55, 12) [R_j | o_j]
 
     def weights(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
         """(weights (N, 55), distance to the nearest body vertex (N,)) of canonical points (N, 3).
@@ -210,12 +220,17 @@ class SkinningField:
         sigma = FIELD_SIGMA_M + FIELD_SLOPE * d0
         a = np.exp(-(d * d - d0 * d0) / (2.0 * sigma * sigma))
         a /= a.sum(axis=1, keepdims=True)
-        return np.einsum("nk,nkj->nj", a, self.body.lbs_weights[idx]), d0[:, 0]
+        # Σ_k a_nk · lbs[idx_nk] as a sparse (N, V) blend matrix times the sparse body weights: the body's rows
+        # hold a few joints each, so this never builds the dense (N, K, 55) gather
+        blend = sp.csr_matrix((a.ravel(), idx.ravel(), np.arange(0, n * a.shape[1] + 1, a.shape[1])),
+                              shape=(n, len(self.body.vertices)))
+        return (blend @ self.lbs_sparse).toarray(), d0[:, 0]
 
     def warp(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Canonical points (N, 3) → posed points (N, 3) by LBS with per-point ``weights`` (N, 55)."""
-        r = np.einsum("nj,jab->nab", weights, self.rot)
-        return np.einsum("nab,nb->na", r, points) + weights @ self.off
+        t = np.asarray(weights) @ self._transforms  # (N, 12): blended [R | o] per point
+        r = t[:, :9].reshape(-1, 3, 3)
+        return np.einsum("nab,nb->na", r, points) + t[:, 9:]
 
 
 def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery) -> tuple[np.ndarray, np.ndarray]:
@@ -245,6 +260,11 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
     return filled, known
 
 
+#: Farthest posed body vertex that can weigh in :meth:`CanonicalOccupancy.contact` (metres): beyond
+#: max(d_min + CONTACT_BAND_M, CONTACT_RADIUS_FAR_M) a vertex is not *near*, and d_min > CONTACT_FAR_M means no contact.
+_CONTACT_REACH_M = CONTACT_FAR_M + CONTACT_BAND_M + 1e-6
+
+
 class CanonicalOccupancy:
     """F(x_c) in metres, positive inside (module docstring, step 3); counts evaluated points and contact points."""
 
@@ -264,12 +284,14 @@ class CanonicalOccupancy:
         dps, dcs = [], []
         for tree, ids in self.part_trees:
             k = min(CONTACT_NEIGHBOURS, len(ids))
-            dp, idx = tree.query(x_p, k=k)
-            dp, idx = dp.reshape(len(x_p), k), ids[idx.reshape(len(x_p), k)]
+            # body vertices beyond _CONTACT_REACH_M weigh nothing (near = 0, or close = 0 for every neighbour):
+            # the bounded search skips them (distance inf, index len(ids))
+            dp, idx = tree.query(x_p, k=k, distance_upper_bound=_CONTACT_REACH_M)
+            dp, idx = dp.reshape(len(x_p), k), ids[np.minimum(idx.reshape(len(x_p), k), len(ids) - 1)]
             dps.append(dp)
             dcs.append(np.linalg.norm(x_c[:, None, :] - self.skin.body.vertices[idx], axis=2))
         dp, dc = np.concatenate(dps, axis=1), np.concatenate(dcs, axis=1)
-        dmin = dp.min(axis=1, keepdims=True)
+        dmin = np.minimum(dp.min(axis=1, keepdims=True), _CONTACT_REACH_M)  # finite: no inf − inf below
         near = np.maximum(np.clip((dmin + CONTACT_BAND_M - dp) / CONTACT_BAND_M, 0.0, 1.0),
                           np.clip((CONTACT_RADIUS_FAR_M - dp) / (CONTACT_RADIUS_FAR_M - CONTACT_RADIUS_M), 0.0, 1.0))
         foreign = np.clip((dc - dp - FOREIGN_FROM_M) / (FOREIGN_FULL_M - FOREIGN_FROM_M), 0.0, 1.0)
@@ -288,18 +310,25 @@ class CanonicalOccupancy:
         return off - q.distance
 
     def __call__(self, x_c: np.ndarray) -> np.ndarray:
+        """F (N,) at canonical points (N, 3), blocks of rows evaluated on :func:`~icon_engine.threads.cpu_workers`
+        threads (k-d tree queries and numpy release the GIL)."""
+        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64), max_rows=FIELD_BLOCK_ROWS)
         self.count += len(x_c)
+        self.contact_count += int(out[:, 1].sum())
+        return out[:, 0]
+
+    def _evaluate(self, x_c: np.ndarray) -> np.ndarray:
+        """(N, 2): F and whether the point is in a contact zone (weight > 0.5)."""
         w, _ = self.skin.weights(x_c)
         x_p = self.skin.warp(x_c, w)
         f = -self.clothed.signed_distance(x_p)
         c = self.contact(x_c, x_p)
         sel = np.nonzero(c > 0)[0]
         if len(sel):
-            self.contact_count += int((c > 0.5).sum())
             # The prior only carves: the photo surface is the union of the touching parts (and the web between
             # them), so nothing outside it is the person; min() keeps the gaps the photo shows open.
             f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * np.minimum(self.prior(x_c[sel]), f[sel])
-        return f
+        return np.stack([f, c > 0.5], axis=1)
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -538,7 +567,8 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     reach = float(np.percentile(offsets, 99.5)) + GRID_MARGIN_M
     lo, hi = body.vertices.min(0) - reach, body.vertices.max(0) + reach
     h = float((hi - lo).max()) / resolution
-    vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, progress, 0.05, 0.6)
+    vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, progress, 0.05, 0.6,
+                                          band_factor=FIELD_BAND_FACTOR)
     timings["field"] = time.perf_counter() - t
 
     t = time.perf_counter()

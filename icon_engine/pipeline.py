@@ -85,13 +85,16 @@ def reconstruct(
 
         fit = apply_refined_body(fit, surface)
 
+    release_memory()
     reporter.stage("rig", "Building the animatable avatar")
     avatar = build_canonical_avatar([surface], [fit], [observation.mask], options, reporter, body_model)
     warnings += list(avatar.warnings)
     rig = avatar.rig
     surface = dataclasses.replace(surface, vertices=avatar.posed_vertices, faces=avatar.faces)
 
+    release_memory()
     texture = bake_avatar_texture(avatar, image, observation, fit, options, reporter)
+    release_memory()
 
     reporter.stage("bundle", "Writing the bundle")
     content = assemble_bundle(
@@ -103,6 +106,19 @@ def reconstruct(
     reporter.update(1.0, "Done")
     reporter.finish()
     return path
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system between stages (glibc ``malloc_trim``; elsewhere a no-op):
+    the stages' large temporary arrays leave the heap fragmented, and the next stage's peak would add to it."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def load_body(options: ReconstructOptions, device: str) -> Any:

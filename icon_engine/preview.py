@@ -13,6 +13,7 @@ import numpy as np
 
 from . import render
 from .camera import FRONT_VIEW_R, Camera, default_intrinsics
+from .threads import with_torch_threads
 
 #: Clay colour (RGB in [0, 1]) used when the mesh has no vertex colours.
 CLAY = np.array([0.62, 0.74, 0.90])
@@ -73,6 +74,7 @@ def _shade_colors(colors: np.ndarray | None, n: int) -> np.ndarray | None:
     return c
 
 
+@with_torch_threads(1)  # the rasteriser's scatter ops: 1 thread 0.5 s CPU, 2 threads 2.3-3.1 s (docs/benchmarks.md)
 def make_preview(
     photo_rgb: np.ndarray,
     vertices: np.ndarray,

@@ -112,6 +112,7 @@ class WarmEngine:
             device = resolve_device(options.device)
             self.body_models[(str(options.smplx_model), device)] = load_body(options, device)
             warm_up_detector()
+            import_stages()
         except Exception as exc:  # a job will report the real problem with its own message
             print(f"warm-up skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
         self.emit({"event": "warm"})
@@ -151,6 +152,20 @@ class WarmEngine:
             _report_error(EngineError("internal", f"Internal error: {type(exc).__name__}: {exc}",
                                       "Please report this with the engine log."), emit)
             return EXIT_INTERNAL
+
+
+#: Modules every job imports on first use; the warm-up imports them so the first job does not pay for it.
+STAGE_MODULES = ("icon_engine.fit", "icon_engine.surface", "icon_engine.avatar", "icon_engine.texture",
+                 "icon_engine.preview", "icon_engine.bundle", "skimage.measure", "fast_simplification",
+                 "scipy.sparse.csgraph", "scipy.sparse.linalg", "scipy.ndimage", "PIL.PngImagePlugin")
+
+
+def import_stages() -> None:
+    """Import the pipeline's stage modules (:data:`STAGE_MODULES`)."""
+    import importlib
+
+    for name in STAGE_MODULES:
+        importlib.import_module(name)
 
 
 def serve(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:

@@ -525,14 +525,14 @@ def _grid_points(origin: np.ndarray, h: float, shape: tuple[int, int, int], idx:
 
 def evaluate_coarse_to_fine(
     fn: Any, lo: np.ndarray, hi: np.ndarray, h: float, levels: int, progress: Any = None, p0: float = 0.0,
-    p1: float = 1.0,
+    p1: float = 1.0, band_factor: float = BAND_FACTOR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Node values (float32 grid, axes x, y, z) of ``fn`` (points (N, 3) → values (N,), ~1.5-Lipschitz, positive
     inside) on the grid of spacing ``h`` starting at ``lo`` and covering ``hi``; returns (values, origin).
 
     The coarsest level (spacing ``h·2^(levels−1)``) is evaluated everywhere; each finer level re-evaluates only
-    nodes whose interpolated value is within :data:`BAND_FACTOR` spacings of zero, the rest keep interpolated
-    values (their sign is right, which is all marching cubes needs).
+    nodes whose interpolated value is within ``band_factor`` (default :data:`BAND_FACTOR`) spacings of zero, the
+    rest keep interpolated values (their sign is right, which is all marching cubes needs).
     """
     progress = progress or _NoProgress()
     hc = h * 2 ** (levels - 1)
@@ -548,7 +548,7 @@ def evaluate_coarse_to_fine(
         progress.update(p0 + (p1 - p0) * level / levels, message)
         vol = _upsample2(vol)
         hl = hl / 2.0
-        band = np.abs(vol) < BAND_FACTOR * hl
+        band = np.abs(vol) < band_factor * hl
         idx = np.argwhere(band)
         vol[band] = _eval_chunks(fn, _grid_points(origin, hl, vol.shape, idx), progress,
                                  p0 + (p1 - p0) * level / levels, message)

@@ -215,3 +215,11 @@ def test_end_of_input_cancels_the_queued_jobs(tmp_path):
     assert engine.serve() == 0
     finished = [json.loads(line) for line in stdout.getvalue().splitlines() if '"finished"' in line]
     assert [e["status"] for e in finished] == ["cancelled"] * 3
+
+
+def test_warm_up_imports_every_stage_module():
+    """The warm-up's stage imports exist (a wrong name would only print 'warm-up skipped' and cost the first job)."""
+    from icon_engine.server import STAGE_MODULES, import_stages
+
+    import_stages()
+    assert all(name in sys.modules for name in STAGE_MODULES)

@@ -54,6 +54,9 @@ class BodyFit:
 FitSettings = FitPreset
 QUALITY_PRESETS: dict[str, FitSettings] = {quality: p.fit for quality, p in PRESETS.items()}
 
+#: torch intra-op threads of the fit (measured: the fit's tensors are small, 1 thread is fastest).
+FIT_TORCH_THREADS = 1
+
 #: Loss weights.
 W_KEYPOINT = 1.0
 W_DIRECTION = 0.5
@@ -308,15 +311,11 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
         raise EngineError("bad_option", f"Height {height_m} m is not a person's stature.",
                           "Give the standing height in metres, e.g. 1.75.")
     _check_observation(observation)
+    from ..threads import torch_threads
+
     dev = torch.device(resolve_device(device) if device == "auto" else device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the fit's tensors are small: one thread avoids OpenMP hand-off costs (10x)
-    try:
-        with torch.device(dev):  # every tensor the fit makes lands on ``dev``; the loops never read one back
-            return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], dev, progress, height_m,
-                        focal_px)
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(FIT_TORCH_THREADS), torch.device(dev):  # every tensor the fit makes lands on ``dev``
+        return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], dev, progress, height_m, focal_px)
 
 
 def _on_device(target: Any, device: torch.device) -> Any:

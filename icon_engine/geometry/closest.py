@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..threads import map_rows
 from .normals import vertex_normals
 
 #: Query points processed at once by :class:`MeshQuery` (memory ≈ 1 kB per point with k = 1).
@@ -172,20 +173,38 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
     Candidates are the ``candidates`` faces with the nearest centroids; exact point–triangle distances pick
     the best. With ``point_normals`` (N, 3) the choice minimises ``distance + normal_penalty · (1 − cos) / 2``
     (cos between the query normal and the face normal), so a point on the underside of an arm takes the arm,
-    not the closer side of the torso. Returns (face index (N,), barycentric (N, 3), distance (N,) metres).
+    not the closer side of the torso. Row blocks run on the cores (``threads.map_rows``: numpy and the k-d tree
+    release the GIL). Returns (face index (N,), barycentric (N, 3), distance (N,) metres).
     """
     p = np.asarray(points, dtype=np.float64)
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     k = int(min(candidates, len(f)))
     tree = cKDTree(v[f].mean(axis=1))
-    _, cand = tree.query(p, k=k)
-    cand = cand.reshape(len(p), k)
     fn = None
+    rows = p
     if point_normals is not None and normal_penalty > 0:
         t = v[f]
         fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
         fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
+        rows = np.concatenate([p, np.asarray(point_normals, dtype=np.float64).reshape(-1, 3)], axis=1)
+
+    def solve(block: np.ndarray) -> np.ndarray:
+        """(n, 3 or 6) points [and normals] → (n, 5): face, barycentrics, distance."""
+        face, bary, dist = _closest_candidates(block[:, :3], block[:, 3:] if fn is not None else None, v, f, tree,
+                                               k, fn, normal_penalty)
+        return np.concatenate([face[:, None].astype(np.float64), bary, dist[:, None]], axis=1)
+
+    out = map_rows(solve, rows)
+    return out[:, 0].astype(np.int64), out[:, 1:4], out[:, 4]
+
+
+def _closest_candidates(p: np.ndarray, point_normals: np.ndarray | None, v: np.ndarray, f: np.ndarray,
+                        tree: cKDTree, k: int, fn: np.ndarray | None,
+                        normal_penalty: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`closest_points_on_mesh` for one block of points, the face-centroid tree and face normals given."""
+    _, cand = tree.query(p, k=k)
+    cand = cand.reshape(len(p), k)
     best_c = np.full(len(p), np.inf)
     best_d = np.full(len(p), np.inf)
     best_f = np.zeros(len(p), dtype=np.int64)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..threads import torch_threads
+
 #: Faces with any corner at or in front of this depth (camera units, metres) are not drawn.
 NEAR = 1e-4
 
@@ -119,12 +121,8 @@ def one_torch_thread(device: torch.device | str = "cpu") -> Iterator[None]:
     if torch.device(device).type != "cpu":
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 
@@ -48,7 +49,8 @@ def forward_kinematics(rotations: torch.Tensor, rest_joints: torch.Tensor,
         (global rotations (..., J, 3, 3), posed joint positions (..., J, 3)), before any root translation.
     """
     parents = tuple(int(p) for p in parents)
-    batch = torch.broadcast_shapes(rotations.shape[:-3], rest_joints.shape[:-2])
+    # numpy's broadcast rule: torch.broadcast_shapes imports sympy on first use (0.5-1 s of every cold start)
+    batch = torch.Size(np.broadcast_shapes(tuple(rotations.shape[:-3]), tuple(rest_joints.shape[:-2])))
     rotations = rotations.expand(batch + rotations.shape[-3:])
     rest_joints = rest_joints.expand(batch + rest_joints.shape[-2:])
     n = len(parents)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import Cancelled, EngineError
 from ..progress import CancelToken
+from ..threads import with_torch_threads
 from . import smooth
 from .fitter import SIDES, FrameFitter
 from .hands import HandTracker
@@ -149,6 +150,7 @@ def _tracked(frames: Iterator[Frame], tracker: PersonTracker, stop: threading.Ev
         thread.join()
 
 
+@with_torch_threads(1)  # tiny tensors: threads cost more than they give (scoped: restored on return)
 def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOptions | None = None, body_model=None,
                    progress: Progress | None = None, cancel: CancelToken | None = None) -> MotionResult:
     """Capture the motion of one person in ``video`` into ``out_dir`` (created). See the module doc."""
@@ -176,7 +178,6 @@ def capture_motion(video: str | Path, out_dir: str | Path, options: MotionOption
         from ..body_model import load_body_model
 
         body_model = load_body_model()
-    torch.set_num_threads(1)  # tiny tensors: threads cost more than they give
     W, H = info.processing_size
     fitter = FrameFitter(body_model, W, H, options.betas, hands=options.hands)
     tracker = PersonTracker(options.person_index)

@@ -1,0 +1,90 @@
+"""Scoped compute threads: torch intra-op threads for one block, and the worker count of CPU-parallel queries.
+
+The engine never sets a process-wide thread count (the add-on's warm engine and the batch workers choose theirs):
+a stage that measured a gain from another count wraps its work in :func:`torch_threads`, which restores the
+previous count on the way out. Measurements (docs/benchmarks.md, speed section): the body fit's and the
+rasteriser's small tensors run faster on one torch thread; scipy's k-d tree queries and the canonical avatar's
+field split over :func:`cpu_workers` threads (numpy and scipy release the GIL).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+#: Environment variable that caps :func:`cpu_workers` (e.g. 1 in batch workers that run one photo per core).
+WORKERS_ENV = "ICON_ENGINE_WORKERS"
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads (≥ 1), then restore the previous count.
+
+    torch's setting is process-wide: the block must not run while another thread relies on a different count
+    (the engine runs one reconstruction at a time per process)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count == before:
+        yield
+        return
+    torch.set_num_threads(max(1, int(count)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def with_torch_threads(count: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: the function runs inside :func:`torch_threads` ``(count)``."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with torch_threads(count):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def cpu_workers() -> int:
+    """Threads for CPU-parallel numpy/scipy work: the cores this process may use, capped by ``ICON_ENGINE_WORKERS``
+    and by the torch thread count a batch worker set (``OMP_NUM_THREADS``)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    for name in (WORKERS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            cores = min(cores, int(value))
+    return max(1, cores)
+
+
+def map_rows(fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray, workers: int | None = None,
+             min_rows: int = 20_000, max_rows: int | None = None) -> np.ndarray:
+    """``fn`` over the rows of ``points`` (N, …) → (N, …), in contiguous blocks run on ``workers`` threads
+    (default :func:`cpu_workers`). Blocks hold at least ``min_rows`` rows (fewer rows, or one worker, run
+    inline) and at most ``max_rows`` (bounds the temporaries of ``fn``: peak memory). ``fn`` must be row-wise
+    (each output row depends on its input row only) and thread-safe."""
+    workers = cpu_workers() if workers is None else max(1, int(workers))
+    n = len(points)
+    blocks = min(workers, n // max(1, min_rows))
+    if max_rows:
+        blocks = max(blocks, -(-n // int(max_rows)))
+    if blocks <= 1:
+        return fn(points)
+    edges = np.linspace(0, n, blocks + 1).astype(int)
+    if workers <= 1:
+        return np.concatenate([fn(points[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=0)
+    with ThreadPoolExecutor(max_workers=min(workers, blocks), thread_name_prefix="icon-rows") as pool:
+        parts = list(pool.map(fn, [points[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]))
+    return np.concatenate(parts, axis=0)

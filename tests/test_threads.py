@@ -1,0 +1,83 @@
+"""Scoped compute threads (icon_engine.threads): torch's count is restored, row-parallel maps equal serial ones."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from icon_engine.threads import WORKERS_ENV, cpu_workers, map_rows, torch_threads, with_torch_threads
+
+
+def test_torch_threads_is_scoped_and_restores_on_error() -> None:
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+        with torch_threads(before):
+            assert torch.get_num_threads() == before
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(other):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+
+
+def test_with_torch_threads_decorator() -> None:
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+
+    @with_torch_threads(other)
+    def inside() -> int:
+        return torch.get_num_threads()
+
+    assert inside() == other
+    assert torch.get_num_threads() == before
+
+
+def test_cpu_workers_honours_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    assert cpu_workers() == 1
+    monkeypatch.delenv(WORKERS_ENV)
+    assert cpu_workers() >= 1
+
+
+def test_map_rows_matches_the_serial_result_and_uses_threads() -> None:
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(50_000, 3))
+    seen: set[str] = set()
+    barrier: list[threading.Barrier] = []
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        seen.add(threading.current_thread().name)
+        if barrier:
+            barrier[0].wait()  # the blocks run at the same time, on 3 threads
+        return np.stack([np.linalg.norm(x, axis=1), x.sum(axis=1)], axis=1)
+
+    serial = fn(pts)
+    seen.clear()
+    barrier.append(threading.Barrier(3, timeout=10))
+    out = map_rows(fn, pts, workers=3, min_rows=1000)
+    assert np.array_equal(out, serial)
+    assert len(seen) == 3 and all(name.startswith("icon-rows") for name in seen)
+    seen.clear()
+    barrier.clear()
+    assert np.array_equal(map_rows(fn, pts[:500], workers=3, min_rows=1000), serial[:500])
+    assert len(seen) == 1  # too few rows: inline
+
+
+def test_map_rows_bounds_the_block_size() -> None:
+    sizes: list[int] = []
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        sizes.append(len(x))
+        return x * 2.0
+
+    pts = np.arange(10_000, dtype=np.float64).reshape(-1, 1)
+    for workers in (1, 2):
+        sizes.clear()
+        assert np.array_equal(map_rows(fn, pts, workers=workers, max_rows=3000), pts * 2.0)
+        assert len(sizes) == 4 and max(sizes) <= 3000 and sum(sizes) == 10_000
