@@ -129,7 +129,7 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: list[Path]) -> None:
     from icon_engine.body_model import load_body_model
     from icon_engine.fit.stature import stature_of
-    from icon_engine.subject import fit_subject
+    from icon_engine.subject import fit_subject, repose_with_shape
 
     body = load_body_model()
     found, warnings, report = fit_subject(gather_inputs(views), body, quality="preview")
@@ -139,9 +139,22 @@ def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: l
     betas = np.asarray(report["betas"])
     for v in found:
         assert np.allclose(v.fit.betas, betas)  # one shape for every photo
-        assert np.allclose(v.fit.joints[0], v.own_fit.joints[0], atol=1e-6)  # the pelvis stays where it was fitted
         assert np.asarray(v.fit.vertices).shape == np.asarray(v.own_fit.vertices).shape
+        # the fit's body is the body model's at its parameters (the camera's world, no stale vertices)
+        reposed = repose_with_shape(v.fit, body, betas)
+        assert np.abs(reposed.vertices - v.fit.vertices).max() < 2e-3
+        # the shared shape, reposed with the pelvis kept where the photo's own fit put it
+        kept = repose_with_shape(v.own_fit, body, betas)
+        assert np.allclose(kept.joints[0], v.own_fit.joints[0], atol=1e-6)
     assert abs(report["stature_m"] - stature_of(body, betas)) < 1e-9
+    # the joint fit (one shape, every pose refitted) lowers the summed objective and explains the keypoints at
+    # least as well as the photos' own fits with their own shapes; every photo reports both
+    joint = report["joint_fit"]
+    assert joint["loss_after"] < 0.9 * joint["loss_before"]
+    used = [e for e in report["inputs"] if e["status"] == "used"]
+    own_err = np.mean([e["own_fit"]["keypoint_error_px"] for e in used])
+    assert np.mean([e["keypoint_error_px"] for e in used]) <= own_err * 1.05
+    assert all(e["silhouette_iou"] > 0.75 for e in used)
     # the back view is fitted facing away from its camera: the global orientation turns by about 180°
     yaw = {v.input.label: v.fit.full_pose[0] for v in found}
     assert np.linalg.norm(yaw["view_+180.png"]) > 2.5 and np.linalg.norm(yaw["view_+000.png"]) < 0.6
