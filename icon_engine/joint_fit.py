@@ -5,12 +5,15 @@ Frames and units: every photo keeps its own camera (OpenCV, processing pixels) a
 
 Method (docs/multiview.md, "Joint fit"): each photo's own fit (``fit.fit_body``) is the warm start; the betas
 start at the subject's shared estimate. The sum over the photos of the single-photo fit's objective (keypoints,
-limb directions, pose priors, floor, silhouette inside/coverage at the finest window of the quality preset) is then
-minimised over **one** betas vector and every photo's global orientation, body pose and translation at once, so
-the shape is what explains all photos together (a side photo fixes the depth of the chest, a front photo the
-width of the hips) and every pose is refitted with that shape. The losses are the fit package's own
-(:func:`icon_engine.fit.core._loss_factory`), evaluated on a per-photo problem whose fixed camera is the photo's
-fitted camera (its pitch included). Each photo's fit is then finished like a single fit (metrics, normalised world).
+limb directions, pose priors, floor, silhouette inside/coverage at the finest window of the quality preset), plus
+a robust agreement of the photos' body poses (:func:`pose_agreement_loss`: a person standing still for a
+turnaround has one pose, so a side photo fixes an arm's depth that the front photo cannot see), is minimised over
+**one** betas vector and the other photos' global orientation, body pose and translation at once. The first photo's
+pose and translation stay as its own fit found them (``anchor_first``: the avatar is posed and framed like it,
+and on bench/multiview.py refitting it against the other photos moved its body away from the truth). The losses
+are the fit package's own (:func:`icon_engine.fit.core._loss_factory`), evaluated on a per-photo problem whose
+fixed camera is the photo's fitted camera (its pitch included). Each photo's fit is then finished like a single
+fit (metrics, normalised world).
 """
 
 from __future__ import annotations
@@ -25,6 +28,20 @@ import numpy as np
 #: Iterations of the joint stage per quality preset, and its Adam step (a warm start: smaller than a fresh fit's).
 JOINT_ITERS = {"preview": 30, "standard": 50, "high": 80}
 JOINT_LR = 0.01
+#: Weight of :func:`pose_agreement_loss` and its robust scale (radians).
+W_AGREE = 1.0
+AGREE_SIGMA_RAD = 0.25
+
+
+def pose_agreement_loss(body_poses: Any, sigma: float | None = None) -> Any:
+    """Robust agreement of the photos' body poses (K, 21, 3) axis-angle (radians): per joint and photo the
+    Geman-McClure penalty of its squared distance to the photos' mean, scale :data:`AGREE_SIGMA_RAD`, summed over
+    joints and averaged over photos. Photos of a person standing still pull each other's joints together (a side
+    photo fixes an arm's depth for the front one); a joint that differs a lot between photos (another pose) costs
+    a bounded amount and is left to its own photo."""
+    s2 = (AGREE_SIGMA_RAD if sigma is None else sigma) ** 2
+    d2 = (body_poses - body_poses.mean(dim=0, keepdim=True)).pow(2).sum(-1)
+    return (s2 * d2 / (d2 + s2)).sum(-1).mean() / s2
 
 
 @dataclass
@@ -64,11 +81,17 @@ def _problem(observation: Any, photo: Any, fit: Any, body_model: Any, quality: s
 
 
 def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndarray, quality: str = "standard",
-              device: str = "cpu", height_m: float | None = None, iterations: int | None = None) -> JointFitResult:
+              device: str = "cpu", height_m: float | None = None, iterations: int | None = None,
+              silhouette: bool = True, window: int | None = None, lr: float | None = None,
+              couple: float | None = None, anchor_first: bool = True, free_shape: bool = True) -> JointFitResult:
     """Refit every photo with one shared shape (module docstring).
 
     ``views``: (observation, photo, fit) per photo, ``fit`` its own (or shared-shape) fit as the warm start;
-    ``betas``: the shared shape's starting value; ``height_m``: the known stature (the betas stay on it).
+    ``betas``: the shared shape's starting value; ``height_m``: the known stature (the betas stay on it);
+    ``iterations``, ``lr``: the Adam schedule (default :data:`JOINT_ITERS`, :data:`JOINT_LR`); ``silhouette``,
+    ``window``: with the silhouette term, at that window size (default the preset's finest); ``couple``: weight of
+    the pose agreement (default :data:`W_AGREE`); ``anchor_first``: keep the first photo's pose and translation;
+    ``free_shape``: optimise the betas (else they stay at ``betas``).
     Returns the finished fits in ``views``' order; their ``metrics`` hold the photo's keypoint error (px) and
     silhouette IoU with the shared shape, and ``joint_fit`` (loss before/after)."""
     import torch
@@ -79,7 +102,9 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
     start, cpu0 = time.perf_counter(), time.process_time()
     settings = QUALITY_PRESETS[quality]
     iters = JOINT_ITERS.get(quality, 50) if iterations is None else int(iterations)
-    size = settings.silhouette[-1][0]
+    size = settings.silhouette[-1][0] if window is None else int(window)
+    lr = JOINT_LR if lr is None else lr
+    couple = W_AGREE if couple is None else float(couple)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: one thread (as fit_body)
     try:
@@ -94,23 +119,27 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
         for prob, p in problems:
             p["betas"] = shared
             _decide_standing(prob, p)
-        losses = [_loss_factory(prob, "pose", make_target(prob.mask, prob.bbox, size), tolerance=0.012 * size)
-                  for prob, _ in problems]
+        losses = [_loss_factory(prob, "pose", make_target(prob.mask, prob.bbox, size) if silhouette else None,
+                                tolerance=0.012 * size) for prob, _ in problems]
 
         def total() -> Any:
-            return sum(fn(p) for fn, (_, p) in zip(losses, problems, strict=True)) / len(problems)
+            loss = sum(fn(p) for fn, (_, p) in zip(losses, problems, strict=True)) / len(problems)
+            if couple > 0 and len(problems) > 1:
+                loss = loss + couple * pose_agreement_loss(torch.stack([p["body_pose"] for _, p in problems]))
+            return loss
 
         with torch.no_grad():
             before = float(total())
         names = ("global_orient", "body_pose", "transl")
-        leaves = [shared] + [p[k] for _, p in problems for k in names]
+        leaves = ([shared] if free_shape else []) + [p[k] for i, (_, p) in enumerate(problems) for k in names
+                                                     if i > 0 or not anchor_first]
         for q in leaves:
             q.requires_grad_(True)
         opt = _Adam(leaves)
         for i in range(iters):
             loss = total()
             loss.backward()
-            opt.step(JOINT_LR * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
+            opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
         for q in leaves:
             q.requires_grad_(False)
             q.grad = None

@@ -28,6 +28,15 @@ Method (docs/texture_rig.md):
 4. **Bake.** Every texel covered by a face gets the photo colour of its 3-D point, blended by its photo weight
    with the barycentric fill colour of its face; islands are then dilated by a few texels so bilinear lookups
    across seams stay clean, and the remaining empty texels take the mean colour.
+5. **Several photos** (``more_views``: the same mesh posed as in each other photo, with its photo, mask and
+   camera). Every vertex and texel is sampled in every photo (visibility and view-angle ramp as in 2.) and takes the
+   mean of the photos that see it, each weighted by its photo weight × (its quality / the best photo's quality) **
+   :data:`BLEND_POWER`, quality = cos(view angle) × pixels per metre: the photo that sees a point best dominates and
+   the weights stay continuous, so there is no cut where one photo takes over from another. Before blending, each
+   photo's colours are mapped onto the first photo's exposure by a per-channel gain fitted on pairs of points it
+   and the photos before it see (the same point where they overlap, the nearest seen point within
+   :data:`EXPOSURE_RADIUS_M` across the seam where they do not: front and back photos) (:func:`exposure_gains`).
+   Only what no photo sees goes to the fill of 3.
 """
 
 from __future__ import annotations
