@@ -28,6 +28,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,48 @@ def texture_error(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, view
     return out
 
 
+@dataclass
+class _TrueFit:
+    """The ground-truth body of one photo in the shape of a fit (what the surface and the avatar read)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    camera: Camera
+    joints: np.ndarray
+    betas: np.ndarray
+    full_pose: np.ndarray
+    transl: np.ndarray
+
+
+def oracle(bm: Any, photos: list[tuple[SyntheticSubject, np.ndarray, Camera]], quality: str, s: SyntheticSubject,
+           gq: MeshQuery, samples: int) -> dict[str, float]:
+    """Fusion with perfect registration: every photo's surface built on its ground-truth body, pose and camera
+    (``photos``: (subject as posed in that photo, its mask, its camera)), fused and posed into the first photo,
+    scored in the ground-truth world (no alignment). What the fusion gives when the fit is exact."""
+    from fidelity import _Obs, _Photo
+
+    from icon_engine.avatar import build_fused_avatar
+    from icon_engine.surface import QUALITY_PRESETS, build_surface, silhouette_iou
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    fits, surfaces, masks = [], [], []
+    for sub, mask, cam in photos:
+        fit = _TrueFit(sub.body_vertices, sub.body_faces, cam, sub.joints, sub.betas, sub.full_pose, sub.offset)
+        rgb = render_subject(sub.clothed_vertices, sub.clothed_faces, sub.clothed_colors, cam)[0]
+        surfaces.append(build_surface(fit, _Obs(mask), _Photo(rgb), quality))
+        fits.append(fit)
+        masks.append(mask)
+    preset = QUALITY_PRESETS[quality]
+    av = build_fused_avatar([x.vertices for x in surfaces], [x.faces for x in surfaces], fits, bm,
+                            resolution=preset["resolution"], levels=preset["levels"], smooth=preset["smooth"],
+                            cameras=[f.camera for f in fits], mask=masks[0], masks=masks)
+    s_view = SyntheticSubject(**{**s.__dict__, "camera": photos[0][2], "mask": masks[0]})
+    iou = silhouette_iou(av.posed_vertices, av.faces, photos[0][2], masks[0])
+    out = metrics(av.posed_vertices, av.faces, s_view, gq, samples, iou)
+    out.update(seconds=time.perf_counter() - t0, cpu_s=time.process_time() - c0)
+    return out
+
+
 def score(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, gt_mask: np.ndarray, gq: MeshQuery,
           samples: int, views: list[tuple[np.ndarray, np.ndarray, Camera]] | None = None) -> dict[str, float]:
     """The bundle's posed mesh against ``s``'s ground truth, aligned through the first photo's camera; with the
@@ -129,7 +172,7 @@ def score(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, gt_mask: np.
 
 
 def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any = print,
-        sets: tuple[str, ...] = tuple(SETS), keep: Path | None = None) -> dict[str, Any]:
+        sets: tuple[str, ...] = tuple(SETS), keep: Path | None = None, with_oracle: bool = False) -> dict[str, Any]:
     from PIL import Image
 
     from icon_engine.options import ReconstructOptions
@@ -163,7 +206,15 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
                     f"{row[name]['p2s_cm']:.2f}  iou {row[name]['iou']:.3f}  tex front/back "
                     f"{row[name].get('tex_front_gain', np.nan):.1f}/{row[name].get('tex_back_gain', np.nan):.1f}  "
                     f"{row[name]['seconds']:.0f} s  cpu {row[name]['cpu_s']:.0f} s")
+            if with_oracle:  # the same sets on ground-truth bodies and cameras
+                photos = [(s, m, c) for _, m, c in views] + [(o, o.mask, o.camera) for o in posed[1:]]
+                for name in sets:
+                    row[f"oracle {name}"] = oracle(bm, [photos[k] for k in SETS[name]], quality, s, gq, samples)
+                    log(f"{s.name:22s} oracle {name:11s} chamfer {row[f'oracle {name}']['chamfer_cm']:.2f} cm  iou "
+                        f"{row[f'oracle {name}']['iou']:.3f}")
         rows.append(row)
+    if with_oracle:
+        sets = tuple(sets) + tuple(f"oracle {name}" for name in sets)
     summary = {name: {m: float(np.mean([r[name].get(m, np.nan) for r in rows]))
                       for m in ("chamfer_cm", "p2s_cm", "normal", "iou", "tex_front", "tex_back", "tex_front_gain",
                                 "tex_back_gain", "seconds", "cpu_s")}
@@ -172,7 +223,8 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
         summary[name]["tex_back_vs_front"] = summary[name]["tex_back_gain"] / summary[name]["tex_front_gain"]
     base = summary["front"]["chamfer_cm"] if "front" in summary else float("nan")
     for name in sets:
-        summary[name]["vs_front"] = summary[name]["chamfer_cm"] / base - 1.0
+        ref = summary.get("oracle front", {}).get("chamfer_cm", base) if name.startswith("oracle") else base
+        summary[name]["vs_front"] = summary[name]["chamfer_cm"] / ref - 1.0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"rows": rows, "summary": summary, "quality": quality, "count": count, "peak_rss_mb": peak_mb}
 
@@ -196,8 +248,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sets", nargs="+", choices=tuple(SETS), default=list(SETS))
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the bundles under this folder (to look at them)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="also fuse the ground-truth bodies and cameras (what perfect registration would give)")
     args = ap.parse_args(argv)
-    result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep)
+    result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
+                 with_oracle=args.oracle)
     print(format_table(result))
     print(f"peak RSS {result['peak_rss_mb']:.0f} MB")
     if args.json:
