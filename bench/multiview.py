@@ -15,7 +15,9 @@ the same depth alignment along the first camera's axis (one photo cannot tell di
 The texture part renders the bundle's textured posed mesh (aligned as above) in the front (0°) and back (180°)
 ground-truth views and reports the mean absolute colour error (0–255) on the pixels of the person, after one
 least-squares gain per channel (the texture takes the first photo's exposure; the renders are lit from the front,
-so the back photo is darker) and raw, and the ratio back/front of the former (target: ≤ 1.5).
+so the back photo is darker) and raw, and the ratio back/front of the former; and, for sets with a back photo,
+the error of the avatar posed and seen as in the front and back photos by their own fits against those photos
+(the texture without the fit's misplacement of the geometry; target: back ≤ 1.5 × front).
 
 Usage: ``python bench/multiview.py --count 3 --quality standard`` (prints a Markdown table; ``--json`` keeps all).
 """
@@ -105,6 +107,26 @@ def texture_error(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, view
         gain = (ours * truth).sum(axis=0) / np.maximum((ours * ours).sum(axis=0), 1e-9)
         out[f"tex_{name}_gain"] = float(np.abs(ours * gain - truth).mean()) if sel.any() else np.nan
     out["tex_back_vs_front"] = out["tex_back_gain"] / max(out["tex_front_gain"], 1e-9)
+    # through the photos' own fits: the avatar posed and seen as in the front photo and in the back photo (when the
+    # set has it), against those photos — the texture's error without the fit's misplacement of the geometry
+    from icon_engine.bundle import skin_vertices
+    from icon_engine.rig import pose_relative_to_rest, rest_pose_angles
+
+    rest_angles = rest_pose_angles(b.meta.get("rig", {}).get("rest_pose", "T"))
+    for view in b.views:
+        k = int(view.label.rsplit("view", 1)[1].split(".")[0]) if "view" in view.label else -1
+        if view.status != "used" or k not in (0, 2):
+            continue
+        pose = pose_relative_to_rest(view.full_pose, rest_angles)
+        vk = skin_vertices(b.rest_mesh.vertices, b.skin_weights, b.rest_joints, b.parents, pose, view.transl)
+        cam_k = Camera(view.K, view.R, view.t, *view.image_size)
+        rgb, covered = render_textured(vk, b.posed_mesh.faces, b.posed_mesh.uv, image, cam_k)
+        rgb_gt, mask_gt, _ = views[k]
+        sel = covered & ndimage.binary_erosion(mask_gt, iterations=2)
+        name = "front" if k == 0 else "back"
+        out[f"tex_{name}_own"] = float(np.abs(rgb[sel] - rgb_gt[sel].astype(np.float64)).mean())
+    if "tex_back_own" in out:
+        out["tex_back_vs_front_own"] = out["tex_back_own"] / max(out["tex_front_own"], 1e-9)
     return out
 
 
@@ -217,10 +239,11 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
         sets = tuple(sets) + tuple(f"oracle {name}" for name in sets)
     summary = {name: {m: float(np.mean([r[name].get(m, np.nan) for r in rows]))
                       for m in ("chamfer_cm", "p2s_cm", "normal", "iou", "tex_front", "tex_back", "tex_front_gain",
-                                "tex_back_gain", "seconds", "cpu_s")}
+                                "tex_back_gain", "tex_front_own", "tex_back_own", "seconds", "cpu_s")}
                for name in sets}
     for name in sets:
         summary[name]["tex_back_vs_front"] = summary[name]["tex_back_gain"] / summary[name]["tex_front_gain"]
+        summary[name]["tex_back_vs_front_own"] = summary[name]["tex_back_own"] / summary[name]["tex_front_own"]
     base = summary["front"]["chamfer_cm"] if "front" in summary else float("nan")
     for name in sets:
         ref = summary.get("oracle front", {}).get("chamfer_cm", base) if name.startswith("oracle") else base
@@ -231,11 +254,13 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
 
 def format_table(result: dict[str, Any]) -> str:
     lines = ["| photos | Chamfer (cm) | vs front | P2S (cm) | normal | IoU | colour front | colour back | back/front "
-             "| wall (s) | CPU (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| own fits: front, back, ratio | wall (s) | CPU (s) |", "|---" * 12 + "|"]
     for name, m in result["summary"].items():
+        own = (f"{m['tex_front_own']:.1f}, {m['tex_back_own']:.1f}, {m['tex_back_vs_front_own']:.2f}"
+               if np.isfinite(m["tex_back_own"]) else "–")
         lines.append(f"| {name} | {m['chamfer_cm']:.2f} | {100 * m['vs_front']:+.0f} % | {m['p2s_cm']:.2f} | "
                      f"{m['normal']:.3f} | {m['iou']:.3f} | {m['tex_front_gain']:.1f} ({m['tex_front']:.1f}) | "
-                     f"{m['tex_back_gain']:.1f} ({m['tex_back']:.1f}) | {m['tex_back_vs_front']:.2f} | "
+                     f"{m['tex_back_gain']:.1f} ({m['tex_back']:.1f}) | {m['tex_back_vs_front']:.2f} | {own} | "
                      f"{m['seconds']:.0f} | {m['cpu_s']:.0f} |")
     return "\n".join(lines)
 

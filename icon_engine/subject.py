@@ -422,6 +422,10 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
             timings=reporter.timings,
         )  # fmt: skip
         content.metadata["subject"] = subject_metadata(views, report)
+        if texture is not None:  # which photos coloured the avatar, and each one's exposure gain
+            content.metadata["subject"]["texture"] = {
+                k: texture.stats[k] for k in ("photos", "exposure_gain_offset", "seen_vertex_fraction_per_photo")
+                if k in texture.stats}
         reporter.update(0.5, "Writing files")
         path = write_bundle(target, content)
     reporter.update(1.0, "Done")
@@ -465,8 +469,9 @@ class _Quiet:
 
 
 def subject_metadata(views: list[SubjectView], report: dict[str, Any]) -> dict[str, Any]:
-    """``bundle.json["subject"]``: the shared shape and, per input, its status and — when used — its pose (55, 3)
-    axis-angle, translation (metres), camera (OpenCV, original-photo pixels) and fit metrics."""
+    """``bundle.json["subject"]``: the shared shape, the joint fit's statistics and, per input, its status and —
+    when used — its pose (55, 3) axis-angle, translation (metres), camera (OpenCV, original-photo pixels) and fit
+    metrics (the joint fit's keypoint error and silhouette IoU, its own fit's under ``own_fit``)."""
     by_label = {v.input.label: v for v in views}
     photos = []
     for entry in report["inputs"]:
@@ -480,5 +485,8 @@ def subject_metadata(views: list[SubjectView], report: dict[str, Any]) -> dict[s
                                 "R": np.asarray(cam.R).tolist(), "t": np.asarray(cam.t).tolist(),
                                 "width": int(cam.width), "height": int(cam.height)})
         photos.append(item)
-    return {"photos": photos, "used": len(views), "betas": list(report["betas"]),
-            "stature_m": float(report["stature_m"])}
+    out = {"photos": photos, "used": len(views), "betas": list(report["betas"]),
+           "stature_m": float(report["stature_m"])}
+    if "joint_fit" in report:
+        out["joint_fit"] = report["joint_fit"]
+    return out

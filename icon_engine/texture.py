@@ -100,6 +100,9 @@ HAIR_MIN_CONTRAST = 20.0
 #: photo weight × (quality / best quality) ** BLEND_POWER, quality = cos(view angle) × pixels per metre; the
 #: power keeps the sharpest head-on photo dominant while the weights stay continuous (no seam between photos).
 BLEND_POWER = 4.0
+#: Weight factor of the first photo in that blend: the avatar is posed and framed like it, so its colours land
+#: exactly; the other photos see the avatar through their own fits, a few centimetres off.
+FIRST_PHOTO_QUALITY = 1.0
 #: Exposure equalisation (:func:`exposure_gains`): points count when a photo's weight exceeds EXPOSURE_ALPHA; a
 #: point is paired with the nearest point the other photos see within EXPOSURE_RADIUS_M (metres); fewest pairs for
 #: a gain/offset fit (fewer give a gain only).
@@ -417,6 +420,7 @@ def _view_quality(cam: Camera, points: np.ndarray, normals: np.ndarray) -> np.nd
 def _blend_weights(alphas: np.ndarray, qualities: np.ndarray) -> np.ndarray:
     """(K, N) blend weights of K photos from their photo weights and view qualities (K, N) (:data:`BLEND_POWER`)."""
     seen_q = np.where(alphas > 0, qualities, 0.0)
+    seen_q[0] *= FIRST_PHOTO_QUALITY ** (1.0 / BLEND_POWER)  # the first photo counts FIRST_PHOTO_QUALITY× more
     best = np.maximum(seen_q.max(axis=0, keepdims=True), 1e-12)
     return alphas * (seen_q / best) ** BLEND_POWER
 
