@@ -109,6 +109,8 @@ FIRST_PHOTO_QUALITY = 1.0
 EXPOSURE_ALPHA = 0.02
 EXPOSURE_RADIUS_M = 0.06
 MIN_OVERLAP = 40
+#: Pairs count only when both photos see their points at view-angle cosines this close (camera-fixed shading).
+EXPOSURE_COS_BAND = 0.15
 GAIN_RANGE = (0.5, 2.0)
 #: Fit an offset beside the gain. Off: pairs across a seam mix garments, and a fitted offset then tinted dark
 #: garments (navy trousers turned olive on bench/multiview.py); a gain per channel (exposure, white balance) is
@@ -425,7 +427,8 @@ def _blend_weights(alphas: np.ndarray, qualities: np.ndarray) -> np.ndarray:
     return alphas * (seen_q / best) ** BLEND_POWER
 
 
-def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray) -> np.ndarray:
+def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
+                   cosines: np.ndarray | None = None) -> np.ndarray:
     """(K, 2, 3) per-photo, per-channel (gain, offset) mapping photo k's colours onto the first photo's exposure:
     ``c' = gain · c + offset``. ``colours`` (K, N, 3) and ``alphas`` (K, N): every photo's colour and photo weight
     of the same surface points ``points`` (N, 3, metres). Photo k is paired with the photos before it (already
@@ -433,7 +436,10 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray) 
     :data:`EXPOSURE_RADIUS_M` that they see (the same point where the photos overlap, the neighbouring surface
     across the seam where they do not, as front and back photos); a gain (and, with :data:`EXPOSURE_OFFSET`, an
     offset) is fitted to the pairs by least squares, twice more without residuals beyond 2.5 robust sigmas; with
-    fewer than :data:`MIN_OVERLAP` pairs the ratio of medians, with none the identity."""
+    fewer than :data:`MIN_OVERLAP` pairs the ratio of medians, with none the identity. With ``cosines`` (K, N)
+    (cos of each photo's view angle) only pairs seen at similar angles (within :data:`EXPOSURE_COS_BAND`) count:
+    shading that follows the camera (a flash, a person turning in front of a fixed light) then does not pass for
+    exposure."""
     from scipy.spatial import cKDTree
 
     k_views = len(colours)
@@ -443,8 +449,10 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray) 
         return out
     seen = alphas > EXPOSURE_ALPHA
     pts = np.asarray(points, dtype=np.float64)
+    cos = np.zeros(alphas.shape) if cosines is None else np.asarray(cosines, dtype=np.float64)
     ref_num = colours[0] * alphas[0][:, None] * seen[0][:, None]
     ref_den = alphas[0] * seen[0]
+    ref_cos = cos[0] * alphas[0] * seen[0]
     for k in range(1, k_views):
         ref_ok = np.nonzero(ref_den > 0)[0]
         mine = np.nonzero(seen[k])[0]
@@ -452,8 +460,11 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray) 
             dist, idx = cKDTree(pts[ref_ok]).query(pts[mine], distance_upper_bound=EXPOSURE_RADIUS_M)
             hit = np.isfinite(dist)
             near = ref_ok[idx[hit]]
+            mine = mine[hit]
+            alike = np.abs(cos[k][mine] - ref_cos[near] / ref_den[near]) <= EXPOSURE_COS_BAND
+            near, mine = near[alike], mine[alike]
             ref = ref_num[near] / ref_den[near][:, None]
-            src = colours[k][mine[hit]]
+            src = colours[k][mine]
         else:
             src = ref = np.zeros((0, 3))
         for c in range(3):
@@ -477,6 +488,7 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray) 
             out[k, :, c] = (float(np.clip(g, *GAIN_RANGE)), float(np.clip(o, -OFFSET_RANGE, OFFSET_RANGE)))
         fixed = colours[k] * out[k, 0] + out[k, 1]
         ref_num = ref_num + fixed * (alphas[k] * seen[k])[:, None]
+        ref_cos = ref_cos + cos[k] * alphas[k] * seen[k]
         ref_den = ref_den + alphas[k] * seen[k]
     return out
 
@@ -485,8 +497,8 @@ def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np
                   gains: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every photo's view of the same surface points (``points``/``normals`` (N, 3) per photo, in its pose):
     (blended colour (N, 3), combined photo weight (N,) = the largest, every photo's photo weight (K, N), every
-    photo's colour (K, N, 3) after ``gains`` (:func:`exposure_gains`))."""
-    alphas, cols, quals = [], [], []
+    photo's colour (K, N, 3) after ``gains`` (:func:`exposure_gains`), every photo's view-angle cosine (K, N))."""
+    alphas, cols, quals, coss = [], [], [], []
     for k, (view, pts, nrm) in enumerate(zip(views, points, normals, strict=True)):
         a, xy = _photo_weight(view, pts, nrm)
         c = _bilinear(view.photo, xy)
@@ -495,10 +507,12 @@ def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np
         alphas.append(a)
         cols.append(c)
         quals.append(_view_quality(view.camera, pts, nrm))
+        to_cam = view.camera.center[None] - pts
+        coss.append(np.einsum("ij,ij->i", nrm, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12))
     alpha, col = np.stack(alphas), np.stack(cols)
     w = _blend_weights(alpha, np.stack(quals))
     blended = np.einsum("kn,knc->nc", w, col) / np.maximum(w.sum(axis=0), 1e-12)[:, None]
-    return blended, alpha.max(axis=0), alpha, col
+    return blended, alpha.max(axis=0), alpha, col, np.stack(coss)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -960,9 +974,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     gains = None
     multi_stats: dict[str, Any] = {}
     if others:
-        _, _, alphas_k, cols_k = _sample_views(views, pose_v, pose_n)
-        gains = exposure_gains(cols_k, alphas_k, v)
-        photo_v, alpha_v, alphas_k, _ = _sample_views(views, pose_v, pose_n, gains)
+        _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n)
+        gains = exposure_gains(cols_k, alphas_k, v, cos_all)
+        photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains)
         multi_stats = {"photos": len(views), "exposure_gain_offset": np.round(gains, 3).tolist(),
                        "seen_vertex_fraction_per_photo": [float((a > SEEN_ALPHA).mean()) for a in alphas_k],
                        "first_photo_vertex_fraction": float((alphas_k[0] > SEEN_ALPHA).mean())}
@@ -1007,7 +1021,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         nrm = np.einsum("nk,nkc->nc", tb, pn[f[tf]])
         normals.append(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12))
     if others:
-        colour_t, alpha_t, _, _ = _sample_views(views, points, normals, gains)
+        colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains)
     else:
         alpha_t, xy_t = _photo_weight(view, points[0], normals[0])
         colour_t = _bilinear(photo, xy_t)
