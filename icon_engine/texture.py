@@ -101,8 +101,9 @@ HAIR_MIN_CONTRAST = 20.0
 #: power keeps the sharpest head-on photo dominant while the weights stay continuous (no seam between photos).
 BLEND_POWER = 4.0
 #: Weight factor of the first photo in that blend: the avatar is posed and framed like it, so its colours land
-#: exactly; the other photos see the avatar through their own fits, a few centimetres off.
-FIRST_PHOTO_QUALITY = 1.0
+#: exactly; the other photos see the avatar through their own fits, a few centimetres off (bench/multiview.py,
+#: 4 views: front colour error 5.9 → 4.9 with 4 instead of 1, the back unchanged).
+FIRST_PHOTO_QUALITY = 4.0
 #: Exposure equalisation (:func:`exposure_gains`): points count when a photo's weight exceeds EXPOSURE_ALPHA; a
 #: point is paired with the nearest point the other photos see within EXPOSURE_RADIUS_M (metres); fewest pairs for
 #: a gain/offset fit (fewer give a gain only).
@@ -111,7 +112,10 @@ EXPOSURE_RADIUS_M = 0.06
 MIN_OVERLAP = 40
 #: Pairs count only when both photos see their points at view-angle cosines this close (camera-fixed shading).
 EXPOSURE_COS_BAND = 0.15
-GAIN_RANGE = (0.5, 2.0)
+#: Range of the gains (about ± half a stop: cameras' auto-exposure between shots of one session); beyond it the
+#: difference is lighting that follows the camera (a person turning in front of a fixed light), which a gain would
+#: only move to the wrong side (bench/multiview.py's renders: back photo ×0.56).
+GAIN_RANGE = (0.7, 1.45)
 #: Fit an offset beside the gain. Off: pairs across a seam mix garments, and a fitted offset then tinted dark
 #: garments (navy trousers turned olive on bench/multiview.py); a gain per channel (exposure, white balance) is
 #: what differs between photos of one shoot.
