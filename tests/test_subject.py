@@ -178,7 +178,7 @@ def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) 
     from icon_engine.subject import reconstruct_subject
 
     front, back, empty = views[1], views[3], views[4]
-    out = reconstruct_subject([front, back, empty], tmp_path, ReconstructOptions(quality="preview", texture=False),
+    out = reconstruct_subject([front, back, empty], tmp_path, ReconstructOptions(quality="preview", texture_size=256),
                               bundle_name="person")
     bundle = read_bundle(out)
     subject = bundle.meta["subject"]
@@ -192,6 +192,13 @@ def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) 
     assert np.abs(reposed - bundle.posed_mesh.vertices).max() < 1e-3
     assert not torn_faces(bundle.posed_mesh.vertices, bundle.rest_mesh.vertices, bundle.posed_mesh.faces).any()
     assert bundle.meta["rig"]["stats"]["posed_silhouette_iou"] > 0.9
+    # the texture comes from both photos (each sees part of the avatar), the back photo's exposure near the front's
+    texture = subject["texture"]
+    assert texture["photos"] == 2 and all(f > 0.1 for f in texture["seen_vertex_fraction_per_photo"])
+    assert np.all(np.abs(np.asarray(texture["exposure_gain_offset"])[1, 0] - 1.0) < 0.2)
+    assert subject["joint_fit"]["loss_after"] < subject["joint_fit"]["loss_before"]
+    for photo in subject["photos"][:2]:
+        assert photo["silhouette_iou"] > 0.6 and photo["own_fit"]["silhouette_iou"] > 0.6
 
 
 def test_pose_agreement_pulls_poses_together_and_bounds_a_different_pose() -> None:
