@@ -13,7 +13,9 @@ Steps (docs/multiview.md):
    with a poor fit are dropped with a warning naming them; the shape is the fit-quality-weighted median of the
    photos' betas; photos whose stature disagrees with it beyond :data:`STATURE_TOLERANCE` are another person
    (dropped with a warning when they are few, an error naming them when they are many); every photo's body is
-   then re-posed with the shared shape, its pelvis kept where the photo's own fit put it.
+   then re-posed with the shared shape, its pelvis kept where the photo's own fit put it, and finally the shape
+   and every photo's pose and translation are optimised together against all photos' keypoints and silhouettes
+   (:mod:`icon_engine.joint_fit`); per photo the joint fit's keypoint error and silhouette IoU are reported.
 """
 
 from __future__ import annotations
@@ -219,9 +221,10 @@ def repose_with_shape(fit: Any, body_model: Any, betas: np.ndarray) -> Any:
 
 
 def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "standard", device: str = "cpu",
-                person_index: int = 0, progress: Any = None,
-                height_m: float | None = None) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
-    """Detect and fit every image, drop the unusable ones, share one shape.
+                person_index: int = 0, progress: Any = None, height_m: float | None = None,
+                joint: bool = True) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
+    """Detect and fit every image, drop the unusable ones, share one shape; with ``joint`` (and several photos)
+    the shape and every photo's pose are then optimised together (:func:`icon_engine.joint_fit.joint_fit`).
 
     Returns (views in input order, warnings, report) where ``report`` holds per-input status, statures and the
     shared betas. Raises ``EngineError("no_person")`` when no image is usable and ``EngineError("bad_input")``
@@ -279,12 +282,51 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
         betas = betas.detach().cpu().numpy().astype(np.float64)
     for v in views:
         v.fit = repose_with_shape(v.own_fit, body_model, betas)
+    if joint and len(views) > 1:
+        if progress is not None:
+            progress(len(inputs) - 1, len(inputs), "Fitting all photos together")
+        views, betas = _joint_refit(views, body_model, betas, quality, device, height_m, warnings, report)
+    for v in views:
         drift = np.linalg.norm(np.asarray(v.fit.vertices) - np.asarray(v.own_fit.vertices), axis=1)
         entry = next(e for e in report["inputs"] if e["label"] == v.input.label)
         entry["shape_drift_cm"] = {"mean": float(drift.mean() * 100), "max": float(drift.max() * 100)}
     report["betas"] = betas.tolist()
     report["stature_m"] = stature_of(body_model, betas)
     return views, warnings, report
+
+
+def _joint_refit(views: list[SubjectView], body_model: Any, betas: np.ndarray, quality: str, device: str,
+                 height_m: float | None, warnings: list[str], report: dict[str, Any]
+                 ) -> tuple[list[SubjectView], np.ndarray]:
+    """Refit the photos jointly (one shape); record per photo the joint fit's keypoint error and silhouette IoU
+    (``report["inputs"]``); drop (with a warning) a photo the shared shape cannot fit, unless it is the last."""
+    from .joint_fit import joint_fit
+
+    result = joint_fit([(v.observation, v.photo, v.fit) for v in views], body_model, betas, quality=quality,
+                       device=device, height_m=height_m)
+    report["joint_fit"] = result.stats
+    kept = []
+    for v, fit in zip(views, result.fits, strict=True):
+        entry = next(e for e in report["inputs"] if e["label"] == v.input.label)
+        entry["own_fit"] = {"keypoint_error_px": entry.get("keypoint_error_px"),
+                            "silhouette_iou": entry.get("silhouette_iou")}
+        kp_px = float(fit.metrics.get("keypoint_error_px") or 0.0)
+        iou = float(fit.metrics.get("silhouette_iou") or 0.0)
+        fit.metrics["stature_m"] = round(stature_of(body_model, result.betas), 4)
+        entry.update(keypoint_error_px=round(kp_px, 3), silhouette_iou=round(iou, 4))
+        height = float(np.asarray(v.observation.mask).shape[0])
+        if kp_px * 1000.0 / max(height, 1.0) > MAX_KEYPOINT_ERROR or iou < MIN_BODY_IOU:
+            warnings.append(f"{v.input.label}: dropped, the shared body shape does not fit it (keypoint error "
+                            f"{kp_px:.1f} px, silhouette IoU {iou:.2f}).")
+            entry["status"] = "poor_joint_fit"
+            continue
+        v.fit = fit
+        kept.append(v)
+    if not kept:  # nothing fits the shared shape: keep the best photo with its own reposed fit
+        best = max(views, key=lambda v: v.weight)
+        next(e for e in report["inputs"] if e["label"] == best.input.label)["status"] = "used"
+        return [best], betas
+    return kept, np.asarray(result.betas, dtype=np.float64)
 
 
 def _same_person(views: list[SubjectView], body_model: Any, betas: np.ndarray, warnings: list[str],
@@ -325,7 +367,7 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
     ``bundle.json["subject"]`` lists every input with its status, pose, translation, camera and fit metrics."""
     from .bundle import write_bundle
     from .options import ReconstructOptions, resolve_device
-    from .pipeline import assemble_bundle, bake_avatar_texture, build_canonical_avatar, build_clothed_surface, load_body
+    from .pipeline import assemble_bundle, build_canonical_avatar, build_clothed_surface, load_body
     from .progress import ProgressReporter
 
     options = options or ReconstructOptions()
@@ -371,7 +413,7 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
         surface = replace(surfaces[0], vertices=avatar.posed_vertices, faces=avatar.faces,
                           method=f"{surfaces[0].method}+fused-{len(views)}")
 
-        texture = bake_avatar_texture(avatar, first.photo, first.observation, first.fit, options, reporter)
+        texture = bake_subject_texture(avatar, views, options, reporter)
 
         reporter.stage("bundle", "Writing the bundle")
         content = assemble_bundle(
@@ -380,6 +422,10 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
             timings=reporter.timings,
         )  # fmt: skip
         content.metadata["subject"] = subject_metadata(views, report)
+        if texture is not None:  # which photos coloured the avatar, and each one's exposure gain
+            content.metadata["subject"]["texture"] = {
+                k: texture.stats[k] for k in ("photos", "exposure_gain_offset", "seen_vertex_fraction_per_photo")
+                if k in texture.stats}
         from . import correctives  # pose correctives from ≥ 4 different poses (issue 13; docs/correctives.md)
 
         if len(views) >= correctives.MIN_POSES:
@@ -392,6 +438,34 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
     return path
 
 
+def avatar_in_photo(avatar: Any, fit: Any) -> np.ndarray:
+    """(N, 3) the avatar's vertices posed as in another photo of the subject (its ``fit``: pose (55, 3) and
+    translation, same shape), in that photo's bundle world: LBS of the rest mesh, as the bundle poses it."""
+    from .bundle.skeleton import PARENTS, skin_vertices
+    from .rig import pose_relative_to_rest
+
+    rig = avatar.rig
+    pose = pose_relative_to_rest(np.asarray(fit.full_pose, dtype=np.float64).reshape(55, 3), rig.rest_pose_angles)
+    return skin_vertices(rig.rest_vertices, rig.skin_weights, rig.rest_joints, np.asarray(PARENTS), pose,
+                         np.asarray(fit.transl, dtype=np.float64).reshape(3))
+
+
+def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, reporter: Any) -> Any:
+    """The avatar's texture from every photo (:func:`icon_engine.texture.bake_texture` with ``more_views``): each
+    texel from the photos that see it best, exposures equalised to the first photo's (None without texture)."""
+    if not options.texture:
+        return None
+    from .texture import PhotoView, bake_texture, parts_from_skin_weights
+
+    reporter.stage("texture", f"Baking the texture from {len(views)} photo{'s' if len(views) > 1 else ''}")
+    first = views[0]
+    more = [PhotoView(avatar_in_photo(avatar, v.fit), v.photo.rgb, v.observation.mask, v.fit.camera)
+            for v in views[1:]]
+    return bake_texture(avatar.posed_vertices, avatar.faces, first.photo.rgb, first.observation.mask,
+                        first.fit.camera, size=options.resolved_texture_size, progress=reporter,
+                        vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights), more_views=more)
+
+
 class _Quiet:
     """A progress sink for sub-steps whose own fractions would jump back and forth between photos."""
 
@@ -400,8 +474,9 @@ class _Quiet:
 
 
 def subject_metadata(views: list[SubjectView], report: dict[str, Any]) -> dict[str, Any]:
-    """``bundle.json["subject"]``: the shared shape and, per input, its status and — when used — its pose (55, 3)
-    axis-angle, translation (metres), camera (OpenCV, original-photo pixels) and fit metrics."""
+    """``bundle.json["subject"]``: the shared shape, the joint fit's statistics and, per input, its status and —
+    when used — its pose (55, 3) axis-angle, translation (metres), camera (OpenCV, original-photo pixels) and fit
+    metrics (the joint fit's keypoint error and silhouette IoU, its own fit's under ``own_fit``)."""
     by_label = {v.input.label: v for v in views}
     photos = []
     for entry in report["inputs"]:
@@ -415,5 +490,8 @@ def subject_metadata(views: list[SubjectView], report: dict[str, Any]) -> dict[s
                                 "R": np.asarray(cam.R).tolist(), "t": np.asarray(cam.t).tolist(),
                                 "width": int(cam.width), "height": int(cam.height)})
         photos.append(item)
-    return {"photos": photos, "used": len(views), "betas": list(report["betas"]),
-            "stature_m": float(report["stature_m"])}
+    out = {"photos": photos, "used": len(views), "betas": list(report["betas"]),
+           "stature_m": float(report["stature_m"])}
+    if "joint_fit" in report:
+        out["joint_fit"] = report["joint_fit"]
+    return out

@@ -28,6 +28,15 @@ Method (docs/texture_rig.md):
 4. **Bake.** Every texel covered by a face gets the photo colour of its 3-D point, blended by its photo weight
    with the barycentric fill colour of its face; islands are then dilated by a few texels so bilinear lookups
    across seams stay clean, and the remaining empty texels take the mean colour.
+5. **Several photos** (``more_views``: the same mesh posed as in each other photo, with its photo, mask and
+   camera). Every vertex and texel is sampled in every photo (visibility and view-angle ramp as in 2.) and takes the
+   mean of the photos that see it, each weighted by its photo weight × (its quality / the best photo's quality) **
+   :data:`BLEND_POWER`, quality = cos(view angle) × pixels per metre: the photo that sees a point best dominates and
+   the weights stay continuous, so there is no cut where one photo takes over from another. Before blending, each
+   photo's colours are mapped onto the first photo's exposure by a per-channel gain fitted on pairs of points it
+   and the photos before it see (the same point where they overlap, the nearest seen point within
+   :data:`EXPOSURE_RADIUS_M` across the seam where they do not: front and back photos) (:func:`exposure_gains`).
+   Only what no photo sees goes to the fill of 3.
 """
 
 from __future__ import annotations
@@ -87,6 +96,31 @@ SEAM_BAND = 0.025
 HAIR_FROM = 0.3
 #: Smallest RGB distance (0–255) between the head's hair and face-skin colour clusters for a distinct hair colour.
 HAIR_MIN_CONTRAST = 20.0
+#: Several photos: a surface point's colour is the mean of the photos that see it weighted by
+#: photo weight × (quality / best quality) ** BLEND_POWER, quality = cos(view angle) × pixels per metre; the
+#: power keeps the sharpest head-on photo dominant while the weights stay continuous (no seam between photos).
+BLEND_POWER = 4.0
+#: Weight factor of the first photo in that blend: the avatar is posed and framed like it, so its colours land
+#: exactly; the other photos see the avatar through their own fits, a few centimetres off (bench/multiview.py,
+#: 4 views: front colour error 5.9 → 4.9 with 4 instead of 1, the back unchanged).
+FIRST_PHOTO_QUALITY = 4.0
+#: Exposure equalisation (:func:`exposure_gains`): points count when a photo's weight exceeds EXPOSURE_ALPHA; a
+#: point is paired with the nearest point the other photos see within EXPOSURE_RADIUS_M (metres); fewest pairs for
+#: a gain/offset fit (fewer give a gain only).
+EXPOSURE_ALPHA = 0.02
+EXPOSURE_RADIUS_M = 0.06
+MIN_OVERLAP = 40
+#: Pairs count only when both photos see their points at view-angle cosines this close (camera-fixed shading).
+EXPOSURE_COS_BAND = 0.15
+#: Range of the gains (about ± half a stop: cameras' auto-exposure between shots of one session); beyond it the
+#: difference is lighting that follows the camera (a person turning in front of a fixed light), which a gain would
+#: only move to the wrong side (bench/multiview.py's renders: back photo ×0.56).
+GAIN_RANGE = (0.7, 1.45)
+#: Fit an offset beside the gain. Off: pairs across a seam mix garments, and a fitted offset then tinted dark
+#: garments (navy trousers turned olive on bench/multiview.py); a gain per channel (exposure, white balance) is
+#: what differs between photos of one shoot.
+EXPOSURE_OFFSET = False
+OFFSET_RANGE = 30.0
 
 
 @dataclass
@@ -98,6 +132,18 @@ class Texture:
     image: np.ndarray
     vertex_colors: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PhotoView:
+    """Another photo of the textured mesh (several photos of one person): ``vertices`` (N, 3) the same mesh (same
+    faces) posed as in that photo, in its bundle world (metres); ``photo_rgb`` (H, W, 3) uint8 processing photo;
+    ``mask`` (H, W) bool person pixels (None: all); ``camera`` its OpenCV camera (processing pixels)."""
+
+    vertices: np.ndarray
+    photo_rgb: np.ndarray
+    mask: np.ndarray | None
+    camera: Camera
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -292,6 +338,128 @@ def _mirror_colours(view: _View, points: np.ndarray, face_colours: np.ndarray,
     ok &= face_ok[face]
     out[ok] = face_colours[face[ok]]
     return out, ok
+
+
+def _other_view(other: PhotoView, n: int, faces_out: np.ndarray) -> tuple[_View, np.ndarray, np.ndarray]:
+    """(view, posed vertices (N, 3), vertex normals (N, 3)) of another photo of the mesh (``faces_out``: the
+    faces wound outward)."""
+    pv = np.asarray(other.vertices, dtype=np.float64).reshape(-1, 3)
+    rgb = np.asarray(other.photo_rgb)
+    cam = other.camera
+    if len(pv) != n:
+        raise EngineError("internal", f"Another photo's mesh has {len(pv)} vertices, the textured mesh {n}.",
+                          "Pose the same mesh into every photo.")
+    if rgb.ndim != 3 or (rgb.shape[1], rgb.shape[0]) != (cam.width, cam.height):
+        raise EngineError("internal", f"Another photo has shape {rgb.shape}, its camera {cam.width}×{cam.height}.",
+                          "Pass each processing photo with the camera its fit used.")
+    m = np.ones(rgb.shape[:2], dtype=bool) if other.mask is None else np.asarray(other.mask, dtype=bool)
+    eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
+    view = _View(depth_layers(pv, faces_out, cam), eroded, rgb.astype(np.float64), cam)
+    return view, pv, vertex_normals(pv, faces_out)
+
+
+def _view_quality(cam: Camera, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(N,) cos(view angle) × pixels per metre of surface points (N, 3) with unit normals seen by ``cam``."""
+    to_cam = cam.center[None] - points
+    dist = np.maximum(np.linalg.norm(to_cam, axis=1), 1e-9)
+    cos = np.clip(np.einsum("ij,ij->i", normals, to_cam) / dist, 0.0, 1.0)
+    return cos * float(cam.K[0, 0]) / dist
+
+
+def _blend_weights(alphas: np.ndarray, qualities: np.ndarray) -> np.ndarray:
+    """(K, N) blend weights of K photos from their photo weights and view qualities (K, N) (:data:`BLEND_POWER`)."""
+    seen_q = np.where(alphas > 0, qualities, 0.0)
+    seen_q[0] *= FIRST_PHOTO_QUALITY ** (1.0 / BLEND_POWER)  # the first photo counts FIRST_PHOTO_QUALITY× more
+    best = np.maximum(seen_q.max(axis=0, keepdims=True), 1e-12)
+    return alphas * (seen_q / best) ** BLEND_POWER
+
+
+def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
+                   cosines: np.ndarray | None = None) -> np.ndarray:
+    """(K, 2, 3) per-photo, per-channel (gain, offset) mapping photo k's colours onto the first photo's exposure:
+    ``c' = gain · c + offset``. ``colours`` (K, N, 3) and ``alphas`` (K, N): every photo's colour and photo weight
+    of the same surface points ``points`` (N, 3, metres). Photo k is paired with the photos before it (already
+    equalised) point by point: each point photo k sees is matched to the nearest point within
+    :data:`EXPOSURE_RADIUS_M` that they see (the same point where the photos overlap, the neighbouring surface
+    across the seam where they do not, as front and back photos); a gain (and, with :data:`EXPOSURE_OFFSET`, an
+    offset) is fitted to the pairs by least squares, twice more without residuals beyond 2.5 robust sigmas; with
+    fewer than :data:`MIN_OVERLAP` pairs the ratio of medians, with none the identity. With ``cosines`` (K, N)
+    (cos of each photo's view angle) only pairs seen at similar angles (within :data:`EXPOSURE_COS_BAND`) count:
+    shading that follows the camera (a flash, a person turning in front of a fixed light) then does not pass for
+    exposure."""
+    from scipy.spatial import cKDTree
+
+    k_views = len(colours)
+    out = np.zeros((k_views, 2, 3))
+    out[:, 0] = 1.0
+    if k_views < 2:
+        return out
+    seen = alphas > EXPOSURE_ALPHA
+    pts = np.asarray(points, dtype=np.float64)
+    cos = np.zeros(alphas.shape) if cosines is None else np.asarray(cosines, dtype=np.float64)
+    ref_num = colours[0] * alphas[0][:, None] * seen[0][:, None]
+    ref_den = alphas[0] * seen[0]
+    ref_cos = cos[0] * alphas[0] * seen[0]
+    for k in range(1, k_views):
+        ref_ok = np.nonzero(ref_den > 0)[0]
+        mine = np.nonzero(seen[k])[0]
+        if len(ref_ok) and len(mine):
+            dist, idx = cKDTree(pts[ref_ok]).query(pts[mine], distance_upper_bound=EXPOSURE_RADIUS_M)
+            hit = np.isfinite(dist)
+            near = ref_ok[idx[hit]]
+            mine = mine[hit]
+            alike = np.abs(cos[k][mine] - ref_cos[near] / ref_den[near]) <= EXPOSURE_COS_BAND
+            near, mine = near[alike], mine[alike]
+            ref = ref_num[near] / ref_den[near][:, None]
+            src = colours[k][mine]
+        else:
+            src = ref = np.zeros((0, 3))
+        for c in range(3):
+            x, y = src[:, c], ref[:, c]
+            if not len(x):
+                continue
+            g, o = float(np.median(y) / max(float(np.median(x)), 1.0)), 0.0
+            if len(x) >= MIN_OVERLAP:
+                keep = np.ones(len(x), dtype=bool)
+                for _ in range(3):  # robust least squares: pairs that straddle two garments are dropped
+                    if keep.sum() < MIN_OVERLAP // 2:
+                        break
+                    xk, yk = x[keep], y[keep]
+                    if EXPOSURE_OFFSET and np.ptp(xk) > 8.0:
+                        g, o = np.polyfit(xk, yk, 1)
+                    else:
+                        g, o = float(xk @ yk / max(float(xk @ xk), 1e-9)), 0.0
+                    r = y - (g * x + o)
+                    mad = float(np.median(np.abs(r - np.median(r)))) * 1.4826 + 1.0
+                    keep = np.abs(r) <= 2.5 * mad
+            out[k, :, c] = (float(np.clip(g, *GAIN_RANGE)), float(np.clip(o, -OFFSET_RANGE, OFFSET_RANGE)))
+        fixed = colours[k] * out[k, 0] + out[k, 1]
+        ref_num = ref_num + fixed * (alphas[k] * seen[k])[:, None]
+        ref_cos = ref_cos + cos[k] * alphas[k] * seen[k]
+        ref_den = ref_den + alphas[k] * seen[k]
+    return out
+
+
+def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np.ndarray],
+                  gains: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every photo's view of the same surface points (``points``/``normals`` (N, 3) per photo, in its pose):
+    (blended colour (N, 3), combined photo weight (N,) = the largest, every photo's photo weight (K, N), every
+    photo's colour (K, N, 3) after ``gains`` (:func:`exposure_gains`), every photo's view-angle cosine (K, N))."""
+    alphas, cols, quals, coss = [], [], [], []
+    for k, (view, pts, nrm) in enumerate(zip(views, points, normals, strict=True)):
+        a, xy = _photo_weight(view, pts, nrm)
+        c = _bilinear(view.photo, xy)
+        if gains is not None:
+            c = c * gains[k, 0] + gains[k, 1]
+        alphas.append(a)
+        cols.append(c)
+        quals.append(_view_quality(view.camera, pts, nrm))
+        to_cam = view.camera.center[None] - pts
+        coss.append(np.einsum("ij,ij->i", nrm, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12))
+    alpha, col = np.stack(alphas), np.stack(cols)
+    w = _blend_weights(alpha, np.stack(quals))
+    blended = np.einsum("kn,knc->nc", w, col) / np.maximum(w.sum(axis=0), 1e-12)[:, None]
+    return blended, alpha.max(axis=0), alpha, col, np.stack(coss)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -697,13 +865,16 @@ def _smoothing_iterations(vertices: np.ndarray, faces: np.ndarray) -> int:
 
 def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
                  camera: Camera, size: int = 2048, progress: Any = None,
-                 vertex_parts: np.ndarray | None = None) -> Texture:
+                 vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None) -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
     :func:`parts_from_skin_weights`); with it the unseen sides are filled per part (:func:`unseen_side_fill`:
     garment colour at the same height, hair on the back of the head, never a colour from another part), without
-    it by mirroring through the body. See the module docstring for the method."""
+    it by mirroring through the body. ``more_views``: other photos of the same person (:class:`PhotoView`, the
+    mesh posed as in each): every surface point then takes its colour from the photos that see it best
+    (:data:`BLEND_POWER`), each photo's exposure equalised to the first one's (:func:`exposure_gains`); only what
+    no photo sees is filled. See the module docstring for the method."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
@@ -737,11 +908,24 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
     photo = rgb.astype(np.float64)
     view = _View(depth_layers(v, faces_out, camera), eroded, photo, camera)
+    others = [_other_view(o, len(v), faces_out) for o in (more_views or [])]
+    views = [view] + [ov for ov, _, _ in others]
+    pose_v = [v] + [pv for _, pv, _ in others]  # the mesh in every photo's pose
+    pose_n = [vn] + [pn for _, _, pn in others]
 
     clock.lap("visibility")
     report(0.5, "Colouring the vertices")
     alpha_v, xy_v = _photo_weight(view, v, vn)
     photo_v = _bilinear(photo, xy_v)
+    gains = None
+    multi_stats: dict[str, Any] = {}
+    if others:
+        _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n)
+        gains = exposure_gains(cols_k, alphas_k, v, cos_all)
+        photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains)
+        multi_stats = {"photos": len(views), "exposure_gain_offset": np.round(gains, 3).tolist(),
+                       "seen_vertex_fraction_per_photo": [float((a > SEEN_ALPHA).mean()) for a in alphas_k],
+                       "first_photo_vertex_fraction": float((alphas_k[0] > SEEN_ALPHA).mean())}
     if parts is None:
         smooth_v, smooth_w = _smooth_on_mesh(photo_v, (alpha_v > 0.05).astype(np.float64), f,
                                              _smoothing_iterations(v, f))
@@ -755,11 +939,19 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         side_stats: dict[str, Any] = {"mirrored_vertex_fraction": float((mirror_ok & ~(alpha_v > 0.3)).mean()),
                                       "diffused_vertex_fraction": float((~known).mean())}
     else:
-        to_cam = camera.center[None] - v
-        view_cos = np.einsum("ij,ij->i", vn, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
-        _, _, inside_v, pix_v = _pixels(camera, v)
-        nearest = view.layers.face[pix_v]
-        own = inside_v & (nearest >= 0) & (parts[f[np.maximum(nearest, 0), 0]] == parts)
+        # per photo: the cosine to its camera and whether the nearest surface at the vertex's pixel is its own part;
+        # a vertex takes those of the photo that sees it best
+        cos_k, own_k, score_k = [], [], []
+        for vw, pv, pn in zip(views, pose_v, pose_n, strict=True):
+            to_cam = vw.camera.center[None] - pv
+            cos_k.append(np.einsum("ij,ij->i", pn, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12))
+            _, _, inside_v, pix_v = _pixels(vw.camera, pv)
+            nearest = vw.layers.face[pix_v]
+            own_k.append(inside_v & (nearest >= 0) & (parts[f[np.maximum(nearest, 0), 0]] == parts))
+            score_k.append(_photo_weight(vw, pv, pn)[0] + 1e-3 * cos_k[-1])
+        best = np.argmax(np.stack(score_k), axis=0)
+        rows = np.arange(len(v))
+        view_cos, own = np.stack(cos_k)[best, rows], np.stack(own_k)[best, rows]
         fill_v, side_stats = unseen_side_fill(v, f, parts, alpha_v, photo_v, view_cos, own)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
 
@@ -769,12 +961,18 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     covered = face_img >= 0
     tf = face_img[covered]
     tb = bary[covered]
-    points = np.einsum("nk,nkc->nc", tb, v[f[tf]])
-    normals = np.einsum("nk,nkc->nc", tb, vn[f[tf]])
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    alpha_t, xy_t = _photo_weight(view, points, normals)
+    points, normals = [], []
+    for pv, pn in zip(pose_v, pose_n, strict=True):
+        points.append(np.einsum("nk,nkc->nc", tb, pv[f[tf]]))
+        nrm = np.einsum("nk,nkc->nc", tb, pn[f[tf]])
+        normals.append(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12))
+    if others:
+        colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains)
+    else:
+        alpha_t, xy_t = _photo_weight(view, points[0], normals[0])
+        colour_t = _bilinear(photo, xy_t)
     fill_t = np.einsum("nk,nkc->nc", tb, fill_v[f[tf]])
-    texel = alpha_t[:, None] * _bilinear(photo, xy_t) + (1 - alpha_t[:, None]) * fill_t
+    texel = alpha_t[:, None] * colour_t + (1 - alpha_t[:, None]) * fill_t
     image = np.zeros((size, size, 3))
     image[covered] = texel
     clock.lap("bake")
@@ -789,6 +987,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         "texel_coverage": float(covered.mean()),
         "visible_vertex_fraction": float((alpha_v > 0.3).mean()),
         **side_stats,
+        **multi_stats,
     }
     report(1.0, "Texture done")
     return Texture(

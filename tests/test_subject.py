@@ -129,7 +129,7 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: list[Path]) -> None:
     from icon_engine.body_model import load_body_model
     from icon_engine.fit.stature import stature_of
-    from icon_engine.subject import fit_subject
+    from icon_engine.subject import fit_subject, repose_with_shape
 
     body = load_body_model()
     found, warnings, report = fit_subject(gather_inputs(views), body, quality="preview")
@@ -139,9 +139,30 @@ def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: l
     betas = np.asarray(report["betas"])
     for v in found:
         assert np.allclose(v.fit.betas, betas)  # one shape for every photo
-        assert np.allclose(v.fit.joints[0], v.own_fit.joints[0], atol=1e-6)  # the pelvis stays where it was fitted
         assert np.asarray(v.fit.vertices).shape == np.asarray(v.own_fit.vertices).shape
+        # the fit's body is the body model's at its parameters (the camera's world, no stale vertices)
+        reposed = repose_with_shape(v.fit, body, betas)
+        assert np.abs(reposed.vertices - v.fit.vertices).max() < 2e-3
+        # the shared shape, reposed with the pelvis kept where the photo's own fit put it
+        kept = repose_with_shape(v.own_fit, body, betas)
+        assert np.allclose(kept.joints[0], v.own_fit.joints[0], atol=1e-6)
     assert abs(report["stature_m"] - stature_of(body, betas)) < 1e-9
+    # the joint fit (one shape, the poses refitted to agree: the person stood still) lowers the summed objective,
+    # brings the photos' body poses closer together, keeps the first photo's pose, and still explains every photo
+    # (keypoints within 2x their own fit's error, silhouettes); every photo reports both fits
+    joint = report["joint_fit"]
+    assert joint["loss_after"] < 0.9 * joint["loss_before"]
+
+    def spread(poses: list[np.ndarray]) -> float:
+        body_poses = np.stack([np.asarray(p).reshape(55, 3)[1:22] for p in poses])
+        return float(np.linalg.norm(body_poses - body_poses.mean(axis=0), axis=2).mean())
+
+    assert spread([v.fit.full_pose for v in found]) < 0.8 * spread([v.own_fit.full_pose for v in found])
+    assert np.allclose(found[0].fit.full_pose[1:22], found[0].own_fit.full_pose[1:22], atol=1e-6)
+    used = [e for e in report["inputs"] if e["status"] == "used"]
+    for e in used:
+        assert e["keypoint_error_px"] < 2.0 * e["own_fit"]["keypoint_error_px"] + 2.0, e
+        assert e["silhouette_iou"] > 0.7, e
     # the back view is fitted facing away from its camera: the global orientation turns by about 180°
     yaw = {v.input.label: v.fit.full_pose[0] for v in found}
     assert np.linalg.norm(yaw["view_+180.png"]) > 2.5 and np.linalg.norm(yaw["view_+000.png"]) < 0.6
@@ -157,7 +178,7 @@ def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) 
     from icon_engine.subject import reconstruct_subject
 
     front, back, empty = views[1], views[3], views[4]
-    out = reconstruct_subject([front, back, empty], tmp_path, ReconstructOptions(quality="preview", texture=False),
+    out = reconstruct_subject([front, back, empty], tmp_path, ReconstructOptions(quality="preview", texture_size=256),
                               bundle_name="person")
     bundle = read_bundle(out)
     subject = bundle.meta["subject"]
@@ -171,3 +192,31 @@ def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) 
     assert np.abs(reposed - bundle.posed_mesh.vertices).max() < 1e-3
     assert not torn_faces(bundle.posed_mesh.vertices, bundle.rest_mesh.vertices, bundle.posed_mesh.faces).any()
     assert bundle.meta["rig"]["stats"]["posed_silhouette_iou"] > 0.9
+    # the texture comes from both photos (each sees part of the avatar), the back photo's exposure near the front's
+    texture = subject["texture"]
+    assert texture["photos"] == 2 and all(f > 0.1 for f in texture["seen_vertex_fraction_per_photo"])
+    assert np.all(np.abs(np.asarray(texture["exposure_gain_offset"])[1, 0] - 1.0) < 0.2)
+    assert subject["joint_fit"]["loss_after"] < subject["joint_fit"]["loss_before"]
+    for photo in subject["photos"][:2]:
+        assert photo["silhouette_iou"] > 0.6 and photo["own_fit"]["silhouette_iou"] > 0.6
+
+
+def test_pose_agreement_pulls_poses_together_and_bounds_a_different_pose() -> None:
+    import torch
+
+    from icon_engine.joint_fit import AGREE_SIGMA_RAD, pose_agreement_loss
+
+    same = torch.zeros(3, 21, 3)
+    assert float(pose_agreement_loss(same)) == 0.0
+    near = same.clone()
+    near[1, 15, 2] = 0.1  # one photo's elbow slightly bent: a small pull
+    far = same.clone()
+    far[1, 15, 2] = 2.0  # another pose: bounded, about one joint's worth
+    assert 0.0 < float(pose_agreement_loss(near)) < float(pose_agreement_loss(far)) <= 1.0
+    far2 = same.clone()
+    far2[1, 15, 2] = 4.0
+    assert float(pose_agreement_loss(far2)) - float(pose_agreement_loss(far)) < 0.1  # saturates
+    p = near.clone().requires_grad_(True)
+    pose_agreement_loss(p).backward()
+    assert p.grad[1, 15, 2] > 0 and p.grad[0, 15, 2] < 0  # towards each other
+    assert AGREE_SIGMA_RAD > 0
