@@ -419,7 +419,8 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
 
 
 def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,
-                        with_height: bool = False, exif_focal: bool = False, log: Any = print) -> dict[str, Any]:
+                        with_height: bool = False, exif_focal: bool = False, log: Any = print,
+                        targets: tuple[str, ...] = ("body", "body_as_clothed")) -> dict[str, Any]:
     """The fit alone on the shared set (no surface, texture or rig): fast iteration on the body fit and scale.
 
     BlazePose and the mask detector run once per subject and are cached in ``results/_detections/`` (pickles
@@ -473,13 +474,20 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
         row: dict[str, Any] = {"subject": sd.name, "fit_wall_s": wall, "fit_cpu_s": cpu,
                                "gt_stature_m": meta["stature_m"], "stature_m": fit.metrics.get("stature_m"),
                                "focal_px": fit.metrics.get("focal_px"), "gt_focal_px": float(Kg[0, 0]),
-                               "garments": meta["spec"], "scale": {}}
+                               "garments": meta["spec"], "betas": np.asarray(fit.betas).round(4).tolist(),
+                               "camera_pitch_deg": fit.metrics.get("camera_pitch_deg"),
+                               "gt_camera_pitch_deg": cam.get("pitch_deg_down"), "scale": {}}
         for name, ply in (("body", "gt_body.ply"), ("body_as_clothed", "gt_clothed.ply")):
+            if name not in targets:
+                row["scale"][name] = {"chamfer_cm": float("nan"), "scale": float("nan")}
+                continue
             Vg, Fg = read_ply(str(sd / ply))
             tgt = ev.Target(Vg, Fg, seed=31 + sid if name == "body" else 11 + sid)
             s = best_scale(V, F, tgt, C)
             m = ev.surface_metrics(C + s * (V - C), F, tgt)
             row["scale"][name] = {"chamfer_cm": m["chamfer_cm"], "scale": s}
+            if name == "body":
+                np.save(results / f"{sd.name}_body_gt_frame.npy", C + s * (V - C))  # for inspection
         gt_body, _ = read_ply(str(sd / "gt_body.ply"))
         row.update(pose_errors(np.asarray(fit.vertices), gt_body, anny_regressor(body_model, len(gt_body))))
         rows.append(row)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from icon_engine.bundle.skeleton import axis_angle_to_matrix
-from icon_engine.camera import DEFAULT_FOV_DEG, FRONT_VIEW_R, default_intrinsics
+from icon_engine.camera import FRONT_VIEW_R, PRIOR_FOCAL_35MM, default_intrinsics, focal_px_to_35mm, prior_focal_px
 from icon_engine.errors import Cancelled, EngineError
 from icon_engine.fit import QUALITY_PRESETS, BodyFit, fit_body
 from icon_engine.fit.fastbody import FastBody
@@ -116,10 +116,11 @@ def test_fit_result_follows_the_contract(walking_fit, body):
     # the stored pose, shape and transl rebuild the stored body
     out, _, _ = pose_body(body, fit.full_pose, fit.betas)
     np.testing.assert_allclose(out.vertices[0].numpy() + fit.transl, fit.vertices, atol=2e-4)
-    # the camera keeps the default field of view over the photo's longer side
+    # without EXIF the camera takes the photo prior's focal length (55 mm equivalent on the diagonal)
     w, h = fit.camera.width, fit.camera.height
-    fov = 2 * np.degrees(np.arctan(0.5 * max(w, h) / fit.camera.K[0, 0]))
-    assert fov == pytest.approx(DEFAULT_FOV_DEG)
+    assert fit.camera.K[0, 0] == pytest.approx(prior_focal_px(w, h))
+    assert focal_px_to_35mm(fit.camera.K[0, 0], w, h) == pytest.approx(PRIOR_FOCAL_35MM)
+    assert fit.metrics["focal_source"] == "prior"
 
 
 def test_camera_reprojects_the_body_onto_the_mask(walking_fit):
@@ -289,7 +290,8 @@ def test_finger_fit_recovers_curled_fingers(body):
     from icon_engine.fit.hands import fit_hands
 
     case, pose, shift, hand = _hand_case(body)
-    prob = _Problem(case.observation, body, 320, 320, QUALITY_PRESETS["preview"], "cpu")
+    prob = _Problem(case.observation, body, 320, 320, QUALITY_PRESETS["preview"], "cpu",
+                    focal_px=float(case.camera.K[0, 0]))
     p = {"betas": torch.zeros(10), "global_orient": torch.zeros(3),
          "body_pose": torch.tensor(pose[1:22], dtype=torch.float32), "transl": torch.tensor(shift, dtype=torch.float32)}
     p["body_pose"][19, 0] = -0.6  # the body fit's left wrist is 0.3 rad off: the palm step turns it back

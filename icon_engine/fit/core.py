@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
-from ..camera import FRONT_VIEW_R, Camera, default_intrinsics, focal_from_35mm, intrinsics_from_focal
+from ..camera import FRONT_VIEW_R, Camera, focal_from_35mm, intrinsics_from_focal, prior_focal_px
 from ..errors import EngineError
 from . import priors
 from .fastbody import FastBody
@@ -110,13 +110,12 @@ class _Problem:
     """Everything one fit needs: observation tensors, the model, the camera and the current parameters."""
 
     def __init__(self, observation: Any, body_model: Any, width: int, height: int, settings: FitSettings,
-                 device: str, focal_px: float | None = None, height_m: float | None = None) -> None:
+                 device: str, focal_px: float, height_m: float | None = None) -> None:
         self.model = body_model
         self.device = torch.device(device)
         self.settings = settings
         self.width, self.height = width, height
-        self.K = default_intrinsics(width, height) if focal_px is None else intrinsics_from_focal(width, height,
-                                                                                                  focal_px)
+        self.K = intrinsics_from_focal(width, height, focal_px)
         self.height_m = height_m
         self.stature = StatureModel.from_body_model(body_model)
         self.R = FRONT_VIEW_R.copy()
@@ -325,14 +324,16 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
         torch.set_num_threads(threads)
 
 
-def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple[float | None, str]:
-    """(focal in processing pixels or None for the default, its source: "given" | "exif" | "default")."""
+def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple[float, str]:
+    """(focal length in processing pixels, its source: "given" | "exif" | "prior").
+
+    Without a given or EXIF focal the photo prior (:func:`icon_engine.camera.prior_focal_px`) is used."""
     if focal_px is not None:
         return float(focal_px), "given"
     f35 = getattr(photo, "focal_35mm", None)
     if f35:
         return focal_from_35mm(float(f35), width, height), "exif"
-    return None, "default"
+    return prior_focal_px(width, height), "prior"
 
 
 def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str,
