@@ -483,3 +483,46 @@ def test_floor_prior_compares_the_lowest_points_of_the_feet():
     assert float(loss) == pytest.approx(9.0, rel=0.2)  # 3 cm → ≈ 9 cm²
     loss.backward()
     assert raised.grad[2] > 0 and raised.grad[2] > 10 * abs(float(raised.grad[0]))
+
+
+def test_icon_refinement_keeps_a_given_height(body):
+    """ICON's body refinement (``--icon-data``) moves pose and place but not the shape when the height was given:
+    the refined body keeps the fitted stature; without a height its shape is free and does change."""
+    from types import SimpleNamespace
+
+    from icon_engine.camera import Camera
+    from icon_engine.fit.stature import stature_of
+    from icon_engine.icon import infer
+    from icon_engine.icon.checkpoints import IconNetworks
+    from icon_engine.icon.networks import ImplicitNet, NormalNet
+
+    width, height = 96, 128
+    betas = np.zeros(body.num_betas)
+    betas[0] = 1.0
+    with torch.no_grad():
+        verts = body(betas=torch.as_tensor(betas, dtype=torch.float32)[None]).vertices[0].numpy().astype(np.float64)
+    faces = np.asarray(body.faces, np.int64)
+    K = default_intrinsics(width, height)
+    cam = Camera(K, FRONT_VIEW_R.copy(), np.array([0.0, 0.3, 3.6]), width, height)
+    # a person larger than the fitted body: the silhouette loss would grow the shape
+    mask = render_mask(cam.to_camera(verts * 1.15), faces, K, width, height)
+    rgb = (np.random.default_rng(1).random((height, width, 3)) * 255).astype(np.uint8)
+    torch.manual_seed(0)
+    nets = IconNetworks(NormalNet(ngf=4).eval(), ImplicitNet(False).eval(), "icon-nofilter")
+    settings = infer.IconSettings(image_res=64, refine_iters=5, normal_every=100, refine_res=64, refine_lr=3e-2)
+    crop = infer.make_crop(cam, verts, mask, 64)
+    image, _ = infer.crop_image(rgb, mask, crop, torch.device("cpu"))
+    normals = infer.predict_normals(nets.normal, image, *infer.render_body_normals(verts, faces, crop.camera,
+                                                                                   torch.device("cpu")))
+    given = stature_of(body, betas)
+    shapes = {}
+    for source in ("height option", "estimated from the body shape"):
+        fit = SimpleNamespace(vertices=verts, faces=faces, camera=cam, betas=betas.copy(), full_pose=np.zeros((55, 3)),
+                              transl=np.zeros(3), expression=np.zeros(body.num_expression),
+                              metrics={"stature_source": source, "stature_m": given})
+        refined, _, _ = infer.refine_body(fit, body, crop, image, nets, settings,
+                                          SimpleNamespace(update=lambda *a: None), torch.device("cpu"), normals)
+        shapes[source] = refined.betas
+    np.testing.assert_array_equal(shapes["height option"], betas)
+    assert stature_of(body, shapes["height option"]) == pytest.approx(given, abs=1e-6)
+    assert np.abs(shapes["estimated from the body shape"] - betas).max() > 1e-3
