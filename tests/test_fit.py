@@ -123,6 +123,14 @@ def test_fit_result_follows_the_contract(walking_fit, body):
     assert fit.metrics["focal_source"] == "prior"
 
 
+def test_standing_camera_pitch_from_the_camera_height_prior(walking_fit):
+    """The walker is photographed looking 5° down from about chest height: with the camera-height and upright
+    priors the fitted camera's pitch is within 2° of the truth (13° from the body's apparent lean alone)."""
+    case, fit = walking_fit
+    assert fit.metrics["standing"]
+    assert abs(fit.metrics["camera_pitch_deg"] - 5.0) < 2.0
+
+
 def test_camera_reprojects_the_body_onto_the_mask(walking_fit):
     """Rendering the fitted body through the fitted camera (the real renderer) overlays the person's mask."""
     case, fit = walking_fit

@@ -78,6 +78,15 @@ W_FLOOR = 0.01  # both feet on one floor plane, per cm² of height difference
 #: The person counts as standing (both feet on the floor) when, after the orientation stage, the lowest points of
 #: the two feet differ by less than this (metres) in the levelled world.
 STANDING_GAP_M = 0.12
+#: Camera height prior for a standing person: the photographer's camera at this fraction of the person's stature
+#: above the floor (about chest height) ...
+CAMERA_HEIGHT_RATIO = 0.75
+#: ... applied with this weight (1: the camera height is the prior's, 0: the fit's own lean decides the pitch).
+CAMERA_HEIGHT_WEIGHT = 1.0
+#: ... unless the body's apparent lean already puts the camera outside this band of heights (fractions of the
+#: stature): a photo from a balcony or from the ground keeps the pitch its lean shows.
+CAMERA_HEIGHT_BAND = (0.3, 1.3)
+W_UPRIGHT = 20.0  # a standing pelvis's forward/backward lean in the world, per rad² (gravity)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
 COVER_REACH: float | None = 0.01  # None: the plain squared pull
@@ -278,6 +287,9 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
         if prob.height_m is None:
             loss = loss + W_STATURE * stature_prior_loss(prob.stature(p["betas"]))
         if prob.standing:
+            up = out["rotations"][0][:, 1]
+            loss = loss + W_UPRIGHT * torch.atan2(up[2], up[1]) ** 2
+        if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
                                                       points[prob.foot_rows["right"], 1])
         if sil is not None:
@@ -361,6 +373,8 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
                progress, done, total, "Fitting orientation")
     _level_camera(prob, p)
     _decide_standing(prob, p)
+    if prob.standing:
+        _camera_height_prior(prob, p)
     lap("orient")
     _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), settings.pose_iters, 0.03,
                _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
@@ -497,6 +511,41 @@ def _level_camera(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
         go = matrix_to_axis_angle(q @ axis_angle_to_matrix(p["global_orient"].double().numpy()))
         p["global_orient"].copy_(torch.tensor(go, dtype=torch.float32))
         p["transl"].copy_(torch.tensor(q @ pelvis - rest_pelvis, dtype=torch.float32))
+    prob.R = prob.R @ q.T
+    prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
+
+
+def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
+    """Pitch the camera so that it stands at :data:`CAMERA_HEIGHT_RATIO` × stature above the floor (a standing
+    person photographed from chest height), with :data:`CAMERA_HEIGHT_WEIGHT`, when the apparent lean puts the
+    camera within :data:`CAMERA_HEIGHT_BAND`.
+
+    After :func:`_level_camera` the body is upright and the camera's pitch is the body's apparent lean, which one
+    photo shows poorly (a few degrees of lean barely change the picture, while the camera's height follows it
+    with the body's distance: 1° ≈ 6 cm at 3.5 m). The world is turned about the camera centre (world X axis)
+    so that the feet lie the prior's height below the camera; the body keeps its upright orientation and moves
+    with the world, so it turns by that angle relative to the camera and the later stages refit its pose."""
+    with torch.no_grad():
+        out = prob.forward(p, with_vertices=True)
+        stature = float(prob.stature(prob.shape(p["betas"])))
+        pelvis = out["joints"][0].double().numpy()
+        drop = float(pelvis[1] - out["vertices"][:, 1].min())  # pelvis above the lowest point, metres
+    target = CAMERA_HEIGHT_RATIO * stature
+    y, z = pelvis[1], pelvis[2]
+    if not CAMERA_HEIGHT_BAND[0] * stature <= drop - y <= CAMERA_HEIGHT_BAND[1] * stature:
+        return  # the camera is at the origin: its height above the lowest point is drop − y
+    r = math.hypot(y, z)
+    if r < 1e-6 or abs((drop - target) / r) >= 1.0:
+        return
+    alpha = math.atan2(z, y)
+    # rotation about X by phi: y' = y cos(phi) - z sin(phi) = r cos(phi + alpha); want y' - drop = -target
+    base = math.acos((drop - target) / r)
+    phi = min((base - alpha, -base - alpha), key=abs) * CAMERA_HEIGHT_WEIGHT
+    if abs(phi) > math.radians(LEVEL_LIMIT_DEG):
+        return
+    q = axis_angle_to_matrix(np.array([phi, 0.0, 0.0]))
+    with torch.no_grad():
+        p["transl"].add_(torch.tensor(q @ pelvis - pelvis, dtype=torch.float32))
     prob.R = prob.R @ q.T
     prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
 
