@@ -3,9 +3,10 @@
 ``x_cam = R @ x_world + t``; pixel = ``K @ x_cam`` divided by depth. World = the bundle world (SMPL-X frame:
 Y-up, metres). A camera looking at an upright person who faces it has ``R = diag(1, -1, -1)``.
 
-Default field of view: :data:`DEFAULT_FOV_DEG` across the photo's longer side (about a 50 mm lens on a
-full-frame camera), principal point at the image centre. When the photo's EXIF gives a focal length (35 mm
-equivalent, :func:`focal_from_35mm`) the fit uses it instead; either way the fit solves for the body's distance.
+Default field of view (previews, synthetic cameras): :data:`DEFAULT_FOV_DEG` across the longer side, principal
+point at the image centre. The body fit takes the photo's EXIF focal length (35 mm equivalent,
+:func:`focal_from_35mm`) when present, else the photo prior :func:`prior_focal_px` (:data:`PRIOR_FOCAL_35MM`);
+either way it solves for the body's distance.
 """
 
 from __future__ import annotations

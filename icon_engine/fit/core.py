@@ -2,12 +2,13 @@
 
 Camera: fixed pinhole, ``R = FRONT_VIEW_R``, ``t = 0`` while fitting; the body's distance is its translation. Its
 focal length is the caller's (``focal_px``), else the photo's EXIF 35 mm-equivalent focal (``Photo.focal_35mm``),
-else the default field of view (:func:`icon_engine.camera.default_intrinsics`). Scale: with ``height_m`` the betas
-are projected onto that stature at every step (:mod:`.stature`), so the scale is exact; without it the stature
-follows the fitted shape under a population prior. An
-upright body's forward/backward lean is moved into the camera's pitch (after the orientation stage and at the
-end). After the fit the world is normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera
-moved with it. Units: metres, radians, processing pixels. Method and landmark mapping: docs/fit.md.
+else the photo prior (:func:`icon_engine.camera.prior_focal_px`, 55 mm equivalent). Scale: with ``height_m`` the
+betas are projected onto that stature at every step (:mod:`.stature`), so the scale is exact; without it the
+stature follows the fitted shape under a population prior. An upright body's forward/backward lean is moved into
+the camera's pitch (after the orientation stage and at the end); a standing person's camera is then set at about
+chest height (:func:`_camera_height_prior`) and the pelvis held upright (``W_UPRIGHT``). After the fit the world is
+normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera moved with it. Units: metres,
+radians, processing pixels. Method and landmark mapping: docs/fit.md.
 """
 
 from __future__ import annotations
