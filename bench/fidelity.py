@@ -34,6 +34,8 @@ Shared rendered set (``--shared-set ../shared/bench/synthetic-dev --results RESU
 the fit's own figures (:func:`pose_errors`): fitted stature vs ``meta.json``'s ``stature_m``, and the torso pitch
 and knee angles of the fitted body vs the GT body. ``--height`` gives each subject its true stature
 (``--height``); ``--exif-focal`` writes the GT focal into the photo's EXIF (35 mm equivalent) first.
+``--fit-only`` runs the body fit alone (detections cached) and scores the body like ``score_scale.py``
+(:func:`fit_only_shared_set`): a few seconds per subject, for iterating on the fit.
 """
 
 from __future__ import annotations
@@ -335,6 +337,24 @@ def write_exif_focal(src: Path, dst: Path, focal_px: float) -> None:
     img.save(dst, exif=exif.tobytes())  # PNG writes an Exif object's tags only when given as bytes
 
 
+def shared_subjects(bench_dir: Path, subjects: list[int] | None, inputs: Path,
+                    exif_focal: bool) -> Any:
+    """Yield ``(folder, number, meta, camera, photo path)`` per subject of the shared set (only ``subjects`` when
+    given); with ``exif_focal`` the photo is a copy in ``inputs`` with the GT focal in its EXIF."""
+    for sd in sorted(bench_dir.glob("subject_*")):
+        sid = int(sd.name.split("_")[1])
+        if subjects and sid not in subjects:
+            continue
+        meta = json.loads((sd / "meta.json").read_text())
+        cam = json.loads((sd / "camera.json").read_text())
+        photo = sd / "photo.png"
+        if exif_focal:
+            photo = inputs / f"{sd.name}.png"
+            photo.parent.mkdir(parents=True, exist_ok=True)
+            write_exif_focal(sd / "photo.png", photo, float(cam["K"][0][0]))
+        yield sd, sid, meta, cam, photo
+
+
 def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,
                    with_height: bool = False, exif_focal: bool = False, log: Any = print,
                    scorers: tuple[str, ...] = ("evaluate", "score_scale")) -> dict[str, Any]:
@@ -354,17 +374,7 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
     results.mkdir(parents=True, exist_ok=True)
     body_model = load_body_model()
     rows = []
-    for sd in sorted(bench_dir.glob("subject_*")):
-        sid = int(sd.name.split("_")[1])
-        if subjects and sid not in subjects:
-            continue
-        meta = json.loads((sd / "meta.json").read_text())
-        photo = sd / "photo.png"
-        if exif_focal:
-            K = json.loads((sd / "camera.json").read_text())["K"]
-            photo = results / "_inputs" / f"{sd.name}.png"
-            photo.parent.mkdir(exist_ok=True)
-            write_exif_focal(sd / "photo.png", photo, float(K[0][0]))
+    for sd, _, meta, cam, photo in shared_subjects(bench_dir, subjects, results / "_inputs", exif_focal):
         options = ReconstructOptions(quality=quality, device="cpu",
                                      height_m=float(meta["stature_m"]) if with_height else None)
         t, c = time.perf_counter(), time.process_time()
@@ -379,7 +389,7 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
                                "gt_stature_m": meta["stature_m"], "stature_m": fit.get("stature_m"),
                                "stature_source": fit.get("stature_source"), "focal_px": fit.get("focal_px"),
                                "focal_source": fit.get("focal_source"),
-                               "gt_focal_px": json.loads((sd / "camera.json").read_text())["K"][0][0]}
+                               "gt_focal_px": cam["K"][0][0]}
         if len(ours) >= len(gt_body):
             row.update(pose_errors(ours, gt_body, anny_regressor(body_model, len(gt_body))))
         rows.append(row)
@@ -444,16 +454,7 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     cache.mkdir(parents=True, exist_ok=True)
     body_model = load_body_model()
     rows = []
-    for sd in sorted(bench_dir.glob("subject_*")):
-        sid = int(sd.name.split("_")[1])
-        if subjects and sid not in subjects:
-            continue
-        meta = json.loads((sd / "meta.json").read_text())
-        cam = json.loads((sd / "camera.json").read_text())
-        photo_path = sd / "photo.png"
-        if exif_focal:
-            photo_path = cache / f"{sd.name}_exif.png"
-            write_exif_focal(sd / "photo.png", photo_path, float(cam["K"][0][0]))
+    for sd, sid, meta, cam, photo_path in shared_subjects(bench_dir, subjects, cache / "exif", exif_focal):
         photo = load_photo(photo_path)
         cached = cache / f"{sd.name}.pkl"
         if cached.exists():
