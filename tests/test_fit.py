@@ -167,6 +167,17 @@ def test_lying_down_does_not_crash_and_faces_the_camera(body):
     assert err["pa_mpjpe_mm"] < 80.0, err
 
 
+def test_upside_down_body_is_not_standing(body):
+    """A body upside down (a handstand, a flip) has both feet at one height but is not standing: the floor,
+    camera-height and upright priors stay off and the fit keeps it upside down."""
+    case = _case(body, "standing", yaw=0.0, global_orient=(np.pi, 0.0, 0.0))
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    assert not fit.metrics["standing"]
+    up = axis_angle_to_matrix(fit.full_pose[0]) @ [0.0, 1.0, 0.0]
+    assert up[1] < -0.8
+    assert fit.metrics["silhouette_iou"] > 0.75
+
+
 def test_progress_is_reported_and_cancel_stops_the_fit(body):
     case = _case(body, "t_pose", yaw=0.0)
     events = []

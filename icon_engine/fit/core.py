@@ -563,9 +563,11 @@ def _image_knee_angle(keypoints: np.ndarray, side: str) -> float | None:
 
 
 def _decide_standing(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
-    """Whether the floor prior applies: both feet mapped and, in the levelled initial pose, their lowest points
-    within :data:`STANDING_GAP_M` of each other (not a kick, a step up or a sitting pose with a foot raised)."""
-    if min(len(r) for r in prob.foot_rows.values()) == 0:
+    """Whether the floor, camera-height and upright priors apply: an upright pelvis (lean and roll within
+    :data:`LEVEL_LIMIT_DEG`: not lying, upside down or mid-flip), both feet mapped and, in the levelled initial
+    pose, their lowest points within :data:`STANDING_GAP_M` of each other (not a kick, a step up or a sitting pose
+    with a foot raised)."""
+    if min(len(r) for r in prob.foot_rows.values()) == 0 or _level_pitch(p["global_orient"].double().numpy()) is None:
         return
     with torch.no_grad():
         y = prob.model_points(prob.forward(p))[:, 1]
