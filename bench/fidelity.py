@@ -34,6 +34,8 @@ Shared rendered set (``--shared-set ../shared/bench/synthetic-dev --results RESU
 the fit's own figures (:func:`pose_errors`): fitted stature vs ``meta.json``'s ``stature_m``, and the torso pitch
 and knee angles of the fitted body vs the GT body. ``--height`` gives each subject its true stature
 (``--height``); ``--exif-focal`` writes the GT focal into the photo's EXIF (35 mm equivalent) first.
+``--fit-only`` runs the body fit alone (detections cached) and scores the body like ``score_scale.py``
+(:func:`fit_only_shared_set`): a few seconds per subject, for iterating on the fit.
 """
 
 from __future__ import annotations
@@ -317,7 +319,8 @@ def pose_errors(ours: np.ndarray, gt: np.ndarray, regressor: np.ndarray) -> dict
 def anny_regressor(body_model: Any, num_vertices: int) -> np.ndarray:
     """The open body's joint regressor (55, num_vertices) over anny's first ``num_vertices`` vertices (the GT
     bodies lack the eyes), rows renormalised to sum to 1."""
-    reg = body_model.smplx.J_regressor.detach().cpu().double().numpy()[:, :num_vertices]
+    with np.load(body_model.path) as arrays:  # the model's own .npz (the module keeps only derived tensors)
+        reg = np.asarray(arrays["J_regressor"], dtype=np.float64)[:, :num_vertices]
     return reg / np.maximum(reg.sum(1, keepdims=True), 1e-12)
 
 
@@ -332,6 +335,24 @@ def write_exif_focal(src: Path, dst: Path, focal_px: float) -> None:
     exif_ifd = exif.get_ifd(0x8769)
     exif_ifd[0xA405] = int(round(focal_px_to_35mm(focal_px, img.width, img.height)))
     img.save(dst, exif=exif.tobytes())  # PNG writes an Exif object's tags only when given as bytes
+
+
+def shared_subjects(bench_dir: Path, subjects: list[int] | None, inputs: Path,
+                    exif_focal: bool) -> Any:
+    """Yield ``(folder, number, meta, camera, photo path)`` per subject of the shared set (only ``subjects`` when
+    given); with ``exif_focal`` the photo is a copy in ``inputs`` with the GT focal in its EXIF."""
+    for sd in sorted(bench_dir.glob("subject_*")):
+        sid = int(sd.name.split("_")[1])
+        if subjects and sid not in subjects:
+            continue
+        meta = json.loads((sd / "meta.json").read_text())
+        cam = json.loads((sd / "camera.json").read_text())
+        photo = sd / "photo.png"
+        if exif_focal:
+            photo = inputs / f"{sd.name}.png"
+            photo.parent.mkdir(parents=True, exist_ok=True)
+            write_exif_focal(sd / "photo.png", photo, float(cam["K"][0][0]))
+        yield sd, sid, meta, cam, photo
 
 
 def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,
@@ -353,17 +374,7 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
     results.mkdir(parents=True, exist_ok=True)
     body_model = load_body_model()
     rows = []
-    for sd in sorted(bench_dir.glob("subject_*")):
-        sid = int(sd.name.split("_")[1])
-        if subjects and sid not in subjects:
-            continue
-        meta = json.loads((sd / "meta.json").read_text())
-        photo = sd / "photo.png"
-        if exif_focal:
-            K = json.loads((sd / "camera.json").read_text())["K"]
-            photo = results / "_inputs" / f"{sd.name}.png"
-            photo.parent.mkdir(exist_ok=True)
-            write_exif_focal(sd / "photo.png", photo, float(K[0][0]))
+    for sd, _, meta, cam, photo in shared_subjects(bench_dir, subjects, results / "_inputs", exif_focal):
         options = ReconstructOptions(quality=quality, device="cpu",
                                      height_m=float(meta["stature_m"]) if with_height else None)
         t, c = time.perf_counter(), time.process_time()
@@ -378,7 +389,7 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
                                "gt_stature_m": meta["stature_m"], "stature_m": fit.get("stature_m"),
                                "stature_source": fit.get("stature_source"), "focal_px": fit.get("focal_px"),
                                "focal_source": fit.get("focal_source"),
-                               "gt_focal_px": json.loads((sd / "camera.json").read_text())["K"][0][0]}
+                               "gt_focal_px": cam["K"][0][0]}
         if len(ours) >= len(gt_body):
             row.update(pose_errors(ours, gt_body, anny_regressor(body_model, len(gt_body))))
         rows.append(row)
@@ -414,6 +425,94 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
     (results / "fit_summary.json").write_text(json.dumps(out, indent=1))
     log(outputs.get("evaluate", "")[-1500:])
     log(format_shared(out))
+    return out
+
+
+def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,
+                        with_height: bool = False, exif_focal: bool = False, log: Any = print,
+                        targets: tuple[str, ...] = ("body", "body_as_clothed")) -> dict[str, Any]:
+    """The fit alone on the shared set (no surface, texture or rig): fast iteration on the body fit and scale.
+
+    BlazePose and the mask detector run once per subject and are cached in ``results/_detections/`` (pickles
+    this script writes itself; delete them after changing the detector). The body is scored the way
+    ``score_scale.py`` scores it (points moved onto the GT camera rays at their own depth, best scale about the GT
+    camera centre): ``body`` (vs GT body) and ``body_as_clothed`` (vs GT clothed), plus the stature, focal and
+    pose figures of :func:`run_shared_set`. Rows and means go to ``results/fit_only.json``."""
+    import pickle
+
+    from icon_engine.body_model import load_body_model
+    from icon_engine.fit import fit_body
+    from icon_engine.image_io import load_photo
+    from icon_engine.person import detect_person
+
+    sys.path.insert(0, str(bench_dir.parent))
+    import evaluate as ev  # the set's own scorer helpers
+    from common import read_ply
+    from score_scale import best_scale
+
+    cache = results / "_detections"
+    cache.mkdir(parents=True, exist_ok=True)
+    body_model = load_body_model()
+    rows = []
+    for sd, sid, meta, cam, photo_path in shared_subjects(bench_dir, subjects, cache / "exif", exif_focal):
+        photo = load_photo(photo_path)
+        cached = cache / f"{sd.name}.pkl"
+        if cached.exists():
+            obs = pickle.loads(cached.read_bytes())
+        else:
+            obs = detect_person(photo)
+            cached.write_bytes(pickle.dumps(obs))
+        t, c = time.perf_counter(), time.process_time()
+        fit = fit_body(obs, body_model, photo, quality=quality,
+                       height_m=float(meta["stature_m"]) if with_height else None)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        cam_b = fit.camera.rescaled(1.0 / photo.scale, *photo.original_size)
+        Kg, Rg, tg = (np.asarray(cam[k], dtype=np.float64) for k in ("K", "R", "t"))
+        W, H = int(cam["width"]), int(cam["height"])
+        V, _ = ev.to_gt_frame(np.asarray(fit.vertices), cam_b.K, cam_b.R, cam_b.t, Kg, Rg, tg, {}, True, (W, H))
+        F = np.asarray(fit.faces)
+        C = -Rg.T @ tg
+        row: dict[str, Any] = {"subject": sd.name, "fit_wall_s": wall, "fit_cpu_s": cpu,
+                               "gt_stature_m": meta["stature_m"], "stature_m": fit.metrics.get("stature_m"),
+                               "focal_px": fit.metrics.get("focal_px"), "gt_focal_px": float(Kg[0, 0]),
+                               "garments": meta["spec"], "betas": np.asarray(fit.betas).round(4).tolist(),
+                               "camera_pitch_deg": fit.metrics.get("camera_pitch_deg"),
+                               "gt_camera_pitch_deg": cam.get("pitch_deg_down"), "scale": {}}
+        for name, ply in (("body", "gt_body.ply"), ("body_as_clothed", "gt_clothed.ply")):
+            if name not in targets:
+                row["scale"][name] = {"chamfer_cm": float("nan"), "scale": float("nan")}
+                continue
+            Vg, Fg = read_ply(str(sd / ply))
+            tgt = ev.Target(Vg, Fg, seed=31 + sid if name == "body" else 11 + sid)
+            s = best_scale(V, F, tgt, C)
+            m = ev.surface_metrics(C + s * (V - C), F, tgt)
+            row["scale"][name] = {"chamfer_cm": m["chamfer_cm"], "scale": s}
+            if name == "body":
+                np.save(results / f"{sd.name}_body_gt_frame.npy", C + s * (V - C))  # for inspection
+        gt_body, _ = read_ply(str(sd / "gt_body.ply"))
+        row.update(pose_errors(np.asarray(fit.vertices), gt_body, anny_regressor(body_model, len(gt_body))))
+        rows.append(row)
+        log(f"{sd.name}: body {row['scale']['body']['chamfer_cm']:.2f} cm (s {row['scale']['body']['scale']:.3f}) "
+            f"as clothed {row['scale']['body_as_clothed']['chamfer_cm']:.2f} stature {row['stature_m']} "
+            f"(GT {row['gt_stature_m']:.3f}) focal {row['focal_px']} (GT {row['gt_focal_px']:.0f}) "
+            f"torso {row['torso_pitch_err_deg']:.1f} knee {row['knee_err_deg']:.1f}  fit {cpu:.1f} s CPU")
+    def mean(fn) -> float:
+        return float(np.mean([fn(r) for r in rows])) if rows else float("nan")
+
+    summary = {
+        "body_cm": mean(lambda r: r["scale"]["body"]["chamfer_cm"]),
+        "body_as_clothed_cm": mean(lambda r: r["scale"]["body_as_clothed"]["chamfer_cm"]),
+        "abs_scale_err": mean(lambda r: abs(r["scale"]["body"]["scale"] - 1.0)),
+        "stature_err_m": mean(lambda r: abs(r["stature_m"] - r["gt_stature_m"])),
+        "focal_ratio_err": mean(lambda r: abs(r["focal_px"] / r["gt_focal_px"] - 1.0)),
+        "torso_pitch_err_deg": mean(lambda r: r["torso_pitch_err_deg"]),
+        "knee_err_deg": mean(lambda r: r["knee_err_deg"]),
+        "fit_cpu_s": mean(lambda r: r["fit_cpu_s"]),
+    }
+    log(" ".join(f"{k} {v:.3f}" for k, v in summary.items()))
+    out = {"rows": rows, "summary": summary, "options": {"quality": quality, "height": with_height,
+                                                         "exif_focal": exif_focal}}
+    (results / "fit_only.json").write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -484,12 +583,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subjects", type=int, nargs="+", help="with --shared-set: only these subject numbers")
     ap.add_argument("--height", action="store_true", help="with --shared-set: give each subject its true stature")
     ap.add_argument("--exif-focal", action="store_true", help="with --shared-set: put the GT focal in the EXIF")
+    ap.add_argument("--fit-only", action="store_true",
+                    help="with --shared-set: only the body fit, scored like score_scale.py (detections cached)")
     ap.add_argument("--scorers", nargs="+", default=["evaluate", "score_scale"], choices=["evaluate", "score_scale"],
                     help="with --shared-set: which of the set's scorers to run")
     args = ap.parse_args(argv)
     if args.shared_set:
         if args.results is None:
             ap.error("--shared-set needs --results")
+        if args.fit_only:
+            fit_only_shared_set(args.shared_set, args.results, args.quality, args.subjects, args.height,
+                                args.exif_focal)
+            return
         run_shared_set(args.shared_set, args.results, args.quality, args.subjects, args.height, args.exif_focal,
                        scorers=tuple(args.scorers))
         return

@@ -16,7 +16,13 @@ from bench.lib.fit_cases import (
     pose_body,
 )
 from icon_engine.bundle.skeleton import axis_angle_to_matrix
-from icon_engine.camera import DEFAULT_FOV_DEG, FRONT_VIEW_R, default_intrinsics
+from icon_engine.camera import (
+    FRONT_VIEW_R,
+    PRIOR_FOCAL_35MM,
+    default_intrinsics,
+    focal_px_to_35mm,
+    prior_focal_px,
+)
 from icon_engine.errors import Cancelled, EngineError
 from icon_engine.fit import QUALITY_PRESETS, BodyFit, fit_body
 from icon_engine.fit.fastbody import FastBody
@@ -116,10 +122,19 @@ def test_fit_result_follows_the_contract(walking_fit, body):
     # the stored pose, shape and transl rebuild the stored body
     out, _, _ = pose_body(body, fit.full_pose, fit.betas)
     np.testing.assert_allclose(out.vertices[0].numpy() + fit.transl, fit.vertices, atol=2e-4)
-    # the camera keeps the default field of view over the photo's longer side
+    # without EXIF the camera takes the photo prior's focal length (55 mm equivalent on the diagonal)
     w, h = fit.camera.width, fit.camera.height
-    fov = 2 * np.degrees(np.arctan(0.5 * max(w, h) / fit.camera.K[0, 0]))
-    assert fov == pytest.approx(DEFAULT_FOV_DEG)
+    assert fit.camera.K[0, 0] == pytest.approx(prior_focal_px(w, h))
+    assert focal_px_to_35mm(fit.camera.K[0, 0], w, h) == pytest.approx(PRIOR_FOCAL_35MM)
+    assert fit.metrics["focal_source"] == "prior"
+
+
+def test_standing_camera_pitch_from_the_camera_height_prior(walking_fit):
+    """The walker is photographed looking 5° down from about chest height: with the camera-height and upright
+    priors the fitted camera's pitch is within 2° of the truth (13° from the body's apparent lean alone)."""
+    case, fit = walking_fit
+    assert fit.metrics["standing"]
+    assert abs(fit.metrics["camera_pitch_deg"] - 5.0) < 2.0
 
 
 def test_camera_reprojects_the_body_onto_the_mask(walking_fit):
@@ -156,6 +171,17 @@ def test_lying_down_does_not_crash_and_faces_the_camera(body):
     # the body's long axis lies along the camera's view of the ground, not upright in the image
     err = joint_errors(fit.joints, fit.camera, case.joints, case.camera)
     assert err["pa_mpjpe_mm"] < 80.0, err
+
+
+def test_upside_down_body_is_not_standing(body):
+    """A body upside down (a handstand, a flip) has both feet at one height but is not standing: the floor,
+    camera-height and upright priors stay off and the fit keeps it upside down."""
+    case = _case(body, "standing", yaw=0.0, global_orient=(np.pi, 0.0, 0.0))
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    assert not fit.metrics["standing"]
+    up = axis_angle_to_matrix(fit.full_pose[0]) @ [0.0, 1.0, 0.0]
+    assert up[1] < -0.8
+    assert fit.metrics["silhouette_iou"] > 0.75
 
 
 def test_progress_is_reported_and_cancel_stops_the_fit(body):
@@ -289,7 +315,8 @@ def test_finger_fit_recovers_curled_fingers(body):
     from icon_engine.fit.hands import fit_hands
 
     case, pose, shift, hand = _hand_case(body)
-    prob = _Problem(case.observation, body, 320, 320, QUALITY_PRESETS["preview"], "cpu")
+    prob = _Problem(case.observation, body, 320, 320, QUALITY_PRESETS["preview"], "cpu",
+                    focal_px=float(case.camera.K[0, 0]))
     p = {"betas": torch.zeros(10), "global_orient": torch.zeros(3),
          "body_pose": torch.tensor(pose[1:22], dtype=torch.float32), "transl": torch.tensor(shift, dtype=torch.float32)}
     p["body_pose"][19, 0] = -0.6  # the body fit's left wrist is 0.3 rad off: the palm step turns it back
@@ -481,3 +508,46 @@ def test_floor_prior_compares_the_lowest_points_of_the_feet():
     assert float(loss) == pytest.approx(9.0, rel=0.2)  # 3 cm → ≈ 9 cm²
     loss.backward()
     assert raised.grad[2] > 0 and raised.grad[2] > 10 * abs(float(raised.grad[0]))
+
+
+def test_icon_refinement_keeps_a_given_height(body):
+    """ICON's body refinement (``--icon-data``) moves pose and place but not the shape when the height was given:
+    the refined body keeps the fitted stature; without a height its shape is free and does change."""
+    from types import SimpleNamespace
+
+    from icon_engine.camera import Camera
+    from icon_engine.fit.stature import stature_of
+    from icon_engine.icon import infer
+    from icon_engine.icon.checkpoints import IconNetworks
+    from icon_engine.icon.networks import ImplicitNet, NormalNet
+
+    width, height = 96, 128
+    betas = np.zeros(body.num_betas)
+    betas[0] = 1.0
+    with torch.no_grad():
+        verts = body(betas=torch.as_tensor(betas, dtype=torch.float32)[None]).vertices[0].numpy().astype(np.float64)
+    faces = np.asarray(body.faces, np.int64)
+    K = default_intrinsics(width, height)
+    cam = Camera(K, FRONT_VIEW_R.copy(), np.array([0.0, 0.3, 3.6]), width, height)
+    # a person larger than the fitted body: the silhouette loss would grow the shape
+    mask = render_mask(cam.to_camera(verts * 1.15), faces, K, width, height)
+    rgb = (np.random.default_rng(1).random((height, width, 3)) * 255).astype(np.uint8)
+    torch.manual_seed(0)
+    nets = IconNetworks(NormalNet(ngf=4).eval(), ImplicitNet(False).eval(), "icon-nofilter")
+    settings = infer.IconSettings(image_res=64, refine_iters=5, normal_every=100, refine_res=64, refine_lr=3e-2)
+    crop = infer.make_crop(cam, verts, mask, 64)
+    image, _ = infer.crop_image(rgb, mask, crop, torch.device("cpu"))
+    normals = infer.predict_normals(nets.normal, image, *infer.render_body_normals(verts, faces, crop.camera,
+                                                                                   torch.device("cpu")))
+    given = stature_of(body, betas)
+    shapes = {}
+    for source in ("height option", "estimated from the body shape"):
+        fit = SimpleNamespace(vertices=verts, faces=faces, camera=cam, betas=betas.copy(), full_pose=np.zeros((55, 3)),
+                              transl=np.zeros(3), expression=np.zeros(body.num_expression),
+                              metrics={"stature_source": source, "stature_m": given})
+        refined, _, _ = infer.refine_body(fit, body, crop, image, nets, settings,
+                                          SimpleNamespace(update=lambda *a: None), torch.device("cpu"), normals)
+        shapes[source] = refined.betas
+    np.testing.assert_array_equal(shapes["height option"], betas)
+    assert stature_of(body, shapes["height option"]) == pytest.approx(given, abs=1e-6)
+    assert np.abs(shapes["estimated from the body shape"] - betas).max() > 1e-3

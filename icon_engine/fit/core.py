@@ -2,12 +2,13 @@
 
 Camera: fixed pinhole, ``R = FRONT_VIEW_R``, ``t = 0`` while fitting; the body's distance is its translation. Its
 focal length is the caller's (``focal_px``), else the photo's EXIF 35 mm-equivalent focal (``Photo.focal_35mm``),
-else the default field of view (:func:`icon_engine.camera.default_intrinsics`). Scale: with ``height_m`` the betas
-are projected onto that stature at every step (:mod:`.stature`), so the scale is exact; without it the stature
-follows the fitted shape under a population prior. An
-upright body's forward/backward lean is moved into the camera's pitch (after the orientation stage and at the
-end). After the fit the world is normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera
-moved with it. Units: metres, radians, processing pixels. Method and landmark mapping: docs/fit.md.
+else the photo prior (:func:`icon_engine.camera.prior_focal_px`, 55 mm equivalent). Scale: with ``height_m`` the
+betas are projected onto that stature at every step (:mod:`.stature`), so the scale is exact; without it the
+stature follows the fitted shape under a population prior. An upright body's forward/backward lean is moved into
+the camera's pitch (after the orientation stage and at the end); a standing person's camera is then set at about
+chest height (:func:`_camera_height_prior`) and the pelvis held upright (``W_UPRIGHT``). After the fit the world is
+normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera moved with it. Units: metres,
+radians, processing pixels. Method and landmark mapping: docs/fit.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
-from ..camera import FRONT_VIEW_R, Camera, default_intrinsics, focal_from_35mm, intrinsics_from_focal
+from ..camera import FRONT_VIEW_R, Camera, focal_from_35mm, intrinsics_from_focal, prior_focal_px
 from ..errors import EngineError
 from ..options import PRESETS, FitPreset, resolve_device
 from . import priors
@@ -71,6 +72,15 @@ W_FLOOR = 0.01  # both feet on one floor plane, per cm² of height difference
 #: The person counts as standing (both feet on the floor) when, after the orientation stage, the lowest points of
 #: the two feet differ by less than this (metres) in the levelled world.
 STANDING_GAP_M = 0.12
+#: Camera height prior for a standing person: the photographer's camera at this fraction of the person's stature
+#: above the floor (about chest height) ...
+CAMERA_HEIGHT_RATIO = 0.75
+#: ... applied with this weight (1: the camera height is the prior's, 0: the fit's own lean decides the pitch).
+CAMERA_HEIGHT_WEIGHT = 1.0
+#: ... unless the body's apparent lean already puts the camera outside this band of heights (fractions of the
+#: stature): a photo from a balcony or from the ground keeps the pitch its lean shows.
+CAMERA_HEIGHT_BAND = (0.3, 1.3)
+W_UPRIGHT = 20.0  # a standing pelvis's forward/backward lean in the world, per rad² (gravity)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
 COVER_REACH: float | None = 0.01  # None: the plain squared pull
@@ -103,14 +113,12 @@ class _Problem:
     """Everything one fit needs: observation tensors, the model, the camera and the current parameters."""
 
     def __init__(self, observation: Any, body_model: Any, width: int, height: int, settings: FitSettings,
-                 device: str | torch.device, focal_px: float | None = None,
-                 height_m: float | None = None) -> None:
+                 device: str | torch.device, focal_px: float, height_m: float | None = None) -> None:
         self.model = body_model
         self.device = torch.device(device)
         self.settings = settings
         self.width, self.height = width, height
-        self.K = default_intrinsics(width, height) if focal_px is None else intrinsics_from_focal(width, height,
-                                                                                                  focal_px)
+        self.K = intrinsics_from_focal(width, height, focal_px)
         self.height_m = height_m
         self.stature = StatureModel.from_body_model(body_model)
         self.R = FRONT_VIEW_R.copy()
@@ -273,6 +281,9 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
         if prob.height_m is None:
             loss = loss + W_STATURE * stature_prior_loss(prob.stature(p["betas"]))
         if prob.standing:
+            up = out["rotations"][0][:, 1]
+            loss = loss + W_UPRIGHT * torch.atan2(up[2], up[1]) ** 2
+        if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
                                                       points[prob.foot_rows["right"], 1])
         if sil is not None:
@@ -325,14 +336,16 @@ def _on_device(target: Any, device: torch.device) -> Any:
     return dataclasses.replace(target, **moved)
 
 
-def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple[float | None, str]:
-    """(focal in processing pixels or None for the default, its source: "given" | "exif" | "default")."""
+def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple[float, str]:
+    """(focal length in processing pixels, its source: "given" | "exif" | "prior").
+
+    Without a given or EXIF focal the photo prior (:func:`icon_engine.camera.prior_focal_px`) is used."""
     if focal_px is not None:
         return float(focal_px), "given"
     f35 = getattr(photo, "focal_35mm", None)
     if f35:
         return focal_from_35mm(float(f35), width, height), "exif"
-    return None, "default"
+    return prior_focal_px(width, height), "prior"
 
 
 def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str | torch.device,
@@ -360,6 +373,8 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
                progress, done, total, "Fitting orientation")
     _level_camera(prob, p)
     _decide_standing(prob, p)
+    if prob.standing:
+        _camera_height_prior(prob, p)
     lap("orient")
     _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), settings.pose_iters, 0.03,
                _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
@@ -500,6 +515,41 @@ def _level_camera(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
     prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
 
 
+def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
+    """Pitch the camera so that it stands at :data:`CAMERA_HEIGHT_RATIO` × stature above the floor (a standing
+    person photographed from chest height), with :data:`CAMERA_HEIGHT_WEIGHT`, when the apparent lean puts the
+    camera within :data:`CAMERA_HEIGHT_BAND`.
+
+    After :func:`_level_camera` the body is upright and the camera's pitch is the body's apparent lean, which one
+    photo shows poorly (a few degrees of lean barely change the picture, while the camera's height follows it
+    with the body's distance: 1° ≈ 6 cm at 3.5 m). The world is turned about the camera centre (world X axis)
+    so that the feet lie the prior's height below the camera; the body keeps its upright orientation and moves
+    with the world, so it turns by that angle relative to the camera and the later stages refit its pose."""
+    with torch.no_grad():
+        out = prob.forward(p, with_vertices=True)
+        stature = float(prob.stature(prob.shape(p["betas"])))
+        pelvis = out["joints"][0].double().numpy()
+        drop = float(pelvis[1] - out["vertices"][:, 1].min())  # pelvis above the lowest point, metres
+    target = CAMERA_HEIGHT_RATIO * stature
+    y, z = pelvis[1], pelvis[2]
+    if not CAMERA_HEIGHT_BAND[0] * stature <= drop - y <= CAMERA_HEIGHT_BAND[1] * stature:
+        return  # the camera is at the origin: its height above the lowest point is drop − y
+    r = math.hypot(y, z)
+    if r < 1e-6 or abs((drop - target) / r) >= 1.0:
+        return
+    alpha = math.atan2(z, y)
+    # rotation about X by phi: y' = y cos(phi) - z sin(phi) = r cos(phi + alpha); want y' - drop = -target
+    base = math.acos((drop - target) / r)
+    phi = min((base - alpha, -base - alpha), key=abs) * CAMERA_HEIGHT_WEIGHT
+    if abs(phi) > math.radians(LEVEL_LIMIT_DEG):
+        return
+    q = axis_angle_to_matrix(np.array([phi, 0.0, 0.0]))
+    with torch.no_grad():
+        p["transl"].add_(torch.tensor(q @ pelvis - pelvis, dtype=torch.float32))
+    prob.R = prob.R @ q.T
+    prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
+
+
 def _image_knee_angle(keypoints: np.ndarray, side: str) -> float | None:
     """Angle (degrees) between hip→knee and knee→ankle in the photo, or None when one of them is not seen."""
     idx = [BP[f"{side}_{part}"] for part in ("hip", "knee", "ankle")]
@@ -512,9 +562,11 @@ def _image_knee_angle(keypoints: np.ndarray, side: str) -> float | None:
 
 
 def _decide_standing(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
-    """Whether the floor prior applies: both feet mapped and, in the levelled initial pose, their lowest points
-    within :data:`STANDING_GAP_M` of each other (not a kick, a step up or a sitting pose with a foot raised)."""
-    if min(len(r) for r in prob.foot_rows.values()) == 0:
+    """Whether the floor, camera-height and upright priors apply: an upright pelvis (lean and roll within
+    :data:`LEVEL_LIMIT_DEG`: not lying, upside down or mid-flip), both feet mapped and, in the levelled initial
+    pose, their lowest points within :data:`STANDING_GAP_M` of each other (not a kick, a step up or a sitting pose
+    with a foot raised)."""
+    if min(len(r) for r in prob.foot_rows.values()) == 0 or _level_pitch(p["global_orient"].double().numpy()) is None:
         return
     with torch.no_grad():
         y = prob.model_points(prob.forward(p))[:, 1]

@@ -259,7 +259,10 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
     from ..geometry.raster import rasterize_torch, soft_silhouette
 
     inputs = _torch_pose_inputs(fit, device)
-    free = {k: inputs[k].clone().requires_grad_(True) for k in ("global_orient", "body_pose", "betas", "transl")}
+    # a stature the user gave (--height) stays exact: the shape is then the fit's, only pose and place move
+    height_known = (getattr(fit, "metrics", None) or {}).get("stature_source") == "height option"
+    names = ("global_orient", "body_pose", "transl") + (() if height_known else ("betas",))
+    free = {k: inputs[k].clone().requires_grad_(True) for k in names}
     start = {k: v.detach().clone() for k, v in free.items()}
     fixed = {k: v for k, v in inputs.items() if k not in free}
     faces_np = np.asarray(fit.faces, dtype=np.int64)
@@ -318,7 +321,8 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
     pose = np.asarray(fit.full_pose, dtype=np.float64).reshape(55, 3).copy()
     pose[0] = free["global_orient"].detach().cpu().numpy().reshape(3)
     pose[1:22] = free["body_pose"].detach().cpu().numpy().reshape(21, 3)
-    refined = RefinedBody(verts, faces_np, free["betas"].detach().cpu().numpy()[0].astype(np.float64), pose,
+    betas = (free["betas"] if "betas" in free else fixed["betas"]).detach().cpu().numpy()[0].astype(np.float64)
+    refined = RefinedBody(verts, faces_np, betas, pose,
                           (free["transl"].detach()[0] + offset).cpu().numpy().astype(np.float64), joints)
     losses = history[:settings.refine_iters].tolist()
     stats = {"refine_iterations": settings.refine_iters, "refine_loss_first": losses[0] if losses else None,
