@@ -26,6 +26,7 @@ from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
 from ..camera import FRONT_VIEW_R, Camera, focal_from_35mm, intrinsics_from_focal, prior_focal_px
 from ..errors import EngineError
 from ..options import PRESETS, FitPreset, resolve_device
+from ..threads import torch_threads
 from . import priors
 from .fastbody import FastBody
 from .hands import fit_hands
@@ -322,8 +323,6 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
         raise EngineError("bad_option", f"Height {height_m} m is not a person's stature.",
                           "Give the standing height in metres, e.g. 1.75.")
     _check_observation(observation)
-    from ..threads import torch_threads
-
     dev = torch.device(resolve_device(device) if device == "auto" else device)
     with torch_threads(FIT_TORCH_THREADS), torch.device(dev):  # every tensor the fit makes lands on ``dev``
         return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], dev, progress, height_m, focal_px)
