@@ -532,7 +532,8 @@ def evaluate_coarse_to_fine(
 
     The coarsest level (spacing ``h·2^(levels−1)``) is evaluated everywhere; each finer level re-evaluates only
     nodes whose interpolated value is within ``band_factor`` (default :data:`BAND_FACTOR`) spacings of zero, the
-    rest keep interpolated values (their sign is right, which is all marching cubes needs).
+    rest keep interpolated values (their sign is right, which is all marching cubes needs). A node of the finer
+    grid that is a node of the coarser one keeps the value it was evaluated at there (~1/8 of the band).
     """
     progress = progress or _NoProgress()
     hc = h * 2 ** (levels - 1)
@@ -542,13 +543,16 @@ def evaluate_coarse_to_fine(
     idx = np.indices(shape).reshape(3, -1).T
     message = f"Evaluating the occupancy (1/{levels})"
     vol = _eval_chunks(fn, _grid_points(origin, hc, shape, idx), progress, p0, message).reshape(shape)
+    exact = np.ones(shape, dtype=bool)  # nodes holding an evaluated (not interpolated) value
     hl = hc
     for level in range(1, levels):
         message = f"Refining the surface ({level + 1}/{levels})"
         progress.update(p0 + (p1 - p0) * level / levels, message)
         vol = _upsample2(vol)
+        exact = _upsample2_exact(exact)
         hl = hl / 2.0
-        band = np.abs(vol) < band_factor * hl
+        band = (np.abs(vol) < band_factor * hl) & ~exact
+        exact |= band
         idx = np.argwhere(band)
         vol[band] = _eval_chunks(fn, _grid_points(origin, hl, vol.shape, idx), progress,
                                  p0 + (p1 - p0) * level / levels, message)
@@ -563,6 +567,14 @@ def _eval_chunks(fn: Any, pts: np.ndarray, progress: Any, fraction: float, messa
         if s:
             progress.update(fraction, message)
         out[s : s + chunk] = fn(pts[s : s + chunk])
+    return out
+
+
+def _upsample2_exact(exact: np.ndarray) -> np.ndarray:
+    """Which nodes of the grid of half the spacing (shape 2n − 1) keep an evaluated value of ``exact`` (n,) bool:
+    the even nodes, where :func:`_upsample2` copies the coarse value."""
+    out = np.zeros(tuple(2 * n - 1 for n in exact.shape), dtype=bool)
+    out[::2, ::2, ::2] = exact
     return out
 
 
