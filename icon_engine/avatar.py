@@ -242,14 +242,13 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
     from .texture import harmonic_fill
 
     depth = -clothed.signed_distance(posed_body)
-    tree = cKDTree(posed_body)
-    pairs = tree.query_pairs(OFFSET_CONTACT_M, output_type="ndarray")
+    pairs = _cross_part_pairs(posed_body, body.parts, OFFSET_CONTACT_M)
     contact = np.zeros(len(posed_body), dtype=bool)
     if len(pairs):
         a, b = pairs[:, 0], pairs[:, 1]
         dc = np.linalg.norm(body.vertices[a] - body.vertices[b], axis=1)
         dp = np.linalg.norm(posed_body[a] - posed_body[b], axis=1)
-        far = (dc - dp > FOREIGN_FULL_M) & (body.parts[a] != body.parts[b])
+        far = dc - dp > FOREIGN_FULL_M
         contact[a[far]] = True
         contact[b[far]] = True
     known = ~contact
@@ -258,6 +257,20 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
     hands = np.isin(body.lbs_weights.argmax(axis=1), HAND_JOINTS)
     filled[hands] = np.minimum(filled[hands], HAND_MAX_OFFSET_M)  # bare hands: no sleeve offset spills onto them
     return filled, known
+
+
+def _cross_part_pairs(points: np.ndarray, parts: np.ndarray, radius: float) -> np.ndarray:
+    """(P, 2) indices of the point pairs (``points`` (V, 3)) at most ``radius`` apart whose ``parts`` (V,) differ:
+    one k-d tree per part, searched against the others (a search over all pairs would find millions of
+    same-part neighbours on a body, to drop them)."""
+    groups = [np.nonzero(parts == p)[0] for p in np.unique(parts)]
+    trees = [cKDTree(points[g]) for g in groups]
+    out = [np.zeros((0, 2), dtype=np.int64)]
+    for i in range(len(groups)):
+        for j in range(i + 1, len(groups)):
+            m = trees[i].sparse_distance_matrix(trees[j], radius, output_type="ndarray")
+            out.append(np.stack([groups[i][m["i"]], groups[j][m["j"]]], axis=1))
+    return np.concatenate(out)
 
 
 #: Farthest posed body vertex that can weigh in :meth:`CanonicalOccupancy.contact` (metres): beyond
@@ -278,9 +291,11 @@ class CanonicalOccupancy:
         self.count = 0
         self.contact_count = 0
 
-    def contact(self, x_c: np.ndarray, x_p: np.ndarray) -> np.ndarray:
+    def contact(self, x_c: np.ndarray, x_p: np.ndarray, d_c: np.ndarray | None = None) -> np.ndarray:
         """(N,) contact weight in [0, 1] of canonical points ``x_c`` warped to ``x_p``: the largest, over the
-        :data:`CONTACT_NEIGHBOURS` nearest posed body vertices of every part, of *near* × *foreign*."""
+        :data:`CONTACT_NEIGHBOURS` nearest posed body vertices of every part, of *near* × *foreign*. ``d_c`` (N,):
+        the points' distance to the nearest canonical body vertex when already known (:meth:`SkinningField.weights`
+        returns it)."""
         dps, dcs = [], []
         for tree, ids in self.part_trees:
             k = min(CONTACT_NEIGHBOURS, len(ids))
@@ -298,7 +313,8 @@ class CanonicalOccupancy:
         c = (near * foreign).max(axis=1)
         # Compression: x_p lies much closer to the posed body than x_c to the canonical body (inside a bent elbow
         # or knee, under a lowered arm): several canonical points map there, the photo cannot tell them apart.
-        d_c, _ = self.skin.tree.query(x_c)
+        if d_c is None:
+            d_c, _ = self.skin.tree.query(x_c)
         squeeze = np.clip((d_c - dmin[:, 0] - COMPRESSION_FROM_M) / (COMPRESSION_FULL_M - COMPRESSION_FROM_M), 0, 1)
         close = np.clip((CONTACT_FAR_M - dmin[:, 0]) / (CONTACT_FAR_M - CONTACT_NEAR_M), 0.0, 1.0)
         return _smoothstep(np.maximum(c, squeeze) * close)
@@ -319,10 +335,10 @@ class CanonicalOccupancy:
 
     def _evaluate(self, x_c: np.ndarray) -> np.ndarray:
         """(N, 2): F and whether the point is in a contact zone (weight > 0.5)."""
-        w, _ = self.skin.weights(x_c)
+        w, d_c = self.skin.weights(x_c)
         x_p = self.skin.warp(x_c, w)
         f = -self.clothed.signed_distance(x_p)
-        c = self.contact(x_c, x_p)
+        c = self.contact(x_c, x_p, d_c)
         sel = np.nonzero(c > 0)[0]
         if len(sel):
             # The prior only carves: the photo surface is the union of the touching parts (and the web between
