@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from scipy.spatial import cKDTree
 
 from .bundle.skeleton import (
@@ -41,7 +40,7 @@ from .bundle.skeleton import (
 )
 from .errors import EngineError
 from .geometry.closest import closest_points_on_mesh
-from .geometry.laplacian import mesh_laplacian
+from .geometry.laplacian import mesh_laplacian, spd_solver
 from .geometry.normals import outward_vertex_normals, signed_volume
 from .geometry.skinning import blended_transforms as geometry_blended_transforms
 
@@ -135,7 +134,7 @@ def diffuse_weights(weights: np.ndarray, faces: np.ndarray, distance: np.ndarray
     system = (lap + sp.diags(conf)).tocsc()
     cols = np.nonzero(np.abs(weights).max(axis=0) > 1e-6)[0]
     rhs = weights[:, cols] * conf[:, None]
-    solve = spla.factorized(system)
+    solve = spd_solver(system)
     out = np.zeros_like(weights)
     for k, c in enumerate(cols):
         out[:, c] = solve(rhs[:, k])
