@@ -40,7 +40,7 @@ from .bundle.skeleton import (
 )
 from .errors import EngineError
 from .geometry.closest import closest_points_on_mesh
-from .geometry.laplacian import mesh_laplacian, spd_solver
+from .geometry.laplacian import mesh_edges, mesh_laplacian, spd_solver
 from .geometry.normals import outward_vertex_normals, signed_volume
 from .geometry.skinning import blended_transforms as geometry_blended_transforms
 
@@ -261,12 +261,20 @@ def count_self_intersections(vertices: np.ndarray, faces: np.ndarray, region: np
     f = np.asarray(faces, dtype=np.int64)[region]
     if len(f) < 2:
         return 0
-    edges = np.unique(np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1), axis=0)
+    edges = mesh_edges(f)
     mid = v[edges].mean(axis=1)
     k = int(min(candidates, len(f)))
     _, near = cKDTree(v[f].mean(axis=1)).query(mid, k=k)
     pf = near.reshape(len(edges), k).reshape(-1)
     pe = np.repeat(np.arange(len(edges)), k)
+    # Narrow phase only where the edge's ends lie on opposite sides of the face's plane (a crossing needs it): a
+    # few per cent of the candidate pairs
+    a = v[f[:, 0]]
+    normal = np.cross(v[f[:, 1]] - a, v[f[:, 2]] - a)
+    s0 = np.einsum("ij,ij->i", v[edges[pe, 0]] - a[pf], normal[pf])
+    s1 = np.einsum("ij,ij->i", v[edges[pe, 1]] - a[pf], normal[pf])
+    keep = s0 * s1 < 0
+    pe, pf = pe[keep], pf[keep]
     shared = (edges[pe][:, :, None] == f[pf][:, None, :]).any(axis=(1, 2))
     pe, pf = pe[~shared], pf[~shared]
     hit = _segment_triangle_hits(v[edges[pe, 0]], v[edges[pe, 1]], v[f[pf, 0]], v[f[pf, 1]], v[f[pf, 2]])

@@ -32,8 +32,12 @@ TAUBIN_MU = -0.53
 def mesh_edges(faces: np.ndarray) -> np.ndarray:
     """Unique undirected edges (E, 2) int64 of triangles ``faces`` (M, 3), each as (low index, high index)."""
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    return np.unique(np.sort(e, axis=1), axis=0)
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    if len(e) == 0:
+        return e
+    n = int(e.max()) + 1
+    key = np.unique(e[:, 0] * n + e[:, 1])  # one int64 per edge: a 1-D unique, ~5x faster than unique(axis=0)
+    return np.stack([key // n, key % n], axis=1)
 
 
 def adjacency(num_vertices: int, faces: np.ndarray) -> sp.csr_matrix:
