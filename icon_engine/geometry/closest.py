@@ -218,7 +218,8 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
     Candidates are the ``candidates`` faces with the nearest centroids; exact point–triangle distances pick
     the best. With ``point_normals`` (N, 3) the choice minimises ``distance + normal_penalty · (1 − cos) / 2``
     (cos between the query normal and the face normal), so a point on the underside of an arm takes the arm,
-    not the closer side of the torso. Row blocks run on the cores (``threads.map_rows``: numpy and the k-d tree
+    not the closer side of the torso. The candidates are compared in float32, the chosen one answered in float64.
+    Row blocks run on the cores (``threads.map_rows``: numpy and the k-d tree
     release the GIL). Returns (face index (N,), barycentric (N, 3), distance (N,) metres).
     """
     p = np.asarray(points, dtype=np.float64)
@@ -234,7 +235,7 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
         fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
         rows = np.concatenate([p, np.asarray(point_normals, dtype=np.float64).reshape(-1, 3)], axis=1)
 
-    table = _face_table(v, f, np.float64)
+    table = _face_table(v, f, np.float32)  # float32 picks the face (ties within ~20 µm may differ), float64 answers
 
     def solve(block: np.ndarray) -> np.ndarray:
         """(n, 3 or 6) points [and normals] → (n, 5): face, barycentrics, distance."""
