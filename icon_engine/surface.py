@@ -525,7 +525,7 @@ def _grid_points(origin: np.ndarray, h: float, shape: tuple[int, int, int], idx:
 
 def evaluate_coarse_to_fine(
     fn: Any, lo: np.ndarray, hi: np.ndarray, h: float, levels: int, progress: Any = None, p0: float = 0.0,
-    p1: float = 1.0, band_factor: float = BAND_FACTOR,
+    p1: float = 1.0, band_factor: float = BAND_FACTOR, workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Node values (float32 grid, axes x, y, z) of ``fn`` (points (N, 3) → values (N,), ~1.5-Lipschitz, positive
     inside) on the grid of spacing ``h`` starting at ``lo`` and covering ``hi``; returns (values, origin).
@@ -534,6 +534,8 @@ def evaluate_coarse_to_fine(
     nodes whose interpolated value is within ``band_factor`` (default :data:`BAND_FACTOR`) spacings of zero, the
     rest keep interpolated values (their sign is right, which is all marching cubes needs). A node of the finer
     grid that is a node of the coarser one keeps the value it was evaluated at there (~1/8 of the band).
+    ``workers`` > 1 splits each chunk of points over that many threads (``threads.map_rows``; ``None``: the cores):
+    only for an ``fn`` that is thread-safe and not threaded itself.
     """
     progress = progress or _NoProgress()
     hc = h * 2 ** (levels - 1)
@@ -542,7 +544,7 @@ def evaluate_coarse_to_fine(
     shape = tuple(int(v) for v in n0)
     idx = np.indices(shape).reshape(3, -1).T
     message = f"Evaluating the occupancy (1/{levels})"
-    vol = _eval_chunks(fn, _grid_points(origin, hc, shape, idx), progress, p0, message).reshape(shape)
+    vol = _eval_chunks(fn, _grid_points(origin, hc, shape, idx), progress, p0, message, workers).reshape(shape)
     exact = np.ones(shape, dtype=bool)  # nodes holding an evaluated (not interpolated) value
     hl = hc
     for level in range(1, levels):
@@ -555,18 +557,22 @@ def evaluate_coarse_to_fine(
         exact |= band
         idx = np.argwhere(band)
         vol[band] = _eval_chunks(fn, _grid_points(origin, hl, vol.shape, idx), progress,
-                                 p0 + (p1 - p0) * level / levels, message)
+                                 p0 + (p1 - p0) * level / levels, message, workers)
     return vol, origin
 
 
-def _eval_chunks(fn: Any, pts: np.ndarray, progress: Any, fraction: float, message: str,
+def _eval_chunks(fn: Any, pts: np.ndarray, progress: Any, fraction: float, message: str, workers: int | None = 1,
                  chunk: int = 200_000) -> np.ndarray:
-    """``fn`` over ``pts`` in chunks, reporting progress (and so honouring Cancel) between chunks."""
+    """``fn`` over ``pts`` in chunks, reporting progress (and so honouring Cancel) between chunks; each chunk's
+    rows split over ``workers`` threads (``threads.map_rows``)."""
+    from .threads import map_rows
+
     out = np.empty(len(pts), np.float32)
     for s in range(0, len(pts), chunk):
         if s:
             progress.update(fraction, message)
-        out[s : s + chunk] = fn(pts[s : s + chunk])
+        block = pts[s : s + chunk]
+        out[s : s + chunk] = fn(block) if workers == 1 else map_rows(fn, block, workers=workers)
     return out
 
 
