@@ -264,9 +264,14 @@ def count_self_intersections(vertices: np.ndarray, faces: np.ndarray, region: np
     edges = mesh_edges(f)
     mid = v[edges].mean(axis=1)
     k = int(min(candidates, len(f)))
-    _, near = cKDTree(v[f].mean(axis=1)).query(mid, k=k)
-    pf = near.reshape(len(edges), k).reshape(-1)
-    pe = np.repeat(np.arange(len(edges)), k)
+    centroid = v[f].mean(axis=1)
+    # an edge can only cross a face whose centroid lies within half the edge plus the face's circumradius (bound)
+    reach = 0.5 * np.linalg.norm(v[edges[:, 1]] - v[edges[:, 0]], axis=1).max()
+    reach += np.linalg.norm(v[f] - centroid[:, None], axis=2).max()
+    _, near = cKDTree(centroid).query(mid, k=k, distance_upper_bound=float(reach) * (1 + 1e-9))
+    near = near.reshape(len(edges), k)
+    pe = np.repeat(np.arange(len(edges)), k)[(near < len(f)).reshape(-1)]
+    pf = near[near < len(f)]
     # Narrow phase only where the edge's ends lie on opposite sides of the face's plane (a crossing needs it): a
     # few per cent of the candidate pairs
     a = v[f[:, 0]]
