@@ -159,6 +159,7 @@ class MeshQuery:
         self.faces = np.ascontiguousarray(faces, dtype=np.int64)
         if self.faces.ndim != 2 or self.faces.shape[1] != 3 or len(self.faces) == 0:
             raise ValueError("faces must be a non-empty (M, 3) array")
+        self.dtype = dtype
         self.table = _face_table(self.vertices, self.faces, dtype)
         self.vertex_normals = vertex_normals(self.vertices, self.faces)
         self.ring, self.ring_count = _one_rings(self.faces, len(self.vertices))  # faces around each vertex, padded
@@ -168,6 +169,11 @@ class MeshQuery:
         self.k = int(max(1, min(k, len(used))))
         width = self.ring.shape[1]
         self._widths = sorted({min(w, width) for w in (*_RING_WIDTHS, width)})
+
+    @property
+    def tri(self) -> np.ndarray:
+        """(M, 3, 3) corners of every face in the query's dtype (built on demand; the queries use ``table``)."""
+        return self.vertices[self.faces].astype(self.dtype)
 
     def query(self, points: np.ndarray) -> PointQuery:
         """Closest face, barycentrics, closest point, interpolated normal and signed distance for points (N, 3)."""
