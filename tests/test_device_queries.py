@@ -5,6 +5,8 @@ The CUDA tests run only where ``torch.cuda.is_available()``; they skip elsewhere
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,61 @@ def test_torch_query_on_cuda_matches_the_cpu(open_body):
     assert np.abs(gpu.distance - cpu.distance).max() < 1e-5
     out = q.query_tensors(torch.as_tensor(pts, device="cuda"))
     assert out.distance.device.type == "cuda"
+
+
+@pytest.mark.slow
+def test_surface_with_the_torch_query_matches_the_numpy_one(monkeypatch):
+    """The surface stage's hook takes the torch query (here on the CPU, as it does on CUDA) and builds the same
+    clothed surface as with the numpy query, on a real synthetic subject (open body, rendered mask)."""
+    from bench.synthetic import make_subject
+    from icon_engine import surface as surface_mod
+    from icon_engine.body_model import load_body_model
+
+    subject = make_subject(load_body_model(), 0, seed=7, size=(320, 448), spacing=0.009, kind="tight")
+    fit = SimpleNamespace(vertices=subject.body_vertices, faces=subject.body_faces, camera=subject.camera,
+                          joints=subject.joints)
+    obs = SimpleNamespace(mask=subject.mask)
+    ref = surface_mod.build_surface(fit, obs, None, quality="preview")
+    made = []
+
+    def torch_query(vertices, faces, device):
+        made.append(TorchMeshQuery(vertices, faces))
+        return made[-1]
+
+    monkeypatch.setattr(surface_mod, "mesh_query", torch_query)
+    got = surface_mod.build_surface(fit, obs, None, quality="preview")
+    assert made  # the hook was used
+    assert abs(got.stats["silhouette_iou"] - ref.stats["silhouette_iou"]) < 0.002
+    d = np.abs(MeshQuery(ref.vertices, ref.faces, k=2).signed_distance(got.vertices))
+    assert d.mean() < 1e-4 and np.percentile(d, 99) < 1e-3
+
+
+@cuda
+@pytest.mark.slow
+def test_reconstruct_on_cuda_matches_the_cpu_reference(tmp_path, monkeypatch):
+    """A whole ``--device cuda`` reconstruction of the sample photo (texture on): the surface and avatar queries are
+    torch queries on the GPU, and the posed avatar matches the CPU reference of the regression test."""
+    from test_speed_regression import MAX_CHAMFER_M, MIN_IOU, _reference, compare
+
+    from icon_engine.bundle import read_bundle
+    from icon_engine.options import ReconstructOptions
+    from icon_engine.pipeline import reconstruct
+    from icon_engine.sample import sample_photo_path
+
+    devices = []
+
+    class Spy(TorchMeshQuery):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            devices.append(self.device.type)
+
+    monkeypatch.setattr(dev_mod, "TorchMeshQuery", Spy)
+    bundle = read_bundle(reconstruct(sample_photo_path(), tmp_path,
+                                     ReconstructOptions(quality="preview", texture=True, device="cuda")))
+    assert bundle.meta["device"] == "cuda"
+    assert len(devices) >= 3 and set(devices) == {"cuda"}  # body (surface), clothed and canonical body (avatar)
+    iou, chamfer = compare(_reference("preview"), bundle.posed_mesh.vertices, bundle.posed_mesh.faces)
+    # the fit runs in float32 on other hardware (test_devices: bodies agree to a few mm): a little slack
+    assert iou >= MIN_IOU - 0.01 and chamfer <= 2 * MAX_CHAMFER_M
+    texture = bundle.file("texture")
+    assert texture is not None and texture.stat().st_size > 10_000
