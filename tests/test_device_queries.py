@@ -138,6 +138,50 @@ def test_dispatch_keeps_numpy_on_the_cpu(sphere):
     assert dev_mod.is_cpu("cpu") and not dev_mod.is_cpu("cuda") and not dev_mod.is_cpu("cuda:1")
 
 
+def _texture_scene():
+    """A dressed capsule subject photographed from the front with a colour pattern (tests/test_texture.py's)."""
+    from bench.repose import capsule_body, dressed_subject, front_camera, named_pose, synthetic_photo
+    from icon_engine.bundle import skin_vertices
+    from icon_engine.bundle.skeleton import PARENTS
+
+    body = capsule_body()
+    subject = dressed_subject(body, skirt=True)
+    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
+                          named_pose("photo"))
+    cam = front_camera()
+    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam)
+    return posed, subject.faces, rgb, mask, cam
+
+
+def test_texture_bake_through_tensor_fragments_matches_numpy(monkeypatch):
+    """The bake's device hook hands the rasteriser tensors (as on CUDA; here CPU tensors): same texture."""
+    from icon_engine import texture as texture_mod
+
+    posed, faces, rgb, mask, cam = _texture_scene()
+    ref = texture_mod.bake_texture(posed, faces, rgb, mask, cam, size=256)
+    seen = []
+
+    def as_tensor(array, device):
+        seen.append(device)
+        return torch.as_tensor(np.asarray(array))
+
+    monkeypatch.setattr(texture_mod, "on_device", as_tensor)
+    got = texture_mod.bake_texture(posed, faces, rgb, mask, cam, size=256, device="cpu")
+    assert len(seen) == 2  # the photo's depth layers and the UV atlas
+    assert np.array_equal(got.image, ref.image) and np.array_equal(got.vertex_colors, ref.vertex_colors)
+
+
+@cuda
+def test_texture_bake_on_cuda_matches_the_cpu():
+    from icon_engine.texture import bake_texture
+
+    posed, faces, rgb, mask, cam = _texture_scene()
+    cpu = bake_texture(posed, faces, rgb, mask, cam, size=512)
+    gpu = bake_texture(posed, faces, rgb, mask, cam, size=512, device="cuda")
+    assert np.abs(gpu.image.astype(int) - cpu.image.astype(int)).mean() < 0.5
+    assert np.abs(gpu.vertex_colors.astype(int) - cpu.vertex_colors.astype(int)).mean() < 0.5
+
+
 @cuda
 def test_torch_query_on_cuda_matches_the_cpu(open_body):
     v, f = open_body
