@@ -25,7 +25,9 @@ if str(ROOT) not in sys.path:
 
 from bench.lib.fit_cases import named_pose, pose_body  # noqa: E402
 from icon_engine.body_model import load_body_model  # noqa: E402
+from icon_engine.geometry import torch_closest as tc  # noqa: E402
 from icon_engine.geometry.closest import MeshQuery  # noqa: E402
+from icon_engine.geometry.raster import one_torch_thread  # noqa: E402
 from icon_engine.geometry.torch_closest import TorchMeshQuery  # noqa: E402
 
 
@@ -76,11 +78,13 @@ def measure(points: int = 20_000) -> dict[str, Any]:
                                                            * 1000, 3)
                 row["agree_1e-5_fraction"] = round(float((np.abs(ref.distance - out.distance) < 1e-5).mean()), 4)
                 row["sign_agree_fraction"] = round(float((np.sign(ref.distance) == np.sign(out.distance)).mean()), 4)
+                same = np.abs(ref.distance - out.distance) < 1e-5  # same closest point: the sign must agree too
+                row["sign_agree_where_same_distance"] = round(float((np.sign(ref.distance[same])
+                                                                     == np.sign(out.distance[same])).mean()), 5)
             rows.append(row)
         p = torch.as_tensor(pts - torch_cpu.origin, dtype=torch.float32)
-        from icon_engine.geometry import torch_closest as tc
-
-        exact = torch_cpu._search_all(p, min(tc.FIRST_GROUPS, torch_cpu.n_groups), tc.FIRST_BLOCKS)[4]
+        with one_torch_thread("cpu"):
+            exact = torch_cpu._search_all(p, min(tc.FIRST_GROUPS, torch_cpu.n_groups), tc.FIRST_BLOCKS)[4]
         build[f"first_round_exact_{label}"] = round(float(exact.float().mean()), 3)
     return {"vertices": len(v), "faces": len(f), "torch_threads": torch.get_num_threads(),
             "load_average": os.getloadavg(), "cuda": torch.cuda.is_available(), **build, "rows": rows}

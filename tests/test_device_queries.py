@@ -9,12 +9,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import test_texture
 import torch
 import trimesh
 
 from icon_engine.geometry import device as dev_mod
 from icon_engine.geometry.closest import MeshQuery, closest_point_on_triangles
 from icon_engine.geometry.torch_closest import TorchMeshQuery
+
+#: tests/test_texture.py's dressed capsule subject and its numpy bake (a module fixture).
+scene = test_texture.scene
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
@@ -138,27 +142,12 @@ def test_dispatch_keeps_numpy_on_the_cpu(sphere):
     assert dev_mod.is_cpu("cpu") and not dev_mod.is_cpu("cuda") and not dev_mod.is_cpu("cuda:1")
 
 
-def _texture_scene():
-    """A dressed capsule subject photographed from the front with a colour pattern (tests/test_texture.py's)."""
-    from bench.repose import capsule_body, dressed_subject, front_camera, named_pose, synthetic_photo
-    from icon_engine.bundle import skin_vertices
-    from icon_engine.bundle.skeleton import PARENTS
-
-    body = capsule_body()
-    subject = dressed_subject(body, skirt=True)
-    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
-                          named_pose("photo"))
-    cam = front_camera()
-    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam)
-    return posed, subject.faces, rgb, mask, cam
-
-
-def test_texture_bake_through_tensor_fragments_matches_numpy(monkeypatch):
-    """The bake's device hook hands the rasteriser tensors (as on CUDA; here CPU tensors): same texture."""
+def test_texture_bake_through_tensor_fragments_matches_numpy(scene, monkeypatch):
+    """The bake's device hook hands the rasteriser tensors (as on CUDA; here CPU tensors): same texture as
+    tests/test_texture.py's numpy bake of its dressed capsule subject."""
     from icon_engine import texture as texture_mod
 
-    posed, faces, rgb, mask, cam = _texture_scene()
-    ref = texture_mod.bake_texture(posed, faces, rgb, mask, cam, size=256)
+    subject, posed, cam, rgb, mask, ref = scene
     seen = []
 
     def as_tensor(array, device):
@@ -166,18 +155,17 @@ def test_texture_bake_through_tensor_fragments_matches_numpy(monkeypatch):
         return torch.as_tensor(np.asarray(array))
 
     monkeypatch.setattr(texture_mod, "on_device", as_tensor)
-    got = texture_mod.bake_texture(posed, faces, rgb, mask, cam, size=256, device="cpu")
+    got = texture_mod.bake_texture(posed, subject.faces, rgb, mask, cam, size=512, device="cpu")
     assert len(seen) == 2  # the photo's depth layers and the UV atlas
     assert np.array_equal(got.image, ref.image) and np.array_equal(got.vertex_colors, ref.vertex_colors)
 
 
 @cuda
-def test_texture_bake_on_cuda_matches_the_cpu():
+def test_texture_bake_on_cuda_matches_the_cpu(scene):
     from icon_engine.texture import bake_texture
 
-    posed, faces, rgb, mask, cam = _texture_scene()
-    cpu = bake_texture(posed, faces, rgb, mask, cam, size=512)
-    gpu = bake_texture(posed, faces, rgb, mask, cam, size=512, device="cuda")
+    subject, posed, cam, rgb, mask, cpu = scene
+    gpu = bake_texture(posed, subject.faces, rgb, mask, cam, size=512, device="cuda")
     assert np.abs(gpu.image.astype(int) - cpu.image.astype(int)).mean() < 0.5
     assert np.abs(gpu.vertex_colors.astype(int) - cpu.vertex_colors.astype(int)).mean() < 0.5
 
