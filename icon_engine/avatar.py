@@ -34,6 +34,7 @@ from scipy.spatial import cKDTree
 
 from .bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vertices
 from .errors import EngineError
+from .geometry.device import mesh_query
 from .mesh_queries import MeshQuery
 from .rig import (
     Rig,
@@ -281,13 +282,14 @@ _CONTACT_REACH_M = CONTACT_FAR_M + CONTACT_BAND_M + 1e-6
 class CanonicalOccupancy:
     """F(x_c) in metres, positive inside (module docstring, step 3); counts evaluated points and contact points."""
 
-    def __init__(self, skin: SkinningField, posed_body: np.ndarray, clothed: MeshQuery, offsets: np.ndarray) -> None:
+    def __init__(self, skin: SkinningField, posed_body: np.ndarray, clothed: MeshQuery, offsets: np.ndarray,
+                 device: str = "cpu") -> None:
         self.skin, self.clothed, self.offsets = skin, clothed, offsets
         self.posed_body = posed_body
         parts = skin.body.parts
         self.part_trees = [(cKDTree(posed_body[parts == p]), np.nonzero(parts == p)[0])
                            for p in range(len(PART_NAMES)) if (parts == p).any()]
-        self.body_query = MeshQuery(skin.body.vertices, skin.body.faces, k=1, dtype=np.float32)
+        self.body_query = mesh_query(skin.body.vertices, skin.body.faces, device)
         self.count = 0
         self.contact_count = 0
 
@@ -524,13 +526,14 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
                        body_model: Any, *, resolution: int = 256, levels: int = 4, smooth: int = 8,
                        face_count: int | None = None, rest_pose: str = "T", max_influences: int = 8,
                        cameras: list[Any] | None = None, mask: np.ndarray | None = None,
-                       masks: list[np.ndarray] | None = None, progress: Any = None) -> Avatar:
+                       masks: list[np.ndarray] | None = None, progress: Any = None, device: str = "cpu") -> Avatar:
     """One canonical avatar from the clothed surfaces of several photos of one person (same shape ``betas`` in
     every fit; each photo its own pose, translation and camera): every photo's canonical occupancy
     (:class:`CanonicalOccupancy`) is fused by :class:`FusedOccupancy` (one photo: its occupancy as it is), then
     meshed, skinned and posed into the **first** photo, whose ``cameras[0]`` and ``mask`` check the silhouette.
     Arguments as in :func:`build_avatar`, one list entry per photo; ``cameras`` and ``masks`` (every photo's person
-    mask, processing pixels) are needed for several photos.
+    mask, processing pixels) are needed for several photos. ``device``: where the closest-point queries against
+    the clothed surfaces and the canonical body run (:func:`~icon_engine.geometry.torch_closest.mesh_query`).
     """
     from .geometry.decimate import decimate
     from .geometry.laplacian import taubin_smooth
@@ -564,11 +567,11 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
         pose_f = pose_relative_to_rest(_np(f.full_pose).reshape(NUM_JOINTS, 3), canon_angles)
         skin_f = SkinningField(body, pose_f, _np(f.transl).reshape(3))
         posed_f = skin_f.warp(body.vertices, body.lbs_weights)
-        clothed_f = MeshQuery(pv, pf, k=1, dtype=np.float32)
+        clothed_f = mesh_query(pv, pf, device)
         views.append((skin_f, posed_f, clothed_f, *body_offsets(posed_f, body, clothed_f)))
     skin = views[0][0]
     offsets, measured = fused_offsets([(v[3], v[4]) for v in views])
-    occupancies = [CanonicalOccupancy(sk, pb, cq, offsets) for sk, pb, cq, _, _ in views]
+    occupancies = [CanonicalOccupancy(sk, pb, cq, offsets, device) for sk, pb, cq, _, _ in views]
     if len(occupancies) == 1:
         occupancy = occupancies[0]
     else:

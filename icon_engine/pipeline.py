@@ -148,7 +148,7 @@ def build_clothed_surface(fit: Any, observation: Any, image: Any, options: Recon
     from .surface import build_surface
 
     return build_surface(fit, observation, image, quality=options.quality, progress=reporter,
-                         face_count=options.resolved_face_count)
+                         face_count=options.resolved_face_count, device=device)
 
 
 def build_canonical_avatar(surfaces: list[Any], fits: list[Any], masks: list[np.ndarray],
@@ -164,7 +164,8 @@ def build_canonical_avatar(surfaces: list[Any], fits: list[Any], masks: list[np.
     return build_fused_avatar([s.vertices for s in surfaces], [s.faces for s in surfaces], fits, body_model,
                               resolution=preset.resolution, levels=preset.levels, smooth=preset.smooth,
                               face_count=options.resolved_face_count, rest_pose=options.rest_pose,
-                              cameras=[f.camera for f in fits], mask=masks[0], masks=masks, progress=reporter)
+                              cameras=[f.camera for f in fits], mask=masks[0], masks=masks, progress=reporter,
+                              device=resolve_device(options.device))
 
 
 def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, options: ReconstructOptions,
@@ -177,7 +178,8 @@ def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, opt
 
     return bake_texture(avatar.posed_vertices, avatar.faces, image.rgb, observation.mask, fit.camera,
                         size=options.resolved_texture_size, progress=reporter,
-                        vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights))  # unseen sides per part
+                        vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights),  # unseen sides per part
+                        device=resolve_device(options.device))
 
 
 def _encode_png(image: np.ndarray) -> bytes:

@@ -29,6 +29,7 @@ from scipy import ndimage
 from .camera import Camera
 from .errors import EngineError
 from .geometry.decimate import decimate, is_watertight
+from .geometry.device import mesh_query
 from .geometry.laplacian import laplacian_smooth, taubin_smooth
 from .geometry.normals import signed_volume
 from .mesh_queries import MeshQuery, rasterize
@@ -415,13 +416,13 @@ class PartGaps:
     parts stay open.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray) -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray, device: str = "cpu") -> None:
         from scipy.spatial import cKDTree
 
         g = np.asarray(groups)[faces]
         face_group = np.where(g[:, 1] == g[:, 2], g[:, 1], g[:, 0])
         subsets = [faces[face_group == k] for k in range(3) if (face_group == k).sum() >= 8]
-        self.parts = [MeshQuery(vertices, f, k=1, dtype=np.float32) for f in subsets]
+        self.parts = [mesh_query(vertices, f, device) for f in subsets]
         self.trees = [cKDTree(vertices[np.unique(f)]) for f in subsets]
         t = vertices[faces]
         # A point's distance to a part is at least its distance to the part's nearest vertex minus this (metres).
@@ -746,6 +747,7 @@ def build_surface(
     quality: str = "standard",
     progress: Any = None,
     face_count: int | None = None,
+    device: str = "cpu",
 ) -> ClothedSurface:
     """Clothed, watertight surface (bundle world, metres) from the fitted body, its camera and the person mask.
 
@@ -753,7 +755,8 @@ def build_surface(
     ``joints`` (55, 3) — optional, used to keep hands and arms from swelling);
     ``observation``: a PersonObservation (``mask`` (H, W) bool, processing pixels); ``photo``: the Photo (its
     ``rgb`` gives the processing size). ``quality``: ``preview`` | ``standard`` | ``high``
-    (:data:`QUALITY_PRESETS`); ``face_count``: final number of faces (default: the preset's).
+    (:data:`QUALITY_PRESETS`); ``face_count``: final number of faces (default: the preset's). ``device``: where
+    the body's closest-point queries run (:func:`~icon_engine.geometry.torch_closest.mesh_query`).
     """
     progress = progress or _NoProgress()
     if quality not in QUALITY_PRESETS:
@@ -780,7 +783,7 @@ def build_surface(
     progress.update(0.02, "Preparing the silhouette")
     t = time.perf_counter()
     vertices, faces, _ = _largest_component(vertices, faces)  # drop eyes/teeth: they would carve cavities
-    body = MeshQuery(vertices, faces, k=1, dtype=np.float32)
+    body = mesh_query(vertices, faces, device)
     braster = rasterize(vertices, faces, camera)
     body_mask = braster.mask
     z_body = float(np.median(braster.depth[body_mask])) if body_mask.any() else float(
@@ -803,7 +806,7 @@ def build_surface(
     if joints is not None and len(joints) >= 55:
         owner, foot = bone_owner(vertices, joints)
         groups = arm_groups(vertices, faces, owner, foot)
-        gaps = PartGaps(vertices, faces, groups)
+        gaps = PartGaps(vertices, faces, groups, device)
     caps = vertex_caps(vertices, faces, joints, owner)
 
     def gap_weight(pts: np.ndarray) -> np.ndarray:

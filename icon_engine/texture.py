@@ -52,6 +52,7 @@ from scipy import ndimage
 
 from .camera import Camera
 from .errors import EngineError
+from .geometry.device import on_device
 from .geometry.laplacian import adjacency, mesh_laplacian
 from .geometry.normals import face_normals, signed_volume, vertex_normals
 from .geometry.raster import fragments
@@ -166,7 +167,7 @@ class DepthLayers:
     height: int
 
 
-def depth_layers(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> DepthLayers:
+def depth_layers(vertices: np.ndarray, faces: np.ndarray, camera: Camera, device: str = "cpu") -> DepthLayers:
     """Rasterise the mesh (bundle world) in ``camera``: z-buffer plus all fragments (depth-peeling queries).
 
     Deliberately not :func:`icon_engine.render.rasterize`: the mirror query peels every camera-facing fragment
@@ -178,7 +179,7 @@ def depth_layers(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> Dep
     f = np.asarray(faces, dtype=np.int64)
     ok = (z[f] > 1e-4).all(axis=1)
     fid = np.nonzero(ok)[0]
-    frag_f, frag_p, bary = fragments(pix2d[f[fid]], camera.width, camera.height)
+    frag_f, frag_p, bary = fragments(on_device(pix2d[f[fid]], device), camera.width, camera.height)
     frag_f = fid[frag_f]
     depth = 1.0 / (bary / z[f[frag_f]]).sum(axis=1)  # perspective-correct
     normals = face_normals(vertices, f)
@@ -196,12 +197,12 @@ def depth_layers(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> Dep
     return DepthLayers(zbuf, face, frag_p, depth, facing[frag_f], frag_f, camera.width, camera.height)
 
 
-def rasterize_uv(uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def rasterize_uv(uv: np.ndarray, size: int, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Texels covered by per-corner UVs (M, 3, 2) in an S × S atlas: (face (S, S) int, −1 = empty; bary (S, S, 3))."""
     xy = np.empty_like(np.asarray(uv, dtype=np.float64))
     xy[..., 0] = uv[..., 0] * size
     xy[..., 1] = (1.0 - uv[..., 1]) * size
-    frag_f, frag_p, bary = fragments(xy, size, size)
+    frag_f, frag_p, bary = fragments(on_device(xy, device), size, size)
     face = np.full(size * size, -1, dtype=np.int64)
     bimg = np.zeros((size * size, 3))
     face[frag_p] = frag_f
@@ -340,7 +341,8 @@ def _mirror_colours(view: _View, points: np.ndarray, face_colours: np.ndarray,
     return out, ok
 
 
-def _other_view(other: PhotoView, n: int, faces_out: np.ndarray) -> tuple[_View, np.ndarray, np.ndarray]:
+def _other_view(other: PhotoView, n: int, faces_out: np.ndarray,
+                device: str = "cpu") -> tuple[_View, np.ndarray, np.ndarray]:
     """(view, posed vertices (N, 3), vertex normals (N, 3)) of another photo of the mesh (``faces_out``: the
     faces wound outward)."""
     pv = np.asarray(other.vertices, dtype=np.float64).reshape(-1, 3)
@@ -354,7 +356,7 @@ def _other_view(other: PhotoView, n: int, faces_out: np.ndarray) -> tuple[_View,
                           "Pass each processing photo with the camera its fit used.")
     m = np.ones(rgb.shape[:2], dtype=bool) if other.mask is None else np.asarray(other.mask, dtype=bool)
     eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
-    view = _View(depth_layers(pv, faces_out, cam), eroded, rgb.astype(np.float64), cam)
+    view = _View(depth_layers(pv, faces_out, cam, device), eroded, rgb.astype(np.float64), cam)
     return view, pv, vertex_normals(pv, faces_out)
 
 
@@ -865,7 +867,8 @@ def _smoothing_iterations(vertices: np.ndarray, faces: np.ndarray) -> int:
 
 def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
                  camera: Camera, size: int = 2048, progress: Any = None,
-                 vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None) -> Texture:
+                 vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None,
+                 device: str = "cpu") -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
@@ -874,7 +877,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     it by mirroring through the body. ``more_views``: other photos of the same person (:class:`PhotoView`, the
     mesh posed as in each): every surface point then takes its colour from the photos that see it best
     (:data:`BLEND_POWER`), each photo's exposure equalised to the first one's (:func:`exposure_gains`); only what
-    no photo sees is filled. See the module docstring for the method."""
+    no photo sees is filled. ``device``: where the rasteriser's fragments (photo depth layers, UV atlas) are made.
+    See the module docstring for the method."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
@@ -907,8 +911,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     vn = vertex_normals(v, faces_out)
     eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
     photo = rgb.astype(np.float64)
-    view = _View(depth_layers(v, faces_out, camera), eroded, photo, camera)
-    others = [_other_view(o, len(v), faces_out) for o in (more_views or [])]
+    view = _View(depth_layers(v, faces_out, camera, device), eroded, photo, camera)
+    others = [_other_view(o, len(v), faces_out, device) for o in (more_views or [])]
     views = [view] + [ov for ov, _, _ in others]
     pose_v = [v] + [pv for _, pv, _ in others]  # the mesh in every photo's pose
     pose_n = [vn] + [pn for _, _, pn in others]
@@ -957,7 +961,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
 
     clock.lap("vertex_colours")
     report(0.7, "Baking the texture")
-    face_img, bary = rasterize_uv(uv, size)
+    face_img, bary = rasterize_uv(uv, size, device)
     covered = face_img >= 0
     tf = face_img[covered]
     tb = bary[covered]

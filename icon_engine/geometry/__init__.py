@@ -8,6 +8,9 @@
   and UV baking, differentiable soft silhouette, vertex visibility (OpenCV camera frame, pixels).
 - :mod:`.normals` — vertex and face normals, signed volume, outward orientation.
 - :mod:`.closest` — closest points on triangles and meshes, signed distance (:class:`~.closest.MeshQuery`).
+- :mod:`.torch_closest` — the same mesh query in torch on any device (:class:`~.torch_closest.TorchMeshQuery`).
+- :mod:`.device` — what runs where under ``--device``: :func:`~.device.mesh_query` (numpy on the CPU, torch on a
+  GPU) and :func:`~.device.on_device` (rasteriser inputs on the device).
 - :mod:`.laplacian` — the mesh edge graph, uniform Laplacian, Laplacian/Taubin smoothing (numpy) and the torch
   Laplacian term.
 - :mod:`.decimate` — quadric decimation that keeps a watertight mesh watertight, with its topology checks.

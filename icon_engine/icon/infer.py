@@ -350,12 +350,13 @@ class BodyFeatures:
     normal], ``visible`` (N,) {0, 1}, ``in_cube`` (N,) bool. sdf: positive inside, ICON units, clipped to ±1 at
     |sdf| ≥ :data:`SDF_CLIP`; normal: ICON frame."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, cmap: np.ndarray, crop: Crop) -> None:
-        from ..mesh_queries import MeshQuery
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, cmap: np.ndarray, crop: Crop,
+                 device: torch.device | str = "cpu") -> None:
+        from ..geometry.device import mesh_query
         from ..render import vertex_visibility
 
         self.crop = crop
-        self.query = MeshQuery(vertices, faces)
+        self.query = mesh_query(vertices, faces, device, dtype=np.float64)  # the GPU's torch query under cuda
         self.cmap = np.asarray(cmap, dtype=np.float64)
         cam = crop.camera
         v_cam = cam.to_camera(vertices)
@@ -603,7 +604,7 @@ def build_icon_surface(
     progress.update(0.5, "Implicit surface")
     with torch.no_grad():
         features = nets.implicit.image_features(normals[0], normals[1])
-    body = BodyFeatures(body_v, faces, canonical_code(rest), crop)
+    body = BodyFeatures(body_v, faces, canonical_code(rest), crop, dev)
 
     def query(points: np.ndarray) -> np.ndarray:
         return occupancy(nets, features, body, points, dev, settings.chunk)
