@@ -80,14 +80,26 @@ _PART_ROOTS = {"left_shoulder": PART_LEFT_ARM, "right_shoulder": PART_RIGHT_ARM,
                "right_hip": PART_RIGHT_LEG, "neck": PART_HEAD}
 #: Photo weight above which a vertex counts as seen.
 SEEN_ALPHA = 0.3
+#: Per-part visibility (:func:`_photo_weight`): a point may show through the surface of another part only within
+#: this distance along the mesh (metres) of that part (the part boundaries: shoulders, neck, hips).
+CONTACT_RADIUS = 0.03
+#: ... and not within this many pixels of another part's surface in the photo (outlines mix both parts' colours).
+CONTACT_PIXELS = 3
 #: Window (fraction of the mesh's height) of the colour profile along a part's axis that fills its hidden side.
 PROFILE_WINDOW = 0.02
 #: Visible vertices a profile window takes at least (it widens where the part shows fewer).
 PROFILE_MIN_SAMPLES = 10
 #: Exponent of the profile's preference for seen samples towards the silhouette: weight (1.05 − cos)^p.
 SIDE_WEIGHT_POWER = 1.0
-#: RGB radius (0–255) around a window's weighted median whose samples set the profile colour (plain median).
-PROFILE_MODE_RADIUS = 90.0
+#: Colour clusters of a part's seen samples (:func:`_colour_clusters`): at most this many, and clusters whose centres
+#: are closer than PROFILE_CLUSTER_MERGE (RGB, 0–255) are one.
+PROFILE_CLUSTERS = 6
+PROFILE_CLUSTER_MERGE = 45.0
+#: Share of a profile window's (side-weighted) samples from which a colour cluster counts as present there.
+PROFILE_MIN_SHARE = 0.2
+#: At each position the cluster with the largest share × persistence ** PROFILE_PERSISTENCE_POWER wins: a garment
+#: seen along most of the part beats a print that covers most of one band.
+PROFILE_PERSISTENCE_POWER = 2.0
 #: Width (fraction of the mesh's height) of the band between the seen and the filled side that is blended
 #: harmonically, so the front/back boundary shows no seam.
 SEAM_BAND = 0.025
@@ -317,12 +329,27 @@ def _ramp(cos: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _View:
-    """What the camera sees: layers, eroded mask, photo."""
+    """What the camera sees: layers, eroded mask, photo; ``face_part`` (M,) the body part of each face (with
+    ``vertex_parts``), for the per-part visibility test of :func:`_photo_weight`; ``part_bits`` (H·W,) int the
+    parts whose surface is the nearest one within :data:`CONTACT_PIXELS` of each pixel (bit p: part p)."""
 
     layers: DepthLayers
     mask: np.ndarray
     photo: np.ndarray
     camera: Camera
+    face_part: np.ndarray | None = None
+    part_bits: np.ndarray | None = None
+
+    def set_parts(self, face_part: np.ndarray) -> None:
+        """Label the view's faces with body parts and find which parts show at or next to each pixel."""
+        self.face_part = face_part
+        front = self.layers.face
+        shown = np.where(front >= 0, face_part[np.maximum(front, 0)], -1).reshape(self.camera.height, -1)
+        bits = np.zeros(shown.shape, dtype=np.int64)
+        grow = np.ones((2 * CONTACT_PIXELS + 1,) * 2, dtype=bool)
+        for part in np.unique(shown[shown >= 0]):
+            bits |= ndimage.binary_dilation(shown == part, structure=grow).astype(np.int64) << int(part)
+        self.part_bits = bits.reshape(-1)
 
 
 def _pixels(cam: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -334,11 +361,22 @@ def _pixels(cam: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return xy, z, inside, np.where(inside, row * cam.width + col, 0)
 
 
-def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Photo weight in [0, 1] of surface points (N, 3) with unit normals, and their pixel coordinates (N, 2)."""
+def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray,
+                  allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Photo weight in [0, 1] of surface points (N, 3) with unit normals, and their pixel coordinates (N, 2).
+
+    ``allowed`` (N,) int bit masks (bit p: part p, :func:`_near_parts`): with the view's parts
+    (:meth:`_View.set_parts`), a point only counts as seen when every part whose surface is the nearest one at or
+    within :data:`CONTACT_PIXELS` of its pixel is one it allows (its own, or one next to it on the mesh). Where
+    two parts touch (a hand on the head, an arm against the torso), the hidden one passes the depth test but the
+    pixel shows the other, and along the outline of a part in front of another the photo's pixels mix both (a
+    raised arm a few pixels off the photo's arm sees the hair behind it): without this, it would take their
+    colour instead of its own part's fill."""
     cam = view.camera
     xy, z, inside, pix = _pixels(cam, points)
     vis = inside & (z <= view.layers.zbuf[pix] + DEPTH_TOLERANCE) & view.mask.reshape(-1)[pix]
+    if allowed is not None and view.part_bits is not None:
+        vis &= (view.part_bits[pix] & ~allowed) == 0
     to_cam = cam.center[None] - points
     cos = np.einsum("ij,ij->i", normals, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
     return np.where(vis, _ramp(cos), 0.0), xy
@@ -471,13 +509,15 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
 
 
 def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np.ndarray],
-                  gains: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  gains: np.ndarray | None = None,
+                  allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every photo's view of the same surface points (``points``/``normals`` (N, 3) per photo, in its pose):
     (blended colour (N, 3), combined photo weight (N,) = the largest, every photo's photo weight (K, N), every
-    photo's colour (K, N, 3) after ``gains`` (:func:`exposure_gains`), every photo's view-angle cosine (K, N))."""
+    photo's colour (K, N, 3) after ``gains`` (:func:`exposure_gains`), every photo's view-angle cosine (K, N)).
+    ``allowed``: the points' part masks (:func:`_photo_weight`)."""
     alphas, cols, quals, coss = [], [], [], []
     for k, (view, pts, nrm) in enumerate(zip(views, points, normals, strict=True)):
-        a, xy = _photo_weight(view, pts, nrm)
+        a, xy = _photo_weight(view, pts, nrm, allowed)
         c = _bilinear(view.photo, xy)
         if gains is not None:
             c = c * gains[k, 0] + gains[k, 1]
@@ -494,6 +534,26 @@ def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np
 
 # ----------------------------------------------------------------------------------------------------------------
 # Body parts and the unseen sides
+
+
+def _ring_count(vertices: np.ndarray, faces: np.ndarray, radius: float) -> int:
+    """Edge rings (1–12) that cover about ``radius`` metres on the mesh (from its mean edge length)."""
+    t = np.asarray(vertices)[np.asarray(faces[: min(len(faces), 20000)])]
+    edge = float(np.linalg.norm(t[:, 1] - t[:, 0], axis=1).mean())
+    return int(np.clip(np.ceil(radius / max(edge, 1e-6)), 1, 12))
+
+
+def _near_parts(parts: np.ndarray, faces: np.ndarray, rings: int) -> np.ndarray:
+    """(N,) int bit masks of the body parts within ``rings`` edge rings of each vertex on the mesh (bit p: part p):
+    a vertex's own part and, near a part boundary (shoulder, neck, hips), its neighbour, whose surface may be the
+    nearest at the vertex's pixel without hiding it."""
+    n = len(parts)
+    step = (adjacency(n, faces) + sp.identity(n)).tocsr()
+    near = np.zeros((n, len(PART_NAMES)), dtype=np.float32)
+    near[np.arange(n), parts] = 1.0
+    for _ in range(rings):
+        near = np.minimum(step @ near, 1.0)
+    return ((near > 0) * (1 << np.arange(len(PART_NAMES)))).sum(axis=1).astype(np.int64)
 
 
 def parts_from_skin_weights(skin_weights: np.ndarray) -> np.ndarray:
@@ -542,31 +602,67 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.take_along_axis(values, order, axis=0)[idx, np.arange(values.shape[1])]
 
 
+def _colour_clusters(colours: np.ndarray, weights: np.ndarray, count: int = PROFILE_CLUSTERS,
+                     merge: float = PROFILE_CLUSTER_MERGE) -> np.ndarray:
+    """Cluster label (K,) of colours (K, C) (0–255): weighted k-means from farthest-point seeds, then clusters whose
+    centres lie within ``merge`` of each other are merged (one garment's lit and shaded sides stay one cluster)."""
+    k = min(count, len(colours))
+    centres = [colours[int(np.argmax(weights))]]
+    for _ in range(k - 1):
+        d = np.min(np.linalg.norm(colours[:, None] - np.asarray(centres)[None], axis=2), axis=1)
+        if d.max() < merge:
+            break
+        centres.append(colours[int(np.argmax(d))])
+    cen = np.asarray(centres, dtype=np.float64)
+    for _ in range(8):
+        lab = np.linalg.norm(colours[:, None] - cen[None], axis=2).argmin(axis=1)
+        w = np.bincount(lab, weights=weights, minlength=len(cen))
+        for j in np.nonzero(w > 0)[0]:
+            cen[j] = (colours[lab == j] * weights[lab == j, None]).sum(axis=0) / w[j]
+    lab = np.linalg.norm(colours[:, None] - cen[None], axis=2).argmin(axis=1)
+    root = np.arange(len(cen))  # merge close centres (union by the lower index)
+    for a in range(len(cen)):
+        for b in range(a + 1, len(cen)):
+            if np.linalg.norm(cen[a] - cen[b]) < merge:
+                root[root == root[b]] = root[a]
+    return np.unique(root[lab], return_inverse=True)[1]
+
+
 def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
                     window: float) -> np.ndarray:
     """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
-    (at least :data:`PROFILE_MIN_SAMPLES` nearest ones): their weighted median (``weights`` favour the samples
-    towards the silhouette, which continue into the back), then the plain median of the samples within
-    :data:`PROFILE_MODE_RADIUS` of it (the better lit front of that garment sets the brightness). Evaluated on a
-    grid and interpolated. A median over the part's circumference keeps the garment colour of that height and
-    drops small prints, a face or an open jacket's shirt."""
+    (at least :data:`PROFILE_MIN_SAMPLES` nearest ones). The part's seen colours are clustered
+    (:func:`_colour_clusters`); a cluster's **persistence** is the fraction of the positions where it holds at
+    least :data:`PROFILE_MIN_SHARE` of the (``weights``-weighted: towards the silhouette, which continues into the
+    back) samples. At each position the cluster with the largest share × persistence **
+    :data:`PROFILE_PERSISTENCE_POWER` wins and its samples' plain median is the colour (the better lit front of
+    that garment sets the brightness). A garment runs along the part, a print or a face is a short band: where a
+    print covers most of the seen width (a chest print between hanging arms), the shirt's persistence still wins,
+    so the back gets the shirt (dev photo icon_003883). Evaluated on a grid and interpolated."""
     order = np.argsort(s_seen)
     s, c, w = s_seen[order], colours[order], weights[order]
+    lab = _colour_clusters(c, w)
+    n_lab = int(lab.max()) + 1
     grid = np.arange(s_query.min() - window, s_query.max() + 2 * window, window / 2)
     grid = np.clip(grid, s[0], s[-1])
     k = min(PROFILE_MIN_SAMPLES, len(s))
-    prof = np.empty((len(grid), c.shape[1]))
     lo_all = np.searchsorted(s, grid - window)
     hi_all = np.searchsorted(s, grid + window)
+    short = hi_all - lo_all < k  # widen to the k nearest samples
+    mid = np.searchsorted(s, grid[short])
+    hi_all[short] = np.minimum(len(s), np.maximum(0, mid - k // 2) + k)
+    lo_all[short] = np.maximum(0, hi_all[short] - k)
+    share = np.zeros((len(grid), n_lab))
+    cum = np.zeros((len(s) + 1, n_lab))  # prefix sums of each cluster's weight along the axis
+    cum[1:] = np.cumsum(np.eye(n_lab)[lab] * w[:, None], axis=0)
+    share = cum[hi_all] - cum[lo_all]
+    share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
+    persistence = (share >= PROFILE_MIN_SHARE).mean(axis=0)
+    best = np.argmax(share * persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
+    prof = np.empty((len(grid), c.shape[1]))
     for g, (lo, hi) in enumerate(zip(lo_all, hi_all, strict=True)):
-        if hi - lo < k:  # widen to the k nearest samples
-            mid = int(np.searchsorted(s, grid[g]))
-            hi = min(len(s), max(0, mid - k // 2) + k)
-            lo = max(0, hi - k)
-        centre = _weighted_median(c[lo:hi], w[lo:hi])
-        near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
-        # that colour's own samples, all counted: the better lit front of the same garment sets its brightness
-        prof[g] = np.median(c[lo:hi][near], axis=0) if near.sum() >= 3 else centre
+        own = c[lo:hi][lab[lo:hi] == best[g]]
+        prof[g] = np.median(own, axis=0) if len(own) else _weighted_median(c[lo:hi], w[lo:hi])
     return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
 
 
@@ -968,19 +1064,25 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     view = _View(depth_layers(v, faces_out, camera), eroded, photo, camera)
     others = [_other_view(o, len(v), faces_out) for o in (more_views or [])]
     views = [view] + [ov for ov, _, _ in others]
+    near_v = near_f = None
+    if parts is not None:  # per-part visibility: a point is seen only where the pixel shows its own part
+        near_v = _near_parts(parts, f, _ring_count(v, f, CONTACT_RADIUS))
+        near_f = np.bitwise_or.reduce(near_v[f], axis=1)
+        for vw in views:
+            vw.set_parts(parts[faces_out[:, 0]])
     pose_v = [v] + [pv for _, pv, _ in others]  # the mesh in every photo's pose
     pose_n = [vn] + [pn for _, _, pn in others]
 
     clock.lap("visibility")
     report(0.5, "Colouring the vertices")
-    alpha_v, xy_v = _photo_weight(view, v, vn)
+    alpha_v, xy_v = _photo_weight(view, v, vn, near_v)
     photo_v = _bilinear(photo, xy_v)
     gains = None
     multi_stats: dict[str, Any] = {}
     if others:
-        _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n)
+        _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n, allowed=near_v)
         gains = exposure_gains(cols_k, alphas_k, v, cos_all)
-        photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains)
+        photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains, near_v)
         multi_stats = {"photos": len(views), "exposure_gain_offset": np.round(gains, 3).tolist(),
                        "seen_vertex_fraction_per_photo": [float((a > SEEN_ALPHA).mean()) for a in alphas_k],
                        "first_photo_vertex_fraction": float((alphas_k[0] > SEEN_ALPHA).mean())}
@@ -1006,7 +1108,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             _, _, inside_v, pix_v = _pixels(vw.camera, pv)
             nearest = vw.layers.face[pix_v]
             own_k.append(inside_v & (nearest >= 0) & (parts[f[np.maximum(nearest, 0), 0]] == parts))
-            score_k.append(_photo_weight(vw, pv, pn)[0] + 1e-3 * cos_k[-1])
+            score_k.append(_photo_weight(vw, pv, pn, near_v)[0] + 1e-3 * cos_k[-1])
         best = np.argmax(np.stack(score_k), axis=0)
         rows = np.arange(len(v))
         view_cos, own = np.stack(cos_k)[best, rows], np.stack(own_k)[best, rows]
@@ -1025,10 +1127,11 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         points.append(np.einsum("nk,nkc->nc", tb, pv.astype(np.float32)[f[tf]]))
         nrm = np.einsum("nk,nkc->nc", tb, pn.astype(np.float32)[f[tf]])
         normals.append(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12))
+    near_t = None if near_f is None else near_f[tf]
     if others:
-        colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains)
+        colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains, near_t)
     else:
-        alpha_t, xy_t = _photo_weight(view, points[0], normals[0])
+        alpha_t, xy_t = _photo_weight(view, points[0], normals[0], near_t)
         colour_t = _bilinear(photo, xy_t)
     alpha_t = alpha_t.astype(np.float32)[:, None]
     fill_t = np.einsum("nk,nkc->nc", tb, fill_v.astype(np.float32)[f[tf]])
