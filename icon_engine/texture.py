@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy import ndimage
 
 from .camera import Camera
 from .errors import EngineError
@@ -345,11 +344,26 @@ class _View:
         self.face_part = face_part
         front = self.layers.face
         shown = np.where(front >= 0, face_part[np.maximum(front, 0)], -1).reshape(self.camera.height, -1)
+        import cv2
+
         bits = np.zeros(shown.shape, dtype=np.int64)
-        grow = np.ones((2 * CONTACT_PIXELS + 1,) * 2, dtype=bool)
+        grow = np.ones((2 * CONTACT_PIXELS + 1,) * 2, dtype=np.uint8)
         for part in np.unique(shown[shown >= 0]):
-            bits |= ndimage.binary_dilation(shown == part, structure=grow).astype(np.int64) << int(part)
+            near = cv2.dilate((shown == part).astype(np.uint8), grow)
+            bits |= near.astype(np.int64) << int(part)
         self.part_bits = bits.reshape(-1)
+
+
+def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
+    """The person mask (H, W) bool eroded by ``steps`` pixels (4-connected steps, as
+    ``ndimage.binary_erosion(mask, iterations=steps)``; the mask is kept as is when it has ≤ 100 pixels)."""
+    import cv2
+
+    if mask.sum() <= 100:
+        return mask
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    out = cv2.erode(mask.astype(np.uint8), cross, iterations=steps, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return out.astype(bool)
 
 
 def _pixels(cam: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -421,7 +435,7 @@ def _other_view(other: PhotoView, n: int, faces_out: np.ndarray) -> tuple[_View,
         raise EngineError("internal", f"Another photo has shape {rgb.shape}, its camera {cam.width}×{cam.height}.",
                           "Pass each processing photo with the camera its fit used.")
     m = np.ones(rgb.shape[:2], dtype=bool) if other.mask is None else np.asarray(other.mask, dtype=bool)
-    eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
+    eroded = _erode(m, MASK_EROSION)
     view = _View(depth_layers(pv, faces_out, cam), eroded, rgb.astype(np.float32), cam)
     return view, pv, vertex_normals(pv, faces_out)
 
@@ -850,8 +864,8 @@ def projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding
                      rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Fast UV atlas: faces grouped by their best axis-aligned view direction (±X, ±Y, ±Z) into connected charts,
     each chart projected orthographically on its plane, charts shelf-packed with ``padding`` texels around each.
-    Faces of a chart that folds over itself (found by rasterising the atlas) move to their next-best direction,
-    and after ``rounds`` tries into charts of their own, so no two faces share a texel.
+    Faces of a chart that folds over itself (found by rasterising the atlas) move to their next-best direction
+    once; folded again (or after ``rounds`` rounds) they become charts of their own, so no two faces share a texel.
 
     Returns (per-corner UVs (M, 3, 2) in [0, 1], origin bottom-left; chart id per face (M,))."""
     uv, chart, _ = _projection_atlas(vertices, faces, size, padding, rounds)
@@ -869,26 +883,45 @@ def _projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, paddin
     label = _chart_labels(n, adj)
     score = n @ _AXES.T
     single = np.zeros(len(f), dtype=bool)
-    for attempt in range(rounds + 1):
+    moved = np.zeros(len(f), dtype=bool)
+    last = False
+    for attempt in range(rounds + 2):
         chart = _charts(np.where(single, -1 - np.arange(len(f)), label), adj)
         local = np.einsum("mkc,mdc->mkd", v[f], _UV_AXES[label])  # (M, 3, 2) metres in each face's plane
         local[single] = _own_plane(v[f[single]], n[single])
         uv = _pack_charts(local, chart, size, padding)
-        texels = uv_texels(uv, size)
-        bad = _overlapping_faces(uv, f, size, texels)
-        if not bad.any():
-            break
-        if attempt < rounds - 1:
-            s2 = score[bad].copy()
-            s2[np.arange(len(s2)), label[bad]] = -np.inf
-            nxt = s2.argmax(axis=1)
-            ok = s2[np.arange(len(s2)), nxt] >= 0.2
-            idx = np.nonzero(bad)[0]
-            label[idx[ok]] = nxt[ok]
-            single[idx[~ok]] = True
-        else:
-            single |= bad
+        last = last or attempt == rounds + 1
+        bad = None
+        if 0 < attempt and not last and size >= 4 * FOLD_CHECK_COARSE:  # after the first round, a cheap check
+            bad = _overlapping_faces(uv, f, size // 2)  # first: folds found at half size are real (two faces
+            # cover one point); the full-size check follows once it is clean
+        if bad is None or not bad.any():
+            texels = uv_texels(uv, size)  # the full-size check, whose raster the bake reuses
+            if last:
+                break
+            bad = _overlapping_faces(uv, f, size, texels)
+            if not bad.any():
+                break
+            if attempt > 0:  # the few folds only the full size shows after the first round: single charts, and
+                single |= bad  # the next layout is the last (a chart of one face cannot fold, and the other
+                last = True  # charts only lost faces: overlaps in a chart's plane do not depend on the scale)
+                continue
+        # a folded face moves to its next-best direction once; folded again, or without a direction it faces
+        # well, or after ``rounds`` rounds, it becomes a chart of its own
+        idx = np.nonzero(bad)[0]
+        s2 = score[idx].copy()
+        s2[np.arange(len(idx)), label[idx]] = -np.inf
+        nxt = s2.argmax(axis=1)
+        ok = (s2[np.arange(len(idx)), nxt] >= 0.2) & ~moved[idx] & (attempt < rounds)
+        label[idx[ok]] = nxt[ok]
+        moved[idx[ok]] = True
+        single[idx[~ok]] = True
     return uv, chart, texels
+
+
+#: Atlases of at least 4 × this size check the folds left after the first round at half size (a quarter of the
+#: texels) and rasterise at full size once the half-size check is clean.
+FOLD_CHECK_COARSE = 128
 
 
 def _own_plane(tri: np.ndarray, normals: np.ndarray) -> np.ndarray:
@@ -1059,7 +1092,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     report(0.35, "Finding what the photo sees")
     faces_out = f if signed_volume(v, f) >= 0 else f[:, ::-1]
     vn = vertex_normals(v, faces_out)
-    eroded = ndimage.binary_erosion(m, iterations=MASK_EROSION) if m.sum() > 100 else m
+    eroded = _erode(m, MASK_EROSION)
     photo = rgb.astype(np.float32)
     view = _View(depth_layers(v, faces_out, camera), eroded, photo, camera)
     others = [_other_view(o, len(v), faces_out) for o in (more_views or [])]
