@@ -131,6 +131,12 @@ GAIN_RANGE = (0.7, 1.45)
 #: garments (navy trousers turned olive on bench/multiview.py); a gain per channel (exposure, white balance) is
 #: what differs between photos of one shoot.
 EXPOSURE_OFFSET = False
+#: Several photos: each other photo is read shifted by the 2-D offset between its person mask and the avatar's
+#: silhouette in its camera (:func:`silhouette_shift`; the joint fit places the avatar a few pixels off in the
+#: other photos), at most ALIGN_MAX_SHIFT × the photo's height, used when it lowers the outlines' chamfer distance
+#: by ALIGN_MIN_GAIN.
+ALIGN_MAX_SHIFT = 0.04
+ALIGN_MIN_GAIN = 0.15
 OFFSET_RANGE = 30.0
 
 
@@ -338,6 +344,9 @@ class _View:
     camera: Camera
     face_part: np.ndarray | None = None
     part_bits: np.ndarray | None = None
+    #: (dx, dy) pixels: the photo's person lies this far from the mesh's projection (:func:`silhouette_shift`);
+    #: photo and mask are read there.
+    shift: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     def set_parts(self, face_part: np.ndarray) -> None:
         """Label the view's faces with body parts and find which parts show at or next to each pixel."""
@@ -388,7 +397,14 @@ def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray,
     colour instead of its own part's fill."""
     cam = view.camera
     xy, z, inside, pix = _pixels(cam, points)
-    vis = inside & (z <= view.layers.zbuf[pix] + DEPTH_TOLERANCE) & view.mask.reshape(-1)[pix]
+    vis = inside & (z <= view.layers.zbuf[pix] + DEPTH_TOLERANCE)
+    if view.shift.any():  # the photo is read where its person lies (several photos: each one's registration)
+        xy = xy + view.shift[None]
+        col, row = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
+        on = (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
+        vis &= on & view.mask.reshape(-1)[np.where(on, row * cam.width + col, 0)]
+    else:
+        vis &= view.mask.reshape(-1)[pix]
     if allowed is not None and view.part_bits is not None:
         vis &= (view.part_bits[pix] & ~allowed) == 0
     to_cam = cam.center[None] - points
@@ -437,7 +453,62 @@ def _other_view(other: PhotoView, n: int, faces_out: np.ndarray) -> tuple[_View,
     m = np.ones(rgb.shape[:2], dtype=bool) if other.mask is None else np.asarray(other.mask, dtype=bool)
     eroded = _erode(m, MASK_EROSION)
     view = _View(depth_layers(pv, faces_out, cam), eroded, rgb.astype(np.float32), cam)
+    if other.mask is not None:
+        silhouette = np.isfinite(view.layers.zbuf).reshape(cam.height, cam.width)
+        view.shift = silhouette_shift(silhouette, m, int(np.ceil(ALIGN_MAX_SHIFT * cam.height)))
     return view, pv, vertex_normals(pv, faces_out)
+
+
+def _outline(mask: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Pixels (K, 2) (column, row) on the outline of a mask (H, W) bool, at most ``limit`` of them (a random
+    subset)."""
+    import cv2
+
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                      borderValue=0).astype(bool)
+    rows, cols = np.nonzero(mask & ~inner)
+    pts = np.stack([cols, rows], axis=1)
+    return pts[rng.choice(len(pts), limit, replace=False)] if len(pts) > limit else pts
+
+
+def silhouette_shift(silhouette: np.ndarray, mask: np.ndarray, max_shift: int) -> np.ndarray:
+    """(dx, dy) integer pixels by which the photo's person ``mask`` (H, W) bool lies off the mesh's projected
+    ``silhouette`` (H, W) bool: the shift within ± ``max_shift`` minimising the symmetric chamfer distance between
+    their outlines (mean distance of each outline's pixels to the other outline's region), found on a 3-pixel grid
+    then refined. Zero unless it lowers that distance by :data:`ALIGN_MIN_GAIN` (a fit that already matches, or
+    outlines too different for a shift to explain)."""
+    import cv2
+
+    if not silhouette.any() or not mask.any() or max_shift < 1:
+        return np.zeros(2)
+    rng = np.random.default_rng(0)
+    sil_pts, mask_pts = _outline(silhouette, 3000, rng), _outline(mask, 3000, rng)
+    # distance of every pixel to each region (0 inside)
+    to_mask = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    to_sil = cv2.distanceTransform((~silhouette).astype(np.uint8), cv2.DIST_L2, 5)
+    h, w = mask.shape
+    far = float(max(h, w))
+
+    def cost(shifts: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(shifts))
+        for pts, field_, sign in ((sil_pts, to_mask, 1), (mask_pts, to_sil, -1)):
+            q = pts[None] + sign * shifts[:, None]  # (S, K, 2)
+            ok = (q[..., 0] >= 0) & (q[..., 0] < w) & (q[..., 1] >= 0) & (q[..., 1] < h)
+            d = np.where(ok, field_[np.clip(q[..., 1], 0, h - 1), np.clip(q[..., 0], 0, w - 1)], far)
+            out += d.mean(axis=1)
+        return out
+
+    grid = np.arange(-max_shift, max_shift + 1, 3)
+    shifts = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
+    best = shifts[np.argmin(cost(shifts))]
+    fine = np.arange(-2, 3)
+    near = best[None] + np.stack(np.meshgrid(fine, fine, indexing="ij"), axis=-1).reshape(-1, 2)
+    near = near[(np.abs(near) <= max_shift).all(axis=1)]
+    c = cost(near)
+    best, best_cost = near[np.argmin(c)], float(c.min())
+    if best_cost > (1.0 - ALIGN_MIN_GAIN) * float(cost(np.zeros((1, 2), dtype=np.int64))[0]):
+        return np.zeros(2)
+    return best.astype(np.float64)
 
 
 def _view_quality(cam: Camera, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
@@ -1048,7 +1119,8 @@ def _smoothing_iterations(vertices: np.ndarray, faces: np.ndarray) -> int:
 
 def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
                  camera: Camera, size: int = 2048, progress: Any = None,
-                 vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None) -> Texture:
+                 vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None,
+                 rest_vertices: np.ndarray | None = None) -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
@@ -1057,10 +1129,17 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     it by mirroring through the body. ``more_views``: other photos of the same person (:class:`PhotoView`, the
     mesh posed as in each): every surface point then takes its colour from the photos that see it best
     (:data:`BLEND_POWER`), each photo's exposure equalised to the first one's (:func:`exposure_gains`); only what
-    no photo sees is filled. See the module docstring for the method."""
+    no photo sees is filled. ``rest_vertices`` (N, 3): the same mesh in its rest pose (the canonical avatar's,
+    metres): with parts, the unseen sides are filled along the parts as they lie in the rest pose (a bent or
+    raised arm is straight there, so its sleeve/skin profile runs along the arm and not across the bend). See the
+    module docstring for the method."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
+    rest = None if rest_vertices is None else np.asarray(rest_vertices, dtype=np.float64)
+    if rest is not None and rest.shape != v.shape:
+        raise EngineError("internal", f"rest_vertices has shape {rest.shape}, the mesh {v.shape}.",
+                          "Pass the rest pose of the same mesh (avatar.rig.rest_vertices).")
     rgb = np.asarray(photo_rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise EngineError("bad_image", f"The photo to bake has shape {rgb.shape}, not (H, W, 3).",
@@ -1117,6 +1196,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         gains = exposure_gains(cols_k, alphas_k, v, cos_all)
         photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains, near_v)
         multi_stats = {"photos": len(views), "exposure_gain_offset": np.round(gains, 3).tolist(),
+                       "photo_shift_px": [vw.shift.tolist() for vw in views],
                        "seen_vertex_fraction_per_photo": [float((a > SEEN_ALPHA).mean()) for a in alphas_k],
                        "first_photo_vertex_fraction": float((alphas_k[0] > SEEN_ALPHA).mean())}
     if parts is None:
@@ -1145,7 +1225,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         best = np.argmax(np.stack(score_k), axis=0)
         rows = np.arange(len(v))
         view_cos, own = np.stack(cos_k)[best, rows], np.stack(own_k)[best, rows]
-        fill_v, side_stats = unseen_side_fill(v, f, parts, alpha_v, photo_v, view_cos, own)
+        fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, photo_v, view_cos, own)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
 
     clock.lap("vertex_colours")

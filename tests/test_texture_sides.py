@@ -121,3 +121,44 @@ def test_bake_reuses_the_atlas_raster():
     np.testing.assert_allclose(bary_a, bary_b, atol=1e-6)
     assert (face_a >= 0).mean() > 0.1
     assert set(np.unique(parts_from_skin_weights(subject.weights))) >= {PART_TORSO, PART_HEAD}
+
+
+def test_another_photo_is_aligned_to_the_avatar_silhouette(monkeypatch):
+    """Front + back photos where the back photo's camera is 8 px off (the joint fit's registration error): the
+    back photo is read where its person lies (shift found from the silhouette, within 1 px), so the back print
+    lands on the back; without the alignment its edges smear (the test can fail)."""
+    from test_texture import BACK_PRINT, _back_camera, _outfit_with_back
+
+    import icon_engine.texture as texture
+    from icon_engine.camera import Camera
+    from icon_engine.texture import PhotoView, render_textured, silhouette_shift
+
+    body = capsule_body()
+    subject = dressed_subject(body, skirt=False)
+    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
+                          named_pose("photo"))
+    parts = parts_from_skin_weights(subject.weights)
+    cam = front_camera()
+    back_cam = _back_camera(cam)
+    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam, colour=_outfit_with_back)
+    back_rgb, back_mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, back_cam,
+                                          colour=_outfit_with_back)
+    k_off = back_cam.K.copy()
+    k_off[0, 2] += 8.0  # the fitted back camera sees the avatar 8 px right of the person in the photo
+    off_cam = Camera(k_off, back_cam.R.copy(), back_cam.t.copy(), back_cam.width, back_cam.height)
+    silhouette = np.isfinite(texture.depth_layers(posed, subject.faces, off_cam).zbuf).reshape(back_mask.shape)
+    np.testing.assert_allclose(silhouette_shift(silhouette, back_mask, 20), [-8.0, 0.0], atol=1.0)
+    assert not silhouette_shift(back_mask, back_mask, 20).any()  # registered: no shift
+
+    truth, _ = synthetic_photo(posed, subject.faces, subject.rest_vertices, back_cam, colour=_outfit_with_back)
+    on_print = np.all(truth == BACK_PRINT.astype(np.uint8), axis=2)
+    errs, shifts = [], []
+    for max_shift in (texture.ALIGN_MAX_SHIFT, 0.0):  # aligned, then the alignment turned off
+        monkeypatch.setattr(texture, "ALIGN_MAX_SHIFT", max_shift)
+        tex = bake_texture(posed, subject.faces, rgb, mask, cam, size=256, vertex_parts=parts,
+                           more_views=[PhotoView(posed, back_rgb, back_mask, off_cam)])
+        out, covered = render_textured(posed, subject.faces, tex.uv, tex.image, back_cam)
+        errs.append(np.abs(out[on_print & covered] - BACK_PRINT).mean())
+        shifts.append(tex.stats["photo_shift_px"])
+    assert shifts[0][0] == [0.0, 0.0] and abs(shifts[0][1][0] + 8.0) <= 1.0 and shifts[1][1] == [0.0, 0.0]
+    assert errs[0] < 15.0 and errs[0] < 0.6 * errs[1], errs
