@@ -79,6 +79,10 @@ _PART_ROOTS = {"left_shoulder": PART_LEFT_ARM, "right_shoulder": PART_RIGHT_ARM,
                "right_hip": PART_RIGHT_LEG, "neck": PART_HEAD}
 #: Photo weight above which a vertex counts as seen.
 SEEN_ALPHA = 0.3
+#: Parts whose hidden side takes the photo's fine detail seen through them (:func:`_see_through_detail`): the legs
+#: (trouser stripes, denim); the blur that separates detail from colour (pixels).
+DETAIL_PARTS = (PART_LEFT_LEG, PART_RIGHT_LEG)
+DETAIL_SIGMA = 3.0
 #: Per-part visibility (:func:`_photo_weight`): a point may show through the surface of another part only within
 #: this distance along the mesh (metres) of that part (the part boundaries: shoulders, neck, hips).
 CONTACT_RADIUS = 0.03
@@ -99,6 +103,10 @@ PROFILE_MIN_SHARE = 0.2
 #: At each position the cluster with the largest share × persistence ** PROFILE_PERSISTENCE_POWER wins: a garment
 #: seen along most of the part beats a print that covers most of one band.
 PROFILE_PERSISTENCE_POWER = 2.0
+#: A window is a pattern (its colour: the mean of the steady clusters) when two or more clusters with persistence
+#: ≥ PATTERN_PERSISTENCE are present and the winner holds less than PATTERN_SHARE of it.
+PATTERN_PERSISTENCE = 0.6
+PATTERN_SHARE = 0.7
 #: Width (fraction of the mesh's height) of the band between the seen and the filled side that is blended
 #: harmonically, so the front/back boundary shows no seam.
 SEAM_BAND = 0.025
@@ -412,6 +420,38 @@ def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray,
     return np.where(vis, _ramp(cos), 0.0), xy
 
 
+def _photo_detail(view: _View) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's fine detail inside the person: (photo − its Gaussian blur of :data:`DETAIL_SIGMA` px taken over
+    the person's pixels only (H, W, 3) float32, where it holds (H, W) bool: the mask eroded by 2σ)."""
+    import cv2
+
+    h, w = view.camera.height, view.camera.width
+    inside = view.mask.reshape(h, w).astype(np.float32)
+    blur = cv2.GaussianBlur(view.photo * inside[..., None], (0, 0), DETAIL_SIGMA)
+    weight = cv2.GaussianBlur(inside, (0, 0), DETAIL_SIGMA)
+    detail = view.photo - blur / np.maximum(weight, 1e-6)[..., None]
+    return detail, _erode(view.mask.reshape(h, w), int(np.ceil(2 * DETAIL_SIGMA)))
+
+
+def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 detail to add to the fill of surface points (N, 3) of :data:`DETAIL_PARTS`: the photo's fine
+    detail (:func:`_photo_detail`) at each point's pixel where that pixel shows the point's own part and no other
+    within :data:`CONTACT_PIXELS` (the front of the same leg, seen through it). A trouser's stripes or a denim
+    weave then continue on the back of the leg instead of its plain mean colour; the profile keeps the colour.
+    Zero elsewhere (torso and head: no print or face is copied to the back)."""
+    out = np.zeros((len(points), 3), dtype=np.float32)
+    sel = np.isin(point_part, DETAIL_PARTS)
+    if view.part_bits is None or not sel.any():
+        return out
+    detail, where = _photo_detail(view)
+    xy, _, inside, pix = _pixels(view.camera, points[sel])
+    own = view.part_bits[pix] == (1 << point_part[sel])
+    ok = inside & own & where.reshape(-1)[pix]
+    idx = np.nonzero(sel)[0][ok]
+    out[idx] = _bilinear(detail, xy[ok])
+    return out
+
+
 def _mirror_colours(view: _View, points: np.ndarray, face_colours: np.ndarray,
                     face_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each point, the colour of the first front-facing surface in front of it along its pixel ray, if that
@@ -723,7 +763,10 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     :data:`PROFILE_PERSISTENCE_POWER` wins and its samples' plain median is the colour (the better lit front of
     that garment sets the brightness). A garment runs along the part, a print or a face is a short band: where a
     print covers most of the seen width (a chest print between hanging arms), the shirt's persistence still wins,
-    so the back gets the shirt (dev photo icon_003883). Evaluated on a grid and interpolated."""
+    so the back gets the shirt (dev photo icon_003883). Where several clusters all run along the part
+    (persistence ≥ :data:`PATTERN_PERSISTENCE`) and none holds :data:`PATTERN_SHARE` of the window, the garment is
+    a pattern (stripes, checks) and the colour is their weighted mean (the pattern itself is added back on the
+    legs by :func:`_see_through_detail`). Evaluated on a grid and interpolated."""
     order = np.argsort(s_seen)
     s, c, w = s_seen[order], colours[order], weights[order]
     lab = _colour_clusters(c, w)
@@ -744,8 +787,15 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
     persistence = (share >= PROFILE_MIN_SHARE).mean(axis=0)
     best = np.argmax(share * persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
+    # a pattern (stripes, checks): several colours that all run along the part, none dominant: their mean
+    steady = persistence >= PATTERN_PERSISTENCE
+    pattern = (share[np.arange(len(grid)), best] < PATTERN_SHARE) & ((share * steady[None]) > 0).sum(axis=1) >= 2
     prof = np.empty((len(grid), c.shape[1]))
     for g, (lo, hi) in enumerate(zip(lo_all, hi_all, strict=True)):
+        if pattern[g]:
+            keep = steady[lab[lo:hi]]
+            prof[g] = (c[lo:hi][keep] * w[lo:hi][keep, None]).sum(axis=0) / max(float(w[lo:hi][keep].sum()), 1e-12)
+            continue
         own = c[lo:hi][lab[lo:hi] == best[g]]
         prof[g] = np.median(own, axis=0) if len(own) else _weighted_median(c[lo:hi], w[lo:hi])
     return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
@@ -1248,6 +1298,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         colour_t = _bilinear(photo, xy_t)
     alpha_t = alpha_t.astype(np.float32)[:, None]
     fill_t = np.einsum("nk,nkc->nc", tb, fill_v.astype(np.float32)[f[tf]])
+    if parts is not None and not others:  # one photo: the legs' hidden side takes the pattern seen through them
+        fill_t += _see_through_detail(view, points[0], parts[f[tf, 0]])
     texel = alpha_t * colour_t.astype(np.float32) + (1 - alpha_t) * fill_t
     image = np.zeros((size * size, 3), dtype=np.uint8)
     image[tpix] = np.clip(np.rint(texel), 0, 255).astype(np.uint8)
