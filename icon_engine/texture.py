@@ -1299,7 +1299,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     alpha_t = alpha_t.astype(np.float32)[:, None]
     fill_t = np.einsum("nk,nkc->nc", tb, fill_v.astype(np.float32)[f[tf]])
     if parts is not None and not others:  # one photo: the legs' hidden side takes the pattern seen through them
-        fill_t += _see_through_detail(view, points[0], parts[f[tf, 0]])
+        part_t = parts[f[tf, 0]]
+        need = (alpha_t[:, 0] < 1.0) & np.isin(part_t, DETAIL_PARTS)
+        fill_t[need] += _see_through_detail(view, points[0][need], part_t[need])
     texel = alpha_t * colour_t.astype(np.float32) + (1 - alpha_t) * fill_t
     image = np.zeros((size * size, 3), dtype=np.uint8)
     image[tpix] = np.clip(np.rint(texel), 0, 255).astype(np.uint8)
