@@ -127,22 +127,13 @@ def test_another_photo_is_aligned_to_the_avatar_silhouette(monkeypatch):
     """Front + back photos where the back photo's camera is 8 px off (the joint fit's registration error): the
     back photo is read where its person lies (shift found from the silhouette, within 1 px), so the back print
     lands on the back; without the alignment its edges smear (the test can fail)."""
-    from test_texture import BACK_PRINT, _back_camera, _outfit_with_back
+    from test_texture import BACK_PRINT, _outfit_with_back, front_back_photos
 
     import icon_engine.texture as texture
     from icon_engine.camera import Camera
     from icon_engine.texture import PhotoView, render_textured, silhouette_shift
 
-    body = capsule_body()
-    subject = dressed_subject(body, skirt=False)
-    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
-                          named_pose("photo"))
-    parts = parts_from_skin_weights(subject.weights)
-    cam = front_camera()
-    back_cam = _back_camera(cam)
-    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam, colour=_outfit_with_back)
-    back_rgb, back_mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, back_cam,
-                                          colour=_outfit_with_back)
+    subject, posed, parts, cam, back_cam, (rgb, mask), (back_rgb, back_mask) = front_back_photos(_outfit_with_back)
     k_off = back_cam.K.copy()
     k_off[0, 2] += 8.0  # the fitted back camera sees the avatar 8 px right of the person in the photo
     off_cam = Camera(k_off, back_cam.R.copy(), back_cam.t.copy(), back_cam.width, back_cam.height)
