@@ -98,6 +98,8 @@ SIDE_WEIGHT_POWER = 1.0
 #: are closer than PROFILE_CLUSTER_MERGE (RGB, 0–255) are one.
 PROFILE_CLUSTERS = 6
 PROFILE_CLUSTER_MERGE = 45.0
+#: RGB radius (0–255) around the winning cluster's median whose samples set the profile colour (plain median).
+PROFILE_MODE_RADIUS = 90.0
 #: Share of a profile window's (side-weighted) samples from which a colour cluster counts as present there.
 PROFILE_MIN_SHARE = 0.2
 #: At each position the cluster with the largest share × persistence ** PROFILE_PERSISTENCE_POWER wins: a garment
@@ -760,8 +762,9 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     (:func:`_colour_clusters`); a cluster's **persistence** is the fraction of the positions where it holds at
     least :data:`PROFILE_MIN_SHARE` of the (``weights``-weighted: towards the silhouette, which continues into the
     back) samples. At each position the cluster with the largest share × persistence **
-    :data:`PROFILE_PERSISTENCE_POWER` wins and its samples' plain median is the colour (the better lit front of
-    that garment sets the brightness). A garment runs along the part, a print or a face is a short band: where a
+    :data:`PROFILE_PERSISTENCE_POWER` wins; the plain median of the window's samples within
+    :data:`PROFILE_MODE_RADIUS` of that cluster's median is the colour (the better lit front of that garment sets
+    the brightness). A garment runs along the part, a print or a face is a short band: where a
     print covers most of the seen width (a chest print between hanging arms), the shirt's persistence still wins,
     so the back gets the shirt (dev photo icon_003883). Where several clusters all run along the part
     (persistence ≥ :data:`PATTERN_PERSISTENCE`) and none holds :data:`PATTERN_SHARE` of the window, the garment is
@@ -797,7 +800,11 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
             prof[g] = (c[lo:hi][keep] * w[lo:hi][keep, None]).sum(axis=0) / max(float(w[lo:hi][keep].sum()), 1e-12)
             continue
         own = c[lo:hi][lab[lo:hi] == best[g]]
-        prof[g] = np.median(own, axis=0) if len(own) else _weighted_median(c[lo:hi], w[lo:hi])
+        centre = np.median(own, axis=0) if len(own) else _weighted_median(c[lo:hi], w[lo:hi])
+        # that garment's samples, all counted: the better lit front of it sets the brightness (its shaded sides
+        # may form a cluster of their own)
+        near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
+        prof[g] = np.median(c[lo:hi][near], axis=0) if near.sum() >= 3 else centre
     return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
 
 
