@@ -11,13 +11,17 @@ Method (docs/texture_rig.md):
    :data:`XATLAS_MAX_FACES` get the faster projection atlas (:func:`projection_atlas`).
 2. **Visibility.** A numpy z-buffer of the mesh seen by the photo's camera (perspective-correct depth). A
    surface point is visible when it is the nearest one at its pixel (within a tolerance) and inside the
-   (slightly eroded) person mask. Its photo weight ramps with the view angle, so grazing surfaces (which would
-   smear) fade into the fill colour.
+   (slightly eroded) person mask; with ``vertex_parts``, also only where the pixel (and its neighbourhood of
+   :data:`CONTACT_PIXELS`) shows its own part or one next to it on the mesh (a part touching another does not
+   take its colour). Its photo weight ramps with the view angle, so grazing surfaces (which would smear) fade
+   into the fill colour.
 3. **Fill of the hidden side, per body part** (with ``vertex_parts``, e.g. from the skin weights): a hidden
-   vertex takes its own part's garment colour at the same position along the part (a robust median over the
-   part's seen circumference at that height: the back of a shirt gets the shirt, a heel the shoe), the back of
-   the head the hair colour (clustered from the head's seen colours), and a band along the seen side's edge is
-   blended harmonically on the part's own mesh graph (no seam, no colour from another part).
+   vertex takes its own part's garment colour at the same position along the part (measured in the rest pose
+   when ``rest_vertices`` is given; the colour cluster that runs along the part wins over a print that fills one
+   band: the back of a shirt gets the shirt, a heel the shoe), the back of the head the hair colour (clustered
+   from the head's seen colours), and a band along the seen side's edge is blended harmonically on the part's
+   own mesh graph (no seam, no colour from another part). The legs' hidden texels add the photo's fine detail
+   seen through the leg (stripes, denim).
    **Without parts** (mirroring through the body): a hidden vertex looks towards the camera through the body:
    the first front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
    torso sees the front of the torso, not the arm in front of it). If that surface is visible, the vertex takes
@@ -36,7 +40,8 @@ Method (docs/texture_rig.md):
    photo's colours are mapped onto the first photo's exposure by a per-channel gain fitted on pairs of points it
    and the photos before it see (the same point where they overlap, the nearest seen point within
    :data:`EXPOSURE_RADIUS_M` across the seam where they do not: front and back photos) (:func:`exposure_gains`).
-   Only what no photo sees goes to the fill of 3.
+   Each other photo is read at its 2-D offset from the avatar's silhouette (:func:`silhouette_shift`). Only what
+   no photo sees goes to the fill of 3.
 """
 
 from __future__ import annotations
