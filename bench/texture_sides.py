@@ -248,12 +248,13 @@ def evaluate(cache: Path, before: Path | None, size: int, sheet: Path | None, on
         res: dict = {"faces": int(len(case["faces"]))}
         panels = []
         for tag, mod in modules.items():
-            kwargs = {"vertex_parts": parts} if tag == "after" else {}
+            kwargs = {"vertex_parts": parts} if hasattr(mod, "parts_from_skin_weights") else {}
             t0, c0 = time.perf_counter(), time.process_time()
             tex = mod.bake_texture(case["vertices"], case["faces"], case["rgb"], case["mask"], case["camera"],
                                    size=size, **kwargs)
             res[tag] = {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - c0, 2),
-                        "steps": tex.stats["seconds"], "texel_coverage": round(tex.stats["texel_coverage"], 3)}
+                        "steps": tex.stats.get("cpu_seconds", tex.stats["seconds"]),
+                        "texel_coverage": round(tex.stats["texel_coverage"], 3)}
             if name.startswith("subject_") and (SYNTH / name).is_dir():
                 res[tag]["back"] = back_side_error(case, parts, tex.vertex_colors, SYNTH / name)
             views = render_views(mod, case, tex)

@@ -463,7 +463,8 @@ def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, re
             for v in views[1:]]
     return bake_texture(avatar.posed_vertices, avatar.faces, first.photo.rgb, first.observation.mask,
                         first.fit.camera, size=options.resolved_texture_size, progress=reporter,
-                        vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights), more_views=more)
+                        vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights), more_views=more,
+                        rest_vertices=avatar.rig.rest_vertices)
 
 
 class _Quiet:

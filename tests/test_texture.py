@@ -340,21 +340,29 @@ def _outfit_with_back(points: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_several_photos_texture_the_back_from_the_back_photo_with_exposure_equalised():
-    """Front photo + a darker back photo (exposure × 0.7): the back print comes from the back photo at the front
-    photo's exposure, and a side view (never photographed) shows no cut between front and back colours."""
-    from icon_engine.texture import PhotoView, parts_from_skin_weights
+def front_back_photos(colour: object) -> tuple:
+    """The capsule subject (no skirt) in the photo pose painted by ``colour`` (of rest points), photographed from
+    the front and from behind: (subject, posed vertices, body parts, front camera, back camera, (rgb, mask) front,
+    (rgb, mask) back)."""
+    from icon_engine.texture import parts_from_skin_weights
 
     body = capsule_body()
     subject = dressed_subject(body, skirt=False)
     posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
                           named_pose("photo"))
-    parts = parts_from_skin_weights(subject.weights)
     cam = front_camera()
     back_cam = _back_camera(cam)
-    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam, colour=_outfit_with_back)
-    back_rgb, back_mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, back_cam,
-                                          colour=_outfit_with_back)
+    front = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam, colour=colour)
+    back = synthetic_photo(posed, subject.faces, subject.rest_vertices, back_cam, colour=colour)
+    return subject, posed, parts_from_skin_weights(subject.weights), cam, back_cam, front, back
+
+
+def test_several_photos_texture_the_back_from_the_back_photo_with_exposure_equalised():
+    """Front photo + a darker back photo (exposure × 0.7): the back print comes from the back photo at the front
+    photo's exposure, and a side view (never photographed) shows no cut between front and back colours."""
+    from icon_engine.texture import PhotoView
+
+    subject, posed, parts, cam, back_cam, (rgb, mask), (back_rgb, back_mask) = front_back_photos(_outfit_with_back)
     dark = np.clip(np.rint(back_rgb * 0.7), 0, 255).astype(np.uint8)
     one = bake_texture(posed, subject.faces, rgb, mask, cam, size=256, vertex_parts=parts)
     two = bake_texture(posed, subject.faces, rgb, mask, cam, size=256, vertex_parts=parts,
