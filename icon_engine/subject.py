@@ -422,6 +422,7 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
             timings=reporter.timings,
         )  # fmt: skip
         content.metadata["subject"] = subject_metadata(views, report)
+        attach_photos(content, views)  # the other photos, for their cameras' backgrounds in Blender
         if texture is not None:  # which photos coloured the avatar, and each one's exposure gain
             content.metadata["subject"]["texture"] = {
                 k: texture.stats[k] for k in ("photos", "exposure_gain_offset", "seen_vertex_fraction_per_photo")
@@ -464,6 +465,41 @@ def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, re
     return bake_texture(avatar.posed_vertices, avatar.faces, first.photo.rgb, first.observation.mask,
                         first.fit.camera, size=options.resolved_texture_size, progress=reporter,
                         vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights), more_views=more)
+
+
+#: Longest side (pixels) of the other photos stored in the bundle for the add-on's camera backgrounds.
+PHOTO_SIDE = 1024
+#: Their JPEG quality.
+PHOTO_QUALITY = 88
+
+
+def photo_jpeg(rgb: np.ndarray, side: int = PHOTO_SIDE, quality: int = PHOTO_QUALITY) -> bytes:
+    """``rgb`` (H, W, 3) uint8, upright, as JPEG bytes, downscaled (Lanczos) so that its longest side is at most
+    ``side`` pixels (never upscaled)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+    scale = side / max(img.size)
+    if scale < 1.0:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def attach_photos(content: Any, views: list[SubjectView]) -> None:
+    """Store every used photo after the first (the bundle's own ``photo``) as ``photo_<i>.jpg`` (i: its index in
+    ``subject.photos``; :func:`photo_jpeg`), named by its entry's ``image`` field (docs/bundle.md)."""
+    by_label = {v.input.label: v for v in views[1:]}
+    for i, entry in enumerate(content.metadata["subject"]["photos"]):
+        view = by_label.get(entry["label"])
+        if view is None or entry.get("status") != "used":
+            continue
+        name = f"photo_{i}.jpg"
+        content.extra_files[name] = photo_jpeg(view.photo.rgb)
+        entry["image"] = name
 
 
 class _Quiet:

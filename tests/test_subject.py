@@ -199,6 +199,11 @@ def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) 
     assert subject["joint_fit"]["loss_after"] < subject["joint_fit"]["loss_before"]
     for photo in subject["photos"][:2]:
         assert photo["silhouette_iou"] > 0.6 and photo["own_fit"]["silhouette_iou"] > 0.6
+    # the back photo travels in the bundle (downscaled JPEG) for its camera's background in Blender
+    assert bundle.views[0].image == bundle.file("photo") and bundle.views[2].image is None
+    with Image.open(bundle.views[1].image) as img:
+        assert img.format == "JPEG" and max(img.size) <= 1024 and img.size[0] / img.size[1] == pytest.approx(
+            bundle.views[1].image_size[0] / bundle.views[1].image_size[1], rel=0.02)
 
 
 def test_pose_agreement_pulls_poses_together_and_bounds_a_different_pose() -> None:
