@@ -300,10 +300,10 @@ def _joint_refit(views: list[SubjectView], body_model: Any, betas: np.ndarray, q
                  ) -> tuple[list[SubjectView], np.ndarray]:
     """Refit the photos jointly (one shape); record per photo the joint fit's keypoint error and silhouette IoU
     (``report["inputs"]``); drop (with a warning) a photo the shared shape cannot fit, unless it is the last."""
-    from .joint_fit import joint_fit
+    from .joint_fit import shared_pose_fit
 
-    result = joint_fit([(v.observation, v.photo, v.fit) for v in views], body_model, betas, quality=quality,
-                       device=device, height_m=height_m)
+    result = shared_pose_fit([(v.observation, v.photo, v.fit) for v in views], body_model, betas, quality=quality,
+                             device=device, height_m=height_m)
     report["joint_fit"] = result.stats
     kept = []
     for v, fit in zip(views, result.fits, strict=True):
@@ -313,7 +313,9 @@ def _joint_refit(views: list[SubjectView], body_model: Any, betas: np.ndarray, q
         kp_px = float(fit.metrics.get("keypoint_error_px") or 0.0)
         iou = float(fit.metrics.get("silhouette_iou") or 0.0)
         fit.metrics["stature_m"] = round(stature_of(body_model, result.betas), 4)
-        entry.update(keypoint_error_px=round(kp_px, 3), silhouette_iou=round(iou, 4))
+        entry.update(keypoint_error_px=round(kp_px, 3), silhouette_iou=round(iou, 4),
+                     same_pose=bool(fit.metrics.get("same_pose")),
+                     labels_swapped=bool(fit.metrics.get("labels_swapped")))
         height = float(np.asarray(v.observation.mask).shape[0])
         if kp_px * 1000.0 / max(height, 1.0) > MAX_KEYPOINT_ERROR or iou < MIN_BODY_IOU:
             warnings.append(f"{v.input.label}: dropped, the shared body shape does not fit it (keypoint error "
