@@ -241,9 +241,7 @@ def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = 
                      ) -> tuple[dict[str, Any], float]:
     """The photo's orientation and translation for the body pose ``body_pose`` (21, 3) (shape ``p["betas"]``),
     fitted to its keypoints from its own orientation and from that orientation turned by 180° (a person seen from
-    behind); returns (parameters, keypoint objective) of the better start."""
-    import torch
-
+    behind); returns (parameters, with ``body_pose``, and keypoint objective) of the better start."""
     from .fit.core import _Adam
 
     best: tuple[dict[str, Any], float] | None = None
@@ -266,8 +264,6 @@ def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = 
         if best is None or value < best[1]:
             best = (q, value)
     assert best is not None
-    with torch.no_grad():
-        best[0]["body_pose"] = p["body_pose"].detach().clone()  # the caller decides which pose the photo keeps
     return best
 
 
@@ -282,13 +278,16 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
 
     Each other photo is first registered to the first photo's pose (:func:`register_to_pose`) with BlazePose's
     labels as given and with left and right exchanged (:func:`swapped_observation`; the detector swaps them on
-    back views): the labelling that fits better is kept. A photo whose registered keypoint objective stays within
-    :data:`SAME_POSE_RATIO` × its own fit's + :data:`SAME_POSE_SLACK` shows the same pose (``same_pose``
-    overrides the test); the others keep their own body pose, pulled towards the shared one by
-    :func:`pose_agreement_loss` (weight ``couple``). Then the shared betas, the shared pose, the other poses and
-    every photo's orientation and translation are optimised together on the sum of the photos' single-photo
-    objectives (the first photo's weighted ``first_weight``). Returns the fits in ``views``' order (``metrics``:
-    keypoint error and IoU with the shared body, ``same_pose``, ``labels_swapped``) and ``stats``."""
+    back views): the labelling that fits better is kept. A photo that sees the person from another side
+    (:data:`OTHER_SIDE_DEG`) and whose registered keypoint objective stays within :data:`SAME_POSE_RATIO` × its
+    own fit's + :data:`SAME_POSE_SLACK` shows the same pose (``same_pose`` overrides the test). Without a side view
+    among them (:data:`SIDE_VIEW_DEG`) the photos go to :func:`joint_fit` (own poses, agreement, the first photo
+    kept; relabelled photos warm-started from their registration). Otherwise the shared betas, the shared pose,
+    the other photos' own poses (pulled towards the shared one by :func:`pose_agreement_loss`, weight ``couple``)
+    and every photo's orientation and translation (the first's too unless ``anchor_first``) are optimised together
+    on the sum of the photos' single-photo objectives (the first photo's weighted ``first_weight``). Returns the
+    fits in ``views``' order (``metrics``: keypoint error and IoU with the shared body, ``same_pose``,
+    ``labels_swapped``) and ``stats``."""
     import torch
 
     from .fit.core import QUALITY_PRESETS, _Adam, _decide_standing, _finish, _loss_factory
@@ -342,13 +341,17 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         side = [k for k in range(1, len(problems)) if same[k] and SIDE_VIEW_DEG[0] <= reg_report[k]["turn_deg"]
                 <= SIDE_VIEW_DEG[1]]
         if not side:  # no turnaround with a side view: own poses (agreement), the first photo's kept
-            result = joint_fit(views, body_model, betas, quality=quality, device=device, height_m=height_m,
+            warm = list(views)
+            for k in range(1, len(problems)):
+                if labels_swapped[k]:  # relabelled: warm-started from its registration to the first photo's pose
+                    warm[k] = (swapped_observation(views[k][0]), views[k][1],
+                               _finish(problems[k][0], dict(problems[k][1]), start, 0))
+            result = joint_fit(warm, body_model, betas, quality=quality, device=device, height_m=height_m,
                                iterations=iterations, lr=lr, couple=couple, free_shape=free_shape)
-            result.stats.update(shared_pose_photos=1, labels_swapped=0, registration=reg_report,
-                                first_photo_refitted=False)
-            for fit in result.fits:
-                fit.metrics.update(same_pose=False, labels_swapped=False)
-            result.fits[0].metrics["same_pose"] = True
+            result.stats.update(shared_pose_photos=1, registration=reg_report, first_photo_refitted=False)
+            for k, fit in enumerate(result.fits):
+                fit.metrics.update(same_pose=k == 0, labels_swapped=labels_swapped[k])
+            result.stats["labels_swapped"] = int(sum(labels_swapped))
             return result
         for prob, p in problems:
             _decide_standing(prob, p)
