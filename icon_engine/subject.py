@@ -13,9 +13,10 @@ Steps (docs/multiview.md):
    with a poor fit are dropped with a warning naming them; the shape is the fit-quality-weighted median of the
    photos' betas; photos whose stature disagrees with it beyond :data:`STATURE_TOLERANCE` are another person
    (dropped with a warning when they are few, an error naming them when they are many); every photo's body is
-   then re-posed with the shared shape, its pelvis kept where the photo's own fit put it, and finally the shape
-   and every photo's pose and translation are optimised together against all photos' keypoints and silhouettes
-   (:mod:`icon_engine.joint_fit`); per photo the joint fit's keypoint error and silhouette IoU are reported.
+   then re-posed with the shared shape, its pelvis kept where the photo's own fit put it, and finally the photos
+   are fitted together (:func:`icon_engine.joint_fit.shared_pose_fit`): a turnaround with ONE body pose (the
+   first photo's refitted too), other photos with their own poses; per photo the joint fit's keypoint error and
+   silhouette IoU are reported.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
                 person_index: int = 0, progress: Any = None, height_m: float | None = None,
                 joint: bool = True) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
     """Detect and fit every image, drop the unusable ones, share one shape; with ``joint`` (and several photos)
-    the shape and every photo's pose are then optimised together (:func:`icon_engine.joint_fit.joint_fit`).
+    the shape and every photo's pose are then optimised together (:func:`icon_engine.joint_fit.shared_pose_fit`).
 
     Returns (views in input order, warnings, report) where ``report`` holds per-input status, statures and the
     shared betas. Raises ``EngineError("no_person")`` when no image is usable and ``EngineError("bad_input")``
