@@ -237,6 +237,34 @@ def facing_deg(prob: Any, p: dict[str, Any]) -> float:
     return float(np.degrees(np.arctan2(forward[0], -forward[2])))
 
 
+#: Robust scale (radians) of :func:`turn_steps_loss`.
+TURN_SIGMA_RAD = math.radians(10.0)
+
+
+def turn_steps_loss(orients: list[Any], cams: list[Any]) -> Any:
+    """Turnaround convention (a prior, off unless asked for): the person turned by a multiple of 90° between the
+    first photo and each other one. Per other photo the Geman-McClure penalty (scale :data:`TURN_SIGMA_RAD`) of
+    its facing angle's distance (about the camera's vertical) from the first photo's + the nearest multiple of
+    90°; ``orients`` pelvis axis-angles (3,), ``cams`` world → camera rotations (3, 3), first photo first."""
+    import torch
+
+    from .geometry.torch_skinning import axis_angle_to_matrix as aa_to_m
+
+    def facing(go: Any, cam: Any) -> Any:
+        forward = cam @ aa_to_m(go[None])[0][:, 2]
+        return torch.atan2(forward[0], -forward[2])
+
+    base = facing(orients[0], cams[0])
+    s2 = TURN_SIGMA_RAD ** 2
+    loss = base.new_zeros(())
+    for go, cam in zip(orients[1:], cams[1:], strict=True):
+        turn = facing(go, cam) - base
+        step = torch.round(turn.detach() / (math.pi / 2)) * (math.pi / 2)
+        d2 = (turn - step) ** 2
+        loss = loss + s2 * d2 / (d2 + s2) / s2
+    return loss / max(len(orients) - 1, 1)
+
+
 def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = REGISTER_ITERS
                      ) -> tuple[dict[str, Any], float]:
     """The photo's orientation and translation for the body pose ``body_pose`` (21, 3) (shape ``p["betas"]``),
@@ -271,8 +299,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                     quality: str = "standard", device: str = "cpu", height_m: float | None = None,
                     iterations: int | None = None, lr: float | None = None, couple: float | None = None,
                     free_shape: bool = True, first_weight: float = SHARED_FIRST_WEIGHT,
-                    same_pose: list[bool] | None = None, swap_test: bool = True, anchor_first: bool = False
-                    ) -> JointFitResult:
+                    same_pose: list[bool] | None = None, swap_test: bool = True, anchor_first: bool = False,
+                    turn_prior: float = 0.0) -> JointFitResult:
     """Refit the photos with one shape and, for the photos that show the first photo's pose (a turnaround), ONE
     body pose; every photo (the first included) keeps its own orientation and translation under its fixed camera.
 
@@ -287,7 +315,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     and every photo's orientation and translation (the first's too unless ``anchor_first``) are optimised together
     on the sum of the photos' single-photo objectives (the first photo's weighted ``first_weight``). Returns the
     fits in ``views``' order (``metrics``: keypoint error and IoU with the shared body, ``same_pose``,
-    ``labels_swapped``) and ``stats``."""
+    ``labels_swapped``) and ``stats``. ``turn_prior`` (off by default): weight of :func:`turn_steps_loss`, the
+    turnaround convention that the person turned by multiples of 90° between the shared-pose photos."""
     import torch
 
     from .fit.core import QUALITY_PRESETS, _Adam, _decide_standing, _finish, _loss_factory
@@ -363,8 +392,13 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         weights = [first_weight] + [1.0] * (len(problems) - 1)
         own_poses = [p["body_pose"] for k, (_, p) in enumerate(problems) if not same[k]]
 
+        cams = [torch.tensor(prob.R, dtype=torch.float32) for prob, _ in problems]
+
         def total() -> Any:
             loss = sum(w * fn(p) for w, fn, (_, p) in zip(weights, losses, problems, strict=True)) / sum(weights)
+            if turn_prior > 0:
+                loss = loss + turn_prior * turn_steps_loss([p["global_orient"] for k, (_, p) in enumerate(problems)
+                                                            if same[k]], [c for k, c in enumerate(cams) if same[k]])
             if couple > 0 and own_poses:
                 loss = loss + couple * pose_agreement_loss(torch.stack([pose, *own_poses]))
             return loss
