@@ -111,3 +111,29 @@ def test_photos_in_other_poses_from_the_front_keep_their_own(tmp_path: Path) -> 
     assert not views[1].fit.metrics["same_pose"]
     assert np.allclose(views[0].fit.full_pose[1:22], views[0].own_fit.full_pose[1:22], atol=1e-6)  # kept
     assert np.abs(views[1].fit.full_pose[1:22] - views[0].fit.full_pose[1:22]).max() > 0.5  # its own pose
+
+
+def test_turn_steps_loss_is_zero_for_quarter_turns_and_pulls_towards_them() -> None:
+    import math
+
+    import torch
+
+    from icon_engine.camera import FRONT_VIEW_R
+    from icon_engine.joint_fit import TURN_SIGMA_RAD, turn_steps_loss
+
+    cam = torch.tensor(FRONT_VIEW_R, dtype=torch.float32)
+
+    def yaw(deg: float) -> torch.Tensor:
+        return torch.tensor([0.0, math.radians(deg), 0.0])
+
+    exact = [yaw(10.0), yaw(100.0), yaw(190.0), yaw(-80.0)]
+    assert float(turn_steps_loss(exact, [cam] * 4)) < 1e-8
+    off = yaw(112.0).requires_grad_(True)  # 12° past a quarter turn
+    loss = turn_steps_loss([yaw(10.0), off], [cam, cam])
+    assert 0.3 < float(loss.detach()) < 1.0  # robust: bounded by 1 per photo
+    loss.backward()
+    step = -off.grad[1] * 0.01
+    moved = off.detach() + torch.tensor([0.0, float(step), 0.0])
+    assert float(turn_steps_loss([yaw(10.0), moved], [cam, cam])) < float(loss.detach())
+    far = turn_steps_loss([yaw(0.0), yaw(44.0)], [cam, cam])  # nearest step 0°: 44° off, nearly saturated
+    assert 0.9 < float(far) <= 1.0 and TURN_SIGMA_RAD > 0
