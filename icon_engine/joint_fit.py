@@ -92,6 +92,22 @@ def swapped_observation(observation: Any) -> Any:
                    world_landmarks=np.asarray(observation.world_landmarks)[idx].copy(), hands=None)
 
 
+def minimise(leaves: list[Any], loss_fn: Any, iters: int, lr: float) -> None:
+    """Adam (:class:`icon_engine.fit.core._Adam`) on the tensors ``leaves`` for ``iters`` steps of ``loss_fn()``,
+    step ``lr`` cosine-decayed to a tenth (the fit's schedule); the leaves end without gradients."""
+    from .fit.core import _Adam
+
+    for q in leaves:
+        q.requires_grad_(True)
+    opt = _Adam(leaves)
+    for i in range(iters):
+        loss_fn().backward()
+        opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
+    for q in leaves:
+        q.requires_grad_(False)
+        q.grad = None
+
+
 @dataclass
 class JointFitResult:
     """The refitted photos' ``fits`` (one :class:`icon_engine.fit.core.BodyFit` per photo, same ``betas``),
@@ -144,7 +160,7 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
     silhouette IoU with the shared shape, and ``joint_fit`` (loss before/after)."""
     import torch
 
-    from .fit.core import QUALITY_PRESETS, _Adam, _decide_standing, _finish, _loss_factory
+    from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
     from .fit.silhouette import make_target
 
     start, cpu0 = time.perf_counter(), time.process_time()
@@ -181,16 +197,7 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
         names = ("global_orient", "body_pose", "transl")
         leaves = ([shared] if free_shape else []) + [p[k] for i, (_, p) in enumerate(problems) for k in names
                                                      if i > 0 or not anchor_first]
-        for q in leaves:
-            q.requires_grad_(True)
-        opt = _Adam(leaves)
-        for i in range(iters):
-            loss = total()
-            loss.backward()
-            opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
-        for q in leaves:
-            q.requires_grad_(False)
-            q.grad = None
+        minimise(leaves, total, iters, lr)
         with torch.no_grad():
             after = float(total())
             final = problems[0][0].shape(shared).detach().clone()  # exactly on the known stature, if any
@@ -270,24 +277,14 @@ def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = 
     """The photo's orientation and translation for the body pose ``body_pose`` (21, 3) (shape ``p["betas"]``),
     fitted to its keypoints from its own orientation and from that orientation turned by 180° (a person seen from
     behind); returns (parameters, with ``body_pose``, and keypoint objective) of the better start."""
-    from .fit.core import _Adam
-
     best: tuple[dict[str, Any], float] | None = None
     for start in (p["global_orient"], _yaw_flipped(p["global_orient"])):
         q = {k: v.detach().clone() for k, v in p.items()}
         q["body_pose"] = body_pose.detach().clone()
         q["global_orient"] = start.detach().clone()
-        leaves = [q["global_orient"], q["transl"]]
-        for leaf in leaves:
-            leaf.requires_grad_(True)
-        opt = _Adam(leaves)
-        for i in range(iters):
-            loss = prob.keypoint_loss(prob.project(prob.model_points(prob.forward(q))), prob.kp_weights)
-            loss.backward()
-            opt.step(REGISTER_LR * (0.1 + 0.45 * (1 + math.cos(math.pi * i / iters))))
-        for leaf in leaves:
-            leaf.requires_grad_(False)
-            leaf.grad = None
+        minimise([q["global_orient"], q["transl"]],
+                 lambda q=q: prob.keypoint_loss(prob.project(prob.model_points(prob.forward(q))), prob.kp_weights),
+                 iters, REGISTER_LR)
         value = _keypoint_objective(prob, q)
         if best is None or value < best[1]:
             best = (q, value)
@@ -319,7 +316,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     turnaround convention that the person turned by multiples of 90° between the shared-pose photos."""
     import torch
 
-    from .fit.core import QUALITY_PRESETS, _Adam, _decide_standing, _finish, _loss_factory
+    from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
     from .fit.silhouette import make_target
 
     start, cpu0 = time.perf_counter(), time.process_time()
@@ -408,16 +405,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         leaves = ([shared] if free_shape else []) + ([] if anchor_first else [pose]) + own_poses
         leaves += [p[n] for k, (_, p) in enumerate(problems) for n in ("global_orient", "transl")
                    if k > 0 or not anchor_first]
-        for q in leaves:
-            q.requires_grad_(True)
-        opt = _Adam(leaves)
-        for i in range(iters):
-            loss = total()
-            loss.backward()
-            opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
-        for q in leaves:
-            q.requires_grad_(False)
-            q.grad = None
+        minimise(leaves, total, iters, lr)
         with torch.no_grad():
             after = float(total())
             final = problems[0][0].shape(shared).detach().clone()
