@@ -3,17 +3,21 @@
 Frames and units: every photo keeps its own camera (OpenCV, processing pixels) and its own normalised bundle world
 (lowest body vertex on y = 0, pelvis above the origin, :mod:`icon_engine.fit.core`); metres, radians.
 
-Method (docs/multiview.md, "Joint fit"): each photo's own fit (``fit.fit_body``) is the warm start; the betas
-start at the subject's shared estimate. The sum over the photos of the single-photo fit's objective (keypoints,
-limb directions, pose priors, floor, silhouette inside/coverage at the finest window of the quality preset), plus
-a robust agreement of the photos' body poses (:func:`pose_agreement_loss`: a person standing still for a
-turnaround has one pose, so a side photo fixes an arm's depth that the front photo cannot see), is minimised over
-**one** betas vector and the other photos' global orientation, body pose and translation at once. The first photo's
-pose and translation stay as its own fit found them (``anchor_first``: the avatar is posed and framed like it,
-and on bench/multiview.py refitting it against the other photos moved its body away from the truth). The losses
-are the fit package's own (:func:`icon_engine.fit.core._loss_factory`), evaluated on a per-photo problem whose
-fixed camera is the photo's fitted camera (its pitch included). Each photo's fit is then finished like a single
-fit (metrics, normalised world).
+Method (docs/multiview.md, "Joint fit"). :func:`shared_pose_fit` is the entry point. Each other photo is first
+registered to the first photo's pose (orientation and translation only, from its own orientation and turned by
+180°) with BlazePose's labels as given and with left and right exchanged (the detector can swap them on back views);
+the labelling that fits better is kept. A **turnaround** — photos showing the first photo's pose from other sides,
+one of them from the side — is then fitted with ONE body pose: the shared betas, the shared pose and every photo's
+orientation and translation (the first photo's included) are optimised together on the sum of the photos'
+single-photo objectives, so the side views decide the depth of the arms and legs that the front photo cannot see.
+Otherwise (photos in other poses, or only front and back views) :func:`joint_fit` keeps every photo's own pose:
+the sum of the single-photo objectives plus a robust agreement of the photos' body poses
+(:func:`pose_agreement_loss`) over **one** betas vector and the other photos' orientation, pose and translation,
+the first photo's pose and translation kept as its own fit found them (``anchor_first``: on bench/multiview.py
+refitting it against photos in other poses moved its body away from the truth). The losses are the fit package's
+own (:func:`icon_engine.fit.core._loss_factory`), evaluated on a per-photo problem whose fixed camera is the
+photo's fitted camera (its pitch included). Each photo's fit is then finished like a single fit (metrics,
+normalised world).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ import numpy as np
 #: Iterations of the joint stage per quality preset, and its Adam step (a warm start: smaller than a fresh fit's).
 JOINT_ITERS = {"preview": 30, "standard": 50, "high": 80}
 JOINT_LR = 0.01
+#: Weight of the first photo's objective in the shared-pose stage (:func:`shared_pose_fit`), the others' being 1:
+#: the avatar is posed and framed like it. On bench/multiview.py (2 subjects, 4 views, preview) its body's mean
+#: per-vertex error: own fits 4.86 cm, weight 1: 4.62, weight 3: 4.54; 50 or 80 steps instead of 30: 4.72, ~4.9.
+SHARED_FIRST_WEIGHT = 3.0
 #: Weight of :func:`pose_agreement_loss` and its robust scale (radians).
 W_AGREE = 1.0
 AGREE_SIGMA_RAD = 0.25
@@ -42,6 +50,62 @@ def pose_agreement_loss(body_poses: Any, sigma: float | None = None) -> Any:
     s2 = (AGREE_SIGMA_RAD if sigma is None else sigma) ** 2
     d2 = (body_poses - body_poses.mean(dim=0, keepdim=True)).pow(2).sum(-1)
     return (s2 * d2 / (d2 + s2)).sum(-1).mean() / s2
+
+
+#: Adam steps (and step size) of the registration of one photo to the shared pose (orientation and translation).
+REGISTER_ITERS = 40
+REGISTER_LR = 0.03
+#: A photo shows the first photo's pose (a turnaround) when it sees the person from another side (its registered
+#: facing at least :data:`OTHER_SIDE_DEG` from the first photo's, about the vertical) and, registered to that pose,
+#: its keypoint objective is at most :data:`SAME_POSE_RATIO` × its own fit's + :data:`SAME_POSE_SLACK` (the
+#: objective's units: 1e3 × mean robust squared residual, fraction of the person's size). A photo from the same
+#: side adds no depth to the first photo's pose (and a small change of pose looks like fit noise): it keeps its own.
+OTHER_SIDE_DEG = 45.0
+#: The pose is shared only when one of the photos showing the first photo's pose sees the person from the side
+#: (turned this many degrees, inclusive): a back photo has the front photo's depth ambiguity, and forcing it into the
+#: first photo's pose moved its body away from the truth on the bench (5.2 → 7.5 cm for one subject).
+SIDE_VIEW_DEG = (45.0, 135.0)
+SAME_POSE_RATIO = 6.0
+SAME_POSE_SLACK = 0.25
+
+
+def _mirror_index() -> np.ndarray:
+    """The BlazePose landmark order with left and right exchanged (33,)."""
+    from .fit.landmarks import BLAZEPOSE_NAMES, BP
+
+    out = []
+    for name in BLAZEPOSE_NAMES:  # "left_eye", "mouth_left", ...
+        parts = name.split("_")
+        mirrored = "_".join({"left": "right", "right": "left"}.get(w, w) for w in parts)
+        out.append(BP.get(mirrored, BP[name]))
+    return np.asarray(out, dtype=np.int64)
+
+
+def swapped_observation(observation: Any) -> Any:
+    """``observation`` with BlazePose's left and right labels exchanged (keypoints and world landmarks; the hands
+    dropped): what the detector should have said of a person seen from behind when it took them for one facing the
+    camera. Same pixels, same mask."""
+    from dataclasses import replace
+
+    idx = _mirror_index()
+    return replace(observation, keypoints=np.asarray(observation.keypoints)[idx].copy(),
+                   world_landmarks=np.asarray(observation.world_landmarks)[idx].copy(), hands=None)
+
+
+def minimise(leaves: list[Any], loss_fn: Any, iters: int, lr: float) -> None:
+    """Adam (:class:`icon_engine.fit.core._Adam`) on the tensors ``leaves`` for ``iters`` steps of ``loss_fn()``,
+    step ``lr`` cosine-decayed to a tenth (the fit's schedule); the leaves end without gradients."""
+    from .fit.core import _Adam
+
+    for q in leaves:
+        q.requires_grad_(True)
+    opt = _Adam(leaves)
+    for i in range(iters):
+        loss_fn().backward()
+        opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
+    for q in leaves:
+        q.requires_grad_(False)
+        q.grad = None
 
 
 @dataclass
@@ -96,7 +160,7 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
     silhouette IoU with the shared shape, and ``joint_fit`` (loss before/after)."""
     import torch
 
-    from .fit.core import QUALITY_PRESETS, _Adam, _decide_standing, _finish, _loss_factory
+    from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
     from .fit.silhouette import make_target
 
     start, cpu0 = time.perf_counter(), time.process_time()
@@ -133,16 +197,7 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
         names = ("global_orient", "body_pose", "transl")
         leaves = ([shared] if free_shape else []) + [p[k] for i, (_, p) in enumerate(problems) for k in names
                                                      if i > 0 or not anchor_first]
-        for q in leaves:
-            q.requires_grad_(True)
-        opt = _Adam(leaves)
-        for i in range(iters):
-            loss = total()
-            loss.backward()
-            opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
-        for q in leaves:
-            q.requires_grad_(False)
-            q.grad = None
+        minimise(leaves, total, iters, lr)
         with torch.no_grad():
             after = float(total())
             final = problems[0][0].shape(shared).detach().clone()  # exactly on the known stature, if any
@@ -156,5 +211,219 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
     finally:
         torch.set_num_threads(threads)
     stats = {"iterations": iters, "loss_before": round(before, 4), "loss_after": round(after, 4),
+             "time_s": round(time.perf_counter() - start, 3), "cpu_s": round(time.process_time() - cpu0, 3)}
+    return JointFitResult(fits, final.double().numpy(), stats)
+
+
+def _keypoint_objective(prob: Any, p: dict[str, Any]) -> float:
+    """The photo's keypoint term (robust, all landmarks) at parameters ``p`` (no gradient)."""
+    import torch
+
+    with torch.no_grad():
+        return float(prob.keypoint_loss(prob.project(prob.model_points(prob.forward(p))), prob.kp_weights))
+
+
+def _yaw_flipped(global_orient: Any) -> Any:
+    """``global_orient`` (3,) axis-angle turned by 180° about the world's vertical axis (Y)."""
+    import torch
+
+    from .bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
+
+    flip = np.diag([-1.0, 1.0, -1.0])
+    turned = matrix_to_axis_angle(flip @ axis_angle_to_matrix(global_orient.detach().double().cpu().numpy()))
+    return torch.tensor(turned, dtype=torch.float32)
+
+
+def facing_deg(prob: Any, p: dict[str, Any]) -> float:
+    """Which way the body faces in its camera's frame (degrees about the vertical: 0 towards the camera, ±180
+    away), from the pelvis orientation ``p["global_orient"]`` and the camera rotation ``prob.R``."""
+    from .bundle.skeleton import axis_angle_to_matrix
+
+    forward = prob.R @ axis_angle_to_matrix(p["global_orient"].detach().double().cpu().numpy()) @ np.array(
+        [0.0, 0.0, 1.0])
+    return float(np.degrees(np.arctan2(forward[0], -forward[2])))
+
+
+#: Robust scale (radians) of :func:`turn_steps_loss`.
+TURN_SIGMA_RAD = math.radians(10.0)
+
+
+def turn_steps_loss(orients: list[Any], cams: list[Any]) -> Any:
+    """Turnaround convention (a prior, off unless asked for): the person turned by a multiple of 90° between the
+    first photo and each other one. Per other photo the Geman-McClure penalty (scale :data:`TURN_SIGMA_RAD`) of
+    its facing angle's distance (about the camera's vertical) from the first photo's + the nearest multiple of
+    90°; ``orients`` pelvis axis-angles (3,), ``cams`` world → camera rotations (3, 3), first photo first."""
+    import torch
+
+    from .geometry.torch_skinning import axis_angle_to_matrix as aa_to_m
+
+    def facing(go: Any, cam: Any) -> Any:
+        forward = cam @ aa_to_m(go[None])[0][:, 2]
+        return torch.atan2(forward[0], -forward[2])
+
+    base = facing(orients[0], cams[0])
+    s2 = TURN_SIGMA_RAD ** 2
+    loss = base.new_zeros(())
+    for go, cam in zip(orients[1:], cams[1:], strict=True):
+        turn = facing(go, cam) - base
+        step = torch.round(turn.detach() / (math.pi / 2)) * (math.pi / 2)
+        d2 = (turn - step) ** 2
+        loss = loss + s2 * d2 / (d2 + s2) / s2
+    return loss / max(len(orients) - 1, 1)
+
+
+def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = REGISTER_ITERS
+                     ) -> tuple[dict[str, Any], float]:
+    """The photo's orientation and translation for the body pose ``body_pose`` (21, 3) (shape ``p["betas"]``),
+    fitted to its keypoints from its own orientation and from that orientation turned by 180° (a person seen from
+    behind); returns (parameters, with ``body_pose``, and keypoint objective) of the better start."""
+    best: tuple[dict[str, Any], float] | None = None
+    for start in (p["global_orient"], _yaw_flipped(p["global_orient"])):
+        q = {k: v.detach().clone() for k, v in p.items()}
+        q["body_pose"] = body_pose.detach().clone()
+        q["global_orient"] = start.detach().clone()
+        minimise([q["global_orient"], q["transl"]],
+                 lambda q=q: prob.keypoint_loss(prob.project(prob.model_points(prob.forward(q))), prob.kp_weights),
+                 iters, REGISTER_LR)
+        value = _keypoint_objective(prob, q)
+        if best is None or value < best[1]:
+            best = (q, value)
+    assert best is not None
+    return best
+
+
+def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndarray,
+                    quality: str = "standard", device: str = "cpu", height_m: float | None = None,
+                    iterations: int | None = None, lr: float | None = None, couple: float | None = None,
+                    free_shape: bool = True, first_weight: float = SHARED_FIRST_WEIGHT,
+                    same_pose: list[bool] | None = None, swap_test: bool = True, anchor_first: bool = False,
+                    turn_prior: float = 0.0) -> JointFitResult:
+    """Refit the photos with one shape and, for the photos that show the first photo's pose (a turnaround), ONE
+    body pose; every photo (the first included) keeps its own orientation and translation under its fixed camera.
+
+    Each other photo is first registered to the first photo's pose (:func:`register_to_pose`) with BlazePose's
+    labels as given and with left and right exchanged (:func:`swapped_observation`; the detector swaps them on
+    back views): the labelling that fits better is kept. A photo that sees the person from another side
+    (:data:`OTHER_SIDE_DEG`) and whose registered keypoint objective stays within :data:`SAME_POSE_RATIO` × its
+    own fit's + :data:`SAME_POSE_SLACK` shows the same pose (``same_pose`` overrides the test). Without a side view
+    among them (:data:`SIDE_VIEW_DEG`) the photos go to :func:`joint_fit` (own poses, agreement, the first photo
+    kept; relabelled photos warm-started from their registration). Otherwise the shared betas, the shared pose,
+    the other photos' own poses (pulled towards the shared one by :func:`pose_agreement_loss`, weight ``couple``)
+    and every photo's orientation and translation (the first's too unless ``anchor_first``) are optimised together
+    on the sum of the photos' single-photo objectives (the first photo's weighted ``first_weight``). Returns the
+    fits in ``views``' order (``metrics``: keypoint error and IoU with the shared body, ``same_pose``,
+    ``labels_swapped``) and ``stats``. ``turn_prior`` (off by default): weight of :func:`turn_steps_loss`, the
+    turnaround convention that the person turned by multiples of 90° between the shared-pose photos."""
+    import torch
+
+    from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
+    from .fit.silhouette import make_target
+
+    start, cpu0 = time.perf_counter(), time.process_time()
+    settings = QUALITY_PRESETS[quality]
+    iters = JOINT_ITERS.get(quality, 50) if iterations is None else int(iterations)
+    size = settings.silhouette[-1][0]
+    lr = JOINT_LR if lr is None else lr
+    couple = W_AGREE if couple is None else float(couple)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        shared = torch.tensor(np.asarray(betas, dtype=np.float32).reshape(-1))
+        problems, swapped = [], []
+        for k, (observation, photo, fit) in enumerate(views):
+            prob, p = _problem(observation, photo, fit, body_model, quality, device, height_m)
+            nb = prob.body.num_betas
+            if shared.numel() != nb:
+                shared = torch.nn.functional.pad(shared[:nb], (0, max(0, nb - shared.numel())))
+            problems.append([prob, p])
+            swapped.append(_problem(swapped_observation(observation), photo, fit, body_model, quality, device,
+                                    height_m)[0] if swap_test and k > 0 else None)
+        for prob, p in problems:
+            p["betas"] = shared
+            _decide_standing(prob, p)
+        pose = problems[0][1]["body_pose"].detach().clone()
+        same, labels_swapped, reg_report = [True], [False], [None]
+        for k in range(1, len(problems)):
+            prob, p = problems[k]
+            own = _keypoint_objective(prob, p)
+            q, value = register_to_pose(prob, p, pose)
+            flipped = False
+            if swapped[k] is not None:
+                swapped[k].standing = prob.standing
+                q2, value2 = register_to_pose(swapped[k], p, pose)
+                if value2 < value:
+                    flipped, q, value = True, q2, value2
+                    problems[k][0] = swapped[k]
+            turn = abs((facing_deg(prob, q) - facing_deg(*problems[0]) + 180.0) % 360.0 - 180.0)
+            is_same = turn >= OTHER_SIDE_DEG and value <= SAME_POSE_RATIO * own + SAME_POSE_SLACK
+            if same_pose is not None:
+                is_same = bool(same_pose[k])
+            same.append(is_same)
+            labels_swapped.append(flipped)
+            reg_report.append({"own": round(own, 4), "registered": round(value, 4), "turn_deg": round(turn, 1)})
+            if is_same or flipped:  # the registered orientation (a swapped photo's own fit had the wrong labels)
+                q["betas"] = shared
+                problems[k][1] = q
+        side = [k for k in range(1, len(problems)) if same[k] and SIDE_VIEW_DEG[0] <= reg_report[k]["turn_deg"]
+                <= SIDE_VIEW_DEG[1]]
+        if not side:  # no turnaround with a side view: own poses (agreement), the first photo's kept
+            warm = list(views)
+            for k in range(1, len(problems)):
+                if labels_swapped[k]:  # relabelled: warm-started from its registration to the first photo's pose
+                    warm[k] = (swapped_observation(views[k][0]), views[k][1],
+                               _finish(problems[k][0], dict(problems[k][1]), start, 0))
+            result = joint_fit(warm, body_model, betas, quality=quality, device=device, height_m=height_m,
+                               iterations=iterations, lr=lr, couple=couple, free_shape=free_shape)
+            result.stats.update(shared_pose_photos=1, registration=reg_report, first_photo_refitted=False)
+            for k, fit in enumerate(result.fits):
+                fit.metrics.update(same_pose=k == 0, labels_swapped=labels_swapped[k])
+            result.stats["labels_swapped"] = int(sum(labels_swapped))
+            return result
+        for prob, p in problems:
+            _decide_standing(prob, p)
+        for k, (_, p) in enumerate(problems):
+            if same[k]:
+                p["body_pose"] = pose
+        losses = [_loss_factory(prob, "pose", make_target(prob.mask, prob.bbox, size), tolerance=0.012 * size)
+                  for prob, _ in problems]
+        weights = [first_weight] + [1.0] * (len(problems) - 1)
+        own_poses = [p["body_pose"] for k, (_, p) in enumerate(problems) if not same[k]]
+
+        cams = [torch.tensor(prob.R, dtype=torch.float32) for prob, _ in problems]
+
+        def total() -> Any:
+            loss = sum(w * fn(p) for w, fn, (_, p) in zip(weights, losses, problems, strict=True)) / sum(weights)
+            if turn_prior > 0:
+                loss = loss + turn_prior * turn_steps_loss([p["global_orient"] for k, (_, p) in enumerate(problems)
+                                                            if same[k]], [c for k, c in enumerate(cams) if same[k]])
+            if couple > 0 and own_poses:
+                loss = loss + couple * pose_agreement_loss(torch.stack([pose, *own_poses]))
+            return loss
+
+        with torch.no_grad():
+            before = float(total())
+        leaves = ([shared] if free_shape else []) + ([] if anchor_first else [pose]) + own_poses
+        leaves += [p[n] for k, (_, p) in enumerate(problems) for n in ("global_orient", "transl")
+                   if k > 0 or not anchor_first]
+        minimise(leaves, total, iters, lr)
+        with torch.no_grad():
+            after = float(total())
+            final = problems[0][0].shape(shared).detach().clone()
+        fits = []
+        for k, ((prob, p), (_, _, own)) in enumerate(zip(problems, views, strict=True)):
+            p = dict(p)
+            p["betas"] = final
+            p["body_pose"] = p["body_pose"].detach().clone()
+            done = _finish(prob, p, start, iters)
+            done.metrics = {**dict(getattr(own, "metrics", {}) or {}), **done.metrics, "joint_fit": True,
+                            "same_pose": same[k], "labels_swapped": labels_swapped[k]}
+            done.warnings = list(getattr(own, "warnings", []))
+            fits.append(done)
+    finally:
+        torch.set_num_threads(threads)
+    stats = {"iterations": iters, "loss_before": round(before, 4), "loss_after": round(after, 4),
+             "shared_pose_photos": int(sum(same)), "labels_swapped": int(sum(labels_swapped)),
+             "first_photo_refitted": not anchor_first,
+             "registration": reg_report,
              "time_s": round(time.perf_counter() - start, 3), "cpu_s": round(time.process_time() - cpu0, 3)}
     return JointFitResult(fits, final.double().numpy(), stats)

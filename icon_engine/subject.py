@@ -13,9 +13,10 @@ Steps (docs/multiview.md):
    with a poor fit are dropped with a warning naming them; the shape is the fit-quality-weighted median of the
    photos' betas; photos whose stature disagrees with it beyond :data:`STATURE_TOLERANCE` are another person
    (dropped with a warning when they are few, an error naming them when they are many); every photo's body is
-   then re-posed with the shared shape, its pelvis kept where the photo's own fit put it, and finally the shape
-   and every photo's pose and translation are optimised together against all photos' keypoints and silhouettes
-   (:mod:`icon_engine.joint_fit`); per photo the joint fit's keypoint error and silhouette IoU are reported.
+   then re-posed with the shared shape, its pelvis kept where the photo's own fit put it, and finally the photos
+   are fitted together (:func:`icon_engine.joint_fit.shared_pose_fit`): a turnaround with ONE body pose (the
+   first photo's refitted too), other photos with their own poses; per photo the joint fit's keypoint error and
+   silhouette IoU are reported.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
                 person_index: int = 0, progress: Any = None, height_m: float | None = None,
                 joint: bool = True) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
     """Detect and fit every image, drop the unusable ones, share one shape; with ``joint`` (and several photos)
-    the shape and every photo's pose are then optimised together (:func:`icon_engine.joint_fit.joint_fit`).
+    the shape and every photo's pose are then optimised together (:func:`icon_engine.joint_fit.shared_pose_fit`).
 
     Returns (views in input order, warnings, report) where ``report`` holds per-input status, statures and the
     shared betas. Raises ``EngineError("no_person")`` when no image is usable and ``EngineError("bad_input")``
@@ -300,10 +301,10 @@ def _joint_refit(views: list[SubjectView], body_model: Any, betas: np.ndarray, q
                  ) -> tuple[list[SubjectView], np.ndarray]:
     """Refit the photos jointly (one shape); record per photo the joint fit's keypoint error and silhouette IoU
     (``report["inputs"]``); drop (with a warning) a photo the shared shape cannot fit, unless it is the last."""
-    from .joint_fit import joint_fit
+    from .joint_fit import shared_pose_fit
 
-    result = joint_fit([(v.observation, v.photo, v.fit) for v in views], body_model, betas, quality=quality,
-                       device=device, height_m=height_m)
+    result = shared_pose_fit([(v.observation, v.photo, v.fit) for v in views], body_model, betas, quality=quality,
+                             device=device, height_m=height_m)
     report["joint_fit"] = result.stats
     kept = []
     for v, fit in zip(views, result.fits, strict=True):
@@ -313,7 +314,9 @@ def _joint_refit(views: list[SubjectView], body_model: Any, betas: np.ndarray, q
         kp_px = float(fit.metrics.get("keypoint_error_px") or 0.0)
         iou = float(fit.metrics.get("silhouette_iou") or 0.0)
         fit.metrics["stature_m"] = round(stature_of(body_model, result.betas), 4)
-        entry.update(keypoint_error_px=round(kp_px, 3), silhouette_iou=round(iou, 4))
+        entry.update(keypoint_error_px=round(kp_px, 3), silhouette_iou=round(iou, 4),
+                     same_pose=bool(fit.metrics.get("same_pose")),
+                     labels_swapped=bool(fit.metrics.get("labels_swapped")))
         height = float(np.asarray(v.observation.mask).shape[0])
         if kp_px * 1000.0 / max(height, 1.0) > MAX_KEYPOINT_ERROR or iou < MIN_BODY_IOU:
             warnings.append(f"{v.input.label}: dropped, the shared body shape does not fit it (keypoint error "
@@ -422,6 +425,7 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
             timings=reporter.timings,
         )  # fmt: skip
         content.metadata["subject"] = subject_metadata(views, report)
+        attach_photos(content, views)  # the other photos, for their cameras' backgrounds in Blender
         if texture is not None:  # which photos coloured the avatar, and each one's exposure gain
             content.metadata["subject"]["texture"] = {
                 k: texture.stats[k] for k in ("photos", "exposure_gain_offset", "seen_vertex_fraction_per_photo")
@@ -455,6 +459,7 @@ def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, re
     texel from the photos that see it best, exposures equalised to the first photo's (None without texture)."""
     if not options.texture:
         return None
+    from .options import resolve_device
     from .texture import PhotoView, bake_texture, parts_from_skin_weights
 
     reporter.stage("texture", f"Baking the texture from {len(views)} photo{'s' if len(views) > 1 else ''}")
@@ -464,7 +469,42 @@ def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, re
     return bake_texture(avatar.posed_vertices, avatar.faces, first.photo.rgb, first.observation.mask,
                         first.fit.camera, size=options.resolved_texture_size, progress=reporter,
                         vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights), more_views=more,
-                        rest_vertices=avatar.rig.rest_vertices)
+                        rest_vertices=avatar.rig.rest_vertices, device=resolve_device(options.device))
+
+
+#: Longest side (pixels) of the other photos stored in the bundle for the add-on's camera backgrounds.
+PHOTO_SIDE = 1024
+#: Their JPEG quality.
+PHOTO_QUALITY = 88
+
+
+def photo_jpeg(rgb: np.ndarray, side: int = PHOTO_SIDE, quality: int = PHOTO_QUALITY) -> bytes:
+    """``rgb`` (H, W, 3) uint8, upright, as JPEG bytes, downscaled (Lanczos) so that its longest side is at most
+    ``side`` pixels (never upscaled)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+    scale = side / max(img.size)
+    if scale < 1.0:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def attach_photos(content: Any, views: list[SubjectView]) -> None:
+    """Store every used photo after the first (the bundle's own ``photo``) as ``photo_<i>.jpg`` (i: its index in
+    ``subject.photos``; :func:`photo_jpeg`), named by its entry's ``image`` field (docs/bundle.md)."""
+    by_label = {v.input.label: v for v in views[1:]}
+    for i, entry in enumerate(content.metadata["subject"]["photos"]):
+        view = by_label.get(entry["label"])
+        if view is None or entry.get("status") != "used":
+            continue
+        name = f"photo_{i}.jpg"
+        content.extra_files[name] = photo_jpeg(view.photo.rgb)
+        entry["image"] = name
 
 
 class _Quiet:

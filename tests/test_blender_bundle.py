@@ -120,6 +120,11 @@ def subject_block(pose: np.ndarray, transl: np.ndarray, K: np.ndarray, R: np.nda
     return {"photos": photos, "used": views, "betas": [0.0] * 10, "stature_m": 1.7}
 
 
+def view_photo_grey(i: int) -> int:
+    """The grey level of subject photo ``i``'s stored image in :func:`make_bundle` (tells the photos apart)."""
+    return 30 + 40 * i
+
+
 def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[int, int] = (640, 480),
                 rest_pose: str = "T", rest_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
                 views: int = 0, correctives: bool = False) -> Path:
@@ -170,8 +175,14 @@ def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[i
         "rig": rig_meta,
         "warnings": [],
     }
+    extra: dict[str, bytes] = {}
     if views >= 2:
         meta["subject"] = subject_block(pose, transl, K, R, t, size, views, seed, shift)
+        for i, entry in enumerate(meta["subject"]["photos"][1:], start=1):  # the other photos, downscaled
+            if entry["status"] == "used":
+                entry["image"] = f"photo_{i}.jpg"
+                extra[entry["image"]] = _png(np.full((height // 4, width // 4, 3), view_photo_grey(i), np.uint8),
+                                             "JPEG")
     content = BundleContent(
         metadata=meta,
         posed_mesh=TriMesh(posed, faces, colors, uv),
@@ -184,6 +195,7 @@ def make_bundle(target: Path, seed: int = 0, texture: bool = True, size: tuple[i
         photo_bytes=_png(photo, "JPEG"),
         photo_suffix=".jpg",
         correctives=corr,
+        extra_files=extra,
     )
     return write_bundle(target, content)
 

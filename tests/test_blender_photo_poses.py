@@ -10,7 +10,7 @@ bpy = pytest.importorskip("bpy")
 
 from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 from mathutils import Vector  # noqa: E402
-from test_blender_bundle import make_bundle  # noqa: E402
+from test_blender_bundle import make_bundle, view_photo_grey  # noqa: E402
 from test_blender_import import CANONICAL_OFFSET, evaluated_vertices  # noqa: E402
 
 from icon_blender.blender.importer import import_bundle, photo_pose_names, show_photo_pose  # noqa: E402
@@ -60,6 +60,19 @@ def test_each_photo_pose_is_a_pose_asset_with_its_camera(scene, subject_bundle):
     cams = [bpy.data.objects[c] for _, _, c in poses]
     assert cams[0] == res.camera == scene.camera and not cams[0].hide_get()
     assert all(c.hide_get() for c in cams[1:])
+    # every photo's camera shows that photo as its background (the first: the bundle's photo; the others: their
+    # downscaled copies, told apart by their grey level)
+    for k, (cam, view) in enumerate(zip(cams, used, strict=True)):
+        backgrounds = list(cam.data.background_images)
+        assert cam.data.show_background_images and len(backgrounds) == 1, view.label
+        img = backgrounds[0].image
+        assert img.packed_file is not None and backgrounds[0].frame_method == "FIT"
+        px = np.empty(img.size[0] * img.size[1] * 4, dtype=np.float32)
+        img.pixels.foreach_get(px)
+        grey = 90 if k == 0 else view_photo_grey(b.views.index(view))
+        assert abs(float(np.median(px.reshape(-1, 4)[:, :3])) * 255 - grey) < 3, view.label
+        if k:
+            assert tuple(img.size) == (view.image_size[0] // 4, view.image_size[1] // 4)
     rest_pose_angles = np.asarray(b.meta["rig"].get("rest_pose_angles", np.zeros((55, 3))))
     for k, view in enumerate(used):
         show_photo_pose(arm, k, scene)

@@ -147,9 +147,9 @@ def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: l
         kept = repose_with_shape(v.own_fit, body, betas)
         assert np.allclose(kept.joints[0], v.own_fit.joints[0], atol=1e-6)
     assert abs(report["stature_m"] - stature_of(body, betas)) < 1e-9
-    # the joint fit (one shape, the poses refitted to agree: the person stood still) lowers the summed objective,
-    # brings the photos' body poses closer together, keeps the first photo's pose, and still explains every photo
-    # (keypoints within 2x their own fit's error, silhouettes); every photo reports both fits
+    # the joint fit (one shape, one pose for the photos from other sides) lowers the summed objective, brings the
+    # photos' body poses closer together, and still explains every photo (keypoints within 3x their own fit's
+    # error, silhouettes); every photo reports both fits
     joint = report["joint_fit"]
     assert joint["loss_after"] < 0.9 * joint["loss_before"]
 
@@ -158,10 +158,16 @@ def test_joint_fit_shares_one_shape_and_skips_an_image_without_a_person(views: l
         return float(np.linalg.norm(body_poses - body_poses.mean(axis=0), axis=2).mean())
 
     assert spread([v.fit.full_pose for v in found]) < 0.8 * spread([v.own_fit.full_pose for v in found])
-    assert np.allclose(found[0].fit.full_pose[1:22], found[0].own_fit.full_pose[1:22], atol=1e-6)
+    # the person stood still: the photos turned at least 45° from the first (+35° and the back view; the 0° view is
+    # only 35° from the first) share ONE pose, and the +35° photo, 70° from the first, lets the first one move too
+    assert joint["shared_pose_photos"] == 3 and joint["first_photo_refitted"]
+    assert [v.fit.metrics["same_pose"] for v in found] == [True, False, True, True]
+    for v in (found[2], found[3]):
+        assert np.allclose(v.fit.full_pose[1:22], found[0].fit.full_pose[1:22])
+    assert not np.allclose(found[0].fit.full_pose[1:22], found[0].own_fit.full_pose[1:22], atol=1e-3)
     used = [e for e in report["inputs"] if e["status"] == "used"]
     for e in used:
-        assert e["keypoint_error_px"] < 2.0 * e["own_fit"]["keypoint_error_px"] + 2.0, e
+        assert e["keypoint_error_px"] < 3.0 * e["own_fit"]["keypoint_error_px"] + 3.0, e
         assert e["silhouette_iou"] > 0.7, e
     # the back view is fitted facing away from its camera: the global orientation turns by about 180°
     yaw = {v.input.label: v.fit.full_pose[0] for v in found}
@@ -199,6 +205,11 @@ def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) 
     assert subject["joint_fit"]["loss_after"] < subject["joint_fit"]["loss_before"]
     for photo in subject["photos"][:2]:
         assert photo["silhouette_iou"] > 0.6 and photo["own_fit"]["silhouette_iou"] > 0.6
+    # the back photo travels in the bundle (downscaled JPEG) for its camera's background in Blender
+    assert bundle.views[0].image == bundle.file("photo") and bundle.views[2].image is None
+    with Image.open(bundle.views[1].image) as img:
+        assert img.format == "JPEG" and max(img.size) <= 1024 and img.size[0] / img.size[1] == pytest.approx(
+            bundle.views[1].image_size[0] / bundle.views[1].image_size[1], rel=0.02)
 
 
 def test_pose_agreement_pulls_poses_together_and_bounds_a_different_pose() -> None:

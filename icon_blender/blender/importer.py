@@ -208,27 +208,32 @@ def _camera_object(collection, name: str, K: np.ndarray, R: np.ndarray, t: np.nd
 
 def _camera(collection, name: str, b: Bundle, scene: bpy.types.Scene, created: list) -> bpy.types.Object:
     obj, settings = _camera_object(collection, name, b.K, b.R, b.t, b.image_size, created)
-    data = obj.data
-    photo = b.file("photo")
-    if photo is not None and photo.is_file():
-        img = bpy.data.images.load(str(photo))
-        created.append(img)
-        img.pack()
-        if b.photo_orientation != 1:  # an older bundle holding the phone's rotated JPEG: Blender ignores EXIF
-            stored, img = img, _upright_image(img, b.photo_orientation)
-            created.remove(stored)
-            bpy.data.images.remove(stored)
-            created.append(img)
-        data.show_background_images = True
-        bg = data.background_images.new()
-        bg.image = img
-        bg.frame_method = "FIT"
-        bg.alpha = 1.0
+    _background(obj.data, b.file("photo"), b.photo_orientation, created)
     scene.render.resolution_x, scene.render.resolution_y = settings.resolution
     scene.render.resolution_percentage = 100
     scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = settings.pixel_aspect
     scene.camera = obj
     return obj
+
+
+def _background(data: bpy.types.Camera, photo: Path | None, orientation: int, created: list) -> None:
+    """Show the image file ``photo`` (packed into the .blend; turned upright by its EXIF ``orientation``) as the
+    camera's background, fitted to its frame; nothing when there is no such file."""
+    if photo is None or not photo.is_file():
+        return
+    img = bpy.data.images.load(str(photo))
+    created.append(img)
+    img.pack()
+    if orientation != 1:  # an older bundle holding the phone's rotated JPEG: Blender ignores EXIF
+        stored, img = img, _upright_image(img, orientation)
+        created.remove(stored)
+        bpy.data.images.remove(stored)
+        created.append(img)
+    data.show_background_images = True
+    bg = data.background_images.new()
+    bg.image = img
+    bg.frame_method = "FIT"
+    bg.alpha = 1.0
 
 
 def _upright_image(img: bpy.types.Image, orientation: int) -> bpy.types.Image:
@@ -296,6 +301,7 @@ def _photo_poses(b: Bundle, name: str, arm: bpy.types.Object, names: list[str], 
         cam = None
         if with_camera:
             cam, _ = _camera_object(coll, f"{name}_camera {k}", view.K, view.R, view.t, view.image_size, created)
+            _background(cam.data, view.image, 1, created)  # the engine stores the other photos upright
             cam.hide_set(True)
         out.append((action, cam, view.label))
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ MAX_FILE_BYTES: dict[str, int] = {
 }  # fmt: skip
 #: Largest accepted image (width × height) in a bundle, pixels (the engine refuses photos above 100 MP).
 MAX_IMAGE_PIXELS = 100_000_000
+#: Longest side (pixels) of a subject's other photo (``photo_<i>``: the engine stores them at most 1024 px).
+MAX_VIEW_PHOTO_SIDE = 4096
+#: Files map keys of a subject's other photos (``subject.photos[i].image``).
+_VIEW_PHOTO_KEY = re.compile(r"photo_[0-9]{1,4}")
 #: What each known file key must hold.
 _KINDS: dict[str, str] = {
     "posed_mesh": "ply", "body_mesh": "ply", "rest_mesh": "ply", "skin_weights": "npy", "rest_joints": "npy",
@@ -67,6 +72,9 @@ class PhotoView:
     R: np.ndarray | None = None
     t: np.ndarray | None = None
     image_size: tuple[int, int] | None = None
+    #: The photo itself (format 2, optional): the bundle's ``photo`` for the first used photo, ``photo_<i>.jpg``
+    #: (downscaled, upright) for the others; None when the bundle has none.
+    image: Path | None = None
 
 
 @dataclass
@@ -122,8 +130,12 @@ def _array(meta: dict, dotted: str, shape: tuple[int, ...], where: Path) -> np.n
     return arr
 
 
-def _subject_views(meta: dict, where: Path) -> list[PhotoView]:
-    """The validated ``subject.photos`` entries of a several-photo avatar (none when the block is absent)."""
+def _subject_views(meta: dict, where: Path, image_sizes: dict[str, tuple[int, int]]) -> list[PhotoView]:
+    """The validated ``subject.photos`` entries of a several-photo avatar (none when the block is absent).
+
+    ``image_sizes``: (width, height) of the files map's checked images by key; an entry's ``image`` must be the
+    file of key ``photo_<i>`` (i: the entry's index), at most :data:`MAX_VIEW_PHOTO_SIDE` pixels, with the aspect
+    ratio of the entry's camera."""
     subject = meta.get("subject")
     if subject is None:
         return []
@@ -148,10 +160,33 @@ def _subject_views(meta: dict, where: Path) -> list[PhotoView]:
             if not all(isinstance(v, int) and 0 < v <= 100_000 for v in size):
                 raise BundleError(f"{where}: subject photo {i} has no valid camera width and height")
             view.image_size = (int(size[0]), int(size[1]))
+            view.image = _view_image(meta, entry.get("image"), i, view.image_size, where, image_sizes)
         views.append(view)
     if not any(v.status == "used" for v in views):
         raise BundleError(f"{where}: no photo of the subject is marked as used")
+    first = next(v for v in views if v.status == "used")
+    if first.image is None and "photo" in image_sizes:
+        first.image = where.parent / meta["files"]["photo"]
     return views
+
+
+def _view_image(meta: dict, name: Any, i: int, camera_size: tuple[int, int], where: Path,
+                image_sizes: dict[str, tuple[int, int]]) -> Path | None:
+    """The checked path of subject photo ``i``'s stored image ``name`` (None when it has none)."""
+    if name is None:
+        return None
+    key = f"photo_{i}"
+    if not isinstance(name, str) or meta["files"].get(key) != name or key not in image_sizes:
+        raise BundleError(f"{where}: subject photo {i}'s image {name!r} is not the bundle's file '{key}'")
+    width, height = image_sizes[key]
+    if max(width, height) > MAX_VIEW_PHOTO_SIDE:
+        raise BundleError(f"{where}: subject photo {i}'s image is {width} × {height} pixels (at most "
+                          f"{MAX_VIEW_PHOTO_SIDE} on its longest side)")
+    cw, ch = camera_size
+    if abs(width * ch - height * cw) > 0.02 * cw * ch + max(cw, ch):  # 2 % and rounding
+        raise BundleError(f"{where}: subject photo {i}'s image ({width} × {height}) does not have its camera's "
+                          f"proportions ({cw} × {ch})")
+    return where.parent / name
 
 
 def _correctives(meta: dict, offsets: np.ndarray | None, n_vertices: int, where: Path) -> Correctives | None:
@@ -371,12 +406,13 @@ def read_bundle(path: str | Path) -> Bundle:
     image_sizes: dict[str, tuple[int, int]] = {}
     photo_orientation = 1
     for key, name in files.items():
-        kind, label = _KINDS.get(key), f"'{name}' ({key})"
+        kind = "image" if _VIEW_PHOTO_KEY.fullmatch(key) else _KINDS.get(key)
+        label = f"'{name}' ({key})"
         if kind == "png":
             image_sizes[key] = _check_image_size(root, label, png_size(contents[key]), "PNG")
         elif kind == "image":
             info = jpeg_info(contents[key])
-            if info is not None:
+            if info is not None and key == "photo":
                 photo_orientation = info[2]
             size = png_size(contents[key]) or (info[:2] if info else None)
             image_sizes[key] = _check_image_size(root, label, size, "PNG or JPEG")
@@ -438,7 +474,7 @@ def read_bundle(path: str | Path) -> Bundle:
         parents
     ) != NUM_JOINTS:
         raise BundleError(f"{meta_path}: skeleton must list {NUM_JOINTS} joint names and parents")
-    views = _subject_views(meta, meta_path)
+    views = _subject_views(meta, meta_path, image_sizes)
     offsets = None
     if "corrective_offsets" in files:
         offsets = _load_npy(root, f"'{files['corrective_offsets']}' (corrective_offsets)",

@@ -1,0 +1,139 @@
+"""The joint fit of several photos (icon_engine.joint_fit): BlazePose's left/right labels, the turnaround test
+(one shared pose when the photos show one pose from several sides), and the bodies it gives against the truth
+(generated photos of the sample person: real BlazePose, real open body)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_subject import orbit
+
+from icon_engine.fit.landmarks import BP
+from icon_engine.joint_fit import _mirror_index, swapped_observation
+from icon_engine.person import PersonObservation
+
+
+def test_swapped_observation_exchanges_left_and_right_only() -> None:
+    rng = np.random.default_rng(0)
+    obs = PersonObservation(keypoints=rng.random((33, 3)), world_landmarks=rng.random((33, 3)),
+                            mask=np.ones((8, 8), bool), bbox=np.array([0.0, 0.0, 8.0, 8.0]),
+                            crop_matrix=np.eye(3), crop_size=8, hands={"left": np.zeros((21, 3))})
+    sw = swapped_observation(obs)
+    for a, b in (("left_shoulder", "right_shoulder"), ("left_ankle", "right_ankle"), ("left_eye_inner",
+                                                                                      "right_eye_inner")):
+        assert np.array_equal(sw.keypoints[BP[a]], obs.keypoints[BP[b]])
+        assert np.array_equal(sw.world_landmarks[BP[b]], obs.world_landmarks[BP[a]])
+    assert np.array_equal(sw.keypoints[BP["nose"]], obs.keypoints[BP["nose"]]) and sw.hands is None
+    assert np.array_equal(swapped_observation(sw).keypoints, obs.keypoints)  # an involution
+    assert sorted(_mirror_index()) == list(range(33)) and (_mirror_index() != np.arange(33)).sum() == 32
+    assert sw.mask is obs.mask  # same pixels
+
+
+def _photos(folder: Path, yaws: tuple[float, ...], poses: list[np.ndarray | None]) -> list[tuple[Path, np.ndarray,
+                                                                                                  object]]:
+    """The sample person in ``poses[k]`` seen from ``yaws[k]``: (png path, true body vertices, true camera)."""
+    from icon_engine import sample
+
+    out = []
+    for k, (yaw, pose) in enumerate(zip(yaws, poses, strict=True)):
+        scene = sample.build_scene(pose=pose)
+        centre = np.array([0.0, scene.vertices[:, 1].mean(), 0.0])
+        scene.camera = orbit(scene.camera, yaw, centre)
+        path = folder / f"photo{k}_{int(yaw):03d}.png"
+        Image.fromarray(sample.render_sample(scene, occlude_face=True)).save(path)
+        out.append((path, scene.vertices, scene.camera))
+    return out
+
+
+def body_error_cm(fit, vertices: np.ndarray, camera) -> float:
+    """Mean per-vertex distance (cm) of the fitted body to the true one, in the camera's frame, after moving it
+    along the optical axis to the truth's mean depth (one photo cannot tell distance from size)."""
+    ours = fit.camera.to_camera(np.asarray(fit.vertices))
+    truth = camera.to_camera(vertices)
+    ours[:, 2] += truth[:, 2].mean() - ours[:, 2].mean()
+    return float(np.linalg.norm(ours - truth, axis=1).mean() * 100)
+
+
+@pytest.mark.slow
+def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path: Path) -> None:
+    from icon_engine.body_model import load_body_model
+    from icon_engine.subject import fit_subject, gather_inputs
+
+    photos = _photos(tmp_path, (0.0, 90.0, 180.0, 270.0), [None] * 4)
+    views, _, report = fit_subject(gather_inputs([p for p, _, _ in photos]), load_body_model(), quality="preview")
+    assert len(views) == 4
+    stats = report["joint_fit"]
+    # a turnaround: every photo shares the first photo's pose, and a side view lets the first photo move
+    assert stats["shared_pose_photos"] == 4 and stats["first_photo_refitted"]
+    turns = [r["turn_deg"] for r in stats["registration"][1:]]
+    assert 60 < turns[0] < 120 and turns[1] > 150 and 60 < turns[2] < 120, turns
+    for v in views[1:]:
+        assert np.allclose(v.fit.full_pose[1:22], views[0].fit.full_pose[1:22])  # one body pose
+        assert v.fit.metrics["same_pose"]
+    own = [body_error_cm(v.own_fit, verts, cam) for v, (_, verts, cam) in zip(views, photos, strict=True)]
+    joint = [body_error_cm(v.fit, verts, cam) for v, (_, verts, cam) in zip(views, photos, strict=True)]
+    # the photos' bodies come closer to the truth (the side and back views most), the first's is not worse
+    assert np.mean(joint) < 0.85 * np.mean(own), (own, joint)
+    assert joint[0] < own[0] + 0.3, (own, joint)
+    for e in report["inputs"]:
+        assert e["silhouette_iou"] > 0.6 and e["keypoint_error_px"] < 3.0 * e["own_fit"]["keypoint_error_px"] + 3, e
+    # BlazePose mislabelling the back view (left and right exchanged): the joint fit tries both labellings against
+    # the shared body and restores the right one, so that photo's body lands where it did with the right labels
+    from icon_engine.joint_fit import shared_pose_fit
+    from icon_engine.subject import repose_with_shape
+
+    body, betas = load_body_model(), np.asarray(report["betas"])
+    warm = [(swapped_observation(v.observation) if k == 2 else v.observation, v.photo,
+             repose_with_shape(v.own_fit, body, betas)) for k, v in enumerate(views)]
+    result = shared_pose_fit(warm, body, betas, quality="preview")
+    assert [f.metrics["labels_swapped"] for f in result.fits] == [False, False, True, False]
+    assert result.stats["labels_swapped"] == 1 and result.stats["shared_pose_photos"] == 4
+    relabelled = body_error_cm(result.fits[2], photos[2][1], photos[2][2])
+    assert relabelled < own[2] + 1.0, (relabelled, own[2], joint[2])
+
+
+@pytest.mark.slow
+def test_photos_in_other_poses_from_the_front_keep_their_own(tmp_path: Path) -> None:
+    from icon_engine import sample
+    from icon_engine.body_model import load_body_model
+    from icon_engine.subject import fit_subject, gather_inputs
+
+    other = sample.standing_pose()
+    other[16] = (0.0, 0.0, -1.2)  # left arm raised sideways, right elbow bent
+    other[19] = (0.0, 1.2, 0.0)
+    photos = _photos(tmp_path, (0.0, 20.0), [None, other])
+    views, _, report = fit_subject(gather_inputs([p for p, _, _ in photos]), load_body_model(), quality="preview")
+    stats = report["joint_fit"]
+    assert stats["shared_pose_photos"] == 1 and not stats.get("first_photo_refitted", False)
+    assert not views[1].fit.metrics["same_pose"]
+    assert np.allclose(views[0].fit.full_pose[1:22], views[0].own_fit.full_pose[1:22], atol=1e-6)  # kept
+    assert np.abs(views[1].fit.full_pose[1:22] - views[0].fit.full_pose[1:22]).max() > 0.5  # its own pose
+
+
+def test_turn_steps_loss_is_zero_for_quarter_turns_and_pulls_towards_them() -> None:
+    import math
+
+    import torch
+
+    from icon_engine.camera import FRONT_VIEW_R
+    from icon_engine.joint_fit import TURN_SIGMA_RAD, turn_steps_loss
+
+    cam = torch.tensor(FRONT_VIEW_R, dtype=torch.float32)
+
+    def yaw(deg: float) -> torch.Tensor:
+        return torch.tensor([0.0, math.radians(deg), 0.0])
+
+    exact = [yaw(10.0), yaw(100.0), yaw(190.0), yaw(-80.0)]
+    assert float(turn_steps_loss(exact, [cam] * 4)) < 1e-8
+    off = yaw(112.0).requires_grad_(True)  # 12° past a quarter turn
+    loss = turn_steps_loss([yaw(10.0), off], [cam, cam])
+    assert 0.3 < float(loss.detach()) < 1.0  # robust: bounded by 1 per photo
+    loss.backward()
+    step = -off.grad[1] * 0.01
+    moved = off.detach() + torch.tensor([0.0, float(step), 0.0])
+    assert float(turn_steps_loss([yaw(10.0), moved], [cam, cam])) < float(loss.detach())
+    far = turn_steps_loss([yaw(0.0), yaw(44.0)], [cam, cam])  # nearest step 0°: 44° off, nearly saturated
+    assert 0.9 < float(far) <= 1.0 and TURN_SIGMA_RAD > 0
