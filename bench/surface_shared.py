@@ -146,13 +146,16 @@ def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, varian
     keys = [k for k in rows[0] if isinstance(rows[0][k], dict)] if rows else []
     for k in keys:
         print(f"MEAN {k:14s} chamfer {np.mean([r[k]['chamfer_cm'] for r in rows]):.3f} cm  "
-              f"iou {np.mean([r[k]['iou'] for r in rows]):.3f}  scale {np.mean([r[k]['scale'] for r in rows]):.3f}")
+              f"iou {np.mean([r[k]['iou'] for r in rows]):.3f}  scale {np.mean([r[k]['scale'] for r in rows]):.3f}  "
+              + "  ".join(f"{e} {np.mean([r[k].get(e, np.nan) for r in rows]):+.2f}"
+                          for e in ("front_cm", "back_cm", "side_cm")))
     return rows
 
 
 def _score(tc: Any, gt: Camera, gmask: np.ndarray, V: np.ndarray, F: np.ndarray) -> dict[str, float]:
     """score_scale.py's figures for one mesh in the GT world: best scale about the GT camera centre, then
-    Chamfer / P2S (cm) against the GT clothed target ``tc`` and the silhouette IoU against ``gmask``."""
+    Chamfer / P2S (cm) against the GT clothed target ``tc`` and the silhouette IoU against ``gmask``; and where the
+    error lies (:func:`depth_errors`)."""
     import evaluate as ev
     from score_scale import best_scale
 
@@ -164,7 +167,23 @@ def _score(tc: Any, gt: Camera, gmask: np.ndarray, V: np.ndarray, F: np.ndarray)
     Kg[:2, 2] -= 0.5
     m["iou"] = ev.iou(ev.silhouette(Va, F, Kg, gt.R, gt.t, gt.height, gt.width), gmask)
     m["scale"] = s
+    m.update(depth_errors(Va, F, tc, gt))
     return m
+
+
+def depth_errors(V: np.ndarray, F: np.ndarray, tc: Any, gt: Camera) -> dict[str, float]:
+    """Signed distance (cm, positive: the GT surface is outside ours) of the GT clothed samples to the mesh (GT
+    world, already scaled), averaged over samples whose GT normal faces the camera (``front_cm``), faces away
+    (``back_cm``) or is sideways (``side_cm``; |cosine with the view axis| ≤ 0.5): the sides are what the
+    silhouette fixes, front and back are depth. ``front_cm − back_cm``'s sign tells a shift along the view,
+    their sum a surface too thin (> 0) or too thick (< 0) in depth."""
+    from icon_engine.mesh_queries import MeshQuery
+
+    g = tc.samples
+    sd = MeshQuery(V, F, k=2).signed_distance(g)
+    nz = (MeshQuery(tc.V, tc.F, k=2).query(g).normal @ gt.R.T)[:, 2]
+    parts = {"front_cm": nz < -0.5, "back_cm": nz > 0.5, "side_cm": np.abs(nz) <= 0.5}
+    return {k: float(100 * sd[sel].mean()) for k, sel in parts.items() if sel.any()}
 
 
 def _save(path: Path, V: np.ndarray, F: np.ndarray) -> None:

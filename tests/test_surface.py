@@ -392,3 +392,34 @@ def test_skirt_is_seen_and_has_depth(skirt, tight):
     gt = depth_at(skirt.clothed_vertices)
     assert depth_at(s.vertices) > 0.85 * gt
 
+
+
+@pytest.fixture(scope="module")
+def tight_hair(body_model):
+    return make_subject(body_model, 4, seed=5, size=SIZE, spacing=SPACING, kind="tight_hair")
+
+
+def _head_extents(v: np.ndarray, y: float) -> tuple[float, float]:
+    """(back, front): the smallest and largest z (m; the body faces +Z) of vertices within 1.5 cm of height y and
+    8 cm of the body's mid-plane."""
+    band = v[(np.abs(v[:, 1] - y) < 0.015) & (np.abs(v[:, 0]) < 0.08)]
+    return float(band[:, 2].min()), float(band[:, 2].max())
+
+
+def test_long_hair_hangs_behind_the_head_and_the_face_stays_bare(tight_hair):
+    """Long hair seen beside the head and neck: the surface grows behind the head about as far as the hair does
+    (the true hair volume), and the face in front stays within 1.5 cm of the body's face (hair beside the head is
+    not cloth over the face)."""
+    s = _surface(tight_hair, quality="preview")
+    assert is_watertight(s.faces) and _components(s.faces) == 1
+    head_y = float(tight_hair.joints[15, 1])
+    body_back, body_front = _head_extents(tight_hair.body_vertices, head_y)
+    true_back, _ = _head_extents(tight_hair.clothed_vertices, head_y)
+    back, front = _head_extents(s.vertices, head_y)
+    assert body_back - true_back > 0.03  # the stand-in has hair behind the head
+    assert body_back - back > 0.5 * (body_back - true_back)
+    assert back > true_back - 0.03
+    eyes_y = float(tight_hair.joints[[23, 24], 1].mean())
+    _, face_body = _head_extents(tight_hair.body_vertices, eyes_y)
+    _, face = _head_extents(s.vertices, eyes_y)
+    assert face - face_body < 0.015
