@@ -209,12 +209,14 @@ def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, opt
 
 
 def _encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an (H, W, 3) uint8 image, fastest deflate level (the preview: 0.10 s instead of 0.21 s CPU at
+    1280×1024, 20 % larger)."""
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
