@@ -63,7 +63,7 @@ class QualityPreset:
 #: The one preset table: fit, surface, canonical avatar and rig, texture (``--quality``).
 PRESETS: dict[str, QualityPreset] = {
     "preview": QualityPreset(FitPreset(25, 50, ((128, 40),), 1500),
-                             MeshPreset(resolution=128, levels=3, smooth=6, face_count=40_000),
+                             MeshPreset(resolution=160, levels=3, smooth=6, face_count=40_000),
                              TexturePreset(size=1024)),
     "standard": QualityPreset(FitPreset(20, 50, ((128, 40), (256, 30)), 2500),
                               MeshPreset(resolution=256, levels=4, smooth=8, face_count=80_000),
