@@ -79,14 +79,18 @@ def run_warm(photos: list[Path], quality: str, device: str, out: Path, extra: li
     rows = [{"photo": "(start-up to warm)", "quality": quality, "wall_s": round(time.perf_counter() - start, 2),
              "cpu_s": round(_cpu_seconds(proc.pid), 2)}]
     for i, photo in enumerate(photos):
+        load = os.getloadavg()[0]
         cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
         argv = ["reconstruct", str(photo), "--out", str(out / f"warm{i}"), "--quality", quality, "--device", device,
                 *extra]
         proc.stdin.write(json.dumps({"op": "run", "job": str(i), "argv": argv}) + "\n")
         proc.stdin.flush()
         done = until("finished")
+        bundles = sorted((out / f"warm{i}").glob("*/bundle.json"))
+        timings = json.loads(bundles[0].read_text())["timings"] if bundles else {}
         rows.append({"photo": photo.name, "quality": quality, "status": done["status"],
-                     "wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(_cpu_seconds(proc.pid) - cpu0, 2)})
+                     "wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(_cpu_seconds(proc.pid) - cpu0, 2),
+                     "load_before": round(load, 2), "timings": timings})
     proc.stdin.close()
     proc.wait(timeout=60)
     return rows
@@ -116,10 +120,15 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
         print_table(rows)
         if args.warm:
-            print("\n| job of the warm engine | quality | wall (s) | CPU (s) |\n|---|---|---|---|")
+            stages = ["detect", "fit", "surface", "rig", "texture", "bundle"]
+            print("\n| job of the warm engine | quality | " + " | ".join(stages)
+                  + " | wall (s) | CPU (s) | load before |\n|---|---|" + "---|" * len(stages) + "---|---|---|")
             for quality in args.qualities:
                 for row in run_warm(photos, quality, args.device, Path(tmp) / "warm" / quality, extra):
-                    print(f"| {row['photo']} | {row['quality']} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} |")
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+                    cells = " | ".join(f"{row.get('timings', {}).get(s, 0):.1f}" for s in stages)
+                    print(f"| {row['photo']} | {row['quality']} | {cells} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} | "
+                          f"{row.get('load_before', 0):.1f} |", flush=True)
 
 
 def print_table(rows: list[dict]) -> None:

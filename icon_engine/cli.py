@@ -160,7 +160,8 @@ def run_reconstruct(args: argparse.Namespace, emit: Callable[[dict], None] | Non
         loaded = load_photo(photo)
         sizes.append((len(loaded.data), loaded.original_size))
 
-    resolve_device(options.device)  # fail before any work when CUDA is missing
+    if options.device == "cuda":
+        resolve_device(options.device)  # fail before any work when CUDA is missing ("auto" cannot fail)
     _check_free_space(args.out, options, sizes)
     with _claim_output(args.out, [args.out / p.stem for p in photos]):
         return _run_photos(args, options, photos, emit, cancel, body_models)
@@ -218,29 +219,38 @@ def _claim_output(out: Path, targets: list[Path]):
 def _run_photos(args: argparse.Namespace, options: ReconstructOptions, photos: list[Path],
                 emit: Callable[[dict], None] | None, cancel: CancelToken, body_models: dict | None) -> int:
     from .options import resolve_device
-    from .pipeline import load_body, reconstruct
+    from .pipeline import preload_body, reconstruct
 
     bar = None if emit is not None else (TerminalBar() if args.progress == "bar" else None)
     callback = protocol_sink(emit) if emit is not None else bar
-    body_models = {} if body_models is None else body_models
-    body_key = (str(options.smplx_model), resolve_device(options.device))
-    body_model = body_models.get(body_key)
+    # a warm engine's cache (torch is loaded there); a cold process loads the body in the background instead
+    body_key = (str(options.smplx_model), resolve_device(options.device)) if body_models else None
+    body_model = body_models.get(body_key) if body_models else None
+    pending = preload_body(options) if body_model is None else None
     status = EXIT_OK
-    for photo in photos:
-        try:
-            if body_model is None:
-                body_model = body_models[body_key] = load_body(options, resolve_device(options.device))
-            bundle = reconstruct(photo, args.out, options, progress=callback, body_model=body_model, cancel=cancel)
-        except EngineError as err:
-            if err.code == "cancelled" or err.code in ("body_model", "device", "icon_data", "output"):
-                raise  # affects every photo
-            status = status or err.exit_code
-            _report_error(err, emit, photo.name)
-            continue
-        finally:
-            if bar is not None:
-                bar.close()
-        _report_bundle(bundle, photo.name, emit, f"bundle written to {bundle}")
+    try:
+        for photo in photos:
+            try:
+                bundle = reconstruct(photo, args.out, options, progress=callback, cancel=cancel,
+                                     body_model=body_model if body_model is not None else pending)
+            except EngineError as err:
+                if err.code == "cancelled" or err.code in ("body_model", "device", "icon_data", "output"):
+                    raise  # affects every photo
+                status = status or err.exit_code
+                _report_error(err, emit, photo.name)
+                continue
+            finally:
+                if bar is not None:
+                    bar.close()
+            _report_bundle(bundle, photo.name, emit, f"bundle written to {bundle}")
+    except KeyboardInterrupt:  # cancelled: do not wait for the body model
+        raise
+    except BaseException:
+        if pending is not None:
+            pending.exception()  # let the loader finish (no thread left importing at interpreter exit)
+        raise
+    if pending is not None and pending.exception() is None and body_models is not None:
+        body_models[(str(options.smplx_model), resolve_device(options.device))] = pending.result()
     return status
 
 

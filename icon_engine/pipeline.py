@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,8 @@ def reconstruct(
         progress: called with every :class:`~icon_engine.progress.ProgressEvent`.
         cancel: set it from another thread to stop at the next step (raises ``Cancelled``; nothing is written).
         bundle_name: folder name instead of the photo's stem.
-        body_model: an already loaded body model to reuse across photos.
+        body_model: an already loaded body model to reuse across photos, or the Future of one being loaded
+            (:func:`preload_body`).
     Returns:
         The absolute path of the finished bundle.
     """
@@ -56,7 +59,6 @@ def reconstruct(
     photo_path = Path(photo)
     target = Path(out_dir) / (bundle_name or photo_path.stem)
     reporter = ProgressReporter(photo_path.name, progress, cancel)
-    device = resolve_device(options.device)
     warnings: list[str] = []
 
     reporter.stage("load", "Reading the photo")
@@ -67,8 +69,11 @@ def reconstruct(
     warnings += list(getattr(observation, "warnings", []))
 
     reporter.stage("body_model", "Loading the body model")
+    device = resolve_device(options.device)  # after detection: "auto" imports torch (see preload_body)
     if body_model is None:
         body_model = load_body(options, device)
+    elif isinstance(body_model, Future):
+        body_model = body_model.result()
 
     reporter.stage("fit", "Fitting the body")
     from .fit import fit_body
@@ -119,6 +124,29 @@ def release_memory() -> None:
         libc.malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def preload_body(options: ReconstructOptions) -> Future:
+    """Load the body model of ``options`` in a background thread; returns its Future (the loader's error, if any,
+    is raised by ``result()``).
+
+    What a cold process pays before the fit — importing torch and the fit (1-2 s) and reading the body model —
+    then overlaps reading the photo and detecting the person, whose work runs in mediapipe's and OpenCV's C++
+    without the GIL (two cores). The thread imports the fit too (the next stage)."""
+    future: Future = Future()
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            body = load_body(options, resolve_device(options.device))
+            from . import fit  # noqa: F401
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the Future
+            future.set_exception(exc)
+        else:
+            future.set_result(body)
+
+    threading.Thread(target=work, name="icon-preload", daemon=True).start()
+    return future
 
 
 def load_body(options: ReconstructOptions, device: str) -> Any:
@@ -184,12 +212,14 @@ def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, opt
 
 
 def _encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an (H, W, 3) uint8 image, fastest deflate level (the preview: 0.10 s instead of 0.21 s CPU at
+    1280×1024, 20 % larger)."""
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import render
 from .camera import FRONT_VIEW_R, Camera, default_intrinsics
 from .paths import cache_dir
 
@@ -138,6 +137,8 @@ class SampleScene:
 def _hair(vertices: np.ndarray, faces: np.ndarray, hair: np.ndarray, thickness: float = 0.007
           ) -> tuple[np.ndarray, np.ndarray]:
     """A hair shell: the scalp's faces (all corners in ``hair``) lifted ``thickness`` metres along the normals."""
+    from . import render  # torch: only when the sample is drawn, not for its cached path (start-up)
+
     f = faces[hair[faces].all(axis=1)]
     used = np.unique(f)
     remap = np.full(len(vertices), -1)
@@ -161,6 +162,8 @@ def _features_of(region: str, n: int, rest_joints: np.ndarray) -> np.ndarray:
 def _shoe(points: np.ndarray, inflate: float = 0.006) -> tuple[np.ndarray, np.ndarray]:
     """A shoe: the convex hull of a foot's points pushed ``inflate`` metres outwards, faces wound outwards."""
     from scipy.spatial import ConvexHull
+
+    from . import render
 
     hull = ConvexHull(points)
     used = np.unique(hull.simplices)
@@ -274,6 +277,8 @@ def build_scene(body_model=None, pose: np.ndarray | None = None, betas: np.ndarr
 
 def _background(camera: Camera) -> np.ndarray:
     """Wall and floor (H, W, 3) float: rays hitting the ground plane y = 0 are floor, others wall."""
+    from . import render
+
     rays = render.pixel_rays(camera.K, camera.width, camera.height) @ camera.R  # world directions
     origin = camera.center
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -291,6 +296,8 @@ def _background(camera: Camera) -> np.ndarray:
 def _shadow(scene: SampleScene, blur: float = 7.0) -> np.ndarray:
     """Soft contact shadow (H, W) in [0, 1] on the floor: the lower legs and shoes flattened onto y = 0,
     cast a little backwards (light from above, in front) and spread around the feet."""
+    from . import render
+
     cam = scene.camera
     v, f = scene.mesh()
     low = v[:, 1] < 0.3
@@ -387,6 +394,8 @@ def _paint_face(img: np.ndarray, scene: SampleScene, visible: np.ndarray, zbuf: 
 def render_sample(scene: SampleScene | None = None, occlude_face: bool = False) -> np.ndarray:
     """The sample photo (camera height, width, 3) uint8. ``occlude_face``: paint the face only where it is in
     view (for scenes seen from the side or back; the built-in sample faces the camera)."""
+    from . import render
+
     scene = build_scene() if scene is None else scene
     cam = scene.camera
     all_v, all_f = scene.mesh()

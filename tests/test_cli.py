@@ -418,3 +418,15 @@ def test_one_option_mapping_for_reconstruct_and_batch() -> None:
     with pytest.raises(EngineError) as err:
         options_from_cli({"quality": "preview", "bogus": 1}, strict=True)
     assert err.value.code == "internal" and "bogus" in err.value.message
+
+
+def test_parsing_the_command_line_imports_no_heavy_package() -> None:
+    """Start-up: building the parser (every sub-command, ``body`` included) imports neither torch nor mediapipe;
+    they load when a command needs them (measured: torch alone is 1-2 s of a cold start)."""
+    code = ("import json, sys\nfrom icon_engine.cli import build_parser\n"
+            "build_parser().parse_args(['reconstruct', '--sample', '--out', 'x'])\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'mediapipe', 'smplx', "
+            "'matplotlib', 'trimesh', 'scipy'})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert json.loads(out.stdout) == []

@@ -13,6 +13,7 @@ radians, processing pixels. Method and landmark mapping: docs/fit.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -324,8 +325,15 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
                           "Give the standing height in metres, e.g. 1.75.")
     _check_observation(observation)
     dev = torch.device(resolve_device(device) if device == "auto" else device)
-    with torch_threads(FIT_TORCH_THREADS), torch.device(dev):  # every tensor the fit makes lands on ``dev``
+    with torch_threads(FIT_TORCH_THREADS), _default_device(dev):
         return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], dev, progress, height_m, focal_px)
+
+
+def _default_device(device: torch.device) -> contextlib.AbstractContextManager:
+    """Every tensor the fit makes lands on ``device``: ``torch.device(device)`` as a context off the CPU; on the
+    CPU (already torch's default) nothing, as that context is a function mode that intercepts every torch call
+    (measured: 160k calls, a third of the CPU fit's time)."""
+    return contextlib.nullcontext() if device.type == "cpu" else device
 
 
 def _on_device(target: Any, device: torch.device) -> Any:
