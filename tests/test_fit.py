@@ -607,9 +607,30 @@ def test_occlusion_prior_penalises_only_a_hidden_point_in_front():
     """Zero when the hidden point is behind its occluders' mean depth (less the margin), quadratic in front."""
     from icon_engine.fit import priors
 
-    depth = torch.tensor([3.0, 3.0, 3.2], requires_grad=True)  # rows 0, 1: occluders; row 2: the hidden point
+    depth = torch.tensor([3.0, 3.0, 3.2])  # rows 0, 1: occluders; row 2: the hidden point
     pairs = [(2, [0, 1], 1.0)]
     assert float(priors.occlusion_loss(depth, pairs)) == 0.0
     ahead = torch.tensor([3.0, 3.0, 2.75])
     assert float(priors.occlusion_loss(ahead, pairs)) == pytest.approx((0.25 - priors.OCCLUSION_MARGIN_M) ** 2)
     assert float(priors.occlusion_loss(ahead, [])) == 0.0
+
+
+def test_occlusion_pairs_need_a_hidden_limb_point_on_the_head_or_torso():
+    """A hidden wrist on the face pairs with the face's landmarks; a visible wrist there, or a hidden one over the
+    other hand (limbs are not occluders: crossed arms), or one far from every occluder, does not."""
+    from icon_engine.fit import priors
+    from icon_engine.fit.landmarks import BP
+
+    kps = np.zeros((33, 3))
+    kps[:, 2] = 1.0
+    kps[:, :2] = np.arange(33)[:, None] * [0.0, 100.0]  # every landmark far from the others
+    kps[BP["nose"], :2] = kps[BP["right_ear"], :2] = (50.0, 50.0)
+    kps[BP["right_wrist"]] = (55.0, 52.0, 0.4)
+    landmarks = np.arange(33)
+    pairs = priors.occlusion_pairs(kps, landmarks, 400.0)
+    assert [(r, sorted(o)) for r, o, _ in pairs] == [(BP["right_wrist"], sorted([BP["nose"], BP["right_ear"]]))]
+    assert pairs[0][2] == pytest.approx(1.0)
+    kps[BP["right_wrist"], 2] = 0.95
+    assert priors.occlusion_pairs(kps, landmarks, 400.0) == []
+    kps[BP["right_wrist"]] = (kps[BP["left_wrist"], 0] + 3.0, kps[BP["left_wrist"], 1], 0.4)
+    assert priors.occlusion_pairs(kps, landmarks, 400.0) == []
