@@ -574,7 +574,8 @@ def _hand_behind_head_case(body):
 
 def test_a_hidden_hand_stays_behind_the_head_that_hides_it(body, monkeypatch):
     """Depth order from occlusion (priors.occlusion_pairs): BlazePose reports the hand hidden and the photo puts it
-    on the head, so the hand is behind the head's landmarks (their mean depth) whatever BlazePose's 3D says.
+    on the head, so the hand is behind the head's landmarks (their mean depth, less 5 cm) whatever BlazePose's 3D
+    says.
     Without the prior the 3D landmarks pull the hand in front of the face (checked below, so the test can fail)."""
     import icon_engine.fit.core as core
     from icon_engine.fit import priors
@@ -598,9 +599,9 @@ def test_a_hidden_hand_stays_behind_the_head_that_hides_it(body, monkeypatch):
     without = fit_body(case.observation, body, case.photo, quality="preview")
     print("wrist ahead of the head joint (m): truth", true_ahead, "with", wrist_ahead_of_head(fit), "without",
           wrist_ahead_of_head(without))
-    # the face's landmarks (nose, eyes, ears) sit ≈ 5 cm ahead of the head joint on average
-    assert wrist_ahead_of_head(fit) < 0.07
-    assert wrist_ahead_of_head(without) > wrist_ahead_of_head(fit) + 0.08
+    # the face's landmarks (nose, eyes, ears) sit ≈ 5 cm ahead of the head joint on average, plus the 5 cm margin
+    assert wrist_ahead_of_head(fit) < 0.11
+    assert wrist_ahead_of_head(without) > wrist_ahead_of_head(fit) + 0.05
 
 
 def test_occlusion_prior_penalises_only_a_hidden_point_in_front():
@@ -612,6 +613,7 @@ def test_occlusion_prior_penalises_only_a_hidden_point_in_front():
     assert float(priors.occlusion_loss(depth, pairs)) == 0.0
     ahead = torch.tensor([3.0, 3.0, 2.75])
     assert float(priors.occlusion_loss(ahead, pairs)) == pytest.approx((0.25 - priors.OCCLUSION_MARGIN_M) ** 2)
+    assert float(priors.occlusion_loss(torch.tensor([3.0, 3.0, 2.97]), pairs)) == 0.0  # within the margin
     assert float(priors.occlusion_loss(ahead, [])) == 0.0
 
 

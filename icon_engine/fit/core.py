@@ -82,7 +82,7 @@ CAMERA_HEIGHT_WEIGHT = 1.0
 #: stature): a photo from a balcony or from the ground keeps the pitch its lean shows.
 CAMERA_HEIGHT_BAND = (0.3, 1.3)
 W_UPRIGHT = 20.0  # a standing pelvis's forward/backward lean in the world, per rad² (gravity)
-W_OCCLUSION = 100.0  # a hidden limb point in front of the body part that hides it, per m² (priors.occlusion_loss)
+W_OCCLUSION = 20.0  # a hidden limb point in front of the body part that hides it, per m² (priors.occlusion_loss)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
 COVER_REACH: float | None = 0.01  # None: the plain squared pull

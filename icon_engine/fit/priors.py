@@ -152,8 +152,9 @@ OCCLUDER_PARTS = ("head", "torso")
 OCCLUDER_VIS = 0.9
 #: ... when it lies within this fraction of the person's size of the hidden landmark in the photo.
 OCCLUSION_RADIUS = 0.05
-#: The hidden point may lie this far (metres) in front of the mean of its occluders' model points (surface points).
-OCCLUSION_MARGIN_M = 0.0
+#: The hidden point may lie this far (metres) in front of the mean of its occluders' model points (surface points:
+#: a hand in the hair beside the ear lies about level with the face's landmarks).
+OCCLUSION_MARGIN_M = 0.05
 
 
 def occlusion_pairs(keypoints: np.ndarray, landmarks: np.ndarray, person_size: float,
