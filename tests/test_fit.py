@@ -510,6 +510,18 @@ def test_floor_prior_compares_the_lowest_points_of_the_feet():
     assert raised.grad[2] > 0 and raised.grad[2] > 10 * abs(float(raised.grad[0]))
 
 
+def test_robust_floor_prior_lets_a_lifted_foot_go():
+    """Robust beyond 2 cm: a 1 cm gap pays nearly the plain square, a foot lifted 10 cm (a stride's swing foot)
+    pays little more than 2² cm², not 100."""
+    from icon_engine.fit.priors import floor_loss
+
+    ground = torch.tensor([0.0])
+    assert float(floor_loss(torch.tensor([0.01]), ground, robust_cm=2.0)) == pytest.approx(0.8, rel=0.05)
+    lifted = float(floor_loss(torch.tensor([0.10]), ground, robust_cm=2.0))
+    assert 3.5 < lifted < 4.0
+    assert float(floor_loss(torch.tensor([0.10]), ground)) == pytest.approx(100.0, rel=0.01)
+
+
 def test_icon_refinement_keeps_a_given_height(body):
     """ICON's body refinement (``--icon-data``) moves pose and place but not the shape when the height was given:
     the refined body keeps the fitted stature; without a height its shape is free and does change."""

@@ -69,7 +69,8 @@ W_SHAPE = 0.002
 W_INSIDE = 400.0
 W_COVER = 400.0
 W_STATURE = 0.5  # the stature prior without a known height, per squared standard deviation
-W_FLOOR = 0.01  # both feet on one floor plane, per cm² of height difference
+W_FLOOR = 0.1  # both feet on one floor plane, per cm² of height difference (0.01 before wave 4) ...
+FLOOR_ROBUST_CM: float | None = 2.0  # ... robust beyond this many cm (a lifted swing foot); None: plain square
 #: The person counts as standing (both feet on the floor) when, after the orientation stage, the lowest points of
 #: the two feet differ by less than this (metres) in the levelled world.
 STANDING_GAP_M = 0.12
@@ -289,7 +290,7 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
             loss = loss + W_UPRIGHT * torch.atan2(up[2], up[1]) ** 2
         if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
-                                                      points[prob.foot_rows["right"], 1])
+                                                      points[prob.foot_rows["right"], 1], FLOOR_ROBUST_CM)
         if prob.occlusion:
             loss = loss + W_OCCLUSION * priors.occlusion_loss((points @ prob.R_t.T)[:, 2], prob.occlusion)
         if sil is not None:

@@ -120,13 +120,16 @@ def torso_penetration_loss(joints: torch.Tensor) -> torch.Tensor:
 FOOT_SOFTMIN_M = 0.01
 
 
-def floor_loss(left_foot_y: torch.Tensor, right_foot_y: torch.Tensor) -> torch.Tensor:
+def floor_loss(left_foot_y: torch.Tensor, right_foot_y: torch.Tensor, robust_cm: float | None = None) -> torch.Tensor:
     """Squared height difference (in centimetres²) between the lowest points of the two feet (soft minimum over
-    each foot's points, world Y up): a standing person has both feet on one floor plane."""
+    each foot's points, world Y up): a standing person has both feet on one floor plane. With ``robust_cm`` the
+    square is Geman–McClure robust beyond that many centimetres (``c² d² / (d² + c²)``): a foot clearly lifted
+    (a stride's swing foot) pays little more than ``c²``."""
     def low(y: torch.Tensor) -> torch.Tensor:
         return -FOOT_SOFTMIN_M * torch.logsumexp(-y / FOOT_SOFTMIN_M, dim=-1)
 
-    return (100.0 * (low(left_foot_y) - low(right_foot_y))) ** 2
+    d2 = (100.0 * (low(left_foot_y) - low(right_foot_y))) ** 2
+    return d2 if robust_cm is None else robust_cm**2 * d2 / (d2 + robust_cm**2)
 
 
 def shape_loss(betas: torch.Tensor) -> torch.Tensor:
