@@ -428,6 +428,20 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
     return out
 
 
+def cached_detection(photo: Any, cached: Path) -> Any:
+    """The detector's ``PersonObservation`` of ``photo``, from the pickle ``cached`` (which this benchmark wrote
+    itself) or detected and written there."""
+    import pickle
+
+    from icon_engine.person import detect_person
+
+    if cached.exists():
+        return pickle.loads(cached.read_bytes())
+    obs = detect_person(photo)
+    cached.write_bytes(pickle.dumps(obs))
+    return obs
+
+
 def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,
                         with_height: bool = False, exif_focal: bool = False, log: Any = print,
                         targets: tuple[str, ...] = ("body", "body_as_clothed"), gt_focal: bool = False,
@@ -440,12 +454,9 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     camera centre): ``body`` (vs GT body) and ``body_as_clothed`` (vs GT clothed), plus the stature, focal and
     pose figures of :func:`run_shared_set`. Rows and means go to ``results/fit_only.json``. ``gt_focal``: an
     oracle run, the fit is given the GT focal length (``focal_px``) instead of the EXIF or the prior."""
-    import pickle
-
     from icon_engine.body_model import load_body_model
     from icon_engine.fit import fit_body
     from icon_engine.image_io import load_photo
-    from icon_engine.person import detect_person
 
     sys.path.insert(0, str(bench_dir.parent))
     import evaluate as ev  # the set's own scorer helpers
@@ -458,12 +469,7 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     rows = []
     for sd, sid, meta, cam, photo_path in shared_subjects(bench_dir, subjects, cache / "exif", exif_focal):
         photo = load_photo(photo_path)
-        cached = cache / f"{sd.name}.pkl"
-        if cached.exists():
-            obs = pickle.loads(cached.read_bytes())
-        else:
-            obs = detect_person(photo)
-            cached.write_bytes(pickle.dumps(obs))
+        obs = cached_detection(photo, cache / f"{sd.name}.pkl")
         t, c = time.perf_counter(), time.process_time()
         fit = fit_body(obs, body_model, photo, quality=quality,
                        height_m=float(meta["stature_m"]) if with_height else None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import pickle
 import sys
 from pathlib import Path
 
@@ -77,18 +76,12 @@ def sheet(tiles: list[np.ndarray]) -> np.ndarray:
 def photo_sheet(photo_path: Path, out: Path, model, suffix: str = "") -> None:
     from PIL import Image
 
+    from bench.fidelity import cached_detection
     from icon_engine.fit import fit_body
     from icon_engine.image_io import load_photo
-    from icon_engine.person import detect_person
 
     photo = load_photo(photo_path)
-    cache = out / f"{photo_path.stem}.obs.pkl"
-    if cache.exists():
-        obs = pickle.loads(cache.read_bytes())
-    else:
-        obs = detect_person(photo)
-        cache.write_bytes(pickle.dumps(obs))
-    fit = fit_body(obs, model, photo)
+    fit = fit_body(cached_detection(photo, out / f"{photo_path.stem}.obs.pkl"), model, photo)
     V, F = np.asarray(fit.vertices), np.asarray(fit.faces)
     cam = fit.camera
     img = np.asarray(photo.rgb).copy()
