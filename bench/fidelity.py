@@ -428,22 +428,35 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
     return out
 
 
+def cached_detection(photo: Any, cached: Path) -> Any:
+    """The detector's ``PersonObservation`` of ``photo``, from the pickle ``cached`` (which this benchmark wrote
+    itself) or detected and written there."""
+    import pickle
+
+    from icon_engine.person import detect_person
+
+    if cached.exists():
+        return pickle.loads(cached.read_bytes())
+    obs = detect_person(photo)
+    cached.write_bytes(pickle.dumps(obs))
+    return obs
+
+
 def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard", subjects: list[int] | None = None,
                         with_height: bool = False, exif_focal: bool = False, log: Any = print,
-                        targets: tuple[str, ...] = ("body", "body_as_clothed")) -> dict[str, Any]:
+                        targets: tuple[str, ...] = ("body", "body_as_clothed"), gt_focal: bool = False,
+                        ) -> dict[str, Any]:
     """The fit alone on the shared set (no surface, texture or rig): fast iteration on the body fit and scale.
 
     BlazePose and the mask detector run once per subject and are cached in ``results/_detections/`` (pickles
     this script writes itself; delete them after changing the detector). The body is scored the way
     ``score_scale.py`` scores it (points moved onto the GT camera rays at their own depth, best scale about the GT
     camera centre): ``body`` (vs GT body) and ``body_as_clothed`` (vs GT clothed), plus the stature, focal and
-    pose figures of :func:`run_shared_set`. Rows and means go to ``results/fit_only.json``."""
-    import pickle
-
+    pose figures of :func:`run_shared_set`. Rows and means go to ``results/fit_only.json``. ``gt_focal``: an
+    oracle run, the fit is given the GT focal length (``focal_px``) instead of the EXIF or the prior."""
     from icon_engine.body_model import load_body_model
     from icon_engine.fit import fit_body
     from icon_engine.image_io import load_photo
-    from icon_engine.person import detect_person
 
     sys.path.insert(0, str(bench_dir.parent))
     import evaluate as ev  # the set's own scorer helpers
@@ -456,15 +469,11 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     rows = []
     for sd, sid, meta, cam, photo_path in shared_subjects(bench_dir, subjects, cache / "exif", exif_focal):
         photo = load_photo(photo_path)
-        cached = cache / f"{sd.name}.pkl"
-        if cached.exists():
-            obs = pickle.loads(cached.read_bytes())
-        else:
-            obs = detect_person(photo)
-            cached.write_bytes(pickle.dumps(obs))
+        obs = cached_detection(photo, cache / f"{sd.name}.pkl")
         t, c = time.perf_counter(), time.process_time()
         fit = fit_body(obs, body_model, photo, quality=quality,
-                       height_m=float(meta["stature_m"]) if with_height else None)
+                       height_m=float(meta["stature_m"]) if with_height else None,
+                       focal_px=float(cam["K"][0][0]) * float(photo.scale) if gt_focal else None)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         cam_b = fit.camera.rescaled(1.0 / photo.scale, *photo.original_size)
         Kg, Rg, tg = (np.asarray(cam[k], dtype=np.float64) for k in ("K", "R", "t"))
@@ -511,7 +520,7 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     }
     log(" ".join(f"{k} {v:.3f}" for k, v in summary.items()))
     out = {"rows": rows, "summary": summary, "options": {"quality": quality, "height": with_height,
-                                                         "exif_focal": exif_focal}}
+                                                         "exif_focal": exif_focal, "gt_focal": gt_focal}}
     (results / "fit_only.json").write_text(json.dumps(out, indent=1))
     return out
 
@@ -585,6 +594,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--exif-focal", action="store_true", help="with --shared-set: put the GT focal in the EXIF")
     ap.add_argument("--fit-only", action="store_true",
                     help="with --shared-set: only the body fit, scored like score_scale.py (detections cached)")
+    ap.add_argument("--gt-focal", action="store_true",
+                    help="with --fit-only: an oracle run, the fit gets each subject's GT focal length")
     ap.add_argument("--scorers", nargs="+", default=["evaluate", "score_scale"], choices=["evaluate", "score_scale"],
                     help="with --shared-set: which of the set's scorers to run")
     args = ap.parse_args(argv)
@@ -593,7 +604,7 @@ def main(argv: list[str] | None = None) -> None:
             ap.error("--shared-set needs --results")
         if args.fit_only:
             fit_only_shared_set(args.shared_set, args.results, args.quality, args.subjects, args.height,
-                                args.exif_focal)
+                                args.exif_focal, gt_focal=args.gt_focal)
             return
         run_shared_set(args.shared_set, args.results, args.quality, args.subjects, args.height, args.exif_focal,
                        scorers=tuple(args.scorers))

@@ -510,6 +510,18 @@ def test_floor_prior_compares_the_lowest_points_of_the_feet():
     assert raised.grad[2] > 0 and raised.grad[2] > 10 * abs(float(raised.grad[0]))
 
 
+def test_robust_floor_prior_lets_a_lifted_foot_go():
+    """Robust beyond 2 cm: a 1 cm gap pays nearly the plain square, a foot lifted 10 cm (a stride's swing foot)
+    pays little more than 2² cm², not 100."""
+    from icon_engine.fit.priors import floor_loss
+
+    ground = torch.tensor([0.0])
+    assert float(floor_loss(torch.tensor([0.01]), ground, robust_cm=2.0)) == pytest.approx(0.8, rel=0.05)
+    lifted = float(floor_loss(torch.tensor([0.10]), ground, robust_cm=2.0))
+    assert 3.5 < lifted < 4.0
+    assert float(floor_loss(torch.tensor([0.10]), ground)) == pytest.approx(100.0, rel=0.01)
+
+
 def test_icon_refinement_keeps_a_given_height(body):
     """ICON's body refinement (``--icon-data``) moves pose and place but not the shape when the height was given:
     the refined body keeps the fitted stature; without a height its shape is free and does change."""
@@ -551,3 +563,88 @@ def test_icon_refinement_keeps_a_given_height(body):
     np.testing.assert_array_equal(shapes["height option"], betas)
     assert stature_of(body, shapes["height option"]) == pytest.approx(given, abs=1e-6)
     assert np.abs(shapes["estimated from the body shape"] - betas).max() > 1e-3
+
+
+def _hand_behind_head_case(body):
+    """A standing person, seen from the front, with the right hand behind the head (elbow raised forward and out),
+    whose 3D landmarks put that hand 25 cm in front of the face (the sign error BlazePose makes on a dev photo).
+    The hidden hand's landmarks have low visibility (fit_cases: a surface > 15 cm nearer hides them)."""
+    from icon_engine.fit.landmarks import BP
+
+    pose = named_pose("standing")
+    pose[17] = compose((0.0, 0.8, 0.0), (0.0, 0.0, -1.3), (-1.2, 0.0, 0.0))
+    pose[19] = (0.0, 2.0, 0.0)
+    betas = np.random.default_rng(4).normal(0.0, 0.5, 10)
+    verts = pose_body(body, pose, betas)[0].vertices[0].numpy()
+    cam = camera_for_body(verts, 0.0, 5.0, 384, 480, fill=0.85)
+    case = make_case(body, pose, betas, cam, world_noise=0.01, seed=4)
+    wl = case.observation.world_landmarks  # camera-like axes, z away from the camera
+    for name in ("right_wrist", "right_pinky", "right_index", "right_thumb"):
+        wl[BP[name], 2] = wl[BP["nose"], 2] - 0.25
+    return case
+
+
+def test_a_hidden_hand_stays_behind_the_head_that_hides_it(body, monkeypatch):
+    """Depth order from occlusion (priors.occlusion_pairs): BlazePose reports the hand hidden and the photo puts it
+    on the head, so the hand is behind the head's landmarks (their mean depth, less 5 cm) whatever BlazePose's 3D
+    says.
+    Without the prior the 3D landmarks pull the hand in front of the face (checked below, so the test can fail)."""
+    import icon_engine.fit.core as core
+    from icon_engine.fit import priors
+    from icon_engine.fit.landmarks import BP, resolve_targets
+
+    case = _hand_behind_head_case(body)
+    targets = resolve_targets(list(body.keypoint_names))
+    pairs = priors.occlusion_pairs(case.observation.keypoints, targets.landmarks, 400.0)
+    hidden = {int(targets.landmarks[r]) for r, _, _ in pairs}
+    assert BP["right_wrist"] in hidden and BP["left_wrist"] not in hidden
+
+    def wrist_ahead_of_head(fit) -> float:
+        """How far (m) the right wrist is nearer the camera than the head joint."""
+        cam = fit.camera.to_camera(fit.joints)
+        return float(cam[15, 2] - cam[21, 2])
+
+    true_ahead = wrist_ahead_of_head(type("T", (), {"camera": case.camera, "joints": case.joints})())
+    assert true_ahead < 0.0  # the truth: behind the head
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    monkeypatch.setattr(core, "W_OCCLUSION", 0.0)
+    without = fit_body(case.observation, body, case.photo, quality="preview")
+    print("wrist ahead of the head joint (m): truth", true_ahead, "with", wrist_ahead_of_head(fit), "without",
+          wrist_ahead_of_head(without))
+    # the face's landmarks (nose, eyes, ears) sit ≈ 5 cm ahead of the head joint on average, plus the 5 cm margin
+    assert wrist_ahead_of_head(fit) < 0.11
+    assert wrist_ahead_of_head(without) > wrist_ahead_of_head(fit) + 0.05
+
+
+def test_occlusion_prior_penalises_only_a_hidden_point_in_front():
+    """Zero when the hidden point is behind its occluders' mean depth (less the margin), quadratic in front."""
+    from icon_engine.fit import priors
+
+    depth = torch.tensor([3.0, 3.0, 3.2])  # rows 0, 1: occluders; row 2: the hidden point
+    pairs = [(2, [0, 1], 1.0)]
+    assert float(priors.occlusion_loss(depth, pairs)) == 0.0
+    ahead = torch.tensor([3.0, 3.0, 2.75])
+    assert float(priors.occlusion_loss(ahead, pairs)) == pytest.approx((0.25 - priors.OCCLUSION_MARGIN_M) ** 2)
+    assert float(priors.occlusion_loss(torch.tensor([3.0, 3.0, 2.97]), pairs)) == 0.0  # within the margin
+    assert float(priors.occlusion_loss(ahead, [])) == 0.0
+
+
+def test_occlusion_pairs_need_a_hidden_limb_point_on_the_head_or_torso():
+    """A hidden wrist on the face pairs with the face's landmarks; a visible wrist there, or a hidden one over the
+    other hand (limbs are not occluders: crossed arms), or one far from every occluder, does not."""
+    from icon_engine.fit import priors
+    from icon_engine.fit.landmarks import BP
+
+    kps = np.zeros((33, 3))
+    kps[:, 2] = 1.0
+    kps[:, :2] = np.arange(33)[:, None] * [0.0, 100.0]  # every landmark far from the others
+    kps[BP["nose"], :2] = kps[BP["right_ear"], :2] = (50.0, 50.0)
+    kps[BP["right_wrist"]] = (55.0, 52.0, 0.4)
+    landmarks = np.arange(33)
+    pairs = priors.occlusion_pairs(kps, landmarks, 400.0)
+    assert [(r, sorted(o)) for r, o, _ in pairs] == [(BP["right_wrist"], sorted([BP["nose"], BP["right_ear"]]))]
+    assert pairs[0][2] == pytest.approx(1.0)
+    kps[BP["right_wrist"], 2] = 0.95
+    assert priors.occlusion_pairs(kps, landmarks, 400.0) == []
+    kps[BP["right_wrist"]] = (kps[BP["left_wrist"], 0] + 3.0, kps[BP["left_wrist"], 1], 0.4)
+    assert priors.occlusion_pairs(kps, landmarks, 400.0) == []

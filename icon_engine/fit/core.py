@@ -70,7 +70,8 @@ W_SHAPE = 0.002
 W_INSIDE = 400.0
 W_COVER = 400.0
 W_STATURE = 0.5  # the stature prior without a known height, per squared standard deviation
-W_FLOOR = 0.01  # both feet on one floor plane, per cm² of height difference
+W_FLOOR = 0.1  # both feet on one floor plane, per cm² of height difference (0.01 before wave 4) ...
+FLOOR_ROBUST_CM: float | None = 2.0  # ... robust beyond this many cm (a lifted swing foot); None: plain square
 #: The person counts as standing (both feet on the floor) when, after the orientation stage, the lowest points of
 #: the two feet differ by less than this (metres) in the levelled world.
 STANDING_GAP_M = 0.12
@@ -83,6 +84,7 @@ CAMERA_HEIGHT_WEIGHT = 1.0
 #: stature): a photo from a balcony or from the ground keeps the pitch its lean shows.
 CAMERA_HEIGHT_BAND = (0.3, 1.3)
 W_UPRIGHT = 20.0  # a standing pelvis's forward/backward lean in the world, per rad² (gravity)
+W_OCCLUSION = 20.0  # a hidden limb point in front of the body part that hides it, per m² (priors.occlusion_loss)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
 COVER_REACH: float | None = 0.01  # None: the plain squared pull
@@ -135,6 +137,8 @@ class _Problem:
         self.foot_rows = {side: torch.tensor([rows[BP[f"{side}_{part}"]] for part in ("ankle", "heel", "foot_index")
                                              if BP[f"{side}_{part}"] in rows]) for side in ("left", "right")}
         self.standing = False  # set after the orientation stage (:func:`_decide_standing`)
+        self.occlusion = priors.occlusion_pairs(kps, t.landmarks, float(max(observation.bbox[2] - observation.bbox[0],
+                                                observation.bbox[3] - observation.bbox[1], 16.0)))
         self.knee_angles_2d = {side: _image_knee_angle(kps, side) for side in ("left", "right")}
         self.rest_weights = priors.knee_pull_weights(self.knee_angles_2d).to(self.device)
         torso = np.isin(t.landmarks, TORSO)
@@ -287,7 +291,9 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
             loss = loss + W_UPRIGHT * torch.atan2(up[2], up[1]) ** 2
         if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
-                                                      points[prob.foot_rows["right"], 1])
+                                                      points[prob.foot_rows["right"], 1], FLOOR_ROBUST_CM)
+        if prob.occlusion:
+            loss = loss + W_OCCLUSION * priors.occlusion_loss((points @ prob.R_t.T)[:, 2], prob.occlusion)
         if sil is not None:
             win = to_window(prob.project(out["vertices"]), sil)
             loss = loss + W_INSIDE * inside_loss(win, sil) + W_COVER * coverage_loss(
