@@ -38,9 +38,11 @@ class MeshPreset:
 
 @dataclass(frozen=True)
 class TexturePreset:
-    """The texture's view (``icon_engine.texture``): atlas edge in texels."""
+    """The texture's view (``icon_engine.texture``): atlas edge in texels, and the atlas kind: ``"projection"``
+    (fast, whatever the face count) or ``"auto"`` (xatlas up to ``texture.XATLAS_MAX_FACES`` faces)."""
 
     size: int
+    atlas: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ class QualityPreset:
 #: The one preset table: fit, surface, canonical avatar and rig, texture (``--quality``).
 PRESETS: dict[str, QualityPreset] = {
     "preview": QualityPreset(FitPreset(25, 50, ((128, 40),), 1500),
-                             MeshPreset(resolution=160, levels=3, smooth=6, face_count=40_000),
-                             TexturePreset(size=1024)),
+                             MeshPreset(resolution=128, levels=3, smooth=6, face_count=40_000),
+                             TexturePreset(size=1024, atlas="projection")),
     "standard": QualityPreset(FitPreset(20, 50, ((128, 40), (256, 30)), 2500),
                               MeshPreset(resolution=256, levels=4, smooth=8, face_count=80_000),
                               TexturePreset(size=2048)),
@@ -123,6 +125,10 @@ class ReconstructOptions:
     @property
     def resolved_texture_size(self) -> int:
         return self.texture_size or PRESETS[self.quality].texture_size
+
+    @property
+    def resolved_texture_atlas(self) -> str:
+        return PRESETS[self.quality].texture.atlas
 
     @property
     def resolved_face_count(self) -> int:

@@ -469,7 +469,8 @@ def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, re
     return bake_texture(avatar.posed_vertices, avatar.faces, first.photo.rgb, first.observation.mask,
                         first.fit.camera, size=options.resolved_texture_size, progress=reporter,
                         vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights), more_views=more,
-                        rest_vertices=avatar.rig.rest_vertices, device=resolve_device(options.device))
+                        rest_vertices=avatar.rig.rest_vertices, device=resolve_device(options.device),
+                        atlas=options.resolved_texture_atlas)
 
 
 #: Longest side (pixels) of the other photos stored in the bundle for the add-on's camera backgrounds.

@@ -1190,7 +1190,7 @@ def _smoothing_iterations(vertices: np.ndarray, faces: np.ndarray) -> int:
 def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
                  camera: Camera, size: int = 2048, progress: Any = None,
                  vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None,
-                 rest_vertices: np.ndarray | None = None, device: str = "cpu") -> Texture:
+                 rest_vertices: np.ndarray | None = None, device: str = "cpu", atlas: str = "auto") -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
@@ -1203,7 +1203,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     metres): with parts, the unseen sides are filled along the parts as they lie in the rest pose (a bent or
     raised arm is straight there, so its sleeve/skin profile runs along the arm and not across the bend). See the
     module docstring for the method. ``device``: where the rasteriser's fragments (photo depth
-    layers, UV atlas) are made."""
+    layers, UV atlas) are made; ``atlas``: ``"auto"`` (xatlas up to :data:`XATLAS_MAX_FACES`
+    faces, else the projection atlas) or ``"projection"`` (always the projection atlas: the preview preset's, as
+    xatlas costs seconds on a 20–30k-face avatar)."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
@@ -1233,7 +1235,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
 
     clock = _Clock()
     report(0.02, "Unwrapping UVs")
-    if len(f) <= XATLAS_MAX_FACES:
+    if atlas not in ("auto", "projection"):
+        raise ValueError(f"unknown atlas kind {atlas!r}")
+    if atlas == "auto" and len(f) <= XATLAS_MAX_FACES:
         uv = unwrap(v, f, size)
         texels = uv_texels(uv, size, device)
     else:

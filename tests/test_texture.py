@@ -199,6 +199,24 @@ def test_bake_with_the_projection_atlas(scene, monkeypatch):
     assert np.abs(out[sel] - rgb[sel].astype(np.float64)).mean() < 6.0
 
 
+def test_atlas_projection_skips_xatlas_whatever_the_face_count(scene, monkeypatch):
+    """``atlas="projection"`` (the preview preset's) never calls xatlas, even on a small mesh; ``"auto"`` does."""
+    import icon_engine.texture as texture
+    from icon_engine.options import PRESETS, ReconstructOptions
+
+    subject, posed, cam, rgb, mask, _ = scene
+    calls = []
+    real_unwrap = texture.unwrap
+    monkeypatch.setattr(texture, "unwrap", lambda *a: calls.append(1) or real_unwrap(*a))
+    tex = texture.bake_texture(posed, subject.faces, rgb, mask, cam, size=256, atlas="projection")
+    assert not calls and tex.image.shape == (256, 256, 3)
+    texture.bake_texture(posed, subject.faces, rgb, mask, cam, size=256, atlas="auto")
+    assert calls == [1]
+    with pytest.raises(ValueError):
+        texture.bake_texture(posed, subject.faces, rgb, mask, cam, size=256, atlas="bogus")
+    assert ReconstructOptions(quality="preview").resolved_texture_atlas == PRESETS["preview"].texture.atlas
+
+
 def test_depth_layers_z_buffer_agrees_with_the_render_module(scene):
     """The bake's depth-peeling z-buffer and render.rasterize see the same surface: same covered pixels (pixel
     centres at i + 0.5), same nearest faces (ties aside), same depths; fragments are sorted by (pixel, depth)."""
