@@ -34,7 +34,9 @@ class HandTracker:
 
     def _graph(self, side: str):
         if side not in self._graphs:
-            from mediapipe.python.solutions import hands as mp_hands
+            from ..person import mediapipe_solution
+
+            mp_hands = mediapipe_solution("hands")  # without mediapipe's package initialisers (matplotlib)
 
             self._graphs[side] = mp_hands.Hands(
                 static_image_mode=False, max_num_hands=1, model_complexity=self.model_complexity,

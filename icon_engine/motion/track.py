@@ -79,7 +79,9 @@ class PersonTracker:
     # -- mediapipe ------------------------------------------------------------------------------------------
     def _graph(self):
         if self._pose is None:
-            from mediapipe.python.solutions import pose as mp_pose
+            from ..person import mediapipe_solution
+
+            mp_pose = mediapipe_solution("pose")  # without mediapipe's package initialisers (matplotlib)
 
             self._pose = mp_pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
                                       enable_segmentation=False, min_detection_confidence=0.5,
