@@ -986,19 +986,30 @@ def _charts(label: np.ndarray, adjacency: np.ndarray) -> np.ndarray:
 def _shelf_pack(sizes: np.ndarray, atlas: float) -> tuple[np.ndarray, float] | None:
     """Place boxes (C, 2) (width, height) on shelves in an ``atlas`` × ``atlas`` square: offsets (C, 2) and the
     used height, or None when they do not fit."""
+    placed = _shelf_pack_free(sizes, atlas)
+    return None if placed is None else placed[:2]
+
+
+def _shelf_pack_free(sizes: np.ndarray, atlas: float) -> tuple[np.ndarray, float, list[list[float]]] | None:
+    """:func:`_shelf_pack` and the free rectangles it leaves, [x, y, width, height] (texels): the rest of each
+    shelf to its right and the space below the last shelf."""
     order = np.argsort(-sizes[:, 1], kind="stable")
     pos = np.zeros_like(sizes)
+    free: list[list[float]] = []
     x = y = shelf = 0.0
     for i in order:
         w, h = sizes[i]
         if x + w > atlas:
+            free.append([x, y, atlas - x, shelf])
             x, y, shelf = 0.0, y + shelf, 0.0
         if w > atlas or y + h > atlas:
             return None
         pos[i] = (x, y)
         x += w
         shelf = max(shelf, h)
-    return pos, y + shelf
+    free.append([x, y, atlas - x, shelf])
+    free.append([0.0, y + shelf, atlas, atlas - y - shelf])
+    return pos, y + shelf, free
 
 
 def projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding: int = 2,
@@ -1030,7 +1041,7 @@ def _projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, paddin
         chart = _charts(np.where(single, -1 - np.arange(len(f)), label), adj)
         local = np.einsum("mkc,mdc->mkd", v[f], _UV_AXES[label])  # (M, 3, 2) metres in each face's plane
         local[single] = _own_plane(v[f[single]], n[single])
-        uv = _pack_charts(local, chart, size, padding)
+        uv, scale, free = _pack_charts_layout(local, chart, size, padding)
         last = last or attempt == rounds + 1
         bad = None
         if 0 < attempt and not last and size >= 4 * FOLD_CHECK_COARSE:  # after the first round, a cheap check
@@ -1043,7 +1054,15 @@ def _projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, paddin
             bad = _overlapping_faces(uv, f, size, texels)
             if not bad.any():
                 break
-            if attempt > 0:  # the few folds only the full size shows after the first round: single charts, and
+            if attempt > 0:  # the few folds only the full size shows after the first round become single charts
+                idx = np.nonzero(bad)[0]  # in the space the layout left free, at its scale: only they are
+                placed = _place_in_free(_own_plane(v[f[idx]], n[idx]), scale, free, size, padding)  # rasterised
+                if placed is not None:  # again (the other charts only lost faces, so nothing else overlaps)
+                    uv[idx] = placed
+                    chart = np.where(bad, int(chart.max()) + 1 + np.cumsum(bad) - 1, chart)
+                    texels = _replace_faces(texels, idx, uv_texels(placed, size, device))
+                    break
+                # no room left: single charts and a last packing of the whole atlas
                 single |= bad  # the next layout is the last (a chart of one face cannot fold, and the other
                 last = True  # charts only lost faces: overlaps in a chart's plane do not depend on the scale)
                 continue
@@ -1063,6 +1082,15 @@ def _projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, paddin
 #: Atlases of at least 4 × this size check the folds left after the first round at half size (a quarter of the
 #: texels) and rasterise at full size once the half-size check is clean.
 FOLD_CHECK_COARSE = 128
+
+
+def _replace_faces(texels: UVTexels, idx: np.ndarray, new: UVTexels) -> UVTexels:
+    """``texels`` with the fragments of faces ``idx`` (K,) replaced by ``new`` (the :func:`uv_texels` of those K
+    faces alone, face k ↦ idx[k])."""
+    keep = ~np.isin(texels.face, idx)
+    return UVTexels(np.concatenate([texels.face[keep], idx[new.face]]),
+                    np.concatenate([texels.texel[keep], new.texel]),
+                    np.concatenate([texels.bary[keep], new.bary]), texels.size)
 
 
 def _own_plane(tri: np.ndarray, normals: np.ndarray) -> np.ndarray:
@@ -1097,6 +1125,13 @@ def _pack_charts(local: np.ndarray, chart: np.ndarray, size: int, padding: int) 
 
     Tall charts are turned by 90° (winding kept) so shelves stay low; the largest scale that fits is found by
     bisection."""
+    return _pack_charts_layout(local, chart, size, padding)[0]
+
+
+def _pack_charts_layout(local: np.ndarray, chart: np.ndarray, size: int,
+                        padding: int) -> tuple[np.ndarray, float, list[list[float]]]:
+    """:func:`_pack_charts` and its layout: the scale (texels per metre) and the free rectangles it leaves
+    ([x, y, width, height] texels, y down from the top: :func:`_shelf_pack_free`)."""
     local = local.copy()
     n_charts = int(chart.max()) + 1
 
@@ -1116,8 +1151,8 @@ def _pack_charts(local: np.ndarray, chart: np.ndarray, size: int, padding: int) 
     extent = hi - lo
     area = float((extent[:, 0] * extent[:, 1]).sum())
 
-    def attempt(scale: float) -> tuple[np.ndarray, float] | None:
-        return _shelf_pack(np.ceil(extent * scale) + 2 * padding + 1, float(size))
+    def attempt(scale: float) -> tuple[np.ndarray, float, list[list[float]]] | None:
+        return _shelf_pack_free(np.ceil(extent * scale) + 2 * padding + 1, float(size))
 
     good, bad = 0.0, 1.2 * size / np.sqrt(max(area, 1e-12))  # texels per metre: the upper bound never fits
     while attempt(bad) is not None:
@@ -1131,12 +1166,36 @@ def _pack_charts(local: np.ndarray, chart: np.ndarray, size: int, padding: int) 
     placed = attempt(good) if good > 0 else None
     if placed is None:
         raise EngineError("internal", "The UV charts did not fit the texture.", "Use a larger texture size.")
-    pos, _ = placed
+    pos, _, free = placed
     # texel coordinates: x to the right, y down from the top; chart plane v axis points up
     tx = pos[chart][:, None, 0] + padding + (local[..., 0] - lo[chart][:, None, 0]) * good
     ty = pos[chart][:, None, 1] + padding + (hi[chart][:, None, 1] - local[..., 1]) * good
     uv = np.stack([tx / size, 1.0 - ty / size], axis=-1)
-    return np.clip(uv, 0.0, 1.0)
+    return np.clip(uv, 0.0, 1.0), good, free
+
+
+def _place_in_free(local: np.ndarray, scale: float, free: list[list[float]], size: int,
+                   padding: int) -> np.ndarray | None:
+    """Per-corner UVs (K, 3, 2) of K single-face charts (their own plane coordinates (K, 3, 2) metres) placed at
+    ``scale`` (texels per metre) into the ``free`` rectangles an atlas layout left (:func:`_pack_charts_layout`;
+    used space is taken from them), each with ``padding`` texels around it as in the packing; None when they do
+    not all fit (then the whole atlas is packed again)."""
+    lo, hi = local.min(axis=1), local.max(axis=1)
+    boxes = np.ceil((hi - lo) * scale) + 2 * padding + 1
+    pos = np.zeros_like(boxes)
+    for i in np.argsort(-boxes[:, 1], kind="stable"):
+        w, h = boxes[i]
+        for rect in free:
+            if w <= rect[2] and h <= rect[3]:
+                pos[i] = rect[:2]
+                rect[0] += w  # the rest of the rectangle to the right stays free (its full height)
+                rect[2] -= w
+                break
+        else:
+            return None
+    tx = pos[:, None, 0] + padding + (local[..., 0] - lo[:, None, 0]) * scale
+    ty = pos[:, None, 1] + padding + (hi[:, None, 1] - local[..., 1]) * scale
+    return np.clip(np.stack([tx / size, 1.0 - ty / size], axis=-1), 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------------

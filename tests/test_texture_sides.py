@@ -123,6 +123,53 @@ def test_bake_reuses_the_atlas_raster():
     assert set(np.unique(parts_from_skin_weights(subject.weights))) >= {PART_TORSO, PART_HEAD}
 
 
+def test_late_folds_go_to_free_space_and_only_they_are_rasterised_again(monkeypatch):
+    """Folds that only the full-size check shows after the first round become single-face charts in the space the
+    layout left free, at its scale, and only those faces are rasterised again: no overlaps at full size, each
+    its own chart, and the texels equal a fresh raster of the final UVs. (The capsule has no such
+    folds, so the full-size check reports five far-apart faces as folded on its first two calls.)"""
+    import icon_engine.texture as texture
+
+    body = capsule_body()
+    subject = dressed_subject(body, skirt=False)
+    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
+                          named_pose("photo"))
+    size = 512
+    clean_uv, _, _ = _projection_atlas(posed, subject.faces, size)
+    assert not texture._overlapping_faces(clean_uv, subject.faces, size).any()
+    forced = np.arange(5) * (len(subject.faces) // 5)
+    real = texture._overlapping_faces
+    calls, placed = [], []
+
+    def overlapping(uv, faces, at, texels=None):
+        bad = real(uv, faces, at, texels)
+        if at == size:
+            calls.append(at)
+            if len(calls) <= 2:
+                bad[forced] = True
+        return bad
+
+    def place(*args, **kwargs):
+        out = place_real(*args, **kwargs)
+        placed.append(out is not None)
+        return out
+
+    place_real = texture._place_in_free
+    monkeypatch.setattr(texture, "_overlapping_faces", overlapping)
+    monkeypatch.setattr(texture, "_place_in_free", place)
+    uv, chart, texels = _projection_atlas(posed, subject.faces, size)
+    assert placed == [True] and len(calls) == 2  # placed in free space: no further packing or check
+    assert not real(uv, subject.faces, size).any()
+    assert len(np.unique(chart[forced])) == 5 and not np.isin(np.delete(chart, forced), chart[forced]).any()
+    face_a, bary_a = rasterize_uv(uv, size, texels)
+    face_b, bary_b = rasterize_uv(uv, size)
+    np.testing.assert_array_equal(face_a, face_b)
+    np.testing.assert_allclose(bary_a, bary_b, atol=1e-6)
+    assert all((face_a == k).any() for k in forced)  # the moved faces cover texels of their own
+    ext = uv[forced].max(axis=1) - uv[forced].min(axis=1)
+    assert (ext > 0).all() and (ext < 0.2).all()  # at the atlas' scale, not stretched
+
+
 def test_another_photo_is_aligned_to_the_avatar_silhouette(monkeypatch):
     """Front + back photos where the back photo's camera is 8 px off (the joint fit's registration error): the
     back photo is read where its person lies (shift found from the silhouette, within 1 px), so the back print
