@@ -1017,7 +1017,8 @@ def projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding
     """Fast UV atlas: faces grouped by their best axis-aligned view direction (±X, ±Y, ±Z) into connected charts,
     each chart projected orthographically on its plane, charts shelf-packed with ``padding`` texels around each.
     Faces of a chart that folds over itself (found by rasterising the atlas) move to their next-best direction
-    once; folded again (or after ``rounds`` rounds) they become charts of their own, so no two faces share a texel.
+    once; the folds left after that become single-face charts in the space the layout left free (no room: the
+    atlas is packed again with them), so no two faces share a texel.
 
     Returns (per-corner UVs (M, 3, 2) in [0, 1], origin bottom-left; chart id per face (M,))."""
     uv, chart, _ = _projection_atlas(vertices, faces, size, padding, rounds)
@@ -1043,29 +1044,23 @@ def _projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, paddin
         local[single] = _own_plane(v[f[single]], n[single])
         uv, scale, free = _pack_charts_layout(local, chart, size, padding)
         last = last or attempt == rounds + 1
-        bad = None
-        if 0 < attempt and not last and size >= 4 * FOLD_CHECK_COARSE:  # after the first round, a cheap check
-            bad = _overlapping_faces(uv, f, size // 2)  # first: folds found at half size are real (two faces
-            # cover one point); the full-size check follows once it is clean
-        if bad is None or not bad.any():
-            texels = uv_texels(uv, size, device)  # the full-size check, whose raster the bake reuses
-            if last:
+        texels = uv_texels(uv, size, device)  # the fold check's raster, which the bake reuses
+        if last:
+            break
+        bad = _overlapping_faces(uv, f, size, texels)
+        if not bad.any():
+            break
+        if attempt > 0:  # the folds left after the first round become single-face charts in the space the
+            idx = np.nonzero(bad)[0]  # layout left free, at its scale, and only they are rasterised again (the
+            placed = _place_in_free(_own_plane(v[f[idx]], n[idx]), scale, free, size, padding)  # other charts
+            if placed is not None:  # only lost faces, so nothing else overlaps)
+                uv[idx] = placed
+                chart = np.where(bad, int(chart.max()) + 1 + np.cumsum(bad) - 1, chart)
+                texels = _replace_faces(texels, idx, uv_texels(placed, size, device))
                 break
-            bad = _overlapping_faces(uv, f, size, texels)
-            if not bad.any():
-                break
-            if attempt > 0:  # the few folds only the full size shows after the first round become single charts
-                idx = np.nonzero(bad)[0]  # in the space the layout left free, at its scale: only they are
-                placed = _place_in_free(_own_plane(v[f[idx]], n[idx]), scale, free, size, padding)  # rasterised
-                if placed is not None:  # again (the other charts only lost faces, so nothing else overlaps)
-                    uv[idx] = placed
-                    chart = np.where(bad, int(chart.max()) + 1 + np.cumsum(bad) - 1, chart)
-                    texels = _replace_faces(texels, idx, uv_texels(placed, size, device))
-                    break
-                # no room left: single charts and a last packing of the whole atlas
-                single |= bad  # the next layout is the last (a chart of one face cannot fold, and the other
-                last = True  # charts only lost faces: overlaps in a chart's plane do not depend on the scale)
-                continue
+            single |= bad  # no room left: single charts, and the next layout is the last (a chart of one face
+            last = True  # cannot fold, and the other charts only lost faces: overlaps in a chart's plane do not
+            continue  # depend on the scale)
         # a folded face moves to its next-best direction once; folded again, or without a direction it faces
         # well, or after ``rounds`` rounds, it becomes a chart of its own
         idx = np.nonzero(bad)[0]
@@ -1077,11 +1072,6 @@ def _projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, paddin
         moved[idx[ok]] = True
         single[idx[~ok]] = True
     return uv, chart, texels
-
-
-#: Atlases of at least 4 × this size check the folds left after the first round at half size (a quarter of the
-#: texels) and rasterise at full size once the half-size check is clean.
-FOLD_CHECK_COARSE = 128
 
 
 def _replace_faces(texels: UVTexels, idx: np.ndarray, new: UVTexels) -> UVTexels:

@@ -170,6 +170,33 @@ def test_late_folds_go_to_free_space_and_only_they_are_rasterised_again(monkeypa
     assert (ext > 0).all() and (ext < 0.2).all()  # at the atlas' scale, not stretched
 
 
+def test_late_folds_without_free_space_pack_the_atlas_again(monkeypatch):
+    """Without room for the late folds' single-face charts the atlas is packed once more with them: still no
+    overlaps, and the bake's texels are that layout's raster."""
+    import icon_engine.texture as texture
+
+    body = capsule_body()
+    subject = dressed_subject(body, skirt=False)
+    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
+                          named_pose("photo"))
+    size, forced = 512, np.array([0, len(subject.faces) // 2])
+    real, calls = texture._overlapping_faces, []
+
+    def overlapping(uv, faces, at, texels=None):
+        bad = real(uv, faces, at, texels)
+        calls.append(at)
+        if len(calls) <= 2:
+            bad[forced] = True
+        return bad
+
+    monkeypatch.setattr(texture, "_overlapping_faces", overlapping)
+    monkeypatch.setattr(texture, "_place_in_free", lambda *args, **kwargs: None)
+    uv, chart, texels = _projection_atlas(posed, subject.faces, size)
+    assert len(calls) == 2 and not real(uv, subject.faces, size).any()
+    assert len(np.unique(chart[forced])) == 2 and (np.bincount(chart)[chart[forced]] == 1).all()
+    np.testing.assert_array_equal(rasterize_uv(uv, size, texels)[0], rasterize_uv(uv, size)[0])
+
+
 def test_another_photo_is_aligned_to_the_avatar_silhouette(monkeypatch):
     """Front + back photos where the back photo's camera is 8 px off (the joint fit's registration error): the
     back photo is read where its person lies (shift found from the silhouette, within 1 px), so the back print
