@@ -70,6 +70,11 @@ FIELD_NEIGHBOURS = 6
 #: Width of the field's Gaussian falloff on the body (metres) and its growth per metre of distance to the body.
 FIELD_SIGMA_M = 0.02
 FIELD_SLOPE = 0.5
+#: A body part whose nearest vertex weighs less than exp(−FIELD_CUTOFF) ≈ 1e-12 of the nearest vertex's weight in
+#: :meth:`SkinningField.weights` is left out of a point's blend (it cannot change the weights).
+FIELD_CUTOFF = 27.6
+#: Cell size (metres) of the part-distance bounds that skip those parts' k-d searches.
+FIELD_CELL_M = 0.02
 #: Posed body vertices of each part examined for contact; a vertex counts when it is at most CONTACT_BAND_M
 #: farther from x_p than the closest body vertex (metres) ...
 CONTACT_NEIGHBOURS = 4
@@ -194,8 +199,9 @@ class SkinningField:
         self.body = body
         self.lbs_sparse = sp.csr_matrix(np.asarray(body.lbs_weights, dtype=np.float64))  # (V, 55), ≤ ~4 per row
         self.tree = cKDTree(body.vertices)
-        self.part_trees = [(cKDTree(body.vertices[body.parts == p]), np.nonzero(body.parts == p)[0])
-                           for p in range(len(PART_NAMES)) if (body.parts == p).any()]
+        # leaf 32, unbalanced: 10–15 % faster 6-nearest queries near the body than the default (16, balanced)
+        self.part_trees = [(cKDTree(body.vertices[body.parts == p], leafsize=32, balanced_tree=False),
+                            np.nonzero(body.parts == p)[0]) for p in range(len(PART_NAMES)) if (body.parts == p).any()]
         glob_r, glob_t = forward_kinematics(body.joints, np.asarray(PARENTS), pose)
         # joint transforms x ↦ R_j x + o_j with o_j = G_j − R_j J_j + transl
         self.rot = glob_r
@@ -209,15 +215,38 @@ class SkinningField:
         ``exp(−(d² − d_min²) / 2σ²)`` with ``σ = FIELD_SIGMA_M + FIELD_SLOPE · d_min`` (``d_min`` over all parts),
         so a point between two legs blends both legs evenly and the field has no seam where the nearest part
         changes."""
+        points = np.asarray(points, dtype=np.float64)
         n = len(points)
-        ds, ws = [], []
-        for tree, ids in self.part_trees:
-            kk = min(k, len(ids))
-            d, idx = tree.query(points, k=kk)
-            ds.append(d.reshape(n, kk))
-            ws.append(ids[idx.reshape(n, kk)])
-        d, idx = np.concatenate(ds, axis=1), np.concatenate(ws, axis=1)
-        d0 = d.min(axis=1, keepdims=True)
+        if n == 0:
+            return np.zeros((0, self.lbs_sparse.shape[1])), np.zeros(0)
+        d_near, _ = self.tree.query(points)  # d_min over all parts
+        d0 = d_near.reshape(n, 1)
+        sig = FIELD_SIGMA_M + FIELD_SLOPE * d0[:, 0]
+        reach2 = d_near * d_near + 2.0 * sig * sig * FIELD_CUTOFF  # farther vertices weigh < exp(−FIELD_CUTOFF)
+        # Lower bound of each part's distance per point: its distance from the centre of the point's cell minus
+        # the cell's half diagonal; a part beyond reach2 is not searched (weight 0, as exp(−FIELD_CUTOFF) ≈ 0).
+        cell = np.floor(points / FIELD_CELL_M).astype(np.int64)
+        low = cell.min(axis=0)
+        span = cell.max(axis=0) - low + 1
+        c = cell - low
+        keys, inv = np.unique((c[:, 0] * span[1] + c[:, 1]) * span[2] + c[:, 2], return_inverse=True)
+        inv = inv.ravel()
+        first = np.zeros(len(keys), dtype=np.int64)
+        first[inv] = np.arange(n)
+        centres = (cell[first] + 0.5) * FIELD_CELL_M
+        half = FIELD_CELL_M * np.sqrt(3.0) / 2.0
+        widths = [min(k, len(ids)) for _, ids in self.part_trees]
+        d = np.full((n, sum(widths)), np.inf)
+        idx = np.zeros((n, sum(widths)), dtype=np.int64)
+        col = 0
+        for (tree, ids), kk in zip(self.part_trees, widths, strict=True):
+            lb = np.maximum(tree.query(centres)[0] - half, 0.0)[inv]
+            sel = np.nonzero(lb * lb <= reach2)[0]
+            if len(sel):
+                dd, ii = tree.query(points[sel], k=kk)
+                d[sel, col:col + kk] = dd.reshape(len(sel), kk)
+                idx[sel, col:col + kk] = ids[ii.reshape(len(sel), kk)]
+            col += kk
         sigma = FIELD_SIGMA_M + FIELD_SLOPE * d0
         a = np.exp(-(d * d - d0 * d0) / (2.0 * sigma * sigma))
         a /= a.sum(axis=1, keepdims=True)
