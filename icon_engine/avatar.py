@@ -74,7 +74,7 @@ FIELD_SLOPE = 0.5
 #: :meth:`SkinningField.weights` is left out of a point's blend (it cannot change the weights).
 FIELD_CUTOFF = 27.6
 #: Cell size (metres) of the part-distance bounds that skip those parts' k-d searches.
-FIELD_CELL_M = 0.02
+FIELD_CELL_M = 0.04
 #: Posed body vertices of each part examined for contact; a vertex counts when it is at most CONTACT_BAND_M
 #: farther from x_p than the closest body vertex (metres) ...
 CONTACT_NEIGHBOURS = 4
@@ -223,25 +223,15 @@ class SkinningField:
         d0 = d_near.reshape(n, 1)
         sig = FIELD_SIGMA_M + FIELD_SLOPE * d0[:, 0]
         reach2 = d_near * d_near + 2.0 * sig * sig * FIELD_CUTOFF  # farther vertices weigh < exp(−FIELD_CUTOFF)
-        # Lower bound of each part's distance per point: its distance from the centre of the point's cell minus
-        # the cell's half diagonal; a part beyond reach2 is not searched (weight 0, as exp(−FIELD_CUTOFF) ≈ 0).
-        cell = np.floor(points / FIELD_CELL_M).astype(np.int64)
-        low = cell.min(axis=0)
-        span = cell.max(axis=0) - low + 1
-        c = cell - low
-        keys, inv = np.unique((c[:, 0] * span[1] + c[:, 1]) * span[2] + c[:, 2], return_inverse=True)
-        inv = inv.ravel()
-        first = np.zeros(len(keys), dtype=np.int64)
-        first[inv] = np.arange(n)
-        centres = (cell[first] + 0.5) * FIELD_CELL_M
-        half = FIELD_CELL_M * np.sqrt(3.0) / 2.0
+        # each part's distance bounded from below per point (2 cm cells): a part beyond reach2 is not searched
+        # (weight 0, as exp(−FIELD_CUTOFF) ≈ 0)
+        lower = _cell_lower_bounds(points, self.part_trees, float(np.sqrt(reach2.max())))
         widths = [min(k, len(ids)) for _, ids in self.part_trees]
         d = np.full((n, sum(widths)), np.inf)
         idx = np.zeros((n, sum(widths)), dtype=np.int64)
         col = 0
-        for (tree, ids), kk in zip(self.part_trees, widths, strict=True):
-            lb = np.maximum(tree.query(centres)[0] - half, 0.0)[inv]
-            sel = np.nonzero(lb * lb <= reach2)[0]
+        for j, ((tree, ids), kk) in enumerate(zip(self.part_trees, widths, strict=True)):
+            sel = np.nonzero(lower[:, j] ** 2 <= reach2)[0]
             if len(sel):
                 dd, ii = tree.query(points[sel], k=kk)
                 d[sel, col:col + kk] = dd.reshape(len(sel), kk)
@@ -261,6 +251,26 @@ class SkinningField:
         t = np.asarray(weights) @ self._transforms  # (N, 12): blended [R | o] per point
         r = t[:, :9].reshape(-1, 3, 3)
         return np.einsum("nab,nb->na", r, points) + t[:, 9:]
+
+
+def _cell_lower_bounds(points: np.ndarray, trees: list[tuple[cKDTree, np.ndarray]], beyond: float,
+                       cell_m: float = FIELD_CELL_M) -> np.ndarray:
+    """(N, P) lower bounds (metres) of the distance from each of ``points`` (N, 3) to the points of each of the P
+    ``trees``: the tree's distance from the centre of the point's cube of edge ``cell_m`` minus its half diagonal
+    (one k-d query per occupied cell and tree instead of one per point); inf where that is beyond ``beyond``
+    (metres: the bounded search is quick, an unbounded one from far away visits much of the tree)."""
+    cell = np.floor(points / cell_m).astype(np.int64)
+    low = cell.min(axis=0)
+    span = cell.max(axis=0) - low + 1
+    c = cell - low
+    keys, inv = np.unique((c[:, 0] * span[1] + c[:, 1]) * span[2] + c[:, 2], return_inverse=True)
+    inv = inv.ravel()
+    first = np.zeros(len(keys), dtype=np.int64)
+    first[inv] = np.arange(len(points))
+    centres = (cell[first] + 0.5) * cell_m
+    half = cell_m * np.sqrt(3.0) / 2.0
+    return np.stack([np.maximum(tree.query(centres, distance_upper_bound=beyond + half)[0] - half, 0.0)[inv]
+                     for tree, _ in trees], axis=1)
 
 
 def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery) -> tuple[np.ndarray, np.ndarray]:
@@ -318,6 +328,7 @@ class CanonicalOccupancy:
         parts = skin.body.parts
         self.part_trees = [(cKDTree(posed_body[parts == p]), np.nonzero(parts == p)[0])
                            for p in range(len(PART_NAMES)) if (parts == p).any()]
+        self.tree = cKDTree(posed_body)
         self.body_query = mesh_query(skin.body.vertices, skin.body.faces, device)
         self.count = 0
         self.contact_count = 0
@@ -327,17 +338,29 @@ class CanonicalOccupancy:
         :data:`CONTACT_NEIGHBOURS` nearest posed body vertices of every part, of *near* × *foreign*. ``d_c`` (N,):
         the points' distance to the nearest canonical body vertex when already known (:meth:`SkinningField.weights`
         returns it)."""
-        dps, dcs = [], []
-        for tree, ids in self.part_trees:
-            k = min(CONTACT_NEIGHBOURS, len(ids))
-            # body vertices beyond _CONTACT_REACH_M weigh nothing (near = 0, or close = 0 for every neighbour):
-            # the bounded search skips them (distance inf, index len(ids))
-            dp, idx = tree.query(x_p, k=k, distance_upper_bound=_CONTACT_REACH_M)
-            dp, idx = dp.reshape(len(x_p), k), ids[np.minimum(idx.reshape(len(x_p), k), len(ids) - 1)]
-            dps.append(dp)
-            dcs.append(np.linalg.norm(x_c[:, None, :] - self.skin.body.vertices[idx], axis=2))
-        dp, dc = np.concatenate(dps, axis=1), np.concatenate(dcs, axis=1)
-        dmin = np.minimum(dp.min(axis=1, keepdims=True), _CONTACT_REACH_M)  # finite: no inf − inf below
+        n = len(x_p)
+        if n == 0:
+            return np.zeros(0)
+        d_glob, _ = self.tree.query(x_p, distance_upper_bound=_CONTACT_REACH_M)
+        dmin = np.minimum(d_glob, _CONTACT_REACH_M)[:, None]  # finite: no inf − inf below
+        # a body vertex weighs in only when *near*: closer than max(d_min + CONTACT_BAND_M, CONTACT_RADIUS_FAR_M);
+        # a part whose lower-bound distance (2 cm cells) is beyond that, or a point with d_min ≥ CONTACT_FAR_M
+        # (close = 0), gives 0 and is not searched
+        reach = np.maximum(dmin[:, 0] + CONTACT_BAND_M, CONTACT_RADIUS_FAR_M)
+        lower = _cell_lower_bounds(x_p, self.part_trees, float(reach.max()))
+        widths = [min(CONTACT_NEIGHBOURS, len(ids)) for _, ids in self.part_trees]
+        dp, dc = np.full((n, sum(widths)), np.inf), np.zeros((n, sum(widths)))
+        col = 0
+        for j, ((tree, ids), k) in enumerate(zip(self.part_trees, widths, strict=True)):
+            sel = np.nonzero((lower[:, j] < reach) & (dmin[:, 0] < CONTACT_FAR_M))[0]
+            if len(sel):
+                # body vertices beyond _CONTACT_REACH_M weigh nothing (near = 0, or close = 0 for every neighbour):
+                # the bounded search skips them (distance inf, index len(ids))
+                d, idx = tree.query(x_p[sel], k=k, distance_upper_bound=_CONTACT_REACH_M)
+                idx = ids[np.minimum(idx.reshape(len(sel), k), len(ids) - 1)]
+                dp[sel, col:col + k] = d.reshape(len(sel), k)
+                dc[sel, col:col + k] = np.linalg.norm(x_c[sel, None, :] - self.skin.body.vertices[idx], axis=2)
+            col += k
         near = np.maximum(np.clip((dmin + CONTACT_BAND_M - dp) / CONTACT_BAND_M, 0.0, 1.0),
                           np.clip((CONTACT_RADIUS_FAR_M - dp) / (CONTACT_RADIUS_FAR_M - CONTACT_RADIUS_M), 0.0, 1.0))
         foreign = np.clip((dc - dp - FOREIGN_FROM_M) / (FOREIGN_FULL_M - FOREIGN_FROM_M), 0.0, 1.0)
