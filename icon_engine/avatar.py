@@ -73,8 +73,10 @@ FIELD_SLOPE = 0.5
 #: A body part whose nearest vertex weighs less than exp(−FIELD_CUTOFF) ≈ 1e-12 of the nearest vertex's weight in
 #: :meth:`SkinningField.weights` is left out of a point's blend (it cannot change the weights).
 FIELD_CUTOFF = 27.6
-#: Cell size (metres) of the part-distance bounds that skip those parts' k-d searches.
+#: Cell size (metres) of the part-distance lower bounds that skip those parts' k-d searches.
 FIELD_CELL_M = 0.04
+#: Cap of the cell bounds (metres): a far-away nearest-neighbour search is slow, a bounded one quick.
+FIELD_BOUND_REACH_M = 0.4
 #: Posed body vertices of each part examined for contact; a vertex counts when it is at most CONTACT_BAND_M
 #: farther from x_p than the closest body vertex (metres) ...
 CONTACT_NEIGHBOURS = 4
@@ -219,24 +221,32 @@ class SkinningField:
         n = len(points)
         if n == 0:
             return np.zeros((0, self.lbs_sparse.shape[1])), np.zeros(0)
-        d_near, _ = self.tree.query(points)  # d_min over all parts
-        d0 = d_near.reshape(n, 1)
-        sig = FIELD_SIGMA_M + FIELD_SLOPE * d0[:, 0]
-        reach2 = d_near * d_near + 2.0 * sig * sig * FIELD_CUTOFF  # farther vertices weigh < exp(−FIELD_CUTOFF)
-        # each part's distance bounded from below per point (2 cm cells): a part beyond reach2 is not searched
-        # (weight 0, as exp(−FIELD_CUTOFF) ≈ 0)
-        lower = _cell_lower_bounds(points, self.part_trees, float(np.sqrt(reach2.max())))
+        # Parts that cannot weigh in are not searched: first the part nearest to the point's cell (lower bound,
+        # 4 cm cells), whose nearest vertex bounds d_min from above; then every other part whose lower bound is
+        # within the reach of that bound (beyond it a vertex weighs < exp(−FIELD_CUTOFF) ≈ 1e-12 of the nearest;
+        # the part holding the nearest vertex is always searched, so d_min is exact).
         widths = [min(k, len(ids)) for _, ids in self.part_trees]
-        d = np.full((n, sum(widths)), np.inf)
-        idx = np.zeros((n, sum(widths)), dtype=np.int64)
-        col = 0
-        for j, ((tree, ids), kk) in enumerate(zip(self.part_trees, widths, strict=True)):
-            sel = np.nonzero(lower[:, j] ** 2 <= reach2)[0]
+        starts = np.concatenate([[0], np.cumsum(widths)])
+        d = np.full((n, int(starts[-1])), np.inf)
+        idx = np.zeros((n, int(starts[-1])), dtype=np.int64)
+        lower = _cell_lower_bounds(points, self.part_trees, FIELD_BOUND_REACH_M)
+        first = lower.argmin(axis=1)
+
+        def search(j: int, sel: np.ndarray) -> None:
+            tree, ids = self.part_trees[j]
             if len(sel):
-                dd, ii = tree.query(points[sel], k=kk)
-                d[sel, col:col + kk] = dd.reshape(len(sel), kk)
-                idx[sel, col:col + kk] = ids[ii.reshape(len(sel), kk)]
-            col += kk
+                dd, ii = tree.query(points[sel], k=widths[j])
+                d[sel, starts[j]:starts[j + 1]] = dd.reshape(len(sel), widths[j])
+                idx[sel, starts[j]:starts[j + 1]] = ids[ii.reshape(len(sel), widths[j])]
+
+        for j in range(len(widths)):
+            search(j, np.nonzero(first == j)[0])
+        d_up = d.min(axis=1)
+        sig = FIELD_SIGMA_M + FIELD_SLOPE * d_up
+        reach2 = d_up * d_up + 2.0 * sig * sig * FIELD_CUTOFF
+        for j in range(len(widths)):
+            search(j, np.nonzero((first != j) & (lower[:, j] ** 2 <= reach2))[0])
+        d0 = d.min(axis=1, keepdims=True)
         sigma = FIELD_SIGMA_M + FIELD_SLOPE * d0
         a = np.exp(-(d * d - d0 * d0) / (2.0 * sigma * sigma))
         a /= a.sum(axis=1, keepdims=True)
@@ -257,8 +267,8 @@ def _cell_lower_bounds(points: np.ndarray, trees: list[tuple[cKDTree, np.ndarray
                        cell_m: float = FIELD_CELL_M) -> np.ndarray:
     """(N, P) lower bounds (metres) of the distance from each of ``points`` (N, 3) to the points of each of the P
     ``trees``: the tree's distance from the centre of the point's cube of edge ``cell_m`` minus its half diagonal
-    (one k-d query per occupied cell and tree instead of one per point); inf where that is beyond ``beyond``
-    (metres: the bounded search is quick, an unbounded one from far away visits much of the tree)."""
+    (one k-d query per occupied cell and tree instead of one per point), at most ``beyond`` (metres: the search
+    is bounded there; an unbounded one from far away visits much of the tree)."""
     cell = np.floor(points / cell_m).astype(np.int64)
     low = cell.min(axis=0)
     span = cell.max(axis=0) - low + 1
@@ -269,7 +279,7 @@ def _cell_lower_bounds(points: np.ndarray, trees: list[tuple[cKDTree, np.ndarray
     first[inv] = np.arange(len(points))
     centres = (cell[first] + 0.5) * cell_m
     half = cell_m * np.sqrt(3.0) / 2.0
-    return np.stack([np.maximum(tree.query(centres, distance_upper_bound=beyond + half)[0] - half, 0.0)[inv]
+    return np.stack([np.clip(tree.query(centres, distance_upper_bound=beyond + half)[0] - half, 0.0, beyond)[inv]
                      for tree, _ in trees], axis=1)
 
 
