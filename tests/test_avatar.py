@@ -13,11 +13,13 @@ import pytest
 
 from bench import avatar as bench_avatar
 from bench import synthetic as syn
+from icon_engine import avatar as avatar_module
 from icon_engine.avatar import (
     FIELD_NEIGHBOURS,
     FIELD_SIGMA_M,
     FIELD_SLOPE,
     JOINT_PART,
+    CanonicalOccupancy,
     SkinningField,
     build_avatar,
     canonical_body,
@@ -28,7 +30,7 @@ from icon_engine.avatar import (
 from icon_engine.bundle.skeleton import PARENTS, skin_vertices
 from icon_engine.errors import EngineError
 from icon_engine.mesh_queries import MeshQuery
-from icon_engine.rig import torn_faces
+from icon_engine.rig import pose_relative_to_rest, torn_faces
 
 PAR = np.asarray(PARENTS)
 
@@ -190,3 +192,22 @@ def test_skinning_field_skips_only_parts_that_cannot_weigh_in(crossed, model):
     np.testing.assert_allclose(d0, d0_ref, atol=1e-12)
     np.testing.assert_allclose(w, w_ref, atol=1e-9)
     assert field.weights(points[:0])[0].shape == (0, w.shape[1])
+
+
+def test_contact_weights_equal_the_search_of_every_part(crossed, model, monkeypatch):
+    s, fit, _ = crossed
+    body = pose_body(canonical_body(fit, model), canonical_pose_angles())
+    pose = pose_relative_to_rest(np.asarray(fit.full_pose).reshape(-1, 3), canonical_pose_angles())
+    field = SkinningField(body, pose, fit.transl)
+    posed = field.warp(body.vertices, body.lbs_weights)
+    occ = CanonicalOccupancy(field, posed, MeshQuery(s.clothed_vertices, s.clothed_faces), np.zeros(len(posed)))
+    rng = np.random.default_rng(5)
+    x_c = np.concatenate([body.vertices[rng.integers(0, len(posed), 3000)] + rng.normal(0.0, 0.03, (3000, 3)),
+                          body.vertices.mean(axis=0) + rng.uniform(-0.8, 0.8, (300, 3))])
+    w, d_c = field.weights(x_c)
+    x_p = field.warp(x_c, w)
+    c = occ.contact(x_c, x_p, d_c)
+    assert (c > 0.5).sum() > 50  # the crossed arms touch the torso: a real contact zone is tested
+    no_bounds = lambda pts, trees, beyond: np.zeros((len(pts), len(trees)))  # noqa: E731
+    monkeypatch.setattr(avatar_module, "_cell_lower_bounds", no_bounds)
+    np.testing.assert_array_equal(occ.contact(x_c, x_p, d_c), c)  # no part skipped: the same weights
