@@ -209,18 +209,32 @@ class SkinningField:
         self.rot = glob_r
         self.off = glob_t - np.einsum("jab,jb->ja", glob_r, body.joints) + np.asarray(transl).reshape(1, 3)
         self._transforms = np.concatenate([glob_r.reshape(-1, 9), self.off], axis=1)  # (55, 12) [R_j | o_j]
+        self._vertex_transforms = np.asarray(self.lbs_sparse @ self._transforms)  # (V, 12): each vertex's LBS
 
     def weights(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
-        """(weights (N, 55), distance to the nearest body vertex (N,)) of canonical points (N, 3).
+        """(weights (N, 55), distance to the nearest body vertex (N,)) of canonical points (N, 3)
+        (:meth:`_blend` times the body's LBS weights)."""
+        blend, d0 = self._blend(np.asarray(points, dtype=np.float64), k)
+        return (blend @ self.lbs_sparse).toarray(), d0
+
+    def warp_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(posed points (N, 3), distance to the nearest body vertex (N,)) of canonical points (N, 3): the same as
+        :meth:`warp` with :meth:`weights`, blending the body vertices' LBS transforms directly (no (N, 55))."""
+        points = np.asarray(points, dtype=np.float64)
+        blend, d0 = self._blend(points)
+        t = blend @ self._vertex_transforms  # (N, 12)
+        return np.einsum("nab,nb->na", t[:, :9].reshape(-1, 3, 3), points) + t[:, 9:], d0
+
+    def _blend(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[sp.csr_matrix, np.ndarray]:
+        """(sparse (N, V) blend of body vertices, distance to the nearest body vertex (N,)) of canonical points.
 
         Per body part, the ``k`` nearest vertices of that part; every vertex weighs
         ``exp(−(d² − d_min²) / 2σ²)`` with ``σ = FIELD_SIGMA_M + FIELD_SLOPE · d_min`` (``d_min`` over all parts),
         so a point between two legs blends both legs evenly and the field has no seam where the nearest part
         changes."""
-        points = np.asarray(points, dtype=np.float64)
         n = len(points)
         if n == 0:
-            return np.zeros((0, self.lbs_sparse.shape[1])), np.zeros(0)
+            return sp.csr_matrix((0, len(self.body.vertices))), np.zeros(0)
         # Parts that cannot weigh in are not searched: first the part nearest to the point's cell (lower bound,
         # 4 cm cells), whose nearest vertex bounds d_min from above; then every other part whose lower bound is
         # within the reach of that bound (beyond it a vertex weighs < exp(−FIELD_CUTOFF) ≈ 1e-12 of the nearest;
@@ -254,7 +268,7 @@ class SkinningField:
         # hold a few joints each, so this never builds the dense (N, K, 55) gather
         blend = sp.csr_matrix((a.ravel(), idx.ravel(), np.arange(0, n * a.shape[1] + 1, a.shape[1])),
                               shape=(n, len(self.body.vertices)))
-        return (blend @ self.lbs_sparse).toarray(), d0[:, 0]
+        return blend, d0[:, 0]
 
     def warp(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Canonical points (N, 3) → posed points (N, 3) by LBS with per-point ``weights`` (N, 55)."""
@@ -399,8 +413,7 @@ class CanonicalOccupancy:
 
     def _evaluate(self, x_c: np.ndarray) -> np.ndarray:
         """(N, 2): F and whether the point is in a contact zone (weight > 0.5)."""
-        w, d_c = self.skin.weights(x_c)
-        x_p = self.skin.warp(x_c, w)
+        x_p, d_c = self.skin.warp_points(x_c)
         f = -self.clothed.signed_distance(x_p)
         c = self.contact(x_c, x_p, d_c)
         sel = np.nonzero(c > 0)[0]

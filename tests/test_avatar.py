@@ -192,6 +192,9 @@ def test_skinning_field_skips_only_parts_that_cannot_weigh_in(crossed, model):
     np.testing.assert_allclose(d0, d0_ref, atol=1e-12)
     np.testing.assert_allclose(w, w_ref, atol=1e-9)
     assert field.weights(points[:0])[0].shape == (0, w.shape[1])
+    x_p, d = field.warp_points(points)  # the field's warp without the (N, 55) weights
+    np.testing.assert_allclose(x_p, field.warp(points, w), atol=1e-12)
+    np.testing.assert_array_equal(d, d0)
 
 
 def test_contact_weights_equal_the_search_of_every_part(crossed, model, monkeypatch):
