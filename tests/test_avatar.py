@@ -13,8 +13,13 @@ import pytest
 
 from bench import avatar as bench_avatar
 from bench import synthetic as syn
+from icon_engine import avatar as avatar_module
 from icon_engine.avatar import (
+    FIELD_NEIGHBOURS,
+    FIELD_SIGMA_M,
+    FIELD_SLOPE,
     JOINT_PART,
+    CanonicalOccupancy,
     SkinningField,
     build_avatar,
     canonical_body,
@@ -25,7 +30,7 @@ from icon_engine.avatar import (
 from icon_engine.bundle.skeleton import PARENTS, skin_vertices
 from icon_engine.errors import EngineError
 from icon_engine.mesh_queries import MeshQuery
-from icon_engine.rig import torn_faces
+from icon_engine.rig import pose_relative_to_rest, torn_faces
 
 PAR = np.asarray(PARENTS)
 
@@ -154,3 +159,58 @@ def test_bad_input_is_reported(model, hips):
         build_avatar(np.zeros((0, 3)), np.zeros((0, 3), int), fit, model)
     with pytest.raises(EngineError):
         build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, rest_pose="Q")
+
+
+def _brute_field_weights(field: SkinningField, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The skinning field's definition with every part searched (no skipped parts): reference weights, d_min."""
+    body = field.body
+    ds, ids = [], []
+    for p in np.unique(body.parts):
+        verts = np.nonzero(body.parts == p)[0]
+        dist = np.linalg.norm(points[:, None, :] - body.vertices[verts][None], axis=2)
+        order = np.argsort(dist, axis=1)[:, :FIELD_NEIGHBOURS]
+        ds.append(np.take_along_axis(dist, order, axis=1))
+        ids.append(verts[order])
+    d, idx = np.concatenate(ds, axis=1), np.concatenate(ids, axis=1)
+    d0 = d.min(axis=1, keepdims=True)
+    sigma = FIELD_SIGMA_M + FIELD_SLOPE * d0
+    a = np.exp(-(d * d - d0 * d0) / (2 * sigma * sigma))
+    a /= a.sum(axis=1, keepdims=True)
+    return np.einsum("nk,nkj->nj", a, body.lbs_weights[idx]), d0[:, 0]
+
+
+def test_skinning_field_skips_only_parts_that_cannot_weigh_in(crossed, model):
+    s, fit, _ = crossed
+    field = SkinningField(pose_body(canonical_body(fit, model), canonical_pose_angles()), fit.full_pose, fit.transl)
+    rng = np.random.default_rng(3)
+    v = field.body.vertices
+    near = v[rng.integers(0, len(v), 600)] + rng.normal(0.0, 0.03, (600, 3))  # around the body, between parts
+    far = v.mean(axis=0) + rng.uniform(-1.0, 1.0, (200, 3))  # up to ~1 m away: box corners
+    points = np.concatenate([near, far])
+    w, d0 = field.weights(points)
+    w_ref, d0_ref = _brute_field_weights(field, points)
+    np.testing.assert_allclose(d0, d0_ref, atol=1e-12)
+    np.testing.assert_allclose(w, w_ref, atol=1e-9)
+    assert field.weights(points[:0])[0].shape == (0, w.shape[1])
+    x_p, d = field.warp_points(points)  # the field's warp without the (N, 55) weights
+    np.testing.assert_allclose(x_p, field.warp(points, w), atol=1e-12)
+    np.testing.assert_array_equal(d, d0)
+
+
+def test_contact_weights_equal_the_search_of_every_part(crossed, model, monkeypatch):
+    s, fit, _ = crossed
+    body = pose_body(canonical_body(fit, model), canonical_pose_angles())
+    pose = pose_relative_to_rest(np.asarray(fit.full_pose).reshape(-1, 3), canonical_pose_angles())
+    field = SkinningField(body, pose, fit.transl)
+    posed = field.warp(body.vertices, body.lbs_weights)
+    occ = CanonicalOccupancy(field, posed, MeshQuery(s.clothed_vertices, s.clothed_faces), np.zeros(len(posed)))
+    rng = np.random.default_rng(5)
+    x_c = np.concatenate([body.vertices[rng.integers(0, len(posed), 3000)] + rng.normal(0.0, 0.03, (3000, 3)),
+                          body.vertices.mean(axis=0) + rng.uniform(-0.8, 0.8, (300, 3))])
+    w, d_c = field.weights(x_c)
+    x_p = field.warp(x_c, w)
+    c = occ.contact(x_c, x_p, d_c)
+    assert (c > 0.5).sum() > 50  # the crossed arms touch the torso: a real contact zone is tested
+    no_bounds = lambda pts, trees, beyond: np.zeros((len(pts), len(trees)))  # noqa: E731
+    monkeypatch.setattr(avatar_module, "_cell_lower_bounds", no_bounds)
+    np.testing.assert_array_equal(occ.contact(x_c, x_p, d_c), c)  # no part skipped: the same weights
