@@ -59,7 +59,7 @@ from .errors import EngineError
 from .geometry.device import on_device
 from .geometry.laplacian import adjacency, mesh_laplacian
 from .geometry.normals import face_normals, signed_volume, vertex_normals
-from .geometry.raster import fragments, one_torch_thread
+from .geometry.raster import fragments
 from .mesh_queries import rasterize as mesh_rasterize
 
 #: Photo weight ramp over the cosine between the surface normal and the direction to the camera.
@@ -253,17 +253,8 @@ def uv_texels(uv: np.ndarray, size: int, device: str = "cpu") -> UVTexels:
 
 def _fragments(tri: np.ndarray, width: int, height: int,
                device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`icon_engine.geometry.raster.fragments` of 2-D triangles (F, 3, 2) pixels, on one torch thread
-    throughout: ``fragments`` concatenates its chunks after leaving its own one-thread block, and on the shared
-    2-core machine that concatenation alone took 0.3 s CPU of a 1024² atlas on two threads (1 ms on one).
-    Off the CPU (``device``) the triangles go to the device and the rasteriser runs there."""
-    import torch
-
-    tri = on_device(tri, device)
-    if isinstance(tri, torch.Tensor):
-        return fragments(tri, width, height)
-    with one_torch_thread("cpu"):
-        return fragments(torch.from_numpy(np.ascontiguousarray(tri, dtype=np.float64)), width, height)
+    """:func:`icon_engine.geometry.raster.fragments` of 2-D triangles (F, 3, 2) pixels, run on ``device``."""
+    return fragments(on_device(tri, device), width, height)
 
 
 def rasterize_uv(uv: np.ndarray, size: int, texels: UVTexels | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -234,14 +234,14 @@ def fragments(tri: ArrayLike, width: int, height: int) -> tuple[np.ndarray, np.n
     it."""
     t = _as_tensor(tri, torch.float64)
     out_f, out_p, out_b = [], [], []
-    with torch.no_grad(), one_torch_thread(t.device):
+    with torch.no_grad(), one_torch_thread(t.device):  # the concatenation too (0.3 s of a 1024² atlas on 2 threads)
         for face, px, py, bary in fragment_chunks(t, int(width), int(height)):
             out_f.append(face)
             out_p.append(py * int(width) + px)
             out_b.append(bary)
-    if not out_f:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
-    return (_to_numpy(torch.cat(out_f)), _to_numpy(torch.cat(out_p)), _to_numpy(torch.cat(out_b)))
+        if not out_f:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
+        return (_to_numpy(torch.cat(out_f)), _to_numpy(torch.cat(out_p)), _to_numpy(torch.cat(out_b)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
