@@ -309,6 +309,15 @@ def harmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray,
 # Photo sampling
 
 
+def _one_fragment_per_texel(texels: UVTexels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(texel (T,), face (T,), barycentrics (T, 3)) with one fragment per covered texel: a texel on an edge shared
+    by two faces keeps the last one."""
+    last = np.full(texels.size * texels.size, -1, dtype=np.int64)
+    last[texels.texel] = np.arange(len(texels.texel))
+    pick = last[last >= 0]
+    return texels.texel[pick], texels.face[pick], texels.bary[pick]
+
+
 def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Sample (H, W, C) at continuous pixel coordinates (N, 2) (pixel centres at integer + 0.5), edge-clamped:
     (N, C) float32."""
@@ -392,13 +401,66 @@ def _pixels(cam: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     """World points (N, 3) → (pixel coordinates (N, 2), camera depth (N,), in front and inside the image (N,),
     flat pixel index row · width + column (N,), 0 where not inside)."""
     xy, z = cam.project(points)
+    return (xy, z, *_pixel_index(cam, xy, z))
+
+
+def _pixel_index(cam: Camera, xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Projected points (pixel coordinates (N, 2), camera depth (N,)) → (in front and inside the image (N,), flat
+    pixel index row · width + column (N,), 0 where not inside)."""
     col, row = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
     inside = (z > 1e-4) & (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
-    return xy, z, inside, np.where(inside, row * cam.width + col, 0)
+    return inside, np.where(inside, row * cam.width + col, 0)
 
 
-def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray,
-                  allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _view_cos(cam: Camera, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(N,) cosine between unit ``normals`` (N, 3) and the direction from world ``points`` (N, 3) to the camera."""
+    to_cam = cam.center[None] - points
+    return np.einsum("ij,ij->i", normals, to_cam) / np.maximum(np.sqrt(np.einsum("ij,ij->i", to_cam, to_cam)),
+                                                               1e-12)
+
+
+@dataclass
+class _Projected:
+    """Surface points as one camera sees them: pixel coordinates (N, 2), camera depth (N,) metres, cosine of the
+    view angle (N,) (what :func:`_photo_weight` computes from world points and unit normals)."""
+
+    xy: np.ndarray
+    z: np.ndarray
+    cos: np.ndarray
+
+
+def _project_interpolated(cam: Camera, per_vertex_cam: np.ndarray, faces: np.ndarray,
+                          bary: np.ndarray) -> _Projected:
+    """:class:`_Projected` of points inside faces (``faces`` (T, 3) vertex ids, ``bary`` (T, 3) barycentrics) from
+    the vertices' camera-frame positions and normals ``per_vertex_cam`` (N, 6) (:meth:`Camera.to_camera`, R · n).
+
+    The point's camera-frame position is the barycentric blend of its corners' (the world → camera map is affine),
+    so nothing is projected twice; the normal is the blend of the corners' normals, normalised (as
+    :func:`_photo_weight`'s callers do in the world frame: a rotation changes neither length nor cosine). Float32."""
+    g = _interpolate(bary, faces, per_vertex_cam)
+    p, n = g[:, :3], g[:, 3:]
+    z = p[:, 2]
+    K = np.asarray(cam.K, dtype=np.float32)
+    zs = np.maximum(z, np.float32(1e-9))
+    xy = np.stack([(K[0, 0] * p[:, 0] + K[0, 1] * p[:, 1]) / zs + K[0, 2], K[1, 1] * p[:, 1] / zs + K[1, 2]], axis=1)
+    # camera at the origin: cos = n · (−p) / (|n| |p|)
+    norm = np.sqrt(np.einsum("ij,ij->i", n, n) * np.einsum("ij,ij->i", p, p))
+    cos = -np.einsum("ij,ij->i", n, p) / np.maximum(norm, np.float32(1e-12))
+    return _Projected(xy, z, cos)
+
+
+def _interpolate(bary: np.ndarray, faces: np.ndarray, per_vertex: np.ndarray) -> np.ndarray:
+    """Barycentric blend (T, C) of per-vertex values (N, C) at points with corner ids ``faces`` (T, 3) and
+    ``bary`` (T, 3) (three gathers and multiply-adds: no (T, 3, C) temporary)."""
+    out = bary[:, 0:1] * per_vertex[faces[:, 0]]
+    out += bary[:, 1:2] * per_vertex[faces[:, 1]]
+    out += bary[:, 2:3] * per_vertex[faces[:, 2]]
+    return out
+
+
+def _photo_weight(view: _View, points: np.ndarray | None, normals: np.ndarray | None,
+                  allowed: np.ndarray | None = None,
+                  projected: _Projected | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Photo weight in [0, 1] of surface points (N, 3) with unit normals, and their pixel coordinates (N, 2).
 
     ``allowed`` (N,) int bit masks (bit p: part p, :func:`_near_parts`): with the view's parts
@@ -407,9 +469,15 @@ def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray,
     two parts touch (a hand on the head, an arm against the torso), the hidden one passes the depth test but the
     pixel shows the other, and along the outline of a part in front of another the photo's pixels mix both (a
     raised arm a few pixels off the photo's arm sees the hair behind it): without this, it would take their
-    colour instead of its own part's fill."""
+    colour instead of its own part's fill. ``projected``: the points' :class:`_Projected` when already at hand
+    (then ``points`` and ``normals`` are not read)."""
     cam = view.camera
-    xy, z, inside, pix = _pixels(cam, points)
+    if projected is None:
+        xy, z = cam.project(points)
+        cos = _view_cos(cam, points, normals)
+    else:
+        xy, z, cos = projected.xy, projected.z, projected.cos
+    inside, pix = _pixel_index(cam, xy, z)
     vis = inside & (z <= view.layers.zbuf[pix] + DEPTH_TOLERANCE)
     if view.shift.any():  # the photo is read where its person lies (several photos: each one's registration)
         xy = xy + view.shift[None]
@@ -420,8 +488,6 @@ def _photo_weight(view: _View, points: np.ndarray, normals: np.ndarray,
         vis &= view.mask.reshape(-1)[pix]
     if allowed is not None and view.part_bits is not None:
         vis &= (view.part_bits[pix] & ~allowed) == 0
-    to_cam = cam.center[None] - points
-    cos = np.einsum("ij,ij->i", normals, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
     return np.where(vis, _ramp(cos), 0.0), xy
 
 
@@ -1345,28 +1411,27 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
 
     clock.lap("vertex_colours")
     report(0.7, "Baking the texture")
-    # one fragment per texel (a texel on an edge shared by two faces keeps the last one)
-    last = np.full(size * size, -1, dtype=np.int64)
-    last[texels.texel] = np.arange(len(texels.texel))
-    pick = last[last >= 0]
-    tpix, tf, tb = texels.texel[pick], texels.face[pick], texels.bary[pick]
-    points, normals = [], []
-    for pv, pn in zip(pose_v, pose_n, strict=True):
-        points.append(np.einsum("nk,nkc->nc", tb, pv.astype(np.float32)[f[tf]]))
-        nrm = np.einsum("nk,nkc->nc", tb, pn.astype(np.float32)[f[tf]])
-        normals.append(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12))
+    tpix, tf, tb = _one_fragment_per_texel(texels)
+    corners = f[tf]  # (T, 3) vertex ids of each texel's face
     near_t = None if near_f is None else near_f[tf]
+    fill_t = _interpolate(tb, corners, fill_v.astype(np.float32))
     if others:
+        points, normals = [], []
+        for pv, pn in zip(pose_v, pose_n, strict=True):
+            points.append(_interpolate(tb, corners, pv.astype(np.float32)))
+            nrm = _interpolate(tb, corners, pn.astype(np.float32))
+            normals.append(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12))
         colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains, near_t)
-    else:
-        alpha_t, xy_t = _photo_weight(view, points[0], normals[0], near_t)
+    else:  # one photo: the texels' pixels and view angles come from the vertices' camera-frame positions
+        v_cam = np.concatenate([camera.to_camera(v), vn @ camera.R.T], axis=1).astype(np.float32)
+        alpha_t, xy_t = _photo_weight(view, None, None, near_t, _project_interpolated(camera, v_cam, corners, tb))
         colour_t = _bilinear(photo, xy_t)
     alpha_t = alpha_t.astype(np.float32)[:, None]
-    fill_t = np.einsum("nk,nkc->nc", tb, fill_v.astype(np.float32)[f[tf]])
     if parts is not None and not others:  # one photo: the legs' hidden side takes the pattern seen through them
-        part_t = parts[f[tf, 0]]
-        need = (alpha_t[:, 0] < 1.0) & np.isin(part_t, DETAIL_PARTS)
-        fill_t[need] += _see_through_detail(view, points[0][need], part_t[need])
+        part_t = parts[corners[:, 0]]
+        need = np.nonzero((alpha_t[:, 0] < 1.0) & np.isin(part_t, DETAIL_PARTS))[0]
+        points_need = _interpolate(tb[need], corners[need], v)
+        fill_t[need] += _see_through_detail(view, points_need, part_t[need])
     texel = alpha_t * colour_t.astype(np.float32) + (1 - alpha_t) * fill_t
     image = np.zeros((size * size, 3), dtype=np.uint8)
     image[tpix] = np.clip(np.rint(texel), 0, 255).astype(np.uint8)
