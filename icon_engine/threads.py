@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -88,3 +88,23 @@ def map_rows(fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray, workers
     with ThreadPoolExecutor(max_workers=min(workers, blocks), thread_name_prefix="icon-rows") as pool:
         parts = list(pool.map(fn, [points[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]))
     return np.concatenate(parts, axis=0)
+
+
+def in_background(fn: Callable[..., Any], *args: Any) -> Future:
+    """Start ``fn(*args)`` on a thread of its own and return its :class:`~concurrent.futures.Future` (``result()``
+    waits for it and raises its error); with one worker (:func:`cpu_workers`) it runs inline, before returning.
+
+    For a stage's independent branch (the texture's atlas beside its photo sampling): numpy, OpenCV and torch
+    release the GIL in their kernels, so the two branches share the cores. If the caller fails before asking for
+    the result, the thread still runs ``fn`` to its end (its result is dropped)."""
+    if cpu_workers() < 2:
+        done: Future = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
+            done.set_exception(exc)
+        return done
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="icon-background")
+    job = pool.submit(fn, *args)
+    pool.shutdown(wait=False)  # the thread ends with the job
+    return job
