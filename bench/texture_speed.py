@@ -8,8 +8,10 @@ Three modes, run as ``python bench/texture_speed.py``:
 2. default: bake each cached case (``--cases``, default every file in the cache) ``--reps`` times after one warm-up
    bake, print wall and CPU (``time.process_time``, all threads) of the whole bake and of its steps
    (``Texture.stats``), min and median, with the load average; ``--profile``: one more bake under cProfile (CPU
-   clock) and the functions with the largest cumulative time; ``--save DIR``: the last bake's atlas, UVs and
-   vertex colours as ``DIR/<case>.npz``.
+   clock; it sees the calling thread only, not the atlas' thread nor the texel blocks') and the functions with the
+   largest cumulative time; ``--save DIR``: the last bake's atlas, UVs and vertex colours as ``DIR/<case>.npz``;
+   ``--tree DIR``: bake with the ``icon_engine`` of another checkout (``git archive REV icon_engine | tar -x -C
+   DIR``), to alternate old and new code in separate processes on the same inputs.
 3. ``--compare DIR_A DIR_B``: for each case saved in both, the mean absolute RGB difference (0–255) of the
    atlases on the texels both cover, of the vertex colours, and of a front and a back render
    (:func:`icon_engine.texture.render_textured`); ``--sheet FILE`` writes those renders side by side (A | B).
@@ -30,7 +32,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# ``--tree DIR``: time the icon_engine package of another checkout (e.g. ``git archive OLD icon_engine | tar -x -C
+# DIR``), so old and new code run in alternate processes on the same inputs
+_TREE = sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv[:-1] else str(ROOT)
+sys.path.insert(0, _TREE)
 DEV = ROOT.parent / "shared" / "images" / "dev"
 #: Default cache of the texture inputs (outside the repository).
 CACHE = Path("/tmp/icon_texture_speed")
@@ -191,6 +196,7 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None)
     ap.add_argument("--compare", nargs=2, type=Path, default=None)
     ap.add_argument("--sheet", type=Path, default=None)
+    ap.add_argument("--tree", type=Path, default=ROOT, help="checkout whose icon_engine bakes (default: this one)")
     args = ap.parse_args()
     if args.prepare is not None:
         prepare(args.prepare or [DEV / "icon_003883.jpg"], args.quality, args.cache)
@@ -205,6 +211,7 @@ def main() -> None:
     for path in paths:
         case = load_case(path)
         results[path.stem], tex = bake(case, args.reps, args.profile, args.top)
+        results[path.stem]["tree"] = str(args.tree)
         print(path.stem, json.dumps(results[path.stem]), flush=True)
         if args.save is not None:
             args.save.mkdir(parents=True, exist_ok=True)
