@@ -1,0 +1,88 @@
+"""The texture stage's machinery (issue 16, texture speed): texels projected from the vertices' camera frame, the
+atlas on its own thread, texel blocks on the cores — each must give what the plain path gives."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from bench.repose import capsule_body, dressed_subject, front_camera, named_pose, synthetic_photo
+from icon_engine import texture
+from icon_engine.bundle import skin_vertices
+from icon_engine.bundle.skeleton import PARENTS
+from icon_engine.geometry.normals import vertex_normals
+from icon_engine.threads import WORKERS_ENV, in_background
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A dressed capsule subject in its photo pose, seen from the front, with the synthetic photo and mask."""
+    body = capsule_body()
+    subject = dressed_subject(body, skirt=True)
+    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
+                          named_pose("photo"))
+    cam = front_camera()
+    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam)
+    return posed, np.asarray(subject.faces, dtype=np.int64), cam, rgb, mask
+
+
+def test_texels_projected_from_the_camera_frame_match_the_world_path(scene):
+    """Pixel, depth and view-angle cosine of points inside faces, blended from the vertices' camera-frame positions
+    and normals, equal the projection of the blended world point with the blended unit normal."""
+    v, f, cam, _, _ = scene
+    rng = np.random.default_rng(0)
+    tf = rng.integers(0, len(f), 5000)
+    bary = rng.dirichlet(np.ones(3), len(tf)).astype(np.float32)
+    corners = f[tf]
+    vn = vertex_normals(v, f)
+    per_vertex = np.concatenate([cam.to_camera(v), vn @ cam.R.T], axis=1).astype(np.float32)
+    got = texture._project_interpolated(cam, per_vertex, corners, bary)
+    points = np.einsum("tk,tkc->tc", bary, v[corners])
+    normals = np.einsum("tk,tkc->tc", bary, vn[corners])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    xy, z = cam.project(points)
+    assert np.abs(got.xy - xy).max() < 2e-3  # pixels (float32)
+    assert np.abs(got.z - z).max() < 1e-5  # metres
+    assert np.abs(got.cos - texture._view_cos(cam, points, normals)).max() < 1e-4
+    # and the photo weight from it is the world path's
+    view = texture._View(texture.depth_layers(v, f, cam), np.ones((cam.height, cam.width), bool),
+                         np.zeros((cam.height, cam.width, 3), np.float32), cam)
+    a_world, _ = texture._photo_weight(view, points, normals)
+    a_cam, _ = texture._photo_weight(view, None, None, projected=got)
+    assert (a_world > 0).sum() > 500
+    assert np.mean(np.abs(a_world - a_cam) > 1e-3) < 1e-3  # only points at the depth tolerance's edge may flip
+
+
+def test_the_bake_is_the_same_on_one_core_and_on_two(scene, monkeypatch):
+    """Atlas on its own thread and texels in blocks (two workers) give exactly the inline bake (one worker)."""
+    v, f, cam, rgb, mask = scene
+    parts = np.where(v[:, 1] > np.median(v[:, 1]), texture.PART_TORSO, texture.PART_LEFT_LEG)
+    out = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv(WORKERS_ENV, workers)
+        out[workers] = texture.bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts,
+                                            atlas="projection")
+    one, two = out["1"], out["2"]
+    assert one.stats["texel_coverage"] * 1024**2 > 200_000  # enough texels for two blocks
+    np.testing.assert_array_equal(one.uv, two.uv)
+    np.testing.assert_array_equal(one.image, two.image)
+    np.testing.assert_array_equal(one.vertex_colors, two.vertex_colors)
+    for stats in (one.stats, two.stats):
+        assert {"unwrap", "visibility", "vertex_colours", "bake", "dilate", "total"} <= set(stats["cpu_seconds"])
+        assert stats["seconds"]["total"] > 0
+
+
+def test_in_background_runs_inline_on_one_worker_and_hands_errors_back(monkeypatch):
+    """``in_background`` runs on another thread with two workers, inline with one; an error reaches ``result()``."""
+    for workers, inline in (("1", True), ("2", False)):
+        monkeypatch.setenv(WORKERS_ENV, workers)
+        job = in_background(threading.get_ident)
+        assert (job.result(timeout=30) == threading.get_ident()) == inline
+
+        def fail() -> None:
+            raise ValueError("atlas failed")
+
+        with pytest.raises(ValueError, match="atlas failed"):
+            in_background(fail).result(timeout=30)
