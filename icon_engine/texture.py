@@ -1288,9 +1288,11 @@ class _Clock:
         self.cpu_laps: dict[str, float] = {}
 
     def lap(self, name: str, own_thread: bool = False) -> None:
+        """Close the lap ``name`` (added to its earlier laps of that name)."""
         now = (time.perf_counter(), time.process_time(), time.thread_time())
-        self.laps[name] = round(now[0] - self._last[0], 3)
-        self.cpu_laps[name] = round(now[2] - self._last[2] if own_thread else now[1] - self._last[1], 3)
+        cpu = now[2] - self._last[2] if own_thread else now[1] - self._last[1]
+        self.laps[name] = round(self.laps.get(name, 0.0) + now[0] - self._last[0], 3)
+        self.cpu_laps[name] = round(self.cpu_laps.get(name, 0.0) + cpu, 3)
         self._last = now
 
     def total(self) -> None:
@@ -1372,6 +1374,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         raise ValueError(f"unknown atlas kind {atlas!r}")
     # the atlas depends on the mesh only: it is made on a second thread while the photo is sampled
     atlas_job = in_background(_atlas, v, f, int(size), atlas, device)
+    clock.lap("unwrap_wait", own_thread=True)  # the atlas when it ran inline (one worker), else nothing
     report(0.05, "Finding what the photo sees")
     faces_out = f if signed_volume(v, f) >= 0 else f[:, ::-1]
     vn = vertex_normals(v, faces_out)
