@@ -380,13 +380,20 @@ def synthetic_photo(posed: np.ndarray, faces: np.ndarray, rest: np.ndarray, came
     return np.clip(np.rint(img), 0, 255).astype(np.uint8).reshape(shape + (3,)), mask.reshape(shape)
 
 
+def photographed(subject: Subject, pose: np.ndarray) -> tuple[np.ndarray, object, np.ndarray, np.ndarray]:
+    """The subject posed by ``pose`` (55, 3) and photographed from the front (:func:`front_camera`): (posed vertices
+    (N, 3) metres, camera, photo (H, W, 3) uint8, person mask (H, W) bool)."""
+    posed = skin_vertices(subject.rest_vertices, subject.weights, subject.body.joints, np.asarray(PARENTS), pose)
+    cam = front_camera()
+    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam)
+    return posed, cam, rgb, mask
+
+
 def texture_error(subject: Subject, pose: np.ndarray, size: int = 1024) -> dict:
     """Bake a synthetic photo of the posed subject and re-render it: mean colour error on visible pixels."""
     from icon_engine.texture import bake_texture, render_textured
 
-    posed = skin_vertices(subject.rest_vertices, subject.weights, subject.body.joints, np.asarray(PARENTS), pose)
-    cam = front_camera()
-    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam)
+    posed, cam, rgb, mask = photographed(subject, pose)
     t0 = time.perf_counter()
     tex = bake_texture(posed, subject.faces, rgb, mask, cam, size=size)
     secs = time.perf_counter() - t0

@@ -8,10 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from bench.repose import capsule_body, dressed_subject, front_camera, named_pose, synthetic_photo
+from bench.repose import capsule_body, dressed_subject, named_pose, photographed
 from icon_engine import texture
-from icon_engine.bundle import skin_vertices
-from icon_engine.bundle.skeleton import PARENTS
 from icon_engine.geometry.normals import vertex_normals
 from icon_engine.threads import WORKERS_ENV, in_background
 
@@ -19,12 +17,8 @@ from icon_engine.threads import WORKERS_ENV, in_background
 @pytest.fixture(scope="module")
 def scene():
     """A dressed capsule subject in its photo pose, seen from the front, with the synthetic photo and mask."""
-    body = capsule_body()
-    subject = dressed_subject(body, skirt=True)
-    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
-                          named_pose("photo"))
-    cam = front_camera()
-    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam)
+    subject = dressed_subject(capsule_body(), skirt=True)
+    posed, cam, rgb, mask = photographed(subject, named_pose("photo"))
     return posed, np.asarray(subject.faces, dtype=np.int64), cam, rgb, mask
 
 
