@@ -1052,22 +1052,30 @@ def _shelf_pack(sizes: np.ndarray, atlas: float) -> tuple[np.ndarray, float] | N
 def _shelf_pack_free(sizes: np.ndarray, atlas: float) -> tuple[np.ndarray, float, list[list[float]]] | None:
     """:func:`_shelf_pack` and the free rectangles it leaves, [x, y, width, height] (texels): the rest of each
     shelf to its right and the space below the last shelf."""
-    order = np.argsort(-sizes[:, 1], kind="stable")
-    pos = np.zeros_like(sizes)
+    order = np.argsort(-sizes[:, 1], kind="stable")  # tallest first: a shelf's first box sets its height
+    width, height = sizes[order, 0], sizes[order, 1]
+    if len(order) and float(width.max()) > atlas:
+        return None
+    placed = np.zeros((len(order), 2), dtype=np.float64)
     free: list[list[float]] = []
-    x = y = shelf = 0.0
-    placed = []
-    for w, h in sizes[order].tolist():  # Python floats: the same float64 sums, 5× faster than numpy scalars
-        if x + w > atlas:
-            free.append([x, y, atlas - x, shelf])
-            x, y, shelf = 0.0, y + shelf, 0.0
-        if w > atlas or y + h > atlas:
+    y = shelf = x_end = 0.0
+    start = 0
+    while start < len(order):  # one shelf at a time: boxes while their running width stays within the atlas
+        run = np.add.accumulate(width[start:])  # sequential sums: the x a box-by-box loop reaches
+        end = start + int(np.searchsorted(run, atlas, side="right"))
+        shelf = float(height[start])
+        if y + shelf > atlas:
             return None
-        placed.append((x, y))
-        x += w
-        shelf = max(shelf, h)
+        placed[start + 1:end, 0] = run[:end - start - 1]
+        placed[start:end, 1] = y
+        x_end = float(run[end - start - 1])
+        start = end
+        if start < len(order):
+            free.append([x_end, y, atlas - x_end, shelf])
+            y += shelf
+    pos = np.zeros_like(sizes)
     pos[order] = placed
-    free.append([x, y, atlas - x, shelf])
+    free.append([x_end, y, atlas - x_end, shelf])
     free.append([0.0, y + shelf, atlas, atlas - y - shelf])
     return pos, y + shelf, free
 

@@ -80,3 +80,42 @@ def test_in_background_runs_inline_on_one_worker_and_hands_errors_back(monkeypat
 
         with pytest.raises(ValueError, match="atlas failed"):
             in_background(fail).result(timeout=30)
+
+
+def _shelf_pack_reference(sizes: np.ndarray, atlas: float):
+    """Box-by-box shelf packing (the plain loop the vectorised one must reproduce)."""
+    order = np.argsort(-sizes[:, 1], kind="stable")
+    pos, free = np.zeros_like(sizes), []
+    x = y = shelf = 0.0
+    for i in order:
+        w, h = sizes[i]
+        if x + w > atlas:
+            free.append([x, y, atlas - x, shelf])
+            x, y, shelf = 0.0, y + shelf, 0.0
+        if w > atlas or y + h > atlas:
+            return None
+        pos[i] = (x, y)
+        x += w
+        shelf = max(shelf, h)
+    free.append([x, y, atlas - x, shelf])
+    free.append([0.0, y + shelf, atlas, atlas - y - shelf])
+    return pos, y + shelf, free
+
+
+def test_shelf_packing_places_every_box_as_the_box_by_box_loop():
+    """Same positions, used height and free rectangles as the plain loop, and None exactly when it gives None."""
+    rng = np.random.default_rng(3)
+    fits = 0
+    for trial in range(200):
+        n = int(rng.integers(0, 300))
+        sizes = np.ceil(rng.gamma(1.5, 6.0, (n, 2))) + 5.0
+        if trial % 3 == 0:
+            sizes += rng.random((n, 2))  # fractional sizes too
+        atlas = float(rng.choice([64.0, 128.0, 256.0, 1024.0]))
+        got, want = texture._shelf_pack_free(sizes, atlas), _shelf_pack_reference(sizes, atlas)
+        assert (got is None) == (want is None)
+        if want is not None:
+            fits += 1
+            np.testing.assert_array_equal(got[0], want[0])
+            assert got[1] == want[1] and got[2] == want[2]
+    assert 40 < fits < 190  # both outcomes were exercised
