@@ -1021,10 +1021,10 @@ def _chart_labels(normals: np.ndarray, adjacency: np.ndarray, rounds: int = 3) -
     score = normals @ _AXES.T  # (M, 6)
     label = score.argmax(axis=1)
     m = len(normals)
-    for _ in range(rounds):
-        votes = np.zeros((m, 6))
-        np.add.at(votes, (adjacency[:, 0], label[adjacency[:, 1]]), 1.0)
-        np.add.at(votes, (adjacency[:, 1], label[adjacency[:, 0]]), 1.0)
+    for _ in range(rounds):  # neighbour votes per (face, direction) counted by bincount (np.add.at is ~10× slower)
+        votes = (np.bincount(adjacency[:, 0] * 6 + label[adjacency[:, 1]], minlength=m * 6)
+                 + np.bincount(adjacency[:, 1] * 6 + label[adjacency[:, 0]], minlength=m * 6)).reshape(m, 6)
+        votes = votes.astype(np.float64)
         votes[np.arange(m), label] += 1.5
         votes[score < 0.2] = -1.0  # keep each face well in front of its projection plane
         label = votes.argmax(axis=1)
@@ -1145,7 +1145,9 @@ def _projection_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, paddin
 def _replace_faces(texels: UVTexels, idx: np.ndarray, new: UVTexels) -> UVTexels:
     """``texels`` with the fragments of faces ``idx`` (K,) replaced by ``new`` (the :func:`uv_texels` of those K
     faces alone, face k ↦ idx[k])."""
-    keep = ~np.isin(texels.face, idx)
+    replaced = np.zeros(int(max(texels.face.max(initial=-1), idx.max(initial=-1))) + 1, dtype=bool)
+    replaced[idx] = True
+    keep = ~replaced[texels.face]  # a lookup table instead of np.isin's sort
     return UVTexels(np.concatenate([texels.face[keep], idx[new.face]]),
                     np.concatenate([texels.texel[keep], new.texel]),
                     np.concatenate([texels.bary[keep], new.bary]), texels.size)
