@@ -1306,6 +1306,7 @@ class _Clock:
         self._last = now
 
     def total(self) -> None:
+        """Record the whole bake's wall and process CPU (all threads) since the clock started, as ``total``."""
         self.laps["total"] = round(time.perf_counter() - self._start[0], 3)
         self.cpu_laps["total"] = round(time.process_time() - self._start[1], 3)
 
