@@ -1497,7 +1497,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     clock.lap("bake")
     report(0.9, "Blending seams")
     image, grown = _dilate(image, covered, DILATE_TEXELS)
-    image[~grown] = np.clip(np.rint(texel.mean(axis=0)), 0, 255).astype(np.uint8) if len(texel) else 128
+    background = np.clip(np.rint(texel.mean(axis=0)), 0, 255).astype(np.uint8) if len(texel) else np.uint8(128)
+    np.copyto(image, background, where=~grown[..., None])  # (a boolean-mask assignment: 1.5× slower)
     clock.lap("dilate")
     clock.total()
     stats = {
