@@ -387,10 +387,13 @@ class CanonicalOccupancy:
                 d, idx = tree.query(x_p[sel], k=k, distance_upper_bound=_CONTACT_REACH_M)
                 idx = ids[np.minimum(idx.reshape(len(sel), k), len(ids) - 1)]
                 dp[sel, col:col + k] = d.reshape(len(sel), k)
-                dc[sel, col:col + k] = np.linalg.norm(x_c[sel, None, :] - self.skin.body.vertices[idx], axis=2)
+                diff = self.skin.body.vertices[idx] - x_c[sel, None, :]
+                dc[sel, col:col + k] = np.sqrt(np.einsum("nki,nki->nk", diff, diff))
             col += k
-        near = np.maximum(np.clip((dmin + CONTACT_BAND_M - dp) / CONTACT_BAND_M, 0.0, 1.0),
-                          np.clip((CONTACT_RADIUS_FAR_M - dp) / (CONTACT_RADIUS_FAR_M - CONTACT_RADIUS_M), 0.0, 1.0))
+        # near: the larger of two ramps falling with dp (max before clip: one clip); foreign; both in [0, 1]
+        near = np.maximum((dmin + CONTACT_BAND_M - dp) / CONTACT_BAND_M,
+                          (CONTACT_RADIUS_FAR_M - dp) / (CONTACT_RADIUS_FAR_M - CONTACT_RADIUS_M))
+        np.clip(near, 0.0, 1.0, out=near)
         foreign = np.clip((dc - dp - FOREIGN_FROM_M) / (FOREIGN_FULL_M - FOREIGN_FROM_M), 0.0, 1.0)
         c = (near * foreign).max(axis=1)
         # Compression: x_p lies much closer to the posed body than x_c to the canonical body (inside a bent elbow
