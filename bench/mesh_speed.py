@@ -8,13 +8,15 @@ and posed avatar are written (npz) so that two code versions can be compared (``
 Chamfer distance in mm, as tests/test_speed_regression.py measures it).
 
 Run: ``.venv/bin/python bench/mesh_speed.py --quality standard --repeats 2`` (the built-in sample photo);
-``ICON_ENGINE_WORKERS=1`` gives the single-core figures. Figures: docs/benchmarks.md, speed section.
+``ICON_ENGINE_WORKERS=1`` gives the single-core figures; ``--fit-cache /tmp/fit.pkl`` stages one fit in both code
+versions of an A/B comparison. Figures: docs/benchmarks.md, speed section.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -50,6 +52,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--save", type=Path, default=None, help="write the first repeat's meshes here (.npz)")
     ap.add_argument("--compare", type=Path, nargs=2, default=None, help="compare two --save files and exit")
+    ap.add_argument("--fit-cache", type=Path, default=None,
+                    help="pickle of (fit, observation, image) written by this script: reused when present, written "
+                         "when absent, so that two code versions stage the very same fit (this bench's own file)")
     args = ap.parse_args()
     if args.compare:
         compare(*args.compare)
@@ -69,9 +74,16 @@ def main() -> None:
 
     options = ReconstructOptions(quality=args.quality, texture=False)
     body_model = load_body(options, "cpu")
-    image = load_photo(args.photo or sample_photo_path())
-    observation = detect_person(image)
-    fit = fit_body(observation, body_model, image, quality=args.quality, device="cpu")
+    if args.fit_cache is not None and args.fit_cache.exists():
+        with open(args.fit_cache, "rb") as fh:
+            fit, observation, image = pickle.load(fh)  # noqa: S301 (this bench's own cache, never a user's file)
+    else:
+        image = load_photo(args.photo or sample_photo_path())
+        observation = detect_person(image)
+        fit = fit_body(observation, body_model, image, quality=args.quality, device="cpu")
+        if args.fit_cache is not None:
+            with open(args.fit_cache, "wb") as fh:
+                pickle.dump((fit, observation, image), fh)
     print(f"quality {args.quality}, workers {os.environ.get('ICON_ENGINE_WORKERS', 'default')}")
     for r in range(args.repeats):
         reporter = ProgressReporter("bench", None, None)

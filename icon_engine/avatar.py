@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,9 @@ HAND_MAX_OFFSET_M = 0.008
 FIELD_BAND_FACTOR = 1.5
 #: Canonical points per block of the field's evaluation (bounds its temporaries: ~2 kB per point).
 FIELD_BLOCK_ROWS = 32_768
+#: Fewest canonical points per thread of the field's evaluation: the coarse levels (5–11k points at standard)
+#: split over the cores too.
+FIELD_MIN_ROWS = 2048
 #: Grid margin beyond the grown canonical body (metres).
 GRID_MARGIN_M = 0.04
 #: Torn face: its longest edge grows more than this factor and ends longer than TORN_MIN_M (see rig.torn_faces).
@@ -383,10 +387,13 @@ class CanonicalOccupancy:
                 d, idx = tree.query(x_p[sel], k=k, distance_upper_bound=_CONTACT_REACH_M)
                 idx = ids[np.minimum(idx.reshape(len(sel), k), len(ids) - 1)]
                 dp[sel, col:col + k] = d.reshape(len(sel), k)
-                dc[sel, col:col + k] = np.linalg.norm(x_c[sel, None, :] - self.skin.body.vertices[idx], axis=2)
+                diff = self.skin.body.vertices[idx] - x_c[sel, None, :]
+                dc[sel, col:col + k] = np.sqrt(np.einsum("nki,nki->nk", diff, diff))
             col += k
-        near = np.maximum(np.clip((dmin + CONTACT_BAND_M - dp) / CONTACT_BAND_M, 0.0, 1.0),
-                          np.clip((CONTACT_RADIUS_FAR_M - dp) / (CONTACT_RADIUS_FAR_M - CONTACT_RADIUS_M), 0.0, 1.0))
+        # near: the larger of two ramps falling with dp (max before clip: one clip); foreign; both in [0, 1]
+        near = np.maximum((dmin + CONTACT_BAND_M - dp) / CONTACT_BAND_M,
+                          (CONTACT_RADIUS_FAR_M - dp) / (CONTACT_RADIUS_FAR_M - CONTACT_RADIUS_M))
+        np.clip(near, 0.0, 1.0, out=near)
         foreign = np.clip((dc - dp - FOREIGN_FROM_M) / (FOREIGN_FULL_M - FOREIGN_FROM_M), 0.0, 1.0)
         c = (near * foreign).max(axis=1)
         # Compression: x_p lies much closer to the posed body than x_c to the canonical body (inside a bent elbow
@@ -406,7 +413,8 @@ class CanonicalOccupancy:
     def __call__(self, x_c: np.ndarray) -> np.ndarray:
         """F (N,) at canonical points (N, 3), blocks of rows evaluated on :func:`~icon_engine.threads.cpu_workers`
         threads (k-d tree queries and numpy release the GIL)."""
-        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64), max_rows=FIELD_BLOCK_ROWS)
+        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64), min_rows=FIELD_MIN_ROWS,
+                       max_rows=FIELD_BLOCK_ROWS)
         self.count += len(x_c)
         self.contact_count += int(out[:, 1].sum())
         return out[:, 0]
@@ -563,8 +571,11 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
     body, screened-Laplace diffusion over the mesh (:mod:`icon_engine.rig`), then every joint of a part the
     skinning field does not see at the vertex is dropped, ≤ ``max_influences`` joints, rows normalised."""
     w0, dist = transfer_weights(vertices, body.vertices, body.faces, body.lbs_weights, faces=faces)
-    field_w, _ = skin.weights(vertices)
-    w = diffuse_weights(w0, faces, dist)
+    # the field's weights at the vertices on a second thread while SuperLU factors and solves (it releases the GIL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icon-field-weights") as pool:
+        field_job = pool.submit(skin.weights, vertices)
+        w = diffuse_weights(w0, faces, dist)
+        field_w, _ = field_job.result()
     allowed = part_support(field_w) | part_support(w0)
     joint_ok = allowed[:, JOINT_PART]
     dropped = float((np.clip(w, 0, None) * ~joint_ok).sum() / max(np.clip(w, 0, None).sum(), 1e-12))

@@ -23,6 +23,7 @@ Method (docs/texture_rig.md):
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ from .geometry.closest import closest_points_on_mesh
 from .geometry.laplacian import mesh_edges, mesh_laplacian, spd_solver
 from .geometry.normals import outward_vertex_normals, signed_volume
 from .geometry.skinning import blended_transforms as geometry_blended_transforms
+from .threads import cpu_workers
 
 #: Rest poses: "T" = SMPL-X zero pose; "A" = arms lowered by :data:`A_POSE_SHOULDER_DEG` at the shoulders.
 REST_POSES = ("T", "A")
@@ -136,8 +138,18 @@ def diffuse_weights(weights: np.ndarray, faces: np.ndarray, distance: np.ndarray
     rhs = weights[:, cols] * conf[:, None]
     solve = spd_solver(system)
     out = np.zeros_like(weights)
-    for k, c in enumerate(cols):
-        out[:, c] = solve(rhs[:, k])
+
+    def solve_columns(ks: np.ndarray) -> None:
+        for k in ks:
+            out[:, cols[k]] = solve(rhs[:, k])
+
+    # SuperLU's triangular solves release the GIL and only read the factors: the columns split over the cores
+    groups = np.array_split(np.arange(len(cols)), max(1, min(cpu_workers(), len(cols))))
+    if len(groups) == 1:
+        solve_columns(groups[0])
+    else:
+        with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="icon-diffuse") as pool:
+            list(pool.map(solve_columns, groups))
     return out
 
 
@@ -251,6 +263,11 @@ def _segment_triangle_hits(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.
     return ok & (u > eps) & (v > eps) & (u + v < 1 - eps) & (t > eps) & (t < 1 - eps)
 
 
+def _rowdot(x: np.ndarray) -> np.ndarray:
+    """(N,) squared length of each row of ``x`` (N, 3)."""
+    return np.einsum("ij,ij->i", x, x)
+
+
 def count_self_intersections(vertices: np.ndarray, faces: np.ndarray, region: np.ndarray,
                              candidates: int = 24) -> int:
     """Number of faces in ``region`` (face mask) crossed by an edge of another region face (sharing no vertex).
@@ -265,13 +282,17 @@ def count_self_intersections(vertices: np.ndarray, faces: np.ndarray, region: np
     mid = v[edges].mean(axis=1)
     k = int(min(candidates, len(f)))
     centroid = v[f].mean(axis=1)
-    # an edge can only cross a face whose centroid lies within half the edge plus the face's circumradius (bound)
-    reach = 0.5 * np.linalg.norm(v[edges[:, 1]] - v[edges[:, 0]], axis=1).max()
-    reach += np.linalg.norm(v[f] - centroid[:, None], axis=2).max()
-    _, near = cKDTree(centroid).query(mid, k=k, distance_upper_bound=float(reach) * (1 + 1e-9))
-    near = near.reshape(len(edges), k)
-    pe = np.repeat(np.arange(len(edges)), k)[(near < len(f)).reshape(-1)]
-    pf = near[near < len(f)]
+    # an edge can only cross a face whose centroid lies within half the edge plus the face's circumradius: the
+    # largest such reach bounds the search, each pair's own reach drops most of its candidates before any test
+    half = 0.5 * np.sqrt(_rowdot(v[edges[:, 1]] - v[edges[:, 0]]))
+    radius = np.sqrt(np.max([_rowdot(v[f[:, i]] - centroid) for i in range(3)], axis=0))
+    reach = float(half.max() + radius.max())
+    dist, near = cKDTree(centroid).query(mid, k=k, distance_upper_bound=reach * (1 + 1e-9))
+    near, dist = near.reshape(len(edges), k), dist.reshape(len(edges), k)
+    pe, slot = np.nonzero(near < len(f))
+    pf = near[pe, slot]
+    keep = dist[pe, slot] <= (half[pe] + radius[pf]) * (1 + 1e-9)
+    pe, pf = pe[keep], pf[keep]
     # Narrow phase only where the edge's ends lie on opposite sides of the face's plane (a crossing needs it): a
     # few per cent of the candidate pairs
     a = v[f[:, 0]]
@@ -333,12 +354,19 @@ def _region_faces(vertices: np.ndarray, faces: np.ndarray, centres: np.ndarray, 
 
 def rest_mesh_intersections(rest_vertices: np.ndarray, faces: np.ndarray, rest_joints: np.ndarray,
                             radius: float = 0.15) -> dict[str, int]:
-    """Self-intersecting faces of the rest mesh within ``radius`` metres of the armpits and the crotch."""
-    out = {}
-    for name, joints in (("armpits", _ARMPIT_JOINTS), ("crotch", _CROTCH_JOINTS)):
+    """Self-intersecting faces of the rest mesh within ``radius`` metres of the armpits and the crotch (the two
+    regions on two threads when the cores allow: the k-d queries and numpy release the GIL)."""
+    regions = (("armpits", _ARMPIT_JOINTS), ("crotch", _CROTCH_JOINTS))
+
+    def count(joints: tuple[int, ...]) -> int:
         region = _region_faces(rest_vertices, faces, np.asarray(rest_joints)[list(joints)], radius)
-        out[name] = count_self_intersections(rest_vertices, faces, region)
-    return out
+        return count_self_intersections(rest_vertices, faces, region)
+
+    if cpu_workers() == 1:
+        return {name: count(joints) for name, joints in regions}
+    with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="icon-rest-check") as pool:
+        counts = list(pool.map(count, [joints for _, joints in regions]))
+    return {name: n for (name, _), n in zip(regions, counts, strict=True)}
 
 
 # ----------------------------------------------------------------------------------------------------------------

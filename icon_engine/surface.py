@@ -19,6 +19,7 @@ shrink-free filter and decimated to a face budget (``fast_simplification``).
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +139,23 @@ def _edt(nonzero: np.ndarray) -> np.ndarray:
         return ndimage.distance_transform_edt(nonzero).astype(np.float32)
 
 
+def _gaussian_image(image: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(image, sigma, truncate=truncate)`` of a 2-D image (float32 out): the same
+    normalised kernel (radius ``int(truncate·σ + 0.5)`` px) and mirrored border, run by OpenCV's separable filter
+    when present (3–4× less CPU than scipy's for the tens-of-pixels σ of the offset and depth fields; equal to
+    ~1e-7 relative, float32 accumulation)."""
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - opencv ships with mediapipe
+        return ndimage.gaussian_filter(np.asarray(image, np.float32), sigma, truncate=truncate)
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * x * x / (float(sigma) ** 2))
+    kernel = (kernel / kernel.sum()).astype(np.float32)
+    return cv2.sepFilter2D(np.asarray(image, np.float32), cv2.CV_32F, kernel, kernel,
+                           borderType=cv2.BORDER_REFLECT)
+
+
 def mask_signed_distance(mask: np.ndarray) -> np.ndarray:
     """Signed distance (H, W) in pixels to the mask outline, positive inside; the image border is not an outline
     (the mask is extended beyond the image edge by replication)."""
@@ -172,11 +190,11 @@ def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np
     sd = mask_signed_distance(mask)
     obs = np.where(outline, np.clip(sd - 0.5, 0.0, None), 0.0).astype(np.float32)  # body edge: 0.5 px out
     sigma = OFFSET_SMOOTH_M * px_per_m
-    num = ndimage.gaussian_filter(obs, sigma, truncate=2.5)
-    den = ndimage.gaussian_filter(outline.astype(np.float32), sigma, truncate=2.5)
+    num = _gaussian_image(obs, sigma, truncate=2.5)
+    den = _gaussian_image(outline.astype(np.float32), sigma, truncate=2.5)
     smooth = np.where(den > 1e-4, num / np.maximum(den, 1e-12), 0.0)
     r_px = np.maximum(cone, smooth)
-    r_px = ndimage.gaussian_filter(r_px, max(1.0, 0.25 * sigma), truncate=2.5)
+    r_px = _gaussian_image(r_px, max(1.0, 0.25 * sigma), truncate=2.5)
     r_px = np.maximum(r_px, e)  # every mask pixel must stay reachable
     return (TIGHT_OFFSET_M + r_px / px_per_m).astype(np.float32)
 
@@ -193,8 +211,8 @@ def depth_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np.
     sd = mask_signed_distance(mask)
     obs = np.where(outline, np.clip(sd - 0.5, 0.0, DEPTH_MAX_M * px_per_m), 0.0).astype(np.float32)
     sigma = DEPTH_SMOOTH_M * px_per_m
-    num = ndimage.gaussian_filter(obs, sigma, truncate=2.5)
-    den = ndimage.gaussian_filter(outline.astype(np.float32), sigma, truncate=2.5)
+    num = _gaussian_image(obs, sigma, truncate=2.5)
+    den = _gaussian_image(outline.astype(np.float32), sigma, truncate=2.5)
     r_px = np.where(den > 1e-4, num / np.maximum(den, 1e-12), 0.0)
     return (TIGHT_OFFSET_M + DEPTH_GAIN * r_px / px_per_m).astype(np.float32)
 
@@ -543,9 +561,11 @@ class _Field:
         self.skirt = skirt if skirt is not None and skirt.present else None
         self.fx = float(camera.K[0, 0])
         self.count = 0
+        self._count_lock = threading.Lock()  # the grid's blocks are evaluated on several threads
 
     def __call__(self, pts: np.ndarray) -> np.ndarray:
-        self.count += len(pts)
+        with self._count_lock:
+            self.count += len(pts)
         uv, z = self.camera.project(pts)
         s = _sample(self.mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / self.fx
         r = _sample(self.offset_m, uv, outside=None)
@@ -636,7 +656,7 @@ def _eval_chunks(fn: Any, pts: np.ndarray, progress: Any, fraction: float, messa
         if s:
             progress.update(fraction, message)
         block = pts[s : s + chunk]
-        out[s : s + chunk] = fn(block) if workers == 1 else map_rows(fn, block, workers=workers)
+        out[s : s + chunk] = fn(block) if workers == 1 else map_rows(fn, block, workers=workers, min_rows=2048)
     return out
 
 
@@ -890,7 +910,7 @@ def build_surface(
     fn = _Field(body, camera, sd_px, offset, caps, gaps, depth, skirt, iso)
     t = time.perf_counter()
     progress.update(0.08, "Evaluating the occupancy")
-    vol, origin = evaluate_coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6)
+    vol, origin = evaluate_coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6, workers=None)
     vol = _smooth_loose(vol, origin, h, camera, offset, gap_weight if gaps is not None else None)
     timings["field"] = time.perf_counter() - t
 
