@@ -837,6 +837,109 @@ def _hair_colour(points: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray | 
     return hair, skin
 
 
+#: Limbs over the hair (:func:`limb_registration_keep`): the limbs checked; the registration uncertainty (fraction
+#: of the person's height in the photo, pixels) within which a limb's pixel may show the hair instead; a limb sample
+#: within REGISTRATION_MATCH_RGB of a hair shade and farther than REGISTRATION_MIN_RGB from the skin is the hair
+#: (RGB, 0–255); at most REGISTRATION_MAX_DROP of a limb's seen vertices are dropped; a limb whose samples away
+#: from the head match the hair this often (REGISTRATION_HAIR_SHARE) is itself hair-coloured and keeps them.
+REGISTRATION_PARTS = (PART_LEFT_ARM, PART_RIGHT_ARM, PART_LEFT_LEG, PART_RIGHT_LEG)
+REGISTRATION_UNCERTAINTY = 0.04
+REGISTRATION_MATCH_RGB = 30.0
+REGISTRATION_MIN_RGB = 40.0
+REGISTRATION_MAX_DROP = 0.6
+REGISTRATION_HAIR_SHARE = 0.2
+#: Colour clusters holding less than this share of a part's samples are ignored (stray pixels).
+REGISTRATION_CLUSTER_SHARE = 0.03
+
+
+def _cluster_centres(colours: np.ndarray, min_share: float = REGISTRATION_CLUSTER_SHARE) -> np.ndarray:
+    """Median colours (K, 3) of the colour clusters (:func:`_colour_clusters`) of ``colours`` (N, 3) holding at
+    least ``min_share`` of them, largest first (at most ~3000 samples are clustered, evenly subsampled)."""
+    c = np.asarray(colours, dtype=np.float64)[:: max(1, len(colours) // 3000)]
+    if not len(c):
+        return np.zeros((0, 3))
+    lab = _colour_clusters(c, np.ones(len(c)))
+    counts = np.bincount(lab)
+    big = [j for j in np.argsort(-counts, kind="stable") if counts[j] >= min_share * len(c)]
+    return np.stack([np.median(c[lab == j], axis=0) for j in big])
+
+
+def _nearest_colour(colours: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """(N,) RGB distance of each colour (N, 3) to the nearest of ``refs`` (K, 3) (inf when K = 0)."""
+    if not len(refs):
+        return np.full(len(colours), np.inf)
+    return np.linalg.norm(colours[:, None] - refs[None], axis=2).min(axis=1)
+
+
+def limb_registration_keep(view: _View, posed: np.ndarray, faces: np.ndarray, parts: np.ndarray,
+                           alpha: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for the limb vertices whose photo colour is most likely the hair, because the fitted limb
+    lies off the photo's limb over the hair (icon_028009: a raised arm, hand on the head) or long hair hangs over
+    it. Neither the mask nor the per-part visibility notices: the limb's own surface is the nearest one there, and
+    the hair is not a part of the model. ``view`` with its parts set (:meth:`_View.set_parts`); ``posed`` (N, 3)
+    the vertices in the photo's pose (metres), ``faces`` (M, 3); ``alpha`` (N,) photo weights; ``colours`` (N, 3)
+    photo colours (0–255).
+
+    The hair's shades are the head's colour clusters (its own seen samples, :func:`_colour_clusters`) nearer the
+    hair colour than the face's skin (:func:`_hair_colour`; none on a bald head). A seen limb vertex
+    (:data:`REGISTRATION_PARTS`) is dropped when its pixel lies within :data:`REGISTRATION_UNCERTAINTY` × the
+    person's height of the head's projection or of person pixels no part covers (hair hanging down), its colour
+    lies within :data:`REGISTRATION_MATCH_RGB` of a hair shade and farther than :data:`REGISTRATION_MIN_RGB` from
+    the skin, and so is every hair-coloured seen vertex of the limb connected to one on the mesh through
+    hair-coloured seen vertices (the middle of a limb lying over the hair is farther from the hair's edge).
+    Guards: nothing is dropped when the torso's main colour is a hair shade (a black shirt and black
+    hair: the sleeve may be that colour), on a limb whose samples away from the head match the hair in
+    :data:`REGISTRATION_HAIR_SHARE` of cases (black trousers), or where more than :data:`REGISTRATION_MAX_DROP` of
+    the limb's seen vertices would go. A dropped vertex takes its limb's fill like a hidden one (the profile of
+    the limb's other samples at its place: sleeve or skin)."""
+    import cv2
+
+    keep = np.ones(len(posed), dtype=bool)
+    if view.face_part is None:
+        return keep
+    cam = view.camera
+    col = np.asarray(colours, dtype=np.float64)
+    _, _, inside, pix = _pixels(cam, posed)
+    front = view.layers.face
+    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
+    seen = (alpha > SEEN_ALPHA) & inside
+    head = seen & (shown[pix] == parts) & (parts == PART_HEAD)
+    rows = np.nonzero((shown >= 0).reshape(cam.height, cam.width).any(axis=1))[0]
+    if head.sum() < 10 or not len(rows):
+        return keep
+    hair, skin = _hair_colour(posed[head], col[head])
+    if hair is None:
+        return keep
+    shades = _cluster_centres(col[head])
+    hair = np.concatenate([hair[None], shades[np.linalg.norm(shades - hair, axis=1)
+                                              < np.linalg.norm(shades - skin, axis=1)]])
+    torso = seen & (shown[pix] == parts) & (parts == PART_TORSO)
+    if torso.sum() >= 10 and _nearest_colour(_cluster_centres(col[torso])[:1], hair)[0] <= REGISTRATION_MIN_RGB:
+        return keep
+    # pixels of the head's projection or of the person that no part covers (hair hanging down)
+    hairy_px = (shown == PART_HEAD) | (view.mask.reshape(-1) & (shown < 0))
+    reach = REGISTRATION_UNCERTAINTY * float(rows[-1] - rows[0] + 1)
+    near = cv2.distanceTransform((~hairy_px).reshape(cam.height, cam.width).astype(np.uint8), cv2.DIST_L2,
+                                 3).reshape(-1)[pix] < reach
+    hairy = (_nearest_colour(col, hair) < REGISTRATION_MATCH_RGB) & (_nearest_colour(col, skin[None])
+                                                                     > REGISTRATION_MIN_RGB)
+    step = adjacency(len(posed), faces).tocsr()
+    for part in REGISTRATION_PARTS:
+        mine = seen & (parts == part)
+        far = mine & ~near
+        if far.sum() >= 10 and hairy[far].mean() >= REGISTRATION_HAIR_SHARE:
+            continue  # the limb itself has the hair's colour
+        drop = mine & near & hairy
+        for _ in range(64):  # grow through the limb's hair-coloured seen vertices
+            grown = drop | (mine & hairy & (step @ drop.astype(np.float32) > 0))
+            if (grown == drop).all():
+                break
+            drop = grown
+        if drop.sum() <= REGISTRATION_MAX_DROP * mine.sum():
+            keep &= ~drop
+    return keep
+
+
 def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                      photo_colours: np.ndarray, view_cos: np.ndarray,
                      own_pixel: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -1304,6 +1407,10 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     report(0.5, "Colouring the vertices")
     alpha_v, xy_v = _photo_weight(view, v, vn, near_v)
     photo_v = _bilinear(photo, xy_v)
+    keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
+    if parts is not None and not more_views:
+        keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
+        alpha_v = np.where(keep_v, alpha_v, 0.0)
     gains = None
     multi_stats: dict[str, Any] = {}
     if others:
@@ -1361,6 +1468,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     else:
         alpha_t, xy_t = _photo_weight(view, points[0], normals[0], near_t)
         colour_t = _bilinear(photo, xy_t)
+        if keep_v is not None and not keep_v.all():
+            alpha_t = alpha_t * np.einsum("nk,nk->n", tb, keep_v[f[tf]].astype(np.float32))
     alpha_t = alpha_t.astype(np.float32)[:, None]
     fill_t = np.einsum("nk,nkc->nc", tb, fill_v.astype(np.float32)[f[tf]])
     if parts is not None and not others:  # one photo: the legs' hidden side takes the pattern seen through them
