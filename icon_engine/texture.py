@@ -848,6 +848,8 @@ REGISTRATION_MATCH_RGB = 30.0
 REGISTRATION_MIN_RGB = 40.0
 REGISTRATION_MAX_DROP = 0.6
 REGISTRATION_HAIR_SHARE = 0.2
+#: The hair's shades also count darkened by this factor (hair in shadow: its darkest strands).
+REGISTRATION_HAIR_SHADOW = 0.6
 #: Colour clusters holding less than this share of a part's samples are ignored (stray pixels).
 REGISTRATION_CLUSTER_SHARE = 0.03
 
@@ -881,7 +883,8 @@ def limb_registration_keep(view: _View, posed: np.ndarray, faces: np.ndarray, pa
     photo colours (0–255).
 
     The hair's shades are the head's colour clusters (its own seen samples, :func:`_colour_clusters`) nearer the
-    hair colour than the face's skin (:func:`_hair_colour`; none on a bald head). A seen limb vertex
+    hair colour than the face's skin (:func:`_hair_colour`; none on a bald head), and the same in shadow
+    (× :data:`REGISTRATION_HAIR_SHADOW`). A seen limb vertex
     (:data:`REGISTRATION_PARTS`) is dropped when its pixel lies within :data:`REGISTRATION_UNCERTAINTY` × the
     person's height of the head's projection or of person pixels no part covers (hair hanging down), its colour
     lies within :data:`REGISTRATION_MATCH_RGB` of a hair shade and farther than :data:`REGISTRATION_MIN_RGB` from
@@ -913,6 +916,7 @@ def limb_registration_keep(view: _View, posed: np.ndarray, faces: np.ndarray, pa
     shades = _cluster_centres(col[head])
     hair = np.concatenate([hair[None], shades[np.linalg.norm(shades - hair, axis=1)
                                               < np.linalg.norm(shades - skin, axis=1)]])
+    hair = np.concatenate([hair, REGISTRATION_HAIR_SHADOW * hair])  # and the same hair in shadow
     torso = seen & (shown[pix] == parts) & (parts == PART_TORSO)
     if torso.sum() >= 10 and _nearest_colour(_cluster_centres(col[torso])[:1], hair)[0] <= REGISTRATION_MIN_RGB:
         return keep
