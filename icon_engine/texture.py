@@ -944,6 +944,37 @@ def limb_registration_keep(view: _View, posed: np.ndarray, faces: np.ndarray, pa
     return keep
 
 
+#: A head whose seen samples stop this far (fraction of the head's height) below its top was cut off by the photo's
+#: frame or hidden: its hair was not seen (:func:`_unseen_hair_colour`).
+HAIR_TOP_UNSEEN = 0.25
+#: Hair colour (RGB, 0–255) of a head whose top was not seen and whose visible top shows no hairline: a dark
+#: neutral brown (most hair; far less wrong than skin over the whole back of the head).
+HAIR_FALLBACK = (45.0, 35.0, 30.0)
+
+
+def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndarray) -> np.ndarray | None:
+    """Hair colour (3,) for the hidden side of a head, or None (bald: keep the profile, skin). ``head_y`` (K,) the
+    heights of all the head's vertices (metres, Y up), ``points`` (S, 3) / ``colours`` (S, 3) its seen ones.
+
+    The hair cluster of :func:`_hair_colour` when the seen head shows both hair and face. When the seen samples
+    stop more than :data:`HAIR_TOP_UNSEEN` of the head's height below its top (a head cut off by the photo's
+    frame, icon_003883), a bald head cannot be told: the colour is the hairline's (the median of the seen top
+    band's samples farther than 2 × :data:`HAIR_MIN_CONTRAST` from the face's skin, when at least 5), else
+    :data:`HAIR_FALLBACK`, never the skin."""
+    hair, skin = _hair_colour(points, colours)
+    if hair is not None:
+        return hair
+    top, lo = float(head_y.max()), float(head_y.min())
+    if float(np.percentile(points[:, 1], 98)) >= top - HAIR_TOP_UNSEEN * (top - lo):
+        return None  # the top of the head was seen and shows no hair: bald
+    y = points[:, 1]
+    band = y >= y.max() - 0.2 * np.ptp(y)
+    hairline = band & (np.linalg.norm(colours - skin, axis=1) > 2 * HAIR_MIN_CONTRAST)
+    if hairline.sum() >= 5:
+        return np.median(colours[hairline], axis=0)
+    return np.asarray(HAIR_FALLBACK)
+
+
 def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                      photo_colours: np.ndarray, view_cos: np.ndarray,
                      own_pixel: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -984,7 +1015,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
         weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
         fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height)
         if part == PART_HEAD:
-            hair, _skin = _hair_colour(v[vis], seed[vis])
+            hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis])
             if hair is not None:
                 y = v[sel, 1]
                 upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)

@@ -357,3 +357,45 @@ def test_a_hair_coloured_garment_is_not_dropped(arm_over_hair_scene):
     tex = bake_texture(v, f, shirt, mask, cam, size=256, vertex_parts=parts)
     top = (parts == PART_RIGHT_ARM) & (v[:, 1] > 1.5) & (v[:, 2] > 0.059)
     assert np.abs(tex.vertex_colors[top].astype(np.float64) - HAIR).mean() < 15.0
+
+
+def test_a_head_cut_off_by_the_frame_gets_hair_not_skin():
+    """A photo that cuts the head at the nose (dev photo icon_003883): no hair is seen, yet the back of the head is
+    a hair colour (the hairline's, else a dark neutral), not the skin of the chin; a fully seen bald head keeps
+    its skin (no hair colour)."""
+    from icon_engine.texture import HAIR_FALLBACK, _unseen_hair_colour
+
+    rng = np.random.default_rng(5)
+    head_y = np.linspace(1.40, 1.65, 200)
+    pts = np.stack([rng.uniform(-0.08, 0.08, 300), rng.uniform(1.40, 1.50, 300), np.full(300, 0.09)], axis=1)
+    skin = np.tile(SKIN, (300, 1)) + rng.normal(scale=4.0, size=(300, 3))
+    assert np.allclose(_unseen_hair_colour(head_y, pts, skin), HAIR_FALLBACK)
+    sides = (np.abs(pts[:, 0]) > 0.06) & (pts[:, 1] > 1.48)  # hair framing the face at the top of the frame
+    framed = np.where(sides[:, None], HAIR, skin)
+    assert np.abs(_unseen_hair_colour(head_y, pts, framed) - HAIR).max() < 5.0
+    bald = pts.copy()
+    bald[:, 1] = rng.uniform(1.40, 1.65, 300)
+    assert _unseen_hair_colour(head_y, bald, skin) is None
+
+    # end to end: torso and head, the camera's frame cuts the head below the hairline
+    torso = _box(np.array([0.0, 1.1, 0.0]), np.array([0.15, 0.25, 0.08]), 3)
+    head = _box(np.array([0.0, 1.5, 0.0]), np.array([0.09, 0.11, 0.09]), 3)
+    v = np.concatenate([torso[0], head[0]])
+    f = np.concatenate([torso[1], head[1] + len(torso[0])])
+    parts = np.r_[np.full(len(torso[0]), PART_TORSO), np.full(len(head[0]), PART_HEAD)]
+
+    def colour(points: np.ndarray) -> np.ndarray:
+        out = np.tile(SLEEVE, (len(points), 1))
+        in_head = points[:, 1] > 1.385
+        out[in_head] = np.where((points[in_head, 1] > 1.56)[:, None], HAIR, SKIN)
+        return out
+
+    cam = front_camera(width=320, height=320, distance=1.6, height_m=1.03)
+    xy, _ = cam.project(np.array([[0.0, 1.5, 0.09]]))
+    assert 0 < xy[0, 1] < 40  # the head's middle is near the top of the frame, its top outside
+    rgb, mask = synthetic_photo(v, f, v, cam, colour=colour)
+    tex = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts)
+    back = (parts == PART_HEAD) & (v[:, 2] < -0.089) & (v[:, 1] > 1.5)
+    err_skin = np.abs(tex.vertex_colors[back].astype(np.float64) - SKIN).mean()
+    assert err_skin > 80.0, tex.stats["hair_colour"]
+    assert tex.stats["hair_colour"] is not None
