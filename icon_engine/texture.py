@@ -944,6 +944,74 @@ def limb_registration_keep(view: _View, posed: np.ndarray, faces: np.ndarray, pa
     return keep
 
 
+#: Limb outlines (:func:`limb_outline_keep`): the band (fraction of the person's height in the photo) along a limb's
+#: projected outline where the photo may show the neighbouring region instead (the fit a few pixels off); a seen
+#: sample there whose colour lies farther than OUTLINE_MIN_RGB (RGB, 0–255) from every sample the limb shows away
+#: from its outline at the same place along it (within PROFILE_WINDOW) is dropped.
+OUTLINE_UNCERTAINTY = 0.015
+OUTLINE_MIN_RGB = 45.0
+#: Interior samples of a window compared at most (evenly subsampled).
+_OUTLINE_REFS = 300
+
+
+def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
+                      colours: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for the limb vertices along a limb's projected outline whose photo colour the limb shows
+    nowhere else at that place along it: the neighbouring region seen because the fitted limb lies a few pixels
+    off the photo's (a raised thigh over the shorts, dev photo icon_22097467; a hanging hand over the trousers).
+    ``view`` with its parts set (:meth:`_View.set_parts`); ``posed`` (N, 3) the vertices in the photo's pose and
+    ``positions`` (N, 3) where they are compared along the limb (the rest pose, where a limb is straight; metres);
+    ``alpha`` (N,) photo weights; ``colours`` (N, 3) photo colours (0–255).
+
+    For each limb (:data:`REGISTRATION_PARTS`), a seen vertex whose pixel lies within :data:`OUTLINE_UNCERTAINTY` ×
+    the person's height of a pixel the limb's surface does not cover is on the outline; the others are its
+    interior. An outline vertex is dropped when interior vertices lie within :data:`PROFILE_WINDOW` × the mesh's
+    height of it along the limb's axis (the principal axis of its ``positions``) and its colour lies farther than
+    :data:`OUTLINE_MIN_RGB` from all of them: a garment runs around the limb (a hem is a ring), so a colour only
+    its outline shows is the neighbour's. A stripe or print seen inside the limb at that place is kept."""
+    import cv2
+
+    keep = np.ones(len(posed), dtype=bool)
+    if view.face_part is None:
+        return keep
+    cam = view.camera
+    col = np.asarray(colours, dtype=np.float64)
+    pos = np.asarray(positions, dtype=np.float64)
+    _, _, inside, pix = _pixels(cam, posed)
+    front = view.layers.face
+    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
+    rows = np.nonzero((shown >= 0).reshape(cam.height, cam.width).any(axis=1))[0]
+    if not len(rows):
+        return keep
+    band = OUTLINE_UNCERTAINTY * float(rows[-1] - rows[0] + 1)
+    window = PROFILE_WINDOW * (float(np.ptp(pos[:, 1])) or 1.0)
+    seen = (alpha > SEEN_ALPHA) & inside
+    for part in REGISTRATION_PARTS:
+        mine = np.nonzero(seen & (parts == part))[0]
+        if len(mine) < PROFILE_MIN_SAMPLES:
+            continue
+        to_edge = cv2.distanceTransform((shown == part).reshape(cam.height, cam.width).astype(np.uint8),
+                                        cv2.DIST_L2, 3).reshape(-1)[pix[mine]]
+        interior = (to_edge > band) & (shown[pix[mine]] == part)
+        if interior.sum() < PROFILE_MIN_SAMPLES or interior.all():
+            continue
+        limb = pos[parts == part]
+        axis = np.linalg.svd(limb - limb.mean(axis=0), full_matrices=False)[2][0]
+        s = pos[mine] @ axis
+        order = np.argsort(s[interior])
+        s_in, c_in = s[interior][order], col[mine[interior]][order]
+        edge = np.nonzero(~interior)[0]
+        lo = np.searchsorted(s_in, s[edge] - window)
+        hi = np.searchsorted(s_in, s[edge] + window)
+        for e, a, b in zip(edge, lo, hi, strict=True):
+            if b <= a:
+                continue  # nothing seen inside the limb there: no evidence
+            ref = c_in[a:b:max(1, (b - a) // _OUTLINE_REFS)]
+            if np.linalg.norm(ref - col[mine[e]], axis=1).min() > OUTLINE_MIN_RGB:
+                keep[mine[e]] = False
+    return keep
+
+
 #: A head whose seen samples stop this far (fraction of the head's height) below its top was cut off by the photo's
 #: frame or hidden: its hair was not seen (:func:`_unseen_hair_colour`).
 HAIR_TOP_UNSEEN = 0.25
@@ -1445,6 +1513,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
     if parts is not None and not more_views:
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
+        keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         alpha_v = np.where(keep_v, alpha_v, 0.0)
     gains = None
     multi_stats: dict[str, Any] = {}

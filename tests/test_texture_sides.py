@@ -14,6 +14,7 @@ from icon_engine.texture import (
     PART_HEAD,
     PART_LEFT_ARM,
     PART_RIGHT_ARM,
+    PART_RIGHT_LEG,
     PART_TORSO,
     _colour_profile,
     _projection_atlas,
@@ -399,3 +400,40 @@ def test_a_head_cut_off_by_the_frame_gets_hair_not_skin():
     err_skin = np.abs(tex.vertex_colors[back].astype(np.float64) - SKIN).mean()
     assert err_skin > 80.0, tex.stats["hair_colour"]
     assert tex.stats["hair_colour"] is not None
+
+
+def test_a_limb_fitted_off_its_outline_keeps_its_own_colour(monkeypatch):
+    """A bare leg fitted 1.5 cm (4 px, inside the outline band) off sideways, over a dark region the model does
+    not have (the other leg's shorts, dev photo icon_22097467): the leg's outline over the dark region takes the
+    skin its interior shows at the same height, not the dark colour; without the check it is dark (the test can
+    fail)."""
+    import icon_engine.texture as texture
+
+    dark = np.array([25.0, 25.0, 30.0])
+    torso = _box(np.array([0.0, 1.1, 0.0]), np.array([0.15, 0.25, 0.08]), 3)
+    true_leg = _box(np.array([0.08, 0.5, 0.0]), np.array([0.07, 0.35, 0.07]), 4)
+    shorts = _box(np.array([0.23, 0.55, -0.02]), np.array([0.08, 0.3, 0.01]), 2)  # only in the photo
+    model_leg = _box(np.array([0.095, 0.5, 0.0]), np.array([0.07, 0.35, 0.07]), 4)
+
+    def colour(points: np.ndarray) -> np.ndarray:
+        out = np.tile(SKIN, (len(points), 1))
+        out[points[:, 1] > 0.86] = SLEEVE
+        out[points[:, 2] < -0.005] = dark
+        return out
+
+    cam = front_camera(width=320, height=480, distance=2.4, height_m=0.8)
+    pv = np.concatenate([torso[0], true_leg[0], shorts[0]])
+    pf = np.concatenate([torso[1], true_leg[1] + len(torso[0]), shorts[1] + len(torso[0]) + len(true_leg[0])])
+    rgb, mask = synthetic_photo(pv, pf, pv, cam, colour=colour)
+    v = np.concatenate([torso[0], model_leg[0]])
+    f = np.concatenate([torso[1], model_leg[1] + len(torso[0])])
+    parts = np.r_[np.full(len(torso[0]), PART_TORSO), np.full(len(model_leg[0]), PART_RIGHT_LEG)]
+    edge = (parts == PART_RIGHT_LEG) & (v[:, 0] > 0.155) & (v[:, 2] > 0.069) & (v[:, 1] > 0.4) & (v[:, 1] < 0.75)
+    assert edge.sum() >= 5
+    tex = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts)
+    assert np.abs(tex.vertex_colors[edge].astype(np.float64) - SKIN).mean() < 40.0
+    inner = (parts == PART_RIGHT_LEG) & (np.abs(v[:, 0] - 0.095) < 0.03) & (v[:, 2] > 0.069) & (v[:, 1] < 0.75)
+    assert np.abs(tex.vertex_colors[inner].astype(np.float64) - SKIN).mean() < 10.0
+    monkeypatch.setattr(texture, "REGISTRATION_PARTS", ())
+    old = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts)
+    assert np.abs(old.vertex_colors[edge].astype(np.float64) - SKIN).mean() > 60.0
