@@ -760,7 +760,7 @@ def _colour_clusters(colours: np.ndarray, weights: np.ndarray, count: int = PROF
 
 
 def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
-                    window: float) -> np.ndarray:
+                    window: float, local_beyond: float | None = None) -> np.ndarray:
     """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
     (at least :data:`PROFILE_MIN_SAMPLES` nearest ones). The part's seen colours are clustered
     (:func:`_colour_clusters`); a cluster's **persistence** is the fraction of the positions where it holds at
@@ -773,7 +773,10 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     so the back gets the shirt (dev photo icon_003883). Where several clusters all run along the part
     (persistence ≥ :data:`PATTERN_PERSISTENCE`) and none holds :data:`PATTERN_SHARE` of the window, the garment is
     a pattern (stripes, checks) and the colour is their weighted mean (the pattern itself is added back on the
-    legs by :func:`_see_through_detail`). Evaluated on a grid and interpolated."""
+    legs by :func:`_see_through_detail`). Beyond ``local_beyond`` (a limb's end: the foot, the hand) the local
+    majority wins instead: a shoe or a hand is a short band at the end of its limb, not a print, and the leg's
+    skin or trousers, persistent along the leg, would otherwise take the heel. Evaluated on a grid and
+    interpolated."""
     order = np.argsort(s_seen)
     s, c, w = s_seen[order], colours[order], weights[order]
     lab = _colour_clusters(c, w)
@@ -794,6 +797,9 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
     persistence = (share >= PROFILE_MIN_SHARE).mean(axis=0)
     best = np.argmax(share * persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
+    if local_beyond is not None:  # a limb's end (foot, hand): its own garment, the local majority (shoe, skin)
+        end = grid > local_beyond
+        best[end] = np.argmax(share[end], axis=1)
     # a pattern (stripes, checks): several colours that all run along the part, none dominant: their mean
     steady = persistence >= PATTERN_PERSISTENCE
     pattern = (share[np.arange(len(grid)), best] < PATTERN_SHARE) & ((share * steady[None]) > 0).sum(axis=1) >= 2
@@ -1043,6 +1049,22 @@ def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndar
     return np.asarray(HAIR_FALLBACK)
 
 
+#: A limb's end (fraction of the mesh's height from its far end along the limb: a foot with its shoe, a hand)
+#: takes the local majority colour in its profile (:func:`_colour_profile`), not the colour persistent along the limb.
+LIMB_END = 0.06
+
+
+def _limb_end(vertices: np.ndarray, parts: np.ndarray, part: int, axis: np.ndarray) -> float:
+    """+1 when a limb's far end (its extreme along ``axis`` farther from the torso's centroid: the foot, the
+    hand) lies at the largest positions along ``axis``, −1 when at the smallest, 0 for the torso and head or
+    without a torso."""
+    if part not in (PART_LEFT_ARM, PART_RIGHT_ARM, PART_LEFT_LEG, PART_RIGHT_LEG) or not (parts == PART_TORSO).any():
+        return 0.0
+    s = vertices[parts == part] @ axis
+    centre = float(vertices[parts == PART_TORSO].mean(axis=0) @ axis)
+    return 1.0 if abs(float(s.max()) - centre) >= abs(float(s.min()) - centre) else -1.0
+
+
 def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                      photo_colours: np.ndarray, view_cos: np.ndarray,
                      own_pixel: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -1081,7 +1103,12 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             axis = np.linalg.svd(centred, full_matrices=False)[2][0]
         s = v @ axis
         weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
-        fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height)
+        sign = _limb_end(v, parts, part, axis)
+        beyond = None
+        if sign:  # a limb: positions grow towards its end (foot, hand), whose band takes the local majority
+            s = sign * s
+            beyond = float(s[sel].max()) - LIMB_END * height
+        fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height, beyond)
         if part == PART_HEAD:
             hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis])
             if hair is not None:

@@ -437,3 +437,20 @@ def test_a_limb_fitted_off_its_outline_keeps_its_own_colour(monkeypatch):
     monkeypatch.setattr(texture, "REGISTRATION_PARTS", ())
     old = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts)
     assert np.abs(old.vertex_colors[edge].astype(np.float64) - SKIN).mean() > 60.0
+
+
+def test_profile_keeps_the_shoe_at_the_end_of_the_leg():
+    """A bare leg (skin along most of it) ending in a black shoe: with the limb's end given, the heel's profile is
+    the shoe (the local majority), not the skin that persists along the leg (without it, the skin wins: the test
+    can fail)."""
+    rng = np.random.default_rng(6)
+    s = rng.uniform(0.0, 0.9, 3000)  # along the leg, the foot at 0.9
+    shoe = s > 0.82
+    colours = np.where(shoe[:, None], BLACK, SKIN) + rng.normal(scale=5.0, size=(len(s), 3))
+    colours[shoe & (rng.uniform(size=len(s)) < 0.3)] = SKIN  # the ankle's skin mixes into the shoe's window
+    query = np.linspace(0.0, 0.9, 91)  # the leg's hidden side, all along it
+    heel = query > 0.85
+    with_end = _colour_profile(s, colours, np.ones(len(s)), query, 0.03, local_beyond=0.8)[heel]
+    without = _colour_profile(s, colours, np.ones(len(s)), query, 0.03)[heel]
+    assert np.abs(with_end - BLACK).max() < 20.0, with_end
+    assert np.abs(without - SKIN).max() < 20.0, without
