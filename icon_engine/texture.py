@@ -760,7 +760,7 @@ def _colour_clusters(colours: np.ndarray, weights: np.ndarray, count: int = PROF
 
 
 def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
-                    window: float, local_beyond: float | None = None) -> np.ndarray:
+                    window: float, end_band: tuple[float, float] | None = None) -> np.ndarray:
     """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
     (at least :data:`PROFILE_MIN_SAMPLES` nearest ones). The part's seen colours are clustered
     (:func:`_colour_clusters`); a cluster's **persistence** is the fraction of the positions where it holds at
@@ -773,9 +773,10 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     so the back gets the shirt (dev photo icon_003883). Where several clusters all run along the part
     (persistence ≥ :data:`PATTERN_PERSISTENCE`) and none holds :data:`PATTERN_SHARE` of the window, the garment is
     a pattern (stripes, checks) and the colour is their weighted mean (the pattern itself is added back on the
-    legs by :func:`_see_through_detail`). Beyond ``local_beyond`` (a limb's end: the foot, the hand) the local
-    majority wins instead: a shoe or a hand is a short band at the end of its limb, not a print, and the leg's
-    skin or trousers, persistent along the leg, would otherwise take the heel. Evaluated on a grid and
+    legs by :func:`_see_through_detail`). Within ``end_band`` (positions (low, high): a limb's end, the foot or
+    the hand) persistence is measured within that band only: a shoe or a hand is a short band at the end of its
+    limb, not a print, and the leg's skin or trousers, persistent along the whole leg, would otherwise take the
+    heel. Evaluated on a grid and
     interpolated."""
     order = np.argsort(s_seen)
     s, c, w = s_seen[order], colours[order], weights[order]
@@ -797,12 +798,14 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
     persistence = (share >= PROFILE_MIN_SHARE).mean(axis=0)
     best = np.argmax(share * persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
-    if local_beyond is not None:  # a limb's end (foot, hand): its own garment, the local majority (shoe, skin)
-        end = grid > local_beyond
-        best[end] = np.argmax(share[end], axis=1)
+    end = np.zeros(len(grid), dtype=bool) if end_band is None else (grid >= end_band[0]) & (grid <= end_band[1])
+    if end.any():  # a limb's end (foot, hand): persistence measured within that band (a shoe runs along the foot)
+        end_persistence = (share[end] >= PROFILE_MIN_SHARE).mean(axis=0)
+        best[end] = np.argmax(share[end] * end_persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
     # a pattern (stripes, checks): several colours that all run along the part, none dominant: their mean
     steady = persistence >= PATTERN_PERSISTENCE
     pattern = (share[np.arange(len(grid)), best] < PATTERN_SHARE) & ((share * steady[None]) > 0).sum(axis=1) >= 2
+    pattern &= ~end  # a limb's end is one garment (shoe, hand), not a pattern's mean
     prof = np.empty((len(grid), c.shape[1]))
     for g, (lo, hi) in enumerate(zip(lo_all, hi_all, strict=True)):
         if pattern[g]:
@@ -1103,12 +1106,13 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             axis = np.linalg.svd(centred, full_matrices=False)[2][0]
         s = v @ axis
         weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
-        sign = _limb_end(v, parts, part, axis)
-        beyond = None
-        if sign:  # a limb: positions grow towards its end (foot, hand), whose band takes the local majority
-            s = sign * s
-            beyond = float(s[sel].max()) - LIMB_END * height
-        fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height, beyond)
+        sign = _limb_end(v, parts, part, axis)  # a limb's end (foot, hand): its own garment
+        band = None
+        if sign > 0:
+            band = (float(s[sel].max()) - LIMB_END * height, np.inf)
+        elif sign < 0:
+            band = (-np.inf, float(s[sel].min()) + LIMB_END * height)
+        fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height, band)
         if part == PART_HEAD:
             hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis])
             if hair is not None:

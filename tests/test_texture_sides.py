@@ -450,7 +450,7 @@ def test_profile_keeps_the_shoe_at_the_end_of_the_leg():
     colours[shoe & (rng.uniform(size=len(s)) < 0.3)] = SKIN  # the ankle's skin mixes into the shoe's window
     query = np.linspace(0.0, 0.9, 91)  # the leg's hidden side, all along it
     heel = query > 0.85
-    with_end = _colour_profile(s, colours, np.ones(len(s)), query, 0.03, local_beyond=0.8)[heel]
+    with_end = _colour_profile(s, colours, np.ones(len(s)), query, 0.03, end_band=(0.8, np.inf))[heel]
     without = _colour_profile(s, colours, np.ones(len(s)), query, 0.03)[heel]
     assert np.abs(with_end - BLACK).max() < 20.0, with_end
     assert np.abs(without - SKIN).max() < 20.0, without
