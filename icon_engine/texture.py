@@ -936,13 +936,16 @@ def limb_registration_keep(view: _View, posed: np.ndarray, faces: np.ndarray, pa
                                  3).reshape(-1)[pix] < reach
     hairy = (_nearest_colour(col, hair) < REGISTRATION_MATCH_RGB) & (_nearest_colour(col, skin[None])
                                                                      > REGISTRATION_MIN_RGB)
-    step = adjacency(len(posed), faces).tocsr()
+    step = None
     for part in REGISTRATION_PARTS:
         mine = seen & (parts == part)
         far = mine & ~near
         if far.sum() >= 10 and hairy[far].mean() >= REGISTRATION_HAIR_SHARE:
             continue  # the limb itself has the hair's colour
         drop = mine & near & hairy
+        if not drop.any():
+            continue
+        step = adjacency(len(posed), faces).tocsr() if step is None else step
         for _ in range(64):  # grow through the limb's hair-coloured seen vertices
             grown = drop | (mine & hairy & (step @ drop.astype(np.float32) > 0))
             if (grown == drop).all():
@@ -1009,15 +1012,20 @@ def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, par
         s = pos[mine] @ axis
         order = np.argsort(s[interior])
         s_in, c_in = s[interior][order], col[mine[interior]][order]
+        # positions in bins of one window: an outline vertex is compared with the interior of its bin and the
+        # two next to it (one to two windows either side)
         edge = np.nonzero(~interior)[0]
-        lo = np.searchsorted(s_in, s[edge] - window)
-        hi = np.searchsorted(s_in, s[edge] + window)
-        for e, a, b in zip(edge, lo, hi, strict=True):
-            if b <= a:
+        bin_in = np.floor((s_in - s_in[0]) / window).astype(np.int64)
+        bin_edge = np.floor((s[edge] - s_in[0]) / window).astype(np.int64)
+        starts = np.searchsorted(bin_in, np.arange(bin_in[-1] + 2))
+        for b in np.unique(bin_edge):
+            lo, hi = starts[int(np.clip(b - 1, 0, len(starts) - 1))], starts[int(np.clip(b + 2, 0, len(starts) - 1))]
+            if hi <= lo:
                 continue  # nothing seen inside the limb there: no evidence
-            ref = c_in[a:b:max(1, (b - a) // _OUTLINE_REFS)]
-            if np.linalg.norm(ref - col[mine[e]], axis=1).min() > OUTLINE_MIN_RGB:
-                keep[mine[e]] = False
+            ref = c_in[lo:hi:max(1, (hi - lo) // _OUTLINE_REFS)]
+            here = edge[bin_edge == b]
+            far = np.linalg.norm(col[mine[here]][:, None] - ref[None], axis=2).min(axis=1) > OUTLINE_MIN_RGB
+            keep[mine[here[far]]] = False
     return keep
 
 
