@@ -1012,11 +1012,11 @@ def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, par
         s = pos[mine] @ axis
         order = np.argsort(s[interior])
         s_in, c_in = s[interior][order], col[mine[interior]][order]
-        # positions in bins of one window: an outline vertex is compared with the interior of its bin and the
-        # two next to it (one to two windows either side)
+        # positions in bins of half a window: an outline vertex is compared with the interior of its bin and the
+        # two next to it (half a window to a window and a half either side)
         edge = np.nonzero(~interior)[0]
-        bin_in = np.floor((s_in - s_in[0]) / window).astype(np.int64)
-        bin_edge = np.floor((s[edge] - s_in[0]) / window).astype(np.int64)
+        bin_in = np.floor((s_in - s_in[0]) / (0.5 * window)).astype(np.int64)
+        bin_edge = np.floor((s[edge] - s_in[0]) / (0.5 * window)).astype(np.int64)
         starts = np.searchsorted(bin_in, np.arange(bin_in[-1] + 2))
         for b in np.unique(bin_edge):
             lo, hi = starts[int(np.clip(b - 1, 0, len(starts) - 1))], starts[int(np.clip(b + 2, 0, len(starts) - 1))]
