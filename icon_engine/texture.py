@@ -121,6 +121,11 @@ SEAM_BAND = 0.025
 #: The head part's lower part (fraction of its height from its lowest point: the neck) keeps the profile fill;
 #: above it the hidden side takes the hair colour.
 HAIR_FROM = 0.3
+#: Hidden head vertices facing the camera more than this (cosine of the view angle) keep the profile, not the hair:
+#: the front of a face the photo's frame cut off (icon_003883) is skin, its back and sides hair.
+HAIR_MAX_COS = 0.3
+#: ... below this fraction of the head's height from its lowest point (above it, the skull: hair all round).
+HAIR_SKULL = 0.75
 #: Smallest RGB distance (0–255) between the head's hair and face-skin colour clusters for a distinct hair colour.
 HAIR_MIN_CONTRAST = 20.0
 #: Several photos: a surface point's colour is the mean of the photos that see it weighted by
@@ -1126,6 +1131,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             if hair is not None:
                 y = v[sel, 1]
                 upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)
+                # a face cut off by the frame faces the camera: skin profile there, hair on the skull above it
+                upper &= (view_cos[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
                 fill[upper] = hair
                 stats["hair_colour"] = [round(float(x), 1) for x in hair]
         # the band next to the seen side is left to the harmonic blend
