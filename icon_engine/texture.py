@@ -1131,8 +1131,12 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             if hair is not None:
                 y = v[sel, 1]
                 upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)
-                # a face cut off by the frame faces the camera: skin profile there, hair on the skull above it
-                upper &= (view_cos[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
+                # a face cut off by the frame faces the camera: skin profile there, hair on the skull above it (the
+                # cosine smoothed over the head, so eye sockets and the nose's sides do not count as its sides)
+                head_faces = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
+                head_faces = head_faces[parts[head_faces[:, 0]] == PART_HEAD]
+                cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
+                upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
                 fill[upper] = hair
                 stats["hair_colour"] = [round(float(x), 1) for x in hair]
         # the band next to the seen side is left to the harmonic blend
