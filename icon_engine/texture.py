@@ -122,6 +122,11 @@ SEAM_BAND = 0.025
 #: The head part's lower part (fraction of its height from its lowest point: the neck) keeps the profile fill;
 #: above it the hidden side takes the hair colour.
 HAIR_FROM = 0.3
+#: Hidden head vertices facing the camera more than this (cosine of the view angle) keep the profile, not the hair:
+#: the front of a face the photo's frame cut off (icon_003883) is skin, its back and sides hair.
+HAIR_MAX_COS = 0.3
+#: ... below this fraction of the head's height from its lowest point (above it, the skull: hair all round).
+HAIR_SKULL = 0.75
 #: Smallest RGB distance (0–255) between the head's hair and face-skin colour clusters for a distinct hair colour.
 HAIR_MIN_CONTRAST = 20.0
 #: Several photos: a surface point's colour is the mean of the photos that see it weighted by
@@ -828,7 +833,7 @@ def _colour_clusters(colours: np.ndarray, weights: np.ndarray, count: int = PROF
 
 
 def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
-                    window: float) -> np.ndarray:
+                    window: float, end_band: tuple[float, float] | None = None) -> np.ndarray:
     """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
     (at least :data:`PROFILE_MIN_SAMPLES` nearest ones). The part's seen colours are clustered
     (:func:`_colour_clusters`); a cluster's **persistence** is the fraction of the positions where it holds at
@@ -841,7 +846,11 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     so the back gets the shirt (dev photo icon_003883). Where several clusters all run along the part
     (persistence ≥ :data:`PATTERN_PERSISTENCE`) and none holds :data:`PATTERN_SHARE` of the window, the garment is
     a pattern (stripes, checks) and the colour is their weighted mean (the pattern itself is added back on the
-    legs by :func:`_see_through_detail`). Evaluated on a grid and interpolated."""
+    legs by :func:`_see_through_detail`). Within ``end_band`` (positions (low, high): a limb's end, the foot or
+    the hand) persistence is measured within that band only: a shoe or a hand is a short band at the end of its
+    limb, not a print, and the leg's skin or trousers, persistent along the whole leg, would otherwise take the
+    heel. Evaluated on a grid and
+    interpolated."""
     order = np.argsort(s_seen)
     s, c, w = s_seen[order], colours[order], weights[order]
     lab = _colour_clusters(c, w)
@@ -862,9 +871,14 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
     persistence = (share >= PROFILE_MIN_SHARE).mean(axis=0)
     best = np.argmax(share * persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
+    end = np.zeros(len(grid), dtype=bool) if end_band is None else (grid >= end_band[0]) & (grid <= end_band[1])
+    if end.any():  # a limb's end (foot, hand): persistence measured within that band (a shoe runs along the foot)
+        end_persistence = (share[end] >= PROFILE_MIN_SHARE).mean(axis=0)
+        best[end] = np.argmax(share[end] * end_persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
     # a pattern (stripes, checks): several colours that all run along the part, none dominant: their mean
     steady = persistence >= PATTERN_PERSISTENCE
     pattern = (share[np.arange(len(grid)), best] < PATTERN_SHARE) & ((share * steady[None]) > 0).sum(axis=1) >= 2
+    pattern &= ~end  # a limb's end is one garment (shoe, hand), not a pattern's mean
     prof = np.empty((len(grid), c.shape[1]))
     for g, (lo, hi) in enumerate(zip(lo_all, hi_all, strict=True)):
         if pattern[g]:
@@ -905,6 +919,236 @@ def _hair_colour(points: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray | 
     return hair, skin
 
 
+#: Limbs over the hair (:func:`limb_registration_keep`): the limbs checked; the registration uncertainty (fraction
+#: of the person's height in the photo, pixels) within which a limb's pixel may show the hair instead; a limb sample
+#: within REGISTRATION_MATCH_RGB of a hair shade and farther than REGISTRATION_MIN_RGB from the skin is the hair
+#: (RGB, 0–255); at most REGISTRATION_MAX_DROP of a limb's seen vertices are dropped; a limb whose samples away
+#: from the head match the hair this often (REGISTRATION_HAIR_SHARE) is itself hair-coloured and keeps them.
+REGISTRATION_PARTS = (PART_LEFT_ARM, PART_RIGHT_ARM, PART_LEFT_LEG, PART_RIGHT_LEG)
+REGISTRATION_UNCERTAINTY = 0.04
+REGISTRATION_MATCH_RGB = 30.0
+REGISTRATION_MIN_RGB = 40.0
+REGISTRATION_MAX_DROP = 0.6
+REGISTRATION_HAIR_SHARE = 0.2
+#: The hair's shades also count darkened by this factor (hair in shadow: its darkest strands).
+REGISTRATION_HAIR_SHADOW = 0.6
+#: Colour clusters holding less than this share of a part's samples are ignored (stray pixels).
+REGISTRATION_CLUSTER_SHARE = 0.03
+
+
+def _cluster_centres(colours: np.ndarray, min_share: float = REGISTRATION_CLUSTER_SHARE) -> np.ndarray:
+    """Median colours (K, 3) of the colour clusters (:func:`_colour_clusters`) of ``colours`` (N, 3) holding at
+    least ``min_share`` of them, largest first (at most ~3000 samples are clustered, evenly subsampled)."""
+    c = np.asarray(colours, dtype=np.float64)[:: max(1, len(colours) // 3000)]
+    if not len(c):
+        return np.zeros((0, 3))
+    lab = _colour_clusters(c, np.ones(len(c)))
+    counts = np.bincount(lab)
+    big = [j for j in np.argsort(-counts, kind="stable") if counts[j] >= min_share * len(c)]
+    return np.stack([np.median(c[lab == j], axis=0) for j in big])
+
+
+def _nearest_colour(colours: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """(N,) RGB distance of each colour (N, 3) to the nearest of ``refs`` (K, 3) (inf when K = 0)."""
+    if not len(refs):
+        return np.full(len(colours), np.inf)
+    return np.linalg.norm(colours[:, None] - refs[None], axis=2).min(axis=1)
+
+
+def limb_registration_keep(view: _View, posed: np.ndarray, faces: np.ndarray, parts: np.ndarray,
+                           alpha: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for the limb vertices whose photo colour is most likely the hair, because the fitted limb
+    lies off the photo's limb over the hair (icon_028009: a raised arm, hand on the head) or long hair hangs over
+    it. Neither the mask nor the per-part visibility notices: the limb's own surface is the nearest one there, and
+    the hair is not a part of the model. ``view`` with its parts set (:meth:`_View.set_parts`); ``posed`` (N, 3)
+    the vertices in the photo's pose (metres), ``faces`` (M, 3); ``alpha`` (N,) photo weights; ``colours`` (N, 3)
+    photo colours (0–255).
+
+    The hair's shades are the head's colour clusters (its own seen samples, :func:`_colour_clusters`) nearer the
+    hair colour than the face's skin (:func:`_hair_colour`; none on a bald head), and the same in shadow
+    (× :data:`REGISTRATION_HAIR_SHADOW`). A seen limb vertex
+    (:data:`REGISTRATION_PARTS`) is dropped when its pixel lies within :data:`REGISTRATION_UNCERTAINTY` × the
+    person's height of the head's projection or of person pixels no part covers (hair hanging down), its colour
+    lies within :data:`REGISTRATION_MATCH_RGB` of a hair shade and farther than :data:`REGISTRATION_MIN_RGB` from
+    the skin, and so is every hair-coloured seen vertex of the limb connected to one on the mesh through
+    hair-coloured seen vertices (the middle of a limb lying over the hair is farther from the hair's edge).
+    Guards: nothing is dropped when the torso's main colour is a hair shade (a black shirt and black
+    hair: the sleeve may be that colour), on a limb whose samples away from the head match the hair in
+    :data:`REGISTRATION_HAIR_SHARE` of cases (black trousers), or where more than :data:`REGISTRATION_MAX_DROP` of
+    the limb's seen vertices would go. A dropped vertex takes its limb's fill like a hidden one (the profile of
+    the limb's other samples at its place: sleeve or skin)."""
+    import cv2
+
+    keep = np.ones(len(posed), dtype=bool)
+    if view.face_part is None:
+        return keep
+    cam = view.camera
+    col = np.asarray(colours, dtype=np.float64)
+    _, _, inside, pix = _pixels(cam, posed)
+    front = view.layers.face
+    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
+    seen = (alpha > SEEN_ALPHA) & inside
+    head = seen & (shown[pix] == parts) & (parts == PART_HEAD)
+    rows = np.nonzero((shown >= 0).reshape(cam.height, cam.width).any(axis=1))[0]
+    if head.sum() < 10 or not len(rows):
+        return keep
+    hair, skin = _hair_colour(posed[head], col[head])
+    if hair is None:
+        return keep
+    shades = _cluster_centres(col[head])
+    hair = np.concatenate([hair[None], shades[np.linalg.norm(shades - hair, axis=1)
+                                              < np.linalg.norm(shades - skin, axis=1)]])
+    hair = np.concatenate([hair, REGISTRATION_HAIR_SHADOW * hair])  # and the same hair in shadow
+    torso = seen & (shown[pix] == parts) & (parts == PART_TORSO)
+    if torso.sum() >= 10 and _nearest_colour(_cluster_centres(col[torso])[:1], hair)[0] <= REGISTRATION_MIN_RGB:
+        return keep
+    # pixels of the head's projection or of the person that no part covers (hair hanging down)
+    hairy_px = (shown == PART_HEAD) | (view.mask.reshape(-1) & (shown < 0))
+    reach = REGISTRATION_UNCERTAINTY * float(rows[-1] - rows[0] + 1)
+    near = cv2.distanceTransform((~hairy_px).reshape(cam.height, cam.width).astype(np.uint8), cv2.DIST_L2,
+                                 3).reshape(-1)[pix] < reach
+    hairy = (_nearest_colour(col, hair) < REGISTRATION_MATCH_RGB) & (_nearest_colour(col, skin[None])
+                                                                     > REGISTRATION_MIN_RGB)
+    step = None
+    for part in REGISTRATION_PARTS:
+        mine = seen & (parts == part)
+        far = mine & ~near
+        if far.sum() >= 10 and hairy[far].mean() >= REGISTRATION_HAIR_SHARE:
+            continue  # the limb itself has the hair's colour
+        drop = mine & near & hairy
+        if not drop.any():
+            continue
+        step = adjacency(len(posed), faces).tocsr() if step is None else step
+        for _ in range(64):  # grow through the limb's hair-coloured seen vertices
+            grown = drop | (mine & hairy & (step @ drop.astype(np.float32) > 0))
+            if (grown == drop).all():
+                break
+            drop = grown
+        if drop.sum() <= REGISTRATION_MAX_DROP * mine.sum():
+            keep &= ~drop
+    return keep
+
+
+#: Limb outlines (:func:`limb_outline_keep`): the band (fraction of the person's height in the photo) along a limb's
+#: projected outline where the photo may show the neighbouring region instead (the fit a few pixels off); a seen
+#: sample there whose colour lies farther than OUTLINE_MIN_RGB (RGB, 0–255) from every sample the limb shows away
+#: from its outline at the same place along it (within PROFILE_WINDOW) is dropped.
+OUTLINE_UNCERTAINTY = 0.015
+OUTLINE_MIN_RGB = 45.0
+#: Interior samples of a window compared at most (evenly subsampled).
+_OUTLINE_REFS = 300
+
+
+def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
+                      colours: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for the limb vertices along a limb's projected outline whose photo colour the limb shows
+    nowhere else at that place along it: the neighbouring region seen because the fitted limb lies a few pixels
+    off the photo's (a raised thigh over the shorts, dev photo icon_22097467; a hanging hand over the trousers).
+    ``view`` with its parts set (:meth:`_View.set_parts`); ``posed`` (N, 3) the vertices in the photo's pose and
+    ``positions`` (N, 3) where they are compared along the limb (the rest pose, where a limb is straight; metres);
+    ``alpha`` (N,) photo weights; ``colours`` (N, 3) photo colours (0–255).
+
+    For each limb (:data:`REGISTRATION_PARTS`), a seen vertex whose pixel lies within :data:`OUTLINE_UNCERTAINTY` ×
+    the person's height of a pixel the limb's surface does not cover is on the outline; the others are its
+    interior. An outline vertex is dropped when interior vertices lie within :data:`PROFILE_WINDOW` × the mesh's
+    height of it along the limb's axis (the principal axis of its ``positions``) and its colour lies farther than
+    :data:`OUTLINE_MIN_RGB` from all of them: a garment runs around the limb (a hem is a ring), so a colour only
+    its outline shows is the neighbour's. A stripe or print seen inside the limb at that place is kept."""
+    import cv2
+
+    keep = np.ones(len(posed), dtype=bool)
+    if view.face_part is None:
+        return keep
+    cam = view.camera
+    col = np.asarray(colours, dtype=np.float64)
+    pos = np.asarray(positions, dtype=np.float64)
+    _, _, inside, pix = _pixels(cam, posed)
+    front = view.layers.face
+    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
+    rows = np.nonzero((shown >= 0).reshape(cam.height, cam.width).any(axis=1))[0]
+    if not len(rows):
+        return keep
+    band = OUTLINE_UNCERTAINTY * float(rows[-1] - rows[0] + 1)
+    window = PROFILE_WINDOW * (float(np.ptp(pos[:, 1])) or 1.0)
+    seen = (alpha > SEEN_ALPHA) & inside
+    for part in REGISTRATION_PARTS:
+        mine = np.nonzero(seen & (parts == part))[0]
+        if len(mine) < PROFILE_MIN_SAMPLES:
+            continue
+        to_edge = cv2.distanceTransform((shown == part).reshape(cam.height, cam.width).astype(np.uint8),
+                                        cv2.DIST_L2, 3).reshape(-1)[pix[mine]]
+        interior = (to_edge > band) & (shown[pix[mine]] == part)
+        if interior.sum() < PROFILE_MIN_SAMPLES or interior.all():
+            continue
+        limb = pos[parts == part]
+        axis = np.linalg.svd(limb - limb.mean(axis=0), full_matrices=False)[2][0]
+        s = pos[mine] @ axis
+        order = np.argsort(s[interior])
+        s_in, c_in = s[interior][order], col[mine[interior]][order]
+        # positions in bins of half a window: an outline vertex is compared with the interior of its bin and the
+        # two next to it (half a window to a window and a half either side)
+        edge = np.nonzero(~interior)[0]
+        bin_in = np.floor((s_in - s_in[0]) / (0.5 * window)).astype(np.int64)
+        bin_edge = np.floor((s[edge] - s_in[0]) / (0.5 * window)).astype(np.int64)
+        starts = np.searchsorted(bin_in, np.arange(bin_in[-1] + 2))
+        for b in np.unique(bin_edge):
+            lo, hi = starts[int(np.clip(b - 1, 0, len(starts) - 1))], starts[int(np.clip(b + 2, 0, len(starts) - 1))]
+            if hi <= lo:
+                continue  # nothing seen inside the limb there: no evidence
+            ref = c_in[lo:hi:max(1, (hi - lo) // _OUTLINE_REFS)]
+            here = edge[bin_edge == b]
+            far = np.linalg.norm(col[mine[here]][:, None] - ref[None], axis=2).min(axis=1) > OUTLINE_MIN_RGB
+            keep[mine[here[far]]] = False
+    return keep
+
+
+#: A head whose seen samples stop this far (fraction of the head's height) below its top was cut off by the photo's
+#: frame or hidden: its hair was not seen (:func:`_unseen_hair_colour`).
+HAIR_TOP_UNSEEN = 0.25
+#: Hair colour (RGB, 0–255) of a head whose top was not seen and whose visible top shows no hairline: a dark
+#: neutral brown (most hair; far less wrong than skin over the whole back of the head).
+HAIR_FALLBACK = (45.0, 35.0, 30.0)
+
+
+def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndarray) -> np.ndarray | None:
+    """Hair colour (3,) for the hidden side of a head, or None (bald: keep the profile, skin). ``head_y`` (K,) the
+    heights of all the head's vertices (metres, Y up), ``points`` (S, 3) / ``colours`` (S, 3) its seen ones.
+
+    The hair cluster of :func:`_hair_colour` when the seen head shows both hair and face. When the seen samples
+    stop more than :data:`HAIR_TOP_UNSEEN` of the head's height below its top (a head cut off by the photo's
+    frame, icon_003883), a bald head cannot be told: the colour is the hairline's (the median of the seen top
+    band's samples farther than 2 × :data:`HAIR_MIN_CONTRAST` from the face's skin, when at least 5), else
+    :data:`HAIR_FALLBACK`, never the skin."""
+    hair, skin = _hair_colour(points, colours)
+    if hair is not None:
+        return hair
+    top, lo = float(head_y.max()), float(head_y.min())
+    if float(np.percentile(points[:, 1], 98)) >= top - HAIR_TOP_UNSEEN * (top - lo):
+        return None  # the top of the head was seen and shows no hair: bald
+    y = points[:, 1]
+    band = y >= y.max() - 0.2 * np.ptp(y)
+    hairline = band & (np.linalg.norm(colours - skin, axis=1) > 2 * HAIR_MIN_CONTRAST)
+    if hairline.sum() >= 5:
+        return np.median(colours[hairline], axis=0)
+    return np.asarray(HAIR_FALLBACK)
+
+
+#: A limb's end (fraction of the mesh's height from its far end along the limb: a foot with its shoe, a hand)
+#: takes the local majority colour in its profile (:func:`_colour_profile`), not the colour persistent along the limb.
+LIMB_END = 0.06
+
+
+def _limb_end(vertices: np.ndarray, parts: np.ndarray, part: int, axis: np.ndarray) -> float:
+    """+1 when a limb's far end (its extreme along ``axis`` farther from the torso's centroid: the foot, the
+    hand) lies at the largest positions along ``axis``, −1 when at the smallest, 0 for the torso and head or
+    without a torso."""
+    if part not in (PART_LEFT_ARM, PART_RIGHT_ARM, PART_LEFT_LEG, PART_RIGHT_LEG) or not (parts == PART_TORSO).any():
+        return 0.0
+    s = vertices[parts == part] @ axis
+    centre = float(vertices[parts == PART_TORSO].mean(axis=0) @ axis)
+    return 1.0 if abs(float(s.max()) - centre) >= abs(float(s.min()) - centre) else -1.0
+
+
 def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                      photo_colours: np.ndarray, view_cos: np.ndarray,
                      own_pixel: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -943,12 +1187,24 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             axis = np.linalg.svd(centred, full_matrices=False)[2][0]
         s = v @ axis
         weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
-        fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height)
+        sign = _limb_end(v, parts, part, axis)  # a limb's end (foot, hand): its own garment
+        band = None
+        if sign > 0:
+            band = (float(s[sel].max()) - LIMB_END * height, np.inf)
+        elif sign < 0:
+            band = (-np.inf, float(s[sel].min()) + LIMB_END * height)
+        fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height, band)
         if part == PART_HEAD:
-            hair, _skin = _hair_colour(v[vis], seed[vis])
+            hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis])
             if hair is not None:
                 y = v[sel, 1]
                 upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)
+                # a face cut off by the frame faces the camera: skin profile there, hair on the skull above it (the
+                # cosine smoothed over the head, so eye sockets and the nose's sides do not count as its sides)
+                head_faces = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
+                head_faces = head_faces[parts[head_faces[:, 0]] == PART_HEAD]
+                cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
+                upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
                 fill[upper] = hair
                 stats["hair_colour"] = [round(float(x), 1) for x in hair]
         # the band next to the seen side is left to the harmonic blend
@@ -1407,6 +1663,11 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     report(0.5, "Colouring the vertices")
     alpha_v, xy_v = _photo_weight(view, v, vn, near_v)
     photo_v = _bilinear(photo, xy_v)
+    keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
+    if parts is not None and not more_views:
+        keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
+        keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
+        alpha_v = np.where(keep_v, alpha_v, 0.0)
     gains = None
     multi_stats: dict[str, Any] = {}
     if others:
@@ -1479,6 +1740,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             alpha_t[front], xy_t = _photo_weight(view, None, None, None if near_t is None else near_t[front],
                                                  _Projected(proj.xy[front], proj.z[front], proj.cos[front]))
             colour_t[front] = _bilinear(photo, xy_t)
+            if keep_v is not None and not keep_v.all():  # limb samples dropped at the vertices drop at the texels
+                alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, keep_v[corners].astype(np.float32))
         alpha_t = alpha_t.astype(np.float32)[:, None]
         if parts is not None and not others:  # one photo: the legs' hidden side takes the pattern seen through them
             part_t = parts[corners[:, 0]]
