@@ -423,3 +423,38 @@ def test_long_hair_hangs_behind_the_head_and_the_face_stays_bare(tight_hair):
     _, face_body = _head_extents(tight_hair.body_vertices, eyes_y)
     _, face = _head_extents(s.vertices, eyes_y)
     assert face - face_body < 0.015
+
+
+def _hem_notch(subject, zone) -> np.ndarray:
+    """The subject's mask with a notch (4 cm wide, 6 cm high) cut into the middle of the skirt's hem, as the
+    detector leaves in a skirt whose hem hangs between the legs."""
+    cam = subject.camera
+    px_per_m = float(cam.K[0, 0] / np.median(cam.to_camera(subject.body_vertices)[:, 2]))
+    c = zone.centers[0] + zone.shift[0] * zone.lat
+    u, v = cam.project(np.array([[c[0], zone.y_hem, c[2]]]))[0][0]
+    rows = np.nonzero(subject.mask[:, int(u)])[0]
+    hem_row = int(rows[rows < v + 0.05 * px_per_m].max())  # the skirt's last row under its centre
+    mask = subject.mask.copy()
+    half, height = int(0.02 * px_per_m), int(0.06 * px_per_m)
+    mask[hem_row - height: hem_row + 1, int(u) - half: int(u) + half + 1] = False
+    return mask
+
+
+def test_a_notch_in_the_hem_does_not_lose_the_skirts_corners(skirt):
+    """A hole at the hem's middle in the detector's mask must not split the skirt's rows: the cone stays centred
+    on the whole row and as wide as it (it was centred on one half, and the hem's other corner went missing), and
+    the surface's silhouette keeps the mask's outline (the loose blur fades out at the outline)."""
+    zone = _skirt_zone(skirt)
+    mask = _hem_notch(skirt, zone)
+    notched = _skirt_zone(skirt, mask)
+    assert notched.present and abs(notched.y_hem - zone.y_hem) < 0.01  # was cut 2.9 cm higher
+    for y in np.linspace(zone.y_hem + 0.01, zone.y_hem + 0.08, 5):
+        for a, b in ((zone.shift, notched.shift), (zone.delta, notched.delta)):
+            assert abs(np.interp(y, zone.ys, a) - np.interp(y, notched.ys, b)) < 0.01
+    s = _surface(skirt, mask=mask, quality="standard")
+    from icon_engine.mesh_queries import rasterize
+
+    sil = rasterize(s.vertices, s.faces, skirt.camera).mask
+    missed = mask & ~sil
+    assert missed.sum() < 0.01 * mask.sum()
+    assert silhouette_iou(s.vertices, s.faces, skirt.camera, mask) > 0.975
