@@ -458,3 +458,26 @@ def test_a_notch_in_the_hem_does_not_lose_the_skirts_corners(skirt):
     missed = mask & ~sil
     assert missed.sum() < 0.01 * mask.sum()
     assert silhouette_iou(s.vertices, s.faces, skirt.camera, mask) > 0.975
+
+
+def test_legs_together_in_loose_trousers_are_not_a_skirt(tight, monkeypatch):
+    """Thighs that touch in the photo fill the gap the fitted legs show; with trousers 2 cm looser than the legs
+    that is not a skirt (a skirt flares beyond the legs by more than SKIRT_MIN_FLARE_M): the legs keep their own
+    shape instead of a cone cut flat where the thighs part (the shared set's subject 106)."""
+    from icon_engine import surface
+    from icon_engine.mesh_queries import rasterize
+
+    v, f, cam, j = tight.body_vertices, tight.body_faces, tight.camera, tight.joints
+    px_per_m = float(cam.K[0, 0] / np.median(cam.to_camera(v)[:, 2]))
+    groups = surface.arm_groups(v, f, *surface.bone_owner(v, j))
+    trunk = rasterize(v, f[(groups[f] == 0).all(1)], cam).mask  # the body without its arms
+    uv = cam.project(j[[1, 2, 4, 5]])[0]
+    hip_row, knee_row = int(uv[:2, 1].mean()), int(uv[2:, 1].mean())
+    c0, c1 = int(uv[:, 0].min()), int(uv[:, 0].max()) + 1
+    mask = tight.mask.copy()
+    loose = ndimage.binary_dilation(trunk, iterations=int(0.02 * px_per_m))
+    mask[hip_row:knee_row] |= loose[hip_row:knee_row]  # trousers 2 cm loose
+    mask[hip_row:knee_row, c0:c1] = True  # the thighs touch: no gap between them
+    assert not _skirt_zone(tight, mask).present
+    monkeypatch.setattr(surface, "SKIRT_MIN_FLARE_M", 0.01)  # wave 4's threshold took them for a skirt
+    assert _skirt_zone(tight, mask).present
