@@ -423,3 +423,61 @@ def test_long_hair_hangs_behind_the_head_and_the_face_stays_bare(tight_hair):
     _, face_body = _head_extents(tight_hair.body_vertices, eyes_y)
     _, face = _head_extents(s.vertices, eyes_y)
     assert face - face_body < 0.015
+
+
+def _hem_notch(subject, zone) -> np.ndarray:
+    """The subject's mask with a notch (4 cm wide, 6 cm high) cut into the middle of the skirt's hem, as the
+    detector leaves in a skirt whose hem hangs between the legs."""
+    cam = subject.camera
+    px_per_m = float(cam.K[0, 0] / np.median(cam.to_camera(subject.body_vertices)[:, 2]))
+    c = zone.centers[0] + zone.shift[0] * zone.lat
+    u, v = cam.project(np.array([[c[0], zone.y_hem, c[2]]]))[0][0]
+    rows = np.nonzero(subject.mask[:, int(u)])[0]
+    hem_row = int(rows[rows < v + 0.05 * px_per_m].max())  # the skirt's last row under its centre
+    mask = subject.mask.copy()
+    half, height = int(0.02 * px_per_m), int(0.06 * px_per_m)
+    mask[hem_row - height: hem_row + 1, int(u) - half: int(u) + half + 1] = False
+    return mask
+
+
+def test_a_notch_in_the_hem_does_not_lose_the_skirts_corners(skirt):
+    """A hole at the hem's middle in the detector's mask must not split the skirt's rows: the cone stays centred
+    on the whole row and as wide as it (it was centred on one half, and the hem's other corner went missing), and
+    the surface's silhouette keeps the mask's outline (the loose blur fades out at the outline)."""
+    zone = _skirt_zone(skirt)
+    mask = _hem_notch(skirt, zone)
+    notched = _skirt_zone(skirt, mask)
+    assert notched.present and abs(notched.y_hem - zone.y_hem) < 0.01  # was cut 2.9 cm higher
+    for y in np.linspace(zone.y_hem + 0.01, zone.y_hem + 0.08, 5):
+        for a, b in ((zone.shift, notched.shift), (zone.delta, notched.delta)):
+            assert abs(np.interp(y, zone.ys, a) - np.interp(y, notched.ys, b)) < 0.01
+    s = _surface(skirt, mask=mask, quality="standard")
+    from icon_engine.mesh_queries import rasterize
+
+    sil = rasterize(s.vertices, s.faces, skirt.camera).mask
+    missed = mask & ~sil
+    assert missed.sum() < 0.01 * mask.sum()
+    assert silhouette_iou(s.vertices, s.faces, skirt.camera, mask) > 0.975
+
+
+def test_legs_together_in_loose_trousers_are_not_a_skirt(tight, monkeypatch):
+    """Thighs that touch in the photo fill the gap the fitted legs show; with trousers 2 cm looser than the legs
+    that is not a skirt (a skirt flares beyond the legs by more than SKIRT_MIN_FLARE_M): the legs keep their own
+    shape instead of a cone cut flat where the thighs part (the shared set's subject 106)."""
+    from icon_engine import surface
+    from icon_engine.mesh_queries import rasterize
+
+    v, f, cam, j = tight.body_vertices, tight.body_faces, tight.camera, tight.joints
+    px_per_m = float(cam.K[0, 0] / np.median(cam.to_camera(v)[:, 2]))
+    groups = surface.arm_groups(v, f, *surface.bone_owner(v, j))
+    trunk = rasterize(v, f[(groups[f] == 0).all(1)], cam).mask  # the body without its arms
+    uv = cam.project(j[[1, 2, 4, 5]])[0]
+    hip_row, knee_row = int(uv[:2, 1].mean()), int(uv[2:, 1].mean())
+    c0, c1 = int(uv[:, 0].min()), int(uv[:, 0].max()) + 1
+    mask = tight.mask.copy()
+    loose = ndimage.binary_dilation(trunk, iterations=int(0.02 * px_per_m))
+    mask[hip_row:knee_row] |= loose[hip_row:knee_row]  # trousers 2 cm loose
+    mask[hip_row:knee_row, c0:c1] = True  # the thighs touch: no gap between them
+    assert not _skirt_zone(tight, mask).present
+    monkeypatch.setattr(surface, "SKIRT_MIN_FLARE_M", 0.01)  # wave 4's threshold took them for a skirt
+    assert _skirt_zone(tight, mask).present
