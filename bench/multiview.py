@@ -275,13 +275,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", type=Path, help="keep the bundles under this folder (to look at them)")
     ap.add_argument("--oracle", action="store_true",
                     help="also fuse the ground-truth bodies and cameras (what perfect registration would give)")
-    ap.add_argument("--free-orientations", action="store_true",
-                    help="a turnaround's photos keep a free body orientation each (joint_fit.SHARED_GRAVITY off)")
+    ap.add_argument("--gravity", action="store_true",
+                    help="a turnaround's photos share one body orientation under turned cameras (joint_fit.GravityRig)")
     args = ap.parse_args(argv)
-    if args.free_orientations:
+    if args.gravity:
         import icon_engine.joint_fit as joint_fit
 
-        joint_fit.SHARED_GRAVITY = False
+        joint_fit.SHARED_GRAVITY = True
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
                  with_oracle=args.oracle)
     print(format_table(result))

@@ -283,8 +283,9 @@ def turn_steps_loss(orients: list[Any], cams: list[Any]) -> Any:
 #: pose decide it).
 W_CAMERA_ROLL = 10.0
 #: Whether a turnaround's photos share one body orientation under turned cameras (:class:`GravityRig`) rather than
-#: a free orientation each (bench/multiview.py ``--free-orientations`` turns it off).
-SHARED_GRAVITY = True
+#: a free orientation each. Off: on bench/multiview.py (2 subjects, 4 views, preview) it gave 1.81 / 1.54 cm Chamfer
+#: against 1.47 / 1.67 cm with free orientations (docs/multiview.md, wave 5); ``--gravity`` there turns it on.
+SHARED_GRAVITY = False
 W_CAMERA_PITCH = 1.0
 #: Shared gravity: weight (per rad²) of the cameras' pitches (relative to the floor) agreeing: a turnaround is shot
 #: by one camera at one height (the person turns in front of it, or the photographer walks around at one height).
@@ -436,7 +437,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                     iterations: int | None = None, lr: float | None = None, couple: float | None = None,
                     free_shape: bool = True, first_weight: float = SHARED_FIRST_WEIGHT,
                     same_pose: list[bool] | None = None, swap_test: bool = True, anchor_first: bool = False,
-                    turn_prior: float = 0.0, gravity: bool | None = None) -> JointFitResult:
+                    turn_prior: float = 0.0, gravity: bool | None = None,
+                    require_side: bool = True) -> JointFitResult:
     """Refit the photos with one shape and, for the photos that show the first photo's pose (a turnaround), ONE
     body pose; every photo (the first included) keeps its own orientation and translation under its fixed camera.
 
@@ -456,7 +458,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     (default :data:`SHARED_GRAVITY`):
     the shared-pose photos share one pelvis orientation seen through cameras turned about the vertical
     (:class:`GravityRig`) instead of a free orientation each (the first photo's included; not with
-    ``anchor_first``)."""
+    ``anchor_first``). ``require_side``: share the pose only with a side view among the photos (else a back view
+    alone shares it too)."""
     import torch
 
     from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
@@ -509,7 +512,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 problems[k][1] = q
         side = [k for k in range(1, len(problems)) if same[k] and SIDE_VIEW_DEG[0] <= reg_report[k]["turn_deg"]
                 <= SIDE_VIEW_DEG[1]]
-        if not side:  # no turnaround with a side view: own poses (agreement), the first photo's kept
+        if not side and require_side:  # no turnaround with a side view: own poses (agreement), the first photo's kept
             warm = list(views)
             for k in range(1, len(problems)):
                 if labels_swapped[k]:  # relabelled: warm-started from its registration to the first photo's pose
