@@ -277,7 +277,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="also fuse the ground-truth bodies and cameras (what perfect registration would give)")
     ap.add_argument("--gravity", action="store_true",
                     help="a turnaround's photos share one body orientation under turned cameras (joint_fit.GravityRig)")
+    ap.add_argument("--part-align", action="store_true",
+                    help="align each other photo to the avatar per body part before the bake (subject.PART_ALIGN)")
     args = ap.parse_args(argv)
+    if args.part_align:
+        import icon_engine.subject as subject
+
+        subject.PART_ALIGN = True
     if args.gravity:
         import icon_engine.joint_fit as joint_fit
 

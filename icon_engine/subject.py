@@ -454,8 +454,10 @@ def avatar_in_photo(avatar: Any, fit: Any) -> np.ndarray:
                          np.asarray(fit.transl, dtype=np.float64).reshape(3))
 
 
-#: Align each other photo to the avatar per body part before the bake (:mod:`icon_engine.photo_align`).
-PART_ALIGN = True
+#: Align each other photo to the avatar per body part before the bake (:mod:`icon_engine.photo_align`). Off: on
+#: bench/multiview.py (2 subjects, preview) the back colour error went 8.75 → 8.55 (4 views) and 8.0 → 8.3
+#: (front + back): no gain beyond noise (docs/multiview.md, wave 5); ``bench/multiview.py --part-align`` turns it on.
+PART_ALIGN = False
 
 
 def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, reporter: Any) -> Any:
