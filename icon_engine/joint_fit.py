@@ -17,7 +17,9 @@ the first photo's pose and translation kept as its own fit found them (``anchor_
 refitting it against photos in other poses moved its body away from the truth). The losses are the fit package's
 own (:func:`icon_engine.fit.core._loss_factory`), evaluated on a per-photo problem whose fixed camera is the
 photo's fitted camera (its pitch included). Each photo's fit is then finished like a single fit (metrics,
-normalised world).
+normalised world). An option (:data:`SHARED_GRAVITY`, off) replaces the turnaround's free per-photo orientations by
+:class:`GravityRig`: one body orientation (one lean relative to gravity) seen through cameras turned about the
+vertical, held upright and at one pitch.
 """
 
 from __future__ import annotations

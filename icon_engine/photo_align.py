@@ -26,16 +26,6 @@ MIN_GAIN = 0.15
 CLIP_PX = 12.0
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the pixels of ``mask`` with a 4-neighbour outside it."""
-    inner = mask.copy()
-    inner[1:] &= mask[:-1]
-    inner[:-1] &= mask[1:]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    return mask & ~inner
-
-
 def part_shifts(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, camera: Camera, mask: np.ndarray,
                 max_shift: int, num_parts: int) -> np.ndarray:
     """(num_parts, 2) shifts (dx, dy) in pixels of each body part's stretch of the mesh's outline onto the person
@@ -44,6 +34,7 @@ def part_shifts(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, came
     import cv2
 
     from .geometry.raster import rasterize
+    from .preview import _outline  # the pixels of a mask with a 4-neighbour outside it
 
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
