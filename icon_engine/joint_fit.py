@@ -284,6 +284,10 @@ def turn_steps_loss(orients: list[Any], cams: list[Any]) -> Any:
 #: held upright) and of its pitch change from the photo's own fit (per rad²; weak: the side views and the shared
 #: pose decide it).
 W_CAMERA_ROLL = 10.0
+#: The first photo's weight (:data:`SHARED_FIRST_WEIGHT`) when the photos share gravity: its orientation is tied
+#: to the others', so it need not outweigh them (bench/multiview_bodies.py, 2 subjects, 4 views: the first photo's
+#: body 3.72 cm at weight 3, 3.46 cm at weight 1; all photos' 4.49 → 4.12 cm).
+GRAVITY_FIRST_WEIGHT = 1.0
 #: Whether a turnaround's photos share one body orientation under turned cameras (:class:`GravityRig`) rather than
 #: a free orientation each. Off: on bench/multiview.py (2 subjects, 4 views, preview) it gave 1.81 / 1.54 cm Chamfer
 #: against 1.47 / 1.67 cm with free orientations (docs/multiview.md, wave 5); ``--gravity`` there turns it on.
@@ -544,6 +548,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 pelvis = problems[0][0].body.rest(problems[0][0].shape(shared))[1][0].double().cpu().numpy()
             rig = GravityRig([problems[k][0].R for k in rigged], [problems[k][1]["global_orient"] for k in rigged],
                              [problems[k][1]["transl"] for k in rigged], pelvis)
+            weights[0] = GRAVITY_FIRST_WEIGHT
 
         def total() -> Any:
             if rig is not None:
