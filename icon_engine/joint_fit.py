@@ -289,8 +289,9 @@ W_CAMERA_ROLL = 10.0
 #: body 3.72 cm at weight 3, 3.46 cm at weight 1; all photos' 4.49 → 4.12 cm).
 GRAVITY_FIRST_WEIGHT = 1.0
 #: Whether a turnaround's photos share one body orientation under turned cameras (:class:`GravityRig`) rather than
-#: a free orientation each. Off: on bench/multiview.py (2 subjects, 4 views, preview) it gave 1.81 / 1.54 cm Chamfer
-#: against 1.47 / 1.67 cm with free orientations (docs/multiview.md, wave 5); ``--gravity`` there turns it on.
+#: a free orientation each. Off: on bench/multiview.py (3 subjects, 4 views, preview) it gave 1.61 / 1.31 / 2.33 cm
+#: Chamfer against 1.47 / 1.67 / 2.22 cm with free orientations — better on one subject, worse on two (mean 1.75 vs
+#: 1.79 cm; docs/multiview.md, wave 5); ``--gravity`` there turns it on.
 SHARED_GRAVITY = False
 W_CAMERA_PITCH = 1.0
 #: Shared gravity: weight (per rad²) of the cameras' pitches (relative to the floor) agreeing: a turnaround is shot
