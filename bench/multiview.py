@@ -275,7 +275,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", type=Path, help="keep the bundles under this folder (to look at them)")
     ap.add_argument("--oracle", action="store_true",
                     help="also fuse the ground-truth bodies and cameras (what perfect registration would give)")
+    ap.add_argument("--gravity", action="store_true",
+                    help="a turnaround's photos share one body orientation under turned cameras (joint_fit.GravityRig)")
+    ap.add_argument("--part-align", action="store_true",
+                    help="align each other photo to the avatar per body part before the bake (subject.PART_ALIGN)")
     args = ap.parse_args(argv)
+    if args.part_align:
+        import icon_engine.subject as subject
+
+        subject.PART_ALIGN = True
+    if args.gravity:
+        import icon_engine.joint_fit as joint_fit
+
+        joint_fit.SHARED_GRAVITY = True
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
                  with_oracle=args.oracle)
     print(format_table(result))

@@ -17,7 +17,9 @@ the first photo's pose and translation kept as its own fit found them (``anchor_
 refitting it against photos in other poses moved its body away from the truth). The losses are the fit package's
 own (:func:`icon_engine.fit.core._loss_factory`), evaluated on a per-photo problem whose fixed camera is the
 photo's fitted camera (its pitch included). Each photo's fit is then finished like a single fit (metrics,
-normalised world).
+normalised world). An option (:data:`SHARED_GRAVITY`, off) replaces the turnaround's free per-photo orientations by
+:class:`GravityRig`: one body orientation (one lean relative to gravity) seen through cameras turned about the
+vertical, held upright and at one pitch.
 """
 
 from __future__ import annotations
@@ -248,6 +250,13 @@ def facing_deg(prob: Any, p: dict[str, Any]) -> float:
 TURN_SIGMA_RAD = math.radians(10.0)
 
 
+def torch_round_quarter(angle: Any) -> Any:
+    """The nearest multiple of 90° (radians, no gradient) to each of ``angle`` (radians)."""
+    import torch
+
+    return torch.round(angle.detach() / (math.pi / 2)) * (math.pi / 2)
+
+
 def turn_steps_loss(orients: list[Any], cams: list[Any]) -> Any:
     """Turnaround convention (a prior, off unless asked for): the person turned by a multiple of 90° between the
     first photo and each other one. Per other photo the Geman-McClure penalty (scale :data:`TURN_SIGMA_RAD`) of
@@ -266,10 +275,148 @@ def turn_steps_loss(orients: list[Any], cams: list[Any]) -> Any:
     loss = base.new_zeros(())
     for go, cam in zip(orients[1:], cams[1:], strict=True):
         turn = facing(go, cam) - base
-        step = torch.round(turn.detach() / (math.pi / 2)) * (math.pi / 2)
-        d2 = (turn - step) ** 2
+        d2 = (turn - torch_round_quarter(turn)) ** 2
         loss = loss + s2 * d2 / (d2 + s2) / s2
     return loss / max(len(orients) - 1, 1)
+
+
+#: Shared gravity (:class:`GravityRig`): weight of each camera's roll about its viewing axis (per rad²; a camera
+#: held upright) and of its pitch change from the photo's own fit (per rad²; weak: the side views and the shared
+#: pose decide it).
+W_CAMERA_ROLL = 10.0
+#: The first photo's weight (:data:`SHARED_FIRST_WEIGHT`) when the photos share gravity: its orientation is tied
+#: to the others', so it need not outweigh them (bench/multiview_bodies.py, 2 subjects, 4 views: the first photo's
+#: body 3.72 cm at weight 3, 3.46 cm at weight 1; all photos' 4.49 → 4.12 cm).
+GRAVITY_FIRST_WEIGHT = 1.0
+#: Whether a turnaround's photos share one body orientation under turned cameras (:class:`GravityRig`) rather than
+#: a free orientation each. Off: on bench/multiview.py (3 subjects, 4 views, preview) it gave 1.61 / 1.31 / 2.33 cm
+#: Chamfer against 1.47 / 1.67 / 2.22 cm with free orientations — better on one subject, worse on two (mean 1.75 vs
+#: 1.79 cm; docs/multiview.md, wave 5); ``--gravity`` there turns it on.
+SHARED_GRAVITY = False
+W_CAMERA_PITCH = 1.0
+#: Shared gravity: weight (per rad²) of the cameras' pitches (relative to the floor) agreeing: a turnaround is shot
+#: by one camera at one height (the person turns in front of it, or the photographer walks around at one height).
+#: A side view sees the camera's elevation where one photo from the front cannot (the feet, side by side, stand at
+#: different depths on one floor).
+W_PITCH_AGREE = 100.0
+
+
+class GravityRig:
+    """One body orientation for every photo of a turnaround, the photos' cameras turned about the world's vertical.
+
+    A person standing on one floor leans the same way relative to gravity in every photo of one pose, and a camera
+    held upright has no roll. So instead of a free pelvis orientation per photo, the photos share ONE orientation
+    ``orient`` (axis-angle, the first photo's bundle world, Y up) and photo *k* sees it through its fitted camera
+    ``R_k`` turned by ``C_k = roll_k · pitch_k · yaw_k``: a yaw about the world's vertical (the person turned
+    between photos; the first photo's is 0, the gauge), a pitch about the camera's x axis and a roll about its
+    viewing axis (both in the world, radians). In a side view the body's forward lean is an in-plane rotation
+    (seen directly, with the roll held near 0); in the front view that lean plus the camera's pitch make the
+    vertical foreshortening, so the side views fix the lean and the shared pose lets the front photo's
+    foreshortening (nose/ears, toes/heels) set its camera's pitch instead of the camera-height prior.
+    The photo's translation stays its own (the body's pelvis in front of a camera at the origin)."""
+
+    def __init__(self, cams: list[np.ndarray], orients: list[Any], transls: list[Any], pelvis: np.ndarray) -> None:
+        """``cams`` the photos' fitted world → camera rotations (3, 3), ``orients`` / ``transls`` their current
+        pelvis orientations (axis-angle) and translations (torch, (3,)), ``pelvis`` the rest pelvis (metres):
+        the rig starts where the photos are (each C_k from its orientation relative to the first photo's)."""
+        import torch
+
+        from .geometry.rotations import axis_angle_to_matrix as aa
+        from .geometry.rotations import matrix_to_axis_angle
+
+        self.base = [torch.tensor(np.asarray(c, dtype=np.float64), dtype=torch.float32) for c in cams]
+        self.pitch_axis = [np.asarray(c, dtype=np.float64)[0] for c in cams]  # the camera's x axis in the world
+        self.roll_axis = [np.asarray(c, dtype=np.float64)[2] for c in cams]  # its viewing axis in the world
+        g = aa(orients[0].detach().double().cpu().numpy())
+        self.orient = orients[0].detach().clone()
+        angles, transl = [], []
+        for k, (go, t) in enumerate(zip(orients, transls, strict=True)):
+            m = aa(go.detach().double().cpu().numpy()) @ g.T  # C_k: this photo's orientation relative to the first
+            yaw = 0.0 if k == 0 else math.atan2(m[0, 2], m[2, 2])
+            rest = matrix_to_axis_angle(m @ aa(np.array([0.0, -yaw, 0.0])))  # what the yaw leaves: pitch + roll
+            angles.append([float(rest @ self.pitch_axis[k]), float(rest @ self.roll_axis[k]), yaw])
+            c = self._turn_np(k, *angles[-1])
+            transl.append(torch.tensor(c.T @ (pelvis + t.detach().double().cpu().numpy()) - pelvis,
+                                       dtype=torch.float32))
+        self.angles = torch.tensor(angles, dtype=torch.float32)  # (K, 3): pitch, roll, yaw (radians)
+        self.transl = transl
+
+    def _turn_np(self, k: int, pitch: float, roll: float, yaw: float) -> np.ndarray:
+        from .geometry.rotations import axis_angle_to_matrix as aa
+
+        return (aa(self.roll_axis[k] * roll) @ aa(self.pitch_axis[k] * pitch)
+                @ aa(np.array([0.0, yaw, 0.0])))
+
+    def turn(self, k: int) -> Any:
+        """C_k (3, 3) torch, differentiable in :attr:`angles`."""
+        import torch
+
+        from .geometry.torch_skinning import axis_angle_to_matrix as aa
+
+        a = self.angles[k]
+        rp = torch.tensor(self.roll_axis[k], dtype=torch.float32)
+        pp = torch.tensor(self.pitch_axis[k], dtype=torch.float32)
+        yaw = a[2] * torch.tensor([0.0, 1.0, 0.0]) if k > 0 else torch.zeros(3)
+        return aa(rp * a[1]) @ aa(pp * a[0]) @ aa(yaw)
+
+    def camera(self, k: int) -> Any:
+        """Photo *k*'s world → camera rotation R_k C_k (torch)."""
+        return self.base[k] @ self.turn(k)
+
+    def leaves(self) -> list[Any]:
+        """The tensors to optimise: the shared orientation, the angles, the translations."""
+        return [self.orient, self.angles, *self.transl]
+
+    def prior(self) -> Any:
+        """Roll near 0 and pitch near the photo's own fit (:data:`W_CAMERA_ROLL`, :data:`W_CAMERA_PITCH`), the
+        cameras' pitches near their mean (:data:`W_PITCH_AGREE`), summed over photos (the objective's units)."""
+        import torch
+
+        loss = (W_CAMERA_ROLL * self.angles[:, 1].pow(2) + W_CAMERA_PITCH * self.angles[:, 0].pow(2)).sum()
+        if W_PITCH_AGREE > 0 and len(self.base) > 1:
+            pitch = torch.stack([self.pitch(k) for k in range(len(self.base))])
+            loss = loss + W_PITCH_AGREE * (pitch - pitch.mean()).pow(2).sum()
+        return loss
+
+    def turn_steps_loss(self) -> Any:
+        """The turnaround convention on the rig's yaws (:func:`turn_steps_loss`'s robust penalty, scale
+        :data:`TURN_SIGMA_RAD`): each photo turned by a multiple of 90° from the first, averaged over photos."""
+        yaw = self.angles[1:, 2]
+        if yaw.numel() == 0:
+            return self.angles.new_zeros(())
+        d2 = (yaw - torch_round_quarter(yaw)) ** 2
+        s2 = TURN_SIGMA_RAD ** 2
+        return (d2 / (d2 + s2)).mean()
+
+    def pitch(self, k: int) -> Any:
+        """How far photo *k*'s camera looks down (radians, + downwards) in the shared world (Y up), differentiable."""
+        import torch
+
+        view = self.camera(k)[2]  # the viewing axis in the world
+        return torch.asin((-view[1]).clamp(-1.0, 1.0))
+
+    def report(self) -> dict[str, list[float]]:
+        """The cameras' turns (degrees), rounded: pitch and roll changes and yaw, one per rigged photo."""
+        a = np.degrees(self.angles.detach().double().cpu().numpy())
+        return {"pitch_deg": [round(float(x), 2) for x in a[:, 0]], "roll_deg": [round(float(x), 2) for x in a[:, 1]],
+                "yaw_deg": [round(float(x), 1) for x in a[:, 2]]}
+
+    def apply(self, k: int, prob: Any, p: dict[str, Any]) -> None:
+        """Point photo *k*'s problem and parameters at the rig (its camera, the shared orientation, its
+        translation): gradients flow into the rig."""
+        prob.R_t = self.camera(k)
+        p["global_orient"] = self.orient
+        p["transl"] = self.transl[k]
+
+    def settle(self, k: int, prob: Any, p: dict[str, Any]) -> None:
+        """Freeze photo *k*'s camera into ``prob.R`` (numpy) and detach its parameters (after the fit)."""
+        import torch
+
+        with torch.no_grad():
+            prob.R = self.camera(k).double().cpu().numpy()
+            prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
+            p["global_orient"] = self.orient.detach().clone()
+            p["transl"] = self.transl[k].detach().clone()
 
 
 def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = REGISTER_ITERS
@@ -297,7 +444,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                     iterations: int | None = None, lr: float | None = None, couple: float | None = None,
                     free_shape: bool = True, first_weight: float = SHARED_FIRST_WEIGHT,
                     same_pose: list[bool] | None = None, swap_test: bool = True, anchor_first: bool = False,
-                    turn_prior: float = 0.0) -> JointFitResult:
+                    turn_prior: float = 0.0, gravity: bool | None = None,
+                    require_side: bool = True) -> JointFitResult:
     """Refit the photos with one shape and, for the photos that show the first photo's pose (a turnaround), ONE
     body pose; every photo (the first included) keeps its own orientation and translation under its fixed camera.
 
@@ -313,7 +461,12 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     on the sum of the photos' single-photo objectives (the first photo's weighted ``first_weight``). Returns the
     fits in ``views``' order (``metrics``: keypoint error and IoU with the shared body, ``same_pose``,
     ``labels_swapped``) and ``stats``. ``turn_prior`` (off by default): weight of :func:`turn_steps_loss`, the
-    turnaround convention that the person turned by multiples of 90° between the shared-pose photos."""
+    turnaround convention that the person turned by multiples of 90° between the shared-pose photos. ``gravity``
+    (default :data:`SHARED_GRAVITY`):
+    the shared-pose photos share one pelvis orientation seen through cameras turned about the vertical
+    (:class:`GravityRig`) instead of a free orientation each (the first photo's included; not with
+    ``anchor_first``). ``require_side``: share the pose only with a side view among the photos (else a back view
+    alone shares it too)."""
     import torch
 
     from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
@@ -366,7 +519,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 problems[k][1] = q
         side = [k for k in range(1, len(problems)) if same[k] and SIDE_VIEW_DEG[0] <= reg_report[k]["turn_deg"]
                 <= SIDE_VIEW_DEG[1]]
-        if not side:  # no turnaround with a side view: own poses (agreement), the first photo's kept
+        if not side and require_side:  # no turnaround with a side view: own poses (agreement), the first photo's kept
             warm = list(views)
             for k in range(1, len(problems)):
                 if labels_swapped[k]:  # relabelled: warm-started from its registration to the first photo's pose
@@ -390,10 +543,22 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         own_poses = [p["body_pose"] for k, (_, p) in enumerate(problems) if not same[k]]
 
         cams = [torch.tensor(prob.R, dtype=torch.float32) for prob, _ in problems]
+        rig, rigged = None, [k for k in range(len(problems)) if same[k]]
+        if (SHARED_GRAVITY if gravity is None else gravity) and not anchor_first:
+            with torch.no_grad():
+                pelvis = problems[0][0].body.rest(problems[0][0].shape(shared))[1][0].double().cpu().numpy()
+            rig = GravityRig([problems[k][0].R for k in rigged], [problems[k][1]["global_orient"] for k in rigged],
+                             [problems[k][1]["transl"] for k in rigged], pelvis)
+            weights[0] = GRAVITY_FIRST_WEIGHT
 
         def total() -> Any:
+            if rig is not None:
+                for j, k in enumerate(rigged):
+                    rig.apply(j, *problems[k])
             loss = sum(w * fn(p) for w, fn, (_, p) in zip(weights, losses, problems, strict=True)) / sum(weights)
-            if turn_prior > 0:
+            if rig is not None:
+                loss = loss + rig.prior() + (turn_prior * rig.turn_steps_loss() if turn_prior > 0 else 0.0)
+            elif turn_prior > 0:
                 loss = loss + turn_prior * turn_steps_loss([p["global_orient"] for k, (_, p) in enumerate(problems)
                                                             if same[k]], [c for k, c in enumerate(cams) if same[k]])
             if couple > 0 and own_poses:
@@ -404,11 +569,16 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
             before = float(total())
         leaves = ([shared] if free_shape else []) + ([] if anchor_first else [pose]) + own_poses
         leaves += [p[n] for k, (_, p) in enumerate(problems) for n in ("global_orient", "transl")
-                   if k > 0 or not anchor_first]
+                   if (k > 0 or not anchor_first) and (rig is None or not same[k])]
+        if rig is not None:
+            leaves += rig.leaves()
         minimise(leaves, total, iters, lr)
         with torch.no_grad():
             after = float(total())
             final = problems[0][0].shape(shared).detach().clone()
+        if rig is not None:
+            for j, k in enumerate(rigged):
+                rig.settle(j, *problems[k])
         fits = []
         for k, ((prob, p), (_, _, own)) in enumerate(zip(problems, views, strict=True)):
             p = dict(p)
@@ -425,5 +595,6 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
              "shared_pose_photos": int(sum(same)), "labels_swapped": int(sum(labels_swapped)),
              "first_photo_refitted": not anchor_first,
              "registration": reg_report,
+             "shared_gravity": None if rig is None else rig.report(),
              "time_s": round(time.perf_counter() - start, 3), "cpu_s": round(time.process_time() - cpu0, 3)}
     return JointFitResult(fits, final.double().numpy(), stats)

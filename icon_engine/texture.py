@@ -765,6 +765,11 @@ def parts_from_skin_weights(skin_weights: np.ndarray) -> np.ndarray:
     (``bundle.skeleton.JOINT_NAMES``): the part (:data:`PART_NAMES`: 0 torso with pelvis, spine and collars;
     1 left arm from the shoulder to the fingers; 2 right arm; 3 left leg from the hip to the toes; 4 right leg;
     5 head with neck, jaw and eyes) holding the largest sum of the vertex's weights."""
+    return part_weights_from_skin_weights(skin_weights).argmax(axis=1)
+
+
+def part_weights_from_skin_weights(skin_weights: np.ndarray) -> np.ndarray:
+    """(N, len(PART_NAMES)) each vertex's skin weights summed per body part (:func:`parts_from_skin_weights`)."""
     from .bundle.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
     w = np.asarray(skin_weights, dtype=np.float64)
@@ -778,7 +783,7 @@ def parts_from_skin_weights(skin_weights: np.ndarray) -> np.ndarray:
     sums = np.zeros((len(w), len(PART_NAMES)))
     for part in range(len(PART_NAMES)):
         sums[:, part] = w[:, joint_part == part].sum(axis=1)
-    return sums.argmax(axis=1)
+    return sums
 
 
 def _check_parts(vertex_parts: np.ndarray | None, n: int) -> np.ndarray | None:

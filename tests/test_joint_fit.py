@@ -93,6 +93,20 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert result.stats["labels_swapped"] == 1 and result.stats["shared_pose_photos"] == 4
     relabelled = body_error_cm(result.fits[2], photos[2][1], photos[2][2])
     assert relabelled < own[2] + 1.0, (relabelled, own[2], joint[2])
+    # shared gravity (off by default): one body orientation seen by cameras turned about the vertical; the turns
+    # are the registration's, the cameras stay upright, their pitches come closer to the truth (the side views
+    # see the lean), and the bodies come closer to the truth as with free orientations
+    warm = [(v.observation, v.photo, repose_with_shape(v.own_fit, body, betas)) for v in views]
+    rigged = shared_pose_fit(warm, body, betas, quality="preview", gravity=True)
+    rig = rigged.stats["shared_gravity"]
+    assert rig is not None and rig["yaw_deg"][0] == 0.0 and max(abs(r) for r in rig["roll_deg"]) < 3.0, rig
+    assert np.allclose(np.abs(rig["yaw_deg"][1:]), turns, atol=25.0), (rig, turns)
+    truth = [float(np.degrees(np.arcsin(-cam.R[2, 1]))) for _, _, cam in photos]  # 3° down, every photo
+    rig_pitch = [abs(f.metrics["camera_pitch_deg"] - t) for f, t in zip(rigged.fits, truth, strict=True)]
+    own_pitch = [abs(v.own_fit.metrics["camera_pitch_deg"] - t) for v, t in zip(views, truth, strict=True)]
+    assert np.mean(rig_pitch) < np.mean(own_pitch), (rig_pitch, own_pitch)
+    rigged_err = [body_error_cm(f, verts, cam) for f, (_, verts, cam) in zip(rigged.fits, photos, strict=True)]
+    assert np.mean(rigged_err) < 0.85 * np.mean(own), (own, rigged_err)
 
 
 @pytest.mark.slow
@@ -137,3 +151,51 @@ def test_turn_steps_loss_is_zero_for_quarter_turns_and_pulls_towards_them() -> N
     assert float(turn_steps_loss([yaw(10.0), moved], [cam, cam])) < float(loss.detach())
     far = turn_steps_loss([yaw(0.0), yaw(44.0)], [cam, cam])  # nearest step 0°: 44° off, nearly saturated
     assert 0.9 < float(far) <= 1.0 and TURN_SIGMA_RAD > 0
+
+
+def _yaw_matrix(deg: float) -> np.ndarray:
+    a = np.radians(deg)
+    return np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+
+
+def test_gravity_rig_starts_where_the_photos_are_and_shares_one_orientation() -> None:
+    import torch
+
+    from icon_engine.camera import FRONT_VIEW_R
+    from icon_engine.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from icon_engine.joint_fit import GravityRig
+
+    lean = axis_angle_to_matrix(np.array([0.06, 0.2, 0.03]))  # the shared body orientation (lean and yaw)
+    pitches, turns = (8.0, 3.0, 11.0, 1.0), (0.0, 90.0, 180.0, -95.0)
+    cams = [FRONT_VIEW_R @ axis_angle_to_matrix(np.array([np.radians(p), 0.0, 0.0])) for p in pitches]  # down by p
+    orients = [torch.tensor(matrix_to_axis_angle(_yaw_matrix(t) @ lean), dtype=torch.float32) for t in turns]
+    rng = np.random.default_rng(0)
+    transls = [torch.tensor(rng.normal(0.0, 1.0, 3), dtype=torch.float32) for _ in turns]
+    pelvis = np.array([0.0, 0.9, 0.02])
+    rig = GravityRig(cams, orients, transls, pelvis)
+    report = rig.report()
+    assert np.allclose(report["yaw_deg"], turns, atol=0.1) and np.allclose(report["pitch_deg"], 0, atol=0.01)
+    assert np.allclose(report["roll_deg"], 0.0, atol=0.01)
+    shared = axis_angle_to_matrix(rig.orient.double().numpy())
+    for k, cam in enumerate(cams):
+        seen = rig.camera(k).double().numpy()
+        # the body's orientation and its pelvis in each camera's frame are the photo's own
+        assert np.allclose(seen @ shared, cam @ axis_angle_to_matrix(orients[k].double().numpy()), atol=1e-5)
+        assert np.allclose(seen @ (pelvis + rig.transl[k].double().numpy()),
+                           cam @ (pelvis + transls[k].double().numpy()), atol=1e-5)
+        assert abs(np.degrees(float(rig.pitch(k))) - pitches[k]) < 0.01  # looking down by the fit's pitch
+    # the priors: pitches that disagree cost; equal ones and zero roll cost nothing
+    assert float(rig.prior()) > 0.0
+    level = GravityRig([cams[0]] * 4, orients, transls, pelvis)
+    assert float(level.prior()) < 1e-8 and float(level.turn_steps_loss()) > 0.0  # -95° is 5° off a quarter turn
+    # after the fit: the camera is frozen into the problem, the parameters are plain tensors
+    class _Prob:
+        R = cams[1]
+    prob, p = _Prob(), {}
+    with torch.no_grad():
+        rig.angles[1, 0] += 0.05
+    rig.apply(1, prob, p)
+    assert p["global_orient"] is rig.orient and p["transl"] is rig.transl[1]
+    rig.settle(1, prob, p)
+    assert np.allclose(prob.R, rig.camera(1).detach().double().numpy()) and not np.allclose(prob.R, cams[1])
+    assert p["global_orient"] is not rig.orient

@@ -1,0 +1,127 @@
+"""The photos' fitted bodies against the truth, for joint-fit variants on cached own fits (issue 13).
+
+Renders bench/multiview.py's subjects from its 4 views (0°, 90°, 180°, 270°), detects and fits every photo on its
+own once (cached under ``--cache``: our own bench data, pickled), then runs :func:`icon_engine.joint_fit.
+shared_pose_fit` variants on those fits and reports, per photo, the mean per-vertex distance of its fitted body to
+the true one (cm, after the depth alignment along that photo's camera axis) and its pelvis orientation error in
+that camera's frame, split into pitch (about the camera's x axis, + = top towards the camera) and yaw (about the
+vertical, degrees).
+
+Usage: ``python bench/multiview_bodies.py --count 2 --quality preview --sets "4 views" "front+back"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, ROOT / "bench"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from multiview import SETS, render_views, subject_in_poses  # noqa: E402
+from synthetic import load_open_body  # noqa: E402
+
+from icon_engine.bundle.skeleton import axis_angle_to_matrix  # noqa: E402
+
+#: Joint-fit variants: keyword arguments of shared_pose_fit.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "own fits": {},
+    "free orientations": {"gravity": False},
+    "shared gravity": {"gravity": True},
+}
+
+
+def own_views(bm: Any, index: int, quality: str, size: tuple[int, int], cache: Path
+              ) -> tuple[Any, list[Any], list[Any]]:
+    """(true subject, its 4 views' (rgb, mask, camera), the subject views with own fits reposed to the median
+    shape), cached per subject and quality."""
+    from PIL import Image
+
+    from icon_engine.subject import SubjectInput, fit_subject
+
+    posed = subject_in_poses(bm, index, 11, size, ("loose", "tight", "skirt", "coat")[index % 4])
+    s = posed[0]
+    views = render_views(s, size)
+    path = cache / f"{s.name}_{quality}_{size[0]}x{size[1]}.pkl"
+    if path.exists():
+        with path.open("rb") as f:
+            return s, views, pickle.load(f)
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = []
+        for k, (rgb, _, _) in enumerate(views):
+            p = Path(tmp) / f"{s.name}_view{k}.png"
+            Image.fromarray(rgb).save(p)
+            inputs.append(SubjectInput(p, p.name, p))
+        subject_views, _, _ = fit_subject(inputs, bm, quality=quality, joint=False)
+    cache.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        pickle.dump(subject_views, f)
+    return s, views, subject_views
+
+
+def orientation_deg(camera_R: np.ndarray, global_orient: np.ndarray) -> tuple[float, float]:
+    """(pitch, yaw) of the pelvis in the camera's frame, degrees: pitch the body's up axis towards the camera
+    (rotation about the camera's x axis), yaw its forward axis about the camera's vertical (0 = facing it)."""
+    rot = camera_R @ axis_angle_to_matrix(np.asarray(global_orient, dtype=np.float64))
+    up, fwd = rot[:, 1], rot[:, 2]
+    return (math.degrees(math.atan2(-up[2], -up[1])), math.degrees(math.atan2(fwd[0], -fwd[2])))
+
+
+def body_error(fit: Any, s: Any, camera: Any) -> dict[str, float]:
+    """The fitted body against the true one in ``camera``'s frame (the view that photo was rendered from)."""
+    a = fit.camera.to_camera(np.asarray(fit.vertices, dtype=np.float64))
+    b = camera.to_camera(np.asarray(s.body_vertices, dtype=np.float64))
+    a = a + np.array([0.0, 0.0, float(np.mean(b[:, 2] - a[:, 2]))])
+    pf, yf = orientation_deg(fit.camera.R, np.asarray(fit.full_pose)[0])
+    pt, yt = orientation_deg(camera.R, np.asarray(s.full_pose)[0])
+    return {"cm": float(np.linalg.norm(a - b, axis=1).mean() * 100), "pitch": pf - pt,
+            "yaw": (yf - yt + 180.0) % 360.0 - 180.0}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from icon_engine.joint_fit import shared_pose_fit
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=2)
+    ap.add_argument("--quality", default="preview")
+    ap.add_argument("--sets", nargs="+", default=["4 views", "front+back"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "icon_multiview_bodies")
+    args = ap.parse_args(argv)
+    bm = load_open_body()
+    size = (448, 640)
+    for i in range(args.count):
+        s, views, subject_views = own_views(bm, i, args.quality, size, args.cache)
+        betas = np.asarray(subject_views[0].fit.betas)
+        for name in args.sets:
+            idx = [k for k in SETS[name] if k < 4]
+            chosen = [subject_views[k] for k in idx]
+            for variant in args.variants:
+                t0, c0 = time.perf_counter(), time.process_time()
+                if variant == "own fits":
+                    fits = [v.fit for v in chosen]
+                else:
+                    fits = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
+                                           quality=args.quality, **VARIANTS[variant]).fits
+                errs = [body_error(f, s, views[k][2]) for f, k in zip(fits, idx, strict=True)]
+                cells = " / ".join(f"{e['cm']:.2f}" for e in errs)
+                first = errs[0]
+                mean = np.mean([e["cm"] for e in errs])
+                print(f"{s.name:10s} {name:10s} {variant:18s} bodies {cells} (mean {mean:.2f})"
+                      f"  first: pitch {first['pitch']:+.1f}° yaw {first['yaw']:+.1f}°  others' yaw "
+                      + " ".join(f"{e['yaw']:+.1f}" for e in errs[1:])
+                      + f"  [{time.perf_counter() - t0:.0f} s, cpu {time.process_time() - c0:.0f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
