@@ -84,6 +84,10 @@ CAMERA_HEIGHT_WEIGHT = 1.0
 #: stature): a photo from a balcony or from the ground keeps the pitch its lean shows.
 CAMERA_HEIGHT_BAND = (0.3, 1.3)
 W_UPRIGHT = 20.0  # a standing pelvis's forward/backward lean in the world, per rad² (gravity)
+#: Fraction of the 3D direction term's weight on a standing person's four leg bones: BlazePose's 3D puts a walker's
+#: feet at the pelvis's depth, while the floor term orders them by the image.
+STANDING_LEG_DIRECTION = 1.0
+W_GAIT = 20.0  # the arms swing opposite to the legs in a standing stride, per m² of shortfall (priors.gait_loss)
 W_OCCLUSION = 20.0  # a hidden limb point in front of the body part that hides it, per m² (priors.occlusion_loss)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
@@ -202,10 +206,15 @@ class _Problem:
         return 1e3 * (weights * rho).sum() / weights.sum().clamp(min=1e-6)
 
     def direction_loss(self, points: torch.Tensor) -> torch.Tensor:
-        """1 − cos between the model's and BlazePose's 3D limb directions, landmark to landmark."""
+        """1 − cos between the model's and BlazePose's 3D limb directions, landmark to landmark; a standing
+        person's leg bones weigh :data:`STANDING_LEG_DIRECTION` of their weight (normalised by the full weights,
+        so the arms keep theirs)."""
         d = points[self.bone_points[:, 1]] - points[self.bone_points[:, 0]]
         d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        return (self.bone_w * (1.0 - (d * self.bone_dirs).sum(-1))).sum() / self.bone_w.sum()
+        w = self.bone_w
+        if self.standing and STANDING_LEG_DIRECTION != 1.0:
+            w = w * torch.tensor([STANDING_LEG_DIRECTION] * 4 + [1.0] * 4)
+        return (w * (1.0 - (d * self.bone_dirs).sum(-1))).sum() / self.bone_w.sum()
 
 
 def _initial_params(prob: _Problem) -> dict[str, torch.Tensor]:
@@ -292,6 +301,8 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
         if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
                                                       points[prob.foot_rows["right"], 1], FLOOR_ROBUST_CM)
+        if prob.standing and W_GAIT > 0.0:
+            loss = loss + W_GAIT * priors.gait_loss(joints[None], out["rotations"][0][None])
         if prob.occlusion:
             loss = loss + W_OCCLUSION * priors.occlusion_loss((points @ prob.R_t.T)[:, 2], prob.occlusion)
         if sil is not None:
