@@ -84,9 +84,6 @@ CAMERA_HEIGHT_WEIGHT = 1.0
 #: stature): a photo from a balcony or from the ground keeps the pitch its lean shows.
 CAMERA_HEIGHT_BAND = (0.3, 1.3)
 W_UPRIGHT = 20.0  # a standing pelvis's forward/backward lean in the world, per rad² (gravity)
-#: Fraction of the 3D direction term's weight on a standing person's four leg bones: BlazePose's 3D puts a walker's
-#: feet at the pelvis's depth, while the floor term orders them by the image.
-STANDING_LEG_DIRECTION = 1.0
 W_GAIT = 20.0  # the arms swing opposite to the legs in a standing stride, per m² of shortfall (priors.gait_loss)
 W_OCCLUSION = 20.0  # a hidden limb point in front of the body part that hides it, per m² (priors.occlusion_loss)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
@@ -206,15 +203,10 @@ class _Problem:
         return 1e3 * (weights * rho).sum() / weights.sum().clamp(min=1e-6)
 
     def direction_loss(self, points: torch.Tensor) -> torch.Tensor:
-        """1 − cos between the model's and BlazePose's 3D limb directions, landmark to landmark; a standing
-        person's leg bones weigh :data:`STANDING_LEG_DIRECTION` of their weight (normalised by the full weights,
-        so the arms keep theirs)."""
+        """1 − cos between the model's and BlazePose's 3D limb directions, landmark to landmark."""
         d = points[self.bone_points[:, 1]] - points[self.bone_points[:, 0]]
         d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        w = self.bone_w
-        if self.standing and STANDING_LEG_DIRECTION != 1.0:
-            w = w * torch.tensor([STANDING_LEG_DIRECTION] * 4 + [1.0] * 4)
-        return (w * (1.0 - (d * self.bone_dirs).sum(-1))).sum() / self.bone_w.sum()
+        return (self.bone_w * (1.0 - (d * self.bone_dirs).sum(-1))).sum() / self.bone_w.sum()
 
 
 def _initial_params(prob: _Problem) -> dict[str, torch.Tensor]:
