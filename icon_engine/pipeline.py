@@ -37,6 +37,7 @@ def reconstruct(
     cancel: CancelToken | None = None,
     bundle_name: str | None = None,
     body_model: Any | None = None,
+    image: Any | None = None,
 ) -> Path:
     """Reconstruct the person in ``photo`` into the bundle folder ``out_dir/<photo stem>``.
 
@@ -49,6 +50,7 @@ def reconstruct(
         bundle_name: folder name instead of the photo's stem.
         body_model: an already loaded body model to reuse across photos, or the Future of one being loaded
             (:func:`preload_body`).
+        image: ``photo`` already read by :func:`~icon_engine.image_io.load_photo` (not read again).
     Returns:
         The absolute path of the finished bundle.
     """
@@ -62,7 +64,8 @@ def reconstruct(
     warnings: list[str] = []
 
     reporter.stage("load", "Reading the photo")
-    image = load_photo(photo_path)
+    if image is None or Path(image.path) != photo_path:
+        image = load_photo(photo_path)
 
     reporter.stage("detect", "Finding the person")
     observation = detect_person(image, person_index=options.person_index)
