@@ -8,11 +8,14 @@ device, each call with one upload and one download.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from .closest import MeshQuery
-from .torch_closest import TorchMeshQuery
+if TYPE_CHECKING:  # imported where used: the fit needs this module's constants, not scipy's k-d trees
+    from .closest import MeshQuery
+    from .torch_closest import TorchMeshQuery
 
 
 def is_cpu(device: torch.device | str) -> bool:
@@ -27,7 +30,11 @@ def mesh_query(vertices: np.ndarray, faces: np.ndarray, device: torch.device | s
     ``dtype``) on the CPU, the exact :class:`~.torch_closest.TorchMeshQuery` (float32) elsewhere. Both answer
     ``query``, ``signed_distance`` and ``interpolate`` with numpy arrays (signed distance positive outside)."""
     if is_cpu(device):
+        from .closest import MeshQuery
+
         return MeshQuery(vertices, faces, k=k, dtype=dtype)
+    from .torch_closest import TorchMeshQuery
+
     return TorchMeshQuery(vertices, faces, device=device)
 
 
