@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_CODES, EXIT_INTERNAL, EXIT_OK, EngineError
@@ -155,16 +156,18 @@ def run_reconstruct(args: argparse.Namespace, emit: Callable[[dict], None] | Non
     from .image_io import load_photo
     from .options import resolve_device
 
-    sizes = []
+    sizes, loaded = [], None
     for photo in photos:  # refuse bad photos before any work, so nothing is half-done
         loaded = load_photo(photo)
         sizes.append((len(loaded.data), loaded.original_size))
+    if len(photos) != 1:
+        loaded = None  # one photo (the warm engine's jobs): reconstruct reuses it instead of reading it again
 
     if options.device == "cuda":
         resolve_device(options.device)  # fail before any work when CUDA is missing ("auto" cannot fail)
     _check_free_space(args.out, options, sizes)
     with _claim_output(args.out, [args.out / p.stem for p in photos]):
-        return _run_photos(args, options, photos, emit, cancel, body_models)
+        return _run_photos(args, options, photos, emit, cancel, body_models, loaded)
 
 
 def _check_free_space(out: Path, options: ReconstructOptions, sizes: list[tuple[int, tuple[int, int]]]) -> None:
@@ -217,7 +220,9 @@ def _claim_output(out: Path, targets: list[Path]):
 
 
 def _run_photos(args: argparse.Namespace, options: ReconstructOptions, photos: list[Path],
-                emit: Callable[[dict], None] | None, cancel: CancelToken, body_models: dict | None) -> int:
+                emit: Callable[[dict], None] | None, cancel: CancelToken, body_models: dict | None,
+                loaded: Any = None) -> int:
+    """Reconstruct ``photos`` one by one; ``loaded``: the only photo, already read (``image_io.Photo``)."""
     from .options import resolve_device
     from .pipeline import preload_body, reconstruct
 
@@ -232,7 +237,7 @@ def _run_photos(args: argparse.Namespace, options: ReconstructOptions, photos: l
         for photo in photos:
             try:
                 bundle = reconstruct(photo, args.out, options, progress=callback, cancel=cancel,
-                                     body_model=body_model if body_model is not None else pending)
+                                     body_model=body_model if body_model is not None else pending, image=loaded)
             except EngineError as err:
                 if err.code == "cancelled" or err.code in ("body_model", "device", "icon_data", "output"):
                     raise  # affects every photo

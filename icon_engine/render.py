@@ -10,6 +10,8 @@ silhouette and vertex visibility live in :mod:`icon_engine.geometry.raster` and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -29,7 +31,7 @@ from .geometry.raster import (
 )
 
 __all__ = [
-    "CHUNK_PAIRS", "NEAR", "Raster", "face_normals", "normals_to_rgb", "pixel_rays", "project",
+    "CHUNK_PAIRS", "NEAR", "Raster", "ShadedPixels", "face_normals", "normals_to_rgb", "pixel_rays", "project",
     "raster_normals", "rasterize", "rasterize_torch", "render_colors", "render_depth", "render_mask",
     "render_normal_pair", "render_normals", "render_shaded", "shade", "soft_silhouette", "to_camera",
     "vertex_normals", "vertex_visibility",
@@ -188,8 +190,49 @@ def render_shaded(
     v = _np(vertices_cam).astype(np.float64)
     f = _np(faces).astype(np.int64)
     raster = rasterize(v, f, K, width, height)
-    normals = raster_normals(raster, v, f, "camera", None)
-    albedo = raster.interpolate(_colors01(colors, v.shape[0]))
-    rgb = shade(normals, albedo, pixel_rays(K, width, height), light_dir, ambient)
-    rgb[~raster.mask] = 0.0
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32), raster.mask
+    shading = ShadedPixels.of(raster, v, K, light_dir, ambient)
+    rgb = np.zeros((int(height), int(width), 3), dtype=np.float32)
+    rgb[shading.rows, shading.cols] = shading.colored(colors)
+    return rgb, raster.mask
+
+
+@dataclass
+class ShadedPixels:
+    """The covered pixels of a raster with their Lambert factors: everything of a shaded render but the colours
+    (:meth:`colored` adds those), computed on the covered pixels only.
+
+    ``rows``, ``cols`` (P,) pixel indices; ``corners`` (P, 3) the covering face's vertex ids; ``bary`` (P, 3)
+    float32 perspective-correct weights; ``light`` (P,) float32 ``ambient + (1 − ambient)·λ`` (see :func:`shade`).
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    corners: np.ndarray
+    bary: np.ndarray
+    light: np.ndarray
+    vertex_count: int
+
+    @classmethod
+    def of(cls, raster: Raster, vertices_cam: np.ndarray, K: ArrayLike, light_dir: ArrayLike | None = None,
+           ambient: float = 0.35) -> ShadedPixels:
+        """Shade the covered pixels of ``raster`` (numpy, made from ``vertices_cam`` (V, 3) camera frame and its
+        faces through ``K``) as :func:`render_shaded` does: interpolated, re-normalised vertex normals, view rays
+        through the pixel centres, ``light_dir`` (camera frame, direction light travels; None = headlight)."""
+        faces = np.asarray(raster.faces, dtype=np.int64)
+        rows, cols = np.nonzero(raster.mask)
+        corners = faces[raster.face_index[rows, cols]]
+        bary = raster.bary[rows, cols]
+        vn = vertex_normals(vertices_cam, faces).astype(np.float32)
+        n = np.einsum("pk,pkc->pc", bary, vn[corners])
+        norm = np.linalg.norm(n, axis=1, keepdims=True)
+        n = np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), 0.0).astype(np.float32).astype(np.float64)
+        Kinv = np.linalg.inv(np.asarray(K, dtype=np.float64))
+        pts = np.stack([cols + 0.5, rows + 0.5, np.ones(len(rows))], axis=1) @ Kinv.T
+        rays = pts / np.linalg.norm(pts, axis=1, keepdims=True)
+        light = shade(n, np.ones((len(rows), 1)), rays, light_dir, ambient)[:, 0]
+        return cls(rows, cols, corners, bary, light.astype(np.float32), len(vertices_cam))
+
+    def colored(self, colors: ArrayLike | None = None) -> np.ndarray:
+        """(P, 3) float32 shaded colours in [0, 1] of per-vertex ``colors`` (as :func:`render_shaded` takes them)."""
+        albedo = np.einsum("pk,pkc->pc", self.bary, _colors01(colors, self.vertex_count)[self.corners])
+        return np.clip(albedo * self.light[:, None], 0.0, 1.0)

@@ -377,6 +377,53 @@ def test_writer_keeps_an_upright_photo_byte_for_byte(tmp_path: Path) -> None:
     assert bundle.file("photo").read_bytes() == content.photo_bytes
 
 
+def test_writer_png_photo_upright_without_decoding_a_plain_one(tmp_path: Path, monkeypatch) -> None:
+    """A PNG with an EXIF orientation (eXIf chunk) is stored upright; one without metadata chunks is kept byte for
+    byte and never decoded (the writer walks its chunk headers)."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    from icon_engine.bundle.writer import upright_photo
+
+    upright = np.zeros((48, 64, 3), np.uint8)
+    upright[:10, :20] = (255, 0, 0)
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(buf, format="PNG", exif=exif.tobytes())
+    stored, suffix = upright_photo(buf.getvalue())
+    pixels = np.asarray(Image.open(io.BytesIO(stored)).convert("RGB")).astype(int)
+    assert suffix == ".png" and pixels.shape == (48, 64, 3) and pixels[:10, :20, 0].mean() > 200
+
+    plain = io.BytesIO()
+    Image.fromarray(upright).save(plain, format="PNG")
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", lambda self: pytest.fail("decoded a plain PNG"))
+    assert upright_photo(plain.getvalue()) == (plain.getvalue(), ".png")
+
+
+def test_writer_waits_for_an_extra_file_made_on_another_thread(tmp_path: Path) -> None:
+    """``extra_files`` may hold the Future of a file's bytes (the pipeline's preview, still encoding): the writer
+    writes the rest first and waits for it; a failed Future leaves no bundle and no temporary folder behind."""
+    import threading
+    from concurrent.futures import Future
+
+    content = _content(np.random.default_rng(15))
+    png = content.extra_files["preview.png"]
+    late: Future = Future()
+    content.extra_files["preview.png"] = late
+    threading.Timer(0.2, lambda: late.set_result(png)).start()
+    bundle = read_bundle(write_bundle(tmp_path / "b", content))
+    assert bundle.file("preview").read_bytes() == png and bundle.meta["files"]["preview"] == "preview.png"
+
+    failed: Future = Future()
+    failed.set_exception(ValueError("the preview failed"))
+    content.extra_files["preview.png"] = failed
+    with pytest.raises(ValueError, match="the preview failed"):
+        write_bundle(tmp_path / "c", content)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
 def test_reader_accepts_an_older_bundle_with_a_rotated_photo(bundle_dir: Path) -> None:
     """Bundles written before the upright rule may hold the phone's rotated JPEG: accepted, orientation exposed
     (the importer applies it)."""

@@ -83,3 +83,22 @@ def test_save_png_round_trip(tmp_path):
     assert back.shape == (10, 20, 3) and (back == img).all()
     with pytest.raises(ValueError):
         preview.save_png(tmp_path / "x.png", img.astype(np.float64))
+
+
+def test_background_preview_matches_make_preview():
+    """The pipeline's two-step preview on a worker thread (colour-free rendering first, colours later) gives the
+    same image as make_preview, PNG-encoded."""
+    import io
+
+    v, f = _slab()
+    photo = _photo()
+    colors = np.random.default_rng(1).integers(0, 255, (len(v), 3)).astype(np.uint8)
+    job = preview.BackgroundPreview(photo, v, f, _camera())
+    try:
+        png = job.png(colors).result(timeout=60)
+    finally:
+        job.close()
+    decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert np.array_equal(decoded, preview.make_preview(photo, v, f, _camera(), colors=colors))
+    layout = preview.prepare_preview(photo, v, f, _camera())
+    assert np.array_equal(preview.compose_preview(layout), preview.make_preview(photo, v, f, _camera()))

@@ -17,6 +17,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class BundleContent:
     texture: np.ndarray | None = None  # (S, S, 3) uint8
     photo_bytes: bytes | None = None  # the original photo file, for the camera background
     photo_suffix: str = ".jpg"  # unused: the stored photo's suffix follows its content (upright_photo)
-    extra_files: dict[str, bytes] = field(default_factory=dict)
+    #: Other files (name → bytes, or the Future of the bytes: the writer waits for it after the other files).
+    extra_files: dict[str, bytes | Future] = field(default_factory=dict)
     #: Pose correctives (:class:`icon_engine.bundle.correctives.Correctives`); with shape keys the bundle is
     #: version 3 and ``posed_mesh`` must include them (``rest + displacement(pose_from_rest)``, skinned).
     correctives: Any = None
@@ -139,6 +141,8 @@ def upright_photo(data: bytes) -> tuple[bytes, str]:
     ``image_io.load_photo`` does."""
     from PIL import Image, ImageOps
 
+    if _png_without_metadata(data):  # nothing can rotate it: no need to decode it (Pillow would, for its EXIF)
+        return data, ".png"
     with Image.open(io.BytesIO(data)) as image:
         fmt = image.format
         try:
@@ -161,6 +165,27 @@ def upright_photo(data: bytes) -> tuple[bytes, str]:
             upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
         upright.save(out, format="PNG", compress_level=4, icc_profile=image.info.get("icc_profile"))
         return out.getvalue(), ".png"
+
+
+#: PNG chunks that can carry an EXIF orientation (eXIf, or text chunks: "Raw profile type exif", XMP).
+_PNG_METADATA_CHUNKS = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
+
+
+def _png_without_metadata(data: bytes) -> bool:
+    """True when ``data`` is a well-formed PNG none of whose chunks could hold an orientation (walks the chunk
+    headers only)."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return False
+    at = 8
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        if kind in _PNG_METADATA_CHUNKS:
+            return False
+        if kind == b"IEND":
+            return True
+        at += 12 + length
+    return False  # truncated: let Pillow judge it
 
 
 #: Targets this process has claimed → nesting depth (claims are re-entrant within a process).
@@ -324,23 +349,9 @@ def _write_locked(target: Path, content: BundleContent) -> Path:
     tmp = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        files = dict(REQUIRED_FILES)
-        write_ply(tmp / files["posed_mesh"], content.posed_mesh)
-        write_ply(tmp / files["body_mesh"], content.body_mesh)
-        write_ply(tmp / files["rest_mesh"], content.rest_mesh)
-        np.save(tmp / files["skin_weights"], np.asarray(content.skin_weights, dtype=np.float32), allow_pickle=False)
-        np.save(tmp / files["rest_joints"], np.asarray(content.rest_joints, dtype=np.float32), allow_pickle=False)
-        _write_png(tmp / files["mask"], np.asarray(content.mask, dtype=bool).astype(np.uint8) * 255)
-        if content.texture is not None:
-            files["texture"] = OPTIONAL_FILES["texture"]
-            _write_png(tmp / files["texture"], content.texture)
-        if content.photo_bytes is not None:
-            photo, suffix = upright_photo(content.photo_bytes)
-            files["photo"] = "photo" + suffix
-            (tmp / files["photo"]).write_bytes(photo)
-        for name, data in content.extra_files.items():
-            (tmp / name).write_bytes(data)
-            files[Path(name).stem] = name
+        # The texture's PNG encoding (zlib, outside the GIL) runs on a worker thread beside the other files.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icon-bundle") as pool:
+            files = _write_files(tmp, content, pool)
         version, extra_meta = FORMAT_VERSION, {}
         corr = content.correctives
         if corr is not None:
@@ -367,6 +378,34 @@ def _write_locked(target: Path, content: BundleContent) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _write_files(tmp: Path, content: BundleContent, pool: ThreadPoolExecutor) -> dict[str, str]:
+    """Write the data files of ``content`` into ``tmp`` (the texture on ``pool``); returns the files map.
+
+    ``extra_files`` values may be Futures of their bytes (the pipeline's preview image, made on another thread):
+    they are waited for last."""
+    files = dict(REQUIRED_FILES)
+    pending = []
+    if content.texture is not None:
+        files["texture"] = OPTIONAL_FILES["texture"]
+        pending.append(pool.submit(_write_png, tmp / files["texture"], content.texture))
+    write_ply(tmp / files["posed_mesh"], content.posed_mesh)
+    write_ply(tmp / files["body_mesh"], content.body_mesh)
+    write_ply(tmp / files["rest_mesh"], content.rest_mesh)
+    np.save(tmp / files["skin_weights"], np.asarray(content.skin_weights, dtype=np.float32), allow_pickle=False)
+    np.save(tmp / files["rest_joints"], np.asarray(content.rest_joints, dtype=np.float32), allow_pickle=False)
+    _write_png(tmp / files["mask"], np.asarray(content.mask, dtype=bool).astype(np.uint8) * 255)
+    if content.photo_bytes is not None:
+        photo, suffix = upright_photo(content.photo_bytes)
+        files["photo"] = "photo" + suffix
+        (tmp / files["photo"]).write_bytes(photo)
+    for name, data in content.extra_files.items():
+        (tmp / name).write_bytes(data.result() if isinstance(data, Future) else data)
+        files[Path(name).stem] = name
+    for job in pending:
+        job.result()
+    return files
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

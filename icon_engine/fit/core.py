@@ -13,7 +13,6 @@ radians, processing pixels. Method and landmark mapping: docs/fit.md.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -97,23 +96,41 @@ KP_SIGMA = 0.08  # robust scale of the 2D residual, fraction of the person's siz
 MIN_VISIBILITY = 0.25
 
 
+@dataclass(frozen=True)
+class LandmarkIndex:
+    """:class:`ResolvedTargets` as index tensors on one device (made once per fit: no host copies per step)."""
+
+    index: torch.Tensor  # (T,) joint or keypoint index
+    from_keypoint: torch.Tensor  # (T, 1) bool: the row is a keypoint
+    any_keypoint: bool
+    frames: torch.Tensor  # (T,) joint whose rotation carries the offset (0 where none)
+    has_frame: torch.Tensor  # (T, 1) bool
+    offsets: torch.Tensor  # (T, 3) float32, metres
+
+    @classmethod
+    def of(cls, targets: ResolvedTargets, device: torch.device | str = "cpu") -> LandmarkIndex:
+        source = np.asarray(targets.source) == 1
+        return cls(torch.as_tensor(np.asarray(targets.index, dtype=np.int64), device=device),
+                   torch.as_tensor(source, device=device)[:, None], bool(source.any()),
+                   torch.as_tensor(np.maximum(targets.frames, 0).astype(np.int64), device=device),
+                   torch.as_tensor(np.asarray(targets.frames) >= 0, device=device)[:, None],
+                   torch.as_tensor(np.asarray(targets.offsets), dtype=torch.float32, device=device))
+
+
 def landmark_points(joints: torch.Tensor, keypoints: torch.Tensor, rotations: torch.Tensor,
-                    targets: ResolvedTargets) -> torch.Tensor:
+                    targets: ResolvedTargets | LandmarkIndex) -> torch.Tensor:
     """(T, 3) world positions of the model points of ``targets``.
 
     ``joints`` (55, 3), ``keypoints`` (K, 3) posed (world); ``rotations`` (55, 3, 3) global joint rotations, which
     carry the hip and shoulder offsets (pelvis and spine3 frames)."""
-    index = torch.as_tensor(targets.index)
-    source = torch.as_tensor(targets.source)
-    pts = joints[index.clamp(max=joints.shape[0] - 1)]
-    if keypoints.shape[0] > 0 and bool((source == 1).any()):
-        kp_pts = keypoints[index.clamp(max=keypoints.shape[0] - 1)]
-        pts = torch.where((source == 1)[:, None], kp_pts, pts)
-    frames = torch.as_tensor(np.maximum(targets.frames, 0))
-    offsets = torch.as_tensor(targets.offsets, dtype=pts.dtype)
-    has = torch.as_tensor(targets.frames >= 0)[:, None]
-    rotated = torch.einsum("tab,tb->ta", rotations[frames].to(pts.dtype), offsets)
-    return pts + torch.where(has, rotated, offsets)
+    t = targets if isinstance(targets, LandmarkIndex) else LandmarkIndex.of(targets, joints.device)
+    pts = joints[t.index.clamp(max=joints.shape[0] - 1)]
+    if keypoints.shape[0] > 0 and t.any_keypoint:
+        kp_pts = keypoints[t.index.clamp(max=keypoints.shape[0] - 1)]
+        pts = torch.where(t.from_keypoint, kp_pts, pts)
+    offsets = t.offsets.to(pts.dtype)
+    rotated = torch.einsum("tab,tb->ta", rotations[t.frames].to(pts.dtype), offsets)
+    return pts + torch.where(t.has_frame, rotated, offsets)
 
 
 class _Problem:
@@ -127,38 +144,44 @@ class _Problem:
         self.width, self.height = width, height
         self.K = intrinsics_from_focal(width, height, focal_px)
         self.height_m = height_m
-        self.stature = StatureModel.from_body_model(body_model)
+        self.stature = StatureModel.from_body_model(body_model, self.device)
         self.R = FRONT_VIEW_R.copy()
         kps = np.asarray(observation.keypoints, dtype=np.float64)
         self.targets = resolve_targets(list(getattr(body_model, "keypoint_names", [])))
+        dev = self.device
+        self.landmarks = LandmarkIndex.of(self.targets, dev)
         vis = np.clip(kps[:, 2], 0.0, 1.0)
         conf = np.where(vis >= MIN_VISIBILITY, vis, 0.0)
         t = self.targets
-        self.obs_px = torch.tensor(kps[t.landmarks, :2], dtype=torch.float32)
-        self.kp_weights = torch.tensor(conf[t.landmarks] * t.weights, dtype=torch.float32)
+        self.obs_px = torch.tensor(kps[t.landmarks, :2], dtype=torch.float32, device=dev)
+        self.kp_weights = torch.tensor(conf[t.landmarks] * t.weights, dtype=torch.float32, device=dev)
         rows = {int(lm): i for i, lm in enumerate(t.landmarks)}
         self.foot_rows = {side: torch.tensor([rows[BP[f"{side}_{part}"]] for part in ("ankle", "heel", "foot_index")
-                                             if BP[f"{side}_{part}"] in rows]) for side in ("left", "right")}
+                                             if BP[f"{side}_{part}"] in rows], dtype=torch.int64, device=dev)
+                          for side in ("left", "right")}
         self.standing = False  # set after the orientation stage (:func:`_decide_standing`)
-        self.occlusion = priors.occlusion_pairs(kps, t.landmarks, float(max(observation.bbox[2] - observation.bbox[0],
-                                                observation.bbox[3] - observation.bbox[1], 16.0)))
+        self.occlusion = [(row, torch.tensor(occ, device=dev), w) for row, occ, w in priors.occlusion_pairs(
+            kps, t.landmarks, float(max(observation.bbox[2] - observation.bbox[0],
+                                        observation.bbox[3] - observation.bbox[1], 16.0)))]
+        self.no_hand = torch.zeros(15, 3, device=dev)  # a flat hand / closed eyes (3 joints) in forward()
+        self.no_eyes = torch.zeros(3, 3, device=dev)
         self.knee_angles_2d = {side: _image_knee_angle(kps, side) for side in ("left", "right")}
         self.rest_weights = priors.knee_pull_weights(self.knee_angles_2d).to(self.device)
         torso = np.isin(t.landmarks, TORSO)
-        self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32)
+        self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32, device=dev)
         bbox = np.asarray(observation.bbox, dtype=np.float64)
         self.person_size = float(max(bbox[2] - bbox[0], bbox[3] - bbox[1], 16.0))
         self.world_lm = straighten_knees(blazepose_to_world(np.asarray(observation.world_landmarks, dtype=np.float64)))
         self.vis = vis
         self.mask = np.asarray(observation.mask, dtype=bool)
         self.bbox = bbox
-        self.K_t = torch.tensor(self.K, dtype=torch.float32)
-        self.R_t = torch.tensor(self.R, dtype=torch.float32)
+        self.K_t = torch.tensor(self.K, dtype=torch.float32, device=dev)
+        self.R_t = torch.tensor(self.R, dtype=torch.float32, device=dev)
         self._bone_dirs()
         num_verts = int(np.asarray(body_model.faces).max()) + 1
         rng = np.random.default_rng(0)
         n = min(settings.vertex_samples, num_verts)
-        self.body = FastBody(body_model, np.sort(rng.choice(num_verts, n, replace=False)))
+        self.body = FastBody(body_model, np.sort(rng.choice(num_verts, n, replace=False)), dev)
 
     def _bone_dirs(self) -> None:
         """Unit bone directions from the world landmarks (bundle-world axes) and their confidences."""
@@ -169,9 +192,10 @@ class _Problem:
             dirs.append(d / max(np.linalg.norm(d), 1e-9))
             w.append(min(self.vis[a], self.vis[b]))
         slot = {int(lm): i for i, lm in enumerate(self.targets.landmarks)}
-        self.bone_points = torch.tensor([[slot[a], slot[b]] for _, _, a, b in bones])  # rows of model_points
-        self.bone_dirs = torch.tensor(np.array(dirs), dtype=torch.float32)
-        self.bone_w = torch.tensor(np.clip(np.array(w), 0.2, 1.0), dtype=torch.float32)
+        dev = self.device
+        self.bone_points = torch.tensor([[slot[a], slot[b]] for _, _, a, b in bones], device=dev)  # model_points rows
+        self.bone_dirs = torch.tensor(np.array(dirs), dtype=torch.float32, device=dev)
+        self.bone_w = torch.tensor(np.clip(np.array(w), 0.2, 1.0), dtype=torch.float32, device=dev)
 
     # -- model evaluation ------------------------------------------------------------------------------------
     def shape(self, betas: torch.Tensor) -> torch.Tensor:
@@ -180,14 +204,13 @@ class _Problem:
 
     def forward(self, p: dict[str, torch.Tensor], with_vertices: bool = False) -> dict[str, torch.Tensor]:
         """The fast body (joints, keypoints, rotations, vertex subset) at parameters ``p``."""
-        zero = torch.zeros(15, 3)
-        pose = torch.cat([p["global_orient"][None], p["body_pose"], torch.zeros(3, 3), p.get("left_hand_pose", zero),
-                          p.get("right_hand_pose", zero)])
+        pose = torch.cat([p["global_orient"][None], p["body_pose"], self.no_eyes, p.get("left_hand_pose", self.no_hand),
+                          p.get("right_hand_pose", self.no_hand)])
         return self.body.forward(self.shape(p["betas"]), pose, p["transl"], with_vertices)
 
     def model_points(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         """(T, 3) world positions of the mapped landmarks."""
-        return landmark_points(out["joints"], out["keypoints"], out["rotations"], self.targets)
+        return landmark_points(out["joints"], out["keypoints"], out["rotations"], self.landmarks)
 
     def project(self, points: torch.Tensor) -> torch.Tensor:
         """World points (N, 3) → processing pixels (N, 2) (camera at R, t = 0)."""
@@ -212,14 +235,15 @@ class _Problem:
 
 
 def _initial_params(prob: _Problem) -> dict[str, torch.Tensor]:
-    betas = prob.shape(torch.zeros(prob.body.num_betas))
+    dev = prob.device
+    betas = prob.shape(torch.zeros(prob.body.num_betas, device=dev))
     rest = prob.body.j0.double().cpu().numpy()
     pose = initial_pose(np.asarray(prob.world_lm @ FRONT_VIEW_R), rest)  # back to BlazePose axes for the helper
     p = {
         "betas": betas,
-        "global_orient": torch.tensor(pose[0], dtype=torch.float32),
-        "body_pose": torch.tensor(pose[1:22], dtype=torch.float32),
-        "transl": torch.zeros(3),
+        "global_orient": torch.tensor(pose[0], dtype=torch.float32, device=dev),
+        "body_pose": torch.tensor(pose[1:22], dtype=torch.float32, device=dev),
+        "transl": torch.zeros(3, device=dev),
     }
     with torch.no_grad():
         pts = prob.model_points(prob.forward(p)).double().cpu().numpy()
@@ -227,7 +251,7 @@ def _initial_params(prob: _Problem) -> dict[str, torch.Tensor]:
     if w.sum() < 1e-3:
         w = np.ones_like(w)
     transl = solve_translation(pts, prob.obs_px.double().cpu().numpy(), w, prob.K)
-    p["transl"] = torch.tensor(transl, dtype=torch.float32)
+    p["transl"] = torch.tensor(transl, dtype=torch.float32, device=dev)
     return p
 
 
@@ -336,21 +360,20 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
                           "Give the standing height in metres, e.g. 1.75.")
     _check_observation(observation)
     dev = torch.device(resolve_device(device) if device == "auto" else device)
-    with torch_threads(FIT_TORCH_THREADS), _default_device(dev):
+    with torch_threads(FIT_TORCH_THREADS):  # every tensor the fit makes names its device (docs/architecture.md)
         return _fit(observation, body_model, photo, QUALITY_PRESETS[quality], dev, progress, height_m, focal_px)
 
 
-def _default_device(device: torch.device) -> contextlib.AbstractContextManager:
-    """Every tensor the fit makes lands on ``device``: ``torch.device(device)`` as a context off the CPU; on the
-    CPU (already torch's default) nothing, as that context is a function mode that intercepts every torch call
-    (measured: 160k calls, a third of the CPU fit's time)."""
-    return contextlib.nullcontext() if device.type == "cpu" else device
-
-
 def _on_device(target: Any, device: torch.device) -> Any:
-    """A copy of the dataclass ``target`` with its tensor fields moved to ``device``."""
-    moved = {f.name: getattr(target, f.name).to(device) for f in dataclasses.fields(target)
-             if isinstance(getattr(target, f.name), torch.Tensor)}
+    """A copy of the dataclass ``target`` with its tensor and numpy-array fields as tensors on ``device`` (the
+    arrays float32), so that the loop reads none of them from the host."""
+    moved = {}
+    for f in dataclasses.fields(target):
+        value = getattr(target, f.name)
+        if isinstance(value, torch.Tensor):
+            moved[f.name] = value.to(device)
+        elif isinstance(value, np.ndarray):
+            moved[f.name] = torch.as_tensor(value, dtype=torch.float32, device=device)
     return dataclasses.replace(target, **moved)
 
 
@@ -438,8 +461,8 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
         px = prob.project(prob.model_points(prob.forward(p))).cpu().numpy()
         out = prob.model(betas=p["betas"][None], global_orient=p["global_orient"][None],
                          body_pose=p["body_pose"].reshape(1, 63), transl=p["transl"][None],
-                         left_hand_pose=p.get("left_hand_pose", torch.zeros(15, 3)).reshape(1, 45),
-                         right_hand_pose=p.get("right_hand_pose", torch.zeros(15, 3)).reshape(1, 45))
+                         left_hand_pose=p.get("left_hand_pose", prob.no_hand).reshape(1, 45),
+                         right_hand_pose=p.get("right_hand_pose", prob.no_hand).reshape(1, 45))
     verts = _np(out.vertices[0])
     joints = _np(out.joints[0])
     faces = np.asarray(prob.model.faces, dtype=np.int64)
@@ -453,8 +476,8 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     full_pose = np.zeros((55, 3))
     full_pose[0] = p["global_orient"].cpu().numpy()
     full_pose[1:22] = p["body_pose"].cpu().numpy()
-    full_pose[25:40] = p.get("left_hand_pose", torch.zeros(15, 3)).cpu().numpy()
-    full_pose[40:55] = p.get("right_hand_pose", torch.zeros(15, 3)).cpu().numpy()
+    full_pose[25:40] = p.get("left_hand_pose", prob.no_hand).cpu().numpy()
+    full_pose[40:55] = p.get("right_hand_pose", prob.no_hand).cpu().numpy()
     transl = p["transl"].double().cpu().numpy()
     faces_cam = facing_camera(full_pose, prob.R)
     tilt = _level_pitch(full_pose[0])
@@ -527,10 +550,10 @@ def _level_camera(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
         rest_pelvis = prob.body.rest(prob.shape(p["betas"]))[1][0].double().cpu().numpy()
         pelvis = rest_pelvis + p["transl"].double().cpu().numpy()
         go = matrix_to_axis_angle(q @ axis_angle_to_matrix(p["global_orient"].double().cpu().numpy()))
-        p["global_orient"].copy_(torch.tensor(go, dtype=torch.float32))
-        p["transl"].copy_(torch.tensor(q @ pelvis - rest_pelvis, dtype=torch.float32))
+        p["global_orient"].copy_(torch.tensor(go, dtype=torch.float32, device=prob.device))
+        p["transl"].copy_(torch.tensor(q @ pelvis - rest_pelvis, dtype=torch.float32, device=prob.device))
     prob.R = prob.R @ q.T
-    prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
+    prob.R_t = torch.tensor(prob.R, dtype=torch.float32, device=prob.device)
 
 
 def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
@@ -546,7 +569,7 @@ def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         out = prob.forward(p, with_vertices=True)
         stature = float(prob.stature(prob.shape(p["betas"])))
-        pelvis = out["joints"][0].double().numpy()
+        pelvis = out["joints"][0].double().cpu().numpy()
         drop = float(pelvis[1] - out["vertices"][:, 1].min())  # pelvis above the lowest point, metres
     target = CAMERA_HEIGHT_RATIO * stature
     y, z = pelvis[1], pelvis[2]
@@ -563,9 +586,9 @@ def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
         return
     q = axis_angle_to_matrix(np.array([phi, 0.0, 0.0]))
     with torch.no_grad():
-        p["transl"].add_(torch.tensor(q @ pelvis - pelvis, dtype=torch.float32))
+        p["transl"].add_(torch.tensor(q @ pelvis - pelvis, dtype=torch.float32, device=prob.device))
     prob.R = prob.R @ q.T
-    prob.R_t = torch.tensor(prob.R, dtype=torch.float32)
+    prob.R_t = torch.tensor(prob.R, dtype=torch.float32, device=prob.device)
 
 
 def _image_knee_angle(keypoints: np.ndarray, side: str) -> float | None:
@@ -584,7 +607,8 @@ def _decide_standing(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
     :data:`LEVEL_LIMIT_DEG`: not lying, upside down or mid-flip), both feet mapped and, in the levelled initial
     pose, their lowest points within :data:`STANDING_GAP_M` of each other (not a kick, a step up or a sitting pose
     with a foot raised)."""
-    if min(len(r) for r in prob.foot_rows.values()) == 0 or _level_pitch(p["global_orient"].double().numpy()) is None:
+    if min(len(r) for r in prob.foot_rows.values()) == 0 or \
+            _level_pitch(p["global_orient"].double().cpu().numpy()) is None:
         return
     with torch.no_grad():
         y = prob.model_points(prob.forward(p))[:, 1]

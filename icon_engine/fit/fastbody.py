@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..bundle.skeleton import PARENTS
+from ..geometry.device import module_device
 from ..geometry.torch_skinning import axis_angle_to_matrix, forward_kinematics, skin_points, skinning_transforms
 
 
@@ -25,31 +26,37 @@ def _as_np(x: Any) -> np.ndarray:
 
 
 class FastBody:
-    """Shape-linear, skinned copy of ``body_model`` restricted to ``vertex_subset`` (indices into its vertices)."""
+    """Shape-linear, skinned copy of ``body_model`` restricted to ``vertex_subset`` (indices into its vertices);
+    its tensors on ``device`` (default: the body model's)."""
 
-    def __init__(self, body_model: Any, vertex_subset: np.ndarray) -> None:
+    def __init__(self, body_model: Any, vertex_subset: np.ndarray, device: torch.device | str | None = None) -> None:
         self.num_betas = int(getattr(body_model, "num_betas", 10))
+        self.device = module_device(body_model) if device is None else torch.device(device)
         v, j, k = self._sample(body_model)
         self.subset = np.asarray(vertex_subset, dtype=np.int64)
         weights = _as_np(body_model.lbs_weights)
-        f32 = torch.float32
-        self.v0 = torch.tensor(v[0][self.subset], dtype=f32)
-        self.v_dirs = torch.tensor(v[1:, self.subset] - v[0][self.subset], dtype=f32)  # (B, S, 3)
-        self.j0 = torch.tensor(j[0], dtype=f32)
-        self.j_dirs = torch.tensor(j[1:] - j[0], dtype=f32)  # (B, 55, 3)
-        self.k0 = torch.tensor(k[0], dtype=f32)
-        self.k_dirs = torch.tensor(k[1:] - k[0], dtype=f32)  # (B, K, 3)
-        self.w = torch.tensor(weights[self.subset], dtype=f32)  # (S, 55)
+
+        def put(array: np.ndarray) -> torch.Tensor:
+            return torch.tensor(array, dtype=torch.float32, device=self.device)
+
+        self.v0 = put(v[0][self.subset])
+        self.v_dirs = put(v[1:, self.subset] - v[0][self.subset])  # (B, S, 3)
+        self.j0 = put(j[0])
+        self.j_dirs = put(j[1:] - j[0])  # (B, 55, 3)
+        self.k0 = put(k[0])
+        self.k_dirs = put(k[1:] - k[0])  # (B, K, 3)
+        self.w = put(weights[self.subset])  # (S, 55)
         if k.shape[1]:  # a keypoint follows the skinning of its nearest rest vertex
             near = np.argmin(((v[0][:, None, :] - k[0][None]) ** 2).sum(-1), axis=0) if v.shape[1] < 30000 else \
                 np.array([np.argmin(((v[0] - p) ** 2).sum(-1)) for p in k[0]])
-            self.kw = torch.tensor(weights[near], dtype=f32)
+            self.kw = put(weights[near])
         else:
-            self.kw = torch.zeros(0, weights.shape[1], dtype=f32)
+            self.kw = put(np.zeros((0, weights.shape[1])))
 
     def _sample(self, model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rest vertices, joints, keypoints for betas = 0 and each unit beta: (B+1, ·, 3) each."""
-        betas = torch.cat([torch.zeros(1, self.num_betas), torch.eye(self.num_betas)])
+        dev = module_device(model)
+        betas = torch.cat([torch.zeros(1, self.num_betas, device=dev), torch.eye(self.num_betas, device=dev)])
         with torch.no_grad():
             out = model(betas=betas)
         kp = getattr(out, "keypoints", None)

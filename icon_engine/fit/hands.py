@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..bundle.skeleton import PARENTS
+from ..geometry.device import constant
 from ..geometry.torch_skinning import axis_angle_to_matrix, skin_points, skinning_transforms
 
 #: SMPL-X joint of each MediaPipe hand landmark for the left hand (index into the 55 joints), or the name of a
@@ -85,7 +86,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
 class HandBasis:
     """Axes of one hand's finger joints in the rest pose: flexion (palm normal × bone) and spread (palm normal)."""
 
-    def __init__(self, side: str, j_rest: np.ndarray, k_rest: np.ndarray, keypoint_names: list[str]) -> None:
+    def __init__(self, side: str, j_rest: np.ndarray, k_rest: np.ndarray, keypoint_names: list[str],
+                 device: torch.device | str = "cpu") -> None:
         off = 0 if side == "left" else _RIGHT_OFFSET
         palmar = np.array([0.0, -1.0, 0.0])  # flat-hand T-pose: palms face down
         flex, spread = np.zeros((12, 3)), np.zeros((4, 3))
@@ -96,26 +98,27 @@ class HandBasis:
                 n = _unit(palmar - d * float(palmar @ d))
                 flex[3 * f + i] = _unit(np.cross(d, n))  # positive angle bends towards the palm
             spread[f] = _unit(palmar - _unit(chain[1] - chain[0]) * float(palmar @ _unit(chain[1] - chain[0])))
-        self.flex = torch.tensor(flex, dtype=torch.float32)
-        self.spread = torch.tensor(spread, dtype=torch.float32)
+        self.flex = torch.tensor(flex, dtype=torch.float32, device=device)
+        self.spread = torch.tensor(spread, dtype=torch.float32, device=device)
         self.slots = [first + off + i - (25 if side == "left" else 40) for first, _ in _FINGERS for i in range(3)]
         self.thumb_slots = [_THUMB[0] + i - 25 for i in range(3)]
 
     def pose(self, angles: torch.Tensor, spread: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
         """(15, 3) axis-angle hand pose (SMPL-X hand-joint order) from (12,) flexions, (4,) spreads, (3, 3) thumb."""
+        dev = angles.device
         per_joint = angles[:, None] * self.flex
-        knuckle = torch.zeros(12, 1)
-        knuckle = knuckle.index_put((torch.tensor([0, 3, 6, 9]),), spread[:, None])
+        knuckle = torch.zeros(12, 1, device=dev)
+        knuckle = knuckle.index_put((constant([0, 3, 6, 9], torch.int64, dev),), spread[:, None])
         per_joint = per_joint + knuckle * self.spread.repeat_interleave(3, 0)
-        out = torch.zeros(15, 3)
-        out = out.index_put((torch.tensor(self.slots),), per_joint)
-        return out.index_put((torch.tensor(self.thumb_slots),), thumb)
+        out = torch.zeros(15, 3, device=dev)
+        out = out.index_put((constant(self.slots, torch.int64, dev),), per_joint)
+        return out.index_put((constant(self.thumb_slots, torch.int64, dev),), thumb)
 
 
 def prior_loss(angles: torch.Tensor, spread: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
     """Bounds (squared hinge) on flexion, spread and thumb rotation, plus a gentle pull to the flat hand."""
-    lo = torch.tensor([b[0] for b in FLEX_BOUNDS] * 4)
-    hi = torch.tensor([b[1] for b in FLEX_BOUNDS] * 4)
+    lo = constant([b[0] for b in FLEX_BOUNDS] * 4, torch.float32, angles.device)
+    hi = constant([b[1] for b in FLEX_BOUNDS] * 4, torch.float32, angles.device)
     bounds = ((lo - angles).clamp(min=0).pow(2).sum() + (angles - hi).clamp(min=0).pow(2).sum()
               + (spread.abs() - SPREAD_LIMIT).clamp(min=0).pow(2).sum()
               + (thumb.norm(dim=-1) - THUMB_LIMIT).clamp(min=0).pow(2).sum())
@@ -140,13 +143,21 @@ _PALM_MASK = torch.zeros(21)
 _PALM_MASK[list(PALM)] = 1.0
 
 
+def _palm_mask(device: torch.device) -> torch.Tensor:
+    """:data:`_PALM_MASK` on ``device`` (made once per device)."""
+    return constant(_PALM_ROWS, torch.float32, device)
+
+
+_PALM_ROWS = tuple(_PALM_MASK.tolist())
+
+
 def hand_residuals(px: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """(21, 2) px: projected model hand points minus their targets, less the residuals' weighted mean over the
     palm points (with :data:`CENTRE_ON_PALM`): MediaPipe's wrist landmark sits at the wrist crease, not on the
     model's wrist joint, so the palm, not the wrist, places the hand."""
     res = px - target
     if CENTRE_ON_PALM:
-        wp = weight * _PALM_MASK
+        wp = weight * _palm_mask(weight.device)
         res = res - (wp[:, None] * res).sum(0) / wp.sum().clamp(min=1e-6)
     return res
 
@@ -157,20 +168,23 @@ def hand_error_px(px: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) 
     return float((err * weight).sum() / weight.sum().clamp(min=1e-9))
 
 
-def hand_targets(obs: np.ndarray, model_wrist_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float]:
+def hand_targets(obs: np.ndarray, model_wrist_px: np.ndarray,
+                 device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, float]:
     """One observed hand (21, 3) (px + score) → its landmarks moved so that the wrist sits on the model's
     projected wrist (21, 2) px, their weights (21,) (the score; 0 for the aligned wrist) and the hand's size in
-    px (wrist → middle knuckle, at least 4)."""
-    target = torch.tensor(obs[:, :2] - obs[0, :2] + np.asarray(model_wrist_px, np.float64), dtype=torch.float32)
+    px (wrist → middle knuckle, at least 4); tensors on ``device``."""
+    target = torch.tensor(obs[:, :2] - obs[0, :2] + np.asarray(model_wrist_px, np.float64), dtype=torch.float32,
+                          device=device)
     w = np.clip(obs[:, 2], 0.0, 1.0)
     w[0] = 0.0  # the wrist is aligned, not fitted
-    return target, torch.tensor(w, dtype=torch.float32), max(float(np.linalg.norm(obs[9, :2] - obs[0, :2])), 4.0)
+    return (target, torch.tensor(w, dtype=torch.float32, device=device),
+            max(float(np.linalg.norm(obs[9, :2] - obs[0, :2])), 4.0))
 
 
-def new_hand_params() -> list[torch.Tensor]:
-    """Starting hand parameters [flexions (12,), spreads (4,), thumb (3, 3)]: slightly bent (a relaxed hand; an
-    exactly flat hand also takes the model's rigid-hand shortcut)."""
-    return [torch.full((12,), 0.1), torch.zeros(4), torch.zeros(3, 3)]
+def new_hand_params(device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Starting hand parameters [flexions (12,), spreads (4,), thumb (3, 3)] on ``device``: slightly bent (a
+    relaxed hand; an exactly flat hand also takes the model's rigid-hand shortcut)."""
+    return [torch.full((12,), 0.1, device=device), torch.zeros(4, device=device), torch.zeros(3, 3, device=device)]
 
 
 #: Callable: (hand params per side, wrist change per side) → world points (21, 3) per side, MediaPipe order.
@@ -196,7 +210,7 @@ def optimise_hands(points: HandPoints, project: Callable[[torch.Tensor], torch.T
 
     def evaluate(sigma: float = HAND_SIGMA, palm_only: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pts = points(params, wrist)
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=pts[sides[0]].device)
         pxs = {}
         for s in sides:
             target, weight, scale = targets[s]
@@ -204,7 +218,7 @@ def optimise_hands(points: HandPoints, project: Callable[[torch.Tensor], torch.T
             pxs[s] = px
             r2 = (hand_residuals(px, target, weight) / scale).pow(2).sum(-1)
             s2 = sigma**2
-            w = weight * _PALM_MASK if palm_only else weight
+            w = weight * _palm_mask(weight.device) if palm_only else weight
             data = 1e2 * (w * s2 * r2 / (r2 + s2)).sum() / w.sum().clamp(min=1e-6)
             loss = loss + data + prior_loss(*params[s]) + W_WRIST * wrist[s].pow(2).sum() \
                 + W_BOUNDS * (wrist[s].norm() - WRIST_LIMIT).clamp(min=0).pow(2)
@@ -240,8 +254,9 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
     Returns per observed side ``{"before_px", "after_px"}``: the confidence-weighted mean distance (processing
     px) of the 21 wrist-aligned landmarks before (flat hand) and after. A hand whose error does not drop is
     left flat with its wrist unchanged."""
-    p["left_hand_pose"] = torch.zeros(15, 3)
-    p["right_hand_pose"] = torch.zeros(15, 3)
+    dev = p["body_pose"].device
+    p["left_hand_pose"] = torch.zeros(15, 3, device=dev)
+    p["right_hand_pose"] = torch.zeros(15, 3, device=dev)
     seen = observed_hands(hands)
     names = list(getattr(prob.model, "keypoint_names", []))
     if not seen or any(f"{s}_{f}" not in names for s in seen for f in ("thumb", "index", "middle", "ring", "pinky")):
@@ -251,24 +266,25 @@ def fit_hands(prob: Any, p: dict[str, torch.Tensor], hands: dict[str, np.ndarray
         base = prob.forward(p)
     sides = list(seen)
     idx = {s: hand_model_indices(s, names) for s in sides}
-    basis = {s: HandBasis(s, j_rest, k_rest, names) for s in sides}
+    basis = {s: HandBasis(s, j_rest, k_rest, names, dev) for s in sides}
     wrist_joint = {"left": 20, "right": 21}
-    targets = {s: hand_targets(seen[s], prob.project(base["joints"][wrist_joint[s]][None])[0].double().cpu().numpy())
-               for s in sides}
-    params = {s: new_hand_params() for s in sides}
-    wrist = {s: torch.zeros(3) for s in sides}
+    targets = {s: hand_targets(seen[s], prob.project(base["joints"][wrist_joint[s]][None])[0].double().cpu().numpy(),
+                               dev) for s in sides}
+    params = {s: new_hand_params(dev) for s in sides}
+    wrist = {s: torch.zeros(3, device=dev) for s in sides}
     body_pose0 = p["body_pose"].detach().clone()
+    flat_hand = torch.zeros(15, 3, device=dev)
 
     def points(params: dict[str, list[torch.Tensor]], wrist: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        hand = {s: basis[s].pose(*params[s]) if s in params else torch.zeros(15, 3) for s in ("left", "right")}
+        hand = {s: basis[s].pose(*params[s]) if s in params else flat_hand for s in ("left", "right")}
         body_pose = body_pose0
         for s in sides:
             j = wrist_joint[s] - 1
-            body_pose = body_pose.index_put((torch.tensor([j]),), body_pose0[j][None] + wrist[s][None])
+            body_pose = body_pose.index_put((constant([j], torch.int64, dev),), body_pose0[j][None] + wrist[s][None])
         out = prob.forward(dict(p, body_pose=body_pose, left_hand_pose=hand["left"], right_hand_pose=hand["right"]))
         return {s: model_hand_points(out["joints"], out["keypoints"], *idx[s]) for s in sides}
 
-    flat = {s: [torch.zeros(12), *new_hand_params()[1:]] for s in sides}
+    flat = {s: [torch.zeros(12, device=dev), *new_hand_params(dev)[1:]] for s in sides}
     with torch.no_grad():
         px0 = {s: prob.project(q) for s, q in points(flat, wrist).items()}
     before = {s: hand_error_px(px0[s], *targets[s][:2]) for s in sides}
@@ -290,8 +306,8 @@ def model_hand_points(joints: torch.Tensor, keypoints: torch.Tensor, index: np.n
                       is_kp: np.ndarray) -> torch.Tensor:
     """The model's 21 hand points (MediaPipe order) from posed ``joints`` and ``keypoints`` and the
     (index, is-keypoint) pair of :func:`hand_model_indices`."""
-    kp = torch.as_tensor(is_kp, dtype=torch.bool)[:, None]
-    index_t = torch.as_tensor(index)
+    kp = constant(np.asarray(is_kp, dtype=bool), torch.bool, joints.device)[:, None]
+    index_t = constant(np.asarray(index, dtype=np.int64), torch.int64, joints.device)
     return torch.where(kp, keypoints[index_t.clamp(max=max(keypoints.shape[0] - 1, 0))],
                        joints[index_t.clamp(max=joints.shape[0] - 1)])
 
@@ -322,7 +338,8 @@ class HandChain:
         self.kw = w / w.sum(-1, keepdim=True).clamp(min=1e-6)
         # MediaPipe landmark → row of cat([chain joints (16), fingertips (5)])
         tip_row = {int(k): 16 + i for i, k in enumerate(tips)}
-        self.rows = torch.tensor([tip_row[int(i)] if k else pos[int(i)] for i, k in zip(index, is_kp, strict=True)])
+        self.rows = torch.tensor([tip_row[int(i)] if k else pos[int(i)] for i, k in zip(index, is_kp, strict=True)],
+                                 device=j_rest.device)
 
     def points(self, forearm_rotation: torch.Tensor, wrist_pose: torch.Tensor, wrist_position: torch.Tensor,
                hand_pose: torch.Tensor) -> torch.Tensor:

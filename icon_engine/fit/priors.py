@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..geometry.device import constant
 from .landmarks import J
 
 #: Box limits |component| ≤ limit (radians) on each body joint's axis-angle (x, y, z), joints 1..21.
@@ -57,6 +58,7 @@ def _per_joint(table: dict, default) -> np.ndarray:
 _BODY_NAMES = sorted((n for n in J if 1 <= J[n] <= 21), key=lambda n: J[n])
 LIMITS = torch.from_numpy(_per_joint(_LIMITS, (3.0, 3.0, 3.0)))  # (21, 3)
 REST_PULL = torch.from_numpy(_per_joint(_REST_PULL, 0.1))  # (21,)
+_LIMIT_ROWS = tuple(map(tuple, LIMITS.tolist()))  # the same values as nested tuples (:func:`constant`'s key)
 
 
 def angle_limit_loss(body_pose: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,7 @@ def angle_limit_loss(body_pose: torch.Tensor) -> torch.Tensor:
              + lk[:, 1:].pow(2).sum(-1) + rk[:, 1:].pow(2).sum(-1)
              + torch.relu(le[:, 1]) ** 2 + torch.relu(-re[:, 1]) ** 2  # elbows flex about -y (left), +y (right)
              + 0.5 * (le[:, 2] ** 2 + re[:, 2] ** 2))
-    box = torch.relu(body_pose.abs() - LIMITS.to(body_pose.device)).pow(2).sum((-1, -2))
+    box = torch.relu(body_pose.abs() - constant(_LIMIT_ROWS, LIMITS.dtype, body_pose.device)).pow(2).sum((-1, -2))
     return (10.0 * hinge + 10.0 * box).mean()
 
 
@@ -100,16 +102,16 @@ _LIMB_POINTS = tuple((a, b, t) for a, b in ((J["left_elbow"], J["left_wrist"]), 
 
 
 def _points(joints: torch.Tensor, spec) -> torch.Tensor:
-    a = torch.tensor([s[0] for s in spec])
-    b = torch.tensor([s[1] for s in spec])
-    t = torch.tensor([s[2] for s in spec], dtype=joints.dtype)[:, None]
+    a = constant([s[0] for s in spec], torch.int64, joints.device)
+    b = constant([s[1] for s in spec], torch.int64, joints.device)
+    t = constant([s[2] for s in spec], joints.dtype, joints.device)[:, None]
     return joints[:, a] * (1 - t) + joints[:, b] * t
 
 
 def torso_penetration_loss(joints: torch.Tensor) -> torch.Tensor:
     """Squared depth (metres) of limb points inside torso spheres; ``joints`` (B, 55, 3)."""
     centres = _points(joints, _TORSO_SPHERES)  # (B, S, 3)
-    radii = torch.tensor([s[3] for s in _TORSO_SPHERES], dtype=joints.dtype)
+    radii = constant([s[3] for s in _TORSO_SPHERES], joints.dtype, joints.device)
     limbs = _points(joints, _LIMB_POINTS)  # (B, L, 3)
     d = torch.cdist(limbs, centres)  # (B, L, S)
     legs = (torch.relu(0.08 - (joints[:, J["left_knee"]] - joints[:, J["right_knee"]]).norm(dim=-1)) ** 2

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ..geometry import device
+
 
 @dataclass
 class SilhouetteTarget:
@@ -68,7 +70,7 @@ def _pick(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def to_window(pixels: torch.Tensor, target: SilhouetteTarget) -> torch.Tensor:
     """Processing pixels (..., 2) → window pixels (..., 2)."""
-    origin = torch.as_tensor(target.origin, dtype=pixels.dtype)
+    origin = torch.as_tensor(target.origin, dtype=pixels.dtype, device=pixels.device)  # a tensor there in the fit
     return (pixels - origin) * target.scale
 
 
@@ -87,7 +89,7 @@ def nearest_index(queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
     On the CPU a k-d tree (scipy; measured 4× faster than the (M, N) distance matrix at M = 900, N = 2500), on
     another device the distance matrix (no copy to the host)."""
-    if points.device.type != "cpu":
+    if not device.searches_on_host(points.device):
         return torch.cdist(queries, points).argmin(dim=1)
     from scipy.spatial import cKDTree
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..geometry.device import module_device
+
 #: Adult stature prior (metres): the mean of adult women and men and a spread covering both.
 PRIOR_MEAN_M = 1.70
 PRIOR_STD_M = 0.09
@@ -34,10 +36,12 @@ class StatureModel:
     bottom_dirs: torch.Tensor  # (B, C)
 
     @classmethod
-    def from_body_model(cls, body_model: Any) -> StatureModel:
-        """Sample the body model's rest vertices at betas = 0 and each unit beta."""
+    def from_body_model(cls, body_model: Any, device: torch.device | str = "cpu") -> StatureModel:
+        """Sample the body model's rest vertices at betas = 0 and each unit beta; the model's tensors on
+        ``device``."""
         nb = int(getattr(body_model, "num_betas", 10))
-        betas = torch.cat([torch.zeros(1, nb), torch.eye(nb)])
+        model_device = module_device(body_model)
+        betas = torch.cat([torch.zeros(1, nb, device=model_device), torch.eye(nb, device=model_device)])
         with torch.no_grad():
             v = body_model.rest_vertices(betas)[..., 1].detach().cpu().double()  # (B+1, V) heights
         dirs = v[1:] - v[0]
@@ -47,8 +51,9 @@ class StatureModel:
         bottom = torch.nonzero(v[0] - spread <= (v[0] + spread).min()).flatten()
         top = top[torch.argsort(v[0][top], descending=True)][:CANDIDATES]
         bottom = bottom[torch.argsort(v[0][bottom])][:CANDIDATES]
-        f32 = torch.float32
-        return cls(v[0][top].to(f32), dirs[:, top].to(f32), v[0][bottom].to(f32), dirs[:, bottom].to(f32))
+        f32, dev = torch.float32, torch.device(device)
+        return cls(v[0][top].to(dev, f32), dirs[:, top].to(dev, f32), v[0][bottom].to(dev, f32),
+                   dirs[:, bottom].to(dev, f32))
 
     def __call__(self, betas: torch.Tensor) -> torch.Tensor:
         """Stature (metres, scalar tensor) of ``betas`` (B,) (shorter vectors are zero-padded)."""
@@ -56,11 +61,12 @@ class StatureModel:
         return (self.top0 + b @ self.top_dirs).max() - (self.bottom0 + b @ self.bottom_dirs).min()
 
     def gradient(self, betas: torch.Tensor) -> torch.Tensor:
-        """d stature / d betas (B,) at ``betas`` (the active top and bottom vertices)."""
+        """d stature / d betas (B,) at ``betas`` (the active top and bottom vertices; picked on the device, no
+        read back to the host)."""
         b = _pad(betas, self.top_dirs.shape[0]).detach()
-        i = int(torch.argmax(self.top0 + b @ self.top_dirs))
-        k = int(torch.argmin(self.bottom0 + b @ self.bottom_dirs))
-        return self.top_dirs[:, i] - self.bottom_dirs[:, k]
+        i = torch.argmax(self.top0 + b @ self.top_dirs).reshape(1)
+        k = torch.argmin(self.bottom0 + b @ self.bottom_dirs).reshape(1)
+        return (self.top_dirs.index_select(1, i) - self.bottom_dirs.index_select(1, k))[:, 0]
 
     def project(self, betas: torch.Tensor, height_m: float, steps: int = 3) -> torch.Tensor:
         """The betas (all ``num_betas``) nearest to ``betas`` whose stature is ``height_m`` (differentiable).
@@ -78,7 +84,7 @@ def _pad(betas: torch.Tensor, n: int) -> torch.Tensor:
     betas = betas.reshape(-1).to(torch.float32)
     if betas.shape[0] >= n:
         return betas[:n]
-    return torch.cat([betas, torch.zeros(n - betas.shape[0], dtype=betas.dtype)])
+    return torch.cat([betas, torch.zeros(n - betas.shape[0], dtype=betas.dtype, device=betas.device)])
 
 
 def stature_prior_loss(stature: torch.Tensor) -> torch.Tensor:
@@ -89,7 +95,7 @@ def stature_prior_loss(stature: torch.Tensor) -> torch.Tensor:
 def stature_of(body_model: Any, betas: np.ndarray) -> float:
     """Rest-pose stature (metres) of ``betas`` from the full body model (all vertices)."""
     nb = int(getattr(body_model, "num_betas", 10))
-    b = _pad(torch.as_tensor(np.asarray(betas, dtype=np.float32)), nb)[None]
+    b = _pad(torch.as_tensor(np.asarray(betas, dtype=np.float32), device=module_device(body_model)), nb)[None]
     with torch.no_grad():
         y = body_model.rest_vertices(b)[0, :, 1]
     return float(y.max() - y.min())
