@@ -491,10 +491,12 @@ def test_a_limb_fitted_off_the_photo_reads_the_photo_where_its_keypoints_lie():
     keypoints[[11, 13, 15], 2] = 0.95
     off = limb_alignment(cam, v, parts, keypoints, joints, 460.0)
     assert np.abs(off[parts == PART_TORSO]).max() == 0.0
-    assert np.allclose(off[(parts == PART_LEFT_ARM) & (v[:, 0] > 0.45)], [0.0, -25.0], atol=0.5)
+    shift = 25.0 - 0.015 * 460.0  # shortened by the dead zone
+    assert np.allclose(off[(parts == PART_LEFT_ARM) & (v[:, 0] > 0.45)], [0.0, -shift], atol=0.5)
     assert np.abs(off[(parts == PART_LEFT_ARM) & (v[:, 0] < 0.16)]).max() < 1.0  # zero at the shoulder
     capped = limb_alignment(cam, v, parts, keypoints, joints, 200.0)  # cap 6 % of 200 px = 12 px
     assert np.linalg.norm(capped, axis=1).max() <= 12.0 + 1e-4
+    assert not limb_alignment(cam, v, parts, keypoints, joints, 25.0 / 0.015 + 1).any()  # inside the dead zone
     shy = keypoints.copy()
     shy[13, 2] = 0.1  # the elbow unsure: nothing to align the arm by
     assert not limb_alignment(cam, v, parts, shy, joints, 460.0).any()
