@@ -497,6 +497,10 @@ def test_a_limb_fitted_off_the_photo_reads_the_photo_where_its_keypoints_lie():
     capped = limb_alignment(cam, v, parts, keypoints, joints, 200.0)  # cap 6 % of 200 px = 12 px
     assert np.linalg.norm(capped, axis=1).max() <= 12.0 + 1e-4
     assert not limb_alignment(cam, v, parts, keypoints, joints, 25.0 / 0.015 + 1).any()  # inside the dead zone
+    from icon_engine.errors import EngineError
+
+    with pytest.raises(EngineError, match="BlazePose"):
+        limb_alignment(cam, v, parts, keypoints[:17], joints, 460.0)
     shy = keypoints.copy()
     shy[13, 2] = 0.1  # the elbow unsure: nothing to align the arm by
     assert not limb_alignment(cam, v, parts, shy, joints, 460.0).any()
