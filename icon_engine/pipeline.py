@@ -218,7 +218,8 @@ def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, opt
                         size=options.resolved_texture_size, progress=reporter,
                         vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights),  # unseen sides per part
                         rest_vertices=avatar.rig.rest_vertices,  # ... profiled along the rest-pose parts
-                        device=resolve_device(options.device), atlas=options.resolved_texture_atlas)
+                        device=resolve_device(options.device), atlas=options.resolved_texture_atlas,
+                        keypoints=(observation.keypoints, fit.joints))  # limbs read where the photo's limbs lie
 
 
 def _mask_to_original(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

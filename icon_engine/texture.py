@@ -467,7 +467,8 @@ def _interpolate(bary: np.ndarray, faces: np.ndarray, per_vertex: np.ndarray) ->
 
 def _photo_weight(view: _View, points: np.ndarray | None, normals: np.ndarray | None,
                   allowed: np.ndarray | None = None,
-                  projected: _Projected | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  projected: _Projected | None = None,
+                  offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Photo weight in [0, 1] of surface points (N, 3) with unit normals, and their pixel coordinates (N, 2).
 
     ``allowed`` (N,) int bit masks (bit p: part p, :func:`_near_parts`): with the view's parts
@@ -477,7 +478,8 @@ def _photo_weight(view: _View, points: np.ndarray | None, normals: np.ndarray | 
     pixel shows the other, and along the outline of a part in front of another the photo's pixels mix both (a
     raised arm a few pixels off the photo's arm sees the hair behind it): without this, it would take their
     colour instead of its own part's fill. ``projected``: the points' :class:`_Projected` when already at hand
-    (then ``points`` and ``normals`` are not read)."""
+    (then ``points`` and ``normals`` are not read). ``offset`` (N, 2) pixels: each point reads the photo and the
+    mask this far from its projection (:func:`limb_alignment`), as it does the view's :attr:`_View.shift`."""
     cam = view.camera
     if projected is None:
         xy, z = cam.project(points)
@@ -486,8 +488,9 @@ def _photo_weight(view: _View, points: np.ndarray | None, normals: np.ndarray | 
         xy, z, cos = projected.xy, projected.z, projected.cos
     inside, pix = _pixel_index(cam, xy, z)
     vis = inside & (z <= view.layers.zbuf[pix] + DEPTH_TOLERANCE)
-    if view.shift.any():  # the photo is read where its person lies (several photos: each one's registration)
-        xy = xy + view.shift[None]
+    shift = view.shift[None] if offset is None else view.shift[None] + offset
+    if np.any(shift):  # the photo is read where its person lies (several photos: each one's registration)
+        xy = xy + shift
         col, row = np.floor(xy[:, 0]).astype(np.int64), np.floor(xy[:, 1]).astype(np.int64)
         on = (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
         vis &= on & view.mask.reshape(-1)[np.where(on, row * cam.width + col, 0)]
@@ -1107,6 +1110,72 @@ def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, par
     return keep
 
 
+#: Limb alignment (:func:`limb_alignment`): each limb's joint chain, root first, as (SMPL-X joint, BlazePose
+#: landmark) pairs (bundle.skeleton.JOINT_NAMES / person.LANDMARK_NAMES: shoulder, elbow, wrist; hip, knee, ankle).
+LIMB_CHAINS: dict[int, tuple[tuple[int, int], ...]] = {
+    PART_LEFT_ARM: ((16, 11), (18, 13), (20, 15)), PART_RIGHT_ARM: ((17, 12), (19, 14), (21, 16)),
+    PART_LEFT_LEG: ((1, 23), (4, 25), (7, 27)), PART_RIGHT_LEG: ((2, 24), (5, 26), (8, 28)),
+}
+#: ... a landmark counts with at least this BlazePose visibility; a joint's 2-D offset is shortened by
+#: ALIGN_DEAD_ZONE (BlazePose's knee/ankle and SMPL-X's differ by up to ~1.5 % of the height on well-fitted
+#: synthetic subjects: a definition difference, not a misregistration) and capped at ALIGN_MAX_SHIFT, both
+#: fractions of the person's height in the photo (pixels).
+ALIGN_MIN_VISIBILITY = 0.5
+ALIGN_DEAD_ZONE = 0.015
+ALIGN_MAX_SHIFT = 0.06
+
+
+def limb_alignment(camera: Camera, posed: np.ndarray, parts: np.ndarray, keypoints: np.ndarray,
+                   joints: np.ndarray, height_px: float) -> np.ndarray:
+    """(N, 2) float32 pixel offsets that move where each limb vertex reads the photo onto the photo's limb: the fit
+    leaves a limb 20–30 px off (icon_028009's raised forearm over the hair; a jumper's front thigh), and its samples
+    would show what lies beside it. ``camera`` the photo's (processing pixels); ``posed`` (N, 3) the vertices in the
+    photo's pose and ``joints`` (≥ 22, 3) the fitted posed SMPL-X joints (bundle world, metres); ``parts`` (N,)
+    (:data:`PART_NAMES`); ``keypoints`` (33, 3) BlazePose landmarks (x, y pixels, visibility); ``height_px`` the
+    person's height in the photo (pixels).
+
+    Per limb (:data:`LIMB_CHAINS`), each joint's offset is its landmark minus its projection, shortened by
+    :data:`ALIGN_DEAD_ZONE` × ``height_px`` (zero when shorter) and capped at :data:`ALIGN_MAX_SHIFT` ×
+    ``height_px``; the root joint's (shoulder, hip) is zero so the seam with the torso stays put. The middle
+    joint (elbow, knee) takes its offset where it and the root's landmark are confident
+    (:data:`ALIGN_MIN_VISIBILITY`), else none; the end joint (wrist, ankle) where it and the middle one's are, else
+    the middle joint's. A vertex takes the offset blended linearly between the two joints of its nearest segment
+    (3-D, posed) at its position along it; beyond the end joint (hand, foot) the end joint's. Zero elsewhere."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    jt = np.asarray(joints, dtype=np.float64)
+    if kp.ndim != 2 or kp.shape[0] < 33 or kp.shape[1] < 3 or jt.ndim != 2 or jt.shape[0] < 22 or jt.shape[1] != 3:
+        raise EngineError("internal", f"Limb keypoints {kp.shape} / joints {jt.shape} are not BlazePose's (33, 3) "
+                          "and SMPL-X's (55, 3).", "Pass observation.keypoints and fit.joints.")
+    out = np.zeros((len(posed), 2), dtype=np.float32)
+    cap, dead = ALIGN_MAX_SHIFT * float(height_px), ALIGN_DEAD_ZONE * float(height_px)
+    for part, chain in LIMB_CHAINS.items():
+        sel = np.nonzero(parts == part)[0]
+        if not len(sel):
+            continue
+        jid, lid = [c[0] for c in chain], [c[1] for c in chain]
+        proj, z = camera.project(jt[jid])
+        ok = (kp[lid, 2] >= ALIGN_MIN_VISIBILITY) & (z > 1e-4) & np.isfinite(kp[lid, :2]).all(axis=1)
+        d = kp[lid, :2] - proj
+        length = np.linalg.norm(d, axis=1)
+        d *= (np.clip(length - dead, 0.0, cap) / np.maximum(length, 1e-9))[:, None]
+        d_mid = d[1] if ok[0] and ok[1] else np.zeros(2)
+        d_end = d[2] if ok[1] and ok[2] else d_mid
+        if not (d_mid.any() or d_end.any()):
+            continue
+        ends = ((np.zeros(2), d_mid), (d_mid, d_end))
+        p = posed[sel]
+        best = np.full(len(sel), np.inf)
+        for k, (a, b) in enumerate(((jt[jid[0]], jt[jid[1]]), (jt[jid[1]], jt[jid[2]]))):
+            ab = b - a
+            t = np.clip((p - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+            dist = np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
+            closer = dist < best
+            best = np.where(closer, dist, best)
+            off = (1 - t)[:, None] * ends[k][0] + t[:, None] * ends[k][1]
+            out[sel[closer]] = off[closer]
+    return out
+
+
 #: A head whose seen samples stop this far (fraction of the head's height) below its top was cut off by the photo's
 #: frame or hidden: its hair was not seen (:func:`_unseen_hair_colour`).
 HAIR_TOP_UNSEEN = 0.25
@@ -1597,7 +1666,8 @@ def _smoothing_iterations(vertices: np.ndarray, faces: np.ndarray) -> int:
 def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray, mask: np.ndarray | None,
                  camera: Camera, size: int = 2048, progress: Any = None,
                  vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None,
-                 rest_vertices: np.ndarray | None = None, device: str = "cpu", atlas: str = "auto") -> Texture:
+                 rest_vertices: np.ndarray | None = None, device: str = "cpu", atlas: str = "auto",
+                 keypoints: tuple[np.ndarray, np.ndarray] | None = None) -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
@@ -1612,7 +1682,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     module docstring for the method. ``device``: where the rasteriser's fragments (photo depth
     layers, UV atlas) are made; ``atlas``: ``"auto"`` (xatlas up to :data:`XATLAS_MAX_FACES`
     faces, else the projection atlas) or ``"projection"`` (always the projection atlas: the preview preset's, as
-    xatlas costs seconds on a 20–30k-face avatar)."""
+    xatlas costs seconds on a 20–30k-face avatar). ``keypoints``: (BlazePose landmarks (33, 3) pixels +
+    visibility, the fitted posed SMPL-X joints (55, 3)): with parts and one photo, each limb reads the photo where
+    the photo's limb lies (:func:`limb_alignment`)."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
@@ -1666,7 +1738,13 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
 
     clock.lap("visibility", own_thread=True)
     report(0.5, "Colouring the vertices")
-    alpha_v, xy_v = _photo_weight(view, v, vn, near_v)
+    align_v = None  # one photo: each limb's pixel offsets onto the photo's limb
+    if parts is not None and not more_views and keypoints is not None:
+        rows_px = np.nonzero(view.mask.reshape(camera.height, camera.width).any(axis=1))[0]
+        align_v = limb_alignment(camera, v, parts, keypoints[0], keypoints[1],
+                                 float(rows_px[-1] - rows_px[0] + 1) if len(rows_px) else float(camera.height))
+        align_v = align_v if align_v.any() else None
+    alpha_v, xy_v = _photo_weight(view, v, vn, near_v, offset=align_v)
     photo_v = _bilinear(photo, xy_v)
     keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
     if parts is not None and not more_views:
@@ -1743,7 +1821,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             alpha_t = np.zeros(len(tb_b), dtype=np.float32)
             colour_t = np.zeros((len(tb_b), 3), dtype=np.float32)
             alpha_t[front], xy_t = _photo_weight(view, None, None, None if near_t is None else near_t[front],
-                                                 _Projected(proj.xy[front], proj.z[front], proj.cos[front]))
+                                                 _Projected(proj.xy[front], proj.z[front], proj.cos[front]),
+                                                 None if align_v is None else
+                                                 _interpolate(tb_b[front], corners[front], align_v))
             colour_t[front] = _bilinear(photo, xy_t)
             if keep_v is not None and not keep_v.all():  # limb samples dropped at the vertices drop at the texels
                 alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, keep_v[corners].astype(np.float32))

@@ -454,3 +454,62 @@ def test_profile_keeps_the_shoe_at_the_end_of_the_leg():
     without = _colour_profile(s, colours, np.ones(len(s)), query, 0.03)[heel]
     assert np.abs(with_end - BLACK).max() < 20.0, with_end
     assert np.abs(without - SKIN).max() < 20.0, without
+
+
+def test_a_limb_fitted_off_the_photo_reads_the_photo_where_its_keypoints_lie():
+    """A raised arm (green sleeve) fitted 25 px below the photo's arm, over a dark region the model does not have
+    (hair behind a raised forearm, icon_028009): with BlazePose's shoulder/elbow/wrist on the photo's arm, the
+    model arm's outer half reads the photo's sleeve; without the keypoints it takes the dark region (the test can
+    fail). The offset fades to zero at the shoulder, and the torso keeps its own colours."""
+    from icon_engine.texture import limb_alignment
+
+    green, dark, shirt = np.array([40.0, 170.0, 60.0]), np.array([25.0, 20.0, 20.0]), np.array([200.0, 60.0, 60.0])
+    cam = front_camera(width=360, height=480, distance=2.6, height_m=0.75)
+    dy = 25.0 * 2.6 / float(cam.K[1, 1])  # metres that project to 25 px at the arm's depth
+    torso = _box(np.array([0.0, 0.75, 0.0]), np.array([0.15, 0.6, 0.08]), 3)
+    arm = _box(np.array([0.45, 1.2, 0.0]), np.array([0.3, 0.05, 0.05]), 4)
+    panel = _box(np.array([0.5, 1.05, -0.12]), np.array([0.35, 0.2, 0.01]), 2)  # only in the photo
+
+    def colour(points: np.ndarray) -> np.ndarray:
+        out = np.tile(shirt, (len(points), 1))
+        out[points[:, 0] > 0.152] = green
+        out[points[:, 2] < -0.1] = dark
+        return out
+
+    pv = np.concatenate([torso[0], arm[0], panel[0]])
+    pf = np.concatenate([torso[1], arm[1] + len(torso[0]), panel[1] + len(torso[0]) + len(arm[0])])
+    rgb, mask = synthetic_photo(pv, pf, pv, cam, colour=colour)
+    model_arm = arm[0] - np.array([0.0, dy, 0.0])
+    v = np.concatenate([torso[0], model_arm])
+    f = np.concatenate([torso[1], arm[1] + len(torso[0])])
+    parts = np.r_[np.full(len(torso[0]), PART_TORSO), np.full(len(arm[0]), PART_LEFT_ARM)]
+    joints = np.zeros((55, 3))
+    photo_joints = np.array([[0.15, 1.2, 0.0], [0.45, 1.2, 0.0], [0.75, 1.2, 0.0]])
+    joints[[16, 18, 20]] = photo_joints - np.array([0.0, dy, 0.0])
+    keypoints = np.zeros((33, 3))
+    keypoints[[11, 13, 15], :2] = cam.project(photo_joints)[0]
+    keypoints[[11, 13, 15], 2] = 0.95
+    off = limb_alignment(cam, v, parts, keypoints, joints, 460.0)
+    assert np.abs(off[parts == PART_TORSO]).max() == 0.0
+    shift = 25.0 - 0.015 * 460.0  # shortened by the dead zone
+    assert np.allclose(off[(parts == PART_LEFT_ARM) & (v[:, 0] > 0.45)], [0.0, -shift], atol=0.5)
+    assert np.abs(off[(parts == PART_LEFT_ARM) & (v[:, 0] < 0.16)]).max() < 1.0  # zero at the shoulder
+    capped = limb_alignment(cam, v, parts, keypoints, joints, 200.0)  # cap 6 % of 200 px = 12 px
+    assert np.linalg.norm(capped, axis=1).max() <= 12.0 + 1e-4
+    assert not limb_alignment(cam, v, parts, keypoints, joints, 25.0 / 0.015 + 1).any()  # inside the dead zone
+    from icon_engine.errors import EngineError
+
+    with pytest.raises(EngineError, match="BlazePose"):
+        limb_alignment(cam, v, parts, keypoints[:17], joints, 460.0)
+    shy = keypoints.copy()
+    shy[13, 2] = 0.1  # the elbow unsure: nothing to align the arm by
+    assert not limb_alignment(cam, v, parts, shy, joints, 460.0).any()
+
+    outer = (parts == PART_LEFT_ARM) & (v[:, 0] > 0.45) & (v[:, 0] < 0.74) & (v[:, 2] > 0.049)
+    assert outer.sum() >= 5
+    tex = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts, keypoints=(keypoints, joints))
+    assert np.abs(tex.vertex_colors[outer].astype(np.float64) - green).mean() < 25.0
+    front_torso = (parts == PART_TORSO) & (v[:, 2] > 0.079) & (np.abs(v[:, 0]) < 0.1)
+    assert np.abs(tex.vertex_colors[front_torso].astype(np.float64) - shirt).mean() < 10.0
+    old = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts)
+    assert np.abs(old.vertex_colors[outer].astype(np.float64) - green).mean() > 60.0
