@@ -241,3 +241,13 @@ def test_reconstruct_on_cuda_matches_the_cpu_reference(tmp_path, monkeypatch):
     assert iou >= MIN_IOU - 0.01 and chamfer <= 2 * MAX_CHAMFER_M
     texture = bundle.file("texture")
     assert texture is not None and texture.stat().st_size > 10_000
+
+
+def test_an_empty_point_set_gets_empty_answers(sphere: tuple[np.ndarray, np.ndarray]) -> None:
+    """A query of no points (a surface block in which one body part has no candidates) answers with empty arrays of
+    the right shapes, like the numpy query; it used to fail to unpack the torch query's chunks."""
+    v, f = sphere
+    for query in (TorchMeshQuery(v, f), MeshQuery(v, f)):
+        got = query.query(np.zeros((0, 3)))
+        assert got.distance.shape == (0,) and got.face.shape == (0,) and got.face.dtype == np.int64
+        assert got.bary.shape == got.closest.shape == got.normal.shape == (0, 3)

@@ -212,7 +212,8 @@ class TorchMeshQuery:
         budget = PAIRS_CPU if self.device.type == "cpu" else PAIRS_GPU
         per_point = k_blocks * BLOCK_FACES + k_groups * GROUP_BLOCKS + self.n_groups
         chunk = max(1, budget // per_point)
-        parts = [self._search(p[s:s + chunk], k_groups, k_blocks) for s in range(0, len(p), chunk)]
+        # at least one (possibly empty) chunk: an empty point set gets empty answers of the right shapes
+        parts = [self._search(p[s:s + chunk], k_groups, k_blocks) for s in range(0, max(len(p), 1), chunk)]
         return tuple(torch.cat(xs) for xs in zip(*parts, strict=True))
 
     @torch.no_grad()
