@@ -38,6 +38,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "own fits": {},
     "free orientations": {"gravity": False},
     "shared gravity": {"gravity": True},
+    "gravity, heights 100": {"gravity": True, "height_agree": 100.0},
+    "gravity, one height": {"gravity": True, "height_agree": math.inf},
 }
 
 
@@ -111,8 +113,9 @@ def main(argv: list[str] | None = None) -> None:
                 if variant == "own fits":
                     fits = [v.fit for v in chosen]
                 else:
-                    fits = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
-                                           quality=args.quality, **VARIANTS[variant]).fits
+                    result = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
+                                             quality=args.quality, **VARIANTS[variant])
+                    fits = result.fits
                 errs = [body_error(f, s, views[k][2]) for f, k in zip(fits, idx, strict=True)]
                 cells = " / ".join(f"{e['cm']:.2f}" for e in errs)
                 first = errs[0]
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"  first: pitch {first['pitch']:+.1f}° yaw {first['yaw']:+.1f}°  others' yaw "
                       + " ".join(f"{e['yaw']:+.1f}" for e in errs[1:])
                       + f"  [{time.perf_counter() - t0:.0f} s, cpu {time.process_time() - c0:.0f} s]", flush=True)
+                if variant != "own fits":
+                    print("   rig:", result.stats.get("shared_gravity"), flush=True)
 
 
 if __name__ == "__main__":
