@@ -37,9 +37,11 @@ from icon_engine.bundle.skeleton import axis_angle_to_matrix  # noqa: E402
 VARIANTS: dict[str, dict[str, Any]] = {
     "own fits": {},
     "free orientations": {"gravity": False},
-    "shared gravity": {"gravity": True},
+    "shared gravity": {"gravity": True, "height_agree": 0.0},
     "gravity, heights 100": {"gravity": True, "height_agree": 100.0},
     "gravity, one height": {"gravity": True, "height_agree": math.inf},
+    "one height, turns 1": {"gravity": True, "height_agree": math.inf, "turn_prior": 1.0},
+    "one height, turns 5": {"gravity": True, "height_agree": math.inf, "turn_prior": 5.0},
 }
 
 

@@ -289,9 +289,10 @@ W_CAMERA_ROLL = 10.0
 #: body 3.72 cm at weight 3, 3.46 cm at weight 1; all photos' 4.49 → 4.12 cm).
 GRAVITY_FIRST_WEIGHT = 1.0
 #: Whether a turnaround's photos share one body orientation under turned cameras (:class:`GravityRig`) rather than
-#: a free orientation each. Off: on bench/multiview.py (3 subjects, 4 views, preview) it gave 1.61 / 1.31 / 2.33 cm
-#: Chamfer against 1.47 / 1.67 / 2.22 cm with free orientations — better on one subject, worse on two (mean 1.75 vs
-#: 1.79 cm; docs/multiview.md, wave 5); ``--gravity`` there turns it on.
+#: a free orientation each. Off: on bench/multiview.py (3 subjects, 4 views, preview) it gave, with one camera
+#: height (:data:`W_HEIGHT_AGREE`), 1.43 / 1.04 / 2.29 cm Chamfer against 1.46 / 1.68 / 2.21 cm with free
+#: orientations — mean −34 % vs −26 % below the front photo alone, but the skirt subject worse (docs/multiview.md,
+#: wave 5b); ``--gravity`` there turns it on.
 SHARED_GRAVITY = False
 W_CAMERA_PITCH = 1.0
 #: Shared gravity: weight (per rad²) of the cameras' pitches (relative to the floor) agreeing: a turnaround is shot
@@ -299,12 +300,15 @@ W_CAMERA_PITCH = 1.0
 #: A side view sees the camera's elevation where one photo from the front cannot (the feet, side by side, stand at
 #: different depths on one floor).
 W_PITCH_AGREE = 100.0
-#: Shared gravity: weight (per m²) of the cameras' heights above the floor agreeing (0: off): a turnaround shot
-#: from one tripod height has one camera height. With one body orientation and pose the body's floor lies at one
-#: height below its pelvis in every photo, so the heights agree when the photos' translations' vertical components
-#: (:attr:`GravityRig.transl`, the shared world's Y) do. ``math.inf``: one shared height (a hard tie, the rig
-#: starting from the photos' median with each camera's pitch turned to keep the pelvis in view where it was).
-W_HEIGHT_AGREE = 0.0
+#: Shared gravity: weight (per m²) of the cameras' heights above the floor agreeing (0: free heights): a turnaround
+#: shot from one tripod height has one camera height. With one body orientation and pose the body's floor lies at
+#: one height below its pelvis in every photo, so the heights agree when the photos' translations' vertical
+#: components (:attr:`GravityRig.transl`, the shared world's Y) do. ``math.inf`` (the rig's default): one shared
+#: height (a hard tie, the rig starting from the photos' median with each camera's pitch turned to keep the pelvis
+#: in view where it was). On bench/multiview.py (3 subjects, 4 views, preview, docs/multiview.md wave 5b) the rig
+#: with one height gave 1.43 / 1.04 / 2.29 cm Chamfer against 1.62 / 1.28 / 2.32 cm with free heights; a soft tie
+#: (100 or 1000) closed the 10–33 cm disagreement only partly in the joint stage's 30 Adam steps.
+W_HEIGHT_AGREE = math.inf
 
 
 class GravityRig:

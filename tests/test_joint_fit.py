@@ -97,7 +97,7 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     # are the registration's, the cameras stay upright, their pitches come closer to the truth (the side views
     # see the lean), and the bodies come closer to the truth as with free orientations
     warm = [(v.observation, v.photo, repose_with_shape(v.own_fit, body, betas)) for v in views]
-    rigged = shared_pose_fit(warm, body, betas, quality="preview", gravity=True)
+    rigged = shared_pose_fit(warm, body, betas, quality="preview", gravity=True, height_agree=0.0)
     rig = rigged.stats["shared_gravity"]
     assert rig is not None and rig["yaw_deg"][0] == 0.0 and max(abs(r) for r in rig["roll_deg"]) < 3.0, rig
     assert np.allclose(np.abs(rig["yaw_deg"][1:]), turns, atol=25.0), (rig, turns)
@@ -107,6 +107,14 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert np.mean(rig_pitch) < np.mean(own_pitch), (rig_pitch, own_pitch)
     rigged_err = [body_error_cm(f, verts, cam) for f, (_, verts, cam) in zip(rigged.fits, photos, strict=True)]
     assert np.mean(rigged_err) < 0.85 * np.mean(own), (own, rigged_err)
+    # one camera height (the rig's default; the photos here are taken from one height, orbiting the person): the
+    # cameras' heights agree exactly and their pitches stay at least as close to the truth as with pitches alone
+    one = shared_pose_fit(warm, body, betas, quality="preview", gravity=True)  # the rig's default: one height
+    assert one.stats["shared_gravity"]["height_spread_cm"] < 0.01
+    one_pitch = [abs(f.metrics["camera_pitch_deg"] - t) for f, t in zip(one.fits, truth, strict=True)]
+    assert np.mean(one_pitch) < np.mean(rig_pitch) + 0.5, (one_pitch, rig_pitch)
+    one_err = [body_error_cm(f, verts, cam) for f, (_, verts, cam) in zip(one.fits, photos, strict=True)]
+    assert np.mean(one_err) < 0.85 * np.mean(own), (own, one_err)
 
 
 @pytest.mark.slow
@@ -172,7 +180,7 @@ def test_gravity_rig_starts_where_the_photos_are_and_shares_one_orientation() ->
     rng = np.random.default_rng(0)
     transls = [torch.tensor(rng.normal(0.0, 1.0, 3), dtype=torch.float32) for _ in turns]
     pelvis = np.array([0.0, 0.9, 0.02])
-    rig = GravityRig(cams, orients, transls, pelvis)
+    rig = GravityRig(cams, orients, transls, pelvis, height_agree=0.0)  # free heights: the rig starts as they are
     report = rig.report()
     assert np.allclose(report["yaw_deg"], turns, atol=0.1) and np.allclose(report["pitch_deg"], 0, atol=0.01)
     assert np.allclose(report["roll_deg"], 0.0, atol=0.01)
@@ -186,7 +194,7 @@ def test_gravity_rig_starts_where_the_photos_are_and_shares_one_orientation() ->
         assert abs(np.degrees(float(rig.pitch(k))) - pitches[k]) < 0.01  # looking down by the fit's pitch
     # the priors: pitches that disagree cost; equal ones and zero roll cost nothing
     assert float(rig.prior()) > 0.0
-    level = GravityRig([cams[0]] * 4, orients, transls, pelvis)
+    level = GravityRig([cams[0]] * 4, orients, transls, pelvis, height_agree=0.0)
     assert float(level.prior()) < 1e-8 and float(level.turn_steps_loss()) > 0.0  # -95° is 5° off a quarter turn
     # after the fit: the camera is frozen into the problem, the parameters are plain tensors
     class _Prob:
