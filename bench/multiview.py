@@ -277,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="also fuse the ground-truth bodies and cameras (what perfect registration would give)")
     ap.add_argument("--gravity", action="store_true",
                     help="a turnaround's photos share one body orientation under turned cameras (joint_fit.GravityRig)")
+    ap.add_argument("--free-heights", action="store_true",
+                    help="with --gravity: each camera keeps its own height above the floor (joint_fit.W_HEIGHT_AGREE)")
     ap.add_argument("--part-align", action="store_true",
                     help="align each other photo to the avatar per body part before the bake (subject.PART_ALIGN)")
     args = ap.parse_args(argv)
@@ -288,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
         import icon_engine.joint_fit as joint_fit
 
         joint_fit.SHARED_GRAVITY = True
+        if args.free_heights:
+            joint_fit.W_HEIGHT_AGREE = 0.0
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
                  with_oracle=args.oracle)
     print(format_table(result))

@@ -7,7 +7,9 @@ the true one (cm, after the depth alignment along that photo's camera axis) and 
 that camera's frame, split into pitch (about the camera's x axis, + = top towards the camera) and yaw (about the
 vertical, degrees).
 
-Usage: ``python bench/multiview_bodies.py --count 2 --quality preview --sets "4 views" "front+back"``.
+Usage: ``python bench/multiview_bodies.py --count 2 --quality preview --sets "4 views" "front+back"``;
+``--count 3 --side-figure out.png`` draws the first photos' bodies from the side (truth, default, rig with one
+camera height) instead.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ from icon_engine.bundle.skeleton import axis_angle_to_matrix  # noqa: E402
 VARIANTS: dict[str, dict[str, Any]] = {
     "own fits": {},
     "free orientations": {"gravity": False},
-    "shared gravity": {"gravity": True},
+    "shared gravity": {"gravity": True, "height_agree": 0.0},
+    "gravity, heights 100": {"gravity": True, "height_agree": 100.0},
+    "gravity, one height": {"gravity": True, "height_agree": math.inf},
+    "one height, turns 1": {"gravity": True, "height_agree": math.inf, "turn_prior": 1.0},
+    "one height, turns 5": {"gravity": True, "height_agree": math.inf, "turn_prior": 5.0},
 }
 
 
@@ -88,6 +94,40 @@ def body_error(fit: Any, s: Any, camera: Any) -> dict[str, float]:
             "yaw": (yf - yt + 180.0) % 360.0 - 180.0}
 
 
+def side_figure(bm: Any, count: int, quality: str, size: tuple[int, int], cache: Path, out: Path) -> None:
+    """The first photo's body seen from the side of its camera (camera frame: depth z across, -y up, metres;
+    orthographic): the truth (black), the default joint fit (free orientations, blue) and the gravity rig with one
+    camera height (red), after the depth alignment, one panel per subject; written to ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from icon_engine.joint_fit import shared_pose_fit
+
+    fig, axes = plt.subplots(1, count, figsize=(4 * count, 7), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        s, views, sv = own_views(bm, i, quality, size, cache)
+        cam = views[0][2]
+        truth = cam.to_camera(np.asarray(s.body_vertices, dtype=np.float64))
+        ax.scatter(truth[::7, 2], -truth[::7, 1], s=1, c="k", label="truth")
+        for name, kw, colour in (("free orientations (default)", {"gravity": False}, "tab:blue"),
+                                 ("rig, one height", {"gravity": True, "height_agree": math.inf}, "tab:red")):
+            fit = shared_pose_fit([(v.observation, v.photo, v.fit) for v in sv], bm, np.asarray(sv[0].fit.betas),
+                                  quality=quality, **kw).fits[0]
+            ours = fit.camera.to_camera(np.asarray(fit.vertices, dtype=np.float64))
+            ours[:, 2] += float(np.mean(truth[:, 2] - ours[:, 2]))
+            e = body_error(fit, s, cam)
+            ax.scatter(ours[::7, 2], -ours[::7, 1], s=1, c=colour, alpha=0.5,
+                       label=f"{name}: {e['cm']:.2f} cm, pitch {e['pitch']:+.1f}°")
+        ax.set_aspect("equal")
+        ax.set_title(f"{s.name}: first photo, seen from its side", fontsize=9)
+        ax.set_xlabel("depth z (m)")
+        ax.legend(fontsize=7, markerscale=6, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+
+
 def main(argv: list[str] | None = None) -> None:
     from icon_engine.joint_fit import shared_pose_fit
 
@@ -97,9 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sets", nargs="+", default=["4 views", "front+back"])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "icon_multiview_bodies")
+    ap.add_argument("--side-figure", type=Path, help="only draw the first photos' bodies from the side to this file")
     args = ap.parse_args(argv)
     bm = load_open_body()
     size = (448, 640)
+    if args.side_figure:
+        side_figure(bm, args.count, args.quality, size, args.cache, args.side_figure)
+        return
     for i in range(args.count):
         s, views, subject_views = own_views(bm, i, args.quality, size, args.cache)
         betas = np.asarray(subject_views[0].fit.betas)
@@ -111,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
                 if variant == "own fits":
                     fits = [v.fit for v in chosen]
                 else:
-                    fits = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
-                                           quality=args.quality, **VARIANTS[variant]).fits
+                    result = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
+                                             quality=args.quality, **VARIANTS[variant])
+                    fits = result.fits
                 errs = [body_error(f, s, views[k][2]) for f, k in zip(fits, idx, strict=True)]
                 cells = " / ".join(f"{e['cm']:.2f}" for e in errs)
                 first = errs[0]
@@ -121,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"  first: pitch {first['pitch']:+.1f}° yaw {first['yaw']:+.1f}°  others' yaw "
                       + " ".join(f"{e['yaw']:+.1f}" for e in errs[1:])
                       + f"  [{time.perf_counter() - t0:.0f} s, cpu {time.process_time() - c0:.0f} s]", flush=True)
+                if variant != "own fits":
+                    print("   rig:", result.stats.get("shared_gravity"), flush=True)
 
 
 if __name__ == "__main__":

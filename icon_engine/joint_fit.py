@@ -289,9 +289,10 @@ W_CAMERA_ROLL = 10.0
 #: body 3.72 cm at weight 3, 3.46 cm at weight 1; all photos' 4.49 → 4.12 cm).
 GRAVITY_FIRST_WEIGHT = 1.0
 #: Whether a turnaround's photos share one body orientation under turned cameras (:class:`GravityRig`) rather than
-#: a free orientation each. Off: on bench/multiview.py (3 subjects, 4 views, preview) it gave 1.61 / 1.31 / 2.33 cm
-#: Chamfer against 1.47 / 1.67 / 2.22 cm with free orientations — better on one subject, worse on two (mean 1.75 vs
-#: 1.79 cm; docs/multiview.md, wave 5); ``--gravity`` there turns it on.
+#: a free orientation each. Off: on bench/multiview.py (3 subjects, 4 views, preview) it gave, with one camera
+#: height (:data:`W_HEIGHT_AGREE`), 1.43 / 1.04 / 2.29 cm Chamfer against 1.46 / 1.68 / 2.21 cm with free
+#: orientations — mean −34 % vs −26 % below the front photo alone, but the skirt subject worse (docs/multiview.md,
+#: wave 5b); ``--gravity`` there turns it on.
 SHARED_GRAVITY = False
 W_CAMERA_PITCH = 1.0
 #: Shared gravity: weight (per rad²) of the cameras' pitches (relative to the floor) agreeing: a turnaround is shot
@@ -299,6 +300,15 @@ W_CAMERA_PITCH = 1.0
 #: A side view sees the camera's elevation where one photo from the front cannot (the feet, side by side, stand at
 #: different depths on one floor).
 W_PITCH_AGREE = 100.0
+#: Shared gravity: weight (per m²) of the cameras' heights above the floor agreeing (0: free heights): a turnaround
+#: shot from one tripod height has one camera height. With one body orientation and pose the body's floor lies at
+#: one height below its pelvis in every photo, so the heights agree when the photos' translations' vertical
+#: components (:attr:`GravityRig.transl`, the shared world's Y) do. ``math.inf`` (the rig's default): one shared
+#: height (a hard tie, the rig starting from the photos' median with each camera's pitch turned to keep the pelvis
+#: in view where it was). On bench/multiview.py (3 subjects, 4 views, preview, docs/multiview.md wave 5b) the rig
+#: with one height gave 1.43 / 1.04 / 2.29 cm Chamfer against 1.62 / 1.28 / 2.32 cm with free heights; a soft tie
+#: (100 or 1000) closed the 10–33 cm disagreement only partly in the joint stage's 30 Adam steps.
+W_HEIGHT_AGREE = math.inf
 
 
 class GravityRig:
@@ -315,10 +325,12 @@ class GravityRig:
     foreshortening (nose/ears, toes/heels) set its camera's pitch instead of the camera-height prior.
     The photo's translation stays its own (the body's pelvis in front of a camera at the origin)."""
 
-    def __init__(self, cams: list[np.ndarray], orients: list[Any], transls: list[Any], pelvis: np.ndarray) -> None:
+    def __init__(self, cams: list[np.ndarray], orients: list[Any], transls: list[Any], pelvis: np.ndarray,
+                 height_agree: float | None = None) -> None:
         """``cams`` the photos' fitted world → camera rotations (3, 3), ``orients`` / ``transls`` their current
-        pelvis orientations (axis-angle) and translations (torch, (3,)), ``pelvis`` the rest pelvis (metres):
-        the rig starts where the photos are (each C_k from its orientation relative to the first photo's)."""
+        pelvis orientations (axis-angle) and translations (torch, (3,)), ``pelvis`` the rest pelvis (metres),
+        ``height_agree`` the weight of the camera heights' agreement (default :data:`W_HEIGHT_AGREE`): the rig
+        starts where the photos are (each C_k from its orientation relative to the first photo's)."""
         import torch
 
         from .geometry.rotations import axis_angle_to_matrix as aa
@@ -339,7 +351,49 @@ class GravityRig:
             transl.append(torch.tensor(c.T @ (pelvis + t.detach().double().cpu().numpy()) - pelvis,
                                        dtype=torch.float32))
         self.angles = torch.tensor(angles, dtype=torch.float32)  # (K, 3): pitch, roll, yaw (radians)
-        self.transl = transl
+        self._transl = transl
+        self.height_agree = W_HEIGHT_AGREE if height_agree is None else float(height_agree)
+        self.height: Any = None  # the shared vertical translation (one camera height), when tied
+        if math.isinf(self.height_agree) and len(transl) > 1:
+            self._tie_heights(np.asarray(pelvis, dtype=np.float64))
+
+    def _tie_heights(self, pelvis: np.ndarray) -> None:
+        """One camera height for all photos (``height_agree`` = inf): every photo's vertical translation set to
+        their median, each camera's pitch turned so that it still sees the pelvis where it did (the photo's
+        keypoints barely move), the horizontal translations kept. Afterwards :attr:`transl` is built from the one
+        shared :attr:`height` and per-photo horizontal parts."""
+        import torch
+        from scipy.optimize import minimize_scalar
+
+        old = [t.detach().double().cpu().numpy() for t in self._transl]
+        y = float(np.median([t[1] for t in old]))
+        a = self.angles.double().cpu().numpy()
+        for k, t in enumerate(old):
+            base = self.base[k].double().cpu().numpy()
+            seen = base @ self._turn_np(k, *a[k]) @ (pelvis + t)
+            seen /= np.linalg.norm(seen)
+            moved = pelvis + np.array([t[0], y, t[2]])
+
+            def miss(d: float, k: int = k, base: np.ndarray = base, moved: np.ndarray = moved,
+                     seen: np.ndarray = seen) -> float:
+                v = base @ self._turn_np(k, a[k, 0] + d, a[k, 1], a[k, 2]) @ moved
+                return float(np.linalg.norm(v / np.linalg.norm(v) - seen))
+
+            a[k, 0] += float(minimize_scalar(miss, bounds=(-0.6, 0.6), method="bounded",
+                                             options={"xatol": 1e-7}).x)
+        self.angles = torch.tensor(a, dtype=torch.float32)
+        self._xz = [torch.tensor(t[[0, 2]], dtype=torch.float32) for t in old]
+        self.height = torch.tensor(y, dtype=torch.float32)
+
+    @property
+    def transl(self) -> list[Any]:
+        """The photos' translations (torch (3,) each, metres, the shared world; differentiable in the rig's leaves):
+        their own, or with camera heights tied the shared :attr:`height` and their own horizontal parts."""
+        import torch
+
+        if self.height is None:
+            return self._transl
+        return [torch.stack([xz[0], self.height, xz[1]]) for xz in self._xz]
 
     def _turn_np(self, k: int, pitch: float, roll: float, yaw: float) -> np.ndarray:
         from .geometry.rotations import axis_angle_to_matrix as aa
@@ -365,18 +419,30 @@ class GravityRig:
 
     def leaves(self) -> list[Any]:
         """The tensors to optimise: the shared orientation, the angles, the translations."""
-        return [self.orient, self.angles, *self.transl]
+        return [self.orient, self.angles, *(self._transl if self.height is None else [*self._xz, self.height])]
 
     def prior(self) -> Any:
         """Roll near 0 and pitch near the photo's own fit (:data:`W_CAMERA_ROLL`, :data:`W_CAMERA_PITCH`), the
-        cameras' pitches near their mean (:data:`W_PITCH_AGREE`), summed over photos (the objective's units)."""
+        cameras' pitches near their mean (:data:`W_PITCH_AGREE`) and their heights above the floor near their mean
+        (:attr:`height_agree`, :meth:`heights`), summed over photos (the objective's units)."""
         import torch
 
         loss = (W_CAMERA_ROLL * self.angles[:, 1].pow(2) + W_CAMERA_PITCH * self.angles[:, 0].pow(2)).sum()
         if W_PITCH_AGREE > 0 and len(self.base) > 1:
             pitch = torch.stack([self.pitch(k) for k in range(len(self.base))])
             loss = loss + W_PITCH_AGREE * (pitch - pitch.mean()).pow(2).sum()
+        if 0 < self.height_agree < math.inf and len(self.base) > 1:
+            y = self.heights()
+            loss = loss + self.height_agree * (y - y.mean()).pow(2).sum()
         return loss
+
+    def heights(self) -> Any:
+        """The cameras' heights above the floor up to one shared constant (K,) metres, differentiable: minus the
+        photos' vertical translations (each camera sits at its problem world's origin, and the shared orientation
+        and pose put the floor at one height relative to the translation in every photo)."""
+        import torch
+
+        return -torch.stack([t[1] for t in self.transl])
 
     def turn_steps_loss(self) -> Any:
         """The turnaround convention on the rig's yaws (:func:`turn_steps_loss`'s robust penalty, scale
@@ -398,8 +464,10 @@ class GravityRig:
     def report(self) -> dict[str, list[float]]:
         """The cameras' turns (degrees), rounded: pitch and roll changes and yaw, one per rigged photo."""
         a = np.degrees(self.angles.detach().double().cpu().numpy())
+        h = self.heights().detach().double().cpu().numpy()
         return {"pitch_deg": [round(float(x), 2) for x in a[:, 0]], "roll_deg": [round(float(x), 2) for x in a[:, 1]],
-                "yaw_deg": [round(float(x), 1) for x in a[:, 2]]}
+                "yaw_deg": [round(float(x), 1) for x in a[:, 2]],
+                "height_spread_cm": round(float(h.max() - h.min()) * 100, 2)}
 
     def apply(self, k: int, prob: Any, p: dict[str, Any]) -> None:
         """Point photo *k*'s problem and parameters at the rig (its camera, the shared orientation, its
@@ -445,7 +513,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                     free_shape: bool = True, first_weight: float = SHARED_FIRST_WEIGHT,
                     same_pose: list[bool] | None = None, swap_test: bool = True, anchor_first: bool = False,
                     turn_prior: float = 0.0, gravity: bool | None = None,
-                    require_side: bool = True) -> JointFitResult:
+                    require_side: bool = True, height_agree: float | None = None) -> JointFitResult:
     """Refit the photos with one shape and, for the photos that show the first photo's pose (a turnaround), ONE
     body pose; every photo (the first included) keeps its own orientation and translation under its fixed camera.
 
@@ -466,7 +534,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     the shared-pose photos share one pelvis orientation seen through cameras turned about the vertical
     (:class:`GravityRig`) instead of a free orientation each (the first photo's included; not with
     ``anchor_first``). ``require_side``: share the pose only with a side view among the photos (else a back view
-    alone shares it too)."""
+    alone shares it too). ``height_agree``: with ``gravity``, the weight of the cameras' heights above the floor
+    agreeing (per m², default :data:`W_HEIGHT_AGREE`; one tripod height)."""
     import torch
 
     from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
@@ -548,7 +617,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
             with torch.no_grad():
                 pelvis = problems[0][0].body.rest(problems[0][0].shape(shared))[1][0].double().cpu().numpy()
             rig = GravityRig([problems[k][0].R for k in rigged], [problems[k][1]["global_orient"] for k in rigged],
-                             [problems[k][1]["transl"] for k in rigged], pelvis)
+                             [problems[k][1]["transl"] for k in rigged], pelvis, height_agree=height_agree)
             weights[0] = GRAVITY_FIRST_WEIGHT
 
         def total() -> Any:

@@ -97,7 +97,7 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     # are the registration's, the cameras stay upright, their pitches come closer to the truth (the side views
     # see the lean), and the bodies come closer to the truth as with free orientations
     warm = [(v.observation, v.photo, repose_with_shape(v.own_fit, body, betas)) for v in views]
-    rigged = shared_pose_fit(warm, body, betas, quality="preview", gravity=True)
+    rigged = shared_pose_fit(warm, body, betas, quality="preview", gravity=True, height_agree=0.0)
     rig = rigged.stats["shared_gravity"]
     assert rig is not None and rig["yaw_deg"][0] == 0.0 and max(abs(r) for r in rig["roll_deg"]) < 3.0, rig
     assert np.allclose(np.abs(rig["yaw_deg"][1:]), turns, atol=25.0), (rig, turns)
@@ -107,6 +107,14 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert np.mean(rig_pitch) < np.mean(own_pitch), (rig_pitch, own_pitch)
     rigged_err = [body_error_cm(f, verts, cam) for f, (_, verts, cam) in zip(rigged.fits, photos, strict=True)]
     assert np.mean(rigged_err) < 0.85 * np.mean(own), (own, rigged_err)
+    # one camera height (the rig's default; the photos here are taken from one height, orbiting the person): the
+    # cameras' heights agree exactly and their pitches stay at least as close to the truth as with pitches alone
+    one = shared_pose_fit(warm, body, betas, quality="preview", gravity=True)  # the rig's default: one height
+    assert one.stats["shared_gravity"]["height_spread_cm"] < 0.01
+    one_pitch = [abs(f.metrics["camera_pitch_deg"] - t) for f, t in zip(one.fits, truth, strict=True)]
+    assert np.mean(one_pitch) < np.mean(rig_pitch) + 0.5, (one_pitch, rig_pitch)
+    one_err = [body_error_cm(f, verts, cam) for f, (_, verts, cam) in zip(one.fits, photos, strict=True)]
+    assert np.mean(one_err) < 0.85 * np.mean(own), (own, one_err)
 
 
 @pytest.mark.slow
@@ -172,7 +180,7 @@ def test_gravity_rig_starts_where_the_photos_are_and_shares_one_orientation() ->
     rng = np.random.default_rng(0)
     transls = [torch.tensor(rng.normal(0.0, 1.0, 3), dtype=torch.float32) for _ in turns]
     pelvis = np.array([0.0, 0.9, 0.02])
-    rig = GravityRig(cams, orients, transls, pelvis)
+    rig = GravityRig(cams, orients, transls, pelvis, height_agree=0.0)  # free heights: the rig starts as they are
     report = rig.report()
     assert np.allclose(report["yaw_deg"], turns, atol=0.1) and np.allclose(report["pitch_deg"], 0, atol=0.01)
     assert np.allclose(report["roll_deg"], 0.0, atol=0.01)
@@ -186,7 +194,7 @@ def test_gravity_rig_starts_where_the_photos_are_and_shares_one_orientation() ->
         assert abs(np.degrees(float(rig.pitch(k))) - pitches[k]) < 0.01  # looking down by the fit's pitch
     # the priors: pitches that disagree cost; equal ones and zero roll cost nothing
     assert float(rig.prior()) > 0.0
-    level = GravityRig([cams[0]] * 4, orients, transls, pelvis)
+    level = GravityRig([cams[0]] * 4, orients, transls, pelvis, height_agree=0.0)
     assert float(level.prior()) < 1e-8 and float(level.turn_steps_loss()) > 0.0  # -95° is 5° off a quarter turn
     # after the fit: the camera is frozen into the problem, the parameters are plain tensors
     class _Prob:
@@ -199,3 +207,73 @@ def test_gravity_rig_starts_where_the_photos_are_and_shares_one_orientation() ->
     rig.settle(1, prob, p)
     assert np.allclose(prob.R, rig.camera(1).detach().double().numpy()) and not np.allclose(prob.R, cams[1])
     assert p["global_orient"] is not rig.orient
+
+
+def test_gravity_rig_heights_are_the_cameras_heights_and_their_tie_costs_their_spread() -> None:
+    import torch
+
+    from icon_engine.camera import FRONT_VIEW_R
+    from icon_engine.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from icon_engine.joint_fit import GravityRig
+
+    # four upright cameras (3° down) at 1.0, 1.1, 0.9, 1.3 m around a body standing on y = 0; each photo's world
+    # has its camera at the origin, so the pelvis sits at (its height - the camera's) and the floor at -height
+    lean = axis_angle_to_matrix(np.array([0.04, 0.1, 0.0]))
+    heights, turns = np.array([1.0, 1.1, 0.9, 1.3]), (0.0, 90.0, 180.0, 270.0)
+    cam = FRONT_VIEW_R @ axis_angle_to_matrix(np.array([np.radians(3.0), 0.0, 0.0]))
+    orients = [torch.tensor(matrix_to_axis_angle(_yaw_matrix(t) @ lean), dtype=torch.float32) for t in turns]
+    rng = np.random.default_rng(1)
+    transls = [torch.tensor([rng.normal(), -h, rng.normal() - 3.0], dtype=torch.float32) for h in heights]
+    pelvis = np.array([0.0, 0.9, 0.02])
+    free = GravityRig([cam] * 4, orients, transls, pelvis, height_agree=0.0)
+    tied = GravityRig([cam] * 4, orients, transls, pelvis, height_agree=50.0)
+    h = tied.heights().double().numpy()
+    assert np.allclose(h - h[0], heights - heights[0], atol=1e-5)  # the cameras' heights, up to one constant
+    assert tied.report()["height_spread_cm"] == pytest.approx(40.0, abs=0.01)
+    spread = float(((heights - heights.mean()) ** 2).sum())
+    assert float(tied.prior() - free.prior()) == pytest.approx(50.0 * spread, rel=1e-4)
+    # the tie's gradient pulls the highest camera down (its translation up) and the lowest up, and nothing else
+    for t in tied.transl:
+        t.requires_grad_(True)
+    (tied.prior() - free.prior()).backward()
+    grads = np.array([float(t.grad[1]) for t in tied.transl])
+    assert grads[3] < 0 < grads[2] and all(float(t.grad[0]) == 0.0 == float(t.grad[2]) for t in tied.transl)
+    level = GravityRig([cam] * 4, orients, [torch.tensor([0.0, -1.0, -3.0])] * 4, pelvis, height_agree=50.0)
+    assert float(level.prior()) < 1e-8  # one camera height, one pitch, no roll: free
+
+
+def test_gravity_rig_with_one_height_starts_at_the_median_and_keeps_each_pelvis_in_view() -> None:
+    import math
+
+    import torch
+
+    from icon_engine.camera import FRONT_VIEW_R
+    from icon_engine.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from icon_engine.joint_fit import GravityRig
+
+    lean = axis_angle_to_matrix(np.array([0.04, 0.1, 0.0]))
+    heights, turns = np.array([1.0, 1.1, 0.9, 1.3]), (0.0, 90.0, 180.0, 270.0)
+    cam = FRONT_VIEW_R @ axis_angle_to_matrix(np.array([np.radians(3.0), 0.0, 0.0]))
+    orients = [torch.tensor(matrix_to_axis_angle(_yaw_matrix(t) @ lean), dtype=torch.float32) for t in turns]
+    transls = [torch.tensor([0.1 * k, -h, -3.0 + 0.2 * k], dtype=torch.float32) for k, h in enumerate(heights)]
+    pelvis = np.array([0.0, 0.9, 0.02])
+    free = GravityRig([cam] * 4, orients, transls, pelvis, height_agree=0.0)
+    tied = GravityRig([cam] * 4, orients, transls, pelvis, height_agree=math.inf)
+    h = tied.heights().double().numpy()
+    assert np.allclose(h, np.median(heights), atol=1e-6) and tied.report()["height_spread_cm"] == 0.0
+    for k in range(4):
+        before = free.camera(k).double().numpy() @ (pelvis + free.transl[k].double().numpy())
+        after = tied.camera(k).double().numpy() @ (pelvis + tied.transl[k].double().numpy())
+        # the pelvis stays on its ray (the camera pitched to follow it), the horizontal placement is the photo's
+        assert np.degrees(np.arccos(np.clip(before @ after / np.linalg.norm(before) / np.linalg.norm(after),
+                                            -1, 1))) < 0.2, k
+        assert np.allclose(tied.transl[k].double().numpy()[[0, 2]], free.transl[k].double().numpy()[[0, 2]])
+    # a higher camera looks further down: the pitch turned by about atan(Δh / distance)
+    raised = np.degrees(float(tied.pitch(2)) - float(free.pitch(2)))  # camera 2 rose from 0.9 to 1.05 m
+    assert 1.5 < raised < 4.5, raised
+    # one height, optimised as one leaf: a step on it moves every photo's translation alike
+    leaves = tied.leaves()
+    assert any(t is tied.height for t in leaves) and len(leaves) == 2 + 4 + 1
+    with torch.no_grad():
+        tied.height += 0.05
+    assert np.allclose([float(t[1]) for t in tied.transl], float(tied.height))
