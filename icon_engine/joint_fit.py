@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from .threads import torch_threads
+
 #: Iterations of the joint stage per quality preset, and its Adam step (a warm start: smaller than a fresh fit's).
 JOINT_ITERS = {"preview": 30, "standard": 50, "high": 80}
 JOINT_LR = 0.01
@@ -162,7 +164,7 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
     silhouette IoU with the shared shape, and ``joint_fit`` (loss before/after)."""
     import torch
 
-    from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
+    from .fit.core import FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
     from .fit.silhouette import make_target
 
     start, cpu0 = time.perf_counter(), time.process_time()
@@ -171,9 +173,7 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
     size = settings.silhouette[-1][0] if window is None else int(window)
     lr = JOINT_LR if lr is None else lr
     couple = W_AGREE if couple is None else float(couple)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: one thread (as fit_body)
-    try:
+    with torch_threads(FIT_TORCH_THREADS):  # small tensors: the fit's thread count (as fit_body)
         shared = torch.tensor(np.asarray(betas, dtype=np.float32).reshape(-1))
         problems = []
         for observation, photo, fit in views:
@@ -210,8 +210,6 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
             done.metrics = {**dict(getattr(own, "metrics", {}) or {}), **done.metrics, "joint_fit": True}
             done.warnings = list(getattr(own, "warnings", []))
             fits.append(done)
-    finally:
-        torch.set_num_threads(threads)
     stats = {"iterations": iters, "loss_before": round(before, 4), "loss_after": round(after, 4),
              "time_s": round(time.perf_counter() - start, 3), "cpu_s": round(time.process_time() - cpu0, 3)}
     return JointFitResult(fits, final.double().numpy(), stats)
@@ -538,7 +536,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     agreeing (per m², default :data:`W_HEIGHT_AGREE`; one tripod height)."""
     import torch
 
-    from .fit.core import QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
+    from .fit.core import FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
     from .fit.silhouette import make_target
 
     start, cpu0 = time.perf_counter(), time.process_time()
@@ -547,9 +545,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     size = settings.silhouette[-1][0]
     lr = JOINT_LR if lr is None else lr
     couple = W_AGREE if couple is None else float(couple)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(FIT_TORCH_THREADS):
         shared = torch.tensor(np.asarray(betas, dtype=np.float32).reshape(-1))
         problems, swapped = [], []
         for k, (observation, photo, fit) in enumerate(views):
@@ -658,8 +654,6 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                             "same_pose": same[k], "labels_swapped": labels_swapped[k]}
             done.warnings = list(getattr(own, "warnings", []))
             fits.append(done)
-    finally:
-        torch.set_num_threads(threads)
     stats = {"iterations": iters, "loss_before": round(before, 4), "loss_after": round(after, 4),
              "shared_pose_photos": int(sum(same)), "labels_swapped": int(sum(labels_swapped)),
              "first_photo_refitted": not anchor_first,
