@@ -64,7 +64,7 @@ LOOSE_BLUR_M = 0.03
 LOOSE_RIM_M = 0.06
 #: Largest offset around limbs that rarely carry loose cloth (metres), by the parent joint of the nearest bone:
 #: a hand in front of a skirt must not swell to the skirt's width.
-PART_CAPS_M: dict[str, float] = {"hand": 0.015, "forearm": 0.04, "upper_arm": 0.07, "face": 0.0}
+PART_CAPS_M: dict[str, float] = {"hand": 0.015, "forearm": 0.04, "upper_arm": 0.07, "face": 0.0, "throat": 0.0}
 #: The face: head vertices (nearest bone the head's, jaw or eyes) whose normal points within this angle's cosine
 #: of the face's forward direction (from the head joint to the eyes, horizontal). Hair seen beside the head spreads
 #: its outline margin over the whole head; in front of the face it would be a mask of cloth over the skin.
@@ -73,6 +73,12 @@ FACE_MIN_COSINE = 0.5
 #: forward direction below -HAIR_BACK_COSINE) grow their offset as far back as the silhouette shows it sideways
 #: (no depth stretch): long hair seen beside the head and neck hangs behind them as thick as it is beside them.
 HAIR_BACK_COSINE = 0.2
+#: The throat: head, jaw and neck vertices (nearest bone the head's, the jaw's or the neck's) whose normal points
+#: forward (cosine with the face's forward direction above this; the face's sides, the chin's underside, the front
+#: of the neck) keep PART_CAPS_M["throat"]. The margins of long hair or a collar seen beside the head and neck
+#: filled the hollow under the chin and the cheeks 2–4 cm deep on four of the shared set's eight subjects (the
+#: ground truth's throat is bare; wave 5b, docs/benchmarks/fidelity.md).
+THROAT_MIN_COSINE = 0.0
 #: Gaps between body parts ("webs"). For a point outside the body, take its closest points on two parts (the left
 #: arm, the right arm, the rest of the body); where the two parts face each other there (each one's normal points
 #: towards the other's closest point: weight 0 at a cosine of GAP_FACING_FROM, 1 at GAP_FACING_FULL) and those
@@ -462,6 +468,10 @@ def vertex_caps(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray | No
         face = face_vertices(vertices, faces, joints, owner).astype(np.float64)
         w = np.clip(2.0 * laplacian_smooth(face, faces, 10, (0.5,)), 0.0, 1.0)
         caps = (1.0 - w) * caps + w * np.minimum(caps, PART_CAPS_M["face"])
+        throat = throat_vertices(vertices, faces, joints, owner) & ~(face > 0)
+        if throat.any():
+            w = np.clip(2.0 * laplacian_smooth(throat.astype(np.float64), faces, 10, (0.5,)), 0.0, 1.0)
+            caps = (1.0 - w) * caps + w * np.minimum(caps, PART_CAPS_M["throat"])
     return caps
 
 
@@ -487,6 +497,17 @@ def face_vertices(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray, o
     if facing is None:
         return np.zeros(len(vertices), bool)
     return np.isin(owner, (15, 22, 23, 24)) & (facing > FACE_MIN_COSINE)
+
+
+def throat_vertices(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """(V,) bool: the front of the head and neck — vertices nearest the neck, head or jaw bones (SMPL-X joints 12,
+    15, 22 of ``joints`` (55, 3), metres; ``owner`` from :func:`bone_owner`) whose normal points forward (cosine
+    with the head's forward direction above :data:`THROAT_MIN_COSINE`): the throat, the chin's underside, the
+    face's sides."""
+    facing = _head_facing(vertices, faces, joints)
+    if facing is None:
+        return np.zeros(len(vertices), bool)
+    return np.isin(owner, (12, 15, 22)) & (facing > THROAT_MIN_COSINE)
 
 
 def hair_back_weight(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray | None,

@@ -481,3 +481,26 @@ def test_legs_together_in_loose_trousers_are_not_a_skirt(tight, monkeypatch):
     assert not _skirt_zone(tight, mask).present
     monkeypatch.setattr(surface, "SKIRT_MIN_FLARE_M", 0.01)  # wave 4's threshold took them for a skirt
     assert _skirt_zone(tight, mask).present
+
+
+def _throat_front(v: np.ndarray, y: float) -> float:
+    """The largest z (m; the body faces +Z) of vertices within 1 cm of height y and 3 cm of the mid-plane."""
+    band = v[(np.abs(v[:, 1] - y) < 0.01) & (np.abs(v[:, 0]) < 0.03)]
+    return float(band[:, 2].max())
+
+
+def test_long_hair_beside_the_neck_does_not_fill_the_throat(tight_hair, monkeypatch):
+    """Long hair seen beside the head and neck: the hollow under the chin stays open (the surface's front at the
+    throat within 1 cm of the body's; the true hair does not reach in front of it). Without the throat's cap
+    (wave 5's surface) the hair's outline margin filled it 4 cm deep."""
+    from icon_engine import surface
+
+    j = tight_hair.joints
+    y = float(j[12, 1] + 0.2 * (j[15, 1] - j[12, 1]))  # just above the neck joint, under the chin
+    body = _throat_front(tight_hair.body_vertices, y)
+    assert _throat_front(tight_hair.clothed_vertices, y) - body < 0.01  # the stand-in's throat is bare
+    s = _surface(tight_hair, quality="preview")
+    assert is_watertight(s.faces) and _components(s.faces) == 1
+    assert _throat_front(s.vertices, y) - body < 0.01
+    monkeypatch.setitem(surface.PART_CAPS_M, "throat", surface.MAX_OFFSET_M)
+    assert _throat_front(_surface(tight_hair, quality="preview").vertices, y) - body > 0.025
