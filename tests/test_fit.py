@@ -716,3 +716,28 @@ def test_a_walker_seen_from_the_front_swings_the_arms_opposite_to_the_legs(body,
     print("right wrist ahead of the left (m): truth", truth, "with", swing, "without", swing0)
     assert fit.metrics["standing"] and truth > 0.15
     assert swing > swing0 + 0.05 and swing > 0.5 * truth
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_ankle_landmark_sits_above_the_ankle_joint_along_the_shin(body, side):
+    """BlazePose's ankle is matched to a point ANKLE_OFFSET[1] (3.4 cm) above the ankle joint along the shin, not to
+    the joint: standing, that point is straight above the joint; with the knee bent 90° it lies towards the knee
+    along the (now horizontal) shin, so the offset turns with the shin, not with the pelvis."""
+    from icon_engine.fit.core import landmark_points
+    from icon_engine.fit.landmarks import ANKLE_OFFSET, BP, J, resolve_targets
+
+    fb = FastBody(body, np.arange(0, body.num_vertices, 50))
+    targets = resolve_targets(list(body.keypoint_names))
+    row = int(np.flatnonzero(targets.landmarks == BP[f"{side}_ankle"])[0])
+    for bend in (0.0, np.pi / 2):
+        pose = torch.zeros(55, 3)
+        pose[J[f"{side}_knee"], 0] = bend
+        out = fb.forward(torch.zeros(10), pose, torch.zeros(3))
+        point = landmark_points(out["joints"], out["keypoints"], out["rotations"], targets)[row].double().numpy()
+        joints = out["joints"].double().numpy()
+        ankle, knee = joints[J[f"{side}_ankle"]], joints[J[f"{side}_knee"]]
+        shin = (knee - ankle) / np.linalg.norm(knee - ankle)
+        np.testing.assert_allclose(np.linalg.norm(point - ankle), ANKLE_OFFSET[1], atol=1e-4)
+        assert float((point - ankle) @ shin) > 0.97 * ANKLE_OFFSET[1]  # towards the knee, whatever the bend
+        if bend:
+            assert abs(point[1] - ankle[1]) < 0.01  # the shin is horizontal: the offset is no longer "up"

@@ -2,7 +2,7 @@
 
 BlazePose landmarks are surface-ish anatomical points labelled like COCO, not the SMPL-X skeleton's joint
 centres. Each landmark is matched to a *model point*: a skeleton joint, a regressed keypoint of the body model
-(nose, eyes, ears, heels, toes) or a joint plus a small offset in a bone's frame (hips, shoulders). See
+(nose, eyes, ears, heels, toes) or a joint plus a small offset in a bone's frame (hips, shoulders, ankles). See
 docs/fit.md for the reasoning behind each choice.
 
 Frames: model points are in the body world (SMPL-X frame, metres). BlazePose world landmarks use BlazePose axes
@@ -59,6 +59,11 @@ class Target:
 # (hips) and the spine3 frame (shoulders), for the left side (+x = the body's left; mirrored for the right).
 HIP_OFFSET = (0.0, 0.025, 0.0)
 SHOULDER_OFFSET = (0.0, 0.02, 0.0)
+# BlazePose's ankle sits about 3.4 cm above the ankle joint, along the shin (bench/fit.py --calibrate 16, wave 5b:
+# BlazePose on the open body's shaded renders; knee −1.8, elbow 0.0, wrist −0.5 cm, not used). Mapping the ankle
+# landmark to the joint itself fitted the legs short and the ankles high (rendered set: body 2.15 → 2.07 cm).
+# Metres, in the frame of the knee's global rotation (the shin: +y from the ankle towards the knee).
+ANKLE_OFFSET = (0.0, 0.034, 0.0)
 
 
 def _mirror(offset: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -89,8 +94,8 @@ TARGETS: tuple[Target, ...] = (
     Target(BP["right_hip"], "offset", J["right_hip"], 0.8, offset=_mirror(HIP_OFFSET), frame=J["pelvis"]),
     Target(BP["left_knee"], "joint", J["left_knee"], 1.0),
     Target(BP["right_knee"], "joint", J["right_knee"], 1.0),
-    Target(BP["left_ankle"], "joint", J["left_ankle"], 1.0),
-    Target(BP["right_ankle"], "joint", J["right_ankle"], 1.0),
+    Target(BP["left_ankle"], "offset", J["left_ankle"], 1.0, offset=ANKLE_OFFSET, frame=J["left_knee"]),
+    Target(BP["right_ankle"], "offset", J["right_ankle"], 1.0, offset=_mirror(ANKLE_OFFSET), frame=J["right_knee"]),
     Target(BP["left_heel"], "keypoint", J["left_ankle"], 0.5, ("left_heel",)),
     Target(BP["right_heel"], "keypoint", J["right_ankle"], 0.5, ("right_heel",)),
     Target(BP["left_foot_index"], "keypoint", J["left_foot"], 0.5, ("left_big_toe", "left_toe", "left_foot_index")),
