@@ -33,21 +33,18 @@ def part_shifts(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, came
     the photo's world, ``faces`` (F, 3), ``parts`` (N,) int labels in [0, num_parts)."""
     import cv2
 
+    from .geometry.image_shift import mask_outline, search_shift
     from .geometry.raster import rasterize
-    from .preview import _outline  # the pixels of a mask with a 4-neighbour outside it
 
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     r = rasterize(camera.to_camera(v), f, camera.K, camera.width, camera.height)
     face_part = np.asarray(parts)[f[:, 0]]
     pixel_part = np.where(r.face_index >= 0, face_part[np.maximum(r.face_index, 0)], -1)
-    sil_outline = _outline(r.face_index >= 0)
+    sil_outline = mask_outline(r.face_index >= 0)
     person = np.asarray(mask, dtype=bool)
-    to_outline = cv2.distanceTransform((~_outline(person)).astype(np.uint8), cv2.DIST_L2, 5)
+    to_outline = cv2.distanceTransform((~mask_outline(person)).astype(np.uint8), cv2.DIST_L2, 5)
     h, w = person.shape
-    grid = np.arange(-max_shift, max_shift + 1, 2)
-    coarse = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
-    fine = np.stack(np.meshgrid(np.arange(-1, 2), np.arange(-1, 2), indexing="ij"), axis=-1).reshape(-1, 2)
     out = np.zeros((num_parts, 2))
     for part in range(num_parts):
         rows, cols = np.nonzero(sil_outline & (pixel_part == part))
@@ -61,12 +58,7 @@ def part_shifts(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, came
             d = to_outline[np.clip(q[..., 1], 0, h - 1), np.clip(q[..., 0], 0, w - 1)]
             return np.where(ok, np.minimum(d, CLIP_PX), CLIP_PX).mean(axis=1)
 
-        best = coarse[np.argmin(cost(coarse))]
-        near = best[None] + fine
-        near = near[(np.abs(near) <= max_shift).all(axis=1)]
-        c = cost(near)
-        if float(c.min()) <= (1.0 - MIN_GAIN) * float(cost(np.zeros((1, 2), dtype=np.int64))[0]):
-            out[part] = near[np.argmin(c)]
+        out[part] = search_shift(cost, max_shift, step=2, radius=1, min_gain=MIN_GAIN)
     return out
 
 

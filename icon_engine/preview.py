@@ -15,6 +15,7 @@ import numpy as np
 
 from . import render
 from .camera import FRONT_VIEW_R, Camera, default_intrinsics
+from .geometry.image_shift import mask_outline
 from .threads import with_torch_threads
 
 #: Clay colour (RGB in [0, 1]) used when the mesh has no vertex colours.
@@ -27,13 +28,6 @@ KEY_LIGHT = np.array([0.4, 0.6, 1.0])
 def _rot_y(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` with a 4-neighbour outside it."""
-    pad = np.pad(mask, 1)
-    interior = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
-    return mask & ~interior
 
 
 def _background(height: int, width: int) -> np.ndarray:
@@ -127,7 +121,7 @@ def prepare_preview(photo_rgb: np.ndarray, vertices: np.ndarray, faces: np.ndarr
         s_cam = scam.to_camera(turned)
         side = render.ShadedPixels.of(render.rasterize(s_cam, f, scam.K, sw, h), s_cam, scam.K,
                                       light_dir=KEY_LIGHT, ambient=0.3)
-    return PreviewLayout(photo, front, _outline(raster.mask), side, sw, float(opacity), len(v))
+    return PreviewLayout(photo, front, mask_outline(raster.mask), side, sw, float(opacity), len(v))
 
 
 def compose_preview(layout: PreviewLayout, colors: np.ndarray | None = None) -> np.ndarray:

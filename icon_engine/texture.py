@@ -57,6 +57,7 @@ import scipy.sparse.linalg as spla
 from .camera import Camera
 from .errors import EngineError
 from .geometry.device import on_device
+from .geometry.image_shift import search_shift
 from .geometry.laplacian import adjacency, mesh_laplacian
 from .geometry.normals import face_normals, signed_volume, vertex_normals
 from .geometry.raster import fragments
@@ -620,17 +621,7 @@ def silhouette_shift(silhouette: np.ndarray, mask: np.ndarray, max_shift: int) -
             out += d.mean(axis=1)
         return out
 
-    grid = np.arange(-max_shift, max_shift + 1, 3)
-    shifts = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
-    best = shifts[np.argmin(cost(shifts))]
-    fine = np.arange(-2, 3)
-    near = best[None] + np.stack(np.meshgrid(fine, fine, indexing="ij"), axis=-1).reshape(-1, 2)
-    near = near[(np.abs(near) <= max_shift).all(axis=1)]
-    c = cost(near)
-    best, best_cost = near[np.argmin(c)], float(c.min())
-    if best_cost > (1.0 - ALIGN_MIN_GAIN) * float(cost(np.zeros((1, 2), dtype=np.int64))[0]):
-        return np.zeros(2)
-    return best.astype(np.float64)
+    return search_shift(cost, max_shift, step=3, radius=2, min_gain=ALIGN_MIN_GAIN)
 
 
 def _view_quality(cam: Camera, points: np.ndarray, normals: np.ndarray) -> np.ndarray:

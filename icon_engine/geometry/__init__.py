@@ -11,6 +11,7 @@
 - :mod:`.torch_closest` — the same mesh query in torch on any device (:class:`~.torch_closest.TorchMeshQuery`).
 - :mod:`.device` — what runs where under ``--device``: :func:`~.device.mesh_query` (numpy on the CPU, torch on a
   GPU) and :func:`~.device.on_device` (rasteriser inputs on the device).
+- :mod:`.image_shift` — a mask's outline and the integer 2-D shift that lays one outline onto another (pixels).
 - :mod:`.laplacian` — the mesh edge graph, uniform Laplacian, Laplacian/Taubin smoothing (numpy) and the torch
   Laplacian term.
 - :mod:`.decimate` — quadric decimation that keeps a watertight mesh watertight, with its topology checks.
