@@ -1108,12 +1108,12 @@ LIMB_CHAINS: dict[int, tuple[tuple[int, int], ...]] = {
     PART_LEFT_LEG: ((1, 23), (4, 25), (7, 27)), PART_RIGHT_LEG: ((2, 24), (5, 26), (8, 28)),
 }
 #: ... a landmark counts with at least this BlazePose visibility; a joint's 2-D offset is shortened by
-#: ALIGN_DEAD_ZONE (BlazePose's knee/ankle and SMPL-X's differ by up to ~1.5 % of the height on well-fitted
-#: synthetic subjects: a definition difference, not a misregistration) and capped at ALIGN_MAX_SHIFT, both
+#: LIMB_DEAD_ZONE (BlazePose's knee/ankle and SMPL-X's differ by up to ~1.5 % of the height on well-fitted
+#: synthetic subjects: a definition difference, not a misregistration) and capped at LIMB_MAX_SHIFT, both
 #: fractions of the person's height in the photo (pixels).
-ALIGN_MIN_VISIBILITY = 0.5
-ALIGN_DEAD_ZONE = 0.015
-ALIGN_MAX_SHIFT = 0.06
+LIMB_MIN_VISIBILITY = 0.5
+LIMB_DEAD_ZONE = 0.015
+LIMB_MAX_SHIFT = 0.06
 
 
 def limb_alignment(camera: Camera, posed: np.ndarray, parts: np.ndarray, keypoints: np.ndarray,
@@ -1126,10 +1126,10 @@ def limb_alignment(camera: Camera, posed: np.ndarray, parts: np.ndarray, keypoin
     person's height in the photo (pixels).
 
     Per limb (:data:`LIMB_CHAINS`), each joint's offset is its landmark minus its projection, shortened by
-    :data:`ALIGN_DEAD_ZONE` × ``height_px`` (zero when shorter) and capped at :data:`ALIGN_MAX_SHIFT` ×
+    :data:`LIMB_DEAD_ZONE` × ``height_px`` (zero when shorter) and capped at :data:`LIMB_MAX_SHIFT` ×
     ``height_px``; the root joint's (shoulder, hip) is zero so the seam with the torso stays put. The middle
     joint (elbow, knee) takes its offset where it and the root's landmark are confident
-    (:data:`ALIGN_MIN_VISIBILITY`), else none; the end joint (wrist, ankle) where it and the middle one's are, else
+    (:data:`LIMB_MIN_VISIBILITY`), else none; the end joint (wrist, ankle) where it and the middle one's are, else
     the middle joint's. A vertex takes the offset blended linearly between the two joints of its nearest segment
     (3-D, posed) at its position along it; beyond the end joint (hand, foot) the end joint's. Zero elsewhere."""
     kp = np.asarray(keypoints, dtype=np.float64)
@@ -1138,14 +1138,14 @@ def limb_alignment(camera: Camera, posed: np.ndarray, parts: np.ndarray, keypoin
         raise EngineError("internal", f"Limb keypoints {kp.shape} / joints {jt.shape} are not BlazePose's (33, 3) "
                           "and SMPL-X's (55, 3).", "Pass observation.keypoints and fit.joints.")
     out = np.zeros((len(posed), 2), dtype=np.float32)
-    cap, dead = ALIGN_MAX_SHIFT * float(height_px), ALIGN_DEAD_ZONE * float(height_px)
+    cap, dead = LIMB_MAX_SHIFT * float(height_px), LIMB_DEAD_ZONE * float(height_px)
     for part, chain in LIMB_CHAINS.items():
         sel = np.nonzero(parts == part)[0]
         if not len(sel):
             continue
         jid, lid = [c[0] for c in chain], [c[1] for c in chain]
         proj, z = camera.project(jt[jid])
-        ok = (kp[lid, 2] >= ALIGN_MIN_VISIBILITY) & (z > 1e-4) & np.isfinite(kp[lid, :2]).all(axis=1)
+        ok = (kp[lid, 2] >= LIMB_MIN_VISIBILITY) & (z > 1e-4) & np.isfinite(kp[lid, :2]).all(axis=1)
         d = kp[lid, :2] - proj
         length = np.linalg.norm(d, axis=1)
         d *= (np.clip(length - dead, 0.0, cap) / np.maximum(length, 1e-9))[:, None]

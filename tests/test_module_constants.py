@@ -1,0 +1,29 @@
+"""No engine module assigns a module-level name twice: a second ``NAME = …`` silently replaces the first for every
+user of the name (wave 5: the limb alignment's ALIGN_MAX_SHIFT = 0.06 replaced the other photos' 0.04 in texture.py)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import icon_engine
+
+
+def _twice_assigned(path: Path) -> list[str]:
+    seen: dict[str, int] = {}
+    doubled = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                if target.id in seen:
+                    doubled.append(f"{path.name}:{node.lineno} {target.id} (first at line {seen[target.id]})")
+                seen.setdefault(target.id, node.lineno)
+    return doubled
+
+
+def test_no_module_level_name_is_assigned_twice():
+    root = Path(icon_engine.__file__).parent
+    doubled = [d for path in sorted(root.rglob("*.py")) for d in _twice_assigned(path)]
+    assert not doubled, doubled
