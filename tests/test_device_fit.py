@@ -12,6 +12,7 @@ it is a k-d tree on the host by design). The CUDA run itself is in tests/test_de
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -121,8 +122,14 @@ def _recorded_fit(monkeypatch, case, height_m=None) -> tuple[_Recorder, object]:
     recorder = _Recorder()
     step = core._Adam.step
 
+    serials = itertools.count()
+
     def marked(self, lr):
-        recorder.events.append(("step", str(id(self)), ""))
+        # a serial, not id(self): a freed optimiser's address is reused by the next one, which would make the
+        # setup between two loops look like one loop's iterations
+        if not hasattr(self, "_recorder_serial"):
+            self._recorder_serial = next(serials)
+        recorder.events.append(("step", str(self._recorder_serial), ""))
         return step(self, lr)
 
     monkeypatch.setattr(core._Adam, "step", marked)
