@@ -86,7 +86,7 @@ def to_gt_world(points: np.ndarray, cam: Camera, gt: Camera) -> np.ndarray:
 
 
 def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, variants: list[str],
-        out_dir: Path | None) -> list[dict[str, Any]]:
+        out_dir: Path | None, regions: bool = False) -> list[dict[str, Any]]:
     sys.path.insert(0, str(bench.parent))
     import evaluate as ev  # the shared scorers
     from common import read_ply
@@ -113,14 +113,15 @@ def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, varian
 
         target = (tc, gt, gmask)
         fit_v_gt = to_gt_world(z["vertices"], cam, gt)
+        fit_j_gt = to_gt_world(z["joints"], cam, gt) if regions else None
         if "fitted" in variants:
             if "naked" in variants:
-                row["naked_fitted"] = _score(*target, fit_v_gt, z["faces"])
+                row["naked_fitted"] = _score(*target, fit_v_gt, z["faces"], fit_j_gt)
             fit = SimpleNamespace(vertices=z["vertices"], faces=z["faces"], joints=z["joints"], camera=cam)
             t0, c0 = time.perf_counter(), time.process_time()
             surf = build_surface(fit, SimpleNamespace(mask=mask), None, quality)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0  # the surface alone, not the scoring
-            row["fitted"] = _score(*target, to_gt_world(surf.vertices, cam, gt), surf.faces)
+            row["fitted"] = _score(*target, to_gt_world(surf.vertices, cam, gt), surf.faces, fit_j_gt)
             row["fitted"].update(wall_s=wall, cpu_s=cpu, own_iou=surf.stats["silhouette_iou"])
             if out_dir:
                 _save(out_dir / f"{sd.name}_fitted.ply", to_gt_world(surf.vertices, cam, gt), surf.faces)
@@ -132,11 +133,11 @@ def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, varian
             joints = C + (zb / zf) * (to_gt_world(z["joints"], cam, gt) - C)
             fit = SimpleNamespace(vertices=Vb, faces=Fb, joints=joints, camera=gt)
             if "naked" in variants:
-                row["naked_oracle"] = _score(*target, Vb, Fb)
+                row["naked_oracle"] = _score(*target, Vb, Fb, joints if regions else None)
             t0, c0 = time.perf_counter(), time.process_time()
             surf = build_surface(fit, SimpleNamespace(mask=mask), None, quality)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            row["oracle"] = _score(*target, surf.vertices, surf.faces)
+            row["oracle"] = _score(*target, surf.vertices, surf.faces, joints if regions else None)
             row["oracle"].update(wall_s=wall, cpu_s=cpu)
             if out_dir:
                 _save(out_dir / f"{sd.name}_oracle.ply", surf.vertices, surf.faces)
@@ -152,10 +153,12 @@ def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, varian
     return rows
 
 
-def _score(tc: Any, gt: Camera, gmask: np.ndarray, V: np.ndarray, F: np.ndarray) -> dict[str, float]:
+def _score(tc: Any, gt: Camera, gmask: np.ndarray, V: np.ndarray, F: np.ndarray,
+           joints: np.ndarray | None = None) -> dict[str, Any]:
     """score_scale.py's figures for one mesh in the GT world: best scale about the GT camera centre, then
     Chamfer / P2S (cm) against the GT clothed target ``tc`` and the silhouette IoU against ``gmask``; and where the
-    error lies (:func:`depth_errors`)."""
+    error lies (:func:`depth_errors`; with ``joints`` (55, 3) in the GT world, unscaled, also
+    :func:`region_errors`)."""
     import evaluate as ev
     from score_scale import best_scale
 
@@ -168,7 +171,54 @@ def _score(tc: Any, gt: Camera, gmask: np.ndarray, V: np.ndarray, F: np.ndarray)
     m["iou"] = ev.iou(ev.silhouette(Va, F, Kg, gt.R, gt.t, gt.height, gt.width), gmask)
     m["scale"] = s
     m.update(depth_errors(Va, F, tc, gt))
+    if joints is not None:
+        m["regions"] = region_errors(Va, F, tc, gt, C + s * (np.asarray(joints, float) - C))
     return m
+
+
+#: Body regions of :func:`region_errors` by the parent joint (SMPL-X) of the nearest skeleton bone.
+REGIONS: dict[str, tuple[int, ...]] = {
+    "head": (12, 15, 22, 23, 24),
+    "torso": (0, 3, 6, 9, 13, 14),
+    "arms": (16, 17, 18, 19, 20, 21, *range(25, 55)),
+    "thighs": (1, 2),
+    "shins": (4, 5, 7, 8, 10, 11),
+}
+
+
+def region_errors(V: np.ndarray, F: np.ndarray, tc: Any, gt: Camera, joints: np.ndarray) -> dict[str, Any]:
+    """Where the Chamfer's two halves come from: per body region (:data:`REGIONS`, by the nearest bone of
+    ``joints`` (55, 3), GT world) and per direction to the camera (``front``: normal facing it, cosine with the
+    view axis < −0.5; ``back`` > 0.5; ``side`` between), for the GT clothed samples → our mesh (``g2r``) and our
+    samples → the GT (``r2g``): ``share_cm`` = the region's |distance| summed / all samples (the shares add up to
+    the half's mean, cm), ``signed_cm`` = mean signed distance there (g2r: positive = the GT outside ours, our
+    surface too thin; r2g: positive = ours outside the GT, too thick), ``n`` = sample count."""
+    import evaluate as ev
+    from common import sample_surface
+
+    from icon_engine.mesh_queries import MeshQuery
+    from icon_engine.surface import bone_owner
+
+    gq, rq = MeshQuery(tc.V, tc.F, k=2), MeshQuery(V, F, k=2)
+    g = tc.samples
+    rs, rf = sample_surface(V, F, ev.N_SAMPLES, seed=1)
+    fn = np.cross(V[F[rf, 1]] - V[F[rf, 0]], V[F[rf, 2]] - V[F[rf, 0]])
+    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-12)
+    halves = {"g2r": (g, rq.signed_distance(g), gq.query(g).normal),
+              "r2g": (rs, gq.signed_distance(rs), fn)}
+    out: dict[str, Any] = {}
+    for half, (pts, sd, nrm) in halves.items():
+        owner = bone_owner(pts, joints)[0]
+        nz = (nrm @ gt.R.T)[:, 2]
+        dirs = {"front": nz < -0.5, "back": nz > 0.5, "side": np.abs(nz) <= 0.5}
+        for region, js in REGIONS.items():
+            inr = np.isin(owner, js)
+            for d, sel in dirs.items():
+                k = inr & sel
+                if k.any():
+                    out[f"{half}/{region}/{d}"] = {"share_cm": float(100 * np.abs(sd[k]).sum() / len(sd)),
+                                                   "signed_cm": float(100 * sd[k].mean()), "n": int(k.sum())}
+    return out
 
 
 def depth_errors(V: np.ndarray, F: np.ndarray, tc: Any, gt: Camera) -> dict[str, float]:
@@ -206,13 +256,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gt-focal", action="store_true",
                     help="prepare: fit with the ground-truth focal length (as EXIF would give) instead of the default")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--regions", action="store_true",
+                    help="run: split each mesh's error by body region and front/back/side (region_errors, JSON)")
     a = ap.parse_args(argv)
     if not a.bench.is_dir():
         raise SystemExit(f"{a.bench} not found (the shared benchmark set)")
     if a.step == "prepare":
         prepare(a.bench, a.cache, a.subjects, a.quality, a.gt_focal)
         return
-    rows = run(a.bench, a.cache, a.subjects, a.quality, a.variants, a.meshes)
+    rows = run(a.bench, a.cache, a.subjects, a.quality, a.variants, a.meshes, a.regions)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
     print("load average", os.getloadavg())
