@@ -33,6 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from icon_engine.camera import Camera  # noqa: E402
 
@@ -172,7 +173,7 @@ def _score(tc: Any, gt: Camera, gmask: np.ndarray, V: np.ndarray, F: np.ndarray,
     m["scale"] = s
     m.update(depth_errors(Va, F, tc, gt))
     if joints is not None:
-        m["regions"] = region_errors(Va, F, tc, gt, C + s * (np.asarray(joints, float) - C))
+        m["regions"] = region_errors(Va, F, tc.V, tc.F, tc.samples, gt.R, C + s * (np.asarray(joints, float) - C))
     return m
 
 
@@ -186,30 +187,29 @@ REGIONS: dict[str, tuple[int, ...]] = {
 }
 
 
-def region_errors(V: np.ndarray, F: np.ndarray, tc: Any, gt: Camera, joints: np.ndarray) -> dict[str, Any]:
-    """Where the Chamfer's two halves come from: per body region (:data:`REGIONS`, by the nearest bone of
-    ``joints`` (55, 3), GT world) and per direction to the camera (``front``: normal facing it, cosine with the
-    view axis < −0.5; ``back`` > 0.5; ``side`` between), for the GT clothed samples → our mesh (``g2r``) and our
-    samples → the GT (``r2g``): ``share_cm`` = the region's |distance| summed / all samples (the shares add up to
-    the half's mean, cm), ``signed_cm`` = mean signed distance there (g2r: positive = the GT outside ours, our
-    surface too thin; r2g: positive = ours outside the GT, too thick), ``n`` = sample count."""
-    import evaluate as ev
-    from common import sample_surface
+def region_errors(V: np.ndarray, F: np.ndarray, gt_V: np.ndarray, gt_F: np.ndarray, gt_samples: np.ndarray,
+                  view_R: np.ndarray, joints: np.ndarray, samples: int = 10_000, seed: int = 1) -> dict[str, Any]:
+    """Where the Chamfer's two halves come from, for our mesh (``V``, ``F``) against the ground truth (``gt_V``,
+    ``gt_F``, its area-uniform ``gt_samples``), all in one world (metres): per body region (:data:`REGIONS`, by the
+    nearest bone of ``joints`` (55, 3)) and per direction to the camera (rotation ``view_R``, world → camera:
+    ``front`` = the surface's normal facing the camera, cosine with the view axis < −0.5; ``back`` > 0.5; ``side``
+    between), for the GT samples → our mesh (``g2r``) and ``samples`` of ours → the GT (``r2g``). Per cell
+    ``half/region/direction``: ``share_cm`` = its |distances| summed / all of the half's samples (the cells add up
+    to the half's mean, cm), ``signed_cm`` = mean signed distance there (g2r: positive = the GT outside ours, our
+    surface too thin or set back; r2g: positive = ours outside the GT, too thick or set forward), ``n``."""
+    from fidelity import sample_surface
 
     from icon_engine.mesh_queries import MeshQuery
     from icon_engine.surface import bone_owner
 
-    gq, rq = MeshQuery(tc.V, tc.F, k=2), MeshQuery(V, F, k=2)
-    g = tc.samples
-    rs, rf = sample_surface(V, F, ev.N_SAMPLES, seed=1)
-    fn = np.cross(V[F[rf, 1]] - V[F[rf, 0]], V[F[rf, 2]] - V[F[rf, 0]])
-    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-12)
-    halves = {"g2r": (g, rq.signed_distance(g), gq.query(g).normal),
-              "r2g": (rs, gq.signed_distance(rs), fn)}
+    gq, rq = MeshQuery(gt_V, gt_F, k=2), MeshQuery(V, F, k=2)
+    rs = sample_surface(V, F, samples, seed)
+    halves = {"g2r": (gt_samples, rq.signed_distance(gt_samples), gq.query(gt_samples).normal),
+              "r2g": (rs, gq.signed_distance(rs), rq.query(rs).normal)}
     out: dict[str, Any] = {}
     for half, (pts, sd, nrm) in halves.items():
         owner = bone_owner(pts, joints)[0]
-        nz = (nrm @ gt.R.T)[:, 2]
+        nz = (nrm @ np.asarray(view_R, float).T)[:, 2]
         dirs = {"front": nz < -0.5, "back": nz > 0.5, "side": np.abs(nz) <= 0.5}
         for region, js in REGIONS.items():
             inr = np.isin(owner, js)

@@ -504,3 +504,34 @@ def test_long_hair_beside_the_neck_does_not_fill_the_throat(tight_hair, monkeypa
     assert _throat_front(s.vertices, y) - body < 0.01
     monkeypatch.setitem(surface.PART_CAPS_M, "throat", surface.MAX_OFFSET_M)
     assert _throat_front(_surface(tight_hair, quality="preview").vertices, y) - body > 0.025
+
+
+def test_region_errors_split_the_chamfer_by_region_and_direction(tight):
+    """bench/surface_shared.region_errors: the cells add up to the Chamfer's two halves; a ground truth moved
+    towards the camera shows as 'GT outside ours' in front and 'inside' behind, one grown along its normals as
+    'outside' in every direction and region."""
+    from fidelity import sample_surface
+    from surface_shared import REGIONS, region_errors
+
+    from icon_engine.mesh_queries import MeshQuery, vertex_normals
+
+    v, f, j, cam = tight.body_vertices, tight.body_faces, tight.joints, tight.camera
+    towards = cam.center - v.mean(0)
+    towards /= np.linalg.norm(towards)
+    cases = {"moved": v + 0.02 * towards, "grown": v + 0.015 * vertex_normals(v, f)}
+    for name, gv in cases.items():
+        gs = sample_surface(gv, f, 6000, 2)
+        out = region_errors(v, f, gv, f, gs, cam.R, j, samples=6000)
+        assert {k.split("/")[1] for k in out} == set(REGIONS)
+        for half, pts, mesh in (("g2r", gs, (v, f)), ("r2g", sample_surface(v, f, 6000, 1), (gv, f))):
+            total = 100 * np.abs(MeshQuery(*mesh, k=2).signed_distance(pts)).mean()
+            cells = sum(c["share_cm"] for k, c in out.items() if k.startswith(half + "/"))
+            assert cells == pytest.approx(total, rel=1e-6)
+        if name == "moved":
+            assert out["g2r/torso/front"]["signed_cm"] > 1.5 and out["g2r/torso/back"]["signed_cm"] < -1.5
+            assert out["r2g/torso/front"]["signed_cm"] < -1.5 and out["r2g/torso/back"]["signed_cm"] > 1.5
+        else:
+            for region in ("torso", "thighs"):  # no ears or fingers: the grown mesh stays simple there
+                for d in ("front", "side", "back"):
+                    assert out[f"g2r/{region}/{d}"]["signed_cm"] == pytest.approx(1.5, abs=0.4)
+                    assert out[f"r2g/{region}/{d}"]["signed_cm"] == pytest.approx(-1.5, abs=0.4)
