@@ -95,6 +95,7 @@ def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, varian
     from icon_engine.surface import build_surface
 
     rows = []
+    splits: dict[str, dict[str, Any]] = {}  # variant → subject → region_samples
     for sd in _subjects(bench, wanted):
         f = cache / f"{sd.name}.npz"
         if not f.exists():
@@ -144,6 +145,9 @@ def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, varian
                 _save(out_dir / f"{sd.name}_oracle.ply", surf.vertices, surf.faces)
         print(sd.name, "  ".join(f"{k} {v['chamfer_cm']:.2f}cm iou {v['iou']:.3f}" for k, v in row.items()
                                  if isinstance(v, dict)), flush=True)
+        for k, v in row.items():
+            if isinstance(v, dict) and "_split" in v:
+                splits.setdefault(k, {})[sd.name] = v.pop("_split")
         rows.append(row)
     keys = [k for k in rows[0] if isinstance(rows[0][k], dict)] if rows else []
     for k in keys:
@@ -151,6 +155,14 @@ def run(bench: Path, cache: Path, wanted: list[int] | None, quality: str, varian
               f"iou {np.mean([r[k]['iou'] for r in rows]):.3f}  scale {np.mean([r[k]['scale'] for r in rows]):.3f}  "
               + "  ".join(f"{e} {np.mean([r[k].get(e, np.nan) for r in rows]):+.2f}"
                           for e in ("front_cm", "back_cm", "side_cm")))
+    for k, per_subject in splits.items():
+        bounds = thickness_bounds(per_subject)
+        for family, per in bounds.items():
+            print(f"BOUND {k:14s} {family:20s} {per['mean']:.3f} cm  "
+                  + " ".join(f"{n.split('_')[-1]} {c:.2f}" for n, c in per.items() if n != "mean"))
+        for r in rows:
+            if k in r:
+                r[k]["thickness_bounds_cm"] = {f: per[r["subject"]] for f, per in bounds.items()}
     return rows
 
 
@@ -173,7 +185,9 @@ def _score(tc: Any, gt: Camera, gmask: np.ndarray, V: np.ndarray, F: np.ndarray,
     m["scale"] = s
     m.update(depth_errors(Va, F, tc, gt))
     if joints is not None:
-        m["regions"] = region_errors(Va, F, tc.V, tc.F, tc.samples, gt.R, C + s * (np.asarray(joints, float) - C))
+        split = region_samples(Va, F, tc.V, tc.F, tc.samples, gt.R, C + s * (np.asarray(joints, float) - C))
+        m["regions"] = region_errors(Va, F, tc.V, tc.F, tc.samples, gt.R, joints, split=split)
+        m["_split"] = split  # for thickness_bounds; not written to the JSON
     return m
 
 
@@ -187,16 +201,16 @@ REGIONS: dict[str, tuple[int, ...]] = {
 }
 
 
-def region_errors(V: np.ndarray, F: np.ndarray, gt_V: np.ndarray, gt_F: np.ndarray, gt_samples: np.ndarray,
-                  view_R: np.ndarray, joints: np.ndarray, samples: int = 10_000, seed: int = 1) -> dict[str, Any]:
-    """Where the Chamfer's two halves come from, for our mesh (``V``, ``F``) against the ground truth (``gt_V``,
-    ``gt_F``, its area-uniform ``gt_samples``), all in one world (metres): per body region (:data:`REGIONS`, by the
-    nearest bone of ``joints`` (55, 3)) and per direction to the camera (rotation ``view_R``, world → camera:
-    ``front`` = the surface's normal facing the camera, cosine with the view axis < −0.5; ``back`` > 0.5; ``side``
-    between), for the GT samples → our mesh (``g2r``) and ``samples`` of ours → the GT (``r2g``). Per cell
-    ``half/region/direction``: ``share_cm`` = its |distances| summed / all of the half's samples (the cells add up
-    to the half's mean, cm), ``signed_cm`` = mean signed distance there (g2r: positive = the GT outside ours, our
-    surface too thin or set back; r2g: positive = ours outside the GT, too thick or set forward), ``n``."""
+def region_samples(V: np.ndarray, F: np.ndarray, gt_V: np.ndarray, gt_F: np.ndarray, gt_samples: np.ndarray,
+                   view_R: np.ndarray, joints: np.ndarray, samples: int = 10_000,
+                   seed: int = 1) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per half of the Chamfer, ``g2r`` (the GT samples ``gt_samples`` → our mesh ``V``, ``F``) and ``r2g``
+    (``samples`` of ours → the GT mesh ``gt_V``, ``gt_F``), all in one world (metres): (signed distances (N,) m,
+    body region (N,) str, direction (N,) str). Signed distance of g2r: positive = the GT outside ours (our surface
+    too thin or set back); of r2g: positive = ours outside the GT (too thick or set forward). Region: :data:`REGIONS`
+    by the nearest bone of ``joints`` (55, 3), ``other`` elsewhere; direction to the camera (rotation ``view_R``,
+    world → camera) by the surface's normal there: ``front`` (cosine with the view axis < −0.5, facing the
+    camera), ``back`` (> 0.5), ``side``."""
     from fidelity import sample_surface
 
     from icon_engine.mesh_queries import MeshQuery
@@ -206,18 +220,79 @@ def region_errors(V: np.ndarray, F: np.ndarray, gt_V: np.ndarray, gt_F: np.ndarr
     rs = sample_surface(V, F, samples, seed)
     halves = {"g2r": (gt_samples, rq.signed_distance(gt_samples), gq.query(gt_samples).normal),
               "r2g": (rs, gq.signed_distance(rs), rq.query(rs).normal)}
-    out: dict[str, Any] = {}
+    out = {}
     for half, (pts, sd, nrm) in halves.items():
         owner = bone_owner(pts, joints)[0]
+        region = np.full(len(pts), "other", dtype=object)
+        for name, js in REGIONS.items():
+            region[np.isin(owner, js)] = name
         nz = (nrm @ np.asarray(view_R, float).T)[:, 2]
-        dirs = {"front": nz < -0.5, "back": nz > 0.5, "side": np.abs(nz) <= 0.5}
-        for region, js in REGIONS.items():
-            inr = np.isin(owner, js)
-            for d, sel in dirs.items():
-                k = inr & sel
+        direction = np.where(nz < -0.5, "front", np.where(nz > 0.5, "back", "side")).astype(object)
+        out[half] = (np.asarray(sd, float), region, direction)
+    return out
+
+
+def region_errors(V: np.ndarray, F: np.ndarray, gt_V: np.ndarray, gt_F: np.ndarray, gt_samples: np.ndarray,
+                  view_R: np.ndarray, joints: np.ndarray, samples: int = 10_000, seed: int = 1,
+                  split: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Where the Chamfer's two halves come from (:func:`region_samples`; or its result ``split``): per cell
+    ``half/region/direction``, ``share_cm`` = its |distances| summed / all of the half's samples (the cells add up
+    to the half's mean, cm), ``signed_cm`` = mean signed distance there (g2r: positive = the GT outside ours; r2g:
+    positive = ours outside the GT), ``n``."""
+    split = split or region_samples(V, F, gt_V, gt_F, gt_samples, view_R, joints, samples, seed)
+    out: dict[str, Any] = {}
+    for half, (sd, region, direction) in split.items():
+        for r in REGIONS:
+            for d in ("front", "side", "back"):
+                k = (region == r) & (direction == d)
                 if k.any():
-                    out[f"{half}/{region}/{d}"] = {"share_cm": float(100 * np.abs(sd[k]).sum() / len(sd)),
-                                                   "signed_cm": float(100 * sd[k].mean()), "n": int(k.sum())}
+                    out[f"{half}/{r}/{d}"] = {"share_cm": float(100 * np.abs(sd[k]).sum() / len(sd)),
+                                              "signed_cm": float(100 * sd[k].mean()), "n": int(k.sum())}
+    return out
+
+
+def thickness_bounds(splits: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """How much of the Chamfer any change of the surface's *thickness* could remove, per rule family, over
+    subjects ``splits`` (name → :func:`region_samples`): the surface is moved along its normal by δ (outwards
+    positive; first order: every g2r distance becomes d − δ, every r2g one d + δ) with the best δ (the weighted
+    median) per cell of the family: ``none``; ``one`` δ for everything; ``region_dir`` (one per body region and
+    direction, shared by all subjects: what a general rule can do); ``subject`` (one per subject: a uniform
+    thickness, what the focal sets); ``subject_dir``; ``subject_region_dir`` (any thickness rule, per subject).
+    Returns family → {subject: Chamfer cm, "mean": ...}; what stays under the last is the surface's placement."""
+    keys = {
+        "none": None, "one": lambda s, r, d: 0, "region_dir": lambda s, r, d: (r, d), "subject": lambda s, r, d: s,
+        "subject_dir": lambda s, r, d: (s, d), "subject_region_dir": lambda s, r, d: (s, r, d),
+    }
+    # every sample as (subject, region, direction, d) with d > 0 meaning "the GT outside ours", weight 1/(2 n_half)
+    cells: list[tuple[str, str, str, np.ndarray, np.ndarray]] = []
+    for name, split in splits.items():
+        for half, (sd, region, direction) in split.items():
+            d = sd if half == "g2r" else -sd
+            for r in np.unique(region):
+                for di in ("front", "side", "back"):
+                    k = (region == r) & (direction == di)
+                    if k.any():
+                        cells.append((name, str(r), di, d[k], np.full(int(k.sum()), 0.5 / len(sd))))
+    out: dict[str, dict[str, float]] = {}
+    for family, key in keys.items():
+        groups: dict[Any, list[int]] = {}
+        for i, (s, r, di, _, _) in enumerate(cells):
+            groups.setdefault(None if key is None else key(s, r, di), []).append(i)
+        delta: dict[int, float] = {}
+        for g, idx in groups.items():
+            if g is None:
+                best = 0.0
+            else:
+                x = np.concatenate([cells[i][3] for i in idx])
+                w = np.concatenate([cells[i][4] for i in idx])
+                o = np.argsort(x)
+                best = float(x[o][np.searchsorted(np.cumsum(w[o]), 0.5 * w.sum())])
+            delta.update({i: best for i in idx})
+        per: dict[str, float] = {}
+        for i, (s, _, _, d, w) in enumerate(cells):
+            per[s] = per.get(s, 0.0) + 100 * float((np.abs(d - delta[i]) * w).sum())
+        per["mean"] = float(np.mean(list(per.values())))
+        out[family] = per
     return out
 
 
@@ -257,7 +332,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="prepare: fit with the ground-truth focal length (as EXIF would give) instead of the default")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--regions", action="store_true",
-                    help="run: split each mesh's error by body region and front/back/side (region_errors, JSON)")
+                    help="run: split each mesh's error by body region and front/back/side (region_errors, JSON) and "
+                         "print what any thickness rule could remove (thickness_bounds)")
     a = ap.parse_args(argv)
     if not a.bench.is_dir():
         raise SystemExit(f"{a.bench} not found (the shared benchmark set)")

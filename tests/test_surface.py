@@ -509,9 +509,10 @@ def test_long_hair_beside_the_neck_does_not_fill_the_throat(tight_hair, monkeypa
 def test_region_errors_split_the_chamfer_by_region_and_direction(tight):
     """bench/surface_shared.region_errors: the cells add up to the Chamfer's two halves; a ground truth moved
     towards the camera shows as 'GT outside ours' in front and 'inside' behind, one grown along its normals as
-    'outside' in every direction and region."""
+    'outside' in every direction and region; thickness_bounds: a uniform growth is undone by one shift, a move
+    towards the camera only by one per direction."""
     from fidelity import sample_surface
-    from surface_shared import REGIONS, region_errors
+    from surface_shared import REGIONS, region_errors, region_samples, thickness_bounds
 
     from icon_engine.mesh_queries import MeshQuery, vertex_normals
 
@@ -527,6 +528,15 @@ def test_region_errors_split_the_chamfer_by_region_and_direction(tight):
             total = 100 * np.abs(MeshQuery(*mesh, k=2).signed_distance(pts)).mean()
             cells = sum(c["share_cm"] for k, c in out.items() if k.startswith(half + "/"))
             assert cells == pytest.approx(total, rel=1e-6)
+        bounds = thickness_bounds({"s": region_samples(v, f, gv, f, gs, cam.R, j, samples=6000)})
+        chamfer = 0.5 * sum(c["share_cm"] for c in out.values())
+        assert bounds["none"]["mean"] == pytest.approx(chamfer, rel=1e-6)
+        best = bounds["subject_region_dir"]["mean"]
+        assert best <= bounds["subject_dir"]["mean"] <= bounds["subject"]["mean"] + 1e-9
+        if name == "grown":  # a uniform thickness error: one outward shift removes nearly all of it
+            assert bounds["one"]["mean"] < 0.25 * chamfer
+        else:  # a shift towards the camera: thicker in front, thinner behind, per direction
+            assert bounds["one"]["mean"] > 0.7 * chamfer and bounds["subject_dir"]["mean"] < 0.4 * chamfer
         if name == "moved":
             assert out["g2r/torso/front"]["signed_cm"] > 1.5 and out["g2r/torso/back"]["signed_cm"] < -1.5
             assert out["r2g/torso/front"]["signed_cm"] < -1.5 and out["r2g/torso/back"]["signed_cm"] > 1.5
