@@ -684,14 +684,37 @@ def test_gait_prior_swings_the_arms_opposite_to_the_legs():
     assert float(j.grad[0, J["left_ankle"]].abs().sum()) == 0.0
 
 
-def _arm_swing(joints: np.ndarray, global_orient: np.ndarray) -> float:
-    """How far (m) the right wrist is ahead of the left, relative to their shoulders, along the pelvis's forward."""
+def _lead(joints: np.ndarray, global_orient: np.ndarray, first: tuple[str, str], second: tuple[str, str]) -> float:
+    """How far (m) the joint ``first[0]`` relative to ``first[1]`` lies ahead of ``second[0]`` relative to
+    ``second[1]``, along the pelvis's forward axis (``global_orient``, axis-angle)."""
     from icon_engine.fit.landmarks import J
 
     fwd = axis_angle_to_matrix(np.asarray(global_orient, float))[:, 2]
-    right = joints[J["right_wrist"]] - joints[J["right_shoulder"]]
-    left = joints[J["left_wrist"]] - joints[J["left_shoulder"]]
-    return float((right - left) @ fwd)
+    a = joints[J[first[0]]] - joints[J[first[1]]]
+    b = joints[J[second[0]]] - joints[J[second[1]]]
+    return float((a - b) @ fwd)
+
+
+def _set_depth(world_landmarks: np.ndarray, parts: tuple[str, ...], depth: float) -> None:
+    """Put both sides' BlazePose world landmarks ``parts`` at camera-like depth ``depth`` (metres, z away)."""
+    from icon_engine.fit.landmarks import BP
+
+    for side in ("left", "right"):
+        for part in parts:
+            world_landmarks[BP[f"{side}_{part}"], 2] = depth
+
+
+def _with_and_without(case, body, monkeypatch, core, weight: str) -> tuple[BodyFit, BodyFit]:
+    """Preview fits of ``case`` with the fit as it is and with ``core.<weight>`` set to zero (restored after the
+    test by ``monkeypatch``)."""
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    monkeypatch.setattr(core, weight, 0.0)
+    return fit, fit_body(case.observation, body, case.photo, quality="preview")
+
+
+def _arm_swing(joints: np.ndarray, global_orient: np.ndarray) -> float:
+    """How far (m) the right wrist is ahead of the left, relative to their shoulders, along the pelvis's forward."""
+    return _lead(joints, global_orient, ("right_wrist", "right_shoulder"), ("left_wrist", "left_shoulder"))
 
 
 def test_a_walker_seen_from_the_front_swings_the_arms_opposite_to_the_legs(body, monkeypatch):
@@ -704,14 +727,10 @@ def test_a_walker_seen_from_the_front_swings_the_arms_opposite_to_the_legs(body,
 
     case = _case(body, "walking", yaw=0.0)
     wl = case.observation.world_landmarks  # camera-like axes, z away from the camera
-    front = 0.5 * (wl[BP["left_shoulder"], 2] + wl[BP["right_shoulder"], 2]) - 0.10
-    for side in ("left", "right"):
-        for part in ("elbow", "wrist", "pinky", "index", "thumb"):
-            wl[BP[f"{side}_{part}"], 2] = front
+    _set_depth(wl, ("elbow", "wrist", "pinky", "index", "thumb"),
+               0.5 * (wl[BP["left_shoulder"], 2] + wl[BP["right_shoulder"], 2]) - 0.10)
     truth = _arm_swing(case.joints, named_pose("walking")[0])
-    fit = fit_body(case.observation, body, case.photo, quality="preview")
-    monkeypatch.setattr(core, "W_GAIT", 0.0)
-    without = fit_body(case.observation, body, case.photo, quality="preview")
+    fit, without = _with_and_without(case, body, monkeypatch, core, "W_GAIT")
     swing, swing0 = (_arm_swing(f.joints, f.full_pose[0]) for f in (fit, without))
     print("right wrist ahead of the left (m): truth", truth, "with", swing, "without", swing0)
     assert fit.metrics["standing"] and truth > 0.15
@@ -777,12 +796,7 @@ def test_stride_prior_lengthens_a_short_walking_stride_only():
 
 def _stride(joints: np.ndarray, global_orient: np.ndarray) -> float:
     """How far (m) the left ankle is ahead of the right, relative to their hips, along the pelvis's forward."""
-    from icon_engine.fit.landmarks import J
-
-    fwd = axis_angle_to_matrix(np.asarray(global_orient, float))[:, 2]
-    left = joints[J["left_ankle"]] - joints[J["left_hip"]]
-    right = joints[J["right_ankle"]] - joints[J["right_hip"]]
-    return float((left - right) @ fwd)
+    return _lead(joints, global_orient, ("left_ankle", "left_hip"), ("right_ankle", "right_hip"))
 
 
 def test_a_walker_seen_from_the_front_keeps_a_longer_stride(body, monkeypatch):
@@ -799,14 +813,9 @@ def test_a_walker_seen_from_the_front_keeps_a_longer_stride(body, monkeypatch):
     cam = camera_for_body(pose_body(body, pose, betas)[0].vertices[0].numpy(), 0.0, 5.0, 384, 480, fill=0.85)
     case = make_case(body, pose, betas, cam, world_noise=0.02, seed=3)
     wl = case.observation.world_landmarks  # camera-like axes, z away from the camera
-    hips = 0.5 * (wl[BP["left_hip"], 2] + wl[BP["right_hip"], 2])
-    for side in ("left", "right"):
-        for part in ("knee", "ankle", "heel", "foot_index"):
-            wl[BP[f"{side}_{part}"], 2] = hips
+    _set_depth(wl, ("knee", "ankle", "heel", "foot_index"), 0.5 * (wl[BP["left_hip"], 2] + wl[BP["right_hip"], 2]))
     truth = _stride(case.joints, pose[0])
-    fit = fit_body(case.observation, body, case.photo, quality="preview")
-    monkeypatch.setattr(core, "W_STRIDE", 0.0)
-    without = fit_body(case.observation, body, case.photo, quality="preview")
+    fit, without = _with_and_without(case, body, monkeypatch, core, "W_STRIDE")
     stride, stride0 = (_stride(f.joints, f.full_pose[0]) for f in (fit, without))
     print("left ankle ahead of the right (m): truth", truth, "with", stride, "without", stride0)
     assert fit.metrics["standing"] and truth > 0.45
