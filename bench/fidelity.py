@@ -585,7 +585,12 @@ def _override_fit_constants(items: list[str]) -> None:
         name, value = item.split("=")
         module = core if hasattr(core, name) else priors
         old = getattr(module, name)
-        new = tuple(float(v) for v in value.split(",")) if isinstance(old, tuple) else type(old)(value)
+        if isinstance(old, tuple):
+            new = tuple(float(v) for v in value.split(","))
+        elif isinstance(old, bool):
+            new = value.lower() in ("1", "true", "yes")
+        else:
+            new = type(old)(value)
         setattr(module, name, new)
 
 

@@ -15,7 +15,9 @@ same target samples as ``score_scale.py``):
   each rigidly aligned to the GT (what a perfect pose of those joints would fix);
 - ``shape``: every segment aligned: what remains is shape (betas) and the body model's own limits.
 
-Per-vertex mean distances (cm) per region after ``global`` are reported beside it. Usage::
+Per-vertex mean distances (cm) per region after ``global`` are reported beside it, and a second table gives each
+subject's stride and the ankles' and wrists' leads over the pelvis (:func:`limb_leads`, cm, ours after ``global``
+with the GT in brackets): a walker's stride and arm swing in depth. Usage::
 
     python bench/fidelity.py --shared-set ../shared/bench/synthetic-dev --results R --fit-only [--gt-focal]
     python bench/fit_split.py --shared-set ../shared/bench/synthetic-dev --results R [--md table.md]
@@ -98,6 +100,25 @@ def split_subject(ours: np.ndarray, faces: np.ndarray, gt: np.ndarray, tgt, seg:
     return out
 
 
+#: Joints whose forward lead over the pelvis :func:`limb_leads` reports (SMPL-X indices).
+LEAD_JOINTS = {"left_knee": 4, "right_knee": 5, "left_ankle": 7, "right_ankle": 8, "left_wrist": 20,
+               "right_wrist": 21}
+
+
+def limb_leads(joints: np.ndarray, frame: np.ndarray | None = None) -> dict[str, float]:
+    """How far (cm) each of :data:`LEAD_JOINTS` lies ahead of the pelvis, and the ``stride`` (the left ankle's lead
+    over the right, each relative to its hip), along a body's forward axis: the horizontal part of
+    (left hip − right hip) × up of ``frame`` (default ``joints``), world Y up. ``joints``, ``frame``: (55, 3)
+    SMPL-X-layout joints, metres."""
+    frame = joints if frame is None else frame
+    fwd = np.cross(frame[1] - frame[2], [0.0, 1.0, 0.0])
+    fwd[1] = 0.0
+    fwd /= max(float(np.linalg.norm(fwd)), 1e-12)
+    out = {name: float(100.0 * (joints[j] - joints[0]) @ fwd) for name, j in LEAD_JOINTS.items()}
+    out["stride"] = float(100.0 * ((joints[7] - joints[1]) - (joints[8] - joints[2])) @ fwd)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared-set", type=Path, required=True)
@@ -107,18 +128,27 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(args.shared_set.parent))
     import evaluate as ev
     from common import read_ply
+    from fidelity import anny_regressor, regress_joints
 
     from icon_engine.body_model import load_body_model
 
     model = load_body_model()
     faces = np.asarray(model.faces, dtype=np.int64)
     rows = []
+    regressor = None
     for npy in sorted(args.results.glob("subject_*_body_gt_frame.npy")):
         name = npy.name[: len("subject_1XX")]
         sid = int(name.split("_")[1])
         gt, gf = read_ply(str(args.shared_set / name / "gt_body.ply"))
         tgt = ev.Target(gt, gf, seed=31 + sid)
-        row = {"subject": name, **split_subject(np.load(npy), faces, gt, tgt, segments(model, len(gt)))}
+        seg = segments(model, len(gt))
+        row = {"subject": name, **split_subject(np.load(npy), faces, gt, tgt, seg)}
+        # a walker's stride and arm swing: the limbs' forward leads over the pelvis, ours after the torso alignment,
+        # both along the GT body's forward axis
+        regressor = anny_regressor(model, len(gt)) if regressor is None else regressor
+        gt_joints = regress_joints(gt, regressor)
+        ours = regress_joints(similarity(np.load(npy)[: len(gt)], gt, fit=np.isin(seg, CORE)), regressor)
+        row["leads_cm"] = {"ours": limb_leads(ours, gt_joints), "gt": limb_leads(gt_joints)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     keys = ["scored", "global", "+arms", "+legs", "+torso_head", "shape"]
@@ -129,6 +159,11 @@ def main(argv: list[str] | None = None) -> None:
         v = r["vertex_cm"]
         lines.append(f"| {r['subject']} | " + " | ".join(f"{r[k]:.2f}" for k in keys)
                      + f" | {v['arms']:.1f} / {v['legs']:.1f} / {v['torso_head']:.1f} |")
+    lines += ["", "| subject | stride | left ankle | right ankle | left wrist | right wrist |", "|---" * 6 + "|"]
+    for r in rows:  # cm ahead of the pelvis: ours after the torso alignment (GT)
+        o, g = r["leads_cm"]["ours"], r["leads_cm"]["gt"]
+        lines.append(f"| {r['subject']} | " + " | ".join(f"{o[k]:+.1f} ({g[k]:+.1f})" for k in (
+            "stride", "left_ankle", "right_ankle", "left_wrist", "right_wrist")) + " |")
     table = "\n".join(lines)
     print(table)
     if args.md:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.fit_split import CORE, REGIONS, segments, similarity
+from bench.fit_split import CORE, REGIONS, limb_leads, segments, similarity
 from icon_engine.bundle.skeleton import axis_angle_to_matrix
 
 
@@ -36,3 +36,18 @@ def test_segments_cover_the_regions_of_the_open_body():
     assert set(CORE) <= joints
     assert not joints & set(range(22, 55)), "hands, jaw and eyes are merged into wrist and head"
     assert np.isin(seg, REGIONS["arms"]).mean() == pytest.approx(0.32, abs=0.1)
+
+
+def test_limb_leads_measure_along_the_frames_forward_axis():
+    """A body turned 90° about the vertical (facing +X) with the left ankle 30 cm ahead and the right 20 cm behind
+    the pelvis: stride 50 cm; measured in another body's frame (facing +Z) the same joints lead by nothing."""
+    joints = np.zeros((55, 3))
+    joints[1], joints[2] = (0.0, 0.0, -0.1), (0.0, 0.0, 0.1)  # left hip at −Z, right at +Z: forward is +X
+    joints[7], joints[8] = (0.3, -0.8, -0.1), (-0.2, -0.8, 0.1)
+    joints[21] = (0.25, -0.3, 0.2)
+    leads = limb_leads(joints)
+    assert leads["stride"] == pytest.approx(50.0) and leads["left_ankle"] == pytest.approx(30.0)
+    assert leads["right_ankle"] == pytest.approx(-20.0) and leads["right_wrist"] == pytest.approx(25.0)
+    front = np.zeros((55, 3))
+    front[1], front[2] = (0.1, 0.0, 0.0), (-0.1, 0.0, 0.0)  # facing +Z
+    assert limb_leads(joints, front)["stride"] == pytest.approx(0.0, abs=1e-9)

@@ -86,6 +86,9 @@ W_UPRIGHT = 20.0  # a standing pelvis's forward/backward lean in the world, per 
 #: The arms swing opposite to the legs in a standing stride, per m² of shortfall (priors.gait_loss); silhouette
 #: stages only: in the pose stage the legs are still settling (strides of 17–20 cm on the way to 4–10 cm).
 W_GAIT = 20.0
+#: A walker's stride is at least ``priors.STRIDE_MIN_RATIO`` × the stature, per m² of shortfall
+#: (``priors.stride_loss``); silhouette stages only, like the gait coupling.
+W_STRIDE = 20.0
 W_OCCLUSION = 20.0  # a hidden limb point in front of the body part that hides it, per m² (priors.occlusion_loss)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
@@ -319,8 +322,13 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
         if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
                                                       points[prob.foot_rows["right"], 1], FLOOR_ROBUST_CM)
-        if prob.standing and sil is not None and W_GAIT > 0.0:  # the legs settle in the pose stage first
-            loss = loss + W_GAIT * priors.gait_loss(joints[None], out["rotations"][0][None])
+        if prob.standing and sil is not None:  # the legs settle in the pose stage first
+            pelvis_rotation = out["rotations"][0][None]
+            if W_GAIT > 0.0:
+                loss = loss + W_GAIT * priors.gait_loss(joints[None], pelvis_rotation)
+            if W_STRIDE > 0.0:
+                loss = loss + W_STRIDE * priors.stride_loss(joints[None], pelvis_rotation,
+                                                            prob.stature(prob.shape(p["betas"])))
         if prob.occlusion:
             loss = loss + W_OCCLUSION * priors.occlusion_loss((points @ prob.R_t.T)[:, 2], prob.occlusion)
         if sil is not None:

@@ -154,17 +154,41 @@ def gait_loss(joints: torch.Tensor, pelvis_rotation: torch.Tensor) -> torch.Tens
     stride is taken as given (no gradient): the floor and the landmarks order the legs, this orders the arms by
     them. Weighted by the stride's size (:data:`GAIT_STRIDE_M`)."""
 
-    fwd = pelvis_rotation[:, :, 2]  # (B, 3)
-
-    def ahead(a: str, b: str) -> torch.Tensor:
-        return ((joints[:, J[a]] - joints[:, J[b]]) * fwd).sum(-1)
-
-    stride = (ahead("left_ankle", "left_hip") - ahead("right_ankle", "right_hip")).detach()
-    swing = ahead("right_wrist", "right_shoulder") - ahead("left_wrist", "left_shoulder")
-    lo, hi = GAIT_STRIDE_M
-    weight = ((stride.abs() - lo) / (hi - lo)).clamp(0.0, 1.0)
+    stride, weight = stride_of(joints, pelvis_rotation)
+    swing = _ahead(joints, pelvis_rotation, "right_wrist", "right_shoulder") - _ahead(
+        joints, pelvis_rotation, "left_wrist", "left_shoulder")
     short = torch.relu(GAIT_ARM_RATIO * stride.abs() - torch.sign(stride) * swing)
     return (weight * short**2).mean()
+
+
+def _ahead(joints: torch.Tensor, pelvis_rotation: torch.Tensor, a: str, b: str) -> torch.Tensor:
+    """(B,) how far joint ``a`` lies ahead of joint ``b`` (metres) along the pelvis's forward axis."""
+    return ((joints[:, J[a]] - joints[:, J[b]]) * pelvis_rotation[:, :, 2]).sum(-1)
+
+
+def stride_of(joints: torch.Tensor, pelvis_rotation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A standing person's stride (no gradient): ``(s, weight)``, each (B,). ``s`` (metres): the left ankle's lead
+    over the right (each relative to its hip) along the pelvis's forward axis (the third column of
+    ``pelvis_rotation`` (B, 3, 3)); ``weight`` rises from 0 to 1 over :data:`GAIT_STRIDE_M` of ``|s|``: how
+    surely this is a walker's stride rather than a relaxed stance."""
+    with torch.no_grad():
+        s = _ahead(joints, pelvis_rotation, "left_ankle", "left_hip") - _ahead(
+            joints, pelvis_rotation, "right_ankle", "right_hip")
+        lo, hi = GAIT_STRIDE_M
+        return s, ((s.abs() - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+#: A walker's stride (:func:`stride_loss`): at least this fraction of the stature, ankle to ankle front to back.
+STRIDE_MIN_RATIO = 0.25
+
+
+def stride_loss(joints: torch.Tensor, pelvis_rotation: torch.Tensor, stature: torch.Tensor) -> torch.Tensor:
+    """Squared shortfall (metres²) of a walker's stride below ``STRIDE_MIN_RATIO × stature`` (metres, no
+    gradient), weighted by the stride's weight (:func:`stride_of`): zero for feet side by side."""
+    s, weight = stride_of(joints, pelvis_rotation)
+    lead = torch.sign(s) * (_ahead(joints, pelvis_rotation, "left_ankle", "left_hip")
+                            - _ahead(joints, pelvis_rotation, "right_ankle", "right_hip"))
+    return (weight * torch.relu(STRIDE_MIN_RATIO * stature.detach() - lead) ** 2).mean()
 
 
 def shape_loss(betas: torch.Tensor) -> torch.Tensor:
