@@ -13,7 +13,9 @@ Method (docs/method.md, "Canonical avatar"):
    zone* — ``x_p`` lies about as close to a posed body vertex whose canonical position is far from ``x_c`` as to
    the closest one (a hand on the hip, crossed arms, an arm against the torso) — the **body prior** takes over:
    the canonical body grown by the clothing offset measured on the same body vertex outside contact zones and
-   harmonically filled into them. The two are blended by a smooth contact weight.
+   harmonically filled into them. The two are blended by a smooth contact weight. Near the hands (by the share of
+   the hand joints in the field's weights) F is capped at the body prior plus :data:`HAND_SLACK_M`: hands are
+   bare, and a hand resting on the hip or the chest never takes the clothing it lies in (:func:`bare_hands`).
 4. **Meshing.** Marching cubes on the canonical grid (coarse to fine), largest component, Taubin smoothing,
    decimation: one closed canonical mesh (surface.py's helpers).
 5. **Skin weights.** Transferred from the canonical body and diffused over the mesh (:mod:`icon_engine.rig`),
