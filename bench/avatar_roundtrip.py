@@ -47,27 +47,24 @@ _CROTCH_JOINTS = (0, 1, 2)  # pelvis and hips
 
 
 def body_regions(body_vertices: np.ndarray, lbs_weights: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(N,) region index (:data:`REGIONS`) of ``points`` (N, 3) near the posed body ``body_vertices`` (V, 3)."""
+    """(N,) region index (:data:`REGIONS`) of ``points`` (N, 3) near the posed body ``body_vertices`` (V, 3) with
+    ``lbs_weights`` (V, 55), metres: by the dominant joint of the nearest body vertex and whether a body vertex of
+    another part lies within :data:`TOUCH_M` beyond it."""
     from scipy.spatial import cKDTree
 
     joint = lbs_weights.argmax(axis=1)
     part = JOINT_PART[joint]
-    tree = cKDTree(body_vertices)
-    _, near = tree.query(points, k=12)
-    nearest = near[:, 0]
-    touching = (part[near] != part[nearest][:, None]).any(axis=1)
-    d1, _ = tree.query(points)
-    far_other = np.zeros(len(points), dtype=bool)
+    d1, nearest = cKDTree(body_vertices).query(points)
+    # another part's body vertex within TOUCH_M of the point (beyond its nearest body vertex's distance)
+    other_near = np.zeros(len(points), dtype=bool)
     for p in np.unique(part):
-        sel = part == p
-        dp, _ = cKDTree(body_vertices[sel]).query(points, distance_upper_bound=TOUCH_M + 1e-6)
-        far_other |= (part[nearest] != p) & (dp <= d1 + TOUCH_M) & np.isfinite(dp)
+        dp, _ = cKDTree(body_vertices[part == p]).query(points, distance_upper_bound=TOUCH_M + 1e-6)
+        other_near |= (part[nearest] != p) & (dp <= d1 + TOUCH_M) & np.isfinite(dp)
     j = joint[nearest]
     out = np.full(len(points), REGIONS.index("other"))
-    out[far_other & ~touching] = REGIONS.index("touching")
-    out[far_other & touching] = REGIONS.index("touching")
-    out[np.isin(j, _CROTCH_JOINTS) & far_other] = REGIONS.index("crotch")
-    out[np.isin(j, _ARMPIT_JOINTS) & far_other] = REGIONS.index("armpits")
+    out[other_near] = REGIONS.index("touching")
+    out[np.isin(j, _CROTCH_JOINTS) & other_near] = REGIONS.index("crotch")
+    out[np.isin(j, _ARMPIT_JOINTS) & other_near] = REGIONS.index("armpits")
     out[np.isin(j, HAND_JOINTS)] = REGIONS.index("hands")
     return out
 
