@@ -13,7 +13,9 @@ Method (docs/method.md, "Canonical avatar"):
    zone* — ``x_p`` lies about as close to a posed body vertex whose canonical position is far from ``x_c`` as to
    the closest one (a hand on the hip, crossed arms, an arm against the torso) — the **body prior** takes over:
    the canonical body grown by the clothing offset measured on the same body vertex outside contact zones and
-   harmonically filled into them. The two are blended by a smooth contact weight.
+   harmonically filled into them. The two are blended by a smooth contact weight. Near the hands (by the share of
+   the hand joints in the field's weights) F is capped at the body prior plus :data:`HAND_SLACK_M`: hands are
+   bare, and a hand resting on the hip or the chest never takes the clothing it lies in (:func:`bare_hands`).
 4. **Meshing.** Marching cubes on the canonical grid (coarse to fine), largest component, Taubin smoothing,
    decimation: one closed canonical mesh (surface.py's helpers).
 5. **Skin weights.** Transferred from the canonical body and diffused over the mesh (:mod:`icon_engine.rig`),
@@ -214,6 +216,8 @@ class SkinningField:
         self.off = glob_t - np.einsum("jab,jb->ja", glob_r, body.joints) + np.asarray(transl).reshape(1, 3)
         self._transforms = np.concatenate([glob_r.reshape(-1, 9), self.off], axis=1)  # (55, 12) [R_j | o_j]
         self._vertex_transforms = np.asarray(self.lbs_sparse @ self._transforms)  # (V, 12): each vertex's LBS
+        #: (V,) share of the hand joints (:data:`HAND_JOINTS`) in each body vertex's LBS weights
+        self.hand_share = np.asarray(self.lbs_sparse[:, list(HAND_JOINTS)].sum(axis=1)).ravel()
 
     def weights(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
         """(weights (N, 55), distance to the nearest body vertex (N,)) of canonical points (N, 3)
@@ -224,10 +228,15 @@ class SkinningField:
     def warp_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(posed points (N, 3), distance to the nearest body vertex (N,)) of canonical points (N, 3): the same as
         :meth:`warp` with :meth:`weights`, blending the body vertices' LBS transforms directly (no (N, 55))."""
+        x_p, d0, _ = self.warp_points_hand(points)
+        return x_p, d0
+
+    def warp_points_hand(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`warp_points` and (N,) the share of the hand joints in the points' blended weights."""
         points = np.asarray(points, dtype=np.float64)
         blend, d0 = self._blend(points)
         t = blend @ self._vertex_transforms  # (N, 12)
-        return np.einsum("nab,nb->na", t[:, :9].reshape(-1, 3, 3), points) + t[:, 9:], d0
+        return np.einsum("nab,nb->na", t[:, :9].reshape(-1, 3, 3), points) + t[:, 9:], d0, blend @ self.hand_share
 
     def _blend(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[sp.csr_matrix, np.ndarray]:
         """(sparse (N, V) blend of body vertices, distance to the nearest body vertex (N,)) of canonical points.
@@ -421,7 +430,7 @@ class CanonicalOccupancy:
 
     def _evaluate(self, x_c: np.ndarray) -> np.ndarray:
         """(N, 2): F and whether the point is in a contact zone (weight > 0.5)."""
-        x_p, d_c = self.skin.warp_points(x_c)
+        x_p, d_c, hand = self.skin.warp_points_hand(x_c)
         f = -self.clothed.signed_distance(x_p)
         c = self.contact(x_c, x_p, d_c)
         sel = np.nonzero(c > 0)[0]
@@ -429,7 +438,32 @@ class CanonicalOccupancy:
             # The prior only carves: the photo surface is the union of the touching parts (and the web between
             # them), so nothing outside it is the person; min() keeps the gaps the photo shows open.
             f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * np.minimum(self.prior(x_c[sel]), f[sel])
-        return np.stack([f, c > 0.5], axis=1)
+        return np.stack([bare_hands(f, x_c, hand, self.prior), c > 0.5], axis=1)
+
+
+#: Hands are bare (wave 6): where the share of the hand joints in a canonical point's field weights ramps from
+#: HAND_SHARE_FROM to HAND_SHARE_FULL, the occupancy is capped at the body prior (the hand grown by at most
+#: HAND_MAX_OFFSET_M) plus HAND_SLACK_M (metres). Without it a hand resting on or beside the hip, or in front of
+#: the chest, took the clothing its posed position lies in onto the canonical hand: a lump of hip or coat 3–11 cm
+#: thick (shared set: 103's right hand, 107's left), posed back inside the surface and carried along in every other
+#: pose; its size flipped with small changes elsewhere (104's right hand moved 10 cm when the throat changed).
+HAND_SHARE_FROM = 0.5
+HAND_SHARE_FULL = 0.9
+HAND_SLACK_M = 0.01
+
+
+def bare_hands(f: np.ndarray, x_c: np.ndarray, hand: np.ndarray, prior: Any) -> np.ndarray:
+    """Occupancy ``f`` (N,) metres at canonical points ``x_c`` (N, 3) capped on the hands: blended by the smoothed
+    hand share ``hand`` (N,) with ``min(f, prior(x_c) + HAND_SLACK_M)`` (``prior``: the body prior, called only on
+    the points near a hand)."""
+    h = _smoothstep((hand - HAND_SHARE_FROM) / (HAND_SHARE_FULL - HAND_SHARE_FROM))
+    sel = np.nonzero(h > 0)[0]
+    if not len(sel):
+        return f
+    out = f.copy()
+    capped = np.minimum(f[sel], prior(x_c[sel]) + HAND_SLACK_M)
+    out[sel] = (1.0 - h[sel]) * f[sel] + h[sel] * capped
+    return out
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
