@@ -307,6 +307,27 @@ W_PITCH_AGREE = 100.0
 #: with one height gave 1.43 / 1.04 / 2.29 cm Chamfer against 1.62 / 1.28 / 2.32 cm with free heights; a soft tie
 #: (100 or 1000) closed the 10–33 cm disagreement only partly in the joint stage's 30 Adam steps.
 W_HEIGHT_AGREE = math.inf
+#: A turnaround shot in quarter turns (the usual protocol: front, side, back, other side) is solved as ONE pose seen
+#: by cameras a multiple of 90° apart about the vertical: when every shared-pose photo's registered turn from the
+#: first photo lies within :data:`QUARTER_TURN_TOL_DEG` of a multiple of 90°, the photos go to :class:`GravityRig`
+#: (one orientation and pose, one camera height) with those turns held (``quarter_turns``). The side views then fix
+#: the body's yaw in the first photo, which a free turn per camera absorbed (the skirt subject's side views were
+#: registered 76° and 102° from the front: the shared orientation followed the torso, its yaw 15° off).
+#: On bench/multiview_bodies.py (3 subjects, 4 views, preview) the first photo's body: 2.52 / 4.12 / 5.11 cm with
+#: free orientations, 3.30 / 2.57 / 6.51 cm with the rig's free turns, 3.08 / 2.60 / 2.91 cm with quarter turns.
+QUARTER_TURNS = True
+QUARTER_TURN_TOL_DEG = 20.0
+
+
+def quarter_turn_off_deg(turn_deg: float) -> float:
+    """How far (degrees, 0–45) a turn about the vertical (degrees) lies from the nearest multiple of 90°."""
+    return abs((float(turn_deg) + 45.0) % 90.0 - 45.0)
+
+
+def in_quarter_turns(turns_deg: list[float]) -> bool:
+    """Whether photos registered ``turns_deg`` (degrees about the vertical from the first photo) form a turnaround
+    in quarter turns: at least one, each within :data:`QUARTER_TURN_TOL_DEG` of a multiple of 90°."""
+    return bool(turns_deg) and all(quarter_turn_off_deg(t) <= QUARTER_TURN_TOL_DEG for t in turns_deg)
 
 
 class GravityRig:
@@ -324,7 +345,7 @@ class GravityRig:
     The photo's translation stays its own (the body's pelvis in front of a camera at the origin)."""
 
     def __init__(self, cams: list[np.ndarray], orients: list[Any], transls: list[Any], pelvis: np.ndarray,
-                 height_agree: float | None = None) -> None:
+                 height_agree: float | None = None, quarter_turns: bool = False) -> None:
         """``cams`` the photos' fitted world → camera rotations (3, 3), ``orients`` / ``transls`` their current
         pelvis orientations (axis-angle) and translations (torch, (3,)), ``pelvis`` the rest pelvis (metres),
         ``height_agree`` the weight of the camera heights' agreement (default :data:`W_HEIGHT_AGREE`): the rig
@@ -343,12 +364,15 @@ class GravityRig:
         for k, (go, t) in enumerate(zip(orients, transls, strict=True)):
             m = aa(go.detach().double().cpu().numpy()) @ g.T  # C_k: this photo's orientation relative to the first
             yaw = 0.0 if k == 0 else math.atan2(m[0, 2], m[2, 2])
+            if quarter_turns:  # the nearest quarter turn, held there
+                yaw = round(yaw / (math.pi / 2)) * (math.pi / 2)
             rest = matrix_to_axis_angle(m @ aa(np.array([0.0, -yaw, 0.0])))  # what the yaw leaves: pitch + roll
             angles.append([float(rest @ self.pitch_axis[k]), float(rest @ self.roll_axis[k]), yaw])
             c = self._turn_np(k, *angles[-1])
             transl.append(torch.tensor(c.T @ (pelvis + t.detach().double().cpu().numpy()) - pelvis,
                                        dtype=torch.float32))
         self.angles = torch.tensor(angles, dtype=torch.float32)  # (K, 3): pitch, roll, yaw (radians)
+        self.quarter_turns = bool(quarter_turns)
         self._transl = transl
         self.height_agree = W_HEIGHT_AGREE if height_agree is None else float(height_agree)
         self.height: Any = None  # the shared vertical translation (one camera height), when tied
@@ -408,7 +432,8 @@ class GravityRig:
         a = self.angles[k]
         rp = torch.tensor(self.roll_axis[k], dtype=torch.float32)
         pp = torch.tensor(self.pitch_axis[k], dtype=torch.float32)
-        yaw = a[2] * torch.tensor([0.0, 1.0, 0.0]) if k > 0 else torch.zeros(3)
+        turned = a[2].detach() if self.quarter_turns else a[2]  # held turns get no gradient
+        yaw = turned * torch.tensor([0.0, 1.0, 0.0]) if k > 0 else torch.zeros(3)
         return aa(rp * a[1]) @ aa(pp * a[0]) @ aa(yaw)
 
     def camera(self, k: int) -> Any:
@@ -511,7 +536,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                     free_shape: bool = True, first_weight: float = SHARED_FIRST_WEIGHT,
                     same_pose: list[bool] | None = None, swap_test: bool = True, anchor_first: bool = False,
                     turn_prior: float = 0.0, gravity: bool | None = None,
-                    require_side: bool = True, height_agree: float | None = None) -> JointFitResult:
+                    require_side: bool = True, height_agree: float | None = None,
+                    quarter_turns: bool | None = None) -> JointFitResult:
     """Refit the photos with one shape and, for the photos that show the first photo's pose (a turnaround), ONE
     body pose; every photo (the first included) keeps its own orientation and translation under its fixed camera.
 
@@ -609,11 +635,15 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
 
         cams = [torch.tensor(prob.R, dtype=torch.float32) for prob, _ in problems]
         rig, rigged = None, [k for k in range(len(problems)) if same[k]]
-        if (SHARED_GRAVITY if gravity is None else gravity) and not anchor_first:
+        if quarter_turns is None:  # held quarter turns when the registration found them (within the tolerance)
+            quarter_turns = QUARTER_TURNS and gravity is not False and in_quarter_turns(
+                [reg_report[k]["turn_deg"] for k in rigged[1:]])
+        if (quarter_turns or (SHARED_GRAVITY if gravity is None else gravity)) and not anchor_first:
             with torch.no_grad():
                 pelvis = problems[0][0].body.rest(problems[0][0].shape(shared))[1][0].double().cpu().numpy()
             rig = GravityRig([problems[k][0].R for k in rigged], [problems[k][1]["global_orient"] for k in rigged],
-                             [problems[k][1]["transl"] for k in rigged], pelvis, height_agree=height_agree)
+                             [problems[k][1]["transl"] for k in rigged], pelvis, height_agree=height_agree,
+                             quarter_turns=quarter_turns)
             weights[0] = GRAVITY_FIRST_WEIGHT
 
         def total() -> Any:
@@ -659,5 +689,6 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
              "first_photo_refitted": not anchor_first,
              "registration": reg_report,
              "shared_gravity": None if rig is None else rig.report(),
+             "quarter_turns": bool(rig is not None and rig.quarter_turns),
              "time_s": round(time.perf_counter() - start, 3), "cpu_s": round(time.process_time() - cpu0, 3)}
     return JointFitResult(fits, final.double().numpy(), stats)
