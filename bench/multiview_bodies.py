@@ -46,6 +46,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "one height, turns 5": {"gravity": True, "height_agree": math.inf, "turn_prior": 5.0},
     "one height, quarter turns": {"gravity": True, "height_agree": math.inf, "quarter_turns": True},
     "one height, 80 steps": {"gravity": True, "height_agree": math.inf, "iterations": 80},
+    "quarter turns, first weighs 3": {"gravity": True, "_module": {"GRAVITY_FIRST_WEIGHT": 3.0}},
+    "quarter turns, 50 steps": {"gravity": True, "iterations": 50},
     "one pose, any side view": {"gravity": True, "height_agree": math.inf, "require_side": False},
     "one pose, any side view, free turns": {"gravity": True, "height_agree": math.inf, "require_side": False,
                                             "quarter_turns": False},
@@ -166,6 +168,7 @@ def side_figure(bm: Any, count: int, quality: str, size: tuple[int, int], cache:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import icon_engine.joint_fit as joint_fit
     from icon_engine.joint_fit import shared_pose_fit
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -198,8 +201,16 @@ def main(argv: list[str] | None = None) -> None:
                 if variant == "own fits":
                     fits = [v.fit for v in chosen]
                 else:
-                    result = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
-                                             quality=args.quality, **VARIANTS[variant])
+                    kw = dict(VARIANTS[variant])
+                    saved = {k: getattr(joint_fit, k) for k in kw.get("_module", {})}
+                    for k, v in kw.pop("_module", {}).items():  # module constants the variant sets
+                        setattr(joint_fit, k, v)
+                    try:
+                        result = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
+                                                 quality=args.quality, **kw)
+                    finally:
+                        for k, v in saved.items():
+                            setattr(joint_fit, k, v)
                     fits = result.fits
                 errs = [split_error(f, s, views[k][2], seg) for f, k in zip(fits, idx, strict=True)]
                 cells = " / ".join(f"{e['cm']:.2f}" for e in errs)
