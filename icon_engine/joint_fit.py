@@ -616,7 +616,12 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 problems[k][1] = q
         side = [k for k in range(1, len(problems)) if same[k] and SIDE_VIEW_DEG[0] <= reg_report[k]["turn_deg"]
                 <= SIDE_VIEW_DEG[1]]
-        if not side and require_side:  # no turnaround with a side view: own poses (agreement), the first photo's kept
+        if quarter_turns is None:  # held quarter turns when the registration found them (within the tolerance)
+            quarter_turns = QUARTER_TURNS and gravity is not False and not anchor_first and in_quarter_turns(
+                [reg_report[k]["turn_deg"] for k in range(1, len(problems)) if same[k]])
+        # a turnaround in quarter turns is one pose even without a side view (front + back: the rig's one camera
+        # height and pitch let the two opposite views tell the camera's pitch from the body's lean)
+        if not side and require_side and not quarter_turns:  # own poses (agreement), the first photo's kept
             warm = list(views)
             for k in range(1, len(problems)):
                 if labels_swapped[k]:  # relabelled: warm-started from its registration to the first photo's pose
@@ -641,9 +646,6 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
 
         cams = [torch.tensor(prob.R, dtype=torch.float32) for prob, _ in problems]
         rig, rigged = None, [k for k in range(len(problems)) if same[k]]
-        if quarter_turns is None:  # held quarter turns when the registration found them (within the tolerance)
-            quarter_turns = QUARTER_TURNS and gravity is not False and in_quarter_turns(
-                [reg_report[k]["turn_deg"] for k in rigged[1:]])
         if (quarter_turns or (SHARED_GRAVITY if gravity is None else gravity)) and not anchor_first:
             with torch.no_grad():
                 pelvis = problems[0][0].body.rest(problems[0][0].shape(shared))[1][0].double().cpu().numpy()
