@@ -8,8 +8,8 @@ that camera's frame, split into pitch (about the camera's x axis, + = top toward
 vertical, degrees).
 
 Usage: ``python bench/multiview_bodies.py --count 2 --quality preview --sets "4 views" "front+back"``;
-``--count 3 --side-figure out.png`` draws the first photos' bodies from the side (truth, default, rig with one
-camera height) instead.
+``--count 3 --side-figure out.png`` draws the first photos' bodies from the side (truth, free orientations, the
+default quarter-turn rig) instead.
 """
 
 from __future__ import annotations
@@ -135,8 +135,8 @@ def split_error(fit: Any, s: Any, camera: Any, seg: np.ndarray) -> dict[str, flo
 
 def side_figure(bm: Any, count: int, quality: str, size: tuple[int, int], cache: Path, out: Path) -> None:
     """The first photo's body seen from the side of its camera (camera frame: depth z across, -y up, metres;
-    orthographic): the truth (black), the default joint fit (free orientations, blue) and the gravity rig with one
-    camera height (red), after the depth alignment, one panel per subject; written to ``out``."""
+    orthographic): the truth (black), the wave-5 joint fit (free orientations, blue) and the default (the rig with
+    quarter turns held, red), after the depth alignment, one panel per subject; written to ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,8 +150,8 @@ def side_figure(bm: Any, count: int, quality: str, size: tuple[int, int], cache:
         cam = views[0][2]
         truth = cam.to_camera(np.asarray(s.body_vertices, dtype=np.float64))
         ax.scatter(truth[::7, 2], -truth[::7, 1], s=1, c="k", label="truth")
-        for name, kw, colour in (("free orientations (default)", {"gravity": False}, "tab:blue"),
-                                 ("rig, one height", {"gravity": True, "height_agree": math.inf}, "tab:red")):
+        for name, kw, colour in (("free orientations (wave 5)", {"gravity": False}, "tab:blue"),
+                                 ("quarter turns (default)", {}, "tab:red")):
             fit = shared_pose_fit([(v.observation, v.photo, v.fit) for v in sv], bm, np.asarray(sv[0].fit.betas),
                                   quality=quality, **kw).fits[0]
             ours = fit.camera.to_camera(np.asarray(fit.vertices, dtype=np.float64))

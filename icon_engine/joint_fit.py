@@ -17,9 +17,11 @@ the first photo's pose and translation kept as its own fit found them (``anchor_
 refitting it against photos in other poses moved its body away from the truth). The losses are the fit package's
 own (:func:`icon_engine.fit.core._loss_factory`), evaluated on a per-photo problem whose fixed camera is the
 photo's fitted camera (its pitch included). Each photo's fit is then finished like a single fit (metrics,
-normalised world). An option (:data:`SHARED_GRAVITY`, off) replaces the turnaround's free per-photo orientations by
-:class:`GravityRig`: one body orientation (one lean relative to gravity) seen through cameras turned about the
-vertical, held upright and at one pitch.
+normalised world). :class:`GravityRig` replaces the turnaround's free per-photo orientations by one body orientation
+(one lean relative to gravity) seen through cameras turned about the vertical, held upright, at one pitch and one
+height: always for a turnaround in quarter turns (:data:`QUARTER_TURNS`: every shared-pose photo registered within
+:data:`QUARTER_TURN_TOL_DEG` of a multiple of 90°, front + back included), with those turns held, the first photo
+then re-registered alone (:data:`REFINE_FIRST_ITERS`); for other turnarounds an option (:data:`SHARED_GRAVITY`, off).
 """
 
 from __future__ import annotations
@@ -565,7 +567,10 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     (:class:`GravityRig`) instead of a free orientation each (the first photo's included; not with
     ``anchor_first``). ``require_side``: share the pose only with a side view among the photos (else a back view
     alone shares it too). ``height_agree``: with ``gravity``, the weight of the cameras' heights above the floor
-    agreeing (per m², default :data:`W_HEIGHT_AGREE`; one tripod height)."""
+    agreeing (per m², default :data:`W_HEIGHT_AGREE`; one tripod height). ``quarter_turns``: the rig with its
+    cameras held a multiple of 90° apart (default: when :func:`in_quarter_turns` holds for the shared-pose photos'
+    registered turns, :data:`QUARTER_TURNS`, and ``gravity`` is not False); a back view alone then shares the pose
+    too."""
     import torch
 
     from .fit.core import FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
