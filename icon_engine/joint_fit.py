@@ -634,7 +634,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                                _finish(problems[k][0], dict(problems[k][1]), start, 0))
             result = joint_fit(warm, body_model, betas, quality=quality, device=device, height_m=height_m,
                                iterations=iterations, lr=lr, couple=couple, free_shape=free_shape)
-            result.stats.update(shared_pose_photos=1, registration=reg_report, first_photo_refitted=False)
+            result.stats.update(shared_pose_photos=1, registration=reg_report, first_photo_refitted=False,
+                                quarter_turns=False)
             for k, fit in enumerate(result.fits):
                 fit.metrics.update(same_pose=k == 0, labels_swapped=labels_swapped[k])
             result.stats["labels_swapped"] = int(sum(labels_swapped))

@@ -138,6 +138,7 @@ def test_photos_in_other_poses_from_the_front_keep_their_own(tmp_path: Path) -> 
     views, _, report = fit_subject(gather_inputs([p for p, _, _ in photos]), load_body_model(), quality="preview")
     stats = report["joint_fit"]
     assert stats["shared_pose_photos"] == 1 and not stats.get("first_photo_refitted", False)
+    assert not stats["quarter_turns"]  # photos from the same side: no turnaround
     assert not views[1].fit.metrics["same_pose"]
     assert np.allclose(views[0].fit.full_pose[1:22], views[0].own_fit.full_pose[1:22], atol=1e-6)  # kept
     assert np.abs(views[1].fit.full_pose[1:22] - views[0].fit.full_pose[1:22]).max() > 0.5  # its own pose
