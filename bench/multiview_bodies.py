@@ -35,22 +35,24 @@ from synthetic import load_open_body  # noqa: E402
 
 from icon_engine.bundle.skeleton import axis_angle_to_matrix  # noqa: E402
 
-#: Joint-fit variants: keyword arguments of shared_pose_fit.
+#: Joint-fit variants: keyword arguments of shared_pose_fit ("_module": joint_fit constants set for the run). The
+#: wave-5 rig variants keep free camera turns and no re-registration of the first photo, as they were measured.
+_WAVE5 = {"quarter_turns": False, "_module": {"REFINE_FIRST_ITERS": 0}}
 VARIANTS: dict[str, dict[str, Any]] = {
     "own fits": {},
     "free orientations": {"gravity": False},
-    "shared gravity": {"gravity": True, "height_agree": 0.0},
-    "gravity, heights 100": {"gravity": True, "height_agree": 100.0},
-    "gravity, one height": {"gravity": True, "height_agree": math.inf},
-    "one height, turns 1": {"gravity": True, "height_agree": math.inf, "turn_prior": 1.0},
-    "one height, turns 5": {"gravity": True, "height_agree": math.inf, "turn_prior": 5.0},
-    "one height, quarter turns": {"gravity": True, "height_agree": math.inf, "quarter_turns": True},
-    "one height, 80 steps": {"gravity": True, "height_agree": math.inf, "iterations": 80},
-    "quarter turns, first weighs 3": {"gravity": True, "_module": {"GRAVITY_FIRST_WEIGHT": 3.0}},
-    "quarter turns, 50 steps": {"gravity": True, "iterations": 50},
-    "one pose, any side view": {"gravity": True, "height_agree": math.inf, "require_side": False},
-    "one pose, any side view, free turns": {"gravity": True, "height_agree": math.inf, "require_side": False,
-                                            "quarter_turns": False},
+    "shared gravity": {**_WAVE5, "gravity": True, "height_agree": 0.0},
+    "gravity, heights 100": {**_WAVE5, "gravity": True, "height_agree": 100.0},
+    "gravity, one height": {**_WAVE5, "gravity": True, "height_agree": math.inf},
+    "one height, turns 1": {**_WAVE5, "gravity": True, "height_agree": math.inf, "turn_prior": 1.0},
+    "one height, turns 5": {**_WAVE5, "gravity": True, "height_agree": math.inf, "turn_prior": 5.0},
+    "one height, 80 steps": {**_WAVE5, "gravity": True, "height_agree": math.inf, "iterations": 80},
+    "quarter turns, not re-registered": {"quarter_turns": True, "_module": {"REFINE_FIRST_ITERS": 0}},
+    "quarter turns, first weighs 3": {"quarter_turns": True, "_module": {"REFINE_FIRST_ITERS": 0,
+                                                                         "GRAVITY_FIRST_WEIGHT": 3.0}},
+    "quarter turns, 50 steps": {"quarter_turns": True, "iterations": 50, "_module": {"REFINE_FIRST_ITERS": 0}},
+    "default": {},  # quarter turns held when found, the first photo re-registered (front + back included)
+    "front + back, free turns": {"gravity": True, "require_side": False, **_WAVE5},
 }
 
 
