@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="a turnaround's photos share one body orientation under turned cameras (joint_fit.GravityRig)")
     ap.add_argument("--free-heights", action="store_true",
                     help="with --gravity: each camera keeps its own height above the floor (joint_fit.W_HEIGHT_AGREE)")
+    ap.add_argument("--free-turns", action="store_true",
+                    help="a turnaround in quarter turns keeps free camera turns (joint_fit.QUARTER_TURNS off)")
     ap.add_argument("--part-align", action="store_true",
                     help="align each other photo to the avatar per body part before the bake (subject.PART_ALIGN)")
     args = ap.parse_args(argv)
@@ -286,6 +288,10 @@ def main(argv: list[str] | None = None) -> None:
         import icon_engine.subject as subject
 
         subject.PART_ALIGN = True
+    if args.free_turns:
+        import icon_engine.joint_fit as joint_fit
+
+        joint_fit.QUARTER_TURNS = False
     if args.gravity:
         import icon_engine.joint_fit as joint_fit
 

@@ -8,8 +8,8 @@ that camera's frame, split into pitch (about the camera's x axis, + = top toward
 vertical, degrees).
 
 Usage: ``python bench/multiview_bodies.py --count 2 --quality preview --sets "4 views" "front+back"``;
-``--count 3 --side-figure out.png`` draws the first photos' bodies from the side (truth, default, rig with one
-camera height) instead.
+``--count 3 --side-figure out.png`` draws the first photos' bodies from the side (truth, free orientations, the
+default quarter-turn rig) instead.
 """
 
 from __future__ import annotations
@@ -35,15 +35,24 @@ from synthetic import load_open_body  # noqa: E402
 
 from icon_engine.bundle.skeleton import axis_angle_to_matrix  # noqa: E402
 
-#: Joint-fit variants: keyword arguments of shared_pose_fit.
+#: Joint-fit variants: keyword arguments of shared_pose_fit ("_module": joint_fit constants set for the run). The
+#: wave-5 rig variants keep free camera turns and no re-registration of the first photo, as they were measured.
+_WAVE5 = {"quarter_turns": False, "_module": {"REFINE_FIRST_ITERS": 0}}
 VARIANTS: dict[str, dict[str, Any]] = {
     "own fits": {},
     "free orientations": {"gravity": False},
-    "shared gravity": {"gravity": True, "height_agree": 0.0},
-    "gravity, heights 100": {"gravity": True, "height_agree": 100.0},
-    "gravity, one height": {"gravity": True, "height_agree": math.inf},
-    "one height, turns 1": {"gravity": True, "height_agree": math.inf, "turn_prior": 1.0},
-    "one height, turns 5": {"gravity": True, "height_agree": math.inf, "turn_prior": 5.0},
+    "shared gravity": {**_WAVE5, "gravity": True, "height_agree": 0.0},
+    "gravity, heights 100": {**_WAVE5, "gravity": True, "height_agree": 100.0},
+    "gravity, one height": {**_WAVE5, "gravity": True, "height_agree": math.inf},
+    "one height, turns 1": {**_WAVE5, "gravity": True, "height_agree": math.inf, "turn_prior": 1.0},
+    "one height, turns 5": {**_WAVE5, "gravity": True, "height_agree": math.inf, "turn_prior": 5.0},
+    "one height, 80 steps": {**_WAVE5, "gravity": True, "height_agree": math.inf, "iterations": 80},
+    "quarter turns, not re-registered": {"quarter_turns": True, "_module": {"REFINE_FIRST_ITERS": 0}},
+    "quarter turns, first weighs 3": {"quarter_turns": True, "_module": {"REFINE_FIRST_ITERS": 0,
+                                                                         "GRAVITY_FIRST_WEIGHT": 3.0}},
+    "quarter turns, 50 steps": {"quarter_turns": True, "iterations": 50, "_module": {"REFINE_FIRST_ITERS": 0}},
+    "default": {},  # quarter turns held when found, the first photo re-registered (front + back included)
+    "front + back, free turns": {"gravity": True, "require_side": False, **_WAVE5},
 }
 
 
@@ -94,10 +103,42 @@ def body_error(fit: Any, s: Any, camera: Any) -> dict[str, float]:
             "yaw": (yf - yt + 180.0) % 360.0 - 180.0}
 
 
+def camera_pose(camera: Any, body_vertices: np.ndarray, pelvis: np.ndarray) -> dict[str, float]:
+    """Where ``camera`` stands relative to the body in its world (Y up): its pitch (degrees, + looking down), its
+    height above the body's lowest vertex and its distance to the pelvis (metres)."""
+    view = np.asarray(camera.R, dtype=np.float64)[2]  # the viewing axis in the world
+    centre = -np.asarray(camera.R, dtype=np.float64).T @ np.asarray(camera.t, dtype=np.float64)
+    return {"pitch": math.degrees(math.asin(float(np.clip(-view[1], -1.0, 1.0)))),
+            "height": float(centre[1] - np.min(body_vertices[:, 1])),
+            "distance": float(np.linalg.norm(centre - pelvis))}
+
+
+def split_error(fit: Any, s: Any, camera: Any, seg: np.ndarray) -> dict[str, float]:
+    """:func:`body_error` plus where the error comes from, like bench/fit_split.py: the per-vertex error (cm, in
+    the photo's camera frame after the depth alignment) after the best similarity of the torso core onto the truth
+    (``global``: what the camera, the orientation and the scale fix), then per region after it (arms, legs,
+    torso and head), and the fitted camera's pitch (degrees), height above the floor and distance to the pelvis
+    (cm) minus the true camera's, each in its own world."""
+    from fit_split import CORE, REGIONS, similarity
+
+    out = body_error(fit, s, camera)
+    a = fit.camera.to_camera(np.asarray(fit.vertices, dtype=np.float64))
+    b = camera.to_camera(np.asarray(s.body_vertices, dtype=np.float64))
+    g = similarity(a, b, fit=np.isin(seg, CORE))
+    err = np.linalg.norm(g - b, axis=1) * 100.0
+    out["global_cm"] = out["cm"] - float(err.mean())  # what the global alignment removed
+    out.update({f"{r}_cm": float(err[np.isin(seg, j)].mean()) for r, j in REGIONS.items()})
+    ours = camera_pose(fit.camera, np.asarray(fit.vertices, dtype=np.float64), np.asarray(fit.joints)[0])
+    truth = camera_pose(camera, np.asarray(s.body_vertices, dtype=np.float64), np.asarray(s.joints)[0])
+    out.update(cam_pitch=ours["pitch"] - truth["pitch"], cam_height_cm=100 * (ours["height"] - truth["height"]),
+               cam_distance_cm=100 * (ours["distance"] - truth["distance"]))
+    return out
+
+
 def side_figure(bm: Any, count: int, quality: str, size: tuple[int, int], cache: Path, out: Path) -> None:
     """The first photo's body seen from the side of its camera (camera frame: depth z across, -y up, metres;
-    orthographic): the truth (black), the default joint fit (free orientations, blue) and the gravity rig with one
-    camera height (red), after the depth alignment, one panel per subject; written to ``out``."""
+    orthographic): the truth (black), the wave-5 joint fit (free orientations, blue) and the default (the rig with
+    quarter turns held, red), after the depth alignment, one panel per subject; written to ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,8 +152,8 @@ def side_figure(bm: Any, count: int, quality: str, size: tuple[int, int], cache:
         cam = views[0][2]
         truth = cam.to_camera(np.asarray(s.body_vertices, dtype=np.float64))
         ax.scatter(truth[::7, 2], -truth[::7, 1], s=1, c="k", label="truth")
-        for name, kw, colour in (("free orientations (default)", {"gravity": False}, "tab:blue"),
-                                 ("rig, one height", {"gravity": True, "height_agree": math.inf}, "tab:red")):
+        for name, kw, colour in (("free orientations (wave 5)", {"gravity": False}, "tab:blue"),
+                                 ("quarter turns (default)", {}, "tab:red")):
             fit = shared_pose_fit([(v.observation, v.photo, v.fit) for v in sv], bm, np.asarray(sv[0].fit.betas),
                                   quality=quality, **kw).fits[0]
             ours = fit.camera.to_camera(np.asarray(fit.vertices, dtype=np.float64))
@@ -129,6 +170,7 @@ def side_figure(bm: Any, count: int, quality: str, size: tuple[int, int], cache:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import icon_engine.joint_fit as joint_fit
     from icon_engine.joint_fit import shared_pose_fit
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -144,9 +186,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.side_figure:
         side_figure(bm, args.count, args.quality, size, args.cache, args.side_figure)
         return
+    from fit_split import segments
+
+    from icon_engine.fit.stature import stature_of
+
     for i in range(args.count):
         s, views, subject_views = own_views(bm, i, args.quality, size, args.cache)
         betas = np.asarray(subject_views[0].fit.betas)
+        seg = segments(bm, len(s.body_vertices))
+        true_stature = stature_of(bm, s.betas)
         for name in args.sets:
             idx = [k for k in SETS[name] if k < 4]
             chosen = [subject_views[k] for k in idx]
@@ -155,10 +203,18 @@ def main(argv: list[str] | None = None) -> None:
                 if variant == "own fits":
                     fits = [v.fit for v in chosen]
                 else:
-                    result = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
-                                             quality=args.quality, **VARIANTS[variant])
+                    kw = dict(VARIANTS[variant])
+                    saved = {k: getattr(joint_fit, k) for k in kw.get("_module", {})}
+                    for k, v in kw.pop("_module", {}).items():  # module constants the variant sets
+                        setattr(joint_fit, k, v)
+                    try:
+                        result = shared_pose_fit([(v.observation, v.photo, v.fit) for v in chosen], bm, betas,
+                                                 quality=args.quality, **kw)
+                    finally:
+                        for k, v in saved.items():
+                            setattr(joint_fit, k, v)
                     fits = result.fits
-                errs = [body_error(f, s, views[k][2]) for f, k in zip(fits, idx, strict=True)]
+                errs = [split_error(f, s, views[k][2], seg) for f, k in zip(fits, idx, strict=True)]
                 cells = " / ".join(f"{e['cm']:.2f}" for e in errs)
                 first = errs[0]
                 mean = np.mean([e["cm"] for e in errs])
@@ -166,6 +222,13 @@ def main(argv: list[str] | None = None) -> None:
                       f"  first: pitch {first['pitch']:+.1f}° yaw {first['yaw']:+.1f}°  others' yaw "
                       + " ".join(f"{e['yaw']:+.1f}" for e in errs[1:])
                       + f"  [{time.perf_counter() - t0:.0f} s, cpu {time.process_time() - c0:.0f} s]", flush=True)
+                print(f"   stature {stature_of(bm, fits[0].betas) * 100:.1f} cm (truth {true_stature * 100:.1f}); "
+                      "per photo: after global arms/legs/torso cm, global removed cm, pelvis pitch/yaw °, "
+                      "camera pitch °/height cm/distance cm errors", flush=True)
+                for k, e in zip(idx, errs, strict=True):
+                    print(f"   view {k}: {e['arms_cm']:.2f}/{e['legs_cm']:.2f}/{e['torso_head_cm']:.2f}  global "
+                          f"{e['global_cm']:.2f}  pelvis {e['pitch']:+.1f}/{e['yaw']:+.1f}  camera "
+                          f"{e['cam_pitch']:+.1f}/{e['cam_height_cm']:+.0f}/{e['cam_distance_cm']:+.0f}", flush=True)
                 if variant != "own fits":
                     print("   rig:", result.stats.get("shared_gravity"), flush=True)
 

@@ -17,9 +17,11 @@ the first photo's pose and translation kept as its own fit found them (``anchor_
 refitting it against photos in other poses moved its body away from the truth). The losses are the fit package's
 own (:func:`icon_engine.fit.core._loss_factory`), evaluated on a per-photo problem whose fixed camera is the
 photo's fitted camera (its pitch included). Each photo's fit is then finished like a single fit (metrics,
-normalised world). An option (:data:`SHARED_GRAVITY`, off) replaces the turnaround's free per-photo orientations by
-:class:`GravityRig`: one body orientation (one lean relative to gravity) seen through cameras turned about the
-vertical, held upright and at one pitch.
+normalised world). :class:`GravityRig` replaces the turnaround's free per-photo orientations by one body orientation
+(one lean relative to gravity) seen through cameras turned about the vertical, held upright, at one pitch and one
+height: always for a turnaround in quarter turns (:data:`QUARTER_TURNS`: every shared-pose photo registered within
+:data:`QUARTER_TURN_TOL_DEG` of a multiple of 90°, front + back included), with those turns held, the first photo
+then re-registered alone (:data:`REFINE_FIRST_ITERS`); for other turnarounds an option (:data:`SHARED_GRAVITY`, off).
 """
 
 from __future__ import annotations
@@ -307,6 +309,33 @@ W_PITCH_AGREE = 100.0
 #: with one height gave 1.43 / 1.04 / 2.29 cm Chamfer against 1.62 / 1.28 / 2.32 cm with free heights; a soft tie
 #: (100 or 1000) closed the 10–33 cm disagreement only partly in the joint stage's 30 Adam steps.
 W_HEIGHT_AGREE = math.inf
+#: A turnaround shot in quarter turns (the usual protocol: front, side, back, other side) is solved as ONE pose seen
+#: by cameras a multiple of 90° apart about the vertical: when every shared-pose photo's registered turn from the
+#: first photo lies within :data:`QUARTER_TURN_TOL_DEG` of a multiple of 90°, the photos go to :class:`GravityRig`
+#: (one orientation and pose, one camera height) with those turns held (``quarter_turns``). The side views then fix
+#: the body's yaw in the first photo, which a free turn per camera absorbed (the skirt subject's side views were
+#: registered 76° and 102° from the front: the shared orientation followed the torso, its yaw 15° off).
+#: On bench/multiview_bodies.py (3 subjects, 4 views, preview) the first photo's body: 2.52 / 4.12 / 5.11 cm with
+#: free orientations, 3.30 / 2.57 / 6.51 cm with the rig's free turns, 3.08 / 2.60 / 2.91 cm with quarter turns.
+QUARTER_TURNS = True
+#: After a rigged turnaround, Adam steps re-registering the first photo alone (its orientation and translation on its
+#: own objective; the shared pose, shape and cameras kept): the avatar is posed and framed like the first photo, and
+#: the rig's one orientation is a compromise between the photos. On bench/multiview.py (3 subjects, 4 views,
+#: preview) Chamfer loose / tight / skirt: 1.26 / 0.93 / 1.63 cm without, 1.18 / 0.92 / 1.70 cm with 40 steps
+#: (20: loose 1.22), against 1.19 / 1.60 / 2.08 cm with free orientations (the wave-5 default).
+REFINE_FIRST_ITERS = 40
+QUARTER_TURN_TOL_DEG = 20.0
+
+
+def quarter_turn_off_deg(turn_deg: float) -> float:
+    """How far (degrees, 0–45) a turn about the vertical (degrees) lies from the nearest multiple of 90°."""
+    return abs((float(turn_deg) + 45.0) % 90.0 - 45.0)
+
+
+def in_quarter_turns(turns_deg: list[float]) -> bool:
+    """Whether photos registered ``turns_deg`` (degrees about the vertical from the first photo) form a turnaround
+    in quarter turns: at least one, each within :data:`QUARTER_TURN_TOL_DEG` of a multiple of 90°."""
+    return bool(turns_deg) and all(quarter_turn_off_deg(t) <= QUARTER_TURN_TOL_DEG for t in turns_deg)
 
 
 class GravityRig:
@@ -324,7 +353,7 @@ class GravityRig:
     The photo's translation stays its own (the body's pelvis in front of a camera at the origin)."""
 
     def __init__(self, cams: list[np.ndarray], orients: list[Any], transls: list[Any], pelvis: np.ndarray,
-                 height_agree: float | None = None) -> None:
+                 height_agree: float | None = None, quarter_turns: bool = False) -> None:
         """``cams`` the photos' fitted world → camera rotations (3, 3), ``orients`` / ``transls`` their current
         pelvis orientations (axis-angle) and translations (torch, (3,)), ``pelvis`` the rest pelvis (metres),
         ``height_agree`` the weight of the camera heights' agreement (default :data:`W_HEIGHT_AGREE`): the rig
@@ -343,12 +372,15 @@ class GravityRig:
         for k, (go, t) in enumerate(zip(orients, transls, strict=True)):
             m = aa(go.detach().double().cpu().numpy()) @ g.T  # C_k: this photo's orientation relative to the first
             yaw = 0.0 if k == 0 else math.atan2(m[0, 2], m[2, 2])
+            if quarter_turns:  # the nearest quarter turn, held there
+                yaw = round(yaw / (math.pi / 2)) * (math.pi / 2)
             rest = matrix_to_axis_angle(m @ aa(np.array([0.0, -yaw, 0.0])))  # what the yaw leaves: pitch + roll
             angles.append([float(rest @ self.pitch_axis[k]), float(rest @ self.roll_axis[k]), yaw])
             c = self._turn_np(k, *angles[-1])
             transl.append(torch.tensor(c.T @ (pelvis + t.detach().double().cpu().numpy()) - pelvis,
                                        dtype=torch.float32))
         self.angles = torch.tensor(angles, dtype=torch.float32)  # (K, 3): pitch, roll, yaw (radians)
+        self.quarter_turns = bool(quarter_turns)
         self._transl = transl
         self.height_agree = W_HEIGHT_AGREE if height_agree is None else float(height_agree)
         self.height: Any = None  # the shared vertical translation (one camera height), when tied
@@ -408,7 +440,8 @@ class GravityRig:
         a = self.angles[k]
         rp = torch.tensor(self.roll_axis[k], dtype=torch.float32)
         pp = torch.tensor(self.pitch_axis[k], dtype=torch.float32)
-        yaw = a[2] * torch.tensor([0.0, 1.0, 0.0]) if k > 0 else torch.zeros(3)
+        turned = a[2].detach() if self.quarter_turns else a[2]  # held turns get no gradient
+        yaw = turned * torch.tensor([0.0, 1.0, 0.0]) if k > 0 else torch.zeros(3)
         return aa(rp * a[1]) @ aa(pp * a[0]) @ aa(yaw)
 
     def camera(self, k: int) -> Any:
@@ -511,7 +544,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                     free_shape: bool = True, first_weight: float = SHARED_FIRST_WEIGHT,
                     same_pose: list[bool] | None = None, swap_test: bool = True, anchor_first: bool = False,
                     turn_prior: float = 0.0, gravity: bool | None = None,
-                    require_side: bool = True, height_agree: float | None = None) -> JointFitResult:
+                    require_side: bool = True, height_agree: float | None = None,
+                    quarter_turns: bool | None = None) -> JointFitResult:
     """Refit the photos with one shape and, for the photos that show the first photo's pose (a turnaround), ONE
     body pose; every photo (the first included) keeps its own orientation and translation under its fixed camera.
 
@@ -533,7 +567,10 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     (:class:`GravityRig`) instead of a free orientation each (the first photo's included; not with
     ``anchor_first``). ``require_side``: share the pose only with a side view among the photos (else a back view
     alone shares it too). ``height_agree``: with ``gravity``, the weight of the cameras' heights above the floor
-    agreeing (per m², default :data:`W_HEIGHT_AGREE`; one tripod height)."""
+    agreeing (per m², default :data:`W_HEIGHT_AGREE`; one tripod height). ``quarter_turns``: the rig with its
+    cameras held a multiple of 90° apart (default: when :func:`in_quarter_turns` holds for the shared-pose photos'
+    registered turns, :data:`QUARTER_TURNS`, and ``gravity`` is not False); a back view alone then shares the pose
+    too."""
     import torch
 
     from .fit.core import FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
@@ -584,7 +621,12 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 problems[k][1] = q
         side = [k for k in range(1, len(problems)) if same[k] and SIDE_VIEW_DEG[0] <= reg_report[k]["turn_deg"]
                 <= SIDE_VIEW_DEG[1]]
-        if not side and require_side:  # no turnaround with a side view: own poses (agreement), the first photo's kept
+        if quarter_turns is None:  # held quarter turns when the registration found them (within the tolerance)
+            quarter_turns = QUARTER_TURNS and gravity is not False and not anchor_first and in_quarter_turns(
+                [reg_report[k]["turn_deg"] for k in range(1, len(problems)) if same[k]])
+        # a turnaround in quarter turns is one pose even without a side view (front + back: the rig's one camera
+        # height and pitch let the two opposite views tell the camera's pitch from the body's lean)
+        if not side and require_side and not quarter_turns:  # own poses (agreement), the first photo's kept
             warm = list(views)
             for k in range(1, len(problems)):
                 if labels_swapped[k]:  # relabelled: warm-started from its registration to the first photo's pose
@@ -592,7 +634,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                                _finish(problems[k][0], dict(problems[k][1]), start, 0))
             result = joint_fit(warm, body_model, betas, quality=quality, device=device, height_m=height_m,
                                iterations=iterations, lr=lr, couple=couple, free_shape=free_shape)
-            result.stats.update(shared_pose_photos=1, registration=reg_report, first_photo_refitted=False)
+            result.stats.update(shared_pose_photos=1, registration=reg_report, first_photo_refitted=False,
+                                quarter_turns=False)
             for k, fit in enumerate(result.fits):
                 fit.metrics.update(same_pose=k == 0, labels_swapped=labels_swapped[k])
             result.stats["labels_swapped"] = int(sum(labels_swapped))
@@ -609,11 +652,12 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
 
         cams = [torch.tensor(prob.R, dtype=torch.float32) for prob, _ in problems]
         rig, rigged = None, [k for k in range(len(problems)) if same[k]]
-        if (SHARED_GRAVITY if gravity is None else gravity) and not anchor_first:
+        if (quarter_turns or (SHARED_GRAVITY if gravity is None else gravity)) and not anchor_first:
             with torch.no_grad():
                 pelvis = problems[0][0].body.rest(problems[0][0].shape(shared))[1][0].double().cpu().numpy()
             rig = GravityRig([problems[k][0].R for k in rigged], [problems[k][1]["global_orient"] for k in rigged],
-                             [problems[k][1]["transl"] for k in rigged], pelvis, height_agree=height_agree)
+                             [problems[k][1]["transl"] for k in rigged], pelvis, height_agree=height_agree,
+                             quarter_turns=quarter_turns)
             weights[0] = GRAVITY_FIRST_WEIGHT
 
         def total() -> Any:
@@ -644,6 +688,9 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         if rig is not None:
             for j, k in enumerate(rigged):
                 rig.settle(j, *problems[k])
+            if REFINE_FIRST_ITERS > 0:  # the first photo's orientation and translation on its own objective
+                p0 = problems[0][1]
+                minimise([p0["global_orient"], p0["transl"]], lambda: losses[0](p0), REFINE_FIRST_ITERS, lr)
         fits = []
         for k, ((prob, p), (_, _, own)) in enumerate(zip(problems, views, strict=True)):
             p = dict(p)
@@ -659,5 +706,6 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
              "first_photo_refitted": not anchor_first,
              "registration": reg_report,
              "shared_gravity": None if rig is None else rig.report(),
+             "quarter_turns": bool(rig is not None and rig.quarter_turns),
              "time_s": round(time.perf_counter() - start, 3), "cpu_s": round(time.process_time() - cpu0, 3)}
     return JointFitResult(fits, final.double().numpy(), stats)

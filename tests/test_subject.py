@@ -203,6 +203,12 @@ def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) 
     assert texture["photos"] == 2 and all(f > 0.1 for f in texture["seen_vertex_fraction_per_photo"])
     assert np.all(np.abs(np.asarray(texture["exposure_gain_offset"])[1, 0] - 1.0) < 0.2)
     assert subject["joint_fit"]["loss_after"] < subject["joint_fit"]["loss_before"]
+    # front and back, half a turn apart: one pose seen by two cameras held 180° apart at one height (the rig)
+    joint = subject["joint_fit"]
+    assert joint["quarter_turns"] and joint["shared_pose_photos"] == 2 and joint["first_photo_refitted"], joint
+    assert abs(abs(joint["shared_gravity"]["yaw_deg"][1]) - 180.0) < 1e-3 and joint["shared_gravity"][
+        "height_spread_cm"] < 0.01, joint
+    assert all(p["same_pose"] for p in subject["photos"][:2])
     for photo in subject["photos"][:2]:
         assert photo["silhouette_iou"] > 0.6 and photo["own_fit"]["silhouette_iou"] > 0.6
     # the back photo travels in the bundle (downscaled JPEG) for its camera's background in Blender
