@@ -164,7 +164,8 @@ ALIGN_MIN_GAIN = 0.15
 #: best photo's) ** REGISTRATION_POWER, its registration the IoU of the mesh's silhouette in its camera (after its
 #: silhouette shift) with its person mask (:func:`_registration`): a photo whose fit places the avatar worse reads
 #: more colours off their surface point (bench/multiview.py, 4 views, 3 subjects: side photos IoU 0.87–0.93 against
-#: the front's 0.96; 30 takes the back colour error 9.82 → 9.56 and the front's 5.11 → 4.85; docs/multiview.md).
+#: the front's 0.96; 30 takes the back colour error 9.82 → 9.41 and the front's 5.11 → 4.60; docs/multiview.md).
+#: Not used when a photo has no person mask (all weigh 1). ``stats["photo_registration"]`` lists the IoUs.
 REGISTRATION_POWER = 30.0
 #: Several photos, with body parts: after the silhouette shift, align each other photo's body parts on colour edges
 #: to what the first photo predicts there (:func:`align_other_views`,
@@ -1829,14 +1830,16 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         if parts is not None and COLOUR_ALIGN:
             colour_shifts = align_other_views(views, pose_v, pose_n, f, parts, near_v, v if rest is None else rest)
         offsets = [vw.vertex_offset for vw in views]
-        for vw in views:  # each photo's blend weight follows how well its fit places the avatar
-            vw.registration = _registration(vw)
+        if mask is not None and all(o.mask is not None for o in more_views or []):
+            for vw in views:  # each photo's blend weight follows how well its fit places the avatar
+                vw.registration = _registration(vw)
         _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n, allowed=near_v, offsets=offsets)
         gains = exposure_gains(cols_k, alphas_k, v, cos_all)
         photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains, near_v, offsets)
         multi_stats = {"photos": len(views), "exposure_gain_offset": np.round(gains, 3).tolist(),
                        "photo_shift_px": [vw.shift.tolist() for vw in views],
                        "part_colour_shift_px": colour_shifts,
+                       "photo_registration": [round(vw.registration, 4) for vw in views],
                        "seen_vertex_fraction_per_photo": [float((a > SEEN_ALPHA).mean()) for a in alphas_k],
                        "first_photo_vertex_fraction": float((alphas_k[0] > SEEN_ALPHA).mean())}
     if parts is None:

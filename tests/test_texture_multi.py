@@ -93,3 +93,20 @@ def test_a_badly_registered_photo_weighs_less(monkeypatch, power):
         assert err < 20.0, err
     else:
         assert err > 40.0, err
+
+
+def test_registration_needs_every_photos_mask():
+    """The registration weight needs each photo's person mask: with one photo's mask missing every photo weighs 1
+    (an IoU against a mask of the whole image would bury that photo); with masks each photo's IoU is reported."""
+    from test_texture import _outfit_with_back, front_back_photos
+
+    from icon_engine.texture import PhotoView, bake_texture
+
+    subject, posed, parts, cam, back_cam, (rgb, mask), (back_rgb, back_mask) = front_back_photos(_outfit_with_back)
+    with_masks = bake_texture(posed, subject.faces, rgb, mask, cam, size=128, vertex_parts=parts,
+                              more_views=[PhotoView(posed, back_rgb, back_mask, back_cam)])
+    reg = with_masks.stats["photo_registration"]
+    assert len(reg) == 2 and all(0.8 < r < 1.0 for r in reg) and abs(reg[0] - reg[1]) < 0.02, reg  # eroded masks
+    no_mask = bake_texture(posed, subject.faces, rgb, mask, cam, size=128, vertex_parts=parts,
+                           more_views=[PhotoView(posed, back_rgb, None, back_cam)])
+    assert no_mask.stats["photo_registration"] == [1.0, 1.0]
