@@ -1,15 +1,15 @@
 """Where the back colour error of a several-photo avatar comes from (issue 13): split by body part and by cause.
 
-The subjects, photos and scoring are bench/multiview.py's (3 synthetic subjects, views at 0°, 90°, 180°, 270°,
-preview quality). Each set is reconstructed once; its texture is then baked again under each variant named on the
-command line (``NAME=VALUE`` settings of ``icon_engine.texture``, e.g. ``REGISTRATION_POWER=0``), so the variants
-share the fits and the avatar. For each bake:
+The subjects, photos and scoring are bench/multiview.py's (3 synthetic subjects, views at 0°, 90°, 180°, 270°, or
+the front view and 3 other poses for "4 poses"; preview quality). Each set is reconstructed once; its texture is
+then baked again under each variant named on the command line (``NAME=VALUE`` settings of ``icon_engine.texture``,
+e.g. ``REGISTRATION_POWER=0``), so the variants share the fits and the avatar. For each bake:
 
 - **GT views**: the textured posed avatar (placed through the first photo's fit, as bench/multiview.py does) in the
   ground-truth front (0°) and back (180°) renders: mean absolute RGB error (0–255) on the person's pixels after one
   gain per channel (bench/multiview.py's "colour front/back");
 - **own fits**: the avatar posed by the front and back photos' own fits, in their own cameras, against those photos
-  (the texture's error without the first fit's misplacement of the avatar's back);
+  (the texture's error without the first fit's misplacement of the avatar's back; nan without a back photo);
 - the back error's share per body part (texture.PART_NAMES, from the skin weights), its share in pixels off by
   more than 30 levels, and of those the share **misregistered** (the avatar's colour there appears in the truth
   within 8 px: a colour placed a few pixels off, not a wrong colour);
@@ -59,7 +59,8 @@ def capture(bm: Any, index: int, set_name: str, size: tuple[int, int], quality: 
     import icon_engine.subject as subject
     from icon_engine.options import ReconstructOptions
 
-    s = subject_in_poses(bm, index, 11, size, ("loose", "tight", "skirt", "coat")[index % 4])[0]
+    posed = subject_in_poses(bm, index, 11, size, ("loose", "tight", "skirt", "coat")[index % 4])
+    s = posed[0]
     views = render_views(s, size)
     got: dict[str, Any] = {}
     original = subject.bake_subject_texture
@@ -70,7 +71,7 @@ def capture(bm: Any, index: int, set_name: str, size: tuple[int, int], quality: 
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for k, (rgb, _, _) in enumerate(views):
+        for k, rgb in enumerate([rgb for rgb, _, _ in views] + [o.rgb for o in posed[1:]]):
             paths.append(Path(tmp) / f"{s.name}_view{k}.png")
             Image.fromarray(rgb).save(paths[-1])
         subject.bake_subject_texture = keep
@@ -81,7 +82,8 @@ def capture(bm: Any, index: int, set_name: str, size: tuple[int, int], quality: 
             subject.bake_subject_texture = original
     fit0 = got["views"][0].fit
     dz = float(views[0][2].to_camera(s.body_vertices)[:, 2].mean() - fit0.camera.to_camera(fit0.vertices)[:, 2].mean())
-    return dict(got, gt_views=views, dz=dz, name=s.name, back_photo=list(SETS[set_name]).index(2))
+    back = list(SETS[set_name]).index(2) if 2 in SETS[set_name] else None
+    return dict(got, gt_views=views, dz=dz, name=s.name, back_photo=back)
 
 
 def _gain_error(ours: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray]:
@@ -134,7 +136,10 @@ def score(case: dict[str, Any], tex: Any, image_path: Path | None = None) -> dic
             sheet = np.concatenate([truth_f, np.clip(scaled, 0, 255) * covered[..., None],
                                     np.repeat(np.clip(4 * err, 0, 255)[..., None], 3, axis=2)], axis=1)
             Image.fromarray(sheet.astype(np.uint8)).save(image_path)
+    out["back_own"] = float("nan")  # no back photo: no own-fit back view
     for name, k in (("front", 0), ("back", case["back_photo"])):
+        if k is None:
+            continue
         view = vs[k]
         posed = av.posed_vertices if k == 0 else avatar_in_photo(av, view.fit)
         rgb, covered = render_textured(posed, av.faces, tex.uv, image, view.fit.camera)
@@ -162,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Back colour of several-photo avatars, split by part and cause")
     ap.add_argument("--count", type=int, default=3)
     ap.add_argument("--quality", default="preview")
-    ap.add_argument("--sets", nargs="+", choices=("front+back", "4 views"), default=["front+back", "4 views"])
+    ap.add_argument("--sets", nargs="+", choices=("front+back", "4 views", "4 poses"),
+                    default=["front+back", "4 views"])
     ap.add_argument("--variants", nargs="+", default=["base"],
                     help="'base' or comma-separated NAME=VALUE settings of icon_engine.texture")
     ap.add_argument("--images", type=Path, help="write each back view (truth | avatar | error × 4) here")

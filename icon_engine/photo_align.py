@@ -9,6 +9,11 @@ kept only when it lowers that distance by :data:`MIN_GAIN`. The posed vertices a
 plane by their part's shift (blended across joints by the skin weights), so that photo's pixels are read where its
 person's part lies; the texture bake is unchanged (it samples the moved mesh).
 
+:func:`colour_part_shifts` (wave 6) aligns each part on colour edges instead: the avatar's predicted image in the
+other photo (the first photo's colours, the fill where it saw nothing) against the photo, for edges inside a part
+(a hem across the torso) that no outline shows; :func:`icon_engine.texture.align_other_views` applies it (off,
+``texture.COLOUR_ALIGN``: docs/multiview.md, wave 6).
+
 Frames and units: the photo's bundle world (metres), its OpenCV camera (processing pixels).
 """
 
