@@ -21,6 +21,7 @@ Usage: ``python bench/back_colour.py --count 3 --variants base REGISTRATION_POWE
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 import tempfile
 from pathlib import Path
@@ -156,7 +157,7 @@ def bake_variant(case: dict[str, Any], settings: dict[str, str]) -> Any:
     saved = {k: getattr(texture, k) for k in settings}
     try:
         for k, value in settings.items():
-            setattr(texture, k, type(saved[k])(eval(value, {})))  # bench option: numbers and booleans only
+            setattr(texture, k, type(saved[k])(ast.literal_eval(value)))  # numbers and booleans
         return bake_subject_texture(case["avatar"], case["views"], case["options"], _Quiet())
     finally:
         for k, value in saved.items():
