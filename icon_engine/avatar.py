@@ -574,7 +574,7 @@ class FusedOccupancy:
             self.contact_count += int((free < 0.5).sum())
             prior = np.minimum(first.prior(x_c[blend]), observed[blend])  # the prior only carves (as for one photo)
             out[blend] = free[blend] * observed[blend] + (1.0 - free[blend]) * prior
-        return out
+        return bare_hands(out, x_c, weights[:, list(HAND_JOINTS)].sum(axis=1), first.prior)
 
 
 def fused_offsets(per_photo: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

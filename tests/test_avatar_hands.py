@@ -22,6 +22,7 @@ from icon_engine.avatar import (
     HAND_SLACK_M,
     bare_hands,
     build_avatar,
+    build_fused_avatar,
     canonical_body,
 )
 from icon_engine.mesh_queries import MeshQuery
@@ -92,3 +93,15 @@ def test_bare_hands_caps_only_near_the_hands():
     assert out[2] == pytest.approx(-0.04)  # the cap only carves: deeper outside stays
     assert -0.03 + HAND_SLACK_M < out[3] < 0.05  # the wrist: a smooth blend
     assert HAND_MAX_OFFSET_M + HAND_SLACK_M < 0.03  # the cap is tighter than a lump
+
+
+def test_several_photos_keep_bare_hands_too(hands_on_skirt, model):
+    """The fused occupancy (several photos, here the same photo twice) caps the hands like one photo's."""
+    s, fit, _ = hands_on_skirt
+    av = build_fused_avatar([s.clothed_vertices] * 2, [s.clothed_faces] * 2, [fit, fit], model, resolution=144,
+                            levels=3, smooth=6, face_count=None, cameras=[s.camera] * 2, mask=s.mask,
+                            masks=[s.mask] * 2)
+    for joints in (LEFT_HAND, RIGHT_HAND):
+        d = _hand_distances(av, fit, model, joints)
+        assert len(d) > 100
+        assert np.percentile(d, 95) < 0.03
