@@ -13,6 +13,11 @@ Per arm (left/right) it reports, in the GT camera's frame (OpenCV: x right, y do
   of its unit bone direction times the GT bone length), i.e. how far the direction term pulls the wrong way;
 - ``len_upper`` / ``len_fore``: our bone lengths over the GT's, after the torso alignment's scale.
 
+Caveat: the GT is a mesh, so both bodies' joints are regressed from posed vertices; on a bent elbow the regressed
+elbow lies inside the bend (the fit's own forward-kinematics elbow is 38–69 px out from its regressed one on the
+rendered set's bent arms, 102 left, 103, 106), so there ``px_*`` of the elbow and the bone lengths carry that
+artefact on both sides; straight arms are unaffected (2–5 px).
+
 Usage: ``python bench/arms_report.py --shared-set ../shared/bench/synthetic-dev --results R [--json out.json]``.
 """
 
