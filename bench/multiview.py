@@ -283,7 +283,16 @@ def main(argv: list[str] | None = None) -> None:
                     help="a turnaround in quarter turns keeps free camera turns (joint_fit.QUARTER_TURNS off)")
     ap.add_argument("--part-align", action="store_true",
                     help="align each other photo to the avatar per body part before the bake (subject.PART_ALIGN)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="set icon_engine.joint_fit constants for the run (e.g. BACK_VIEW_WEIGHT=0.5)")
     args = ap.parse_args(argv)
+    for item in args.set:
+        import icon_engine.joint_fit as joint_fit
+
+        name, _, value = item.partition("=")
+        if not hasattr(joint_fit, name):
+            raise SystemExit(f"--set: icon_engine.joint_fit has no constant {name!r}")
+        setattr(joint_fit, name, type(getattr(joint_fit, name))(float(value)))
     if args.part_align:
         import icon_engine.subject as subject
 

@@ -53,6 +53,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "quarter turns, 50 steps": {"quarter_turns": True, "iterations": 50, "_module": {"REFINE_FIRST_ITERS": 0}},
     "default": {},  # quarter turns held when found, the first photo re-registered (front + back included)
     "front + back, free turns": {"gravity": True, "require_side": False, **_WAVE5},
+    # wave 6b: each rigged photo's say in the shared pose, pitch and height (joint_fit.rig_photo_weights)
+    "back view weighs 0.5": {"_module": {"BACK_VIEW_WEIGHT": 0.5}},
+    "back view weighs 0.25": {"_module": {"BACK_VIEW_WEIGHT": 0.25}},
+    "back view's face off": {"_module": {"BACK_FACE_WEIGHT": 0.0}},
+    "fit weight power 1": {"_module": {"FIT_WEIGHT_POWER": 1.0}},
+    "fit weight power 2": {"_module": {"FIT_WEIGHT_POWER": 2.0}},
+    "first re-registered, tilt tied": {"_module": {"REFINE_FIRST_TILT_WEIGHT": 1000.0}},
+    "first not re-registered": {"_module": {"REFINE_FIRST_ITERS": 0}},
 }
 
 

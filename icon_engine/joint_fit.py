@@ -325,6 +325,18 @@ QUARTER_TURNS = True
 #: (20: loose 1.22), against 1.19 / 1.60 / 2.08 cm with free orientations (the wave-5 default).
 REFINE_FIRST_ITERS = 40
 QUARTER_TURN_TOL_DEG = 20.0
+#: A rigged turnaround's back views (registered at least :data:`BACK_VIEW_DEG` from the first photo): their weight
+#: in the shared objective (the others' 1) and the factor on their face landmarks' keypoint weights (BlazePose on
+#: a back view guesses a face it cannot see, and blurs or swaps left and right). Each rigged photo's weight is also
+#: scaled by (the first photo's own keypoint objective / its registered one) ** :data:`FIT_WEIGHT_POWER`, at most 1:
+#: a photo the shared pose fits worse says less about the shared pose, pitch and height.
+BACK_VIEW_DEG = 135.0
+BACK_VIEW_WEIGHT = 1.0
+BACK_FACE_WEIGHT = 1.0
+FIT_WEIGHT_POWER = 0.0
+#: BlazePose's face landmarks (nose, eyes, mouth; the ears are seen from behind too).
+FACE_LANDMARKS = ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+                  "right_eye_outer", "mouth_left", "mouth_right")
 
 
 def quarter_turn_off_deg(turn_deg: float) -> float:
@@ -538,6 +550,57 @@ def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = 
     return best
 
 
+#: The first photo's re-registration after a rigged turnaround: weight (per rad², about) of its body's tilt (the
+#: pelvis' up axis in the world) staying the rig's — its lean, and with it the cameras' shared pitch, kept; only
+#: its turn about the vertical and its translation follow its own objective (0: free, the wave-6 re-registration).
+REFINE_FIRST_TILT_WEIGHT = 0.0
+
+
+def refine_first_loss(loss: Any, p: dict[str, Any]) -> Any:
+    """The first photo's re-registration objective: its own objective ``loss(p)`` plus
+    :data:`REFINE_FIRST_TILT_WEIGHT` × the squared change of its pelvis' up axis (world, Y up) from where the rig
+    left it (radians², small angles): the rig's tilt tied."""
+    from .geometry.torch_skinning import axis_angle_to_matrix as aa
+
+    up0 = aa(p["global_orient"].detach()[None])[0][:, 1]
+
+    def total() -> Any:
+        out = loss(p)
+        if REFINE_FIRST_TILT_WEIGHT > 0:
+            out = out + REFINE_FIRST_TILT_WEIGHT * (aa(p["global_orient"][None])[0][:, 1] - up0).pow(2).sum()
+        return out
+
+    return total
+
+
+def rig_photo_weights(problems: list[Any], same: list[bool], reg_report: list[Any], weights: list[float]
+                      ) -> list[float]:
+    """The photos' weights in a rigged turnaround's objective (``weights`` the defaults, first photo first): each
+    other shared-pose photo's scaled by (the first photo's own keypoint objective / its registered one) **
+    :data:`FIT_WEIGHT_POWER` (at most 1) and, for a back view (:data:`BACK_VIEW_DEG`), by
+    :data:`BACK_VIEW_WEIGHT`; a back view's face landmarks' keypoint weights scaled by :data:`BACK_FACE_WEIGHT`
+    (in place, on its problem ``problems[k][0]``)."""
+    import torch
+
+    from .fit.landmarks import BP
+
+    out = list(weights)
+    first = max(_keypoint_objective(*problems[0]), 1e-6) if FIT_WEIGHT_POWER > 0 else 1.0
+    for k in range(1, len(problems)):
+        if not same[k] or reg_report[k] is None:
+            continue
+        if FIT_WEIGHT_POWER > 0:
+            out[k] *= min(1.0, first / max(float(reg_report[k]["registered"]), 1e-6)) ** FIT_WEIGHT_POWER
+        if reg_report[k]["turn_deg"] >= BACK_VIEW_DEG:
+            out[k] *= BACK_VIEW_WEIGHT
+            if BACK_FACE_WEIGHT != 1.0:
+                prob = problems[k][0]
+                face = torch.tensor(np.isin(prob.targets.landmarks, [BP[n] for n in FACE_LANDMARKS]),
+                                    device=prob.kp_weights.device)
+                prob.kp_weights = torch.where(face, prob.kp_weights * BACK_FACE_WEIGHT, prob.kp_weights)
+    return out
+
+
 def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndarray,
                     quality: str = "standard", device: str = "cpu", height_m: float | None = None,
                     iterations: int | None = None, lr: float | None = None, couple: float | None = None,
@@ -648,11 +711,14 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         losses = [_loss_factory(prob, "pose", make_target(prob.mask, prob.bbox, size), tolerance=0.012 * size)
                   for prob, _ in problems]
         weights = [first_weight] + [1.0] * (len(problems) - 1)
+        rig_on = (quarter_turns or (SHARED_GRAVITY if gravity is None else gravity)) and not anchor_first
+        if rig_on:  # each rigged photo's say: a back view's and a poorly registered photo's less
+            weights = rig_photo_weights(problems, same, reg_report, weights)
         own_poses = [p["body_pose"] for k, (_, p) in enumerate(problems) if not same[k]]
 
         cams = [torch.tensor(prob.R, dtype=torch.float32) for prob, _ in problems]
         rig, rigged = None, [k for k in range(len(problems)) if same[k]]
-        if (quarter_turns or (SHARED_GRAVITY if gravity is None else gravity)) and not anchor_first:
+        if rig_on:
             with torch.no_grad():
                 pelvis = problems[0][0].body.rest(problems[0][0].shape(shared))[1][0].double().cpu().numpy()
             rig = GravityRig([problems[k][0].R for k in rigged], [problems[k][1]["global_orient"] for k in rigged],
@@ -690,7 +756,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 rig.settle(j, *problems[k])
             if REFINE_FIRST_ITERS > 0:  # the first photo's orientation and translation on its own objective
                 p0 = problems[0][1]
-                minimise([p0["global_orient"], p0["transl"]], lambda: losses[0](p0), REFINE_FIRST_ITERS, lr)
+                minimise([p0["global_orient"], p0["transl"]], refine_first_loss(losses[0], p0),
+                         REFINE_FIRST_ITERS, lr)
         fits = []
         for k, ((prob, p), (_, _, own)) in enumerate(zip(problems, views, strict=True)):
             p = dict(p)
