@@ -324,6 +324,9 @@ QUARTER_TURNS = True
 #: preview) Chamfer loose / tight / skirt: 1.26 / 0.93 / 1.63 cm without, 1.18 / 0.92 / 1.70 cm with 40 steps
 #: (20: loose 1.22), against 1.19 / 1.60 / 2.08 cm with free orientations (the wave-5 default).
 REFINE_FIRST_ITERS = 40
+#: Whether the first photo is re-registered (:data:`REFINE_FIRST_ITERS`) when no side view is among the rigged
+#: photos (front + back).
+REFINE_FIRST_WITHOUT_SIDE = True
 QUARTER_TURN_TOL_DEG = 20.0
 #: A rigged turnaround's back views (registered at least :data:`BACK_VIEW_DEG` from the first photo): their weight
 #: in the shared objective (the others' 1) and the factor on their face landmarks' keypoint weights (BlazePose on
@@ -751,10 +754,12 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         with torch.no_grad():
             after = float(total())
             final = problems[0][0].shape(shared).detach().clone()
+        reregistered = False
         if rig is not None:
             for j, k in enumerate(rigged):
                 rig.settle(j, *problems[k])
-            if REFINE_FIRST_ITERS > 0:  # the first photo's orientation and translation on its own objective
+            reregistered = REFINE_FIRST_ITERS > 0 and bool(side or REFINE_FIRST_WITHOUT_SIDE)
+            if reregistered:  # the first photo's orientation and translation on its own objective
                 p0 = problems[0][1]
                 minimise([p0["global_orient"], p0["transl"]], refine_first_loss(losses[0], p0),
                          REFINE_FIRST_ITERS, lr)
@@ -771,6 +776,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     stats = {"iterations": iters, "loss_before": round(before, 4), "loss_after": round(after, 4),
              "shared_pose_photos": int(sum(same)), "labels_swapped": int(sum(labels_swapped)),
              "first_photo_refitted": not anchor_first,
+             "first_photo_reregistered": reregistered,
              "registration": reg_report,
              "shared_gravity": None if rig is None else rig.report(),
              "quarter_turns": bool(rig is not None and rig.quarter_turns),

@@ -72,6 +72,7 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert 60 < turns[0] < 120 and turns[1] > 150 and 60 < turns[2] < 120, turns
     # photos in quarter turns (0°, 90°, 180°, 270°): one pose seen by cameras held a multiple of 90° apart (the rig)
     assert stats["quarter_turns"] and stats["shared_gravity"]["height_spread_cm"] < 0.01, stats
+    assert stats["first_photo_reregistered"]  # with side views the first photo is re-registered alone at the end
     assert np.allclose(np.abs(stats["shared_gravity"]["yaw_deg"]), [0.0, 90.0, 180.0, 90.0], atol=0.05), stats
     for v in views[1:]:
         assert np.allclose(v.fit.full_pose[1:22], views[0].fit.full_pose[1:22])  # one body pose
@@ -123,6 +124,13 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert np.mean(one_pitch) < np.mean(rig_pitch) + 0.5, (one_pitch, rig_pitch)
     one_err = [body_error_cm(f, verts, cam) for f, (_, verts, cam) in zip(one.fits, photos, strict=True)]
     assert np.mean(one_err) < 0.85 * np.mean(own), (own, one_err)
+    # front + back (no side view): the rig in quarter turns, the first photo keeps the rig's orientation (it is not
+    # re-registered alone: joint_fit.REFINE_FIRST_WITHOUT_SIDE) and its body stays as close to the truth as its own
+    pair = shared_pose_fit([warm[0], warm[2]], body, betas, quality="preview")
+    assert pair.stats["quarter_turns"] and pair.stats["shared_pose_photos"] == 2, str(pair.stats)
+    assert not pair.stats["first_photo_reregistered"], str(pair.stats)
+    pair_err = [body_error_cm(f, photos[k][1], photos[k][2]) for f, k in zip(pair.fits, (0, 2), strict=True)]
+    assert pair_err[0] < own[0] + 0.5 and np.mean(pair_err) < np.mean([own[0], own[2]]) + 0.5, (own, pair_err)
 
 
 @pytest.mark.slow
