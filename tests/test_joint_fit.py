@@ -124,8 +124,8 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert np.mean(one_pitch) < np.mean(rig_pitch) + 0.5, (one_pitch, rig_pitch)
     one_err = [body_error_cm(f, verts, cam) for f, (_, verts, cam) in zip(one.fits, photos, strict=True)]
     assert np.mean(one_err) < 0.85 * np.mean(own), (own, one_err)
-    # front + back (no side view): the rig in quarter turns, the first photo re-registered alone only where
-    # joint_fit.REFINE_FIRST_WITHOUT_SIDE says so, its body as close to the truth as its own
+    # front + back (no side view): the rig in quarter turns, the first photo keeps the rig's orientation (not
+    # re-registered alone: joint_fit.REFINE_FIRST_WITHOUT_SIDE off), its body as close to the truth as its own
     pair = shared_pose_fit([warm[0], warm[2]], body, betas, quality="preview")
     assert pair.stats["quarter_turns"] and pair.stats["shared_pose_photos"] == 2, str(pair.stats)
     assert not pair.stats["first_photo_reregistered"], str(pair.stats)  # the rig's orientation kept
