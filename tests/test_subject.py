@@ -206,6 +206,7 @@ def test_subject_run_writes_one_fused_bundle(views: list[Path], tmp_path: Path) 
     # front and back, half a turn apart: one pose seen by two cameras held 180° apart at one height (the rig)
     joint = subject["joint_fit"]
     assert joint["quarter_turns"] and joint["shared_pose_photos"] == 2 and joint["first_photo_refitted"], joint
+    assert not joint["first_photo_reregistered"], joint  # front + back: the first photo keeps the rig's orientation
     assert abs(abs(joint["shared_gravity"]["yaw_deg"][1]) - 180.0) < 1e-3 and joint["shared_gravity"][
         "height_spread_cm"] < 0.01, joint
     assert all(p["same_pose"] for p in subject["photos"][:2])
