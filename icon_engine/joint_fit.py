@@ -21,7 +21,9 @@ normalised world). :class:`GravityRig` replaces the turnaround's free per-photo 
 (one lean relative to gravity) seen through cameras turned about the vertical, held upright, at one pitch and one
 height: always for a turnaround in quarter turns (:data:`QUARTER_TURNS`: every shared-pose photo registered within
 :data:`QUARTER_TURN_TOL_DEG` of a multiple of 90°, front + back included), with those turns held, the first photo
-then re-registered alone (:data:`REFINE_FIRST_ITERS`); for other turnarounds an option (:data:`SHARED_GRAVITY`, off).
+then re-registered alone when a side view is among them (:data:`REFINE_FIRST_ITERS`, :data:`REFINE_FIRST_WITHOUT_SIDE`;
+front + back: the back view weighing :data:`BACK_VIEW_WEIGHT`, :func:`rig_photo_weights`); for other turnarounds
+an option (:data:`SHARED_GRAVITY`, off).
 """
 
 from __future__ import annotations
