@@ -11,7 +11,12 @@ Per arm (left/right) it reports, in the GT camera's frame (OpenCV: x right, y do
   similarity alignment (``fit_split.similarity`` on the core vertices: camera and scale errors removed);
 - ``bp_dz_*``: the same for BlazePose's world landmarks (its 3-D direction term's target: the depth component
   of its unit bone direction times the GT bone length), i.e. how far the direction term pulls the wrong way;
-- ``len_upper`` / ``len_fore``: our bone lengths over the GT's, after the torso alignment's scale.
+- ``len_upper`` / ``len_fore``: our bone lengths over the GT's, after the torso alignment's scale;
+- ``len2d_ours`` / ``len2d_bp``: the 2-D shoulder→wrist length (photo px) of our projected joints and of
+  BlazePose's landmarks, over the GT's projected joints' (wave 6b: is a short arm short in the image too?);
+- ``along_ours_pct`` / ``along_bp_pct``: where our shoulder, elbow and wrist (and BlazePose's) lie along the GT's 2-D
+  shoulder→wrist line, relative to the GT's joints, in % of that line's length (+ = towards the hand):
+  a shoulder at −9 % sits above the joint, a wrist at −3 % up the forearm.
 
 Caveat: the GT is a mesh, so both bodies' joints are regressed from posed vertices; on a bent elbow the regressed
 elbow lies inside the bend (the fit's own forward-kinematics elbow is 38–69 px out from its regressed one on the
@@ -83,6 +88,13 @@ def arm_rows(ours: np.ndarray, gt: np.ndarray, obs, scale: float, cam: dict, reg
             gt_rel.append(gt_rel[-1] + g[2])
         row["dz_bp_cm"] = (100 * (np.array(bp_rel[1:]) - np.array(gt_rel[1:]))).round(1).tolist()
         row["gt_dz_cm"] = (100 * (c_gt[1:, 2] - c_gt[0, 2])).round(1).tolist()
+        g_line = p_gt[2] - p_gt[0]
+        g_len = max(float(np.linalg.norm(g_line)), 1e-9)
+        u = g_line / g_len
+        row["len2d_ours"] = round(float(np.linalg.norm(p_ours[2] - p_ours[0])) / g_len, 3)
+        row["len2d_bp"] = round(float(np.linalg.norm(obs_px[2] - obs_px[0])) / g_len, 3)
+        for k, pts in (("along_ours_pct", p_ours), ("along_bp_pct", obs_px)):
+            row[k] = [round(float(100.0 * (pts[i] - p_gt[i]) @ u / g_len), 1) for i in (0, 1, 2)]
         for k, (a, b) in (("len_upper", (0, 1)), ("len_fore", (1, 2))):
             row[k] = round(float(np.linalg.norm(J_al[joints[b]] - J_al[joints[a]])
                                  / np.linalg.norm(J_gt[joints[b]] - J_gt[joints[a]])), 3)
@@ -122,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
         for side in ("left", "right"):
             a = r[side]
             print(f"  {side:5s} px ours {a['px_ours']} gt {a['px_gt']} vis {a['vis']} | dz ours {a['dz_ours_cm']} "
-                  f"bp {a['dz_bp_cm']} (gt rel {a['gt_dz_cm']}) | len upper {a['len_upper']} fore {a['len_fore']}")
+                  f"bp {a['dz_bp_cm']} (gt rel {a['gt_dz_cm']}) | len upper {a['len_upper']} fore {a['len_fore']} | "
+                  f"2-D sh→wr ours {a['len2d_ours']} bp {a['len2d_bp']}, shoulder/elbow/wrist along the arm ours "
+                  f"{a['along_ours_pct']} bp {a['along_bp_pct']} %")
 
     def mean(key: str, i: int | None = None) -> float:
         vals = [abs(r[s][key][i]) if i is not None else r[s][key] for r in rows.values() for s in ("left", "right")]
@@ -133,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
                "abs_dz_ours_elbow_cm": mean("dz_ours_cm", 0), "abs_dz_ours_wrist_cm": mean("dz_ours_cm", 1),
                "abs_dz_bp_elbow_cm": mean("dz_bp_cm", 0), "abs_dz_bp_wrist_cm": mean("dz_bp_cm", 1),
                "len_upper": mean("len_upper"), "len_fore": mean("len_fore"),
+               "len2d_ours": mean("len2d_ours"), "len2d_bp": mean("len2d_bp"),
                "trunk": float(np.mean([r["trunk"] for r in rows.values()]))}
     print(" ".join(f"{k} {v:.3f}" for k, v in summary.items()))
     if args.json:

@@ -150,14 +150,16 @@ class _PhotoLike:
 def calibrate(body, n: int, seed: int = 0, grey: bool = False) -> dict[str, list[float]]:
     """Where BlazePose puts hips, shoulders and other landmarks relative to the body's joints: BlazePose on ``n``
     shaded renders (near-front views, assorted poses and shapes); offsets back-projected at the joint's depth,
-    in the pelvis (hips, legs, arms) or spine3 (shoulders) frame, right side mirrored. Returns mean offsets (cm)."""
+    in the pelvis (hips, legs, arms), spine3 (shoulders) or wrist (index, pinky: from the index1 / pinky1 knuckle
+    joints; in the rest pose the left hand points along +x) frame, right side mirrored. Returns mean offsets (cm)."""
     from icon_engine.bundle.skeleton import PARENTS, forward_kinematics
     from icon_engine.fit.landmarks import BP
 
     rng = np.random.default_rng(seed)
     names = ("standing", "walking", "arms_raised", "hands_on_hips", "t_pose", "reaching", "one_leg", "sitting")
     probes = (("left_hip", 1, 0), ("right_hip", 2, 0), ("left_shoulder", 16, 9), ("right_shoulder", 17, 9),
-              ("left_knee", 4, 0), ("left_ankle", 7, 0), ("left_elbow", 18, 0), ("left_wrist", 20, 0))
+              ("left_knee", 4, 0), ("left_ankle", 7, 0), ("left_elbow", 18, 0), ("left_wrist", 20, 0),
+              ("left_index", 25, 20), ("right_index", 40, 21), ("left_pinky", 31, 20), ("right_pinky", 46, 21))
     found: dict[str, list[np.ndarray]] = {}
     for i in range(n):
         pose = named_pose(names[i % len(names)])

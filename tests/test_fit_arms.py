@@ -53,6 +53,8 @@ def test_the_truth_scores_zero(scene):
         assert max(r["px_ours"] + r["px_gt"]) < 0.1
         assert max(map(abs, r["dz_ours_cm"] + r["dz_bp_cm"])) < 0.05
         assert r["len_upper"] == pytest.approx(1.0, abs=1e-3) and r["len_fore"] == pytest.approx(1.0, abs=1e-3)
+        assert r["len2d_ours"] == pytest.approx(1.0, abs=1e-3) and r["len2d_bp"] == pytest.approx(1.0, abs=1e-3)
+        assert max(map(abs, r["along_ours_pct"] + r["along_bp_pct"])) < 0.1
     assert rows["trunk"] == pytest.approx(1.0, abs=1e-3)
 
 
@@ -88,3 +90,24 @@ def test_blazepose_depth_error(scene):
     assert rows["right"]["dz_bp_cm"][0] == pytest.approx(0.0, abs=0.05)
     assert rows["right"]["dz_bp_cm"][1] == pytest.approx(-200.0 * true_dz, abs=0.1)
     assert abs(true_dz) > 0.01  # the walker's forearm is not in the image plane
+
+
+def test_landmarks_moved_along_the_arm_in_the_image(scene):
+    """BlazePose's left shoulder 12 px up the arm (away from the hand) and its wrist 6 px up the forearm, in the
+    image: the 2-D figures show a shoulder above the joint, a wrist up the forearm and an arm 2 % longer; our body
+    (the truth) stays at 1 and 0."""
+    (_, sh), (_, el), (_, wr) = ARM["left"]
+    kps = scene.obs.keypoints.copy()
+    line = kps[wr, :2] - kps[sh, :2]
+    length = float(np.linalg.norm(line))
+    u = line / length
+    kps[sh, :2] -= 12.0 * u
+    kps[wr, :2] -= 6.0 * u
+    obs = SimpleNamespace(keypoints=kps, world_landmarks=scene.obs.world_landmarks)
+    left = _rows(scene, scene.verts, obs)["left"]
+    assert left["along_bp_pct"][0] == pytest.approx(-1200.0 / length, abs=0.1)
+    assert left["along_bp_pct"][1] == pytest.approx(0.0, abs=0.05)
+    assert left["along_bp_pct"][2] == pytest.approx(-600.0 / length, abs=0.1)
+    assert left["len2d_bp"] == pytest.approx(1.0 + 6.0 / length, abs=1e-3)
+    assert left["len2d_ours"] == pytest.approx(1.0, abs=1e-3)
+    assert max(map(abs, left["along_ours_pct"])) < 0.1
