@@ -27,7 +27,6 @@ from icon_engine.errors import Cancelled, EngineError
 from icon_engine.fit import QUALITY_PRESETS, BodyFit, fit_body
 from icon_engine.fit.fastbody import FastBody
 from icon_engine.fit.init import initial_pose, solve_translation
-from icon_engine.fit.landmarks import BP
 from icon_engine.fit.silhouette import iou
 from icon_engine.progress import CancelToken, ProgressReporter
 from icon_engine.render import render_mask
@@ -482,8 +481,7 @@ def _knee_flexion_deg(joints: np.ndarray) -> list[float]:
 def test_upright_prior_straightens_knees_bent_towards_the_camera(body):
     """A person standing straight, seen from 20° above, whose 3D landmarks bend both knees 45° towards the camera
     (BlazePose's "bent legs" bias, beyond the 35° the initialisation straightens): the image does not show that
-    bend. Without the knee prior the fit bent the knees 72°; with it they stay below 40° (34–36°: the hand points'
-    weight, wave 6b, moved them by a degree)."""
+    bend. Without the knee prior the fit bent the knees 72°; with it they stay below 35°."""
     from icon_engine.fit.landmarks import BP
 
     case = _case(body, "standing", yaw=10.0, pitch=20.0, betas_seed=5)
@@ -494,7 +492,7 @@ def test_upright_prior_straightens_knees_bent_towards_the_camera(body):
         wl[BP[f"{side}_knee"]] = hip + thigh * np.array([0.0, np.cos(np.radians(45)), -np.sin(np.radians(45))])
     fit = fit_body(case.observation, body, case.photo, quality="preview")
     assert fit.metrics["standing"]
-    assert max(_knee_flexion_deg(fit.joints)) < 40.0
+    assert max(_knee_flexion_deg(fit.joints)) < 35.0
 
 
 def test_floor_prior_compares_the_lowest_points_of_the_feet():
@@ -615,9 +613,7 @@ def test_a_hidden_hand_stays_behind_the_head_that_hides_it(body, monkeypatch):
           wrist_ahead_of_head(without))
     # the face's landmarks (nose, eyes, ears) sit ≈ 5 cm ahead of the head joint on average, plus the 5 cm margin
     assert wrist_ahead_of_head(fit) < 0.11
-    # without the prior the hand fails the check above (wave 6b: 0.117 m; 0.156 m while BlazePose's hidden index
-    # and pinky points still pulled the hand in 2D at weight 0.3; with the prior 0.095 → 0.103 m)
-    assert wrist_ahead_of_head(without) > 0.11
+    assert wrist_ahead_of_head(without) > wrist_ahead_of_head(fit) + 0.05
 
 
 def test_occlusion_prior_penalises_only_a_hidden_point_in_front():
@@ -829,22 +825,3 @@ def test_a_walker_seen_from_the_front_keeps_a_longer_stride(body, monkeypatch):
     f = fit_body(still.observation, body, still.photo, quality="preview")
     assert abs(_stride(f.joints, f.full_pose[0])) < 0.1
 
-
-def test_hand_points_up_the_forearm_do_not_shorten_the_arm(body):
-    """BlazePose's index and pinky landmarks lie nearer the wrist than the knuckle joints (rendered set: ≈ 2 cm,
-    up to 10 cm). Moved 40 % of the forearm up it in the image, they must not drag the fitted wrists off their
-    landmarks (at the old weight 0.3 they pulled the hand, hence the wrist, up the arm)."""
-    case = _case(body, "standing", yaw=0.0)
-    obs = case.observation
-    kps = obs.keypoints.copy()
-    for side, (elbow, wrist) in (("left", (13, 15)), ("right", (14, 16))):
-        up = kps[elbow, :2] - kps[wrist, :2]
-        for point in (f"{side}_index", f"{side}_pinky"):
-            kps[BP[point], :2] += 0.4 * up
-    moved = type(obs)(kps, obs.world_landmarks, obs.mask, obs.bbox, obs.crop_matrix, obs.crop_size)
-    fit = fit_body(moved, body, case.photo, quality="preview")
-    fitted_px, _ = fit.camera.project(fit.joints[[20, 21]])
-    true_px, _ = case.camera.project(case.joints[[20, 21]])
-    forearm_px = np.linalg.norm(kps[[13, 14], :2] - kps[[15, 16], :2], axis=1)
-    off = np.linalg.norm(fitted_px - true_px, axis=1) / forearm_px
-    assert off.max() < 0.04, off

@@ -64,14 +64,12 @@ SHOULDER_OFFSET = (0.0, 0.02, 0.0)
 # landmark to the joint itself fitted the legs short and the ankles high (rendered set: body 2.15 → 2.07 cm).
 # Metres, in the frame of the knee's global rotation (the shin: +y from the ankle towards the knee).
 ANKLE_OFFSET = (0.0, 0.034, 0.0)
-# BlazePose's index and pinky landmarks are no knuckles: on the rendered clothed set (wave 6b) they lie up the arm
-# from the index1 / pinky1 joints on 15 of 16 arms (the pair's mean; median 3.6 % of the shoulder→wrist line,
-# ≈ 2 cm, up to 10 cm on bent arms; the naked-body calibration, bench/fit.py --calibrate 16: 0.6–1.7 cm nearer the
-# wrist), and at weight 0.3 they pulled the hand, hence the wrist, up the arm: the straight arms came out short in
-# the image (0.94–0.98 of the truth; without them body 1.96 → 1.89 cm). They stay as rows (occlusion uses them) but
-# do not pull in 2D; the thumb (weight 0.2) scatters both ways and stays. Mapping them 2 cm nearer the wrist fitted
-# worse (1.99 cm).
-HAND_POINT_WEIGHT = 0.0
+# Weight of BlazePose's index and pinky landmarks (mapped to the index1 / pinky1 joints). On the rendered clothed
+# set (wave 6b) they lie up the arm from those joints on 15 of 16 arms (≈ 2 cm; naked-body calibration 0.6–1.7 cm).
+# Measured and not kept: weight 0 gave body 1.96 → 1.89 cm, but 0.1 gave 1.97 and mapping the points 2 cm nearer the
+# wrist (the fix the explanation predicts) 1.99, a real photo's pocket hand moved behind the hip, and two fit tests
+# lost their margins: docs/benchmarks/fidelity.md "Wave 6b".
+HAND_POINT_WEIGHT = 0.3
 
 
 def _mirror(offset: tuple[float, float, float]) -> tuple[float, float, float]:
