@@ -56,10 +56,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # wave 6b: each rigged photo's say in the shared pose, pitch and height (joint_fit.rig_photo_weights)
     "back view weighs 0.5": {"_module": {"BACK_VIEW_WEIGHT": 0.5}},
     "back view weighs 0.25": {"_module": {"BACK_VIEW_WEIGHT": 0.25}},
-    "back view's face off": {"_module": {"BACK_FACE_WEIGHT": 0.0}},
-    "fit weight power 1": {"_module": {"FIT_WEIGHT_POWER": 1.0}},
-    "fit weight power 2": {"_module": {"FIT_WEIGHT_POWER": 2.0}},
-    "first re-registered, tilt tied": {"_module": {"REFINE_FIRST_TILT_WEIGHT": 1000.0}},
     "first not re-registered": {"_module": {"REFINE_FIRST_ITERS": 0}},
 }
 

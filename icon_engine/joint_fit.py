@@ -332,25 +332,18 @@ REFINE_FIRST_ITERS = 40
 #: / skirt 1.57 / 1.52 / 2.27 cm against 1.59 / 1.54 / 2.29 re-registered (wave 6); alone 1.60 / 1.52 / 2.22.
 REFINE_FIRST_WITHOUT_SIDE = False
 QUARTER_TURN_TOL_DEG = 20.0
-#: A rigged turnaround's back views (registered at least :data:`BACK_VIEW_DEG` from the first photo): their weight
-#: in the shared objective (the first photo's :data:`GRAVITY_FIRST_WEIGHT`) when no side view is among the rigged
-#: photos (front + back: BlazePose on a back view blurs or swaps left and right, and with no side view nothing
-#: else checks it), and the factor on their face landmarks' keypoint weights (BlazePose guesses a face it cannot
-#: see). Each rigged photo's weight is also scaled by (the first photo's own keypoint objective / its registered
-#: one) ** :data:`FIT_WEIGHT_POWER`, at most 1: a photo the shared pose fits worse says less about the shared pose,
-#: pitch and height. Wave 6b (bench/multiview.py, 3 subjects, preview, front + back, with
+#: A rigged turnaround's back views (registered at least :data:`BACK_VIEW_DEG` from the first photo) weigh
+#: :data:`BACK_VIEW_WEIGHT` in the shared objective (the first photo's :data:`GRAVITY_FIRST_WEIGHT`) when no side
+#: view is among the rigged photos (front + back: BlazePose on a back view blurs or swaps left and right, and with
+#: no side view nothing else checks it). Wave 6b (bench/multiview.py, 3 subjects, preview, front + back, with
 #: :data:`REFINE_FIRST_WITHOUT_SIDE` off): Chamfer loose / tight / skirt 1.60 / 1.52 / 2.22 cm at weight 1,
 #: 1.57 / 1.52 / 2.27 at 0.7 (the default), 1.61 / 1.51 / 2.25 at 0.85, 1.63 / 1.50 / 2.19 at 1.5 (wave 6:
 #: 1.59 / 1.54 / 2.29); applied to 4 views as well, 0.7 moved the skirt 1.695 → 1.706 cm, so only without a side
-#: view. The face factor (0: 1.65 / 1.52 / 2.37) and the fit power (bench/multiview_bodies.py: the back photo's
-#: own keypoint error and IoU do not tell the loose subject's bad back fit from the skirt's good one) stay off.
+#: view. Measured and removed (docs/multiview.md, wave 6b): a back view's face landmarks weighed 0 (1.65 / 1.52 /
+#: 2.37), each photo weighed by how well the shared pose fits it (the back photo's own keypoint error and IoU do not
+#: tell the loose subject's bad back fit from the skirt's good one), the re-registration with the rig's tilt tied.
 BACK_VIEW_DEG = 135.0
 BACK_VIEW_WEIGHT = 0.7
-BACK_FACE_WEIGHT = 1.0
-FIT_WEIGHT_POWER = 0.0
-#: BlazePose's face landmarks (nose, eyes, mouth; the ears are seen from behind too).
-FACE_LANDMARKS = ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-                  "right_eye_outer", "mouth_left", "mouth_right")
 
 
 def quarter_turn_off_deg(turn_deg: float) -> float:
@@ -564,56 +557,15 @@ def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = 
     return best
 
 
-#: The first photo's re-registration after a rigged turnaround: weight (per rad², about) of its body's tilt (the
-#: pelvis' up axis in the world) staying the rig's — its lean, and with it the cameras' shared pitch, kept; only
-#: its turn about the vertical and its translation follow its own objective (0: free, the wave-6 re-registration).
-REFINE_FIRST_TILT_WEIGHT = 0.0
-
-
-def refine_first_loss(loss: Any, p: dict[str, Any]) -> Any:
-    """The first photo's re-registration objective: its own objective ``loss(p)`` plus
-    :data:`REFINE_FIRST_TILT_WEIGHT` × the squared change of its pelvis' up axis (world, Y up) from where the rig
-    left it (radians², small angles): the rig's tilt tied."""
-    from .geometry.torch_skinning import axis_angle_to_matrix as aa
-
-    up0 = aa(p["global_orient"].detach()[None])[0][:, 1]
-
-    def total() -> Any:
-        out = loss(p)
-        if REFINE_FIRST_TILT_WEIGHT > 0:
-            out = out + REFINE_FIRST_TILT_WEIGHT * (aa(p["global_orient"][None])[0][:, 1] - up0).pow(2).sum()
-        return out
-
-    return total
-
-
-def rig_photo_weights(problems: list[Any], same: list[bool], reg_report: list[Any], weights: list[float],
+def rig_photo_weights(same: list[bool], reg_report: list[Any], weights: list[float],
                       side_view: bool = False) -> list[float]:
-    """The photos' weights in a rigged turnaround's objective (``weights`` the defaults, first photo first): each
-    other shared-pose photo's scaled by (the first photo's own keypoint objective / its registered one) **
-    :data:`FIT_WEIGHT_POWER` (at most 1) and, for a back view (:data:`BACK_VIEW_DEG`) when ``side_view`` is
-    False (no side view among the rigged photos), by :data:`BACK_VIEW_WEIGHT`; a back view's face landmarks'
-    keypoint weights scaled by :data:`BACK_FACE_WEIGHT` (in place, on its problem ``problems[k][0]``)."""
-    import torch
-
-    from .fit.landmarks import BP
-
-    out = list(weights)
-    first = max(_keypoint_objective(*problems[0]), 1e-6) if FIT_WEIGHT_POWER > 0 else 1.0
-    for k in range(1, len(problems)):
-        if not same[k] or reg_report[k] is None:
-            continue
-        if FIT_WEIGHT_POWER > 0:
-            out[k] *= min(1.0, first / max(float(reg_report[k]["registered"]), 1e-6)) ** FIT_WEIGHT_POWER
-        if reg_report[k]["turn_deg"] >= BACK_VIEW_DEG:
-            if not side_view:
-                out[k] *= BACK_VIEW_WEIGHT
-            if BACK_FACE_WEIGHT != 1.0:
-                prob = problems[k][0]
-                face = torch.tensor(np.isin(prob.targets.landmarks, [BP[n] for n in FACE_LANDMARKS]),
-                                    device=prob.kp_weights.device)
-                prob.kp_weights = torch.where(face, prob.kp_weights * BACK_FACE_WEIGHT, prob.kp_weights)
-    return out
+    """The photos' weights in a rigged turnaround's objective (``weights`` the defaults, first photo first): with no
+    side view among the rigged photos (``side_view`` False), each shared-pose back view's (:data:`BACK_VIEW_DEG`)
+    scaled by :data:`BACK_VIEW_WEIGHT`."""
+    if side_view:
+        return list(weights)
+    return [w * BACK_VIEW_WEIGHT if k > 0 and same[k] and reg_report[k] is not None
+            and reg_report[k]["turn_deg"] >= BACK_VIEW_DEG else w for k, w in enumerate(weights)]
 
 
 def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndarray,
@@ -727,8 +679,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                   for prob, _ in problems]
         weights = [first_weight] + [1.0] * (len(problems) - 1)
         rig_on = (quarter_turns or (SHARED_GRAVITY if gravity is None else gravity)) and not anchor_first
-        if rig_on:  # each rigged photo's say: a back view's and a poorly registered photo's less
-            weights = rig_photo_weights(problems, same, reg_report, weights, side_view=bool(side))
+        if rig_on:  # front + back: the back view says less
+            weights = rig_photo_weights(same, reg_report, weights, side_view=bool(side))
         own_poses = [p["body_pose"] for k, (_, p) in enumerate(problems) if not same[k]]
 
         cams = [torch.tensor(prob.R, dtype=torch.float32) for prob, _ in problems]
@@ -773,8 +725,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
             reregistered = REFINE_FIRST_ITERS > 0 and bool(side or REFINE_FIRST_WITHOUT_SIDE)
             if reregistered:  # the first photo's orientation and translation on its own objective
                 p0 = problems[0][1]
-                minimise([p0["global_orient"], p0["transl"]], refine_first_loss(losses[0], p0),
-                         REFINE_FIRST_ITERS, lr)
+                minimise([p0["global_orient"], p0["transl"]], lambda: losses[0](p0), REFINE_FIRST_ITERS, lr)
         fits = []
         for k, ((prob, p), (_, _, own)) in enumerate(zip(problems, views, strict=True)):
             p = dict(p)
