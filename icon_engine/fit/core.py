@@ -314,8 +314,11 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
                 + W_ANGLE * priors.angle_limit_loss(bp) + W_REST * priors.rest_pull_loss(bp, prob.rest_weights)
                 + W_PENETRATION * priors.torso_penetration_loss(joints[None])
                 + W_SHAPE * priors.shape_loss(p["betas"][None]))
-        if prob.height_m is None:
-            loss = loss + W_STATURE * stature_prior_loss(prob.stature(p["betas"]))
+        stature = prob.height_m  # metres: known, or the betas' (the shape prior's pull)
+        if stature is None:
+            stature = prob.stature(p["betas"])
+            loss = loss + W_STATURE * stature_prior_loss(stature)
+            stature = stature.detach()
         if prob.standing:
             up = out["rotations"][0][:, 1]
             loss = loss + W_UPRIGHT * torch.atan2(up[2], up[1]) ** 2
@@ -327,8 +330,7 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
             if W_GAIT > 0.0:
                 loss = loss + W_GAIT * priors.gait_loss(joints[None], pelvis_rotation)
             if W_STRIDE > 0.0:
-                loss = loss + W_STRIDE * priors.stride_loss(joints[None], pelvis_rotation,
-                                                            prob.stature(prob.shape(p["betas"])))
+                loss = loss + W_STRIDE * priors.stride_loss(joints[None], pelvis_rotation, stature)
         if prob.occlusion:
             loss = loss + W_OCCLUSION * priors.occlusion_loss((points @ prob.R_t.T)[:, 2], prob.occlusion)
         if sil is not None:

@@ -166,29 +166,37 @@ def _ahead(joints: torch.Tensor, pelvis_rotation: torch.Tensor, a: str, b: str) 
     return ((joints[:, J[a]] - joints[:, J[b]]) * pelvis_rotation[:, :, 2]).sum(-1)
 
 
+def _stride(joints: torch.Tensor, pelvis_rotation: torch.Tensor) -> torch.Tensor:
+    """(B,) metres: the left ankle's lead over the right (each relative to its hip) along the pelvis's forward."""
+    return _ahead(joints, pelvis_rotation, "left_ankle", "left_hip") - _ahead(
+        joints, pelvis_rotation, "right_ankle", "right_hip")
+
+
+def _stride_weight(stride: torch.Tensor) -> torch.Tensor:
+    """(B,) rising from 0 to 1 over :data:`GAIT_STRIDE_M` of ``|stride|``: how surely this is a walker's stride
+    rather than a relaxed stance."""
+    lo, hi = GAIT_STRIDE_M
+    return ((stride.abs() - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
 def stride_of(joints: torch.Tensor, pelvis_rotation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A standing person's stride (no gradient): ``(s, weight)``, each (B,). ``s`` (metres): the left ankle's lead
     over the right (each relative to its hip) along the pelvis's forward axis (the third column of
-    ``pelvis_rotation`` (B, 3, 3)); ``weight`` rises from 0 to 1 over :data:`GAIT_STRIDE_M` of ``|s|``: how
-    surely this is a walker's stride rather than a relaxed stance."""
-    with torch.no_grad():
-        s = _ahead(joints, pelvis_rotation, "left_ankle", "left_hip") - _ahead(
-            joints, pelvis_rotation, "right_ankle", "right_hip")
-        lo, hi = GAIT_STRIDE_M
-        return s, ((s.abs() - lo) / (hi - lo)).clamp(0.0, 1.0)
+    ``pelvis_rotation`` (B, 3, 3)); ``weight``: :func:`_stride_weight`."""
+    s = _stride(joints, pelvis_rotation).detach()
+    return s, _stride_weight(s)
 
 
 #: A walker's stride (:func:`stride_loss`): at least this fraction of the stature, ankle to ankle front to back.
 STRIDE_MIN_RATIO = 0.25
 
 
-def stride_loss(joints: torch.Tensor, pelvis_rotation: torch.Tensor, stature: torch.Tensor) -> torch.Tensor:
-    """Squared shortfall (metres²) of a walker's stride below ``STRIDE_MIN_RATIO × stature`` (metres, no
-    gradient), weighted by the stride's weight (:func:`stride_of`): zero for feet side by side."""
-    s, weight = stride_of(joints, pelvis_rotation)
-    lead = torch.sign(s) * (_ahead(joints, pelvis_rotation, "left_ankle", "left_hip")
-                            - _ahead(joints, pelvis_rotation, "right_ankle", "right_hip"))
-    return (weight * torch.relu(STRIDE_MIN_RATIO * stature.detach() - lead) ** 2).mean()
+def stride_loss(joints: torch.Tensor, pelvis_rotation: torch.Tensor, stature: torch.Tensor | float) -> torch.Tensor:
+    """Squared shortfall (metres²) of a walker's stride below ``STRIDE_MIN_RATIO × stature`` (metres; give it
+    without gradient), weighted by the stride's weight (:func:`stride_of`): zero for feet side by side."""
+    stride = _stride(joints, pelvis_rotation)
+    s = stride.detach()
+    return (_stride_weight(s) * torch.relu(STRIDE_MIN_RATIO * stature - torch.sign(s) * stride) ** 2).mean()
 
 
 def shape_loss(betas: torch.Tensor) -> torch.Tensor:
