@@ -38,7 +38,8 @@ from bench.lib.fit_cases import (  # noqa: E402
     pose_body,
 )
 from icon_engine.fit import fit_body  # noqa: E402
-from icon_engine.fit.silhouette import body_silhouette, iou  # noqa: E402
+from icon_engine.fit.silhouette import body_silhouette  # noqa: E402
+from icon_engine.geometry.image_shift import mask_iou as iou  # noqa: E402
 
 #: Views: (name, yaw degrees from the body's front, pitch degrees).
 VIEWS = (("front", 0.0, 5.0), ("front_left", 30.0, 10.0), ("side", 90.0, 0.0), ("back_3q", 145.0, 5.0),

@@ -57,7 +57,7 @@ import scipy.sparse.linalg as spla
 from .camera import Camera
 from .errors import EngineError
 from .geometry.device import on_device
-from .geometry.image_shift import search_shift
+from .geometry.image_shift import mask_iou, search_shift
 from .geometry.laplacian import adjacency, mesh_laplacian
 from .geometry.normals import face_normals, signed_volume, vertex_normals
 from .geometry.raster import fragments
@@ -714,8 +714,7 @@ def _registration(view: _View) -> float:
     sil = np.isfinite(view.layers.zbuf).reshape(h, w)
     dx, dy = int(round(float(view.shift[0]))), int(round(float(view.shift[1])))
     sil = np.roll(np.roll(sil, dy, axis=0), dx, axis=1)
-    m = view.mask.reshape(h, w)
-    return float((sil & m).sum() / max(int((sil | m).sum()), 1))
+    return mask_iou(sil, view.mask.reshape(h, w))
 
 
 def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,

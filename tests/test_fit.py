@@ -27,7 +27,7 @@ from icon_engine.errors import Cancelled, EngineError
 from icon_engine.fit import QUALITY_PRESETS, BodyFit, fit_body
 from icon_engine.fit.fastbody import FastBody
 from icon_engine.fit.init import initial_pose, solve_translation
-from icon_engine.fit.silhouette import iou
+from icon_engine.geometry.image_shift import mask_iou as iou
 from icon_engine.progress import CancelToken, ProgressReporter
 from icon_engine.render import render_mask
 

@@ -27,3 +27,15 @@ def test_mask_outline_is_the_ring_of_pixels_with_a_4_neighbour_outside():
     assert ring.sum() == 16 and not ring[2:5, 2:5].any() and ring[1, 1] and ring[5, 3]
     full = np.ones((3, 3), dtype=bool)  # the image border counts as outside
     assert mask_outline(full).sum() == 8
+
+
+def test_mask_iou_counts_overlap_over_union():
+    from icon_engine.geometry.image_shift import mask_iou
+
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    assert mask_iou(a, b) == 1.0  # both empty
+    a[:2] = True  # 8 pixels
+    b[1:3] = True  # 8 pixels, 4 shared
+    assert mask_iou(a, b) == 4 / 12
+    assert mask_iou(a, ~a) == 0.0

@@ -25,6 +25,7 @@ import torch
 from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
 from ..camera import FRONT_VIEW_R, Camera, focal_from_35mm, intrinsics_from_focal, prior_focal_px
 from ..errors import EngineError
+from ..geometry.image_shift import mask_iou
 from ..options import PRESETS, FitPreset, resolve_device
 from ..threads import torch_threads
 from . import priors
@@ -32,7 +33,7 @@ from .fastbody import FastBody
 from .hands import fit_hands
 from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
-from .silhouette import body_silhouette, coverage_loss, inside_loss, iou, make_target, to_window
+from .silhouette import body_silhouette, coverage_loss, inside_loss, make_target, to_window
 from .stature import StatureModel, stature_of, stature_prior_loss
 
 
@@ -478,7 +479,7 @@ def _finish(prob: _Problem, p: dict[str, torch.Tensor], start: float, iterations
     faces = np.asarray(prob.model.faces, dtype=np.int64)
     camera = Camera(prob.K.copy(), prob.R.copy(), np.zeros(3), prob.width, prob.height)
     sil = body_silhouette(camera.to_camera(verts), faces, camera.K, prob.width, prob.height)
-    fit_iou = iou(sil, prob.mask)
+    fit_iou = mask_iou(sil, prob.mask)
     w = prob.kp_weights.cpu().numpy()
     err = np.linalg.norm(px - prob.obs_px.cpu().numpy(), axis=1)
     seen = w > 0

@@ -127,7 +127,3 @@ def body_silhouette(vertices_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, 
     return render_mask(vertices_cam, faces, K, width, height)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0

@@ -1,6 +1,6 @@
 """2-D registration of masks in image pixels: a mask's outline and the search for the integer shift that best lays
 one outline onto another (the texture's other photos, :func:`icon_engine.texture.silhouette_shift`; per body part,
-:func:`icon_engine.photo_align.part_shifts`). Numpy only; pixels as (column, row)."""
+:func:`icon_engine.photo_align.part_shifts`), and the overlap of two masks. Numpy only; pixels as (column, row)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ def mask_outline(mask: np.ndarray) -> np.ndarray:
     pad = np.pad(mask, 1)
     interior = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
     return mask & ~interior
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks of one shape (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def search_shift(cost: Callable[[np.ndarray], np.ndarray], max_shift: int, step: int, radius: int,
