@@ -825,3 +825,23 @@ def test_a_walker_seen_from_the_front_keeps_a_longer_stride(body, monkeypatch):
     f = fit_body(still.observation, body, still.photo, quality="preview")
     assert abs(_stride(f.joints, f.full_pose[0])) < 0.1
 
+
+
+def test_the_stride_prior_needs_the_feet_apart_in_the_image():
+    """priors.feet_apart_in_image: a walker's ankles lie about hip-width apart across the image; crossed or touching
+    feet (a fashion stance) turn the stride prior off; overlapping hips (a side view) cannot tell and keep it."""
+    from icon_engine.fit import priors
+    from icon_engine.fit.landmarks import BP
+
+    def keypoints(left_hip: float, right_hip: float, left_ankle: float, right_ankle: float) -> np.ndarray:
+        k = np.zeros((33, 3))
+        for name, x in (("left_hip", left_hip), ("right_hip", right_hip), ("left_ankle", left_ankle),
+                        ("right_ankle", right_ankle)):
+            k[BP[name]] = (x, 0.0, 1.0)
+        return k
+
+    assert priors.feet_apart_in_image(keypoints(110, 90, 112, 88))  # feet under the hips
+    assert priors.feet_apart_in_image(keypoints(90, 110, 88, 112))  # seen from behind: both orders flip
+    assert not priors.feet_apart_in_image(keypoints(110, 90, 101, 99))  # touching: 0.1 × the hips' width
+    assert not priors.feet_apart_in_image(keypoints(110, 90, 95, 105))  # crossed
+    assert priors.feet_apart_in_image(keypoints(100, 100, 95, 105))  # side view

@@ -88,7 +88,8 @@ W_UPRIGHT = 20.0  # a standing pelvis's forward/backward lean in the world, per 
 #: stages only: in the pose stage the legs are still settling (strides of 17–20 cm on the way to 4–10 cm).
 W_GAIT = 20.0
 #: A walker's stride is at least ``priors.STRIDE_MIN_RATIO`` × the stature, per m² of shortfall
-#: (``priors.stride_loss``); silhouette stages only, like the gait coupling.
+#: (``priors.stride_loss``); silhouette stages only, like the gait coupling, and only with the feet apart in the
+#: image (``priors.feet_apart_in_image``).
 W_STRIDE = 20.0
 W_OCCLUSION = 20.0  # a hidden limb point in front of the body part that hides it, per m² (priors.occlusion_loss)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
@@ -164,6 +165,7 @@ class _Problem:
                                              if BP[f"{side}_{part}"] in rows], dtype=torch.int64, device=dev)
                           for side in ("left", "right")}
         self.standing = False  # set after the orientation stage (:func:`_decide_standing`)
+        self.stride_prior = priors.feet_apart_in_image(kps)  # crossed or touching feet: no stride prior
         self.occlusion = [(row, torch.tensor(occ, device=dev), w) for row, occ, w in priors.occlusion_pairs(
             kps, t.landmarks, float(max(observation.bbox[2] - observation.bbox[0],
                                         observation.bbox[3] - observation.bbox[1], 16.0)))]
@@ -330,7 +332,7 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
             pelvis_rotation = out["rotations"][0][None]
             if W_GAIT > 0.0:
                 loss = loss + W_GAIT * priors.gait_loss(joints[None], pelvis_rotation)
-            if W_STRIDE > 0.0:
+            if W_STRIDE > 0.0 and prob.stride_prior:
                 loss = loss + W_STRIDE * priors.stride_loss(joints[None], pelvis_rotation, stature)
         if prob.occlusion:
             loss = loss + W_OCCLUSION * priors.occlusion_loss((points @ prob.R_t.T)[:, 2], prob.occlusion)

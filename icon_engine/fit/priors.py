@@ -191,6 +191,28 @@ def stride_of(joints: torch.Tensor, pelvis_rotation: torch.Tensor) -> tuple[torc
 STRIDE_MIN_RATIO = 0.25
 
 
+#: The stride prior needs the feet apart in the image: the ankles at least this fraction of the hips' width apart
+#: across the image, on the hips' side order (:func:`feet_apart_in_image`). Feet crossed or touching (a fashion
+#: stance, one leg crossed in front) say nothing of a stride in depth: on the dev photo icon_028009 (ankles 0.19 ×
+#: the hips' width apart) the prior made a 40 cm stride and a forward lean of a crossed-leg stance. The shared set's
+#: walkers: 1.15 (100) and 0.70 (107).
+STRIDE_MIN_ANKLE_SPREAD = 0.5
+
+
+def feet_apart_in_image(keypoints: np.ndarray) -> bool:
+    """Whether BlazePose's ankles (``keypoints`` (33, 3): px and visibility) lie at least
+    :data:`STRIDE_MIN_ANKLE_SPREAD` × the hips' width apart across the image, in the hips' left/right order; True
+    when the hips overlap (a side view: the order cannot be told)."""
+    from .landmarks import BP
+
+    k = np.asarray(keypoints, dtype=np.float64)
+    hips = k[BP["left_hip"], 0] - k[BP["right_hip"], 0]
+    ankles = k[BP["left_ankle"], 0] - k[BP["right_ankle"], 0]
+    if abs(hips) < 1e-6:
+        return True
+    return bool(ankles / hips >= STRIDE_MIN_ANKLE_SPREAD)
+
+
 def stride_loss(joints: torch.Tensor, pelvis_rotation: torch.Tensor, stature: torch.Tensor | float) -> torch.Tensor:
     """Squared shortfall (metres²) of a walker's stride below ``STRIDE_MIN_RATIO × stature`` (metres; give it
     without gradient), weighted by the stride's weight (:func:`stride_of`): zero for feet side by side."""
