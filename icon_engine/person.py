@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from .errors import EngineError
+from .geometry.image_shift import mask_iou
 from .image_io import Photo
 
 #: Default side of the square person crop, pixels (ICON uses 512).
@@ -374,8 +375,7 @@ def refine_mask(
     if not coarse.any():
         return coarse
     mask = _grabcut_band(rgb, coarse, hands)
-    union = np.logical_or(mask, coarse).sum()
-    if union == 0 or np.logical_and(mask, coarse).sum() / union < MIN_REFINE_IOU:
+    if mask_iou(mask, coarse) < MIN_REFINE_IOU:
         mask = coarse
     mask = _drop_blobs(mask, keypoints)
     return _fill_small_holes(mask)

@@ -31,6 +31,7 @@ from .camera import Camera
 from .errors import EngineError
 from .geometry.decimate import decimate, is_watertight
 from .geometry.device import mesh_query
+from .geometry.image_shift import mask_iou
 from .geometry.laplacian import laplacian_smooth, taubin_smooth
 from .geometry.normals import signed_volume
 from .mesh_queries import MeshQuery, rasterize
@@ -814,9 +815,7 @@ def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
 
 def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, camera: Camera, mask: np.ndarray) -> float:
     """Intersection over union of the mesh's silhouette seen by ``camera`` and ``mask`` (H, W)."""
-    sil = rasterize(vertices, faces, camera).mask
-    union = np.logical_or(sil, mask).sum()
-    return float(np.logical_and(sil, mask).sum() / union) if union else 0.0
+    return mask_iou(rasterize(vertices, faces, camera).mask, mask)
 
 
 # --------------------------------------------------------------------------------------------------- checks
@@ -836,9 +835,7 @@ def _mask_warnings(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> 
             "The person touches the photo's " + ", ".join(cut) + " edge: the part outside the photo follows the "
             "fitted body with tight clothing. Use a photo showing the whole person for a complete avatar."
         )
-    inter = np.logical_and(mask, body_mask).sum()
-    union = np.logical_or(mask, body_mask).sum()
-    iou = inter / union if union else 0.0
+    iou = mask_iou(mask, body_mask)
     if iou < 0.6:
         warns.append(
             f"The fitted body covers the person's outline poorly (IoU {iou:.2f}): the clothed shape may be too thick "
