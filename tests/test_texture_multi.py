@@ -110,3 +110,38 @@ def test_registration_needs_every_photos_mask():
     no_mask = bake_texture(posed, subject.faces, rgb, mask, cam, size=128, vertex_parts=parts,
                            more_views=[PhotoView(posed, back_rgb, None, back_cam)])
     assert no_mask.stats["photo_registration"] == [1.0, 1.0]
+
+
+def test_bench_view_index_reads_the_bench_labels():
+    """bench/multiview.py finds the front (0) and back (2) photo of a set from the photos' labels."""
+    from bench.multiview import view_index
+
+    assert view_index("s11_000_loose_view2.png") == 2
+    assert view_index("s11_000_loose_view0.png") == 0
+    assert view_index("preview_view12.jpg") == 12
+    assert view_index("front.jpg") == -1 and view_index("my_view.png") == -1 and view_index("a_viewx.png") == -1
+
+
+def test_bench_own_fit_error_is_scored_up_to_the_photos_exposure():
+    """The bench's own-fit colour error (bench/multiview.py ``colour_error``, wave 7): a front + back texture takes
+    the front photo's exposure, so the avatar seen through the back camera is brighter than the back photo, which
+    was shot ×0.7 darker. Raw, that exposure difference reads as a large colour error (what the bench's "own fits"
+    column showed before wave 7: 6.9 / 27.8 where the texture is off by ~1–4); after one gain per channel it is
+    the texture's own error. A render a few pixels off still shows an error after the gain (the gain cannot hide
+    misplaced colours)."""
+    from test_texture import _outfit_with_back, front_back_photos
+
+    from bench.multiview import colour_error
+    from icon_engine.texture import PhotoView, bake_texture, render_textured
+
+    subject, posed, parts, cam, back_cam, (rgb, mask), (back_rgb, back_mask) = front_back_photos(_outfit_with_back)
+    dark = np.clip(np.rint(back_rgb * 0.7), 0, 255).astype(np.uint8)
+    tex = bake_texture(posed, subject.faces, rgb, mask, cam, size=256, vertex_parts=parts,
+                       more_views=[PhotoView(posed, dark, back_mask, back_cam)])
+    out, covered = render_textured(posed, subject.faces, tex.uv, tex.image, back_cam)
+    raw, gained, per, gain = colour_error(out, covered, dark, back_mask)
+    assert raw > 3 * gained and gained < 6.0, (raw, gained)
+    assert np.all(np.abs(gain - 0.7) < 0.1), gain  # the photo is ×0.7 the texture (front exposure)
+    assert per.shape == mask.shape and np.isclose(per[per > 0].sum() / max((per > 0).sum(), 1), gained, rtol=0.2)
+    moved = np.roll(out, 6, axis=0), np.roll(covered, 6, axis=0)
+    assert colour_error(*moved, dark, back_mask)[1] > 1.5 * gained
