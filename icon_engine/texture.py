@@ -154,6 +154,8 @@ GAIN_RANGE = (0.7, 1.45)
 #: garments (navy trousers turned olive on bench/multiview.py); a gain per channel (exposure, white balance) is
 #: what differs between photos of one shoot.
 EXPOSURE_OFFSET = False
+#: Bound (0–255 levels) of that offset.
+OFFSET_RANGE = 30.0
 #: Several photos: each other photo is read shifted by the 2-D offset between its person mask and the avatar's
 #: silhouette in its camera (:func:`silhouette_shift`; the joint fit places the avatar a few pixels off in the
 #: other photos), at most ALIGN_MAX_SHIFT × the photo's height, used when it lowers the outlines' chamfer distance
@@ -167,16 +169,6 @@ ALIGN_MIN_GAIN = 0.15
 #: the front's 0.96; 30 takes the back colour error 9.82 → 9.41 and the front's 5.11 → 4.60; docs/multiview.md).
 #: Not used when a photo has no person mask (all weigh 1). ``stats["photo_registration"]`` lists the IoUs.
 REGISTRATION_POWER = 30.0
-#: Several photos, with body parts: after the silhouette shift, align each other photo's body parts on colour edges
-#: to what the first photo predicts there (:func:`align_other_views`,
-#: :func:`icon_engine.photo_align.colour_part_shifts`), within ± COLOUR_ALIGN_MAX_SHIFT × the photo's height, the
-#: parts' shifts blended across joints over about COLOUR_ALIGN_BLEND_M (metres) of the mesh. Off: on
-#: bench/multiview.py the back photo's hem already lies where the front predicts it (torso shift 0); the legs took
-#: spurious shifts and the back colour error rose (front + back 8.12 → 10.29; docs/multiview.md, wave 6).
-COLOUR_ALIGN = False
-COLOUR_ALIGN_MAX_SHIFT = 0.03
-COLOUR_ALIGN_BLEND_M = 0.05
-OFFSET_RANGE = 30.0
 
 
 @dataclass
@@ -393,8 +385,6 @@ class _View:
     #: (dx, dy) pixels: the photo's person lies this far from the mesh's projection (:func:`silhouette_shift`);
     #: photo and mask are read there.
     shift: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    #: (N, 2) pixels or None: each vertex reads the photo this much farther (per body part, :func:`align_other_views`).
-    vertex_offset: np.ndarray | None = None
     #: IoU of the mesh's silhouette (after :attr:`shift`) with the person mask (several photos).
     registration: float = 1.0
 
@@ -614,40 +604,6 @@ def _view_cos_own(view: _View, points: np.ndarray, normals: np.ndarray, faces: n
     return cos, inside & (nearest >= 0) & (parts[faces[np.maximum(nearest, 0), 0]] == parts)
 
 
-def align_other_views(views: list[_View], points: list[np.ndarray], normals: list[np.ndarray], faces: np.ndarray,
-                      parts: np.ndarray, allowed: np.ndarray | None, fill_vertices: np.ndarray) -> list[list[float]]:
-    """Align every other photo (``views[1:]``) to the avatar per body part on colour edges, setting each one's
-    :attr:`_View.vertex_offset`; returns the parts' shifts (pixels) per other photo.
-
-    The prediction is the one-photo colouring of the mesh: the first photo's colours where it sees the surface,
-    the per-part fill (:func:`unseen_side_fill`: the garment colour at the same height) elsewhere. Each other photo
-    is then matched to that prediction rendered in its camera (:func:`icon_engine.photo_align.colour_part_shifts`):
-    the back photo's hem is read where the front's hem predicts it, not a few pixels off where the fit put it.
-    ``points``/``normals``: the mesh (faces ``faces``) posed in every photo, ``parts`` (N,) body parts,
-    ``allowed`` their part masks (:func:`_near_parts`), ``fill_vertices`` (N, 3) the mesh the fill runs along
-    (the rest pose when known)."""
-    from .photo_align import colour_part_shifts
-
-    first = views[0]
-    alpha, xy = _photo_weight(first, points[0], normals[0], allowed)
-    colour = _bilinear(first.photo, xy)
-    cos, own = _view_cos_own(first, points[0], normals[0], faces, parts)
-    fill, _ = unseen_side_fill(fill_vertices, faces, parts, alpha, colour, cos, own)
-    predicted = alpha[:, None] * colour + (1.0 - alpha[:, None]) * fill
-    face_colours, face_part = predicted[faces].mean(axis=1), parts[faces[:, 0]]
-    rings = _ring_count(points[0], faces, COLOUR_ALIGN_BLEND_M)
-    out = []
-    for view in views[1:]:
-        h = view.camera.height
-        shifts = colour_part_shifts(view.layers.face.reshape(h, -1), face_colours, face_part, view.photo,
-                                    view.mask.reshape(h, -1), view.shift, int(np.ceil(COLOUR_ALIGN_MAX_SHIFT * h)),
-                                    len(PART_NAMES))
-        out.append(shifts.tolist())
-        if shifts.any():  # each vertex by its part's shift, blended across the joints
-            view.vertex_offset = _smooth_on_mesh(shifts[parts], np.ones(len(parts)), faces, 2 * rings * rings)[0]
-    return out
-
-
 def _outline(mask: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
     """Pixels (K, 2) (column, row) on the outline of a mask (H, W) bool, at most ``limit`` of them (a random
     subset)."""
@@ -784,17 +740,15 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
 
 
 def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np.ndarray],
-                  gains: np.ndarray | None = None, allowed: np.ndarray | None = None,
-                  offsets: list[np.ndarray | None] | None = None
+                  gains: np.ndarray | None = None, allowed: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every photo's view of the same surface points (``points``/``normals`` (N, 3) per photo, in its pose):
     (blended colour (N, 3), combined photo weight (N,) = the largest, every photo's photo weight (K, N), every
     photo's colour (K, N, 3) after ``gains`` (:func:`exposure_gains`), every photo's view-angle cosine (K, N)).
-    ``allowed``: the points' part masks, ``offsets``: per photo the points' pixel offsets or None
-    (:func:`_photo_weight`)."""
+    ``allowed``: the points' part masks (:func:`_photo_weight`)."""
     alphas, cols, quals, coss = [], [], [], []
     for k, (view, pts, nrm) in enumerate(zip(views, points, normals, strict=True)):
-        a, xy = _photo_weight(view, pts, nrm, allowed, offset=None if offsets is None else offsets[k])
+        a, xy = _photo_weight(view, pts, nrm, allowed)
         c = _bilinear(view.photo, xy)
         if gains is not None:
             c = c * gains[k, 0] + gains[k, 1]
@@ -1825,19 +1779,14 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     gains = None
     multi_stats: dict[str, Any] = {}
     if others:
-        colour_shifts = None  # each other photo's body parts aligned on colour edges to the first photo's colours
-        if parts is not None and COLOUR_ALIGN:
-            colour_shifts = align_other_views(views, pose_v, pose_n, f, parts, near_v, v if rest is None else rest)
-        offsets = [vw.vertex_offset for vw in views]
         if mask is not None and all(o.mask is not None for o in more_views or []):
             for vw in views:  # each photo's blend weight follows how well its fit places the avatar
                 vw.registration = _registration(vw)
-        _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n, allowed=near_v, offsets=offsets)
+        _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n, allowed=near_v)
         gains = exposure_gains(cols_k, alphas_k, v, cos_all)
-        photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains, near_v, offsets)
+        photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains, near_v)
         multi_stats = {"photos": len(views), "exposure_gain_offset": np.round(gains, 3).tolist(),
                        "photo_shift_px": [vw.shift.tolist() for vw in views],
-                       "part_colour_shift_px": colour_shifts,
                        "photo_registration": [round(vw.registration, 4) for vw in views],
                        "seen_vertex_fraction_per_photo": [float((a > SEEN_ALPHA).mean()) for a in alphas_k],
                        "first_photo_vertex_fraction": float((alphas_k[0] > SEEN_ALPHA).mean())}
@@ -1861,7 +1810,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             cos, own_v = _view_cos_own(vw, pv, pn, f, parts)
             cos_k.append(cos)
             own_k.append(own_v)
-            score_k.append(_photo_weight(vw, pv, pn, near_v, offset=vw.vertex_offset)[0] + 1e-3 * cos)
+            score_k.append(_photo_weight(vw, pv, pn, near_v)[0] + 1e-3 * cos)
         best = np.argmax(np.stack(score_k), axis=0)
         rows = np.arange(len(v))
         view_cos, own = np.stack(cos_k)[best, rows], np.stack(own_k)[best, rows]
@@ -1891,9 +1840,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                 points.append(_interpolate(tb_b, corners, pv.astype(np.float32)))
                 nrm = _interpolate(tb_b, corners, pn.astype(np.float32))
                 normals.append(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12))
-            offsets_t = [None if vw.vertex_offset is None else
-                         _interpolate(tb_b, corners, vw.vertex_offset.astype(np.float32)) for vw in views]
-            colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains, near_t, offsets_t)
+            colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains, near_t)
         else:
             proj = _project_interpolated(camera, v_cam, corners, tb_b)
             # the photo weight is 0 where the view-angle ramp is: only the other texels are looked up in the photo

@@ -1,58 +1,12 @@
-"""Texture from several photos (issue 13, wave 6): each photo's weight follows how well its fit places the avatar;
-other photos aligned per body part on colour edges (icon_engine.photo_align.colour_part_shifts)."""
+"""Texture from several photos (issue 13): each photo's weight follows how well its fit places the avatar (wave 6);
+the bench's colour error and its reading of the photos' labels (bench/multiview.py, wave 7)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from icon_engine.photo_align import colour_part_shifts
-
-YELLOW = np.array([200.0, 190.0, 40.0])
-NAVY = np.array([20.0, 25.0, 60.0])
 GREEN = np.array([40.0, 200.0, 60.0])
-
-
-def _hem_images(pred_hem: int, photo_hem: int, gain: float = 1.0) -> tuple:
-    """A torso (part 0) of two faces, yellow above a hem and navy below, predicted with its hem at row
-    ``pred_hem``; the photo's person (taller, so that its outline does not pin the shift) has its hem at
-    ``photo_hem``, its exposure × ``gain``. A plain arm (part 1, one face) beside it shows no colour edge inside."""
-    h, w = 120, 100
-    face_index = np.full((h, w), -1)
-    face_index[20:pred_hem, 20:60] = 0
-    face_index[pred_hem:90, 20:60] = 1
-    face_index[30:80, 70:80] = 2
-    face_colours = np.stack([YELLOW, NAVY, YELLOW])
-    face_parts = np.array([0, 0, 1])
-    photo = np.full((h, w, 3), 128.0)
-    mask = np.zeros((h, w), dtype=bool)
-    photo[10:photo_hem, 20:60] = YELLOW
-    photo[photo_hem:105, 20:60] = NAVY
-    photo[30:80, 70:80] = YELLOW
-    mask[10:105, 20:60] = True
-    mask[30:80, 70:80] = True
-    return face_index, face_colours, face_parts, photo * gain, mask
-
-
-def test_colour_part_shifts_find_a_hem_that_the_outline_cannot_see():
-    """The photo's hem lies 6 px below the predicted one (and the photo is darker): the torso's shift is (0, +6),
-    found from the colour edge alone (the outlines are vertical there); the arm, with no colour edge, keeps 0."""
-    shifts = colour_part_shifts(*_hem_images(50, 56, gain=0.8), np.zeros(2), 12, 2)
-    np.testing.assert_allclose(shifts[0], [0.0, 6.0], atol=1.0)
-    assert not shifts[1].any()
-    # registered: no shift; on top of a silhouette shift the search is relative to it
-    assert not colour_part_shifts(*_hem_images(50, 50), np.zeros(2), 12, 2).any()
-    fi, fc, fp, photo, mask = _hem_images(50, 56)
-    moved = np.roll(photo, 3, axis=1), np.roll(mask, 3, axis=1)
-    np.testing.assert_allclose(colour_part_shifts(fi, fc, fp, *moved, np.array([3.0, 0.0]), 12, 2)[0], [0.0, 6.0],
-                               atol=1.0)
-
-
-def test_colour_part_shifts_need_pixels():
-    """An empty rasterisation or a person the avatar does not overlap gives no shift (no crash)."""
-    fi, fc, fp, photo, mask = _hem_images(50, 56)
-    assert not colour_part_shifts(np.full_like(fi, -1), fc, fp, photo, mask, np.zeros(2), 12, 2).any()
-    assert not colour_part_shifts(fi, fc, fp, photo, np.zeros_like(mask), np.zeros(2), 12, 2).any()
 
 
 def _scaled(points: np.ndarray, factor: float) -> np.ndarray:
