@@ -37,8 +37,8 @@ Method (docs/texture_rig.md):
    mean of the photos that see it, each weighted by its photo weight × (its quality / the best photo's quality) **
    :data:`BLEND_POWER`, quality = cos(view angle) × pixels per metre: the photo that sees a point best dominates and
    the weights stay continuous, so there is no cut where one photo takes over from another. Before blending, each
-   photo's colours are mapped onto the first photo's exposure by a per-channel gain fitted on pairs of points it
-   and the photos before it see (the same point where they overlap, the nearest seen point within
+   photo's colours are mapped onto the first photo's exposure by a per-channel gain, solved jointly over every
+   pair of photos from pairs of points both see (the same point where they overlap, the nearest seen point within
    :data:`EXPOSURE_RADIUS_M` across the seam where they do not: front and back photos) (:func:`exposure_gains`).
    Each other photo is read at its 2-D offset from the avatar's silhouette (:func:`silhouette_shift`). Only what
    no photo sees goes to the fill of 3.
@@ -139,8 +139,8 @@ BLEND_POWER = 4.0
 #: 4 views: front colour error 5.9 → 4.9 with 4 instead of 1, the back unchanged).
 FIRST_PHOTO_QUALITY = 4.0
 #: Exposure equalisation (:func:`exposure_gains`): points count when a photo's weight exceeds EXPOSURE_ALPHA; a
-#: point is paired with the nearest point the other photos see within EXPOSURE_RADIUS_M (metres); fewest pairs for
-#: a gain/offset fit (fewer give a gain only).
+#: point is paired with the nearest point another photo sees within EXPOSURE_RADIUS_M (metres); fewest pairs for
+#: a least-squares gain (fewer give the ratio of medians).
 EXPOSURE_ALPHA = 0.02
 EXPOSURE_RADIUS_M = 0.06
 MIN_OVERLAP = 40
@@ -150,12 +150,6 @@ EXPOSURE_COS_BAND = 0.15
 #: difference is lighting that follows the camera (a person turning in front of a fixed light), which a gain would
 #: only move to the wrong side (bench/multiview.py's renders: back photo ×0.56).
 GAIN_RANGE = (0.7, 1.45)
-#: Fit an offset beside the gain. Off: pairs across a seam mix garments, and a fitted offset then tinted dark
-#: garments (navy trousers turned olive on bench/multiview.py); a gain per channel (exposure, white balance) is
-#: what differs between photos of one shoot.
-EXPOSURE_OFFSET = False
-#: Bound (0–255 levels) of that offset.
-OFFSET_RANGE = 30.0
 #: Several photos: each other photo is read shifted by the 2-D offset between its person mask and the avatar's
 #: silhouette in its camera (:func:`silhouette_shift`; the joint fit places the avatar a few pixels off in the
 #: other photos), at most ALIGN_MAX_SHIFT × the photo's height, used when it lowers the outlines' chamfer distance
@@ -673,21 +667,65 @@ def _registration(view: _View) -> float:
     return mask_iou(sil, view.mask.reshape(h, w))
 
 
+def _fit_gain(x: np.ndarray, y: np.ndarray) -> float:
+    """One channel's gain ``g`` with ``y ≈ g · x`` (colours 0–255 of paired points): least squares, twice more
+    without residuals beyond 2.5 robust sigmas (pairs that straddle two garments); with fewer than
+    :data:`MIN_OVERLAP` pairs the ratio of medians."""
+    g = float(np.median(y) / max(float(np.median(x)), 1.0))
+    if len(x) < MIN_OVERLAP:
+        return g
+    keep = np.ones(len(x), dtype=bool)
+    for _ in range(3):
+        if keep.sum() < MIN_OVERLAP // 2:
+            break
+        xk, yk = x[keep], y[keep]
+        g = float(xk @ yk / max(float(xk @ xk), 1e-9))
+        r = y - g * x
+        mad = float(np.median(np.abs(r - np.median(r)))) * 1.4826 + 1.0
+        keep = np.abs(r) <= 2.5 * mad
+    return g
+
+
+def _pair_gains(colours: np.ndarray, alphas: np.ndarray, seen: np.ndarray, points: np.ndarray, cos: np.ndarray,
+                j: int, k: int) -> tuple[int, int, np.ndarray]:
+    """(pairs, pairs of the same point, per-channel gain (3,) mapping photo ``k``'s colours onto photo ``j``'s) from
+    the points photo k sees paired with the nearest point photo j sees within :data:`EXPOSURE_RADIUS_M` at a
+    view-angle cosine within :data:`EXPOSURE_COS_BAND` (arguments as :func:`exposure_gains`'s, ``seen`` (K, N)
+    bool)."""
+    from scipy.spatial import cKDTree
+
+    ref_ok, mine = np.nonzero(seen[j])[0], np.nonzero(seen[k])[0]
+    if not len(ref_ok) or not len(mine):
+        return 0, 0, np.ones(3)
+    dist, idx = cKDTree(points[ref_ok]).query(points[mine], distance_upper_bound=EXPOSURE_RADIUS_M)
+    hit = np.isfinite(dist)
+    near, mine, dist = ref_ok[idx[hit]], mine[hit], dist[hit]
+    alike = np.abs(cos[k][mine] - cos[j][near]) <= EXPOSURE_COS_BAND
+    near, mine, dist = near[alike], mine[alike], dist[alike]
+    if not len(mine):
+        return 0, 0, np.ones(3)
+    src, ref = colours[k][mine], colours[j][near]
+    return len(mine), int((dist == 0).sum()), np.array([_fit_gain(src[:, c], ref[:, c]) for c in range(3)])
+
+
 def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
                    cosines: np.ndarray | None = None) -> np.ndarray:
     """(K, 2, 3) per-photo, per-channel (gain, offset) mapping photo k's colours onto the first photo's exposure:
-    ``c' = gain · c + offset``. ``colours`` (K, N, 3) and ``alphas`` (K, N): every photo's colour and photo weight
-    of the same surface points ``points`` (N, 3, metres). Photo k is paired with the photos before it (already
-    equalised) point by point: each point photo k sees is matched to the nearest point within
-    :data:`EXPOSURE_RADIUS_M` that they see (the same point where the photos overlap, the neighbouring surface
-    across the seam where they do not, as front and back photos); a gain (and, with :data:`EXPOSURE_OFFSET`, an
-    offset) is fitted to the pairs by least squares, twice more without residuals beyond 2.5 robust sigmas; with
-    fewer than :data:`MIN_OVERLAP` pairs the ratio of medians, with none the identity. With ``cosines`` (K, N)
-    (cos of each photo's view angle) only pairs seen at similar angles (within :data:`EXPOSURE_COS_BAND`) count:
-    shading that follows the camera (a flash, a person turning in front of a fixed light) then does not pass for
-    exposure."""
-    from scipy.spatial import cKDTree
+    ``c' = gain · c + offset`` (the offset is 0: a gain per channel — exposure, white balance — is what differs
+    between photos of one shoot; a fitted offset tinted dark garments, bench/multiview.py wave 5). ``colours``
+    (K, N, 3) and ``alphas`` (K, N): every photo's colour and photo weight of the same surface points ``points``
+    (N, 3, metres); a point counts for a photo when its weight exceeds :data:`EXPOSURE_ALPHA`.
 
+    Every pair of photos (j, k) gives a gain from its point pairs (:func:`_pair_gains`: the same point where the
+    photos overlap, the neighbouring surface across the seam where they do not, as front and back photos), and the
+    photos' log-gains are solved together by least squares over all pairs, each weighted by its number of point
+    pairs, the first photo's held at 0 (and each photo pulled to 0 with the weight of one pair, so a photo that
+    shares nothing with the others keeps gain 1). Pairs that go round the person (front → side → back → other side
+    → front) close a loop: shading that follows each camera (a light on the camera, off its axis) biases each
+    pair's gain one way round the loop and cancels in the joint solve, where chaining each photo to the ones
+    before it multiplied the biases (bench/multiview.py, 4 views: every other photo at the lowest gain, 0.70; wave
+    7). With ``cosines`` (K, N) (cos of each photo's view angle) only pairs seen at similar angles count. Gains are
+    clipped to :data:`GAIN_RANGE`; two photos give the pair's gain."""
     k_views = len(colours)
     out = np.zeros((k_views, 2, 3))
     out[:, 0] = 1.0
@@ -696,46 +734,27 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
     seen = alphas > EXPOSURE_ALPHA
     pts = np.asarray(points, dtype=np.float64)
     cos = np.zeros(alphas.shape) if cosines is None else np.asarray(cosines, dtype=np.float64)
-    ref_num = colours[0] * alphas[0][:, None] * seen[0][:, None]
-    ref_den = alphas[0] * seen[0]
-    ref_cos = cos[0] * alphas[0] * seen[0]
-    for k in range(1, k_views):
-        ref_ok = np.nonzero(ref_den > 0)[0]
-        mine = np.nonzero(seen[k])[0]
-        if len(ref_ok) and len(mine):
-            dist, idx = cKDTree(pts[ref_ok]).query(pts[mine], distance_upper_bound=EXPOSURE_RADIUS_M)
-            hit = np.isfinite(dist)
-            near = ref_ok[idx[hit]]
-            mine = mine[hit]
-            alike = np.abs(cos[k][mine] - ref_cos[near] / ref_den[near]) <= EXPOSURE_COS_BAND
-            near, mine = near[alike], mine[alike]
-            ref = ref_num[near] / ref_den[near][:, None]
-            src = colours[k][mine]
-        else:
-            src = ref = np.zeros((0, 3))
-        for c in range(3):
-            x, y = src[:, c], ref[:, c]
-            if not len(x):
-                continue
-            g, o = float(np.median(y) / max(float(np.median(x)), 1.0)), 0.0
-            if len(x) >= MIN_OVERLAP:
-                keep = np.ones(len(x), dtype=bool)
-                for _ in range(3):  # robust least squares: pairs that straddle two garments are dropped
-                    if keep.sum() < MIN_OVERLAP // 2:
-                        break
-                    xk, yk = x[keep], y[keep]
-                    if EXPOSURE_OFFSET and np.ptp(xk) > 8.0:
-                        g, o = np.polyfit(xk, yk, 1)
-                    else:
-                        g, o = float(xk @ yk / max(float(xk @ xk), 1e-9)), 0.0
-                    r = y - (g * x + o)
-                    mad = float(np.median(np.abs(r - np.median(r)))) * 1.4826 + 1.0
-                    keep = np.abs(r) <= 2.5 * mad
-            out[k, :, c] = (float(np.clip(g, *GAIN_RANGE)), float(np.clip(o, -OFFSET_RANGE, OFFSET_RANGE)))
-        fixed = colours[k] * out[k, 0] + out[k, 1]
-        ref_num = ref_num + fixed * (alphas[k] * seen[k])[:, None]
-        ref_cos = ref_cos + cos[k] * alphas[k] * seen[k]
-        ref_den = ref_den + alphas[k] * seen[k]
+    pairs = {(j, k): _pair_gains(colours, alphas, seen, pts, cos, j, k) for k in range(1, k_views) for j in range(k)}
+    overlaps = {i for (j, k), (_, same, _) in pairs.items() if same >= MIN_OVERLAP for i in (j, k)}
+    rows, rhs, weights = [], [], []
+    for (j, k), (n, same, g) in pairs.items():
+        if n == 0 or (same < MIN_OVERLAP and (j in overlaps or k in overlaps)):
+            continue  # across a seam only when neither photo shares points with another
+        row = np.zeros(k_views - 1)  # unknowns: log-gains of photos 1..K-1 (photo 0's is 0)
+        row[k - 1] += 1.0
+        if j > 0:
+            row[j - 1] -= 1.0
+        rows.append(row)
+        rhs.append(np.log(np.maximum(g, 1e-6)))
+        weights.append(float(n))
+    if not rows:
+        return out
+    prior = np.eye(k_views - 1)  # each photo's log-gain pulled to 0 with the weight of one pair
+    a = np.concatenate([np.asarray(rows), prior])
+    b = np.concatenate([np.asarray(rhs), np.zeros((k_views - 1, 3))])
+    sw = np.sqrt(np.concatenate([np.asarray(weights), np.ones(k_views - 1)]))[:, None]
+    log_gain = np.linalg.lstsq(a * sw, b * sw, rcond=None)[0]  # (K-1, 3)
+    out[1:, 0] = np.clip(np.exp(log_gain), *GAIN_RANGE)
     return out
 
 
@@ -760,8 +779,23 @@ def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np
     alpha, col = np.stack(alphas), np.stack(cols)
     reg = np.array([vw.registration for vw in views])
     w = _blend_weights(alpha, np.stack(quals), (reg / max(float(reg.max()), 1e-12)) ** REGISTRATION_POWER)
+    if AGREE_RGB is not None and gains is not None and len(views) > 1:
+        w = w * _agreement(w, col)
     blended = np.einsum("kn,knc->nc", w, col) / np.maximum(w.sum(axis=0), 1e-12)[:, None]
     return blended, alpha.max(axis=0), alpha, col, np.stack(coss)
+
+
+AGREE_RGB: float | None = None
+
+
+def _agreement(w: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """(K, N) factor in (0, 1] per photo and point: 1 for the photo with the largest blend weight ``w`` (K, N) at
+    the point, 1 / (1 + (d / AGREE_RGB)²) for the others, d their mean RGB distance to its colour (``col``
+    (K, N, 3), exposures equalised)."""
+    best = np.argmax(w, axis=0)
+    ref = np.take_along_axis(col, best[None, :, None], axis=0)
+    d = np.abs(col - ref).mean(axis=2)
+    return 1.0 / (1.0 + (d / AGREE_RGB) ** 2)
 
 
 # ----------------------------------------------------------------------------------------------------------------
