@@ -779,23 +779,9 @@ def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np
     alpha, col = np.stack(alphas), np.stack(cols)
     reg = np.array([vw.registration for vw in views])
     w = _blend_weights(alpha, np.stack(quals), (reg / max(float(reg.max()), 1e-12)) ** REGISTRATION_POWER)
-    if AGREE_RGB is not None and gains is not None and len(views) > 1:
-        w = w * _agreement(w, col)
     blended = np.einsum("kn,knc->nc", w, col) / np.maximum(w.sum(axis=0), 1e-12)[:, None]
     return blended, alpha.max(axis=0), alpha, col, np.stack(coss)
 
-
-AGREE_RGB: float | None = None
-
-
-def _agreement(w: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """(K, N) factor in (0, 1] per photo and point: 1 for the photo with the largest blend weight ``w`` (K, N) at
-    the point, 1 / (1 + (d / AGREE_RGB)²) for the others, d their mean RGB distance to its colour (``col``
-    (K, N, 3), exposures equalised)."""
-    best = np.argmax(w, axis=0)
-    ref = np.take_along_axis(col, best[None, :, None], axis=0)
-    d = np.abs(col - ref).mean(axis=2)
-    return 1.0 / (1.0 + (d / AGREE_RGB) ** 2)
 
 
 # ----------------------------------------------------------------------------------------------------------------
