@@ -783,7 +783,6 @@ def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np
     return blended, alpha.max(axis=0), alpha, col, np.stack(coss)
 
 
-
 # ----------------------------------------------------------------------------------------------------------------
 # Body parts and the unseen sides
 
