@@ -718,14 +718,17 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
 
     Every pair of photos (j, k) gives a gain from its point pairs (:func:`_pair_gains`: the same point where the
     photos overlap, the neighbouring surface across the seam where they do not, as front and back photos), and the
-    photos' log-gains are solved together by least squares over all pairs, each weighted by its number of point
+    photos' log-gains are solved together by least squares over the pairs, each weighted by its number of point
     pairs, the first photo's held at 0 (and each photo pulled to 0 with the weight of one pair, so a photo that
-    shares nothing with the others keeps gain 1). Pairs that go round the person (front → side → back → other side
+    shares nothing with the others keeps gain 1). A pair that meets only across a seam (fewer than
+    :data:`MIN_OVERLAP` pairs of the same point) counts only between photos that no chain of same-point pairs
+    links (front and back alone; not the front and the back of a turnaround, whose sides link them). Pairs that go
+    round the person (front → side → back → other side
     → front) close a loop: shading that follows each camera (a light on the camera, off its axis) biases each
     pair's gain one way round the loop and cancels in the joint solve, where chaining each photo to the ones
     before it multiplied the biases (bench/multiview.py, 4 views: every other photo at the lowest gain, 0.70; wave
     7). With ``cosines`` (K, N) (cos of each photo's view angle) only pairs seen at similar angles count. Gains are
-    clipped to :data:`GAIN_RANGE`; two photos give the pair's gain."""
+    clipped to :data:`GAIN_RANGE`; two photos give (nearly) the pair's gain."""
     k_views = len(colours)
     out = np.zeros((k_views, 2, 3))
     out[:, 0] = 1.0
@@ -735,11 +738,20 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
     pts = np.asarray(points, dtype=np.float64)
     cos = np.zeros(alphas.shape) if cosines is None else np.asarray(cosines, dtype=np.float64)
     pairs = {(j, k): _pair_gains(colours, alphas, seen, pts, cos, j, k) for k in range(1, k_views) for j in range(k)}
-    overlaps = {i for (j, k), (_, same, _) in pairs.items() if same >= MIN_OVERLAP for i in (j, k)}
+    group = list(range(k_views))  # photos linked by pairs that see the same points (union-find)
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for (j, k), (_, same, _) in pairs.items():
+        if same >= MIN_OVERLAP:
+            group[root(k)] = root(j)
     rows, rhs, weights = [], [], []
     for (j, k), (n, same, g) in pairs.items():
-        if n == 0 or (same < MIN_OVERLAP and (j in overlaps or k in overlaps)):
-            continue  # across a seam only when neither photo shares points with another
+        if n == 0 or (same < MIN_OVERLAP and root(j) == root(k)):
+            continue  # across a seam only between photos that no chain of shared points links
         row = np.zeros(k_views - 1)  # unknowns: log-gains of photos 1..K-1 (photo 0's is 0)
         row[k - 1] += 1.0
         if j > 0:

@@ -137,3 +137,22 @@ def test_exposure_gains_close_the_loop_round_a_turnaround():
     darker = exposure_gains(*_turnaround_colours((1.0, 1.0, 0.75, 1.0)))[:, 0]
     assert np.all(np.abs(darker[2] * 0.75 - 1.0) < 0.05), darker
     assert np.all(np.abs(darker[[0, 1, 3]] - 1.0) < 0.05), darker
+
+
+def test_exposure_gains_link_groups_of_photos_across_a_seam():
+    """Two front photos and two back photos (× 0.75) of a shirt-over-trousers cylinder: each pair sees the same
+    points, the two pairs only meet across the seams. The seam pairs link the back photos to the front ones (both
+    recover 1 / 0.75); a seam pair between photos that shared points already link would not count."""
+    from icon_engine.texture import exposure_gains
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 2 * np.pi, 4000)
+    y = rng.uniform(0, 1, 4000)
+    points = np.stack([0.15 * np.cos(a), y, 0.15 * np.sin(a)], axis=1)
+    base = np.where((y > 0.5)[:, None], [200.0, 180.0, 60.0], [40.0, 50.0, 120.0])
+    front, back = np.sin(a) > 0.05, np.sin(a) < -0.05
+    colours = np.stack([base, base, base * 0.75, base * 0.75])
+    alphas = np.stack([front, front, back, back]).astype(np.float64)
+    gains = exposure_gains(colours, alphas, points)[:, 0]
+    assert np.allclose(gains[:2], 1.0, atol=0.02), gains
+    assert np.allclose(gains[2:], 1 / 0.75, rtol=0.05), gains
