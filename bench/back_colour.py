@@ -35,7 +35,7 @@ for p in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 from fidelity import to_gt_world  # noqa: E402
-from multiview import SETS, render_views, subject_in_poses  # noqa: E402
+from multiview import SETS, colour_error, render_views, subject_in_poses  # noqa: E402
 from synthetic import load_open_body  # noqa: E402
 
 #: Pixels off by more than this (RGB mean, 0–255) count as large errors.
@@ -87,13 +87,6 @@ def capture(bm: Any, index: int, set_name: str, size: tuple[int, int], quality: 
     return dict(got, gt_views=views, dz=dz, name=s.name, back_photo=back)
 
 
-def _gain_error(ours: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray]:
-    """(mean, per pixel) absolute RGB error after one least-squares gain per channel."""
-    gain = (ours * truth).sum(axis=0) / np.maximum((ours * ours).sum(axis=0), 1e-9)
-    per = np.abs(ours * gain - truth).mean(axis=1)
-    return float(per.mean()) if len(per) else float("nan"), gain
-
-
 def score(case: dict[str, Any], tex: Any, image_path: Path | None = None) -> dict[str, Any]:
     """The texture ``tex`` of ``case`` (:func:`capture`) scored as in the module docstring."""
     from scipy import ndimage
@@ -109,13 +102,10 @@ def score(case: dict[str, Any], tex: Any, image_path: Path | None = None) -> dic
     for name, k in (("front", 0), ("back", 2)):
         truth_rgb, truth_mask, cam = case["gt_views"][k]
         rgb, covered = render_textured(v, av.faces, tex.uv, image, cam)
-        sel = covered & ndimage.binary_erosion(truth_mask, iterations=2)
-        ours, truth = rgb[sel], truth_rgb[sel].astype(np.float64)
-        out[name], gain = _gain_error(ours, truth)
+        _, out[name], err, gain = colour_error(rgb, covered, truth_rgb, truth_mask)
         if name != "back":
             continue
-        err = np.zeros(sel.shape)
-        err[sel] = np.abs(ours * gain - truth).mean(axis=1)
+        sel = covered & ndimage.binary_erosion(truth_mask, iterations=2)
         r = rasterize(cam.to_camera(v), av.faces, cam.K, cam.width, cam.height)
         parts = parts_from_skin_weights(av.rig.skin_weights)
         pixel_part = np.where(r.face_index >= 0, parts[av.faces[np.maximum(r.face_index, 0), 0]], -1)
@@ -144,8 +134,7 @@ def score(case: dict[str, Any], tex: Any, image_path: Path | None = None) -> dic
         view = vs[k]
         posed = av.posed_vertices if k == 0 else avatar_in_photo(av, view.fit)
         rgb, covered = render_textured(posed, av.faces, tex.uv, image, view.fit.camera)
-        sel = covered & ndimage.binary_erosion(view.observation.mask, iterations=2)
-        out[f"{name}_own"], _ = _gain_error(rgb[sel], view.photo.rgb[sel].astype(np.float64))
+        _, out[f"{name}_own"], _, _ = colour_error(rgb, covered, view.photo.rgb, view.observation.mask)
     return out
 
 

@@ -15,9 +15,10 @@ the same depth alignment along the first camera's axis (one photo cannot tell di
 The texture part renders the bundle's textured posed mesh (aligned as above) in the front (0°) and back (180°)
 ground-truth views and reports the mean absolute colour error (0–255) on the pixels of the person, after one
 least-squares gain per channel (the texture takes the first photo's exposure; the renders are lit from the front,
-so the back photo is darker) and raw, and the ratio back/front of the former; and, for sets with a back photo,
-the error of the avatar posed and seen as in the front and back photos by their own fits against those photos
-(the texture without the fit's misplacement of the geometry; target: back ≤ 1.5 × front).
+so the back photo is darker) and raw, and the ratio back/front of the former (target: back ≤ 1.5 × front); and,
+for sets with a back photo, the same error (after the gain; raw in brackets) of the avatar posed and seen as in the
+front and back photos by their own fits against those photos (the texture without the first fit's misplacement of
+the geometry).
 
 Usage: ``python bench/multiview.py --count 3 --quality standard`` (prints a Markdown table; ``--json`` keeps all).
 """
@@ -76,13 +77,42 @@ def subject_in_poses(bm: Any, index: int, seed: int, size: tuple[int, int], kind
     return [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=p) for p in poses]
 
 
+def view_index(label: str) -> int:
+    """The view of a bench photo from its label (``<subject>_view<k>.png`` → k; −1 for another name)."""
+    stem = label.rsplit(".", 1)[0]
+    head, sep, tail = stem.rpartition("_view")
+    return int(tail) if sep and tail.isdigit() else -1
+
+
+def colour_error(rgb: np.ndarray, covered: np.ndarray, truth_rgb: np.ndarray,
+                 truth_mask: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(raw, after one gain per channel, per-pixel error (H, W) after the gain — 0 off the scored pixels —, the
+    gain (3,)): mean
+    absolute colour error (0–255, RGB mean) of a render ``rgb`` (H, W, 3) float with its ``covered`` (H, W) pixels
+    against ``truth_rgb`` (H, W, 3), over the pixels both cover (``truth_mask`` eroded by 2 px: outline pixels mix
+    in the background). The gain is the least-squares one per channel: the texture takes the first photo's
+    exposure, and each photo is lit differently (the bench's renders are lit from their camera), so without it an
+    exposure difference reads as a colour error."""
+    from scipy import ndimage
+
+    sel = covered & ndimage.binary_erosion(truth_mask, iterations=2)
+    per = np.zeros(sel.shape)
+    if not sel.any():
+        return float("nan"), float("nan"), per, np.ones(3)
+    ours, truth = rgb[sel].astype(np.float64), truth_rgb[sel].astype(np.float64)
+    gain = (ours * truth).sum(axis=0) / np.maximum((ours * ours).sum(axis=0), 1e-9)
+    per[sel] = np.abs(ours * gain - truth).mean(axis=1)
+    return float(np.abs(ours - truth).mean()), float(per[sel].mean()), per, gain
+
+
 def texture_error(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, views: list[tuple[np.ndarray, np.ndarray,
                   Camera]], dz: float) -> dict[str, float]:
-    """Mean absolute colour error (0–255, RGB mean) of the bundle's textured posed mesh rendered in the front (0°)
-    and back (180°) ground-truth views against those renders, over the pixels both cover (the ground-truth mask
-    eroded by 2 px: outline pixels mix in the background)."""
+    """Colour error (:func:`colour_error`: raw ``tex_<view>``, after one gain per channel ``tex_<view>_gain``) of
+    the bundle's textured posed mesh rendered in the front (0°) and back (180°) ground-truth views against those
+    renders; and, for the photos of the set that are those views, the same error (after the gain:
+    ``tex_<view>_own``, raw ``tex_<view>_own_raw``) of the avatar posed and seen as that photo's own fit sees it,
+    against that photo: the texture without the first fit's misplacement of the avatar's back."""
     from PIL import Image
-    from scipy import ndimage
 
     from icon_engine.bundle import read_bundle
     from icon_engine.texture import render_textured
@@ -99,13 +129,7 @@ def texture_error(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, view
     for name, k in (("front", 0), ("back", 2)):
         rgb_gt, mask_gt, cam_k = views[k]
         rgb, covered = render_textured(v, b.posed_mesh.faces, b.posed_mesh.uv, image, cam_k)
-        sel = covered & ndimage.binary_erosion(mask_gt, iterations=2)
-        ours, truth = rgb[sel], rgb_gt[sel].astype(np.float64)
-        out[f"tex_{name}"] = float(np.abs(ours - truth).mean()) if sel.any() else np.nan
-        # up to exposure: one gain per channel (least squares) first, as the texture takes the first photo's
-        # exposure and the back photo is lit differently (the renders' light comes from the front)
-        gain = (ours * truth).sum(axis=0) / np.maximum((ours * ours).sum(axis=0), 1e-9)
-        out[f"tex_{name}_gain"] = float(np.abs(ours * gain - truth).mean()) if sel.any() else np.nan
+        out[f"tex_{name}"], out[f"tex_{name}_gain"], _, _ = colour_error(rgb, covered, rgb_gt, mask_gt)
     out["tex_back_vs_front"] = out["tex_back_gain"] / max(out["tex_front_gain"], 1e-9)
     # through the photos' own fits: the avatar posed and seen as in the front photo and in the back photo (when the
     # set has it), against those photos — the texture's error without the fit's misplacement of the geometry
@@ -114,19 +138,16 @@ def texture_error(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, view
 
     rest_angles = rest_pose_angles(b.meta.get("rig", {}).get("rest_pose", "T"))
     for view in b.views:
-        k = int(view.label.rsplit("view", 1)[1].split(".")[0]) if "view" in view.label else -1
+        k = view_index(view.label)
         if view.status != "used" or k not in (0, 2):
             continue
         pose = pose_relative_to_rest(view.full_pose, rest_angles)
         vk = skin_vertices(b.rest_mesh.vertices, b.skin_weights, b.rest_joints, b.parents, pose, view.transl)
-        cam_k = Camera(view.K, view.R, view.t, *view.image_size)
-        rgb, covered = render_textured(vk, b.posed_mesh.faces, b.posed_mesh.uv, image, cam_k)
+        rgb, covered = render_textured(vk, b.posed_mesh.faces, b.posed_mesh.uv, image,
+                                       Camera(view.K, view.R, view.t, *view.image_size))
         rgb_gt, mask_gt, _ = views[k]
-        sel = covered & ndimage.binary_erosion(mask_gt, iterations=2)
         name = "front" if k == 0 else "back"
-        out[f"tex_{name}_own"] = float(np.abs(rgb[sel] - rgb_gt[sel].astype(np.float64)).mean())
-    if "tex_back_own" in out:
-        out["tex_back_vs_front_own"] = out["tex_back_own"] / max(out["tex_front_own"], 1e-9)
+        out[f"tex_{name}_own_raw"], out[f"tex_{name}_own"], _, _ = colour_error(rgb, covered, rgb_gt, mask_gt)
     return out
 
 
@@ -239,11 +260,11 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
         sets = tuple(sets) + tuple(f"oracle {name}" for name in sets)
     summary = {name: {m: float(np.mean([r[name].get(m, np.nan) for r in rows]))
                       for m in ("chamfer_cm", "p2s_cm", "normal", "iou", "tex_front", "tex_back", "tex_front_gain",
-                                "tex_back_gain", "tex_front_own", "tex_back_own", "seconds", "cpu_s")}
+                                "tex_back_gain", "tex_front_own", "tex_back_own", "tex_front_own_raw",
+                                "tex_back_own_raw", "seconds", "cpu_s")}
                for name in sets}
     for name in sets:
         summary[name]["tex_back_vs_front"] = summary[name]["tex_back_gain"] / summary[name]["tex_front_gain"]
-        summary[name]["tex_back_vs_front_own"] = summary[name]["tex_back_own"] / summary[name]["tex_front_own"]
     base = summary["front"]["chamfer_cm"] if "front" in summary else float("nan")
     for name in sets:
         ref = summary.get("oracle front", {}).get("chamfer_cm", base) if name.startswith("oracle") else base
@@ -254,10 +275,10 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
 
 def format_table(result: dict[str, Any]) -> str:
     lines = ["| photos | Chamfer (cm) | vs front | P2S (cm) | normal | IoU | colour front | colour back | back/front "
-             "| own fits: front, back, ratio | wall (s) | CPU (s) |", "|---" * 12 + "|"]
+             "| own fits: front, back | wall (s) | CPU (s) |", "|---" * 12 + "|"]
     for name, m in result["summary"].items():
-        own = (f"{m['tex_front_own']:.1f}, {m['tex_back_own']:.1f}, {m['tex_back_vs_front_own']:.2f}"
-               if np.isfinite(m["tex_back_own"]) else "–")
+        own = (f"{m['tex_front_own']:.1f} ({m['tex_front_own_raw']:.1f}), {m['tex_back_own']:.1f} "
+               f"({m['tex_back_own_raw']:.1f})" if np.isfinite(m["tex_back_own"]) else "–")
         lines.append(f"| {name} | {m['chamfer_cm']:.2f} | {100 * m['vs_front']:+.0f} % | {m['p2s_cm']:.2f} | "
                      f"{m['normal']:.3f} | {m['iou']:.3f} | {m['tex_front_gain']:.1f} ({m['tex_front']:.1f}) | "
                      f"{m['tex_back_gain']:.1f} ({m['tex_back']:.1f}) | {m['tex_back_vs_front']:.2f} | {own} | "

@@ -37,8 +37,8 @@ Method (docs/texture_rig.md):
    mean of the photos that see it, each weighted by its photo weight × (its quality / the best photo's quality) **
    :data:`BLEND_POWER`, quality = cos(view angle) × pixels per metre: the photo that sees a point best dominates and
    the weights stay continuous, so there is no cut where one photo takes over from another. Before blending, each
-   photo's colours are mapped onto the first photo's exposure by a per-channel gain fitted on pairs of points it
-   and the photos before it see (the same point where they overlap, the nearest seen point within
+   photo's colours are mapped onto the first photo's exposure by a per-channel gain, solved jointly over every
+   pair of photos from pairs of points both see (the same point where they overlap, the nearest seen point within
    :data:`EXPOSURE_RADIUS_M` across the seam where they do not: front and back photos) (:func:`exposure_gains`).
    Each other photo is read at its 2-D offset from the avatar's silhouette (:func:`silhouette_shift`). Only what
    no photo sees goes to the fill of 3.
@@ -139,8 +139,8 @@ BLEND_POWER = 4.0
 #: 4 views: front colour error 5.9 → 4.9 with 4 instead of 1, the back unchanged).
 FIRST_PHOTO_QUALITY = 4.0
 #: Exposure equalisation (:func:`exposure_gains`): points count when a photo's weight exceeds EXPOSURE_ALPHA; a
-#: point is paired with the nearest point the other photos see within EXPOSURE_RADIUS_M (metres); fewest pairs for
-#: a gain/offset fit (fewer give a gain only).
+#: point is paired with the nearest point another photo sees within EXPOSURE_RADIUS_M (metres); fewest pairs for
+#: a least-squares gain (fewer give the ratio of medians).
 EXPOSURE_ALPHA = 0.02
 EXPOSURE_RADIUS_M = 0.06
 MIN_OVERLAP = 40
@@ -150,10 +150,6 @@ EXPOSURE_COS_BAND = 0.15
 #: difference is lighting that follows the camera (a person turning in front of a fixed light), which a gain would
 #: only move to the wrong side (bench/multiview.py's renders: back photo ×0.56).
 GAIN_RANGE = (0.7, 1.45)
-#: Fit an offset beside the gain. Off: pairs across a seam mix garments, and a fitted offset then tinted dark
-#: garments (navy trousers turned olive on bench/multiview.py); a gain per channel (exposure, white balance) is
-#: what differs between photos of one shoot.
-EXPOSURE_OFFSET = False
 #: Several photos: each other photo is read shifted by the 2-D offset between its person mask and the avatar's
 #: silhouette in its camera (:func:`silhouette_shift`; the joint fit places the avatar a few pixels off in the
 #: other photos), at most ALIGN_MAX_SHIFT × the photo's height, used when it lowers the outlines' chamfer distance
@@ -167,16 +163,6 @@ ALIGN_MIN_GAIN = 0.15
 #: the front's 0.96; 30 takes the back colour error 9.82 → 9.41 and the front's 5.11 → 4.60; docs/multiview.md).
 #: Not used when a photo has no person mask (all weigh 1). ``stats["photo_registration"]`` lists the IoUs.
 REGISTRATION_POWER = 30.0
-#: Several photos, with body parts: after the silhouette shift, align each other photo's body parts on colour edges
-#: to what the first photo predicts there (:func:`align_other_views`,
-#: :func:`icon_engine.photo_align.colour_part_shifts`), within ± COLOUR_ALIGN_MAX_SHIFT × the photo's height, the
-#: parts' shifts blended across joints over about COLOUR_ALIGN_BLEND_M (metres) of the mesh. Off: on
-#: bench/multiview.py the back photo's hem already lies where the front predicts it (torso shift 0); the legs took
-#: spurious shifts and the back colour error rose (front + back 8.12 → 10.29; docs/multiview.md, wave 6).
-COLOUR_ALIGN = False
-COLOUR_ALIGN_MAX_SHIFT = 0.03
-COLOUR_ALIGN_BLEND_M = 0.05
-OFFSET_RANGE = 30.0
 
 
 @dataclass
@@ -393,8 +379,6 @@ class _View:
     #: (dx, dy) pixels: the photo's person lies this far from the mesh's projection (:func:`silhouette_shift`);
     #: photo and mask are read there.
     shift: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    #: (N, 2) pixels or None: each vertex reads the photo this much farther (per body part, :func:`align_other_views`).
-    vertex_offset: np.ndarray | None = None
     #: IoU of the mesh's silhouette (after :attr:`shift`) with the person mask (several photos).
     registration: float = 1.0
 
@@ -614,40 +598,6 @@ def _view_cos_own(view: _View, points: np.ndarray, normals: np.ndarray, faces: n
     return cos, inside & (nearest >= 0) & (parts[faces[np.maximum(nearest, 0), 0]] == parts)
 
 
-def align_other_views(views: list[_View], points: list[np.ndarray], normals: list[np.ndarray], faces: np.ndarray,
-                      parts: np.ndarray, allowed: np.ndarray | None, fill_vertices: np.ndarray) -> list[list[float]]:
-    """Align every other photo (``views[1:]``) to the avatar per body part on colour edges, setting each one's
-    :attr:`_View.vertex_offset`; returns the parts' shifts (pixels) per other photo.
-
-    The prediction is the one-photo colouring of the mesh: the first photo's colours where it sees the surface,
-    the per-part fill (:func:`unseen_side_fill`: the garment colour at the same height) elsewhere. Each other photo
-    is then matched to that prediction rendered in its camera (:func:`icon_engine.photo_align.colour_part_shifts`):
-    the back photo's hem is read where the front's hem predicts it, not a few pixels off where the fit put it.
-    ``points``/``normals``: the mesh (faces ``faces``) posed in every photo, ``parts`` (N,) body parts,
-    ``allowed`` their part masks (:func:`_near_parts`), ``fill_vertices`` (N, 3) the mesh the fill runs along
-    (the rest pose when known)."""
-    from .photo_align import colour_part_shifts
-
-    first = views[0]
-    alpha, xy = _photo_weight(first, points[0], normals[0], allowed)
-    colour = _bilinear(first.photo, xy)
-    cos, own = _view_cos_own(first, points[0], normals[0], faces, parts)
-    fill, _ = unseen_side_fill(fill_vertices, faces, parts, alpha, colour, cos, own)
-    predicted = alpha[:, None] * colour + (1.0 - alpha[:, None]) * fill
-    face_colours, face_part = predicted[faces].mean(axis=1), parts[faces[:, 0]]
-    rings = _ring_count(points[0], faces, COLOUR_ALIGN_BLEND_M)
-    out = []
-    for view in views[1:]:
-        h = view.camera.height
-        shifts = colour_part_shifts(view.layers.face.reshape(h, -1), face_colours, face_part, view.photo,
-                                    view.mask.reshape(h, -1), view.shift, int(np.ceil(COLOUR_ALIGN_MAX_SHIFT * h)),
-                                    len(PART_NAMES))
-        out.append(shifts.tolist())
-        if shifts.any():  # each vertex by its part's shift, blended across the joints
-            view.vertex_offset = _smooth_on_mesh(shifts[parts], np.ones(len(parts)), faces, 2 * rings * rings)[0]
-    return out
-
-
 def _outline(mask: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
     """Pixels (K, 2) (column, row) on the outline of a mask (H, W) bool, at most ``limit`` of them (a random
     subset)."""
@@ -717,21 +667,68 @@ def _registration(view: _View) -> float:
     return mask_iou(sil, view.mask.reshape(h, w))
 
 
+def _fit_gain(x: np.ndarray, y: np.ndarray) -> float:
+    """One channel's gain ``g`` with ``y ≈ g · x`` (colours 0–255 of paired points): least squares, twice more
+    without residuals beyond 2.5 robust sigmas (pairs that straddle two garments); with fewer than
+    :data:`MIN_OVERLAP` pairs the ratio of medians."""
+    g = float(np.median(y) / max(float(np.median(x)), 1.0))
+    if len(x) < MIN_OVERLAP:
+        return g
+    keep = np.ones(len(x), dtype=bool)
+    for _ in range(3):
+        if keep.sum() < MIN_OVERLAP // 2:
+            break
+        xk, yk = x[keep], y[keep]
+        g = float(xk @ yk / max(float(xk @ xk), 1e-9))
+        r = y - g * x
+        mad = float(np.median(np.abs(r - np.median(r)))) * 1.4826 + 1.0
+        keep = np.abs(r) <= 2.5 * mad
+    return g
+
+
+def _pair_gains(colours: np.ndarray, alphas: np.ndarray, seen: np.ndarray, points: np.ndarray, cos: np.ndarray,
+                j: int, k: int) -> tuple[int, int, np.ndarray]:
+    """(pairs, pairs of the same point, per-channel gain (3,) mapping photo ``k``'s colours onto photo ``j``'s) from
+    the points photo k sees paired with the nearest point photo j sees within :data:`EXPOSURE_RADIUS_M` at a
+    view-angle cosine within :data:`EXPOSURE_COS_BAND` (arguments as :func:`exposure_gains`'s, ``seen`` (K, N)
+    bool)."""
+    from scipy.spatial import cKDTree
+
+    ref_ok, mine = np.nonzero(seen[j])[0], np.nonzero(seen[k])[0]
+    if not len(ref_ok) or not len(mine):
+        return 0, 0, np.ones(3)
+    dist, idx = cKDTree(points[ref_ok]).query(points[mine], distance_upper_bound=EXPOSURE_RADIUS_M)
+    hit = np.isfinite(dist)
+    near, mine, dist = ref_ok[idx[hit]], mine[hit], dist[hit]
+    alike = np.abs(cos[k][mine] - cos[j][near]) <= EXPOSURE_COS_BAND
+    near, mine, dist = near[alike], mine[alike], dist[alike]
+    if not len(mine):
+        return 0, 0, np.ones(3)
+    src, ref = colours[k][mine], colours[j][near]
+    return len(mine), int((dist == 0).sum()), np.array([_fit_gain(src[:, c], ref[:, c]) for c in range(3)])
+
+
 def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
                    cosines: np.ndarray | None = None) -> np.ndarray:
     """(K, 2, 3) per-photo, per-channel (gain, offset) mapping photo k's colours onto the first photo's exposure:
-    ``c' = gain · c + offset``. ``colours`` (K, N, 3) and ``alphas`` (K, N): every photo's colour and photo weight
-    of the same surface points ``points`` (N, 3, metres). Photo k is paired with the photos before it (already
-    equalised) point by point: each point photo k sees is matched to the nearest point within
-    :data:`EXPOSURE_RADIUS_M` that they see (the same point where the photos overlap, the neighbouring surface
-    across the seam where they do not, as front and back photos); a gain (and, with :data:`EXPOSURE_OFFSET`, an
-    offset) is fitted to the pairs by least squares, twice more without residuals beyond 2.5 robust sigmas; with
-    fewer than :data:`MIN_OVERLAP` pairs the ratio of medians, with none the identity. With ``cosines`` (K, N)
-    (cos of each photo's view angle) only pairs seen at similar angles (within :data:`EXPOSURE_COS_BAND`) count:
-    shading that follows the camera (a flash, a person turning in front of a fixed light) then does not pass for
-    exposure."""
-    from scipy.spatial import cKDTree
+    ``c' = gain · c + offset`` (the offset is 0: a gain per channel — exposure, white balance — is what differs
+    between photos of one shoot; a fitted offset tinted dark garments, bench/multiview.py wave 5). ``colours``
+    (K, N, 3) and ``alphas`` (K, N): every photo's colour and photo weight of the same surface points ``points``
+    (N, 3, metres); a point counts for a photo when its weight exceeds :data:`EXPOSURE_ALPHA`.
 
+    Every pair of photos (j, k) gives a gain from its point pairs (:func:`_pair_gains`: the same point where the
+    photos overlap, the neighbouring surface across the seam where they do not, as front and back photos), and the
+    photos' log-gains are solved together by least squares over the pairs, each weighted by its number of point
+    pairs, the first photo's held at 0 (and each photo pulled to 0 with the weight of one pair, so a photo that
+    shares nothing with the others keeps gain 1). A pair that meets only across a seam (fewer than
+    :data:`MIN_OVERLAP` pairs of the same point) counts only between photos that no chain of same-point pairs
+    links (front and back alone; not the front and the back of a turnaround, whose sides link them). Pairs that go
+    round the person (front → side → back → other side
+    → front) close a loop: shading that follows each camera (a light on the camera, off its axis) biases each
+    pair's gain one way round the loop and cancels in the joint solve, where chaining each photo to the ones
+    before it multiplied the biases (bench/multiview.py, 4 views: every other photo at the lowest gain, 0.70; wave
+    7). With ``cosines`` (K, N) (cos of each photo's view angle) only pairs seen at similar angles count. Gains are
+    clipped to :data:`GAIN_RANGE`; two photos give (nearly) the pair's gain."""
     k_views = len(colours)
     out = np.zeros((k_views, 2, 3))
     out[:, 0] = 1.0
@@ -740,61 +737,49 @@ def exposure_gains(colours: np.ndarray, alphas: np.ndarray, points: np.ndarray,
     seen = alphas > EXPOSURE_ALPHA
     pts = np.asarray(points, dtype=np.float64)
     cos = np.zeros(alphas.shape) if cosines is None else np.asarray(cosines, dtype=np.float64)
-    ref_num = colours[0] * alphas[0][:, None] * seen[0][:, None]
-    ref_den = alphas[0] * seen[0]
-    ref_cos = cos[0] * alphas[0] * seen[0]
-    for k in range(1, k_views):
-        ref_ok = np.nonzero(ref_den > 0)[0]
-        mine = np.nonzero(seen[k])[0]
-        if len(ref_ok) and len(mine):
-            dist, idx = cKDTree(pts[ref_ok]).query(pts[mine], distance_upper_bound=EXPOSURE_RADIUS_M)
-            hit = np.isfinite(dist)
-            near = ref_ok[idx[hit]]
-            mine = mine[hit]
-            alike = np.abs(cos[k][mine] - ref_cos[near] / ref_den[near]) <= EXPOSURE_COS_BAND
-            near, mine = near[alike], mine[alike]
-            ref = ref_num[near] / ref_den[near][:, None]
-            src = colours[k][mine]
-        else:
-            src = ref = np.zeros((0, 3))
-        for c in range(3):
-            x, y = src[:, c], ref[:, c]
-            if not len(x):
-                continue
-            g, o = float(np.median(y) / max(float(np.median(x)), 1.0)), 0.0
-            if len(x) >= MIN_OVERLAP:
-                keep = np.ones(len(x), dtype=bool)
-                for _ in range(3):  # robust least squares: pairs that straddle two garments are dropped
-                    if keep.sum() < MIN_OVERLAP // 2:
-                        break
-                    xk, yk = x[keep], y[keep]
-                    if EXPOSURE_OFFSET and np.ptp(xk) > 8.0:
-                        g, o = np.polyfit(xk, yk, 1)
-                    else:
-                        g, o = float(xk @ yk / max(float(xk @ xk), 1e-9)), 0.0
-                    r = y - (g * x + o)
-                    mad = float(np.median(np.abs(r - np.median(r)))) * 1.4826 + 1.0
-                    keep = np.abs(r) <= 2.5 * mad
-            out[k, :, c] = (float(np.clip(g, *GAIN_RANGE)), float(np.clip(o, -OFFSET_RANGE, OFFSET_RANGE)))
-        fixed = colours[k] * out[k, 0] + out[k, 1]
-        ref_num = ref_num + fixed * (alphas[k] * seen[k])[:, None]
-        ref_cos = ref_cos + cos[k] * alphas[k] * seen[k]
-        ref_den = ref_den + alphas[k] * seen[k]
+    pairs = {(j, k): _pair_gains(colours, alphas, seen, pts, cos, j, k) for k in range(1, k_views) for j in range(k)}
+    group = list(range(k_views))  # photos linked by pairs that see the same points (union-find)
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for (j, k), (_, same, _) in pairs.items():
+        if same >= MIN_OVERLAP:
+            group[root(k)] = root(j)
+    rows, rhs, weights = [], [], []
+    for (j, k), (n, same, g) in pairs.items():
+        if n == 0 or (same < MIN_OVERLAP and root(j) == root(k)):
+            continue  # across a seam only between photos that no chain of shared points links
+        row = np.zeros(k_views - 1)  # unknowns: log-gains of photos 1..K-1 (photo 0's is 0)
+        row[k - 1] += 1.0
+        if j > 0:
+            row[j - 1] -= 1.0
+        rows.append(row)
+        rhs.append(np.log(np.maximum(g, 1e-6)))
+        weights.append(float(n))
+    if not rows:
+        return out
+    prior = np.eye(k_views - 1)  # each photo's log-gain pulled to 0 with the weight of one pair
+    a = np.concatenate([np.asarray(rows), prior])
+    b = np.concatenate([np.asarray(rhs), np.zeros((k_views - 1, 3))])
+    sw = np.sqrt(np.concatenate([np.asarray(weights), np.ones(k_views - 1)]))[:, None]
+    log_gain = np.linalg.lstsq(a * sw, b * sw, rcond=None)[0]  # (K-1, 3)
+    out[1:, 0] = np.clip(np.exp(log_gain), *GAIN_RANGE)
     return out
 
 
 def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np.ndarray],
-                  gains: np.ndarray | None = None, allowed: np.ndarray | None = None,
-                  offsets: list[np.ndarray | None] | None = None
+                  gains: np.ndarray | None = None, allowed: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every photo's view of the same surface points (``points``/``normals`` (N, 3) per photo, in its pose):
     (blended colour (N, 3), combined photo weight (N,) = the largest, every photo's photo weight (K, N), every
     photo's colour (K, N, 3) after ``gains`` (:func:`exposure_gains`), every photo's view-angle cosine (K, N)).
-    ``allowed``: the points' part masks, ``offsets``: per photo the points' pixel offsets or None
-    (:func:`_photo_weight`)."""
+    ``allowed``: the points' part masks (:func:`_photo_weight`)."""
     alphas, cols, quals, coss = [], [], [], []
     for k, (view, pts, nrm) in enumerate(zip(views, points, normals, strict=True)):
-        a, xy = _photo_weight(view, pts, nrm, allowed, offset=None if offsets is None else offsets[k])
+        a, xy = _photo_weight(view, pts, nrm, allowed)
         c = _bilinear(view.photo, xy)
         if gains is not None:
             c = c * gains[k, 0] + gains[k, 1]
@@ -1825,19 +1810,14 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     gains = None
     multi_stats: dict[str, Any] = {}
     if others:
-        colour_shifts = None  # each other photo's body parts aligned on colour edges to the first photo's colours
-        if parts is not None and COLOUR_ALIGN:
-            colour_shifts = align_other_views(views, pose_v, pose_n, f, parts, near_v, v if rest is None else rest)
-        offsets = [vw.vertex_offset for vw in views]
         if mask is not None and all(o.mask is not None for o in more_views or []):
             for vw in views:  # each photo's blend weight follows how well its fit places the avatar
                 vw.registration = _registration(vw)
-        _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n, allowed=near_v, offsets=offsets)
+        _, _, alphas_k, cols_k, cos_all = _sample_views(views, pose_v, pose_n, allowed=near_v)
         gains = exposure_gains(cols_k, alphas_k, v, cos_all)
-        photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains, near_v, offsets)
+        photo_v, alpha_v, alphas_k, _, _ = _sample_views(views, pose_v, pose_n, gains, near_v)
         multi_stats = {"photos": len(views), "exposure_gain_offset": np.round(gains, 3).tolist(),
                        "photo_shift_px": [vw.shift.tolist() for vw in views],
-                       "part_colour_shift_px": colour_shifts,
                        "photo_registration": [round(vw.registration, 4) for vw in views],
                        "seen_vertex_fraction_per_photo": [float((a > SEEN_ALPHA).mean()) for a in alphas_k],
                        "first_photo_vertex_fraction": float((alphas_k[0] > SEEN_ALPHA).mean())}
@@ -1861,7 +1841,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             cos, own_v = _view_cos_own(vw, pv, pn, f, parts)
             cos_k.append(cos)
             own_k.append(own_v)
-            score_k.append(_photo_weight(vw, pv, pn, near_v, offset=vw.vertex_offset)[0] + 1e-3 * cos)
+            score_k.append(_photo_weight(vw, pv, pn, near_v)[0] + 1e-3 * cos)
         best = np.argmax(np.stack(score_k), axis=0)
         rows = np.arange(len(v))
         view_cos, own = np.stack(cos_k)[best, rows], np.stack(own_k)[best, rows]
@@ -1891,9 +1871,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                 points.append(_interpolate(tb_b, corners, pv.astype(np.float32)))
                 nrm = _interpolate(tb_b, corners, pn.astype(np.float32))
                 normals.append(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12))
-            offsets_t = [None if vw.vertex_offset is None else
-                         _interpolate(tb_b, corners, vw.vertex_offset.astype(np.float32)) for vw in views]
-            colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains, near_t, offsets_t)
+            colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains, near_t)
         else:
             proj = _project_interpolated(camera, v_cam, corners, tb_b)
             # the photo weight is 0 where the view-angle ramp is: only the other texels are looked up in the photo
