@@ -350,3 +350,46 @@ def test_rig_photo_weights_scale_back_views_without_a_side_view(monkeypatch: pyt
     # front + back (no side view): the shared-pose back view says less; a photo outside the shared pose keeps its
     # weight, and so does the first photo
     assert jf.rig_photo_weights(same, report, [3.0, 1.0, 1.0, 1.0]) == [3.0, 1.0, 0.5, 1.0]
+
+
+def test_gravity_rig_yaw_vote_starts_the_shared_orientation_between_the_photos_own_yaws() -> None:
+    import torch
+
+    from icon_engine.camera import FRONT_VIEW_R
+    from icon_engine.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from icon_engine.joint_fit import GravityRig
+
+    # front + back: registered to the first photo's pose, the back view took its yaw (turned 178°, held at 180°);
+    # its own fit saw the body turned 14° the other way (166°)
+    lean = axis_angle_to_matrix(np.array([0.04, 0.0, 0.0]))
+    cam = FRONT_VIEW_R @ axis_angle_to_matrix(np.array([np.radians(3.0), 0.0, 0.0]))
+
+    def orient(deg: float) -> torch.Tensor:
+        return torch.tensor(matrix_to_axis_angle(_yaw_matrix(deg) @ lean), dtype=torch.float32)
+
+    registered, own = [orient(5.0), orient(183.0)], [orient(5.0), orient(171.0)]
+    transls = [torch.tensor([0.0, -1.0, -3.0]), torch.tensor([0.1, -1.0, -3.2])]
+    pelvis = np.array([0.0, 0.9, 0.02])
+
+    def yaw_of(rig: GravityRig) -> float:  # the shared orientation's turn from the first photo's, degrees
+        m = axis_angle_to_matrix(rig.orient.double().numpy()) @ axis_angle_to_matrix(
+            registered[0].double().numpy()).T
+        return float(np.degrees(np.arctan2(m[0, 2], m[2, 2])))
+
+    plain = GravityRig([cam] * 2, registered, transls, pelvis, height_agree=0.0, quarter_turns=True)
+    equal = GravityRig([cam] * 2, registered, transls, pelvis, height_agree=0.0, quarter_turns=True,
+                       yaw_votes=(own, [1.0, 1.0]))
+    back_less = GravityRig([cam] * 2, registered, transls, pelvis, height_agree=0.0, quarter_turns=True,
+                           yaw_votes=(own, [1.0, 0.7]))
+    free = GravityRig([cam] * 2, registered, transls, pelvis, height_agree=0.0, yaw_votes=(own, [1.0, 1.0]))
+    assert yaw_of(plain) == pytest.approx(0.0, abs=1e-4)  # without a vote: the first photo's orientation
+    assert yaw_of(equal) == pytest.approx(-7.0, abs=1e-3) and equal.report()["start_yaw_deg"] == -7.0
+    assert yaw_of(back_less) == pytest.approx(-14.0 * 0.7 / 1.7, abs=1e-3)
+    assert yaw_of(free) == pytest.approx(0.0, abs=1e-4)  # free turns: each camera's own turn takes the yaw
+    # only the yaw moves (the lean from the vertical and the cameras stay), and about the pelvis: every camera sees
+    # the pelvis where it was
+    assert torch.equal(equal.angles, plain.angles)
+    up = axis_angle_to_matrix(equal.orient.double().numpy())[:, 1]
+    assert up[1] == pytest.approx(axis_angle_to_matrix(plain.orient.double().numpy())[1, 1], abs=1e-6)
+    for k in range(2):
+        assert torch.equal(equal.transl[k], plain.transl[k])
