@@ -353,7 +353,8 @@ BACK_VIEW_WEIGHT = 0.7
 #: fits err on opposite sides of the truth on the bench (loose / tight / skirt +6.4 / −7.8°, −9.4 / +8.4°,
 #: −12.5 / +1.4°). Wave 7 (bench/multiview.py, 3 subjects, preview, front + back): Chamfer 1.570 / 1.524 / 2.267
 #: → 1.52 / 1.42 / 2.21 cm, the first photo's yaw error +4.9 / −9.7 / −10.6° → +2.0 / −5.4 / −8.2°
-#: (docs/multiview.md, "Wave 7"). A side view fixes the yaw itself: with one the vote is not taken.
+#: (docs/multiview.md, "Wave 7"). A side view fixes the yaw itself: with one the vote is not taken; nor when a photo's
+#: BlazePose labels were exchanged (its own fit, made with the wrong labels, has no yaw to vote with).
 YAW_VOTE = True
 
 

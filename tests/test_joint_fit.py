@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,7 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert stats["quarter_turns"] and stats["shared_gravity"]["height_spread_cm"] < 0.01, stats
     assert stats["first_photo_reregistered"]  # with side views the first photo is re-registered alone at the end
     assert np.allclose(np.abs(stats["shared_gravity"]["yaw_deg"]), [0.0, 90.0, 180.0, 90.0], atol=0.05), stats
+    assert stats["shared_gravity"]["start_yaw_deg"] == 0.0  # side views fix the yaw: no yaw vote
     for v in views[1:]:
         assert np.allclose(v.fit.full_pose[1:22], views[0].fit.full_pose[1:22])  # one body pose
         assert v.fit.metrics["same_pose"]
@@ -129,6 +131,16 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     pair = shared_pose_fit([warm[0], warm[2]], body, betas, quality="preview")
     assert pair.stats["quarter_turns"] and pair.stats["shared_pose_photos"] == 2, str(pair.stats)
     assert not pair.stats["first_photo_reregistered"], str(pair.stats)  # the rig's orientation kept
+    # the rig starts at the photos' yaw vote (joint_fit.YAW_VOTE): the back view's OWN fit's turn from the first
+    # photo's own, less the half turn it is held at, weighted BACK_VIEW_WEIGHT against the first photo's 1
+    from icon_engine.geometry.rotations import axis_angle_to_matrix
+    from icon_engine.joint_fit import BACK_VIEW_WEIGHT as w
+
+    m = (axis_angle_to_matrix(np.asarray(warm[2][2].full_pose[0], dtype=np.float64))
+         @ axis_angle_to_matrix(np.asarray(warm[0][2].full_pose[0], dtype=np.float64)).T)
+    vote = math.degrees(math.remainder(math.atan2(m[0, 2], m[2, 2]) - math.pi, 2 * math.pi))
+    assert pair.stats["labels_swapped"] == 0 and abs(vote) > 1.0, vote
+    assert pair.stats["shared_gravity"]["start_yaw_deg"] == pytest.approx(vote * w / (1.0 + w), abs=0.01), vote
     pair_err = [body_error_cm(f, photos[k][1], photos[k][2]) for f, k in zip(pair.fits, (0, 2), strict=True)]
     assert pair_err[0] < own[0] + 0.5 and np.mean(pair_err) < np.mean([own[0], own[2]]) + 0.5, (own, pair_err)
 
