@@ -57,6 +57,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "back view weighs 0.5": {"_module": {"BACK_VIEW_WEIGHT": 0.5}},
     "back view weighs 0.25": {"_module": {"BACK_VIEW_WEIGHT": 0.25}},
     "first not re-registered": {"_module": {"REFINE_FIRST_ITERS": 0}},
+    # wave 7: front + back's shared orientation starts at the first photo's (before joint_fit.YAW_VOTE)
+    "no yaw vote": {"_module": {"YAW_VOTE": False}},
 }
 
 

@@ -22,7 +22,8 @@ normalised world). :class:`GravityRig` replaces the turnaround's free per-photo 
 height: always for a turnaround in quarter turns (:data:`QUARTER_TURNS`: every shared-pose photo registered within
 :data:`QUARTER_TURN_TOL_DEG` of a multiple of 90°, front + back included), with those turns held, the first photo
 then re-registered alone when a side view is among them (:data:`REFINE_FIRST_ITERS`, :data:`REFINE_FIRST_WITHOUT_SIDE`;
-front + back: the back view weighing :data:`BACK_VIEW_WEIGHT`, :func:`rig_photo_weights`); for other turnarounds
+front + back: the back view weighing :data:`BACK_VIEW_WEIGHT`, :func:`rig_photo_weights`, the shared orientation
+starting at the photos' own fits' yaw vote, :data:`YAW_VOTE`); for other turnarounds
 an option (:data:`SHARED_GRAVITY`, off).
 """
 
@@ -344,6 +345,17 @@ QUARTER_TURN_TOL_DEG = 20.0
 #: tell the loose subject's bad back fit from the skirt's good one), the re-registration with the rig's tilt tied.
 BACK_VIEW_DEG = 135.0
 BACK_VIEW_WEIGHT = 0.7
+#: A rigged turnaround in quarter turns without a side view (front + back) starts its shared orientation turned about
+#: the vertical by the photos' weighted yaw vote (:meth:`GravityRig._start_at_yaw_vote`: each photo's OWN fit's
+#: turn from the first photo's own, minus the quarter turn it is held at; weights the photos' in the rig) instead of
+#: at the first photo's. The shared pose is the first photo's, so registered to it the back view takes the first
+#: photo's pelvis yaw (its twist with it): the back view's own yaw evidence was lost, and the front and back own
+#: fits err on opposite sides of the truth on the bench (loose / tight / skirt +6.4 / −7.8°, −9.4 / +8.4°,
+#: −12.5 / +1.4°). Wave 7 (bench/multiview.py, 3 subjects, preview, front + back): Chamfer 1.570 / 1.524 / 2.267
+#: → 1.52 / 1.42 / 2.21 cm, the first photo's yaw error +4.9 / −9.7 / −10.6° → +2.0 / −5.4 / −8.2°
+#: (docs/multiview.md, "Wave 7"). A side view fixes the yaw itself: with one the vote is not taken; nor when a photo's
+#: BlazePose labels were exchanged (its own fit, made with the wrong labels, has no yaw to vote with).
+YAW_VOTE = True
 
 
 def quarter_turn_off_deg(turn_deg: float) -> float:
@@ -372,11 +384,14 @@ class GravityRig:
     The photo's translation stays its own (the body's pelvis in front of a camera at the origin)."""
 
     def __init__(self, cams: list[np.ndarray], orients: list[Any], transls: list[Any], pelvis: np.ndarray,
-                 height_agree: float | None = None, quarter_turns: bool = False) -> None:
+                 height_agree: float | None = None, quarter_turns: bool = False,
+                 yaw_votes: tuple[list[Any], list[float]] | None = None) -> None:
         """``cams`` the photos' fitted world → camera rotations (3, 3), ``orients`` / ``transls`` their current
         pelvis orientations (axis-angle) and translations (torch, (3,)), ``pelvis`` the rest pelvis (metres),
         ``height_agree`` the weight of the camera heights' agreement (default :data:`W_HEIGHT_AGREE`): the rig
-        starts where the photos are (each C_k from its orientation relative to the first photo's)."""
+        starts where the photos are (each C_k from its orientation relative to the first photo's); with
+        ``quarter_turns``, ``yaw_votes`` (orientations, weights: e.g. the photos' own fits') turn the shared
+        orientation's start to their weighted yaw vote (:meth:`_start_at_yaw_vote`)."""
         import torch
 
         from .geometry.rotations import axis_angle_to_matrix as aa
@@ -400,11 +415,35 @@ class GravityRig:
                                        dtype=torch.float32))
         self.angles = torch.tensor(angles, dtype=torch.float32)  # (K, 3): pitch, roll, yaw (radians)
         self.quarter_turns = bool(quarter_turns)
+        self.start_yaw = 0.0
+        if quarter_turns and yaw_votes is not None and len(orients) > 1:
+            self._start_at_yaw_vote(*yaw_votes)
         self._transl = transl
         self.height_agree = W_HEIGHT_AGREE if height_agree is None else float(height_agree)
         self.height: Any = None  # the shared vertical translation (one camera height), when tied
         if math.isinf(self.height_agree) and len(transl) > 1:
             self._tie_heights(np.asarray(pelvis, dtype=np.float64))
+
+    def _start_at_yaw_vote(self, orients: list[Any], weights: list[float]) -> None:
+        """Turn the shared orientation about the world's vertical (about the pelvis: every photo still sees it
+        there) by the ``weights``-weighted mean of the photos' yaw votes: photo *k*'s vote is the turn of its
+        orientation ``orients[k]`` (axis-angle, e.g. its own fit's) from the first photo's ``orients[0]`` minus the
+        quarter turn it is held at (the first photo's vote 0)."""
+        import torch
+
+        from .geometry.rotations import axis_angle_to_matrix as aa
+        from .geometry.rotations import matrix_to_axis_angle
+
+        g = aa(orients[0].detach().double().cpu().numpy())
+        votes = [0.0]
+        for k in range(1, len(orients)):
+            m = aa(orients[k].detach().double().cpu().numpy()) @ g.T
+            votes.append(math.remainder(math.atan2(m[0, 2], m[2, 2]) - float(self.angles[k, 2]), 2 * math.pi))
+        w = np.asarray(weights, dtype=np.float64)
+        self.start_yaw = float(w @ np.asarray(votes) / w.sum())
+        g = aa(self.orient.detach().double().cpu().numpy())
+        turned = matrix_to_axis_angle(aa(np.array([0.0, self.start_yaw, 0.0])) @ g)
+        self.orient = torch.tensor(turned, dtype=self.orient.dtype)
 
     def _tie_heights(self, pelvis: np.ndarray) -> None:
         """One camera height for all photos (``height_agree`` = inf): every photo's vertical translation set to
@@ -511,13 +550,15 @@ class GravityRig:
         view = self.camera(k)[2]  # the viewing axis in the world
         return torch.asin((-view[1]).clamp(-1.0, 1.0))
 
-    def report(self) -> dict[str, list[float]]:
-        """The cameras' turns (degrees), rounded: pitch and roll changes and yaw, one per rigged photo."""
+    def report(self) -> dict[str, Any]:
+        """The cameras' turns (degrees), rounded: pitch and roll changes and yaw, one per rigged photo; the spread of
+        their heights (cm) and the shared orientation's start turn from the yaw vote (degrees, 0 without one)."""
         a = np.degrees(self.angles.detach().double().cpu().numpy())
         h = self.heights().detach().double().cpu().numpy()
         return {"pitch_deg": [round(float(x), 2) for x in a[:, 0]], "roll_deg": [round(float(x), 2) for x in a[:, 1]],
                 "yaw_deg": [round(float(x), 1) for x in a[:, 2]],
-                "height_spread_cm": round(float(h.max() - h.min()) * 100, 2)}
+                "height_spread_cm": round(float(h.max() - h.min()) * 100, 2),
+                "start_yaw_deg": round(math.degrees(self.start_yaw), 2)}
 
     def apply(self, k: int, prob: Any, p: dict[str, Any]) -> None:
         """Point photo *k*'s problem and parameters at the rig (its camera, the shared orientation, its
@@ -628,6 +669,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
             _decide_standing(prob, p)
         pose = problems[0][1]["body_pose"].detach().clone()
         same, labels_swapped, reg_report = [True], [False], [None]
+        own_orients = [p["global_orient"].detach().clone() for _, p in problems]  # before any registration
         for k in range(1, len(problems)):
             prob, p = problems[k]
             own = _keypoint_objective(prob, p)
@@ -690,7 +732,10 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 pelvis = problems[0][0].body.rest(problems[0][0].shape(shared))[1][0].double().cpu().numpy()
             rig = GravityRig([problems[k][0].R for k in rigged], [problems[k][1]["global_orient"] for k in rigged],
                              [problems[k][1]["transl"] for k in rigged], pelvis, height_agree=height_agree,
-                             quarter_turns=quarter_turns)
+                             quarter_turns=quarter_turns,
+                             yaw_votes=([own_orients[k] for k in rigged],
+                                        [GRAVITY_FIRST_WEIGHT] + [weights[k] for k in rigged[1:]])
+                             if YAW_VOTE and not side and not any(labels_swapped) else None)
             weights[0] = GRAVITY_FIRST_WEIGHT
 
         def total() -> Any:

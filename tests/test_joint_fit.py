@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,7 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert stats["quarter_turns"] and stats["shared_gravity"]["height_spread_cm"] < 0.01, stats
     assert stats["first_photo_reregistered"]  # with side views the first photo is re-registered alone at the end
     assert np.allclose(np.abs(stats["shared_gravity"]["yaw_deg"]), [0.0, 90.0, 180.0, 90.0], atol=0.05), stats
+    assert stats["shared_gravity"]["start_yaw_deg"] == 0.0  # side views fix the yaw: no yaw vote
     for v in views[1:]:
         assert np.allclose(v.fit.full_pose[1:22], views[0].fit.full_pose[1:22])  # one body pose
         assert v.fit.metrics["same_pose"]
@@ -129,6 +131,16 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     pair = shared_pose_fit([warm[0], warm[2]], body, betas, quality="preview")
     assert pair.stats["quarter_turns"] and pair.stats["shared_pose_photos"] == 2, str(pair.stats)
     assert not pair.stats["first_photo_reregistered"], str(pair.stats)  # the rig's orientation kept
+    # the rig starts at the photos' yaw vote (joint_fit.YAW_VOTE): the back view's OWN fit's turn from the first
+    # photo's own, less the half turn it is held at, weighted BACK_VIEW_WEIGHT against the first photo's 1
+    from icon_engine.geometry.rotations import axis_angle_to_matrix
+    from icon_engine.joint_fit import BACK_VIEW_WEIGHT as w
+
+    m = (axis_angle_to_matrix(np.asarray(warm[2][2].full_pose[0], dtype=np.float64))
+         @ axis_angle_to_matrix(np.asarray(warm[0][2].full_pose[0], dtype=np.float64)).T)
+    vote = math.degrees(math.remainder(math.atan2(m[0, 2], m[2, 2]) - math.pi, 2 * math.pi))
+    assert pair.stats["labels_swapped"] == 0 and abs(vote) > 1.0, vote
+    assert pair.stats["shared_gravity"]["start_yaw_deg"] == pytest.approx(vote * w / (1.0 + w), abs=0.01), vote
     pair_err = [body_error_cm(f, photos[k][1], photos[k][2]) for f, k in zip(pair.fits, (0, 2), strict=True)]
     assert pair_err[0] < own[0] + 0.5 and np.mean(pair_err) < np.mean([own[0], own[2]]) + 0.5, (own, pair_err)
 
@@ -350,3 +362,46 @@ def test_rig_photo_weights_scale_back_views_without_a_side_view(monkeypatch: pyt
     # front + back (no side view): the shared-pose back view says less; a photo outside the shared pose keeps its
     # weight, and so does the first photo
     assert jf.rig_photo_weights(same, report, [3.0, 1.0, 1.0, 1.0]) == [3.0, 1.0, 0.5, 1.0]
+
+
+def test_gravity_rig_yaw_vote_starts_the_shared_orientation_between_the_photos_own_yaws() -> None:
+    import torch
+
+    from icon_engine.camera import FRONT_VIEW_R
+    from icon_engine.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from icon_engine.joint_fit import GravityRig
+
+    # front + back: registered to the first photo's pose, the back view took its yaw (turned 178°, held at 180°);
+    # its own fit saw the body turned 14° the other way (166°)
+    lean = axis_angle_to_matrix(np.array([0.04, 0.0, 0.0]))
+    cam = FRONT_VIEW_R @ axis_angle_to_matrix(np.array([np.radians(3.0), 0.0, 0.0]))
+
+    def orient(deg: float) -> torch.Tensor:
+        return torch.tensor(matrix_to_axis_angle(_yaw_matrix(deg) @ lean), dtype=torch.float32)
+
+    registered, own = [orient(5.0), orient(183.0)], [orient(5.0), orient(171.0)]
+    transls = [torch.tensor([0.0, -1.0, -3.0]), torch.tensor([0.1, -1.0, -3.2])]
+    pelvis = np.array([0.0, 0.9, 0.02])
+
+    def yaw_of(rig: GravityRig) -> float:  # the shared orientation's turn from the first photo's, degrees
+        m = axis_angle_to_matrix(rig.orient.double().numpy()) @ axis_angle_to_matrix(
+            registered[0].double().numpy()).T
+        return float(np.degrees(np.arctan2(m[0, 2], m[2, 2])))
+
+    plain = GravityRig([cam] * 2, registered, transls, pelvis, height_agree=0.0, quarter_turns=True)
+    equal = GravityRig([cam] * 2, registered, transls, pelvis, height_agree=0.0, quarter_turns=True,
+                       yaw_votes=(own, [1.0, 1.0]))
+    back_less = GravityRig([cam] * 2, registered, transls, pelvis, height_agree=0.0, quarter_turns=True,
+                           yaw_votes=(own, [1.0, 0.7]))
+    free = GravityRig([cam] * 2, registered, transls, pelvis, height_agree=0.0, yaw_votes=(own, [1.0, 1.0]))
+    assert yaw_of(plain) == pytest.approx(0.0, abs=1e-4)  # without a vote: the first photo's orientation
+    assert yaw_of(equal) == pytest.approx(-7.0, abs=1e-3) and equal.report()["start_yaw_deg"] == -7.0
+    assert yaw_of(back_less) == pytest.approx(-14.0 * 0.7 / 1.7, abs=1e-3)
+    assert yaw_of(free) == pytest.approx(0.0, abs=1e-4)  # free turns: each camera's own turn takes the yaw
+    # only the yaw moves (the lean from the vertical and the cameras stay), and about the pelvis: every camera sees
+    # the pelvis where it was
+    assert torch.equal(equal.angles, plain.angles)
+    up = axis_angle_to_matrix(equal.orient.double().numpy())[:, 1]
+    assert up[1] == pytest.approx(axis_angle_to_matrix(plain.orient.double().numpy())[1, 1], abs=1e-6)
+    for k in range(2):
+        assert torch.equal(equal.transl[k], plain.transl[k])
