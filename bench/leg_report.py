@@ -15,8 +15,9 @@ cached detection), in two frames:
   forward, cm) and along the GT camera's line of sight (``_d``: + away from the camera); the hips' width and
   height over the pelvis; thigh and shin pitch (forward swing in the sagittal plane, °, + forward) and roll
   (sideways, °, + outwards); knee bend (°); the foot's yaw (toe out, °) and pitch (toe up, °); segment lengths
-  (ours / GT after the alignment's scale); and the leg vertices' mean error split into the line of sight and the
-  image plane.
+  (ours / GT after the alignment's scale); the centre of mass's lead over the ankles (``priors.centre_of_mass``,
+  along the GT body's forward axis); and the leg vertices' mean error split into the line of sight and the image
+  plane.
 
 Usage::
 
@@ -148,6 +149,13 @@ def subject_report(ours_v: np.ndarray, gt_v: np.ndarray, regressor: np.ndarray, 
     geo_o, geo_g = leg_geometry(aj, akp, frame), leg_geometry(gj, gkp, frame)
     for key in geo_o:
         out[f"geo_{key}"], out[f"gt_{key}"] = geo_o[key], geo_g[key]
+    import torch
+
+    from icon_engine.fit.priors import centre_of_mass
+
+    for tag, j in (("ours", aj), ("gt", gj)):  # quiet standing: the centre of mass ~5 cm ahead of the ankles
+        com = centre_of_mass(torch.as_tensor(j[None]))[0].numpy()
+        out[f"com_ahead_{tag}"] = float(100.0 * frame[2] @ (com - 0.5 * (j[7] + j[8])))
     for tag, j in (("ours", oj), ("gt", gj)):  # trunk (mid-hips → mid-shoulders) and legs (hip → ankle), metres
         out[f"trunk_{tag}"] = float(np.linalg.norm(0.5 * (j[16] + j[17] - j[1] - j[2])))
         out[f"leg_{tag}"] = float(0.5 * (np.linalg.norm(j[1] - j[7]) + np.linalg.norm(j[2] - j[8])))
@@ -188,12 +196,14 @@ def table(rows: list[dict]) -> str:
         for side in LEG:
             lines.append(_row(r, side))
     lines += ["", "| subject | legs vertex cm | of which depth (line of sight) | image plane | hip width ours/GT "
-              "| cm per px at the hips | legs / trunk, ours / GT |", "|---" * 7 + "|"]
+              "| cm per px at the hips | legs / trunk, ours / GT | centre of mass ahead of the ankles, cm: ours (GT) |",
+              "|---" * 8 + "|"]
     for r in rows:
         lines.append(f"| {r['subject']} | {r['legs_vertex_cm']:.1f} | {r['legs_depth_cm']:.1f} | "
                      f"{r['legs_image_cm']:.1f} | {r['geo_hip_width']:.3f} / {r['gt_hip_width']:.3f} | "
                      f"{r['cm_per_px_left_hip']:.2f} | "
-                     f"{r['leg_ours'] / r['trunk_ours'] / (r['leg_gt'] / r['trunk_gt']):.3f} |")
+                     f"{r['leg_ours'] / r['trunk_ours'] / (r['leg_gt'] / r['trunk_gt']):.3f} | "
+                     f"{r['com_ahead_ours']:+.1f} ({r['com_ahead_gt']:+.1f}) |")
     keys = [k for k in rows[0] if isinstance(rows[0][k], float)]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     lines += ["", f"Means: legs vertex {mean['legs_vertex_cm']:.2f} cm (depth {mean['legs_depth_cm']:.2f}, image "
