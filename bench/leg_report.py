@@ -15,7 +15,7 @@ cached detection), in two frames:
   forward, cm) and along the GT camera's line of sight (``_d``: + away from the camera); the hips' width and
   height over the pelvis; thigh and shin pitch (forward swing in the sagittal plane, °, + forward) and roll
   (sideways, °, + outwards); knee bend (°); the foot's yaw (toe out, °) and pitch (toe up, °); segment lengths
-  (ours / GT after the alignment's scale); the centre of mass's lead over the ankles (``priors.centre_of_mass``,
+  (ours / GT after the alignment's scale); the centre of mass's lead over the ankles (:func:`centre_of_mass`,
   along the GT body's forward axis); and the leg vertices' mean error split into the line of sight and the image
   plane.
 
@@ -42,6 +42,21 @@ from fit_split import CORE, REGIONS, segments, similarity  # noqa: E402
 
 #: Per side: SMPL-X joints hip, knee, ankle, foot (toe base) and the model's heel / big-toe keypoint names.
 LEG = {"left": (1, 4, 7, 10, "left_heel", "left_big_toe"), "right": (2, 5, 8, 11, "right_heel", "right_big_toe")}
+
+
+#: The body's segments as (joint a, joint b, mass fraction), each segment's mass at the midpoint of its two SMPL-X
+#: joints: Winter's segment masses (Biomechanics and Motor Control of Human Movement, table 4.1: trunk 0.497, head
+#: and neck 0.081, upper arm 0.028, forearm 0.016, hand 0.006, thigh 0.100, leg 0.0465, foot 0.0145).
+SEGMENT_MASS = ((0, 12, 0.497), (12, 15, 0.081), *(
+    (a + s, b + s, m) for s in (0, 1) for a, b, m in ((16, 18, 0.028), (18, 20, 0.016), (1, 4, 0.100),
+                                                      (4, 7, 0.0465), (7, 10, 0.0145))),
+    (20, 28, 0.006), (21, 43, 0.006))
+
+
+def centre_of_mass(joints: np.ndarray) -> np.ndarray:
+    """(3,) the body's centre of mass from SMPL-X joints (55, 3), segment masses :data:`SEGMENT_MASS`."""
+    a, b, m = (np.array(c) for c in zip(*SEGMENT_MASS, strict=True))
+    return (m[:, None] * 0.5 * (joints[a.astype(int)] + joints[b.astype(int)])).sum(0) / m.sum()
 
 
 def body_frame(joints: np.ndarray) -> np.ndarray:
@@ -149,12 +164,8 @@ def subject_report(ours_v: np.ndarray, gt_v: np.ndarray, regressor: np.ndarray, 
     geo_o, geo_g = leg_geometry(aj, akp, frame), leg_geometry(gj, gkp, frame)
     for key in geo_o:
         out[f"geo_{key}"], out[f"gt_{key}"] = geo_o[key], geo_g[key]
-    import torch
-
-    from icon_engine.fit.priors import centre_of_mass
-
     for tag, j in (("ours", aj), ("gt", gj)):  # quiet standing: the centre of mass ~5 cm ahead of the ankles
-        com = centre_of_mass(torch.as_tensor(j[None]))[0].numpy()
+        com = centre_of_mass(j)
         out[f"com_ahead_{tag}"] = float(100.0 * frame[2] @ (com - 0.5 * (j[7] + j[8])))
     for tag, j in (("ours", oj), ("gt", gj)):  # trunk (mid-hips → mid-shoulders) and legs (hip → ankle), metres
         out[f"trunk_{tag}"] = float(np.linalg.norm(0.5 * (j[16] + j[17] - j[1] - j[2])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.leg_report import body_frame, image_axes, leg_geometry, project, subject_report
+from bench.leg_report import SEGMENT_MASS, body_frame, centre_of_mass, image_axes, leg_geometry, project, subject_report
 
 
 def _legs(thigh_fwd_deg: float, knee_deg: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -94,3 +94,26 @@ def test_subject_report_finds_a_bent_knee_and_a_landmark_bias_on_the_open_body()
     assert r["2d_bp-gt_left_knee_up"] == pytest.approx(-10.0, abs=0.5)
     assert r["2d_bp-gt_right_ankle_up"] == pytest.approx(0.0, abs=1e-6)
     assert r["legs_vertex_cm"] > 1.0 and r["legs_depth_cm"] > r["legs_image_cm"], "the shin swung back: depth"
+
+
+def test_centre_of_mass_of_the_open_body_lies_about_the_navel_and_follows_the_legs():
+    import torch
+
+    from icon_engine.body_model import load_body_model
+
+    model = load_body_model()
+
+    def joints(hips_x: float) -> np.ndarray:
+        pose = torch.zeros(1, 21, 3)
+        pose[0, 0, 0] = pose[0, 1, 0] = hips_x  # left/right hip about +x: −x swings the thighs forward
+        return model(body_pose=pose.reshape(1, 63)).joints[0].detach().numpy().astype(np.float64)
+
+    assert sum(m for *_, m in SEGMENT_MASS) == pytest.approx(1.0, abs=0.005), "Winter's fractions: the whole body"
+    rest = joints(0.0)
+    com = centre_of_mass(rest)
+    assert abs(com[0]) < 0.005, "left/right symmetric"
+    assert rest[0, 1] - 0.05 < com[1] < rest[6, 1], "between the pelvis and spine2"
+    ahead = (com - 0.5 * (rest[7] + rest[8]))[2]
+    assert 0.0 < ahead < 0.05, "the rest pose's centre of mass lies a little ahead of its ankles"
+    forward = joints(-0.3)
+    assert (centre_of_mass(forward) - 0.5 * (forward[7] + forward[8]))[2] < ahead - 0.1, "the feet pass it"

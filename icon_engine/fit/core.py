@@ -91,10 +91,6 @@ W_GAIT = 20.0
 #: (``priors.stride_loss``); silhouette stages only, like the gait coupling, and only with the feet apart in the
 #: image (``priors.feet_apart_in_image``).
 W_STRIDE = 20.0
-#: A standing person's centre of mass above the front of the ankles (``priors.balance_loss``), per m² outside the band.
-W_BALANCE = 0.0
-#: A standing person's heels and toes at one height (``priors.feet_flat_loss``), per cm² like the floor term.
-W_FEET_FLAT = 0.0
 W_OCCLUSION = 20.0  # a hidden limb point in front of the body part that hides it, per m² (priors.occlusion_loss)
 #: Coverage is robust beyond this many window px per window px (mask edges farther than that from the body,
 #: e.g. skirts and loose sleeves, pull ever less: the clothed mask is an upper bound) ...
@@ -332,13 +328,6 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
         if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
                                                       points[prob.foot_rows["right"], 1], FLOOR_ROBUST_CM)
-        if prob.standing and W_FEET_FLAT > 0.0:
-            rows = prob.foot_rows  # (ankle, heel, foot index) rows per side
-            y = torch.stack([points[rows[side][1:], 1] for side in ("left", "right")])  # (2 feet, heel/toe)
-            _, walking = priors.stride_of(joints[None], out["rotations"][0][None])
-            loss = loss + W_FEET_FLAT * priors.feet_flat_loss(y[:, 0], y[:, 1], walking[0], FLOOR_ROBUST_CM)
-        if prob.standing and W_BALANCE > 0.0:
-            loss = loss + W_BALANCE * priors.balance_loss(joints[None], out["rotations"][0][None])
         if prob.standing and sil is not None:  # the legs settle in the pose stage first
             pelvis_rotation = out["rotations"][0][None]
             if W_GAIT > 0.0:

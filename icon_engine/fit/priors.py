@@ -135,19 +135,6 @@ def floor_loss(left_foot_y: torch.Tensor, right_foot_y: torch.Tensor, robust_cm:
     return d2 if robust_cm is None else robust_cm**2 * d2 / (d2 + robust_cm**2)
 
 
-def feet_flat_loss(heel_y: torch.Tensor, toe_y: torch.Tensor, stride_weight: torch.Tensor | float = 0.0,
-                   robust_cm: float | None = None) -> torch.Tensor:
-    """Squared height difference (centimetres²) between each foot's heel and big-toe points (``heel_y``, ``toe_y``
-    (2,) world Y up, metres; level on the rest pose's flat foot), summed over the feet: a standing person's soles
-    rest flat on the floor. Weighted by ``1 − stride_weight`` (:func:`stride_of`: a walker's rear heel is up and
-    its front toes are up) and, with ``robust_cm``, Geman–McClure robust beyond that many centimetres as
-    :func:`floor_loss`."""
-    d2 = (100.0 * (toe_y - heel_y)) ** 2
-    if robust_cm is not None:
-        d2 = robust_cm**2 * d2 / (d2 + robust_cm**2)
-    return (1.0 - stride_weight) * d2.sum()
-
-
 #: Gait coupling (:func:`gait_loss`): in a walker's stride the arms swing opposite to the legs, the wrists' forward
 #: difference at least this fraction of the ankles' (normal walking: wrist excursion ≈ 0.3–0.4 m peak to peak
 #: against a 0.6–0.8 m step, about half) ...
@@ -232,47 +219,6 @@ def stride_loss(joints: torch.Tensor, pelvis_rotation: torch.Tensor, stature: to
     stride = _stride(joints, pelvis_rotation)
     s = stride.detach()
     return (_stride_weight(s) * torch.relu(STRIDE_MIN_RATIO * stature - torch.sign(s) * stride) ** 2).mean()
-
-
-#: The body's segments as (joint a, joint b, mass fraction), each segment's mass at the midpoint of its two joints:
-#: Winter's segment masses (Biomechanics and Motor Control of Human Movement, table 4.1: trunk 0.497, head and neck
-#: 0.081, upper arm 0.028, forearm 0.016, hand 0.006, thigh 0.100, leg 0.0465, foot 0.0145), for
-#: :func:`centre_of_mass`.
-_SEGMENT_MASS = ((J["pelvis"], J["neck"], 0.497), (J["neck"], J["head"], 0.081)) + tuple(
-    (J[f"{s}_{a}"], J[f"{s}_{b}"], m) for s in ("left", "right") for a, b, m in (
-        ("shoulder", "elbow", 0.028), ("elbow", "wrist", 0.016), ("wrist", "middle1", 0.006),
-        ("hip", "knee", 0.100), ("knee", "ankle", 0.0465), ("ankle", "foot", 0.0145)))
-#: Quiet standing: the body's centre of mass lies this far (metres, min and max) ahead of the midpoint of the ankle
-#: joints, along the body's forward axis (:func:`balance_loss`). The line of gravity of a standing person passes
-#: about 5 cm in front of the ankle joints (standard posture, e.g. Kendall's plumb line through a point just in
-#: front of the lateral malleolus; foot length ≈ 26 cm, ankle ≈ 5 cm ahead of the heel); ±3 cm for posture and sway.
-BALANCE_AHEAD_M = (0.02, 0.08)
-
-
-def centre_of_mass(joints: torch.Tensor) -> torch.Tensor:
-    """(B, 3) the body's centre of mass from its joints (B, 55, 3), segment masses :data:`_SEGMENT_MASS`."""
-    a = constant([s[0] for s in _SEGMENT_MASS], torch.int64, joints.device)
-    b = constant([s[1] for s in _SEGMENT_MASS], torch.int64, joints.device)
-    m = constant([s[2] for s in _SEGMENT_MASS], joints.dtype, joints.device)
-    mid = 0.5 * (joints[:, a] + joints[:, b])
-    return (m[:, None] * mid).sum(1) / m.sum()
-
-
-def balance_ahead(joints: torch.Tensor, pelvis_rotation: torch.Tensor) -> torch.Tensor:
-    """(B,) metres: how far the centre of mass lies ahead of the ankles' midpoint along the pelvis's forward axis
-    made horizontal (world +Y up); ``joints`` (B, 55, 3), ``pelvis_rotation`` (B, 3, 3)."""
-    fwd = pelvis_rotation[:, :, 2] * constant((1.0, 0.0, 1.0), joints.dtype, joints.device)
-    fwd = fwd / fwd.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    ankles = 0.5 * (joints[:, J["left_ankle"]] + joints[:, J["right_ankle"]])
-    return ((centre_of_mass(joints) - ankles) * fwd).sum(-1)
-
-
-def balance_loss(joints: torch.Tensor, pelvis_rotation: torch.Tensor) -> torch.Tensor:
-    """Static balance of a standing person (metres²): the squared distance by which the centre of mass lies outside
-    :data:`BALANCE_AHEAD_M` ahead of the ankles (:func:`balance_ahead`); zero inside the band."""
-    ahead = balance_ahead(joints, pelvis_rotation)
-    lo, hi = BALANCE_AHEAD_M
-    return (torch.relu(lo - ahead) ** 2 + torch.relu(ahead - hi) ** 2).mean()
 
 
 def shape_loss(betas: torch.Tensor) -> torch.Tensor:
