@@ -27,7 +27,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
 import sys
@@ -38,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fit_split import CORE, REGIONS, segments, similarity  # noqa: E402
+from fit_split import CORE, REGIONS, results_arguments, saved_bodies, segments, similarity, write_results  # noqa: E402
 
 #: Per side: SMPL-X joints hip, knee, ankle, foot (toe base) and the model's heel / big-toe keypoint names.
 LEG = {"left": (1, 4, 7, 10, "left_heel", "left_big_toe"), "right": (2, 5, 8, 11, "right_heel", "right_big_toe")}
@@ -237,12 +236,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared-set", type=Path, required=True)
-    ap.add_argument("--results", type=Path, required=True, help="a bench/fidelity.py --fit-only results folder")
-    ap.add_argument("--md", type=Path, help="write the markdown table here")
-    args = ap.parse_args(argv)
-    sys.path.insert(0, str(args.shared_set.parent))
+    args = results_arguments(__doc__, argv)
     from common import read_ply
     from fidelity import anny_regressor
 
@@ -251,8 +245,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load_body_model()
     rows, regressor = [], None
-    for npy in sorted(args.results.glob("subject_*_body_gt_frame.npy")):
-        name = npy.name[: len("subject_1XX")]
+    for name, npy in saved_bodies(args.results):
         sd = args.shared_set / name
         gt, _ = read_ply(str(sd / "gt_body.ply"))
         regressor = anny_regressor(model, len(gt)) if regressor is None else regressor
@@ -263,11 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         row = {"subject": name, **subject_report(np.load(npy), gt, regressor, model, segments(model, len(gt)), kp,
                                                  cam)}
         rows.append(row)
-    text = table(rows)
-    print(text)
-    if args.md:
-        args.md.write_text(text + "\n")
-    (args.results / "legs.json").write_text(json.dumps(rows, indent=1))
+    write_results(args, table(rows), rows, "legs.json")
 
 
 if __name__ == "__main__":
