@@ -119,13 +119,26 @@ def limb_leads(joints: np.ndarray, frame: np.ndarray | None = None) -> dict[str,
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def results_arguments(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of the scripts that read a ``bench/fidelity.py --fit-only`` results folder (``--shared-set``,
+    ``--results``, ``--md``; ``doc``'s first line describes it); puts the set's scorers on ``sys.path``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--shared-set", type=Path, required=True)
     ap.add_argument("--results", type=Path, required=True, help="a bench/fidelity.py --fit-only results folder")
     ap.add_argument("--md", type=Path, help="write the markdown table here")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(args.shared_set.parent))
+    return args
+
+
+def saved_bodies(results: Path) -> list[tuple[str, Path]]:
+    """``(subject name, path)`` of each fitted body a fit-only results folder saved (``subject_1XX_body_gt_frame.npy``,
+    GT world), in subject order."""
+    return [(npy.name[: len("subject_1XX")], npy) for npy in sorted(results.glob("subject_*_body_gt_frame.npy"))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = results_arguments(__doc__, argv)
     import evaluate as ev
     from common import read_ply
     from fidelity import anny_regressor, regress_joints
@@ -136,8 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     faces = np.asarray(model.faces, dtype=np.int64)
     rows = []
     regressor = None
-    for npy in sorted(args.results.glob("subject_*_body_gt_frame.npy")):
-        name = npy.name[: len("subject_1XX")]
+    for name, npy in saved_bodies(args.results):
         sid = int(name.split("_")[1])
         gt, gf = read_ply(str(args.shared_set / name / "gt_body.ply"))
         tgt = ev.Target(gt, gf, seed=31 + sid)
@@ -164,11 +176,15 @@ def main(argv: list[str] | None = None) -> None:
         o, g = r["leads_cm"]["ours"], r["leads_cm"]["gt"]
         lines.append(f"| {r['subject']} | " + " | ".join(f"{o[k]:+.1f} ({g[k]:+.1f})" for k in (
             "stride", "left_ankle", "right_ankle", "left_wrist", "right_wrist")) + " |")
-    table = "\n".join(lines)
+    write_results(args, "\n".join(lines), rows, "split.json")
+
+
+def write_results(args: argparse.Namespace, table: str, rows: list[dict], name: str) -> None:
+    """Print the markdown ``table`` (and write it to ``--md``), and the ``rows`` as JSON ``name`` in ``--results``."""
     print(table)
     if args.md:
         args.md.write_text(table + "\n")
-    (args.results / "split.json").write_text(json.dumps(rows, indent=1))
+    (args.results / name).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
