@@ -414,6 +414,9 @@ def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple
     return prior_focal_px(width, height), "prior"
 
 
+#: Whether a full-length photo without EXIF gets the framing prior's focal (False: the 55 mm prior, as before
+#: wave 7; for A/B runs: ``bench/fidelity.py --set USE_FRAMING_PRIOR=false``).
+USE_FRAMING_PRIOR = True
 #: A landmark counts as in frame for :func:`shows_full_length` with at least this BlazePose visibility (its
 #: "inside the image and not occluded" score) and its pixel inside the image.
 FRAME_VISIBILITY = 0.5
@@ -482,7 +485,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
     _run_stage(prob, p, ("global_orient", "transl"), settings.orient_iters, 0.03, _loss_factory(prob, "orient"),
                progress, done, total, "Fitting orientation")
     framing = None
-    if focal_source == "prior" and shows_full_length(observation.keypoints, width, height):
+    if USE_FRAMING_PRIOR and focal_source == "prior" and shows_full_length(observation.keypoints, width, height):
         framing = _apply_framing_prior(prob, p)
         focal_source = "framing prior"
     _level_camera(prob, p)
