@@ -137,13 +137,17 @@ def _distance(fit) -> float:
     return float(fit.camera.to_camera(fit.joints[:1])[0, 2])
 
 
-def test_a_full_length_stand_in_gets_the_framing_prior_closer_to_its_distance(body, stand_in):
+@pytest.fixture(scope="module")
+def framed(body, stand_in):
+    return fit_body(stand_in.observation, body, stand_in.photo, quality="preview")
+
+
+def test_a_full_length_stand_in_gets_the_framing_prior_closer_to_its_distance(body, stand_in, framed):
     """Rendered at a known distance with a short lens: the framing prior's focal and distance are nearer the
     truth than the constant focal prior's (the fit given that focal, today's behaviour without the prior)."""
     case = stand_in
     true_z = float(case.camera.to_camera(case.joints[:1])[0, 2])
     assert shows_full_length(case.observation.keypoints, *SIZE)
-    framed = fit_body(case.observation, body, case.photo, quality="preview")
     assert framed.metrics["focal_source"] == "framing prior"
     assert framed.metrics["distance_m"] == pytest.approx(_distance(framed), abs=1e-3)
     assert set(framed.metrics["framing_prior"]) == {"distance_m", "stature_m"}
@@ -186,3 +190,13 @@ def test_exif_and_a_given_focal_win_over_the_framing_prior(body, stand_in):
     given = fit_body(case.observation, body, case.photo, quality="preview", focal_px=1.1 * true_f)
     assert given.metrics["focal_source"] == "given"
     assert given.camera.K[0, 0] == pytest.approx(1.1 * true_f, rel=1e-9)
+
+
+def test_the_joint_fit_keeps_the_framing_prior_focal(body, stand_in, framed):
+    """The multi-photo joint fit rebuilds each photo's problem on that photo's fitted camera, so it refines at the
+    framing prior's focal (and the ICON path crops with ``fit.camera``: the same place)."""
+    from icon_engine.joint_fit import _problem
+
+    prob, p = _problem(stand_in.observation, stand_in.photo, framed, body, "preview", "cpu", None)
+    assert prob.K[0, 0] == pytest.approx(framed.camera.K[0, 0], rel=1e-9)
+    assert prob.K[0, 0] != pytest.approx(prior_focal_px(*SIZE), rel=1e-3)
