@@ -420,6 +420,8 @@ USE_FRAMING_PRIOR = True
 #: A landmark counts as in frame for :func:`shows_full_length` with at least this BlazePose visibility (its
 #: "inside the image and not occluded" score) and its pixel inside the image.
 FRAME_VISIBILITY = 0.5
+#: Nearest pelvis depth (metres) the framing prior trusts as a fitted placement.
+MIN_FRAMING_DEPTH_M = 0.3
 _HEAD_POINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 _FOOT_POINTS = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
 
@@ -438,18 +440,22 @@ def shows_full_length(keypoints: np.ndarray, width: int, height: int) -> bool:
     return seen(_HEAD_POINTS) and seen(_FOOT_POINTS)
 
 
-def _apply_framing_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> Framing:
+def _apply_framing_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> Framing | None:
     """Set the focal length of a full-length photo without EXIF to the framing prior's (:func:`camera.framing_map`)
     and move the body along its viewing ray so that it keeps its image (distance × the focal's ratio).
 
     Called once the body's placement is first fitted (after the orientation stage): at the current focal the body
     of the current stature stands at the pelvis's depth, which fixes focal × stature / distance; the priors on the
     three (the stature's: :data:`stature.PRIOR_MEAN_M`, or the known height exactly) give the most probable focal.
-    The camera stays at the origin; the later stages refit pose, shape and distance at that focal."""
+    The camera stays at the origin; the later stages refit pose, shape and distance at that focal. None (the
+    focal unchanged) when the orientation stage left the pelvis less than :data:`MIN_FRAMING_DEPTH_M` in front
+    of the camera (a failed placement says nothing of the distance)."""
     with torch.no_grad():
         stature = float(prob.stature(prob.shape(p["betas"])))
         pelvis = prob.forward(p)["joints"][0]
         depth = float((pelvis @ prob.R_t.T)[2])
+    if not depth >= MIN_FRAMING_DEPTH_M:
+        return None
     known = prob.height_m is not None
     framing = framing_map(float(prob.K[0, 0]), depth, stature, prob.width, prob.height,
                           stature if known else PRIOR_MEAN_M, 0.0 if known else PRIOR_STD_M / PRIOR_MEAN_M)
@@ -487,7 +493,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
     framing = None
     if USE_FRAMING_PRIOR and focal_source == "prior" and shows_full_length(observation.keypoints, width, height):
         framing = _apply_framing_prior(prob, p)
-        focal_source = "framing prior"
+        focal_source = "prior" if framing is None else "framing prior"
     _level_camera(prob, p)
     _decide_standing(prob, p)
     if prob.standing:
