@@ -316,6 +316,13 @@ def pose_errors(ours: np.ndarray, gt: np.ndarray, regressor: np.ndarray) -> dict
     }
 
 
+def gt_distance(gt_body: np.ndarray, cam: dict[str, Any], regressor: np.ndarray) -> float:
+    """Depth (metres) of the GT body's pelvis joint in the GT camera: the true camera distance that the fit's
+    ``distance_m`` (its pelvis's depth in its own camera) estimates."""
+    pelvis = regress_joints(np.asarray(gt_body, dtype=np.float64), regressor)[0]
+    return float((np.asarray(cam["R"], dtype=np.float64) @ pelvis + np.asarray(cam["t"], dtype=np.float64))[2])
+
+
 def anny_regressor(body_model: Any, num_vertices: int) -> np.ndarray:
     """The open body's joint regressor (55, num_vertices) over anny's first ``num_vertices`` vertices (the GT
     bodies lack the eyes), rows renormalised to sum to 1."""
@@ -389,7 +396,8 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
                                "gt_stature_m": meta["stature_m"], "stature_m": fit.get("stature_m"),
                                "stature_source": fit.get("stature_source"), "focal_px": fit.get("focal_px"),
                                "focal_source": fit.get("focal_source"),
-                               "gt_focal_px": cam["K"][0][0]}
+                               "gt_focal_px": cam["K"][0][0], "distance_m": fit.get("distance_m"),
+                               "gt_distance_m": gt_distance(gt_body, cam, anny_regressor(body_model, len(gt_body)))}
         if len(ours) >= len(gt_body):
             row.update(pose_errors(ours, gt_body, anny_regressor(body_model, len(gt_body))))
         rows.append(row)
@@ -500,10 +508,13 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
                 np.save(results / f"{sd.name}_body_gt_frame.npy", C + s * (V - C))  # for inspection
         gt_body, _ = read_ply(str(sd / "gt_body.ply"))
         row.update(pose_errors(np.asarray(fit.vertices), gt_body, anny_regressor(body_model, len(gt_body))))
+        row.update(focal_source=fit.metrics.get("focal_source"), distance_m=fit.metrics.get("distance_m"),
+                   gt_distance_m=gt_distance(gt_body, cam, anny_regressor(body_model, len(gt_body))))
         rows.append(row)
         log(f"{sd.name}: body {row['scale']['body']['chamfer_cm']:.2f} cm (s {row['scale']['body']['scale']:.3f}) "
             f"as clothed {row['scale']['body_as_clothed']['chamfer_cm']:.2f} stature {row['stature_m']} "
             f"(GT {row['gt_stature_m']:.3f}) focal {row['focal_px']} (GT {row['gt_focal_px']:.0f}) "
+            f"distance {row['distance_m']} (GT {row['gt_distance_m']:.2f}) "
             f"torso {row['torso_pitch_err_deg']:.1f} knee {row['knee_err_deg']:.1f}  fit {cpu:.1f} s CPU")
     def mean(fn) -> float:
         return float(np.mean([fn(r) for r in rows])) if rows else float("nan")
@@ -514,6 +525,7 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
         "abs_scale_err": mean(lambda r: abs(r["scale"]["body"]["scale"] - 1.0)),
         "stature_err_m": mean(lambda r: abs(r["stature_m"] - r["gt_stature_m"])),
         "focal_ratio_err": mean(lambda r: abs(r["focal_px"] / r["gt_focal_px"] - 1.0)),
+        "distance_ratio_err": mean(lambda r: abs(r["distance_m"] / r["gt_distance_m"] - 1.0)),
         "torso_pitch_err_deg": mean(lambda r: r["torso_pitch_err_deg"]),
         "knee_err_deg": mean(lambda r: r["knee_err_deg"]),
         "fit_cpu_s": mean(lambda r: r["fit_cpu_s"]),
@@ -545,6 +557,8 @@ def summarise_shared(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                  default=float("nan")),
         "stature_err_m": mean(lambda r: abs(r["stature_m"] - r["gt_stature_m"]) if r.get("stature_m") else None),
         "focal_ratio_err": mean(lambda r: abs(r["focal_px"] / r["gt_focal_px"] - 1.0) if r.get("focal_px") else None),
+        "distance_ratio_err": mean(lambda r: abs(r["distance_m"] / r["gt_distance_m"] - 1.0)
+                                   if r.get("distance_m") else None),
         "torso_pitch_err_deg": mean(lambda r: r.get("torso_pitch_err_deg")),
         "knee_err_deg": mean(lambda r: r.get("knee_err_deg")),
         "max_knee_err_deg": max((r["knee_err_deg"] for r in rows if "knee_err_deg" in r), default=float("nan")),
@@ -555,7 +569,8 @@ def summarise_shared(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def format_shared(result: dict[str, Any]) -> str:
     """Markdown table: per subject and mean."""
     lines = ["| subject | clothed (cm) | body as clothed (cm) | body vs GT body (cm) | scale | IoU | stature (GT) m "
-             "| focal (GT) px | torso pitch err ° | knee err ° |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| focal (GT) px | distance (GT) m | torso pitch err ° | knee err ° |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         s = r.get("scale", {})
         lines.append(
@@ -566,24 +581,27 @@ def format_shared(result: dict[str, Any]) -> str:
             f"| {s.get('clothed', {}).get('silhouette_iou', float('nan')):.3f} "
             f"| {r['stature_m'] or float('nan'):.2f} ({r['gt_stature_m']:.2f}) "
             f"| {r['focal_px'] or float('nan'):.0f} ({r['gt_focal_px']:.0f}) "
+            f"| {r.get('distance_m') or float('nan'):.2f} ({r.get('gt_distance_m', float('nan')):.2f}) "
             f"| {r.get('torso_pitch_err_deg', float('nan')):.1f} | {r.get('knee_err_deg', float('nan')):.1f} |")
     m = result["summary"]
     lines.append(f"| **mean** | {m['clothed_cm']:.2f} | {m['body_as_clothed_cm']:.2f} | {m['body_cm']:.2f} "
                  f"| {m['scale']:.3f} (mean abs err {m['abs_scale_err']:.3f}) | {m['iou']:.3f} "
                  f"| err {m['stature_err_m']:.3f} "
-                 f"| err {m['focal_ratio_err']:.3f} | {m['torso_pitch_err_deg']:.1f} | {m['knee_err_deg']:.1f} |")
+                 f"| err {m['focal_ratio_err']:.3f} | err {m.get('distance_ratio_err', float('nan')):.3f} "
+                 f"| {m['torso_pitch_err_deg']:.1f} | {m['knee_err_deg']:.1f} |")
     return "\n".join(lines)
 
 
 def _override_fit_constants(items: list[str]) -> None:
-    """Set ``NAME=VALUE`` constants of ``icon_engine.fit.core`` (else ``.priors``) for an A/B run; tuples as
-    comma-separated values."""
+    """Set ``NAME=VALUE`` constants of ``icon_engine.fit.core`` (else ``.priors``, else ``icon_engine.camera``) for
+    an A/B run; tuples as comma-separated values."""
+    import icon_engine.camera as camera
     import icon_engine.fit.core as core
     import icon_engine.fit.priors as priors
 
     for item in items:
         name, value = item.split("=")
-        module = core if hasattr(core, name) else priors
+        module = core if hasattr(core, name) else priors if hasattr(priors, name) else camera
         old = getattr(module, name)
         if isinstance(old, tuple):
             new = tuple(float(v) for v in value.split(","))

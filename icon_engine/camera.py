@@ -5,8 +5,10 @@ Y-up, metres). A camera looking at an upright person who faces it has ``R = diag
 
 Default field of view (previews, synthetic cameras): :data:`DEFAULT_FOV_DEG` across the longer side, principal
 point at the image centre. The body fit takes the photo's EXIF focal length (35 mm equivalent,
-:func:`focal_from_35mm`) when present, else the photo prior :func:`prior_focal_px` (:data:`PRIOR_FOCAL_35MM`);
-either way it solves for the body's distance.
+:func:`focal_from_35mm`) when present; else, for a full-length photo, the focal that best explains the person's
+size in pixels under three log-normal priors (focal length, camera distance, stature: :func:`framing_map`); else
+(a crop, a half-body) the photo prior :func:`prior_focal_px` (:data:`PRIOR_FOCAL_35MM`). Either way the fit
+solves for the body's distance.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ DEFAULT_FOV_DEG = 40.0
 #: mean focal error of 13 % (the old 40° field of view, 48 mm equivalent: 15 %); one photo carries no usable
 #: cue for the focal length itself (docs/fit.md).
 PRIOR_FOCAL_35MM = 55.0
+#: Spread of that prior, standard deviation of the natural log of the focal length: lenses people photograph a
+#: whole person with run from phone wide-angles and 28 mm to 85–100 mm portrait lenses, 55 mm × e^(±2 × 0.3) =
+#: 30–100 mm at two standard deviations.
+PRIOR_FOCAL_LOG_STD = 0.3
+
+#: Camera-to-person distance (metres) assumed for a full-length photo (head to feet in frame): to get a standing
+#: adult (1.5–1.9 m) head to foot into the frame with some margin, a 35–85 mm-equivalent lens must stand about
+#: 2.5–5 m back (a room, a studio, a street); 3.5 m is the middle of that range on a log scale ...
+FULL_LENGTH_DISTANCE_M = 3.5
+#: ... and its spread, standard deviation of the natural log: e^(±0.2) = 2.9–4.3 m at one standard deviation,
+#: 2.3–5.2 m at two.
+FULL_LENGTH_DISTANCE_LOG_STD = 0.2
 
 #: Rotation of a camera that looks along world −Z with world +Y up (an upright person facing it).
 FRONT_VIEW_R = np.diag([1.0, -1.0, -1.0])
@@ -54,6 +68,40 @@ def focal_px_to_35mm(focal_px: float, width: int, height: int) -> float:
 def prior_focal_px(width: int, height: int) -> float:
     """Focal length in pixels assumed for a ``width`` × ``height`` photo without EXIF (:data:`PRIOR_FOCAL_35MM`)."""
     return focal_from_35mm(PRIOR_FOCAL_35MM, width, height)
+
+
+@dataclass(frozen=True)
+class Framing:
+    """The most probable focal length (pixels), camera distance (metres, to the body) and stature (metres) of a
+    full-length photo under :func:`framing_map`'s priors."""
+
+    focal_px: float
+    distance_m: float
+    stature_m: float
+
+
+def framing_map(focal_px: float, distance_m: float, stature_m: float, width: int, height: int,
+                stature_mean_m: float, stature_log_std: float) -> Framing:
+    """Most probable (focal, distance, stature) of a full-length photo consistent with one observation.
+
+    The observation: a body of stature ``stature_m`` (metres) fits the photo at ``distance_m`` (metres, along the
+    optical axis) when the focal length is ``focal_px`` (pixels of the ``width`` × ``height`` image). The
+    person's size in pixels fixes ``focal × stature / distance``, i.e. one linear constraint in the logs:
+    ``log f + log S − log z = c``. Priors, independent and Gaussian in the logs: the focal length
+    (:func:`prior_focal_px`, :data:`PRIOR_FOCAL_LOG_STD`), the distance (:data:`FULL_LENGTH_DISTANCE_M`,
+    :data:`FULL_LENGTH_DISTANCE_LOG_STD`) and the stature (``stature_mean_m``, ``stature_log_std``; 0 for a known
+    height). The maximum a posteriori on the constraint shares the misfit ``r = c − (μ_f + μ_S − μ_z)`` out in
+    proportion to the variances: ``log f = μ_f + σ_f² r / Σ``, ``log S = μ_S + σ_S² r / Σ``,
+    ``log z = μ_z − σ_z² r / Σ`` with ``Σ = σ_f² + σ_S² + σ_z²``."""
+    if min(focal_px, distance_m, stature_m, stature_mean_m) <= 0.0 or stature_log_std < 0.0:
+        raise ValueError("framing_map needs positive focal, distance and statures and a non-negative spread")
+    mu = np.log([prior_focal_px(width, height), stature_mean_m, FULL_LENGTH_DISTANCE_M])
+    var = np.array([PRIOR_FOCAL_LOG_STD, stature_log_std, FULL_LENGTH_DISTANCE_LOG_STD]) ** 2
+    sign = np.array([1.0, 1.0, -1.0])  # the constraint's coefficients on (log f, log S, log z)
+    observed = math.log(focal_px) + math.log(stature_m) - math.log(distance_m)
+    r = observed - float(sign @ mu)
+    log_f, log_s, log_z = mu + sign * var * r / float(var.sum())
+    return Framing(math.exp(log_f), math.exp(log_z), math.exp(log_s))
 
 
 def intrinsics_from_focal(width: int, height: int, focal_px: float) -> np.ndarray:

@@ -122,11 +122,15 @@ def test_fit_result_follows_the_contract(walking_fit, body):
     # the stored pose, shape and transl rebuild the stored body
     out, _, _ = pose_body(body, fit.full_pose, fit.betas)
     np.testing.assert_allclose(out.vertices[0].numpy() + fit.transl, fit.vertices, atol=2e-4)
-    # without EXIF the camera takes the photo prior's focal length (55 mm equivalent on the diagonal)
+    # without EXIF a full-length photo takes the framing prior's focal length (camera.framing_map), here nearer
+    # the true one (40° field of view) than the 55 mm-equivalent photo prior
+    case, _ = walking_fit
     w, h = fit.camera.width, fit.camera.height
-    assert fit.camera.K[0, 0] == pytest.approx(prior_focal_px(w, h))
-    assert focal_px_to_35mm(fit.camera.K[0, 0], w, h) == pytest.approx(PRIOR_FOCAL_35MM)
-    assert fit.metrics["focal_source"] == "prior"
+    assert fit.metrics["focal_source"] == "framing prior"
+    assert fit.metrics["focal_px"] == pytest.approx(fit.camera.K[0, 0], abs=0.01)
+    true_f = case.camera.K[0, 0]
+    assert abs(fit.camera.K[0, 0] / true_f - 1) < abs(prior_focal_px(w, h) / true_f - 1)
+    assert focal_px_to_35mm(prior_focal_px(w, h), w, h) == pytest.approx(PRIOR_FOCAL_35MM)
 
 
 def test_standing_camera_pitch_from_the_camera_height_prior(walking_fit):

@@ -2,13 +2,15 @@
 
 Camera: fixed pinhole, ``R = FRONT_VIEW_R``, ``t = 0`` while fitting; the body's distance is its translation. Its
 focal length is the caller's (``focal_px``), else the photo's EXIF 35 mm-equivalent focal (``Photo.focal_35mm``),
-else the photo prior (:func:`icon_engine.camera.prior_focal_px`, 55 mm equivalent). Scale: with ``height_m`` the
-betas are projected onto that stature at every step (:mod:`.stature`), so the scale is exact; without it the
-stature follows the fitted shape under a population prior. An upright body's forward/backward lean is moved into
-the camera's pitch (after the orientation stage and at the end); a standing person's camera is then set at about
-chest height (:func:`_camera_height_prior`) and the pelvis held upright (``W_UPRIGHT``). After the fit the world is
-normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera moved with it. Units: metres,
-radians, processing pixels. Method and landmark mapping: docs/fit.md.
+else, for a full-length photo (head and feet in frame), the framing prior's (:func:`_apply_framing_prior`: after
+the orientation stage, the focal that best explains the person's size in pixels under focal, distance and stature
+priors), else the photo prior (:func:`icon_engine.camera.prior_focal_px`, 55 mm equivalent). Scale: with
+``height_m`` the betas are projected onto that stature at every step (:mod:`.stature`), so the scale is exact;
+without it the stature follows the fitted shape under a population prior. An upright body's forward/backward
+lean is moved into the camera's pitch (after the orientation stage and at the end); a standing person's camera is
+then set at about chest height (:func:`_camera_height_prior`) and the pelvis held upright (``W_UPRIGHT``). After
+the fit the world is normalised (lowest body vertex on y = 0, pelvis above the origin) and the camera moved with
+it. Units: metres, radians, processing pixels. Method and landmark mapping: docs/fit.md.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ import numpy as np
 import torch
 
 from ..bundle.skeleton import axis_angle_to_matrix, matrix_to_axis_angle
-from ..camera import FRONT_VIEW_R, Camera, focal_from_35mm, intrinsics_from_focal, prior_focal_px
+from ..camera import (
+    FRONT_VIEW_R,
+    Camera,
+    Framing,
+    focal_from_35mm,
+    framing_map,
+    intrinsics_from_focal,
+    prior_focal_px,
+)
 from ..errors import EngineError
 from ..geometry.image_shift import mask_iou
 from ..options import PRESETS, FitPreset, resolve_device
@@ -34,7 +44,7 @@ from .hands import fit_hands
 from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
 from .silhouette import body_silhouette, coverage_loss, inside_loss, make_target, to_window
-from .stature import StatureModel, stature_of, stature_prior_loss
+from .stature import PRIOR_MEAN_M, PRIOR_STD_M, StatureModel, stature_of, stature_prior_loss
 
 
 @dataclass
@@ -363,7 +373,8 @@ def fit_body(observation: Any, body_model: Any, photo: Any, quality: str = "stan
     bbox); ``photo``: the processing ``Photo`` (its size sets the camera, its ``focal_35mm`` the focal length);
     ``quality``: preview/standard/high; ``height_m``: the person's stature in metres (exact scale), None to
     estimate it; ``focal_px``: the focal length in processing pixels, None for the photo's EXIF or the default.
-    ``metrics`` reports ``stature_m``, ``stature_source``, ``focal_px`` (original-photo pixels), ``focal_source``.
+    ``metrics`` reports ``stature_m``, ``stature_source``, ``focal_px`` (original-photo pixels), ``focal_source``
+    ("given", "exif", "framing prior" or "prior"), ``distance_m`` (the pelvis's depth in the camera, metres).
     """
     if quality not in QUALITY_PRESETS:
         raise EngineError("bad_option", f"Unknown fit quality {quality!r}.",
@@ -393,13 +404,67 @@ def _on_device(target: Any, device: torch.device) -> Any:
 def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple[float, str]:
     """(focal length in processing pixels, its source: "given" | "exif" | "prior").
 
-    Without a given or EXIF focal the photo prior (:func:`icon_engine.camera.prior_focal_px`) is used."""
+    Without a given or EXIF focal the photo prior (:func:`icon_engine.camera.prior_focal_px`) is used (a
+    full-length photo's is replaced by the framing prior's after the orientation stage)."""
     if focal_px is not None:
         return float(focal_px), "given"
     f35 = getattr(photo, "focal_35mm", None)
     if f35:
         return focal_from_35mm(float(f35), width, height), "exif"
     return prior_focal_px(width, height), "prior"
+
+
+#: Whether a full-length photo without EXIF gets the framing prior's focal (False: the 55 mm prior, as before
+#: wave 7; for A/B runs: ``bench/fidelity.py --set USE_FRAMING_PRIOR=false``).
+USE_FRAMING_PRIOR = True
+#: A landmark counts as in frame for :func:`shows_full_length` with at least this BlazePose visibility (its
+#: "inside the image and not occluded" score) and its pixel inside the image.
+FRAME_VISIBILITY = 0.5
+#: Nearest pelvis depth (metres) the framing prior trusts as a fitted placement.
+MIN_FRAMING_DEPTH_M = 0.3
+_HEAD_POINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+_FOOT_POINTS = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
+
+
+def shows_full_length(keypoints: np.ndarray, width: int, height: int) -> bool:
+    """Whether the photo shows the person head to feet: a head point and a foot point (ankle, heel or toe) of the
+    33 BlazePose ``keypoints`` (processing px, visibility) are both in the ``width`` × ``height`` image. A crop,
+    a half-body or a portrait is not full-length: its camera distance says nothing of the framing prior's."""
+    kps = np.asarray(keypoints, dtype=np.float64)
+
+    def seen(names: tuple[str, ...]) -> bool:
+        pts = kps[[BP[n] for n in names]]
+        inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
+        return bool((inside & (pts[:, 2] >= FRAME_VISIBILITY)).any())
+
+    return seen(_HEAD_POINTS) and seen(_FOOT_POINTS)
+
+
+def _apply_framing_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> Framing | None:
+    """Set the focal length of a full-length photo without EXIF to the framing prior's (:func:`camera.framing_map`)
+    and move the body along its viewing ray so that it keeps its image (distance × the focal's ratio).
+
+    Called once the body's placement is first fitted (after the orientation stage): at the current focal the body
+    of the current stature stands at the pelvis's depth, which fixes focal × stature / distance; the priors on the
+    three (the stature's: :data:`stature.PRIOR_MEAN_M`, or the known height exactly) give the most probable focal.
+    The camera stays at the origin; the later stages refit pose, shape and distance at that focal. None (the
+    focal unchanged) when the orientation stage left the pelvis less than :data:`MIN_FRAMING_DEPTH_M` in front
+    of the camera (a failed placement says nothing of the distance)."""
+    with torch.no_grad():
+        stature = float(prob.stature(prob.shape(p["betas"])))
+        pelvis = prob.forward(p)["joints"][0]
+        depth = float((pelvis @ prob.R_t.T)[2])
+    if not depth >= MIN_FRAMING_DEPTH_M:
+        return None
+    known = prob.height_m is not None
+    framing = framing_map(float(prob.K[0, 0]), depth, stature, prob.width, prob.height,
+                          stature if known else PRIOR_MEAN_M, 0.0 if known else PRIOR_STD_M / PRIOR_MEAN_M)
+    ratio = framing.focal_px / float(prob.K[0, 0])
+    prob.K = intrinsics_from_focal(prob.width, prob.height, framing.focal_px)
+    prob.K_t = torch.tensor(prob.K, dtype=torch.float32, device=prob.device)
+    with torch.no_grad():
+        p["transl"].add_((ratio - 1.0) * pelvis)  # the pelvis from depth z to ratio × z on its ray
+    return framing
 
 
 def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, device: str | torch.device,
@@ -425,6 +490,10 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
     done = [0]
     _run_stage(prob, p, ("global_orient", "transl"), settings.orient_iters, 0.03, _loss_factory(prob, "orient"),
                progress, done, total, "Fitting orientation")
+    framing = None
+    if USE_FRAMING_PRIOR and focal_source == "prior" and shows_full_length(observation.keypoints, width, height):
+        framing = _apply_framing_prior(prob, p)
+        focal_source = "prior" if framing is None else "framing prior"
     _level_camera(prob, p)
     _decide_standing(prob, p)
     if prob.standing:
@@ -451,8 +520,12 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
         "stature_source": "height option" if height_m is not None else "estimated from the body shape",
         "focal_px": round(float(prob.K[0, 0]) / scale, 2),
         "focal_source": focal_source,
+        "distance_m": round(float(result.camera.to_camera(result.joints[:1])[0, 2]), 4),
         "standing": prob.standing,
     })
+    if framing is not None:  # the framing prior's own guesses, before the fit refined the distance and stature
+        result.metrics["framing_prior"] = {"distance_m": round(framing.distance_m, 4),
+                                           "stature_m": round(framing.stature_m, 4)}
     result.metrics["hand_keypoint_error_px"] = hand_errors
     result.metrics["stage_times_s"] = times
     result.metrics["cpu_s"] = round(time.process_time() - cpu_start, 3)
