@@ -46,6 +46,10 @@ SHARPNESS_SIDE = 320
 MAX_KEYPOINT_ERROR = 40.0
 #: ... or silhouette IoU of the naked fitted body against the clothed person mask.
 MIN_BODY_IOU = 0.45
+#: ``fit.focal_source`` of a photo without EXIF fitted at the first usable photo's framing-prior focal (same 35 mm
+#: equivalent): the photos of one subject are taken as shot with one camera, so that the joint fit does not see
+#: the few per cent by which each photo's own framing prior would differ as a change of size or pose.
+FIRST_PHOTO_FRAMING = "framing prior (first photo)"
 #: Photos whose fitted stature differs from the subject's by more than this fraction show another person.
 STATURE_TOLERANCE = 0.08
 
@@ -230,6 +234,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
     Returns (views in input order, warnings, report) where ``report`` holds per-input status, statures and the
     shared betas. Raises ``EngineError("no_person")`` when no image is usable and ``EngineError("bad_input")``
     when the images show different people (``subject_mismatch``)."""
+    from .camera import focal_from_35mm, focal_px_to_35mm
     from .fit import fit_body
     from .image_io import load_photo
     from .person import detect_person
@@ -237,6 +242,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
     warnings: list[str] = []
     report: dict[str, Any] = {"inputs": []}
     views: list[SubjectView] = []
+    framing_35mm: float | None = None  # the first usable photo's framing-prior focal, 35 mm equivalent
     for i, item in enumerate(inputs):
         entry: dict[str, Any] = {"label": item.label, "source": str(item.source)}
         report["inputs"].append(entry)
@@ -251,7 +257,13 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
             warnings.append(f"{item.label}: skipped, {err.message[0].lower()}{err.message[1:]}")
             entry["status"] = "no_person"
             continue
-        fit = fit_body(observation, body_model, photo, quality=quality, device=device, height_m=height_m)
+        focal = None  # one camera for the set: a photo without EXIF takes the first photo's framing focal
+        if framing_35mm is not None and not photo.focal_35mm:
+            focal = focal_from_35mm(framing_35mm, *photo.size)
+        fit = fit_body(observation, body_model, photo, quality=quality, device=device, height_m=height_m,
+                       focal_px=focal)
+        if focal is not None:
+            fit.metrics["focal_source"] = FIRST_PHOTO_FRAMING
         weight = fit_quality(fit, observation)
         metrics = dict(getattr(fit, "metrics", {}) or {})
         entry.update(status="used", keypoint_error_px=metrics.get("keypoint_error_px"),
@@ -265,6 +277,8 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
             entry["status"] = "poor_fit"
             continue
         views.append(SubjectView(item, photo, observation, fit, fit, weight, list(getattr(fit, "warnings", []))))
+        if framing_35mm is None and metrics.get("focal_source") == "framing prior":
+            framing_35mm = focal_px_to_35mm(float(fit.camera.K[0, 0]), *photo.size)
     if not views:
         raise EngineError("no_person", "None of the images shows a person the body could be fitted to.",
                           "Use photos where one person is clearly visible from head to feet.")

@@ -61,11 +61,15 @@ def body_error_cm(fit, vertices: np.ndarray, camera) -> float:
 @pytest.mark.slow
 def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path: Path) -> None:
     from icon_engine.body_model import load_body_model
-    from icon_engine.subject import fit_subject, gather_inputs
+    from icon_engine.subject import FIRST_PHOTO_FRAMING, fit_subject, gather_inputs
 
     photos = _photos(tmp_path, (0.0, 90.0, 180.0, 270.0), [None] * 4)
     views, _, report = fit_subject(gather_inputs([p for p, _, _ in photos]), load_body_model(), quality="preview")
     assert len(views) == 4
+    # no EXIF: the first photo's framing-prior focal holds for the set (one camera), not one guess per photo
+    assert views[0].own_fit.metrics["focal_source"] == "framing prior"
+    assert [v.own_fit.metrics["focal_source"] for v in views[1:]] == [FIRST_PHOTO_FRAMING] * 3
+    assert np.allclose([v.own_fit.camera.K[0, 0] for v in views], views[0].own_fit.camera.K[0, 0])
     stats = report["joint_fit"]
     # a turnaround: every photo shares the first photo's pose, and a side view lets the first photo move
     assert stats["shared_pose_photos"] == 4 and stats["first_photo_refitted"]
