@@ -50,6 +50,8 @@ MIN_BODY_IOU = 0.45
 #: equivalent): the photos of one subject are taken as shot with one camera, so that the joint fit does not see
 #: the few per cent by which each photo's own framing prior would differ as a change of size or pose.
 FIRST_PHOTO_FRAMING = "framing prior (first photo)"
+#: Whether photos without EXIF share the first photo's framing focal (False: each its own; for A/B runs).
+SHARE_FRAMING_FOCAL = True
 #: Photos whose fitted stature differs from the subject's by more than this fraction show another person.
 STATURE_TOLERANCE = 0.08
 
@@ -258,7 +260,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
             entry["status"] = "no_person"
             continue
         focal = None  # one camera for the set: a photo without EXIF takes the first photo's framing focal
-        if framing_35mm is not None and not photo.focal_35mm:
+        if SHARE_FRAMING_FOCAL and framing_35mm is not None and not photo.focal_35mm:
             focal = focal_from_35mm(framing_35mm, *photo.size)
         fit = fit_body(observation, body_model, photo, quality=quality, device=device, height_m=height_m,
                        focal_px=focal)
