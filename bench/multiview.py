@@ -302,8 +302,6 @@ def main(argv: list[str] | None = None) -> None:
                     help="with --gravity: each camera keeps its own height above the floor (joint_fit.W_HEIGHT_AGREE)")
     ap.add_argument("--free-turns", action="store_true",
                     help="a turnaround in quarter turns keeps free camera turns (joint_fit.QUARTER_TURNS off)")
-    ap.add_argument("--part-align", action="store_true",
-                    help="align each other photo to the avatar per body part before the bake (subject.PART_ALIGN)")
     ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
                     help="set icon_engine.joint_fit constants for the run (e.g. BACK_VIEW_WEIGHT=0.5)")
     args = ap.parse_args(argv)
@@ -314,10 +312,6 @@ def main(argv: list[str] | None = None) -> None:
         if not hasattr(joint_fit, name):
             raise SystemExit(f"--set: icon_engine.joint_fit has no constant {name!r}")
         setattr(joint_fit, name, type(getattr(joint_fit, name))(float(value)))
-    if args.part_align:
-        import icon_engine.subject as subject
-
-        subject.PART_ALIGN = True
     if args.free_turns:
         import icon_engine.joint_fit as joint_fit
 

@@ -470,38 +470,19 @@ def avatar_in_photo(avatar: Any, fit: Any) -> np.ndarray:
                          np.asarray(fit.transl, dtype=np.float64).reshape(3))
 
 
-#: Align each other photo to the avatar per body part before the bake (:mod:`icon_engine.photo_align`). Off: on
-#: bench/multiview.py (2 subjects, preview) the back colour error went 8.75 → 8.55 (4 views) and 8.0 → 8.3
-#: (front + back): no gain beyond noise (docs/multiview.md, wave 5); ``bench/multiview.py --part-align`` turns it on.
-PART_ALIGN = False
-
-
 def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, reporter: Any) -> Any:
     """The avatar's texture from every photo (:func:`icon_engine.texture.bake_texture` with ``more_views``): each
     texel from the photos that see it best, exposures equalised to the first photo's (None without texture)."""
     if not options.texture:
         return None
     from .options import resolve_device
-    from .photo_align import align_to_photo
-    from .texture import (
-        ALIGN_MAX_SHIFT,
-        PhotoView,
-        bake_texture,
-        part_weights_from_skin_weights,
-        parts_from_skin_weights,
-    )
+    from .texture import PhotoView, bake_texture, parts_from_skin_weights
 
     reporter.stage("texture", f"Baking the texture from {len(views)} photo{'s' if len(views) > 1 else ''}")
     first = views[0]
     more = []
-    part_weights = part_weights_from_skin_weights(avatar.rig.skin_weights) if PART_ALIGN else None
     for v in views[1:]:
-        posed = avatar_in_photo(avatar, v.fit)
-        if part_weights is not None and v.observation.mask is not None:  # each part onto the photo's person
-            cam = v.fit.camera
-            posed, _ = align_to_photo(posed, avatar.faces, part_weights, cam, v.observation.mask,
-                                      int(np.ceil(ALIGN_MAX_SHIFT * cam.height)))
-        more.append(PhotoView(posed, v.photo.rgb, v.observation.mask, v.fit.camera))
+        more.append(PhotoView(avatar_in_photo(avatar, v.fit), v.photo.rgb, v.observation.mask, v.fit.camera))
     return bake_texture(avatar.posed_vertices, avatar.faces, first.photo.rgb, first.observation.mask,
                         first.fit.camera, size=options.resolved_texture_size, progress=reporter,
                         vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights), more_views=more,

@@ -1,6 +1,6 @@
 """2-D registration of masks in image pixels: a mask's outline and the search for the integer shift that best lays
-one outline onto another (the texture's other photos, :func:`icon_engine.texture.silhouette_shift`; per body part,
-:func:`icon_engine.photo_align.part_shifts`), and the overlap of two masks. Numpy only; pixels as (column, row)."""
+one outline onto another (the texture's other photos, :func:`icon_engine.texture.silhouette_shift`), and the
+overlap of two masks. Numpy only; pixels as (column, row)."""
 
 from __future__ import annotations
 
