@@ -394,9 +394,6 @@ YAW_VOTE = True
 OWN_ARMS_WITHOUT_SIDE = True
 #: Rows of ``body_pose`` (SMPL-X joint − 1) of the arms: collars, shoulders, elbows, wrists.
 ARM_ROWS = (12, 13, 15, 16, 17, 18, 19, 20)
-#: Experimental: the legs are kept apart too when the first photo's own body-vs-mask IoU is below this.
-LOOSE_LEGS_IOU = 0.0
-LEG_ROWS = (0, 1, 3, 4, 6, 7, 9, 10)
 
 
 def quarter_turn_off_deg(turn_deg: float) -> float:
@@ -789,8 +786,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         arms: dict[int, Any] = {}  # rigged photo → its own arms (front + back: OWN_ARMS_WITHOUT_SIDE)
         if rig is not None and OWN_ARMS_WITHOUT_SIDE and not side:
             shared_rows = torch.ones(pose.shape[0], 1, dtype=torch.bool)
-            loose = float(views[0][2].metrics.get("silhouette_iou") or 1.0) < LOOSE_LEGS_IOU
-            shared_rows[list(ARM_ROWS + (LEG_ROWS if loose else ()))] = False
+            shared_rows[list(ARM_ROWS)] = False
             arms = {k: (pose if k == 0 or labels_swapped[k] else own_body_poses[k]).detach().clone()
                     for k in rigged}
 
