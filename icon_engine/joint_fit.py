@@ -389,8 +389,9 @@ YAW_VOTE = True
 #: keypoint terms grew up to 5×, their legs' at most 3×), and with one shared arm a wrong one moved the first
 #: photo's. Wave 8 (bench/multiview.py, 6 subjects, preview, front + back): Chamfer 1.72 / 1.45 / 2.22 / 2.83 /
 #: 3.28 / 2.33 → 1.59 / 1.35 / 1.95 / 2.88 / 3.07 / 2.30 cm (−11 % → −15 % below the front photo alone; the legs
-#: kept apart too, or the arms without the agreement, were worse: docs/multiview.md, "Wave 8"). With a side view the
-#: arms stay shared (the side view sees their depth).
+#: kept apart too for every subject, or the arms without the agreement, were worse; the legs kept apart under loose
+#: clothes only is measured there but not kept: docs/multiview.md, "Wave 8"). With a side view the arms stay shared
+#: (the side view sees their depth).
 OWN_ARMS_WITHOUT_SIDE = True
 #: Rows of ``body_pose`` (SMPL-X joint − 1) of the arms: collars, shoulders, elbows, wrists.
 ARM_ROWS = (12, 13, 15, 16, 17, 18, 19, 20)
