@@ -31,6 +31,8 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,7 +186,7 @@ def oracle(bm: Any, photos: list[tuple[SyntheticSubject, np.ndarray, Camera]], q
         masks.append(mask)
     preset = QUALITY_PRESETS[quality]
     av = build_fused_avatar([x.vertices for x in surfaces], [x.faces for x in surfaces], fits, bm,
-                            resolution=preset["resolution"], levels=preset["levels"], smooth=preset["smooth"],
+                            resolution=preset.resolution, levels=preset.levels, smooth=preset.smooth,
                             cameras=[f.camera for f in fits], mask=masks[0], masks=masks)
     s_view = SyntheticSubject(**{**s.__dict__, "camera": photos[0][2], "mask": masks[0]})
     iou = silhouette_iou(av.posed_vertices, av.faces, photos[0][2], masks[0])
@@ -214,8 +216,27 @@ def score(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, gt_mask: np.
     return out
 
 
+@contextmanager
+def _first_surface_only() -> Iterator[None]:
+    """Within the block the subject's avatar is built from its first photo's surface alone (on the joint fit's
+    body): what the joint fit alone does to the first photo, without the fusion."""
+    import icon_engine.pipeline as pipeline
+
+    build = pipeline.build_canonical_avatar
+
+    def first_only(surfaces: list[Any], fits: list[Any], masks: list[np.ndarray], *args: Any) -> Any:
+        return build(surfaces[:1], fits[:1], masks[:1], *args)
+
+    pipeline.build_canonical_avatar = first_only
+    try:
+        yield
+    finally:
+        pipeline.build_canonical_avatar = build
+
+
 def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any = print,
-        sets: tuple[str, ...] = tuple(SETS), keep: Path | None = None, with_oracle: bool = False) -> dict[str, Any]:
+        sets: tuple[str, ...] = tuple(SETS), keep: Path | None = None, with_oracle: bool = False,
+        first_only: bool = False) -> dict[str, Any]:
     from PIL import Image
 
     from icon_engine.options import ReconstructOptions
@@ -249,6 +270,13 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
                     f"{row[name]['p2s_cm']:.2f}  iou {row[name]['iou']:.3f}  tex front/back "
                     f"{row[name].get('tex_front_gain', np.nan):.1f}/{row[name].get('tex_back_gain', np.nan):.1f}  "
                     f"{row[name]['seconds']:.0f} s  cpu {row[name]['cpu_s']:.0f} s")
+                if first_only and len(idx) > 1:  # the set's joint fit, the first photo's surface alone
+                    key = f"{name}, first only"
+                    with _first_surface_only():
+                        out = reconstruct_subject([paths[k] for k in idx], Path(tmp) / "first_only", options,
+                                                  body_model=bm, bundle_name="avatar")
+                    row[key] = score(out, s, views[0][2], views[0][1], gq, samples)
+                    log(f"{s.name:22s} {key:11s} chamfer {row[key]['chamfer_cm']:.2f} cm")
             if with_oracle:  # the same sets on ground-truth bodies and cameras
                 photos = [(s, m, c) for _, m, c in views] + [(o, o.mask, o.camera) for o in posed[1:]]
                 for name in sets:
@@ -256,8 +284,10 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
                     log(f"{s.name:22s} oracle {name:11s} chamfer {row[f'oracle {name}']['chamfer_cm']:.2f} cm  iou "
                         f"{row[f'oracle {name}']['iou']:.3f}")
         rows.append(row)
+    if first_only:
+        sets = tuple(sets) + tuple(f"{name}, first only" for name in sets if len(SETS[name]) > 1)
     if with_oracle:
-        sets = tuple(sets) + tuple(f"oracle {name}" for name in sets)
+        sets = tuple(sets) + tuple(f"oracle {name}" for name in sets if name in SETS)
     summary = {name: {m: float(np.mean([r[name].get(m, np.nan) for r in rows]))
                       for m in ("chamfer_cm", "p2s_cm", "normal", "iou", "tex_front", "tex_back", "tex_front_gain",
                                 "tex_back_gain", "tex_front_own", "tex_back_own", "tex_front_own_raw",
@@ -296,6 +326,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", type=Path, help="keep the bundles under this folder (to look at them)")
     ap.add_argument("--oracle", action="store_true",
                     help="also fuse the ground-truth bodies and cameras (what perfect registration would give)")
+    ap.add_argument("--first-only", action="store_true",
+                    help="also build each several-photo set's avatar from its first photo's surface alone (on the "
+                         "joint fit's body): the joint fit's effect without the fusion")
     ap.add_argument("--gravity", action="store_true",
                     help="a turnaround's photos share one body orientation under turned cameras (joint_fit.GravityRig)")
     ap.add_argument("--free-heights", action="store_true",
@@ -303,15 +336,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--free-turns", action="store_true",
                     help="a turnaround in quarter turns keeps free camera turns (joint_fit.QUARTER_TURNS off)")
     ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
-                    help="set icon_engine.joint_fit constants for the run (e.g. BACK_VIEW_WEIGHT=0.5)")
+                    help="set icon_engine constants for the run (joint_fit's by default: BACK_VIEW_WEIGHT=0.5, "
+                         "avatar.FIRST_PHOTO_WEIGHT=8)")
     args = ap.parse_args(argv)
     for item in args.set:
-        import icon_engine.joint_fit as joint_fit
+        import importlib
 
         name, _, value = item.partition("=")
-        if not hasattr(joint_fit, name):
-            raise SystemExit(f"--set: icon_engine.joint_fit has no constant {name!r}")
-        setattr(joint_fit, name, type(getattr(joint_fit, name))(float(value)))
+        where, _, name = name.rpartition(".")
+        module = importlib.import_module(f"icon_engine.{where or 'joint_fit'}")
+        if not hasattr(module, name):
+            raise SystemExit(f"--set: {module.__name__} has no constant {name!r}")
+        setattr(module, name, type(getattr(module, name))(float(value)))
     if args.free_turns:
         import icon_engine.joint_fit as joint_fit
 
@@ -323,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.free_heights:
             joint_fit.W_HEIGHT_AGREE = 0.0
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
-                 with_oracle=args.oracle)
+                 with_oracle=args.oracle, first_only=args.first_only)
     print(format_table(result))
     print(f"peak RSS {result['peak_rss_mb']:.0f} MB")
     if args.json:

@@ -228,6 +228,30 @@ def _keypoint_objective(prob: Any, p: dict[str, Any]) -> float:
         return float(prob.keypoint_loss(prob.project(prob.model_points(prob.forward(p))), prob.kp_weights))
 
 
+#: BlazePose landmarks of each limb (the hand's with the arm, the foot's with the leg).
+LIMB_LANDMARKS = {f"{side}_{limb}": tuple(f"{side}_{n}" for n in names) for side in ("left", "right")
+                  for limb, names in (("arm", ("elbow", "wrist", "pinky", "index", "thumb")),
+                                      ("leg", ("knee", "ankle", "heel", "foot_index")))}
+
+
+def limb_objectives(prob: Any, p: dict[str, Any]) -> dict[str, float]:
+    """The photo's keypoint term (as :func:`_keypoint_objective`) over each limb's landmarks alone
+    (:data:`LIMB_LANDMARKS`), at parameters ``p``."""
+    import torch
+
+    from .fit.landmarks import BP
+
+    landmarks = np.asarray(prob.targets.landmarks)
+    with torch.no_grad():
+        px = prob.project(prob.model_points(prob.forward(p)))
+        out = {}
+        for limb, names in LIMB_LANDMARKS.items():
+            rows = torch.as_tensor(np.isin(landmarks, [BP[n] for n in names]), dtype=prob.kp_weights.dtype,
+                                   device=prob.kp_weights.device)
+            out[limb] = float(prob.keypoint_loss(px, prob.kp_weights * rows))
+    return out
+
+
 def _yaw_flipped(global_orient: Any) -> Any:
     """``global_orient`` (3,) axis-angle turned by 180° about the world's vertical axis (Y)."""
     import torch
@@ -356,6 +380,21 @@ BACK_VIEW_WEIGHT = 0.7
 #: (docs/multiview.md, "Wave 7"). A side view fixes the yaw itself: with one the vote is not taken; nor when a photo's
 #: BlazePose labels were exchanged (its own fit, made with the wrong labels, has no yaw to vote with).
 YAW_VOTE = True
+#: A rigged turnaround without a side view (front + back) shares the trunk and the legs but not the arms
+#: (:data:`ARM_ROWS`): each photo keeps arms of its own (the first photo's started at its own fit's, a back view's at
+#: its own fit's unless its labels were exchanged), tied by :func:`pose_agreement_loss` (weight :data:`W_AGREE`):
+#: arms the two views agree on (within ≈ 0.25 rad) are pulled together, an arm they disagree on keeps each view's.
+#: BlazePose's arms are the least reliable landmarks of a back view (hands and elbows in front of the body hidden
+#: behind it, left and right confused per limb: registered to the first photo's pose the bench's back views' arm
+#: keypoint terms grew up to 5×, their legs' at most 3×), and with one shared arm a wrong one moved the first
+#: photo's. Wave 8 (bench/multiview.py, 6 subjects, preview, front + back): Chamfer 1.72 / 1.45 / 2.22 / 2.83 /
+#: 3.28 / 2.33 → 1.59 / 1.35 / 1.95 / 2.88 / 3.07 / 2.30 cm (−11 % → −15 % below the front photo alone; the legs
+#: kept apart too for every subject, or the arms without the agreement, were worse; the legs kept apart under loose
+#: clothes only is measured there but not kept: docs/multiview.md, "Wave 8"). With a side view the arms stay shared
+#: (the side view sees their depth).
+OWN_ARMS_WITHOUT_SIDE = True
+#: Rows of ``body_pose`` (SMPL-X joint − 1) of the arms: collars, shoulders, elbows, wrists.
+ARM_ROWS = (12, 13, 15, 16, 17, 18, 19, 20)
 
 
 def quarter_turn_off_deg(turn_deg: float) -> float:
@@ -641,7 +680,9 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     agreeing (per m², default :data:`W_HEIGHT_AGREE`; one tripod height). ``quarter_turns``: the rig with its
     cameras held a multiple of 90° apart (default: when :func:`in_quarter_turns` holds for the shared-pose photos'
     registered turns, :data:`QUARTER_TURNS`, and ``gravity`` is not False); a back view alone then shares the pose
-    too."""
+    too, except the arms (:data:`OWN_ARMS_WITHOUT_SIDE`: each photo keeps its own, tied by their agreement).
+    ``stats["registration"]`` also holds each other photo's keypoint term per limb (:func:`limb_objectives`), own
+    and registered to the first photo's pose."""
     import torch
 
     from .fit.core import FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
@@ -670,9 +711,11 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         pose = problems[0][1]["body_pose"].detach().clone()
         same, labels_swapped, reg_report = [True], [False], [None]
         own_orients = [p["global_orient"].detach().clone() for _, p in problems]  # before any registration
+        own_body_poses = [p["body_pose"].detach().clone() for _, p in problems]
         for k in range(1, len(problems)):
             prob, p = problems[k]
             own = _keypoint_objective(prob, p)
+            own_limbs = limb_objectives(prob, p)
             q, value = register_to_pose(prob, p, pose)
             flipped = False
             if swapped[k] is not None:
@@ -687,7 +730,10 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 is_same = bool(same_pose[k])
             same.append(is_same)
             labels_swapped.append(flipped)
-            reg_report.append({"own": round(own, 4), "registered": round(value, 4), "turn_deg": round(turn, 1)})
+            reg_report.append({"own": round(own, 4), "registered": round(value, 4), "turn_deg": round(turn, 1),
+                               "own_limbs": {n: round(x, 4) for n, x in own_limbs.items()},
+                               "registered_limbs": {n: round(x, 4) for n, x in
+                                                    limb_objectives(problems[k][0], q).items()}})
             if is_same or flipped:  # the registered orientation (a swapped photo's own fit had the wrong labels)
                 q["betas"] = shared
                 problems[k][1] = q
@@ -738,10 +784,19 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                              if YAW_VOTE and not side and not any(labels_swapped) else None)
             weights[0] = GRAVITY_FIRST_WEIGHT
 
+        arms: dict[int, Any] = {}  # rigged photo → its own arms (front + back: OWN_ARMS_WITHOUT_SIDE)
+        if rig is not None and OWN_ARMS_WITHOUT_SIDE and not side:
+            shared_rows = torch.ones(pose.shape[0], 1, dtype=torch.bool)
+            shared_rows[list(ARM_ROWS)] = False
+            arms = {k: (pose if k == 0 or labels_swapped[k] else own_body_poses[k]).detach().clone()
+                    for k in rigged}
+
         def total() -> Any:
             if rig is not None:
                 for j, k in enumerate(rigged):
                     rig.apply(j, *problems[k])
+                    if arms:
+                        problems[k][1]["body_pose"] = torch.where(shared_rows, pose, arms[k])
             loss = sum(w * fn(p) for w, fn, (_, p) in zip(weights, losses, problems, strict=True)) / sum(weights)
             if rig is not None:
                 loss = loss + rig.prior() + (turn_prior * rig.turn_steps_loss() if turn_prior > 0 else 0.0)
@@ -750,6 +805,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                                                             if same[k]], [c for k, c in enumerate(cams) if same[k]])
             if couple > 0 and own_poses:
                 loss = loss + couple * pose_agreement_loss(torch.stack([pose, *own_poses]))
+            if couple > 0 and arms:
+                loss = loss + couple * pose_agreement_loss(torch.stack([problems[k][1]["body_pose"] for k in arms]))
             return loss
 
         with torch.no_grad():
@@ -759,6 +816,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                    if (k > 0 or not anchor_first) and (rig is None or not same[k])]
         if rig is not None:
             leaves += rig.leaves()
+        leaves += list(arms.values())
         minimise(leaves, total, iters, lr)
         with torch.no_grad():
             after = float(total())
@@ -785,6 +843,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
              "shared_pose_photos": int(sum(same)), "labels_swapped": int(sum(labels_swapped)),
              "first_photo_refitted": not anchor_first,
              "first_photo_reregistered": reregistered,
+             "own_arms": bool(arms),
              "registration": reg_report,
              "shared_gravity": None if rig is None else rig.report(),
              "quarter_turns": bool(rig is not None and rig.quarter_turns),
