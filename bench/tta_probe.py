@@ -1,4 +1,7 @@
-"""Test-time augmentation of BlazePose on the shared rendered set (issue 15, wave 8): measured, not kept.
+"""Test-time augmentation of BlazePose on the shared rendered set (issue 15, wave 8).
+
+The engine keeps one form of it: the "high" quality averages the landmarks with the mirrored close-up's
+(``person.with_mirrored_pass``); this script measures that and the forms that were not kept.
 
 For each subject of ``../shared/bench/synthetic-dev`` the engine's detection runs as usual (whole photo, then two
 close-ups: :func:`icon_engine.person.find_people`, pass ``final``); then extra BlazePose passes run on close-ups
@@ -52,32 +55,20 @@ PASSES = ("final", *(name for name, _, _ in EXTRA_PASSES))
 
 
 def mirror_index() -> np.ndarray:
-    """(33,) each BlazePose landmark's mirror image (left and right exchanged; the nose stays)."""
-    from icon_engine.person import LANDMARK_NAMES
+    """(33,) each BlazePose landmark's mirror image (the engine's ``person.MIRROR_INDEX``)."""
+    from icon_engine.person import MIRROR_INDEX
 
-    swap = {"left": "right", "right": "left"}
-    return np.array([LANDMARK_NAMES.index("_".join(swap.get(w, w) for w in name.split("_")))
-                     for name in LANDMARK_NAMES])
+    return MIRROR_INDEX
 
 
 def closeup_pass(rgb: np.ndarray, raw, margin: float, mirror: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """(keypoints (33, 3) photo px + visibility, world landmarks (33, 3) BlazePose axes) of one BlazePose pass on
-    the ``margin``× close-up around detection ``raw`` (as the engine's close-up passes frame it), optionally on
-    the mirrored close-up with the answer mirrored back; None when nobody is found."""
-    from icon_engine.person import _CLOSEUP, _run_pose, crop_image, crop_matrix_for_bbox, crop_to_photo, person_bbox
+    the ``margin``× close-up around detection ``raw`` (the engine's ``person._closeup_pass``), optionally on the
+    mirrored close-up with the answer mirrored back; None when nobody is found."""
+    from icon_engine.person import _closeup_pass
 
-    m = crop_matrix_for_bbox(person_bbox(raw.soft > 0.5, raw.keypoints), _CLOSEUP, margin=margin)
-    crop = crop_image(rgb, m, _CLOSEUP, fill=(128, 128, 128))
-    found = _run_pose(np.ascontiguousarray(crop[:, ::-1]) if mirror else crop)
-    if found is None:
-        return None
-    kp, world = found.keypoints.copy(), found.world.copy()
-    if mirror:
-        kp[:, 0] = _CLOSEUP - kp[:, 0]  # continuous pixels: x ↦ S − x
-        world[:, 0] = -world[:, 0]
-        kp, world = kp[mirror_index()], world[mirror_index()]
-    kp[:, :2] = crop_to_photo(kp[:, :2], m)
-    return kp, world
+    found = _closeup_pass(rgb, raw, margin, mirror)
+    return None if found is None else (found.keypoints, found.world)
 
 
 def detect_passes(photo_path: Path) -> dict[str, np.ndarray]:

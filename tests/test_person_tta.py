@@ -1,8 +1,7 @@
-"""bench/tta_probe.py: the mirrored BlazePose pass maps back onto the person (real mediapipe, the sample photo).
+"""The mirrored BlazePose pass (bench/tta_probe.py, detect_person(mirror_pass=True)): real mediapipe, the sample photo.
 
-Test-time augmentation was measured in wave 8 and not kept in the engine (docs/benchmarks/fidelity.md, "Wave 8:
-body"); these tests keep its benchmark honest: a mirrored close-up's answer, flipped back, must describe the same
-person with left and right where the plain pass has them."""
+Test-time augmentation, wave 8 (docs/benchmarks/fidelity.md, "Wave 8: body"; the "high" quality uses it): a mirrored
+close-up's answer, flipped back, must describe the same person with left and right where the plain pass has them."""
 
 from __future__ import annotations
 
@@ -41,3 +40,23 @@ def test_mirrored_pass_agrees_with_the_plain_pass_on_the_sample_photo():
     assert world_b[11, 0] > world_b[12, 0] and world_a[11, 0] > world_a[12, 0]
     angle = np.degrees(np.arccos(np.clip((bone_dirs(world_a) * bone_dirs(world_b)).sum(-1), -1, 1)))
     assert angle.max() < 30.0, angle
+
+
+def test_detect_person_mirror_pass_averages_the_two_passes():
+    """``detect_person(mirror_pass=True)`` (the "high" quality's detection): landmarks are the mean of the plain
+    detection and the mirrored close-up's, so they move off the plain pass's by half their disagreement and keep
+    left and right; the mask is the plain pass's."""
+    from icon_engine.person import detect_person
+    from icon_engine.sample import sample_photo_path
+
+    photo = load_photo(sample_photo_path())
+    plain = detect_person(photo, hands=False)
+    tta = detect_person(photo, hands=False, mirror_pass=True)
+    raw = find_people(photo.rgb, 1)[0]
+    mirrored = closeup_pass(photo.rgb, raw, 1.5, mirror=True)
+    assert mirrored is not None
+    np.testing.assert_allclose(tta.keypoints[:, :2], 0.5 * (plain.keypoints[:, :2] + mirrored[0][:, :2]), atol=1e-6)
+    np.testing.assert_allclose(tta.world_landmarks, 0.5 * (plain.world_landmarks + mirrored[1]), atol=1e-6)
+    assert not np.allclose(tta.keypoints[:, :2], plain.keypoints[:, :2])
+    assert np.array_equal(tta.mask, plain.mask)
+    assert tta.keypoints[11, 0] > tta.keypoints[12, 0] and tta.world_landmarks[11, 0] > tta.world_landmarks[12, 0]
