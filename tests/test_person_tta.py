@@ -60,3 +60,21 @@ def test_detect_person_mirror_pass_averages_the_two_passes():
     assert not np.allclose(tta.keypoints[:, :2], plain.keypoints[:, :2])
     assert np.array_equal(tta.mask, plain.mask)
     assert tta.keypoints[11, 0] > tta.keypoints[12, 0] and tta.world_landmarks[11, 0] > tta.world_landmarks[12, 0]
+
+
+def test_a_mirrored_pass_that_reads_another_pose_is_not_averaged(monkeypatch):
+    """A mirrored answer whose ankle lies 30 % of the person away (a misread leg, as on a backflip photo) is
+    dropped; one 2 % away (the passes' usual scatter) is averaged in."""
+    from icon_engine import person as P
+    from icon_engine.sample import sample_photo_path
+
+    rgb = load_photo(sample_photo_path()).rgb
+    raw = find_people(rgb, 1)[0]
+    size = float(np.ptp(raw.keypoints[:, :2], axis=0).max())
+    for shift, averaged in ((0.3, False), (0.02, True)):
+        other = raw.keypoints.copy()
+        other[27, 0] += shift * size  # the left ankle
+        monkeypatch.setattr(P, "_closeup_pass", lambda *a, other=other, **k: P._Raw(other, raw.world, raw.soft))
+        out = P.with_mirrored_pass(rgb, raw)
+        expected = 0.5 * (raw.keypoints[27, 0] + other[27, 0]) if averaged else raw.keypoints[27, 0]
+        assert out.keypoints[27, 0] == expected
