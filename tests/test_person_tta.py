@@ -6,6 +6,7 @@ close-up's answer, flipped back, must describe the same person with left and rig
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench.tta_probe import bone_dirs, closeup_pass, mirror_index
 from icon_engine.image_io import load_photo
@@ -78,3 +79,25 @@ def test_a_mirrored_pass_that_reads_another_pose_is_not_averaged(monkeypatch):
         out = P.with_mirrored_pass(rgb, raw)
         expected = 0.5 * (raw.keypoints[27, 0] + other[27, 0]) if averaged else raw.keypoints[27, 0]
         assert out.keypoints[27, 0] == expected
+
+
+@pytest.mark.parametrize("quality, mirrored", [("preview", False), ("standard", False), ("high", True)])
+def test_only_the_high_quality_runs_the_mirrored_pass(quality, mirrored, monkeypatch, tmp_path):
+    """The pipeline asks the detector for the mirrored pass at high quality only (the detector is stopped right
+    after it is called: nothing else runs)."""
+    from icon_engine import person as P
+    from icon_engine.errors import EngineError
+    from icon_engine.options import ReconstructOptions
+    from icon_engine.pipeline import reconstruct
+    from icon_engine.sample import sample_photo_path
+
+    seen = {}
+
+    def stop(photo, **kwargs):
+        seen.update(kwargs)
+        raise EngineError("no_person", "stopped by the test", "")
+
+    monkeypatch.setattr(P, "detect_person", stop)
+    with pytest.raises(EngineError):
+        reconstruct(sample_photo_path(), tmp_path, ReconstructOptions(quality=quality))
+    assert seen["mirror_pass"] is mirrored
