@@ -436,16 +436,16 @@ def run_shared_set(bench_dir: Path, results: Path, quality: str = "standard", su
     return out
 
 
-def cached_detection(photo: Any, cached: Path) -> Any:
+def cached_detection(photo: Any, cached: Path, mirror_pass: bool = False) -> Any:
     """The detector's ``PersonObservation`` of ``photo``, from the pickle ``cached`` (which this benchmark wrote
-    itself) or detected and written there."""
+    itself) or detected (``mirror_pass``: as ``detect_person``'s) and written there."""
     import pickle
 
     from icon_engine.person import detect_person
 
     if cached.exists():
         return pickle.loads(cached.read_bytes())
-    obs = detect_person(photo)
+    obs = detect_person(photo, mirror_pass=mirror_pass)
     cached.write_bytes(pickle.dumps(obs))
     return obs
 
@@ -477,7 +477,7 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     rows = []
     for sd, sid, meta, cam, photo_path in shared_subjects(bench_dir, subjects, cache / "exif", exif_focal):
         photo = load_photo(photo_path)
-        obs = cached_detection(photo, cache / f"{sd.name}.pkl")
+        obs = cached_detection(photo, cache / f"{sd.name}.pkl", mirror_pass=quality == "high")  # as the pipeline
         t, c = time.perf_counter(), time.process_time()
         fit = fit_body(obs, body_model, photo, quality=quality,
                        height_m=float(meta["stature_m"]) if with_height else None,

@@ -68,7 +68,7 @@ def reconstruct(
         image = load_photo(photo_path)
 
     reporter.stage("detect", "Finding the person")
-    observation = detect_person(image, person_index=options.person_index)
+    observation = detect_person(image, person_index=options.person_index, mirror_pass=options.quality == "high")
     warnings += list(getattr(observation, "warnings", []))
 
     reporter.stage("body_model", "Loading the body model")
