@@ -465,6 +465,7 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     from icon_engine.body_model import load_body_model
     from icon_engine.fit import fit_body
     from icon_engine.image_io import load_photo
+    from icon_engine.person import mirror_pass_for
 
     sys.path.insert(0, str(bench_dir.parent))
     import evaluate as ev  # the set's own scorer helpers
@@ -477,7 +478,7 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     rows = []
     for sd, sid, meta, cam, photo_path in shared_subjects(bench_dir, subjects, cache / "exif", exif_focal):
         photo = load_photo(photo_path)
-        obs = cached_detection(photo, cache / f"{sd.name}.pkl", mirror_pass=quality == "high")  # as the pipeline
+        obs = cached_detection(photo, cache / f"{sd.name}.pkl", mirror_pass=mirror_pass_for(quality))  # as the pipeline
         t, c = time.perf_counter(), time.process_time()
         fit = fit_body(obs, body_model, photo, quality=quality,
                        height_m=float(meta["stature_m"]) if with_height else None,

@@ -304,6 +304,17 @@ MIRROR_MARGIN = 1.5
 #: or misread leg) and their mean would lie on neither. Agreeing passes differ by ≤ 4 % on the rendered set and the
 #: dev photos; a backflip's misread leg by 56–78 %.
 MIRROR_AGREEMENT = 0.1
+#: The qualities whose detection runs the mirrored pass (wave 8: it helps the fit only where the fit converges
+#: far enough to see it, docs/benchmarks/fidelity.md "Wave 8: body").
+MIRROR_PASS_QUALITIES = frozenset({"high"})
+
+
+def mirror_pass_for(quality: str) -> bool:
+    """Whether a photo reconstructed at ``quality`` is detected with the mirrored pass
+    (:data:`MIRROR_PASS_QUALITIES`); one rule for the single-photo pipeline and the several-photo subject."""
+    return quality in MIRROR_PASS_QUALITIES
+
+
 _LIMB_POINTS = np.array([11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
 
 

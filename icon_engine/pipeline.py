@@ -55,7 +55,7 @@ def reconstruct(
         The absolute path of the finished bundle.
     """
     from .image_io import load_photo
-    from .person import detect_person
+    from .person import detect_person, mirror_pass_for
 
     options = options or ReconstructOptions()
     photo_path = Path(photo)
@@ -68,7 +68,8 @@ def reconstruct(
         image = load_photo(photo_path)
 
     reporter.stage("detect", "Finding the person")
-    observation = detect_person(image, person_index=options.person_index, mirror_pass=options.quality == "high")
+    observation = detect_person(image, person_index=options.person_index,
+                                mirror_pass=mirror_pass_for(options.quality))
     warnings += list(getattr(observation, "warnings", []))
 
     reporter.stage("body_model", "Loading the body model")

@@ -239,7 +239,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
     from .camera import focal_from_35mm, focal_px_to_35mm
     from .fit import fit_body
     from .image_io import load_photo
-    from .person import detect_person
+    from .person import detect_person, mirror_pass_for
 
     warnings: list[str] = []
     report: dict[str, Any] = {"inputs": []}
@@ -252,7 +252,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
             progress(i, len(inputs), f"Fitting {item.label}")
         photo = load_photo(item.path)
         try:
-            observation = detect_person(photo, person_index=person_index)
+            observation = detect_person(photo, person_index=person_index, mirror_pass=mirror_pass_for(quality))
         except EngineError as err:
             if err.code not in ("no_person", "person_index"):
                 raise

@@ -101,3 +101,24 @@ def test_only_the_high_quality_runs_the_mirrored_pass(quality, mirrored, monkeyp
     with pytest.raises(EngineError):
         reconstruct(sample_photo_path(), tmp_path, ReconstructOptions(quality=quality))
     assert seen["mirror_pass"] is mirrored
+
+
+@pytest.mark.parametrize("quality, mirrored", [("standard", False), ("high", True)])
+def test_several_photos_follow_the_same_mirrored_pass_rule(quality, mirrored, monkeypatch):
+    """A subject's photos are detected as a single photo is at the same quality (person.mirror_pass_for): the
+    several-photo path asks for the mirrored pass at high quality only (the detector is stopped when called)."""
+    from icon_engine import person as P
+    from icon_engine.errors import EngineError
+    from icon_engine.sample import sample_photo_path
+    from icon_engine.subject import fit_subject, gather_inputs
+
+    seen = []
+
+    def stop(photo, **kwargs):
+        seen.append(kwargs["mirror_pass"])
+        raise EngineError("no_person", "stopped by the test", "")
+
+    monkeypatch.setattr(P, "detect_person", stop)
+    with pytest.raises(EngineError):
+        fit_subject(gather_inputs([sample_photo_path(), sample_photo_path()]), None, quality=quality)
+    assert seen == [mirrored, mirrored]
