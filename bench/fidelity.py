@@ -478,7 +478,8 @@ def fit_only_shared_set(bench_dir: Path, results: Path, quality: str = "standard
     rows = []
     for sd, sid, meta, cam, photo_path in shared_subjects(bench_dir, subjects, cache / "exif", exif_focal):
         photo = load_photo(photo_path)
-        obs = cached_detection(photo, cache / f"{sd.name}.pkl", mirror_pass=mirror_pass_for(quality))  # as the pipeline
+        mirror = mirror_pass_for(quality)  # as the pipeline; the cache keyed by it (a high run after a standard one)
+        obs = cached_detection(photo, cache / f"{sd.name}{'_mirrored' if mirror else ''}.pkl", mirror_pass=mirror)
         t, c = time.perf_counter(), time.process_time()
         fit = fit_body(obs, body_model, photo, quality=quality,
                        height_m=float(meta["stature_m"]) if with_height else None,

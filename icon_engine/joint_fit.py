@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .bundle.skeleton import JOINT_NAMES
 from .threads import torch_threads
 
 #: Iterations of the joint stage per quality preset, and its Adam step (a warm start: smaller than a fresh fit's).
@@ -394,7 +395,8 @@ YAW_VOTE = True
 #: (the side view sees their depth).
 OWN_ARMS_WITHOUT_SIDE = True
 #: Rows of ``body_pose`` (SMPL-X joint − 1) of the arms: collars, shoulders, elbows, wrists.
-ARM_ROWS = (12, 13, 15, 16, 17, 18, 19, 20)
+ARM_ROWS = tuple(JOINT_NAMES.index(f"{side}_{part}") - 1 for part in ("collar", "shoulder", "elbow", "wrist")
+                 for side in ("left", "right"))
 
 
 def quarter_turn_off_deg(turn_deg: float) -> float:

@@ -315,7 +315,9 @@ def mirror_pass_for(quality: str) -> bool:
     return quality in MIRROR_PASS_QUALITIES
 
 
-_LIMB_POINTS = np.array([11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
+#: The limb landmarks :func:`with_mirrored_pass` compares: shoulders, elbows, wrists, hips, knees, ankles.
+_LIMB_POINTS = np.array([LANDMARK_NAMES.index(f"{side}_{part}") for part in
+                         ("shoulder", "elbow", "wrist", "hip", "knee", "ankle") for side in ("left", "right")])
 
 
 def _closeup_pass(rgb: np.ndarray, raw: _Raw, margin: float, mirror: bool = False) -> _Raw | None:
