@@ -67,7 +67,7 @@ PRESETS: dict[str, QualityPreset] = {
     "preview": QualityPreset(FitPreset(25, 50, ((128, 40),), 1500),
                              MeshPreset(resolution=128, levels=3, smooth=6, face_count=40_000),
                              TexturePreset(size=1024, atlas="projection")),
-    "standard": QualityPreset(FitPreset(20, 50, ((128, 40), (256, 30)), 2500),
+    "standard": QualityPreset(FitPreset(30, 75, ((128, 55), (256, 50)), 3000),
                               MeshPreset(resolution=256, levels=4, smooth=8, face_count=80_000),
                               TexturePreset(size=2048)),
     "high": QualityPreset(FitPreset(40, 100, ((128, 70), (256, 70)), 4000),

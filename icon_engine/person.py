@@ -304,9 +304,10 @@ MIRROR_MARGIN = 1.5
 #: or misread leg) and their mean would lie on neither. Agreeing passes differ by ≤ 4 % on the rendered set and the
 #: dev photos; a backflip's misread leg by 56–78 %.
 MIRROR_AGREEMENT = 0.1
-#: The qualities whose detection runs the mirrored pass (wave 8: it helps the fit only where the fit converges
-#: far enough to see it, docs/benchmarks/fidelity.md "Wave 8: body").
-MIRROR_PASS_QUALITIES = frozenset({"high"})
+#: The qualities whose detection runs the mirrored pass: it helps the fit only where the fit converges far enough
+#: to see it (docs/benchmarks/fidelity.md "Wave 8: body"; standard since wave 9, whose fit converges further,
+#: "Wave 9: the standard fit"). Preview's short fit is too noisy to gain from it.
+MIRROR_PASS_QUALITIES = frozenset({"standard", "high"})
 
 
 def mirror_pass_for(quality: str) -> bool:
@@ -700,7 +701,7 @@ def detect_person(
 
     ``crop_size``: side of the ICON-style crop in px. ``hands``: also look for hand landmarks (they fill
     ``obs.hands`` and guide the mask around the hands; about 0.1 s). ``mirror_pass``: average the landmarks with
-    a pass on the mirrored close-up (:func:`with_mirrored_pass`; about 0.03 s; the "high" quality's fit uses it:
+    a pass on the mirrored close-up (:func:`with_mirrored_pass`; about 0.03 s; standard and high quality use it:
     docs/fit.md). All pixels are processing-photo pixels.
     Raises ``EngineError("no_person")`` when nobody is found, ``EngineError("person_index")`` when fewer than
     ``person_index + 1`` people are.

@@ -44,7 +44,7 @@ def test_mirrored_pass_agrees_with_the_plain_pass_on_the_sample_photo():
 
 
 def test_detect_person_mirror_pass_averages_the_two_passes():
-    """``detect_person(mirror_pass=True)`` (the "high" quality's detection): landmarks are the mean of the plain
+    """``detect_person(mirror_pass=True)`` (the standard and high qualities' detection): landmarks are the mean of the plain
     detection and the mirrored close-up's, so they move off the plain pass's by half their disagreement and keep
     left and right; the mask is the plain pass's."""
     from icon_engine.person import detect_person
@@ -81,10 +81,10 @@ def test_a_mirrored_pass_that_reads_another_pose_is_not_averaged(monkeypatch):
         assert out.keypoints[27, 0] == expected
 
 
-@pytest.mark.parametrize("quality, mirrored", [("preview", False), ("standard", False), ("high", True)])
-def test_only_the_high_quality_runs_the_mirrored_pass(quality, mirrored, monkeypatch, tmp_path):
-    """The pipeline asks the detector for the mirrored pass at high quality only (the detector is stopped right
-    after it is called: nothing else runs)."""
+@pytest.mark.parametrize("quality, mirrored", [("preview", False), ("standard", True), ("high", True)])
+def test_standard_and_high_run_the_mirrored_pass(quality, mirrored, monkeypatch, tmp_path):
+    """The pipeline asks the detector for the mirrored pass at standard and high quality, not at preview (the
+    detector is stopped right after it is called: nothing else runs)."""
     from icon_engine import person as P
     from icon_engine.errors import EngineError
     from icon_engine.options import ReconstructOptions
@@ -103,10 +103,11 @@ def test_only_the_high_quality_runs_the_mirrored_pass(quality, mirrored, monkeyp
     assert seen["mirror_pass"] is mirrored
 
 
-@pytest.mark.parametrize("quality, mirrored", [("standard", False), ("high", True)])
+@pytest.mark.parametrize("quality, mirrored", [("preview", False), ("standard", True)])
 def test_several_photos_follow_the_same_mirrored_pass_rule(quality, mirrored, monkeypatch):
     """A subject's photos are detected as a single photo is at the same quality (person.mirror_pass_for): the
-    several-photo path asks for the mirrored pass at high quality only (the detector is stopped when called)."""
+    several-photo path asks for the mirrored pass at standard and high, not at preview (the detector is stopped
+    when called)."""
     from icon_engine import person as P
     from icon_engine.errors import EngineError
     from icon_engine.sample import sample_photo_path
