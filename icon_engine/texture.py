@@ -1103,6 +1103,37 @@ OUTLINE_MIN_RGB = 45.0
 _OUTLINE_REFS = 300
 
 
+def _part_axis(positions: np.ndarray, parts: np.ndarray, part: int) -> np.ndarray:
+    """Unit principal axis (3,) of the vertices ``positions`` (N, 3) labelled ``part``."""
+    mine = positions[parts == part]
+    return np.linalg.svd(mine - mine.mean(axis=0), full_matrices=False)[2][0]
+
+
+def _unlike_interior(s: np.ndarray, colours: np.ndarray, interior: np.ndarray, window: float) -> np.ndarray:
+    """(K,) bool: the samples outside ``interior`` whose colour lies farther than :data:`OUTLINE_MIN_RGB` from
+    every ``interior`` sample at the same place along their part. ``s`` (K,) positions along the part's axis
+    (metres), ``colours`` (K, 3) (0–255), ``interior`` (K,) bool the samples trusted as the part's own, ``window``
+    metres. Positions are compared in bins of half a window, each with the two next to it (half a window to a
+    window and a half either side); a sample with no interior sample there is kept (no evidence)."""
+    far_out = np.zeros(len(s), dtype=bool)
+    if interior.sum() < PROFILE_MIN_SAMPLES or interior.all():
+        return far_out
+    order = np.argsort(s[interior])
+    s_in, c_in = s[interior][order], colours[interior][order]
+    edge = np.nonzero(~interior)[0]
+    bin_in = np.floor((s_in - s_in[0]) / (0.5 * window)).astype(np.int64)
+    bin_edge = np.floor((s[edge] - s_in[0]) / (0.5 * window)).astype(np.int64)
+    starts = np.searchsorted(bin_in, np.arange(bin_in[-1] + 2))
+    for b in np.unique(bin_edge):
+        lo, hi = starts[int(np.clip(b - 1, 0, len(starts) - 1))], starts[int(np.clip(b + 2, 0, len(starts) - 1))]
+        if hi <= lo:
+            continue  # nothing trusted there: no evidence
+        ref = c_in[lo:hi:max(1, (hi - lo) // _OUTLINE_REFS)]
+        here = edge[bin_edge == b]
+        far_out[here] = np.linalg.norm(colours[here][:, None] - ref[None], axis=2).min(axis=1) > OUTLINE_MIN_RGB
+    return far_out
+
+
 def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                       colours: np.ndarray) -> np.ndarray:
     """(N,) bool: False for the limb vertices along a limb's projected outline whose photo colour the limb shows
@@ -1144,25 +1175,78 @@ def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, par
         interior = (to_edge > band) & (shown[pix[mine]] == part)
         if interior.sum() < PROFILE_MIN_SAMPLES or interior.all():
             continue
-        limb = pos[parts == part]
-        axis = np.linalg.svd(limb - limb.mean(axis=0), full_matrices=False)[2][0]
-        s = pos[mine] @ axis
-        order = np.argsort(s[interior])
-        s_in, c_in = s[interior][order], col[mine[interior]][order]
-        # positions in bins of half a window: an outline vertex is compared with the interior of its bin and the
-        # two next to it (half a window to a window and a half either side)
-        edge = np.nonzero(~interior)[0]
-        bin_in = np.floor((s_in - s_in[0]) / (0.5 * window)).astype(np.int64)
-        bin_edge = np.floor((s[edge] - s_in[0]) / (0.5 * window)).astype(np.int64)
-        starts = np.searchsorted(bin_in, np.arange(bin_in[-1] + 2))
-        for b in np.unique(bin_edge):
-            lo, hi = starts[int(np.clip(b - 1, 0, len(starts) - 1))], starts[int(np.clip(b + 2, 0, len(starts) - 1))]
-            if hi <= lo:
-                continue  # nothing seen inside the limb there: no evidence
-            ref = c_in[lo:hi:max(1, (hi - lo) // _OUTLINE_REFS)]
-            here = edge[bin_edge == b]
-            far = np.linalg.norm(col[mine[here]][:, None] - ref[None], axis=2).min(axis=1) > OUTLINE_MIN_RGB
-            keep[mine[here[far]]] = False
+        far = _unlike_interior(pos[mine] @ _part_axis(pos, parts, part), col[mine], interior, window)
+        keep[mine[far]] = False
+    return keep
+
+
+#: Occluder edges (:func:`occluder_edge_keep`): a seen sample whose pixel lies within OCCLUDER_BAND × the person's
+#: height in the photo (a square window) of the projection of another part's surface lying more than
+#: OCCLUDER_DEPTH metres nearer the camera may show that occluder instead (the photo's limb a few pixels wider or
+#: off the fitted one); it is dropped when its colour lies farther than OUTLINE_MIN_RGB from every sample of its
+#: part away from such edges at the same place along the part.
+OCCLUDER_BAND = 0.03
+OCCLUDER_DEPTH = 0.08
+
+
+def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts: np.ndarray,
+                       alpha: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for the seen vertices next to the outline of a part lying well in front of them whose
+    photo colour their own part shows nowhere away from such outlines at that place: the occluder's colour, read
+    because the photo's occluder is wider or lies a few pixels off the fitted one (icon_22097467: the crotch of
+    the shorts beside the raised thigh takes the thigh's skin, which the shorts' front then inherits through the
+    fill). ``view`` with its parts set (:meth:`_View.set_parts`); ``posed`` (N, 3) the vertices in the photo's
+    pose, ``positions`` (N, 3) where they are compared along their part (the rest pose; metres); ``alpha`` (N,)
+    photo weights; ``colours`` (N, 3) photo colours (0–255).
+
+    A seen vertex is *at an occluder's edge* when, within :data:`OCCLUDER_BAND` × the person's height (pixels,
+    square window) of its pixel, the nearest surface belongs to another part and lies more than
+    :data:`OCCLUDER_DEPTH` in front of the vertex: a limb crossing in front of the body. (A neighbour touching it
+    across a seam lies at its depth; the crotch is next to both thighs on the mesh, so the raised thigh is told by
+    its depth, not by the mesh's adjacency.) Per part, the seen vertices not at such an edge are its trusted
+    samples; a vertex at an edge is dropped when its colour lies farther than :data:`OUTLINE_MIN_RGB` from all of
+    them at its place along the part (:func:`_unlike_interior`; none there: kept). Every part, the torso and head
+    too: the occluded part is the one whose samples go wrong. A dropped vertex takes its part's fill like a
+    hidden one."""
+    import cv2
+
+    keep = np.ones(len(posed), dtype=bool)
+    if view.face_part is None:
+        return keep
+    cam = view.camera
+    h, w = cam.height, cam.width
+    xy, z, inside, pix = _pixels(cam, posed)
+    front = view.layers.face
+    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
+    rows = np.nonzero((shown >= 0).reshape(h, w).any(axis=1))[0]
+    seen = (alpha > SEEN_ALPHA) & inside
+    if not len(rows) or not seen.any():
+        return keep
+    reach = max(1, int(round(OCCLUDER_BAND * float(rows[-1] - rows[0] + 1))))
+    grow = np.ones((2 * reach + 1,) * 2, dtype=np.uint8)
+    zbuf = view.layers.zbuf
+    at_edge = np.zeros(len(posed), dtype=bool)
+    idx = np.nonzero(seen)[0]
+    for part in np.unique(shown[shown >= 0]):
+        cand = idx[parts[idx] != part]
+        if not len(cand):
+            continue
+        # nearest depth of this part's surface within the window (a min filter: erosion of a float image)
+        depth = np.where(shown == part, zbuf, np.inf).astype(np.float32).reshape(h, w)
+        nearest = cv2.erode(np.where(np.isfinite(depth), depth, np.float32(1e6)), grow).reshape(-1)
+        at_edge[cand] |= nearest[pix[cand]] < z[cand] - OCCLUDER_DEPTH
+    if not at_edge.any():
+        return keep
+    col = np.asarray(colours, dtype=np.float64)
+    pos = np.asarray(positions, dtype=np.float64)
+    window = PROFILE_WINDOW * (float(np.ptp(pos[:, 1])) or 1.0)
+    for part in np.unique(parts[at_edge]):
+        mine = np.nonzero(seen & (parts == part))[0]
+        if len(mine) < PROFILE_MIN_SAMPLES:
+            continue
+        axis = np.array([0.0, 1.0, 0.0]) if part == PART_HEAD else _part_axis(pos, parts, int(part))
+        far = _unlike_interior(pos[mine] @ axis, col[mine], ~at_edge[mine], window)
+        keep[mine[far]] = False
     return keep
 
 
@@ -1806,6 +1890,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     if parts is not None and not more_views:
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
+        keep_v &= occluder_edge_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         alpha_v = np.where(keep_v, alpha_v, 0.0)
     gains = None
     multi_stats: dict[str, Any] = {}
