@@ -1222,9 +1222,7 @@ def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, pa
     them at its place along the part (:func:`_interior_distance`; none there: kept) and nearer to a sample the
     occluder shows nearby than to them (its own seen vertices whose pixel shows it, within twice the band, as its
     outline's vertices are not seen: :func:`_nearby_distance`). The sample then looks like the occluder, or a
-    blend of the two at its outline, not like its own part. The end band of a limb (:data:`LIMB_END`: a hand, a
-    foot) is never dropped: its colour differs from the limb's next to it by nature (a hand on the head, next to
-    the face's skin, keeps its skin; icon_028009). Every part, the
+    blend of the two at its outline, not like its own part (a hand on the head keeps its skin). Every part, the
     torso and head too: the occluded part is the one whose samples go wrong. A dropped vertex takes its part's
     fill like a hidden one."""
     import cv2
@@ -1272,15 +1270,8 @@ def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, pa
         if len(mine) < PROFILE_MIN_SAMPLES:
             continue
         axis = np.array([0.0, 1.0, 0.0]) if part == PART_HEAD else _part_axis(pos, parts, int(part))
-        s_mine = pos[mine] @ axis
-        to_own = _interior_distance(s_mine, col[mine], ~at_edge[mine], window)
-        drop = (to_own > OUTLINE_MIN_RGB) & (to_occluder[mine] < to_own)
-        sign = _limb_end(pos, parts, int(part), axis) if part in REGISTRATION_PARTS else 0.0
-        if sign:  # a hand or foot is its own colour (skin after a sleeve, a shoe): never dropped
-            s_part = pos[parts == part] @ axis
-            end = LIMB_END * (float(np.ptp(pos[:, 1])) or 1.0)
-            drop &= (s_mine < s_part.max() - end) if sign > 0 else (s_mine > s_part.min() + end)
-        keep[mine[drop]] = False
+        to_own = _interior_distance(pos[mine] @ axis, col[mine], ~at_edge[mine], window)
+        keep[mine[(to_own > OUTLINE_MIN_RGB) & (to_occluder[mine] < to_own)]] = False
     return keep
 
 
