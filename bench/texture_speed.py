@@ -59,7 +59,8 @@ def prepare(photos: list[Path], quality: str, cache: Path) -> None:
                                 mask=observation.mask, K=cam.K, R=cam.R, t=cam.t,
                                 size=np.array([cam.width, cam.height]), skin_weights=avatar.rig.skin_weights,
                                 rest_vertices=avatar.rig.rest_vertices, texture_size=options.resolved_texture_size,
-                                atlas=options.resolved_texture_atlas)
+                                atlas=options.resolved_texture_atlas, landmarks=observation.keypoints,
+                                joints=fit.joints)
             raise _Stop
 
         t0 = time.perf_counter()
@@ -89,6 +90,8 @@ def load_case(path: Path) -> dict:
         case["rest_vertices"] = d["rest_vertices"]
     if "atlas" in d:
         case["atlas"] = str(d["atlas"])
+    if "landmarks" in d and "joints" in d:  # the pipeline's limb alignment (caches from wave 9 on)
+        case["keypoints"] = (d["landmarks"], d["joints"])
     return case
 
 

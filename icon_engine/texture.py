@@ -1103,6 +1103,37 @@ OUTLINE_MIN_RGB = 45.0
 _OUTLINE_REFS = 300
 
 
+def _part_axis(positions: np.ndarray, parts: np.ndarray, part: int) -> np.ndarray:
+    """Unit principal axis (3,) of the vertices ``positions`` (N, 3) labelled ``part``."""
+    mine = positions[parts == part]
+    return np.linalg.svd(mine - mine.mean(axis=0), full_matrices=False)[2][0]
+
+
+def _interior_distance(s: np.ndarray, colours: np.ndarray, interior: np.ndarray, window: float) -> np.ndarray:
+    """(K,) RGB distance (0–255) from each sample outside ``interior`` to the nearest ``interior`` sample at the same
+    place along their part; 0 for the interior samples and where no interior sample lies there (no evidence).
+    ``s`` (K,) positions along the part's axis (metres), ``colours`` (K, 3) (0–255), ``interior`` (K,) bool the
+    samples trusted as the part's own, ``window`` metres. Positions are compared in bins of half a window, each
+    with the two next to it (half a window to a window and a half either side)."""
+    out = np.zeros(len(s))
+    if interior.sum() < PROFILE_MIN_SAMPLES or interior.all():
+        return out
+    order = np.argsort(s[interior])
+    s_in, c_in = s[interior][order], colours[interior][order]
+    edge = np.nonzero(~interior)[0]
+    bin_in = np.floor((s_in - s_in[0]) / (0.5 * window)).astype(np.int64)
+    bin_edge = np.floor((s[edge] - s_in[0]) / (0.5 * window)).astype(np.int64)
+    starts = np.searchsorted(bin_in, np.arange(bin_in[-1] + 2))
+    for b in np.unique(bin_edge):
+        lo, hi = starts[int(np.clip(b - 1, 0, len(starts) - 1))], starts[int(np.clip(b + 2, 0, len(starts) - 1))]
+        if hi <= lo:
+            continue  # nothing trusted there: no evidence
+        ref = c_in[lo:hi:max(1, (hi - lo) // _OUTLINE_REFS)]
+        here = edge[bin_edge == b]
+        out[here] = np.linalg.norm(colours[here][:, None] - ref[None], axis=2).min(axis=1)
+    return out
+
+
 def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                       colours: np.ndarray) -> np.ndarray:
     """(N,) bool: False for the limb vertices along a limb's projected outline whose photo colour the limb shows
@@ -1144,25 +1175,103 @@ def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, par
         interior = (to_edge > band) & (shown[pix[mine]] == part)
         if interior.sum() < PROFILE_MIN_SAMPLES or interior.all():
             continue
-        limb = pos[parts == part]
-        axis = np.linalg.svd(limb - limb.mean(axis=0), full_matrices=False)[2][0]
-        s = pos[mine] @ axis
-        order = np.argsort(s[interior])
-        s_in, c_in = s[interior][order], col[mine[interior]][order]
-        # positions in bins of half a window: an outline vertex is compared with the interior of its bin and the
-        # two next to it (half a window to a window and a half either side)
-        edge = np.nonzero(~interior)[0]
-        bin_in = np.floor((s_in - s_in[0]) / (0.5 * window)).astype(np.int64)
-        bin_edge = np.floor((s[edge] - s_in[0]) / (0.5 * window)).astype(np.int64)
-        starts = np.searchsorted(bin_in, np.arange(bin_in[-1] + 2))
-        for b in np.unique(bin_edge):
-            lo, hi = starts[int(np.clip(b - 1, 0, len(starts) - 1))], starts[int(np.clip(b + 2, 0, len(starts) - 1))]
-            if hi <= lo:
-                continue  # nothing seen inside the limb there: no evidence
-            ref = c_in[lo:hi:max(1, (hi - lo) // _OUTLINE_REFS)]
-            here = edge[bin_edge == b]
-            far = np.linalg.norm(col[mine[here]][:, None] - ref[None], axis=2).min(axis=1) > OUTLINE_MIN_RGB
-            keep[mine[here[far]]] = False
+        far = _interior_distance(pos[mine] @ _part_axis(pos, parts, part), col[mine], interior, window)
+        keep[mine[far > OUTLINE_MIN_RGB]] = False
+    return keep
+
+
+#: Occluder edges (:func:`occluder_edge_keep`): a seen sample whose pixel lies within OCCLUDER_BAND × the person's
+#: height in the photo (a square window) of the projection of another part's surface lying more than
+#: OCCLUDER_DEPTH metres nearer the camera may show that occluder instead (the photo's limb a few pixels wider or
+#: off the fitted one); it is dropped when its colour lies farther than OUTLINE_MIN_RGB from every sample of its
+#: part away from such edges at the same place along the part.
+OCCLUDER_BAND = 0.03
+OCCLUDER_DEPTH = 0.08
+
+
+def _nearby_distance(xy: np.ndarray, colours: np.ndarray, ref_xy: np.ndarray, ref_colours: np.ndarray,
+                     reach: float, k: int = 16) -> np.ndarray:
+    """(N,) RGB distance (0–255) from each point (pixels ``xy`` (N, 2), ``colours`` (N, 3)) to the nearest in colour
+    of the ``k`` reference samples (``ref_xy`` (R, 2), ``ref_colours`` (R, 3)) nearest to it in the image within
+    ``reach`` pixels; inf where none lies that near."""
+    from scipy.spatial import cKDTree
+
+    dist, near = cKDTree(ref_xy).query(xy, k=min(k, len(ref_xy)), distance_upper_bound=reach)
+    dist, near = dist.reshape(len(xy), -1), near.reshape(len(xy), -1)
+    ok = np.isfinite(dist)
+    ref = np.take(ref_colours, np.where(ok, near, 0), axis=0)
+    return np.where(ok, np.linalg.norm(ref - colours[:, None], axis=2), np.inf).min(axis=1)
+
+
+def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts: np.ndarray,
+                       alpha: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for the seen vertices next to the outline of a part lying well in front of them whose
+    photo colour their own part shows nowhere away from such outlines at that place: the occluder's colour, read
+    because the photo's occluder is wider or lies a few pixels off the fitted one (icon_22097467: the crotch of
+    the shorts beside the raised thigh takes the thigh's skin, which the shorts' front then inherits through the
+    fill). ``view`` with its parts set (:meth:`_View.set_parts`); ``posed`` (N, 3) the vertices in the photo's
+    pose, ``positions`` (N, 3) where they are compared along their part (the rest pose; metres); ``alpha`` (N,)
+    photo weights; ``colours`` (N, 3) photo colours (0–255).
+
+    A seen vertex is *at an occluder's edge* when, within :data:`OCCLUDER_BAND` × the person's height (pixels,
+    square window) of its pixel, the nearest surface belongs to another part and lies more than
+    :data:`OCCLUDER_DEPTH` in front of the vertex: a limb crossing in front of the body. (A neighbour touching it
+    across a seam lies at its depth; the crotch is next to both thighs on the mesh, so the raised thigh is told by
+    its depth, not by the mesh's adjacency.) Per part, the seen vertices not at such an edge are its trusted
+    samples; a vertex at an edge is dropped when its colour lies farther than :data:`OUTLINE_MIN_RGB` from all of
+    them at its place along the part (:func:`_interior_distance`; none there: kept) and nearer to a sample the
+    occluder shows nearby than to them (its own seen vertices whose pixel shows it, within twice the band, as its
+    outline's vertices are not seen: :func:`_nearby_distance`). The sample then looks like the occluder, or a
+    blend of the two at its outline, not like its own part (a hand on the head keeps its skin). Every part, the
+    torso and head too: the occluded part is the one whose samples go wrong. A dropped vertex takes its part's
+    fill like a hidden one."""
+    import cv2
+
+    keep = np.ones(len(posed), dtype=bool)
+    if view.face_part is None:
+        return keep
+    cam = view.camera
+    h, w = cam.height, cam.width
+    xy, z, inside, pix = _pixels(cam, posed)
+    front = view.layers.face
+    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
+    rows = np.nonzero((shown >= 0).reshape(h, w).any(axis=1))[0]
+    seen = (alpha > SEEN_ALPHA) & inside
+    if not len(rows) or not seen.any():
+        return keep
+    reach = max(1, int(round(OCCLUDER_BAND * float(rows[-1] - rows[0] + 1))))
+    grow = np.ones((2 * reach + 1,) * 2, dtype=np.uint8)
+    zbuf = view.layers.zbuf
+    col = np.asarray(colours, dtype=np.float64)
+    at_edge = np.zeros(len(posed), dtype=bool)
+    to_occluder = np.full(len(posed), np.inf)  # RGB distance to the nearest-coloured occluder sample nearby
+    idx = np.nonzero(seen)[0]
+    for part in np.unique(shown[shown >= 0]):
+        cand = idx[parts[idx] != part]
+        if not len(cand):
+            continue
+        # nearest depth of this part's surface within the window (a min filter: erosion of a float image)
+        depth = np.where(shown == part, zbuf, np.inf).astype(np.float32).reshape(h, w)
+        nearest = cv2.erode(np.where(np.isfinite(depth), depth, np.float32(1e6)), grow).reshape(-1)
+        cand = cand[nearest[pix[cand]] < z[cand] - OCCLUDER_DEPTH]
+        occluder = np.nonzero(seen & (parts == part) & (shown[pix] == part))[0]
+        if not len(cand) or not len(occluder):
+            continue
+        at_edge[cand] = True
+        to_occluder[cand] = np.minimum(to_occluder[cand],
+                                       _nearby_distance(xy[cand], col[cand], xy[occluder], col[occluder],
+                                                        2 * reach))
+    if not np.isfinite(to_occluder).any():
+        return keep
+    pos = np.asarray(positions, dtype=np.float64)
+    window = PROFILE_WINDOW * (float(np.ptp(pos[:, 1])) or 1.0)
+    for part in np.unique(parts[np.isfinite(to_occluder)]):
+        mine = np.nonzero(seen & (parts == part))[0]
+        if len(mine) < PROFILE_MIN_SAMPLES:
+            continue
+        axis = np.array([0.0, 1.0, 0.0]) if part == PART_HEAD else _part_axis(pos, parts, int(part))
+        to_own = _interior_distance(pos[mine] @ axis, col[mine], ~at_edge[mine], window)
+        keep[mine[(to_own > OUTLINE_MIN_RGB) & (to_occluder[mine] < to_own)]] = False
     return keep
 
 
@@ -1806,6 +1915,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     if parts is not None and not more_views:
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
+        keep_v &= occluder_edge_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         alpha_v = np.where(keep_v, alpha_v, 0.0)
     gains = None
     multi_stats: dict[str, Any] = {}
