@@ -44,9 +44,9 @@ def test_mirrored_pass_agrees_with_the_plain_pass_on_the_sample_photo():
 
 
 def test_detect_person_mirror_pass_averages_the_two_passes():
-    """``detect_person(mirror_pass=True)`` (the standard and high qualities' detection): landmarks are the mean of the plain
-    detection and the mirrored close-up's, so they move off the plain pass's by half their disagreement and keep
-    left and right; the mask is the plain pass's."""
+    """``detect_person(mirror_pass=True)`` (the standard and high qualities' detection): landmarks are the mean of
+    the plain detection and the mirrored close-up's, so they move off the plain pass's by half their disagreement
+    and keep left and right; the mask is the plain pass's."""
     from icon_engine.person import detect_person
     from icon_engine.sample import sample_photo_path
 
