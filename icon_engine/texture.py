@@ -1388,6 +1388,75 @@ def _limb_end(vertices: np.ndarray, parts: np.ndarray, part: int, axis: np.ndarr
     return 1.0 if abs(float(s.max()) - centre) >= abs(float(s.min()) - centre) else -1.0
 
 
+#: Each limb's left/right counterpart: a limb the photo does not show at all (the far leg of a side view, hidden
+#: behind the near one) takes its counterpart's colour profile, since clothes are mostly alike on both sides (both
+#: trouser legs, both sleeves, both shoes) — not a colour diffused in from the torso across the hip.
+LIMB_COUNTERPART = {PART_LEFT_ARM: PART_RIGHT_ARM, PART_RIGHT_ARM: PART_LEFT_ARM,
+                    PART_LEFT_LEG: PART_RIGHT_LEG, PART_RIGHT_LEG: PART_LEFT_LEG}
+#: A part with fewer seen samples than this is treated as not shown (its own profile would rest on a few pixels).
+PART_MIN_SEEN = 8
+#: Along a limb, a stretch farther than this (fraction of the mesh's height) from every seen sample of the limb
+#: takes the counterpart's profile there: the far leg of a side view shows only its shoe, whose colour the own
+#: profile would otherwise stretch up to the hip.
+COUNTERPART_GAP = 0.1
+
+
+def _limb_fraction(vertices: np.ndarray, parts: np.ndarray, part: int) -> tuple[np.ndarray, float]:
+    """(N,) every vertex's position along limb ``part``'s principal axis as a fraction of the limb's length, 0 at
+    its root (the end nearer the torso) and 1 at its far end (foot, hand), and that length (metres)."""
+    axis = _part_axis(vertices, parts, part)
+    s = vertices @ axis
+    lo, hi = float(s[parts == part].min()), float(s[parts == part].max())
+    length = max(hi - lo, 1e-6)
+    t = (s - lo) / length if _limb_end(vertices, parts, part, axis) >= 0 else (hi - s) / length
+    return t, length
+
+
+#: A limb with seen vertices below this fraction of its own, whose counterpart shows at least
+#: :data:`UNSHOWN_RATIO` times that fraction, counts as not shown (:func:`unshown_limb_keep`).
+UNSHOWN_FRACTION = 0.05
+UNSHOWN_RATIO = 4.0
+
+
+def unshown_limb_keep(parts: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for every vertex of a limb the photo barely shows — seen vertices (``alpha`` (N,) >
+    :data:`SEEN_ALPHA`) under :data:`UNSHOWN_FRACTION` of the limb's, while its counterpart
+    (:data:`LIMB_COUNTERPART`) shows :data:`UNSHOWN_RATIO` times that share. What such a limb shows are slivers
+    along its outline, where the fitted limb lying a few pixels off the photo's lets the background or the limb
+    in front through (dev photo icon_923d65f7, a backflip seen from the side: the far leg's slivers show the dark
+    doorway, and its profile turned the whole grey trouser leg black); it then takes its counterpart's profile
+    whole (:func:`counterpart_limb_fill`)."""
+    keep = np.ones(len(parts), dtype=bool)
+    seen = alpha > SEEN_ALPHA
+    share = {p: float(seen[parts == p].mean()) if (parts == p).any() else 0.0 for p in LIMB_COUNTERPART}
+    for part, other in LIMB_COUNTERPART.items():
+        if share[part] < UNSHOWN_FRACTION and share[other] >= UNSHOWN_RATIO * max(share[part], 1e-3):
+            keep[parts == part] = False
+    return keep
+
+
+def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray,
+                          colours: np.ndarray, view_cos: np.ndarray, height: float) -> np.ndarray | None:
+    """Colours (N, 3) for limb ``part`` from its counterpart's (:data:`LIMB_COUNTERPART`) seen samples at the same
+    fraction of the limb's length (:func:`_limb_fraction`: hip to foot, shoulder to hand), profiled like a limb's
+    own (:func:`_colour_profile`, its end band included); None for the torso and head or when the counterpart has
+    fewer than :data:`PROFILE_MIN_SAMPLES` samples. ``samples`` (N,) bool the vertices that give samples,
+    ``colours`` (N, 3) their colours (0–255), ``view_cos`` (N,) as in :func:`unseen_side_fill`, ``height`` the
+    mesh's height (metres). ``vertices`` in the rest pose (straight limbs)."""
+    other = LIMB_COUNTERPART.get(int(part))
+    if other is None:
+        return None
+    vis = np.nonzero((parts == other) & samples)[0]
+    if len(vis) < PROFILE_MIN_SAMPLES:
+        return None
+    t_other, length = _limb_fraction(vertices, parts, other)
+    t_own = _limb_fraction(vertices, parts, part)[0]
+    weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+    end = 1.0 - LIMB_END * height / length
+    return _colour_profile(t_other[vis], colours[vis], weight, t_own, PROFILE_WINDOW * height / length,
+                           (end, np.inf))
+
+
 def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                      photo_colours: np.ndarray, view_cos: np.ndarray,
                      own_pixel: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -1400,10 +1469,13 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     weight (1.05 − cos) ** :data:`SIDE_WEIGHT_POWER`): the back of the torso gets the garment colour at the
     same height, a foot its shoe colour, an arm its sleeve or skin. The head's hidden side above its neck
     (:data:`HAIR_FROM`) takes the hair colour (:func:`_hair_colour`), never the face. Hidden vertices within
-    :data:`SEAM_BAND` of the seen ones (same part) and parts with nothing seen are filled harmonically on the
-    part-restricted mesh graph (whole mesh where a part has nothing known), so the front/back boundary is a
-    smooth blend. ``own_pixel`` (N,) bool: the nearest surface at the vertex's pixel belongs to its own part
-    (a torso vertex just behind crossed arms shows the arms: it keeps that photo colour but gives no sample).
+    :data:`SEAM_BAND` of the seen ones (same part) are filled harmonically on the part-restricted mesh graph, so
+    the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the
+    stretches of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's
+    profile (:func:`counterpart_limb_fill`); other parts with nothing seen are filled
+    harmonically (whole mesh where a part has nothing known). ``own_pixel`` (N,) bool: the nearest surface at
+    the vertex's pixel belongs to its own part (a torso vertex just behind crossed arms shows the arms: it keeps
+    that photo colour but gives no sample).
     """
     from scipy.spatial import cKDTree
 
@@ -1417,7 +1489,13 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     for part in np.unique(parts):
         sel = parts == part
         vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & ~seen)[0]
-        if len(vis) < 8 or not len(hid):
+        if not len(hid):
+            continue
+        if len(vis) < PART_MIN_SEEN:  # a limb not shown: its counterpart's profile (else the harmonic fill)
+            mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height)
+            if mirrored is not None:
+                seed[hid], known[hid] = mirrored[hid], True
+                stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
             continue
         if part == PART_HEAD:
             axis = np.array([0.0, 1.0, 0.0])
@@ -1446,6 +1524,15 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
                 fill[upper] = hair
                 stats["hair_colour"] = [round(float(x), 1) for x in hair]
+        if part in LIMB_COUNTERPART:  # stretches of the limb the photo does not show: the counterpart's profile
+            t_own, length = _limb_fraction(v, parts, int(part))
+            gap = cKDTree(t_own[vis, None]).query(t_own[hid, None], k=1)[0] * length
+            unshown = gap > COUNTERPART_GAP * height
+            if unshown.any():
+                mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height)
+                if mirrored is not None:
+                    fill[unshown] = mirrored[hid[unshown]]
+                    stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
         # the band next to the seen side is left to the harmonic blend
         dist = cKDTree(v[vis]).query(v[hid], k=1)[0]
         far = dist >= SEAM_BAND * height
@@ -1916,6 +2003,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         keep_v &= occluder_edge_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
+        keep_v &= unshown_limb_keep(parts, alpha_v)
         alpha_v = np.where(keep_v, alpha_v, 0.0)
     gains = None
     multi_stats: dict[str, Any] = {}

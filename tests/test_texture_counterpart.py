@@ -1,0 +1,97 @@
+"""A limb the photo does not show takes its counterpart's colours (issue 15, wave 9): the far leg of a side view
+(dev photo icon_923d65f7, a backflip) showed only slivers of the dark background along its outline and its shoe,
+and its own profile turned the whole grey trouser leg black."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from icon_engine.texture import (
+    PART_LEFT_LEG,
+    PART_RIGHT_LEG,
+    PART_TORSO,
+    SEEN_ALPHA,
+    unseen_side_fill,
+    unshown_limb_keep,
+)
+
+TOP, TROUSERS, SHOE, BACKGROUND = (np.array(c, dtype=np.float64) for c in
+                                   ([200.0, 40.0, 40.0], [170.0, 170.0, 175.0], [30.0, 30.0, 30.0], [2.0, 2.0, 2.0]))
+
+
+def _box(centre: tuple[float, float, float], half: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    import trimesh
+
+    mesh = trimesh.creation.box(extents=2 * np.asarray(half))
+    for _ in range(4):
+        mesh = mesh.subdivide()
+    return np.asarray(mesh.vertices) + np.asarray(centre), np.asarray(mesh.faces)
+
+
+@pytest.fixture(scope="module")
+def body():
+    """A torso (1.0–1.6 m) over two legs (0–0.95 m, 10 cm apart), rest pose, +Z the front: vertices (N, 3), faces,
+    parts (N,), and the photo colours the outfit has (top, grey trousers, black shoes below 8 cm)."""
+    pieces = [(_box((0.0, 1.3, 0.0), (0.2, 0.3, 0.1)), PART_TORSO),
+              (_box((0.1, 0.475, 0.0), (0.07, 0.475, 0.07)), PART_LEFT_LEG),
+              (_box((-0.1, 0.475, 0.0), (0.07, 0.475, 0.07)), PART_RIGHT_LEG)]
+    vertices, faces, parts, offset = [], [], [], 0
+    for (v, f), part in pieces:
+        vertices.append(v)
+        faces.append(f + offset)
+        parts.append(np.full(len(v), part))
+        offset += len(v)
+    v, parts = np.concatenate(vertices), np.concatenate(parts)
+    colours = np.where((parts == PART_TORSO)[:, None], TOP, np.where((v[:, 1] < 0.08)[:, None], SHOE, TROUSERS))
+    return v, np.concatenate(faces), parts, colours
+
+
+def _fill(body, alpha: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    v, f, parts, _ = body
+    keep = unshown_limb_keep(parts, alpha)
+    return unseen_side_fill(v, f, parts, np.where(keep, alpha, 0.0), photo, np.zeros(len(v)))[0]
+
+
+def test_a_leg_shown_only_by_background_slivers_takes_the_other_legs_trousers(body):
+    v, _, parts, colours = body
+    alpha = np.where((v[:, 2] > 0.06) & (parts != PART_RIGHT_LEG), 1.0, 0.0)  # torso and left leg seen in front
+    photo = colours.copy()
+    right = np.nonzero(parts == PART_RIGHT_LEG)[0]
+    sliver = right[(v[right, 0] < -0.165) & (v[right, 1] > 0.3) & (v[right, 1] < 0.45)]  # its outer outline
+    assert 8 <= len(sliver) < 0.05 * len(right)
+    alpha[sliver], photo[sliver] = 1.0, BACKGROUND  # the photo's dark doorway next to the fitted leg
+    keep = unshown_limb_keep(parts, alpha)
+    assert not keep[right].any() and keep[parts != PART_RIGHT_LEG].all()
+    out = _fill(body, alpha, photo)
+    trousers = right[(v[right, 1] > 0.15) & (v[right, 1] < 0.9)]
+    assert np.abs(np.median(out[trousers], axis=0) - TROUSERS).max() < 15, np.median(out[trousers], axis=0)
+    assert np.abs(out[sliver] - TROUSERS).max(axis=1).mean() < 30  # the slivers too
+    shoe = right[v[right, 1] < 0.03]
+    assert np.abs(np.median(out[shoe], axis=0) - SHOE).max() < 30, np.median(out[shoe], axis=0)
+
+
+def test_a_leg_seen_only_at_its_shoe_keeps_the_shoe_and_takes_the_trousers_above(body):
+    v, _, parts, colours = body
+    seen = (v[:, 2] > 0.06) & (parts != PART_RIGHT_LEG)
+    right = parts == PART_RIGHT_LEG
+    seen |= right & (v[:, 1] < 0.075)  # the far leg's shoe shows below the near leg
+    assert (seen[right]).mean() >= 0.05  # enough to count as shown: the gap along the leg decides
+    alpha = np.where(seen, 1.0, 0.0)
+    out = _fill(body, alpha, colours)
+    thigh = np.nonzero(right & (v[:, 1] > 0.4) & (v[:, 1] < 0.9))[0]
+    assert np.abs(np.median(out[thigh], axis=0) - TROUSERS).max() < 15, np.median(out[thigh], axis=0)
+    assert alpha[thigh].max() <= SEEN_ALPHA
+    shoe = np.nonzero(right & (v[:, 1] < 0.03))[0]
+    assert np.abs(np.median(out[shoe], axis=0) - SHOE).max() < 15
+
+
+def test_both_legs_seen_keep_their_own_colours(body):
+    v, _, parts, colours = body
+    photo = colours.copy()
+    photo[parts == PART_RIGHT_LEG] = np.where((v[parts == PART_RIGHT_LEG, 1] < 0.08)[:, None], SHOE, BACKGROUND)
+    alpha = np.where(v[:, 2] > 0.06, 1.0, 0.0)  # both legs shown from the front: black right trouser leg
+    assert unshown_limb_keep(parts, alpha).all()
+    out = _fill(body, alpha, photo)
+    back = np.nonzero((parts == PART_RIGHT_LEG) & (v[:, 2] < -0.06) & (v[:, 1] > 0.2))[0]
+    assert np.abs(np.median(out[back], axis=0) - BACKGROUND).max() < 15  # its own (black) trousers, not grey
