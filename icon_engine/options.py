@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,24 @@ PRESETS: dict[str, QualityPreset] = {
                           MeshPreset(resolution=512, levels=5, smooth=10, face_count=200_000),
                           TexturePreset(size=4096)),
 }
+
+
+class PresetView(Mapping[str, Any]):
+    """One stage's typed view of :data:`PRESETS` (quality → that stage's preset: ``"fit"``, ``"mesh"`` or
+    ``"texture"``), read live, so a run that replaces an entry of :data:`PRESETS` (an A/B driver) reaches every
+    stage; until wave 9 each stage kept a copy made at import."""
+
+    def __init__(self, stage: str) -> None:
+        self._stage = stage
+
+    def __getitem__(self, quality: str) -> Any:
+        return getattr(PRESETS[quality], self._stage)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PRESETS)
+
+    def __len__(self) -> int:
+        return len(PRESETS)
 
 
 def preset(quality: str) -> QualityPreset:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,11 +36,11 @@ from .geometry.image_shift import mask_iou
 from .geometry.laplacian import laplacian_smooth, taubin_smooth
 from .geometry.normals import signed_volume
 from .mesh_queries import MeshQuery, rasterize
-from .options import PRESETS, MeshPreset
+from .options import MeshPreset, PresetView
 
 #: The surface's settings per quality (grid cells across the longest side, coarse-to-fine levels, Taubin
-#: smoothing steps, final faces): its typed view of the one preset table (``icon_engine.options.PRESETS``).
-QUALITY_PRESETS: dict[str, MeshPreset] = {quality: p.mesh for quality, p in PRESETS.items()}
+#: smoothing steps, final faces): its typed live view of the one preset table (``icon_engine.options.PRESETS``).
+QUALITY_PRESETS: Mapping[str, MeshPreset] = PresetView("mesh")
 
 #: Offset kept around the body everywhere (metres): thinnest clothing plus discretisation.
 TIGHT_OFFSET_M = 0.004

@@ -27,3 +27,21 @@ def test_no_module_level_name_is_assigned_twice():
     root = Path(icon_engine.__file__).parent
     doubled = [d for path in sorted(root.rglob("*.py")) for d in _twice_assigned(path)]
     assert not doubled, doubled
+
+
+def test_every_stage_reads_the_one_preset_table_live(monkeypatch):
+    """The fit's and the surface's per-quality settings are views of ``options.PRESETS``, not copies made at import:
+    a run that replaces a preset (an A/B driver, wave 9) reaches both stages."""
+    import dataclasses
+
+    from icon_engine import options, surface
+    from icon_engine.fit import core
+
+    standard = options.PRESETS["standard"]
+    changed = dataclasses.replace(standard, fit=dataclasses.replace(standard.fit, pose_iters=7),
+                                  mesh=dataclasses.replace(standard.mesh, resolution=64))
+    monkeypatch.setitem(options.PRESETS, "standard", changed)
+    assert core.QUALITY_PRESETS["standard"].pose_iters == 7
+    assert surface.QUALITY_PRESETS["standard"].resolution == 64
+    assert set(core.QUALITY_PRESETS) == set(surface.QUALITY_PRESETS) == set(options.QUALITIES)
+    assert "ultra" not in core.QUALITY_PRESETS and core.QUALITY_PRESETS.get("ultra") is None

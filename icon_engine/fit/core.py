@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from ..camera import (
 )
 from ..errors import EngineError
 from ..geometry.image_shift import mask_iou
-from ..options import PRESETS, FitPreset, resolve_device
+from ..options import FitPreset, PresetView, resolve_device
 from ..threads import torch_threads
 from . import priors
 from .fastbody import FastBody
@@ -63,9 +64,9 @@ class BodyFit:
     warnings: list[str] = field(default_factory=list)
 
 
-#: The fit's settings per quality: its typed view of the one preset table (``icon_engine.options.PRESETS``).
+#: The fit's settings per quality: its typed live view of the one preset table (``icon_engine.options.PRESETS``).
 FitSettings = FitPreset
-QUALITY_PRESETS: dict[str, FitSettings] = {quality: p.fit for quality, p in PRESETS.items()}
+QUALITY_PRESETS: Mapping[str, FitSettings] = PresetView("fit")
 
 #: torch intra-op threads of the fit (measured: the fit's tensors are small, 1 thread is fastest).
 FIT_TORCH_THREADS = 1
