@@ -12,6 +12,7 @@ it is a k-d tree on the host by design). The CUDA run itself is in tests/test_de
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from icon_engine.options import FitPreset
+from icon_engine.options import PRESETS, FitPreset
 
 ENGINE = str(Path(__file__).resolve().parents[1] / "icon_engine")
 TORCH = str(Path(torch.__file__).resolve().parent)
@@ -118,7 +119,7 @@ def _recorded_fit(monkeypatch, case, height_m=None) -> tuple[_Recorder, object]:
 
     photo, observation, body = case
     monkeypatch.setattr(device, "searches_on_host", lambda _device: False)  # the distance matrix, as on a GPU
-    monkeypatch.setitem(core.QUALITY_PRESETS, "tiny", FitPreset(3, 3, ((64, 3),), 300))
+    monkeypatch.setitem(PRESETS, "tiny", dataclasses.replace(PRESETS["preview"], fit=FitPreset(3, 3, ((64, 3),), 300)))
     recorder = _Recorder()
     step = core._Adam.step
 
