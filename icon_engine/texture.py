@@ -1109,6 +1109,12 @@ def _part_axis(positions: np.ndarray, parts: np.ndarray, part: int) -> np.ndarra
     return np.linalg.svd(mine - mine.mean(axis=0), full_matrices=False)[2][0]
 
 
+def _profile_axis(positions: np.ndarray, parts: np.ndarray, part: int) -> np.ndarray:
+    """Unit axis (3,) a part's colour profile runs along: vertical (+Y) for the head, else the part's long axis
+    (a leaning torso, a raised arm; :func:`_part_axis`)."""
+    return np.array([0.0, 1.0, 0.0]) if part == PART_HEAD else _part_axis(positions, parts, part)
+
+
 def _interior_distance(s: np.ndarray, colours: np.ndarray, interior: np.ndarray, window: float) -> np.ndarray:
     """(K,) RGB distance (0–255) from each sample outside ``interior`` to the nearest ``interior`` sample at the same
     place along their part; 0 for the interior samples and where no interior sample lies there (no evidence).
@@ -1269,7 +1275,7 @@ def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, pa
         mine = np.nonzero(seen & (parts == part))[0]
         if len(mine) < PROFILE_MIN_SAMPLES:
             continue
-        axis = np.array([0.0, 1.0, 0.0]) if part == PART_HEAD else _part_axis(pos, parts, int(part))
+        axis = _profile_axis(pos, parts, int(part))
         to_own = _interior_distance(pos[mine] @ axis, col[mine], ~at_edge[mine], window)
         keep[mine[(to_own > OUTLINE_MIN_RGB) & (to_occluder[mine] < to_own)]] = False
     return keep
@@ -1497,11 +1503,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 seed[hid], known[hid] = mirrored[hid], True
                 stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
             continue
-        if part == PART_HEAD:
-            axis = np.array([0.0, 1.0, 0.0])
-        else:  # the torso's and limbs' long axis (a leaning torso, a raised arm)
-            centred = v[sel] - v[sel].mean(axis=0)
-            axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+        axis = _profile_axis(v, parts, int(part))
         s = v @ axis
         weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
         sign = _limb_end(v, parts, part, axis)  # a limb's end (foot, hand): its own garment
