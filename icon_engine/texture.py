@@ -117,6 +117,9 @@ PROFILE_PERSISTENCE_POWER = 2.0
 #: ≥ PATTERN_PERSISTENCE are present and the winner holds less than PATTERN_SHARE of it.
 PATTERN_PERSISTENCE = 0.6
 PATTERN_SHARE = 0.7
+#: A profile sample in the photo's shadow (:mod:`icon_engine.lighting`: brightness below the median, factor < 1)
+#: weighs factor ** SHADOW_POWER (:func:`unseen_side_fill`).
+SHADOW_POWER = 2.0
 #: Width (fraction of the mesh's height) of the band between the seen and the filled side that is blended
 #: harmonically, so the front/back boundary shows no seam.
 SEAM_BAND = 0.025
@@ -1442,13 +1445,15 @@ def unshown_limb_keep(parts: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray,
-                          colours: np.ndarray, view_cos: np.ndarray, height: float) -> np.ndarray | None:
+                          colours: np.ndarray, view_cos: np.ndarray, height: float,
+                          lit: np.ndarray | None = None) -> np.ndarray | None:
     """Colours (N, 3) for limb ``part`` from its counterpart's (:data:`LIMB_COUNTERPART`) seen samples at the same
     fraction of the limb's length (:func:`_limb_fraction`: hip to foot, shoulder to hand), profiled like a limb's
     own (:func:`_colour_profile`, its end band included); None for the torso and head or when the counterpart has
     fewer than :data:`PROFILE_MIN_SAMPLES` samples. ``samples`` (N,) bool the vertices that give samples,
     ``colours`` (N, 3) their colours (0–255), ``view_cos`` (N,) as in :func:`unseen_side_fill`, ``height`` the
-    mesh's height (metres). ``vertices`` in the rest pose (straight limbs)."""
+    mesh's height (metres), ``lit`` (N,) extra sample weights (:func:`unseen_side_fill`'s light weights). ``vertices``
+    in the rest pose (straight limbs)."""
     other = LIMB_COUNTERPART.get(int(part))
     if other is None:
         return None
@@ -1458,14 +1463,35 @@ def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, sa
     t_other, length = _limb_fraction(vertices, parts, other)
     t_own = _limb_fraction(vertices, parts, part)[0]
     weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+    if lit is not None:
+        weight = weight * lit[vis]
     end = 1.0 - LIMB_END * height / length
     return _colour_profile(t_other[vis], colours[vis], weight, t_own, PROFILE_WINDOW * height / length,
                            (end, np.inf))
 
 
+def _fill_shading(normals: np.ndarray, colours: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
+                  camera: Camera) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """(shading factors (N,) or None, stats) of one photo's directional light (:mod:`icon_engine.lighting`),
+    fitted on the seen vertices (``alpha`` > :data:`SEEN_ALPHA`) of every part but the head (hair above a face is
+    darker whatever the light) with one albedo per part; ``normals`` (N, 3) in the photo's pose (bundle world),
+    ``colours`` (N, 3) their photo colours. None when the light is too weak to matter (soft or frontal light)."""
+    from .lighting import fit_directional_light, shading_factors
+
+    seen = alpha > SEEN_ALPHA
+    sel = seen & (parts != PART_HEAD)
+    light = fit_directional_light(normals[sel], colours[sel], parts[sel], view_axis=camera.R[2])
+    if light is None:
+        return None, {"light": None}
+    stats = {"light": {"vector": np.round(light.vector, 3).tolist(), "strength": round(light.strength, 3),
+                       "explained": round(light.explained, 3), "used": light.significant}}
+    return (shading_factors(normals, light, seen) if light.significant else None), stats
+
+
 def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                      photo_colours: np.ndarray, view_cos: np.ndarray,
-                     own_pixel: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                     own_pixel: np.ndarray | None = None,
+                     shading: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Fill colours (N, 3) of every vertex for its unseen side, per body part (``parts`` (N,)).
 
     Seen vertices (``alpha`` > :data:`SEEN_ALPHA`) keep their ``photo_colours``. A hidden vertex takes the
@@ -1481,7 +1507,11 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     profile (:func:`counterpart_limb_fill`); other parts with nothing seen are filled
     harmonically (whole mesh where a part has nothing known). ``own_pixel`` (N,) bool: the nearest surface at
     the vertex's pixel belongs to its own part (a torso vertex just behind crossed arms shows the arms: it keeps
-    that photo colour but gives no sample).
+    that photo colour but gives no sample). ``shading`` (N,): each vertex's brightness under the photo's
+    directional light relative to the median (:func:`icon_engine.lighting.shading_factors`); a sample in shadow
+    (below 1) weighs ``shading ** SHADOW_POWER`` in the profiles, so a hidden side next to a shadowed silhouette (a
+    jumper's belly facing the ground in sunlight) takes the garment's colour where it is lit, not its shadow's.
+    Only the weights change: no colour is brightened (a deep shadow's hue is noise) and seen vertices keep theirs.
     """
     from scipy.spatial import cKDTree
 
@@ -1489,6 +1519,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     height = float(np.ptp(v[:, 1])) or 1.0
     seen = alpha > SEEN_ALPHA
     seed = np.asarray(photo_colours, dtype=np.float64).copy()
+    # samples in the photo's shadow count less (their colour is the shadow's, not the garment's)
+    lit = np.ones(len(v)) if shading is None else np.minimum(np.asarray(shading, dtype=np.float64), 1.0) ** SHADOW_POWER
     known = seen.copy()
     stats: dict[str, Any] = {"hair_colour": None}
     sample = seen if own_pixel is None else seen & own_pixel
@@ -1498,7 +1530,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
         if not len(hid):
             continue
         if len(vis) < PART_MIN_SEEN:  # a limb not shown: its counterpart's profile (else the harmonic fill)
-            mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height)
+            mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height, lit)
             if mirrored is not None:
                 seed[hid], known[hid] = mirrored[hid], True
                 stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
@@ -1512,7 +1544,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             band = (float(s[sel].max()) - LIMB_END * height, np.inf)
         elif sign < 0:
             band = (-np.inf, float(s[sel].min()) + LIMB_END * height)
-        fill = _colour_profile(s[vis], seed[vis], weight, s[hid], PROFILE_WINDOW * height, band)
+        fill = _colour_profile(s[vis], seed[vis], weight * lit[vis], s[hid], PROFILE_WINDOW * height, band)
         if part == PART_HEAD:
             hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis])
             if hair is not None:
@@ -1531,7 +1563,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             gap = cKDTree(t_own[vis, None]).query(t_own[hid, None], k=1)[0] * length
             unshown = gap > COUNTERPART_GAP * height
             if unshown.any():
-                mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height)
+                mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height, lit)
                 if mirrored is not None:
                     fill[unshown] = mirrored[hid[unshown]]
                     stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
@@ -2045,7 +2077,10 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         best = np.argmax(np.stack(score_k), axis=0)
         rows = np.arange(len(v))
         view_cos, own = np.stack(cos_k)[best, rows], np.stack(own_k)[best, rows]
-        fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, photo_v, view_cos, own)
+        shading, light_stats = _fill_shading(vn, photo_v, parts, alpha_v, camera) if not others else (None, {})
+        fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, photo_v, view_cos, own,
+                                              shading)
+        side_stats.update(light_stats)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
 
     clock.lap("vertex_colours", own_thread=True)
