@@ -594,26 +594,6 @@ def format_shared(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _override_fit_constants(items: list[str]) -> None:
-    """Set ``NAME=VALUE`` constants of ``icon_engine.fit.core`` (else ``.priors``, else ``icon_engine.camera``) for
-    an A/B run; tuples as comma-separated values."""
-    import icon_engine.camera as camera
-    import icon_engine.fit.core as core
-    import icon_engine.fit.priors as priors
-
-    for item in items:
-        name, value = item.split("=")
-        module = core if hasattr(core, name) else priors if hasattr(priors, name) else camera
-        old = getattr(module, name)
-        if isinstance(old, tuple):
-            new = tuple(float(v) for v in value.split(","))
-        elif isinstance(old, bool):
-            new = value.lower() in ("1", "true", "yes")
-        else:
-            new = type(old)(value)
-        setattr(module, name, new)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Fidelity of the checkpoint-free surface on synthetic subjects")
     ap.add_argument("--quick", action="store_true", help="3 subjects")
@@ -632,7 +612,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--height", action="store_true", help="with --shared-set: give each subject its true stature")
     ap.add_argument("--exif-focal", action="store_true", help="with --shared-set: put the GT focal in the EXIF")
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                    help="override constants of icon_engine.fit.core or .priors for an A/B run (e.g. W_GAIT=0)")
+                    help="with --shared-set: set constants for an A/B run (bench/lib/constants.py): a bare name in "
+                         "icon_engine.fit.core, .fit.priors or .camera (e.g. W_GAIT=0), module.NAME for any "
+                         "icon_engine module, preset.QUALITY.STAGE.FIELD for a quality preset "
+                         "(preset.standard.fit.pose_iters=75)")
     ap.add_argument("--fit-only", action="store_true",
                     help="with --shared-set: only the body fit, scored like score_scale.py (detections cached)")
     ap.add_argument("--gt-focal", action="store_true",
@@ -643,7 +626,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.shared_set:
         if args.results is None:
             ap.error("--shared-set needs --results")
-        _override_fit_constants(args.set)
+        from bench.lib.constants import set_constants
+
+        for line in set_constants(args.set, ("fit.core", "fit.priors", "camera")):
+            print(f"set {line}", flush=True)
         if args.fit_only:
             fit_only_shared_set(args.shared_set, args.results, args.quality, args.subjects, args.height,
                                 args.exif_focal, gt_focal=args.gt_focal)

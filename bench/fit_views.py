@@ -140,11 +140,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="override fit constants of icon_engine.fit.core for an A/B look (e.g. W_OCCLUSION=0)")
     ap.add_argument("--suffix", default="", help="appended to the sheets' file names")
     args = ap.parse_args(argv)
-    import icon_engine.fit.core as core
+    from bench.lib.constants import set_constants
 
-    for item in args.set:
-        name, value = item.split("=")
-        setattr(core, name, type(getattr(core, name))(value))
+    for line in set_constants(args.set, ("fit.core",)):
+        print(f"set {line}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     from icon_engine.body_model import load_body_model
 

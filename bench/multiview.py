@@ -336,18 +336,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--free-turns", action="store_true",
                     help="a turnaround in quarter turns keeps free camera turns (joint_fit.QUARTER_TURNS off)")
     ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
-                    help="set icon_engine constants for the run (joint_fit's by default: BACK_VIEW_WEIGHT=0.5, "
-                         "avatar.FIRST_PHOTO_WEIGHT=8)")
+                    help="set constants for the run (bench/lib/constants.py; joint_fit's by default: "
+                         "BACK_VIEW_WEIGHT=0.5, avatar.FIRST_PHOTO_WEIGHT=8, preset.preview.fit.pose_iters=60)")
     args = ap.parse_args(argv)
-    for item in args.set:
-        import importlib
+    from bench.lib.constants import set_constants
 
-        name, _, value = item.partition("=")
-        where, _, name = name.rpartition(".")
-        module = importlib.import_module(f"icon_engine.{where or 'joint_fit'}")
-        if not hasattr(module, name):
-            raise SystemExit(f"--set: {module.__name__} has no constant {name!r}")
-        setattr(module, name, type(getattr(module, name))(float(value)))
+    for line in set_constants(args.set, ("joint_fit",)):
+        print(f"set {line}", flush=True)
     if args.free_turns:
         import icon_engine.joint_fit as joint_fit
 
