@@ -6,7 +6,7 @@ silhouette; where the silhouette lies in shadow (a jumper's belly facing the gro
 would take the shadow's colour. :func:`fit_directional_light` measures the light from the seen vertices and
 :func:`shading_factors` tells how lit each vertex is; the fill then weighs samples in shadow less.
 
-Model: the log-luminance of a seen vertex is its garment's log-albedo plus ``b · n`` (``n`` its unit normal):
+Model: the log-luminance of a seen vertex is its garment's log-albedo plus ``b · n`` (``n`` its unit normal, Y up):
 one offset per group (body part) and one light vector ``b`` for the whole photo, solved by robust (Huber) least
 squares. ``exp(b · n)`` is then the relative brightness of a surface facing ``n``. The component of ``b`` along the
 camera's viewing axis is left out: what faces the camera is also where prints and faces are, so brightness
@@ -29,6 +29,10 @@ MIN_LUMINANCE = 8.0
 MIN_STRENGTH = 0.3
 #: ... and it explains at least this fraction of the samples' log-luminance variance within their groups.
 MIN_EXPLAINED = 0.08
+#: ... and it comes from above the horizon or at most this far below it (sine of the elevation of ``b`` in the Y-up
+#: bundle world: −0.2 ≈ 12° below): sunlight, skylight, ceiling and studio key lights all come from above or the
+#: side. A "light" from below is the albedo of a part (black shorts above bare legs in a raised-leg pose), not light.
+MIN_ELEVATION_SIN = -0.2
 #: Shading factors are kept within [1 / MAX_FACTOR, MAX_FACTOR] (a deep shadow's colour is mostly noise and
 #: bounce light, not albedo × light).
 MAX_FACTOR = 2.5
@@ -51,9 +55,16 @@ class DirectionalLight:
         return float(np.linalg.norm(self.vector))
 
     @property
+    def elevation_sin(self) -> float:
+        """Sine of the light's elevation above the horizon (normals in the Y-up bundle world)."""
+        return float(self.vector[1]) / max(self.strength, 1e-12)
+
+    @property
     def significant(self) -> bool:
-        """Strong enough and explaining enough to be used (:data:`MIN_STRENGTH`, :data:`MIN_EXPLAINED`)."""
-        return self.strength >= MIN_STRENGTH and self.explained >= MIN_EXPLAINED
+        """Strong enough, explaining enough and from above (:data:`MIN_STRENGTH`, :data:`MIN_EXPLAINED`,
+        :data:`MIN_ELEVATION_SIN`) to be used."""
+        return (self.strength >= MIN_STRENGTH and self.explained >= MIN_EXPLAINED
+                and self.elevation_sin >= MIN_ELEVATION_SIN)
 
 
 def fit_directional_light(normals: np.ndarray, colours: np.ndarray, groups: np.ndarray,

@@ -44,6 +44,19 @@ def test_soft_light_is_left_alone():
     assert fit_directional_light(n[:50], colours[:50], parts[:50], VIEW_AXIS) is None  # too few samples
 
 
+def test_a_light_from_below_is_albedo_not_light():
+    """Y up: a "light" from below the horizon is not used (black shorts over bare legs fit one that way)."""
+    rng = np.random.default_rng(3)
+    n = _hemisphere(3000, rng)
+    parts = np.zeros(len(n), dtype=int)
+    for light, used in (([0.3, -0.6, 0.0], False), ([0.6, -0.1, 0.0], True), ([0.0, 0.6, 0.0], True)):
+        colours = (100.0 * np.exp(n @ np.array(light)) * rng.lognormal(0.0, 0.05, len(n)))[:, None] * np.ones(3)
+        fitted = fit_directional_light(n, colours, parts, VIEW_AXIS)
+        assert fitted is not None and fitted.strength > 0.5 and fitted.explained > 0.5
+        assert fitted.significant is used, light
+        assert bool((shading_factors(n, fitted) != 1.0).any()) == used
+
+
 def test_factors_are_relative_to_the_reference_median_and_capped():
     rng = np.random.default_rng(2)
     n = _hemisphere(2000, rng)
