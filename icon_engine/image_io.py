@@ -34,6 +34,8 @@ MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 #: Alpha values below this (of 255) are background in a cut-out.
 ALPHA_THRESHOLD = 128
+#: Rec. 601 luma weights of R, G, B: grey = rgb @ LUMA_WEIGHTS.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 _FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF")
 _SUPPORTED_TEXT = "PNG, JPEG, WebP, BMP or TIFF"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Rec. 601 luma weights of R, G, B.
-LUMA = np.array([0.299, 0.587, 0.114])
+from .image_io import LUMA_WEIGHTS
+
 #: Samples darker than this luminance (0–255) are left out of the fit: their logarithm is noise.
 MIN_LUMINANCE = 8.0
 #: A light counts only when ``|b|`` (natural-log brightness per unit of normal) reaches this (exp(0.3) = 1.35×
@@ -76,7 +76,7 @@ def fit_directional_light(normals: np.ndarray, colours: np.ndarray, groups: np.n
     one albedo per group (e.g. body part); ``view_axis`` (3,): the camera's viewing direction in the normals' frame,
     whose component of the light is left out. Robust: Huber weights at 1.5 robust standard deviations."""
     n = np.asarray(normals, dtype=np.float64).reshape(-1, 3)
-    lum = np.asarray(colours, dtype=np.float64).reshape(-1, 3) @ LUMA
+    lum = np.asarray(colours, dtype=np.float64).reshape(-1, 3) @ LUMA_WEIGHTS
     g = np.asarray(groups).reshape(-1)
     ok = lum > MIN_LUMINANCE
     if ok.sum() < MIN_SAMPLES:

@@ -136,8 +136,10 @@ def sharpness(grey: np.ndarray) -> float:
 
 def _grey_small(rgb: np.ndarray) -> np.ndarray:
     step = max(1, int(np.ceil(max(rgb.shape[:2]) / SHARPNESS_SIDE)))
+    from .image_io import LUMA_WEIGHTS
+
     small = rgb[::step, ::step].astype(np.float64) / 255.0
-    return small @ np.array([0.299, 0.587, 0.114])
+    return small @ LUMA_WEIGHTS
 
 
 def pick_video_frames(video: Path, count: int, work_dir: Path) -> list[SubjectInput]:
