@@ -2,9 +2,12 @@
 
 Two steps, run as ``python bench/texture_sides.py``:
 
-1. ``--prepare``: each photo (the real dev photos and the synthetic bench photos) goes through
-   load → detect → fit → clothed surface → rig (``pipeline`` stages) and the texture's inputs are cached as
-   ``CACHE/<name>.npz`` (vertices, faces, photo, mask, camera, skin weights). Slow (~20–60 s a photo).
+1. ``--prepare``: each photo (the real dev photos and the synthetic bench photos) goes through the pipeline up
+   to the texture stage (load → detect → fit → clothed surface → canonical avatar) and ``bake_texture``'s inputs
+   are cached as ``CACHE/<name>.npz`` (:func:`bench.texture_speed.prepare`: the avatar posed as in the photo, its
+   rest pose, faces, photo, mask, camera, skin weights, landmarks and joints). ~10–20 s a photo. (Before wave 10
+   the cache held the clothed surface rigged per vertex and the bakes had no rest pose nor landmarks: back-side
+   errors measured before then are on that mesh.)
 2. default: bake each cached subject with the texture module of the working tree and, with ``--before FILE``,
    with an older ``texture.py`` (e.g. ``git show HEAD~3:icon_engine/texture.py > /tmp/texture_before.py``),
    render front / side / back and measure the synthetic back-side colour error (see :func:`back_side_error`).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import sys
 import time
@@ -38,44 +42,13 @@ def photos() -> list[tuple[str, Path]]:
 
 
 def prepare(cache: Path, quality: str, only: list[str] | None) -> None:
-    """Run the stages up to the rig for every photo and cache the texture's inputs."""
-    from icon_engine.fit import fit_body
-    from icon_engine.image_io import load_photo
-    from icon_engine.options import ReconstructOptions
-    from icon_engine.person import detect_person
-    from icon_engine.pipeline import build_clothed_surface, load_body
-    from icon_engine.progress import ProgressReporter
-    from icon_engine.rig import rig_surface
+    """Run the pipeline up to the texture stage for every photo and cache the texture's inputs
+    (:func:`bench.texture_speed.prepare`: the canonical avatar posed as in the photo, its rest pose, the
+    landmarks: exactly what the pipeline bakes)."""
+    from bench.texture_speed import prepare as prepare_inputs
 
-    options = ReconstructOptions(quality=quality)
-    body_model = load_body(options, "cpu")
-    cache.mkdir(parents=True, exist_ok=True)
-    for name, path in photos():
-        if only and name not in only:
-            continue
-        target = cache / f"{name}.npz"
-        if target.exists():
-            continue
-        t0 = time.perf_counter()
-        rep = ProgressReporter(path.name, None, None)
-        try:
-            image = load_photo(path)
-            obs = detect_person(image)
-            rep.stage("fit", "Fitting the body")
-            fit = fit_body(obs, body_model, image, quality=quality, device="cpu", progress=rep)
-            rep.stage("surface", "Building the clothed surface")
-            surface = build_clothed_surface(fit, obs, image, options, "cpu", rep, body_model)
-            rep.stage("rig", "Rigging")
-            rig = rig_surface(surface.vertices, surface.faces, fit, body_model, progress=rep)
-        except Exception as exc:  # noqa: BLE001 - a benchmark keeps going over the other photos
-            print(f"{name}: failed ({exc})", flush=True)
-            continue
-        cam = fit.camera
-        np.savez_compressed(
-            target, vertices=surface.vertices, faces=surface.faces, rgb=image.rgb, mask=obs.mask,
-            K=cam.K, R=cam.R, t=cam.t, size=np.array([cam.width, cam.height]), skin_weights=rig.skin_weights,
-        )  # fmt: skip
-        print(f"{name}: {len(surface.faces)} faces, {time.perf_counter() - t0:.1f} s", flush=True)
+    chosen = [(name, path) for name, path in photos() if not only or name in only]
+    prepare_inputs([path for _, path in chosen], quality, cache, [name for name, _ in chosen])
 
 
 def load_texture_module(path: Path | None):
@@ -89,15 +62,6 @@ def load_texture_module(path: Path | None):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def load_case(path: Path) -> dict:
-    from icon_engine.camera import Camera
-
-    d = dict(np.load(path))
-    w, h = (int(x) for x in d["size"])
-    d["camera"] = Camera(d["K"], d["R"], d["t"], w, h)
-    return d
 
 
 def turned_views(vertices: np.ndarray, camera, height_px: int = 320) -> list[tuple[np.ndarray, object]]:
@@ -232,7 +196,7 @@ def evaluate(cache: Path, before: Path | None, size: int, sheet: Path | None, on
     """Bake every cached case (working tree, and the older module when given), render views, score synthetics."""
     from PIL import Image
 
-    from icon_engine.texture import parts_from_skin_weights
+    from bench.texture_speed import load_case
 
     modules = {"after": load_texture_module(None)}
     if before is not None:
@@ -244,14 +208,14 @@ def evaluate(cache: Path, before: Path | None, size: int, sheet: Path | None, on
         if only and name not in only:
             continue
         case = load_case(path)
-        parts = parts_from_skin_weights(case["skin_weights"])
+        parts = case["vertex_parts"]
         res: dict = {"faces": int(len(case["faces"]))}
         panels = []
         for tag, mod in modules.items():
-            kwargs = {"vertex_parts": parts} if hasattr(mod, "parts_from_skin_weights") else {}
+            accepted = inspect.signature(mod.bake_texture).parameters  # an older module takes fewer inputs
+            kwargs = {k: val for k, val in case.items() if k in accepted and k != "size"}
             t0, c0 = time.perf_counter(), time.process_time()
-            tex = mod.bake_texture(case["vertices"], case["faces"], case["rgb"], case["mask"], case["camera"],
-                                   size=size, **kwargs)
+            tex = mod.bake_texture(**kwargs, size=size)
             res[tag] = {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - c0, 2),
                         "steps": tex.stats.get("cpu_seconds", tex.stats["seconds"]),
                         "texel_coverage": round(tex.stats["texel_coverage"], 3)}
@@ -264,7 +228,8 @@ def evaluate(cache: Path, before: Path | None, size: int, sheet: Path | None, on
         if sheet is not None:
             cam = case["camera"]
             h = panels[0].shape[0]
-            photo = np.asarray(Image.fromarray(case["rgb"]).resize((round(cam.width * h / cam.height), h)))
+            small = (round(cam.width * h / cam.height), h)
+            photo = np.asarray(Image.fromarray(case["photo_rgb"].astype(np.uint8)).resize(small))
             rows.append(_crop_columns([photo] + panels))
     if sheet is not None and rows:
         width = max(sum(p.shape[1] for p in r) + 6 * len(r) for r in rows)

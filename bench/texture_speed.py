@@ -41,8 +41,10 @@ DEV = ROOT.parent / "shared" / "images" / "dev"
 CACHE = Path("/tmp/icon_texture_speed")
 
 
-def prepare(photos: list[Path], quality: str, cache: Path) -> None:
-    """Run the pipeline on each photo until the texture stage and cache ``bake_texture``'s inputs."""
+def prepare(photos: list[Path], quality: str, cache: Path, names: list[str] | None = None) -> None:
+    """Run the pipeline on each photo until the texture stage and cache ``bake_texture``'s inputs as
+    ``CACHE/<name>.npz`` (``names``, one per photo; by default ``<photo stem>_<quality>``); cached names are
+    skipped."""
     from icon_engine import pipeline
     from icon_engine.options import ReconstructOptions
 
@@ -50,8 +52,10 @@ def prepare(photos: list[Path], quality: str, cache: Path) -> None:
         pass
 
     cache.mkdir(parents=True, exist_ok=True)
-    for photo in photos:
-        target = cache / f"{photo.stem}_{quality}.npz"
+    for k, photo in enumerate(photos):
+        target = cache / f"{names[k] if names else f'{photo.stem}_{quality}'}.npz"
+        if target.exists():
+            continue
 
         def dump(avatar, image, observation, fit, options, reporter, _target=target):  # noqa: ANN001, ARG001
             cam = fit.camera
