@@ -1,15 +1,17 @@
 """Where does the photo colour a surface it does not show? Diagnosis sheets of the one-photo bake.
 
-For each cached case (``bench/texture_speed.py --prepare``: ``bake_texture``'s inputs), bakes the texture and writes
-one sheet (PNG) of four panels:
+For each cached case (``bench/texture_speed.py --prepare``: ``bake_texture``'s inputs), bakes the texture (with
+``debug=True``: the bake's own visibility step, :class:`icon_engine.texture.BakeDebug`) and writes one sheet (PNG) of
+four panels:
 
 1. the photo with each pixel tinted by the body part whose surface is the nearest one there (z-buffer of the posed
    mesh in the photo's camera; :data:`PART_TINT`);
-2. the photo with the vertices that take a photo colour (photo weight > ``SEEN_ALPHA``) drawn at their pixel in
-   their own part's tint: a torso dot inside a leg's region is a vertex that passes the visibility test but whose
-   pixel the photo fills with another part;
-3. the rest pose, front, coloured by how each vertex got its colour: its part's tint where it is seen, grey where
-   it is filled (unseen);
+2. the photo with the vertices that pass the visibility test (photo weight > ``SEEN_ALPHA``) drawn at the pixel
+   they read (limb alignment included) in their own part's tint, black where the bake's keep rules drop them: a
+   torso dot inside a leg's region is a vertex that passes the visibility test but whose pixel the photo fills
+   with another part;
+3. the rest pose, front, coloured by how each vertex got its colour: its part's tint where it is seen, white where
+   its pixel shows another part, black where the keep rules dropped it, grey where it is filled (unseen);
 4. the rest pose, front, with the baked vertex colours (what the contact sheet shows).
 
 Prints, per part, the fraction of vertices seen, and how many seen vertices are *depth-tied*: their pixel's
@@ -46,50 +48,37 @@ def _front(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, width: 
 
 def diagnose(case: dict, tie: float) -> tuple[dict, np.ndarray]:
     """(figures, sheet (H, W, 3) uint8) of one cached case."""
-    from icon_engine.geometry.normals import signed_volume, vertex_normals
-    from icon_engine.texture import (
-        CONTACT_RADIUS,
-        MASK_EROSION,
-        SEEN_ALPHA,
-        _erode,
-        _near_parts,
-        _photo_weight,
-        _ring_count,
-        _View,
-        bake_texture,
-        depth_layers,
-    )
+    from icon_engine.texture import SEEN_ALPHA, bake_texture
 
-    tex = bake_texture(**case)
+    tex = bake_texture(**case, debug=True)
+    dbg = tex.debug
     v = np.asarray(case["vertices"], dtype=np.float64)
     f = np.asarray(case["faces"], dtype=np.int64)
     parts = case["vertex_parts"]
     cam = case["camera"]
     photo = case["photo_rgb"].astype(np.float64)
-    faces_out = f if signed_volume(v, f) >= 0 else f[:, ::-1]
-    vn = vertex_normals(v, faces_out)
-    view = _View(depth_layers(v, faces_out, cam), _erode(case["mask"], MASK_EROSION), photo.astype(np.float32), cam)
-    view.set_parts(parts[faces_out[:, 0]])
-    near_v = _near_parts(parts, f, _ring_count(v, f, CONTACT_RADIUS))
-    alpha, xy = _photo_weight(view, v, vn, near_v)
-    seen = alpha > SEEN_ALPHA
+    seen = dbg.photo_weight > SEEN_ALPHA  # before the keep rules
+    dropped = seen & ~dbg.kept
+    xy = dbg.pixel_xy
     h, w = cam.height, cam.width
-    front = view.layers.face
-    shown = np.where(front >= 0, parts[faces_out[np.maximum(front, 0), 0]], -1)
+    front = dbg.front_face
+    shown = np.where(front >= 0, parts[dbg.faces_out[np.maximum(front, 0), 0]], -1)
     # panel 1: parts of the nearest surface
     tint = np.where((shown >= 0)[:, None], PART_TINT[np.maximum(shown, 0)], photo.reshape(-1, 3))
     p1 = (0.55 * photo.reshape(-1, 3) + 0.45 * tint).reshape(h, w, 3)
-    # panel 2: seen vertices at their pixel, in their own part's tint
+    # panel 2: seen vertices at their pixel, in their own part's tint (black: dropped by the keep rules)
     p2 = 0.5 * photo.copy() + 64
     col = np.clip(np.floor(xy[:, 0]).astype(int), 0, w - 1)
     row = np.clip(np.floor(xy[:, 1]).astype(int), 0, h - 1)
     p2[row[seen], col[seen]] = PART_TINT[parts[seen]]
+    p2[row[dropped], col[dropped]] = 0.0
     # depth ties: seen vertex whose pixel's nearest surface is another part
     pix = row * w + col
     other = seen & (shown[pix] >= 0) & (shown[pix] != parts)
     z = cam.to_camera(v)[:, 2]
-    tied = other & (z - view.layers.zbuf[pix] < tie)
+    tied = other & (z - dbg.zbuf[pix] < tie)
     figures = {"vertices": int(len(v)), "seen_fraction": round(float(seen.mean()), 4),
+               "dropped_by_keep_rules": int(dropped.sum()),
                "seen_over_other_part": int(other.sum()), "seen_over_other_part_within_tie": int(tied.sum())}
     for p in np.unique(parts):
         sel = parts == p
@@ -98,6 +87,7 @@ def diagnose(case: dict, tie: float) -> tuple[dict, np.ndarray]:
     ph, pw = 600, 420
     cat = np.where(seen[:, None], PART_TINT[parts], 150.0)
     cat[other] = (255, 255, 255)  # seen although the pixel shows another part
+    cat[dropped] = (0, 0, 0)  # seen, dropped by the keep rules (the fill colours it)
     p3 = _front(rest, f, cat, pw, ph)
     p4 = _front(rest, f, tex.vertex_colors, pw, ph)
     from PIL import Image

@@ -177,6 +177,24 @@ class Texture:
     image: np.ndarray
     vertex_colors: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
+    #: ``bake_texture(..., debug=True)``: what the first photo's visibility step found (:class:`BakeDebug`).
+    debug: BakeDebug | None = None
+
+
+@dataclass
+class BakeDebug:
+    """The first photo's visibility step of one bake, for diagnosis sheets (``bench/texture_hidden.py``):
+    ``front_face`` (H·W,) the nearest face per pixel (−1: none) and ``zbuf`` (H·W,) its depth (metres, camera
+    frame), faces wound outward (``faces_out`` (M, 3)); per vertex ``photo_weight`` (N,) before the keep rules and
+    ``kept`` (N,) bool which samples they kept (all True without them), ``pixel_xy`` (N, 2) where each vertex reads
+    the photo (limb alignment included)."""
+
+    front_face: np.ndarray
+    zbuf: np.ndarray
+    faces_out: np.ndarray
+    photo_weight: np.ndarray
+    kept: np.ndarray
+    pixel_xy: np.ndarray
 
 
 @dataclass
@@ -1953,7 +1971,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                  camera: Camera, size: int = 2048, progress: Any = None,
                  vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None,
                  rest_vertices: np.ndarray | None = None, device: str = "cpu", atlas: str = "auto",
-                 keypoints: tuple[np.ndarray, np.ndarray] | None = None) -> Texture:
+                 keypoints: tuple[np.ndarray, np.ndarray] | None = None, debug: bool = False) -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
@@ -1970,7 +1988,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     faces, else the projection atlas) or ``"projection"`` (always the projection atlas: the preview preset's, as
     xatlas costs seconds on a 20–30k-face avatar). ``keypoints``: (BlazePose landmarks (33, 3) pixels +
     visibility, the fitted posed SMPL-X joints (55, 3)): with parts and one photo, each limb reads the photo where
-    the photo's limb lies (:func:`limb_alignment`)."""
+    the photo's limb lies (:func:`limb_alignment`). ``debug``: also return the first photo's visibility step
+    (:attr:`Texture.debug`)."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
@@ -2031,6 +2050,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                                  float(rows_px[-1] - rows_px[0] + 1) if len(rows_px) else float(camera.height))
         align_v = align_v if align_v.any() else None
     alpha_v, xy_v = _photo_weight(view, v, vn, near_v, offset=align_v)
+    seen_weight_v = alpha_v
     photo_v = _bilinear(photo, xy_v)
     keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
     if parts is not None and not more_views:
@@ -2153,11 +2173,16 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         **multi_stats,
     }
     report(1.0, "Texture done")
+    debug_out = None
+    if debug:
+        debug_out = BakeDebug(view.layers.face, view.layers.zbuf, faces_out, seen_weight_v,
+                              np.ones(len(v), dtype=bool) if keep_v is None else keep_v, xy_v)
     return Texture(
         uv=uv.astype(np.float32),
         image=image,
         vertex_colors=np.clip(np.rint(colours_v), 0, 255).astype(np.uint8),
         stats=stats,
+        debug=debug_out,
     )
 
 

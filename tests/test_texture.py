@@ -321,6 +321,29 @@ def test_unseen_sides_take_hair_garment_and_shoe_colours(outfit_scene):
     assert np.abs(np.asarray(tex.stats["hair_colour"]) - HAIR).max() < 20.0
 
 
+def test_debug_returns_the_bakes_own_visibility(outfit_scene):
+    """``bake_texture(debug=True)`` hands back the first photo's visibility step (bench/texture_hidden.py draws it);
+    it is the bake's: the seen vertices it reports are those whose colours are the photo's."""
+    from icon_engine.texture import SEEN_ALPHA
+
+    subject, posed, parts, tex, _ = outfit_scene
+    cam = front_camera()
+    rgb, mask = synthetic_photo(posed, subject.faces, subject.rest_vertices, cam, colour=_outfit)
+    dbg = bake_texture(posed, subject.faces, rgb, mask, cam, size=256, vertex_parts=parts, debug=True).debug
+    assert tex.debug is None and dbg is not None
+    assert dbg.front_face.shape == dbg.zbuf.shape == (cam.width * cam.height,)
+    assert dbg.photo_weight.shape == dbg.kept.shape == (len(posed),) and dbg.pixel_xy.shape == (len(posed), 2)
+    seen = (dbg.photo_weight > SEEN_ALPHA) & dbg.kept
+    assert 0.05 < seen.mean() < 0.7
+    xy, _ = cam.project(posed[seen])
+    np.testing.assert_allclose(dbg.pixel_xy[seen], xy, atol=1e-6)  # no limb alignment without keypoints
+    full = np.nonzero((dbg.photo_weight > 0.99) & dbg.kept)[0]  # fully seen: the vertex colour is the photo's
+    assert len(full) > 50
+    col = np.clip(np.floor(dbg.pixel_xy[full]).astype(int), 0, [cam.width - 1, cam.height - 1])
+    photo = rgb[col[:, 1], col[:, 0]].astype(np.float64)
+    assert np.median(np.abs(tex.vertex_colors[full].astype(np.float64) - photo).mean(axis=1)) < 12.0
+
+
 def test_vertex_parts_are_checked(scene):
     subject, posed, cam, rgb, mask, _ = scene
     with pytest.raises(EngineError):
