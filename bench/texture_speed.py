@@ -74,6 +74,9 @@ def prepare(photos: list[Path], quality: str, cache: Path, names: list[str] | No
             pipeline.reconstruct(str(photo), str(cache / "bundles"), ReconstructOptions(quality=quality))
         except _Stop:
             pass
+        except Exception as exc:  # noqa: BLE001 - a benchmark keeps going over the other photos
+            print(f"{target.name}: failed ({exc})", flush=True)
+            continue
         finally:
             pipeline.bake_avatar_texture = original
         print(f"{target.name}: {time.perf_counter() - t0:.1f} s", flush=True)

@@ -135,9 +135,9 @@ def sharpness(grey: np.ndarray) -> float:
 
 
 def _grey_small(rgb: np.ndarray) -> np.ndarray:
-    step = max(1, int(np.ceil(max(rgb.shape[:2]) / SHARPNESS_SIDE)))
     from .image_io import LUMA_WEIGHTS
 
+    step = max(1, int(np.ceil(max(rgb.shape[:2]) / SHARPNESS_SIDE)))
     small = rgb[::step, ::step].astype(np.float64) / 255.0
     return small @ LUMA_WEIGHTS
 
