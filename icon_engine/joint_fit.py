@@ -381,7 +381,7 @@ BACK_VIEW_WEIGHT = 0.7
 #: (docs/multiview.md, "Wave 7"). A side view fixes the yaw itself: with one the vote is not taken; nor when a photo's
 #: BlazePose labels were exchanged (its own fit, made with the wrong labels, has no yaw to vote with).
 YAW_VOTE = True
-#: A rigged turnaround without a side view (front + back) shares the trunk and the legs but not the arms
+#: A rigged turnaround without a side view (front + back) shares the trunk but not the arms
 #: (:data:`ARM_ROWS`): each photo keeps arms of its own (the first photo's started at its own fit's, a back view's at
 #: its own fit's unless its labels were exchanged), tied by :func:`pose_agreement_loss` (weight :data:`W_AGREE`):
 #: arms the two views agree on (within ≈ 0.25 rad) are pulled together, an arm they disagree on keeps each view's.
@@ -396,6 +396,23 @@ YAW_VOTE = True
 OWN_ARMS_WITHOUT_SIDE = True
 #: Rows of ``body_pose`` (SMPL-X joint − 1) of the arms: collars, shoulders, elbows, wrists.
 ARM_ROWS = tuple(JOINT_NAMES.index(f"{side}_{part}") - 1 for part in ("collar", "shoulder", "elbow", "wrist")
+                 for side in ("left", "right"))
+#: A rigged turnaround without a side view (front + back) also gives each photo legs of its own (:data:`LEG_ROWS`),
+#: started at its own fit's (a back view whose labels were exchanged: the first photo's) and drawn together by a stiff
+#: agreement (:func:`pose_agreement_loss`, weight :data:`W_AGREE_LEGS`, scale :data:`AGREE_SIGMA_RAD`): while the trunk,
+#: the shape, the orientation and the cameras' rig settle, each view's legs start inside its own outline instead of the
+#: back view being forced into the first photo's legs from the first step, and the two pairs of legs meet within the
+#: joint stage (they end within ≈ 0.06 rad of each other, ``stats["leg_gap_rad"]``: one pair of legs in effect). Shared
+#: from the start, the back view's guess under loose clothes pulled the rig (loose 2: the front's leg 25 cm off given to
+#: the back body); kept apart (weight 1), the back view no longer pinned tight legs. Wave 11 (bench/multiview.py,
+#: preview, front + back, 6 subjects): 1.59 / 1.35 / 1.95 / 2.88 / 3.07 / 2.30 → 1.67 / 1.38 / 1.78 / 2.65 / 2.37 / 2.70
+#: cm (−15 % → −19 % below the front photo alone, none worse; weight 100: −18 %, 10,000: −19 %; started at the photos'
+#: mean legs and shared instead: −5 %); 4 held-out subjects 2.43 / 3.34 / 2.65 / 2.55 → 2.35 / 3.29 / 2.58 / 2.45
+#: (docs/multiview.md, "Wave 11").
+OWN_LEGS_WITHOUT_SIDE = True
+W_AGREE_LEGS = 1000.0
+#: Rows of ``body_pose`` (SMPL-X joint − 1) of the legs: hips, knees, ankles, feet.
+LEG_ROWS = tuple(JOINT_NAMES.index(f"{side}_{part}") - 1 for part in ("hip", "knee", "ankle", "foot")
                  for side in ("left", "right"))
 
 
@@ -682,7 +699,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     agreeing (per m², default :data:`W_HEIGHT_AGREE`; one tripod height). ``quarter_turns``: the rig with its
     cameras held a multiple of 90° apart (default: when :func:`in_quarter_turns` holds for the shared-pose photos'
     registered turns, :data:`QUARTER_TURNS`, and ``gravity`` is not False); a back view alone then shares the pose
-    too, except the arms (:data:`OWN_ARMS_WITHOUT_SIDE`: each photo keeps its own, tied by their agreement).
+    too, except the arms (:data:`OWN_ARMS_WITHOUT_SIDE`: each photo keeps its own, tied by their agreement) and the
+    legs (:data:`OWN_LEGS_WITHOUT_SIDE`: each photo's own, started at its own fit's, drawn together by a stiff one).
     ``stats["registration"]`` also holds each other photo's keypoint term per limb (:func:`limb_objectives`), own
     and registered to the first photo's pose."""
     import torch
@@ -786,19 +804,20 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                              if YAW_VOTE and not side and not any(labels_swapped) else None)
             weights[0] = GRAVITY_FIRST_WEIGHT
 
-        arms: dict[int, Any] = {}  # rigged photo → its own arms (front + back: OWN_ARMS_WITHOUT_SIDE)
-        if rig is not None and OWN_ARMS_WITHOUT_SIDE and not side:
+        own_limbs: dict[int, Any] = {}  # rigged photo → its own arms and legs (front + back)
+        own_rows = (list(ARM_ROWS) if OWN_ARMS_WITHOUT_SIDE else []) + (list(LEG_ROWS) if OWN_LEGS_WITHOUT_SIDE else [])
+        if rig is not None and own_rows and not side:
             shared_rows = torch.ones(pose.shape[0], 1, dtype=torch.bool)
-            shared_rows[list(ARM_ROWS)] = False
-            arms = {k: (pose if k == 0 or labels_swapped[k] else own_body_poses[k]).detach().clone()
-                    for k in rigged}
+            shared_rows[own_rows] = False
+            own_limbs = {k: (pose if k == 0 or labels_swapped[k] else own_body_poses[k]).detach().clone()
+                         for k in rigged}
 
         def total() -> Any:
             if rig is not None:
                 for j, k in enumerate(rigged):
                     rig.apply(j, *problems[k])
-                    if arms:
-                        problems[k][1]["body_pose"] = torch.where(shared_rows, pose, arms[k])
+                    if own_limbs:
+                        problems[k][1]["body_pose"] = torch.where(shared_rows, pose, own_limbs[k])
             loss = sum(w * fn(p) for w, fn, (_, p) in zip(weights, losses, problems, strict=True)) / sum(weights)
             if rig is not None:
                 loss = loss + rig.prior() + (turn_prior * rig.turn_steps_loss() if turn_prior > 0 else 0.0)
@@ -807,8 +826,12 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                                                             if same[k]], [c for k, c in enumerate(cams) if same[k]])
             if couple > 0 and own_poses:
                 loss = loss + couple * pose_agreement_loss(torch.stack([pose, *own_poses]))
-            if couple > 0 and arms:
-                loss = loss + couple * pose_agreement_loss(torch.stack([problems[k][1]["body_pose"] for k in arms]))
+            if own_limbs:
+                own = torch.stack([problems[k][1]["body_pose"] for k in own_limbs])
+                if OWN_ARMS_WITHOUT_SIDE and couple > 0:
+                    loss = loss + couple * pose_agreement_loss(own[:, list(ARM_ROWS)])
+                if OWN_LEGS_WITHOUT_SIDE:
+                    loss = loss + W_AGREE_LEGS * pose_agreement_loss(own[:, list(LEG_ROWS)])
             return loss
 
         with torch.no_grad():
@@ -818,11 +841,15 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                    if (k > 0 or not anchor_first) and (rig is None or not same[k])]
         if rig is not None:
             leaves += rig.leaves()
-        leaves += list(arms.values())
+        leaves += list(own_limbs.values())
         minimise(leaves, total, iters, lr)
         with torch.no_grad():
             after = float(total())
             final = problems[0][0].shape(shared).detach().clone()
+            leg_gap = None
+            if own_limbs and OWN_LEGS_WITHOUT_SIDE:  # the largest angle between two photos' legs at the end (radians)
+                legs = torch.stack([torch.where(shared_rows, pose, a) for a in own_limbs.values()])[:, list(LEG_ROWS)]
+                leg_gap = round(float((legs[:, None] - legs[None]).norm(dim=-1).max()), 4)
         reregistered = False
         if rig is not None:
             for j, k in enumerate(rigged):
@@ -845,7 +872,9 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
              "shared_pose_photos": int(sum(same)), "labels_swapped": int(sum(labels_swapped)),
              "first_photo_refitted": not anchor_first,
              "first_photo_reregistered": reregistered,
-             "own_arms": bool(arms),
+             "own_arms": bool(own_limbs) and OWN_ARMS_WITHOUT_SIDE,
+             "own_legs": bool(own_limbs) and OWN_LEGS_WITHOUT_SIDE,
+             "leg_gap_rad": leg_gap,
              "registration": reg_report,
              "shared_gravity": None if rig is None else rig.report(),
              "quarter_turns": bool(rig is not None and rig.quarter_turns),

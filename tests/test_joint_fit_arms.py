@@ -1,6 +1,7 @@
-"""Front + back (a rigged turnaround without a side view): the photos share the trunk and the legs, each keeps its
-own arms tied by their agreement (icon_engine.joint_fit.OWN_ARMS_WITHOUT_SIDE), so a back view's wrong arm does not
-move the first photo's (generated photos of the sample person: real BlazePose, real open body)."""
+"""Front + back (a rigged turnaround without a side view): the photos share the trunk, each keeps its own arms tied
+by their agreement (icon_engine.joint_fit.OWN_ARMS_WITHOUT_SIDE), so a back view's wrong arm does not move the first
+photo's, and its own legs drawn together by a stiff agreement (OWN_LEGS_WITHOUT_SIDE), so they meet (generated
+photos of the sample person: real BlazePose, real open body)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _turned_arm(keypoints: np.ndarray, side: str, degrees: float) -> np.ndarray:
 @pytest.mark.slow
 def test_front_and_back_keep_their_own_arms_and_a_wrong_back_arm_leaves_the_first_photos(tmp_path: Path) -> None:
     from icon_engine.body_model import load_body_model
-    from icon_engine.joint_fit import ARM_ROWS, shared_pose_fit
+    from icon_engine.joint_fit import ARM_ROWS, LEG_ROWS, shared_pose_fit
     from icon_engine.subject import fit_subject, gather_inputs
 
     photos = _photos(tmp_path, (0.0, 180.0), [None, None])
@@ -39,12 +40,16 @@ def test_front_and_back_keep_their_own_arms_and_a_wrong_back_arm_leaves_the_firs
     warm = [(v.observation, v.photo, v.fit) for v in views]
     pair = shared_pose_fit(warm, body, betas, quality="preview")
     assert pair.stats["quarter_turns"] and pair.stats["shared_pose_photos"] == 2, str(pair.stats)
-    assert pair.stats["own_arms"] and pair.stats["labels_swapped"] == 0, str(pair.stats)
+    assert pair.stats["own_arms"] and pair.stats["own_legs"] and pair.stats["labels_swapped"] == 0, str(pair.stats)
     arms = [r + 1 for r in ARM_ROWS]  # full_pose rows (the pelvis first)
-    rest = [r for r in range(1, 22) if r not in arms]
+    legs = [r + 1 for r in LEG_ROWS]
+    trunk = [r for r in range(1, 22) if r not in arms + legs]
     first, back = (np.asarray(f.full_pose) for f in pair.fits)
-    assert np.allclose(first[rest], back[rest])  # one trunk and one pair of legs
+    assert np.allclose(first[trunk], back[trunk])  # one trunk
     assert np.abs(first[arms] - back[arms]).max() > 1e-3  # an arm each
+    # a pair of legs each, drawn together: they end within a few hundredths of a radian (the reported gap)
+    gap = np.linalg.norm(first[legs] - back[legs], axis=1).max()
+    assert 0.0 < gap < 0.1 and abs(gap - pair.stats["leg_gap_rad"]) < 1e-3, (gap, pair.stats["leg_gap_rad"])
     # the per-limb keypoint terms of the back view, own and registered to the first photo's pose, are reported
     reg = pair.stats["registration"][1]
     assert set(reg["own_limbs"]) == {"left_arm", "right_arm", "left_leg", "right_leg"} == set(reg["registered_limbs"])
