@@ -92,9 +92,9 @@ def gather_inputs(paths: list[str | Path], frames: int = DEFAULT_FRAMES, work_di
                   ) -> list[SubjectInput]:
     """Photos, folders and videos → the subject's images, in the order given (a folder's files sorted by name).
 
-    Videos contribute ``frames`` frames each (:func:`pick_video_frames`, written as PNG under ``work_dir``, a new
-    temporary folder by default). Raises ``EngineError`` for a missing path, an empty folder, a video that cannot
-    be decoded, or more than :data:`MAX_INPUTS` images."""
+    Videos contribute ``frames`` frames each (:func:`pick_video_frames`, written as PNG under ``work_dir``, by default
+    a new temporary folder the caller removes; none is made without a video). Raises ``EngineError`` for a missing
+    path, an empty folder, a video that cannot be decoded, or more than :data:`MAX_INPUTS` images."""
     from .image_io import IMAGE_SUFFIXES
 
     if frames < 1:
@@ -113,10 +113,12 @@ def gather_inputs(paths: list[str | Path], frames: int = DEFAULT_FRAMES, work_di
             files.append(path)
         else:
             raise EngineError("photo_missing", f"{path} does not exist.", "Check the path and file name.")
-    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="icon-subject-"))
+    work = Path(work_dir) if work_dir is not None else None  # a temporary folder only when a video needs one
     inputs: list[SubjectInput] = []
     for path in files:
         if _is_video(path):
+            if work is None:
+                work = Path(tempfile.mkdtemp(prefix="icon-subject-"))
             inputs.extend(pick_video_frames(path, frames, work))
         else:
             inputs.append(SubjectInput(path, path.name, path))

@@ -238,3 +238,16 @@ def test_pose_agreement_pulls_poses_together_and_bounds_a_different_pose() -> No
     pose_agreement_loss(p).backward()
     assert p.grad[1, 15, 2] > 0 and p.grad[0, 15, 2] < 0  # towards each other
     assert AGREE_SIGMA_RAD > 0
+
+
+def test_gather_inputs_makes_no_temporary_folder_without_a_video(tmp_path: Path, monkeypatch) -> None:
+    """Photos alone need no work folder: gather_inputs must not leave an empty temporary folder behind."""
+    import tempfile
+
+    made: list[str] = []
+    real = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    inputs = gather_inputs([tmp_path / "a.png", tmp_path / "b.png"])
+    assert [i.label for i in inputs] == ["a.png", "b.png"] and made == []
