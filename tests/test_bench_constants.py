@@ -29,6 +29,10 @@ def test_values_take_the_type_of_what_they_replace():
     assert parse_value("false", True) is False and parse_value("1", False) is True
     assert parse_value("0.1,0.2", (0.3, 0.4)) == (0.1, 0.2)
     assert parse_value("128:55,256:50", ((128, 40),)) == ((128, 55), (256, 50))
+    steps = {"preview": 30, "standard": 50}
+    assert parse_value("preview:60", steps) == {"preview": 60, "standard": 50} and steps["preview"] == 30
+    with pytest.raises(SystemExit):
+        parse_value("draft:60", steps)
     with pytest.raises(SystemExit, match="boolean"):
         parse_value("maybe", True)
 

@@ -6,7 +6,8 @@ preset (``preset.standard.fit.pose_iters``, ``preset.high.mesh.resolution``): ``
 stages read it live (``options.PresetView``), so a preset set here reaches the fit, the surface and the texture.
 
 Values take the type of what they replace: numbers, ``true``/``false`` for booleans, comma-separated numbers for
-flat tuples, and for the silhouette schedule (a tuple of (window px, iterations)) ``128:55,256:50``.
+flat tuples, for the silhouette schedule (a tuple of (window px, iterations)) ``128:55,256:50``, and for a dict
+``key:value,...`` replacing those keys only (``JOINT_ITERS=preview:60``: the other qualities keep theirs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ def parse_value(text: str, old: Any) -> Any:
         if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise SystemExit(f"--set: {text!r} is not a boolean (true/false)")
         return text.lower() in ("1", "true", "yes")
+    if isinstance(old, dict):
+        new = dict(old)
+        for item in (t for t in text.split(",") if t):
+            key, sep, value = item.partition(":")
+            if not sep or key not in old:
+                raise SystemExit(f"--set: {item!r} is not key:value with a key of {sorted(old)}")
+            new[key] = parse_value(value, old[key])
+        return new
     if isinstance(old, tuple):
         items = [t for t in text.split(",") if t]
         if old and isinstance(old[0], tuple):  # pairs such as the silhouette schedule
