@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -12,8 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PHOTOS = ROOT.parent / "shared" / "images" / "dev"
 
-# bpy reads this at import: keep Blender's user folders (extensions, config) out of the real home.
-os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="icon-tests-blender-"))
+# bpy reads this at import: keep Blender's user folders (extensions, config) out of the real home, in a folder
+# removed when the session ends (subprocesses inherit the variable and make none).
+if "BLENDER_USER_RESOURCES" not in os.environ:
+    os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="icon-tests-blender-")
+    atexit.register(shutil.rmtree, os.environ["BLENDER_USER_RESOURCES"], ignore_errors=True)
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
