@@ -848,7 +848,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
             final = problems[0][0].shape(shared).detach().clone()
             leg_gap = None
             if own_limbs and OWN_LEGS_WITHOUT_SIDE:  # largest axis-angle difference of two photos' legs (radians)
-                legs = torch.stack([torch.where(shared_rows, pose, a) for a in own_limbs.values()])[:, list(LEG_ROWS)]
+                legs = torch.stack([problems[k][1]["body_pose"] for k in own_limbs])[:, list(LEG_ROWS)]
                 leg_gap = round(float((legs[:, None] - legs[None]).norm(dim=-1).max()), 4)
         reregistered = False
         if rig is not None:
