@@ -10,7 +10,8 @@ Two steps, run as ``python bench/texture_sides.py``:
    errors measured before then are on that mesh.)
 2. default: bake each cached subject with the texture module of the working tree and, with ``--before FILE``,
    with an older ``texture.py`` (e.g. ``git show HEAD~3:icon_engine/texture.py > /tmp/texture_before.py``),
-   render front / side / back and measure the synthetic back-side colour error (see :func:`back_side_error`).
+   render front / side / back and measure the synthetic back-side colour error (see :func:`back_side_error`);
+   with ``--before``, which parts' vertex colours changed (:func:`changed_vertices`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 DEV = SHARED / "images" / "dev"
 SYNTH = SHARED / "bench" / "synthetic-dev"
+
+
+#: A vertex whose baked colour moves by more than this (0–255, any channel) between two bakes counts as changed.
+CHANGE_THRESHOLD = 10.0
 
 
 def photos() -> list[tuple[str, Path]]:
@@ -192,6 +197,18 @@ def back_side_error(case: dict, parts: np.ndarray, colours: np.ndarray, subject_
     return out
 
 
+def changed_vertices(before: np.ndarray, after: np.ndarray, parts: np.ndarray,
+                     threshold: float = CHANGE_THRESHOLD) -> dict[str, int]:
+    """Per body part, how many vertices' baked colours (N, 3), 0–255, moved by more than ``threshold`` in some
+    channel between two bakes of the same case (which parts a change reaches; parts that did not change are left
+    out)."""
+    from icon_engine.texture import PART_NAMES
+
+    moved = np.abs(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)).max(axis=1) > threshold
+    counts = {PART_NAMES[int(p)]: int((moved & (parts == p)).sum()) for p in np.unique(parts)}
+    return {name: n for name, n in counts.items() if n}
+
+
 def evaluate(cache: Path, before: Path | None, size: int, sheet: Path | None, only: list[str] | None) -> dict:
     """Bake every cached case (working tree, and the older module when given), render views, score synthetics."""
     from PIL import Image
@@ -221,6 +238,10 @@ def evaluate(cache: Path, before: Path | None, size: int, sheet: Path | None, on
                         "texel_coverage": round(tex.stats["texel_coverage"], 3)}
             if name.startswith("subject_") and (SYNTH / name).is_dir():
                 res[tag]["back"] = back_side_error(case, parts, tex.vertex_colors, SYNTH / name)
+            if tag == "before":
+                before_colours = tex.vertex_colors
+            elif "before" in modules:
+                res["changed"] = changed_vertices(before_colours, tex.vertex_colors, parts)
             views = render_views(mod, case, tex)
             panels += views if tag == "after" else views[1:]
         print(name, json.dumps(res), flush=True)

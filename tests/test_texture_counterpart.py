@@ -95,3 +95,16 @@ def test_both_legs_seen_keep_their_own_colours(body):
     out = _fill(body, alpha, photo)
     back = np.nonzero((parts == PART_RIGHT_LEG) & (v[:, 2] < -0.06) & (v[:, 1] > 0.2))[0]
     assert np.abs(np.median(out[back], axis=0) - BACKGROUND).max() < 15  # its own (black) trousers, not grey
+
+
+def test_a_hidden_shoe_takes_the_other_shoe_not_the_trousers_above_it(body):
+    """Dev photo icon_5a6a2596: the far foot hides behind the near shin, its own leg is seen down to the ankle;
+    the leg's own profile stretched the trousers (the shin's skin there) over the foot: a bare foot beside a boot."""
+    v, _, parts, colours = body
+    right = parts == PART_RIGHT_LEG
+    seen = (v[:, 2] > 0.06) & ~(right & (v[:, 1] < 0.1))  # everything's front but the right foot
+    out = _fill(body, np.where(seen, 1.0, 0.0), colours)
+    shoe = np.nonzero(right & (v[:, 1] < 0.03))[0]
+    assert np.abs(np.median(out[shoe], axis=0) - SHOE).max() < 15, np.median(out[shoe], axis=0)
+    shin = np.nonzero(right & (v[:, 2] < -0.06) & (v[:, 1] > 0.2) & (v[:, 1] < 0.6))[0]
+    assert np.abs(np.median(out[shin], axis=0) - TROUSERS).max() < 15  # above the shoe, its own trousers
