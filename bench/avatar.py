@@ -151,6 +151,27 @@ def arm_inside_torso(vertices: np.ndarray, parts: np.ndarray, body: Any, pose: n
     return float(((q.distance < -0.005) & torso).mean())
 
 
+#: A body vertex counts as covered by the avatar when a rest-mesh vertex lies within this distance (metres).
+LIMB_COVER_M = 0.03
+
+
+def limb_cover(case: AvatarCase) -> tuple[float, str]:
+    """(fraction, part name) of the body part the rest mesh covers least: per part (torso + head, each arm with
+    its hand, each leg), the share of the naked body's vertices, posed into the rest pose, with a rest-mesh vertex
+    within :data:`LIMB_COVER_M` (loose clothing lowers it: a sleeve's surface lies farther out). A limb the
+    avatar lost shows here whatever its tears and edges (dev photos before wave 12: icon_c9856a2b's right arm
+    0.06, icon_e1e7622a's left arm 0.17)."""
+    from scipy.spatial import cKDTree
+
+    from icon_engine.avatar import PART_NAMES as AVATAR_PARTS
+
+    posed_body = skin_vertices(case.body.vertices, case.body.lbs_weights, case.body.joints, _PAR, case.rest_angles)
+    d, _ = cKDTree(case.rest_vertices).query(posed_body)
+    cover = [(float((d[case.body.parts == p] < LIMB_COVER_M).mean()), name)
+             for p, name in enumerate(AVATAR_PARTS) if (case.body.parts == p).any()]
+    return min(cover)
+
+
 def measure(case: AvatarCase, poses: tuple[str, ...] = TEST_POSES) -> list[dict]:
     """Per pose: torn faces (count, %), longest / median edge, faces with area change > 4×, arm inside torso."""
     ref_area = _areas(case.posed_vertices, case.faces)
@@ -390,13 +411,16 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(f"| {r['avatar']} | {r['pose']} | {r['faces']} | {r['torn']} | {r['torn_pct']:.3f} | "
               f"{r['longest_over_median']:.1f} | {r['area4x_pct']:.3f} | {r['arm_in_torso_pct']:.2f} |")
-    print("\n| avatar | avatar stage or reconstruction (s wall / s CPU) | contact-zone fraction | posed IoU |")
-    print("|---|---|---|---|")
+    print("\n| avatar | avatar stage or reconstruction (s wall / s CPU) | contact-zone fraction | posed IoU | "
+          "least covered part | limb segments restored |")
+    print("|---|---|---|---|---|---|")
     for case in cases:
         st = case.stats or {}
         iou = st.get("posed_silhouette_iou")
+        cover, part = limb_cover(case)
         print(f"| {case.name} | {case.seconds:.0f} / {case.cpu_seconds:.0f} | "
-              f"{st.get('contact_zone_fraction', float('nan')):.3f} | {'' if iou is None else f'{iou:.3f}'} |")
+              f"{st.get('contact_zone_fraction', float('nan')):.3f} | {'' if iou is None else f'{iou:.3f}'} | "
+              f"{part} {cover:.2f} | {st.get('limb_segments_restored', '')} |")
     if args.json is not None:
         args.json.write_text(json.dumps({"rows": rows, "summary": summarise(rows)}, indent=1))
     if args.sheet is not None:

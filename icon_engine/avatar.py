@@ -104,6 +104,17 @@ OFFSET_CONTACT_M = 0.04
 #: Smallest and largest clothing offset of the body prior (metres).
 MIN_OFFSET_M = 0.004
 MAX_OFFSET_M = 0.45
+#: A limb segment the avatar lost: at least MISSING_FRACTION of the canonical body vertices led by one of
+#: :data:`LIMB_SEGMENT_JOINTS` lie more than MISSING_OUTSIDE_M (metres) outside the meshed avatar. Such a segment
+#: and every segment below it are meshed again with the body prior kept where they are outside
+#: (:func:`missing_body`, :meth:`CanonicalOccupancy.keep_lost`). On the 12 dev photos at standard a present limb
+#: leaves at most 0.48 of a palm's vertices outside (fingers the grid does not resolve), a lost one 0.65–1.0.
+MISSING_FRACTION = 0.6
+MISSING_OUTSIDE_M = 0.01
+#: Joints that lead a limb segment: shoulders, elbows, wrists, hips, knees, ankles. Not the toes (the SMPL-X foot
+#: joints): a shoe shorter or turned from the fitted foot leaves 0.7–0.97 of the toes 1 cm outside (front + back
+#: avatars of the multiview bench) without losing the foot; they come back with a lost ankle.
+LIMB_SEGMENT_JOINTS = (16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8)
 #: Joints of the hands (wrists and fingers) and the largest clothing offset the body prior gives them (metres).
 HAND_JOINTS = (20, 21, *range(25, 55))
 HAND_MAX_OFFSET_M = 0.008
@@ -315,7 +326,8 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
 
     The offset of a body vertex is its depth inside the posed clothed surface; vertices within
     :data:`OFFSET_CONTACT_M` of a posed body vertex of another part whose canonical position is far away do not
-    measure (there the surface bridges two parts) and are filled harmonically over the body mesh."""
+    measure (there the surface bridges two parts) and are filled harmonically over the body mesh. A vertex outside
+    the surface measures the smallest offset (a limb the avatar lost is restored bare: :func:`missing_body`)."""
     from .texture import harmonic_fill
 
     depth = -clothed.signed_distance(posed_body)
@@ -334,6 +346,38 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
     hands = np.isin(body.lbs_weights.argmax(axis=1), HAND_JOINTS)
     filled[hands] = np.minimum(filled[hands], HAND_MAX_OFFSET_M)  # bare hands: no sleeve offset spills onto them
     return filled, known
+
+
+def missing_body(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody) -> tuple[np.ndarray, list[int]]:
+    """Body vertices a canonical avatar mesh lost: ((V,) bool, the joints of the lost limb segments).
+
+    A segment (:data:`LIMB_SEGMENT_JOINTS`: the body vertices its joint leads; fingers and toes are not judged,
+    they come back with a lost wrist or ankle) is lost when at least :data:`MISSING_FRACTION` of them lie more
+    than :data:`MISSING_OUTSIDE_M` outside the mesh (``vertices`` (N, 3), ``faces`` (F, 3), canonical metres);
+    the vertices returned are those outside in the lost segments and
+    every segment below them (a lost forearm takes its hand along, whatever is left of it), and every vertex
+    outside that the body mesh connects to them through vertices outside (the end of the upper arm above a lost
+    forearm: without it the restored forearm is a floater). Loose clothing is not a loss: a body inside a skirt or
+    a sleeve is inside the mesh."""
+    from scipy.sparse.csgraph import connected_components
+
+    outside = MeshQuery(vertices, faces).signed_distance(body.vertices) > MISSING_OUTSIDE_M
+    lead = body.lbs_weights.argmax(axis=1)
+    lost = [j for j in LIMB_SEGMENT_JOINTS if (lead == j).any() and outside[lead == j].mean() >= MISSING_FRACTION]
+    if not lost:
+        return np.zeros(len(outside), dtype=bool), lost
+    below = set(lost)
+    for j in range(NUM_JOINTS):  # PARENTS lists every joint after its parent
+        if PARENTS[j] in below:
+            below.add(j)
+    seeds = outside & np.isin(lead, sorted(below))
+    f = np.asarray(body.faces, dtype=np.int64)
+    edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    edges = edges[outside[edges[:, 0]] & outside[edges[:, 1]]]
+    n = len(outside)
+    graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    label = connected_components(graph, directed=False)[1]
+    return outside & np.isin(label, np.unique(label[seeds])), lost
 
 
 def _cross_part_pairs(points: np.ndarray, parts: np.ndarray, radius: float) -> np.ndarray:
@@ -369,6 +413,10 @@ class CanonicalOccupancy:
         self.body_query = mesh_query(skin.body.vertices, skin.body.faces, device)
         self.count = 0
         self.contact_count = 0
+        # (V,) weight of the body vertices a first meshing lost (:func:`missing_body`): the body prior is kept
+        # around them; None until then
+        self.lost: np.ndarray | None = None
+        self.lost_count = 0
 
     def contact(self, x_c: np.ndarray, x_p: np.ndarray, d_c: np.ndarray | None = None) -> np.ndarray:
         """(N,) contact weight in [0, 1] of canonical points ``x_c`` warped to ``x_p``: the largest, over the
@@ -415,9 +463,33 @@ class CanonicalOccupancy:
 
     def prior(self, x_c: np.ndarray) -> np.ndarray:
         """Body prior: (N,) offset of the closest canonical body point minus the signed distance to the body."""
+        return self._prior_lost(x_c, False)[0]
+
+    def _prior_lost(self, x_c: np.ndarray, with_lost: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(body prior (N,), the lost weight (N,) at the closest canonical body point or None)."""
         q = self.body_query.query(x_c)
-        off = np.einsum("ni,ni->n", q.bary, self.offsets[self.body_query.faces[q.face]])
-        return off - q.distance
+        corners = self.body_query.faces[q.face]
+        off = np.einsum("ni,ni->n", q.bary, self.offsets[corners])
+        lost = np.einsum("ni,ni->n", q.bary, self.lost[corners]) if with_lost and self.lost is not None else None
+        return off - q.distance, lost
+
+    def keep_lost(self, f: np.ndarray, x_c: np.ndarray, d_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Occupancy ``f`` (N,) with the body prior united in around the body vertices a first meshing lost
+        (:attr:`lost`, :func:`missing_body`), blended by their weight; ``d_c`` (N,) the points' distance to the
+        canonical body (farther than the largest offset plus a grid margin the prior is negative: not evaluated).
+        Returns (f, (N,) bool: the union grew f there)."""
+        grown = np.zeros(len(f), dtype=bool)
+        if self.lost is None:
+            return f, grown
+        sel = np.nonzero(d_c < float(self.offsets.max()) + GRID_MARGIN_M)[0]
+        if not len(sel):
+            return f, grown
+        prior, lost = self._prior_lost(x_c[sel])
+        grow = lost * np.maximum(prior - f[sel], 0.0)
+        out = f.copy()
+        out[sel] += grow
+        grown[sel] = grow > 0
+        return out, grown
 
     def __call__(self, x_c: np.ndarray) -> np.ndarray:
         """F (N,) at canonical points (N, 3), blocks of rows evaluated on :func:`~icon_engine.threads.cpu_workers`
@@ -426,10 +498,12 @@ class CanonicalOccupancy:
                        max_rows=FIELD_BLOCK_ROWS)
         self.count += len(x_c)
         self.contact_count += int(out[:, 1].sum())
+        self.lost_count += int(out[:, 2].sum())
         return out[:, 0]
 
     def _evaluate(self, x_c: np.ndarray) -> np.ndarray:
-        """(N, 2): F and whether the point is in a contact zone (weight > 0.5)."""
+        """(N, 3): F, whether the point is in a contact zone (weight > 0.5) and whether the body prior grew F there
+        around body vertices the surface lost (:meth:`keep_lost`)."""
         x_p, d_c, hand = self.skin.warp_points_hand(x_c)
         f = -self.clothed.signed_distance(x_p)
         c = self.contact(x_c, x_p, d_c)
@@ -438,7 +512,8 @@ class CanonicalOccupancy:
             # The prior only carves: the photo surface is the union of the touching parts (and the web between
             # them), so nothing outside it is the person; min() keeps the gaps the photo shows open.
             f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * np.minimum(self.prior(x_c[sel]), f[sel])
-        return np.stack([bare_hands(f, x_c, hand, self.prior), c > 0.5], axis=1)
+        f, grown = self.keep_lost(f, x_c, d_c)
+        return np.stack([bare_hands(f, x_c, hand, self.prior), c > 0.5, grown], axis=1)
 
 
 #: Hands are bare (wave 6): where the share of the hand joints in a canonical point's field weights ramps from
@@ -545,7 +620,7 @@ class FusedOccupancy:
     def __call__(self, x_c: np.ndarray) -> np.ndarray:
         self.count += len(x_c)
         first = self.occupancies[0]
-        weights, _ = first.skin.weights(x_c)  # the skinning field depends on the canonical body alone
+        weights, d_c = first.skin.weights(x_c)  # the skinning field depends on the canonical body alone
         num = np.zeros(len(x_c))
         den = np.zeros(len(x_c))
         free = np.zeros(len(x_c))
@@ -574,6 +649,9 @@ class FusedOccupancy:
             self.contact_count += int((free < 0.5).sum())
             prior = np.minimum(first.prior(x_c[blend]), observed[blend])  # the prior only carves (as for one photo)
             out[blend] = free[blend] * observed[blend] + (1.0 - free[blend]) * prior
+        # a limb a first meshing lost is kept as the body prior (first photo's occupancy: the avatar is posed in it)
+        out, grown = first.keep_lost(out, x_c, d_c)
+        first.lost_count += int(grown.sum())
         return bare_hands(out, x_c, weights[:, list(HAND_JOINTS)].sum(axis=1), first.prior)
 
 
@@ -714,6 +792,17 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     report(0.62, "Meshing the canonical avatar")
     verts, tris = mesh_zero_level(vol, origin, h)
     verts, tris, floaters = _largest_component(verts, tris)
+    # a limb the photo surface lost (fitted off it, cut by a contact zone) is meshed again as the body prior
+    lost, restored = missing_body(verts, tris, body)
+    if restored:
+        occupancies[0].lost = lost.astype(np.float64)
+        report(0.63, "Restoring a limb the photo surface lost")
+        t2 = time.perf_counter()
+        vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, None, 0.0, 0.0,
+                                              band_factor=FIELD_BAND_FACTOR)
+        timings["field_restore"] = time.perf_counter() - t2
+        verts, tris = mesh_zero_level(vol, origin, h)
+        verts, tris, floaters = _largest_component(verts, tris)
     verts = taubin_smooth(verts, tris, smooth)
     if face_count:
         verts, tris = decimate(verts, tris, int(face_count))
@@ -749,6 +838,9 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
         "points_evaluated": occupancy.count,
         "contact_zone_fraction": occupancy.contact_count / max(occupancy.count, 1),
         "body_vertices_in_contact": int((~measured).sum()),
+        "limb_segments_restored": restored,
+        "body_vertices_restored": 0 if occupancies[0].lost is None else int((occupancies[0].lost > 0).sum()),
+        "points_grown_by_restored_body": occupancies[0].lost_count,
         "floaters_removed": int(floaters),
         "posed_silhouette_iou": iou,
         "reproduction_error_max_mm": 0.0,
