@@ -115,6 +115,10 @@ MISSING_OUTSIDE_M = 0.01
 #: joints): a shoe shorter or turned from the fitted foot leaves 0.7–0.97 of the toes 1 cm outside (front + back
 #: avatars of the multiview bench) without losing the foot; they come back with a lost ankle.
 LIMB_SEGMENT_JOINTS = (16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8)
+#: What each segment of :data:`LIMB_SEGMENT_JOINTS` is, for the warning a restored limb gives.
+LIMB_SEGMENT_NAMES = {16: "left upper arm", 17: "right upper arm", 18: "left forearm", 19: "right forearm",
+                      20: "left hand", 21: "right hand", 1: "left thigh", 2: "right thigh", 4: "left shin",
+                      5: "right shin", 7: "left foot", 8: "right foot"}
 #: Joints of the hands (wrists and fingers) and the largest clothing offset the body prior gives them (metres).
 HAND_JOINTS = (20, 21, *range(25, 55))
 HAND_MAX_OFFSET_M = 0.008
@@ -820,6 +824,11 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
 
     report(0.9, "Checking the avatar")
     warnings: list[str] = []
+    if restored:
+        limbs = ", ".join(LIMB_SEGMENT_NAMES[j] for j in restored)
+        warnings.append(f"The fitted {limbs} lay outside the photo's clothed surface (fitted off the person's "
+                        "outline or at the wrong depth): the avatar keeps the body model's limb there, in the fitted "
+                        "pose, which may differ from the photo's.")
     iou = None
     if camera is not None and mask is not None:
         from .surface import silhouette_iou

@@ -59,6 +59,7 @@ def test_a_forearm_fitted_off_the_surface_is_restored(subject, monkeypatch):
     assert RIGHT_WRIST in av.stats["limb_segments_restored"]
     assert av.stats["body_vertices_restored"] > 300
     assert _forearm_covered(av, fit, model) > 0.9
+    assert any("right forearm" in w or "right hand" in w for w in av.warnings)  # the artist is told
     # without the second meshing the forearm is gone (the test can fail)
     monkeypatch.setattr(avatar_module, "MISSING_FRACTION", 2.0)
     _, old = _avatar(model, s, -70.0)
@@ -71,6 +72,7 @@ def test_a_fit_inside_its_surface_restores_nothing(subject):
     _, av = _avatar(model, s, 0.0)
     assert av.stats["limb_segments_restored"] == []
     assert av.stats["points_grown_by_restored_body"] == 0
+    assert not any("clothed surface" in w for w in av.warnings)
 
 
 def test_missing_body_finds_the_segment_and_reaches_the_rest_of_the_limb():
