@@ -331,7 +331,7 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
     The offset of a body vertex is its depth inside the posed clothed surface; vertices within
     :data:`OFFSET_CONTACT_M` of a posed body vertex of another part whose canonical position is far away do not
     measure (there the surface bridges two parts) and are filled harmonically over the body mesh. A vertex outside
-    the surface measures the smallest offset (a limb the avatar lost is restored bare: :func:`missing_body`)."""
+    the surface measures the smallest offset."""
     from .texture import harmonic_fill
 
     depth = -clothed.signed_distance(posed_body)
@@ -357,12 +357,11 @@ def missing_body(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody) -
 
     A segment (:data:`LIMB_SEGMENT_JOINTS`: the body vertices its joint leads; fingers and toes are not judged,
     they come back with a lost wrist or ankle) is lost when at least :data:`MISSING_FRACTION` of them lie more
-    than :data:`MISSING_OUTSIDE_M` outside the mesh (``vertices`` (N, 3), ``faces`` (F, 3), canonical metres);
-    the vertices returned are those outside in the lost segments and
-    every segment below them (a lost forearm takes its hand along, whatever is left of it), and every vertex
-    outside that the body mesh connects to them through vertices outside (the end of the upper arm above a lost
-    forearm: without it the restored forearm is a floater). Loose clothing is not a loss: a body inside a skirt or
-    a sleeve is inside the mesh."""
+    than :data:`MISSING_OUTSIDE_M` outside the mesh (``vertices`` (N, 3), ``faces`` (F, 3), canonical metres).
+    The vertices returned are those outside in the lost segments and every segment below them (a lost forearm
+    takes its hand along, whatever is left of it), and every vertex outside that the body mesh connects to them
+    through vertices outside (the end of the upper arm above a lost forearm: without it the restored forearm is a
+    floater). Loose clothing is not a loss: a body inside a skirt or a sleeve is inside the mesh."""
     from scipy.sparse.csgraph import connected_components
 
     outside = MeshQuery(vertices, faces).signed_distance(body.vertices) > MISSING_OUTSIDE_M
