@@ -151,25 +151,19 @@ def arm_inside_torso(vertices: np.ndarray, parts: np.ndarray, body: Any, pose: n
     return float(((q.distance < -0.005) & torso).mean())
 
 
-#: A body vertex counts as covered by the avatar when a rest-mesh vertex lies within this distance (metres).
-LIMB_COVER_M = 0.03
-
-
-def limb_cover(case: AvatarCase) -> tuple[float, str]:
-    """(fraction, part name) of the body part the rest mesh covers least: per part (torso + head, each arm with
-    its hand, each leg), the share of the naked body's vertices, posed into the rest pose, with a rest-mesh vertex
-    within :data:`LIMB_COVER_M` (loose clothing lowers it: a sleeve's surface lies farther out). A limb the
-    avatar lost shows here whatever its tears and edges (dev photos before wave 12: icon_c9856a2b's right arm
-    0.06, icon_e1e7622a's left arm 0.17)."""
-    from scipy.spatial import cKDTree
-
-    from icon_engine.avatar import PART_NAMES as AVATAR_PARTS
+def most_lost_segment(case: AvatarCase) -> tuple[float, str]:
+    """(share, name) of the limb segment the rest mesh loses most: the naked body posed into the rest pose, the share
+    of each segment's body vertices more than ``MISSING_OUTSIDE_M`` outside the rest mesh
+    (:func:`icon_engine.avatar.segment_outside_fractions`, what the avatar stage restores from
+    ``MISSING_FRACTION`` on). Loose clothing does not count (the body is inside it); unresolved fingers leave up to
+    ~0.5 of a hand outside. Dev photos before wave 12: icon_c9856a2b's right forearm and hand 1.00, icon_e1e7622a's
+    left hand 1.00."""
+    from icon_engine.avatar import LIMB_SEGMENT_NAMES, MISSING_OUTSIDE_M, segment_outside_fractions
 
     posed_body = skin_vertices(case.body.vertices, case.body.lbs_weights, case.body.joints, _PAR, case.rest_angles)
-    d, _ = cKDTree(case.rest_vertices).query(posed_body)
-    cover = [(float((d[case.body.parts == p] < LIMB_COVER_M).mean()), name)
-             for p, name in enumerate(AVATAR_PARTS) if (case.body.parts == p).any()]
-    return min(cover)
+    outside = MeshQuery(case.rest_vertices, case.faces).signed_distance(posed_body) > MISSING_OUTSIDE_M
+    share, joint = max((v, j) for j, v in segment_outside_fractions(outside, case.body.lbs_weights).items())
+    return share, LIMB_SEGMENT_NAMES[joint]
 
 
 def measure(case: AvatarCase, poses: tuple[str, ...] = TEST_POSES) -> list[dict]:
@@ -412,15 +406,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {r['avatar']} | {r['pose']} | {r['faces']} | {r['torn']} | {r['torn_pct']:.3f} | "
               f"{r['longest_over_median']:.1f} | {r['area4x_pct']:.3f} | {r['arm_in_torso_pct']:.2f} |")
     print("\n| avatar | avatar stage or reconstruction (s wall / s CPU) | contact-zone fraction | posed IoU | "
-          "least covered part | limb segments restored |")
+          "most lost limb segment (share outside) | limb segments restored |")
     print("|---|---|---|---|---|---|")
     for case in cases:
         st = case.stats or {}
         iou = st.get("posed_silhouette_iou")
-        cover, part = limb_cover(case)
+        share, segment = most_lost_segment(case)
         print(f"| {case.name} | {case.seconds:.0f} / {case.cpu_seconds:.0f} | "
               f"{st.get('contact_zone_fraction', float('nan')):.3f} | {'' if iou is None else f'{iou:.3f}'} | "
-              f"{part} {cover:.2f} | {st.get('limb_segments_restored', '')} |")
+              f"{segment} {share:.2f} | {st.get('limb_segments_restored', '')} |")
     if args.json is not None:
         args.json.write_text(json.dumps({"rows": rows, "summary": summarise(rows)}, indent=1))
     if args.sheet is not None:

@@ -352,6 +352,13 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
     return filled, known
 
 
+def segment_outside_fractions(outside: np.ndarray, lbs_weights: np.ndarray) -> dict[int, float]:
+    """Per limb segment (:data:`LIMB_SEGMENT_JOINTS`), the share of the body vertices its joint leads (largest of
+    ``lbs_weights`` (V, 55)) that are ``outside`` (V,) bool the avatar."""
+    lead = np.asarray(lbs_weights).argmax(axis=1)
+    return {j: float(outside[lead == j].mean()) for j in LIMB_SEGMENT_JOINTS if (lead == j).any()}
+
+
 def missing_body(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody) -> tuple[np.ndarray, list[int]]:
     """Body vertices a canonical avatar mesh lost: ((V,) bool, the joints of the lost limb segments).
 
@@ -366,7 +373,7 @@ def missing_body(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody) -
 
     outside = MeshQuery(vertices, faces).signed_distance(body.vertices) > MISSING_OUTSIDE_M
     lead = body.lbs_weights.argmax(axis=1)
-    lost = [j for j in LIMB_SEGMENT_JOINTS if (lead == j).any() and outside[lead == j].mean() >= MISSING_FRACTION]
+    lost = [j for j, share in segment_outside_fractions(outside, body.lbs_weights).items() if share >= MISSING_FRACTION]
     if not lost:
         return np.zeros(len(outside), dtype=bool), lost
     below = set(lost)
