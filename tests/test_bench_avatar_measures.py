@@ -1,0 +1,41 @@
+"""The benchmarks' own measures (wave 12): `bench/avatar.py`'s most lost limb segment, which finds an avatar that
+lost a forearm when torn faces and edge lengths cannot, and `bench/texture_sides.py`'s per-part count of the vertex
+colours a texture change moved."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bench import avatar as bench_avatar
+from bench import synthetic as syn
+from bench.texture_sides import changed_vertices
+from icon_engine.texture import PART_LEFT_ARM, PART_TORSO
+
+
+@pytest.fixture(scope="module")
+def standing():
+    return bench_avatar.synthetic_case(syn.load_open_body(), "stand", "tight", resolution=128, face_count=20_000)
+
+
+def test_most_lost_segment_finds_a_forearm_moved_away(standing):
+    share, _ = bench_avatar.most_lost_segment(standing)
+    assert share < 0.6  # a whole avatar: at most unresolved fingers outside
+    lead = standing.weights.argmax(axis=1)
+    rest = standing.rest_vertices.copy()
+    rest[np.isin(lead, (19, 21, *range(40, 55)))] += [0.0, 1.0, 0.0]  # the right forearm and hand torn off
+    share, name = bench_avatar.most_lost_segment(dataclasses.replace(standing, rest_vertices=rest))
+    assert share >= 0.6 and name in ("right forearm", "right hand")  # what the avatar stage restores
+
+
+def test_changed_vertices_counts_per_part_and_leaves_out_unchanged_parts():
+    before = np.full((6, 3), 100.0)
+    after = before.copy()
+    after[0] += [0.0, 0.0, 11.0]  # torso: one moved
+    after[1] += [5.0, 5.0, 5.0]  # torso: within the threshold
+    after[4:] -= 20.0  # left arm: two moved
+    parts = np.array([PART_TORSO, PART_TORSO, PART_TORSO, PART_TORSO, PART_LEFT_ARM, PART_LEFT_ARM])
+    assert changed_vertices(before, after, parts) == {"torso": 1, "left_arm": 2}
+    assert changed_vertices(before, before, parts) == {}
