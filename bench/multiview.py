@@ -26,6 +26,7 @@ Usage: ``python bench/multiview.py --count 3 --quality standard`` (prints a Mark
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import sys
@@ -44,8 +45,15 @@ for p in (ROOT, ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from fidelity import metrics, to_gt_world  # noqa: E402
-from synthetic import SyntheticSubject, front_camera, load_open_body, make_subject, render_subject  # noqa: E402
+from fidelity import metrics, sample_surface, to_gt_world  # noqa: E402
+from synthetic import (  # noqa: E402
+    SyntheticSubject,
+    front_camera,
+    load_open_body,
+    make_subject,
+    render_subject,
+    vertex_regions,
+)
 
 from icon_engine.camera import Camera  # noqa: E402
 from icon_engine.mesh_queries import MeshQuery  # noqa: E402
@@ -211,9 +219,61 @@ def score(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, gt_mask: np.
     s_view = SyntheticSubject(**{**s.__dict__, "camera": gt_camera, "mask": gt_mask})
     iou = silhouette_iou(b.posed_mesh.vertices, b.posed_mesh.faces, cam, gt_mask)
     out = metrics(v, b.posed_mesh.faces, s_view, gq, samples, iou)
+    out["regions"] = region_errors(v, b.posed_mesh.faces, s, gt_camera)
     if views is not None:
         out.update(texture_error(bundle_dir, s, gt_camera, views, dz))
     return out
+
+
+#: Ground-truth surface samples of the per-region breakdown (:func:`region_errors`).
+REGION_SAMPLES = 20_000
+
+
+@functools.cache
+def _body_regions() -> np.ndarray:
+    """(V,) region name of every vertex of the body model the subjects are made with."""
+    return vertex_regions(np.asarray(load_open_body().lbs_weights))
+
+
+def region_errors(v: np.ndarray, faces: np.ndarray, s: SyntheticSubject, gt_camera: Camera,
+                  samples: int = REGION_SAMPLES) -> dict[str, dict[str, float]]:
+    """Where a reconstruction (``v`` (N, 3) in the ground-truth world, ``faces``) misses ``s``'s clothed surface:
+    per body region of the nearest ground-truth body vertex (bench/synthetic.py's regions: torso, thigh, shin, foot,
+    upper arm, forearm, hand, neck, head), the mean distance (cm) of area-uniform ground-truth samples to the
+    reconstruction, split into its component along ``gt_camera``'s viewing axis (depth) and across it (lateral),
+    and the region's share of the samples."""
+    from scipy.spatial import cKDTree
+
+    gs = sample_surface(s.clothed_vertices, s.clothed_faces, samples, 2)
+    region = _body_regions()[cKDTree(s.body_vertices).query(gs)[1]]
+    gap = MeshQuery(v, faces).query(gs).closest - gs
+    axis = np.asarray(gt_camera.R[2], dtype=np.float64)
+    along = gap @ axis
+    depth, lateral = np.abs(along), np.linalg.norm(gap - np.outer(along, axis), axis=1)
+    dist = np.linalg.norm(gap, axis=1)
+    return {str(r): {"cm": 100.0 * float(dist[m].mean()), "depth_cm": 100.0 * float(depth[m].mean()),
+                     "lateral_cm": 100.0 * float(lateral[m].mean()), "share": float(m.mean())}
+            for r in np.unique(region) for m in [region == r]}
+
+
+def format_regions(result: dict[str, Any]) -> str:
+    """Per region and photo set, the mean ground-truth-to-reconstruction distance (cm, depth / lateral) over the
+    subjects (:func:`region_errors`)."""
+    sets = [name for name in result["summary"] if all("regions" in r.get(name, {}) for r in result["rows"])]
+    if not sets:
+        return ""
+    regions = sorted({k for r in result["rows"] for k in r[sets[0]]["regions"]})
+    lines = ["| region | share | " + " | ".join(f"{name}: cm (depth / lateral)" for name in sets) + " |",
+             "|---" * (len(sets) + 2) + "|"]
+    for reg in regions:
+        cells = []
+        for name in sets:
+            vals = [r[name]["regions"][reg] for r in result["rows"] if reg in r[name]["regions"]]
+            cells.append(f"{np.mean([x['cm'] for x in vals]):.2f} ({np.mean([x['depth_cm'] for x in vals]):.2f} / "
+                         f"{np.mean([x['lateral_cm'] for x in vals]):.2f})")
+        share = np.mean([r[sets[0]]["regions"][reg]["share"] for r in result["rows"] if reg in r[sets[0]]["regions"]])
+        lines.append(f"| {reg} | {share:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -329,6 +389,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--first-only", action="store_true",
                     help="also build each several-photo set's avatar from its first photo's surface alone (on the "
                          "joint fit's body): the joint fit's effect without the fusion")
+    ap.add_argument("--regions", action="store_true",
+                    help="also print, per body region, how far the ground truth lies from each set's avatar (depth / "
+                         "lateral to the first camera)")
     ap.add_argument("--gravity", action="store_true",
                     help="a turnaround's photos share one body orientation under turned cameras (joint_fit.GravityRig)")
     ap.add_argument("--free-heights", action="store_true",
@@ -356,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
                  with_oracle=args.oracle, first_only=args.first_only)
     print(format_table(result))
+    if args.regions:
+        print("\n" + format_regions(result))
     print(f"peak RSS {result['peak_rss_mb']:.0f} MB")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -39,3 +39,24 @@ def test_changed_vertices_counts_per_part_and_leaves_out_unchanged_parts():
     parts = np.array([PART_TORSO, PART_TORSO, PART_TORSO, PART_TORSO, PART_LEFT_ARM, PART_LEFT_ARM])
     assert changed_vertices(before, after, parts) == {"torso": 1, "left_arm": 2}
     assert changed_vertices(before, before, parts) == {}
+
+
+def test_multiview_region_errors_split_depth_from_lateral():
+    """`bench/multiview.py --regions`: the ground truth itself misses nothing; moved 2 cm along the camera's
+    viewing axis it misses mostly in depth, moved 2 cm across it more laterally than in depth (never more than
+    2 cm; the gap is to the nearest point, so a surface sliding along itself misses by less)."""
+    from bench.multiview import region_errors
+
+    s = syn.make_subject(syn.load_open_body(), 0, seed=11, size=(224, 320), kind="tight")
+    same = region_errors(s.clothed_vertices, s.clothed_faces, s, s.camera, samples=4000)
+    assert {"torso", "thigh", "shin", "head", "hand"} <= set(same)
+    assert abs(sum(r["share"] for r in same.values()) - 1.0) < 1e-9
+    assert max(r["cm"] for r in same.values()) < 0.05
+    for axis, along in ((2, True), (0, False)):
+        moved = s.clothed_vertices + 0.02 * np.asarray(s.camera.R[axis])
+        torso = region_errors(moved, s.clothed_faces, s, s.camera, samples=4000)["torso"]
+        assert 0.5 < torso["cm"] <= 2.01
+        if along:
+            assert torso["depth_cm"] > 1.5 * torso["lateral_cm"]
+        else:
+            assert torso["lateral_cm"] > torso["depth_cm"]
