@@ -371,6 +371,8 @@ def missing_body(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody) -
     floater). Loose clothing is not a loss: a body inside a skirt or a sleeve is inside the mesh."""
     from scipy.sparse.csgraph import connected_components
 
+    from .geometry.laplacian import mesh_edges
+
     outside = MeshQuery(vertices, faces).signed_distance(body.vertices) > MISSING_OUTSIDE_M
     lead = body.lbs_weights.argmax(axis=1)
     lost = [j for j, share in segment_outside_fractions(outside, body.lbs_weights).items() if share >= MISSING_FRACTION]
@@ -381,11 +383,9 @@ def missing_body(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody) -
         if PARENTS[j] in below:
             below.add(j)
     seeds = outside & np.isin(lead, sorted(below))
-    f = np.asarray(body.faces, dtype=np.int64)
-    edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    edges = mesh_edges(body.faces)
     edges = edges[outside[edges[:, 0]] & outside[edges[:, 1]]]
-    n = len(outside)
-    graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(outside),) * 2)
     label = connected_components(graph, directed=False)[1]
     return outside & np.isin(label, np.unique(label[seeds])), lost
 

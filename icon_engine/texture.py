@@ -1490,21 +1490,11 @@ def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, sa
 
 def _end_samples(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray, height: float) -> int:
     """How many of limb ``part``'s sample vertices (``samples`` (N,) bool) lie in its end band (the last
-    :data:`LIMB_END` × ``height`` metres along the limb: the foot with its shoe, the hand)."""
+    :data:`LIMB_END` × ``height`` metres along the limb: the foot with its shoe, the hand); 0 without samples."""
+    if not ((parts == part) & samples).any():
+        return 0
     t, length = _limb_fraction(vertices, parts, part)
     return int(((parts == part) & samples & (t >= 1.0 - LIMB_END * height / length)).sum())
-
-
-def _end_unshown(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray, height: float) -> bool:
-    """True when limb ``part``'s end (foot, hand) has fewer than :data:`PART_MIN_SEEN` samples while its
-    counterpart's (:data:`LIMB_COUNTERPART`) has at least :data:`PROFILE_MIN_SAMPLES`: the photo hides this shoe but
-    shows the other, so the hidden one is filled from the other's (dev photo icon_5a6a2596: a rugby player's far
-    foot, behind his shin, otherwise took the shin's skin colour and became a bare foot under a booted one)."""
-    other = LIMB_COUNTERPART.get(int(part))
-    if other is None or ((parts == other) & samples).sum() < PROFILE_MIN_SAMPLES:
-        return False
-    return (_end_samples(vertices, parts, part, samples, height) < PART_MIN_SEEN
-            and _end_samples(vertices, parts, other, samples, height) >= PROFILE_MIN_SAMPLES)
 
 
 def _fill_shading(normals: np.ndarray, colours: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
@@ -1599,8 +1589,14 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             t_own, length = _limb_fraction(v, parts, int(part))
             gap = cKDTree(t_own[vis, None]).query(t_own[hid, None], k=1)[0] * length
             unshown = gap > COUNTERPART_GAP * height
-            if _end_unshown(v, parts, int(part), sample, height):  # a hidden foot or hand: the other's shoe
-                unshown |= t_own[hid] >= 1.0 - LIMB_END * height / length
+            # a hidden foot or hand (fewer than PART_MIN_SEEN samples in the limb's end band) whose counterpart's
+            # shows: the other's shoe or hand, not the limb's own colour stretched over it (dev photo icon_5a6a2596:
+            # a far foot behind the near shin took the shin's skin and became a bare foot beside a boot)
+            end = t_own[hid] >= 1.0 - LIMB_END * height / length
+            other = LIMB_COUNTERPART[int(part)]
+            if (end.any() and (t_own[vis] >= 1.0 - LIMB_END * height / length).sum() < PART_MIN_SEEN
+                    and _end_samples(v, parts, other, sample, height) >= PROFILE_MIN_SAMPLES):
+                unshown |= end
             if unshown.any():
                 mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height, lit)
                 if mirrored is not None:
