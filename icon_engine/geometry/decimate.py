@@ -19,7 +19,8 @@ TARGET_FRACTIONS = (1.0, 0.97, 0.93)
 TARGET_SLACK = 1.05
 
 
-def _directed_edges(faces: np.ndarray) -> np.ndarray:
+def directed_edges(faces: np.ndarray) -> np.ndarray:
+    """(3F, 2) the faces' edges in their winding order: every face's (a, b), then every (b, c), then every (c, a)."""
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     return np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
 
@@ -29,7 +30,7 @@ def is_watertight(faces: np.ndarray) -> bool:
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(f) == 0:
         return False
-    e = _directed_edges(f)
+    e = directed_edges(f)
     n = int(f.max()) + 1
     key = np.sort(e[:, 0] * n + e[:, 1])  # one int64 per directed edge, sorted once for both tests
     if (key[1:] == key[:-1]).any():  # a directed edge twice: two faces with the same orientation
@@ -44,7 +45,7 @@ def is_edge_manifold(faces: np.ndarray) -> bool:
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(f) == 0:
         return True
-    e = np.sort(_directed_edges(f), axis=1)
+    e = np.sort(directed_edges(f), axis=1)
     n = int(f.max()) + 1
     _, counts = np.unique(e[:, 0] * n + e[:, 1], return_counts=True)
     return bool((counts <= 2).all())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .decimate import _directed_edges
+from .decimate import directed_edges
 
 
 def beyond_plane(vertices: np.ndarray, faces: np.ndarray, point: np.ndarray, axis: np.ndarray,
@@ -28,7 +28,7 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray] | None:
     """The boundary loops of ``faces``: each an (n,) array of vertex indices ordered along the boundary half-edges
     (the direction their faces traverse them). None when the boundary is not a set of simple loops (a vertex with
     two boundary edges leaving it)."""
-    e = _directed_edges(faces)
+    e = directed_edges(faces)
     if len(e) == 0:
         return []
     n = int(e.max()) + 1
