@@ -716,13 +716,16 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
 
 #: The avatar's hands are the body model's own (wave 13): at the canonical grid's spacing (7 mm at standard) the
 #: fingers the occupancy keeps bare (:func:`bare_hands`) mesh as a mitten — fingers fused, webs, fins and knobs —
-#: which the finger bones then bend as one lump. Each hand beyond its wrist (:data:`HAND_CUT_M` along the forearm)
+#: which the finger bones then bend as one lump. Each hand beyond its wrist (:data:`HAND_CUTS_M` along the forearm)
 #: is cut off the meshed avatar and the body's hand, cut :data:`HAND_GRAFT_GAP_M` further on, is joined to the
 #: rim by a strip (:func:`~icon_engine.geometry.graft.join_rims`); its vertices keep the body's skin weights, so
 #: the fingers bend like the fitted body's. A hand whose cut does not leave one clean rim round the forearm keeps
 #: its meshed shape (``stats["hands_grafted"]`` names the grafted ones).
 GRAFT_HANDS = True
-HAND_CUT_M = 0.0
+#: Where the avatar is cut (metres past the wrist joint along the forearm), tried in turn until the cut leaves one
+#: rim round the forearm: a cuff or a flap at the wrist can make the first cut's rim fold on itself (icon_44c0f84c's
+#: right jacket cuff).
+HAND_CUTS_M = (0.0, 0.015, 0.03)
 HAND_GRAFT_GAP_M = 0.01
 #: Faces farther than this from the wrist joint are never cut (metres; the fingertips lie ~0.2 m beyond it).
 HAND_REACH_M = 0.3
@@ -756,14 +759,15 @@ def _submesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nd
     return vertices[used], remap[faces]
 
 
-def body_hand(body: CanonicalBody, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """The body's ``side`` hand beyond its cut (:data:`HAND_CUT_M` + :data:`HAND_GRAFT_GAP_M` past the wrist):
+def body_hand(body: CanonicalBody, side: str, cut_m: float = HAND_CUTS_M[0]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The body's ``side`` hand beyond its cut (``cut_m`` + :data:`HAND_GRAFT_GAP_M` past the wrist):
     vertices (n, 3), faces (m, 3), its one rim (k,) (indices into the piece's vertices) and the body vertex of each
     piece vertex (n,); None when the cut does not leave one rim."""
     from .geometry.graft import beyond_plane, boundary_loops
 
     wrist, axis = _hand_axis(body, side)
-    keep = beyond_plane(body.vertices, body.faces, wrist + (HAND_CUT_M + HAND_GRAFT_GAP_M) * axis, axis,
+    keep = beyond_plane(body.vertices, body.faces, wrist + (cut_m + HAND_GRAFT_GAP_M) * axis, axis,
                         HAND_REACH_M, every=True)
     if not keep.any():
         return None
@@ -781,41 +785,72 @@ def hand_outside_fraction(piece: tuple[np.ndarray, ...], posed_body: np.ndarray,
     return float((d > HAND_OUTSIDE_M).mean())
 
 
+def hand_budget(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody,
+                hands: dict[str, tuple[np.ndarray, ...] | None], face_count: int) -> int:
+    """The decimation target of the canonical mesh (``vertices``, ``faces``) such that, once the ``hands`` (of
+    :func:`body_hand`, by side) replace its own, the avatar has about ``face_count`` faces: the hands' faces come
+    out of the budget and the faces the cuts remove (their share of the mesh, decimated alike) back into it."""
+    from .geometry.graft import beyond_plane
+
+    added = sum(len(h[1]) for h in hands.values() if h is not None)
+    if not added:
+        return face_count
+    cut = sum(int(beyond_plane(vertices, faces, w + HAND_CUTS_M[0] * a, a, HAND_REACH_M).sum())
+              for w, a in (_hand_axis(body, side) for side, h in hands.items() if h is not None))
+    share = min(cut / max(len(faces), 1), 0.5)
+    return max(int(round((face_count - added) / (1.0 - share))), face_count // 2)
+
+
 def graft_body_hands(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody,
                      hands: dict[str, tuple[np.ndarray, ...] | None] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The closed canonical mesh (``vertices`` (N, 3), ``faces`` (M, 3)) with each hand replaced by the body's
-    (:func:`body_hand`, or ``hands`` by side): faces beyond the wrist cut removed, the body's hand added and
-    joined to the rim. Returns the mesh and the sides grafted; a side whose cut leaves anything but one rim round
-    the forearm, or whose joined mesh is not closed, is left as it was."""
+    (:func:`body_hand`; ``hands``: the sides to graft, with their pieces at the first cut): faces beyond the wrist
+    cut removed, the body's hand added and joined to the rim (:func:`graft_hand`, at each cut of
+    :data:`HAND_CUTS_M` in turn until one works). Returns the mesh and the sides grafted; a side none of whose cuts
+    leaves one rim round the forearm and a closed joined mesh is left as it was."""
+    grafted = []
+    for side in HAND_SIDES:
+        first = body_hand(body, side) if hands is None else hands.get(side)
+        if first is None:
+            continue
+        for cut_m in HAND_CUTS_M:
+            piece = first if cut_m == HAND_CUTS_M[0] else body_hand(body, side, cut_m)
+            done = None if piece is None else graft_hand(vertices, faces, body, side, piece, cut_m)
+            if done is not None:
+                vertices, faces = done
+                grafted.append(side)
+                break
+    return vertices, faces, grafted
+
+
+def graft_hand(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody, side: str,
+               piece: tuple[np.ndarray, ...], cut_m: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The closed mesh with its ``side`` hand (faces within :data:`HAND_REACH_M` of the wrist with a corner
+    ``cut_m`` past it) replaced by the body's ``piece`` (:func:`body_hand` at the same cut), joined and relaxed
+    (:func:`relax_seam`); None when the cut leaves anything but one rim round the forearm or the result is not
+    closed."""
     from .geometry.decimate import is_watertight
     from .geometry.graft import beyond_plane, boundary_loops, join_rims
     from .surface import _largest_component
 
-    grafted = []
-    for side in HAND_SIDES:
-        piece = body_hand(body, side) if hands is None else hands.get(side)
-        if piece is None:
-            continue
-        wrist, axis = _hand_axis(body, side)
-        cut = wrist + HAND_CUT_M * axis
-        drop = beyond_plane(vertices, faces, cut, axis, HAND_REACH_M)
-        if not drop.any():
-            continue
-        v, f, _ = _largest_component(*_submesh(vertices, faces[~drop]))
-        rims = boundary_loops(f)
-        if rims is None or len(rims) != 1:
-            continue
-        hv, hf, hrim = piece[:3]
-        strip = join_rims(np.concatenate([v, hv]), rims[0], hrim + len(v), cut, axis)
-        if strip is None:
-            continue
-        joined = np.concatenate([f, hf + len(v), strip])
-        if not is_watertight(joined):
-            continue
-        vertices, faces = relax_seam(np.concatenate([v, hv]), joined, cut + 0.5 * HAND_GRAFT_GAP_M * axis, axis), joined
-        grafted.append(side)
-    return vertices, faces, grafted
+    wrist, axis = _hand_axis(body, side)
+    cut = wrist + cut_m * axis
+    drop = beyond_plane(vertices, faces, cut, axis, HAND_REACH_M)
+    if not drop.any():
+        return None
+    v, f, _ = _largest_component(*_submesh(vertices, faces[~drop]))
+    rims = boundary_loops(f)
+    if rims is None or len(rims) != 1:
+        return None
+    hv, hf, hrim = piece[:3]
+    strip = join_rims(np.concatenate([v, hv]), rims[0], hrim + len(v), cut, axis)
+    if strip is None:
+        return None
+    joined = np.concatenate([f, hf + len(v), strip])
+    if not is_watertight(joined):
+        return None
+    return relax_seam(np.concatenate([v, hv]), joined, cut + 0.5 * HAND_GRAFT_GAP_M * axis, axis), joined
 
 
 def relax_seam(vertices: np.ndarray, faces: np.ndarray, centre: np.ndarray, axis: np.ndarray) -> np.ndarray:
@@ -944,9 +979,8 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     hand_outside = {side: round(hand_outside_fraction(h, views[0][1], views[0][2]), 3)
                     for side, h in hands.items() if h is not None}
     hands = {side: h for side, h in hands.items() if h is not None and hand_outside[side] <= HAND_OUTSIDE_MAX}
-    if face_count:  # the grafted hands' faces come out of the budget
-        hand_faces = sum(len(h[1]) for h in hands.values() if h is not None)
-        verts, tris = decimate(verts, tris, max(int(face_count) - hand_faces, int(face_count) // 2))
+    if face_count:  # the grafted hands' faces come out of the budget, the cut ones' back into it
+        verts, tris = decimate(verts, tris, hand_budget(verts, tris, body, hands, int(face_count)))
     grafted: list[str] = []
     if hands:
         verts, tris, grafted = graft_body_hands(verts, tris, body, hands)

@@ -19,7 +19,14 @@ from bench import synthetic as syn
 from icon_engine import avatar as avatar_mod
 from icon_engine.avatar import build_avatar, canonical_body
 from icon_engine.geometry.decimate import is_watertight
-from icon_engine.geometry.graft import beyond_plane, boundary_loops, join_rims, loop_turn
+from icon_engine.geometry.graft import (
+    MAX_BACKTRACK_RAD,
+    beyond_plane,
+    boundary_loops,
+    join_rims,
+    loop_backtrack,
+    loop_turn,
+)
 from icon_engine.geometry.normals import signed_volume
 from icon_engine.mesh_queries import MeshQuery
 from icon_engine.rig import torn_faces
@@ -65,6 +72,22 @@ def test_rims_going_the_same_way_or_beside_the_axis_are_not_joined():
     assert join_rims(a[0], rim, rim, np.zeros(3), AXIS) is None  # both the same way round
     assert join_rims(a[0], rim, rim[::-1].copy(), np.zeros(3), AXIS) is not None  # opposite ways: joined
     assert join_rims(a[0], rim, rim[::-1].copy(), np.array([0.5, 0.0, 0.0]), AXIS) is None  # the axis outside
+
+
+def test_a_rim_that_folds_back_round_the_axis_is_not_joined():
+    """A cuff folded over the wrist: its rim steps back round the forearm before going on (here by 40°)."""
+    def ring(degrees, radius):
+        a = np.radians(degrees)
+        return np.column_stack([radius * np.cos(a), radius * np.sin(a), np.zeros(len(a))])
+
+    clean = ring(np.arange(0, 360, 20), 0.04)
+    folded = ring(np.r_[0, 20, 40, 60, 80, 100, 60, 120:360:20], 0.05)
+    hand = ring(np.arange(340, -1, -30), 0.025)  # the other way round
+    for rim, expected in ((clean, True), (folded, False)):
+        v = np.concatenate([rim, hand])
+        a, b = np.arange(len(rim)), len(rim) + np.arange(len(hand))
+        assert (loop_backtrack(rim, np.zeros(3), AXIS) > MAX_BACKTRACK_RAD) is not expected
+        assert (join_rims(v, a, b, np.zeros(3), AXIS) is not None) is expected
 
 
 def test_a_bowtie_boundary_is_not_a_set_of_loops():
@@ -133,7 +156,7 @@ def test_the_avatar_has_the_body_models_fingers(grafted, mittens, subject, model
 def test_the_grafted_avatar_is_closed_and_within_its_face_budget(grafted, subject, model):
     assert is_watertight(grafted.faces)
     assert signed_volume(grafted.canonical_vertices, grafted.faces) > 0
-    assert len(grafted.faces) <= 30_000 * 1.05
+    assert 30_000 * 0.95 <= len(grafted.faces) <= 30_000 * 1.05  # the hands' faces come out of the budget
     # no face of the hands or the seam tears between the rest pose and the photo's
     torn = torn_faces(grafted.posed_vertices, grafted.rig.rest_vertices, grafted.faces)
     assert torn.sum() <= 0.0005 * len(grafted.faces)
@@ -159,7 +182,7 @@ def _seam_max_dihedral_deg(av, fit, model) -> float:
     for wrist, elbow in ((20, 18), (21, 19)):
         axis = body.joints[wrist] - body.joints[elbow]
         axis /= np.linalg.norm(axis)
-        middle = body.joints[wrist] + (avatar_mod.HAND_CUT_M + 0.5 * avatar_mod.HAND_GRAFT_GAP_M) * axis
+        middle = body.joints[wrist] + (avatar_mod.HAND_CUTS_M[0] + 0.5 * avatar_mod.HAND_GRAFT_GAP_M) * axis
         band = (np.abs((centres - middle) @ axis) < 0.01) & (np.linalg.norm(centres - middle, axis=1) < 0.1)
         worst = max(worst, float(np.degrees(m.face_adjacency_angles[band]).max()))
     return worst
@@ -186,3 +209,22 @@ def test_a_hand_fitted_off_the_photos_hand_keeps_its_meshed_shape(subject, model
     assert av.stats["hands_grafted"] == ["left"]
     outside = av.stats["hand_outside_fraction"]
     assert outside["right"] > avatar_mod.HAND_OUTSIDE_MAX >= outside["left"]
+
+
+def test_a_cut_that_fails_tries_the_next_one(mittens, subject, model, monkeypatch):
+    """A cut whose rim folds on itself (a cuff at the wrist) is tried again further along the hand."""
+    _, fit = subject
+    real = avatar_mod.graft_hand
+    calls = []
+
+    def first_fails(vertices, faces, body, side, piece, cut_m):
+        calls.append((side, cut_m))
+        return None if cut_m == avatar_mod.HAND_CUTS_M[0] else real(vertices, faces, body, side, piece, cut_m)
+
+    monkeypatch.setattr(avatar_mod, "graft_hand", first_fails)
+    _, faces, sides = avatar_mod.graft_body_hands(mittens.canonical_vertices, mittens.faces,
+                                                  canonical_body(fit, model))
+    cuts = avatar_mod.HAND_CUTS_M
+    assert sides == ["left", "right"]
+    assert calls == [("left", cuts[0]), ("left", cuts[1]), ("right", cuts[0]), ("right", cuts[1])]
+    assert is_watertight(faces)

@@ -72,17 +72,33 @@ def loop_turn(points: np.ndarray, centre: np.ndarray, axis: np.ndarray) -> float
     return float(((step + np.pi) % (2 * np.pi) - np.pi).sum())
 
 
+def loop_backtrack(points: np.ndarray, centre: np.ndarray, axis: np.ndarray) -> float:
+    """Total angle (radians) by which a closed loop of ``points`` steps backwards round the line through ``centre``
+    along ``axis`` (against its overall direction): about 0 for a rim that goes round once, more where it folds."""
+    a = _angles(points, centre, axis)
+    step = (np.diff(np.append(a, a[0])) + np.pi) % (2 * np.pi) - np.pi
+    step *= np.sign(step.sum()) or 1.0
+    return float(-step[step < 0].sum())
+
+
+#: A rim stepping backwards round the axis by more than this in total (radians) folds on itself (a cuff or flap):
+#: a strip to it would fold too. Clean wrist rims of the dev photos: ≤ 0.09; a folded cuff 1.3.
+MAX_BACKTRACK_RAD = 0.25
+
+
 def join_rims(vertices: np.ndarray, rim_a: np.ndarray, rim_b: np.ndarray, centre: np.ndarray,
               axis: np.ndarray) -> np.ndarray | None:
     """(len(rim_a) + len(rim_b), 3) faces of the strip joining two rims that each go once round the line through
     ``centre`` along ``axis``, in opposite directions (the open ends of two consistently oriented pieces facing each
     other): vertices are taken in order of their angle about the axis, every strip face using a rim edge opposite
     to the face it borders, so the joined mesh stays consistently oriented. None when a rim does not go once round
-    the axis or both go the same way."""
+    the axis, folds back round it by more than :data:`MAX_BACKTRACK_RAD`, or both go the same way."""
     v = np.asarray(vertices, dtype=np.float64)
     turn_a = loop_turn(v[rim_a], centre, axis)
     turn_b = loop_turn(v[rim_b], centre, axis)
     if abs(abs(turn_a) - 2 * np.pi) > 0.5 or abs(abs(turn_b) - 2 * np.pi) > 0.5 or turn_a * turn_b > 0:
+        return None
+    if max(loop_backtrack(v[rim_a], centre, axis), loop_backtrack(v[rim_b], centre, axis)) > MAX_BACKTRACK_RAD:
         return None
     sign = np.sign(turn_a)
     rim_b = rim_b[::-1]  # now both go the same way round
