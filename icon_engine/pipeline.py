@@ -213,14 +213,15 @@ def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, opt
     if not options.texture:
         return None
     reporter.stage("texture", "Baking the texture")
-    from .texture import bake_texture, parts_from_skin_weights
+    from .texture import bake_texture, hand_labels_from_skin_weights, parts_from_skin_weights
 
     return bake_texture(avatar.posed_vertices, avatar.faces, image.rgb, observation.mask, fit.camera,
                         size=options.resolved_texture_size, progress=reporter,
                         vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights),  # unseen sides per part
                         rest_vertices=avatar.rig.rest_vertices,  # ... profiled along the rest-pose parts
                         device=resolve_device(options.device), atlas=options.resolved_texture_atlas,
-                        keypoints=(observation.keypoints, fit.joints))  # limbs read where the photo's limbs lie
+                        keypoints=(observation.keypoints, fit.joints),  # limbs read where the photo's limbs lie
+                        vertex_hands=hand_labels_from_skin_weights(avatar.rig.skin_weights))  # fingers: their hand's
 
 
 def _mask_to_original(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

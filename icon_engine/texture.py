@@ -1445,6 +1445,49 @@ UNSHOWN_FRACTION = 0.05
 UNSHOWN_RATIO = 4.0
 
 
+#: Hand labels of :func:`hand_labels_from_skin_weights`: 0 not a hand, 1 / 2 the left / right hand's palm (the
+#: wrist and the fingers' roots), 3 / 4 the left / right fingers.
+HAND_PALM = {"left": 1, "right": 2}
+HAND_FINGERS = {"left": 3, "right": 4}
+#: Fingers (the body model's, grafted onto the avatar: docs/method.md, "The canonical avatar", step 4) keep a photo
+#: sample only when it looks like their hand: a finger vertex whose sample lies more than FINGER_COLOUR (RGB,
+#: 0–255) from the median of its hand's seen palm samples drops it and takes the fill, its hand's colour. Fingers
+#: fitted a little off the photo's read the background between the photo's fingers, which the person mask drawn
+#: round a spread hand holds (icon_fb9d20fd's raised hand against the sky: blue fingertips).
+FINGER_COLOUR = 60.0
+#: Seen palm samples a hand needs before its fingers are judged.
+FINGER_MIN_PALM = 10
+
+
+def hand_labels_from_skin_weights(skin_weights: np.ndarray) -> np.ndarray:
+    """(N,) int8 hand label per vertex (:data:`HAND_PALM`, :data:`HAND_FINGERS`, 0 elsewhere) from skin weights
+    (N, 55) in the SMPL-X joint order: fingers where a hand's finger joints hold more than half of the weight,
+    the palm where its wrist and finger joints together do."""
+    w = np.asarray(skin_weights, dtype=np.float64)
+    out = np.zeros(len(w), dtype=np.int8)
+    for side, wrist, first in (("left", 20, 25), ("right", 21, 40)):
+        fingers = w[:, first:first + 15].sum(axis=1)
+        out[(fingers + w[:, wrist] > 0.5) & (fingers <= 0.5)] = HAND_PALM[side]
+        out[fingers > 0.5] = HAND_FINGERS[side]
+    return out
+
+
+def finger_colour_keep(hands: np.ndarray, alpha: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for the finger vertices (``hands`` (N,) of :func:`hand_labels_from_skin_weights`) whose
+    photo sample (``photo`` (N, 3), weight ``alpha`` (N,)) lies more than :data:`FINGER_COLOUR` from their hand's
+    median seen palm colour; True elsewhere (and for a hand with fewer than :data:`FINGER_MIN_PALM` seen palm
+    vertices)."""
+    keep = np.ones(len(hands), dtype=bool)
+    for side in ("left", "right"):
+        palm = (hands == HAND_PALM[side]) & (alpha > SEEN_ALPHA)
+        if palm.sum() < FINGER_MIN_PALM:
+            continue
+        reference = np.median(photo[palm], axis=0)
+        fingers = np.nonzero((hands == HAND_FINGERS[side]) & (alpha > 0))[0]
+        keep[fingers] = np.linalg.norm(photo[fingers] - reference, axis=1) <= FINGER_COLOUR
+    return keep
+
+
 def unshown_limb_keep(parts: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """(N,) bool: False for every vertex of a limb the photo barely shows — seen vertices (``alpha`` (N,) >
     :data:`SEEN_ALPHA`) under :data:`UNSHOWN_FRACTION` of the limb's, while its counterpart
@@ -1988,7 +2031,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                  camera: Camera, size: int = 2048, progress: Any = None,
                  vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None,
                  rest_vertices: np.ndarray | None = None, device: str = "cpu", atlas: str = "auto",
-                 keypoints: tuple[np.ndarray, np.ndarray] | None = None, debug: bool = False) -> Texture:
+                 keypoints: tuple[np.ndarray, np.ndarray] | None = None, debug: bool = False,
+                 vertex_hands: np.ndarray | None = None) -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
@@ -2006,7 +2050,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     xatlas costs seconds on a 20–30k-face avatar). ``keypoints``: (BlazePose landmarks (33, 3) pixels +
     visibility, the fitted posed SMPL-X joints (55, 3)): with parts and one photo, each limb reads the photo where
     the photo's limb lies (:func:`limb_alignment`). ``debug``: also return the first photo's visibility step
-    (:attr:`Texture.debug`)."""
+    (:attr:`Texture.debug`). ``vertex_hands`` (N,) int (:func:`hand_labels_from_skin_weights`): with parts and
+    one photo, fingers whose sample does not look like their hand take their hand's fill
+    (:func:`finger_colour_keep`)."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
@@ -2075,6 +2121,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         keep_v &= occluder_edge_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         keep_v &= unshown_limb_keep(parts, alpha_v)
+        if vertex_hands is not None:
+            keep_v &= finger_colour_keep(np.asarray(vertex_hands).reshape(-1)[:len(v)], alpha_v, photo_v)
         alpha_v = np.where(keep_v, alpha_v, 0.0)
     gains = None
     multi_stats: dict[str, Any] = {}
