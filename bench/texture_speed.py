@@ -99,10 +99,9 @@ def load_case(path: Path) -> dict:
         case["atlas"] = str(d["atlas"])
     if "landmarks" in d and "joints" in d:  # the pipeline's limb alignment (caches from wave 9 on)
         case["keypoints"] = (d["landmarks"], d["joints"])
-    from icon_engine import texture
+    from icon_engine.texture import hand_labels_from_skin_weights
 
-    if hasattr(texture, "hand_labels_from_skin_weights"):  # the pipeline's finger rule (wave 13)
-        case["vertex_hands"] = texture.hand_labels_from_skin_weights(d["skin_weights"])
+    case["vertex_hands"] = hand_labels_from_skin_weights(d["skin_weights"])  # the pipeline's finger rule (wave 13)
     return case
 
 

@@ -31,7 +31,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -751,19 +751,20 @@ def _hand_axis(body: CanonicalBody, side: str) -> tuple[np.ndarray, np.ndarray]:
     return body.joints[wrist], axis / np.linalg.norm(axis)
 
 
-def _submesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The vertices ``faces`` use and the faces renumbered to them."""
-    used = np.unique(faces)
-    remap = np.full(len(vertices), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
+class BodyHand(NamedTuple):
+    """The body's hand beyond a cut: ``vertices`` (n, 3) canonical metres, ``faces`` (m, 3), its one ``rim`` (k,)
+    (indices into ``vertices``) and ``body_index`` (n,) the body vertex of each of its vertices."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    rim: np.ndarray
+    body_index: np.ndarray
 
 
-def body_hand(body: CanonicalBody, side: str, cut_m: float = HAND_CUTS_M[0]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """The body's ``side`` hand beyond its cut (``cut_m`` + :data:`HAND_GRAFT_GAP_M` past the wrist):
-    vertices (n, 3), faces (m, 3), its one rim (k,) (indices into the piece's vertices) and the body vertex of each
-    piece vertex (n,); None when the cut does not leave one rim."""
+def body_hand(body: CanonicalBody, side: str, cut_m: float = HAND_CUTS_M[0]) -> BodyHand | None:
+    """The body's ``side`` hand beyond its cut (``cut_m`` + :data:`HAND_GRAFT_GAP_M` past the wrist); None when the
+    cut does not leave one rim."""
+    from .geometry.decimate import compact
     from .geometry.graft import beyond_plane, boundary_loops
 
     wrist, axis = _hand_axis(body, side)
@@ -771,28 +772,27 @@ def body_hand(body: CanonicalBody, side: str, cut_m: float = HAND_CUTS_M[0]
                         HAND_REACH_M, every=True)
     if not keep.any():
         return None
-    used = np.unique(body.faces[keep])
-    verts, faces = _submesh(body.vertices, body.faces[keep])
+    verts, faces, used = compact(body.vertices, body.faces[keep])
     rims = boundary_loops(faces)
-    return (verts, faces, rims[0], used) if rims is not None and len(rims) == 1 else None
+    return BodyHand(verts, faces, rims[0], used) if rims is not None and len(rims) == 1 else None
 
 
-def hand_outside_fraction(piece: tuple[np.ndarray, ...], posed_body: np.ndarray, clothed: Any) -> float:
+def hand_outside_fraction(piece: BodyHand, posed_body: np.ndarray, clothed: Any) -> float:
     """Share of a body hand's vertices (``piece`` from :func:`body_hand`; ``posed_body`` (V, 3) the body posed
     into a photo, bundle world) lying more than :data:`HAND_OUTSIDE_M` outside that photo's clothed surface
     (``clothed``: its signed-distance query)."""
-    d = np.asarray(clothed.signed_distance(posed_body[piece[3]]), dtype=np.float64)
+    d = np.asarray(clothed.signed_distance(posed_body[piece.body_index]), dtype=np.float64)
     return float((d > HAND_OUTSIDE_M).mean())
 
 
 def hand_budget(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody,
-                hands: dict[str, tuple[np.ndarray, ...] | None], face_count: int) -> int:
+                hands: dict[str, BodyHand | None], face_count: int) -> int:
     """The decimation target of the canonical mesh (``vertices``, ``faces``) such that, once the ``hands`` (of
     :func:`body_hand`, by side) replace its own, the avatar has about ``face_count`` faces: the hands' faces come
     out of the budget and the faces the cuts remove (their share of the mesh, decimated alike) back into it."""
     from .geometry.graft import beyond_plane
 
-    added = sum(len(h[1]) for h in hands.values() if h is not None)
+    added = sum(len(h.faces) for h in hands.values() if h is not None)
     if not added:
         return face_count
     cut = sum(int(beyond_plane(vertices, faces, w + HAND_CUTS_M[0] * a, a, HAND_REACH_M).sum())
@@ -802,7 +802,7 @@ def hand_budget(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody,
 
 
 def graft_body_hands(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody,
-                     hands: dict[str, tuple[np.ndarray, ...] | None] | None = None
+                     hands: dict[str, BodyHand | None] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The closed canonical mesh (``vertices`` (N, 3), ``faces`` (M, 3)) with each hand replaced by the body's
     (:func:`body_hand`; ``hands``: the sides to graft, with their pieces at the first cut): faces beyond the wrist
@@ -825,12 +825,12 @@ def graft_body_hands(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBod
 
 
 def graft_hand(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody, side: str,
-               piece: tuple[np.ndarray, ...], cut_m: float) -> tuple[np.ndarray, np.ndarray] | None:
+               piece: BodyHand, cut_m: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The closed mesh with its ``side`` hand (faces within :data:`HAND_REACH_M` of the wrist with a corner
     ``cut_m`` past it) replaced by the body's ``piece`` (:func:`body_hand` at the same cut), joined and relaxed
     (:func:`relax_seam`); None when the cut leaves anything but one rim round the forearm or the result is not
     closed."""
-    from .geometry.decimate import is_watertight
+    from .geometry.decimate import compact, is_watertight
     from .geometry.graft import beyond_plane, boundary_loops, join_rims
     from .surface import _largest_component
 
@@ -839,18 +839,18 @@ def graft_hand(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody, sid
     drop = beyond_plane(vertices, faces, cut, axis, HAND_REACH_M)
     if not drop.any():
         return None
-    v, f, _ = _largest_component(*_submesh(vertices, faces[~drop]))
+    v, f, _ = _largest_component(*compact(vertices, faces[~drop])[:2])
     rims = boundary_loops(f)
     if rims is None or len(rims) != 1:
         return None
-    hv, hf, hrim = piece[:3]
-    strip = join_rims(np.concatenate([v, hv]), rims[0], hrim + len(v), cut, axis)
+    both = np.concatenate([v, piece.vertices])
+    strip = join_rims(both, rims[0], piece.rim + len(v), cut, axis)
     if strip is None:
         return None
-    joined = np.concatenate([f, hf + len(v), strip])
+    joined = np.concatenate([f, piece.faces + len(v), strip])
     if not is_watertight(joined):
         return None
-    return relax_seam(np.concatenate([v, hv]), joined, cut + 0.5 * HAND_GRAFT_GAP_M * axis, axis), joined
+    return relax_seam(both, joined, cut + 0.5 * HAND_GRAFT_GAP_M * axis, axis), joined
 
 
 def relax_seam(vertices: np.ndarray, faces: np.ndarray, centre: np.ndarray, axis: np.ndarray) -> np.ndarray:

@@ -138,13 +138,10 @@ def _hair(vertices: np.ndarray, faces: np.ndarray, hair: np.ndarray, thickness: 
           ) -> tuple[np.ndarray, np.ndarray]:
     """A hair shell: the scalp's faces (all corners in ``hair``) lifted ``thickness`` metres along the normals."""
     from . import render  # torch: only when the sample is drawn, not for its cached path (start-up)
+    from .geometry.decimate import compact
 
-    f = faces[hair[faces].all(axis=1)]
-    used = np.unique(f)
-    remap = np.full(len(vertices), -1)
-    remap[used] = np.arange(len(used))
-    vn = render.vertex_normals(vertices, faces)[used]
-    return vertices[used] + thickness * vn, remap[f]
+    scalp, f, used = compact(vertices, faces[hair[faces].all(axis=1)])
+    return scalp + thickness * render.vertex_normals(vertices, faces)[used], f
 
 
 def _features_of(region: str, n: int, rest_joints: np.ndarray) -> np.ndarray:
@@ -164,13 +161,9 @@ def _shoe(points: np.ndarray, inflate: float = 0.006) -> tuple[np.ndarray, np.nd
     from scipy.spatial import ConvexHull
 
     from . import render
+    from .geometry.decimate import compact
 
-    hull = ConvexHull(points)
-    used = np.unique(hull.simplices)
-    remap = np.full(len(points), -1)
-    remap[used] = np.arange(len(used))
-    v = points[used]
-    f = remap[hull.simplices]
+    v, f, _ = compact(points, ConvexHull(points).simplices)
     centre = v.mean(axis=0)
     n = render.face_normals(v, f)
     outward = np.einsum("ij,ij->i", n, v[f].mean(axis=1) - centre) >= 0

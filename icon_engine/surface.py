@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from .camera import Camera
 from .errors import EngineError
-from .geometry.decimate import decimate, is_watertight
+from .geometry.decimate import compact, decimate, is_watertight
 from .geometry.device import mesh_query
 from .geometry.image_shift import mask_iou
 from .geometry.laplacian import laplacian_smooth, taubin_smooth
@@ -807,11 +807,7 @@ def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     floaters = sum(
         1 for c in np.unique(face_label) if c != best and signed_volume(vertices, faces[face_label == c]) > 0
     )
-    keepf = faces[face_label == best]
-    used = np.unique(keepf)
-    remap = np.full(n, -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[keepf], floaters
+    return (*compact(vertices, faces[face_label == best])[:2], floaters)
 
 
 def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, camera: Camera, mask: np.ndarray) -> float:

@@ -866,13 +866,16 @@ def part_weights_from_skin_weights(skin_weights: np.ndarray) -> np.ndarray:
     return sums
 
 
-def _check_parts(vertex_parts: np.ndarray | None, n: int) -> np.ndarray | None:
+def _check_parts(vertex_parts: np.ndarray | None, n: int, name: str = "vertex_parts",
+                 source: str = "parts_from_skin_weights") -> np.ndarray | None:
+    """``vertex_parts`` as (n,) int64 labels (None stays None); a clear error otherwise (``name`` and the
+    ``source`` function that makes them, for the message)."""
     if vertex_parts is None:
         return None
     parts = np.asarray(vertex_parts)
     if parts.shape != (n,) or not np.issubdtype(parts.dtype, np.integer):
-        raise EngineError("internal", f"vertex_parts has shape {parts.shape} and type {parts.dtype}, not ({n},) "
-                          "integers.", "Pass one body-part label per vertex (texture.parts_from_skin_weights).")
+        raise EngineError("internal", f"{name} has shape {parts.shape} and type {parts.dtype}, not ({n},) "
+                          "integers.", f"Pass one label per vertex (texture.{source}).")
     return parts.astype(np.int64)
 
 
@@ -2056,6 +2059,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
+    hands = _check_parts(vertex_hands, len(v), "vertex_hands", "hand_labels_from_skin_weights")
     rest = None if rest_vertices is None else np.asarray(rest_vertices, dtype=np.float64)
     if rest is not None and rest.shape != v.shape:
         raise EngineError("internal", f"rest_vertices has shape {rest.shape}, the mesh {v.shape}.",
@@ -2121,8 +2125,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         keep_v &= occluder_edge_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         keep_v &= unshown_limb_keep(parts, alpha_v)
-        if vertex_hands is not None:
-            keep_v &= finger_colour_keep(np.asarray(vertex_hands).reshape(-1)[:len(v)], alpha_v, photo_v)
+        if hands is not None:
+            keep_v &= finger_colour_keep(hands, alpha_v, photo_v)
         alpha_v = np.where(keep_v, alpha_v, 0.0)
     gains = None
     multi_stats: dict[str, Any] = {}

@@ -78,3 +78,14 @@ def test_the_pipeline_gives_the_bake_each_vertexs_hand(monkeypatch):
                                        ReconstructOptions(quality="preview"), reporter)
     assert out == "texture"
     assert seen["vertex_hands"].tolist() == [HAND_FINGERS["left"], HAND_PALM["left"], 0]
+
+
+def test_hand_labels_of_the_wrong_length_are_a_clear_error():
+    import pytest
+
+    from icon_engine.errors import EngineError
+    from icon_engine.texture import bake_texture
+
+    with pytest.raises(EngineError, match="vertex_hands has shape"):
+        bake_texture(np.zeros((3, 3)), np.array([[0, 1, 2]]), np.zeros((4, 4, 3), np.uint8), None, None,
+                     vertex_hands=np.zeros(2, np.int8))

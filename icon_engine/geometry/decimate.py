@@ -51,6 +51,16 @@ def is_edge_manifold(faces: np.ndarray) -> bool:
     return bool((counts <= 2).all())
 
 
+def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mesh without the vertices ``faces`` (M, 3) does not use: (its vertices, ``faces`` renumbered to them,
+    (K,) the index in ``vertices`` of each kept vertex)."""
+    faces = np.asarray(faces, dtype=np.int64)
+    used = np.unique(faces)
+    remap = np.full(len(vertices), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces], used
+
+
 def drop_doubled_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Remove degenerate faces and every copy of a face whose three vertices another face repeats (the
     zero-volume flaps an edge collapse can leave), then unused vertices."""
@@ -66,11 +76,7 @@ def drop_doubled_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     keep &= cnt[inv.ravel()] == 1
     if keep.all():
         return vertices, faces
-    faces = faces[keep]
-    used = np.unique(faces)
-    remap = np.full(len(vertices), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
+    return compact(vertices, faces[keep])[:2]
 
 
 def decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
