@@ -982,6 +982,21 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
 
 
+def _clear_first_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, clear: np.ndarray,
+                         s_query: np.ndarray, window: float, end_band: tuple[float, float] | None = None) -> np.ndarray:
+    """:func:`_colour_profile` of the ``clear`` (bool per sample) samples at the query positions whose window holds
+    at least :data:`BEHIND_CLEAR_MIN` of them, of all samples elsewhere (where an occluder's outline covers the
+    part's whole seen width, its samples are all there is)."""
+    out = _colour_profile(s_seen, colours, weights, s_query, window, end_band)
+    if clear.all() or clear.sum() < BEHIND_CLEAR_MIN:
+        return out
+    s_clear = np.sort(s_seen[clear])
+    ok = np.searchsorted(s_clear, s_query + window) - np.searchsorted(s_clear, s_query - window) >= BEHIND_CLEAR_MIN
+    if ok.any():
+        out[ok] = _colour_profile(s_seen[clear], colours[clear], weights[clear], s_query[ok], window, end_band)
+    return out
+
+
 def _hair_colour(points: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """Hair and face-skin colours of a head's seen vertices (``points`` (K, 3) world, Y up; ``colours`` (K, 3)):
     two-means clustering started from the top band's median (hair) and the middle band's median (face). Returns
@@ -1217,6 +1232,19 @@ def limb_outline_keep(view: _View, posed: np.ndarray, positions: np.ndarray, par
 #: part away from such edges at the same place along the part.
 OCCLUDER_BAND = 0.03
 OCCLUDER_DEPTH = 0.08
+#: A hidden vertex lies *behind another part* (:func:`behind_other_part`) when the surface its pixel shows belongs
+#: to another part and lies more than this (metres) nearer the camera: a forearm across the chest, a hand on a hip
+#: or over the face (parts touching at a seam lie at about the same depth).
+BEHIND_DEPTH = 0.03
+#: Seen vertices within this fraction of the person's height (rest pose) of a region hidden behind another part
+#: fade from their photo colour to their part's fill (:func:`behind_fade`): the occluder's shadow and colour bleed
+#: at its outline do not draw the limb's shape on the body once the limb has moved away.
+BEHIND_FADE = 0.04
+#: ... unless the part would keep fewer than this share of its seen vertices unfaded.
+BEHIND_MIN_KEPT = 0.5
+#: The profile of a region behind another part is made of the samples away from the occluder's outline wherever
+#: the profile's window holds at least this many of them (:func:`_clear_first_profile`).
+BEHIND_CLEAR_MIN = 3
 
 
 def _nearby_distance(xy: np.ndarray, colours: np.ndarray, ref_xy: np.ndarray, ref_colours: np.ndarray,
@@ -1303,6 +1331,51 @@ def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, pa
         to_own = _interior_distance(pos[mine] @ axis, col[mine], ~at_edge[mine], window)
         keep[mine[(to_own > OUTLINE_MIN_RGB) & (to_occluder[mine] < to_own)]] = False
     return keep
+
+
+def behind_other_part(view: _View, posed: np.ndarray, normals: np.ndarray, parts: np.ndarray,
+                      alpha: np.ndarray) -> np.ndarray:
+    """(N,) bool: the vertices (``posed`` (N, 3) in the photo's pose, unit ``normals`` (N, 3), ``parts`` (N,))
+    facing the camera that the photo does not see (``alpha`` ≤ :data:`SEEN_ALPHA`) because the surface their pixel
+    shows belongs to another part lying more than :data:`BEHIND_DEPTH` nearer the camera (``view`` with its parts
+    set): the chest behind crossed forearms, a hip under a hand, a face behind a hand. In the rest pose these face
+    the viewer with nothing in front of them."""
+    out = np.zeros(len(posed), dtype=bool)
+    if view.face_part is None:
+        return out
+    _, z, inside, pix = _pixels(view.camera, posed)
+    front = view.layers.face[pix]
+    other = inside & (front >= 0) & (view.face_part[np.maximum(front, 0)] != parts)
+    other &= _view_cos(view.camera, posed, normals) > 0.0
+    return other & (view.layers.zbuf[pix] < z - BEHIND_DEPTH) & (alpha <= SEEN_ALPHA)
+
+
+def behind_fade(positions: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
+                behind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How much of its photo colour each seen vertex keeps next to a region of its own part hidden behind another
+    part (``behind`` (N,) bool, :func:`behind_other_part`): 0 at the region, rising linearly to 1 at
+    :data:`BEHIND_FADE` × the person's height (``positions`` (N, 3), the rest pose, metres). The photo there shows
+    the occluder's shadow and its outline's colour; the vertex takes its part's fill instead, so the limb leaves no
+    outline on the body when it moves. A part that would keep under :data:`BEHIND_MIN_KEPT` of its seen vertices
+    unfaded (a head mostly behind a raised arm) is left as it was: its few samples could not make its profile.
+    Returns (``behind`` without those parts (N,) bool, fade (N,) float in [0, 1], 1 everywhere else)."""
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(positions, dtype=np.float64)
+    behind = np.asarray(behind, dtype=bool).copy()
+    fade = np.ones(len(pos))
+    reach = BEHIND_FADE * (float(np.ptp(pos[:, 1])) or 1.0)
+    seen = alpha > SEEN_ALPHA
+    for part in np.unique(parts[behind]):
+        mine = np.nonzero(seen & (parts == part))[0]
+        if not len(mine):
+            continue
+        dist = cKDTree(pos[behind & (parts == part)]).query(pos[mine], k=1, distance_upper_bound=reach)[0]
+        if (dist >= reach).mean() < BEHIND_MIN_KEPT:
+            behind[parts == part] = False
+            continue
+        fade[mine] = np.clip(dist / reach, 0.0, 1.0)
+    return behind, fade
 
 
 #: Limb alignment (:func:`limb_alignment`): each limb's joint chain, root first, as (SMPL-X joint, BlazePose
@@ -1564,7 +1637,8 @@ def _fill_shading(normals: np.ndarray, colours: np.ndarray, parts: np.ndarray, a
 def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
                      photo_colours: np.ndarray, view_cos: np.ndarray,
                      own_pixel: np.ndarray | None = None,
-                     shading: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                     shading: np.ndarray | None = None, behind: np.ndarray | None = None,
+                     fade: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Fill colours (N, 3) of every vertex for its unseen side, per body part (``parts`` (N,)).
 
     Seen vertices (``alpha`` > :data:`SEEN_ALPHA`) keep their ``photo_colours``. A hidden vertex takes the
@@ -1585,21 +1659,33 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     (below 1) weighs ``shading ** SHADOW_POWER`` in the profiles, so a hidden side next to a shadowed silhouette (a
     jumper's belly facing the ground in sunlight) takes the garment's colour where it is lit, not its shadow's.
     Only the weights change: no colour is brightened (a deep shadow's hue is noise) and seen vertices keep theirs.
+    ``behind`` (N,) bool: hidden vertices behind another part (:func:`behind_other_part`), ``fade`` (N,) the seen
+    vertices' share of their photo colour next to them (:func:`behind_fade`): both take their part's profile as the
+    photo shows it head-on (samples weighted by their cosine to the camera, the faded ones left out where the
+    position along the part has enough others: :func:`_clear_first_profile`) directly, without the seam band's
+    blend from the occluder's outline (which would draw the limb's shape in its shadow's colour on the body). The
+    hidden side's own profile is unchanged by them.
     """
     from scipy.spatial import cKDTree
 
     v = np.asarray(vertices, dtype=np.float64)
     height = float(np.ptp(v[:, 1])) or 1.0
     seen = alpha > SEEN_ALPHA
-    seed = np.asarray(photo_colours, dtype=np.float64).copy()
     # samples in the photo's shadow count less (their colour is the shadow's, not the garment's)
     lit = np.ones(len(v)) if shading is None else np.minimum(np.asarray(shading, dtype=np.float64), 1.0) ** SHADOW_POWER
-    known = seen.copy()
+    # hidden behind another part, or seen next to such a region: the part's face-on profile without the seam band
+    unfaded = np.ones(len(v), dtype=bool) if fade is None else np.asarray(fade) >= 1.0
+    direct = seen & ~unfaded
+    if behind is not None:
+        direct |= np.asarray(behind, dtype=bool)
+    filled = ~seen | direct
+    seed = np.asarray(photo_colours, dtype=np.float64).copy()
+    known = ~filled
     stats: dict[str, Any] = {"hair_colour": None}
     sample = seen if own_pixel is None else seen & own_pixel
     for part in np.unique(parts):
         sel = parts == part
-        vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & ~seen)[0]
+        vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & filled)[0]
         if not len(hid):
             continue
         if len(vis) < PART_MIN_SEEN:  # a limb not shown: its counterpart's profile (else the harmonic fill)
@@ -1618,6 +1704,12 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
         elif sign < 0:
             band = (-np.inf, float(s[sel].min()) + LIMB_END * height)
         fill = _colour_profile(s[vis], seed[vis], weight * lit[vis], s[hid], PROFILE_WINDOW * height, band)
+        front = np.nonzero(direct[hid])[0]
+        if len(front):  # behind a limb, facing the camera: the part as the photo shows it head-on, not its sides,
+            # from the samples away from any occluder's outline (its shadow, its colour's bleed) where there are some
+            face_on = np.clip(view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+            fill[front] = _clear_first_profile(s[vis], seed[vis], face_on * lit[vis], unfaded[vis], s[hid[front]],
+                                               PROFILE_WINDOW * height, band)
         if part == PART_HEAD:
             hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis])
             if hair is not None:
@@ -1650,12 +1742,12 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                     stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
         # the band next to the seen side is left to the harmonic blend
         dist = cKDTree(v[vis]).query(v[hid], k=1)[0]
-        far = dist >= SEAM_BAND * height
+        far = (dist >= SEAM_BAND * height) | direct[hid]
         seed[hid[far]] = fill[far]
         known[hid[far]] = True
     same = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
     out = harmonic_fill(seed, known, same, fallback_faces=faces)
-    stats["profile_vertex_fraction"] = float((known & ~seen).mean())
+    stats["profile_vertex_fraction"] = float((known & filled).mean())
     return out, stats
 
 
@@ -2120,6 +2212,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     seen_weight_v = alpha_v
     photo_v = _bilinear(photo, xy_v)
     keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
+    texel_keep = None  # ... and the texels' share of their photo colour, (N,) float32 per vertex
     if parts is not None and not more_views:
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
@@ -2128,6 +2221,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         if hands is not None:
             keep_v &= finger_colour_keep(hands, alpha_v, photo_v)
         alpha_v = np.where(keep_v, alpha_v, 0.0)
+        texel_keep = None if keep_v.all() else keep_v.astype(np.float32)
     gains = None
     multi_stats: dict[str, Any] = {}
     if others:
@@ -2167,8 +2261,17 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         rows = np.arange(len(v))
         view_cos, own = np.stack(cos_k)[best, rows], np.stack(own_k)[best, rows]
         shading, light_stats = _fill_shading(vn, photo_v, parts, alpha_v, camera) if not others else (None, {})
+        behind_v = fade_v = None
+        if not others:  # one photo: what a limb in front hid, and the seen body at its outline, take the profile
+            behind_v = behind_other_part(view, v, vn, parts, alpha_v)
+            behind_v, fade_v = behind_fade(v if rest is None else rest, parts, alpha_v, behind_v)
         fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, photo_v, view_cos, own,
-                                              shading)
+                                              shading, behind_v, fade_v)
+        if fade_v is not None and (fade_v < 1.0).any():
+            side_stats["behind_vertex_fraction"] = float(behind_v.mean())
+            side_stats["faded_vertex_fraction"] = float((fade_v < 1.0).mean())
+            alpha_v = alpha_v * fade_v
+            texel_keep = fade_v.astype(np.float32) * (1.0 if keep_v is None else keep_v)
         side_stats.update(light_stats)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
 
@@ -2207,8 +2310,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                                                  None if align_v is None else
                                                  _interpolate(tb_b[front], corners[front], align_v))
             colour_t[front] = _bilinear(photo, xy_t)
-            if keep_v is not None and not keep_v.all():  # limb samples dropped at the vertices drop at the texels
-                alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, keep_v[corners].astype(np.float32))
+            if texel_keep is not None:  # samples dropped (or faded) at the vertices drop (fade) at the texels
+                alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, texel_keep[corners])
         alpha_t = alpha_t.astype(np.float32)[:, None]
         if parts is not None and not others:  # one photo: the legs' hidden side takes the pattern seen through them
             part_t = parts[corners[:, 0]]
