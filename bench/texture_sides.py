@@ -176,6 +176,30 @@ def back_regions(case: dict, parts: np.ndarray, meta: dict) -> dict[str, tuple[n
     }
 
 
+def behind_region(case: dict, parts: np.ndarray) -> np.ndarray:
+    """The chest and belly behind a limb: torso vertices between 0.60 and 0.75 of the height (as
+    :func:`back_regions`; the top's label) facing the photo camera (cos > 0.2) whose pixel shows another part's
+    surface more than 3 cm nearer the camera (a forearm across the chest, a hand on the belly)."""
+    from icon_engine.geometry.normals import outward_vertex_normals
+    from icon_engine.mesh_queries import rasterize
+    from icon_engine.texture import PART_HEAD, PART_TORSO
+
+    v, f, cam = case["vertices"], case["faces"], case["camera"]
+    n = outward_vertex_normals(v, f)
+    to_cam = cam.center[None] - v
+    cos = np.einsum("ij,ij->i", n, to_cam) / np.linalg.norm(to_cam, axis=1)
+    floor = v[:, 1].min()
+    rel = (v[:, 1] - floor) / (v[parts == PART_HEAD, 1].max() - floor)
+    r = rasterize(v, f, cam)
+    xy, z = cam.project(v)
+    px = np.clip(np.floor(xy).astype(int), 0, [cam.width - 1, cam.height - 1])
+    pix = px[:, 1] * cam.width + px[:, 0]
+    face = r.face.reshape(-1)[pix]
+    other = (face >= 0) & (parts[f[np.maximum(face, 0), 0]] != parts)
+    nearer = r.depth.reshape(-1)[pix] < z - 0.03
+    return (parts == PART_TORSO) & (rel > 0.60) & (rel < 0.75) & (cos > 0.2) & other & nearer
+
+
 def back_side_error(case: dict, parts: np.ndarray, colours: np.ndarray, subject_dir: Path) -> dict:
     """Per region: mean RGB error (0–255, mean over channels) of the baked vertex colours against the photo's
     appearance of the region's GT label, and the fraction of vertices whose colour is nearest to that label
@@ -186,7 +210,9 @@ def back_side_error(case: dict, parts: np.ndarray, colours: np.ndarray, subject_
     ref = np.stack([app[k] for k in names])
     same = {k: [i for i, o in enumerate(names) if np.allclose(app[o], app[k])] for k in names}
     out = {}
-    for region, (sel, label) in back_regions(case, parts, meta).items():
+    regions = back_regions(case, parts, meta)
+    regions["behind"] = (behind_region(case, parts), "top")  # not a back region: reported apart from them
+    for region, (sel, label) in regions.items():
         if sel.sum() < 10:
             continue
         c = colours[sel].astype(np.float64)
