@@ -7,7 +7,8 @@ world (metres) is inside the clothed person when
 
 - ``d(p)``: signed distance to the fitted body (positive outside; :class:`~icon_engine.mesh_queries.MeshQuery`),
 - ``s(p)``: signed distance of the pixel ``π(p)`` to the mask outline (positive inside), converted to metres at
-  the point's depth — the silhouette carves the volume, so it reprojects onto the mask;
+  the point's depth — the silhouette carves the volume, so it reprojects onto the mask; where the fitted body
+  reaches beyond the mask the carve is rounded about the body's mid-depth (:class:`BodyDepth`), not a flat wall;
 - ``r(π(p))``: the allowed clothing offset around the body at that pixel (metres), from how far the silhouette
   extends beyond the body's own silhouette there, spread inward and smoothed so that a loose region (a skirt
   between the legs, a coat's hem) becomes one smooth volume while tight clothes stay a thin shell.
@@ -124,6 +125,18 @@ SKIRT_MIN_FLARE_M = 0.03
 #: mask up to this wide (metres at the body) are bridged (a notch at a midi skirt's hem split the row and
 #: centred the cone on one half of it, so the hem's other corner went missing).
 SKIRT_ROW_HOLE_M = 0.1
+#: Rounded carve (wave 14): where the fitted body reaches beyond the person mask, the silhouette's straight cut
+#: along the camera rays left a flat wall in the body (a torso fitted a few centimetres wider than the photo's);
+#: there the silhouette is drawn in by ROUND_CARVE × (1 − √(1 − t²)) × the local half-thickness (the body's along
+#: the pixel's ray plus the clothing offset), t the point's depth from the body's mid-depth over that half-thickness:
+#: a round cross-section touching the silhouette at the mid-depth instead of a wall. Full on the body's pixels
+#: beyond the mask, fading to none ROUND_REACH_M (metres) from them; elsewhere the carve is the plain silhouette.
+ROUND_CARVE = 1.0
+ROUND_REACH_M = 0.05
+#: ... on the body's thick parts only: none where the body's half-thickness along the ray is under this (metres),
+#: full from twice it (a torso, a thigh). A hand or forearm fitted beside the photo's keeps the plain carve: rounded,
+#: it lost the volume the avatar's hand graft checks the fitted hand against.
+ROUND_MIN_HALF_M = 0.04
 
 
 @dataclass
@@ -399,6 +412,57 @@ class SkirtZone:
         return out
 
 
+@dataclass
+class BodyDepth:
+    """The fitted body along each pixel's ray (H, W) arrays, metres, camera depth: ``mid`` the middle between its
+    nearest front-facing and nearest back-facing surface, ``half`` half that thickness (pixels off the body: the
+    nearest body pixel's), ``weight`` the rounded carve's share (:data:`ROUND_CARVE`; 0 away from the body's
+    pixels beyond the person mask)."""
+
+    mid: np.ndarray
+    half: np.ndarray
+    weight: np.ndarray
+
+    def round_carve(self, s: np.ndarray, uv: np.ndarray, z: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """The silhouette's signed distance ``s`` (N,) metres of points at pixels ``uv`` (N, 2) and depths ``z``
+        (N,), drawn in round the body's mid-depth where :attr:`weight` holds (``offset`` (N,): the clothing offset
+        at the points' pixels, added to the body's half-thickness)."""
+        w = _sample(self.weight, uv, outside=0.0)
+        near = np.nonzero(w > 0)[0]
+        if not len(near):
+            return s
+        mid = _sample(self.mid, uv[near], outside=None)
+        half = _sample(self.half, uv[near], outside=None) + offset[near]
+        t = np.minimum(np.abs(z[near] - mid) / np.maximum(half, 1e-3), 1.0)
+        out = s.copy()
+        out[near] -= ROUND_CARVE * w[near] * half * (1.0 - np.sqrt(1.0 - t * t))
+        return out
+
+
+def body_depth(vertices: np.ndarray, faces: np.ndarray, camera: Camera, front: Any, mask: np.ndarray,
+               px_per_m: float) -> BodyDepth | None:
+    """:class:`BodyDepth` of the body mesh (``vertices`` (V, 3) bundle world, ``faces`` (F, 3) outward) seen by
+    ``camera``, ``front`` its raster (:func:`~icon_engine.mesh_queries.rasterize`), ``mask`` (H, W) the person;
+    ``px_per_m`` pixels per metre at the body's depth. None where the body lies inside the mask everywhere."""
+    beyond = front.mask & ~mask
+    if not beyond.any():
+        return None
+    back = rasterize(vertices, np.asarray(faces)[:, ::-1], camera, cull_backfaces=True)  # nearest back-facing
+    ok = front.mask & back.mask
+    ok[ok] = back.depth[ok] > front.depth[ok]
+    if not ok.any():
+        return None
+    mid = np.zeros(ok.shape)
+    half = np.zeros(ok.shape)
+    mid[ok] = 0.5 * (front.depth[ok] + back.depth[ok])
+    half[ok] = 0.5 * (back.depth[ok] - front.depth[ok])
+    rows, cols = ndimage.distance_transform_edt(~ok, return_distances=False, return_indices=True)
+    mid, half = mid[rows, cols], half[rows, cols]
+    reach = ndimage.distance_transform_edt(~beyond) / px_per_m
+    thick = np.clip(half / ROUND_MIN_HALF_M - 1.0, 0.0, 1.0)  # hands and arms keep the plain carve
+    return BodyDepth(mid, half, np.clip(1.0 - reach / ROUND_REACH_M, 0.0, 1.0) * thick)
+
+
 def _sample(img: np.ndarray, uv: np.ndarray, outside: float | None) -> np.ndarray:
     """Bilinear sample of ``img`` (H, W) at continuous pixels ``uv`` (N, 2); ``outside`` for points off the image
     (None: clamp to the border)."""
@@ -590,12 +654,15 @@ def _rows(idx: np.ndarray, q: Any, wanted: np.ndarray) -> tuple[np.ndarray, np.n
 
 class _Field:
     """f(p) = min(s(p), min(r(π p), cap(closest body point)) − d(p)) in metres, positive inside; ``gaps`` lowers
-    r further between body parts (:class:`PartGaps`)."""
+    r further between body parts (:class:`PartGaps`); ``rounded`` rounds the silhouette's carve where the body
+    reaches beyond the mask (:meth:`BodyDepth.round_carve`)."""
 
     def __init__(self, body: MeshQuery, camera: Camera, mask_sd_px: np.ndarray, offset_m: np.ndarray,
                  caps: np.ndarray | None = None, gaps: PartGaps | None = None, depth_m: np.ndarray | None = None,
-                 skirt: SkirtZone | None = None, isotropic: np.ndarray | None = None) -> None:
+                 skirt: SkirtZone | None = None, isotropic: np.ndarray | None = None,
+                 rounded: BodyDepth | None = None) -> None:
         self.body, self.camera = body, camera
+        self.rounded = rounded
         self.isotropic = isotropic if isotropic is not None and isotropic.any() else None
         self.mask_sd_px, self.offset_m = mask_sd_px, offset_m
         self.caps, self.gaps = caps, gaps
@@ -611,6 +678,8 @@ class _Field:
         uv, z = self.camera.project(pts)
         s = _sample(self.mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / self.fx
         r = _sample(self.offset_m, uv, outside=None)
+        if self.rounded is not None:
+            s = self.rounded.round_carve(s, uv, z, r)
         q = self.body.query(pts)
         if self.caps is not None:
             cap = np.einsum("ni,ni->n", q.bary, self.caps[self.body.faces[q.face]])
@@ -946,7 +1015,8 @@ def build_surface(
         arm_sil = rasterize(vertices, faces[arm_faces], camera).mask if arm_faces.any() else None
         skirt = SkirtZone(mask, body_mask, joints, camera, vertices[groups == 0], px_per_m, arm_sil)
     iso = hair_back_weight(vertices, faces, joints, owner)
-    fn = _Field(body, camera, sd_px, offset, caps, gaps, depth, skirt, iso)
+    rounded = body_depth(vertices, faces, camera, braster, mask, px_per_m) if ROUND_CARVE > 0 else None
+    fn = _Field(body, camera, sd_px, offset, caps, gaps, depth, skirt, iso, rounded)
     t = time.perf_counter()
     progress.update(0.08, "Evaluating the occupancy")
     vol, origin = evaluate_coarse_to_fine(fn, lo, hi, h, levels, progress, 0.08, 0.6, workers=None)

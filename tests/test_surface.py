@@ -545,3 +545,51 @@ def test_region_errors_split_the_chamfer_by_region_and_direction(tight):
                 for d in ("front", "side", "back"):
                     assert out[f"g2r/{region}/{d}"]["signed_cm"] == pytest.approx(1.5, abs=0.4)
                     assert out[f"r2g/{region}/{d}"]["signed_cm"] == pytest.approx(-1.5, abs=0.4)
+
+
+def _cut_side(subject, depth_m: float = 0.04,
+              height_m: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The subject's mask with a strip ``depth_m`` wide taken off the torso's side (the image's right, between the
+    torso and the hanging arm) over ``height_m`` at the waist: a fitted body a few centimetres wider than the
+    photo's person. Returns (mask, the rows cut, the torso's new outline column on each, pixels per metre at the
+    body)."""
+    cam = subject.camera
+    uv, z = cam.project(subject.joints[[3]])  # spine1, the waist
+    px_per_m = float(cam.K[0, 0] / z[0])
+    rows = np.arange(int(uv[0, 1] - 0.5 * height_m * px_per_m), int(uv[0, 1] + 0.5 * height_m * px_per_m))
+    mask = subject.mask.copy()
+    u = int(uv[0, 0])
+    outline = []
+    for r in rows:
+        edge = u + int(np.argmin(mask[r, u:]))  # the first pixel off the torso, right of the spine
+        mask[r, edge - int(depth_m * px_per_m):edge] = False
+        outline.append(edge - int(depth_m * px_per_m) - 1)
+    return mask, rows, np.array(outline), px_per_m
+
+
+def test_a_body_wider_than_the_photo_is_rounded_not_cut_flat(tight, monkeypatch):
+    """Where the fitted body reaches beyond the person mask the silhouette carves it; the carve is round about the
+    body's mid-depth (the torso's cut side a rounded flank), not a flat wall along the camera rays. Measured on the
+    surface's points within 1 cm (image plane) of the cut outline: their depth extent. Without the rounding
+    (``ROUND_CARVE = 0``) they span the torso's whole depth (the test can fail)."""
+    import icon_engine.surface as surface
+
+    mask, rows, outline, px_per_m = _cut_side(tight)
+    cam = tight.camera
+
+    def wall_depth(s) -> float:
+        """Depth extent of the surface's points in the cut's middle rows within 1 cm inside the torso's outline."""
+        uv, depth = cam.project(s.vertices)
+        row = np.clip(np.round(uv[:, 1] - 0.5).astype(int) - rows[0], 0, len(rows) - 1)
+        sel = (uv[:, 1] >= rows[5]) & (uv[:, 1] <= rows[-5])
+        sel &= (uv[:, 0] > outline[row] - 0.01 * px_per_m) & (uv[:, 0] < outline[row] + 2)
+        assert sel.sum() >= 4
+        return float(depth[sel].max() - depth[sel].min())
+
+    rounded = _surface(tight, mask=mask, quality="preview")
+    assert is_watertight(rounded.faces) and _components(rounded.faces) == 1
+    assert silhouette_iou(rounded.vertices, rounded.faces, cam, mask) >= 0.95
+    monkeypatch.setattr(surface, "ROUND_CARVE", 0.0)
+    flat = _surface(tight, mask=mask, quality="preview")
+    assert wall_depth(flat) > 0.12  # the torso's whole depth (≈ 20 cm)
+    assert wall_depth(rounded) < 0.75 * wall_depth(flat)  # a round flank (≈ 12 cm at the preview's 9 mm grid)
