@@ -36,7 +36,7 @@ from .geometry.device import mesh_query
 from .geometry.image_shift import mask_iou
 from .geometry.laplacian import laplacian_smooth, taubin_smooth
 from .geometry.normals import signed_volume
-from .mesh_queries import MeshQuery, rasterize
+from .mesh_queries import MeshQuery, Raster, rasterize
 from .options import MeshPreset, PresetView
 
 #: The surface's settings per quality (grid cells across the longest side, coarse-to-fine levels, Taubin
@@ -439,7 +439,7 @@ class BodyDepth:
         return out
 
 
-def body_depth(vertices: np.ndarray, faces: np.ndarray, camera: Camera, front: Any, mask: np.ndarray,
+def body_depth(vertices: np.ndarray, faces: np.ndarray, camera: Camera, front: Raster, mask: np.ndarray,
                px_per_m: float) -> BodyDepth | None:
     """:class:`BodyDepth` of the body mesh (``vertices`` (V, 3) bundle world, ``faces`` (F, 3) outward) seen by
     ``camera``, ``front`` its raster (:func:`~icon_engine.mesh_queries.rasterize`), ``mask`` (H, W) the person;
