@@ -1333,20 +1333,20 @@ def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, pa
     return keep
 
 
-def behind_other_part(view: _View, posed: np.ndarray, normals: np.ndarray, parts: np.ndarray,
+def behind_other_part(view: _View, posed: np.ndarray, view_cos: np.ndarray, parts: np.ndarray,
                       alpha: np.ndarray) -> np.ndarray:
-    """(N,) bool: the vertices (``posed`` (N, 3) in the photo's pose, unit ``normals`` (N, 3), ``parts`` (N,))
-    facing the camera that the photo does not see (``alpha`` ≤ :data:`SEEN_ALPHA`) because the surface their pixel
-    shows belongs to another part lying more than :data:`BEHIND_DEPTH` nearer the camera (``view`` with its parts
-    set): the chest behind crossed forearms, a hip under a hand, a face behind a hand. In the rest pose these face
-    the viewer with nothing in front of them."""
+    """(N,) bool: the vertices (``posed`` (N, 3) in the photo's pose, ``parts`` (N,)) facing the camera
+    (``view_cos`` (N,) > 0, as :func:`_view_cos_own` gives it) that the photo does not see (``alpha`` ≤
+    :data:`SEEN_ALPHA`) because the surface their pixel shows belongs to another part lying more than
+    :data:`BEHIND_DEPTH` nearer the camera (``view`` with its parts set): the chest behind crossed forearms, a hip
+    under a hand, a face behind a hand. In the rest pose these face the viewer with nothing in front of them."""
     out = np.zeros(len(posed), dtype=bool)
     if view.face_part is None:
         return out
     _, z, inside, pix = _pixels(view.camera, posed)
     front = view.layers.face[pix]
     other = inside & (front >= 0) & (view.face_part[np.maximum(front, 0)] != parts)
-    other &= _view_cos(view.camera, posed, normals) > 0.0
+    other &= view_cos > 0.0
     return other & (view.layers.zbuf[pix] < z - BEHIND_DEPTH) & (alpha <= SEEN_ALPHA)
 
 
@@ -2263,7 +2263,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         shading, light_stats = _fill_shading(vn, photo_v, parts, alpha_v, camera) if not others else (None, {})
         behind_v = fade_v = None
         if not others:  # one photo: what a limb in front hid, and the seen body at its outline, take the profile
-            behind_v = behind_other_part(view, v, vn, parts, alpha_v)
+            behind_v = behind_other_part(view, v, view_cos, parts, alpha_v)
             behind_v, fade_v = behind_fade(v if rest is None else rest, parts, alpha_v, behind_v)
         fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, photo_v, view_cos, own,
                                               shading, behind_v, fade_v)
