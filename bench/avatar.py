@@ -9,6 +9,9 @@ set of poses (:data:`TEST_POSES`). Per pose, against the posed photo mesh (same 
 - faces whose area changes more than 4× (either way);
 - arm-inside-torso: fraction of arm vertices inside the equally posed naked body, next to a torso vertex.
 
+Per avatar, the rest mesh's pleats (:func:`pleat_shares`: the area share of faces turned > 20° from a smoothed
+copy's, at the armpits, elbows, knees and overall).
+
 Targets (issue 12): 0 torn faces in the rest pose, ≤ 0.05 % in every pose; longest edge ≤ 5× the median;
 arm-inside-torso ≤ 0.5 % in the rest pose. A contact sheet (photo pose, rest, walk, arms up; front view) is
 written beside the table.
@@ -335,6 +338,31 @@ def run_photos(photos: list[Path], out_dir: Path, quality: str, model: Any) -> l
     return cases
 
 
+#: Zones of :func:`pleat_shares`: name → (joints, radius in metres) in the rest pose.
+PLEAT_ZONES = {"armpits": ((16, 17), 0.13), "elbows": ((18, 19), 0.09), "knees": ((4, 5), 0.10)}
+
+
+def pleat_shares(case: AvatarCase, iterations: int = 10, turn_deg: float = 20.0) -> dict[str, float]:
+    """Crumpling of the rest mesh (wave 15): per zone of :data:`PLEAT_ZONES` (faces within the radius of one of its
+    rest joints) and over the whole mesh, the area share of faces whose normal turns more than ``turn_deg`` from
+    the same face's on a copy smoothed by ``iterations`` Laplacian rounds (λ = 0.5) — ridges, dents and pleats of a
+    few centimetres; the body's own curvature at the smoothing's scale turns less."""
+    from icon_engine.geometry.laplacian import laplacian_smooth
+    from icon_engine.geometry.normals import face_normals
+
+    v, f = case.rest_vertices, case.faces
+    cos = np.einsum("ij,ij->i", face_normals(v, f), face_normals(laplacian_smooth(v, f, iterations), f))
+    turned = cos < np.cos(np.radians(turn_deg))
+    area = _areas(v, f)
+    centres = v[f].mean(axis=1)
+    out = {}
+    for name, (joints, radius) in PLEAT_ZONES.items():
+        near = np.min([np.linalg.norm(centres - case.rest_joints[j], axis=1) for j in joints], axis=0) < radius
+        out[name] = float(area[near & turned].sum() / max(area[near].sum(), 1e-12))
+    out["all"] = float(area[turned].sum() / max(area.sum(), 1e-12))
+    return out
+
+
 def summarise(rows: list[dict]) -> dict:
     """Worst figures over all avatars, per pose."""
     out: dict[str, dict] = {}
@@ -406,17 +434,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {r['avatar']} | {r['pose']} | {r['faces']} | {r['torn']} | {r['torn_pct']:.3f} | "
               f"{r['longest_over_median']:.1f} | {r['area4x_pct']:.3f} | {r['arm_in_torso_pct']:.2f} |")
     print("\n| avatar | avatar stage or reconstruction (s wall / s CPU) | contact-zone fraction | posed IoU | "
-          "most lost limb segment (share outside) | limb segments restored |")
-    print("|---|---|---|---|---|---|")
+          "most lost limb segment (share outside) | limb segments restored | rest pleats % (armpits / elbows / "
+          "knees / all) |")
+    print("|---|---|---|---|---|---|---|")
+    avatars = []
     for case in cases:
         st = case.stats or {}
         iou = st.get("posed_silhouette_iou")
         share, segment = most_lost_segment(case)
+        pleats = pleat_shares(case)
+        avatars.append({"avatar": case.name, "posed_iou": iou, "pleats": pleats})
         print(f"| {case.name} | {case.seconds:.0f} / {case.cpu_seconds:.0f} | "
               f"{st.get('contact_zone_fraction', float('nan')):.3f} | {'' if iou is None else f'{iou:.3f}'} | "
-              f"{segment} {share:.2f} | {st.get('limb_segments_restored', '')} |")
+              f"{segment} {share:.2f} | {st.get('limb_segments_restored', '')} | "
+              f"{' / '.join(f'{100 * v:.2f}' for v in pleats.values())} |")
+    if cases:
+        mean = {k: float(np.mean([a["pleats"][k] for a in avatars])) for k in avatars[0]["pleats"]}
+        print(f"| **mean** | | | | | | {' / '.join(f'{100 * v:.2f}' for v in mean.values())} |")
     if args.json is not None:
-        args.json.write_text(json.dumps({"rows": rows, "summary": summarise(rows)}, indent=1))
+        args.json.write_text(json.dumps({"rows": rows, "summary": summarise(rows), "avatars": avatars}, indent=1))
     if args.sheet is not None:
         print(f"\ncontact sheet: {contact_sheet(cases, args.sheet)}")
 

@@ -13,7 +13,9 @@ Method (docs/method.md, "Canonical avatar"):
    zone* — ``x_p`` lies about as close to a posed body vertex whose canonical position is far from ``x_c`` as to
    the closest one (a hand on the hip, crossed arms, an arm against the torso) — the **body prior** takes over:
    the canonical body grown by the clothing offset measured on the same body vertex outside contact zones and
-   harmonically filled into them. The two are blended by a smooth contact weight. Near the hands (by the share of
+   harmonically filled into them. The two are blended by a smooth contact weight. Where the warp compresses
+   space (the inside of a bend: the determinant of its Jacobian well below 1, :func:`folded`) the body prior
+   replaces F: the photo's surface, warped back there, comes out pleated. Near the hands (by the share of
    the hand joints in the field's weights) F is capped at the body prior plus :data:`HAND_SLACK_M`: hands are
    bare, and a hand resting on the hip or the chest never takes the clothing it lies in (:func:`bare_hands`).
 4. **Meshing.** Marching cubes on the canonical grid (coarse to fine), largest component, Taubin smoothing,
@@ -80,6 +82,24 @@ FIELD_SLOPE = 0.5
 FIELD_CUTOFF = 27.6
 #: Cell size (metres) of the part-distance lower bounds that skip those parts' k-d searches.
 FIELD_CELL_M = 0.04
+#: Step (metres) of the forward differences of the warp's Jacobian (:meth:`SkinningField.jacobian_det`).
+FOLD_STEP_M = 0.004
+#: Compressed warp (the inside of a bend: an armpit under a lowered arm, the crook of a bent elbow or knee): where
+#: the determinant of the forward warp's Jacobian falls from FOLD_FROM_DET to FOLD_FULL_DET, the occupancy turns
+#: into the body prior as in a contact zone. There several canonical points land on one posed point and the
+#: photo's surface, warped back, comes out pleated (ridges and dents of 1–3 cm in the rest pose); the outside of
+#: the bend (stretched, det > 1), which the photo shows, keeps the photo's surface. (Tried 0.7 / 0.4 and 0.8 / 0.5:
+#: the rendered set's Chamfer the same within 0.003 cm; the wider window smooths more and costs the dev photos'
+#: posed IoU up to 0.007 at the bends' outlines, the narrower up to 0.003.)
+FOLD_FROM_DET = 0.75
+FOLD_FULL_DET = 0.45
+#: Between the legs (both legs' shares in a point's blend above FOLD_LEGS_FROM, fully from FOLD_LEGS_FULL) the
+#: compression rule does not apply: a skirt or a dress spans the legs there (subject_103's midi skirt and 107's
+#: dress took a notch between the legs at the hem without it).
+FOLD_LEGS_FROM = 0.05
+FOLD_LEGS_FULL = 0.2
+#: Where the blended rotation's determinant is above 1 − FOLD_RIGID_TOL the warp's Jacobian is not evaluated (1).
+FOLD_RIGID_TOL = 0.005
 #: Cap of the cell bounds (metres): a far-away nearest-neighbour search is slow, a bounded one quick.
 FIELD_BOUND_REACH_M = 0.4
 #: Posed body vertices of each part examined for contact; a vertex counts when it is at most CONTACT_BAND_M
@@ -235,12 +255,22 @@ class SkinningField:
         self._vertex_transforms = np.asarray(self.lbs_sparse @ self._transforms)  # (V, 12): each vertex's LBS
         #: (V,) share of the hand joints (:data:`HAND_JOINTS`) in each body vertex's LBS weights
         self.hand_share = np.asarray(self.lbs_sparse[:, list(HAND_JOINTS)].sum(axis=1)).ravel()
+        #: (V, 2) share of the left and the right leg in each body vertex's LBS weights
+        self.leg_shares = np.asarray(self.lbs_sparse @ _PART_MATRIX[3:5].T)
 
-    def weights(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
-        """(weights (N, 55), distance to the nearest body vertex (N,)) of canonical points (N, 3)
-        (:meth:`_blend` times the body's LBS weights)."""
-        blend, d0 = self._blend(np.asarray(points, dtype=np.float64), k)
-        return (blend @ self.lbs_sparse).toarray(), d0
+    def weights(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS,
+                neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(weights (N, 55), distance to the nearest body vertex (N,)) of canonical points (N, 3): the blend
+        (:meth:`neighbours` weighed by :func:`_blend_weights`) of the body vertices' LBS weights. ``neighbours``:
+        the points' :meth:`neighbours` when already known."""
+        points = np.asarray(points, dtype=np.float64)
+        if len(points) == 0:
+            return np.zeros((0, self.lbs_sparse.shape[1])), np.zeros(0)
+        d, idx = self.neighbours(points, k) if neighbours is None else neighbours
+        a, d0 = _blend_weights(d)
+        # Σ_k a_nk · lbs[idx_nk] as a sparse (N, V) blend matrix times the sparse body weights: the body's rows
+        # hold a few joints each, so this never builds the dense (N, K, 55) gather
+        return (self._blend_matrix(a, idx) @ self.lbs_sparse).toarray(), d0
 
     def warp_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(posed points (N, 3), distance to the nearest body vertex (N,)) of canonical points (N, 3): the same as
@@ -248,23 +278,83 @@ class SkinningField:
         x_p, d0, _ = self.warp_points_hand(points)
         return x_p, d0
 
-    def warp_points_hand(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`warp_points` and (N,) the share of the hand joints in the points' blended weights."""
+    def warp_points_hand(self, points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`warp_points` and (N,) the share of the hand joints in the points' blended weights.
+        ``neighbours``: the points' :meth:`neighbours` when already known."""
         points = np.asarray(points, dtype=np.float64)
-        blend, d0 = self._blend(points)
-        t = blend @ self._vertex_transforms  # (N, 12)
-        return np.einsum("nab,nb->na", t[:, :9].reshape(-1, 3, 3), points) + t[:, 9:], d0, blend @ self.hand_share
+        if len(points) == 0:
+            return np.zeros((0, 3)), np.zeros(0), np.zeros(0)
+        d, idx = self.neighbours(points) if neighbours is None else neighbours
+        a, d0 = _blend_weights(d)
+        blend = self._blend_matrix(a, idx)
+        return self._apply(blend, points), d0, blend @ self.hand_share
 
-    def _blend(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[sp.csr_matrix, np.ndarray]:
-        """(sparse (N, V) blend of body vertices, distance to the nearest body vertex (N,)) of canonical points.
+    def jacobian_det(self, points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray],
+                     step: float = FOLD_STEP_M) -> np.ndarray:
+        """(N,) determinant of the forward warp's Jacobian at canonical points (N, 3): 1 where it keeps volume,
+        < 1 where it compresses (the inside of a bend), ≤ 0 where it folds. Forward differences of ``step`` metres
+        along each axis with the points' ``neighbours`` (:meth:`neighbours`) held fixed: the blend weights'
+        own change is included (a blended ``Σ w_j R_j`` alone misses the fold)."""
+        points = np.asarray(points, dtype=np.float64)
+        if len(points) == 0:
+            return np.zeros(0)
+        d, idx = neighbours
+        t = self._blend_matrix(_blend_weights(d)[0], idx) @ self._vertex_transforms
+        det = np.ones(len(points))
+        # where the blended transforms agree the warp is rigid there (det 1): a blend of rotations differing by
+        # less than ≈ 8° keeps det(Σ w_j R_j) above 1 − FOLD_RIGID_TOL, and nothing folds
+        sel = np.nonzero(np.linalg.det(t[:, :9].reshape(-1, 3, 3)) < 1.0 - FOLD_RIGID_TOL)[0]
+        if not len(sel):
+            return det
+        p, d, idx = points[sel], d[sel], idx[sel]
+        x_p = np.einsum("nab,nb->na", t[sel, :9].reshape(-1, 3, 3), p) + t[sel, 9:]
+        finite = np.isfinite(d)
+        near = self.body.vertices[idx]  # (n, K, 3); an unsearched slot (d = inf) stays inf
+        columns = []
+        for axis in range(3):
+            shifted = p.copy()
+            shifted[:, axis] += step
+            ds = np.where(finite, np.linalg.norm(shifted[:, None, :] - near, axis=2), np.inf)
+            xs = self._apply(self._blend_matrix(_blend_weights(ds)[0], idx), shifted)
+            columns.append((xs - x_p) / step)
+        det[sel] = np.linalg.det(np.stack(columns, axis=2))
+        return det
+
+    def fold_weight(self, points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """(N,) weight in [0, 1] of the body prior at canonical points (N, 3) where the warp compresses
+        (:func:`folded` of :meth:`jacobian_det`), except between the legs: where both legs weigh in (each ≥
+        :data:`FOLD_LEGS_FROM`, none from :data:`FOLD_LEGS_FULL`) a skirt spans them, and the prior there is two
+        legs with a gap."""
+        fold = folded(self.jacobian_det(points, neighbours))
+        sel = np.nonzero(fold > 0)[0]
+        if len(sel):
+            d, idx = neighbours
+            legs = self._blend_matrix(_blend_weights(d[sel])[0], idx[sel]) @ self.leg_shares
+            both = np.clip((legs.min(axis=1) - FOLD_LEGS_FROM) / (FOLD_LEGS_FULL - FOLD_LEGS_FROM), 0.0, 1.0)
+            fold[sel] *= 1.0 - both
+        return fold
+
+    def _apply(self, blend: sp.csr_matrix, points: np.ndarray) -> np.ndarray:
+        """Posed points (N, 3): the canonical ``points`` moved by the ``blend`` (N, V) of the body vertices' LBS."""
+        t = blend @ self._vertex_transforms  # (N, 12)
+        return np.einsum("nab,nb->na", t[:, :9].reshape(-1, 3, 3), points) + t[:, 9:]
+
+    def _blend_matrix(self, a: np.ndarray, idx: np.ndarray) -> sp.csr_matrix:
+        """Sparse (N, V) blend of body vertices from per-point weights ``a`` (N, K) of vertices ``idx`` (N, K)."""
+        n = len(a)
+        return sp.csr_matrix((a.ravel(), idx.ravel(), np.arange(0, n * a.shape[1] + 1, a.shape[1])),
+                             shape=(n, len(self.body.vertices)))
+
+    def neighbours(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+        """(distances (N, K), body vertex indices (N, K)) of the canonical points' blend neighbours, K = ``k`` per
+        body part; a part too far to weigh in is not searched (distance inf, index 0).
 
         Per body part, the ``k`` nearest vertices of that part; every vertex weighs
         ``exp(−(d² − d_min²) / 2σ²)`` with ``σ = FIELD_SIGMA_M + FIELD_SLOPE · d_min`` (``d_min`` over all parts),
         so a point between two legs blends both legs evenly and the field has no seam where the nearest part
         changes."""
         n = len(points)
-        if n == 0:
-            return sp.csr_matrix((0, len(self.body.vertices))), np.zeros(0)
         # Parts that cannot weigh in are not searched: first the part nearest to the point's cell (lower bound,
         # 4 cm cells), whose nearest vertex bounds d_min from above; then every other part whose lower bound is
         # within the reach of that bound (beyond it a vertex weighs < exp(−FIELD_CUTOFF) ≈ 1e-12 of the nearest;
@@ -290,21 +380,29 @@ class SkinningField:
         reach2 = d_up * d_up + 2.0 * sig * sig * FIELD_CUTOFF
         for j in range(len(widths)):
             search(j, np.nonzero((first != j) & (lower[:, j] ** 2 <= reach2))[0])
-        d0 = d.min(axis=1, keepdims=True)
-        sigma = FIELD_SIGMA_M + FIELD_SLOPE * d0
-        a = np.exp(-(d * d - d0 * d0) / (2.0 * sigma * sigma))
-        a /= a.sum(axis=1, keepdims=True)
-        # Σ_k a_nk · lbs[idx_nk] as a sparse (N, V) blend matrix times the sparse body weights: the body's rows
-        # hold a few joints each, so this never builds the dense (N, K, 55) gather
-        blend = sp.csr_matrix((a.ravel(), idx.ravel(), np.arange(0, n * a.shape[1] + 1, a.shape[1])),
-                              shape=(n, len(self.body.vertices)))
-        return blend, d0[:, 0]
+        return d, idx
 
     def warp(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Canonical points (N, 3) → posed points (N, 3) by LBS with per-point ``weights`` (N, 55)."""
         t = np.asarray(weights) @ self._transforms  # (N, 12): blended [R | o] per point
         r = t[:, :9].reshape(-1, 3, 3)
         return np.einsum("nab,nb->na", r, points) + t[:, 9:]
+
+
+def folded(det: np.ndarray) -> np.ndarray:
+    """(N,) weight in [0, 1] of the body prior where the warp compresses: 0 at a Jacobian determinant ``det`` ≥
+    :data:`FOLD_FROM_DET`, 1 at ≤ :data:`FOLD_FULL_DET`, smooth between."""
+    return _smoothstep(np.clip((FOLD_FROM_DET - det) / (FOLD_FROM_DET - FOLD_FULL_DET), 0.0, 1.0))
+
+
+def _blend_weights(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(weights (N, K) summing to 1, d_min (N,)) of blend neighbours at distances ``d`` (N, K) metres, inf for
+    none: ``exp(−(d² − d_min²) / 2σ²)`` with ``σ = FIELD_SIGMA_M + FIELD_SLOPE · d_min``."""
+    d0 = d.min(axis=1, keepdims=True)
+    sigma = FIELD_SIGMA_M + FIELD_SLOPE * d0
+    a = np.exp(-(d * d - d0 * d0) / (2.0 * sigma * sigma))
+    a /= a.sum(axis=1, keepdims=True)
+    return a, d0[:, 0]
 
 
 def _cell_lower_bounds(points: np.ndarray, trees: list[tuple[cKDTree, np.ndarray]], beyond: float,
@@ -516,14 +614,20 @@ class CanonicalOccupancy:
     def _evaluate(self, x_c: np.ndarray) -> np.ndarray:
         """(N, 3): F, whether the point is in a contact zone (weight > 0.5) and whether the body prior grew F there
         around body vertices the surface lost (:meth:`keep_lost`)."""
-        x_p, d_c, hand = self.skin.warp_points_hand(x_c)
+        neighbours = self.skin.neighbours(x_c)
+        x_p, d_c, hand = self.skin.warp_points_hand(x_c, neighbours)
         f = -self.clothed.signed_distance(x_p)
         c = self.contact(x_c, x_p, d_c)
+        fold = self.skin.fold_weight(x_c, neighbours)
         sel = np.nonzero(c > 0)[0]
         if len(sel):
             # The prior only carves: the photo surface is the union of the touching parts (and the web between
             # them), so nothing outside it is the person; min() keeps the gaps the photo shows open.
             f[sel] = (1.0 - c[sel]) * f[sel] + c[sel] * np.minimum(self.prior(x_c[sel]), f[sel])
+        sel = np.nonzero(fold > 0)[0]
+        if len(sel):
+            # a compressed warp pleats the photo's surface both ways (ridges and dents): the prior replaces it
+            f[sel] = (1.0 - fold[sel]) * f[sel] + fold[sel] * self.prior(x_c[sel])
         f, grown = self.keep_lost(f, x_c, d_c)
         return np.stack([bare_hands(f, x_c, hand, self.prior), c > 0.5, grown], axis=1)
 
@@ -632,21 +736,28 @@ class FusedOccupancy:
     def __call__(self, x_c: np.ndarray) -> np.ndarray:
         self.count += len(x_c)
         first = self.occupancies[0]
-        weights, d_c = first.skin.weights(x_c)  # the skinning field depends on the canonical body alone
+        neighbours = first.skin.neighbours(x_c)  # the skinning field depends on the canonical body alone
+        weights, d_c = first.skin.weights(x_c, neighbours=neighbours)
         num = np.zeros(len(x_c))
         den = np.zeros(len(x_c))
         free = np.zeros(len(x_c))
+        unfolded = np.zeros(len(x_c))
         bound = np.full(len(x_c), np.inf)
         for i, (occ, centre) in enumerate(zip(self.occupancies, self.centres, strict=True)):
             x_p = occ.skin.warp(x_c, weights)
             q = occ.clothed.query(x_p)
             contact = occ.contact(x_c, x_p)
+            # a photo whose pose compresses the warp there (the inside of its bends) does not vote; where every
+            # photo's does, the body prior replaces the surface (as for one photo)
+            fold = occ.skin.fold_weight(x_c, neighbours)
+            unfolded = np.maximum(unfolded, 1.0 - fold)
             ray = x_p - centre
             ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12)
             rim = 1.0 - np.abs(np.einsum("ni,ni->n", q.normal, ray))
             seen = self._seen(i, q.closest)
             rim = rim * (seen - HIDDEN_WEIGHT) / (1.0 - HIDDEN_WEIGHT)  # a hidden rim is no silhouette
-            conf = (1.0 - contact) * (RIM_FLOOR + rim * rim) * seen * (FIRST_PHOTO_WEIGHT if i == 0 else 1.0)
+            conf = ((1.0 - contact) * (1.0 - fold) * (RIM_FLOOR + rim * rim) * seen
+                    * (FIRST_PHOTO_WEIGHT if i == 0 else 1.0))
             num += conf * -q.distance
             den += conf
             free = np.maximum(free, 1.0 - contact)
@@ -661,6 +772,9 @@ class FusedOccupancy:
             self.contact_count += int((free < 0.5).sum())
             prior = np.minimum(first.prior(x_c[blend]), observed[blend])  # the prior only carves (as for one photo)
             out[blend] = free[blend] * observed[blend] + (1.0 - free[blend]) * prior
+        folds = np.nonzero(unfolded < 1.0)[0]
+        if len(folds):
+            out[folds] = unfolded[folds] * out[folds] + (1.0 - unfolded[folds]) * first.prior(x_c[folds])
         # a limb a first meshing lost is kept as the body prior (first photo's occupancy: the avatar is posed in it)
         out, grown = first.keep_lost(out, x_c, d_c)
         first.lost_count += int(grown.sum())

@@ -1,6 +1,6 @@
 """The benchmarks' own measures (wave 12): `bench/avatar.py`'s most lost limb segment, which finds an avatar that
 lost a forearm when torn faces and edge lengths cannot, and `bench/texture_sides.py`'s per-part count of the vertex
-colours a texture change moved."""
+colours a texture change moved; and the rest pose's pleats (wave 15)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,15 @@ def test_multiview_region_errors_split_depth_from_lateral():
             assert torso["depth_cm"] > 1.5 * torso["lateral_cm"]
         else:
             assert torso["lateral_cm"] > torso["depth_cm"]
+
+
+def test_pleat_shares_see_ripples_at_the_armpits_only(standing):
+    smooth = bench_avatar.pleat_shares(standing)
+    assert smooth["armpits"] < 0.05
+    rest = standing.rest_vertices.copy()
+    shoulder = standing.rest_joints[16]
+    near = np.linalg.norm(rest - shoulder, axis=1) < 0.10
+    rest[near, 1] += 0.01 * np.sin(rest[near, 0] * 200.0)  # 3 cm ridges, 2 cm tall, round the left shoulder
+    rippled = bench_avatar.pleat_shares(dataclasses.replace(standing, rest_vertices=rest))
+    assert rippled["armpits"] > smooth["armpits"] + 0.1
+    assert rippled["knees"] == pytest.approx(smooth["knees"], abs=1e-9)
