@@ -42,7 +42,7 @@ from scipy.spatial import cKDTree
 from .bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vertices
 from .errors import EngineError
 from .geometry.device import mesh_query
-from .mesh_queries import MeshQuery
+from .mesh_queries import MeshQuery, rasterize
 from .rig import (
     Rig,
     _np,
@@ -98,6 +98,14 @@ FOLD_FULL_DET = 0.45
 #: dress took a notch between the legs at the hem without it).
 FOLD_LEGS_FROM = 0.05
 FOLD_LEGS_FULL = 0.2
+#: Between the legs (:meth:`SkinningField.between_legs`) a point whose posed position lies farther than
+#: SKIRT_FROM_M from one of the posed legs (metres; not at all in contact from SKIRT_FULL_M) is not in a contact
+#: zone: there the photo's surface is a skirt or a dress spanning the legs, not the web of legs that touch (which
+#: lies within a centimetre or two of both). Without it a walking dress's front was carved open between the legs,
+#: posed and in the rest pose (subject_107: a slit from the hem to the thighs; subject_103's midi skirt: a notch at
+#: the hem).
+SKIRT_FROM_M = 0.03
+SKIRT_FULL_M = 0.05
 #: Where the blended rotation's determinant is above 1 − FOLD_RIGID_TOL the warp's Jacobian is not evaluated (1).
 FOLD_RIGID_TOL = 0.005
 #: Cap of the cell bounds (metres): a far-away nearest-neighbour search is slow, a bounded one quick.
@@ -323,17 +331,22 @@ class SkinningField:
 
     def fold_weight(self, points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """(N,) weight in [0, 1] of the body prior at canonical points (N, 3) where the warp compresses
-        (:func:`folded` of :meth:`jacobian_det`), except between the legs: where both legs weigh in (each ≥
-        :data:`FOLD_LEGS_FROM`, none from :data:`FOLD_LEGS_FULL`) a skirt spans them, and the prior there is two
-        legs with a gap."""
+        (:func:`folded` of :meth:`jacobian_det`), except between the legs (:meth:`between_legs`): a skirt spans
+        them there, and the prior is two legs with a gap."""
         fold = folded(self.jacobian_det(points, neighbours))
         sel = np.nonzero(fold > 0)[0]
         if len(sel):
-            d, idx = neighbours
-            legs = self._blend_matrix(_blend_weights(d[sel])[0], idx[sel]) @ self.leg_shares
-            both = np.clip((legs.min(axis=1) - FOLD_LEGS_FROM) / (FOLD_LEGS_FULL - FOLD_LEGS_FROM), 0.0, 1.0)
-            fold[sel] *= 1.0 - both
+            fold[sel] *= 1.0 - self.between_legs((neighbours[0][sel], neighbours[1][sel]))
         return fold
+
+    def between_legs(self, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """(N,) in [0, 1]: how far the points of these :meth:`neighbours` lie between the legs — 0 where one leg's
+        share in the blend is below :data:`FOLD_LEGS_FROM`, 1 where both legs' are at least :data:`FOLD_LEGS_FULL`."""
+        d, idx = neighbours
+        if len(d) == 0:
+            return np.zeros(0)
+        legs = self._blend_matrix(_blend_weights(d)[0], idx) @ self.leg_shares
+        return np.clip((legs.min(axis=1) - FOLD_LEGS_FROM) / (FOLD_LEGS_FULL - FOLD_LEGS_FROM), 0.0, 1.0)
 
     def _apply(self, blend: sp.csr_matrix, points: np.ndarray) -> np.ndarray:
         """Posed points (N, 3): the canonical ``points`` moved by the ``blend`` (N, V) of the body vertices' LBS."""
@@ -387,6 +400,52 @@ class SkinningField:
         t = np.asarray(weights) @ self._transforms  # (N, 12): blended [R | o] per point
         r = t[:, :9].reshape(-1, 3, 3)
         return np.einsum("nab,nb->na", r, points) + t[:, 9:]
+
+
+#: :func:`cloth_between_legs`: (share of the way from hip to knee, smallest separation of the two legs' axes in metres
+#: for a gap to show between trouser legs there).
+SKIRT_LEVELS = ((0.5, 0.18), (1.0, 0.14))
+#: :func:`cloth_between_legs`: the least width (metres) of picture between the fitted legs to judge.
+SKIRT_GAP_M = 0.04
+#: :func:`cloth_between_legs` judges only legs standing or walking: both thighs within this many degrees of down (−Y).
+SKIRT_THIGH_DEG = 45.0
+
+
+def cloth_between_legs(posed_joints: np.ndarray, camera: Any, mask: np.ndarray, body_mask: np.ndarray,
+                       samples: int = 41) -> float:
+    """[0, 1]: the photo shows cloth spanning the legs (a skirt, a dress, a long coat). At mid-thigh and at the
+    knees (:data:`SKIRT_LEVELS`), where the two legs' axes lie far enough apart in the picture for trouser legs to
+    show a gap between them, the middle fifth of the segment joining them is sampled where the fitted body does not
+    cover it (``body_mask``: the posed body's silhouette; a leg crossing the segment in the picture is no
+    evidence): 1 where all of that is the person (``mask``) at some level, 0 where a gap shows, the legs never
+    stand apart or the body covers the segment; 0 too unless both thighs hang within :data:`SKIRT_THIGH_DEG` of
+    down. ``mask``, ``body_mask``: (H, W) bool in the camera's pixels; ``posed_joints`` (55, 3): the fitted joints
+    in the camera's world (metres, Y up)."""
+    thighs = posed_joints[[4, 5]] - posed_joints[[1, 2]]
+    down = -thighs[:, 1] / np.maximum(np.linalg.norm(thighs, axis=1), 1e-9)
+    if down.min() < np.cos(np.radians(SKIRT_THIGH_DEG)):
+        return 0.0  # seated, kneeling, kicking: thighs apart in the picture need not hang a skirt between them
+    best = 0.0
+    h, w = mask.shape
+    for share, apart in SKIRT_LEVELS:
+        left = posed_joints[1] + share * (posed_joints[4] - posed_joints[1])
+        right = posed_joints[2] + share * (posed_joints[5] - posed_joints[2])
+        (ul, ur), depth = camera.project(np.stack([left, right]))
+        px_per_m = float(camera.K[0, 0]) / max(float(depth.mean()), 1e-3)
+        if np.linalg.norm(ur - ul) < apart * px_per_m:
+            continue
+        t = np.linspace(0.0, 1.0, samples)[:, None]
+        uv = ul[None] + t * (ur - ul)[None]
+        col = np.clip(uv[:, 0].astype(np.int64), 0, w - 1)
+        row = np.clip(uv[:, 1].astype(np.int64), 0, h - 1)
+        free = ~body_mask[row, col]
+        # a gap between the fitted legs narrower than SKIRT_GAP_M is no evidence: the photo's legs lie a few
+        # pixels off the fitted ones
+        if free.sum() * np.linalg.norm(ur - ul) / (samples - 1) < SKIRT_GAP_M * px_per_m:
+            continue
+        filled = float(mask[row, col][free].mean())
+        best = max(best, float(np.clip((filled - 0.8) / 0.2, 0.0, 1.0)))
+    return best
 
 
 def folded(det: np.ndarray) -> np.ndarray:
@@ -517,8 +576,10 @@ class CanonicalOccupancy:
         self.skin, self.clothed, self.offsets = skin, clothed, offsets
         self.posed_body = posed_body
         parts = skin.body.parts
-        self.part_trees = [(cKDTree(posed_body[parts == p]), np.nonzero(parts == p)[0])
-                           for p in range(len(PART_NAMES)) if (parts == p).any()]
+        present = [p for p in range(len(PART_NAMES)) if (parts == p).any()]
+        self.part_trees = [(cKDTree(posed_body[parts == p]), np.nonzero(parts == p)[0]) for p in present]
+        #: position in :attr:`part_trees` of the left and the right leg (None: the body has none)
+        self.leg_trees = tuple(present.index(p) if p in present else None for p in (3, 4))
         self.tree = cKDTree(posed_body)
         self.body_query = mesh_query(skin.body.vertices, skin.body.faces, device)
         self.count = 0
@@ -527,12 +588,19 @@ class CanonicalOccupancy:
         # around them; None until then
         self.lost: np.ndarray | None = None
         self.lost_count = 0
+        #: [0, 1]: the photo shows cloth spanning the legs (:func:`cloth_between_legs`); only then is a point
+        #: between the legs away from them exempt from contact (:meth:`contact`)
+        self.skirt = 0.0
 
-    def contact(self, x_c: np.ndarray, x_p: np.ndarray, d_c: np.ndarray | None = None) -> np.ndarray:
+    def contact(self, x_c: np.ndarray, x_p: np.ndarray, d_c: np.ndarray | None = None,
+                legs: np.ndarray | None = None) -> np.ndarray:
         """(N,) contact weight in [0, 1] of canonical points ``x_c`` warped to ``x_p``: the largest, over the
         :data:`CONTACT_NEIGHBOURS` nearest posed body vertices of every part, of *near* × *foreign*. ``d_c`` (N,):
         the points' distance to the nearest canonical body vertex when already known (:meth:`SkinningField.weights`
-        returns it)."""
+        returns it). ``legs`` (N,): :meth:`SkinningField.between_legs` of the points; where given and the photo
+        shows cloth spanning the legs (:attr:`skirt`), a point between the legs farther than :data:`SKIRT_FROM_M`
+        from one of the posed legs is not in contact (a skirt's or a dress's volume, not the web of touching legs,
+        which lies near both)."""
         n = len(x_p)
         if n == 0:
             return np.zeros(0)
@@ -569,7 +637,15 @@ class CanonicalOccupancy:
             d_c, _ = self.skin.tree.query(x_c)
         squeeze = np.clip((d_c - dmin[:, 0] - COMPRESSION_FROM_M) / (COMPRESSION_FULL_M - COMPRESSION_FROM_M), 0, 1)
         close = np.clip((CONTACT_FAR_M - dmin[:, 0]) / (CONTACT_FAR_M - CONTACT_NEAR_M), 0.0, 1.0)
-        return _smoothstep(np.maximum(c, squeeze) * close)
+        weight = np.maximum(c, squeeze) * close
+        if legs is not None:
+            # the farther of the two posed legs: a web of touching legs lies near both, a skirt's panel not
+            starts = np.concatenate([[0], np.cumsum(widths)])
+            apart = np.max([np.full(n, np.inf) if j is None else dp[:, starts[j]:starts[j + 1]].min(axis=1)
+                            for j in self.leg_trees], axis=0)
+            skirt = np.clip((apart - SKIRT_FROM_M) / (SKIRT_FULL_M - SKIRT_FROM_M), 0.0, 1.0)
+            weight *= 1.0 - self.skirt * legs * skirt
+        return _smoothstep(weight)
 
     def prior(self, x_c: np.ndarray) -> np.ndarray:
         """Body prior: (N,) offset of the closest canonical body point minus the signed distance to the body."""
@@ -617,7 +693,7 @@ class CanonicalOccupancy:
         neighbours = self.skin.neighbours(x_c)
         x_p, d_c, hand = self.skin.warp_points_hand(x_c, neighbours)
         f = -self.clothed.signed_distance(x_p)
-        c = self.contact(x_c, x_p, d_c)
+        c = self.contact(x_c, x_p, d_c, self.skin.between_legs(neighbours))
         fold = self.skin.fold_weight(x_c, neighbours)
         sel = np.nonzero(c > 0)[0]
         if len(sel):
@@ -695,7 +771,6 @@ class FusedOccupancy:
     ``centres``: each photo's camera centre in its own bundle world (metres)."""
 
     def __init__(self, occupancies: list[Any], cameras: list[Any], masks: list[np.ndarray]) -> None:
-        from .mesh_queries import rasterize
         from .surface import mask_signed_distance
 
         if not occupancies or len(occupancies) != len(cameras) or len(masks) != len(cameras):
@@ -738,6 +813,7 @@ class FusedOccupancy:
         first = self.occupancies[0]
         neighbours = first.skin.neighbours(x_c)  # the skinning field depends on the canonical body alone
         weights, d_c = first.skin.weights(x_c, neighbours=neighbours)
+        legs = first.skin.between_legs(neighbours)
         num = np.zeros(len(x_c))
         den = np.zeros(len(x_c))
         free = np.zeros(len(x_c))
@@ -746,7 +822,7 @@ class FusedOccupancy:
         for i, (occ, centre) in enumerate(zip(self.occupancies, self.centres, strict=True)):
             x_p = occ.skin.warp(x_c, weights)
             q = occ.clothed.query(x_p)
-            contact = occ.contact(x_c, x_p)
+            contact = occ.contact(x_c, x_p, legs=legs)
             # a photo whose pose compresses the warp there (the inside of its bends) does not vote; where every
             # photo's does, the body prior replaces the surface (as for one photo)
             fold = occ.skin.fold_weight(x_c, neighbours)
@@ -1055,6 +1131,13 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     skin = views[0][0]
     offsets, measured = fused_offsets([(v[3], v[4]) for v in views])
     occupancies = [CanonicalOccupancy(sk, pb, cq, offsets, device) for sk, pb, cq, _, _ in views]
+    photo_masks = list(masks) if masks is not None else [mask] + [None] * (len(fits) - 1)
+    for occ, f, cam, m in zip(occupancies, fits, cameras, photo_masks, strict=True):
+        if cam is not None and m is not None:
+            _, posed_joints = forward_kinematics(body_t.joints, np.asarray(PARENTS), _np(f.full_pose).reshape(-1, 3))
+            body_mask = rasterize(occ.posed_body, body.faces, cam).mask
+            occ.skirt = cloth_between_legs(posed_joints + _np(f.transl).reshape(1, 3), cam, np.asarray(m, bool),
+                                           body_mask)
     if len(occupancies) == 1:
         occupancy = occupancies[0]
     else:
@@ -1136,6 +1219,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
         "contact_zone_fraction": occupancy.contact_count / max(occupancy.count, 1),
         "body_vertices_in_contact": int((~measured).sum()),
         "limb_segments_restored": restored,
+        "cloth_between_legs": [round(float(o.skirt), 3) for o in occupancies],
         "body_vertices_restored": 0 if occupancies[0].lost is None else int((occupancies[0].lost > 0).sum()),
         "points_grown_by_restored_body": occupancies[0].lost_count,
         "floaters_removed": int(floaters),

@@ -1,5 +1,5 @@
 """The canonical warp's compression (wave 15): the inside of a bend takes the body prior, so the rest pose has no
-pleats where an arm hung against the torso in the photo.
+pleats where an arm hung against the torso in the photo; and a skirt between the legs is not a contact zone.
 
 Subjects are bench/synthetic.py people (the real open body, dressed) in the "against" photo pose (arms hanging
 against the torso).
@@ -21,13 +21,15 @@ from icon_engine.avatar import (
     CanonicalOccupancy,
     SkinningField,
     body_offsets,
+    build_avatar,
     canonical_body,
     canonical_pose_angles,
+    cloth_between_legs,
     folded,
     pose_body,
 )
-from icon_engine.bundle.skeleton import NUM_JOINTS
-from icon_engine.mesh_queries import MeshQuery
+from icon_engine.bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics
+from icon_engine.mesh_queries import MeshQuery, rasterize
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +133,52 @@ def test_between_the_legs_a_stride_keeps_the_photo_surface(model):
     arm = _field(model, bench_avatar.photo_pose("against"))
     armpit = arm.body.joints[16] + np.array([0.06, -0.07, 0.0]) + np.random.default_rng(1).normal(0, 0.008, (40, 3))
     assert np.median(arm.fold_weight(armpit, arm.neighbours(armpit))) > 0.5
+
+
+def test_a_skirt_in_a_stride_is_not_carved_open_between_the_legs(model, monkeypatch):
+    """Between the legs, the skirt's volume lies centimetres from the posed legs: not a contact zone (the web of
+    touching legs lies within one or two), so the prior does not carve a slit into it."""
+    s = syn.make_subject(model, 1, kind="skirt", pose=bench_avatar.test_pose("walk1"))
+    fit = SimpleNamespace(betas=s.betas, full_pose=s.full_pose, transl=s.offset)
+
+    def midline_inside(av) -> np.ndarray:
+        """Share of points inside the rest mesh on lines between the legs, from the knees to the crotch, at five
+        depths from the skirt's front to its back."""
+        j = av.rig.rest_joints
+        query = MeshQuery(av.rig.rest_vertices, av.faces)
+        ys = np.linspace(j[4, 1] - 0.05, j[1, 1] - 0.05, 10)
+        return np.array([(query.signed_distance(np.stack([np.full(10, j[0, 0]), ys, np.full(10, j[0, 2] + z)],
+                                                         axis=1)) < 0).mean() for z in (0.06, 0.03, 0.0, -0.03, -0.06)])
+
+    def build():
+        return build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, resolution=144, levels=3, smooth=6,
+                            face_count=None, camera=s.camera, mask=s.mask)
+
+    kept = build()
+    assert midline_inside(kept).min() == 1.0
+    contact = CanonicalOccupancy.contact  # every point between the legs may be in contact, as before
+    monkeypatch.setattr(CanonicalOccupancy, "contact", lambda self, x_c, x_p, d_c=None, legs=None:
+                        contact(self, x_c, x_p, d_c))
+    carved = build()
+    assert midline_inside(carved).min() < 0.95
+    assert kept.stats["posed_silhouette_iou"] > carved.stats["posed_silhouette_iou"]
+
+
+@pytest.mark.parametrize(("kind", "pose", "expected"), [("skirt", "walk1", 1.0), ("tight", "walk1", 0.0),
+                                                        ("skirt", "stand", 1.0), ("tight", "stand", 0.0)])
+def test_cloth_between_legs_is_seen_only_where_the_photo_shows_it(model, kind, pose, expected):
+    """A skirt fills the picture between legs that stand apart; trousers show a gap (or legs too close to tell)."""
+    photo_pose = bench_avatar.test_pose(pose) if pose.startswith("walk") else bench_avatar.photo_pose(pose)
+    s = syn.make_subject(model, 1, kind=kind, pose=photo_pose)
+    fit = SimpleNamespace(betas=s.betas, full_pose=s.full_pose, transl=s.offset)
+    body = canonical_body(fit, model)
+    _, joints = forward_kinematics(body.joints, np.asarray(PARENTS), s.full_pose.reshape(-1, 3))
+    body_mask = rasterize(s.body_vertices, s.body_faces, s.camera).mask
+    seen = cloth_between_legs(joints + s.offset.reshape(1, 3), s.camera, s.mask, body_mask)
+    assert seen == pytest.approx(expected, abs=1e-9)
+    # where the fitted body covers the picture between the legs (a leg crossing it) nothing is seen
+    assert cloth_between_legs(joints + s.offset.reshape(1, 3), s.camera, s.mask, np.ones_like(s.mask)) == 0.0
+    # nor where a thigh does not hang down (seated, kicking): the same picture, the right thigh raised forward
+    raised = joints.copy()
+    raised[5] = raised[2] + np.linalg.norm(raised[5] - raised[2]) * np.array([0.0, -0.5, np.sqrt(0.75)])  # 60°
+    assert cloth_between_legs(raised + s.offset.reshape(1, 3), s.camera, s.mask, body_mask) == 0.0
