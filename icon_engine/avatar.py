@@ -94,16 +94,15 @@ FOLD_STEP_M = 0.004
 FOLD_FROM_DET = 0.75
 FOLD_FULL_DET = 0.45
 #: Between the legs (both legs' shares in a point's blend above FOLD_LEGS_FROM, fully from FOLD_LEGS_FULL) the
-#: compression rule does not apply: a skirt or a dress spans the legs there (subject_103's midi skirt and 107's
-#: dress took a notch between the legs at the hem without it).
+#: compression rule does not apply: a skirt or a dress spans the legs there, and the prior is two legs (with it
+#: there, rendered subject_103's midi skirt and 107's dress lost 0.03 and 0.02 cm Chamfer).
 FOLD_LEGS_FROM = 0.05
 FOLD_LEGS_FULL = 0.2
 #: Between the legs (:meth:`SkinningField.between_legs`) a point whose posed position lies farther than
 #: SKIRT_FROM_M from one of the posed legs (metres; not at all in contact from SKIRT_FULL_M) is not in a contact
 #: zone: there the photo's surface is a skirt or a dress spanning the legs, not the web of legs that touch (which
 #: lies within a centimetre or two of both). Without it a walking dress's front was carved open between the legs,
-#: posed and in the rest pose (subject_107: a slit from the hem to the thighs; subject_103's midi skirt: a notch at
-#: the hem).
+#: posed and in the rest pose (subject_107: a slit from the hem to the thighs with a flap standing out of it).
 SKIRT_FROM_M = 0.03
 SKIRT_FULL_M = 0.05
 #: Where the blended rotation's determinant is above 1 − FOLD_RIGID_TOL the warp's Jacobian is not evaluated (1).
@@ -368,6 +367,8 @@ class SkinningField:
         so a point between two legs blends both legs evenly and the field has no seam where the nearest part
         changes."""
         n = len(points)
+        if n == 0:
+            return np.zeros((0, k * len(self.part_trees))), np.zeros((0, k * len(self.part_trees)), dtype=np.int64)
         # Parts that cannot weigh in are not searched: first the part nearest to the point's cell (lower bound,
         # 4 cm cells), whose nearest vertex bounds d_min from above; then every other part whose lower bound is
         # within the reach of that bound (beyond it a vertex weighs < exp(−FIELD_CUTOFF) ≈ 1e-12 of the nearest;
@@ -415,12 +416,11 @@ def cloth_between_legs(posed_joints: np.ndarray, camera: Any, mask: np.ndarray, 
                        samples: int = 41) -> float:
     """[0, 1]: the photo shows cloth spanning the legs (a skirt, a dress, a long coat). At mid-thigh and at the
     knees (:data:`SKIRT_LEVELS`), where the two legs' axes lie far enough apart in the picture for trouser legs to
-    show a gap between them, the middle fifth of the segment joining them is sampled where the fitted body does not
-    cover it (``body_mask``: the posed body's silhouette; a leg crossing the segment in the picture is no
-    evidence): 1 where all of that is the person (``mask``) at some level, 0 where a gap shows, the legs never
-    stand apart or the body covers the segment; 0 too unless both thighs hang within :data:`SKIRT_THIGH_DEG` of
-    down. ``mask``, ``body_mask``: (H, W) bool in the camera's pixels; ``posed_joints`` (55, 3): the fitted joints
-    in the camera's world (metres, Y up)."""
+    show a gap between them, the segment joining them is sampled where the fitted body does not cover it
+    (``body_mask``: the posed body's silhouette), if at least :data:`SKIRT_GAP_M` of it: 1 where all of that is the
+    person (``mask``) at some level, 0 where a gap shows, the legs never stand apart or the body covers the
+    segment; 0 too unless both thighs hang within :data:`SKIRT_THIGH_DEG` of down. ``mask``, ``body_mask``: (H, W)
+    bool in the camera's pixels; ``posed_joints`` (55, 3): the fitted joints in the camera's world (metres, Y up)."""
     thighs = posed_joints[[4, 5]] - posed_joints[[1, 2]]
     down = -thighs[:, 1] / np.maximum(np.linalg.norm(thighs, axis=1), 1e-9)
     if down.min() < np.cos(np.radians(SKIRT_THIGH_DEG)):
