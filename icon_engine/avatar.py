@@ -693,7 +693,7 @@ class CanonicalOccupancy:
         neighbours = self.skin.neighbours(x_c)
         x_p, d_c, hand = self.skin.warp_points_hand(x_c, neighbours)
         f = -self.clothed.signed_distance(x_p)
-        c = self.contact(x_c, x_p, d_c, self.skin.between_legs(neighbours))
+        c = self.contact(x_c, x_p, d_c, self.skin.between_legs(neighbours) if self.skirt > 0 else None)
         fold = self.skin.fold_weight(x_c, neighbours)
         sel = np.nonzero(c > 0)[0]
         if len(sel):
@@ -813,7 +813,7 @@ class FusedOccupancy:
         first = self.occupancies[0]
         neighbours = first.skin.neighbours(x_c)  # the skinning field depends on the canonical body alone
         weights, d_c = first.skin.weights(x_c, neighbours=neighbours)
-        legs = first.skin.between_legs(neighbours)
+        legs = first.skin.between_legs(neighbours) if any(o.skirt > 0 for o in self.occupancies) else None
         num = np.zeros(len(x_c))
         den = np.zeros(len(x_c))
         free = np.zeros(len(x_c))
