@@ -93,11 +93,12 @@ FOLD_STEP_M = 0.004
 #: posed IoU up to 0.007 at the bends' outlines, the narrower up to 0.003.)
 FOLD_FROM_DET = 0.75
 FOLD_FULL_DET = 0.45
-#: Between the legs (both legs' shares in a point's blend above FOLD_LEGS_FROM, fully from FOLD_LEGS_FULL) the
-#: compression rule does not apply: a skirt or a dress spans the legs there, and the prior is two legs (with it
-#: there, rendered subject_103's midi skirt and 107's dress lost 0.03 and 0.02 cm Chamfer).
-FOLD_LEGS_FROM = 0.05
-FOLD_LEGS_FULL = 0.2
+#: Between the legs (:meth:`SkinningField.between_legs`: both legs' shares in a point's blend above LEGS_SHARE_FROM,
+#: fully from LEGS_SHARE_FULL) the compression rule does not apply, nor (where the photo shows a skirt) the contact
+#: rule (:data:`SKIRT_FROM_M`): a skirt or a dress spans the legs there, and the prior is two legs (with the
+#: compression rule there, rendered subject_103's midi skirt and 107's dress lost 0.03 and 0.02 cm Chamfer).
+LEGS_SHARE_FROM = 0.05
+LEGS_SHARE_FULL = 0.2
 #: Between the legs (:meth:`SkinningField.between_legs`) a point whose posed position lies farther than
 #: SKIRT_FROM_M from one of the posed legs (metres; not at all in contact from SKIRT_FULL_M) is not in a contact
 #: zone: there the photo's surface is a skirt or a dress spanning the legs, not the web of legs that touch (which
@@ -258,6 +259,8 @@ class SkinningField:
         # joint transforms x ↦ R_j x + o_j with o_j = G_j − R_j J_j + transl
         self.rot = glob_r
         self.off = glob_t - np.einsum("jab,jb->ja", glob_r, body.joints) + np.asarray(transl).reshape(1, 3)
+        #: (55, 3) the joints in the posed space (metres)
+        self.posed_joints = glob_t + np.asarray(transl).reshape(1, 3)
         self._transforms = np.concatenate([glob_r.reshape(-1, 9), self.off], axis=1)  # (55, 12) [R_j | o_j]
         self._vertex_transforms = np.asarray(self.lbs_sparse @ self._transforms)  # (V, 12): each vertex's LBS
         #: (V,) share of the hand joints (:data:`HAND_JOINTS`) in each body vertex's LBS weights
@@ -340,12 +343,12 @@ class SkinningField:
 
     def between_legs(self, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """(N,) in [0, 1]: how far the points of these :meth:`neighbours` lie between the legs — 0 where one leg's
-        share in the blend is below :data:`FOLD_LEGS_FROM`, 1 where both legs' are at least :data:`FOLD_LEGS_FULL`."""
+        share in the blend is below :data:`LEGS_SHARE_FROM`, 1 where both legs' are at least :data:`LEGS_SHARE_FULL`."""
         d, idx = neighbours
         if len(d) == 0:
             return np.zeros(0)
         legs = self._blend_matrix(_blend_weights(d)[0], idx) @ self.leg_shares
-        return np.clip((legs.min(axis=1) - FOLD_LEGS_FROM) / (FOLD_LEGS_FULL - FOLD_LEGS_FROM), 0.0, 1.0)
+        return np.clip((legs.min(axis=1) - LEGS_SHARE_FROM) / (LEGS_SHARE_FULL - LEGS_SHARE_FROM), 0.0, 1.0)
 
     def _apply(self, blend: sp.csr_matrix, points: np.ndarray) -> np.ndarray:
         """Posed points (N, 3): the canonical ``points`` moved by the ``blend`` (N, V) of the body vertices' LBS."""
@@ -1132,12 +1135,10 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     offsets, measured = fused_offsets([(v[3], v[4]) for v in views])
     occupancies = [CanonicalOccupancy(sk, pb, cq, offsets, device) for sk, pb, cq, _, _ in views]
     photo_masks = list(masks) if masks is not None else [mask] + [None] * (len(fits) - 1)
-    for occ, f, cam, m in zip(occupancies, fits, cameras, photo_masks, strict=True):
+    for occ, cam, m in zip(occupancies, cameras, photo_masks, strict=True):
         if cam is not None and m is not None:
-            _, posed_joints = forward_kinematics(body_t.joints, np.asarray(PARENTS), _np(f.full_pose).reshape(-1, 3))
             body_mask = rasterize(occ.posed_body, body.faces, cam).mask
-            occ.skirt = cloth_between_legs(posed_joints + _np(f.transl).reshape(1, 3), cam, np.asarray(m, bool),
-                                           body_mask)
+            occ.skirt = cloth_between_legs(occ.skin.posed_joints, cam, np.asarray(m, bool), body_mask)
     if len(occupancies) == 1:
         occupancy = occupancies[0]
     else:
