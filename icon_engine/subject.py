@@ -21,6 +21,7 @@ Steps (docs/multiview.md):
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -114,17 +115,23 @@ def gather_inputs(paths: list[str | Path], frames: int = DEFAULT_FRAMES, work_di
         else:
             raise EngineError("photo_missing", f"{path} does not exist.", "Check the path and file name.")
     work = Path(work_dir) if work_dir is not None else None  # a temporary folder only when a video needs one
+    made: Path | None = None  # the temporary folder made here: removed again if the inputs are refused
     inputs: list[SubjectInput] = []
-    for path in files:
-        if _is_video(path):
-            if work is None:
-                work = Path(tempfile.mkdtemp(prefix="icon-subject-"))
-            inputs.extend(pick_video_frames(path, frames, work))
-        else:
-            inputs.append(SubjectInput(path, path.name, path))
-    if len(inputs) > MAX_INPUTS:
-        raise EngineError("bad_option", f"{len(inputs)} images for one person; at most {MAX_INPUTS} are used.",
-                          "Choose fewer photos, or fewer --frames per video.")
+    try:
+        for path in files:
+            if _is_video(path):
+                if work is None:
+                    work = made = Path(tempfile.mkdtemp(prefix="icon-subject-"))
+                inputs.extend(pick_video_frames(path, frames, work))
+            else:
+                inputs.append(SubjectInput(path, path.name, path))
+        if len(inputs) > MAX_INPUTS:
+            raise EngineError("bad_option", f"{len(inputs)} images for one person; at most {MAX_INPUTS} are used.",
+                              "Choose fewer photos, or fewer --frames per video.")
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     return inputs
 
 

@@ -251,3 +251,19 @@ def test_gather_inputs_makes_no_temporary_folder_without_a_video(tmp_path: Path,
         Image.new("RGB", (8, 8)).save(tmp_path / name)
     inputs = gather_inputs([tmp_path / "a.png", tmp_path / "b.png"])
     assert [i.label for i in inputs] == ["a.png", "b.png"] and made == []
+
+
+def test_a_refused_video_leaves_no_temporary_folder(tmp_path: Path, monkeypatch) -> None:
+    """A video that cannot be decoded is refused, and the temporary folder gather_inputs made for its frames goes
+    with it (nothing half-written)."""
+    import tempfile
+
+    made: list[str] = []
+    real = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    with pytest.raises(EngineError) as err:
+        gather_inputs([broken])
+    assert err.value.code == "bad_video"
+    assert len(made) == 1 and not Path(made[0]).exists()
