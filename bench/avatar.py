@@ -170,7 +170,8 @@ def most_lost_segment(case: AvatarCase) -> tuple[float, str]:
 
 
 def measure(case: AvatarCase, poses: tuple[str, ...] = TEST_POSES) -> list[dict]:
-    """Per pose: torn faces (count, %), longest / median edge, faces with area change > 4×, arm inside torso."""
+    """Per pose: torn faces (count, %), longest / median edge, faces with area change > 4×, arm inside torso,
+    creases between the knees and the hips (:func:`thigh_creases`)."""
     ref_area = _areas(case.posed_vertices, case.faces)
     rows = []
     for name in poses:
@@ -189,6 +190,7 @@ def measure(case: AvatarCase, poses: tuple[str, ...] = TEST_POSES) -> list[dict]
             "torn_pct": 100.0 * float(torn.mean()), "longest_over_median": float(edges.max() / np.median(edges)),
             "area4x_pct": 100.0 * float(((ratio > 4) | (ratio < 0.25)).mean()),
             "arm_in_torso_pct": 100.0 * arm_inside_torso(v, case.parts, case.body, pose),
+            "thigh_creases_pct": 100.0 * thigh_creases(case, v),
         })
     return rows
 
@@ -342,17 +344,35 @@ def run_photos(photos: list[Path], out_dir: Path, quality: str, model: Any) -> l
 PLEAT_ZONES = {"armpits": ((16, 17), 0.13), "elbows": ((18, 19), 0.09), "knees": ((4, 5), 0.10)}
 
 
+def _turned_faces(vertices: np.ndarray, faces: np.ndarray, iterations: int = 10, turn_deg: float = 20.0) -> np.ndarray:
+    """(M,) bool: faces whose normal turns more than ``turn_deg`` from the same face's on a copy smoothed by
+    ``iterations`` Laplacian rounds (λ = 0.5): ridges, dents, pleats and creases of a few centimetres."""
+    from icon_engine.geometry.laplacian import laplacian_smooth
+    from icon_engine.geometry.normals import face_normals
+
+    smooth = laplacian_smooth(vertices, faces, iterations)
+    cos = np.einsum("ij,ij->i", face_normals(vertices, faces), face_normals(smooth, faces))
+    return cos < np.cos(np.radians(turn_deg))
+
+
+def thigh_creases(case: AvatarCase, vertices: np.ndarray) -> float:
+    """Area share of the faces between the knees and the hips (rest-pose heights) that are creased
+    (:func:`_turned_faces`) in the posed ``vertices``: a skirt split down the middle in a stride, a sheet between
+    the thighs (wave 16)."""
+    j = case.rest_joints
+    y = case.rest_vertices[case.faces].mean(axis=1)[:, 1]
+    band = (y > j[[4, 5], 1].mean()) & (y < j[[1, 2], 1].mean())
+    area = _areas(vertices, case.faces)
+    return float(area[band & _turned_faces(vertices, case.faces)].sum() / max(area[band].sum(), 1e-12))
+
+
 def pleat_shares(case: AvatarCase, iterations: int = 10, turn_deg: float = 20.0) -> dict[str, float]:
     """Crumpling of the rest mesh (wave 15): per zone of :data:`PLEAT_ZONES` (faces within the radius of one of its
     rest joints) and over the whole mesh, the area share of faces whose normal turns more than ``turn_deg`` from
     the same face's on a copy smoothed by ``iterations`` Laplacian rounds (λ = 0.5) — ridges, dents and pleats of a
     few centimetres; the body's own curvature at the smoothing's scale turns less."""
-    from icon_engine.geometry.laplacian import laplacian_smooth
-    from icon_engine.geometry.normals import face_normals
-
     v, f = case.rest_vertices, case.faces
-    cos = np.einsum("ij,ij->i", face_normals(v, f), face_normals(laplacian_smooth(v, f, iterations), f))
-    turned = cos < np.cos(np.radians(turn_deg))
+    turned = _turned_faces(v, f, iterations, turn_deg)
     area = _areas(v, f)
     centres = v[f].mean(axis=1)
     out = {}
@@ -368,12 +388,14 @@ def summarise(rows: list[dict]) -> dict:
     out: dict[str, dict] = {}
     for r in rows:
         s = out.setdefault(r["pose"], {"torn_max": 0, "torn_pct_max": 0.0, "longest_over_median_max": 0.0,
-                                       "area4x_pct_max": 0.0, "arm_in_torso_pct_max": 0.0})
+                                       "area4x_pct_max": 0.0, "arm_in_torso_pct_max": 0.0,
+                                       "thigh_creases_pct_max": 0.0})
         s["torn_max"] = max(s["torn_max"], r["torn"])
         s["torn_pct_max"] = max(s["torn_pct_max"], r["torn_pct"])
         s["longest_over_median_max"] = max(s["longest_over_median_max"], r["longest_over_median"])
         s["area4x_pct_max"] = max(s["area4x_pct_max"], r["area4x_pct"])
         s["arm_in_torso_pct_max"] = max(s["arm_in_torso_pct_max"], r["arm_in_torso_pct"])
+        s["thigh_creases_pct_max"] = max(s["thigh_creases_pct_max"], r["thigh_creases_pct"])
     return out
 
 
@@ -428,11 +450,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = [r for case in cases for r in measure(case)]
     print(f"load average {os.getloadavg()[0]:.1f}\n")
     print("| avatar | pose | faces | torn faces | torn % | longest / median edge | area change > 4× (%) | "
-          "arm inside torso (%) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "arm inside torso (%) | thigh creases (%) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['avatar']} | {r['pose']} | {r['faces']} | {r['torn']} | {r['torn_pct']:.3f} | "
-              f"{r['longest_over_median']:.1f} | {r['area4x_pct']:.3f} | {r['arm_in_torso_pct']:.2f} |")
+              f"{r['longest_over_median']:.1f} | {r['area4x_pct']:.3f} | {r['arm_in_torso_pct']:.2f} | "
+              f"{r['thigh_creases_pct']:.2f} |")
     print("\n| avatar | avatar stage or reconstruction (s wall / s CPU) | contact-zone fraction | posed IoU | "
           "most lost limb segment (share outside) | limb segments restored | rest pleats % (armpits / elbows / "
           "knees / all) |")

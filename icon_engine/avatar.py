@@ -42,10 +42,13 @@ from scipy.spatial import cKDTree
 from .bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vertices
 from .errors import EngineError
 from .geometry.device import mesh_query
+from .geometry.laplacian import mesh_laplacian, spd_solver
 from .mesh_queries import MeshQuery, rasterize
 from .rig import (
+    MIN_BLEND_SINGULAR,
     Rig,
     _np,
+    blended_transforms,
     check_rig_inputs,
     diffuse_weights,
     pose_relative_to_rest,
@@ -53,6 +56,7 @@ from .rig import (
     sparsify_weights,
     torn_faces,
     transfer_weights,
+    unpose_vertices,
 )
 from .threads import map_rows
 
@@ -883,10 +887,14 @@ def part_support(weights: np.ndarray, min_share: float = 0.02) -> np.ndarray:
 
 
 def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody, skin: SkinningField,
-                           max_influences: int = 8) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Skin weights (N, 55) float32 of the canonical mesh and each vertex's part (N,): transfer from the canonical
-    body, screened-Laplace diffusion over the mesh (:mod:`icon_engine.rig`), then every joint of a part the
-    skinning field does not see at the vertex is dropped, ≤ ``max_influences`` joints, rows normalised."""
+                           max_influences: int = 8, skirt: bool = False
+                           ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], np.ndarray, np.ndarray]:
+    """Skin weights (N, 55) float32 of the canonical mesh, each vertex's part (N,), stats, the skirt panel (N,)
+    bool and the weights without the panel's blend (N, 55): transfer from the canonical body, screened-Laplace
+    diffusion over the mesh (:mod:`icon_engine.rig`), then every joint of a part the skinning field does not see at
+    the vertex is dropped; with ``skirt`` (a photo shows cloth spanning the legs) the split between the legs of
+    that cloth's panel (:func:`skirt_panel`) is made harmonic (:func:`panel_leg_split`); ≤ ``max_influences``
+    joints, rows normalised."""
     w0, dist = transfer_weights(vertices, body.vertices, body.faces, body.lbs_weights, faces=faces)
     # the field's weights at the vertices on a second thread while SuperLU factors and solves (it releases the GIL)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icon-field-weights") as pool:
@@ -897,11 +905,118 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
     joint_ok = allowed[:, JOINT_PART]
     dropped = float((np.clip(w, 0, None) * ~joint_ok).sum() / max(np.clip(w, 0, None).sum(), 1e-12))
     w = np.where(joint_ok, w, 0.0)
-    w = sparsify_weights(w, max_influences)
+    panel = skirt_panel(vertices, w, dist, body.joints) if skirt else np.zeros(len(vertices), dtype=bool)
+    legs_w = sparsify_weights(w, max_influences)
+    w = sparsify_weights(panel_leg_split(w, faces, panel), max_influences) if panel.any() else legs_w
     parts = (w.astype(np.float64) @ _PART_MATRIX.T).argmax(axis=1)
     return w, parts, {"transfer_distance_mean_cm": float(dist.mean() * 100),
                       "transfer_distance_p95_cm": float(np.percentile(dist, 95) * 100),
-                      "loose_vertices": int((dist > 0.06).sum()), "foreign_weight_dropped": dropped}
+                      "loose_vertices": int((dist > 0.06).sum()), "foreign_weight_dropped": dropped}, panel, legs_w
+
+
+#: Cloth spanning the legs (a skirt, a dress, a long coat) is skinned as one panel (wave 16): a vertex below the hip
+#: joints and more than SKIRT_CLOTH_M (metres, canonical) from the body is cloth; where such cloth lies between the
+#: legs (both legs at least :data:`LEGS_SHARE_FROM` of its weights) it spans them, and its lowest such vertex is the
+#: hem. Between the hips and the hem every cloth vertex with some leg weight belongs to the panel.
+SKIRT_CLOTH_M = 0.012
+#: The panel is skinned only where a photo shows cloth spanning the legs at least this clearly
+#: (:func:`cloth_between_legs`).
+SKIRT_EVIDENCE = 0.5
+#: Screening of the harmonic blend towards a vertex's own weights (keeps a panel patch without fixed neighbours as
+#: it was; negligible against the Laplacian's unit edge weights elsewhere).
+HARMONIC_SCREEN = 1e-4
+
+
+def skirt_panel(vertices: np.ndarray, weights: np.ndarray, distance: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    """(N,) bool: the canonical mesh's vertices (N, 3, metres, Y up) of cloth spanning the legs, from their weights
+    (N, 55), their distance to the canonical body (N,) and the body's joints (55, 3) (:data:`SKIRT_CLOTH_M`)."""
+    legs = weights @ _PART_MATRIX[3:5].T  # (N, 2) left and right leg shares
+    cloth = (distance > SKIRT_CLOTH_M) & (vertices[:, 1] < joints[[1, 2], 1].mean())
+    spanning = cloth & (legs.min(axis=1) >= LEGS_SHARE_FROM)
+    if not spanning.any():
+        return np.zeros(len(vertices), dtype=bool)
+    hem = vertices[spanning, 1].min()
+    return cloth & (vertices[:, 1] >= hem) & (legs.sum(axis=1) >= LEGS_SHARE_FROM)
+
+
+def harmonic_weights(weights: np.ndarray, faces: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """``weights`` (N, J) with the rows of ``free`` (N,) bool replaced by the harmonic interpolation of the other
+    rows over the mesh ``faces``: ``L_ff w_f = −L_fb w_b`` (uniform Laplacian, screened by :data:`HARMONIC_SCREEN`
+    towards the rows' own values). Rows of ones stay rows of ones."""
+    w = np.asarray(weights, dtype=np.float64)
+    out = w.copy()
+    idx, fixed = np.flatnonzero(free), np.flatnonzero(~free)
+    if not len(idx):
+        return out
+    lap = mesh_laplacian(len(w), faces).tocsr()
+    system = (lap[idx][:, idx] + sp.identity(len(idx)) * HARMONIC_SCREEN).tocsc()
+    cols = np.flatnonzero(np.abs(w).max(axis=0) > 0)
+    rhs = -(lap[idx][:, fixed] @ w[fixed][:, cols]) + HARMONIC_SCREEN * w[idx][:, cols]
+    solve = spd_solver(system)
+    out[np.ix_(idx, cols)] = np.clip(np.stack([solve(rhs[:, k]) for k in range(len(cols))], axis=1), 0.0, None)
+    return out
+
+
+#: The legs' joints, left and right in the same order (hip, knee, ankle, foot).
+_LEFT_LEG, _RIGHT_LEG = np.array(_PART_JOINTS[3]), np.array(_PART_JOINTS[4])
+
+
+def panel_leg_split(weights: np.ndarray, faces: np.ndarray, panel: np.ndarray) -> np.ndarray:
+    """``weights`` (N, 55) with the skirt ``panel``'s (N,) bool split between the legs made harmonic: each panel
+    vertex keeps its legs' total share (and the rest of its row: the waist's share), and the left leg's part of that
+    total is the harmonic interpolation (:func:`harmonic_weights`) of the part around the panel, over the mesh's
+    vertices that carry leg weight. Within a leg the joints keep the vertex's own proportions (hip, knee, …), or
+    the other leg's mirrored where the vertex had none of that leg. So the panel drapes from one leg to the other
+    across its front and back, and still follows the legs as far as it did: a stride does not split it, and sitting
+    (both legs turned alike) does not pull it back to the waist."""
+    w = np.array(weights, dtype=np.float64, copy=True)
+    left, right = w[:, _LEFT_LEG], w[:, _RIGHT_LEG]
+    sl, sr = left.sum(axis=1), right.sum(axis=1)
+    total = sl + sr
+    legs = total > 1e-6
+    if not (panel & legs).any():
+        return w
+    sub = np.flatnonzero(legs)  # the leg-carrying part of the mesh: the split is interpolated over it
+    where = np.full(len(w), -1)
+    where[sub] = np.arange(len(sub))
+    f = faces[(where[faces] >= 0).all(axis=1)]
+    share = (sl[sub] / total[sub])[:, None]
+    split = harmonic_weights(share, where[f], panel[sub])[:, 0]
+    rows = sub[panel[sub]]
+    s = np.clip(split[panel[sub]], 0.0, 1.0)
+    pl = np.where(sl[rows, None] > 1e-9, left[rows] / np.maximum(sl[rows], 1e-12)[:, None],
+                  right[rows] / np.maximum(sr[rows], 1e-12)[:, None])
+    pr = np.where(sr[rows, None] > 1e-9, right[rows] / np.maximum(sr[rows], 1e-12)[:, None], pl)
+    w[np.ix_(rows, _LEFT_LEG)] = (s * total[rows])[:, None] * pl
+    w[np.ix_(rows, _RIGHT_LEG)] = ((1.0 - s) * total[rows])[:, None] * pr
+    return w
+
+
+def _keep_panel_posed(canonical: np.ndarray, weights: np.ndarray, panel: np.ndarray, legs_weights: np.ndarray,
+                      skin: SkinningField, canonical_joints: np.ndarray, to_rest: np.ndarray,
+                      rest_joints: np.ndarray, pose_rel: np.ndarray, transl: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The canonical vertices (N, 3) of the skirt ``panel`` moved so that the panel, skinned with its new
+    ``weights`` (N, 55), lands in the first photo's pose where the canonical occupancy put it (the first photo's
+    skinning field ``skin`` warps the vertex there): the avatar reproduces the photo, and its rest shape is the
+    photo's skirt un-posed as one panel. Vertices whose new blend is near-singular in that pose
+    (:data:`icon_engine.rig.MIN_BLEND_SINGULAR`) keep their place and the weights without the panel's blend
+    (``legs_weights``). Returns (canonical, weights, panel) updated; ``to_rest``, ``pose_rel`` (55, 3): canonical →
+    rest and rest → photo pose."""
+    idx = np.flatnonzero(panel)
+    w_new = np.asarray(weights[idx], dtype=np.float64)
+    blend, _ = blended_transforms(w_new, rest_joints, pose_rel)
+    ok = np.linalg.svd(blend, compute_uv=False)[:, -1] >= MIN_BLEND_SINGULAR
+    keep = idx[ok]
+    target = skin.warp_points(canonical[keep])[0]  # where the occupancy put the panel in the photo
+    rest = unpose_vertices(target, w_new[ok], rest_joints, pose_rel, transl)
+    canonical = np.array(canonical, copy=True)
+    canonical[keep] = unpose_vertices(rest, w_new[ok], canonical_joints, to_rest, np.zeros(3))
+    weights = np.array(weights, copy=True)
+    weights[idx[~ok]] = legs_weights[idx[~ok]]
+    panel = np.zeros_like(panel)
+    panel[keep] = True
+    return canonical, weights, panel
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1186,12 +1301,20 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
 
     t = time.perf_counter()
     report(0.75, "Skinning the canonical avatar")
-    weights, parts, wstats = canonical_skin_weights(verts, tris, body, skin, max_influences)
+    skirt = max(float(o.skirt) for o in occupancies) >= SKIRT_EVIDENCE
+    weights, parts, wstats, panel, legs_weights = canonical_skin_weights(verts, tris, body, skin, max_influences,
+                                                                         skirt)
     # canonical (legs spread) → rest pose (T or A), then rest → photo pose: posed is exactly LBS of the rest mesh
-    rest = skin_vertices(verts, weights, body.joints, np.asarray(PARENTS), pose_relative_to_rest(angles, canon_angles))
+    to_rest = pose_relative_to_rest(angles, canon_angles)
     _, rest_joints = forward_kinematics(body_t.joints, np.asarray(PARENTS), angles)
     pose_rel = pose_relative_to_rest(full_pose, angles)
+    if panel.any():  # the panel keeps its place in the photo: its rest shape is un-posed with its new weights
+        verts, weights, panel = _keep_panel_posed(verts, weights, panel, legs_weights, skin, body.joints, to_rest,
+                                                  rest_joints, pose_rel, transl)
+        parts = (weights.astype(np.float64) @ _PART_MATRIX.T).argmax(axis=1)
+    rest = skin_vertices(verts, weights, body.joints, np.asarray(PARENTS), to_rest)
     posed = skin_vertices(rest, weights, rest_joints, np.asarray(PARENTS), pose_rel, transl)
+    wstats["skirt_panel_vertices"] = int(panel.sum())
     timings["skin"] = time.perf_counter() - t
 
     report(0.9, "Checking the avatar")
