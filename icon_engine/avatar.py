@@ -42,7 +42,6 @@ from scipy.spatial import cKDTree
 from .bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vertices
 from .errors import EngineError
 from .geometry.device import mesh_query
-from .geometry.laplacian import mesh_laplacian, spd_solver
 from .mesh_queries import MeshQuery, rasterize
 from .rig import (
     MIN_BLEND_SINGULAR,
@@ -915,16 +914,17 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
 
 
 #: Cloth spanning the legs (a skirt, a dress, a long coat) is skinned as one panel (wave 16): a vertex below the hip
-#: joints and more than SKIRT_CLOTH_M (metres, canonical) from the body is cloth; where such cloth lies between the
-#: legs (both legs at least :data:`LEGS_SHARE_FROM` of its weights) it spans them, and its lowest such vertex is the
-#: hem. Between the hips and the hem every cloth vertex with some leg weight belongs to the panel.
+#: joints and more than SKIRT_CLOTH_M (metres, canonical) from the body is cloth; where such cloth crosses the
+#: midline between the legs (:data:`SKIRT_MIDLINE_M`, both legs at least :data:`LEGS_SHARE_FROM` of its weights) it
+#: spans them, and its lowest such vertex is the hem. Between the hips and the hem every cloth vertex with some leg
+#: weight belongs to the panel.
 SKIRT_CLOTH_M = 0.012
+#: Cloth spans the legs where it crosses the body's midline (metres either side of the pelvis joint): a skirt's
+#: front and back do down to the hem, trouser legs only at the crotch.
+SKIRT_MIDLINE_M = 0.02
 #: The panel is skinned only where a photo shows cloth spanning the legs at least this clearly
 #: (:func:`cloth_between_legs`).
 SKIRT_EVIDENCE = 0.5
-#: Screening of the harmonic blend towards a vertex's own weights (keeps a panel patch without fixed neighbours as
-#: it was; negligible against the Laplacian's unit edge weights elsewhere).
-HARMONIC_SCREEN = 1e-4
 
 
 def skirt_panel(vertices: np.ndarray, weights: np.ndarray, distance: np.ndarray, joints: np.ndarray) -> np.ndarray:
@@ -932,29 +932,12 @@ def skirt_panel(vertices: np.ndarray, weights: np.ndarray, distance: np.ndarray,
     (N, 55), their distance to the canonical body (N,) and the body's joints (55, 3) (:data:`SKIRT_CLOTH_M`)."""
     legs = weights @ _PART_MATRIX[3:5].T  # (N, 2) left and right leg shares
     cloth = (distance > SKIRT_CLOTH_M) & (vertices[:, 1] < joints[[1, 2], 1].mean())
-    spanning = cloth & (legs.min(axis=1) >= LEGS_SHARE_FROM)
+    midline = np.abs(vertices[:, 0] - joints[0, 0]) < SKIRT_MIDLINE_M
+    spanning = cloth & midline & (legs.min(axis=1) >= LEGS_SHARE_FROM)
     if not spanning.any():
         return np.zeros(len(vertices), dtype=bool)
     hem = vertices[spanning, 1].min()
     return cloth & (vertices[:, 1] >= hem) & (legs.sum(axis=1) >= LEGS_SHARE_FROM)
-
-
-def harmonic_weights(weights: np.ndarray, faces: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """``weights`` (N, J) with the rows of ``free`` (N,) bool replaced by the harmonic interpolation of the other
-    rows over the mesh ``faces``: ``L_ff w_f = −L_fb w_b`` (uniform Laplacian, screened by :data:`HARMONIC_SCREEN`
-    towards the rows' own values). Rows of ones stay rows of ones."""
-    w = np.asarray(weights, dtype=np.float64)
-    out = w.copy()
-    idx, fixed = np.flatnonzero(free), np.flatnonzero(~free)
-    if not len(idx):
-        return out
-    lap = mesh_laplacian(len(w), faces).tocsr()
-    system = (lap[idx][:, idx] + sp.identity(len(idx)) * HARMONIC_SCREEN).tocsc()
-    cols = np.flatnonzero(np.abs(w).max(axis=0) > 0)
-    rhs = -(lap[idx][:, fixed] @ w[fixed][:, cols]) + HARMONIC_SCREEN * w[idx][:, cols]
-    solve = spd_solver(system)
-    out[np.ix_(idx, cols)] = np.clip(np.stack([solve(rhs[:, k]) for k in range(len(cols))], axis=1), 0.0, None)
-    return out
 
 
 #: The legs' joints, left and right in the same order (hip, knee, ankle, foot).
@@ -964,11 +947,13 @@ _LEFT_LEG, _RIGHT_LEG = np.array(_PART_JOINTS[3]), np.array(_PART_JOINTS[4])
 def panel_leg_split(weights: np.ndarray, faces: np.ndarray, panel: np.ndarray) -> np.ndarray:
     """``weights`` (N, 55) with the skirt ``panel``'s (N,) bool split between the legs made harmonic: each panel
     vertex keeps its legs' total share (and the rest of its row: the waist's share), and the left leg's part of that
-    total is the harmonic interpolation (:func:`harmonic_weights`) of the part around the panel, over the mesh's
-    vertices that carry leg weight. Within a leg the joints keep the vertex's own proportions (hip, knee, …), or
-    the other leg's mirrored where the vertex had none of that leg. So the panel drapes from one leg to the other
-    across its front and back, and still follows the legs as far as it did: a stride does not split it, and sitting
-    (both legs turned alike) does not pull it back to the waist."""
+    total is the harmonic interpolation (:func:`icon_engine.texture.harmonic_fill`) of the part around the panel,
+    over the mesh's vertices that carry leg weight. Within a leg the joints keep the vertex's own proportions (hip,
+    knee, …), or the other leg's mirrored where the vertex had none of that leg. So the panel drapes from one leg
+    to the other across its front and back, and still follows the legs as far as it did: a stride does not split
+    it, and sitting (both legs turned alike) does not pull it back to the waist."""
+    from .texture import harmonic_fill
+
     w = np.array(weights, dtype=np.float64, copy=True)
     left, right = w[:, _LEFT_LEG], w[:, _RIGHT_LEG]
     sl, sr = left.sum(axis=1), right.sum(axis=1)
@@ -981,7 +966,7 @@ def panel_leg_split(weights: np.ndarray, faces: np.ndarray, panel: np.ndarray) -
     where[sub] = np.arange(len(sub))
     f = faces[(where[faces] >= 0).all(axis=1)]
     share = (sl[sub] / total[sub])[:, None]
-    split = harmonic_weights(share, where[f], panel[sub])[:, 0]
+    split = harmonic_fill(share, ~panel[sub], where[f])[:, 0]
     rows = sub[panel[sub]]
     s = np.clip(split[panel[sub]], 0.0, 1.0)
     pl = np.where(sl[rows, None] > 1e-9, left[rows] / np.maximum(sl[rows], 1e-12)[:, None],

@@ -16,7 +16,7 @@ import pytest
 from bench import avatar as bench_avatar
 from bench import synthetic as syn
 from icon_engine import avatar as avatar_module
-from icon_engine.avatar import build_avatar, canonical_body, harmonic_weights, panel_leg_split
+from icon_engine.avatar import build_avatar, canonical_body, panel_leg_split
 from icon_engine.mesh_queries import MeshQuery
 
 
@@ -25,30 +25,9 @@ def model():
     return syn.load_open_body()
 
 
-def test_harmonic_weights_blend_linearly_between_the_fixed_rows():
-    """A strip of triangles, its left end on joint 0 and its right end on joint 1: the free middle ramps from one
-    to the other, every row still sums to one, and the fixed rows do not move."""
-    n = 11
-    xs = np.arange(n, dtype=np.float64)
-    faces = np.array([f for i in range(n - 1) for f in ((i, i + 1, n + i), (i + 1, n + i + 1, n + i))])
-    w = np.zeros((2 * n, 3))
-    w[:, 2] = 1.0  # the free rows start on a third joint, which the blend must replace
-    ends = np.isin(np.arange(2 * n) % n, (0, n - 1))
-    w[ends] = 0.0
-    w[ends & (np.arange(2 * n) % n == 0), 0] = 1.0
-    w[ends & (np.arange(2 * n) % n == n - 1), 1] = 1.0
-    out = harmonic_weights(w, faces, ~ends)
-    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-3)
-    for row in (out[:n, 1], out[n:, 1]):  # a ramp (the strip's diagonals tilt the uniform Laplacian's a little)
-        assert np.all(np.diff(row) > 0.05)
-        np.testing.assert_allclose(row, xs / (n - 1), atol=0.05)
-    np.testing.assert_array_equal(out[ends], w[ends])
-    assert out[~ends, 2].max() < 1e-3
-
-
 def test_the_panel_split_between_the_legs_is_harmonic_and_keeps_the_waist_share():
-    """On the same strip: the left end on the left leg (hip 0.8, knee 0.2), the right end on the right leg; the free
-    middle on the left leg's knee and the pelvis half and half. The legs' split ramps from left to right, every
+    """On a strip of triangles: the left end on the left leg (hip 0.8, knee 0.2), the right end on the right leg;
+    the free middle on the left leg's knee and the pelvis half and half. The legs' split ramps from left to right, every
     free row keeps its half on the pelvis, and each leg's part keeps the row's own hip/knee proportions (the right
     leg, which the row did not carry, takes the left's mirrored)."""
     n = 11
