@@ -49,6 +49,33 @@ def test_the_panel_split_between_the_legs_is_harmonic_and_keeps_the_waist_share(
     np.testing.assert_array_equal(out[~free], w[~free])
 
 
+def test_the_panel_reaches_down_to_where_cloth_last_crosses_the_midline():
+    """Cloth below the hips that crosses the midline between the legs down to y = −0.5 m (a skirt) makes a panel
+    of all the cloth down to there, its outer sides included; cloth that crosses it only at the crotch (trouser
+    legs) makes a panel of the crotch alone; skin (near the body) and cloth above the hips never belong."""
+    joints = np.zeros((55, 3))
+    joints[[1, 2], 1] = -0.05  # hips
+    ys = np.linspace(-0.1, -0.8, 15)
+    xs = np.array([-0.15, -0.08, -0.04, 0.0, 0.04, 0.08, 0.15])  # right side … midline (0) … left side
+    grid = np.array([(x, y, 0.1) for y in ys for x in xs])
+    grid = grid[(grid[:, 0] != 0.0) | (grid[:, 1] >= -0.5 - 1e-9)]  # the skirt's midline ends at its hem
+    w = np.zeros((len(grid), 55))
+    w[:, 1] = np.clip(0.5 + grid[:, 0] / 0.16, 0.0, 1.0)  # left hip share grows towards +X (left)
+    w[:, 2] = 1.0 - w[:, 1]
+    distance = np.full(len(grid), 0.03)
+    skirt = avatar_module.skirt_panel(grid, w, distance, joints)
+    assert skirt[grid[:, 1] >= -0.5 - 1e-9].all() and not skirt[grid[:, 1] < -0.5 - 1e-9].any()
+    # trouser legs: the midline holds cloth only down to the crotch (y > −0.12); lower, the midline is empty, though
+    # the legs' inner sides (x = ±4 cm) carry both legs' weights all the way down
+    legs = (grid[:, 0] != 0.0) | (grid[:, 1] > -0.12)
+    trousers = avatar_module.skirt_panel(grid[legs], w[legs], distance[legs], joints)
+    assert trousers.any() and (grid[legs][trousers, 1] > -0.12).all()
+    # skin does not count, nor cloth above the hips
+    assert not avatar_module.skirt_panel(grid, w, np.full(len(grid), 0.005), joints).any()
+    high = grid + [0.0, 1.0, 0.0]
+    assert not avatar_module.skirt_panel(high, w, distance, joints).any()
+
+
 def _case(av, fit, model) -> bench_avatar.AvatarCase:
     return bench_avatar.AvatarCase("s", av.rig.rest_vertices, av.faces, av.rig.skin_weights.astype(np.float64),
                                    av.rig.rest_joints, av.rig.rest_pose_angles, av.posed_vertices,
