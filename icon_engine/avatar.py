@@ -427,9 +427,9 @@ def cloth_between_legs(posed_joints: np.ndarray, camera: Any, mask: np.ndarray, 
     person (``mask``) at some level, 0 where a gap shows, the legs never stand apart or the body covers the
     segment; 0 too unless both thighs hang within :data:`SKIRT_THIGH_DEG` of down. ``mask``, ``body_mask``: (H, W)
     bool in the camera's pixels; ``posed_joints`` (55, 3): the fitted joints in the camera's world (metres, Y up)."""
-    thighs = posed_joints[[4, 5]] - posed_joints[[1, 2]]
-    down = -thighs[:, 1] / np.maximum(np.linalg.norm(thighs, axis=1), 1e-9)
-    if down.min() < np.cos(np.radians(SKIRT_THIGH_DEG)):
+    from .surface import thighs_hang_down
+
+    if not thighs_hang_down(posed_joints, SKIRT_THIGH_DEG):
         return 0.0  # seated, kneeling, kicking: thighs apart in the picture need not hang a skirt between them
     best = 0.0
     h, w = mask.shape

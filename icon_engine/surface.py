@@ -248,6 +248,17 @@ def depth_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np.
     return (TIGHT_OFFSET_M + DEPTH_GAIN * r_px / px_per_m).astype(np.float32)
 
 
+#: Cloth hangs from the hips as a skirt only while both thighs hang within this angle (degrees) of straight down.
+THIGHS_DOWN_DEG = 45.0
+
+
+def thighs_hang_down(joints: np.ndarray, max_deg: float = THIGHS_DOWN_DEG) -> bool:
+    """Both thighs (hip → knee of ``joints`` (≥ 9, 3), SMPL-X order, Y up) within ``max_deg`` of straight down."""
+    thighs = joints[[4, 5]] - joints[[1, 2]]
+    down = -thighs[:, 1] / np.maximum(np.linalg.norm(thighs, axis=1), 1e-9)
+    return bool(down.min() >= np.cos(np.radians(max_deg)))
+
+
 class SkirtZone:
     """A skirt, a dress or a coat: one smooth volume hanging from the hips, where the mask fills the gap between
     the legs.
@@ -377,7 +388,31 @@ class SkirtZone:
         self.ys, self.delta = ys[::-1].copy(), delta[::-1].copy()  # ascending heights for np.interp
         self.shift = shift[::-1].copy()
         self.lat, self.y_top, self.y_hem = lat, y_top, y_hem
+        self.fill = np.zeros(mask.shape, bool)
+        if thighs_hang_down(J):  # a seated or lunging person's gaps between trouser folds are not holes in cloth
+            self.fill = self._row_holes(mask, arm_mask, top, hem_row, puv, bridge, (c0, c1))
         self.present = True
+
+    @staticmethod
+    def _row_holes(mask: np.ndarray, arm_mask: np.ndarray | None, top: int, hem_row: int, centres_uv: np.ndarray,
+                   bridge: int, columns: tuple[int, int]) -> np.ndarray:
+        """(H, W) bool: the pixels the detector's mask misses inside the skirt — on every row from the hips to just
+        above the hem, the holes and notches of up to ``bridge`` px in the run of mask pixels through the skirt's centre
+        (``centres_uv`` (K, 2): the cone's centres in the picture; the arms' silhouette ends a run), between the
+        legs' joints (``columns``: a gap between a hand and the skirt's side is not a hole in it)."""
+        fill = np.zeros(mask.shape, bool)
+        order = np.argsort(centres_uv[:, 1])
+        for iv in range(top, min(hem_row, mask.shape[0])):  # the hem's own row may show the legs apart below it
+            row = mask[iv] if arm_mask is None else mask[iv] & ~arm_mask[iv]
+            closed = ndimage.binary_closing(np.pad(row, bridge), np.ones(bridge, bool))[bridge:-bridge]
+            iu = int(np.clip(np.interp(iv, centres_uv[order, 1], centres_uv[order, 0]), 0, mask.shape[1] - 1))
+            if not closed[iu]:
+                continue
+            lo = iu - int(np.argmin(closed[iu::-1])) + 1 if not closed[: iu + 1].all() else 0
+            hi = iu + int(np.argmin(closed[iu:])) if not closed[iu:].all() else len(closed)
+            lo, hi = max(lo, columns[0]), min(hi, columns[1])
+            fill[iv, lo:hi] = ~mask[iv, lo:hi]
+        return fill
 
     def _grow(self, half_width: float, lat: np.ndarray, ax: float, az: float) -> float:
         """δ ≥ 0 such that the ellipse (ax + δ, az + ratio·δ) spans ``half_width`` (metres) along ``lat``."""
@@ -982,6 +1017,18 @@ def build_surface(
     )
     px_per_m = float(camera.K[0, 0]) / max(z_body, 1e-3)
     warns = _mask_warnings(mask, body_mask, px_per_m)
+    joints = getattr(fit, "joints", None)
+    owner, gaps, groups, skirt = None, None, None, None
+    if joints is not None and len(joints) >= 55:
+        owner, foot = bone_owner(vertices, joints)
+        groups = arm_groups(vertices, faces, owner, foot)
+        gaps = PartGaps(vertices, faces, groups, device)
+        arm_faces = (groups[faces] > 0).all(1)
+        arm_sil = rasterize(vertices, faces[arm_faces], camera).mask if arm_faces.any() else None
+        skirt = SkirtZone(mask, body_mask, joints, camera, vertices[groups == 0], px_per_m, arm_sil)
+        if skirt.present:  # the detector's holes and notches inside a skirt are cloth: not carved into it
+            mask = mask | skirt.fill
+    caps = vertex_caps(vertices, faces, joints, owner)
     sd_px = mask_signed_distance(mask)
     offset = offset_field(mask, body_mask, px_per_m)
     timings["fields"] = time.perf_counter() - t
@@ -992,13 +1039,6 @@ def build_surface(
     hi = vertices.max(0) + r_max + 0.03
     res, levels = preset.resolution, preset.levels
     h = float((hi - lo).max()) / res
-    joints = getattr(fit, "joints", None)
-    owner, gaps, groups = None, None, None
-    if joints is not None and len(joints) >= 55:
-        owner, foot = bone_owner(vertices, joints)
-        groups = arm_groups(vertices, faces, owner, foot)
-        gaps = PartGaps(vertices, faces, groups, device)
-    caps = vertex_caps(vertices, faces, joints, owner)
 
     def gap_weight(pts: np.ndarray) -> np.ndarray:
         w = np.zeros(len(pts))
@@ -1009,11 +1049,6 @@ def build_surface(
         return w
 
     depth = depth_field(mask, body_mask, px_per_m)
-    skirt = None
-    if groups is not None:
-        arm_faces = (groups[faces] > 0).all(1)
-        arm_sil = rasterize(vertices, faces[arm_faces], camera).mask if arm_faces.any() else None
-        skirt = SkirtZone(mask, body_mask, joints, camera, vertices[groups == 0], px_per_m, arm_sil)
     iso = hair_back_weight(vertices, faces, joints, owner)
     rounded = body_depth(vertices, faces, camera, braster, mask, px_per_m) if ROUND_CARVE > 0 else None
     fn = _Field(body, camera, sd_px, offset, caps, gaps, depth, skirt, iso, rounded)

@@ -458,6 +458,22 @@ def test_a_notch_in_the_hem_does_not_lose_the_skirts_corners(skirt):
     missed = mask & ~sil
     assert missed.sum() < 0.01 * mask.sum()
     assert silhouette_iou(s.vertices, s.faces, skirt.camera, mask) > 0.975
+    # the notch is a hole in the detector's mask, not in the skirt: filled (wave 16), the surface is not carved there
+    notch = skirt.mask & ~mask
+    assert notched.fill[notch].mean() > 0.9 and not (notched.fill & ~notch).any()
+    assert sil[notch].mean() > 0.8
+
+
+def test_thighs_hang_down():
+    """A skirt's hem and holes are read only while both thighs hang within 45° of straight down."""
+    from icon_engine.surface import thighs_hang_down
+
+    joints = np.zeros((55, 3))
+    joints[[1, 2]] = [[0.1, 0.9, 0.0], [-0.1, 0.9, 0.0]]
+    joints[[4, 5]] = [[0.1, 0.5, 0.1], [-0.12, 0.5, 0.0]]  # a thigh 14° forward: standing, walking
+    assert thighs_hang_down(joints)
+    joints[4] = [0.1, 0.7, 0.35]  # that thigh raised 60° forward: a lunge, a seat
+    assert not thighs_hang_down(joints)
 
 
 def test_legs_together_in_loose_trousers_are_not_a_skirt(tight, monkeypatch):
