@@ -887,9 +887,9 @@ def part_support(weights: np.ndarray, min_share: float = 0.02) -> np.ndarray:
 
 def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody, skin: SkinningField,
                            max_influences: int = 8, skirt: bool = False
-                           ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], np.ndarray, np.ndarray]:
-    """Skin weights (N, 55) float32 of the canonical mesh, each vertex's part (N,), stats, the skirt panel (N,)
-    bool and the weights without the panel's blend (N, 55): transfer from the canonical body, screened-Laplace
+                           ) -> tuple[np.ndarray, dict[str, Any], np.ndarray, np.ndarray]:
+    """Skin weights (N, 55) float32 of the canonical mesh, stats, the skirt panel (N,) bool and the weights
+    without the panel's blend (N, 55): transfer from the canonical body, screened-Laplace
     diffusion over the mesh (:mod:`icon_engine.rig`), then every joint of a part the skinning field does not see at
     the vertex is dropped; with ``skirt`` (a photo shows cloth spanning the legs) the split between the legs of
     that cloth's panel (:func:`skirt_panel`) is made harmonic (:func:`panel_leg_split`); ≤ ``max_influences``
@@ -907,8 +907,7 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
     panel = skirt_panel(vertices, w, dist, body.joints) if skirt else np.zeros(len(vertices), dtype=bool)
     legs_w = sparsify_weights(w, max_influences)
     w = sparsify_weights(panel_leg_split(w, faces, panel), max_influences) if panel.any() else legs_w
-    parts = (w.astype(np.float64) @ _PART_MATRIX.T).argmax(axis=1)
-    return w, parts, {"transfer_distance_mean_cm": float(dist.mean() * 100),
+    return w, {"transfer_distance_mean_cm": float(dist.mean() * 100),
                       "transfer_distance_p95_cm": float(np.percentile(dist, 95) * 100),
                       "loose_vertices": int((dist > 0.06).sum()), "foreign_weight_dropped": dropped}, panel, legs_w
 
@@ -1287,8 +1286,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     t = time.perf_counter()
     report(0.75, "Skinning the canonical avatar")
     skirt = max(float(o.skirt) for o in occupancies) >= SKIRT_EVIDENCE
-    weights, parts, wstats, panel, legs_weights = canonical_skin_weights(verts, tris, body, skin, max_influences,
-                                                                         skirt)
+    weights, wstats, panel, legs_weights = canonical_skin_weights(verts, tris, body, skin, max_influences, skirt)
     # canonical (legs spread) → rest pose (T or A), then rest → photo pose: posed is exactly LBS of the rest mesh
     to_rest = pose_relative_to_rest(angles, canon_angles)
     _, rest_joints = forward_kinematics(body_t.joints, np.asarray(PARENTS), angles)
@@ -1296,7 +1294,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     if panel.any():  # the panel keeps its place in the photo: its rest shape is un-posed with its new weights
         verts, weights, panel = _keep_panel_posed(verts, weights, panel, legs_weights, skin, body.joints, to_rest,
                                                   rest_joints, pose_rel, transl)
-        parts = (weights.astype(np.float64) @ _PART_MATRIX.T).argmax(axis=1)
+    parts = (weights.astype(np.float64) @ _PART_MATRIX.T).argmax(axis=1)  # each vertex's part, from its weights
     rest = skin_vertices(verts, weights, body.joints, np.asarray(PARENTS), to_rest)
     posed = skin_vertices(rest, weights, rest_joints, np.asarray(PARENTS), pose_rel, transl)
     wstats["skirt_panel_vertices"] = int(panel.sum())
