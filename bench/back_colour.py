@@ -139,18 +139,24 @@ def score(case: dict[str, Any], tex: Any, image_path: Path | None = None) -> dic
 
 
 def bake_variant(case: dict[str, Any], settings: dict[str, str]) -> Any:
-    """The case's texture baked again with ``settings`` (names of ``icon_engine.texture`` → Python literals)."""
+    """The case's texture baked again with ``settings`` (constants of ``icon_engine.texture``, set in the submodule
+    that defines each, → Python literals)."""
     import icon_engine.texture as texture
+    from bench.lib.constants import defining_module
     from icon_engine.subject import bake_subject_texture
 
-    saved = {k: getattr(texture, k) for k in settings}
+    modules = {k: defining_module(texture, k) for k in settings}
+    unknown = [k for k, m in modules.items() if m is None]
+    if unknown:
+        raise SystemExit(f"--variants: no constant {', '.join(unknown)} in icon_engine.texture")
+    saved = {k: getattr(modules[k], k) for k in settings}
     try:
         for k, value in settings.items():
-            setattr(texture, k, type(saved[k])(ast.literal_eval(value)))  # numbers and booleans
+            setattr(modules[k], k, type(saved[k])(ast.literal_eval(value)))  # numbers and booleans
         return bake_subject_texture(case["avatar"], case["views"], case["options"], _Quiet())
     finally:
         for k, value in saved.items():
-            setattr(texture, k, value)
+            setattr(modules[k], k, value)
 
 
 def main(argv: list[str] | None = None) -> None:

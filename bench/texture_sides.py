@@ -8,8 +8,10 @@ Two steps, run as ``python bench/texture_sides.py``:
    rest pose, faces, photo, mask, camera, skin weights, landmarks and joints). ~10–20 s a photo. (Before wave 10
    the cache held the clothed surface rigged per vertex and the bakes had no rest pose nor landmarks: back-side
    errors measured before then are on that mesh.)
-2. default: bake each cached subject with the texture module of the working tree and, with ``--before FILE``,
-   with an older ``texture.py`` (e.g. ``git show HEAD~3:icon_engine/texture.py > /tmp/texture_before.py``),
+2. default: bake each cached subject with the texture package of the working tree and, with ``--before PATH``,
+   with an older one: a folder holding an older ``icon_engine/texture`` package (``git archive REV
+   icon_engine/texture | tar -x -C /tmp/before`` → ``--before /tmp/before/icon_engine/texture``) or, for code before
+   the package (wave 17), the single file ``texture.py`` (``git show REV:icon_engine/texture.py > /tmp/t.py``),
    render front / side / back and measure the synthetic back-side colour error (see :func:`back_side_error`);
    with ``--before``, which parts' vertex colours changed (:func:`changed_vertices`).
 """
@@ -57,12 +59,17 @@ def prepare(cache: Path, quality: str, only: list[str] | None) -> None:
 
 
 def load_texture_module(path: Path | None):
-    """The working tree's ``icon_engine.texture`` or an older copy of it (a file) loaded beside it."""
+    """The working tree's ``icon_engine.texture`` or an older copy of it loaded beside it: a package folder (its
+    ``__init__.py``) or, before the package, the single module file."""
     import icon_engine.texture as current
 
     if path is None:
         return current
-    spec = importlib.util.spec_from_file_location("icon_engine._texture_before", path)
+    if path.is_dir():
+        spec = importlib.util.spec_from_file_location("icon_engine._texture_before", path / "__init__.py",
+                                                      submodule_search_locations=[str(path)])
+    else:
+        spec = importlib.util.spec_from_file_location("icon_engine._texture_before", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -299,7 +306,7 @@ def main() -> None:
     ap.add_argument("--prepare", action="store_true")
     ap.add_argument("--quality", default="standard")
     ap.add_argument("--only", nargs="*")
-    ap.add_argument("--before", type=Path, help="an older texture.py to compare with")
+    ap.add_argument("--before", type=Path, help="an older texture package folder (or texture.py) to compare with")
     ap.add_argument("--size", type=int, default=2048, help="texture size of the bakes")
     ap.add_argument("--sheet", type=Path, help="contact sheet image (photo | before: side, back | after: front, "
                     "side, back)")

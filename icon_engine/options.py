@@ -40,7 +40,7 @@ class MeshPreset:
 @dataclass(frozen=True)
 class TexturePreset:
     """The texture's view (``icon_engine.texture``): atlas edge in texels, and the atlas kind: ``"projection"``
-    (fast, whatever the face count) or ``"auto"`` (xatlas up to ``texture.XATLAS_MAX_FACES`` faces)."""
+    (fast, whatever the face count) or ``"auto"`` (xatlas up to ``texture.atlas.XATLAS_MAX_FACES`` faces)."""
 
     size: int
     atlas: str = "auto"

@@ -68,3 +68,17 @@ def test_module_constants_with_and_without_a_module(restore):
 def test_unknown_names_stop_the_run(restore, item, message):
     with pytest.raises(SystemExit, match=message):
         set_constants([item], default_modules=("joint_fit",))
+
+
+def test_a_packages_constant_is_set_where_its_stage_reads_it(monkeypatch):
+    """``texture.BLEND_POWER`` is ``texture.sampling.BLEND_POWER``: the package only re-exports its functions, so
+    setting the package's attribute would change nothing the bake reads."""
+    import icon_engine.texture as texture
+
+    monkeypatch.setattr(texture.sampling, "BLEND_POWER", texture.sampling.BLEND_POWER)  # restored afterwards
+    monkeypatch.setattr(texture.fill, "SHADOW_POWER", texture.fill.SHADOW_POWER)
+    done = set_constants(["texture.BLEND_POWER=8", "texture.fill.SHADOW_POWER=1"])
+    assert texture.sampling.BLEND_POWER == 8.0 and texture.fill.SHADOW_POWER == 1.0
+    assert done[0].startswith("icon_engine.texture.sampling.BLEND_POWER") and not hasattr(texture, "BLEND_POWER")
+    with pytest.raises(SystemExit, match="no constant"):
+        set_constants(["texture.NO_SUCH_CONSTANT=1"])

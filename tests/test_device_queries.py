@@ -154,7 +154,7 @@ def test_texture_bake_through_tensor_fragments_matches_numpy(scene, monkeypatch)
         seen.append(device)
         return torch.as_tensor(np.asarray(array))
 
-    monkeypatch.setattr(texture_mod, "on_device", as_tensor)
+    monkeypatch.setattr(texture_mod.uv, "on_device", as_tensor)
     got = texture_mod.bake_texture(posed, subject.faces, rgb, mask, cam, size=512, device="cpu")
     assert len(seen) == 2  # the photo's depth layers and the UV atlas
     assert np.array_equal(got.image, ref.image) and np.array_equal(got.vertex_colors, ref.vertex_colors)

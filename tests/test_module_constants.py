@@ -45,3 +45,25 @@ def test_every_stage_reads_the_one_preset_table_live(monkeypatch):
     assert surface.QUALITY_PRESETS["standard"].resolution == 64
     assert set(core.QUALITY_PRESETS) == set(surface.QUALITY_PRESETS) == set(options.QUALITIES)
     assert "ultra" not in core.QUALITY_PRESETS and core.QUALITY_PRESETS.get("ultra") is None
+
+
+#: Names the texture package's modules may import from each other: labels and tables of the body's structure, which
+#: no run tunes.
+STRUCTURAL = {"PART_TORSO", "PART_LEFT_ARM", "PART_RIGHT_ARM", "PART_LEFT_LEG", "PART_RIGHT_LEG", "PART_HEAD",
+              "PART_NAMES", "LIMB_COUNTERPART", "HAND_PALM", "HAND_FINGERS"}
+
+
+def test_the_texture_modules_read_each_others_constants_where_they_live():
+    """A tuning constant imported by name into another module of the texture package is a copy: the benchmarks'
+    ``--set texture.NAME=…`` and a test's monkeypatch change the defining module's only, so the importer would bake
+    with the old value. Such constants are read as ``module.NAME`` (``sampling.SEEN_ALPHA``)."""
+    root = Path(icon_engine.__file__).parent / "texture"
+    copied = []
+    for path in sorted(root.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                copied += [f"{path.name}: {a.name} from .{node.module}" for a in node.names
+                           if a.name.isupper() and a.name not in STRUCTURAL]
+    assert not copied, copied

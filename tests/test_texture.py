@@ -173,7 +173,8 @@ def test_bundle_holds_the_texture_and_uvs(tmp_path, scene):
 
 
 def test_projection_atlas_has_no_overlaps_and_keeps_winding(scene):
-    from icon_engine.texture import _overlapping_faces, projection_atlas
+    from icon_engine.texture import projection_atlas
+    from icon_engine.texture.atlas import _overlapping_faces
 
     subject, posed, _, _, _, _ = scene
     uv, chart = projection_atlas(posed, subject.faces, 512)
@@ -192,7 +193,7 @@ def test_bake_with_the_projection_atlas(scene, monkeypatch):
     import icon_engine.texture as texture
 
     subject, posed, cam, rgb, mask, _ = scene
-    monkeypatch.setattr(texture, "XATLAS_MAX_FACES", 0)
+    monkeypatch.setattr(texture.atlas, "XATLAS_MAX_FACES", 0)
     tex = texture.bake_texture(posed, subject.faces, rgb, mask, cam, size=512)
     out, covered = render_textured(posed, subject.faces, tex.uv, tex.image, cam)
     sel = covered & mask
@@ -207,7 +208,7 @@ def test_atlas_projection_skips_xatlas_whatever_the_face_count(scene, monkeypatc
     subject, posed, cam, rgb, mask, _ = scene
     calls = []
     real_unwrap = texture.unwrap
-    monkeypatch.setattr(texture, "unwrap", lambda *a: calls.append(1) or real_unwrap(*a))
+    monkeypatch.setattr(texture.atlas, "unwrap", lambda *a: calls.append(1) or real_unwrap(*a))
     tex = texture.bake_texture(posed, subject.faces, rgb, mask, cam, size=256, atlas="projection")
     assert not calls and tex.image.shape == (256, 256, 3)
     texture.bake_texture(posed, subject.faces, rgb, mask, cam, size=256, atlas="auto")
@@ -355,7 +356,7 @@ def test_vertex_parts_are_checked(scene):
 def test_hair_colour_needs_a_distinct_cluster_on_top():
     """A head whose top is hair gives the hair colour; a bald head (one colour) gives none, so its back keeps
     the profile's skin instead of an invented hair colour."""
-    from icon_engine.texture import _hair_colour
+    from icon_engine.texture.colour_stats import _hair_colour
 
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(2000, 3))

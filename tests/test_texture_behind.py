@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 
 from bench.repose import front_camera, synthetic_photo
-from icon_engine.texture import (
-    BEHIND_MIN_KEPT,
-    PART_LEFT_ARM,
-    PART_TORSO,
-    SEEN_ALPHA,
-    bake_texture,
-    behind_fade,
-    render_textured,
-)
+from icon_engine.texture import PART_LEFT_ARM, PART_TORSO, SEEN_ALPHA, bake_texture, render_textured
+from icon_engine.texture.keeps import BEHIND_MIN_KEPT, behind_fade
 
 SHIRT, SKIN = np.array([215.0, 125.0, 180.0]), np.array([120.0, 80.0, 60.0])
 SHADOW = 0.65 * SHIRT
@@ -94,7 +87,7 @@ def test_the_chest_behind_a_forearm_and_in_its_shadow_takes_the_shirt(arm_scene,
         assert covered[px[:, 1], px[:, 0]].all()
         assert np.abs(body_rgb[px[:, 1], px[:, 0]] - SHIRT).mean() < 30.0
     # without the rule the arm's shadow stays on the chest and spreads behind the arm's outline
-    monkeypatch.setattr(texture, "BEHIND_DEPTH", np.inf)
+    monkeypatch.setattr(texture.keeps, "BEHIND_DEPTH", np.inf)
     old = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts)
     assert _error(old.vertex_colors, edge, SHIRT) > 25.0
     assert _error(old.vertex_colors, shadow, SHIRT) > 45.0

@@ -7,14 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icon_engine.texture import (
-    PART_LEFT_LEG,
-    PART_RIGHT_LEG,
-    PART_TORSO,
-    SEEN_ALPHA,
-    unseen_side_fill,
-    unshown_limb_keep,
-)
+from icon_engine.texture import PART_LEFT_LEG, PART_RIGHT_LEG, PART_TORSO, SEEN_ALPHA, unseen_side_fill
+from icon_engine.texture.keeps import unshown_limb_keep
 
 TOP, TROUSERS, SHOE, BACKGROUND = (np.array(c, dtype=np.float64) for c in
                                    ([200.0, 40.0, 40.0], [170.0, 170.0, 175.0], [30.0, 30.0, 30.0], [2.0, 2.0, 2.0]))

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from icon_engine.texture import (
-    FINGER_COLOUR,
-    FINGER_MIN_PALM,
-    HAND_FINGERS,
-    HAND_PALM,
-    finger_colour_keep,
-    hand_labels_from_skin_weights,
-)
+from icon_engine.texture import hand_labels_from_skin_weights
+from icon_engine.texture.keeps import FINGER_COLOUR, FINGER_MIN_PALM, finger_colour_keep
+from icon_engine.texture.parts import HAND_FINGERS, HAND_PALM
 
 SKIN = np.array([200.0, 140.0, 110.0])
 SKY = np.array([90.0, 145.0, 205.0])

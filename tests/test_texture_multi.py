@@ -27,7 +27,7 @@ def test_a_badly_registered_photo_weighs_less(monkeypatch, power):
     from icon_engine.texture import PhotoView, bake_texture, render_textured
 
     if power is not None:
-        monkeypatch.setattr(texture, "REGISTRATION_POWER", power)
+        monkeypatch.setattr(texture.sampling, "REGISTRATION_POWER", power)
     subject, posed, parts, cam, back_cam, (rgb, mask), (back_rgb, back_mask) = front_back_photos(_outfit_with_back)
 
     def green_print(points: np.ndarray) -> np.ndarray:

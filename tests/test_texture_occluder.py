@@ -63,7 +63,7 @@ def test_the_body_beside_a_wider_limb_in_front_keeps_its_own_colour(thigh_scene,
 
     v, f, parts, rgb, mask, cam, n_torso_faces = thigh_scene
     # this rule alone: the body behind a limb (tests/test_texture_behind.py) fades the ring to the body's colour too
-    monkeypatch.setattr(texture, "BEHIND_DEPTH", np.inf)
+    monkeypatch.setattr(texture.keeps, "BEHIND_DEPTH", np.inf)
     ring = _ring(v, parts)
     assert ring.sum() >= 20
     tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts)
@@ -81,7 +81,7 @@ def test_the_body_beside_a_wider_limb_in_front_keeps_its_own_colour(thigh_scene,
     front = (parts == PART_RIGHT_LEG) & (v[:, 2] > 0.319)
     assert np.abs(tex.vertex_colors[front].astype(np.float64) - SKIN).mean() < 10.0
     # without the check (no surface counts as far enough in front) the ring takes the photo's thigh
-    monkeypatch.setattr(texture, "OCCLUDER_DEPTH", np.inf)
+    monkeypatch.setattr(texture.keeps, "OCCLUDER_DEPTH", np.inf)
     old = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts)
     assert np.abs(old.vertex_colors[ring].astype(np.float64) - SHORTS).mean(axis=1).mean() > 45.0
 

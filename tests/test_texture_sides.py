@@ -16,12 +16,12 @@ from icon_engine.texture import (
     PART_RIGHT_ARM,
     PART_RIGHT_LEG,
     PART_TORSO,
-    _colour_profile,
-    _projection_atlas,
     bake_texture,
     parts_from_skin_weights,
     rasterize_uv,
 )
+from icon_engine.texture.atlas import _projection_atlas
+from icon_engine.texture.fill import _colour_profile
 
 WHITE, YELLOW, BLACK = np.array([235.0, 235.0, 235.0]), np.array([230.0, 200.0, 40.0]), np.array([25.0, 25.0, 25.0])
 
@@ -138,9 +138,9 @@ def test_late_folds_go_to_free_space_and_only_they_are_rasterised_again(monkeypa
                           named_pose("photo"))
     size = 512
     clean_uv, _, _ = _projection_atlas(posed, subject.faces, size)
-    assert not texture._overlapping_faces(clean_uv, subject.faces, size).any()
+    assert not texture.atlas._overlapping_faces(clean_uv, subject.faces, size).any()
     forced = np.arange(5) * (len(subject.faces) // 5)
-    real = texture._overlapping_faces
+    real = texture.atlas._overlapping_faces
     calls, placed = [], []
 
     def overlapping(uv, faces, at, texels=None):
@@ -156,9 +156,9 @@ def test_late_folds_go_to_free_space_and_only_they_are_rasterised_again(monkeypa
         placed.append(out is not None)
         return out
 
-    place_real = texture._place_in_free
-    monkeypatch.setattr(texture, "_overlapping_faces", overlapping)
-    monkeypatch.setattr(texture, "_place_in_free", place)
+    place_real = texture.atlas._place_in_free
+    monkeypatch.setattr(texture.atlas, "_overlapping_faces", overlapping)
+    monkeypatch.setattr(texture.atlas, "_place_in_free", place)
     uv, chart, texels = _projection_atlas(posed, subject.faces, size)
     assert placed == [True] and len(calls) == 2  # placed in free space: no further packing or check
     assert not real(uv, subject.faces, size).any()
@@ -182,7 +182,7 @@ def test_late_folds_without_free_space_pack_the_atlas_again(monkeypatch):
     posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
                           named_pose("photo"))
     size, forced = 512, np.array([0, len(subject.faces) // 2])
-    real, calls = texture._overlapping_faces, []
+    real, calls = texture.atlas._overlapping_faces, []
 
     def overlapping(uv, faces, at, texels=None):
         bad = real(uv, faces, at, texels)
@@ -191,8 +191,8 @@ def test_late_folds_without_free_space_pack_the_atlas_again(monkeypatch):
             bad[forced] = True
         return bad
 
-    monkeypatch.setattr(texture, "_overlapping_faces", overlapping)
-    monkeypatch.setattr(texture, "_place_in_free", lambda *args, **kwargs: None)
+    monkeypatch.setattr(texture.atlas, "_overlapping_faces", overlapping)
+    monkeypatch.setattr(texture.atlas, "_place_in_free", lambda *args, **kwargs: None)
     uv, chart, texels = _projection_atlas(posed, subject.faces, size)
     assert len(calls) == 2 and not real(uv, subject.faces, size).any()
     assert len(np.unique(chart[forced])) == 2 and (np.bincount(chart)[chart[forced]] == 1).all()
@@ -220,8 +220,8 @@ def test_another_photo_is_aligned_to_the_avatar_silhouette(monkeypatch):
     truth, _ = synthetic_photo(posed, subject.faces, subject.rest_vertices, back_cam, colour=_outfit_with_back)
     on_print = np.all(truth == BACK_PRINT.astype(np.uint8), axis=2)
     errs, shifts = [], []
-    for max_shift in (texture.ALIGN_MAX_SHIFT, 0.0):  # aligned, then the alignment turned off
-        monkeypatch.setattr(texture, "ALIGN_MAX_SHIFT", max_shift)
+    for max_shift in (texture.sampling.ALIGN_MAX_SHIFT, 0.0):  # aligned, then the alignment turned off
+        monkeypatch.setattr(texture.sampling, "ALIGN_MAX_SHIFT", max_shift)
         tex = bake_texture(posed, subject.faces, rgb, mask, cam, size=256, vertex_parts=parts,
                            more_views=[PhotoView(posed, back_rgb, back_mask, off_cam)])
         out, covered = render_textured(posed, subject.faces, tex.uv, tex.image, back_cam)
@@ -264,8 +264,8 @@ def test_the_back_of_striped_trousers_keeps_the_stripes(monkeypatch):
     top, bottom = back.project(np.array([[0.0, 0.85, 0.0], [0.0, 0.55, 0.0]]))[0][:, 1]
     rows = np.arange(truth.shape[0])[:, None]
     corr = []
-    for detail_parts in (texture.DETAIL_PARTS, ()):  # with the see-through detail, then without it
-        monkeypatch.setattr(texture, "DETAIL_PARTS", detail_parts)
+    for detail_parts in (texture.sampling.DETAIL_PARTS, ()):  # with the see-through detail, then without it
+        monkeypatch.setattr(texture.sampling, "DETAIL_PARTS", detail_parts)
         tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts_from_skin_weights(attr["weights"]))
         out, covered = render_textured(v, f, tex.uv, tex.image, back)
         legs = covered & (rows > top) & (rows < bottom) & (truth.max(axis=2) > 20)
@@ -340,7 +340,7 @@ def test_an_arm_fitted_over_the_hair_keeps_its_sleeve(arm_over_hair_scene, monke
     col, row = xy[:, 0].astype(int), xy[:, 1].astype(int)
     assert covered[row, col].all()
     assert np.abs(img[row, col] - SLEEVE).mean() < 30.0
-    monkeypatch.setattr(texture, "REGISTRATION_PARTS", ())
+    monkeypatch.setattr(texture.keeps, "REGISTRATION_PARTS", ())
     old = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts)
     old_err = np.abs(old.vertex_colors[top].astype(np.float64) - SLEEVE).mean(axis=1)
     assert old_err.mean() > 100.0, old_err.mean()  # the hair, without the check
@@ -349,7 +349,7 @@ def test_an_arm_fitted_over_the_hair_keeps_its_sleeve(arm_over_hair_scene, monke
 def test_a_hair_coloured_garment_is_not_dropped(arm_over_hair_scene):
     """The same scene with a shirt of the hair's colour: the sleeve may be that colour, nothing is dropped (the
     arm's top keeps the photo: the hair behind it)."""
-    from icon_engine.texture import limb_registration_keep  # noqa: F401 - the check exists
+    from icon_engine.texture.keeps import limb_registration_keep  # noqa: F401 - the check exists
 
     v, f, parts, rgb, mask, cam = arm_over_hair_scene
     shirt = rgb.copy()
@@ -364,7 +364,7 @@ def test_a_head_cut_off_by_the_frame_gets_hair_not_skin():
     """A photo that cuts the head at the nose (dev photo icon_003883): no hair is seen, yet the back of the head is
     a hair colour (the hairline's, else a dark neutral), not the skin of the chin; a fully seen bald head keeps
     its skin (no hair colour)."""
-    from icon_engine.texture import HAIR_FALLBACK, _unseen_hair_colour
+    from icon_engine.texture.fill import HAIR_FALLBACK, _unseen_hair_colour
 
     rng = np.random.default_rng(5)
     head_y = np.linspace(1.40, 1.65, 200)
@@ -434,7 +434,7 @@ def test_a_limb_fitted_off_its_outline_keeps_its_own_colour(monkeypatch):
     assert np.abs(tex.vertex_colors[edge].astype(np.float64) - SKIN).mean() < 40.0
     inner = (parts == PART_RIGHT_LEG) & (np.abs(v[:, 0] - 0.095) < 0.03) & (v[:, 2] > 0.069) & (v[:, 1] < 0.75)
     assert np.abs(tex.vertex_colors[inner].astype(np.float64) - SKIN).mean() < 10.0
-    monkeypatch.setattr(texture, "REGISTRATION_PARTS", ())
+    monkeypatch.setattr(texture.keeps, "REGISTRATION_PARTS", ())
     old = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts)
     assert np.abs(old.vertex_colors[edge].astype(np.float64) - SKIN).mean() > 60.0
 
@@ -461,7 +461,7 @@ def test_a_limb_fitted_off_the_photo_reads_the_photo_where_its_keypoints_lie():
     (hair behind a raised forearm, icon_028009): with BlazePose's shoulder/elbow/wrist on the photo's arm, the
     model arm's outer half reads the photo's sleeve; without the keypoints it takes the dark region (the test can
     fail). The offset fades to zero at the shoulder, and the torso keeps its own colours."""
-    from icon_engine.texture import limb_alignment
+    from icon_engine.texture.keeps import limb_alignment
 
     green, dark, shirt = np.array([40.0, 170.0, 60.0]), np.array([25.0, 20.0, 20.0]), np.array([200.0, 60.0, 60.0])
     cam = front_camera(width=360, height=480, distance=2.6, height_m=0.75)

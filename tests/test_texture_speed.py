@@ -32,19 +32,19 @@ def test_texels_projected_from_the_camera_frame_match_the_world_path(scene):
     corners = f[tf]
     vn = vertex_normals(v, f)
     per_vertex = np.concatenate([cam.to_camera(v), vn @ cam.R.T], axis=1).astype(np.float32)
-    got = texture._project_interpolated(cam, per_vertex, corners, bary)
+    got = texture.sampling._project_interpolated(cam, per_vertex, corners, bary)
     points = np.einsum("tk,tkc->tc", bary, v[corners])
     normals = np.einsum("tk,tkc->tc", bary, vn[corners])
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     xy, z = cam.project(points)
     assert np.abs(got.xy - xy).max() < 2e-3  # pixels (float32)
     assert np.abs(got.z - z).max() < 1e-5  # metres
-    assert np.abs(got.cos - texture._view_cos(cam, points, normals)).max() < 1e-4
+    assert np.abs(got.cos - texture.sampling._view_cos(cam, points, normals)).max() < 1e-4
     # and the photo weight from it is the world path's
-    view = texture._View(texture.depth_layers(v, f, cam), np.ones((cam.height, cam.width), bool),
+    view = texture.sampling._View(texture.depth_layers(v, f, cam), np.ones((cam.height, cam.width), bool),
                          np.zeros((cam.height, cam.width, 3), np.float32), cam)
-    a_world, _ = texture._photo_weight(view, points, normals)
-    a_cam, _ = texture._photo_weight(view, None, None, projected=got)
+    a_world, _ = texture.sampling._photo_weight(view, points, normals)
+    a_cam, _ = texture.sampling._photo_weight(view, None, None, projected=got)
     assert (a_world > 0).sum() > 500
     assert np.mean(np.abs(a_world - a_cam) > 1e-3) < 1e-3  # only points at the depth tolerance's edge may flip
 
@@ -112,7 +112,7 @@ def test_shelf_packing_places_every_box_as_the_box_by_box_loop():
         if trial % 3 == 0:
             sizes += rng.random((n, 2))  # fractional sizes too
         atlas = float(rng.choice([64.0, 128.0, 256.0, 1024.0]))
-        got, want = texture._shelf_pack_free(sizes, atlas), _shelf_pack_reference(sizes, atlas)
+        got, want = texture.atlas._shelf_pack_free(sizes, atlas), _shelf_pack_reference(sizes, atlas)
         assert (got is None) == (want is None)
         if want is not None:
             fits += 1

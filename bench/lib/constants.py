@@ -1,9 +1,11 @@
 """``--set NAME=VALUE`` for the benchmarks: set engine constants or quality presets for one A/B run.
 
 ``NAME`` is a constant of an ``icon_engine`` module (``joint_fit.BACK_VIEW_WEIGHT``, ``avatar.FIRST_PHOTO_WEIGHT``,
-``fit.core.W_OCCLUSION``; a bare name looks in the caller's default modules, first hit wins) or a field of a quality
-preset (``preset.standard.fit.pose_iters``, ``preset.high.mesh.resolution``): ``options.PRESETS`` is one table and the
-stages read it live (``options.PresetView``), so a preset set here reaches the fit, the surface and the texture.
+``fit.core.W_OCCLUSION``; a package's is set in the submodule that defines it: ``texture.BLEND_POWER`` is
+``texture.sampling.BLEND_POWER``; a bare name looks in the caller's default modules, first hit wins) or a field of
+a quality preset (``preset.standard.fit.pose_iters``, ``preset.high.mesh.resolution``): ``options.PRESETS`` is one
+table and the stages read it live (``options.PresetView``), so a preset set here reaches the fit, the surface and the
+texture.
 
 Values take the type of what they replace: numbers, ``true``/``false`` for booleans, comma-separated numbers for
 flat tuples, for the silhouette schedule (a tuple of (window px, iterations)) ``128:55,256:50``, and for a dict
@@ -14,6 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
+import re
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -61,6 +66,18 @@ def _set_preset(path: list[str], text: str) -> str:
     return f"preset.{quality}.{stage}.{name}: {old!r} → {new!r}"
 
 
+def defining_module(module: ModuleType, attr: str) -> ModuleType | None:
+    """``module`` if it has ``attr``; for a package (``texture``), the submodule that assigns ``attr`` at its top
+    level (``texture.fill`` for ``SHADOW_POWER``): the stages read their constants there, not the package's
+    re-exports. None when neither has it."""
+    if hasattr(module, "__path__"):
+        for info in pkgutil.iter_modules(module.__path__):
+            sub = importlib.import_module(f"{module.__name__}.{info.name}")
+            if re.search(rf"^{re.escape(attr)}\s*[:=]", Path(sub.__file__).read_text(), flags=re.M):
+                return sub
+    return module if hasattr(module, attr) else None
+
+
 def set_constants(items: list[str], default_modules: tuple[str, ...] = ()) -> list[str]:
     """Apply ``NAME=VALUE`` items (module docstring) and return one description per item. A bare ``NAME`` is
     looked up in ``default_modules`` (``icon_engine`` submodule names, in order). Unknown names stop the run."""
@@ -76,8 +93,8 @@ def set_constants(items: list[str], default_modules: tuple[str, ...] = ()) -> li
         candidates = [where] if where else list(default_modules)
         module: ModuleType | None = None
         for candidate in candidates:
-            mod = importlib.import_module(f"icon_engine.{candidate}")
-            if hasattr(mod, attr):
+            mod = defining_module(importlib.import_module(f"icon_engine.{candidate}"), attr)
+            if mod is not None:
                 module = mod
                 break
         if module is None:

@@ -1,0 +1,348 @@
+"""The unseen sides: each part's colour profile along its axis, hair, counterpart limbs and the seam blend.
+
+Frames and units: see :mod:`icon_engine.texture`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..camera import Camera
+from . import colour_stats, sampling
+from .colour_stats import (
+    _colour_clusters,
+    _hair_colour,
+    _smooth_on_mesh,
+    _weighted_median,
+    harmonic_fill,
+)
+from .parts import (
+    LIMB_COUNTERPART,
+    PART_HEAD,
+    PART_NAMES,
+    _limb_end,
+    _limb_fraction,
+    _profile_axis,
+    _same_part_faces,
+)
+
+#: Exponent of the profile's preference for seen samples towards the silhouette: weight (1.05 − cos)^p.
+SIDE_WEIGHT_POWER = 1.0
+#: RGB radius (0–255) around the winning cluster's median whose samples set the profile colour (plain median).
+PROFILE_MODE_RADIUS = 90.0
+#: Share of a profile window's (side-weighted) samples from which a colour cluster counts as present there.
+PROFILE_MIN_SHARE = 0.2
+#: At each position the cluster with the largest share × persistence ** PROFILE_PERSISTENCE_POWER wins: a garment
+#: seen along most of the part beats a print that covers most of one band.
+PROFILE_PERSISTENCE_POWER = 2.0
+#: A window is a pattern (its colour: the mean of the steady clusters) when two or more clusters with persistence
+#: ≥ PATTERN_PERSISTENCE are present and the winner holds less than PATTERN_SHARE of it.
+PATTERN_PERSISTENCE = 0.6
+PATTERN_SHARE = 0.7
+#: A profile sample in the photo's shadow (:mod:`icon_engine.lighting`: brightness below the median, factor < 1)
+#: weighs factor ** SHADOW_POWER (:func:`unseen_side_fill`).
+SHADOW_POWER = 2.0
+#: Width (fraction of the mesh's height) of the band between the seen and the filled side that is blended
+#: harmonically, so the front/back boundary shows no seam.
+SEAM_BAND = 0.025
+#: The head part's lower part (fraction of its height from its lowest point: the neck) keeps the profile fill;
+#: above it the hidden side takes the hair colour.
+HAIR_FROM = 0.3
+#: Hidden head vertices facing the camera more than this (cosine of the view angle) keep the profile, not the hair:
+#: the front of a face the photo's frame cut off (icon_003883) is skin, its back and sides hair.
+HAIR_MAX_COS = 0.3
+#: ... below this fraction of the head's height from its lowest point (above it, the skull: hair all round).
+HAIR_SKULL = 0.75
+#: A limb's end (fraction of the mesh's height from its far end along the limb: a foot with its shoe, a hand)
+#: takes the local majority colour in its profile (:func:`_colour_profile`), not the colour persistent along the limb.
+LIMB_END = 0.06
+
+
+def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
+                    window: float, end_band: tuple[float, float] | None = None) -> np.ndarray:
+    """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
+    (at least :data:`PROFILE_MIN_SAMPLES` nearest ones). The part's seen colours are clustered
+    (:func:`_colour_clusters`); a cluster's **persistence** is the fraction of the positions where it holds at
+    least :data:`PROFILE_MIN_SHARE` of the (``weights``-weighted: towards the silhouette, which continues into the
+    back) samples. At each position the cluster with the largest share × persistence **
+    :data:`PROFILE_PERSISTENCE_POWER` wins; the plain median of the window's samples within
+    :data:`PROFILE_MODE_RADIUS` of that cluster's median is the colour (the better lit front of that garment sets
+    the brightness). A garment runs along the part, a print or a face is a short band: where a
+    print covers most of the seen width (a chest print between hanging arms), the shirt's persistence still wins,
+    so the back gets the shirt (dev photo icon_003883). Where several clusters all run along the part
+    (persistence ≥ :data:`PATTERN_PERSISTENCE`) and none holds :data:`PATTERN_SHARE` of the window, the garment is
+    a pattern (stripes, checks) and the colour is their weighted mean (the pattern itself is added back on the
+    legs by :func:`_see_through_detail`). Within ``end_band`` (positions (low, high): a limb's end, the foot or
+    the hand) persistence is measured within that band only: a shoe or a hand is a short band at the end of its
+    limb, not a print, and the leg's skin or trousers, persistent along the whole leg, would otherwise take the
+    heel. Evaluated on a grid and
+    interpolated."""
+    order = np.argsort(s_seen)
+    s, c, w = s_seen[order], colours[order], weights[order]
+    lab = _colour_clusters(c, w)
+    n_lab = int(lab.max()) + 1
+    grid = np.arange(s_query.min() - window, s_query.max() + 2 * window, window / 2)
+    grid = np.clip(grid, s[0], s[-1])
+    k = min(colour_stats.PROFILE_MIN_SAMPLES, len(s))
+    lo_all = np.searchsorted(s, grid - window)
+    hi_all = np.searchsorted(s, grid + window)
+    short = hi_all - lo_all < k  # widen to the k nearest samples
+    mid = np.searchsorted(s, grid[short])
+    hi_all[short] = np.minimum(len(s), np.maximum(0, mid - k // 2) + k)
+    lo_all[short] = np.maximum(0, hi_all[short] - k)
+    share = np.zeros((len(grid), n_lab))
+    cum = np.zeros((len(s) + 1, n_lab))  # prefix sums of each cluster's weight along the axis
+    cum[1:] = np.cumsum(np.eye(n_lab)[lab] * w[:, None], axis=0)
+    share = cum[hi_all] - cum[lo_all]
+    share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
+    persistence = (share >= PROFILE_MIN_SHARE).mean(axis=0)
+    best = np.argmax(share * persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
+    end = np.zeros(len(grid), dtype=bool) if end_band is None else (grid >= end_band[0]) & (grid <= end_band[1])
+    if end.any():  # a limb's end (foot, hand): persistence measured within that band (a shoe runs along the foot)
+        end_persistence = (share[end] >= PROFILE_MIN_SHARE).mean(axis=0)
+        best[end] = np.argmax(share[end] * end_persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
+    # a pattern (stripes, checks): several colours that all run along the part, none dominant: their mean
+    steady = persistence >= PATTERN_PERSISTENCE
+    pattern = (share[np.arange(len(grid)), best] < PATTERN_SHARE) & ((share * steady[None]) > 0).sum(axis=1) >= 2
+    pattern &= ~end  # a limb's end is one garment (shoe, hand), not a pattern's mean
+    prof = np.empty((len(grid), c.shape[1]))
+    for g, (lo, hi) in enumerate(zip(lo_all, hi_all, strict=True)):
+        if pattern[g]:
+            keep = steady[lab[lo:hi]]
+            prof[g] = (c[lo:hi][keep] * w[lo:hi][keep, None]).sum(axis=0) / max(float(w[lo:hi][keep].sum()), 1e-12)
+            continue
+        own = c[lo:hi][lab[lo:hi] == best[g]]
+        centre = np.median(own, axis=0) if len(own) else _weighted_median(c[lo:hi], w[lo:hi])
+        # that garment's samples, all counted: the better lit front of it sets the brightness (its shaded sides
+        # may form a cluster of their own)
+        near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
+        prof[g] = np.median(c[lo:hi][near], axis=0) if near.sum() >= 3 else centre
+    return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
+
+
+def _clear_first_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, clear: np.ndarray,
+                         s_query: np.ndarray, window: float, end_band: tuple[float, float] | None = None) -> np.ndarray:
+    """:func:`_colour_profile` of the ``clear`` (bool per sample) samples at the query positions whose window holds
+    at least :data:`BEHIND_CLEAR_MIN` of them, of all samples elsewhere (where an occluder's outline covers the
+    part's whole seen width, its samples are all there is)."""
+    out = _colour_profile(s_seen, colours, weights, s_query, window, end_band)
+    if clear.all() or clear.sum() < BEHIND_CLEAR_MIN:
+        return out
+    s_clear = np.sort(s_seen[clear])
+    ok = np.searchsorted(s_clear, s_query + window) - np.searchsorted(s_clear, s_query - window) >= BEHIND_CLEAR_MIN
+    if ok.any():
+        out[ok] = _colour_profile(s_seen[clear], colours[clear], weights[clear], s_query[ok], window, end_band)
+    return out
+
+
+#: The profile of a region behind another part is made of the samples away from the occluder's outline wherever
+#: the profile's window holds at least this many of them (:func:`_clear_first_profile`).
+BEHIND_CLEAR_MIN = 3
+#: A head whose seen samples stop this far (fraction of the head's height) below its top was cut off by the photo's
+#: frame or hidden: its hair was not seen (:func:`_unseen_hair_colour`).
+HAIR_TOP_UNSEEN = 0.25
+#: Hair colour (RGB, 0–255) of a head whose top was not seen and whose visible top shows no hairline: a dark
+#: neutral brown (most hair; far less wrong than skin over the whole back of the head).
+HAIR_FALLBACK = (45.0, 35.0, 30.0)
+
+
+def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndarray) -> np.ndarray | None:
+    """Hair colour (3,) for the hidden side of a head, or None (bald: keep the profile, skin). ``head_y`` (K,) the
+    heights of all the head's vertices (metres, Y up), ``points`` (S, 3) / ``colours`` (S, 3) its seen ones.
+
+    The hair cluster of :func:`_hair_colour` when the seen head shows both hair and face. When the seen samples
+    stop more than :data:`HAIR_TOP_UNSEEN` of the head's height below its top (a head cut off by the photo's
+    frame, icon_003883), a bald head cannot be told: the colour is the hairline's (the median of the seen top
+    band's samples farther than 2 × :data:`HAIR_MIN_CONTRAST` from the face's skin, when at least 5), else
+    :data:`HAIR_FALLBACK`, never the skin."""
+    hair, skin = _hair_colour(points, colours)
+    if hair is not None:
+        return hair
+    top, lo = float(head_y.max()), float(head_y.min())
+    if float(np.percentile(points[:, 1], 98)) >= top - HAIR_TOP_UNSEEN * (top - lo):
+        return None  # the top of the head was seen and shows no hair: bald
+    y = points[:, 1]
+    band = y >= y.max() - 0.2 * np.ptp(y)
+    hairline = band & (np.linalg.norm(colours - skin, axis=1) > 2 * colour_stats.HAIR_MIN_CONTRAST)
+    if hairline.sum() >= 5:
+        return np.median(colours[hairline], axis=0)
+    return np.asarray(HAIR_FALLBACK)
+
+
+#: A part with fewer seen samples than this is treated as not shown (its own profile would rest on a few pixels).
+PART_MIN_SEEN = 8
+#: Along a limb, a stretch farther than this (fraction of the mesh's height) from every seen sample of the limb
+#: takes the counterpart's profile there: the far leg of a side view shows only its shoe, whose colour the own
+#: profile would otherwise stretch up to the hip.
+COUNTERPART_GAP = 0.1
+
+
+def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray,
+                          colours: np.ndarray, view_cos: np.ndarray, height: float,
+                          lit: np.ndarray | None = None) -> np.ndarray | None:
+    """Colours (N, 3) for limb ``part`` from its counterpart's (:data:`LIMB_COUNTERPART`) seen samples at the same
+    fraction of the limb's length (:func:`_limb_fraction`: hip to foot, shoulder to hand), profiled like a limb's
+    own (:func:`_colour_profile`, its end band included); None for the torso and head or when the counterpart has
+    fewer than :data:`PROFILE_MIN_SAMPLES` samples. ``samples`` (N,) bool the vertices that give samples,
+    ``colours`` (N, 3) their colours (0–255), ``view_cos`` (N,) as in :func:`unseen_side_fill`, ``height`` the
+    mesh's height (metres), ``lit`` (N,) extra sample weights (:func:`unseen_side_fill`'s light weights). ``vertices``
+    in the rest pose (straight limbs)."""
+    other = LIMB_COUNTERPART.get(int(part))
+    if other is None:
+        return None
+    vis = np.nonzero((parts == other) & samples)[0]
+    if len(vis) < colour_stats.PROFILE_MIN_SAMPLES:
+        return None
+    t_other, length = _limb_fraction(vertices, parts, other)
+    t_own = _limb_fraction(vertices, parts, part)[0]
+    weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+    if lit is not None:
+        weight = weight * lit[vis]
+    end = 1.0 - LIMB_END * height / length
+    return _colour_profile(t_other[vis], colours[vis], weight, t_own, colour_stats.PROFILE_WINDOW * height / length,
+                           (end, np.inf))
+
+
+def _end_samples(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray, height: float) -> int:
+    """How many of limb ``part``'s sample vertices (``samples`` (N,) bool) lie in its end band (the last
+    :data:`LIMB_END` × ``height`` metres along the limb: the foot with its shoe, the hand); 0 without samples."""
+    if not ((parts == part) & samples).any():
+        return 0
+    t, length = _limb_fraction(vertices, parts, part)
+    return int(((parts == part) & samples & (t >= 1.0 - LIMB_END * height / length)).sum())
+
+
+def _fill_shading(normals: np.ndarray, colours: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
+                  camera: Camera) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """(shading factors (N,) or None, stats) of one photo's directional light (:mod:`icon_engine.lighting`),
+    fitted on the seen vertices (``alpha`` > :data:`SEEN_ALPHA`) of every part but the head (hair above a face is
+    darker whatever the light) with one albedo per part; ``normals`` (N, 3) in the photo's pose (bundle world),
+    ``colours`` (N, 3) their photo colours. None when the light is too weak to matter (soft or frontal light)."""
+    from ..lighting import fit_directional_light, shading_factors
+
+    seen = alpha > sampling.SEEN_ALPHA
+    sel = seen & (parts != PART_HEAD)
+    light = fit_directional_light(normals[sel], colours[sel], parts[sel], view_axis=camera.R[2])
+    if light is None:
+        return None, {"light": None}
+    stats = {"light": {"vector": np.round(light.vector, 3).tolist(), "strength": round(light.strength, 3),
+                       "explained": round(light.explained, 3), "used": light.significant}}
+    return (shading_factors(normals, light, seen) if light.significant else None), stats
+
+
+def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
+                     photo_colours: np.ndarray, view_cos: np.ndarray,
+                     own_pixel: np.ndarray | None = None,
+                     shading: np.ndarray | None = None, behind: np.ndarray | None = None,
+                     fade: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fill colours (N, 3) of every vertex for its unseen side, per body part (``parts`` (N,)).
+
+    Seen vertices (``alpha`` > :data:`SEEN_ALPHA`) keep their ``photo_colours``. A hidden vertex takes the
+    colour profile (:func:`_colour_profile`) of its own part's seen vertices at the same position along the
+    part's axis (vertical for the head, the principal axis for the torso and limbs), with samples weighted
+    towards the silhouette (``view_cos`` (N,): cosine between the normal and the direction to the camera;
+    weight (1.05 − cos) ** :data:`SIDE_WEIGHT_POWER`): the back of the torso gets the garment colour at the
+    same height, a foot its shoe colour, an arm its sleeve or skin. The head's hidden side above its neck
+    (:data:`HAIR_FROM`) takes the hair colour (:func:`_hair_colour`), never the face. Hidden vertices within
+    :data:`SEAM_BAND` of the seen ones (same part) are filled harmonically on the part-restricted mesh graph, so
+    the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the
+    stretches of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's
+    profile (:func:`counterpart_limb_fill`); other parts with nothing seen are filled
+    harmonically (whole mesh where a part has nothing known). ``own_pixel`` (N,) bool: the nearest surface at
+    the vertex's pixel belongs to its own part (a torso vertex just behind crossed arms shows the arms: it keeps
+    that photo colour but gives no sample). ``shading`` (N,): each vertex's brightness under the photo's
+    directional light relative to the median (:func:`icon_engine.lighting.shading_factors`); a sample in shadow
+    (below 1) weighs ``shading ** SHADOW_POWER`` in the profiles, so a hidden side next to a shadowed silhouette (a
+    jumper's belly facing the ground in sunlight) takes the garment's colour where it is lit, not its shadow's.
+    Only the weights change: no colour is brightened (a deep shadow's hue is noise) and seen vertices keep theirs.
+    ``behind`` (N,) bool: hidden vertices behind another part (:func:`behind_other_part`), ``fade`` (N,) the seen
+    vertices' share of their photo colour next to them (:func:`behind_fade`): both take their part's profile as the
+    photo shows it head-on (samples weighted by their cosine to the camera, the faded ones left out where the
+    position along the part has enough others: :func:`_clear_first_profile`) directly, without the seam band's
+    blend from the occluder's outline (which would draw the limb's shape in its shadow's colour on the body). The
+    hidden side's own profile is unchanged by them.
+    """
+    from scipy.spatial import cKDTree
+
+    v = np.asarray(vertices, dtype=np.float64)
+    height = float(np.ptp(v[:, 1])) or 1.0
+    seen = alpha > sampling.SEEN_ALPHA
+    # samples in the photo's shadow count less (their colour is the shadow's, not the garment's)
+    lit = np.ones(len(v)) if shading is None else np.minimum(np.asarray(shading, dtype=np.float64), 1.0) ** SHADOW_POWER
+    # hidden behind another part, or seen next to such a region: the part's face-on profile without the seam band
+    unfaded = np.ones(len(v), dtype=bool) if fade is None else np.asarray(fade) >= 1.0
+    direct = seen & ~unfaded
+    if behind is not None:
+        direct |= np.asarray(behind, dtype=bool)
+    filled = ~seen | direct
+    seed = np.asarray(photo_colours, dtype=np.float64).copy()
+    known = ~filled
+    stats: dict[str, Any] = {"hair_colour": None}
+    sample = seen if own_pixel is None else seen & own_pixel
+    for part in np.unique(parts):
+        sel = parts == part
+        vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & filled)[0]
+        if not len(hid):
+            continue
+        if len(vis) < PART_MIN_SEEN:  # a limb not shown: its counterpart's profile (else the harmonic fill)
+            mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height, lit)
+            if mirrored is not None:
+                seed[hid], known[hid] = mirrored[hid], True
+                stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
+            continue
+        axis = _profile_axis(v, parts, int(part))
+        s = v @ axis
+        weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+        sign = _limb_end(v, parts, part, axis)  # a limb's end (foot, hand): its own garment
+        band = None
+        if sign > 0:
+            band = (float(s[sel].max()) - LIMB_END * height, np.inf)
+        elif sign < 0:
+            band = (-np.inf, float(s[sel].min()) + LIMB_END * height)
+        fill = _colour_profile(s[vis], seed[vis], weight * lit[vis], s[hid], colour_stats.PROFILE_WINDOW * height, band)
+        front = np.nonzero(direct[hid])[0]
+        if len(front):  # behind a limb, facing the camera: the part as the photo shows it head-on, not its sides,
+            # from the samples away from any occluder's outline (its shadow, its colour's bleed) where there are some
+            face_on = np.clip(view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+            fill[front] = _clear_first_profile(s[vis], seed[vis], face_on * lit[vis], unfaded[vis], s[hid[front]],
+                                               colour_stats.PROFILE_WINDOW * height, band)
+        if part == PART_HEAD:
+            hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis])
+            if hair is not None:
+                y = v[sel, 1]
+                upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)
+                # a face cut off by the frame faces the camera: skin profile there, hair on the skull above it (the
+                # cosine smoothed over the head, so eye sockets and the nose's sides do not count as its sides)
+                head_faces = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
+                head_faces = head_faces[parts[head_faces[:, 0]] == PART_HEAD]
+                cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
+                upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
+                fill[upper] = hair
+                stats["hair_colour"] = [round(float(x), 1) for x in hair]
+        if part in LIMB_COUNTERPART:  # stretches of the limb the photo does not show: the counterpart's profile
+            t_own, length = _limb_fraction(v, parts, int(part))
+            gap = cKDTree(t_own[vis, None]).query(t_own[hid, None], k=1)[0] * length
+            unshown = gap > COUNTERPART_GAP * height
+            # a hidden foot or hand (fewer than PART_MIN_SEEN samples in the limb's end band) whose counterpart's
+            # shows: the other's shoe or hand, not the limb's own colour stretched over it (dev photo icon_5a6a2596:
+            # a far foot behind the near shin took the shin's skin and became a bare foot beside a boot)
+            end = t_own[hid] >= 1.0 - LIMB_END * height / length
+            other = LIMB_COUNTERPART[int(part)]
+            if (end.any() and (t_own[vis] >= 1.0 - LIMB_END * height / length).sum() < PART_MIN_SEEN
+                    and _end_samples(v, parts, other, sample, height) >= colour_stats.PROFILE_MIN_SAMPLES):
+                unshown |= end
+            if unshown.any():
+                mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height, lit)
+                if mirrored is not None:
+                    fill[unshown] = mirrored[hid[unshown]]
+                    stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
+        # the band next to the seen side is left to the harmonic blend
+        dist = cKDTree(v[vis]).query(v[hid], k=1)[0]
+        far = (dist >= SEAM_BAND * height) | direct[hid]
+        seed[hid[far]] = fill[far]
+        known[hid[far]] = True
+    same = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
+    out = harmonic_fill(seed, known, same, fallback_faces=faces)
+    stats["profile_vertex_fraction"] = float((known & filled).mean())
+    return out, stats
