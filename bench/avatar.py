@@ -161,7 +161,8 @@ def most_lost_segment(case: AvatarCase) -> tuple[float, str]:
     ``MISSING_FRACTION`` on). Loose clothing does not count (the body is inside it); unresolved fingers leave up to
     ~0.5 of a hand outside. Dev photos before wave 12: icon_c9856a2b's right forearm and hand 1.00, icon_e1e7622a's
     left hand 1.00."""
-    from icon_engine.avatar import LIMB_SEGMENT_NAMES, MISSING_OUTSIDE_M, segment_outside_fractions
+    from icon_engine.avatar import LIMB_SEGMENT_NAMES, segment_outside_fractions
+    from icon_engine.avatar.photo_occupancy import MISSING_OUTSIDE_M
 
     posed_body = skin_vertices(case.body.vertices, case.body.lbs_weights, case.body.joints, _PAR, case.rest_angles)
     outside = MeshQuery(case.rest_vertices, case.faces).signed_distance(posed_body) > MISSING_OUTSIDE_M

@@ -15,9 +15,6 @@ from bench import avatar as bench_avatar
 from bench import synthetic as syn
 from icon_engine import avatar as avatar_module
 from icon_engine.avatar import (
-    FIELD_NEIGHBOURS,
-    FIELD_SIGMA_M,
-    FIELD_SLOPE,
     JOINT_PART,
     CanonicalOccupancy,
     SkinningField,
@@ -27,6 +24,7 @@ from icon_engine.avatar import (
     part_support,
     pose_body,
 )
+from icon_engine.avatar.skinning_field import FIELD_NEIGHBOURS, FIELD_SIGMA_M, FIELD_SLOPE
 from icon_engine.bundle.skeleton import PARENTS, skin_vertices
 from icon_engine.errors import EngineError
 from icon_engine.mesh_queries import MeshQuery
@@ -221,5 +219,5 @@ def test_contact_weights_equal_the_search_of_every_part(crossed, model, monkeypa
     c = occ.contact(x_c, x_p, d_c)
     assert (c > 0.5).sum() > 50  # the crossed arms touch the torso: a real contact zone is tested
     no_bounds = lambda pts, trees, beyond: np.zeros((len(pts), len(trees)))  # noqa: E731
-    monkeypatch.setattr(avatar_module, "_cell_lower_bounds", no_bounds)
+    monkeypatch.setattr(avatar_module.skinning_field, "_cell_lower_bounds", no_bounds)
     np.testing.assert_array_equal(occ.contact(x_c, x_p, d_c), c)  # no part skipped: the same weights

@@ -17,7 +17,6 @@ from bench import avatar as bench_avatar
 from bench import synthetic as syn
 from icon_engine import avatar as avatar_module
 from icon_engine.avatar import (
-    FOLD_FROM_DET,
     CanonicalOccupancy,
     SkinningField,
     body_offsets,
@@ -28,6 +27,7 @@ from icon_engine.avatar import (
     folded,
     pose_body,
 )
+from icon_engine.avatar.skinning_field import FOLD_FROM_DET
 from icon_engine.bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics
 from icon_engine.mesh_queries import MeshQuery, rasterize
 
@@ -72,7 +72,7 @@ def test_the_warp_jacobian_is_one_where_rigid_and_compressed_inside_a_bend(model
     ref = _reference_det(field, points)
     assert np.median(np.abs(det - ref)) < 0.05
     # skipping the rigid points changes nothing: every point evaluated gives the same
-    monkeypatch.setattr(avatar_module, "FOLD_RIGID_TOL", -1.0)
+    monkeypatch.setattr(avatar_module.skinning_field, "FOLD_RIGID_TOL", -1.0)
     full = field.jacobian_det(points, field.neighbours(points))
     np.testing.assert_allclose(full, det, atol=0.02)
     assert np.abs(full[det == 1.0] - 1.0).max() < 0.02
@@ -113,7 +113,7 @@ def test_inside_a_bend_the_occupancy_is_the_body_prior(model, monkeypatch):
     f = occupancy(points)
     np.testing.assert_allclose(f[full], occupancy.prior(points[full]), atol=1e-4)
     # without it the photo's surface decides there, centimetres off the prior
-    monkeypatch.setattr(avatar_module, "folded", np.zeros_like)
+    monkeypatch.setattr(avatar_module.skinning_field, "folded", np.zeros_like)
     raw = occupancy(points)
     assert np.median(np.abs(raw[full] - f[full])) > 0.005
 

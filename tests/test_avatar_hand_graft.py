@@ -135,12 +135,12 @@ def grafted(subject, model):
 
 @pytest.fixture(scope="module")
 def mittens(subject, model):
-    saved = avatar_mod.GRAFT_HANDS
-    avatar_mod.GRAFT_HANDS = False
+    saved = avatar_mod.hand_graft.GRAFT_HANDS
+    avatar_mod.hand_graft.GRAFT_HANDS = False
     try:
         return _avatar(subject, model)
     finally:
-        avatar_mod.GRAFT_HANDS = saved
+        avatar_mod.hand_graft.GRAFT_HANDS = saved
 
 
 def test_the_avatar_has_the_body_models_fingers(grafted, mittens, subject, model):
@@ -182,7 +182,8 @@ def _seam_max_dihedral_deg(av, fit, model) -> float:
     for wrist, elbow in ((20, 18), (21, 19)):
         axis = body.joints[wrist] - body.joints[elbow]
         axis /= np.linalg.norm(axis)
-        middle = body.joints[wrist] + (avatar_mod.HAND_CUTS_M[0] + 0.5 * avatar_mod.HAND_GRAFT_GAP_M) * axis
+        graft = avatar_mod.hand_graft
+        middle = body.joints[wrist] + (graft.HAND_CUTS_M[0] + 0.5 * graft.HAND_GRAFT_GAP_M) * axis
         band = (np.abs((centres - middle) @ axis) < 0.01) & (np.linalg.norm(centres - middle, axis=1) < 0.1)
         worst = max(worst, float(np.degrees(m.face_adjacency_angles[band]).max()))
     return worst
@@ -193,7 +194,7 @@ def test_the_wrist_seam_is_smooth(grafted, subject, model, monkeypatch):
     surroundings (without the relaxation, faces across the rim fold by 100–160°)."""
     _, fit = subject
     assert _seam_max_dihedral_deg(grafted, fit, model) < 45.0
-    monkeypatch.setattr(avatar_mod, "HAND_SEAM_ITERS", 0)
+    monkeypatch.setattr(avatar_mod.hand_graft, "HAND_SEAM_ITERS", 0)
     assert _seam_max_dihedral_deg(_avatar(subject, model), fit, model) > 90.0
 
 
@@ -208,7 +209,7 @@ def test_a_hand_fitted_off_the_photos_hand_keeps_its_meshed_shape(subject, model
                       face_count=30_000, camera=s.camera, mask=s.mask)
     assert av.stats["hands_grafted"] == ["left"]
     outside = av.stats["hand_outside_fraction"]
-    assert outside["right"] > avatar_mod.HAND_OUTSIDE_MAX >= outside["left"]
+    assert outside["right"] > avatar_mod.hand_graft.HAND_OUTSIDE_MAX >= outside["left"]
 
 
 def test_a_cut_that_fails_tries_the_next_one(mittens, subject, model, monkeypatch):
@@ -219,12 +220,13 @@ def test_a_cut_that_fails_tries_the_next_one(mittens, subject, model, monkeypatc
 
     def first_fails(vertices, faces, body, side, piece, cut_m):
         calls.append((side, cut_m))
-        return None if cut_m == avatar_mod.HAND_CUTS_M[0] else real(vertices, faces, body, side, piece, cut_m)
+        first_cut = avatar_mod.hand_graft.HAND_CUTS_M[0]
+        return None if cut_m == first_cut else real(vertices, faces, body, side, piece, cut_m)
 
-    monkeypatch.setattr(avatar_mod, "graft_hand", first_fails)
+    monkeypatch.setattr(avatar_mod.hand_graft, "graft_hand", first_fails)
     _, faces, sides = avatar_mod.graft_body_hands(mittens.canonical_vertices, mittens.faces,
                                                   canonical_body(fit, model))
-    cuts = avatar_mod.HAND_CUTS_M
+    cuts = avatar_mod.hand_graft.HAND_CUTS_M
     assert sides == ["left", "right"]
     assert calls == [("left", cuts[0]), ("left", cuts[1]), ("right", cuts[0]), ("right", cuts[1])]
     assert is_watertight(faces)

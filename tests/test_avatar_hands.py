@@ -17,14 +17,8 @@ from scipy.spatial import cKDTree
 
 from bench import avatar as bench_avatar
 from bench import synthetic as syn
-from icon_engine.avatar import (
-    HAND_MAX_OFFSET_M,
-    HAND_SLACK_M,
-    bare_hands,
-    build_avatar,
-    build_fused_avatar,
-    canonical_body,
-)
+from icon_engine.avatar import bare_hands, build_avatar, build_fused_avatar, canonical_body
+from icon_engine.avatar.photo_occupancy import HAND_MAX_OFFSET_M, HAND_SLACK_M
 from icon_engine.mesh_queries import MeshQuery
 
 LEFT_HAND = (20, *range(25, 40))

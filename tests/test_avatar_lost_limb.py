@@ -18,13 +18,7 @@ from scipy.spatial import cKDTree
 from bench import avatar as bench_avatar
 from bench import synthetic as syn
 from icon_engine import avatar as avatar_module
-from icon_engine.avatar import (
-    build_avatar,
-    canonical_body,
-    canonical_pose_angles,
-    missing_body,
-    pose_body,
-)
+from icon_engine.avatar import build_avatar, canonical_body, canonical_pose_angles, missing_body, pose_body
 
 RIGHT_ELBOW, RIGHT_WRIST = 19, 21
 RIGHT_FOREARM = (19, 21, *range(40, 55))  # body vertices led by the right elbow, wrist and fingers
@@ -61,7 +55,7 @@ def test_a_forearm_fitted_off_the_surface_is_restored(subject, monkeypatch):
     assert _forearm_covered(av, fit, model) > 0.9
     assert any("right forearm" in w or "right hand" in w for w in av.warnings)  # the artist is told
     # without the second meshing the forearm is gone (the test can fail)
-    monkeypatch.setattr(avatar_module, "MISSING_FRACTION", 2.0)
+    monkeypatch.setattr(avatar_module.photo_occupancy, "MISSING_FRACTION", 2.0)
     _, old = _avatar(model, s, -70.0)
     assert old.stats["limb_segments_restored"] == []
     assert _forearm_covered(old, fit, model) < 0.5

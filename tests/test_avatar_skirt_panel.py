@@ -93,7 +93,8 @@ def _panel_and_legs(model, monkeypatch, photo_pose: np.ndarray):
 
     panel = build()
     with monkeypatch.context() as m:
-        m.setattr(avatar_module, "SKIRT_EVIDENCE", 2.0)  # never: every cloth vertex keeps its legs' weights
+        # never: every cloth vertex keeps its legs' weights
+        m.setattr(avatar_module.skin_weights, "SKIRT_EVIDENCE", 2.0)
         legs = build()
     return s, fit, panel, legs
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import icon_engine
 
 
@@ -47,17 +49,19 @@ def test_every_stage_reads_the_one_preset_table_live(monkeypatch):
     assert "ultra" not in core.QUALITY_PRESETS and core.QUALITY_PRESETS.get("ultra") is None
 
 
-#: Names the texture package's modules may import from each other: labels and tables of the body's structure, which
-#: no run tunes.
+#: Names the texture and avatar packages' modules may import from each other: labels and tables of the body's
+#: structure, which no run tunes.
 STRUCTURAL = {"PART_TORSO", "PART_LEFT_ARM", "PART_RIGHT_ARM", "PART_LEFT_LEG", "PART_RIGHT_LEG", "PART_HEAD",
-              "PART_NAMES", "LIMB_COUNTERPART", "HAND_PALM", "HAND_FINGERS"}
+              "PART_NAMES", "LIMB_COUNTERPART", "HAND_PALM", "HAND_FINGERS", "JOINT_PART", "HAND_JOINTS",
+              "LIMB_SEGMENT_JOINTS", "LIMB_SEGMENT_NAMES", "HAND_SIDES", "_PART_MATRIX", "_PART_JOINTS"}
 
 
-def test_the_texture_modules_read_each_others_constants_where_they_live():
-    """A tuning constant imported by name into another module of the texture package is a copy: the benchmarks'
-    ``--set texture.NAME=…`` and a test's monkeypatch change the defining module's only, so the importer would bake
+@pytest.mark.parametrize("package", ["texture", "avatar"])
+def test_a_packages_modules_read_each_others_constants_where_they_live(package):
+    """A tuning constant imported by name into another module of the same package is a copy: the benchmarks'
+    ``--set texture.NAME=…`` and a test's monkeypatch change the defining module's only, so the importer would run
     with the old value. Such constants are read as ``module.NAME`` (``sampling.SEEN_ALPHA``)."""
-    root = Path(icon_engine.__file__).parent / "texture"
+    root = Path(icon_engine.__file__).parent / package
     copied = []
     for path in sorted(root.glob("*.py")):
         if path.name == "__init__.py":
