@@ -195,7 +195,8 @@ _CONTACT_REACH_M = CONTACT_FAR_M + CONTACT_BAND_M + 1e-6
 
 
 class CanonicalOccupancy:
-    """F(x_c) in metres, positive inside (module docstring, step 3); counts evaluated points and contact points."""
+    """F(x_c) in metres, positive inside (:mod:`icon_engine.avatar`, step 3); counts evaluated points and contact
+    points."""
 
     def __init__(self, skin: SkinningField, posed_body: np.ndarray, clothed: MeshQuery, offsets: np.ndarray,
                  device: str = "cpu") -> None:

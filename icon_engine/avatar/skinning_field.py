@@ -46,7 +46,7 @@ FIELD_BOUND_REACH_M = 0.4
 
 
 class SkinningField:
-    """Smooth LBS weights and forward warp of canonical points (see module docstring, step 1–2)."""
+    """Smooth LBS weights and forward warp of canonical points (:mod:`icon_engine.avatar`, steps 1–2)."""
 
     def __init__(self, body: CanonicalBody, pose: np.ndarray, transl: np.ndarray) -> None:
         self.body = body

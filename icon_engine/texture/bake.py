@@ -138,10 +138,10 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     (:data:`BLEND_POWER`), each photo's exposure equalised to the first one's (:func:`exposure_gains`); only what
     no photo sees is filled. ``rest_vertices`` (N, 3): the same mesh in its rest pose (the canonical avatar's,
     metres): with parts, the unseen sides are filled along the parts as they lie in the rest pose (a bent or
-    raised arm is straight there, so its sleeve/skin profile runs along the arm and not across the bend). See the
-    module docstring for the method. ``device``: where the rasteriser's fragments (photo depth
-    layers, UV atlas) are made; ``atlas``: ``"auto"`` (xatlas up to :data:`XATLAS_MAX_FACES`
-    faces, else the projection atlas) or ``"projection"`` (always the projection atlas: the preview preset's, as
+    raised arm is straight there, so its sleeve/skin profile runs along the arm and not across the bend). See
+    :mod:`icon_engine.texture` for the method. ``device``: where the rasteriser's fragments (photo depth layers,
+    UV atlas) are made; ``atlas``: ``"auto"`` (xatlas up to :data:`.atlas.XATLAS_MAX_FACES` faces, else the
+    projection atlas) or ``"projection"`` (always the projection atlas: the preview preset's, as
     xatlas costs seconds on a 20–30k-face avatar). ``keypoints``: (BlazePose landmarks (33, 3) pixels +
     visibility, the fitted posed SMPL-X joints (55, 3)): with parts and one photo, each limb reads the photo where
     the photo's limb lies (:func:`limb_alignment`). ``debug``: also return the first photo's visibility step
