@@ -45,14 +45,6 @@ NEAR_PX = 8
 NEAR_RGB = 20.0
 
 
-class _Quiet:
-    def stage(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 def capture(bm: Any, index: int, set_name: str, size: tuple[int, int], quality: str) -> dict[str, Any]:
     """Reconstruct subject ``index`` from the photos of ``set_name``; keep the avatar and the photos' views."""
     from PIL import Image
@@ -143,6 +135,7 @@ def bake_variant(case: dict[str, Any], settings: dict[str, str]) -> Any:
     that defines each, → Python literals)."""
     import icon_engine.texture as texture
     from bench.lib.constants import defining_module
+    from icon_engine.progress import NoProgress
     from icon_engine.subject import bake_subject_texture
 
     modules = {k: defining_module(texture, k) for k in settings}
@@ -153,7 +146,7 @@ def bake_variant(case: dict[str, Any], settings: dict[str, str]) -> Any:
     try:
         for k, value in settings.items():
             setattr(modules[k], k, type(saved[k])(ast.literal_eval(value)))  # numbers and booleans
-        return bake_subject_texture(case["avatar"], case["views"], case["options"], _Quiet())
+        return bake_subject_texture(case["avatar"], case["views"], case["options"], NoProgress())
     finally:
         for k, value in saved.items():
             setattr(modules[k], k, value)

@@ -37,8 +37,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from icon_engine.camera import Camera, default_intrinsics  # noqa: E402
+from icon_engine.geometry.implicit import evaluate_coarse_to_fine, largest_component, mesh_zero_level  # noqa: E402
 from icon_engine.mesh_queries import MeshQuery  # noqa: E402
-from icon_engine.surface import evaluate_coarse_to_fine, largest_component, mesh_zero_level  # noqa: E402
 
 # SMPL-X joint indices used here.
 PELVIS, L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = range(10)
@@ -285,7 +285,7 @@ def dress(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray, offsets: 
     lo[1] = vertices[:, 1].min() - 0.05
     vol, origin = evaluate_coarse_to_fine(fn, lo, hi, spacing, 4)
     v, f = mesh_zero_level(vol, origin, spacing)
-    v, f = largest_component(v, f)
+    v, f, _ = largest_component(v, f)
     return v, f, fn
 
 

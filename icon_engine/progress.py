@@ -75,6 +75,14 @@ class CancelToken:
             raise Cancelled()
 
 
+class NoProgress:
+    """A progress sink that reports nothing: a stage run without a reporter, or sub-steps whose own fractions would
+    jump back and forth (the photos of a subject)."""
+
+    def update(self, fraction: float, message: str = "") -> None:
+        pass
+
+
 class ProgressReporter:
     """Reports stage progress of one photo to ``callback`` and checks ``cancel`` on every report."""
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from .errors import EngineError
 from .fit.stature import stature_of
+from .progress import NoProgress
 
 #: Video files a subject may include (their frames become photos).
 VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"})
@@ -430,7 +431,7 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
         surfaces = []
         for i, view in enumerate(views):
             reporter.update(i / len(views), f"Clothed surface of {view.input.label} ({i + 1}/{len(views)})")
-            surface = build_clothed_surface(view.fit, view.observation, view.photo, options, device, _Quiet(),
+            surface = build_clothed_surface(view.fit, view.observation, view.photo, options, device, NoProgress(),
                                             body_model)
             warnings += [f"{view.input.label}: {w}" for w in surface.warnings]
             surfaces.append(surface)
@@ -534,13 +535,6 @@ def attach_photos(content: Any, views: list[SubjectView]) -> None:
         name = f"photo_{i}.jpg"
         content.extra_files[name] = photo_jpeg(view.photo.rgb)
         entry["image"] = name
-
-
-class _Quiet:
-    """A progress sink for sub-steps whose own fractions would jump back and forth between photos."""
-
-    def update(self, fraction: float, message: str = "") -> None:
-        pass
 
 
 def subject_metadata(views: list[SubjectView], report: dict[str, Any]) -> dict[str, Any]:

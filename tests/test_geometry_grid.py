@@ -1,13 +1,13 @@
 """The coarse-to-fine grid evaluation shared by the surface and canonical-avatar stages
-(:func:`icon_engine.surface.evaluate_coarse_to_fine`): evaluated nodes hold the function's value, no node is evaluated
-twice, the zero level is found, threads change nothing."""
+(:func:`icon_engine.geometry.implicit.evaluate_coarse_to_fine`): evaluated nodes hold the function's value, no node
+is evaluated twice, the zero level is found, threads change nothing."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from icon_engine.surface import evaluate_coarse_to_fine
+from icon_engine.geometry.implicit import evaluate_coarse_to_fine
 
 
 class _Sphere:

@@ -84,8 +84,8 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     the clothed surfaces and the canonical body run (:func:`~icon_engine.geometry.torch_closest.mesh_query`).
     """
     from ..geometry.decimate import decimate
+    from ..geometry.implicit import evaluate_coarse_to_fine, largest_component, mesh_zero_level
     from ..geometry.laplacian import taubin_smooth
-    from ..surface import _largest_component, evaluate_coarse_to_fine, mesh_zero_level
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     if not fits or len(fits) != len(posed_vertices) or len(fits) != len(posed_faces):
@@ -146,7 +146,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     t = time.perf_counter()
     report(0.62, "Meshing the canonical avatar")
     verts, tris = mesh_zero_level(vol, origin, h)
-    verts, tris, floaters = _largest_component(verts, tris)
+    verts, tris, floaters = largest_component(verts, tris)
     # a limb the photo surface lost (fitted off it, cut by a contact zone) is meshed again as the body prior
     lost, restored = missing_body(verts, tris, body)
     if restored:
@@ -157,7 +157,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
                                               band_factor=FIELD_BAND_FACTOR)
         timings["field_restore"] = time.perf_counter() - t2
         verts, tris = mesh_zero_level(vol, origin, h)
-        verts, tris, floaters = _largest_component(verts, tris)
+        verts, tris, floaters = largest_component(verts, tris)
     verts = taubin_smooth(verts, tris, smooth)
     hands = {side: body_hand(body, side) for side in HAND_SIDES} if hand_graft.GRAFT_HANDS else {}
     hand_outside = {side: round(hand_outside_fraction(h, views[0][1], views[0][2]), 3)

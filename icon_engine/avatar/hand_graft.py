@@ -128,14 +128,14 @@ def graft_hand(vertices: np.ndarray, faces: np.ndarray, body: CanonicalBody, sid
     closed."""
     from ..geometry.decimate import compact, is_watertight
     from ..geometry.graft import beyond_plane, boundary_loops, join_rims
-    from ..surface import _largest_component
+    from ..geometry.implicit import largest_component
 
     wrist, axis = _hand_axis(body, side)
     cut = wrist + cut_m * axis
     drop = beyond_plane(vertices, faces, cut, axis, HAND_REACH_M)
     if not drop.any():
         return None
-    v, f, _ = _largest_component(*compact(vertices, faces[~drop])[:2])
+    v, f, _ = largest_component(*compact(vertices, faces[~drop])[:2])
     rims = boundary_loops(f)
     if rims is None or len(rims) != 1:
         return None

@@ -15,6 +15,8 @@
 - :mod:`.laplacian` — the mesh edge graph, uniform Laplacian, Laplacian/Taubin smoothing (numpy) and the torch
   Laplacian term.
 - :mod:`.decimate` — quadric decimation that keeps a watertight mesh watertight, with its topology checks.
+- :mod:`.implicit` — an implicit function on a node grid: coarse-to-fine evaluation near its zero level, marching
+  cubes of that level, the largest component (the clothed surface and the canonical avatar).
 
 Frames: the SMPL-X model frame (Y-up, a body with zero global orientation faces +Z, its left is +X, metres).
 A pose is one axis-angle vector per joint, relative to the parent joint (SMPL-X convention). Modules that take
