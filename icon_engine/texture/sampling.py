@@ -30,7 +30,9 @@ SEEN_ALPHA = 0.3
 #: (trouser stripes, denim); the blur that separates detail from colour (pixels).
 DETAIL_PARTS = (PART_LEFT_LEG, PART_RIGHT_LEG)
 DETAIL_SIGMA = 3.0
-#: ... and not within this many pixels of another part's surface in the photo (outlines mix both parts' colours).
+#: Per-part visibility (:func:`_photo_weight`): a point is not seen within this many pixels of another part's surface
+#: in the photo (outlines mix both parts' colours); how far along the mesh it may show through another part's
+#: surface is :data:`.bake.CONTACT_RADIUS`.
 CONTACT_PIXELS = 3
 #: Several photos: a surface point's colour is the mean of the photos that see it weighted by
 #: photo weight × (quality / best quality) ** BLEND_POWER, quality = cos(view angle) × pixels per metre; the
