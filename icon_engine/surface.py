@@ -33,6 +33,7 @@ from .camera import Camera
 from .errors import EngineError
 from .geometry.decimate import decimate, is_watertight
 from .geometry.device import mesh_query
+from .geometry.image_fields import distance_to_zero, gaussian_image, mask_signed_distance, sample_image
 from .geometry.image_shift import mask_iou
 from .geometry.implicit import evaluate_coarse_to_fine, largest_component, mesh_zero_level, upsample2
 from .geometry.laplacian import laplacian_smooth, taubin_smooth
@@ -152,44 +153,6 @@ class ClothedSurface:
 # --------------------------------------------------------------------------------------------------- image fields
 
 
-def _edt(nonzero: np.ndarray) -> np.ndarray:
-    """Euclidean distance (px, float32) of every pixel to the nearest zero pixel (exact; OpenCV when present)."""
-    try:
-        import cv2
-
-        return cv2.distanceTransform(nonzero.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    except ImportError:  # pragma: no cover - opencv ships with mediapipe
-        return ndimage.distance_transform_edt(nonzero).astype(np.float32)
-
-
-def _gaussian_image(image: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """``scipy.ndimage.gaussian_filter(image, sigma, truncate=truncate)`` of a 2-D image (float32 out): the same
-    normalised kernel (radius ``int(truncate·σ + 0.5)`` px) and mirrored border, run by OpenCV's separable filter
-    when present (3–4× less CPU than scipy's for the tens-of-pixels σ of the offset and depth fields; equal to
-    ~1e-7 relative, float32 accumulation)."""
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover - opencv ships with mediapipe
-        return ndimage.gaussian_filter(np.asarray(image, np.float32), sigma, truncate=truncate)
-    radius = int(truncate * float(sigma) + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * x * x / (float(sigma) ** 2))
-    kernel = (kernel / kernel.sum()).astype(np.float32)
-    return cv2.sepFilter2D(np.asarray(image, np.float32), cv2.CV_32F, kernel, kernel,
-                           borderType=cv2.BORDER_REFLECT)
-
-
-def mask_signed_distance(mask: np.ndarray) -> np.ndarray:
-    """Signed distance (H, W) in pixels to the mask outline, positive inside; the image border is not an outline
-    (the mask is extended beyond the image edge by replication)."""
-    pad = 64
-    m = np.pad(mask.astype(bool), pad, mode="edge")
-    inside = _edt(m)
-    outside = _edt(~m)
-    sd = np.where(m, inside - 0.5, -(outside - 0.5))
-    return sd[pad:-pad, pad:-pad].astype(np.float32)
-
-
 def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np.ndarray:
     """Allowed clothing offset (H, W) in metres around the body, per pixel.
 
@@ -198,7 +161,7 @@ def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np
     offsets seen along the body's outline averaged over :data:`OFFSET_SMOOTH_M` (tight clothes: the body's
     silhouette margin applies to its front and back too).
     """
-    e = _edt(~body_mask).astype(np.float32)
+    e = distance_to_zero(~body_mask).astype(np.float32)
     e = np.where(mask, np.maximum(e - 0.5, 0.0), 0.0)  # from the body's edge, half a pixel past its last pixel
     e = np.minimum(e, MAX_OFFSET_M * px_per_m)
     # (a) cone dilation max_y (e(y) - k |x - y|), by thresholds.
@@ -206,18 +169,18 @@ def offset_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np
     top = float(e.max())
     if top > 0:
         for t in np.linspace(top / 12.0, top, 12):
-            dist = _edt(e < t)
+            dist = distance_to_zero(e < t)
             cone = np.maximum(cone, t - SPREAD_SLOPE * dist)
     # (b) outline offsets: at body-outline pixels, how far the mask reaches beyond (px, ≥ 0).
     outline = body_mask & ~ndimage.binary_erosion(body_mask)
     sd = mask_signed_distance(mask)
     obs = np.where(outline, np.clip(sd - 0.5, 0.0, None), 0.0).astype(np.float32)  # body edge: 0.5 px out
     sigma = OFFSET_SMOOTH_M * px_per_m
-    num = _gaussian_image(obs, sigma, truncate=2.5)
-    den = _gaussian_image(outline.astype(np.float32), sigma, truncate=2.5)
+    num = gaussian_image(obs, sigma, truncate=2.5)
+    den = gaussian_image(outline.astype(np.float32), sigma, truncate=2.5)
     smooth = np.where(den > 1e-4, num / np.maximum(den, 1e-12), 0.0)
     r_px = np.maximum(cone, smooth)
-    r_px = _gaussian_image(r_px, max(1.0, 0.25 * sigma), truncate=2.5)
+    r_px = gaussian_image(r_px, max(1.0, 0.25 * sigma), truncate=2.5)
     r_px = np.maximum(r_px, e)  # every mask pixel must stay reachable
     return (TIGHT_OFFSET_M + r_px / px_per_m).astype(np.float32)
 
@@ -234,8 +197,8 @@ def depth_field(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> np.
     sd = mask_signed_distance(mask)
     obs = np.where(outline, np.clip(sd - 0.5, 0.0, DEPTH_MAX_M * px_per_m), 0.0).astype(np.float32)
     sigma = DEPTH_SMOOTH_M * px_per_m
-    num = _gaussian_image(obs, sigma, truncate=2.5)
-    den = _gaussian_image(outline.astype(np.float32), sigma, truncate=2.5)
+    num = gaussian_image(obs, sigma, truncate=2.5)
+    den = gaussian_image(outline.astype(np.float32), sigma, truncate=2.5)
     r_px = np.where(den > 1e-4, num / np.maximum(den, 1e-12), 0.0)
     return (TIGHT_OFFSET_M + DEPTH_GAIN * r_px / px_per_m).astype(np.float32)
 
@@ -454,12 +417,12 @@ class BodyDepth:
         """The silhouette's signed distance ``s`` (N,) metres of points at pixels ``uv`` (N, 2) and depths ``z``
         (N,), drawn in round the body's mid-depth where :attr:`weight` holds (``offset`` (N,): the clothing offset
         at the points' pixels, added to the body's half-thickness)."""
-        w = _sample(self.weight, uv, outside=0.0)
+        w = sample_image(self.weight, uv, outside=0.0)
         near = np.nonzero(w > 0)[0]
         if not len(near):
             return s
-        mid = _sample(self.mid, uv[near], outside=None)
-        half = _sample(self.half, uv[near], outside=None) + offset[near]
+        mid = sample_image(self.mid, uv[near], outside=None)
+        half = sample_image(self.half, uv[near], outside=None) + offset[near]
         t = np.minimum(np.abs(z[near] - mid) / np.maximum(half, 1e-3), 1.0)
         out = s.copy()
         out[near] -= ROUND_CARVE * w[near] * half * (1.0 - np.sqrt(1.0 - t * t))
@@ -488,19 +451,6 @@ def body_depth(vertices: np.ndarray, faces: np.ndarray, camera: Camera, front: R
     reach = ndimage.distance_transform_edt(~beyond) / px_per_m
     thick = np.clip(half / ROUND_MIN_HALF_M - 1.0, 0.0, 1.0)  # hands and arms keep the plain carve
     return BodyDepth(mid, half, np.clip(1.0 - reach / ROUND_REACH_M, 0.0, 1.0) * thick)
-
-
-def _sample(img: np.ndarray, uv: np.ndarray, outside: float | None) -> np.ndarray:
-    """Bilinear sample of ``img`` (H, W) at continuous pixels ``uv`` (N, 2); ``outside`` for points off the image
-    (None: clamp to the border)."""
-    H, W = img.shape
-    x = uv[:, 0] - 0.5
-    y = uv[:, 1] - 0.5
-    vals = ndimage.map_coordinates(img, [np.clip(y, 0, H - 1), np.clip(x, 0, W - 1)], order=1, mode="nearest")
-    if outside is not None:
-        off = (uv[:, 0] < 0) | (uv[:, 0] > W) | (uv[:, 1] < 0) | (uv[:, 1] > H)
-        vals = np.where(off, outside, vals)
-    return vals
 
 
 # --------------------------------------------------------------------------------------------------- the field
@@ -703,8 +653,8 @@ class _Field:
         with self._count_lock:
             self.count += len(pts)
         uv, z = self.camera.project(pts)
-        s = _sample(self.mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / self.fx
-        r = _sample(self.offset_m, uv, outside=None)
+        s = sample_image(self.mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / self.fx
+        r = sample_image(self.offset_m, uv, outside=None)
         if self.rounded is not None:
             s = self.rounded.round_carve(s, uv, z, r)
         q = self.body.query(pts)
@@ -723,7 +673,8 @@ class _Field:
         loose = np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0)
         g = 1.0 + (DEPTH_STRETCH - 1.0) * loose
         if self.depth_m is not None:
-            reach = np.maximum(_sample(self.depth_m, uv, outside=None), np.maximum(DEPTH_MIN_M * loose, TIGHT_OFFSET_M))
+            reach = np.maximum(sample_image(self.depth_m, uv, outside=None),
+                               np.maximum(DEPTH_MIN_M * loose, TIGHT_OFFSET_M))
             g = np.maximum(g, r / reach)
         g = np.maximum(g, 1.0)
         if self.isotropic is not None:  # behind the head and neck: hair as deep as it is wide
@@ -755,10 +706,10 @@ def _smooth_loose(vol: np.ndarray, origin: np.ndarray, h: float, camera: Camera,
     idx = np.indices(shape, dtype=np.float32).reshape(3, -1).T
     pts = origin + (h * step) * idx
     uv, z = camera.project(pts)
-    r = _sample(offset, uv, outside=None)
+    r = sample_image(offset, uv, outside=None)
     w = np.clip((r - LOOSE_FROM_M) / LOOSE_FROM_M, 0.0, 1.0)
     if mask_sd_px is not None:
-        rim_m = _sample(mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / float(camera.K[0, 0])
+        rim_m = sample_image(mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / float(camera.K[0, 0])
         w *= np.clip(rim_m / LOOSE_RIM_M, 0.0, 1.0)
     if gap_weight is not None and (w > 0).any():
         loose = np.nonzero(w > 0)[0]
@@ -809,8 +760,8 @@ def _mask_warnings(mask: np.ndarray, body_mask: np.ndarray, px_per_m: float) -> 
     if len(rows) and px_per_m > 0:
         radius = max(2.0, 0.08 * px_per_m)
         pad = int(radius) + 2
-        dilated = _edt(~np.pad(body_mask, pad)) <= radius  # closing by a disk via EDTs
-        closed = (_edt(dilated) > radius)[pad:-pad, pad:-pad]
+        dilated = distance_to_zero(~np.pad(body_mask, pad)) <= radius  # closing by a disk via EDTs
+        closed = (distance_to_zero(dilated) > radius)[pad:-pad, pad:-pad]
         gaps = closed & ~body_mask
         hip_row = int(rows.min() + 0.5 * (rows.max() - rows.min()))
         gaps[hip_row:] = False
@@ -906,7 +857,7 @@ def build_surface(
         outside = np.nonzero(body.query(pts).distance > 0)[0]
         if gaps is not None and len(outside):
             uv, _ = camera.project(pts[outside])
-            w[outside] = gaps.limit(pts[outside], _sample(offset, uv, outside=None))[1]
+            w[outside] = gaps.limit(pts[outside], sample_image(offset, uv, outside=None))[1]
         return w
 
     depth = depth_field(mask, body_mask, px_per_m)

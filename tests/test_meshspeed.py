@@ -14,13 +14,13 @@ from icon_engine.threads import WORKERS_ENV
 
 @pytest.mark.parametrize(("sigma", "truncate"), [(1.0, 2.5), (7.3, 4.0), (27.8, 2.5), (69.4, 2.5)])
 def test_gaussian_image_matches_scipy(sigma: float, truncate: float) -> None:
-    from icon_engine.surface import _gaussian_image
+    from icon_engine.geometry.image_fields import gaussian_image
 
     rng = np.random.default_rng(3)
     image = np.zeros((300, 220), np.float32)
     image[60:240, 40:180] = rng.random((180, 140)) > 0.9  # sparse outline-like samples
     image[0:5, :] = 2.0  # mass at the border: the mirrored border must match scipy's "reflect"
-    ours = _gaussian_image(image, sigma, truncate)
+    ours = gaussian_image(image, sigma, truncate)
     ref = ndimage.gaussian_filter(image.astype(np.float64), sigma, truncate=truncate)
     assert ours.dtype == np.float32 and ours.shape == image.shape
     np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-6 * float(np.abs(ref).max()))

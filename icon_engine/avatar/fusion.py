@@ -43,7 +43,7 @@ class FusedOccupancy:
     ``centres``: each photo's camera centre in its own bundle world (metres)."""
 
     def __init__(self, occupancies: list[Any], cameras: list[Any], masks: list[np.ndarray]) -> None:
-        from ..surface import mask_signed_distance
+        from ..geometry.image_fields import mask_signed_distance
 
         if not occupancies or len(occupancies) != len(cameras) or len(masks) != len(cameras):
             raise ValueError("one camera and one person mask per occupancy, at least one")
@@ -61,11 +61,11 @@ class FusedOccupancy:
     def _silhouette(self, i: int, points: np.ndarray) -> np.ndarray:
         """(N,) signed distance (metres at each point's depth, positive inside) of the points' pixels in photo
         ``i`` to its person mask's outline; points off the image are not bounded by it."""
-        from ..surface import _sample
+        from ..geometry.image_fields import sample_image
 
         cam = self.cameras[i]
         uv, z = cam.project(points)
-        sd_px = _sample(self.mask_sd[i], uv, outside=np.inf)
+        sd_px = sample_image(self.mask_sd[i], uv, outside=np.inf)
         return sd_px * np.maximum(z, 1e-3) / float(cam.K[0, 0])
 
     def _seen(self, i: int, points: np.ndarray) -> np.ndarray:
