@@ -5,6 +5,7 @@ colours a texture change moved; and the rest pose's pleats (wave 15)."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -72,3 +73,27 @@ def test_pleat_shares_see_ripples_at_the_armpits_only(standing):
     rippled = bench_avatar.pleat_shares(dataclasses.replace(standing, rest_vertices=rest))
     assert rippled["armpits"] > smooth["armpits"] + 0.1
     assert rippled["knees"] == pytest.approx(smooth["knees"], abs=1e-9)
+
+
+def test_texture_sides_loads_an_older_texture_package_or_module(tmp_path):
+    """``bench/texture_sides.py --before``: an older ``texture`` package folder (wave 17 on) or the single
+    ``texture.py`` before it loads beside the working tree's, and bakes with its own code."""
+    import shutil
+    from pathlib import Path
+
+    import icon_engine.texture as current
+    from bench.texture_sides import load_texture_module
+
+    assert load_texture_module(None) is current
+    folder = tmp_path / "texture"
+    shutil.copytree(Path(current.__file__).parent, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "bake.py").write_text((folder / "bake.py").read_text() + "\nOLDER_COPY = True\n")
+    older = load_texture_module(folder)
+    assert older is not current and older.bake_texture.__module__.endswith("_texture_before.bake")
+    assert getattr(sys.modules[older.bake_texture.__module__], "OLDER_COPY", False)
+    assert not hasattr(sys.modules["icon_engine.texture.bake"], "OLDER_COPY")
+    single = tmp_path / "texture_single.py"
+    single.write_text("PART_NAMES = ('torso',)\n")
+    assert load_texture_module(single).PART_NAMES == ("torso",)
+    for name in [n for n in sys.modules if n.startswith("icon_engine._texture_before")]:
+        del sys.modules[name]
