@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..camera import Camera
 from ..errors import EngineError
 from ..geometry.decimate import decimate
+from ..progress import NoProgress
 from ..surface import ClothedSurface
 from .checkpoints import IconData, IconNetworks, load_icon_networks
 from .networks import NormalNet
@@ -560,7 +561,7 @@ def build_icon_surface(
     ``face_count``: decimate the result to about this many faces (default: the quality preset's face count).
     ``settings`` overrides the preset.
     """
-    progress = progress if progress is not None else _NullProgress()
+    progress = progress if progress is not None else NoProgress()
     dev = torch.device(device)
     settings = settings or settings_for(quality, dev)
     timings: dict[str, float] = {}
@@ -656,11 +657,6 @@ def apply_refined_body(fit: Any, surface: IconSurface) -> Any:
     for key, value in changes.items():
         setattr(fit, key, value)
     return fit
-
-
-class _NullProgress:
-    def update(self, fraction: float, message: str = "") -> None:
-        pass
 
 
 __all__ = ["IconSettings", "IconSurface", "RefinedBody", "build_icon_surface", "apply_refined_body", "settings_for",
