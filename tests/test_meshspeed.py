@@ -27,6 +27,36 @@ def test_gaussian_image_matches_scipy(sigma: float, truncate: float) -> None:
     assert np.array_equal(ours == 0, ref == 0)  # exact zeros beyond the kernel's reach (the fields' thresholds)
 
 
+def test_bilinear_sample_matches_scipy_with_clamped_edges_and_an_outside_value() -> None:
+    """One bilinear sampler serves the surface's fields (float64, one channel, an outside value) and the texture's
+    photos (float32, several channels): both equal scipy's linear interpolation at pixel centres + 0.5, clamped at
+    the border, and points off the image take the outside value."""
+    from icon_engine.geometry.image_fields import bilinear, sample_image
+
+    rng = np.random.default_rng(5)
+    field = rng.random((37, 53))
+    photo = rng.integers(0, 256, (37, 53, 3)).astype(np.uint8)
+    xy = np.concatenate([rng.uniform(-3.0, 56.0, (400, 1)), rng.uniform(-3.0, 40.0, (400, 1))], axis=1)
+    xy[:4] = [[0.5, 0.5], [53.0, 37.0], [26.5, 0.0], [0.0, 18.25]]  # pixel centre, far corner, on the edges
+
+    def reference(image: np.ndarray) -> np.ndarray:
+        coords = [np.clip(xy[:, 1] - 0.5, 0, image.shape[0] - 1), np.clip(xy[:, 0] - 0.5, 0, image.shape[1] - 1)]
+        return ndimage.map_coordinates(image.astype(np.float64), coords, order=1, mode="nearest")
+
+    off = (xy[:, 0] < 0) | (xy[:, 0] > 53) | (xy[:, 1] < 0) | (xy[:, 1] > 37)
+    assert off.any() and (~off).sum() > 100
+    got = sample_image(field, xy, outside=-7.0)
+    np.testing.assert_allclose(got[~off], reference(field)[~off], rtol=0, atol=1e-12)
+    assert np.all(got[off] == -7.0)
+    np.testing.assert_allclose(sample_image(field, xy, outside=None), reference(field), rtol=0, atol=1e-12)
+    assert sample_image(field.astype(np.float32), xy, outside=None).dtype == np.float32
+    colours = bilinear(photo, xy)
+    assert colours.dtype == np.float32 and colours.shape == (400, 3)
+    for c in range(3):
+        np.testing.assert_allclose(colours[:, c], reference(photo[..., c]), rtol=0, atol=1e-3)
+    assert colours[0].tolist() == photo[0, 0].astype(np.float32).tolist()
+
+
 def _brute_force_crossed_faces(vertices: np.ndarray, faces: np.ndarray) -> int:
     """Faces crossed by an edge of another face sharing no vertex: every edge against every face."""
     from icon_engine.geometry.laplacian import mesh_edges

@@ -47,13 +47,32 @@ def mask_signed_distance(mask: np.ndarray) -> np.ndarray:
     return sd[pad:-pad, pad:-pad].astype(np.float32)
 
 
+def bilinear(image: np.ndarray, xy: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Bilinear sample of ``image`` (H, W) or (H, W, C) at continuous pixel positions ``xy`` (N, 2) (pixel centres
+    at integer + 0.5), edge-clamped: (N,) or (N, C) computed in ``dtype`` (float32 for photos and textures,
+    float64 for the surface's fields)."""
+    h, w = image.shape[:2]
+    flat = np.asarray(image, dtype=dtype).reshape(h * w, -1)
+    x = np.clip(xy[:, 0] - 0.5, 0, w - 1)
+    y = np.clip(xy[:, 1] - 0.5, 0, h - 1)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0).astype(dtype)[:, None], (y - y0).astype(dtype)[:, None]
+    # np.take gathers rows ~10× faster than fancy indexing (numpy 1.26)
+    top = np.take(flat, y0 * w + x0, axis=0) * (1 - fx) + np.take(flat, y0 * w + x1, axis=0) * fx
+    bottom = np.take(flat, y1 * w + x0, axis=0) * (1 - fx) + np.take(flat, y1 * w + x1, axis=0) * fx
+    out = top * (1 - fy) + bottom * fy
+    return out[:, 0] if image.ndim == 2 else out
+
+
 def sample_image(img: np.ndarray, uv: np.ndarray, outside: float | None) -> np.ndarray:
-    """Bilinear sample of ``img`` (H, W) at continuous pixels ``uv`` (N, 2); ``outside`` for points off the image
-    (None: clamp to the border)."""
+    """Bilinear sample of the field ``img`` (H, W) at continuous pixels ``uv`` (N, 2) (:func:`bilinear`, computed
+    in float64, returned in ``img``'s floating dtype); ``outside`` for points off the image (None: clamp to the
+    border)."""
     H, W = img.shape
-    x = uv[:, 0] - 0.5
-    y = uv[:, 1] - 0.5
-    vals = ndimage.map_coordinates(img, [np.clip(y, 0, H - 1), np.clip(x, 0, W - 1)], order=1, mode="nearest")
+    vals = bilinear(img, uv, np.float64)
+    if np.issubdtype(img.dtype, np.floating):
+        vals = vals.astype(img.dtype, copy=False)
     if outside is not None:
         off = (uv[:, 0] < 0) | (uv[:, 0] > W) | (uv[:, 1] < 0) | (uv[:, 1] > H)
         vals = np.where(off, outside, vals)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..camera import Camera
 from ..errors import EngineError
+from ..geometry.image_fields import bilinear
 from ..geometry.normals import signed_volume, vertex_normals
 from ..mesh_queries import rasterize as mesh_rasterize
 from ..threads import in_background, map_rows
@@ -33,7 +34,6 @@ from .keeps import (
 from .parts import _check_parts, _near_parts, _ring_count
 from .sampling import (
     PhotoView,
-    _bilinear,
     _erode,
     _interpolate,
     _mirror_colours,
@@ -210,7 +210,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         align_v = align_v if align_v.any() else None
     alpha_v, xy_v = _photo_weight(view, v, vn, near_v, offset=align_v)
     seen_weight_v = alpha_v
-    photo_v = _bilinear(photo, xy_v)
+    photo_v = bilinear(photo, xy_v)
     keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
     texel_keep = None  # ... and the texels' share of their photo colour, (N,) float32 per vertex
     if parts is not None and not more_views:
@@ -309,7 +309,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                                                  _Projected(proj.xy[front], proj.z[front], proj.cos[front]),
                                                  None if align_v is None else
                                                  _interpolate(tb_b[front], corners[front], align_v))
-            colour_t[front] = _bilinear(photo, xy_t)
+            colour_t[front] = bilinear(photo, xy_t)
             if texel_keep is not None:  # samples dropped (or faded) at the vertices drop (fade) at the texels
                 alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, texel_keep[corners])
         alpha_t = alpha_t.astype(np.float32)[:, None]
@@ -373,7 +373,7 @@ def render_textured(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, ima
     size_h, size_w = image.shape[:2]
     xy = np.stack([tex_uv[:, 0] * size_w, (1.0 - tex_uv[:, 1]) * size_h], axis=1)
     out = np.zeros((camera.height * camera.width, 3))
-    out[frag_p] = _bilinear(image, xy)
+    out[frag_p] = bilinear(image, xy)
     covered = np.zeros(camera.height * camera.width, dtype=bool)
     covered[frag_p] = True
     return out.reshape(camera.height, camera.width, 3), covered.reshape(camera.height, camera.width)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..camera import Camera
 from ..errors import EngineError
+from ..geometry.image_fields import bilinear
 from ..geometry.image_shift import mask_iou, search_shift
 from ..geometry.normals import vertex_normals
 from .parts import PART_LEFT_LEG, PART_RIGHT_LEG
@@ -67,22 +68,6 @@ class PhotoView:
     photo_rgb: np.ndarray
     mask: np.ndarray | None
     camera: Camera
-
-
-def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Sample (H, W, C) at continuous pixel coordinates (N, 2) (pixel centres at integer + 0.5), edge-clamped:
-    (N, C) float32."""
-    h, w = image.shape[:2]
-    flat = np.asarray(image, dtype=np.float32).reshape(h * w, -1)
-    x = np.clip(xy[:, 0] - 0.5, 0, w - 1)
-    y = np.clip(xy[:, 1] - 0.5, 0, h - 1)
-    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = (x - x0).astype(np.float32)[:, None], (y - y0).astype(np.float32)[:, None]
-    # np.take gathers rows ~10× faster than fancy indexing (numpy 1.26)
-    top = np.take(flat, y0 * w + x0, axis=0) * (1 - fx) + np.take(flat, y0 * w + x1, axis=0) * fx
-    bottom = np.take(flat, y1 * w + x0, axis=0) * (1 - fx) + np.take(flat, y1 * w + x1, axis=0) * fx
-    return top * (1 - fy) + bottom * fy
 
 
 def _ramp(cos: np.ndarray) -> np.ndarray:
@@ -259,7 +244,7 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray)
     own = view.part_bits[pix] == (1 << point_part[sel])
     ok = inside & own & where.reshape(-1)[pix]
     idx = np.nonzero(sel)[0][ok]
-    out[idx] = _bilinear(detail, xy[ok])
+    out[idx] = bilinear(detail, xy[ok])
     return out
 
 
@@ -402,7 +387,7 @@ def _sample_views(views: list[_View], points: list[np.ndarray], normals: list[np
     alphas, cols, quals, coss = [], [], [], []
     for k, (view, pts, nrm) in enumerate(zip(views, points, normals, strict=True)):
         a, xy = _photo_weight(view, pts, nrm, allowed)
-        c = _bilinear(view.photo, xy)
+        c = bilinear(view.photo, xy)
         if gains is not None:
             c = c * gains[k, 0] + gains[k, 1]
         alphas.append(a)
