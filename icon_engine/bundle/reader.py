@@ -211,6 +211,32 @@ def _correctives(meta: dict, offsets: np.ndarray | None, n_vertices: int, where:
                        dict(node.get("stats") or {}) if isinstance(node.get("stats", {}), dict) else {})
 
 
+def _skeleton(meta: dict, where: Path) -> tuple[list[str], np.ndarray]:
+    """``skeleton.joint_names`` and ``skeleton.parents``: SMPL-X's :data:`NUM_JOINTS` joints, each name once (they
+    become bone names), every parent an earlier joint and the first joint the root (−1): a tree, so building the
+    armature and posing it terminate."""
+    skeleton = meta.get("skeleton")
+    names = skeleton.get("joint_names") if isinstance(skeleton, dict) else None
+    parents = skeleton.get("parents") if isinstance(skeleton, dict) else None
+    if not isinstance(names, list) or len(names) != NUM_JOINTS or not isinstance(parents, list) or len(
+        parents
+    ) != NUM_JOINTS:
+        raise BundleError(f"{where}: skeleton must list {NUM_JOINTS} joint names and parents")
+    named = all(isinstance(n, str) and n.isprintable() and 0 < len(n.encode()) <= MAX_JOINT_NAME for n in names)
+    if not named or len(set(names)) != len(names):
+        raise BundleError(f"{where}: skeleton.joint_names must be {NUM_JOINTS} different printable names "
+                          f"of 1–{MAX_JOINT_NAME} bytes")
+    if not all(type(p) is int for p in parents) or parents[0] != -1 or any(
+            not 0 <= p < i for i, p in enumerate(parents) if i):
+        raise BundleError(f"{where}: skeleton.parents must be a tree: −1 for the first joint, then each joint's "
+                          f"parent an earlier joint")
+    return names, np.asarray(parents, dtype=np.int64)
+
+
+#: Longest joint name (bytes of UTF-8): Blender's bone names hold 63.
+MAX_JOINT_NAME = 63
+
+
 def _plain_name(name: Any) -> bool:
     """A bare file name: no folder part on any platform, not '.' or '..', no NUL."""
     return (isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
@@ -349,7 +375,7 @@ def _check_image_size(root: Path, label: str, size: tuple[int, int] | None, kind
 def _load_npy(root: Path, label: str, data: bytes) -> np.ndarray:
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged header fails in numpy's parser with any error (TokenError…)
         raise BundleError(f"{root}: {label} is not a readable .npy array ({exc})") from exc
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
         raise BundleError(f"{root}: {label} is not a numeric .npy array")
@@ -453,7 +479,7 @@ def read_bundle(path: str | Path) -> Bundle:
     K = _array(meta, "camera.K", (3, 3), meta_path)
     R = _array(meta, "camera.R", (3, 3), meta_path)
     t = _array(meta, "camera.t", (3,), meta_path)
-    if np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
+    if np.abs(R).max() > 1.0 + 1e-4 or np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
         raise BundleError(f"{meta_path}: camera.R is not a rotation matrix")
     size = _array(meta, "photo.size", (2,), meta_path)
     photo_size = (int(size[0]), int(size[1]))
@@ -468,12 +494,7 @@ def read_bundle(path: str | Path) -> Bundle:
                               f"photo's {photo_size[0]} × {photo_size[1]}")
     full_pose = _array(meta, "body.full_pose", (NUM_JOINTS, 3), meta_path)
     transl = _array(meta, "body.transl", (3,), meta_path)
-    skeleton = meta.get("skeleton", {})
-    names, parents = skeleton.get("joint_names"), skeleton.get("parents")
-    if not isinstance(names, list) or len(names) != NUM_JOINTS or not isinstance(parents, list) or len(
-        parents
-    ) != NUM_JOINTS:
-        raise BundleError(f"{meta_path}: skeleton must list {NUM_JOINTS} joint names and parents")
+    names, parents = _skeleton(meta, meta_path)
     views = _subject_views(meta, meta_path, image_sizes)
     offsets = None
     if "corrective_offsets" in files:
@@ -494,8 +515,8 @@ def read_bundle(path: str | Path) -> Bundle:
         R=R,
         t=t,
         image_size=photo_size,
-        joint_names=[str(n) for n in names],
-        parents=np.asarray(parents, dtype=np.int64),
+        joint_names=names,
+        parents=parents,
         full_pose=full_pose,
         transl=transl,
         photo_orientation=photo_orientation,
