@@ -4,8 +4,10 @@ Each read starts from a fresh copy of a real bundle and changes one thing: a val
 any depth, the first four items of lists) replaced by an odd value (None, NaN, 1e308, 10³⁰, strings, lists, a
 path) or deleted, or one file truncated, emptied or bit-flipped. ``icon_engine.bundle.read_bundle`` (what
 ``validate``, the Python API and the add-on use) must accept the bundle or refuse it with a ``BundleError``.
-Prints each kind of other exception (type, message, where it was raised) with one mutation that caused it; exits 1
-when there is any.
+With ``--addon`` (in an environment with ``bpy``), a bundle the reader accepts is also imported by the add-on
+(``icon_blender.blender.importer.import_bundle`` into an empty scene), which must succeed or raise a
+``BundleError``. Prints each kind of other exception (type, message, where it was raised) with one mutation that
+caused it; exits 1 when there is any.
 
 Usage: ``python bench/bundle_mutations.py BUNDLE [BUNDLE ...] --reads 1500 --seed 0`` (about 2–3 reads per second
 on a 2-core machine; the copies go to a temporary folder).
@@ -78,10 +80,19 @@ def mutate(bundle: Path, meta: dict, paths: list[tuple], rng: random.Random) -> 
     return f"{how} {target.name}"
 
 
-def run(bundles: list[Path], reads: int, seed: int) -> dict[str, str]:
-    """``reads`` mutated reads spread over ``bundles``; {exception kind: a mutation that raised it}."""
+def run(bundles: list[Path], reads: int, seed: int, addon: bool = False) -> dict[str, str]:
+    """``reads`` mutated reads spread over ``bundles`` (with ``addon``, each accepted bundle imported by the add-on
+    too); {exception kind: a mutation that raised it}."""
     from icon_engine.bundle import read_bundle
     from icon_engine.bundle.reader import BundleError
+
+    def import_with_addon(bundle: Any) -> None:
+        import bpy
+
+        from icon_blender.blender.importer import import_bundle
+
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        import_bundle(bundle, bpy.context.scene)
 
     rng = random.Random(seed)
     found: dict[str, str] = {}
@@ -95,7 +106,9 @@ def run(bundles: list[Path], reads: int, seed: int) -> dict[str, str]:
             shutil.copytree(source, work)
             done = mutate(work, meta, list(json_paths(meta)), rng)
             try:
-                read_bundle(work)
+                bundle = read_bundle(work)
+                if addon:
+                    import_with_addon(bundle)
             except BundleError:
                 continue
             except Exception as exc:  # noqa: BLE001 - what this run looks for
@@ -110,8 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("bundles", type=Path, nargs="+", help="bundle folders (left unchanged: copies are mutated)")
     ap.add_argument("--reads", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--addon", action="store_true", help="also import each accepted bundle with the add-on (bpy)")
     args = ap.parse_args(argv)
-    found = run(args.bundles, args.reads, args.seed)
+    found = run(args.bundles, args.reads, args.seed, args.addon)
     for kind, example in found.items():
         print(f"{kind}\n    from: {example}")
     print(f"{args.reads} reads, {len(found)} kinds of exception other than BundleError")

@@ -25,7 +25,7 @@ import numpy as np
 from .correctives import MAX_KEY_OFFSET, MAX_KEYS, Correctives
 from .format import FORMAT_NAME, REQUIRED_FILES, SUPPORTED_VERSIONS
 from .meshio import MeshFormatError, TriMesh, parse_ply
-from .skeleton import JOINT_NAMES, NUM_JOINTS
+from .skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -110,10 +110,14 @@ class Bundle:
 
     @property
     def warnings(self) -> list[str]:
-        return list(self.meta.get("warnings", []))
+        """The engine's warnings (``bundle.json["warnings"]``; none when that is not a list)."""
+        found = self.meta.get("warnings")
+        return [str(w) for w in found] if isinstance(found, list) else []
 
 
-def _array(meta: dict, dotted: str, shape: tuple[int, ...], where: Path) -> np.ndarray:
+def _array(meta: dict, dotted: str, shape: tuple[int, ...], where: Path, bound: float | None = None) -> np.ndarray:
+    """``meta``'s numeric value at ``dotted`` (keys joined by dots), of ``shape``, finite and, with ``bound``, each
+    entry within ±``bound``."""
     node: Any = meta
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -127,7 +131,22 @@ def _array(meta: dict, dotted: str, shape: tuple[int, ...], where: Path) -> np.n
         raise BundleError(f"{where}: '{dotted}' has shape {arr.shape}, expected {shape}")
     if not np.all(np.isfinite(arr)):
         raise BundleError(f"{where}: '{dotted}' contains NaN or infinity")
+    if bound is not None and np.abs(arr).max(initial=0.0) > bound:
+        raise BundleError(f"{where}: '{dotted}' holds a value beyond ±{bound:g}")
     return arr
+
+
+def _camera(meta: dict, dotted: str, where: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validated ``K``, ``R``, ``t`` of the camera at ``dotted``: intrinsics with positive focal lengths and a
+    last row 0 0 1 (pixels, within ±:data:`MAX_PIXELS_ABS`), a rotation, a translation within
+    ±:data:`MAX_METRES_ABS` metres."""
+    K = _array(meta, f"{dotted}.K", (3, 3), where, MAX_PIXELS_ABS)
+    if not (K[0, 0] > 0 and K[1, 1] > 0) or K[1, 0] != 0 or K[2].tolist() != [0.0, 0.0, 1.0]:
+        raise BundleError(f"{where}: {dotted}.K is not a camera's intrinsics (positive focal lengths, last row 0 0 1)")
+    R = _array(meta, f"{dotted}.R", (3, 3), where)
+    if np.abs(R).max() > 1.0 + 1e-4 or np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
+        raise BundleError(f"{where}: {dotted}.R is not a rotation matrix")
+    return K, R, _array(meta, f"{dotted}.t", (3,), where, MAX_METRES_ABS)
 
 
 def _subject_views(meta: dict, where: Path, image_sizes: dict[str, tuple[int, int]]) -> list[PhotoView]:
@@ -151,11 +170,9 @@ def _subject_views(meta: dict, where: Path, image_sizes: dict[str, tuple[int, in
         if view.status == "used":
             key = f"photos[{i}]"
             node = {"subject": {key: entry}}
-            view.full_pose = _array(node, f"subject.{key}.full_pose", (NUM_JOINTS, 3), where)
-            view.transl = _array(node, f"subject.{key}.transl", (3,), where)
-            view.K = _array(node, f"subject.{key}.camera.K", (3, 3), where)
-            view.R = _array(node, f"subject.{key}.camera.R", (3, 3), where)
-            view.t = _array(node, f"subject.{key}.camera.t", (3,), where)
+            view.full_pose = _array(node, f"subject.{key}.full_pose", (NUM_JOINTS, 3), where, MAX_ANGLE_ABS)
+            view.transl = _array(node, f"subject.{key}.transl", (3,), where, MAX_METRES_ABS)
+            view.K, view.R, view.t = _camera(node, f"subject.{key}.camera", where)
             size = (entry["camera"].get("width"), entry["camera"].get("height"))
             if not all(isinstance(v, int) and 0 < v <= 100_000 for v in size):
                 raise BundleError(f"{where}: subject photo {i} has no valid camera width and height")
@@ -212,9 +229,9 @@ def _correctives(meta: dict, offsets: np.ndarray | None, n_vertices: int, where:
 
 
 def _skeleton(meta: dict, where: Path) -> tuple[list[str], np.ndarray]:
-    """``skeleton.joint_names`` and ``skeleton.parents``: SMPL-X's :data:`NUM_JOINTS` joints, each name once (they
-    become bone names), every parent an earlier joint and the first joint the root (−1): a tree, so building the
-    armature and posing it terminate."""
+    """``skeleton.joint_names`` and ``skeleton.parents``, which must be SMPL-X's (:data:`JOINT_NAMES`,
+    :data:`PARENTS`): the add-on names bones after them and finds the root, the retargeting and the export
+    presets by name, and the parents must make a tree for building and posing the armature to terminate."""
     skeleton = meta.get("skeleton")
     names = skeleton.get("joint_names") if isinstance(skeleton, dict) else None
     parents = skeleton.get("parents") if isinstance(skeleton, dict) else None
@@ -222,19 +239,32 @@ def _skeleton(meta: dict, where: Path) -> tuple[list[str], np.ndarray]:
         parents
     ) != NUM_JOINTS:
         raise BundleError(f"{where}: skeleton must list {NUM_JOINTS} joint names and parents")
-    named = all(isinstance(n, str) and n.isprintable() and 0 < len(n.encode()) <= MAX_JOINT_NAME for n in names)
-    if not named or len(set(names)) != len(names):
-        raise BundleError(f"{where}: skeleton.joint_names must be {NUM_JOINTS} different printable names "
-                          f"of 1–{MAX_JOINT_NAME} bytes")
-    if not all(type(p) is int for p in parents) or parents[0] != -1 or any(
-            not 0 <= p < i for i, p in enumerate(parents) if i):
-        raise BundleError(f"{where}: skeleton.parents must be a tree: −1 for the first joint, then each joint's "
-                          f"parent an earlier joint")
-    return names, np.asarray(parents, dtype=np.int64)
+    if names != list(JOINT_NAMES):
+        k = next(i for i, (a, b) in enumerate(zip(names, JOINT_NAMES, strict=True)) if a != b)
+        raise BundleError(f"{where}: skeleton.joint_names must be SMPL-X's in order; joint {k} is "
+                          f"{str(names[k])[:40]!r}, expected {JOINT_NAMES[k]!r}")
+    if not all(type(p) is int for p in parents) or parents != list(PARENTS):
+        raise BundleError(f"{where}: skeleton.parents must be SMPL-X's (−1 for the pelvis, then each joint's parent)")
+    return list(JOINT_NAMES), np.asarray(PARENTS, dtype=np.int64)
 
 
-#: Longest joint name (bytes of UTF-8): Blender's bone names hold 63.
-MAX_JOINT_NAME = 63
+def _rig_block(meta: dict, where: Path) -> None:
+    """The optional ``rig`` block: a JSON object whose ``rest_pose_angles`` and ``pose_from_rest``, when present,
+    are 55 × 3 finite angles (radians, within ±:data:`MAX_ANGLE_ABS`)."""
+    if "rig" not in meta:
+        return
+    if not isinstance(meta["rig"], dict):
+        raise BundleError(f"{where}: 'rig' must be a JSON object")
+    for key in ("rest_pose_angles", "pose_from_rest"):
+        if meta["rig"].get(key) is not None:
+            _array(meta, f"rig.{key}", (NUM_JOINTS, 3), where, MAX_ANGLE_ABS)
+
+
+#: Bounds of a bundle's numbers: joint angles (radians; a fit's axis-angle stays within a few π), positions and
+#: translations (metres) and camera intrinsics (pixels).
+MAX_ANGLE_ABS = 100.0
+MAX_METRES_ABS = 1e4
+MAX_PIXELS_ABS = 1e7
 
 
 def _plain_name(name: Any) -> bool:
@@ -476,12 +506,10 @@ def read_bundle(path: str | Path) -> Bundle:
         named = ", ".join(f"{j} ({JOINT_NAMES[j]})" for j in bad[:5]) + (", …" if len(bad) > 5 else "")
         raise BundleError(f"{root / files['rest_joints']}: NaN or infinite coordinates in joint(s) {named}")
 
-    K = _array(meta, "camera.K", (3, 3), meta_path)
-    R = _array(meta, "camera.R", (3, 3), meta_path)
-    t = _array(meta, "camera.t", (3,), meta_path)
-    if np.abs(R).max() > 1.0 + 1e-4 or np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
-        raise BundleError(f"{meta_path}: camera.R is not a rotation matrix")
+    K, R, t = _camera(meta, "camera", meta_path)
     size = _array(meta, "photo.size", (2,), meta_path)
+    if not all(float(v).is_integer() and 0 < v <= 100_000 for v in size):
+        raise BundleError(f"{meta_path}: photo.size must be the photo's width and height in pixels (1–100000)")
     photo_size = (int(size[0]), int(size[1]))
     if "mask" in image_sizes and image_sizes["mask"] != photo_size:
         raise BundleError(f"{root / files['mask']}: {image_sizes['mask'][0]} × {image_sizes['mask'][1]} pixels, "
@@ -492,8 +520,9 @@ def read_bundle(path: str | Path) -> Bundle:
         if upright != photo_size:
             raise BundleError(f"{root / files['photo']}: {stored[0]} × {stored[1]} pixels as stored, expected the "
                               f"photo's {photo_size[0]} × {photo_size[1]}")
-    full_pose = _array(meta, "body.full_pose", (NUM_JOINTS, 3), meta_path)
-    transl = _array(meta, "body.transl", (3,), meta_path)
+    full_pose = _array(meta, "body.full_pose", (NUM_JOINTS, 3), meta_path, MAX_ANGLE_ABS)
+    transl = _array(meta, "body.transl", (3,), meta_path, MAX_METRES_ABS)
+    _rig_block(meta, meta_path)
     names, parents = _skeleton(meta, meta_path)
     views = _subject_views(meta, meta_path, image_sizes)
     offsets = None
