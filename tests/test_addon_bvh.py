@@ -94,6 +94,13 @@ Frame Time: 0.0333333
     ("HIERARCHY ROOT a { OFFSET 0 0 x }", "number could not be read"),
     ("HIERARCHY ROOT Chest { OFFSET 0 0 0 CHANNELS 3 Zrotation Xrotation Yrotation } MOTION Frames: 1 "
      "Frame Time: 0.1 1 2 3", "no hips/pelvis"),
+    # found by mutating motion files (wave 18): an unbalanced brace and an OFFSET before any joint ended in an
+    # IndexError, an overflowing value in NaN rotations
+    ("HIERARCHY ROOT Hips { OFFSET 0 0 0 CHANNELS 3 Zrotation Xrotation Yrotation } } MOTION Frames: 1 "
+     "Frame Time: 0.1 1 2 3", "'}' outside a joint"),
+    ("HIERARCHY OFFSET 0 0 0 ROOT Hips { }", "'OFFSET' outside a joint"),
+    ("HIERARCHY ROOT Hips { OFFSET 0 0 0 CHANNELS 3 Zrotation Xrotation Yrotation } MOTION Frames: 1 "
+     "Frame Time: 0.1 1e308 2 3", "beyond"),
 ])
 def test_bad_bvh_files_are_refused_clearly(tmp_path, text, needle):
     path = tmp_path / "bad.bvh"
@@ -117,3 +124,23 @@ def test_smpl_72_parameter_files_and_frame_rate_override(tmp_path):
     np.savez(tmp_path / "bad.npz", poses=np.zeros((5, 70)), fps=30.0)
     with pytest.raises(MotionError, match="72"):
         load_motion(tmp_path / "bad.npz")
+
+
+def test_damaged_or_overflowing_motion_arrays_are_refused_clearly(tmp_path):
+    """Found by mutating motion files (wave 18): a damaged .npy header, an archive whose compression method was
+    overwritten, and finite poses or translations far beyond any motion all end in a MotionError."""
+    rng = np.random.default_rng(3)
+    good = {"poses": rng.normal(scale=0.2, size=(4, 165)), "trans": np.zeros((4, 3)), "mocap_framerate": 30.0}
+    np.savez(tmp_path / "big_angle.npz", **{**good, "poses": np.full((4, 165), 1e308)})
+    np.savez(tmp_path / "far.npz", **{**good, "trans": np.full((4, 3), 1e300)})
+    (tmp_path / "header.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, "
+                                          b"'shape': (4, 165" + b" " * 60 + b"\n")
+    np.savez(tmp_path / "method.npz", **good)
+    data = bytearray((tmp_path / "method.npz").read_bytes())
+    central = data.index(b"PK\x01\x02")  # the first entry's central-directory record: its compression method
+    data[central + 10:central + 12] = (99).to_bytes(2, "little")
+    (tmp_path / "method.npz").write_bytes(bytes(data))
+    for name, needle in (("big_angle.npz", "beyond"), ("far.npz", "beyond"), ("header.npy", "numeric .npy"),
+                         ("method.npz", "could not be read")):
+        with pytest.raises(MotionError, match=needle):
+            load_motion(tmp_path / name, fps=30)

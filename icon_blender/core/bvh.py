@@ -64,6 +64,10 @@ def matrix_to_euler_zxy(rot: np.ndarray) -> np.ndarray:
     return np.degrees(np.stack([z, x, y], axis=-1))
 
 
+#: Largest angle (degrees) or offset / position (the file's length unit) a BVH may hold.
+MAX_BVH_VALUE = 1e6
+
+
 def parse_bvh(text: str, name: str = "motion.bvh") -> Bvh:
     """Parse BVH text; raises :class:`MotionError` naming the problem for a malformed file."""
     tokens = text.split()
@@ -104,6 +108,8 @@ def parse_bvh(text: str, name: str = "motion.bvh") -> Bvh:
                     depth -= t == "}"
                     if depth == 0 and t == "}":
                         break
+            elif tok in ("OFFSET", "CHANNELS", "}") and not stack:
+                raise MotionError(f"{name}: '{tok}' outside a joint in the hierarchy. Re-export the BVH.")
             elif tok == "OFFSET":
                 offsets[stack[-1]] = [float(take()) for _ in range(3)]
             elif tok == "CHANNELS":
@@ -126,8 +132,10 @@ def parse_bvh(text: str, name: str = "motion.bvh") -> Bvh:
         raise MotionError(f"{name}: a number could not be read ({exc}). Re-export the BVH.") from exc
     if not names or n_frames < 1 or len(values) != n_frames * width or frame_time <= 0:
         raise MotionError(f"{name}: expected {n_frames} frames of {width} values with a positive frame time.")
-    if not np.all(np.isfinite(values)):
+    if not np.all(np.isfinite(values)) or not np.all(np.isfinite(offsets)):
         raise MotionError(f"{name}: the motion contains NaN or infinity.")
+    if max(np.abs(values).max(initial=0.0), np.abs(np.asarray(offsets)).max(initial=0.0)) > MAX_BVH_VALUE:
+        raise MotionError(f"{name}: a value beyond ±{MAX_BVH_VALUE:g} (degrees or length units): not a motion.")
     data = values.reshape(n_frames, width)
     rotations = np.broadcast_to(np.eye(3), (n_frames, len(names), 3, 3)).copy()
     root = np.zeros((n_frames, 3))

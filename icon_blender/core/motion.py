@@ -55,6 +55,12 @@ class Motion:
         return len(self.poses)
 
 
+#: Largest joint angle (radians) and root translation (metres) a motion may hold: beyond them the numbers are not a
+#: motion (and overflow the rotations' maths).
+MAX_ANGLE = 100.0
+MAX_METRES = 1e4
+
+
 def load_motion(path: str | Path, up_axis: str = "auto", fps: float | None = None) -> Motion:
     """Read an SMPL-X/AMASS/SMPL motion ``.npz`` or ``.npy`` (poses only), or a ``.bvh`` (``core.bvh``).
     ``up_axis``: "auto", "Y" or "Z"; ``fps`` overrides the file's frame rate (frames per second)."""
@@ -71,7 +77,7 @@ def load_motion(path: str | Path, up_axis: str = "auto", fps: float | None = Non
     if path.suffix.lower() == ".npy":
         try:
             poses = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - numpy's header parser fails with any error (TokenError…)
             raise MotionError(f"{path.name} could not be read as a numeric .npy array ({exc}).") from exc
         return motion_from_arrays({"poses": poses}, name=path.name, up_axis=up_axis, fps_override=fps)
     if not zipfile.is_zipfile(path):
@@ -82,9 +88,9 @@ def load_motion(path: str | Path, up_axis: str = "auto", fps: float | None = Non
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: _read_key(data, key, path) for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        if isinstance(exc, MotionError):
-            raise
+    except MotionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged archive fails in zipfile, zlib or numpy with any error
         raise MotionError(f"{path.name} could not be read as an .npz archive ({exc}). Re-export the motion.") from exc
     return motion_from_arrays(arrays, name=path.name, up_axis=up_axis, fps_override=fps)
 
@@ -127,12 +133,17 @@ def motion_from_arrays(arrays: dict, name: str = "motion", up_axis: str = "auto"
         )
     if not np.all(np.isfinite(full)):
         raise MotionError(f"{name}: 'poses' contains NaN or infinity. Re-export the motion.")
+    if np.abs(full).max(initial=0.0) > MAX_ANGLE:
+        raise MotionError(f"{name}: 'poses' holds angles beyond ±{MAX_ANGLE:g} radians: not axis-angle rotations. "
+                          "Re-export the motion.")
     trans = arrays.get("trans")
     if trans is None:
         trans = np.zeros((len(full), 3))
     trans = np.asarray(trans)
     if trans.dtype.kind not in "fiu" or trans.shape != (len(full), 3) or not np.all(np.isfinite(trans)):
         raise MotionError(f"{name}: 'trans' must be a finite {len(full)} × 3 array, got shape {trans.shape}.")
+    if np.abs(trans).max(initial=0.0) > MAX_METRES:
+        raise MotionError(f"{name}: 'trans' moves beyond ±{MAX_METRES:g} metres. Re-export the motion.")
     fps_key = next((k for k in FPS_KEYS if arrays.get(k) is not None), None)
     if fps_key is None and fps_override:
         arrays, fps_key = {**arrays, "fps": fps_override}, "fps"
