@@ -22,13 +22,14 @@ import random
 import shutil
 import sys
 import tempfile
-import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.lib.mutations import collect, damage, report  # noqa: E402
 
 #: Values a mutated JSON entry takes.
 ODD_VALUES: tuple[Any, ...] = (None, -1, 0, 1e308, float("nan"), "x", "", [], {}, [1, 2], True, -1e9, 10**30,
@@ -67,17 +68,9 @@ def mutate(bundle: Path, meta: dict, paths: list[tuple], rng: random.Random) -> 
         (bundle / "bundle.json").write_text(json.dumps(changed))
         return done
     target = rng.choice(sorted(p for p in bundle.iterdir() if p.name != "bundle.json"))
-    data = bytearray(target.read_bytes())
-    how = rng.choice(("truncate", "flip", "empty"))
-    if how == "truncate":
-        data = data[: rng.randrange(max(len(data), 1))]
-    elif how == "flip" and data:
-        for _ in range(8):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-    else:
-        data = bytearray()
-    target.write_bytes(bytes(data))
-    return f"{how} {target.name}"
+    data, done = damage(target.read_bytes(), rng)
+    target.write_bytes(data)
+    return f"{target.name}: {done}"
 
 
 def run(bundles: list[Path], reads: int, seed: int, addon: bool = False) -> dict[str, str]:
@@ -94,28 +87,26 @@ def run(bundles: list[Path], reads: int, seed: int, addon: bool = False) -> dict
         bpy.ops.wm.read_factory_settings(use_empty=True)
         import_bundle(bundle, bpy.context.scene)
 
-    rng = random.Random(seed)
-    found: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "bundle"
-        for i in range(reads):
-            source = bundles[i % len(bundles)]
+        count = iter(range(reads))
+
+        def one_read(rng: random.Random) -> tuple[str, Callable[[], object]]:
+            source = bundles[next(count) % len(bundles)]
             meta = json.loads((source / "bundle.json").read_text())
             if work.exists():
                 shutil.rmtree(work)
             shutil.copytree(source, work)
             done = mutate(work, meta, list(json_paths(meta)), rng)
-            try:
+
+            def read() -> None:
                 bundle = read_bundle(work)
                 if addon:
                     import_with_addon(bundle)
-            except BundleError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - what this run looks for
-                frame = traceback.extract_tb(exc.__traceback__)[-1]
-                kind = f"{type(exc).__name__}: {str(exc)[:100]} @ {Path(frame.filename).name}:{frame.lineno}"
-                found.setdefault(kind, f"{source.name}: {done}")
-    return found
+
+            return f"{source.name}: {done}", read
+
+        return collect(reads, seed, one_read, BundleError)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,11 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--addon", action="store_true", help="also import each accepted bundle with the add-on (bpy)")
     args = ap.parse_args(argv)
-    found = run(args.bundles, args.reads, args.seed, args.addon)
-    for kind, example in found.items():
-        print(f"{kind}\n    from: {example}")
-    print(f"{args.reads} reads, {len(found)} kinds of exception other than BundleError")
-    sys.exit(1 if found else 0)
+    sys.exit(report(run(args.bundles, args.reads, args.seed, args.addon), args.reads, "BundleError"))
 
 
 if __name__ == "__main__":

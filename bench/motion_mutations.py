@@ -3,8 +3,8 @@
 A BVH (SMPL-X names, written by ``icon_blender.core.bvh.write_bvh``) and an AMASS-style ``.npz`` (``poses`` T × 165,
 ``trans``, ``mocap_framerate``) are made, then each read changes a copy: BVH tokens or lines replaced by odd ones
 (NaN, inf, 1e308, braces, keywords, empty), deleted or inserted, sometimes the text cut short; or an ``.npz`` key
-deleted or set to an odd array (empty, NaN, 1e308, wrong shapes, a string, booleans), sometimes with bytes of the
-archive flipped. ``icon_blender.core.motion.load_motion`` and ``resample`` (what the panel, the CLI and the
+deleted or set to an odd array (empty, NaN, 1e308, wrong shapes, a string, booleans), sometimes with the archive's
+bytes damaged. ``icon_blender.core.motion.load_motion`` and ``resample`` (what the panel, the CLI and the
 importer run before touching Blender) must succeed or raise a ``MotionError``. Prints each kind of other exception
 with one mutation that caused it; exits 1 when there is any. Run it with ``-W error::RuntimeWarning`` to count
 overflowing maths (a value the reader let through) as failures too.
@@ -19,13 +19,15 @@ import io
 import random
 import sys
 import tempfile
-import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.lib.mutations import collect, damage, report  # noqa: E402
 
 #: Tokens a mutated BVH takes.
 ODD_TOKENS = ("nan", "inf", "-1", "0", "1e308", "x", "", "{", "}", "ROOT", "JOINT", "End", "CHANNELS", "6",
@@ -83,11 +85,9 @@ def mutated_npz(data: bytes, path: Path, rng: random.Random, frames: int = 6) ->
         done = f"npz: {key} = {value.dtype} {value.shape}"
     np.savez(path, **arrays)
     if rng.random() < 0.15:
-        raw = bytearray(path.read_bytes())
-        for _ in range(4):
-            raw[rng.randrange(len(raw))] = rng.randrange(256)
-        path.write_bytes(bytes(raw))
-        done += ", bytes flipped"
+        data, how = damage(path.read_bytes(), rng)
+        path.write_bytes(data)
+        done += f", {how}"
     return done
 
 
@@ -95,12 +95,11 @@ def run(reads: int, seed: int) -> dict[str, str]:
     """{exception kind: a mutation that raised it} over ``reads`` mutated reads."""
     from icon_blender.core.motion import MotionError, load_motion, resample
 
-    rng = random.Random(seed)
-    found: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         text, npz = sample_files(folder)
-        for _ in range(reads):
+
+        def one_read(rng: random.Random) -> tuple[str, Callable[[], object]]:
             if rng.random() < 0.6:
                 path = folder / "m.bvh"
                 path.write_text(mutated_bvh(text, rng))
@@ -108,15 +107,9 @@ def run(reads: int, seed: int) -> dict[str, str]:
             else:
                 path = folder / "m.npz"
                 done = mutated_npz(npz, path, rng)
-            try:
-                resample(load_motion(path), 24.0)
-            except MotionError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - what this run looks for
-                frame = traceback.extract_tb(exc.__traceback__)[-1]
-                kind = f"{type(exc).__name__}: {str(exc)[:100]} @ {Path(frame.filename).name}:{frame.lineno}"
-                found.setdefault(kind, done)
-    return found
+            return done, lambda: resample(load_motion(path), 24.0)
+
+        return collect(reads, seed, one_read, MotionError)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,11 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reads", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    found = run(args.reads, args.seed)
-    for kind, example in found.items():
-        print(f"{kind}\n    from: {example}")
-    print(f"{args.reads} reads, {len(found)} kinds of exception other than MotionError")
-    sys.exit(1 if found else 0)
+    sys.exit(report(run(args.reads, args.seed), args.reads, "MotionError"))
 
 
 if __name__ == "__main__":

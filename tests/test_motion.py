@@ -131,6 +131,24 @@ def test_cli_refuses_a_file_that_is_not_a_video(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+def test_a_video_stream_without_a_known_codec_is_a_bad_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged container can name a video stream FFmpeg has no decoder for: PyAV then gives it no codec context
+    (found by mutating videos, wave 18: an AttributeError before); it is a clear bad_video error."""
+    from types import SimpleNamespace
+
+    from icon_engine.motion import video
+
+    stream = SimpleNamespace(codec_context=None)
+    closed = []
+    container = SimpleNamespace(format=SimpleNamespace(name="mov,mp4,m4a,3gp,3g2,mj2"),
+                                streams=SimpleNamespace(video=[stream]), close=lambda: closed.append(True))
+    monkeypatch.setattr(video, "_open", lambda path: container)
+    with pytest.raises(EngineError) as err:
+        probe_video(tmp_path / "damaged.mp4")
+    assert err.value.code == "bad_video" and "damaged.mp4" in err.value.message and err.value.hint
+    assert closed == [True]
+
+
 def test_two_people_crossing_keep_their_identities(walk, body_model, tmp_path: Path) -> None:
     """A second walker (the clip mirrored, walking the other way, behind) crosses ours: the track stays on one
     person all along (no identity swap), following that person's ground-truth pelvis."""

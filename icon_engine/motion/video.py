@@ -106,6 +106,9 @@ def probe_video(path: str | Path, max_side: int = MAX_SIDE) -> VideoInfo:
             raise EngineError("bad_video", f"{path.name} is a still image, not a video.",
                               "Use 'reconstruct' for photos; 'motion' needs a video file (MP4, MOV, MKV, WebM).")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a codec FFmpeg does not know (a damaged header names none)
+            raise EngineError("bad_video", f"{path.name}'s video stream uses no codec FFmpeg can decode.",
+                              "Re-export the video as MP4 (H.264).")
         w, h = int(stream.codec_context.width), int(stream.codec_context.height)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
