@@ -39,3 +39,22 @@ def test_damaged_photos_and_videos_end_in_an_engine_error() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about the corrupt EXIF it skips
         assert run(reads=3000, seed=0) == {}
+
+
+def test_a_damaged_smplx_model_file_ends_in_an_engine_error(tmp_path: Path) -> None:
+    """The user's official SMPL-X ``.npz`` (a compressed archive: zlib errors were not caught before wave 18)."""
+    from test_body_model_official import write_standin
+
+    from bench.lib.mutations import collect, damage
+    from icon_engine.body_model import official
+    from icon_engine.errors import EngineError
+
+    valid = write_standin(tmp_path / "valid.npz").read_bytes()
+
+    def one_read(rng):  # noqa: ANN001, ANN202
+        data, done = damage(valid, rng)
+        path = tmp_path / "SMPLX_NEUTRAL.npz"
+        path.write_bytes(data)
+        return done, lambda: official.load_npz_arrays(path)
+
+    assert collect(400, 1, one_read, EngineError) == {}
