@@ -116,6 +116,18 @@ def test_parse_line():
     assert ep.parse_line("[1, 2]").kind == "log"
 
 
+def test_odd_protocol_values_do_not_break_the_job():
+    """JSON allows Infinity and NaN; a progress value or exit code the job cannot use is ignored or read as a
+    failure (an ``int(inf)`` OverflowError escaped before wave 18)."""
+    job = ep.EngineJob(command=["python"], photo="a.jpg")
+    for line in ('{"event": "progress", "stage": "fit", "message": "x", "overall": 0.25}',
+                 '{"event": "progress", "stage": "fit", "message": "x", "overall": NaN}',
+                 '{"event": "progress", "overall": Infinity, "message": null}',
+                 '{"event": "finished", "exit_code": Infinity}'):
+        job._handle(ep.parse_line(line))
+    assert job.returncode == 1 and job.overall == 0.25 and job.text
+
+
 def test_successful_job_reports_progress_warnings_and_bundle(fake, tmp_path):
     job = fake_job(fake, "ok.jpg", tmp_path, log_path=tmp_path / "logs" / "ok.log")
     job.start()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import queue
 import re
@@ -295,9 +296,11 @@ class EngineJob:
             if step is not None:
                 self.step = step[:2]
             try:
-                self.overall = max(0.0, min(1.0, float(d.get("overall", self.overall))))
+                overall = float(d.get("overall", self.overall))
             except (TypeError, ValueError):
-                pass
+                overall = math.nan
+            if math.isfinite(overall):  # JSON's NaN and Infinity leave the bar where it was
+                self.overall = max(0.0, min(1.0, overall))
         elif event.kind == "warning":
             self.warnings.append(str(d.get("message", "")))
         elif event.kind == "done":
@@ -308,7 +311,7 @@ class EngineJob:
         elif event.kind == "finished":
             try:
                 self.returncode = int(d.get("exit_code", 1))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
                 self.returncode = 1
         elif event.kind == "log":
             self._tail.append(d["message"])
