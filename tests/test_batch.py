@@ -99,6 +99,19 @@ def test_names_are_unique_and_stable_across_runs(tmp_path: Path) -> None:
     assert [job.name for job in jobs] == ["me-4", *names]
 
 
+def test_a_manifest_name_that_is_not_a_plain_folder_name_is_not_used(tmp_path: Path) -> None:
+    """batch.jsonl is a file in a folder someone may hand over: a recorded name that would put a bundle outside the
+    output folder (``..``, a path, an absolute path), a reserved or non-text name, or one another photo already has,
+    is ignored and the photo named afresh (wave 18; before, ``out/../victim`` was written and replaced)."""
+    photos = [tmp_path / f"p{i}.jpg" for i in range(8)]
+    known = {str(photos[0]): "../victim", str(photos[1]): "/etc/x", str(photos[2]): "a/b", str(photos[3]): 7,
+             str(photos[4]): "batch.jsonl", str(photos[5]): "kept", str(photos[6]): "KEPT", str(photos[7]): ".."}
+    names = [job.name for job in assign_names(photos, known)]
+    assert names == ["p0", "p1", "p2", "p3", "p4", "kept", "p6", "p7"]
+    out = tmp_path / "out"
+    assert all((out / n).resolve().parent == out.resolve() for n in names)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Manifest and resume plan
 

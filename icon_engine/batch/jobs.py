@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import EngineError
 from ..image_io import IMAGE_SUFFIXES
@@ -117,19 +118,31 @@ def collect_photos(inputs: Iterable[str | Path]) -> list[Path]:
     return result
 
 
+def _folder_safe(text: str) -> str:
+    """``text`` without separators, control or reserved characters (each run → ``_``), leading or trailing dots and
+    spaces, at most 100 characters (may be empty)."""
+    return re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", "_", text).strip(" .")[:100]
+
+
 def _base_name(photo: Path) -> str:
     """A folder-safe name from the photo's stem (no separators, no leading dots, at most 100 characters)."""
-    name = re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", "_", photo.stem).strip(" .")
-    return name[:100] or "photo"
+    return _folder_safe(photo.stem) or "photo"
 
 
-def assign_names(photos: Iterable[Path], known: Mapping[str, str] | None = None) -> list[BatchJob]:
+def assign_names(photos: Iterable[Path], known: Mapping[str, Any] | None = None) -> list[BatchJob]:
     """Jobs for ``photos`` with unique bundle names: ``known`` (photo key → name, from the manifest) first, then
-    the stem, then ``stem-2``, ``stem-3``… in input order."""
-    known = dict(known or {})
+    the stem, then ``stem-2``, ``stem-3``… in input order. The manifest is a file like any other: a known name is
+    kept only when it is a folder-safe name (:func:`_folder_safe` leaves it unchanged: no ``..``, no separator,
+    not absolute), not reserved and not another photo's; otherwise the photo is named afresh."""
     photos = list(photos)
     used = {name.lower() for name in RESERVED_NAMES}
-    used |= {known[str(p)].lower() for p in photos if str(p) in known}
+    checked: dict[str, str] = {}
+    for photo in photos:
+        name = (known or {}).get(str(photo))
+        if isinstance(name, str) and name and _folder_safe(name) == name and name.lower() not in used:
+            checked[str(photo)] = name
+            used.add(name.lower())
+    known = checked
     jobs = []
     for photo in photos:
         name = known.get(str(photo))
