@@ -135,6 +135,9 @@ def test_manifest_lines_survive_a_torn_write_and_the_last_record_wins(tmp_path: 
     lines = path.read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1])["status"] == "done"
     assert read_manifest(path)[str(tmp_path / "a.png")]["status"] == "done"
+    with open(path, "ab") as fh:  # a line that is not ours: nested past json's recursion limit
+        fh.write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    assert set(read_manifest(path)) == {str(tmp_path / "a.png"), str(tmp_path / "b.png")}
 
 
 def test_plan_skips_finished_photos_and_retries_failed_ones_on_request(tmp_path: Path) -> None:

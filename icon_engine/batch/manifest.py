@@ -32,8 +32,8 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
         for line in fh:
             try:
                 record = json.loads(line)
-            except ValueError:
-                continue  # a torn line from a killed batch
+            except (ValueError, RecursionError):
+                continue  # a torn line from a killed batch (or not ours: nested past the parser's depth)
             if isinstance(record, dict) and isinstance(record.get("photo"), str) and record.get("status") in STATUSES:
                 records[record["photo"]] = record
     return records
