@@ -149,9 +149,13 @@ def list_results(results_dir: str | Path, limit: int = 50) -> list[PastResult]:
     for meta in Path(results_dir).glob("*/*/bundle.json"):
         try:
             photo = str((json.loads(meta.read_text(encoding="utf-8")).get("photo") or {}).get("name") or "")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):  # not ours, or damaged: named by its folder
             photo = ""
-        found.append(PastResult(meta.parent, photo or meta.parent.name, meta.stat().st_mtime))
+        try:
+            created = meta.stat().st_mtime
+        except OSError:  # deleted meanwhile
+            continue
+        found.append(PastResult(meta.parent, photo or meta.parent.name, created))
     found.sort(key=lambda r: r.created, reverse=True)
     return found[:limit]
 
