@@ -86,6 +86,16 @@ def test_missing_inputs_are_refused_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as err:
         collect_photos([tmp_path / "empty"])
     assert err.value.code == "photo_missing" and "no photos" in err.value.message
+    # wave 18: a home that does not exist and a CSV cell beyond csv's limit were internal errors
+    with pytest.raises(EngineError) as err:
+        collect_photos(["~no_such_user_zz/photos"])
+    assert err.value.code == "photo_missing" and "~no_such_user_zz" in err.value.message
+    (tmp_path / "list.txt").write_text("~no_such_user_zz/a.jpg\n")
+    assert collect_photos([tmp_path / "list.txt"]) == [(tmp_path / "~no_such_user_zz" / "a.jpg").absolute()]
+    (tmp_path / "huge.csv").write_text("photo\n" + "x" * 200_000 + "\n")
+    with pytest.raises(EngineError) as err:
+        collect_photos([tmp_path / "huge.csv"])
+    assert err.value.code == "bad_image" and "huge.csv" in err.value.message and err.value.hint
 
 
 def test_names_are_unique_and_stable_across_runs(tmp_path: Path) -> None:

@@ -68,7 +68,11 @@ def read_photo_list(path: Path) -> list[Path]:
                           "Give a UTF-8 text or CSV file with one photo path per line.") from exc
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if path.suffix.lower() == ".csv":
-        rows = [row for row in csv.reader(lines) if row]
+        try:
+            rows = [row for row in csv.reader(lines) if row]
+        except csv.Error as exc:  # e.g. a field beyond csv's size limit: not a list of photos
+            raise EngineError("bad_image", f"Cannot read the photo list {path}: {exc}",
+                              "Give a CSV file with one photo path per row.") from exc
         column = 0
         if rows:
             header = [cell.strip().lower() for cell in rows[0]]
@@ -80,7 +84,16 @@ def read_photo_list(path: Path) -> list[Path]:
         entries = [row[column].strip() for row in rows if len(row) > column and row[column].strip()]
     else:
         entries = [line.strip() for line in lines]
-    return [p if p.is_absolute() else path.parent / p for p in (Path(e).expanduser() for e in entries)]
+    return [p if p.is_absolute() else path.parent / p for p in (_expand_user(e) for e in entries)]
+
+
+def _expand_user(text: str | Path) -> Path:
+    """``text`` with a leading ``~`` or ``~user`` expanded; left as it is when that user has no home (the entry
+    then fails as a missing photo, not the batch)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
 
 
 def collect_photos(inputs: Iterable[str | Path]) -> list[Path]:
@@ -100,7 +113,7 @@ def collect_photos(inputs: Iterable[str | Path]) -> list[Path]:
             result.append(path)
 
     for item in inputs:
-        path = Path(item).expanduser()
+        path = _expand_user(item)
         if path.is_dir():
             for photo in _photos_in_folder(path):
                 add(photo)
