@@ -166,7 +166,9 @@ def run_reconstruct(args: argparse.Namespace, emit: Callable[[dict], None] | Non
     if options.device == "cuda":
         resolve_device(options.device)  # fail before any work when CUDA is missing ("auto" cannot fail)
     _check_free_space(args.out, options, sizes)
-    with _claim_output(args.out, [args.out / p.stem for p in photos]):
+    from .bundle.writer import bundle_folder
+
+    with _claim_output(args.out, [bundle_folder(args.out, None, p) for p in photos]):
         return _run_photos(args, options, photos, emit, cancel, body_models, loaded)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from . import __version__
 from .bundle import BundleContent, TriMesh, write_bundle
 from .bundle.skeleton import JOINT_NAMES, PARENTS
+from .bundle.writer import bundle_folder
 from .camera import Camera
 from .errors import EngineError
 from .options import ReconstructOptions, resolve_device
@@ -59,7 +60,7 @@ def reconstruct(
 
     options = options or ReconstructOptions()
     photo_path = Path(photo)
-    target = Path(out_dir) / (bundle_name or photo_path.stem)
+    target = bundle_folder(out_dir, bundle_name, photo_path)
     reporter = ProgressReporter(photo_path.name, progress, cancel)
     warnings: list[str] = []
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .bundle.writer import bundle_folder, folder_safe
 from .errors import EngineError
 from .fit.stature import stature_of
 from .progress import NoProgress
@@ -179,11 +180,11 @@ def pick_video_frames(video: Path, count: int, work_dir: Path) -> list[SubjectIn
     frames = [k for k in kept if k[2].size]
     if not frames:
         raise EngineError("bad_video", f"{video.name} has no decodable frame.", "Re-export it as MP4 (H.264).")
-    out_dir = Path(work_dir) / video.stem
+    out_dir = Path(work_dir) / (folder_safe(video.stem) or "video")
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = []
     for t, _, rgb in frames[:count]:
-        path = out_dir / f"{video.stem}_{t:08.3f}s.png"
+        path = out_dir / f"{out_dir.name}_{t:08.3f}s.png"
         Image.fromarray(rgb).save(path)
         inputs.append(SubjectInput(path, f"{video.name}@{t:.2f}s", video))
     return inputs
@@ -405,8 +406,8 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
     paths = [Path(p) for p in inputs]
     if not paths:
         raise EngineError("usage", "No photo given.", "Name the person's photos, folders or videos.")
-    name = bundle_name or paths[0].stem
-    target = Path(out_dir) / name
+    target = bundle_folder(out_dir, bundle_name, paths[0])
+    name = target.name
     reporter = ProgressReporter(name, progress, cancel)
     device = resolve_device(options.device)
 

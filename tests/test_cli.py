@@ -21,6 +21,7 @@ from icon_engine.errors import (
     EXIT_MODEL_FILES,
     EXIT_OUTPUT,
     EXIT_USAGE,
+    EngineError,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,6 +226,44 @@ def test_a_second_run_into_the_same_target_is_refused(tmp_path: Path, small_imag
         "message": f"{out / 'plain'} is being written by another reconstruction (process {os.getpid()}).",
         "hint": "Wait for it to finish, or choose another --out folder."}
     assert list(out.iterdir()) == []
+
+
+def test_a_photo_whose_stem_is_a_dot_writes_its_own_folder_and_keeps_the_rest_of_out(tmp_path: Path) -> None:
+    """``..jpg`` has the stem ``.``: its bundle was written to ``--out`` itself, replacing every other bundle there
+    (wave 18). Now the folder is the stem made folder-safe (``photo`` when nothing is left), like a batch's; an
+    unsafe ``--name`` is refused before any work."""
+    import shutil
+
+    from icon_engine import cli
+    from icon_engine.sample import sample_photo_path
+
+    photo = tmp_path / "..jpg"
+    shutil.copy(sample_photo_path(), photo)
+    out = tmp_path / "out"
+    (out / "earlier").mkdir(parents=True)
+    (out / "earlier" / "bundle.json").write_text("{}")
+    assert cli.main(["reconstruct", str(photo), "--out", str(out), "--quality", "preview", "--no-texture"]) == 0
+    assert (out / "earlier" / "bundle.json").read_text() == "{}"
+    assert (out / "photo" / "bundle.json").is_file() and not (out / "bundle.json").exists()
+    result = run_engine("reconstruct", "--subject", str(photo), "--name", "../x", "--out", str(out))
+    assert result.returncode == EXIT_USAGE and "not a plain folder name" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_bundle_folders_are_plain_folder_names() -> None:
+    from icon_engine.bundle.writer import MAX_FOLDER_NAME, bundle_folder
+
+    out = Path("/o")
+    assert bundle_folder(out, None, "/p/..jpg") == out / "photo"
+    assert bundle_folder(out, None, "/p/a:b?.jpg") == out / "a_b_"
+    assert bundle_folder(out, None, "/p/.hidden.png") == out / "hidden"
+    assert bundle_folder(out, None, "/p/café 2.png") == out / "café 2"
+    assert bundle_folder(out, None, "/p/" + "x" * 300 + ".jpg").name == "x" * MAX_FOLDER_NAME
+    assert bundle_folder(out, "my avatar", "/p/a.jpg") == out / "my avatar"
+    for bad in ("../x", "/abs", ".", "", "a/b", " padded "):
+        with pytest.raises(EngineError) as err:
+            bundle_folder(out, bad, "/p/a.jpg")
+        assert err.value.code == "bad_option" and err.value.hint
 
 
 #: Runs the real CLI (signal handling, claims, writer) with the pipeline replaced by a bundle write whose meshes

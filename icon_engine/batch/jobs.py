@@ -8,12 +8,12 @@ the manifest are reused, so a rerun with more inputs never renames an earlier ph
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..bundle.writer import folder_safe
 from ..errors import EngineError
 from ..image_io import IMAGE_SUFFIXES
 
@@ -131,15 +131,9 @@ def collect_photos(inputs: Iterable[str | Path]) -> list[Path]:
     return result
 
 
-def _folder_safe(text: str) -> str:
-    """``text`` without separators, control or reserved characters (each run → ``_``), leading or trailing dots and
-    spaces, at most 100 characters (may be empty)."""
-    return re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", "_", text).strip(" .")[:100]
-
-
 def _base_name(photo: Path) -> str:
     """A folder-safe name from the photo's stem (no separators, no leading dots, at most 100 characters)."""
-    return _folder_safe(photo.stem) or "photo"
+    return folder_safe(photo.stem) or "photo"
 
 
 def assign_names(photos: Iterable[Path], known: Mapping[str, Any] | None = None) -> list[BatchJob]:
@@ -152,7 +146,7 @@ def assign_names(photos: Iterable[Path], known: Mapping[str, Any] | None = None)
     checked: dict[str, str] = {}
     for photo in photos:
         name = (known or {}).get(str(photo))
-        if isinstance(name, str) and name and _folder_safe(name) == name and name.lower() not in used:
+        if isinstance(name, str) and name and folder_safe(name) == name and name.lower() not in used:
             checked[str(photo)] = name
             used.add(name.lower())
     known = checked

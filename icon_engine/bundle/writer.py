@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -190,6 +191,31 @@ def _png_without_metadata(data: bytes) -> bool:
 
 #: Targets this process has claimed → nesting depth (claims are re-entrant within a process).
 _CLAIMED: dict[str, int] = {}
+
+
+#: Longest bundle folder name (characters).
+MAX_FOLDER_NAME = 100
+
+
+def folder_safe(text: str) -> str:
+    """``text`` as one folder name: each run of separators, control or reserved characters (``/ \\ : * ? " < > |``)
+    becomes ``_``, leading and trailing dots and spaces go (so no ``.``, ``..`` or hidden folder), at most
+    :data:`MAX_FOLDER_NAME` characters; may be empty."""
+    return re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", "_", text).strip(" .")[:MAX_FOLDER_NAME]
+
+
+def bundle_folder(out_dir: str | Path, name: str | None, source: str | Path) -> Path:
+    """``out_dir`` / the bundle's folder: ``name`` when given (a user's ``--name``: refused with ``bad_option`` unless
+    it is already a plain folder name, :func:`folder_safe`), else the folder-safe stem of ``source`` (a photo or
+    video; ``photo`` when nothing is left: a photo named ``..jpg`` has the stem ``.``, which named ``out_dir``
+    itself and replaced it)."""
+    if name is not None:
+        if not isinstance(name, str) or not name or folder_safe(name) != name:
+            raise EngineError("bad_option", f"The bundle name {name!r} is not a plain folder name.",
+                              f"Use a name without / \\ : * ? \" < > |, leading or trailing dots and spaces, of at "
+                              f"most {MAX_FOLDER_NAME} characters.")
+        return Path(out_dir) / name
+    return Path(out_dir) / (folder_safe(Path(source).stem) or "photo")
 
 
 @contextmanager
