@@ -166,10 +166,11 @@ def run_reconstruct(args: argparse.Namespace, emit: Callable[[dict], None] | Non
     if options.device == "cuda":
         resolve_device(options.device)  # fail before any work when CUDA is missing ("auto" cannot fail)
     _check_free_space(args.out, options, sizes)
-    from .bundle.writer import bundle_folder
+    from .batch.jobs import assign_names
 
-    with _claim_output(args.out, [bundle_folder(args.out, None, p) for p in photos]):
-        return _run_photos(args, options, photos, emit, cancel, body_models, loaded)
+    jobs = assign_names(photos)  # one folder each: photos with the same stem get me, me-2, me-3… as in a batch
+    with _claim_output(args.out, [args.out / job.name for job in jobs]):
+        return _run_photos(args, options, jobs, emit, cancel, body_models, loaded)
 
 
 def _check_free_space(out: Path, options: ReconstructOptions, sizes: list[tuple[int, tuple[int, int]]]) -> None:
@@ -221,10 +222,11 @@ def _claim_output(out: Path, targets: list[Path]):
                 break
 
 
-def _run_photos(args: argparse.Namespace, options: ReconstructOptions, photos: list[Path],
+def _run_photos(args: argparse.Namespace, options: ReconstructOptions, jobs: Sequence[Any],
                 emit: Callable[[dict], None] | None, cancel: CancelToken, body_models: dict | None,
                 loaded: Any = None) -> int:
-    """Reconstruct ``photos`` one by one; ``loaded``: the only photo, already read (``image_io.Photo``)."""
+    """Reconstruct ``jobs`` (``batch.jobs.BatchJob``: a photo and its bundle's folder name) one by one; ``loaded``:
+    the only photo, already read (``image_io.Photo``)."""
     from .options import resolve_device
     from .pipeline import preload_body, reconstruct
 
@@ -236,10 +238,12 @@ def _run_photos(args: argparse.Namespace, options: ReconstructOptions, photos: l
     pending = preload_body(options) if body_model is None else None
     status = EXIT_OK
     try:
-        for photo in photos:
+        for job in jobs:
+            photo = job.photo
             try:
                 bundle = reconstruct(photo, args.out, options, progress=callback, cancel=cancel,
-                                     body_model=body_model if body_model is not None else pending, image=loaded)
+                                     body_model=body_model if body_model is not None else pending, image=loaded,
+                                     bundle_name=job.name)
             except EngineError as err:
                 if err.code == "cancelled" or err.code in ("body_model", "device", "icon_data", "output"):
                     raise  # affects every photo

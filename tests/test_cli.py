@@ -250,6 +250,31 @@ def test_a_photo_whose_stem_is_a_dot_writes_its_own_folder_and_keeps_the_rest_of
     assert not (tmp_path / "x").exists()
 
 
+def test_photos_with_the_same_stem_get_a_folder_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reconstruct a/me.jpg b/me.jpg``: both bundles went to ``out/me``, the second replacing the first (wave
+    18); now they are ``me`` and ``me-2``, as in a batch."""
+    from concurrent.futures import Future
+
+    from test_bundle import _content
+
+    from icon_engine import cli, pipeline
+    from icon_engine.bundle import write_bundle
+
+    photos = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        photos.append(tmp_path / folder / "me.png")
+        Image.fromarray(np.full((128, 96, 3), 120, np.uint8)).save(photos[-1])
+    ready: Future = Future()
+    ready.set_result(object())
+    monkeypatch.setattr(pipeline, "preload_body", lambda options: ready)
+    monkeypatch.setattr(pipeline, "reconstruct", lambda photo, out_dir, options, bundle_name=None, **kw: write_bundle(
+        pipeline.bundle_folder(out_dir, bundle_name, photo), _content(np.random.default_rng(len(photo.parent.name)))))
+    out = tmp_path / "out"
+    assert cli.main(["reconstruct", *map(str, photos), "--out", str(out), "--progress", "none"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["me", "me-2"]
+
+
 def test_bundle_folders_are_plain_folder_names() -> None:
     from icon_engine.bundle.writer import MAX_FOLDER_NAME, bundle_folder
 
