@@ -197,6 +197,27 @@ def test_failed_write_leaves_nothing_and_keeps_previous(tmp_path: Path, monkeypa
     np.testing.assert_allclose(read_bundle(target).posed_mesh.vertices, first.posed_mesh.vertices, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["link to a folder", "dangling link", "file"])
+def test_writing_over_a_link_or_a_file_replaces_it_and_leaves_what_it_pointed_to(tmp_path: Path, kind: str) -> None:
+    """A target that is a symbolic link is replaced as a link (the folder it pointed to keeps its files, no
+    ``.name.old-*`` link is left behind); a dangling link or a plain file in the way is replaced too (wave 18)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "subject"
+    if kind == "link to a folder":
+        target.symlink_to(elsewhere, target_is_directory=True)
+    elif kind == "dangling link":
+        target.symlink_to(tmp_path / "nowhere")
+    else:
+        target.write_text("not a bundle")
+    write_bundle(target, _content(np.random.default_rng(0)))
+    assert target.is_dir() and not target.is_symlink() and (target / "bundle.json").is_file()
+    assert (elsewhere / "precious.txt").read_text() == "keep" and sorted(p.name for p in out.iterdir()) == ["subject"]
+
+
 def _edit_json(path: Path, change) -> None:
     meta = json.loads((path / "bundle.json").read_text())
     change(meta)

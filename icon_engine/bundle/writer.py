@@ -435,8 +435,9 @@ def _write_files(tmp: Path, content: BundleContent, pool: ThreadPoolExecutor) ->
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``; an existing ``dst`` is moved aside first and removed after."""
-    if not dst.exists():
+    """Rename ``src`` to ``dst``; an existing ``dst`` is moved aside first and removed after (a symbolic link there
+    is removed as a link: what it points to is left alone)."""
+    if not dst.exists() and not dst.is_symlink():
         os.replace(src, dst)
         return
     old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
@@ -446,4 +447,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
     except BaseException:
         os.replace(old, dst)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if old.is_symlink() or not old.is_dir():
+        old.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(old, ignore_errors=True)
