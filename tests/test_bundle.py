@@ -265,6 +265,9 @@ def _edit_json(path: Path, change) -> None:
         (lambda p: _edit_json(p, lambda m: m["body"]["full_pose"][3].__setitem__(0, 1e9)), "full_pose' holds a"),
         (lambda p: _edit_json(p, lambda m: m.update(rig=float("nan"))), "'rig' must be a JSON object"),
         (lambda p: _edit_json(p, lambda m: m.update(rig={"pose_from_rest": "x"})), "rig.pose_from_rest' is not"),
+        (lambda p: _edit_json(p, lambda m: m["body"].update(betas=[0.1, float("nan")])), "body.betas' contains NaN"),
+        (lambda p: _edit_json(p, lambda m: m["body"].update(betas="x")), "'body.betas' must be a list"),
+        (lambda p: _edit_json(p, lambda m: m["body"].update(betas=[1e9])), "body.betas' holds a value beyond"),
     ],
 )
 def test_reader_rejects_damaged_bundles(bundle_dir: Path, damage, message: str) -> None:

@@ -263,6 +263,9 @@ def _rig_block(meta: dict, where: Path) -> None:
 #: Bounds of a bundle's numbers: joint angles (radians; a fit's axis-angle stays within a few π), positions and
 #: translations (metres) and camera intrinsics (pixels).
 MAX_ANGLE_ABS = 100.0
+#: Shape coefficients: at most this many (SMPL-X has up to 400), each within ± this many standard deviations.
+MAX_BETAS = 400
+MAX_BETA_ABS = 100.0
 MAX_METRES_ABS = 1e4
 MAX_PIXELS_ABS = 1e7
 
@@ -522,6 +525,12 @@ def read_bundle(path: str | Path) -> Bundle:
                               f"photo's {photo_size[0]} × {photo_size[1]}")
     full_pose = _array(meta, "body.full_pose", (NUM_JOINTS, 3), meta_path, MAX_ANGLE_ABS)
     transl = _array(meta, "body.transl", (3,), meta_path, MAX_METRES_ABS)
+    betas = meta["body"].get("betas")
+    if betas is not None:  # the shape the motion capture reuses (motion --bundle)
+        count = len(betas) if isinstance(betas, list) else 0
+        if not 1 <= count <= MAX_BETAS:
+            raise BundleError(f"{meta_path}: 'body.betas' must be a list of 1–{MAX_BETAS} numbers")
+        _array(meta, "body.betas", (count,), meta_path, MAX_BETA_ABS)
     _rig_block(meta, meta_path)
     names, parents = _skeleton(meta, meta_path)
     views = _subject_views(meta, meta_path, image_sizes)
