@@ -66,7 +66,7 @@ class WarmEngine:
                 request = json.loads(line)
                 if not isinstance(request, dict):
                     raise ValueError("not an object")
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested past json's depth limit
                 self.emit({"event": "error", "job": None, "code": "usage", "message": f"Bad request ({exc}).",
                            "hint": "Send one JSON object per line."})
                 continue

@@ -137,6 +137,7 @@ def run_server(*requests: dict, jobs: int) -> list[dict]:
     def stdin():
         yield from (json.dumps(r) + "\n" for r in requests)
         yield "not json\n"
+        yield "[" * 100_000 + "]" * 100_000 + "\n"  # nested past json's depth limit: a bad request, not the end
         deadline = time.monotonic() + 60
         while stdout.getvalue().count('"event":"finished"') < jobs and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -160,7 +161,7 @@ def test_server_reports_bad_input_per_job_and_keeps_serving(tmp_path):
     assert errors["1"]["code"] == "photo_missing" and errors["3"]["code"] == "photo_missing"
     assert errors["2"]["code"] == "usage" and "reconstruct" in errors["2"]["message"]
     assert any(e["event"] == "error" and "dance" in e["message"] for e in events)
-    assert any(e["event"] == "error" and "Bad request" in e["message"] for e in events)
+    assert sum(e["event"] == "error" and "Bad request" in e["message"] for e in events) == 2
     finished = [e for e in events if e["event"] == "finished"]
     assert [(e["job"], e["status"], e["exit_code"]) for e in finished] == [("1", "failed", 3), ("3", "failed", 3)]
 
