@@ -58,3 +58,18 @@ def test_a_damaged_smplx_model_file_ends_in_an_engine_error(tmp_path: Path) -> N
         return done, lambda: official.load_npz_arrays(path)
 
     assert collect(400, 1, one_read, EngineError) == {}
+
+
+def test_damaged_bundles_the_reader_accepts_import_into_blender(tmp_path: Path) -> None:
+    """The add-on's importer on every mutated bundle the reader lets through (a zero focal length, a ``rig``
+    that is not an object and renamed SMPL-X joints crashed it before wave 18)."""
+    import pytest
+
+    pytest.importorskip("bpy")
+    from test_bundle import _content
+
+    from bench.bundle_mutations import run
+    from icon_engine.bundle import write_bundle
+
+    bundle = write_bundle(tmp_path / "person", _content(np.random.default_rng(0)))
+    assert run([bundle], reads=300, seed=2, addon=True) == {}
