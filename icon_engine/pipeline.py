@@ -22,7 +22,7 @@ import numpy as np
 from . import __version__
 from .bundle import BundleContent, TriMesh, write_bundle
 from .bundle.skeleton import JOINT_NAMES, PARENTS
-from .bundle.writer import bundle_folder
+from .bundle.writer import bundle_folder, check_target
 from .camera import Camera
 from .errors import EngineError
 from .options import ReconstructOptions, resolve_device
@@ -61,6 +61,7 @@ def reconstruct(
     options = options or ReconstructOptions()
     photo_path = Path(photo)
     target = bundle_folder(out_dir, bundle_name, photo_path)
+    check_target(target)  # before any work: a folder or file that is not a bundle is never replaced
     reporter = ProgressReporter(photo_path.name, progress, cancel)
     warnings: list[str] = []
 

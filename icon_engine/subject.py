@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .bundle.writer import bundle_folder, folder_safe
+from .bundle.writer import bundle_folder, check_target, folder_safe
 from .errors import EngineError
 from .fit.stature import stature_of
 from .progress import NoProgress
@@ -407,6 +407,7 @@ def reconstruct_subject(inputs: list[str | Path], out_dir: str | Path, options: 
     if not paths:
         raise EngineError("usage", "No photo given.", "Name the person's photos, folders or videos.")
     target = bundle_folder(out_dir, bundle_name, paths[0])
+    check_target(target)  # before any work: a folder or file that is not a bundle is never replaced
     name = target.name
     reporter = ProgressReporter(name, progress, cancel)
     device = resolve_device(options.device)

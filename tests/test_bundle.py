@@ -30,6 +30,7 @@ from icon_engine.bundle import (
 )
 from icon_engine.bundle import writer as writer_module
 from icon_engine.bundle.skeleton import axis_angle_to_matrix, forward_kinematics, matrix_to_axis_angle
+from icon_engine.errors import EngineError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,25 +198,42 @@ def test_failed_write_leaves_nothing_and_keeps_previous(tmp_path: Path, monkeypa
     np.testing.assert_allclose(read_bundle(target).posed_mesh.vertices, first.posed_mesh.vertices, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["link to a folder", "dangling link", "file"])
-def test_writing_over_a_link_or_a_file_replaces_it_and_leaves_what_it_pointed_to(tmp_path: Path, kind: str) -> None:
-    """A target that is a symbolic link is replaced as a link (the folder it pointed to keeps its files, no
-    ``.name.old-*`` link is left behind); a dangling link or a plain file in the way is replaced too (wave 18)."""
+@pytest.mark.parametrize("kind", ["folder of photos", "link to a folder", "dangling link", "file"])
+def test_a_target_that_is_not_a_bundle_is_never_replaced(tmp_path: Path, kind: str) -> None:
+    """``reconstruct holiday.jpg --out ~/Pictures`` beside the user's ``~/Pictures/holiday/`` replaced that folder,
+    photos and all (wave 18). Only a missing target, an empty folder or an earlier bundle is replaced; anything
+    else is an output error naming it, with everything left as it was."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    (elsewhere / "precious.txt").write_text("keep")
+    (elsewhere / "precious.jpg").write_text("keep")
     out = tmp_path / "out"
     out.mkdir()
-    target = out / "subject"
-    if kind == "link to a folder":
+    target = out / "holiday"
+    if kind == "folder of photos":
+        target.mkdir()
+        (target / "beach.jpg").write_text("keep")
+    elif kind == "link to a folder":
         target.symlink_to(elsewhere, target_is_directory=True)
     elif kind == "dangling link":
         target.symlink_to(tmp_path / "nowhere")
     else:
-        target.write_text("not a bundle")
+        target.write_text("notes")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(EngineError) as err:
+        write_bundle(target, _content(np.random.default_rng(0)))
+    assert err.value.code == "output" and str(target) in err.value.message and err.value.hint
+    assert sorted(p.name for p in out.iterdir()) == before and (elsewhere / "precious.jpg").read_text() == "keep"
+    if kind == "folder of photos":
+        assert (target / "beach.jpg").read_text() == "keep"
+
+
+def test_an_empty_folder_or_an_earlier_bundle_is_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "subject"
+    target.mkdir()
     write_bundle(target, _content(np.random.default_rng(0)))
-    assert target.is_dir() and not target.is_symlink() and (target / "bundle.json").is_file()
-    assert (elsewhere / "precious.txt").read_text() == "keep" and sorted(p.name for p in out.iterdir()) == ["subject"]
+    first = (target / "bundle.json").read_bytes()
+    write_bundle(target, _content(np.random.default_rng(1)))
+    assert (target / "bundle.json").read_bytes() != first and sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
 
 
 def _edit_json(path: Path, change) -> None:

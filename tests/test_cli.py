@@ -275,6 +275,20 @@ def test_photos_with_the_same_stem_get_a_folder_each(tmp_path: Path, monkeypatch
     assert sorted(p.name for p in out.iterdir()) == ["me", "me-2"]
 
 
+def test_a_folder_named_like_the_photo_is_never_replaced(tmp_path: Path, small_image: Path) -> None:
+    """``reconstruct plain.png --out DIR`` beside the user's own ``DIR/plain/`` folder: exit 6 before any work, the
+    folder untouched (it was replaced by the bundle before wave 18); the same through ``--subject``."""
+    mine = tmp_path / "plain"
+    mine.mkdir()
+    (mine / "beach.jpg").write_text("keep")
+    for extra in ((), ("--subject",)):
+        result = run_engine("reconstruct", *extra, str(small_image), "--out", str(tmp_path), "--progress", "json")
+        assert result.returncode == EXIT_OUTPUT, result.stderr
+        error = json.loads(result.stdout.splitlines()[-1])
+        assert error["code"] == "output" and "not a result bundle" in error["message"] and error["hint"]
+        assert [p.name for p in mine.iterdir()] == ["beach.jpg"]
+
+
 def test_bundle_folders_are_plain_folder_names() -> None:
     from icon_engine.bundle.writer import MAX_FOLDER_NAME, bundle_folder
 

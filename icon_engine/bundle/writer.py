@@ -218,6 +218,22 @@ def bundle_folder(out_dir: str | Path, name: str | None, source: str | Path) -> 
     return Path(out_dir) / (folder_safe(Path(source).stem) or "photo")
 
 
+def check_target(target: str | Path) -> None:
+    """Refuse (``EngineError("output")``) a bundle target that holds something a new bundle must not replace: a
+    folder that is not empty and has no ``bundle.json`` (``reconstruct holiday.jpg --out ~/Pictures`` next to the
+    user's ``~/Pictures/holiday/`` of photos would have replaced it, photos and all), a file or a symbolic link.
+    A missing target, an empty folder or an earlier result bundle may be replaced."""
+    target = Path(target)
+    hint = "Move it away, or choose another --out folder (a bundle's folder is named after its photo)."
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        kind = "a symbolic link" if target.is_symlink() else "a file"
+        raise EngineError("output", f"{target} is {kind}, not a result bundle; it was left as it is and nothing was "
+                          "written.", hint)
+    if target.is_dir() and not (target / "bundle.json").is_file() and any(target.iterdir()):
+        raise EngineError("output", f"{target} is a folder that is not a result bundle; it was left as it is and "
+                          "nothing was written.", hint)
+
+
 @contextmanager
 def claim_target(target: str | Path) -> Iterator[Path]:
     """Hold the bundle target ``target`` for this process: ``.<name>.lock`` beside it holds the pid under an OS
@@ -225,7 +241,8 @@ def claim_target(target: str | Path) -> Iterator[Path]:
     a lock file left behind never blocks a later run. Claiming removes the temporary folders that killed runs of
     the same target left (no live run owns them: a live run holds the lock). Re-entrant within a process.
 
-    Raises ``EngineError("output")`` when another live process holds the target."""
+    Raises ``EngineError("output")`` when another live process holds the target, or when the target holds
+    something other than a result bundle (:func:`check_target`)."""
     target = Path(target).absolute()
     key = str(target)
     if key in _CLAIMED:
@@ -241,6 +258,7 @@ def claim_target(target: str | Path) -> Iterator[Path]:
     _CLAIMED[key] = 1
     try:
         remove_stale_partials(target)
+        check_target(target)
         yield target
     finally:
         del _CLAIMED[key]
