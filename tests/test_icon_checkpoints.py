@@ -137,6 +137,17 @@ def test_refuses_wrong_shape_and_extra_key(standins, tmp_path) -> None:
     assert "unexpected key" in _refused(bad, "icon-nofilter").message
 
 
+def test_refuses_nan_weights_of_a_damaged_download(standins, tmp_path) -> None:
+    """A flipped byte in a weight can read as NaN or infinity: every occupancy would be NaN and every mesh empty
+    (wave 18); the file is refused by name."""
+    state = torch.load(standins["icon-nofilter"], weights_only=True)
+    state["netG.if_regressor.filters.1.weight"][3, 7, 0] = float("nan")
+    bad = tmp_path / "icon-nofilter.ckpt"
+    torch.save(state, bad)
+    err = _refused(bad, "icon-nofilter")
+    assert "damaged" in err.message and "filters.1.weight" in err.message and "NaN" in err.message
+
+
 def test_refuses_smpl_body_model_and_names_it(tmp_path) -> None:
     bad = tmp_path / "icon-filter.ckpt"
     torch.save({"v_template": torch.zeros(6890, 3), "shapedirs": torch.zeros(6890, 3, 10),

@@ -175,7 +175,8 @@ def _identify(state: dict[str, torch.Tensor]) -> str | None:
 def check_state(state: dict[str, torch.Tensor], kind: str, path: str | Path, ngf: int = 64) -> dict[str, torch.Tensor]:
     """Check ``state`` against the official layout of ``kind``; returns it with ignorable keys dropped.
 
-    Refuses a missing key, an unexpected key, a wrong shape or a non-float tensor, naming the file."""
+    Refuses a missing key, an unexpected key, a wrong shape, a non-float tensor or one holding NaN or infinity,
+    naming the file."""
     expected = expected_layout(kind, ngf)
     state = {k: v for k, v in state.items() if not k.startswith(IGNORED_PREFIXES)}
     missing = [k for k in expected if k not in state]
@@ -198,6 +199,8 @@ def check_state(state: dict[str, torch.Tensor], kind: str, path: str | Path, ngf
             continue
         if not v.is_floating_point():
             raise _error(f"{path} does not match ICON's {FILE_NAMES[kind]}: {k} has dtype {v.dtype}, not float.")
+        if not bool(torch.isfinite(v).all()):  # a damaged download: NaN weights would make every mesh empty
+            raise _error(f"{path} is damaged: {k} holds NaN or infinite values. Download {FILE_NAMES[kind]} again.")
     return state
 
 
