@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_OUTPUT = 0, 1, 2, 3, 6
 
@@ -92,9 +93,9 @@ def import_bundle_command(args: argparse.Namespace) -> int:
 
     import bpy
 
-    from .blender.export import export_fbx, export_gltf, export_usd
+    from .blender.export import ExportTargetError
     from .blender.importer import import_bundle
-    from .blender.motion import apply_motion, export_bvh
+    from .blender.motion import apply_motion
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
@@ -103,27 +104,38 @@ def import_bundle_command(args: argparse.Namespace) -> int:
     if args.motion is not None:
         apply_motion(result.armature, args.motion, scene, frame_start=args.motion_start)
         scene.frame_set(scene.frame_start)
-    if args.fbx is not None:
-        with _disk_errors(args.fbx):
-            export_fbx(result.armature, args.fbx, args.preset, args.bone_names)
-        print(f"wrote {args.fbx}")
-    if args.gltf is not None:
-        with _disk_errors(args.gltf):
-            export_gltf(result.armature, args.gltf, args.gltf_preset, args.bone_names)
-        print(f"wrote {args.gltf}")
-    if args.usd is not None:
-        with _disk_errors(args.usd):
-            export_usd(result.armature, args.usd, None, args.bone_names)
-        print(f"wrote {args.usd}")
-    if args.bvh is not None:
-        with _disk_errors(args.bvh):
-            export_bvh(result.armature, args.bvh, scene, bone_names=args.bone_names)
-        print(f"wrote {args.bvh}")
+    try:
+        _write_exports(args, result.armature, scene)
+    except ExportTargetError as exc:
+        raise CliError(str(exc), "Move it away, or choose another output name.", EXIT_OUTPUT) from exc
     if args.blend is not None:
         with _disk_errors(args.blend):
             _save_blend(args.blend)
         print(f"wrote {args.blend}")
     return EXIT_OK
+
+
+def _write_exports(args: argparse.Namespace, armature: Any, scene: Any) -> None:
+    """The FBX, glTF, USD and BVH files ``args`` asks for, of the imported avatar's ``armature``."""
+    from .blender.export import export_fbx, export_gltf, export_usd
+    from .blender.motion import export_bvh
+
+    if args.fbx is not None:
+        with _disk_errors(args.fbx):
+            export_fbx(armature, args.fbx, args.preset, args.bone_names)
+        print(f"wrote {args.fbx}")
+    if args.gltf is not None:
+        with _disk_errors(args.gltf):
+            export_gltf(armature, args.gltf, args.gltf_preset, args.bone_names)
+        print(f"wrote {args.gltf}")
+    if args.usd is not None:
+        with _disk_errors(args.usd):
+            export_usd(armature, args.usd, None, args.bone_names)
+        print(f"wrote {args.usd}")
+    if args.bvh is not None:
+        with _disk_errors(args.bvh):
+            export_bvh(armature, args.bvh, scene, bone_names=args.bone_names)
+        print(f"wrote {args.bvh}")
 
 
 # --- disk full / unwritable outputs (issue 19): exit 6 with a plain message, nothing half-written ---------------

@@ -112,3 +112,12 @@ def test_unwritable_output_folder(bundle_dir, tmp_path, capsys):
         assert "not writable" in capsys.readouterr().err
     finally:
         locked.chmod(0o700)
+
+
+def test_a_folder_where_the_export_goes_is_exit_6_and_left_alone(bundle_dir, tmp_path, capsys):
+    (tmp_path / "hero.usdc").mkdir()
+    (tmp_path / "hero.usdc" / "notes.txt").write_text("keep")
+    assert cli.main(["import-bundle", str(bundle_dir), "--usd", str(tmp_path / "hero.usdc")]) == 6
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Move it away" in err
+    assert (tmp_path / "hero.usdc" / "notes.txt").read_text() == "keep"

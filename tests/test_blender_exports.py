@@ -276,6 +276,26 @@ def test_gltf_read_by_pygltflib(avatar, tmp_path, preset, names, suffix):
         assert image.uri == "texture.jpg" and (tmp_path / image.uri).stat().st_size > 100
 
 
+def test_an_export_beside_the_users_own_files_keeps_them(avatar, tmp_path):
+    """USD writes its textures into ``textures/``: a ``textures/`` folder of the user's beside the export was deleted
+    and replaced (wave 18); now the export's files go into it and the user's stay. A folder of the user's where
+    the main file goes is refused and left as it is."""
+    from icon_blender.blender.export import ExportTargetError
+
+    mine = tmp_path / "textures"
+    mine.mkdir()
+    (mine / "my_painting.png").write_bytes(b"keep")
+    out = export_usd(avatar.armature, tmp_path / "hero.usdc", None, "smplx")
+    assert out.is_file() and (mine / "my_painting.png").read_bytes() == b"keep"
+    assert len(list(mine.iterdir())) >= 2  # the export's texture beside the user's file
+    (tmp_path / "villain.usdc").mkdir()
+    (tmp_path / "villain.usdc" / "notes.txt").write_text("keep")
+    with pytest.raises(ExportTargetError, match="is a folder"):
+        export_usd(avatar.armature, tmp_path / "villain.usdc", None, "smplx")
+    assert (tmp_path / "villain.usdc" / "notes.txt").read_text() == "keep"
+    assert not any(p.name.startswith(".villain") for p in tmp_path.iterdir())  # the staging folder is gone
+
+
 @pytest.mark.parametrize(("suffix", "names"), [(".usdc", "smplx"), (".usdz", "unity")])
 def test_usd_read_by_usd_core(avatar, tmp_path, suffix, names):
     pytest.importorskip("pxr")

@@ -124,10 +124,17 @@ def _target(path: str | Path, kind: str) -> Path:
     return path
 
 
+class ExportTargetError(RuntimeError):
+    """Something of the user's is where an export must go (a folder where a file goes, or a file where a folder
+    goes); it is left as it is."""
+
+
 @contextmanager
 def _staged(path: Path) -> Iterator[Path]:
     """Yield ``.<stem>.partial/<name>`` to export into; on success move what was written (the file, and a
-    ``.gltf``'s ``.bin``/images or USD's ``textures/``) beside ``path``, the main file last; always clean up."""
+    ``.gltf``'s ``.bin``/images or USD's ``textures/``) beside ``path``, the main file last; always clean up.
+    A folder the exporter wrote (USD's ``textures/``) is merged into one already there: files of the same name are
+    replaced, the user's other files stay (the folder was deleted and replaced before wave 18)."""
     staging = path.with_name(f".{path.stem}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -136,12 +143,25 @@ def _staged(path: Path) -> Iterator[Path]:
         if not (staging / path.name).is_file():
             raise RuntimeError(f"the exporter wrote no {path.name}")
         for item in sorted(staging.iterdir(), key=lambda p: p.name == path.name):
-            target = path.with_name(item.name)
-            if item.is_dir():
-                shutil.rmtree(target, ignore_errors=True)
-            item.replace(target)
+            _move_into_place(item, path.with_name(item.name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into_place(item: Path, target: Path) -> None:
+    """Move the exported file or folder ``item`` to ``target``: a file replaces a file of that name, a folder's
+    files go into the folder of that name (created when missing), file by file. A folder where a file goes, or a
+    file where a folder goes, is the user's: refused, nothing of it removed."""
+    if item.is_dir():
+        if target.exists() and not target.is_dir():
+            raise ExportTargetError(f"{target} is a file, not a folder: the export's {item.name}/ cannot go there")
+        target.mkdir(exist_ok=True)
+        for child in item.iterdir():
+            _move_into_place(child, target / child.name)
+        return
+    if target.is_dir() and not target.is_symlink():
+        raise ExportTargetError(f"{target} is a folder: the export's file {item.name} cannot replace it")
+    item.replace(target)
 
 
 def _run(op, what: str, target: Path, kwargs: dict) -> None:
