@@ -67,13 +67,17 @@ class Reconstructions:
         return job
 
     def _fresh_run_dir(self) -> Path:
-        """A new ``results_dir/<time>-<n>`` (another queue, or an earlier session, may have used the name)."""
+        """A new ``results_dir/<time>-<n>``, created here (another queue, an earlier session or a second Blender
+        on the same results folder may have used the name: creating it is what claims it)."""
         stamp = time.strftime('%Y%m%d-%H%M%S')
         while True:
             self._count += 1
             out = self.results_dir / f"{stamp}-{self._count}"
-            if not out.exists():
-                return out
+            try:
+                out.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            return out
 
     def _add(self, python: str, cmd: list[str], label: str, stem: str, out: Path,
              engine_source: str | Path | None) -> ep.EngineJob:

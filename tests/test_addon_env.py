@@ -171,3 +171,15 @@ def test_engine_does_not_outlive_a_crashed_blender(tmp_path):
     if alive():
         os.kill(pid, 9)
     assert not alive()
+
+
+def test_two_queues_on_one_results_folder_never_share_a_run_folder(tmp_path, monkeypatch):
+    """Two Blender sessions on one results folder, in the same second: each run folder is created by the queue
+    that claims it (wave 18: both could pick the same name between the check and the creation)."""
+    from icon_blender.jobs import Reconstructions
+
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20261205-120000")
+    first, second = Reconstructions(tmp_path), Reconstructions(tmp_path)
+    dirs = [first._fresh_run_dir(), second._fresh_run_dir(), first._fresh_run_dir()]
+    assert len(set(dirs)) == 3 and all(d.is_dir() for d in dirs)
+    assert sorted(d.name for d in dirs) == ["20261205-120000-1", "20261205-120000-2", "20261205-120000-3"]
