@@ -332,6 +332,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.out is None:
         print(sample_photo_path())
     else:
+        if args.out.is_dir():  # a folder: the photo goes into it, as cp would put it
+            args.out = args.out / "sample.png"
+            if args.out.is_dir():
+                raise EngineError("output", f"{args.out} is a folder.", "Give the photo's file name with --out.")
         _writable_folder(args.out.parent)
         try:
             write_sample_photo(args.out)

@@ -462,6 +462,18 @@ def test_sample_onto_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert list(tmp_path.iterdir()) == []
 
 
+def test_sample_into_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``sample --out DIR`` puts ``sample.png`` into the folder (an internal IsADirectoryError before wave 18)."""
+    from icon_engine import cli
+
+    assert cli.main(["sample", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "sample.png").is_file() and capsys.readouterr().out.strip() == str(tmp_path / "sample.png")
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "inner" / "sample.png").mkdir()
+    assert cli.main(["sample", "--out", str(tmp_path / "inner")]) == EXIT_OUTPUT
+    assert "is a folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args", [("sample",),
                                   ("reconstruct", "no-such-photo.jpg", "--out", "out", "--progress", "json")])
 def test_closed_stdout_pipe_exits_quietly(args: tuple[str, ...], tmp_path: Path) -> None:
