@@ -34,6 +34,7 @@ from icon_engine.errors import (
     EXIT_BATCH_FAILED,
     EXIT_CANCELLED,
     EXIT_OK,
+    EXIT_OUTPUT,
     EXIT_USAGE,
     EngineError,
 )
@@ -227,6 +228,8 @@ def test_batch_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     photo = _image(tmp_path / "p.png")
     assert main(["batch", str(photo), "--out", str(tmp_path / "o"), "--workers", "0"]) == EXIT_USAGE
     assert not (tmp_path / "o").exists()
+    assert main(["batch", str(photo), "--out", str(photo)]) == EXIT_OUTPUT
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_a_second_batch_on_the_same_folder_is_refused(tmp_path: Path) -> None:

@@ -297,6 +297,9 @@ def test_reader_rejects_damaged_bundles(bundle_dir: Path, damage, message: str) 
 def test_reader_rejects_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="no such bundle folder"):
         read_bundle(tmp_path / "nope")
+    (tmp_path / "a.zip").write_bytes(b"PK")
+    with pytest.raises(BundleError, match="a file, not a bundle folder"):
+        read_bundle(tmp_path / "a.zip")
 
 
 def test_reader_rejects_mismatched_rest_mesh(bundle_dir: Path) -> None:

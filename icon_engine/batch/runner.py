@@ -95,6 +95,8 @@ def default_workers(cores: int, threads: int, memory_gib: float | None = None, q
 
 
 def _prepare_output(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EngineError("output", f"Output path {out_dir} is a file, not a folder.", "Choose a folder for --out.")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -434,7 +434,7 @@ def read_bundle(path: str | Path) -> Bundle:
     root = Path(path)
     meta_path = root / "bundle.json"
     if not root.is_dir():
-        raise BundleError(f"{root}: no such bundle folder")
+        raise BundleError(f"{root}: {'a file, not a bundle folder' if root.exists() else 'no such bundle folder'}")
     if not os.path.lexists(meta_path):
         raise _not_a_bundle(root)
     raw_meta = _read_plain_file(root, "bundle.json", "bundle.json")
