@@ -7,6 +7,7 @@ the same methods directly (timers never fire headless).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -147,10 +148,31 @@ class PastResult:
         return self.bundle.parent
 
 
+#: The name of a run folder the add-on makes (:meth:`Reconstructions._fresh_run_dir`): ``<date>-<time>-<n>``.
+RUN_FOLDER = re.compile(r"\d{8}-\d{6}-\d+")
+
+
+def _is_run_folder(run: Path) -> bool:
+    """Whether ``run`` is a run folder the add-on made: its name (:data:`RUN_FOLDER`), and nothing in it but result
+    bundles and the engine's hidden leftovers. The output folder is the user's choice (it may be ~/Pictures), so a
+    folder of theirs that happens to hold a bundle is neither listed nor deletable."""
+    if not RUN_FOLDER.fullmatch(run.name) or run.is_symlink() or not run.is_dir():
+        return False
+    try:
+        entries = list(run.iterdir())
+    except OSError:
+        return False
+    return all(e.name.startswith(".") or (e.is_dir() and not e.is_symlink() and (e / "bundle.json").is_file())
+               for e in entries)
+
+
 def list_results(results_dir: str | Path, limit: int = 50) -> list[PastResult]:
-    """Finished results under ``results_dir`` (``<time>-<n>/<photo stem>/bundle.json``), newest first."""
+    """Finished results under ``results_dir`` (``<time>-<n>/<photo stem>/bundle.json``, in run folders the add-on
+    made: :func:`_is_run_folder`), newest first."""
     found = []
     for meta in Path(results_dir).glob("*/*/bundle.json"):
+        if not _is_run_folder(meta.parent.parent):
+            continue
         try:
             photo = str((json.loads(meta.read_text(encoding="utf-8")).get("photo") or {}).get("name") or "")
         except (OSError, ValueError, AttributeError, RecursionError):  # not ours, or damaged: named by its folder
@@ -165,11 +187,12 @@ def list_results(results_dir: str | Path, limit: int = 50) -> list[PastResult]:
 
 
 def delete_result(bundle: str | Path, results_dir: str | Path) -> Path:
-    """Delete the run folder of ``bundle``; refuses anything that is not a result inside ``results_dir``."""
+    """Delete the run folder of ``bundle``; refuses anything that is not a result inside ``results_dir`` in a run
+    folder the add-on made (:func:`_is_run_folder`: a folder of the user's holding a bundle is left alone)."""
     root = Path(results_dir).resolve()
     bundle = Path(bundle).resolve()
     run = bundle.parent
-    if run.parent != root or not (bundle / "bundle.json").is_file():
+    if run.parent != root or not (bundle / "bundle.json").is_file() or not _is_run_folder(run):
         raise ValueError(f"{bundle} is not a result in {root}; nothing was deleted.")
     shutil.rmtree(run)
     return run

@@ -183,3 +183,28 @@ def test_two_queues_on_one_results_folder_never_share_a_run_folder(tmp_path, mon
     dirs = [first._fresh_run_dir(), second._fresh_run_dir(), first._fresh_run_dir()]
     assert len(set(dirs)) == 3 and all(d.is_dir() for d in dirs)
     assert sorted(d.name for d in dirs) == ["20261205-120000-1", "20261205-120000-2", "20261205-120000-3"]
+
+
+def test_only_run_folders_the_addon_made_are_listed_or_deleted(tmp_path):
+    """The output folder is the user's choice (say ~/Pictures): a folder of theirs that holds a bundle among their
+    photos is neither listed as a past result nor deletable — Delete removed the whole folder before wave 18."""
+    import pytest
+
+    from icon_blender.jobs import delete_result, list_results
+
+    def bundle(folder):
+        folder.mkdir(parents=True)
+        (folder / "bundle.json").write_text('{"photo": {"name": "me.jpg"}}')
+        return folder
+
+    run = bundle(tmp_path / "20261205-120000-1" / "me").parent
+    holiday = bundle(tmp_path / "holiday" / "avatar").parent
+    (holiday / "beach.jpg").write_text("keep")
+    odd = bundle(tmp_path / "20261205-120000-2" / "you").parent
+    (odd / "notes.txt").write_text("keep")  # a run-like name, but something of the user's inside
+    assert [r.run_dir for r in list_results(tmp_path)] == [run]
+    for folder, name in ((holiday, "avatar"), (odd, "you")):
+        with pytest.raises(ValueError, match="not a result"):
+            delete_result(folder / name, tmp_path)
+    assert (holiday / "beach.jpg").read_text() == "keep" and (odd / "notes.txt").read_text() == "keep"
+    assert delete_result(run / "me", tmp_path) == run and not run.exists()
