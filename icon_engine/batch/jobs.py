@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..bundle.writer import folder_safe
+from ..bundle.writer import default_folder_name, folder_safe
 from ..errors import EngineError
 from ..image_io import IMAGE_SUFFIXES
 
@@ -131,11 +131,6 @@ def collect_photos(inputs: Iterable[str | Path]) -> list[Path]:
     return result
 
 
-def _base_name(photo: Path) -> str:
-    """A folder-safe name from the photo's stem (no separators, no leading dots, at most 100 characters)."""
-    return folder_safe(photo.stem) or "photo"
-
-
 def assign_names(photos: Iterable[Path], known: Mapping[str, Any] | None = None) -> list[BatchJob]:
     """Jobs for ``photos`` with unique bundle names: ``known`` (photo key → name, from the manifest) first, then
     the stem, then ``stem-2``, ``stem-3``… in input order. The manifest is a file like any other: a known name is
@@ -154,7 +149,7 @@ def assign_names(photos: Iterable[Path], known: Mapping[str, Any] | None = None)
     for photo in photos:
         name = known.get(str(photo))
         if name is None:
-            base = name = _base_name(photo)
+            base = name = default_folder_name(photo)
             n = 2
             while name.lower() in used:
                 name, n = f"{base}-{n}", n + 1

@@ -215,7 +215,13 @@ def bundle_folder(out_dir: str | Path, name: str | None, source: str | Path) -> 
                               f"Use a name without / \\ : * ? \" < > |, leading or trailing dots and spaces, of at "
                               f"most {MAX_FOLDER_NAME} characters.")
         return Path(out_dir) / name
-    return Path(out_dir) / (folder_safe(Path(source).stem) or "photo")
+    return Path(out_dir) / default_folder_name(source)
+
+
+def default_folder_name(source: str | Path) -> str:
+    """The folder name of ``source``'s bundle (a photo or video): its stem made folder-safe (:func:`folder_safe`),
+    ``photo`` when nothing is left."""
+    return folder_safe(Path(source).stem) or "photo"
 
 
 def check_target(target: str | Path) -> None:
