@@ -459,9 +459,9 @@ def _write_files(tmp: Path, content: BundleContent, pool: ThreadPoolExecutor) ->
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``; an existing ``dst`` is moved aside first and removed after (a symbolic link there
-    is removed as a link: what it points to is left alone)."""
-    if not dst.exists() and not dst.is_symlink():
+    """Rename ``src`` to ``dst``; an existing ``dst`` (an earlier bundle: :func:`check_target` refused anything
+    else) is moved aside first and removed after."""
+    if not dst.exists():
         os.replace(src, dst)
         return
     old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
@@ -471,7 +471,4 @@ def _replace_dir(src: Path, dst: Path) -> None:
     except BaseException:
         os.replace(old, dst)
         raise
-    if old.is_symlink() or not old.is_dir():
-        old.unlink(missing_ok=True)
-    else:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
