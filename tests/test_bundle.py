@@ -236,6 +236,41 @@ def test_an_empty_folder_or_an_earlier_bundle_is_replaced(tmp_path: Path) -> Non
     assert (target / "bundle.json").read_bytes() != first and sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
 
 
+def test_a_rerun_keeps_the_users_files_in_the_bundle_folder(tmp_path: Path) -> None:
+    """A .blend or an export the user saved inside a bundle folder moves into the new bundle; the old bundle's own
+    files go. Before wave 19 a rerun deleted them with the old bundle."""
+    target = write_bundle(tmp_path / "subject", _content(np.random.default_rng(0)))
+    (target / "subject.blend").write_bytes(b"BLENDER work")
+    (target / "exports").mkdir()
+    (target / "exports" / "subject.fbx").write_bytes(b"fbx")
+    (target / "notes.txt").write_text("mine")
+    (target / "texture.png").unlink()  # the old bundle had no texture; the user's own texture.png is theirs
+    _edit_json(target, lambda m: m["files"].pop("texture", None))
+    (target / "texture.png").write_bytes(b"my painting")
+    write_bundle(target, _content(np.random.default_rng(1)))
+    assert (target / "subject.blend").read_bytes() == b"BLENDER work"
+    assert (target / "exports" / "subject.fbx").read_bytes() == b"fbx" and (target / "notes.txt").read_text() == "mine"
+    assert (target / "texture (before rerun).png").read_bytes() == b"my painting"
+    read_bundle(target)  # the new bundle's own texture.png
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
+
+
+def test_a_run_killed_after_the_replace_still_keeps_the_users_files(tmp_path: Path) -> None:
+    """Killed after the new bundle was renamed in but before the user's files were moved over: the next claim
+    moves them, then removes the old copy."""
+    from icon_engine.bundle.writer import claim_target
+
+    target = write_bundle(tmp_path / "subject", _content(np.random.default_rng(2)))
+    old = tmp_path / ".subject.old-0badc0de"
+    target.rename(old)
+    (old / "subject.blend").write_bytes(b"work")
+    write_bundle(tmp_path / "subject", _content(np.random.default_rng(3)))
+    with claim_target(target):
+        pass
+    assert (target / "subject.blend").read_bytes() == b"work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subject"]
+
+
 def _edit_json(path: Path, change) -> None:
     meta = json.loads((path / "bundle.json").read_text())
     change(meta)

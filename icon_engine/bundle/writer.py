@@ -351,9 +351,10 @@ def remove_stale_partials(target: str | Path) -> list[Path]:
         if entry.name.startswith(f".{target.name}.old-") and entry.is_dir() and not entry.is_symlink():
             if not target.exists():
                 os.replace(entry, target)
-            else:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
+            else:  # the replace finished; the run died before it had moved the user's files over
+                _remove_replaced(entry, target)
+                if not entry.exists():
+                    removed.append(entry)
     return removed
 
 
@@ -460,7 +461,8 @@ def _write_files(tmp: Path, content: BundleContent, pool: ThreadPoolExecutor) ->
 
 def _replace_dir(src: Path, dst: Path) -> None:
     """Rename ``src`` to ``dst``; an existing ``dst`` (an earlier bundle: :func:`check_target` refused anything
-    else) is moved aside first and removed after."""
+    else) is moved aside first and removed after, once :func:`carry_user_files` has moved what the user put in it
+    (their .blend, exports) into the new bundle."""
     if not dst.exists():
         os.replace(src, dst)
         return
@@ -471,4 +473,59 @@ def _replace_dir(src: Path, dst: Path) -> None:
     except BaseException:
         os.replace(old, dst)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _remove_replaced(old, dst)
+
+
+def _remove_replaced(old: Path, new: Path) -> None:
+    """Move the user's files from the replaced bundle ``old`` into ``new``, then remove ``old`` unless one of them
+    could not be moved (it then stays, hidden, as ``.<name>.old-*``: never deleted)."""
+    carry_user_files(old, new)
+    try:
+        left = [e for e in old.iterdir() if e.name not in bundle_owned_names(old)]
+    except OSError:
+        return
+    if not left:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def bundle_owned_names(folder: Path) -> set[str]:
+    """The entries of the bundle folder ``folder`` that the bundle itself wrote: ``bundle.json`` and the names its
+    files map lists (any name the writer can write when ``bundle.json`` cannot be read)."""
+    try:
+        with open(folder / "bundle.json", encoding="utf-8") as fh:
+            files = json.load(fh).get("files")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        files = None
+    if not isinstance(files, dict):
+        return {"bundle.json", *REQUIRED_FILES.values(), *OPTIONAL_FILES.values(), "photo.png", "preview.png"}
+    return {"bundle.json", *(v for v in files.values() if isinstance(v, str))}
+
+
+def carry_user_files(old: Path, new: Path) -> list[str]:
+    """Move every entry of the replaced bundle folder ``old`` that the bundle did not write (a .blend the user
+    saved there, their exports, notes) into the new bundle folder ``new``; returns the names moved, as they are
+    in ``new``. A name the new bundle also has is kept as ``<stem> (before rerun)<suffix>`` (then ``(before rerun
+    2)``, …). Entries that cannot be moved stay in ``old``."""
+    owned = bundle_owned_names(old)
+    moved: list[str] = []
+    try:
+        entries = sorted(old.iterdir())
+    except OSError:
+        return moved
+    for entry in entries:
+        if entry.name in owned:
+            continue
+        dest = new / entry.name
+        stem, suffix = (entry.stem, entry.suffix) if entry.is_file() else (entry.name, "")
+        for n in range(1, 100):
+            if not (dest.exists() or dest.is_symlink()):
+                break
+            dest = new / f"{stem} (before rerun{'' if n == 1 else f' {n}'}){suffix}"
+        else:
+            continue
+        try:
+            os.replace(entry, dest)
+        except OSError:
+            continue
+        moved.append(dest.name)
+    return moved
