@@ -55,6 +55,24 @@ def test_profile_follows_garments_that_change_along_the_part():
     assert np.abs(prof[:2] - blue).max() < 15.0 and np.abs(prof[2:] - WHITE).max() < 15.0
 
 
+def test_profile_takes_no_rings_from_a_garments_folds():
+    """Jeans seen along a leg in folds: every 12 cm a 4 cm band of the denim's shadow (another colour cluster, 110
+    apart) in the lit denim, and the leg ends in a white shoe. The hidden side's profile is one steady denim colour
+    (no rings: before wave 19 it followed the bands), and the shoe stays a step at the leg's end."""
+    rng = np.random.default_rng(11)
+    s = rng.uniform(0.0, 0.9, 4000)  # along a 0.9 m leg
+    lit, shade = np.array([95.0, 115.0, 160.0]), np.array([40.0, 50.0, 75.0])
+    fold = (s % 0.12 > 0.08) & (rng.uniform(size=len(s)) < 0.8)
+    colours = np.where(fold[:, None], shade, lit) + rng.normal(scale=5.0, size=(len(s), 3))
+    shoe = s > 0.84
+    colours[shoe] = WHITE + rng.normal(scale=5.0, size=(shoe.sum(), 3))
+    query = np.linspace(0.05, 0.78, 74)
+    prof = _colour_profile(s, colours, np.ones(len(s)), query, 0.018)
+    assert np.ptp(prof, axis=0).max() < 25.0, np.ptp(prof, axis=0)
+    heel = _colour_profile(s, colours, np.ones(len(s)), np.array([0.88]), 0.018, end_band=(0.83, np.inf))
+    assert np.abs(heel - WHITE).max() < 20.0, heel
+
+
 HAIR, SKIN = np.array([90.0, 50.0, 30.0]), np.array([230.0, 180.0, 150.0])
 
 

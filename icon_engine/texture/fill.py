@@ -36,10 +36,9 @@ PROFILE_MIN_SHARE = 0.2
 #: At each position the cluster with the largest share × persistence ** PROFILE_PERSISTENCE_POWER wins: a garment
 #: seen along most of the part beats a print that covers most of one band.
 PROFILE_PERSISTENCE_POWER = 2.0
-#: A window is a pattern (its colour: the mean of the steady clusters) when two or more clusters with persistence
-#: ≥ PATTERN_PERSISTENCE are present and the winner holds less than PATTERN_SHARE of it.
-PATTERN_PERSISTENCE = 0.6
-PATTERN_SHARE = 0.7
+#: The profile is a running median over ± this many windows (:func:`_steady_runs`): the hidden side of a garment
+#: takes no rings from the folds and shadows the photo shows at one height.
+PROFILE_STEADY_WINDOWS = 4
 #: A profile sample in the photo's shadow (:mod:`icon_engine.lighting`: brightness below the median, factor < 1)
 #: weighs factor ** SHADOW_POWER (:func:`unseen_side_fill`).
 SHADOW_POWER = 2.0
@@ -70,10 +69,11 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     :data:`PROFILE_MODE_RADIUS` of that cluster's median is the colour (the better lit front of that garment sets
     the brightness). A garment runs along the part, a print or a face is a short band: where a
     print covers most of the seen width (a chest print between hanging arms), the shirt's persistence still wins,
-    so the back gets the shirt (dev photo icon_003883). Where several clusters all run along the part
-    (persistence ≥ :data:`PATTERN_PERSISTENCE`) and none holds :data:`PATTERN_SHARE` of the window, the garment is
-    a pattern (stripes, checks) and the colour is their weighted mean (the pattern itself is added back on the
-    legs by :func:`_see_through_detail`). Within ``end_band`` (positions (low, high): a limb's end, the foot or
+    so the back gets the shirt (dev photo icon_003883). A pattern (stripes, checks) takes its winning colour here;
+    the pattern itself is added back on the legs by :func:`_see_through_detail`. The profile is then a running
+    median over ± :data:`PROFILE_STEADY_WINDOWS` windows (:func:`_steady_runs`), so the hidden side takes no
+    rings from folds, shadows and the switch between a garment's lit and shaded clusters. Within ``end_band``
+    (positions (low, high): a limb's end, the foot or
     the hand) persistence is measured within that band only: a shoe or a hand is a short band at the end of its
     limb, not a print, and the leg's skin or trousers, persistent along the whole leg, would otherwise take the
     heel. Evaluated on a grid and
@@ -91,6 +91,10 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     mid = np.searchsorted(s, grid[short])
     hi_all[short] = np.minimum(len(s), np.maximum(0, mid - k // 2) + k)
     lo_all[short] = np.maximum(0, hi_all[short] - k)
+    # ... and to every sample at the same position as the widened window's ends: which of several samples at one
+    # position (a ring of vertices) came first in the sort must not decide the window (it differed between CPUs)
+    lo_all[short] = np.searchsorted(s, s[lo_all[short]], side="left")
+    hi_all[short] = np.searchsorted(s, s[hi_all[short] - 1], side="right")
     share = np.zeros((len(grid), n_lab))
     cum = np.zeros((len(s) + 1, n_lab))  # prefix sums of each cluster's weight along the axis
     cum[1:] = np.cumsum(np.eye(n_lab)[lab] * w[:, None], axis=0)
@@ -102,23 +106,31 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     if end.any():  # a limb's end (foot, hand): persistence measured within that band (a shoe runs along the foot)
         end_persistence = (share[end] >= PROFILE_MIN_SHARE).mean(axis=0)
         best[end] = np.argmax(share[end] * end_persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
-    # a pattern (stripes, checks): several colours that all run along the part, none dominant: their mean
-    steady = persistence >= PATTERN_PERSISTENCE
-    pattern = (share[np.arange(len(grid)), best] < PATTERN_SHARE) & ((share * steady[None]) > 0).sum(axis=1) >= 2
-    pattern &= ~end  # a limb's end is one garment (shoe, hand), not a pattern's mean
     prof = np.empty((len(grid), c.shape[1]))
     for g, (lo, hi) in enumerate(zip(lo_all, hi_all, strict=True)):
-        if pattern[g]:
-            keep = steady[lab[lo:hi]]
-            prof[g] = (c[lo:hi][keep] * w[lo:hi][keep, None]).sum(axis=0) / max(float(w[lo:hi][keep].sum()), 1e-12)
-            continue
         own = c[lo:hi][lab[lo:hi] == best[g]]
         centre = np.median(own, axis=0) if len(own) else _weighted_median(c[lo:hi], w[lo:hi])
         # that garment's samples, all counted: the better lit front of it sets the brightness (its shaded sides
         # may form a cluster of their own)
         near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
         prof[g] = np.median(c[lo:hi][near], axis=0) if near.sum() >= 3 else centre
+    prof = _steady_runs(prof, ~end, PROFILE_STEADY_WINDOWS * 2)
     return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
+
+
+def _steady_runs(prof: np.ndarray, keep: np.ndarray, half: int) -> np.ndarray:
+    """``prof`` (G, C) along its grid, running median over ``2 half + 1`` positions on the ``keep`` (G,) positions
+    (a limb's end band is left as it is): a step from one garment to the next stays a step, a band shorter than
+    about ``half`` positions (a fold's shadow or highlight the photo shows at one height, a switch between a
+    garment's lit and shaded clusters) goes."""
+    from scipy.ndimage import median_filter
+
+    out = prof.copy()
+    idx = np.nonzero(keep)[0]
+    if half < 1 or len(idx) < 3:
+        return out
+    out[idx] = median_filter(prof[idx], size=(2 * half + 1, 1), mode="nearest")
+    return out
 
 
 def _clear_first_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, clear: np.ndarray,
