@@ -13,6 +13,7 @@ from icon_engine.bundle.skeleton import PARENTS
 from icon_engine.texture import (
     PART_HEAD,
     PART_LEFT_ARM,
+    PART_NAMES,
     PART_RIGHT_ARM,
     PART_RIGHT_LEG,
     PART_TORSO,
@@ -290,6 +291,79 @@ def test_the_back_of_striped_trousers_keeps_the_stripes(monkeypatch):
         assert legs.sum() > 500
         corr.append(np.corrcoef(out[legs].mean(axis=1), truth[legs].astype(np.float64).mean(axis=1))[0, 1])
     assert corr[0] > 0.3 and corr[0] > corr[1] + 0.25, corr
+
+
+def _striped_torso_scene(colour):
+    """(vertices, faces, parts, camera, photo, mask, back camera, truth) of the capsule body in the photo pose,
+    subdivided to ~50k vertices, coloured by ``colour`` (rest-pose points → RGB) and seen from the front."""
+    import trimesh
+    from test_texture import _back_camera
+
+    body = capsule_body()
+    subject = dressed_subject(body, skirt=False)
+    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
+                          named_pose("photo"))
+    attr = {"rest": subject.rest_vertices, "weights": subject.weights}
+    v, f = posed, subject.faces
+    for _ in range(2):
+        v, f, attr = trimesh.remesh.subdivide(v, f, vertex_attributes=attr)
+    cam = front_camera(width=768, height=1024, distance=6.4)
+    rgb, mask = synthetic_photo(v, f, attr["rest"], cam, colour=colour)
+    back = _back_camera(cam)
+    truth, _ = synthetic_photo(v, f, attr["rest"], back, colour=colour)
+    return v, f, parts_from_skin_weights(attr["weights"]), cam, rgb, mask, back, truth
+
+
+def test_the_back_of_a_striped_shirt_keeps_the_stripes(monkeypatch):
+    """A shirt with 1.2 cm stripes all over the torso (dev photo icon_028009's Breton top): the torso is busy
+    (:func:`icon_engine.texture.sampling.busy_parts`), so its back, never photographed, shows the stripes seen
+    through it on the pattern's mean colour; before wave 19 (no busy parts) it was plain. A shirt with one print
+    on the chest is not busy: no print is copied to the back."""
+    from test_texture import _outfit
+
+    import icon_engine.texture as texture
+    from icon_engine.texture import render_textured
+
+    def striped(points: np.ndarray) -> np.ndarray:
+        out = _outfit(points)
+        shirt = (points[:, 1] > 0.95) & (points[:, 1] < 1.4) & (np.abs(points[:, 0]) < 0.19)
+        out[shirt] = WHITE
+        out[shirt & (np.floor(points[:, 1] / 0.012) % 2 == 0)] = [40.0, 50.0, 110.0]
+        return out
+
+    v, f, parts, cam, rgb, mask, back, truth = _striped_torso_scene(striped)
+    top, bottom = back.project(np.array([[0.0, 1.3, 0.0], [0.0, 1.05, 0.0]]))[0][:, 1]
+    centre = back.project(np.array([[0.0, 1.2, 0.0]]))[0][0, 0]
+    band = (slice(int(top), int(bottom)), slice(int(centre) - 15, int(centre) + 15))  # the back's middle
+
+    def stripes(image: np.ndarray) -> float:
+        """Spread (0–255) of the band's row means: the stripes' contrast down the back (any phase: the back's
+        stripes seen through the torso are shifted by the perspective)."""
+        return float(np.std(np.asarray(image, dtype=np.float64)[band].mean(axis=(1, 2))))
+
+    spread = []
+    for share in (texture.sampling.BUSY_SHARE, 2.0):  # busy parts found, then never
+        monkeypatch.setattr(texture.sampling, "BUSY_SHARE", share)
+        tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts)
+        assert (PART_NAMES[PART_TORSO] in tex.stats["busy_parts"]) == (share < 1.0)
+        out, covered = render_textured(v, f, tex.uv, tex.image, back)
+        assert covered[band].all()
+        spread.append(stripes(out))
+    assert spread[0] > 0.4 * stripes(truth) and spread[0] > 3.0 * spread[1], (spread, stripes(truth))
+    monkeypatch.undo()
+
+    def printed(points: np.ndarray) -> np.ndarray:
+        out = _outfit(points)
+        shirt = (points[:, 1] > 0.95) & (points[:, 1] < 1.4) & (np.abs(points[:, 0]) < 0.19)
+        out[shirt] = WHITE
+        chest = shirt & (points[:, 2] > 0) & (np.abs(points[:, 0]) < 0.08)
+        chest &= (points[:, 1] > 1.15) & (points[:, 1] < 1.3)
+        out[chest & (np.floor(points[:, 1] / 0.02) % 2 == 0)] = [200.0, 40.0, 30.0]
+        return out
+
+    v, f, parts, cam, rgb, mask, back, truth = _striped_torso_scene(printed)
+    tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts)
+    assert PART_NAMES[PART_TORSO] not in tex.stats["busy_parts"]
 
 
 SLEEVE = np.array([235.0, 235.0, 235.0])

@@ -14,7 +14,7 @@ from ..errors import EngineError
 from ..geometry.image_fields import bilinear
 from ..geometry.image_shift import mask_iou, search_shift
 from ..geometry.normals import vertex_normals
-from .parts import PART_LEFT_LEG, PART_RIGHT_LEG
+from .parts import PART_HEAD, PART_LEFT_LEG, PART_RIGHT_LEG
 from .uv import DepthLayers, depth_layers
 
 #: Photo weight ramp over the cosine between the surface normal and the direction to the camera.
@@ -31,6 +31,16 @@ SEEN_ALPHA = 0.3
 #: (trouser stripes, denim); the blur that separates detail from colour (pixels).
 DETAIL_PARTS = (PART_LEFT_LEG, PART_RIGHT_LEG)
 DETAIL_SIGMA = 3.0
+#: Any other part is **busy** — a pattern all over it (stripes, checks), whose hidden side takes the detail seen
+#: through it too (:func:`busy_parts`) — when at least BUSY_SHARE of its own pixels lie where at least BUSY_DENSITY
+#: of the pixels within BUSY_BOX px show detail stronger than BUSY_DETAIL (0–255, any channel). A print or a logo
+#: covers a part's middle, not all of it, and folds are smoother than the detail's blur.
+BUSY_DETAIL = 20.0
+BUSY_BOX = 9
+BUSY_DENSITY = 0.25
+BUSY_SHARE = 0.65
+#: Parts with fewer own pixels than this are never busy (nor is the head).
+BUSY_MIN_PIXELS = 500
 #: Per-part visibility (:func:`_photo_weight`): a point is not seen within this many pixels of another part's surface
 #: in the photo (outlines mix both parts' colours); how far along the mesh it may show through another part's
 #: surface is :data:`.bake.CONTACT_RADIUS`.
@@ -91,6 +101,8 @@ class _View:
     shift: np.ndarray = field(default_factory=lambda: np.zeros(2))
     #: IoU of the mesh's silhouette (after :attr:`shift`) with the person mask (several photos).
     registration: float = 1.0
+    #: (blurred photo, where it holds) once :func:`_photo_blur` has made it.
+    blur: tuple[np.ndarray, np.ndarray] | None = None
 
     def set_parts(self, face_part: np.ndarray) -> None:
         """Label the view's faces with body parts and find which parts show at or next to each pixel."""
@@ -217,34 +229,85 @@ def _photo_weight(view: _View, points: np.ndarray | None, normals: np.ndarray | 
 
 
 def _photo_detail(view: _View) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's fine detail inside the person: (photo − its Gaussian blur of :data:`DETAIL_SIGMA` px taken over
-    the person's pixels only (H, W, 3) float32, where it holds (H, W) bool: the mask eroded by 2σ)."""
+    """The photo's fine detail inside the person: (photo − its Gaussian blur (:func:`_photo_blur`) (H, W, 3)
+    float32, where it holds (H, W) bool: the mask eroded by 2σ)."""
+    blur, where = _photo_blur(view)
+    return view.photo - blur, where
+
+
+def _photo_blur(view: _View) -> tuple[np.ndarray, np.ndarray]:
+    """(the photo's Gaussian blur of :data:`DETAIL_SIGMA` px taken over the person's pixels only (H, W, 3) float32,
+    where it holds (H, W) bool: the mask eroded by 2σ). Cached on ``view``."""
+    if view.blur is not None:
+        return view.blur
     import cv2
 
     h, w = view.camera.height, view.camera.width
     inside = view.mask.reshape(h, w).astype(np.float32)
     blur = cv2.GaussianBlur(view.photo * inside[..., None], (0, 0), DETAIL_SIGMA)
     weight = cv2.GaussianBlur(inside, (0, 0), DETAIL_SIGMA)
-    detail = view.photo - blur / np.maximum(weight, 1e-6)[..., None]
-    return detail, _erode(view.mask.reshape(h, w), int(np.ceil(2 * DETAIL_SIGMA)))
+    view.blur = (blur / np.maximum(weight, 1e-6)[..., None], _erode(view.mask.reshape(h, w),
+                                                                    int(np.ceil(2 * DETAIL_SIGMA))))
+    return view.blur
 
 
-def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray) -> np.ndarray:
-    """(N, 3) float32 detail to add to the fill of surface points (N, 3) of :data:`DETAIL_PARTS`: the photo's fine
-    detail (:func:`_photo_detail`) at each point's pixel where that pixel shows the point's own part and no other
-    within :data:`CONTACT_PIXELS` (the front of the same leg, seen through it). A trouser's stripes or a denim
-    weave then continue on the back of the leg instead of its plain mean colour; the profile keeps the colour.
-    Zero elsewhere (torso and head: no print or face is copied to the back)."""
+def busy_parts(view: _View, part_count: int) -> np.ndarray:
+    """(P,) bool per part label: a pattern covers the part's pixels in the photo (stripes, checks: see
+    :data:`BUSY_SHARE`). Needs the view's part labels (:meth:`_View.set_parts`); all False without them."""
+    import cv2
+
+    out = np.zeros(part_count, dtype=bool)
+    if view.part_bits is None:
+        return out
+    detail, where = _photo_detail(view)
+    strong = (np.abs(detail).max(axis=2) > BUSY_DETAIL).astype(np.float32)
+    busy = cv2.blur(strong, (BUSY_BOX, BUSY_BOX)) >= BUSY_DENSITY
+    bits = view.part_bits.reshape(where.shape)
+    for part in range(part_count):
+        if part == PART_HEAD:  # hair strands are detail too: the face must never be copied to the back
+            continue
+        own = (bits == (1 << part)) & where
+        if own.sum() >= BUSY_MIN_PIXELS:
+            out[part] = busy[own].mean() >= BUSY_SHARE
+    return out
+
+
+def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
+                        detail_parts: np.ndarray | tuple[int, ...] = DETAIL_PARTS,
+                        row_parts: np.ndarray | tuple[int, ...] = ()) -> np.ndarray:
+    """(N, 3) float32 detail to add to the fill of surface points (N, 3) of ``detail_parts`` (the legs, and busy
+    parts: :func:`busy_parts`): the photo's fine detail (:func:`_photo_detail`) at each point's pixel where that
+    pixel shows the point's own part and no other within :data:`CONTACT_PIXELS` (the front of the same leg, seen
+    through it). A trouser's stripes or a denim weave then continue on the back of the leg instead of its plain
+    mean colour; the profile keeps the colour. Points of ``row_parts`` (busy parts) whose pixel shows something
+    else (an arm across a striped shirt) take the detail at the nearest pixel of their own part in the same image
+    row (a pattern repeats across its part). Zero elsewhere (a plain torso and the head: no print or face is copied
+    to the back)."""
     out = np.zeros((len(points), 3), dtype=np.float32)
-    sel = np.isin(point_part, DETAIL_PARTS)
+    sel = np.isin(point_part, detail_parts)
     if view.part_bits is None or not sel.any():
         return out
     detail, where = _photo_detail(view)
     xy, _, inside, pix = _pixels(view.camera, points[sel])
-    own = view.part_bits[pix] == (1 << point_part[sel])
+    part = point_part[sel]
+    own = view.part_bits[pix] == (1 << part)
     ok = inside & own & where.reshape(-1)[pix]
     idx = np.nonzero(sel)[0][ok]
     out[idx] = bilinear(detail, xy[ok])
+    bits = view.part_bits.reshape(where.shape)
+    for row_part in np.intersect1d(row_parts, part[~ok]):
+        todo = np.nonzero(~ok & inside & (part == row_part))[0]
+        own_px = (bits == (1 << int(row_part))) & where
+        rows = np.clip(np.round(xy[todo, 1]).astype(np.int64), 0, where.shape[0] - 1)
+        for r in np.unique(rows):
+            cols = np.nonzero(own_px[r])[0]
+            if not len(cols):
+                continue
+            here = todo[rows == r]
+            k = np.searchsorted(cols, xy[here, 0])
+            left, right = cols[np.maximum(k - 1, 0)], cols[np.minimum(k, len(cols) - 1)]
+            near = np.where(np.abs(xy[here, 0] - left) <= np.abs(xy[here, 0] - right), left, right)
+            out[np.nonzero(sel)[0][here]] = detail[r, near]
     return out
 
 
