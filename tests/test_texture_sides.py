@@ -285,6 +285,7 @@ def test_the_back_of_striped_trousers_keeps_the_stripes(monkeypatch):
     corr = []
     for detail_parts in (texture.sampling.DETAIL_PARTS, ()):  # with the see-through detail, then without it
         monkeypatch.setattr(texture.sampling, "DETAIL_PARTS", detail_parts)
+        monkeypatch.setattr(texture.sampling, "BUSY_SHARE", texture.sampling.BUSY_SHARE if detail_parts else 2.0)
         tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts_from_skin_weights(attr["weights"]))
         out, covered = render_textured(v, f, tex.uv, tex.image, back)
         legs = covered & (rows > top) & (rows < bottom) & (truth.max(axis=2) > 20)

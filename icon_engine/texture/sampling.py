@@ -41,6 +41,9 @@ BUSY_DENSITY = 0.25
 BUSY_SHARE = 0.65
 #: Parts with fewer own pixels than this are never busy (nor is the head).
 BUSY_MIN_PIXELS = 500
+#: A busy part's pattern: its pixels in dense detail whose blurred colour lies within this (RGB, 0–255) of the
+#: median over them (a shirt's stripes; not the jeans' waistband, button and pocket that its lowest band shows).
+BUSY_COLOUR_RADIUS = 60.0
 #: Per-part visibility (:func:`_photo_weight`): a point is not seen within this many pixels of another part's surface
 #: in the photo (outlines mix both parts' colours); how far along the mesh it may show through another part's
 #: surface is :data:`.bake.CONTACT_RADIUS`.
@@ -103,6 +106,8 @@ class _View:
     registration: float = 1.0
     #: (blurred photo, where it holds) once :func:`_photo_blur` has made it.
     blur: tuple[np.ndarray, np.ndarray] | None = None
+    #: (H, W) int: the busy part whose pattern each pixel shows, −1 for none (:func:`busy_parts`), once it has run.
+    pattern_part: np.ndarray | None = None
 
     def set_parts(self, face_part: np.ndarray) -> None:
         """Label the view's faces with body parts and find which parts show at or next to each pixel."""
@@ -262,13 +267,20 @@ def busy_parts(view: _View, part_count: int) -> np.ndarray:
     detail, where = _photo_detail(view)
     strong = (np.abs(detail).max(axis=2) > BUSY_DETAIL).astype(np.float32)
     busy = cv2.blur(strong, (BUSY_BOX, BUSY_BOX)) >= BUSY_DENSITY
+    blur = _photo_blur(view)[0]
     bits = view.part_bits.reshape(where.shape)
+    view.pattern_part = np.full(where.shape, -1, dtype=np.int64)
     for part in range(part_count):
         if part == PART_HEAD:  # hair strands are detail too: the face must never be copied to the back
             continue
         own = (bits == (1 << part)) & where
-        if own.sum() >= BUSY_MIN_PIXELS:
-            out[part] = busy[own].mean() >= BUSY_SHARE
+        if own.sum() < BUSY_MIN_PIXELS or busy[own].mean() < BUSY_SHARE:
+            continue
+        out[part] = True
+        dense = own & busy
+        mean = np.median(blur[dense], axis=0)
+        dense[dense] = np.linalg.norm(blur[dense] - mean, axis=1) < BUSY_COLOUR_RADIUS
+        view.pattern_part[dense] = part
     return out
 
 
@@ -279,9 +291,10 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
     parts: :func:`busy_parts`): the photo's fine detail (:func:`_photo_detail`) at each point's pixel where that
     pixel shows the point's own part and no other within :data:`CONTACT_PIXELS` (the front of the same leg, seen
     through it). A trouser's stripes or a denim weave then continue on the back of the leg instead of its plain
-    mean colour; the profile keeps the colour. Points of ``row_parts`` (busy parts) whose pixel shows something
-    else (an arm across a striped shirt) take the detail at the nearest pixel of their own part in the same image
-    row (a pattern repeats across its part). Zero elsewhere (a plain torso and the head: no print or face is copied
+    mean colour; the profile keeps the colour. Points of ``row_parts`` (busy parts) take it only from their part's
+    pattern (:attr:`_View.pattern_part`); where their pixel shows something else (an arm across a striped shirt,
+    the jeans' waistband below it) the detail of the nearest pixel of their pattern in the same image row (a
+    pattern repeats across its part). Zero elsewhere (a plain torso and the head: no print or face is copied
     to the back)."""
     out = np.zeros((len(points), 3), dtype=np.float32)
     sel = np.isin(point_part, detail_parts)
@@ -292,12 +305,15 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
     part = point_part[sel]
     own = view.part_bits[pix] == (1 << part)
     ok = inside & own & where.reshape(-1)[pix]
+    row = np.isin(part, row_parts)
+    pattern = view.pattern_part
+    if row.any() and pattern is not None:  # a busy part's detail comes from its pattern only (not a button)
+        ok &= ~row | (pattern.reshape(-1)[pix] == part)
     idx = np.nonzero(sel)[0][ok]
     out[idx] = bilinear(detail, xy[ok])
-    bits = view.part_bits.reshape(where.shape)
-    for row_part in np.intersect1d(row_parts, part[~ok]):
+    for row_part in np.intersect1d(row_parts, part[~ok]) if pattern is not None else ():
         todo = np.nonzero(~ok & inside & (part == row_part))[0]
-        own_px = (bits == (1 << int(row_part))) & where
+        own_px = pattern == row_part
         rows = np.clip(np.round(xy[todo, 1]).astype(np.int64), 0, where.shape[0] - 1)
         for r in np.unique(rows):
             cols = np.nonzero(own_px[r])[0]
