@@ -109,7 +109,9 @@ def test_pose(name: str) -> np.ndarray:
 #: The re-pose test set ("rest" is the avatar's own rest mesh).
 TEST_POSES = ("rest", "A", "T", "walk1", "walk2", "walk3", "arms_up", "squat", "sitting")
 #: Poses of the contact sheet.
-SHEET_POSES = ("photo", "rest", "walk1", "arms_up")
+#: Contact sheet columns: a pose, or ``"pose@deg"`` for the avatar in that pose turned about the vertical by deg (its
+#: left side at 90, its back at 180).
+SHEET_POSES = ("photo", "photo@90", "rest", "rest@90", "rest@180", "walk1", "arms_up")
 
 
 @dataclass
@@ -282,6 +284,14 @@ def render_front(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | N
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 
+def turned(vertices: np.ndarray, degrees: float) -> np.ndarray:
+    """``vertices`` (N, 3) turned by ``degrees`` about the vertical (Y) through their centroid."""
+    a = np.radians(degrees)
+    rot = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+    centre = vertices.mean(axis=0)
+    return (vertices - centre) @ rot.T + centre
+
+
 def contact_sheet(cases: list[AvatarCase], path: Path, width: int = 200, height: int = 280) -> Path:
     """One row per avatar, columns :data:`SHEET_POSES`; JPEG or PNG by suffix."""
     from PIL import Image, ImageDraw
@@ -290,12 +300,15 @@ def contact_sheet(cases: list[AvatarCase], path: Path, width: int = 200, height:
     for case in cases:
         tiles = []
         for name in SHEET_POSES:
-            if name == "photo":
+            pose, _, turn = name.partition("@")
+            if pose == "photo":
                 v = case.posed_vertices
-            elif name == "rest":
+            elif pose == "rest":
                 v = case.rest_vertices
             else:
-                v = pose_mesh(case, test_pose(name))
+                v = pose_mesh(case, test_pose(pose))
+            if turn:
+                v = turned(v, float(turn))
             tile = Image.fromarray(render_front(v, case.faces, case.colors, width, height))
             ImageDraw.Draw(tile).text((4, 4), f"{case.name[:26]} · {name}", fill=(20, 20, 20))
             tiles.append(np.asarray(tile))
