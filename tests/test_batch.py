@@ -110,6 +110,22 @@ def test_names_are_unique_and_stable_across_runs(tmp_path: Path) -> None:
     assert [job.name for job in jobs] == ["me-4", *names]
 
 
+def test_a_new_name_passes_over_the_users_own_folder(tmp_path: Path) -> None:
+    """``holiday.jpg`` batched into a folder that holds the user's ``holiday/`` of photos (or a file named
+    ``trip``) is named ``holiday-2``: that photo failed before wave 19 (the writer refuses to replace such a
+    folder). An earlier bundle or an empty folder of the name is reused as before."""
+    out = tmp_path / "out"
+    (out / "holiday").mkdir(parents=True)
+    (out / "holiday" / "beach.jpg").write_bytes(b"photo")
+    (out / "trip").write_text("notes")
+    (out / "old").mkdir()
+    (out / "old" / "bundle.json").write_text("{}")
+    (out / "empty").mkdir()
+    photos = [tmp_path / n for n in ("holiday.jpg", "trip.png", "old.jpg", "empty.jpg")]
+    assert [job.name for job in assign_names(photos, out_dir=out)] == ["holiday-2", "trip-2", "old", "empty"]
+    assert [job.name for job in assign_names(photos)] == ["holiday", "trip", "old", "empty"]
+
+
 def test_a_manifest_name_that_is_not_a_plain_folder_name_is_not_used(tmp_path: Path) -> None:
     """batch.jsonl is a file in a folder someone may hand over: a recorded name that would put a bundle outside the
     output folder (``..``, a path, an absolute path), a reserved or non-text name, or one another photo already has,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..bundle.writer import default_folder_name, folder_safe
+from ..bundle.writer import check_target, default_folder_name, folder_safe
 from ..errors import EngineError
 from ..image_io import IMAGE_SUFFIXES
 
@@ -131,11 +131,15 @@ def collect_photos(inputs: Iterable[str | Path]) -> list[Path]:
     return result
 
 
-def assign_names(photos: Iterable[Path], known: Mapping[str, Any] | None = None) -> list[BatchJob]:
+def assign_names(photos: Iterable[Path], known: Mapping[str, Any] | None = None,
+                 out_dir: Path | None = None) -> list[BatchJob]:
     """Jobs for ``photos`` with unique bundle names: ``known`` (photo key → name, from the manifest) first, then
     the stem, then ``stem-2``, ``stem-3``… in input order. The manifest is a file like any other: a known name is
     kept only when it is a folder-safe name (:func:`_folder_safe` leaves it unchanged: no ``..``, no separator,
-    not absolute), not reserved and not another photo's; otherwise the photo is named afresh."""
+    not absolute), not reserved and not another photo's; otherwise the photo is named afresh. With ``out_dir``, a
+    new name is never one that something other than a result bundle holds there (the user's ``holiday/`` of
+    photos beside ``holiday.jpg``: :func:`~icon_engine.bundle.writer.check_target` would refuse it, and the photo
+    fails; it becomes ``holiday-2``)."""
     photos = list(photos)
     used = {name.lower() for name in RESERVED_NAMES}
     checked: dict[str, str] = {}
@@ -151,8 +155,17 @@ def assign_names(photos: Iterable[Path], known: Mapping[str, Any] | None = None)
         if name is None:
             base = name = default_folder_name(photo)
             n = 2
-            while name.lower() in used:
+            while name.lower() in used or (out_dir is not None and _taken(Path(out_dir) / name)):
                 name, n = f"{base}-{n}", n + 1
             used.add(name.lower())
         jobs.append(BatchJob(photo, name))
     return jobs
+
+
+def _taken(target: Path) -> bool:
+    """Whether ``target`` holds something a new bundle may not replace (:func:`check_target` refuses it)."""
+    try:
+        check_target(target)
+    except EngineError:
+        return True
+    return False

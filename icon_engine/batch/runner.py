@@ -167,7 +167,7 @@ def run_batch(inputs: Sequence[str | Path], out_dir: str | Path, options: Recons
     manifest_path = out_dir / MANIFEST_NAME
     with _exclusive(out_dir):
         records = read_manifest(manifest_path)
-        jobs = assign_names(photos, {key: rec["name"] for key, rec in records.items() if rec.get("name")})
+        jobs = assign_names(photos, {key: rec["name"] for key, rec in records.items() if rec.get("name")}, out_dir)
         _remove_partials(out_dir, jobs)
         plan = plan_batch(jobs, records, out_dir, retry_failed)
         counts = BatchCounts(total=len(jobs), done=len(plan.skipped_done), failed=len(plan.skipped_failed))
