@@ -255,8 +255,7 @@ def test_the_back_of_striped_trousers_keeps_the_stripes(monkeypatch):
     photographed, shows the stripes where they really are (they run around the leg, so the front's pattern seen
     through the leg is the back's, up to the perspective's shift of < 1 cm at the
     heights scored) instead of a plain colour: without the detail the back's luminance does not follow them."""
-    import trimesh
-    from test_texture import _back_camera, _outfit
+    from test_texture import _outfit
 
     import icon_engine.texture as texture
     from icon_engine.texture import render_textured
@@ -268,25 +267,14 @@ def test_the_back_of_striped_trousers_keeps_the_stripes(monkeypatch):
         out[legs & (np.floor(points[:, 1] / 0.03) % 2 == 0)] = [70.0, 70.0, 90.0]
         return out
 
-    body = capsule_body()
-    subject = dressed_subject(body, skirt=False)
-    posed = skin_vertices(subject.rest_vertices, subject.weights, body.joints, np.asarray(PARENTS),
-                          named_pose("photo"))
-    attr = {"rest": subject.rest_vertices, "weights": subject.weights}
-    v, f = posed, subject.faces
-    for _ in range(2):  # ~50k vertices: stripes of a few vertices each
-        v, f, attr = trimesh.remesh.subdivide(v, f, vertex_attributes=attr)
-    cam = front_camera(width=768, height=1024, distance=6.4)  # far: the see-through shift stays < 1 cm
-    rgb, mask = synthetic_photo(v, f, attr["rest"], cam, colour=striped)
-    back = _back_camera(cam)
-    truth, _ = synthetic_photo(v, f, attr["rest"], back, colour=striped)
+    v, f, parts, cam, rgb, mask, back, truth = _striped_scene(striped)
     top, bottom = back.project(np.array([[0.0, 0.85, 0.0], [0.0, 0.55, 0.0]]))[0][:, 1]
     rows = np.arange(truth.shape[0])[:, None]
     corr = []
     for detail_parts in (texture.sampling.DETAIL_PARTS, ()):  # with the see-through detail, then without it
         monkeypatch.setattr(texture.sampling, "DETAIL_PARTS", detail_parts)
         monkeypatch.setattr(texture.sampling, "BUSY_SHARE", texture.sampling.BUSY_SHARE if detail_parts else 2.0)
-        tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts_from_skin_weights(attr["weights"]))
+        tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts)
         out, covered = render_textured(v, f, tex.uv, tex.image, back)
         legs = covered & (rows > top) & (rows < bottom) & (truth.max(axis=2) > 20)
         assert legs.sum() > 500
@@ -294,9 +282,10 @@ def test_the_back_of_striped_trousers_keeps_the_stripes(monkeypatch):
     assert corr[0] > 0.3 and corr[0] > corr[1] + 0.25, corr
 
 
-def _striped_torso_scene(colour):
+def _striped_scene(colour):
     """(vertices, faces, parts, camera, photo, mask, back camera, truth) of the capsule body in the photo pose,
-    subdivided to ~50k vertices, coloured by ``colour`` (rest-pose points → RGB) and seen from the front."""
+    subdivided to ~50k vertices (stripes of a few vertices each), coloured by ``colour`` (rest-pose points → RGB)
+    and seen from the front and the back, far away (the see-through shift stays < 1 cm)."""
     import trimesh
     from test_texture import _back_camera
 
@@ -332,7 +321,7 @@ def test_the_back_of_a_striped_shirt_keeps_the_stripes(monkeypatch):
         out[shirt & (np.floor(points[:, 1] / 0.012) % 2 == 0)] = [40.0, 50.0, 110.0]
         return out
 
-    v, f, parts, cam, rgb, mask, back, truth = _striped_torso_scene(striped)
+    v, f, parts, cam, rgb, mask, back, truth = _striped_scene(striped)
     top, bottom = back.project(np.array([[0.0, 1.3, 0.0], [0.0, 1.05, 0.0]]))[0][:, 1]
     centre = back.project(np.array([[0.0, 1.2, 0.0]]))[0][0, 0]
     band = (slice(int(top), int(bottom)), slice(int(centre) - 15, int(centre) + 15))  # the back's middle
@@ -362,7 +351,7 @@ def test_the_back_of_a_striped_shirt_keeps_the_stripes(monkeypatch):
         out[chest & (np.floor(points[:, 1] / 0.02) % 2 == 0)] = [200.0, 40.0, 30.0]
         return out
 
-    v, f, parts, cam, rgb, mask, back, truth = _striped_torso_scene(printed)
+    v, f, parts, cam, rgb, mask, back, truth = _striped_scene(printed)
     tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts)
     assert PART_NAMES[PART_TORSO] not in tex.stats["busy_parts"]
 
