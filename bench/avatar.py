@@ -132,6 +132,9 @@ class AvatarCase:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     stats: dict | None = None
+    #: The bundle's texture: per-corner UVs (M, 3, 2) and the image (S, S, 3) uint8; the sheet then shows it.
+    uv: np.ndarray | None = None
+    texture: np.ndarray | None = None
 
 
 def pose_mesh(case: AvatarCase, pose: np.ndarray) -> np.ndarray:
@@ -241,9 +244,14 @@ def bundle_case(path: Path, model: Any) -> AvatarCase:
     colors = b.posed_mesh.colors
     colors = None if colors is None else np.asarray(colors, dtype=np.float64)[:, :3] / 255.0
     timings = b.meta.get("timings", {})
+    uv, texture = b.posed_mesh.uv, None
+    if uv is not None and b.file("texture") is not None:
+        from PIL import Image
+
+        texture = np.asarray(Image.open(b.file("texture")).convert("RGB"))
     return AvatarCase(path.name, b.rest_mesh.vertices, b.rest_mesh.faces, w, b.rest_joints, angles,
                       b.posed_mesh.vertices - b.transl, body, parts, colors, float(timings.get("rig", 0.0)), 0.0,
-                      dict(rig.get("stats", {})))
+                      dict(rig.get("stats", {})), uv, texture)
 
 
 def save_case(case: AvatarCase, path: Path) -> None:
@@ -272,12 +280,18 @@ def load_case(path: Path, model: Any) -> AvatarCase:
 
 
 def render_front(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None, width: int = 220,
-                 height: int = 300) -> np.ndarray:
-    """(H, W, 3) uint8 front view (world −Z looking, Y up), Lambert-shaded, framing the mesh."""
+                 height: int = 300, uv: np.ndarray | None = None, texture: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 front view (world −Z looking, Y up), framing the mesh: its texture (``uv`` per corner,
+    ``texture`` image: what Blender shows, unshaded) when given, else Lambert-shaded vertex colours."""
     from icon_engine import render
     from icon_engine.preview import framing_camera
 
     cam = framing_camera(vertices, width, height, fill=0.92)
+    if uv is not None and texture is not None:
+        from icon_engine.texture import render_textured
+
+        rgb, covered = render_textured(vertices, faces, uv, texture, cam)
+        return np.where(covered[..., None], np.clip(np.round(rgb), 0, 255), 237).astype(np.uint8)
     rgb, mask = render.render_shaded(cam.to_camera(vertices), faces, cam.K, width, height,
                                      colors=colors if colors is not None else np.array([0.8, 0.78, 0.74]))
     out = np.where(mask[..., None], rgb, np.float32(0.93))
@@ -293,7 +307,8 @@ def turned(vertices: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def contact_sheet(cases: list[AvatarCase], path: Path, width: int = 200, height: int = 280) -> Path:
-    """One row per avatar, columns :data:`SHEET_POSES`; JPEG or PNG by suffix."""
+    """One row per avatar, columns :data:`SHEET_POSES` (textured where the case has its texture: bundles); JPEG or
+    PNG by suffix."""
     from PIL import Image, ImageDraw
 
     rows = []
@@ -309,7 +324,7 @@ def contact_sheet(cases: list[AvatarCase], path: Path, width: int = 200, height:
                 v = pose_mesh(case, test_pose(pose))
             if turn:
                 v = turned(v, float(turn))
-            tile = Image.fromarray(render_front(v, case.faces, case.colors, width, height))
+            tile = Image.fromarray(render_front(v, case.faces, case.colors, width, height, case.uv, case.texture))
             ImageDraw.Draw(tile).text((4, 4), f"{case.name[:26]} · {name}", fill=(20, 20, 20))
             tiles.append(np.asarray(tile))
         rows.append(np.concatenate(tiles, axis=1))
