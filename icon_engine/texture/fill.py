@@ -73,11 +73,9 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     the pattern itself is added back on the legs by :func:`_see_through_detail`. The profile is then a running
     median over ± :data:`PROFILE_STEADY_WINDOWS` windows (:func:`_steady_runs`), so the hidden side takes no
     rings from folds, shadows and the switch between a garment's lit and shaded clusters. Within ``end_band``
-    (positions (low, high): a limb's end, the foot or
-    the hand) persistence is measured within that band only: a shoe or a hand is a short band at the end of its
-    limb, not a print, and the leg's skin or trousers, persistent along the whole leg, would otherwise take the
-    heel. Evaluated on a grid and
-    interpolated."""
+    (positions (low, high): a limb's end, the foot or the hand) persistence is measured within that band only: a
+    shoe or a hand is a short band at the end of its limb, not a print, and the leg's skin or trousers, persistent
+    along the whole leg, would otherwise take the heel. Evaluated on a grid and interpolated."""
     order = np.argsort(s_seen)
     s, c, w = s_seen[order], colours[order], weights[order]
     lab = _colour_clusters(c, w)

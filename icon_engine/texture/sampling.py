@@ -258,7 +258,9 @@ def _photo_blur(view: _View) -> tuple[np.ndarray, np.ndarray]:
 
 def busy_parts(view: _View, part_count: int) -> np.ndarray:
     """(P,) bool per part label: a pattern covers the part's pixels in the photo (stripes, checks: see
-    :data:`BUSY_SHARE`). Needs the view's part labels (:meth:`_View.set_parts`); all False without them."""
+    :data:`BUSY_SHARE`; never the head). Records each busy part's pattern pixels (:data:`BUSY_COLOUR_RADIUS`) in
+    ``view.pattern_part``, where :func:`_see_through_detail` takes their detail from. Needs the view's part labels
+    (:meth:`_View.set_parts`); all False without them."""
     import cv2
 
     out = np.zeros(part_count, dtype=bool)
