@@ -188,14 +188,35 @@ def list_results(results_dir: str | Path, limit: int = 50) -> list[PastResult]:
 
 def delete_result(bundle: str | Path, results_dir: str | Path) -> Path:
     """Delete the run folder of ``bundle``; refuses anything that is not a result inside ``results_dir`` in a run
-    folder the add-on made (:func:`_is_run_folder`: a folder of the user's holding a bundle is left alone)."""
+    folder the add-on made (:func:`_is_run_folder`: a folder of the user's holding a bundle is left alone), and a
+    result whose bundle folders hold files their bundles did not write (a .blend the artist saved there, exports:
+    :func:`user_files`)."""
     root = Path(results_dir).resolve()
     bundle = Path(bundle).resolve()
     run = bundle.parent
     if run.parent != root or not (bundle / "bundle.json").is_file() or not _is_run_folder(run):
         raise ValueError(f"{bundle} is not a result in {root}; nothing was deleted.")
+    theirs = user_files(run)
+    if theirs:
+        names = ", ".join(str(p.relative_to(run)) for p in theirs[:3]) + (" …" if len(theirs) > 3 else "")
+        raise ValueError(f"{run} holds files that are not part of the result ({names}); move them out of it, then "
+                         "delete the result. Nothing was deleted.")
     shutil.rmtree(run)
     return run
+
+
+def user_files(run: Path) -> list[Path]:
+    """Entries of the run folder's bundle folders that their bundle did not write (the engine's
+    ``bundle.writer.bundle_owned_names``; hidden entries aside), sorted."""
+    from .engine_link import bundle as bundle_pkg
+
+    found = []
+    for folder in sorted(run.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir() or folder.is_symlink():
+            continue
+        owned = bundle_pkg.writer.bundle_owned_names(folder)
+        found += [e for e in sorted(folder.iterdir()) if not e.name.startswith(".") and e.name not in owned]
+    return found
 
 
 def engine_supports(engine_source: str | Path | None, option: str) -> bool:

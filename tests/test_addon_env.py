@@ -187,7 +187,8 @@ def test_two_queues_on_one_results_folder_never_share_a_run_folder(tmp_path, mon
 
 def test_only_run_folders_the_addon_made_are_listed_or_deleted(tmp_path):
     """The output folder is the user's choice (say ~/Pictures): a folder of theirs that holds a bundle among their
-    photos is neither listed as a past result nor deletable — Delete removed the whole folder before wave 18."""
+    photos is neither listed as a past result nor deletable — Delete removed the whole folder before wave 18. Nor is
+    a result holding the artist's own files (a .blend saved into it: deleted with it before wave 19)."""
     import pytest
 
     from icon_blender.jobs import delete_result, list_results
@@ -207,4 +208,9 @@ def test_only_run_folders_the_addon_made_are_listed_or_deleted(tmp_path):
         with pytest.raises(ValueError, match="not a result"):
             delete_result(folder / name, tmp_path)
     assert (holiday / "beach.jpg").read_text() == "keep" and (odd / "notes.txt").read_text() == "keep"
+    (run / "me" / "me.blend").write_bytes(b"BLENDER")  # the artist saved their work into the result's folder
+    with pytest.raises(ValueError, match="me.blend"):
+        delete_result(run / "me", tmp_path)
+    assert (run / "me" / "me.blend").read_bytes() == b"BLENDER"
+    (run / "me" / "me.blend").unlink()
     assert delete_result(run / "me", tmp_path) == run and not run.exists()
