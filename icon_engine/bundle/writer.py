@@ -479,12 +479,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
 def _remove_replaced(old: Path, new: Path) -> None:
     """Move the user's files from the replaced bundle ``old`` into ``new``, then remove ``old`` unless one of them
     could not be moved (it then stays, hidden, as ``.<name>.old-*``: never deleted)."""
-    carry_user_files(old, new)
-    try:
-        left = [e for e in old.iterdir() if e.name not in bundle_owned_names(old)]
-    except OSError:
-        return
-    if not left:
+    if not carry_user_files(old, new)[1]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -501,31 +496,29 @@ def bundle_owned_names(folder: Path) -> set[str]:
     return {"bundle.json", *(v for v in files.values() if isinstance(v, str))}
 
 
-def carry_user_files(old: Path, new: Path) -> list[str]:
+def carry_user_files(old: Path, new: Path) -> tuple[list[str], list[str]]:
     """Move every entry of the replaced bundle folder ``old`` that the bundle did not write (a .blend the user
-    saved there, their exports, notes) into the new bundle folder ``new``; returns the names moved, as they are
-    in ``new``. A name the new bundle also has is kept as ``<stem> (before rerun)<suffix>`` (then ``(before rerun
-    2)``, …). Entries that cannot be moved stay in ``old``."""
+    saved there, their exports, notes) into the new bundle folder ``new``; returns (the names moved, as they are
+    in ``new``; the names that could not be moved and stay in ``old``). A name the new bundle also has is kept as
+    ``<stem> (before rerun)<suffix>`` (then ``(before rerun 2)``, …)."""
     owned = bundle_owned_names(old)
     moved: list[str] = []
+    left: list[str] = []
     try:
-        entries = sorted(old.iterdir())
+        entries = sorted(e for e in old.iterdir() if e.name not in owned)
     except OSError:
-        return moved
+        return moved, [old.name]  # unreadable: kept whole
     for entry in entries:
-        if entry.name in owned:
-            continue
-        dest = new / entry.name
         stem, suffix = (entry.stem, entry.suffix) if entry.is_file() else (entry.name, "")
-        for n in range(1, 100):
-            if not (dest.exists() or dest.is_symlink()):
-                break
-            dest = new / f"{stem} (before rerun{'' if n == 1 else f' {n}'}){suffix}"
-        else:
-            continue
+        names = [entry.name, f"{stem} (before rerun){suffix}",
+                 *(f"{stem} (before rerun {n}){suffix}" for n in range(2, 100))]
+        dest = next((new / n for n in names if not ((new / n).exists() or (new / n).is_symlink())), None)
         try:
+            if dest is None:
+                raise OSError("every name taken")
             os.replace(entry, dest)
-        except OSError:
+        except OSError:  # another file system, permissions, every name taken
+            left.append(entry.name)
             continue
         moved.append(dest.name)
-    return moved
+    return moved, left
