@@ -108,7 +108,6 @@ def test_pose(name: str) -> np.ndarray:
 
 #: The re-pose test set ("rest" is the avatar's own rest mesh).
 TEST_POSES = ("rest", "A", "T", "walk1", "walk2", "walk3", "arms_up", "squat", "sitting")
-#: Poses of the contact sheet.
 #: Contact sheet columns: a pose, or ``"pose@deg"`` for the avatar in that pose turned about the vertical by deg (its
 #: left side at 90, its back at 180).
 SHEET_POSES = ("photo", "photo@90", "rest", "rest@90", "rest@180", "walk1", "arms_up")
@@ -300,8 +299,9 @@ def render_front(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | N
 
 def turned(vertices: np.ndarray, degrees: float) -> np.ndarray:
     """``vertices`` (N, 3) turned by ``degrees`` about the vertical (Y) through their centroid."""
-    a = np.radians(degrees)
-    rot = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+    from icon_engine.geometry.rotations import axis_angle_to_matrix
+
+    rot = axis_angle_to_matrix(np.array([0.0, np.radians(degrees), 0.0]))
     centre = vertices.mean(axis=0)
     return (vertices - centre) @ rot.T + centre
 

@@ -214,7 +214,6 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     photo_v = bilinear(photo, xy_v)
     keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
     texel_keep = None  # ... and the texels' share of their photo colour, (N,) float32 per vertex
-    detail_parts = np.asarray(sampling.DETAIL_PARTS)  # parts whose hidden texels take the detail seen through
     if parts is not None and not more_views:
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
@@ -271,14 +270,12 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             # a pattern all over a part (stripes): its profile is the blurred photo's colour (the pattern's mean),
             # and its hidden texels add the detail seen through it (below)
             busy = sampling.busy_parts(view, len(PART_NAMES))
-            busy[list(sampling.DETAIL_PARTS)] = False  # the legs take the detail anyway, on their own profile
-            detail_parts = np.union1d(sampling.DETAIL_PARTS, np.nonzero(busy)[0])
             if busy.any():
                 profile_v = np.where(busy[parts][:, None], bilinear(_photo_blur(view)[0], xy_v), photo_v)
         fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, profile_v, view_cos,
                                               own, shading, behind_v, fade_v)
         if not others:
-            side_stats["busy_parts"] = [PART_NAMES[int(p)] for p in np.nonzero(busy)[0]]
+            side_stats["busy_parts"] = [PART_NAMES[p] for p in view.busy]
         if fade_v is not None and (fade_v < 1.0).any():
             side_stats["behind_vertex_fraction"] = float(behind_v.mean())
             side_stats["faded_vertex_fraction"] = float((fade_v < 1.0).mean())
@@ -327,10 +324,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         alpha_t = alpha_t.astype(np.float32)[:, None]
         if parts is not None and not others:  # one photo: the legs' (and busy parts') hidden side takes the pattern
             part_t = parts[corners[:, 0]]  # seen through them
-            need = np.nonzero((alpha_t[:, 0] < 1.0) & np.isin(part_t, detail_parts))[0]
+            need = np.nonzero((alpha_t[:, 0] < 1.0) & np.isin(part_t, sampling.detail_parts(view)))[0]
             points_need = _interpolate(tb_b[need], corners[need], v)
-            fill_t[need] += _see_through_detail(view, points_need, part_t[need], detail_parts,
-                                                row_parts=np.setdiff1d(detail_parts, sampling.DETAIL_PARTS))
+            fill_t[need] += _see_through_detail(view, points_need, part_t[need])
         return alpha_t * colour_t.astype(np.float32) + (1 - alpha_t) * fill_t
 
     # texel blocks on the cores (numpy releases the GIL in its gathers and arithmetic)

@@ -108,6 +108,8 @@ class _View:
     blur: tuple[np.ndarray, np.ndarray] | None = None
     #: (H, W) int: the busy part whose pattern each pixel shows, −1 for none (:func:`busy_parts`), once it has run.
     pattern_part: np.ndarray | None = None
+    #: The busy parts' labels (:func:`busy_parts`), once it has run.
+    busy: tuple[int, ...] = ()
 
     def set_parts(self, face_part: np.ndarray) -> None:
         """Label the view's faces with body parts and find which parts show at or next to each pixel."""
@@ -258,9 +260,10 @@ def _photo_blur(view: _View) -> tuple[np.ndarray, np.ndarray]:
 
 def busy_parts(view: _View, part_count: int) -> np.ndarray:
     """(P,) bool per part label: a pattern covers the part's pixels in the photo (stripes, checks: see
-    :data:`BUSY_SHARE`; never the head). Records each busy part's pattern pixels (:data:`BUSY_COLOUR_RADIUS`) in
-    ``view.pattern_part``, where :func:`_see_through_detail` takes their detail from. Needs the view's part labels
-    (:meth:`_View.set_parts`); all False without them."""
+    :data:`BUSY_SHARE`; never the head, nor the :data:`DETAIL_PARTS`, which take the detail anyway). Records them
+    in ``view.busy`` and each one's pattern pixels (:data:`BUSY_COLOUR_RADIUS`) in ``view.pattern_part``, where
+    :func:`_see_through_detail` takes their detail from. Needs the view's part labels (:meth:`_View.set_parts`);
+    all False without them."""
     import cv2
 
     out = np.zeros(part_count, dtype=bool)
@@ -273,7 +276,7 @@ def busy_parts(view: _View, part_count: int) -> np.ndarray:
     bits = view.part_bits.reshape(where.shape)
     view.pattern_part = np.full(where.shape, -1, dtype=np.int64)
     for part in range(part_count):
-        if part == PART_HEAD:  # hair strands are detail too: the face must never be copied to the back
+        if part == PART_HEAD or part in DETAIL_PARTS:  # hair strands are detail too: no face on the back
             continue
         own = (bits == (1 << part)) & where
         if own.sum() < BUSY_MIN_PIXELS or busy[own].mean() < BUSY_SHARE:
@@ -283,23 +286,28 @@ def busy_parts(view: _View, part_count: int) -> np.ndarray:
         mean = np.median(blur[dense], axis=0)
         dense[dense] = np.linalg.norm(blur[dense] - mean, axis=1) < BUSY_COLOUR_RADIUS
         view.pattern_part[dense] = part
+    view.busy = tuple(int(p) for p in np.nonzero(out)[0])
     return out
 
 
-def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
-                        detail_parts: np.ndarray | tuple[int, ...] = DETAIL_PARTS,
-                        row_parts: np.ndarray | tuple[int, ...] = ()) -> np.ndarray:
-    """(N, 3) float32 detail to add to the fill of surface points (N, 3) of ``detail_parts`` (the legs, and busy
-    parts: :func:`busy_parts`): the photo's fine detail (:func:`_photo_detail`) at each point's pixel where that
+def detail_parts(view: _View) -> tuple[int, ...]:
+    """The parts whose hidden side takes the detail seen through them: :data:`DETAIL_PARTS` and the view's busy
+    parts (:func:`busy_parts`)."""
+    return (*DETAIL_PARTS, *view.busy)
+
+
+def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 detail to add to the fill of surface points (N, 3) of :func:`detail_parts` (the legs, and
+    busy parts: :func:`busy_parts`): the photo's fine detail (:func:`_photo_detail`) at each point's pixel where that
     pixel shows the point's own part and no other within :data:`CONTACT_PIXELS` (the front of the same leg, seen
     through it). A trouser's stripes or a denim weave then continue on the back of the leg instead of its plain
-    mean colour; the profile keeps the colour. Points of ``row_parts`` (busy parts) take it only from their part's
+    mean colour; the profile keeps the colour. Points of busy parts take it only from their part's
     pattern (:attr:`_View.pattern_part`); where their pixel shows something else (an arm across a striped shirt,
     the jeans' waistband below it) the detail of the nearest pixel of their pattern in the same image row (a
     pattern repeats across its part). Zero elsewhere (a plain torso and the head: no print or face is copied
     to the back)."""
     out = np.zeros((len(points), 3), dtype=np.float32)
-    sel = np.isin(point_part, detail_parts)
+    sel = np.isin(point_part, detail_parts(view))
     if view.part_bits is None or not sel.any():
         return out
     detail, where = _photo_detail(view)
@@ -307,13 +315,13 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
     part = point_part[sel]
     own = view.part_bits[pix] == (1 << part)
     ok = inside & own & where.reshape(-1)[pix]
-    row = np.isin(part, row_parts)
+    busy = np.isin(part, view.busy)
     pattern = view.pattern_part
-    if row.any() and pattern is not None:  # a busy part's detail comes from its pattern only (not a button)
-        ok &= ~row | (pattern.reshape(-1)[pix] == part)
+    if busy.any():  # a busy part's detail comes from its pattern only (not a button, a pocket)
+        ok &= ~busy | (pattern.reshape(-1)[pix] == part)
     idx = np.nonzero(sel)[0][ok]
     out[idx] = bilinear(detail, xy[ok])
-    for row_part in np.intersect1d(row_parts, part[~ok]) if pattern is not None else ():
+    for row_part in np.intersect1d(view.busy, part[~ok]):
         todo = np.nonzero(~ok & inside & (part == row_part))[0]
         own_px = pattern == row_part
         rows = np.clip(np.round(xy[todo, 1]).astype(np.int64), 0, where.shape[0] - 1)
