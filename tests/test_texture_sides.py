@@ -20,6 +20,7 @@ from icon_engine.texture import (
     bake_texture,
     parts_from_skin_weights,
     rasterize_uv,
+    unseen_side_fill,
 )
 from icon_engine.texture.atlas import _projection_atlas
 from icon_engine.texture.fill import _colour_profile
@@ -598,3 +599,41 @@ def test_a_limb_fitted_off_the_photo_reads_the_photo_where_its_keypoints_lie():
     assert np.abs(tex.vertex_colors[front_torso].astype(np.float64) - shirt).mean() < 10.0
     old = bake_texture(v, f, rgb, mask, cam, size=256, vertex_parts=parts)
     assert np.abs(old.vertex_colors[outer].astype(np.float64) - green).mean() > 60.0
+
+
+def _head_scene():
+    """A head (part 5, a sphere of 10 cm at 1.6 m, rest pose, facing +Z) photographed from its left side (+X): the
+    seen side shows hair on the skull and at the back, skin on the face's left half below the skull."""
+    import trimesh
+
+    from icon_engine.geometry.normals import vertex_normals
+
+    mesh = trimesh.creation.icosphere(subdivisions=4, radius=0.1)
+    v = np.asarray(mesh.vertices) + np.array([0.0, 1.6, 0.0])
+    f = np.asarray(mesh.faces)
+    n = np.asarray(vertex_normals(v, f))
+    view_cos = n[:, 0]  # the camera on the head's left (+X)
+    skull = v[:, 1] > 1.6 + 0.5 * 0.1  # above HAIR_SKULL of the head's height
+    face = (n[:, 2] > -0.1) & ~skull
+    colours = np.where(face[:, None], SKIN, HAIR)
+    alpha = np.where(view_cos > 0.25, 1.0, 0.0)
+    return v, f, np.full(len(v), PART_HEAD), alpha, colours, view_cos, n
+
+
+def test_the_hidden_front_of_a_face_is_skin_not_hair():
+    """A face photographed from the side: its hidden half (the right cheek, the front of the face beyond the nose)
+    takes the face's skin, the hidden back of the head the hair. Without the face's direction (a bake without a
+    rest pose) the hidden front is hair, as before wave 20 (dev photo icon_e1e7622a's face was hair-coloured from
+    the front)."""
+    from icon_engine.texture.bake import REST_FORWARD
+
+    v, f, parts, alpha, colours, view_cos, n = _head_scene()
+    hidden_face = (alpha == 0) & (n[:, 2] > 0.85) & (v[:, 1] < 1.65) & (v[:, 1] > 1.55)
+    hidden_back = (alpha == 0) & (n[:, 2] < -0.5)
+    assert hidden_face.sum() > 20 and hidden_back.sum() > 20
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, view_cos, face_forward=REST_FORWARD)
+    assert np.abs(out[hidden_face] - SKIN).max(axis=1).mean() < 25.0, out[hidden_face].mean(axis=0)
+    assert np.abs(out[hidden_back] - HAIR).max(axis=1).mean() < 15.0, out[hidden_back].mean(axis=0)
+    assert stats["hidden_face_vertices"] > 0
+    before = unseen_side_fill(v, f, parts, alpha, colours, view_cos)[0]
+    assert np.abs(before[hidden_face] - HAIR).max(axis=1).mean() < 25.0, before[hidden_face].mean(axis=0)

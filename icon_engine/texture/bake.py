@@ -58,6 +58,8 @@ MIRROR_BLUR = 0.05
 CONTACT_RADIUS = 0.03
 #: Texels of dilation around each island.
 DILATE_TEXELS = 6
+#: The direction the body faces in its rest pose (Y-up SMPL-X world: +Z).
+REST_FORWARD = np.array([0.0, 0.0, 1.0])
 
 
 @dataclass
@@ -273,7 +275,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             if busy.any():
                 profile_v = np.where(busy[parts][:, None], bilinear(_photo_blur(view)[0], xy_v), photo_v)
         fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, profile_v, view_cos,
-                                              own, shading, behind_v, fade_v)
+                                              own, shading, behind_v, fade_v,
+                                              face_forward=None if rest is None else REST_FORWARD)
         if not others:
             side_stats["busy_parts"] = [PART_NAMES[p] for p in view.busy]
         if fade_v is not None and (fade_v < 1.0).any():

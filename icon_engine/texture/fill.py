@@ -180,6 +180,28 @@ def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndar
     return np.asarray(HAIR_FALLBACK)
 
 
+#: The front of the face (:func:`_face_front`): head vertices whose normal's cosine with the face's forward
+#: direction is above the first value are skin in part, above the second fully (60° and 37°).
+FACE_FRONT_COS = (0.5, 0.8)
+#: ... fading to hair over this fraction of the head's height below the skull (:data:`HAIR_SKULL`).
+FACE_FRONT_FADE = 0.1
+
+
+def _face_front(vertices: np.ndarray, faces: np.ndarray, hid: np.ndarray, forward: np.ndarray,
+                head_y: np.ndarray) -> np.ndarray:
+    """(len(hid),) share in [0, 1] of the face's skin for each of the hidden head vertices ``hid``: 1 on the front
+    of the face (normal of ``vertices`` (N, 3), the rest pose, facing ``forward`` (3,)) below the skull, fading to 0
+    towards its sides and up to the skull (``head_y`` (K,): the heights of all the head's vertices, metres)."""
+    from ..geometry.normals import vertex_normals
+
+    normals = np.asarray(vertex_normals(vertices, faces))[hid]
+    facing = np.clip((normals @ np.asarray(forward, dtype=np.float64) - FACE_FRONT_COS[0])
+                     / (FACE_FRONT_COS[1] - FACE_FRONT_COS[0]), 0.0, 1.0)
+    skull = head_y.min() + HAIR_SKULL * np.ptp(head_y)
+    below = np.clip((skull - vertices[hid, 1]) / (FACE_FRONT_FADE * np.ptp(head_y)), 0.0, 1.0)
+    return facing * below
+
+
 #: A part with fewer seen samples than this is treated as not shown (its own profile would rest on a few pixels).
 PART_MIN_SEEN = 8
 #: Along a limb, a stretch farther than this (fraction of the mesh's height) from every seen sample of the limb
@@ -245,7 +267,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                      photo_colours: np.ndarray, view_cos: np.ndarray,
                      own_pixel: np.ndarray | None = None,
                      shading: np.ndarray | None = None, behind: np.ndarray | None = None,
-                     fade: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                     fade: np.ndarray | None = None,
+                     face_forward: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Fill colours (N, 3) of every vertex for its unseen side, per body part (``parts`` (N,)).
 
     Seen vertices (``alpha`` > :data:`SEEN_ALPHA`) keep their ``photo_colours``. A hidden vertex takes the
@@ -254,7 +277,9 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     towards the silhouette (``view_cos`` (N,): cosine between the normal and the direction to the camera;
     weight (1.05 − cos) ** :data:`SIDE_WEIGHT_POWER`): the back of the torso gets the garment colour at the
     same height, a foot its shoe colour, an arm its sleeve or skin. The head's hidden side above its neck
-    (:data:`HAIR_FROM`) takes the hair colour (:func:`_hair_colour`), never the face. Hidden vertices within
+    (:data:`HAIR_FROM`) takes the hair colour (:func:`_hair_colour`), never the face; with ``face_forward`` (3,), the
+    direction the face points in ``vertices``' frame (the rest pose: +Z), the front of the face
+    (:func:`_face_front`) takes the face's skin instead, never hair. Hidden vertices within
     :data:`SEAM_BAND` of the seen ones (same part) are filled harmonically on the part-restricted mesh graph, so
     the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the
     stretches of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's
@@ -328,7 +353,17 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 head_faces = head_faces[parts[head_faces[:, 0]] == PART_HEAD]
                 cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
                 upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
-                fill[upper] = hair
+                skin = _hair_colour(v[vis], seed[vis])[1]
+                face = None if face_forward is None else _face_front(v, faces, hid, face_forward, y)
+                if face is not None and np.linalg.norm(hair - skin) >= colour_stats.HAIR_MIN_CONTRAST:
+                    # the front of the face below the skull is skin however the photo hid it (a face turned
+                    # away or down: dev photo icon_e1e7622a's face was hair from the front), blended into the hair
+                    # around it
+                    share = face[upper, None]
+                    fill[upper] = share * skin + (1.0 - share) * hair
+                    stats["hidden_face_vertices"] = int((face[upper] > 0.5).sum())
+                else:
+                    fill[upper] = hair
                 stats["hair_colour"] = [round(float(x), 1) for x in hair]
         if part in LIMB_COUNTERPART:  # stretches of the limb the photo does not show: the counterpart's profile
             t_own, length = _limb_fraction(v, parts, int(part))
