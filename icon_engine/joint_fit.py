@@ -191,8 +191,9 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
         for prob, p in problems:
             p["betas"] = shared
             _decide_standing(prob, p)
-        losses = [_loss_factory(prob, "pose", make_target(prob.mask, prob.bbox, size) if silhouette else None,
-                                tolerance=0.012 * size) for prob, _ in problems]
+        losses = [_loss_factory(prob, "pose",
+                                make_target(prob.mask, prob.bbox, size, open_edges=prob.open_edges)
+                                if silhouette else None, tolerance=0.012 * size) for prob, _ in problems]
 
         def total() -> Any:
             loss = sum(fn(p) for fn, (_, p) in zip(losses, problems, strict=True)) / len(problems)
@@ -783,7 +784,8 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
         for k, (_, p) in enumerate(problems):
             if same[k]:
                 p["body_pose"] = pose
-        losses = [_loss_factory(prob, "pose", make_target(prob.mask, prob.bbox, size), tolerance=0.012 * size)
+        losses = [_loss_factory(prob, "pose", make_target(prob.mask, prob.bbox, size, open_edges=prob.open_edges),
+                                tolerance=0.012 * size)
                   for prob, _ in problems]
         weights = [first_weight] + [1.0] * (len(problems) - 1)
         rig_on = (quarter_turns or (SHARED_GRAVITY if gravity is None else gravity)) and not anchor_first

@@ -90,6 +90,10 @@ GAP_FACING_FROM = -0.3
 GAP_FACING_FULL = 0.2
 GAP_SEPARATION_M = 0.01
 GAP_SHARE = 0.35
+#: Beyond the photo's frame (a half-body photo, a head cut at the top) the body goes on with tight clothing: the
+#: offset at the frame's edge tapers to TIGHT_OFFSET_M over this distance (metres) outside it. Clamped to the edge's
+#: value all the way down, the trousers' margin at a crop through the thighs made blobs of the feet.
+OFF_FRAME_TAPER_M = 0.3
 #: Depth reach (towards and away from the camera) of the clothing outside skirts, metres: the body's outline
 #: margins, each clipped to DEPTH_MAX_M and averaged over DEPTH_SMOOTH_M (normalised Gaussian). What the
 #: silhouette shows far out to the side (a flap, an open jacket, a hem held out) is a thin sheet in depth, not a
@@ -655,6 +659,12 @@ class _Field:
         uv, z = self.camera.project(pts)
         s = sample_image(self.mask_sd_px, uv, outside=1e4) * np.maximum(z, 1e-3) / self.fx
         r = sample_image(self.offset_m, uv, outside=None)
+        # beyond the photo's frame (a person cut by it) the clothing the frame's edge shows tapers to tight
+        height, width = self.mask_sd_px.shape
+        off_px = np.hypot(np.clip(-uv[:, 0], 0, None) + np.clip(uv[:, 0] - width, 0, None),
+                          np.clip(-uv[:, 1], 0, None) + np.clip(uv[:, 1] - height, 0, None))
+        taper = np.clip(1.0 - off_px * np.maximum(z, 1e-3) / self.fx / OFF_FRAME_TAPER_M, 0.0, 1.0)
+        r = TIGHT_OFFSET_M + (r - TIGHT_OFFSET_M) * taper
         if self.rounded is not None:
             s = self.rounded.round_carve(s, uv, z, r)
         q = self.body.query(pts)

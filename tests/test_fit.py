@@ -849,3 +849,43 @@ def test_the_stride_prior_needs_the_feet_apart_in_the_image():
     assert not priors.feet_apart_in_image(keypoints(110, 90, 101, 99))  # touching: 0.1 × the hips' width
     assert not priors.feet_apart_in_image(keypoints(110, 90, 95, 105))  # crossed
     assert priors.feet_apart_in_image(keypoints(100, 100, 95, 105))  # side view
+
+
+def test_a_half_body_photo_keeps_the_legs_out_of_the_frame(body):
+    """A standing person photographed from mid-thigh up (a half-body photo: the legs' landmarks off the frame,
+    barely visible): the legs go on straight below the frame. Before wave 20 the photo's edge counted as outside the
+    mask, and the inside term folded the legs up into the picture (knees bent 90–150°, the feet inside the
+    frame: a kneeling avatar)."""
+    pose = named_pose("standing")
+    betas = np.random.default_rng(3).normal(0.0, 0.7, 10)
+    verts = pose_body(body, pose, betas)[0].vertices[0].numpy()
+    upper = verts[verts[:, 1] > verts[:, 1].min() + 0.62 * np.ptp(verts[:, 1])]  # from mid-thigh up
+    cam = camera_for_body(upper, 0.0, 5.0, 384, 480, fill=0.9)
+    case = make_case(body, pose, betas, cam, world_noise=0.02, seed=3)
+    assert case.observation.mask[-1].any()  # the person is cut by the frame's bottom edge
+    assert (cam.project(case.joints[7:9])[0][:, 1] > cam.height).all()  # the true ankles lie below it
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    assert max(_knee_flexion_deg(fit.joints)) < 30.0, _knee_flexion_deg(fit.joints)
+    ankles = fit.camera.project(fit.joints[7:9])[0]
+    assert (ankles[:, 1] > fit.camera.height).all(), ankles
+
+
+def test_only_the_edges_a_person_goes_on_beyond_are_open():
+    """An edge is open when a landmark lies beyond it (a half-body photo's knees below the bottom edge); a mask that
+    only touches the bottom row (feet on it) leaves every edge closed. Beyond an open edge the mask goes on for the
+    inside term (no distance to pay below the legs); beyond a closed one it does not."""
+    from icon_engine.fit.silhouette import make_target, open_edges
+
+    kps = np.array([[50.0, 20.0], [60.0, 90.0], [55.0, 99.0]])
+    assert open_edges(kps, 100, 100) == frozenset()
+    assert open_edges(np.vstack([kps, [52.0, 130.0]]), 100, 100) == {"bottom"}
+    assert open_edges(np.array([[-3.0, 50.0], [50.0, -1.0]]), 100, 100) == {"left", "top"}
+    mask = np.zeros((100, 100), bool)
+    mask[30:, 40:60] = True  # legs down to the bottom row
+    bbox = np.array([40.0, 30.0, 60.0, 100.0])
+    closed = make_target(mask, bbox, 128)
+    opened = make_target(mask, bbox, 128, open_edges=frozenset({"bottom"}))
+    col = int(round((50.0 - closed.origin[0]) * closed.scale))
+    row = int(round((110.0 - closed.origin[1]) * closed.scale))  # 10 px below the photo
+    assert closed.dt_outside[0, 0, row, col] > 5.0 and opened.dt_outside[0, 0, row, col] == 0.0
+    assert torch.equal(closed.samples, opened.samples)  # coverage from the photo's own pixels only

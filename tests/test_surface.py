@@ -187,6 +187,36 @@ def test_cropped_at_the_knees_completes_with_warning(tight, body_model):
     assert s.vertices[:, 1].min() < 0.05
 
 
+
+def test_loose_clothes_cut_by_the_frame_taper_to_tight_below_it(tight):
+    """A photo cut at mid-thigh through loose trousers (the mask 5 cm wider than the body all round): below the frame
+    the legs go on with tight clothing, the trousers' width at the frame's edge tapering off over
+    ``OFF_FRAME_TAPER_M``. Before wave 20 the edge's width went on all the way down and the feet became blobs."""
+    from icon_engine.camera import Camera
+    from icon_engine.mesh_queries import MeshQuery
+    from icon_engine.surface import OFF_FRAME_TAPER_M
+
+    cam = tight.camera
+    hip = tight.joints[[1, 2]].mean(0)
+    knee = tight.joints[list(KNEE_JOINTS)].mean(0)
+    cut = 0.5 * (hip + knee)
+    px, _ = cam.project(cut[None])
+    K = cam.K.copy()
+    K[1, 2] += cam.height - px[0, 1]  # the image ends at mid-thigh
+    cropped = Camera(K, cam.R, cam.t, cam.width, cam.height)
+    _, mask = render_subject(tight.clothed_vertices, tight.clothed_faces, tight.clothed_colors, cropped)
+    r_px = int(round(K[0, 0] * 0.05 / float(cropped.to_camera(cut[None])[0, 2])))
+    mask = ndimage.binary_dilation(mask, iterations=r_px)
+    assert mask[-1].any()
+    s = _surface(tight, mask=mask, camera=cropped, quality="preview")
+    assert OFF_FRAME_TAPER_M <= 0.3
+    far = s.vertices[:, 1] < cut[1] - 0.35  # below the taper: shins and feet
+    assert far.sum() > 100
+    d = MeshQuery(tight.body_vertices, tight.body_faces).query(s.vertices[far]).distance
+    assert np.percentile(d, 95) < 0.015, np.percentile(d, 95)  # no bulge (thin toes may lie inside the body)
+    near = (s.vertices[:, 1] < cut[1]) & (s.vertices[:, 1] > cut[1] - 0.05)  # just below the frame: still loose
+    assert np.percentile(MeshQuery(tight.body_vertices, tight.body_faces).query(s.vertices[near]).distance, 90) > 0.03
+
 def test_touching_the_side_border_completes_with_warning(tight):
     cam = tight.camera
     from icon_engine.camera import Camera

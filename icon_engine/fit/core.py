@@ -44,7 +44,7 @@ from .fastbody import FastBody
 from .hands import fit_hands
 from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
-from .silhouette import body_silhouette, coverage_loss, inside_loss, make_target, to_window
+from .silhouette import body_silhouette, coverage_loss, inside_loss, make_target, open_edges, to_window
 from .stature import PRIOR_MEAN_M, PRIOR_STD_M, StatureModel, stature_of, stature_prior_loss
 
 
@@ -182,15 +182,18 @@ class _Problem:
                                         observation.bbox[3] - observation.bbox[1], 16.0)))]
         self.no_hand = torch.zeros(15, 3, device=dev)  # a flat hand / closed eyes (3 joints) in forward()
         self.no_eyes = torch.zeros(3, 3, device=dev)
-        self.knee_angles_2d = {side: _image_knee_angle(kps, side) for side in ("left", "right")}
+        self.knee_angles_2d = {side: _image_knee_angle(kps, side, observation.mask.shape) for side in ("left", "right")}
+        beyond = frozenset(side for side in ("left", "right") if _beyond_frame(kps, side, observation.mask.shape))
         self.rest_weights = priors.knee_pull_weights(self.knee_angles_2d).to(self.device)
         torso = np.isin(t.landmarks, TORSO)
         self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32, device=dev)
         bbox = np.asarray(observation.bbox, dtype=np.float64)
         self.person_size = float(max(bbox[2] - bbox[0], bbox[3] - bbox[1], 16.0))
-        self.world_lm = straighten_knees(blazepose_to_world(np.asarray(observation.world_landmarks, dtype=np.float64)))
+        self.world_lm = straighten_knees(blazepose_to_world(np.asarray(observation.world_landmarks, dtype=np.float64)),
+                                         always=beyond)
         self.vis = vis
         self.mask = np.asarray(observation.mask, dtype=bool)
+        self.open_edges = open_edges(kps, self.mask.shape[1], self.mask.shape[0])  # a person cut by the frame
         self.bbox = bbox
         self.K_t = torch.tensor(self.K, dtype=torch.float32, device=dev)
         self.R_t = torch.tensor(self.R, dtype=torch.float32, device=dev)
@@ -504,7 +507,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
                _loss_factory(prob, "pose"), progress, done, total, "Fitting pose to landmarks")
     lap("pose")
     for size, iters in settings.silhouette:
-        sil = _on_device(make_target(prob.mask, prob.bbox, size), prob.device)
+        sil = _on_device(make_target(prob.mask, prob.bbox, size, open_edges=prob.open_edges), prob.device)
         _run_stage(prob, p, ("global_orient", "transl", "body_pose", "betas"), iters, 0.015 if size > 128 else 0.02,
                    _loss_factory(prob, "pose", sil, tolerance=0.012 * size), progress, done, total,
                    f"Fitting silhouette ({size} px)")
@@ -678,8 +681,20 @@ def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
     prob.R_t = torch.tensor(prob.R, dtype=torch.float32, device=prob.device)
 
 
-def _image_knee_angle(keypoints: np.ndarray, side: str) -> float | None:
-    """Angle (degrees) between hip→knee and knee→ankle in the photo, or None when one of them is not seen."""
+def _beyond_frame(keypoints: np.ndarray, side: str, image_shape: tuple[int, int]) -> bool:
+    """Whether that leg's knee or ankle landmark lies beyond the photo's frame (``image_shape`` (H, W)): a half-body
+    photo, where nothing shows how the leg bends."""
+    h, w = image_shape[:2]
+    xy = keypoints[[BP[f"{side}_knee"], BP[f"{side}_ankle"]], :2]
+    return bool(((xy[:, 0] < 0) | (xy[:, 0] > w) | (xy[:, 1] < 0) | (xy[:, 1] > h)).any())
+
+
+def _image_knee_angle(keypoints: np.ndarray, side: str, image_shape: tuple[int, int] | None = None) -> float | None:
+    """Angle (degrees) between hip→knee and knee→ankle in the photo, or None when one of them is not seen; 0 when
+    the knee or the ankle lies beyond the photo's frame (:func:`_beyond_frame`): nothing there shows a bend, so
+    the leg counts as straight (no knee bend without evidence)."""
+    if image_shape is not None and _beyond_frame(keypoints, side, image_shape):
+        return 0.0
     idx = [BP[f"{side}_{part}"] for part in ("hip", "knee", "ankle")]
     if (keypoints[idx, 2] < MIN_VISIBILITY).any():
         return None

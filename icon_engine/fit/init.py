@@ -25,15 +25,17 @@ def blazepose_to_world(points: np.ndarray) -> np.ndarray:
 KNEE_STRAIGHT_DEG = 35.0
 
 
-def straighten_knees(world: np.ndarray, limit_deg: float = KNEE_STRAIGHT_DEG) -> np.ndarray:
+def straighten_knees(world: np.ndarray, limit_deg: float = KNEE_STRAIGHT_DEG,
+                     always: frozenset[str] = frozenset()) -> np.ndarray:
     """World landmarks (33, 3) with each ankle moved onto its thigh's line when the knee bends less than
-    ``limit_deg``; the shank keeps its length."""
+    ``limit_deg``, or however it bends for the sides ("left", "right") in ``always`` (a leg beyond the photo's
+    frame: BlazePose's 3D there is a guess); the shank keeps its length."""
     out = np.array(world, dtype=np.float64, copy=True)
-    for hip, knee, ankle in ((BP["left_hip"], BP["left_knee"], BP["left_ankle"]),
-                             (BP["right_hip"], BP["right_knee"], BP["right_ankle"])):
+    for side in ("left", "right"):
+        hip, knee, ankle = (BP[f"{side}_{part}"] for part in ("hip", "knee", "ankle"))
         thigh, shank = out[knee] - out[hip], out[ankle] - out[knee]
         cos = float(thigh @ shank) / max(float(np.linalg.norm(thigh) * np.linalg.norm(shank)), 1e-12)
-        if np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))) < limit_deg:
+        if side in always or np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))) < limit_deg:
             out[ankle] = out[knee] + _unit(thigh) * np.linalg.norm(shank)
     return out
 

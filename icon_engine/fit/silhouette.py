@@ -27,7 +27,8 @@ class SilhouetteTarget:
     size: int
     origin: np.ndarray  # (2,) processing px of the window's top-left corner
     scale: float  # window px per processing px
-    dt_outside: torch.Tensor  # (1, 1, S, S) distance to the mask in window px (0 inside)
+    dt_outside: torch.Tensor  # (1, 1, S, S) distance to the mask in window px (0 inside; beyond an open edge of
+    # the photo the mask goes on: a person cut by the frame)
     samples: torch.Tensor  # (N, 2) window px of mask pixel centres to be covered
     sample_weights: torch.Tensor  # (N,)
 
@@ -41,15 +42,32 @@ def person_window(bbox: np.ndarray, width: int, height: int, margin: float = 0.3
 
 
 def make_target(mask: np.ndarray, bbox: np.ndarray, size: int, max_samples: int = 900,
-                seed: int = 0) -> SilhouetteTarget:
-    """Resample ``mask`` (H, W) bool into a ``size``² window around ``bbox`` and precompute the loss inputs."""
+                seed: int = 0, open_edges: frozenset[str] = frozenset()) -> SilhouetteTarget:
+    """Resample ``mask`` (H, W) bool into a ``size``² window around ``bbox`` and precompute the loss inputs.
+    ``open_edges`` ("top", "bottom", "left", "right"): the photo's edges the person goes on beyond
+    (:func:`open_edges`)."""
     h, w = mask.shape
     origin, side = person_window(bbox, w, h)
     scale = size / side
     M = np.array([[scale, 0.0, -origin[0] * scale], [0.0, scale, -origin[1] * scale]], dtype=np.float64)
-    win = cv2.warpAffine(mask.astype(np.float32), M, (size, size), flags=cv2.INTER_AREA if scale < 1 else
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0) > 0.5
-    dt = ndimage.distance_transform_edt(~win).astype(np.float32)
+    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    win = cv2.warpAffine(mask.astype(np.float32), M, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0.0) > 0.5
+    inside = win
+    if open_edges:
+        # Beyond an open edge nothing is known: the mask goes on straight out of the frame there (its edge row or
+        # column repeated), so the inside term does not fold the legs of a half-body photo up into the picture.
+        # Coverage samples come from the photo's own mask only.
+        beyond = cv2.warpAffine(mask.astype(np.float32), M, (size, size), flags=flags,
+                                borderMode=cv2.BORDER_REPLICATE) > 0.5
+        src = (np.arange(size) + 0.5) / scale
+        x, y = np.meshgrid(src + origin[0], src + origin[1])
+        out = {"top": y < 0, "bottom": y > h, "left": x < 0, "right": x > w}
+        use = np.zeros((size, size), dtype=bool)
+        for edge in open_edges:
+            use |= out[edge]
+        inside = np.where(use, beyond, win)
+    dt = ndimage.distance_transform_edt(~inside).astype(np.float32)
     boundary = win & ~ndimage.binary_erosion(win)
     interior = win & ~boundary
     rng = np.random.default_rng(seed)
@@ -60,6 +78,16 @@ def make_target(mask: np.ndarray, bbox: np.ndarray, size: int, max_samples: int 
     weights = np.concatenate([np.full(len(pick_b), 1.0), np.full(len(pick_i), 0.5)]).astype(np.float32)
     return SilhouetteTarget(size, origin, scale, torch.from_numpy(dt)[None, None], torch.from_numpy(samples),
                             torch.from_numpy(weights[: len(samples)]))
+
+
+def open_edges(keypoints: np.ndarray, width: int, height: int) -> frozenset[str]:
+    """The photo's edges (``"top"``, ``"bottom"``, ``"left"``, ``"right"``) the person goes on beyond: those with
+    a landmark of ``keypoints`` (K, ≥ 2) processing px beyond them (BlazePose places the joints of a person cut by
+    the frame outside it, a half-body photo's knees and ankles below it). A person whose mask only touches an edge
+    (feet on the bottom row) has none."""
+    xy = np.asarray(keypoints, dtype=np.float64)[:, :2]
+    edges = {"top": xy[:, 1] < 0, "bottom": xy[:, 1] > height, "left": xy[:, 0] < 0, "right": xy[:, 0] > width}
+    return frozenset(edge for edge, beyond in edges.items() if beyond.any())
 
 
 def _pick(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -79,8 +107,9 @@ def inside_loss(win_px: torch.Tensor, target: SilhouetteTarget) -> torch.Tensor:
     grid = (win_px / target.size) * 2.0 - 1.0
     d = torch.nn.functional.grid_sample(target.dt_outside, grid[None, None], mode="bilinear",
                                         padding_mode="border", align_corners=False)[0, 0, 0]
-    # beyond the window the sampled distance saturates: add the distance to the window itself
-    over = torch.relu(-win_px).sum(-1) + torch.relu(win_px - target.size).sum(-1)
+    # beyond the window the sampled distance saturates: add the distance to the window itself, unless the window's
+    # edge there lies inside the (continued) mask: a person cut by the photo's frame goes on beyond the window too
+    over = (torch.relu(-win_px).sum(-1) + torch.relu(win_px - target.size).sum(-1)) * torch.clamp(d, 0.0, 1.0)
     return (((d + over) / target.size) ** 2).mean()
 
 
