@@ -889,3 +889,31 @@ def test_only_the_edges_a_person_goes_on_beyond_are_open():
     row = int(round((110.0 - closed.origin[1]) * closed.scale))  # 10 px below the photo
     assert closed.dt_outside[0, 0, row, col] > 5.0 and opened.dt_outside[0, 0, row, col] == 0.0
     assert torch.equal(closed.samples, opened.samples)  # coverage from the photo's own pixels only
+
+
+def test_a_portraits_legs_hang_straight_down(body):
+    """A portrait (head and chest in the frame, hips below it) whose BlazePose 3D guesses the hidden legs with one
+    knee raised (as it did on a dev photo cut at the chest): the fitted legs hang straight down from the hips
+    (`init.hang_legs`); before wave 20 the fit took the guess and the avatar stood on one leg, the other thigh
+    raised ~60°."""
+    from icon_engine.fit.landmarks import BP
+
+    pose = named_pose("standing")
+    betas = np.random.default_rng(4).normal(0.0, 0.7, 10)
+    verts = pose_body(body, pose, betas)[0].vertices[0].numpy()
+    upper = verts[verts[:, 1] > verts[:, 1].min() + 0.72 * np.ptp(verts[:, 1])]  # from the chest up
+    cam = camera_for_body(upper, 0.0, 5.0, 384, 480, fill=1.0)
+    case = make_case(body, pose, betas, cam, world_noise=0.0, seed=4)
+    kps = case.observation.keypoints
+    assert (kps[[BP["left_hip"], BP["right_hip"]], 1] > cam.height).all()  # the hips lie below the frame
+    wl = case.observation.world_landmarks  # hip-centred, camera-like axes (y down, z away from the camera)
+    hip, knee, ankle = (wl[BP[f"left_{p}"]].copy() for p in ("hip", "knee", "ankle"))
+    thigh, shank = np.linalg.norm(knee - hip), np.linalg.norm(ankle - knee)
+    wl[BP["left_knee"]] = hip + thigh * np.array([0.0, 0.5, -np.sqrt(0.75)])  # thigh raised 60° towards the camera
+    wl[BP["left_ankle"]] = wl[BP["left_knee"]] + shank * np.array([0.0, 1.0, 0.0])
+    fit = fit_body(case.observation, body, case.photo, quality="preview")
+    thigh_dirs = fit.joints[[4, 5]] - fit.joints[[1, 2]]
+    down = -fit.joints[12] + 0.5 * (fit.joints[1] + fit.joints[2])  # neck → pelvis: the torso's down
+    cos = thigh_dirs @ down / np.linalg.norm(thigh_dirs, axis=1) / np.linalg.norm(down)
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 20.0, np.degrees(np.arccos(cos))
+    assert max(_knee_flexion_deg(fit.joints)) < 30.0

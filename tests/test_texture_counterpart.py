@@ -102,3 +102,24 @@ def test_a_hidden_shoe_takes_the_other_shoe_not_the_trousers_above_it(body):
     assert np.abs(np.median(out[shoe], axis=0) - SHOE).max() < 15, np.median(out[shoe], axis=0)
     shin = np.nonzero(right & (v[:, 2] < -0.06) & (v[:, 1] > 0.2) & (v[:, 1] < 0.6))[0]
     assert np.abs(np.median(out[shin], axis=0) - TROUSERS).max() < 15  # above the shoe, its own trousers
+
+
+def test_legs_a_portrait_does_not_show_are_plain_trousers(body):
+    """A portrait shows the top and no leg: both legs, and the torso's hidden hips below the legs' top, take the
+    plain dark trousers of ``UNSEEN_LEGS_COLOUR`` instead of the top's colour spread down to the feet (a red top
+    made red legs before wave 20). The top's own hidden back keeps the top."""
+    from icon_engine.texture.fill import UNSEEN_LEGS_COLOUR
+
+    v, f, parts, colours = body
+    v = v.copy()
+    torso = parts == PART_TORSO
+    v[torso, 1] -= 0.1  # the torso reaches down to 0.9 m, below the legs' top (0.95 m): the hips
+    alpha = np.where((v[:, 2] > 0.06) & torso & (v[:, 1] > 1.1), 1.0, 0.0)  # the frame shows the chest only
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)))
+    legs = ~torso
+    assert np.abs(out[legs] - UNSEEN_LEGS_COLOUR).max() < 1.0
+    hips = torso & (v[:, 1] < 0.93) & (alpha == 0)
+    assert hips.sum() > 20 and np.abs(np.median(out[hips], axis=0) - UNSEEN_LEGS_COLOUR).max() < 10
+    back = torso & (v[:, 2] < -0.06) & (v[:, 1] > 1.2)
+    assert np.abs(np.median(out[back], axis=0) - TOP).max() < 10
+    assert sorted(stats["unseen_legs"]) == ["left_leg", "right_leg"]

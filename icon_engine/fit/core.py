@@ -42,7 +42,7 @@ from ..threads import torch_threads
 from . import priors
 from .fastbody import FastBody
 from .hands import fit_hands
-from .init import blazepose_to_world, facing_camera, initial_pose, solve_translation, straighten_knees
+from .init import blazepose_to_world, facing_camera, hang_legs, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
 from .silhouette import body_silhouette, coverage_loss, inside_loss, make_target, open_edges, to_window
 from .stature import PRIOR_MEAN_M, PRIOR_STD_M, StatureModel, stature_of, stature_prior_loss
@@ -167,7 +167,9 @@ class _Problem:
         dev = self.device
         self.landmarks = LandmarkIndex.of(self.targets, dev)
         vis = np.clip(kps[:, 2], 0.0, 1.0)
-        conf = np.where(vis >= MIN_VISIBILITY, vis, 0.0)
+        # a leg's landmarks beyond the photo's frame are BlazePose's guess from the upper body: not fitted (the leg
+        # then follows the straightened 3D landmarks below and the priors)
+        conf = np.where((vis >= MIN_VISIBILITY) & ~_legs_beyond_frame(kps, observation.mask.shape), vis, 0.0)
         t = self.targets
         self.obs_px = torch.tensor(kps[t.landmarks, :2], dtype=torch.float32, device=dev)
         self.kp_weights = torch.tensor(conf[t.landmarks] * t.weights, dtype=torch.float32, device=dev)
@@ -191,6 +193,10 @@ class _Problem:
         self.person_size = float(max(bbox[2] - bbox[0], bbox[3] - bbox[1], 16.0))
         self.world_lm = straighten_knees(blazepose_to_world(np.asarray(observation.world_landmarks, dtype=np.float64)),
                                          always=beyond)
+        hips_beyond = frozenset(side for side in ("left", "right")
+                                if _outside(kps[BP[f"{side}_hip"], :2], observation.mask.shape))
+        if hips_beyond:  # a portrait: the whole leg is a guess; it hangs straight down from the hip
+            self.world_lm = hang_legs(self.world_lm, hips_beyond)
         self.vis = vis
         self.mask = np.asarray(observation.mask, dtype=bool)
         self.open_edges = open_edges(kps, self.mask.shape[1], self.mask.shape[0])  # a person cut by the frame
@@ -681,12 +687,30 @@ def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
     prob.R_t = torch.tensor(prob.R, dtype=torch.float32, device=prob.device)
 
 
+def _outside(xy: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """(…) bool: which points ``xy`` (…, 2) processing px lie beyond the photo's frame (``image_shape`` (H, W))."""
+    h, w = image_shape[:2]
+    xy = np.asarray(xy, dtype=np.float64)
+    return (xy[..., 0] < 0) | (xy[..., 0] > w) | (xy[..., 1] < 0) | (xy[..., 1] > h)
+
+
+#: BlazePose's leg landmarks below the hip (a leg's knee, ankle, heel and toes).
+_LOWER_LEG = {side: [BP[f"{side}_{part}"] for part in ("knee", "ankle", "heel", "foot_index")]
+              for side in ("left", "right")}
+
+
+def _legs_beyond_frame(keypoints: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """(33,) bool: the leg landmarks below the hips (knees, ankles, heels, toes) that lie beyond the photo's frame."""
+    out = np.zeros(len(keypoints), dtype=bool)
+    idx = np.concatenate(list(_LOWER_LEG.values()))
+    out[idx] = _outside(keypoints[idx, :2], image_shape)
+    return out
+
+
 def _beyond_frame(keypoints: np.ndarray, side: str, image_shape: tuple[int, int]) -> bool:
     """Whether that leg's knee or ankle landmark lies beyond the photo's frame (``image_shape`` (H, W)): a half-body
     photo, where nothing shows how the leg bends."""
-    h, w = image_shape[:2]
-    xy = keypoints[[BP[f"{side}_knee"], BP[f"{side}_ankle"]], :2]
-    return bool(((xy[:, 0] < 0) | (xy[:, 0] > w) | (xy[:, 1] < 0) | (xy[:, 1] > h)).any())
+    return bool(_outside(keypoints[[BP[f"{side}_knee"], BP[f"{side}_ankle"]], :2], image_shape).any())
 
 
 def _image_knee_angle(keypoints: np.ndarray, side: str, image_shape: tuple[int, int] | None = None) -> float | None:

@@ -40,6 +40,23 @@ def straighten_knees(world: np.ndarray, limit_deg: float = KNEE_STRAIGHT_DEG,
     return out
 
 
+def hang_legs(world: np.ndarray, sides: frozenset[str]) -> np.ndarray:
+    """World landmarks (33, 3) with the legs of ``sides`` ("left", "right") hanging straight down from their hips
+    along the torso (shoulders' midpoint → hips' midpoint), each bone keeping its length: a portrait shows no
+    leg, and BlazePose's guess for it is often a raised knee."""
+    out = np.array(world, dtype=np.float64, copy=True)
+    shoulders = 0.5 * (out[BP["left_shoulder"]] + out[BP["right_shoulder"]])
+    down = _unit(0.5 * (out[BP["left_hip"]] + out[BP["right_hip"]]) - shoulders)
+    for side in sides:
+        chain = [BP[f"{side}_{part}"] for part in ("hip", "knee", "ankle", "heel")]
+        lengths = [np.linalg.norm(out[b] - out[a]) for a, b in zip(chain[:-1], chain[1:], strict=True)]
+        for (a, b), length in zip(zip(chain[:-1], chain[1:], strict=True), lengths, strict=True):
+            out[b] = out[a] + down * length
+        toe = BP[f"{side}_foot_index"]
+        out[toe] = out[chain[2]] + (out[toe] - world[chain[2]])  # the foot keeps its direction below the ankle
+    return out
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-9)
 

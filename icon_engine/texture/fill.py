@@ -20,7 +20,10 @@ from .colour_stats import (
 from .parts import (
     LIMB_COUNTERPART,
     PART_HEAD,
+    PART_LEFT_LEG,
     PART_NAMES,
+    PART_RIGHT_LEG,
+    PART_TORSO,
     _limb_end,
     _limb_fraction,
     _profile_axis,
@@ -202,6 +205,9 @@ def _face_front(vertices: np.ndarray, faces: np.ndarray, hid: np.ndarray, forwar
     return facing * below
 
 
+#: Colour (RGB, 0–255) of legs the photo does not show at all, neither of them (a portrait, a photo cut at the
+#: waist): a dark neutral grey, plain trousers, instead of the top's colour spread down from the waist.
+UNSEEN_LEGS_COLOUR = (58.0, 58.0, 62.0)
 #: A part with fewer seen samples than this is treated as not shown (its own profile would rest on a few pixels).
 PART_MIN_SEEN = 8
 #: Along a limb, a stretch farther than this (fraction of the mesh's height) from every seen sample of the limb
@@ -283,13 +289,15 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     :data:`SEAM_BAND` of the seen ones (same part) are filled harmonically on the part-restricted mesh graph, so
     the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the
     stretches of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's
-    profile (:func:`counterpart_limb_fill`); other parts with nothing seen are filled
-    harmonically (whole mesh where a part has nothing known). ``own_pixel`` (N,) bool: the nearest surface at
-    the vertex's pixel belongs to its own part (a torso vertex just behind crossed arms shows the arms: it keeps
-    that photo colour but gives no sample). ``shading`` (N,): each vertex's brightness under the photo's
-    directional light relative to the median (:func:`icon_engine.lighting.shading_factors`); a sample in shadow
-    (below 1) weighs ``shading ** SHADOW_POWER`` in the profiles, so a hidden side next to a shadowed silhouette (a
-    jumper's belly facing the ground in sunlight) takes the garment's colour where it is lit, not its shadow's.
+    profile (:func:`counterpart_limb_fill`); legs neither of which is seen take :data:`UNSEEN_LEGS_COLOUR`, and
+    so do the torso's hidden vertices below the legs' top (the hips: trousers, not the top carried down to the
+    crotch); other parts with nothing seen are filled harmonically (whole mesh where a part has nothing known).
+    ``own_pixel`` (N,) bool: the nearest surface at the vertex's pixel belongs to its own part (a torso vertex
+    just behind crossed arms shows the arms: it keeps that photo colour but gives no sample). ``shading`` (N,):
+    each vertex's brightness under the photo's directional light relative to the median
+    (:func:`icon_engine.lighting.shading_factors`); a sample in shadow (below 1) weighs ``shading **
+    SHADOW_POWER`` in the profiles, so a hidden side next to a shadowed silhouette (a jumper's belly facing the
+    ground in sunlight) takes the garment's colour where it is lit, not its shadow's.
     Only the weights change: no colour is brightened (a deep shadow's hue is noise) and seen vertices keep theirs.
     ``behind`` (N,) bool: hidden vertices behind another part (:func:`behind_other_part`), ``fade`` (N,) the seen
     vertices' share of their photo colour next to them (:func:`behind_fade`): both take their part's profile as the
@@ -315,6 +323,11 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     known = ~filled
     stats: dict[str, Any] = {"hair_colour": None}
     sample = seen if own_pixel is None else seen & own_pixel
+    legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
+    # neither leg shown (a portrait): the hidden hips below the legs' top are the trousers' too, not the top's
+    # colour carried down to the crotch
+    legs_top = float(v[legs, 1].max()) if legs.any() and all(
+        ((parts == leg) & sample).sum() < PART_MIN_SEEN for leg in (PART_LEFT_LEG, PART_RIGHT_LEG)) else None
     for part in np.unique(parts):
         sel = parts == part
         vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & filled)[0]
@@ -325,6 +338,9 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             if mirrored is not None:
                 seed[hid], known[hid] = mirrored[hid], True
                 stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
+            elif part in (PART_LEFT_LEG, PART_RIGHT_LEG):  # neither leg shown (a portrait): plain dark trousers
+                seed[hid], known[hid] = np.asarray(UNSEEN_LEGS_COLOUR), True
+                stats.setdefault("unseen_legs", []).append(PART_NAMES[int(part)])
             continue
         axis = _profile_axis(v, parts, int(part))
         s = v @ axis
@@ -382,6 +398,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 if mirrored is not None:
                     fill[unshown] = mirrored[hid[unshown]]
                     stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
+        if legs_top is not None and part == PART_TORSO:
+            fill[v[hid, 1] < legs_top] = UNSEEN_LEGS_COLOUR
         # the band next to the seen side is left to the harmonic blend
         dist = cKDTree(v[vis]).query(v[hid], k=1)[0]
         far = (dist >= SEAM_BAND * height) | direct[hid]
