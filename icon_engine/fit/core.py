@@ -44,7 +44,15 @@ from .fastbody import FastBody
 from .hands import fit_hands
 from .init import blazepose_to_world, facing_camera, hang_legs, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
-from .silhouette import body_silhouette, coverage_loss, inside_loss, make_target, open_edges, to_window
+from .silhouette import (
+    beyond_frame,
+    body_silhouette,
+    coverage_loss,
+    inside_loss,
+    make_target,
+    open_edges,
+    to_window,
+)
 from .stature import PRIOR_MEAN_M, PRIOR_STD_M, StatureModel, stature_of, stature_prior_loss
 
 
@@ -689,9 +697,7 @@ def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
 
 def _outside(xy: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
     """(…) bool: which points ``xy`` (…, 2) processing px lie beyond the photo's frame (``image_shape`` (H, W))."""
-    h, w = image_shape[:2]
-    xy = np.asarray(xy, dtype=np.float64)
-    return (xy[..., 0] < 0) | (xy[..., 0] > w) | (xy[..., 1] < 0) | (xy[..., 1] > h)
+    return beyond_frame(xy, image_shape[1], image_shape[0])
 
 
 #: BlazePose's leg landmarks below the hip (a leg's knee, ankle, heel and toes).

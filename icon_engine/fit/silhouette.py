@@ -61,12 +61,8 @@ def make_target(mask: np.ndarray, bbox: np.ndarray, size: int, max_samples: int 
         beyond = cv2.warpAffine(mask.astype(np.float32), M, (size, size), flags=flags,
                                 borderMode=cv2.BORDER_REPLICATE) > 0.5
         src = (np.arange(size) + 0.5) / scale
-        x, y = np.meshgrid(src + origin[0], src + origin[1])
-        out = {"top": y < 0, "bottom": y > h, "left": x < 0, "right": x > w}
-        use = np.zeros((size, size), dtype=bool)
-        for edge in open_edges:
-            use |= out[edge]
-        inside = np.where(use, beyond, win)
+        out = beyond_edges(np.stack(np.meshgrid(src + origin[0], src + origin[1]), axis=-1), w, h)
+        inside = np.where(np.logical_or.reduce([out[edge] for edge in open_edges]), beyond, win)
     dt = ndimage.distance_transform_edt(~inside).astype(np.float32)
     boundary = win & ~ndimage.binary_erosion(win)
     interior = win & ~boundary
@@ -80,14 +76,24 @@ def make_target(mask: np.ndarray, bbox: np.ndarray, size: int, max_samples: int 
                             torch.from_numpy(weights[: len(samples)]))
 
 
+def beyond_edges(xy: np.ndarray, width: int, height: int) -> dict[str, np.ndarray]:
+    """Per edge of a ``width`` × ``height`` photo (``"top"``, ``"bottom"``, ``"left"``, ``"right"``): which points
+    ``xy`` (…, 2, processing px) lie beyond it."""
+    xy = np.asarray(xy, dtype=np.float64)
+    return {"top": xy[..., 1] < 0, "bottom": xy[..., 1] > height, "left": xy[..., 0] < 0, "right": xy[..., 0] > width}
+
+
+def beyond_frame(xy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(…) bool: which points ``xy`` (…, 2, processing px) lie beyond the photo's frame."""
+    return np.logical_or.reduce(list(beyond_edges(xy, width, height).values()))
+
+
 def open_edges(keypoints: np.ndarray, width: int, height: int) -> frozenset[str]:
-    """The photo's edges (``"top"``, ``"bottom"``, ``"left"``, ``"right"``) the person goes on beyond: those with
-    a landmark of ``keypoints`` (K, ≥ 2) processing px beyond them (BlazePose places the joints of a person cut by
-    the frame outside it, a half-body photo's knees and ankles below it). A person whose mask only touches an edge
-    (feet on the bottom row) has none."""
-    xy = np.asarray(keypoints, dtype=np.float64)[:, :2]
-    edges = {"top": xy[:, 1] < 0, "bottom": xy[:, 1] > height, "left": xy[:, 0] < 0, "right": xy[:, 0] > width}
-    return frozenset(edge for edge, beyond in edges.items() if beyond.any())
+    """The photo's edges the person goes on beyond: those with a landmark of ``keypoints`` (K, ≥ 2) processing px
+    beyond them (BlazePose places the joints of a person cut by the frame outside it, a half-body photo's knees and
+    ankles below it). A person whose mask only touches an edge (feet on the bottom row) has none."""
+    beyond = beyond_edges(np.asarray(keypoints, dtype=np.float64)[:, :2], width, height)
+    return frozenset(edge for edge, points in beyond.items() if points.any())
 
 
 def _pick(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
