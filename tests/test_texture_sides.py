@@ -637,3 +637,32 @@ def test_the_hidden_front_of_a_face_is_skin_not_hair():
     assert stats["hidden_face_vertices"] > 0
     before = unseen_side_fill(v, f, parts, alpha, colours, view_cos)[0]
     assert np.abs(before[hidden_face] - HAIR).max(axis=1).mean() < 25.0, before[hidden_face].mean(axis=0)
+
+
+def test_a_pattern_under_an_arm_is_taken_across_the_body_when_the_photo_is_sideways():
+    """A striped shirt photographed sideways (the torso lies across the photo, its stripes run down the image):
+    where an arm hides the shirt, the back takes the detail of the nearest shirt pixel in the same image *column*,
+    the same stripe. Wave 19 took the same image row, along the body, which on a sideways photo (dev photo
+    icon_028009 turned 90°) drew streaks down the back."""
+    from types import SimpleNamespace
+
+    from icon_engine.camera import Camera
+    from icon_engine.texture.sampling import _see_through_detail
+
+    h, w = 100, 200
+    stripe = (np.arange(w) // 6) % 2 == 0  # 6-px stripes across the body: columns in a sideways photo
+    photo = np.where(stripe[None, :, None], 40.0, 220.0) * np.ones((h, w, 3))
+    photo = photo.astype(np.float32)
+    blur = np.full((h, w, 3), 130.0, dtype=np.float32)  # the pattern's mean
+    torso = np.zeros((h, w), dtype=bool)
+    torso[30:70, 20:180] = True  # lying across the photo: wider than tall
+    arm = np.zeros((h, w), dtype=bool)
+    arm[45:56, 95:105] = True  # an arm across it
+    bits = np.where(arm, 1 << PART_LEFT_ARM, np.where(torso, 1 << PART_TORSO, 0)).reshape(-1)
+    pattern = np.where(torso & ~arm, PART_TORSO, -1)
+    camera = Camera(np.array([[100.0, 0, 0], [0, 100.0, 0], [0, 0, 1]]), np.eye(3), np.zeros(3), w, h)
+    view = SimpleNamespace(camera=camera, photo=photo, blur=(blur, torso | arm), part_bits=bits,
+                           pattern_part=pattern, busy=(PART_TORSO,))
+    under_arm = np.array([[1.005, 0.505, 1.0]])  # pixel (100.5, 50.5): the arm; its column's stripe is dark
+    detail = _see_through_detail(view, under_arm, np.array([PART_TORSO]))
+    assert detail[0, 0] < -50.0, detail  # the dark stripe's detail (40 − 130), not the light one beside the arm

@@ -14,7 +14,7 @@ from ..errors import EngineError
 from ..geometry.image_fields import bilinear
 from ..geometry.image_shift import mask_iou, search_shift
 from ..geometry.normals import vertex_normals
-from .parts import PART_HEAD, PART_LEFT_LEG, PART_RIGHT_LEG
+from .parts import PART_HEAD, PART_LEFT_LEG, PART_RIGHT_LEG, PART_TORSO
 from .uv import DepthLayers, depth_layers
 
 #: Photo weight ramp over the cosine between the surface normal and the direction to the camera.
@@ -304,8 +304,8 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray)
     mean colour; the profile keeps the colour. Points of busy parts take it only from their part's
     pattern (:attr:`_View.pattern_part`); where their pixel shows something else (an arm across a striped shirt,
     the jeans' waistband below it) the detail of the nearest pixel of their pattern in the same image row (a
-    pattern repeats across its part). Zero elsewhere (a plain torso and the head: no print or face is copied
-    to the back)."""
+    pattern repeats across its part; the same column when the torso lies across the photo). Zero elsewhere (a plain
+    torso and the head: no print or face is copied to the back)."""
     out = np.zeros((len(points), 3), dtype=np.float32)
     sel = np.isin(point_part, detail_parts(view))
     if view.part_bits is None or not sel.any():
@@ -321,19 +321,25 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray)
         ok &= ~busy | (pattern.reshape(-1)[pix] == part)
     idx = np.nonzero(sel)[0][ok]
     out[idx] = bilinear(detail, xy[ok])
+    # "rows" run across the body: image rows for a person standing up in the photo, columns for one lying across
+    # it (a photo taken sideways: rows along the body smeared its stripes into streaks down the back)
+    ys, xs = np.divmod(np.nonzero(view.part_bits & (1 << PART_TORSO))[0], where.shape[1])
+    across = bool(len(xs)) and np.ptp(xs) > np.ptp(ys)
     for row_part in np.intersect1d(view.busy, part[~ok]):
         todo = np.nonzero(~ok & inside & (part == row_part))[0]
         own_px = pattern == row_part
-        rows = np.clip(np.round(xy[todo, 1]).astype(np.int64), 0, where.shape[0] - 1)
+        grid, part_detail, pts = (own_px.T, detail.transpose(1, 0, 2), xy[todo, ::-1]) if across else \
+            (own_px, detail, xy[todo])
+        rows = np.clip(np.round(pts[:, 1]).astype(np.int64), 0, grid.shape[0] - 1)
         for r in np.unique(rows):
-            cols = np.nonzero(own_px[r])[0]
+            cols = np.nonzero(grid[r])[0]
             if not len(cols):
                 continue
-            here = todo[rows == r]
-            k = np.searchsorted(cols, xy[here, 0])
+            here = rows == r
+            k = np.searchsorted(cols, pts[here, 0])
             left, right = cols[np.maximum(k - 1, 0)], cols[np.minimum(k, len(cols) - 1)]
-            near = np.where(np.abs(xy[here, 0] - left) <= np.abs(xy[here, 0] - right), left, right)
-            out[np.nonzero(sel)[0][here]] = detail[r, near]
+            near = np.where(np.abs(pts[here, 0] - left) <= np.abs(pts[here, 0] - right), left, right)
+            out[np.nonzero(sel)[0][todo[here]]] = part_detail[r, near]
     return out
 
 
