@@ -917,3 +917,28 @@ def test_a_portraits_legs_hang_straight_down(body):
     cos = thigh_dirs @ down / np.linalg.norm(thigh_dirs, axis=1) / np.linalg.norm(down)
     assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 20.0, np.degrees(np.arccos(cos))
     assert max(_knee_flexion_deg(fit.joints)) < 30.0
+
+
+def test_hanging_legs_keep_their_bone_lengths_and_never_collapse():
+    """``init.hang_legs`` puts a leg straight down along the torso with BlazePose's bone lengths; with no torso
+    direction at all (shoulders on the hips: a degenerate guess) the legs hang along the world's down, not onto
+    the hip."""
+    from icon_engine.fit.init import hang_legs
+    from icon_engine.fit.landmarks import BP
+
+    rng = np.random.default_rng(0)
+    world = rng.normal(0.0, 0.3, (33, 3))
+    for side, x in (("left", 0.1), ("right", -0.1)):
+        world[BP[f"{side}_shoulder"]] = [2 * x, 0.5, 0.0]
+        world[BP[f"{side}_hip"]] = [x, 0.0, 0.0]
+    out = hang_legs(world, frozenset({"left"}))
+    chain = [BP[f"left_{p}"] for p in ("hip", "knee", "ankle", "heel")]
+    for a, b in zip(chain[:-1], chain[1:], strict=True):
+        assert np.isclose(np.linalg.norm(out[b] - out[a]), np.linalg.norm(world[b] - world[a]))
+        assert np.allclose((out[b] - out[a]) / np.linalg.norm(out[b] - out[a]), [0.0, -1.0, 0.0])
+    assert np.allclose(out[BP["right_knee"]], world[BP["right_knee"]])  # the other leg untouched
+    flat = world.copy()
+    for side in ("left", "right"):
+        flat[BP[f"{side}_shoulder"]] = flat[BP[f"{side}_hip"]]
+    out = hang_legs(flat, frozenset({"left", "right"}))
+    assert out[BP["left_ankle"], 1] < flat[BP["left_hip"], 1] - 0.01

@@ -46,7 +46,8 @@ def hang_legs(world: np.ndarray, sides: frozenset[str]) -> np.ndarray:
     leg, and BlazePose's guess for it is often a raised knee."""
     out = np.array(world, dtype=np.float64, copy=True)
     shoulders = 0.5 * (out[BP["left_shoulder"]] + out[BP["right_shoulder"]])
-    down = _unit(0.5 * (out[BP["left_hip"]] + out[BP["right_hip"]]) - shoulders)
+    torso = 0.5 * (out[BP["left_hip"]] + out[BP["right_hip"]]) - shoulders
+    down = _unit(torso) if np.linalg.norm(torso) > 1e-3 else np.array([0.0, -1.0, 0.0])  # world Y up
     for side in sides:
         chain = [BP[f"{side}_{part}"] for part in ("hip", "knee", "ankle", "heel")]
         lengths = [np.linalg.norm(out[b] - out[a]) for a, b in zip(chain[:-1], chain[1:], strict=True)]
