@@ -175,9 +175,13 @@ class _Problem:
         dev = self.device
         self.landmarks = LandmarkIndex.of(self.targets, dev)
         vis = np.clip(kps[:, 2], 0.0, 1.0)
-        # a leg's landmarks beyond the photo's frame are BlazePose's guess from the upper body: not fitted (the leg
-        # then follows the straightened 3D landmarks below and the priors)
-        conf = np.where((vis >= MIN_VISIBILITY) & ~_legs_beyond_frame(kps, observation.mask.shape), vis, 0.0)
+        height, width = np.asarray(observation.mask).shape
+        off = beyond_frame(kps[:, :2], width, height)  # landmarks beyond the photo's frame (a person cut by it)
+        # a leg's landmarks beyond the frame are BlazePose's guess from the upper body: not fitted (the leg then
+        # follows the straightened 3D landmarks below and the priors)
+        lower_leg = np.zeros(len(kps), dtype=bool)
+        lower_leg[np.concatenate(list(_LOWER_LEG.values()))] = True
+        conf = np.where((vis >= MIN_VISIBILITY) & ~(off & lower_leg), vis, 0.0)
         t = self.targets
         self.obs_px = torch.tensor(kps[t.landmarks, :2], dtype=torch.float32, device=dev)
         self.kp_weights = torch.tensor(conf[t.landmarks] * t.weights, dtype=torch.float32, device=dev)
@@ -192,8 +196,11 @@ class _Problem:
                                         observation.bbox[3] - observation.bbox[1], 16.0)))]
         self.no_hand = torch.zeros(15, 3, device=dev)  # a flat hand / closed eyes (3 joints) in forward()
         self.no_eyes = torch.zeros(3, 3, device=dev)
-        self.knee_angles_2d = {side: _image_knee_angle(kps, side, observation.mask.shape) for side in ("left", "right")}
-        beyond = frozenset(side for side in ("left", "right") if _beyond_frame(kps, side, observation.mask.shape))
+        # a leg whose knee or ankle lies beyond the frame: nothing shows a bend, so it counts as straight
+        beyond = frozenset(side for side in ("left", "right")
+                           if off[[BP[f"{side}_knee"], BP[f"{side}_ankle"]]].any())
+        self.knee_angles_2d = {side: 0.0 if side in beyond else _image_knee_angle(kps, side)
+                               for side in ("left", "right")}
         self.rest_weights = priors.knee_pull_weights(self.knee_angles_2d).to(self.device)
         torso = np.isin(t.landmarks, TORSO)
         self.torso_weights = self.kp_weights * torch.tensor(np.where(torso, 1.0, 0.1), dtype=torch.float32, device=dev)
@@ -201,13 +208,12 @@ class _Problem:
         self.person_size = float(max(bbox[2] - bbox[0], bbox[3] - bbox[1], 16.0))
         self.world_lm = straighten_knees(blazepose_to_world(np.asarray(observation.world_landmarks, dtype=np.float64)),
                                          always=beyond)
-        hips_beyond = frozenset(side for side in ("left", "right")
-                                if _outside(kps[BP[f"{side}_hip"], :2], observation.mask.shape))
+        hips_beyond = frozenset(side for side in ("left", "right") if off[BP[f"{side}_hip"]])
         if hips_beyond:  # a portrait: the whole leg is a guess; it hangs straight down from the hip
             self.world_lm = hang_legs(self.world_lm, hips_beyond)
         self.vis = vis
         self.mask = np.asarray(observation.mask, dtype=bool)
-        self.open_edges = open_edges(kps, self.mask.shape[1], self.mask.shape[0])  # a person cut by the frame
+        self.open_edges = open_edges(kps, width, height)  # a person cut by the frame
         self.bbox = bbox
         self.K_t = torch.tensor(self.K, dtype=torch.float32, device=dev)
         self.R_t = torch.tensor(self.R, dtype=torch.float32, device=dev)
@@ -695,36 +701,13 @@ def _camera_height_prior(prob: _Problem, p: dict[str, torch.Tensor]) -> None:
     prob.R_t = torch.tensor(prob.R, dtype=torch.float32, device=prob.device)
 
 
-def _outside(xy: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
-    """(…) bool: which points ``xy`` (…, 2) processing px lie beyond the photo's frame (``image_shape`` (H, W))."""
-    return beyond_frame(xy, image_shape[1], image_shape[0])
-
-
 #: BlazePose's leg landmarks below the hip (a leg's knee, ankle, heel and toes).
 _LOWER_LEG = {side: [BP[f"{side}_{part}"] for part in ("knee", "ankle", "heel", "foot_index")]
               for side in ("left", "right")}
 
 
-def _legs_beyond_frame(keypoints: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
-    """(33,) bool: the leg landmarks below the hips (knees, ankles, heels, toes) that lie beyond the photo's frame."""
-    out = np.zeros(len(keypoints), dtype=bool)
-    idx = np.concatenate(list(_LOWER_LEG.values()))
-    out[idx] = _outside(keypoints[idx, :2], image_shape)
-    return out
-
-
-def _beyond_frame(keypoints: np.ndarray, side: str, image_shape: tuple[int, int]) -> bool:
-    """Whether that leg's knee or ankle landmark lies beyond the photo's frame (``image_shape`` (H, W)): a half-body
-    photo, where nothing shows how the leg bends."""
-    return bool(_outside(keypoints[[BP[f"{side}_knee"], BP[f"{side}_ankle"]], :2], image_shape).any())
-
-
-def _image_knee_angle(keypoints: np.ndarray, side: str, image_shape: tuple[int, int] | None = None) -> float | None:
-    """Angle (degrees) between hip→knee and knee→ankle in the photo, or None when one of them is not seen; 0 when
-    the knee or the ankle lies beyond the photo's frame (:func:`_beyond_frame`): nothing there shows a bend, so
-    the leg counts as straight (no knee bend without evidence)."""
-    if image_shape is not None and _beyond_frame(keypoints, side, image_shape):
-        return 0.0
+def _image_knee_angle(keypoints: np.ndarray, side: str) -> float | None:
+    """Angle (degrees) between hip→knee and knee→ankle in the photo, or None when one of them is not seen."""
     idx = [BP[f"{side}_{part}"] for part in ("hip", "knee", "ankle")]
     if (keypoints[idx, 2] < MIN_VISIBILITY).any():
         return None
