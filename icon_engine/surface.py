@@ -33,6 +33,7 @@ from .camera import Camera
 from .errors import EngineError
 from .geometry.decimate import decimate, is_watertight
 from .geometry.device import mesh_query
+from .geometry.frame import distance_beyond
 from .geometry.image_fields import distance_to_zero, gaussian_image, mask_signed_distance, sample_image
 from .geometry.image_shift import mask_iou
 from .geometry.implicit import evaluate_coarse_to_fine, largest_component, mesh_zero_level, upsample2
@@ -661,8 +662,7 @@ class _Field:
         r = sample_image(self.offset_m, uv, outside=None)
         # beyond the photo's frame (a person cut by it) the clothing the frame's edge shows tapers to tight
         height, width = self.mask_sd_px.shape
-        off_px = np.hypot(np.clip(-uv[:, 0], 0, None) + np.clip(uv[:, 0] - width, 0, None),
-                          np.clip(-uv[:, 1], 0, None) + np.clip(uv[:, 1] - height, 0, None))
+        off_px = distance_beyond(uv, width, height)
         taper = np.clip(1.0 - off_px * np.maximum(z, 1e-3) / self.fx / OFF_FRAME_TAPER_M, 0.0, 1.0)
         r = TIGHT_OFFSET_M + (r - TIGHT_OFFSET_M) * taper
         if self.rounded is not None:

@@ -874,7 +874,8 @@ def test_only_the_edges_a_person_goes_on_beyond_are_open():
     """An edge is open when a landmark lies beyond it (a half-body photo's knees below the bottom edge); a mask that
     only touches the bottom row (feet on it) leaves every edge closed. Beyond an open edge the mask goes on for the
     inside term (no distance to pay below the legs); beyond a closed one it does not."""
-    from icon_engine.fit.silhouette import make_target, open_edges
+    from icon_engine.fit.silhouette import make_target
+    from icon_engine.geometry.frame import open_edges
 
     kps = np.array([[50.0, 20.0], [60.0, 90.0], [55.0, 99.0]])
     assert open_edges(kps, 100, 100) == frozenset()

@@ -17,6 +17,7 @@ from icon_engine.icon.checkpoints import IconNetworks
 from icon_engine.icon.networks import ImplicitNet, NormalNet
 from icon_engine.mesh_queries import MeshQuery
 from icon_engine.render import render_mask
+from icon_engine.surface import OFF_FRAME_TAPER_M
 
 W, H = 192, 256
 
@@ -235,3 +236,106 @@ def test_apply_refined_body_swaps_the_body_into_a_bodyfit() -> None:
     assert new.camera is fit.camera and np.array_equal(new.faces, fit.faces)
     assert new.metrics["iou"] == 0.9 and new.metrics["icon_refinement"]["refine_loss_last"] == 0.5
     assert fit.metrics == {"iou": 0.9}  # the original is untouched
+
+
+class LooseWhereSeen(torch.nn.Module):
+    """Stand-in implicit network with ICON's blind spot: clothing 3 cm loose around the body where the crop's
+    predicted normals show the person, nothing where the crop is black (as beyond the photo's frame)."""
+
+    use_filter = False
+
+    def image_features(self, front: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
+        return front
+
+    def query(self, features, xy, body, vis):
+        seen = torch.nn.functional.grid_sample(features, xy[:, :, None], align_corners=False)[..., 0]
+        fg = (seen.norm(dim=1, keepdim=True) > 0.5).float()
+        sdf = body[:, :1]  # ICON units (≈ metres here), positive inside, clipped to ±1 beyond ±SDF_CLIP
+        return torch.clamp(0.5 + (sdf + 0.03) / 0.01, 0.0, 1.0) * fg
+
+
+def _half_body_scene(cut: float = 0.55):
+    """The stand-in body photographed from the head down to ``cut`` of the frame's height: the legs lie beyond the
+    photo's bottom edge, with a landmark (a knee) below it."""
+    body = _body()
+    K = default_intrinsics(W, H)
+    cam = Camera(K, FRONT_VIEW_R.copy(), np.array([0.0, 0.85, 3.2]), W, H)
+    h = int(H * cut)
+    small = Camera(K.copy(), cam.R, cam.t, W, h)
+    mask = render_mask(small.to_camera(body.vertices), body.faces, K, W, h)
+    rgb = (np.random.default_rng(0).random((h, W, 3)) * 255).astype(np.uint8)
+    knee = np.array([W / 2, h + 40.0, 0.9])
+    keypoints = np.vstack([np.tile([W / 2, h / 3, 0.9], (10, 1)), knee])
+    fit = SimpleNamespace(vertices=np.asarray(body.vertices), faces=np.asarray(body.faces, np.int64), camera=small,
+                          betas=np.zeros(10), full_pose=np.zeros((55, 3)), transl=np.zeros(3),
+                          expression=np.zeros(10))
+    return body, fit, SimpleNamespace(mask=mask, keypoints=keypoints), SimpleNamespace(rgb=rgb)
+
+
+def test_icon_surface_goes_on_in_tight_clothes_beyond_the_photos_frame() -> None:
+    """ICON sees a black crop beyond the frame and finds no person there: a half-body photo lost its legs. Beyond
+    the frame the surface now follows the frame's edge and tapers to the body (tight) over OFF_FRAME_TAPER_M."""
+    body, fit, obs, photo = _half_body_scene()
+    torch.manual_seed(0)
+    nets = IconNetworks(NormalNet(ngf=4).eval(), LooseWhereSeen(), "icon-nofilter")
+    settings = infer.IconSettings(image_res=64, refine_iters=0, resolutions=(17, 33, 65))
+    out = infer.build_icon_surface(fit, obs, photo, nets, "preview", None, "cpu", settings=settings)
+    assert out.stats["open_edges"] == ["bottom"]
+    pix, depth = fit.camera.project(out.vertices)
+    beyond_m = (pix[:, 1] - fit.camera.height) * depth / fit.camera.K[0, 0]
+    dist = MeshQuery(body.vertices, body.faces).signed_distance(out.vertices)  # positive outside (metres)
+    dist = -dist if np.median(dist) < 0 else dist
+    print(f"lowest surface point {out.vertices[:, 1].min():.3f} m (body {body.vertices[:, 1].min():.3f}); offset "
+          f"in the frame {np.median(dist[beyond_m < -0.1]):.4f}, far beyond {np.median(dist[beyond_m > 0.4]):.4f}")
+    assert out.vertices[:, 1].min() < body.vertices[:, 1].min() + 0.03  # the legs go on to the feet
+    assert np.median(dist[beyond_m < -0.1]) > 0.02  # the loose clothes the photo shows
+    far = beyond_m > OFF_FRAME_TAPER_M + 0.05
+    assert far.sum() > 50 and np.percentile(np.abs(dist[far]), 95) < 0.015  # tight beyond the taper
+
+
+def test_icon_refinement_leaves_a_half_body_photos_legs_where_they_are(open_body) -> None:
+    """The crop is black beyond the photo's bottom edge: counted, ICON's silhouette and normal losses fold the legs
+    up into the picture. Beyond an open edge they count nothing, as in the fit."""
+    with torch.no_grad():
+        truth = open_body().vertices[0].numpy().astype(np.float64)
+    faces = np.asarray(open_body.faces, np.int64)
+    K = default_intrinsics(W, H)
+    cam = Camera(K, FRONT_VIEW_R.copy(), np.array([0.0, 0.0, 3.6]), W, H)
+    h = int(H * 0.55)
+    small = Camera(K.copy(), cam.R, cam.t, W, h)
+    mask = render_mask(small.to_camera(truth), faces, K, W, h)
+    rgb = (np.random.default_rng(1).random((h, W, 3)) * 255).astype(np.uint8)
+    fit = SimpleNamespace(vertices=truth, faces=faces, camera=small, betas=np.zeros(open_body.num_betas),
+                          full_pose=np.zeros((55, 3)), transl=np.zeros(3),
+                          expression=np.zeros(open_body.num_expression))
+    nets = _nets(False)
+    settings = infer.IconSettings(image_res=64, refine_iters=8, normal_every=100, refine_res=64, refine_lr=1.5e-2)
+    crop = infer.make_crop(small, truth, mask, 64)
+    image, seen = infer.crop_image(rgb, mask, crop, torch.device("cpu"))
+    bf, bb = infer.render_body_normals(truth, faces, crop.camera, torch.device("cpu"))
+    normals = (bf * seen, bb * seen)  # the body's own normals where the photo shows it: only the frame misleads
+    frame = infer.PhotoFrame(W, h, frozenset({"bottom"}))
+    feet = truth[:, 1] < truth[:, 1].min() + 0.3
+    moved = {}
+    for name, f in (("counted", None), ("left out", frame)):
+        refined, _, _ = infer.refine_body(fit, open_body, crop, image, nets, settings,
+                                          SimpleNamespace(update=lambda *a: None), torch.device("cpu"), normals, f)
+        moved[name] = float(np.linalg.norm(refined.vertices[feet] - truth[feet], axis=1).mean())
+    print(f"feet moved: beyond the frame counted {moved['counted']:.4f} m, left out {moved['left out']:.4f} m")
+    assert moved["counted"] > 0.02
+    assert moved["left out"] < 0.3 * moved["counted"]
+
+
+def test_frame_weight_marks_the_crop_beyond_the_given_edges() -> None:
+    K = default_intrinsics(W, H)
+    cam = Camera(K, FRONT_VIEW_R.copy(), np.array([0.0, 0.85, 3.2]), W, H)
+    body = _body()
+    h = H // 2
+    crop = infer.make_crop(Camera(K.copy(), cam.R, cam.t, W, h), np.asarray(body.vertices), None, 64)
+    frame = infer.PhotoFrame(W, h, frozenset({"bottom"}))
+    weight = infer.frame_weight(crop, frame, 32, frame.open).numpy()
+    # rows of the crop below the photo's bottom edge are 0, rows inside it 1; the sides stay 1 (closed edges)
+    src_y = ((np.arange(32) + 0.5) * (64 / 32) - crop.affine[1, 2]) / crop.affine[1, 1]
+    assert np.all(weight[src_y > h + 1] == 0) and np.all(weight[src_y < h - 1] == 1)
+    every = infer.frame_weight(crop, frame, 32, ("top", "bottom", "left", "right")).numpy()
+    assert every.sum() <= weight.sum() and every[src_y < h - 1].min() >= 0

@@ -36,6 +36,7 @@ from ..camera import (
     prior_focal_px,
 )
 from ..errors import EngineError
+from ..geometry.frame import beyond_frame, open_edges
 from ..geometry.image_shift import mask_iou
 from ..options import FitPreset, PresetView, resolve_device
 from ..threads import torch_threads
@@ -44,15 +45,7 @@ from .fastbody import FastBody
 from .hands import fit_hands
 from .init import blazepose_to_world, facing_camera, hang_legs, initial_pose, solve_translation, straighten_knees
 from .landmarks import BP, LIMB_BONES, TORSO, ResolvedTargets, resolve_targets
-from .silhouette import (
-    beyond_frame,
-    body_silhouette,
-    coverage_loss,
-    inside_loss,
-    make_target,
-    open_edges,
-    to_window,
-)
+from .silhouette import body_silhouette, coverage_loss, inside_loss, make_target, to_window
 from .stature import PRIOR_MEAN_M, PRIOR_STD_M, StatureModel, stature_of, stature_prior_loss
 
 

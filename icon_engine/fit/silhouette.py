@@ -18,6 +18,7 @@ import torch
 from scipy import ndimage
 
 from ..geometry import device
+from ..geometry.frame import beyond_edges
 
 
 @dataclass
@@ -45,7 +46,7 @@ def make_target(mask: np.ndarray, bbox: np.ndarray, size: int, max_samples: int 
                 seed: int = 0, open_edges: frozenset[str] = frozenset()) -> SilhouetteTarget:
     """Resample ``mask`` (H, W) bool into a ``size``² window around ``bbox`` and precompute the loss inputs.
     ``open_edges`` ("top", "bottom", "left", "right"): the photo's edges the person goes on beyond
-    (:func:`open_edges`)."""
+    (:func:`icon_engine.geometry.frame.open_edges`)."""
     h, w = mask.shape
     origin, side = person_window(bbox, w, h)
     scale = size / side
@@ -74,26 +75,6 @@ def make_target(mask: np.ndarray, bbox: np.ndarray, size: int, max_samples: int 
     weights = np.concatenate([np.full(len(pick_b), 1.0), np.full(len(pick_i), 0.5)]).astype(np.float32)
     return SilhouetteTarget(size, origin, scale, torch.from_numpy(dt)[None, None], torch.from_numpy(samples),
                             torch.from_numpy(weights[: len(samples)]))
-
-
-def beyond_edges(xy: np.ndarray, width: int, height: int) -> dict[str, np.ndarray]:
-    """Per edge of a ``width`` × ``height`` photo (``"top"``, ``"bottom"``, ``"left"``, ``"right"``): which points
-    ``xy`` (…, 2, processing px) lie beyond it."""
-    xy = np.asarray(xy, dtype=np.float64)
-    return {"top": xy[..., 1] < 0, "bottom": xy[..., 1] > height, "left": xy[..., 0] < 0, "right": xy[..., 0] > width}
-
-
-def beyond_frame(xy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(…) bool: which points ``xy`` (…, 2, processing px) lie beyond the photo's frame."""
-    return np.logical_or.reduce(list(beyond_edges(xy, width, height).values()))
-
-
-def open_edges(keypoints: np.ndarray, width: int, height: int) -> frozenset[str]:
-    """The photo's edges the person goes on beyond: those with a landmark of ``keypoints`` (K, ≥ 2) processing px
-    beyond them (BlazePose places the joints of a person cut by the frame outside it, a half-body photo's knees and
-    ankles below it). A person whose mask only touches an edge (feet on the bottom row) has none."""
-    beyond = beyond_edges(np.asarray(keypoints, dtype=np.float64)[:, :2], width, height)
-    return frozenset(edge for edge, points in beyond.items() if points.any())
 
 
 def _pick(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

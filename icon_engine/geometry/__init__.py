@@ -12,6 +12,8 @@
 - :mod:`.device` — what runs where under ``--device``: :func:`~.device.mesh_query` (numpy on the CPU, torch on a
   GPU) and :func:`~.device.on_device` (rasteriser inputs on the device).
 - :mod:`.image_shift` — a mask's outline and the integer 2-D shift that lays one outline onto another (pixels).
+- :mod:`.frame` — the photo's frame: points beyond which edge, how far, the edges a person cut by it goes on
+  beyond, and the nearest point inside (pixels).
 - :mod:`.image_fields` — fields over an image: distance to a mask's zero pixels, a mask's signed distance, a
   Gaussian blur, bilinear samples at continuous pixel positions (pixels).
 - :mod:`.laplacian` — the mesh edge graph, uniform Laplacian, Laplacian/Taubin smoothing (numpy) and the torch

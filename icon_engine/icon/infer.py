@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from ..camera import Camera
 from ..errors import EngineError
 from ..geometry.decimate import decimate
+from ..geometry.frame import EDGES, beyond_edges, distance_beyond, into_frame, open_edges
 from ..progress import NoProgress
-from ..surface import ClothedSurface
+from ..surface import OFF_FRAME_TAPER_M, TIGHT_OFFSET_M, ClothedSurface
 from .checkpoints import IconData, IconNetworks, load_icon_networks
 from .networks import NormalNet
 
@@ -43,6 +44,13 @@ SDF_CLIP = 0.05
 VIS_THRESHOLD = 0.1
 #: Occupancy iso-level of the raw MLP output (ICON thresholds the raw, sigmoid-free output at 0.5).
 ISO = 0.5
+#: Beyond the photo's frame the occupancy blends into the body's tight one (the body offset by TIGHT_OFFSET_M)
+#: over OFF_FRAME_TAPER_M, as the checkpoint-free surface does; the tight occupancy rises from 0 to 1 over this
+#: width (metres) across its level so marching cubes places it between nodes.
+TIGHT_RAMP_M = 0.02
+#: A point beyond the photo's frame takes the image features this many crop px inside the frame's edge (one cell
+#: of the 128² feature maps of a 512² crop): the crop's own edge is black and the networks pad with zeros.
+FRAME_INSET_CROP_PX = 4.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,18 @@ class IconSurface(ClothedSurface):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PhotoFrame:
+    """The processing photo's frame (``width`` × ``height`` px) and the edges the person goes on beyond
+    (``open``: :func:`icon_engine.geometry.frame.open_edges` of the person's landmarks). ICON sees a black
+    background beyond the frame: its losses there are left out, and its occupancy there follows what the frame's edge
+    shows, tapering to the body's."""
+
+    width: int
+    height: int
+    open: frozenset[str] = frozenset()
+
+
 @dataclass
 class Crop:
     """Square crop of the processing photo: ``camera`` (crop pixels), ``affine`` (3, 3) processing px → crop px,
@@ -171,6 +191,20 @@ def crop_image(rgb: np.ndarray, mask: np.ndarray, crop: Crop,
     img = F.grid_sample(img, grid_t, mode="bilinear", padding_mode="zeros", align_corners=False)
     m = (F.grid_sample(m, grid_t, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).float()
     return (img * 2.0 - 1.0) * m, m
+
+
+def frame_weight(crop: Crop, frame: PhotoFrame, res: int,
+                 edges: frozenset[str] | tuple[str, ...]) -> torch.Tensor:
+    """(res, res) float mask over the crop resampled to ``res`` px: 0 where the crop shows the photo beyond any of
+    ``edges`` (no evidence there: the crop is black), 1 elsewhere."""
+    c = (np.arange(res) + 0.5) * (crop.camera.width / res)
+    gx, gy = np.meshgrid(c, c)
+    src = np.stack([gx, gy, np.ones_like(gx)], -1) @ np.linalg.inv(crop.affine).T  # processing px
+    out = np.zeros((res, res), dtype=bool)
+    for edge, beyond in beyond_edges(src[..., :2], frame.width, frame.height).items():
+        if edge in edges:
+            out |= beyond
+    return torch.as_tensor(~out, dtype=torch.float32)
 
 
 def render_body_normals(vertices: np.ndarray | torch.Tensor, faces: np.ndarray, camera: Camera,
@@ -252,11 +286,15 @@ def _plateau_check(sched: Any, history: torch.Tensor, it: int) -> None:
 
 def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets: IconNetworks,
                 settings: IconSettings, progress: Any, device: torch.device,
-                normals: tuple[torch.Tensor, torch.Tensor]) -> tuple[RefinedBody, tuple[torch.Tensor, torch.Tensor],
-                                                                     dict[str, Any]]:
+                normals: tuple[torch.Tensor, torch.Tensor],
+                frame: PhotoFrame | None = None) -> tuple[RefinedBody, tuple[torch.Tensor, torch.Tensor],
+                                                          dict[str, Any]]:
     """Optimise pose, shape and translation so the body's normal maps and silhouette match the predicted clothed
     normals (ICON's loop: L1 normal loss front + back, L1 silhouette loss). Returns the refined body, the latest
-    predicted normals and stats. The normal networks re-run every ``settings.normal_every`` iterations."""
+    predicted normals and stats. The normal networks re-run every ``settings.normal_every`` iterations.
+
+    ``frame``: beyond its open edges (a person cut by the photo's frame) the losses count nothing, as the fit's
+    silhouette terms (the crop is black there: counted, they fold a half-body photo's legs up into the picture)."""
     from ..geometry.raster import rasterize_torch, soft_silhouette
 
     inputs = _torch_pose_inputs(fit, device)
@@ -281,6 +319,8 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
     def down(x: torch.Tensor) -> torch.Tensor:
         return x if x.shape[-1] == rr else F.interpolate(x, size=(rr, rr), mode="area")
 
+    seen = frame_weight(crop, frame, rr, frame.open).to(device) if frame is not None and frame.open else None
+
     def targets(nf: torch.Tensor, nb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         tf, tb = down(nf)[0], down(nb)[0]
         mask = (down(image).abs().sum(1) > 0).float()[0]  # ICON: the clothed mask = non-background pixels
@@ -303,9 +343,12 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
         vc = v_cam.detach()
         pf = _pixel_normals(v_cam, faces_t, rasterize_torch(vc, faces_t, K_ref, rr, rr))
         pb = _pixel_normals(v_cam, faces_t, rasterize_torch(vc, faces_t, K_ref, rr, rr, farthest=True))
-        loss_normal = (pf - tf).abs().mean() + (pb - tb).abs().mean()
-        sil = soft_silhouette(v_cam, faces_t, K_ref, rr, rr)
-        loss_sil = (sil - mask).abs().mean()
+        err_front, err_back = (pf - tf).abs(), (pb - tb).abs()
+        err_sil = (soft_silhouette(v_cam, faces_t, K_ref, rr, rr) - mask).abs()
+        if seen is not None:
+            err_front, err_back, err_sil = err_front * seen, err_back * seen, err_sil * seen
+        loss_normal = err_front.mean() + err_back.mean()
+        loss_sil = err_sil.mean()
         loss_stay = sum(((free[k] - start[k]) ** 2).mean() for k in free) * 1e-2
         loss = loss_normal + loss_sil + loss_stay
         opt.zero_grad()
@@ -344,19 +387,31 @@ def canonical_code(rest_vertices: np.ndarray) -> np.ndarray:
     return (v - lo) / np.maximum(hi - lo, 1e-9)
 
 
+class PointFeatures(NamedTuple):
+    """ICON's inputs at N points, and where each point lies against the body and the photo's frame."""
+
+    xy: np.ndarray  # (N, 2) image position in [-1, 1] (beyond the photo's frame: just inside its edge)
+    body: np.ndarray  # (7, N) [sdf, cmap, normal]
+    visible: np.ndarray  # (N,) {0, 1}
+    in_cube: np.ndarray  # (N,) bool
+    inside_m: np.ndarray  # (N,) signed distance to the body, metres, positive inside
+    beyond_m: np.ndarray  # (N,) distance beyond the photo's frame, metres at the point's depth; 0 inside it
+
+
 class BodyFeatures:
     """Point features against one posed body (ICON's ``cal_sdf_batch``), seen through ``crop``.
 
     ``__call__(points_world (N, 3))`` → ``xy`` (N, 2) image position in [-1, 1], ``body`` (7, N) = [sdf, cmap,
     normal], ``visible`` (N,) {0, 1}, ``in_cube`` (N,) bool. sdf: positive inside, ICON units, clipped to ±1 at
-    |sdf| ≥ :data:`SDF_CLIP`; normal: ICON frame."""
+    |sdf| ≥ :data:`SDF_CLIP`; normal: ICON frame. :meth:`features` adds the metric distances; with a ``frame``
+    (the photo's) a point beyond it reads the image features just inside the frame's edge."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, cmap: np.ndarray, crop: Crop,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", frame: PhotoFrame | None = None) -> None:
         from ..geometry.device import mesh_query
         from ..render import vertex_visibility
 
-        self.crop = crop
+        self.crop, self.frame = crop, frame
         self.query = mesh_query(vertices, faces, device, dtype=np.float64)  # the GPU's torch query under cuda
         self.cmap = np.asarray(cmap, dtype=np.float64)
         cam = crop.camera
@@ -367,6 +422,9 @@ class BodyFeatures:
         self.to_icon = CAM_TO_ICON @ cam.R  # world normal → ICON normal frame
 
     def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.features(points)[:4]
+
+    def features(self, points: np.ndarray) -> PointFeatures:
         cam = self.crop.camera
         q = self.query.query(points)
         sdf = -q.distance / self.crop.unit
@@ -374,28 +432,53 @@ class BodyFeatures:
         cmap = self.query.interpolate(self.cmap, q.face, q.bary)
         normal = q.normal @ self.to_icon.T
         visible = (self.query.interpolate(self.vis, q.face, q.bary)[:, 0] >= VIS_THRESHOLD).astype(np.float64)
-        pix, _ = cam.project(points)
+        pix, depth = cam.project(points)
+        beyond_m = np.zeros(len(points))
+        if self.frame is not None:
+            pix, beyond_m = self._into_frame(pix, depth)
         xy = np.stack([pix[:, 0] / cam.width * 2.0 - 1.0, pix[:, 1] / cam.height * 2.0 - 1.0], axis=1)
         local = (cam.to_camera(points) - self.crop.center_cam) / self.crop.unit
         in_cube = (np.abs(local) < 1.0).all(axis=1)
         body = np.concatenate([sdf[:, None], cmap, normal], axis=1).T
-        return xy, body, visible, in_cube
+        return PointFeatures(xy, body, visible, in_cube, -np.asarray(q.distance, dtype=np.float64), beyond_m)
+
+    def _into_frame(self, pix: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Crop px (N, 2) of points beyond the photo's frame moved just inside its edge, and how far beyond the
+        frame each point lies (metres at its depth)."""
+        frame, affine = self.frame, self.crop.affine
+        photo = (pix - affine[:2, 2]) / affine[0, 0]  # crop px → processing px (the crop's affine is a scale + shift)
+        beyond_px = distance_beyond(photo, frame.width, frame.height)
+        out = beyond_px > 0
+        if not out.any():
+            return pix, np.zeros(len(pix))
+        pix = pix.copy()
+        inset = FRAME_INSET_CROP_PX / affine[0, 0]
+        pix[out] = into_frame(photo[out], frame.width, frame.height, inset=inset) * affine[0, 0] + affine[:2, 2]
+        focal_px = self.crop.camera.K[0, 0] / affine[0, 0]
+        return pix, beyond_px * np.maximum(depth, 1e-3) / focal_px
 
 
 @torch.no_grad()
 def occupancy(nets: IconNetworks, features: torch.Tensor, body: BodyFeatures, points: np.ndarray,
               device: torch.device, chunk: int = 131072) -> np.ndarray:
-    """Raw occupancy (N,) at world points (ICON: inside where > 0.5; 0 outside the cube)."""
+    """Raw occupancy (N,) at world points (ICON: inside where > 0.5; 0 outside the cube). Beyond the photo's
+    frame (``body.frame``) ICON reads the frame's edge and its occupancy blends into the body's tight one
+    (the body offset by ``TIGHT_OFFSET_M``) over ``OFF_FRAME_TAPER_M``: a person cut by the frame goes on in
+    tight clothes, as with the checkpoint-free surface."""
     out = np.zeros(len(points), dtype=np.float32)
     for s in range(0, len(points), chunk):
-        xy, feats, vis, in_cube = body(points[s:s + chunk])
+        f = body.features(points[s:s + chunk])
         pred = nets.implicit.query(
             features,
-            torch.as_tensor(xy, dtype=torch.float32, device=device)[None],
-            torch.as_tensor(feats, dtype=torch.float32, device=device)[None],
-            torch.as_tensor(vis, dtype=torch.float32, device=device)[None, None],
-        )[0, 0]
-        out[s:s + chunk] = pred.cpu().numpy() * in_cube
+            torch.as_tensor(f.xy, dtype=torch.float32, device=device)[None],
+            torch.as_tensor(f.body, dtype=torch.float32, device=device)[None],
+            torch.as_tensor(f.visible, dtype=torch.float32, device=device)[None, None],
+        )[0, 0].cpu().numpy()
+        w = np.clip(f.beyond_m / OFF_FRAME_TAPER_M, 0.0, 1.0)
+        if w.any():
+            tight = np.clip(0.5 + (f.inside_m + TIGHT_OFFSET_M) / TIGHT_RAMP_M, 0.0, 1.0)
+            pred = pred * (1.0 - w) + tight * w
+        out[s:s + chunk] = pred * f.in_cube
     return out
 
 
@@ -472,12 +555,14 @@ def grid_points_continuous(crop: Crop, n: int, ijk: np.ndarray) -> np.ndarray:
 
 def refine_cloth(vertices: np.ndarray, faces: np.ndarray, normals: tuple[torch.Tensor, torch.Tensor], crop: Crop,
                  settings: IconSettings, progress: Any, device: torch.device,
-                 span: tuple[float, float] = (0.93, 0.99)) -> tuple[np.ndarray, dict[str, Any]]:
+                 span: tuple[float, float] = (0.93, 0.99),
+                 frame: PhotoFrame | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Move the reconstructed surface's vertices so its front/back normal renders match the predicted clothed
     normals (ICON's cloth loop: normal L1 ×10 + uniform Laplacian ×1e2 + stiffness of neighbouring offsets ×1e5).
 
     ICON deforms each vertex by a local affine map after remeshing; we optimise per-vertex offsets (metres) with
-    the same loss weights and Adam. Topology is unchanged. Returns (vertices (N, 3) world, stats)."""
+    the same loss weights and Adam. Topology is unchanged. Beyond ``frame`` (the photo's, any edge) the normal loss
+    counts nothing: the crop is black there. Returns (vertices (N, 3) world, stats)."""
     from ..geometry.laplacian import mesh_edges, uniform_laplacian_torch, vertex_degree_torch
     from ..geometry.raster import rasterize_torch
 
@@ -495,6 +580,7 @@ def refine_cloth(vertices: np.ndarray, faces: np.ndarray, normals: tuple[torch.T
         return x[0] if x.shape[-1] == rr else F.interpolate(x, size=(rr, rr), mode="area")[0]
 
     target_f, target_b = down(normals[0]), down(normals[1])
+    seen = frame_weight(crop, frame, rr, EDGES).to(device) if frame is not None else None
     offset = torch.zeros_like(base, requires_grad=True)
     opt = torch.optim.Adam([offset], lr=settings.cloth_lr, amsgrad=True)
     # patience in plateau checks (one per SYNC_EVERY iterations; ICON: 5 iterations)
@@ -507,7 +593,10 @@ def refine_cloth(vertices: np.ndarray, faces: np.ndarray, normals: tuple[torch.T
         vc = v_cam.detach()
         pf = _pixel_normals(v_cam, faces_t, rasterize_torch(vc, faces_t, K, rr, rr))
         pb = _pixel_normals(v_cam, faces_t, rasterize_torch(vc, faces_t, K, rr, rr, farthest=True))
-        loss_cloth = (pf - target_f).abs().mean() + (pb - target_b).abs().mean()
+        err_front, err_back = (pf - target_f).abs(), (pb - target_b).abs()
+        if seen is not None:
+            err_front, err_back = err_front * seen, err_back * seen
+        loss_cloth = err_front.mean() + err_back.mean()
         loss_lap = uniform_laplacian_torch(v, edges, deg).norm(dim=1).mean()
         loss_stiff = ((offset[edges[:, 0]] - offset[edges[:, 1]]) ** 2).sum(1).mean()
         loss = 10.0 * loss_cloth + 1e2 * loss_lap + 1e5 * loss_stiff
@@ -576,6 +665,9 @@ def build_icon_surface(
     body_v = np.asarray(fit.vertices, dtype=np.float64)
     faces = np.asarray(fit.faces, dtype=np.int64)
     mask = np.asarray(observation.mask, dtype=bool)
+    keypoints = getattr(observation, "keypoints", None)
+    frame = PhotoFrame(mask.shape[1], mask.shape[0],
+                       open_edges(keypoints, mask.shape[1], mask.shape[0]) if keypoints is not None else frozenset())
     crop = make_crop(fit.camera, body_v, mask, settings.image_res)
     image, _ = crop_image(np.asarray(photo.rgb), mask, crop, dev)
 
@@ -587,10 +679,11 @@ def build_icon_surface(
 
     refined = None
     stats: dict[str, Any] = {"variant": nets.variant, "device": str(dev), "image_res": settings.image_res,
-                             "icon_unit_m": float(crop.unit)}
+                             "icon_unit_m": float(crop.unit), "open_edges": sorted(frame.open)}
     if body_model is not None and settings.refine_iters > 0:
         t = time.perf_counter()
-        refined, normals, rstats = refine_body(fit, body_model, crop, image, nets, settings, progress, dev, normals)
+        refined, normals, rstats = refine_body(fit, body_model, crop, image, nets, settings, progress, dev, normals,
+                                               frame)
         stats.update(rstats)
         body_v = refined.vertices
         timings["refine"] = time.perf_counter() - t
@@ -605,7 +698,7 @@ def build_icon_surface(
     progress.update(0.5, "Implicit surface")
     with torch.no_grad():
         features = nets.implicit.image_features(normals[0], normals[1])
-    body = BodyFeatures(body_v, faces, canonical_code(rest), crop, dev)
+    body = BodyFeatures(body_v, faces, canonical_code(rest), crop, dev, frame)
 
     def query(points: np.ndarray) -> np.ndarray:
         return occupancy(nets, features, body, points, dev, settings.chunk)
@@ -624,7 +717,7 @@ def build_icon_surface(
         verts, mfaces = decimate(verts, mfaces, face_count)
     if settings.cloth_iters > 0:
         t = time.perf_counter()
-        verts, cstats = refine_cloth(verts, mfaces, normals, crop, settings, progress, dev)
+        verts, cstats = refine_cloth(verts, mfaces, normals, crop, settings, progress, dev, frame=frame)
         stats.update(cstats)
         timings["cloth"] = time.perf_counter() - t
     progress.update(1.0, "ICON surface done")
