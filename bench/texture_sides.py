@@ -156,7 +156,8 @@ def back_regions(case: dict, parts: np.ndarray, meta: dict) -> dict[str, tuple[n
     subject's outfit: {region: (vertex mask, label)}. Heights are fractions of the top of the head above the
     lowest vertex: back of the head (above 0.35 of the head part's height: hair), back of the upper torso
     (0.60–0.70: the top), back of the upper thighs (0.42–0.48: trousers, shorts or skirt), the feet's hidden
-    side (below 0.035: shoes)."""
+    side (below 0.035: shoes), and the back of the hips: torso vertices below the legs' highest vertex (trousers,
+    shorts or skirt) where the top is fitted (how far a loose top hangs over the hips is not in meta.json)."""
     from icon_engine.geometry.normals import outward_vertex_normals
     from icon_engine.texture import PART_HEAD, PART_LEFT_LEG, PART_RIGHT_LEG, PART_TORSO
 
@@ -175,12 +176,15 @@ def back_regions(case: dict, parts: np.ndarray, meta: dict) -> dict[str, tuple[n
     lower = "skirt" if meta["spec"].get("skirt") else "bottom"
     if meta["garments"]["top"].get("coat_lower_volume"):
         lower = "top"  # a coat's skirt covers the thighs
-    return {
+    regions = {
         "head": (back & head & (v[:, 1] >= hy.min() + 0.35 * np.ptp(hy)), "hair"),
         "torso": (back & (parts == PART_TORSO) & (rel > 0.60) & (rel < 0.70), "top"),
         "thighs": (back & legs & (rel > 0.42) & (rel < 0.48), lower),
         "shoes": (legs & (rel < 0.035) & (cos < 0.2), "shoes"),
     }
+    if not meta["garments"]["top"].get("loose"):
+        regions["hips"] = (back & (parts == PART_TORSO) & (v[:, 1] < v[legs, 1].max()), lower)
+    return regions
 
 
 def behind_region(case: dict, parts: np.ndarray) -> np.ndarray:

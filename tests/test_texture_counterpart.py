@@ -123,3 +123,22 @@ def test_legs_a_portrait_does_not_show_are_plain_trousers(body):
     back = torso & (v[:, 2] < -0.06) & (v[:, 1] > 1.2)
     assert np.abs(np.median(out[back], axis=0) - TOP).max() < 10
     assert sorted(stats["unseen_legs"]) == ["left_leg", "right_leg"]
+
+
+def test_hidden_hips_below_what_the_photo_shows_of_the_torso_take_the_legs_garment(body):
+    """A seated person's lap (dev photo icon_8da7ceb9) or a jumper's crotch hides the hips: the torso's own profile
+    carried the top's colour down to the crotch, a bodysuit's V along the legs' part boundary front and back
+    (before wave 21). The hidden hips below the legs' top take the garment the upper thighs show at that height;
+    the top's hidden back above them keeps the top."""
+    v, f, parts, colours = body
+    v = v.copy()
+    torso = parts == PART_TORSO
+    v[torso, 1] -= 0.1  # the torso reaches down to 0.9 m, below the legs' top (0.95 m): the hips
+    front = v[:, 2] > 0.06
+    alpha = np.where(front & ((torso & (v[:, 1] > 1.1)) | ~torso), 1.0, 0.0)  # the chest and the legs' fronts
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)))
+    hips = torso & (v[:, 1] < 0.93) & (alpha == 0)
+    assert hips.sum() > 20 and np.abs(np.median(out[hips], axis=0) - TROUSERS).max() < 10, np.median(out[hips], 0)
+    assert stats["hips_from_legs"] >= hips.sum()
+    back = torso & (v[:, 2] < -0.06) & (v[:, 1] > 1.2)
+    assert np.abs(np.median(out[back], axis=0) - TOP).max() < 10

@@ -216,6 +216,28 @@ PART_MIN_SEEN = 8
 COUNTERPART_GAP = 0.1
 
 
+def _hips_from_legs(v: np.ndarray, parts: np.ndarray, sample: np.ndarray, colours: np.ndarray, weights: np.ndarray,
+                    hid: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The hidden hips: torso vertices ``hid`` below the legs' top. The torso's own profile carries the colour of
+    what the photo shows of the torso there (often only the top, above a seated person's lap or a jumper's
+    crotch) down to the crotch, and the top ends in a bodysuit's V along the legs' part boundary. A hem runs round
+    the body: the hips take the profile by height of the torso's and both legs' samples together (``sample``
+    vertices, ``weights`` each), whose upper thighs show the garment at that height. Returns (which of ``hid``,
+    their colours (M, 3)), or None when no hidden vertex is that low or the legs show too little."""
+    legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
+    if (legs & sample).sum() < PART_MIN_SEEN:
+        return None
+    y = v[:, 1]
+    top = float(y[legs].max())
+    below = y[hid] < top
+    if not below.any():
+        return None
+    pooled = np.nonzero((legs | (parts == PART_TORSO)) & sample)[0]
+    fill = _colour_profile(y[pooled], colours[pooled], weights[pooled], y[hid[below]],
+                           colour_stats.PROFILE_WINDOW * height)
+    return below, fill
+
+
 def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray,
                           colours: np.ndarray, view_cos: np.ndarray, height: float,
                           lit: np.ndarray | None = None) -> np.ndarray | None:
@@ -400,6 +422,12 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                     stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
         if legs_top is not None and part == PART_TORSO:
             fill[v[hid, 1] < legs_top] = UNSEEN_LEGS_COLOUR
+        elif part == PART_TORSO:  # the hidden hips: the garment round the body at that height, not the top's V
+            side_weight = np.clip(1.05 - view_cos, 0.05, 1.0) ** SIDE_WEIGHT_POWER * lit
+            hips = _hips_from_legs(v, parts, sample, seed, side_weight, hid, height)
+            if hips is not None:
+                fill[hips[0]] = hips[1]
+                stats["hips_from_legs"] = int(hips[0].sum())
         # the band next to the seen side is left to the harmonic blend
         dist = cKDTree(v[vis]).query(v[hid], k=1)[0]
         far = (dist >= SEAM_BAND * height) | direct[hid]
