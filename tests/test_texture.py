@@ -371,6 +371,27 @@ def test_hair_colour_needs_a_distinct_cluster_on_top():
     assert np.abs(hair - HAIR).max() < 5.0 and np.abs(skin - SKIN).max() < 5.0
 
 
+def test_an_upright_heads_hair_colour_leaves_its_collar_out():
+    """A turtleneck's collar on the neck, closer in colour to the hair than to the skin, joined the hair's cluster:
+    the back of a blond head took the yellow sweater's colour (rendered subject_101, before wave 21). The neck of an
+    upright head (the rest pose) is left out of the clusters."""
+    from icon_engine.texture.colour_stats import _hair_colour
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(3000, 3))
+    pts = pts / np.linalg.norm(pts, axis=1, keepdims=True) * 0.1 + [0.0, 1.6, 0.0]
+    blond, collar = np.array([226.0, 197.0, 172.0]), np.array([255.0, 200.0, 100.0])
+    skin_101 = np.array([156.0, 124.0, 95.0])
+    y = pts[:, 1]
+    colours = np.where((y > 1.66)[:, None], blond, np.where((y < 1.555)[:, None], collar, skin_101))
+    colours = colours + rng.normal(scale=4.0, size=colours.shape)
+    hair, _ = _hair_colour(pts, colours)
+    print("hair", hair, "upright", _hair_colour(pts, colours, upright=True)[0])
+    assert np.abs(hair - blond).max() > 20.0  # the collar pulls the hair's cluster (a posed head: no up to trust)
+    hair, skin = _hair_colour(pts, colours, upright=True)
+    assert np.abs(hair - blond).max() < 8.0 and np.abs(skin - skin_101).max() < 8.0
+
+
 BACK_PRINT = np.array([200.0, 40.0, 60.0])
 
 

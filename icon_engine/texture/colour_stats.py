@@ -107,16 +107,28 @@ def _colour_clusters(colours: np.ndarray, weights: np.ndarray, count: int = PROF
     return np.unique(root[lab], return_inverse=True)[1]
 
 
-def _hair_colour(points: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+#: The head's lowest share of its height (the neck, what a collar or a turtleneck covers) is left out of the hair
+#: and skin clusters of an upright head (:func:`_hair_colour` with ``upright``).
+HAIR_NECK_SHARE = 0.3
+
+
+def _hair_colour(points: np.ndarray, colours: np.ndarray,
+                 upright: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
     """Hair and face-skin colours of a head's seen vertices (``points`` (K, 3) world, Y up; ``colours`` (K, 3)):
     two-means clustering started from the top band's median (hair) and the middle band's median (face). Returns
-    (hair colour or None when the clusters are too alike — bald, or a hat the colour of the skin —, skin colour)."""
+    (hair colour or None when the clusters are too alike — bald, or a hat the colour of the skin —, skin colour).
+    ``upright``: the head stands upright (the rest pose): its neck (the lowest :data:`HAIR_NECK_SHARE` of the seen
+    head) is left out — a turtleneck's yellow joined the blond hair's cluster and the back of the head took the
+    sweater's colour (rendered subject_101)."""
     y = points[:, 1]
     lo, hi = float(y.min()), float(y.max())
     top = y >= hi - 0.2 * (hi - lo)
     face = (y >= lo + 0.3 * (hi - lo)) & (y <= lo + 0.65 * (hi - lo))
     if top.sum() < 5 or face.sum() < 5:
         return None, np.median(colours, axis=0)
+    if upright:  # the face band starts above the neck: only the clusters' members change
+        above = y >= lo + HAIR_NECK_SHARE * (hi - lo)
+        colours, top, face = colours[above], top[above], face[above]
     centres = np.stack([np.median(colours[top], axis=0), np.median(colours[face], axis=0)])
     for _ in range(8):
         d = np.linalg.norm(colours[:, None] - centres[None], axis=2)

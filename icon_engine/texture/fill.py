@@ -169,7 +169,7 @@ def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndar
     frame, icon_003883), a bald head cannot be told: the colour is the hairline's (the median of the seen top
     band's samples farther than 2 × :data:`HAIR_MIN_CONTRAST` from the face's skin, when at least 5), else
     :data:`HAIR_FALLBACK`, never the skin."""
-    hair, skin = _hair_colour(points, colours)
+    hair, skin = _hair_colour(points, colours, upright=True)
     if hair is not None:
         return hair
     top, lo = float(head_y.max()), float(head_y.min())
@@ -391,7 +391,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 head_faces = head_faces[parts[head_faces[:, 0]] == PART_HEAD]
                 cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
                 upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
-                skin = _hair_colour(v[vis], seed[vis])[1]
+                skin = _hair_colour(v[vis], seed[vis], upright=True)[1]
                 face = None if face_forward is None else _face_front(v, faces, hid, face_forward, y)
                 if face is not None and np.linalg.norm(hair - skin) >= colour_stats.HAIR_MIN_CONTRAST:
                     # the front of the face below the skull is skin however the photo hid it (a face turned
