@@ -97,7 +97,7 @@ class FusedOccupancy:
             contact = occ.contact(x_c, x_p, legs=legs)
             # a photo whose pose compresses the warp there (the inside of its bends) does not vote; where every
             # photo's does, the body prior replaces the surface (as for one photo)
-            fold = occ.skin.fold_weight(x_c, neighbours)
+            fold = occ.skin.fold_weight(x_c, neighbours, occ.skirt)
             unfolded = np.maximum(unfolded, 1.0 - fold)
             ray = x_p - centre
             ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12)

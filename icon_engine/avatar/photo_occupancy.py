@@ -321,7 +321,7 @@ class CanonicalOccupancy:
         x_p, d_c, hand = self.skin.warp_points_hand(x_c, neighbours)
         f = -self.clothed.signed_distance(x_p)
         c = self.contact(x_c, x_p, d_c, self.skin.between_legs(neighbours) if self.skirt > 0 else None)
-        fold = self.skin.fold_weight(x_c, neighbours)
+        fold = self.skin.fold_weight(x_c, neighbours, self.skirt)
         sel = np.nonzero(c > 0)[0]
         if len(sel):
             # The prior only carves: the photo surface is the union of the touching parts (and the web between

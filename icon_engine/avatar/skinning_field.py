@@ -131,14 +131,17 @@ class SkinningField:
         det[sel] = np.linalg.det(np.stack(columns, axis=2))
         return det
 
-    def fold_weight(self, points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def fold_weight(self, points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray],
+                    spanning: float = 1.0) -> np.ndarray:
         """(N,) weight in [0, 1] of the body prior at canonical points (N, 3) where the warp compresses
-        (:func:`folded` of :meth:`jacobian_det`), except between the legs (:meth:`between_legs`): a skirt spans
-        them there, and the prior is two legs with a gap."""
+        (:func:`folded` of :meth:`jacobian_det`), except between the legs (:meth:`between_legs`) as far as the photo
+        shows cloth spanning them (``spanning`` in [0, 1]: :func:`~.photo_occupancy.cloth_between_legs`): a skirt
+        spans them there, and the prior is two legs with a gap. Trousers fold between the legs like anywhere else
+        (the groin of a seated person or a high kick: before wave 21 its pleats stayed on the rest pose)."""
         fold = folded(self.jacobian_det(points, neighbours))
         sel = np.nonzero(fold > 0)[0]
-        if len(sel):
-            fold[sel] *= 1.0 - self.between_legs((neighbours[0][sel], neighbours[1][sel]))
+        if len(sel) and spanning > 0.0:
+            fold[sel] *= 1.0 - spanning * self.between_legs((neighbours[0][sel], neighbours[1][sel]))
         return fold
 
     def between_legs(self, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
