@@ -333,7 +333,7 @@ def test_frame_weight_marks_the_crop_beyond_the_given_edges() -> None:
     h = H // 2
     crop = infer.make_crop(Camera(K.copy(), cam.R, cam.t, W, h), np.asarray(body.vertices), None, 64)
     frame = infer.PhotoFrame(W, h, frozenset({"bottom"}))
-    weight = infer.frame_weight(crop, frame, 32, frame.open).numpy()
+    weight = infer.frame_weight(crop, frame, 32, frame.open_edges).numpy()
     # rows of the crop below the photo's bottom edge are 0, rows inside it 1; the sides stay 1 (closed edges)
     src_y = ((np.arange(32) + 0.5) * (64 / 32) - crop.affine[1, 2]) / crop.affine[1, 1]
     assert np.all(weight[src_y > h + 1] == 0) and np.all(weight[src_y < h - 1] == 1)

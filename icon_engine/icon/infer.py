@@ -132,13 +132,13 @@ class IconSurface(ClothedSurface):
 @dataclass(frozen=True)
 class PhotoFrame:
     """The processing photo's frame (``width`` × ``height`` px) and the edges the person goes on beyond
-    (``open``: :func:`icon_engine.geometry.frame.open_edges` of the person's landmarks). ICON sees a black
+    (``open_edges``: :func:`icon_engine.geometry.frame.open_edges` of the person's landmarks). ICON sees a black
     background beyond the frame: its losses there are left out, and its occupancy there follows what the frame's edge
     shows, tapering to the body's."""
 
     width: int
     height: int
-    open: frozenset[str] = frozenset()
+    open_edges: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -319,7 +319,9 @@ def refine_body(fit: Any, body_model: Any, crop: Crop, image: torch.Tensor, nets
     def down(x: torch.Tensor) -> torch.Tensor:
         return x if x.shape[-1] == rr else F.interpolate(x, size=(rr, rr), mode="area")
 
-    seen = frame_weight(crop, frame, rr, frame.open).to(device) if frame is not None and frame.open else None
+    seen = None  # beyond an open edge the crop is black: no evidence
+    if frame is not None and frame.open_edges:
+        seen = frame_weight(crop, frame, rr, frame.open_edges).to(device)
 
     def targets(nf: torch.Tensor, nb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         tf, tb = down(nf)[0], down(nb)[0]
@@ -679,7 +681,7 @@ def build_icon_surface(
 
     refined = None
     stats: dict[str, Any] = {"variant": nets.variant, "device": str(dev), "image_res": settings.image_res,
-                             "icon_unit_m": float(crop.unit), "open_edges": sorted(frame.open)}
+                             "icon_unit_m": float(crop.unit), "open_edges": sorted(frame.open_edges)}
     if body_model is not None and settings.refine_iters > 0:
         t = time.perf_counter()
         refined, normals, rstats = refine_body(fit, body_model, crop, image, nets, settings, progress, dev, normals,
