@@ -157,7 +157,9 @@ def back_regions(case: dict, parts: np.ndarray, meta: dict) -> dict[str, tuple[n
     lowest vertex: back of the head (above 0.35 of the head part's height: hair), back of the upper torso
     (0.60–0.70: the top), back of the upper thighs (0.42–0.48: trousers, shorts or skirt), the feet's hidden
     side (below 0.035: shoes), and the back of the hips: torso vertices below the legs' highest vertex (trousers,
-    shorts or skirt) where the top is fitted (how far a loose top hangs over the hips is not in meta.json)."""
+    shorts or skirt) where the top is fitted (how far a loose top hangs over the hips is not in meta.json); and the
+    skull: the head region's vertices behind the ears in the rest pose (the head region of a camera turned from the
+    front holds the far cheek, which is skin)."""
     from icon_engine.geometry.normals import outward_vertex_normals
     from icon_engine.texture import PART_HEAD, PART_LEFT_LEG, PART_RIGHT_LEG, PART_TORSO
 
@@ -184,6 +186,11 @@ def back_regions(case: dict, parts: np.ndarray, meta: dict) -> dict[str, tuple[n
     }
     if not meta["garments"]["top"].get("loose"):
         regions["hips"] = (back & (parts == PART_TORSO) & (v[:, 1] < v[legs, 1].max()), lower)
+    rest = case.get("rest_vertices")
+    if rest is not None and head.any():  # the head's region behind the ears (rest pose, the face looks along +Z):
+        # a camera turned 35° from the front counts the far cheek as "back", where the truth is skin, not hair
+        z = rest[head, 2]
+        regions["skull"] = (regions["head"][0] & (rest[:, 2] < (z.min() + z.max()) / 2), "hair")
     return regions
 
 

@@ -666,3 +666,25 @@ def test_a_pattern_under_an_arm_is_taken_across_the_body_when_the_photo_is_sidew
     under_arm = np.array([[1.005, 0.505, 1.0]])  # pixel (100.5, 50.5): the arm; its column's stripe is dark
     detail = _see_through_detail(view, under_arm, np.array([PART_TORSO]))
     assert detail[0, 0] < -50.0, detail  # the dark stripe's detail (40 − 130), not the light one beside the arm
+
+
+def test_the_hidden_cheeks_in_front_of_the_ears_are_skin():
+    """The cheek of a face seen from the other side turns 60–90° from the front: the normal rule left it hair, a
+    sideburn from the temple to the jaw (dev photo icon_e1e7622a, before wave 21). Below the eyes, in front of the
+    ears' plane, it is skin; behind the ears and on the skull it stays hair."""
+    import trimesh
+
+    from icon_engine.texture.fill import FACE_EYE_LINE, _face_front
+
+    head = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    v = np.asarray(head.vertices) * [0.08, 0.12, 0.1] + [0.0, 1.6, 0.0]  # a head 24 cm tall, +Z the face
+    f = np.asarray(head.faces)
+    all_head = np.arange(len(v))
+    share = _face_front(v, f, all_head, np.array([0.0, 0.0, 1.0]), all_head)
+    y_rel = (v[:, 1] - v[:, 1].min()) / np.ptp(v[:, 1])
+    side = np.abs(v[:, 0]) > 0.06  # the head's sides: normals 60-90° from the front
+    cheek = side & (v[:, 2] > 0.035) & (y_rel > 0.35) & (y_rel < FACE_EYE_LINE - 0.15)
+    behind = side & (v[:, 2] < -0.01)
+    skull = y_rel > 0.9
+    assert cheek.sum() > 5 and share[cheek].min() > 0.9, share[cheek].min()
+    assert share[behind].max() == 0.0 and share[skull].max() == 0.0

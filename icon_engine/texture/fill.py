@@ -188,21 +188,41 @@ def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndar
 FACE_FRONT_COS = (0.5, 0.8)
 #: ... fading to hair over this fraction of the head's height below the skull (:data:`HAIR_SKULL`).
 FACE_FRONT_FADE = 0.1
+#: Below the eyes (this fraction of the head part's height from its lowest vertex: the template's eyes lie at 0.59)
+#: the cheeks and the jaw in front of the ears are skin too, however far they turn to the side: fully from
+#: FACE_JAW_FRONT_M in front of the head's middle depth at that height (the ears' plane), fading to hair over the
+#: same distance above the eyes' line (a side view's hidden cheek took the hair colour: a sideburn to the jaw).
+FACE_EYE_LINE = 0.6
+FACE_JAW_FRONT_M = 0.03
 
 
 def _face_front(vertices: np.ndarray, faces: np.ndarray, hid: np.ndarray, forward: np.ndarray,
-                head_y: np.ndarray) -> np.ndarray:
+                head: np.ndarray) -> np.ndarray:
     """(len(hid),) share in [0, 1] of the face's skin for each of the hidden head vertices ``hid``: 1 on the front
     of the face (normal of ``vertices`` (N, 3), the rest pose, facing ``forward`` (3,)) below the skull, fading to 0
-    towards its sides and up to the skull (``head_y`` (K,): the heights of all the head's vertices, metres)."""
+    towards its sides and up to the skull, and on the cheeks and jaw in front of the ears below the eyes
+    (:data:`FACE_EYE_LINE`, :data:`FACE_JAW_FRONT_M`). ``head`` (K,) the head's vertex indices."""
     from ..geometry.normals import vertex_normals
 
+    forward = np.asarray(forward, dtype=np.float64)
     normals = np.asarray(vertex_normals(vertices, faces))[hid]
-    facing = np.clip((normals @ np.asarray(forward, dtype=np.float64) - FACE_FRONT_COS[0])
-                     / (FACE_FRONT_COS[1] - FACE_FRONT_COS[0]), 0.0, 1.0)
-    skull = head_y.min() + HAIR_SKULL * np.ptp(head_y)
-    below = np.clip((skull - vertices[hid, 1]) / (FACE_FRONT_FADE * np.ptp(head_y)), 0.0, 1.0)
-    return facing * below
+    facing = np.clip((normals @ forward - FACE_FRONT_COS[0]) / (FACE_FRONT_COS[1] - FACE_FRONT_COS[0]), 0.0, 1.0)
+    head_y = vertices[head, 1]
+    lo, span = float(head_y.min()), float(np.ptp(head_y))
+    skull = lo + HAIR_SKULL * span
+    below = np.clip((skull - vertices[hid, 1]) / (FACE_FRONT_FADE * span), 0.0, 1.0)
+    # the head's middle depth (along forward) at each height: the ears' plane
+    depth = vertices[head] @ forward
+    edges = np.linspace(lo, lo + span, 21)
+    rows = np.clip(np.searchsorted(edges, head_y) - 1, 0, 19)
+    mid = np.array([(depth[rows == r].min() + depth[rows == r].max()) / 2 if (rows == r).any() else np.nan
+                    for r in range(20)])
+    centres = (edges[:-1] + edges[1:]) / 2
+    ok = np.isfinite(mid)
+    mid_at = np.interp(vertices[hid, 1], centres[ok], mid[ok])
+    jaw = np.clip((vertices[hid] @ forward - mid_at) / FACE_JAW_FRONT_M, 0.0, 1.0)
+    jaw *= np.clip((lo + FACE_EYE_LINE * span - vertices[hid, 1]) / FACE_JAW_FRONT_M + 1.0, 0.0, 1.0)
+    return np.maximum(facing * below, jaw)
 
 
 #: Colour (RGB, 0–255) of legs the photo does not show at all, neither of them (a portrait, a photo cut at the
@@ -392,7 +412,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
                 upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
                 skin = _hair_colour(v[vis], seed[vis], upright=True)[1]
-                face = None if face_forward is None else _face_front(v, faces, hid, face_forward, y)
+                face = None if face_forward is None else _face_front(v, faces, hid, face_forward, np.nonzero(sel)[0])
                 if face is not None and np.linalg.norm(hair - skin) >= colour_stats.HAIR_MIN_CONTRAST:
                     # the front of the face below the skull is skin however the photo hid it (a face turned
                     # away or down: dev photo icon_e1e7622a's face was hair from the front), blended into the hair
