@@ -668,23 +668,37 @@ def test_a_pattern_under_an_arm_is_taken_across_the_body_when_the_photo_is_sidew
     assert detail[0, 0] < -50.0, detail  # the dark stripe's detail (40 − 130), not the light one beside the arm
 
 
-def test_the_hidden_cheeks_in_front_of_the_ears_are_skin():
-    """The cheek of a face seen from the other side turns 60–90° from the front: the normal rule left it hair, a
+def test_the_hidden_cheeks_in_front_of_the_ears_keep_the_profile_not_the_hair():
+    """The cheek of a face seen from the other side turns 60–90° from the front: the hair rule made it hair, a
     sideburn from the temple to the jaw (dev photo icon_e1e7622a, before wave 21). Below the eyes, in front of the
-    ears' plane, it is skin; behind the ears and on the skull it stays hair."""
+    ears' plane, the hidden cheek takes the head's profile at its height (the seen cheek's skin here; a beard where
+    the photo shows one); behind the ears and on the skull it stays hair."""
     import trimesh
 
-    from icon_engine.texture.fill import FACE_EYE_LINE, _face_front
+    from icon_engine.geometry.normals import vertex_normals
+    from icon_engine.texture.fill import FACE_EYE_LINE, _jaw_front
 
     head = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
     v = np.asarray(head.vertices) * [0.08, 0.12, 0.1] + [0.0, 1.6, 0.0]  # a head 24 cm tall, +Z the face
     f = np.asarray(head.faces)
-    all_head = np.arange(len(v))
-    share = _face_front(v, f, all_head, np.array([0.0, 0.0, 1.0]), all_head)
     y_rel = (v[:, 1] - v[:, 1].min()) / np.ptp(v[:, 1])
     side = np.abs(v[:, 0]) > 0.06  # the head's sides: normals 60-90° from the front
     cheek = side & (v[:, 2] > 0.035) & (y_rel > 0.35) & (y_rel < FACE_EYE_LINE - 0.15)
     behind = side & (v[:, 2] < -0.01)
     skull = y_rel > 0.9
-    assert cheek.sum() > 5 and share[cheek].min() > 0.9, share[cheek].min()
-    assert share[behind].max() == 0.0 and share[skull].max() == 0.0
+    every = np.arange(len(v))
+    jaw = _jaw_front(v, every, np.array([0.0, 0.0, 1.0]), every)
+    assert cheek.sum() > 5 and jaw[cheek].min() > 0.9, jaw[cheek].min()
+    assert jaw[behind].max() == 0.0 and jaw[skull].max() == 0.0
+    # the whole fill: the photo (a camera on +X) shows the head's left half, hair above the eyes and behind the ears
+    hair_rgb, skin_rgb = np.array([40.0, 30.0, 25.0]), np.array([200.0, 150.0, 120.0])
+    colours = np.where(((y_rel > 0.62) | ((v[:, 2] < 0) & (y_rel > 0.5)))[:, None], hair_rgb, skin_rgb)
+    view_cos = np.asarray(vertex_normals(v, f))[:, 0]
+    alpha = np.where(view_cos > 0.1, 1.0, 0.0)
+    parts = np.full(len(v), PART_HEAD)
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, view_cos, face_forward=np.array([0.0, 0.0, 1.0]))
+    hidden_cheek = cheek & (v[:, 0] < 0)
+    print("hidden cheek", np.median(out[hidden_cheek], axis=0), stats.get("hair_colour"))
+    assert np.abs(np.median(out[hidden_cheek], axis=0) - skin_rgb).max() < 25
+    hidden_back = (v[:, 0] < -0.03) & (v[:, 2] < -0.03) & (y_rel > 0.65)
+    assert np.abs(np.median(out[hidden_back], axis=0) - hair_rgb).max() < 25

@@ -189,9 +189,11 @@ FACE_FRONT_COS = (0.5, 0.8)
 #: ... fading to hair over this fraction of the head's height below the skull (:data:`HAIR_SKULL`).
 FACE_FRONT_FADE = 0.1
 #: Below the eyes (this fraction of the head part's height from its lowest vertex: the template's eyes lie at 0.59)
-#: the cheeks and the jaw in front of the ears are skin too, however far they turn to the side: fully from
-#: FACE_JAW_FRONT_M in front of the head's middle depth at that height (the ears' plane), fading to hair over the
-#: same distance above the eyes' line (a side view's hidden cheek took the hair colour: a sideburn to the jaw).
+#: the cheeks and the jaw in front of the ears keep the head's profile (the colour the photo shows round the head
+#: at that height: the seen cheek's skin, or a beard), never the hair colour, however far they turn to the side:
+#: fully from FACE_JAW_FRONT_M in front of the head's middle depth at that height (the ears' plane), fading over
+#: the same distance above the eyes' line (:func:`_jaw_front`; a side view's hidden cheek took the hair colour: a
+#: sideburn from the temple to the jaw).
 FACE_EYE_LINE = 0.6
 FACE_JAW_FRONT_M = 0.03
 
@@ -200,17 +202,26 @@ def _face_front(vertices: np.ndarray, faces: np.ndarray, hid: np.ndarray, forwar
                 head: np.ndarray) -> np.ndarray:
     """(len(hid),) share in [0, 1] of the face's skin for each of the hidden head vertices ``hid``: 1 on the front
     of the face (normal of ``vertices`` (N, 3), the rest pose, facing ``forward`` (3,)) below the skull, fading to 0
-    towards its sides and up to the skull, and on the cheeks and jaw in front of the ears below the eyes
-    (:data:`FACE_EYE_LINE`, :data:`FACE_JAW_FRONT_M`). ``head`` (K,) the head's vertex indices."""
+    towards its sides and up to the skull. ``head`` (K,) the head's vertex indices."""
     from ..geometry.normals import vertex_normals
 
     forward = np.asarray(forward, dtype=np.float64)
     normals = np.asarray(vertex_normals(vertices, faces))[hid]
     facing = np.clip((normals @ forward - FACE_FRONT_COS[0]) / (FACE_FRONT_COS[1] - FACE_FRONT_COS[0]), 0.0, 1.0)
     head_y = vertices[head, 1]
+    skull = head_y.min() + HAIR_SKULL * np.ptp(head_y)
+    below = np.clip((skull - vertices[hid, 1]) / (FACE_FRONT_FADE * np.ptp(head_y)), 0.0, 1.0)
+    return facing * below
+
+
+def _jaw_front(vertices: np.ndarray, hid: np.ndarray, forward: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """(len(hid),) share in [0, 1] of the head's profile (not the hair) for each hidden head vertex ``hid``: the
+    cheeks and the jaw in front of the ears below the eyes (:data:`FACE_EYE_LINE`, :data:`FACE_JAW_FRONT_M`) in the
+    rest pose (``vertices`` (N, 3), the face looking along ``forward`` (3,)); ``head`` (K,) the head's vertex
+    indices."""
+    forward = np.asarray(forward, dtype=np.float64)
+    head_y = vertices[head, 1]
     lo, span = float(head_y.min()), float(np.ptp(head_y))
-    skull = lo + HAIR_SKULL * span
-    below = np.clip((skull - vertices[hid, 1]) / (FACE_FRONT_FADE * span), 0.0, 1.0)
     # the head's middle depth (along forward) at each height: the ears' plane
     depth = vertices[head] @ forward
     edges = np.linspace(lo, lo + span, 21)
@@ -221,8 +232,7 @@ def _face_front(vertices: np.ndarray, faces: np.ndarray, hid: np.ndarray, forwar
     ok = np.isfinite(mid)
     mid_at = np.interp(vertices[hid, 1], centres[ok], mid[ok])
     jaw = np.clip((vertices[hid] @ forward - mid_at) / FACE_JAW_FRONT_M, 0.0, 1.0)
-    jaw *= np.clip((lo + FACE_EYE_LINE * span - vertices[hid, 1]) / FACE_JAW_FRONT_M + 1.0, 0.0, 1.0)
-    return np.maximum(facing * below, jaw)
+    return jaw * np.clip((lo + FACE_EYE_LINE * span - vertices[hid, 1]) / FACE_JAW_FRONT_M + 1.0, 0.0, 1.0)
 
 
 #: Colour (RGB, 0–255) of legs the photo does not show at all, neither of them (a portrait, a photo cut at the
@@ -412,16 +422,22 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
                 upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
                 skin = _hair_colour(v[vis], seed[vis], upright=True)[1]
-                face = None if face_forward is None else _face_front(v, faces, hid, face_forward, np.nonzero(sel)[0])
+                head = np.nonzero(sel)[0]
+                around = np.broadcast_to(hair, (int(upper.sum()), 3))
+                if face_forward is not None:  # the cheeks and the jaw keep the profile: skin or a beard, not hair
+                    jaw = _jaw_front(v, hid[upper], face_forward, head)[:, None]
+                    around = jaw * fill[upper] + (1.0 - jaw) * around
+                    stats["jaw_profile_vertices"] = int((jaw > 0.5).sum())
+                face = None if face_forward is None else _face_front(v, faces, hid, face_forward, head)
                 if face is not None and np.linalg.norm(hair - skin) >= colour_stats.HAIR_MIN_CONTRAST:
                     # the front of the face below the skull is skin however the photo hid it (a face turned
                     # away or down: dev photo icon_e1e7622a's face was hair from the front), blended into the hair
                     # around it
                     share = face[upper, None]
-                    fill[upper] = share * skin + (1.0 - share) * hair
+                    fill[upper] = share * skin + (1.0 - share) * around
                     stats["hidden_face_vertices"] = int((face[upper] > 0.5).sum())
                 else:
-                    fill[upper] = hair
+                    fill[upper] = around
                 stats["hair_colour"] = [round(float(x), 1) for x in hair]
         if part in LIMB_COUNTERPART:  # stretches of the limb the photo does not show: the counterpart's profile
             t_own, length = _limb_fraction(v, parts, int(part))
