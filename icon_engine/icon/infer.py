@@ -151,6 +151,14 @@ class Crop:
     unit: float
     center_cam: np.ndarray
 
+    def to_photo(self, crop_px: np.ndarray) -> np.ndarray:
+        """Crop px (..., 2) → processing px (the affine is a uniform scale and a shift)."""
+        return (np.asarray(crop_px, dtype=np.float64) - self.affine[:2, 2]) / self.affine[0, 0]
+
+    def from_photo(self, photo_px: np.ndarray) -> np.ndarray:
+        """Processing px (..., 2) → crop px."""
+        return np.asarray(photo_px, dtype=np.float64) * self.affine[0, 0] + self.affine[:2, 2]
+
 
 def make_crop(camera: Camera, body_vertices: np.ndarray, mask: np.ndarray | None, res: int) -> Crop:
     """ICON's crop around the person (mask box ∪ projected body box), side ``CROP_MARGIN`` × the larger side."""
@@ -180,10 +188,8 @@ def crop_image(rgb: np.ndarray, mask: np.ndarray, crop: Crop,
     """ICON's image input (1, 3, R, R) in [-1, 1] × mask (background exactly 0) and the mask (1, 1, R, R)."""
     res = crop.camera.width
     H, W = mask.shape
-    inv = np.linalg.inv(crop.affine)
     c = (np.arange(res) + 0.5)
-    gx, gy = np.meshgrid(c, c)
-    src = np.stack([gx, gy, np.ones_like(gx)], -1) @ inv.T  # processing px (continuous)
+    src = crop.to_photo(np.stack(np.meshgrid(c, c), -1))  # processing px (continuous)
     grid = np.stack([src[..., 0] / W * 2 - 1, src[..., 1] / H * 2 - 1], -1)
     grid_t = torch.as_tensor(grid, dtype=torch.float32, device=device)[None]
     img = torch.as_tensor(rgb, dtype=torch.float32, device=device).permute(2, 0, 1)[None] / 255.0
@@ -198,10 +204,9 @@ def frame_weight(crop: Crop, frame: PhotoFrame, res: int,
     """(res, res) float mask over the crop resampled to ``res`` px: 0 where the crop shows the photo beyond any of
     ``edges`` (no evidence there: the crop is black), 1 elsewhere."""
     c = (np.arange(res) + 0.5) * (crop.camera.width / res)
-    gx, gy = np.meshgrid(c, c)
-    src = np.stack([gx, gy, np.ones_like(gx)], -1) @ np.linalg.inv(crop.affine).T  # processing px
+    src = crop.to_photo(np.stack(np.meshgrid(c, c), -1))  # processing px
     out = np.zeros((res, res), dtype=bool)
-    for edge, beyond in beyond_edges(src[..., :2], frame.width, frame.height).items():
+    for edge, beyond in beyond_edges(src, frame.width, frame.height).items():
         if edge in edges:
             out |= beyond
     return torch.as_tensor(~out, dtype=torch.float32)
@@ -447,17 +452,15 @@ class BodyFeatures:
     def _into_frame(self, pix: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crop px (N, 2) of points beyond the photo's frame moved just inside its edge, and how far beyond the
         frame each point lies (metres at its depth)."""
-        frame, affine = self.frame, self.crop.affine
-        photo = (pix - affine[:2, 2]) / affine[0, 0]  # crop px → processing px (the crop's affine is a scale + shift)
+        frame, crop, scale = self.frame, self.crop, float(self.crop.affine[0, 0])
+        photo = crop.to_photo(pix)
         beyond_px = distance_beyond(photo, frame.width, frame.height)
         out = beyond_px > 0
         if not out.any():
             return pix, np.zeros(len(pix))
         pix = pix.copy()
-        inset = FRAME_INSET_CROP_PX / affine[0, 0]
-        pix[out] = into_frame(photo[out], frame.width, frame.height, inset=inset) * affine[0, 0] + affine[:2, 2]
-        focal_px = self.crop.camera.K[0, 0] / affine[0, 0]
-        return pix, beyond_px * np.maximum(depth, 1e-3) / focal_px
+        pix[out] = crop.from_photo(into_frame(photo[out], frame.width, frame.height, inset=FRAME_INSET_CROP_PX / scale))
+        return pix, beyond_px * np.maximum(depth, 1e-3) * scale / crop.camera.K[0, 0]  # photo focal = K_crop / scale
 
 
 @torch.no_grad()

@@ -160,7 +160,8 @@ HAIR_TOP_UNSEEN = 0.25
 HAIR_FALLBACK = (45.0, 35.0, 30.0)
 
 
-def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndarray) -> np.ndarray | None:
+def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndarray,
+                        clusters: tuple[np.ndarray | None, np.ndarray] | None = None) -> np.ndarray | None:
     """Hair colour (3,) for the hidden side of a head, or None (bald: keep the profile, skin). ``head_y`` (K,) the
     heights of all the head's vertices (metres, Y up), ``points`` (S, 3) / ``colours`` (S, 3) its seen ones.
 
@@ -168,8 +169,8 @@ def _unseen_hair_colour(head_y: np.ndarray, points: np.ndarray, colours: np.ndar
     stop more than :data:`HAIR_TOP_UNSEEN` of the head's height below its top (a head cut off by the photo's
     frame, icon_003883), a bald head cannot be told: the colour is the hairline's (the median of the seen top
     band's samples farther than 2 × :data:`HAIR_MIN_CONTRAST` from the face's skin, when at least 5), else
-    :data:`HAIR_FALLBACK`, never the skin."""
-    hair, skin = _hair_colour(points, colours, upright=True)
+    :data:`HAIR_FALLBACK`, never the skin. ``clusters``: :func:`_hair_colour` of these samples when already known."""
+    hair, skin = clusters if clusters is not None else _hair_colour(points, colours, upright=True)
     if hair is not None:
         return hair
     top, lo = float(head_y.max()), float(head_y.min())
@@ -268,6 +269,12 @@ def _hips_from_legs(v: np.ndarray, parts: np.ndarray, sample: np.ndarray, colour
     return below, fill
 
 
+def _side_weight(view_cos: np.ndarray) -> np.ndarray:
+    """Profile sample weights towards the silhouette (:data:`SIDE_WEIGHT_POWER`): the seen side's edge continues
+    into the hidden side."""
+    return np.clip(1.05 - view_cos, 0.05, 1.0) ** SIDE_WEIGHT_POWER
+
+
 def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray,
                           colours: np.ndarray, view_cos: np.ndarray, height: float,
                           lit: np.ndarray | None = None) -> np.ndarray | None:
@@ -286,7 +293,7 @@ def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, sa
         return None
     t_other, length = _limb_fraction(vertices, parts, other)
     t_own = _limb_fraction(vertices, parts, part)[0]
-    weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+    weight = _side_weight(view_cos[vis])
     if lit is not None:
         weight = weight * lit[vis]
     end = 1.0 - LIMB_END * height / length
@@ -396,7 +403,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             continue
         axis = _profile_axis(v, parts, int(part))
         s = v @ axis
-        weight = np.clip(1.05 - view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
+        weight = _side_weight(view_cos[vis])
         sign = _limb_end(v, parts, part, axis)  # a limb's end (foot, hand): its own garment
         band = None
         if sign > 0:
@@ -411,7 +418,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             fill[front] = _clear_first_profile(s[vis], seed[vis], face_on * lit[vis], unfaded[vis], s[hid[front]],
                                                colour_stats.PROFILE_WINDOW * height, band)
         if part == PART_HEAD:
-            hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis])
+            clusters = _hair_colour(v[vis], seed[vis], upright=True)
+            hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis], clusters)
             if hair is not None:
                 y = v[sel, 1]
                 upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)
@@ -421,7 +429,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 head_faces = head_faces[parts[head_faces[:, 0]] == PART_HEAD]
                 cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
                 upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
-                skin = _hair_colour(v[vis], seed[vis], upright=True)[1]
+                skin = clusters[1]
                 head = np.nonzero(sel)[0]
                 around = np.broadcast_to(hair, (int(upper.sum()), 3))
                 if face_forward is not None:  # the cheeks and the jaw keep the profile: skin or a beard, not hair
@@ -459,8 +467,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
         if legs_top is not None and part == PART_TORSO:
             fill[v[hid, 1] < legs_top] = UNSEEN_LEGS_COLOUR
         elif part == PART_TORSO:  # the hidden hips: the garment round the body at that height, not the top's V
-            side_weight = np.clip(1.05 - view_cos, 0.05, 1.0) ** SIDE_WEIGHT_POWER * lit
-            hips = _hips_from_legs(v, parts, sample, seed, side_weight, hid, height)
+            hips = _hips_from_legs(v, parts, sample, seed, _side_weight(view_cos) * lit, hid, height)
             if hips is not None:
                 fill[hips[0]] = hips[1]
                 stats["hips_from_legs"] = int(hips[0].sum())
