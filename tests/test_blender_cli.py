@@ -23,8 +23,8 @@ def bundle_dir(tmp_path_factory):
     return make_bundle(tmp_path_factory.mktemp("cli") / "person")
 
 
-def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(cli.__file__).rsplit("/icon_blender/", 1)[0])
+def run_cli(*args: str, cwd, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(env or os.environ, PYTHONPATH=str(cli.__file__).rsplit("/icon_blender/", 1)[0])
     return subprocess.run([sys.executable, "-m", "icon_blender", *args], capture_output=True, text=True,
                           timeout=300, env=env, cwd=cwd)
 
@@ -45,6 +45,19 @@ def test_writes_blend_and_fbx_that_reopen(bundle_dir, tmp_path):
     assert bpy.context.scene.frame_end == 10  # 19/60 s at 30 fps
     assert all(img.packed_file is not None for img in bpy.data.images if img.source == "FILE")
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_leaves_no_blender_session_folder_in_the_temp_folder(bundle_dir, tmp_path):
+    """The command skips the interpreter's teardown (bpy 4.2 crashes in it), where bpy removes its session folder:
+    a batch of thousands of avatars must not leave thousands of empty ``blender_*`` folders behind."""
+    temp, out = tmp_path / "temp", tmp_path / "out"
+    temp.mkdir()
+    out.mkdir()
+    env = dict(os.environ, TMPDIR=str(temp), TEMP=str(temp), TMP=str(temp))
+    result = run_cli("import-bundle", str(bundle_dir), "--blend", str(out / "a.blend"), cwd=out, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "a.blend").is_file()
+    assert list(temp.iterdir()) == []
 
 
 def test_writes_gltf_and_usd_with_game_bone_names(bundle_dir, tmp_path):
