@@ -685,6 +685,10 @@ def detect_hands(rgb: np.ndarray, keypoints: np.ndarray) -> dict[str, np.ndarray
 #: Highest visibility a landmark outside the photo keeps (BlazePose extrapolates cut-off parts, e.g. a head above
 #: the frame, often with visibility 1; they are guesses the photo cannot confirm).
 OUT_OF_FRAME_VISIBILITY = 0.3
+#: A person shown smaller than this (the person's box, the longer of its sides, in the original photo's pixels) gets
+#: a warning: the surface and the texture can only be as sharp as the photo (a 160 px tall person bakes a blurred
+#: texture over the 2,048 px atlas).
+SMALL_PERSON_PX = 300
 
 
 def _cap_out_of_frame(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -741,6 +745,11 @@ def detect_person(
         warnings.append(f"The person was found with the photo turned {raw.rotation}° (upside down or lying).")
     if len(people) > 1:
         warnings.append(f"{len(people)} people found; using person {person_index} (0 = largest).")
+    shown_px = float(max(bbox[2] - bbox[0], bbox[3] - bbox[1])) / max(float(photo.scale), 1e-9)
+    if shown_px < SMALL_PERSON_PX:
+        warnings.append(f"The person is only {shown_px:.0f} pixels tall in the photo: the avatar's shape and texture "
+                        f"will be coarse and blurred. A photo showing the person at least {SMALL_PERSON_PX} pixels "
+                        "tall (better 1,000) gives a sharper avatar.")
     return PersonObservation(
         keypoints=keypoints,
         world_landmarks=raw.world,

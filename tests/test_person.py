@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -197,6 +198,7 @@ def test_sample_photo_person() -> None:
     assert obs.mask[rows, cols].all()
     assert obs.world_landmarks[11, 0] > obs.world_landmarks[12, 0]  # BlazePose world x: image right
     assert obs.world_landmarks[0, 1] < obs.world_landmarks[27, 1]  # world y down
+    assert not [w for w in obs.warnings if "pixels tall" in w]
     crop_mask = crop_image(obs.mask, obs)
     assert 0.1 < crop_mask.mean() < 0.6 and not crop_mask[:4].any() and not crop_mask[-4:].any()
 
@@ -352,6 +354,11 @@ def test_small_person_is_found_by_tiles(shared_photos: list[Path]) -> None:
     x0, y0, x1, y1 = obs.bbox
     assert 630 <= x0 and x1 <= 800 and 610 <= y0 and y1 <= 780
     assert obs.mask[:600].sum() == 0 and obs.mask.sum() > 0.2 * 150 * 150 * 0.3
+    small = [w for w in obs.warnings if "pixels tall" in w]
+    assert len(small) == 1 and "at least 300 pixels" in small[0]
+    # the same pixels from a photo downscaled 4× for processing: 600 px tall in the original, no warning
+    big = detect_person(dataclasses.replace(_photo(canvas), scale=0.25, original_size=(4000, 4000)), hands=False)
+    assert not [w for w in big.warnings if "pixels tall" in w]
 
 
 @pytest.mark.photos
