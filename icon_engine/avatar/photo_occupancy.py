@@ -58,6 +58,20 @@ MAX_OFFSET_M = 0.45
 MISSING_FRACTION = 0.6
 MISSING_OUTSIDE_M = 0.01
 HAND_MAX_OFFSET_M = 0.008
+#: A trouser leg in the rest pose (wave 22, :func:`leg_tube_offsets`): on each leg, from hip to ankle in
+#: LEG_TUBE_BINS slices, the clothing offset stands at most LEG_BULGE_M (metres) above the slice's lower quartile
+#: (its closer sides), and the leg's occupancy is capped at the body grown by that tube (:func:`leg_tube`). A photo
+#: of a thigh raised towards the camera in loose shorts (dev photo icon_5a6a2596) showed the cloth 9–11 cm off the
+#: thigh on one side and 3 cm on the others: un-posed, that side became a sack hanging off the rest pose's thigh;
+#: wide trousers in a lunge (icon_c9856a2b) left flaps standing off the calves. No cap where the photo shows cloth
+#: spanning the legs (a skirt, a dress, a coat: :func:`cloth_between_legs`).
+LEG_TUBE_BINS = 12
+LEG_BULGE_M = 0.03
+#: The cap weighs in as a point's share of the legs in its blend goes from the first value to the second (the
+#: pelvis and the crotch above the thighs keep the photo's surface).
+LEG_TUBE_SHARE = (0.5, 0.9)
+#: Each leg's joints (SMPL-X): hip, knee, ankle (the thigh's and the shin's bones, then the foot).
+LEG_CHAINS = ((1, 4, 7), (2, 5, 8))
 #: Canonical points per block of the field's evaluation (bounds its temporaries: ~2 kB per point).
 FIELD_BLOCK_ROWS = 32_768
 #: Fewest canonical points per thread of the field's evaluation: the coarse levels (5–11k points at standard)
@@ -137,6 +151,39 @@ def body_offsets(posed_body: np.ndarray, body: CanonicalBody, clothed: MeshQuery
     return filled, known
 
 
+def leg_tube_offsets(body: CanonicalBody, offsets: np.ndarray) -> np.ndarray:
+    """(V,) metres: on each leg (:data:`LEG_CHAINS`; thigh and shin: vertices whose largest LBS weight is the hip's
+    or the knee's) the lower quartile of the clothing ``offsets`` (V,) in its slice plus
+    :data:`LEG_BULGE_M` — the leg from hip to ankle in :data:`LEG_TUBE_BINS` slices by arc length along its two
+    bones, interpolated between slice centres (no step at the knee), the foot the ankle's slice (a shoe stands well
+    within it); :data:`MAX_OFFSET_M` elsewhere (no cap)."""
+    caps = np.full(len(offsets), MAX_OFFSET_M)
+    owner = body.lbs_weights.argmax(axis=1)
+    for hip, knee, ankle in LEG_CHAINS:
+        a, b, c = body.joints[hip], body.joints[knee], body.joints[ankle]
+        thigh, shin = float(np.linalg.norm(b - a)), float(np.linalg.norm(c - b))
+        sel, along = [], []
+        for joint, start, end, before in ((hip, a, b, 0.0), (knee, b, c, thigh)):
+            idx = np.nonzero(owner == joint)[0]
+            axis = end - start
+            t = np.clip((body.vertices[idx] - start) @ axis / max(float(axis @ axis), 1e-12), 0.0, 1.0)
+            sel.append(idx)
+            along.append(before + t * float(np.linalg.norm(axis)))
+        sel, along = np.concatenate(sel), np.concatenate(along) / max(thigh + shin, 1e-9)
+        if len(sel) < 4 * LEG_TUBE_BINS:
+            continue
+        foot = np.nonzero(owner == ankle)[0]  # the foot (and its shoe) takes the ankle's slice: a hem's flap there
+        edges = np.linspace(0.0, 1.0, LEG_TUBE_BINS + 1)
+        slot = np.minimum(np.searchsorted(edges, along, side="right") - 1, LEG_TUBE_BINS - 1)
+        lower = np.array([np.percentile(offsets[sel][slot == k], 25) if (slot == k).any() else np.nan
+                          for k in range(LEG_TUBE_BINS)])
+        ok = ~np.isnan(lower)
+        centres = 0.5 * (edges[:-1] + edges[1:])
+        caps[sel] = np.interp(along, centres[ok], lower[ok]) + LEG_BULGE_M
+        caps[foot] = lower[ok][-1] + LEG_BULGE_M
+    return caps
+
+
 def segment_outside_fractions(outside: np.ndarray, lbs_weights: np.ndarray) -> dict[int, float]:
     """Per limb segment (:data:`LIMB_SEGMENT_JOINTS`), the share of the body vertices its joint leads (largest of
     ``lbs_weights`` (V, 55)) that are ``outside`` (V,) bool the avatar."""
@@ -201,6 +248,8 @@ class CanonicalOccupancy:
     def __init__(self, skin: SkinningField, posed_body: np.ndarray, clothed: MeshQuery, offsets: np.ndarray,
                  device: str = "cpu") -> None:
         self.skin, self.clothed, self.offsets = skin, clothed, offsets
+        #: (V,) the largest clothing offset of the thighs and shins in the rest pose (:func:`leg_tube_offsets`)
+        self.leg_offsets = leg_tube_offsets(skin.body, offsets)
         self.posed_body = posed_body
         parts = skin.body.parts
         present = [p for p in range(len(PART_NAMES)) if (parts == p).any()]
@@ -278,6 +327,22 @@ class CanonicalOccupancy:
         """Body prior: (N,) offset of the closest canonical body point minus the signed distance to the body."""
         return self._prior_lost(x_c, False)[0]
 
+    def leg_tube(self, f: np.ndarray, x_c: np.ndarray, legs: np.ndarray) -> np.ndarray:
+        """Occupancy ``f`` (N,) capped on the legs at the body grown by :attr:`leg_offsets` (cloth standing off a
+        thigh or a shin farther than its slice's tube; a leg within it is unchanged), blended in by the
+        points' total leg share ``legs`` (N,) (:data:`LEG_TUBE_SHARE`) and not at all where the photo shows cloth
+        spanning the legs (:attr:`skirt`)."""
+        w = _smoothstep((legs - LEG_TUBE_SHARE[0]) / (LEG_TUBE_SHARE[1] - LEG_TUBE_SHARE[0])) * (1.0 - self.skirt)
+        sel = np.nonzero(w > 0)[0]
+        if not len(sel):
+            return f
+        q = self.body_query.query(x_c[sel])
+        corners = self.body_query.faces[q.face]
+        tube = np.einsum("ni,ni->n", q.bary, self.leg_offsets[corners]) - q.distance
+        out = f.copy()
+        out[sel] = (1.0 - w[sel]) * f[sel] + w[sel] * np.minimum(f[sel], tube)
+        return out
+
     def _prior_lost(self, x_c: np.ndarray, with_lost: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """(body prior (N,), the lost weight (N,) at the closest canonical body point or None)."""
         q = self.body_query.query(x_c)
@@ -331,6 +396,7 @@ class CanonicalOccupancy:
         if len(sel):
             # a compressed warp pleats the photo's surface both ways (ridges and dents): the prior replaces it
             f[sel] = (1.0 - fold[sel]) * f[sel] + fold[sel] * self.prior(x_c[sel])
+        f = self.leg_tube(f, x_c, self.skin.legs(neighbours).sum(axis=1))
         f, grown = self.keep_lost(f, x_c, d_c)
         return np.stack([bare_hands(f, x_c, hand, self.prior), c > 0.5, grown], axis=1)
 

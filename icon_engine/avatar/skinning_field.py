@@ -147,11 +147,15 @@ class SkinningField:
     def between_legs(self, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """(N,) in [0, 1]: how far the points of these :meth:`neighbours` lie between the legs — 0 where one leg's
         share in the blend is below :data:`LEGS_SHARE_FROM`, 1 where both legs' are at least :data:`LEGS_SHARE_FULL`."""
+        legs = self.legs(neighbours)
+        return np.clip((legs.min(axis=1) - LEGS_SHARE_FROM) / (LEGS_SHARE_FULL - LEGS_SHARE_FROM), 0.0, 1.0)
+
+    def legs(self, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """(N, 2) share of the left and the right leg in the blend of the points of these :meth:`neighbours`."""
         d, idx = neighbours
         if len(d) == 0:
-            return np.zeros(0)
-        legs = self._blend_matrix(_blend_weights(d)[0], idx) @ self.leg_shares
-        return np.clip((legs.min(axis=1) - LEGS_SHARE_FROM) / (LEGS_SHARE_FULL - LEGS_SHARE_FROM), 0.0, 1.0)
+            return np.zeros((0, 2))
+        return np.asarray(self._blend_matrix(_blend_weights(d)[0], idx) @ self.leg_shares)
 
     def _apply(self, blend: sp.csr_matrix, points: np.ndarray) -> np.ndarray:
         """Posed points (N, 3): the canonical ``points`` moved by the ``blend`` (N, V) of the body vertices' LBS."""
