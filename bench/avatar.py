@@ -412,6 +412,19 @@ def pleat_shares(case: AvatarCase, iterations: int = 10, turn_deg: float = 20.0)
     return out
 
 
+def leg_cloth(case: AvatarCase, far: float = 0.05) -> tuple[float, float]:
+    """Cloth standing off the legs in the rest pose (wave 22): (share of the rest mesh's leg vertices — parts from
+    the weights — farther than ``far`` metres outside the canonical body, their 99th percentile distance in
+    metres). A sack or a flap hanging off a thigh after un-posing shows in both; tight trousers stay near 0 / 3 cm."""
+    from icon_engine.mesh_queries import MeshQuery
+
+    legs = np.isin(case.parts, (3, 4))
+    if not legs.any():
+        return 0.0, 0.0
+    dist = MeshQuery(case.body.vertices, case.body.faces).signed_distance(case.rest_vertices[legs])
+    return float((dist > far).mean()), float(np.percentile(dist, 99))
+
+
 def summarise(rows: list[dict]) -> dict:
     """Worst figures over all avatars, per pose."""
     out: dict[str, dict] = {}
@@ -487,22 +500,26 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['thigh_creases_pct']:.2f} |")
     print("\n| avatar | avatar stage or reconstruction (s wall / s CPU) | contact-zone fraction | posed IoU | "
           "most lost limb segment (share outside) | limb segments restored | rest pleats % (armpits / elbows / "
-          "knees / all) |")
-    print("|---|---|---|---|---|---|---|")
+          "knees / all) | rest leg cloth > 5 cm (%) / p99 (cm) |")
+    print("|---|---|---|---|---|---|---|---|")
     avatars = []
     for case in cases:
         st = case.stats or {}
         iou = st.get("posed_silhouette_iou")
         share, segment = most_lost_segment(case)
         pleats = pleat_shares(case)
-        avatars.append({"avatar": case.name, "posed_iou": iou, "pleats": pleats})
+        cloth, cloth_p99 = leg_cloth(case)
+        avatars.append({"avatar": case.name, "posed_iou": iou, "pleats": pleats, "leg_cloth": cloth,
+                        "leg_cloth_p99_m": cloth_p99})
         print(f"| {case.name} | {case.seconds:.0f} / {case.cpu_seconds:.0f} | "
               f"{st.get('contact_zone_fraction', float('nan')):.3f} | {'' if iou is None else f'{iou:.3f}'} | "
               f"{segment} {share:.2f} | {st.get('limb_segments_restored', '')} | "
-              f"{' / '.join(f'{100 * v:.2f}' for v in pleats.values())} |")
+              f"{' / '.join(f'{100 * v:.2f}' for v in pleats.values())} | {100 * cloth:.2f} / {100 * cloth_p99:.1f} |")
     if cases:
         mean = {k: float(np.mean([a["pleats"][k] for a in avatars])) for k in avatars[0]["pleats"]}
-        print(f"| **mean** | | | | | | {' / '.join(f'{100 * v:.2f}' for v in mean.values())} |")
+        cloth = np.mean([[a["leg_cloth"], a["leg_cloth_p99_m"]] for a in avatars], axis=0)
+        print(f"| **mean** | | | | | | {' / '.join(f'{100 * v:.2f}' for v in mean.values())} | "
+              f"{100 * cloth[0]:.2f} / {100 * cloth[1]:.1f} |")
     if args.json is not None:
         args.json.write_text(json.dumps({"rows": rows, "summary": summarise(rows), "avatars": avatars}, indent=1))
     if args.sheet is not None:

@@ -75,6 +75,18 @@ def test_pleat_shares_see_ripples_at_the_armpits_only(standing):
     assert rippled["knees"] == pytest.approx(smooth["knees"], abs=1e-9)
 
 
+def test_leg_cloth_sees_a_sack_off_a_thigh(standing):
+    share, p99 = bench_avatar.leg_cloth(standing)
+    assert share < 0.01 and p99 < 0.04  # tight trousers
+    rest = standing.rest_vertices.copy()
+    knee, hip = standing.rest_joints[5], standing.rest_joints[2]
+    mid = 0.5 * (knee + hip)
+    front = (standing.parts == 4) & (np.abs(rest[:, 1] - mid[1]) < 0.08) & (rest[:, 2] > mid[2])
+    rest[front, 2] += 0.08  # a sack 8 cm off the right thigh's front
+    share2, p99_2 = bench_avatar.leg_cloth(dataclasses.replace(standing, rest_vertices=rest))
+    assert share2 > share + 0.02 and p99_2 > 0.07
+
+
 def test_texture_sides_loads_an_older_texture_package_or_module(tmp_path):
     """``bench/texture_sides.py --before``: an older ``texture`` package folder (wave 17 on) or the single
     ``texture.py`` before it loads beside the working tree's, and bakes with its own code."""
