@@ -159,7 +159,8 @@ def back_regions(case: dict, parts: np.ndarray, meta: dict) -> dict[str, tuple[n
     side (below 0.035: shoes), and the back of the hips: torso vertices below the legs' highest vertex (trousers,
     shorts or skirt) where the top is fitted (how far a loose top hangs over the hips is not in meta.json); and the
     skull: the head region's vertices behind the ears in the rest pose (the head region of a camera turned from the
-    front holds the far cheek, which is skin)."""
+    front holds the far cheek, which is skin); and that far cheek: the head's back-facing vertices 3 cm or more in
+    front of the ears' plane below the eyes (rest pose; skin)."""
     from icon_engine.geometry.normals import outward_vertex_normals
     from icon_engine.texture import PART_HEAD, PART_LEFT_LEG, PART_RIGHT_LEG, PART_TORSO
 
@@ -191,6 +192,11 @@ def back_regions(case: dict, parts: np.ndarray, meta: dict) -> dict[str, tuple[n
         # a camera turned 35° from the front counts the far cheek as "back", where the truth is skin, not hair
         z = rest[head, 2]
         regions["skull"] = (regions["head"][0] & (rest[:, 2] < (z.min() + z.max()) / 2), "hair")
+        # the far cheek of a camera turned from the front (wave 22): the head's hidden vertices 3 cm or more in
+        # front of the ears' plane (rest pose), below the eyes' line: skin
+        ry = rest[head, 1]
+        regions["cheek"] = (back & head & (rest[:, 2] > (z.min() + z.max()) / 2 + 0.03)
+                            & (rest[:, 1] < ry.min() + 0.55 * np.ptp(ry)), "skin")
     return regions
 
 

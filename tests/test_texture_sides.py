@@ -702,3 +702,39 @@ def test_the_hidden_cheeks_in_front_of_the_ears_keep_the_profile_not_the_hair():
     assert np.abs(np.median(out[hidden_cheek], axis=0) - skin_rgb).max() < 25
     hidden_back = (v[:, 0] < -0.03) & (v[:, 2] < -0.03) & (y_rel > 0.65)
     assert np.abs(np.median(out[hidden_back], axis=0) - hair_rgb).max() < 25
+
+
+def test_the_far_side_of_a_head_seen_turned_takes_the_near_sides_colours(monkeypatch):
+    """A head photographed from its left side (+X), its hair tied back (hair behind the ears down to the jaw, so the
+    head's profile at cheek height is mostly hair): the hidden right eye, cheek and ear take the colours the photo
+    shows at their mirror image on the left (wave 22) — an eye where the eye is, skin on the cheek — instead of the
+    profile's hair over the far cheek (dev photo icon_22097467) and a featureless smear (icon_5a6a2596)."""
+    import trimesh
+
+    from icon_engine.geometry.normals import vertex_normals
+    from icon_engine.texture import fill
+
+    head = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    v = np.asarray(head.vertices) * [0.08, 0.12, 0.1] + [0.0, 1.6, 0.0]  # a head 24 cm tall, +Z the face
+    f = np.asarray(head.faces)
+    y_rel = (v[:, 1] - v[:, 1].min()) / np.ptp(v[:, 1])
+    hair_rgb, skin_rgb = np.array([30.0, 25.0, 25.0]), np.array([200.0, 150.0, 120.0])
+    eye_rgb = np.array([40.0, 60.0, 200.0])
+    hair = (y_rel > 0.62) | ((v[:, 2] < 0.01) & (y_rel > 0.25))
+    eye = (np.linalg.norm(v[:, [0, 2]] - [0.035, 0.085], axis=1) < 0.02) & (np.abs(y_rel - 0.55) < 0.05)
+    colours = np.where(hair[:, None], hair_rgb, np.where(eye[:, None], eye_rgb, skin_rgb))
+    view_cos = np.asarray(vertex_normals(v, f))[:, 0]
+    alpha = np.where(view_cos > 0.1, 1.0, 0.0)
+    parts = np.full(len(v), PART_HEAD)
+    far_eye = (np.linalg.norm(v[:, [0, 2]] - [-0.035, 0.085], axis=1) < 0.015) & (np.abs(y_rel - 0.55) < 0.03)
+    far_cheek = (v[:, 0] < -0.06) & (v[:, 2] > 0.02) & (y_rel > 0.3) & (y_rel < 0.45)
+    assert far_eye.sum() >= 3 and far_cheek.sum() >= 5 and (alpha[far_eye | far_cheek] == 0).all()
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, view_cos, face_forward=np.array([0.0, 0.0, 1.0]))
+    assert stats["head_mirrored_vertices"] > 0.3 * (alpha == 0).sum()
+    assert np.abs(np.median(out[far_eye], axis=0) - eye_rgb).max() < 40, np.median(out[far_eye], axis=0)
+    assert np.abs(np.median(out[far_cheek], axis=0) - skin_rgb).max() < 25, np.median(out[far_cheek], axis=0)
+    # without the mirror: no eye on the far side, and the far cheek takes the hair of the profile at its height
+    monkeypatch.setattr(fill, "HEAD_MIRROR_M", 0.0)
+    before, _ = unseen_side_fill(v, f, parts, alpha, colours, view_cos, face_forward=np.array([0.0, 0.0, 1.0]))
+    assert np.abs(np.median(before[far_eye], axis=0) - eye_rgb).max() > 60
+    assert np.abs(np.median(before[far_cheek], axis=0) - skin_rgb).max() > 40, np.median(before[far_cheek], axis=0)
