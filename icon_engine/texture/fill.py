@@ -255,9 +255,9 @@ HEAD_MIRROR_M = 0.02
 HEAD_MIRROR_MIN_COS = 0.2
 #: The midline plane is searched within this distance (metres) of the head's median lateral position.
 HEAD_MIRROR_SEARCH_M = 0.02
-#: Metres behind the ears' plane the mirror still reaches (rendered set, far-cheek and skull regions: +1 cm mirrored
-#: more of the ears and put 0.3–0.6 more error on the skull of the turned subjects; −1 cm and 0 left the skull as it
-#: was and the far cheek as good).
+#: Metres behind the ears' plane the mirror still reaches (rendered set, before the midline search: +1 cm put 0.3 and
+#: 0.6 more error on the skull regions of the two turned subjects, 0 only 0.3 on one, −1 cm none; the far cheek
+#: gained as much with each; 0 keeps the ear's front half).
 HEAD_MIRROR_BEHIND_M = 0.0
 
 
