@@ -263,31 +263,40 @@ HEAD_MIRROR_BEHIND_M = 0.0
 
 def _mirrored_head(vertices: np.ndarray, head: np.ndarray, hid: np.ndarray, donors: np.ndarray,
                    forward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(positions in ``hid`` that have a mirror donor, the donors' vertex indices): the head's hidden vertices
-    ``hid`` mirrored through the plane of the head (``head``, its vertex indices in ``vertices`` (N, 3), the rest
-    pose) that contains the up axis (+Y) and the face's ``forward`` direction, at the lateral position (within
-    :data:`HEAD_MIRROR_SEARCH_M` of the median) that maps the head closest onto itself; a donor is the nearest of
-    ``donors`` (vertex indices) within :data:`HEAD_MIRROR_M`."""
+    """(positions in ``hid`` that take a mirror donor's colour, the donors' vertex indices): the head's hidden
+    vertices ``hid`` on the face's side of the ears' plane (:data:`HEAD_MIRROR_BEHIND_M`) and below the skull
+    (:data:`HAIR_SKULL`), mirrored through the plane of the head (``head``, its vertex indices in ``vertices`` (N, 3),
+    the rest pose) that contains the up axis (+Y) and the face's ``forward`` direction, at the lateral position
+    (within :data:`HEAD_MIRROR_SEARCH_M` of the median) that maps the head closest onto itself; a donor is the
+    nearest of ``donors`` (vertex indices) within :data:`HEAD_MIRROR_M`."""
     from scipy.spatial import cKDTree
 
+    none = np.zeros(0, dtype=np.int64)
     forward = np.asarray(forward, dtype=np.float64)
     side = np.cross([0.0, 1.0, 0.0], forward)
     norm = float(np.linalg.norm(side))
     if norm < 1e-9 or not len(donors) or not len(hid):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return none, none
     side /= norm
+    y = vertices[head, 1]
+    face_side = np.nonzero((_before_the_ears(vertices, hid, forward, head) > -HEAD_MIRROR_BEHIND_M)
+                           & (vertices[hid, 1] < y.min() + HAIR_SKULL * np.ptp(y)))[0]
+    if not len(face_side):
+        return none, none
+
+    def mirror(points: np.ndarray, centre: float) -> np.ndarray:
+        return points - 2.0 * ((points @ side) - centre)[:, None] * side
+
     # the midline plane: the lateral position whose mirror image of the head lies closest to the head itself
     # (a ponytail, a bun or a fuller side of the hair moves the median by a centimetre)
     pts = vertices[head]
-    across = pts @ side
     tree = cKDTree(pts)
-    candidates = float(np.median(across)) + np.linspace(-HEAD_MIRROR_SEARCH_M, HEAD_MIRROR_SEARCH_M, 21)
-    misfit = [np.median(tree.query(pts - 2.0 * (across - c)[:, None] * side)[0]) for c in candidates]
-    centre = float(candidates[int(np.argmin(misfit))])
-    mirrored = vertices[hid] - 2.0 * ((vertices[hid] @ side) - centre)[:, None] * side
-    dist, idx = cKDTree(vertices[donors]).query(mirrored, distance_upper_bound=HEAD_MIRROR_M)
-    found = np.nonzero(np.isfinite(dist))[0]
-    return found, donors[idx[found]]
+    candidates = float(np.median(pts @ side)) + np.linspace(-HEAD_MIRROR_SEARCH_M, HEAD_MIRROR_SEARCH_M, 21)
+    centre = candidates[int(np.argmin([np.median(tree.query(mirror(pts, c))[0]) for c in candidates]))]
+    dist, idx = cKDTree(vertices[donors]).query(mirror(vertices[hid[face_side]], centre),
+                                                distance_upper_bound=HEAD_MIRROR_M)
+    found = np.isfinite(dist)
+    return face_side[found], donors[idx[found]]
 
 
 #: Colour (RGB, 0–255) of legs the photo does not show at all, neither of them (a portrait, a photo cut at the
@@ -472,10 +481,11 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             fill[front] = _clear_first_profile(s[vis], seed[vis], face_on * lit[vis], unfaded[vis], s[hid[front]],
                                                colour_stats.PROFILE_WINDOW * height, band)
         if part == PART_HEAD:
+            head = np.nonzero(sel)[0]
+            y = v[head, 1]
             clusters = _hair_colour(v[vis], seed[vis], upright=True)
-            hair = _unseen_hair_colour(v[sel, 1], v[vis], seed[vis], clusters)
+            hair = _unseen_hair_colour(y, v[vis], seed[vis], clusters)
             if hair is not None:
-                y = v[sel, 1]
                 upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)
                 # a face cut off by the frame faces the camera: skin profile there, hair on the skull above it (the
                 # cosine smoothed over the head, so eye sockets and the nose's sides do not count as its sides)
@@ -484,7 +494,6 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                 cos_head = _smooth_on_mesh(view_cos[:, None], sel.astype(np.float64), head_faces, 20)[0][:, 0]
                 upper &= (cos_head[hid] < HAIR_MAX_COS) | (v[hid, 1] >= y.min() + HAIR_SKULL * np.ptp(y))
                 skin = clusters[1]
-                head = np.nonzero(sel)[0]
                 around = np.broadcast_to(hair, (int(upper.sum()), 3))
                 if face_forward is not None:  # the cheeks and the jaw keep the profile: skin or a beard, not hair
                     jaw = _jaw_front(v, hid[upper], face_forward, head)[:, None]
@@ -502,15 +511,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                     fill[upper] = around
                 stats["hair_colour"] = [round(float(x), 1) for x in hair]
             if face_forward is not None:  # the far side of a face seen turned: the near side's photo colours
-                head = np.nonzero(sel)[0]
-                forward = np.asarray(face_forward, dtype=np.float64)
-                y = v[head, 1]
-                face_side = (_before_the_ears(v, hid, forward, head) > -HEAD_MIRROR_BEHIND_M) & (
-                    v[hid, 1] < y.min() + HAIR_SKULL * np.ptp(y))
-                donors = vis[view_cos[vis] > HEAD_MIRROR_MIN_COS]
-                found, donor = _mirrored_head(v, head, hid[face_side], donors, forward)
-                mirrored = np.nonzero(face_side)[0][found]
-                fill[mirrored] = seed[donor]
+                found, donor = _mirrored_head(v, head, hid, vis[view_cos[vis] > HEAD_MIRROR_MIN_COS], face_forward)
+                fill[found] = seed[donor]
                 stats["head_mirrored_vertices"] = int(len(found))
         if part in LIMB_COUNTERPART:  # stretches of the limb the photo does not show: the counterpart's profile
             t_own, length = _limb_fraction(v, parts, int(part))
