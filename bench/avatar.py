@@ -417,8 +417,9 @@ def leg_cloth(case: AvatarCase, far: float = 0.05) -> tuple[float, float]:
     the weights — farther than ``far`` metres outside the canonical body, their 99th percentile distance in
     metres). A sack or a flap hanging off a thigh after un-posing shows in both; tight trousers stay near 0 / 3 cm."""
     from icon_engine.mesh_queries import MeshQuery
+    from icon_engine.texture import PART_LEFT_LEG, PART_RIGHT_LEG
 
-    legs = np.isin(case.parts, (3, 4))
+    legs = np.isin(case.parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
     if not legs.any():
         return 0.0, 0.0
     dist = MeshQuery(case.body.vertices, case.body.faces).signed_distance(case.rest_vertices[legs])
