@@ -142,3 +142,58 @@ def test_hidden_hips_below_what_the_photo_shows_of_the_torso_take_the_legs_garme
     assert stats["hips_from_legs"] >= hips.sum()
     back = torso & (v[:, 2] < -0.06) & (v[:, 1] > 1.2)
     assert np.abs(np.median(out[back], axis=0) - TOP).max() < 10
+
+
+SKIN, HAIR, SHORTS = np.array([190.0, 135.0, 100.0]), np.array([30.0, 25.0, 22.0]), np.array([25.0, 25.0, 30.0])
+
+
+def _shorts_scene(body, shorts: np.ndarray):
+    """The body's torso lowered to the crotch at 0.85 m (the legs' top at 0.95 m: the hips), with a head, in shorts
+    that rode up a raised thigh (dev photo icon_22097467): the photo (from the front) shows the top, the shorts'
+    waistband on the torso (0.85–1.05 m) and their sides on the legs' tops (outer 3 cm, above 0.88 m), the thighs'
+    bare skin in front up to the groin, the face's skin under hair. Returns (vertices, faces, parts, alpha, photo
+    colours, the hidden seat: the back of the hips between the crotch and the legs' top)."""
+    from icon_engine.texture import PART_HEAD
+
+    v, f, parts, _ = body
+    head_v, head_f = _box((0.0, 1.6, 0.0), (0.08, 0.11, 0.09))
+    v = np.concatenate([v, head_v])
+    f = np.concatenate([f, head_f + len(body[0])])
+    parts = np.concatenate([parts, np.full(len(head_v), PART_HEAD)])
+    torso, legs, head = parts == PART_TORSO, np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG)), parts == PART_HEAD
+    v = v.copy()
+    v[torso, 1] -= 0.15  # the torso 0.85–1.45 m
+    v[head, 1] -= 0.1  # the head on it
+    y = v[:, 1]
+    colours = np.where(torso[:, None] & (y[:, None] > 1.05), TOP, SKIN)
+    colours[torso & (y <= 1.05)] = shorts
+    colours[legs & (y > 0.88) & (np.abs(v[:, 0]) > 0.14)] = shorts  # the shorts' sides on the legs' outer tops
+    colours[legs & (y < 0.08)] = SHOE
+    colours[head & (y > 1.58)] = HAIR
+    front = v[:, 2] > 0.06
+    alpha = np.where((front & ~(torso & (y < 0.95))) | (legs & (np.abs(v[:, 0]) > 0.16)), 1.0, 0.0)
+    seat = (alpha == 0) & (v[:, 2] < -0.06) & (y > 0.86) & (y < 0.95) & (torso | legs)
+    return v, f, parts, alpha, colours, seat
+
+
+def test_the_hidden_seat_under_shorts_seen_at_the_hips_is_the_shorts_not_the_thighs_skin(body):
+    """Shorts seen at the hips cover the seat: the hidden back between the crotch and the legs' top takes the
+    shorts' colour (wave 23), not the thighs' skin that the profiles by height carry up from a raised thigh shown
+    bare to the groin (dev photo icon_22097467's bare bottom under black shorts). The top's back keeps the top."""
+    v, f, parts, alpha, colours, seat = _shorts_scene(body, SHORTS)
+    assert seat.sum() > 20
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)))
+    print("seat", np.median(out[seat], axis=0), stats.get("seat_vertices"))
+    assert np.abs(np.median(out[seat], axis=0) - SHORTS).max() < 15
+    assert stats["seat_vertices"] > 0
+    back = (parts == PART_TORSO) & (v[:, 2] < -0.06) & (v[:, 1] > 1.2)
+    assert np.abs(np.median(out[back], axis=0) - TOP).max() < 10
+
+
+def test_a_seat_garment_the_colour_of_the_skin_is_left_to_the_profiles(body):
+    """Trousers or shorts of about the skin's colour (dev photo icon_slack_trial2's khaki on brown skin) cannot be
+    told from bare thighs: the seat keeps the profiles' colours (no seat garment)."""
+    khaki = SKIN - np.array([20.0, 15.0, 20.0])
+    v, f, parts, alpha, colours, seat = _shorts_scene(body, khaki)
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)))
+    assert "seat_vertices" not in stats

@@ -332,6 +332,44 @@ def _hips_from_legs(v: np.ndarray, parts: np.ndarray, sample: np.ndarray, colour
     return below, fill
 
 
+#: A hidden vertex of the seat (:func:`_seat_garment`) whose fill lies within this RGB distance (0–255) of the
+#: face's skin is bare skin carried up from the thighs.
+SEAT_SKIN_RGB = 25.0
+#: ... replaced by the garment at the hips only when that garment is at least this far (RGB) from the skin: a
+#: garment of about the skin's colour (khaki trousers on brown skin, dev photo icon_slack_trial2) is left alone.
+SEAT_GARMENT_RGB = 60.0
+#: The hips' profile (:func:`_seat_garment`) is taken over the heights from the crotch to the legs' top, each end
+#: widened by this fraction of the mesh's height (the profile's persistence is measured over that range).
+SEAT_MARGIN = 0.05
+
+
+def _seat_garment(v: np.ndarray, parts: np.ndarray, sample: np.ndarray, colours: np.ndarray, weights: np.ndarray,
+                  height: float, skin: np.ndarray) -> tuple[float, float, np.ndarray] | None:
+    """The garment the photo shows round the hips, which covers the seat. Shorts, trousers and skirts cover the
+    seat down to the crotch (the torso's lowest point in the rest pose ``v`` (N, 3), Y up), but a hidden seat takes
+    its colour from profiles by height (the hips, :func:`_hips_from_legs`) and along the legs (the buttocks belong
+    to the legs), which on a raised leg show the thigh's bare skin up to the groin: dev photo icon_22097467 (a
+    jumper in black shorts that rode up her raised thigh) had a bare bottom. Returns (crotch height, legs' top
+    height, the garment's colour (3,): the pooled torso-and-legs profile at the legs' top, as
+    :func:`_hips_from_legs` pools them: ``sample`` (N,) bool, ``colours`` (N, 3) 0–255, ``weights`` (N,)), or None
+    when that colour is within :data:`SEAT_GARMENT_RGB` of the face's ``skin`` (3,) (bare hips, a bikini, trousers
+    the colour of the skin) or the legs show too little."""
+    legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
+    torso = parts == PART_TORSO
+    pooled = np.nonzero((legs | torso) & sample)[0]
+    if (legs & sample).sum() < PART_MIN_SEEN or len(pooled) < colour_stats.PROFILE_MIN_SAMPLES or not torso.any():
+        return None
+    y = v[:, 1]
+    crotch, top = float(y[torso].min()), float(y[legs].max())
+    margin = SEAT_MARGIN * height
+    garment = _colour_profile(y[pooled], colours[pooled], weights[pooled],
+                              np.array([crotch - margin, top, top + margin]),
+                              colour_stats.PROFILE_WINDOW * height)[1]
+    if np.linalg.norm(garment - np.asarray(skin, dtype=np.float64)) < SEAT_GARMENT_RGB:
+        return None
+    return crotch, top, garment
+
+
 def _side_weight(view_cos: np.ndarray) -> np.ndarray:
     """Profile sample weights towards the silhouette (:data:`SIDE_WEIGHT_POWER`): the seen side's edge continues
     into the hidden side."""
@@ -450,6 +488,11 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     # colour carried down to the crotch
     legs_top = float(v[legs, 1].max()) if legs.any() and all(
         ((parts == leg) & sample).sum() < PART_MIN_SEEN for leg in (PART_LEFT_LEG, PART_RIGHT_LEG)) else None
+    head_seen = (parts == PART_HEAD) & sample
+    seat = None
+    if legs_top is None and head_seen.sum() >= PART_MIN_SEEN:  # the hidden seat under shorts seen at the hips
+        skin = _hair_colour(v[head_seen], seed[head_seen], upright=True)[1]
+        seat = _seat_garment(v, parts, sample, seed, _side_weight(view_cos) * lit, height, skin)
     for part in np.unique(parts):
         sel = parts == part
         vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & filled)[0]
@@ -538,6 +581,11 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             if hips is not None:
                 fill[hips[0]] = hips[1]
                 stats["hips_from_legs"] = int(hips[0].sum())
+        if seat is not None and part in (PART_TORSO, PART_LEFT_LEG, PART_RIGHT_LEG):
+            in_seat = ((v[hid, 1] >= seat[0]) & (v[hid, 1] <= seat[1])
+                       & (np.linalg.norm(fill - skin, axis=1) < SEAT_SKIN_RGB))
+            fill[in_seat] = seat[2]
+            stats["seat_vertices"] = stats.get("seat_vertices", 0) + int(in_seat.sum())
         # the band next to the seen side is left to the harmonic blend
         dist = cKDTree(v[vis]).query(v[hid], k=1)[0]
         far = (dist >= SEAM_BAND * height) | direct[hid]
