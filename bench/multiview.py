@@ -59,6 +59,10 @@ from icon_engine.camera import Camera  # noqa: E402
 from icon_engine.mesh_queries import MeshQuery  # noqa: E402
 
 VIEW_YAWS = (0.0, 90.0, 180.0, 270.0)
+#: The views' cameras look at the body's bounding-box centre from this many degrees above (bench/synthetic.py
+#: ``front_camera``): 3° puts them at ≈ 0.59 × the stature above the floor (hip height); ≈ 8° at 0.75 × (chest
+#: height, the fit's camera-height prior and the shared rendered set's cameras). ``--camera-pitch``.
+VIEW_PITCH_DEG = 3.0
 #: Photos of each set: indices into the 4 views (0°, 90°, 180°, 270°), then (4, 5, 6) the subject in 3 other poses
 #: seen from the front (the first photo, view 0, is the same for every set: every set is scored against it).
 SETS = {"front": (0,), "front+back": (0, 2), "4 views": (0, 1, 2, 3), "4 poses": (0, 4, 5, 6)}
@@ -70,7 +74,7 @@ def render_views(s: SyntheticSubject, size: tuple[int, int]) -> list[tuple[np.nd
     """``s`` seen from :data:`VIEW_YAWS`: (rgb, mask, camera) each."""
     out = []
     for yaw in VIEW_YAWS:
-        cam = front_camera(s.clothed_vertices, size[0], size[1], yaw_deg=yaw)
+        cam = front_camera(s.clothed_vertices, size[0], size[1], yaw_deg=yaw, pitch_deg=VIEW_PITCH_DEG)
         rgb, mask = render_subject(s.clothed_vertices, s.clothed_faces, s.clothed_colors, cam)
         out.append((rgb, mask, cam))
     return out
@@ -383,6 +387,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global VIEW_PITCH_DEG
     ap = argparse.ArgumentParser(description="Multi-photo avatar fidelity on synthetic subjects")
     ap.add_argument("--count", type=int, default=3)
     ap.add_argument("--quality", default="standard")
@@ -404,6 +409,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="with --gravity: each camera keeps its own height above the floor (joint_fit.W_HEIGHT_AGREE)")
     ap.add_argument("--free-turns", action="store_true",
                     help="a turnaround in quarter turns keeps free camera turns (joint_fit.QUARTER_TURNS off)")
+    ap.add_argument("--camera-pitch", type=float, default=VIEW_PITCH_DEG,
+                    help="the views' cameras look down at the body's centre by this many degrees (3: hip height; "
+                         "8: chest height, as the fit's camera-height prior assumes)")
     ap.add_argument("--exif-focal", action="store_true",
                     help="write each render's true focal into its EXIF, as a phone's photos carry it (without it the "
                          "fit takes the framing prior's focal, 10-16 %% off on these renders)")
@@ -425,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
         joint_fit.SHARED_GRAVITY = True
         if args.free_heights:
             joint_fit.W_HEIGHT_AGREE = 0.0
+    VIEW_PITCH_DEG = args.camera_pitch
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
                  with_oracle=args.oracle, first_only=args.first_only, exif_focal=args.exif_focal)
     print(format_table(result))
