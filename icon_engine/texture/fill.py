@@ -451,7 +451,9 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     stretches of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's
     profile (:func:`counterpart_limb_fill`); legs neither of which is seen take :data:`UNSEEN_LEGS_COLOUR`, and
     so do the torso's hidden vertices below the legs' top (the hips: trousers, not the top carried down to the
-    crotch); other parts with nothing seen are filled harmonically (whole mesh where a part has nothing known).
+    crotch); other parts with nothing seen are filled harmonically (whole mesh where a part has nothing known). The
+    hidden seat (crotch to the legs' top) whose fill came out as the face's skin takes the garment the hips show
+    (:func:`_seat_garment`: shorts cover the seat even where a raised thigh shows its skin up to the groin).
     ``own_pixel`` (N,) bool: the nearest surface at the vertex's pixel belongs to its own part (a torso vertex
     just behind crossed arms shows the arms: it keeps that photo colour but gives no sample). ``shading`` (N,):
     each vertex's brightness under the photo's directional light relative to the median
@@ -489,7 +491,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     legs_top = float(v[legs, 1].max()) if legs.any() and all(
         ((parts == leg) & sample).sum() < PART_MIN_SEEN for leg in (PART_LEFT_LEG, PART_RIGHT_LEG)) else None
     head_seen = (parts == PART_HEAD) & sample
-    seat = None
+    seat, skin = None, None
     if legs_top is None and head_seen.sum() >= PART_MIN_SEEN:  # the hidden seat under shorts seen at the hips
         skin = _hair_colour(v[head_seen], seed[head_seen], upright=True)[1]
         seat = _seat_garment(v, parts, sample, seed, _side_weight(view_cos) * lit, height, skin)
