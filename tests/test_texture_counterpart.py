@@ -145,6 +145,7 @@ def test_hidden_hips_below_what_the_photo_shows_of_the_torso_take_the_legs_garme
 
 
 SKIN, HAIR, SHORTS = np.array([190.0, 135.0, 100.0]), np.array([30.0, 25.0, 22.0]), np.array([25.0, 25.0, 30.0])
+FORWARD = np.array([0.0, 0.0, 1.0])  # the rest pose's face direction (bake.REST_FORWARD)
 
 
 def _shorts_scene(body, shorts: np.ndarray):
@@ -182,7 +183,7 @@ def test_the_hidden_seat_under_shorts_seen_at_the_hips_is_the_shorts_not_the_thi
     bare to the groin (dev photo icon_22097467's bare bottom under black shorts). The top's back keeps the top."""
     v, f, parts, alpha, colours, seat = _shorts_scene(body, SHORTS)
     assert seat.sum() > 20
-    out, stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)))
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)), face_forward=FORWARD)
     print("seat", np.median(out[seat], axis=0), stats.get("seat_vertices"))
     assert np.abs(np.median(out[seat], axis=0) - SHORTS).max() < 15
     assert stats["seat_vertices"] > 0
@@ -195,5 +196,29 @@ def test_a_seat_garment_the_colour_of_the_skin_is_left_to_the_profiles(body):
     told from bare thighs: the seat keeps the profiles' colours (no seat garment)."""
     khaki = SKIN - np.array([20.0, 15.0, 20.0])
     v, f, parts, alpha, colours, seat = _shorts_scene(body, khaki)
-    out, stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)))
+    out, stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)), face_forward=FORWARD)
     assert "seat_vertices" not in stats
+
+
+def test_the_seat_rule_needs_the_face_seen(body, monkeypatch):
+    """Without the face in the photo (a back view: the head's "skin" cluster is its hair) or without the rest pose
+    (``face_forward`` None: heights in the photo's pose say nothing of the seat), no seat garment is looked for and
+    the seat keeps its profiles."""
+    import icon_engine.texture.fill as fill
+    from icon_engine.texture import PART_HEAD
+
+    calls = []
+    real = fill._seat_garment
+    monkeypatch.setattr(fill, "_seat_garment", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    v, f, parts, alpha, colours, seat = _shorts_scene(body, SHORTS)
+    head = parts == PART_HEAD
+    back_of_head = head & (v[:, 2] < -0.06)
+    no_face = np.where(head, back_of_head.astype(float), alpha)  # the head seen from behind only: hair
+    hair = np.where(back_of_head[:, None], HAIR, colours)
+    stats = unseen_side_fill(v, f, parts, no_face, hair, np.zeros(len(v)), face_forward=FORWARD)[1]
+    assert "seat_vertices" not in stats
+    stats = unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)))[1]
+    assert "seat_vertices" not in stats and not calls
+    unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)), face_forward=FORWARD)  # the face seen: looked for
+    assert calls

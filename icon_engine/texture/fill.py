@@ -338,6 +338,9 @@ SEAT_SKIN_RGB = 25.0
 #: ... replaced by the garment at the hips only when that garment is at least this far (RGB) from the skin: a
 #: garment of about the skin's colour (khaki trousers on brown skin, dev photo icon_slack_trial2) is left alone.
 SEAT_GARMENT_RGB = 60.0
+#: The seat rule needs the face seen: this many (:data:`PART_MIN_SEEN`) seen head vertices this far (metres) in front
+#: of the head's centre along the face's direction (a back view's head is hair: its "skin" cluster is not skin).
+SEAT_FACE_M = 0.03
 #: The hips' profile (:func:`_seat_garment`) is taken over the heights from the crotch to the legs' top, each end
 #: widened by this fraction of the mesh's height (the profile's persistence is measured over that range).
 SEAT_MARGIN = 0.05
@@ -490,11 +493,15 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     # colour carried down to the crotch
     legs_top = float(v[legs, 1].max()) if legs.any() and all(
         ((parts == leg) & sample).sum() < PART_MIN_SEEN for leg in (PART_LEFT_LEG, PART_RIGHT_LEG)) else None
-    head_seen = (parts == PART_HEAD) & sample
     seat, skin = None, None
-    if legs_top is None and head_seen.sum() >= PART_MIN_SEEN:  # the hidden seat under shorts seen at the hips
-        skin = _hair_colour(v[head_seen], seed[head_seen], upright=True)[1]
-        seat = _seat_garment(v, parts, sample, seed, _side_weight(view_cos) * lit, height, skin)
+    if legs_top is None and face_forward is not None:  # the hidden seat under shorts seen at the hips (rest pose)
+        head = np.nonzero(parts == PART_HEAD)[0]
+        centre = v[head].mean(axis=0) @ face_forward
+        face_seen = sample[head] & (v[head] @ face_forward > centre + SEAT_FACE_M)
+        if face_seen.sum() >= PART_MIN_SEEN:  # the skin from a face the photo shows (not a back view's hair)
+            seen_head = head[sample[head]]
+            skin = _hair_colour(v[seen_head], seed[seen_head], upright=True)[1]
+            seat = _seat_garment(v, parts, sample, seed, _side_weight(view_cos) * lit, height, skin)
     for part in np.unique(parts):
         sel = parts == part
         vis, hid = np.nonzero(sel & sample)[0], np.nonzero(sel & filled)[0]
