@@ -47,10 +47,13 @@ for p in (ROOT, ROOT / "bench"):
 
 from fidelity import metrics, sample_surface, to_gt_world, write_exif_focal  # noqa: E402
 from synthetic import (  # noqa: E402
+    L_ANKLE,
+    R_ANKLE,
     SyntheticSubject,
     front_camera,
     load_open_body,
     make_subject,
+    pose_body,
     render_subject,
     vertex_regions,
 )
@@ -80,15 +83,43 @@ def render_views(s: SyntheticSubject, size: tuple[int, int]) -> list[tuple[np.nd
     return out
 
 
+#: Whether the subjects' random standing poses are balanced (:func:`balanced_pose`); ``--balanced``.
+BALANCED = False
+
+
+def balanced_pose(bm: Any, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """``pose`` (55, 3) with its global orientation turned so that the posed body's centre (the mean of its
+    vertices) stands straight above the midpoint of its ankles: a person standing in balance. The random standing
+    poses flex both hips alike, so the whole body leans up to 7° (wave 17), which no standing person does."""
+    from icon_engine.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+    verts, joints = pose_body(bm, pose, betas)
+    d = verts.mean(axis=0) - 0.5 * (joints[L_ANKLE] + joints[R_ANKLE])
+    d /= np.linalg.norm(d)
+    axis = np.cross(d, [0.0, 1.0, 0.0])
+    angle = float(np.arctan2(np.linalg.norm(axis), d[1]))
+    if angle < 1e-9:
+        return pose
+    out = np.asarray(pose, dtype=np.float64).copy()
+    tilt = axis_angle_to_matrix(axis / np.linalg.norm(axis) * angle)
+    out[0] = matrix_to_axis_angle(tilt @ axis_angle_to_matrix(out[0]))
+    return out
+
+
 def subject_in_poses(bm: Any, index: int, seed: int, size: tuple[int, int], kind: str) -> list[SyntheticSubject]:
     """The subject (one shape and outfit) in its own random standing pose, then in :data:`OTHER_POSES` others
-    (each rendered from the front)."""
+    (each rendered from the front); with :data:`BALANCED` each pose is balanced (:func:`balanced_pose`)."""
     from synthetic import random_pose
 
     rng = np.random.default_rng([seed, index])
     rng.normal(0.0, 0.8, int(getattr(bm, "num_betas", 10)))  # the draws make_subject takes before the pose
     poses = [random_pose(rng)] + [random_pose(np.random.default_rng([seed, index, k])) for k in range(OTHER_POSES)]
-    return [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=p) for p in poses]
+    subjects = [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=p) for p in poses]
+    if BALANCED:  # the same shape and outfit (make_subject draws them before the given pose), balanced
+        subjects = [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=balanced_pose(bm, s.full_pose,
+                                                                                               s.betas))
+                    for s in subjects]
+    return subjects
 
 
 def view_index(label: str) -> int:
@@ -387,7 +418,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global VIEW_PITCH_DEG
+    global VIEW_PITCH_DEG, BALANCED
     ap = argparse.ArgumentParser(description="Multi-photo avatar fidelity on synthetic subjects")
     ap.add_argument("--count", type=int, default=3)
     ap.add_argument("--quality", default="standard")
@@ -409,6 +440,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="with --gravity: each camera keeps its own height above the floor (joint_fit.W_HEIGHT_AGREE)")
     ap.add_argument("--free-turns", action="store_true",
                     help="a turnaround in quarter turns keeps free camera turns (joint_fit.QUARTER_TURNS off)")
+    ap.add_argument("--balanced", action="store_true",
+                    help="balance each subject's random standing pose (its centre above its ankles; they lean up "
+                         "to 7° otherwise)")
     ap.add_argument("--camera-pitch", type=float, default=VIEW_PITCH_DEG,
                     help="the views' cameras look down at the body's centre by this many degrees (3: hip height; "
                          "8: chest height, as the fit's camera-height prior assumes)")
@@ -434,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.free_heights:
             joint_fit.W_HEIGHT_AGREE = 0.0
     VIEW_PITCH_DEG = args.camera_pitch
+    BALANCED = args.balanced
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
                  with_oracle=args.oracle, first_only=args.first_only, exif_focal=args.exif_focal)
     print(format_table(result))
