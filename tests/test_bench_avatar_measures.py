@@ -109,3 +109,23 @@ def test_texture_sides_loads_an_older_texture_package_or_module(tmp_path):
     assert load_texture_module(single).PART_NAMES == ("torso",)
     for name in [n for n in sys.modules if n.startswith("icon_engine._texture_before")]:
         del sys.modules[name]
+
+
+def test_multiview_balanced_pose_stands_the_body_over_its_ankles():
+    """`bench/multiview.py --balanced` (wave 23): a random standing pose that flexes both hips leans the whole body
+    (its centre off its ankles by several degrees); balanced, the centre stands straight above the ankles' midpoint,
+    the rest of the pose unchanged."""
+    from bench.multiview import balanced_pose
+
+    bm = syn.load_open_body()
+    pose = np.zeros((55, 3))
+    pose[syn.L_HIP, 0] = pose[syn.R_HIP, 0] = np.radians(-15.0)  # both thighs forward: the body leans
+
+    def lean_deg(p: np.ndarray) -> float:
+        verts, joints = syn.pose_body(bm, p, np.zeros(10))
+        d = verts.mean(axis=0) - 0.5 * (joints[syn.L_ANKLE] + joints[syn.R_ANKLE])
+        return float(np.degrees(np.arctan2(np.hypot(d[0], d[2]), d[1])))
+
+    balanced = balanced_pose(bm, pose, np.zeros(10))
+    assert lean_deg(pose) > 2.0 and lean_deg(balanced) < 0.05
+    assert np.array_equal(balanced[1:], pose[1:])
