@@ -109,17 +109,14 @@ def balanced_pose(bm: Any, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
 def subject_in_poses(bm: Any, index: int, seed: int, size: tuple[int, int], kind: str) -> list[SyntheticSubject]:
     """The subject (one shape and outfit) in its own random standing pose, then in :data:`OTHER_POSES` others
     (each rendered from the front); with :data:`BALANCED` each pose is balanced (:func:`balanced_pose`)."""
-    from synthetic import random_pose
+    from synthetic import random_betas, random_pose
 
     rng = np.random.default_rng([seed, index])
-    rng.normal(0.0, 0.8, int(getattr(bm, "num_betas", 10)))  # the draws make_subject takes before the pose
+    betas = random_betas(rng, int(getattr(bm, "num_betas", 10)))  # make_subject's draws before the pose
     poses = [random_pose(rng)] + [random_pose(np.random.default_rng([seed, index, k])) for k in range(OTHER_POSES)]
-    subjects = [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=p) for p in poses]
-    if BALANCED:  # the same shape and outfit (make_subject draws them before the given pose), balanced
-        subjects = [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=balanced_pose(bm, s.full_pose,
-                                                                                               s.betas))
-                    for s in subjects]
-    return subjects
+    if BALANCED:
+        poses = [balanced_pose(bm, p, betas) for p in poses]
+    return [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=p) for p in poses]
 
 
 def view_index(label: str) -> int:

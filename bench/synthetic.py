@@ -315,15 +315,21 @@ def render_subject(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray,
 # --------------------------------------------------------------------------------------------------- subjects
 
 
+def random_betas(rng: np.random.Generator, count: int) -> np.ndarray:
+    """A subject's shape: ``count`` betas drawn N(0, 0.8), clipped to ±2, those past the fourth halved (the first
+    draws of :func:`make_subject`'s series)."""
+    betas = np.clip(rng.normal(0.0, 0.8, count), -2.0, 2.0)
+    betas[min(count, 4):] *= 0.5
+    return betas
+
+
 def make_subject(body_model: Any, index: int, seed: int = 0, size: tuple[int, int] = (448, 640),
                  spacing: float = 0.007, kind: str | None = None, pose: np.ndarray | None = None) -> SyntheticSubject:
     """Subject ``index`` of the series ``seed``: shape, pose (``pose`` (55, 3) axis-angle or a random standing
     one), outfit (``kind`` or :data:`KINDS` cycled) and its render at ``size`` (width, height) pixels."""
     rng = np.random.default_rng([seed, index])
     kind = kind or KINDS[index % len(KINDS)]
-    nb = int(getattr(body_model, "num_betas", 10))
-    betas = np.clip(rng.normal(0.0, 0.8, nb), -2.0, 2.0)
-    betas[min(nb, 4):] *= 0.5
+    betas = random_betas(rng, int(getattr(body_model, "num_betas", 10)))
     pose = random_pose(rng) if pose is None else np.asarray(pose, dtype=np.float64).reshape(55, 3)
     rest_v, rest_j = pose_body(body_model, np.zeros((55, 3)), betas)
     verts, joints = pose_body(body_model, pose, betas)

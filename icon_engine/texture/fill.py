@@ -339,7 +339,7 @@ SEAT_SKIN_RGB = 25.0
 #: garment of about the skin's colour (khaki trousers on brown skin, dev photo icon_slack_trial2) is left alone.
 SEAT_GARMENT_RGB = 60.0
 #: The seat rule needs the face seen: this many (:data:`PART_MIN_SEEN`) seen head vertices this far (metres) in front
-#: of the head's centre along the face's direction (a back view's head is hair: its "skin" cluster is not skin).
+#: of the ears' plane (:func:`_before_the_ears`; a back view's head is hair: its "skin" cluster is not skin).
 SEAT_FACE_M = 0.03
 #: The hips' profile (:func:`_seat_garment`) is taken over the heights from the crotch to the legs' top, each end
 #: widened by this fraction of the mesh's height (the profile's persistence is measured over that range).
@@ -493,14 +493,15 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     # colour carried down to the crotch
     legs_top = float(v[legs, 1].max()) if legs.any() and all(
         ((parts == leg) & sample).sum() < PART_MIN_SEEN for leg in (PART_LEFT_LEG, PART_RIGHT_LEG)) else None
+    head_all = np.nonzero(parts == PART_HEAD)[0]
+    head_vis = head_all[sample[head_all]]
+    # the seen head's hair and skin clusters, for the head's hidden side and the seat's skin
+    clusters = _hair_colour(v[head_vis], seed[head_vis], upright=True) if len(head_vis) >= PART_MIN_SEEN else None
     seat, skin = None, None
-    if legs_top is None and face_forward is not None:  # the hidden seat under shorts seen at the hips (rest pose)
-        head = np.nonzero(parts == PART_HEAD)[0]
-        centre = v[head].mean(axis=0) @ face_forward
-        face_seen = sample[head] & (v[head] @ face_forward > centre + SEAT_FACE_M)
-        if face_seen.sum() >= PART_MIN_SEEN:  # the skin from a face the photo shows (not a back view's hair)
-            seen_head = head[sample[head]]
-            skin = _hair_colour(v[seen_head], seed[seen_head], upright=True)[1]
+    if clusters is not None and legs_top is None and face_forward is not None:  # the seat under shorts (rest pose)
+        face_seen = _before_the_ears(v, head_vis, face_forward, head_all) > SEAT_FACE_M
+        if face_seen.sum() >= PART_MIN_SEEN:  # the skin of a face the photo shows (not a back view's hair)
+            skin = clusters[1]
             seat = _seat_garment(v, parts, sample, seed, _side_weight(view_cos) * lit, height, skin)
     for part in np.unique(parts):
         sel = parts == part
@@ -535,7 +536,6 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
         if part == PART_HEAD:
             head = np.nonzero(sel)[0]
             y = v[head, 1]
-            clusters = _hair_colour(v[vis], seed[vis], upright=True)
             hair = _unseen_hair_colour(y, v[vis], seed[vis], clusters)
             if hair is not None:
                 upper = v[hid, 1] >= y.min() + HAIR_FROM * np.ptp(y)
