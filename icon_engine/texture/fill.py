@@ -534,7 +534,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             fill[front] = _clear_first_profile(s[vis], seed[vis], face_on * lit[vis], unfaded[vis], s[hid[front]],
                                                colour_stats.PROFILE_WINDOW * height, band)
         if part == PART_HEAD:
-            head = np.nonzero(sel)[0]
+            head = head_all
             y = v[head, 1]
             hair = _unseen_hair_colour(y, v[vis], seed[vis], clusters)
             if hair is not None:
