@@ -48,7 +48,11 @@ for p in (ROOT, ROOT / "bench"):
 from fidelity import metrics, sample_surface, to_gt_world, write_exif_focal  # noqa: E402
 from synthetic import (  # noqa: E402
     L_ANKLE,
+    L_HIP,
+    L_KNEE,
     R_ANKLE,
+    R_HIP,
+    R_KNEE,
     SyntheticSubject,
     front_camera,
     load_open_body,
@@ -106,15 +110,34 @@ def balanced_pose(bm: Any, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Whether the subjects stand naturally (:func:`natural_stance`, then :func:`balanced_pose`); ``--natural``.
+NATURAL = False
+
+
+def natural_stance(pose: np.ndarray) -> np.ndarray:
+    """``pose`` (55, 3) standing as people stand: the two hips' common flexion removed (a step forward stays a
+    step: each thigh keeps its difference from the other) and the knees bent half as much. The random standing
+    poses flex both hips by up to 15° each, which balanced (:func:`balanced_pose`) bows the body over a tilted
+    pelvis."""
+    out = np.asarray(pose, dtype=np.float64).copy()
+    common = 0.5 * (out[L_HIP, 0] + out[R_HIP, 0])
+    out[[L_HIP, R_HIP], 0] -= common
+    out[[L_KNEE, R_KNEE], 0] *= 0.5
+    return out
+
+
 def subject_in_poses(bm: Any, index: int, seed: int, size: tuple[int, int], kind: str) -> list[SyntheticSubject]:
     """The subject (one shape and outfit) in its own random standing pose, then in :data:`OTHER_POSES` others
-    (each rendered from the front); with :data:`BALANCED` each pose is balanced (:func:`balanced_pose`)."""
+    (each rendered from the front); with :data:`NATURAL` each stands naturally (:func:`natural_stance`), and with
+    it or :data:`BALANCED` each pose is balanced (:func:`balanced_pose`)."""
     from synthetic import random_betas, random_pose
 
     rng = np.random.default_rng([seed, index])
     betas = random_betas(rng, int(getattr(bm, "num_betas", 10)))  # make_subject's draws before the pose
     poses = [random_pose(rng)] + [random_pose(np.random.default_rng([seed, index, k])) for k in range(OTHER_POSES)]
-    if BALANCED:
+    if NATURAL:
+        poses = [natural_stance(p) for p in poses]
+    if BALANCED or NATURAL:
         poses = [balanced_pose(bm, p, betas) for p in poses]
     return [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=p) for p in poses]
 
@@ -415,7 +438,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global VIEW_PITCH_DEG, BALANCED
+    global VIEW_PITCH_DEG, BALANCED, NATURAL
     ap = argparse.ArgumentParser(description="Multi-photo avatar fidelity on synthetic subjects")
     ap.add_argument("--count", type=int, default=3)
     ap.add_argument("--quality", default="standard")
@@ -440,6 +463,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--balanced", action="store_true",
                     help="balance each subject's random standing pose (its centre above its ankles; they lean up "
                          "to 7° otherwise)")
+    ap.add_argument("--natural", action="store_true",
+                    help="stand each subject naturally: the hips' common flexion removed (a step stays a step), the "
+                         "knees bent half as much, then balanced as --balanced")
     ap.add_argument("--camera-pitch", type=float, default=VIEW_PITCH_DEG,
                     help="the views' cameras look down at the body's centre by this many degrees (3: hip height; "
                          "8: chest height, as the fit's camera-height prior assumes)")
@@ -466,6 +492,7 @@ def main(argv: list[str] | None = None) -> None:
             joint_fit.W_HEIGHT_AGREE = 0.0
     VIEW_PITCH_DEG = args.camera_pitch
     BALANCED = args.balanced
+    NATURAL = args.natural
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
                  with_oracle=args.oracle, first_only=args.first_only, exif_focal=args.exif_focal)
     print(format_table(result))

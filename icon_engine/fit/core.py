@@ -350,8 +350,7 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
             loss = loss + W_STATURE * stature_prior_loss(stature)
             stature = stature.detach()
         if prob.standing:
-            up = out["rotations"][0][:, 1]
-            loss = loss + W_UPRIGHT * torch.atan2(up[2], up[1]) ** 2
+            loss = loss + W_UPRIGHT * priors.lean_loss(out["rotations"][0])
         if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
                                                       points[prob.foot_rows["right"], 1], FLOOR_ROBUST_CM)

@@ -119,6 +119,13 @@ def torso_penetration_loss(joints: torch.Tensor) -> torch.Tensor:
     return (torch.relu(radii - d) ** 2).sum((-1, -2)).mean() + legs.mean()
 
 
+def lean_loss(pelvis_rotation: torch.Tensor) -> torch.Tensor:
+    """Squared forward/backward lean (radians²) of the pelvis's up axis (the rotation's second column; world Y
+    up) in the world's Y-Z plane: a standing person's pelvis is upright (gravity)."""
+    up = pelvis_rotation[..., :, 1]
+    return torch.atan2(up[..., 2], up[..., 1]) ** 2
+
+
 #: Softness (metres) of the lowest-point of a foot in :func:`floor_loss`.
 FOOT_SOFTMIN_M = 0.01
 
