@@ -110,15 +110,15 @@ def balanced_pose(bm: Any, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
     return out
 
 
-#: Whether the subjects stand naturally (:func:`natural_stance`, then :func:`balanced_pose`); ``--natural``.
+#: Whether the subjects stand naturally (:func:`natural_stance`); ``--natural``.
 NATURAL = False
 
 
 def natural_stance(pose: np.ndarray) -> np.ndarray:
     """``pose`` (55, 3) standing as people stand: the two hips' common flexion removed (a step forward stays a
-    step: each thigh keeps its difference from the other) and the knees bent half as much. The random standing
-    poses flex both hips by up to 15° each, which balanced (:func:`balanced_pose`) bows the body over a tilted
-    pelvis."""
+    step: each thigh keeps its difference from the other) and the knees bent half as much; the pelvis stays
+    upright. The random standing poses flex both hips by up to 15° each (a half squat), and balanced
+    (:func:`balanced_pose`) they tilt the pelvis by 2–15° instead."""
     out = np.asarray(pose, dtype=np.float64).copy()
     common = 0.5 * (out[L_HIP, 0] + out[R_HIP, 0])
     out[[L_HIP, R_HIP], 0] -= common
@@ -128,8 +128,8 @@ def natural_stance(pose: np.ndarray) -> np.ndarray:
 
 def subject_in_poses(bm: Any, index: int, seed: int, size: tuple[int, int], kind: str) -> list[SyntheticSubject]:
     """The subject (one shape and outfit) in its own random standing pose, then in :data:`OTHER_POSES` others
-    (each rendered from the front); with :data:`NATURAL` each stands naturally (:func:`natural_stance`), and with
-    it or :data:`BALANCED` each pose is balanced (:func:`balanced_pose`)."""
+    (each rendered from the front); with :data:`NATURAL` each stands naturally (:func:`natural_stance`), with
+    :data:`BALANCED` each is balanced (:func:`balanced_pose`)."""
     from synthetic import random_betas, random_pose
 
     rng = np.random.default_rng([seed, index])
@@ -137,7 +137,7 @@ def subject_in_poses(bm: Any, index: int, seed: int, size: tuple[int, int], kind
     poses = [random_pose(rng)] + [random_pose(np.random.default_rng([seed, index, k])) for k in range(OTHER_POSES)]
     if NATURAL:
         poses = [natural_stance(p) for p in poses]
-    if BALANCED or NATURAL:
+    if BALANCED:
         poses = [balanced_pose(bm, p, betas) for p in poses]
     return [make_subject(bm, index, seed=seed, size=size, kind=kind, pose=p) for p in poses]
 
@@ -464,8 +464,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="balance each subject's random standing pose (its centre above its ankles; they lean up "
                          "to 7° otherwise)")
     ap.add_argument("--natural", action="store_true",
-                    help="stand each subject naturally: the hips' common flexion removed (a step stays a step), the "
-                         "knees bent half as much, then balanced as --balanced")
+                    help="stand each subject naturally (hips' common flexion removed: a step stays a step; the "
+                         "knees bent half as much, the pelvis upright)")
     ap.add_argument("--camera-pitch", type=float, default=VIEW_PITCH_DEG,
                     help="the views' cameras look down at the body's centre by this many degrees (3: hip height; "
                          "8: chest height, as the fit's camera-height prior assumes)")

@@ -129,3 +129,30 @@ def test_multiview_balanced_pose_stands_the_body_over_its_ankles():
     balanced = balanced_pose(bm, pose, np.zeros(10))
     assert lean_deg(pose) > 2.0 and lean_deg(balanced) < 0.05
     assert np.array_equal(balanced[1:], pose[1:])
+
+
+def test_multiview_natural_stance_straightens_the_hips_and_keeps_the_step():
+    """`bench/multiview.py --natural` (wave 24): a random standing pose that flexes both thighs forward (a half
+    squat) stands on straight hips, a step staying a step, its knees bent half as much and its pelvis (global
+    orientation) and the rest of the pose unchanged; balanced instead (`--balanced`), the same pose tilts the
+    pelvis."""
+    from bench.multiview import balanced_pose, natural_stance
+    from icon_engine.geometry.rotations import axis_angle_to_matrix
+
+    bm = syn.load_open_body()
+    pose = np.zeros((55, 3))
+    pose[0, 1] = np.radians(20.0)
+    pose[syn.L_HIP, 0], pose[syn.R_HIP, 0] = np.radians(-15.0), np.radians(-5.0)  # a short step, both forward
+    pose[syn.L_KNEE, 0] = pose[syn.R_KNEE, 0] = np.radians(10.0)
+
+    def pelvis_tilt_deg(p: np.ndarray) -> float:
+        up = axis_angle_to_matrix(np.asarray(p[0], dtype=np.float64))[:, 1]
+        return float(np.degrees(np.arccos(np.clip(up[1], -1.0, 1.0))))
+
+    natural = natural_stance(pose)
+    assert np.isclose(natural[syn.L_HIP, 0] + natural[syn.R_HIP, 0], 0.0)
+    assert np.isclose(natural[syn.L_HIP, 0] - natural[syn.R_HIP, 0], np.radians(-10.0))
+    assert np.allclose(natural[[syn.L_KNEE, syn.R_KNEE], 0], np.radians(5.0))
+    rest = [j for j in range(55) if j not in (syn.L_HIP, syn.R_HIP, syn.L_KNEE, syn.R_KNEE)]
+    assert np.array_equal(natural[rest], pose[rest]) and pelvis_tilt_deg(natural) < 1e-9
+    assert pelvis_tilt_deg(balanced_pose(bm, pose, np.zeros(10))) > 0.5
