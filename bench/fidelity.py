@@ -153,6 +153,54 @@ def to_gt_world(points: np.ndarray, fit_camera: Camera, gt_camera: Camera, dz: f
     return (cam - gt_camera.t) @ gt_camera.R
 
 
+def to_gt_rays(points: np.ndarray, fit_camera: Camera, gt_camera: Camera) -> np.ndarray:
+    """Fit-world points → ground-truth world, each kept at its depth in the fit's camera and moved onto the
+    ground-truth camera's ray through the pixel where the fit's camera sees it (a focal difference does not
+    count: ``../shared/bench/score_scale.py``'s alignment). Both cameras in the same photo's pixels."""
+    cam = fit_camera.to_camera(points) @ (np.linalg.inv(gt_camera.K) @ fit_camera.K).T
+    return (cam - gt_camera.t) @ gt_camera.R
+
+
+#: Scales tried by :func:`best_scale` (a coarse grid, then a golden-section search around its best).
+SCALE_RANGE = (0.75, 1.35)
+
+
+def best_scale(rv: np.ndarray, rf: np.ndarray, gt_points: np.ndarray, centre: np.ndarray, samples: int = 10_000
+               ) -> float:
+    """The scale about ``centre`` (metres, a camera centre; what one uncalibrated photo cannot know) that brings the
+    reconstruction (rv, rf) nearest the ground-truth surface samples ``gt_points`` (N, 3) in the symmetric mean
+    point-to-point distance."""
+    from scipy.spatial import cKDTree
+
+    rs = sample_surface(rv, rf, samples, 3) - centre
+    gtree = cKDTree(gt_points)
+
+    def cost(scale: float) -> float:
+        a = centre + scale * rs
+        return float(gtree.query(a)[0].mean() + cKDTree(a).query(gt_points)[0].mean())
+
+    grid = np.linspace(*SCALE_RANGE, 61)
+    best = float(grid[int(np.argmin([cost(x) for x in grid]))])
+    lo, hi = best - 0.01, best + 0.01
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(20):
+        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        lo, hi = (lo, b) if cost(a) < cost(b) else (a, hi)
+    return 0.5 * (lo + hi)
+
+
+def scale_aligned(rv: np.ndarray, rf: np.ndarray, fit_camera: Camera, s: SyntheticSubject, gt_camera: Camera,
+                  gq: MeshQuery, samples: int = 10_000) -> dict[str, float]:
+    """Chamfer and P2S (cm) of a reconstruction (rv, rf in the fit's world) against ``s``'s clothed surface after
+    :func:`to_gt_rays` and :func:`best_scale` about ``gt_camera``'s centre, and that scale: the shared set's
+    ``score_scale.py`` protocol (the single-photo scale ambiguity removed)."""
+    v = to_gt_rays(rv, fit_camera, gt_camera)
+    centre = -gt_camera.R.T @ gt_camera.t
+    scale = best_scale(v, rf, sample_surface(s.clothed_vertices, s.clothed_faces, samples, 4), centre, samples)
+    ch, p2s = chamfer_p2s(centre + scale * (v - centre), rf, s.clothed_vertices, s.clothed_faces, samples, gq)
+    return {"chamfer_scaled_cm": ch, "p2s_scaled_cm": p2s, "scale": scale}
+
+
 def fit_subject(s: SyntheticSubject, body_model: Any, quality: str) -> tuple[np.ndarray, np.ndarray, Camera,
                                                                             np.ndarray]:
     """Fit the body to the subject's landmarks and clothed mask; returns (vertices, faces, camera, joints)."""

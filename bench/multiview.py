@@ -45,7 +45,7 @@ for p in (ROOT, ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from fidelity import metrics, sample_surface, to_gt_world, write_exif_focal  # noqa: E402
+from fidelity import metrics, sample_surface, scale_aligned, to_gt_world, write_exif_focal  # noqa: E402
 from synthetic import (  # noqa: E402
     L_ANKLE,
     L_HIP,
@@ -260,8 +260,10 @@ def oracle(bm: Any, photos: list[tuple[SyntheticSubject, np.ndarray, Camera]], q
 
 def score(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, gt_mask: np.ndarray, gq: MeshQuery,
           samples: int, views: list[tuple[np.ndarray, np.ndarray, Camera]] | None = None) -> dict[str, float]:
-    """The bundle's posed mesh against ``s``'s ground truth, aligned through the first photo's camera; with the
-    ground truth's ``views`` also the texture's colour error (:func:`texture_error`)."""
+    """The bundle's posed mesh against ``s``'s ground truth, aligned through the first photo's camera (and its
+    depth to the ground truth's); also scale-aligned (``fidelity.scale_aligned``, the shared set's score_scale
+    protocol: photos without a known distance cannot know the scale); with the ground truth's ``views`` also the
+    texture's colour error (:func:`texture_error`)."""
     from icon_engine.bundle import read_bundle
     from icon_engine.surface import silhouette_iou
 
@@ -274,6 +276,7 @@ def score(bundle_dir: Path, s: SyntheticSubject, gt_camera: Camera, gt_mask: np.
     s_view = SyntheticSubject(**{**s.__dict__, "camera": gt_camera, "mask": gt_mask})
     iou = silhouette_iou(b.posed_mesh.vertices, b.posed_mesh.faces, cam, gt_mask)
     out = metrics(v, b.posed_mesh.faces, s_view, gq, samples, iou)
+    out.update(scale_aligned(b.posed_mesh.vertices, b.posed_mesh.faces, cam, s, gt_camera, gq, samples))
     out["regions"] = region_errors(v, b.posed_mesh.faces, s, gt_camera)
     if views is not None:
         out.update(texture_error(bundle_dir, s, gt_camera, views, dz))
@@ -410,9 +413,9 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
     if with_oracle:
         sets = tuple(sets) + tuple(f"oracle {name}" for name in sets if name in SETS)
     summary = {name: {m: float(np.mean([r[name].get(m, np.nan) for r in rows]))
-                      for m in ("chamfer_cm", "p2s_cm", "normal", "iou", "tex_front", "tex_back", "tex_front_gain",
-                                "tex_back_gain", "tex_front_own", "tex_back_own", "tex_front_own_raw",
-                                "tex_back_own_raw", "seconds", "cpu_s")}
+                      for m in ("chamfer_cm", "p2s_cm", "chamfer_scaled_cm", "scale", "normal", "iou", "tex_front",
+                                "tex_back", "tex_front_gain", "tex_back_gain", "tex_front_own", "tex_back_own",
+                                "tex_front_own_raw", "tex_back_own_raw", "seconds", "cpu_s")}
                for name in sets}
     for name in sets:
         summary[name]["tex_back_vs_front"] = summary[name]["tex_back_gain"] / summary[name]["tex_front_gain"]
@@ -420,18 +423,26 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
     for name in sets:
         ref = summary.get("oracle front", {}).get("chamfer_cm", base) if name.startswith("oracle") else base
         summary[name]["vs_front"] = summary[name]["chamfer_cm"] / ref - 1.0
+        if not name.startswith("oracle") and "front" in summary:
+            summary[name]["scaled_vs_front"] = (summary[name]["chamfer_scaled_cm"]
+                                                / summary["front"]["chamfer_scaled_cm"] - 1.0)
+            summary[name]["abs_scale_err"] = float(np.mean([abs(r[name]["scale"] - 1.0) for r in rows]))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"rows": rows, "summary": summary, "quality": quality, "count": count, "peak_rss_mb": peak_mb}
 
 
 def format_table(result: dict[str, Any]) -> str:
-    lines = ["| photos | Chamfer (cm) | vs front | P2S (cm) | normal | IoU | colour front | colour back | back/front "
-             "| own fits: front, back | wall (s) | CPU (s) |", "|---" * 12 + "|"]
+    lines = ["| photos | Chamfer (cm) | vs front | scale-aligned (cm) | vs front | \\|s − 1\\| | P2S (cm) | normal "
+             "| IoU | colour front | colour back | back/front | own fits: front, back | wall (s) | CPU (s) |",
+             "|---" * 15 + "|"]
     for name, m in result["summary"].items():
         own = (f"{m['tex_front_own']:.1f} ({m['tex_front_own_raw']:.1f}), {m['tex_back_own']:.1f} "
                f"({m['tex_back_own_raw']:.1f})" if np.isfinite(m["tex_back_own"]) else "–")
-        lines.append(f"| {name} | {m['chamfer_cm']:.2f} | {100 * m['vs_front']:+.0f} % | {m['p2s_cm']:.2f} | "
-                     f"{m['normal']:.3f} | {m['iou']:.3f} | {m['tex_front_gain']:.1f} ({m['tex_front']:.1f}) | "
+        scaled = (f"{m['chamfer_scaled_cm']:.2f} | {100 * m['scaled_vs_front']:+.0f} % | {m['abs_scale_err']:.3f}"
+                  if "scaled_vs_front" in m else "– | – | –")
+        lines.append(f"| {name} | {m['chamfer_cm']:.2f} | {100 * m['vs_front']:+.0f} % | {scaled} | "
+                     f"{m['p2s_cm']:.2f} | {m['normal']:.3f} | {m['iou']:.3f} | "
+                     f"{m['tex_front_gain']:.1f} ({m['tex_front']:.1f}) | "
                      f"{m['tex_back_gain']:.1f} ({m['tex_back']:.1f}) | {m['tex_back_vs_front']:.2f} | {own} | "
                      f"{m['seconds']:.0f} | {m['cpu_s']:.0f} |")
     return "\n".join(lines)

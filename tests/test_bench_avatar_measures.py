@@ -156,3 +156,31 @@ def test_multiview_natural_stance_straightens_the_hips_and_keeps_the_step():
     rest = [j for j in range(55) if j not in (syn.L_HIP, syn.R_HIP, syn.L_KNEE, syn.R_KNEE)]
     assert np.array_equal(natural[rest], pose[rest]) and pelvis_tilt_deg(natural) < 1e-9
     assert pelvis_tilt_deg(balanced_pose(bm, pose, np.zeros(10))) > 0.5
+
+
+def test_scale_aligned_score_removes_the_focal_and_the_scale_of_one_photo():
+    """`bench/fidelity.py scale_aligned` (wave 24, the shared set's score_scale protocol, used by bench/multiview.py):
+    a reconstruction seen through a 20 % longer focal and 10 % too large about the camera centre (what one
+    uncalibrated photo cannot tell apart) scores ≈ 0 at scale 1/1.1; the depth-aligned Chamfer does not remove it;
+    a reconstruction off by a real shape error keeps it."""
+    import trimesh
+
+    from bench.fidelity import chamfer_p2s, scale_aligned
+    from icon_engine.camera import Camera
+    from icon_engine.mesh_queries import MeshQuery
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.3)
+    gt_v = np.asarray(sphere.vertices) * [1.0, 2.5, 0.6] + [0.1, -0.2, 3.0]  # a body-sized ellipsoid 3 m ahead
+    faces = np.asarray(sphere.faces)
+    K = np.array([[1400.0, 0.0, 224.0], [0.0, 1400.0, 320.0], [0.0, 0.0, 1.0]])
+    gt_cam = Camera(K, np.eye(3), np.zeros(3), 448, 640)
+    fit_cam = Camera(K @ np.diag([1.2, 1.2, 1.0]), np.eye(3), np.zeros(3), 448, 640)
+    fit_v = 1.1 * gt_v * [1.0 / 1.2, 1.0 / 1.2, 1.0]  # the same pixels through the longer focal, 10 % farther
+    gt = type("Subject", (), {"clothed_vertices": gt_v, "clothed_faces": faces})()
+    gq = MeshQuery(gt_v, faces, k=2)
+    out = scale_aligned(fit_v, faces, fit_cam, gt, gt_cam, gq, samples=4000)
+    assert out["chamfer_scaled_cm"] < 0.3 and abs(out["scale"] - 1.0 / 1.1) < 0.003
+    assert chamfer_p2s(fit_v, faces, gt_v, faces, 4000, gq)[0] > 5.0
+    dented = fit_v.copy()
+    dented[fit_v[:, 2] < fit_v[:, 2].mean()] += [0.0, 0.0, 0.05]  # the front half 5 cm flatter
+    assert scale_aligned(dented, faces, fit_cam, gt, gt_cam, gq, samples=4000)["chamfer_scaled_cm"] > 1.0
