@@ -354,7 +354,9 @@ def _first_surface_only() -> Iterator[None]:
 
 def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any = print,
         sets: tuple[str, ...] = tuple(SETS), keep: Path | None = None, with_oracle: bool = False,
-        first_only: bool = False, exif_focal: bool = False) -> dict[str, Any]:
+        first_only: bool = False, exif_focal: bool = False, subjects: list[int] | None = None) -> dict[str, Any]:
+    """Reconstruct and score the first ``count`` subjects (or the bench's subjects numbered ``subjects``) for
+    ``sets``; returns the per-subject rows and their means (``summary``)."""
     from PIL import Image
 
     from icon_engine.options import ReconstructOptions
@@ -363,7 +365,7 @@ def run(count: int, quality: str, samples: int, size: tuple[int, int], log: Any 
     bm = load_open_body()
     rows = []
     options = ReconstructOptions(quality=quality)
-    for i in range(count):
+    for i in range(count) if subjects is None else subjects:
         posed = subject_in_poses(bm, i, 11, size, ("loose", "tight", "skirt", "coat")[i % 4])
         s = posed[0]
         gq = MeshQuery(s.clothed_vertices, s.clothed_faces, k=2)
@@ -452,6 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     global VIEW_PITCH_DEG, BALANCED, NATURAL
     ap = argparse.ArgumentParser(description="Multi-photo avatar fidelity on synthetic subjects")
     ap.add_argument("--count", type=int, default=3)
+    ap.add_argument("--subjects", type=int, nargs="+", help="only these subjects (0-based; instead of --count)")
     ap.add_argument("--quality", default="standard")
     ap.add_argument("--samples", type=int, default=10_000)
     ap.add_argument("--sets", nargs="+", choices=tuple(SETS), default=list(SETS))
@@ -505,7 +508,8 @@ def main(argv: list[str] | None = None) -> None:
     BALANCED = args.balanced
     NATURAL = args.natural
     result = run(args.count, args.quality, args.samples, (448, 640), sets=tuple(args.sets), keep=args.keep,
-                 with_oracle=args.oracle, first_only=args.first_only, exif_focal=args.exif_focal)
+                 with_oracle=args.oracle, first_only=args.first_only, exif_focal=args.exif_focal,
+                 subjects=args.subjects)
     print(format_table(result))
     if args.regions:
         print("\n" + format_regions(result))
