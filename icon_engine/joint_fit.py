@@ -65,9 +65,6 @@ def pose_agreement_loss(body_poses: Any, sigma: float | None = None) -> Any:
 #: Adam steps (and step size) of the registration of one photo to the shared pose (orientation and translation).
 REGISTER_ITERS = 40
 REGISTER_LR = 0.03
-#: Whether a standing person's registration also holds the pelvis upright (the single-photo fit's ``W_UPRIGHT``
-#: against its ``W_KEYPOINT``): a back view registered on its keypoints alone can start 7–10° off upright.
-REGISTER_UPRIGHT = False
 #: A photo shows the first photo's pose (a turnaround) when it sees the person from another side (its registered
 #: facing at least :data:`OTHER_SIDE_DEG` from the first photo's, about the vertical) and, registered to that pose,
 #: its keypoint objective is at most :data:`SAME_POSE_RATIO` × its own fit's + :data:`SAME_POSE_SLACK` (the
@@ -640,18 +637,6 @@ class GravityRig:
             p["transl"] = self.transl[k].detach().clone()
 
 
-def _registration_loss(prob: Any, q: dict[str, Any]) -> Any:
-    """The keypoint objective of photo problem ``prob`` at parameters ``q``, plus (:data:`REGISTER_UPRIGHT`, a
-    standing person) the single-photo fit's upright prior on the pelvis."""
-    from .fit import core, priors
-
-    out = prob.forward(q)
-    loss = prob.keypoint_loss(prob.project(prob.model_points(out)), prob.kp_weights)
-    if REGISTER_UPRIGHT and prob.standing:
-        loss = loss + (core.W_UPRIGHT / core.W_KEYPOINT) * priors.lean_loss(out["rotations"][0])
-    return loss
-
-
 def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = REGISTER_ITERS
                      ) -> tuple[dict[str, Any], float]:
     """The photo's orientation and translation for the body pose ``body_pose`` (21, 3) (shape ``p["betas"]``),
@@ -662,7 +647,9 @@ def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = 
         q = {k: v.detach().clone() for k, v in p.items()}
         q["body_pose"] = body_pose.detach().clone()
         q["global_orient"] = start.detach().clone()
-        minimise([q["global_orient"], q["transl"]], lambda q=q: _registration_loss(prob, q), iters, REGISTER_LR)
+        minimise([q["global_orient"], q["transl"]],
+                 lambda q=q: prob.keypoint_loss(prob.project(prob.model_points(prob.forward(q))), prob.kp_weights),
+                 iters, REGISTER_LR)
         value = _keypoint_objective(prob, q)
         if best is None or value < best[1]:
             best = (q, value)
