@@ -62,6 +62,13 @@ def pose_agreement_loss(body_poses: Any, sigma: float | None = None) -> Any:
     return (s2 * d2 / (d2 + s2)).sum(-1).mean() / s2
 
 
+#: Whether the photos that share one pose (a turnaround: the person held still while seen from several sides)
+#: keep the single-photo fit's walker priors (``fit.core.W_GAIT``'s arm swing opposite the legs and
+#: ``W_STRIDE``'s stride of a quarter of the stature, both for a stride of 20–30 cm and more). Off: a held pose
+#: with one foot ahead is a stance, not a step of a walk. On bench/multiview.py (6 subjects, natural standing poses,
+#: chest-height cameras, EXIF focal, standard) the joint fit's legs found a stride of over 20 cm where the truth
+#: has 15 cm and the gait coupling swung the hanging arms by ±10 cm (docs/multiview.md, "Wave 24").
+SHARED_POSE_WALKER_PRIORS = False
 #: Adam steps (and step size) of the registration of one photo to the shared pose (orientation and translation).
 REGISTER_ITERS = 40
 REGISTER_LR = 0.03
@@ -781,9 +788,10 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
             return result
         for prob, p in problems:
             _decide_standing(prob, p)
-        for k, (_, p) in enumerate(problems):
+        for k, (prob, p) in enumerate(problems):
             if same[k]:
                 p["body_pose"] = pose
+                prob.walker_priors = SHARED_POSE_WALKER_PRIORS or sum(same) < 2
         losses = [_loss_factory(prob, "pose", make_target(prob.mask, prob.bbox, size, open_edges=prob.open_edges),
                                 tolerance=0.012 * size)
                   for prob, _ in problems]
@@ -877,6 +885,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
              "own_arms": bool(own_limbs) and OWN_ARMS_WITHOUT_SIDE,
              "own_legs": bool(own_limbs) and OWN_LEGS_WITHOUT_SIDE,
              "leg_gap_rad": leg_gap,
+             "walker_priors": [bool(prob.walker_priors) for prob, _ in problems],
              "registration": reg_report,
              "shared_gravity": None if rig is None else rig.report(),
              "quarter_turns": bool(rig is not None and rig.quarter_turns),

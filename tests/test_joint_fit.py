@@ -73,6 +73,7 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     stats = report["joint_fit"]
     # a turnaround: every photo shares the first photo's pose, and a side view lets the first photo move
     assert stats["shared_pose_photos"] == 4 and stats["first_photo_refitted"]
+    assert stats["walker_priors"] == [False] * 4  # one held pose: the walker priors are the single photo's
     turns = [r["turn_deg"] for r in stats["registration"][1:]]
     assert 60 < turns[0] < 120 and turns[1] > 150 and 60 < turns[2] < 120, turns
     # photos in quarter turns (0°, 90°, 180°, 270°): one pose seen by cameras held a multiple of 90° apart (the rig)
@@ -135,6 +136,7 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     pair = shared_pose_fit([warm[0], warm[2]], body, betas, quality="preview")
     assert pair.stats["quarter_turns"] and pair.stats["shared_pose_photos"] == 2, str(pair.stats)
     assert not pair.stats["first_photo_reregistered"], str(pair.stats)  # the rig's orientation kept
+    assert pair.stats["walker_priors"] == [False, False]  # a held pose: no gait coupling, no walker's stride
     # the rig starts at the photos' yaw vote (joint_fit.YAW_VOTE): the back view's OWN fit's turn from the first
     # photo's own, less the half turn it is held at, weighted BACK_VIEW_WEIGHT against the first photo's 1
     from icon_engine.geometry.rotations import axis_angle_to_matrix

@@ -184,6 +184,7 @@ class _Problem:
                           for side in ("left", "right")}
         self.standing = False  # set after the orientation stage (:func:`_decide_standing`)
         self.stride_prior = priors.feet_apart_in_image(kps)  # crossed or touching feet: no stride prior
+        self.walker_priors = True  # gait coupling and stride prior (off for a held pose: joint_fit.shared_pose_fit)
         self.occlusion = [(row, torch.tensor(occ, device=dev), w) for row, occ, w in priors.occlusion_pairs(
             kps, t.landmarks, float(max(observation.bbox[2] - observation.bbox[0],
                                         observation.bbox[3] - observation.bbox[1], 16.0)))]
@@ -354,7 +355,7 @@ def _loss_factory(prob: _Problem, stage: str, sil=None, tolerance: float = 0.0):
         if prob.standing:
             loss = loss + W_FLOOR * priors.floor_loss(points[prob.foot_rows["left"], 1],
                                                       points[prob.foot_rows["right"], 1], FLOOR_ROBUST_CM)
-        if prob.standing and sil is not None:  # the legs settle in the pose stage first
+        if prob.standing and sil is not None and prob.walker_priors:  # the legs settle in the pose stage first
             pelvis_rotation = out["rotations"][0][None]
             if W_GAIT > 0.0:
                 loss = loss + W_GAIT * priors.gait_loss(joints[None], pelvis_rotation)
