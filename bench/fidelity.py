@@ -161,12 +161,12 @@ def to_gt_rays(points: np.ndarray, fit_camera: Camera, gt_camera: Camera) -> np.
     return (cam - gt_camera.t) @ gt_camera.R
 
 
-#: Scales tried by :func:`best_scale` (a coarse grid, then a golden-section search around its best).
+#: Scales tried by :func:`scale_about_centre` (a coarse grid, then a golden-section search around its best).
 SCALE_RANGE = (0.75, 1.35)
 
 
-def best_scale(rv: np.ndarray, rf: np.ndarray, gt_points: np.ndarray, centre: np.ndarray, samples: int = 10_000
-               ) -> float:
+def scale_about_centre(rv: np.ndarray, rf: np.ndarray, gt_points: np.ndarray, centre: np.ndarray,
+                       samples: int = 10_000) -> float:
     """The scale about ``centre`` (metres, a camera centre; what one uncalibrated photo cannot know) that brings the
     reconstruction (rv, rf) nearest the ground-truth surface samples ``gt_points`` (N, 3) in the symmetric mean
     point-to-point distance."""
@@ -192,11 +192,11 @@ def best_scale(rv: np.ndarray, rf: np.ndarray, gt_points: np.ndarray, centre: np
 def scale_aligned(rv: np.ndarray, rf: np.ndarray, fit_camera: Camera, s: SyntheticSubject, gt_camera: Camera,
                   gq: MeshQuery, samples: int = 10_000) -> dict[str, float]:
     """Chamfer and P2S (cm) of a reconstruction (rv, rf in the fit's world) against ``s``'s clothed surface after
-    :func:`to_gt_rays` and :func:`best_scale` about ``gt_camera``'s centre, and that scale: the shared set's
+    :func:`to_gt_rays` and :func:`scale_about_centre` about ``gt_camera``'s centre, and that scale: the shared set's
     ``score_scale.py`` protocol (the single-photo scale ambiguity removed)."""
     v = to_gt_rays(rv, fit_camera, gt_camera)
     centre = -gt_camera.R.T @ gt_camera.t
-    scale = best_scale(v, rf, sample_surface(s.clothed_vertices, s.clothed_faces, samples, 4), centre, samples)
+    scale = scale_about_centre(v, rf, sample_surface(s.clothed_vertices, s.clothed_faces, samples, 4), centre, samples)
     ch, p2s = chamfer_p2s(centre + scale * (v - centre), rf, s.clothed_vertices, s.clothed_faces, samples, gq)
     return {"chamfer_scaled_cm": ch, "p2s_scaled_cm": p2s, "scale": scale}
 
