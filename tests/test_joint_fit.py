@@ -59,7 +59,8 @@ def body_error_cm(fit, vertices: np.ndarray, camera) -> float:
 
 
 @pytest.mark.slow
-def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path: Path) -> None:
+def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from icon_engine.body_model import load_body_model
     from icon_engine.subject import FIRST_PHOTO_FRAMING, fit_subject, gather_inputs
 
@@ -133,7 +134,17 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     assert np.mean(one_err) < 0.85 * np.mean(own), (own, one_err)
     # front + back (no side view): the rig in quarter turns, the first photo keeps the rig's orientation (not
     # re-registered alone: joint_fit.REFINE_FIRST_WITHOUT_SIDE off), its body as close to the truth as its own
+    import icon_engine.fit.priors as priors
+
+    gait_calls = []
+    real_gait = priors.gait_loss
+    monkeypatch.setattr(priors, "gait_loss", lambda *a: gait_calls.append(1) or real_gait(*a))
     pair = shared_pose_fit([warm[0], warm[2]], body, betas, quality="preview")
+    assert not gait_calls  # the held pose's joint stage pays no gait coupling (joint_fit.SHARED_POSE_WALKER_PRIORS)
+    monkeypatch.setattr("icon_engine.joint_fit.SHARED_POSE_WALKER_PRIORS", True)
+    walking = shared_pose_fit([warm[0], warm[2]], body, betas, quality="preview", iterations=2)
+    assert gait_calls and walking.stats["walker_priors"] == [True, True]  # the switch reaches the loss
+    monkeypatch.undo()
     assert pair.stats["quarter_turns"] and pair.stats["shared_pose_photos"] == 2, str(pair.stats)
     assert not pair.stats["first_photo_reregistered"], str(pair.stats)  # the rig's orientation kept
     assert pair.stats["walker_priors"] == [False, False]  # a held pose: no gait coupling, no walker's stride
