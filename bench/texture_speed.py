@@ -64,7 +64,8 @@ def prepare(photos: list[Path], quality: str, cache: Path, names: list[str] | No
                                 size=np.array([cam.width, cam.height]), skin_weights=avatar.rig.skin_weights,
                                 rest_vertices=avatar.rig.rest_vertices, texture_size=options.resolved_texture_size,
                                 atlas=options.resolved_texture_atlas, landmarks=observation.keypoints,
-                                joints=fit.joints)
+                                joints=fit.joints, **{f"hand_{side}": points
+                                                      for side, points in (observation.hands or {}).items()})
             raise _Stop
 
         t0 = time.perf_counter()
@@ -102,6 +103,9 @@ def load_case(path: Path) -> dict:
     from icon_engine.texture import hand_labels_from_skin_weights
 
     case["vertex_hands"] = hand_labels_from_skin_weights(d["skin_weights"])  # the pipeline's finger rule (wave 13)
+    hands = {side: d[f"hand_{side}"] for side in ("left", "right") if f"hand_{side}" in d}
+    if hands:  # the photo's hands (caches from wave 25 on)
+        case["photo_hands"] = hands
     return case
 
 

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from .errors import EngineError
+from .geometry.image_fields import hull_zone
 from .geometry.image_shift import mask_iou
 from .image_io import Photo
 
@@ -449,30 +450,20 @@ HAND_BONES: tuple[tuple[int, int], ...] = (
 
 def _hand_hints(shape: tuple[int, int], hands: dict[str, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
     """(zone, bones) bool (H, W): around each hand (its landmarks' hull grown by 30 % of the hand), its bones."""
-    zone = np.zeros(shape, np.uint8)
+    zone = np.zeros(shape, bool)
     bones = np.zeros(shape, np.uint8)
     for points in (hands or {}).values():
         xy = np.asarray(points, np.float64)[:, :2]
         size = float(np.ptp(xy, axis=0).max())
         if not np.isfinite(size) or size < 4.0:
             continue
-        radius = max(2, int(round(0.3 * size)))
-        hull = cv2.convexHull(np.round(xy).astype(np.int32))
-        # dilate only the hull's box grown by the radius (the same pixels as dilating the whole photo, 10× faster)
-        x0, y0 = (max(0, int(v) - radius - 1) for v in hull.reshape(-1, 2).min(axis=0))
-        x1, y1 = (int(v) + radius + 2 for v in hull.reshape(-1, 2).max(axis=0))
-        x1, y1 = min(x1, shape[1]), min(y1, shape[0])
-        if x1 <= x0 or y1 <= y0:
-            continue
-        hand_zone = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillConvexPoly(hand_zone, hull - np.array([x0, y0], np.int32), 1)
-        zone[y0:y1, x0:x1] |= cv2.dilate(hand_zone, _disk(radius))
+        zone |= hull_zone(shape, xy, 0.3)
         thickness = max(1, int(round(size / 20.0)))
         for a, b in HAND_BONES:
             pa = (int(round(xy[a, 0])), int(round(xy[a, 1])))
             pb = (int(round(xy[b, 0])), int(round(xy[b, 1])))
             cv2.line(bones, pa, pb, 1, thickness)
-    return zone > 0, bones > 0
+    return zone, bones > 0
 
 
 def _grabcut_band(

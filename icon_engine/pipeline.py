@@ -223,7 +223,8 @@ def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, opt
                         rest_vertices=avatar.rig.rest_vertices,  # ... profiled along the rest-pose parts
                         device=resolve_device(options.device), atlas=options.resolved_texture_atlas,
                         keypoints=(observation.keypoints, fit.joints),  # limbs read where the photo's limbs lie
-                        vertex_hands=hand_labels_from_skin_weights(avatar.rig.skin_weights))  # fingers: their hand's
+                        vertex_hands=hand_labels_from_skin_weights(avatar.rig.skin_weights),  # fingers: their hand's
+                        photo_hands=observation.hands)  # what lies under the photo's hands: its part's fill
 
 
 def _mask_to_original(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -129,3 +129,18 @@ def test_torch_forward_kinematics_matches_numpy_batched_with_gradients():
     rest_t = torch.as_tensor(rng.normal(size=(7, 3)), dtype=torch.float64).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p, r: torch_skinning.forward_kinematics(
         torch_skinning.axis_angle_to_matrix(p), r, (-1, 0, 1, -1, 3, 3, 5)), (pose, rest_t))
+
+
+def test_hull_zone_grows_the_landmarks_hull_by_a_share_of_their_extent():
+    """The zone round a hand's landmarks: their hull, grown by ``grow`` × their extent (a disk), nothing else."""
+    from icon_engine.geometry.image_fields import hull_zone
+
+    square = np.array([[40.0, 50.0], [80.0, 50.0], [80.0, 90.0], [40.0, 90.0], [60.0, 70.0]])
+    zone = hull_zone((160, 200), square, 0.25)  # extent 40 px: grown by 10 px
+    assert zone.shape == (160, 200) and zone.dtype == bool
+    assert zone[50:91, 40:81].all()  # the hull
+    assert zone[70, 31] and zone[70, 89] and zone[41, 60] and zone[99, 60]  # 9 px out: inside the growth
+    assert not zone[70, 28] and not zone[70, 92] and not zone[37, 60]  # 12 px out: outside
+    assert not zone[42, 32]  # beyond the corner's disk (11.3 px diagonally)
+    assert hull_zone((160, 200), square[:2], 0.25).sum() == 0  # fewer than 3 points: no zone
+    assert hull_zone((160, 200), np.array([[5.0, 5.0], [6.0, 6.0], [5.0, 7.0]]), 0.25).sum() == 0  # under 4 px

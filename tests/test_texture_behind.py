@@ -116,3 +116,73 @@ def test_a_part_mostly_behind_another_keeps_its_samples():
     assert (alpha_small > SEEN_ALPHA).sum() * BEHIND_MIN_KEPT > 0
     kept, fade = behind_fade(pos, parts, alpha_small, behind)
     assert not kept.any() and (fade == 1.0).all()
+
+
+HAND_HALF = np.array([0.05, 0.045, 0.015])
+HAND_Y = 1.2
+
+
+def _hand_scene(fitted_hand_centre: np.ndarray):
+    """A shirt-coloured torso with a skin "hand" (10 × 9 cm, left arm, its palm) lying on the chest in the photo,
+    and the same mesh as fitted with the hand at ``fitted_hand_centre`` instead (a fit that leaves the hand off the
+    photo's). Returns the fitted mesh, its parts and hand labels, the photo, its mask, the camera and the photo's
+    21 hand landmarks (pixels: a grid inside the hand's outline, as MediaPipe puts them on the palm and fingers)."""
+    from icon_engine.texture.parts import HAND_PALM
+
+    torso = _box(np.array([0.0, 0.8, 0.0]), np.array([0.2, 0.8, 0.08]), 0.012)
+    on_chest = np.array([0.0, HAND_Y, 0.08 + HAND_HALF[2] + 0.003])
+    hand = _box(on_chest, HAND_HALF, 0.01)
+    v_photo = np.concatenate([torso[0], hand[0]])
+    f = np.concatenate([torso[1], hand[1] + len(torso[0])])
+    is_hand = np.r_[np.zeros(len(torso[0]), bool), np.ones(len(hand[0]), bool)]
+    cam = front_camera(width=320, height=560, distance=3.6, height_m=0.8)
+
+    def colour(points: np.ndarray) -> np.ndarray:
+        return np.where((points[:, 2] > 0.0815)[:, None], SKIN, SHIRT)  # the hand stands 3 mm off the chest
+
+    rgb, mask = synthetic_photo(v_photo, f, v_photo, cam, colour=colour)
+    v_fit = v_photo.copy()
+    v_fit[is_hand] += fitted_hand_centre - on_chest
+    parts = np.where(is_hand, PART_LEFT_ARM, PART_TORSO)
+    hands = np.where(is_hand, HAND_PALM["left"], 0).astype(np.int8)
+    gx, gy = np.meshgrid(np.linspace(-0.8, 0.8, 5), np.linspace(-0.8, 0.8, 4))
+    grid = np.c_[np.r_[gx.ravel(), 0.0], np.r_[gy.ravel(), 0.0], np.zeros(21)] * HAND_HALF + on_chest
+    xy, _ = cam.project(grid + [0.0, 0.0, HAND_HALF[2]])
+    landmarks = np.c_[xy, np.ones(21)]
+    return v_fit, f, parts, hands, rgb, mask, cam, landmarks, v_photo[~is_hand]
+
+
+def _under_photo_hand(v: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """The torso's front vertices the photo's hand covers (1 cm inside its outline)."""
+    return ((parts == PART_TORSO) & (v[:, 2] > 0.079) & (np.abs(v[:, 0]) < HAND_HALF[0] - 0.01)
+            & (np.abs(v[:, 1] - HAND_Y) < HAND_HALF[1] - 0.01))
+
+
+def test_the_chest_under_the_photos_hand_takes_the_shirt():
+    """The photo shows a hand on the chest; the fit left the hand 35 cm to the side (beside the torso, at the
+    chest's depth). The chest under the photo's hand takes the shirt's colour, not the hand's skin (the hand would
+    stay printed on the body once it moves); without the photo's hand landmarks it takes the skin (the test can
+    fail)."""
+    v, f, parts, hands, rgb, mask, cam, landmarks, _ = _hand_scene(np.array([0.35, HAND_Y, 0.06]))
+    under = _under_photo_hand(v, parts)
+    away = (parts == PART_TORSO) & (v[:, 2] > 0.079) & (np.abs(v[:, 1] - HAND_Y) > 0.2)
+    assert under.sum() >= 10
+    tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts, vertex_hands=hands,
+                       photo_hands={"left": landmarks})
+    assert _error(tex.vertex_colors, under, SHIRT) < 10.0
+    assert _error(tex.vertex_colors, away, SHIRT) < 8.0
+    assert tex.stats["under_photo_hand_vertices"] >= under.sum()
+    old = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts, vertex_hands=hands)
+    assert _error(old.vertex_colors, under, SKIN) < 25.0
+    assert "under_photo_hand_vertices" not in old.stats
+
+
+def test_a_surface_well_in_front_of_the_fitted_hand_keeps_the_photo():
+    """The fitted hand lies behind the torso (hands clasped behind the back, as the fit has it): the chest 20 cm
+    nearer the camera keeps what the photo shows there, the photo's hand or not."""
+    v, f, parts, hands, rgb, mask, cam, landmarks, _ = _hand_scene(np.array([0.0, HAND_Y, -0.11]))
+    under = _under_photo_hand(v, parts)
+    tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts, vertex_hands=hands,
+                       photo_hands={"left": landmarks})
+    assert tex.stats["under_photo_hand_vertices"] == 0
+    assert _error(tex.vertex_colors, under, SKIN) < 25.0

@@ -1,7 +1,7 @@
 """Fields over an image (pixels, OpenCV convention: pixel (i, j) covers [i, i+1) × [j, j+1), so continuous positions
 of pixel centres are integer + 0.5): the distance to a mask's zero pixels, a mask's signed distance, a Gaussian
-blur, and bilinear samples at continuous pixel positions. Used by the clothed surface's image fields and by the
-canonical avatar's fusion of several photos."""
+blur, bilinear samples at continuous pixel positions, and the zone round a hand's landmarks. Used by the clothed
+surface's image fields, the canonical avatar's fusion of several photos, the person mask and the texture."""
 
 from __future__ import annotations
 
@@ -77,3 +77,30 @@ def sample_image(img: np.ndarray, uv: np.ndarray, outside: float | None) -> np.n
         off = (uv[:, 0] < 0) | (uv[:, 0] > W) | (uv[:, 1] < 0) | (uv[:, 1] > H)
         vals = np.where(off, outside, vals)
     return vals
+
+
+def hull_zone(shape: tuple[int, int], points: np.ndarray, grow: float) -> np.ndarray:
+    """(H, W) bool: the convex hull of ``points`` (K, ≥ 2; pixels x, y) grown by ``grow`` × the points' larger
+    extent (a disk; at least 2 px). All False for fewer than 3 finite points or an extent under 4 px (the zone
+    round a hand's 21 landmarks: its fingers beyond the landmarks, its outline)."""
+    import cv2
+
+    zone = np.zeros(shape, np.uint8)
+    xy = np.asarray(points, np.float64)[:, :2]
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    size = float(np.ptp(xy, axis=0).max()) if len(xy) >= 3 else 0.0
+    if size < 4.0:
+        return zone > 0
+    radius = max(2, int(round(grow * size)))
+    hull = cv2.convexHull(np.round(xy).astype(np.int32))
+    # dilate only the hull's box grown by the radius (the same pixels as dilating the whole image, 10× faster)
+    x0, y0 = (max(0, int(v) - radius - 1) for v in hull.reshape(-1, 2).min(axis=0))
+    x1, y1 = (int(v) + radius + 2 for v in hull.reshape(-1, 2).max(axis=0))
+    x1, y1 = min(x1, shape[1]), min(y1, shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return zone > 0
+    box = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(box, hull - np.array([x0, y0], np.int32), 1)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    zone[y0:y1, x0:x1] = cv2.dilate(box, disk)
+    return zone > 0

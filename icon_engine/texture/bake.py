@@ -29,6 +29,7 @@ from .keeps import (
     limb_outline_keep,
     limb_registration_keep,
     occluder_edge_keep,
+    under_photo_hand,
     unshown_limb_keep,
 )
 from .parts import PART_NAMES, _check_parts, _near_parts, _ring_count
@@ -130,7 +131,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                  vertex_parts: np.ndarray | None = None, more_views: list[PhotoView] | None = None,
                  rest_vertices: np.ndarray | None = None, device: str = "cpu", atlas: str = "auto",
                  keypoints: tuple[np.ndarray, np.ndarray] | None = None, debug: bool = False,
-                 vertex_hands: np.ndarray | None = None) -> Texture:
+                 vertex_hands: np.ndarray | None = None,
+                 photo_hands: dict[str, np.ndarray] | None = None) -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
@@ -150,7 +152,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     the photo's limb lies (:func:`limb_alignment`). ``debug``: also return the first photo's visibility step
     (:attr:`Texture.debug`). ``vertex_hands`` (N,) int (:func:`hand_labels_from_skin_weights`): with parts and
     one photo, fingers whose sample does not look like their hand take their hand's fill
-    (:func:`finger_colour_keep`)."""
+    (:func:`finger_colour_keep`); with ``photo_hands`` (the photo's hand landmarks, ``{"left"|"right": (21, 3)}``
+    processing pixels) too, the other parts under the photo's hands take their fill and fade at the hands' outline
+    as behind a limb (:func:`under_photo_hand`)."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
@@ -215,6 +219,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     seen_weight_v = alpha_v
     photo_v = bilinear(photo, xy_v)
     keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
+    under_hand_v = None  # ... and the other parts' samples under the photo's hands
     texel_keep = None  # ... and the texels' share of their photo colour, (N,) float32 per vertex
     if parts is not None and not more_views:
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
@@ -223,6 +228,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         keep_v &= unshown_limb_keep(parts, alpha_v)
         if hands is not None:
             keep_v &= finger_colour_keep(hands, alpha_v, photo_v)
+            if photo_hands:
+                under_hand_v = under_photo_hand(view, v, parts, hands, photo_hands, alpha_v)
+                keep_v &= ~under_hand_v
         alpha_v = np.where(keep_v, alpha_v, 0.0)
         texel_keep = None if keep_v.all() else keep_v.astype(np.float32)
     gains = None
@@ -268,6 +276,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         profile_v = photo_v
         if not others:  # one photo: what a limb in front hid, and the seen body at its outline, take the profile
             behind_v = behind_other_part(view, v, view_cos, parts, alpha_v)
+            if under_hand_v is not None:
+                behind_v |= under_hand_v
             behind_v, fade_v = behind_fade(v if rest is None else rest, parts, alpha_v, behind_v)
             # a pattern all over a part (stripes): its profile is the blurred photo's colour (the pattern's mean),
             # and its hidden texels add the detail seen through it (below)
@@ -279,6 +289,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                                               face_forward=None if rest is None else REST_FORWARD)
         if not others:
             side_stats["busy_parts"] = [PART_NAMES[p] for p in view.busy]
+        if under_hand_v is not None:
+            side_stats["under_photo_hand_vertices"] = int(under_hand_v.sum())
         if fade_v is not None and (fade_v < 1.0).any():
             side_stats["behind_vertex_fraction"] = float(behind_v.mean())
             side_stats["faded_vertex_fraction"] = float((fade_v < 1.0).mean())

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..camera import Camera
 from ..errors import EngineError
+from ..geometry.image_fields import hull_zone
 from ..geometry.laplacian import adjacency
 from . import colour_stats, sampling
 from .colour_stats import _cluster_centres, _hair_colour, _nearest_colour
@@ -345,6 +346,45 @@ def behind_fade(positions: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
             continue
         fade[mine] = np.clip(dist / reach, 0.0, 1.0)
     return behind, fade
+
+
+#: The photo's hands (:func:`under_photo_hand`): the zone round each hand's landmarks is their hull grown by this
+#: share of the hand's size in the photo (the fingers beyond the landmarks, the hand's outline) ...
+PHOTO_HAND_GROW = 0.1
+#: ... and a surface point there lies under the photo's hand unless it is more than this (metres) nearer the camera
+#: than the fitted hand (a face in front of hands clasped behind the head).
+PHOTO_HAND_FRONT_M = 0.05
+
+
+def under_photo_hand(view: _View, posed: np.ndarray, parts: np.ndarray, hands: np.ndarray,
+                     photo_hands: dict[str, np.ndarray], alpha: np.ndarray) -> np.ndarray:
+    """(N,) bool: the seen vertices (``alpha`` > :data:`SEEN_ALPHA`) of the other parts whose pixel lies under a
+    hand the photo shows: a hand on the forehead, on a cheek, on a hip. The fit rarely puts the hand exactly where
+    the photo has it, so those vertices look seen and would take the hand's skin (dev photos icon_44c0f84c, a hand
+    across the forehead; icon_8da7ceb9, a cheek resting on a hand): the hand's print would stay on the face once
+    the hand moves. ``posed`` (N, 3) the vertices in the photo's pose; ``parts`` (N,) (:data:`PART_NAMES`);
+    ``hands`` (N,) the hand labels (:func:`hand_labels_from_skin_weights`); ``photo_hands`` ``{"left"|"right":
+    (21, ≥ 2)}`` the photo's hand landmarks (processing pixels, MediaPipe order).
+
+    A hand's zone is its landmarks' hull grown by :data:`PHOTO_HAND_GROW` × its size (:func:`hull_zone`). A
+    vertex under it is neither of that hand's arm nor of a hand, and it is not more than
+    :data:`PHOTO_HAND_FRONT_M` nearer the camera than the fitted hand (the median depth of its vertices): what lies
+    well in front of the hand in the fit (a face before hands clasped behind the head) still shows itself."""
+    out = np.zeros(len(posed), dtype=bool)
+    if not photo_hands:
+        return out
+    cam = view.camera
+    _, z, inside, pix = _pixels(cam, posed)
+    seen = (alpha > sampling.SEEN_ALPHA) & inside & (hands == 0)
+    for side, points in photo_hands.items():
+        fitted = np.isin(hands, (HAND_PALM[side], HAND_FINGERS[side]))
+        if not fitted.any():
+            continue
+        arm = PART_LEFT_ARM if side == "left" else PART_RIGHT_ARM
+        zone = hull_zone((cam.height, cam.width), np.asarray(points, np.float64)[:, :2], PHOTO_HAND_GROW).reshape(-1)
+        hand_z = float(np.median(z[fitted]))
+        out |= seen & (parts != arm) & zone[pix] & (z > hand_z - PHOTO_HAND_FRONT_M)
+    return out
 
 
 #: Limb alignment (:func:`limb_alignment`): each limb's joint chain, root first, as (SMPL-X joint, BlazePose
