@@ -73,6 +73,8 @@ class PersonObservation:
     ``mask (H, W) bool`` crisp person mask; ``bbox (4,)`` x0, y0, x1, y1 pixels of mask ∪ visible landmarks;
     ``crop_matrix (3, 3)`` processing px → crop px (homogeneous); ``crop_size`` crop side in px;
     ``hands`` optional ``{"left"|"right": (21, 3)}`` pixels + visibility (MediaPipe hand landmark order);
+    ``face`` optional (7, 3) pixels + confidence of the face's eye corners, nose tip and mouth corners
+    (:data:`FACE_POINT_NAMES`, from MediaPipe's face mesh), None when no face turned towards the camera was found;
     ``num_people`` people found in the photo; ``rotation`` degrees (counter-clockwise) the photo was turned
     for the detector to find this person (0 normally).
     """
@@ -84,6 +86,7 @@ class PersonObservation:
     crop_matrix: np.ndarray
     crop_size: int
     hands: dict[str, np.ndarray] | None = None
+    face: np.ndarray | None = None
     num_people: int = 1
     rotation: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -128,6 +131,7 @@ class _Models:
         self.lock = threading.RLock()
         self._pose = None
         self._hands = None
+        self._face = None
 
     def pose(self):
         if self._pose is None:
@@ -137,6 +141,14 @@ class _Models:
                 min_detection_confidence=0.5,
             )
         return self._pose
+
+    def face(self):
+        if self._face is None:
+            mp_face = mediapipe_solution("face_mesh")
+            self._face = mp_face.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.5,
+            )
+        return self._face
 
     def hands(self):
         if self._hands is None:
@@ -148,11 +160,12 @@ class _Models:
 
     def close(self) -> None:
         with self.lock:
-            for model in (self._pose, self._hands):
+            for model in (self._pose, self._hands, self._face):
                 if model is not None:
                     model.close()
             self._pose = None
             self._hands = None
+            self._face = None
 
 
 _MODELS = _Models()
@@ -670,6 +683,55 @@ def detect_hands(rgb: np.ndarray, keypoints: np.ndarray) -> dict[str, np.ndarray
     return hands or None
 
 
+#: The face points the body fit aligns the head with (docs/fit.md, "The face"): eye corners, nose tip and mouth
+#: corners, each with its MediaPipe face-mesh vertex (``FaceMesh`` topology, 468 points) and its iBUG-68 index
+#: (the body model's static face landmarks hold iBUG points 17–67). "right" is the person's right.
+FACE_POINTS: tuple[tuple[str, int, int], ...] = (
+    ("right_eye_outer", 33, 36), ("right_eye_inner", 133, 39), ("left_eye_inner", 362, 42),
+    ("left_eye_outer", 263, 45), ("nose_tip", 1, 30), ("mouth_right", 61, 48), ("mouth_left", 291, 54),
+)
+FACE_POINT_NAMES = tuple(name for name, _, _ in FACE_POINTS)
+#: BlazePose's face landmarks (nose, eyes, ears, mouth corners); the face is looked for only when the nose and
+#: both eyes have at least FACE_MIN_VISIBILITY (a face turned towards the camera) ...
+_BLAZE_FACE = tuple(range(11))
+FACE_MIN_VISIBILITY = 0.5
+#: ... in a square close-up of FACE_CROP_SPAN × the face's size in BlazePose's points (the larger of ear to ear and
+#: twice eye to eye), resampled to FACE_CROP_PX, and a face mesh whose nose tip lies farther than FACE_MAX_OFFSET ×
+#: that size from BlazePose's nose is someone else's face or a false find.
+FACE_CROP_SPAN = 2.4
+FACE_CROP_PX = 256
+FACE_MAX_OFFSET = 0.5
+
+
+def detect_face(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
+    """(7, 3) face points (:data:`FACE_POINTS`: x, y processing px + 1.0 confidence) of the person whose BlazePose
+    landmarks are ``keypoints`` (33, 3), from MediaPipe's face mesh run on a close-up round BlazePose's face; None
+    when BlazePose sees no face turned towards the camera or the face mesh finds none there."""
+    kp = np.asarray(keypoints, np.float64)
+    if kp[[0, 2, 5], 2].min() < FACE_MIN_VISIBILITY:
+        return None
+    seen = kp[list(_BLAZE_FACE)]
+    seen = seen[seen[:, 2] >= FACE_MIN_VISIBILITY, :2]
+    size = max(float(np.linalg.norm(kp[7, :2] - kp[8, :2])) if kp[[7, 8], 2].min() >= FACE_MIN_VISIBILITY else 0.0,
+               2.0 * float(np.linalg.norm(kp[2, :2] - kp[5, :2])), 8.0)
+    centre = seen.mean(axis=0)
+    side_px = FACE_CROP_SPAN * size
+    s = FACE_CROP_PX / side_px
+    m = np.array([[s, 0.0, FACE_CROP_PX / 2 - s * centre[0]], [0.0, s, FACE_CROP_PX / 2 - s * centre[1]],
+                  [0.0, 0.0, 1.0]])
+    patch = crop_image(rgb, m, crop_size=FACE_CROP_PX)
+    with _MODELS.lock:
+        result = _MODELS.face().process(np.ascontiguousarray(patch))
+    if not result.multi_face_landmarks:
+        return None
+    lms = result.multi_face_landmarks[0].landmark
+    local = np.array([[lms[i].x * FACE_CROP_PX, lms[i].y * FACE_CROP_PX] for _, i, _ in FACE_POINTS])
+    pix = crop_to_photo(local, m)
+    if np.linalg.norm(pix[FACE_POINT_NAMES.index("nose_tip")] - kp[0, :2]) > FACE_MAX_OFFSET * size:
+        return None
+    return np.column_stack([pix, np.ones(len(FACE_POINTS))])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Entry point
 
@@ -691,13 +753,15 @@ def _cap_out_of_frame(keypoints: np.ndarray, width: int, height: int) -> np.ndar
 
 def detect_person(
     photo: Photo, person_index: int = 0, crop_size: int = CROP_SIZE, hands: bool = True, mirror_pass: bool = False,
+    face: bool = True,
 ) -> PersonObservation:
     """Find person ``person_index`` (0 = largest) in ``photo``: landmarks, crisp mask, bbox and square crop.
 
     ``crop_size``: side of the ICON-style crop in px. ``hands``: also look for hand landmarks (they fill
     ``obs.hands`` and guide the mask around the hands; about 0.1 s). ``mirror_pass``: average the landmarks with
     a pass on the mirrored close-up (:func:`with_mirrored_pass`; about 0.03 s; standard and high quality use it:
-    docs/fit.md). All pixels are processing-photo pixels.
+    docs/fit.md). ``face``: also look for the face's eye corners, nose tip and mouth corners (:func:`detect_face`:
+    ``obs.face``, which the fit aligns the head with). All pixels are processing-photo pixels.
     Raises ``EngineError("no_person")`` when nobody is found, ``EngineError("person_index")`` when fewer than
     ``person_index + 1`` people are.
     """
@@ -724,6 +788,7 @@ def detect_person(
         raw = with_mirrored_pass(rgb, raw)
     keypoints = _cap_out_of_frame(raw.keypoints, rgb.shape[1], rgb.shape[0])
     hand_points = detect_hands(rgb, keypoints) if hands else None
+    face_points = detect_face(rgb, keypoints) if face else None
     if photo.alpha is not None:
         mask = _person_from_alpha(photo.alpha, raw.soft)
     else:
@@ -749,6 +814,7 @@ def detect_person(
         crop_matrix=crop_matrix_for_bbox(bbox, crop_size),
         crop_size=int(crop_size),
         hands=hand_points,
+        face=face_points,
         num_people=len(people),
         rotation=raw.rotation,
         warnings=warnings,

@@ -262,6 +262,44 @@ def test_observation_fields_are_consistent(detections) -> None:
 
 
 @pytest.mark.photos
+def test_faces_turned_to_the_camera_give_their_eye_nose_and_mouth_points(detections) -> None:
+    """The face points (MediaPipe's face mesh on a close-up, :func:`detect_face`) of every dev photo whose face
+    BlazePose sees turned towards the camera (at least 6 of the 12): in their anatomical places — the person's
+    right eye's corners on the image's left of the left eye's when the face looks at us, the nose between the eyes
+    and the mouth, the mouth's corners below the eyes (the head upright within 60°) — and beside BlazePose's own
+    nose and eyes."""
+    found = 0
+    for photo, obs in detections:
+        if obs is None or obs.face is None:
+            continue
+        found += 1
+        f, kp = obs.face, obs.keypoints
+        assert f.shape == (len(P.FACE_POINTS), 3) and np.isfinite(f).all(), photo.path.name
+        eyes = 0.5 * (f[0, :2] + f[3, :2])
+        mouth = 0.5 * (f[5, :2] + f[6, :2])
+        eye_px = np.linalg.norm(f[0, :2] - f[3, :2])
+        assert eye_px > 8.0, photo.path.name
+        assert np.linalg.norm(f[4, :2] - kp[0, :2]) < 1.0 * eye_px, photo.path.name  # BlazePose's nose
+        assert np.linalg.norm(eyes - 0.5 * (kp[2, :2] + kp[5, :2])) < 1.0 * eye_px, photo.path.name
+        down = mouth - eyes
+        assert np.linalg.norm(down) > 0.3 * eye_px, photo.path.name
+        if abs(down[0]) < 0.5 * down[1]:  # an upright head: the right eye on the image's left
+            assert f[0, 0] < f[1, 0] < f[2, 0] < f[3, 0], photo.path.name
+    assert found >= 6
+
+
+def test_no_face_points_without_a_face_towards_the_camera() -> None:
+    """BlazePose seeing the nose or an eye poorly (a back view, a face turned away): no face mesh is run."""
+    kp = np.zeros((33, 3))
+    kp[:, :2] = 100.0
+    kp[:, 2] = 0.9
+    kp[0, 2] = 0.2
+    assert P.detect_face(np.zeros((200, 200, 3), np.uint8), kp) is None
+    kp[0, 2], kp[5, 2] = 0.9, 0.1
+    assert P.detect_face(np.zeros((200, 200, 3), np.uint8), kp) is None
+
+
+@pytest.mark.photos
 def test_keypoints_lie_on_the_mask(detections) -> None:
     inside, total = 0, 0
     for _, obs in detections:

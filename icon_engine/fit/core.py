@@ -41,6 +41,7 @@ from ..geometry.image_shift import mask_iou
 from ..options import FitPreset, PresetView, resolve_device
 from ..threads import torch_threads
 from . import priors
+from .face import fit_face
 from .fastbody import FastBody
 from .hands import fit_hands
 from .init import blazepose_to_world, facing_camera, hang_legs, initial_pose, solve_translation, straighten_knees
@@ -434,6 +435,8 @@ def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple
 #: Whether a full-length photo without EXIF gets the framing prior's focal (False: the 55 mm prior, as before
 #: wave 7; for A/B runs: ``bench/fidelity.py --set USE_FRAMING_PRIOR=false``).
 USE_FRAMING_PRIOR = True
+#: After the body and the fingers, turn the neck and the head onto the photo's face points (:mod:`.face`).
+FIT_FACE = True
 #: A landmark counts as in frame for :func:`shows_full_length` with at least this BlazePose visibility (its
 #: "inside the image and not occluded" score) and its pixel inside the image.
 FRAME_VISIBILITY = 0.5
@@ -529,6 +532,8 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
         p["betas"] = prob.shape(p["betas"])  # exactly the known stature from here on
     hand_errors = fit_hands(prob, p, getattr(observation, "hands", None))
     lap("hands")
+    face_errors = fit_face(prob, p, getattr(observation, "face", None)) if FIT_FACE else {}
+    lap("face")
     result = _finish(prob, p, start, done[0])
     lap("finish")
     scale = float(getattr(photo, "scale", 1.0) or 1.0)  # processing px per original px
@@ -544,6 +549,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
         result.metrics["framing_prior"] = {"distance_m": round(framing.distance_m, 4),
                                            "stature_m": round(framing.stature_m, 4)}
     result.metrics["hand_keypoint_error_px"] = hand_errors
+    result.metrics["face_point_error_px"] = face_errors
     result.metrics["stage_times_s"] = times
     result.metrics["cpu_s"] = round(time.process_time() - cpu_start, 3)
     if progress is not None:
