@@ -85,6 +85,9 @@ def test_turnaround_shares_one_pose_and_brings_the_bodies_to_the_truth(tmp_path:
     for v in views[1:]:
         assert np.allclose(v.fit.full_pose[1:22], views[0].fit.full_pose[1:22])  # one body pose
         assert v.fit.metrics["same_pose"]
+        assert v.fit.metrics["face_point_error_px"] == {}  # the shared pose takes the first photo's head turn
+    face = views[0].fit.metrics["face_point_error_px"]  # the first photo's head turned onto its face points
+    assert face["after_px"] <= face["before_px"] < 0.25 * face["eye_distance_px"], face
     own = [body_error_cm(v.own_fit, verts, cam) for v, (_, verts, cam) in zip(views, photos, strict=True)]
     joint = [body_error_cm(v.fit, verts, cam) for v, (_, verts, cam) in zip(views, photos, strict=True)]
     # the photos' bodies come closer to the truth (the side and back views most), the first's is not worse

@@ -78,8 +78,10 @@ def fit_face(prob: Any, p: dict[str, torch.Tensor], face: np.ndarray | None,
     def turned(change: torch.Tensor) -> torch.Tensor:
         return body_pose0.index_put((row,), body_pose0[HEAD - 1][None] + change[None])
 
+    fixed = {k: v.detach() if torch.is_tensor(v) else v for k, v in p.items()}  # no gradient to the rest of p
+
     def project(change: torch.Tensor) -> torch.Tensor:
-        out = prob.forward(dict(p, body_pose=turned(change)))
+        out = prob.forward(dict(fixed, body_pose=turned(change)))
         points = out["joints"][HEAD] + offsets @ out["rotations"][HEAD].T
         return prob.project(points)
 
