@@ -706,7 +706,8 @@ FACE_MAX_OFFSET = 0.5
 def detect_face(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
     """(7, 3) face points (:data:`FACE_POINTS`: x, y processing px + 1.0 confidence) of the person whose BlazePose
     landmarks are ``keypoints`` (33, 3), from MediaPipe's face mesh run on a close-up round BlazePose's face; None
-    when BlazePose sees no face turned towards the camera or the face mesh finds none there."""
+    when BlazePose sees no face turned towards the camera, the face mesh finds none there, or its eyes do not lie
+    on BlazePose's eyes of their sides (a mirrored or upside-down find)."""
     kp = np.asarray(keypoints, np.float64)
     if kp[[0, 2, 5], 2].min() < FACE_MIN_VISIBILITY:
         return None
@@ -728,6 +729,11 @@ def detect_face(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
     local = np.array([[lms[i].x * FACE_CROP_PX, lms[i].y * FACE_CROP_PX] for _, i, _ in FACE_POINTS])
     pix = crop_to_photo(local, m)
     if np.linalg.norm(pix[FACE_POINT_NAMES.index("nose_tip")] - kp[0, :2]) > FACE_MAX_OFFSET * size:
+        return None
+    # each eye on BlazePose's eye of its side (2: left, 5: right): not a mirrored or upside-down find
+    right, left = pix[[0, 1]].mean(axis=0), pix[[2, 3]].mean(axis=0)
+    if (np.linalg.norm(right - kp[5, :2]) > np.linalg.norm(right - kp[2, :2])
+            or np.linalg.norm(left - kp[2, :2]) > np.linalg.norm(left - kp[5, :2])):
         return None
     return np.column_stack([pix, np.ones(len(FACE_POINTS))])
 

@@ -288,6 +288,21 @@ def test_faces_turned_to_the_camera_give_their_eye_nose_and_mouth_points(detecti
     assert found >= 6
 
 
+@pytest.mark.photos
+def test_a_face_whose_eyes_lie_on_the_other_sides_eyes_is_refused(detections) -> None:
+    """The same close-ups with BlazePose's left and right face points exchanged (a mirrored labelling): the face
+    mesh's eyes then lie on the wrong sides, and no face points are given."""
+    tried = 0
+    for photo, obs in detections:
+        if obs is None or obs.face is None:
+            continue
+        kp = obs.keypoints.copy()
+        kp[[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] = kp[[4, 5, 6, 1, 2, 3, 8, 7, 10, 9]]
+        assert P.detect_face(photo.rgb, kp) is None, photo.path.name
+        tried += 1
+    assert tried >= 6
+
+
 def test_no_face_points_without_a_face_towards_the_camera() -> None:
     """BlazePose seeing the nose or an eye poorly (a back view, a face turned away): no face mesh is run."""
     kp = np.zeros((33, 3))
