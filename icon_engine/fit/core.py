@@ -435,7 +435,7 @@ def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple
 #: Whether a full-length photo without EXIF gets the framing prior's focal (False: the 55 mm prior, as before
 #: wave 7; for A/B runs: ``bench/fidelity.py --set USE_FRAMING_PRIOR=false``).
 USE_FRAMING_PRIOR = True
-#: After the body and the fingers, turn the neck and the head onto the photo's face points (:mod:`.face`).
+#: After the body and the fingers, turn the head onto the photo's face points (:mod:`.face`; off: as before wave 25).
 FIT_FACE = True
 #: A landmark counts as in frame for :func:`shows_full_length` with at least this BlazePose visibility (its
 #: "inside the image and not occluded" score) and its pixel inside the image.
