@@ -8,7 +8,7 @@ mesh's cheek or brow: a smeared face in every other view. Here the 7 face points
 static face landmarks at the same iBUG-68 points onto them by turning the head (joint 15, about itself: the head
 stays where the body fit put it) by a bounded rotation; shape, camera and every other joint stay as the body fit
 left them. Turning the neck as well (the face could then also shift) lowered the face error only a little more on
-the rendered set (2.23 → 2.15 px) and moved the head against the silhouette (clothed Chamfer +0.016 cm).
+the rendered set (2.23 → 2.15 px) and moved the head against the silhouette (clothed Chamfer 1.724 → 1.738 cm).
 
 The face's landmarks move rigidly with the head joint (the face is skinned to the head, the mouth to the jaw, whose
 rotation is zero here), so each step costs one pass of the fast body's kinematics. The data term is Geman-McClure on
