@@ -109,22 +109,6 @@ def swapped_observation(observation: Any) -> Any:
                    world_landmarks=np.asarray(observation.world_landmarks)[idx].copy(), hands=None)
 
 
-def minimise(leaves: list[Any], loss_fn: Any, iters: int, lr: float) -> None:
-    """Adam (:class:`icon_engine.fit.core._Adam`) on the tensors ``leaves`` for ``iters`` steps of ``loss_fn()``,
-    step ``lr`` cosine-decayed to a tenth (the fit's schedule); the leaves end without gradients."""
-    from .fit.core import _Adam
-
-    for q in leaves:
-        q.requires_grad_(True)
-    opt = _Adam(leaves)
-    for i in range(iters):
-        loss_fn().backward()
-        opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
-    for q in leaves:
-        q.requires_grad_(False)
-        q.grad = None
-
-
 @dataclass
 class JointFitResult:
     """The refitted photos' ``fits`` (one :class:`icon_engine.fit.core.BodyFit` per photo, same ``betas``),
@@ -177,7 +161,15 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
     silhouette IoU with the shared shape, and ``joint_fit`` (loss before/after)."""
     import torch
 
-    from .fit.core import FIT_FACE, FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
+    from .fit.core import (
+        FIT_FACE,
+        FIT_TORCH_THREADS,
+        QUALITY_PRESETS,
+        _decide_standing,
+        _finish,
+        _loss_factory,
+        minimise,
+    )
     from .fit.face import fit_face
     from .fit.silhouette import make_target
 
@@ -652,6 +644,8 @@ def register_to_pose(prob: Any, p: dict[str, Any], body_pose: Any, iters: int = 
     """The photo's orientation and translation for the body pose ``body_pose`` (21, 3) (shape ``p["betas"]``),
     fitted to its keypoints from its own orientation and from that orientation turned by 180° (a person seen from
     behind); returns (parameters, with ``body_pose``, and keypoint objective) of the better start."""
+    from .fit.core import minimise
+
     best: tuple[dict[str, Any], float] | None = None
     for start in (p["global_orient"], _yaw_flipped(p["global_orient"])):
         q = {k: v.detach().clone() for k, v in p.items()}
@@ -716,7 +710,15 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     and registered to the first photo's pose."""
     import torch
 
-    from .fit.core import FIT_FACE, FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory
+    from .fit.core import (
+        FIT_FACE,
+        FIT_TORCH_THREADS,
+        QUALITY_PRESETS,
+        _decide_standing,
+        _finish,
+        _loss_factory,
+        minimise,
+    )
     from .fit.face import fit_face
     from .fit.silhouette import make_target
 

@@ -693,7 +693,6 @@ FACE_POINTS: tuple[tuple[str, int, int], ...] = (
 FACE_POINT_NAMES = tuple(name for name, _, _ in FACE_POINTS)
 #: BlazePose's face landmarks (nose, eyes, ears, mouth corners); the face is looked for only when the nose and
 #: both eyes have at least FACE_MIN_VISIBILITY (a face turned towards the camera) ...
-_BLAZE_FACE = tuple(range(11))
 FACE_MIN_VISIBILITY = 0.5
 #: ... in a square close-up of FACE_CROP_SPAN × the face's size in BlazePose's points (the larger of ear to ear and
 #: twice eye to eye), resampled to FACE_CROP_PX, and a face mesh whose nose tip lies farther than FACE_MAX_OFFSET ×
@@ -711,8 +710,7 @@ def detect_face(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
     kp = np.asarray(keypoints, np.float64)
     if kp[[0, 2, 5], 2].min() < FACE_MIN_VISIBILITY:
         return None
-    seen = kp[list(_BLAZE_FACE)]
-    seen = seen[seen[:, 2] >= FACE_MIN_VISIBILITY, :2]
+    seen = kp[:11][kp[:11, 2] >= FACE_MIN_VISIBILITY, :2]  # BlazePose's face points
     size = max(float(np.linalg.norm(kp[7, :2] - kp[8, :2])) if kp[[7, 8], 2].min() >= FACE_MIN_VISIBILITY else 0.0,
                2.0 * float(np.linalg.norm(kp[2, :2] - kp[5, :2])), 8.0)
     centre = seen.mean(axis=0)

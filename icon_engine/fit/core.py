@@ -312,6 +312,20 @@ class _Adam:
             q.grad = None
 
 
+def minimise(leaves: list[torch.Tensor], loss_fn: Any, iters: int, lr: float) -> None:
+    """:class:`_Adam` on the tensors ``leaves`` for ``iters`` steps of ``loss_fn()``, step ``lr`` cosine-decayed to
+    a tenth (the fit's schedule, as :func:`_run_stage`'s); the leaves end without gradients."""
+    for q in leaves:
+        q.requires_grad_(True)
+    opt = _Adam(leaves)
+    for i in range(iters):
+        loss_fn().backward()
+        opt.step(lr * (0.1 + 0.45 * (1 + math.cos(math.pi * i / max(iters, 1)))))
+    for q in leaves:
+        q.requires_grad_(False)
+        q.grad = None
+
+
 def _run_stage(prob: _Problem, p: dict[str, torch.Tensor], names: tuple[str, ...], iters: int, lr: float,
                loss_fn, progress, done: list[int], total: int, text: str) -> None:
     """Adam with a cosine-decayed step on the parameters ``names`` for ``iters`` steps of ``loss_fn(p)``."""

@@ -20,7 +20,6 @@ radians, processing pixels.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -85,21 +84,21 @@ def fit_face(prob: Any, p: dict[str, torch.Tensor], face: np.ndarray | None,
         points = out["joints"][HEAD] + offsets @ out["rotations"][HEAD].T
         return prob.project(points)
 
-    from .core import _Adam
+    from .core import minimise
 
     with torch.no_grad():
         before = face_error(project(delta), target)
-    delta.requires_grad_(True)
-    opt = _Adam([delta])
-    for i in range(iters):
+    steps = iter(range(iters))
+
+    def loss() -> torch.Tensor:
+        i = next(steps)
         sigma = FACE_SIGMA * (1.0 + 3.0 * max(0.0, 1.0 - 2.0 * i / iters))  # wide → robust
         r2 = ((project(delta) - target) / eye_px).pow(2).sum(-1)
         data = 1e2 * (sigma**2 * r2 / (r2 + sigma**2)).mean()
-        size = delta.norm()
-        loss = data + W_FACE_REST * delta.pow(2).sum() + W_FACE_BOUNDS * (size - FACE_LIMIT).clamp(min=0).pow(2)
-        loss.backward()
-        opt.step(FACE_LR * (0.1 + 0.45 * (1 + math.cos(math.pi * i / iters))))
-    delta.requires_grad_(False)
+        bound = (delta.norm() - FACE_LIMIT).clamp(min=0).pow(2)
+        return data + W_FACE_REST * delta.pow(2).sum() + W_FACE_BOUNDS * bound
+
+    minimise([delta], loss, iters, FACE_LR)
     with torch.no_grad():
         after = face_error(project(delta), target)
         if after < before:
