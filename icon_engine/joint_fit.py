@@ -161,15 +161,7 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
     silhouette IoU with the shared shape, and ``joint_fit`` (loss before/after)."""
     import torch
 
-    from .fit.core import (
-        FIT_FACE,
-        FIT_TORCH_THREADS,
-        QUALITY_PRESETS,
-        _decide_standing,
-        _finish,
-        _loss_factory,
-        minimise,
-    )
+    from .fit.core import FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory, minimise
     from .fit.face import fit_face
     from .fit.silhouette import make_target
 
@@ -213,7 +205,7 @@ def joint_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: np.ndar
         fits = []
         for (prob, p), (observation, _, own) in zip(problems, views, strict=True):
             p["betas"] = final
-            face = fit_face(prob, p, getattr(observation, "face", None)) if FIT_FACE else {}
+            face = fit_face(prob, p, getattr(observation, "face", None))
             done = _finish(prob, p, start, iters)
             done.metrics = {**dict(getattr(own, "metrics", {}) or {}), **done.metrics, "joint_fit": True,
                             "face_point_error_px": face}
@@ -710,15 +702,7 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
     and registered to the first photo's pose."""
     import torch
 
-    from .fit.core import (
-        FIT_FACE,
-        FIT_TORCH_THREADS,
-        QUALITY_PRESETS,
-        _decide_standing,
-        _finish,
-        _loss_factory,
-        minimise,
-    )
+    from .fit.core import FIT_TORCH_THREADS, QUALITY_PRESETS, _decide_standing, _finish, _loss_factory, minimise
     from .fit.face import fit_face
     from .fit.silhouette import make_target
 
@@ -875,18 +859,18 @@ def shared_pose_fit(views: list[tuple[Any, Any, Any]], body_model: Any, betas: n
                 p0 = problems[0][1]
                 minimise([p0["global_orient"], p0["transl"]], lambda: losses[0](p0), REFINE_FIRST_ITERS, lr)
         fits = []
-        head_turn = None  # the first photo's turn of the head onto its face, shared with the photos of its pose
+        head_turn = torch.zeros(())  # the first photo's turn of the head onto its face, shared by its pose's photos
         for k, ((prob, p), (observation, _, own)) in enumerate(zip(problems, views, strict=True)):
             p = dict(p)
             p["betas"] = final
             p["body_pose"] = p["body_pose"].detach().clone()
             face: dict[str, float] = {}
-            if FIT_FACE and (k == 0 or not same[k]):
+            if k == 0 or not same[k]:
                 before_turn = p["body_pose"].clone()
                 face = fit_face(prob, p, getattr(observation, "face", None))
                 if k == 0:
                     head_turn = p["body_pose"] - before_turn
-            elif FIT_FACE and head_turn is not None:
+            else:
                 p["body_pose"] = p["body_pose"] + head_turn
             done = _finish(prob, p, start, iters)
             done.metrics = {**dict(getattr(own, "metrics", {}) or {}), **done.metrics, "joint_fit": True,

@@ -449,8 +449,6 @@ def _focal(photo: Any, width: int, height: int, focal_px: float | None) -> tuple
 #: Whether a full-length photo without EXIF gets the framing prior's focal (False: the 55 mm prior, as before
 #: wave 7; for A/B runs: ``bench/fidelity.py --set USE_FRAMING_PRIOR=false``).
 USE_FRAMING_PRIOR = True
-#: After the body and the fingers, turn the head onto the photo's face points (:mod:`.face`; off: as before wave 25).
-FIT_FACE = True
 #: A landmark counts as in frame for :func:`shows_full_length` with at least this BlazePose visibility (its
 #: "inside the image and not occluded" score) and its pixel inside the image.
 FRAME_VISIBILITY = 0.5
@@ -546,7 +544,7 @@ def _fit(observation: Any, body_model: Any, photo: Any, settings: FitSettings, d
         p["betas"] = prob.shape(p["betas"])  # exactly the known stature from here on
     hand_errors = fit_hands(prob, p, getattr(observation, "hands", None))
     lap("hands")
-    face_errors = fit_face(prob, p, getattr(observation, "face", None)) if FIT_FACE else {}
+    face_errors = fit_face(prob, p, getattr(observation, "face", None))
     lap("face")
     result = _finish(prob, p, start, done[0])
     lap("finish")

@@ -28,6 +28,9 @@ import torch
 from ..geometry.device import constant
 from ..person import FACE_POINTS
 
+#: Whether the fits (one photo, and both joint fits) turn the head onto the photo's face points (off: as before
+#: wave 25, for A/B runs: ``--set fit.face.FIT_FACE=false``).
+FIT_FACE = True
 #: The SMPL-X joint the head fit turns (its ``body_pose`` row is joint − 1).
 HEAD = 15
 FACE_ITERS = 40
@@ -52,8 +55,9 @@ def fit_face(prob: Any, p: dict[str, torch.Tensor], face: np.ndarray | None,
     face points project onto ``face`` ((7, ≥ 2) processing px, :data:`icon_engine.person.FACE_POINTS` order), the
     rest of ``p`` fixed. ``prob``: the fit's ``_Problem``. Returns ``{"before_px", "after_px",
     "eye_distance_px"}`` (mean distance before and after; the photo's eye-to-eye distance), or ``{}`` when there is
-    no face or the body model has no face landmarks. A change that does not lower the distance is not kept."""
-    if face is None or len(face) != len(FACE_POINTS):
+    no face, the body model has no face landmarks or :data:`FIT_FACE` is off. A change that does not lower the
+    distance is not kept."""
+    if not FIT_FACE or face is None or len(face) != len(FACE_POINTS):
         return {}
     target_np = np.asarray(face, dtype=np.float64)[:, :2]
     eye_px = float(np.linalg.norm(target_np[0] - target_np[3]))
