@@ -65,7 +65,8 @@ def prepare(photos: list[Path], quality: str, cache: Path, names: list[str] | No
                                 rest_vertices=avatar.rig.rest_vertices, texture_size=options.resolved_texture_size,
                                 atlas=options.resolved_texture_atlas, landmarks=observation.keypoints,
                                 joints=fit.joints, **{f"hand_{side}": points
-                                                      for side, points in (observation.hands or {}).items()})
+                                                      for side, points in (observation.hands or {}).items()},
+                                **({} if observation.face is None else {"face": observation.face}))
             raise _Stop
 
         t0 = time.perf_counter()
@@ -106,6 +107,8 @@ def load_case(path: Path) -> dict:
     hands = {side: d[f"hand_{side}"] for side in ("left", "right") if f"hand_{side}" in d}
     if hands:  # the photo's hands (caches from wave 25 on)
         case["photo_hands"] = hands
+    if "face" in d:  # the photo's face points (caches from wave 26 on)
+        case["photo_face"] = d["face"]
     return case
 
 

@@ -224,7 +224,8 @@ def bake_avatar_texture(avatar: Any, image: Any, observation: Any, fit: Any, opt
                         device=resolve_device(options.device), atlas=options.resolved_texture_atlas,
                         keypoints=(observation.keypoints, fit.joints),  # limbs read where the photo's limbs lie
                         vertex_hands=hand_labels_from_skin_weights(avatar.rig.skin_weights),  # fingers: their hand's
-                        photo_hands=observation.hands)  # what lies under the photo's hands: its part's fill
+                        photo_hands=observation.hands,  # what lies under the photo's hands: its part's fill
+                        photo_face=getattr(observation, "face", None))  # a turned face: far half mirrored
 
 
 def _mask_to_original(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -501,7 +501,8 @@ def bake_subject_texture(avatar: Any, views: list[SubjectView], options: Any, re
                         first.fit.camera, size=options.resolved_texture_size, progress=reporter,
                         vertex_parts=parts_from_skin_weights(avatar.rig.skin_weights), more_views=more,
                         rest_vertices=avatar.rig.rest_vertices, device=resolve_device(options.device),
-                        atlas=options.resolved_texture_atlas)
+                        atlas=options.resolved_texture_atlas,
+                        photo_face=getattr(first.observation, "face", None))  # one photo: face mirrored
 
 
 #: Longest side (pixels) of the other photos stored in the bundle for the add-on's camera backgrounds.

@@ -20,7 +20,8 @@ from . import sampling
 from .atlas import _atlas
 from .colour_stats import _smooth_on_mesh, harmonic_fill
 from .exposure import exposure_gains
-from .fill import _fill_shading, unseen_side_fill
+from .face_mirror import face_mirror_plane, face_points_on_mesh, face_turn, plan_face_mirror
+from .fill import _fill_shading, face_region, unseen_side_fill
 from .keeps import (
     behind_fade,
     behind_other_part,
@@ -32,7 +33,7 @@ from .keeps import (
     under_photo_hand,
     unshown_limb_keep,
 )
-from .parts import PART_NAMES, _check_parts, _near_parts, _ring_count
+from .parts import PART_HEAD, PART_NAMES, _check_parts, _near_parts, _ring_count
 from .sampling import (
     PhotoView,
     _erode,
@@ -132,7 +133,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                  rest_vertices: np.ndarray | None = None, device: str = "cpu", atlas: str = "auto",
                  keypoints: tuple[np.ndarray, np.ndarray] | None = None, debug: bool = False,
                  vertex_hands: np.ndarray | None = None,
-                 photo_hands: dict[str, np.ndarray] | None = None) -> Texture:
+                 photo_hands: dict[str, np.ndarray] | None = None,
+                 photo_face: np.ndarray | None = None) -> Texture:
     """Texture the clothed mesh (``vertices`` (N, 3) bundle world, ``faces`` (M, 3)) from ``photo_rgb`` (H, W, 3)
     uint8 seen by ``camera`` (processing pixels), ``mask`` (H, W) bool the person's pixels. ``size``: atlas edge
     in texels. ``vertex_parts`` (N,) int: body-part label per vertex (:data:`PART_NAMES`, e.g. from
@@ -154,7 +156,10 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     one photo, fingers whose sample does not look like their hand take their hand's fill
     (:func:`finger_colour_keep`); with ``photo_hands`` (the photo's hand landmarks, ``{"left"|"right": (21, 3)}``
     processing pixels) too, the other parts under the photo's hands take their fill and fade at the hands' outline
-    as behind a limb (:func:`under_photo_hand`)."""
+    as behind a limb (:func:`under_photo_hand`). ``photo_face`` (7, 3): the photo's face points
+    (:data:`icon_engine.person.FACE_POINTS`, processing pixels): with parts, the rest pose and one photo, the far
+    half of a face seen turned takes its near half's photo colours, mirrored through the photo's own face midline
+    (:mod:`.face_mirror`)."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     parts = _check_parts(vertex_parts, len(v))
@@ -247,6 +252,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                        "photo_registration": [round(vw.registration, 4) for vw in views],
                        "seen_vertex_fraction_per_photo": [float((a > sampling.SEEN_ALPHA).mean()) for a in alphas_k],
                        "first_photo_vertex_fraction": float((alphas_k[0] > sampling.SEEN_ALPHA).mean())}
+    plane = None  # one photo with its face points: the face's mirror plane is the photo's face midline
     if parts is None:
         smooth_v, smooth_w = _smooth_on_mesh(photo_v, (alpha_v > 0.05).astype(np.float64), f,
                                              _smoothing_iterations(v, f))
@@ -284,9 +290,13 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             busy = sampling.busy_parts(view, len(PART_NAMES))
             if busy.any():
                 profile_v = np.where(busy[parts][:, None], bilinear(_photo_blur(view)[0], xy_v), photo_v)
+        if photo_face is not None and rest is not None and not others:
+            plane = face_mirror_plane(face_points_on_mesh(photo_face, view.layers.face, camera, v, rest, f, parts),
+                                      REST_FORWARD)
         fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, profile_v, view_cos,
                                               own, shading, behind_v, fade_v,
-                                              face_forward=None if rest is None else REST_FORWARD)
+                                              face_forward=None if rest is None else REST_FORWARD,
+                                              mirror_plane=plane)
         if not others:
             side_stats["busy_parts"] = [PART_NAMES[p] for p in view.busy]
         if under_hand_v is not None:
@@ -298,6 +308,15 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             texel_keep = fade_v.astype(np.float32) * (1.0 if keep_v is None else keep_v)
         side_stats.update(light_stats)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
+    mirror = None  # the far half of a face seen turned: its near half's photo colours (texels below)
+    if parts is not None and not others and plane is not None:
+        mirror = plan_face_mirror(rest, v, f, parts, alpha_v * np.clip(view_cos, 0.0, 1.0),
+                                  face_region(rest, np.nonzero(parts == PART_HEAD)[0], REST_FORWARD), plane,
+                                  face_turn(photo_face), camera, photo)
+        side_stats["face_mirror_plane"] = {"side": np.round(plane[0], 4).tolist(), "centre_m": round(plane[1], 4)}
+        if mirror is not None:
+            colours_v = colours_v + mirror.weight[:, None] * (mirror.colours - colours_v)
+            side_stats["face_mirrored_vertices"] = int((mirror.weight > 0.5).sum())
 
     clock.lap("vertex_colours", own_thread=True)
     report(0.6, "Unwrapping UVs")
@@ -342,7 +361,14 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             need = np.nonzero((alpha_t[:, 0] < 1.0) & np.isin(part_t, sampling.detail_parts(view)))[0]
             points_need = _interpolate(tb_b[need], corners[need], v)
             fill_t[need] += _see_through_detail(view, points_need, part_t[need])
-        return alpha_t * colour_t.astype(np.float32) + (1 - alpha_t) * fill_t
+        out = alpha_t * colour_t.astype(np.float32) + (1 - alpha_t) * fill_t
+        if mirror is not None:
+            w_t = _interpolate(tb_b, corners, mirror.weight[:, None].astype(np.float32))[:, 0]
+            on = np.nonzero(w_t > 1e-3)[0]
+            if len(on):
+                colour_m = mirror.sample(_interpolate(tb_b[on], corners[on], rest))
+                out[on] += w_t[on, None] * (colour_m - out[on])
+        return out
 
     # texel blocks on the cores (numpy releases the GIL in its gathers and arithmetic)
     texel = map_rows(texel_colours, np.arange(len(tpix)), min_rows=100_000)

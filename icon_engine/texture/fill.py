@@ -261,14 +261,29 @@ HEAD_MIRROR_SEARCH_M = 0.02
 HEAD_MIRROR_BEHIND_M = 0.0
 
 
+def face_region(vertices: np.ndarray, head: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """(N,) bool: the face — of the head's vertices ``head`` (indices), those on the face's side of the ears' plane
+    (:data:`HEAD_MIRROR_BEHIND_M`) and below the skull (:data:`HAIR_SKULL`); ``vertices`` (N, 3) in the rest
+    pose, the face towards ``forward``."""
+    out = np.zeros(len(vertices), dtype=bool)
+    if not len(head):
+        return out
+    y = vertices[head, 1]
+    out[head] = ((_before_the_ears(vertices, head, np.asarray(forward, dtype=np.float64), head) > -HEAD_MIRROR_BEHIND_M)
+                 & (y < y.min() + HAIR_SKULL * np.ptp(y)))
+    return out
+
+
 def _mirrored_head(vertices: np.ndarray, head: np.ndarray, hid: np.ndarray, donors: np.ndarray,
-                   forward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   forward: np.ndarray, plane: tuple[np.ndarray, float] | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """(positions in ``hid`` that take a mirror donor's colour, the donors' vertex indices): the head's hidden
     vertices ``hid`` on the face's side of the ears' plane (:data:`HEAD_MIRROR_BEHIND_M`) and below the skull
-    (:data:`HAIR_SKULL`), mirrored through the plane of the head (``head``, its vertex indices in ``vertices`` (N, 3),
-    the rest pose) that contains the up axis (+Y) and the face's ``forward`` direction, at the lateral position
-    (within :data:`HEAD_MIRROR_SEARCH_M` of the median) that maps the head closest onto itself; a donor is the
-    nearest of ``donors`` (vertex indices) within :data:`HEAD_MIRROR_M`."""
+    (:data:`HAIR_SKULL`), mirrored through ``plane`` (unit normal, offset: the photo's face midline,
+    :func:`icon_engine.texture.face_mirror.face_mirror_plane`) or else the plane of the head (``head``, its vertex
+    indices in ``vertices`` (N, 3), the rest pose) that contains the up axis (+Y) and the face's ``forward``
+    direction, at the lateral position (within :data:`HEAD_MIRROR_SEARCH_M` of the median) that maps the head
+    closest onto itself; a donor is the nearest of ``donors`` (vertex indices) within :data:`HEAD_MIRROR_M`."""
     from scipy.spatial import cKDTree
 
     none = np.zeros(0, dtype=np.int64)
@@ -278,21 +293,21 @@ def _mirrored_head(vertices: np.ndarray, head: np.ndarray, hid: np.ndarray, dono
     if norm < 1e-9 or not len(donors) or not len(hid):
         return none, none
     side /= norm
-    y = vertices[head, 1]
-    face_side = np.nonzero((_before_the_ears(vertices, hid, forward, head) > -HEAD_MIRROR_BEHIND_M)
-                           & (vertices[hid, 1] < y.min() + HAIR_SKULL * np.ptp(y)))[0]
+    face_side = np.nonzero(face_region(vertices, head, forward)[hid])[0]
     if not len(face_side):
         return none, none
 
     def mirror(points: np.ndarray, centre: float) -> np.ndarray:
         return points - 2.0 * ((points @ side) - centre)[:, None] * side
 
-    # the midline plane: the lateral position whose mirror image of the head lies closest to the head itself
-    # (a ponytail, a bun or a fuller side of the hair moves the median by a centimetre)
-    pts = vertices[head]
-    tree = cKDTree(pts)
-    candidates = float(np.median(pts @ side)) + np.linspace(-HEAD_MIRROR_SEARCH_M, HEAD_MIRROR_SEARCH_M, 21)
-    centre = candidates[int(np.argmin([np.median(tree.query(mirror(pts, c))[0]) for c in candidates]))]
+    if plane is not None:
+        side, centre = np.asarray(plane[0], dtype=np.float64), float(plane[1])
+    else:  # the midline plane: the lateral position whose mirror image of the head lies closest to the head
+        # itself (a ponytail, a bun or a fuller side of the hair moves the median by a centimetre)
+        pts = vertices[head]
+        tree = cKDTree(pts)
+        candidates = float(np.median(pts @ side)) + np.linspace(-HEAD_MIRROR_SEARCH_M, HEAD_MIRROR_SEARCH_M, 21)
+        centre = candidates[int(np.argmin([np.median(tree.query(mirror(pts, c))[0]) for c in candidates]))]
     dist, idx = cKDTree(vertices[donors]).query(mirror(vertices[hid[face_side]], centre),
                                                 distance_upper_bound=HEAD_MIRROR_M)
     found = np.isfinite(dist)
@@ -437,7 +452,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                      own_pixel: np.ndarray | None = None,
                      shading: np.ndarray | None = None, behind: np.ndarray | None = None,
                      fade: np.ndarray | None = None,
-                     face_forward: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                     face_forward: np.ndarray | None = None,
+                     mirror_plane: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Fill colours (N, 3) of every vertex for its unseen side, per body part (``parts`` (N,)).
 
     Seen vertices (``alpha`` > :data:`SEEN_ALPHA`) keep their ``photo_colours``. A hidden vertex takes the
@@ -469,7 +485,9 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     photo shows it head-on (samples weighted by their cosine to the camera, the faded ones left out where the
     position along the part has enough others: :func:`_clear_first_profile`) directly, without the seam band's
     blend from the occluder's outline (which would draw the limb's shape in its shadow's colour on the body). The
-    hidden side's own profile is unchanged by them.
+    hidden side's own profile is unchanged by them. ``mirror_plane`` (unit normal (3,), offset): the face's mirror
+    plane from the photo's face points (:func:`icon_engine.texture.face_mirror.face_mirror_plane`) for the far
+    side of a face seen turned (:func:`_mirrored_head`).
     """
     from scipy.spatial import cKDTree
 
@@ -563,7 +581,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
                     fill[upper] = around
                 stats["hair_colour"] = [round(float(x), 1) for x in hair]
             if face_forward is not None:  # the far side of a face seen turned: the near side's photo colours
-                found, donor = _mirrored_head(v, head, hid, vis[view_cos[vis] > HEAD_MIRROR_MIN_COS], face_forward)
+                found, donor = _mirrored_head(v, head, hid, vis[view_cos[vis] > HEAD_MIRROR_MIN_COS], face_forward,
+                                              mirror_plane)
                 fill[found] = seed[donor]
                 stats["head_mirrored_vertices"] = int(len(found))
         if part in LIMB_COUNTERPART:  # stretches of the limb the photo does not show: the counterpart's profile
