@@ -283,6 +283,42 @@ def test_the_back_of_striped_trousers_keeps_the_stripes(monkeypatch):
     assert corr[0] > 0.3 and corr[0] > corr[1] + 0.25, corr
 
 
+def test_the_seat_of_striped_trousers_keeps_the_stripes_too(monkeypatch):
+    """The hips below the legs' top (torso vertices: the trousers' seat, which the fill gives the legs' garment) take
+    the detail seen through them like the legs: the back of the seat continues the stripes instead of a plain V
+    between two striped legs (dev photo icon_003883, wave 26). Without the hips' detail the seat's luminance does not
+    follow them."""
+    from test_texture import _outfit
+
+    from icon_engine.mesh_queries import rasterize
+    from icon_engine.texture import PART_LEFT_LEG, render_textured
+    from icon_engine.texture import bake as bake_module
+
+    def striped(points: np.ndarray) -> np.ndarray:
+        out = _outfit(points)
+        legs = (points[:, 1] > 0.1) & (points[:, 1] < 1.0)
+        out[legs] = WHITE
+        out[legs & (np.floor(points[:, 1] / 0.03) % 2 == 0)] = [70.0, 70.0, 90.0]
+        return out
+
+    v, f, parts, cam, rgb, mask, back, truth = _striped_scene(striped)
+    legs_top = v[np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG)), 1].max()
+    raster = rasterize(v, f, back)
+    hit = raster.face >= 0
+    seat_face = (parts[f] == PART_TORSO).all(axis=1) & (v[f, 1].max(axis=1) < legs_top)
+    seat = hit & seat_face[np.maximum(raster.face, 0)] & (truth.max(axis=2) > 20)
+    assert seat.sum() > 200
+    corr = []
+    for hips in (bake_module.hips_below_legs, lambda *a: None):  # with the hips' detail, then without it
+        monkeypatch.setattr(bake_module, "hips_below_legs", hips)
+        tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts)
+        out, covered = render_textured(v, f, tex.uv, tex.image, back)
+        assert covered[seat].all()
+        corr.append(np.corrcoef(out[seat].mean(axis=1), truth[seat].astype(np.float64).mean(axis=1))[0, 1])
+    print("seat correlation with / without the hips detail", corr)
+    assert corr[0] > 0.3 and corr[0] > corr[1] + 0.2, corr
+
+
 def _striped_scene(colour):
     """(vertices, faces, parts, camera, photo, mask, back camera, truth) of the capsule body in the photo pose,
     subdivided to ~50k vertices (stripes of a few vertices each), coloured by ``colour`` (rest-pose points → RGB)

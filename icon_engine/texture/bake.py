@@ -21,7 +21,7 @@ from .atlas import _atlas
 from .colour_stats import _smooth_on_mesh, harmonic_fill
 from .exposure import exposure_gains
 from .face_mirror import face_mirror_plane, face_points_on_mesh, face_turn, plan_face_mirror
-from .fill import _fill_shading, face_region, unseen_side_fill
+from .fill import _fill_shading, face_region, hips_below_legs, unseen_side_fill
 from .keeps import (
     behind_fade,
     behind_other_part,
@@ -308,6 +308,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             texel_keep = fade_v.astype(np.float32) * (1.0 if keep_v is None else keep_v)
         side_stats.update(light_stats)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
+    hips_v = None  # one photo: the hips below the legs' top take the legs' see-through detail (texels below)
+    if parts is not None and not others:
+        hips_v = hips_below_legs(v if rest is None else rest, parts, alpha_v > sampling.SEEN_ALPHA)
     mirror = None  # the far half of a face seen turned: its near half's photo colours (texels below)
     if parts is not None and not others and plane is not None:
         mirror = plan_face_mirror(rest, v, f, parts, alpha_v * np.clip(view_cos, 0.0, 1.0),
@@ -357,10 +360,13 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                 alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, texel_keep[corners])
         alpha_t = alpha_t.astype(np.float32)[:, None]
         if parts is not None and not others:  # one photo: the legs' (and busy parts') hidden side takes the pattern
-            part_t = parts[corners[:, 0]]  # seen through them
-            need = np.nonzero((alpha_t[:, 0] < 1.0) & np.isin(part_t, sampling.detail_parts(view)))[0]
+            part_t = parts[corners[:, 0]]  # seen through them; the hips below the legs' top too (the trousers)
+            hips_t = None if hips_v is None else hips_v[corners].all(axis=1)
+            detail_t = np.isin(part_t, sampling.detail_parts(view)) | (False if hips_t is None else hips_t)
+            need = np.nonzero((alpha_t[:, 0] < 1.0) & detail_t)[0]
             points_need = _interpolate(tb_b[need], corners[need], v)
-            fill_t[need] += _see_through_detail(view, points_need, part_t[need])
+            fill_t[need] += _see_through_detail(view, points_need, part_t[need],
+                                                None if hips_t is None else hips_t[need])
         out = alpha_t * colour_t.astype(np.float32) + (1 - alpha_t) * fill_t
         if mirror is not None:
             w_t = _interpolate(tb_b, corners, mirror.weight[:, None].astype(np.float32))[:, 0]

@@ -325,6 +325,16 @@ PART_MIN_SEEN = 8
 COUNTERPART_GAP = 0.1
 
 
+def hips_below_legs(vertices: np.ndarray, parts: np.ndarray, sample: np.ndarray) -> np.ndarray | None:
+    """(N,) bool: the torso's vertices below the legs' top (``vertices`` (N, 3), +Y up: the rest pose), whose hidden
+    side takes the legs' garment (:func:`_hips_from_legs`); None when the legs show fewer than
+    :data:`PART_MIN_SEEN` samples (``sample`` (N,) bool)."""
+    legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
+    if (legs & sample).sum() < PART_MIN_SEEN:
+        return None
+    return (parts == PART_TORSO) & (vertices[:, 1] < float(vertices[legs, 1].max()))
+
+
 def _hips_from_legs(v: np.ndarray, parts: np.ndarray, sample: np.ndarray, colours: np.ndarray, weights: np.ndarray,
                     hid: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The hidden hips: torso vertices ``hid`` below the legs' top. The torso's own profile carries the colour of
@@ -333,14 +343,14 @@ def _hips_from_legs(v: np.ndarray, parts: np.ndarray, sample: np.ndarray, colour
     the body: the hips take the profile by height of the torso's and both legs' samples together (``sample``
     vertices, ``weights`` each), whose upper thighs show the garment at that height. Returns (which of ``hid``,
     their colours (M, 3)), or None when no hidden vertex is that low or the legs show too little."""
-    legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
-    if (legs & sample).sum() < PART_MIN_SEEN:
+    hips = hips_below_legs(v, parts, sample)
+    if hips is None:
         return None
-    y = v[:, 1]
-    top = float(y[legs].max())
-    below = y[hid] < top
+    below = hips[hid]
     if not below.any():
         return None
+    y = v[:, 1]
+    legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
     pooled = np.nonzero((legs | (parts == PART_TORSO)) & sample)[0]
     fill = _colour_profile(y[pooled], colours[pooled], weights[pooled], y[hid[below]],
                            colour_stats.PROFILE_WINDOW * height)

@@ -30,6 +30,8 @@ SEEN_ALPHA = 0.3
 #: Parts whose hidden side takes the photo's fine detail seen through them (:func:`_see_through_detail`): the legs
 #: (trouser stripes, denim); the blur that separates detail from colour (pixels).
 DETAIL_PARTS = (PART_LEFT_LEG, PART_RIGHT_LEG)
+#: The parts a pixel may show for the hips' detail (:func:`_see_through_detail`): the torso and the legs.
+TROUSER_BITS = (1 << PART_TORSO) | (1 << PART_LEFT_LEG) | (1 << PART_RIGHT_LEG)
 DETAIL_SIGMA = 3.0
 #: Any other part is **busy** — a pattern all over it (stripes, checks), whose hidden side takes the detail seen
 #: through it too (:func:`busy_parts`) — when at least BUSY_SHARE of its own pixels lie where at least BUSY_DENSITY
@@ -296,24 +298,33 @@ def detail_parts(view: _View) -> tuple[int, ...]:
     return (*DETAIL_PARTS, *view.busy)
 
 
-def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray) -> np.ndarray:
+def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
+                        hips: np.ndarray | None = None) -> np.ndarray:
     """(N, 3) float32 detail to add to the fill of surface points (N, 3) of :func:`detail_parts` (the legs, and
     busy parts: :func:`busy_parts`): the photo's fine detail (:func:`_photo_detail`) at each point's pixel where that
     pixel shows the point's own part and no other within :data:`CONTACT_PIXELS` (the front of the same leg, seen
-    through it). A trouser's stripes or a denim weave then continue on the back of the leg instead of its plain
-    mean colour; the profile keeps the colour. Points of busy parts take it only from their part's
-    pattern (:attr:`_View.pattern_part`); where their pixel shows something else (an arm across a striped shirt,
+    through it). ``hips`` (N,) bool: torso points below the legs' top (the trousers' seat and hips, which the fill
+    gives the legs' garment, :func:`~icon_engine.texture.fill._hips_from_legs`) take it too, where their pixel
+    shows the torso or the legs and nothing else (the seat's back is otherwise the plain V of the pooled profile
+    between two striped or denim legs). A trouser's stripes or a denim weave then continue on the back of the leg
+    instead of its plain mean colour; the profile keeps the colour. Points of busy parts take it only from their
+    part's pattern (:attr:`_View.pattern_part`); where their pixel shows something else (an arm across a striped shirt,
     the jeans' waistband below it) the detail of the nearest pixel of their pattern in the same image row (a
     pattern repeats across its part; the same column when the torso lies across the photo). Zero elsewhere (a plain
     torso and the head: no print or face is copied to the back)."""
     out = np.zeros((len(points), 3), dtype=np.float32)
     sel = np.isin(point_part, detail_parts(view))
+    if hips is not None:
+        sel |= hips
     if view.part_bits is None or not sel.any():
         return out
     detail, where = _photo_detail(view)
     xy, _, inside, pix = _pixels(view.camera, points[sel])
     part = point_part[sel]
     own = view.part_bits[pix] == (1 << part)
+    if hips is not None:  # the hips: the torso, the legs or both at the pixel (the trousers), nothing else
+        bits = view.part_bits[pix]
+        own |= hips[sel] & (bits != 0) & ((bits & ~TROUSER_BITS) == 0)
     ok = inside & own & where.reshape(-1)[pix]
     busy = np.isin(part, view.busy)
     pattern = view.pattern_part
