@@ -700,6 +700,10 @@ FACE_MIN_VISIBILITY = 0.5
 FACE_CROP_SPAN = 2.4
 FACE_CROP_PX = 256
 FACE_MAX_OFFSET = 0.5
+#: A face whose up direction (BlazePose's mouth to eyes) lies more than this many degrees from the photo's up is
+#: turned upright in its close-up (the face mesh finds no face upside down: the backflips of the dev photos); up to
+#: it the close-up stays as the photo is (the 7 faces found before wave 26, rolled up to 35°, unchanged).
+FACE_ROLL_DEG = 45.0
 
 
 def detect_face(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
@@ -716,8 +720,16 @@ def detect_face(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
     centre = seen.mean(axis=0)
     side_px = FACE_CROP_SPAN * size
     s = FACE_CROP_PX / side_px
-    m = np.array([[s, 0.0, FACE_CROP_PX / 2 - s * centre[0]], [0.0, s, FACE_CROP_PX / 2 - s * centre[1]],
-                  [0.0, 0.0, 1.0]])
+    # the face's up (mouth to eyes, BlazePose's 9/10 and 2/5): a face rolled by more than FACE_ROLL_DEG (upside down
+    # in a backflip) is turned upright in the close-up, as the face mesh expects it
+    up = kp[[2, 5], :2].mean(axis=0) - kp[[9, 10], :2].mean(axis=0)
+    turn = -0.5 * np.pi - float(np.arctan2(up[1], up[0])) if np.linalg.norm(up) > 1e-6 else 0.0
+    turn = (turn + np.pi) % (2.0 * np.pi) - np.pi
+    if abs(np.degrees(turn)) <= FACE_ROLL_DEG:
+        turn = 0.0
+    c, si = s * np.cos(turn), s * np.sin(turn)
+    m = np.array([[c, -si, FACE_CROP_PX / 2 - (c * centre[0] - si * centre[1])],
+                  [si, c, FACE_CROP_PX / 2 - (si * centre[0] + c * centre[1])], [0.0, 0.0, 1.0]])
     patch = crop_image(rgb, m, crop_size=FACE_CROP_PX)
     with _MODELS.lock:
         result = _MODELS.face().process(np.ascontiguousarray(patch))
