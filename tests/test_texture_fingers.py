@@ -49,7 +49,7 @@ def test_a_hand_without_a_seen_palm_judges_nothing():
     assert finger_colour_keep(hands, alpha, photo).all()
 
 
-def test_the_pipeline_gives_the_bake_each_vertexs_hand_and_the_photos_hands(monkeypatch):
+def test_the_pipeline_gives_the_bake_each_vertexs_hand_and_the_photos_hands_and_face(monkeypatch):
     from types import SimpleNamespace
 
     from icon_engine import pipeline, texture
@@ -69,12 +69,13 @@ def test_the_pipeline_gives_the_bake_each_vertexs_hand_and_the_photos_hands(monk
     reporter = SimpleNamespace(stage=lambda *a, **k: None, update=lambda *a, **k: None)
     out = pipeline.bake_avatar_texture(avatar, SimpleNamespace(rgb=np.zeros((4, 4, 3), np.uint8)),
                                        SimpleNamespace(mask=np.ones((4, 4), bool), keypoints=np.zeros((33, 3)),
-                                                       hands={"left": np.ones((21, 3))}),
+                                                       hands={"left": np.ones((21, 3))}, face=np.ones((7, 3))),
                                        SimpleNamespace(camera=None, joints=np.zeros((55, 3))),
                                        ReconstructOptions(quality="preview"), reporter)
     assert out == "texture"
     assert seen["vertex_hands"].tolist() == [HAND_FINGERS["left"], HAND_PALM["left"], 0]
     assert list(seen["photo_hands"]) == ["left"]  # the photo's hands: what lies under them takes its part's fill
+    assert seen["photo_face"].shape == (7, 3)  # the photo's face points: a turned face's far half mirrored
 
 
 def test_hand_labels_of_the_wrong_length_are_a_clear_error():
