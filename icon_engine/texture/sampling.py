@@ -30,9 +30,9 @@ SEEN_ALPHA = 0.3
 #: Parts whose hidden side takes the photo's fine detail seen through them (:func:`_see_through_detail`): the legs
 #: (trouser stripes, denim); the blur that separates detail from colour (pixels).
 DETAIL_PARTS = (PART_LEFT_LEG, PART_RIGHT_LEG)
+DETAIL_SIGMA = 3.0
 #: The parts a pixel may show for the hips' detail (:func:`_see_through_detail`): the torso and the legs.
 TROUSER_BITS = (1 << PART_TORSO) | (1 << PART_LEFT_LEG) | (1 << PART_RIGHT_LEG)
-DETAIL_SIGMA = 3.0
 #: Any other part is **busy** — a pattern all over it (stripes, checks), whose hidden side takes the detail seen
 #: through it too (:func:`busy_parts`) — when at least BUSY_SHARE of its own pixels lie where at least BUSY_DENSITY
 #: of the pixels within BUSY_BOX px show detail stronger than BUSY_DETAIL (0–255, any channel). A print or a logo
