@@ -46,8 +46,9 @@ TURN_MIN = 0.15
 RATIO_FULL = 0.5
 RATIO_NONE = 0.8
 MIN_DONOR = 0.4
-#: The weights are averaged over the head's mesh this many rounds (no jagged edge where the copy takes over).
-SMOOTH_ROUNDS = 4
+#: The weights are averaged over the head's mesh this many rounds (no jagged edge where the copy takes over: 4
+#: left one along rendered subject_101's hair framing the far cheek).
+SMOOTH_ROUNDS = 12
 
 
 @dataclass
