@@ -40,30 +40,39 @@ def _camera(yaw_deg: float, size: int = 240) -> Camera:
     return Camera(K, R, -R @ eye, size, size)
 
 
-def _head_scene(yaw_deg: float):
-    """(vertices, faces, parts, photo, mask, camera, face points (7, 3)): a head with two blue eyes symmetric about
-    x = FACE_X, photographed from ``yaw_deg`` with flat colours; the face points of
-    :data:`icon_engine.person.FACE_POINTS` projected from their places on the head."""
+def _head() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vertices, faces, colours): a head with two blue eyes symmetric about x = FACE_X."""
     import trimesh
 
     mesh = trimesh.creation.icosphere(subdivisions=5, radius=1.0)
     v = np.asarray(mesh.vertices) * AXES + CENTRE
-    f = np.asarray(mesh.faces)
     rel = v - CENTRE
     eye = np.zeros(len(v), dtype=bool)
     for side in (-1.0, 1.0):
         eye |= ((np.abs(rel[:, 0] - (FACE_X + side * EYE_HALF_SPAN)) < 0.01) & (np.abs(rel[:, 1] - EYE_Y) < 0.008)
                 & (rel[:, 2] > 0))
-    colours = np.where(eye[:, None], EYE, SKIN)
-    cam = _camera(yaw_deg)
+    return v, np.asarray(mesh.faces), np.where(eye[:, None], EYE, SKIN)
+
+
+def _photo(v: np.ndarray, f: np.ndarray, colours: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """(photo (H, W, 3) uint8, mask) of the head's flat colours seen by ``cam``."""
     photo, mask = render_colors(cam.to_camera(v), f, cam.K, cam.width, cam.height, colours / 255.0)
-    photo = np.clip(np.round(np.asarray(photo) * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(np.round(np.asarray(photo) * 255.0), 0, 255).astype(np.uint8), np.asarray(mask, dtype=bool)
+
+
+def _head_scene(yaw_deg: float):
+    """(vertices, faces, parts, photo, mask, camera, face points (7, 3)): :func:`_head` photographed from
+    ``yaw_deg`` with flat colours; the face points of :data:`icon_engine.person.FACE_POINTS` projected from their
+    places on the head."""
+    v, f, colours = _head()
+    cam = _camera(yaw_deg)
+    photo, mask = _photo(v, f, colours, cam)
     places = [(FACE_X - EYE_HALF_SPAN - 0.012, EYE_Y), (FACE_X - EYE_HALF_SPAN + 0.012, EYE_Y),
               (FACE_X + EYE_HALF_SPAN - 0.012, EYE_Y), (FACE_X + EYE_HALF_SPAN + 0.012, EYE_Y),
               (FACE_X, -0.01), (FACE_X - 0.022, -0.04), (FACE_X + 0.022, -0.04)]
     xy = cam.project(np.stack([_surface_point(x, y) for x, y in places]))[0]
     face = np.column_stack([xy, np.ones(len(xy))])
-    return v, f, np.full(len(v), PART_HEAD), photo, np.asarray(mask, dtype=bool), cam, face
+    return v, f, np.full(len(v), PART_HEAD), photo, mask, cam, face
 
 
 def _near(v: np.ndarray, x: float, radius: float = 0.006) -> np.ndarray:
@@ -148,3 +157,21 @@ def test_the_mirror_plane_comes_from_the_face_points_and_refuses_implausible_one
     assert face_mirror_plane(wide, forward) is None
     turned = points @ np.array([[math.cos(0.7), 0, math.sin(0.7)], [0, 1, 0], [-math.sin(0.7), 0, math.cos(0.7)]])
     assert face_mirror_plane(turned, forward) is None  # the pairs' direction 40° off the head's left-right axis
+
+
+def test_several_photos_mirror_the_hidden_far_side_through_the_first_photos_face_midline():
+    """Several photos (the head from 50° and from behind): what no photo sees takes the fill, whose mirror of the
+    face's far side (wave 22) runs through the first photo's face midline, not the mesh's — no second eye 3 cm beyond
+    the far one."""
+    from icon_engine.texture import PhotoView
+
+    v, f, parts, photo, mask, cam, face = _head_scene(50.0)
+    back_cam = _camera(180.0)
+    back = PhotoView(v, *_photo(v, f, _head()[2], back_cam), back_cam)
+    ghost = _near(v, -(FACE_X + EYE_HALF_SPAN))
+    kwargs = dict(size=128, vertex_parts=parts, rest_vertices=v, more_views=[back])
+    before = bake_texture(v, f, photo, mask, cam, **kwargs)
+    after = bake_texture(v, f, photo, mask, cam, photo_face=face, **kwargs)
+    assert "face_mirror_plane" in after.stats and "face_mirrored_vertices" not in after.stats
+    assert _blueness(before.vertex_colors[ghost]) > 0.5
+    assert _blueness(after.vertex_colors[ghost]) < 0.15

@@ -290,13 +290,15 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             busy = sampling.busy_parts(view, len(PART_NAMES))
             if busy.any():
                 profile_v = np.where(busy[parts][:, None], bilinear(_photo_blur(view)[0], xy_v), photo_v)
-        if photo_face is not None and rest is not None and not others:
+        if photo_face is not None and rest is not None:  # several photos: the first photo's face, for the hidden side
             plane = face_mirror_plane(face_points_on_mesh(photo_face, view.layers.face, camera, v, rest, f, parts),
                                       REST_FORWARD)
         fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, profile_v, view_cos,
                                               own, shading, behind_v, fade_v,
                                               face_forward=None if rest is None else REST_FORWARD,
                                               mirror_plane=plane)
+        if plane is not None:
+            side_stats["face_mirror_plane"] = {"side": np.round(plane[0], 4).tolist(), "centre_m": round(plane[1], 4)}
         if not others:
             side_stats["busy_parts"] = [PART_NAMES[p] for p in view.busy]
         if under_hand_v is not None:
@@ -316,7 +318,6 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         mirror = plan_face_mirror(rest, v, f, parts, alpha_v * np.clip(view_cos, 0.0, 1.0),
                                   face_region(rest, np.nonzero(parts == PART_HEAD)[0], REST_FORWARD), plane,
                                   face_turn(photo_face), camera, photo)
-        side_stats["face_mirror_plane"] = {"side": np.round(plane[0], 4).tolist(), "centre_m": round(plane[1], 4)}
         if mirror is not None:
             colours_v = colours_v + mirror.weight[:, None] * (mirror.colours - colours_v)
             side_stats["face_mirrored_vertices"] = int((mirror.weight > 0.5).sum())
