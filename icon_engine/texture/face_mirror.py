@@ -51,11 +51,19 @@ MIN_DONOR = 0.4
 SMOOTH_ROUNDS = 12
 
 
+def reflect(points: np.ndarray, side: np.ndarray, centre: float) -> np.ndarray:
+    """``points`` (N, 3) mirrored through the plane of unit normal ``side`` (3,) at offset ``centre`` along it."""
+    return points - 2.0 * ((points @ side) - centre)[:, None] * side
+
+
 @dataclass
 class FaceMirror:
     """Where the far half of a face takes its near half's colours: ``weight`` (N,) per vertex in [0, 1], ``side``
     (3,) unit normal of the mirror plane and ``centre`` its offset along it (rest pose, metres); ``colours`` (N, 3)
-    the photo colour at each weighted vertex's mirror image (0 elsewhere)."""
+    the photo colour at each weighted vertex's mirror image (0 elsewhere). ``rest``/``posed`` (N, 3) the mesh in
+    the rest pose and in the photo's, ``faces`` (M, 3); ``halves`` the closest-point queries of the face's −side
+    and +side halves, each with the mesh's ids of its faces (None: no face there); ``camera`` and ``photo`` (H, W, 3)
+    what the colours are read from."""
 
     weight: np.ndarray
     side: np.ndarray
@@ -70,7 +78,7 @@ class FaceMirror:
 
     def reflect(self, points: np.ndarray) -> np.ndarray:
         """``points`` (N, 3) mirrored through the plane."""
-        return points - 2.0 * ((points @ self.side) - self.centre)[:, None] * self.side
+        return reflect(points, self.side, self.centre)
 
     def sample(self, rest_points: np.ndarray) -> np.ndarray:
         """(N, 3) float32 photo colours at the mirror images of rest-pose ``rest_points`` (N, 3): each image moved

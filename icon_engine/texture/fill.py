@@ -17,6 +17,7 @@ from .colour_stats import (
     _weighted_median,
     harmonic_fill,
 )
+from .face_mirror import reflect
 from .parts import (
     LIMB_COUNTERPART,
     PART_HEAD,
@@ -297,9 +298,6 @@ def _mirrored_head(vertices: np.ndarray, head: np.ndarray, hid: np.ndarray, dono
     if not len(face_side):
         return none, none
 
-    def mirror(points: np.ndarray, centre: float) -> np.ndarray:
-        return points - 2.0 * ((points @ side) - centre)[:, None] * side
-
     if plane is not None:
         side, centre = np.asarray(plane[0], dtype=np.float64), float(plane[1])
     else:  # the midline plane: the lateral position whose mirror image of the head lies closest to the head
@@ -307,8 +305,8 @@ def _mirrored_head(vertices: np.ndarray, head: np.ndarray, hid: np.ndarray, dono
         pts = vertices[head]
         tree = cKDTree(pts)
         candidates = float(np.median(pts @ side)) + np.linspace(-HEAD_MIRROR_SEARCH_M, HEAD_MIRROR_SEARCH_M, 21)
-        centre = candidates[int(np.argmin([np.median(tree.query(mirror(pts, c))[0]) for c in candidates]))]
-    dist, idx = cKDTree(vertices[donors]).query(mirror(vertices[hid[face_side]], centre),
+        centre = candidates[int(np.argmin([np.median(tree.query(reflect(pts, side, c))[0]) for c in candidates]))]
+    dist, idx = cKDTree(vertices[donors]).query(reflect(vertices[hid[face_side]], side, centre),
                                                 distance_upper_bound=HEAD_MIRROR_M)
     found = np.isfinite(dist)
     return face_side[found], donors[idx[found]]
