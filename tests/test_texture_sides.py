@@ -251,24 +251,30 @@ def test_another_photo_is_aligned_to_the_avatar_silhouette(monkeypatch):
     assert errs[0] < 15.0 and errs[0] < 0.6 * errs[1], errs
 
 
+def _striped_trousers(top: float):
+    """Rest-pose points (N, 3) → RGB: the test outfit with white trousers and 3 cm dark stripes from 0.1 m up to
+    ``top`` metres."""
+    from test_texture import _outfit
+
+    def colour(points: np.ndarray) -> np.ndarray:
+        out = _outfit(points)
+        legs = (points[:, 1] > 0.1) & (points[:, 1] < top)
+        out[legs] = WHITE
+        out[legs & (np.floor(points[:, 1] / 0.03) % 2 == 0)] = [70.0, 70.0, 90.0]
+        return out
+
+    return colour
+
+
 def test_the_back_of_striped_trousers_keeps_the_stripes(monkeypatch):
     """Trousers with 3 cm stripes (dev photo icon_003883 has pinstripes): the back of the legs, never
     photographed, shows the stripes where they really are (they run around the leg, so the front's pattern seen
     through the leg is the back's, up to the perspective's shift of < 1 cm at the
     heights scored) instead of a plain colour: without the detail the back's luminance does not follow them."""
-    from test_texture import _outfit
-
     import icon_engine.texture as texture
     from icon_engine.texture import render_textured
 
-    def striped(points: np.ndarray) -> np.ndarray:
-        out = _outfit(points)
-        legs = (points[:, 1] > 0.1) & (points[:, 1] < 0.9)
-        out[legs] = WHITE
-        out[legs & (np.floor(points[:, 1] / 0.03) % 2 == 0)] = [70.0, 70.0, 90.0]
-        return out
-
-    v, f, parts, cam, rgb, mask, back, truth = _striped_scene(striped)
+    v, f, parts, cam, rgb, mask, back, truth = _striped_scene(_striped_trousers(0.9))
     top, bottom = back.project(np.array([[0.0, 0.85, 0.0], [0.0, 0.55, 0.0]]))[0][:, 1]
     rows = np.arange(truth.shape[0])[:, None]
     corr = []
@@ -288,20 +294,11 @@ def test_the_seat_of_striped_trousers_keeps_the_stripes_too(monkeypatch):
     the detail seen through them like the legs: the back of the seat continues the stripes instead of a plain V
     between two striped legs (dev photo icon_003883, wave 26). Without the hips' detail the seat's luminance does not
     follow them."""
-    from test_texture import _outfit
-
     from icon_engine.mesh_queries import rasterize
     from icon_engine.texture import PART_LEFT_LEG, render_textured
     from icon_engine.texture import bake as bake_module
 
-    def striped(points: np.ndarray) -> np.ndarray:
-        out = _outfit(points)
-        legs = (points[:, 1] > 0.1) & (points[:, 1] < 1.0)
-        out[legs] = WHITE
-        out[legs & (np.floor(points[:, 1] / 0.03) % 2 == 0)] = [70.0, 70.0, 90.0]
-        return out
-
-    v, f, parts, cam, rgb, mask, back, truth = _striped_scene(striped)
+    v, f, parts, cam, rgb, mask, back, truth = _striped_scene(_striped_trousers(1.0))
     legs_top = v[np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG)), 1].max()
     raster = rasterize(v, f, back)
     hit = raster.face >= 0
