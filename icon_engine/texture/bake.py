@@ -253,6 +253,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                        "seen_vertex_fraction_per_photo": [float((a > sampling.SEEN_ALPHA).mean()) for a in alphas_k],
                        "first_photo_vertex_fraction": float((alphas_k[0] > sampling.SEEN_ALPHA).mean())}
     plane = None  # one photo with its face points: the face's mirror plane is the photo's face midline
+    hips_v = None  # one photo: the hips below the legs' top (see-through detail of the texels)
     if parts is None:
         smooth_v, smooth_w = _smooth_on_mesh(photo_v, (alpha_v > 0.05).astype(np.float64), f,
                                              _smoothing_iterations(v, f))
@@ -293,6 +294,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         if photo_face is not None and rest is not None:  # several photos: the first photo's face, for the hidden side
             plane = face_mirror_plane(face_points_on_mesh(photo_face, view.layers.face, camera, v, rest, f, parts),
                                       REST_FORWARD)
+        if not others:  # the hips the fill gives the legs' garment (its samples: seen, own pixel) take the legs'
+            # see-through detail too (texels below)
+            hips_v = hips_below_legs(v if rest is None else rest, parts, (alpha_v > sampling.SEEN_ALPHA) & own)
         fill_v, side_stats = unseen_side_fill(v if rest is None else rest, f, parts, alpha_v, profile_v, view_cos,
                                               own, shading, behind_v, fade_v,
                                               face_forward=None if rest is None else REST_FORWARD,
@@ -310,9 +314,6 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             texel_keep = fade_v.astype(np.float32) * (1.0 if keep_v is None else keep_v)
         side_stats.update(light_stats)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
-    hips_v = None  # one photo: the hips below the legs' top take the legs' see-through detail (texels below)
-    if parts is not None and not others:
-        hips_v = hips_below_legs(v if rest is None else rest, parts, alpha_v > sampling.SEEN_ALPHA)
     mirror = None  # the far half of a face seen turned: its near half's photo colours (texels below)
     if parts is not None and not others and plane is not None:
         mirror = plan_face_mirror(rest, v, f, parts, alpha_v * np.clip(view_cos, 0.0, 1.0),
