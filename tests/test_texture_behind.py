@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.repose import front_camera, synthetic_photo
-from icon_engine.texture import PART_LEFT_ARM, PART_TORSO, SEEN_ALPHA, bake_texture, render_textured
+from icon_engine.texture import PART_HEAD, PART_LEFT_ARM, PART_TORSO, SEEN_ALPHA, bake_texture, render_textured
 from icon_engine.texture.keeps import BEHIND_MIN_KEPT, behind_fade
 
 SHIRT, SKIN = np.array([215.0, 125.0, 180.0]), np.array([120.0, 80.0, 60.0])
@@ -122,11 +122,13 @@ HAND_HALF = np.array([0.05, 0.045, 0.015])
 HAND_Y = 1.2
 
 
-def _hand_scene(fitted_hand_centre: np.ndarray):
+def _hand_scene(fitted_hand_centre: np.ndarray, hand_shown: bool = True, body_part: int = PART_TORSO):
     """A shirt-coloured torso with a skin "hand" (10 × 9 cm, left arm, its palm) lying on the chest in the photo,
     and the same mesh as fitted with the hand at ``fitted_hand_centre`` instead (a fit that leaves the hand off the
-    photo's). Returns the fitted mesh, its parts and hand labels, the photo, its mask, the camera and the photo's
-    21 hand landmarks (pixels: a grid inside the hand's outline, as MediaPipe puts them on the palm and fingers)."""
+    photo's). ``hand_shown`` False: the photo shows the shirt where the landmarks lie (a hand behind the body, its
+    landmarks guessed through it); ``body_part`` the part the shirt-coloured box is labelled. Returns the fitted
+    mesh, its parts and hand labels, the photo, its mask, the camera and the photo's 21 hand landmarks (pixels: a
+    grid inside the hand's outline, as MediaPipe puts them on the palm and fingers)."""
     from icon_engine.texture.parts import HAND_PALM
 
     torso = _box(np.array([0.0, 0.8, 0.0]), np.array([0.2, 0.8, 0.08]), 0.012)
@@ -138,12 +140,13 @@ def _hand_scene(fitted_hand_centre: np.ndarray):
     cam = front_camera(width=320, height=560, distance=3.6, height_m=0.8)
 
     def colour(points: np.ndarray) -> np.ndarray:
-        return np.where((points[:, 2] > 0.0815)[:, None], SKIN, SHIRT)  # the hand stands 3 mm off the chest
+        on_hand = (points[:, 2] > 0.0815) & hand_shown  # the hand stands 3 mm off the chest
+        return np.where(on_hand[:, None], SKIN, SHIRT)
 
     rgb, mask = synthetic_photo(v_photo, f, v_photo, cam, colour=colour)
     v_fit = v_photo.copy()
     v_fit[is_hand] += fitted_hand_centre - on_chest
-    parts = np.where(is_hand, PART_LEFT_ARM, PART_TORSO)
+    parts = np.where(is_hand, PART_LEFT_ARM, body_part)
     hands = np.where(is_hand, HAND_PALM["left"], 0).astype(np.int8)
     gx, gy = np.meshgrid(np.linspace(-0.8, 0.8, 5), np.linspace(-0.8, 0.8, 4))
     grid = np.c_[np.r_[gx.ravel(), 0.0], np.r_[gy.ravel(), 0.0], np.zeros(21)] * HAND_HALF + on_chest
@@ -178,11 +181,34 @@ def test_the_chest_under_the_photos_hand_takes_the_shirt():
 
 
 def test_a_surface_well_in_front_of_the_fitted_hand_keeps_the_photo():
-    """The fitted hand lies behind the torso (hands clasped behind the back, as the fit has it): the chest 20 cm
-    nearer the camera keeps what the photo shows there, the photo's hand or not."""
-    v, f, parts, hands, rgb, mask, cam, landmarks, _ = _hand_scene(np.array([0.0, HAND_Y, -0.11]))
+    """The fitted hand lies behind the torso (hands clasped behind the back, as the fit has it) and the photo shows the
+    shirt where the hand's landmarks lie: the chest 20 cm nearer the camera keeps its photo; so does a head there
+    (a face before hands clasped behind the head) even where the photo shows the hand's skin, which a face's skin
+    cannot be told from."""
+    v, f, parts, hands, rgb, mask, cam, landmarks, _ = _hand_scene(np.array([0.0, HAND_Y, -0.11]), hand_shown=False)
     under = _under_photo_hand(v, parts)
     tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts, vertex_hands=hands,
                        photo_hands={"left": landmarks})
     assert tex.stats["under_photo_hand_vertices"] == 0
-    assert _error(tex.vertex_colors, under, SKIN) < 25.0
+    assert _error(tex.vertex_colors, under, SHIRT) < 10.0
+    v, f, parts, hands, rgb, mask, cam, landmarks, _ = _hand_scene(np.array([0.0, HAND_Y, -0.11]),
+                                                                    body_part=PART_HEAD)
+    head_under = _under_photo_hand(v, np.where(parts == PART_HEAD, PART_TORSO, parts))
+    tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts, vertex_hands=hands,
+                       photo_hands={"left": landmarks})
+    assert tex.stats["under_photo_hand_vertices"] == 0
+    assert _error(tex.vertex_colors, head_under, SKIN) < 25.0
+
+
+def test_the_photos_hand_on_a_surface_well_in_front_of_the_fitted_hand_drops_out():
+    """The photo shows the hand lying on the chest; the fit put it 20 cm behind the torso (icon_8da7ceb9: a hand
+    resting on the knee, fitted 18 cm behind it). The chest's photo colour is the hand's skin, far from the shirt's:
+    the chest under the photo's hand takes the shirt's colour, not the hand's print (before the colour rule it kept
+    the skin)."""
+    v, f, parts, hands, rgb, mask, cam, landmarks, _ = _hand_scene(np.array([0.0, HAND_Y, -0.11]))
+    under = _under_photo_hand(v, parts)
+    assert under.sum() >= 10
+    tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts, vertex_hands=hands,
+                       photo_hands={"left": landmarks})
+    assert tex.stats["under_photo_hand_vertices"] >= under.sum()
+    assert _error(tex.vertex_colors, under, SHIRT) < 10.0

@@ -234,7 +234,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         if hands is not None:
             keep_v &= finger_colour_keep(hands, alpha_v, photo_v)
             if photo_hands:
-                under_hand_v = under_photo_hand(view, v, parts, hands, photo_hands, alpha_v)
+                under_hand_v = under_photo_hand(view, v, parts, hands, photo_hands, alpha_v, photo_v)
                 keep_v &= ~under_hand_v
         alpha_v = np.where(keep_v, alpha_v, 0.0)
         texel_keep = None if keep_v.all() else keep_v.astype(np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..camera import Camera
 from ..errors import EngineError
-from ..geometry.image_fields import hull_zone
+from ..geometry.image_fields import bilinear, hull_zone
 from ..geometry.laplacian import adjacency
 from . import colour_stats, sampling
 from .colour_stats import _cluster_centres, _hair_colour, _nearest_colour
@@ -352,12 +352,17 @@ def behind_fade(positions: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
 #: share of the hand's size in the photo (the fingers beyond the landmarks, the hand's outline) ...
 PHOTO_HAND_GROW = 0.1
 #: ... and a surface point there lies under the photo's hand unless it is more than this (metres) nearer the camera
-#: than the fitted hand (a face in front of hands clasped behind the head).
+#: than the fitted hand (a face in front of hands clasped behind the head) ...
 PHOTO_HAND_FRONT_M = 0.05
+#: ... or, off the head, its photo colour is nearer the hand's than its part's and the two lie at least this far
+#: apart (RGB, 0–255): the fit put the hand well behind what the photo shows it lying on (icon_8da7ceb9's hand on
+#: his knee, fitted 18 cm behind it), and a trouser leg cannot look like the hand's skin unless the hand is there.
+PHOTO_HAND_COLOUR_GAP = 40.0
 
 
 def under_photo_hand(view: _View, posed: np.ndarray, parts: np.ndarray, hands: np.ndarray,
-                     photo_hands: dict[str, np.ndarray], alpha: np.ndarray) -> np.ndarray:
+                     photo_hands: dict[str, np.ndarray], alpha: np.ndarray,
+                     colours: np.ndarray | None = None) -> np.ndarray:
     """(N,) bool: the seen vertices (``alpha`` > :data:`SEEN_ALPHA`) of the other parts whose pixel lies under a
     hand the photo shows: a hand on the forehead, on a cheek, on a hip. The fit rarely puts the hand exactly where
     the photo has it, so those vertices look seen and would take the hand's skin (dev photos icon_44c0f84c, a hand
@@ -369,21 +374,40 @@ def under_photo_hand(view: _View, posed: np.ndarray, parts: np.ndarray, hands: n
     A hand's zone is its landmarks' hull grown by :data:`PHOTO_HAND_GROW` × its size (:func:`hull_zone`). A
     vertex under it is neither of that hand's arm nor of a hand, and it is not more than
     :data:`PHOTO_HAND_FRONT_M` nearer the camera than the fitted hand (the median depth of its vertices): what lies
-    well in front of the hand in the fit (a face before hands clasped behind the head) still shows itself."""
+    well in front of the hand in the fit (a face before hands clasped behind the head) still shows itself, unless
+    (``colours`` (N, 3), the vertices' photo colours, 0–255) it is not of the head and its colour says the photo's
+    hand lies on it: nearer the hand's colour (the photo's median at its landmarks) than its part's (the median of
+    the part's seen samples outside the hands' zones), the two at least :data:`PHOTO_HAND_COLOUR_GAP` apart. The
+    head keeps the depth rule alone: a face's skin cannot be told from a hand's."""
     out = np.zeros(len(posed), dtype=bool)
     if not photo_hands:
         return out
     cam = view.camera
     _, z, inside, pix = _pixels(cam, posed)
     seen = (alpha > sampling.SEEN_ALPHA) & inside & (hands == 0)
+    zones = {side: hull_zone((cam.height, cam.width), np.asarray(points, np.float64)[:, :2],
+                             PHOTO_HAND_GROW).reshape(-1)[pix] for side, points in photo_hands.items()}
+    part_colour = None
+    if colours is not None:
+        outside = seen & ~np.any(list(zones.values()), axis=0)
+        part_colour = np.full((int(parts.max()) + 1, 3), np.nan)
+        for p in np.unique(parts[outside]):
+            part_colour[p] = np.median(colours[outside & (parts == p)], axis=0)
     for side, points in photo_hands.items():
         fitted = np.isin(hands, (HAND_PALM[side], HAND_FINGERS[side]))
         if not fitted.any():
             continue
         arm = PART_LEFT_ARM if side == "left" else PART_RIGHT_ARM
-        zone = hull_zone((cam.height, cam.width), np.asarray(points, np.float64)[:, :2], PHOTO_HAND_GROW).reshape(-1)
         hand_z = float(np.median(z[fitted]))
-        out |= seen & (parts != arm) & zone[pix] & (z > hand_z - PHOTO_HAND_FRONT_M)
+        lies_on = z > hand_z - PHOTO_HAND_FRONT_M
+        if part_colour is not None:
+            hand_colour = np.median(bilinear(view.photo, np.asarray(points, np.float64)[:, :2]), axis=0)
+            own = part_colour[parts]
+            with np.errstate(invalid="ignore"):
+                lies_on |= ((parts != PART_HEAD)
+                            & (np.linalg.norm(own - hand_colour, axis=1) >= PHOTO_HAND_COLOUR_GAP)
+                            & (np.linalg.norm(colours - hand_colour, axis=1) < np.linalg.norm(colours - own, axis=1)))
+        out |= seen & (parts != arm) & zones[side] & lies_on
     return out
 
 
