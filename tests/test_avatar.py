@@ -24,6 +24,7 @@ from icon_engine.avatar import (
     part_support,
     pose_body,
 )
+from icon_engine.avatar import body as body_module
 from icon_engine.avatar.skinning_field import FIELD_NEIGHBOURS, FIELD_SIGMA_M, FIELD_SLOPE
 from icon_engine.bundle.skeleton import PARENTS, skin_vertices
 from icon_engine.errors import EngineError
@@ -148,6 +149,38 @@ def test_skirt_stays_one_connected_surface_in_a_walk(skirt, model):
     # mid-stride (legs passing) the whole skirt, hem included, keeps its faces
     moved = bench_avatar.pose_mesh(case, bench_avatar.test_pose("walk2"))
     assert torn_faces(case.posed_vertices, moved, av.faces).sum() == 0
+
+
+def test_the_canonical_pose_spreads_the_legs_unless_the_photo_shows_a_skirt(hips, skirt, model):
+    """Trousers are built with the legs 15° apart (whatever lies between thighs seen together is farther from both),
+    a skirt with the legs together (its between-legs volume one surface); either way the rest pose is the T pose,
+    legs straight down, and posing the rest mesh gives the photo's surface (the canonical pose is internal)."""
+    for (_s, fit, av), spread, evidence in ((hips, body_module.TROUSERS_HIP_SPREAD_DEG, 0.0), (skirt, 0.0, 1.0)):
+        assert av.stats["canonical_hip_spread_deg"] == pytest.approx(spread)
+        assert av.stats["cloth_between_legs"] == [pytest.approx(evidence, abs=0.5)]
+        np.testing.assert_allclose(av.rig.rest_joints, canonical_body(fit, model).joints, atol=1e-5)  # T pose
+        back = skin_vertices(av.rig.rest_vertices, av.rig.skin_weights, av.rig.rest_joints, PAR, fit.full_pose,
+                             fit.transl)
+        assert np.abs(back - av.posed_vertices).max() < 1e-4
+    assert body_module.TROUSERS_HIP_SPREAD_DEG > 0.0
+
+
+def test_legs_apart_in_the_canonical_pose_tear_far_less_in_a_walk(hips, model, monkeypatch):
+    """Tight trousers photographed standing (hands on the hips): built with the legs together, the cloth between the
+    thighs is split between the legs and torn in a stride; with the legs apart (the default without a skirt) the
+    walks tear less than half as much."""
+    s, fit, av = hips
+    monkeypatch.setattr(body_module, "TROUSERS_HIP_SPREAD_DEG", 0.0)
+    together = build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, resolution=144, levels=3, smooth=6,
+                            face_count=None, camera=s.camera, mask=s.mask)
+    assert together.stats["canonical_hip_spread_deg"] == 0.0
+    torn = {}
+    for name, a in (("apart", av), ("together", together)):
+        rows = bench_avatar.measure(_case(s, fit, a, model), ("walk1", "walk3"))
+        torn[name] = {r["pose"]: r["torn"] for r in rows}
+    for pose in ("walk1", "walk3"):
+        assert torn["together"][pose] >= 20, torn
+        assert torn["apart"][pose] <= 0.5 * torn["together"][pose], torn
 
 
 def test_a_rest_pose_keeps_the_contract(model):

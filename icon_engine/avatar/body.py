@@ -79,16 +79,25 @@ def canonical_body(fit: Any, body_model: Any) -> CanonicalBody:
     return CanonicalBody(verts, faces, lbs, joints, parts)
 
 
-#: Hip abduction of the canonical pose (degrees, each leg outward): the legs stand apart, so thighs that touched in
-#: the photo are distant parts in canonical space and a skirt spans the gap as one surface.
+#: Hip abduction of the canonical pose (degrees, each leg outward) when a photo shows cloth spanning the legs (a
+#: skirt, a dress, a long coat: :func:`~icon_engine.avatar.photo_occupancy.cloth_between_legs`): legs together, so
+#: the skirt's between-legs volume stays one surface (spread 15°, it became a contact zone and the front panel
+#: folded inward).
 CANONICAL_HIP_SPREAD_DEG = 0.0
+#: ... and when none does (trousers, shorts; wave 27): the legs stand apart, so what the photo surface holds between
+#: thighs seen crossed or touching (a stride seen from the side, a squat) is farther from both thighs in canonical
+#: space, the leg tube cuts it back and the skin weights no longer split it between the legs: it is not stretched
+#: into torn faces when the avatar walks (dev photos, `bench/avatar.py`: icon_5a6a2596 82 / 81 torn faces in the
+#: two walks → 0 / 2, icon_003883 squat and sitting 52 / 56 → 20 / 27).
+TROUSERS_HIP_SPREAD_DEG = 10.0
 
 
-def canonical_pose_angles() -> np.ndarray:
-    """(55, 3) axis-angle of the canonical pose relative to the T pose: arms out, legs spread."""
+def canonical_pose_angles(hip_spread_deg: float = CANONICAL_HIP_SPREAD_DEG) -> np.ndarray:
+    """(55, 3) axis-angle of the canonical pose relative to the T pose: arms out, each leg ``hip_spread_deg``
+    (degrees) outward."""
     angles = np.zeros((NUM_JOINTS, 3))
-    angles[1, 2] = np.radians(CANONICAL_HIP_SPREAD_DEG)  # left leg (+X) outward
-    angles[2, 2] = -np.radians(CANONICAL_HIP_SPREAD_DEG)
+    angles[1, 2] = np.radians(hip_spread_deg)  # left leg (+X) outward
+    angles[2, 2] = -np.radians(hip_spread_deg)
     return angles
 
 

@@ -14,8 +14,9 @@ from ..bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vert
 from ..geometry.device import mesh_query
 from ..mesh_queries import rasterize
 from ..rig import Rig, _np, check_rig_inputs, pose_relative_to_rest, rest_mesh_intersections, torn_faces
+from . import body as canonical_poses
 from . import hand_graft, photo_occupancy, skin_weights
-from .body import _PART_MATRIX, LIMB_SEGMENT_NAMES, canonical_body, canonical_pose_angles, pose_body
+from .body import _PART_MATRIX, LIMB_SEGMENT_NAMES, CanonicalBody, canonical_body, canonical_pose_angles, pose_body
 from .fusion import FusedOccupancy, fused_offsets
 from .hand_graft import (
     HAND_SIDES,
@@ -51,6 +52,21 @@ class Avatar:
     rig: Rig
     warnings: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _canonical_grid(body_t: CanonicalBody, body: CanonicalBody, reach: float, resolution: int,
+                    levels: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(lo, hi, spacing h) of the canonical grid (metres): ``resolution`` nodes along the longest side of the body
+    with the legs together (``body_t`` posed as :data:`.body.CANONICAL_HIP_SPREAD_DEG`) grown by ``reach``, widened
+    by whole coarsest cells (h · 2^(levels − 1)) to hold ``body`` (the canonical body, its legs perhaps apart) grown
+    by ``reach``: the lattice, and so the mesh of the upper body, does not move with the legs' spread."""
+    together = pose_body(body_t, canonical_pose_angles(canonical_poses.CANONICAL_HIP_SPREAD_DEG)).vertices
+    lo0, hi0 = together.min(0) - reach, together.max(0) + reach
+    h = float((hi0 - lo0).max()) / resolution
+    coarse = h * 2 ** (levels - 1)
+    lo = lo0 - np.ceil(np.maximum(lo0 - (body.vertices.min(0) - reach), 0.0) / coarse) * coarse
+    hi = hi0 + np.ceil(np.maximum(body.vertices.max(0) + reach - hi0, 0.0) / coarse) * coarse
+    return lo, hi, h
 
 
 def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, body_model: Any, *,
@@ -106,7 +122,20 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     t = time.perf_counter()
     report(0.02, "Preparing the canonical body")
     body_t = canonical_body(fit, body_model)
-    canon_angles = canonical_pose_angles()
+    photo_masks = list(masks) if masks is not None else [mask] + [None] * (len(fits) - 1)
+    # does a photo show cloth spanning the legs? (its posed body and joints: the T body posed by the fit)
+    skirts = []
+    for f, cam, m in zip(fits, cameras, photo_masks, strict=True):
+        if cam is None or m is None:
+            skirts.append(0.0)
+            continue
+        f_transl = _np(f.transl).reshape(1, 3)
+        posed_t = pose_body(body_t, _np(f.full_pose).reshape(NUM_JOINTS, 3))
+        body_mask = rasterize(posed_t.vertices + f_transl, body_t.faces, cam).mask
+        skirts.append(cloth_between_legs(posed_t.joints + f_transl, cam, np.asarray(m, bool), body_mask))
+    skirt = max(skirts) >= skin_weights.SKIRT_EVIDENCE
+    hip_spread = canonical_poses.CANONICAL_HIP_SPREAD_DEG if skirt else canonical_poses.TROUSERS_HIP_SPREAD_DEG
+    canon_angles = canonical_pose_angles(hip_spread)
     body = pose_body(body_t, canon_angles)
     full_pose = _np(fit.full_pose).reshape(NUM_JOINTS, 3)
     transl = _np(fit.transl).reshape(3)
@@ -120,11 +149,8 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     skin = views[0][0]
     offsets, measured = fused_offsets([(v[3], v[4]) for v in views])
     occupancies = [CanonicalOccupancy(sk, pb, cq, offsets, device) for sk, pb, cq, _, _ in views]
-    photo_masks = list(masks) if masks is not None else [mask] + [None] * (len(fits) - 1)
-    for occ, cam, m in zip(occupancies, cameras, photo_masks, strict=True):
-        if cam is not None and m is not None:
-            body_mask = rasterize(occ.posed_body, body.faces, cam).mask
-            occ.skirt = cloth_between_legs(occ.skin.posed_joints, cam, np.asarray(m, bool), body_mask)
+    for occ, evidence in zip(occupancies, skirts, strict=True):
+        occ.skirt = evidence
     if len(occupancies) == 1:
         occupancy = occupancies[0]
     else:
@@ -137,8 +163,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
 
     t = time.perf_counter()
     reach = float(np.percentile(offsets, 99.5)) + photo_occupancy.GRID_MARGIN_M
-    lo, hi = body.vertices.min(0) - reach, body.vertices.max(0) + reach
-    h = float((hi - lo).max()) / resolution
+    lo, hi, h = _canonical_grid(body_t, body, reach, resolution, levels)
     vol, origin = evaluate_coarse_to_fine(occupancy, lo, hi, h, levels, progress, 0.05, 0.6,
                                           band_factor=FIELD_BAND_FACTOR)
     timings["field"] = time.perf_counter() - t
@@ -173,7 +198,6 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
 
     t = time.perf_counter()
     report(0.75, "Skinning the canonical avatar")
-    skirt = max(float(o.skirt) for o in occupancies) >= skin_weights.SKIRT_EVIDENCE
     weights, wstats, panel, legs_weights = canonical_skin_weights(verts, tris, body, skin, max_influences, skirt)
     # canonical (legs spread) → rest pose (T or A), then rest → photo pose: posed is exactly LBS of the rest mesh
     to_rest = pose_relative_to_rest(angles, canon_angles)
@@ -215,6 +239,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
         "body_vertices_in_contact": int((~measured).sum()),
         "limb_segments_restored": restored,
         "cloth_between_legs": [round(float(o.skirt), 3) for o in occupancies],
+        "canonical_hip_spread_deg": float(hip_spread),
         "body_vertices_restored": 0 if occupancies[0].lost is None else int((occupancies[0].lost > 0).sum()),
         "points_grown_by_restored_body": occupancies[0].lost_count,
         "floaters_removed": int(floaters),
