@@ -88,7 +88,8 @@ CANONICAL_HIP_SPREAD_DEG = 0.0
 #: thighs seen crossed or touching (a stride seen from the side, a squat) is farther from both thighs in canonical
 #: space, the leg tube cuts it back and the skin weights no longer split it between the legs: it is not stretched
 #: into torn faces when the avatar walks (dev photos, `bench/avatar.py`: icon_5a6a2596 82 / 81 torn faces in the
-#: two walks → 0 / 2, icon_003883 squat and sitting 52 / 56 → 20 / 27).
+#: two walks → 6 / 7, icon_003883 squat and sitting 52 / 56 → 14 / 23). 15° tore less still but grew a flag off
+#: icon_fb9d20fd's foot (canonical points round the spread foot warped into the photo's hand beside it).
 TROUSERS_HIP_SPREAD_DEG = 10.0
 
 
