@@ -118,3 +118,26 @@ def test_the_back_takes_the_lit_shirt_not_its_shadow(lit_torso):
     assert plain.mean() < 60.0, plain  # without the light: the shadow's colour (90 × e^-1.1 = 30 at the darkest)
     assert weighted.mean() >= 90.0, weighted  # with it: the shirt where it is lit (90 facing the camera, up to 255)
     assert np.ptp(weighted) < 1.0  # grey stays grey: no colour is scaled, only the samples' weights change
+
+
+def test_a_shadow_seen_far_round_the_side_still_leaves_the_back_lit(lit_torso, monkeypatch):
+    """The photo shows the shadowed side far round towards the back (a jumper seen from behind and below, dev photo
+    icon_fb9d20fd): most of the silhouette samples the fill prefers are in shadow. Weighted by the shading factor
+    cubed the back takes the lit shirt; squared (before wave 27) it took the shadow's colour."""
+    from icon_engine.texture import fill as fill_module
+
+    v, f, parts, n, _, colours = lit_torso
+    alpha = np.where((n[:, 2] > 0.05) | ((n[:, 0] < -0.3) & (n[:, 2] > -0.6)), 1.0, 0.0)
+    seen = alpha > SEEN_ALPHA
+    light = fit_directional_light(n[seen], colours[seen], parts[seen], VIEW_AXIS)
+    assert light is not None and light.significant
+    shading = shading_factors(n, light, seen)
+    hidden = (parts == PART_TORSO) & ~seen & (n[:, 2] < -0.5)
+    assert hidden.sum() > 100
+
+    def back() -> float:
+        return float(unseen_side_fill(v, f, parts, alpha, colours, n[:, 2], shading=shading)[0][hidden].mean())
+
+    assert back() >= 90.0
+    monkeypatch.setattr(fill_module, "SHADOW_POWER", 2.0)
+    assert back() < 60.0
