@@ -69,6 +69,18 @@ def _canonical_grid(body_t: CanonicalBody, body: CanonicalBody, reach: float, re
     return lo, hi, h
 
 
+def _skirt_evidence(body_t: CanonicalBody, fit: Any, camera: Any, mask: np.ndarray | None) -> float:
+    """[0, 1]: how clearly one photo shows cloth spanning the legs (:func:`cloth_between_legs`), from the T body
+    ``body_t`` posed by ``fit`` (``full_pose``, ``transl``: bundle world) — known before the canonical pose is chosen;
+    0 without the photo's ``camera`` or person ``mask``."""
+    if camera is None or mask is None:
+        return 0.0
+    transl = _np(fit.transl).reshape(1, 3)
+    posed = pose_body(body_t, _np(fit.full_pose).reshape(NUM_JOINTS, 3))
+    body_mask = rasterize(posed.vertices + transl, body_t.faces, camera).mask
+    return cloth_between_legs(posed.joints + transl, camera, np.asarray(mask, bool), body_mask)
+
+
 def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, body_model: Any, *,
                  resolution: int = 256, levels: int = 4, smooth: int = 8, face_count: int | None = None,
                  rest_pose: str = "T", max_influences: int = 8, camera: Any = None, mask: np.ndarray | None = None,
@@ -123,16 +135,7 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
     report(0.02, "Preparing the canonical body")
     body_t = canonical_body(fit, body_model)
     photo_masks = list(masks) if masks is not None else [mask] + [None] * (len(fits) - 1)
-    # does a photo show cloth spanning the legs? (its posed body and joints: the T body posed by the fit)
-    skirts = []
-    for f, cam, m in zip(fits, cameras, photo_masks, strict=True):
-        if cam is None or m is None:
-            skirts.append(0.0)
-            continue
-        f_transl = _np(f.transl).reshape(1, 3)
-        posed_t = pose_body(body_t, _np(f.full_pose).reshape(NUM_JOINTS, 3))
-        body_mask = rasterize(posed_t.vertices + f_transl, body_t.faces, cam).mask
-        skirts.append(cloth_between_legs(posed_t.joints + f_transl, cam, np.asarray(m, bool), body_mask))
+    skirts = [_skirt_evidence(body_t, f, cam, m) for f, cam, m in zip(fits, cameras, photo_masks, strict=True)]
     skirt = max(skirts) >= skin_weights.SKIRT_EVIDENCE
     hip_spread = canonical_poses.CANONICAL_HIP_SPREAD_DEG if skirt else canonical_poses.TROUSERS_HIP_SPREAD_DEG
     canon_angles = canonical_pose_angles(hip_spread)

@@ -387,12 +387,14 @@ def under_photo_hand(view: _View, posed: np.ndarray, parts: np.ndarray, hands: n
     seen = (alpha > sampling.SEEN_ALPHA) & inside & (hands == 0)
     zones = {side: hull_zone((cam.height, cam.width), np.asarray(points, np.float64)[:, :2],
                              PHOTO_HAND_GROW).reshape(-1)[pix] for side, points in photo_hands.items()}
-    part_colour = None
+    own = to_own = None  # each vertex's part colour (NaN: none seen) and its colour's distance to it
     if colours is not None:
         outside = seen & ~np.any(list(zones.values()), axis=0)
         part_colour = np.full((int(parts.max()) + 1, 3), np.nan)
         for p in np.unique(parts[outside]):
             part_colour[p] = np.median(colours[outside & (parts == p)], axis=0)
+        own = part_colour[parts]
+        to_own = np.linalg.norm(colours - own, axis=1)
     for side, points in photo_hands.items():
         fitted = np.isin(hands, (HAND_PALM[side], HAND_FINGERS[side]))
         if not fitted.any():
@@ -400,13 +402,12 @@ def under_photo_hand(view: _View, posed: np.ndarray, parts: np.ndarray, hands: n
         arm = PART_LEFT_ARM if side == "left" else PART_RIGHT_ARM
         hand_z = float(np.median(z[fitted]))
         lies_on = z > hand_z - PHOTO_HAND_FRONT_M
-        if part_colour is not None:
+        if own is not None:
             hand_colour = np.median(bilinear(view.photo, np.asarray(points, np.float64)[:, :2]), axis=0)
-            own = part_colour[parts]
             with np.errstate(invalid="ignore"):
                 lies_on |= ((parts != PART_HEAD)
                             & (np.linalg.norm(own - hand_colour, axis=1) >= PHOTO_HAND_COLOUR_GAP)
-                            & (np.linalg.norm(colours - hand_colour, axis=1) < np.linalg.norm(colours - own, axis=1)))
+                            & (np.linalg.norm(colours - hand_colour, axis=1) < to_own))
         out |= seen & (parts != arm) & zones[side] & lies_on
     return out
 
