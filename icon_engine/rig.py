@@ -57,6 +57,14 @@ _SHOULDERS = (16, 17)
 TRANSFER_SIGMA = 0.03
 #: Anchor strength of a vertex on the body relative to the graph Laplacian (neighbours weigh 1 each).
 ANCHOR_STRENGTH = 10.0
+#: Where neighbouring clothed vertices take body points much farther apart than themselves (the closest-point map
+#: jumps: a crease of the clothing over the crotch or an armpit, whose sides match the thigh and the belly, the arm
+#: and the chest), the transferred weights jump too and the anchor gives way to the diffusion: it weighs
+#: exp(−(jump / TRANSFER_JUMP_M)²), the jump being the largest excess of the body points' distance over the
+#: vertices' own along the vertex's edges (metres).
+TRANSFER_JUMP_M = 0.01
+#: ... and a jump reaches this far from where it happens (metres), fading linearly.
+TRANSFER_JUMP_REACH_M = 0.02
 #: Extra cost (metres) of matching a clothed vertex to a body face whose normal points the opposite way.
 NORMAL_PENALTY = 0.04
 #: Smallest singular value allowed for a vertex's blended rotation before its weights are sharpened.
@@ -110,8 +118,9 @@ def _np(x: Any, dtype: Any = np.float64) -> np.ndarray:
 
 def transfer_weights(vertices: np.ndarray, body_vertices: np.ndarray, body_faces: np.ndarray,
                      body_weights: np.ndarray, faces: np.ndarray | None = None,
-                     normal_penalty: float = NORMAL_PENALTY) -> tuple[np.ndarray, np.ndarray]:
-    """Body LBS weights at each vertex's closest body surface point → (weights (N, 55), distance (N,) metres).
+                     normal_penalty: float = NORMAL_PENALTY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Body LBS weights at each vertex's closest body surface point → (weights (N, 55), distance (N,) metres,
+    the closest body points (N, 3)).
 
     With the clothed ``faces`` given, the match also respects normals (see :func:`closest_points_on_mesh`)."""
     normals = None if faces is None else outward_vertex_normals(vertices, faces)
@@ -121,17 +130,49 @@ def transfer_weights(vertices: np.ndarray, body_vertices: np.ndarray, body_faces
     fi, bary, dist = closest_points_on_mesh(vertices, body_vertices, bf, candidates=32 if normals is not None else 16,
                                             point_normals=normals, normal_penalty=normal_penalty)
     w = np.einsum("nk,nkj->nj", bary, body_weights[bf[fi]])
-    return w, dist
+    return w, dist, np.einsum("nk,nkj->nj", bary, np.asarray(body_vertices, dtype=np.float64)[bf[fi]])
+
+
+def transfer_jumps(vertices: np.ndarray, faces: np.ndarray, closest: np.ndarray,
+                   reach: float = TRANSFER_JUMP_REACH_M) -> np.ndarray:
+    """(N,) metres: how far the closest-point map jumps near each vertex (``vertices`` (N, 3), ``faces`` (M, 3),
+    their ``closest`` body points (N, 3)). A vertex's own jump is the largest excess, over its edges, of the
+    distance between the two ends' body points over the edge's length (0 where the map is continuous; a crease
+    whose sides match different parts of the body jumps); it reaches the vertices within ``reach`` metres, fading
+    linearly to 0 there (the weights are smoothed over a band of the same width at any mesh resolution)."""
+    from scipy.spatial import cKDTree
+
+    from .geometry.laplacian import mesh_edges
+
+    e = mesh_edges(faces)
+    excess = np.clip(np.linalg.norm(closest[e[:, 0]] - closest[e[:, 1]], axis=1)
+                     - np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1), 0.0, None)
+    own = np.zeros(len(vertices))
+    np.maximum.at(own, e[:, 0], excess)
+    np.maximum.at(own, e[:, 1], excess)
+    src = np.flatnonzero(own > 0.1 * TRANSFER_JUMP_M)
+    if not len(src):
+        return own
+    pairs = cKDTree(vertices[src]).sparse_distance_matrix(cKDTree(vertices), reach, output_type="coo_matrix")
+    out = np.zeros(len(vertices))
+    np.maximum.at(out, pairs.col, own[src[pairs.row]] * (1.0 - pairs.data / reach))
+    out[src] = np.maximum(out[src], own[src])  # a distance of 0 is not stored in the sparse matrix
+    return out
 
 
 def diffuse_weights(weights: np.ndarray, faces: np.ndarray, distance: np.ndarray,
-                    sigma: float = TRANSFER_SIGMA, strength: float = ANCHOR_STRENGTH) -> np.ndarray:
-    """Screened Laplace smoothing over the clothed surface: ``(L + Λ) W = Λ W₀``, ``Λ = strength·exp(-(d/σ)²)``.
+                    sigma: float = TRANSFER_SIGMA, strength: float = ANCHOR_STRENGTH,
+                    jump: np.ndarray | None = None) -> np.ndarray:
+    """Screened Laplace smoothing over the clothed surface: ``(L + Λ) W = Λ W₀``, ``Λ = strength·exp(-(d/σ)²)``,
+    times ``exp(−(jump/TRANSFER_JUMP_M)²)`` with the vertices' :func:`transfer_jumps` ``jump`` (N,) when given.
 
-    Vertices on the body keep their weights, loose vertices interpolate harmonically from anchored ones.
+    Vertices on the body keep their weights, loose vertices and creases interpolate harmonically from anchored ones.
     """
     n = len(weights)
-    conf = strength * np.exp(-((np.asarray(distance) / sigma) ** 2)) + 1e-4
+    conf = strength * np.exp(-((np.asarray(distance) / sigma) ** 2))
+    if jump is not None:
+        conf = conf * np.exp(-((np.asarray(jump) / TRANSFER_JUMP_M) ** 2))
+    conf = conf + 1e-4
     lap = mesh_laplacian(n, faces)
     system = (lap + sp.diags(conf)).tocsc()
     cols = np.nonzero(np.abs(weights).max(axis=0) > 1e-6)[0]
@@ -429,9 +470,9 @@ def rig_surface(vertices: np.ndarray, faces: np.ndarray, fit: Any, body_model: A
     body_v, body_f, lbs, joints_t = _body_arrays(fit, body_model)
     full_pose = _np(fit.full_pose).reshape(NUM_JOINTS, 3)
     transl = _np(fit.transl).reshape(3)
-    w0, dist = transfer_weights(v, body_v, body_f, lbs, faces=f)
+    w0, dist, closest = transfer_weights(v, body_v, body_f, lbs, faces=f)
     report(0.3, "Smoothing skin weights over the clothing")
-    w = diffuse_weights(w0, f, dist)
+    w = diffuse_weights(w0, f, dist, jump=transfer_jumps(v, f, closest))
     w = sparsify_weights(w, max_influences)
 
     report(0.7, "Unposing to the rest pose")

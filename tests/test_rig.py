@@ -89,7 +89,7 @@ def test_rest_joints_are_the_bodys_rest_joints(rigged, body):
 
 def test_tight_clothing_gets_the_bodys_weights(body):
     subject = dressed_subject(body, skirt=False)
-    w, dist = transfer_weights(subject.rest_vertices, body.rest_vertices, body.faces, body.lbs_weights)
+    w, dist, _ = transfer_weights(subject.rest_vertices, body.rest_vertices, body.faces, body.lbs_weights)
     assert np.median(dist) < 0.02
     main_gt = subject.weights.argmax(axis=1)
     assert (w.argmax(axis=1) == main_gt).mean() > 0.9
@@ -278,3 +278,70 @@ def test_intersection_and_web_measures_on_known_geometry():
     stretched[1] = [4.0, 0, 0]
     assert rest_stretched_faces(verts, stretched, faces) == 1
     assert rest_stretched_faces(verts, verts, faces) == 0
+
+
+def _corner_scene(step: float = 0.003) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A concave corner of a 'body' (a floor y = 0 weighted to joint 0, a wall x = 0 weighted to joint 1, 20 cm
+    each, 4 cm wide in z) and a cloth strip 1 cm off it rounding the corner in a 3 cm fillet: (cloth vertices,
+    cloth faces, body vertices, body faces, body weights (V, 2))."""
+    # cloth profile in the x-y plane: wall down to the fillet, the fillet, then the floor
+    straight, arc = round(0.16 / step), round(0.015 * np.pi / step)
+    wall = np.stack([np.full(straight, 0.01), np.linspace(0.2, 0.04, straight, endpoint=False)], axis=1)
+    theta = np.linspace(np.pi, 1.5 * np.pi, arc, endpoint=False)
+    fillet = np.stack([0.04 + 0.03 * np.cos(theta), 0.04 + 0.03 * np.sin(theta)], axis=1)
+    floor = np.stack([np.linspace(0.04, 0.2, straight), np.full(straight, 0.01)], axis=1)
+    profile = np.concatenate([wall, fillet, floor])
+    zs = np.arange(0.0, 0.04 + 1e-9, step)
+    cloth = np.array([[x, y, z] for z in zs for x, y in profile])
+    n = len(profile)
+    faces = []
+    for k in range(len(zs) - 1):
+        for i in range(n - 1):
+            a, b, c, d = k * n + i, k * n + i + 1, (k + 1) * n + i, (k + 1) * n + i + 1
+            faces += [[a, b, d], [a, d, c]]
+    grid = np.linspace(0.0, 0.2, 11)
+    zb = np.linspace(-0.01, 0.05, 4)
+    floor_v = np.array([[x, 0.0, z] for z in zb for x in grid])
+    wall_v = np.array([[0.0, y, z] for z in zb for y in grid])
+    body_faces = []
+    for base in (0, len(floor_v)):
+        for k in range(len(zb) - 1):
+            for i in range(len(grid) - 1):
+                a, b = base + k * len(grid) + i, base + k * len(grid) + i + 1
+                body_faces += [[a, b, b + len(grid)], [a, b + len(grid), a + len(grid)]]
+    body_w = np.concatenate([np.tile([1.0, 0.0], (len(floor_v), 1)), np.tile([0.0, 1.0], (len(wall_v), 1))])
+    return cloth, np.array(faces), np.concatenate([floor_v, wall_v]), np.array(body_faces), body_w
+
+
+def _steepest(weights: np.ndarray, vertices: np.ndarray, edges: np.ndarray) -> float:
+    """The first joint's weight's largest change per metre along an edge (E, 2)."""
+    length = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1)
+    return float((np.abs(weights[edges[:, 0], 0] - weights[edges[:, 1], 0]) / length).max())
+
+
+def test_a_crease_whose_sides_match_different_body_parts_gets_smooth_weights():
+    """Cloth rounding a concave corner of the body takes the floor's weights on one side of the corner's bisector
+    and the wall's on the other: the closest-point map jumps there, and so did the weights (a tear where the
+    trousers' front crease over the crotch met the thigh in a seated pose). Where the map jumps the anchor gives
+    way to the diffusion, and the weights blend over a band ~4 cm wide at any mesh resolution."""
+    from icon_engine.geometry.laplacian import mesh_edges
+    from icon_engine.rig import diffuse_weights, transfer_jumps
+
+    for step in (0.003, 0.008):
+        cloth, faces, body_v, body_f, body_w = _corner_scene(step)
+        w0, dist, closest = transfer_weights(cloth, body_v, body_f, body_w)
+        np.testing.assert_allclose(np.linalg.norm(cloth - closest, axis=1), dist, atol=1e-9)
+        jump = transfer_jumps(cloth, faces, closest)
+        assert jump.max() > 0.015  # the map jumps across the bisector by ~2.7 cm
+        edges = mesh_edges(faces)
+        plain = _steepest(diffuse_weights(w0, faces, dist), cloth, edges)
+        smooth = diffuse_weights(w0, faces, dist, jump=jump)
+        assert plain > 90.0  # ~0.75 across one edge
+        assert _steepest(smooth, cloth, edges) < min(60.0, 0.6 * plain)
+        # far from the corner the cloth keeps its own part's weights
+        on_floor = cloth[:, 0] > 0.12
+        on_wall = cloth[:, 1] > 0.12
+        assert smooth[on_floor, 0].min() > 0.95 and smooth[on_wall, 1].min() > 0.95
+    # a continuous map (the floor's cloth onto the floor) jumps nowhere
+    floor_faces = faces[on_floor[faces].all(axis=1)]
+    assert transfer_jumps(cloth, floor_faces, cloth * [1.0, 0.0, 1.0]).max() < 1e-9

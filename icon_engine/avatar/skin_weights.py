@@ -12,9 +12,11 @@ import numpy as np
 
 from ..rig import (
     MIN_BLEND_SINGULAR,
+    TRANSFER_JUMP_M,
     blended_transforms,
     diffuse_weights,
     sparsify_weights,
+    transfer_jumps,
     transfer_weights,
     unpose_vertices,
 )
@@ -32,11 +34,12 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
     the vertex is dropped; with ``skirt`` (a photo shows cloth spanning the legs) the split between the legs of
     that cloth's panel (:func:`skirt_panel`) is made harmonic (:func:`panel_leg_split`); ≤ ``max_influences``
     joints, rows normalised."""
-    w0, dist = transfer_weights(vertices, body.vertices, body.faces, body.lbs_weights, faces=faces)
+    w0, dist, closest = transfer_weights(vertices, body.vertices, body.faces, body.lbs_weights, faces=faces)
     # the field's weights at the vertices on a second thread while SuperLU factors and solves (it releases the GIL)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icon-field-weights") as pool:
         field_job = pool.submit(skin.weights, vertices)
-        w = diffuse_weights(w0, faces, dist)
+        jump = transfer_jumps(vertices, faces, closest)
+        w = diffuse_weights(w0, faces, dist, jump=jump)
         field_w, _ = field_job.result()
     allowed = part_support(field_w) | part_support(w0)
     joint_ok = allowed[:, JOINT_PART]
@@ -47,7 +50,9 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
     w = sparsify_weights(panel_leg_split(w, faces, panel), max_influences) if panel.any() else legs_w
     return w, {"transfer_distance_mean_cm": float(dist.mean() * 100),
                       "transfer_distance_p95_cm": float(np.percentile(dist, 95) * 100),
-                      "loose_vertices": int((dist > 0.06).sum()), "foreign_weight_dropped": dropped}, panel, legs_w
+                      "loose_vertices": int((dist > 0.06).sum()),
+                      "transfer_jump_vertices": int((jump > TRANSFER_JUMP_M).sum()),
+                      "foreign_weight_dropped": dropped}, panel, legs_w
 
 
 #: Cloth spanning the legs (a skirt, a dress, a long coat) is skinned as one panel (wave 16): a vertex below the hip
