@@ -167,8 +167,8 @@ def test_the_canonical_pose_spreads_the_legs_unless_the_photo_shows_a_skirt(hips
 
 def test_legs_apart_in_the_canonical_pose_tear_far_less_in_a_walk(hips, model, monkeypatch):
     """Tight trousers photographed standing (hands on the hips): built with the legs together, the cloth between the
-    thighs is split between the legs and torn in a stride (walks 48 / 49 torn faces); with the legs apart (the
-    default without a skirt) less (34 / 44 at 10°; 10 / 16 at 15°)."""
+    thighs is split between the legs and torn in a stride (walks 3 / 12 torn faces; 48 / 49 before the crease's
+    weights were diffused, wave 28); with the legs apart (the default without a skirt) less (2 / 1; 34 / 44 before)."""
     s, fit, av = hips
     monkeypatch.setattr(body_module, "TROUSERS_HIP_SPREAD_DEG", 0.0)
     together = build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, resolution=144, levels=3, smooth=6,
@@ -178,10 +178,28 @@ def test_legs_apart_in_the_canonical_pose_tear_far_less_in_a_walk(hips, model, m
     for name, a in (("apart", av), ("together", together)):
         rows = bench_avatar.measure(_case(s, fit, a, model), ("walk1", "walk3"))
         torn[name] = {r["pose"]: r["torn"] for r in rows}
+    assert sum(torn["together"].values()) >= 10, torn
     for pose in ("walk1", "walk3"):
-        assert torn["together"][pose] >= 20, torn
-        assert torn["apart"][pose] < torn["together"][pose], torn
-    assert sum(torn["apart"].values()) <= 0.85 * sum(torn["together"].values()), torn
+        assert torn["apart"][pose] <= torn["together"][pose], torn
+    assert sum(torn["apart"].values()) <= 0.5 * sum(torn["together"].values()), torn
+
+
+def test_a_seated_avatar_does_not_tear_at_the_crotch(crossed, model, monkeypatch):
+    """Loose trousers (arms crossed): the crease over the crotch matches the belly on one side and the thighs on the
+    other; with the transferred weights anchored there, sitting and squatting tore it (wave 28: rendered subject_106
+    56 / 62 torn faces). Where the closest-point map jumps the weights are diffused (``rig.transfer_jumps``)."""
+    from icon_engine import rig
+
+    s, fit, av = crossed
+    monkeypatch.setattr(rig, "TRANSFER_JUMP_M", 1e6)  # the anchor never gives way: the weights before wave 28
+    anchored = build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, resolution=144, levels=3, smooth=6,
+                            face_count=None, camera=s.camera, mask=s.mask)
+    torn = {}
+    for name, a in (("diffused", av), ("anchored", anchored)):
+        rows = bench_avatar.measure(_case(s, fit, a, model), ("squat", "sitting"))
+        torn[name] = {r["pose"]: r["torn"] for r in rows}
+    assert sum(torn["anchored"].values()) >= 10, torn
+    assert sum(torn["diffused"].values()) <= 0.5 * sum(torn["anchored"].values()), torn
 
 
 def test_a_rest_pose_keeps_the_contract(model):
