@@ -110,8 +110,12 @@ def pose_body(body: CanonicalBody, angles: np.ndarray) -> CanonicalBody:
     return CanonicalBody(verts, body.faces, body.lbs_weights, joints, body.parts)
 
 
+def part_shares(weights: np.ndarray) -> np.ndarray:
+    """(N, 5): each body part's share of each row of ``weights`` (N, 55), rows summing to 1."""
+    share = weights @ _PART_MATRIX.T
+    return share / np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
+
+
 def part_support(weights: np.ndarray, min_share: float = 0.02) -> np.ndarray:
     """(N, 5) bool: the body parts holding at least ``min_share`` of each row of ``weights`` (N, 55)."""
-    share = weights @ _PART_MATRIX.T
-    share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
-    return share >= min_share
+    return part_shares(weights) >= min_share
