@@ -30,10 +30,11 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
                            ) -> tuple[np.ndarray, dict[str, Any], np.ndarray, np.ndarray]:
     """Skin weights (N, 55) float32 of the canonical mesh, stats, the skirt panel (N,) bool and the weights
     without the panel's blend (N, 55): transfer from the canonical body, screened-Laplace
-    diffusion over the mesh (:mod:`icon_engine.rig`), then every joint of a part the skinning field does not see at
-    the vertex is dropped; with ``skirt`` (a photo shows cloth spanning the legs) the split between the legs of
-    that cloth's panel (:func:`skirt_panel`) is made harmonic (:func:`panel_leg_split`); ≤ ``max_influences``
-    joints, rows normalised."""
+    diffusion over the mesh (:mod:`icon_engine.rig`; the anchor gives way where the transfer jumps across a crease,
+    :func:`~icon_engine.rig.transfer_jumps`), then every joint of a part that neither the skinning field nor the
+    transfer sees at the vertex fades out (:func:`part_keep`); with ``skirt`` (a photo shows cloth spanning the
+    legs) the split between the legs of that cloth's panel (:func:`skirt_panel`) is made harmonic
+    (:func:`panel_leg_split`); ≤ ``max_influences`` joints, rows normalised."""
     w0, dist, closest = transfer_weights(vertices, body.vertices, body.faces, body.lbs_weights, faces=faces)
     # the field's weights at the vertices on a second thread while SuperLU factors and solves (it releases the GIL)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icon-field-weights") as pool:
