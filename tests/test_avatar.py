@@ -68,6 +68,12 @@ def _case(s, fit, av, model) -> bench_avatar.AvatarCase:
                                    canonical_body(fit, model), av.vertex_parts)
 
 
+def _torn_faces_in(s, fit, model, avatars: dict, poses: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """{name: {pose: torn faces}} of each of ``avatars`` (built from subject ``s``) re-posed in ``poses``."""
+    return {name: {r["pose"]: r["torn"] for r in bench_avatar.measure(_case(s, fit, a, model), poses)}
+            for name, a in avatars.items()}
+
+
 @pytest.mark.parametrize("which", ["hips", "crossed"])
 def test_touching_parts_give_a_rest_mesh_without_torn_faces(which, request, model):
     s, fit, av = request.getfixturevalue(which)
@@ -162,10 +168,7 @@ def test_a_seated_skirt_fades_a_part_out_of_its_weights_smoothly(skirt, model, m
     monkeypatch.setattr(skin_weights, "PART_KEEP_FROM", 0.02 - 1e-9)  # the hard 2 % of waves ≤ 27
     monkeypatch.setattr(skin_weights, "PART_KEEP_FULL", 0.02)
     _, _, hard = _avatar(model, "stand", "skirt")
-    torn = {}
-    for name, a in (("smooth", av), ("hard", hard)):
-        rows = bench_avatar.measure(_case(s, fit, a, model), ("squat", "sitting"))
-        torn[name] = {r["pose"]: r["torn"] for r in rows}
+    torn = _torn_faces_in(s, fit, model, {"smooth": av, "hard": hard}, ("squat", "sitting"))
     assert sum(torn["hard"].values()) >= 10, torn
     assert sum(torn["smooth"].values()) <= 0.8 * sum(torn["hard"].values()), torn
 
@@ -193,10 +196,7 @@ def test_legs_apart_in_the_canonical_pose_tear_far_less_in_a_walk(hips, model, m
     together = build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, resolution=144, levels=3, smooth=6,
                             face_count=None, camera=s.camera, mask=s.mask)
     assert together.stats["canonical_hip_spread_deg"] == 0.0
-    torn = {}
-    for name, a in (("apart", av), ("together", together)):
-        rows = bench_avatar.measure(_case(s, fit, a, model), ("walk1", "walk3"))
-        torn[name] = {r["pose"]: r["torn"] for r in rows}
+    torn = _torn_faces_in(s, fit, model, {"apart": av, "together": together}, ("walk1", "walk3"))
     assert sum(torn["together"].values()) >= 10, torn
     for pose in ("walk1", "walk3"):
         assert torn["apart"][pose] <= torn["together"][pose], torn
@@ -213,10 +213,7 @@ def test_a_seated_avatar_does_not_tear_at_the_crotch(crossed, model, monkeypatch
     monkeypatch.setattr(rig, "TRANSFER_JUMP_M", 1e6)  # the anchor never gives way: the weights before wave 28
     anchored = build_avatar(s.clothed_vertices, s.clothed_faces, fit, model, resolution=144, levels=3, smooth=6,
                             face_count=None, camera=s.camera, mask=s.mask)
-    torn = {}
-    for name, a in (("diffused", av), ("anchored", anchored)):
-        rows = bench_avatar.measure(_case(s, fit, a, model), ("squat", "sitting"))
-        torn[name] = {r["pose"]: r["torn"] for r in rows}
+    torn = _torn_faces_in(s, fit, model, {"diffused": av, "anchored": anchored}, ("squat", "sitting"))
     assert sum(torn["anchored"].values()) >= 10, torn
     assert sum(torn["diffused"].values()) <= 0.5 * sum(torn["anchored"].values()), torn
 
