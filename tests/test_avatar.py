@@ -21,7 +21,7 @@ from icon_engine.avatar import (
     build_avatar,
     canonical_body,
     canonical_pose_angles,
-    part_support,
+    part_shares,
     pose_body,
 )
 from icon_engine.avatar import body as body_module
@@ -119,7 +119,7 @@ def test_weights_are_sparse_normalised_and_stay_in_their_part(crossed, model):
     # no vertex is driven by a part the skinning field does not see at it — except that cloth spanning the legs
     # (this photo's loose trousers fill the picture between the legs: a skirt panel, wave 16) may take either leg
     field = SkinningField(pose_body(canonical_body(fit, model), canonical_pose_angles()), fit.full_pose, fit.transl)
-    seen = part_support(field.weights(av.canonical_vertices)[0], 0.005)
+    seen = part_shares(field.weights(av.canonical_vertices)[0]) >= 0.005
     assert av.stats["skirt_panel_vertices"] > 0
     leg = np.isin(JOINT_PART, (3, 4))
     seen_leg = seen[:, 3] | seen[:, 4]

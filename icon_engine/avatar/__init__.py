@@ -46,7 +46,7 @@ from .body import (
     CanonicalBody,
     canonical_body,
     canonical_pose_angles,
-    part_support,
+    part_shares,
     pose_body,
 )
 from .build import Avatar, build_avatar, build_fused_avatar
@@ -77,6 +77,6 @@ __all__ = [
     "JOINT_PART", "LIMB_SEGMENT_JOINTS", "LIMB_SEGMENT_NAMES", "PART_NAMES", "SkinningField", "bare_hands",
     "body_hand", "body_offsets", "build_avatar", "build_fused_avatar", "canonical_body", "canonical_pose_angles",
     "canonical_skin_weights", "cloth_between_legs", "folded", "fused_offsets", "graft_body_hands", "graft_hand",
-    "hand_budget", "hand_outside_fraction", "missing_body", "panel_leg_split", "part_support", "pose_body",
+    "hand_budget", "hand_outside_fraction", "missing_body", "panel_leg_split", "part_shares", "pose_body",
     "relax_seam", "segment_outside_fractions", "skirt_panel",
 ]

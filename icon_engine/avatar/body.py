@@ -115,7 +115,3 @@ def part_shares(weights: np.ndarray) -> np.ndarray:
     share = weights @ _PART_MATRIX.T
     return share / np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
 
-
-def part_support(weights: np.ndarray, min_share: float = 0.02) -> np.ndarray:
-    """(N, 5) bool: the body parts holding at least ``min_share`` of each row of ``weights`` (N, 55)."""
-    return part_shares(weights) >= min_share
