@@ -47,9 +47,10 @@ CONFIDENCE_BLOCK = 20_000
 class FusedOccupancy:
     """Canonical occupancy of several photos (metres, positive inside): the confidence-weighted mean of every
     photo's observed occupancy at its warped point, where the confidence of photo i is
-    ``(1 − contact_i) · (RIM_FLOOR + rim_i²)``, capped by every photo's carving bound (:data:`CARVE_SLACK_M`);
-    where every photo is in a contact zone the body prior (the canonical body grown by the clothing offsets measured
-    over all photos) takes over.
+    ``(1 − contact_i) · (1 − fold_i) · (RIM_FLOOR + rim_i²) · seen_i`` (× :data:`FIRST_PHOTO_WEIGHT` for the first),
+    smoothed over space (:data:`CONFIDENCE_BLUR_M`; the grid is built on the first call), capped by every photo's
+    carving bound (:data:`CARVE_SLACK_M`); where every photo is in a contact zone the body prior (the canonical body
+    grown by the clothing offsets measured over all photos) takes over.
 
     ``occupancies``: one :class:`CanonicalOccupancy` per photo, all over the same canonical body (one shape);
     ``centres``: each photo's camera centre in its own bundle world (metres)."""
