@@ -114,4 +114,3 @@ def part_shares(weights: np.ndarray) -> np.ndarray:
     """(N, 5): each body part's share of each row of ``weights`` (N, 55), rows summing to 1."""
     share = weights @ _PART_MATRIX.T
     return share / np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
-
