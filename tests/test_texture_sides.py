@@ -18,6 +18,7 @@ from icon_engine.texture import (
     PART_RIGHT_LEG,
     PART_TORSO,
     bake_texture,
+    fill,
     parts_from_skin_weights,
     rasterize_uv,
     unseen_side_fill,
@@ -44,6 +45,28 @@ def test_profile_keeps_the_garment_where_a_print_fills_the_seen_width():
     query = np.linspace(0.0, 1.0, 51)
     prof = _colour_profile(s, colours, weights, query, 0.02)
     assert np.abs(prof - WHITE).max(axis=1).max() < 20.0, prof[np.abs(prof - WHITE).max(axis=1).argmax()]
+
+
+def test_profile_takes_the_garments_hue_not_a_pale_prints(monkeypatch):
+    """A white shirt, lit in front and shaded towards its sides, with a pale yellow print over 40 % of the seen
+    samples along a long band (a chest print's light parts, dev photo icon_003883). The print is within the RGB
+    radius of the shirt's colour; its hue is not, so the hidden side at the print's height stays white, not cream.
+    Without the hue test the profile there is tinted (blue channel 20+ below red)."""
+    rng = np.random.default_rng(5)
+    s = rng.uniform(0.0, 1.0, 4000)
+    shade = rng.uniform(0.78, 1.0, len(s))[:, None]  # lit front to shaded sides
+    colours = WHITE * shade + rng.normal(scale=4.0, size=(len(s), 3))
+    printed = (s > 0.3) & (s < 0.7) & (rng.uniform(size=len(s)) < 0.4)
+    colours[printed] = np.array([232.0, 222.0, 150.0]) + rng.normal(scale=4.0, size=(printed.sum(), 3))
+    query = np.linspace(0.35, 0.65, 31)
+
+    def tint() -> float:
+        prof = _colour_profile(s, colours, np.ones(len(s)), query, 0.02)
+        return float((prof[:, 0] - prof[:, 2]).max())
+
+    assert tint() < 6.0
+    monkeypatch.setattr(fill, "PROFILE_MODE_CHROMA", np.inf)
+    assert tint() > 20.0
 
 
 def test_profile_follows_garments_that_change_along_the_part():

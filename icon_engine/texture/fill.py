@@ -35,6 +35,12 @@ from .parts import (
 SIDE_WEIGHT_POWER = 1.0
 #: RGB radius (0–255) around the winning cluster's median whose samples set the profile colour (plain median).
 PROFILE_MODE_RADIUS = 90.0
+#: ... and whose hue and saturation lie within this of the cluster median's (:func:`_chroma`): the garment's lit
+#: and shaded samples, not a print's pale edges of another hue.
+PROFILE_MODE_CHROMA = 0.1
+#: Brightness (mean of R, G, B, 0–255) below which :func:`_chroma` measures a colour's deviation from grey against
+#: this instead of its own brightness (a dark colour's hue is noise).
+CHROMA_FLOOR = 60.0
 #: Share of a profile window's (side-weighted) samples from which a colour cluster counts as present there.
 PROFILE_MIN_SHARE = 0.2
 #: At each position the cluster with the largest share × persistence ** PROFILE_PERSISTENCE_POWER wins: a garment
@@ -64,6 +70,14 @@ HAIR_SKULL = 0.75
 LIMB_END = 0.06
 
 
+def _chroma(colours: np.ndarray) -> np.ndarray:
+    """(..., 3) each colour's deviation from the grey of its brightness, relative to that brightness (at least
+    :data:`CHROMA_FLOOR`): hue and saturation without the shading's brightness."""
+    c = np.asarray(colours, dtype=np.float64)
+    mean = c.mean(axis=-1, keepdims=True)
+    return (c - mean) / np.maximum(mean, CHROMA_FLOOR)
+
+
 def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
                     window: float, end_band: tuple[float, float] | None = None) -> np.ndarray:
     """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
@@ -72,11 +86,13 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     least :data:`PROFILE_MIN_SHARE` of the (``weights``-weighted: towards the silhouette, which continues into the
     back) samples. At each position the cluster with the largest share × persistence **
     :data:`PROFILE_PERSISTENCE_POWER` wins; the plain median of the window's samples within
-    :data:`PROFILE_MODE_RADIUS` of that cluster's median is the colour (the better lit front of that garment sets
-    the brightness). A garment runs along the part, a print or a face is a short band: where a
-    print covers most of the seen width (a chest print between hanging arms), the shirt's persistence still wins,
-    so the back gets the shirt (dev photo icon_003883). A pattern (stripes, checks) takes its winning colour here;
-    the pattern itself is added back on the legs by :func:`_see_through_detail`. The profile is then a running
+    :data:`PROFILE_MODE_RADIUS` of that cluster's median, and of its hue (:func:`_chroma`, within
+    :data:`PROFILE_MODE_CHROMA`; not at a limb's end), is the colour (the better lit front of that garment sets
+    the brightness; a print's pale parts, near in RGB but of another hue, do not tint it). A garment runs along
+    the part, a print or a face is a short band: where a print covers most of the seen width (a chest print
+    between hanging arms), the shirt's persistence still wins, so the back gets the shirt (dev photo icon_003883).
+    A pattern (stripes, checks) takes its winning colour here; the pattern itself is added back on the legs by
+    :func:`_see_through_detail`. The profile is then a running
     median over ± :data:`PROFILE_STEADY_WINDOWS` windows (:func:`_steady_runs`), so the hidden side takes no
     rings from folds, shadows and the switch between a garment's lit and shaded clusters. Within ``end_band``
     (positions (low, high): a limb's end, the foot or the hand) persistence is measured within that band only: a
@@ -111,12 +127,15 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
         end_persistence = (share[end] >= PROFILE_MIN_SHARE).mean(axis=0)
         best[end] = np.argmax(share[end] * end_persistence[None] ** PROFILE_PERSISTENCE_POWER, axis=1)
     prof = np.empty((len(grid), c.shape[1]))
+    hue = _chroma(c)
     for g, (lo, hi) in enumerate(zip(lo_all, hi_all, strict=True)):
         own = c[lo:hi][lab[lo:hi] == best[g]]
         centre = np.median(own, axis=0) if len(own) else _weighted_median(c[lo:hi], w[lo:hi])
         # that garment's samples, all counted: the better lit front of it sets the brightness (its shaded sides
         # may form a cluster of their own)
         near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
+        if not end[g]:  # along the part (not a shoe or a hand): the garment's hue, not a print's pale edges
+            near &= np.linalg.norm(hue[lo:hi] - _chroma(centre), axis=-1) < PROFILE_MODE_CHROMA
         prof[g] = np.median(c[lo:hi][near], axis=0) if near.sum() >= 3 else centre
     prof = _steady_runs(prof, ~end, PROFILE_STEADY_WINDOWS * 2)
     return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
