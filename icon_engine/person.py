@@ -442,8 +442,61 @@ def refine_mask(
     mask = _grabcut_band(rgb, coarse, hands)
     if mask_iou(mask, coarse) < MIN_REFINE_IOU:
         mask = coarse
+    if keypoints is not None:
+        mask |= hanging_hair(rgb, soft, mask, keypoints)
     mask = _drop_blobs(mask, keypoints)
     return _fill_small_holes(mask)
+
+
+#: BlazePose landmarks of the head and the shoulders (nose, eyes, ears, mouth, shoulders): long hair hangs within
+#: their hull grown by :data:`HAIR_ZONE_GROW` of its extent.
+_HEAD_AND_SHOULDERS = np.arange(13)
+HAIR_ZONE_GROW = 0.3
+#: BlazePose's soft mask above this (and below the mask's 0.5) is where it half-saw something beside the head.
+HAIR_SOFT_MIN = 0.01
+#: A candidate pixel is hair when its colour is within this (RGB, 0–255) of the hair's ...
+HAIR_COLOUR_RADIUS = 60.0
+#: ... and nearer the hair than this fraction of its distance to the background beside the head.
+HAIR_VS_BACKGROUND = 1.0
+
+
+def hanging_hair(rgb: np.ndarray, soft: np.ndarray, mask: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """bool (H, W): hair hanging beside the face and neck that BlazePose's soft mask half-saw (above
+    :data:`HAIR_SOFT_MIN`, below 0.5) and the mask left out (dark strands against a grey background), within the
+    head and shoulders' zone: pixels whose colour is the hair's (the mask's pixels above the eyes, within
+    :data:`HAIR_COLOUR_RADIUS`) and nearer it than :data:`HAIR_VS_BACKGROUND` × their distance to the zone's
+    background, connected to the mask. (The hair's colour: the mask's pixels in the upper half from the crown to the
+    eyes.) A pocket of background beside a face (a hand at the cheek) keeps the
+    background's colour and stays out."""
+    zone = hull_zone(mask.shape, np.asarray(keypoints, np.float64)[_HEAD_AND_SHOULDERS, :2], HAIR_ZONE_GROW)
+    candidate = zone & ~mask & (soft > HAIR_SOFT_MIN)
+    eyes = np.asarray(keypoints, np.float64)[1:7, 1]
+    if not candidate.any() or not np.isfinite(eyes).all():
+        return np.zeros_like(mask)
+    rows = np.arange(mask.shape[0])[:, None]
+    head = mask & zone & (rows < eyes.min())
+    if not head.any():
+        return np.zeros_like(mask)
+    crown = np.flatnonzero(head.any(axis=1))[0]
+    top = head & (rows < (crown + eyes.min()) / 2.0)  # the upper half from the crown to the eyes: the hair's colour
+    background = zone & ~cv2.dilate(mask.astype(np.uint8), _disk(3)).astype(bool) & (soft <= HAIR_SOFT_MIN)
+    if top.sum() < 20 or background.sum() < 20:
+        return np.zeros_like(mask)
+    colours = rgb.astype(np.float64)
+    hair = np.median(colours[top], axis=0)
+    rng = np.random.default_rng(0)
+    bg = colours[background]
+    bg = bg[rng.choice(len(bg), size=min(len(bg), 2000), replace=False)]
+    from scipy.spatial import cKDTree
+
+    c = colours[candidate]
+    d_hair = np.linalg.norm(c - hair, axis=1)
+    d_bg = cKDTree(bg).query(c)[0]
+    keep = np.zeros_like(mask)
+    keep[candidate] = (d_hair < HAIR_COLOUR_RADIUS) & (d_hair < HAIR_VS_BACKGROUND * d_bg)
+    count, labels = cv2.connectedComponents((keep | mask).astype(np.uint8), connectivity=8)
+    attached = np.unique(labels[mask])
+    return keep & np.isin(labels, attached[attached > 0])
 
 
 #: Width of the band GrabCut may relabel, as a fraction of the person's larger bounding-box side.

@@ -160,6 +160,46 @@ def test_refine_mask_recovers_a_thin_thumb_from_hand_landmarks() -> None:
     assert np.array_equal(hinted, refine_mask(rgb, soft, hands={"left": hand}))  # deterministic
 
 
+def test_refine_mask_keeps_dark_hair_hanging_beside_the_neck() -> None:
+    """Dark strands hanging beside the neck against a grey background, which BlazePose's soft mask only half sees
+    (0.2): lost without the hanging-hair rule, kept with it; a pocket of background beside the cheek that the
+    soft mask also half sees (0.3: a hand at the face) stays out (rendered subject_103 of the shared set)."""
+    h, w = 400, 300
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:h, :w]
+    head = (xx - 150) ** 2 + (yy - 100) ** 2 < 40**2
+    crown = head & (yy < 85)  # the hair's cap
+    body = head | ((yy > 140) & (np.abs(xx - 150) < 20)) | ((yy > 170) & (np.abs(xx - 150) < 90))  # neck, shoulders
+    strands = (yy > 90) & (yy < 170) & ((np.abs(xx - 105) < 8) | (np.abs(xx - 195) < 8)) & ~body
+    pocket = (yy > 142) & (yy < 165) & (xx > 172) & (xx < 185) & ~body & ~strands  # beside the neck
+    rgb = np.full((h, w, 3), 128.0)
+    rgb[body] = (235.0, 235.0, 230.0)  # a white top
+    rgb[head] = (170.0, 125.0, 105.0)  # skin
+    rgb[crown | strands] = (45.0, 42.0, 40.0)  # dark hair
+    rgb = np.clip(rgb + rng.normal(0, 5, rgb.shape), 0, 255).astype(np.uint8)
+    soft = np.where(body, 1.0, 0.0).astype(np.float32)
+    soft[strands] = 0.2
+    soft[pocket] = 0.3
+    kp = np.zeros((33, 3))
+    kp[:, 2] = 1.0
+    kp[0, :2] = (150, 105)  # nose
+    kp[1:7, :2] = [(140, 95), (135, 95), (130, 95), (160, 95), (165, 95), (170, 95)]  # eyes
+    kp[7, :2], kp[8, :2] = (115, 100), (185, 100)  # ears
+    kp[9, :2], kp[10, :2] = (142, 120), (158, 120)  # mouth
+    kp[11, :2], kp[12, :2] = (80, 180), (220, 180)  # shoulders
+    kp[13:, :2] = (150, 300)
+    with_rule = refine_mask(rgb, soft, kp)
+    assert with_rule[strands].mean() > 0.9
+    assert with_rule[pocket].mean() < 0.1
+    assert P.hanging_hair(rgb, soft, soft > 0.5, kp)[strands].mean() > 0.9
+    old = P.HAIR_SOFT_MIN
+    try:
+        P.HAIR_SOFT_MIN = 1.0  # the rule off: no pixel is half seen
+        assert refine_mask(rgb, soft, kp)[strands].mean() < 0.2
+    finally:
+        P.HAIR_SOFT_MIN = old
+
+
 # ------------------------------------------------------------------------------------------------ refusals
 
 
