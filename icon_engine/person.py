@@ -462,12 +462,12 @@ HAIR_VS_BACKGROUND = 1.0
 
 def hanging_hair(rgb: np.ndarray, soft: np.ndarray, mask: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """bool (H, W): hair hanging beside the face and neck that BlazePose's soft mask half-saw (above
-    :data:`HAIR_SOFT_MIN`, below 0.5) and the mask left out (dark strands against a grey background), within the
-    head and shoulders' zone: pixels whose colour is the hair's (the mask's pixels above the eyes, within
-    :data:`HAIR_COLOUR_RADIUS`) and nearer it than :data:`HAIR_VS_BACKGROUND` × their distance to the zone's
-    background, connected to the mask. (The hair's colour: the mask's pixels in the upper half from the crown to the
-    eyes.) A pocket of background beside a face (a hand at the cheek) keeps the
-    background's colour and stays out."""
+    :data:`HAIR_SOFT_MIN`, below 0.5) and ``mask`` left out (dark strands against a grey background), within the
+    head and shoulders' zone: pixels whose colour lies within :data:`HAIR_COLOUR_RADIUS` of the hair's (the median of
+    ``mask``'s pixels in the upper half from the crown to the eyes) and nearer it than :data:`HAIR_VS_BACKGROUND` ×
+    their distance to the zone's background (the nearest of up to 2,000 sampled pixels), connected to ``mask``. A
+    pocket of background beside a face (a hand at the cheek) keeps the background's colour and stays out. Pixels
+    (H, W) of the processing photo ``rgb``; ``keypoints`` BlazePose's (33, ≥ 2) in the same pixels."""
     zone = hull_zone(mask.shape, np.asarray(keypoints, np.float64)[_HEAD_AND_SHOULDERS, :2], HAIR_ZONE_GROW)
     candidate = zone & ~mask & (soft > HAIR_SOFT_MIN)
     eyes = np.asarray(keypoints, np.float64)[1:7, 1]
@@ -494,7 +494,7 @@ def hanging_hair(rgb: np.ndarray, soft: np.ndarray, mask: np.ndarray, keypoints:
     d_bg = cKDTree(bg).query(c)[0]
     keep = np.zeros_like(mask)
     keep[candidate] = (d_hair < HAIR_COLOUR_RADIUS) & (d_hair < HAIR_VS_BACKGROUND * d_bg)
-    count, labels = cv2.connectedComponents((keep | mask).astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents((keep | mask).astype(np.uint8), connectivity=8)
     attached = np.unique(labels[mask])
     return keep & np.isin(labels, attached[attached > 0])
 
