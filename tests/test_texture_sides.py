@@ -69,6 +69,23 @@ def test_profile_takes_the_garments_hue_not_a_pale_prints(monkeypatch):
     assert tint() > 20.0
 
 
+def test_profile_takes_the_garments_face_on_brightness():
+    """A grey garment seen lit face-on (cosine to the camera 0.7–1, [200, 200, 200]) on 30 % of the samples and on
+    its flanks (0.05–0.35, shaded to [150, 150, 150]) on the rest: with the samples' facing as colour weights the
+    profile is the face-on grey (the hidden side looks like the garment the photo shows), without them the flanks'."""
+    rng = np.random.default_rng(6)
+    s = rng.uniform(0.0, 1.0, 3000)
+    front = rng.uniform(size=len(s)) < 0.3
+    cos = np.where(front, rng.uniform(0.7, 1.0, len(s)), rng.uniform(0.05, 0.35, len(s)))
+    colours = np.where(front[:, None], 200.0, 150.0) + rng.normal(scale=4.0, size=(len(s), 3))
+    query = np.linspace(0.2, 0.8, 13)
+    side = 1.05 - cos  # the clusters' side weights, as unseen_side_fill gives them
+    face_on = _colour_profile(s, colours, side, query, 0.02, colour_weights=cos**fill.FACE_ON_POWER)
+    plain = _colour_profile(s, colours, side, query, 0.02)
+    assert np.abs(face_on - 200.0).max() < 10.0
+    assert np.abs(plain - 150.0).max() < 10.0
+
+
 def test_profile_follows_garments_that_change_along_the_part():
     """A shirt over trousers: each keeps its own colour on its side of the waist (persistence does not let the
     larger garment take over the other)."""

@@ -37,7 +37,11 @@ SIDE_WEIGHT_POWER = 1.0
 PROFILE_MODE_RADIUS = 90.0
 #: ... and whose hue and saturation lie within this of the cluster median's (:func:`_chroma`): the garment's lit
 #: and shaded samples, not a print's pale edges of another hue.
-PROFILE_MODE_CHROMA = 0.1
+PROFILE_MODE_CHROMA = 0.06
+#: Those samples' colour is their median weighted by (cosine to the camera) ** FACE_ON_POWER (and their light): the
+#: garment as the photo shows it face-on sets the hidden side's brightness, not its shaded flanks, which the
+#: side-weighted clusters are mostly made of (:func:`unseen_side_fill`).
+FACE_ON_POWER = 2.0
 #: Brightness (mean of R, G, B, 0–255) below which :func:`_chroma` measures a colour's deviation from grey against
 #: this instead of its own brightness (a dark colour's hue is noise).
 CHROMA_FLOOR = 60.0
@@ -79,7 +83,8 @@ def _chroma(colours: np.ndarray) -> np.ndarray:
 
 
 def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray, s_query: np.ndarray,
-                    window: float, end_band: tuple[float, float] | None = None) -> np.ndarray:
+                    window: float, end_band: tuple[float, float] | None = None,
+                    colour_weights: np.ndarray | None = None) -> np.ndarray:
     """Garment colour (C,) at each query position along an axis from the seen samples within ``window`` (metres)
     (at least :data:`PROFILE_MIN_SAMPLES` nearest ones). The part's seen colours are clustered
     (:func:`_colour_clusters`); a cluster's **persistence** is the fraction of the positions where it holds at
@@ -88,18 +93,20 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
     :data:`PROFILE_PERSISTENCE_POWER` wins; the plain median of the window's samples within
     :data:`PROFILE_MODE_RADIUS` of that cluster's median, and of its hue (:func:`_chroma`, within
     :data:`PROFILE_MODE_CHROMA`; not at a limb's end), is the colour (the better lit front of that garment sets
-    the brightness; a print's pale parts, near in RGB but of another hue, do not tint it). A garment runs along
-    the part, a print or a face is a short band: where a print covers most of the seen width (a chest print
-    between hanging arms), the shirt's persistence still wins, so the back gets the shirt (dev photo icon_003883).
-    A pattern (stripes, checks) takes its winning colour here; the pattern itself is added back on the legs by
-    :func:`_see_through_detail`. The profile is then a running
-    median over ± :data:`PROFILE_STEADY_WINDOWS` windows (:func:`_steady_runs`), so the hidden side takes no
-    rings from folds, shadows and the switch between a garment's lit and shaded clusters. Within ``end_band``
+    the brightness; a print's pale parts, near in RGB but of another hue, do not tint it); with
+    ``colour_weights`` (K,) that median is weighted by them (:func:`unseen_side_fill`: the samples' facing). A
+    garment runs along the part, a print or a face is a short band: where a print covers most of the seen width (a
+    chest print between hanging arms), the shirt's persistence still wins, so the back gets the shirt (dev photo
+    icon_003883). A pattern (stripes, checks) takes its winning colour here; the pattern itself is added back on the
+    legs by :func:`_see_through_detail`. The profile is then a running median over ±
+    :data:`PROFILE_STEADY_WINDOWS` windows (:func:`_steady_runs`), so the hidden side takes no rings from folds,
+    shadows and the switch between a garment's lit and shaded clusters. Within ``end_band``
     (positions (low, high): a limb's end, the foot or the hand) persistence is measured within that band only: a
     shoe or a hand is a short band at the end of its limb, not a print, and the leg's skin or trousers, persistent
     along the whole leg, would otherwise take the heel. Evaluated on a grid and interpolated."""
     order = np.argsort(s_seen)
     s, c, w = s_seen[order], colours[order], weights[order]
+    cw = None if colour_weights is None else np.asarray(colour_weights, dtype=np.float64)[order]
     lab = _colour_clusters(c, w)
     n_lab = int(lab.max()) + 1
     grid = np.arange(s_query.min() - window, s_query.max() + 2 * window, window / 2)
@@ -136,7 +143,12 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
         near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
         if not end[g]:  # along the part (not a shoe or a hand): the garment's hue, not a print's pale edges
             near &= np.linalg.norm(hue[lo:hi] - _chroma(centre), axis=-1) < PROFILE_MODE_CHROMA
-        prof[g] = np.median(c[lo:hi][near], axis=0) if near.sum() >= 3 else centre
+        if near.sum() < 3:
+            prof[g] = centre
+        elif cw is None:
+            prof[g] = np.median(c[lo:hi][near], axis=0)
+        else:
+            prof[g] = _weighted_median(c[lo:hi][near], cw[lo:hi][near])
     prof = _steady_runs(prof, ~end, PROFILE_STEADY_WINDOWS * 2)
     return np.stack([np.interp(s_query, grid, prof[:, ch]) for ch in range(c.shape[1])], axis=1)
 
@@ -573,7 +585,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             band = (float(s[sel].max()) - LIMB_END * height, np.inf)
         elif sign < 0:
             band = (-np.inf, float(s[sel].min()) + LIMB_END * height)
-        fill = _colour_profile(s[vis], seed[vis], weight * lit[vis], s[hid], colour_stats.PROFILE_WINDOW * height, band)
+        fill = _colour_profile(s[vis], seed[vis], weight * lit[vis], s[hid], colour_stats.PROFILE_WINDOW * height, band,
+                               colour_weights=np.clip(view_cos[vis], 0.05, 1.0) ** FACE_ON_POWER * lit[vis])
         front = np.nonzero(direct[hid])[0]
         if len(front):  # behind a limb, facing the camera: the part as the photo shows it head-on, not its sides,
             # from the samples away from any occluder's outline (its shadow, its colour's bleed) where there are some
