@@ -140,4 +140,4 @@ def test_a_shadow_seen_far_round_the_side_still_leaves_the_back_lit(lit_torso, m
 
     assert back() >= 90.0
     monkeypatch.setattr(fill_module, "SHADOW_POWER", 2.0)
-    assert back() < 60.0
+    assert back() < 70.0  # the shadow's grey (30–65; 47 before wave 30's face-on colour weights, 62 with them)
