@@ -585,14 +585,14 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             band = (float(s[sel].max()) - LIMB_END * height, np.inf)
         elif sign < 0:
             band = (-np.inf, float(s[sel].min()) + LIMB_END * height)
+        facing = np.clip(view_cos[vis], 0.05, 1.0)
         fill = _colour_profile(s[vis], seed[vis], weight * lit[vis], s[hid], colour_stats.PROFILE_WINDOW * height, band,
-                               colour_weights=np.clip(view_cos[vis], 0.05, 1.0) ** FACE_ON_POWER * lit[vis])
+                               colour_weights=facing**FACE_ON_POWER * lit[vis])
         front = np.nonzero(direct[hid])[0]
         if len(front):  # behind a limb, facing the camera: the part as the photo shows it head-on, not its sides,
             # from the samples away from any occluder's outline (its shadow, its colour's bleed) where there are some
-            face_on = np.clip(view_cos[vis], 0.05, 1.0) ** SIDE_WEIGHT_POWER
-            fill[front] = _clear_first_profile(s[vis], seed[vis], face_on * lit[vis], unfaded[vis], s[hid[front]],
-                                               colour_stats.PROFILE_WINDOW * height, band)
+            fill[front] = _clear_first_profile(s[vis], seed[vis], facing**SIDE_WEIGHT_POWER * lit[vis], unfaded[vis],
+                                               s[hid[front]], colour_stats.PROFILE_WINDOW * height, band)
         if part == PART_HEAD:
             head = head_all
             y = v[head, 1]
