@@ -104,3 +104,106 @@ def test_a_body_pattern_seen_away_from_the_limb_is_kept(thigh_scene):
     tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts)
     ring = _ring(v, parts)
     assert np.abs(tex.vertex_colors[ring].astype(np.float64) - SKIN).mean(axis=1).mean() < 30.0
+
+
+#: The photo's thigh is this much thinner above and below than the fitted one (metres): the fitted thigh's outline
+#: over the body shows the body (:func:`icon_engine.texture.keeps.limb_front_keep`).
+PHOTO_THINNER = 0.03
+STRIPE = np.array([120.0, 120.0, 125.0])
+
+
+def _limb_over_body(hip_shorts: bool, torso_stripes: bool = False) -> tuple:
+    """A black "torso" (40 cm wide, as tall as a person) and a skin "thigh" lying across in front of it (40 cm
+    long, 14 cm thick, 10 cm in front), seen from the front; the photo's thigh is :data:`PHOTO_THINNER` thinner
+    above and below than the fitted one, so the fitted thigh's upper and lower bands show the torso's black.
+    ``hip_shorts``: the photo's thigh is black (shorts) over its left half, right across it; ``torso_stripes``: the
+    torso has grey stripes 1 cm high every 2 cm (a print or lettering). Returns the bake's inputs and the fitted
+    thigh's front vertices in those bands."""
+    torso = _box(np.array([0.0, 0.9, 0.0]), np.array([0.2, 0.6, 0.08]), 5)
+    thigh_c, thigh_h = np.array([0.0, 0.9, 0.25]), np.array([0.2, 0.07, 0.07])
+    model_thigh = _box(thigh_c, thigh_h, 4)
+    photo_thigh = _box(thigh_c, thigh_h - np.array([0.0, PHOTO_THINNER, 0.0]), 4)
+
+    def colour(points: np.ndarray) -> np.ndarray:
+        skin = (points[:, 2] > 0.1) & ~(hip_shorts & (points[:, 0] < 0.0))
+        stripe = torso_stripes & ((points[:, 1] * 100.0) % 2.0 < 1.0)
+        return np.where(skin[:, None], SKIN, np.where(stripe[:, None], STRIPE, SHORTS))
+
+    cam = front_camera(width=320, height=480, distance=3.2, height_m=0.9)
+    pv = np.concatenate([torso[0], photo_thigh[0]])
+    pf = np.concatenate([torso[1], photo_thigh[1] + len(torso[0])])
+    rgb, mask = synthetic_photo(pv, pf, pv, cam, colour=colour)
+    v = np.concatenate([torso[0], model_thigh[0]])
+    f = np.concatenate([torso[1], model_thigh[1] + len(torso[0])])
+    parts = np.r_[np.full(len(torso[0]), PART_TORSO), np.full(len(model_thigh[0]), PART_RIGHT_LEG)]
+    off = np.abs(v[:, 1] - 0.9)
+    band = (parts == PART_RIGHT_LEG) & (v[:, 2] > 0.319) & (off > 0.07 - PHOTO_THINNER + 0.005) & \
+        (np.abs(v[:, 0]) < 0.17)
+    return v, f, parts, rgb, mask, cam, band
+
+
+def test_a_limb_wider_than_the_photos_keeps_its_own_colour_over_the_body(monkeypatch):
+    """The fitted thigh's bands over the torso, where the photo shows the torso's black beside the thinner photo
+    thigh, take the thigh's skin (its fill), in the vertex colours and in the texture; its middle keeps the photo's
+    skin. Without the rule (no band) those vertices keep the black (the test can fail): the outline rule alone
+    (:func:`limb_outline_keep`) trusts the black seen farther in."""
+    import icon_engine.texture as texture
+
+    v, f, parts, rgb, mask, cam, band = _limb_over_body(hip_shorts=False)
+    assert band.sum() >= 20
+    tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts)
+    err = np.abs(tex.vertex_colors[band].astype(np.float64) - SKIN).mean(axis=1)
+    assert np.percentile(err, 90) < 30.0 and err.mean() < 15.0, err.mean()
+    thigh_faces = np.nonzero((parts[f] == PART_RIGHT_LEG).all(axis=1))[0]
+    thigh_rgb, covered = render_textured(v, f[thigh_faces], tex.uv[thigh_faces], tex.image, cam)
+    inner = band & (np.abs(v[:, 1] - 0.9) < 0.065)  # off the box's edge, where the render's coverage ends
+    xy, _ = cam.project(v[inner])
+    px = np.clip(np.floor(xy).astype(int), 0, [cam.width - 1, cam.height - 1])
+    assert covered[px[:, 1], px[:, 0]].all()
+    assert np.abs(thigh_rgb[px[:, 1], px[:, 0]] - SKIN).mean() < 30.0
+    middle = (parts == PART_RIGHT_LEG) & (v[:, 2] > 0.319) & (np.abs(v[:, 1] - 0.9) < 0.03)
+    assert np.abs(tex.vertex_colors[middle].astype(np.float64) - SKIN).mean() < 10.0
+    monkeypatch.setattr(texture.keeps, "LIMB_FRONT_BAND", 0.0)
+    old = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts)
+    assert np.abs(old.vertex_colors[band].astype(np.float64) - SKIN).mean(axis=1).mean() > 60.0
+
+
+def test_a_garment_right_across_a_limb_over_the_body_is_kept():
+    """The same scene with the photo's thigh black over its left half (shorts, right across the thigh): there the
+    bands' black is the thigh's own colour and stays; the right half's bands take the skin as before."""
+    v, f, parts, rgb, mask, cam, band = _limb_over_body(hip_shorts=True)
+    tex = bake_texture(v, f, rgb, mask, cam, size=512, vertex_parts=parts)
+    shorts = band & (v[:, 0] < -0.03)
+    bare = band & (v[:, 0] > 0.03)
+    assert shorts.sum() >= 10 and bare.sum() >= 10
+    assert np.abs(tex.vertex_colors[shorts].astype(np.float64) - SHORTS).mean() < 15.0
+    assert np.abs(tex.vertex_colors[bare].astype(np.float64) - SKIN).mean() < 15.0
+
+
+def test_a_limb_over_a_printed_body_does_not_carry_the_print_round_its_back(monkeypatch):
+    """The torso striped (a print): the fitted thigh's bands over it are dropped, and the thigh's hidden back, which
+    takes the fine detail the photo shows at its pixels (the legs' see-through detail), does not take the stripes
+    seen in those bands (:func:`icon_engine.texture.sampling.foreign_pixels`): its texels there keep the plain
+    skin. Without the exclusion they carry the stripes (the test can fail)."""
+    import icon_engine.texture as texture
+
+    v, f, parts, rgb, mask, cam, band = _limb_over_body(hip_shorts=False, torso_stripes=True)
+    thigh = parts == PART_RIGHT_LEG
+    off = np.abs(v[:, 1] - 0.9)
+    back = thigh & (v[:, 2] < 0.181) & (off > 0.07 - PHOTO_THINNER + 0.008) & (off < 0.066) & (np.abs(v[:, 0]) < 0.17)
+    faces = np.nonzero(back[f].all(axis=1))[0]
+    assert len(faces) >= 20
+
+    def back_error(tex) -> float:
+        bary = np.random.default_rng(0).dirichlet(np.ones(3), size=len(faces))
+        uv = np.einsum("nk,nkc->nc", bary, tex.uv[faces])
+        size = tex.image.shape[0]
+        px = np.clip(np.floor(np.c_[uv[:, 0], 1.0 - uv[:, 1]] * size).astype(int), 0, size - 1)
+        return float(np.abs(tex.image[px[:, 1], px[:, 0]].astype(np.float64) - SKIN).mean())
+
+    tex = bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts)
+    assert np.abs(tex.vertex_colors[band].astype(np.float64) - SKIN).mean() < 15.0
+    assert back_error(tex) < 8.0
+    monkeypatch.setattr(texture.sampling, "foreign_pixels",
+                        lambda view, points, dropped: np.zeros(view.camera.width * view.camera.height, dtype=bool))
+    assert back_error(bake_texture(v, f, rgb, mask, cam, size=1024, vertex_parts=parts)) > 15.0

@@ -735,7 +735,7 @@ def test_a_pattern_under_an_arm_is_taken_across_the_body_when_the_photo_is_sidew
     pattern = np.where(torso & ~arm, PART_TORSO, -1)
     camera = Camera(np.array([[100.0, 0, 0], [0, 100.0, 0], [0, 0, 1]]), np.eye(3), np.zeros(3), w, h)
     view = SimpleNamespace(camera=camera, photo=photo, blur=(blur, torso | arm), part_bits=bits,
-                           pattern_part=pattern, busy=(PART_TORSO,))
+                           pattern_part=pattern, busy=(PART_TORSO,), foreign=None)
     under_arm = np.array([[1.005, 0.505, 1.0]])  # pixel (100.5, 50.5): the arm; its column's stripe is dark
     detail = _see_through_detail(view, under_arm, np.array([PART_TORSO]))
     assert detail[0, 0] < -50.0, detail  # the dark stripe's detail (40 − 130), not the light one beside the arm

@@ -27,6 +27,7 @@ from .keeps import (
     behind_other_part,
     finger_colour_keep,
     limb_alignment,
+    limb_front_keep,
     limb_outline_keep,
     limb_registration_keep,
     occluder_edge_keep,
@@ -230,12 +231,15 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         keep_v &= occluder_edge_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
+        keep_v &= limb_front_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
         keep_v &= unshown_limb_keep(parts, alpha_v)
         if hands is not None:
             keep_v &= finger_colour_keep(hands, alpha_v, photo_v)
             if photo_hands:
                 under_hand_v = under_photo_hand(view, v, parts, hands, photo_hands, alpha_v, photo_v)
                 keep_v &= ~under_hand_v
+        if not keep_v.all():  # the dropped samples' pixels show another part: their detail is not seen through
+            view.foreign = sampling.foreign_pixels(view, v, ~keep_v & (alpha_v > sampling.SEEN_ALPHA))
         alpha_v = np.where(keep_v, alpha_v, 0.0)
         texel_keep = None if keep_v.all() else keep_v.astype(np.float32)
     gains = None
@@ -360,6 +364,9 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             colour_t[front] = bilinear(photo, xy_t)
             if texel_keep is not None:  # samples dropped (or faded) at the vertices drop (fade) at the texels
                 alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, texel_keep[corners])
+            if keep_v is not None and not keep_v.all():  # a face with a dropped corner takes no photo colour:
+                # its pixels next to the dropped sample's show what that showed (no seam of the other part's colour)
+                alpha_t = alpha_t * keep_v[corners].all(axis=1)
         alpha_t = alpha_t.astype(np.float32)[:, None]
         if parts is not None and not others:  # one photo: the legs' (and busy parts') hidden side takes the pattern
             part_t = parts[corners[:, 0]]  # seen through them; the hips below the legs' top too (the trousers)

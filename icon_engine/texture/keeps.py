@@ -303,6 +303,113 @@ def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, pa
     return keep
 
 
+#: A limb in front of the body (:func:`limb_front_keep`): the band (fraction of the person's height in the photo)
+#: along the outline of a limb lying more than OCCLUDER_DEPTH in front of the part beside it in the photo, where the
+#: photo may show that part instead (the clothed limb's outline wider than the photo's limb: icon_22097467's raised
+#: thigh lies up to 28 px of a 546 px person over the waistband) ...
+LIMB_FRONT_BAND = 0.06
+#: ... the part beside the limb is behind it when its farthest surface within this many pixels of the nearest pixel
+#: showing it is (at a seam the part's own surface next to the limb lies at the limb's depth) ...
+SEAM_PIXELS = 3
+#: ... and a sample over the part whose colour is neither the limb's nor the part's nearby goes with the samples
+#: over the part within this share of the band when most of them were dropped (the lettering of the waistband the
+#: thigh's outline shows).
+FOREIGN_NEIGHBOURHOOD = 0.25
+
+
+def limb_front_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts: np.ndarray, alpha: np.ndarray,
+                    colours: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for the limb vertices along the outline of a limb lying in front of another part whose
+    photo colour is that part's: the clothed limb's outline is wider than the photo's limb, or lies off it, and
+    its band over the body shows the body (icon_22097467: a raised thigh's upper outline over the waistband, a
+    black streak down the thigh's front in the rest pose). ``view`` with its parts set (:meth:`_View.set_parts`);
+    ``posed`` (N, 3) the vertices in the photo's pose, ``positions`` (N, 3) where they are compared along their limb
+    (the rest pose; metres); ``alpha`` (N,) photo weights; ``colours`` (N, 3) photo colours (0–255).
+
+    A limb's seen vertex (:data:`REGISTRATION_PARTS`, its pixel showing its own surface) is *over* another part
+    when the nearest pixel showing another part lies within :data:`LIMB_FRONT_BAND` × the person's height of its
+    pixel and that part's surface within :data:`SEAM_PIXELS` of it lies more than :data:`OCCLUDER_DEPTH` behind the
+    vertex. The band may be as wide as the
+    limb, so the samples over a part are judged from the limb's middle outwards: per limb and place along it (bins
+    of half a :data:`PROFILE_WINDOW`, each with the two next to it, as :func:`_interior_distance`), in order of
+    their distance to the part behind, farthest first, a sample over a part is *the limb's own* when its colour lies
+    within :data:`OUTLINE_MIN_RGB` of a sample of the limb's own there that is not over a part or lies farther from
+    it; otherwise it is dropped when its colour is nearer to a sample the part behind shows nearby (within twice
+    the band; :func:`_nearby_distance`). A colour the limb shows right across itself at that place (shorts over the
+    thigh's top, a sleeve) is kept; one that reaches in only from the outline over the body, and is the body's
+    colour there, is the body's. A sample like neither goes with the samples over the part around it
+    (:data:`FOREIGN_NEIGHBOURHOOD`) when most of them were dropped. Without any sample of its own there the limb
+    keeps its samples (no evidence). A dropped vertex takes its limb's fill like a hidden one."""
+    import cv2
+
+    keep = np.ones(len(posed), dtype=bool)
+    if view.face_part is None:
+        return keep
+    cam = view.camera
+    h, w = cam.height, cam.width
+    xy, z, inside, pix = _pixels(cam, posed)
+    front = view.layers.face
+    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
+    rows = np.nonzero((shown >= 0).reshape(h, w).any(axis=1))[0]
+    seen = (alpha > sampling.SEEN_ALPHA) & inside
+    if not len(rows) or not seen.any():
+        return keep
+    band = LIMB_FRONT_BAND * float(rows[-1] - rows[0] + 1)
+    col = np.asarray(colours, dtype=np.float64)
+    pos = np.asarray(positions, dtype=np.float64)
+    window = colour_stats.PROFILE_WINDOW * (float(np.ptp(pos[:, 1])) or 1.0)
+    for limb in REGISTRATION_PARTS:
+        mine = np.nonzero(seen & (parts == limb) & (shown[pix] == limb))[0]
+        others = (shown >= 0) & (shown != limb)
+        if len(mine) < colour_stats.PROFILE_MIN_SAMPLES or not others.any():
+            continue
+        # each pixel's distance to the nearest pixel showing another part, and that pixel (its label's)
+        dist, label = cv2.distanceTransformWithLabels((~others).reshape(h, w).astype(np.uint8), cv2.DIST_L2, 5,
+                                                      labelType=cv2.DIST_LABEL_PIXEL)
+        label = label.reshape(-1)
+        at = np.zeros(int(label.max()) + 1, dtype=np.int64)
+        at[label[others]] = np.nonzero(others)[0]
+        nearest = at[label[pix[mine]]]
+        d = dist.reshape(-1)[pix[mine]]
+        # the farthest surface of another part within a few pixels of that pixel (the seam's own surface next to
+        # the part behind it does not hide the part)
+        far = np.where(others, view.layers.zbuf, 0.0).astype(np.float32).reshape(h, w)
+        far = cv2.dilate(far, np.ones((2 * SEAM_PIXELS + 1,) * 2, dtype=np.uint8)).reshape(-1)
+        over = (d <= band) & (far[nearest] > z[mine] + OCCLUDER_DEPTH)
+        if not over.any() or over.all():
+            continue
+        to_part = np.full(len(mine), np.inf)  # RGB distance to the nearest-coloured sample of the part behind
+        for part in np.unique(shown[nearest[over]]):
+            cand = np.nonzero(over & (shown[nearest] == part))[0]
+            ref = np.nonzero(seen & (parts == part) & (shown[pix] == part))[0]
+            if len(ref):
+                to_part[cand] = _nearby_distance(xy[mine[cand]], col[mine[cand]], xy[ref], col[ref], 2 * band)
+        bins = np.floor((pos[mine] @ _part_axis(pos, parts, limb)) / (0.5 * window)).astype(np.int64)
+        own = ~over  # the limb's own colours: its samples not over a part, and those over one that match them
+        dropped = np.zeros(len(mine), dtype=bool)
+        for b in np.unique(bins[over]):
+            pool = np.nonzero(np.abs(bins - b) <= 1)[0]
+            here = np.nonzero(over & (bins == b))[0]
+            for i in here[np.argsort(-d[here])]:  # farthest from the part behind first
+                ref = pool[own[pool] & (~over[pool] | (d[pool] > d[i]))]
+                if not len(ref):
+                    continue  # no evidence
+                to_own = float(np.linalg.norm(col[mine[ref]] - col[mine[i]], axis=1).min())
+                own[i] = to_own <= OUTLINE_MIN_RGB
+                dropped[i] = not own[i] and to_part[i] < to_own
+        # an unexplained colour (neither the limb's nor, nearby, the part's) amid the part's samples is the part's
+        # own detail (a waistband's lettering): it goes with them
+        odd = np.nonzero(over & ~own & ~dropped)[0]
+        if len(odd) and dropped.any():
+            from scipy.spatial import cKDTree
+
+            near = cKDTree(xy[mine[over]]).query_ball_point(xy[mine[odd]], r=FOREIGN_NEIGHBOURHOOD * band)
+            share = np.array([dropped[np.nonzero(over)[0][n]].mean() if len(n) else 0.0 for n in near])
+            dropped[odd[share > 0.5]] = True
+        keep[mine[dropped]] = False
+    return keep
+
+
 def behind_other_part(view: _View, posed: np.ndarray, view_cos: np.ndarray, parts: np.ndarray,
                       alpha: np.ndarray) -> np.ndarray:
     """(N,) bool: the vertices (``posed`` (N, 3) in the photo's pose, ``parts`` (N,)) facing the camera

@@ -112,6 +112,9 @@ class _View:
     pattern_part: np.ndarray | None = None
     #: The busy parts' labels (:func:`busy_parts`), once it has run.
     busy: tuple[int, ...] = ()
+    #: (H·W,) bool: pixels whose photo colour a rule judged another part's (:func:`foreign_pixels`): their detail
+    #: is not seen through (:func:`_see_through_detail`). None: none.
+    foreign: np.ndarray | None = None
 
     def set_parts(self, face_part: np.ndarray) -> None:
         """Label the view's faces with body parts and find which parts show at or next to each pixel."""
@@ -126,6 +129,25 @@ class _View:
             near = cv2.dilate((shown == part).astype(np.uint8), grow)
             bits |= near.astype(np.int64) << int(part)
         self.part_bits = bits.reshape(-1)
+
+
+#: :func:`foreign_pixels`: each dropped sample's pixel grows to a square of this many pixels either side: the
+#: photo's detail (the photo less its blur of :data:`DETAIL_SIGMA` px) rings about that far round an edge between
+#: the dropped colour and the kept one (and the vertices' pixels lie 1–3 px apart on a standard avatar).
+FOREIGN_GROW_PIXELS = int(np.ceil(2 * DETAIL_SIGMA))
+
+
+def foreign_pixels(view: _View, points: np.ndarray, dropped: np.ndarray) -> np.ndarray:
+    """(H·W,) bool: the pixels of the surface points ``points`` (N, 3) whose photo sample a rule dropped
+    (``dropped`` (N,) bool: it shows another part), each grown by :data:`FOREIGN_GROW_PIXELS`."""
+    import cv2
+
+    cam = view.camera
+    out = np.zeros(cam.height * cam.width, dtype=np.uint8)
+    _, _, inside, pix = _pixels(cam, points)
+    out[pix[dropped & inside]] = 1
+    grow = np.ones((2 * FOREIGN_GROW_PIXELS + 1,) * 2, dtype=np.uint8)
+    return cv2.dilate(out.reshape(cam.height, cam.width), grow).reshape(-1).astype(bool)
 
 
 def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
@@ -326,6 +348,8 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
         bits = view.part_bits[pix]
         own |= hips[sel] & (bits != 0) & ((bits & ~TROUSER_BITS) == 0)
     ok = inside & own & where.reshape(-1)[pix]
+    if view.foreign is not None:
+        ok &= ~view.foreign[pix]
     busy = np.isin(part, view.busy)
     pattern = view.pattern_part
     if busy.any():  # a busy part's detail comes from its pattern only (not a button, a pocket)
