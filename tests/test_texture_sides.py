@@ -811,3 +811,30 @@ def test_the_far_side_of_a_head_seen_turned_takes_the_near_sides_colours(monkeyp
     before, _ = unseen_side_fill(v, f, parts, alpha, colours, view_cos, face_forward=np.array([0.0, 0.0, 1.0]))
     assert np.abs(np.median(before[far_eye], axis=0) - eye_rgb).max() > 60
     assert np.abs(np.median(before[far_cheek], axis=0) - skin_rgb).max() > 40, np.median(before[far_cheek], axis=0)
+
+
+def test_the_profiles_running_median_keeps_the_garments_own_colours():
+    """The hidden side's profile is smoothed by a running median along the part (:func:`_steady_runs`): a band
+    shorter than the window goes and a step stays, and every colour it gives is one of the profile's own. A stretch
+    of skin (6 positions) between a grey sleeve (7) and a white band (5), the window 17 positions wide (the
+    icon_5a6a2596 forearm): a median per channel gave the skin's red with the sleeve's green and blue, a pink no
+    garment has (the test can fail: that filter is the counter-check)."""
+    from scipy.ndimage import median_filter
+
+    from icon_engine.texture.fill import _steady_runs
+
+    grey, skin, white = [186.0, 180.0, 187.0], [220.0, 170.0, 131.0], [215.0, 218.0, 224.0]
+    prof = np.array([grey] * 12 + [skin] * 6 + [white] * 5 + [grey] * 12)
+    keep = np.ones(len(prof), dtype=bool)
+    out = _steady_runs(prof, keep, 8)
+    nearest = np.linalg.norm(out[:, None] - prof[None], axis=2).min(axis=1)
+    assert nearest.max() == 0.0
+    assert (out[:8] == grey).all() and (out[-8:] == grey).all()  # the runs longer than the window stay
+    per_channel = median_filter(prof, size=(17, 1), mode="nearest")
+    assert np.linalg.norm(per_channel[:, None] - prof[None], axis=2).min(axis=1).max() > 20.0
+    # a step between two long runs stays a step; the end band (keep False) is left as it is
+    step = np.array([grey] * 20 + [skin] * 20)
+    ends = np.ones(40, dtype=bool)
+    ends[-3:] = False
+    stepped = _steady_runs(step, ends, 4)
+    assert (stepped[:20] == grey).all() and (stepped[20:] == skin).all()
