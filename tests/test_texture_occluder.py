@@ -37,6 +37,13 @@ def thigh_scene():
     def colour(points: np.ndarray) -> np.ndarray:
         return np.where((points[:, 2] > 0.1)[:, None], SKIN, SHORTS)
 
+    return (*_torso_and_thigh(torso, model_thigh, photo_thigh, colour), len(torso[1]))
+
+
+def _torso_and_thigh(torso: tuple, model_thigh: tuple, photo_thigh: tuple, colour) -> tuple:
+    """The bake's inputs for a "torso" and a "thigh" (each (vertices, faces)), the photo rendered with the thigh
+    ``photo_thigh`` and coloured by ``colour`` (points → RGB), the model with ``model_thigh``: (vertices, faces,
+    parts, photo, mask, camera)."""
     cam = front_camera(width=320, height=480, distance=3.2, height_m=0.9)
     pv = np.concatenate([torso[0], photo_thigh[0]])
     pf = np.concatenate([torso[1], photo_thigh[1] + len(torso[0])])
@@ -44,7 +51,7 @@ def thigh_scene():
     v = np.concatenate([torso[0], model_thigh[0]])
     f = np.concatenate([torso[1], model_thigh[1] + len(torso[0])])
     parts = np.r_[np.full(len(torso[0]), PART_TORSO), np.full(len(model_thigh[0]), PART_RIGHT_LEG)]
-    return v, f, parts, rgb, mask, cam, len(torso[1])
+    return v, f, parts, rgb, mask, cam
 
 
 def _ring(v: np.ndarray, parts: np.ndarray) -> np.ndarray:
@@ -129,13 +136,7 @@ def _limb_over_body(hip_shorts: bool, torso_stripes: bool = False) -> tuple:
         stripe = torso_stripes & ((points[:, 1] * 100.0) % 2.0 < 1.0)
         return np.where(skin[:, None], SKIN, np.where(stripe[:, None], STRIPE, SHORTS))
 
-    cam = front_camera(width=320, height=480, distance=3.2, height_m=0.9)
-    pv = np.concatenate([torso[0], photo_thigh[0]])
-    pf = np.concatenate([torso[1], photo_thigh[1] + len(torso[0])])
-    rgb, mask = synthetic_photo(pv, pf, pv, cam, colour=colour)
-    v = np.concatenate([torso[0], model_thigh[0]])
-    f = np.concatenate([torso[1], model_thigh[1] + len(torso[0])])
-    parts = np.r_[np.full(len(torso[0]), PART_TORSO), np.full(len(model_thigh[0]), PART_RIGHT_LEG)]
+    v, f, parts, rgb, mask, cam = _torso_and_thigh(torso, model_thigh, photo_thigh, colour)
     off = np.abs(v[:, 1] - 0.9)
     band = (parts == PART_RIGHT_LEG) & (v[:, 2] > 0.319) & (off > 0.07 - PHOTO_THINNER + 0.005) & \
         (np.abs(v[:, 0]) < 0.17)

@@ -231,6 +231,25 @@ def _nearby_distance(xy: np.ndarray, colours: np.ndarray, ref_xy: np.ndarray, re
     return np.where(ok, np.linalg.norm(ref - colours[:, None], axis=2), np.inf).min(axis=1)
 
 
+def _parts_image(view: _View, posed: np.ndarray, alpha: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray] | None:
+    """What the keeps that compare a vertex with the parts around its pixel read from the photo's view (``view``
+    with its parts set; ``posed`` (N, 3) the vertices in the photo's pose, ``alpha`` (N,) photo weights): (pixel
+    coordinates (N, 2), camera depths (N,), flat pixel indices (N,), the part the nearest surface shows at each
+    pixel (H·W,) (−1: none), the person's height in the photo (px: the rows any part shows), seen (N,) bool);
+    None without parts, without any part shown or without a seen vertex."""
+    if view.face_part is None:
+        return None
+    xy, z, inside, pix = _pixels(view.camera, posed)
+    front = view.layers.face
+    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
+    rows = np.nonzero((shown >= 0).reshape(view.camera.height, view.camera.width).any(axis=1))[0]
+    seen = (alpha > sampling.SEEN_ALPHA) & inside
+    if not len(rows) or not seen.any():
+        return None
+    return xy, z, pix, shown, float(rows[-1] - rows[0] + 1), seen
+
+
 def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts: np.ndarray,
                        alpha: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """(N,) bool: False for the seen vertices next to the outline of a part lying well in front of them whose
@@ -256,18 +275,12 @@ def occluder_edge_keep(view: _View, posed: np.ndarray, positions: np.ndarray, pa
     import cv2
 
     keep = np.ones(len(posed), dtype=bool)
-    if view.face_part is None:
+    image = _parts_image(view, posed, alpha)
+    if image is None:
         return keep
-    cam = view.camera
-    h, w = cam.height, cam.width
-    xy, z, inside, pix = _pixels(cam, posed)
-    front = view.layers.face
-    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
-    rows = np.nonzero((shown >= 0).reshape(h, w).any(axis=1))[0]
-    seen = (alpha > sampling.SEEN_ALPHA) & inside
-    if not len(rows) or not seen.any():
-        return keep
-    reach = max(1, int(round(OCCLUDER_BAND * float(rows[-1] - rows[0] + 1))))
+    xy, z, pix, shown, height_px, seen = image
+    h, w = view.camera.height, view.camera.width
+    reach = max(1, int(round(OCCLUDER_BAND * height_px)))
     grow = np.ones((2 * reach + 1,) * 2, dtype=np.uint8)
     zbuf = view.layers.zbuf
     col = np.asarray(colours, dtype=np.float64)
@@ -343,18 +356,12 @@ def limb_front_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts
     import cv2
 
     keep = np.ones(len(posed), dtype=bool)
-    if view.face_part is None:
+    image = _parts_image(view, posed, alpha)
+    if image is None:
         return keep
-    cam = view.camera
-    h, w = cam.height, cam.width
-    xy, z, inside, pix = _pixels(cam, posed)
-    front = view.layers.face
-    shown = np.where(front >= 0, view.face_part[np.maximum(front, 0)], -1)
-    rows = np.nonzero((shown >= 0).reshape(h, w).any(axis=1))[0]
-    seen = (alpha > sampling.SEEN_ALPHA) & inside
-    if not len(rows) or not seen.any():
-        return keep
-    band = LIMB_FRONT_BAND * float(rows[-1] - rows[0] + 1)
+    xy, z, pix, shown, height_px, seen = image
+    h, w = view.camera.height, view.camera.width
+    band = LIMB_FRONT_BAND * height_px
     col = np.asarray(colours, dtype=np.float64)
     pos = np.asarray(positions, dtype=np.float64)
     window = colour_stats.PROFILE_WINDOW * (float(np.ptp(pos[:, 1])) or 1.0)
