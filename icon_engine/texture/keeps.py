@@ -353,18 +353,18 @@ def limb_front_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts
     colour there, is the body's. A sample like neither goes with the samples over the part around it
     (:data:`FOREIGN_NEIGHBOURHOOD`) when most of them were dropped. Without any sample of its own there the limb
     keeps its samples (no evidence). A dropped vertex takes its limb's fill like a hidden one."""
-    import cv2
-
     keep = np.ones(len(posed), dtype=bool)
     image = _parts_image(view, posed, alpha)
     if image is None:
         return keep
     xy, z, pix, shown, height_px, seen = image
-    h, w = view.camera.height, view.camera.width
     band = LIMB_FRONT_BAND * height_px
     col = np.asarray(colours, dtype=np.float64)
     pos = np.asarray(positions, dtype=np.float64)
     window = colour_stats.PROFILE_WINDOW * (float(np.ptp(pos[:, 1])) or 1.0)
+    import cv2
+
+    h, w = view.camera.height, view.camera.width
     for limb in REGISTRATION_PARTS:
         mine = np.nonzero(seen & (parts == limb) & (shown[pix] == limb))[0]
         others = (shown >= 0) & (shown != limb)
