@@ -339,11 +339,11 @@ def limb_front_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts
     ``posed`` (N, 3) the vertices in the photo's pose, ``positions`` (N, 3) where they are compared along their limb
     (the rest pose; metres); ``alpha`` (N,) photo weights; ``colours`` (N, 3) photo colours (0–255).
 
-    A limb's seen vertex (:data:`REGISTRATION_PARTS`, its pixel showing its own surface) is *over* another part
-    when the nearest pixel showing another part lies within :data:`LIMB_FRONT_BAND` × the person's height of its
-    pixel and that part's surface within :data:`SEAM_PIXELS` of it lies more than :data:`OCCLUDER_DEPTH` behind the
-    vertex. The band may be as wide as the
-    limb, so the samples over a part are judged from the limb's middle outwards: per limb and place along it (bins
+    A limb's seen vertex (:data:`REGISTRATION_PARTS`, its pixel showing its own surface) is *over* the part its
+    nearest pixel of another part shows when that pixel lies within :data:`LIMB_FRONT_BAND` × the person's height of
+    its pixel and the farthest surface of the other parts within :data:`SEAM_PIXELS` of it lies more than
+    :data:`OCCLUDER_DEPTH` behind the vertex. The band may be as wide as the limb, so the samples over a part are
+    judged from the limb's middle outwards: per limb and place along it (bins
     of half a :data:`PROFILE_WINDOW`, each with the two next to it, as :func:`_interior_distance`), in order of
     their distance to the part behind, farthest first, a sample over a part is *the limb's own* when its colour lies
     within :data:`OUTLINE_MIN_RGB` of a sample of the limb's own there that is not over a part or lies farther from
