@@ -226,7 +226,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
     photo_v = bilinear(photo, xy_v)
     keep_v = None  # one photo: limb samples that show a neighbouring part (limb fitted a few pixels off) drop out
     under_hand_v = None  # ... and the other parts' samples under the photo's hands
-    texel_keep = None  # ... and the texels' share of their photo colour, (N,) float32 per vertex
+    texel_fade = None  # ... and the texels' share of their photo colour beside a limb in front, (N,) float32
     if parts is not None and not more_views:
         keep_v = limb_registration_keep(view, v, f, parts, alpha_v, photo_v)
         keep_v &= limb_outline_keep(view, v, v if rest is None else rest, parts, alpha_v, photo_v)
@@ -241,7 +241,6 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         if not keep_v.all():  # the dropped samples' pixels show another part: their detail is not seen through
             view.foreign = sampling.foreign_pixels(view, v, ~keep_v & (alpha_v > sampling.SEEN_ALPHA))
         alpha_v = np.where(keep_v, alpha_v, 0.0)
-        texel_keep = None if keep_v.all() else keep_v.astype(np.float32)
     gains = None
     multi_stats: dict[str, Any] = {}
     if others:
@@ -315,7 +314,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             side_stats["behind_vertex_fraction"] = float(behind_v.mean())
             side_stats["faded_vertex_fraction"] = float((fade_v < 1.0).mean())
             alpha_v = alpha_v * fade_v
-            texel_keep = fade_v.astype(np.float32) * (1.0 if keep_v is None else keep_v)
+            texel_fade = fade_v.astype(np.float32)
         side_stats.update(light_stats)
     colours_v = alpha_v[:, None] * photo_v + (1 - alpha_v[:, None]) * fill_v
     mirror = None  # the far half of a face seen turned: its near half's photo colours (texels below)
@@ -362,8 +361,8 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                                                  None if align_v is None else
                                                  _interpolate(tb_b[front], corners[front], align_v))
             colour_t[front] = bilinear(photo, xy_t)
-            if texel_keep is not None:  # samples dropped (or faded) at the vertices drop (fade) at the texels
-                alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, texel_keep[corners])
+            if texel_fade is not None:  # samples faded at the vertices fade at the texels
+                alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, texel_fade[corners])
             if keep_v is not None and not keep_v.all():  # a face with a dropped corner takes no photo colour:
                 # its pixels next to the dropped sample's show what that showed (no seam of the other part's colour)
                 alpha_t = alpha_t * keep_v[corners].all(axis=1)

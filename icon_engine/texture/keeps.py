@@ -343,9 +343,9 @@ def limb_front_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts
     nearest pixel of another part shows when that pixel lies within :data:`LIMB_FRONT_BAND` × the person's height of
     its pixel and the farthest surface of the other parts within :data:`SEAM_PIXELS` of it lies more than
     :data:`OCCLUDER_DEPTH` behind the vertex. The band may be as wide as the limb, so the samples over a part are
-    judged from the limb's middle outwards: per limb and place along it (bins
-    of half a :data:`PROFILE_WINDOW`, each with the two next to it, as :func:`_interior_distance`), in order of
-    their distance to the part behind, farthest first, a sample over a part is *the limb's own* when its colour lies
+    judged from the limb's middle outwards: per limb and place along it (bins of half a :data:`PROFILE_WINDOW`, each
+    with the two next to it, as :func:`_interior_distance`), in order of their distance to the part behind,
+    farthest first, a sample over a part is *the limb's own* when its colour lies
     within :data:`OUTLINE_MIN_RGB` of a sample of the limb's own there that is not over a part or lies farther from
     it; otherwise it is dropped when its colour is nearer to a sample the part behind shows nearby (within twice
     the band; :func:`_nearby_distance`). A colour the limb shows right across itself at that place (shorts over the
@@ -410,8 +410,9 @@ def limb_front_keep(view: _View, posed: np.ndarray, positions: np.ndarray, parts
         if len(odd) and dropped.any():
             from scipy.spatial import cKDTree
 
-            near = cKDTree(xy[mine[over]]).query_ball_point(xy[mine[odd]], r=FOREIGN_NEIGHBOURHOOD * band)
-            share = np.array([dropped[np.nonzero(over)[0][n]].mean() if len(n) else 0.0 for n in near])
+            over_idx = np.nonzero(over)[0]
+            near = cKDTree(xy[mine[over_idx]]).query_ball_point(xy[mine[odd]], r=FOREIGN_NEIGHBOURHOOD * band)
+            share = np.array([dropped[over_idx[n]].mean() if len(n) else 0.0 for n in near])
             dropped[odd[share > 0.5]] = True
         keep[mine[dropped]] = False
     return keep
