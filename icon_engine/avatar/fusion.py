@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from ..mesh_queries import rasterize
+from ..threads import map_rows
 from .body import HAND_JOINTS
-from .photo_occupancy import bare_hands
+from .photo_occupancy import FIELD_BLOCK_ROWS, FIELD_MIN_ROWS, bare_hands
 
 #: Confidence of a photo's surface at a point: RIM_FLOOR + rim², rim = 1 − |cos(normal, view ray)|. A photo's
 #: silhouette pins the surface where it is seen edge-on (its rim); where the surface faces its camera (front or
@@ -161,9 +162,22 @@ class FusedOccupancy:
         return cover * smooth + (1.0 - cover) * pointwise
 
     def __call__(self, x_c: np.ndarray) -> np.ndarray:
+        """F (N,) at canonical points (N, 3), blocks of rows evaluated on :func:`~icon_engine.threads.cpu_workers`
+        threads like one photo's field (:data:`~.photo_occupancy.FIELD_BLOCK_ROWS`): every step is row-wise and
+        reads only state built before the split (the confidence grids are built here first), and the counters are
+        summed here from the blocks' columns, so the values and the counts do not depend on the split."""
         if self.confidence is None:
             self._confidence_grids()
+        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64), min_rows=FIELD_MIN_ROWS,
+                       max_rows=FIELD_BLOCK_ROWS)
         self.count += len(x_c)
+        self.contact_count += int(out[:, 1].sum())
+        self.occupancies[0].lost_count += int(out[:, 2].sum())
+        return out[:, 0]
+
+    def _evaluate(self, x_c: np.ndarray) -> np.ndarray:
+        """(N, 3): F, whether every photo's contact weight is above 0.5 there (none is free), and whether the body
+        prior grew F around body vertices the first meshing lost (:meth:`CanonicalOccupancy.keep_lost`)."""
         first = self.occupancies[0]
         neighbours, weights, d_c, legs = self._prelude(x_c)
         num = np.zeros(len(x_c))
@@ -186,7 +200,6 @@ class FusedOccupancy:
         out = observed.copy()
         blend = np.nonzero(free < 1.0)[0]
         if len(blend):
-            self.contact_count += int((free < 0.5).sum())
             prior = np.minimum(first.prior(x_c[blend]), observed[blend])  # the prior only carves (as for one photo)
             out[blend] = free[blend] * observed[blend] + (1.0 - free[blend]) * prior
         folds = np.nonzero(unfolded < 1.0)[0]
@@ -194,8 +207,8 @@ class FusedOccupancy:
             out[folds] = unfolded[folds] * out[folds] + (1.0 - unfolded[folds]) * first.prior(x_c[folds])
         # a limb a first meshing lost is kept as the body prior (first photo's occupancy: the avatar is posed in it)
         out, grown = first.keep_lost(out, x_c, d_c)
-        first.lost_count += int(grown.sum())
-        return bare_hands(out, x_c, weights[:, list(HAND_JOINTS)].sum(axis=1), first.prior)
+        return np.stack([bare_hands(out, x_c, weights[:, list(HAND_JOINTS)].sum(axis=1), first.prior), free < 0.5,
+                         grown], axis=1)
 
 
 def fused_offsets(per_photo: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
