@@ -41,7 +41,7 @@ SEEN_DEPTH_M = 0.02
 CONFIDENCE_GRID_M = 0.03
 CONFIDENCE_BLUR_M = 0.03
 CONFIDENCE_BAND_M = 0.15
-#: Grid points per block of the confidence grid's evaluation.
+#: Most grid points per block of the confidence grid's evaluation (blocks run on the cores: ``threads.map_rows``).
 CONFIDENCE_BLOCK = 20_000
 
 
@@ -137,11 +137,7 @@ class FusedOccupancy:
         points = lo + CONFIDENCE_GRID_M * np.indices(shape).reshape(3, -1).T
         near = np.nonzero(self.occupancies[0].skin.tree.query(points)[0] < CONFIDENCE_BAND_M)[0]
         raw = np.zeros((len(self.occupancies), len(points)))
-        for start in range(0, len(near), CONFIDENCE_BLOCK):
-            rows = near[start:start + CONFIDENCE_BLOCK]
-            neighbours, weights, _, legs = self._prelude(points[rows])
-            for i in range(len(self.occupancies)):
-                raw[i, rows] = self._photo(i, points[rows], neighbours, weights, legs)[4]
+        raw[:, near] = map_rows(self._pointwise, points[near], min_rows=FIELD_MIN_ROWS, max_rows=CONFIDENCE_BLOCK).T
         inside = np.zeros(len(points))
         inside[near] = 1.0
         sigma = CONFIDENCE_BLUR_M / CONFIDENCE_GRID_M
@@ -150,6 +146,12 @@ class FusedOccupancy:
         # how much of a node's blur came from evaluated points: beyond the band the point-wise confidence is kept
         self.confidence_cover = np.clip(2.0 * norm, 0.0, 1.0).astype(np.float32)
         self.confidence_origin = lo
+
+    def _pointwise(self, x_c: np.ndarray) -> np.ndarray:
+        """(N, photos) every photo's point-wise confidence at the canonical points (N, 3) (row-wise)."""
+        neighbours, weights, _, legs = self._prelude(x_c)
+        return np.stack([self._photo(i, x_c, neighbours, weights, legs)[4] for i in range(len(self.occupancies))],
+                        axis=1)
 
     def _smooth_confidence(self, i: int, x_c: np.ndarray, pointwise: np.ndarray) -> np.ndarray:
         """(N,) photo ``i``'s blurred confidence at the canonical points (N, 3) (trilinear), blended into the
