@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,8 +27,10 @@ WORKERS_ENV = "ICON_ENGINE_WORKERS"
 def torch_threads(count: int) -> Iterator[None]:
     """Run the block with ``count`` torch intra-op threads (≥ 1), then restore the previous count.
 
-    torch's setting is process-wide: the block must not run while another thread relies on a different count
-    (the engine runs one reconstruction at a time per process)."""
+    With torch's OpenMP backend the count is the calling thread's (OpenMP's and MKL's settings are per thread),
+    but setting it also sets the default that threads starting later begin with: two threads inside and leaving
+    the block at once each keep their own count, and :func:`task_pool` makes its caller's count the default again
+    when its tasks are done."""
     import torch
 
     before = torch.get_num_threads()
@@ -90,6 +93,43 @@ def map_rows(fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray, workers
     return np.concatenate(parts, axis=0)
 
 
+def _inline(fn: Callable[..., Any], *args: Any) -> Future:
+    """``fn(*args)`` run now, on the calling thread, as a finished :class:`Future` (its result or its error)."""
+    done: Future = Future()
+    try:
+        done.set_result(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
+        done.set_exception(exc)
+    return done
+
+
+@contextmanager
+def task_pool(workers: int | None = None, name: str = "icon-task") -> Iterator[Callable[..., Future]]:
+    """``submit(fn, *args) → Future`` for independent tasks run on ``workers`` threads (default
+    :func:`cpu_workers`) while the caller's thread goes on (the next photo's detection beside a photo's fit);
+    ``result()`` waits for a task and raises its error. With one worker each task runs inline, in ``submit``: the
+    serial order of a loop without the pool.
+
+    On leaving the block every task has ended: an error in the block (a cancel too) drops the tasks not yet
+    started, waits for the running ones and propagates. The tasks must be thread-safe; torch's thread count is
+    per thread (:func:`torch_threads`), and the caller's becomes again the default of threads started later."""
+    workers = cpu_workers() if workers is None else max(1, int(workers))
+    if workers < 2:
+        yield _inline
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
+        yield pool.submit
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        torch = sys.modules.get("torch")  # a task's torch_threads left its count as the default for new threads
+        if torch is not None:
+            torch.set_num_threads(torch.get_num_threads())
+
+
 def in_background(fn: Callable[..., Any], *args: Any) -> Future:
     """Start ``fn(*args)`` on a thread of its own and return its :class:`~concurrent.futures.Future` (``result()``
     waits for it and raises its error); with one worker (:func:`cpu_workers`) it runs inline, before returning.
@@ -98,12 +138,7 @@ def in_background(fn: Callable[..., Any], *args: Any) -> Future:
     release the GIL in their kernels, so the two branches share the cores. If the caller fails before asking for
     the result, the thread still runs ``fn`` to its end (its result is dropped)."""
     if cpu_workers() < 2:
-        done: Future = Future()
-        try:
-            done.set_result(fn(*args))
-        except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
-            done.set_exception(exc)
-        return done
+        return _inline(fn, *args)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="icon-background")
     job = pool.submit(fn, *args)
     pool.shutdown(wait=False)  # the thread ends with the job
