@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,160 @@ def repose_with_shape(fit: Any, body_model: Any, betas: np.ndarray) -> Any:
                    joints=joints + shift, transl=np.asarray(fit.transl, dtype=np.float64).reshape(3) + shift)
 
 
+@dataclass
+class _Detected:
+    """One input while the photos are fitted: its report ``entry``, ``photo``, person ``observation`` (None when
+    skipped: ``skip`` is the warning) and, once started, its fit's ``job``."""
+
+    item: SubjectInput
+    entry: dict[str, Any]
+    photo: Any
+    observation: Any
+    skip: str | None = None
+    job: Future | None = None
+
+
+def _fits_well(fit: Any, observation: Any) -> bool:
+    """Whether a photo's own fit explains the person: keypoint error (px at 1000 px image height) within
+    :data:`MAX_KEYPOINT_ERROR` and silhouette IoU at least :data:`MIN_BODY_IOU`."""
+    metrics = getattr(fit, "metrics", {}) or {}
+    height = float(np.asarray(observation.mask).shape[0])
+    kp_px = float(metrics.get("keypoint_error_px") or 0.0)
+    iou = float(metrics.get("silhouette_iou") or 1.0)
+    return not (kp_px * 1000.0 / max(height, 1.0) > MAX_KEYPOINT_ERROR or iou < MIN_BODY_IOU)
+
+
+def _fit_photo(observation: Any, body_model: Any, photo: Any, quality: str, device: str, height_m: float | None,
+               focal: float | None) -> Any:
+    """One photo's own body fit (:func:`icon_engine.fit.fit_body`); ``focal`` (processing px): the first photo's
+    framing focal, or None for the photo's EXIF or its own prior. Thread-safe: the body model only runs forward
+    passes, the fit's tensors and random generators are its own."""
+    from .fit import fit_body
+
+    fit = fit_body(observation, body_model, photo, quality=quality, device=device, height_m=height_m,
+                   focal_px=focal)
+    if focal is not None:
+        fit.metrics["focal_source"] = FIRST_PHOTO_FRAMING
+    return fit
+
+
+def _first_framing(earlier: list[_Detected], wait: bool) -> tuple[bool, float | None]:
+    """(known, focal) for a photo after ``earlier`` (in input order): the 35 mm-equivalent framing-prior focal of
+    the first of them fitted well at its framing prior (None when none was), as one photo at a time would have
+    found it. Not known while one of them is not fitted yet (without ``wait``: not started or still running); a
+    failed fit raises its error here."""
+    from .camera import focal_px_to_35mm
+
+    for d in earlier:
+        if d.observation is None:
+            continue
+        if d.job is None or (not wait and not d.job.done()):
+            return False, None
+        fit = d.job.result()
+        if _fits_well(fit, d.observation) and (getattr(fit, "metrics", {}) or {}).get("focal_source") == \
+                "framing prior":
+            return True, focal_px_to_35mm(float(fit.camera.K[0, 0]), *d.photo.size)
+    return True, None
+
+
+def _start_fits(photos: list[_Detected], submit: Any, body_model: Any, quality: str, device: str,
+                height_m: float | None, wait: bool) -> None:
+    """Start, in input order, the fits of the detected ``photos`` whose focal length is settled: a photo with EXIF
+    or every photo without :data:`SHARE_FRAMING_FOCAL` at once, one without EXIF once the first photo's framing
+    focal is known (:func:`_first_framing`; ``wait``: waiting for the earlier fits). ``submit``:
+    :func:`icon_engine.threads.task_pool`'s."""
+    from .camera import focal_from_35mm
+
+    for k, d in enumerate(photos):
+        if d.observation is None or d.job is not None:
+            continue
+        focal = None  # one camera for the set: a photo without EXIF takes the first photo's framing focal
+        if SHARE_FRAMING_FOCAL and not d.photo.focal_35mm:
+            known, framing_35mm = _first_framing(photos[:k], wait)
+            if not known:
+                return
+            if framing_35mm is not None:
+                focal = focal_from_35mm(framing_35mm, *d.photo.size)
+        d.job = submit(_fit_photo, d.observation, body_model, d.photo, quality, device, height_m, focal)
+        if d.job.done():  # run inline (one worker), or failed at once: its error now, as one photo at a time
+            d.job.result()
+
+
+def _raise_first_fit_error(photos: list[_Detected]) -> None:
+    """After an error while detecting (or a cancel): drop the fits not yet started, wait for the running ones and
+    raise the first one's error in input order, which one photo at a time would have met first."""
+    for d in photos:
+        if d.job is not None:
+            d.job.cancel()
+    for d in photos:
+        if d.job is not None and not d.job.cancelled() and d.job.exception() is not None:
+            raise d.job.exception() from None
+
+
+def _fit_photos(inputs: list[SubjectInput], body_model: Any, quality: str, device: str, person_index: int,
+                progress: Any, height_m: float | None) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
+    """Detect and fit every image on its own (:func:`fit_subject`'s first step): (the usable views in input order,
+    warnings, report with one entry per input).
+
+    The detections run one after the other on this thread (MediaPipe's graphs are shared); each photo's fit runs
+    on :func:`icon_engine.threads.task_pool`'s threads as soon as its focal length is settled (:func:`_start_fits`:
+    a photo without EXIF waits for the first photo's framing focal), beside the next detections and the other
+    fits — on 2 cores the last three of 4 photos two at a time (wave 32: fit stage 16.5 → ~12 s). A fit is one
+    torch thread (``fit.core.FIT_TORCH_THREADS``) and depends only on its photo and focal, so the fits, and
+    everything taken from them here in input order (warnings, statuses, the error raised first), are those of one
+    photo at a time; with one worker (``ICON_ENGINE_WORKERS=1``) they run inline, in that order."""
+    from .image_io import load_photo
+    from .person import detect_person, mirror_pass_for
+    from .threads import task_pool
+
+    warnings: list[str] = []
+    report: dict[str, Any] = {"inputs": []}
+    views: list[SubjectView] = []
+    photos: list[_Detected] = []  # every input in order: its person, or why it was skipped
+    with task_pool(name="icon-fit") as submit:
+        try:
+            for i, item in enumerate(inputs):
+                entry: dict[str, Any] = {"label": item.label, "source": str(item.source)}
+                report["inputs"].append(entry)
+                if progress is not None:
+                    progress(i, len(inputs), f"Fitting {item.label}")
+                photo = load_photo(item.path)
+                try:  # MediaPipe's graphs are shared: one detection at a time, here
+                    observation = detect_person(photo, person_index=person_index,
+                                                mirror_pass=mirror_pass_for(quality))
+                except EngineError as err:
+                    if err.code not in ("no_person", "person_index"):
+                        raise
+                    skip = f"{item.label}: skipped, {err.message[0].lower()}{err.message[1:]}"
+                    photos.append(_Detected(item, entry, photo, None, skip=skip))
+                    continue
+                photos.append(_Detected(item, entry, photo, observation))
+                _start_fits(photos, submit, body_model, quality, device, height_m, wait=False)
+            _start_fits(photos, submit, body_model, quality, device, height_m, wait=True)
+        except BaseException:
+            _raise_first_fit_error(photos)  # the serial loop met an earlier photo's failed fit first
+            raise
+        for d in photos:  # in input order: the same warnings, statuses and first error as one photo at a time
+            if d.skip is not None:
+                warnings.append(d.skip)
+                d.entry["status"] = "no_person"
+                continue
+            fit = d.job.result()
+            weight = fit_quality(fit, d.observation)
+            metrics = dict(getattr(fit, "metrics", {}) or {})
+            d.entry.update(status="used", keypoint_error_px=metrics.get("keypoint_error_px"),
+                           silhouette_iou=metrics.get("silhouette_iou"), weight=weight)
+            if not _fits_well(fit, d.observation):
+                warnings.append(f"{d.item.label}: dropped, the body fit does not match the person (keypoint error "
+                                f"{float(metrics.get('keypoint_error_px') or 0.0):.1f} px, silhouette IoU "
+                                f"{float(metrics.get('silhouette_iou') or 1.0):.2f}); the person may be occluded.")
+                d.entry["status"] = "poor_fit"
+                continue
+            views.append(SubjectView(d.item, d.photo, d.observation, fit, fit, weight,
+                                     list(getattr(fit, "warnings", []))))
+    return views, warnings, report
+
+
 def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "standard", device: str = "cpu",
                 person_index: int = 0, progress: Any = None, height_m: float | None = None,
                 joint: bool = True) -> tuple[list[SubjectView], list[str], dict[str, Any]]:
@@ -249,51 +404,7 @@ def fit_subject(inputs: list[SubjectInput], body_model: Any, quality: str = "sta
     Returns (views in input order, warnings, report) where ``report`` holds per-input status, statures and the
     shared betas. Raises ``EngineError("no_person")`` when no image is usable and ``EngineError("bad_input")``
     when the images show different people (``subject_mismatch``)."""
-    from .camera import focal_from_35mm, focal_px_to_35mm
-    from .fit import fit_body
-    from .image_io import load_photo
-    from .person import detect_person, mirror_pass_for
-
-    warnings: list[str] = []
-    report: dict[str, Any] = {"inputs": []}
-    views: list[SubjectView] = []
-    framing_35mm: float | None = None  # the first usable photo's framing-prior focal, 35 mm equivalent
-    for i, item in enumerate(inputs):
-        entry: dict[str, Any] = {"label": item.label, "source": str(item.source)}
-        report["inputs"].append(entry)
-        if progress is not None:
-            progress(i, len(inputs), f"Fitting {item.label}")
-        photo = load_photo(item.path)
-        try:
-            observation = detect_person(photo, person_index=person_index, mirror_pass=mirror_pass_for(quality))
-        except EngineError as err:
-            if err.code not in ("no_person", "person_index"):
-                raise
-            warnings.append(f"{item.label}: skipped, {err.message[0].lower()}{err.message[1:]}")
-            entry["status"] = "no_person"
-            continue
-        focal = None  # one camera for the set: a photo without EXIF takes the first photo's framing focal
-        if SHARE_FRAMING_FOCAL and framing_35mm is not None and not photo.focal_35mm:
-            focal = focal_from_35mm(framing_35mm, *photo.size)
-        fit = fit_body(observation, body_model, photo, quality=quality, device=device, height_m=height_m,
-                       focal_px=focal)
-        if focal is not None:
-            fit.metrics["focal_source"] = FIRST_PHOTO_FRAMING
-        weight = fit_quality(fit, observation)
-        metrics = dict(getattr(fit, "metrics", {}) or {})
-        entry.update(status="used", keypoint_error_px=metrics.get("keypoint_error_px"),
-                     silhouette_iou=metrics.get("silhouette_iou"), weight=weight)
-        height = float(np.asarray(observation.mask).shape[0])
-        kp_px = float(metrics.get("keypoint_error_px") or 0.0)
-        iou = float(metrics.get("silhouette_iou") or 1.0)
-        if kp_px * 1000.0 / max(height, 1.0) > MAX_KEYPOINT_ERROR or iou < MIN_BODY_IOU:
-            warnings.append(f"{item.label}: dropped, the body fit does not match the person (keypoint error "
-                            f"{kp_px:.1f} px, silhouette IoU {iou:.2f}); the person may be occluded.")
-            entry["status"] = "poor_fit"
-            continue
-        views.append(SubjectView(item, photo, observation, fit, fit, weight, list(getattr(fit, "warnings", []))))
-        if framing_35mm is None and metrics.get("focal_source") == "framing prior":
-            framing_35mm = focal_px_to_35mm(float(fit.camera.K[0, 0]), *photo.size)
+    views, warnings, report = _fit_photos(inputs, body_model, quality, device, person_index, progress, height_m)
     if not views:
         raise EngineError("no_person", "None of the images shows a person the body could be fitted to.",
                           "Use photos where one person is clearly visible from head to feet.")
