@@ -101,3 +101,39 @@ def test_the_first_photos_failed_fit_is_the_error_raised(monkeypatch: pytest.Mon
         run(monkeypatch, workers, {"c.png": "detect", "e.png": "fit"})
     with pytest.raises(EngineError, match="b.png: no usable"):
         run(monkeypatch, workers, {"b.png": "fit", "e.png": "fit"})
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_clothed_surfaces_in_order_and_the_first_error(monkeypatch: pytest.MonkeyPatch, workers: str) -> None:
+    """The surfaces come back in the views' order whatever finishes first, the progress names every photo in order,
+    the first failed one's error is raised; ICON's surface (``icon_data``) is built one at a time."""
+    import icon_engine.pipeline
+    from icon_engine.subject import clothed_surfaces
+
+    monkeypatch.setenv(WORKERS_ENV, workers)
+    threads: set[str] = set()
+
+    def build(fit: Any, observation: Any, photo: Any, *_: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.05 * (4 - fit))  # the first photos take longest
+        if photo == "bad":
+            raise EngineError("internal", f"surface {fit} failed", "")
+        return fit
+
+    monkeypatch.setattr(icon_engine.pipeline, "build_clothed_surface", build)
+    messages: list[str] = []
+    reporter = SimpleNamespace(update=lambda fraction, text: messages.append(text))
+
+    def views(bad: tuple[int, ...] = ()) -> list[Any]:
+        return [SimpleNamespace(fit=k, observation=None, photo="bad" if k in bad else "ok",
+                                input=SimpleNamespace(label=f"p{k}")) for k in range(4)]
+
+    options = SimpleNamespace(icon_data=None)
+    assert clothed_surfaces(views(), options, "cpu", reporter, None) == [0, 1, 2, 3]
+    assert messages == [f"Clothed surface of p{k} ({k + 1}/4)" for k in range(4)]
+    assert (threads == {"MainThread"}) == (workers == "1")
+    with pytest.raises(EngineError, match="surface 1 failed"):
+        clothed_surfaces(views((1, 2)), options, "cpu", reporter, None)
+    threads.clear()
+    assert clothed_surfaces(views(), SimpleNamespace(icon_data="icon"), "cpu", reporter, None) == [0, 1, 2, 3]
+    assert threads == {"MainThread"}
