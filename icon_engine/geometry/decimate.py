@@ -7,6 +7,8 @@ every edge is shared by exactly two faces with opposite orientations (closed and
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 #: Aggressiveness values tried in turn (fast_simplification's ``agg``: higher is faster, coarser choices).
@@ -17,6 +19,11 @@ TARGET_FRACTIONS = (1.0, 0.97, 0.93)
 
 #: A result may exceed the target by this factor (the simplifier stops near, not at, the target).
 TARGET_SLACK = 1.05
+
+#: fast_simplification keeps the mesh in C++ globals between its load, simplify and read-back calls (each holds
+#: the GIL, but another thread's load can come in between): one simplification at a time in the process, or two
+#: threads' meshes mix (measured: 8 of 20 concurrent pairs came back wrong).
+_SIMPLIFY_LOCK = threading.Lock()
 
 
 def directed_edges(faces: np.ndarray) -> np.ndarray:
@@ -97,8 +104,9 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.n
     for fraction in TARGET_FRACTIONS:
         goal = fraction * target
         for agg in AGGRESSIVENESS:
-            v, f = fast_simplification.simplify(v_in.astype(np.float32), f_in.astype(np.int32),
-                                                target_reduction=1.0 - goal / len(f_in), agg=agg)
+            with _SIMPLIFY_LOCK:
+                v, f = fast_simplification.simplify(v_in.astype(np.float32), f_in.astype(np.int32),
+                                                    target_reduction=1.0 - goal / len(f_in), agg=agg)
             v, f = drop_doubled_faces(np.asarray(v, np.float64), np.asarray(f, np.int64))
             if len(f) and (check is None or check(f)) and len(f) <= TARGET_SLACK * target:
                 return v, f
