@@ -103,6 +103,14 @@ def _inline(fn: Callable[..., Any], *args: Any) -> Future:
     return done
 
 
+def _with_torch_count(count: int | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with ``count`` torch threads on this thread (None: as it is)."""
+    if count is None:
+        return fn(*args)
+    with torch_threads(count):
+        return fn(*args)
+
+
 @contextmanager
 def task_pool(workers: int | None = None, name: str = "icon-task") -> Iterator[Callable[..., Future]]:
     """``submit(fn, *args) → Future`` for independent tasks run on ``workers`` threads (default
@@ -111,15 +119,23 @@ def task_pool(workers: int | None = None, name: str = "icon-task") -> Iterator[C
     serial order of a loop without the pool.
 
     On leaving the block every task has ended: an error in the block (a cancel too) drops the tasks not yet
-    started, waits for the running ones and propagates. The tasks must be thread-safe; torch's thread count is
-    per thread (:func:`torch_threads`), and the caller's becomes again the default of threads started later."""
+    started, waits for the running ones and propagates. The tasks must be thread-safe. torch's thread count is
+    per thread (:func:`torch_threads`): each task runs with the caller's count at the pool's start, as it would
+    inline (a new thread would start with whatever count another thread set last), and on leaving the caller's
+    count becomes again the default of threads started later."""
     workers = cpu_workers() if workers is None else max(1, int(workers))
     if workers < 2:
         yield _inline
         return
+    torch = sys.modules.get("torch")
+    count = torch.get_num_threads() if torch is not None else None
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+    def submit(fn: Callable[..., Any], *args: Any) -> Future:
+        return pool.submit(_with_torch_count, count, fn, *args)
+
     try:
-        yield pool.submit
+        yield submit
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise

@@ -146,3 +146,16 @@ def test_task_pool_keeps_the_callers_torch_thread_count_for_new_threads() -> Non
     later.start()
     later.join()
     assert seen == [count]
+
+
+def test_task_pool_tasks_run_with_the_callers_torch_thread_count() -> None:
+    """A task runs with the caller's torch count even when another thread set a different default meanwhile."""
+    count = torch.get_num_threads()
+    other = 1 if count != 1 else 2
+    try:
+        with task_pool(workers=2) as submit:
+            torch.set_num_threads(other)  # the default new threads start with; the pool's tasks keep the caller's
+            counts = [submit(torch.get_num_threads).result() for _ in range(2)]
+    finally:
+        torch.set_num_threads(count)
+    assert counts == [count, count]
