@@ -144,3 +144,21 @@ def test_hull_zone_grows_the_landmarks_hull_by_a_share_of_their_extent():
     assert not zone[42, 32]  # beyond the corner's disk (11.3 px diagonally)
     assert hull_zone((160, 200), square[:2], 0.25).sum() == 0  # fewer than 3 points: no zone
     assert hull_zone((160, 200), np.array([[5.0, 5.0], [6.0, 6.0], [5.0, 7.0]]), 0.25).sum() == 0  # under 4 px
+
+
+def test_decimate_is_thread_safe() -> None:
+    """Two threads decimating at once get what each gets alone (fast_simplification keeps its mesh in globals:
+    without decimate's lock 7–8 of these 20 results came back wrong)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skimage.measure import marching_cubes
+
+    from icon_engine.geometry.decimate import decimate
+
+    g = np.indices((48, 48, 48)).astype(float) - 24
+    meshes = [marching_cubes(np.sqrt((g ** 2).sum(0)) - r + 2 * np.sin(g[0] / 4), 0.0)[:2] for r in (18, 15)]
+    alone = [decimate(v, f, 2000) for v, f in meshes]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(10):
+            for (v, f), (v0, f0) in zip(pool.map(lambda m: decimate(m[0], m[1], 2000), meshes), alone, strict=True):
+                assert np.array_equal(v, v0) and np.array_equal(f, f0)
