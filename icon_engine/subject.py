@@ -339,10 +339,13 @@ def _fit_photos(inputs: list[SubjectInput], body_model: Any, quality: str, devic
     The detections run one after the other on this thread (MediaPipe's graphs are shared); each photo's fit runs
     on :func:`icon_engine.threads.task_pool`'s threads as soon as its focal length is settled (:func:`_start_fits`:
     a photo without EXIF waits for the first photo's framing focal), beside the next detections and the other
-    fits — on 2 cores the last three of 4 photos two at a time (wave 32: fit stage 16.5 → ~12 s). A fit is one
-    torch thread (``fit.core.FIT_TORCH_THREADS``) and depends only on its photo and focal, so the fits, and
-    everything taken from them here in input order (warnings, statuses, the error raised first), are those of one
-    photo at a time; with one worker (``ICON_ENGINE_WORKERS=1``) they run inline, in that order."""
+    fits: on 2 cores the last three of 4 photos two at a time. The fits' small torch ops hold the GIL most of the
+    time, so two side by side take ~1.7× as long each (3 fits: ~10 → ~8 s; wave 32, the bench's 4 views at standard
+    on a quiet 2-core machine: the fit stage 15.5 → 14.1 s, its joint fit ~5.5 s of it). A fit is one torch thread
+    (``fit.core.FIT_TORCH_THREADS``, the caller's count otherwise: ``threads.task_pool``) and depends only on its
+    photo and focal, so the fits, and everything taken from them here in input order (warnings, statuses, the
+    error raised first), are those of one photo at a time; with one worker (``ICON_ENGINE_WORKERS=1``) they run
+    inline, in that order."""
     from .image_io import load_photo
     from .person import detect_person, mirror_pass_for
     from .threads import task_pool
@@ -584,10 +587,11 @@ def clothed_surfaces(views: list[SubjectView], options: Any, device: str, report
 
     The checkpoint-free surface runs two photos side by side (:func:`icon_engine.threads.task_pool`, one per
     :func:`~icon_engine.threads.cpu_workers`): its occupancy grid splits over the cores already, but its
-    silhouette fields, marching cubes, smoothing and decimation use one (wave 32, 4 photos at standard on 2 cores:
-    the surfaces' wall time ~10 → ~8 s). Each surface depends on its own photo and fit only, so they are those of
-    one at a time; ``reporter`` names each photo as it starts (and so honours Cancel between them), and the first
-    failed surface's error in input order is raised. ICON's learned surface (``options.icon_data``: networks
+    silhouette fields, marching cubes, smoothing and decimation use one (wave 32, the bench's 4 views at standard
+    on a quiet 2-core machine: the surface stage 7.8 → 6.5 s). Each surface depends on its own photo and fit only
+    (the decimation's library, whose state is global, runs one call at a time: ``geometry.decimate``), so they are
+    those of one at a time; ``reporter`` names each photo as it starts (and so honours Cancel between them), and the
+    first failed surface's error in input order is raised. ICON's learned surface (``options.icon_data``: networks
     already on every core, and a soft-silhouette cache not made for threads) stays one at a time."""
     from .pipeline import build_clothed_surface
     from .threads import cpu_workers, task_pool

