@@ -345,7 +345,8 @@ def _fit_photos(inputs: list[SubjectInput], body_model: Any, quality: str, devic
     (``fit.core.FIT_TORCH_THREADS``, the caller's count otherwise: ``threads.task_pool``) and depends only on its
     photo and focal, so the fits, and everything taken from them here in input order (warnings, statuses, the
     error raised first), are those of one photo at a time; with one worker (``ICON_ENGINE_WORKERS=1``) they run
-    inline, in that order."""
+    inline, in that order. ``progress`` (called on this thread only) names each photo as its detection starts;
+    while the fits finish, the last message is repeated before waiting for each one, which checks Cancel."""
     from .image_io import load_photo
     from .person import detect_person, mirror_pass_for
     from .threads import task_pool
@@ -382,6 +383,8 @@ def _fit_photos(inputs: list[SubjectInput], body_model: Any, quality: str, devic
                 warnings.append(d.skip)
                 d.entry["status"] = "no_person"
                 continue
+            if progress is not None and not d.job.done():  # Cancel is honoured between the fits, as before
+                progress(len(inputs) - 1, len(inputs), f"Fitting {inputs[-1].label}")  # the last message again
             fit = d.job.result()
             weight = fit_quality(fit, d.observation)
             metrics = dict(getattr(fit, "metrics", {}) or {})

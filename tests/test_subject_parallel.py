@@ -76,13 +76,15 @@ def run(monkeypatch: pytest.MonkeyPatch, workers: str, fail: dict[str, str] | No
 def test_photos_fitted_side_by_side_match_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     *serial, seen1 = run(monkeypatch, "1")
     *parallel, seen2 = run(monkeypatch, "2")
-    assert parallel == serial
+    assert parallel[:3] == serial[:3]
     assert seen2["focal"] == seen1["focal"]
     summary, warnings, report, messages = parallel
+    # while the fits finish, the last message again (Cancel is checked): never back to an earlier photo
+    assert serial[3] == [f"Fitting {name}" for name in PHOTOS]
+    assert messages[:len(PHOTOS)] == serial[3] and set(messages[len(PHOTOS):]) <= {"Fitting e.png"}
     assert [label for label, *_ in summary] == ["b.png", "c.png", "e.png"]
     assert warnings[0].startswith("a.png: dropped") and warnings[1].startswith("d.png: skipped")
     assert [e["status"] for e in report["inputs"]] == ["poor_fit", "used", "used", "no_person", "used"]
-    assert messages == [f"Fitting {name}" for name in PHOTOS]
     # a is no reference (dropped), b is its own (framing prior), c has EXIF, e takes b's framing focal
     assert seen2["focal"]["a.png"] is None and seen2["focal"]["b.png"] is None and seen2["focal"]["c.png"] is None
     assert seen2["focal"]["e.png"] == pytest.approx(700.0 + 10.0 * ord("b"))
@@ -137,3 +139,21 @@ def test_clothed_surfaces_in_order_and_the_first_error(monkeypatch: pytest.Monke
     threads.clear()
     assert clothed_surfaces(views(), SimpleNamespace(icon_data="icon"), "cpu", reporter, None) == [0, 1, 2, 3]
     assert threads == {"MainThread"}
+
+
+def test_a_cancel_while_the_fits_finish_stops_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel (the progress callback raising) while the fits run side by side propagates once the running fits
+    have ended; no fit thread is left behind."""
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    stand_ins(monkeypatch)
+    inputs = [SubjectInput(Path(name), name, Path(name)) for name in PHOTOS]
+    calls: list[str] = []
+
+    def progress(i: int, n: int, text: str) -> None:
+        calls.append(text)
+        if len(calls) > len(PHOTOS):
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        _fit_photos(inputs, None, "standard", "cpu", 0, progress, None)
+    assert not [t for t in threading.enumerate() if t.name.startswith("icon-fit")]
