@@ -320,6 +320,15 @@ def _start_fits(photos: list[_Detected], submit: Any, body_model: Any, quality: 
             d.job.result()
 
 
+def _side_by_side_workers(device: str) -> int | None:
+    """Workers for the photos' fits and surfaces side by side: None (:func:`icon_engine.threads.cpu_workers`) on the
+    CPU; 1 (one at a time, as before wave 32) on an accelerator, where they were not measured."""
+    from .geometry.device import is_cpu
+    from .options import resolve_device
+
+    return None if is_cpu(resolve_device(device) if device == "auto" else device) else 1
+
+
 def _raise_first_fit_error(photos: list[_Detected]) -> None:
     """After an error while detecting (or a cancel): drop the fits not yet started, wait for the running ones and
     raise the first one's error in input order, which one photo at a time would have met first."""
@@ -339,7 +348,8 @@ def _fit_photos(inputs: list[SubjectInput], body_model: Any, quality: str, devic
     The detections run one after the other on this thread (MediaPipe's graphs are shared); each photo's fit runs
     on :func:`icon_engine.threads.task_pool`'s threads as soon as its focal length is settled (:func:`_start_fits`:
     a photo without EXIF waits for the first photo's framing focal), beside the next detections and the other
-    fits: on 2 cores the last three of 4 photos two at a time. The fits' small torch ops hold the GIL most of the
+    fits (on the CPU; one at a time on an accelerator: :func:`_side_by_side_workers`): on 2 cores the last three
+    of 4 photos two at a time. The fits' small torch ops hold the GIL most of the
     time, so two side by side take ~1.7× as long each (3 fits: ~10 → ~8 s; wave 32, the bench's 4 views at standard
     on a quiet 2-core machine: the fit stage 15.5 → 14.1 s, its joint fit ~5.5 s of it). A fit is one torch thread
     (``fit.core.FIT_TORCH_THREADS``, the caller's count otherwise: ``threads.task_pool``) and depends only on its
@@ -355,7 +365,7 @@ def _fit_photos(inputs: list[SubjectInput], body_model: Any, quality: str, devic
     report: dict[str, Any] = {"inputs": []}
     views: list[SubjectView] = []
     photos: list[_Detected] = []  # every input in order: its person, or why it was skipped
-    with task_pool(name="icon-fit") as submit:
+    with task_pool(_side_by_side_workers(device), name="icon-fit") as submit:
         try:
             for i, item in enumerate(inputs):
                 entry: dict[str, Any] = {"label": item.label, "source": str(item.source)}
@@ -595,11 +605,12 @@ def clothed_surfaces(views: list[SubjectView], options: Any, device: str, report
     (the decimation's library, whose state is global, runs one call at a time: ``geometry.decimate``), so they are
     those of one at a time; ``reporter`` names each photo as it starts (and so honours Cancel between them), and the
     first failed surface's error in input order is raised. ICON's learned surface (``options.icon_data``: networks
-    already on every core, and a soft-silhouette cache not made for threads) stays one at a time."""
+    already on every core, and a soft-silhouette cache not made for threads) and an accelerator's ``device``
+    (:func:`_side_by_side_workers`) stay one at a time."""
     from .pipeline import build_clothed_surface
     from .threads import cpu_workers, task_pool
 
-    workers = cpu_workers() if options.icon_data is None else 1
+    workers = 1 if options.icon_data is not None else (_side_by_side_workers(device) or cpu_workers())
     jobs = []
     with task_pool(workers, name="icon-surface") as submit:
         for i, view in enumerate(views):

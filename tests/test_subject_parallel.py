@@ -62,12 +62,13 @@ def stand_ins(monkeypatch: pytest.MonkeyPatch, fail: dict[str, str] | None = Non
     return seen
 
 
-def run(monkeypatch: pytest.MonkeyPatch, workers: str, fail: dict[str, str] | None = None) -> tuple[Any, ...]:
+def run(monkeypatch: pytest.MonkeyPatch, workers: str, fail: dict[str, str] | None = None,
+        device: str = "cpu") -> tuple[Any, ...]:
     monkeypatch.setenv(WORKERS_ENV, workers)
     seen = stand_ins(monkeypatch, fail)
     inputs = [SubjectInput(Path(name), name, Path(name)) for name in PHOTOS]
     messages: list[str] = []
-    views, warnings, report = _fit_photos(inputs, None, "standard", "cpu", 0,
+    views, warnings, report = _fit_photos(inputs, None, "standard", device, 0,
                                           lambda i, n, text: messages.append(text), None)
     summary = [(v.input.label, v.weight, v.fit.metrics, v.warnings) for v in views]
     return summary, warnings, report, messages, seen
@@ -92,6 +93,8 @@ def test_photos_fitted_side_by_side_match_one_at_a_time(monkeypatch: pytest.Monk
     assert seen1["fit_threads"] == {"MainThread"}  # one worker: inline, as before
     assert any(name.startswith("icon-fit") for name in seen2["fit_threads"])
     assert seen2["detect_threads"] == {"MainThread"}  # detections stay one at a time on the caller's thread
+    *on_gpu, seen3 = run(monkeypatch, "2", device="cuda")  # an accelerator: one at a time, as before
+    assert on_gpu == serial and seen3["fit_threads"] == {"MainThread"}
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -136,9 +139,10 @@ def test_clothed_surfaces_in_order_and_the_first_error(monkeypatch: pytest.Monke
     assert (threads == {"MainThread"}) == (workers == "1")
     with pytest.raises(EngineError, match="surface 1 failed"):
         clothed_surfaces(views((1, 2)), options, "cpu", reporter, None)
-    threads.clear()
-    assert clothed_surfaces(views(), SimpleNamespace(icon_data="icon"), "cpu", reporter, None) == [0, 1, 2, 3]
-    assert threads == {"MainThread"}
+    for one_at_a_time, device in ((SimpleNamespace(icon_data="icon"), "cpu"), (options, "cuda")):
+        threads.clear()
+        assert clothed_surfaces(views(), one_at_a_time, device, reporter, None) == [0, 1, 2, 3]
+        assert threads == {"MainThread"}
 
 
 def test_a_cancel_while_the_fits_finish_stops_them(monkeypatch: pytest.MonkeyPatch) -> None:
