@@ -349,9 +349,9 @@ def _fit_photos(inputs: list[SubjectInput], body_model: Any, quality: str, devic
     on :func:`icon_engine.threads.task_pool`'s threads as soon as its focal length is settled (:func:`_start_fits`:
     a photo without EXIF waits for the first photo's framing focal), beside the next detections and the other
     fits (on the CPU; one at a time on an accelerator: :func:`_side_by_side_workers`): on 2 cores the last three
-    of 4 photos two at a time. The fits' small torch ops hold the GIL most of the
-    time, so two side by side take ~1.7× as long each (3 fits: ~10 → ~8 s; wave 32, the bench's 4 views at standard
-    on a quiet 2-core machine: the fit stage 15.5 → 14.1 s, its joint fit ~5.5 s of it). A fit is one torch thread
+    of 4 photos two at a time. The fits' small torch ops hold the GIL most of the time, so two side by side take
+    ~1.7× as long each (wave 32, the bench's 4 views at standard on a quiet 2-core machine: detections and own fits
+    ~11 → ~10 s; the joint fit after them, ~5.5 s, stays one thread). A fit is one torch thread
     (``fit.core.FIT_TORCH_THREADS``, the caller's count otherwise: ``threads.task_pool``) and depends only on its
     photo and focal, so the fits, and everything taken from them here in input order (warnings, statuses, the
     error raised first), are those of one photo at a time; with one worker (``ICON_ENGINE_WORKERS=1``) they run
