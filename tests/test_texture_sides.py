@@ -838,3 +838,51 @@ def test_the_profiles_running_median_keeps_the_garments_own_colours():
     ends[-3:] = False
     stepped = _steady_runs(step, ends, 4)
     assert (stepped[:20] == grey).all() and (stepped[20:] == skin).all()
+
+
+def _strip(columns: int = 40, rows: int = 20, spacing: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """A flat grid (metres, the XY plane) of ``columns`` × ``rows`` vertices and its triangles."""
+    x, y = np.meshgrid(np.arange(columns) * spacing, np.arange(rows) * spacing)
+    vertices = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], axis=1)
+    i = np.arange(columns - 1)[None, :] + columns * np.arange(rows - 1)[:, None]
+    i = i.ravel()
+    faces = np.concatenate([np.stack([i, i + 1, i + columns], 1), np.stack([i + 1, i + columns + 1, i + columns], 1)])
+    return vertices, faces
+
+
+def test_one_garment_over_two_parts_has_no_seam_where_they_meet():
+    from icon_engine.texture.fill import PART_SEAM_BAND, blend_part_seams
+
+    v, f = _strip()
+    parts = np.where(v[:, 0] < 0.195, 0, 3)  # torso left of x = 0.2, a leg right of it
+    colours = np.where(parts[:, None] == 0, [140.0, 140.0, 150.0], [110.0, 110.0, 120.0])  # one dress, two greys
+    colours[v[:, 0] > 0.345] = [200.0, 150.0, 120.0]  # the skin below its hem
+    hidden = np.ones(len(v), dtype=bool)
+    hidden[v[:, 1] > 0.175] = False  # the top rows are seen: photo colours
+    out, moved = blend_part_seams(colours, hidden, parts, f, v, height=1.0)
+    row = (np.abs(v[:, 1] - 0.05) < 1e-9)
+    left = row & (np.abs(v[:, 0] - 0.19) < 1e-9)
+    right = row & (np.abs(v[:, 0] - 0.20) < 1e-9)
+    assert np.abs(colours[left] - colours[right]).max() == 30.0
+    assert np.abs(out[left] - out[right]).max() < 1e-9  # the step at the seam is gone: both meet at the mean
+    assert np.allclose(out[left], [125.0, 125.0, 135.0])
+    far = np.abs(v[:, 0] - 0.195) > PART_SEAM_BAND + 0.005
+    assert np.array_equal(out[far], colours[far])  # beyond the band nothing moves
+    assert np.array_equal(out[~hidden], colours[~hidden])  # nor does what the photo shows
+    assert moved == int((~np.isclose(out, colours).all(axis=1)).sum()) > 0
+    # another garment (a blue leg under a grey top) keeps its step
+    blue = np.where(parts[:, None] == 0, [140.0, 140.0, 150.0], [40.0, 60.0, 160.0])
+    out_blue, moved_blue = blend_part_seams(blue, hidden, parts, f, v, height=1.0)
+    assert moved_blue == 0 and np.array_equal(out_blue, blue)
+
+
+def test_a_seam_blend_leaves_the_next_garment_alone():
+    from icon_engine.texture.fill import blend_part_seams
+
+    v, f = _strip()
+    parts = np.where(v[:, 0] < 0.195, 0, 3)
+    colours = np.where(parts[:, None] == 0, [140.0, 140.0, 150.0], [110.0, 110.0, 120.0])
+    band = (v[:, 0] > 0.205) & (v[:, 0] < 0.235)
+    colours[band] = [60.0, 40.0, 30.0]  # a dark belt on the leg's side right next to the seam
+    out, _ = blend_part_seams(colours, np.ones(len(v), dtype=bool), parts, f, v, height=1.0)
+    assert np.array_equal(out[band], colours[band])

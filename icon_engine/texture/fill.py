@@ -670,4 +670,74 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     same = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
     out = harmonic_fill(seed, known, same, fallback_faces=faces)
     stats["profile_vertex_fraction"] = float((known & filled).mean())
+    out, stats["part_seam_vertices"] = blend_part_seams(out, ~seen & ~direct, parts, faces, v, height)
     return out, stats
+
+
+#: Hidden vertices of two parts that meet (a dress over the hips and both thighs, a coat's tail, a sleeve at the
+#: shoulder) whose fills differ by less than this (RGB distance, 0–255) show one garment ...
+PART_SEAM_MAX_RGB = 60.0
+#: ... whose two profiles, each from its own part's samples, meet in a step along the parts' boundary: within this
+#: distance of it (fraction of the mesh's height) both sides are shifted towards their mean (:func:`blend_part_seams`).
+PART_SEAM_BAND = 0.03
+#: A hidden vertex in the band takes the shift when its colour lies within this (RGB distance) of its side of the
+#: seam: the same garment, not the next one (the top above a waistband, the skin below a hem).
+PART_SEAM_SAME_RGB = 30.0
+#: The step across the seam is the mean over this many nearest seam edges (it varies along the seam).
+PART_SEAM_EDGES = 8
+
+
+def blend_part_seams(colours: np.ndarray, hidden: np.ndarray, parts: np.ndarray, faces: np.ndarray,
+                     vertices: np.ndarray, height: float) -> tuple[np.ndarray, int]:
+    """``colours`` (N, 3) with the hidden side's steps between parts faded out: each part's profile comes from its
+    own samples, so one garment over two parts (subject_107's dress over the hips and the thighs: three greys meeting
+    along the parts' boundaries) showed a seam where the parts meet. A *seam edge* joins two ``hidden`` (N,) bool
+    vertices of different parts whose colours differ by less than :data:`PART_SEAM_MAX_RGB`; its step is the mean
+    colour difference over the :data:`PART_SEAM_EDGES` nearest seam edges between the same two parts. A hidden
+    vertex of either part within :data:`PART_SEAM_BAND` × ``height`` (metres) of a seam edge, and within
+    :data:`PART_SEAM_SAME_RGB` of that edge's vertex on its side, moves by half the step towards the other side
+    (the seam edge's own vertices the whole half), fading linearly to nothing at the band's edge: the two sides
+    meet at their mean and the step becomes a gradient across the band; a step to another garment stays a step.
+    ``vertices`` (N, 3) metres (the rest pose). Returns (colours, how many vertices moved)."""
+    from scipy.spatial import cKDTree
+
+    from ..geometry.laplacian import mesh_edges
+
+    out = np.asarray(colours, dtype=np.float64).copy()
+    edges = mesh_edges(np.asarray(faces, dtype=np.int64))
+    pa, pb = parts[edges[:, 0]], parts[edges[:, 1]]
+    diff = out[edges[:, 0]] - out[edges[:, 1]]
+    seam = (pa != pb) & hidden[edges].all(axis=1) & (np.linalg.norm(diff, axis=1) < PART_SEAM_MAX_RGB)
+    if not seam.any():
+        return out, 0
+    flip = pa > pb  # each seam edge as (lower part, higher part)
+    lo = np.where(flip, edges[:, 1], edges[:, 0])[seam]
+    hi = np.where(flip, edges[:, 0], edges[:, 1])[seam]
+    step = (out[lo] - out[hi])
+    middle = 0.5 * (vertices[lo] + vertices[hi])
+    half = 0.5 * np.linalg.norm(vertices[lo] - vertices[hi], axis=1)  # the seam's own vertices take the whole shift
+    band = PART_SEAM_BAND * height
+    moved = np.zeros(len(out), dtype=bool)
+    shift = np.zeros_like(out)
+    reach = np.full(len(out), np.inf)
+    for pair in np.unique(np.stack([parts[lo], parts[hi]], axis=1), axis=0):
+        mine = np.nonzero((parts[lo] == pair[0]) & (parts[hi] == pair[1]))[0]
+        tree = cKDTree(middle[mine])
+        k = min(PART_SEAM_EDGES, len(mine))
+        near = tree.query(middle[mine], k=k)[1].reshape(len(mine), k)
+        local = step[mine][near].mean(axis=1)  # the step along the seam, smoothed
+        for side, sign, end in ((pair[0], -0.5, lo), (pair[1], 0.5, hi)):
+            cand = np.nonzero(hidden & (parts == side))[0]
+            dist, j = tree.query(vertices[cand], distance_upper_bound=band + half[mine].max())
+            ok = np.isfinite(dist)
+            cand, dist, j = cand[ok], dist[ok], j[ok]
+            same = np.linalg.norm(out[cand] - out[end[mine][j]], axis=1) < PART_SEAM_SAME_RGB
+            nearer = dist < reach[cand]  # a vertex near two seams follows the nearer
+            fade = np.clip(1.0 - (dist - half[mine][j]) / band, 0.0, 1.0)
+            take = same & nearer & (fade > 0.0)
+            cand, dist, j, fade = cand[take], dist[take], j[take], fade[take]
+            shift[cand] = sign * local[j] * fade[:, None]
+            reach[cand] = dist
+            moved[cand] = True
+    out[moved] = np.clip(out[moved] + shift[moved], 0.0, 255.0)
+    return out, int(moved.sum())
