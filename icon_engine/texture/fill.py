@@ -21,8 +21,10 @@ from .face_mirror import reflect
 from .parts import (
     LIMB_COUNTERPART,
     PART_HEAD,
+    PART_LEFT_ARM,
     PART_LEFT_LEG,
     PART_NAMES,
+    PART_RIGHT_ARM,
     PART_RIGHT_LEG,
     PART_TORSO,
     _limb_end,
@@ -671,7 +673,73 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     out = harmonic_fill(seed, known, same, fallback_faces=faces)
     stats["profile_vertex_fraction"] = float((known & filled).mean())
     out, stats["part_seam_vertices"] = blend_part_seams(out, ~seen & ~direct, parts, faces, v, height)
+    out, stats["counterpart_levelled_vertices"] = level_counterparts(out, ~seen & ~direct, seen, parts, v, height)
     return out, stats
+
+
+#: Bins along a limb (fraction of its length from its root) in which the two limbs of a pair compare their hidden
+#: sides (:func:`level_counterparts`).
+COUNTERPART_BINS = 20
+#: Two limbs' hidden sides in one bin show the same garment when their medians' hues lie within this of each other
+#: (:func:`_chroma`) ...
+COUNTERPART_CHROMA = 0.08
+#: ... and their brightnesses (mean of R, G, B) within this ratio: one trouser leg in the photo's light, the other
+#: in its shadow (rendered subject_100: 1.5–1.8 along the thighs).
+COUNTERPART_BRIGHTNESS = 2.5
+#: Fewest hidden vertices of each limb in a bin for it to be compared.
+COUNTERPART_MIN_VERTICES = 5
+
+
+def level_counterparts(colours: np.ndarray, hidden: np.ndarray, seen: np.ndarray, parts: np.ndarray,
+                       vertices: np.ndarray, height: float) -> tuple[np.ndarray, int]:
+    """``colours`` (N, 3) with the hidden sides of a pair of limbs that wear one garment levelled to the better lit
+    of the two. Each limb's profile comes from its own samples, so a trouser leg the photo shows in shadow took
+    its shadow's colour all round while the other leg took the garment as lit (rendered subject_100: the right
+    leg's back dark blue, the left's light). Along both limbs (:func:`_limb_fraction`, :data:`COUNTERPART_BINS`
+    bins) the medians of the two limbs' ``hidden`` (N,) bool vertices are compared; where their hues and
+    brightnesses agree (:data:`COUNTERPART_CHROMA`, :data:`COUNTERPART_BRIGHTNESS`) both take the brighter median:
+    every hidden vertex of the darker limb there moves by the difference (so its own variation, a fold, a seam,
+    stays), interpolated along the limb between the centres of the bins holding at least
+    :data:`COUNTERPART_MIN_VERTICES` of both limbs, and faded in from its limb's ``seen`` (N,) bool
+    vertices over :data:`SEAM_BAND` × ``height`` (what the photo shows, and the blend next to it, keep their
+    colour). Legs and arms; ``vertices`` (N, 3) metres (the rest pose: straight limbs). Returns (colours, how many
+    vertices moved by more than 1)."""
+    from scipy.spatial import cKDTree
+
+    out = np.asarray(colours, dtype=np.float64).copy()
+    moved = 0
+    centres = (np.arange(COUNTERPART_BINS) + 0.5) / COUNTERPART_BINS
+    for a, b in ((PART_LEFT_LEG, PART_RIGHT_LEG), (PART_LEFT_ARM, PART_RIGHT_ARM)):
+        if min(int((hidden & (parts == part)).sum()) for part in (a, b)) < PART_MIN_SEEN:
+            continue
+        limbs = []
+        for part in (a, b):
+            idx = np.nonzero(hidden & (parts == part))[0]
+            t = _limb_fraction(vertices, parts, part)[0][idx]
+            limbs.append((part, idx, t, np.clip((t * COUNTERPART_BINS).astype(int), 0, COUNTERPART_BINS - 1)))
+        shifts = np.zeros((2, COUNTERPART_BINS, 3))
+        compared = np.zeros(COUNTERPART_BINS, dtype=bool)  # bins with enough of both limbs (the others interpolate)
+        for k in range(COUNTERPART_BINS):
+            inside = [out[idx[bins == k]] for _, idx, _, bins in limbs]
+            if min(len(c) for c in inside) < COUNTERPART_MIN_VERTICES:
+                continue
+            compared[k] = True
+            medians = np.stack([np.median(c, axis=0) for c in inside])
+            light = np.maximum(medians.mean(axis=1), 1.0)
+            if (np.linalg.norm(_chroma(medians[0]) - _chroma(medians[1])) < COUNTERPART_CHROMA
+                    and light.max() / light.min() < COUNTERPART_BRIGHTNESS):
+                shifts[:, k] = medians[int(np.argmax(light))] - medians
+        for (part, idx, t, _), shift in zip(limbs, shifts, strict=True):
+            if not np.abs(shift).any():
+                continue
+            delta = np.stack([np.interp(t, centres[compared], shift[compared, ch]) for ch in range(3)], axis=1)
+            vis = np.nonzero(seen & (parts == part))[0]
+            if len(vis):
+                delta *= np.clip(cKDTree(vertices[vis]).query(vertices[idx], k=1)[0] / (SEAM_BAND * height),
+                                 0.0, 1.0)[:, None]
+            out[idx] = np.clip(out[idx] + delta, 0.0, 255.0)
+            moved += int((np.abs(delta).max(axis=1) > 1.0).sum())
+    return out, moved
 
 
 #: Hidden vertices of two parts that meet (a dress over the hips and both thighs, a coat's tail, a sleeve at the
