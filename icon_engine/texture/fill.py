@@ -672,8 +672,9 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     same = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
     out = harmonic_fill(seed, known, same, fallback_faces=faces)
     stats["profile_vertex_fraction"] = float((known & filled).mean())
-    out, stats["part_seam_vertices"] = blend_part_seams(out, ~seen & ~direct, parts, faces, v, height)
+    # the limbs of a pair levelled first, then the steps between neighbouring parts (a levelled leg's to the hips)
     out, stats["counterpart_levelled_vertices"] = level_counterparts(out, ~seen & ~direct, seen, parts, v, height)
+    out, stats["part_seam_vertices"] = blend_part_seams(out, ~seen & ~direct, parts, faces, v, height)
     return out, stats
 
 
