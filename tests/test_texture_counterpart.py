@@ -222,3 +222,27 @@ def test_the_seat_rule_needs_the_face_seen(body, monkeypatch):
     assert "seat_vertices" not in stats and not calls
     unseen_side_fill(v, f, parts, alpha, colours, np.zeros(len(v)), face_forward=FORWARD)  # the face seen: looked for
     assert calls
+
+
+def test_a_trouser_leg_in_shadow_takes_the_lit_legs_colour_on_its_hidden_side(body):
+    """Wave 32 (``fill.level_counterparts``): a trouser leg the photo shows in shadow takes the lit leg's colour on
+    its hidden side (rendered subject_100's dark right leg), not a bare leg beside it."""
+    from icon_engine.texture.fill import level_counterparts
+
+    v, f, parts, _ = body
+    seen = v[:, 2] > 0.069  # the fronts: what the photo shows
+    hidden = ~seen
+    lit, shade = np.array([90.0, 110.0, 170.0]), np.array([50.0, 62.0, 100.0])  # one pair of jeans
+    colours = np.where((parts == PART_RIGHT_LEG)[:, None], shade, lit)
+    colours[parts == PART_TORSO] = TOP
+    out, moved = level_counterparts(colours, hidden, seen, parts, v, height=1.6)
+    back = hidden & (parts == PART_RIGHT_LEG) & (v[:, 2] < -0.069)  # the shaded leg's back, away from its front
+    assert moved > 0
+    assert np.abs(out[back] - lit).max() < 1.0  # the lit leg's colour
+    assert np.array_equal(out[seen], colours[seen])  # what the photo shows keeps its colour
+    assert np.array_equal(out[parts == PART_LEFT_LEG], colours[parts == PART_LEFT_LEG])  # the lit leg as it was
+    assert np.array_equal(out[parts == PART_TORSO], colours[parts == PART_TORSO])
+    # a bare leg beside a trouser leg (another hue) keeps its own colour
+    skin = np.where((parts == PART_RIGHT_LEG)[:, None], [200.0, 150.0, 120.0], lit)
+    out_skin, moved_skin = level_counterparts(skin, hidden, seen, parts, v, height=1.6)
+    assert moved_skin == 0 and np.array_equal(out_skin, skin)

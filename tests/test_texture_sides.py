@@ -13,7 +13,6 @@ from icon_engine.bundle.skeleton import PARENTS
 from icon_engine.texture import (
     PART_HEAD,
     PART_LEFT_ARM,
-    PART_LEFT_LEG,
     PART_NAMES,
     PART_RIGHT_ARM,
     PART_RIGHT_LEG,
@@ -888,38 +887,3 @@ def test_a_seam_blend_leaves_the_next_garment_alone():
     out, _ = blend_part_seams(colours, np.ones(len(v), dtype=bool), parts, f, v, height=1.0)
     assert np.array_equal(out[band], colours[band])
 
-
-def _two_legs(divisions: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A box "torso" (part 0) on two box "legs" (parts 3 and 4), metres, Y up: vertices, faces, parts."""
-    pieces = [(_box(np.array([0.0, 1.15, 0.0]), np.array([0.2, 0.25, 0.1]), divisions), PART_TORSO),
-              (_box(np.array([0.1, 0.45, 0.0]), np.array([0.06, 0.42, 0.06]), divisions), PART_LEFT_LEG),
-              (_box(np.array([-0.1, 0.45, 0.0]), np.array([0.06, 0.42, 0.06]), divisions), PART_RIGHT_LEG)]
-    v, f, parts, n = [], [], [], 0
-    for (pv, pf), part in pieces:
-        v.append(pv)
-        f.append(pf + n)
-        parts.append(np.full(len(pv), part))
-        n += len(pv)
-    return np.concatenate(v), np.concatenate(f), np.concatenate(parts)
-
-
-def test_a_trouser_leg_in_shadow_takes_the_lit_legs_colour_on_its_hidden_side():
-    from icon_engine.texture.fill import level_counterparts
-
-    v, f, parts = _two_legs()
-    seen = v[:, 2] > 0.059  # the fronts: what the photo shows
-    hidden = ~seen
-    lit, shade = np.array([90.0, 110.0, 170.0]), np.array([50.0, 62.0, 100.0])  # one pair of jeans
-    colours = np.where((parts == PART_RIGHT_LEG)[:, None], shade, lit)
-    colours[parts == PART_TORSO] = [40.0, 40.0, 40.0]
-    out, moved = level_counterparts(colours, hidden, seen, parts, v, height=1.4)
-    back = hidden & (parts == PART_RIGHT_LEG) & (v[:, 2] < -0.059)  # the shaded leg's back, away from its front
-    assert moved > 0
-    assert np.abs(out[back] - lit).max() < 1.0  # the lit leg's colour
-    assert np.array_equal(out[seen], colours[seen])  # what the photo shows keeps its colour
-    assert np.array_equal(out[parts == PART_LEFT_LEG], colours[parts == PART_LEFT_LEG])  # the lit leg as it was
-    assert np.array_equal(out[parts == PART_TORSO], colours[parts == PART_TORSO])
-    # a bare leg beside a trouser leg (another hue) keeps its own colour
-    skin = np.where((parts == PART_RIGHT_LEG)[:, None], [200.0, 150.0, 120.0], lit)
-    out_skin, moved_skin = level_counterparts(skin, hidden, seen, parts, v, height=1.4)
-    assert moved_skin == 0 and np.array_equal(out_skin, skin)
