@@ -11,8 +11,9 @@ import numpy as np
 
 from ..mesh_queries import rasterize
 from ..threads import map_rows
+from . import photo_occupancy
 from .body import HAND_JOINTS
-from .photo_occupancy import FIELD_BLOCK_ROWS, FIELD_MIN_ROWS, bare_hands
+from .photo_occupancy import bare_hands
 
 #: Confidence of a photo's surface at a point: RIM_FLOOR + rim², rim = 1 − |cos(normal, view ray)|. A photo's
 #: silhouette pins the surface where it is seen edge-on (its rim); where the surface faces its camera (front or
@@ -137,7 +138,8 @@ class FusedOccupancy:
         points = lo + CONFIDENCE_GRID_M * np.indices(shape).reshape(3, -1).T
         near = np.nonzero(self.occupancies[0].skin.tree.query(points)[0] < CONFIDENCE_BAND_M)[0]
         raw = np.zeros((len(self.occupancies), len(points)))
-        raw[:, near] = map_rows(self._pointwise, points[near], min_rows=FIELD_MIN_ROWS, max_rows=CONFIDENCE_BLOCK).T
+        raw[:, near] = map_rows(self._pointwise, points[near], min_rows=photo_occupancy.FIELD_MIN_ROWS,
+                                max_rows=CONFIDENCE_BLOCK).T
         inside = np.zeros(len(points))
         inside[near] = 1.0
         sigma = CONFIDENCE_BLUR_M / CONFIDENCE_GRID_M
@@ -171,8 +173,8 @@ class FusedOccupancy:
         views at standard on 2 cores: the field 8.8 → 5.6 s, the bundles byte-identical)."""
         if self.confidence is None:
             self._confidence_grids()
-        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64), min_rows=FIELD_MIN_ROWS,
-                       max_rows=FIELD_BLOCK_ROWS)
+        out = map_rows(self._evaluate, np.asarray(x_c, dtype=np.float64), min_rows=photo_occupancy.FIELD_MIN_ROWS,
+                       max_rows=photo_occupancy.FIELD_BLOCK_ROWS)
         self.count += len(x_c)
         self.contact_count += int(out[:, 1].sum())
         self.occupancies[0].lost_count += int(out[:, 2].sum())
