@@ -246,3 +246,26 @@ def test_a_trouser_leg_in_shadow_takes_the_lit_legs_colour_on_its_hidden_side(bo
     skin = np.where((parts == PART_RIGHT_LEG)[:, None], [200.0, 150.0, 120.0], lit)
     out_skin, moved_skin = level_counterparts(skin, hidden, seen, parts, v, height=1.6)
     assert moved_skin == 0 and np.array_equal(out_skin, skin)
+
+
+def test_the_hidden_hips_take_the_levelled_trousers_colour(body):
+    """Wave 32 (``fill.level_hips``): the hidden hips, filled from both legs' samples (the shaded leg's too), take
+    the trousers' colour at the legs' top after the legs are levelled; shorts of another colour keep theirs."""
+    from icon_engine.texture.fill import level_hips
+
+    v, f, parts, _ = body
+    seen = v[:, 2] > 0.069
+    hips = ~seen & (parts == PART_TORSO) & (v[:, 1] < 1.1)  # the torso's lowest 10 cm, hidden
+    lit, pooled = np.array([90.0, 110.0, 170.0]), np.array([66.0, 80.0, 126.0])  # one pair of jeans
+    colours = np.where(np.isin(parts, [PART_LEFT_LEG, PART_RIGHT_LEG])[:, None], lit, TOP)
+    colours[hips] = pooled
+    out, moved = level_hips(colours, hips, seen, parts, v, height=1.6)
+    back = hips & (v[:, 2] < -0.069)  # the hips' back, away from the seen front
+    assert moved > 0
+    assert np.abs(out[back] - lit).max() < 1.0
+    assert np.array_equal(out[~hips], colours[~hips])  # nothing else moves
+    shorts = colours.copy()
+    shorts[hips] = [30.0, 30.0, 30.0]  # black shorts over bare legs
+    shorts[np.isin(parts, [PART_LEFT_LEG, PART_RIGHT_LEG])] = [200.0, 150.0, 120.0]
+    out_shorts, moved_shorts = level_hips(shorts, hips, seen, parts, v, height=1.6)
+    assert moved_shorts == 0 and np.array_equal(out_shorts, shorts)

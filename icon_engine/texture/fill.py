@@ -553,6 +553,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     filled = ~seen | direct
     seed = np.asarray(photo_colours, dtype=np.float64).copy()
     known = ~filled
+    hips_filled = np.zeros(len(v), dtype=bool)  # the hidden hips the legs' garment filled (:func:`_hips_from_legs`)
     stats: dict[str, Any] = {"hair_colour": None}
     sample = seen if own_pixel is None else seen & own_pixel
     legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
@@ -658,6 +659,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             hips = _hips_from_legs(v, parts, sample, seed, _side_weight(view_cos) * lit, hid, height)
             if hips is not None:
                 fill[hips[0]] = hips[1]
+                hips_filled[hid[hips[0]]] = True
                 stats["hips_from_legs"] = int(hips[0].sum())
         if seat is not None and part in (PART_TORSO, PART_LEFT_LEG, PART_RIGHT_LEG):
             in_seat = ((v[hid, 1] >= seat[0]) & (v[hid, 1] <= seat[1])
@@ -674,6 +676,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     stats["profile_vertex_fraction"] = float((known & filled).mean())
     # the limbs of a pair levelled first, then the steps between neighbouring parts (a levelled leg's to the hips)
     out, stats["counterpart_levelled_vertices"] = level_counterparts(out, ~seen & ~direct, seen, parts, v, height)
+    out, stats["hips_levelled_vertices"] = level_hips(out, hips_filled & ~seen & ~direct, seen, parts, v, height)
     out, stats["part_seam_vertices"] = blend_part_seams(out, ~seen & ~direct, parts, faces, v, height)
     return out, stats
 
@@ -741,6 +744,47 @@ def level_counterparts(colours: np.ndarray, hidden: np.ndarray, seen: np.ndarray
             out[idx] = np.clip(out[idx] + delta, 0.0, 255.0)
             moved += int((np.abs(delta).max(axis=1) > 1.0).sum())
     return out, moved
+
+
+#: The legs' top (fraction of each leg's length from the hip) whose hidden side the hidden hips are compared with
+#: (:func:`level_hips`).
+HIPS_LEGS_TOP = 0.1
+
+
+def level_hips(colours: np.ndarray, hips: np.ndarray, seen: np.ndarray, parts: np.ndarray, vertices: np.ndarray,
+               height: float) -> tuple[np.ndarray, int]:
+    """``colours`` (N, 3) with the hidden hips (``hips`` (N,) bool: the torso's hidden vertices below the legs' top
+    that took the garment round the body at that height, :func:`_hips_from_legs`) moved to the legs' hidden side at
+    their top (the first :data:`HIPS_LEGS_TOP` of their length) after :func:`level_counterparts`: the hips' profile
+    pooled both legs' samples, the shaded one's too, and stayed darker than the levelled trousers below them
+    (rendered subject_100's seat). All of the hips move by the difference of the two medians, when their hues and
+    brightnesses agree as :func:`level_counterparts` asks (another garment, shorts under a long top, keeps its
+    own), faded in from the torso's ``seen`` (N,) bool vertices over :data:`SEAM_BAND` × ``height`` (metres).
+    Returns (colours, how many vertices moved by more than 1)."""
+    from scipy.spatial import cKDTree
+
+    out = np.asarray(colours, dtype=np.float64).copy()
+    legs = []
+    for leg in (PART_LEFT_LEG, PART_RIGHT_LEG):
+        if not (parts == leg).any():
+            continue
+        idx = np.nonzero(~seen & (parts == leg))[0]
+        legs.append(idx[_limb_fraction(vertices, parts, leg)[0][idx] < HIPS_LEGS_TOP])
+    top = np.concatenate(legs) if legs else np.zeros(0, dtype=np.int64)
+    idx = np.nonzero(hips)[0]
+    if min(len(top), len(idx)) < COUNTERPART_MIN_VERTICES:
+        return out, 0
+    target, own = np.median(out[top], axis=0), np.median(out[idx], axis=0)
+    light = np.maximum([target.mean(), own.mean()], 1.0)
+    if (np.linalg.norm(_chroma(target) - _chroma(own)) >= COUNTERPART_CHROMA
+            or light.max() / light.min() >= COUNTERPART_BRIGHTNESS):
+        return out, 0
+    delta = np.broadcast_to(target - own, (len(idx), 3)).copy()
+    vis = np.nonzero(seen & (parts == PART_TORSO))[0]
+    if len(vis):
+        delta *= np.clip(cKDTree(vertices[vis]).query(vertices[idx], k=1)[0] / (SEAM_BAND * height), 0.0, 1.0)[:, None]
+    out[idx] = np.clip(out[idx] + delta, 0.0, 255.0)
+    return out, int((np.abs(delta).max(axis=1) > 1.0).sum())
 
 
 #: Hidden vertices of two parts that meet (a dress over the hips and both thighs, a coat's tail, a sleeve at the
