@@ -21,9 +21,10 @@ Method (docs/texture_rig.md):
    band: the back of a shirt gets the shirt, a heel the shoe), the back of the head the hair colour (clustered
    from the head's seen colours), and a band along the seen side's edge is blended harmonically on the part's
    own mesh graph (no seam, no colour from another part). A pair of limbs whose hidden sides show one garment
-   takes the better lit one's colour on both (a trouser leg in the photo's shadow is not dark all round), and a
-   garment over two parts (a dress over the hips and the thighs) has the step where their fills meet faded into a
-   gradient (:func:`~.fill.level_counterparts`, :func:`~.fill.blend_part_seams`). The legs' hidden texels add the
+   takes the better lit one's colour on both (a trouser leg in the photo's shadow is not dark all round) and the
+   hidden hips follow the legs' top, and a garment over two parts (a dress over the hips and the thighs) has the
+   step where their fills meet faded into a gradient (:func:`~.fill.level_counterparts`, :func:`~.fill.level_hips`,
+   :func:`~.fill.blend_part_seams`). The legs' hidden texels add the
    photo's fine detail seen through the leg (stripes, denim).
    **Without parts** (mirroring through the body): a hidden vertex looks towards the camera through the body:
    the first front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
