@@ -694,6 +694,25 @@ COUNTERPART_BRIGHTNESS = 2.5
 COUNTERPART_MIN_VERTICES = 5
 
 
+def _same_garment(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two colours (3,) (0–255) show one garment under different light: hues within
+    :data:`COUNTERPART_CHROMA` (:func:`_chroma`) and brightnesses within :data:`COUNTERPART_BRIGHTNESS`."""
+    light = np.maximum([np.mean(a), np.mean(b)], 1.0)
+    return bool(np.linalg.norm(_chroma(a) - _chroma(b)) < COUNTERPART_CHROMA
+                and light.max() / light.min() < COUNTERPART_BRIGHTNESS)
+
+
+def _fade_from_seen(vertices: np.ndarray, seen: np.ndarray, idx: np.ndarray, height: float) -> np.ndarray:
+    """(len(idx),) 0 at the ``seen`` (indices) vertices rising to 1 at :data:`SEAM_BAND` × ``height`` (metres) from
+    them, for the vertices ``idx``: a shift of the hidden side leaves what the photo shows, and the blend next to
+    it, as they are (all 1 without seen vertices)."""
+    from scipy.spatial import cKDTree
+
+    if not len(seen):
+        return np.ones(len(idx))
+    return np.clip(cKDTree(vertices[seen]).query(vertices[idx], k=1)[0] / (SEAM_BAND * height), 0.0, 1.0)
+
+
 def level_counterparts(colours: np.ndarray, hidden: np.ndarray, seen: np.ndarray, parts: np.ndarray,
                        vertices: np.ndarray, height: float) -> tuple[np.ndarray, int]:
     """``colours`` (N, 3) with the hidden sides of a pair of limbs that wear one garment levelled to the better lit
@@ -708,7 +727,6 @@ def level_counterparts(colours: np.ndarray, hidden: np.ndarray, seen: np.ndarray
     vertices over :data:`SEAM_BAND` × ``height`` (what the photo shows, and the blend next to it, keep their
     colour). Legs and arms; ``vertices`` (N, 3) metres (the rest pose: straight limbs). Returns (colours, how many
     vertices moved by more than 1)."""
-    from scipy.spatial import cKDTree
 
     out = np.asarray(colours, dtype=np.float64).copy()
     moved = 0
@@ -729,18 +747,13 @@ def level_counterparts(colours: np.ndarray, hidden: np.ndarray, seen: np.ndarray
                 continue
             compared[k] = True
             medians = np.stack([np.median(c, axis=0) for c in inside])
-            light = np.maximum(medians.mean(axis=1), 1.0)
-            if (np.linalg.norm(_chroma(medians[0]) - _chroma(medians[1])) < COUNTERPART_CHROMA
-                    and light.max() / light.min() < COUNTERPART_BRIGHTNESS):
-                shifts[:, k] = medians[int(np.argmax(light))] - medians
+            if _same_garment(medians[0], medians[1]):
+                shifts[:, k] = medians[int(np.argmax(medians.mean(axis=1)))] - medians
         for (part, idx, t, _), shift in zip(limbs, shifts, strict=True):
             if not np.abs(shift).any():
                 continue
             delta = np.stack([np.interp(t, centres[compared], shift[compared, ch]) for ch in range(3)], axis=1)
-            vis = np.nonzero(seen & (parts == part))[0]
-            if len(vis):
-                delta *= np.clip(cKDTree(vertices[vis]).query(vertices[idx], k=1)[0] / (SEAM_BAND * height),
-                                 0.0, 1.0)[:, None]
+            delta *= _fade_from_seen(vertices, np.nonzero(seen & (parts == part))[0], idx, height)[:, None]
             out[idx] = np.clip(out[idx] + delta, 0.0, 255.0)
             moved += int((np.abs(delta).max(axis=1) > 1.0).sum())
     return out, moved
@@ -761,7 +774,6 @@ def level_hips(colours: np.ndarray, hips: np.ndarray, seen: np.ndarray, parts: n
     brightnesses agree as :func:`level_counterparts` asks (another garment, shorts under a long top, keeps its
     own), faded in from the torso's ``seen`` (N,) bool vertices over :data:`SEAM_BAND` × ``height`` (metres).
     Returns (colours, how many vertices moved by more than 1)."""
-    from scipy.spatial import cKDTree
 
     out = np.asarray(colours, dtype=np.float64).copy()
     legs = []
@@ -775,14 +787,10 @@ def level_hips(colours: np.ndarray, hips: np.ndarray, seen: np.ndarray, parts: n
     if min(len(top), len(idx)) < COUNTERPART_MIN_VERTICES:
         return out, 0
     target, own = np.median(out[top], axis=0), np.median(out[idx], axis=0)
-    light = np.maximum([target.mean(), own.mean()], 1.0)
-    if (np.linalg.norm(_chroma(target) - _chroma(own)) >= COUNTERPART_CHROMA
-            or light.max() / light.min() >= COUNTERPART_BRIGHTNESS):
+    if not _same_garment(target, own):
         return out, 0
-    delta = np.broadcast_to(target - own, (len(idx), 3)).copy()
-    vis = np.nonzero(seen & (parts == PART_TORSO))[0]
-    if len(vis):
-        delta *= np.clip(cKDTree(vertices[vis]).query(vertices[idx], k=1)[0] / (SEAM_BAND * height), 0.0, 1.0)[:, None]
+    delta = (target - own)[None] * _fade_from_seen(vertices, np.nonzero(seen & (parts == PART_TORSO))[0], idx,
+                                                   height)[:, None]
     out[idx] = np.clip(out[idx] + delta, 0.0, 255.0)
     return out, int((np.abs(delta).max(axis=1) > 1.0).sum())
 
