@@ -269,3 +269,26 @@ def test_the_hidden_hips_take_the_levelled_trousers_colour(body):
     shorts[np.isin(parts, [PART_LEFT_LEG, PART_RIGHT_LEG])] = [200.0, 150.0, 120.0]
     out_shorts, moved_shorts = level_hips(shorts, hips, seen, parts, v, height=1.6)
     assert moved_shorts == 0 and np.array_equal(out_shorts, shorts)
+
+
+def test_a_leg_the_photo_does_not_show_looks_like_the_other_leg_all_round(body):
+    """Wave 33: a limb with no samples at all copies its counterpart's colours at its mirror image (dev photo
+    icon_e1e7622a: the arm behind the back took the seen arm's lit-bicep profile, a pale pink arm in bands beside a
+    tanned one): a knee patch the near leg shows in front is on the far leg's front too, not on its back."""
+    v, _, parts, colours = body
+    patch_colour = np.array([40.0, 120.0, 60.0])
+    left, right = parts == PART_LEFT_LEG, parts == PART_RIGHT_LEG
+    knee = (v[:, 1] > 0.45) & (v[:, 1] < 0.55)
+    photo = colours.copy()
+    photo[left & knee & (v[:, 2] > 0.06)] = patch_colour  # a patch on the near leg's knee, seen in front
+    photo[right] = BACKGROUND  # the far leg's pixels show something else: never read
+    alpha = np.where((v[:, 2] > 0.06) & ~right, 1.0, 0.0)
+    out = _fill(body, alpha, photo)
+    front, back = right & knee & (v[:, 2] > 0.065), right & knee & (v[:, 2] < -0.065)
+    assert np.abs(np.median(out[front], axis=0) - patch_colour).max() < 15, np.median(out[front], axis=0)
+    assert np.abs(np.median(out[back], axis=0) - TROUSERS).max() < 15, np.median(out[back], axis=0)
+    thigh = right & (v[:, 1] > 0.65) & (v[:, 1] < 0.9)
+    assert np.abs(np.median(out[thigh], axis=0) - TROUSERS).max() < 15
+    # the near leg's filled back and the far leg's back are the same colours, mirrored
+    mirror = np.abs(np.median(out[left & knee & (v[:, 2] < -0.065)], axis=0) - np.median(out[back], axis=0))
+    assert mirror.max() < 1.0

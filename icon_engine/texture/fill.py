@@ -449,7 +449,8 @@ def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, sa
     """Colours (N, 3) for limb ``part`` from its counterpart's (:data:`LIMB_COUNTERPART`) seen samples at the same
     fraction of the limb's length (:func:`_limb_fraction`: hip to foot, shoulder to hand), profiled like a limb's
     own (:func:`_colour_profile`, its end band included); None for the torso and head or when the counterpart has
-    fewer than :data:`PROFILE_MIN_SAMPLES` samples. ``samples`` (N,) bool the vertices that give samples,
+    fewer than :data:`PROFILE_MIN_SAMPLES` samples; the colours weighed face-on like a limb's own (cosine **
+    :data:`FACE_ON_POWER` × light). ``samples`` (N,) bool the vertices that give samples,
     ``colours`` (N, 3) their colours (0–255), ``view_cos`` (N,) as in :func:`unseen_side_fill`, ``height`` the
     mesh's height (metres), ``lit`` (N,) extra sample weights (:func:`unseen_side_fill`'s light weights). ``vertices``
     in the rest pose (straight limbs)."""
@@ -461,12 +462,31 @@ def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, sa
         return None
     t_other, length = _limb_fraction(vertices, parts, other)
     t_own = _limb_fraction(vertices, parts, part)[0]
-    weight = _side_weight(view_cos[vis])
-    if lit is not None:
-        weight = weight * lit[vis]
+    light = np.ones(len(vis)) if lit is None else lit[vis]
     end = 1.0 - LIMB_END * height / length
-    return _colour_profile(t_other[vis], colours[vis], weight, t_own, colour_stats.PROFILE_WINDOW * height / length,
-                           (end, np.inf))
+    return _colour_profile(t_other[vis], colours[vis], _side_weight(view_cos[vis]) * light, t_own,
+                           colour_stats.PROFILE_WINDOW * height / length, (end, np.inf),
+                           colour_weights=np.clip(view_cos[vis], 0.05, 1.0) ** FACE_ON_POWER * light)
+
+
+def mirrored_limb_colours(colours: np.ndarray, vertices: np.ndarray, parts: np.ndarray, part: int) -> np.ndarray:
+    """(N, 3) ``colours`` with limb ``part``'s vertices taking those of its counterpart (:data:`LIMB_COUNTERPART`)
+    at their mirror image through the torso's midline (the x = median of the torso's x plane; ``vertices`` (N, 3)
+    in the rest pose, metres: SMPL-X's +X is the body's left, and the rest pose is symmetric), the nearest
+    counterpart vertex to each: the photo's side of one arm and its filled hidden side, front for front and back
+    for back. Other vertices keep theirs."""
+    from scipy.spatial import cKDTree
+
+    out = np.asarray(colours, dtype=np.float64).copy()
+    donors = np.nonzero(parts == LIMB_COUNTERPART[int(part)])[0]
+    limb = np.nonzero(parts == part)[0]
+    if not len(donors) or not len(limb):
+        return out
+    side = np.array([1.0, 0.0, 0.0])
+    centre = float(np.median(vertices[parts == PART_TORSO, 0])) if (parts == PART_TORSO).any() else 0.0
+    nearest = cKDTree(reflect(vertices[donors], side, centre)).query(vertices[limb], k=1)[1]
+    out[limb] = out[donors[nearest]]
+    return out
 
 
 def _end_samples(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray, height: float) -> int:
@@ -515,13 +535,15 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     direction the face points in ``vertices``' frame (the rest pose: +Z), the front of the face
     (:func:`_face_front`) takes the face's skin instead, never hair. Hidden vertices within
     :data:`SEAM_BAND` of the seen ones (same part) are filled harmonically on the part-restricted mesh graph, so
-    the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the
-    stretches of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's
-    profile (:func:`counterpart_limb_fill`); legs neither of which is seen take :data:`UNSEEN_LEGS_COLOUR`, and
-    so do the torso's hidden vertices below the legs' top (the hips: trousers, not the top carried down to the
-    crotch); other parts with nothing seen are filled harmonically (whole mesh where a part has nothing known). The
-    hidden seat (crotch to the legs' top) whose fill came out as the face's skin takes the garment the hips show
-    (:func:`_seat_garment`: shorts cover the seat even where a raised thigh shows its skin up to the groin).
+    the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the stretches
+    of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's profile
+    (:func:`counterpart_limb_fill`), and such a limb then takes the counterpart's final colours at its mirror image
+    (:func:`mirrored_limb_colours`: it looks like the limb the photo shows); legs neither of which is seen take
+    :data:`UNSEEN_LEGS_COLOUR`, and so do the torso's hidden vertices below the legs' top (the hips: trousers, not the
+    top carried down to the crotch); other parts with nothing seen are filled harmonically (whole mesh where a part has
+    nothing known). The hidden seat (crotch to the legs' top) whose fill came out as the face's skin takes the garment
+    the hips show (:func:`_seat_garment`: shorts cover the seat even where a raised thigh shows its skin up to the
+    groin).
     ``own_pixel`` (N,) bool: the nearest surface at the vertex's pixel belongs to its own part (a torso vertex
     just behind crossed arms shows the arms: it keeps that photo colour but gives no sample). ``shading`` (N,):
     each vertex's brightness under the photo's directional light relative to the median
@@ -554,6 +576,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     seed = np.asarray(photo_colours, dtype=np.float64).copy()
     known = ~filled
     hips_filled = np.zeros(len(v), dtype=bool)  # the hidden hips the legs' garment filled (:func:`_hips_from_legs`)
+    unshown_limbs: list[int] = []  # limbs the photo does not show at all (their counterpart's colours mirrored)
     stats: dict[str, Any] = {"hair_colour": None}
     sample = seen if own_pixel is None else seen & own_pixel
     legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
@@ -581,6 +604,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             if mirrored is not None:
                 seed[hid], known[hid] = mirrored[hid], True
                 stats.setdefault("counterpart_filled", []).append(PART_NAMES[int(part)])
+                unshown_limbs.append(int(part))
             elif part in (PART_LEFT_LEG, PART_RIGHT_LEG):  # neither leg shown (a portrait): plain dark trousers
                 seed[hid], known[hid] = np.asarray(UNSEEN_LEGS_COLOUR), True
                 stats.setdefault("unseen_legs", []).append(PART_NAMES[int(part)])
@@ -674,6 +698,10 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     same = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
     out = harmonic_fill(seed, known, same, fallback_faces=faces)
     stats["profile_vertex_fraction"] = float((known & filled).mean())
+    for part in unshown_limbs:  # a limb the photo does not show looks like the one it shows, all round
+        limb = np.nonzero((parts == part) & ~seen)[0]
+        out[limb] = mirrored_limb_colours(out, v, parts, part)[limb]
+        stats["mirrored_limb_vertices"] = stats.get("mirrored_limb_vertices", 0) + len(limb)
     # the limbs of a pair levelled first, then the steps between neighbouring parts (a levelled leg's to the hips)
     out, stats["counterpart_levelled_vertices"] = level_counterparts(out, ~seen & ~direct, seen, parts, v, height)
     out, stats["hips_levelled_vertices"] = level_hips(out, hips_filled & ~seen & ~direct, seen, parts, v, height)
