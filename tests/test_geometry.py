@@ -162,3 +162,24 @@ def test_decimate_is_thread_safe() -> None:
         for _ in range(10):
             for (v, f), (v0, f0) in zip(pool.map(lambda m: decimate(m[0], m[1], 2000), meshes), alone, strict=True):
                 assert np.array_equal(v, v0) and np.array_equal(f, f0)
+
+
+def test_the_edge_topology_cache_serves_threads_their_own_faces() -> None:
+    """The soft silhouette's edge cache (4 entries) under 4 threads and 7 face arrays (evictions all the time): each
+    call gets its own faces' edges, as uncached (a subject's photos are fitted side by side)."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    faces = [torch.randint(0, 50, (40 + i, 3), generator=torch.Generator().manual_seed(i)) for i in range(7)]
+    want = [raster._edge_topology_uncached(f) for f in faces]
+
+    def calls(seed: int) -> int:
+        pick = random.Random(seed)
+        for _ in range(500):
+            i = pick.randrange(len(faces))
+            edges, inverse = raster._edge_topology(faces[i])
+            assert torch.equal(edges, want[i][0]) and torch.equal(inverse, want[i][1])
+        return len(raster._TOPOLOGY_CACHE)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(n <= 4 for n in pool.map(calls, range(4)))

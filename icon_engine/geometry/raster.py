@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -364,6 +365,9 @@ def _segment_distance(a: torch.Tensor, b: torch.Tensor, p: torch.Tensor) -> torc
 
 
 _TOPOLOGY_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+#: The cache's reads and writes are one at a time: a subject's photos are fitted side by side (``threads.task_pool``)
+#: and the eviction's ``next(iter(...))`` raises when another thread inserts meanwhile.
+_TOPOLOGY_LOCK = threading.Lock()
 
 
 def _edge_topology(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -378,13 +382,15 @@ def _edge_topology(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key: tuple = (tuple(cpu.shape), "cpu", hashlib.blake2b(cpu.numpy().tobytes(), digest_size=16).digest())
     else:
         key = (tuple(faces.shape), str(faces.device), faces.data_ptr(), faces._version)
-    hit = _TOPOLOGY_CACHE.get(key)
+    with _TOPOLOGY_LOCK:
+        hit = _TOPOLOGY_CACHE.get(key)
     if hit is not None:
         return hit[1], hit[2]
     edges, inverse = _edge_topology_uncached(faces)
-    if len(_TOPOLOGY_CACHE) >= 4:
-        _TOPOLOGY_CACHE.pop(next(iter(_TOPOLOGY_CACHE)))
-    _TOPOLOGY_CACHE[key] = (faces, edges, inverse)
+    with _TOPOLOGY_LOCK:
+        if key not in _TOPOLOGY_CACHE and len(_TOPOLOGY_CACHE) >= 4:
+            _TOPOLOGY_CACHE.pop(next(iter(_TOPOLOGY_CACHE)))
+        _TOPOLOGY_CACHE[key] = (faces, edges, inverse)
     return edges, inverse
 
 
