@@ -538,12 +538,12 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the stretches
     of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's profile
     (:func:`counterpart_limb_fill`), and such a limb then takes the counterpart's final colours at its mirror image
-    (:func:`mirrored_limb_colours`: it looks like the limb the photo shows); legs neither of which is seen take
-    :data:`UNSEEN_LEGS_COLOUR`, and so do the torso's hidden vertices below the legs' top (the hips: trousers, not the
-    top carried down to the crotch); other parts with nothing seen are filled harmonically (whole mesh where a part has
-    nothing known). The hidden seat (crotch to the legs' top) whose fill came out as the face's skin takes the garment
-    the hips show (:func:`_seat_garment`: shorts cover the seat even where a raised thigh shows its skin up to the
-    groin).
+    (:func:`mirrored_limb_colours`, in the rest pose: with ``face_forward``; it looks like the limb the photo shows);
+    legs neither of which is seen take :data:`UNSEEN_LEGS_COLOUR`, and so do the torso's hidden vertices below the legs'
+    top (the hips: trousers, not the top carried down to the crotch); other parts with nothing seen are filled
+    harmonically (whole mesh where a part has nothing known). The hidden seat (crotch to the legs' top) whose fill came
+    out as the face's skin takes the garment the hips show (:func:`_seat_garment`: shorts cover the seat even where a
+    raised thigh shows its skin up to the groin).
     ``own_pixel`` (N,) bool: the nearest surface at the vertex's pixel belongs to its own part (a torso vertex
     just behind crossed arms shows the arms: it keeps that photo colour but gives no sample). ``shading`` (N,):
     each vertex's brightness under the photo's directional light relative to the median
@@ -698,7 +698,8 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     same = _same_part_faces(np.asarray(faces, dtype=np.int64), parts)
     out = harmonic_fill(seed, known, same, fallback_faces=faces)
     stats["profile_vertex_fraction"] = float((known & filled).mean())
-    for part in unshown_limbs:  # a limb the photo does not show looks like the one it shows, all round
+    for part in unshown_limbs if face_forward is not None else ():  # (the rest pose: symmetric about x)
+        # a limb the photo does not show looks like the one it shows, all round
         limb = np.nonzero((parts == part) & ~seen)[0]
         out[limb] = mirrored_limb_colours(out, v, parts, part)[limb]
         stats["mirrored_limb_vertices"] = stats.get("mirrored_limb_vertices", 0) + len(limb)
