@@ -317,6 +317,22 @@ def evaluate(cache: Path, before: Path | None, size: int, sheet: Path | None, on
     return results
 
 
+def summary(results: dict) -> list[str]:
+    """Lines summing up :func:`evaluate`'s ``results``: the rendered subjects' back-side error, mean over every
+    region of every subject (the figure the docs quote), before and after; then each case whose vertex colours
+    moved (:func:`changed_vertices`), with the parts and counts."""
+    lines = []
+    for tag in ("before", "after"):
+        errors = [r["error"] for res in results.values() for r in res.get(tag, {}).get("back", {}).values()]
+        if errors:
+            lines.append(f"back-side error, {tag}: {np.mean(errors):.3f} (mean of {len(errors)} regions)")
+    moved = {name: res["changed"] for name, res in results.items() if res.get("changed")}
+    if any("changed" in res for res in results.values()):
+        lines.append(f"vertex colours moved > {CHANGE_THRESHOLD:g}: " + (", ".join(
+            f"{name} {changed}" for name, changed in moved.items()) or "none"))
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=Path("/tmp/icon_texture_sides"))
@@ -333,6 +349,7 @@ def main() -> None:
         prepare(args.cache, args.quality, args.only)
         return
     results = evaluate(args.cache, args.before, args.size, args.sheet, args.only)
+    print("\n".join(summary(results)))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
 

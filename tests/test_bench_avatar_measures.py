@@ -12,7 +12,7 @@ import pytest
 
 from bench import avatar as bench_avatar
 from bench import synthetic as syn
-from bench.texture_sides import changed_vertices
+from bench.texture_sides import changed_vertices, summary
 from icon_engine.texture import PART_LEFT_ARM, PART_TORSO
 
 
@@ -40,6 +40,18 @@ def test_changed_vertices_counts_per_part_and_leaves_out_unchanged_parts():
     parts = np.array([PART_TORSO, PART_TORSO, PART_TORSO, PART_TORSO, PART_LEFT_ARM, PART_LEFT_ARM])
     assert changed_vertices(before, after, parts) == {"torso": 1, "left_arm": 2}
     assert changed_vertices(before, before, parts) == {}
+
+
+def test_texture_sides_summary_gives_the_mean_back_error_and_what_moved():
+    back = {"head": {"error": 10.0}, "torso": {"error": 20.0}}
+    results = {"subject_1": {"before": {"back": back}, "after": {"back": {**back, "torso": {"error": 14.0}}},
+                             "changed": {"torso": 5}},
+               "icon_a": {"before": {}, "after": {}, "changed": {}}}
+    lines = summary(results)
+    assert lines[0] == "back-side error, before: 15.000 (mean of 2 regions)"
+    assert lines[1] == "back-side error, after: 12.000 (mean of 2 regions)"
+    assert lines[2].endswith(": subject_1 {'torso': 5}")
+    assert summary({"icon_a": {"after": {}}}) == []  # no before, no subjects: nothing to sum up
 
 
 def test_multiview_region_errors_split_depth_from_lateral():
