@@ -298,3 +298,30 @@ def test_a_leg_the_photo_does_not_show_looks_like_the_other_leg_all_round(body):
     # mirror images of each other
     posed = _fill(body, alpha, photo)
     assert np.abs(np.median(posed[front], axis=0) - TROUSERS).max() < 15
+
+
+def test_a_hidden_foot_looks_like_the_other_foot(body):
+    """Wave 33: a foot the photo does not show below a shin it shows takes the other foot's colours at its mirror
+    image (dev photo icon_5a6a2596: a navy blob of the boot's profile colour beside a white-and-blue boot), fully
+    below the top of the leg's end band: a white stripe down the near shoe's front (too narrow for its profile) is
+    on the far shoe's front too, mirrored; its heel is the near heel; the far shin's trousers above stay."""
+    v, _, parts, colours = body
+    stripe_colour = np.array([235.0, 235.0, 235.0])
+    left, right = parts == PART_LEFT_LEG, parts == PART_RIGHT_LEG
+    photo = colours.copy()
+    stripe = (v[:, 1] < 0.065) & (v[:, 2] > 0.06) & (np.abs(np.abs(v[:, 0]) - 0.09) < 0.012)
+    photo[left & stripe] = stripe_colour
+    seen = (v[:, 2] > 0.06) & ~(right & (v[:, 1] < 0.15))  # the far foot hidden behind the near shin
+    out = _fill(body, np.where(seen, 1.0, 0.0), photo, rest_pose=True)
+    far_stripe = right & stripe & (v[:, 2] > 0.065)
+    assert far_stripe.sum() >= 5
+    assert np.abs(np.median(out[far_stripe], axis=0) - stripe_colour).max() < 15, np.median(out[far_stripe], axis=0)
+    beside = right & (v[:, 1] < 0.065) & (v[:, 2] > 0.065) & (v[:, 0] > -0.06)  # the rest of its front: the shoe
+    assert np.abs(np.median(out[beside], axis=0) - SHOE).max() < 15, np.median(out[beside], axis=0)
+    heel = (v[:, 1] < 0.03) & (v[:, 2] < -0.065)  # the far heel is the near heel as its fill made it
+    assert np.abs(np.median(out[right & heel], axis=0) - np.median(out[left & heel], axis=0)).max() < 1.0
+    shin = right & (v[:, 1] > 0.2) & (v[:, 1] < 0.9)
+    assert np.abs(np.median(out[shin], axis=0) - TROUSERS).max() < 15
+    # without the rest pose the profile's colour: the shoe's, no stripe
+    posed = _fill(body, np.where(seen, 1.0, 0.0), photo)
+    assert np.abs(np.median(posed[far_stripe], axis=0) - SHOE).max() < 15

@@ -538,12 +538,12 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the stretches
     of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's profile
     (:func:`counterpart_limb_fill`), and such a limb then takes the counterpart's final colours at its mirror image
-    (:func:`mirrored_limb_colours`, in the rest pose: with ``face_forward``; it looks like the limb the photo shows);
-    legs neither of which is seen take :data:`UNSEEN_LEGS_COLOUR`, and so do the torso's hidden vertices below the legs'
-    top (the hips: trousers, not the top carried down to the crotch); other parts with nothing seen are filled
-    harmonically (whole mesh where a part has nothing known). The hidden seat (crotch to the legs' top) whose fill came
-    out as the face's skin takes the garment the hips show (:func:`_seat_garment`: shorts cover the seat even where a
-    raised thigh shows its skin up to the groin).
+    (:func:`mirrored_limb_colours`, in the rest pose: with ``face_forward``; it looks like the limb the photo shows; so
+    does a hidden foot below a shown leg); legs neither of which is seen take :data:`UNSEEN_LEGS_COLOUR`, and so do the
+    torso's hidden vertices below the legs' top (the hips: trousers, not the top carried down to the crotch); other
+    parts with nothing seen are filled harmonically (whole mesh where a part has nothing known). The hidden seat (crotch
+    to the legs' top) whose fill came out as the face's skin takes the garment the hips show (:func:`_seat_garment`:
+    shorts cover the seat even where a raised thigh shows its skin up to the groin).
     ``own_pixel`` (N,) bool: the nearest surface at the vertex's pixel belongs to its own part (a torso vertex
     just behind crossed arms shows the arms: it keeps that photo colour but gives no sample). ``shading`` (N,):
     each vertex's brightness under the photo's directional light relative to the median
@@ -577,6 +577,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     known = ~filled
     hips_filled = np.zeros(len(v), dtype=bool)  # the hidden hips the legs' garment filled (:func:`_hips_from_legs`)
     unshown_limbs: list[int] = []  # limbs the photo does not show at all (their counterpart's colours mirrored)
+    unshown_ends: list[tuple[int, np.ndarray, np.ndarray]] = []  # hidden feet: (leg, vertices, share)
     stats: dict[str, Any] = {"hair_colour": None}
     sample = seen if own_pixel is None else seen & own_pixel
     legs = np.isin(parts, (PART_LEFT_LEG, PART_RIGHT_LEG))
@@ -672,6 +673,11 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
             if (end.any() and (t_own[vis] >= 1.0 - LIMB_END * height / length).sum() < PART_MIN_SEEN
                     and _end_samples(v, parts, other, sample, height) >= colour_stats.PROFILE_MIN_SAMPLES):
                 unshown |= end
+                if part in (PART_LEFT_LEG, PART_RIGHT_LEG):  # a hidden foot: like the other one after the fill
+                    # (not a hand: fitted fingers and cuffs are not mirror images of the other hand's)
+                    band = LIMB_END * height / length
+                    share = np.clip((t_own[hid] - (1.0 - band)) / (END_MIRROR_FADE * band), 0.0, 1.0)
+                    unshown_ends.append((int(part), hid[end], share[end]))
             if unshown.any():
                 mirrored = counterpart_limb_fill(v, parts, int(part), sample, seed, view_cos, height, lit)
                 if mirrored is not None:
@@ -703,6 +709,9 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
         limb = np.nonzero((parts == part) & ~seen)[0]
         out[limb] = mirrored_limb_colours(out, v, parts, part)[limb]
         stats["mirrored_limb_vertices"] = stats.get("mirrored_limb_vertices", 0) + len(limb)
+    for part, idx, share in unshown_ends if face_forward is not None else ():  # a hidden foot likewise
+        out[idx] += share[:, None] * (mirrored_limb_colours(out, v, parts, part)[idx] - out[idx])
+        stats["mirrored_end_vertices"] = stats.get("mirrored_end_vertices", 0) + int((share > 0).sum())
     # the limbs of a pair levelled first, then the steps between neighbouring parts (a levelled leg's to the hips)
     out, stats["counterpart_levelled_vertices"] = level_counterparts(out, ~seen & ~direct, seen, parts, v, height)
     out, stats["hips_levelled_vertices"] = level_hips(out, hips_filled & ~seen & ~direct, seen, parts, v, height)
@@ -710,6 +719,9 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     return out, stats
 
 
+#: A hidden foot takes the other foot's colours at its mirror image (:func:`mirrored_limb_colours`) fully from this
+#: share of the leg's end band below the band's top, faded in above it.
+END_MIRROR_FADE = 0.3
 #: Bins along a limb (fraction of its length from its root) in which the two limbs of a pair compare their hidden
 #: sides (:func:`level_counterparts`).
 COUNTERPART_BINS = 20
