@@ -471,10 +471,10 @@ def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, sa
 
 def mirrored_limb_colours(colours: np.ndarray, vertices: np.ndarray, parts: np.ndarray, part: int) -> np.ndarray:
     """(N, 3) ``colours`` with limb ``part``'s vertices taking those of its counterpart (:data:`LIMB_COUNTERPART`)
-    at their mirror image through the torso's midline (the x = median of the torso's x plane; ``vertices`` (N, 3)
-    in the rest pose, metres: SMPL-X's +X is the body's left, and the rest pose is symmetric), the nearest
-    counterpart vertex to each: the photo's side of one arm and its filled hidden side, front for front and back
-    for back. Other vertices keep theirs."""
+    at their mirror image through the torso's midline (the plane x = the median x of the torso's vertices;
+    ``vertices`` (N, 3) in the rest pose, metres: SMPL-X's +X is the body's left, and the rest pose is symmetric),
+    the nearest counterpart vertex to each: the photo's side of one arm and its filled hidden side, front for front
+    and back for back. Other vertices keep theirs."""
     from scipy.spatial import cKDTree
 
     out = np.asarray(colours, dtype=np.float64).copy()
