@@ -24,8 +24,9 @@ Method (docs/texture_rig.md):
    takes the better lit one's colour on both (a trouser leg in the photo's shadow is not dark all round) and the
    hidden hips follow the legs' top, and a garment over two parts (a dress over the hips and the thighs) has the
    step where their fills meet faded into a gradient (:func:`~.fill.level_counterparts`, :func:`~.fill.level_hips`,
-   :func:`~.fill.blend_part_seams`). The legs' hidden texels add the
-   photo's fine detail seen through the leg (stripes, denim).
+   :func:`~.fill.blend_part_seams`). A limb (or a foot) the photo does not show takes the other one's colours at
+   its mirror image in the rest pose (:func:`~.fill.mirror_donors`). The legs' hidden texels add the photo's fine
+   detail seen through the leg (stripes, denim).
    **Without parts** (mirroring through the body): a hidden vertex looks towards the camera through the body:
    the first front-facing surface in front of it along its pixel ray is the front of the same body part (the back of the
    torso sees the front of the torso, not the arm in front of it). If that surface is visible, the vertex takes

@@ -469,24 +469,23 @@ def counterpart_limb_fill(vertices: np.ndarray, parts: np.ndarray, part: int, sa
                            colour_weights=np.clip(view_cos[vis], 0.05, 1.0) ** FACE_ON_POWER * light)
 
 
-def mirrored_limb_colours(colours: np.ndarray, vertices: np.ndarray, parts: np.ndarray, part: int) -> np.ndarray:
-    """(N, 3) ``colours`` with limb ``part``'s vertices taking those of its counterpart (:data:`LIMB_COUNTERPART`)
-    at their mirror image through the torso's midline (the plane x = the median x of the torso's vertices;
+def mirror_donors(vertices: np.ndarray, parts: np.ndarray, part: int) -> np.ndarray:
+    """(N,) for each vertex of limb ``part`` the index of its counterpart's (:data:`LIMB_COUNTERPART`) vertex
+    nearest to its mirror image through the torso's midline (the plane x = the median x of the torso's vertices;
     ``vertices`` (N, 3) in the rest pose, metres: SMPL-X's +X is the body's left, and the rest pose is symmetric),
-    the nearest counterpart vertex to each: the photo's side of one arm and its filled hidden side, front for front
-    and back for back. Other vertices keep theirs."""
+    every other vertex its own index: ``colours[mirror_donors(...)]`` gives the limb the other's look, the photo's
+    side of one arm and its filled hidden side, front for front and back for back."""
     from scipy.spatial import cKDTree
 
-    out = np.asarray(colours, dtype=np.float64).copy()
-    donors = np.nonzero(parts == LIMB_COUNTERPART[int(part)])[0]
+    donor = np.arange(len(vertices))
+    others = np.nonzero(parts == LIMB_COUNTERPART[int(part)])[0]
     limb = np.nonzero(parts == part)[0]
-    if not len(donors) or not len(limb):
-        return out
-    side = np.array([1.0, 0.0, 0.0])
+    if not len(others) or not len(limb):
+        return donor
     centre = float(np.median(vertices[parts == PART_TORSO, 0])) if (parts == PART_TORSO).any() else 0.0
-    nearest = cKDTree(reflect(vertices[donors], side, centre)).query(vertices[limb], k=1)[1]
-    out[limb] = out[donors[nearest]]
-    return out
+    mirrored = reflect(vertices[others], np.array([1.0, 0.0, 0.0]), centre)
+    donor[limb] = others[cKDTree(mirrored).query(vertices[limb], k=1)[1]]
+    return donor
 
 
 def _end_samples(vertices: np.ndarray, parts: np.ndarray, part: int, samples: np.ndarray, height: float) -> int:
@@ -538,7 +537,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     the front/back boundary is a smooth blend. A limb with fewer than :data:`PART_MIN_SEEN` samples, and the stretches
     of a limb farther than :data:`COUNTERPART_GAP` from its samples, take its counterpart limb's profile
     (:func:`counterpart_limb_fill`), and such a limb then takes the counterpart's final colours at its mirror image
-    (:func:`mirrored_limb_colours`, in the rest pose: with ``face_forward``; it looks like the limb the photo shows; so
+    (:func:`mirror_donors`, in the rest pose: with ``face_forward``; it looks like the limb the photo shows; so
     does a hidden foot below a shown leg); legs neither of which is seen take :data:`UNSEEN_LEGS_COLOUR`, and so do the
     torso's hidden vertices below the legs' top (the hips: trousers, not the top carried down to the crotch); other
     parts with nothing seen are filled harmonically (whole mesh where a part has nothing known). The hidden seat (crotch
@@ -707,10 +706,10 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     for part in unshown_limbs if face_forward is not None else ():  # (the rest pose: symmetric about x)
         # a limb the photo does not show looks like the one it shows, all round
         limb = np.nonzero((parts == part) & ~seen)[0]
-        out[limb] = mirrored_limb_colours(out, v, parts, part)[limb]
+        out[limb] = out[mirror_donors(v, parts, part)[limb]]
         stats["mirrored_limb_vertices"] = stats.get("mirrored_limb_vertices", 0) + len(limb)
     for part, idx, share in unshown_ends if face_forward is not None else ():  # a hidden foot likewise
-        out[idx] += share[:, None] * (mirrored_limb_colours(out, v, parts, part)[idx] - out[idx])
+        out[idx] += share[:, None] * (out[mirror_donors(v, parts, part)[idx]] - out[idx])
         stats["mirrored_end_vertices"] = stats.get("mirrored_end_vertices", 0) + int((share > 0).sum())
     # the limbs of a pair levelled first, then the steps between neighbouring parts (a levelled leg's to the hips)
     out, stats["counterpart_levelled_vertices"] = level_counterparts(out, ~seen & ~direct, seen, parts, v, height)
@@ -719,7 +718,7 @@ def unseen_side_fill(vertices: np.ndarray, faces: np.ndarray, parts: np.ndarray,
     return out, stats
 
 
-#: A hidden foot takes the other foot's colours at its mirror image (:func:`mirrored_limb_colours`) fully from this
+#: A hidden foot takes the other foot's colours at its mirror image (:func:`mirror_donors`) fully from this
 #: share of the leg's end band below the band's top, faded in above it.
 END_MIRROR_FADE = 0.3
 #: Bins along a limb (fraction of its length from its root) in which the two limbs of a pair compare their hidden
