@@ -1,9 +1,9 @@
 """Mutation run of the engine's photo and video readers: damaged files must end in an ``EngineError``.
 
 Small valid files are made first: photos as JPEG (with the source's EXIF), PNG (RGB, RGBA, grey + alpha, palette,
-16-bit grey), TIFF and WebP from a photo (``--photo``, any image; by default a generated 160 × 120 picture with an
-EXIF orientation and focal length); videos as H.264 MP4,
-MPEG-4 AVI and VP8 WebM (12 frames of 64 × 48 noise, written with PyAV). Each read damages a copy
+16-bit grey), TIFF, WebP, AVIF and HEIC (with the EXIF; HEIC written with pillow-heif) from a photo (``--photo``,
+any image; by default a generated 160 × 120 picture with an EXIF orientation and focal length); videos as H.264
+MP4, MPEG-4 AVI and VP8 WebM (12 frames of 64 × 48 noise, written with PyAV). Each read damages a copy
 (:func:`bench.lib.mutations.damage`: bytes overwritten, cut short or inserted) and runs the engine's reader:
 ``image_io.load_photo`` for a photo, ``motion.video.probe_video`` and every frame of ``iter_frames`` for a video
 (what ``reconstruct``, ``--subject`` and ``motion`` do first). Prints each kind of other exception with one
@@ -55,6 +55,20 @@ def sample_photos(photo: Path | None = None) -> list[tuple[str, bytes]]:
         buf = io.BytesIO()
         image.save(buf, format=fmt, **extra)
         out.append((suffix, buf.getvalue()))
+    from PIL import features
+
+    if features.check("avif"):
+        buf = io.BytesIO()
+        rgb.save(buf, format="AVIF", quality=80, exif=exif)
+        out.append((".avif", buf.getvalue()))
+    try:  # a phone's HEIC, written with pillow-heif (development requirements); the engine reads it with pi-heif
+        import pillow_heif
+    except ImportError:
+        print("no .heic sample (pillow-heif is not installed)", file=sys.stderr)
+    else:
+        buf = io.BytesIO()
+        pillow_heif.from_pillow(rgb).save(buf, quality=80, exif=exif.tobytes())
+        out.append((".heic", buf.getvalue()))
     return out
 
 

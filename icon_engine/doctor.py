@@ -11,7 +11,7 @@ from typing import Any
 from . import __version__
 from .paths import cache_dir
 
-_PACKAGES = ("torch", "numpy", "mediapipe", "smplx", "trimesh", "anny", "scikit-image", "xatlas")
+_PACKAGES = ("torch", "numpy", "mediapipe", "smplx", "trimesh", "anny", "scikit-image", "xatlas", "pi-heif")
 
 
 def _version(name: str) -> str | None:

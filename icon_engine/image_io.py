@@ -1,9 +1,12 @@
 """Photo input: read an image file into a :class:`Photo` at processing resolution. Torch-free.
 
-Accepted: PNG, JPEG, WebP, BMP and TIFF in RGB, RGBA, greyscale (8/16-bit, with or without alpha), palette
-(with or without transparency), CMYK and 16-bit RGB. EXIF orientation is applied, so ``original_size`` and all
-pixel coordinates refer to the upright photo. Photos whose longer side exceeds :data:`MAX_SIDE` are downscaled
-for processing; ``Photo.scale`` (processing px per original px) maps coordinates back to the original.
+Accepted: PNG, JPEG, HEIC/HEIF (phones' photos), AVIF, WebP, BMP and TIFF in RGB, RGBA, greyscale (8/16-bit, with
+or without alpha), palette (with or without transparency), CMYK and 16-bit RGB. EXIF orientation is applied, so
+``original_size`` and all pixel coordinates refer to the upright photo. A HEIC is decoded in a child process
+(:func:`heic_to_jpeg`: ``pi-heif``, i.e. libheif, whose crash on a damaged file must not take the engine down) into
+an upright JPEG that carries its EXIF; that JPEG is the photo from then on (``Photo.data``, the bundle's photo).
+Photos whose longer side exceeds :data:`MAX_SIDE` are downscaled for processing; ``Photo.scale`` (processing px per
+original px) maps coordinates back to the original.
 
 Refusals (:class:`~icon_engine.errors.EngineError`): ``photo_missing`` (no such file), ``bad_image`` (empty,
 not an image, corrupt or truncated), ``image_too_small`` (a side below :data:`MIN_SIDE`), ``image_too_large``
@@ -31,14 +34,28 @@ MIN_SIDE = 64
 #: Largest accepted photo, pixels (width × height).
 MAX_PIXELS = 100_000_000
 #: File suffixes :func:`list_photos` treats as photos (lower case).
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".heic", ".heif", ".avif", ".webp", ".bmp", ".tif", ".tiff"}
+)
 #: Alpha values below this (of 255) are background in a cut-out.
 ALPHA_THRESHOLD = 128
 #: Rec. 601 luma weights of R, G, B: grey = rgb @ LUMA_WEIGHTS.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
-_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF")
-_SUPPORTED_TEXT = "PNG, JPEG, WebP, BMP or TIFF"
+_FORMATS = ("PNG", "JPEG", "MPO", "AVIF", "WEBP", "BMP", "DIB", "TIFF")
+_SUPPORTED_TEXT = "PNG, JPEG, HEIC, AVIF, WebP, BMP or TIFF"
+#: ISO base media file brands (the ``ftyp`` box at byte 4) of HEIC/HEIF still images, and of AVIF.
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+_AVIF_BRANDS = (b"avif", b"avis")
+#: Longest a HEIC may take to decode in its child process (seconds).
+HEIC_TIMEOUT_S = 120.0
+#: JPEG quality of a decoded HEIC (lossy already; 95 keeps what the processing's 1024 px sees).
+HEIC_JPEG_QUALITY = 95
+
+
+def _container_brand(data: bytes) -> bytes | None:
+    """The major brand of an ISO base media file (HEIC, AVIF, MP4 …), or None."""
+    return data[8:12] if len(data) >= 12 and data[4:8] == b"ftyp" else None
 
 
 @dataclass
@@ -101,6 +118,7 @@ def _open_checked(path: Path, data: bytes) -> Image.Image:
     """Open the header lazily and check format and size before decoding pixels."""
     if not data:
         raise _bad(path, "the file is empty (0 bytes)")
+    brand = _container_brand(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -108,8 +126,11 @@ def _open_checked(path: Path, data: bytes) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise _too_large(path, None) from exc
     except UnidentifiedImageError as exc:
+        if brand in _AVIF_BRANDS:  # a Pillow built without its AVIF codec
+            raise EngineError("bad_image", f"{path.name}: an AVIF photo, and this Pillow cannot read AVIF.",
+                              "Save the photo as JPEG or PNG, or install the engine's requirements again.") from exc
         raise _bad(path, f"not a readable image (accepted: {_SUPPORTED_TEXT})") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, RuntimeError) as exc:  # RuntimeError: Pillow's AVIF decoder
         raise _bad(path, f"the image is corrupt ({exc})") from exc
     if image.format not in _FORMATS:
         raise _bad(path, f"{image.format} images are not supported (accepted: {_SUPPORTED_TEXT})")
@@ -137,7 +158,7 @@ def _decode(path: Path, image: Image.Image) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, RuntimeError) as exc:  # RuntimeError: the AVIF decoder
         text = str(exc)
         problem = "the file is truncated" if "truncat" in text.lower() else f"the image is corrupt ({text})"
         raise _bad(path, problem) from exc
@@ -213,6 +234,67 @@ def processing_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[
     return (max(1, round(width * scale)), max(1, round(height * scale))), scale
 
 
+def heic_to_jpeg(path: Path, data: bytes) -> bytes:
+    """The HEIC/HEIF file ``data`` (read from ``path``) as an upright JPEG carrying its EXIF (the focal length; the
+    orientation upright) and ICC profile, decoded by ``pi-heif`` in a child process: a damaged file that crashes
+    libheif, or one larger than :data:`MAX_PIXELS`, ends in an ``EngineError`` here instead of ending the engine."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    try:
+        done = subprocess.run([sys.executable, "-c", _HEIC_CHILD], input=data, capture_output=True,
+                              timeout=HEIC_TIMEOUT_S, env=env, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise _bad(path, f"the HEIC photo did not decode within {HEIC_TIMEOUT_S:.0f} s") from exc
+    if done.returncode == 0 and done.stdout:
+        return done.stdout
+    message = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    if done.returncode == _HEIC_NO_READER:
+        raise EngineError(
+            "bad_image", f"{path.name}: a HEIC photo, and this engine's Python has no HEIC reader (pi-heif).",
+            "Install the engine's requirements again (the add-on: Preferences ▸ Set up engine; by hand: pip install -r "
+            "requirements.txt), or save the photo as JPEG.")
+    if done.returncode == _HEIC_TOO_LARGE:
+        w, h = (int(v) for v in message[0].split("x"))
+        raise _too_large(path, (w, h))
+    if done.returncode < 0 or done.returncode > 1 and not message[0]:  # killed by a signal: the decoder crashed
+        raise _bad(path, "the HEIC photo is damaged (its decoder stopped)")
+    raise _bad(path, f"the HEIC photo is damaged ({message[0] or f'decoder exit {done.returncode}'})")
+
+
+#: The child's program (:func:`_heic_child`) and its exit codes beside 0 (done) and 1 (an error).
+_HEIC_CHILD = "from icon_engine.image_io import _heic_child; _heic_child()"
+_HEIC_NO_READER = 3
+_HEIC_TOO_LARGE = 4
+
+
+def _heic_child() -> None:
+    """The child process of :func:`heic_to_jpeg`: HEIC bytes on stdin → JPEG bytes on stdout (exit 0), or exit
+    :data:`_HEIC_NO_READER` / :data:`_HEIC_TOO_LARGE` ("WxH" on stderr) / 1 (the error on stderr)."""
+    import sys
+
+    try:
+        import pi_heif
+    except ImportError:
+        sys.exit(_HEIC_NO_READER)
+    pi_heif.register_heif_opener()
+    image = Image.open(io.BytesIO(sys.stdin.buffer.read()))
+    if image.size[0] * image.size[1] > MAX_PIXELS:
+        sys.stderr.write(f"{image.size[0]}x{image.size[1]}\n")
+        sys.exit(_HEIC_TOO_LARGE)
+    image.load()  # pi-heif applies the container's rotation and leaves the EXIF saying upright
+    exif = image.getexif()
+    exif[0x0112] = 1
+    rgb = image.convert("RGB")  # a HEIC's alpha (rare in a photo) is dropped, as a JPEG cannot hold it
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=HEIC_JPEG_QUALITY, exif=exif.tobytes(),
+             icc_profile=image.info.get("icc_profile"))
+    sys.stdout.buffer.write(out.getvalue())
+
+
 def load_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
     """Read ``path`` into a :class:`Photo` (EXIF-rotated, downscaled so the longer side ≤ ``max_side`` px).
 
@@ -220,6 +302,8 @@ def load_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
     """
     path = Path(path)
     data = _read_bytes(path)
+    if _container_brand(data) in _HEIF_BRANDS:
+        data = heic_to_jpeg(path, data)
     image = _open_checked(path, data)
     width, height = _upright_size(image)
     focal_35mm = exif_focal_35mm(image)

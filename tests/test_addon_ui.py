@@ -607,6 +607,18 @@ def test_several_photos_folder_video_and_bad_choices(addon):
     bpy.ops.icon.cancel()
 
 
+
+def test_the_photo_picker_offers_every_format_the_engine_reads(addon):
+    """A phone's HEIC (or an AVIF) can be picked and is taken from a folder, as the engine takes it."""
+    from icon_blender.ui.operators import PHOTO_GLOB, folder_photos
+    from icon_engine.image_io import IMAGE_SUFFIXES
+
+    assert {glob[1:] for glob in PHOTO_GLOB.split(";")} == set(IMAGE_SUFFIXES)
+    folder = addon / "phone"
+    folder.mkdir(exist_ok=True)
+    _inputs(folder, "IMG_0002.HEIC", "IMG_0001.heic", "c.avif", "notes.txt")
+    assert [Path(p).name for p in folder_photos(folder)] == ["IMG_0001.heic", "IMG_0002.HEIC", "c.avif"]
+
 def test_cancel_during_one_avatar_from_several_photos_leaves_scene_untouched(addon):
     from icon_blender.ui import state
 

@@ -707,3 +707,24 @@ def test_reader_rejects_a_damaged_several_photo_block(bundle_dir: Path, damage, 
     _edit_json(bundle_dir, lambda m: m.update(subject=block))
     with pytest.raises(BundleError, match=message):
         read_bundle(bundle_dir)
+
+
+def test_writer_stores_an_avif_photo_as_a_jpeg(tmp_path: Path) -> None:
+    """Blender reads no AVIF: the bundle's photo is a JPEG of it (a HEIC is one already: image_io decodes it)."""
+    import io
+
+    from PIL import Image, features
+
+    from icon_engine.bundle.writer import upright_photo
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    card = np.zeros((48, 64, 3), np.uint8)
+    card[:, :32] = (230, 20, 20)
+    buf = io.BytesIO()
+    Image.fromarray(card).save(buf, format="AVIF", quality=95)
+    stored, suffix = upright_photo(buf.getvalue())
+    image = Image.open(io.BytesIO(stored))
+    assert suffix == ".jpg" and image.format == "JPEG" and image.size == (64, 48)
+    pixels = np.asarray(image.convert("RGB")).astype(int)
+    assert pixels[:, :28, 0].mean() > 180 and pixels[:, 36:, 0].mean() < 60

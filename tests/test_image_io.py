@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -261,3 +262,83 @@ def test_list_photos(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as info:
         list_photos([empty])
     assert info.value.code == "photo_missing" and "no photos" in info.value.message
+
+
+def _phone_heic(path: Path, orientation: int = 6, focal_35mm: int = 26) -> np.ndarray:
+    """A HEIC as a phone writes it: the sensor's landscape pixels with a rotation to show them upright (the EXIF
+    orientation, which the HEIC writer turns into the container's rotation) and the lens's 35 mm-equivalent focal
+    length in the EXIF. Returns the stored (landscape) pixels: left half red, right half blue."""
+    pillow_heif = pytest.importorskip("pillow_heif")  # a writer (the engine reads with pi-heif)
+    sensor = np.zeros((90, 120, 3), np.uint8)
+    sensor[:, :60] = (230, 20, 20)
+    sensor[:, 60:] = (20, 20, 230)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0xA405] = focal_35mm
+    pillow_heif.from_pillow(Image.fromarray(sensor)).save(path, quality=95, exif=exif.tobytes())
+    return sensor
+
+
+def test_a_phone_heic_loads_upright_with_its_focal_length(tmp_path: Path) -> None:
+    path = tmp_path / "IMG_0042.HEIC"
+    _phone_heic(path, orientation=6, focal_35mm=26)
+    photo = load_photo(path)
+    # orientation 6: turned a quarter clockwise to show it, so the sensor's left (red) is the top
+    assert photo.original_size == (90, 120) and photo.rgb.shape == (120, 90, 3)
+    top, bottom = photo.rgb[:50].reshape(-1, 3).mean(0), photo.rgb[70:].reshape(-1, 3).mean(0)
+    assert top[0] > 180 and top[2] < 70 and bottom[2] > 180 and bottom[0] < 70
+    assert photo.focal_35mm == 26
+    # from here on the photo is an upright JPEG with the EXIF (what the bundle stores: Blender reads no HEIC)
+    stored = Image.open(io.BytesIO(photo.data))
+    assert stored.format == "JPEG" and stored.size == (90, 120)
+    assert stored.getexif().get(0x0112, 1) == 1 and stored.getexif().get_ifd(0x8769)[0xA405] == 26
+    assert photo.path == path
+
+
+def test_avif_loads_as_rgb(tmp_path: Path) -> None:
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    rgb = _pattern()
+    Image.fromarray(rgb).save(tmp_path / "card.avif", quality=95)
+    photo = load_photo(tmp_path / "card.avif")
+    assert photo.rgb.shape == (120, 160, 3) and np.abs(photo.rgb.astype(int) - rgb).mean() < 6
+
+
+def test_phone_formats_count_as_photos_in_a_folder(tmp_path: Path) -> None:
+    for name in ("IMG_0001.HEIC", "b.heif", "c.avif", "d.mov"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_photos([tmp_path])] == ["IMG_0001.HEIC", "b.heif", "c.avif"]
+
+
+def test_a_heic_without_the_heic_reader_says_how_to_get_it(tmp_path: Path, monkeypatch) -> None:
+    """An engine environment without pi-heif (an old set-up) names the problem and the fix instead of calling
+    the phone's photo unreadable."""
+    from icon_engine import image_io
+
+    path = tmp_path / "IMG_0001.heic"
+    _phone_heic(path)
+    monkeypatch.setattr(image_io, "_HEIC_CHILD", "import sys; sys.modules['pi_heif'] = None\n" + image_io._HEIC_CHILD)
+    err = _error(path)
+    assert err.code == "bad_image" and "HEIC" in err.message and "pi-heif" in err.message
+    assert "Set up engine" in err.hint and "JPEG" in err.hint
+
+
+def test_a_heic_that_crashes_its_decoder_is_a_damaged_photo_not_a_dead_engine(tmp_path: Path, monkeypatch) -> None:
+    """libheif can crash on a damaged file (bench/media_mutations.py found one): the decoder runs in a child process,
+    so that ends in an error naming the photo; a HEIC over the pixel limit is refused from its header."""
+    from icon_engine import image_io
+
+    path = tmp_path / "IMG_0003.heic"
+    _phone_heic(path)
+    monkeypatch.setattr(image_io, "_HEIC_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    err = _error(path)
+    assert err.code == "bad_image" and "IMG_0003.heic" in err.message and "damaged" in err.message
+    monkeypatch.setattr(image_io, "_HEIC_CHILD", "import sys; sys.stderr.write('20000x9000\\n'); sys.exit(4)")
+    err = _error(path)
+    assert err.code == "image_too_large" and "20000 × 9000" in err.message
+    (tmp_path / "cut.heic").write_bytes(path.read_bytes()[:300])  # a real decoder on a truncated file
+    monkeypatch.undo()
+    err = _error(tmp_path / "cut.heic")
+    assert err.code == "bad_image" and "damaged" in err.message

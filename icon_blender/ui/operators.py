@@ -118,7 +118,7 @@ class ICON_OT_reconstruct(bpy.types.Operator):
         return {"FINISHED"}
 
 
-PHOTO_GLOB = "*.jpg;*.jpeg;*.png;*.webp;*.bmp;*.tif;*.tiff"
+PHOTO_GLOB = "*.jpg;*.jpeg;*.png;*.heic;*.heif;*.avif;*.webp;*.bmp;*.tif;*.tiff"  # the engine's IMAGE_SUFFIXES
 VIDEO_GLOB = ";".join(f"*{s}" for s in ep.VIDEO_SUFFIXES)
 
 

@@ -129,7 +129,8 @@ def estimate_bundle_bytes(face_count: int, texture_size: int | None, photo_bytes
     mask = photo_size[0] * photo_size[1] // 4  # a binary mask compresses far below 2 bits per pixel
     texture = texture_size * texture_size * 3 if textured else 0
     preview = 2 * 1024 * 1024 * 3
-    photo = 2 * photo_bytes  # re-encoded when its EXIF orientation is applied
+    # re-encoded when its EXIF orientation is applied; a HEIC or AVIF becomes a JPEG (< 1 byte per pixel at quality 95)
+    photo = max(2 * photo_bytes, photo_size[0] * photo_size[1])
     return int(1.2 * (2 * clothed_ply + body_ply + weights + mask + texture + preview + photo)) + 4 * _MB
 
 
@@ -138,8 +139,9 @@ def upright_photo(data: bytes) -> tuple[bytes, str]:
 
     A PNG or JPEG without an EXIF rotation is kept byte for byte; a rotated one is re-encoded with the rotation
     applied (Blender ignores EXIF orientation, so a stored rotation would show the photo sideways behind the
-    camera); other formats become PNG. An EXIF block that cannot be read keeps the photo as stored, as
-    ``image_io.load_photo`` does."""
+    camera); an AVIF without transparency (lossy already, and not a format Blender reads) becomes a JPEG; other
+    formats become PNG (a HEIC reaches here as the JPEG ``image_io.load_photo`` made of it). An EXIF block that
+    cannot be read keeps the photo as stored, as ``image_io.load_photo`` does."""
     from PIL import Image, ImageOps
 
     if _png_without_metadata(data):  # nothing can rotate it: no need to decode it (Pillow would, for its EXIF)
@@ -158,7 +160,7 @@ def upright_photo(data: bytes) -> tuple[bytes, str]:
         except Exception:  # noqa: BLE001
             upright = image
         out = io.BytesIO()
-        if fmt in ("JPEG", "MPO"):
+        if fmt in ("JPEG", "MPO") or (fmt == "AVIF" and "A" not in upright.getbands()):
             upright = upright if upright.mode in ("RGB", "L") else upright.convert("RGB")
             upright.save(out, format="JPEG", quality=95, icc_profile=image.info.get("icc_profile"))
             return out.getvalue(), ".jpg"
