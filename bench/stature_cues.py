@@ -51,21 +51,6 @@ RATIOS = {
 }  # fmt: skip
 
 
-def adult_phenotypes(model: Any, n: int, seed: int) -> np.ndarray:
-    """(n, P) phenotype samples of adults (:data:`AGES`) from anny's calibrated population, deterministic."""
-    import torch
-    from anny.shape_distribution import SimpleShapeDistribution
-
-    ages = torch.distributions.Uniform(torch.tensor(AGES[0], dtype=torch.float64),
-                                       torch.tensor(AGES[1], dtype=torch.float64))
-    with contextlib.redirect_stdout(sys.stderr):
-        dist = SimpleShapeDistribution(model, morphological_age_distribution=ages)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        _, values = dist.sample(n)
-    return np.stack([values[label].double().numpy() for label in model.phenotype_labels], axis=1)
-
-
 def scale_free(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rest bodies (N, V, 3), Y up → (their shapes centred and divided by the stature (N, V·3), statures (N,))."""
     stature = vertices[:, :, 1].max(1) - vertices[:, :, 1].min(1)
@@ -101,7 +86,7 @@ def study(n: int, seed: int) -> dict[str, Any]:
 
     with contextlib.redirect_stdout(sys.stderr):  # anny's dependencies print banners on stdout
         src = open_body._Anny()
-    phen = adult_phenotypes(src.model, n, seed)
+    phen = open_body.sample_phenotypes(src.model, n, seed, ages=AGES)
     vertices, joints = open_body.t_posed_bodies(src, phen)
     gender = phen[:, list(src.phenotype_labels).index("gender")]
     shape, stature = scale_free(vertices)

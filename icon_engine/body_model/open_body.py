@@ -250,18 +250,20 @@ class _Anny:
         return verts, heads
 
 
-def sample_phenotypes(model, n: int, seed: int = SEED) -> np.ndarray:
+def sample_phenotypes(model, n: int, seed: int = SEED, ages: tuple[float, float] = (13.0, 80.0)) -> np.ndarray:
     """Deterministic phenotype samples (N, P), anny's calibrated population (WHO height-for-age).
 
-    Uses ``anny.shape_distribution.SimpleShapeDistribution`` with morphological ages uniform in 13–80 years and
-    gender uniform in [0, 1]; height, weight, muscle and proportions follow anny's age-conditional Beta laws.
+    Uses ``anny.shape_distribution.SimpleShapeDistribution`` with morphological ages uniform in ``ages`` (years;
+    the open body's shape space: 13–80) and gender uniform in [0, 1]; height, weight, muscle and proportions follow
+    anny's age-conditional Beta laws.
     """
     import torch
     from anny.shape_distribution import SimpleShapeDistribution
 
-    ages = torch.distributions.Uniform(torch.tensor(13.0, dtype=torch.float64), torch.tensor(80.0, dtype=torch.float64))
+    law = torch.distributions.Uniform(torch.tensor(float(ages[0]), dtype=torch.float64),
+                                      torch.tensor(float(ages[1]), dtype=torch.float64))
     with contextlib.redirect_stdout(sys.stderr):
-        dist = SimpleShapeDistribution(model, morphological_age_distribution=ages)
+        dist = SimpleShapeDistribution(model, morphological_age_distribution=law)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         _, values = dist.sample(n)
