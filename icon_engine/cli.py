@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--faces", type=int, metavar="N", help="final face count of the clothed mesh")
     rec.add_argument("--rest-pose", choices=REST_POSES, default="T", help="rest pose of the rig")
     rec.add_argument("--height", type=float, metavar="METRES",
-                     help="the person's standing height in metres: makes the avatar's scale exact (default: estimated)")
+                     help="the person's standing height in metres: makes the avatar's scale exact (default: an "
+                          "average adult's 1.70 m; one photo does not show its scale)")
     rec.add_argument("--subject", action="store_true",
                      help="the photos (and videos) show one person: build ONE avatar from all of them")
     rec.add_argument("--frames", type=int, default=12, metavar="N",

@@ -73,7 +73,7 @@ def _height_args(context, notes: list[str]) -> list[str]:
         return []
     if engine_supports(engine_source_dir(), "--height"):
         return ["--height", f"{height:.3f}"]
-    notes.append("this engine has no --height option yet: the height is estimated from the photo")
+    notes.append("this engine has no --height option yet: the avatar gets an average adult's height")
     return []
 
 

@@ -28,8 +28,9 @@ class ICONSceneSettings(bpy.types.PropertyGroup):
                                                      ("A", "A-pose", "Arms lowered")], default="T")
     person: IntProperty(name="Person", description="Which person when the photo shows several (0 = largest)",
                         default=0, min=0, max=20)
-    height: FloatProperty(name="Height", description="The person's height (0 = unknown: estimated from the photo); "
-                          "sets the avatar's scale", default=0.0, min=0.0, max=2.8, unit="LENGTH", subtype="DISTANCE")
+    height: FloatProperty(name="Height", description="The person's height (0 = unknown: an average adult's 1.70 m, "
+                          "as one photo does not show its scale); sets the avatar's scale", default=0.0, min=0.0,
+                          max=2.8, unit="LENGTH", subtype="DISTANCE")
     several_photos: EnumProperty(
         name="Several photos", description="What several photos (or a video) picked at once become",
         items=[("ONE", "One person", "Combine every photo (and video frame) into ONE avatar of the person: one "
