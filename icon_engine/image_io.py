@@ -258,7 +258,10 @@ def heic_to_jpeg(path: Path, data: bytes) -> bytes:
             "Install the engine's requirements again (the add-on: Preferences ▸ Set up engine; by hand: pip install -r "
             "requirements.txt), or save the photo as JPEG.")
     if done.returncode == _HEIC_TOO_LARGE:
-        w, h = (int(v) for v in message[0].split("x"))
+        try:
+            w, h = (int(v) for v in message[0].split("x"))
+        except ValueError:
+            raise _too_large(path, None) from None
         raise _too_large(path, (w, h))
     if done.returncode < 0 or done.returncode > 1 and not message[0]:  # killed by a signal: the decoder crashed
         raise _bad(path, "the HEIC photo is damaged (its decoder stopped)")
