@@ -44,18 +44,28 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 _FORMATS = ("PNG", "JPEG", "MPO", "AVIF", "WEBP", "BMP", "DIB", "TIFF")
 _SUPPORTED_TEXT = "PNG, JPEG, HEIC, AVIF, WebP, BMP or TIFF"
-#: ISO base media file brands (the ``ftyp`` box at byte 4) of HEIC/HEIF still images, and of AVIF.
-_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
-_AVIF_BRANDS = (b"avif", b"avis")
+#: ISO base media file brands (the ``ftyp`` box at byte 4: major and compatible brands) of HEVC-coded HEIF images
+#: (HEIC), of AV1-coded ones (AVIF), and the generic still-image ones either may name first.
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_GENERIC_BRANDS = frozenset({b"mif1", b"msf1"})
 #: Longest a HEIC may take to decode in its child process (seconds).
 HEIC_TIMEOUT_S = 120.0
 #: JPEG quality of a decoded HEIC (lossy already; 95 keeps what the processing's 1024 px sees).
 HEIC_JPEG_QUALITY = 95
 
 
-def _container_brand(data: bytes) -> bytes | None:
-    """The major brand of an ISO base media file (HEIC, AVIF, MP4 …), or None."""
-    return data[8:12] if len(data) >= 12 and data[4:8] == b"ftyp" else None
+def _container_brands(data: bytes) -> frozenset[bytes]:
+    """The major and compatible brands of an ISO base media file (HEIC, AVIF, MP4 …); empty for other files."""
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return frozenset()
+    end = min(max(int.from_bytes(data[:4], "big"), 16), len(data), 4096)
+    return frozenset({data[8:12], *(data[i : i + 4] for i in range(16, end - 3, 4))})
+
+
+def _is_heic(brands: frozenset[bytes]) -> bool:
+    """A HEVC-coded HEIF (what pi-heif reads) and not an AVIF that names the generic HEIF brand first."""
+    return bool(brands & _HEIC_BRANDS) or (bool(brands & _HEIF_GENERIC_BRANDS) and not brands & _AVIF_BRANDS)
 
 
 @dataclass
@@ -118,7 +128,7 @@ def _open_checked(path: Path, data: bytes) -> Image.Image:
     """Open the header lazily and check format and size before decoding pixels."""
     if not data:
         raise _bad(path, "the file is empty (0 bytes)")
-    brand = _container_brand(data)
+    brands = _container_brands(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -126,7 +136,7 @@ def _open_checked(path: Path, data: bytes) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise _too_large(path, None) from exc
     except UnidentifiedImageError as exc:
-        if brand in _AVIF_BRANDS:  # a Pillow built without its AVIF codec
+        if brands & _AVIF_BRANDS:  # a Pillow built without its AVIF codec
             raise EngineError("bad_image", f"{path.name}: an AVIF photo, and this Pillow cannot read AVIF.",
                               "Save the photo as JPEG or PNG, or install the engine's requirements again.") from exc
         raise _bad(path, f"not a readable image (accepted: {_SUPPORTED_TEXT})") from exc
@@ -305,7 +315,7 @@ def load_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
     """
     path = Path(path)
     data = _read_bytes(path)
-    if _container_brand(data) in _HEIF_BRANDS:
+    if _is_heic(_container_brands(data)):
         data = heic_to_jpeg(path, data)
     image = _open_checked(path, data)
     width, height = _upright_size(image)

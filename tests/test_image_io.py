@@ -306,6 +306,22 @@ def test_avif_loads_as_rgb(tmp_path: Path) -> None:
     assert photo.rgb.shape == (120, 160, 3) and np.abs(photo.rgb.astype(int) - rgb).mean() < 6
 
 
+def test_an_avif_naming_the_generic_heif_brand_first_is_read_as_avif(tmp_path: Path) -> None:
+    """AVIF and HEIC are both HEIF containers; an AVIF whose major brand is the generic ``mif1`` (the AV1 brand among
+    its compatible ones) is no HEIC for pi-heif (which has no AV1 decoder)."""
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    buf = io.BytesIO()
+    Image.fromarray(_pattern()).save(buf, format="AVIF", quality=95)
+    data = buf.getvalue()
+    assert data[8:12] == b"avif" and b"mif1" in data[16:32]
+    (tmp_path / "generic.avif").write_bytes(data[:8] + b"mif1" + data[12:])
+    photo = load_photo(tmp_path / "generic.avif")
+    assert photo.rgb.shape == (120, 160, 3) and np.abs(photo.rgb.astype(int) - _pattern()).mean() < 6
+
+
 def test_phone_formats_count_as_photos_in_a_folder(tmp_path: Path) -> None:
     for name in ("IMG_0001.HEIC", "b.heif", "c.avif", "d.mov"):
         (tmp_path / name).write_bytes(b"x")
