@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .geometry.barycentric import barycentric_blend
 from .geometry.normals import face_normals, vertex_normals
 from .geometry.raster import (
     CHUNK_PAIRS,
@@ -223,7 +224,7 @@ class ShadedPixels:
         corners = faces[raster.face_index[rows, cols]]
         bary = raster.bary[rows, cols]
         vn = vertex_normals(vertices_cam, faces).astype(np.float32)
-        n = np.einsum("pk,pkc->pc", bary, vn[corners])
+        n = barycentric_blend(bary, corners, vn)
         norm = np.linalg.norm(n, axis=1, keepdims=True)
         n = np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), 0.0).astype(np.float32).astype(np.float64)
         Kinv = np.linalg.inv(np.asarray(K, dtype=np.float64))
@@ -234,5 +235,5 @@ class ShadedPixels:
 
     def colored(self, colors: ArrayLike | None = None) -> np.ndarray:
         """(P, 3) float32 shaded colours in [0, 1] of per-vertex ``colors`` (as :func:`render_shaded` takes them)."""
-        albedo = np.einsum("pk,pkc->pc", self.bary, _colors01(colors, self.vertex_count)[self.corners])
+        albedo = barycentric_blend(self.bary, self.corners, _colors01(colors, self.vertex_count))
         return np.clip(albedo * self.light[:, None], 0.0, 1.0)

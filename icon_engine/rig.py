@@ -40,6 +40,7 @@ from .bundle.skeleton import (
     skin_vertices,
 )
 from .errors import EngineError
+from .geometry.barycentric import barycentric_blend
 from .geometry.closest import closest_points_on_mesh
 from .geometry.laplacian import mesh_edges, mesh_laplacian, spd_solver
 from .geometry.normals import outward_vertex_normals, signed_volume
@@ -129,8 +130,9 @@ def transfer_weights(vertices: np.ndarray, body_vertices: np.ndarray, body_faces
         bf = bf[:, ::-1]  # the body's faces must wind outward for the normal test
     fi, bary, dist = closest_points_on_mesh(vertices, body_vertices, bf, candidates=32 if normals is not None else 16,
                                             point_normals=normals, normal_penalty=normal_penalty)
-    w = np.einsum("nk,nkj->nj", bary, body_weights[bf[fi]])
-    return w, dist, np.einsum("nk,nkj->nj", bary, np.asarray(body_vertices, dtype=np.float64)[bf[fi]])
+    corners = bf[fi]
+    return (barycentric_blend(bary, corners, body_weights), dist,
+            barycentric_blend(bary, corners, np.asarray(body_vertices, dtype=np.float64)))
 
 
 def transfer_jumps(vertices: np.ndarray, faces: np.ndarray, closest: np.ndarray,

@@ -730,7 +730,12 @@ def _smooth_loose(vol: np.ndarray, origin: np.ndarray, h: float, camera: Camera,
     if not (w > 0).any():
         return vol
     blurred = ndimage.gaussian_filter(vol, LOOSE_BLUR_M / h)
-    return (1.0 - w) * vol + w * blurred
+    # the blend only where the weight is (a fraction of the grid; elsewhere it would give the node's own value)
+    out = np.array(vol, copy=True, order="C")
+    flat_w, flat_out = w.reshape(-1), out.reshape(-1)
+    at = np.nonzero(flat_w > 0)[0]
+    flat_out[at] = (1.0 - flat_w[at]) * flat_out[at] + flat_w[at] * blurred.reshape(-1)[at]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- meshing

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..threads import map_rows
+from .barycentric import barycentric_blend
 from .normals import vertex_normals
 
 #: Query points processed at once by :class:`MeshQuery` (memory ≈ 1 kB per point with k = 1).
@@ -108,7 +109,7 @@ def _best_points(p: np.ndarray, vertices: np.ndarray, faces: np.ndarray, cand: n
     face = cand[rows, best]
     bv, bw = v[rows, best].astype(np.float64), w[rows, best].astype(np.float64)
     bary = np.stack([1.0 - bv - bw, bv, bw], axis=1)
-    closest = np.einsum("ni,nij->nj", bary, vertices[faces[face]])
+    closest = barycentric_blend(bary, faces[face], vertices)
     return face, bary, closest, np.linalg.norm(p - closest, axis=1)
 
 
@@ -199,7 +200,7 @@ class MeshQuery:
             cand = self.ring[near[rows], :width].reshape(len(pr), -1)  # one-rings of the k nearest vertices
             v, w, sq = _candidate_distances(pr, self.table, cand)
             face, bary, closest, dist = _best_points(pr, self.vertices, self.faces, cand, np.argmin(sq, axis=1), v, w)
-            nrm = np.einsum("ni,nij->nj", bary, self.vertex_normals[self.faces[face]])
+            nrm = barycentric_blend(bary, self.faces[face], self.vertex_normals)
             nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-20)
             side = np.einsum("ni,ni->n", pr - closest, nrm)
             out.distance[sl][rows] = np.where(side >= 0, dist, -dist)
@@ -215,7 +216,7 @@ class MeshQuery:
     def interpolate(self, values: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
         """Barycentric interpolation of per-vertex ``values`` (V, C) at (face, bary) from :meth:`query`."""
         vals = np.asarray(values)
-        return np.einsum("ni,nic->nc", bary, vals[self.faces[face]].reshape(len(face), 3, -1))
+        return barycentric_blend(bary, self.faces[face], vals.reshape(len(vals), -1))
 
 
 def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, candidates: int = 16,

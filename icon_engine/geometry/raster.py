@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..threads import torch_threads
+from .barycentric import barycentric_blend
 
 #: Faces with any corner at or in front of this depth (camera units, metres) are not drawn.
 NEAR = 1e-4
@@ -93,7 +94,7 @@ class Raster:
         out = np.full((h, w, attr.shape[1]), background, dtype=np.float32)
         m = self.mask
         corners = self.faces[self.face_index[m]]  # (P, 3)
-        out[m] = np.einsum("pk,pkc->pc", self.bary[m], attr[corners])
+        out[m] = barycentric_blend(self.bary[m], corners, attr)
         return out
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..camera import Camera
 from ..errors import EngineError
+from ..geometry.barycentric import barycentric_blend
 from ..geometry.image_fields import bilinear
 from ..geometry.normals import signed_volume, vertex_normals
 from ..mesh_queries import rasterize as mesh_rasterize
@@ -38,7 +39,6 @@ from .parts import PART_HEAD, PART_NAMES, _check_parts, _near_parts, _ring_count
 from .sampling import (
     PhotoView,
     _erode,
-    _interpolate,
     _mirror_colours,
     _other_view,
     _photo_blur,
@@ -262,7 +262,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
                                              _smoothing_iterations(v, f))
         fw = smooth_w[f]
         face_ok = fw.sum(axis=1) > 1e-6
-        face_col = np.einsum("mk,mkc->mc", fw, smooth_v[f]) / np.maximum(fw.sum(axis=1), 1e-12)[:, None]
+        face_col = barycentric_blend(fw, f, smooth_v) / np.maximum(fw.sum(axis=1), 1e-12)[:, None]
         mirror_v, mirror_ok = _mirror_colours(view, v, face_col, face_ok)
         known = (alpha_v > sampling.SEEN_ALPHA) | mirror_ok
         seed = np.where((alpha_v > sampling.SEEN_ALPHA)[:, None], photo_v, mirror_v)
@@ -342,12 +342,12 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
         sl = slice(int(rows[0]), int(rows[-1]) + 1) if len(rows) else slice(0, 0)
         tb_b, corners = tb[sl], np.take(f, tf[sl], axis=0)  # corners: (T', 3) vertex ids of each texel's face
         near_t = None if near_f is None else near_f[tf[sl]]
-        fill_t = _interpolate(tb_b, corners, fill_vf)
+        fill_t = barycentric_blend(tb_b, corners, fill_vf)
         if others:
             points, normals = [], []
             for pv, pn in zip(pose_v, pose_n, strict=True):
-                points.append(_interpolate(tb_b, corners, pv.astype(np.float32)))
-                nrm = _interpolate(tb_b, corners, pn.astype(np.float32))
+                points.append(barycentric_blend(tb_b, corners, pv.astype(np.float32)))
+                nrm = barycentric_blend(tb_b, corners, pn.astype(np.float32))
                 normals.append(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12))
             colour_t, alpha_t, _, _, _ = _sample_views(views, points, normals, gains, near_t)
         else:
@@ -359,7 +359,7 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             alpha_t[front], xy_t = _photo_weight(view, None, None, None if near_t is None else near_t[front],
                                                  _Projected(proj.xy[front], proj.z[front], proj.cos[front]),
                                                  None if align_v is None else
-                                                 _interpolate(tb_b[front], corners[front], align_v))
+                                                 barycentric_blend(tb_b[front], corners[front], align_v))
             colour_t[front] = bilinear(photo, xy_t)
             if texel_fade is not None:  # samples faded at the vertices fade at the texels
                 alpha_t = alpha_t * np.einsum("nk,nk->n", tb_b, texel_fade[corners])
@@ -372,15 +372,15 @@ def bake_texture(vertices: np.ndarray, faces: np.ndarray, photo_rgb: np.ndarray,
             hips_t = None if hips_v is None else hips_v[corners].all(axis=1)
             detail_t = np.isin(part_t, sampling.detail_parts(view)) | (False if hips_t is None else hips_t)
             need = np.nonzero((alpha_t[:, 0] < 1.0) & detail_t)[0]
-            points_need = _interpolate(tb_b[need], corners[need], v)
+            points_need = barycentric_blend(tb_b[need], corners[need], v)
             fill_t[need] += _see_through_detail(view, points_need, part_t[need],
                                                 None if hips_t is None else hips_t[need])
         out = alpha_t * colour_t.astype(np.float32) + (1 - alpha_t) * fill_t
         if mirror is not None:
-            w_t = _interpolate(tb_b, corners, mirror.weight[:, None].astype(np.float32))[:, 0]
+            w_t = barycentric_blend(tb_b, corners, mirror.weight[:, None].astype(np.float32))[:, 0]
             on = np.nonzero(w_t > 1e-3)[0]
             if len(on):
-                colour_m = mirror.sample(_interpolate(tb_b[on], corners[on], rest))
+                colour_m = mirror.sample(barycentric_blend(tb_b[on], corners[on], rest))
                 out[on] += w_t[on, None] * (colour_m - out[on])
         return out
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..camera import Camera
+from ..geometry.barycentric import barycentric_blend
 from ..geometry.image_fields import bilinear
 from ..mesh_queries import MeshQuery
 from .colour_stats import _smooth_on_mesh
@@ -92,7 +93,7 @@ class FaceMirror:
             query, face_ids = half
             hit = query.query(self.reflect(rest_points[sel]))
             corners = self.faces[face_ids[hit.face]]
-            posed = np.einsum("nk,nkc->nc", hit.bary, self.posed[corners])
+            posed = barycentric_blend(hit.bary, corners, self.posed)
             xy, _ = self.camera.project(posed)
             out[sel] = bilinear(self.photo, xy)
         return out

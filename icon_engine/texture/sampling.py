@@ -11,6 +11,7 @@ import numpy as np
 
 from ..camera import Camera
 from ..errors import EngineError
+from ..geometry.barycentric import barycentric_blend
 from ..geometry.image_fields import bilinear
 from ..geometry.image_shift import mask_iou, search_shift
 from ..geometry.normals import vertex_normals
@@ -202,7 +203,7 @@ def _project_interpolated(cam: Camera, per_vertex_cam: np.ndarray, faces: np.nda
     The point's camera-frame position is the barycentric blend of its corners' (the world → camera map is affine),
     so nothing is projected twice; the normal is the blend of the corners' normals, normalised (as
     :func:`_photo_weight`'s callers do in the world frame: a rotation changes neither length nor cosine). Float32."""
-    g = _interpolate(bary, faces, per_vertex_cam)
+    g = barycentric_blend(bary, faces, per_vertex_cam)
     p, n = g[:, :3], g[:, 3:]
     z = p[:, 2]
     K = np.asarray(cam.K, dtype=np.float32)
@@ -212,15 +213,6 @@ def _project_interpolated(cam: Camera, per_vertex_cam: np.ndarray, faces: np.nda
     norm = np.sqrt(np.einsum("ij,ij->i", n, n) * np.einsum("ij,ij->i", p, p))
     cos = -np.einsum("ij,ij->i", n, p) / np.maximum(norm, np.float32(1e-12))
     return _Projected(xy, z, cos)
-
-
-def _interpolate(bary: np.ndarray, faces: np.ndarray, per_vertex: np.ndarray) -> np.ndarray:
-    """Barycentric blend (T, C) of per-vertex values (N, C) at points with corner ids ``faces`` (T, 3) and
-    ``bary`` (T, 3) (three gathers and multiply-adds: no (T, 3, C) temporary)."""
-    out = bary[:, 0:1] * np.take(per_vertex, faces[:, 0], axis=0)  # np.take: ~5× faster than fancy indexing
-    out += bary[:, 1:2] * np.take(per_vertex, faces[:, 1], axis=0)
-    out += bary[:, 2:3] * np.take(per_vertex, faces[:, 2], axis=0)
-    return out
 
 
 def _photo_weight(view: _View, points: np.ndarray | None, normals: np.ndarray | None,
@@ -354,8 +346,8 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
     pattern = view.pattern_part
     if busy.any():  # a busy part's detail comes from its pattern only (not a button, a pocket)
         ok &= ~busy | (pattern.reshape(-1)[pix] == part)
-    idx = np.nonzero(sel)[0][ok]
-    out[idx] = bilinear(detail, xy[ok])
+    sel_idx = np.nonzero(sel)[0]
+    out[sel_idx[ok]] = bilinear(detail, xy[ok])
     # "rows" run across the body: image rows for a person standing up in the photo, columns for one lying across
     # it (a photo taken sideways: rows along the body smeared its stripes into streaks down the back)
     ys, xs = np.divmod(np.nonzero(view.part_bits & (1 << PART_TORSO))[0], where.shape[1])
@@ -365,17 +357,25 @@ def _see_through_detail(view: _View, points: np.ndarray, point_part: np.ndarray,
         own_px = pattern == row_part
         grid, part_detail, pts = (own_px.T, detail.transpose(1, 0, 2), xy[todo, ::-1]) if across else \
             (own_px, detail, xy[todo])
-        rows = np.clip(np.round(pts[:, 1]).astype(np.int64), 0, grid.shape[0] - 1)
-        for r in np.unique(rows):
-            cols = np.nonzero(grid[r])[0]
-            if not len(cols):
-                continue
-            here = rows == r
-            k = np.searchsorted(cols, pts[here, 0])
-            left, right = cols[np.maximum(k - 1, 0)], cols[np.minimum(k, len(cols) - 1)]
-            near = np.where(np.abs(pts[here, 0] - left) <= np.abs(pts[here, 0] - right), left, right)
-            out[np.nonzero(sel)[0][todo[here]]] = part_detail[r, near]
+        found, row, col = nearest_in_row(grid, pts)
+        out[sel_idx[todo[found]]] = part_detail[row, col]
     return out
+
+
+def nearest_in_row(grid: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For points (N, 2) (x, y) in pixel coordinates with 0 ≤ x < W, the nearest set pixel of ``grid`` (H, W) bool
+    in the point's row (the row ``round(y)``, clipped; the left one on a tie): (found (N,) bool: that row has a set
+    pixel, its row (F,), its column (F,)) for the F found points."""
+    h, w = grid.shape
+    keys = np.flatnonzero(grid)  # row · W + column, ascending
+    rows = np.clip(np.round(points[:, 1]).astype(np.int64), 0, h - 1)
+    start, end = np.searchsorted(keys, rows * w), np.searchsorted(keys, (rows + 1) * w)
+    found = end > start
+    rows, start, end, x = rows[found], start[found], end[found], points[found, 0]
+    k = np.searchsorted(keys, rows * w + x)  # the first set pixel of the row at or right of x
+    left = keys[np.maximum(k - 1, start)] - rows * w
+    right = keys[np.minimum(k, end - 1)] - rows * w
+    return found, rows, np.where(np.abs(x - left) <= np.abs(x - right), left, right)
 
 
 def _mirror_colours(view: _View, points: np.ndarray, face_colours: np.ndarray,
