@@ -183,3 +183,26 @@ def test_the_edge_topology_cache_serves_threads_their_own_faces() -> None:
 
     with ThreadPoolExecutor(4) as pool:
         assert all(n <= 4 for n in pool.map(calls, range(4)))
+
+
+def test_barycentric_blend_is_the_einsum_to_the_last_bit() -> None:
+    """The blend of the corners' per-vertex values replaces ``np.einsum("nk,nkc->nc", bary, values[corners])`` in
+    every stage (wave 35's speed work): it must give the same bits, for float32 and float64 values, per-vertex
+    vectors, and mixed dtypes (float32 barycentrics, float64 values); per-vertex scalars add the corners in order."""
+    from icon_engine.geometry.barycentric import barycentric_blend
+
+    rng = np.random.default_rng(3)
+    corners = rng.integers(0, 500, size=(2000, 3))
+    for bary_dtype, value_dtype, cols in ((np.float64, np.float64, 55), (np.float32, np.float32, 3),
+                                          (np.float32, np.float64, 6), (np.float64, np.float64, None)):
+        bary = rng.random((2000, 3)).astype(bary_dtype)
+        bary /= bary.sum(axis=1, keepdims=True)
+        values = rng.standard_normal((500,) if cols is None else (500, cols)).astype(value_dtype)
+        if cols is None:  # per-vertex scalars: the corners in order, as for one column
+            b, c = bary, values[corners]
+            want = b[:, 0] * c[:, 0] + b[:, 1] * c[:, 1] + b[:, 2] * c[:, 2]
+        else:
+            want = np.einsum("nk,nkc->nc", bary, values[corners])
+        got = barycentric_blend(bary, corners, values)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
