@@ -1,6 +1,7 @@
 """Scoped compute threads: torch intra-op threads for one block, and the worker count of CPU-parallel queries.
 
-The engine never sets a process-wide thread count (the add-on's warm engine and the batch workers choose theirs):
+The engine's code never sets a process-wide thread count (the add-on's warm engine and the batch workers choose
+theirs; the process entry ``python -m icon_engine`` only puts OpenBLAS on one thread when no count is set):
 a stage that measured a gain from another count wraps its work in :func:`torch_threads`, which restores the
 previous count on the way out. Measurements (docs/benchmarks.md, speed section): the body fit's and the
 rasteriser's small tensors run faster on one torch thread; scipy's k-d tree queries and the canonical avatar's

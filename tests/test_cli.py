@@ -520,3 +520,21 @@ def test_parsing_the_command_line_imports_no_heavy_package() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
     assert json.loads(out.stdout) == []
+
+
+@pytest.mark.parametrize("given", [None, "2"])
+def test_the_engine_process_runs_blas_on_one_thread_unless_told(given: str | None) -> None:
+    """``python -m icon_engine`` puts OpenBLAS on one thread before numpy loads (its idle threads spun on the cores
+    the engine's workers need: docs/benchmarks.md, wave 35); a count the caller set is kept."""
+    probe = ("import os, runpy, sys\n"
+             "sys.argv = ['icon_engine', '--help']\n"
+             "try:\n    runpy.run_module('icon_engine', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=120)
+    assert f"BLAS {given or '1'}" in out.stdout.splitlines()
