@@ -438,3 +438,36 @@ def test_the_same_batch_on_a_local_ray_cluster(tmp_path: Path, sample_png: Path)
     assert killed and records["person"]["worker"] != killed[0]  # Ray restarted the actor and retried the photo
     assert records["person"]["worker"].rsplit(":", 1)[1] != str(os.getpid())  # it ran in a Ray worker
     assert [json.loads(line)["event"] for line in events.getvalue().splitlines()][-1] == "batch_end"
+
+
+def _report_thread_counts(queue) -> None:  # runs in a spawned worker process
+    counts = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    try:
+        import numpy  # noqa: F401 - the BLAS pool is sized when numpy loads it
+        from threadpoolctl import threadpool_info
+    except ImportError:  # threadpoolctl is not a requirement: the environment is what decides
+        blas = None
+    else:
+        blas = sorted({i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"})
+    queue.put((counts, blas))
+
+
+def test_batch_workers_start_with_their_blas_pool_sized() -> None:
+    """A local batch worker must start with the thread variables in its environment: OpenBLAS reads its count when
+    numpy loads, and the worker module imports numpy before :func:`limit_threads` runs (before wave 35 every worker
+    had an OpenBLAS pool of all the machine's cores). This process's own environment is left as it was."""
+    from multiprocessing import get_context
+
+    from icon_engine.batch.worker import child_thread_environment
+
+    before = os.environ.get("OPENBLAS_NUM_THREADS")
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    with child_thread_environment(1):
+        child = ctx.Process(target=_report_thread_counts, args=(queue,))
+        child.start()
+    counts, blas = queue.get(timeout=120)
+    child.join(60)
+    assert counts == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    assert blas in (None, [1])
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == before

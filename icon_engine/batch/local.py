@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import EngineError
 from .jobs import BatchJob
-from .worker import error_record, options_from_dict
+from .worker import child_thread_environment, error_record, options_from_dict
 
 #: Seconds a stopping worker gets to exit before it is killed.
 STOP_GRACE_S = 5.0
@@ -131,7 +131,8 @@ def run_local(jobs: list[BatchJob], out_dir: Path, options: dict[str, Any], *, w
     pending = deque(jobs)
     slots: list[_Slot] = []
     try:
-        slots = [_Slot(ctx, options, threads, str(out_dir)) for _ in range(max(1, min(workers, len(jobs))))]
+        with child_thread_environment(threads):  # the workers' BLAS pools sized before their numpy loads
+            slots = [_Slot(ctx, options, threads, str(out_dir)) for _ in range(max(1, min(workers, len(jobs))))]
         while pending or any(s.job is not None for s in slots):
             for slot in slots:
                 if slot.job is None and pending:

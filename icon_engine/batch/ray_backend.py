@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import EngineError
 from .jobs import BatchJob
-from .worker import error_record
+from .worker import error_record, thread_environment
 
 #: Restarts of a dead actor, and retries of the photo it held (transient failures: node lost, out of memory).
 MAX_RESTARTS = 2
@@ -104,7 +104,7 @@ def run_ray(jobs: list[BatchJob], out_dir: Path, options: dict[str, Any], *, wor
 
     actor_class = ray.remote(_BatchActor).options(
         num_cpus=threads, num_gpus=gpus_per_job, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}},
+        runtime_env={"env_vars": thread_environment(threads)},  # OpenBLAS's count too: read when numpy loads
     )
     actors = [actor_class.remote(options, threads) for _ in range(max(1, min(workers, len(jobs))))]
     try:

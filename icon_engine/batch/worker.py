@@ -13,6 +13,8 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,32 @@ from .manifest import utc_now
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+def thread_environment(threads: int) -> dict[str, str]:
+    """The environment variables that size a worker's OpenMP, MKL, OpenBLAS and numexpr pools to ``threads``. They
+    must be in the worker process's environment when it starts: OpenBLAS reads its count once, when numpy loads it
+    (importing this module already did), so :func:`limit_threads` alone leaves it at every core of the machine."""
+    return {name: str(int(threads)) for name in _THREAD_VARIABLES}
+
+
+@contextmanager
+def child_thread_environment(threads: int) -> Iterator[None]:
+    """Worker processes started inside the block begin with :func:`thread_environment` ``(threads)``; this process's
+    own environment is restored after it."""
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update(thread_environment(threads))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def limit_threads(threads: int) -> None:
-    """Limit this process to ``threads`` compute threads (torch intra-op, OpenMP, BLAS)."""
+    """Limit this process to ``threads`` compute threads (torch intra-op, OpenMP, BLAS; BLAS only when the process
+    started with :func:`thread_environment`, see there)."""
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
     import torch
