@@ -128,7 +128,6 @@ def _open_checked(path: Path, data: bytes) -> Image.Image:
     """Open the header lazily and check format and size before decoding pixels."""
     if not data:
         raise _bad(path, "the file is empty (0 bytes)")
-    brands = _container_brands(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -136,7 +135,7 @@ def _open_checked(path: Path, data: bytes) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise _too_large(path, None) from exc
     except UnidentifiedImageError as exc:
-        if brands & _AVIF_BRANDS:  # a Pillow built without its AVIF codec
+        if _container_brands(data) & _AVIF_BRANDS:  # a Pillow built without its AVIF codec
             raise EngineError("bad_image", f"{path.name}: an AVIF photo, and this Pillow cannot read AVIF.",
                               "Save the photo as JPEG or PNG, or install the engine's requirements again.") from exc
         raise _bad(path, f"not a readable image (accepted: {_SUPPORTED_TEXT})") from exc
@@ -273,7 +272,7 @@ def heic_to_jpeg(path: Path, data: bytes) -> bytes:
         except ValueError:
             raise _too_large(path, None) from None
         raise _too_large(path, (w, h))
-    if done.returncode < 0 or done.returncode > 1 and not message[0]:  # killed by a signal: the decoder crashed
+    if done.returncode < 0 or (done.returncode > 1 and not message[0]):  # a signal or a silent exit: it crashed
         raise _bad(path, "the HEIC photo is damaged (its decoder stopped)")
     raise _bad(path, f"the HEIC photo is damaged ({message[0] or f'decoder exit {done.returncode}'})")
 
