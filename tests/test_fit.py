@@ -1024,3 +1024,33 @@ def test_face_fit_without_a_face_changes_nothing(body):
     # the face already in place: the step keeps it there (error not raised)
     metrics = fit_face(prob, p, face)
     assert metrics["after_px"] <= metrics["before_px"] < 0.5
+
+
+def test_joint_angle_limits_bend_knees_and_elbows_one_way_only():
+    """The hinge prior (one batched expression since wave 36): a knee flexing about +x and an elbow about its own
+    side's axis (−y left, +y right) cost nothing within the box limits; the opposite bends, a knee's twist or
+    abduction and an elbow's abduction do, by the squared angle (× 10; half for the elbow's abduction); any joint
+    beyond its box pays the squared excess."""
+    from icon_engine.fit.landmarks import J
+    from icon_engine.fit.priors import LIMITS, angle_limit_loss
+
+    def loss(joint: str, axis: int, angle: float) -> float:
+        pose = torch.zeros(1, 21, 3)
+        pose[0, J[joint] - 1, axis] = angle
+        return float(angle_limit_loss(pose))
+
+    assert float(angle_limit_loss(torch.zeros(2, 21, 3))) == 0.0
+    for knee in ("left_knee", "right_knee"):
+        assert loss(knee, 0, 1.0) == 0.0 and loss(knee, 0, -0.3) == pytest.approx(10 * 0.09)
+        assert loss(knee, 1, 0.1) == pytest.approx(10 * 0.01) and loss(knee, 2, -0.1) == pytest.approx(10 * 0.01)
+    assert loss("left_elbow", 1, -1.0) == 0.0 and loss("left_elbow", 1, 0.3) == pytest.approx(10 * 0.09)
+    assert loss("right_elbow", 1, 1.0) == 0.0 and loss("right_elbow", 1, -0.3) == pytest.approx(10 * 0.09)
+    assert loss("left_elbow", 2, 0.2) == pytest.approx(10 * 0.5 * 0.04)
+    assert loss("left_elbow", 0, 0.2) == 0.0  # the forearm's twist is free within its box
+    limit = float(LIMITS[J["left_knee"] - 1, 0])
+    assert loss("left_knee", 0, limit + 0.1) == pytest.approx(10 * 0.01, rel=1e-4)
+    limit = float(LIMITS[J["spine1"] - 1, 2])
+    assert loss("spine1", 2, -(limit + 0.2)) == pytest.approx(10 * 0.04, rel=1e-4)
+    two = torch.zeros(2, 21, 3)
+    two[0, J["left_knee"] - 1, 0] = -0.3  # the batch's mean
+    assert float(angle_limit_loss(two)) == pytest.approx(10 * 0.09 / 2)

@@ -45,6 +45,10 @@ class FastBody:
         self.j_dirs = put(j[1:] - j[0])  # (B, 55, 3)
         self.k0 = put(k[0])
         self.k_dirs = put(k[1:] - k[0])  # (B, K, 3)
+        # all three shape blends as one product (B, 3 (S + 55 + K)): one operation per fit step, not three einsums
+        self._rest0 = torch.cat([self.v0, self.j0, self.k0]).flatten()
+        self._rest_dirs = torch.cat([self.v_dirs, self.j_dirs, self.k_dirs], 1).flatten(1)
+        self._rest_split = (len(self.v0), len(self.j0), len(self.k0))
         self.w = put(weights[self.subset])  # (S, 55)
         if k.shape[1]:  # a keypoint follows the skinning of its nearest rest vertex
             near = np.argmin(((v[0][:, None, :] - k[0][None]) ** 2).sum(-1), axis=0) if v.shape[1] < 30000 else \
@@ -65,9 +69,9 @@ class FastBody:
 
     def rest(self, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rest (vertex subset (S, 3), joints (55, 3), keypoints (K, 3)) for ``betas`` (num_betas,)."""
-        return (self.v0 + torch.einsum("b,bsc->sc", betas, self.v_dirs),
-                self.j0 + torch.einsum("b,bsc->sc", betas, self.j_dirs),
-                self.k0 + torch.einsum("b,bsc->sc", betas, self.k_dirs))
+        rest = (self._rest0 + betas @ self._rest_dirs).view(-1, 3)
+        v, j, k = rest.split(self._rest_split)
+        return v, j, k
 
     def forward(self, betas: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor,
                 with_vertices: bool = True) -> dict[str, torch.Tensor]:

@@ -61,16 +61,23 @@ REST_PULL = torch.from_numpy(_per_joint(_REST_PULL, 0.1))  # (21,)
 _LIMIT_ROWS = tuple(map(tuple, LIMITS.tolist()))  # the same values as nested tuples (:func:`constant`'s key)
 
 
+#: The hinges of :func:`angle_limit_loss`, rows (left knee, right knee, left elbow, right elbow) of the body pose:
+#: the component each may bend one way only, as the sign of its forbidden direction (knees flex about +x only,
+#: the left elbow about −y and the right about +y), and the squared weight of the components it should not use
+#: (a knee's twist and abduction; half for an elbow's abduction).
+_HINGE_ROWS = (J["left_knee"] - 1, J["right_knee"] - 1, J["left_elbow"] - 1, J["right_elbow"] - 1)
+_HINGE_ONE_WAY = ((-1.0, 0.0, 0.0), (-1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, -1.0, 0.0))
+_HINGE_SQUARED = ((0.0, 1.0, 1.0), (0.0, 1.0, 1.0), (0.0, 0.0, 0.5), (0.0, 0.0, 0.5))
+
+
 def angle_limit_loss(body_pose: torch.Tensor) -> torch.Tensor:
     """One-way hinges for knees and elbows plus box limits; ``body_pose`` (B, 21, 3) axis-angle (joints 1..21)."""
-    lk, rk = body_pose[:, J["left_knee"] - 1], body_pose[:, J["right_knee"] - 1]
-    le, re = body_pose[:, J["left_elbow"] - 1], body_pose[:, J["right_elbow"] - 1]
-    hinge = (torch.relu(-lk[:, 0]) ** 2 + torch.relu(-rk[:, 0]) ** 2  # knees flex about +x only
-             + lk[:, 1:].pow(2).sum(-1) + rk[:, 1:].pow(2).sum(-1)
-             + torch.relu(le[:, 1]) ** 2 + torch.relu(-re[:, 1]) ** 2  # elbows flex about -y (left), +y (right)
-             + 0.5 * (le[:, 2] ** 2 + re[:, 2] ** 2))
-    box = torch.relu(body_pose.abs() - constant(_LIMIT_ROWS, LIMITS.dtype, body_pose.device)).pow(2).sum((-1, -2))
-    return (10.0 * hinge + 10.0 * box).mean()
+    dev, dtype = body_pose.device, body_pose.dtype
+    hinges = body_pose.index_select(1, constant(_HINGE_ROWS, torch.int64, dev))  # (B, 4, 3)
+    hinge = (torch.relu(hinges * constant(_HINGE_ONE_WAY, dtype, dev)).pow(2)
+             + hinges.pow(2) * constant(_HINGE_SQUARED, dtype, dev))
+    box = torch.relu(body_pose.abs() - constant(_LIMIT_ROWS, LIMITS.dtype, dev)).pow(2)
+    return 10.0 * (hinge.sum((-1, -2)) + box.sum((-1, -2))).mean()
 
 
 def rest_pull_loss(body_pose: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
