@@ -43,6 +43,7 @@ from .errors import EngineError
 from .geometry.barycentric import barycentric_blend
 from .geometry.closest import closest_points_on_mesh
 from .geometry.laplacian import mesh_edges, mesh_laplacian, spd_solver
+from .geometry.lengths import lengths
 from .geometry.normals import outward_vertex_normals, signed_volume
 from .geometry.skinning import blended_transforms as geometry_blended_transforms
 from .threads import cpu_workers
@@ -147,8 +148,8 @@ def transfer_jumps(vertices: np.ndarray, faces: np.ndarray, closest: np.ndarray,
     from .geometry.laplacian import mesh_edges
 
     e = mesh_edges(faces)
-    excess = np.clip(np.linalg.norm(closest[e[:, 0]] - closest[e[:, 1]], axis=1)
-                     - np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1), 0.0, None)
+    excess = np.clip(lengths(closest[e[:, 0]] - closest[e[:, 1]])
+                     - lengths(vertices[e[:, 0]] - vertices[e[:, 1]]), 0.0, None)
     own = np.zeros(len(vertices))
     np.maximum.at(own, e[:, 0], excess)
     np.maximum.at(own, e[:, 1], excess)
@@ -212,7 +213,7 @@ def sparsify_weights(weights: np.ndarray, max_influences: int = 8, min_weight: f
     w /= w.sum(axis=1, keepdims=True)
     w32 = w.astype(np.float32)
     # renormalise in float32 so the stored rows sum to 1 to float32 precision
-    return (w32 / w32.sum(axis=1, keepdims=True)).astype(np.float32)
+    return w32 / w32.sum(axis=1, keepdims=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -354,8 +355,8 @@ def rest_stretched_faces(posed: np.ndarray, rest: np.ndarray, faces: np.ndarray,
     """Faces with an edge over ``ratio`` times (and 2 mm) longer in the rest mesh than in the posed mesh: webs
     where the surface joins parts that the rest pose pulls apart (arms fused to the torso, hands to thighs)."""
     t_p, t_r = np.asarray(posed)[faces], np.asarray(rest)[faces]
-    lp = np.linalg.norm(t_p - np.roll(t_p, 1, axis=1), axis=2)
-    lr = np.linalg.norm(t_r - np.roll(t_r, 1, axis=1), axis=2)
+    lp = lengths(t_p - np.roll(t_p, 1, axis=1))
+    lr = lengths(t_r - np.roll(t_r, 1, axis=1))
     return int(((lr > ratio * lp) & (lr - lp > 0.002)).any(axis=1).sum())
 
 
@@ -367,7 +368,7 @@ TORN_MIN_M = 0.03
 def longest_edges(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(M,) longest edge of each face (mesh units)."""
     t = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
-    return np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2).max(axis=1)
+    return lengths(t - np.roll(t, 1, axis=1)).max(axis=1)
 
 
 def torn_faces(reference: np.ndarray, moved: np.ndarray, faces: np.ndarray, ratio: float = TORN_RATIO,
@@ -391,7 +392,7 @@ def rest_torn_report(posed: np.ndarray, rest: np.ndarray, faces: np.ndarray) -> 
 
 def _region_faces(vertices: np.ndarray, faces: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
     cent = np.asarray(vertices)[np.asarray(faces)].mean(axis=1)
-    d = np.linalg.norm(cent[:, None, :] - centres[None], axis=2).min(axis=1)
+    d = lengths(cent[:, None, :] - centres[None]).min(axis=1)
     return d < radius
 
 

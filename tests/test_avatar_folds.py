@@ -186,3 +186,16 @@ def test_cloth_between_legs_is_seen_only_where_the_photo_shows_it(model, kind, p
     raised = joints.copy()
     raised[5] = raised[2] + np.linalg.norm(raised[5] - raised[2]) * np.array([0.0, -0.5, np.sqrt(0.75)])  # 60°
     assert cloth_between_legs(raised + s.offset.reshape(1, 3), s.camera, s.mask, body_mask) == 0.0
+    # the body's silhouette may come as a function (the avatar's: a raster costs ~0.1 s): called at most once, the
+    # same answer, and not at all where no level is judged (the raised thigh)
+    calls = []
+
+    def lazy_mask() -> np.ndarray:
+        calls.append(1)
+        return body_mask
+
+    assert cloth_between_legs(joints + s.offset.reshape(1, 3), s.camera, s.mask, lazy_mask) == seen
+    assert len(calls) <= 1 and (len(calls) == 1 or seen == 0.0)
+    calls.clear()
+    assert cloth_between_legs(raised + s.offset.reshape(1, 3), s.camera, s.mask, lazy_mask) == 0.0
+    assert calls == []

@@ -185,6 +185,25 @@ def test_the_edge_topology_cache_serves_threads_their_own_faces() -> None:
         assert all(n <= 4 for n in pool.map(calls, range(4)))
 
 
+def test_lengths_are_numpys_norm_to_the_last_bit() -> None:
+    """:func:`lengths` replaces ``np.linalg.norm(x, axis=-1)`` at the rig's, the closest-point queries' and the
+    texture's hot sites (wave 36): same bits for 2-, 3- and 4-vectors, batched, float32 and float64, strided views
+    and integers (taken as float64), and a zero vector stays 0."""
+    from icon_engine.geometry.lengths import lengths
+
+    rng = np.random.default_rng(5)
+    cases = [rng.standard_normal((3000, 3)) * rng.random((3000, 3)) ** 4, rng.standard_normal((400, 7, 3)),
+             rng.standard_normal((3000, 2)), rng.standard_normal((3000, 4)).astype(np.float32),
+             np.asfortranarray(rng.standard_normal((3000, 3))), rng.standard_normal((3000, 6))[:, ::2],
+             rng.integers(-50, 50, size=(3000, 3)), np.zeros((5, 3))]
+    for x in cases:
+        want = np.linalg.norm(x, axis=-1)
+        got = lengths(x)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
+    assert not lengths(np.zeros((5, 3))).any()
+
+
 def test_barycentric_blend_is_the_einsum_to_the_last_bit() -> None:
     """The blend of the corners' per-vertex values replaces ``np.einsum("nk,nkc->nc", bary, values[corners])`` in
     every stage (wave 35's speed work): it must give the same bits, for float32 and float64 values, per-vertex

@@ -77,8 +77,8 @@ def _skirt_evidence(body_t: CanonicalBody, fit: Any, camera: Any, mask: np.ndarr
         return 0.0
     transl = _np(fit.transl).reshape(1, 3)
     posed = pose_body(body_t, _np(fit.full_pose).reshape(NUM_JOINTS, 3))
-    body_mask = rasterize(posed.vertices + transl, body_t.faces, camera).mask
-    return cloth_between_legs(posed.joints + transl, camera, np.asarray(mask, bool), body_mask)
+    return cloth_between_legs(posed.joints + transl, camera, np.asarray(mask, bool),
+                              lambda: rasterize(posed.vertices + transl, body_t.faces, camera).mask)
 
 
 def build_avatar(posed_vertices: np.ndarray, posed_faces: np.ndarray, fit: Any, body_model: Any, *,

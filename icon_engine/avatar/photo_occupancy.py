@@ -5,6 +5,7 @@ Frames and units: see :mod:`icon_engine.avatar`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -88,15 +89,17 @@ SKIRT_GAP_M = 0.04
 SKIRT_THIGH_DEG = 45.0
 
 
-def cloth_between_legs(posed_joints: np.ndarray, camera: Any, mask: np.ndarray, body_mask: np.ndarray,
-                       samples: int = 41) -> float:
+def cloth_between_legs(posed_joints: np.ndarray, camera: Any, mask: np.ndarray,
+                       body_mask: np.ndarray | Callable[[], np.ndarray], samples: int = 41) -> float:
     """[0, 1]: the photo shows cloth spanning the legs (a skirt, a dress, a long coat). At mid-thigh and at the
     knees (:data:`SKIRT_LEVELS`), where the two legs' axes lie far enough apart in the picture for trouser legs to
     show a gap between them, the segment joining them is sampled where the fitted body does not cover it
     (``body_mask``: the posed body's silhouette), if at least :data:`SKIRT_GAP_M` of it: 1 where all of that is the
     person (``mask``) at some level, 0 where a gap shows, the legs never stand apart or the body covers the
     segment; 0 too unless both thighs hang within :data:`SKIRT_THIGH_DEG` of down. ``mask``, ``body_mask``: (H, W)
-    bool in the camera's pixels; ``posed_joints`` (55, 3): the fitted joints in the camera's world (metres, Y up)."""
+    bool in the camera's pixels (``body_mask`` may be a function making it: called once, and only when a level is
+    judged — a rasterised body costs ~0.1 s); ``posed_joints`` (55, 3): the fitted joints in the camera's world
+    (metres, Y up)."""
     from ..surface import thighs_hang_down
 
     if not thighs_hang_down(posed_joints, SKIRT_THIGH_DEG):
@@ -114,6 +117,8 @@ def cloth_between_legs(posed_joints: np.ndarray, camera: Any, mask: np.ndarray, 
         uv = ul[None] + t * (ur - ul)[None]
         col = np.clip(uv[:, 0].astype(np.int64), 0, w - 1)
         row = np.clip(uv[:, 1].astype(np.int64), 0, h - 1)
+        if callable(body_mask):
+            body_mask = body_mask()
         free = ~body_mask[row, col]
         # a gap between the fitted legs narrower than SKIRT_GAP_M is no evidence: the photo's legs lie a few
         # pixels off the fitted ones

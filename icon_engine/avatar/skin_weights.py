@@ -43,7 +43,8 @@ def canonical_skin_weights(vertices: np.ndarray, faces: np.ndarray, body: Canoni
         w = diffuse_weights(w0, faces, dist, jump=jump)
         field_w, _ = field_job.result()
     keep = part_keep(np.maximum(part_shares(field_w), part_shares(w0)))[:, JOINT_PART]
-    dropped = float((np.clip(w, 0, None) * (1.0 - keep)).sum() / max(np.clip(w, 0, None).sum(), 1e-12))
+    positive = np.maximum(w, 0.0)
+    dropped = float((positive * (1.0 - keep)).sum() / max(positive.sum(), 1e-12))
     w = w * keep
     panel = skirt_panel(vertices, w, dist, body.joints) if skirt else np.zeros(len(vertices), dtype=bool)
     legs_w = sparsify_weights(w, max_influences)

@@ -10,6 +10,8 @@
 - :mod:`.closest` — closest points on triangles and meshes, signed distance (:class:`~.closest.MeshQuery`).
 - :mod:`.barycentric` — values at points inside faces: the barycentric blend of the corners' per-vertex values
   (:func:`~.barycentric.barycentric_blend`; numpy, torch-free).
+- :mod:`.lengths` — Euclidean lengths of many short vectors, the bits of ``np.linalg.norm(x, axis=-1)`` faster
+  (:func:`~.lengths.lengths`; numpy, torch-free).
 - :mod:`.torch_closest` — the same mesh query in torch on any device (:class:`~.torch_closest.TorchMeshQuery`).
 - :mod:`.device` — what runs where under ``--device``: :func:`~.device.mesh_query` (numpy on the CPU, torch on a
   GPU) and :func:`~.device.on_device` (rasteriser inputs on the device).

@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from ..threads import map_rows
 from .barycentric import barycentric_blend
+from .lengths import lengths
 from .normals import vertex_normals
 
 #: Query points processed at once by :class:`MeshQuery` (memory ≈ 1 kB per point with k = 1).
@@ -110,7 +111,7 @@ def _best_points(p: np.ndarray, vertices: np.ndarray, faces: np.ndarray, cand: n
     bv, bw = v[rows, best].astype(np.float64), w[rows, best].astype(np.float64)
     bary = np.stack([1.0 - bv - bw, bv, bw], axis=1)
     closest = barycentric_blend(bary, faces[face], vertices)
-    return face, bary, closest, np.linalg.norm(p - closest, axis=1)
+    return face, bary, closest, lengths(p - closest)
 
 
 def _one_rings(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +202,7 @@ class MeshQuery:
             v, w, sq = _candidate_distances(pr, self.table, cand)
             face, bary, closest, dist = _best_points(pr, self.vertices, self.faces, cand, np.argmin(sq, axis=1), v, w)
             nrm = barycentric_blend(bary, self.faces[face], self.vertex_normals)
-            nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-20)
+            nrm /= np.maximum(lengths(nrm)[..., None], 1e-20)
             side = np.einsum("ni,ni->n", pr - closest, nrm)
             out.distance[sl][rows] = np.where(side >= 0, dist, -dist)
             out.face[sl][rows] = face
@@ -241,7 +242,7 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.n
     if point_normals is not None and normal_penalty > 0:
         t = v[f]
         fn = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-        fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
+        fn /= np.maximum(lengths(fn)[..., None], 1e-20)
         rows = np.concatenate([p, np.asarray(point_normals, dtype=np.float64).reshape(-1, 3)], axis=1)
 
     table = _face_table(v, f, np.float32)  # float32 picks the face (ties within ~20 µm may differ), float64 answers

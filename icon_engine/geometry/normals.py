@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .lengths import lengths
+
 ArrayLike = np.ndarray | torch.Tensor
 
 
@@ -34,7 +36,7 @@ def vertex_normals(vertices: ArrayLike, faces: ArrayLike) -> np.ndarray | torch.
     vn = np.zeros_like(v)
     for k in range(3):
         np.add.at(vn, f[:, k], fn)
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
+    norm = lengths(vn)[..., None]
     return vn / np.maximum(norm, 1e-12)
 
 
@@ -43,7 +45,7 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    return fn / np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-12)
+    return fn / np.maximum(lengths(fn)[..., None], 1e-12)
 
 
 def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:

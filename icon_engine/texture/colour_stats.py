@@ -9,6 +9,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..geometry.laplacian import adjacency, mesh_laplacian
+from ..geometry.lengths import lengths
 
 #: Window (fraction of the mesh's height) of the colour profile along a part's axis that fills its hidden side.
 PROFILE_WINDOW = 0.02
@@ -88,17 +89,17 @@ def _colour_clusters(colours: np.ndarray, weights: np.ndarray, count: int = PROF
     k = min(count, len(colours))
     centres = [colours[int(np.argmax(weights))]]
     for _ in range(k - 1):
-        d = np.min(np.linalg.norm(colours[:, None] - np.asarray(centres)[None], axis=2), axis=1)
+        d = np.min(lengths(colours[:, None] - np.asarray(centres)[None]), axis=1)
         if d.max() < merge:
             break
         centres.append(colours[int(np.argmax(d))])
     cen = np.asarray(centres, dtype=np.float64)
     for _ in range(8):
-        lab = np.linalg.norm(colours[:, None] - cen[None], axis=2).argmin(axis=1)
+        lab = lengths(colours[:, None] - cen[None]).argmin(axis=1)
         w = np.bincount(lab, weights=weights, minlength=len(cen))
         for j in np.nonzero(w > 0)[0]:
             cen[j] = (colours[lab == j] * weights[lab == j, None]).sum(axis=0) / w[j]
-    lab = np.linalg.norm(colours[:, None] - cen[None], axis=2).argmin(axis=1)
+    lab = lengths(colours[:, None] - cen[None]).argmin(axis=1)
     root = np.arange(len(cen))  # merge close centres (union by the lower index)
     for a in range(len(cen)):
         for b in range(a + 1, len(cen)):
@@ -131,7 +132,7 @@ def _hair_colour(points: np.ndarray, colours: np.ndarray,
         colours, top, face = colours[above], top[above], face[above]
     centres = np.stack([np.median(colours[top], axis=0), np.median(colours[face], axis=0)])
     for _ in range(8):
-        d = np.linalg.norm(colours[:, None] - centres[None], axis=2)
+        d = lengths(colours[:, None] - centres[None])
         lab = d.argmin(axis=1)
         if (lab == 0).sum() < 5 or (lab == 1).sum() < 5:
             break
@@ -164,4 +165,4 @@ def _nearest_colour(colours: np.ndarray, refs: np.ndarray) -> np.ndarray:
     """(N,) RGB distance of each colour (N, 3) to the nearest of ``refs`` (K, 3) (inf when K = 0)."""
     if not len(refs):
         return np.full(len(colours), np.inf)
-    return np.linalg.norm(colours[:, None] - refs[None], axis=2).min(axis=1)
+    return lengths(colours[:, None] - refs[None]).min(axis=1)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..camera import Camera
+from ..geometry.lengths import lengths
 from . import colour_stats, sampling
 from .colour_stats import (
     _colour_clusters,
@@ -142,9 +143,9 @@ def _colour_profile(s_seen: np.ndarray, colours: np.ndarray, weights: np.ndarray
         centre = np.median(own, axis=0) if len(own) else _weighted_median(c[lo:hi], w[lo:hi])
         # that garment's samples, all counted: the better lit front of it sets the brightness (its shaded sides
         # may form a cluster of their own)
-        near = np.linalg.norm(c[lo:hi] - centre, axis=1) < PROFILE_MODE_RADIUS
+        near = lengths(c[lo:hi] - centre) < PROFILE_MODE_RADIUS
         if not end[g]:  # along the part (not a shoe or a hand): the garment's hue, not a print's pale edges
-            near &= np.linalg.norm(hue[lo:hi] - _chroma(centre), axis=-1) < PROFILE_MODE_CHROMA
+            near &= lengths(hue[lo:hi] - _chroma(centre)) < PROFILE_MODE_CHROMA
         if near.sum() < 3:
             prof[g] = centre
         elif cw is None:
@@ -171,7 +172,7 @@ def _steady_runs(prof: np.ndarray, keep: np.ndarray, half: int) -> np.ndarray:
         return out
     padded = np.pad(prof[idx], ((half, half), (0, 0)), mode="edge")
     windows = sliding_window_view(padded, 2 * half + 1, axis=0).transpose(0, 2, 1)  # (n, 2 half + 1, C)
-    spread = np.linalg.norm(windows[:, :, None, :] - windows[:, None, :, :], axis=-1).sum(axis=2)
+    spread = lengths(windows[:, :, None, :] - windows[:, None, :, :]).sum(axis=2)
     out[idx] = windows[np.arange(len(idx)), spread.argmin(axis=1)]
     return out
 

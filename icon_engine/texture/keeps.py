@@ -11,6 +11,7 @@ from ..camera import Camera
 from ..errors import EngineError
 from ..geometry.image_fields import bilinear, hull_zone
 from ..geometry.laplacian import adjacency
+from ..geometry.lengths import lengths
 from . import colour_stats, sampling
 from .colour_stats import _cluster_centres, _hair_colour, _nearest_colour
 from .parts import (
@@ -148,7 +149,7 @@ def _interior_distance(s: np.ndarray, colours: np.ndarray, interior: np.ndarray,
             continue  # nothing trusted there: no evidence
         ref = c_in[lo:hi:max(1, (hi - lo) // _OUTLINE_REFS)]
         here = edge[bin_edge == b]
-        out[here] = np.linalg.norm(colours[here][:, None] - ref[None], axis=2).min(axis=1)
+        out[here] = lengths(colours[here][:, None] - ref[None]).min(axis=1)
     return out
 
 
@@ -228,7 +229,7 @@ def _nearby_distance(xy: np.ndarray, colours: np.ndarray, ref_xy: np.ndarray, re
     dist, near = dist.reshape(len(xy), -1), near.reshape(len(xy), -1)
     ok = np.isfinite(dist)
     ref = np.take(ref_colours, np.where(ok, near, 0), axis=0)
-    return np.where(ok, np.linalg.norm(ref - colours[:, None], axis=2), np.inf).min(axis=1)
+    return np.where(ok, lengths(ref - colours[:, None]), np.inf).min(axis=1)
 
 
 def _parts_image(view: _View, posed: np.ndarray, alpha: np.ndarray
