@@ -41,6 +41,7 @@ from .geometry.laplacian import laplacian_smooth, taubin_smooth
 from .mesh_queries import MeshQuery, Raster, rasterize
 from .options import MeshPreset, PresetView
 from .progress import NoProgress
+from .threads import in_background
 
 #: The surface's settings per quality (grid cells across the longest side, coarse-to-fine levels, Taubin
 #: smoothing steps, final faces): its typed live view of the one preset table (``icon_engine.options.PRESETS``).
@@ -710,6 +711,8 @@ def _smooth_loose(vol: np.ndarray, origin: np.ndarray, h: float, camera: Camera,
     (points (N, 3) → (N,) in [0, 1], optional) marks gaps between body parts, which are not blurred shut.
     ``mask_sd_px`` (H, W; the mask's signed distance in pixels, optional): the blur fades out over
     :data:`LOOSE_RIM_M` towards the mask's outline, so it does not move the silhouette."""
+    # the blurred copy on a second thread while the weight is found (SciPy's filter releases the GIL)
+    blur_job = in_background(ndimage.gaussian_filter, vol, LOOSE_BLUR_M / h)
     # The weight varies slowly: compute it on every 4th node (when the grid allows) and upsample.
     step = 4 if all((n - 1) % 4 == 0 for n in vol.shape) else 1
     shape = tuple((n - 1) // step + 1 for n in vol.shape)
@@ -729,7 +732,7 @@ def _smooth_loose(vol: np.ndarray, origin: np.ndarray, h: float, camera: Camera,
         w = upsample2(w)
     if not (w > 0).any():
         return vol
-    blurred = ndimage.gaussian_filter(vol, LOOSE_BLUR_M / h)
+    blurred = blur_job.result()
     # the blend only where the weight is (a fraction of the grid; elsewhere it would give the node's own value)
     out = np.array(vol, copy=True, order="C")
     flat_w, flat_out = w.reshape(-1), out.reshape(-1)
@@ -836,28 +839,37 @@ def build_surface(
     progress.update(0.02, "Preparing the silhouette")
     t = time.perf_counter()
     vertices, faces, _ = largest_component(vertices, faces)  # drop eyes/teeth: they would carve cavities
+    # the body's raster on a second thread while the body's parts are found (the rasteriser, numpy and SciPy
+    # release the GIL); the fields below likewise: each is one deterministic function of its inputs
+    raster_job = in_background(rasterize, vertices, faces, camera)
     body = mesh_query(vertices, faces, device)
-    braster = rasterize(vertices, faces, camera)
-    body_mask = braster.mask
-    z_body = float(np.median(braster.depth[body_mask])) if body_mask.any() else float(
-        np.median(camera.to_camera(vertices)[:, 2])
-    )
-    px_per_m = float(camera.K[0, 0]) / max(z_body, 1e-3)
-    warns = _mask_warnings(mask, body_mask, px_per_m)
     joints = getattr(fit, "joints", None)
-    owner, gaps, groups, skirt = None, None, None, None
+    owner, gaps, groups, skirt, arm_sil = None, None, None, None, None
     if joints is not None and len(joints) >= 55:
         owner, foot = bone_owner(vertices, joints)
         groups = arm_groups(vertices, faces, owner, foot)
         gaps = PartGaps(vertices, faces, groups, device)
         arm_faces = (groups[faces] > 0).all(1)
         arm_sil = rasterize(vertices, faces[arm_faces], camera).mask if arm_faces.any() else None
+    caps = vertex_caps(vertices, faces, joints, owner)
+    iso = hair_back_weight(vertices, faces, joints, owner)
+    braster = raster_job.result()
+    body_mask = braster.mask
+    z_body = float(np.median(braster.depth[body_mask])) if body_mask.any() else float(
+        np.median(camera.to_camera(vertices)[:, 2])
+    )
+    px_per_m = float(camera.K[0, 0]) / max(z_body, 1e-3)
+    warns = _mask_warnings(mask, body_mask, px_per_m)
+    if groups is not None:
         skirt = SkirtZone(mask, body_mask, joints, camera, vertices[groups == 0], px_per_m, arm_sil)
         if skirt.present:  # the detector's holes and notches inside a skirt are cloth: not carved into it
             mask = mask | skirt.fill
-    caps = vertex_caps(vertices, faces, joints, owner)
+    rounded_job = in_background(body_depth, vertices, faces, camera, braster, mask, px_per_m) \
+        if ROUND_CARVE > 0 else None
     sd_px = mask_signed_distance(mask)
     offset = offset_field(mask, body_mask, px_per_m)
+    depth = depth_field(mask, body_mask, px_per_m)
+    rounded = rounded_job.result() if rounded_job is not None else None
     timings["fields"] = time.perf_counter() - t
 
     # Grid over the body's box grown by the largest offset met on the mask.
@@ -875,9 +887,6 @@ def build_surface(
             w[outside] = gaps.limit(pts[outside], sample_image(offset, uv, outside=None))[1]
         return w
 
-    depth = depth_field(mask, body_mask, px_per_m)
-    iso = hair_back_weight(vertices, faces, joints, owner)
-    rounded = body_depth(vertices, faces, camera, braster, mask, px_per_m) if ROUND_CARVE > 0 else None
     fn = _Field(body, camera, sd_px, offset, caps, gaps, depth, skirt, iso, rounded)
     t = time.perf_counter()
     progress.update(0.08, "Evaluating the occupancy")

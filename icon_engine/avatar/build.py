@@ -14,6 +14,7 @@ from ..bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics, skin_vert
 from ..geometry.device import mesh_query
 from ..mesh_queries import rasterize
 from ..rig import Rig, _np, check_rig_inputs, pose_relative_to_rest, rest_mesh_intersections, torn_faces
+from ..threads import in_background
 from . import body as canonical_poses
 from . import hand_graft, photo_occupancy, skin_weights
 from .body import _PART_MATRIX, LIMB_SEGMENT_NAMES, CanonicalBody, canonical_body, canonical_pose_angles, pose_body
@@ -222,11 +223,15 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
         warnings.append(f"The fitted {limbs} lay outside the photo's clothed surface (fitted off the person's "
                         "outline or at the wrong depth): the avatar keeps the body model's limb there, in the fitted "
                         "pose, which may differ from the photo's.")
-    iou = None
-    if camera is not None and mask is not None:
+    iou = iou_job = None
+    if camera is not None and mask is not None:  # on a second thread beside the rest-pose checks below
         from ..surface import silhouette_iou
 
-        iou = silhouette_iou(posed, tris, camera, np.asarray(mask, dtype=bool))
+        iou_job = in_background(silhouette_iou, posed, tris, camera, np.asarray(mask, dtype=bool))
+    torn = int(torn_faces(posed, rest, tris).sum())
+    intersections = rest_mesh_intersections(rest, tris, rest_joints)
+    if iou_job is not None:
+        iou = iou_job.result()
         if iou < SILHOUETTE_TARGET:
             warnings.append(f"The posed avatar matches the person's outline only approximately "
                             f"(silhouette IoU {iou:.3f}).")
@@ -252,8 +257,8 @@ def build_fused_avatar(posed_vertices: list[np.ndarray], posed_faces: list[np.nd
         "reproduction_error_max_mm": 0.0,
         "influences_max": int(nnz.max()),
         "influences_mean": float(nnz.mean()),
-        "rest_torn_faces": int(torn_faces(posed, rest, tris).sum()),
-        "rest_intersections": rest_mesh_intersections(rest, tris, rest_joints),
+        "rest_torn_faces": torn,
+        "rest_intersections": intersections,
         **wstats,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "time_s": round(time.perf_counter() - t_start, 3),

@@ -247,13 +247,23 @@ class _Problem:
         """(T, 3) world positions of the mapped landmarks."""
         return landmark_points(out["joints"], out["keypoints"], out["rotations"], self.landmarks)
 
+    @property
+    def K_t(self) -> torch.Tensor:
+        """(3, 3) the intrinsics as a tensor on the fit's device (setting it sets :meth:`project`'s focal and
+        centre)."""
+        return self._K_t
+
+    @K_t.setter
+    def K_t(self, value: torch.Tensor) -> None:
+        self._K_t = value
+        self._focal_t = value.diagonal()[:2].clone()  # (fx, fy)
+        self._centre_t = value[:2, 2].clone()  # (cx, cy)
+
     def project(self, points: torch.Tensor) -> torch.Tensor:
-        """World points (N, 3) → processing pixels (N, 2) (camera at R, t = 0)."""
+        """World points (N, 3) → processing pixels (N, 2) (camera at R, t = 0): ``f · xy / z + c``, both axes in
+        one expression (a few operations per fit step instead of twenty)."""
         cam = points @ self.R_t.T
-        z = cam[:, 2].clamp(min=1e-3)
-        u = self.K_t[0, 0] * cam[:, 0] / z + self.K_t[0, 2]
-        v = self.K_t[1, 1] * cam[:, 1] / z + self.K_t[1, 2]
-        return torch.stack([u, v], -1)
+        return cam[:, :2] * self._focal_t / cam[:, 2:].clamp(min=1e-3) + self._centre_t
 
     # -- loss terms ------------------------------------------------------------------------------------------
     def keypoint_loss(self, px: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
