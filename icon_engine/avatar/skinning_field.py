@@ -45,6 +45,18 @@ FOLD_RIGID_TOL = 0.005
 FIELD_BOUND_REACH_M = 0.4
 
 
+class Neighbours(tuple):
+    """(distances (N, K), body vertex indices (N, K)) of :meth:`SkinningField.neighbours` — a plain pair to unpack —
+    that also keeps what a field made of it (the blend matrix, the blended transforms), so the field's other
+    queries on the same points (warp, folds, legs: the occupancy asks for all of them) reuse it instead of making
+    it again. A pair of arrays (a selection of the points) works the same, without the reuse."""
+
+    def __new__(cls, distances: np.ndarray, indices: np.ndarray) -> Neighbours:
+        pair = super().__new__(cls, (distances, indices))
+        pair.made = {}  # (field, kind) -> what that field made of these neighbours
+        return pair
+
+
 class SkinningField:
     """Smooth LBS weights and forward warp of canonical points (:mod:`icon_engine.avatar`, steps 1–2)."""
 
@@ -76,11 +88,10 @@ class SkinningField:
         points = np.asarray(points, dtype=np.float64)
         if len(points) == 0:
             return np.zeros((0, self.lbs_sparse.shape[1])), np.zeros(0)
-        d, idx = self.neighbours(points, k) if neighbours is None else neighbours
-        a, d0 = _blend_weights(d)
+        blend, d0 = self._blend(self.neighbours(points, k) if neighbours is None else neighbours)
         # Σ_k a_nk · lbs[idx_nk] as a sparse (N, V) blend matrix times the sparse body weights: the body's rows
         # hold a few joints each, so this never builds the dense (N, K, 55) gather
-        return (self._blend_matrix(a, idx) @ self.lbs_sparse).toarray(), d0
+        return (blend @ self.lbs_sparse).toarray(), d0
 
     def warp_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(posed points (N, 3), distance to the nearest body vertex (N,)) of canonical points (N, 3): the same as
@@ -95,10 +106,9 @@ class SkinningField:
         points = np.asarray(points, dtype=np.float64)
         if len(points) == 0:
             return np.zeros((0, 3)), np.zeros(0), np.zeros(0)
-        d, idx = self.neighbours(points) if neighbours is None else neighbours
-        a, d0 = _blend_weights(d)
-        blend = self._blend_matrix(a, idx)
-        return self._apply(blend, points), d0, blend @ self.hand_share
+        neighbours = self.neighbours(points) if neighbours is None else neighbours
+        blend, d0 = self._blend(neighbours)
+        return _transform(self._blended_transforms(neighbours), points), d0, blend @ self.hand_share
 
     def jacobian_det(self, points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray],
                      step: float = FOLD_STEP_M) -> np.ndarray:
@@ -110,7 +120,7 @@ class SkinningField:
         if len(points) == 0:
             return np.zeros(0)
         d, idx = neighbours
-        t = self._blend_matrix(_blend_weights(d)[0], idx) @ self._vertex_transforms
+        t = self._blended_transforms(neighbours)
         det = np.ones(len(points))
         # where the blended transforms agree the warp is rigid there (det 1): a blend of rotations differing by
         # less than ≈ 8° keeps det(Σ w_j R_j) above 1 − FOLD_RIGID_TOL, and nothing folds
@@ -118,7 +128,7 @@ class SkinningField:
         if not len(sel):
             return det
         p, d, idx = points[sel], d[sel], idx[sel]
-        x_p = np.einsum("nab,nb->na", t[sel, :9].reshape(-1, 3, 3), p) + t[sel, 9:]
+        x_p = _transform(t[sel], p)
         finite = np.isfinite(d)
         near = self.body.vertices[idx]  # (n, K, 3); an unsearched slot (d = inf) stays inf
         # the offsets to the neighbours per axis, (n, K) each: one shifted point moves one of them (the sum of
@@ -157,15 +167,37 @@ class SkinningField:
 
     def legs(self, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """(N, 2) share of the left and the right leg in the blend of the points of these :meth:`neighbours`."""
-        d, idx = neighbours
-        if len(d) == 0:
+        if len(neighbours[0]) == 0:
             return np.zeros((0, 2))
-        return np.asarray(self._blend_matrix(_blend_weights(d)[0], idx) @ self.leg_shares)
+        return np.asarray(self._blend(neighbours)[0] @ self.leg_shares)
 
     def _apply(self, blend: sp.csr_matrix, points: np.ndarray) -> np.ndarray:
         """Posed points (N, 3): the canonical ``points`` moved by the ``blend`` (N, V) of the body vertices' LBS."""
-        t = blend @ self._vertex_transforms  # (N, 12)
-        return np.einsum("nab,nb->na", t[:, :9].reshape(-1, 3, 3), points) + t[:, 9:]
+        return _transform(blend @ self._vertex_transforms, points)
+
+    def _blend(self, neighbours: tuple[np.ndarray, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
+        """(the blend (N, V) of body vertices, the distance to the nearest one (N,)) of these :meth:`neighbours`
+        (:func:`_blend_weights`); made once per :class:`Neighbours`."""
+        made = getattr(neighbours, "made", None)
+        if made is not None and (self, "blend") in made:
+            return made[self, "blend"]
+        d, idx = neighbours
+        a, d0 = _blend_weights(d)
+        blend = (self._blend_matrix(a, idx), d0)
+        if made is not None:
+            made[self, "blend"] = blend
+        return blend
+
+    def _blended_transforms(self, neighbours: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """(N, 12) the blend of the body vertices' LBS transforms ``[R | o]`` at these :meth:`neighbours`; made once
+        per :class:`Neighbours`."""
+        made = getattr(neighbours, "made", None)
+        if made is not None and (self, "transforms") in made:
+            return made[self, "transforms"]
+        t = self._blend(neighbours)[0] @ self._vertex_transforms
+        if made is not None:
+            made[self, "transforms"] = t
+        return t
 
     def _blend_matrix(self, a: np.ndarray, idx: np.ndarray) -> sp.csr_matrix:
         """Sparse (N, V) blend of body vertices from per-point weights ``a`` (N, K) of vertices ``idx`` (N, K)."""
@@ -173,7 +205,7 @@ class SkinningField:
         return sp.csr_matrix((a.ravel(), idx.ravel(), np.arange(0, n * a.shape[1] + 1, a.shape[1])),
                              shape=(n, len(self.body.vertices)))
 
-    def neighbours(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(self, points: np.ndarray, k: int = FIELD_NEIGHBOURS) -> Neighbours:
         """(distances (N, K), body vertex indices (N, K)) of the canonical points' blend neighbours, K = ``k`` per
         body part; a part too far to weigh in is not searched (distance inf, index 0).
 
@@ -183,7 +215,8 @@ class SkinningField:
         changes."""
         n = len(points)
         if n == 0:
-            return np.zeros((0, k * len(self.part_trees))), np.zeros((0, k * len(self.part_trees)), dtype=np.int64)
+            return Neighbours(np.zeros((0, k * len(self.part_trees))),
+                              np.zeros((0, k * len(self.part_trees)), dtype=np.int64))
         # Parts that cannot weigh in are not searched: first the part nearest to the point's cell (lower bound,
         # 4 cm cells), whose nearest vertex bounds d_min from above; then every other part whose lower bound is
         # within the reach of that bound (beyond it a vertex weighs < exp(−FIELD_CUTOFF) ≈ 1e-12 of the nearest;
@@ -209,13 +242,16 @@ class SkinningField:
         reach2 = d_up * d_up + 2.0 * sig * sig * FIELD_CUTOFF
         for j in range(len(widths)):
             search(j, np.nonzero((first != j) & (lower[:, j] ** 2 <= reach2))[0])
-        return d, idx
+        return Neighbours(d, idx)
 
     def warp(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Canonical points (N, 3) → posed points (N, 3) by LBS with per-point ``weights`` (N, 55)."""
-        t = np.asarray(weights) @ self._transforms  # (N, 12): blended [R | o] per point
-        r = t[:, :9].reshape(-1, 3, 3)
-        return np.einsum("nab,nb->na", r, points) + t[:, 9:]
+        return _transform(np.asarray(weights) @ self._transforms, points)  # blended [R | o] per point
+
+
+def _transform(t: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (N, 3) moved by per-point affine maps ``t`` (N, 12): the 3×3 matrix (row-major) then the offset."""
+    return np.einsum("nab,nb->na", t[:, :9].reshape(-1, 3, 3), points) + t[:, 9:]
 
 
 def folded(det: np.ndarray) -> np.ndarray:
