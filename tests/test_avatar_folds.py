@@ -27,7 +27,7 @@ from icon_engine.avatar import (
     folded,
     pose_body,
 )
-from icon_engine.avatar.skinning_field import FOLD_FROM_DET
+from icon_engine.avatar.skinning_field import FOLD_FROM_DET, Neighbours
 from icon_engine.bundle.skeleton import NUM_JOINTS, PARENTS, forward_kinematics
 from icon_engine.mesh_queries import MeshQuery, rasterize
 
@@ -83,6 +83,31 @@ def test_the_warp_jacobian_is_one_where_rigid_and_compressed_inside_a_bend(model
     np.testing.assert_allclose(rigid.jacobian_det(points, rigid.neighbours(points)), 1.0, atol=1e-6)
     d, idx = field.neighbours(points)
     assert field.jacobian_det(points[:0], (d[:0], idx[:0])).shape == (0,)
+
+
+def test_neighbours_keep_each_fields_blend_and_give_the_plain_pairs_answers(model):
+    """:class:`Neighbours` keeps the blend a field made of it (wave 36: the occupancy's warp, fold test and legs'
+    shares reuse one), per field: two fields of one canonical body in different poses (a fusion's photos) share the
+    neighbours but each gets its own warp. Every answer is the plain pair's, to the bit."""
+    lowered = _field(model, bench_avatar.photo_pose("against"))
+    turned_pose = np.zeros((NUM_JOINTS, 3))
+    turned_pose[0] = [0.0, 1.2, 0.0]
+    turned = _field(model, turned_pose)
+    j = lowered.body.joints
+    rng = np.random.default_rng(7)
+    points = np.concatenate([j[16] + np.array([0.06, -0.07, 0.0]) + rng.normal(0.0, 0.01, (50, 3)),
+                             j[1] + rng.normal(0.0, 0.05, (50, 3))])
+    kept = lowered.neighbours(points)
+    plain = (np.array(kept[0]), np.array(kept[1]))
+    assert isinstance(kept, Neighbours) and not isinstance(plain, Neighbours)
+    for field in (lowered, turned, lowered):  # the second field, then the first again, on the same neighbours
+        for a, b in zip(field.warp_points_hand(points, kept), field.warp_points_hand(points, plain), strict=True):
+            assert np.array_equal(a, b)
+        assert np.array_equal(field.jacobian_det(points, kept), field.jacobian_det(points, plain))
+        assert np.array_equal(field.legs(kept), field.legs(plain))
+        assert np.array_equal(field.weights(points, neighbours=kept)[0], field.weights(points, neighbours=plain)[0])
+    assert {key[0] for key in kept.made} == {lowered, turned}
+    assert not np.allclose(lowered.warp_points_hand(points, kept)[0], turned.warp_points_hand(points, kept)[0])
 
 
 def test_inside_a_bend_the_occupancy_is_the_body_prior(model, monkeypatch):
