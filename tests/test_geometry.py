@@ -107,7 +107,7 @@ def test_fragments_match_a_brute_force_coverage_test():
 
 
 def test_torch_forward_kinematics_matches_numpy_batched_with_gradients():
-    """The level-batched torch kinematics (the fit's and the body model's) equals the numpy one joint by joint, for
+    """The torch kinematics by pointer jumping (the fit's and the body model's) equals the numpy one joint by joint, for
     batched poses, on the SMPL-X tree and on a tree with two roots; its gradients are right (gradcheck)."""
     from icon_engine.bundle.skeleton import PARENTS
     from icon_engine.geometry import skinning, torch_skinning
