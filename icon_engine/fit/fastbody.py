@@ -39,16 +39,13 @@ class FastBody:
         def put(array: np.ndarray) -> torch.Tensor:
             return torch.tensor(array, dtype=torch.float32, device=self.device)
 
-        self.v0 = put(v[0][self.subset])
-        self.v_dirs = put(v[1:, self.subset] - v[0][self.subset])  # (B, S, 3)
-        self.j0 = put(j[0])
-        self.j_dirs = put(j[1:] - j[0])  # (B, 55, 3)
-        self.k0 = put(k[0])
-        self.k_dirs = put(k[1:] - k[0])  # (B, K, 3)
-        # all three shape blends as one product (B, 3 (S + 55 + K)): one operation per fit step, not three einsums
-        self._rest0 = torch.cat([self.v0, self.j0, self.k0]).flatten()
-        self._rest_dirs = torch.cat([self.v_dirs, self.j_dirs, self.k_dirs], 1).flatten(1)
-        self._rest_split = (len(self.v0), len(self.j0), len(self.k0))
+        self.j0 = put(j[0])  # (55, 3) the mean shape's joints
+        # the rest vertex subset, joints and keypoints stacked (S + 55 + K rows): the three shape blends are one
+        # product per fit step, (B,) betas times the (B, 3 (S + 55 + K)) unit-beta offsets
+        rest0 = np.concatenate([v[0][self.subset], j[0], k[0]])
+        self._rest0 = put(rest0).flatten()
+        self._rest_dirs = put(np.concatenate([v[1:, self.subset], j[1:], k[1:]], axis=1) - rest0).flatten(1)
+        self._rest_split = (len(self.subset), len(j[0]), len(k[0]))
         self.w = put(weights[self.subset])  # (S, 55)
         if k.shape[1]:  # a keypoint follows the skinning of its nearest rest vertex
             near = np.argmin(((v[0][:, None, :] - k[0][None]) ** 2).sum(-1), axis=0) if v.shape[1] < 30000 else \
